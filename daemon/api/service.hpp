@@ -1,0 +1,42 @@
+// The D-Bus face of the daemon: one adaptor object for the manager at
+// /org/kvmnet1 and one per network, kept in step with the core::Manager
+// through its listener interface. Translates kvmnet::Error into named D-Bus
+// errors and checks that callers of changing methods are privileged.
+#pragma once
+
+#include "core/manager.hpp"
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace kvmnet::api {
+
+inline constexpr const char* bus_name = "org.kvmnet1";
+inline constexpr const char* manager_path = "/org/kvmnet1";
+
+// "/org/kvmnet1/network/" + name with every byte outside [A-Za-z0-9] as _XX.
+std::string network_path(const std::string& name);
+
+class ManagerObject;
+class NetworkObject;
+
+class Service final : public core::ManagerListener {
+public:
+    Service(sdbus::IConnection& connection, core::Manager& manager);
+    ~Service() override;
+
+    void network_added(const std::string& name) override;
+    void network_removed(const std::string& name) override;
+    void network_changed(const std::string& name) override;
+
+private:
+    sdbus::IConnection& connection_;
+    core::Manager& manager_;
+    std::unique_ptr<ManagerObject> manager_object_;
+    std::map<std::string, std::unique_ptr<NetworkObject>> networks_;
+};
+
+}  // namespace kvmnet::api

@@ -1,0 +1,587 @@
+// Network lifecycle: create/update/delete of the desired state, and the
+// start/stop transactions that make the kernel match it.
+#include "core/manager.hpp"
+
+#include "core/log.hpp"
+#include "plan/planner.hpp"
+#include "store/files.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <functional>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace kvmnet::core {
+namespace {
+
+constexpr const char* ip_forward_path = "/proc/sys/net/ipv4/ip_forward";
+
+bool needs_forwarding(const model::Network& n) { return n.mode == model::Mode::nat || n.mode == model::Mode::routed; }
+
+std::string trim(std::string s)
+{
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+std::string last_lines(const std::string& path, std::size_t count)
+{
+    auto text = store::read_file(path).value_or("");
+    text = trim(text);
+    std::size_t pos = text.size();
+    for (std::size_t i = 0; i < count && pos != std::string::npos && pos > 0; ++i) pos = text.rfind('\n', pos - 1);
+    std::string tail = pos == std::string::npos || pos == 0 ? text : text.substr(pos + 1);
+    std::replace(tail.begin(), tail.end(), '\n', ' ');
+    return tail;
+}
+
+pid_t read_pid(const std::string& path)
+{
+    auto text = store::read_file(path);
+    if (!text) return 0;
+    try {
+        return static_cast<pid_t>(std::stol(*text));
+    } catch (...) {
+        return 0;
+    }
+}
+
+// A rollback journal: each applied step pushes its inverse; unwind() runs
+// them newest first and keeps going when one fails.
+class Undo {
+public:
+    void push(std::string what, std::function<void()> action) { steps_.emplace_back(std::move(what), std::move(action)); }
+    void unwind()
+    {
+        for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
+            try {
+                it->second();
+            } catch (const std::exception& e) {
+                log_error("rollback: " + it->first + " failed: " + e.what());
+            }
+        }
+        steps_.clear();
+    }
+    void commit() { steps_.clear(); }
+
+private:
+    std::vector<std::pair<std::string, std::function<void()>>> steps_;
+};
+
+}  // namespace
+
+std::string_view state_name(State state)
+{
+    switch (state) {
+    case State::inactive: return "inactive";
+    case State::activating: return "activating";
+    case State::active: return "active";
+    case State::degraded: return "degraded";
+    case State::failed: return "failed";
+    }
+    return "failed";
+}
+
+Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall)
+    : options_(std::move(options)), loop_(loop), links_(links), firewall_(firewall), store_(options_.state_dir)
+{
+    store::make_directories(options_.runtime_dir, 0755);
+    dnsmasq_user_ = options_.dnsmasq_user;
+    if (dnsmasq_user_.empty()) dnsmasq_user_ = ::getpwnam("dnsmasq") ? "dnsmasq" : "nobody";
+}
+
+Manager::~Manager() = default;
+
+Manager::Entry& Manager::entry(const std::string& name)
+{
+    auto it = networks_.find(name);
+    if (it == networks_.end()) throw Error(ErrorKind::NotFound, "no network named '" + name + "'");
+    return it->second;
+}
+
+const Manager::Entry& Manager::entry(const std::string& name) const
+{
+    return const_cast<Manager*>(this)->entry(name);
+}
+
+std::vector<std::string> Manager::names() const
+{
+    std::vector<std::string> result;
+    for (const auto& [name, e] : networks_) result.push_back(name);
+    return result;
+}
+
+const model::Network& Manager::spec(const std::string& name) const { return entry(name).spec; }
+State Manager::state(const std::string& name) const { return entry(name).state; }
+const std::string& Manager::state_reason(const std::string& name) const { return entry(name).reason; }
+
+nlohmann::json Manager::describe(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    nlohmann::json j = model::to_json(e.spec);
+    j["state"] = state_name(e.state);
+    j["state_reason"] = e.reason;
+    return j;
+}
+
+nlohmann::json Manager::describe_all() const
+{
+    nlohmann::json networks = nlohmann::json::array();
+    for (const auto& [name, e] : networks_) networks.push_back(describe(name));
+    return {{"networks", networks}};
+}
+
+std::string Manager::runtime_dir_of(const std::string& name) const { return options_.runtime_dir + "/" + name; }
+
+void Manager::set_state(Entry& e, State state, std::string reason)
+{
+    if (e.state == state && e.reason == reason) return;
+    e.state = state;
+    e.reason = std::move(reason);
+    log_info("network " + e.spec.name + ": " + std::string(state_name(state)) + (e.reason.empty() ? "" : " (" + e.reason + ")"));
+    if (listener_) listener_->network_changed(e.spec.name);
+}
+
+std::vector<model::Network> Manager::configured_except(const std::string& name) const
+{
+    std::vector<model::Network> result;
+    for (const auto& [n, e] : networks_)
+        if (n != name) result.push_back(e.spec);
+    return result;
+}
+
+std::vector<model::Network> Manager::active_specs(const std::string& plus, const std::string& minus) const
+{
+    std::vector<model::Network> result;
+    for (const auto& [n, e] : networks_) {
+        const bool running = e.state == State::active || e.state == State::degraded;
+        if (n != minus && (running || n == plus)) result.push_back(e.spec);
+    }
+    return result;
+}
+
+void Manager::check_kernel_conflicts(const model::Network& n)
+{
+    const auto links = links_.list_links();
+    const auto alias_of = [&](int index) -> const plan::LinkInfo* {
+        for (const auto& l : links)
+            if (l.index == index) return &l;
+        return nullptr;
+    };
+    if (auto existing = std::find_if(links.begin(), links.end(), [&](const auto& l) { return l.name == n.bridge; });
+        existing != links.end() && existing->alias != plan::owner_alias(n.name))
+        throw Error(ErrorKind::Conflict, "bridge: interface " + n.bridge +
+                                             " already exists and is not managed by this network; choose another name");
+    for (const auto& a : links_.list_addresses()) {
+        if (a.family != AF_INET) continue;
+        const plan::LinkInfo* link = alias_of(a.link_index);
+        if (link && link->alias.rfind(plan::alias_prefix, 0) == 0) continue;
+        auto ip = model::Ipv4::parse(a.address);
+        if (!ip) continue;
+        model::Ipv4Interface theirs{*ip, a.prefix_length};
+        if (theirs.overlaps(n.ipv4->address))
+            throw Error(ErrorKind::Conflict, "ipv4.address: " + n.ipv4->address.network_str() + " overlaps " +
+                                                 theirs.str() + " on interface " + (link ? link->name : "?") +
+                                                 ", which kvmnet does not manage; choose another subnet");
+    }
+}
+
+std::string Manager::pick_bridge_name() const
+{
+    const auto links = links_.list_links();
+    for (int i = 0;; ++i) {
+        const std::string candidate = "kvmbr" + std::to_string(i);
+        bool used = std::any_of(networks_.begin(), networks_.end(), [&](const auto& kv) { return kv.second.spec.bridge == candidate; }) ||
+                    std::any_of(links.begin(), links.end(), [&](const auto& l) { return l.name == candidate; });
+        if (!used) return candidate;
+    }
+}
+
+// ---- lifecycle of the desired state -------------------------------------
+
+void Manager::load()
+{
+    std::vector<std::string> problems;
+    auto stored = store_.load_all(problems);
+    for (const auto& p : problems) log_error("ignoring stored network " + p);
+    for (auto& n : stored) {
+        const std::string name = n.name;
+        networks_[name].spec = std::move(n);
+        if (listener_) listener_->network_added(name);
+    }
+    for (auto& [name, e] : networks_) {
+        const bool was_active = std::filesystem::exists(runtime_dir_of(name) + "/active");
+        if (!e.spec.autostart && !was_active) continue;
+        log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"));
+        try {
+            bring_up(e);
+        } catch (const std::exception& err) {
+            log_error(err.what());
+        }
+    }
+}
+
+void Manager::reload()
+{
+    std::vector<std::string> problems;
+    auto stored = store_.load_all(problems);
+    for (const auto& p : problems) log_error("reload: ignoring stored network " + p);
+    std::vector<std::string> gone;
+    for (const auto& [name, e] : networks_)
+        if (std::none_of(stored.begin(), stored.end(), [&](const auto& n) { return n.name == name; })) gone.push_back(name);
+    for (const auto& name : gone) {
+        try {
+            Entry& e = entry(name);
+            if (e.state != State::inactive) tear_down(e);
+        } catch (const std::exception& err) {
+            log_error("reload: " + std::string(err.what()));
+        }
+        networks_.erase(name);
+        if (listener_) listener_->network_removed(name);
+    }
+    for (auto& n : stored) {
+        auto it = networks_.find(n.name);
+        if (it == networks_.end()) {
+            const std::string name = n.name;
+            Entry& e = networks_[name];
+            e.spec = std::move(n);
+            if (listener_) listener_->network_added(name);
+            if (e.spec.autostart) {
+                try {
+                    bring_up(e);
+                } catch (const std::exception& err) {
+                    log_error(err.what());
+                }
+            }
+        } else if (!(it->second.spec == n)) {
+            Entry& e = it->second;
+            const bool running = e.state != State::inactive;
+            if (running) tear_down(e);
+            e.spec = std::move(n);
+            if (listener_) listener_->network_changed(e.spec.name);
+            if (running) {
+                try {
+                    bring_up(e);
+                } catch (const std::exception& err) {
+                    log_error(err.what());
+                }
+            } else {
+                set_state(e, State::inactive);
+            }
+        }
+    }
+}
+
+std::string Manager::create(const std::string& document)
+{
+    model::Network n = model::parse_network(document);
+    model::validate_against(n, configured_except(""));
+    if (n.bridge.empty()) n.bridge = pick_bridge_name();
+    check_kernel_conflicts(n);
+    store_.save(n);
+    const std::string name = n.name;
+    networks_[name].spec = std::move(n);
+    log_info("network " + name + ": created");
+    if (listener_) listener_->network_added(name);
+    return name;
+}
+
+void Manager::remove(const std::string& name)
+{
+    Entry& e = entry(name);
+    if (e.state != State::inactive) stop(name);
+    store_.remove(name);
+    networks_.erase(name);
+    log_info("network " + name + ": deleted");
+    if (listener_) listener_->network_removed(name);
+}
+
+void Manager::start(const std::string& name)
+{
+    Entry& e = entry(name);
+    if (e.state == State::active || e.state == State::degraded) return;
+    bring_up(e);
+}
+
+void Manager::stop(const std::string& name)
+{
+    Entry& e = entry(name);
+    if (e.state == State::inactive) return;
+    auto problems = tear_down(e);
+    if (!problems.empty()) {
+        std::string joined;
+        for (const auto& p : problems) joined += (joined.empty() ? "" : "; ") + p;
+        set_state(e, State::failed, "stop incomplete: " + joined);
+        throw Error(ErrorKind::Kernel, "stopping network '" + name + "' left problems: " + joined);
+    }
+    set_state(e, State::inactive);
+}
+
+void Manager::update(const std::string& name, const std::string& document)
+{
+    Entry& e = entry(name);
+    model::Network n = model::parse_network(document);
+    if (n.name != name) throw invalid_field("name", "'" + n.name + "' does not match the network being updated ('" + name + "'); networks cannot be renamed");
+    if (n.bridge.empty()) n.bridge = e.spec.bridge;
+    model::validate_against(n, configured_except(name));
+    if (n == e.spec) return;
+    if (n.bridge != e.spec.bridge || !(n.ipv4->address == e.spec.ipv4->address)) check_kernel_conflicts(n);
+
+    const bool running = e.state == State::active || e.state == State::degraded;
+    if (!running) {
+        store_.save(n);
+        e.spec = std::move(n);
+        if (listener_) listener_->network_changed(name);
+        return;
+    }
+    model::Network old = e.spec;
+    tear_down(e);
+    e.spec = n;
+    try {
+        bring_up(e);
+    } catch (const Error& err) {
+        e.spec = old;
+        try {
+            bring_up(e);
+        } catch (const std::exception& again) {
+            log_error("network " + name + ": restoring the previous configuration failed too: " + again.what());
+        }
+        throw;
+    }
+    store_.save(n);
+    if (listener_) listener_->network_changed(name);
+}
+
+void Manager::set_autostart(const std::string& name, bool autostart)
+{
+    Entry& e = entry(name);
+    if (e.spec.autostart == autostart) return;
+    model::Network n = e.spec;
+    n.autostart = autostart;
+    store_.save(n);
+    e.spec = std::move(n);
+    if (listener_) listener_->network_changed(name);
+}
+
+// ---- kernel reconciliation ----------------------------------------------
+
+void Manager::apply_firewall(const std::vector<model::Network>& active)
+{
+    if (active.empty())
+        firewall_.delete_table(plan::table_name);
+    else
+        firewall_.replace_table(plan::build_ruleset(active));
+}
+
+void Manager::update_ip_forward()
+{
+    // The value found before we first enabled forwarding is kept in the
+    // runtime directory, so a daemon restart in between restores it too.
+    const std::string saved = options_.runtime_dir + "/ip_forward.saved";
+    const auto active = active_specs();
+    const bool want = std::any_of(active.begin(), active.end(), needs_forwarding);
+    const bool have_saved = std::filesystem::exists(saved);
+    if (want && !have_saved) {
+        const std::string current = trim(store::read_file(ip_forward_path).value_or("0"));
+        store::write_atomic(saved, current + "\n");
+        if (current != "1") store::write_atomic_in_place(ip_forward_path, "1\n");
+    } else if (!want && have_saved) {
+        const std::string previous = trim(store::read_file(saved).value_or("0"));
+        if (previous != "1") store::write_atomic_in_place(ip_forward_path, previous + "\n");
+        store::remove_file(saved);
+    }
+}
+
+void Manager::bring_up(Entry& e)
+{
+    const model::Network& n = e.spec;
+    set_state(e, State::activating);
+    Undo undo;
+    std::string step = "checking for conflicts";
+    try {
+        check_kernel_conflicts(n);
+
+        step = "configuring bridge " + n.bridge;
+        const auto observed = links_.find_link(n.bridge);
+        for (const plan::LinkOp& op : plan::plan_bridge(n, observed, links_.list_addresses())) {
+            step = plan::describe(op);
+            log_debug("network " + n.name + ": " + step);
+            std::visit(
+                [&](const auto& o) {
+                    using T = std::decay_t<decltype(o)>;
+                    if constexpr (std::is_same_v<T, plan::CreateBridge>) {
+                        links_.create_bridge(o.name, o.options);
+                        undo.push("delete bridge " + o.name, [this, o] { links_.delete_link(o.name); });
+                    } else if constexpr (std::is_same_v<T, plan::SetAlias>) {
+                        links_.set_alias(o.name, o.alias);
+                    } else if constexpr (std::is_same_v<T, plan::SetMtu>) {
+                        const std::uint32_t before = observed ? observed->mtu : 0;
+                        links_.set_mtu(o.name, o.mtu);
+                        if (before) undo.push("restore MTU", [this, o, before] { links_.set_mtu(o.name, before); });
+                    } else if constexpr (std::is_same_v<T, plan::AddAddress>) {
+                        links_.add_address(o.name, AF_INET, o.address, o.prefix_length);
+                        undo.push("remove address", [this, o] { links_.delete_address(o.name, AF_INET, o.address, o.prefix_length); });
+                    } else if constexpr (std::is_same_v<T, plan::SetUp>) {
+                        links_.set_up(o.name, true);
+                    }
+                },
+                op);
+        }
+
+        step = "committing nftables table inet kvmnet";
+        const auto before = active_specs("", n.name);
+        apply_firewall(active_specs(n.name));
+        undo.push("restore firewall", [this, before] { apply_firewall(before); });
+
+        step = "starting dnsmasq";
+        start_dnsmasq(e);
+        undo.push("stop dnsmasq", [this, &e] { stop_dnsmasq(e); });
+
+        step = "recording runtime state";
+        store::write_atomic(runtime_dir_of(n.name) + "/active", "1\n");
+        e.restarts = 0;
+        set_state(e, State::active);
+
+        step = "enabling IPv4 forwarding";
+        update_ip_forward();
+        undo.commit();
+    } catch (const Error& err) {
+        undo.unwind();
+        const std::string reason = step + ": " + err.what();
+        set_state(e, State::failed, reason);
+        try {
+            update_ip_forward();
+        } catch (const std::exception& again) {
+            log_error(again.what());
+        }
+        throw Error(err.kind(), "starting network '" + n.name + "' failed while " + reason);
+    }
+}
+
+std::vector<std::string> Manager::tear_down(Entry& e)
+{
+    const model::Network& n = e.spec;
+    std::vector<std::string> problems;
+    auto attempt = [&](const std::string& what, const std::function<void()>& action) {
+        try {
+            action();
+        } catch (const std::exception& err) {
+            problems.push_back(what + ": " + err.what());
+            log_error("network " + n.name + ": " + what + ": " + err.what());
+        }
+    };
+    e.restart_timer.reset();
+    attempt("stopping dnsmasq", [&] { stop_dnsmasq(e); });
+    attempt("updating nftables", [&] { apply_firewall(active_specs("", n.name)); });
+    attempt("deleting bridge " + n.bridge, [&] {
+        auto link = links_.find_link(n.bridge);
+        if (link && link->alias == plan::owner_alias(n.name)) links_.delete_link(n.bridge);
+    });
+    // The network counts as stopped from here on, whatever failed above.
+    e.state = State::inactive;
+    attempt("restoring IPv4 forwarding", [&] { update_ip_forward(); });
+    std::error_code ec;
+    std::filesystem::remove_all(runtime_dir_of(n.name), ec);
+    return problems;
+}
+
+void Manager::start_dnsmasq(Entry& e)
+{
+    const model::Network& n = e.spec;
+    const std::string dir = runtime_dir_of(n.name);
+    store::make_directories(dir, 0755);
+    const auto files = plan::plan_dnsmasq(n, dir, dnsmasq_user_);
+    const std::string conf = dir + "/dnsmasq.conf";
+    const std::string pidfile = dir + "/dnsmasq.pid";
+    const std::string conf_arg = "--conf-file=" + conf;
+
+    // Adopt a dnsmasq left running by an earlier instance of the daemon when
+    // it serves exactly this configuration: guests keep their DHCP/DNS.
+    if (pid_t old = read_pid(pidfile); old > 0 && process_alive(old)) {
+        const auto cmd = process_cmdline(old);
+        const bool ours = std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end();
+        if (ours && store::read_file(conf) == files.config) {
+            if (store::read_file(dir + "/dnsmasq.hosts") != files.hosts) {
+                store::write_atomic(dir + "/dnsmasq.hosts", files.hosts, 0644);
+                ::kill(old, SIGHUP);
+            }
+            log_info("network " + n.name + ": adopted dnsmasq pid " + std::to_string(old));
+            watch_dnsmasq(e, old);
+            return;
+        }
+        if (ours) stop_process(old);
+    }
+
+    store::write_atomic(conf, files.config, 0644);
+    store::write_atomic(dir + "/dnsmasq.hosts", files.hosts, 0644);
+    store::remove_file(pidfile);
+    const pid_t pid = spawn_process({options_.dnsmasq, "--keep-in-foreground", conf_arg}, dir + "/dnsmasq.log");
+    // dnsmasq writes its pid file only once its sockets are bound, which makes
+    // the file a readiness signal; an early exit carries the reason in its log.
+    for (int waited_ms = 0;; ++waited_ms) {
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid)
+            throw Error(ErrorKind::Kernel, "dnsmasq exited at start (status " +
+                                               std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) +
+                                               "): " + last_lines(dir + "/dnsmasq.log", 2));
+        if (read_pid(pidfile) == pid) break;
+        if (waited_ms > 10000) {
+            stop_process(pid);
+            throw Error(ErrorKind::Kernel, "dnsmasq did not become ready within 10 s");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    log_info("network " + n.name + ": dnsmasq running as pid " + std::to_string(pid));
+    watch_dnsmasq(e, pid);
+}
+
+void Manager::watch_dnsmasq(Entry& e, pid_t pid)
+{
+    const std::string name = e.spec.name;
+    e.dnsmasq = std::make_unique<ProcessWatch>(loop_, pid, [this, name](int status) { dnsmasq_exited(name, status); });
+}
+
+void Manager::dnsmasq_exited(const std::string& name, int status)
+{
+    auto it = networks_.find(name);
+    if (it == networks_.end()) return;
+    Entry& e = it->second;
+    e.dnsmasq.reset();
+    if (e.state != State::active && e.state != State::degraded) return;
+    const unsigned delay_s = std::min(1u << std::min(e.restarts, 5u), 30u);
+    ++e.restarts;
+    set_state(e, State::degraded,
+              "dnsmasq exited (status " + std::to_string(status) + "); restarting in " + std::to_string(delay_s) + " s");
+    e.restart_timer = loop_.add_timer(delay_s * 1000000ull, [this, name] {
+        auto found = networks_.find(name);
+        if (found == networks_.end()) return;
+        Entry& entry = found->second;
+        if (entry.state != State::degraded) return;
+        try {
+            start_dnsmasq(entry);
+            set_state(entry, State::active);
+        } catch (const std::exception& err) {
+            log_error("network " + name + ": restarting dnsmasq failed: " + err.what());
+            dnsmasq_exited(name, -1);
+        }
+    });
+}
+
+void Manager::stop_dnsmasq(Entry& e)
+{
+    const std::string dir = runtime_dir_of(e.spec.name);
+    pid_t pid = e.dnsmasq ? e.dnsmasq->pid() : read_pid(dir + "/dnsmasq.pid");
+    e.dnsmasq.reset();
+    if (pid > 0 && process_alive(pid)) {
+        const auto cmd = process_cmdline(pid);
+        if (std::find(cmd.begin(), cmd.end(), "--conf-file=" + dir + "/dnsmasq.conf") != cmd.end()) stop_process(pid);
+    }
+    store::remove_file(dir + "/dnsmasq.pid");
+}
+
+}  // namespace kvmnet::core

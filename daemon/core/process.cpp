@@ -1,0 +1,118 @@
+// Process spawning and supervision helpers.
+#include "core/process.hpp"
+
+#include "model/error.hpp"
+#include "store/files.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <systemd/sd-event.h>
+#include <thread>
+#include <unistd.h>
+
+namespace kvmnet::core {
+
+pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log_path)
+{
+    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (log < 0) throw Error(ErrorKind::Kernel, "cannot open " + log_path + ": " + std::strerror(errno));
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        int saved = errno;
+        ::close(log);
+        throw Error(ErrorKind::Kernel, "cannot fork: " + std::string(std::strerror(saved)));
+    }
+    if (pid == 0) {
+        // Only async-signal-safe calls from here on.
+        ::setsid();
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
+        int null = ::open("/dev/null", O_RDONLY);
+        ::dup2(null, 0);
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+        ::syscall(SYS_close_range, 3u, ~0u, 0u);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(log);
+    return pid;
+}
+
+std::vector<std::string> process_cmdline(pid_t pid)
+{
+    std::vector<std::string> result;
+    auto text = store::read_file("/proc/" + std::to_string(pid) + "/cmdline");
+    if (!text) return result;
+    std::size_t start = 0;
+    while (start < text->size()) {
+        std::size_t end = text->find('\0', start);
+        if (end == std::string::npos) end = text->size();
+        result.push_back(text->substr(start, end - start));
+        start = end + 1;
+    }
+    return result;
+}
+
+bool process_alive(pid_t pid)
+{
+    if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+    // A zombie still answers kill(0); it is not alive for our purposes.
+    auto stat = store::read_file("/proc/" + std::to_string(pid) + "/stat");
+    if (!stat) return false;
+    auto close = stat->rfind(')');
+    return close == std::string::npos || close + 2 >= stat->size() || (*stat)[close + 2] != 'Z';
+}
+
+void stop_process(pid_t pid, int grace_ms)
+{
+    if (pid <= 0) return;
+    auto reap = [pid] {
+        int status = 0;
+        return ::waitpid(pid, &status, WNOHANG) == pid;
+    };
+    ::kill(pid, SIGTERM);
+    for (int waited = 0; waited < grace_ms; waited += 5) {
+        if (reap() || !process_alive(pid)) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ::kill(pid, SIGKILL);
+    for (int i = 0; i < 200 && !reap() && process_alive(pid); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+ProcessWatch::ProcessWatch(EventLoop& loop, pid_t pid, std::function<void(int)> on_exit) : pid_(pid)
+{
+    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd_ < 0) throw Error(ErrorKind::Kernel, "cannot watch process " + std::to_string(pid) + ": " + std::strerror(errno));
+    source_ = loop.add_io(pidfd_, EPOLLIN, [this, on_exit = std::move(on_exit)](std::uint32_t) {
+        // Copied first: on_exit may destroy this watch, and its handler with it.
+        auto notify = on_exit;
+        int status = 0;
+        siginfo_t info{};
+        // Reap our own children; adopted processes are reaped by their parent.
+        if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_), &info, WEXITED | WNOHANG) == 0)
+            status = info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
+        sd_event_source_set_enabled(source_->get(), SD_EVENT_OFF);
+        notify(status);
+    });
+}
+
+ProcessWatch::~ProcessWatch()
+{
+    source_.reset();
+    if (pidfd_ >= 0) ::close(pidfd_);
+}
+
+}  // namespace kvmnet::core

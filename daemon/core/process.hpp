@@ -1,0 +1,44 @@
+// Child processes the daemon supervises (dnsmasq): spawning them detached
+// from our session so they outlive a daemon restart, watching them through a
+// pidfd (which works for adopted processes too, not only our children), and
+// stopping them by PID.
+#pragma once
+
+#include "core/event_loop.hpp"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace kvmnet::core {
+
+// fork + exec with stdin on /dev/null and stdout/stderr appended to
+// `log_path`, in a new session, with a clean signal mask.
+pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log_path);
+
+// The process's command line as argv, empty when it does not exist.
+std::vector<std::string> process_cmdline(pid_t pid);
+
+bool process_alive(pid_t pid);
+
+// SIGTERM, wait up to `grace_ms`, then SIGKILL; reaps it when it is our child.
+void stop_process(pid_t pid, int grace_ms = 2000);
+
+// Calls `on_exit` once when `pid` exits (reaping it when it is our child).
+class ProcessWatch {
+public:
+    ProcessWatch(EventLoop& loop, pid_t pid, std::function<void(int status)> on_exit);
+    ~ProcessWatch();
+    ProcessWatch(const ProcessWatch&) = delete;
+    ProcessWatch& operator=(const ProcessWatch&) = delete;
+    pid_t pid() const { return pid_; }
+
+private:
+    pid_t pid_;
+    int pidfd_ = -1;
+    std::unique_ptr<EventSource> source_;
+};
+
+}  // namespace kvmnet::core

@@ -1,0 +1,189 @@
+// kvmnetd: wires the event loop, kernel adapters, manager and D-Bus service
+// together. Networks keep running when the daemon exits; they belong to the
+// guests, and the next start adopts them.
+#include "api/service.hpp"
+#include "core/event_loop.hpp"
+#include "core/log.hpp"
+#include "core/manager.hpp"
+#include "kernel/netlink_links.hpp"
+#include "kernel/nftables.hpp"
+
+#include <sdbus-c++/sdbus-c++.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include <csignal>
+#include <cstring>
+#include <iostream>
+
+namespace {
+
+using namespace kvmnet;
+
+void usage(std::ostream& out)
+{
+    out << "Usage: kvmnetd [OPTIONS]\n"
+           "Owns kvmnet virtual networks and serves org.kvmnet1 on the system bus\n"
+           "(DBUS_SYSTEM_BUS_ADDRESS selects another bus).\n\n"
+           "  --state-dir DIR     persistent configuration (default /var/lib/kvmnet)\n"
+           "  --runtime-dir DIR   runtime files: dnsmasq config, leases (default /run/kvmnet)\n"
+           "  --dnsmasq PATH      dnsmasq binary (default /usr/sbin/dnsmasq)\n"
+           "  --log-level LEVEL   debug, info, warning or error (default info)\n"
+           "  --version           print the version and exit\n";
+}
+
+// Drives an sdbus-c++ 1.2 connection from sd-event: one io source and one
+// timer, re-armed from the connection's poll data after every dispatch.
+class BusDriver {
+public:
+    BusDriver(sd_event* event, sdbus::IConnection& connection) : connection_(connection)
+    {
+        const auto poll = connection_.getEventLoopPollData();
+        check(sd_event_add_io(event, &io_, poll.fd, static_cast<std::uint32_t>(poll.events), on_io, this));
+        check(sd_event_add_time(event, &timer_, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, this));
+        check(sd_event_add_post(event, &post_, on_post, this));
+        sd_event_source_set_enabled(post_, SD_EVENT_ON);
+        rearm();
+    }
+    ~BusDriver()
+    {
+        sd_event_source_disable_unref(io_);
+        sd_event_source_disable_unref(timer_);
+        sd_event_source_disable_unref(post_);
+    }
+    BusDriver(const BusDriver&) = delete;
+    BusDriver& operator=(const BusDriver&) = delete;
+
+    void dispatch()
+    {
+        while (connection_.processPendingRequest()) {
+        }
+        rearm();
+    }
+
+private:
+    static void check(int r)
+    {
+        if (r < 0) throw Error(ErrorKind::Kernel, std::string("attaching the bus to the event loop: ") + std::strerror(-r));
+    }
+    void rearm()
+    {
+        const auto poll = connection_.getEventLoopPollData();
+        sd_event_source_set_io_events(io_, static_cast<std::uint32_t>(poll.events));
+        if (poll.timeout_usec == UINT64_MAX) {
+            sd_event_source_set_enabled(timer_, SD_EVENT_OFF);
+        } else {
+            sd_event_source_set_time(timer_, poll.timeout_usec);
+            sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+        }
+    }
+    static int on_io(sd_event_source*, int, std::uint32_t, void* self)
+    {
+        static_cast<BusDriver*>(self)->dispatch();
+        return 0;
+    }
+    static int on_timer(sd_event_source*, std::uint64_t, void* self)
+    {
+        static_cast<BusDriver*>(self)->dispatch();
+        return 0;
+    }
+    // Other sources (child exits, timers) may queue outgoing signals: make
+    // sure the io source asks for POLLOUT when they do.
+    static int on_post(sd_event_source*, void* self)
+    {
+        static_cast<BusDriver*>(self)->rearm();
+        return 0;
+    }
+
+    sdbus::IConnection& connection_;
+    sd_event_source* io_ = nullptr;
+    sd_event_source* timer_ = nullptr;
+    sd_event_source* post_ = nullptr;
+};
+
+class FirewallBridge final : public plan::FirewallAdapter {
+public:
+    void replace_table(const plan::Table& table) override { nft_.replace_table(table); }
+    void delete_table(const std::string& name) override { nft_.delete_table(name); }
+
+private:
+    kernel::Nftables nft_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    core::ManagerOptions options;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::cerr << "kvmnetd: " << arg << " needs a value\n";
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (arg == "--state-dir") {
+            options.state_dir = value();
+        } else if (arg == "--runtime-dir") {
+            options.runtime_dir = value();
+        } else if (arg == "--dnsmasq") {
+            options.dnsmasq = value();
+        } else if (arg == "--log-level") {
+            core::LogLevel level{};
+            const std::string text = value();
+            if (!core::parse_log_level(text, level)) {
+                std::cerr << "kvmnetd: unknown log level '" << text << "'\n";
+                return 2;
+            }
+            core::set_log_level(level);
+        } else if (arg == "--version") {
+            std::cout << "kvmnetd " << KVMNET_VERSION << "\n";
+            return 0;
+        } else if (arg == "--help" || arg == "-h") {
+            usage(std::cout);
+            return 0;
+        } else {
+            std::cerr << "kvmnetd: unknown option '" << arg << "'\n";
+            usage(std::cerr);
+            return 2;
+        }
+    }
+
+    try {
+        core::EventLoop loop;
+        auto stop = [&] { loop.exit(0); };
+        auto sigterm = loop.add_signal(SIGTERM, stop);
+        auto sigint = loop.add_signal(SIGINT, stop);
+        // Children are watched through pidfds; SIGCHLD must stay deliverable
+        // for waitid() but needs no handler.
+        kernel::NetlinkLinks links;
+        FirewallBridge firewall;
+        core::Manager manager(options, loop, links, firewall);
+
+        auto connection = sdbus::createSystemBusConnection();
+        api::Service service(*connection, manager);
+        auto sighup = loop.add_signal(SIGHUP, [&] {
+            core::log_info("SIGHUP: reloading the desired state");
+            manager.reload();
+        });
+        manager.load();
+        // Take the name only once autostart networks are up, so that bus
+        // activation and sd_notify readiness mean "networks are there".
+        connection->requestName(api::bus_name);
+        BusDriver bus(loop.get(), *connection);
+        sd_notify(0, "READY=1");
+        core::log_info("kvmnetd " KVMNET_VERSION " ready on the bus as org.kvmnet1");
+        const int code = loop.run();
+        sd_notify(0, "STOPPING=1");
+        core::log_info("kvmnetd stopping; running networks are left in place");
+        return code < 0 ? 1 : code;
+    } catch (const sdbus::Error& e) {
+        core::log_error(std::string("D-Bus: ") + e.getName() + ": " + e.getMessage());
+        return 1;
+    } catch (const std::exception& e) {
+        core::log_error(e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,370 @@
+// Parsing, serialisation and validation of the network document.
+#include "model/network.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <initializer_list>
+#include <set>
+
+namespace kvmnet {
+
+std::string_view error_kind_name(ErrorKind kind)
+{
+    switch (kind) {
+    case ErrorKind::InvalidArgument: return "InvalidArgument";
+    case ErrorKind::NotFound: return "NotFound";
+    case ErrorKind::AlreadyExists: return "AlreadyExists";
+    case ErrorKind::Conflict: return "Conflict";
+    case ErrorKind::Unsupported: return "Unsupported";
+    case ErrorKind::Kernel: return "Kernel";
+    case ErrorKind::Busy: return "Busy";
+    }
+    return "Kernel";
+}
+
+}  // namespace kvmnet
+
+namespace kvmnet::model {
+namespace {
+
+using json = nlohmann::json;
+
+const char* type_name(const json& j)
+{
+    switch (j.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float: return "a number";
+    default: return "an unsupported value";
+    }
+}
+
+// Walks one JSON object: each accessor marks its key as known, and finish()
+// rejects whatever is left, so a typo never passes silently.
+class ObjectReader {
+public:
+    ObjectReader(const json& object, std::string path) : object_(object), path_(std::move(path))
+    {
+        if (!object_.is_object()) throw invalid_field(display(), std::string("expected an object, got ") + type_name(object_));
+    }
+
+    const json* get(const std::string& key)
+    {
+        known_.insert(key);
+        auto it = object_.find(key);
+        return it == object_.end() ? nullptr : &*it;
+    }
+
+    std::string field(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+    std::optional<std::string> string(const std::string& key, std::size_t max_length = 256)
+    {
+        const json* v = get(key);
+        if (!v) return std::nullopt;
+        if (!v->is_string()) throw invalid_field(field(key), std::string("expected a string, got ") + type_name(*v));
+        const auto& s = v->get_ref<const std::string&>();
+        if (s.size() > max_length)
+            throw invalid_field(field(key), "longer than " + std::to_string(max_length) + " bytes");
+        return s;
+    }
+
+    std::optional<bool> boolean(const std::string& key)
+    {
+        const json* v = get(key);
+        if (!v) return std::nullopt;
+        if (!v->is_boolean()) throw invalid_field(field(key), std::string("expected true or false, got ") + type_name(*v));
+        return v->get<bool>();
+    }
+
+    std::optional<std::uint64_t> unsigned_integer(const std::string& key, std::uint64_t min, std::uint64_t max)
+    {
+        const json* v = get(key);
+        if (!v) return std::nullopt;
+        if (!v->is_number_integer())
+            throw invalid_field(field(key), std::string("expected an integer, got ") + type_name(*v));
+        if (v->is_number_unsigned() || v->get<std::int64_t>() >= 0) {
+            const auto n = v->get<std::uint64_t>();
+            if (n >= min && n <= max) return n;
+        }
+        throw invalid_field(field(key), "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    }
+
+    const json* array(const std::string& key, std::size_t max_items)
+    {
+        const json* v = get(key);
+        if (!v) return nullptr;
+        if (!v->is_array()) throw invalid_field(field(key), std::string("expected an array, got ") + type_name(*v));
+        if (v->size() > max_items)
+            throw invalid_field(field(key), "more than " + std::to_string(max_items) + " entries");
+        return v;
+    }
+
+    void finish() const
+    {
+        for (auto it = object_.begin(); it != object_.end(); ++it)
+            if (!known_.count(it.key())) throw invalid_field(field(it.key()), "unknown field");
+    }
+
+private:
+    std::string display() const { return path_.empty() ? "document" : path_; }
+
+    const json& object_;
+    std::string path_;
+    std::set<std::string> known_;
+};
+
+std::string item(const std::string& field, std::size_t index) { return field + "[" + std::to_string(index) + "]"; }
+
+bool valid_mac(const std::string& mac)
+{
+    if (mac.size() != 17) return false;
+    for (std::size_t i = 0; i < mac.size(); ++i) {
+        if (i % 3 == 2) {
+            if (mac[i] != ':') return false;
+        } else if (!std::isxdigit(static_cast<unsigned char>(mac[i]))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string lower(std::string s)
+{
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+// RFC 1123 host name label.
+bool valid_host_name(const std::string& name)
+{
+    if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+    return std::all_of(name.begin(), name.end(),
+                       [](unsigned char c) { return std::isalnum(c) || c == '-'; });
+}
+
+Ipv4 parse_ip(const std::string& field, const std::string& text)
+{
+    auto ip = Ipv4::parse(text);
+    if (!ip) throw invalid_field(field, "'" + text + "' is not an IPv4 address");
+    return *ip;
+}
+
+Ipv4Config parse_ipv4(const json& j)
+{
+    ObjectReader r(j, "ipv4");
+    Ipv4Config config;
+    auto address = r.string("address");
+    if (!address) throw invalid_field("ipv4.address", "required (for example \"192.168.122.1/24\")");
+    auto parsed = Ipv4Interface::parse(*address);
+    if (!parsed) throw invalid_field("ipv4.address", "'" + *address + "' is not an address with prefix (A.B.C.D/N)");
+    config.address = *parsed;
+    if (const json* dhcp = r.get("dhcp")) {
+        ObjectReader d(*dhcp, "ipv4.dhcp");
+        config.dhcp = true;
+        if (const json* ranges = d.array("ranges", 64)) {
+            for (std::size_t i = 0; i < ranges->size(); ++i) {
+                const std::string f = item("ipv4.dhcp.ranges", i);
+                const json& v = (*ranges)[i];
+                if (!v.is_string()) throw invalid_field(f, std::string("expected a string, got ") + type_name(v));
+                const auto& text = v.get_ref<const std::string&>();
+                const auto dash = text.find('-');
+                if (dash == std::string::npos) throw invalid_field(f, "expected FIRST-LAST, got '" + text + "'");
+                config.ranges.push_back({parse_ip(f, text.substr(0, dash)), parse_ip(f, text.substr(dash + 1))});
+            }
+        }
+        if (const json* hosts = d.array("hosts", 4096)) {
+            for (std::size_t i = 0; i < hosts->size(); ++i) {
+                ObjectReader h((*hosts)[i], item("ipv4.dhcp.hosts", i));
+                DhcpHost host;
+                auto mac = h.string("mac");
+                if (!mac || !valid_mac(*mac)) throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
+                host.mac = lower(*mac);
+                auto ip = h.string("ip");
+                if (!ip) throw invalid_field(h.field("ip"), "required");
+                host.ip = parse_ip(h.field("ip"), *ip);
+                host.name = h.string("name", 63).value_or("");
+                if (!host.name.empty() && !valid_host_name(host.name))
+                    throw invalid_field(h.field("name"), "'" + host.name + "' is not a valid host name (letters, digits, '-')");
+                h.finish();
+                config.hosts.push_back(std::move(host));
+            }
+        }
+        d.finish();
+    }
+    r.finish();
+    return config;
+}
+
+Mode parse_mode(const std::string& text)
+{
+    if (text == "nat") return Mode::nat;
+    if (text == "bridge") return Mode::bridge;
+    if (text == "isolated") return Mode::isolated;
+    if (text == "routed") return Mode::routed;
+    throw invalid_field("mode", "unknown mode '" + text + "' (expected nat, bridge, isolated or routed)");
+}
+
+}  // namespace
+
+std::string_view mode_name(Mode mode)
+{
+    switch (mode) {
+    case Mode::nat: return "nat";
+    case Mode::bridge: return "bridge";
+    case Mode::isolated: return "isolated";
+    case Mode::routed: return "routed";
+    }
+    return "nat";
+}
+
+bool valid_network_name(const std::string& name)
+{
+    if (name.empty() || name.size() > 32 || !std::isalnum(static_cast<unsigned char>(name.front()))) return false;
+    return std::all_of(name.begin(), name.end(),
+                       [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+
+bool valid_interface_name(const std::string& name)
+{
+    if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
+    return std::all_of(name.begin(), name.end(),
+                       [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+
+Network parse_network(const nlohmann::json& document)
+{
+    ObjectReader r(document, "");
+    Network n;
+    auto name = r.string("name", 64);
+    if (!name) throw invalid_field("name", "required");
+    n.name = *name;
+    if (!valid_network_name(n.name))
+        throw invalid_field("name", "'" + n.name +
+                                        "' is not a valid network name (1-32 characters: letters, digits, '-', '_', "
+                                        "'.', starting with a letter or digit)");
+    auto mode = r.string("mode", 16);
+    if (!mode) throw invalid_field("mode", "required (nat, bridge, isolated or routed)");
+    n.mode = parse_mode(*mode);
+    n.bridge = r.string("bridge", 64).value_or("");
+    if (!n.bridge.empty() && !valid_interface_name(n.bridge))
+        throw invalid_field("bridge", "'" + n.bridge +
+                                          "' is not a valid interface name (1-15 bytes: letters, digits, '-', '_', '.')");
+    n.autostart = r.boolean("autostart").value_or(false);
+    if (const json* ipv4 = r.get("ipv4")) n.ipv4 = parse_ipv4(*ipv4);
+    n.uplink = r.string("uplink", 64).value_or("");
+    if (!n.uplink.empty() && !valid_interface_name(n.uplink))
+        throw invalid_field("uplink", "'" + n.uplink + "' is not a valid interface name");
+    n.stp = r.boolean("stp").value_or(false);
+    n.forward_delay = static_cast<std::uint32_t>(r.unsigned_integer("forward_delay", 0, 30).value_or(0));
+    n.mtu = static_cast<std::uint32_t>(r.unsigned_integer("mtu", 68, 65535).value_or(0));
+    if (const json* forwards = r.array("forwards", 100000); forwards && !forwards->empty())
+        throw Error(ErrorKind::Unsupported, "forwards: port forwarding is not available in this version of kvmnetd");
+    if (const json* limits = r.get("limits"); limits && !(limits->is_object() && limits->empty()))
+        throw Error(ErrorKind::Unsupported, "limits: connection limits are not available in this version of kvmnetd");
+    r.finish();
+    validate(n);
+    return n;
+}
+
+Network parse_network(const std::string& text)
+{
+    json document;
+    try {
+        document = json::parse(text);
+    } catch (const json::parse_error& e) {
+        throw invalid_field("document", std::string("not valid JSON: ") + e.what());
+    }
+    return parse_network(document);
+}
+
+nlohmann::json to_json(const Network& n)
+{
+    json j = {{"name", n.name}, {"mode", mode_name(n.mode)}, {"bridge", n.bridge}, {"autostart", n.autostart}};
+    if (n.ipv4) {
+        json ipv4 = {{"address", n.ipv4->address.str()}};
+        if (n.ipv4->dhcp) {
+            json ranges = json::array();
+            for (const auto& r : n.ipv4->ranges) ranges.push_back(r.first.str() + "-" + r.last.str());
+            json hosts = json::array();
+            for (const auto& h : n.ipv4->hosts) {
+                json host = {{"mac", h.mac}, {"ip", h.ip.str()}};
+                if (!h.name.empty()) host["name"] = h.name;
+                hosts.push_back(std::move(host));
+            }
+            ipv4["dhcp"] = {{"ranges", ranges}, {"hosts", hosts}};
+        }
+        j["ipv4"] = std::move(ipv4);
+    }
+    if (!n.uplink.empty()) j["uplink"] = n.uplink;
+    j["stp"] = n.stp;
+    j["forward_delay"] = n.forward_delay;
+    if (n.mtu != 0) j["mtu"] = n.mtu;
+    return j;
+}
+
+void validate(const Network& n)
+{
+    if (!valid_network_name(n.name)) throw invalid_field("name", "'" + n.name + "' is not a valid network name");
+    if (n.mode == Mode::bridge)
+        throw Error(ErrorKind::Unsupported,
+                    "mode: bridge mode is not available in this version of kvmnetd; use nat, isolated or routed");
+    if (!n.ipv4) throw invalid_field("ipv4", std::string("required for mode ") + std::string(mode_name(n.mode)));
+    if (!n.uplink.empty() && n.mode != Mode::nat && n.mode != Mode::routed)
+        throw invalid_field("uplink", "only meaningful for nat and routed networks");
+
+    const Ipv4Interface& a = n.ipv4->address;
+    if (a.prefix < 8 || a.prefix > 30)
+        throw invalid_field("ipv4.address", "prefix /" + std::to_string(a.prefix) + " must be between /8 and /30");
+    if (a.address == a.network() || a.address == a.broadcast())
+        throw invalid_field("ipv4.address", "gateway " + a.address.str() + " is the network or broadcast address of " +
+                                                a.network_str() + "; use a host address such as " +
+                                                Ipv4{a.network().value + 1}.str());
+    const auto usable = [&](Ipv4 ip) { return a.contains(ip) && ip != a.network() && ip != a.broadcast(); };
+
+    for (std::size_t i = 0; i < n.ipv4->ranges.size(); ++i) {
+        const auto& r = n.ipv4->ranges[i];
+        const std::string f = item("ipv4.dhcp.ranges", i);
+        if (!usable(r.first) || !usable(r.last))
+            throw invalid_field(f, r.first.str() + "-" + r.last.str() + " is not inside " + a.network_str());
+        if (r.last < r.first) throw invalid_field(f, r.first.str() + "-" + r.last.str() + " is reversed");
+        if (a.address >= r.first && a.address <= r.last)
+            throw invalid_field(f, "contains the gateway address " + a.address.str());
+        for (std::size_t k = 0; k < i; ++k) {
+            const auto& o = n.ipv4->ranges[k];
+            if (!(r.last < o.first || o.last < r.first))
+                throw invalid_field(f, "overlaps " + item("ipv4.dhcp.ranges", k));
+        }
+    }
+    std::set<std::string> macs, names;
+    std::set<Ipv4> ips;
+    for (std::size_t i = 0; i < n.ipv4->hosts.size(); ++i) {
+        const auto& h = n.ipv4->hosts[i];
+        const std::string f = item("ipv4.dhcp.hosts", i);
+        if (!usable(h.ip) || h.ip == a.address)
+            throw invalid_field(f + ".ip", h.ip.str() + " is not a free host address inside " + a.network_str());
+        if (!macs.insert(h.mac).second) throw invalid_field(f + ".mac", "duplicate MAC " + h.mac);
+        if (!ips.insert(h.ip).second) throw invalid_field(f + ".ip", "duplicate address " + h.ip.str());
+        if (!h.name.empty() && !names.insert(h.name).second) throw invalid_field(f + ".name", "duplicate name " + h.name);
+    }
+}
+
+void validate_against(const Network& n, const std::vector<Network>& others)
+{
+    for (const Network& o : others) {
+        if (o.name == n.name) throw Error(ErrorKind::AlreadyExists, "name: a network named '" + n.name + "' already exists");
+        if (!n.bridge.empty() && o.bridge == n.bridge)
+            throw Error(ErrorKind::Conflict, "bridge: " + n.bridge + " is already used by network '" + o.name + "'");
+        if (n.ipv4 && o.ipv4 && n.ipv4->address.overlaps(o.ipv4->address))
+            throw Error(ErrorKind::Conflict, "ipv4.address: " + n.ipv4->address.network_str() + " overlaps " +
+                                                 o.ipv4->address.network_str() + " of network '" + o.name + "'");
+    }
+}
+
+}  // namespace kvmnet::model

@@ -1,0 +1,177 @@
+// Ruleset, bridge and dnsmasq planning for NAT, routed and isolated networks.
+#include "plan/planner.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+namespace kvmnet::plan {
+namespace {
+
+constexpr std::uint8_t tcp = 6, udp = 17;
+
+MatchIfname iif(const std::string& name, Cmp op = Cmp::eq) { return {true, op, name}; }
+MatchIfname oif(const std::string& name, Cmp op = Cmp::eq) { return {false, op, name}; }
+MatchIpv4 saddr(const model::Ipv4Interface& a, Cmp op = Cmp::eq) { return {true, op, {a.network().value, a.prefix}}; }
+MatchIpv4 daddr(const model::Ipv4Interface& a, Cmp op = Cmp::eq) { return {false, op, {a.network().value, a.prefix}}; }
+MatchIpv4 daddr(std::uint32_t address, std::uint8_t length) { return {false, Cmp::eq, {address, length}}; }
+
+Rule rule(std::vector<Match> matches, Verdict verdict, const std::string& comment, bool counter = false)
+{
+    return Rule{std::move(matches), counter, verdict, comment};
+}
+
+}  // namespace
+
+std::string owner_alias(const std::string& network_name) { return alias_prefix + network_name; }
+
+Table build_ruleset(std::vector<model::Network> active)
+{
+    std::sort(active.begin(), active.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+
+    Chain input{"guest_input", "filter", "input", 0, true, {}};
+    Chain forward{"guest_forward", "filter", "forward", 0, true, {}};
+    Chain postrouting{"nat_postrouting", "nat", "postrouting", 100, true, {}};
+
+    // Forward rules are grouped by purpose across all networks rather than
+    // per network, so the verdict for traffic between two networks does not
+    // depend on which network sorts first: replies and intra-bridge traffic
+    // are accepted, then anything new towards a guest subnet is dropped
+    // (unless routed), then guest-initiated traffic is accepted, then anything
+    // else coming from a bridge (spoofed sources) is dropped.
+    std::vector<Rule> replies, intra, inbound, outbound, spoofed;
+    for (const model::Network& n : active) {
+        const std::string& br = n.bridge;
+        const model::Ipv4Interface& a = n.ipv4->address;
+        const std::string tag = n.name + ": ";
+
+        input.rules.push_back(rule({iif(br), MatchL4Dport{udp, 67}}, Verdict::accept, tag + "DHCP"));
+        input.rules.push_back(rule({iif(br), MatchL4Dport{udp, 53}}, Verdict::accept, tag + "DNS"));
+        input.rules.push_back(rule({iif(br), MatchL4Dport{tcp, 53}}, Verdict::accept, tag + "DNS"));
+
+        intra.push_back(rule({iif(br), oif(br)}, Verdict::accept, tag + "between guests"));
+        switch (n.mode) {
+        case model::Mode::nat:
+            replies.push_back(rule({oif(br), daddr(a), MatchCtState{ct::established | ct::related}}, Verdict::accept,
+                                   tag + "replies to guests"));
+            inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "no new connections to guests", true));
+            break;
+        case model::Mode::routed:
+            inbound.push_back(rule({oif(br), daddr(a)}, Verdict::accept, tag + "routed to guests"));
+            inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "not a guest address", true));
+            break;
+        case model::Mode::isolated:
+        case model::Mode::bridge:
+            inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "isolated", true));
+            break;
+        }
+        if (n.mode == model::Mode::nat || n.mode == model::Mode::routed) {
+            std::vector<Match> out{iif(br), saddr(a)};
+            if (!n.uplink.empty()) out.push_back(oif(n.uplink));
+            outbound.push_back(rule(std::move(out), Verdict::accept, tag + "from guests"));
+        }
+        spoofed.push_back(rule({iif(br)}, Verdict::drop, tag + "isolated or spoofed", true));
+
+        if (n.mode == model::Mode::nat) {
+            // Multicast and broadcast must keep their source: libvirt learnt
+            // this the hard way (DHCP and mDNS break when masqueraded).
+            postrouting.rules.push_back(
+                rule({saddr(a), daddr(0xe0000000u, 24)}, Verdict::return_, tag + "keep local multicast"));
+            postrouting.rules.push_back(
+                rule({saddr(a), daddr(0xffffffffu, 32)}, Verdict::return_, tag + "keep broadcast"));
+            std::vector<Match> masq{saddr(a), daddr(a, Cmp::neq)};
+            if (!n.uplink.empty()) masq.push_back(oif(n.uplink));
+            postrouting.rules.push_back(rule(std::move(masq), Verdict::masquerade, tag + "masquerade"));
+        }
+    }
+    for (auto* group : {&replies, &intra, &inbound, &outbound, &spoofed})
+        forward.rules.insert(forward.rules.end(), group->begin(), group->end());
+
+    Table table{table_name, {std::move(input), std::move(forward)}};
+    if (!postrouting.rules.empty()) table.chains.push_back(std::move(postrouting));
+    return table;
+}
+
+std::string describe(const LinkOp& op)
+{
+    struct Visitor {
+        std::string operator()(const CreateBridge& o) const { return "create bridge " + o.name; }
+        std::string operator()(const SetAlias& o) const { return "mark " + o.name + " as " + o.alias; }
+        std::string operator()(const SetMtu& o) const { return "set MTU of " + o.name + " to " + std::to_string(o.mtu); }
+        std::string operator()(const AddAddress& o) const
+        {
+            return "add address " + o.address + "/" + std::to_string(o.prefix_length) + " to " + o.name;
+        }
+        std::string operator()(const SetUp& o) const { return "bring " + o.name + " up"; }
+    };
+    return std::visit(Visitor{}, op);
+}
+
+std::vector<LinkOp> plan_bridge(const model::Network& n, const std::optional<LinkInfo>& observed,
+                                const std::vector<AddressInfo>& addresses)
+{
+    std::vector<LinkOp> ops;
+    const std::string alias = owner_alias(n.name);
+    if (!observed) {
+        ops.push_back(CreateBridge{n.bridge, BridgeOptions{n.stp, n.forward_delay * 100, n.mtu}});
+        ops.push_back(SetAlias{n.bridge, alias});
+    } else {
+        if (observed->alias != alias)
+            throw Error(ErrorKind::Conflict, "bridge: interface " + n.bridge + " already exists and is not managed by kvmnet" +
+                                                 (observed->alias.empty() ? "" : " (alias '" + observed->alias + "')") +
+                                                 "; choose another bridge name");
+        if (observed->kind != "bridge")
+            throw Error(ErrorKind::Conflict, "bridge: interface " + n.bridge + " is a " +
+                                                 (observed->kind.empty() ? "device" : observed->kind) +
+                                                 ", not a bridge");
+        if (n.mtu != 0 && observed->mtu != n.mtu) ops.push_back(SetMtu{n.bridge, n.mtu});
+    }
+    const auto& a = n.ipv4->address;
+    const bool has_address = observed && std::any_of(addresses.begin(), addresses.end(), [&](const AddressInfo& x) {
+                                 return x.link_index == observed->index && x.family == 2 /* AF_INET */ &&
+                                        x.address == a.address.str() && x.prefix_length == a.prefix;
+                             });
+    if (!has_address) ops.push_back(AddAddress{n.bridge, a.address.str(), a.prefix});
+    if (!observed || !observed->up) ops.push_back(SetUp{n.bridge});
+    return ops;
+}
+
+DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const std::string& user)
+{
+    const auto& a = n.ipv4->address;
+    std::ostringstream c;
+    c << "# Generated by kvmnetd for network " << n.name << ". Changes are overwritten.\n"
+      << "strict-order\n"
+      // Guests only ever see what this network defines: no host resolv.conf,
+      // no host /etc/hosts. Upstream forwarders are configured explicitly.
+      << "no-resolv\n"
+      << "no-hosts\n"
+      << "no-poll\n"
+      << "except-interface=lo\n"
+      << "interface=" << n.bridge << "\n"
+      << "bind-dynamic\n"
+      << "listen-address=" << a.address.str() << "\n"
+      << "pid-file=" << dir << "/dnsmasq.pid\n";
+    if (!user.empty()) c << "user=" << user << "\n";
+    if (n.ipv4->dhcp) {
+        std::uint64_t size = 0;
+        for (const auto& r : n.ipv4->ranges) {
+            c << "dhcp-range=" << r.first.str() << "," << r.last.str() << "," << model::Ipv4{a.mask()}.str() << ",1h\n";
+            size += r.last.value - r.first.value + 1;
+        }
+        size += n.ipv4->hosts.size();
+        if (n.ipv4->ranges.empty()) c << "dhcp-range=" << a.network().str() << ",static," << model::Ipv4{a.mask()}.str() << "\n";
+        c << "dhcp-no-override\n"
+          << "dhcp-authoritative\n"
+          << "dhcp-lease-max=" << size << "\n"
+          << "dhcp-leasefile=" << dir << "/dnsmasq.leases\n"
+          << "dhcp-hostsfile=" << dir << "/dnsmasq.hosts\n";
+        if (n.mode == model::Mode::isolated) c << "dhcp-option=option:router\n";
+    }
+    std::ostringstream h;
+    if (n.ipv4->dhcp)
+        for (const auto& host : n.ipv4->hosts)
+            h << host.mac << "," << host.ip.str() << (host.name.empty() ? "" : "," + host.name) << "\n";
+    return {c.str(), h.str()};
+}
+
+}  // namespace kvmnet::plan

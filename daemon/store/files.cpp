@@ -1,0 +1,104 @@
+// Atomic writes: a crash leaves either the old file or the new one, never a
+// truncated mix, because rename(2) within one directory is atomic and both
+// the data and the directory entry are fsynced before we report success.
+#include "store/files.hpp"
+
+#include "model/error.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace kvmnet::store {
+namespace {
+
+[[noreturn]] void fail(const std::string& what, const std::string& path)
+{
+    throw Error(ErrorKind::Kernel, what + " " + path + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+void write_atomic(const std::string& path, const std::string& contents, unsigned mode)
+{
+    const std::string tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) fail("cannot create", tmp);
+    std::size_t done = 0;
+    while (done < contents.size()) {
+        ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int saved = errno;
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            errno = saved;
+            fail("cannot write", tmp);
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
+        int saved = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        errno = saved;
+        fail("cannot sync", tmp);
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int saved = errno;
+        ::unlink(tmp.c_str());
+        errno = saved;
+        fail("cannot rename into place", path);
+    }
+    const std::string dir = std::filesystem::path(path).parent_path().string();
+    int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+std::optional<std::string> read_file(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+void make_directories(const std::string& path, unsigned mode)
+{
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec) throw Error(ErrorKind::Kernel, "cannot create directory " + path + ": " + ec.message());
+    ::chmod(path.c_str(), mode);
+}
+
+void remove_file(const std::string& path)
+{
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) fail("cannot remove", path);
+}
+
+}  // namespace kvmnet::store
+
+namespace kvmnet::store {
+
+void write_atomic_in_place(const std::string& path, const std::string& contents)
+{
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fail("cannot open", path);
+    ssize_t n = ::write(fd, contents.data(), contents.size());
+    int saved = errno;
+    ::close(fd);
+    errno = saved;
+    if (n != static_cast<ssize_t>(contents.size())) fail("cannot write", path);
+}
+
+}  // namespace kvmnet::store

@@ -1,0 +1,20 @@
+// Small filesystem helpers: atomic replacement of a file's contents
+// (temp file, fsync, rename, fsync of the directory), reading, mkdir -p.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace kvmnet::store {
+
+void write_atomic(const std::string& path, const std::string& contents, unsigned mode = 0644);
+std::optional<std::string> read_file(const std::string& path);
+void make_directories(const std::string& path, unsigned mode = 0755);
+void remove_file(const std::string& path);  // absent is fine
+
+}  // namespace kvmnet::store
+
+namespace kvmnet::store {
+// For /proc/sys and similar files that cannot be renamed over: open, write, close.
+void write_atomic_in_place(const std::string& path, const std::string& contents);
+}  // namespace kvmnet::store

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# THE test command (README and CI): installs dependencies, builds the normal
+# and the ASan/UBSan trees, checks formatting, runs the unit tests under the
+# sanitizers and every suite (unit + e2e) in the normal build, and ends with
+# one line "N passed, N failed, N skipped" summed over both runs.
+# Root is needed only by the e2e tests; without it they report SKIP.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/deps.sh
+
+# Reuse an existing build tree (ninja re-runs meson when meson.build changes);
+# set up a fresh one only where none is configured yet.
+setup() {
+    local dir=$1
+    shift
+    if [[ -f $dir/build.ninja ]]; then
+        # Options may have changed since the tree was made; this is cheap.
+        if (($# > 0)); then meson configure "$dir" "$@" >/dev/null; fi
+    else
+        rm -rf "$dir"
+        meson setup "$dir" "$@"
+    fi
+}
+
+echo "==> configure"
+setup build
+setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
+
+echo "==> build"
+ninja -C build -j2
+ninja -C build-asan -j2
+
+format_failed=0
+if [[ -f .clang-format ]]; then
+    echo "==> clang-format check"
+    mapfile -t sources < <(find daemon client tests -type f \( -name '*.cpp' -o -name '*.hpp' \) 2>/dev/null | sort)
+    if ((${#sources[@]} > 0)); then
+        if ! clang-format --dry-run --Werror "${sources[@]}"; then
+            echo "clang-format: the files above are not formatted (run clang-format -i on them)" >&2
+            format_failed=1
+        fi
+    fi
+fi
+
+logdir=$(mktemp -d)
+trap 'rm -rf "$logdir"' EXIT
+
+passed=0 failed=0 skipped=0
+
+# Reads meson's closing summary ("Ok: 3", "Fail: 0", ...) from a log file and
+# adds it to the totals. A run that printed no summary (meson refused to run,
+# e.g. an unknown suite) counts as one failure so it cannot pass silently.
+count() {
+    local log=$1 rc=$2 v
+    if ! grep -qE '^Ok:[[:space:]]+[0-9]+' "$log"; then
+        if ((rc != 0)); then failed=$((failed + 1)); fi
+        return
+    fi
+    field() { sed -nE "s/^$1:[[:space:]]+([0-9]+).*/\1/p" "$log" | tail -n1; }
+    v=$(field 'Ok'); passed=$((passed + ${v:-0}))
+    v=$(field 'Expected Fail'); passed=$((passed + ${v:-0}))
+    v=$(field 'Fail'); failed=$((failed + ${v:-0}))
+    v=$(field 'Unexpected Pass'); failed=$((failed + ${v:-0}))
+    v=$(field 'Timeout'); failed=$((failed + ${v:-0}))
+    v=$(field 'Skipped'); skipped=$((skipped + ${v:-0}))
+}
+
+echo "==> unit tests (ASan/UBSan)"
+set +e
+meson test -C build-asan --suite unit --print-errorlogs 2>&1 | tee "$logdir/asan.log"
+rc=${PIPESTATUS[0]}
+set -e
+count "$logdir/asan.log" "$rc"
+
+echo "==> all tests"
+if ((EUID != 0)); then
+    echo "note: not root, the e2e tests will be skipped"
+fi
+set +e
+meson test -C build --print-errorlogs 2>&1 | tee "$logdir/all.log"
+rc=${PIPESTATUS[0]}
+set -e
+count "$logdir/all.log" "$rc"
+
+if ((format_failed)); then
+    echo "formatting check failed (see above)"
+fi
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+
+if ((failed > 0 || format_failed || passed == 0)); then
+    exit 1
+fi

@@ -1,0 +1,498 @@
+# Shared harness for the kvmnet end-to-end tests (and scripts/demo.sh).
+#
+# Source it from a test:  source "$(dirname "$0")/lib.sh"
+#
+# Everything runs inside network namespaces this file creates: a private
+# dbus-daemon, kvmnetd in the "host" namespace, guests and a fake "internet"
+# as further namespaces joined by veth pairs. The machine's own network
+# namespace is never configured: `ip`, `nft`, `sysctl`, `bridge` and `tc` are
+# shadowed by guard functions below that refuse any command not aimed at a
+# namespace made by this run.
+#
+# Environment:
+#   KVMNETD, KVMNETCTL, SRCDIR  set by tests/e2e/meson.build; default to the
+#                               source tree and its build/ directory.
+#   KVMNET_LIB_MODE=demo        set by scripts/demo.sh before sourcing: no
+#                               exit-77 skips, fixed "kvmdemo-" prefix.
+#   KVMNET_E2E_KEEP=1           keep the temp dir after a run (debugging).
+#
+# Exit codes: 0 pass, 1 fail, 77 skip (meson prints SKIP).
+
+# shellcheck shell=bash
+set -euo pipefail
+set -E # functions inherit the ERR trap, so a failing line inside them is reported
+
+KVMNET_LIB_MODE=${KVMNET_LIB_MODE:-test}
+_lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRCDIR=${SRCDIR:-$(cd "$_lib_dir/../.." && pwd)}
+KVMNETD=${KVMNETD:-$SRCDIR/build/daemon/kvmnetd}
+KVMNETCTL=${KVMNETCTL:-$SRCDIR/build/client/kvmnetctl}
+TEST_NAME=$(basename "${0%.sh}")
+
+# ---------------------------------------------------------------- reporting
+
+log() { echo "[$TEST_NAME] $*" >&2; }
+
+skip() {
+    if [[ $KVMNET_LIB_MODE == demo ]]; then
+        echo "$TEST_NAME: cannot run: $*" >&2
+        exit 1
+    fi
+    echo "SKIP: $*" >&2
+    exit 77
+}
+
+_log_dumped=0
+dump_daemon_log() {
+    if ((_log_dumped)) || [[ -z ${T:-} || ! -s $T/kvmnetd.log ]]; then
+        return 0
+    fi
+    _log_dumped=1
+    echo "----- last 60 lines of kvmnetd log ($T/kvmnetd.log) -----" >&2
+    tail -n 60 "$T/kvmnetd.log" >&2 || true
+    echo "----- end of kvmnetd log -----" >&2
+}
+
+fail() {
+    echo "FAIL: $*" >&2
+    dump_daemon_log
+    exit 1
+}
+
+assert_eq() { # ACTUAL EXPECTED WHAT
+    if [[ $1 != "$2" ]]; then
+        fail "${3:-value}: expected '$2', got '$1'"
+    fi
+}
+
+assert_contains() { # HAYSTACK NEEDLE WHAT
+    if [[ $1 != *"$2"* ]]; then
+        fail "${3:-output} should contain '$2', got: $1"
+    fi
+}
+
+assert_not_contains() { # HAYSTACK NEEDLE WHAT
+    if [[ $1 == *"$2"* ]]; then
+        fail "${3:-output} should not contain '$2', got: $1"
+    fi
+}
+
+# retry N CMD...: runs CMD up to N times, 0.2 s apart, until it succeeds.
+# Used for everything that settles asynchronously (the daemon reconciles in
+# the background, dnsmasq binds after start).
+retry() {
+    local n=$1 i
+    shift
+    for ((i = 0; i < n; i++)); do
+        if "$@"; then return 0; fi
+        sleep 0.2
+    done
+    return 1
+}
+
+not() { ! "$@"; } # for retry: `retry 25 not CMD` waits until CMD fails
+
+# ---------------------------------------------------------------- preconditions
+
+if [[ $KVMNET_LIB_MODE == demo ]]; then
+    PFX=kvmdemo-
+else
+    PFX=kt$$-
+fi
+
+if ((EUID != 0)); then
+    skip "needs root (creates network namespaces, bridges and nftables tables inside them)"
+fi
+if ! unshare --net true 2>/dev/null; then
+    skip "cannot create network namespaces here (unshare --net failed)"
+fi
+for _tool in ip nft dnsmasq dbus-daemon dbus-send busybox socat jq ss; do
+    command -v "$_tool" >/dev/null || fail "missing tool '$_tool' (run scripts/deps.sh)"
+done
+for _bin in "$KVMNETD" "$KVMNETCTL"; do
+    [[ -x $_bin ]] || fail "not built: $_bin (run: meson setup build && ninja -C build)"
+done
+
+# ---------------------------------------------------------------- guards
+
+NAMESPACES=()   # namespaces this run created, deleted by cleanup
+TRACKED_PIDS=() # background processes the test started
+DAEMON_PID=""
+BUS_PID=""
+
+_ns_is_ours() {
+    local n
+    for n in "${NAMESPACES[@]}"; do
+        [[ $n == "$1" ]] && return 0
+    done
+    return 1
+}
+
+_guard_refuse() {
+    echo "SAFETY: refusing to run '$*': it does not target a namespace made by this test" >&2
+    echo "        (use ip -n NS ... or in_ns NS CMD ...)" >&2
+    dump_daemon_log
+    exit 1
+}
+
+# `ip` is allowed as `ip [opts] -n OURNS ...`, `ip netns add|del|exec|pids OURNS`
+# and `ip netns list`; anything else would touch the root namespace.
+ip() {
+    local -a a=("$@")
+    local i=0 ns="" sub
+    while ((i < ${#a[@]})); do
+        case ${a[i]} in
+        -n | -netns | --netns)
+            ns=${a[i + 1]-}
+            i=$((i + 2))
+            ;;
+        -*) i=$((i + 1)) ;;
+        *) break ;;
+        esac
+    done
+    sub=${a[i]-}
+    if [[ -n $ns ]]; then
+        _ns_is_ours "$ns" || _guard_refuse ip "$@"
+        command ip "$@"
+        return
+    fi
+    if [[ $sub == netns ]]; then
+        case ${a[i + 1]-} in
+        list | ls) command ip "$@"; return ;;
+        add | del | delete | exec | pids)
+            _ns_is_ours "${a[i + 2]-}" || _guard_refuse ip "$@"
+            command ip "$@"
+            return
+            ;;
+        esac
+    fi
+    _guard_refuse ip "$@"
+}
+nft() { _guard_refuse nft "$@"; }
+sysctl() { _guard_refuse sysctl "$@"; }
+bridge() { _guard_refuse bridge "$@"; }
+tc() { _guard_refuse tc "$@"; }
+
+# in_ns NS CMD...: the one way to run nft/sysctl/ping/socat in a namespace.
+in_ns() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" "$@"
+}
+
+# spawn_in_ns NS CMD...: start CMD in NS in the background so that $! is the
+# command's own pid (`ip netns exec` execs it). Backgrounding a shell function
+# would make $! a subshell whose SIGTERM leaves the command running.
+# Redirect output at the call site.
+spawn_in_ns() {
+    _ns_is_ours "$1" || _guard_refuse ip netns exec "$@"
+    command ip netns exec "$@" &
+    SPAWNED_PID=$!
+}
+
+# ---------------------------------------------------------------- temp dir
+
+T=$(mktemp -d "/tmp/kvmnet-e2e-${TEST_NAME}.XXXXXX")
+# The daemon's runtime dir lives under here; dnsmasq drops privileges and
+# still has to reach its files, as it would under /run/kvmnet.
+chmod 755 "$T"
+
+# ---------------------------------------------------------------- cleanup
+
+_pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+proc_cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
+# (Pipelines into `grep -q` are avoided in this file: with pipefail, an early
+# grep exit can fail the writer with SIGPIPE and turn a match into a failure.)
+
+# stop_pid PID [GRACE_SECONDS]: SIGTERM, wait, SIGKILL. Reaps our own children.
+stop_pid() {
+    local pid=$1 grace=${2:-5} i
+    _pid_alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+        _pid_alive "$pid" || break
+        # A reaped child vanishes from kill -0; a non-child zombie does not.
+        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
+        sleep 0.1
+    done
+    if _pid_alive "$pid" && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; then
+        log "pid $pid ignored SIGTERM for ${grace}s, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+track_pid() { TRACKED_PIDS+=("$1"); }
+
+# Kills PID only if it really is a dnsmasq (pid files can be stale and the
+# number reused by an unrelated process).
+_kill_dnsmasq_pid() {
+    local pid=$1
+    [[ $pid =~ ^[0-9]+$ ]] || return 0
+    if [[ $(proc_cmdline "$pid") == *dnsmasq* ]]; then
+        stop_pid "$pid" 3
+    fi
+}
+
+cleanup() {
+    local rc=$? pid f ns
+    trap - EXIT INT TERM ERR
+    set +e
+    if ((rc != 0 && rc != 77 && rc != 130)); then
+        dump_daemon_log
+    fi
+    [[ -n $DAEMON_PID ]] && stop_pid "$DAEMON_PID"
+    for pid in "${TRACKED_PIDS[@]}"; do stop_pid "$pid" 3; done
+    for f in "$T"/run/*/dnsmasq.pid; do
+        [[ -f $f ]] && _kill_dnsmasq_pid "$(tr -d ' \n' <"$f")"
+    done
+    # Anything still running inside our namespaces was started by this run
+    # (most likely a dnsmasq whose pid file was never written): stop it by
+    # PID, and say so, since it may point at a daemon bug.
+    for ns in "${NAMESPACES[@]}"; do
+        for pid in $(command ip netns pids "$ns" 2>/dev/null); do
+            log "leftover process in $ns: $pid ($(proc_cmdline "$pid"))"
+            stop_pid "$pid" 2
+        done
+    done
+    [[ -n $BUS_PID ]] && stop_pid "$BUS_PID"
+    for ns in "${NAMESPACES[@]}"; do
+        command ip netns del "$ns" 2>/dev/null || log "could not delete namespace $ns"
+    done
+    if [[ ${KVMNET_E2E_KEEP:-0} == 1 ]]; then
+        log "kept $T"
+    else
+        rm -rf "$T"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Under set -e a failing command ends the test; say which one and from where.
+_on_err() {
+    local rc=$1 cmd=$2 i where=""
+    for ((i = 1; i < ${#BASH_SOURCE[@]}; i++)); do
+        where+=" ${BASH_SOURCE[i]##*/}:${BASH_LINENO[i - 1]}"
+    done
+    echo "FAIL: command failed (exit $rc): $cmd  [at$where]" >&2
+}
+trap '_on_err $? "$BASH_COMMAND"' ERR
+
+# ---------------------------------------------------------------- namespaces
+
+# ns_create NAME: a fresh namespace with lo up. NAME must carry this run's
+# prefix, so it can never be the name of something we did not make.
+ns_create() {
+    local ns=$1
+    [[ $ns == "$PFX"* ]] || fail "namespace name '$ns' lacks the run prefix '$PFX'"
+    if [[ -e /run/netns/$ns ]]; then
+        fail "namespace $ns already exists (left over from an earlier run?); remove it with: ip netns del $ns"
+    fi
+    NAMESPACES+=("$ns")
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+}
+
+# veth_pair NS1 IF1 NS2 IF2: both ends created directly inside the namespaces
+# and brought up.
+veth_pair() {
+    ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
+    ip -n "$1" link set "$2" up
+    ip -n "$3" link set "$4" up
+}
+
+# ---------------------------------------------------------------- bus and daemon
+
+bus_start() {
+    cat >"$T/bus.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$T/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow receive_sender="*"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+EOF
+    : >"$T/bus.addr"
+    dbus-daemon --config-file="$T/bus.conf" --nofork --nopidfile --print-address=3 \
+        3>"$T/bus.addr" >"$T/dbus.log" 2>&1 &
+    BUS_PID=$!
+    retry 50 test -s "$T/bus.addr" || fail "dbus-daemon did not start: $(cat "$T/dbus.log")"
+    DBUS_SYSTEM_BUS_ADDRESS=$(head -n1 "$T/bus.addr")
+    export DBUS_SYSTEM_BUS_ADDRESS
+}
+
+_bus_name_owned() {
+    local reply
+    reply=$(dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.NameHasOwner string:org.kvmnet1 2>/dev/null) || return 1
+    [[ $reply == *"boolean true"* ]]
+}
+
+_daemon_starts=0
+# daemon_start [EXTRA ARGS]: kvmnetd in $H, logging to $T/kvmnetd.log; returns
+# once it owns org.kvmnet1.
+daemon_start() {
+    [[ -n ${H:-} ]] || fail "daemon_start: no host namespace (call nat_topology first)"
+    _pid_alive "$DAEMON_PID" && fail "daemon_start: daemon already running (pid $DAEMON_PID)"
+    _daemon_starts=$((_daemon_starts + 1))
+    echo "===== kvmnetd start #$_daemon_starts $(date +%T.%N) =====" >>"$T/kvmnetd.log"
+    spawn_in_ns "$H" "$KVMNETD" --state-dir "$T/state" --runtime-dir "$T/run" \
+        --log-level debug "$@" >>"$T/kvmnetd.log" 2>&1
+    DAEMON_PID=$SPAWNED_PID
+    local i rc
+    for ((i = 0; i < 50; i++)); do
+        if ! _pid_alive "$DAEMON_PID"; then
+            wait "$DAEMON_PID" && rc=0 || rc=$?
+            DAEMON_PID=""
+            fail "kvmnetd exited during start-up (exit $rc)"
+        fi
+        if _bus_name_owned; then return 0; fi
+        sleep 0.2
+    done
+    fail "kvmnetd did not take the bus name org.kvmnet1 within 10 s"
+}
+
+# daemon_stop: SIGTERM by PID, SIGKILL after 5 s. Sets DAEMON_EXIT to the
+# exit status (0 is expected for a clean shutdown).
+DAEMON_EXIT=""
+daemon_stop() {
+    [[ -n $DAEMON_PID ]] || return 0
+    local pid=$DAEMON_PID i
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        _pid_alive "$pid" || break
+        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
+        sleep 0.1
+    done
+    if ((i == 50)); then
+        log "kvmnetd ignored SIGTERM for 5 s, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" && DAEMON_EXIT=0 || DAEMON_EXIT=$?
+    DAEMON_PID=""
+    # The name must be free before a new daemon is started.
+    retry 25 _bus_name_free || fail "org.kvmnet1 still owned after kvmnetd exited"
+}
+_bus_name_free() { ! _bus_name_owned; }
+
+# ctl ARGS...: the CLI against the private bus.
+ctl() { "$KVMNETCTL" "$@"; }
+
+# expect_error KIND CTL-ARGS...: the command must exit 1 and print exactly one
+# line "kvmnetctl: KIND: message" on stderr. Sets ERR_MSG to the message.
+ERR_MSG=""
+expect_error() {
+    local kind=$1 rc out err
+    shift
+    out=$("$KVMNETCTL" "$@" 2>"$T/ctl.err") && rc=0 || rc=$?
+    err=$(cat "$T/ctl.err")
+    if ((rc != 1)); then
+        fail "kvmnetctl $* : expected exit 1 ($kind), got exit $rc; stdout: $out; stderr: $err"
+    fi
+    if [[ $(wc -l <"$T/ctl.err") != 1 ]]; then
+        fail "kvmnetctl $* : expected exactly one line on stderr, got: $err"
+    fi
+    if [[ $err != "kvmnetctl: $kind: "* ]]; then
+        fail "kvmnetctl $* : expected 'kvmnetctl: $kind: ...', got: $err"
+    fi
+    ERR_MSG=${err#"kvmnetctl: $kind: "}
+}
+
+# net_state NET: the state field of `ctl show NET --json`.
+net_state() { ctl show "$1" --json | jq -r .state; }
+_state_is() { [[ $(net_state "$1" 2>/dev/null) == "$2" ]]; }
+# wait_state NET STATE [TRIES]: poll (activation may finish asynchronously).
+wait_state() {
+    retry "${3:-50}" _state_is "$1" "$2" ||
+        fail "network $1: state '$(net_state "$1" 2>&1)' ($(ctl show "$1" --json 2>/dev/null | jq -r .state_reason)), expected '$2'"
+}
+
+# dnsmasq_pid NET: the pid in the daemon's pid file, or nothing.
+dnsmasq_pid() { tr -d ' \n' <"$T/run/$1/dnsmasq.pid" 2>/dev/null || true; }
+# is_dnsmasq PID: alive and really a dnsmasq.
+is_dnsmasq() {
+    [[ ${1:-} =~ ^[0-9]+$ ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]] &&
+        [[ $(proc_cmdline "$1") == *dnsmasq* ]]
+}
+
+# ---------------------------------------------------------------- topology
+
+# nat_topology: H (host, the daemon runs here), G1 (guest), I ("internet").
+#   H:uplink0 203.0.113.1/24 <-> I:eth0 203.0.113.2/24, H default via .2
+#   H:vg1 (up, unplugged) <-> G1:eth0
+# I has no route to guest subnets; see route_back.
+nat_topology() {
+    H=${PFX}h
+    G1=${PFX}g1
+    I=${PFX}i
+    ns_create "$H"
+    ns_create "$G1"
+    ns_create "$I"
+    veth_pair "$H" uplink0 "$I" eth0
+    ip -n "$H" addr add 203.0.113.1/24 dev uplink0
+    ip -n "$I" addr add 203.0.113.2/24 dev eth0
+    ip -n "$H" route add default via 203.0.113.2
+    veth_pair "$H" vg1 "$G1" eth0
+}
+
+# route_back CIDR: let I reach a guest subnet through the host (for tests that
+# show inbound traffic is refused for another reason than routing).
+route_back() { ip -n "$I" route add "$1" via 203.0.113.1; }
+
+# guest_plug GUESTNS HOSTIF BRIDGE: plug the guest's host-side veth into the
+# bridge the daemon created.
+guest_plug() { ip -n "$H" link set "$2" master "$3" up; }
+
+# guest_dhcp NS: obtain a lease with busybox udhcpc; prints "IP/MASK ROUTER".
+guest_dhcp() {
+    local ns=$1
+    UDHCPC_LEASE_FILE="$T/lease.$ns" in_ns "$ns" busybox udhcpc -i eth0 -n -q -t 5 -T 1 \
+        -s "$SRCDIR/tests/e2e/udhcpc.script" >"$T/udhcpc.$ns.log" 2>&1 ||
+        fail "no DHCP lease in $ns: $(cat "$T/udhcpc.$ns.log")"
+    cat "$T/lease.$ns"
+}
+
+# listen_tcp NS PORT REPLY-CMD: a socat listener in NS, tracked, waited for.
+listen_tcp() {
+    local ns=$1 port=$2 cmd=$3
+    spawn_in_ns "$ns" socat "TCP-LISTEN:$port,reuseaddr,fork" "SYSTEM:$cmd" >>"$T/socat.log" 2>&1
+    track_pid "$SPAWNED_PID"
+    retry 50 _listening "$ns" "$port" || fail "listener on $ns:$port did not come up"
+}
+_listening() { [[ $(in_ns "$1" ss -Hltn "sport = :$2") == *LISTEN* ]]; }
+
+# tcp_get NS ADDR PORT [TIMEOUT]: connect, print what the server sends.
+tcp_get() {
+    in_ns "$1" socat -T "${4:-3}" - "TCP:$2:$3,connect-timeout=${4:-3}" </dev/null
+}
+
+# ---------------------------------------------------------------- kernel snapshots
+
+# kernel_snapshot NS: links, addresses and our nftables table in a form that
+# only changes when configuration changes (timers, lifetimes, DAD flags and
+# counters stripped).
+kernel_snapshot() {
+    local ns=$1
+    echo "## links"
+    ip -n "$ns" -j -d link show | jq -S 'walk(if type == "object" then
+        with_entries(select(.key | test("_timer$|^stats") | not)) else . end)'
+    echo "## addresses"
+    ip -n "$ns" -j addr show | jq -S 'map(.addr_info |= map(del(.valid_life_time,
+        .preferred_life_time, .tentative, .dadfailed)))'
+    echo "## nft"
+    in_ns "$ns" nft -s list table inet kvmnet 2>&1 | sed -E 's/expires [0-9a-z.]+//g' || true
+    echo "## nft json"
+    in_ns "$ns" nft -j list table inet kvmnet 2>&1 | jq -S 'walk(if type == "object" then
+        del(.handle, .counter, .packets, .bytes, .expires) else . end)' 2>&1 || true
+}
