@@ -5,6 +5,7 @@
 #include "core/event_loop.hpp"
 #include "core/log.hpp"
 #include "core/manager.hpp"
+#include "kernel/link_monitor.hpp"
 #include "kernel/netlink_links.hpp"
 #include "kernel/nftables.hpp"
 
@@ -13,6 +14,8 @@
 #include <systemd/sd-event.h>
 
 #include <csignal>
+#include <functional>
+#include <sys/epoll.h>
 #include <cstring>
 #include <iostream>
 
@@ -168,6 +171,11 @@ int main(int argc, char** argv)
             core::log_info("SIGHUP: reloading the desired state");
             manager.reload();
         });
+        kernel::LinkMonitor link_monitor;
+        const std::function<void(const kernel::LinkEvent&)> on_link = [&](const kernel::LinkEvent& event) {
+            manager.link_changed(event.name, event.removed, event.up);
+        };
+        auto link_source = loop.add_io(link_monitor.fd(), EPOLLIN, [&](std::uint32_t) { link_monitor.dispatch(on_link); });
         manager.load();
         // Take the name only once autostart networks are up, so that bus
         // activation and sd_notify readiness mean "networks are there".

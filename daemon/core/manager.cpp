@@ -368,6 +368,25 @@ void Manager::set_autostart(const std::string& name, bool autostart)
     if (listener_) listener_->network_changed(name);
 }
 
+void Manager::link_changed(const std::string& link_name, bool, bool)
+{
+    // Notifications describe the past (our own create-then-up arrives after
+    // start finished), so judge by the link as it is now, not by the event.
+    for (auto& [name, e] : networks_) {
+        if (e.spec.bridge != link_name || (e.state != State::active && e.state != State::degraded)) continue;
+        const auto link = links_.find_link(link_name);
+        const std::string deleted = "bridge " + link_name + " was deleted outside kvmnet";
+        const std::string down = "bridge " + link_name + " was set down outside kvmnet";
+        if (!link) {
+            set_state(e, State::degraded, deleted);
+        } else if (!link->up) {
+            if (e.state == State::active) set_state(e, State::degraded, down);
+        } else if (e.state == State::degraded && e.reason == down) {
+            set_state(e, State::active);
+        }
+    }
+}
+
 // ---- kernel reconciliation ----------------------------------------------
 
 void Manager::apply_firewall(const std::vector<model::Network>& active)

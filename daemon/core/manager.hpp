@@ -68,6 +68,12 @@ public:
     void update(const std::string& name, const std::string& document);
     void set_autostart(const std::string& name, bool autostart);
 
+    // A link appeared, changed or vanished (rtnetlink notification); the
+    // event fields are hints only, the link is looked up again. A
+    // running network whose bridge was deleted or downed by someone else
+    // becomes degraded; back to active when the bridge is up again.
+    void link_changed(const std::string& link_name, bool removed, bool up);
+
 private:
     struct Entry {
         model::Network spec;

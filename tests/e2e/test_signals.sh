@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# E2E: the D-Bus signals an applet relies on. A bus monitor records every
+# signal from the daemon while a network is created, started, has its bridge
+# deleted behind the daemon's back, is stopped and deleted; the test then
+# checks NetworkAdded/InterfacesAdded, the State sequence inactive →
+# activating → active, degraded with a reason naming the bridge, inactive,
+# and NetworkRemoved/InterfacesRemoved, in that order.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+nat_topology
+bus_start
+daemon_start
+
+command -v dbus-monitor >/dev/null || fail "dbus-monitor missing (package dbus)"
+dbus-monitor --system "type='signal'" >"$T/signals.log" 2>&1 &
+monitor_pid=$!
+track_pid "$monitor_pid"
+sleep 0.5
+
+ctl create sig --mode nat --bridge kvmbr7 --ipv4 10.55.0.1/24 --dhcp-range 10.55.0.10-10.55.0.20
+ctl start sig
+wait_state sig active
+
+log "delete the bridge behind the daemon's back"
+ip -n "$H" link del kvmbr7
+wait_state sig degraded
+reason=$(ctl show sig --json | jq -r .state_reason)
+assert_contains "$reason" "kvmbr7" "state reason after the bridge was deleted"
+
+ctl stop sig
+ctl delete sig
+sleep 0.5
+stop_pid "$monitor_pid"
+
+# One line per event of interest, in the order the bus delivered them.
+events=$(awk '
+    /member=NetworkAdded/      { print "NetworkAdded" }
+    /member=NetworkRemoved/    { print "NetworkRemoved" }
+    /member=InterfacesAdded/   { print "InterfacesAdded" }
+    /member=InterfacesRemoved/ { print "InterfacesRemoved" }
+    /member=PropertiesChanged/ { pc = 1; next }
+    pc && /string "State"$/    { want = 1; next }
+    want && /string "/         { match($0, /string "[^"]*"/); print "State=" substr($0, RSTART + 8, RLENGTH - 9); want = 0; pc = 0 }
+' "$T/signals.log")
+log "events: $(tr '\n' ' ' <<<"$events")"
+
+expected="InterfacesAdded
+NetworkAdded
+State=activating
+State=active
+State=degraded
+State=inactive
+InterfacesRemoved
+NetworkRemoved"
+assert_eq "$events" "$expected" "signal sequence"
+
+grep -q 'path=/org/kvmnet1/network/sig' "$T/signals.log" || fail "no signal from /org/kvmnet1/network/sig"
+log PASS
