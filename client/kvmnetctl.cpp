@@ -21,21 +21,20 @@ using json = nlohmann::json;
 
 constexpr const char* bus_name = "org.kvmnet1";
 
-const char* usage_text =
-    "Usage: kvmnetctl [--json] COMMAND [ARGS]\n"
-    "\n"
-    "Commands:\n"
-    "  list                              networks with mode, state and addresses\n"
-    "  show NET                          one network's configuration and state\n"
-    "  create NET --file FILE            define a network from a JSON document\n"
-    "  create NET --mode nat|isolated|routed --ipv4 GATEWAY/PREFIX [--bridge BR]\n"
-    "             [--dhcp-range FIRST-LAST]... [--dhcp-host MAC,IP[,NAME]]...\n"
-    "             [--uplink IFNAME] [--mtu N] [--stp on|off] [--forward-delay S] [--autostart]\n"
-    "  start NET | stop NET | delete NET\n"
-    "  autostart NET on|off\n"
-    "\n"
-    "--json prints read commands' results as JSON. The daemon is reached on the\n"
-    "system bus (DBUS_SYSTEM_BUS_ADDRESS overrides it).\n";
+const char* usage_text = "Usage: kvmnetctl [--json] COMMAND [ARGS]\n"
+                         "\n"
+                         "Commands:\n"
+                         "  list                              networks with mode, state and addresses\n"
+                         "  show NET                          one network's configuration and state\n"
+                         "  create NET --file FILE            define a network from a JSON document\n"
+                         "  create NET --mode nat|isolated|routed --ipv4 GATEWAY/PREFIX [--bridge BR]\n"
+                         "             [--dhcp-range FIRST-LAST]... [--dhcp-host MAC,IP[,NAME]]...\n"
+                         "             [--uplink IFNAME] [--mtu N] [--stp on|off] [--forward-delay S] [--autostart]\n"
+                         "  start NET | stop NET | delete NET\n"
+                         "  autostart NET on|off\n"
+                         "\n"
+                         "--json prints read commands' results as JSON. The daemon is reached on the\n"
+                         "system bus (DBUS_SYSTEM_BUS_ADDRESS overrides it).\n";
 
 class UsageError : public std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -53,7 +52,10 @@ private:
 
 class NetworkProxy final : public sdbus::ProxyInterfaces<org::kvmnet1::Network_proxy> {
 public:
-    NetworkProxy(sdbus::IConnection& c, const std::string& path) : ProxyInterfaces(c, bus_name, path) { registerProxy(); }
+    NetworkProxy(sdbus::IConnection& c, const std::string& path) : ProxyInterfaces(c, bus_name, path)
+    {
+        registerProxy();
+    }
     ~NetworkProxy() { unregisterProxy(); }
 };
 
@@ -115,21 +117,30 @@ std::string document_from_options(const std::string& name, const std::vector<std
             if (i + 1 >= opts.size()) throw UsageError(o + " needs a value");
             return opts[++i];
         };
-        if (o == "--mode") doc["mode"] = value();
-        else if (o == "--bridge") doc["bridge"] = value();
-        else if (o == "--ipv4") doc["ipv4"]["address"] = value();
-        else if (o == "--uplink") doc["uplink"] = value();
-        else if (o == "--mtu") doc["mtu"] = number(value(), o);
-        else if (o == "--stp") doc["stp"] = on_off(value(), o);
-        else if (o == "--forward-delay") doc["forward_delay"] = number(value(), o);
-        else if (o == "--autostart") doc["autostart"] = true;
+        if (o == "--mode")
+            doc["mode"] = value();
+        else if (o == "--bridge")
+            doc["bridge"] = value();
+        else if (o == "--ipv4")
+            doc["ipv4"]["address"] = value();
+        else if (o == "--uplink")
+            doc["uplink"] = value();
+        else if (o == "--mtu")
+            doc["mtu"] = number(value(), o);
+        else if (o == "--stp")
+            doc["stp"] = on_off(value(), o);
+        else if (o == "--forward-delay")
+            doc["forward_delay"] = number(value(), o);
+        else if (o == "--autostart")
+            doc["autostart"] = true;
         else if (o == "--dhcp-range") {
             ranges.push_back(value());
             dhcp = true;
         } else if (o == "--dhcp-host") {
             std::vector<std::string> parts;
             std::stringstream s(value());
-            for (std::string part; std::getline(s, part, ',');) parts.push_back(part);
+            for (std::string part; std::getline(s, part, ',');)
+                parts.push_back(part);
             if (parts.size() < 2 || parts.size() > 3) throw UsageError("--dhcp-host takes MAC,IP[,NAME]");
             json host = {{"mac", parts[0]}, {"ip", parts[1]}};
             if (parts.size() == 3) host["name"] = parts[2];
@@ -183,14 +194,16 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
     };
     row("Name", n["name"]);
     row("Mode", n["mode"]);
-    row("State", n["state"].get<std::string>() +
-                     (n["state_reason"].get<std::string>().empty() ? "" : " (" + n["state_reason"].get<std::string>() + ")"));
+    row("State",
+        n["state"].get<std::string>() +
+            (n["state_reason"].get<std::string>().empty() ? "" : " (" + n["state_reason"].get<std::string>() + ")"));
     row("Autostart", n["autostart"].get<bool>() ? "yes" : "no");
     row("Bridge", n["bridge"]);
     if (n.contains("ipv4")) {
         row("IPv4", n["ipv4"]["address"]);
         if (n["ipv4"].contains("dhcp")) {
-            for (const auto& r : n["ipv4"]["dhcp"]["ranges"]) row("DHCP range", r);
+            for (const auto& r : n["ipv4"]["dhcp"]["ranges"])
+                row("DHCP range", r);
             for (const auto& h : n["ipv4"]["dhcp"]["hosts"])
                 row("DHCP host", h["mac"].get<std::string>() + " " + h["ip"].get<std::string>() +
                                      (h.contains("name") ? " " + h["name"].get<std::string>() : ""));
@@ -262,7 +275,8 @@ std::string error_kind(const std::string& dbus_name)
     const std::string prefix = "org.kvmnet1.Error.";
     if (dbus_name.rfind(prefix, 0) == 0) return dbus_name.substr(prefix.size());
     if (dbus_name == "org.freedesktop.DBus.Error.AccessDenied") return "AccessDenied";
-    if (dbus_name == "org.freedesktop.DBus.Error.ServiceUnknown" || dbus_name == "org.freedesktop.DBus.Error.NameHasNoOwner")
+    if (dbus_name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+        dbus_name == "org.freedesktop.DBus.Error.NameHasNoOwner")
         return "Unavailable";
     return dbus_name;
 }
@@ -275,11 +289,13 @@ int main(int argc, char** argv)
     bool as_json = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--json") as_json = true;
+        if (a == "--json")
+            as_json = true;
         else if (a == "--help" || a == "-h") {
             std::cout << usage_text;
             return 0;
-        } else args.push_back(a);
+        } else
+            args.push_back(a);
     }
     if (args.empty()) {
         std::cerr << usage_text;

@@ -14,10 +14,10 @@
 #include <systemd/sd-event.h>
 
 #include <csignal>
-#include <functional>
-#include <sys/epoll.h>
 #include <cstring>
+#include <functional>
 #include <iostream>
+#include <sys/epoll.h>
 
 namespace {
 
@@ -67,7 +67,8 @@ public:
 private:
     static void check(int r)
     {
-        if (r < 0) throw Error(ErrorKind::Kernel, std::string("attaching the bus to the event loop: ") + std::strerror(-r));
+        if (r < 0)
+            throw Error(ErrorKind::Kernel, std::string("attaching the bus to the event loop: ") + std::strerror(-r));
     }
     void rearm()
     {
@@ -175,7 +176,8 @@ int main(int argc, char** argv)
         const std::function<void(const kernel::LinkEvent&)> on_link = [&](const kernel::LinkEvent& event) {
             manager.link_changed(event.name, event.removed, event.up);
         };
-        auto link_source = loop.add_io(link_monitor.fd(), EPOLLIN, [&](std::uint32_t) { link_monitor.dispatch(on_link); });
+        auto link_source =
+            loop.add_io(link_monitor.fd(), EPOLLIN, [&](std::uint32_t) { link_monitor.dispatch(on_link); });
         manager.load();
         // Take the name only once autostart networks are up, so that bus
         // activation and sd_notify readiness mean "networks are there".

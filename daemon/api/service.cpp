@@ -62,7 +62,8 @@ std::string network_path(const std::string& name)
     return path;
 }
 
-class ManagerObject final : public sdbus::AdaptorInterfaces<org::kvmnet1::Manager_adaptor, sdbus::ObjectManager_adaptor> {
+class ManagerObject final
+    : public sdbus::AdaptorInterfaces<org::kvmnet1::Manager_adaptor, sdbus::ObjectManager_adaptor> {
 public:
     ManagerObject(sdbus::IConnection& connection, core::Manager& manager)
         : AdaptorInterfaces(connection, manager_path), manager_(manager)
@@ -96,7 +97,8 @@ private:
     std::vector<sdbus::ObjectPath> ListNetworks() override
     {
         std::vector<sdbus::ObjectPath> paths;
-        for (const auto& name : manager_.names()) paths.emplace_back(network_path(name));
+        for (const auto& name : manager_.names())
+            paths.emplace_back(network_path(name));
         return paths;
     }
     std::string Describe() override

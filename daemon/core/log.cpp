@@ -12,11 +12,16 @@ void set_log_level(LogLevel level) { threshold = level; }
 
 bool parse_log_level(const std::string& text, LogLevel& level)
 {
-    if (text == "debug") level = LogLevel::debug;
-    else if (text == "info") level = LogLevel::info;
-    else if (text == "warning") level = LogLevel::warning;
-    else if (text == "error") level = LogLevel::error;
-    else return false;
+    if (text == "debug")
+        level = LogLevel::debug;
+    else if (text == "info")
+        level = LogLevel::info;
+    else if (text == "warning")
+        level = LogLevel::warning;
+    else if (text == "error")
+        level = LogLevel::error;
+    else
+        return false;
     return true;
 }
 

@@ -25,7 +25,8 @@ bool needs_forwarding(const model::Network& n) { return n.mode == model::Mode::n
 
 std::string trim(std::string s)
 {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
     return s;
 }
 
@@ -34,7 +35,8 @@ std::string last_lines(const std::string& path, std::size_t count)
     auto text = store::read_file(path).value_or("");
     text = trim(text);
     std::size_t pos = text.size();
-    for (std::size_t i = 0; i < count && pos != std::string::npos && pos > 0; ++i) pos = text.rfind('\n', pos - 1);
+    for (std::size_t i = 0; i < count && pos != std::string::npos && pos > 0; ++i)
+        pos = text.rfind('\n', pos - 1);
     std::string tail = pos == std::string::npos || pos == 0 ? text : text.substr(pos + 1);
     std::replace(tail.begin(), tail.end(), '\n', ' ');
     return tail;
@@ -55,7 +57,10 @@ pid_t read_pid(const std::string& path)
 // them newest first and keeps going when one fails.
 class Undo {
 public:
-    void push(std::string what, std::function<void()> action) { steps_.emplace_back(std::move(what), std::move(action)); }
+    void push(std::string what, std::function<void()> action)
+    {
+        steps_.emplace_back(std::move(what), std::move(action));
+    }
     void unwind()
     {
         for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
@@ -104,15 +109,13 @@ Manager::Entry& Manager::entry(const std::string& name)
     return it->second;
 }
 
-const Manager::Entry& Manager::entry(const std::string& name) const
-{
-    return const_cast<Manager*>(this)->entry(name);
-}
+const Manager::Entry& Manager::entry(const std::string& name) const { return const_cast<Manager*>(this)->entry(name); }
 
 std::vector<std::string> Manager::names() const
 {
     std::vector<std::string> result;
-    for (const auto& [name, e] : networks_) result.push_back(name);
+    for (const auto& [name, e] : networks_)
+        result.push_back(name);
     return result;
 }
 
@@ -132,7 +135,8 @@ nlohmann::json Manager::describe(const std::string& name) const
 nlohmann::json Manager::describe_all() const
 {
     nlohmann::json networks = nlohmann::json::array();
-    for (const auto& [name, e] : networks_) networks.push_back(describe(name));
+    for (const auto& [name, e] : networks_)
+        networks.push_back(describe(name));
     return {{"networks", networks}};
 }
 
@@ -143,7 +147,8 @@ void Manager::set_state(Entry& e, State state, std::string reason)
     if (e.state == state && e.reason == reason) return;
     e.state = state;
     e.reason = std::move(reason);
-    log_info("network " + e.spec.name + ": " + std::string(state_name(state)) + (e.reason.empty() ? "" : " (" + e.reason + ")"));
+    log_info("network " + e.spec.name + ": " + std::string(state_name(state)) +
+             (e.reason.empty() ? "" : " (" + e.reason + ")"));
     if (listener_) listener_->network_changed(e.spec.name);
 }
 
@@ -196,7 +201,8 @@ std::string Manager::pick_bridge_name() const
     const auto links = links_.list_links();
     for (int i = 0;; ++i) {
         const std::string candidate = "kvmbr" + std::to_string(i);
-        bool used = std::any_of(networks_.begin(), networks_.end(), [&](const auto& kv) { return kv.second.spec.bridge == candidate; }) ||
+        bool used = std::any_of(networks_.begin(), networks_.end(),
+                                [&](const auto& kv) { return kv.second.spec.bridge == candidate; }) ||
                     std::any_of(links.begin(), links.end(), [&](const auto& l) { return l.name == candidate; });
         if (!used) return candidate;
     }
@@ -208,7 +214,8 @@ void Manager::load()
 {
     std::vector<std::string> problems;
     auto stored = store_.load_all(problems);
-    for (const auto& p : problems) log_error("ignoring stored network " + p);
+    for (const auto& p : problems)
+        log_error("ignoring stored network " + p);
     for (auto& n : stored) {
         const std::string name = n.name;
         networks_[name].spec = std::move(n);
@@ -230,10 +237,12 @@ void Manager::reload()
 {
     std::vector<std::string> problems;
     auto stored = store_.load_all(problems);
-    for (const auto& p : problems) log_error("reload: ignoring stored network " + p);
+    for (const auto& p : problems)
+        log_error("reload: ignoring stored network " + p);
     std::vector<std::string> gone;
     for (const auto& [name, e] : networks_)
-        if (std::none_of(stored.begin(), stored.end(), [&](const auto& n) { return n.name == name; })) gone.push_back(name);
+        if (std::none_of(stored.begin(), stored.end(), [&](const auto& n) { return n.name == name; }))
+            gone.push_back(name);
     for (const auto& name : gone) {
         try {
             Entry& e = entry(name);
@@ -315,7 +324,8 @@ void Manager::stop(const std::string& name)
     auto problems = tear_down(e);
     if (!problems.empty()) {
         std::string joined;
-        for (const auto& p : problems) joined += (joined.empty() ? "" : "; ") + p;
+        for (const auto& p : problems)
+            joined += (joined.empty() ? "" : "; ") + p;
         set_state(e, State::failed, "stop incomplete: " + joined);
         throw Error(ErrorKind::Kernel, "stopping network '" + name + "' left problems: " + joined);
     }
@@ -326,7 +336,9 @@ void Manager::update(const std::string& name, const std::string& document)
 {
     Entry& e = entry(name);
     model::Network n = model::parse_network(document);
-    if (n.name != name) throw invalid_field("name", "'" + n.name + "' does not match the network being updated ('" + name + "'); networks cannot be renamed");
+    if (n.name != name)
+        throw invalid_field("name", "'" + n.name + "' does not match the network being updated ('" + name +
+                                        "'); networks cannot be renamed");
     if (n.bridge.empty()) n.bridge = e.spec.bridge;
     model::validate_against(n, configured_except(name));
     if (n == e.spec) return;
@@ -444,7 +456,8 @@ void Manager::bring_up(Entry& e)
                         if (before) undo.push("restore MTU", [this, o, before] { links_.set_mtu(o.name, before); });
                     } else if constexpr (std::is_same_v<T, plan::AddAddress>) {
                         links_.add_address(o.name, AF_INET, o.address, o.prefix_length);
-                        undo.push("remove address", [this, o] { links_.delete_address(o.name, AF_INET, o.address, o.prefix_length); });
+                        undo.push("remove address",
+                                  [this, o] { links_.delete_address(o.name, AF_INET, o.address, o.prefix_length); });
                     } else if constexpr (std::is_same_v<T, plan::SetUp>) {
                         links_.set_up(o.name, true);
                     }
@@ -545,9 +558,10 @@ void Manager::start_dnsmasq(Entry& e)
     for (int waited_ms = 0;; ++waited_ms) {
         int status = 0;
         if (::waitpid(pid, &status, WNOHANG) == pid)
-            throw Error(ErrorKind::Kernel, "dnsmasq exited at start (status " +
-                                               std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) +
-                                               "): " + last_lines(dir + "/dnsmasq.log", 2));
+            throw Error(ErrorKind::Kernel,
+                        "dnsmasq exited at start (status " +
+                            std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) +
+                            "): " + last_lines(dir + "/dnsmasq.log", 2));
         if (read_pid(pidfile) == pid) break;
         if (waited_ms > 10000) {
             stop_process(pid);
@@ -575,7 +589,8 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
     const unsigned delay_s = std::min(1u << std::min(e.restarts, 5u), 30u);
     ++e.restarts;
     set_state(e, State::degraded,
-              "dnsmasq exited (status " + std::to_string(status) + "); restarting in " + std::to_string(delay_s) + " s");
+              "dnsmasq exited (status " + std::to_string(status) + "); restarting in " + std::to_string(delay_s) +
+                  " s");
     e.restart_timer = loop_.add_timer(delay_s * 1000000ull, [this, name] {
         auto found = networks_.find(name);
         if (found == networks_.end()) return;

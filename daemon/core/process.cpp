@@ -22,7 +22,8 @@ pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log
     int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (log < 0) throw Error(ErrorKind::Kernel, "cannot open " + log_path + ": " + std::strerror(errno));
     std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv)
+        args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
 
     pid_t pid = ::fork();
@@ -37,7 +38,8 @@ pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
+        for (int s = 1; s < NSIG; ++s)
+            ::signal(s, SIG_DFL);
         int null = ::open("/dev/null", O_RDONLY);
         ::dup2(null, 0);
         ::dup2(log, 1);
@@ -95,7 +97,8 @@ void stop_process(pid_t pid, int grace_ms)
 ProcessWatch::ProcessWatch(EventLoop& loop, pid_t pid, std::function<void(int)> on_exit) : pid_(pid)
 {
     pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (pidfd_ < 0) throw Error(ErrorKind::Kernel, "cannot watch process " + std::to_string(pid) + ": " + std::strerror(errno));
+    if (pidfd_ < 0)
+        throw Error(ErrorKind::Kernel, "cannot watch process " + std::to_string(pid) + ": " + std::strerror(errno));
     source_ = loop.add_io(pidfd_, EPOLLIN, [this, on_exit = std::move(on_exit)](std::uint32_t) {
         // Copied first: on_exit may destroy this watch, and its handler with it.
         auto notify = on_exit;

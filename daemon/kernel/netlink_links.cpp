@@ -69,14 +69,10 @@ ErrorKind kind_for(int nl_error)
 {
     switch (nl_error < 0 ? -nl_error : nl_error) {
     case NLE_OBJ_NOTFOUND:  // ENODEV: the link vanished between lookup and change
-    case NLE_NODEV:
-        return ErrorKind::NotFound;
-    case NLE_EXIST:
-        return ErrorKind::AlreadyExists;
-    case NLE_OPNOTSUPP:
-        return ErrorKind::Unsupported;
-    default:
-        return ErrorKind::Kernel;
+    case NLE_NODEV: return ErrorKind::NotFound;
+    case NLE_EXIST: return ErrorKind::AlreadyExists;
+    case NLE_OPNOTSUPP: return ErrorKind::Unsupported;
+    default: return ErrorKind::Kernel;
     }
 }
 
@@ -402,8 +398,8 @@ void NetlinkLinks::create_bridge(const std::string& name, const plan::BridgeOpti
         err = nl_wait_for_ack(socket_);
     }
     if (err == -NLE_EXIST) {
-        throw Error(ErrorKind::AlreadyExists, "netlink: " + operation + " failed: " + name + " already exists (" +
-                                                  nl_geterror(err) + ")");
+        throw Error(ErrorKind::AlreadyExists,
+                    "netlink: " + operation + " failed: " + name + " already exists (" + nl_geterror(err) + ")");
     }
     if (err < 0) {
         fail_mapped(operation, err);
@@ -480,8 +476,7 @@ void NetlinkLinks::set_up(const std::string& name, bool up)
 void NetlinkLinks::add_address(const std::string& name, int family, const std::string& address,
                                std::uint8_t prefix_length)
 {
-    const std::string operation =
-        "adding address " + address + "/" + std::to_string(prefix_length) + " to " + name;
+    const std::string operation = "adding address " + address + "/" + std::to_string(prefix_length) + " to " + name;
     ParsedAddress parsed = parse_address(family, address, prefix_length, operation);
     LinkPtr link = require_link(socket_, name, operation);
     AddrPtr addr = address_object(rtnl_link_get_ifindex(link.get()), family, parsed, operation);
@@ -495,8 +490,7 @@ void NetlinkLinks::add_address(const std::string& name, int family, const std::s
 void NetlinkLinks::delete_address(const std::string& name, int family, const std::string& address,
                                   std::uint8_t prefix_length)
 {
-    const std::string operation =
-        "deleting address " + address + "/" + std::to_string(prefix_length) + " from " + name;
+    const std::string operation = "deleting address " + address + "/" + std::to_string(prefix_length) + " from " + name;
     ParsedAddress parsed = parse_address(family, address, prefix_length, operation);
     parsed.broadcast.reset();  // a mismatched broadcast must not make the kernel miss the address
     LinkPtr link = require_link(socket_, name, operation);

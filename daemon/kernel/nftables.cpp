@@ -294,8 +294,7 @@ ChainPtr make_chain(const std::string& table, const plan::Chain& chain)
     return c;
 }
 
-RulePtr make_rule(const std::string& table, const std::string& chain, const plan::Rule& rule,
-                  std::size_t& expressions)
+RulePtr make_rule(const std::string& table, const std::string& chain, const plan::Rule& rule, std::size_t& expressions)
 {
     RulePtr r(checked(nftnl_rule_alloc()));
     nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
@@ -304,7 +303,8 @@ RulePtr make_rule(const std::string& table, const std::string& chain, const plan
         throw std::bad_alloc();
     }
     RuleBuilder builder(r.get());
-    for (const plan::Match& m : rule.matches) std::visit(builder, m);
+    for (const plan::Match& m : rule.matches)
+        std::visit(builder, m);
     if (rule.counter) builder.counter();
     builder.verdict(rule.verdict);
     expressions = builder.expressions();
@@ -469,8 +469,8 @@ std::pair<int, std::uint32_t> talk(mnl_socket* socket, unsigned port_id, const v
         if (static_cast<std::size_t>(n) > buffer.size()) {
             throw kernel_error(doing + " failed: reply truncated", EMSGSIZE);
         }
-        if (mnl_cb_run2(buffer.data(), static_cast<std::size_t>(n), 0, port_id, on_data_message, &acks,
-                        control.data(), control.size()) < 0) {
+        if (mnl_cb_run2(buffer.data(), static_cast<std::size_t>(n), 0, port_id, on_data_message, &acks, control.data(),
+                        control.size()) < 0) {
             throw kernel_error(doing + " failed: parsing reply", errno);
         }
     }
@@ -541,8 +541,8 @@ void Nftables::replace_table(const plan::Table& table)
     Batch batch(++sequence_, steps);
     std::size_t i = 0;
     auto table_message = [&](std::uint16_t type, std::uint16_t flags) {
-        nlmsghdr* nlh = nftnl_table_nlmsg_build_hdr(batch.current(), type, NFPROTO_INET, flags | NLM_F_ACK,
-                                                    batch.seq(i++));
+        nlmsghdr* nlh =
+            nftnl_table_nlmsg_build_hdr(batch.current(), type, NFPROTO_INET, flags | NLM_F_ACK, batch.seq(i++));
         nftnl_table_nlmsg_build_payload(nlh, t.get());
         batch.next();
     };

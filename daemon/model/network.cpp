@@ -52,7 +52,8 @@ class ObjectReader {
 public:
     ObjectReader(const json& object, std::string path) : object_(object), path_(std::move(path))
     {
-        if (!object_.is_object()) throw invalid_field(display(), std::string("expected an object, got ") + type_name(object_));
+        if (!object_.is_object())
+            throw invalid_field(display(), std::string("expected an object, got ") + type_name(object_));
     }
 
     const json* get(const std::string& key)
@@ -79,7 +80,8 @@ public:
     {
         const json* v = get(key);
         if (!v) return std::nullopt;
-        if (!v->is_boolean()) throw invalid_field(field(key), std::string("expected true or false, got ") + type_name(*v));
+        if (!v->is_boolean())
+            throw invalid_field(field(key), std::string("expected true or false, got ") + type_name(*v));
         return v->get<bool>();
     }
 
@@ -145,8 +147,7 @@ std::string lower(std::string s)
 bool valid_host_name(const std::string& name)
 {
     if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
-    return std::all_of(name.begin(), name.end(),
-                       [](unsigned char c) { return std::isalnum(c) || c == '-'; });
+    return std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isalnum(c) || c == '-'; });
 }
 
 Ipv4 parse_ip(const std::string& field, const std::string& text)
@@ -184,14 +185,16 @@ Ipv4Config parse_ipv4(const json& j)
                 ObjectReader h((*hosts)[i], item("ipv4.dhcp.hosts", i));
                 DhcpHost host;
                 auto mac = h.string("mac");
-                if (!mac || !valid_mac(*mac)) throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
+                if (!mac || !valid_mac(*mac))
+                    throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
                 host.mac = lower(*mac);
                 auto ip = h.string("ip");
                 if (!ip) throw invalid_field(h.field("ip"), "required");
                 host.ip = parse_ip(h.field("ip"), *ip);
                 host.name = h.string("name", 63).value_or("");
                 if (!host.name.empty() && !valid_host_name(host.name))
-                    throw invalid_field(h.field("name"), "'" + host.name + "' is not a valid host name (letters, digits, '-')");
+                    throw invalid_field(h.field("name"),
+                                        "'" + host.name + "' is not a valid host name (letters, digits, '-')");
                 h.finish();
                 config.hosts.push_back(std::move(host));
             }
@@ -254,8 +257,8 @@ Network parse_network(const nlohmann::json& document)
     n.mode = parse_mode(*mode);
     n.bridge = r.string("bridge", 64).value_or("");
     if (!n.bridge.empty() && !valid_interface_name(n.bridge))
-        throw invalid_field("bridge", "'" + n.bridge +
-                                          "' is not a valid interface name (1-15 bytes: letters, digits, '-', '_', '.')");
+        throw invalid_field(
+            "bridge", "'" + n.bridge + "' is not a valid interface name (1-15 bytes: letters, digits, '-', '_', '.')");
     n.autostart = r.boolean("autostart").value_or(false);
     if (const json* ipv4 = r.get("ipv4")) n.ipv4 = parse_ipv4(*ipv4);
     n.uplink = r.string("uplink", 64).value_or("");
@@ -291,7 +294,8 @@ nlohmann::json to_json(const Network& n)
         json ipv4 = {{"address", n.ipv4->address.str()}};
         if (n.ipv4->dhcp) {
             json ranges = json::array();
-            for (const auto& r : n.ipv4->ranges) ranges.push_back(r.first.str() + "-" + r.last.str());
+            for (const auto& r : n.ipv4->ranges)
+                ranges.push_back(r.first.str() + "-" + r.last.str());
             json hosts = json::array();
             for (const auto& h : n.ipv4->hosts) {
                 json host = {{"mac", h.mac}, {"ip", h.ip.str()}};
@@ -351,14 +355,16 @@ void validate(const Network& n)
             throw invalid_field(f + ".ip", h.ip.str() + " is not a free host address inside " + a.network_str());
         if (!macs.insert(h.mac).second) throw invalid_field(f + ".mac", "duplicate MAC " + h.mac);
         if (!ips.insert(h.ip).second) throw invalid_field(f + ".ip", "duplicate address " + h.ip.str());
-        if (!h.name.empty() && !names.insert(h.name).second) throw invalid_field(f + ".name", "duplicate name " + h.name);
+        if (!h.name.empty() && !names.insert(h.name).second)
+            throw invalid_field(f + ".name", "duplicate name " + h.name);
     }
 }
 
 void validate_against(const Network& n, const std::vector<Network>& others)
 {
     for (const Network& o : others) {
-        if (o.name == n.name) throw Error(ErrorKind::AlreadyExists, "name: a network named '" + n.name + "' already exists");
+        if (o.name == n.name)
+            throw Error(ErrorKind::AlreadyExists, "name: a network named '" + n.name + "' already exists");
         if (!n.bridge.empty() && o.bridge == n.bridge)
             throw Error(ErrorKind::Conflict, "bridge: " + n.bridge + " is already used by network '" + o.name + "'");
         if (n.ipv4 && o.ipv4 && n.ipv4->address.overlaps(o.ipv4->address))

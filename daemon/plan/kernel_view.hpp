@@ -17,14 +17,14 @@ struct LinkInfo {
     std::string kind;   // rtnetlink IFLA_INFO_KIND: "bridge", "veth", "tun", "" for physical
     std::string alias;  // IFLA_IFALIAS; ours carry "kvmnet:<network>"
     std::uint32_t mtu = 0;
-    bool up = false;        // administratively up (IFF_UP)
-    int master_index = 0;   // 0 when not enslaved
-    std::string mac;        // "aa:bb:cc:dd:ee:ff", lower case; empty when none
+    bool up = false;       // administratively up (IFF_UP)
+    int master_index = 0;  // 0 when not enslaved
+    std::string mac;       // "aa:bb:cc:dd:ee:ff", lower case; empty when none
 };
 
 struct AddressInfo {
     int link_index = 0;
-    int family = 0;  // AF_INET or AF_INET6
+    int family = 0;       // AF_INET or AF_INET6
     std::string address;  // textual, without prefix
     std::uint8_t prefix_length = 0;
 };

@@ -60,9 +60,7 @@ Table build_ruleset(std::vector<model::Network> active)
             inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "not a guest address", true));
             break;
         case model::Mode::isolated:
-        case model::Mode::bridge:
-            inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "isolated", true));
-            break;
+        case model::Mode::bridge: inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "isolated", true)); break;
         }
         if (n.mode == model::Mode::nat || n.mode == model::Mode::routed) {
             std::vector<Match> out{iif(br), saddr(a)};
@@ -96,7 +94,10 @@ std::string describe(const LinkOp& op)
     struct Visitor {
         std::string operator()(const CreateBridge& o) const { return "create bridge " + o.name; }
         std::string operator()(const SetAlias& o) const { return "mark " + o.name + " as " + o.alias; }
-        std::string operator()(const SetMtu& o) const { return "set MTU of " + o.name + " to " + std::to_string(o.mtu); }
+        std::string operator()(const SetMtu& o) const
+        {
+            return "set MTU of " + o.name + " to " + std::to_string(o.mtu);
+        }
         std::string operator()(const AddAddress& o) const
         {
             return "add address " + o.address + "/" + std::to_string(o.prefix_length) + " to " + o.name;
@@ -116,7 +117,8 @@ std::vector<LinkOp> plan_bridge(const model::Network& n, const std::optional<Lin
         ops.push_back(SetAlias{n.bridge, alias});
     } else {
         if (observed->alias != alias)
-            throw Error(ErrorKind::Conflict, "bridge: interface " + n.bridge + " already exists and is not managed by kvmnet" +
+            throw Error(ErrorKind::Conflict, "bridge: interface " + n.bridge +
+                                                 " already exists and is not managed by kvmnet" +
                                                  (observed->alias.empty() ? "" : " (alias '" + observed->alias + "')") +
                                                  "; choose another bridge name");
         if (observed->kind != "bridge")
@@ -159,7 +161,8 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
             size += r.last.value - r.first.value + 1;
         }
         size += n.ipv4->hosts.size();
-        if (n.ipv4->ranges.empty()) c << "dhcp-range=" << a.network().str() << ",static," << model::Ipv4{a.mask()}.str() << "\n";
+        if (n.ipv4->ranges.empty())
+            c << "dhcp-range=" << a.network().str() << ",static," << model::Ipv4{a.mask()}.str() << "\n";
         c << "dhcp-no-override\n"
           << "dhcp-authoritative\n"
           << "dhcp-lease-max=" << size << "\n"

@@ -54,8 +54,8 @@ std::vector<LinkOp> plan_bridge(const model::Network& network, const std::option
 
 // dnsmasq configuration for a network, with its files in `runtime_dir`.
 struct DnsmasqFiles {
-    std::string config;      // dnsmasq.conf
-    std::string hosts;       // dnsmasq.hosts (dhcp-hostsfile, re-read on SIGHUP)
+    std::string config;  // dnsmasq.conf
+    std::string hosts;   // dnsmasq.hosts (dhcp-hostsfile, re-read on SIGHUP)
 };
 DnsmasqFiles plan_dnsmasq(const model::Network& network, const std::string& runtime_dir, const std::string& user);
 

@@ -37,15 +37,14 @@ struct MatchRenderer {
         out << (m.source ? "ip saddr " : "ip daddr ") << op_text(m.op) << ipv4_text(m.prefix.address);
         if (m.prefix.length != 32) out << '/' << int(m.prefix.length);
     }
-    void operator()(const MatchL4Dport& m) const
-    {
-        out << (m.protocol == 6 ? "tcp" : "udp") << " dport " << m.port;
-    }
+    void operator()(const MatchL4Dport& m) const { out << (m.protocol == 6 ? "tcp" : "udp") << " dport " << m.port; }
     void operator()(const MatchCtState& m) const
     {
-        static const std::pair<std::uint32_t, const char*> names[] = {
-            {ct::invalid, "invalid"}, {ct::established, "established"}, {ct::related, "related"},
-            {ct::new_, "new"},         {ct::untracked, "untracked"}};
+        static const std::pair<std::uint32_t, const char*> names[] = {{ct::invalid, "invalid"},
+                                                                      {ct::established, "established"},
+                                                                      {ct::related, "related"},
+                                                                      {ct::new_, "new"},
+                                                                      {ct::untracked, "untracked"}};
         out << "ct state ";
         bool first = true;
         for (const auto& [bit, name] : names) {
@@ -79,8 +78,8 @@ std::string render(const Table& table)
         if (!first_chain) out << '\n';
         first_chain = false;
         out << "\tchain " << chain.name << " {\n";
-        out << "\t\ttype " << chain.type << " hook " << chain.hook << " priority " << chain.priority
-            << "; policy " << (chain.policy_accept ? "accept" : "drop") << ";\n";
+        out << "\t\ttype " << chain.type << " hook " << chain.hook << " priority " << chain.priority << "; policy "
+            << (chain.policy_accept ? "accept" : "drop") << ";\n";
         for (const Rule& rule : chain.rules) {
             std::ostringstream line;
             const char* sep = "";

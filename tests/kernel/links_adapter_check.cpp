@@ -14,12 +14,12 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <system_error>
 #include <functional>
 #include <iostream>
 #include <optional>
 #include <regex>
 #include <string>
+#include <system_error>
 
 namespace {
 
@@ -64,8 +64,8 @@ void expect_error(const std::string& what, ErrorKind kind, std::initializer_list
         check(false, what + ": expected " + kind_text(kind) + " error, call succeeded");
     } catch (const Error& e) {
         std::cout << "  (" << what << " -> " << kind_text(e.kind()) << ": " << e.what() << ")\n";
-        check(e.kind() == kind, what + ": expected kind " + kind_text(kind) + ", got " + kind_text(e.kind()) +
-                                    " (" + e.what() + ")");
+        check(e.kind() == kind,
+              what + ": expected kind " + kind_text(kind) + ", got " + kind_text(e.kind()) + " (" + e.what() + ")");
         for (const auto& needle : needles) {
             check(std::string(e.what()).find(needle) != std::string::npos,
                   what + ": message \"" + e.what() + "\" lacks \"" + needle + "\"");
@@ -157,8 +157,7 @@ bool adapter_has_address(NetlinkLinks& links, int ifindex, int family, const std
                          unsigned prefix_length)
 {
     for (const auto& a : links.list_addresses()) {
-        if (a.link_index == ifindex && a.family == family && a.address == address &&
-            a.prefix_length == prefix_length) {
+        if (a.link_index == ifindex && a.family == family && a.address == address && a.prefix_length == prefix_length) {
             return true;
         }
     }
@@ -273,8 +272,9 @@ void check_bridge(NetlinkLinks& links)
     }
 
     std::cout << "* duplicate create_bridge\n";
-    expect_error("duplicate bridge", ErrorKind::AlreadyExists, {"kvmtest0 already exists", "creating bridge"},
-                 [&] { links.create_bridge(br, {false, 0, 0}); });
+    expect_error("duplicate bridge", ErrorKind::AlreadyExists, {"kvmtest0 already exists", "creating bridge"}, [&] {
+        links.create_bridge(br, {false, 0, 0});
+    });
     expect_error("invalid bridge name", ErrorKind::InvalidArgument, {"invalid interface name"},
                  [&] { links.create_bridge("this-name-is-too-long", {}); });
 
@@ -366,12 +366,13 @@ void check_stp(NetlinkLinks& links)
         std::uint32_t delay;
     };
     for (const Case& c : {Case{"kvmstp0", 1500}, Case{"kvmstp1", 200}, Case{"kvmstp2", 3000}}) {
-        if (!step("create_bridge " + c.name + " stp on delay " + std::to_string(c.delay),
-                  [&] { links.create_bridge(c.name, {true, c.delay, 0}); })) {
+        if (!step("create_bridge " + c.name + " stp on delay " + std::to_string(c.delay), [&] {
+                links.create_bridge(c.name, {true, c.delay, 0});
+            })) {
             continue;
         }
-        const json data = ip_json("-d link show", c.name).value("linkinfo", json::object()).value("info_data",
-                                                                                                   json::object());
+        const json data =
+            ip_json("-d link show", c.name).value("linkinfo", json::object()).value("info_data", json::object());
         std::cout << "  (" << c.name << ": stp_state " << data.value("stp_state", json()).dump() << ", forward_delay "
                   << data.value("forward_delay", json()).dump() << ")\n";
         check(data.value("stp_state", -1) != 0, c.name + ": stp_state non-zero");
@@ -379,8 +380,9 @@ void check_stp(NetlinkLinks& links)
         step("delete_link " + c.name, [&] { links.delete_link(c.name); });
     }
     for (std::uint32_t delay : {0u, 199u, 3001u}) {
-        expect_error("stp on, delay " + std::to_string(delay), ErrorKind::InvalidArgument, {"outside 200..3000"},
-                     [&] { links.create_bridge("kvmstp9", {true, delay, 0}); });
+        expect_error("stp on, delay " + std::to_string(delay), ErrorKind::InvalidArgument, {"outside 200..3000"}, [&] {
+            links.create_bridge("kvmstp9", {true, delay, 0});
+        });
     }
     check(!links.find_link("kvmstp9").has_value(), "refused STP bridge was not created");
 }
@@ -398,8 +400,8 @@ void check_mtu_pinned(NetlinkLinks& links)
     const auto l = links.find_link(br);
     const auto port = links.find_link("kvmv0");
     check(port && l && port->master_index == l->index, "adapter reports the port's master index");
-    check(l && l->mtu == 1400, "bridge MTU still 1400 after the port joined, got " +
-                                   (l ? std::to_string(l->mtu) : std::string("?")));
+    check(l && l->mtu == 1400,
+          "bridge MTU still 1400 after the port joined, got " + (l ? std::to_string(l->mtu) : std::string("?")));
     step("delete_link kvmv0", [&] { links.delete_link("kvmv0"); });
     step("delete_link kvmmtu0", [&] { links.delete_link(br); });
 }

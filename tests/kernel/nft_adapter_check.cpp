@@ -36,7 +36,8 @@ void check(bool ok, const std::string& what)
 bool in_root_netns()
 {
     constexpr ino_t init_net_inode = 0xEFFFFFF9U;
-    struct stat self{}, init{};
+    struct stat self {
+    }, init{};
     if (stat("/proc/self/ns/net", &self) != 0) return true;
     if (self.st_ino == init_net_inode) return true;
     if (stat("/proc/1/ns/net", &init) == 0) return self.st_ino == init.st_ino && self.st_dev == init.st_dev;
@@ -58,7 +59,8 @@ std::pair<int, std::string> run(const std::string& command, const std::string& i
     std::string out;
     char buf[4096];
     std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+        out.append(buf, n);
     const int status = pclose(p);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
