@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -223,17 +224,14 @@ int cmd_create(Context& c, const std::vector<std::string>& args)
     std::string document;
     if (args.size() >= 2 && args[1] == "--file") {
         need_args(args, 3, "create NET --file FILE");
-        json doc;
-        try {
-            doc = json::parse(read_text(args[2]));
-        } catch (const json::parse_error& e) {
-            // Let the daemon report syntax errors the same way for every client.
-            document = read_text(args[2]);
-        }
-        if (document.empty()) {
-            if (doc.is_object() && !doc.contains("name")) doc["name"] = name;
-            if (doc.is_object() && doc["name"] != name)
-                throw UsageError("the document names network '" + doc["name"].dump() + "', not '" + name + "'");
+        document = read_text(args[2]);
+        json doc = json::parse(document, nullptr, false);
+        // Syntax errors are left to the daemon, which reports them the same
+        // way for every client; only the name is settled here.
+        if (doc.is_object()) {
+            if (!doc.contains("name")) doc["name"] = name;
+            if (doc["name"] != name)
+                throw UsageError("the document names network " + doc["name"].dump() + ", not '" + name + "'");
             document = doc.dump();
         }
     } else {
@@ -303,6 +301,11 @@ int main(int argc, char** argv)
     }
     const std::string command = args.front();
     args.erase(args.begin());
+    static const std::vector<std::string> commands = {"list", "show", "create", "start", "stop", "delete", "autostart"};
+    if (std::find(commands.begin(), commands.end(), command) == commands.end()) {
+        std::cerr << "kvmnetctl: unknown command '" << command << "' (see kvmnetctl --help)\n";
+        return 2;
+    }
     try {
         auto bus = sdbus::createSystemBusConnection();
         Context c{*bus, ManagerProxy(*bus), as_json};

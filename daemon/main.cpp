@@ -105,15 +105,6 @@ private:
     sd_event_source* post_ = nullptr;
 };
 
-class FirewallBridge final : public plan::FirewallAdapter {
-public:
-    void replace_table(const plan::Table& table) override { nft_.replace_table(table); }
-    void delete_table(const std::string& name) override { nft_.delete_table(name); }
-
-private:
-    kernel::Nftables nft_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv)
@@ -163,7 +154,7 @@ int main(int argc, char** argv)
         // Children are watched through pidfds; SIGCHLD must stay deliverable
         // for waitid() but needs no handler.
         kernel::NetlinkLinks links;
-        FirewallBridge firewall;
+        kernel::Nftables firewall;
         core::Manager manager(options, loop, links, firewall);
 
         auto connection = sdbus::createSystemBusConnection();
@@ -174,7 +165,7 @@ int main(int argc, char** argv)
         });
         kernel::LinkMonitor link_monitor;
         const std::function<void(const kernel::LinkEvent&)> on_link = [&](const kernel::LinkEvent& event) {
-            manager.link_changed(event.name, event.removed, event.up);
+            manager.link_changed(event.name);
         };
         auto link_source =
             loop.add_io(link_monitor.fd(), EPOLLIN, [&](std::uint32_t) { link_monitor.dispatch(on_link); });

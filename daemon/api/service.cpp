@@ -129,9 +129,13 @@ public:
     }
     ~NetworkObject()
     {
-        emitInterfacesRemovedSignal({org::kvmnet1::Network_adaptor::INTERFACE_NAME});
+        // When the daemon exits, networks keep running: their objects go away
+        // with the daemon but must not be announced as removed.
+        if (!daemon_exiting_) emitInterfacesRemovedSignal({org::kvmnet1::Network_adaptor::INTERFACE_NAME});
         unregisterAdaptor();
     }
+
+    void daemon_exiting() { daemon_exiting_ = true; }
 
     // Emits PropertiesChanged for exactly the properties whose value moved.
     void refresh()
@@ -209,6 +213,7 @@ private:
     core::Manager& manager_;
     std::string name_;
     std::map<std::string, std::string> snapshot_;
+    bool daemon_exiting_ = false;
 };
 
 Service::Service(sdbus::IConnection& connection, core::Manager& manager)
@@ -220,6 +225,8 @@ Service::Service(sdbus::IConnection& connection, core::Manager& manager)
 Service::~Service()
 {
     manager_.set_listener(nullptr);
+    for (auto& [name, object] : networks_)
+        object->daemon_exiting();
     networks_.clear();
 }
 

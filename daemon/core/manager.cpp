@@ -39,7 +39,7 @@ std::string last_lines(const std::string& path, std::size_t count)
         pos = text.rfind('\n', pos - 1);
     std::string tail = pos == std::string::npos || pos == 0 ? text : text.substr(pos + 1);
     std::replace(tail.begin(), tail.end(), '\n', ' ');
-    return tail;
+    return tail.substr(std::min(tail.find_first_not_of(' '), tail.size()));
 }
 
 pid_t read_pid(const std::string& path)
@@ -217,6 +217,14 @@ void Manager::load()
     for (const auto& p : problems)
         log_error("ignoring stored network " + p);
     for (auto& n : stored) {
+        // Hand-edited files may contradict each other; the first one (by
+        // name) wins and the others are left on disk, unused, with a log line.
+        try {
+            model::validate_against(n, configured_except(n.name));
+        } catch (const Error& err) {
+            log_error("ignoring stored network " + n.name + ": " + err.what());
+            continue;
+        }
         const std::string name = n.name;
         networks_[name].spec = std::move(n);
         if (listener_) listener_->network_added(name);
@@ -356,7 +364,7 @@ void Manager::update(const std::string& name, const std::string& document)
     e.spec = n;
     try {
         bring_up(e);
-    } catch (const Error& err) {
+    } catch (const std::exception&) {
         e.spec = old;
         try {
             bring_up(e);
@@ -380,23 +388,12 @@ void Manager::set_autostart(const std::string& name, bool autostart)
     if (listener_) listener_->network_changed(name);
 }
 
-void Manager::link_changed(const std::string& link_name, bool, bool)
+void Manager::link_changed(const std::string& link_name)
 {
     // Notifications describe the past (our own create-then-up arrives after
     // start finished), so judge by the link as it is now, not by the event.
-    for (auto& [name, e] : networks_) {
-        if (e.spec.bridge != link_name || (e.state != State::active && e.state != State::degraded)) continue;
-        const auto link = links_.find_link(link_name);
-        const std::string deleted = "bridge " + link_name + " was deleted outside kvmnet";
-        const std::string down = "bridge " + link_name + " was set down outside kvmnet";
-        if (!link) {
-            set_state(e, State::degraded, deleted);
-        } else if (!link->up) {
-            if (e.state == State::active) set_state(e, State::degraded, down);
-        } else if (e.state == State::degraded && e.reason == down) {
-            set_state(e, State::active);
-        }
-    }
+    for (auto& [name, e] : networks_)
+        if (e.spec.bridge == link_name) assess(e);
 }
 
 // ---- kernel reconciliation ----------------------------------------------
@@ -409,12 +406,11 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
         firewall_.replace_table(plan::build_ruleset(active));
 }
 
-void Manager::update_ip_forward()
+void Manager::update_ip_forward(const std::vector<model::Network>& active)
 {
     // The value found before we first enabled forwarding is kept in the
     // runtime directory, so a daemon restart in between restores it too.
     const std::string saved = options_.runtime_dir + "/ip_forward.saved";
-    const auto active = active_specs();
     const bool want = std::any_of(active.begin(), active.end(), needs_forwarding);
     const bool have_saved = std::filesystem::exists(saved);
     if (want && !have_saved) {
@@ -474,24 +470,23 @@ void Manager::bring_up(Entry& e)
         start_dnsmasq(e);
         undo.push("stop dnsmasq", [this, &e] { stop_dnsmasq(e); });
 
+        step = "enabling IPv4 forwarding";
+        update_ip_forward(active_specs(n.name));
+        undo.push("restore IPv4 forwarding", [this, name = n.name] { update_ip_forward(active_specs("", name)); });
+
         step = "recording runtime state";
         store::write_atomic(runtime_dir_of(n.name) + "/active", "1\n");
-        e.restarts = 0;
-        set_state(e, State::active);
-
-        step = "enabling IPv4 forwarding";
-        update_ip_forward();
         undo.commit();
-    } catch (const Error& err) {
+        e.restarts = 0;
+        e.dnsmasq_problem.clear();
+        set_state(e, State::active);
+    } catch (const std::exception& err) {
         undo.unwind();
+        const Error* typed = dynamic_cast<const Error*>(&err);
         const std::string reason = step + ": " + err.what();
         set_state(e, State::failed, reason);
-        try {
-            update_ip_forward();
-        } catch (const std::exception& again) {
-            log_error(again.what());
-        }
-        throw Error(err.kind(), "starting network '" + n.name + "' failed while " + reason);
+        throw Error(typed ? typed->kind() : ErrorKind::Kernel,
+                    "starting network '" + n.name + "' failed while " + reason);
     }
 }
 
@@ -515,8 +510,9 @@ std::vector<std::string> Manager::tear_down(Entry& e)
         if (link && link->alias == plan::owner_alias(n.name)) links_.delete_link(n.bridge);
     });
     // The network counts as stopped from here on, whatever failed above.
-    e.state = State::inactive;
-    attempt("restoring IPv4 forwarding", [&] { update_ip_forward(); });
+    e.dnsmasq_problem.clear();
+    set_state(e, State::inactive);
+    attempt("restoring IPv4 forwarding", [&] { update_ip_forward(active_specs()); });
     std::error_code ec;
     std::filesystem::remove_all(runtime_dir_of(n.name), ec);
     return problems;
@@ -577,6 +573,7 @@ void Manager::watch_dnsmasq(Entry& e, pid_t pid)
 {
     const std::string name = e.spec.name;
     e.dnsmasq = std::make_unique<ProcessWatch>(loop_, pid, [this, name](int status) { dnsmasq_exited(name, status); });
+    e.dnsmasq_since_usec = EventLoop::now_usec();
 }
 
 void Manager::dnsmasq_exited(const std::string& name, int status)
@@ -586,24 +583,42 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
     Entry& e = it->second;
     e.dnsmasq.reset();
     if (e.state != State::active && e.state != State::degraded) return;
+    // A dnsmasq that ran for a while before dying starts the backoff afresh;
+    // one that dies right after each restart backs off up to 30 s.
+    if (EventLoop::now_usec() - e.dnsmasq_since_usec > 60'000'000ull) e.restarts = 0;
     const unsigned delay_s = std::min(1u << std::min(e.restarts, 5u), 30u);
     ++e.restarts;
-    set_state(e, State::degraded,
-              "dnsmasq exited (status " + std::to_string(status) + "); restarting in " + std::to_string(delay_s) +
-                  " s");
+    e.dnsmasq_problem = "dnsmasq exited" + (status >= 0 ? " (status " + std::to_string(status) + ")" : std::string()) +
+                        "; restarting in " + std::to_string(delay_s) + " s";
+    assess(e);
     e.restart_timer = loop_.add_timer(delay_s * 1000000ull, [this, name] {
         auto found = networks_.find(name);
         if (found == networks_.end()) return;
         Entry& entry = found->second;
-        if (entry.state != State::degraded) return;
+        if (entry.state != State::active && entry.state != State::degraded) return;
         try {
             start_dnsmasq(entry);
-            set_state(entry, State::active);
+            entry.dnsmasq_problem.clear();
+            assess(entry);
         } catch (const std::exception& err) {
             log_error("network " + name + ": restarting dnsmasq failed: " + err.what());
             dnsmasq_exited(name, -1);
         }
     });
+}
+
+void Manager::assess(Entry& e)
+{
+    if (e.state != State::active && e.state != State::degraded) return;
+    const auto link = links_.find_link(e.spec.bridge);
+    if (!link)
+        set_state(e, State::degraded, "bridge " + e.spec.bridge + " was deleted outside kvmnet");
+    else if (!link->up)
+        set_state(e, State::degraded, "bridge " + e.spec.bridge + " was set down outside kvmnet");
+    else if (!e.dnsmasq_problem.empty())
+        set_state(e, State::degraded, e.dnsmasq_problem);
+    else
+        set_state(e, State::active);
 }
 
 void Manager::stop_dnsmasq(Entry& e)

@@ -68,11 +68,10 @@ public:
     void update(const std::string& name, const std::string& document);
     void set_autostart(const std::string& name, bool autostart);
 
-    // A link appeared, changed or vanished (rtnetlink notification); the
-    // event fields are hints only, the link is looked up again. A
+    // A link appeared, changed or vanished (rtnetlink notification). A
     // running network whose bridge was deleted or downed by someone else
     // becomes degraded; back to active when the bridge is up again.
-    void link_changed(const std::string& link_name, bool removed, bool up);
+    void link_changed(const std::string& link_name);
 
 private:
     struct Entry {
@@ -82,6 +81,8 @@ private:
         std::unique_ptr<ProcessWatch> dnsmasq;
         std::unique_ptr<EventSource> restart_timer;
         unsigned restarts = 0;
+        std::uint64_t dnsmasq_since_usec = 0;
+        std::string dnsmasq_problem;  // why dnsmasq is not serving, while a restart is pending
     };
 
     Entry& entry(const std::string& name);
@@ -96,7 +97,9 @@ private:
     void bring_up(Entry& e);
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
-    void update_ip_forward();
+    void update_ip_forward(const std::vector<model::Network>& active);
+    // Sets active or degraded (with the reason) from the bridge and dnsmasq as they are now.
+    void assess(Entry& e);
     void start_dnsmasq(Entry& e);
     void watch_dnsmasq(Entry& e, pid_t pid);
     void dnsmasq_exited(const std::string& name, int status);

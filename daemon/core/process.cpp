@@ -102,7 +102,7 @@ ProcessWatch::ProcessWatch(EventLoop& loop, pid_t pid, std::function<void(int)> 
     source_ = loop.add_io(pidfd_, EPOLLIN, [this, on_exit = std::move(on_exit)](std::uint32_t) {
         // Copied first: on_exit may destroy this watch, and its handler with it.
         auto notify = on_exit;
-        int status = 0;
+        int status = -1;  // unknown for adopted processes, which are not our children
         siginfo_t info{};
         // Reap our own children; adopted processes are reaped by their parent.
         if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_), &info, WEXITED | WNOHANG) == 0)

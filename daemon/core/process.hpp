@@ -26,7 +26,8 @@ bool process_alive(pid_t pid);
 // SIGTERM, wait up to `grace_ms`, then SIGKILL; reaps it when it is our child.
 void stop_process(pid_t pid, int grace_ms = 2000);
 
-// Calls `on_exit` once when `pid` exits (reaping it when it is our child).
+// Calls `on_exit` once when `pid` exits (reaping it when it is our child), with
+// its exit status, 128+signal, or -1 when unknown (not our child).
 class ProcessWatch {
 public:
     ProcessWatch(EventLoop& loop, pid_t pid, std::function<void(int status)> on_exit);

@@ -2,6 +2,7 @@
 // libmnl, in one atomic batch, never by running nft(8).
 #pragma once
 
+#include "plan/kernel_view.hpp"
 #include "plan/ruleset.hpp"
 
 #include <string>
@@ -12,10 +13,10 @@ struct mnl_socket;
 
 namespace kvmnet::kernel {
 
-class Nftables {
+class Nftables final : public plan::FirewallAdapter {
 public:
     Nftables();
-    ~Nftables();
+    ~Nftables() override;
     Nftables(const Nftables&) = delete;
     Nftables& operator=(const Nftables&) = delete;
 
@@ -23,10 +24,10 @@ public:
     // transaction (add table; delete table; add table, chains, rules), so
     // there is no moment without the table. Throws kvmnet::Error (Kernel)
     // with the kernel's error text; on failure nothing changes.
-    void replace_table(const plan::Table& table);
+    void replace_table(const plan::Table& table) override;
 
     // Deletes table "inet <name>" if it exists (one transaction). No-op when absent.
-    void delete_table(const std::string& name);
+    void delete_table(const std::string& name) override;
 
     // True when table "inet <name>" exists.
     bool table_exists(const std::string& name);

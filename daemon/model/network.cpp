@@ -269,8 +269,13 @@ Network parse_network(const nlohmann::json& document)
     n.mtu = static_cast<std::uint32_t>(r.unsigned_integer("mtu", 68, 65535).value_or(0));
     if (const json* forwards = r.array("forwards", 100000); forwards && !forwards->empty())
         throw Error(ErrorKind::Unsupported, "forwards: port forwarding is not available in this version of kvmnetd");
-    if (const json* limits = r.get("limits"); limits && !(limits->is_object() && limits->empty()))
-        throw Error(ErrorKind::Unsupported, "limits: connection limits are not available in this version of kvmnetd");
+    if (const json* limits = r.get("limits")) {
+        if (!limits->is_object())
+            throw invalid_field("limits", std::string("expected an object, got ") + type_name(*limits));
+        if (!limits->empty())
+            throw Error(ErrorKind::Unsupported,
+                        "limits: connection limits are not available in this version of kvmnetd");
+    }
     r.finish();
     validate(n);
     return n;
@@ -320,6 +325,10 @@ void validate(const Network& n)
         throw Error(ErrorKind::Unsupported,
                     "mode: bridge mode is not available in this version of kvmnetd; use nat, isolated or routed");
     if (!n.ipv4) throw invalid_field("ipv4", std::string("required for mode ") + std::string(mode_name(n.mode)));
+    // The kernel only accepts 2-30 s while STP runs (and would silently clamp).
+    if (n.stp && n.forward_delay < 2)
+        throw invalid_field("forward_delay",
+                            "must be between 2 and 30 seconds when stp is on (15 is the IEEE default)");
     if (!n.uplink.empty() && n.mode != Mode::nat && n.mode != Mode::routed)
         throw invalid_field("uplink", "only meaningful for nat and routed networks");
 

@@ -163,9 +163,9 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
         size += n.ipv4->hosts.size();
         if (n.ipv4->ranges.empty())
             c << "dhcp-range=" << a.network().str() << ",static," << model::Ipv4{a.mask()}.str() << "\n";
+        if (size > 0) c << "dhcp-lease-max=" << size << "\n";
         c << "dhcp-no-override\n"
           << "dhcp-authoritative\n"
-          << "dhcp-lease-max=" << size << "\n"
           << "dhcp-leasefile=" << dir << "/dnsmasq.leases\n"
           << "dhcp-hostsfile=" << dir << "/dnsmasq.hosts\n";
         if (n.mode == model::Mode::isolated) c << "dhcp-option=option:router\n";

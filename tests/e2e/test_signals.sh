@@ -3,7 +3,7 @@
 # signal from the daemon while a network is created, started, has its bridge
 # deleted behind the daemon's back, is stopped and deleted; the test then
 # checks NetworkAdded/InterfacesAdded, the State sequence inactive →
-# activating → active, degraded with a reason naming the bridge, inactive,
+# activating → active (twice, with a stop to inactive between), degraded with a reason naming the bridge, inactive,
 # and NetworkRemoved/InterfacesRemoved, in that order.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -19,6 +19,10 @@ track_pid "$monitor_pid"
 sleep 0.5
 
 ctl create sig --mode nat --bridge kvmbr7 --ipv4 10.55.0.1/24 --dhcp-range 10.55.0.10-10.55.0.20
+ctl start sig
+wait_state sig active
+ctl stop sig
+wait_state sig inactive
 ctl start sig
 wait_state sig active
 
@@ -47,6 +51,9 @@ log "events: $(tr '\n' ' ' <<<"$events")"
 
 expected="InterfacesAdded
 NetworkAdded
+State=activating
+State=active
+State=inactive
 State=activating
 State=active
 State=degraded
