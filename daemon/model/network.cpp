@@ -331,6 +331,9 @@ void validate(const Network& n)
                             "must be between 2 and 30 seconds when stp is on (15 is the IEEE default)");
     if (!n.uplink.empty() && n.mode != Mode::nat && n.mode != Mode::routed)
         throw invalid_field("uplink", "only meaningful for nat and routed networks");
+    if (!n.uplink.empty() && n.uplink == n.bridge)
+        throw invalid_field("uplink",
+                            "'" + n.uplink + "' is the network's own bridge; name the interface towards the outside");
 
     const Ipv4Interface& a = n.ipv4->address;
     if (a.prefix < 8 || a.prefix > 30)
@@ -364,7 +367,8 @@ void validate(const Network& n)
             throw invalid_field(f + ".ip", h.ip.str() + " is not a free host address inside " + a.network_str());
         if (!macs.insert(h.mac).second) throw invalid_field(f + ".mac", "duplicate MAC " + h.mac);
         if (!ips.insert(h.ip).second) throw invalid_field(f + ".ip", "duplicate address " + h.ip.str());
-        if (!h.name.empty() && !names.insert(h.name).second)
+        // DNS names compare without regard to case.
+        if (!h.name.empty() && !names.insert(lower(h.name)).second)
             throw invalid_field(f + ".name", "duplicate name " + h.name);
     }
 }

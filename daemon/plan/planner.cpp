@@ -7,8 +7,6 @@
 namespace kvmnet::plan {
 namespace {
 
-constexpr std::uint8_t tcp = 6, udp = 17;
-
 MatchIfname iif(const std::string& name, Cmp op = Cmp::eq) { return {true, op, name}; }
 MatchIfname oif(const std::string& name, Cmp op = Cmp::eq) { return {false, op, name}; }
 MatchIpv4 saddr(const model::Ipv4Interface& a, Cmp op = Cmp::eq) { return {true, op, {a.network().value, a.prefix}}; }
@@ -28,46 +26,41 @@ Table build_ruleset(std::vector<model::Network> active)
 {
     std::sort(active.begin(), active.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
 
-    Chain input{"guest_input", "filter", "input", 0, true, {}};
     Chain forward{"guest_forward", "filter", "forward", 0, true, {}};
     Chain postrouting{"nat_postrouting", "nat", "postrouting", 100, true, {}};
 
     // Forward rules are grouped by purpose across all networks rather than
     // per network, so the verdict for traffic between two networks does not
-    // depend on which network sorts first: replies and intra-bridge traffic
-    // are accepted, then anything new towards a guest subnet is dropped
-    // (unless routed), then guest-initiated traffic is accepted, then anything
-    // else coming from a bridge (spoofed sources) is dropped.
-    std::vector<Rule> replies, intra, inbound, outbound, spoofed;
+    // depend on which network sorts first:
+    //   1. replies to NAT guests, and traffic within one bridge: accept;
+    //   2. what a bridge may not send at all: spoofed sources, anything from
+    //      an isolated network, and (with an uplink) anything not towards it;
+    //   3. new traffic towards a bridge: dropped, except routed subnets;
+    //   4. guest-initiated traffic (its source was checked in 2): accept.
+    // Every group holds a fixed number of rules per network.
+    std::vector<Rule> replies, intra, barred, inbound, outbound;
     for (const model::Network& n : active) {
         const std::string& br = n.bridge;
         const model::Ipv4Interface& a = n.ipv4->address;
         const std::string tag = n.name + ": ";
-
-        input.rules.push_back(rule({iif(br), MatchL4Dport{udp, 67}}, Verdict::accept, tag + "DHCP"));
-        input.rules.push_back(rule({iif(br), MatchL4Dport{udp, 53}}, Verdict::accept, tag + "DNS"));
-        input.rules.push_back(rule({iif(br), MatchL4Dport{tcp, 53}}, Verdict::accept, tag + "DNS"));
+        const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
 
         intra.push_back(rule({iif(br), oif(br)}, Verdict::accept, tag + "between guests"));
-        switch (n.mode) {
-        case model::Mode::nat:
+        if (n.mode == model::Mode::nat)
             replies.push_back(rule({oif(br), daddr(a), MatchCtState{ct::established | ct::related}}, Verdict::accept,
                                    tag + "replies to guests"));
-            inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "no new connections to guests", true));
-            break;
-        case model::Mode::routed:
+        if (forwards) {
+            barred.push_back(rule({iif(br), saddr(a, Cmp::neq)}, Verdict::drop, tag + "spoofed source", true));
+            if (!n.uplink.empty())
+                barred.push_back(
+                    rule({iif(br), oif(n.uplink, Cmp::neq)}, Verdict::drop, tag + "only via uplink", true));
+        } else {
+            barred.push_back(rule({iif(br)}, Verdict::drop, tag + "isolated", true));
+        }
+        if (n.mode == model::Mode::routed)
             inbound.push_back(rule({oif(br), daddr(a)}, Verdict::accept, tag + "routed to guests"));
-            inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "not a guest address", true));
-            break;
-        case model::Mode::isolated:
-        case model::Mode::bridge: inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "isolated", true)); break;
-        }
-        if (n.mode == model::Mode::nat || n.mode == model::Mode::routed) {
-            std::vector<Match> out{iif(br), saddr(a)};
-            if (!n.uplink.empty()) out.push_back(oif(n.uplink));
-            outbound.push_back(rule(std::move(out), Verdict::accept, tag + "from guests"));
-        }
-        spoofed.push_back(rule({iif(br)}, Verdict::drop, tag + "isolated or spoofed", true));
+        inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "no new connections to guests", true));
+        if (forwards) outbound.push_back(rule({iif(br), saddr(a)}, Verdict::accept, tag + "from guests"));
 
         if (n.mode == model::Mode::nat) {
             // Multicast and broadcast must keep their source: libvirt learnt
@@ -81,10 +74,12 @@ Table build_ruleset(std::vector<model::Network> active)
             postrouting.rules.push_back(rule(std::move(masq), Verdict::masquerade, tag + "masquerade"));
         }
     }
-    for (auto* group : {&replies, &intra, &inbound, &outbound, &spoofed})
+    for (auto* group : {&replies, &intra, &barred, &inbound, &outbound})
         forward.rules.insert(forward.rules.end(), group->begin(), group->end());
 
-    Table table{table_name, {std::move(input), std::move(forward)}};
+    // No input chain: an accept here could not override another table's drop,
+    // and the host's own services are the host firewall's business.
+    Table table{table_name, {std::move(forward)}};
     if (!postrouting.rules.empty()) table.chains.push_back(std::move(postrouting));
     return table;
 }

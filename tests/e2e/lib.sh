@@ -200,7 +200,7 @@ chmod 755 "$T"
 # ---------------------------------------------------------------- cleanup
 
 _pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
-proc_cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
+proc_cmdline() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" || true; }
 # (Pipelines into `grep -q` are avoided in this file: with pipefail, an early
 # grep exit can fail the writer with SIGPIPE and turn a match into a failure.)
 

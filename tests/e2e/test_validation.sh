@@ -47,6 +47,7 @@ refuse_doc() {
     jq "$filter" <<<"$base" >"$T/doc.json"
     log "case: $case"
     expect_error "$kind" create "$name" --file "$T/doc.json"
+    log "  refused: $kind: $ERR_MSG"
     assert_contains "$ERR_MSG" "$field" "message for '$case'"
     unchanged "$case"
 }
@@ -57,6 +58,7 @@ refuse_raw() {
     printf '%s\n' "$4" >"$T/doc.json"
     log "case: $case"
     expect_error "$kind" create vt --file "$T/doc.json"
+    log "  refused: $kind: $ERR_MSG"
     assert_contains "$ERR_MSG" "$field" "message for '$case'"
     unchanged "$case"
 }
@@ -67,6 +69,7 @@ refuse_cli() {
     shift 3
     log "case: $case"
     expect_error "$kind" "$@"
+    log "  refused: $kind: $ERR_MSG"
     assert_contains "$ERR_MSG" "$field" "message for '$case'"
     unchanged "$case"
 }

@@ -112,28 +112,28 @@ TEST_CASE("Every prefix length from /0 to /32 is accepted and round-trips", "[ip
 TEST_CASE("Malformed address/prefix strings are rejected", "[ipv4]")
 {
     const std::string text = GENERATE(as<std::string>{},
-                                      "10.0.0.1",        // no prefix
-                                      "10.0.0.1/",       // empty prefix
-                                      "/24",             // no address
-                                      "/",               // nothing at all
-                                      "10.0.0.1/33",     // too long
-                                      "10.0.0.1/99",     // too long
-                                      "10.0.0.1/100",    // three digits
-                                      "10.0.0.1/08",     // leading zero
-                                      "10.0.0.1/00",     // leading zero
-                                      "10.0.0.1/-1",     // negative
-                                      "10.0.0.1/+8",     // sign
-                                      "10.0.0.1/ 8",     // space
-                                      "10.0.0.1/8 ",     // trailing space
-                                      "10.0.0.1/2x",     // trailing character
-                                      "10.0.0.1/24/",    // second slash
-                                      "10.0.0.1//24",    // double slash
-                                      "10.0.0.1/24/8",   // two prefixes
-                                      "10.0.0.256/24",   // bad address
-                                      "010.0.0.1/24",    // leading zero in address
-                                      "10.0.0/24",       // missing octet
-                                      "10.0.0.1 /24",    // space before slash
-                                      "10.0.0.1/a");     // letter
+                                      "10.0.0.1",       // no prefix
+                                      "10.0.0.1/",      // empty prefix
+                                      "/24",            // no address
+                                      "/",              // nothing at all
+                                      "10.0.0.1/33",    // too long
+                                      "10.0.0.1/99",    // too long
+                                      "10.0.0.1/100",   // three digits
+                                      "10.0.0.1/08",    // leading zero
+                                      "10.0.0.1/00",    // leading zero
+                                      "10.0.0.1/-1",    // negative
+                                      "10.0.0.1/+8",    // sign
+                                      "10.0.0.1/ 8",    // space
+                                      "10.0.0.1/8 ",    // trailing space
+                                      "10.0.0.1/2x",    // trailing character
+                                      "10.0.0.1/24/",   // second slash
+                                      "10.0.0.1//24",   // double slash
+                                      "10.0.0.1/24/8",  // two prefixes
+                                      "10.0.0.256/24",  // bad address
+                                      "010.0.0.1/24",   // leading zero in address
+                                      "10.0.0/24",      // missing octet
+                                      "10.0.0.1 /24",   // space before slash
+                                      "10.0.0.1/a");    // letter
     CAPTURE(text);
     CHECK_FALSE(Ipv4Interface::parse(text));
 }

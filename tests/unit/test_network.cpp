@@ -1,1 +1,579 @@
+// Unit tests of model/network: the strict JSON parser and validator of the
+// network document (a table of bad documents, each asserting the error kind
+// and the field path it names), good documents, JSON round trips, the stable
+// shape of to_json, and validate_against (name, bridge and subnet clashes).
+#include "model/network.hpp"
+
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+using kvmnet::ErrorKind;
+using kvmnet::model::Mode;
+using kvmnet::model::Network;
+using kvmnet::model::parse_network;
+using json = nlohmann::json;
+
+namespace {
+
+// A complete, valid document: the design.md example without forwards/limits.
+const char* const base_document = R"({
+    "name": "default",
+    "mode": "nat",
+    "bridge": "kvmbr0",
+    "autostart": true,
+    "ipv4": { "address": "192.168.122.1/24",
+              "dhcp": { "ranges": ["192.168.122.100-192.168.122.254"],
+                        "hosts": [{ "mac": "52:54:00:12:34:56", "ip": "192.168.122.10", "name": "web" }] } },
+    "stp": false, "forward_delay": 0, "mtu": 1500
+})";
+
+// The base document with an RFC 7386 merge patch applied (null removes a
+// field, arrays are replaced whole).
+std::string patched(const char* patch)
+{
+    json document = json::parse(base_document);
+    document.merge_patch(json::parse(patch));
+    return document.dump();
+}
+
+std::string kind_name(ErrorKind kind) { return std::string(kvmnet::error_kind_name(kind)); }
+
+struct Failure {
+    ErrorKind kind;
+    std::string message;
+};
+
+// Parses `text`; returns the kvmnet::Error it threw, or nothing when it parsed.
+// Any other exception escapes and fails the test.
+std::optional<Failure> parse_failure(const std::string& text)
+{
+    try {
+        parse_network(text);
+    } catch (const kvmnet::Error& e) {
+        return Failure{e.kind(), e.what()};
+    }
+    return std::nullopt;
+}
+
+struct BadDocument {
+    const char* label;
+    std::string text;
+    ErrorKind kind;
+    std::string field;  // the message must start with "<field>: "
+};
+
+std::vector<BadDocument> bad_documents()
+{
+    const ErrorKind invalid = ErrorKind::InvalidArgument;
+    const ErrorKind unsupported = ErrorKind::Unsupported;
+    return {
+        // Names.
+        {"name with a slash", patched(R"({"name": "my/net"})"), invalid, "name"},
+        {"name with unicode", patched(R"({"name": "caf\u00e9"})"), invalid, "name"},
+        {"name with a space", patched(R"({"name": "my net"})"), invalid, "name"},
+        {"name with a colon", patched(R"({"name": "a:b"})"), invalid, "name"},
+        {"empty name", patched(R"({"name": ""})"), invalid, "name"},
+        {"name of 33 characters", patched(R"({"name": "abcdefghijklmnopqrstuvwxyz0123456"})"), invalid, "name"},
+        {"name of 65 characters",
+         patched(R"({"name": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})"), invalid, "name"},
+        {"name starting with '-'", patched(R"({"name": "-net"})"), invalid, "name"},
+        {"name starting with '.'", patched(R"({"name": ".."})"), invalid, "name"},
+        {"missing name", patched(R"({"name": null})"), invalid, "name"},
+        // Mode.
+        {"missing mode", patched(R"({"mode": null})"), invalid, "mode"},
+        {"unknown mode", patched(R"({"mode": "bridged"})"), invalid, "mode"},
+        {"mode in upper case", patched(R"({"mode": "NAT"})"), invalid, "mode"},
+        {"mode bridge", patched(R"({"mode": "bridge"})"), unsupported, "mode"},
+        // Unknown fields at every level.
+        {"unknown top-level field", patched(R"({"colour": "blue"})"), invalid, "colour"},
+        {"unknown ipv4 field", patched(R"({"ipv4": {"x": 1}})"), invalid, "ipv4.x"},
+        {"unknown ipv4.dhcp field", patched(R"({"ipv4": {"dhcp": {"x": 1}}})"), invalid, "ipv4.dhcp.x"},
+        {"unknown host field",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:00:00:01", "ip": "192.168.122.10", "x": 1}]}}})"),
+         invalid, "ipv4.dhcp.hosts[0].x"},
+        // Wrong types.
+        {"name is a number", patched(R"({"name": 42})"), invalid, "name"},
+        {"mode is a boolean", patched(R"({"mode": true})"), invalid, "mode"},
+        {"bridge is a number", patched(R"({"bridge": 5})"), invalid, "bridge"},
+        {"autostart is a string", patched(R"({"autostart": "yes"})"), invalid, "autostart"},
+        {"autostart is a number", patched(R"({"autostart": 1})"), invalid, "autostart"},
+        {"stp is a string", patched(R"({"stp": "off"})"), invalid, "stp"},
+        {"uplink is a boolean", patched(R"({"uplink": true})"), invalid, "uplink"},
+        {"mtu is a string", patched(R"({"mtu": "big"})"), invalid, "mtu"},
+        {"mtu is a fraction", patched(R"({"mtu": 1500.5})"), invalid, "mtu"},
+        {"forward_delay is -1", patched(R"({"forward_delay": -1})"), invalid, "forward_delay"},
+        {"forward_delay is 31", patched(R"({"forward_delay": 31})"), invalid, "forward_delay"},
+        {"forward_delay is a string", patched(R"({"forward_delay": "2"})"), invalid, "forward_delay"},
+        {"mtu is 67", patched(R"({"mtu": 67})"), invalid, "mtu"},
+        {"mtu is 65536", patched(R"({"mtu": 65536})"), invalid, "mtu"},
+        {"mtu is 0", patched(R"({"mtu": 0})"), invalid, "mtu"},
+        {"mtu is negative", patched(R"({"mtu": -1500})"), invalid, "mtu"},
+        {"ipv4 is a string", patched(R"({"ipv4": "192.168.122.1/24"})"), invalid, "ipv4"},
+        {"ipv4.address is a number", patched(R"({"ipv4": {"address": 3232266753}})"), invalid, "ipv4.address"},
+        {"ipv4.dhcp is a boolean", patched(R"({"ipv4": {"dhcp": true}})"), invalid, "ipv4.dhcp"},
+        {"ranges is not an array", patched(R"({"ipv4": {"dhcp": {"ranges": "192.168.122.100-192.168.122.200"}}})"),
+         invalid, "ipv4.dhcp.ranges"},
+        {"range is not a string", patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.100-192.168.122.110", 7]}}})"),
+         invalid, "ipv4.dhcp.ranges[1]"},
+        {"hosts is not an array", patched(R"({"ipv4": {"dhcp": {"hosts": {}}}})"), invalid, "ipv4.dhcp.hosts"},
+        {"hosts item is not an object", patched(R"({"ipv4": {"dhcp": {"hosts": ["52:54:00:00:00:01"]}}})"), invalid,
+         "ipv4.dhcp.hosts[0]"},
+        {"host name is a number",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:00:00:01", "ip": "192.168.122.10", "name": 1}]}}})"),
+         invalid, "ipv4.dhcp.hosts[0].name"},
+        {"forwards is not an array", patched(R"({"forwards": "none"})"), invalid, "forwards"},
+        // Addresses.
+        {"missing ipv4", patched(R"({"ipv4": null})"), invalid, "ipv4"},
+        {"missing ipv4.address", patched(R"({"ipv4": {"address": null}})"), invalid, "ipv4.address"},
+        {"octet above 255", patched(R"({"ipv4": {"address": "192.168.300.1/24"}})"), invalid, "ipv4.address"},
+        {"prefix /33", patched(R"({"ipv4": {"address": "10.0.0.1/33", "dhcp": null}})"), invalid, "ipv4.address"},
+        {"address without prefix", patched(R"({"ipv4": {"address": "10.0.0.1", "dhcp": null}})"), invalid,
+         "ipv4.address"},
+        {"address with empty prefix", patched(R"({"ipv4": {"address": "10.0.0.1/", "dhcp": null}})"), invalid,
+         "ipv4.address"},
+        {"gateway is the network address", patched(R"({"ipv4": {"address": "192.168.122.0/24"}})"), invalid,
+         "ipv4.address"},
+        {"gateway is the broadcast address", patched(R"({"ipv4": {"address": "192.168.122.255/24"}})"), invalid,
+         "ipv4.address"},
+        {"prefix /31", patched(R"({"ipv4": {"address": "10.0.0.1/31", "dhcp": null}})"), invalid, "ipv4.address"},
+        {"prefix /32", patched(R"({"ipv4": {"address": "10.0.0.1/32", "dhcp": null}})"), invalid, "ipv4.address"},
+        {"prefix /7", patched(R"({"ipv4": {"address": "10.0.0.1/7", "dhcp": null}})"), invalid, "ipv4.address"},
+        // DHCP ranges.
+        {"range outside the subnet", patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.123.10-192.168.123.20"]}}})"),
+         invalid, "ipv4.dhcp.ranges[0]"},
+        {"range ending outside the subnet",
+         patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.200-192.168.123.5"]}}})"), invalid,
+         "ipv4.dhcp.ranges[0]"},
+        {"range starting at the network address",
+         patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.0-192.168.122.50"]}}})"), invalid,
+         "ipv4.dhcp.ranges[0]"},
+        {"range ending at the broadcast address",
+         patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.100-192.168.122.255"]}}})"), invalid,
+         "ipv4.dhcp.ranges[0]"},
+        {"reversed range", patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.200-192.168.122.100"]}}})"), invalid,
+         "ipv4.dhcp.ranges[0]"},
+        {"range containing the gateway", patched(R"({"ipv4": {"address": "192.168.122.150/24"}})"), invalid,
+         "ipv4.dhcp.ranges[0]"},
+        {"range starting at the gateway", patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.1-192.168.122.9"]}}})"),
+         invalid, "ipv4.dhcp.ranges[0]"},
+        {"second range overlapping the first",
+         patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.100-192.168.122.150",
+                                                   "192.168.122.140-192.168.122.160"]}}})"),
+         invalid, "ipv4.dhcp.ranges[1]"},
+        {"third range inside the first",
+         patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.100-192.168.122.150", "192.168.122.200-192.168.122.210",
+                                                   "192.168.122.120-192.168.122.121"]}}})"),
+         invalid, "ipv4.dhcp.ranges[2]"},
+        {"ranges sharing one address", patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.100-192.168.122.150",
+                                                   "192.168.122.150-192.168.122.160"]}}})"),
+         invalid, "ipv4.dhcp.ranges[1]"},
+        {"range a-b-c",
+         patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.100-192.168.122.150-192.168.122.160"]}}})"), invalid,
+         "ipv4.dhcp.ranges[0]"},
+        {"range without a dash", patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.100"]}}})"), invalid,
+         "ipv4.dhcp.ranges[0]"},
+        {"range with spaces", patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.100 - 192.168.122.150"]}}})"),
+         invalid, "ipv4.dhcp.ranges[0]"},
+        {"range with a bad address", patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.100-192.168.122.256"]}}})"),
+         invalid, "ipv4.dhcp.ranges[0]"},
+        // Static hosts.
+        {"host MAC too short",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:12:34", "ip": "192.168.122.10"}]}}})"), invalid,
+         "ipv4.dhcp.hosts[0].mac"},
+        {"host MAC with dashes",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52-54-00-12-34-56", "ip": "192.168.122.10"}]}}})"), invalid,
+         "ipv4.dhcp.hosts[0].mac"},
+        {"host MAC with non-hex digits",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:12:34:zz", "ip": "192.168.122.10"}]}}})"), invalid,
+         "ipv4.dhcp.hosts[0].mac"},
+        {"host without MAC", patched(R"({"ipv4": {"dhcp": {"hosts": [{"ip": "192.168.122.10"}]}}})"), invalid,
+         "ipv4.dhcp.hosts[0].mac"},
+        {"host without IP", patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:12:34:56"}]}}})"), invalid,
+         "ipv4.dhcp.hosts[0].ip"},
+        {"host IP malformed",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:12:34:56", "ip": "192.168.122.010"}]}}})"), invalid,
+         "ipv4.dhcp.hosts[0].ip"},
+        {"host IP outside the subnet",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:12:34:56", "ip": "10.0.0.5"}]}}})"), invalid,
+         "ipv4.dhcp.hosts[0].ip"},
+        {"host IP is the gateway",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:12:34:56", "ip": "192.168.122.1"}]}}})"), invalid,
+         "ipv4.dhcp.hosts[0].ip"},
+        {"host IP is the broadcast address",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:12:34:56", "ip": "192.168.122.255"}]}}})"), invalid,
+         "ipv4.dhcp.hosts[0].ip"},
+        {"duplicate MAC differing in case",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:ab:cd:ef", "ip": "192.168.122.10"},
+                                                  {"mac": "52:54:00:AB:CD:EF", "ip": "192.168.122.11"}]}}})"),
+         invalid, "ipv4.dhcp.hosts[1].mac"},
+        {"duplicate IP", patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:00:00:01", "ip": "192.168.122.10"},
+                                                  {"mac": "52:54:00:00:00:02", "ip": "192.168.122.11"},
+                                                  {"mac": "52:54:00:00:00:03", "ip": "192.168.122.10"}]}}})"),
+         invalid, "ipv4.dhcp.hosts[2].ip"},
+        {"duplicate host name",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:00:00:01", "ip": "192.168.122.10", "name": "db"},
+                                                  {"mac": "52:54:00:00:00:02", "ip": "192.168.122.11",
+                                                   "name": "db"}]}}})"),
+         invalid, "ipv4.dhcp.hosts[1].name"},
+        {"host name with an underscore",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:12:34:56", "ip": "192.168.122.10",
+                                                  "name": "web_1"}]}}})"),
+         invalid, "ipv4.dhcp.hosts[0].name"},
+        {"host name starting with '-'",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:12:34:56", "ip": "192.168.122.10",
+                                                  "name": "-web"}]}}})"),
+         invalid, "ipv4.dhcp.hosts[0].name"},
+        {"host name with a space",
+         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:12:34:56", "ip": "192.168.122.10",
+                                                  "name": "my web"}]}}})"),
+         invalid, "ipv4.dhcp.hosts[0].name"},
+        // Interfaces.
+        {"bridge name of 16 bytes", patched(R"({"bridge": "abcdefghijklmnop"})"), invalid, "bridge"},
+        {"bridge name with a slash", patched(R"({"bridge": "br/0"})"), invalid, "bridge"},
+        {"bridge name '..'", patched(R"({"bridge": ".."})"), invalid, "bridge"},
+        {"bridge name with a space", patched(R"({"bridge": "br 0"})"), invalid, "bridge"},
+        {"uplink with a space", patched(R"({"uplink": "eth 0"})"), invalid, "uplink"},
+        {"uplink of 16 bytes", patched(R"({"uplink": "enp0s31f6abcdefg"})"), invalid, "uplink"},
+        {"uplink on an isolated network", patched(R"({"mode": "isolated", "uplink": "eth0"})"), invalid, "uplink"},
+        // Features this version does not have.
+        {"non-empty forwards",
+         patched(R"({"forwards": [{"proto": "tcp", "host_port": 8080, "guest": "192.168.122.10", "guest_port": 80}]})"),
+         unsupported, "forwards"},
+        {"non-empty limits", patched(R"({"limits": {"new_connections_per_second": 200}})"), unsupported, "limits"},
+        // Not a JSON object at all.
+        {"truncated JSON", "{\"name\": \"default\"", invalid, "document"},
+        {"plain text", "not json", invalid, "document"},
+        {"empty text", "", invalid, "document"},
+        {"trailing garbage", patched("{}") + " x", invalid, "document"},
+        {"a JSON array", "[]", invalid, "document"},
+        {"a JSON string", "\"default\"", invalid, "document"},
+    };
+}
+
+Network parse_ok(const std::string& text)
+{
+    try {
+        return parse_network(text);
+    } catch (const kvmnet::Error& e) {
+        FAIL_CHECK("parse_network threw " << kind_name(e.kind()) << ": " << e.what());
+        throw;
+    }
+}
+
+}  // namespace
+
+TEST_CASE("The base document of the validation table is itself valid", "[network]")
+{
+    CHECK_FALSE(parse_failure(base_document));
+    CHECK_FALSE(parse_failure(patched("{}")));
+}
+
+TEST_CASE("Each bad document is rejected with the right kind and names the field", "[network][validation]")
+{
+    const auto cases = bad_documents();
+    REQUIRE(cases.size() >= 35);
+    const BadDocument c = GENERATE_COPY(from_range(cases));
+    CAPTURE(c.label, c.text);
+    const auto failure = parse_failure(c.text);
+    REQUIRE(failure);
+    CAPTURE(failure->message);
+    CHECK(kind_name(failure->kind) == kind_name(c.kind));
+    CHECK_THAT(failure->message, Catch::Matchers::StartsWith(c.field + ": "));
+}
+
+TEST_CASE("The design.md example without forwards and limits parses field by field", "[network]")
+{
+    const Network n = parse_ok(base_document);
+    CHECK(n.name == "default");
+    CHECK(n.mode == Mode::nat);
+    CHECK(n.bridge == "kvmbr0");
+    CHECK(n.autostart);
+    CHECK_FALSE(n.stp);
+    CHECK(n.forward_delay == 0);
+    CHECK(n.mtu == 1500);
+    CHECK(n.uplink.empty());
+    REQUIRE(n.ipv4);
+    CHECK(n.ipv4->address.str() == "192.168.122.1/24");
+    CHECK(n.ipv4->dhcp);
+    REQUIRE(n.ipv4->ranges.size() == 1);
+    CHECK(n.ipv4->ranges[0].first.str() == "192.168.122.100");
+    CHECK(n.ipv4->ranges[0].last.str() == "192.168.122.254");
+    REQUIRE(n.ipv4->hosts.size() == 1);
+    CHECK(n.ipv4->hosts[0].mac == "52:54:00:12:34:56");
+    CHECK(n.ipv4->hosts[0].ip.str() == "192.168.122.10");
+    CHECK(n.ipv4->hosts[0].name == "web");
+}
+
+TEST_CASE("A minimal document gets the documented defaults", "[network]")
+{
+    const Network n = parse_ok(R"({"name": "a", "mode": "isolated", "ipv4": {"address": "10.0.0.1/24"}})");
+    CHECK(n.name == "a");
+    CHECK(n.mode == Mode::isolated);
+    CHECK(n.bridge.empty());
+    CHECK_FALSE(n.autostart);
+    CHECK_FALSE(n.stp);
+    CHECK(n.forward_delay == 0);
+    CHECK(n.mtu == 0);
+    CHECK(n.uplink.empty());
+    REQUIRE(n.ipv4);
+    CHECK_FALSE(n.ipv4->dhcp);
+    CHECK(n.ipv4->ranges.empty());
+    CHECK(n.ipv4->hosts.empty());
+}
+
+TEST_CASE("Boundary values that are allowed parse", "[network]")
+{
+    SECTION("a name of exactly 32 characters using every allowed character class")
+    {
+        CHECK(parse_ok(patched(R"({"name": "Ab9-_.cdefghijklmnopqrstuvwxyz01"})")).name.size() == 32);
+    }
+    SECTION("a bridge name of exactly 15 bytes")
+    {
+        CHECK(parse_ok(patched(R"({"bridge": "abcdefghijklmno"})")).bridge == "abcdefghijklmno");
+    }
+    SECTION("prefixes /8 and /30")
+    {
+        CHECK(parse_ok(patched(R"({"ipv4": {"address": "10.0.0.1/8", "dhcp": null}})")).ipv4->address.prefix == 8);
+        CHECK(parse_ok(patched(R"({"ipv4": {"address": "10.0.0.1/30", "dhcp": null}})")).ipv4->address.prefix == 30);
+    }
+    SECTION("forward_delay 0 and 30, mtu 68 and 65535")
+    {
+        CHECK(parse_ok(patched(R"({"forward_delay": 30})")).forward_delay == 30);
+        CHECK(parse_ok(patched(R"({"mtu": 68})")).mtu == 68);
+        CHECK(parse_ok(patched(R"({"mtu": 65535})")).mtu == 65535);
+    }
+    SECTION("empty forwards and empty limits are accepted")
+    {
+        CHECK(parse_ok(patched(R"({"forwards": [], "limits": {}})")).name == "default");
+    }
+    SECTION("a dhcp object without ranges or hosts enables static-only DHCP")
+    {
+        const Network n = parse_ok(patched(R"({"ipv4": {"dhcp": {"ranges": null, "hosts": null}}})"));
+        CHECK(n.ipv4->dhcp);
+        CHECK(n.ipv4->ranges.empty());
+        CHECK(n.ipv4->hosts.empty());
+    }
+    SECTION("adjacent ranges and a range right after the gateway")
+    {
+        const Network n = parse_ok(patched(
+            R"({"ipv4": {"dhcp": {"ranges": ["192.168.122.2-192.168.122.99", "192.168.122.100-192.168.122.254"]}}})"));
+        CHECK(n.ipv4->ranges.size() == 2);
+    }
+    SECTION("a routed network with an uplink")
+    {
+        const Network n = parse_ok(patched(R"({"mode": "routed", "uplink": "eth0"})"));
+        CHECK(n.mode == Mode::routed);
+        CHECK(n.uplink == "eth0");
+    }
+}
+
+TEST_CASE("Static host MACs are normalised to lower case", "[network]")
+{
+    const Network n =
+        parse_ok(patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:AB:cd:EF", "ip": "192.168.122.10"}]}}})"));
+    REQUIRE(n.ipv4->hosts.size() == 1);
+    CHECK(n.ipv4->hosts[0].mac == "52:54:00:ab:cd:ef");
+    CHECK(n.ipv4->hosts[0].name.empty());
+}
+
+TEST_CASE("Host names that differ only in case are rejected as duplicates", "[network]")
+{
+    // DNS names are case-insensitive (RFC 4343), so "db" and "DB" name
+    // the same host and dnsmasq answers only one of them; validate() compares
+    // host names case-sensitively (daemon/model/network.cpp, `names` set).
+    const auto failure = parse_failure(
+        patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:00:00:01", "ip": "192.168.122.10", "name": "db"},
+                                                 {"mac": "52:54:00:00:00:02", "ip": "192.168.122.11",
+                                                  "name": "DB"}]}}})"));
+    REQUIRE(failure);
+    CHECK(failure->kind == ErrorKind::InvalidArgument);
+    CHECK_THAT(failure->message, Catch::Matchers::StartsWith("ipv4.dhcp.hosts[1].name: "));
+}
+
+TEST_CASE("An uplink equal to the network's own bridge is rejected", "[network]")
+{
+    // Regression: validate() once accepted "uplink" naming the network's own bridge, which
+    // would masquerade only traffic going back into the guest bridge.
+    const auto failure = parse_failure(patched(R"({"uplink": "kvmbr0"})"));
+    REQUIRE(failure);
+    CHECK(failure->kind == ErrorKind::InvalidArgument);
+    CHECK_THAT(failure->message, Catch::Matchers::StartsWith("uplink: "));
+}
+
+TEST_CASE("validate checks networks built in code", "[network]")
+{
+    Network n = parse_ok(base_document);
+    SECTION("a valid network passes") { CHECK_NOTHROW(kvmnet::model::validate(n)); }
+    SECTION("a default-constructed network fails on its name")
+    {
+        try {
+            kvmnet::model::validate(Network{});
+            FAIL("validate accepted an empty network");
+        } catch (const kvmnet::Error& e) {
+            CHECK(e.kind() == ErrorKind::InvalidArgument);
+            CHECK_THAT(std::string(e.what()), Catch::Matchers::StartsWith("name: "));
+        }
+    }
+    SECTION("a network without ipv4 fails on ipv4")
+    {
+        n.ipv4.reset();
+        CHECK_THROWS_WITH(kvmnet::model::validate(n), Catch::Matchers::StartsWith("ipv4: "));
+    }
+    SECTION("bridge mode is Unsupported")
+    {
+        n.mode = Mode::bridge;
+        try {
+            kvmnet::model::validate(n);
+            FAIL("validate accepted bridge mode");
+        } catch (const kvmnet::Error& e) {
+            CHECK(e.kind() == ErrorKind::Unsupported);
+            CHECK_THAT(std::string(e.what()), Catch::Matchers::StartsWith("mode: "));
+        }
+    }
+    SECTION("a reversed range added in code is caught")
+    {
+        n.ipv4->ranges.push_back(
+            {*kvmnet::model::Ipv4::parse("192.168.122.50"), *kvmnet::model::Ipv4::parse("192.168.122.40")});
+        CHECK_THROWS_WITH(kvmnet::model::validate(n), Catch::Matchers::StartsWith("ipv4.dhcp.ranges[1]: "));
+    }
+}
+
+TEST_CASE("Network and interface name predicates follow the documented character sets", "[network]")
+{
+    using kvmnet::model::valid_interface_name;
+    using kvmnet::model::valid_network_name;
+    CHECK(valid_network_name("default"));
+    CHECK(valid_network_name("a"));
+    CHECK(valid_network_name("9lives"));
+    CHECK(valid_network_name("lab_net-1.v2"));
+    CHECK(valid_network_name(std::string(32, 'x')));
+    CHECK_FALSE(valid_network_name(std::string(33, 'x')));
+    CHECK_FALSE(valid_network_name(""));
+    CHECK_FALSE(valid_network_name("_net"));
+    CHECK_FALSE(valid_network_name("a/b"));
+    CHECK_FALSE(valid_network_name("a b"));
+    CHECK_FALSE(valid_network_name("a\nb"));
+
+    CHECK(valid_interface_name("kvmbr0"));
+    CHECK(valid_interface_name("eth0.100"));
+    CHECK(valid_interface_name(std::string(15, 'x')));
+    CHECK_FALSE(valid_interface_name(std::string(16, 'x')));
+    CHECK_FALSE(valid_interface_name(""));
+    CHECK_FALSE(valid_interface_name("."));
+    CHECK_FALSE(valid_interface_name(".."));
+    CHECK_FALSE(valid_interface_name("br/0"));
+    CHECK_FALSE(valid_interface_name("br:0"));
+    CHECK_FALSE(valid_interface_name("br 0"));
+}
+
+TEST_CASE("parse_network(to_json(x)) == x for several networks", "[network][json]")
+{
+    const std::string text = GENERATE(
+        as<std::string>{}, std::string(base_document),
+        R"({"name": "a", "mode": "isolated", "ipv4": {"address": "10.0.0.1/24"}})",
+        R"({"name": "r", "mode": "routed", "bridge": "kvmbr7", "uplink": "eth0", "ipv4": {"address": "10.9.0.1/16"},
+            "stp": true, "forward_delay": 15, "mtu": 9000})",
+        R"({"name": "s", "mode": "nat", "ipv4": {"address": "172.16.0.1/12", "dhcp": {}}})",
+        R"({"name": "m", "mode": "nat", "bridge": "br-m", "uplink": "wlan0",
+            "ipv4": {"address": "192.168.50.254/24",
+                     "dhcp": {"ranges": ["192.168.50.10-192.168.50.19", "192.168.50.100-192.168.50.199"],
+                              "hosts": [{"mac": "52:54:00:AA:00:01", "ip": "192.168.50.2", "name": "one"},
+                                        {"mac": "52:54:00:aa:00:02", "ip": "192.168.50.3"}]}}})");
+    const Network original = parse_ok(text);
+    const json serialised = kvmnet::model::to_json(original);
+    CAPTURE(serialised.dump());
+    const Network again = parse_ok(serialised.dump());
+    CHECK(again == original);
+    // And serialising again is a fixed point.
+    CHECK(kvmnet::model::to_json(again) == serialised);
+}
+
+TEST_CASE("to_json of a minimal network has every key with its default", "[network][json]")
+{
+    const Network n = parse_ok(R"({"name": "a", "mode": "isolated", "ipv4": {"address": "10.0.0.1/24"}})");
+    const json expected = json::parse(R"({"name": "a", "mode": "isolated", "bridge": "", "autostart": false,
+                                          "ipv4": {"address": "10.0.0.1/24"}, "stp": false, "forward_delay": 0})");
+    CHECK(kvmnet::model::to_json(n) == expected);
+}
+
+TEST_CASE("to_json of the full example is exactly the canonical document", "[network][json]")
+{
+    const Network n = parse_ok(patched(R"({"uplink": "eth0", "stp": true, "forward_delay": 2})"));
+    const json expected = json::parse(R"({
+        "name": "default", "mode": "nat", "bridge": "kvmbr0", "autostart": true,
+        "ipv4": {"address": "192.168.122.1/24",
+                 "dhcp": {"ranges": ["192.168.122.100-192.168.122.254"],
+                          "hosts": [{"mac": "52:54:00:12:34:56", "ip": "192.168.122.10", "name": "web"}]}},
+        "uplink": "eth0", "stp": true, "forward_delay": 2, "mtu": 1500})");
+    CHECK(kvmnet::model::to_json(n) == expected);
+    SECTION("and a dhcp object without entries still serialises both arrays")
+    {
+        const Network s = parse_ok(patched(R"({"ipv4": {"dhcp": {"ranges": null, "hosts": null}}})"));
+        CHECK(kvmnet::model::to_json(s)["ipv4"]["dhcp"] == json::parse(R"({"ranges": [], "hosts": []})"));
+    }
+}
+
+TEST_CASE("validate_against refuses clashes with other networks", "[network]")
+{
+    using kvmnet::model::validate_against;
+    const auto net = [](const char* name, const char* bridge, const char* address) {
+        return parse_ok(std::string(R"({"name": ")") + name + R"(", "mode": "nat", "bridge": ")" + bridge +
+                        R"(", "ipv4": {"address": ")" + address + R"("}})");
+    };
+    const auto failure = [](const Network& n, const std::vector<Network>& others) -> std::optional<Failure> {
+        try {
+            validate_against(n, others);
+        } catch (const kvmnet::Error& e) {
+            return Failure{e.kind(), e.what()};
+        }
+        return std::nullopt;
+    };
+    const std::vector<Network> others{net("alpha", "kvmbr1", "10.1.0.1/24"), net("beta", "kvmbr2", "10.0.0.1/16")};
+
+    SECTION("the same name is AlreadyExists")
+    {
+        const auto f = failure(net("beta", "kvmbr9", "172.20.0.1/24"), others);
+        REQUIRE(f);
+        CHECK(kind_name(f->kind) == "AlreadyExists");
+        CHECK_THAT(f->message, Catch::Matchers::StartsWith("name: ") && Catch::Matchers::Contains("beta"));
+    }
+    SECTION("the same bridge is a Conflict naming the other network")
+    {
+        const auto f = failure(net("gamma", "kvmbr1", "172.20.0.1/24"), others);
+        REQUIRE(f);
+        CHECK(kind_name(f->kind) == "Conflict");
+        CHECK_THAT(f->message, Catch::Matchers::StartsWith("bridge: ") && Catch::Matchers::Contains("alpha"));
+    }
+    SECTION("a subnet inside another network's subnet is a Conflict")
+    {
+        const auto f = failure(net("gamma", "kvmbr3", "10.0.5.1/24"), others);
+        REQUIRE(f);
+        CHECK(kind_name(f->kind) == "Conflict");
+        CHECK_THAT(f->message, Catch::Matchers::StartsWith("ipv4.address: ") && Catch::Matchers::Contains("beta"));
+    }
+    SECTION("a subnet containing another network's subnet is a Conflict")
+    {
+        const auto f = failure(net("gamma", "kvmbr3", "10.0.0.1/8"), {others[0]});
+        REQUIRE(f);
+        CHECK(kind_name(f->kind) == "Conflict");
+        CHECK_THAT(f->message, Catch::Matchers::StartsWith("ipv4.address: ") && Catch::Matchers::Contains("alpha"));
+    }
+    SECTION("disjoint subnets, distinct names and bridges are fine")
+    {
+        CHECK_FALSE(failure(net("gamma", "kvmbr3", "10.2.0.1/24"), others));
+        CHECK_FALSE(failure(net("gamma", "kvmbr3", "192.168.122.1/24"), others));
+    }
+    SECTION("two networks without a bridge name yet do not clash on it")
+    {
+        Network a = net("gamma", "x", "10.2.0.1/24");
+        Network b = net("delta", "y", "10.3.0.1/24");
+        a.bridge.clear();
+        b.bridge.clear();
+        CHECK_FALSE(failure(a, {b}));
+    }
+    SECTION("no other networks at all is fine") { CHECK_FALSE(failure(net("gamma", "kvmbr3", "10.0.0.1/8"), {})); }
+}

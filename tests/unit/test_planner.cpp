@@ -1,1 +1,724 @@
+// Unit tests of plan/: the nftables ruleset (golden files compared with
+// plan::render, structural properties, and a tiny first-match evaluator that
+// checks what the forward and postrouting chains do to sample packets), bridge
+// planning against observed links, and the generated dnsmasq files.
+//
+// Set KVMNET_UPDATE_GOLDEN=1 to (re)write tests/golden/*.nft instead of
+// comparing; review the diff before keeping it.
+#include "model/network.hpp"
+#include "plan/planner.hpp"
+#include "plan/ruleset.hpp"
+
 #include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+using kvmnet::ErrorKind;
+using kvmnet::model::Network;
+namespace plan = kvmnet::plan;
+
+namespace {
+
+Network network(const std::string& text)
+{
+    try {
+        return kvmnet::model::parse_network(text);
+    } catch (const kvmnet::Error& e) {
+        FAIL("test network does not parse: " << e.what() << "\n" << text);
+        throw;
+    }
+}
+
+Network nat_default()
+{
+    return network(R"({"name": "default", "mode": "nat", "bridge": "kvmbr0",
+                       "ipv4": {"address": "192.168.122.1/24",
+                                "dhcp": {"ranges": ["192.168.122.100-192.168.122.254"]}}})");
+}
+
+Network nat_uplink()
+{
+    return network(R"({"name": "default", "mode": "nat", "bridge": "kvmbr0", "uplink": "eth0",
+                       "ipv4": {"address": "192.168.122.1/24"}})");
+}
+
+Network isolated_lab()
+{
+    return network(R"({"name": "lab", "mode": "isolated", "bridge": "kvmbr1", "ipv4": {"address": "10.10.0.1/24"}})");
+}
+
+Network routed_dmz()
+{
+    return network(R"({"name": "dmz", "mode": "routed", "bridge": "kvmbr2", "ipv4": {"address": "10.20.0.1/24"}})");
+}
+
+// Network number i of the given mode: "<mode>NN" on kvmbr-<mode-initial>NN, 10.<base+i>.0.1/24.
+Network numbered(const std::string& mode, int i)
+{
+    const int base = mode == "nat" ? 0 : mode == "routed" ? 80 : 160;
+    char name[32];
+    std::snprintf(name, sizeof name, "%s%02d", mode.c_str(), i);
+    return network(std::string(R"({"name": ")") + name + R"(", "mode": ")" + mode + R"(", "bridge": "br-)" + name +
+                   R"(", "ipv4": {"address": "10.)" + std::to_string(base + i) + R"(.0.1/24"}})");
+}
+
+const plan::Chain* find_chain(const plan::Table& table, const std::string& name)
+{
+    for (const auto& chain : table.chains)
+        if (chain.name == name) return &chain;
+    return nullptr;
+}
+
+std::size_t rule_count(const plan::Table& table, const std::string& chain)
+{
+    const plan::Chain* c = find_chain(table, chain);
+    return c ? c->rules.size() : 0;
+}
+
+// Compares `text` with tests/golden/<name>, or rewrites the file when
+// KVMNET_UPDATE_GOLDEN=1.
+void check_golden(const std::string& name, const std::string& text)
+{
+    const std::string path = std::string(GOLDEN_DIR) + "/" + name;
+    const char* update = std::getenv("KVMNET_UPDATE_GOLDEN");
+    if (update && std::string(update) == "1") {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << text;
+        out.close();
+        REQUIRE(out.good());
+        WARN("rewrote golden file " << path);
+        return;
+    }
+    std::ifstream in(path, std::ios::binary);
+    INFO("golden file " << path << " (run with KVMNET_UPDATE_GOLDEN=1 to create it)");
+    REQUIRE(in.good());
+    std::ostringstream expected;
+    expected << in.rdbuf();
+    CHECK(text == expected.str());
+}
+
+// A first-match evaluator for the subset of nft the planner emits.
+struct Packet {
+    Packet(std::string in, std::string out, std::string source, std::string destination,
+           std::uint32_t state = plan::ct::new_, std::uint8_t l4 = 6, std::uint16_t port = 80)
+        : iif(std::move(in)), oif(std::move(out)), saddr(std::move(source)), daddr(std::move(destination)),
+          ct_state(state), protocol(l4), dport(port)
+    {
+    }
+    std::string iif;
+    std::string oif;
+    std::string saddr;
+    std::string daddr;
+    std::uint32_t ct_state;
+    std::uint8_t protocol;
+    std::uint16_t dport;
+};
+
+bool matches(const plan::Match& match, const Packet& p)
+{
+    struct Visitor {
+        const Packet& p;
+        bool operator()(const plan::MatchIfname& m) const
+        {
+            return ((m.input ? p.iif : p.oif) == m.name) == (m.op == plan::Cmp::eq);
+        }
+        bool operator()(const plan::MatchIpv4& m) const
+        {
+            const auto address = kvmnet::model::Ipv4::parse(m.source ? p.saddr : p.daddr);
+            REQUIRE(address);
+            const std::uint32_t mask = m.prefix.length == 0 ? 0 : ~std::uint32_t{0} << (32 - m.prefix.length);
+            return ((address->value & mask) == m.prefix.address) == (m.op == plan::Cmp::eq);
+        }
+        bool operator()(const plan::MatchL4Dport& m) const { return p.protocol == m.protocol && p.dport == m.port; }
+        bool operator()(const plan::MatchCtState& m) const { return (p.ct_state & m.mask) != 0; }
+    };
+    return std::visit(Visitor{p}, match);
+}
+
+// The verdict of the first matching rule with a verdict, else the policy;
+// "comment" of the deciding rule for diagnostics.
+struct Outcome {
+    plan::Verdict verdict;
+    std::string comment;
+};
+
+Outcome evaluate(const plan::Chain& chain, const Packet& p)
+{
+    for (const plan::Rule& rule : chain.rules) {
+        if (rule.verdict == plan::Verdict::none) continue;
+        if (std::all_of(rule.matches.begin(), rule.matches.end(), [&](const auto& m) { return matches(m, p); }))
+            return {rule.verdict, rule.comment};
+    }
+    return {chain.policy_accept ? plan::Verdict::accept : plan::Verdict::drop, "policy"};
+}
+
+std::string verdict_name(plan::Verdict v)
+{
+    switch (v) {
+    case plan::Verdict::none: return "none";
+    case plan::Verdict::accept: return "accept";
+    case plan::Verdict::drop: return "drop";
+    case plan::Verdict::return_: return "return";
+    case plan::Verdict::masquerade: return "masquerade";
+    }
+    return "?";
+}
+
+// The verdict name for a packet through the forward / postrouting chain.
+std::string forward(const plan::Table& table, const Packet& p)
+{
+    const plan::Chain* chain = find_chain(table, "guest_forward");
+    REQUIRE(chain);
+    return verdict_name(evaluate(*chain, p).verdict);
+}
+
+std::string postrouting(const plan::Table& table, const Packet& p)
+{
+    const plan::Chain* chain = find_chain(table, "nat_postrouting");
+    REQUIRE(chain);
+    return verdict_name(evaluate(*chain, p).verdict);
+}
+
+std::vector<std::string> lines(const std::string& text)
+{
+    std::vector<std::string> result;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        result.push_back(line);
+    return result;
+}
+
+bool has_line(const std::string& text, const std::string& line)
+{
+    const auto all = lines(text);
+    return std::find(all.begin(), all.end(), line) != all.end();
+}
+
+bool has_line_starting(const std::string& text, const std::string& prefix)
+{
+    const auto all = lines(text);
+    return std::any_of(all.begin(), all.end(), [&](const std::string& l) { return l.rfind(prefix, 0) == 0; });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- rulesets
+
+TEST_CASE("The ruleset for one NAT network matches its golden file", "[planner][golden]")
+{
+    check_golden("nat_default.nft", plan::render(plan::build_ruleset({nat_default()})));
+}
+
+TEST_CASE("The ruleset for NAT with uplink, isolated and routed networks matches its golden file", "[planner][golden]")
+{
+    check_golden("nat_isolated_routed.nft",
+                 plan::render(plan::build_ruleset({routed_dmz(), nat_uplink(), isolated_lab()})));
+}
+
+TEST_CASE("The ruleset for no networks matches its golden file", "[planner][golden]")
+{
+    check_golden("empty.nft", plan::render(plan::build_ruleset({})));
+}
+
+TEST_CASE("The ruleset is one inet table named kvmnet with fixed chains", "[planner]")
+{
+    const plan::Table empty = plan::build_ruleset({});
+    CHECK(empty.name == "kvmnet");
+    REQUIRE(empty.chains.size() == 1);
+    CHECK(empty.chains[0].name == "guest_forward");
+    CHECK(empty.chains[0].hook == "forward");
+    CHECK(empty.chains[0].rules.empty());
+    CHECK(empty.chains[0].policy_accept);
+
+    const plan::Table nat = plan::build_ruleset({nat_default()});
+    REQUIRE(nat.chains.size() == 2);
+    CHECK(nat.chains[1].name == "nat_postrouting");
+    CHECK(nat.chains[1].type == "nat");
+    CHECK(nat.chains[1].hook == "postrouting");
+    CHECK(nat.chains[1].priority == 100);
+    CHECK(nat.chains[1].policy_accept);
+
+    // No masquerade chain without a NAT network, and never an input chain: an
+    // accept there could not override another table's drop.
+    const plan::Table others = plan::build_ruleset({isolated_lab(), routed_dmz()});
+    REQUIRE(others.chains.size() == 1);
+    CHECK(find_chain(nat, "guest_input") == nullptr);
+}
+
+TEST_CASE("Masquerade appears only for NAT networks", "[planner]")
+{
+    const std::string text = plan::render(plan::build_ruleset({nat_uplink(), isolated_lab(), routed_dmz()}));
+    const auto all = lines(text);
+    const auto masquerades = std::count_if(
+        all.begin(), all.end(), [](const std::string& l) { return l.find(" masquerade ") != std::string::npos; });
+    CHECK(masquerades == 1);
+    CHECK(has_line(text, "\t\tip saddr 192.168.122.0/24 ip daddr != 192.168.122.0/24 oifname \"eth0\" masquerade "
+                         "comment \"default: masquerade\""));
+    CHECK(text.find("10.10.0.0/24 ip daddr !=") == std::string::npos);
+    CHECK(text.find("10.20.0.0/24 ip daddr !=") == std::string::npos);
+}
+
+TEST_CASE("The number of rules per chain grows linearly with the number of networks", "[planner][property]")
+{
+    // Per network, forward: 5 for nat (replies, intra, spoofed, drop new,
+    // from guests), 5 for routed (intra, spoofed, accept, drop, from guests),
+    // 3 for isolated (intra, isolated, drop new); postrouting 3 for nat only.
+    struct PerNetwork {
+        const char* mode;
+        std::size_t forward, postrouting;
+    };
+    const auto per = GENERATE(values<PerNetwork>({{"nat", 5, 3}, {"routed", 5, 0}, {"isolated", 3, 0}}));
+    CAPTURE(per.mode);
+    std::vector<Network> nets;
+    for (int n = 0; n <= 12; ++n) {
+        CAPTURE(n);
+        const plan::Table table = plan::build_ruleset(nets);
+        const auto count = static_cast<std::size_t>(n);
+        CHECK(rule_count(table, "guest_forward") == per.forward * count);
+        CHECK(rule_count(table, "nat_postrouting") == per.postrouting * count);
+        nets.push_back(numbered(per.mode, n));
+    }
+
+    SECTION("and mixed sets add up mode by mode")
+    {
+        std::vector<Network> mixed;
+        for (int i = 0; i < 4; ++i) {
+            mixed.push_back(numbered("nat", i));
+            mixed.push_back(numbered("routed", i));
+            mixed.push_back(numbered("isolated", i));
+        }
+        const plan::Table table = plan::build_ruleset(mixed);
+        CHECK(rule_count(table, "guest_forward") == 4 * (5 + 5 + 3));
+        CHECK(rule_count(table, "nat_postrouting") == 4 * 3);
+    }
+}
+
+TEST_CASE("Networks are sorted by name whatever the input order", "[planner][property]")
+{
+    std::vector<Network> nets{numbered("nat", 3), numbered("routed", 1), numbered("isolated", 2),
+                              nat_default(),      routed_dmz(),          isolated_lab()};
+    std::vector<Network> sorted = nets;
+    std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    const std::string reference = plan::render(plan::build_ruleset(sorted));
+
+    // Within a group (here: traffic within one bridge) networks come in name order.
+    const plan::Table table = plan::build_ruleset(nets);
+    const plan::Chain* fwd = find_chain(table, "guest_forward");
+    REQUIRE(fwd);
+    std::vector<std::string> intra;
+    for (const auto& r : fwd->rules)
+        if (r.comment.find(": between guests") != std::string::npos) intra.push_back(r.comment);
+    REQUIRE(intra.size() == sorted.size());
+    for (std::size_t i = 0; i < sorted.size(); ++i)
+        CHECK(intra[i] == sorted[i].name + ": between guests");
+
+    std::mt19937 random(12345);
+    for (int round = 0; round < 50; ++round) {
+        std::shuffle(nets.begin(), nets.end(), random);
+        CAPTURE(round);
+        CHECK(plan::render(plan::build_ruleset(nets)) == reference);
+    }
+}
+
+TEST_CASE("build_ruleset is deterministic", "[planner][property]")
+{
+    const std::vector<Network> nets{nat_uplink(), isolated_lab(), routed_dmz()};
+    const std::string first = plan::render(plan::build_ruleset(nets));
+    for (int i = 0; i < 5; ++i)
+        CHECK(plan::render(plan::build_ruleset(nets)) == first);
+}
+
+TEST_CASE("Forward groups are ordered replies, intra-bridge, barred, inbound, outbound", "[planner]")
+{
+    const plan::Table table = plan::build_ruleset({nat_uplink(), isolated_lab(), routed_dmz()});
+    const plan::Chain* fwd = find_chain(table, "guest_forward");
+    REQUIRE(fwd);
+    std::vector<std::string> comments;
+    for (const auto& r : fwd->rules)
+        comments.push_back(r.comment);
+    const std::vector<std::string> expected{
+        "default: replies to guests",
+        "default: between guests",
+        "dmz: between guests",
+        "lab: between guests",
+        "default: spoofed source",
+        "default: only via uplink",
+        "dmz: spoofed source",
+        "lab: isolated",
+        "default: no new connections to guests",
+        "dmz: routed to guests",
+        "dmz: no new connections to guests",
+        "lab: no new connections to guests",
+        "default: from guests",
+        "dmz: from guests",
+    };
+    CHECK(comments == expected);
+}
+
+TEST_CASE("The forward chain lets through exactly the intended traffic", "[planner][semantics]")
+{
+    const plan::Table t = plan::build_ruleset({nat_default(), isolated_lab(), routed_dmz(), numbered("nat", 7)});
+    // default: kvmbr0 192.168.122.0/24 (no uplink); lab: kvmbr1 10.10.0.0/24;
+    // dmz: kvmbr2 10.20.0.0/24; nat07: br-nat07 10.7.0.0/24.
+    using plan::ct::established;
+    SECTION("NAT guests reach the outside and get replies, but nobody connects in")
+    {
+        CHECK(forward(t, {"kvmbr0", "eth0", "192.168.122.50", "8.8.8.8"}) == "accept");
+        CHECK(forward(t, {"eth0", "kvmbr0", "8.8.8.8", "192.168.122.50", established}) == "accept");
+        CHECK(forward(t, {"eth0", "kvmbr0", "8.8.8.8", "192.168.122.50"}) == "drop");
+    }
+    SECTION("guests on one bridge talk to each other")
+    {
+        CHECK(forward(t, {"kvmbr0", "kvmbr0", "192.168.122.50", "192.168.122.51"}) == "accept");
+        CHECK(forward(t, {"kvmbr1", "kvmbr1", "10.10.0.5", "10.10.0.6"}) == "accept");
+    }
+    SECTION("spoofed sources from a NAT bridge are dropped")
+    {
+        CHECK(forward(t, {"kvmbr0", "eth0", "10.99.0.5", "8.8.8.8"}) == "drop");
+    }
+    SECTION("NAT networks do not reach each other")
+    {
+        CHECK(forward(t, {"kvmbr0", "br-nat07", "192.168.122.50", "10.7.0.5"}) == "drop");
+        CHECK(forward(t, {"br-nat07", "kvmbr0", "10.7.0.5", "192.168.122.50"}) == "drop");
+    }
+    SECTION("isolated guests neither leave nor are reached")
+    {
+        CHECK(forward(t, {"kvmbr1", "eth0", "10.10.0.5", "8.8.8.8"}) == "drop");
+        CHECK(forward(t, {"eth0", "kvmbr1", "8.8.8.8", "10.10.0.5"}) == "drop");
+        CHECK(forward(t, {"eth0", "kvmbr1", "8.8.8.8", "10.10.0.5", established}) == "drop");
+        CHECK(forward(t, {"kvmbr0", "kvmbr1", "192.168.122.50", "10.10.0.5"}) == "drop");
+    }
+    SECTION("routed guests are reachable and reach out, without NAT")
+    {
+        CHECK(forward(t, {"eth0", "kvmbr2", "8.8.8.8", "10.20.0.5"}) == "accept");
+        CHECK(forward(t, {"kvmbr2", "eth0", "10.20.0.5", "8.8.8.8"}) == "accept");
+        CHECK(forward(t, {"eth0", "kvmbr2", "8.8.8.8", "10.99.0.5"}) == "drop");
+        CHECK(forward(t, {"kvmbr2", "eth0", "10.99.0.5", "8.8.8.8"}) == "drop");
+    }
+    SECTION("traffic that touches no kvmnet bridge is left alone")
+    {
+        CHECK(forward(t, {"eth0", "eth1", "8.8.8.8", "192.168.1.5"}) == "accept");
+    }
+}
+
+TEST_CASE("With an uplink, NAT guests leave only through it", "[planner][semantics]")
+{
+    const plan::Table t = plan::build_ruleset({nat_uplink()});
+    CHECK(forward(t, {"kvmbr0", "eth0", "192.168.122.50", "8.8.8.8"}) == "accept");
+    CHECK(forward(t, {"kvmbr0", "wlan0", "192.168.122.50", "8.8.8.8"}) == "drop");
+    CHECK(postrouting(t, {"kvmbr0", "eth0", "192.168.122.50", "8.8.8.8"}) == "masquerade");
+    CHECK(postrouting(t, {"kvmbr0", "wlan0", "192.168.122.50", "8.8.8.8"}) == "accept");
+}
+
+TEST_CASE("Masquerade skips local multicast, broadcast and the guest subnet itself", "[planner][semantics]")
+{
+    const plan::Table t = plan::build_ruleset({nat_default()});
+    CHECK(postrouting(t, {"kvmbr0", "eth0", "192.168.122.50", "8.8.8.8"}) == "masquerade");
+    CHECK(postrouting(t, {"kvmbr0", "eth0", "192.168.122.50", "224.0.0.251"}) == "return");
+    CHECK(postrouting(t, {"kvmbr0", "eth0", "192.168.122.50", "255.255.255.255"}) == "return");
+    CHECK(postrouting(t, {"kvmbr0", "kvmbr0", "192.168.122.50", "192.168.122.51"}) == "accept");
+    CHECK(postrouting(t, {"eth1", "eth0", "172.16.0.9", "8.8.8.8"}) == "accept");
+}
+
+TEST_CASE("Guests on an isolated network cannot reach routed guests", "[planner][semantics]")
+{
+    // Regression: the routed accept once came before the isolated network's
+    // drop, so isolated guests were forwarded into routed networks.
+    const plan::Table t = plan::build_ruleset({isolated_lab(), routed_dmz()});
+    CHECK(forward(t, {"kvmbr1", "kvmbr2", "10.10.0.5", "10.20.0.5"}) == "drop");
+}
+
+TEST_CASE("Spoofed sources from a guest bridge cannot reach routed guests", "[planner][semantics]")
+{
+    // Regression: spoofed sources once reached routed subnets because the
+    // routed accept came before the anti-spoofing drop.
+    const plan::Table t = plan::build_ruleset({nat_default(), routed_dmz()});
+    CHECK(forward(t, {"kvmbr0", "kvmbr2", "203.0.113.7", "10.20.0.5"}) == "drop");
+}
+
+TEST_CASE("render quotes names and comments and prints policies", "[planner][render]")
+{
+    plan::Table t{"t", {plan::Chain{"c", "filter", "forward", -5, false, {}}}};
+    t.chains[0].rules.push_back(plan::Rule{
+        {plan::MatchIfname{true, plan::Cmp::neq, "a\"b\\c"}, plan::MatchIpv4{false, plan::Cmp::eq, {0x0a000005u, 32}},
+         plan::MatchCtState{plan::ct::new_ | plan::ct::invalid | plan::ct::untracked}},
+        true,
+        plan::Verdict::drop,
+        "x \"y\""});
+    t.chains[0].rules.push_back(plan::Rule{{plan::MatchL4Dport{6, 443}}, false, plan::Verdict::none, ""});
+    CHECK(plan::render(t) ==
+          "table inet t {\n"
+          "\tchain c {\n"
+          "\t\ttype filter hook forward priority -5; policy drop;\n"
+          "\t\tiifname != \"a\\\"b\\\\c\" ip daddr 10.0.0.5 ct state invalid,new,untracked counter drop "
+          "comment \"x \\\"y\\\"\"\n"
+          "\t\ttcp dport 443\n"
+          "\t}\n"
+          "}\n");
+}
+
+// ---------------------------------------------------------------- bridges
+
+namespace {
+
+plan::LinkInfo link(const std::string& name, const std::string& kind, const std::string& alias, bool up,
+                    std::uint32_t mtu = 1500, int index = 7)
+{
+    plan::LinkInfo l;
+    l.index = index;
+    l.name = name;
+    l.kind = kind;
+    l.alias = alias;
+    l.mtu = mtu;
+    l.up = up;
+    return l;
+}
+
+plan::AddressInfo address(int index, const std::string& text, std::uint8_t prefix, int family = 2)
+{
+    plan::AddressInfo a;
+    a.link_index = index;
+    a.family = family;
+    a.address = text;
+    a.prefix_length = prefix;
+    return a;
+}
+
+std::vector<std::string> described(const std::vector<plan::LinkOp>& ops)
+{
+    std::vector<std::string> result;
+    for (const auto& op : ops)
+        result.push_back(plan::describe(op));
+    return result;
+}
+
+std::optional<kvmnet::Error> conflict(const Network& n, const std::optional<plan::LinkInfo>& observed)
+{
+    try {
+        plan::plan_bridge(n, observed, {});
+    } catch (const kvmnet::Error& e) {
+        return e;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("owner_alias marks links as kvmnet's", "[planner][bridge]")
+{
+    CHECK(plan::owner_alias("default") == "kvmnet:default");
+    CHECK(plan::owner_alias("lab.2") == "kvmnet:lab.2");
+}
+
+TEST_CASE("An absent bridge is created, marked, addressed and brought up in that order", "[planner][bridge]")
+{
+    const Network n = network(R"({"name": "default", "mode": "nat", "bridge": "kvmbr0", "stp": true,
+                                  "forward_delay": 4, "mtu": 9000, "ipv4": {"address": "192.168.122.1/24"}})");
+    const auto ops = plan::plan_bridge(n, std::nullopt, {});
+    REQUIRE(ops.size() == 4);
+    const auto* create = std::get_if<plan::CreateBridge>(&ops[0]);
+    REQUIRE(create);
+    CHECK(create->name == "kvmbr0");
+    CHECK(create->options.stp);
+    CHECK(create->options.forward_delay_cs == 400);
+    CHECK(create->options.mtu == 9000);
+    const auto* alias = std::get_if<plan::SetAlias>(&ops[1]);
+    REQUIRE(alias);
+    CHECK(alias->name == "kvmbr0");
+    CHECK(alias->alias == "kvmnet:default");
+    const auto* add = std::get_if<plan::AddAddress>(&ops[2]);
+    REQUIRE(add);
+    CHECK(add->name == "kvmbr0");
+    CHECK(add->address == "192.168.122.1");
+    CHECK(add->prefix_length == 24);
+    const auto* up = std::get_if<plan::SetUp>(&ops[3]);
+    REQUIRE(up);
+    CHECK(up->name == "kvmbr0");
+
+    CHECK(described(ops) == std::vector<std::string>{"create bridge kvmbr0", "mark kvmbr0 as kvmnet:default",
+                                                     "add address 192.168.122.1/24 to kvmbr0", "bring kvmbr0 up"});
+}
+
+TEST_CASE("Bridge defaults are STP off, no forward delay and the kernel's MTU", "[planner][bridge]")
+{
+    const auto ops = plan::plan_bridge(nat_default(), std::nullopt, {});
+    REQUIRE_FALSE(ops.empty());
+    const auto* create = std::get_if<plan::CreateBridge>(&ops[0]);
+    REQUIRE(create);
+    CHECK_FALSE(create->options.stp);
+    CHECK(create->options.forward_delay_cs == 0);
+    CHECK(create->options.mtu == 0);
+}
+
+TEST_CASE("An existing owned bridge is adopted with only the missing steps", "[planner][bridge]")
+{
+    Network n = nat_default();
+    const auto owned = [](bool up, std::uint32_t mtu = 1500) {
+        return link("kvmbr0", "bridge", "kvmnet:default", up, mtu);
+    };
+    const std::vector<plan::AddressInfo> has{address(3, "10.0.0.1", 8), address(7, "192.168.122.1", 24)};
+
+    SECTION("up with its address: nothing to do") { CHECK(plan::plan_bridge(n, owned(true), has).empty()); }
+    SECTION("down with its address: only bring it up")
+    {
+        CHECK(described(plan::plan_bridge(n, owned(false), has)) == std::vector<std::string>{"bring kvmbr0 up"});
+    }
+    SECTION("up without the address: only add it")
+    {
+        CHECK(described(plan::plan_bridge(n, owned(true), {address(3, "192.168.122.1", 24)})) ==
+              std::vector<std::string>{"add address 192.168.122.1/24 to kvmbr0"});
+    }
+    SECTION("the same address with another prefix length does not count")
+    {
+        CHECK(described(plan::plan_bridge(n, owned(true), {address(7, "192.168.122.1", 16)})) ==
+              std::vector<std::string>{"add address 192.168.122.1/24 to kvmbr0"});
+    }
+    SECTION("an IPv6 entry with the same text does not count")
+    {
+        CHECK(plan::plan_bridge(n, owned(true), {address(7, "192.168.122.1", 24, 10)}).size() == 1);
+    }
+    SECTION("down and without the address: add it, then bring it up")
+    {
+        CHECK(described(plan::plan_bridge(n, owned(false), {})) ==
+              std::vector<std::string>{"add address 192.168.122.1/24 to kvmbr0", "bring kvmbr0 up"});
+    }
+    SECTION("a different MTU is corrected first")
+    {
+        n.mtu = 9000;
+        const auto ops = plan::plan_bridge(n, owned(true, 1500), has);
+        REQUIRE(ops.size() == 1);
+        const auto* mtu = std::get_if<plan::SetMtu>(&ops[0]);
+        REQUIRE(mtu);
+        CHECK(mtu->name == "kvmbr0");
+        CHECK(mtu->mtu == 9000);
+        CHECK(described(plan::plan_bridge(n, owned(false, 1500), {})) ==
+              std::vector<std::string>{"set MTU of kvmbr0 to 9000", "add address 192.168.122.1/24 to kvmbr0",
+                                       "bring kvmbr0 up"});
+    }
+    SECTION("the same MTU, or none requested, is left alone")
+    {
+        n.mtu = 1500;
+        CHECK(plan::plan_bridge(n, owned(true, 1500), has).empty());
+        n.mtu = 0;
+        CHECK(plan::plan_bridge(n, owned(true, 9000), has).empty());
+    }
+}
+
+TEST_CASE("A link kvmnet does not own is a Conflict naming the bridge", "[planner][bridge]")
+{
+    const Network n = nat_default();
+    SECTION("a link without alias")
+    {
+        const auto e = conflict(n, link("kvmbr0", "bridge", "", true));
+        REQUIRE(e);
+        CHECK(e->kind() == ErrorKind::Conflict);
+        CHECK_THAT(std::string(e->what()),
+                   Catch::Matchers::StartsWith("bridge: ") && Catch::Matchers::Contains("kvmbr0"));
+    }
+    SECTION("a link with someone else's alias")
+    {
+        const auto e = conflict(n, link("kvmbr0", "bridge", "libvirt:default", true));
+        REQUIRE(e);
+        CHECK(e->kind() == ErrorKind::Conflict);
+        CHECK_THAT(std::string(e->what()),
+                   Catch::Matchers::Contains("kvmbr0") && Catch::Matchers::Contains("libvirt:default"));
+    }
+    SECTION("a link owned by another kvmnet network")
+    {
+        const auto e = conflict(n, link("kvmbr0", "bridge", "kvmnet:other", true));
+        REQUIRE(e);
+        CHECK(e->kind() == ErrorKind::Conflict);
+        CHECK_THAT(std::string(e->what()), Catch::Matchers::Contains("kvmbr0"));
+    }
+    SECTION("our alias on a veth")
+    {
+        const auto e = conflict(n, link("kvmbr0", "veth", "kvmnet:default", true));
+        REQUIRE(e);
+        CHECK(e->kind() == ErrorKind::Conflict);
+        CHECK_THAT(std::string(e->what()), Catch::Matchers::Contains("kvmbr0") && Catch::Matchers::Contains("veth"));
+    }
+    SECTION("our alias on a physical device")
+    {
+        const auto e = conflict(n, link("kvmbr0", "", "kvmnet:default", true));
+        REQUIRE(e);
+        CHECK(e->kind() == ErrorKind::Conflict);
+        CHECK_THAT(std::string(e->what()), Catch::Matchers::Contains("not a bridge"));
+    }
+}
+
+// ---------------------------------------------------------------- dnsmasq
+
+TEST_CASE("The dnsmasq config serves only the bridge and has no upstream servers", "[planner][dnsmasq]")
+{
+    const Network n = network(R"({"name": "default", "mode": "nat", "bridge": "kvmbr0",
+        "ipv4": {"address": "192.168.122.1/24",
+                 "dhcp": {"ranges": ["192.168.122.100-192.168.122.199", "192.168.122.210-192.168.122.219"],
+                          "hosts": [{"mac": "52:54:00:12:34:56", "ip": "192.168.122.10", "name": "web"},
+                                    {"mac": "52:54:00:AB:CD:EF", "ip": "192.168.122.11"}]}}})");
+    const auto files = plan::plan_dnsmasq(n, "/run/kvmnet/default", "nobody");
+    const std::string& c = files.config;
+    CAPTURE(c);
+    CHECK(has_line(c, "interface=kvmbr0"));
+    CHECK(has_line(c, "bind-dynamic"));
+    CHECK(has_line(c, "no-resolv"));
+    CHECK(has_line(c, "no-hosts"));
+    CHECK(has_line(c, "except-interface=lo"));
+    CHECK(has_line(c, "listen-address=192.168.122.1"));
+    CHECK(has_line(c, "user=nobody"));
+    CHECK(has_line(c, "pid-file=/run/kvmnet/default/dnsmasq.pid"));
+    CHECK(has_line(c, "dhcp-range=192.168.122.100,192.168.122.199,255.255.255.0,1h"));
+    CHECK(has_line(c, "dhcp-range=192.168.122.210,192.168.122.219,255.255.255.0,1h"));
+    CHECK(has_line(c, "dhcp-leasefile=/run/kvmnet/default/dnsmasq.leases"));
+    CHECK(has_line(c, "dhcp-hostsfile=/run/kvmnet/default/dnsmasq.hosts"));
+    CHECK(has_line(c, "dhcp-lease-max=112"));  // 100 + 10 + 2 static hosts
+    CHECK_FALSE(has_line_starting(c, "server="));
+    CHECK_FALSE(has_line_starting(c, "resolv-file="));
+    CHECK_FALSE(has_line_starting(c, "dhcp-option=option:router"));
+    CHECK_FALSE(has_line_starting(c, "interface=lo"));
+
+    CHECK(files.hosts == "52:54:00:12:34:56,192.168.122.10,web\n"
+                         "52:54:00:ab:cd:ef,192.168.122.11\n");
+}
+
+TEST_CASE("An isolated network's DHCP offers no router", "[planner][dnsmasq]")
+{
+    const Network n = network(R"({"name": "lab", "mode": "isolated", "bridge": "kvmbr1",
+        "ipv4": {"address": "10.10.0.1/24", "dhcp": {"ranges": ["10.10.0.100-10.10.0.200"]}}})");
+    const auto files = plan::plan_dnsmasq(n, "/tmp/rt", "");
+    CHECK(has_line(files.config, "dhcp-option=option:router"));
+    CHECK(has_line(files.config, "interface=kvmbr1"));
+    CHECK(has_line(files.config, "dhcp-range=10.10.0.100,10.10.0.200,255.255.255.0,1h"));
+    CHECK_FALSE(has_line_starting(files.config, "user="));
+    CHECK(files.hosts.empty());
+}
+
+TEST_CASE("A network without a dhcp object gets DNS only", "[planner][dnsmasq]")
+{
+    const Network n = network(R"({"name": "dmz", "mode": "routed", "bridge": "kvmbr2",
+                                  "ipv4": {"address": "10.20.0.1/16"}})");
+    const auto files = plan::plan_dnsmasq(n, "/run/kvmnet/dmz", "dnsmasq");
+    CHECK(has_line(files.config, "interface=kvmbr2"));
+    CHECK(has_line(files.config, "user=dnsmasq"));
+    CHECK_FALSE(has_line_starting(files.config, "dhcp-"));
+    CHECK_FALSE(has_line_starting(files.config, "server="));
+    CHECK(files.hosts.empty());
+}
+
+TEST_CASE("DHCP with static hosts only uses a static range over the subnet", "[planner][dnsmasq]")
+{
+    const Network n = network(R"({"name": "s", "mode": "nat", "bridge": "kvmbr3",
+        "ipv4": {"address": "172.16.0.1/12", "dhcp": {"hosts": [{"mac": "52:54:00:00:00:01", "ip": "172.16.0.2"}]}}})");
+    const auto files = plan::plan_dnsmasq(n, "/r", "");
+    CHECK(has_line(files.config, "dhcp-range=172.16.0.0,static,255.240.0.0"));
+    CHECK(has_line(files.config, "dhcp-lease-max=1"));
+    CHECK(files.hosts == "52:54:00:00:00:01,172.16.0.2\n");
+}

@@ -1,1 +1,210 @@
+// Unit tests of store/: atomic file replacement and the JSON store of
+// desired state (round trip, skipping and reporting bad files, removal), each
+// in a fresh temporary directory that is removed afterwards.
+#include "model/network.hpp"
+#include "store/files.hpp"
+#include "store/store.hpp"
+
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <sys/stat.h>
+#include <vector>
+
+using kvmnet::model::Network;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A mkdtemp directory, removed recursively on destruction.
+class TempDir {
+public:
+    TempDir()
+    {
+        std::string pattern = (fs::temp_directory_path() / "kvmnet-unit-XXXXXX").string();
+        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+        path_ = pattern;
+    }
+    ~TempDir()
+    {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+Network network(const std::string& text) { return kvmnet::model::parse_network(text); }
+
+Network first()
+{
+    return network(R"({"name": "default", "mode": "nat", "bridge": "kvmbr0", "autostart": true, "uplink": "eth0",
+                       "ipv4": {"address": "192.168.122.1/24",
+                                "dhcp": {"ranges": ["192.168.122.100-192.168.122.254"],
+                                         "hosts": [{"mac": "52:54:00:12:34:56", "ip": "192.168.122.10",
+                                                    "name": "web"}]}},
+                       "stp": true, "forward_delay": 2, "mtu": 1400})");
+}
+
+Network second()
+{
+    return network(R"({"name": "lab", "mode": "isolated", "bridge": "kvmbr1", "ipv4": {"address": "10.10.0.1/24"}})");
+}
+
+std::vector<std::string> directory_entries(const std::string& dir)
+{
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(dir))
+        names.push_back(entry.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+}  // namespace
+
+TEST_CASE("Saved networks load back equal, in name order", "[store]")
+{
+    TempDir tmp;
+    const kvmnet::store::Store store(tmp.path());
+    CHECK(fs::is_directory(tmp.path() + "/networks"));
+    store.save(second());
+    store.save(first());
+    CHECK(store.path_of("lab") == tmp.path() + "/networks/lab.json");
+    CHECK(directory_entries(tmp.path() + "/networks") == std::vector<std::string>{"default.json", "lab.json"});
+
+    std::vector<std::string> problems;
+    const auto loaded = store.load_all(problems);
+    CHECK(problems.empty());
+    REQUIRE(loaded.size() == 2);
+    CHECK(loaded[0] == first());
+    CHECK(loaded[1] == second());
+
+    SECTION("a second Store on the same directory sees the same networks")
+    {
+        std::vector<std::string> again_problems;
+        CHECK(kvmnet::store::Store(tmp.path()).load_all(again_problems) == loaded);
+        CHECK(again_problems.empty());
+    }
+    SECTION("saving again replaces the document")
+    {
+        Network changed = second();
+        changed.autostart = true;
+        store.save(changed);
+        std::vector<std::string> p;
+        const auto reloaded = store.load_all(p);
+        REQUIRE(reloaded.size() == 2);
+        CHECK(reloaded[1].autostart);
+    }
+}
+
+TEST_CASE("An empty store loads nothing and reports nothing", "[store]")
+{
+    TempDir tmp;
+    std::vector<std::string> problems;
+    CHECK(kvmnet::store::Store(tmp.path()).load_all(problems).empty());
+    CHECK(problems.empty());
+}
+
+TEST_CASE("Bad files are reported in problems and skipped while valid ones load", "[store]")
+{
+    TempDir tmp;
+    const kvmnet::store::Store store(tmp.path());
+    store.save(second());
+    const std::string dir = tmp.path() + "/networks";
+    kvmnet::store::write_atomic(dir + "/broken.json", "{\"name\": \"broken\", ");
+    // A valid document stored under the wrong file name.
+    kvmnet::store::write_atomic(dir + "/other.json", kvmnet::model::to_json(first()).dump());
+    // A valid document that fails validation.
+    kvmnet::store::write_atomic(dir + "/bad.json", R"({"name": "bad", "mode": "nat"})");
+    // Files without the .json extension are ignored entirely.
+    kvmnet::store::write_atomic(dir + "/notes.txt", "not a network");
+    kvmnet::store::write_atomic(dir + "/lab.json.tmp", "{");
+
+    std::vector<std::string> problems;
+    const auto loaded = store.load_all(problems);
+    REQUIRE(loaded.size() == 1);
+    CHECK(loaded[0] == second());
+    REQUIRE(problems.size() == 3);
+    // Problems come in file name order: bad, broken, other.
+    CHECK_THAT(problems[0], Catch::Matchers::StartsWith(dir + "/bad.json: ") && Catch::Matchers::Contains("ipv4"));
+    CHECK_THAT(problems[1],
+               Catch::Matchers::StartsWith(dir + "/broken.json: ") && Catch::Matchers::Contains("not valid JSON"));
+    CHECK_THAT(problems[2], Catch::Matchers::StartsWith(dir + "/other.json: ") &&
+                                Catch::Matchers::Contains("'default'") &&
+                                Catch::Matchers::Contains("does not match the file name"));
+}
+
+TEST_CASE("remove deletes a stored network and tolerates an absent one", "[store]")
+{
+    TempDir tmp;
+    const kvmnet::store::Store store(tmp.path());
+    store.save(first());
+    store.save(second());
+    store.remove("default");
+    CHECK_FALSE(fs::exists(store.path_of("default")));
+    std::vector<std::string> problems;
+    const auto loaded = store.load_all(problems);
+    REQUIRE(loaded.size() == 1);
+    CHECK(loaded[0].name == "lab");
+    CHECK_NOTHROW(store.remove("default"));
+    CHECK_NOTHROW(store.remove("never-existed"));
+}
+
+TEST_CASE("write_atomic replaces the contents and leaves no temporary file", "[store][files]")
+{
+    TempDir tmp;
+    const std::string path = tmp.path() + "/file.conf";
+    kvmnet::store::write_atomic(path, "first version, rather long\n");
+    CHECK(kvmnet::store::read_file(path) == std::string("first version, rather long\n"));
+    kvmnet::store::write_atomic(path, "second\n");
+    CHECK(kvmnet::store::read_file(path) == std::string("second\n"));
+    kvmnet::store::write_atomic(path, "");
+    CHECK(kvmnet::store::read_file(path) == std::string());
+    CHECK(directory_entries(tmp.path()) == std::vector<std::string>{"file.conf"});
+
+    SECTION("with the requested permissions, whatever the umask")
+    {
+        const std::string secret = tmp.path() + "/secret";
+        const mode_t old = ::umask(0077);
+        kvmnet::store::write_atomic(secret, "x", 0640);
+        ::umask(old);
+        struct stat st {};
+        REQUIRE(::stat(secret.c_str(), &st) == 0);
+        CHECK((st.st_mode & 07777) == 0640);
+    }
+    SECTION("binary contents survive unchanged")
+    {
+        const std::string bytes("a\0b\xff\n", 5);
+        kvmnet::store::write_atomic(path, bytes);
+        CHECK(kvmnet::store::read_file(path) == bytes);
+    }
+}
+
+TEST_CASE("write_atomic into a missing directory throws kvmnet::Error and creates nothing", "[store][files]")
+{
+    TempDir tmp;
+    const std::string path = tmp.path() + "/missing/file.conf";
+    try {
+        kvmnet::store::write_atomic(path, "x");
+        FAIL("write_atomic succeeded in a missing directory");
+    } catch (const kvmnet::Error& e) {
+        CHECK(e.kind() == kvmnet::ErrorKind::Kernel);
+        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains(tmp.path() + "/missing/"));
+    }
+    CHECK(directory_entries(tmp.path()).empty());
+}
+
+TEST_CASE("read_file of a missing file is empty, not an error", "[store][files]")
+{
+    TempDir tmp;
+    CHECK_FALSE(kvmnet::store::read_file(tmp.path() + "/nope"));
+}
