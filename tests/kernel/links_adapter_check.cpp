@@ -40,20 +40,7 @@ void check(bool ok, const std::string& what)
     }
 }
 
-const char* kind_text(ErrorKind kind)
-{
-    // error_kind_name lives in another translation unit this program does not link.
-    switch (kind) {
-    case ErrorKind::InvalidArgument: return "InvalidArgument";
-    case ErrorKind::NotFound: return "NotFound";
-    case ErrorKind::AlreadyExists: return "AlreadyExists";
-    case ErrorKind::Conflict: return "Conflict";
-    case ErrorKind::Unsupported: return "Unsupported";
-    case ErrorKind::Kernel: return "Kernel";
-    case ErrorKind::Busy: return "Busy";
-    }
-    return "?";
-}
+std::string kind_text(ErrorKind kind) { return std::string(kvmnet::error_kind_name(kind)); }
 
 // Runs `action` expecting a kvmnet::Error of `kind` whose message contains every string in `needles`.
 void expect_error(const std::string& what, ErrorKind kind, std::initializer_list<std::string> needles,
