@@ -14,22 +14,37 @@ public:
     NetlinkLinks(const NetlinkLinks&) = delete;
     NetlinkLinks& operator=(const NetlinkLinks&) = delete;
 
+    // netlink_links.cpp: links, addresses, routes, bridges.
     std::vector<plan::LinkInfo> list_links() override;
     std::optional<plan::LinkInfo> find_link(const std::string& name) override;
     std::vector<plan::AddressInfo> list_addresses() override;
-
+    std::vector<plan::RouteInfo> list_routes() override;
     void create_bridge(const std::string& name, const plan::BridgeOptions& options) override;
+    void set_bridge_options(const std::string& name, const plan::BridgeOptions& options) override;
     void set_alias(const std::string& name, const std::string& alias) override;
     void set_mtu(const std::string& name, std::uint32_t mtu) override;
     void set_up(const std::string& name, bool up) override;
     void add_address(const std::string& name, int family, const std::string& address,
                      std::uint8_t prefix_length) override;
+    void add_address_info(const std::string& name, const plan::AddressInfo& info) override;
     void delete_address(const std::string& name, int family, const std::string& address,
                         std::uint8_t prefix_length) override;
+    void add_route(const std::string& name, const plan::RouteInfo& route) override;
+    void delete_route(const plan::RouteInfo& route) override;
     void delete_link(const std::string& name) override;
+
+    // netlink_ports.cpp: guest ports.
+    std::vector<plan::FdbEntry> list_fdb(const std::string& bridge) override;
+    void set_mac(const std::string& name, const std::string& mac) override;
+    void set_master(const std::string& name, const std::string& master) override;
+    void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) override;
+    void set_port_isolated(const std::string& name, bool isolated) override;
+    bool vlan_filtering_supported() override;
+    void set_bandwidth(const std::string& name, const plan::PortBandwidth& bandwidth) override;
 
 private:
     struct nl_sock* socket_ = nullptr;
+    std::optional<bool> vlan_filtering_;  // probe result, cached
 };
 
 }  // namespace kvmnet::kernel

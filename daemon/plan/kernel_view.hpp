@@ -11,6 +11,10 @@
 
 namespace kvmnet::plan {
 
+struct LinkStats {
+    std::uint64_t rx_bytes = 0, tx_bytes = 0, rx_packets = 0, tx_packets = 0, rx_dropped = 0, tx_dropped = 0;
+};
+
 struct LinkInfo {
     int index = 0;
     std::string name;
@@ -18,8 +22,11 @@ struct LinkInfo {
     std::string alias;  // IFLA_IFALIAS; ours carry "kvmnet:<network>"
     std::uint32_t mtu = 0;
     bool up = false;       // administratively up (IFF_UP)
+    bool carrier = false;  // IFF_LOWER_UP
     int master_index = 0;  // 0 when not enslaved
     std::string mac;       // "aa:bb:cc:dd:ee:ff", lower case; empty when none
+    bool wireless = false; // a wireless device (/sys/class/net/NAME/wireless or phy80211 exists)
+    LinkStats stats;
 };
 
 struct AddressInfo {
@@ -27,12 +34,65 @@ struct AddressInfo {
     int family = 0;       // AF_INET or AF_INET6
     std::string address;  // textual, without prefix
     std::uint8_t prefix_length = 0;
+    // What it takes to put the same address back elsewhere (bridge takeover):
+    std::string broadcast;                          // IPv4 only; empty when none
+    std::string label;                              // IFA_LABEL (IPv4), empty when none
+    std::uint8_t scope = 0;                         // RT_SCOPE_*
+    std::uint32_t flags = 0;                        // IFA_F_* (permanent, noprefixroute, ...)
+    std::uint32_t valid_lifetime = 0xffffffffu;     // seconds left; 0xffffffff = forever
+    std::uint32_t preferred_lifetime = 0xffffffffu; // seconds left; 0xffffffff = forever
+};
+
+// A unicast route as the kernel reports it (RTM_GETROUTE), in any table.
+struct RouteInfo {
+    int family = 0;           // AF_INET or AF_INET6
+    std::string destination;  // textual network; empty = default route
+    std::uint8_t prefix_length = 0;
+    std::string gateway;      // empty = directly connected
+    std::string preferred_source;  // RTA_PREFSRC, empty when none
+    int link_index = 0;       // RTA_OIF
+    std::uint32_t table = 254;     // RT_TABLE_MAIN
+    std::uint32_t metric = 0;      // RTA_PRIORITY
+    std::uint8_t protocol = 0;     // RTPROT_* (kernel, boot, static, dhcp, ra, ...)
+    std::uint8_t scope = 0;        // RT_SCOPE_*
+    std::uint8_t type = 1;         // RTN_UNICAST
+    std::uint32_t flags = 0;       // RTNH_F_* (onlink, ...)
 };
 
 struct BridgeOptions {
     bool stp = false;
     std::uint32_t forward_delay_cs = 0;  // centiseconds, as the kernel counts
     std::uint32_t mtu = 0;               // 0: kernel default
+    // Applied where non-zero / set; 0 (or nullopt) leaves the kernel default.
+    std::uint32_t hello_time_cs = 0;     // STP hello time, centiseconds
+    std::uint32_t max_age_cs = 0;        // STP max age, centiseconds
+    std::optional<std::uint16_t> priority;         // bridge priority
+    std::optional<bool> multicast_snooping;
+    std::string mac;                     // bridge MAC at creation (bridge mode: the uplink's); empty = random
+};
+
+// One forwarding database entry of a bridge (RTM_GETNEIGH, AF_BRIDGE).
+struct FdbEntry {
+    std::string mac;
+    int port_index = 0;  // the bridge port it was learnt on (or the bridge itself)
+    std::uint16_t vlan = 0;
+    bool local = false;  // the port's own address (NUD_PERMANENT), not learnt
+};
+
+// Traffic shaping of a guest port, in libvirt's <bandwidth> terms: rates in
+// kilobytes per second, burst in kilobytes. "inbound" is traffic to the
+// guest (egress of the host-side port), "outbound" traffic from the guest
+// (ingress of the host-side port). All zero = no limit.
+struct Rate {
+    std::uint64_t average_kBps = 0;
+    std::uint64_t peak_kBps = 0;
+    std::uint64_t burst_kB = 0;
+    bool operator==(const Rate&) const = default;
+};
+struct PortBandwidth {
+    Rate inbound;
+    Rate outbound;
+    bool operator==(const PortBandwidth&) const = default;
 };
 
 class LinkAdapter {
@@ -42,18 +102,45 @@ public:
     virtual std::vector<LinkInfo> list_links() = 0;
     virtual std::optional<LinkInfo> find_link(const std::string& name) = 0;
     virtual std::vector<AddressInfo> list_addresses() = 0;
+    // Unicast routes of both families in every table (no cache/local/broadcast entries).
+    virtual std::vector<RouteInfo> list_routes() = 0;
+    virtual std::vector<FdbEntry> list_fdb(const std::string& bridge) = 0;
 
     // Verbs. Each throws kvmnet::Error (kind Kernel, or Unsupported where the
-    // kernel lacks the feature) with a message naming the link and the errno.
+    // kernel lacks the feature, NotFound for an absent link) with a message
+    // naming the link and the errno.
     virtual void create_bridge(const std::string& name, const BridgeOptions& options) = 0;
+    // Changes STP, forward delay, hello time, max age, priority and multicast
+    // snooping of an existing bridge (mtu and mac are ignored here).
+    virtual void set_bridge_options(const std::string& name, const BridgeOptions& options) = 0;
     virtual void set_alias(const std::string& name, const std::string& alias) = 0;
     virtual void set_mtu(const std::string& name, std::uint32_t mtu) = 0;
     virtual void set_up(const std::string& name, bool up) = 0;
+    virtual void set_mac(const std::string& name, const std::string& mac) = 0;
+    // Enslaves `name` to bridge `master`; an empty master releases it.
+    virtual void set_master(const std::string& name, const std::string& master) = 0;
     virtual void add_address(const std::string& name, int family, const std::string& address,
                              std::uint8_t prefix_length) = 0;
+    // Adds an address with everything `info` carries (lifetimes, flags,
+    // broadcast, label, scope); info.link_index is ignored.
+    virtual void add_address_info(const std::string& name, const AddressInfo& info) = 0;
     virtual void delete_address(const std::string& name, int family, const std::string& address,
                                 std::uint8_t prefix_length) = 0;
+    // Adds `route` on link `name` (route.link_index is ignored).
+    virtual void add_route(const std::string& name, const RouteInfo& route) = 0;
+    virtual void delete_route(const RouteInfo& route) = 0;
     virtual void delete_link(const std::string& name) = 0;
+
+    // Guest ports.
+    // A persistent tap (survives our process) that `owner`/`group` may open
+    // without privileges, as QEMU's -netdev tap,ifname=NAME,script=no does.
+    virtual void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) = 0;
+    // Bridge port isolation (IFLA_BRPORT_ISOLATED).
+    virtual void set_port_isolated(const std::string& name, bool isolated) = 0;
+    // Whether bridge VLAN filtering works on this kernel (probed once, cached).
+    virtual bool vlan_filtering_supported() = 0;
+    // tc shaping on a bridge port; an all-zero PortBandwidth removes it.
+    virtual void set_bandwidth(const std::string& name, const PortBandwidth& bandwidth) = 0;
 };
 
 }  // namespace kvmnet::plan
