@@ -58,6 +58,9 @@ public:
         registerProxy();
     }
     ~NetworkProxy() { unregisterProxy(); }
+
+private:
+    void onMacConflict(const std::string&, const std::vector<std::string>&) override {}
 };
 
 struct Context {
@@ -242,6 +245,143 @@ int cmd_create(Context& c, const std::vector<std::string>& args)
     return 0;
 }
 
+int cmd_start(Context& c, const std::vector<std::string>& args)
+{
+    if (args.size() == 3 && args[1] == "--confirm-timeout") {
+        const auto timeout = number(args[2], "--confirm-timeout");
+        c.network(args[0]).StartWithConfirmation(static_cast<std::uint32_t>(timeout));
+        std::cout << "Network " << args[0] << " started; run `kvmnetctl confirm " << args[0] << "` within " << timeout
+                  << " s or it is rolled back.\n";
+        return 0;
+    }
+    need_args(args, 1, "start NET [--confirm-timeout SECONDS]");
+    c.network(args[0]).Start();
+    std::cout << "Network " << args[0] << " started.\n";
+    return 0;
+}
+
+int cmd_confirm(Context& c, const std::vector<std::string>& args)
+{
+    need_args(args, 1, "confirm NET");
+    c.network(args[0]).Confirm();
+    std::cout << "Network " << args[0] << " confirmed.\n";
+    return 0;
+}
+
+// set NET key=value...: edits the document's top-level fields and sends it
+// back with Update; values are JSON where they parse as JSON (numbers,
+// true/false), "on"/"off" become booleans, anything else is a string.
+int cmd_set(Context& c, const std::vector<std::string>& args)
+{
+    if (args.size() < 2) throw UsageError("usage: kvmnetctl set NET KEY=VALUE...");
+    auto network = c.network(args[0]);
+    json doc = json::parse(network.Describe());
+    doc.erase("state");
+    doc.erase("state_reason");
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        const auto eq = args[i].find('=');
+        if (eq == std::string::npos || eq == 0) throw UsageError("expected KEY=VALUE, got '" + args[i] + "'");
+        const std::string key = args[i].substr(0, eq), text = args[i].substr(eq + 1);
+        json value = json::parse(text, nullptr, false);
+        if (text == "on") value = true;
+        if (text == "off") value = false;
+        if (value.is_discarded()) value = text;
+        if (key == "name" || key == "mode") throw UsageError(key + " cannot be changed; create a new network");
+        doc[key] = value;
+    }
+    network.Update(doc.dump());
+    std::cout << "Network " << args[0] << " updated.\n";
+    return 0;
+}
+
+json rate(const std::string& text, const std::string& option)
+{
+    std::vector<std::string> parts;
+    std::stringstream s(text);
+    for (std::string part; std::getline(s, part, ',');)
+        parts.push_back(part);
+    if (parts.empty() || parts.size() > 3) throw UsageError(option + " takes AVERAGE[,PEAK[,BURST]]");
+    json r = {{"average", number(parts[0], option)}};
+    if (parts.size() > 1 && !parts[1].empty()) r["peak"] = number(parts[1], option);
+    if (parts.size() > 2 && !parts[2].empty()) r["burst"] = number(parts[2], option);
+    return r;
+}
+
+int cmd_port(Context& c, const std::vector<std::string>& args)
+{
+    if (args.size() < 2) throw UsageError("usage: kvmnetctl port attach|detach|list NET ...");
+    const std::string& verb = args[0];
+    const std::string& net = args[1];
+    if (verb == "list") {
+        need_args(args, 2, "port list NET");
+        const json ports = json::parse(c.network(net).ListPorts());
+        if (c.as_json) {
+            std::cout << ports.dump(2) << "\n";
+            return 0;
+        }
+        std::cout << column("PORT", 16) << column("STATE", 10) << column("MAC", 19) << column("OPTIONS", 24)
+                  << column("RX BYTES", 12) << "TX BYTES\n";
+        for (const auto& p : ports) {
+            std::string options;
+            if (p.value("tap", false)) options += "tap(uid " + std::to_string(p.value("owner", 0u)) + ") ";
+            if (p.value("isolated", false)) options += "isolated ";
+            if (p.contains("vlan")) options += "vlan ";
+            if (p.contains("bandwidth")) options += "limited ";
+            std::cout << column(p["name"], 16) << column(p["state"], 10) << column(p.value("mac", std::string("-")), 19)
+                      << column(options.empty() ? "-" : options, 24)
+                      << column(std::to_string(p.value("rx_bytes", 0ull)), 12) << p.value("tx_bytes", 0ull) << "\n";
+            if (p.contains("problem")) std::cout << "  problem: " << p["problem"].get<std::string>() << "\n";
+        }
+        return 0;
+    }
+    if (verb == "detach") {
+        need_args(args, 3, "port detach NET IFNAME");
+        c.network(net).DetachPort(args[2]);
+        std::cout << "Port " << args[2] << " detached from " << net << ".\n";
+        return 0;
+    }
+    if (verb != "attach") throw UsageError("unknown port command '" + verb + "' (attach, detach or list)");
+    if (args.size() < 3) throw UsageError("usage: kvmnetctl port attach NET IFNAME [options]");
+    json port = {{"name", args[2]}};
+    json bandwidth = json::object();
+    for (std::size_t i = 3; i < args.size(); ++i) {
+        const std::string& o = args[i];
+        auto value = [&]() -> const std::string& {
+            if (i + 1 >= args.size()) throw UsageError(o + " needs a value");
+            return args[++i];
+        };
+        if (o == "--tap")
+            port["tap"] = true;
+        else if (o == "--owner") {
+            const std::string v = value();
+            const auto colon = v.find(':');
+            port["owner"] = number(v.substr(0, colon), o);
+            port["group"] = colon == std::string::npos ? port["owner"] : json(number(v.substr(colon + 1), o));
+        } else if (o == "--mac")
+            port["mac"] = value();
+        else if (o == "--isolated")
+            port["isolated"] = true;
+        else if (o == "--vlan")
+            port["vlan"]["pvid"] = number(value(), o);
+        else if (o == "--vlan-tagged") {
+            json tagged = json::array();
+            std::stringstream s(value());
+            for (std::string id; std::getline(s, id, ',');)
+                tagged.push_back(number(id, o));
+            port["vlan"]["tagged"] = tagged;
+        } else if (o == "--inbound")
+            bandwidth["inbound"] = rate(value(), o);
+        else if (o == "--outbound")
+            bandwidth["outbound"] = rate(value(), o);
+        else
+            throw UsageError("unknown option '" + o + "' for port attach");
+    }
+    if (!bandwidth.empty()) port["bandwidth"] = bandwidth;
+    c.network(net).AttachPort(port.dump());
+    std::cout << "Port " << args[2] << " attached to " << net << ".\n";
+    return 0;
+}
+
 int cmd_simple(Context& c, const std::string& verb, const std::vector<std::string>& args)
 {
     need_args(args, 1, (verb + " NET").c_str());
@@ -249,9 +389,6 @@ int cmd_simple(Context& c, const std::string& verb, const std::vector<std::strin
     if (verb == "delete") {
         c.manager.DeleteNetwork(name);
         std::cout << "Network " << name << " deleted.\n";
-    } else if (verb == "start") {
-        c.network(name).Start();
-        std::cout << "Network " << name << " started.\n";
     } else {
         c.network(name).Stop();
         std::cout << "Network " << name << " stopped.\n";
@@ -301,7 +438,8 @@ int main(int argc, char** argv)
     }
     const std::string command = args.front();
     args.erase(args.begin());
-    static const std::vector<std::string> commands = {"list", "show", "create", "start", "stop", "delete", "autostart"};
+    static const std::vector<std::string> commands = {"list",   "show",      "create",  "start", "stop",
+                                                      "delete", "autostart", "confirm", "set",   "port"};
     if (std::find(commands.begin(), commands.end(), command) == commands.end()) {
         std::cerr << "kvmnetctl: unknown command '" << command << "' (see kvmnetctl --help)\n";
         return 2;
@@ -312,7 +450,11 @@ int main(int argc, char** argv)
         if (command == "list") return cmd_list(c, args);
         if (command == "show") return cmd_show(c, args);
         if (command == "create") return cmd_create(c, args);
-        if (command == "start" || command == "stop" || command == "delete") return cmd_simple(c, command, args);
+        if (command == "start") return cmd_start(c, args);
+        if (command == "confirm") return cmd_confirm(c, args);
+        if (command == "set") return cmd_set(c, args);
+        if (command == "port") return cmd_port(c, args);
+        if (command == "stop" || command == "delete") return cmd_simple(c, command, args);
         if (command == "autostart") return cmd_autostart(c, args);
         throw UsageError("unknown command '" + command + "'");
     } catch (const UsageError& e) {

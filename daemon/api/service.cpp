@@ -160,7 +160,15 @@ private:
                 {"IPv4Address", IPv4Address()},
                 {"Autostart", s.autostart ? "true" : "false"},
                 {"Uplink", s.uplink},
-                {"Mtu", std::to_string(s.mtu)}};
+                {"Mtu", std::to_string(s.mtu)},
+                {"Ports",
+                 [&] {
+                     std::string names;
+                     for (const auto& p : s.ports)
+                         names += p.name + "\n";
+                     return names;
+                 }()},
+                {"AwaitingConfirmation", manager_.awaiting_confirmation(name_) ? "true" : "false"}};
     }
 
     void Start() override
@@ -188,6 +196,48 @@ private:
     {
         return guarded([&] { return manager_.describe(name_).dump(); });
     }
+    void StartWithConfirmation(const uint32_t& timeout_seconds) override
+    {
+        guarded([&] {
+            require_privileged(getObject());
+            if (timeout_seconds == 0 || timeout_seconds > 3600)
+                throw Error(ErrorKind::InvalidArgument, "timeout_seconds: must be between 1 and 3600");
+            manager_.start(name_, timeout_seconds);
+        });
+    }
+    void Confirm() override
+    {
+        guarded([&] {
+            require_privileged(getObject());
+            manager_.confirm(name_);
+        });
+    }
+    void AttachPort(const std::string& port) override
+    {
+        guarded([&] {
+            require_privileged(getObject());
+            manager_.attach_port(name_, port);
+        });
+    }
+    void DetachPort(const std::string& port) override
+    {
+        guarded([&] {
+            require_privileged(getObject());
+            manager_.detach_port(name_, port);
+        });
+    }
+    std::string ListPorts() override
+    {
+        return guarded([&] { return manager_.list_ports(name_).dump(); });
+    }
+    std::vector<std::string> Ports() override
+    {
+        std::vector<std::string> names;
+        for (const auto& p : manager_.spec(name_).ports)
+            names.push_back(p.name);
+        return names;
+    }
+    bool AwaitingConfirmation() override { return manager_.awaiting_confirmation(name_); }
     void SetAutostart(const bool& autostart) override
     {
         guarded([&] {
@@ -240,6 +290,11 @@ void Service::network_removed(const std::string& name)
 {
     networks_.erase(name);
     manager_object_->emitNetworkRemoved(name, sdbus::ObjectPath(network_path(name)));
+}
+
+void Service::mac_conflict(const std::string& name, const std::string& mac, const std::vector<std::string>& ports)
+{
+    if (auto it = networks_.find(name); it != networks_.end()) it->second->emitMacConflict(mac, ports);
 }
 
 void Service::network_changed(const std::string& name)

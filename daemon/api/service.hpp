@@ -31,6 +31,7 @@ public:
     void network_added(const std::string& name) override;
     void network_removed(const std::string& name) override;
     void network_changed(const std::string& name) override;
+    void mac_conflict(const std::string& name, const std::string& mac, const std::vector<std::string>& ports) override;
 
 private:
     sdbus::IConnection& connection_;

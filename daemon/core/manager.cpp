@@ -3,6 +3,7 @@
 #include "core/manager.hpp"
 
 #include "core/log.hpp"
+#include "core/undo.hpp"
 #include "plan/planner.hpp"
 #include "store/files.hpp"
 
@@ -52,31 +53,6 @@ pid_t read_pid(const std::string& path)
         return 0;
     }
 }
-
-// A rollback journal: each applied step pushes its inverse; unwind() runs
-// them newest first and keeps going when one fails.
-class Undo {
-public:
-    void push(std::string what, std::function<void()> action)
-    {
-        steps_.emplace_back(std::move(what), std::move(action));
-    }
-    void unwind()
-    {
-        for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
-            try {
-                it->second();
-            } catch (const std::exception& e) {
-                log_error("rollback: " + it->first + " failed: " + e.what());
-            }
-        }
-        steps_.clear();
-    }
-    void commit() { steps_.clear(); }
-
-private:
-    std::vector<std::pair<std::string, std::function<void()>>> steps_;
-};
 
 }  // namespace
 
@@ -318,12 +294,30 @@ void Manager::remove(const std::string& name)
     if (listener_) listener_->network_removed(name);
 }
 
-void Manager::start(const std::string& name)
+void Manager::start(const std::string& name, std::uint32_t confirm_timeout_s)
 {
     Entry& e = entry(name);
-    if (e.state == State::active || e.state == State::degraded) return;
-    bring_up(e);
+    if (e.state == State::active || e.state == State::degraded) {
+        if (confirm_timeout_s > 0)
+            throw Error(ErrorKind::Conflict, "network '" + name +
+                                                 "' is already running; a confirmation deadline only applies to a "
+                                                 "start that takes the network up");
+        return;
+    }
+    bring_up(e, confirm_timeout_s);
 }
+
+void Manager::confirm(const std::string& name)
+{
+    Entry& e = entry(name);
+    if (!e.confirm_timer)
+        throw Error(ErrorKind::Conflict, "network '" + name + "' has no start waiting for confirmation");
+    e.confirm_timer.reset();
+    log_info("network " + name + ": start confirmed");
+    if (listener_) listener_->network_changed(name);
+}
+
+bool Manager::awaiting_confirmation(const std::string& name) const { return entry(name).confirm_timer != nullptr; }
 
 void Manager::stop(const std::string& name)
 {
@@ -354,6 +348,12 @@ void Manager::update(const std::string& name, const std::string& document)
 
     const bool running = e.state == State::active || e.state == State::degraded;
     if (!running) {
+        store_.save(n);
+        e.spec = std::move(n);
+        if (listener_) listener_->network_changed(name);
+        return;
+    }
+    if (update_live(e, n)) {
         store_.save(n);
         e.spec = std::move(n);
         if (listener_) listener_->network_changed(name);
@@ -392,8 +392,29 @@ void Manager::link_changed(const std::string& link_name)
 {
     // Notifications describe the past (our own create-then-up arrives after
     // start finished), so judge by the link as it is now, not by the event.
-    for (auto& [name, e] : networks_)
-        if (e.spec.bridge == link_name) assess(e);
+    for (auto& [name, e] : networks_) {
+        if (e.state != State::active && e.state != State::degraded) continue;
+        if (e.spec.bridge == link_name || e.spec.uplink == link_name) assess(e);
+        for (const model::Port& p : e.spec.ports) {
+            if (p.name != link_name) continue;
+            // A guest's interface came back (a VM restarted on the same tap
+            // name): attach it again without being asked.
+            const auto link = links_.find_link(link_name);
+            const auto bridge = links_.find_link(e.spec.bridge);
+            if (link && bridge && link->master_index != bridge->index) {
+                log_info("network " + name + ": port " + link_name + " appeared, attaching it");
+                try {
+                    apply_port(e, p);
+                    e.port_problems.erase(p.name);
+                } catch (const std::exception& err) {
+                    e.port_problems[p.name] = err.what();
+                }
+            } else if (!link) {
+                e.port_problems[p.name] = "interface is missing";
+            }
+            if (listener_) listener_->network_changed(name);
+        }
+    }
 }
 
 // ---- kernel reconciliation ----------------------------------------------
@@ -424,14 +445,15 @@ void Manager::update_ip_forward(const std::vector<model::Network>& active)
     }
 }
 
-void Manager::bring_up(Entry& e)
+void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
 {
     const model::Network& n = e.spec;
     set_state(e, State::activating);
     Undo undo;
     std::string step = "checking for conflicts";
     try {
-        check_kernel_conflicts(n);
+        if (n.mode == model::Mode::bridge) take_over_uplink(e, undo, step);
+        if (n.mode != model::Mode::bridge) check_kernel_conflicts(n);
 
         step = "configuring bridge " + n.bridge;
         const auto observed = links_.find_link(n.bridge);
@@ -466,19 +488,47 @@ void Manager::bring_up(Entry& e)
         apply_firewall(active_specs(n.name));
         undo.push("restore firewall", [this, before] { apply_firewall(before); });
 
-        step = "starting dnsmasq";
-        start_dnsmasq(e);
-        undo.push("stop dnsmasq", [this, &e] { stop_dnsmasq(e); });
+        if (n.ipv4) {
+            step = "starting dnsmasq";
+            start_dnsmasq(e);
+            undo.push("stop dnsmasq", [this, &e] { stop_dnsmasq(e); });
+        }
 
         step = "enabling IPv4 forwarding";
         update_ip_forward(active_specs(n.name));
         undo.push("restore IPv4 forwarding", [this, name = n.name] { update_ip_forward(active_specs("", name)); });
 
+        // A port that is missing or half-configured does not fail the
+        // network: it is reported per port (list_ports) and retried when
+        // its interface appears.
+        step = "attaching ports";
+        attach_ports(e);
+
         step = "recording runtime state";
+        store::make_directories(runtime_dir_of(n.name), 0755);
         store::write_atomic(runtime_dir_of(n.name) + "/active", "1\n");
         undo.commit();
         e.restarts = 0;
         e.dnsmasq_problem.clear();
+        e.mac_conflict.clear();
+        e.fdb.clear();
+        if (confirm_timeout_s > 0) {
+            const std::string name = n.name;
+            e.confirm_timer = loop_.add_timer(confirm_timeout_s * 1000000ull, [this, name, confirm_timeout_s] {
+                auto it = networks_.find(name);
+                if (it == networks_.end()) return;
+                Entry& entry = it->second;
+                entry.confirm_timer.reset();
+                log_warning("network " + name + ": start not confirmed within " + std::to_string(confirm_timeout_s) +
+                            " s, rolling back");
+                auto problems = tear_down(entry);
+                std::string reason =
+                    "start was not confirmed within " + std::to_string(confirm_timeout_s) + " s and was rolled back";
+                for (const auto& p : problems)
+                    reason += "; " + p;
+                set_state(entry, State::failed, reason);
+            });
+        }
         set_state(e, State::active);
     } catch (const std::exception& err) {
         undo.unwind();
@@ -503,14 +553,23 @@ std::vector<std::string> Manager::tear_down(Entry& e)
         }
     };
     e.restart_timer.reset();
+    const bool was_awaiting = e.confirm_timer != nullptr;
+    e.confirm_timer.reset();
+    if (was_awaiting && listener_) listener_->network_changed(n.name);
     attempt("stopping dnsmasq", [&] { stop_dnsmasq(e); });
     attempt("updating nftables", [&] { apply_firewall(active_specs("", n.name)); });
+    if (n.mode == model::Mode::bridge)
+        for (auto& p : restore_uplink(e))
+            problems.push_back(p);
     attempt("deleting bridge " + n.bridge, [&] {
         auto link = links_.find_link(n.bridge);
         if (link && link->alias == plan::owner_alias(n.name)) links_.delete_link(n.bridge);
     });
     // The network counts as stopped from here on, whatever failed above.
     e.dnsmasq_problem.clear();
+    e.port_problems.clear();
+    e.mac_conflict.clear();
+    e.fdb.clear();
     set_state(e, State::inactive);
     attempt("restoring IPv4 forwarding", [&] { update_ip_forward(active_specs()); });
     std::error_code ec;
@@ -611,12 +670,20 @@ void Manager::assess(Entry& e)
 {
     if (e.state != State::active && e.state != State::degraded) return;
     const auto link = links_.find_link(e.spec.bridge);
+    const auto uplink = e.spec.mode == model::Mode::bridge ? links_.find_link(e.spec.uplink) : std::nullopt;
     if (!link)
         set_state(e, State::degraded, "bridge " + e.spec.bridge + " was deleted outside kvmnet");
+    else if (e.spec.mode == model::Mode::bridge && !uplink)
+        set_state(e, State::degraded, "uplink " + e.spec.uplink + " has disappeared");
+    else if (e.spec.mode == model::Mode::bridge && uplink->master_index != link->index)
+        set_state(e, State::degraded,
+                  "uplink " + e.spec.uplink + " was released from " + e.spec.bridge + " outside kvmnet");
     else if (!link->up)
         set_state(e, State::degraded, "bridge " + e.spec.bridge + " was set down outside kvmnet");
     else if (!e.dnsmasq_problem.empty())
         set_state(e, State::degraded, e.dnsmasq_problem);
+    else if (!e.mac_conflict.empty())
+        set_state(e, State::degraded, e.mac_conflict);
     else
         set_state(e, State::active);
 }

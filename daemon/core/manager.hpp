@@ -19,6 +19,8 @@
 
 namespace kvmnet::core {
 
+class Undo;
+
 enum class State { inactive, activating, active, degraded, failed };
 std::string_view state_name(State state);
 
@@ -36,6 +38,9 @@ public:
     virtual void network_added(const std::string& name) = 0;
     virtual void network_removed(const std::string& name) = 0;
     virtual void network_changed(const std::string& name) = 0;
+    // The same guest MAC was seen behind two bridge ports of `name`.
+    virtual void mac_conflict(const std::string& name, const std::string& mac,
+                              const std::vector<std::string>& ports) = 0;
 };
 
 class Manager {
@@ -63,10 +68,21 @@ public:
 
     std::string create(const std::string& document);  // returns the network's name
     void remove(const std::string& name);
-    void start(const std::string& name);
+    // With confirm_timeout_s > 0 the start must be confirmed (confirm())
+    // within that many seconds, or it is rolled back: the safety net for a
+    // bridge takeover that cuts the caller off.
+    void start(const std::string& name, std::uint32_t confirm_timeout_s = 0);
+    void confirm(const std::string& name);
+    bool awaiting_confirmation(const std::string& name) const;
     void stop(const std::string& name);
     void update(const std::string& name, const std::string& document);
     void set_autostart(const std::string& name, bool autostart);
+
+    // Guest ports (core/manager_ports.cpp). attach takes one "ports" entry
+    // of the document as JSON; list returns configuration plus live state.
+    void attach_port(const std::string& name, const std::string& port_document);
+    void detach_port(const std::string& name, const std::string& port_name);
+    nlohmann::json list_ports(const std::string& name) const;
 
     // A link appeared, changed or vanished (rtnetlink notification). A
     // running network whose bridge was deleted or downed by someone else
@@ -82,7 +98,18 @@ private:
         std::unique_ptr<EventSource> restart_timer;
         unsigned restarts = 0;
         std::uint64_t dnsmasq_since_usec = 0;
-        std::string dnsmasq_problem;  // why dnsmasq is not serving, while a restart is pending
+        std::string dnsmasq_problem;                       // why dnsmasq is not serving, while a restart is pending
+        std::unique_ptr<EventSource> confirm_timer;        // pending start confirmation
+        std::map<std::string, std::string> port_problems;  // port name -> why it is not attached as asked
+        // MAC flap tracking for conflict detection: mac -> (bridge port index, when it last moved).
+        struct MacSeen {
+            int port = 0;
+            std::uint64_t moved_usec = 0;
+            unsigned moves = 0;
+        };
+        std::map<std::string, MacSeen> fdb;
+        std::string mac_conflict;  // reason while a conflict is recent
+        std::uint64_t mac_conflict_usec = 0;
     };
 
     Entry& entry(const std::string& name);
@@ -94,7 +121,22 @@ private:
     std::string runtime_dir_of(const std::string& name) const;
     void set_state(Entry& e, State state, std::string reason = {});
 
-    void bring_up(Entry& e);
+    void bring_up(Entry& e, std::uint32_t confirm_timeout_s = 0);
+    // Bridge mode (core/manager_bridge.cpp): moves the uplink's addresses
+    // and routes to a new bridge; restore_uplink puts them back (also the
+    // rollback of a failed or unconfirmed takeover).
+    void take_over_uplink(Entry& e, Undo& undo, std::string& step);
+    std::vector<std::string> restore_uplink(Entry& e);
+    std::string takeover_record(const std::string& name) const;
+    // Ports (core/manager_ports.cpp).
+    void apply_port(Entry& e, const model::Port& port);
+    void attach_ports(Entry& e);
+    void check_port_mac(const Entry& e, const model::Port& port);
+    void poll_fdb();
+    // Applies a new document to a running network without a restart when
+    // only bridge settings, autostart and ports differ; false otherwise.
+    bool update_live(Entry& e, const model::Network& next);
+    std::unique_ptr<EventSource> fdb_timer_;
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
     void update_ip_forward(const std::vector<model::Network>& active);

@@ -1,27 +1,38 @@
-// rtnetlink implementation of plan::LinkAdapter on libnl-route-3 (3.7): observes links and addresses with fresh
-// dumps on every call (the reconciler wants the kernel's truth, not a cache that may have drifted) and performs the
-// small verbs the planner emits. Bridge creation is hand-built because libnl 3.7 has no setters for the bridge
-// kind's IFLA_INFO_DATA (STP state, forward delay).
+// rtnetlink implementation of plan::LinkAdapter on libnl-route-3 (3.7): observes links, addresses and routes with
+// fresh dumps on every call (the reconciler wants the kernel's truth, not a cache that may have drifted) and performs
+// the small verbs the planner emits. Bridge messages, full addresses and routes are hand-built because libnl 3.7
+// has no setters for the bridge kind's IFLA_INFO_DATA, and because its route and address objects hide details a
+// bridge takeover must reproduce exactly (IFA_FLAGS, lifetimes, RTA_VIA, the table of a dumped route).
 //
-// Error kinds: a missing link (or, for delete_address, a missing address) is NotFound, a name or address that is
-// already there is AlreadyExists, a kernel without the bridge driver is Unsupported, everything else is Kernel.
-// Messages name the operation and the link and carry libnl's text for the errno.
+// Error kinds: a missing link (or, for delete_address and delete_route, a missing address or route) is NotFound, a
+// name, address or route that is already there is AlreadyExists, input the kernel would refuse or silently alter is
+// InvalidArgument, a kernel without the feature is Unsupported, everything else is Kernel. Messages name the
+// operation and the link or route and carry the errno's text, plus the kernel's extended-ack text where it gave one.
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <array>
+#include <cerrno>
 #include <cstddef>
 #include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <functional>
 #include <memory>
+#include <system_error>
 #include <utility>
 
 #include <linux/if.h>
+#include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <netlink/addr.h>
 #include <netlink/attr.h>
 #include <netlink/cache.h>
 #include <netlink/errno.h>
+#include <netlink/handlers.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
@@ -143,8 +154,26 @@ plan::LinkInfo to_info(rtnl_link* link)
     }
     info.mtu = rtnl_link_get_mtu(link);
     info.up = (rtnl_link_get_flags(link) & IFF_UP) != 0;
+    info.carrier = (rtnl_link_get_flags(link) & IFF_LOWER_UP) != 0;
     info.master_index = rtnl_link_get_master(link);
     info.mac = format_mac(rtnl_link_get_addr(link));
+    // Wireless NICs cannot be bridge-mode uplinks (an access point drops frames from foreign MACs), and rtnetlink
+    // has no flag for them. Inside `ip netns exec`, /sys is remounted for the namespace, so the name resolves to
+    // this namespace's link. Errors count as "no".
+    if (!info.name.empty()) {
+        const std::filesystem::path sys = std::filesystem::path("/sys/class/net") / info.name;
+        std::error_code ec;
+        info.wireless =
+            std::filesystem::exists(sys / "wireless", ec) || std::filesystem::exists(sys / "phy80211", ec);
+    }
+    // libnl fills these from IFLA_STATS64 when the kernel sends it (always, since 2.6.35), so they do not wrap at
+    // 4 GiB.
+    info.stats.rx_bytes = rtnl_link_get_stat(link, RTNL_LINK_RX_BYTES);
+    info.stats.tx_bytes = rtnl_link_get_stat(link, RTNL_LINK_TX_BYTES);
+    info.stats.rx_packets = rtnl_link_get_stat(link, RTNL_LINK_RX_PACKETS);
+    info.stats.tx_packets = rtnl_link_get_stat(link, RTNL_LINK_TX_PACKETS);
+    info.stats.rx_dropped = rtnl_link_get_stat(link, RTNL_LINK_RX_DROPPED);
+    info.stats.tx_dropped = rtnl_link_get_stat(link, RTNL_LINK_TX_DROPPED);
     return info;
 }
 
@@ -184,16 +213,567 @@ void change_link(nl_sock* socket, rtnl_link* orig, rtnl_link* changes, const std
     }
 }
 
-// Builds an RTM_NEWLINK for a bridge carrying its kind data. With ifindex 0 and NLM_F_CREATE|NLM_F_EXCL it creates
-// `name`; with an existing ifindex and no flags it changes that bridge in place, which is how STP and forward delay
-// can be adjusted later without recreating the bridge.
+// ---- Raw requests -------------------------------------------------------------------------------------------------
 //
-// Kernel rules (seen on 6.x): IFLA_BR_FORWARD_DELAY is applied before IFLA_BR_STP_STATE whatever the attribute
-// order. While STP is on, a delay outside 200..3000 cs is refused with ERANGE; with STP off anything goes. Turning
-// STP on clamps the delay into that range silently (0 becomes 200). So a later change that turns STP off and lowers
-// the delay must be two messages, STP first: in one message the delay fails and STP stays on.
-MsgPtr bridge_request(int ifindex, const std::string& name, const plan::BridgeOptions& options, int flags)
+// libnl's nl_wait_for_ack folds errno into its own codes (ENETUNREACH and many others become "Unspecific failure")
+// and drops the kernel's extended ack, which is often the only clue to why a route was refused. The verbs added for
+// bridge takeover therefore read NLMSG_ERROR themselves.
+
+struct CbPut {
+    void operator()(nl_cb* cb) const { nl_cb_put(cb); }
+};
+using CbPtr = std::unique_ptr<nl_cb, CbPut>;
+
+// What the kernel answered to one request.
+struct Answer {
+    int error = 0;     // positive errno from NLMSG_ERROR; 0 = acknowledged
+    int nl_error = 0;  // libnl's (negative) code when sending or receiving itself failed
+    std::string detail;  // NLMSGERR_ATTR_MSG, the kernel's own words, when it gave some
+    bool ok() const { return error == 0 && nl_error == 0; }
+};
+
+struct Exchange {
+    const std::function<void(nlmsghdr*)>* on_message = nullptr;
+    Answer answer;
+    bool done = false;
+    std::exception_ptr failure;  // exceptions must not cross libnl's C frames
+};
+
+int exchange_valid(nl_msg* msg, void* arg)
 {
+    auto* exchange = static_cast<Exchange*>(arg);
+    if (exchange->on_message != nullptr && !exchange->failure) {
+        try {
+            (*exchange->on_message)(nlmsg_hdr(msg));
+        } catch (...) {
+            // Keep draining: stopping mid-dump would leave the rest of it for the next request to trip over.
+            exchange->failure = std::current_exception();
+        }
+    }
+    return NL_OK;
+}
+
+int exchange_done(nl_msg*, void* arg)
+{
+    static_cast<Exchange*>(arg)->done = true;
+    return NL_STOP;
+}
+
+std::string extack_text(const nlmsgerr* error)
+{
+    const auto* outer = reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(error) - NLMSG_HDRLEN);
+    if ((outer->nlmsg_flags & NLM_F_ACK_TLVS) == 0) {
+        return {};
+    }
+    // The TLVs follow the echoed request: its header only when NLM_F_CAPPED, else the whole request.
+    std::size_t offset = sizeof(nlmsgerr);
+    if ((outer->nlmsg_flags & NLM_F_CAPPED) == 0 && error->msg.nlmsg_len >= NLMSG_HDRLEN) {
+        offset += error->msg.nlmsg_len - NLMSG_HDRLEN;
+    }
+    offset = NLMSG_ALIGN(offset);
+    const std::size_t payload = outer->nlmsg_len - NLMSG_HDRLEN;
+    if (offset >= payload) {
+        return {};
+    }
+    const auto* attrs = reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(error) + offset);
+    const nlattr* message = nla_find(attrs, static_cast<int>(payload - offset), NLMSGERR_ATTR_MSG);
+    if (message == nullptr || nla_len(message) <= 0) {
+        return {};
+    }
+    const auto* text = static_cast<const char*>(nla_data(message));
+    return std::string(text, strnlen(text, static_cast<std::size_t>(nla_len(message))));
+}
+
+int exchange_error(sockaddr_nl*, nlmsgerr* error, void* arg)
+{
+    auto* exchange = static_cast<Exchange*>(arg);
+    exchange->answer.error = -error->error;
+    exchange->answer.detail = extack_text(error);
+    exchange->done = true;
+    return NL_STOP;
+}
+
+// Sends `msg` and reads until its acknowledgement, error or (for dumps) NLMSG_DONE, handing every other message to
+// `on_message`.
+Answer exchange(nl_sock* socket, nl_msg* msg, const std::function<void(nlmsghdr*)>& on_message = {})
+{
+    Exchange state;
+    if (on_message) {
+        state.on_message = &on_message;
+    }
+    // A clone keeps libnl's sequence checks while the socket's own callbacks stay untouched for the other verbs.
+    CbPtr cb(nl_cb_clone(nl_socket_get_cb(socket)));
+    if (!cb) {
+        state.answer.nl_error = -NLE_NOMEM;
+        return state.answer;
+    }
+    nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, exchange_valid, &state);
+    nl_cb_set(cb.get(), NL_CB_ACK, NL_CB_CUSTOM, exchange_done, &state);
+    nl_cb_set(cb.get(), NL_CB_FINISH, NL_CB_CUSTOM, exchange_done, &state);
+    nl_cb_err(cb.get(), NL_CB_CUSTOM, exchange_error, &state);
+    // Dumps end with NLMSG_DONE and get no ack; every other request must ask for one or the loop below would wait.
+    if ((nlmsg_hdr(msg)->nlmsg_flags & NLM_F_DUMP) != NLM_F_DUMP) {
+        nlmsg_hdr(msg)->nlmsg_flags |= NLM_F_ACK;
+    }
+    int err = nl_send_auto(socket, msg);
+    if (err < 0) {
+        state.answer.nl_error = err;
+        return state.answer;
+    }
+    while (!state.done) {
+        err = nl_recvmsgs(socket, cb.get());
+        if (!state.done && err < 0) {
+            state.answer.nl_error = err;
+            break;
+        }
+    }
+    if (state.failure) {
+        std::rethrow_exception(state.failure);
+    }
+    return state.answer;
+}
+
+std::string answer_text(const Answer& answer)
+{
+    std::string text = answer.nl_error != 0 ? std::string(nl_geterror(answer.nl_error))
+                                            : std::string(std::strerror(answer.error));
+    if (!answer.detail.empty()) {
+        text += " (" + answer.detail + ")";
+    }
+    return text;
+}
+
+ErrorKind kind_for_errno(int error)
+{
+    switch (error) {
+    case ENODEV: return ErrorKind::NotFound;
+    case EEXIST: return ErrorKind::AlreadyExists;
+    case EOPNOTSUPP: return ErrorKind::Unsupported;
+    default: return ErrorKind::Kernel;
+    }
+}
+
+[[noreturn]] void fail_answer(const std::string& operation, const Answer& answer)
+{
+    const ErrorKind kind = answer.nl_error != 0 ? kind_for(answer.nl_error) : kind_for_errno(answer.error);
+    throw Error(kind, "netlink: " + operation + " failed: " + answer_text(answer));
+}
+
+MsgPtr new_message(int type, int flags, const void* header, std::size_t length, const std::string& operation)
+{
+    MsgPtr msg(nlmsg_alloc_simple(type, flags));
+    if (!msg || nlmsg_append(msg.get(), const_cast<void*>(header), length, NLMSG_ALIGNTO) < 0) {
+        fail(operation, -NLE_NOMEM);
+    }
+    return msg;
+}
+
+[[noreturn]] void invalid(const std::string& operation, const std::string& what)
+{
+    throw Error(ErrorKind::InvalidArgument, "netlink: " + operation + " failed: " + what);
+}
+
+// ---- Address text -------------------------------------------------------------------------------------------------
+
+std::size_t family_length(int family) { return family == AF_INET ? 4 : 16; }
+
+std::string ip_text(int family, const void* bytes)
+{
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    if (inet_ntop(family, bytes, text.data(), text.size()) == nullptr) {
+        return {};
+    }
+    return text.data();
+}
+
+// The address in `attr` as text, if it has the length of `family`.
+std::string attr_ip(const nlattr* attr, int family)
+{
+    if (attr == nullptr || static_cast<std::size_t>(nla_len(attr)) != family_length(family)) {
+        return {};
+    }
+    return ip_text(family, nla_data(attr));
+}
+
+std::uint32_t attr_u32(const nlattr* attr, std::uint32_t fallback = 0)
+{
+    if (attr == nullptr || nla_len(attr) < static_cast<int>(sizeof(std::uint32_t))) {
+        return fallback;
+    }
+    return nla_get_u32(const_cast<nlattr*>(attr));
+}
+
+using IpBytes = std::array<unsigned char, 16>;
+
+IpBytes parse_ip(int family, const std::string& text, const std::string& what, const std::string& operation)
+{
+    IpBytes bytes{};
+    if (inet_pton(family, text.c_str(), bytes.data()) != 1) {
+        invalid(operation, what + " is not an " + (family == AF_INET ? "IPv4" : "IPv6") + " address: \"" + text + "\"");
+    }
+    return bytes;
+}
+
+void check_family(int family, const std::string& operation)
+{
+    if (family != AF_INET && family != AF_INET6) {
+        invalid(operation, "address family " + std::to_string(family) + " unsupported");
+    }
+}
+
+// ---- Routes -------------------------------------------------------------------------------------------------------
+
+// RouteInfo has one oif and one gateway, so a route with several next hops cannot be represented or reproduced. The
+// interface contract for such routes: they are listed with link_index 0 and gateway "multipath" (everything else --
+// family, destination, table, metric, protocol -- filled in), so that a bridge takeover can see them and refuse,
+// rather than the route silently losing hops. The same marker covers the other routes add_route could not recreate:
+// those that use a nexthop object (RTA_NH_ID, `ip route add ... nhid N`) and IPv6 source-specific routes
+// (`from PREFIX`), because their next hop or key lives outside RouteInfo.
+constexpr const char* unreproducible_gateway = "multipath";
+
+// Route flags a caller may ask for. The others in the low byte (dead, linkdown, offload, trap, ...) are state the
+// kernel reports; it refuses RTNH_F_DEAD and RTNH_F_LINKDOWN in a request outright.
+constexpr std::uint32_t settable_route_flags = RTNH_F_ONLINK;
+
+std::string route_text(const plan::RouteInfo& route)
+{
+    std::string text = route.family == AF_INET6 ? "IPv6 route " : "IPv4 route ";
+    text += route.destination.empty() ? std::string("default")
+                                      : route.destination + "/" + std::to_string(route.prefix_length);
+    if (!route.gateway.empty()) {
+        text += " via " + route.gateway;
+    }
+    return text + " table " + std::to_string(route.table) + " metric " + std::to_string(route.metric);
+}
+
+// One RTM_NEWROUTE of a dump as RouteInfo; false for what list_routes leaves out.
+bool parse_route(nlmsghdr* header, plan::RouteInfo& route)
+{
+    if (header->nlmsg_type != RTM_NEWROUTE || header->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) {
+        return false;
+    }
+    const auto* rtm = static_cast<const rtmsg*>(nlmsg_data(header));
+    if ((rtm->rtm_family != AF_INET && rtm->rtm_family != AF_INET6) || rtm->rtm_type != RTN_UNICAST ||
+        (rtm->rtm_flags & RTM_F_CLONED) != 0) {
+        return false;
+    }
+    std::array<nlattr*, RTA_MAX + 1> tb{};
+    if (nlmsg_parse(header, sizeof(rtmsg), tb.data(), RTA_MAX, nullptr) < 0) {
+        return false;
+    }
+    // rtm_table is 8 bits; tables above 255 show as RT_TABLE_COMPAT there and only RTA_TABLE has the truth.
+    route.table = attr_u32(tb[RTA_TABLE], rtm->rtm_table);
+    if (route.table == RT_TABLE_LOCAL) {
+        return false;
+    }
+    route.family = rtm->rtm_family;
+    route.prefix_length = rtm->rtm_dst_len;
+    route.destination = attr_ip(tb[RTA_DST], route.family);
+    route.gateway = attr_ip(tb[RTA_GATEWAY], route.family);
+    if (route.gateway.empty() && tb[RTA_VIA] != nullptr && nla_len(tb[RTA_VIA]) >= 2) {
+        // RTA_VIA: an IPv4 route through an IPv6 next hop (struct rtvia: family, then the address).
+        const auto* via = static_cast<const unsigned char*>(nla_data(tb[RTA_VIA]));
+        sa_family_t via_family = 0;
+        std::memcpy(&via_family, via, sizeof(via_family));
+        const std::size_t length = static_cast<std::size_t>(nla_len(tb[RTA_VIA])) - sizeof(via_family);
+        if ((via_family == AF_INET || via_family == AF_INET6) && length == family_length(via_family)) {
+            route.gateway = ip_text(via_family, via + sizeof(via_family));
+        }
+    }
+    route.preferred_source = attr_ip(tb[RTA_PREFSRC], route.family);
+    route.link_index = static_cast<int>(attr_u32(tb[RTA_OIF]));
+    route.metric = attr_u32(tb[RTA_PRIORITY]);
+    route.protocol = rtm->rtm_protocol;
+    route.scope = rtm->rtm_scope;
+    route.type = rtm->rtm_type;
+    route.flags = rtm->rtm_flags & 0xffu;  // RTNH_F_*; the RTM_F_* bits above are about the message
+    if (tb[RTA_MULTIPATH] != nullptr || tb[RTA_NH_ID] != nullptr || rtm->rtm_src_len != 0) {
+        route.link_index = 0;
+        route.gateway = unreproducible_gateway;
+    }
+    return true;
+}
+
+std::vector<plan::RouteInfo> dump_routes(nl_sock* socket)
+{
+    std::vector<plan::RouteInfo> routes;
+    const std::function<void(nlmsghdr*)> collect = [&routes](nlmsghdr* header) {
+        plan::RouteInfo route;
+        if (parse_route(header, route)) {
+            routes.push_back(std::move(route));
+        }
+    };
+    // One dump per family: an AF_UNSPEC dump would also walk MPLS and multicast routing tables for nothing. Without
+    // strict checking the kernel ignores a table in the request and dumps them all, which is what we want.
+    for (const int family : {AF_INET, AF_INET6}) {
+        rtmsg request{};
+        request.rtm_family = static_cast<unsigned char>(family);
+        MsgPtr msg = new_message(RTM_GETROUTE, NLM_F_DUMP, &request, sizeof(request), "listing routes");
+        const Answer answer = exchange(socket, msg.get(), collect);
+        if (!answer.ok()) {
+            fail_answer("listing routes", answer);
+        }
+    }
+    return routes;
+}
+
+// Both the destination's syntax and that its host bits are clear: IPv4 refuses set host bits, but IPv6 masks them
+// away silently, which would leave a route that no longer matches what the caller asked for.
+IpBytes parse_destination(const plan::RouteInfo& route, const std::string& operation)
+{
+    const unsigned int max_prefix = route.family == AF_INET ? 32 : 128;
+    if (route.prefix_length > max_prefix) {
+        invalid(operation, "prefix length " + std::to_string(route.prefix_length) + " out of range");
+    }
+    if (route.destination.empty()) {
+        if (route.prefix_length != 0) {
+            invalid(operation, "a prefix length without a destination");
+        }
+        return {};
+    }
+    IpBytes bytes = parse_ip(route.family, route.destination, "destination", operation);
+    for (unsigned int bit = route.prefix_length; bit < max_prefix; ++bit) {
+        if ((bytes[bit / 8] & (0x80u >> (bit % 8))) != 0) {
+            invalid(operation, "destination " + route.destination + " has host bits set beyond /" +
+                                   std::to_string(route.prefix_length));
+        }
+    }
+    return bytes;
+}
+
+// The route attributes shared by add and delete. Delete sends them too so the kernel matches exactly this route:
+// an absent gateway or oif (and, for IPv4, metric 0) would otherwise act as a wildcard.
+MsgPtr route_request(int type, int flags, const plan::RouteInfo& route, int ifindex, const std::string& operation)
+{
+    check_family(route.family, operation);
+    if (route.gateway == unreproducible_gateway) {
+        invalid(operation, "multipath, nexthop-object and source-specific routes are not supported");
+    }
+    if (route.table == RT_TABLE_UNSPEC) {
+        invalid(operation, "table 0 is not a routing table");
+    }
+    const IpBytes destination = parse_destination(route, operation);
+    rtmsg header{};
+    header.rtm_family = static_cast<unsigned char>(route.family);
+    header.rtm_dst_len = route.prefix_length;
+    header.rtm_table = route.table < 256 ? static_cast<unsigned char>(route.table) : RT_TABLE_UNSPEC;
+    header.rtm_protocol = route.protocol;
+    // RT_SCOPE_NOWHERE is the kernel's "any scope" for a delete; `ip route del` sends the same.
+    header.rtm_scope = type == RTM_DELROUTE ? RT_SCOPE_NOWHERE : route.scope;
+    header.rtm_type = route.type;
+    header.rtm_flags = route.flags & settable_route_flags;
+    MsgPtr msg = new_message(type, flags, &header, sizeof(header), operation);
+    nl_msg* m = msg.get();
+    const std::size_t length = family_length(route.family);
+    bool ok = nla_put_u32(m, RTA_TABLE, route.table) >= 0 && nla_put_u32(m, RTA_PRIORITY, route.metric) >= 0 &&
+              nla_put_u32(m, RTA_OIF, static_cast<std::uint32_t>(ifindex)) >= 0;
+    if (ok && !route.destination.empty()) {
+        ok = nla_put(m, RTA_DST, static_cast<int>(length), destination.data()) >= 0;
+    }
+    if (ok && !route.gateway.empty()) {
+        IpBytes gateway{};
+        if (inet_pton(route.family, route.gateway.c_str(), gateway.data()) == 1) {
+            ok = nla_put(m, RTA_GATEWAY, static_cast<int>(length), gateway.data()) >= 0;
+        } else if (route.family == AF_INET && inet_pton(AF_INET6, route.gateway.c_str(), gateway.data()) == 1) {
+            // An IPv4 route through an IPv6 next hop (`ip route add ... via inet6 ADDR`).
+            std::array<unsigned char, sizeof(sa_family_t) + 16> via{};
+            const sa_family_t via_family = AF_INET6;
+            std::memcpy(via.data(), &via_family, sizeof(via_family));
+            std::memcpy(via.data() + sizeof(via_family), gateway.data(), 16);
+            ok = nla_put(m, RTA_VIA, static_cast<int>(via.size()), via.data()) >= 0;
+        } else {
+            invalid(operation, "gateway is not an address: \"" + route.gateway + "\"");
+        }
+    }
+    if (ok && !route.preferred_source.empty()) {
+        const IpBytes source = parse_ip(route.family, route.preferred_source, "preferred source", operation);
+        ok = nla_put(m, RTA_PREFSRC, static_cast<int>(length), source.data()) >= 0;
+    }
+    if (!ok) {
+        fail(operation, -NLE_NOMEM);
+    }
+    return msg;
+}
+
+bool same_route(const plan::RouteInfo& a, const plan::RouteInfo& b)
+{
+    return a.family == b.family && a.table == b.table && a.destination == b.destination &&
+           a.prefix_length == b.prefix_length && a.metric == b.metric && a.link_index == b.link_index &&
+           a.gateway == b.gateway && (b.protocol == 0 || a.protocol == b.protocol);
+}
+
+// ---- Addresses ----------------------------------------------------------------------------------------------------
+
+// IFA_F_* that describe state the kernel derives (from lifetimes, DAD, the order of addresses in a subnet) rather
+// than a request; add_address_info leaves them out. IFA_F_SECONDARY shares its bit with IPv6's IFA_F_TEMPORARY, a
+// privacy address the kernel generates itself.
+constexpr std::uint32_t derived_address_flags =
+    IFA_F_SECONDARY | IFA_F_PERMANENT | IFA_F_DEPRECATED | IFA_F_TENTATIVE | IFA_F_DADFAILED;
+
+// IPv4 labels must start with the link's name (iproute2 insists; the kernel keeps whatever it is given, and tools
+// that group aliases by label would then misplace the address). A label from the old link, "old" or "old:suffix",
+// becomes "new" or "new:suffix".
+std::string label_for(const std::string& link, const std::string& label, const std::string& operation)
+{
+    if (label.empty() || label == link || label.rfind(link + ":", 0) == 0) {
+        return label.empty() ? link : label;
+    }
+    const std::size_t colon = label.find(':');
+    std::string rewritten = colon == std::string::npos ? link : link + label.substr(colon);
+    if (rewritten.size() >= IFNAMSIZ) {
+        invalid(operation, "label \"" + rewritten + "\" (from \"" + label + "\") is longer than " +
+                               std::to_string(IFNAMSIZ - 1) + " characters");
+    }
+    return rewritten;
+}
+
+// ---- Bridges ------------------------------------------------------------------------------------------------------
+
+// The bridge's IFLA_INFO_DATA as the kernel reports it, for the values this adapter sets.
+struct BridgeState {
+    std::optional<std::uint32_t> forward_delay, hello_time, max_age, stp_state;
+    std::optional<std::uint16_t> priority;
+    std::optional<std::uint8_t> multicast_snooping;
+};
+
+BridgeState read_bridge(nl_sock* socket, int ifindex, const std::string& operation)
+{
+    ifinfomsg request{};
+    request.ifi_family = AF_UNSPEC;
+    request.ifi_index = ifindex;
+    MsgPtr msg = new_message(RTM_GETLINK, 0, &request, sizeof(request), operation);
+    BridgeState state;
+    const Answer answer = exchange(socket, msg.get(), [&state](nlmsghdr* header) {
+        std::array<nlattr*, IFLA_MAX + 1> tb{};
+        std::array<nlattr*, IFLA_INFO_MAX + 1> info{};
+        std::array<nlattr*, IFLA_BR_MAX + 1> data{};
+        if (header->nlmsg_type != RTM_NEWLINK ||
+            nlmsg_parse(header, sizeof(ifinfomsg), tb.data(), IFLA_MAX, nullptr) < 0 || tb[IFLA_LINKINFO] == nullptr ||
+            nla_parse_nested(info.data(), IFLA_INFO_MAX, tb[IFLA_LINKINFO], nullptr) < 0 ||
+            info[IFLA_INFO_DATA] == nullptr ||
+            nla_parse_nested(data.data(), IFLA_BR_MAX, info[IFLA_INFO_DATA], nullptr) < 0) {
+            return;
+        }
+        auto u32 = [&data](int type) -> std::optional<std::uint32_t> {
+            if (data[type] == nullptr || nla_len(data[type]) < 4) {
+                return std::nullopt;
+            }
+            return nla_get_u32(data[type]);
+        };
+        state.forward_delay = u32(IFLA_BR_FORWARD_DELAY);
+        state.hello_time = u32(IFLA_BR_HELLO_TIME);
+        state.max_age = u32(IFLA_BR_MAX_AGE);
+        state.stp_state = u32(IFLA_BR_STP_STATE);
+        if (data[IFLA_BR_PRIORITY] != nullptr && nla_len(data[IFLA_BR_PRIORITY]) >= 2) {
+            state.priority = nla_get_u16(data[IFLA_BR_PRIORITY]);
+        }
+        if (data[IFLA_BR_MCAST_SNOOPING] != nullptr && nla_len(data[IFLA_BR_MCAST_SNOOPING]) >= 1) {
+            state.multicast_snooping = nla_get_u8(data[IFLA_BR_MCAST_SNOOPING]);
+        }
+    });
+    if (!answer.ok()) {
+        fail_answer(operation, answer);
+    }
+    return state;
+}
+
+// Ranges the kernel enforces (net/bridge/br_stp.c, identical with STP on and off except the forward delay): hello
+// time 1..10 s and max age 6..40 s always; forward delay 2..30 s only while STP is on, but switching STP on clamps a
+// delay outside that range silently. Refusing here keeps the kernel from storing something other than what was
+// asked for, which the reconciler would then see as endless drift.
+void check_bridge_options(const plan::BridgeOptions& options, const std::string& operation)
+{
+    if (options.stp && (options.forward_delay_cs < 200 || options.forward_delay_cs > 3000)) {
+        invalid(operation, "forward delay " + std::to_string(options.forward_delay_cs) +
+                               " cs is outside 200..3000, the range the kernel allows with STP on");
+    }
+    if (options.hello_time_cs != 0 && (options.hello_time_cs < 100 || options.hello_time_cs > 1000)) {
+        invalid(operation, "hello time " + std::to_string(options.hello_time_cs) +
+                               " cs is outside 100..1000, the range the kernel allows");
+    }
+    if (options.max_age_cs != 0 && (options.max_age_cs < 600 || options.max_age_cs > 4000)) {
+        invalid(operation, "max age " + std::to_string(options.max_age_cs) +
+                               " cs is outside 600..4000, the range the kernel allows");
+    }
+}
+
+std::array<unsigned char, 6> parse_mac(const std::string& text, const std::string& operation)
+{
+    std::array<unsigned int, 6> parts{};
+    char trailing = 0;
+    if (text.size() != 17 || std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &parts[0], &parts[1], &parts[2],
+                                         &parts[3], &parts[4], &parts[5], &trailing) != 6) {
+        invalid(operation, "not a MAC address: \"" + text + "\"");
+    }
+    std::array<unsigned char, 6> mac{};
+    bool zero = true;
+    for (std::size_t i = 0; i < mac.size(); ++i) {
+        mac[i] = static_cast<unsigned char>(parts[i]);
+        zero = zero && mac[i] == 0;
+    }
+    // The kernel's is_valid_ether_addr: a bridge with such an address would refuse to come up.
+    if (zero || (mac[0] & 1u) != 0) {
+        invalid(operation, "MAC address " + text + " is all zero or multicast");
+    }
+    return mac;
+}
+
+// What a bridge message carries.
+enum class BridgeParts {
+    StpStateOnly,  // just IFLA_BR_STP_STATE (the first of two messages that turn STP off, see bridge_request)
+    All,
+};
+
+// Differences between what was asked for and what the kernel kept, or empty. The kernel stores bridge timers in
+// jiffies: with HZ=250 a centisecond is 2.5 jiffies, so an odd value comes back one lower (1501 cs reads 1500).
+// That cannot be predicted from user space (HZ is not exported), hence the read-back.
+struct Mismatch {
+    ErrorKind kind = ErrorKind::InvalidArgument;
+    std::string what;
+};
+
+Mismatch bridge_mismatch(const BridgeState& state, const plan::BridgeOptions& options)
+{
+    Mismatch mismatch;
+    auto timer = [&mismatch](const char* name, std::uint32_t wanted, const std::optional<std::uint32_t>& got) {
+        if (got && *got != wanted && mismatch.what.empty()) {
+            mismatch.what = std::string(name) + " " + std::to_string(wanted) + " cs is stored by the kernel as " +
+                            std::to_string(*got) + " cs (its timers count in jiffies; use an even value)";
+        }
+    };
+    timer("forward delay", options.forward_delay_cs, state.forward_delay);
+    if (options.hello_time_cs != 0) {
+        timer("hello time", options.hello_time_cs, state.hello_time);
+    }
+    if (options.max_age_cs != 0) {
+        timer("max age", options.max_age_cs, state.max_age);
+    }
+    if (mismatch.what.empty() && state.stp_state && (*state.stp_state != 0) != options.stp) {
+        mismatch = {ErrorKind::Kernel, std::string("STP is ") + (*state.stp_state != 0 ? "on" : "off") +
+                                           " after asking for it " + (options.stp ? "on" : "off")};
+    }
+    if (mismatch.what.empty() && options.multicast_snooping && !state.multicast_snooping) {
+        // Without CONFIG_BRIDGE_IGMP_SNOOPING the kernel ignores the attribute rather than refusing it.
+        mismatch = {ErrorKind::Unsupported, "this kernel's bridge has no multicast snooping"};
+    }
+    return mismatch;
+}
+
+// Builds an RTM_NEWLINK for a bridge carrying its kind data. With ifindex 0 and NLM_F_CREATE|NLM_F_EXCL it creates
+// `name` (with options.mtu and options.mac, which only creation sends); with an existing ifindex and no flags it
+// changes that bridge in place, which is how STP and its timers can be adjusted without recreating the bridge.
+//
+// Kernel rules (seen on 6.x; br_changelink applies attributes in a fixed order, not the message's, and stops at the
+// first error without undoing the earlier ones): forward delay, hello time and max age come before STP state, then
+// priority, then multicast snooping. While STP is on, a delay outside 200..3000 cs is refused with ERANGE; with STP
+// off anything goes. Turning STP on clamps the delay into that range silently (0 becomes 200). So a change that
+// turns STP off and lowers the delay must be two messages, STP first: in one message the delay fails and STP stays
+// on. Turning STP on needs only one: the delay lands while STP is still off, and check_bridge_options has made sure
+// it is in range, so nothing is clamped.
+MsgPtr bridge_request(int ifindex, const std::string& name, const plan::BridgeOptions& options, int flags,
+                      BridgeParts parts, const std::string& operation)
+{
+    const bool creating = ifindex == 0;
     MsgPtr msg(nlmsg_alloc_simple(RTM_NEWLINK, flags));
     if (!msg) {
         return nullptr;
@@ -204,11 +784,19 @@ MsgPtr bridge_request(int ifindex, const std::string& name, const plan::BridgeOp
     if (nlmsg_append(msg.get(), &header, sizeof(header), NLMSG_ALIGNTO) < 0) {
         return nullptr;
     }
-    if (!name.empty() && nla_put_string(msg.get(), IFLA_IFNAME, name.c_str()) < 0) {
+    if (creating && nla_put_string(msg.get(), IFLA_IFNAME, name.c_str()) < 0) {
         return nullptr;
     }
-    if (options.mtu != 0 && nla_put_u32(msg.get(), IFLA_MTU, options.mtu) < 0) {
+    if (creating && options.mtu != 0 && nla_put_u32(msg.get(), IFLA_MTU, options.mtu) < 0) {
         return nullptr;
+    }
+    // A MAC given at creation is recorded as set by the user (NET_ADDR_SET), so the bridge keeps it instead of
+    // adopting the lowest port address as ports come and go; bridge mode relies on that to keep the uplink's MAC.
+    if (creating && !options.mac.empty()) {
+        const auto mac = parse_mac(options.mac, operation);
+        if (nla_put(msg.get(), IFLA_ADDRESS, static_cast<int>(mac.size()), mac.data()) < 0) {
+            return nullptr;
+        }
     }
     nlattr* linkinfo = nla_nest_start(msg.get(), IFLA_LINKINFO);
     if (linkinfo == nullptr || nla_put_string(msg.get(), IFLA_INFO_KIND, "bridge") < 0) {
@@ -219,8 +807,23 @@ MsgPtr bridge_request(int ifindex, const std::string& name, const plan::BridgeOp
         return nullptr;
     }
     // Units are clock_t (USER_HZ = 100), i.e. centiseconds, which is also what `ip -d link` prints.
-    if (nla_put_u32(msg.get(), IFLA_BR_FORWARD_DELAY, options.forward_delay_cs) < 0 ||
-        nla_put_u32(msg.get(), IFLA_BR_STP_STATE, options.stp ? 1 : 0) < 0) {
+    bool ok = nla_put_u32(msg.get(), IFLA_BR_STP_STATE, options.stp ? 1 : 0) >= 0;
+    if (parts == BridgeParts::All) {
+        ok = ok && nla_put_u32(msg.get(), IFLA_BR_FORWARD_DELAY, options.forward_delay_cs) >= 0;
+        if (options.hello_time_cs != 0) {
+            ok = ok && nla_put_u32(msg.get(), IFLA_BR_HELLO_TIME, options.hello_time_cs) >= 0;
+        }
+        if (options.max_age_cs != 0) {
+            ok = ok && nla_put_u32(msg.get(), IFLA_BR_MAX_AGE, options.max_age_cs) >= 0;
+        }
+        if (options.priority) {
+            ok = ok && nla_put_u16(msg.get(), IFLA_BR_PRIORITY, *options.priority) >= 0;
+        }
+        if (options.multicast_snooping) {
+            ok = ok && nla_put_u8(msg.get(), IFLA_BR_MCAST_SNOOPING, *options.multicast_snooping ? 1 : 0) >= 0;
+        }
+    }
+    if (!ok) {
         return nullptr;
     }
     nla_nest_end(msg.get(), data);
@@ -318,6 +921,10 @@ NetlinkLinks::NetlinkLinks()
         socket_ = nullptr;
         throw Error(ErrorKind::Kernel, std::string("netlink: connecting to NETLINK_ROUTE failed: ") + nl_geterror(err));
     }
+    // Extended acks carry the kernel's reason ("Nexthop has invalid gateway") into our error messages. Kernels
+    // before 4.12 lack the option; the errno alone then has to do.
+    const int one = 1;
+    setsockopt(nl_socket_get_fd(socket_), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
 }
 
 NetlinkLinks::~NetlinkLinks()
@@ -370,6 +977,16 @@ std::vector<plan::AddressInfo> NetlinkLinks::list_addresses()
         info.family = family;
         info.address = format_ip(rtnl_addr_get_local(addr));
         info.prefix_length = static_cast<std::uint8_t>(rtnl_addr_get_prefixlen(addr));
+        info.broadcast = format_ip(rtnl_addr_get_broadcast(addr));
+        if (const char* label = rtnl_addr_get_label(addr)) {
+            info.label = label;
+        }
+        info.scope = static_cast<std::uint8_t>(rtnl_addr_get_scope(addr));
+        // libnl takes IFA_FLAGS (all 32 bits: noprefixroute, managetempaddr, ...) over the 8-bit ifa_flags.
+        info.flags = rtnl_addr_get_flags(addr);
+        // From IFA_CACHEINFO: seconds left, 0xffffffff for forever, as the kernel counts them at dump time.
+        info.valid_lifetime = rtnl_addr_get_valid_lifetime(addr);
+        info.preferred_lifetime = rtnl_addr_get_preferred_lifetime(addr);
         if (!info.address.empty()) {
             addresses.push_back(std::move(info));
         }

@@ -267,6 +267,13 @@ Network parse_network(const nlohmann::json& document)
     n.stp = r.boolean("stp").value_or(false);
     n.forward_delay = static_cast<std::uint32_t>(r.unsigned_integer("forward_delay", 0, 30).value_or(0));
     n.mtu = static_cast<std::uint32_t>(r.unsigned_integer("mtu", 68, 65535).value_or(0));
+    n.hello_time = static_cast<std::uint32_t>(r.unsigned_integer("hello_time", 1, 10).value_or(0));
+    n.max_age = static_cast<std::uint32_t>(r.unsigned_integer("max_age", 6, 40).value_or(0));
+    if (auto priority = r.unsigned_integer("priority", 0, 65535)) n.priority = static_cast<std::uint16_t>(*priority);
+    n.multicast_snooping = r.boolean("multicast_snooping");
+    if (const json* ports = r.array("ports", 4096))
+        for (std::size_t i = 0; i < ports->size(); ++i)
+            n.ports.push_back(parse_port((*ports)[i], item("ports", i)));
     if (const json* forwards = r.array("forwards", 100000); forwards && !forwards->empty())
         throw Error(ErrorKind::Unsupported, "forwards: port forwarding is not available in this version of kvmnetd");
     if (const json* limits = r.get("limits")) {
@@ -315,20 +322,173 @@ nlohmann::json to_json(const Network& n)
     j["stp"] = n.stp;
     j["forward_delay"] = n.forward_delay;
     if (n.mtu != 0) j["mtu"] = n.mtu;
+    if (n.hello_time != 0) j["hello_time"] = n.hello_time;
+    if (n.max_age != 0) j["max_age"] = n.max_age;
+    if (n.priority) j["priority"] = *n.priority;
+    if (n.multicast_snooping) j["multicast_snooping"] = *n.multicast_snooping;
+    json ports = json::array();
+    for (const Port& p : n.ports)
+        ports.push_back(to_json(p));
+    j["ports"] = std::move(ports);
     return j;
+}
+
+namespace {
+
+Rate parse_rate(const json& j, const std::string& field)
+{
+    ObjectReader r(j, field);
+    constexpr std::uint64_t max = 1ull << 32;  // kB/s: about 34 Tbit/s
+    Rate rate;
+    rate.average = r.unsigned_integer("average", 1, max).value_or(0);
+    if (rate.average == 0) throw invalid_field(field + ".average", "required (kilobytes per second)");
+    rate.peak = r.unsigned_integer("peak", 1, max).value_or(0);
+    rate.burst = r.unsigned_integer("burst", 1, max).value_or(0);
+    r.finish();
+    if (rate.peak != 0 && rate.peak < rate.average)
+        throw invalid_field(field + ".peak", "must not be below average (" + std::to_string(rate.average) + ")");
+    return rate;
+}
+
+json rate_json(const Rate& rate)
+{
+    json j = {{"average", rate.average}};
+    if (rate.peak) j["peak"] = rate.peak;
+    if (rate.burst) j["burst"] = rate.burst;
+    return j;
+}
+
+}  // namespace
+
+Port parse_port(const json& j, const std::string& field)
+{
+    ObjectReader r(j, field);
+    Port p;
+    auto name = r.string("name", 64);
+    if (!name) throw invalid_field(r.field("name"), "required (the interface name)");
+    p.name = *name;
+    p.tap = r.boolean("tap").value_or(false);
+    p.owner = static_cast<std::uint32_t>(r.unsigned_integer("owner", 0, 0xfffffffeu).value_or(0));
+    p.group = static_cast<std::uint32_t>(r.unsigned_integer("group", 0, 0xfffffffeu).value_or(0));
+    if (!p.tap && (r.get("owner") || r.get("group")))
+        throw invalid_field(r.field("owner"), "only meaningful for taps the daemon creates (\"tap\": true)");
+    p.mac = lower(r.string("mac", 32).value_or(""));
+    p.isolated = r.boolean("isolated").value_or(false);
+    if (const json* vlan = r.get("vlan")) {
+        ObjectReader v(*vlan, r.field("vlan"));
+        p.vlan_pvid = static_cast<std::uint16_t>(v.unsigned_integer("pvid", 1, 4094).value_or(0));
+        if (const json* tagged = v.array("tagged", 4094)) {
+            for (std::size_t i = 0; i < tagged->size(); ++i) {
+                const json& t = (*tagged)[i];
+                const std::string f = item(v.field("tagged"), i);
+                if (!t.is_number_integer() || t.get<std::int64_t>() < 1 || t.get<std::int64_t>() > 4094)
+                    throw invalid_field(f, "expected a VLAN id between 1 and 4094");
+                p.vlan_tagged.push_back(static_cast<std::uint16_t>(t.get<std::int64_t>()));
+            }
+        }
+        v.finish();
+        if (p.vlan_pvid == 0 && p.vlan_tagged.empty())
+            throw invalid_field(r.field("vlan"), "needs \"pvid\" or \"tagged\"");
+    }
+    if (const json* bandwidth = r.get("bandwidth")) {
+        ObjectReader b(*bandwidth, r.field("bandwidth"));
+        if (const json* in = b.get("inbound")) p.inbound = parse_rate(*in, b.field("inbound"));
+        if (const json* out = b.get("outbound")) p.outbound = parse_rate(*out, b.field("outbound"));
+        b.finish();
+    }
+    r.finish();
+    validate_port(p, field);
+    return p;
+}
+
+Port parse_port(const std::string& text)
+{
+    json document;
+    try {
+        document = json::parse(text);
+    } catch (const json::parse_error& e) {
+        throw invalid_field("port", std::string("not valid JSON: ") + e.what());
+    }
+    return parse_port(document, "port");
+}
+
+json to_json(const Port& p)
+{
+    json j = {{"name", p.name}};
+    if (p.tap) {
+        j["tap"] = true;
+        j["owner"] = p.owner;
+        j["group"] = p.group;
+    }
+    if (!p.mac.empty()) j["mac"] = p.mac;
+    if (p.isolated) j["isolated"] = true;
+    if (p.vlan_pvid || !p.vlan_tagged.empty()) {
+        json vlan = json::object();
+        if (p.vlan_pvid) vlan["pvid"] = p.vlan_pvid;
+        if (!p.vlan_tagged.empty()) vlan["tagged"] = p.vlan_tagged;
+        j["vlan"] = vlan;
+    }
+    if (p.inbound.average || p.outbound.average) {
+        json bw = json::object();
+        if (p.inbound.average) bw["inbound"] = rate_json(p.inbound);
+        if (p.outbound.average) bw["outbound"] = rate_json(p.outbound);
+        j["bandwidth"] = bw;
+    }
+    return j;
+}
+
+bool valid_unicast_mac(const std::string& mac)
+{
+    if (!valid_mac(mac)) return false;
+    const int first = std::stoi(mac.substr(0, 2), nullptr, 16);
+    return (first & 1) == 0 && mac != "00:00:00:00:00:00";
+}
+
+void validate_port(const Port& p, const std::string& field)
+{
+    if (!valid_interface_name(p.name))
+        throw invalid_field(field + ".name", "'" + p.name + "' is not a valid interface name (1-15 bytes)");
+    if (!p.mac.empty() && !valid_unicast_mac(p.mac))
+        throw invalid_field(field + ".mac", "'" + p.mac + "' is not a unicast MAC address like 52:54:00:12:34:56");
+    std::set<std::uint16_t> seen;
+    for (auto v : p.vlan_tagged) {
+        if (!seen.insert(v).second)
+            throw invalid_field(field + ".vlan.tagged", "VLAN " + std::to_string(v) + " listed twice");
+        if (v == p.vlan_pvid)
+            throw invalid_field(field + ".vlan.tagged", "VLAN " + std::to_string(v) + " is also the untagged pvid");
+    }
 }
 
 void validate(const Network& n)
 {
     if (!valid_network_name(n.name)) throw invalid_field("name", "'" + n.name + "' is not a valid network name");
-    if (n.mode == Mode::bridge)
-        throw Error(ErrorKind::Unsupported,
-                    "mode: bridge mode is not available in this version of kvmnetd; use nat, isolated or routed");
-    if (!n.ipv4) throw invalid_field("ipv4", std::string("required for mode ") + std::string(mode_name(n.mode)));
+    // Ports: names and MACs unique within the network.
+    std::set<std::string> port_names, port_macs;
+    for (std::size_t i = 0; i < n.ports.size(); ++i) {
+        const Port& p = n.ports[i];
+        const std::string f = item("ports", i);
+        validate_port(p, f);
+        if (!port_names.insert(p.name).second) throw invalid_field(f + ".name", "port " + p.name + " listed twice");
+        if (!p.mac.empty() && !port_macs.insert(p.mac).second)
+            throw Error(ErrorKind::Conflict, f + ".mac: " + p.mac + " is already used by another port of this network");
+        if (p.name == n.bridge || p.name == n.uplink)
+            throw invalid_field(f + ".name",
+                                p.name + " is the network's " + (p.name == n.bridge ? "bridge" : "uplink"));
+    }
     // The kernel only accepts 2-30 s while STP runs (and would silently clamp).
     if (n.stp && n.forward_delay < 2)
         throw invalid_field("forward_delay",
                             "must be between 2 and 30 seconds when stp is on (15 is the IEEE default)");
+    if (n.mode == Mode::bridge) {
+        // Guests take their addresses from the LAN: no subnet, no DHCP here.
+        if (n.uplink.empty())
+            throw invalid_field("uplink",
+                                "required for bridge mode: the host interface towards the LAN (e.g. \"eth0\")");
+        if (n.ipv4) throw invalid_field("ipv4", "not used in bridge mode: guests get addresses from the LAN");
+        if (n.uplink == n.bridge) throw invalid_field("uplink", "must differ from the bridge name");
+        return;
+    }
+    if (!n.ipv4) throw invalid_field("ipv4", std::string("required for mode ") + std::string(mode_name(n.mode)));
     if (!n.uplink.empty() && n.mode != Mode::nat && n.mode != Mode::routed)
         throw invalid_field("uplink", "only meaningful for nat and routed networks");
     if (!n.uplink.empty() && n.uplink == n.bridge)
@@ -380,6 +540,18 @@ void validate_against(const Network& n, const std::vector<Network>& others)
             throw Error(ErrorKind::AlreadyExists, "name: a network named '" + n.name + "' already exists");
         if (!n.bridge.empty() && o.bridge == n.bridge)
             throw Error(ErrorKind::Conflict, "bridge: " + n.bridge + " is already used by network '" + o.name + "'");
+        if (n.mode == Mode::bridge && o.mode == Mode::bridge && n.uplink == o.uplink)
+            throw Error(ErrorKind::Conflict,
+                        "uplink: " + n.uplink + " is already the uplink of network '" + o.name + "'");
+        for (const Port& p : n.ports)
+            for (const Port& q : o.ports) {
+                if (p.name == q.name)
+                    throw Error(ErrorKind::Conflict,
+                                "ports: " + p.name + " is already a port of network '" + o.name + "'");
+                if (!p.mac.empty() && p.mac == q.mac)
+                    throw Error(ErrorKind::Conflict, "ports: MAC " + p.mac + " is already used by port " + q.name +
+                                                         " of network '" + o.name + "'");
+            }
         if (n.ipv4 && o.ipv4 && n.ipv4->address.overlaps(o.ipv4->address))
             throw Error(ErrorKind::Conflict, "ipv4.address: " + n.ipv4->address.network_str() + " overlaps " +
                                                  o.ipv4->address.network_str() + " of network '" + o.name + "'");

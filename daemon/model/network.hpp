@@ -41,6 +41,31 @@ struct Ipv4Config {
     bool operator==(const Ipv4Config&) const = default;
 };
 
+// Traffic shaping in libvirt's <bandwidth> terms: kilobytes per second and
+// kilobytes. Zero average = no limit in that direction.
+struct Rate {
+    std::uint64_t average = 0;  // kB/s
+    std::uint64_t peak = 0;     // kB/s, 0 = same as average
+    std::uint64_t burst = 0;    // kB, 0 = a default derived from the rate
+    bool operator==(const Rate&) const = default;
+};
+
+// A guest port: a tap the daemon creates (tap = true) for QEMU, or an
+// existing interface (tap or veth) enslaved to the network's bridge.
+struct Port {
+    std::string name;
+    bool tap = false;
+    std::uint32_t owner = 0;                 // taps: uid allowed to open it
+    std::uint32_t group = 0;                 // taps: gid allowed to open it
+    std::string mac;                         // set on the interface when not empty
+    bool isolated = false;                   // bridge port isolation
+    std::uint16_t vlan_pvid = 0;             // 0 = no VLAN configuration
+    std::vector<std::uint16_t> vlan_tagged;  // tagged VLANs
+    Rate inbound;                            // to the guest
+    Rate outbound;                           // from the guest
+    bool operator==(const Port&) const = default;
+};
+
 struct Network {
     std::string name;
     Mode mode = Mode::nat;
@@ -51,6 +76,11 @@ struct Network {
     bool stp = false;
     std::uint32_t forward_delay = 0;  // seconds
     std::uint32_t mtu = 0;            // 0: kernel default
+    std::uint32_t hello_time = 0;     // seconds, 0: kernel default (2)
+    std::uint32_t max_age = 0;        // seconds, 0: kernel default (20)
+    std::optional<std::uint16_t> priority;
+    std::optional<bool> multicast_snooping;
+    std::vector<Port> ports;
 
     bool operator==(const Network&) const = default;
 };
@@ -64,6 +94,13 @@ Network parse_network(const std::string& text);
 
 nlohmann::json to_json(const Network& network);
 
+// One entry of "ports", as AttachPort takes it; `field` prefixes error paths.
+Port parse_port(const nlohmann::json& port, const std::string& field = "port");
+Port parse_port(const std::string& text);
+nlohmann::json to_json(const Port& port);
+// Rules for one port inside its network (name, MAC and VLAN sanity).
+void validate_port(const Port& port, const std::string& field);
+
 // Cross-field rules that need only the document itself: gateway inside its
 // subnet, DHCP ranges inside and ordered, static hosts unique, etc. Applied
 // by parse_network too; exposed for documents built in code.
@@ -75,5 +112,7 @@ void validate_against(const Network& network, const std::vector<Network>& others
 
 bool valid_network_name(const std::string& name);
 bool valid_interface_name(const std::string& name);
+// "52:54:00:12:34:56": six hex pairs; unicast; not all zero.
+bool valid_unicast_mac(const std::string& mac);
 
 }  // namespace kvmnet::model

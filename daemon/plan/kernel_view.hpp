@@ -21,11 +21,11 @@ struct LinkInfo {
     std::string kind;   // rtnetlink IFLA_INFO_KIND: "bridge", "veth", "tun", "" for physical
     std::string alias;  // IFLA_IFALIAS; ours carry "kvmnet:<network>"
     std::uint32_t mtu = 0;
-    bool up = false;       // administratively up (IFF_UP)
-    bool carrier = false;  // IFF_LOWER_UP
-    int master_index = 0;  // 0 when not enslaved
-    std::string mac;       // "aa:bb:cc:dd:ee:ff", lower case; empty when none
-    bool wireless = false; // a wireless device (/sys/class/net/NAME/wireless or phy80211 exists)
+    bool up = false;        // administratively up (IFF_UP)
+    bool carrier = false;   // IFF_LOWER_UP
+    int master_index = 0;   // 0 when not enslaved
+    std::string mac;        // "aa:bb:cc:dd:ee:ff", lower case; empty when none
+    bool wireless = false;  // a wireless device (/sys/class/net/NAME/wireless or phy80211 exists)
     LinkStats stats;
 };
 
@@ -35,12 +35,12 @@ struct AddressInfo {
     std::string address;  // textual, without prefix
     std::uint8_t prefix_length = 0;
     // What it takes to put the same address back elsewhere (bridge takeover):
-    std::string broadcast;                          // IPv4 only; empty when none
-    std::string label;                              // IFA_LABEL (IPv4), empty when none
-    std::uint8_t scope = 0;                         // RT_SCOPE_*
-    std::uint32_t flags = 0;                        // IFA_F_* (permanent, noprefixroute, ...)
-    std::uint32_t valid_lifetime = 0xffffffffu;     // seconds left; 0xffffffff = forever
-    std::uint32_t preferred_lifetime = 0xffffffffu; // seconds left; 0xffffffff = forever
+    std::string broadcast;                           // IPv4 only; empty when none
+    std::string label;                               // IFA_LABEL (IPv4), empty when none
+    std::uint8_t scope = 0;                          // RT_SCOPE_*
+    std::uint32_t flags = 0;                         // IFA_F_* (permanent, noprefixroute, ...)
+    std::uint32_t valid_lifetime = 0xffffffffu;      // seconds left; 0xffffffff = forever
+    std::uint32_t preferred_lifetime = 0xffffffffu;  // seconds left; 0xffffffff = forever
 };
 
 // A unicast route as the kernel reports it (RTM_GETROUTE), in any table.
@@ -48,9 +48,9 @@ struct RouteInfo {
     int family = 0;           // AF_INET or AF_INET6
     std::string destination;  // textual network; empty = default route
     std::uint8_t prefix_length = 0;
-    std::string gateway;      // empty = directly connected
+    std::string gateway;           // empty = directly connected
     std::string preferred_source;  // RTA_PREFSRC, empty when none
-    int link_index = 0;       // RTA_OIF
+    int link_index = 0;            // RTA_OIF
     std::uint32_t table = 254;     // RT_TABLE_MAIN
     std::uint32_t metric = 0;      // RTA_PRIORITY
     std::uint8_t protocol = 0;     // RTPROT_* (kernel, boot, static, dhcp, ra, ...)
@@ -64,11 +64,12 @@ struct BridgeOptions {
     std::uint32_t forward_delay_cs = 0;  // centiseconds, as the kernel counts
     std::uint32_t mtu = 0;               // 0: kernel default
     // Applied where non-zero / set; 0 (or nullopt) leaves the kernel default.
-    std::uint32_t hello_time_cs = 0;     // STP hello time, centiseconds
-    std::uint32_t max_age_cs = 0;        // STP max age, centiseconds
-    std::optional<std::uint16_t> priority;         // bridge priority
+    std::uint32_t hello_time_cs = 0;        // STP hello time, centiseconds
+    std::uint32_t max_age_cs = 0;           // STP max age, centiseconds
+    std::optional<std::uint16_t> priority;  // bridge priority
     std::optional<bool> multicast_snooping;
-    std::string mac;                     // bridge MAC at creation (bridge mode: the uplink's); empty = random
+    std::string mac;  // bridge MAC at creation (bridge mode: the uplink's); empty = random
+    bool operator==(const BridgeOptions&) const = default;
 };
 
 // One forwarding database entry of a bridge (RTM_GETNEIGH, AF_BRIDGE).

@@ -41,6 +41,12 @@ Table build_ruleset(std::vector<model::Network> active)
     std::vector<Rule> replies, intra, barred, inbound, outbound;
     for (const model::Network& n : active) {
         const std::string& br = n.bridge;
+        if (!n.ipv4) {
+            // Bridge mode: with br_netfilter loaded, frames bridged between
+            // the uplink and guests traverse this hook as bridge -> bridge.
+            intra.push_back(rule({iif(br), oif(br)}, Verdict::accept, n.name + ": bridged LAN traffic"));
+            continue;
+        }
         const model::Ipv4Interface& a = n.ipv4->address;
         const std::string tag = n.name + ": ";
         const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
@@ -102,13 +108,27 @@ std::string describe(const LinkOp& op)
     return std::visit(Visitor{}, op);
 }
 
+BridgeOptions bridge_options(const model::Network& n, const std::string& mac)
+{
+    BridgeOptions o;
+    o.stp = n.stp;
+    o.forward_delay_cs = n.forward_delay * 100;
+    o.mtu = n.mtu;
+    o.hello_time_cs = n.hello_time * 100;
+    o.max_age_cs = n.max_age * 100;
+    o.priority = n.priority;
+    o.multicast_snooping = n.multicast_snooping;
+    o.mac = mac;
+    return o;
+}
+
 std::vector<LinkOp> plan_bridge(const model::Network& n, const std::optional<LinkInfo>& observed,
-                                const std::vector<AddressInfo>& addresses)
+                                const std::vector<AddressInfo>& addresses, const std::string& mac)
 {
     std::vector<LinkOp> ops;
     const std::string alias = owner_alias(n.name);
     if (!observed) {
-        ops.push_back(CreateBridge{n.bridge, BridgeOptions{n.stp, n.forward_delay * 100, n.mtu}});
+        ops.push_back(CreateBridge{n.bridge, bridge_options(n, mac)});
         ops.push_back(SetAlias{n.bridge, alias});
     } else {
         if (observed->alias != alias)
@@ -122,6 +142,10 @@ std::vector<LinkOp> plan_bridge(const model::Network& n, const std::optional<Lin
                                                  ", not a bridge");
         if (n.mtu != 0 && observed->mtu != n.mtu) ops.push_back(SetMtu{n.bridge, n.mtu});
     }
+    if (!n.ipv4) {
+        if (!observed || !observed->up) ops.push_back(SetUp{n.bridge});
+        return ops;
+    }
     const auto& a = n.ipv4->address;
     const bool has_address = observed && std::any_of(addresses.begin(), addresses.end(), [&](const AddressInfo& x) {
                                  return x.link_index == observed->index && x.family == 2 /* AF_INET */ &&
@@ -130,6 +154,29 @@ std::vector<LinkOp> plan_bridge(const model::Network& n, const std::optional<Lin
     if (!has_address) ops.push_back(AddAddress{n.bridge, a.address.str(), a.prefix});
     if (!observed || !observed->up) ops.push_back(SetUp{n.bridge});
     return ops;
+}
+
+std::vector<AddressInfo> takeover_addresses(const std::vector<AddressInfo>& all, int uplink_index)
+{
+    std::vector<AddressInfo> result;
+    for (const AddressInfo& a : all) {
+        if (a.link_index != uplink_index) continue;
+        if (a.family == 10 /* AF_INET6 */ && a.address.rfind("fe80:", 0) == 0) continue;
+        result.push_back(a);
+    }
+    return result;
+}
+
+std::vector<RouteInfo> takeover_routes(const std::vector<RouteInfo>& all, int uplink_index)
+{
+    constexpr std::uint8_t rtprot_kernel = 2;
+    std::vector<RouteInfo> result;
+    for (const RouteInfo& r : all) {
+        if (r.link_index != uplink_index || r.protocol == rtprot_kernel) continue;
+        if (r.family == 10 && r.destination.rfind("fe80:", 0) == 0) continue;
+        result.push_back(r);
+    }
+    return result;
 }
 
 DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const std::string& user)

@@ -48,9 +48,20 @@ using LinkOp = std::variant<CreateBridge, SetAlias, SetMtu, AddAddress, SetUp>;
 
 std::string describe(const LinkOp& op);
 
-// Throws Conflict when `observed` is a link that another owner has (not our alias).
+// The kernel bridge settings a network asks for; `mac` is used at creation.
+BridgeOptions bridge_options(const model::Network& network, const std::string& mac = {});
+
+// Throws Conflict when `observed` is a link that another owner has (not our
+// alias). `mac` is the bridge address to create it with (bridge mode: the
+// uplink's), empty for a random one.
 std::vector<LinkOp> plan_bridge(const model::Network& network, const std::optional<LinkInfo>& observed,
-                                const std::vector<AddressInfo>& addresses);
+                                const std::vector<AddressInfo>& addresses, const std::string& mac = {});
+
+// Which of the uplink's addresses and routes a bridge-mode takeover moves:
+// everything but what the kernel makes by itself (IPv6 link-local addresses,
+// routes of protocol "kernel"), which it makes again on the bridge.
+std::vector<AddressInfo> takeover_addresses(const std::vector<AddressInfo>& all, int uplink_index);
+std::vector<RouteInfo> takeover_routes(const std::vector<RouteInfo>& all, int uplink_index);
 
 // dnsmasq configuration for a network, with its files in `runtime_dir`.
 struct DnsmasqFiles {

@@ -1,0 +1,234 @@
+// Bridge mode: taking over the host's uplink NIC. The uplink's addresses
+// and routes move to a new bridge that carries the uplink's MAC, so the host
+// keeps its addresses and the LAN sees no new station; guests then sit on
+// the LAN with their own MACs. What was moved is recorded in the runtime
+// directory before anything changes, so that stop, rollback, an unconfirmed
+// start and a daemon restarted in between all put back exactly that.
+#include "core/log.hpp"
+#include "core/manager.hpp"
+#include "core/undo.hpp"
+#include "plan/planner.hpp"
+#include "store/files.hpp"
+
+#include <sys/socket.h>
+
+namespace kvmnet::core {
+namespace {
+
+using json = nlohmann::json;
+
+json address_json(const plan::AddressInfo& a)
+{
+    return {{"family", a.family},
+            {"address", a.address},
+            {"prefix_length", a.prefix_length},
+            {"broadcast", a.broadcast},
+            {"label", a.label},
+            {"scope", a.scope},
+            {"flags", a.flags},
+            {"valid_lifetime", a.valid_lifetime},
+            {"preferred_lifetime", a.preferred_lifetime}};
+}
+
+plan::AddressInfo address_from(const json& j)
+{
+    plan::AddressInfo a;
+    a.family = j.at("family");
+    a.address = j.at("address");
+    a.prefix_length = j.at("prefix_length");
+    a.broadcast = j.at("broadcast");
+    a.label = j.at("label");
+    a.scope = j.at("scope");
+    a.flags = j.at("flags");
+    a.valid_lifetime = j.at("valid_lifetime");
+    a.preferred_lifetime = j.at("preferred_lifetime");
+    return a;
+}
+
+json route_json(const plan::RouteInfo& r)
+{
+    return {{"family", r.family},
+            {"destination", r.destination},
+            {"prefix_length", r.prefix_length},
+            {"gateway", r.gateway},
+            {"preferred_source", r.preferred_source},
+            {"table", r.table},
+            {"metric", r.metric},
+            {"protocol", r.protocol},
+            {"scope", r.scope},
+            {"type", r.type},
+            {"flags", r.flags}};
+}
+
+plan::RouteInfo route_from(const json& j)
+{
+    plan::RouteInfo r;
+    r.family = j.at("family");
+    r.destination = j.at("destination");
+    r.prefix_length = j.at("prefix_length");
+    r.gateway = j.at("gateway");
+    r.preferred_source = j.at("preferred_source");
+    r.table = j.at("table");
+    r.metric = j.at("metric");
+    r.protocol = j.at("protocol");
+    r.scope = j.at("scope");
+    r.type = j.at("type");
+    r.flags = j.at("flags");
+    return r;
+}
+
+std::string address_text(const plan::AddressInfo& a) { return a.address + "/" + std::to_string(a.prefix_length); }
+
+std::string route_text(const plan::RouteInfo& r)
+{
+    return (r.destination.empty() ? std::string("default") : r.destination + "/" + std::to_string(r.prefix_length)) +
+           (r.gateway.empty() ? "" : " via " + r.gateway) + " metric " + std::to_string(r.metric) + " table " +
+           std::to_string(r.table);
+}
+
+}  // namespace
+
+std::string Manager::takeover_record(const std::string& name) const { return runtime_dir_of(name) + "/takeover.json"; }
+
+void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
+{
+    const model::Network& n = e.spec;
+    step = "checking uplink " + n.uplink;
+    const auto uplink = links_.find_link(n.uplink);
+    if (!uplink) throw Error(ErrorKind::NotFound, "uplink: there is no interface named " + n.uplink);
+    const auto bridge = links_.find_link(n.bridge);
+
+    // Adoption after a daemon restart: the takeover is already in place.
+    if (bridge && bridge->alias == plan::owner_alias(n.name) && uplink->master_index == bridge->index &&
+        store::read_file(takeover_record(n.name))) {
+        log_info("network " + n.name + ": adopting the takeover of " + n.uplink);
+        return;
+    }
+    if (uplink->wireless)
+        throw Error(ErrorKind::Unsupported,
+                    "uplink: " + n.uplink +
+                        " is a wireless interface, and 802.11 lets a station send only its own MAC, so guests cannot "
+                        "be bridged onto it; use a nat or routed network instead");
+    if (uplink->kind == "bridge")
+        throw Error(ErrorKind::Conflict, "uplink: " + n.uplink + " is itself a bridge; name the physical interface");
+    if (uplink->master_index != 0) {
+        std::string master = std::to_string(uplink->master_index);
+        for (const auto& l : links_.list_links())
+            if (l.index == uplink->master_index) master = l.name;
+        throw Error(ErrorKind::Conflict, "uplink: " + n.uplink + " is already enslaved to " + master);
+    }
+    if (bridge)
+        throw Error(ErrorKind::Conflict,
+                    "bridge: interface " + n.bridge + " already exists and is not managed by this network");
+
+    const auto addresses = plan::takeover_addresses(links_.list_addresses(), uplink->index);
+    const auto routes = plan::takeover_routes(links_.list_routes(), uplink->index);
+
+    // Recorded before the first change, so a crash at any later point
+    // still knows what to put back.
+    step = "recording the uplink's configuration";
+    json record = {{"uplink", n.uplink}, {"bridge", n.bridge}, {"addresses", json::array()}, {"routes", json::array()}};
+    for (const auto& a : addresses)
+        record["addresses"].push_back(address_json(a));
+    for (const auto& r : routes)
+        record["routes"].push_back(route_json(r));
+    store::make_directories(runtime_dir_of(n.name), 0755);
+    store::write_atomic(takeover_record(n.name), record.dump(2) + "\n");
+
+    step = "creating bridge " + n.bridge;
+    plan::BridgeOptions options = plan::bridge_options(n, uplink->mac);
+    if (options.mtu == 0) options.mtu = uplink->mtu;
+    links_.create_bridge(n.bridge, options);
+    // From here on, one inverse covers every later step: restore_uplink
+    // tolerates steps that did not happen yet.
+    undo.push("restore uplink " + n.uplink, [this, &e] {
+        for (const auto& p : restore_uplink(e))
+            log_error("rollback: " + p);
+    });
+    links_.set_alias(n.bridge, plan::owner_alias(n.name));
+
+    step = "bringing " + n.bridge + " up";
+    links_.set_up(n.bridge, true);
+
+    step = "enslaving " + n.uplink + " to " + n.bridge;
+    links_.set_master(n.uplink, n.bridge);
+
+    // Addresses first: routes through a gateway need its subnet on the bridge.
+    for (const auto& a : addresses) {
+        step = "moving address " + address_text(a) + " from " + n.uplink + " to " + n.bridge;
+        links_.delete_address(n.uplink, a.family, a.address, a.prefix_length);
+        links_.add_address_info(n.bridge, a);
+    }
+    for (const auto& r : routes) {
+        step = "moving route " + route_text(r) + " to " + n.bridge;
+        try {
+            links_.delete_route(r);
+        } catch (const Error& err) {
+            if (err.kind() != ErrorKind::NotFound) throw;  // already gone with its address
+        }
+        links_.add_route(n.bridge, r);
+    }
+    log_info("network " + n.name + ": " + n.uplink + " taken over by " + n.bridge + " (" +
+             std::to_string(addresses.size()) + " addresses, " + std::to_string(routes.size()) + " routes moved)");
+}
+
+std::vector<std::string> Manager::restore_uplink(Entry& e)
+{
+    const model::Network& n = e.spec;
+    std::vector<std::string> problems;
+    auto attempt = [&](const std::string& what, const std::function<void()>& action) {
+        try {
+            action();
+        } catch (const Error& err) {
+            if (err.kind() == ErrorKind::AlreadyExists) return;  // that step had not been undone by the kernel
+            problems.push_back(what + ": " + err.what());
+        } catch (const std::exception& err) {
+            problems.push_back(what + ": " + err.what());
+        }
+    };
+    const auto text = store::read_file(takeover_record(n.name));
+    json record;
+    if (text) record = json::parse(*text, nullptr, false);
+    if (!text || record.is_discarded()) {
+        problems.push_back("no readable record of the takeover of " + n.uplink + " (" + takeover_record(n.name) +
+                           "); its addresses and routes cannot be put back");
+        record = {{"addresses", json::array()}, {"routes", json::array()}};
+    }
+
+    // Remaining lifetimes (for addresses from DHCP or SLAAC) are taken from
+    // the bridge, where they kept counting down.
+    std::vector<plan::AddressInfo> now_on_bridge;
+    if (const auto bridge = links_.find_link(n.bridge))
+        for (const auto& a : links_.list_addresses())
+            if (a.link_index == bridge->index) now_on_bridge.push_back(a);
+
+    const auto uplink = links_.find_link(n.uplink);
+    if (uplink && uplink->master_index != 0) attempt("releasing " + n.uplink, [&] { links_.set_master(n.uplink, ""); });
+    attempt("deleting bridge " + n.bridge, [&] {
+        const auto bridge = links_.find_link(n.bridge);
+        if (bridge && bridge->alias == plan::owner_alias(n.name)) links_.delete_link(n.bridge);
+    });
+    if (!uplink) {
+        problems.push_back("uplink " + n.uplink + " has disappeared; its addresses and routes cannot be put back");
+    } else {
+        for (const auto& j : record["addresses"]) {
+            plan::AddressInfo a = address_from(j);
+            for (const auto& current : now_on_bridge)
+                if (current.family == a.family && current.address == a.address &&
+                    current.prefix_length == a.prefix_length) {
+                    a.valid_lifetime = current.valid_lifetime;
+                    a.preferred_lifetime = current.preferred_lifetime;
+                }
+            attempt("putting address " + address_text(a) + " back on " + n.uplink,
+                    [&] { links_.add_address_info(n.uplink, a); });
+        }
+        for (const auto& j : record["routes"]) {
+            const plan::RouteInfo r = route_from(j);
+            attempt("putting route " + route_text(r) + " back on " + n.uplink, [&] { links_.add_route(n.uplink, r); });
+        }
+    }
+    if (problems.empty()) store::remove_file(takeover_record(n.name));
+    return problems;
+}
+
+}  // namespace kvmnet::core

@@ -1,0 +1,315 @@
+// Guest ports: taps created for QEMU (owned by the user who runs it) or
+// existing interfaces enslaved to a network's bridge, with MAC, isolation,
+// VLAN and bandwidth settings; and the MAC-conflict watch over the bridge's
+// forwarding database.
+#include "core/log.hpp"
+#include "core/manager.hpp"
+#include "plan/planner.hpp"
+
+#include <algorithm>
+
+namespace kvmnet::core {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::uint64_t fdb_poll_usec = 1'000'000;
+constexpr std::uint64_t flap_window_usec = 20'000'000;      // moves closer than this count as a flap
+constexpr std::uint64_t conflict_memory_usec = 60'000'000;  // a conflict is reported this long after the last flap
+
+// The guest's MAC on the host side of its port, libvirt's way: first octet
+// 0xfe, so the bridge never takes it as its own address and never drops the
+// guest's frames as "own source address".
+std::string host_side_mac(const std::string& guest_mac) { return "fe" + guest_mac.substr(2); }
+
+plan::PortBandwidth bandwidth_of(const model::Port& p)
+{
+    return {{p.inbound.average, p.inbound.peak, p.inbound.burst},
+            {p.outbound.average, p.outbound.peak, p.outbound.burst}};
+}
+
+bool running(State s) { return s == State::active || s == State::degraded; }
+
+}  // namespace
+
+void Manager::check_port_mac(const Entry& e, const model::Port& p)
+{
+    if (p.mac.empty()) return;
+    for (const auto& l : links_.list_links()) {
+        if (l.name == p.name || l.mac.empty()) continue;
+        if (l.mac == p.mac) {
+            const std::string role = l.name == e.spec.bridge   ? "the bridge " + l.name
+                                     : l.name == e.spec.uplink ? "the uplink " + l.name
+                                                               : "the host interface " + l.name;
+            throw Error(ErrorKind::Conflict, "port.mac: " + p.mac + " is the MAC address of " + role);
+        }
+    }
+    for (const model::Port& other : e.spec.ports)
+        if (other.name != p.name && other.mac == p.mac)
+            throw Error(ErrorKind::Conflict, "port.mac: " + p.mac + " is already used by port " + other.name);
+    // Someone on the bridge (a guest, or a LAN host in bridge mode) already
+    // sends with this MAC from another port.
+    if (running(e.state)) {
+        const auto bridge = links_.find_link(e.spec.bridge);
+        const auto port = links_.find_link(p.name);
+        if (bridge)
+            for (const auto& f : links_.list_fdb(e.spec.bridge))
+                if (!f.local && f.mac == p.mac && (!port || f.port_index != port->index)) {
+                    std::string where = "port " + std::to_string(f.port_index);
+                    for (const auto& l : links_.list_links())
+                        if (l.index == f.port_index) where = l.name;
+                    throw Error(ErrorKind::Conflict, "port.mac: " + p.mac + " is already in use on bridge " +
+                                                         e.spec.bridge + " behind " + where);
+                }
+    }
+}
+
+void Manager::apply_port(Entry& e, const model::Port& p)
+{
+    const model::Network& n = e.spec;
+    auto link = links_.find_link(p.name);
+    if (!link) {
+        if (!p.tap) throw Error(ErrorKind::NotFound, "port: there is no interface named " + p.name);
+        links_.create_tap(p.name, p.owner, p.group);
+        link = links_.find_link(p.name);
+        if (!link) throw Error(ErrorKind::Kernel, "port: tap " + p.name + " vanished right after it was created");
+    }
+    if (!p.mac.empty() && link->mac != host_side_mac(p.mac)) links_.set_mac(p.name, host_side_mac(p.mac));
+    if (n.mtu != 0 && link->mtu != n.mtu) links_.set_mtu(p.name, n.mtu);
+    const auto bridge = links_.find_link(n.bridge);
+    if (!bridge) throw Error(ErrorKind::Kernel, "port: bridge " + n.bridge + " is missing");
+    if (link->master_index != bridge->index) links_.set_master(p.name, n.bridge);
+    if (!link->up) links_.set_up(p.name, true);
+    links_.set_port_isolated(p.name, p.isolated);
+    if (p.vlan_pvid != 0 || !p.vlan_tagged.empty())
+        throw Error(ErrorKind::Unsupported,
+                    "port.vlan: per-port VLANs need bridge VLAN filtering, which this kernel does not provide");
+    links_.set_bandwidth(p.name, bandwidth_of(p));
+}
+
+void Manager::attach_ports(Entry& e)
+{
+    e.port_problems.clear();
+    for (const model::Port& p : e.spec.ports) {
+        try {
+            apply_port(e, p);
+        } catch (const std::exception& err) {
+            e.port_problems[p.name] = err.what();
+            log_warning("network " + e.spec.name + ": port " + p.name + ": " + err.what());
+        }
+    }
+    if (!fdb_timer_) fdb_timer_ = loop_.add_timer(fdb_poll_usec, [this] { poll_fdb(); });
+}
+
+void Manager::attach_port(const std::string& name, const std::string& port_document)
+{
+    Entry& e = entry(name);
+    model::Port p = model::parse_port(port_document);
+    if (p.vlan_pvid != 0 || !p.vlan_tagged.empty()) {
+        if (!links_.vlan_filtering_supported())
+            throw Error(ErrorKind::Unsupported, "port.vlan: per-port VLANs need bridge VLAN filtering "
+                                                "(CONFIG_BRIDGE_VLAN_FILTERING), which this kernel does not provide");
+        throw Error(ErrorKind::Unsupported, "port.vlan: per-port VLANs are not implemented yet");
+    }
+    // The whole document must stay valid with the port in it.
+    model::Network next = e.spec;
+    next.ports.erase(
+        std::remove_if(next.ports.begin(), next.ports.end(), [&](const model::Port& q) { return q.name == p.name; }),
+        next.ports.end());
+    const bool replacing = next.ports.size() != e.spec.ports.size();
+    next.ports.push_back(p);
+    model::validate(next);
+    model::validate_against(next, configured_except(name));
+    check_port_mac(e, p);
+
+    const auto existing = links_.find_link(p.name);
+    if (existing && p.tap && !replacing)
+        throw Error(ErrorKind::AlreadyExists,
+                    "port: interface " + p.name + " already exists; attach it without --tap to enslave it as it is");
+    if (existing && existing->kind == "bridge")
+        throw Error(ErrorKind::Conflict, "port: " + p.name + " is a bridge, not a guest interface");
+    if (existing && existing->master_index != 0) {
+        const auto bridge = links_.find_link(e.spec.bridge);
+        if (!bridge || existing->master_index != bridge->index)
+            throw Error(ErrorKind::Conflict, "port: " + p.name + " is already enslaved to another bridge");
+    }
+    if (!existing && !p.tap) throw Error(ErrorKind::NotFound, "port: there is no interface named " + p.name);
+
+    const bool created = !existing && p.tap;
+    if (running(e.state)) {
+        try {
+            apply_port(e, p);
+        } catch (...) {
+            if (created) {
+                try {
+                    links_.delete_link(p.name);
+                } catch (const std::exception& err) {
+                    log_error("rollback: deleting tap " + p.name + ": " + err.what());
+                }
+            }
+            throw;
+        }
+    } else if (created) {
+        // The tap exists from now on, so QEMU can start before the network.
+        links_.create_tap(p.name, p.owner, p.group);
+    }
+    store_.save(next);
+    e.spec = std::move(next);
+    e.port_problems.erase(p.name);
+    log_info("network " + name + ": port " + p.name + " attached");
+    if (listener_) listener_->network_changed(name);
+}
+
+void Manager::detach_port(const std::string& name, const std::string& port_name)
+{
+    Entry& e = entry(name);
+    auto it = std::find_if(e.spec.ports.begin(), e.spec.ports.end(),
+                           [&](const model::Port& p) { return p.name == port_name; });
+    if (it == e.spec.ports.end())
+        throw Error(ErrorKind::NotFound, "port: network '" + name + "' has no port named " + port_name);
+    const model::Port port = *it;
+    if (const auto link = links_.find_link(port_name)) {
+        if (port.tap) {
+            links_.delete_link(port_name);
+        } else {
+            const auto bridge = links_.find_link(e.spec.bridge);
+            if (bridge && link->master_index == bridge->index) links_.set_master(port_name, "");
+            links_.set_bandwidth(port_name, {});
+        }
+    }
+    model::Network next = e.spec;
+    next.ports.erase(next.ports.begin() + (it - e.spec.ports.begin()));
+    store_.save(next);
+    e.spec = std::move(next);
+    e.port_problems.erase(port_name);
+    log_info("network " + name + ": port " + port_name + " detached");
+    if (listener_) listener_->network_changed(name);
+}
+
+json Manager::list_ports(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    auto& links = const_cast<plan::LinkAdapter&>(links_);
+    const auto bridge = links.find_link(e.spec.bridge);
+    json result = json::array();
+    for (const model::Port& p : e.spec.ports) {
+        json j = model::to_json(p);
+        const auto link = links.find_link(p.name);
+        std::string state;
+        if (!link)
+            state = "missing";
+        else if (bridge && link->master_index == bridge->index)
+            state = "attached";
+        else
+            state = "detached";
+        j["state"] = state;
+        if (auto problem = e.port_problems.find(p.name); problem != e.port_problems.end())
+            j["problem"] = problem->second;
+        if (link) {
+            j["host_mac"] = link->mac;
+            j["rx_bytes"] = link->stats.rx_bytes;
+            j["tx_bytes"] = link->stats.tx_bytes;
+            j["rx_packets"] = link->stats.rx_packets;
+            j["tx_packets"] = link->stats.tx_packets;
+        }
+        result.push_back(std::move(j));
+    }
+    return result;
+}
+
+bool Manager::update_live(Entry& e, const model::Network& next)
+{
+    model::Network same = e.spec;
+    same.stp = next.stp;
+    same.forward_delay = next.forward_delay;
+    same.hello_time = next.hello_time;
+    same.max_age = next.max_age;
+    same.priority = next.priority;
+    same.multicast_snooping = next.multicast_snooping;
+    same.mtu = next.mtu;
+    same.autostart = next.autostart;
+    same.ports = next.ports;
+    if (!(same == next)) return false;
+
+    const model::Network old = e.spec;
+    const auto options = plan::bridge_options(next);
+    if (!(plan::bridge_options(old) == options)) links_.set_bridge_options(next.bridge, options);
+    if (next.mtu != 0 && next.mtu != old.mtu) links_.set_mtu(next.bridge, next.mtu);
+    for (const model::Port& p : old.ports)
+        if (std::none_of(next.ports.begin(), next.ports.end(), [&](const auto& q) { return q.name == p.name; }))
+            detach_port(old.name, p.name);
+    e.spec = next;
+    try {
+        for (const model::Port& p : next.ports) {
+            const auto before =
+                std::find_if(old.ports.begin(), old.ports.end(), [&](const auto& q) { return q.name == p.name; });
+            if (before != old.ports.end() && *before == p && next.mtu == old.mtu) continue;
+            check_port_mac(e, p);
+            apply_port(e, p);
+        }
+    } catch (...) {
+        e.spec = old;
+        throw;
+    }
+    return true;
+}
+
+void Manager::poll_fdb()
+{
+    fdb_timer_.reset();
+    bool any = false;
+    const std::uint64_t now = EventLoop::now_usec();
+    for (auto& [name, e] : networks_) {
+        if (!running(e.state) || e.spec.ports.empty()) continue;
+        any = true;
+        std::vector<plan::FdbEntry> fdb;
+        try {
+            fdb = links_.list_fdb(e.spec.bridge);
+        } catch (const std::exception& err) {
+            log_debug("network " + name + ": reading the forwarding database: " + err.what());
+            continue;
+        }
+        std::string conflict;
+        std::vector<std::string> conflict_ports;
+        std::string conflict_mac;
+        for (const auto& f : fdb) {
+            if (f.local || f.port_index == 0) continue;
+            auto [it, inserted] = e.fdb.try_emplace(f.mac, Entry::MacSeen{f.port_index, now, 0});
+            Entry::MacSeen& seen = it->second;
+            if (inserted || seen.port == f.port_index) continue;
+            // The MAC moved to another port. Once is a guest migrating; moving
+            // back and forth within the window means two senders.
+            seen.moves = now - seen.moved_usec < flap_window_usec ? seen.moves + 1 : 1;
+            const int previous = seen.port;
+            seen.port = f.port_index;
+            seen.moved_usec = now;
+            if (seen.moves >= 2) {
+                std::string a = std::to_string(previous), b = std::to_string(f.port_index);
+                for (const auto& l : links_.list_links()) {
+                    if (l.index == previous) a = l.name;
+                    if (l.index == f.port_index) b = l.name;
+                }
+                conflict_mac = f.mac;
+                conflict_ports = {std::min(a, b), std::max(a, b)};
+                conflict = "MAC " + f.mac + " is used behind two ports at once: " + conflict_ports[0] + " and " +
+                           conflict_ports[1];
+            }
+        }
+        if (!conflict.empty()) {
+            const bool is_new = e.mac_conflict != conflict;
+            e.mac_conflict = conflict;
+            e.mac_conflict_usec = now;
+            assess(e);
+            if (is_new) {
+                log_warning("network " + name + ": " + conflict);
+                if (listener_) listener_->mac_conflict(name, conflict_mac, conflict_ports);
+            }
+        } else if (!e.mac_conflict.empty() && now - e.mac_conflict_usec > conflict_memory_usec) {
+            e.mac_conflict.clear();
+            assess(e);
+        }
+    }
+    if (any) fdb_timer_ = loop_.add_timer(fdb_poll_usec, [this] { poll_fdb(); });
+}
+
+}  // namespace kvmnet::core

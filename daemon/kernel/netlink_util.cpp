@@ -1,0 +1,262 @@
+// Shared rtnetlink plumbing for the hand-built requests of the kernel adapters (see netlink_util.hpp). libnl's own
+// nl_wait_for_ack reduces a kernel error to a libnl code and drops the extended ack, and the request-with-reply case
+// (RTM_GETLINK by name answers with a message and then an ACK) needs care so the ACK is not left on the socket for
+// the next exchange to trip over; transact() handles both.
+#include "kernel/netlink_util.hpp"
+
+#include <linux/if.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <netlink/attr.h>
+#include <netlink/errno.h>
+#include <netlink/handlers.h>
+#include <netlink/socket.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+
+namespace kvmnet::kernel {
+
+namespace {
+
+struct CbPut {
+    void operator()(nl_cb* cb) const { nl_cb_put(cb); }
+};
+using CbPtr = std::unique_ptr<nl_cb, CbPut>;
+
+struct Exchange {
+    const std::function<void(const nlmsghdr*)>* on_reply = nullptr;
+    NlResult result;
+    bool done = false;
+    std::exception_ptr failure;
+};
+
+std::string attribute_string(const nlattr* attr)
+{
+    const auto* data = static_cast<const char*>(nla_data(attr));
+    return std::string(data, strnlen(data, static_cast<std::size_t>(nla_len(attr))));
+}
+
+// The TLVs follow the nlmsgerr, after the echoed request unless the kernel capped it (NLM_F_CAPPED).
+std::string extended_ack_message(const nlmsgerr* err)
+{
+    const auto* hdr = reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(err) - NLMSG_HDRLEN);
+    if ((hdr->nlmsg_flags & NLM_F_ACK_TLVS) == 0) {
+        return {};
+    }
+    std::size_t offset = sizeof(nlmsgerr);
+    if ((hdr->nlmsg_flags & NLM_F_CAPPED) == 0 && err->msg.nlmsg_len >= sizeof(nlmsghdr)) {
+        offset += err->msg.nlmsg_len - sizeof(nlmsghdr);
+    }
+    const char* p = reinterpret_cast<const char*>(err) + NLMSG_ALIGN(offset);
+    const char* end = reinterpret_cast<const char*>(hdr) + hdr->nlmsg_len;
+    while (end - p >= static_cast<std::ptrdiff_t>(NLA_HDRLEN)) {
+        const auto* attr = reinterpret_cast<const nlattr*>(p);
+        if (attr->nla_len < NLA_HDRLEN || attr->nla_len > end - p) {
+            break;
+        }
+        if ((attr->nla_type & NLA_TYPE_MASK) == NLMSGERR_ATTR_MSG) {
+            return attribute_string(attr);
+        }
+        p += NLA_ALIGN(attr->nla_len);
+    }
+    return {};
+}
+
+int on_valid(nl_msg* msg, void* arg)
+{
+    auto* exchange = static_cast<Exchange*>(arg);
+    // Exceptions must not cross libnl's C frames; keep the first and go on reading to the end of the exchange.
+    if (exchange->on_reply != nullptr && *exchange->on_reply && !exchange->failure) {
+        try {
+            (*exchange->on_reply)(nlmsg_hdr(msg));
+        } catch (...) {
+            exchange->failure = std::current_exception();
+        }
+    }
+    return NL_OK;
+}
+
+int on_done(nl_msg* /*msg*/, void* arg)
+{
+    static_cast<Exchange*>(arg)->done = true;
+    return NL_STOP;
+}
+
+int on_error(sockaddr_nl* /*peer*/, nlmsgerr* err, void* arg)
+{
+    auto* exchange = static_cast<Exchange*>(arg);
+    exchange->result.error = err->error;
+    exchange->result.extack = extended_ack_message(err);
+    exchange->done = true;
+    return NL_STOP;
+}
+
+}  // namespace
+
+NlMsgPtr new_request(int type, int flags, const void* header, std::size_t header_size)
+{
+    NlMsgPtr msg(nlmsg_alloc_simple(type, flags));
+    if (!msg || nlmsg_append(msg.get(), const_cast<void*>(header), header_size, NLMSG_ALIGNTO) < 0) {
+        throw Error(ErrorKind::Kernel, "netlink: allocating a request failed");
+    }
+    return msg;
+}
+
+NlResult transact(nl_sock* socket, nl_msg* msg, const std::function<void(const nlmsghdr*)>& on_reply, bool dump)
+{
+    Exchange exchange;
+    exchange.on_reply = &on_reply;
+
+    nl_cb* base = nl_socket_get_cb(socket);
+    CbPtr cb(nl_cb_clone(base));
+    nl_cb_put(base);
+    if (!cb) {
+        exchange.result.error = -ENOMEM;
+        exchange.result.detail = "allocating netlink callbacks";
+        return exchange.result;
+    }
+    nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, on_valid, &exchange);
+    nl_cb_set(cb.get(), NL_CB_FINISH, NL_CB_CUSTOM, on_done, &exchange);
+    nl_cb_set(cb.get(), NL_CB_ACK, NL_CB_CUSTOM, on_done, &exchange);
+    nl_cb_err(cb.get(), NL_CB_CUSTOM, on_error, &exchange);
+
+    // A dump ends with NLMSG_DONE and no ACK; anything else must be ACKed whatever the socket's auto-ack setting,
+    // or the loop below would wait forever.
+    nl_complete_msg(socket, msg);
+    if (dump) {
+        nlmsg_hdr(msg)->nlmsg_flags &= ~NLM_F_ACK;
+    } else {
+        nlmsg_hdr(msg)->nlmsg_flags |= NLM_F_ACK;
+    }
+    int err = nl_send(socket, msg);
+    if (err < 0) {
+        exchange.result.error = -EIO;
+        exchange.result.detail = std::string("sending: ") + nl_geterror(err);
+        return exchange.result;
+    }
+    bool interrupted = false;
+    while (!exchange.done) {
+        err = nl_recvmsgs(socket, cb.get());
+        if (err == -NLE_DUMP_INTR) {
+            // Reported after the whole dump was read: the data may be inconsistent, the caller should retry.
+            interrupted = true;
+            continue;
+        }
+        if (err < 0) {
+            if (exchange.result.error == 0) {
+                exchange.result.error = -EIO;
+                exchange.result.detail = std::string("receiving: ") + nl_geterror(err);
+            }
+            break;
+        }
+    }
+    if (interrupted && exchange.result.error == 0) {
+        exchange.result.error = -EINTR;
+        exchange.result.detail = "dump interrupted by a concurrent change";
+    }
+    if (exchange.failure) {
+        std::rethrow_exception(exchange.failure);
+    }
+    return exchange.result;
+}
+
+bool enable_extended_ack(nl_sock* socket)
+{
+    const int on = 1;
+    return setsockopt(nl_socket_get_fd(socket), SOL_NETLINK, NETLINK_EXT_ACK, &on, sizeof(on)) == 0;
+}
+
+std::string describe(const NlResult& result)
+{
+    std::string text = result.detail.empty() ? std::strerror(-result.error) : result.detail;
+    if (!result.extack.empty()) {
+        text += " (kernel: " + result.extack + ")";
+    }
+    return text;
+}
+
+void throw_result(ErrorKind kind, const std::string& operation, const NlResult& result)
+{
+    throw Error(kind, "netlink: " + operation + " failed: " + describe(result));
+}
+
+bool valid_ifname(const std::string& name)
+{
+    if (name.empty() || name.size() >= IFNAMSIZ || name == "." || name == "..") {
+        return false;
+    }
+    for (char c : name) {
+        if (c == '/' || c == ':' || c == '\0' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
+            c == '\f') {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::optional<LinkRecord> find_link_record(nl_sock* socket, const std::string& name,
+                                           const std::function<void(const nlmsghdr*)>& on_reply)
+{
+    if (!valid_ifname(name)) {
+        return std::nullopt;
+    }
+    ifinfomsg header{};
+    header.ifi_family = AF_UNSPEC;
+    NlMsgPtr msg = new_request(RTM_GETLINK, 0, &header, sizeof(header));
+    // Skip the statistics: they are most of the reply and nobody here reads them.
+    if (nla_put_string(msg.get(), IFLA_IFNAME, name.c_str()) < 0 ||
+        nla_put_u32(msg.get(), IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS) < 0) {
+        throw Error(ErrorKind::Kernel, "netlink: building a lookup of " + name + " failed");
+    }
+    std::optional<LinkRecord> record;
+    const NlResult result = transact(socket, msg.get(), [&](const nlmsghdr* hdr) {
+        if (hdr->nlmsg_type != RTM_NEWLINK) {
+            return;
+        }
+        LinkRecord found;
+        found.index = static_cast<const ifinfomsg*>(nlmsg_data(hdr))->ifi_index;
+        nlattr* tb[IFLA_MAX + 1] = {};
+        if (nlmsg_parse(const_cast<nlmsghdr*>(hdr), sizeof(ifinfomsg), tb, IFLA_MAX, nullptr) < 0) {
+            return;
+        }
+        if (tb[IFLA_MASTER] != nullptr) {
+            found.master_index = static_cast<int>(nla_get_u32(tb[IFLA_MASTER]));
+        }
+        nlattr* info[IFLA_INFO_MAX + 1] = {};
+        if (tb[IFLA_LINKINFO] != nullptr && nla_parse_nested(info, IFLA_INFO_MAX, tb[IFLA_LINKINFO], nullptr) >= 0) {
+            if (info[IFLA_INFO_KIND] != nullptr) {
+                found.kind = attribute_string(info[IFLA_INFO_KIND]);
+            }
+            if (info[IFLA_INFO_SLAVE_KIND] != nullptr) {
+                found.slave_kind = attribute_string(info[IFLA_INFO_SLAVE_KIND]);
+            }
+        }
+        record = found;
+        if (on_reply) {
+            on_reply(hdr);
+        }
+    });
+    if (result.error == -ENODEV) {
+        return std::nullopt;
+    }
+    if (!result.ok()) {
+        throw_result(ErrorKind::Kernel, "looking up " + name, result);
+    }
+    return record;
+}
+
+LinkRecord require_link_record(nl_sock* socket, const std::string& name, const std::string& operation,
+                               const std::function<void(const nlmsghdr*)>& on_reply)
+{
+    std::optional<LinkRecord> record = find_link_record(socket, name, on_reply);
+    if (!record) {
+        throw Error(ErrorKind::NotFound, "netlink: " + operation + " failed: no such interface " + name);
+    }
+    return *record;
+}
+
+}  // namespace kvmnet::kernel
