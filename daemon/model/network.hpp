@@ -91,12 +91,14 @@ struct Network {
 // cannot provide.
 Network parse_network(const nlohmann::json& document);
 Network parse_network(const std::string& text);
+inline Network parse_network(const char* text) { return parse_network(std::string(text)); }
 
 nlohmann::json to_json(const Network& network);
 
 // One entry of "ports", as AttachPort takes it; `field` prefixes error paths.
 Port parse_port(const nlohmann::json& port, const std::string& field = "port");
 Port parse_port(const std::string& text);
+inline Port parse_port(const char* text) { return parse_port(std::string(text)); }
 nlohmann::json to_json(const Port& port);
 // Rules for one port inside its network (name, MAC and VLAN sanity).
 void validate_port(const Port& port, const std::string& field);

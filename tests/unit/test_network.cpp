@@ -87,7 +87,47 @@ std::vector<BadDocument> bad_documents()
         {"missing mode", patched(R"({"mode": null})"), invalid, "mode"},
         {"unknown mode", patched(R"({"mode": "bridged"})"), invalid, "mode"},
         {"mode in upper case", patched(R"({"mode": "NAT"})"), invalid, "mode"},
-        {"mode bridge", patched(R"({"mode": "bridge"})"), unsupported, "mode"},
+        {"bridge mode without uplink", patched(R"({"mode": "bridge", "ipv4": null})"), invalid, "uplink"},
+        {"bridge mode with ipv4", patched(R"({"mode": "bridge", "uplink": "eth0"})"), invalid, "ipv4"},
+        {"bridge mode uplink = bridge", patched(R"({"mode": "bridge", "ipv4": null, "uplink": "kvmbr0"})"), invalid,
+         "uplink"},
+        // Bridge settings.
+        {"hello_time 0", patched(R"({"hello_time": 0})"), invalid, "hello_time"},
+        {"hello_time 11", patched(R"({"hello_time": 11})"), invalid, "hello_time"},
+        {"max_age 5", patched(R"({"max_age": 5})"), invalid, "max_age"},
+        {"max_age 41", patched(R"({"max_age": 41})"), invalid, "max_age"},
+        {"priority 65536", patched(R"({"priority": 65536})"), invalid, "priority"},
+        {"multicast_snooping a string", patched(R"({"multicast_snooping": "on"})"), invalid, "multicast_snooping"},
+        {"stp on with forward_delay 1", patched(R"({"stp": true, "forward_delay": 1})"), invalid, "forward_delay"},
+        // Ports.
+        {"ports not an array", patched(R"({"ports": {}})"), invalid, "ports"},
+        {"port without name", patched(R"({"ports": [{"tap": true}]})"), invalid, "ports[0].name"},
+        {"port name too long", patched(R"({"ports": [{"name": "abcdefghijklmnop"}]})"), invalid, "ports[0].name"},
+        {"port unknown field", patched(R"({"ports": [{"name": "t0", "speed": 1}]})"), invalid, "ports[0].speed"},
+        {"port multicast MAC", patched(R"({"ports": [{"name": "t0", "mac": "01:00:5e:00:00:01"}]})"), invalid,
+         "ports[0].mac"},
+        {"port zero MAC", patched(R"({"ports": [{"name": "t0", "mac": "00:00:00:00:00:00"}]})"), invalid,
+         "ports[0].mac"},
+        {"port owner without tap", patched(R"({"ports": [{"name": "t0", "owner": 1000}]})"), invalid, "ports[0].owner"},
+        {"port vlan 4095", patched(R"({"ports": [{"name": "t0", "vlan": {"pvid": 4095}}]})"), invalid,
+         "ports[0].vlan.pvid"},
+        {"port vlan empty", patched(R"({"ports": [{"name": "t0", "vlan": {}}]})"), invalid, "ports[0].vlan"},
+        {"port vlan tagged twice", patched(R"({"ports": [{"name": "t0", "vlan": {"tagged": [5, 5]}}]})"), invalid,
+         "ports[0].vlan.tagged"},
+        {"port vlan pvid also tagged", patched(R"({"ports": [{"name": "t0", "vlan": {"pvid": 5, "tagged": [5]}}]})"),
+         invalid, "ports[0].vlan.tagged"},
+        {"port bandwidth without average",
+         patched(R"({"ports": [{"name": "t0", "bandwidth": {"inbound": {"peak": 5}}}]})"), invalid,
+         "ports[0].bandwidth.inbound.average"},
+        {"port bandwidth peak below average",
+         patched(R"({"ports": [{"name": "t0", "bandwidth": {"outbound": {"average": 10, "peak": 5}}}]})"), invalid,
+         "ports[0].bandwidth.outbound.peak"},
+        {"port listed twice", patched(R"({"ports": [{"name": "t0"}, {"name": "t0"}]})"), invalid, "ports[1].name"},
+        {"two ports with one MAC",
+         patched(
+             R"({"ports": [{"name": "t0", "mac": "52:54:00:00:00:01"}, {"name": "t1", "mac": "52:54:00:00:00:01"}]})"),
+         ErrorKind::Conflict, "ports[1].mac"},
+        {"port named like the bridge", patched(R"({"ports": [{"name": "kvmbr0"}]})"), invalid, "ports[0].name"},
         // Unknown fields at every level.
         {"unknown top-level field", patched(R"({"colour": "blue"})"), invalid, "colour"},
         {"unknown ipv4 field", patched(R"({"ipv4": {"x": 1}})"), invalid, "ipv4.x"},
@@ -423,16 +463,14 @@ TEST_CASE("validate checks networks built in code", "[network]")
         n.ipv4.reset();
         CHECK_THROWS_WITH(kvmnet::model::validate(n), Catch::Matchers::StartsWith("ipv4: "));
     }
-    SECTION("bridge mode is Unsupported")
+    SECTION("bridge mode needs an uplink and takes no ipv4")
     {
         n.mode = Mode::bridge;
-        try {
-            kvmnet::model::validate(n);
-            FAIL("validate accepted bridge mode");
-        } catch (const kvmnet::Error& e) {
-            CHECK(e.kind() == ErrorKind::Unsupported);
-            CHECK_THAT(std::string(e.what()), Catch::Matchers::StartsWith("mode: "));
-        }
+        CHECK_THROWS_WITH(kvmnet::model::validate(n), Catch::Matchers::StartsWith("uplink: "));
+        n.uplink = "eth0";
+        CHECK_THROWS_WITH(kvmnet::model::validate(n), Catch::Matchers::StartsWith("ipv4: "));
+        n.ipv4.reset();
+        CHECK_NOTHROW(kvmnet::model::validate(n));
     }
     SECTION("a reversed range added in code is caught")
     {
@@ -496,7 +534,8 @@ TEST_CASE("to_json of a minimal network has every key with its default", "[netwo
 {
     const Network n = parse_ok(R"({"name": "a", "mode": "isolated", "ipv4": {"address": "10.0.0.1/24"}})");
     const json expected = json::parse(R"({"name": "a", "mode": "isolated", "bridge": "", "autostart": false,
-                                          "ipv4": {"address": "10.0.0.1/24"}, "stp": false, "forward_delay": 0})");
+                                          "ipv4": {"address": "10.0.0.1/24"}, "stp": false, "forward_delay": 0,
+                                          "ports": []})");
     CHECK(kvmnet::model::to_json(n) == expected);
 }
 
@@ -508,7 +547,7 @@ TEST_CASE("to_json of the full example is exactly the canonical document", "[net
         "ipv4": {"address": "192.168.122.1/24",
                  "dhcp": {"ranges": ["192.168.122.100-192.168.122.254"],
                           "hosts": [{"mac": "52:54:00:12:34:56", "ip": "192.168.122.10", "name": "web"}]}},
-        "uplink": "eth0", "stp": true, "forward_delay": 2, "mtu": 1500})");
+        "uplink": "eth0", "stp": true, "forward_delay": 2, "mtu": 1500, "ports": []})");
     CHECK(kvmnet::model::to_json(n) == expected);
     SECTION("and a dhcp object without entries still serialises both arrays")
     {
@@ -576,4 +615,72 @@ TEST_CASE("validate_against refuses clashes with other networks", "[network]")
         CHECK_FALSE(failure(a, {b}));
     }
     SECTION("no other networks at all is fine") { CHECK_FALSE(failure(net("gamma", "kvmbr3", "10.0.0.1/8"), {})); }
+}
+
+TEST_CASE("Bridge-mode documents with settings and ports round-trip", "[network]")
+{
+    const std::string text = R"({"name": "lan", "mode": "bridge", "bridge": "br0", "uplink": "eth0",
+        "stp": true, "forward_delay": 15, "hello_time": 2, "max_age": 20, "priority": 4096,
+        "multicast_snooping": false, "mtu": 9000,
+        "ports": [{"name": "tap-web", "tap": true, "owner": 1000, "group": 100, "mac": "52:54:00:AA:BB:CC",
+                   "isolated": true,
+                   "bandwidth": {"inbound": {"average": 1000, "peak": 2000, "burst": 256}, "outbound": {"average": 500}}},
+                  {"name": "vnet3", "vlan": {"pvid": 10, "tagged": [20, 30]}}]})";
+    const Network n = parse_network(text);
+    CHECK(n.mode == Mode::bridge);
+    CHECK_FALSE(n.ipv4);
+    CHECK(n.hello_time == 2);
+    CHECK(n.max_age == 20);
+    REQUIRE(n.priority);
+    CHECK(*n.priority == 4096);
+    REQUIRE(n.multicast_snooping);
+    CHECK_FALSE(*n.multicast_snooping);
+    REQUIRE(n.ports.size() == 2);
+    CHECK(n.ports[0].mac == "52:54:00:aa:bb:cc");
+    CHECK(n.ports[0].tap);
+    CHECK(n.ports[0].owner == 1000);
+    CHECK(n.ports[0].group == 100);
+    CHECK(n.ports[0].isolated);
+    CHECK(n.ports[0].inbound.average == 1000);
+    CHECK(n.ports[0].inbound.peak == 2000);
+    CHECK(n.ports[0].inbound.burst == 256);
+    CHECK(n.ports[0].outbound.average == 500);
+    CHECK(n.ports[1].vlan_pvid == 10);
+    CHECK(n.ports[1].vlan_tagged == std::vector<std::uint16_t>{20, 30});
+    CHECK(parse_network(kvmnet::model::to_json(n).dump()) == n);
+}
+
+TEST_CASE("A single port parses as AttachPort takes it", "[network]")
+{
+    const auto p = kvmnet::model::parse_port(std::string(R"({"name": "tap0", "tap": true, "owner": 65534})"));
+    CHECK(p.name == "tap0");
+    CHECK(p.owner == 65534);
+    CHECK(p.group == 0);
+    try {
+        kvmnet::model::parse_port(std::string(R"({"name": "tap0", "mac": "zz"})"));
+        FAIL("accepted a bad MAC");
+    } catch (const kvmnet::Error& e) {
+        CHECK(e.kind() == ErrorKind::InvalidArgument);
+        CHECK_THAT(std::string(e.what()), Catch::Matchers::StartsWith("port.mac: "));
+    }
+}
+
+TEST_CASE("Ports and uplinks are unique across networks", "[network]")
+{
+    const Network a = parse_network(
+        R"({"name": "a", "mode": "bridge", "bridge": "br0", "uplink": "eth0", "ports": [{"name": "t0", "mac": "52:54:00:00:00:01"}]})");
+    const auto conflict = [&](const char* text) {
+        try {
+            kvmnet::model::validate_against(parse_network(std::string(text)), {a});
+        } catch (const kvmnet::Error& e) {
+            return e.kind() == ErrorKind::Conflict;
+        }
+        return false;
+    };
+    CHECK(conflict(R"({"name": "b", "mode": "bridge", "bridge": "br1", "uplink": "eth0"})"));
+    CHECK(conflict(R"({"name": "b", "mode": "bridge", "bridge": "br1", "uplink": "eth1", "ports": [{"name": "t0"}]})"));
+    CHECK(conflict(
+        R"({"name": "b", "mode": "bridge", "bridge": "br1", "uplink": "eth1", "ports": [{"name": "t1", "mac": "52:54:00:00:00:01"}]})"));
+    CHECK_FALSE(
+        conflict(R"({"name": "b", "mode": "bridge", "bridge": "br1", "uplink": "eth1", "ports": [{"name": "t1"}]})"));
 }

@@ -722,3 +722,77 @@ TEST_CASE("DHCP with static hosts only uses a static range over the subnet", "[p
     CHECK(has_line(files.config, "dhcp-lease-max=1"));
     CHECK(files.hosts == "52:54:00:00:00:01,172.16.0.2\n");
 }
+
+TEST_CASE("Bridge-mode networks only get an accept for bridged traffic", "[planner]")
+{
+    const Network lan =
+        kvmnet::model::parse_network(R"({"name": "lan", "mode": "bridge", "bridge": "br0", "uplink": "eth0"})");
+    const plan::Table t = plan::build_ruleset({lan, nat_default()});
+    const plan::Chain* fwd = find_chain(t, "guest_forward");
+    REQUIRE(fwd);
+    std::size_t lan_rules = 0;
+    for (const auto& r : fwd->rules)
+        if (r.comment.rfind("lan: ", 0) == 0) ++lan_rules;
+    CHECK(lan_rules == 1);
+    CHECK(forward(t, {"br0", "br0", "192.0.2.50", "192.0.2.1"}) == "accept");
+    CHECK(plan::build_ruleset({lan}).chains.size() == 1);  // no NAT chain
+}
+
+TEST_CASE("plan_bridge for bridge mode creates the bridge with the uplink's MAC and adds no address", "[planner]")
+{
+    const Network lan = kvmnet::model::parse_network(
+        R"({"name": "lan", "mode": "bridge", "bridge": "br0", "uplink": "eth0", "stp": true, "forward_delay": 15,
+            "hello_time": 2, "max_age": 20, "priority": 4096, "multicast_snooping": false})");
+    const auto ops = plan::plan_bridge(lan, std::nullopt, {}, "52:54:00:00:00:99");
+    REQUIRE(ops.size() == 3);
+    const auto* create = std::get_if<plan::CreateBridge>(&ops[0]);
+    REQUIRE(create);
+    CHECK(create->options.mac == "52:54:00:00:00:99");
+    CHECK(create->options.stp);
+    CHECK(create->options.forward_delay_cs == 1500);
+    CHECK(create->options.hello_time_cs == 200);
+    CHECK(create->options.max_age_cs == 2000);
+    REQUIRE(create->options.priority);
+    CHECK(*create->options.priority == 4096);
+    REQUIRE(create->options.multicast_snooping);
+    CHECK_FALSE(*create->options.multicast_snooping);
+    CHECK(std::holds_alternative<plan::SetAlias>(ops[1]));
+    CHECK(std::holds_alternative<plan::SetUp>(ops[2]));
+}
+
+TEST_CASE("A takeover moves the uplink's own addresses and routes, not what the kernel makes", "[planner]")
+{
+    using plan::AddressInfo;
+    using plan::RouteInfo;
+    const std::vector<AddressInfo> addresses{address(3, "192.0.2.10", 24), address(3, "2001:db8::10", 64, 10),
+                                             address(3, "fe80::1", 64, 10), address(4, "10.0.0.1", 8)};
+    const auto moved = plan::takeover_addresses(addresses, 3);
+    REQUIRE(moved.size() == 2);
+    CHECK(moved[0].address == "192.0.2.10");
+    CHECK(moved[1].address == "2001:db8::10");
+
+    RouteInfo connected;  // made by the kernel with the address
+    connected.family = 2;
+    connected.destination = "192.0.2.0";
+    connected.prefix_length = 24;
+    connected.link_index = 3;
+    connected.protocol = 2;
+    RouteInfo default_route;
+    default_route.family = 2;
+    default_route.gateway = "192.0.2.1";
+    default_route.link_index = 3;
+    default_route.metric = 100;
+    default_route.protocol = 4;
+    RouteInfo elsewhere = default_route;
+    elsewhere.link_index = 4;
+    RouteInfo link_local;
+    link_local.family = 10;
+    link_local.destination = "fe80::";
+    link_local.prefix_length = 64;
+    link_local.link_index = 3;
+    link_local.protocol = 3;
+    const auto routes = plan::takeover_routes({connected, default_route, elsewhere, link_local}, 3);
+    REQUIRE(routes.size() == 1);
+    CHECK(routes[0].gateway == "192.0.2.1");
+    CHECK(routes[0].metric == 100);
+}
