@@ -217,6 +217,13 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
     row("STP", n["stp"].get<bool>() ? "on" : "off");
     row("Forward delay", std::to_string(n["forward_delay"].get<unsigned>()) + " s");
     if (n.contains("mtu")) row("MTU", std::to_string(n["mtu"].get<unsigned>()));
+    if (n.contains("hello_time")) row("Hello time", std::to_string(n["hello_time"].get<unsigned>()) + " s");
+    if (n.contains("max_age")) row("Max age", std::to_string(n["max_age"].get<unsigned>()) + " s");
+    if (n.contains("priority")) row("Priority", std::to_string(n["priority"].get<unsigned>()));
+    if (n.contains("multicast_snooping")) row("Mcast snooping", n["multicast_snooping"].get<bool>() ? "on" : "off");
+    for (const auto& p : n.value("ports", json::array()))
+        row("Port", p["name"].get<std::string>() + (p.contains("mac") ? " " + p["mac"].get<std::string>() : "") +
+                        (p.value("tap", false) ? " (tap)" : "") + (p.value("isolated", false) ? " isolated" : ""));
     return 0;
 }
 

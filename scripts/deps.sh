@@ -11,7 +11,10 @@ packages=(
     libnl-3-dev libnl-route-3-dev libnftnl-dev libmnl-dev
     nlohmann-json3-dev libsystemd-dev catch2
     # run time and e2e tests
-    dnsmasq-base dbus busybox nftables iproute2 socat jq procps
+    dnsmasq-base dbus busybox nftables iproute2 socat jq procps iperf3
+    # e2e QEMU guest (tests/e2e/guest/build-guest.sh fetches the guest's
+    # kernel and busybox-static with apt-get download, not installing them)
+    qemu-system-x86 cpio
     # style check
     clang-format
 )

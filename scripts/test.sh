@@ -28,11 +28,20 @@ echo "==> configure"
 setup build
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
 
+# On a broken build still end with the summary line, so it reads as a
+# failure and never as "ran no test".
+build_failed() {
+    echo "build failed in $1 (see above)"
+    echo
+    echo "0 passed, 1 failed, 0 skipped"
+    exit 1
+}
+
 echo "==> build"
-ninja -C build -j2
+ninja -C build -j2 || build_failed build
 # The sanitizer tree runs the unit tests only; building just that target
 # keeps CI well inside its time budget.
-ninja -C build-asan -j2 tests/unit/unit_tests
+ninja -C build-asan -j2 tests/unit/unit_tests || build_failed build-asan
 
 format_failed=0
 if [[ -f .clang-format ]]; then

@@ -158,6 +158,7 @@ void Manager::check_kernel_conflicts(const model::Network& n)
         existing != links.end() && existing->alias != plan::owner_alias(n.name))
         throw Error(ErrorKind::Conflict, "bridge: interface " + n.bridge +
                                              " already exists and is not managed by this network; choose another name");
+    if (!n.ipv4) return;
     for (const auto& a : links_.list_addresses()) {
         if (a.family != AF_INET) continue;
         const plan::LinkInfo* link = alias_of(a.link_index);
@@ -344,7 +345,7 @@ void Manager::update(const std::string& name, const std::string& document)
     if (n.bridge.empty()) n.bridge = e.spec.bridge;
     model::validate_against(n, configured_except(name));
     if (n == e.spec) return;
-    if (n.bridge != e.spec.bridge || !(n.ipv4->address == e.spec.ipv4->address)) check_kernel_conflicts(n);
+    if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4) check_kernel_conflicts(n);
 
     const bool running = e.state == State::active || e.state == State::degraded;
     if (!running) {

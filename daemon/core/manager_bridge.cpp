@@ -121,8 +121,17 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
         throw Error(ErrorKind::Conflict,
                     "bridge: interface " + n.bridge + " already exists and is not managed by this network");
 
+    const auto all_routes = links_.list_routes();
+    // Multipath (and nexthop-object) routes are listed without their links,
+    // so we cannot tell whether they use the uplink, nor recreate them.
+    for (const auto& r : all_routes)
+        if (r.link_index == 0 && r.gateway == "multipath")
+            throw Error(
+                ErrorKind::Unsupported,
+                "uplink: the host has a multipath or nexthop-object route, which a bridge takeover cannot move; "
+                "replace it with single-path routes first");
     const auto addresses = plan::takeover_addresses(links_.list_addresses(), uplink->index);
-    const auto routes = plan::takeover_routes(links_.list_routes(), uplink->index);
+    const auto routes = plan::takeover_routes(all_routes, uplink->index);
 
     // Recorded before the first change, so a crash at any later point
     // still knows what to put back.
@@ -153,10 +162,16 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
     step = "enslaving " + n.uplink + " to " + n.bridge;
     links_.set_master(n.uplink, n.bridge);
 
-    // Addresses first: routes through a gateway need its subnet on the bridge.
+    // The order that keeps the host reachable (checked against the kernel in
+    // tests/kernel/takeover_adapter_check.cpp): the addresses go onto the
+    // bridge while still on the uplink (the same address on two links is
+    // allowed), so routes through a gateway find its subnet; each route is
+    // then deleted before it is re-added, since the kernel refuses a second
+    // route with the same table, prefix and metric even on another link;
+    // the uplink's addresses go last, in reverse order, because deleting an
+    // IPv4 primary also deletes its secondaries.
     for (const auto& a : addresses) {
-        step = "moving address " + address_text(a) + " from " + n.uplink + " to " + n.bridge;
-        links_.delete_address(n.uplink, a.family, a.address, a.prefix_length);
+        step = "adding address " + address_text(a) + " to " + n.bridge;
         links_.add_address_info(n.bridge, a);
     }
     for (const auto& r : routes) {
@@ -164,9 +179,17 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
         try {
             links_.delete_route(r);
         } catch (const Error& err) {
-            if (err.kind() != ErrorKind::NotFound) throw;  // already gone with its address
+            if (err.kind() != ErrorKind::NotFound) throw;
         }
         links_.add_route(n.bridge, r);
+    }
+    for (auto a = addresses.rbegin(); a != addresses.rend(); ++a) {
+        step = "removing address " + address_text(*a) + " from " + n.uplink;
+        try {
+            links_.delete_address(n.uplink, a->family, a->address, a->prefix_length);
+        } catch (const Error& err) {
+            if (err.kind() != ErrorKind::NotFound) throw;  // a secondary that went with its primary
+        }
     }
     log_info("network " + n.name + ": " + n.uplink + " taken over by " + n.bridge + " (" +
              std::to_string(addresses.size()) + " addresses, " + std::to_string(routes.size()) + " routes moved)");

@@ -16,7 +16,6 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
-#include <exception>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -42,6 +41,7 @@
 // After libnl on purpose: the header names `struct nl_sock` inside kvmnet::kernel with no global forward
 // declaration, so unless ::nl_sock is already declared it would mean a distinct kvmnet::kernel::nl_sock.
 #include "kernel/netlink_links.hpp"
+#include "kernel/netlink_util.hpp"
 #include "model/error.hpp"
 
 namespace kvmnet::kernel {
@@ -60,15 +60,12 @@ struct AddrPut {
 struct NlAddrPut {
     void operator()(nl_addr* addr) const { nl_addr_put(addr); }
 };
-struct MsgFree {
-    void operator()(nl_msg* msg) const { nlmsg_free(msg); }
-};
 
 using CachePtr = std::unique_ptr<nl_cache, CacheFree>;
 using LinkPtr = std::unique_ptr<rtnl_link, LinkPut>;
 using AddrPtr = std::unique_ptr<rtnl_addr, AddrPut>;
 using NlAddrPtr = std::unique_ptr<nl_addr, NlAddrPut>;
-using MsgPtr = std::unique_ptr<nl_msg, MsgFree>;
+using MsgPtr = NlMsgPtr;
 
 // libnl error codes are negative; nl_geterror wants the magnitude but tolerates either sign.
 [[noreturn]] void fail(const std::string& operation, int nl_error, ErrorKind kind = ErrorKind::Kernel)
@@ -90,22 +87,6 @@ ErrorKind kind_for(int nl_error)
 [[noreturn]] void fail_mapped(const std::string& operation, int nl_error)
 {
     fail(operation, nl_error, kind_for(nl_error));
-}
-
-// Mirrors the kernel's dev_valid_name, so a name the kernel would reject with a bare EINVAL gets a clear message,
-// and a lookup of such a name can answer "absent" without a round trip.
-bool valid_ifname(const std::string& name)
-{
-    if (name.empty() || name.size() >= IFNAMSIZ || name == "." || name == "..") {
-        return false;
-    }
-    for (char c : name) {
-        if (c == '/' || c == ':' || c == '\0' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
-            c == '\f') {
-            return false;
-        }
-    }
-    return true;
 }
 
 std::string format_mac(nl_addr* addr)
@@ -163,8 +144,7 @@ plan::LinkInfo to_info(rtnl_link* link)
     if (!info.name.empty()) {
         const std::filesystem::path sys = std::filesystem::path("/sys/class/net") / info.name;
         std::error_code ec;
-        info.wireless =
-            std::filesystem::exists(sys / "wireless", ec) || std::filesystem::exists(sys / "phy80211", ec);
+        info.wireless = std::filesystem::exists(sys / "wireless", ec) || std::filesystem::exists(sys / "phy80211", ec);
     }
     // libnl fills these from IFLA_STATS64 when the kernel sends it (always, since 2.6.35), so they do not wrap at
     // 4 GiB.
@@ -215,137 +195,13 @@ void change_link(nl_sock* socket, rtnl_link* orig, rtnl_link* changes, const std
 
 // ---- Raw requests -------------------------------------------------------------------------------------------------
 //
-// libnl's nl_wait_for_ack folds errno into its own codes (ENETUNREACH and many others become "Unspecific failure")
-// and drops the kernel's extended ack, which is often the only clue to why a route was refused. The verbs added for
-// bridge takeover therefore read NLMSG_ERROR themselves.
-
-struct CbPut {
-    void operator()(nl_cb* cb) const { nl_cb_put(cb); }
-};
-using CbPtr = std::unique_ptr<nl_cb, CbPut>;
-
-// What the kernel answered to one request.
-struct Answer {
-    int error = 0;     // positive errno from NLMSG_ERROR; 0 = acknowledged
-    int nl_error = 0;  // libnl's (negative) code when sending or receiving itself failed
-    std::string detail;  // NLMSGERR_ATTR_MSG, the kernel's own words, when it gave some
-    bool ok() const { return error == 0 && nl_error == 0; }
-};
-
-struct Exchange {
-    const std::function<void(nlmsghdr*)>* on_message = nullptr;
-    Answer answer;
-    bool done = false;
-    std::exception_ptr failure;  // exceptions must not cross libnl's C frames
-};
-
-int exchange_valid(nl_msg* msg, void* arg)
-{
-    auto* exchange = static_cast<Exchange*>(arg);
-    if (exchange->on_message != nullptr && !exchange->failure) {
-        try {
-            (*exchange->on_message)(nlmsg_hdr(msg));
-        } catch (...) {
-            // Keep draining: stopping mid-dump would leave the rest of it for the next request to trip over.
-            exchange->failure = std::current_exception();
-        }
-    }
-    return NL_OK;
-}
-
-int exchange_done(nl_msg*, void* arg)
-{
-    static_cast<Exchange*>(arg)->done = true;
-    return NL_STOP;
-}
-
-std::string extack_text(const nlmsgerr* error)
-{
-    const auto* outer = reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(error) - NLMSG_HDRLEN);
-    if ((outer->nlmsg_flags & NLM_F_ACK_TLVS) == 0) {
-        return {};
-    }
-    // The TLVs follow the echoed request: its header only when NLM_F_CAPPED, else the whole request.
-    std::size_t offset = sizeof(nlmsgerr);
-    if ((outer->nlmsg_flags & NLM_F_CAPPED) == 0 && error->msg.nlmsg_len >= NLMSG_HDRLEN) {
-        offset += error->msg.nlmsg_len - NLMSG_HDRLEN;
-    }
-    offset = NLMSG_ALIGN(offset);
-    const std::size_t payload = outer->nlmsg_len - NLMSG_HDRLEN;
-    if (offset >= payload) {
-        return {};
-    }
-    const auto* attrs = reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(error) + offset);
-    const nlattr* message = nla_find(attrs, static_cast<int>(payload - offset), NLMSGERR_ATTR_MSG);
-    if (message == nullptr || nla_len(message) <= 0) {
-        return {};
-    }
-    const auto* text = static_cast<const char*>(nla_data(message));
-    return std::string(text, strnlen(text, static_cast<std::size_t>(nla_len(message))));
-}
-
-int exchange_error(sockaddr_nl*, nlmsgerr* error, void* arg)
-{
-    auto* exchange = static_cast<Exchange*>(arg);
-    exchange->answer.error = -error->error;
-    exchange->answer.detail = extack_text(error);
-    exchange->done = true;
-    return NL_STOP;
-}
-
-// Sends `msg` and reads until its acknowledgement, error or (for dumps) NLMSG_DONE, handing every other message to
-// `on_message`.
-Answer exchange(nl_sock* socket, nl_msg* msg, const std::function<void(nlmsghdr*)>& on_message = {})
-{
-    Exchange state;
-    if (on_message) {
-        state.on_message = &on_message;
-    }
-    // A clone keeps libnl's sequence checks while the socket's own callbacks stay untouched for the other verbs.
-    CbPtr cb(nl_cb_clone(nl_socket_get_cb(socket)));
-    if (!cb) {
-        state.answer.nl_error = -NLE_NOMEM;
-        return state.answer;
-    }
-    nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, exchange_valid, &state);
-    nl_cb_set(cb.get(), NL_CB_ACK, NL_CB_CUSTOM, exchange_done, &state);
-    nl_cb_set(cb.get(), NL_CB_FINISH, NL_CB_CUSTOM, exchange_done, &state);
-    nl_cb_err(cb.get(), NL_CB_CUSTOM, exchange_error, &state);
-    // Dumps end with NLMSG_DONE and get no ack; every other request must ask for one or the loop below would wait.
-    if ((nlmsg_hdr(msg)->nlmsg_flags & NLM_F_DUMP) != NLM_F_DUMP) {
-        nlmsg_hdr(msg)->nlmsg_flags |= NLM_F_ACK;
-    }
-    int err = nl_send_auto(socket, msg);
-    if (err < 0) {
-        state.answer.nl_error = err;
-        return state.answer;
-    }
-    while (!state.done) {
-        err = nl_recvmsgs(socket, cb.get());
-        if (!state.done && err < 0) {
-            state.answer.nl_error = err;
-            break;
-        }
-    }
-    if (state.failure) {
-        std::rethrow_exception(state.failure);
-    }
-    return state.answer;
-}
-
-std::string answer_text(const Answer& answer)
-{
-    std::string text = answer.nl_error != 0 ? std::string(nl_geterror(answer.nl_error))
-                                            : std::string(std::strerror(answer.error));
-    if (!answer.detail.empty()) {
-        text += " (" + answer.detail + ")";
-    }
-    return text;
-}
+// The verbs added for bridge takeover go through netlink_util's transact(), not libnl's nl_wait_for_ack, which folds
+// errno into its own codes (ENETUNREACH and many others become "Unspecific failure") and drops the kernel's extended
+// ack, often the only clue to why a route was refused.
 
 ErrorKind kind_for_errno(int error)
 {
-    switch (error) {
+    switch (-error) {
     case ENODEV: return ErrorKind::NotFound;
     case EEXIST: return ErrorKind::AlreadyExists;
     case EOPNOTSUPP: return ErrorKind::Unsupported;
@@ -353,19 +209,9 @@ ErrorKind kind_for_errno(int error)
     }
 }
 
-[[noreturn]] void fail_answer(const std::string& operation, const Answer& answer)
+[[noreturn]] void fail_result(const std::string& operation, const NlResult& result)
 {
-    const ErrorKind kind = answer.nl_error != 0 ? kind_for(answer.nl_error) : kind_for_errno(answer.error);
-    throw Error(kind, "netlink: " + operation + " failed: " + answer_text(answer));
-}
-
-MsgPtr new_message(int type, int flags, const void* header, std::size_t length, const std::string& operation)
-{
-    MsgPtr msg(nlmsg_alloc_simple(type, flags));
-    if (!msg || nlmsg_append(msg.get(), const_cast<void*>(header), length, NLMSG_ALIGNTO) < 0) {
-        fail(operation, -NLE_NOMEM);
-    }
-    return msg;
+    throw_result(kind_for_errno(result.error), operation, result);
 }
 
 [[noreturn]] void invalid(const std::string& operation, const std::string& what)
@@ -447,7 +293,7 @@ std::string route_text(const plan::RouteInfo& route)
 }
 
 // One RTM_NEWROUTE of a dump as RouteInfo; false for what list_routes leaves out.
-bool parse_route(nlmsghdr* header, plan::RouteInfo& route)
+bool parse_route(const nlmsghdr* header, plan::RouteInfo& route)
 {
     if (header->nlmsg_type != RTM_NEWROUTE || header->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) {
         return false;
@@ -458,7 +304,7 @@ bool parse_route(nlmsghdr* header, plan::RouteInfo& route)
         return false;
     }
     std::array<nlattr*, RTA_MAX + 1> tb{};
-    if (nlmsg_parse(header, sizeof(rtmsg), tb.data(), RTA_MAX, nullptr) < 0) {
+    if (nlmsg_parse(const_cast<nlmsghdr*>(header), sizeof(rtmsg), tb.data(), RTA_MAX, nullptr) < 0) {
         return false;
     }
     // rtm_table is 8 bits; tables above 255 show as RT_TABLE_COMPAT there and only RTA_TABLE has the truth.
@@ -497,7 +343,7 @@ bool parse_route(nlmsghdr* header, plan::RouteInfo& route)
 std::vector<plan::RouteInfo> dump_routes(nl_sock* socket)
 {
     std::vector<plan::RouteInfo> routes;
-    const std::function<void(nlmsghdr*)> collect = [&routes](nlmsghdr* header) {
+    const std::function<void(const nlmsghdr*)> collect = [&routes](const nlmsghdr* header) {
         plan::RouteInfo route;
         if (parse_route(header, route)) {
             routes.push_back(std::move(route));
@@ -508,10 +354,18 @@ std::vector<plan::RouteInfo> dump_routes(nl_sock* socket)
     for (const int family : {AF_INET, AF_INET6}) {
         rtmsg request{};
         request.rtm_family = static_cast<unsigned char>(family);
-        MsgPtr msg = new_message(RTM_GETROUTE, NLM_F_DUMP, &request, sizeof(request), "listing routes");
-        const Answer answer = exchange(socket, msg.get(), collect);
-        if (!answer.ok()) {
-            fail_answer("listing routes", answer);
+        // A dump that raced with a change (NLM_F_DUMP_INTR) may hold half of it; start that family over.
+        for (int attempt = 1;; ++attempt) {
+            const std::size_t kept = routes.size();
+            MsgPtr msg = new_request(RTM_GETROUTE, NLM_F_DUMP, &request, sizeof(request));
+            const NlResult result = transact(socket, msg.get(), collect, true);
+            if (result.ok()) {
+                break;
+            }
+            routes.resize(kept);
+            if (result.error != -EINTR || attempt == 3) {
+                fail_result("listing routes", result);
+            }
         }
     }
     return routes;
@@ -556,13 +410,13 @@ MsgPtr route_request(int type, int flags, const plan::RouteInfo& route, int ifin
     rtmsg header{};
     header.rtm_family = static_cast<unsigned char>(route.family);
     header.rtm_dst_len = route.prefix_length;
-    header.rtm_table = route.table < 256 ? static_cast<unsigned char>(route.table) : RT_TABLE_UNSPEC;
+    header.rtm_table = static_cast<unsigned char>(route.table < 256 ? route.table : RT_TABLE_UNSPEC);
     header.rtm_protocol = route.protocol;
     // RT_SCOPE_NOWHERE is the kernel's "any scope" for a delete; `ip route del` sends the same.
-    header.rtm_scope = type == RTM_DELROUTE ? RT_SCOPE_NOWHERE : route.scope;
+    header.rtm_scope = type == RTM_DELROUTE ? static_cast<unsigned char>(RT_SCOPE_NOWHERE) : route.scope;
     header.rtm_type = route.type;
     header.rtm_flags = route.flags & settable_route_flags;
-    MsgPtr msg = new_message(type, flags, &header, sizeof(header), operation);
+    MsgPtr msg = new_request(type, flags, &header, sizeof(header));
     nl_msg* m = msg.get();
     const std::size_t length = family_length(route.family);
     bool ok = nla_put_u32(m, RTA_TABLE, route.table) >= 0 && nla_put_u32(m, RTA_PRIORITY, route.metric) >= 0 &&
@@ -641,14 +495,15 @@ BridgeState read_bridge(nl_sock* socket, int ifindex, const std::string& operati
     ifinfomsg request{};
     request.ifi_family = AF_UNSPEC;
     request.ifi_index = ifindex;
-    MsgPtr msg = new_message(RTM_GETLINK, 0, &request, sizeof(request), operation);
+    MsgPtr msg = new_request(RTM_GETLINK, 0, &request, sizeof(request));
     BridgeState state;
-    const Answer answer = exchange(socket, msg.get(), [&state](nlmsghdr* header) {
+    const NlResult result = transact(socket, msg.get(), [&state](const nlmsghdr* header) {
         std::array<nlattr*, IFLA_MAX + 1> tb{};
         std::array<nlattr*, IFLA_INFO_MAX + 1> info{};
         std::array<nlattr*, IFLA_BR_MAX + 1> data{};
         if (header->nlmsg_type != RTM_NEWLINK ||
-            nlmsg_parse(header, sizeof(ifinfomsg), tb.data(), IFLA_MAX, nullptr) < 0 || tb[IFLA_LINKINFO] == nullptr ||
+            nlmsg_parse(const_cast<nlmsghdr*>(header), sizeof(ifinfomsg), tb.data(), IFLA_MAX, nullptr) < 0 ||
+            tb[IFLA_LINKINFO] == nullptr ||
             nla_parse_nested(info.data(), IFLA_INFO_MAX, tb[IFLA_LINKINFO], nullptr) < 0 ||
             info[IFLA_INFO_DATA] == nullptr ||
             nla_parse_nested(data.data(), IFLA_BR_MAX, info[IFLA_INFO_DATA], nullptr) < 0) {
@@ -671,8 +526,8 @@ BridgeState read_bridge(nl_sock* socket, int ifindex, const std::string& operati
             state.multicast_snooping = nla_get_u8(data[IFLA_BR_MCAST_SNOOPING]);
         }
     });
-    if (!answer.ok()) {
-        fail_answer(operation, answer);
+    if (!result.ok()) {
+        fail_result(operation, result);
     }
     return state;
 }
@@ -923,8 +778,7 @@ NetlinkLinks::NetlinkLinks()
     }
     // Extended acks carry the kernel's reason ("Nexthop has invalid gateway") into our error messages. Kernels
     // before 4.12 lack the option; the errno alone then has to do.
-    const int one = 1;
-    setsockopt(nl_socket_get_fd(socket_), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+    enable_extended_ack(socket_);
 }
 
 NetlinkLinks::~NetlinkLinks()
@@ -1000,52 +854,84 @@ void NetlinkLinks::create_bridge(const std::string& name, const plan::BridgeOpti
     if (!valid_ifname(name)) {
         throw Error(ErrorKind::InvalidArgument, "netlink: " + operation + " failed: invalid interface name");
     }
-    // The kernel would clamp silently (see bridge_request), and the reconciler would then see endless drift.
-    if (options.stp && (options.forward_delay_cs < 200 || options.forward_delay_cs > 3000)) {
-        throw Error(ErrorKind::InvalidArgument,
-                    "netlink: " + operation + " failed: forward delay " + std::to_string(options.forward_delay_cs) +
-                        " cs is outside 200..3000, the range the kernel allows with STP on");
-    }
-    MsgPtr msg = bridge_request(0, name, options, NLM_F_CREATE | NLM_F_EXCL);
+    check_bridge_options(options, operation);
+    MsgPtr msg = bridge_request(0, name, options, NLM_F_CREATE | NLM_F_EXCL, BridgeParts::All, operation);
     if (!msg) {
         fail(operation, -NLE_NOMEM);
     }
-    int err = nl_send_auto(socket_, msg.get());
-    if (err >= 0) {
-        err = nl_wait_for_ack(socket_);
-    }
-    if (err == -NLE_EXIST) {
+    const NlResult result = transact(socket_, msg.get());
+    if (result.error == -EEXIST) {
         throw Error(ErrorKind::AlreadyExists,
-                    "netlink: " + operation + " failed: " + name + " already exists (" + nl_geterror(err) + ")");
+                    "netlink: " + operation + " failed: " + name + " already exists (" + describe(result) + ")");
     }
-    if (err < 0) {
-        fail_mapped(operation, err);
+    if (!result.ok()) {
+        fail_result(operation, result);
     }
-    if (options.mtu == 0) {
-        return;
-    }
-    // An MTU given at creation is stored without going through the bridge's ndo_change_mtu, so the kernel does not
-    // mark it as user-set and resets it to the smallest port MTU when the first port joins. Changing it afterwards
-    // does mark it, but only if the value really changes, hence the detour through a neighbouring value.
-    const std::string pin = "pinning MTU " + std::to_string(options.mtu) + " on new bridge " + name;
-    LinkPtr link = get_link(socket_, name);
-    err = link ? 0 : -NLE_OBJ_NOTFOUND;
-    if (err == 0) {
-        const int ifindex = rtnl_link_get_ifindex(link.get());
-        // 68 (ETH_MIN_MTU) is the bridge's lower bound, so step up from there and down from anything else.
-        err = set_mtu_by_index(socket_, ifindex, options.mtu > 68 ? options.mtu - 1 : options.mtu + 1);
-        if (err >= 0) {
-            err = set_mtu_by_index(socket_, ifindex, options.mtu);
+    try {
+        LinkPtr link = get_link(socket_, name);
+        if (!link) {
+            throw Error(ErrorKind::Kernel, "netlink: " + operation + " failed: " + name + " vanished after creation");
         }
-    }
-    if (err < 0) {
+        const int ifindex = rtnl_link_get_ifindex(link.get());
+        if (options.mtu != 0) {
+            // An MTU given at creation is stored without going through the bridge's ndo_change_mtu, so the kernel
+            // does not mark it as user-set and resets it to the smallest port MTU when the first port joins.
+            // Changing it afterwards does mark it, but only if the value really changes, hence the detour through a
+            // neighbouring value. 68 (ETH_MIN_MTU) is the bridge's lower bound, so step up from there and down from
+            // anything else.
+            const std::string pin = "pinning MTU " + std::to_string(options.mtu) + " on new bridge " + name;
+            int err = set_mtu_by_index(socket_, ifindex, options.mtu > 68 ? options.mtu - 1 : options.mtu + 1);
+            if (err >= 0) {
+                err = set_mtu_by_index(socket_, ifindex, options.mtu);
+            }
+            if (err < 0) {
+                fail_mapped(pin, err);
+            }
+        }
+        const Mismatch mismatch = bridge_mismatch(read_bridge(socket_, ifindex, operation), options);
+        if (!mismatch.what.empty()) {
+            throw Error(mismatch.kind, "netlink: " + operation + " failed: " + mismatch.what);
+        }
+    } catch (...) {
         // Half-configured is worse than absent: the caller will retry the whole creation.
         LinkPtr doomed(rtnl_link_alloc());
         if (doomed) {
             rtnl_link_set_name(doomed.get(), name.c_str());
             rtnl_link_delete(socket_, doomed.get());
         }
-        fail_mapped(pin, err);
+        throw;
+    }
+}
+
+void NetlinkLinks::set_bridge_options(const std::string& name, const plan::BridgeOptions& options)
+{
+    const std::string operation = "changing bridge options of " + name;
+    check_bridge_options(options, operation);
+    LinkPtr link = require_link(socket_, name, operation);
+    const char* type = rtnl_link_get_type(link.get());
+    if (type == nullptr || std::string(type) != "bridge") {
+        invalid(operation, name + " is not a bridge");
+    }
+    const int ifindex = rtnl_link_get_ifindex(link.get());
+    // STP off goes first on its own, so that a lower delay in the second message meets STP already off (see
+    // bridge_request). When STP is already off this is a no-op for the kernel.
+    const BridgeParts steps[] = {BridgeParts::StpStateOnly, BridgeParts::All};
+    for (const BridgeParts parts : steps) {
+        if (parts == BridgeParts::StpStateOnly && options.stp) {
+            continue;
+        }
+        MsgPtr msg = bridge_request(ifindex, {}, options, 0, parts, operation);
+        if (!msg) {
+            fail(operation, -NLE_NOMEM);
+        }
+        const NlResult result = transact(socket_, msg.get());
+        if (!result.ok()) {
+            fail_result(operation, result);
+        }
+    }
+    const Mismatch mismatch = bridge_mismatch(read_bridge(socket_, ifindex, operation), options);
+    if (!mismatch.what.empty()) {
+        throw Error(mismatch.kind, "netlink: " + operation + " failed: " + mismatch.what);
     }
 }
 
@@ -1120,6 +1006,123 @@ void NetlinkLinks::delete_address(const std::string& name, int family, const std
     }
     if (err < 0) {
         fail_mapped(operation, err);
+    }
+}
+
+void NetlinkLinks::add_address_info(const std::string& name, const plan::AddressInfo& info)
+{
+    const std::string operation =
+        "adding address " + info.address + "/" + std::to_string(info.prefix_length) + " to " + name;
+    check_family(info.family, operation);
+    if (info.prefix_length > (info.family == AF_INET ? 32 : 128)) {
+        invalid(operation, "prefix length out of range");
+    }
+    const IpBytes local = parse_ip(info.family, info.address, "address", operation);
+    IpBytes broadcast{};
+    if (!info.broadcast.empty()) {
+        if (info.family != AF_INET) {
+            invalid(operation, "only IPv4 addresses have a broadcast address");
+        }
+        broadcast = parse_ip(AF_INET, info.broadcast, "broadcast", operation);
+    }
+    if (!info.label.empty() && info.family != AF_INET) {
+        invalid(operation, "only IPv4 addresses have a label");
+    }
+    // The kernel refuses both with a bare EINVAL.
+    if (info.valid_lifetime == 0) {
+        invalid(operation, "valid lifetime 0 (the address would be gone at once)");
+    }
+    if (info.preferred_lifetime > info.valid_lifetime) {
+        invalid(operation, "preferred lifetime " + std::to_string(info.preferred_lifetime) +
+                               " s exceeds valid lifetime " + std::to_string(info.valid_lifetime) + " s");
+    }
+    LinkPtr link = require_link(socket_, name, operation);
+    const std::string label = info.family == AF_INET ? label_for(name, info.label, operation) : std::string();
+
+    const std::uint32_t flags = info.flags & ~derived_address_flags;
+    ifaddrmsg header{};
+    header.ifa_family = static_cast<unsigned char>(info.family);
+    header.ifa_prefixlen = info.prefix_length;
+    header.ifa_flags = static_cast<unsigned char>(flags & 0xffu);
+    header.ifa_scope = info.scope;
+    header.ifa_index = static_cast<std::uint32_t>(rtnl_link_get_ifindex(link.get()));
+    // EXCL so a duplicate is reported rather than silently merged (and its lifetimes and flags overwritten).
+    MsgPtr msg = new_request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &header, sizeof(header));
+    nl_msg* m = msg.get();
+    const int length = static_cast<int>(family_length(info.family));
+    // Local and address alike, as `ip addr add` sends them: without a peer both are the address itself.
+    bool ok = nla_put(m, IFA_LOCAL, length, local.data()) >= 0 && nla_put(m, IFA_ADDRESS, length, local.data()) >= 0;
+    if (ok && !info.broadcast.empty()) {
+        ok = nla_put(m, IFA_BROADCAST, 4, broadcast.data()) >= 0;
+    }
+    if (ok && !label.empty()) {
+        ok = nla_put_string(m, IFA_LABEL, label.c_str()) >= 0;
+    }
+    // The kernel derives "permanent" from an infinite valid lifetime and "deprecated" from a zero preferred one.
+    ifa_cacheinfo lifetimes{};
+    lifetimes.ifa_valid = info.valid_lifetime;
+    lifetimes.ifa_prefered = info.preferred_lifetime;
+    ok = ok && nla_put(m, IFA_CACHEINFO, sizeof(lifetimes), &lifetimes) >= 0;
+    // ifa_flags holds only the low 8 bits; noprefixroute and the rest live in IFA_FLAGS.
+    ok = ok && nla_put_u32(m, IFA_FLAGS, flags) >= 0;
+    if (!ok) {
+        fail(operation, -NLE_NOMEM);
+    }
+    const NlResult result = transact(socket_, m);
+    if (!result.ok()) {
+        fail_result(operation, result);
+    }
+}
+
+std::vector<plan::RouteInfo> NetlinkLinks::list_routes() { return dump_routes(socket_); }
+
+void NetlinkLinks::add_route(const std::string& name, const plan::RouteInfo& route)
+{
+    const std::string operation = "adding " + route_text(route) + " on " + name;
+    LinkPtr link = require_link(socket_, name, operation);
+    // EXCL: the kernel refuses a second route with the same table, destination and metric (and, for IPv4, TOS)
+    // even on another link, rather than appending an alternative the caller did not ask for.
+    MsgPtr msg =
+        route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, route, rtnl_link_get_ifindex(link.get()), operation);
+    const NlResult result = transact(socket_, msg.get());
+    if (!result.ok()) {
+        fail_result(operation, result);
+    }
+}
+
+void NetlinkLinks::delete_route(const plan::RouteInfo& route)
+{
+    std::string operation = "deleting " + route_text(route) + " dev ";
+    if (route.link_index > 0) {
+        rtnl_link* raw = nullptr;
+        if (rtnl_link_get_kernel(socket_, route.link_index, nullptr, &raw) >= 0 && raw != nullptr) {
+            const LinkPtr link(raw);
+            operation += rtnl_link_get_name(raw);
+        } else {
+            operation += "#" + std::to_string(route.link_index);
+        }
+    } else {
+        operation += "(none)";
+    }
+    // Validates before the dump below.
+    MsgPtr msg = route_request(RTM_DELROUTE, 0, route, route.link_index, operation);
+    // The kernel deletes the first route that matches what the request names and treats the rest as wildcards (an
+    // IPv4 metric of 0 means "any metric"), so without this check a request for an absent route could remove a
+    // neighbour. What remains possible: two routes equal in every listed field except those RouteInfo lacks (TOS,
+    // metrics), which only NLM_F_APPEND can create.
+    bool present = false;
+    for (const auto& existing : dump_routes(socket_)) {
+        present = present || same_route(existing, route);
+    }
+    if (!present) {
+        throw Error(ErrorKind::NotFound, "netlink: " + operation + " failed: no such route");
+    }
+    const NlResult result = transact(socket_, msg.get());
+    if (result.error == -ESRCH) {
+        throw Error(ErrorKind::NotFound, "netlink: " + operation + " failed: no such route (" + describe(result) + ")");
+    }
+    if (!result.ok()) {
+        fail_result(operation, result);
     }
 }
 

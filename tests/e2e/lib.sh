@@ -153,6 +153,14 @@ ip() {
     sub=${a[i]-}
     if [[ -n $ns ]]; then
         _ns_is_ours "$ns" || _guard_refuse ip "$@"
+        # `link add/set ... netns X` moves a link: X must be ours as well
+        # (a pid or a foreign name could mean the root namespace).
+        local j
+        for ((j = i; j < ${#a[@]}; j++)); do
+            if [[ ${a[j]} == netns ]]; then
+                _ns_is_ours "${a[j + 1]-}" || _guard_refuse ip "$@"
+            fi
+        done
         command ip "$@"
         return
     fi
@@ -495,4 +503,107 @@ kernel_snapshot() {
     echo "## nft json"
     in_ns "$ns" nft -j list table inet kvmnet 2>&1 | jq -S 'walk(if type == "object" then
         del(.handle, .counter, .packets, .bytes, .expires) else . end)' 2>&1 || true
+}
+
+# ---------------------------------------------------------------- bridge mode and guest ports
+
+# guest_add N: one more guest, namespace G<N> (${PFX}g<N>), whose eth0 is a
+# veth to H:vg<N> (up, unplugged). Needs $H. Sets the variable G<N>.
+guest_add() {
+    local n=$1 ns=${PFX}g$1
+    [[ -n ${H:-} ]] || fail "guest_add: no host namespace yet"
+    ns_create "$ns"
+    veth_pair "$H" "vg$n" "$ns" eth0
+    printf -v "G$n" '%s' "$ns"
+}
+
+# lan_topology: the world of a bridge-mode network. L is the "LAN router",
+# H the host (the daemon runs here) whose uplink0 is a veth to L:eth0:
+#   L:eth0     192.0.2.1/24, 2001:db8:1::1/64
+#   H:uplink0  192.0.2.10/24, 2001:db8:1::10/64 (nodad),
+#              default via 192.0.2.1 metric 100 proto static,
+#              198.51.100.0/24 via 192.0.2.1 metric 50,
+#              default via 2001:db8:1::1 metric 100 proto static
+# Guests come from guest_add; L's DHCP server from lan_dhcp_start.
+lan_topology() {
+    H=${PFX}h
+    L=${PFX}l
+    ns_create "$H"
+    ns_create "$L"
+    veth_pair "$H" uplink0 "$L" eth0
+    ip -n "$L" addr add 192.0.2.1/24 dev eth0
+    ip -n "$L" addr add 2001:db8:1::1/64 dev eth0 nodad
+    ip -n "$H" addr add 192.0.2.10/24 dev uplink0
+    ip -n "$H" addr add 2001:db8:1::10/64 dev uplink0 nodad
+    ip -n "$H" route add default via 192.0.2.1 dev uplink0 metric 100 proto static
+    ip -n "$H" route add 198.51.100.0/24 via 192.0.2.1 dev uplink0 metric 50
+    ip -n "$H" -6 route add default via 2001:db8:1::1 dev uplink0 metric 100 proto static
+}
+
+# lan_dhcp_start: L's own DHCP server, a dnsmasq the test starts (tracked by
+# PID): 192.0.2.100-150, router 192.0.2.1, no DNS (--port=0), no upstream
+# resolvers, no config file but its options. Leases in $LAN_LEASES.
+lan_dhcp_start() {
+    LAN_LEASES=$T/lan.leases
+    : >"$LAN_LEASES"
+    spawn_in_ns "$L" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port=0 \
+        --user=root --bind-interfaces --interface=eth0 --except-interface=lo \
+        --dhcp-range=192.0.2.100,192.0.2.150,255.255.255.0,1h --dhcp-option=option:router,192.0.2.1 \
+        --dhcp-leasefile="$LAN_LEASES" --pid-file="$T/lan-dnsmasq.pid" --log-dhcp --log-facility=- \
+        >"$T/lan-dnsmasq.log" 2>&1
+    LAN_DNSMASQ_PID=$SPAWNED_PID
+    track_pid "$LAN_DNSMASQ_PID"
+    retry 50 _udp_listening "$L" 67 || fail "LAN dnsmasq did not bind UDP port 67: $(cat "$T/lan-dnsmasq.log")"
+}
+_udp_listening() { [[ $(in_ns "$1" ss -Hlun "sport = :$2") == *":$2"* ]]; }
+
+# iface_config NS IF: one interface's configuration as sorted JSON, in a form
+# that only changes when configuration changes: MAC, MTU, master, addresses
+# (lifetimes and DAD state stripped, sorted) and its main-table IPv4 and IPv6
+# routes (expiry stripped, sorted). For before/after comparisons.
+iface_config() {
+    local ns=$1 dev=$2 link addrs r4 r6
+    link=$(ip -n "$ns" -j link show dev "$dev") || return 1
+    addrs=$(ip -n "$ns" -j addr show dev "$dev") || return 1
+    r4=$(ip -n "$ns" -j -4 route show table main)
+    r6=$(ip -n "$ns" -j -6 route show table main)
+    jq -n -S --arg dev "$dev" --argjson link "$link" --argjson a "$addrs" --argjson r4 "$r4" --argjson r6 "$r6" '{
+        mac: $link[0].address, mtu: $link[0].mtu, master: ($link[0].master // null),
+        addresses: ($a[0].addr_info | map(del(.valid_life_time, .preferred_life_time, .tentative,
+            .dadfailed, .optimistic)) | sort_by(.family, .local)),
+        routes: ([$r4[], $r6[]] | map(select(.dev == $dev) | del(.expires)) | sort_by(tostring))}'
+}
+
+# link_json NS IF: `ip -d -j link show` of one interface (the object, not the array).
+link_json() { ip -n "$1" -d -j link show dev "$2" | jq -c '.[0]'; }
+ifindex() { ip -n "$1" -j link show dev "$2" | jq -r '.[0].ifindex'; }
+
+# pings NS ADDR: one quiet ping with a 1 s deadline (IPv4 or IPv6).
+pings() {
+    if [[ $2 == *:* ]]; then
+        in_ns "$1" busybox ping6 -c 1 -W 1 "$2" >/dev/null 2>&1
+    else
+        in_ns "$1" busybox ping -c 1 -W 1 "$2" >/dev/null 2>&1
+    fi
+}
+
+# port_json NET PORT: that port's object from `port list NET --json` (empty if absent).
+port_json() { ctl port list "$1" --json | jq -c --arg n "$2" '.[] | select(.name == $n)'; }
+_port_state_is() { [[ $(port_json "$1" "$2" 2>/dev/null | jq -r .state) == "$3" ]]; }
+# wait_port_state NET PORT STATE [TRIES]: poll `port list` until PORT is in STATE.
+wait_port_state() {
+    retry "${4:-50}" _port_state_is "$1" "$2" "$3" ||
+        fail "port $2 of $1: expected state '$3', port list says: $(ctl port list "$1" --json 2>&1 | jq -c . 2>&1)"
+}
+
+# signal_monitor_start FILE: records every signal on the private bus into
+# FILE (dbus-monitor, tracked; stop it with stop_pid $MONITOR_PID).
+signal_monitor_start() {
+    command -v dbus-monitor >/dev/null || fail "dbus-monitor missing (package dbus)"
+    dbus-monitor --system "type='signal'" >"$1" 2>&1 &
+    MONITOR_PID=$!
+    track_pid "$MONITOR_PID"
+    # Once it has become a monitor, the bus tells it that it lost its own
+    # unique name (NameLost); older buses without BecomeMonitor: just wait.
+    retry 25 grep -q 'member=NameLost' "$1" || sleep 0.5
 }

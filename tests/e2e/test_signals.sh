@@ -12,11 +12,8 @@ nat_topology
 bus_start
 daemon_start
 
-command -v dbus-monitor >/dev/null || fail "dbus-monitor missing (package dbus)"
-dbus-monitor --system "type='signal'" >"$T/signals.log" 2>&1 &
-monitor_pid=$!
-track_pid "$monitor_pid"
-sleep 0.5
+signal_monitor_start "$T/signals.log"
+monitor_pid=$MONITOR_PID
 
 ctl create sig --mode nat --bridge kvmbr7 --ipv4 10.55.0.1/24 --dhcp-range 10.55.0.10-10.55.0.20
 ctl start sig

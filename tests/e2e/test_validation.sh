@@ -26,7 +26,7 @@ snapshot() {
     echo "## list"
     ctl list --json | jq -S .
     echo "## state dir"
-    ls -la --time-style=+ "$T/state/networks" | sed 1d
+    find "$T/state" -printf "%M %s %P\n" | sort
     md5sum "$T"/state/networks/*
 }
 snapshot >"$T/before"

@@ -1,0 +1,205 @@
+# Real QEMU guests for the e2e tests. Source after lib.sh:
+#
+#   source "$(dirname "$0")/lib.sh"
+#   source "$(dirname "$0")/guest/guest.sh"
+#   guest_prepare                      # skips (77) without QEMU or a guest image
+#   boot_guest TAP MAC [EXTRA_APPEND]  # runs the guest to completion in $H
+#   assert_guest_lease "$GUEST_CONSOLE" 192.168.122.100-192.168.122.254 192.168.122.1
+#   assert_guest_ping "$GUEST_CONSOLE" 203.0.113.2
+#
+# The guest (tests/e2e/guest/build-guest.sh) loads virtio_net, takes a DHCP
+# lease on eth0, pings the router and every address in kvmnet.ping=A[,B],
+# prints "KVMNET-GUEST ..." lines on its serial console and powers off.
+#
+# QEMU runs inside $H as uid GUEST_UID (65534 unless set), so the tap it opens
+# must be owned by that uid: this is what proves an unprivileged QEMU can use
+# the taps kvmnetd makes.
+#
+# Environment:
+#   KVMNET_GUEST_DIR     build the image there instead of $T/guest-image
+#   KVMNET_GUEST_CACHE   build-guest.sh's cache (/var/cache/kvmnet-test/guest)
+#   KVMNET_GUEST_TIMEOUT seconds a guest may run (default 120)
+
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # GUEST_* results are read by the tests
+GUEST_UID=${GUEST_UID:-65534}
+GUEST_TIMEOUT=${KVMNET_GUEST_TIMEOUT:-120}
+GUEST_KERNEL=""
+GUEST_INITRD=""
+GUEST_CONSOLE="" # console log of the last boot_guest
+GUEST_EXIT=""    # QEMU's exit status
+GUEST_SECONDS="" # how long the last guest ran
+GUEST_QEMU_UID="" # the uid QEMU was seen running as
+_guest_boots=0
+_guest_tun_private=0
+
+# guest_prepare: QEMU present (installing it through scripts/deps.sh when
+# missing) and a guest image built; otherwise skip with the reason.
+guest_prepare() {
+    if ! command -v qemu-system-x86_64 >/dev/null; then
+        log "qemu-system-x86_64 missing; trying scripts/deps.sh"
+        bash "$SRCDIR/scripts/deps.sh" >"$T/deps.log" 2>&1 || true
+        command -v qemu-system-x86_64 >/dev/null ||
+            skip "qemu-system-x86_64 is missing and could not be installed (package qemu-system-x86):" \
+                "scripts/deps.sh said: $(tail -n 3 "$T/deps.log" | tr '\n' ' ')"
+    fi
+    command -v setpriv >/dev/null || skip "setpriv (util-linux) missing: cannot run QEMU unprivileged"
+    [[ -e /dev/net/tun ]] || skip "/dev/net/tun missing: no tap devices here"
+    local dir=${KVMNET_GUEST_DIR:-$T/guest-image} t0=$SECONDS
+    if ! bash "$SRCDIR/tests/e2e/guest/build-guest.sh" "$dir" >"$T/build-guest.log" 2>&1; then
+        skip "cannot build the guest image: $(tail -n 5 "$T/build-guest.log" | tr '\n' ' ')"
+    fi
+    _guest_tun_private=0
+    if ! setpriv --reuid="$GUEST_UID" --regid="$GUEST_UID" --clear-groups \
+        test -r /dev/net/tun -a -w /dev/net/tun; then
+        _guest_tun_private=1
+        log "/dev/net/tun is $(stat -c '%a %U:%G' /dev/net/tun), not usable by uid $GUEST_UID:" \
+            "QEMU gets a private 0666 node (as udev would make it) in its own mount namespace"
+    fi
+    log "guest image ready in $((SECONDS - t0)) s: $(tail -n 1 "$T/build-guest.log")"
+    GUEST_KERNEL=$dir/vmlinuz
+    GUEST_INITRD=$dir/initrd.gz
+    # QEMU runs as GUEST_UID and must read both.
+    setpriv --reuid="$GUEST_UID" --regid="$GUEST_UID" --clear-groups \
+        test -r "$GUEST_KERNEL" -a -r "$GUEST_INITRD" ||
+        skip "uid $GUEST_UID cannot read $GUEST_KERNEL and $GUEST_INITRD (a parent directory not world-readable?)"
+}
+
+# boot_guest TAP MAC [EXTRA_APPEND]: boots the guest in $H on the existing tap
+# TAP with MAC, waits (at most GUEST_TIMEOUT s) until it powers off, and sets
+# GUEST_CONSOLE (the serial console log), GUEST_EXIT and GUEST_SECONDS.
+# Not for $(...): QEMU's pid must be tracked by the test's own shell.
+boot_guest() {
+    local tap=$1 mac=$2 extra=${3:-} dir pid i rc
+    [[ -n $GUEST_KERNEL ]] || fail "boot_guest: call guest_prepare first"
+    _guest_boots=$((_guest_boots + 1))
+    dir=$T/qemu.$_guest_boots
+    mkdir -p "$dir"
+    chown "$GUEST_UID:$GUEST_UID" "$dir" # QEMU creates the log as GUEST_UID
+    GUEST_CONSOLE=$dir/console.log
+    # TCG, never KVM: /dev/kvm exists on these machines but nested guests
+    # hang at kernel start (design.md); TCG boots this guest in seconds.
+    # -nodefaults: no VGA, no default NIC or serial; romfile= skips the iPXE
+    # ROM (we boot with -kernel); -no-reboot + panic=-1 makes a guest that
+    # fails early end QEMU too, instead of looping.
+    local -a qemu=(setpriv --reuid="$GUEST_UID" --regid="$GUEST_UID" --clear-groups
+        qemu-system-x86_64 -accel tcg -m 256 -smp 1 -nodefaults -nographic -no-reboot
+        -serial "file:$GUEST_CONSOLE"
+        -kernel "$GUEST_KERNEL" -initrd "$GUEST_INITRD"
+        -append "console=ttyS0 quiet panic=-1 $extra"
+        -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no"
+        -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=")
+    if ((_guest_tun_private)); then
+        # /dev/net/tun is root-only here (no udev; Debian's udev rule makes
+        # it 0666): give QEMU a 0666 node in a mount namespace of its own.
+        # The tun driver's own check - only the tap's owner may attach - is
+        # unchanged, and nothing outside that namespace sees the node.
+        qemu=(unshare --mount --propagation private sh -c
+            'mount -t tmpfs -o mode=755,size=16k kvmnet-tun /dev/net &&
+             mknod -m 666 /dev/net/tun c 10 200 && exec "$@"' sh "${qemu[@]}")
+    fi
+    spawn_in_ns "$H" "${qemu[@]}" </dev/null >"$dir/qemu.log" 2>&1
+    pid=$SPAWNED_PID
+    track_pid "$pid"
+    log "guest $_guest_boots: QEMU pid $pid on $tap ($mac), console $GUEST_CONSOLE"
+    local t0=$SECONDS
+    GUEST_QEMU_UID=""
+    for ((i = 0; i < GUEST_TIMEOUT * 10; i++)); do
+        _pid_alive "$pid" || break
+        if [[ -z $GUEST_QEMU_UID && $(cat "/proc/$pid/comm" 2>/dev/null) == qemu-system* ]]; then
+            GUEST_QEMU_UID=$(awk '/^Uid:/ {print $2 "," $3 "," $4 "," $5}' "/proc/$pid/status" 2>/dev/null || true)
+        fi
+        sleep 0.1
+    done
+    if _pid_alive "$pid"; then
+        guest_dump
+        fail "guest on $tap still running after ${GUEST_TIMEOUT} s"
+    fi
+    wait "$pid" && rc=0 || rc=$?
+    GUEST_EXIT=$rc
+    GUEST_SECONDS=$((SECONDS - t0))
+    log "guest $_guest_boots: QEMU exited with $rc after ${GUEST_SECONDS} s"
+    if ((rc != 0)); then
+        guest_dump
+        fail "QEMU exited with status $rc: $(tail -n 5 "$dir/qemu.log" | tr '\n' ' ')"
+    fi
+}
+
+# guest_dump [LOG]: QEMU's own messages and the guest console, for failures.
+guest_dump() {
+    local log=${1:-$GUEST_CONSOLE}
+    echo "----- QEMU messages ($(dirname "$log")/qemu.log) -----" >&2
+    cat "$(dirname "$log")/qemu.log" >&2 2>/dev/null || true
+    echo "----- guest console ($log) -----" >&2
+    tr -d '\r' <"$log" 2>/dev/null | sed 's/\x1b[[0-9;?]*[A-Za-z]//g' >&2 || true
+    echo "----- end of guest console -----" >&2
+}
+
+# guest_lines LOG KIND: the "KVMNET-GUEST KIND ..." lines, without the prefix
+# and the serial line's carriage returns.
+guest_lines() {
+    tr -d '\r' <"$1" | sed -n "s/^.*KVMNET-GUEST $2 //p"
+}
+
+# guest_field LINE KEY: VALUE of KEY=VALUE in LINE.
+guest_field() {
+    local w
+    for w in $1; do
+        if [[ $w == "$2="* ]]; then
+            echo "${w#*=}"
+            return 0
+        fi
+    done
+}
+
+_ip4_int() {
+    local a b c d
+    IFS=. read -r a b c d <<<"$1"
+    echo $(((a << 24) | (b << 16) | (c << 8) | d))
+}
+
+# assert_guest_lease LOG FIRST-LAST [ROUTER]: the guest got a lease inside
+# the range (from ROUTER when given). Sets GUEST_IP.
+assert_guest_lease() {
+    local log=$1 range=$2 router=${3:-} line n ip
+    grep -q 'KVMNET-GUEST done' "$log" || {
+        guest_dump "$log"
+        fail "guest did not finish its script (no 'KVMNET-GUEST done' on the console)"
+    }
+    line=$(guest_lines "$log" lease | head -n1)
+    if [[ -z $line || $line == none ]]; then
+        guest_dump "$log"
+        fail "guest got no DHCP lease"
+    fi
+    ip=$(guest_field "$line" ip)
+    n=$(_ip4_int "$ip")
+    if ((n < $(_ip4_int "${range%-*}") || n > $(_ip4_int "${range#*-}"))); then
+        guest_dump "$log"
+        fail "guest lease $ip outside $range"
+    fi
+    if [[ -n $router ]]; then
+        assert_eq "$(guest_field "$line" router)" "$router" "router in the guest's lease"
+    fi
+    GUEST_IP=$ip
+    log "guest lease: $line"
+}
+
+# assert_guest_ping LOG DST: the guest reported a successful ping of DST.
+assert_guest_ping() {
+    local log=$1 dst=$2 line
+    line=$(guest_lines "$log" ping | grep "^dst=$dst " | head -n1 || true)
+    if [[ $(guest_field "$line" result) != ok ]]; then
+        guest_dump "$log"
+        fail "guest ping of $dst: ${line:-not attempted}"
+    fi
+}
+
+# assert_guest_ping_fails LOG DST: the guest tried DST and got no answer.
+assert_guest_ping_fails() {
+    local log=$1 dst=$2 line
+    line=$(guest_lines "$log" ping | grep "^dst=$dst " | head -n1 || true)
+    if [[ $(guest_field "$line" result) != fail ]]; then
+        guest_dump "$log"
+        fail "guest ping of $dst should have failed: ${line:-not attempted}"
+    fi
+}
