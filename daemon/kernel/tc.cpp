@@ -9,7 +9,7 @@
 //     default one anyway, and sfq is often not built (it is not on our test kernels), so neither is added.
 //   outbound (from the guest = ingress of the port):
 //     ingress qdisc ffff:, one u32 match-all filter (pref 1, protocol all) with a police action
-//     rate=average burst=burst (or one second of average, as libvirt does) mtu 64k, drop on exceed.
+//     rate=average burst=burst (default: one second of average; libvirt: "average" kB) mtu 64k, drop on exceed.
 //     (u32 rather than matchall: matchall arrived in 4.8 and is missing from some trimmed kernels; u32 is the
 //     classifier libvirt uses.) Peak has no meaning for a policer and is ignored, as in libvirt.
 // Units follow what libvirt hands to tc(8): rates "kbps" = 1000 bytes/s, bursts "kb" = 1024 bytes.

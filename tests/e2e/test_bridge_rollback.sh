@@ -9,7 +9,7 @@
 #      own ("not confirmed") and uplink0 restored exactly; confirmed, it stays;
 #      confirm with nothing pending is a Conflict;
 #  (c) an uplink already enslaved to a foreign bridge is refused (Conflict)
-#      and nothing changes.
+#      and nothing changes, nor when the refused network is stopped.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -100,6 +100,14 @@ if ip -n "$H" link show br0 >/dev/null 2>&1; then fail "br0 created although the
 assert_eq "$(iface_config "$H" uplink0)" "$foreign_if" "uplink0 after the refused start"
 after=$(kernel_snapshot "$H")
 [[ $after == "$foreign" ]] || fail "refused start changed the host namespace:
+$(diff <(echo "$foreign") <(echo "$after"))"
+# Stopping the failed network must not touch what it never took: uplink0
+# stays in the foreign bridge.
+ctl stop lan
+assert_eq "$(net_state lan)" inactive "state after stopping the refused network"
+assert_eq "$(iface_config "$H" uplink0)" "$foreign_if" "uplink0 after stopping the refused network"
+after=$(kernel_snapshot "$H")
+[[ $after == "$foreign" ]] || fail "stopping the refused network changed the host namespace:
 $(diff <(echo "$foreign") <(echo "$after"))"
 ip -n "$H" link set uplink0 nomaster
 ip -n "$H" link del fbr0

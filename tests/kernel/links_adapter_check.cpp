@@ -5,6 +5,7 @@
 // Exit status: 0 all passed, 1 some check failed, 77 (automake "skip") when not in a separate namespace.
 #include "kernel/netlink_links.hpp"
 #include "model/error.hpp"
+#include "netns_guard.hpp"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -158,41 +159,6 @@ bool adapter_has_address(NetlinkLinks& links, int ifindex, int family, const std
             return true;
         }
     }
-    return false;
-}
-
-// Safe only with positive evidence that this is not the host's namespace: PID 1's namespace is readable and
-// differs, or this namespace is one registered by `ip netns add`. Where /proc/1 is hidden (containers, sandboxes)
-// the first test cannot answer, and guessing "safe" is not acceptable.
-bool in_safe_netns(std::string& why)
-{
-    struct stat self {};
-    if (stat("/proc/self/ns/net", &self) != 0) {
-        why = "cannot stat /proc/self/ns/net";
-        return false;
-    }
-    // Since Linux 6.x init_net has the fixed inode PROC_NET_INIT_INO; older kernels allocate it dynamically.
-    constexpr ino_t init_net_inode = 0xEFFFFFF9U;
-    if (self.st_ino == init_net_inode) {
-        why = "this is init_net (inode 0xEFFFFFF9)";
-        return false;
-    }
-    struct stat init {};
-    if (stat("/proc/1/ns/net", &init) == 0) {
-        if (self.st_ino == init.st_ino && self.st_dev == init.st_dev) {
-            why = "same network namespace as PID 1";
-            return false;
-        }
-        return true;
-    }
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
-        struct stat named {};
-        if (stat(entry.path().c_str(), &named) == 0 && named.st_ino == self.st_ino && named.st_dev == self.st_dev) {
-            return true;
-        }
-    }
-    why = "/proc/1/ns/net is unreadable and this namespace is not one of /run/netns";
     return false;
 }
 
@@ -405,7 +371,7 @@ void check_mtu_pinned(NetlinkLinks& links)
 int main()
 {
     std::string why;
-    if (!in_safe_netns(why)) {
+    if (!kvmnet::test::in_safe_netns(why)) {
         std::cerr << "links_adapter_check: refusing to run, possibly in the root network namespace (" << why
                   << "); run it as\n"
                      "  ip netns add kvmnl-$$; ip netns exec kvmnl-$$ ./links_adapter_check; ip netns del kvmnl-$$\n";

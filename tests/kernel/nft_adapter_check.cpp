@@ -7,6 +7,7 @@
 // KVMNFT_VERBOSE=1 also prints the committed listing.
 #include "kernel/nftables.hpp"
 #include "model/error.hpp"
+#include "netns_guard.hpp"
 #include "plan/ruleset.hpp"
 
 #include <sys/stat.h>
@@ -28,20 +29,6 @@ void check(bool ok, const std::string& what)
 {
     std::cout << (ok ? "ok   " : "FAIL ") << what << '\n';
     if (!ok) ++failures;
-}
-
-// True unless we are demonstrably in some other namespace than pid 1's. Where
-// /proc/1/ns/net cannot be read (pid 1 protected from ptrace access), fall
-// back to the fixed inode of the kernel's initial namespace (PROC_NET_INIT_INO).
-bool in_root_netns()
-{
-    constexpr ino_t init_net_inode = 0xEFFFFFF9U;
-    struct stat self {
-    }, init{};
-    if (stat("/proc/self/ns/net", &self) != 0) return true;
-    if (self.st_ino == init_net_inode) return true;
-    if (stat("/proc/1/ns/net", &init) == 0) return self.st_ino == init.st_ino && self.st_dev == init.st_dev;
-    return false;
 }
 
 // Runs a shell command; returns exit status and stdout. Used only by this test.
@@ -194,8 +181,8 @@ int main(int argc, char** argv)
         std::cerr << "usage: " << argv[0] << " TABLE_NAME (run inside a throwaway network namespace)\n";
         return 2;
     }
-    if (in_root_netns()) {
-        std::cerr << "refusing to run in the root network namespace; use ip netns exec\n";
+    if (std::string why; !kvmnet::test::in_safe_netns(why)) {
+        std::cerr << "refusing to run outside a throwaway network namespace (" << why << "); use ip netns exec\n";
         return 77;
     }
     const std::string name = argv[1];

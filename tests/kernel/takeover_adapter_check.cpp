@@ -8,6 +8,7 @@
 // Exit status: 0 all passed, 1 some check failed, 77 (automake "skip") when not in a separate namespace.
 #include "kernel/netlink_links.hpp"
 #include "model/error.hpp"
+#include "netns_guard.hpp"
 
 #include <arpa/inet.h>
 #include <linux/if_addr.h>
@@ -134,38 +135,6 @@ json ip_link(const std::string& args, const std::string& dev)
 {
     const json all = ip_json(args + " dev " + dev);
     return all.is_array() && all.size() == 1 ? all[0] : json();
-}
-
-bool in_safe_netns(std::string& why)
-{
-    struct stat self {};
-    if (stat("/proc/self/ns/net", &self) != 0) {
-        why = "cannot stat /proc/self/ns/net";
-        return false;
-    }
-    // Since Linux 6.x init_net has the fixed inode PROC_NET_INIT_INO; older kernels allocate it dynamically.
-    constexpr ino_t init_net_inode = 0xEFFFFFF9U;
-    if (self.st_ino == init_net_inode) {
-        why = "this is init_net (inode 0xEFFFFFF9)";
-        return false;
-    }
-    struct stat init {};
-    if (stat("/proc/1/ns/net", &init) == 0) {
-        if (self.st_ino == init.st_ino && self.st_dev == init.st_dev) {
-            why = "same network namespace as PID 1";
-            return false;
-        }
-        return true;
-    }
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
-        struct stat named {};
-        if (stat(entry.path().c_str(), &named) == 0 && named.st_ino == self.st_ino && named.st_dev == self.st_dev) {
-            return true;
-        }
-    }
-    why = "/proc/1/ns/net is unreadable and this namespace is not one of /run/netns";
-    return false;
 }
 
 // ---- Snapshots with ip -j ----------------------------------------------------------------------------------------
@@ -892,7 +861,7 @@ void check_bridge_options(NetlinkLinks& links)
 int main()
 {
     std::string why;
-    if (!in_safe_netns(why)) {
+    if (!kvmnet::test::in_safe_netns(why)) {
         std::cerr << "takeover_adapter_check: refusing to run, possibly in the root network namespace (" << why
                   << "); run it as\n"
                      "  bash tests/kernel/run-in-netns.sh build/tests/kernel/takeover_adapter_check\n";
