@@ -31,8 +31,19 @@ const char* usage_text = "Usage: kvmnetctl [--json] COMMAND [ARGS]\n"
                          "  create NET --mode nat|isolated|routed --ipv4 GATEWAY/PREFIX [--bridge BR]\n"
                          "             [--dhcp-range FIRST-LAST]... [--dhcp-host MAC,IP[,NAME]]...\n"
                          "             [--uplink IFNAME] [--mtu N] [--stp on|off] [--forward-delay S] [--autostart]\n"
-                         "  start NET | stop NET | delete NET\n"
+                         "  create NET --mode bridge --uplink IFNAME [--bridge BR] [--stp on|off]\n"
+                         "             [--forward-delay S] [--hello-time S] [--max-age S] [--priority N]\n"
+                         "             [--multicast-snooping on|off] [--mtu N] [--autostart]\n"
+                         "  start NET [--confirm-timeout SECONDS]   rolled back unless `confirm NET` follows in time\n"
+                         "  confirm NET\n"
+                         "  stop NET | delete NET\n"
                          "  autostart NET on|off\n"
+                         "  set NET KEY=VALUE...              change document fields, e.g. stp=on forward_delay=15\n"
+                         "  port attach NET IFNAME [--tap [--owner UID[:GID]]] [--mac MAC] [--isolated]\n"
+                         "             [--vlan PVID] [--vlan-tagged ID,...] [--inbound AVG[,PEAK[,BURST]]]\n"
+                         "             [--outbound AVG[,PEAK[,BURST]]]   (rates in kB/s, burst in kB)\n"
+                         "  port detach NET IFNAME\n"
+                         "  port list NET\n"
                          "\n"
                          "--json prints read commands' results as JSON. The daemon is reached on the\n"
                          "system bus (DBUS_SYSTEM_BUS_ADDRESS overrides it).\n";
@@ -135,6 +146,14 @@ std::string document_from_options(const std::string& name, const std::vector<std
             doc["stp"] = on_off(value(), o);
         else if (o == "--forward-delay")
             doc["forward_delay"] = number(value(), o);
+        else if (o == "--hello-time")
+            doc["hello_time"] = number(value(), o);
+        else if (o == "--max-age")
+            doc["max_age"] = number(value(), o);
+        else if (o == "--priority")
+            doc["priority"] = number(value(), o);
+        else if (o == "--multicast-snooping")
+            doc["multicast_snooping"] = on_off(value(), o);
         else if (o == "--autostart")
             doc["autostart"] = true;
         else if (o == "--dhcp-range") {
