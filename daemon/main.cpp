@@ -167,8 +167,11 @@ int main(int argc, char** argv)
         const std::function<void(const kernel::LinkEvent&)> on_link = [&](const kernel::LinkEvent& event) {
             manager.link_changed(event.name);
         };
+        const std::function<void(const kernel::FdbEvent&)> on_fdb = [&](const kernel::FdbEvent& event) {
+            manager.fdb_learned(event.bridge_index, event.mac, event.port_index);
+        };
         auto link_source =
-            loop.add_io(link_monitor.fd(), EPOLLIN, [&](std::uint32_t) { link_monitor.dispatch(on_link); });
+            loop.add_io(link_monitor.fd(), EPOLLIN, [&](std::uint32_t) { link_monitor.dispatch(on_link, on_fdb); });
         manager.load();
         // Take the name only once autostart networks are up, so that bus
         // activation and sd_notify readiness mean "networks are there".

@@ -88,6 +88,8 @@ public:
     // running network whose bridge was deleted or downed by someone else
     // becomes degraded; back to active when the bridge is up again.
     void link_changed(const std::string& link_name);
+    // A bridge learnt `mac` behind `port_index` (rtnetlink FDB notification).
+    void fdb_learned(int bridge_index, const std::string& mac, int port_index);
 
 private:
     struct Entry {
@@ -133,6 +135,7 @@ private:
     void attach_ports(Entry& e);
     void check_port_mac(const Entry& e, const model::Port& port);
     void poll_fdb();
+    void note_fdb(Entry& e, const std::string& mac, int port_index, std::uint64_t now);
     // Applies a new document to a running network without a restart when
     // only bridge settings, autostart and ports differ; false otherwise.
     bool update_live(Entry& e, const model::Network& next);

@@ -10,6 +10,7 @@
 #include "plan/planner.hpp"
 #include "store/files.hpp"
 
+#include <optional>
 #include <sys/socket.h>
 
 namespace kvmnet::core {
@@ -210,6 +211,15 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
         }
     };
     const auto text = store::read_file(takeover_record(n.name));
+    const auto our_bridge = [&]() -> std::optional<plan::LinkInfo> {
+        auto bridge = links_.find_link(n.bridge);
+        if (bridge && bridge->alias == plan::owner_alias(n.name)) return bridge;
+        return std::nullopt;
+    };
+    const auto bridge = our_bridge();
+    // A start refused before its first change (uplink enslaved elsewhere,
+    // say) left nothing to undo.
+    if (!text && !bridge) return problems;
     json record;
     if (text) record = json::parse(*text, nullptr, false);
     if (!text || record.is_discarded()) {
@@ -221,16 +231,15 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
     // Remaining lifetimes (for addresses from DHCP or SLAAC) are taken from
     // the bridge, where they kept counting down.
     std::vector<plan::AddressInfo> now_on_bridge;
-    if (const auto bridge = links_.find_link(n.bridge))
+    if (bridge)
         for (const auto& a : links_.list_addresses())
             if (a.link_index == bridge->index) now_on_bridge.push_back(a);
 
+    // Only ever release the uplink from our own bridge, never from another.
     const auto uplink = links_.find_link(n.uplink);
-    if (uplink && uplink->master_index != 0) attempt("releasing " + n.uplink, [&] { links_.set_master(n.uplink, ""); });
-    attempt("deleting bridge " + n.bridge, [&] {
-        const auto bridge = links_.find_link(n.bridge);
-        if (bridge && bridge->alias == plan::owner_alias(n.name)) links_.delete_link(n.bridge);
-    });
+    if (uplink && bridge && uplink->master_index == bridge->index)
+        attempt("releasing " + n.uplink, [&] { links_.set_master(n.uplink, ""); });
+    if (bridge) attempt("deleting bridge " + n.bridge, [&] { links_.delete_link(n.bridge); });
     if (!uplink) {
         problems.push_back("uplink " + n.uplink + " has disappeared; its addresses and routes cannot be put back");
     } else {

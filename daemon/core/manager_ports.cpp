@@ -254,6 +254,46 @@ bool Manager::update_live(Entry& e, const model::Network& next)
     return true;
 }
 
+void Manager::note_fdb(Entry& e, const std::string& mac, int port_index, std::uint64_t now)
+{
+    auto [it, inserted] = e.fdb.try_emplace(mac, Entry::MacSeen{port_index, now, 0});
+    Entry::MacSeen& seen = it->second;
+    if (inserted || seen.port == port_index) return;
+    // The MAC moved to another port. Once is a guest migrating; moving back
+    // and forth within the window means two senders.
+    seen.moves = now - seen.moved_usec < flap_window_usec ? seen.moves + 1 : 1;
+    const int previous = seen.port;
+    seen.port = port_index;
+    seen.moved_usec = now;
+    if (seen.moves < 2) return;
+    std::string a = std::to_string(previous), b = std::to_string(port_index);
+    for (const auto& l : links_.list_links()) {
+        if (l.index == previous) a = l.name;
+        if (l.index == port_index) b = l.name;
+    }
+    const std::vector<std::string> ports{std::min(a, b), std::max(a, b)};
+    const std::string conflict = "MAC " + mac + " is used behind two ports at once: " + ports[0] + " and " + ports[1];
+    const bool is_new = e.mac_conflict != conflict;
+    e.mac_conflict = conflict;
+    e.mac_conflict_usec = now;
+    assess(e);
+    if (is_new) {
+        log_warning("network " + e.spec.name + ": " + conflict);
+        if (listener_) listener_->mac_conflict(e.spec.name, mac, ports);
+    }
+}
+
+void Manager::fdb_learned(int bridge_index, const std::string& mac, int port_index)
+{
+    for (auto& [name, e] : networks_) {
+        if (!running(e.state) || e.spec.ports.empty()) continue;
+        const auto bridge = links_.find_link(e.spec.bridge);
+        if (bridge && bridge->index == bridge_index) note_fdb(e, mac, port_index, EventLoop::now_usec());
+    }
+}
+
+// The notifications (fdb_learned) see every move; this poll is the safety
+// net for lost notifications and lets a resolved conflict expire.
 void Manager::poll_fdb()
 {
     fdb_timer_.reset();
@@ -262,49 +302,13 @@ void Manager::poll_fdb()
     for (auto& [name, e] : networks_) {
         if (!running(e.state) || e.spec.ports.empty()) continue;
         any = true;
-        std::vector<plan::FdbEntry> fdb;
         try {
-            fdb = links_.list_fdb(e.spec.bridge);
+            for (const auto& f : links_.list_fdb(e.spec.bridge))
+                if (!f.local && f.port_index != 0) note_fdb(e, f.mac, f.port_index, now);
         } catch (const std::exception& err) {
             log_debug("network " + name + ": reading the forwarding database: " + err.what());
-            continue;
         }
-        std::string conflict;
-        std::vector<std::string> conflict_ports;
-        std::string conflict_mac;
-        for (const auto& f : fdb) {
-            if (f.local || f.port_index == 0) continue;
-            auto [it, inserted] = e.fdb.try_emplace(f.mac, Entry::MacSeen{f.port_index, now, 0});
-            Entry::MacSeen& seen = it->second;
-            if (inserted || seen.port == f.port_index) continue;
-            // The MAC moved to another port. Once is a guest migrating; moving
-            // back and forth within the window means two senders.
-            seen.moves = now - seen.moved_usec < flap_window_usec ? seen.moves + 1 : 1;
-            const int previous = seen.port;
-            seen.port = f.port_index;
-            seen.moved_usec = now;
-            if (seen.moves >= 2) {
-                std::string a = std::to_string(previous), b = std::to_string(f.port_index);
-                for (const auto& l : links_.list_links()) {
-                    if (l.index == previous) a = l.name;
-                    if (l.index == f.port_index) b = l.name;
-                }
-                conflict_mac = f.mac;
-                conflict_ports = {std::min(a, b), std::max(a, b)};
-                conflict = "MAC " + f.mac + " is used behind two ports at once: " + conflict_ports[0] + " and " +
-                           conflict_ports[1];
-            }
-        }
-        if (!conflict.empty()) {
-            const bool is_new = e.mac_conflict != conflict;
-            e.mac_conflict = conflict;
-            e.mac_conflict_usec = now;
-            assess(e);
-            if (is_new) {
-                log_warning("network " + name + ": " + conflict);
-                if (listener_) listener_->mac_conflict(name, conflict_mac, conflict_ports);
-            }
-        } else if (!e.mac_conflict.empty() && now - e.mac_conflict_usec > conflict_memory_usec) {
+        if (!e.mac_conflict.empty() && now - e.mac_conflict_usec > conflict_memory_usec) {
             e.mac_conflict.clear();
             assess(e);
         }

@@ -3,7 +3,9 @@
 
 #include "model/error.hpp"
 
+#include <cstdio>
 #include <linux/if.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
@@ -22,7 +24,25 @@ LinkMonitor::LinkMonitor()
         [](nl_msg* msg, void* arg) -> int {
             auto* self = static_cast<LinkMonitor*>(arg);
             nlmsghdr* header = nlmsg_hdr(msg);
-            if (!self->handler_ || (header->nlmsg_type != RTM_NEWLINK && header->nlmsg_type != RTM_DELLINK))
+            if (header->nlmsg_type == RTM_NEWNEIGH) {
+                if (!self->on_fdb_) return NL_OK;
+                auto* neighbour = static_cast<ndmsg*>(nlmsg_data(header));
+                // Learnt bridge entries only: the ports' own addresses are permanent.
+                if (neighbour->ndm_family != AF_BRIDGE || (neighbour->ndm_state & NUD_PERMANENT)) return NL_OK;
+                nlattr* attrs[NDA_MAX + 1] = {};
+                if (nlmsg_parse(header, sizeof(ndmsg), attrs, NDA_MAX, nullptr) < 0) return NL_OK;
+                if (!attrs[NDA_LLADDR] || nla_len(attrs[NDA_LLADDR]) != 6 || !attrs[NDA_MASTER]) return NL_OK;
+                const auto* b = static_cast<const unsigned char*>(nla_data(attrs[NDA_LLADDR]));
+                char mac[18];
+                std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+                FdbEvent event;
+                event.bridge_index = static_cast<int>(nla_get_u32(attrs[NDA_MASTER]));
+                event.port_index = neighbour->ndm_ifindex;
+                event.mac = mac;
+                (*self->on_fdb_)(event);
+                return NL_OK;
+            }
+            if (!self->on_link_ || (header->nlmsg_type != RTM_NEWLINK && header->nlmsg_type != RTM_DELLINK))
                 return NL_OK;
             auto* info = static_cast<ifinfomsg*>(nlmsg_data(header));
             nlattr* attrs[IFLA_MAX + 1] = {};
@@ -32,12 +52,12 @@ LinkMonitor::LinkMonitor()
             event.index = info->ifi_index;
             event.up = (info->ifi_flags & IFF_UP) != 0;
             if (attrs[IFLA_IFNAME]) event.name = nla_get_string(attrs[IFLA_IFNAME]);
-            (*self->handler_)(event);
+            (*self->on_link_)(event);
             return NL_OK;
         },
         this);
     int r = nl_connect(socket_, NETLINK_ROUTE);
-    if (r >= 0) r = nl_socket_add_memberships(socket_, RTNLGRP_LINK, 0);
+    if (r >= 0) r = nl_socket_add_memberships(socket_, RTNLGRP_LINK, RTNLGRP_NEIGH, 0);
     if (r >= 0) r = nl_socket_set_nonblocking(socket_);
     if (r < 0) {
         nl_socket_free(socket_);
@@ -49,15 +69,17 @@ LinkMonitor::~LinkMonitor() { nl_socket_free(socket_); }
 
 int LinkMonitor::fd() const { return nl_socket_get_fd(socket_); }
 
-void LinkMonitor::dispatch(const std::function<void(const LinkEvent&)>& on_event)
+void LinkMonitor::dispatch(const std::function<void(const LinkEvent&)>& on_link,
+                           const std::function<void(const FdbEvent&)>& on_fdb)
 {
-    handler_ = &on_event;
+    on_link_ = &on_link;
+    on_fdb_ = &on_fdb;
     // Non-blocking: returns -NLE_AGAIN once the socket is drained. An overrun
-    // (-NLE_NOMEM / ENOBUFS) loses events, which the caller cannot replay; it
-    // is logged by the caller's next full reconcile, so stop reading here.
+    // (ENOBUFS) loses events; the manager's periodic checks catch up.
     while (nl_recvmsgs_default(socket_) >= 0) {
     }
-    handler_ = nullptr;
+    on_link_ = nullptr;
+    on_fdb_ = nullptr;
 }
 
 }  // namespace kvmnet::kernel

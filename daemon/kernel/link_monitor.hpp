@@ -1,6 +1,8 @@
-// Link change notifications from rtnetlink (RTNLGRP_LINK), read from a
-// non-blocking socket that the event loop watches. Lets the manager notice a
-// bridge deleted or downed behind its back.
+// Change notifications from rtnetlink, read from a non-blocking socket that
+// the event loop watches: links (RTNLGRP_LINK), so the manager notices a
+// bridge deleted or downed behind its back and guest interfaces coming back;
+// and bridge forwarding-database entries (RTNLGRP_NEIGH, AF_BRIDGE), so a MAC
+// moving between ports is seen at every move rather than at poll times.
 #pragma once
 
 #include <functional>
@@ -17,6 +19,12 @@ struct LinkEvent {
     bool up = false;  // IFF_UP
 };
 
+struct FdbEvent {
+    int bridge_index = 0;  // NDA_MASTER
+    int port_index = 0;    // ndm_ifindex
+    std::string mac;
+};
+
 class LinkMonitor {
 public:
     LinkMonitor();
@@ -25,12 +33,14 @@ public:
     LinkMonitor& operator=(const LinkMonitor&) = delete;
 
     int fd() const;
-    // Reads every pending notification and calls `on_event` for each.
-    void dispatch(const std::function<void(const LinkEvent&)>& on_event);
+    // Reads every pending notification and calls the matching handler.
+    void dispatch(const std::function<void(const LinkEvent&)>& on_link,
+                  const std::function<void(const FdbEvent&)>& on_fdb);
 
 private:
     struct nl_sock* socket_ = nullptr;
-    const std::function<void(const LinkEvent&)>* handler_ = nullptr;
+    const std::function<void(const LinkEvent&)>* on_link_ = nullptr;
+    const std::function<void(const FdbEvent&)>* on_fdb_ = nullptr;
 };
 
 }  // namespace kvmnet::kernel

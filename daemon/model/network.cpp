@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <initializer_list>
+#include <map>
 #include <set>
 
 namespace kvmnet {
@@ -463,14 +464,16 @@ void validate(const Network& n)
 {
     if (!valid_network_name(n.name)) throw invalid_field("name", "'" + n.name + "' is not a valid network name");
     // Ports: names and MACs unique within the network.
-    std::set<std::string> port_names, port_macs;
+    std::set<std::string> port_names;
+    std::map<std::string, std::string> port_macs;  // MAC -> port name
     for (std::size_t i = 0; i < n.ports.size(); ++i) {
         const Port& p = n.ports[i];
         const std::string f = item("ports", i);
         validate_port(p, f);
         if (!port_names.insert(p.name).second) throw invalid_field(f + ".name", "port " + p.name + " listed twice");
-        if (!p.mac.empty() && !port_macs.insert(p.mac).second)
-            throw Error(ErrorKind::Conflict, f + ".mac: " + p.mac + " is already used by another port of this network");
+        if (!p.mac.empty() && !port_macs.emplace(p.mac, p.name).second)
+            throw Error(ErrorKind::Conflict,
+                        f + ".mac: " + p.mac + " is already used by port " + port_macs[p.mac] + " of this network");
         if (p.name == n.bridge || p.name == n.uplink)
             throw invalid_field(f + ".name",
                                 p.name + " is the network's " + (p.name == n.bridge ? "bridge" : "uplink"));

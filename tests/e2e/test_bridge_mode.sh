@@ -6,10 +6,11 @@
 # (bridge br0 on uplink0) must keep H's connectivity and move exactly those
 # addresses and routes onto br0, which carries uplink0's MAC; a guest attached
 # with `port attach` gets its lease from L's dnsmasq and L sees the guest's
-# own MAC. STP, forward delay, hello time, max age, priority and multicast
-# snooping set at create are visible in `ip -d link`, and `set` changes them
-# on the running bridge without recreating it or moving the addresses. Stop
-# puts uplink0 back exactly as it was and deletes br0.
+# own MAC; a daemon restart adopts all of it. STP, forward delay, hello
+# time, max age, priority and multicast snooping set at create are visible in
+# `ip -d link`, and `set` changes them on the running bridge without
+# recreating it or moving the addresses. Stop puts uplink0 back exactly as it
+# was and deletes br0.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -114,6 +115,20 @@ in_ns "$G1" busybox ping -c 2 -W 2 192.0.2.1 >/dev/null || fail "guest cannot pi
 pings "$G1" 192.0.2.10 || fail "guest cannot ping the host's address 192.0.2.10 (now on br0)"
 neigh=$(ip -n "$L" -j neigh show "$gip" dev eth0 | jq -r '.[0].lladdr // ""')
 assert_eq "$neigh" "$GUEST_MAC" "MAC the LAN router sees for the guest $gip"
+
+log "daemon restart: the takeover and the port are adopted as they are"
+br0_before_restart=$(iface_config "$H" br0)
+vg1_index=$(ifindex "$H" vg1)
+daemon_stop
+assert_eq "$DAEMON_EXIT" 0 "kvmnetd exit status after SIGTERM"
+daemon_start
+wait_state lan active
+assert_eq "$(ifindex "$H" br0)" "$br_index" "br0 ifindex after the daemon restart"
+assert_eq "$(ifindex "$H" vg1)" "$vg1_index" "vg1 ifindex after the daemon restart"
+assert_eq "$(iface_config "$H" br0)" "$br0_before_restart" "br0 configuration after the daemon restart"
+assert_eq "$(jq -r '.master // ""' <<<"$(link_json "$H" uplink0)")" br0 "uplink0 master after the daemon restart"
+assert_eq "$(port_json lan vg1 | jq -r .state)" attached "vg1 state after the daemon restart"
+pings "$G1" 192.0.2.1 || fail "guest cannot ping 192.0.2.1 after the daemon restart"
 
 log "set: bridge settings change on the running bridge"
 br0_before_set=$(iface_config "$H" br0)

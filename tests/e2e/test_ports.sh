@@ -147,6 +147,7 @@ lim_in=$(rate in)
 log "--inbound 1000: to the guest $((lim_in / 1000)) kbit/s"
 assert_limited "inbound (host to guest)" "$lim_in" "$unl_in"
 
+tc_inbound=$(in_ns "$H" tc -j qdisc show dev vg3 | jq -S .)
 if out=$(ctl port attach default vg3 --mac "$MAC3" --outbound 1000 2>&1); then
     lim_out=$(rate out)
     log "--outbound 1000: from the guest $((lim_out / 1000)) kbit/s"
@@ -154,6 +155,13 @@ if out=$(ctl port attach default vg3 --mac "$MAC3" --outbound 1000 2>&1); then
 else
     assert_contains "$out" "kvmnetctl: Unsupported: " "--outbound refused"
     log "SKIP: outbound limit not measured: $out"
+    # Refused means nothing changed: the inbound limit is still configured
+    # and still in the kernel.
+    assert_eq "$(port_json default vg3 | jq -c '[.bandwidth.inbound.average, .bandwidth.outbound.average // 0]')" \
+        '[1000,0]' "vg3 bandwidth in port list after the refused --outbound"
+    tc_now=$(in_ns "$H" tc -j qdisc show dev vg3 | jq -S .)
+    [[ $tc_now == "$tc_inbound" ]] || fail "the refused --outbound changed vg3's qdiscs:
+$(diff <(echo "$tc_inbound") <(echo "$tc_now"))"
 fi
 
 ctl port attach default vg3 --mac "$MAC3"

@@ -1,0 +1,1375 @@
+// Unit tests of core::Manager against fake kernel adapters: the bridge-mode
+// takeover and its rollback at every step, refusals that change nothing, the
+// confirmation deadline, adoption after a daemon restart, guest ports and the
+// MAC-conflict watch. No root and no kernel: FakeLinks keeps links, addresses
+// and routes in memory and reproduces the kernel behaviours the takeover's
+// ordering relies on (see the comments in core/manager_bridge.cpp), so a
+// wrong order or an incomplete rollback shows up as a difference between the
+// fake's state and a snapshot taken before the start.
+//
+// Tests tagged [!mayfail] document bugs found in the manager; each says what
+// goes wrong. They pass (are reported, not failed) until the daemon is fixed.
+// Designated initializers below name only the fields that matter and mean the
+// defaults for the rest, which GCC's -Wextra reports for members without a
+// default member initializer (std::string ones); that warning is noise here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
+#include "core/event_loop.hpp"
+#include "core/log.hpp"
+#include "core/manager.hpp"
+#include "model/error.hpp"
+#include "model/ipv4.hpp"
+#include "plan/kernel_view.hpp"
+#include "plan/ruleset.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <systemd/sd-event.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+using kvmnet::Error;
+using kvmnet::ErrorKind;
+using kvmnet::core::Manager;
+using kvmnet::core::State;
+using kvmnet::plan::AddressInfo;
+using kvmnet::plan::LinkInfo;
+using kvmnet::plan::RouteInfo;
+namespace core = kvmnet::core;
+namespace model = kvmnet::model;
+namespace plan = kvmnet::plan;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::uint32_t forever = 0xffffffffu;
+// IFA_F_*: what the kernel derives itself rather than taking from a request.
+constexpr std::uint32_t ifa_f_secondary = 0x01, ifa_f_dadfailed = 0x08, ifa_f_deprecated = 0x20, ifa_f_tentative = 0x40,
+                        ifa_f_permanent = 0x80, ifa_f_noprefixroute = 0x200;
+constexpr std::uint32_t derived_address_flags =
+    ifa_f_secondary | ifa_f_permanent | ifa_f_deprecated | ifa_f_tentative | ifa_f_dadfailed;
+constexpr std::uint8_t rtprot_kernel = 2, rtprot_boot = 3, rtprot_static = 4, rtprot_ra = 9, rtprot_dhcp = 16;
+constexpr std::uint8_t scope_link = 253, scope_host = 254;
+constexpr std::uint32_t rtnh_f_onlink = 4;
+
+// ---- text forms: every field, so comparing texts compares whole structs ----
+
+std::string text(const AddressInfo& a)
+{
+    std::ostringstream s;
+    s << "address dev#" << a.link_index << " family " << a.family << " " << a.address << "/" << int(a.prefix_length)
+      << " brd '" << a.broadcast << "' label '" << a.label << "' scope " << int(a.scope) << " flags " << a.flags
+      << " valid " << a.valid_lifetime << " preferred " << a.preferred_lifetime;
+    return s.str();
+}
+
+std::string text(const RouteInfo& r)
+{
+    std::ostringstream s;
+    s << "route family " << r.family << " table " << r.table << " "
+      << (r.destination.empty() ? std::string("default") : r.destination) << "/" << int(r.prefix_length) << " via '"
+      << r.gateway << "' src '" << r.preferred_source << "' dev#" << r.link_index << " metric " << r.metric << " proto "
+      << int(r.protocol) << " scope " << int(r.scope) << " type " << int(r.type) << " flags " << r.flags;
+    return s.str();
+}
+
+template <typename T>
+std::vector<std::string> texts(const std::vector<T>& items)
+{
+    std::vector<std::string> result;
+    for (const auto& item : items)
+        result.push_back(text(item));
+    std::sort(result.begin(), result.end());
+    return result;
+}
+
+// The manager's own wording of an address and a route in step names.
+std::string address_step_text(const AddressInfo& a) { return a.address + "/" + std::to_string(a.prefix_length); }
+std::string route_step_text(const RouteInfo& r)
+{
+    return (r.destination.empty() ? std::string("default") : r.destination + "/" + std::to_string(r.prefix_length)) +
+           (r.gateway.empty() ? "" : " via " + r.gateway) + " metric " + std::to_string(r.metric) + " table " +
+           std::to_string(r.table);
+}
+
+// The network an address belongs to, textual ("192.168.1.0", "2001:db8::").
+std::string network_of(int family, const std::string& address, unsigned prefix)
+{
+    if (family == AF_INET) {
+        const auto ip = model::Ipv4::parse(address.empty() ? "0.0.0.0" : address);
+        REQUIRE(ip);
+        return model::Ipv4Interface{*ip, static_cast<std::uint8_t>(prefix)}.network().str();
+    }
+    in6_addr a{};
+    REQUIRE(::inet_pton(AF_INET6, address.empty() ? "::" : address.c_str(), &a) == 1);
+    for (unsigned bit = prefix; bit < 128; ++bit)
+        a.s6_addr[bit / 8] &= static_cast<std::uint8_t>(~(0x80u >> (bit % 8)));
+    char buffer[INET6_ADDRSTRLEN];
+    ::inet_ntop(AF_INET6, &a, buffer, sizeof buffer);
+    return buffer;
+}
+
+bool route_covers(const RouteInfo& r, const std::string& ip)
+{
+    return network_of(r.family, r.destination, r.prefix_length) == network_of(r.family, ip, r.prefix_length);
+}
+
+// IPv4 labels follow the link they are on, as the real adapter rewrites them.
+std::string label_for(const std::string& link, const std::string& label)
+{
+    if (label.empty() || label == link || label.rfind(link + ":", 0) == 0) return label.empty() ? link : label;
+    const auto colon = label.find(':');
+    return colon == std::string::npos ? link : link + label.substr(colon);
+}
+
+// ---- the fake kernel -------------------------------------------------------
+
+struct FakeLink {
+    LinkInfo info;
+    bool tap = false;
+    std::uint32_t owner = 0, group = 0;
+    bool isolated = false;
+    plan::PortBandwidth bandwidth;
+    plan::BridgeOptions bridge;  // bridges only
+};
+
+struct Call {
+    std::string verb;
+    std::string link;    // the link it names, if any
+    std::string detail;  // address or route in the manager's wording, or other arguments
+    bool mutating = false;
+};
+
+// Links, addresses and routes in memory, with the kernel behaviours the
+// manager depends on:
+//  - adding an address or route that exists: AlreadyExists; deleting an
+//    absent one, or naming an absent link: NotFound;
+//  - a route with the same family, table, destination, prefix and metric as
+//    one on ANY link: AlreadyExists (the adapter adds with NLM_F_EXCL);
+//  - an IPv4 gateway must be reachable through a directly connected route on
+//    the same link (unless onlink), and a preferred source must be a local
+//    address;
+//  - addresses bring their prefix routes (protocol kernel) with them; an
+//    IPv4 address in the subnet of an earlier one is its secondary, and
+//    deleting the primary deletes the secondaries (promote_secondaries off);
+//  - when an IPv4 address leaves the host, routes using it as preferred
+//    source go; when a link loses its last IPv4 address, its IPv4 routes go;
+//  - deleting a link deletes its addresses and routes and releases its ports.
+// fail_on(verb, n) makes the n-th call of `verb` (counted since
+// reset_calls) throw Error(Kernel, "injected ...") before it changes anything.
+class FakeLinks final : public plan::LinkAdapter {
+public:
+    // ---- test controls (not counted as calls)
+    int add_link(LinkInfo info)
+    {
+        info.index = next_index_++;
+        FakeLink link;
+        link.info = std::move(info);
+        links_.push_back(std::move(link));
+        return links_.back().info.index;
+    }
+    FakeLink& fake(const std::string& name)
+    {
+        FakeLink* l = find(name);
+        REQUIRE(l);
+        return *l;
+    }
+    LinkInfo& link(const std::string& name) { return fake(name).info; }
+    bool has(const std::string& name) { return find(name) != nullptr; }
+    // No checks at all: for routes the kernel reports but a verb cannot make (multipath).
+    void add_raw_route(const RouteInfo& route) { routes_.push_back(route); }
+    void fail_on(const std::string& verb, int nth) { failures_[verb] = nth; }
+    void reset_calls()
+    {
+        calls_.clear();
+        counts_.clear();
+        failures_.clear();
+    }
+    const std::vector<Call>& calls() const { return calls_; }
+    int count(const std::string& verb) const
+    {
+        const auto it = counts_.find(verb);
+        return it == counts_.end() ? 0 : it->second;
+    }
+    std::vector<std::string> mutations() const
+    {
+        std::vector<std::string> result;
+        for (const auto& c : calls_)
+            if (c.mutating) result.push_back(c.verb + " " + c.link + " " + c.detail);
+        return result;
+    }
+    // list_fdb answers with fdb_script(n) on its n-th call (from 1) when set.
+    std::function<std::vector<plan::FdbEntry>(int)> fdb_script;
+
+    std::vector<AddressInfo> addresses_on(const std::string& name)
+    {
+        std::vector<AddressInfo> result;
+        const int index = link(name).index;
+        for (const auto& a : addresses_)
+            if (a.link_index == index) result.push_back(a);
+        return result;
+    }
+    std::vector<RouteInfo> routes_on(const std::string& name)
+    {
+        std::vector<RouteInfo> result;
+        const int index = link(name).index;
+        for (const auto& r : routes_)
+            if (r.link_index == index) result.push_back(r);
+        return result;
+    }
+
+    // Everything about one link: its fields, addresses and routes.
+    std::string state_of(const FakeLink& l) const
+    {
+        const LinkInfo& i = l.info;
+        std::ostringstream s;
+        s << "link #" << i.index << " " << i.name << " kind '" << i.kind << "' alias '" << i.alias << "' mtu " << i.mtu
+          << " up " << i.up << " carrier " << i.carrier << " master #" << i.master_index << " mac " << i.mac
+          << " wireless " << i.wireless << " tap " << l.tap << " owner " << l.owner << " group " << l.group
+          << " isolated " << l.isolated << " bandwidth " << l.bandwidth.inbound.average_kBps << "/"
+          << l.bandwidth.inbound.peak_kBps << "/" << l.bandwidth.inbound.burst_kB << ","
+          << l.bandwidth.outbound.average_kBps << "/" << l.bandwidth.outbound.peak_kBps << "/"
+          << l.bandwidth.outbound.burst_kB;
+        if (i.kind == "bridge")
+            s << " stp " << l.bridge.stp << " forward_delay " << l.bridge.forward_delay_cs << " hello "
+              << l.bridge.hello_time_cs << " max_age " << l.bridge.max_age_cs << " priority "
+              << (l.bridge.priority ? int(*l.bridge.priority) : -1) << " snooping "
+              << (l.bridge.multicast_snooping ? int(*l.bridge.multicast_snooping) : -1);
+        s << "\n";
+        std::vector<std::string> lines;
+        for (const auto& a : addresses_)
+            if (a.link_index == i.index) lines.push_back("  " + text(a));
+        for (const auto& r : routes_)
+            if (r.link_index == i.index) lines.push_back("  " + text(r));
+        std::sort(lines.begin(), lines.end());
+        for (const auto& line : lines)
+            s << line << "\n";
+        return s.str();
+    }
+    std::string state_of(const std::string& name) { return state_of(fake(name)); }
+    // The whole kernel, deterministic: compared against snapshots.
+    std::string state() const
+    {
+        std::string s;
+        for (const auto& l : links_)
+            s += state_of(l);
+        for (const auto& r : routes_)
+            if (r.link_index == 0) s += text(r) + "\n";
+        return s;
+    }
+
+    // ---- LinkAdapter: reads
+    std::vector<LinkInfo> list_links() override
+    {
+        enter("list_links", "", "", false);
+        std::vector<LinkInfo> result;
+        for (const auto& l : links_)
+            result.push_back(l.info);
+        return result;
+    }
+    std::optional<LinkInfo> find_link(const std::string& name) override
+    {
+        enter("find_link", name, "", false);
+        if (const FakeLink* l = find(name)) return l->info;
+        return std::nullopt;
+    }
+    std::vector<AddressInfo> list_addresses() override
+    {
+        enter("list_addresses", "", "", false);
+        return addresses_;
+    }
+    std::vector<RouteInfo> list_routes() override
+    {
+        enter("list_routes", "", "", false);
+        return routes_;
+    }
+    std::vector<plan::FdbEntry> list_fdb(const std::string& bridge) override
+    {
+        enter("list_fdb", bridge, "", false);
+        require(bridge);
+        return fdb_script ? fdb_script(count("list_fdb")) : std::vector<plan::FdbEntry>{};
+    }
+    bool vlan_filtering_supported() override
+    {
+        enter("vlan_filtering_supported", "", "", false);
+        return false;
+    }
+
+    // ---- LinkAdapter: verbs
+    void create_bridge(const std::string& name, const plan::BridgeOptions& options) override
+    {
+        enter("create_bridge", name, "", true);
+        if (find(name)) throw Error(ErrorKind::AlreadyExists, "fake: " + name + " already exists");
+        LinkInfo info;
+        info.name = name;
+        info.kind = "bridge";
+        info.mtu = options.mtu ? options.mtu : 1500;
+        info.mac = options.mac.empty() ? generated_mac() : options.mac;
+        add_link(info);
+        fake(name).bridge = options;
+    }
+    void set_bridge_options(const std::string& name, const plan::BridgeOptions& options) override
+    {
+        enter("set_bridge_options", name, "", true);
+        FakeLink& l = require(name);
+        const auto mtu = l.bridge.mtu;
+        const auto mac = l.bridge.mac;
+        l.bridge = options;
+        l.bridge.mtu = mtu;
+        l.bridge.mac = mac;
+    }
+    void set_alias(const std::string& name, const std::string& alias) override
+    {
+        enter("set_alias", name, alias, true);
+        require(name).info.alias = alias;
+    }
+    void set_mtu(const std::string& name, std::uint32_t mtu) override
+    {
+        enter("set_mtu", name, std::to_string(mtu), true);
+        require(name).info.mtu = mtu;
+    }
+    void set_up(const std::string& name, bool up) override
+    {
+        enter("set_up", name, up ? "up" : "down", true);
+        require(name).info.up = up;
+    }
+    void set_mac(const std::string& name, const std::string& mac) override
+    {
+        enter("set_mac", name, mac, true);
+        require(name).info.mac = mac;
+    }
+    void set_master(const std::string& name, const std::string& master) override
+    {
+        enter("set_master", name, master, true);
+        FakeLink& l = require(name);
+        if (master.empty()) {
+            l.info.master_index = 0;
+            return;
+        }
+        const FakeLink& m = require(master);
+        if (m.info.kind != "bridge" || m.info.index == l.info.index)
+            throw Error(ErrorKind::Kernel, "fake: " + master + " cannot be a master of " + name);
+        l.info.master_index = m.info.index;
+    }
+    void add_address(const std::string& name, int family, const std::string& address,
+                     std::uint8_t prefix_length) override
+    {
+        enter("add_address", name, address + "/" + std::to_string(prefix_length), true);
+        AddressInfo a;
+        a.family = family;
+        a.address = address;
+        a.prefix_length = prefix_length;
+        insert_address(name, a);
+    }
+    void add_address_info(const std::string& name, const AddressInfo& info) override
+    {
+        enter("add_address_info", name, address_step_text(info), true);
+        insert_address(name, info);
+    }
+    void delete_address(const std::string& name, int family, const std::string& address,
+                        std::uint8_t prefix_length) override
+    {
+        enter("delete_address", name, address + "/" + std::to_string(prefix_length), true);
+        const int index = require(name).info.index;
+        const auto it = std::find_if(addresses_.begin(), addresses_.end(), [&](const AddressInfo& a) {
+            return a.link_index == index && a.family == family && a.address == address &&
+                   a.prefix_length == prefix_length;
+        });
+        if (it == addresses_.end())
+            throw Error(ErrorKind::NotFound, "fake: " + address + " is not on " + name + " (EADDRNOTAVAIL)");
+        const AddressInfo gone = *it;
+        addresses_.erase(it);
+        std::vector<std::string> removed{gone.address};
+        if (gone.family == AF_INET && !(gone.flags & ifa_f_secondary)) {
+            // Without promote_secondaries, the primary takes its secondaries along.
+            for (auto s = addresses_.begin(); s != addresses_.end();) {
+                if (s->link_index == index && s->family == AF_INET && (s->flags & ifa_f_secondary) &&
+                    s->prefix_length == gone.prefix_length &&
+                    network_of(AF_INET, s->address, s->prefix_length) ==
+                        network_of(AF_INET, gone.address, gone.prefix_length)) {
+                    removed.push_back(s->address);
+                    s = addresses_.erase(s);
+                } else {
+                    ++s;
+                }
+            }
+        }
+        addresses_changed(index, removed);
+    }
+    void add_route(const std::string& name, const RouteInfo& route) override
+    {
+        enter("add_route", name, route_step_text(route), true);
+        RouteInfo r = route;
+        r.link_index = require(name).info.index;
+        for (const auto& existing : routes_)
+            if (existing.family == r.family && existing.table == r.table && existing.destination == r.destination &&
+                existing.prefix_length == r.prefix_length && existing.metric == r.metric)
+                throw Error(ErrorKind::AlreadyExists, "fake: " + route_step_text(r) + " exists (EEXIST)");
+        if (r.family == AF_INET && !r.gateway.empty() && !(r.flags & rtnh_f_onlink) &&
+            std::none_of(routes_.begin(), routes_.end(), [&](const RouteInfo& c) {
+                return c.link_index == r.link_index && c.family == AF_INET && c.gateway.empty() &&
+                       route_covers(c, r.gateway);
+            }))
+            throw Error(ErrorKind::Kernel, "fake: gateway " + r.gateway + " unreachable on " + name + " (ENETUNREACH)");
+        if (r.family == AF_INET && !r.preferred_source.empty() && !address_anywhere(AF_INET, r.preferred_source))
+            throw Error(ErrorKind::Kernel, "fake: preferred source " + r.preferred_source + " is not local (EINVAL)");
+        routes_.push_back(r);
+    }
+    void delete_route(const RouteInfo& route) override
+    {
+        enter("delete_route", "", route_step_text(route), true);
+        const auto it = std::find_if(routes_.begin(), routes_.end(), [&](const RouteInfo& r) {
+            return r.family == route.family && r.table == route.table && r.destination == route.destination &&
+                   r.prefix_length == route.prefix_length && r.metric == route.metric &&
+                   r.link_index == route.link_index && r.gateway == route.gateway &&
+                   (route.protocol == 0 || r.protocol == route.protocol);
+        });
+        if (it == routes_.end()) throw Error(ErrorKind::NotFound, "fake: no such route " + route_step_text(route));
+        routes_.erase(it);
+    }
+    void delete_link(const std::string& name) override
+    {
+        enter("delete_link", name, "", true);
+        const int index = require(name).info.index;
+        std::vector<std::string> removed;
+        for (auto a = addresses_.begin(); a != addresses_.end();) {
+            if (a->link_index == index) {
+                removed.push_back(a->address);
+                a = addresses_.erase(a);
+            } else {
+                ++a;
+            }
+        }
+        routes_.erase(
+            std::remove_if(routes_.begin(), routes_.end(), [&](const RouteInfo& r) { return r.link_index == index; }),
+            routes_.end());
+        for (auto& l : links_)
+            if (l.info.master_index == index) l.info.master_index = 0;
+        links_.erase(
+            std::find_if(links_.begin(), links_.end(), [&](const FakeLink& l) { return l.info.index == index; }));
+        addresses_changed(index, removed);
+    }
+    void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) override
+    {
+        enter("create_tap", name, std::to_string(owner) + ":" + std::to_string(group), true);
+        if (find(name)) throw Error(ErrorKind::AlreadyExists, "fake: " + name + " already exists");
+        LinkInfo info;
+        info.name = name;
+        info.kind = "tun";
+        info.mtu = 1500;
+        info.mac = generated_mac();
+        add_link(info);
+        FakeLink& l = fake(name);
+        l.tap = true;
+        l.owner = owner;
+        l.group = group;
+    }
+    void set_port_isolated(const std::string& name, bool isolated) override
+    {
+        enter("set_port_isolated", name, isolated ? "on" : "off", true);
+        FakeLink& l = require(name);
+        if (l.info.master_index == 0)
+            throw Error(ErrorKind::InvalidArgument, "fake: " + name + " is not a bridge port");
+        l.isolated = isolated;
+    }
+    void set_bandwidth(const std::string& name, const plan::PortBandwidth& bandwidth) override
+    {
+        enter("set_bandwidth", name, "", true);
+        require(name).bandwidth = bandwidth;
+    }
+
+private:
+    void enter(const std::string& verb, const std::string& link, const std::string& detail, bool mutating)
+    {
+        const int n = ++counts_[verb];
+        calls_.push_back({verb, link, detail, mutating});
+        if (const auto it = failures_.find(verb); it != failures_.end() && it->second == n)
+            throw Error(ErrorKind::Kernel, "injected failure of " + verb + " call " + std::to_string(n));
+    }
+    FakeLink* find(const std::string& name)
+    {
+        for (auto& l : links_)
+            if (l.info.name == name) return &l;
+        return nullptr;
+    }
+    const FakeLink* find(const std::string& name) const { return const_cast<FakeLinks*>(this)->find(name); }
+    FakeLink& require(const std::string& name)
+    {
+        FakeLink* l = find(name);
+        if (!l) throw Error(ErrorKind::NotFound, "fake: no link named " + name + " (ENODEV)");
+        return *l;
+    }
+    std::string generated_mac()
+    {
+        char buffer[18];
+        std::snprintf(buffer, sizeof buffer, "02:00:00:00:%02x:%02x", (generated_ >> 8) & 0xff, generated_ & 0xff);
+        ++generated_;
+        return buffer;
+    }
+    bool address_anywhere(int family, const std::string& address) const
+    {
+        return std::any_of(addresses_.begin(), addresses_.end(),
+                           [&](const AddressInfo& a) { return a.family == family && a.address == address; });
+    }
+    void insert_address(const std::string& name, const AddressInfo& info)
+    {
+        const FakeLink& l = require(name);
+        const int index = l.info.index;
+        if (info.valid_lifetime == 0 || info.preferred_lifetime > info.valid_lifetime)
+            throw Error(ErrorKind::InvalidArgument, "fake: bad lifetimes for " + info.address);
+        for (const auto& a : addresses_)
+            if (a.link_index == index && a.family == info.family && a.address == info.address &&
+                (info.family == AF_INET6 || a.prefix_length == info.prefix_length))
+                throw Error(ErrorKind::AlreadyExists, "fake: " + info.address + " already on " + name + " (EEXIST)");
+        AddressInfo a = info;
+        a.link_index = index;
+        a.flags &= ~derived_address_flags;
+        if (a.valid_lifetime == forever) a.flags |= ifa_f_permanent;
+        if (a.family == AF_INET) {
+            a.label = label_for(name, a.label);
+            const bool secondary = std::any_of(addresses_.begin(), addresses_.end(), [&](const AddressInfo& p) {
+                return p.link_index == index && p.family == AF_INET && p.prefix_length == a.prefix_length &&
+                       network_of(AF_INET, p.address, p.prefix_length) ==
+                           network_of(AF_INET, a.address, a.prefix_length);
+            });
+            if (secondary) a.flags |= ifa_f_secondary;
+        } else {
+            a.label.clear();
+        }
+        addresses_.push_back(a);
+        sync_kernel_routes(index);
+    }
+    // After addresses left link `index` (or the link itself went).
+    void addresses_changed(int index, const std::vector<std::string>& removed)
+    {
+        for (const auto& address : removed)
+            if (!address_anywhere(AF_INET, address))
+                routes_.erase(std::remove_if(routes_.begin(), routes_.end(),
+                                             [&](const RouteInfo& r) {
+                                                 return r.family == AF_INET && r.preferred_source == address;
+                                             }),
+                              routes_.end());
+        const bool has_ipv4 = std::any_of(addresses_.begin(), addresses_.end(), [&](const AddressInfo& a) {
+            return a.link_index == index && a.family == AF_INET;
+        });
+        if (!has_ipv4)
+            routes_.erase(
+                std::remove_if(routes_.begin(), routes_.end(),
+                               [&](const RouteInfo& r) { return r.link_index == index && r.family == AF_INET; }),
+                routes_.end());
+        sync_kernel_routes(index);
+    }
+    // The prefix routes the kernel keeps for the addresses of link `index`.
+    void sync_kernel_routes(int index)
+    {
+        std::vector<RouteInfo> wanted;
+        for (const auto& a : addresses_) {
+            if (a.link_index != index || a.scope == scope_host || (a.flags & ifa_f_noprefixroute)) continue;
+            if (a.family == AF_INET && ((a.flags & ifa_f_secondary) || a.prefix_length >= 32)) continue;
+            if (a.family == AF_INET6 && a.prefix_length >= 128) continue;
+            RouteInfo r;
+            r.family = a.family;
+            r.destination = network_of(a.family, a.address, a.prefix_length);
+            r.prefix_length = a.prefix_length;
+            r.link_index = index;
+            r.protocol = rtprot_kernel;
+            if (a.family == AF_INET) {
+                r.preferred_source = a.address;
+                r.scope = scope_link;
+            } else {
+                r.metric = 256;
+            }
+            const bool dup = std::any_of(wanted.begin(), wanted.end(), [&](const RouteInfo& w) {
+                return w.family == r.family && w.destination == r.destination && w.prefix_length == r.prefix_length;
+            });
+            if (!dup) wanted.push_back(r);
+        }
+        const auto same = [](const RouteInfo& x, const RouteInfo& y) { return text(x) == text(y); };
+        routes_.erase(std::remove_if(routes_.begin(), routes_.end(),
+                                     [&](const RouteInfo& r) {
+                                         return r.link_index == index && r.protocol == rtprot_kernel &&
+                                                std::none_of(wanted.begin(), wanted.end(),
+                                                             [&](const RouteInfo& w) { return same(w, r); });
+                                     }),
+                      routes_.end());
+        for (const auto& w : wanted)
+            if (std::none_of(routes_.begin(), routes_.end(), [&](const RouteInfo& r) { return same(w, r); }))
+                routes_.push_back(w);
+    }
+
+    std::vector<FakeLink> links_;
+    std::vector<AddressInfo> addresses_;
+    std::vector<RouteInfo> routes_;
+    int next_index_ = 1;
+    unsigned generated_ = 1;
+    std::vector<Call> calls_;
+    std::map<std::string, int> counts_;
+    std::map<std::string, int> failures_;
+};
+
+class FakeFirewall final : public plan::FirewallAdapter {
+public:
+    std::optional<plan::Table> table;  // the last one committed; none when deleted or never set
+    int commits = 0;
+    void replace_table(const plan::Table& t) override
+    {
+        table = t;
+        ++commits;
+    }
+    void delete_table(const std::string&) override
+    {
+        table.reset();
+        ++commits;
+    }
+};
+
+class RecordingListener final : public core::ManagerListener {
+public:
+    struct Conflict {
+        std::string network, mac;
+        std::vector<std::string> ports;
+    };
+    std::vector<std::string> added, removed, changed;
+    std::vector<Conflict> conflicts;
+    void network_added(const std::string& name) override { added.push_back(name); }
+    void network_removed(const std::string& name) override { removed.push_back(name); }
+    void network_changed(const std::string& name) override { changed.push_back(name); }
+    void mac_conflict(const std::string& name, const std::string& mac, const std::vector<std::string>& ports) override
+    {
+        conflicts.push_back({name, mac, ports});
+    }
+};
+
+class TempDir {
+public:
+    TempDir()
+    {
+        char pattern[] = "/tmp/kvmnet-manager-test-XXXXXX";
+        const char* made = ::mkdtemp(pattern);
+        REQUIRE(made != nullptr);
+        path = made;
+    }
+    ~TempDir()
+    {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    std::string path;
+};
+
+// ---- the host the tests run on ---------------------------------------------
+
+const std::string eth0_mac = "52:54:00:aa:bb:01";
+
+LinkInfo physical(const std::string& name, const std::string& mac, std::uint32_t mtu)
+{
+    LinkInfo l;
+    l.name = name;
+    l.mac = mac;
+    l.mtu = mtu;
+    l.up = true;
+    l.carrier = true;
+    return l;
+}
+
+// A multi-homed host: eth0 (the uplink to take over) with a DHCP primary, a
+// labelled static secondary, a SLAAC-like global IPv6 address and a
+// link-local one; routes from DHCP, RA and static configuration in two
+// tables, one onlink and one with a preferred source. eth1 has a default
+// route of its own (another metric). wlan0 is wireless; eth2 is enslaved to
+// someone else's bridge br-ext.
+void populate_host(FakeLinks& k)
+{
+    k.add_link(physical("lo", "00:00:00:00:00:00", 65536));
+    k.add_link(physical("eth0", eth0_mac, 1500));
+    k.add_link(physical("eth1", "52:54:00:aa:bb:02", 9000));
+    LinkInfo wlan = physical("wlan0", "52:54:00:aa:bb:03", 1500);
+    wlan.wireless = true;
+    k.add_link(wlan);
+    LinkInfo ext = physical("br-ext", "52:54:00:aa:bb:05", 1500);
+    ext.kind = "bridge";
+    const int ext_index = k.add_link(ext);
+    LinkInfo eth2 = physical("eth2", "52:54:00:aa:bb:06", 1500);
+    eth2.master_index = ext_index;
+    k.add_link(eth2);
+
+    k.add_address_info("lo", {.family = AF_INET, .address = "127.0.0.1", .prefix_length = 8, .scope = scope_host});
+    k.add_address_info("lo", {.family = AF_INET6, .address = "::1", .prefix_length = 128, .scope = scope_host});
+    k.add_address_info("eth0", {.family = AF_INET,
+                                .address = "192.168.1.10",
+                                .prefix_length = 24,
+                                .broadcast = "192.168.1.255",
+                                .label = "eth0",
+                                .valid_lifetime = 3600,
+                                .preferred_lifetime = 3000});
+    k.add_address_info("eth0", {.family = AF_INET,
+                                .address = "192.168.1.11",
+                                .prefix_length = 24,
+                                .broadcast = "192.168.1.255",
+                                .label = "eth0:web"});
+    k.add_address_info("eth0", {.family = AF_INET6,
+                                .address = "2001:db8:1::10",
+                                .prefix_length = 64,
+                                .flags = 0x100 /* IFA_F_MANAGETEMPADDR */,
+                                .valid_lifetime = 86400,
+                                .preferred_lifetime = 14400});
+    k.add_address_info(
+        "eth0", {.family = AF_INET6, .address = "fe80::5054:ff:feaa:bb01", .prefix_length = 64, .scope = scope_link});
+    k.add_address_info("eth1", {.family = AF_INET,
+                                .address = "172.16.0.5",
+                                .prefix_length = 24,
+                                .broadcast = "172.16.0.255",
+                                .label = "eth1"});
+
+    k.add_route("eth0", {.family = AF_INET,
+                         .gateway = "192.168.1.1",
+                         .preferred_source = "192.168.1.10",
+                         .metric = 100,
+                         .protocol = rtprot_dhcp});
+    k.add_route("eth0", {.family = AF_INET,
+                         .destination = "10.20.0.0",
+                         .prefix_length = 16,
+                         .gateway = "192.168.1.254",
+                         .protocol = rtprot_static});
+    k.add_route("eth0", {.family = AF_INET,
+                         .destination = "192.0.2.0",
+                         .prefix_length = 24,
+                         .gateway = "192.168.1.254",
+                         .preferred_source = "192.168.1.11",
+                         .metric = 5,
+                         .protocol = rtprot_static});
+    k.add_route("eth0", {.family = AF_INET, .gateway = "192.168.1.1", .table = 100, .protocol = rtprot_static});
+    k.add_route("eth0", {.family = AF_INET,
+                         .destination = "198.51.100.0",
+                         .prefix_length = 24,
+                         .gateway = "10.255.0.1",
+                         .protocol = rtprot_static,
+                         .flags = rtnh_f_onlink});
+    k.add_route("eth0", {.family = AF_INET,
+                         .destination = "203.0.113.0",
+                         .prefix_length = 24,
+                         .metric = 10,
+                         .protocol = rtprot_boot,
+                         .scope = scope_link});
+    k.add_route("eth0", {.family = AF_INET6, .gateway = "fe80::1", .metric = 1024, .protocol = rtprot_ra});
+    k.add_route("eth0", {.family = AF_INET6,
+                         .destination = "2001:db8:2::",
+                         .prefix_length = 64,
+                         .gateway = "2001:db8:1::1",
+                         .metric = 1024,
+                         .protocol = rtprot_static});
+    k.add_route("eth1", {.family = AF_INET, .gateway = "172.16.0.1", .metric = 600, .protocol = rtprot_dhcp});
+    k.reset_calls();
+}
+
+constexpr const char* lan_document = R"({"name": "lan", "mode": "bridge", "bridge": "lan0", "uplink": "eth0"})";
+
+std::string lan_with_uplink(const std::string& uplink)
+{
+    return R"({"name": "lan", "mode": "bridge", "bridge": "lan0", "uplink": ")" + uplink + R"("})";
+}
+
+struct Harness {
+    TempDir state_dir, runtime_dir;
+    core::EventLoop loop;
+    FakeLinks links;
+    FakeFirewall firewall;
+    RecordingListener listener;
+    std::unique_ptr<Manager> manager;  // last: destroyed first
+
+    Harness()
+    {
+        core::set_log_level(core::LogLevel::error);
+        populate_host(links);
+        restart_manager();
+    }
+    // A new daemon instance over the same kernel and directories.
+    void restart_manager()
+    {
+        manager.reset();
+        core::ManagerOptions options;
+        options.state_dir = state_dir.path;
+        options.runtime_dir = runtime_dir.path;
+        options.dnsmasq = "/bin/false";  // never started: these networks have no ipv4
+        options.dnsmasq_user = "nobody";
+        manager = std::make_unique<Manager>(options, loop, links, firewall);
+        manager->set_listener(&listener);
+    }
+    Manager& m() { return *manager; }
+    bool runtime_file(const std::string& name) const { return fs::exists(runtime_dir.path + "/lan/" + name); }
+
+    // Dispatches events until `done` holds or `max_usec` passed; returns the time spent.
+    std::uint64_t run_loop(std::uint64_t max_usec, const std::function<bool()>& done = {})
+    {
+        const std::uint64_t start = core::EventLoop::now_usec();
+        for (;;) {
+            if (done && done()) break;
+            const std::uint64_t spent = core::EventLoop::now_usec() - start;
+            if (spent >= max_usec) break;
+            REQUIRE(sd_event_run(loop.get(), max_usec - spent) >= 0);
+        }
+        return core::EventLoop::now_usec() - start;
+    }
+};
+
+template <typename F>
+std::optional<Error> error_of(F&& action)
+{
+    try {
+        action();
+    } catch (const Error& e) {
+        return e;
+    }
+    return std::nullopt;
+}
+
+// What the manager should name as the failing step for a call of the takeover.
+std::string expected_step(const Call& c)
+{
+    if (c.verb == "create_bridge" || c.verb == "set_alias") return "creating bridge lan0";
+    if (c.verb == "set_up") return "bringing lan0 up";
+    if (c.verb == "set_master") return "enslaving eth0 to lan0";
+    if (c.verb == "add_address_info") return "adding address " + c.detail + " to lan0";
+    if (c.verb == "delete_route" || c.verb == "add_route") return "moving route " + c.detail + " to lan0";
+    if (c.verb == "delete_address") return "removing address " + c.detail + " from eth0";
+    return {};  // reads: whichever phase was reading
+}
+
+}  // namespace
+
+// ---- 1. takeover and stop ---------------------------------------------------
+
+TEST_CASE("Bridge mode moves the uplink's own addresses and routes to the bridge and stop puts them back", "[manager]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    const std::string before = h.links.state();
+    const auto eth0_addresses = h.links.addresses_on("eth0");
+    const auto eth0_routes = h.links.routes_on("eth0");
+    std::map<std::string, std::string> others;
+    for (const char* name : {"lo", "eth1", "wlan0", "br-ext", "eth2"})
+        others[name] = h.links.state_of(name);
+
+    h.m().start("lan");
+    CHECK(h.m().state("lan") == State::active);
+    REQUIRE(h.links.has("lan0"));
+    const LinkInfo bridge = h.links.link("lan0");
+    CHECK(bridge.kind == "bridge");
+    CHECK(bridge.alias == "kvmnet:lan");
+    CHECK(bridge.mac == eth0_mac);
+    CHECK(bridge.mtu == 1500);
+    CHECK(bridge.up);
+    CHECK(h.links.link("eth0").master_index == bridge.index);
+    CHECK(h.runtime_file("takeover.json"));
+    CHECK(h.runtime_file("active"));
+    REQUIRE(h.firewall.table);
+    CHECK(h.firewall.table->name == "kvmnet");
+
+    // Addresses: all but the link-local one, every field kept, IPv4 labels following the link.
+    std::vector<AddressInfo> moved_addresses, kept_addresses;
+    for (AddressInfo a : eth0_addresses) {
+        if (a.address.rfind("fe80:", 0) == 0) {
+            kept_addresses.push_back(a);
+            continue;
+        }
+        a.link_index = bridge.index;
+        if (a.label.rfind("eth0", 0) == 0) a.label = "lan0" + a.label.substr(4);
+        moved_addresses.push_back(a);
+    }
+    REQUIRE(moved_addresses.size() == 3);
+    CHECK(texts(h.links.addresses_on("lan0")) == texts(moved_addresses));
+    CHECK(texts(h.links.addresses_on("eth0")) == texts(kept_addresses));
+
+    // Routes: all but the kernel's own, every field kept; the kernel made the
+    // prefix routes of the moved addresses on the bridge itself.
+    const auto not_kernel = [](std::vector<RouteInfo> routes) {
+        routes.erase(std::remove_if(routes.begin(), routes.end(),
+                                    [](const RouteInfo& r) { return r.protocol == rtprot_kernel; }),
+                     routes.end());
+        return routes;
+    };
+    std::vector<RouteInfo> moved_routes = not_kernel(eth0_routes);
+    REQUIRE(moved_routes.size() == 8);
+    for (auto& r : moved_routes)
+        r.link_index = bridge.index;
+    CHECK(texts(not_kernel(h.links.routes_on("lan0"))) == texts(moved_routes));
+    CHECK(not_kernel(h.links.routes_on("eth0")).empty());
+    for (const auto& [name, state] : others)
+        CHECK(h.links.state_of(name) == state);
+
+    h.m().stop("lan");
+    CHECK(h.m().state("lan") == State::inactive);
+    CHECK_FALSE(h.links.has("lan0"));
+    CHECK(h.links.state() == before);
+    CHECK_FALSE(h.firewall.table);
+    CHECK_FALSE(h.runtime_file("takeover.json"));
+    CHECK_FALSE(h.runtime_file("active"));
+}
+
+// ---- 2. rollback at every step ----------------------------------------------
+
+TEST_CASE("A takeover that fails at any call is rolled back exactly", "[manager]")
+{
+    // A successful dry run lists every call the start makes, in order.
+    std::vector<Call> dry;
+    {
+        Harness h;
+        h.m().create(lan_document);
+        h.links.reset_calls();
+        h.m().start("lan");
+        REQUIRE(h.m().state("lan") == State::active);
+        dry = h.links.calls();
+    }
+    const auto count = [&](const std::string& verb) {
+        return std::count_if(dry.begin(), dry.end(), [&](const Call& c) { return c.verb == verb; });
+    };
+    CHECK(count("create_bridge") == 1);
+    CHECK(count("set_alias") == 1);
+    CHECK(count("set_up") == 1);
+    CHECK(count("set_master") == 1);
+    CHECK(count("add_address_info") == 3);
+    CHECK(count("delete_route") == 8);
+    CHECK(count("add_route") == 8);
+    CHECK(count("delete_address") == 3);
+
+    // Failing set_alias leaves the bridge behind: a known bug, shown by the
+    // [!mayfail] test below. Drop this exclusion once it is fixed.
+    const auto known_bug = [](const Call& c, int nth) { return c.verb == "set_alias" && nth == 1; };
+
+    std::map<std::string, int> seen;
+    int injected = 0;
+    for (const Call& c : dry) {
+        const int nth = ++seen[c.verb];
+        if (known_bug(c, nth)) continue;
+        INFO("failing call " << nth << " of " << c.verb << " " << c.link << " " << c.detail);
+        Harness h;
+        h.m().create(lan_document);
+        const std::string before = h.links.state();
+        h.links.reset_calls();
+        h.links.fail_on(c.verb, nth);
+        const auto err = error_of([&] { h.m().start("lan"); });
+        REQUIRE(err);
+        ++injected;
+        const std::string message = err->what();
+        CHECK_THAT(message, StartsWith("starting network 'lan' failed while ") && Contains("injected failure"));
+        const std::string step = expected_step(c);
+        if (!step.empty()) CHECK_THAT(message, Contains("while " + step + ": injected"));
+        CHECK(h.m().state("lan") == State::failed);
+        CHECK_THAT(h.m().state_reason("lan"), Contains("injected failure") && StartsWith(step));
+        CHECK(h.links.state() == before);
+        CHECK_FALSE(h.firewall.table);
+        CHECK_FALSE(h.runtime_file("active"));
+    }
+    CHECK(injected >= 30);
+}
+
+TEST_CASE("A takeover failing at set_alias deletes the bridge it created", "[manager][!mayfail]")
+{
+    // BUG: take_over_uplink pushes its single undo (restore_uplink) right after
+    // create_bridge, but restore_uplink deletes the bridge only when it
+    // carries the owner alias. When set_alias is the call that fails, the new
+    // bridge has no alias, so the rollback leaves it behind, and every later
+    // start is refused ("bridge: interface lan0 already exists and is not
+    // managed by this network") until someone deletes it by hand.
+    Harness h;
+    h.m().create(lan_document);
+    const std::string before = h.links.state();
+    h.links.reset_calls();
+    h.links.fail_on("set_alias", 1);
+    CHECK_THROWS_AS(h.m().start("lan"), Error);
+    CHECK(h.m().state("lan") == State::failed);
+    CHECK_FALSE(h.links.has("lan0"));
+    CHECK(h.links.state() == before);
+    h.links.reset_calls();
+    CHECK_NOTHROW(h.m().start("lan"));
+}
+
+// ---- 3. refusals --------------------------------------------------------------
+
+TEST_CASE("Bridge-mode starts the manager refuses change nothing", "[manager]")
+{
+    Harness h;
+    std::string uplink;
+    ErrorKind kind = ErrorKind::Kernel;
+    std::vector<std::string> mentions;
+    SECTION("a wireless uplink")
+    {
+        uplink = "wlan0";
+        kind = ErrorKind::Unsupported;
+        mentions = {"wlan0", "wireless", "nat", "routed"};
+    }
+    SECTION("an uplink enslaved to another bridge")
+    {
+        uplink = "eth2";
+        kind = ErrorKind::Conflict;
+        mentions = {"eth2", "already enslaved to br-ext"};
+    }
+    SECTION("a missing uplink")
+    {
+        uplink = "eth9";
+        kind = ErrorKind::NotFound;
+        mentions = {"eth9"};
+    }
+    SECTION("a multipath route on the host")
+    {
+        uplink = "eth0";
+        kind = ErrorKind::Unsupported;
+        mentions = {"multipath"};
+        h.links.add_raw_route({.family = AF_INET,
+                               .destination = "10.50.0.0",
+                               .prefix_length = 16,
+                               .gateway = "multipath",
+                               .link_index = 0,
+                               .protocol = rtprot_static});
+    }
+    h.m().create(lan_with_uplink(uplink));
+    const std::string before = h.links.state();
+    h.links.reset_calls();
+    const auto err = error_of([&] { h.m().start("lan"); });
+    REQUIRE(err);
+    CHECK(err->kind() == kind);
+    for (const auto& m : mentions)
+        CHECK_THAT(err->what(), Contains(m));
+    CHECK(h.m().state("lan") == State::failed);
+    CHECK(h.links.mutations().empty());
+    CHECK(h.links.state() == before);
+    CHECK(h.firewall.commits == 0);
+    CHECK_FALSE(h.runtime_file("takeover.json"));
+    CHECK_FALSE(h.runtime_file("active"));
+}
+
+TEST_CASE("A bridge network whose start was refused can be stopped and deleted", "[manager][!mayfail]")
+{
+    // BUG: after any failed bridge-mode start (refused, rolled back, or an
+    // unconfirmed start rolled back by the deadline) the state is "failed",
+    // so stop() runs tear_down -> restore_uplink, which finds no takeover
+    // record (there was none, or the rollback removed it) and reports "no
+    // readable record of the takeover of ..." as a problem. stop() then
+    // throws Kernel and leaves the network failed ("stop incomplete"), and
+    // remove(), which calls stop() first, can never delete the network.
+    Harness h;
+    h.m().create(lan_with_uplink("wlan0"));
+    const std::string before = h.links.state();
+    CHECK_THROWS_AS(h.m().start("lan"), Error);
+    REQUIRE(h.m().state("lan") == State::failed);
+    CHECK_NOTHROW(h.m().stop("lan"));
+    CHECK(h.m().state("lan") == State::inactive);
+    CHECK_NOTHROW(h.m().remove("lan"));
+    CHECK(h.m().names().empty());
+    CHECK(h.links.state() == before);
+}
+
+// ---- 4. confirmation deadline -------------------------------------------------
+
+TEST_CASE("An unconfirmed takeover is rolled back at its deadline", "[manager]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    const std::string before = h.links.state();
+
+    SECTION("no confirmation: rolled back after the deadline")
+    {
+        const std::uint64_t started = core::EventLoop::now_usec();
+        h.m().start("lan", 1);
+        CHECK(h.m().state("lan") == State::active);
+        CHECK(h.m().awaiting_confirmation("lan"));
+        h.run_loop(3'000'000, [&] { return h.m().state("lan") != State::active; });
+        CHECK(core::EventLoop::now_usec() - started >= 1'000'000);
+        CHECK(h.m().state("lan") == State::failed);
+        CHECK_THAT(h.m().state_reason("lan"), Contains("not confirmed"));
+        CHECK_FALSE(h.m().awaiting_confirmation("lan"));
+        CHECK(h.links.state() == before);
+        CHECK_FALSE(h.firewall.table);
+    }
+    SECTION("confirmed in time: stays up")
+    {
+        h.m().start("lan", 1);
+        const std::string taken_over = h.links.state();
+        h.m().confirm("lan");
+        CHECK_FALSE(h.m().awaiting_confirmation("lan"));
+        h.run_loop(1'100'000);
+        CHECK(h.m().state("lan") == State::active);
+        CHECK(h.links.state() == taken_over);
+        CHECK(h.links.link("eth0").master_index == h.links.link("lan0").index);
+    }
+    SECTION("nothing to confirm")
+    {
+        auto err = error_of([&] { h.m().confirm("lan"); });
+        REQUIRE(err);
+        CHECK(err->kind() == ErrorKind::Conflict);
+        h.m().start("lan");
+        err = error_of([&] { h.m().confirm("lan"); });
+        REQUIRE(err);
+        CHECK(err->kind() == ErrorKind::Conflict);
+        // A deadline cannot be attached to a network that is already up.
+        err = error_of([&] { h.m().start("lan", 5); });
+        REQUIRE(err);
+        CHECK(err->kind() == ErrorKind::Conflict);
+        CHECK_FALSE(h.m().awaiting_confirmation("lan"));
+    }
+}
+
+TEST_CASE("A confirmation deadline survives a daemon restart", "[manager][!mayfail]")
+{
+    // BUG (safety net): the deadline lives only in the Manager's memory
+    // (Entry::confirm_timer). If the daemon restarts between start(name, T)
+    // and confirm(), load() adopts the takeover as an ordinary active network
+    // with no deadline, so a takeover that cut the operator off is never
+    // rolled back, contrary to docs/guests.md ("If confirm does not arrive
+    // in time, kvmnetd puts the uplink back as it was").
+    Harness h;
+    h.m().create(lan_document);
+    const std::string before = h.links.state();
+    h.m().start("lan", 1);
+    REQUIRE(h.m().awaiting_confirmation("lan"));
+    h.restart_manager();
+    h.m().load();
+    const bool still_guarded = h.m().awaiting_confirmation("lan");
+    const bool rolled_back = h.m().state("lan") == State::failed && h.links.state() == before;
+    CHECK((still_guarded || rolled_back));
+}
+
+// ---- 5. adoption after a daemon restart ---------------------------------------
+
+TEST_CASE("A restarted daemon adopts a running takeover without touching the kernel", "[manager]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    const std::string before = h.links.state();
+    h.m().start("lan");
+    const std::string taken_over = h.links.state();
+
+    h.restart_manager();
+    h.links.reset_calls();
+    h.m().load();
+    CHECK(h.m().state("lan") == State::active);
+    CHECK(h.links.mutations().empty());
+    CHECK(h.links.state() == taken_over);
+
+    // The record written by the first instance is what the second one restores.
+    h.m().stop("lan");
+    CHECK(h.links.state() == before);
+}
+
+TEST_CASE("A restarted daemon adopts a takeover with guest ports without changing them", "[manager]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    h.m().start("lan");
+    h.m().attach_port("lan", R"({"name": "vm1-tap", "tap": true, "owner": 1000, "mac": "52:54:00:12:34:56"})");
+    const std::string taken_over = h.links.state();
+
+    h.restart_manager();
+    h.links.reset_calls();
+    h.m().load();
+    CHECK(h.m().state("lan") == State::active);
+    CHECK(h.links.state() == taken_over);
+    // Port settings without a read-back (isolation, shaping) are applied again,
+    // to the same values; nothing is created, deleted, moved or re-addressed.
+    for (const auto& m : h.links.mutations()) {
+        INFO(m);
+        CHECK((m.rfind("set_port_isolated ", 0) == 0 || m.rfind("set_bandwidth ", 0) == 0));
+    }
+}
+
+// ---- 6. guest ports -------------------------------------------------------------
+
+TEST_CASE("Guest ports on a bridge-mode network", "[manager]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    h.m().start("lan");
+    const int bridge = h.links.link("lan0").index;
+
+    SECTION("a tap is created for its owner, enslaved, and deleted on detach")
+    {
+        h.m().attach_port(
+            "lan", R"({"name": "vm1-tap", "tap": true, "owner": 1000, "group": 100, "mac": "52:54:00:12:34:56"})");
+        REQUIRE(h.links.has("vm1-tap"));
+        const FakeLink& tap = h.links.fake("vm1-tap");
+        CHECK(tap.tap);
+        CHECK(tap.owner == 1000);
+        CHECK(tap.group == 100);
+        CHECK(tap.info.master_index == bridge);
+        CHECK(tap.info.up);
+        CHECK(tap.info.mac == "fe:54:00:12:34:56");
+        CHECK_FALSE(tap.isolated);
+        const auto ports = h.m().list_ports("lan");
+        REQUIRE(ports.size() == 1);
+        CHECK(ports[0]["name"] == "vm1-tap");
+        CHECK(ports[0]["state"] == "attached");
+        CHECK(ports[0]["host_mac"] == "fe:54:00:12:34:56");
+        CHECK_FALSE(ports[0].contains("problem"));
+
+        h.m().detach_port("lan", "vm1-tap");
+        CHECK_FALSE(h.links.has("vm1-tap"));
+        CHECK(h.m().list_ports("lan").empty());
+        CHECK(h.m().spec("lan").ports.empty());
+    }
+    SECTION("a MAC that is already in use is refused and nothing is created")
+    {
+        h.m().attach_port("lan", R"({"name": "vm1-tap", "tap": true, "mac": "52:54:00:12:34:56"})");
+        const std::string before = h.links.state();
+        const auto spec_before = h.m().spec("lan");
+        // The bridge carries the uplink's MAC, so this one is both.
+        for (const std::string& mac : {eth0_mac, std::string("52:54:00:aa:bb:02"), std::string("52:54:00:12:34:56")}) {
+            INFO(mac);
+            h.links.reset_calls();
+            const auto err = error_of(
+                [&] { h.m().attach_port("lan", R"({"name": "vm2-tap", "tap": true, "mac": ")" + mac + R"("})"); });
+            REQUIRE(err);
+            CHECK(err->kind() == ErrorKind::Conflict);
+            CHECK_THAT(err->what(), Contains(mac));
+            CHECK(h.links.mutations().empty());
+            CHECK(h.links.state() == before);
+            CHECK(h.m().spec("lan") == spec_before);
+        }
+    }
+    SECTION("a tap whose setup fails is deleted again")
+    {
+        const std::string before = h.links.state();
+        h.links.reset_calls();
+        h.links.fail_on("set_master", 1);
+        const auto err = error_of([&] { h.m().attach_port("lan", R"({"name": "vm1-tap", "tap": true})"); });
+        REQUIRE(err);
+        CHECK_THAT(err->what(), Contains("injected"));
+        CHECK(h.links.count("create_tap") == 1);
+        CHECK_FALSE(h.links.has("vm1-tap"));
+        CHECK(h.links.state() == before);
+        CHECK(h.m().spec("lan").ports.empty());
+    }
+    SECTION("VLANs are unsupported without bridge VLAN filtering")
+    {
+        const std::string before = h.links.state();
+        const auto err =
+            error_of([&] { h.m().attach_port("lan", R"({"name": "vm1-tap", "tap": true, "vlan": {"pvid": 10}})"); });
+        REQUIRE(err);
+        CHECK(err->kind() == ErrorKind::Unsupported);
+        CHECK_THAT(err->what(), Contains("VLAN"));
+        CHECK(h.links.count("vlan_filtering_supported") == 1);
+        CHECK(h.links.state() == before);
+        CHECK(h.m().spec("lan").ports.empty());
+    }
+    SECTION("a port whose interface vanishes is reported missing and re-attached when it returns")
+    {
+        h.m().attach_port("lan", R"({"name": "vm1-tap", "tap": true, "mac": "52:54:00:12:34:56"})");
+        h.links.delete_link("vm1-tap");
+        h.m().link_changed("vm1-tap");
+        auto ports = h.m().list_ports("lan");
+        REQUIRE(ports.size() == 1);
+        CHECK(ports[0]["state"] == "missing");
+        CHECK(ports[0]["problem"] == "interface is missing");
+
+        // QEMU makes the tap again (not enslaved, down, a random MAC).
+        LinkInfo again;
+        again.name = "vm1-tap";
+        again.kind = "tun";
+        again.mtu = 1500;
+        again.mac = "02:11:22:33:44:55";
+        h.links.add_link(again);
+        h.m().link_changed("vm1-tap");
+        const LinkInfo& tap = h.links.link("vm1-tap");
+        CHECK(tap.master_index == bridge);
+        CHECK(tap.up);
+        CHECK(tap.mac == "fe:54:00:12:34:56");
+        ports = h.m().list_ports("lan");
+        REQUIRE(ports.size() == 1);
+        CHECK(ports[0]["state"] == "attached");
+        CHECK_FALSE(ports[0].contains("problem"));
+        CHECK(h.m().state("lan") == State::active);
+    }
+}
+
+TEST_CASE("Attaching an existing interface that fails half-way leaves it as it was", "[manager][!mayfail]")
+{
+    // BUG: attach_port undoes a failed apply_port only by deleting a tap it
+    // created. An existing interface (a veth, or a tap QEMU made) keeps
+    // whatever apply_port did before the failing step (new MAC, enslaved to
+    // the bridge, set up), while the port is not added to the document: the
+    // interface is now on the bridge, invisible to list_ports and refused by
+    // detach_port ("has no port named ...").
+    Harness h;
+    h.m().create(lan_document);
+    h.m().start("lan");
+    LinkInfo veth;
+    veth.name = "veth-vm";
+    veth.kind = "veth";
+    veth.mtu = 1500;
+    veth.mac = "02:aa:00:00:00:01";
+    h.links.add_link(veth);
+    const std::string before = h.links.state();
+    h.links.reset_calls();
+    h.links.fail_on("set_port_isolated", 1);
+    CHECK_THROWS_AS(h.m().attach_port("lan", R"({"name": "veth-vm", "mac": "52:54:00:77:77:77"})"), Error);
+    CHECK(h.m().spec("lan").ports.empty());
+    CHECK(h.links.link("veth-vm").master_index == 0);
+    CHECK(h.links.state() == before);
+}
+
+// ---- 7. MAC-conflict watch ------------------------------------------------------
+
+TEST_CASE("A guest MAC flapping between two ports degrades the network and is reported", "[manager]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    h.m().attach_port("lan", R"({"name": "vnet-a", "tap": true})");
+    h.m().attach_port("lan", R"({"name": "vnet-b", "tap": true})");
+    const int a = h.links.link("vnet-a").index;
+    const int b = h.links.link("vnet-b").index;
+    const std::string mac = "52:54:00:de:ad:01";
+    // One poll per second: seen on A, then on B, then back on A.
+    h.links.fdb_script = [&](int call) {
+        const int port = call == 2 ? b : a;
+        return std::vector<plan::FdbEntry>{{eth0_mac, 0, 0, true}, {mac, port, 0, false}};
+    };
+    h.m().start("lan");
+    REQUIRE(h.m().state("lan") == State::active);
+    REQUIRE(h.links.count("list_fdb") == 0);
+
+    const auto spent = h.run_loop(5'000'000, [&] { return !h.listener.conflicts.empty(); });
+    CHECK(spent < 4'500'000);
+    CHECK(h.links.count("list_fdb") == 3);
+    CHECK(h.m().state("lan") == State::degraded);
+    CHECK_THAT(h.m().state_reason("lan"), Contains(mac) && Contains("vnet-a") && Contains("vnet-b"));
+    REQUIRE(h.listener.conflicts.size() == 1);
+    CHECK(h.listener.conflicts[0].network == "lan");
+    CHECK(h.listener.conflicts[0].mac == mac);
+    CHECK(h.listener.conflicts[0].ports == std::vector<std::string>{"vnet-a", "vnet-b"});
+}
+
+TEST_CASE("The MAC-conflict watch covers ports attached after a poll found none", "[manager][!mayfail]")
+{
+    // BUG: poll_fdb re-arms its timer only while some running network has
+    // ports, and only attach_ports (called from bring_up) arms it again.
+    // attach_port, update and link_changed apply ports without re-arming it,
+    // so a network started without ports (the usual case: ports come and go
+    // with VMs) loses the MAC-conflict watch for good after its first poll,
+    // until some network is started again.
+    Harness h;
+    h.m().create(lan_document);
+    h.m().start("lan");
+    h.run_loop(1'150'000);  // the first poll finds no ports
+    h.m().attach_port("lan", R"({"name": "vnet-a", "tap": true})");
+    h.links.reset_calls();
+    h.run_loop(1'150'000, [&] { return h.links.count("list_fdb") > 0; });
+    CHECK(h.links.count("list_fdb") > 0);
+}
