@@ -210,8 +210,10 @@ void Manager::load()
         const bool was_active = std::filesystem::exists(runtime_dir_of(name) + "/active");
         if (!e.spec.autostart && !was_active) continue;
         log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"));
+        const auto deadline = store::read_file(runtime_dir_of(name) + "/confirm-deadline");
         try {
             bring_up(e);
+            if (deadline) arm_confirmation(e, std::stoll(*deadline));
         } catch (const std::exception& err) {
             log_error(err.what());
         }
@@ -308,12 +310,36 @@ void Manager::start(const std::string& name, std::uint32_t confirm_timeout_s)
     bring_up(e, confirm_timeout_s);
 }
 
+void Manager::arm_confirmation(Entry& e, std::int64_t deadline)
+{
+    // The deadline is wall-clock time in the runtime directory, so a daemon
+    // restarted before it expires still rolls the start back in time.
+    const std::string name = e.spec.name;
+    const std::string file = runtime_dir_of(name) + "/confirm-deadline";
+    store::write_atomic(file, std::to_string(deadline) + "\n");
+    const std::int64_t left = std::max<std::int64_t>(0, deadline - static_cast<std::int64_t>(::time(nullptr)));
+    e.confirm_timer = loop_.add_timer(static_cast<std::uint64_t>(left) * 1000000ull, [this, name] {
+        auto it = networks_.find(name);
+        if (it == networks_.end()) return;
+        Entry& entry = it->second;
+        entry.confirm_timer.reset();
+        log_warning("network " + name + ": start not confirmed in time, rolling back");
+        auto problems = tear_down(entry);
+        std::string reason = "start was not confirmed in time and was rolled back";
+        for (const auto& p : problems)
+            reason += "; " + p;
+        set_state(entry, State::failed, reason);
+    });
+    if (listener_) listener_->network_changed(name);
+}
+
 void Manager::confirm(const std::string& name)
 {
     Entry& e = entry(name);
     if (!e.confirm_timer)
         throw Error(ErrorKind::Conflict, "network '" + name + "' has no start waiting for confirmation");
     e.confirm_timer.reset();
+    store::remove_file(runtime_dir_of(name) + "/confirm-deadline");
     log_info("network " + name + ": start confirmed");
     if (listener_) listener_->network_changed(name);
 }
@@ -513,23 +539,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         e.dnsmasq_problem.clear();
         e.mac_conflict.clear();
         e.fdb.clear();
-        if (confirm_timeout_s > 0) {
-            const std::string name = n.name;
-            e.confirm_timer = loop_.add_timer(confirm_timeout_s * 1000000ull, [this, name, confirm_timeout_s] {
-                auto it = networks_.find(name);
-                if (it == networks_.end()) return;
-                Entry& entry = it->second;
-                entry.confirm_timer.reset();
-                log_warning("network " + name + ": start not confirmed within " + std::to_string(confirm_timeout_s) +
-                            " s, rolling back");
-                auto problems = tear_down(entry);
-                std::string reason =
-                    "start was not confirmed within " + std::to_string(confirm_timeout_s) + " s and was rolled back";
-                for (const auto& p : problems)
-                    reason += "; " + p;
-                set_state(entry, State::failed, reason);
-            });
-        }
+        if (confirm_timeout_s > 0) arm_confirmation(e, static_cast<std::int64_t>(::time(nullptr)) + confirm_timeout_s);
         set_state(e, State::active);
     } catch (const std::exception& err) {
         undo.unwind();

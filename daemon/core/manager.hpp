@@ -124,6 +124,10 @@ private:
     void set_state(Entry& e, State state, std::string reason = {});
 
     void bring_up(Entry& e, std::uint32_t confirm_timeout_s = 0);
+    // Rolls the network back unless confirm() comes before `deadline` (Unix time).
+    void arm_confirmation(Entry& e, std::int64_t deadline);
+    // Keeps the forwarding-database poll running while any network has ports.
+    void ensure_fdb_poll();
     // Bridge mode (core/manager_bridge.cpp): moves the uplink's addresses
     // and routes to a new bridge; restore_uplink puts them back (also the
     // rollback of a failed or unconfirmed takeover).

@@ -144,18 +144,25 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
         record["routes"].push_back(route_json(r));
     store::make_directories(runtime_dir_of(n.name), 0755);
     store::write_atomic(takeover_record(n.name), record.dump(2) + "\n");
+    undo.push("remove the takeover record", [this, name = n.name] { store::remove_file(takeover_record(name)); });
 
     step = "creating bridge " + n.bridge;
     plan::BridgeOptions options = plan::bridge_options(n, uplink->mac);
     if (options.mtu == 0) options.mtu = uplink->mtu;
     links_.create_bridge(n.bridge, options);
+    try {
+        links_.set_alias(n.bridge, plan::owner_alias(n.name));
+    } catch (...) {
+        // Not yet marked as ours, so restore_uplink would not recognise it.
+        links_.delete_link(n.bridge);
+        throw;
+    }
     // From here on, one inverse covers every later step: restore_uplink
     // tolerates steps that did not happen yet.
     undo.push("restore uplink " + n.uplink, [this, &e] {
         for (const auto& p : restore_uplink(e))
             log_error("rollback: " + p);
     });
-    links_.set_alias(n.bridge, plan::owner_alias(n.name));
 
     step = "bringing " + n.bridge + " up";
     links_.set_up(n.bridge, true);

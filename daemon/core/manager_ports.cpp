@@ -98,6 +98,11 @@ void Manager::attach_ports(Entry& e)
             log_warning("network " + e.spec.name + ": port " + p.name + ": " + err.what());
         }
     }
+    ensure_fdb_poll();
+}
+
+void Manager::ensure_fdb_poll()
+{
     if (!fdb_timer_) fdb_timer_ = loop_.add_timer(fdb_poll_usec, [this] { poll_fdb(); });
 }
 
@@ -140,12 +145,20 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
         try {
             apply_port(e, p);
         } catch (...) {
-            if (created) {
-                try {
+            // Leave the interface as it was found: a tap we made goes away,
+            // an existing interface gets its MAC, master, state and shaping back.
+            try {
+                if (created) {
                     links_.delete_link(p.name);
-                } catch (const std::exception& err) {
-                    log_error("rollback: deleting tap " + p.name + ": " + err.what());
+                } else if (const auto now = links_.find_link(p.name)) {
+                    links_.set_bandwidth(p.name, {});
+                    if (now->master_index != existing->master_index && existing->master_index == 0)
+                        links_.set_master(p.name, "");
+                    if (now->mac != existing->mac && !existing->mac.empty()) links_.set_mac(p.name, existing->mac);
+                    if (now->up != existing->up) links_.set_up(p.name, existing->up);
                 }
+            } catch (const std::exception& err) {
+                log_error("rollback of port " + p.name + ": " + err.what());
             }
             throw;
         }
@@ -156,6 +169,7 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
     store_.save(next);
     e.spec = std::move(next);
     e.port_problems.erase(p.name);
+    ensure_fdb_poll();
     log_info("network " + name + ": port " + p.name + " attached");
     if (listener_) listener_->network_changed(name);
 }
@@ -251,6 +265,7 @@ bool Manager::update_live(Entry& e, const model::Network& next)
         e.spec = old;
         throw;
     }
+    ensure_fdb_poll();
     return true;
 }
 
@@ -313,7 +328,7 @@ void Manager::poll_fdb()
             assess(e);
         }
     }
-    if (any) fdb_timer_ = loop_.add_timer(fdb_poll_usec, [this] { poll_fdb(); });
+    if (any) ensure_fdb_poll();
 }
 
 }  // namespace kvmnet::core

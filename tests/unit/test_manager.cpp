@@ -7,8 +7,8 @@
 // wrong order or an incomplete rollback shows up as a difference between the
 // fake's state and a snapshot taken before the start.
 //
-// Tests tagged [!mayfail] document bugs found in the manager; each says what
-// goes wrong. They pass (are reported, not failed) until the daemon is fixed.
+// Tests marked "Regression" document bugs found in the manager and fixed; each says what
+// went wrong.
 // Designated initializers below name only the fields that matter and mean the
 // defaults for the rest, which GCC's -Wextra reports for members without a
 // default member initializer (std::string ones); that warning is noise here.
@@ -951,15 +951,10 @@ TEST_CASE("A takeover that fails at any call is rolled back exactly", "[manager]
     CHECK(count("add_route") == 8);
     CHECK(count("delete_address") == 3);
 
-    // Failing set_alias leaves the bridge behind: a known bug, shown by the
-    // [!mayfail] test below. Drop this exclusion once it is fixed.
-    const auto known_bug = [](const Call& c, int nth) { return c.verb == "set_alias" && nth == 1; };
-
     std::map<std::string, int> seen;
     int injected = 0;
     for (const Call& c : dry) {
         const int nth = ++seen[c.verb];
-        if (known_bug(c, nth)) continue;
         INFO("failing call " << nth << " of " << c.verb << " " << c.link << " " << c.detail);
         Harness h;
         h.m().create(lan_document);
@@ -982,9 +977,9 @@ TEST_CASE("A takeover that fails at any call is rolled back exactly", "[manager]
     CHECK(injected >= 30);
 }
 
-TEST_CASE("A takeover failing at set_alias deletes the bridge it created", "[manager][!mayfail]")
+TEST_CASE("A takeover failing at set_alias deletes the bridge it created", "[manager]")
 {
-    // BUG: take_over_uplink pushes its single undo (restore_uplink) right after
+    // Regression: take_over_uplink pushes its single undo (restore_uplink) right after
     // create_bridge, but restore_uplink deletes the bridge only when it
     // carries the owner alias. When set_alias is the call that fails, the new
     // bridge has no alias, so the rollback leaves it behind, and every later
@@ -1001,6 +996,27 @@ TEST_CASE("A takeover failing at set_alias deletes the bridge it created", "[man
     CHECK(h.links.state() == before);
     h.links.reset_calls();
     CHECK_NOTHROW(h.m().start("lan"));
+}
+
+TEST_CASE("A takeover failing at create_bridge leaves no record for a later stop to replay", "[manager]")
+{
+    // Regression: take_over_uplink writes takeover.json before create_bridge but
+    // pushes the undo that removes it (restore_uplink) only after
+    // create_bridge succeeded. When create_bridge fails, the record stays.
+    // The network is "failed", so a later stop() runs restore_uplink on that
+    // stale record and puts back whatever the uplink had at the time of the
+    // failed start, even if the host's configuration has changed since
+    // (here: a SLAAC address that expired in between comes back, forever).
+    Harness h;
+    h.m().create(lan_document);
+    h.links.reset_calls();
+    h.links.fail_on("create_bridge", 1);
+    CHECK_THROWS_AS(h.m().start("lan"), Error);
+    CHECK_FALSE(h.runtime_file("takeover.json"));
+    h.links.delete_address("eth0", AF_INET6, "2001:db8:1::10", 64);
+    const std::string later = h.links.state();
+    h.m().stop("lan");
+    CHECK(h.links.state() == later);
 }
 
 // ---- 3. refusals --------------------------------------------------------------
@@ -1057,22 +1073,23 @@ TEST_CASE("Bridge-mode starts the manager refuses change nothing", "[manager]")
     CHECK_FALSE(h.runtime_file("active"));
 }
 
-TEST_CASE("A bridge network whose start was refused can be stopped and deleted", "[manager][!mayfail]")
+TEST_CASE("A bridge network whose start failed can be stopped and deleted", "[manager]")
 {
-    // BUG: after any failed bridge-mode start (refused, rolled back, or an
-    // unconfirmed start rolled back by the deadline) the state is "failed",
-    // so stop() runs tear_down -> restore_uplink, which finds no takeover
-    // record (there was none, or the rollback removed it) and reports "no
-    // readable record of the takeover of ..." as a problem. stop() then
-    // throws Kernel and leaves the network failed ("stop incomplete"), and
-    // remove(), which calls stop() first, can never delete the network.
+    // Regression (fixed in ba5166f): stop() of a failed bridge-mode network
+    // found no takeover record to restore and threw, so remove() could never
+    // delete a network whose start had been refused or rolled back.
     Harness h;
-    h.m().create(lan_with_uplink("wlan0"));
+    std::string uplink = "eth0";
+    SECTION("refused before any change") { uplink = "wlan0"; }
+    SECTION("rolled back after a failing step") { h.links.fail_on("add_route", 2); }
+    h.m().create(lan_with_uplink(uplink));
     const std::string before = h.links.state();
     CHECK_THROWS_AS(h.m().start("lan"), Error);
     REQUIRE(h.m().state("lan") == State::failed);
+    h.links.reset_calls();
     CHECK_NOTHROW(h.m().stop("lan"));
     CHECK(h.m().state("lan") == State::inactive);
+    CHECK(h.links.mutations().empty());
     CHECK_NOTHROW(h.m().remove("lan"));
     CHECK(h.m().names().empty());
     CHECK(h.links.state() == before);
@@ -1128,7 +1145,7 @@ TEST_CASE("An unconfirmed takeover is rolled back at its deadline", "[manager]")
     }
 }
 
-TEST_CASE("A confirmation deadline survives a daemon restart", "[manager][!mayfail]")
+TEST_CASE("A confirmation deadline survives a daemon restart", "[manager]")
 {
     // BUG (safety net): the deadline lives only in the Manager's memory
     // (Entry::confirm_timer). If the daemon restarts between start(name, T)
@@ -1299,9 +1316,9 @@ TEST_CASE("Guest ports on a bridge-mode network", "[manager]")
     }
 }
 
-TEST_CASE("Attaching an existing interface that fails half-way leaves it as it was", "[manager][!mayfail]")
+TEST_CASE("Attaching an existing interface that fails half-way leaves it as it was", "[manager]")
 {
-    // BUG: attach_port undoes a failed apply_port only by deleting a tap it
+    // Regression: attach_port undoes a failed apply_port only by deleting a tap it
     // created. An existing interface (a veth, or a tap QEMU made) keeps
     // whatever apply_port did before the failing step (new MAC, enslaved to
     // the bridge, set up), while the port is not added to the document: the
@@ -1356,14 +1373,49 @@ TEST_CASE("A guest MAC flapping between two ports degrades the network and is re
     CHECK(h.listener.conflicts[0].ports == std::vector<std::string>{"vnet-a", "vnet-b"});
 }
 
-TEST_CASE("The MAC-conflict watch covers ports attached after a poll found none", "[manager][!mayfail]")
+TEST_CASE("FDB notifications of a MAC flapping between two ports are a conflict at once", "[manager]")
 {
-    // BUG: poll_fdb re-arms its timer only while some running network has
-    // ports, and only attach_ports (called from bring_up) arms it again.
-    // attach_port, update and link_changed apply ports without re-arming it,
-    // so a network started without ports (the usual case: ports come and go
-    // with VMs) loses the MAC-conflict watch for good after its first poll,
-    // until some network is started again.
+    Harness h;
+    h.m().create(lan_document);
+    h.m().attach_port("lan", R"({"name": "vnet-a", "tap": true})");
+    h.m().attach_port("lan", R"({"name": "vnet-b", "tap": true})");
+    h.m().start("lan");
+    const int bridge = h.links.link("lan0").index;
+    const int a = h.links.link("vnet-a").index;
+    const int b = h.links.link("vnet-b").index;
+    const std::string mac = "52:54:00:de:ad:02";
+
+    // Another bridge's notifications, and a single move (a migrating guest), are no conflict.
+    h.m().fdb_learned(h.links.link("br-ext").index, mac, a);
+    h.m().fdb_learned(h.links.link("br-ext").index, mac, b);
+    h.m().fdb_learned(h.links.link("br-ext").index, mac, a);
+    h.m().fdb_learned(bridge, mac, a);
+    h.m().fdb_learned(bridge, mac, b);
+    CHECK(h.m().state("lan") == State::active);
+    CHECK(h.listener.conflicts.empty());
+
+    h.m().fdb_learned(bridge, mac, a);
+    CHECK(h.m().state("lan") == State::degraded);
+    CHECK_THAT(h.m().state_reason("lan"), Contains(mac) && Contains("vnet-a") && Contains("vnet-b"));
+    REQUIRE(h.listener.conflicts.size() == 1);
+    CHECK(h.listener.conflicts[0].mac == mac);
+    CHECK(h.listener.conflicts[0].ports == std::vector<std::string>{"vnet-a", "vnet-b"});
+    // The same conflict again is not announced twice.
+    h.m().fdb_learned(bridge, mac, b);
+    CHECK(h.listener.conflicts.size() == 1);
+}
+
+TEST_CASE("The MAC-conflict watch covers ports attached after a poll found none", "[manager]")
+{
+    // Regression: poll_fdb re-arms its timer only while some running network has
+    // ports, and only attach_ports (called from bring_up) arms it again;
+    // attach_port, update and link_changed apply ports without re-arming it.
+    // A network started without ports (the usual case: ports come and go
+    // with VMs) loses the poll for good after its first tick, until some
+    // network is started again. Since FDB notifications (fdb_learned) also
+    // feed the watch, conflicts are still noticed, but the poll's two jobs
+    // are gone: the safety net for lost notifications, and expiring a
+    // resolved conflict, so the network then stays degraded forever.
     Harness h;
     h.m().create(lan_document);
     h.m().start("lan");
