@@ -275,6 +275,7 @@ int cmd_start(Context& c, const std::vector<std::string>& args)
 {
     if (args.size() == 3 && args[1] == "--confirm-timeout") {
         const auto timeout = number(args[2], "--confirm-timeout");
+        if (timeout == 0 || timeout > 3600) throw UsageError("--confirm-timeout takes 1 to 3600 seconds");
         c.network(args[0]).StartWithConfirmation(static_cast<std::uint32_t>(timeout));
         std::cout << "Network " << args[0] << " started; run `kvmnetctl confirm " << args[0] << "` within " << timeout
                   << " s or it is rolled back.\n";

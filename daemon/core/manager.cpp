@@ -213,7 +213,15 @@ void Manager::load()
         const auto deadline = store::read_file(runtime_dir_of(name) + "/confirm-deadline");
         try {
             bring_up(e);
-            if (deadline) arm_confirmation(e, std::stoll(*deadline));
+            if (deadline) {
+                // An unreadable deadline counts as expired: rolling back is the safe side.
+                std::int64_t when = 0;
+                try {
+                    when = std::stoll(*deadline);
+                } catch (const std::exception&) {
+                }
+                arm_confirmation(e, when);
+            }
         } catch (const std::exception& err) {
             log_error(err.what());
         }
@@ -291,6 +299,15 @@ void Manager::remove(const std::string& name)
 {
     Entry& e = entry(name);
     if (e.state != State::inactive) stop(name);
+    // Taps the daemon created belong to the network and go with it.
+    for (const model::Port& p : e.spec.ports) {
+        if (!p.tap || !links_.find_link(p.name)) continue;
+        try {
+            links_.delete_link(p.name);
+        } catch (const std::exception& err) {
+            log_error("network " + name + ": deleting tap " + p.name + ": " + err.what());
+        }
+    }
     store_.remove(name);
     networks_.erase(name);
     log_info("network " + name + ": deleted");
@@ -428,7 +445,7 @@ void Manager::link_changed(const std::string& link_name)
             // name): attach it again without being asked.
             const auto link = links_.find_link(link_name);
             const auto bridge = links_.find_link(e.spec.bridge);
-            if (link && bridge && link->master_index != bridge->index) {
+            if (link && bridge && (link->master_index != bridge->index || e.port_problems.count(p.name))) {
                 log_info("network " + name + ": port " + link_name + " appeared, attaching it");
                 try {
                     apply_port(e, p);
@@ -583,8 +600,13 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     e.fdb.clear();
     set_state(e, State::inactive);
     attempt("restoring IPv4 forwarding", [&] { update_ip_forward(active_specs()); });
+    // The takeover record outlives a restore that failed, so a later stop can
+    // still put the uplink back; everything else of the run goes.
     std::error_code ec;
-    std::filesystem::remove_all(runtime_dir_of(n.name), ec);
+    const bool keep_record = !problems.empty() && std::filesystem::exists(takeover_record(n.name));
+    for (const auto& entry : std::filesystem::directory_iterator(runtime_dir_of(n.name), ec))
+        if (!keep_record || entry.path() != takeover_record(n.name)) std::filesystem::remove_all(entry.path(), ec);
+    if (!keep_record) std::filesystem::remove(runtime_dir_of(n.name), ec);
     return problems;
 }
 

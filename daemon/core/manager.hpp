@@ -135,7 +135,8 @@ private:
     std::vector<std::string> restore_uplink(Entry& e);
     std::string takeover_record(const std::string& name) const;
     // Ports (core/manager_ports.cpp).
-    void apply_port(Entry& e, const model::Port& port);
+    // `previous`: the port's configuration before this change, if any.
+    void apply_port(Entry& e, const model::Port& port, const model::Port* previous = nullptr);
     void attach_ports(Entry& e);
     void check_port_mac(const Entry& e, const model::Port& port);
     void poll_fdb();

@@ -10,6 +10,7 @@
 #include "plan/planner.hpp"
 #include "store/files.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <sys/socket.h>
 
@@ -100,10 +101,29 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
     const auto bridge = links_.find_link(n.bridge);
 
     // Adoption after a daemon restart: the takeover is already in place.
-    if (bridge && bridge->alias == plan::owner_alias(n.name) && uplink->master_index == bridge->index &&
-        store::read_file(takeover_record(n.name))) {
-        log_info("network " + n.name + ": adopting the takeover of " + n.uplink);
-        return;
+    if (bridge && bridge->alias == plan::owner_alias(n.name)) {
+        // A takeover is complete when the uplink is enslaved and every
+        // recorded address sits on the bridge; one interrupted half-way (a
+        // crash) is put back first and then done again.
+        bool complete = uplink->master_index == bridge->index;
+        const auto text = store::read_file(takeover_record(n.name));
+        const json record = text ? json::parse(*text, nullptr, false) : json();
+        if (!text || record.is_discarded()) complete = false;
+        const auto now = links_.list_addresses();
+        if (complete)
+            for (const auto& j : record.value("addresses", json::array()))
+                complete = complete && std::any_of(now.begin(), now.end(), [&](const plan::AddressInfo& a) {
+                               return a.link_index == bridge->index && a.address == j.value("address", "") &&
+                                      a.prefix_length == j.value("prefix_length", 0);
+                           });
+        if (complete) {
+            log_info("network " + n.name + ": adopting the takeover of " + n.uplink);
+            return;
+        }
+        log_warning("network " + n.name + ": found an unfinished takeover of " + n.uplink + "; undoing it first");
+        for (const auto& p : restore_uplink(e))
+            log_error("network " + n.name + ": " + p);
+        return take_over_uplink(e, undo, step);
     }
     if (uplink->wireless)
         throw Error(ErrorKind::Unsupported,
@@ -144,7 +164,12 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
         record["routes"].push_back(route_json(r));
     store::make_directories(runtime_dir_of(n.name), 0755);
     store::write_atomic(takeover_record(n.name), record.dump(2) + "\n");
-    undo.push("remove the takeover record", [this, name = n.name] { store::remove_file(takeover_record(name)); });
+    // One inverse covers every later step: restore_uplink tolerates steps
+    // that did not happen yet, and drops the record once all is back.
+    undo.push("restore uplink " + n.uplink, [this, &e] {
+        for (const auto& p : restore_uplink(e))
+            log_error("rollback: " + p);
+    });
 
     step = "creating bridge " + n.bridge;
     plan::BridgeOptions options = plan::bridge_options(n, uplink->mac);
@@ -157,12 +182,6 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
         links_.delete_link(n.bridge);
         throw;
     }
-    // From here on, one inverse covers every later step: restore_uplink
-    // tolerates steps that did not happen yet.
-    undo.push("restore uplink " + n.uplink, [this, &e] {
-        for (const auto& p : restore_uplink(e))
-            log_error("rollback: " + p);
-    });
 
     step = "bringing " + n.bridge + " up";
     links_.set_up(n.bridge, true);
@@ -251,7 +270,13 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
         problems.push_back("uplink " + n.uplink + " has disappeared; its addresses and routes cannot be put back");
     } else {
         for (const auto& j : record["addresses"]) {
-            plan::AddressInfo a = address_from(j);
+            plan::AddressInfo a;
+            try {
+                a = address_from(j);
+            } catch (const std::exception& err) {
+                problems.push_back(std::string("unreadable address in the takeover record: ") + err.what());
+                continue;
+            }
             for (const auto& current : now_on_bridge)
                 if (current.family == a.family && current.address == a.address &&
                     current.prefix_length == a.prefix_length) {
@@ -262,7 +287,13 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
                     [&] { links_.add_address_info(n.uplink, a); });
         }
         for (const auto& j : record["routes"]) {
-            const plan::RouteInfo r = route_from(j);
+            plan::RouteInfo r;
+            try {
+                r = route_from(j);
+            } catch (const std::exception& err) {
+                problems.push_back(std::string("unreadable route in the takeover record: ") + err.what());
+                continue;
+            }
             attempt("putting route " + route_text(r) + " back on " + n.uplink, [&] { links_.add_route(n.uplink, r); });
         }
     }

@@ -7,6 +7,7 @@
 #include "plan/planner.hpp"
 
 #include <algorithm>
+#include <optional>
 
 namespace kvmnet::core {
 namespace {
@@ -27,6 +28,8 @@ plan::PortBandwidth bandwidth_of(const model::Port& p)
     return {{p.inbound.average, p.inbound.peak, p.inbound.burst},
             {p.outbound.average, p.outbound.peak, p.outbound.burst}};
 }
+
+bool has_bandwidth(const model::Port& p) { return p.inbound.average != 0 || p.outbound.average != 0; }
 
 bool running(State s) { return s == State::active || s == State::degraded; }
 
@@ -64,7 +67,7 @@ void Manager::check_port_mac(const Entry& e, const model::Port& p)
     }
 }
 
-void Manager::apply_port(Entry& e, const model::Port& p)
+void Manager::apply_port(Entry& e, const model::Port& p, const model::Port* previous)
 {
     const model::Network& n = e.spec;
     auto link = links_.find_link(p.name);
@@ -83,8 +86,12 @@ void Manager::apply_port(Entry& e, const model::Port& p)
     links_.set_port_isolated(p.name, p.isolated);
     if (p.vlan_pvid != 0 || !p.vlan_tagged.empty())
         throw Error(ErrorKind::Unsupported,
-                    "port.vlan: per-port VLANs need bridge VLAN filtering, which this kernel does not provide");
-    links_.set_bandwidth(p.name, bandwidth_of(p));
+                    links_.vlan_filtering_supported()
+                        ? "port.vlan: per-port VLANs are not implemented yet"
+                        : "port.vlan: per-port VLANs need bridge VLAN filtering, which this kernel does not provide");
+    // Shaping is touched only when this port has (or had) limits, so qdiscs
+    // that someone else put on an adopted interface stay as they are.
+    if (has_bandwidth(p) || (previous && has_bandwidth(*previous))) links_.set_bandwidth(p.name, bandwidth_of(p));
 }
 
 void Manager::attach_ports(Entry& e)
@@ -122,6 +129,10 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
         std::remove_if(next.ports.begin(), next.ports.end(), [&](const model::Port& q) { return q.name == p.name; }),
         next.ports.end());
     const bool replacing = next.ports.size() != e.spec.ports.size();
+    const auto old_entry =
+        std::find_if(e.spec.ports.begin(), e.spec.ports.end(), [&](const model::Port& q) { return q.name == p.name; });
+    const std::optional<model::Port> previous =
+        old_entry == e.spec.ports.end() ? std::nullopt : std::optional<model::Port>(*old_entry);
     next.ports.push_back(p);
     model::validate(next);
     model::validate_against(next, configured_except(name));
@@ -143,15 +154,17 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
     const bool created = !existing && p.tap;
     if (running(e.state)) {
         try {
-            apply_port(e, p);
+            apply_port(e, p, previous ? &*previous : nullptr);
         } catch (...) {
             // Leave the interface as it was found: a tap we made goes away,
             // an existing interface gets its MAC, master, state and shaping back.
             try {
                 if (created) {
                     links_.delete_link(p.name);
+                } else if (previous) {
+                    apply_port(e, *previous);
                 } else if (const auto now = links_.find_link(p.name)) {
-                    links_.set_bandwidth(p.name, {});
+                    if (has_bandwidth(p)) links_.set_bandwidth(p.name, {});
                     if (now->master_index != existing->master_index && existing->master_index == 0)
                         links_.set_master(p.name, "");
                     if (now->mac != existing->mac && !existing->mac.empty()) links_.set_mac(p.name, existing->mac);
@@ -188,7 +201,7 @@ void Manager::detach_port(const std::string& name, const std::string& port_name)
         } else {
             const auto bridge = links_.find_link(e.spec.bridge);
             if (bridge && link->master_index == bridge->index) links_.set_master(port_name, "");
-            links_.set_bandwidth(port_name, {});
+            if (has_bandwidth(port)) links_.set_bandwidth(port_name, {});
         }
     }
     model::Network next = e.spec;
@@ -259,7 +272,7 @@ bool Manager::update_live(Entry& e, const model::Network& next)
                 std::find_if(old.ports.begin(), old.ports.end(), [&](const auto& q) { return q.name == p.name; });
             if (before != old.ports.end() && *before == p && next.mtu == old.mtu) continue;
             check_port_mac(e, p);
-            apply_port(e, p);
+            apply_port(e, p, before != old.ports.end() ? &*before : nullptr);
         }
     } catch (...) {
         e.spec = old;
