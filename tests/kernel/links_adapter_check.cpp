@@ -3,6 +3,7 @@
 // Run it only inside a throwaway namespace:
 //     ip netns add kvmnl-$$; ip netns exec kvmnl-$$ ./links_adapter_check; ip netns del kvmnl-$$
 // Exit status: 0 all passed, 1 some check failed, 77 (automake "skip") when not in a separate namespace.
+#include "check_util.hpp"
 #include "kernel/netlink_links.hpp"
 #include "model/error.hpp"
 #include "netns_guard.hpp"
@@ -24,22 +25,12 @@
 
 namespace {
 
+using namespace kvmnet::test;
+
 using kvmnet::Error;
 using kvmnet::ErrorKind;
 using kvmnet::kernel::NetlinkLinks;
 using nlohmann::json;
-
-int failures = 0;
-int checks = 0;
-
-void check(bool ok, const std::string& what)
-{
-    ++checks;
-    if (!ok) {
-        ++failures;
-        std::cout << "FAIL: " << what << '\n';
-    }
-}
 
 // BridgeOptions has grown beyond what this check sets; the rest keeps its "kernel default" value.
 kvmnet::plan::BridgeOptions bridge(bool stp, std::uint32_t forward_delay_cs, std::uint32_t mtu)
@@ -49,60 +40,6 @@ kvmnet::plan::BridgeOptions bridge(bool stp, std::uint32_t forward_delay_cs, std
     options.forward_delay_cs = forward_delay_cs;
     options.mtu = mtu;
     return options;
-}
-
-std::string kind_text(ErrorKind kind) { return std::string(kvmnet::error_kind_name(kind)); }
-
-// Runs `action` expecting a kvmnet::Error of `kind` whose message contains every string in `needles`.
-void expect_error(const std::string& what, ErrorKind kind, std::initializer_list<std::string> needles,
-                  const std::function<void()>& action)
-{
-    try {
-        action();
-        check(false, what + ": expected " + kind_text(kind) + " error, call succeeded");
-    } catch (const Error& e) {
-        std::cout << "  (" << what << " -> " << kind_text(e.kind()) << ": " << e.what() << ")\n";
-        check(e.kind() == kind,
-              what + ": expected kind " + kind_text(kind) + ", got " + kind_text(e.kind()) + " (" + e.what() + ")");
-        for (const auto& needle : needles) {
-            check(std::string(e.what()).find(needle) != std::string::npos,
-                  what + ": message \"" + e.what() + "\" lacks \"" + needle + "\"");
-        }
-    }
-}
-
-// Returns false (and records a failure) if `action` throws, so later checks can still run.
-bool step(const std::string& what, const std::function<void()>& action)
-{
-    try {
-        action();
-        return true;
-    } catch (const std::exception& e) {
-        check(false, what + " threw: " + e.what());
-        return false;
-    }
-}
-
-struct Output {
-    int status = -1;
-    std::string text;
-};
-
-Output run(const std::string& command)
-{
-    Output out;
-    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-    if (pipe == nullptr) {
-        return out;
-    }
-    char buffer[4096];
-    size_t n = 0;
-    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-        out.text.append(buffer, n);
-    }
-    const int raw = pclose(pipe);
-    out.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    return out;
 }
 
 // The single element of `ip -j ... dev NAME`, or null when the device does not exist.

@@ -4,6 +4,7 @@
 //     bash tests/kernel/run-in-netns.sh build/tests/kernel/ports_adapter_check
 // Fixtures (bridge, veth pair) are made with ip(8), so only the verbs under test go through the adapter.
 // Exit status: 0 all passed, 1 some check failed, 77 (skip) when not in a separate namespace.
+#include "check_util.hpp"
 #include "kernel/netlink_links.hpp"
 #include "model/error.hpp"
 #include "netns_guard.hpp"
@@ -35,80 +36,14 @@
 
 namespace {
 
+using namespace kvmnet::test;
+
 using kvmnet::Error;
 using kvmnet::ErrorKind;
 using kvmnet::kernel::NetlinkLinks;
 using kvmnet::plan::PortBandwidth;
 using kvmnet::plan::Rate;
 using nlohmann::json;
-
-int failures = 0;
-int checks = 0;
-
-void check(bool ok, const std::string& what)
-{
-    ++checks;
-    std::cout << (ok ? "  ok   " : "  FAIL ") << what << '\n';
-    if (!ok) {
-        ++failures;
-    }
-}
-
-std::string kind_text(ErrorKind kind) { return std::string(kvmnet::error_kind_name(kind)); }
-
-// Runs `action` expecting a kvmnet::Error of `kind` whose message contains every string in `needles`; returns the
-// message (empty when no error came).
-std::string expect_error(const std::string& what, ErrorKind kind, std::initializer_list<std::string> needles,
-                         const std::function<void()>& action)
-{
-    try {
-        action();
-        check(false, what + ": expected " + kind_text(kind) + " error, call succeeded");
-    } catch (const Error& e) {
-        bool all = true;
-        for (const auto& needle : needles) {
-            all = all && std::string(e.what()).find(needle) != std::string::npos;
-        }
-        check(e.kind() == kind && all, what + " -> " + kind_text(e.kind()) + ": " + e.what() +
-                                           (e.kind() == kind ? "" : "  [wrong kind]") +
-                                           (all ? "" : "  [message lacks an expected word]"));
-        return e.what();
-    }
-    return {};
-}
-
-bool step(const std::string& what, const std::function<void()>& action)
-{
-    try {
-        action();
-        return true;
-    } catch (const std::exception& e) {
-        check(false, what + " threw: " + e.what());
-        return false;
-    }
-}
-
-struct Output {
-    int status = -1;
-    std::string text;
-};
-
-Output run(const std::string& command)
-{
-    Output out;
-    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-    if (pipe == nullptr) {
-        return out;
-    }
-    std::array<char, 4096> buffer{};
-    size_t n = 0;
-    while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-        out.text.append(buffer.data(), n);
-    }
-    const int raw = pclose(pipe);
-    out.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    return out;
-}
 
 // Fixture commands must work; a failure here is a broken test environment, reported as such.
 bool sh(const std::string& command)

@@ -6,6 +6,7 @@
 // network namespace. Run it only inside a throwaway namespace:
 //     bash tests/kernel/run-in-netns.sh build/tests/kernel/takeover_adapter_check
 // Exit status: 0 all passed, 1 some check failed, 77 (automake "skip") when not in a separate namespace.
+#include "check_util.hpp"
 #include "kernel/netlink_links.hpp"
 #include "model/error.hpp"
 #include "netns_guard.hpp"
@@ -35,6 +36,8 @@
 
 namespace {
 
+using namespace kvmnet::test;
+
 using kvmnet::Error;
 using kvmnet::ErrorKind;
 using kvmnet::kernel::NetlinkLinks;
@@ -42,73 +45,6 @@ using kvmnet::plan::AddressInfo;
 using kvmnet::plan::BridgeOptions;
 using kvmnet::plan::RouteInfo;
 using nlohmann::json;
-
-int failures = 0;
-int checks = 0;
-
-bool check(bool ok, const std::string& what)
-{
-    ++checks;
-    if (!ok) {
-        ++failures;
-        std::cout << "FAIL: " << what << '\n';
-    }
-    return ok;
-}
-
-std::string kind_text(ErrorKind kind) { return std::string(kvmnet::error_kind_name(kind)); }
-
-// Runs `action` expecting a kvmnet::Error of `kind` whose message contains every string in `needles`.
-void expect_error(const std::string& what, ErrorKind kind, std::initializer_list<std::string> needles,
-                  const std::function<void()>& action)
-{
-    try {
-        action();
-        check(false, what + ": expected " + kind_text(kind) + " error, call succeeded");
-    } catch (const Error& e) {
-        std::cout << "  (" << what << " -> " << kind_text(e.kind()) << ": " << e.what() << ")\n";
-        check(e.kind() == kind,
-              what + ": expected kind " + kind_text(kind) + ", got " + kind_text(e.kind()) + " (" + e.what() + ")");
-        for (const auto& needle : needles) {
-            check(std::string(e.what()).find(needle) != std::string::npos,
-                  what + ": message \"" + e.what() + "\" lacks \"" + needle + "\"");
-        }
-    }
-}
-
-// Returns false (and records a failure) if `action` throws, so later checks can still run.
-bool step(const std::string& what, const std::function<void()>& action)
-{
-    try {
-        action();
-        return true;
-    } catch (const std::exception& e) {
-        check(false, what + " threw: " + e.what());
-        return false;
-    }
-}
-
-struct Output {
-    int status = -1;
-    std::string text;
-};
-
-Output run(const std::string& command)
-{
-    Output out;
-    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-    if (pipe == nullptr) {
-        return out;
-    }
-    char buffer[4096];
-    size_t n = 0;
-    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-        out.text.append(buffer, n);
-    }
-    const int raw = pclose(pipe);
-    out.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    return out;
-}
 
 // Fixture set-up and the one verb that is not ours to test here; a failure is a failed check.
 bool sh(const std::string& command)
