@@ -8,12 +8,15 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -44,6 +47,10 @@ const char* usage_text = "Usage: kvmnetctl [--json] COMMAND [ARGS]\n"
                          "             [--outbound AVG[,PEAK[,BURST]]]   (rates in kB/s, burst in kB)\n"
                          "  port detach NET IFNAME\n"
                          "  port list NET\n"
+                         "  leases NET                        DHCP leases: MAC, IP, host name, expiry\n"
+                         "  host add NET MAC IP [NAME]        add a static DHCP host (no dnsmasq restart)\n"
+                         "  host remove NET MAC\n"
+                         "  monitor                           print the daemon's signals until interrupted\n"
                          "\n"
                          "--json prints read commands' results as JSON. The daemon is reached on the\n"
                          "system bus (DBUS_SYSTEM_BUS_ADDRESS overrides it).\n";
@@ -72,6 +79,7 @@ public:
 
 private:
     void onMacConflict(const std::string&, const std::vector<std::string>&) override {}
+    void onLeaseChanged(const std::string&, const std::string&, const std::string&, const std::string&) override {}
 };
 
 struct Context {
@@ -432,6 +440,192 @@ int cmd_autostart(Context& c, const std::vector<std::string>& args)
     return 0;
 }
 
+int cmd_leases(Context& c, const std::vector<std::string>& args)
+{
+    need_args(args, 1, "leases NET");
+    const json leases = json::parse(c.network(args[0]).Leases());
+    if (c.as_json) {
+        std::cout << leases.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << column("MAC", 19) << column("IP", 17) << column("HOSTNAME", 24) << "EXPIRES\n";
+    for (const auto& l : leases) {
+        std::string expires = "never";
+        if (const std::time_t when = l.value("expiry", std::int64_t{0}); when != 0) {
+            std::tm local{};
+            char text[32];
+            ::localtime_r(&when, &local);
+            std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local);
+            expires = text;
+        }
+        std::cout << column(l["mac"], 19) << column(l["ip"], 17) << column(l.value("hostname", std::string("-")), 24)
+                  << expires << "\n";
+    }
+    return 0;
+}
+
+int cmd_host(Context& c, const std::vector<std::string>& args)
+{
+    if (args.size() < 2) throw UsageError("usage: kvmnetctl host add|remove NET ...");
+    const std::string& verb = args[0];
+    const std::string& net = args[1];
+    if (verb == "remove") {
+        need_args(args, 3, "host remove NET MAC");
+        c.network(net).RemoveHost(args[2]);
+        std::cout << "Static host " << args[2] << " removed from " << net << ".\n";
+        return 0;
+    }
+    if (verb != "add") throw UsageError("unknown host command '" + verb + "' (add or remove)");
+    if (args.size() != 4 && args.size() != 5) throw UsageError("usage: kvmnetctl host add NET MAC IP [NAME]");
+    json host = {{"mac", args[2]}, {"ip", args[3]}};
+    if (args.size() == 5) host["name"] = args[4];
+    c.network(net).AddHost(host.dump());
+    std::cout << "Static host " << args[2] << " (" << args[3] << ") added to " << net << ".\n";
+    return 0;
+}
+
+// ---- monitor ----------------------------------------------------------------
+
+std::string now_text()
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    std::tm local{};
+    ::localtime_r(&ts.tv_sec, &local);
+    char text[40];
+    const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local);
+    std::snprintf(text + n, sizeof text - n, ".%03ld", ts.tv_nsec / 1000000);
+    return text;
+}
+
+// The network name back from its object path (the daemon escapes every byte
+// outside [A-Za-z0-9] as _XX).
+std::string network_of(const std::string& path)
+{
+    const std::string prefix = "/org/kvmnet1/network/";
+    if (path.rfind(prefix, 0) != 0) return path;
+    std::string name;
+    for (std::size_t i = prefix.size(); i < path.size(); ++i) {
+        if (path[i] == '_' && i + 2 < path.size()) {
+            name += static_cast<char>(std::stoi(path.substr(i + 1, 2), nullptr, 16));
+            i += 2;
+        } else {
+            name += path[i];
+        }
+    }
+    return name;
+}
+
+json variant_json(sdbus::Variant& v)
+{
+    const std::string type = v.peekValueType();
+    if (type == "s") return v.get<std::string>();
+    if (type == "b") return v.get<bool>();
+    if (type == "u") return v.get<std::uint32_t>();
+    if (type == "as") return v.get<std::vector<std::string>>();
+    return "(" + type + ")";
+}
+
+// One event: printed as "TIME SIGNAL NETWORK DETAILS..." or, with --json, as
+// one JSON object per line.
+void print_event(bool as_json, const std::string& signal, const std::string& network, const json& fields,
+                 const std::vector<std::string>& words)
+{
+    if (as_json) {
+        json line = {{"time", now_text()}, {"signal", signal}};
+        if (!network.empty()) line["network"] = network;
+        for (const auto& [key, value] : fields.items())
+            line[key] = value;
+        std::cout << line.dump() << std::endl;
+        return;
+    }
+    std::cout << now_text() << " " << signal;
+    if (!network.empty()) std::cout << " " << network;
+    for (const auto& w : words)
+        std::cout << " " << w;
+    std::cout << std::endl;
+}
+
+void on_signal(bool as_json, sdbus::Message& m)
+{
+    const std::string iface = m.getInterfaceName(), member = m.getMemberName(), path = m.getPath();
+    if (iface == "org.freedesktop.DBus" && member == "NameOwnerChanged") {
+        std::string name, old_owner, new_owner;
+        m >> name >> old_owner >> new_owner;
+        if (name != bus_name) return;
+        const std::string what = new_owner.empty() ? "DaemonStopped" : "DaemonStarted";
+        print_event(as_json, what, "", json::object(), {});
+    } else if (iface == "org.kvmnet1.Manager" && (member == "NetworkAdded" || member == "NetworkRemoved")) {
+        std::string name;
+        sdbus::ObjectPath object;
+        m >> name >> object;
+        print_event(as_json, member, name, json::object(), {});
+    } else if (iface == "org.freedesktop.DBus.Properties" && member == "PropertiesChanged") {
+        std::string changed_iface;
+        std::map<std::string, sdbus::Variant> changed;
+        std::vector<std::string> invalidated;
+        m >> changed_iface >> changed >> invalidated;
+        if (changed_iface != "org.kvmnet1.Network") return;
+        json fields = json::object();
+        std::vector<std::string> words;
+        for (auto& [property, value] : changed) {
+            fields[property] = variant_json(value);
+            words.push_back(property + "=" + fields[property].dump());
+        }
+        for (const auto& property : invalidated)
+            words.push_back(property + " (invalidated)");
+        print_event(as_json, "PropertiesChanged", network_of(path), {{"properties", fields}}, words);
+    } else if (iface == "org.kvmnet1.Network" && member == "LeaseChanged") {
+        std::string event, mac, ip, hostname;
+        m >> event >> mac >> ip >> hostname;
+        print_event(as_json, member, network_of(path),
+                    {{"event", event}, {"mac", mac}, {"ip", ip}, {"hostname", hostname}},
+                    {event, mac, ip, hostname.empty() ? "-" : hostname});
+    } else if (iface == "org.kvmnet1.Network" && member == "MacConflict") {
+        std::string mac;
+        std::vector<std::string> ports;
+        m >> mac >> ports;
+        std::string joined;
+        for (const auto& p : ports)
+            joined += (joined.empty() ? "" : ",") + p;
+        print_event(as_json, member, network_of(path), {{"mac", mac}, {"ports", ports}}, {mac, joined});
+    }
+}
+
+// Subscribes to the daemon's signals and prints them until SIGINT/SIGTERM.
+// A bus match (rather than per-object proxies) also covers networks created
+// after the monitor started, and survives a daemon restart.
+int cmd_monitor(sdbus::IConnection& bus, bool as_json, const std::vector<std::string>& args)
+{
+    need_args(args, 0, "monitor");
+    auto handler = [as_json](sdbus::Message& m) {
+        try {
+            on_signal(as_json, m);
+        } catch (const std::exception& e) {
+            std::cerr << "kvmnetctl: monitor: cannot decode " << m.getMemberName() << ": " << e.what() << std::endl;
+        }
+    };
+    auto daemon_slot = bus.addMatch("type='signal',sender='org.kvmnet1',path_namespace='/org/kvmnet1'", handler);
+    auto owner_slot = bus.addMatch("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                                   "member='NameOwnerChanged',arg0='org.kvmnet1'",
+                                   handler);
+    if (!as_json) std::cout << "Monitoring kvmnetd signals; Ctrl-C stops." << std::endl;
+    // SIGINT and SIGTERM are blocked (see main) and taken here by a thread
+    // that ends the event loop, so the exit is a clean one with status 0.
+    std::thread waiter([&bus] {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        int sig = 0;
+        ::sigwait(&set, &sig);
+        bus.leaveEventLoop();
+    });
+    waiter.detach();
+    bus.enterEventLoop();
+    return 0;
+}
+
 std::string error_kind(const std::string& dbus_name)
 {
     const std::string prefix = "org.kvmnet1.Error.";
@@ -466,13 +660,23 @@ int main(int argc, char** argv)
     const std::string command = args.front();
     args.erase(args.begin());
     static const std::vector<std::string> commands = {"list",   "show",      "create",  "start", "stop",
-                                                      "delete", "autostart", "confirm", "set",   "port"};
+                                                      "delete", "autostart", "confirm", "set",   "port",
+                                                      "leases", "host",      "monitor"};
     if (std::find(commands.begin(), commands.end(), command) == commands.end()) {
         std::cerr << "kvmnetctl: unknown command '" << command << "' (see kvmnetctl --help)\n";
         return 2;
     }
+    if (command == "monitor") {
+        // Blocked before any thread exists, so only the monitor's waiter takes them.
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    }
     try {
         auto bus = sdbus::createSystemBusConnection();
+        if (command == "monitor") return cmd_monitor(*bus, as_json, args);
         Context c{*bus, ManagerProxy(*bus), as_json};
         if (command == "list") return cmd_list(c, args);
         if (command == "show") return cmd_show(c, args);
@@ -481,6 +685,8 @@ int main(int argc, char** argv)
         if (command == "confirm") return cmd_confirm(c, args);
         if (command == "set") return cmd_set(c, args);
         if (command == "port") return cmd_port(c, args);
+        if (command == "leases") return cmd_leases(c, args);
+        if (command == "host") return cmd_host(c, args);
         if (command == "stop" || command == "delete") return cmd_simple(c, command, args);
         if (command == "autostart") return cmd_autostart(c, args);
         throw UsageError("unknown command '" + command + "'");

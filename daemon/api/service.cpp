@@ -230,6 +230,24 @@ private:
     {
         return guarded([&] { return manager_.list_ports(name_).dump(); });
     }
+    std::string Leases() override
+    {
+        return guarded([&] { return manager_.leases(name_).dump(); });
+    }
+    void AddHost(const std::string& host) override
+    {
+        guarded([&] {
+            require_privileged(getObject());
+            manager_.add_host(name_, host);
+        });
+    }
+    void RemoveHost(const std::string& mac) override
+    {
+        guarded([&] {
+            require_privileged(getObject());
+            manager_.remove_host(name_, mac);
+        });
+    }
     std::vector<std::string> Ports() override
     {
         std::vector<std::string> names;
@@ -295,6 +313,12 @@ void Service::network_removed(const std::string& name)
 void Service::mac_conflict(const std::string& name, const std::string& mac, const std::vector<std::string>& ports)
 {
     if (auto it = networks_.find(name); it != networks_.end()) it->second->emitMacConflict(mac, ports);
+}
+
+void Service::lease_changed(const std::string& name, const std::string& event, const std::string& mac,
+                            const std::string& ip, const std::string& hostname)
+{
+    if (auto it = networks_.find(name); it != networks_.end()) it->second->emitLeaseChanged(event, mac, ip, hostname);
 }
 
 void Service::network_changed(const std::string& name)

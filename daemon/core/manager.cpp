@@ -391,6 +391,15 @@ void Manager::update(const std::string& name, const std::string& document)
     if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4) check_kernel_conflicts(n);
 
     const bool running = e.state == State::active || e.state == State::degraded;
+    if (running && n.ipv4 && n.ipv4->dhcp && e.spec.ipv4 && e.spec.ipv4->dhcp) {
+        // Only static hosts differ: dnsmasq re-reads them without a restart.
+        model::Network same = n;
+        same.ipv4->hosts = e.spec.ipv4->hosts;
+        if (same == e.spec) {
+            commit_hosts(e, std::move(n));
+            return;
+        }
+    }
     if (!running) {
         store_.save(n);
         e.spec = std::move(n);
@@ -552,6 +561,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         store::make_directories(runtime_dir_of(n.name), 0755);
         store::write_atomic(runtime_dir_of(n.name) + "/active", "1\n");
         undo.commit();
+        watch_leases(e);
         e.restarts = 0;
         e.dnsmasq_problem.clear();
         e.mac_conflict.clear();
@@ -581,6 +591,7 @@ std::vector<std::string> Manager::tear_down(Entry& e)
         }
     };
     e.restart_timer.reset();
+    e.lease_watch.reset();
     const bool was_awaiting = e.confirm_timer != nullptr;
     e.confirm_timer.reset();
     if (was_awaiting && listener_) listener_->network_changed(n.name);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "core/event_loop.hpp"
+#include "core/lease_watch.hpp"
 #include "core/process.hpp"
 #include "model/network.hpp"
 #include "plan/kernel_view.hpp"
@@ -41,6 +42,10 @@ public:
     // The same guest MAC was seen behind two bridge ports of `name`.
     virtual void mac_conflict(const std::string& name, const std::string& mac,
                               const std::vector<std::string>& ports) = 0;
+    // dnsmasq of `name` added, renewed, released or expired a DHCP lease
+    // (`event`); hostname is empty when the guest sent none.
+    virtual void lease_changed(const std::string& name, const std::string& event, const std::string& mac,
+                               const std::string& ip, const std::string& hostname) = 0;
 };
 
 class Manager {
@@ -84,6 +89,14 @@ public:
     void detach_port(const std::string& name, const std::string& port_name);
     nlohmann::json list_ports(const std::string& name) const;
 
+    // DHCP (core/manager_leases.cpp). leases: dnsmasq's current leases as a
+    // JSON array (empty while the network is stopped). add_host takes one
+    // ipv4.dhcp.hosts entry as JSON; on a running network dnsmasq re-reads
+    // its hosts file (SIGHUP) and keeps running, with every lease.
+    nlohmann::json leases(const std::string& name) const;
+    void add_host(const std::string& name, const std::string& host_document);
+    void remove_host(const std::string& name, const std::string& mac);
+
     // A link appeared, changed or vanished (rtnetlink notification). A
     // running network whose bridge was deleted or downed by someone else
     // becomes degraded; back to active when the bridge is up again.
@@ -112,6 +125,7 @@ private:
         std::map<std::string, MacSeen> fdb;
         std::string mac_conflict;  // reason while a conflict is recent
         std::uint64_t mac_conflict_usec = 0;
+        std::unique_ptr<LeaseWatch> lease_watch;  // while running with DHCP
     };
 
     Entry& entry(const std::string& name);
@@ -154,6 +168,11 @@ private:
     void watch_dnsmasq(Entry& e, pid_t pid);
     void dnsmasq_exited(const std::string& name, int status);
     void stop_dnsmasq(Entry& e);
+    // Starts reporting lease changes of a running network with DHCP (logs, never throws).
+    void watch_leases(Entry& e);
+    // Stores a document that differs from e.spec only in its static hosts and
+    // hands the hosts to a running dnsmasq.
+    void commit_hosts(Entry& e, model::Network next);
 
     ManagerOptions options_;
     EventLoop& loop_;

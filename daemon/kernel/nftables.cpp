@@ -13,13 +13,17 @@
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -29,6 +33,7 @@
 #include <cstring>
 #include <ctime>
 #include <limits>
+#include <map>
 #include <memory>
 #include <new>
 #include <optional>
@@ -65,6 +70,12 @@ struct RuleFree {
 struct ExprFree {
     void operator()(nftnl_expr* e) const { nftnl_expr_free(e); }
 };
+struct SetFree {
+    void operator()(nftnl_set* s) const { nftnl_set_free(s); }
+};
+struct SetElemFree {
+    void operator()(nftnl_set_elem* e) const { nftnl_set_elem_free(e); }
+};
 struct UdataFree {
     void operator()(nftnl_udata_buf* b) const { nftnl_udata_buf_free(b); }
 };
@@ -76,6 +87,8 @@ using TablePtr = std::unique_ptr<nftnl_table, TableFree>;
 using ChainPtr = std::unique_ptr<nftnl_chain, ChainFree>;
 using RulePtr = std::unique_ptr<nftnl_rule, RuleFree>;
 using ExprPtr = std::unique_ptr<nftnl_expr, ExprFree>;
+using SetPtr = std::unique_ptr<nftnl_set, SetFree>;
+using SetElemPtr = std::unique_ptr<nftnl_set_elem, SetElemFree>;
 using UdataPtr = std::unique_ptr<nftnl_udata_buf, UdataFree>;
 using BatchPtr = std::unique_ptr<mnl_nlmsg_batch, BatchStop>;
 
@@ -116,11 +129,241 @@ void check_name(const std::string& kind, const std::string& name)
     }
 }
 
+// ---- set types and element values -----------------------------------------------------------------------------------
+
+// nft's datatype numbers (src/datatype.h: TYPE_IPADDR, ...); a concatenation
+// is the types shifted in 6 bits at a time, first type highest.
+constexpr unsigned concat_type_bits = 6;
+
+std::uint32_t type_id(plan::SetType t)
+{
+    switch (t) {
+    case plan::SetType::ipv4_addr: return 7;
+    case plan::SetType::ipv6_addr: return 8;
+    case plan::SetType::ether_addr: return 9;
+    case plan::SetType::inet_proto: return 12;
+    case plan::SetType::inet_service: return 13;
+    case plan::SetType::ifname: return 41;
+    }
+    throw invalid_plan("unknown set type");
+}
+
+// Bytes of one value of the type, before any concatenation padding.
+std::uint32_t type_length(plan::SetType t)
+{
+    switch (t) {
+    case plan::SetType::ipv4_addr: return 4;
+    case plan::SetType::ipv6_addr: return 16;
+    case plan::SetType::ether_addr: return 6;
+    case plan::SetType::inet_proto: return 1;
+    case plan::SetType::inet_service: return 2;
+    case plan::SetType::ifname: return IFNAMSIZ;
+    }
+    throw invalid_plan("unknown set type");
+}
+
+// nft's byte order of the type (enum byteorder: 0 invalid, 1 host, 2 big
+// endian), kept in the set's userdata; nft reads it back when listing.
+std::uint32_t type_byteorder(plan::SetType t)
+{
+    switch (t) {
+    case plan::SetType::inet_proto: return 0;
+    case plan::SetType::ifname: return 1;
+    default: return 2;
+    }
+}
+
+constexpr std::uint32_t round4(std::uint32_t n) { return (n + 3) / 4 * 4; }
+
+// Key or data layout: a single type uses its own length; in a concatenation
+// each part starts on a 32-bit register boundary.
+struct Layout {
+    std::uint32_t id = 0;
+    std::uint32_t length = 0;
+    std::vector<std::uint32_t> offsets;
+};
+
+Layout layout(const std::vector<plan::SetType>& types, const std::string& what)
+{
+    if (types.empty()) throw invalid_plan(what + " has no type");
+    if (types.size() > 1 && types.size() * concat_type_bits > 32)
+        throw invalid_plan(what + " concatenates too many types");
+    Layout l;
+    for (plan::SetType t : types) {
+        l.id = (l.id << concat_type_bits) | type_id(t);
+        l.offsets.push_back(l.length);
+        l.length += types.size() == 1 ? type_length(t) : round4(type_length(t));
+    }
+    if (l.length > NFT_DATA_VALUE_MAXLEN) {
+        throw invalid_plan(what + " is " + std::to_string(l.length) + " bytes, more than " +
+                           std::to_string(NFT_DATA_VALUE_MAXLEN));
+    }
+    return l;
+}
+
+struct Protocol {
+    std::uint8_t number;
+    const char* name;
+};
+constexpr Protocol protocols[] = {{1, "icmp"},       {6, "tcp"},    {17, "udp"},     {33, "dccp"},
+                                  {58, "ipv6-icmp"}, {132, "sctp"}, {136, "udplite"}};
+
+std::optional<unsigned long> parse_number(const std::string& text, unsigned long max)
+{
+    if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string::npos) return {};
+    const unsigned long n = std::stoul(text);
+    if (n > max) return {};
+    return n;
+}
+
+// Writes the value `text` of type `t` at `out` (type_length(t) bytes, zeroed).
+void encode_value(plan::SetType t, const std::string& text, unsigned char* out)
+{
+    const auto bad = [&](const std::string& why) {
+        return invalid_plan("\"" + text + "\" is not a valid " + plan::set_type_text(t) + why);
+    };
+    switch (t) {
+    case plan::SetType::ipv4_addr:
+        if (inet_pton(AF_INET, text.c_str(), out) != 1) throw bad("");
+        return;
+    case plan::SetType::ipv6_addr:
+        if (inet_pton(AF_INET6, text.c_str(), out) != 1) throw bad("");
+        return;
+    case plan::SetType::ether_addr: {
+        unsigned b[6];
+        char end = 0;
+        if (text.size() != 17 || std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
+                                             &b[4], &b[5], &end) != 6) {
+            throw bad(" (six hex bytes separated by colons)");
+        }
+        for (int i = 0; i < 6; ++i)
+            out[i] = static_cast<unsigned char>(b[i]);
+        return;
+    }
+    case plan::SetType::inet_proto: {
+        for (const Protocol& p : protocols) {
+            if (text == p.name) {
+                out[0] = p.number;
+                return;
+            }
+        }
+        const auto n = parse_number(text, 255);
+        if (!n) throw bad(" (a protocol name or 0 to 255)");
+        out[0] = static_cast<unsigned char>(*n);
+        return;
+    }
+    case plan::SetType::inet_service: {
+        const auto n = parse_number(text, 65535);
+        if (!n) throw bad(" (0 to 65535)");
+        const std::uint16_t port = htons(static_cast<std::uint16_t>(*n));
+        std::memcpy(out, &port, sizeof port);
+        return;
+    }
+    case plan::SetType::ifname:
+        if (text.empty() || text.size() >= IFNAMSIZ || text.find('\0') != std::string::npos) {
+            throw bad(" (1 to " + std::to_string(IFNAMSIZ - 1) + " bytes)");
+        }
+        std::memcpy(out, text.data(), text.size());
+        return;
+    }
+    throw bad("");
+}
+
+std::string decode_value(plan::SetType t, const unsigned char* in)
+{
+    char buffer[INET6_ADDRSTRLEN] = {};
+    switch (t) {
+    case plan::SetType::ipv4_addr: return inet_ntop(AF_INET, in, buffer, sizeof buffer);
+    case plan::SetType::ipv6_addr: return inet_ntop(AF_INET6, in, buffer, sizeof buffer);
+    case plan::SetType::ether_addr:
+        std::snprintf(buffer, sizeof buffer, "%02x:%02x:%02x:%02x:%02x:%02x", in[0], in[1], in[2], in[3], in[4], in[5]);
+        return buffer;
+    case plan::SetType::inet_proto:
+        for (const Protocol& p : protocols) {
+            if (p.number == in[0]) return p.name;
+        }
+        return std::to_string(in[0]);
+    case plan::SetType::inet_service: {
+        std::uint16_t port = 0;
+        std::memcpy(&port, in, sizeof port);
+        return std::to_string(ntohs(port));
+    }
+    case plan::SetType::ifname:
+        return std::string(reinterpret_cast<const char*>(in), strnlen(reinterpret_cast<const char*>(in), IFNAMSIZ));
+    }
+    return {};
+}
+
+std::vector<unsigned char> encode(const std::vector<plan::SetType>& types, const Layout& l,
+                                  const std::vector<std::string>& values, const std::string& what)
+{
+    if (values.size() != types.size()) {
+        throw invalid_plan(what + " has " + std::to_string(values.size()) + " values for " +
+                           std::to_string(types.size()) + " types");
+    }
+    std::vector<unsigned char> bytes(l.length, 0);
+    for (std::size_t i = 0; i < types.size(); ++i)
+        encode_value(types[i], values[i], bytes.data() + l.offsets[i]);
+    return bytes;
+}
+
+std::vector<std::string> decode(const std::vector<plan::SetType>& types, const Layout& l, const void* data,
+                                std::uint32_t length)
+{
+    std::vector<std::string> values;
+    if (data == nullptr || length != l.length) return values;
+    for (std::size_t i = 0; i < types.size(); ++i)
+        values.push_back(decode_value(types[i], static_cast<const unsigned char*>(data) + l.offsets[i]));
+    return values;
+}
+
+std::string element_text(const plan::SetElement& e)
+{
+    std::string text;
+    for (const std::string& v : e.key)
+        text += (text.empty() ? "" : " . ") + v;
+    return text;
+}
+
+// A declared set with what rules need to refer to it in the same batch.
+struct SetInfo {
+    const plan::Set* set;
+    std::uint32_t id;  // NFTA_SET_ID: names a set added earlier in the same transaction
+};
+using SetIndex = std::map<std::string, SetInfo, std::less<>>;
+
+// The netlink register number of 32-bit register `index` (0 = the first byte
+// of NFT_REG_1): nft uses the old 128-bit numbers where a value starts on one.
+std::uint32_t register_number(std::uint32_t index)
+{
+    return index % 4 == 0 ? NFT_REG_1 + index / 4 : NFT_REG32_00 + index;
+}
+
+std::string keys_text(const std::vector<plan::Field>& keys)
+{
+    std::string text;
+    for (plan::Field f : keys)
+        text += (text.empty() ? "" : " . ") + std::string(plan::field_text(f));
+    return text;
+}
+
+std::vector<plan::SetType> key_types(const std::vector<plan::Field>& keys)
+{
+    std::vector<plan::SetType> types;
+    for (plan::Field f : keys)
+        types.push_back(plan::field_type(f));
+    return types;
+}
+
 class RuleBuilder {
 public:
-    explicit RuleBuilder(nftnl_rule* rule) : rule_(rule) {}
+    RuleBuilder(nftnl_rule* rule, const SetIndex& sets) : rule_(rule), sets_(sets) {}
 
     std::size_t expressions() const { return count_; }
+
+    // Expressions used that the kernel provides in optional modules, by
+    // kernel module name ("nft_fib_inet (fib)"), for Unsupported errors.
+    const std::vector<std::string>& modules() const { return modules_; }
 
     void operator()(const plan::MatchIfname& m)
     {
@@ -137,12 +380,7 @@ public:
         const unsigned length = m.prefix.length;
         if (length > 32) throw invalid_plan("IPv4 prefix length " + std::to_string(length) + " is out of range");
         // Like nft, state the protocol dependency once per rule, not per match.
-        if (!ipv4_checked_) {
-            const std::uint8_t nfproto = NFPROTO_IPV4;
-            meta(NFT_META_NFPROTO);
-            cmp(plan::Cmp::eq, &nfproto, sizeof nfproto);
-            ipv4_checked_ = true;
-        }
+        dependency(plan::Field::ip_saddr);
 
         const std::uint32_t host_mask = length == 0 ? 0 : ~std::uint32_t{0} << (32 - length);
         const std::uint32_t address = htonl(m.prefix.address & host_mask);
@@ -190,6 +428,114 @@ public:
         cmp(plan::Cmp::neq, &zero, sizeof zero);
     }
 
+    void operator()(const plan::MatchSetLookup& m)
+    {
+        const SetInfo& info = find_set(m.set, "lookup");
+        if (!info.set->data.empty()) throw invalid_plan("lookup in @" + m.set + ", which is a map");
+        load_keys(m.keys, *info.set, "lookup");
+        ExprPtr e(checked(nftnl_expr_alloc("lookup")));
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+        set_name(e.get(), NFTNL_EXPR_LOOKUP_SET, m.set);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SET_ID, info.id);
+        if (m.negate) nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+        add(std::move(e));
+    }
+
+    void operator()(const plan::MatchFibDaddrLocal& m)
+    {
+        ExprPtr e(checked(nftnl_expr_alloc("fib")));
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+        add(std::move(e));
+        const std::uint32_t local = RTN_LOCAL;  // host order, like the ct bitmasks
+        cmp(m.op, &local, sizeof local);
+    }
+
+    void operator()(const plan::MatchCtStatus& m)
+    {
+        if (m.mask == 0) throw invalid_plan("ct status match with no status bits");
+        const std::uint32_t zero = 0;
+        ExprPtr e(checked(nftnl_expr_alloc("ct")));
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CT_DREG, NFT_REG_1);
+        add(std::move(e));
+        bitwise(&m.mask, sizeof m.mask);
+        cmp(plan::Cmp::neq, &zero, sizeof zero);
+    }
+
+    void operator()(const plan::MatchLimit& m)
+    {
+        if (m.per_second == 0) throw invalid_plan("limit of 0 per second");
+        if (m.burst == 0) throw invalid_plan("limit with a burst of 0 packets");
+        ExprPtr e(checked(nftnl_expr_alloc("limit")));
+        nftnl_expr_set_u64(e.get(), NFTNL_EXPR_LIMIT_RATE, m.per_second);
+        nftnl_expr_set_u64(e.get(), NFTNL_EXPR_LIMIT_UNIT, 1);  // seconds
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_BURST, m.burst);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_FLAGS, m.over ? NFT_LIMIT_F_INV : 0);
+        add(std::move(e));
+    }
+
+    // Like nft: the key goes to the set through a dynset "add", which runs the
+    // connlimit expression on the element; connlimit breaks the rule unless
+    // the count is over (or, without `over`, within) the limit.
+    void operator()(const plan::MatchConnLimit& m)
+    {
+        const SetInfo& info = find_set(m.set, "ct count");
+        if (!info.set->dynamic || !info.set->data.empty()) {
+            throw invalid_plan("ct count meter @" + m.set + " must be a dynamic set, not a map");
+        }
+        load_keys(m.keys, *info.set, "ct count");
+        ExprPtr limit(checked(nftnl_expr_alloc("connlimit")));
+        nftnl_expr_set_u32(limit.get(), NFTNL_EXPR_CONNLIMIT_COUNT, m.count);
+        nftnl_expr_set_u32(limit.get(), NFTNL_EXPR_CONNLIMIT_FLAGS, m.over ? NFT_CONNLIMIT_F_INV : 0);
+        ExprPtr e(checked(nftnl_expr_alloc("dynset")));
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_ADD);
+        set_name(e.get(), NFTNL_EXPR_DYNSET_SET_NAME, m.set);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_DYNSET_SET_ID, info.id);
+        nftnl_expr_add_expr(e.get(), NFTNL_EXPR_DYNSET_EXPRESSIONS, limit.release());  // dynset owns it
+        add(std::move(e));
+    }
+
+    // Loads the keys, looks them up in the map (the data lands in register 1
+    // on), and translates to the address and, when the map has one, the port.
+    void operator()(const plan::DnatMap& m)
+    {
+        const SetInfo& info = find_set(m.map, "dnat");
+        const plan::SetType address = m.ipv6 ? plan::SetType::ipv6_addr : plan::SetType::ipv4_addr;
+        const auto& data = info.set->data;
+        const bool with_port = data.size() == 2 && data[1] == plan::SetType::inet_service;
+        if (data.empty() || data[0] != address || (data.size() == 2 && !with_port) || data.size() > 2) {
+            throw invalid_plan(std::string("dnat ") + (m.ipv6 ? "ip6" : "ip") + " map @" + m.map + " must map to " +
+                               plan::set_type_text(address) + " or " + plan::set_type_text(address) +
+                               " . inet_service");
+        }
+        load_keys(m.keys, *info.set, "dnat");
+        ExprPtr lookup(checked(nftnl_expr_alloc("lookup")));
+        nftnl_expr_set_u32(lookup.get(), NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(lookup.get(), NFTNL_EXPR_LOOKUP_DREG, NFT_REG_1);
+        set_name(lookup.get(), NFTNL_EXPR_LOOKUP_SET, m.map);
+        nftnl_expr_set_u32(lookup.get(), NFTNL_EXPR_LOOKUP_SET_ID, info.id);
+        add(std::move(lookup));
+
+        ExprPtr e(checked(nftnl_expr_alloc("nat")));
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_FAMILY, m.ipv6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
+        std::uint32_t flags = NF_NAT_RANGE_MAP_IPS;
+        if (with_port) {
+            const std::uint32_t port_register = register_number(type_length(address) / 4);
+            nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_REG_PROTO_MIN, port_register);
+            nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_REG_PROTO_MAX, port_register);
+            flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
+        }
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_FLAGS, flags);
+        add(std::move(e));
+    }
+
     void counter() { add(ExprPtr(checked(nftnl_expr_alloc("counter")))); }
 
     void verdict(plan::Verdict v)
@@ -207,26 +553,116 @@ public:
 private:
     void add(ExprPtr e)
     {
+        static const std::pair<const char*, const char*> optional[] = {
+            {"fib", "nft_fib_inet"}, {"connlimit", "nft_connlimit"},
+            {"limit", "nft_limit"},  {"nat", "nft_nat"},
+            {"ct", "nft_ct"},        {"masq", "nft_masq"}};
+        const char* name = nftnl_expr_get_str(e.get(), NFTNL_EXPR_NAME);
+        for (const auto& [expr, module] : optional) {
+            const std::string text = std::string(module) + " (" + expr + ")";
+            if (std::strcmp(name, expr) == 0 && std::find(modules_.begin(), modules_.end(), text) == modules_.end()) {
+                modules_.push_back(text);
+            }
+        }
         nftnl_rule_add_expr(rule_, e.release());  // the rule owns it from here on
         ++count_;
     }
 
-    void meta(std::uint32_t key)
+    void meta(std::uint32_t key, std::uint32_t dreg = NFT_REG_1)
     {
         ExprPtr e(checked(nftnl_expr_alloc("meta")));
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_KEY, key);
-        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_DREG, dreg);
         add(std::move(e));
     }
 
-    void payload(std::uint32_t base, std::uint32_t offset, std::uint32_t length)
+    void payload(std::uint32_t base, std::uint32_t offset, std::uint32_t length, std::uint32_t dreg = NFT_REG_1)
     {
         ExprPtr e(checked(nftnl_expr_alloc("payload")));
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_BASE, base);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_OFFSET, offset);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_LEN, length);
-        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_DREG, dreg);
         add(std::move(e));
+    }
+
+    static void set_name(nftnl_expr* e, std::uint16_t attribute, const std::string& name)
+    {
+        if (nftnl_expr_set_str(e, attribute, name.c_str()) < 0) throw std::bad_alloc();
+    }
+
+    const SetInfo& find_set(const std::string& name, const std::string& use)
+    {
+        const auto it = sets_.find(name);
+        if (it == sets_.end()) throw invalid_plan(use + " refers to @" + name + ", which the table does not declare");
+        return it->second;
+    }
+
+    // Protocol dependencies as nft states them, once per rule, before the
+    // first load: meta nfproto for ip/ip6 fields, meta iiftype for ether.
+    void dependency(plan::Field f)
+    {
+        switch (f) {
+        case plan::Field::ip_saddr:
+        case plan::Field::ip_daddr:
+            if (!ipv4_checked_) {
+                const std::uint8_t nfproto = NFPROTO_IPV4;
+                meta(NFT_META_NFPROTO);
+                cmp(plan::Cmp::eq, &nfproto, sizeof nfproto);
+                ipv4_checked_ = true;
+            }
+            return;
+        case plan::Field::ip6_saddr:
+        case plan::Field::ip6_daddr:
+            if (!ipv6_checked_) {
+                const std::uint8_t nfproto = NFPROTO_IPV6;
+                meta(NFT_META_NFPROTO);
+                cmp(plan::Cmp::eq, &nfproto, sizeof nfproto);
+                ipv6_checked_ = true;
+            }
+            return;
+        case plan::Field::ether_saddr:
+            if (!ether_checked_) {
+                const std::uint16_t iiftype = ARPHRD_ETHER;
+                meta(NFT_META_IIFTYPE);
+                cmp(plan::Cmp::eq, &iiftype, sizeof iiftype);
+                ether_checked_ = true;
+            }
+            return;
+        default: return;
+        }
+    }
+
+    void load(plan::Field f, std::uint32_t dreg)
+    {
+        switch (f) {
+        case plan::Field::ip_saddr: payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4, dreg); return;
+        case plan::Field::ip_daddr: payload(NFT_PAYLOAD_NETWORK_HEADER, 16, 4, dreg); return;
+        case plan::Field::ip6_saddr: payload(NFT_PAYLOAD_NETWORK_HEADER, 8, 16, dreg); return;
+        case plan::Field::ip6_daddr: payload(NFT_PAYLOAD_NETWORK_HEADER, 24, 16, dreg); return;
+        case plan::Field::meta_l4proto: meta(NFT_META_L4PROTO, dreg); return;
+        case plan::Field::th_sport: payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, dreg); return;
+        case plan::Field::th_dport: payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, dreg); return;
+        case plan::Field::iifname: meta(NFT_META_IIFNAME, dreg); return;
+        case plan::Field::oifname: meta(NFT_META_OIFNAME, dreg); return;
+        case plan::Field::ether_saddr: payload(NFT_PAYLOAD_LL_HEADER, 6, 6, dreg); return;
+        }
+        throw invalid_plan("unknown field");
+    }
+
+    // The concatenation of `keys` into registers from NFT_REG_1 on, laid out
+    // as the set's key; the key types must be the set's.
+    void load_keys(const std::vector<plan::Field>& keys, const plan::Set& set, const std::string& use)
+    {
+        if (key_types(keys) != set.key) {
+            throw invalid_plan(use + " key \"" + keys_text(keys) + "\" does not have the types of @" + set.name +
+                               "'s key");
+        }
+        const Layout l = layout(set.key, "key of @" + set.name);
+        for (plan::Field f : keys)
+            dependency(f);
+        for (std::size_t i = 0; i < keys.size(); ++i)
+            load(keys[i], register_number(l.offsets[i] / 4));
     }
 
     void cmp(plan::Cmp op, const void* data, std::uint32_t length)
@@ -260,8 +696,12 @@ private:
     }
 
     nftnl_rule* rule_;
+    const SetIndex& sets_;
+    std::vector<std::string> modules_;
     std::size_t count_ = 0;
     bool ipv4_checked_ = false;
+    bool ipv6_checked_ = false;
+    bool ether_checked_ = false;
     std::optional<std::uint8_t> l4_checked_;
 };
 
@@ -294,7 +734,8 @@ ChainPtr make_chain(const std::string& table, const plan::Chain& chain)
     return c;
 }
 
-RulePtr make_rule(const std::string& table, const std::string& chain, const plan::Rule& rule, std::size_t& expressions)
+RulePtr make_rule(const std::string& table, const std::string& chain, const plan::Rule& rule, const SetIndex& sets,
+                  std::size_t& expressions, std::vector<std::string>& modules)
 {
     RulePtr r(checked(nftnl_rule_alloc()));
     nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
@@ -302,12 +743,25 @@ RulePtr make_rule(const std::string& table, const std::string& chain, const plan
         nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain.c_str()) < 0) {
         throw std::bad_alloc();
     }
-    RuleBuilder builder(r.get());
-    for (const plan::Match& m : rule.matches)
+    RuleBuilder builder(r.get(), sets);
+    const plan::DnatMap* dnat = nullptr;
+    for (const plan::Match& m : rule.matches) {
+        // Like plan::render: the one statement goes after the counter.
+        if (const auto* d = std::get_if<plan::DnatMap>(&m)) {
+            if (dnat != nullptr) throw invalid_plan("chain " + chain + ": a rule with two dnat statements");
+            dnat = d;
+            continue;
+        }
         std::visit(builder, m);
+    }
     if (rule.counter) builder.counter();
+    if (dnat != nullptr) {
+        if (rule.verdict != plan::Verdict::none) throw invalid_plan("chain " + chain + ": dnat with a verdict");
+        builder(*dnat);
+    }
     builder.verdict(rule.verdict);
     expressions = builder.expressions();
+    modules = builder.modules();
 
     if (!rule.comment.empty()) {
         // nft(8) refuses longer comments, so `nft list` could not show them.
@@ -325,6 +779,138 @@ RulePtr make_rule(const std::string& table, const std::string& chain, const plan
         }
     }
     return r;
+}
+
+// nft's userdata for a set declared with "type": the byte orders nft lists
+// values with, and for concatenations an (empty) typeof concatenation.
+UdataPtr set_userdata(const plan::Set& set)
+{
+    UdataPtr udata(checked(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)));
+    nftnl_udata_buf* b = udata.get();
+    const auto byteorder = [](const std::vector<plan::SetType>& types) {
+        return types.size() == 1 ? type_byteorder(types[0]) : 0;
+    };
+    const auto typeof_concat = [b](std::uint8_t type) {
+        // 13: the expression type nft 1.0.6 records for "type a . b".
+        nftnl_udata* outer = checked(nftnl_udata_nest_start(b, type));
+        if (!nftnl_udata_put_u32(b, NFTNL_UDATA_SET_TYPEOF_EXPR, 13)) throw std::bad_alloc();
+        nftnl_udata* inner = checked(nftnl_udata_nest_start(b, NFTNL_UDATA_SET_TYPEOF_DATA));
+        nftnl_udata_nest_end(b, inner);
+        nftnl_udata_nest_end(b, outer);
+    };
+    const bool map = !set.data.empty();
+    bool ok = nftnl_udata_put_u32(b, NFTNL_UDATA_SET_KEYBYTEORDER, byteorder(set.key));
+    if (map) ok = ok && nftnl_udata_put_u32(b, NFTNL_UDATA_SET_DATABYTEORDER, byteorder(set.data));
+    if (!ok) throw std::bad_alloc();
+    if (set.key.size() > 1) typeof_concat(NFTNL_UDATA_SET_KEY_TYPEOF);
+    if (map) {
+        if (set.data.size() > 1) typeof_concat(NFTNL_UDATA_SET_DATA_TYPEOF);
+        if (!nftnl_udata_put_u32(b, NFTNL_UDATA_SET_DATA_INTERVAL, 0)) throw std::bad_alloc();
+    }
+    return udata;
+}
+
+SetPtr make_set(const std::string& table, const plan::Set& set, std::uint32_t id)
+{
+    check_name("set", set.name);
+    const Layout key = layout(set.key, "key of @" + set.name);
+    const bool map = !set.data.empty();
+    SetPtr s(checked(nftnl_set_alloc()));
+    nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+    if (nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str()) < 0 ||
+        nftnl_set_set_str(s.get(), NFTNL_SET_NAME, set.name.c_str()) < 0) {
+        throw std::bad_alloc();
+    }
+    nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, (map ? NFT_SET_MAP : 0) | (set.dynamic ? NFT_SET_EVAL : 0));
+    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, key.id);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, key.length);
+    if (map) {
+        if (set.dynamic) throw invalid_plan("map @" + set.name + " cannot be dynamic here");
+        const Layout data = layout(set.data, "data of @" + set.name);
+        nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, data.id);
+        nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, data.length);
+    }
+    nftnl_set_set_u32(s.get(), NFTNL_SET_ID, id);
+    if (set.size != 0) nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, set.size);
+    const UdataPtr udata = set_userdata(set);
+    if (nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(udata.get()),
+                           nftnl_udata_buf_len(udata.get())) < 0) {
+        throw std::bad_alloc();
+    }
+    // The set's expression: the kernel gives every element its own copy.
+    if (set.counter) nftnl_set_add_expr(s.get(), checked(nftnl_expr_alloc("counter")));
+    return s;
+}
+
+// An element in wire form.
+struct EncodedElement {
+    std::vector<unsigned char> key;
+    std::vector<unsigned char> data;
+    std::string comment;
+};
+
+std::vector<EncodedElement> encode_elements(const plan::Set& set, const std::vector<plan::SetElement>& elements,
+                                            bool with_data)
+{
+    const Layout key = layout(set.key, "key of @" + set.name);
+    const bool map = !set.data.empty();
+    const Layout data = map ? layout(set.data, "data of @" + set.name) : Layout{};
+    std::vector<EncodedElement> out;
+    out.reserve(elements.size());
+    for (const plan::SetElement& e : elements) {
+        const std::string what = "element " + element_text(e) + " of @" + set.name;
+        EncodedElement encoded;
+        encoded.key = encode(set.key, key, e.key, what + " key");
+        if (with_data) {
+            if (map) {
+                encoded.data = encode(set.data, data, e.data, what + " data");
+            } else if (!e.data.empty()) {
+                throw invalid_plan(what + " has data, but @" + set.name + " is a set, not a map");
+            }
+            if (e.comment.size() > NFTNL_UDATA_COMMENT_MAXLEN) {
+                throw invalid_plan(what + ": comment longer than " + std::to_string(NFTNL_UDATA_COMMENT_MAXLEN) +
+                                   " bytes");
+            }
+            encoded.comment = e.comment;
+        }
+        out.push_back(std::move(encoded));
+    }
+    return out;
+}
+
+// Elements go in messages of at most this many (worst-case) bytes: the
+// element list is one netlink attribute, whose length field has 16 bits.
+constexpr std::size_t element_chunk_bytes = 32 * 1024;
+
+std::size_t element_bound(const EncodedElement& e) { return 96 + e.key.size() + e.data.size() + e.comment.size(); }
+
+struct ElementChunk {
+    std::size_t begin;
+    std::size_t end;
+    std::size_t bound;  // of the whole message
+};
+
+std::vector<ElementChunk> chunk_elements(const std::vector<EncodedElement>& elements, const std::string& table,
+                                         const std::string& set)
+{
+    std::vector<ElementChunk> chunks;
+    const std::size_t header = message_overhead + table.size() + set.size();
+    for (std::size_t i = 0; i < elements.size(); ++i) {
+        const std::size_t bound = element_bound(elements[i]);
+        if (chunks.empty() || chunks.back().bound + bound > header + element_chunk_bytes) {
+            chunks.push_back({i, i, header});
+        }
+        chunks.back().end = i + 1;
+        chunks.back().bound += bound;
+    }
+    return chunks;
+}
+
+std::string chunk_text(const ElementChunk& c, std::size_t total, const std::string& verb, const std::string& set)
+{
+    std::string text = verb + " " + std::to_string(c.end - c.begin) + " element(s)";
+    if (c.end - c.begin != total) text += " (" + std::to_string(c.begin + 1) + " to " + std::to_string(c.end) + ")";
+    return text + (verb == "adding" ? " to @" : " from @") + set;
 }
 
 // ---- batch ----------------------------------------------------------------------------------------------------------
@@ -387,6 +973,44 @@ private:
     std::vector<char> buffer_;
     BatchPtr batch_;
 };
+
+// One NEWSETELEM / DELSETELEM message with elements [chunk.begin, chunk.end).
+void put_elements(Batch& batch, std::uint16_t type, std::uint16_t flags, std::uint32_t seq, const std::string& table,
+                  const std::string& set, std::optional<std::uint32_t> set_id,
+                  const std::vector<EncodedElement>& elements, const ElementChunk& chunk)
+{
+    SetPtr s(checked(nftnl_set_alloc()));
+    nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+    if (nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str()) < 0 ||
+        nftnl_set_set_str(s.get(), NFTNL_SET_NAME, set.c_str()) < 0) {
+        throw std::bad_alloc();
+    }
+    if (set_id) nftnl_set_set_u32(s.get(), NFTNL_SET_ID, *set_id);
+    for (std::size_t i = chunk.begin; i < chunk.end; ++i) {
+        const EncodedElement& e = elements[i];
+        SetElemPtr elem(checked(nftnl_set_elem_alloc()));
+        if (nftnl_set_elem_set(elem.get(), NFTNL_SET_ELEM_KEY, e.key.data(), static_cast<std::uint32_t>(e.key.size())) <
+            0) {
+            throw std::bad_alloc();
+        }
+        if (!e.data.empty() && nftnl_set_elem_set(elem.get(), NFTNL_SET_ELEM_DATA, e.data.data(),
+                                                  static_cast<std::uint32_t>(e.data.size())) < 0) {
+            throw std::bad_alloc();
+        }
+        if (!e.comment.empty()) {
+            UdataPtr udata(checked(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)));
+            if (!nftnl_udata_put_strz(udata.get(), NFTNL_UDATA_SET_ELEM_COMMENT, e.comment.c_str()) ||
+                nftnl_set_elem_set(elem.get(), NFTNL_SET_ELEM_USERDATA, nftnl_udata_buf_data(udata.get()),
+                                   nftnl_udata_buf_len(udata.get())) < 0) {
+                throw std::bad_alloc();
+            }
+        }
+        nftnl_set_elem_add(s.get(), elem.release());  // the set owns it from here on
+    }
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(batch.current(), type, NFPROTO_INET, flags | NLM_F_ACK, seq);
+    nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+    batch.next();
+}
 
 // Collects the kernel's acks for sequence numbers [first, last].
 struct AckTracker {
@@ -509,9 +1133,19 @@ void Nftables::replace_table(const plan::Table& table)
 
     // Build and validate everything before the first byte goes to the kernel.
     TablePtr t;
+    std::vector<SetPtr> sets;
+    struct SetElements {
+        std::uint32_t set_id;
+        const plan::Set* set;
+        std::vector<EncodedElement> elements;
+        std::vector<ElementChunk> chunks;
+    };
+    std::vector<SetElements> elements;
+    SetIndex set_index;
     std::vector<ChainPtr> chains;
     std::vector<RulePtr> rules;
     std::vector<Batch::Step> steps;
+    std::map<std::size_t, std::vector<std::string>> step_modules;  // step index -> optional modules it uses
     try {
         check_name("table", table.name);
         t = make_table(table.name);
@@ -519,6 +1153,21 @@ void Nftables::replace_table(const plan::Table& table)
         steps.push_back({table_bound, "adding table"});
         steps.push_back({table_bound, "deleting table"});
         steps.push_back({table_bound, "adding table"});
+        for (const plan::Set& set : table.sets) {
+            const auto id = static_cast<std::uint32_t>(sets.size() + 1);
+            if (!set_index.emplace(set.name, SetInfo{&set, id}).second) {
+                throw invalid_plan("set @" + set.name + " declared twice");
+            }
+            sets.push_back(make_set(table.name, set, id));
+            steps.push_back({message_overhead + table.name.size() + set.name.size() + NFT_USERDATA_MAXLEN,
+                             "adding set " + set.name});
+            if (set.elements.empty()) continue;
+            SetElements e{id, &set, encode_elements(set, set.elements, true), {}};
+            e.chunks = chunk_elements(e.elements, table.name, set.name);
+            for (const ElementChunk& c : e.chunks)
+                steps.push_back({c.bound, chunk_text(c, e.elements.size(), "adding", set.name)});
+            elements.push_back(std::move(e));
+        }
         for (const plan::Chain& chain : table.chains) {
             chains.push_back(make_chain(table.name, chain));
             steps.push_back({message_overhead + table.name.size() + chain.name.size() + chain.type.size(),
@@ -528,7 +1177,9 @@ void Nftables::replace_table(const plan::Table& table)
             std::size_t index = 0;
             for (const plan::Rule& rule : chain.rules) {
                 std::size_t expressions = 0;
-                rules.push_back(make_rule(table.name, chain.name, rule, expressions));
+                std::vector<std::string> modules;
+                rules.push_back(make_rule(table.name, chain.name, rule, set_index, expressions, modules));
+                if (!modules.empty()) step_modules[steps.size()] = std::move(modules);
                 steps.push_back({message_overhead + table.name.size() + chain.name.size() + rule.comment.size() +
                                      expressions * bytes_per_expression,
                                  "adding rule " + std::to_string(++index) + " to chain " + chain.name});
@@ -550,6 +1201,23 @@ void Nftables::replace_table(const plan::Table& table)
     table_message(NFT_MSG_NEWTABLE, NLM_F_CREATE);
     table_message(NFT_MSG_DELTABLE, 0);
     table_message(NFT_MSG_NEWTABLE, NLM_F_CREATE);
+    std::size_t element_set = 0;
+    for (const SetPtr& set : sets) {
+        nlmsghdr* nlh = nftnl_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK,
+                                              batch.seq(i++));
+        nftnl_set_nlmsg_build_payload(nlh, set.get());
+        batch.next();
+        // Elements right after their set, as nft sends them; EXCL makes a
+        // duplicate in the plan an error instead of a silent merge.
+        if (element_set < elements.size() &&
+            elements[element_set].set_id == nftnl_set_get_u32(set.get(), NFTNL_SET_ID)) {
+            const SetElements& e = elements[element_set++];
+            for (const ElementChunk& c : e.chunks) {
+                put_elements(batch, NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, batch.seq(i++), table.name,
+                             e.set->name, e.set_id, e.elements, c);
+            }
+        }
+    }
     for (const ChainPtr& c : chains) {
         nlmsghdr* nlh = nftnl_chain_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWCHAIN, NFPROTO_INET,
                                                     NLM_F_CREATE | NLM_F_ACK, batch.seq(i++));
@@ -568,6 +1236,18 @@ void Nftables::replace_table(const plan::Table& table)
     AckTracker acks{batch.first_seq(), batch.end_seq(), steps.size()};
     const auto [error, seq] = talk(socket_, port_id_, batch.data(), batch.size(), acks, doing);
     if (error != 0) {
+        // Every set and chain a rule names is in this batch (checked above),
+        // so ENOENT for a rule means the kernel does not know one of its
+        // expression types: a kernel built without that nftables module.
+        const auto used = step_modules.find(seq - batch.first_seq() - 1);
+        if (error == ENOENT && used != step_modules.end()) {
+            std::string modules;
+            for (const std::string& m : used->second)
+                modules += (modules.empty() ? "" : ", ") + m;
+            throw Error(ErrorKind::Unsupported, "nftables: " + doing + " failed: the kernel lacks an nftables " +
+                                                    "expression " + batch.what(seq) + " needs (it uses " + modules +
+                                                    "): " + errno_text(error));
+        }
         throw Error(ErrorKind::Kernel,
                     "nftables: " + doing + " failed: " + errno_text(error) + " (" + batch.what(seq) + ")");
     }
@@ -595,6 +1275,169 @@ void Nftables::delete_table(const std::string& name)
         throw Error(ErrorKind::Kernel,
                     "nftables: " + doing + " failed: " + errno_text(error) + " (" + batch.what(seq) + ")");
     }
+}
+
+void Nftables::change_elements(const std::string& table, const plan::Set& set,
+                               const std::vector<plan::SetElement>& elements, bool add)
+{
+    const std::string verb = add ? "adding" : "deleting";
+    const std::string doing = verb + " " + std::to_string(elements.size()) + " element(s) " + (add ? "to" : "from") +
+                              " set inet " + table + " " + set.name;
+    if (elements.empty()) return;
+    std::vector<EncodedElement> encoded;
+    std::vector<ElementChunk> chunks;
+    std::vector<Batch::Step> steps;
+    try {
+        check_name("table", table);
+        check_name("set", set.name);
+        encoded = encode_elements(set, elements, add);
+        chunks = chunk_elements(encoded, table, set.name);
+        for (const ElementChunk& c : chunks)
+            steps.push_back({c.bound, chunk_text(c, encoded.size(), verb, set.name)});
+    } catch (const Error& e) {
+        throw Error(e.kind(), "nftables: " + doing + " failed: " + e.what());
+    }
+
+    Batch batch(++sequence_, steps);
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+        // Adding is "create": an element already there fails the whole batch.
+        put_elements(batch, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, add ? NLM_F_CREATE | NLM_F_EXCL : 0,
+                     batch.seq(i), table, set.name, std::nullopt, encoded, chunks[i]);
+    }
+    batch.finish();
+    sequence_ = batch.end_seq();
+
+    AckTracker acks{batch.first_seq(), batch.end_seq(), steps.size()};
+    const auto [error, seq] = talk(socket_, port_id_, batch.data(), batch.size(), acks, doing);
+    if (error != 0) {
+        std::string why = errno_text(error);
+        if (add && error == EEXIST) why = "an element is already in the set";
+        if (!add && error == ENOENT) why = "an element (or the set) does not exist";
+        throw Error(ErrorKind::Kernel, "nftables: " + doing + " failed: " + why + " (" + batch.what(seq) + ")");
+    }
+}
+
+void Nftables::add_elements(const std::string& table, const plan::Set& set,
+                            const std::vector<plan::SetElement>& elements)
+{
+    change_elements(table, set, elements, true);
+}
+
+void Nftables::delete_elements(const std::string& table, const plan::Set& set,
+                               const std::vector<plan::SetElement>& elements)
+{
+    change_elements(table, set, elements, false);
+}
+
+namespace {
+
+struct ElementDump {
+    const plan::Set* set;
+    Layout key;
+    Layout data;
+    std::vector<Nftables::ElementCounters>* out;
+    bool failed = false;
+};
+
+int on_counter_expr(nftnl_expr* e, void* data)
+{
+    auto* counters = static_cast<Nftables::ElementCounters*>(data);
+    if (std::strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") == 0) {
+        counters->packets = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+        counters->bytes = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
+        counters->has_counter = true;
+    }
+    return 0;
+}
+
+int on_element(nftnl_set_elem* elem, void* data)
+{
+    auto* dump = static_cast<ElementDump*>(data);
+    Nftables::ElementCounters c;
+    std::uint32_t length = 0;
+    const void* key = nftnl_set_elem_get(elem, NFTNL_SET_ELEM_KEY, &length);
+    c.element.key = decode(dump->set->key, dump->key, key, length);
+    if (c.element.key.empty()) {
+        dump->failed = true;
+        return -1;
+    }
+    if (!dump->set->data.empty()) {
+        const void* value = nftnl_set_elem_get(elem, NFTNL_SET_ELEM_DATA, &length);
+        c.element.data = decode(dump->set->data, dump->data, value, length);
+    }
+    if (const void* udata = nftnl_set_elem_get(elem, NFTNL_SET_ELEM_USERDATA, &length); udata != nullptr) {
+        // TLVs: type, length, value; the comment is a NUL-terminated string.
+        const auto* p = static_cast<const unsigned char*>(udata);
+        for (std::uint32_t at = 0; at + 2 <= length && at + 2 + p[at + 1] <= length; at += 2 + p[at + 1]) {
+            if (p[at] == NFTNL_UDATA_SET_ELEM_COMMENT && p[at + 1] > 0) {
+                c.element.comment.assign(reinterpret_cast<const char*>(p + at + 2),
+                                         strnlen(reinterpret_cast<const char*>(p + at + 2), p[at + 1]));
+            }
+        }
+    }
+    nftnl_set_elem_expr_foreach(elem, on_counter_expr, &c);
+    dump->out->push_back(std::move(c));
+    return 0;
+}
+
+int on_element_message(const nlmsghdr* nlh, void* data)
+{
+    auto* dump = static_cast<ElementDump*>(data);
+    SetPtr s(checked(nftnl_set_alloc()));
+    if (nftnl_set_elems_nlmsg_parse(nlh, s.get()) < 0) {
+        dump->failed = true;
+        return MNL_CB_ERROR;
+    }
+    nftnl_set_elem_foreach(s.get(), on_element, dump);
+    return dump->failed ? MNL_CB_ERROR : MNL_CB_OK;
+}
+
+}  // namespace
+
+std::vector<Nftables::ElementCounters> Nftables::list_elements(const std::string& table, const plan::Set& set)
+{
+    const std::string doing = "listing set inet " + table + " " + set.name;
+    std::vector<ElementCounters> out;
+    ElementDump dump{&set, {}, {}, &out};
+    try {
+        check_name("table", table);
+        check_name("set", set.name);
+        dump.key = layout(set.key, "key of @" + set.name);
+        if (!set.data.empty()) dump.data = layout(set.data, "data of @" + set.name);
+    } catch (const Error& e) {
+        throw Error(e.kind(), "nftables: " + doing + " failed: " + e.what());
+    }
+
+    SetPtr s(checked(nftnl_set_alloc()));
+    nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+    if (nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str()) < 0 ||
+        nftnl_set_set_str(s.get(), NFTNL_SET_NAME, set.name.c_str()) < 0) {
+        throw std::bad_alloc();
+    }
+    std::vector<char> request(message_overhead + table.size() + set.name.size(), 0);
+    const std::uint32_t seq = ++sequence_;
+    nlmsghdr* nlh =
+        nftnl_nlmsg_build_hdr(request.data(), NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
+    nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+    if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) throw kernel_error(doing + " failed: sending", errno);
+
+    std::vector<char> buffer(1 << 16);
+    for (;;) {
+        const ssize_t n = mnl_socket_recvfrom(socket_, buffer.data(), buffer.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw kernel_error(doing + " failed: receiving", errno);
+        }
+        // Messages with another sequence number (stale replies) make libmnl fail with ESRCH.
+        const int r = mnl_cb_run(buffer.data(), static_cast<std::size_t>(n), seq, port_id_, on_element_message, &dump);
+        if (r == MNL_CB_STOP) break;
+        if (r < 0) {
+            const int error = dump.failed ? EBADMSG : errno;
+            if (error == ENOENT) throw Error(ErrorKind::NotFound, "nftables: " + doing + " failed: no such set");
+            throw kernel_error(doing + " failed", error);
+        }
+    }
+    return out;
 }
 
 bool Nftables::table_exists(const std::string& name)

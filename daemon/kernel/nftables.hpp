@@ -5,7 +5,9 @@
 #include "plan/kernel_view.hpp"
 #include "plan/ruleset.hpp"
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 // libmnl's socket type; declared here at global scope because an elaborated
 // "struct mnl_socket" inside the namespace would name a different type.
@@ -32,7 +34,32 @@ public:
     // True when table "inet <name>" exists.
     bool table_exists(const std::string& name);
 
+    // The O(1) change path for sets and maps: adds (or deletes) exactly
+    // `elements` in set `set.name` of table "inet <table>", in one batch and so
+    // atomically, without touching chains, rules or other elements. `set` is
+    // the declaration (its key and data types encode the values); its own
+    // `elements` are ignored. Adding an element whose key is already there,
+    // or deleting one that is not, fails the whole batch (kvmnet::Error
+    // Kernel) and changes nothing. Deleting looks only at the keys.
+    void add_elements(const std::string& table, const plan::Set& set, const std::vector<plan::SetElement>& elements);
+    void delete_elements(const std::string& table, const plan::Set& set, const std::vector<plan::SetElement>& elements);
+
+    // Every element of the set as the kernel has it, with its counter when
+    // the set has "counter" (forward statistics). Values are spelled as
+    // plan::SetElement documents (protocols by name: tcp, udp, ...). Throws
+    // kvmnet::Error NotFound when the set does not exist.
+    struct ElementCounters {
+        plan::SetElement element;
+        bool has_counter = false;
+        std::uint64_t packets = 0;
+        std::uint64_t bytes = 0;
+    };
+    std::vector<ElementCounters> list_elements(const std::string& table, const plan::Set& set);
+
 private:
+    void change_elements(const std::string& table, const plan::Set& set, const std::vector<plan::SetElement>& elements,
+                         bool add);
+
     struct mnl_socket* socket_ = nullptr;
     unsigned port_id_ = 0;
     unsigned sequence_ = 0;

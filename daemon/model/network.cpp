@@ -158,6 +158,38 @@ Ipv4 parse_ip(const std::string& field, const std::string& text)
     return *ip;
 }
 
+}  // namespace
+
+DhcpHost parse_dhcp_host(const json& j, const std::string& field)
+{
+    ObjectReader h(j, field);
+    DhcpHost host;
+    auto mac = h.string("mac");
+    if (!mac || !valid_mac(*mac)) throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
+    host.mac = lower(*mac);
+    auto ip = h.string("ip");
+    if (!ip) throw invalid_field(h.field("ip"), "required");
+    host.ip = parse_ip(h.field("ip"), *ip);
+    host.name = h.string("name", 63).value_or("");
+    if (!host.name.empty() && !valid_host_name(host.name))
+        throw invalid_field(h.field("name"), "'" + host.name + "' is not a valid host name (letters, digits, '-')");
+    h.finish();
+    return host;
+}
+
+DhcpHost parse_dhcp_host(const std::string& text)
+{
+    json document;
+    try {
+        document = json::parse(text);
+    } catch (const json::parse_error& e) {
+        throw invalid_field("host", std::string("not valid JSON: ") + e.what());
+    }
+    return parse_dhcp_host(document, "host");
+}
+
+namespace {
+
 Ipv4Config parse_ipv4(const json& j)
 {
     ObjectReader r(j, "ipv4");
@@ -181,24 +213,9 @@ Ipv4Config parse_ipv4(const json& j)
                 config.ranges.push_back({parse_ip(f, text.substr(0, dash)), parse_ip(f, text.substr(dash + 1))});
             }
         }
-        if (const json* hosts = d.array("hosts", 4096)) {
-            for (std::size_t i = 0; i < hosts->size(); ++i) {
-                ObjectReader h((*hosts)[i], item("ipv4.dhcp.hosts", i));
-                DhcpHost host;
-                auto mac = h.string("mac");
-                if (!mac || !valid_mac(*mac))
-                    throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
-                host.mac = lower(*mac);
-                auto ip = h.string("ip");
-                if (!ip) throw invalid_field(h.field("ip"), "required");
-                host.ip = parse_ip(h.field("ip"), *ip);
-                host.name = h.string("name", 63).value_or("");
-                if (!host.name.empty() && !valid_host_name(host.name))
-                    throw invalid_field(h.field("name"),
-                                        "'" + host.name + "' is not a valid host name (letters, digits, '-')");
-                h.finish();
-                config.hosts.push_back(std::move(host));
-            }
+        if (const json* hosts = d.array("hosts", max_dhcp_hosts)) {
+            for (std::size_t i = 0; i < hosts->size(); ++i)
+                config.hosts.push_back(parse_dhcp_host((*hosts)[i], item("ipv4.dhcp.hosts", i)));
         }
         d.finish();
     }
@@ -242,7 +259,7 @@ bool valid_interface_name(const std::string& name)
                        [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
-Network parse_network(const nlohmann::json& document)
+Network parse_network_unchecked(const nlohmann::json& document)
 {
     ObjectReader r(document, "");
     Network n;
@@ -275,30 +292,49 @@ Network parse_network(const nlohmann::json& document)
     if (const json* ports = r.array("ports", 4096))
         for (std::size_t i = 0; i < ports->size(); ++i)
             n.ports.push_back(parse_port((*ports)[i], item("ports", i)));
-    if (const json* forwards = r.array("forwards", 100000); forwards && !forwards->empty())
-        throw Error(ErrorKind::Unsupported, "forwards: port forwarding is not available in this version of kvmnetd");
-    if (const json* limits = r.get("limits")) {
-        if (!limits->is_object())
-            throw invalid_field("limits", std::string("expected an object, got ") + type_name(*limits));
-        if (!limits->empty())
-            throw Error(ErrorKind::Unsupported,
-                        "limits: connection limits are not available in this version of kvmnetd");
+    if (const json* forwards = r.array("forwards", max_forwards)) {
+        n.forwards.reserve(forwards->size());
+        for (std::size_t i = 0; i < forwards->size(); ++i)
+            n.forwards.push_back(parse_forward((*forwards)[i], item("forwards", i)));
     }
+    if (const json* limits = r.get("limits")) n.limits = parse_limits(*limits, "limits");
     r.finish();
+    resolve_forward_guests(n);
     validate(n);
     return n;
 }
 
-Network parse_network(const std::string& text)
+Network parse_network(const nlohmann::json& document)
 {
-    json document;
+    Network n = parse_network_unchecked(document);
+    require_forwarding_support(n);
+    return n;
+}
+
+void require_forwarding_support(const Network& n)
+{
+    if (!n.forwards.empty())
+        throw Error(ErrorKind::Unsupported, "forwards: port forwarding is not available in this version of kvmnetd");
+    if (!n.limits.empty())
+        throw Error(ErrorKind::Unsupported, "limits: connection limits are not available in this version of kvmnetd");
+}
+
+namespace {
+
+json parse_document_text(const std::string& text)
+{
     try {
-        document = json::parse(text);
+        return json::parse(text);
     } catch (const json::parse_error& e) {
         throw invalid_field("document", std::string("not valid JSON: ") + e.what());
     }
-    return parse_network(document);
 }
+
+}  // namespace
+
+Network parse_network(const std::string& text) { return parse_network(parse_document_text(text)); }
+
+Network parse_network_unchecked(const std::string& text) { return parse_network_unchecked(parse_document_text(text)); }
 
 nlohmann::json to_json(const Network& n)
 {
@@ -331,6 +367,13 @@ nlohmann::json to_json(const Network& n)
     for (const Port& p : n.ports)
         ports.push_back(to_json(p));
     j["ports"] = std::move(ports);
+    if (!n.forwards.empty()) {
+        json forwards = json::array();
+        for (const PortForward& f : n.forwards)
+            forwards.push_back(to_json(f));
+        j["forwards"] = std::move(forwards);
+    }
+    if (!n.limits.empty()) j["limits"] = to_json(n.limits);
     return j;
 }
 
@@ -478,6 +521,7 @@ void validate(const Network& n)
             throw invalid_field(f + ".name",
                                 p.name + " is the network's " + (p.name == n.bridge ? "bridge" : "uplink"));
     }
+    validate_forwards(n);
     // The kernel only accepts 2-30 s while STP runs (and would silently clamp).
     if (n.stp && n.forward_delay < 2)
         throw invalid_field("forward_delay",
@@ -559,6 +603,7 @@ void validate_against(const Network& n, const std::vector<Network>& others)
             throw Error(ErrorKind::Conflict, "ipv4.address: " + n.ipv4->address.network_str() + " overlaps " +
                                                  o.ipv4->address.network_str() + " of network '" + o.name + "'");
     }
+    validate_forwards_against(n, others);
 }
 
 }  // namespace kvmnet::model

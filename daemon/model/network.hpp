@@ -5,6 +5,7 @@
 #pragma once
 
 #include "model/error.hpp"
+#include "model/forward.hpp"
 #include "model/ipv4.hpp"
 
 #include <nlohmann/json_fwd.hpp>
@@ -81,6 +82,8 @@ struct Network {
     std::optional<std::uint16_t> priority;
     std::optional<bool> multicast_snooping;
     std::vector<Port> ports;
+    std::vector<PortForward> forwards;  // nat networks only (model/forward.hpp)
+    Limits limits;                      // nat and routed networks
 
     bool operator==(const Network&) const = default;
 };
@@ -88,10 +91,21 @@ struct Network {
 // Strict parsing of the JSON document. Throws kvmnet::Error(InvalidArgument)
 // naming the field ("ipv4.dhcp.ranges[1]: ...") for syntax, type, unknown
 // field and per-field value errors; Unsupported for features this version
-// cannot provide.
+// cannot provide (require_forwarding_support).
 Network parse_network(const nlohmann::json& document);
 Network parse_network(const std::string& text);
 inline Network parse_network(const char* text) { return parse_network(std::string(text)); }
+
+// parse_network without the require_forwarding_support gate: the whole
+// model, forwards and limits included (guest names resolved, validated).
+Network parse_network_unchecked(const nlohmann::json& document);
+Network parse_network_unchecked(const std::string& text);
+inline Network parse_network_unchecked(const char* text) { return parse_network_unchecked(std::string(text)); }
+
+// Unsupported ("forwards: ..." / "limits: ...") while the kernel side of
+// port forwards and connection limits is not wired; parse_network calls it
+// last. Remove that call (and this function) once kvmnetd applies them.
+void require_forwarding_support(const Network& network);
 
 nlohmann::json to_json(const Network& network);
 
@@ -102,6 +116,16 @@ inline Port parse_port(const char* text) { return parse_port(std::string(text));
 nlohmann::json to_json(const Port& port);
 // Rules for one port inside its network (name, MAC and VLAN sanity).
 void validate_port(const Port& port, const std::string& field);
+
+// At most this many ipv4.dhcp.hosts entries.
+inline constexpr std::size_t max_dhcp_hosts = 4096;
+
+// One entry of ipv4.dhcp.hosts, as AddHost takes it ({"mac", "ip", "name"?});
+// `field` prefixes error paths. Per-entry rules only: whether the address
+// fits the subnet and is unique is validate()'s job.
+DhcpHost parse_dhcp_host(const nlohmann::json& host, const std::string& field = "host");
+DhcpHost parse_dhcp_host(const std::string& text);
+inline DhcpHost parse_dhcp_host(const char* text) { return parse_dhcp_host(std::string(text)); }
 
 // Cross-field rules that need only the document itself: gateway inside its
 // subnet, DHCP ranges inside and ordered, static hosts unique, etc. Applied

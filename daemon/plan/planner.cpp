@@ -202,7 +202,10 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
             c << "dhcp-range=" << r.first.str() << "," << r.last.str() << "," << model::Ipv4{a.mask()}.str() << ",1h\n";
             size += r.last.value - r.first.value + 1;
         }
-        size += n.ipv4->hosts.size();
+        // Room for every static host the document may hold, not just the
+        // current ones: AddHost/RemoveHost then change only dnsmasq.hosts
+        // (re-read on SIGHUP) and never this file, which needs a restart.
+        size += model::max_dhcp_hosts;
         if (n.ipv4->ranges.empty())
             c << "dhcp-range=" << a.network().str() << ",static," << model::Ipv4{a.mask()}.str() << "\n";
         if (size > 0) c << "dhcp-lease-max=" << size << "\n";

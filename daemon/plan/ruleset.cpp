@@ -26,8 +26,55 @@ std::string quote(const std::string& s)
     return out + "\"";
 }
 
+void keys_text(std::ostream& out, const std::vector<Field>& keys)
+{
+    const char* sep = "";
+    for (Field f : keys) {
+        out << sep << field_text(f);
+        sep = " . ";
+    }
+}
+
 struct MatchRenderer {
     std::ostream& out;
+    void operator()(const MatchSetLookup& m) const
+    {
+        keys_text(out, m.keys);
+        out << (m.negate ? " != @" : " @") << m.set;
+    }
+    void operator()(const MatchFibDaddrLocal& m) const { out << "fib daddr type " << op_text(m.op) << "local"; }
+    void operator()(const MatchCtStatus& m) const
+    {
+        static const std::pair<std::uint32_t, const char*> names[] = {
+            {ct_status::expected, "expected"}, {ct_status::seen_reply, "seen-reply"},
+            {ct_status::assured, "assured"},   {ct_status::confirmed, "confirmed"},
+            {ct_status::snat, "snat"},         {ct_status::dnat, "dnat"},
+            {ct_status::dying, "dying"}};
+        out << "ct status ";
+        bool first = true;
+        for (const auto& [bit, name] : names) {
+            if ((m.mask & bit) == 0) continue;
+            out << (first ? "" : ",") << name;
+            first = false;
+        }
+    }
+    void operator()(const MatchLimit& m) const
+    {
+        out << "limit rate " << (m.over ? "over " : "") << m.per_second << "/second";
+        if (m.burst != 5) out << " burst " << m.burst << " packets";
+    }
+    void operator()(const MatchConnLimit& m) const
+    {
+        out << "add @" << m.set << " { ";
+        keys_text(out, m.keys);
+        out << " ct count " << (m.over ? "over " : "") << m.count << " }";
+    }
+    void operator()(const DnatMap& m) const
+    {
+        out << (m.ipv6 ? "dnat ip6 to " : "dnat ip to ");
+        keys_text(out, m.keys);
+        out << " map @" << m.map;
+    }
     void operator()(const MatchIfname& m) const
     {
         out << (m.input ? "iifname " : "oifname ") << op_text(m.op) << quote(m.name);
@@ -67,29 +114,141 @@ const char* verdict_text(Verdict v)
     return "";
 }
 
+void values_text(std::ostream& out, const std::vector<SetType>& types, const std::vector<std::string>& values)
+{
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i != 0) out << " . ";
+        // Interface names are strings to nft; everything else is a bare word.
+        const bool is_string = i < types.size() && types[i] == SetType::ifname;
+        out << (is_string ? quote(values[i]) : values[i]);
+    }
+}
+
+void types_text(std::ostream& out, const std::vector<SetType>& types)
+{
+    const char* sep = "";
+    for (SetType t : types) {
+        out << sep << set_type_text(t);
+        sep = " . ";
+    }
+}
+
+void render_set(std::ostream& out, const Set& set)
+{
+    const bool map = !set.data.empty();
+    out << '\t' << (map ? "map " : "set ") << set.name << " {\n\t\ttype ";
+    types_text(out, set.key);
+    if (map) {
+        out << " : ";
+        types_text(out, set.data);
+    }
+    out << '\n';
+    if (set.size != 0) out << "\t\tsize " << set.size << '\n';
+    if (set.dynamic) out << "\t\tflags dynamic\n";
+    if (set.counter) out << "\t\tcounter\n";
+    if (!set.elements.empty()) {
+        out << "\t\telements = { ";
+        bool first = true;
+        for (const SetElement& e : set.elements) {
+            if (!first) out << ",\n\t\t\t     ";
+            first = false;
+            values_text(out, set.key, e.key);
+            if (!e.comment.empty()) out << " comment " << quote(e.comment);
+            if (map) {
+                out << " : ";
+                values_text(out, set.data, e.data);
+            }
+        }
+        out << " }\n";
+    }
+    out << "\t}\n";
+}
+
 }  // namespace
+
+SetType field_type(Field f)
+{
+    switch (f) {
+    case Field::ip_saddr:
+    case Field::ip_daddr: return SetType::ipv4_addr;
+    case Field::ip6_saddr:
+    case Field::ip6_daddr: return SetType::ipv6_addr;
+    case Field::meta_l4proto: return SetType::inet_proto;
+    case Field::th_sport:
+    case Field::th_dport: return SetType::inet_service;
+    case Field::iifname:
+    case Field::oifname: return SetType::ifname;
+    case Field::ether_saddr: return SetType::ether_addr;
+    }
+    return SetType::ipv4_addr;
+}
+
+const char* field_text(Field f)
+{
+    switch (f) {
+    case Field::ip_saddr: return "ip saddr";
+    case Field::ip_daddr: return "ip daddr";
+    case Field::ip6_saddr: return "ip6 saddr";
+    case Field::ip6_daddr: return "ip6 daddr";
+    case Field::meta_l4proto: return "meta l4proto";
+    case Field::th_sport: return "th sport";
+    case Field::th_dport: return "th dport";
+    case Field::iifname: return "iifname";
+    case Field::oifname: return "oifname";
+    case Field::ether_saddr: return "ether saddr";
+    }
+    return "?";
+}
+
+const char* set_type_text(SetType t)
+{
+    switch (t) {
+    case SetType::ipv4_addr: return "ipv4_addr";
+    case SetType::ipv6_addr: return "ipv6_addr";
+    case SetType::ether_addr: return "ether_addr";
+    case SetType::inet_proto: return "inet_proto";
+    case SetType::inet_service: return "inet_service";
+    case SetType::ifname: return "ifname";
+    }
+    return "?";
+}
 
 std::string render(const Table& table)
 {
     std::ostringstream out;
     out << "table inet " << table.name << " {\n";
-    bool first_chain = true;
+    bool first_object = true;
+    for (const Set& set : table.sets) {
+        if (!first_object) out << '\n';
+        first_object = false;
+        render_set(out, set);
+    }
     for (const Chain& chain : table.chains) {
-        if (!first_chain) out << '\n';
-        first_chain = false;
+        if (!first_object) out << '\n';
+        first_object = false;
         out << "\tchain " << chain.name << " {\n";
         out << "\t\ttype " << chain.type << " hook " << chain.hook << " priority " << chain.priority << "; policy "
             << (chain.policy_accept ? "accept" : "drop") << ";\n";
         for (const Rule& rule : chain.rules) {
             std::ostringstream line;
             const char* sep = "";
+            const DnatMap* dnat = nullptr;
             for (const Match& m : rule.matches) {
+                if (const auto* d = std::get_if<DnatMap>(&m)) {
+                    dnat = d;  // a statement: after the counter, which it would otherwise skip
+                    continue;
+                }
                 line << sep;
                 std::visit(MatchRenderer{line}, m);
                 sep = " ";
             }
             if (rule.counter) {
                 line << sep << "counter";
+                sep = " ";
+            }
+            if (dnat != nullptr) {
+                line << sep;
+                MatchRenderer{line}(*dnat);
                 sep = " ";
             }
             if (rule.verdict != Verdict::none) {

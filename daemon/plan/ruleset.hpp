@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -46,7 +47,103 @@ struct MatchCtState {
     std::uint32_t mask = 0;
 };
 
-using Match = std::variant<MatchIfname, MatchIpv4, MatchL4Dport, MatchCtState>;
+// ---- named sets and maps, and the expressions that use them ----------------------------------------------------
+
+// nft data types usable in set keys and map data; concatenated when more than one.
+enum class SetType { ipv4_addr, ipv6_addr, ether_addr, inet_proto, inet_service, ifname };
+
+// Packet fields a rule can look up in a set, add to a meter, or use as a DNAT
+// map key. The type of each is fixed (field_type()); the adapter adds nft's
+// protocol dependencies (meta nfproto for ip/ip6, meta iiftype for ether).
+enum class Field {
+    ip_saddr,      // "ip saddr"       ipv4_addr
+    ip_daddr,      // "ip daddr"       ipv4_addr
+    ip6_saddr,     // "ip6 saddr"      ipv6_addr
+    ip6_daddr,     // "ip6 daddr"      ipv6_addr
+    meta_l4proto,  // "meta l4proto"   inet_proto
+    th_sport,      // "th sport"       inet_service
+    th_dport,      // "th dport"       inet_service
+    iifname,       // "iifname"        ifname
+    oifname,       // "oifname"        ifname
+    ether_saddr,   // "ether saddr"    ether_addr
+};
+
+SetType field_type(Field f);
+const char* field_text(Field f);
+const char* set_type_text(SetType t);
+
+// One element. Values are nft's own spelling, one per key (or data) type:
+// "192.0.2.10", "fd00::1", "tcp" / "udp" / a protocol number, "8080",
+// "52:54:00:12:34:56", and an interface name (unquoted here, quoted by render).
+struct SetElement {
+    std::vector<std::string> key;
+    std::vector<std::string> data;  // only in maps: one value per data type
+    std::string comment;            // element userdata, shown by `nft list`
+};
+
+// "set NAME { ... }", or "map NAME { ... }" when `data` is not empty.
+struct Set {
+    std::string name;
+    std::vector<SetType> key;   // "type a . b . c"
+    std::vector<SetType> data;  // map data types ("... : x . y"); empty for a set
+    std::uint32_t size = 0;     // "size N"; 0: none (the kernel's default)
+    bool dynamic = false;       // "flags dynamic": rules add elements (meters)
+    bool counter = false;       // "counter": a packet/byte counter on every element
+    std::vector<SetElement> elements;
+};
+
+// "KEYS @set" or "KEYS != @set": the concatenation of `keys` is (not) in the set.
+struct MatchSetLookup {
+    std::vector<Field> keys;
+    std::string set;
+    bool negate = false;
+};
+
+// "fib daddr type local" (or "!= local"): the destination is one of this host's addresses.
+struct MatchFibDaddrLocal {
+    Cmp op = Cmp::eq;
+};
+
+// "ct status S1,S2": (ct status & mask) != 0; for hairpin masquerade "ct status dnat".
+namespace ct_status {
+inline constexpr std::uint32_t expected = 0x1, seen_reply = 0x2, assured = 0x4, confirmed = 0x8, snat = 0x10,
+                               dnat = 0x20, dying = 0x200;
+}
+struct MatchCtStatus {
+    std::uint32_t mask = 0;
+};
+
+// "limit rate [over] N/second [burst B packets]": with `over`, true when the
+// rate is exceeded (use with drop); without, true while under the rate.
+struct MatchLimit {
+    std::uint64_t per_second = 0;
+    std::uint32_t burst = 5;  // nft's default, which `nft list` leaves out
+    bool over = true;
+};
+
+// "add @set { KEYS ct count [over] N }": a per-key connection count (a meter);
+// the set must be dynamic and have the keys' types. With `over`, true when the
+// key already has more than N connections.
+struct MatchConnLimit {
+    std::vector<Field> keys;
+    std::string set;
+    std::uint32_t count = 0;
+    bool over = true;
+};
+
+// A statement, not a condition: "dnat ip to KEYS map @map" (ip6 for IPv6),
+// the map's data being an address, or an address and a port. It ends the
+// rule, so the rule's verdict must be none.
+struct DnatMap {
+    bool ipv6 = false;
+    std::vector<Field> keys;
+    std::string map;
+};
+
+// Conditions, in rule order. A DnatMap may appear at most once; render() and
+// the adapter put it after the conditions and the counter, wherever it is.
+using Match = std::variant<MatchIfname, MatchIpv4, MatchL4Dport, MatchCtState, MatchSetLookup, MatchFibDaddrLocal,
+                           MatchCtStatus, MatchLimit, MatchConnLimit, DnatMap>;
 
 enum class Verdict { none, accept, drop, return_, masquerade };
 
@@ -66,10 +163,18 @@ struct Chain {
     std::vector<Rule> rules;
 };
 
-// Always family inet.
+// Always family inet. Sets are declared (and rendered) before the chains.
+// A constructor rather than an aggregate, so Table{name, chains} keeps working
+// without naming the sets.
 struct Table {
+    Table() = default;
+    Table(std::string name_, std::vector<Chain> chains_ = {}, std::vector<Set> sets_ = {})
+        : name(std::move(name_)), chains(std::move(chains_)), sets(std::move(sets_))
+    {
+    }
     std::string name;
     std::vector<Chain> chains;
+    std::vector<Set> sets;
 };
 
 // nft(8) input syntax for the whole table, deterministic, for golden files

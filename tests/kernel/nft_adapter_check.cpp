@@ -13,10 +13,15 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <string>
+#include <vector>
 
 using namespace kvmnet;
 using namespace kvmnet::plan;
@@ -74,7 +79,45 @@ std::string list_table(const std::string& name, bool bytecode = false)
         normalised += line;
         start = end;
     }
+    // Elements are dumped in the set's hash order, which differs between
+    // two sets with the same elements; nft's own listing sorts them.
+    std::vector<std::string> lines;
+    std::string line;
+    for (std::size_t at = 0; at < normalised.size();) {
+        std::size_t end = normalised.find('\n', at);
+        end = end == std::string::npos ? normalised.size() : end + 1;
+        lines.push_back(normalised.substr(at, end - at));
+        at = end;
+    }
+    for (std::size_t i = 0; i < lines.size();) {
+        std::size_t j = i;
+        while (j < lines.size() && lines[j].rfind("\telement ", 0) == 0)
+            ++j;
+        std::sort(lines.begin() + static_cast<std::ptrdiff_t>(i), lines.begin() + static_cast<std::ptrdiff_t>(j));
+        i = j == i ? i + 1 : j;
+    }
+    normalised.clear();
+    for (const std::string& l : lines)
+        normalised += l;
     return normalised;
+}
+
+// The rules of a chain with their bytecode, without the set elements that
+// `nft --debug=netlink list chain` also prints.
+std::string chain_code(const std::string& table, const std::string& chain)
+{
+    const std::string out = run("nft --debug=netlink list chain inet " + table + " " + chain).second;
+    std::string kept;
+    for (std::size_t at = 0; at < out.size();) {
+        std::size_t end = out.find('\n', at);
+        end = end == std::string::npos ? out.size() : end + 1;
+        const std::string line = out.substr(at, end - at);
+        const bool set_line =
+            line.rfind("\telement ", 0) == 0 || (line.rfind("inet ", 0) == 0 && line.find(" @") != std::string::npos);
+        if (!set_line) kept += line;
+        at = end;
+    }
+    return kept;
 }
 
 // What nft(8) makes of render(table), loaded as table `ref_name` and listed.
@@ -157,6 +200,121 @@ Table representative(const std::string& name)
 
     t.chains = {forward, input, postrouting, output};
     return t;
+}
+
+// Sets, maps and the expressions port forwarding and limits use.
+Table with_sets(const std::string& name)
+{
+    Table t{name};
+    const auto v4 = SetType::ipv4_addr, v6 = SetType::ipv6_addr, proto = SetType::inet_proto,
+               port = SetType::inet_service;
+    Set fwd4{"fwd4", {v4, proto, port}, {v4, port}, 0, false, true, {}};
+    fwd4.elements = {{{"192.0.2.10", "tcp", "8080"}, {"192.168.122.10", "80"}, "web"},
+                     {{"192.0.2.10", "udp", "53"}, {"192.168.122.11", "5353"}, ""}};
+    Set local{
+        "fwd4_local", {proto, port}, {v4, port}, 0, false, false, {{{"tcp", "2222"}, {"192.168.122.10", "22"}, ""}}};
+    Set fwd6{
+        "fwd6", {v6, proto, port}, {v6, port}, 0, false, false, {{{"fd00::1", "udp", "53"}, {"fd00::10", "5353"}, ""}}};
+    Set only{"ip4only", {v4}, {v4}, 0, false, false, {{{"198.51.100.1"}, {"192.168.122.12"}, "whole host"}}};
+    Set guests{"guests4", {v4}, {}, 0, false, false, {{{"192.168.122.10"}, {}, ""}, {{"192.168.122.11"}, {}, "db"}}};
+    Set ifs{"bridges", {SetType::ifname}, {}, 0, false, false, {{{"kvmbr0"}, {}, ""}, {{"kvmbr1"}, {}, ""}}};
+    Set macs{"macs", {SetType::ether_addr}, {}, 0, false, false, {{{"52:54:00:12:34:56"}, {}, ""}}};
+    Set meter{"meter4", {v4}, {}, 65535, true, false, {}};
+    Set ports{"ports", {proto, port}, {}, 100, false, true, {{{"tcp", "22"}, {}, ""}, {{"udp", "67"}, {}, ""}}};
+    t.sets = {fwd4, local, fwd6, only, guests, ifs, macs, meter, ports};
+
+    Chain prerouting{"prerouting", "nat", "prerouting", -100, true, {}};
+    prerouting.rules = {
+        {{DnatMap{false, {Field::ip_daddr, Field::meta_l4proto, Field::th_dport}, "fwd4"}}, true, Verdict::none, "fwd"},
+        {{MatchFibDaddrLocal{}, DnatMap{false, {Field::meta_l4proto, Field::th_dport}, "fwd4_local"}},
+         false,
+         Verdict::none,
+         ""},
+        {{DnatMap{true, {Field::ip6_daddr, Field::meta_l4proto, Field::th_dport}, "fwd6"}}, false, Verdict::none, ""},
+        {{DnatMap{false, {Field::ip_daddr}, "ip4only"}}, false, Verdict::none, ""},
+    };
+    Chain forward{"forward", "filter", "forward", 0, true, {}};
+    forward.rules = {
+        {{MatchCtState{ct::new_}, MatchLimit{200, 5, true}}, true, Verdict::drop, "rate"},
+        {{MatchCtState{ct::new_}, MatchConnLimit{{Field::ip_saddr}, "meter4", 1024, true}}, true, Verdict::drop, ""},
+        {{MatchSetLookup{{Field::meta_l4proto, Field::th_dport}, "ports", false}}, false, Verdict::accept, ""},
+        {{MatchIfname{true, Cmp::eq, "kvmbr0"}, MatchSetLookup{{Field::ip_saddr}, "guests4", true}},
+         true,
+         Verdict::drop,
+         ""},
+        {{MatchIpv4{false, Cmp::eq, prefix(192, 168, 122, 0, 24)}, MatchSetLookup{{Field::ip_saddr}, "guests4", false}},
+         false,
+         Verdict::accept,
+         ""},
+        {{MatchSetLookup{{Field::iifname}, "bridges", false}}, false, Verdict::accept, ""},
+        {{MatchSetLookup{{Field::oifname}, "bridges", true}}, false, Verdict::return_, ""},
+        {{MatchSetLookup{{Field::ether_saddr}, "macs", false}}, false, Verdict::accept, ""},
+        {{MatchCtStatus{ct_status::dnat}}, false, Verdict::accept, "forwarded"},
+        {{MatchCtStatus{ct_status::snat | ct_status::dnat}}, false, Verdict::none, ""},
+        {{MatchLimit{5, 10, false}}, false, Verdict::accept, ""},
+        {{MatchFibDaddrLocal{Cmp::neq}}, false, Verdict::drop, ""},
+        {{MatchConnLimit{{Field::ip_saddr}, "meter4", 8, false}}, false, Verdict::accept, ""},
+    };
+    Chain postrouting{"postrouting", "nat", "postrouting", 100, true, {}};
+    postrouting.rules = {{{MatchCtStatus{ct_status::dnat}}, false, Verdict::masquerade, "hairpin"}};
+    t.chains = {prerouting, forward, postrouting};
+    return t;
+}
+
+Set missing_set()
+{
+    Set s;
+    s.name = "nosuch";
+    s.key = {SetType::ipv4_addr};
+    return s;
+}
+
+// Number of elements nft -j reports for a set or map; -1 if it cannot be listed.
+int json_element_count(const std::string& table, const std::string& kind, const std::string& set)
+{
+    auto [status, out] = run("nft -j list " + kind + " inet " + table + " " + set);
+    if (status != 0) return -1;
+    try {
+        const auto doc = nlohmann::json::parse(out);
+        for (const auto& item : doc.at("nftables")) {
+            if (!item.contains(kind)) continue;
+            const auto& s = item.at(kind);
+            return s.contains("elem") ? static_cast<int>(s.at("elem").size()) : 0;
+        }
+    } catch (const std::exception&) {
+    }
+    return -1;
+}
+
+bool has_element(const std::string& table, const std::string& set, const std::string& key)
+{
+    return run("nft get element inet " + table + " " + set + " '{ " + key + " }'").first == 0;
+}
+
+SetElement forward_element(unsigned i)
+{
+    return {
+        {"10." + std::to_string((i >> 16) & 255) + "." + std::to_string((i >> 8) & 255) + "." + std::to_string(i & 255),
+         i % 2 ? "udp" : "tcp", std::to_string(1024 + i % 60000)},
+        {"192.168.122." + std::to_string(2 + i % 250), std::to_string(1 + i % 1000)},
+        i % 100 == 0 ? "forward " + std::to_string(i) : ""};
+}
+
+// Median (and fastest, slowest) microseconds of `runs` single-element adds to `set` (each removed again).
+std::string add_us(kernel::Nftables& nft, const std::string& table, const Set& set, unsigned first, int runs)
+{
+    std::vector<double> times;
+    for (int r = 0; r < runs; ++r) {
+        const std::vector<SetElement> one{forward_element(first + static_cast<unsigned>(r))};
+        const auto start = std::chrono::steady_clock::now();
+        nft.add_elements(table, set, one);
+        const auto end = std::chrono::steady_clock::now();
+        times.push_back(std::chrono::duration<double, std::micro>(end - start).count());
+        nft.delete_elements(table, set, one);
+    }
+    std::sort(times.begin(), times.end());
+    return std::to_string(times[times.size() / 2]) + " us (min " + std::to_string(times.front()) + ", max " +
+           std::to_string(times.back()) + ")";
 }
 
 template <typename F>
@@ -282,6 +440,168 @@ int main(int argc, char** argv)
               "error located in a large batch: " + message);
         check(list_table(big.name) == big_listing, "large table intact after kernel rejection");
         nft.delete_table(big.name);
+
+        // ---- sets, maps and the expressions that use them ----
+        const Table sets = with_sets(name);
+        nft.replace_table(sets);
+        const std::string sets_listing = list_table(name);
+        const std::string sets_expected = reference_listing(sets, ref);
+        check(sets_listing == sets_expected, "sets and maps: nft list of committed table equals nft -f of render()");
+        if (std::getenv("KVMNFT_VERBOSE") != nullptr) std::cout << sets_listing;
+        if (sets_listing != sets_expected)
+            std::cout << "--- committed\n" << sets_listing << "--- expected\n" << sets_expected;
+        const std::string sets_code = list_table(name, true);
+        const std::string sets_code_expected = reference_listing(sets, ref, true);
+        check(sets_code == sets_code_expected, "sets and maps: bytecode, elements and userdata equal nft's");
+        if (sets_code != sets_code_expected) {
+            std::cout << "--- committed\n" << sets_code << "--- expected\n" << sets_code_expected;
+        }
+        nft.replace_table(sets);
+        check(list_table(name) == sets_listing, "replace_table with sets twice is idempotent");
+
+        const auto rejected_sets = [&](const std::string& what, auto&& mutate) {
+            Table bad = sets;
+            mutate(bad);
+            const std::string m = expect_error([&] { nft.replace_table(bad); }, ErrorKind::InvalidArgument);
+            check(!m.empty() && m.find("wrong") != 0 && list_table(name) == sets_listing, what + " rejected: " + m);
+        };
+        rejected_sets("lookup in an undeclared set", [](Table& t) {
+            t.chains[1].rules[2].matches[0] = MatchSetLookup{{Field::th_dport}, "nosuch", false};
+        });
+        rejected_sets("lookup key of the wrong types", [](Table& t) {
+            t.chains[1].rules[2].matches[0] = MatchSetLookup{{Field::th_dport, Field::meta_l4proto}, "ports", false};
+        });
+        rejected_sets("dnat through a map to a port only", [](Table& t) {
+            t.sets[1].data = {SetType::inet_service};
+            t.sets[1].elements[0].data = {"22"};
+        });
+        rejected_sets("two dnat statements", [](Table& t) {
+            t.chains[0].rules[3].matches.push_back(DnatMap{false, {Field::ip_daddr}, "ip4only"});
+        });
+        rejected_sets("dnat with a verdict", [](Table& t) { t.chains[0].rules[3].verdict = Verdict::accept; });
+        rejected_sets("ct count in a set that is not dynamic", [](Table& t) { t.sets[7].dynamic = false; });
+        rejected_sets("element with a bad address", [](Table& t) { t.sets[0].elements[0].key[0] = "192.0.2.300"; });
+        rejected_sets("element with a missing key part", [](Table& t) { t.sets[0].elements[0].key.pop_back(); });
+        rejected_sets("set element with data", [](Table& t) { t.sets[4].elements[0].data = {"1.2.3.4"}; });
+        rejected_sets("set declared twice", [](Table& t) { t.sets.push_back(t.sets[4]); });
+        rejected_sets("key of 5 concatenated ipv6 addresses", [](Table& t) {
+            t.sets[4].key.assign(5, SetType::ipv6_addr);
+            t.sets[4].elements.clear();
+        });
+        // Rejected by the kernel: a duplicate element in the plan (EXCL).
+        Table dup = sets;
+        dup.sets[4].elements.push_back(dup.sets[4].elements[0]);
+        message = expect_error([&] { nft.replace_table(dup); }, ErrorKind::Kernel);
+        check(message.find("File exists") != std::string::npos && message.find("@guests4") != std::string::npos,
+              "duplicate element in a plan rejected by the kernel: " + message);
+        check(list_table(name) == sets_listing, "table intact after the duplicate element");
+
+        // ---- the O(1) change path: elements only ----
+        const Set& fwd4 = sets.sets[0];
+        const std::string chains_before = chain_code(name, "prerouting") + chain_code(name, "forward");
+        std::vector<SetElement> thousand;
+        for (unsigned i = 0; i < 1000; ++i)
+            thousand.push_back(forward_element(i));
+        nft.add_elements(name, fwd4, thousand);
+        check(json_element_count(name, "map", "fwd4") == 1002, "1000 elements added in one batch (nft -j list map)");
+        nft.add_elements(name, fwd4, {forward_element(1000)});
+        check(json_element_count(name, "map", "fwd4") == 1003 && has_element(name, "fwd4", "10.0.3.232 . tcp . 2024"),
+              "one more element added");
+        nft.delete_elements(name, fwd4, {forward_element(500)});
+        check(json_element_count(name, "map", "fwd4") == 1002 &&
+                  !has_element(name, "fwd4", "10.0.1.244 . tcp . 1524") &&
+                  has_element(name, "fwd4", "10.0.1.245 . udp . 1525"),
+              "one element deleted");
+        const std::string chains_after = chain_code(name, "prerouting") + chain_code(name, "forward");
+        check(chains_before == chains_after, "element changes leave the chains untouched");
+
+        // A failing batch changes nothing: a new element and a duplicate.
+        message = expect_error(
+            [&] {
+                nft.add_elements(name, fwd4, {forward_element(2000), forward_element(7)});
+            },
+            ErrorKind::Kernel);
+        check(message.find("already in the set") != std::string::npos, "duplicate element refused: " + message);
+        check(json_element_count(name, "map", "fwd4") == 1002 && !has_element(name, "fwd4", "10.0.7.208 . tcp . 3024"),
+              "failed add batch left the map unchanged");
+        // Across chunks: 3000 new elements (several messages) and one duplicate at the end.
+        std::vector<SetElement> many;
+        for (unsigned i = 3000; i < 6000; ++i)
+            many.push_back(forward_element(i));
+        many.push_back(forward_element(1));
+        message = expect_error([&] { nft.add_elements(name, fwd4, many); }, ErrorKind::Kernel);
+        check(json_element_count(name, "map", "fwd4") == 1002, "failed multi-message add batch left the map unchanged");
+        message = expect_error(
+            [&] {
+                nft.delete_elements(name, fwd4, {forward_element(1), forward_element(500)});
+            },
+            ErrorKind::Kernel);
+        check(message.find("does not exist") != std::string::npos && json_element_count(name, "map", "fwd4") == 1002 &&
+                  has_element(name, "fwd4", "10.0.0.1 . udp . 1025"),
+              "failed delete batch left the map unchanged: " + message);
+        message = expect_error(
+            [&] {
+                nft.add_elements(name, fwd4, {{{"10.0.0.1", "tcp"}, {"1.2.3.4", "1"}, ""}});
+            },
+            ErrorKind::InvalidArgument);
+        check(!message.empty(), "element with a missing key part refused before sending: " + message);
+        message = expect_error(
+            [&] {
+                nft.add_elements(name, fwd4, {{{"10.0.0.1", "tcp", "70000"}, {"1.2.3.4", "1"}, ""}});
+            },
+            ErrorKind::InvalidArgument);
+        check(!message.empty(), "port 70000 refused before sending: " + message);
+        message = expect_error(
+            [&] {
+                nft.add_elements(name, missing_set(), {{{"1.2.3.4"}, {}, ""}});
+            },
+            ErrorKind::Kernel);
+        check(!message.empty(), "adding to a missing set fails: " + message);
+
+        // Reading elements back, with per-element counters.
+        const auto listed = nft.list_elements(name, fwd4);
+        bool decoded = listed.size() == 1002;
+        bool counters = true;
+        for (const auto& e : listed)
+            counters = counters && e.has_counter;
+        const auto web = std::find_if(listed.begin(), listed.end(), [](const auto& e) {
+            return e.element.key == std::vector<std::string>{"192.0.2.10", "tcp", "8080"};
+        });
+        decoded = decoded && web != listed.end() &&
+                  web->element.data == std::vector<std::string>{"192.168.122.10", "80"} &&
+                  web->element.comment == "web";
+        const auto f100 = std::find_if(listed.begin(), listed.end(),
+                                       [](const auto& e) { return e.element.key == forward_element(100).key; });
+        decoded = decoded && f100 != listed.end() && f100->element.data == forward_element(100).data &&
+                  f100->element.comment == "forward 100";
+        check(decoded, "list_elements decodes keys, data and comments");
+        check(counters, "list_elements reports a counter on every element of a counter map");
+        const auto plain = nft.list_elements(name, sets.sets[5]);
+        check(plain.size() == 2 && !plain[0].has_counter, "list_elements of a set without counters");
+        message = expect_error([&] { nft.list_elements(name, missing_set()); }, ErrorKind::NotFound);
+        check(!message.empty(), "list_elements of a missing set: " + message);
+
+        // Timings (informational): one element added at 0 and at 10,000 existing.
+        {
+            Table timing{name + "_t"};
+            Set empty_map = fwd4;
+            empty_map.elements.clear();
+            timing.sets = {empty_map};
+            nft.replace_table(timing);
+            const std::string at0 = add_us(nft, timing.name, empty_map, 100000, 21);
+            std::vector<SetElement> tenk;
+            for (unsigned i = 0; i < 10000; ++i)
+                tenk.push_back(forward_element(i));
+            const auto start = std::chrono::steady_clock::now();
+            nft.add_elements(timing.name, empty_map, tenk);
+            const double bulk =
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+            check(json_element_count(timing.name, "map", "fwd4") == 10000, "10,000 elements added in one batch");
+            const std::string at10k = add_us(nft, timing.name, empty_map, 100000, 21);
+            std::cout << "info add_elements: 10,000 in one batch " << bulk << " ms; one element, median of 21: " << at0
+                      << " at 0 existing, " << at10k << " at 10,000 existing\n";
+            nft.delete_table(timing.name);
+        }
 
         nft.delete_table(name);
         check(!nft.table_exists(name) && !table_listed(name), "delete_table removes the table");

@@ -1,0 +1,144 @@
+// DHCP on a running network: dnsmasq's leases (read, and watched for lease
+// events) and static hosts changed without restarting dnsmasq.
+#include "core/manager.hpp"
+
+#include "core/log.hpp"
+#include "plan/leases.hpp"
+#include "plan/planner.hpp"
+#include "store/files.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <csignal>
+
+namespace kvmnet::core {
+namespace {
+
+std::string lower(std::string s)
+{
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+bool has_dhcp(const model::Network& n) { return n.ipv4 && n.ipv4->dhcp; }
+
+}  // namespace
+
+nlohmann::json Manager::leases(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    if (!has_dhcp(e.spec) || e.state == State::inactive) return nlohmann::json::array();
+    const auto text = store::read_file(runtime_dir_of(name) + "/" + LeaseWatch::file_name);
+    return plan::to_json(plan::parse_leases(text.value_or("")));
+}
+
+void Manager::watch_leases(Entry& e)
+{
+    e.lease_watch.reset();
+    if (!has_dhcp(e.spec)) return;
+    const std::string name = e.spec.name;
+    try {
+        e.lease_watch = std::make_unique<LeaseWatch>(
+            loop_, runtime_dir_of(name), [this, name](const std::vector<plan::LeaseEvent>& events) {
+                for (const auto& ev : events) {
+                    log_info("network " + name + ": lease " + ev.event + ": " + ev.lease.mac + " " + ev.lease.ip +
+                             (ev.lease.hostname.empty() ? "" : " " + ev.lease.hostname));
+                    if (listener_)
+                        listener_->lease_changed(name, ev.event, ev.lease.mac, ev.lease.ip, ev.lease.hostname);
+                }
+            });
+    } catch (const std::exception& err) {
+        // Leases still work; only their signals are missing.
+        log_error("network " + name + ": not watching DHCP leases: " + err.what());
+    }
+}
+
+void Manager::add_host(const std::string& name, const std::string& host_document)
+{
+    Entry& e = entry(name);
+    model::DhcpHost host = model::parse_dhcp_host(host_document);
+    if (!has_dhcp(e.spec))
+        throw invalid_field("ipv4.dhcp",
+                            "network '" + name + "' serves no DHCP; static hosts need an ipv4.dhcp object");
+    for (const auto& h : e.spec.ipv4->hosts) {
+        if (h.mac == host.mac)
+            throw Error(ErrorKind::Conflict,
+                        "host.mac: " + host.mac + " already has a static host (" + h.ip.str() + "); remove it first");
+        if (h.ip == host.ip)
+            throw Error(ErrorKind::Conflict, "host.ip: " + host.ip.str() + " is already reserved for " + h.mac);
+        if (!host.name.empty() && lower(h.name) == lower(host.name))
+            throw Error(ErrorKind::Conflict, "host.name: " + host.name + " is already the name of " + h.mac);
+    }
+    if (e.spec.ipv4->hosts.size() >= model::max_dhcp_hosts)
+        throw invalid_field("ipv4.dhcp.hosts", "more than " + std::to_string(model::max_dhcp_hosts) + " entries");
+    // dnsmasq would not hand out an address another guest holds.
+    for (const auto& lease : leases(name))
+        if (lease["ip"] == host.ip.str() && lease["mac"] != host.mac)
+            throw Error(ErrorKind::Conflict, "host.ip: " + host.ip.str() + " is leased to " +
+                                                 lease["mac"].get<std::string>() +
+                                                 " at the moment; choose another address or wait for the lease to end");
+
+    model::Network next = e.spec;
+    next.ipv4->hosts.push_back(host);
+    // The whole document is validated; errors about the new entry name it "host".
+    const std::string entry_path = "ipv4.dhcp.hosts[" + std::to_string(next.ipv4->hosts.size() - 1) + "]";
+    try {
+        model::validate(next);
+    } catch (const Error& err) {
+        std::string message = err.what();
+        if (message.rfind(entry_path, 0) == 0) message = "host" + message.substr(entry_path.size());
+        throw Error(err.kind(), message);
+    }
+    model::validate_against(next, configured_except(name));
+    commit_hosts(e, std::move(next));
+    log_info("network " + name + ": static host " + host.mac + " " + host.ip.str() + " added");
+}
+
+void Manager::remove_host(const std::string& name, const std::string& mac)
+{
+    Entry& e = entry(name);
+    const std::string wanted = lower(mac);
+    if (!has_dhcp(e.spec))
+        throw Error(ErrorKind::NotFound, "network '" + name + "' serves no DHCP and has no static hosts");
+    auto& hosts = e.spec.ipv4->hosts;
+    auto it = std::find_if(hosts.begin(), hosts.end(), [&](const model::DhcpHost& h) { return h.mac == wanted; });
+    if (it == hosts.end())
+        throw Error(ErrorKind::NotFound, "mac: network '" + name + "' has no static host with MAC " + mac);
+    model::Network next = e.spec;
+    next.ipv4->hosts.erase(next.ipv4->hosts.begin() + (it - hosts.begin()));
+    model::validate(next);
+    commit_hosts(e, std::move(next));
+    log_info("network " + name + ": static host " + wanted + " removed");
+}
+
+void Manager::commit_hosts(Entry& e, model::Network next)
+{
+    const std::string name = e.spec.name;
+    const bool running = e.state == State::active || e.state == State::degraded;
+    if (!running || !has_dhcp(next)) {
+        store_.save(next);
+        e.spec = std::move(next);
+        if (listener_) listener_->network_changed(name);
+        return;
+    }
+    // Only dnsmasq.hosts depends on the hosts (plan_dnsmasq keeps the config
+    // the same), and dnsmasq re-reads it on SIGHUP: no restart, no lease lost.
+    const std::string dir = runtime_dir_of(name);
+    const std::string hosts_file = dir + "/dnsmasq.hosts";
+    const auto files = plan::plan_dnsmasq(next, dir, dnsmasq_user_);
+    const auto previous = store::read_file(hosts_file);
+    store::write_atomic(hosts_file, files.hosts, 0644);
+    try {
+        store_.save(next);
+    } catch (...) {
+        if (previous) store::write_atomic(hosts_file, *previous, 0644);
+        throw;
+    }
+    e.spec = std::move(next);
+    // Without a process (a restart is pending) the new file is read at its start.
+    if (e.dnsmasq && ::kill(e.dnsmasq->pid(), SIGHUP) != 0)
+        log_error("network " + name + ": signalling dnsmasq to re-read its hosts failed");
+    if (listener_) listener_->network_changed(name);
+}
+
+}  // namespace kvmnet::core

@@ -1,0 +1,626 @@
+// Parsing, serialisation and validation of port forwards and limits.
+#include "model/forward.hpp"
+
+#include "model/network.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+
+namespace kvmnet::model {
+namespace {
+
+using json = nlohmann::json;
+
+const char* type_name(const json& j)
+{
+    switch (j.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float: return "a number";
+    default: return "an unsupported value";
+    }
+}
+
+std::string item(const std::string& field, std::size_t index) { return field + "[" + std::to_string(index) + "]"; }
+
+// One JSON object, read strictly: finish() refuses every key no accessor asked for.
+class Reader {
+public:
+    Reader(const json& object, std::string path) : object_(object), path_(std::move(path))
+    {
+        if (!object_.is_object())
+            throw invalid_field(path_, std::string("expected an object, got ") + type_name(object_));
+    }
+
+    const json* get(const std::string& key)
+    {
+        known_.insert(key);
+        auto it = object_.find(key);
+        return it == object_.end() ? nullptr : &*it;
+    }
+
+    std::string field(const std::string& key) const { return path_ + "." + key; }
+
+    std::optional<std::string> string(const std::string& key)
+    {
+        const json* v = get(key);
+        if (!v) return std::nullopt;
+        if (!v->is_string()) throw invalid_field(field(key), std::string("expected a string, got ") + type_name(*v));
+        return v->get<std::string>();
+    }
+
+    std::optional<std::uint32_t> count(const std::string& key)
+    {
+        const json* v = get(key);
+        if (!v) return std::nullopt;
+        const std::string f = field(key);
+        if (!v->is_number_integer()) throw invalid_field(f, std::string("expected an integer, got ") + type_name(*v));
+        if (v->is_number_unsigned() || v->get<std::int64_t>() >= 0) {
+            const auto n = v->get<std::uint64_t>();
+            if (n >= 1 && n <= max_connection_limit) return static_cast<std::uint32_t>(n);
+        }
+        throw invalid_field(f, "must be between 1 and " + std::to_string(max_connection_limit));
+    }
+
+    void finish() const
+    {
+        for (auto it = object_.begin(); it != object_.end(); ++it)
+            if (!known_.count(it.key())) throw invalid_field(field(it.key()), "unknown field");
+    }
+
+private:
+    const json& object_;
+    std::string path_;
+    std::set<std::string> known_;
+};
+
+std::string lower(std::string s)
+{
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+// RFC 1123 host name label, as for ipv4.dhcp.hosts[].name.
+bool valid_host_name(const std::string& name)
+{
+    if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+    return std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isalnum(c) || c == '-'; });
+}
+
+// Valid UTF-8 without control characters (C0, DEL, C1).
+bool printable_utf8(const std::string& s)
+{
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f) return false;
+            ++i;
+            continue;
+        }
+        std::size_t length = 0;
+        std::uint32_t cp = 0, min = 0;
+        if ((c & 0xe0) == 0xc0) {
+            length = 2, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            length = 3, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            length = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (i + length > s.size()) return false;
+        for (std::size_t k = 1; k < length; ++k) {
+            const auto cc = static_cast<unsigned char>(s[i + k]);
+            if ((cc & 0xc0) != 0x80) return false;
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f)) return false;
+        i += length;
+    }
+    return true;
+}
+
+// Why `ip` cannot be a host address to forward from, or nothing.
+std::optional<std::string> unusable_host_address(Ipv4 ip)
+{
+    if (ip.value == 0) return "0.0.0.0 is not a host address (leave host_address out to forward on every address)";
+    if (ip.value == 0xffffffffu) return "255.255.255.255 is the broadcast address";
+    if ((ip.value >> 28) == 0xe) return ip.str() + " is a multicast address";
+    if ((ip.value >> 28) == 0xf) return ip.str() + " is a reserved address (240.0.0.0/4)";
+    return std::nullopt;
+}
+
+// "80" or "8080-8090": 1-5 decimal digits without leading zeros.
+std::optional<std::uint32_t> port_number(const std::string& text)
+{
+    if (text.empty() || text.size() > 5 || (text.size() > 1 && text[0] == '0')) return std::nullopt;
+    if (!std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) return std::nullopt;
+    return static_cast<std::uint32_t>(std::stoul(text));
+}
+
+struct PortRange {
+    std::uint16_t first = 0;
+    std::uint16_t last = 0;
+    std::uint32_t count() const { return std::uint32_t{last} - first + 1; }
+};
+
+PortRange parse_port_range(const json& v, const std::string& field)
+{
+    const std::string range_error = "must be between 1 and 65535";
+    if (v.is_number_integer()) {
+        if (v.is_number_unsigned() || v.get<std::int64_t>() >= 0) {
+            const auto n = v.get<std::uint64_t>();
+            if (n >= 1 && n <= 65535) return {static_cast<std::uint16_t>(n), static_cast<std::uint16_t>(n)};
+        }
+        throw invalid_field(field, range_error);
+    }
+    if (!v.is_string())
+        throw invalid_field(field, std::string("expected a port (80) or a range (\"8080-8090\"), got ") + type_name(v));
+    const auto& text = v.get_ref<const std::string&>();
+    const auto dash = text.find('-');
+    const auto first = port_number(text.substr(0, dash));
+    const auto last = dash == std::string::npos ? first : port_number(text.substr(dash + 1));
+    if (!first || !last)
+        throw invalid_field(field, "expected a port (80) or a range (\"8080-8090\"), got '" + text + "'");
+    if (*first < 1 || *first > 65535 || *last < 1 || *last > 65535) throw invalid_field(field, range_error);
+    if (*last < *first) throw invalid_field(field, "range '" + text + "' is reversed");
+    return {static_cast<std::uint16_t>(*first), static_cast<std::uint16_t>(*last)};
+}
+
+std::string port_text(std::uint32_t first, std::uint32_t last)
+{
+    return first == last ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(last);
+}
+
+json port_json(std::uint32_t first, std::uint32_t last)
+{
+    if (first == last) return first;
+    return port_text(first, last);
+}
+
+std::string host_side(const PortForward& f)
+{
+    return std::string(proto_name(f.proto)) + " " + (f.host_address ? f.host_address->str() : "*") + ":" +
+           port_text(f.host_port_first, f.host_port_last);
+}
+
+// Static DHCP host names (lower case) to addresses.
+std::unordered_map<std::string, Ipv4> host_names(const Network& n)
+{
+    std::unordered_map<std::string, Ipv4> names;
+    if (n.ipv4)
+        for (const auto& h : n.ipv4->hosts)
+            if (!h.name.empty()) names.emplace(lower(h.name), h.ip);
+    return names;
+}
+
+// ---- Overlap detection without comparing every pair -----------------------
+//
+// A forward becomes one Span per protocol it covers (tcp = 0, udp = 1).
+// Spans clash when protocol matches, addresses overlap (`any` overlaps every
+// address) and port intervals intersect.
+
+struct Span {
+    int proto = 0;
+    bool any = true;
+    std::uint32_t address = 0;
+    std::uint16_t first = 0;
+    std::uint16_t last = 0;
+    std::size_t owner = 0;  // index of the forward (and, across networks, of its network)
+    std::size_t network = 0;
+
+    auto group() const { return std::tuple(proto, !any, address); }
+};
+
+template <class Add>
+void for_each_span(const PortForward& f, Add add)
+{
+    Span s;
+    s.any = !f.host_address;
+    s.address = f.host_address ? f.host_address->value : 0;
+    s.first = f.host_port_first;
+    s.last = f.host_port_last;
+    if (f.proto != Proto::udp) add(Span{s}, 0);
+    if (f.proto != Proto::tcp) add(Span{s}, 1);
+}
+
+std::vector<Span> spans_of(const std::vector<PortForward>& forwards, std::size_t network)
+{
+    std::vector<Span> spans;
+    spans.reserve(forwards.size());
+    for (std::size_t i = 0; i < forwards.size(); ++i)
+        for_each_span(forwards[i], [&](Span s, int proto) {
+            s.proto = proto;
+            s.owner = i;
+            s.network = network;
+            spans.push_back(s);
+        });
+    return spans;
+}
+
+// Some pair of clashing spans of one set (indices into `forwards`), smaller first.
+std::optional<std::pair<std::size_t, std::size_t>> find_clash(const std::vector<PortForward>& forwards)
+{
+    std::vector<Span> spans = spans_of(forwards, 0);
+    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+        return std::tuple(a.group(), a.first, a.last) < std::tuple(b.group(), b.first, b.last);
+    });
+    const auto clash = [](const Span& a, const Span& b) {
+        return std::pair(std::min(a.owner, b.owner), std::max(a.owner, b.owner));
+    };
+    // Within one (protocol, address) group: sorted by first port, the spans
+    // so far are disjoint, so the previous one ends last.
+    for (std::size_t i = 1; i < spans.size(); ++i)
+        if (spans[i].group() == spans[i - 1].group() && spans[i].first <= spans[i - 1].last)
+            return clash(spans[i - 1], spans[i]);
+    // Every-address spans against specific-address spans of the same
+    // protocol: the every-address spans of a protocol come first in its
+    // part, disjoint, so their last ports are sorted too.
+    for (std::size_t begin = 0; begin < spans.size();) {
+        std::size_t end = begin;
+        while (end < spans.size() && spans[end].proto == spans[begin].proto)
+            ++end;
+        std::size_t any_end = begin;
+        while (any_end < end && spans[any_end].any)
+            ++any_end;
+        for (std::size_t i = any_end; i < end && any_end > begin; ++i) {
+            const Span& s = spans[i];
+            auto it = std::lower_bound(spans.begin() + static_cast<std::ptrdiff_t>(begin),
+                                       spans.begin() + static_cast<std::ptrdiff_t>(any_end), s.first,
+                                       [](const Span& a, std::uint16_t port) { return a.last < port; });
+            if (it != spans.begin() + static_cast<std::ptrdiff_t>(any_end) && it->first <= s.last) return clash(*it, s);
+        }
+        begin = end;
+    }
+    return std::nullopt;
+}
+
+// The spans of other networks, grouped by (protocol, address) and sorted by
+// first port, with the running maximum of last ports, so "does anything in
+// this group intersect [first, last]" is a binary search even when the
+// group's spans overlap each other.
+class SpanIndex {
+public:
+    explicit SpanIndex(const std::vector<Network>& networks)
+    {
+        for (std::size_t n = 0; n < networks.size(); ++n)
+            for (const Span& s : spans_of(networks[n].forwards, n))
+                groups_[s.group()].spans.push_back(s);
+        for (auto& [key, g] : groups_) {
+            std::sort(g.spans.begin(), g.spans.end(), [](const Span& a, const Span& b) { return a.first < b.first; });
+            g.longest.resize(g.spans.size());
+            for (std::size_t i = 0; i < g.spans.size(); ++i)
+                g.longest[i] = i == 0 || g.spans[i].last > g.spans[g.longest[i - 1]].last ? i : g.longest[i - 1];
+        }
+    }
+
+    const Span* find(const Span& s) const
+    {
+        if (s.any) {
+            // Every address: every group of the protocol.
+            for (auto it = groups_.lower_bound(std::tuple(s.proto, false, 0u));
+                 it != groups_.end() && std::get<0>(it->first) == s.proto; ++it)
+                if (const Span* hit = find_in(it->second, s)) return hit;
+            return nullptr;
+        }
+        for (const auto& key : {std::tuple(s.proto, false, 0u), s.group()}) {
+            auto it = groups_.find(key);
+            if (it == groups_.end()) continue;
+            if (const Span* hit = find_in(it->second, s)) return hit;
+        }
+        return nullptr;
+    }
+
+private:
+    struct Group {
+        std::vector<Span> spans;
+        std::vector<std::size_t> longest;  // longest[i]: the span with the greatest last port among 0..i
+    };
+
+    static const Span* find_in(const Group& g, const Span& s)
+    {
+        auto end = std::upper_bound(g.spans.begin(), g.spans.end(), s.last,
+                                    [](std::uint16_t port, const Span& a) { return port < a.first; });
+        if (end == g.spans.begin()) return nullptr;
+        const Span& candidate = g.spans[g.longest[static_cast<std::size_t>(end - g.spans.begin()) - 1]];
+        return candidate.last >= s.first ? &candidate : nullptr;
+    }
+
+    std::map<std::tuple<int, bool, std::uint32_t>, Group> groups_;
+};
+
+}  // namespace
+
+std::string_view proto_name(Proto proto)
+{
+    switch (proto) {
+    case Proto::tcp: return "tcp";
+    case Proto::udp: return "udp";
+    case Proto::both: return "both";
+    }
+    return "tcp";
+}
+
+std::optional<Proto> parse_proto(std::string_view text)
+{
+    if (text == "tcp") return Proto::tcp;
+    if (text == "udp") return Proto::udp;
+    if (text == "both") return Proto::both;
+    return std::nullopt;
+}
+
+ForwardKey forward_key(const PortForward& f) { return {f.proto, f.host_address, f.host_port_first}; }
+
+bool same_forward(const PortForward& a, const PortForward& b) { return forward_key(a) == forward_key(b); }
+
+ForwardKey make_forward_key(const std::string& proto, const std::string& host_address, std::uint32_t host_port)
+{
+    ForwardKey key;
+    const auto p = parse_proto(proto);
+    if (!p) throw invalid_field("proto", "unknown protocol '" + proto + "' (expected tcp, udp or both)");
+    key.proto = *p;
+    if (!host_address.empty()) {
+        const auto ip = Ipv4::parse(host_address);
+        if (!ip) throw invalid_field("host_address", "'" + host_address + "' is not an IPv4 address");
+        if (auto why = unusable_host_address(*ip)) throw invalid_field("host_address", *why);
+        key.host_address = *ip;
+    }
+    if (host_port < 1 || host_port > 65535) throw invalid_field("host_port", "must be between 1 and 65535");
+    key.host_port = static_cast<std::uint16_t>(host_port);
+    return key;
+}
+
+std::string describe(const ForwardKey& key)
+{
+    return std::string(proto_name(key.proto)) + " " + (key.host_address ? key.host_address->str() : "*") + ":" +
+           std::to_string(key.host_port);
+}
+
+std::string describe(const PortForward& f)
+{
+    return host_side(f) + " -> " + (f.guest_name.empty() ? f.guest.str() : f.guest_name) + ":" +
+           port_text(f.guest_port_first, f.guest_port_last());
+}
+
+bool forwards_overlap(const PortForward& a, const PortForward& b)
+{
+    const bool proto = a.proto == Proto::both || b.proto == Proto::both || a.proto == b.proto;
+    const bool address = !a.host_address || !b.host_address || *a.host_address == *b.host_address;
+    return proto && address && a.host_port_first <= b.host_port_last && b.host_port_first <= a.host_port_last;
+}
+
+PortForward parse_forward(const json& j, const std::string& field)
+{
+    Reader r(j, field);
+    PortForward f;
+
+    const auto proto = r.string("proto");
+    if (!proto) throw invalid_field(r.field("proto"), "required (tcp, udp or both)");
+    const auto p = parse_proto(*proto);
+    if (!p) throw invalid_field(r.field("proto"), "unknown protocol '" + *proto + "' (expected tcp, udp or both)");
+    f.proto = *p;
+
+    const json* host_port = r.get("host_port");
+    if (!host_port)
+        throw invalid_field(r.field("host_port"), "required (a port such as 8080 or a range \"8080-8090\")");
+    const PortRange host = parse_port_range(*host_port, r.field("host_port"));
+    f.host_port_first = host.first;
+    f.host_port_last = host.last;
+
+    if (const auto address = r.string("host_address")) {
+        const auto ip = Ipv4::parse(*address);
+        if (!ip) throw invalid_field(r.field("host_address"), "'" + *address + "' is not an IPv4 address");
+        f.host_address = *ip;
+    }
+
+    const auto guest = r.string("guest");
+    if (!guest) throw invalid_field(r.field("guest"), "required (the guest's address or its static DHCP host name)");
+    if (const auto ip = Ipv4::parse(*guest)) {
+        f.guest = *ip;
+    } else if (valid_host_name(*guest)) {
+        f.guest_name = *guest;
+    } else {
+        throw invalid_field(r.field("guest"), "'" + *guest + "' is neither an IPv4 address nor a host name");
+    }
+
+    const json* guest_port = r.get("guest_port");
+    if (!guest_port) throw invalid_field(r.field("guest_port"), "required (a port such as 80 or a range \"80-90\")");
+    const PortRange target = parse_port_range(*guest_port, r.field("guest_port"));
+    if (target.count() != host.count())
+        throw invalid_field(r.field("guest_port"),
+                            "guest ports " + port_text(target.first, target.last) + " (" +
+                                std::to_string(target.count()) + ") must be as many as host ports " +
+                                port_text(host.first, host.last) + " (" + std::to_string(host.count()) + ")");
+    f.guest_port_first = target.first;
+
+    f.description = r.string("description").value_or("");
+    f.rate = r.count("rate");
+    r.finish();
+    validate_forward(f, field);
+    return f;
+}
+
+std::vector<PortForward> parse_forwards(const json& j)
+{
+    if (j.is_object()) return {parse_forward(j, "forward")};
+    if (!j.is_array())
+        throw invalid_field("forwards",
+                            std::string("expected a forward object or an array of them, got ") + type_name(j));
+    if (j.empty()) throw invalid_field("forwards", "no forwards given");
+    if (j.size() > max_forwards)
+        throw invalid_field("forwards", "more than " + std::to_string(max_forwards) + " entries");
+    std::vector<PortForward> forwards;
+    forwards.reserve(j.size());
+    for (std::size_t i = 0; i < j.size(); ++i)
+        forwards.push_back(parse_forward(j[i], item("forwards", i)));
+    return forwards;
+}
+
+std::vector<PortForward> parse_forwards(const std::string& text)
+{
+    json document;
+    try {
+        document = json::parse(text);
+    } catch (const json::parse_error& e) {
+        throw invalid_field("forwards", std::string("not valid JSON: ") + e.what());
+    }
+    return parse_forwards(document);
+}
+
+json to_json(const PortForward& f)
+{
+    json j = {{"proto", proto_name(f.proto)}, {"host_port", port_json(f.host_port_first, f.host_port_last)}};
+    if (f.host_address) j["host_address"] = f.host_address->str();
+    j["guest"] = f.guest_name.empty() ? f.guest.str() : f.guest_name;
+    j["guest_port"] = port_json(f.guest_port_first, f.guest_port_last());
+    if (!f.description.empty()) j["description"] = f.description;
+    if (f.rate) j["rate"] = *f.rate;
+    return j;
+}
+
+Limits parse_limits(const json& j, const std::string& field)
+{
+    Reader r(j, field);
+    Limits limits;
+    limits.new_connections_per_second = r.count("new_connections_per_second");
+    limits.connections_per_source = r.count("connections_per_source");
+    r.finish();
+    return limits;
+}
+
+json to_json(const Limits& limits)
+{
+    json j = json::object();
+    if (limits.new_connections_per_second) j["new_connections_per_second"] = *limits.new_connections_per_second;
+    if (limits.connections_per_source) j["connections_per_source"] = *limits.connections_per_source;
+    return j;
+}
+
+void validate_forward(const PortForward& f, const std::string& field)
+{
+    if (f.host_port_first < 1) throw invalid_field(field + ".host_port", "must be between 1 and 65535");
+    if (f.host_port_last < f.host_port_first)
+        throw invalid_field(field + ".host_port", "range " + std::to_string(f.host_port_first) + "-" +
+                                                      std::to_string(f.host_port_last) + " is reversed");
+    if (f.host_address)
+        if (auto why = unusable_host_address(*f.host_address)) throw invalid_field(field + ".host_address", *why);
+    if (f.guest_name.empty() && f.guest.value == 0)
+        throw invalid_field(field + ".guest",
+                            "0.0.0.0 is not a guest address; give the guest's address or its static DHCP host name");
+    if (!f.guest_name.empty() && !valid_host_name(f.guest_name))
+        throw invalid_field(field + ".guest", "'" + f.guest_name + "' is not a valid host name");
+    if (f.guest_port_first < 1 || f.guest_port_last() > 65535)
+        throw invalid_field(field + ".guest_port", "guest ports " + port_text(f.guest_port_first, f.guest_port_last()) +
+                                                       " must be between 1 and 65535");
+    if (f.description.size() > max_forward_description)
+        throw invalid_field(field + ".description",
+                            "longer than " + std::to_string(max_forward_description) + " bytes");
+    if (!printable_utf8(f.description))
+        throw invalid_field(field + ".description", "must be printable text (UTF-8, no control characters)");
+    if (f.rate && (*f.rate < 1 || *f.rate > max_connection_limit))
+        throw invalid_field(field + ".rate", "must be between 1 and " + std::to_string(max_connection_limit));
+}
+
+void validate_limits(const Limits& limits, const std::string& field)
+{
+    const auto check = [&](const std::optional<std::uint32_t>& v, const char* key) {
+        if (v && (*v < 1 || *v > max_connection_limit))
+            throw invalid_field(field + "." + key, "must be between 1 and " + std::to_string(max_connection_limit));
+    };
+    check(limits.new_connections_per_second, "new_connections_per_second");
+    check(limits.connections_per_source, "connections_per_source");
+}
+
+void resolve_forward_guests(Network& n)
+{
+    if (n.forwards.empty()) return;
+    const auto names = host_names(n);
+    for (PortForward& f : n.forwards) {
+        if (f.guest_name.empty()) continue;
+        auto it = names.find(lower(f.guest_name));
+        f.guest = it == names.end() ? Ipv4{} : it->second;
+    }
+}
+
+void validate_forwards(const Network& n)
+{
+    if (!n.limits.empty()) {
+        if (n.mode != Mode::nat && n.mode != Mode::routed)
+            throw invalid_field("limits", "connection limits apply to nat and routed networks, not to " +
+                                              std::string(mode_name(n.mode)) + " networks");
+        validate_limits(n.limits);
+    }
+    if (n.forwards.empty()) return;
+    if (n.mode != Mode::nat)
+        throw invalid_field("forwards",
+                            "port forwards need a nat network, not a " + std::string(mode_name(n.mode)) + " network");
+    if (n.forwards.size() > max_forwards)
+        throw invalid_field("forwards", "more than " + std::to_string(max_forwards) + " entries");
+    if (!n.ipv4) return;  // validate() names the missing subnet
+
+    const Ipv4Interface& a = n.ipv4->address;
+    const auto names = host_names(n);
+    for (std::size_t i = 0; i < n.forwards.size(); ++i) {
+        const PortForward& f = n.forwards[i];
+        const std::string field = item("forwards", i);
+        validate_forward(f, field);
+        Ipv4 guest = f.guest;
+        if (!f.guest_name.empty()) {
+            auto it = names.find(lower(f.guest_name));
+            if (it == names.end())
+                throw invalid_field(field + ".guest", "no static DHCP host named '" + f.guest_name +
+                                                          "' in this network (ipv4.dhcp.hosts)");
+            guest = it->second;
+        }
+        if (!a.contains(guest))
+            throw invalid_field(field + ".guest",
+                                guest.str() + " is not inside the network's subnet " + a.network_str());
+        if (guest == a.network() || guest == a.broadcast())
+            throw invalid_field(field + ".guest",
+                                guest.str() + " is the network or broadcast address of " + a.network_str());
+        if (guest == a.address)
+            throw invalid_field(field + ".guest", guest.str() + " is the gateway (the host's own address)");
+    }
+    if (auto clash = find_clash(n.forwards)) {
+        const auto [earlier, later] = *clash;
+        throw Error(ErrorKind::Conflict, item("forwards", later) + ": " + host_side(n.forwards[later]) + " overlaps " +
+                                             item("forwards", earlier) + " (" + host_side(n.forwards[earlier]) + ")");
+    }
+}
+
+void validate_forwards_against(const Network& n, const std::vector<Network>& others)
+{
+    if (n.forwards.empty()) return;
+    const auto conflict = [&](std::size_t i, std::size_t network, std::size_t k) {
+        const Network& o = others[network];
+        return Error(ErrorKind::Conflict, item("forwards", i) + ": " + host_side(n.forwards[i]) +
+                                              " is already forwarded by network '" + o.name + "' (" +
+                                              item("forwards", k) + ": " + host_side(o.forwards[k]) + ")");
+    };
+    // A few new forwards (the usual AddForwards): compare directly, linear
+    // in the existing forwards. Many: index the others once.
+    if (n.forwards.size() <= 8) {
+        for (std::size_t i = 0; i < n.forwards.size(); ++i)
+            for (std::size_t o = 0; o < others.size(); ++o)
+                for (std::size_t k = 0; k < others[o].forwards.size(); ++k)
+                    if (forwards_overlap(n.forwards[i], others[o].forwards[k])) throw conflict(i, o, k);
+        return;
+    }
+    const SpanIndex index(others);
+    for (const Span& s : spans_of(n.forwards, 0))
+        if (const Span* hit = index.find(s)) throw conflict(s.owner, hit->network, hit->owner);
+}
+
+}  // namespace kvmnet::model

@@ -1,0 +1,150 @@
+// dnsmasq's lease file: parsing, the JSON that Leases() returns, lease events
+// derived from two readings, and the inotify watch that produces them.
+#include "core/event_loop.hpp"
+#include "core/lease_watch.hpp"
+#include "plan/leases.hpp"
+#include "store/files.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <systemd/sd-event.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+using kvmnet::plan::diff_leases;
+using kvmnet::plan::Lease;
+using kvmnet::plan::LeaseEvent;
+using kvmnet::plan::parse_leases;
+
+TEST_CASE("Lease lines are parsed with unknown fields left empty", "[leases]")
+{
+    const auto leases = parse_leases("1718000000 52:54:00:12:34:56 192.168.122.100 web 01:52:54:00:12:34:56\n"
+                                     "1718000100 52:54:00:AB:CD:EF 192.168.122.101 * *\n");
+    REQUIRE(leases.size() == 2);
+    CHECK(leases[0] == Lease{1718000000, "52:54:00:12:34:56", "192.168.122.100", "web", "01:52:54:00:12:34:56"});
+    CHECK(leases[1] == Lease{1718000100, "52:54:00:ab:cd:ef", "192.168.122.101", "", ""});
+}
+
+TEST_CASE("An infinite lease has expiry 0", "[leases]")
+{
+    const auto leases = parse_leases("0 52:54:00:00:00:01 10.0.0.5 db *");
+    REQUIRE(leases.size() == 1);
+    CHECK(leases[0].expiry == 0);
+    CHECK(leases[0].hostname == "db");
+}
+
+TEST_CASE("Malformed lines, DHCPv6 lines and blank lines are skipped", "[leases]")
+{
+    const auto leases = parse_leases("\n"
+                                     "garbage\n"
+                                     "1718000000 52:54:00:00:00:01 10.0.0.5 *\n"            // too few fields
+                                     "1718000000 52:54:00:00:00:01 10.0.0.5 a b extra\n"    // too many
+                                     "soon 52:54:00:00:00:01 10.0.0.5 * *\n"                // expiry not a number
+                                     "-5 52:54:00:00:00:01 10.0.0.5 * *\n"                  // negative expiry
+                                     "1718000000 52:54:00:00:00 10.0.0.5 * *\n"             // short MAC
+                                     "1718000000 52:54:00:00:00:01 10.0.0.500 * *\n"        // bad address
+                                     "duid 00:01:00:01:2c:5d:aa:bb:52:54:00:00:00:01\n"     // DHCPv6 server DUID
+                                     "1718000000 1234 fd00::5 * 00:01:00:01:2c:5d:aa:bb\n"  // DHCPv6 lease
+                                     "1718000200 52:54:00:00:00:02 10.0.0.6 ok *\n");
+    REQUIRE(leases.size() == 1);
+    CHECK(leases[0].mac == "52:54:00:00:00:02");
+    CHECK(parse_leases("").empty());
+}
+
+TEST_CASE("Lease JSON leaves out unknown host names and client ids", "[leases]")
+{
+    const auto leases = parse_leases("1718000000 52:54:00:12:34:56 192.168.122.100 web 01:aa\n"
+                                     "0 52:54:00:12:34:57 192.168.122.101 * *\n");
+    CHECK(
+        kvmnet::plan::to_json(leases).dump() ==
+        R"([{"client_id":"01:aa","expiry":1718000000,"hostname":"web","ip":"192.168.122.100","mac":"52:54:00:12:34:56"},)"
+        R"({"expiry":0,"ip":"192.168.122.101","mac":"52:54:00:12:34:57"}])");
+}
+
+TEST_CASE("Two readings of the lease file give added, renewed, released and expired events", "[leases]")
+{
+    const Lease a{1000, "52:54:00:00:00:01", "10.0.0.5", "a", ""};
+    const Lease b{2000, "52:54:00:00:00:02", "10.0.0.6", "", ""};
+    const Lease c{500, "52:54:00:00:00:03", "10.0.0.7", "", ""};
+    const std::int64_t now = 900;
+
+    CHECK(diff_leases({}, {a}, now) == std::vector<LeaseEvent>{{"added", a}});
+    CHECK(diff_leases({a}, {a}, now).empty());
+    Lease a2 = a;
+    a2.expiry = 4600;
+    CHECK(diff_leases({a}, {a2}, now) == std::vector<LeaseEvent>{{"renewed", a2}});
+    Lease a3 = a;
+    a3.hostname = "renamed";
+    CHECK(diff_leases({a}, {a3}, now) == std::vector<LeaseEvent>{{"renewed", a3}});
+    // Gone before its expiry: released; after it: expired.
+    CHECK(diff_leases({a, b, c}, {b}, now) == std::vector<LeaseEvent>{{"released", a}, {"expired", c}});
+    // An infinite lease that goes away was released.
+    Lease forever = a;
+    forever.expiry = 0;
+    CHECK(diff_leases({forever}, {}, now) == std::vector<LeaseEvent>{{"released", forever}});
+    // The same MAC with another address is a new lease, the old one went away.
+    Lease moved = a;
+    moved.ip = "10.0.0.9";
+    CHECK(diff_leases({a}, {moved}, now) == std::vector<LeaseEvent>{{"released", a}, {"added", moved}});
+}
+
+TEST_CASE("The lease watch reports changes to the lease file, rewritten in place", "[leases]")
+{
+    char pattern[] = "/tmp/kvmnet-lease-test-XXXXXX";
+    REQUIRE(::mkdtemp(pattern) != nullptr);
+    const std::string dir = pattern;
+    const std::string file = dir + "/dnsmasq.leases";
+    kvmnet::store::write_atomic(file, "1718000000 52:54:00:00:00:01 10.0.0.5 a *\n");
+
+    kvmnet::core::EventLoop loop;
+    std::vector<LeaseEvent> seen;
+    int batches = 0;
+    kvmnet::core::LeaseWatch watch(
+        loop, dir,
+        [&](const std::vector<LeaseEvent>& events) {
+            ++batches;
+            seen.insert(seen.end(), events.begin(), events.end());
+        },
+        20'000);
+    auto run_until = [&](const std::function<bool()>& done) {
+        const auto start = kvmnet::core::EventLoop::now_usec();
+        while (!done() && kvmnet::core::EventLoop::now_usec() - start < 2'000'000)
+            REQUIRE(sd_event_run(loop.get(), 100'000) >= 0);
+    };
+
+    // As dnsmasq does it: the same open file, truncated and written in pieces.
+    {
+        std::FILE* f = std::fopen(file.c_str(), "r+");
+        REQUIRE(f != nullptr);
+        REQUIRE(::ftruncate(::fileno(f), 0) == 0);
+        std::fputs("0 52:54:00:00:00:02 10.0.0.6 * *\n", f);
+        std::fflush(f);
+        std::fputs("1718003600 52:54:00:00:00:01 10.0.0.5 a *\n", f);
+        std::fclose(f);
+    }
+    run_until([&] { return seen.size() >= 2; });
+    REQUIRE(seen.size() == 2);
+    CHECK(batches == 1);  // one burst, one reading
+    CHECK(seen[0].event == "added");
+    CHECK(seen[0].lease.mac == "52:54:00:00:00:02");
+    CHECK(seen[1].event == "renewed");
+    CHECK(seen[1].lease.expiry == 1718003600);
+
+    seen.clear();
+    kvmnet::store::write_atomic(file, "0 52:54:00:00:00:02 10.0.0.6 * *\n");  // by rename
+    run_until([&] { return !seen.empty(); });
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].event == "expired");  // its expiry (2024) is long past
+    CHECK(seen[0].lease.mac == "52:54:00:00:00:01");
+
+    // Other files in the directory are ignored.
+    seen.clear();
+    kvmnet::store::write_atomic(dir + "/dnsmasq.hosts", "x\n");
+    const auto start = kvmnet::core::EventLoop::now_usec();
+    while (kvmnet::core::EventLoop::now_usec() - start < 100'000)
+        REQUIRE(sd_event_run(loop.get(), 50'000) >= 0);
+    CHECK(seen.empty());
+    std::filesystem::remove_all(dir);
+}
