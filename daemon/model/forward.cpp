@@ -1,6 +1,8 @@
 // Parsing, serialisation and validation of port forwards and limits.
 #include "model/forward.hpp"
 
+#include "model/json_reader.hpp"
+
 #include "model/network.hpp"
 
 #include <nlohmann/json.hpp>
@@ -16,86 +18,17 @@ namespace kvmnet::model {
 namespace {
 
 using json = nlohmann::json;
+using detail::item;
+using detail::lower;
+using detail::ObjectReader;
+using detail::type_name;
+using detail::valid_host_name;
 
-const char* type_name(const json& j)
+// A connection count or rate: 1 .. max_connection_limit.
+std::optional<std::uint32_t> count(ObjectReader& r, const std::string& key)
 {
-    switch (j.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-    case json::value_t::number_float: return "a number";
-    default: return "an unsupported value";
-    }
-}
-
-std::string item(const std::string& field, std::size_t index) { return field + "[" + std::to_string(index) + "]"; }
-
-// One JSON object, read strictly: finish() refuses every key no accessor asked for.
-class Reader {
-public:
-    Reader(const json& object, std::string path) : object_(object), path_(std::move(path))
-    {
-        if (!object_.is_object())
-            throw invalid_field(path_, std::string("expected an object, got ") + type_name(object_));
-    }
-
-    const json* get(const std::string& key)
-    {
-        known_.insert(key);
-        auto it = object_.find(key);
-        return it == object_.end() ? nullptr : &*it;
-    }
-
-    std::string field(const std::string& key) const { return path_ + "." + key; }
-
-    std::optional<std::string> string(const std::string& key)
-    {
-        const json* v = get(key);
-        if (!v) return std::nullopt;
-        if (!v->is_string()) throw invalid_field(field(key), std::string("expected a string, got ") + type_name(*v));
-        return v->get<std::string>();
-    }
-
-    std::optional<std::uint32_t> count(const std::string& key)
-    {
-        const json* v = get(key);
-        if (!v) return std::nullopt;
-        const std::string f = field(key);
-        if (!v->is_number_integer()) throw invalid_field(f, std::string("expected an integer, got ") + type_name(*v));
-        if (v->is_number_unsigned() || v->get<std::int64_t>() >= 0) {
-            const auto n = v->get<std::uint64_t>();
-            if (n >= 1 && n <= max_connection_limit) return static_cast<std::uint32_t>(n);
-        }
-        throw invalid_field(f, "must be between 1 and " + std::to_string(max_connection_limit));
-    }
-
-    void finish() const
-    {
-        for (auto it = object_.begin(); it != object_.end(); ++it)
-            if (!known_.count(it.key())) throw invalid_field(field(it.key()), "unknown field");
-    }
-
-private:
-    const json& object_;
-    std::string path_;
-    std::set<std::string> known_;
-};
-
-std::string lower(std::string s)
-{
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
-
-// RFC 1123 host name label, as for ipv4.dhcp.hosts[].name.
-bool valid_host_name(const std::string& name)
-{
-    if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
-    return std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isalnum(c) || c == '-'; });
+    const auto n = r.unsigned_integer(key, 1, max_connection_limit);
+    return n ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(*n)) : std::nullopt;
 }
 
 // Valid UTF-8 without control characters (C0, DEL, C1).
@@ -403,7 +336,7 @@ bool forwards_overlap(const PortForward& a, const PortForward& b)
 
 PortForward parse_forward(const json& j, const std::string& field)
 {
-    Reader r(j, field);
+    ObjectReader r(j, field);
     PortForward f;
 
     const auto proto = r.string("proto");
@@ -446,7 +379,7 @@ PortForward parse_forward(const json& j, const std::string& field)
     f.guest_port_first = target.first;
 
     f.description = r.string("description").value_or("");
-    f.rate = r.count("rate");
+    f.rate = count(r, "rate");
     r.finish();
     validate_forward(f, field);
     return f;
@@ -492,10 +425,10 @@ json to_json(const PortForward& f)
 
 Limits parse_limits(const json& j, const std::string& field)
 {
-    Reader r(j, field);
+    ObjectReader r(j, field);
     Limits limits;
-    limits.new_connections_per_second = r.count("new_connections_per_second");
-    limits.connections_per_source = r.count("connections_per_source");
+    limits.new_connections_per_second = count(r, "new_connections_per_second");
+    limits.connections_per_source = count(r, "connections_per_source");
     r.finish();
     return limits;
 }
