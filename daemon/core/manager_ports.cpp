@@ -33,6 +33,14 @@ bool has_bandwidth(const model::Port& p) { return p.inbound.average != 0 || p.ou
 
 bool running(State s) { return s == State::active || s == State::degraded; }
 
+bool has_vlans(const model::Port& p) { return p.vlan_pvid != 0 || !p.vlan_tagged.empty(); }
+
+Error vlans_unsupported()
+{
+    return Error(ErrorKind::Unsupported, "port.vlan: per-port VLANs need bridge VLAN filtering "
+                                         "(CONFIG_BRIDGE_VLAN_FILTERING), which this kernel does not provide");
+}
+
 }  // namespace
 
 void Manager::check_port_mac(const Entry& e, const model::Port& p)
@@ -84,11 +92,13 @@ void Manager::apply_port(Entry& e, const model::Port& p, const model::Port* prev
     if (link->master_index != bridge->index) links_.set_master(p.name, n.bridge);
     if (!link->up) links_.set_up(p.name, true);
     links_.set_port_isolated(p.name, p.isolated);
-    if (p.vlan_pvid != 0 || !p.vlan_tagged.empty())
-        throw Error(ErrorKind::Unsupported,
-                    links_.vlan_filtering_supported()
-                        ? "port.vlan: per-port VLANs are not implemented yet"
-                        : "port.vlan: per-port VLANs need bridge VLAN filtering, which this kernel does not provide");
+    if (has_vlans(p)) {
+        if (!links_.vlan_filtering_supported()) throw vlans_unsupported();
+        links_.set_port_vlans(n.bridge, p.name, p.vlan_pvid, p.vlan_tagged);
+    } else if (previous && has_vlans(*previous)) {
+        // Back to the bridge's default membership (VLAN 1, untagged, as a new port gets it).
+        links_.set_port_vlans(n.bridge, p.name, 1, {});
+    }
     // Shaping is touched only when this port has (or had) limits, so qdiscs
     // that someone else put on an adopted interface stay as they are.
     if (has_bandwidth(p) || (previous && has_bandwidth(*previous))) links_.set_bandwidth(p.name, bandwidth_of(p));
@@ -117,12 +127,9 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
 {
     Entry& e = entry(name);
     model::Port p = model::parse_port(port_document);
-    if (p.vlan_pvid != 0 || !p.vlan_tagged.empty()) {
-        if (!links_.vlan_filtering_supported())
-            throw Error(ErrorKind::Unsupported, "port.vlan: per-port VLANs need bridge VLAN filtering "
-                                                "(CONFIG_BRIDGE_VLAN_FILTERING), which this kernel does not provide");
-        throw Error(ErrorKind::Unsupported, "port.vlan: per-port VLANs are not implemented yet");
-    }
+    // Refused up front, also for a network that is not running (whose ports
+    // are only recorded now), so nothing is created or stored in vain.
+    if (has_vlans(p) && !links_.vlan_filtering_supported()) throw vlans_unsupported();
     // The whole document must stay valid with the port in it.
     model::Network next = e.spec;
     next.ports.erase(
@@ -162,9 +169,13 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
                 if (created) {
                     links_.delete_link(p.name);
                 } else if (previous) {
-                    apply_port(e, *previous);
+                    // From what `p` may have left (shaping, VLANs) back to `previous`.
+                    apply_port(e, *previous, &p);
                 } else if (const auto now = links_.find_link(p.name)) {
                     if (has_bandwidth(p)) links_.set_bandwidth(p.name, {});
+                    // Leaving the bridge drops a port's VLANs; one that stays gets the default back.
+                    if (has_vlans(p) && existing->master_index != 0 && now->master_index == existing->master_index)
+                        links_.set_port_vlans(e.spec.bridge, p.name, 1, {});
                     if (now->master_index != existing->master_index && existing->master_index == 0)
                         links_.set_master(p.name, "");
                     if (now->mac != existing->mac && !existing->mac.empty()) links_.set_mac(p.name, existing->mac);

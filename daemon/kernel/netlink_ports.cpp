@@ -1,6 +1,6 @@
 // Guest-port verbs of kernel::NetlinkLinks (the other half of the class is netlink_links.cpp): MAC and master of
 // a port, persistent taps QEMU can open without privileges, bridge port isolation, the bridge FDB, the bridge VLAN
-// filtering probe and tc shaping (kernel/tc.cpp).
+// filtering probe, per-port VLANs through bridge VLAN filtering and tc shaping (kernel/tc.cpp).
 //
 // The rtnetlink requests are built by hand (kernel/netlink_util.hpp) because libnl 3.7 cannot express them: no
 // bridge port attributes (IFLA_PROTINFO of AF_BRIDGE), no FDB dump by bridge, no bridge kind data. Each request's
@@ -28,6 +28,8 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <vector>
 
 #include "kernel/netlink_links.hpp"
 #include "kernel/netlink_util.hpp"
@@ -441,6 +443,215 @@ bool NetlinkLinks::vlan_filtering_supported()
     }
     vlan_filtering_ = supported;
     return *supported;
+}
+
+namespace {
+
+const char* const vlan_filtering_missing =
+    "bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING) is not available in this kernel";
+
+// The VLANs of bridge port `ifindex` as vid -> BRIDGE_VLAN_INFO_* flags, from the AF_BRIDGE link dump that
+// `bridge vlan show` uses (RTEXT_FILTER_BRVLAN: one IFLA_BRIDGE_VLAN_INFO per vid, no ranges).
+std::map<std::uint16_t, std::uint16_t> port_vlans(nl_sock* socket, int ifindex, const std::string& operation)
+{
+    std::map<std::uint16_t, std::uint16_t> vlans;
+    NlResult result;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        vlans.clear();
+        ifinfomsg header{};
+        header.ifi_family = AF_BRIDGE;
+        NlMsgPtr msg = new_request(RTM_GETLINK, NLM_F_DUMP, &header, sizeof(header));
+        if (nla_put_u32(msg.get(), IFLA_EXT_MASK, RTEXT_FILTER_BRVLAN) < 0) {
+            throw Error(ErrorKind::Kernel, "netlink: building the bridge VLAN dump request failed");
+        }
+        result = transact(
+            socket, msg.get(),
+            [&](const nlmsghdr* hdr) {
+                if (hdr->nlmsg_type != RTM_NEWLINK) {
+                    return;
+                }
+                const auto* ifi = static_cast<const ifinfomsg*>(nlmsg_data(hdr));
+                nlattr* tb[IFLA_MAX + 1] = {};
+                if (ifi->ifi_index != ifindex ||
+                    nlmsg_parse(const_cast<nlmsghdr*>(hdr), sizeof(ifinfomsg), tb, IFLA_MAX, nullptr) < 0 ||
+                    tb[IFLA_AF_SPEC] == nullptr) {
+                    return;
+                }
+                nlattr* attr = nullptr;
+                int remaining = 0;
+                nla_for_each_nested(attr, tb[IFLA_AF_SPEC], remaining)
+                {
+                    if (nla_type(attr) != IFLA_BRIDGE_VLAN_INFO ||
+                        nla_len(attr) < static_cast<int>(sizeof(bridge_vlan_info))) {
+                        continue;
+                    }
+                    bridge_vlan_info info{};
+                    std::memcpy(&info, nla_data(attr), sizeof(info));
+                    vlans[info.vid] = info.flags;
+                }
+            },
+            true);
+        if (result.error != -EINTR) {
+            break;
+        }
+    }
+    if (!result.ok()) {
+        throw_result(result.error == -ENODEV ? ErrorKind::NotFound : ErrorKind::Kernel, operation, result);
+    }
+    return vlans;
+}
+
+// One RTM_SETLINK (add) or RTM_DELLINK (remove) of AF_BRIDGE on a port, carrying one IFLA_BRIDGE_VLAN_INFO per
+// entry, as `bridge vlan add|del dev PORT vid N [pvid untagged]` sends it (without "self": the bridge, the
+// port's master, handles it).
+NlResult change_port_vlans(nl_sock* socket, int type, int ifindex, const std::vector<bridge_vlan_info>& entries)
+{
+    ifinfomsg header{};
+    header.ifi_family = AF_BRIDGE;
+    header.ifi_index = ifindex;
+    NlMsgPtr msg = new_request(type, 0, &header, sizeof(header));
+    nlattr* spec = nla_nest_start(msg.get(), IFLA_AF_SPEC);
+    bool ok = spec != nullptr;
+    for (const bridge_vlan_info& entry : entries) {
+        ok = ok && nla_put(msg.get(), IFLA_BRIDGE_VLAN_INFO, sizeof(entry), &entry) >= 0;
+    }
+    if (!ok) {
+        throw Error(ErrorKind::Kernel, "netlink: building a bridge VLAN request failed");
+    }
+    nla_nest_end(msg.get(), spec);
+    return transact(socket, msg.get());
+}
+
+}  // namespace
+
+void NetlinkLinks::set_port_vlans(const std::string& bridge, const std::string& port, std::uint16_t pvid,
+                                  const std::vector<std::uint16_t>& tagged)
+{
+    std::string wanted_text = pvid != 0 ? "pvid " + std::to_string(pvid) : std::string("no pvid");
+    std::map<std::uint16_t, std::uint16_t> wanted;  // vid -> flags
+    if (pvid != 0) {
+        wanted[pvid] = BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED;
+    }
+    for (std::size_t i = 0; i < tagged.size(); ++i) {
+        wanted_text += (i == 0 ? ", tagged " : ",") + std::to_string(tagged[i]);
+    }
+    const std::string operation = "setting VLANs (" + wanted_text + ") on port " + port + " of " + bridge;
+    const auto invalid = [&](const std::string& why) {
+        throw Error(ErrorKind::InvalidArgument, "netlink: " + operation + " failed: " + why);
+    };
+    if (pvid > 4094) {
+        invalid("VLAN ids are 1 to 4094");
+    }
+    for (const std::uint16_t vid : tagged) {
+        if (vid == 0 || vid > 4094) {
+            invalid("VLAN ids are 1 to 4094");
+        }
+        if (wanted.count(vid) != 0) {
+            invalid("VLAN " + std::to_string(vid) + (vid == pvid ? " is also the pvid" : " is listed twice"));
+        }
+        wanted[vid] = 0;
+    }
+
+    const LinkRecord bridge_link = require_link_record(socket_, bridge, operation);
+    if (bridge_link.kind != "bridge") {
+        invalid(bridge + " is not a bridge (kind \"" + bridge_link.kind + "\")");
+    }
+    const LinkRecord port_link = require_link_record(socket_, port, operation);
+    if (port_link.master_index != bridge_link.index || port_link.slave_kind != "bridge") {
+        invalid(port + " is not a port of " + bridge);
+    }
+
+    // VLAN filtering on the bridge: a change of its kind data, like `ip link set BRIDGE type bridge
+    // vlan_filtering 1`. Kernels without CONFIG_BRIDGE_VLAN_FILTERING refuse with EOPNOTSUPP, kernels older than
+    // the attribute ignore it, so the bridge is read back either way.
+    const auto filtering = [&] {
+        std::optional<bool> on;
+        require_link_record(socket_, bridge, operation, [&](const nlmsghdr* hdr) {
+            if (const nlattr* attr = linkinfo_attribute(hdr, IFLA_INFO_DATA, IFLA_BR_VLAN_FILTERING, IFLA_BR_MAX)) {
+                on = nla_get_u8(const_cast<nlattr*>(attr)) != 0;
+            }
+        });
+        return on.value_or(false);
+    };
+    if (!filtering()) {
+        ifinfomsg header{};
+        header.ifi_family = AF_UNSPEC;
+        header.ifi_index = bridge_link.index;
+        NlMsgPtr msg = new_request(RTM_NEWLINK, 0, &header, sizeof(header));
+        nlattr* linkinfo = nullptr;
+        nlattr* data = nullptr;
+        if ((linkinfo = nla_nest_start(msg.get(), IFLA_LINKINFO)) == nullptr ||
+            nla_put_string(msg.get(), IFLA_INFO_KIND, "bridge") < 0 ||
+            (data = nla_nest_start(msg.get(), IFLA_INFO_DATA)) == nullptr ||
+            nla_put_u8(msg.get(), IFLA_BR_VLAN_FILTERING, 1) < 0) {
+            throw Error(ErrorKind::Kernel, "netlink: building the VLAN filtering request failed");
+        }
+        nla_nest_end(msg.get(), data);
+        nla_nest_end(msg.get(), linkinfo);
+        const NlResult result = transact(socket_, msg.get());
+        if (result.error == -EOPNOTSUPP) {
+            throw Error(ErrorKind::Unsupported, "netlink: " + operation + " failed: turning VLAN filtering on for " +
+                                                    bridge + ": " + vlan_filtering_missing + " (" + describe(result) +
+                                                    ")");
+        }
+        if (!result.ok()) {
+            throw_result(change_kind(result), operation + ": turning VLAN filtering on for " + bridge, result);
+        }
+        if (!filtering()) {
+            throw Error(ErrorKind::Unsupported, "netlink: " + operation + " failed: the kernel acknowledged " +
+                                                    "vlan_filtering 1 on " + bridge + " but did not keep it; " +
+                                                    vlan_filtering_missing);
+        }
+    }
+
+    // Add (or re-flag) the wanted VLANs first, then remove the rest: the port is never left in no VLAN at all,
+    // and an existing VLAN whose flags differ is updated in place by the add.
+    const std::map<std::uint16_t, std::uint16_t> current = port_vlans(socket_, port_link.index, operation);
+    std::vector<bridge_vlan_info> add;
+    for (const auto& [vid, flags] : wanted) {
+        const auto it = current.find(vid);
+        if (it == current.end() || (it->second & (BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED)) != flags) {
+            add.push_back(bridge_vlan_info{flags, vid});
+        }
+    }
+    std::vector<bridge_vlan_info> remove;
+    for (const auto& [vid, flags] : current) {
+        if (wanted.count(vid) == 0) {
+            remove.push_back(bridge_vlan_info{0, vid});
+        }
+    }
+    for (const auto& [type, entries] : {std::pair{RTM_SETLINK, &add}, std::pair{RTM_DELLINK, &remove}}) {
+        if (entries->empty()) {
+            continue;
+        }
+        const NlResult result = change_port_vlans(socket_, type, port_link.index, *entries);
+        if (result.error == -EOPNOTSUPP) {
+            throw Error(ErrorKind::Unsupported,
+                        "netlink: " + operation + " failed: " + vlan_filtering_missing + " (" + describe(result) + ")");
+        }
+        if (!result.ok()) {
+            throw_result(change_kind(result),
+                         std::string(type == RTM_SETLINK ? "adding" : "removing") + " VLANs while " + operation,
+                         result);
+        }
+    }
+
+    // The kernel applies the entries one by one; the read-back shows what it actually holds.
+    std::map<std::uint16_t, std::uint16_t> now = port_vlans(socket_, port_link.index, operation);
+    for (auto& [vid, flags] : now) {
+        flags &= BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED;
+    }
+    if (now != wanted) {
+        std::string held;
+        for (const auto& [vid, flags] : now) {
+            held += (held.empty() ? "" : ", ") + std::to_string(vid) +
+                    ((flags & BRIDGE_VLAN_INFO_PVID) != 0 ? " pvid" : "") +
+                    ((flags & BRIDGE_VLAN_INFO_UNTAGGED) != 0 ? " untagged" : "");
+        }
+        throw Error(ErrorKind::Kernel, "netlink: " + operation +
+                                           " failed: the kernel acknowledged but the port is in " +
+                                           (held.empty() ? std::string("no VLAN") : "VLAN " + held));
+    }
 }
 
 void NetlinkLinks::set_bandwidth(const std::string& name, const plan::PortBandwidth& bandwidth)

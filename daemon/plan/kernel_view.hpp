@@ -140,6 +140,14 @@ public:
     virtual void set_port_isolated(const std::string& name, bool isolated) = 0;
     // Whether bridge VLAN filtering works on this kernel (probed once, cached).
     virtual bool vlan_filtering_supported() = 0;
+    // Per-port VLANs through bridge VLAN filtering. Turns vlan_filtering on
+    // for `bridge` if it is off, then makes `port` (a port of `bridge`) a
+    // member of exactly these VLANs: `pvid` as PVID and untagged on egress
+    // (none when 0), each of `tagged` as tagged only; every other VLAN of the
+    // port, the default VLAN 1 included, is removed. Unsupported (naming
+    // CONFIG_BRIDGE_VLAN_FILTERING) when the kernel has no VLAN filtering.
+    virtual void set_port_vlans(const std::string& bridge, const std::string& port, std::uint16_t pvid,
+                                const std::vector<std::uint16_t>& tagged) = 0;
     // tc shaping on a bridge port; an all-zero PortBandwidth removes it.
     virtual void set_bandwidth(const std::string& name, const PortBandwidth& bandwidth) = 0;
 };

@@ -379,14 +379,14 @@ void check_bridge_ports(NetlinkLinks& links)
 // ------------------------------------------------------------------------------------------------------------
 // VLAN filtering probe
 
-void check_vlan_probe(NetlinkLinks& links)
+bool check_vlan_probe(NetlinkLinks& links)
 {
     std::cout << "* vlan_filtering_supported (with a stale probe bridge of our pid in the way)\n";
     // What a crashed earlier probe by a process with the same pid would have left: the probe must clear it.
     sh("ip link add kvmprobe" + std::to_string(getpid()) + " type bridge");
     bool first = false;
     if (!step("vlan_filtering_supported", [&] { first = links.vlan_filtering_supported(); })) {
-        return;
+        return false;
     }
     std::cout << "    probe says: bridge VLAN filtering " << (first ? "SUPPORTED" : "NOT supported") << '\n';
     check(!link_exists_with_prefix("kvmprobe"), "no kvmprobe* link left behind");
@@ -406,6 +406,82 @@ void check_vlan_probe(NetlinkLinks& links)
     if (!first) {
         std::cout << "    => VLAN verbs on this kernel must report Unsupported (CONFIG_BRIDGE_VLAN_FILTERING)\n";
     }
+    return first;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Per-port VLANs (kvmv0 is a port of kvmbr0 here)
+
+// `bridge -j vlan show dev kvmv0` as "10 pvid untagged, 20, 30" (vid order), "" for no VLAN, "?" when unreadable.
+std::string vlans_of(const std::string& dev)
+{
+    const json shown = run_json("bridge -j vlan show dev " + dev);
+    if (!shown.is_array()) {
+        return "?";
+    }
+    std::string text;
+    for (const auto& port : shown) {
+        if (port.value("ifname", "") != dev || !port.contains("vlans")) {
+            continue;
+        }
+        for (const auto& v : port["vlans"]) {
+            const json flags = v.value("flags", json::array());
+            const auto has = [&](const char* flag) {
+                return std::find(flags.begin(), flags.end(), flag) != flags.end();
+            };
+            text += (text.empty() ? "" : ", ") + std::to_string(v.value("vlan", 0)) + (has("PVID") ? " pvid" : "") +
+                    (has("Egress Untagged") ? " untagged" : "");
+        }
+    }
+    return text;
+}
+
+int bridge_vlan_filtering(const std::string& bridge)
+{
+    const json link = ip_link(bridge);
+    return link.is_null() ? -1 : link["linkinfo"]["info_data"].value("vlan_filtering", 0);
+}
+
+void check_port_vlans(NetlinkLinks& links, bool supported)
+{
+    std::cout << "* set_port_vlans kvmbr0 kvmv0 pvid 10 tagged 20,30 (VLAN filtering "
+              << (supported ? "supported" : "NOT supported") << ")\n";
+    const std::string before = vlans_of("kvmv0");
+    const int filtering_before = bridge_vlan_filtering("kvmbr0");
+    std::cout << "    before: vlans [" << before << "], kvmbr0 vlan_filtering " << filtering_before << '\n';
+    if (!supported) {
+        expect_error("set_port_vlans without VLAN filtering", ErrorKind::Unsupported,
+                     {"kvmv0", "VLAN filtering", "CONFIG_BRIDGE_VLAN_FILTERING"}, [&] {
+                         links.set_port_vlans("kvmbr0", "kvmv0", 10, {20, 30});
+                     });
+        check(vlans_of("kvmv0") == before, "kvmv0's VLANs unchanged, now [" + vlans_of("kvmv0") + "]");
+        check(bridge_vlan_filtering("kvmbr0") == filtering_before, "kvmbr0's vlan_filtering unchanged");
+        check(master_of("kvmv0") == "kvmbr0", "kvmv0 still a port of kvmbr0");
+        expect_error("set_port_vlans tagged only without VLAN filtering", ErrorKind::Unsupported,
+                     {"CONFIG_BRIDGE_VLAN_FILTERING"}, [&] { links.set_port_vlans("kvmbr0", "kvmv0", 0, {20}); });
+        check(vlans_of("kvmv0") == before, "kvmv0's VLANs still unchanged");
+        return;
+    }
+    if (step("set_port_vlans pvid 10 tagged 20,30", [&] { links.set_port_vlans("kvmbr0", "kvmv0", 10, {20, 30}); })) {
+        check(bridge_vlan_filtering("kvmbr0") == 1, "ip -d shows kvmbr0 vlan_filtering 1");
+        const std::string now = vlans_of("kvmv0");
+        check(now == "10 pvid untagged, 20, 30",
+              "bridge vlan show: 10 pvid untagged, 20, 30 (VLAN 1 gone), got [" + now + "]");
+    }
+    if (step("set_port_vlans replace: tagged 30,40 only", [&] {
+            links.set_port_vlans("kvmbr0", "kvmv0", 0, {30, 40});
+        })) {
+        const std::string now = vlans_of("kvmv0");
+        check(now == "30, 40", "bridge vlan show: 30, 40, got [" + now + "]");
+    }
+    if (step("set_port_vlans back to pvid 1", [&] { links.set_port_vlans("kvmbr0", "kvmv0", 1, {}); })) {
+        const std::string now = vlans_of("kvmv0");
+        check(now == "1 pvid untagged", "bridge vlan show: 1 pvid untagged, got [" + now + "]");
+    }
+    expect_error("set_port_vlans on a tap that is no port", ErrorKind::InvalidArgument, {"kvmtap0", "not a port"},
+                 [&] { links.set_port_vlans("kvmbr0", "kvmtap0", 10, {}); });
+    expect_error("set_port_vlans on an absent port", ErrorKind::NotFound, {"no such interface kvmabsent0"},
+                 [&] { links.set_port_vlans("kvmbr0", "kvmabsent0", 10, {}); });
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -576,7 +652,7 @@ int main()
         check_not_found_and_invalid(links);
         check_tap(links);
         check_bridge_ports(links);
-        check_vlan_probe(links);
+        check_port_vlans(links, check_vlan_probe(links));
         check_bandwidth(links);
     } catch (const std::exception& e) {
         check(false, std::string("unexpected exception: ") + e.what());

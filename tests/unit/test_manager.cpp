@@ -150,7 +150,10 @@ struct FakeLink {
     std::uint32_t owner = 0, group = 0;
     bool isolated = false;
     plan::PortBandwidth bandwidth;
-    plan::BridgeOptions bridge;  // bridges only
+    plan::BridgeOptions bridge;   // bridges only
+    bool vlan_filtering = false;  // bridges only
+    std::uint16_t pvid = 0;       // ports: as set_port_vlans left them (0/none otherwise)
+    std::vector<std::uint16_t> tagged;
 };
 
 struct Call {
@@ -218,6 +221,8 @@ public:
             if (c.mutating) result.push_back(c.verb + " " + c.link + " " + c.detail);
         return result;
     }
+    // What vlan_filtering_supported() answers; set_port_vlans throws Unsupported while false.
+    bool vlan_filtering = false;
     // list_fdb answers with fdb_script(n) on its n-th call (from 1) when set.
     std::function<std::vector<plan::FdbEntry>(int)> fdb_script;
 
@@ -249,12 +254,13 @@ public:
           << " isolated " << l.isolated << " bandwidth " << l.bandwidth.inbound.average_kBps << "/"
           << l.bandwidth.inbound.peak_kBps << "/" << l.bandwidth.inbound.burst_kB << ","
           << l.bandwidth.outbound.average_kBps << "/" << l.bandwidth.outbound.peak_kBps << "/"
-          << l.bandwidth.outbound.burst_kB;
+          << l.bandwidth.outbound.burst_kB << " pvid " << l.pvid << " tagged " << vlan_text(l.tagged);
         if (i.kind == "bridge")
             s << " stp " << l.bridge.stp << " forward_delay " << l.bridge.forward_delay_cs << " hello "
               << l.bridge.hello_time_cs << " max_age " << l.bridge.max_age_cs << " priority "
               << (l.bridge.priority ? int(*l.bridge.priority) : -1) << " snooping "
-              << (l.bridge.multicast_snooping ? int(*l.bridge.multicast_snooping) : -1);
+              << (l.bridge.multicast_snooping ? int(*l.bridge.multicast_snooping) : -1) << " vlan_filtering "
+              << l.vlan_filtering;
         s << "\n";
         std::vector<std::string> lines;
         for (const auto& a : addresses_)
@@ -312,7 +318,7 @@ public:
     bool vlan_filtering_supported() override
     {
         enter("vlan_filtering_supported", "", "", false);
-        return false;
+        return vlan_filtering;
     }
 
     // ---- LinkAdapter: verbs
@@ -363,7 +369,10 @@ public:
         enter("set_master", name, master, true);
         FakeLink& l = require(name);
         if (master.empty()) {
+            // A port leaves its VLANs behind with the bridge.
             l.info.master_index = 0;
+            l.pvid = 0;
+            l.tagged.clear();
             return;
         }
         const FakeLink& m = require(master);
@@ -492,6 +501,20 @@ public:
             throw Error(ErrorKind::InvalidArgument, "fake: " + name + " is not a bridge port");
         l.isolated = isolated;
     }
+    void set_port_vlans(const std::string& bridge, const std::string& port, std::uint16_t pvid,
+                        const std::vector<std::uint16_t>& tagged) override
+    {
+        enter("set_port_vlans", port, bridge + " pvid " + std::to_string(pvid) + " tagged " + vlan_text(tagged), true);
+        if (!vlan_filtering)
+            throw Error(ErrorKind::Unsupported, "fake: no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)");
+        FakeLink& b = require(bridge);
+        FakeLink& l = require(port);
+        if (b.info.kind != "bridge" || l.info.master_index != b.info.index)
+            throw Error(ErrorKind::InvalidArgument, "fake: " + port + " is not a port of " + bridge);
+        b.vlan_filtering = true;
+        l.pvid = pvid;
+        l.tagged = tagged;
+    }
     void set_bandwidth(const std::string& name, const plan::PortBandwidth& bandwidth) override
     {
         enter("set_bandwidth", name, "", true);
@@ -499,6 +522,13 @@ public:
     }
 
 private:
+    static std::string vlan_text(const std::vector<std::uint16_t>& vids)
+    {
+        std::string text;
+        for (const auto vid : vids)
+            text += (text.empty() ? "" : ",") + std::to_string(vid);
+        return text.empty() ? "-" : text;
+    }
     void enter(const std::string& verb, const std::string& link, const std::string& detail, bool mutating)
     {
         const int n = ++counts_[verb];
@@ -1287,12 +1317,76 @@ TEST_CASE("Guest ports on a bridge-mode network", "[manager]")
     SECTION("VLANs are unsupported without bridge VLAN filtering")
     {
         const std::string before = h.links.state();
+        h.links.reset_calls();
+        const auto err = error_of([&] {
+            h.m().attach_port("lan", R"({"name": "vm1-tap", "tap": true, "vlan": {"pvid": 10, "tagged": [20, 30]}})");
+        });
+        REQUIRE(err);
+        CHECK(err->kind() == ErrorKind::Unsupported);
+        CHECK_THAT(err->what(), Contains("bridge VLAN filtering"));
+        CHECK_THAT(err->what(), Contains("CONFIG_BRIDGE_VLAN_FILTERING"));
+        CHECK(h.links.count("vlan_filtering_supported") == 1);
+        CHECK(h.links.mutations().empty());
+        CHECK(h.links.state() == before);
+        CHECK(h.m().spec("lan").ports.empty());
+
+        // A stopped network only records its ports: refused all the same.
+        h.m().stop("lan");
+        const std::string stopped = h.links.state();
+        h.links.reset_calls();
+        const auto again = error_of(
+            [&] { h.m().attach_port("lan", R"({"name": "vm1-tap", "tap": true, "vlan": {"tagged": [20]}})"); });
+        REQUIRE(again);
+        CHECK(again->kind() == ErrorKind::Unsupported);
+        CHECK_THAT(again->what(), Contains("VLAN filtering"));
+        CHECK(h.links.mutations().empty());
+        CHECK(h.links.state() == stopped);
+        CHECK(h.m().spec("lan").ports.empty());
+    }
+    SECTION("VLANs are applied through bridge VLAN filtering where the kernel has it")
+    {
+        h.links.vlan_filtering = true;
+        h.links.reset_calls();
+        h.m().attach_port("lan", R"({"name": "vm1-tap", "tap": true, "vlan": {"pvid": 10, "tagged": [20, 30]}})");
+        CHECK(h.links.count("set_port_vlans") == 1);
+        const auto calls = h.links.calls();
+        const auto call =
+            std::find_if(calls.begin(), calls.end(), [](const Call& c) { return c.verb == "set_port_vlans"; });
+        REQUIRE(call != calls.end());
+        CHECK(call->link == "vm1-tap");
+        CHECK(call->detail == "lan0 pvid 10 tagged 20,30");
+        const FakeLink& tap = h.links.fake("vm1-tap");
+        CHECK(tap.info.master_index == bridge);
+        CHECK(tap.pvid == 10);
+        CHECK(tap.tagged == std::vector<std::uint16_t>{20, 30});
+        CHECK(h.links.fake("lan0").vlan_filtering);
+        const auto spec = h.m().spec("lan");
+        REQUIRE(spec.ports.size() == 1);
+        CHECK(spec.ports[0].vlan_pvid == 10);
+        CHECK(spec.ports[0].vlan_tagged == std::vector<std::uint16_t>{20, 30});
+        const auto ports = h.m().list_ports("lan");
+        REQUIRE(ports.size() == 1);
+        CHECK(ports[0]["vlan"]["pvid"] == 10);
+
+        // Replaced without VLANs: back to the default membership.
+        h.links.reset_calls();
+        h.m().attach_port("lan", R"({"name": "vm1-tap", "tap": true})");
+        CHECK(h.links.count("set_port_vlans") == 1);
+        CHECK(h.links.fake("vm1-tap").pvid == 1);
+        CHECK(h.links.fake("vm1-tap").tagged.empty());
+        CHECK(h.m().spec("lan").ports.at(0).vlan_pvid == 0);
+    }
+    SECTION("a port whose VLANs the kernel refuses is not stored and its tap is deleted again")
+    {
+        h.links.vlan_filtering = true;
+        const std::string before = h.links.state();
+        h.links.reset_calls();
+        h.links.fail_on("set_port_vlans", 1);
         const auto err =
             error_of([&] { h.m().attach_port("lan", R"({"name": "vm1-tap", "tap": true, "vlan": {"pvid": 10}})"); });
         REQUIRE(err);
-        CHECK(err->kind() == ErrorKind::Unsupported);
-        CHECK_THAT(err->what(), Contains("VLAN"));
-        CHECK(h.links.count("vlan_filtering_supported") == 1);
+        CHECK_THAT(err->what(), Contains("injected"));
+        CHECK_FALSE(h.links.has("vm1-tap"));
         CHECK(h.links.state() == before);
         CHECK(h.m().spec("lan").ports.empty());
     }
