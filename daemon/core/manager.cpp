@@ -140,7 +140,7 @@ std::vector<model::Network> Manager::active_specs(const std::string& plus, const
 {
     std::vector<model::Network> result;
     for (const auto& [n, e] : networks_) {
-        const bool running = e.state == State::active || e.state == State::degraded;
+        const bool running = is_running(e.state);
         if (n != minus && (running || n == plus)) result.push_back(e.spec);
     }
     return result;
@@ -317,7 +317,7 @@ void Manager::remove(const std::string& name)
 void Manager::start(const std::string& name, std::uint32_t confirm_timeout_s)
 {
     Entry& e = entry(name);
-    if (e.state == State::active || e.state == State::degraded) {
+    if (is_running(e.state)) {
         if (confirm_timeout_s > 0)
             throw Error(ErrorKind::Conflict, "network '" + name +
                                                  "' is already running; a confirmation deadline only applies to a "
@@ -390,7 +390,7 @@ void Manager::update(const std::string& name, const std::string& document)
     if (n == e.spec) return;
     if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4) check_kernel_conflicts(n);
 
-    const bool running = e.state == State::active || e.state == State::degraded;
+    const bool running = is_running(e.state);
     if (running && n.ipv4 && n.ipv4->dhcp && e.spec.ipv4 && e.spec.ipv4->dhcp) {
         // Only static hosts differ: dnsmasq re-reads them without a restart.
         model::Network same = n;
@@ -446,7 +446,11 @@ void Manager::link_changed(const std::string& link_name)
     // Notifications describe the past (our own create-then-up arrives after
     // start finished), so judge by the link as it is now, not by the event.
     for (auto& [name, e] : networks_) {
-        if (e.state != State::active && e.state != State::degraded) continue;
+        if (!is_running(e.state)) continue;
+        if (e.spec.bridge == link_name) {
+            const auto bridge = links_.find_link(link_name);
+            e.bridge_index = bridge ? bridge->index : 0;
+        }
         if (e.spec.bridge == link_name || e.spec.uplink == link_name) assess(e);
         for (const model::Port& p : e.spec.ports) {
             if (p.name != link_name) continue;
@@ -557,6 +561,9 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         step = "attaching ports";
         attach_ports(e);
 
+        const auto bridge = links_.find_link(n.bridge);
+        const int bridge_index = bridge ? bridge->index : 0;
+
         step = "recording runtime state";
         store::make_directories(runtime_dir_of(n.name), 0755);
         store::write_atomic(runtime_dir_of(n.name) + "/active", "1\n");
@@ -566,6 +573,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         e.dnsmasq_problem.clear();
         e.mac_conflict.clear();
         e.fdb.clear();
+        e.bridge_index = bridge_index;
         if (confirm_timeout_s > 0) arm_confirmation(e, static_cast<std::int64_t>(::time(nullptr)) + confirm_timeout_s);
         set_state(e, State::active);
     } catch (const std::exception& err) {
@@ -685,7 +693,7 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
     if (it == networks_.end()) return;
     Entry& e = it->second;
     e.dnsmasq.reset();
-    if (e.state != State::active && e.state != State::degraded) return;
+    if (!is_running(e.state)) return;
     // A dnsmasq that ran for a while before dying starts the backoff afresh;
     // one that dies right after each restart backs off up to 30 s.
     if (EventLoop::now_usec() - e.dnsmasq_since_usec > 60'000'000ull) e.restarts = 0;
@@ -698,7 +706,7 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
         auto found = networks_.find(name);
         if (found == networks_.end()) return;
         Entry& entry = found->second;
-        if (entry.state != State::active && entry.state != State::degraded) return;
+        if (!is_running(entry.state)) return;
         try {
             start_dnsmasq(entry);
             entry.dnsmasq_problem.clear();
@@ -712,7 +720,7 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
 
 void Manager::assess(Entry& e)
 {
-    if (e.state != State::active && e.state != State::degraded) return;
+    if (!is_running(e.state)) return;
     const auto link = links_.find_link(e.spec.bridge);
     const auto uplink = e.spec.mode == model::Mode::bridge ? links_.find_link(e.spec.uplink) : std::nullopt;
     if (!link)

@@ -24,6 +24,8 @@ class Undo;
 
 enum class State { inactive, activating, active, degraded, failed };
 std::string_view state_name(State state);
+// Up in the kernel, whether healthy or not.
+inline bool is_running(State state) { return state == State::active || state == State::degraded; }
 
 struct ManagerOptions {
     std::string state_dir = "/var/lib/kvmnet";
@@ -109,6 +111,7 @@ private:
         model::Network spec;
         State state = State::inactive;
         std::string reason;
+        int bridge_index = 0;  // of the running bridge, kept current by link_changed
         std::unique_ptr<ProcessWatch> dnsmasq;
         std::unique_ptr<EventSource> restart_timer;
         unsigned restarts = 0;

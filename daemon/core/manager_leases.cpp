@@ -114,7 +114,7 @@ void Manager::remove_host(const std::string& name, const std::string& mac)
 void Manager::commit_hosts(Entry& e, model::Network next)
 {
     const std::string name = e.spec.name;
-    const bool running = e.state == State::active || e.state == State::degraded;
+    const bool running = is_running(e.state);
     if (!running || !has_dhcp(next)) {
         store_.save(next);
         e.spec = std::move(next);

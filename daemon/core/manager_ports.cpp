@@ -31,8 +31,6 @@ plan::PortBandwidth bandwidth_of(const model::Port& p)
 
 bool has_bandwidth(const model::Port& p) { return p.inbound.average != 0 || p.outbound.average != 0; }
 
-bool running(State s) { return s == State::active || s == State::degraded; }
-
 bool has_vlans(const model::Port& p) { return p.vlan_pvid != 0 || !p.vlan_tagged.empty(); }
 
 Error vlans_unsupported()
@@ -60,7 +58,7 @@ void Manager::check_port_mac(const Entry& e, const model::Port& p)
             throw Error(ErrorKind::Conflict, "port.mac: " + p.mac + " is already used by port " + other.name);
     // Someone on the bridge (a guest, or a LAN host in bridge mode) already
     // sends with this MAC from another port.
-    if (running(e.state)) {
+    if (is_running(e.state)) {
         const auto bridge = links_.find_link(e.spec.bridge);
         const auto port = links_.find_link(p.name);
         if (bridge)
@@ -159,7 +157,7 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
     if (!existing && !p.tap) throw Error(ErrorKind::NotFound, "port: there is no interface named " + p.name);
 
     const bool created = !existing && p.tap;
-    if (running(e.state)) {
+    if (is_running(e.state)) {
         try {
             apply_port(e, p, previous ? &*previous : nullptr);
         } catch (...) {
@@ -325,9 +323,10 @@ void Manager::note_fdb(Entry& e, const std::string& mac, int port_index, std::ui
 void Manager::fdb_learned(int bridge_index, const std::string& mac, int port_index)
 {
     for (auto& [name, e] : networks_) {
-        if (!running(e.state) || e.spec.ports.empty()) continue;
-        const auto bridge = links_.find_link(e.spec.bridge);
-        if (bridge && bridge->index == bridge_index) note_fdb(e, mac, port_index, EventLoop::now_usec());
+        // Cached index: FDB notifications are frequent, and a netlink lookup
+        // per notification and network would be wasted work.
+        if (!is_running(e.state) || e.spec.ports.empty() || e.bridge_index != bridge_index) continue;
+        note_fdb(e, mac, port_index, EventLoop::now_usec());
     }
 }
 
@@ -339,7 +338,7 @@ void Manager::poll_fdb()
     bool any = false;
     const std::uint64_t now = EventLoop::now_usec();
     for (auto& [name, e] : networks_) {
-        if (!running(e.state) || e.spec.ports.empty()) continue;
+        if (!is_running(e.state) || e.spec.ports.empty()) continue;
         any = true;
         try {
             for (const auto& f : links_.list_fdb(e.spec.bridge))

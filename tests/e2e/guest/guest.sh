@@ -184,22 +184,18 @@ assert_guest_lease() {
     log "guest lease: $line"
 }
 
-# assert_guest_ping LOG DST: the guest reported a successful ping of DST.
-assert_guest_ping() {
-    local log=$1 dst=$2 line
+# _assert_guest_ping_result LOG DST RESULT WHAT: the guest's ping of DST ended in RESULT.
+_assert_guest_ping_result() {
+    local log=$1 dst=$2 want=$3 what=$4 line
     line=$(guest_lines "$log" ping | grep "^dst=$dst " | head -n1 || true)
-    if [[ $(guest_field "$line" result) != ok ]]; then
+    if [[ $(guest_field "$line" result) != "$want" ]]; then
         guest_dump "$log"
-        fail "guest ping of $dst: ${line:-not attempted}"
+        fail "guest ping of $dst $what: ${line:-not attempted}"
     fi
 }
 
+# assert_guest_ping LOG DST: the guest reported a successful ping of DST.
+assert_guest_ping() { _assert_guest_ping_result "$1" "$2" ok "should have succeeded"; }
+
 # assert_guest_ping_fails LOG DST: the guest tried DST and got no answer.
-assert_guest_ping_fails() {
-    local log=$1 dst=$2 line
-    line=$(guest_lines "$log" ping | grep "^dst=$dst " | head -n1 || true)
-    if [[ $(guest_field "$line" result) != fail ]]; then
-        guest_dump "$log"
-        fail "guest ping of $dst should have failed: ${line:-not attempted}"
-    fi
-}
+assert_guest_ping_fails() { _assert_guest_ping_result "$1" "$2" fail "should have failed"; }
