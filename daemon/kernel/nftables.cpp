@@ -355,6 +355,18 @@ std::vector<plan::SetType> key_types(const std::vector<plan::Field>& keys)
     return types;
 }
 
+// "limit rate N/second burst B packets" (not inverted: true while under the rate).
+ExprPtr make_limit(std::uint64_t per_second, std::uint32_t burst)
+{
+    ExprPtr e(checked(nftnl_expr_alloc("limit")));
+    nftnl_expr_set_u64(e.get(), NFTNL_EXPR_LIMIT_RATE, per_second);
+    nftnl_expr_set_u64(e.get(), NFTNL_EXPR_LIMIT_UNIT, 1);  // seconds
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_BURST, burst);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_FLAGS, 0);
+    return e;
+}
+
 class RuleBuilder {
 public:
     RuleBuilder(nftnl_rule* rule, const SetIndex& sets) : rule_(rule), sets_(sets) {}
@@ -468,11 +480,7 @@ public:
     {
         if (m.per_second == 0) throw invalid_plan("limit of 0 per second");
         if (m.burst == 0) throw invalid_plan("limit with a burst of 0 packets");
-        ExprPtr e(checked(nftnl_expr_alloc("limit")));
-        nftnl_expr_set_u64(e.get(), NFTNL_EXPR_LIMIT_RATE, m.per_second);
-        nftnl_expr_set_u64(e.get(), NFTNL_EXPR_LIMIT_UNIT, 1);  // seconds
-        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_BURST, m.burst);
-        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+        ExprPtr e = make_limit(m.per_second, m.burst);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_FLAGS, m.over ? NFT_LIMIT_F_INV : 0);
         add(std::move(e));
     }
@@ -838,6 +846,13 @@ SetPtr make_set(const std::string& table, const plan::Set& set, std::uint32_t id
         throw std::bad_alloc();
     }
     // The set's expression: the kernel gives every element its own copy.
+    // With `limit`, a limit template first: the kernel wants every element
+    // to carry the same kinds of expressions, in order, as the set declares.
+    if (set.limit) {
+        if (!set.counter) throw invalid_plan("@" + set.name + ": a limit set needs counter");
+        nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, nftnl_set_get_u32(s.get(), NFTNL_SET_FLAGS) | NFT_SET_EXPR);
+        nftnl_set_add_expr(s.get(), make_limit(1, 5).release());
+    }
     if (set.counter) nftnl_set_add_expr(s.get(), checked(nftnl_expr_alloc("counter")));
     return s;
 }
@@ -847,6 +862,8 @@ struct EncodedElement {
     std::vector<unsigned char> key;
     std::vector<unsigned char> data;
     std::string comment;
+    std::uint64_t limit_per_second = 0;  // non-zero: the element's own limit, then a counter
+    std::uint32_t limit_burst = 0;
 };
 
 std::vector<EncodedElement> encode_elements(const plan::Set& set, const std::vector<plan::SetElement>& elements,
@@ -872,6 +889,12 @@ std::vector<EncodedElement> encode_elements(const plan::Set& set, const std::vec
                                    " bytes");
             }
             encoded.comment = e.comment;
+            if (set.limit) {
+                if (e.limit_per_second == 0 || e.limit_burst == 0)
+                    throw invalid_plan(what + ": a limit set's element needs a rate and a burst");
+                encoded.limit_per_second = e.limit_per_second;
+                encoded.limit_burst = e.limit_burst;
+            }
         }
         out.push_back(std::move(encoded));
     }
@@ -882,7 +905,11 @@ std::vector<EncodedElement> encode_elements(const plan::Set& set, const std::vec
 // element list is one netlink attribute, whose length field has 16 bits.
 constexpr std::size_t element_chunk_bytes = 32 * 1024;
 
-std::size_t element_bound(const EncodedElement& e) { return 96 + e.key.size() + e.data.size() + e.comment.size(); }
+std::size_t element_bound(const EncodedElement& e)
+{
+    const std::size_t expressions = e.limit_per_second != 0 ? 160 : 0;  // limit + counter, generously
+    return 96 + e.key.size() + e.data.size() + e.comment.size() + expressions;
+}
 
 struct ElementChunk {
     std::size_t begin;
@@ -1004,6 +1031,10 @@ void put_elements(Batch& batch, std::uint16_t type, std::uint16_t flags, std::ui
                                    nftnl_udata_buf_len(udata.get())) < 0) {
                 throw std::bad_alloc();
             }
+        }
+        if (e.limit_per_second != 0) {
+            nftnl_set_elem_add_expr(elem.get(), make_limit(e.limit_per_second, e.limit_burst).release());
+            nftnl_set_elem_add_expr(elem.get(), checked(nftnl_expr_alloc("counter")));
         }
         nftnl_set_elem_add(s.get(), elem.release());  // the set owns it from here on
     }
@@ -1277,32 +1308,51 @@ void Nftables::delete_table(const std::string& name)
     }
 }
 
-void Nftables::change_elements(const std::string& table, const plan::Set& set,
-                               const std::vector<plan::SetElement>& elements, bool add)
+void Nftables::change_elements(const std::string& table, const std::vector<plan::ElementChange>& changes)
 {
-    const std::string verb = add ? "adding" : "deleting";
-    const std::string doing = verb + " " + std::to_string(elements.size()) + " element(s) " + (add ? "to" : "from") +
-                              " set inet " + table + " " + set.name;
-    if (elements.empty()) return;
-    std::vector<EncodedElement> encoded;
-    std::vector<ElementChunk> chunks;
+    struct Encoded {
+        const plan::ElementChange* change;
+        std::vector<EncodedElement> elements;
+        std::vector<ElementChunk> chunks;
+    };
+    std::vector<Encoded> encoded;
     std::vector<Batch::Step> steps;
+    std::size_t total = 0;
+    for (const plan::ElementChange& c : changes)
+        total += c.elements.size();
+    std::string doing = "changing " + std::to_string(total) + " element(s) of table inet " + table;
+    if (changes.size() == 1 && changes[0].set != nullptr) {
+        const bool add = changes[0].add;
+        doing = std::string(add ? "adding " : "deleting ") + std::to_string(total) + " element(s) " +
+                (add ? "to" : "from") + " set inet " + table + " " + changes[0].set->name;
+    }
+    if (total == 0) return;
     try {
         check_name("table", table);
-        check_name("set", set.name);
-        encoded = encode_elements(set, elements, add);
-        chunks = chunk_elements(encoded, table, set.name);
-        for (const ElementChunk& c : chunks)
-            steps.push_back({c.bound, chunk_text(c, encoded.size(), verb, set.name)});
+        for (const plan::ElementChange& c : changes) {
+            if (c.set == nullptr) throw invalid_plan("an element change without a set");
+            if (c.elements.empty()) continue;
+            check_name("set", c.set->name);
+            Encoded e{&c, encode_elements(*c.set, c.elements, c.add), {}};
+            e.chunks = chunk_elements(e.elements, table, c.set->name);
+            for (const ElementChunk& chunk : e.chunks)
+                steps.push_back(
+                    {chunk.bound, chunk_text(chunk, e.elements.size(), c.add ? "adding" : "deleting", c.set->name)});
+            encoded.push_back(std::move(e));
+        }
     } catch (const Error& e) {
         throw Error(e.kind(), "nftables: " + doing + " failed: " + e.what());
     }
 
     Batch batch(++sequence_, steps);
-    for (std::size_t i = 0; i < chunks.size(); ++i) {
-        // Adding is "create": an element already there fails the whole batch.
-        put_elements(batch, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, add ? NLM_F_CREATE | NLM_F_EXCL : 0,
-                     batch.seq(i), table, set.name, std::nullopt, encoded, chunks[i]);
+    std::size_t i = 0;
+    for (const Encoded& e : encoded) {
+        const bool add = e.change->add;
+        for (const ElementChunk& chunk : e.chunks) {
+            // Adding is "create": an element already there fails the whole batch.
+            put_elements(batch, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, add ? NLM_F_CREATE | NLM_F_EXCL : 0,
+                         batch.seq(i++), table, e.change->set->name, std::nullopt, e.elements, chunk);
+        }
     }
     batch.finish();
     sequence_ = batch.end_seq();
@@ -1310,26 +1360,40 @@ void Nftables::change_elements(const std::string& table, const plan::Set& set,
     AckTracker acks{batch.first_seq(), batch.end_seq(), steps.size()};
     const auto [error, seq] = talk(socket_, port_id_, batch.data(), batch.size(), acks, doing);
     if (error != 0) {
+        const std::string& step = batch.what(seq);
         std::string why = errno_text(error);
-        if (add && error == EEXIST) why = "an element is already in the set";
-        if (!add && error == ENOENT) why = "an element (or the set) does not exist";
-        throw Error(ErrorKind::Kernel, "nftables: " + doing + " failed: " + why + " (" + batch.what(seq) + ")");
+        if (error == EEXIST && step.rfind("adding", 0) == 0) why = "an element is already in the set";
+        if (error == ENOENT && step.rfind("deleting", 0) == 0) why = "an element (or the set) does not exist";
+        throw Error(ErrorKind::Kernel, "nftables: " + doing + " failed: " + why + " (" + step + ")");
     }
 }
 
 void Nftables::add_elements(const std::string& table, const plan::Set& set,
                             const std::vector<plan::SetElement>& elements)
 {
-    change_elements(table, set, elements, true);
+    change_elements(table, {{&set, elements, true}});
 }
 
 void Nftables::delete_elements(const std::string& table, const plan::Set& set,
                                const std::vector<plan::SetElement>& elements)
 {
-    change_elements(table, set, elements, false);
+    change_elements(table, {{&set, elements, false}});
 }
 
 namespace {
+
+// The comment in a userdata blob: TLVs (type, length, value), the comment a
+// NUL-terminated string of type `type`.
+std::string udata_comment(const void* udata, std::uint32_t length, unsigned type)
+{
+    const auto* p = static_cast<const unsigned char*>(udata);
+    for (std::uint32_t at = 0; at + 2 <= length && at + 2 + p[at + 1] <= length; at += 2 + p[at + 1]) {
+        if (p[at] == type && p[at + 1] > 0)
+            return {reinterpret_cast<const char*>(p + at + 2),
+                    strnlen(reinterpret_cast<const char*>(p + at + 2), p[at + 1])};
+    }
+    return {};
+}
 
 struct ElementDump {
     const plan::Set* set;
@@ -1365,16 +1429,8 @@ int on_element(nftnl_set_elem* elem, void* data)
         const void* value = nftnl_set_elem_get(elem, NFTNL_SET_ELEM_DATA, &length);
         c.element.data = decode(dump->set->data, dump->data, value, length);
     }
-    if (const void* udata = nftnl_set_elem_get(elem, NFTNL_SET_ELEM_USERDATA, &length); udata != nullptr) {
-        // TLVs: type, length, value; the comment is a NUL-terminated string.
-        const auto* p = static_cast<const unsigned char*>(udata);
-        for (std::uint32_t at = 0; at + 2 <= length && at + 2 + p[at + 1] <= length; at += 2 + p[at + 1]) {
-            if (p[at] == NFTNL_UDATA_SET_ELEM_COMMENT && p[at + 1] > 0) {
-                c.element.comment.assign(reinterpret_cast<const char*>(p + at + 2),
-                                         strnlen(reinterpret_cast<const char*>(p + at + 2), p[at + 1]));
-            }
-        }
-    }
+    if (const void* udata = nftnl_set_elem_get(elem, NFTNL_SET_ELEM_USERDATA, &length); udata != nullptr)
+        c.element.comment = udata_comment(udata, length, NFTNL_UDATA_SET_ELEM_COMMENT);
     nftnl_set_elem_expr_foreach(elem, on_counter_expr, &c);
     dump->out->push_back(std::move(c));
     return 0;
@@ -1421,6 +1477,15 @@ std::vector<Nftables::ElementCounters> Nftables::list_elements(const std::string
     nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
     if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) throw kernel_error(doing + " failed: sending", errno);
 
+    const int error = receive_dump(seq, on_element_message, &dump, doing);
+    if (error == ENOENT) throw Error(ErrorKind::NotFound, "nftables: " + doing + " failed: no such set");
+    if (error != 0) throw kernel_error(doing + " failed", dump.failed ? EBADMSG : error);
+    return out;
+}
+
+int Nftables::receive_dump(std::uint32_t seq, int (*callback)(const nlmsghdr*, void*), void* data,
+                           const std::string& doing)
+{
     std::vector<char> buffer(1 << 16);
     for (;;) {
         const ssize_t n = mnl_socket_recvfrom(socket_, buffer.data(), buffer.size());
@@ -1429,14 +1494,70 @@ std::vector<Nftables::ElementCounters> Nftables::list_elements(const std::string
             throw kernel_error(doing + " failed: receiving", errno);
         }
         // Messages with another sequence number (stale replies) make libmnl fail with ESRCH.
-        const int r = mnl_cb_run(buffer.data(), static_cast<std::size_t>(n), seq, port_id_, on_element_message, &dump);
-        if (r == MNL_CB_STOP) break;
-        if (r < 0) {
-            const int error = dump.failed ? EBADMSG : errno;
-            if (error == ENOENT) throw Error(ErrorKind::NotFound, "nftables: " + doing + " failed: no such set");
-            throw kernel_error(doing + " failed", error);
-        }
+        const int r = mnl_cb_run(buffer.data(), static_cast<std::size_t>(n), seq, port_id_, callback, data);
+        if (r == MNL_CB_STOP) return 0;
+        if (r < 0) return errno != 0 ? errno : EBADMSG;
     }
+}
+
+namespace {
+
+struct RuleDump {
+    std::vector<plan::RuleCounter>* out;
+    bool failed = false;
+};
+
+int on_rule_counter(nftnl_expr* e, void* data)
+{
+    auto* c = static_cast<std::optional<plan::RuleCounter>*>(data);
+    if (std::strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") == 0) {
+        c->emplace();
+        (*c)->packets = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+        (*c)->bytes = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
+    }
+    return 0;
+}
+
+int on_rule_message(const nlmsghdr* nlh, void* data)
+{
+    auto* dump = static_cast<RuleDump*>(data);
+    RulePtr r(checked(nftnl_rule_alloc()));
+    if (nftnl_rule_nlmsg_parse(nlh, r.get()) < 0) {
+        dump->failed = true;
+        return MNL_CB_ERROR;
+    }
+    std::optional<plan::RuleCounter> counter;
+    nftnl_expr_foreach(r.get(), on_rule_counter, &counter);
+    std::uint32_t length = 0;
+    const void* udata = nftnl_rule_get_data(r.get(), NFTNL_RULE_USERDATA, &length);
+    if (!counter || udata == nullptr) return MNL_CB_OK;
+    counter->comment = udata_comment(udata, length, NFTNL_UDATA_RULE_COMMENT);
+    if (counter->comment.empty()) return MNL_CB_OK;
+    if (const char* chain = nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN)) counter->chain = chain;
+    dump->out->push_back(std::move(*counter));
+    return MNL_CB_OK;
+}
+
+}  // namespace
+
+std::vector<plan::RuleCounter> Nftables::rule_counters(const std::string& table)
+{
+    const std::string doing = "reading the rule counters of table inet " + table;
+    check_name("table", table);
+    std::vector<plan::RuleCounter> out;
+    RuleDump dump{&out};
+    RulePtr r(checked(nftnl_rule_alloc()));
+    nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+    if (nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str()) < 0) throw std::bad_alloc();
+    std::vector<char> request(message_overhead + table.size(), 0);
+    const std::uint32_t seq = ++sequence_;
+    nlmsghdr* nlh =
+        nftnl_rule_nlmsg_build_hdr(request.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
+    nftnl_rule_nlmsg_build_payload(nlh, r.get());
+    if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) throw kernel_error(doing + " failed: sending", errno);
+    const int error = receive_dump(seq, on_rule_message, &dump, doing);
+    if (error == ENOENT) return {};
+    if (error != 0) throw kernel_error(doing + " failed", dump.failed ? EBADMSG : error);
     return out;
 }
 

@@ -12,6 +12,7 @@
 // libmnl's socket type; declared here at global scope because an elaborated
 // "struct mnl_socket" inside the namespace would name a different type.
 struct mnl_socket;
+struct nlmsghdr;
 
 namespace kvmnet::kernel {
 
@@ -34,31 +35,33 @@ public:
     // True when table "inet <name>" exists.
     bool table_exists(const std::string& name);
 
-    // The O(1) change path for sets and maps: adds (or deletes) exactly
-    // `elements` in set `set.name` of table "inet <table>", in one batch and so
-    // atomically, without touching chains, rules or other elements. `set` is
-    // the declaration (its key and data types encode the values); its own
-    // `elements` are ignored. Adding an element whose key is already there,
-    // or deleting one that is not, fails the whole batch (kvmnet::Error
-    // Kernel) and changes nothing. Deleting looks only at the keys.
+    // The O(1) change path for sets and maps: adds (or deletes) exactly the
+    // given elements, every change in one batch and so atomically, without
+    // touching chains, rules or other elements. Each change's `set` is the
+    // declaration (its key and data types encode the values, `limit` adds
+    // each element's own rate); its own `elements` are ignored. Adding an
+    // element whose key is already there, or deleting one that is not, fails
+    // the whole batch (kvmnet::Error Kernel) and changes nothing. Deleting
+    // looks only at the keys.
+    void change_elements(const std::string& table, const std::vector<plan::ElementChange>& changes) override;
     void add_elements(const std::string& table, const plan::Set& set, const std::vector<plan::SetElement>& elements);
     void delete_elements(const std::string& table, const plan::Set& set, const std::vector<plan::SetElement>& elements);
 
     // Every element of the set as the kernel has it, with its counter when
     // the set has "counter" (forward statistics). Values are spelled as
-    // plan::SetElement documents (protocols by name: tcp, udp, ...). Throws
-    // kvmnet::Error NotFound when the set does not exist.
-    struct ElementCounters {
-        plan::SetElement element;
-        bool has_counter = false;
-        std::uint64_t packets = 0;
-        std::uint64_t bytes = 0;
-    };
-    std::vector<ElementCounters> list_elements(const std::string& table, const plan::Set& set);
+    // plan::SetElement documents (protocols by name: tcp, udp, ...); an
+    // element's limit is not read back. Throws kvmnet::Error NotFound when
+    // the set does not exist.
+    using ElementCounters = plan::ElementCounters;
+    std::vector<ElementCounters> list_elements(const std::string& table, const plan::Set& set) override;
+
+    // The counters of the table's rules that have both a counter and a
+    // comment; an absent table gives none.
+    std::vector<plan::RuleCounter> rule_counters(const std::string& table) override;
 
 private:
-    void change_elements(const std::string& table, const plan::Set& set, const std::vector<plan::SetElement>& elements,
-                         bool add);
+    // Receives a dump's replies for `seq`, each through `callback`; 0 or an errno.
+    int receive_dump(std::uint32_t seq, int (*callback)(const nlmsghdr*, void*), void* data, const std::string& doing);
 
     struct mnl_socket* socket_ = nullptr;
     unsigned port_id_ = 0;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <map>
 #include <set>
 #include <tuple>
@@ -487,6 +488,103 @@ void resolve_forward_guests(Network& n)
     }
 }
 
+namespace {
+
+// validate_forward, and the guest inside the network's subnet (a named
+// guest at its static host's address).
+void check_in_network(const Network& n, const std::unordered_map<std::string, Ipv4>& names, const PortForward& f,
+                      const std::string& field)
+{
+    validate_forward(f, field);
+    const Ipv4Interface& a = n.ipv4->address;
+    Ipv4 guest = f.guest;
+    if (!f.guest_name.empty()) {
+        auto it = names.find(lower(f.guest_name));
+        if (it == names.end())
+            throw invalid_field(field + ".guest",
+                                "no static DHCP host named '" + f.guest_name + "' in this network (ipv4.dhcp.hosts)");
+        guest = it->second;
+    }
+    if (!a.contains(guest))
+        throw invalid_field(field + ".guest", guest.str() + " is not inside the network's subnet " + a.network_str());
+    if (guest == a.network() || guest == a.broadcast())
+        throw invalid_field(field + ".guest",
+                            guest.str() + " is the network or broadcast address of " + a.network_str());
+    if (guest == a.address)
+        throw invalid_field(field + ".guest", guest.str() + " is the gateway (the host's own address)");
+}
+
+}  // namespace
+
+void validate_added_forwards(const Network& n, std::vector<PortForward>& added,
+                             const std::function<std::string(std::size_t)>& field,
+                             const std::vector<const Network*>& others)
+{
+    if (added.empty()) throw invalid_field("forwards", "no forward given");
+    if (n.mode != Mode::nat)
+        throw invalid_field("forwards",
+                            "port forwards need a nat network, not a " + std::string(mode_name(n.mode)) + " network");
+    if (!n.ipv4) throw invalid_field("forwards", "port forwards need the network's ipv4 subnet");
+    if (n.forwards.size() + added.size() > max_forwards)
+        throw invalid_field("forwards", "a network holds at most " + std::to_string(max_forwards) + " forwards (" +
+                                            std::to_string(n.forwards.size()) + " exist)");
+    const auto names = host_names(n);
+    for (std::size_t i = 0; i < added.size(); ++i) {
+        PortForward& f = added[i];
+        check_in_network(n, names, f, field(i));
+        if (!f.guest_name.empty()) f.guest = names.at(lower(f.guest_name));
+    }
+    const auto clash = [&](std::size_t i, const std::string& what, const PortForward& other) {
+        return Error(ErrorKind::Conflict,
+                     field(i) + ": " + host_side(added[i]) + " " + what + " (" + host_side(other) + ")");
+    };
+    // A few (the usual AddForwards): compare directly, linear in the
+    // existing forwards. Many: sort everything once.
+    if (added.size() <= 8) {
+        for (std::size_t i = 0; i < added.size(); ++i) {
+            for (std::size_t j = 0; j < i; ++j)
+                if (forwards_overlap(added[i], added[j])) throw clash(i, "overlaps " + field(j), added[j]);
+            for (std::size_t k = 0; k < n.forwards.size(); ++k)
+                if (forwards_overlap(added[i], n.forwards[k]))
+                    throw clash(i, "is already forwarded by this network, " + item("forwards", k), n.forwards[k]);
+            for (const Network* o : others)
+                for (std::size_t k = 0; k < o->forwards.size(); ++k)
+                    if (forwards_overlap(added[i], o->forwards[k]))
+                        throw clash(i, "is already forwarded by network '" + o->name + "', " + item("forwards", k),
+                                    o->forwards[k]);
+        }
+        return;
+    }
+    std::vector<PortForward> all = n.forwards;
+    all.insert(all.end(), added.begin(), added.end());
+    if (auto found = find_clash(all)) {
+        const auto [earlier, later] = *found;
+        // `later` is one of the added (the existing ones do not clash among themselves).
+        const std::size_t i = later - n.forwards.size();
+        if (earlier >= n.forwards.size())
+            throw clash(i, "overlaps " + field(earlier - n.forwards.size()), all[earlier]);
+        throw clash(i, "is already forwarded by this network, " + item("forwards", earlier), all[earlier]);
+    }
+    std::vector<Network> other_copies;
+    for (const Network* o : others)
+        if (!o->forwards.empty()) other_copies.push_back(*o);
+    Network probe;
+    probe.name = n.name;
+    probe.forwards = added;
+    try {
+        validate_forwards_against(probe, other_copies);
+    } catch (const Error& e) {
+        // Name the request's entry rather than probe's forwards[i].
+        std::string message = e.what();
+        const auto close = message.find(']');
+        if (message.rfind("forwards[", 0) == 0 && close != std::string::npos) {
+            const std::size_t i = std::stoul(message.substr(9, close - 9));
+            message = field(i) + message.substr(close + 1);
+        }
+        throw Error(e.kind(), message);
+    }
+}
+
 void validate_forwards(const Network& n)
 {
     if (!n.limits.empty()) {
@@ -503,29 +601,9 @@ void validate_forwards(const Network& n)
         throw invalid_field("forwards", "more than " + std::to_string(max_forwards) + " entries");
     if (!n.ipv4) return;  // validate() names the missing subnet
 
-    const Ipv4Interface& a = n.ipv4->address;
     const auto names = host_names(n);
-    for (std::size_t i = 0; i < n.forwards.size(); ++i) {
-        const PortForward& f = n.forwards[i];
-        const std::string field = item("forwards", i);
-        validate_forward(f, field);
-        Ipv4 guest = f.guest;
-        if (!f.guest_name.empty()) {
-            auto it = names.find(lower(f.guest_name));
-            if (it == names.end())
-                throw invalid_field(field + ".guest", "no static DHCP host named '" + f.guest_name +
-                                                          "' in this network (ipv4.dhcp.hosts)");
-            guest = it->second;
-        }
-        if (!a.contains(guest))
-            throw invalid_field(field + ".guest",
-                                guest.str() + " is not inside the network's subnet " + a.network_str());
-        if (guest == a.network() || guest == a.broadcast())
-            throw invalid_field(field + ".guest",
-                                guest.str() + " is the network or broadcast address of " + a.network_str());
-        if (guest == a.address)
-            throw invalid_field(field + ".guest", guest.str() + " is the gateway (the host's own address)");
-    }
+    for (std::size_t i = 0; i < n.forwards.size(); ++i)
+        check_in_network(n, names, n.forwards[i], item("forwards", i));
     if (auto clash = find_clash(n.forwards)) {
         const auto [earlier, later] = *clash;
         throw Error(ErrorKind::Conflict, item("forwards", later) + ": " + host_side(n.forwards[later]) + " overlaps " +

@@ -23,6 +23,7 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -129,6 +130,16 @@ void resolve_forward_guests(Network& network);
 // and no two overlapping forwards (Conflict). A named guest is checked at
 // its host's current address, whatever `guest` holds.
 void validate_forwards(const Network& network);
+
+// AddForwards: `added` checked as validate_forwards would check them inside
+// `network` (whose own forwards are valid already), against each other, the
+// network's forwards and `others`' forwards, without re-checking what is
+// there (linear in the existing forwards for a few, O(n log n) for many).
+// Errors name the added forwards as field(i) gives ("forward", "forwards[3]").
+// Resolves named guests in `added`.
+void validate_added_forwards(const Network& network, std::vector<PortForward>& added,
+                             const std::function<std::string(std::size_t)>& field,
+                             const std::vector<const Network*>& others);
 
 // No forward of `network` overlaps a forward of another network: Conflict
 // naming the other network. Applied by validate_against().

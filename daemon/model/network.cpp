@@ -160,7 +160,7 @@ bool valid_interface_name(const std::string& name)
                        [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
-Network parse_network_unchecked(const nlohmann::json& document)
+Network parse_network(const nlohmann::json& document)
 {
     ObjectReader r(document, "");
     Network n;
@@ -205,21 +205,6 @@ Network parse_network_unchecked(const nlohmann::json& document)
     return n;
 }
 
-Network parse_network(const nlohmann::json& document)
-{
-    Network n = parse_network_unchecked(document);
-    require_forwarding_support(n);
-    return n;
-}
-
-void require_forwarding_support(const Network& n)
-{
-    if (!n.forwards.empty())
-        throw Error(ErrorKind::Unsupported, "forwards: port forwarding is not available in this version of kvmnetd");
-    if (!n.limits.empty())
-        throw Error(ErrorKind::Unsupported, "limits: connection limits are not available in this version of kvmnetd");
-}
-
 namespace {
 
 json parse_document_text(const std::string& text)
@@ -234,8 +219,6 @@ json parse_document_text(const std::string& text)
 }  // namespace
 
 Network parse_network(const std::string& text) { return parse_network(parse_document_text(text)); }
-
-Network parse_network_unchecked(const std::string& text) { return parse_network_unchecked(parse_document_text(text)); }
 
 nlohmann::json to_json(const Network& n)
 {

@@ -96,17 +96,6 @@ Network parse_network(const nlohmann::json& document);
 Network parse_network(const std::string& text);
 inline Network parse_network(const char* text) { return parse_network(std::string(text)); }
 
-// parse_network without the require_forwarding_support gate: the whole
-// model, forwards and limits included (guest names resolved, validated).
-Network parse_network_unchecked(const nlohmann::json& document);
-Network parse_network_unchecked(const std::string& text);
-inline Network parse_network_unchecked(const char* text) { return parse_network_unchecked(std::string(text)); }
-
-// Unsupported ("forwards: ..." / "limits: ...") while the kernel side of
-// port forwards and connection limits is not wired; parse_network calls it
-// last. Remove that call (and this function) once kvmnetd applies them.
-void require_forwarding_support(const Network& network);
-
 nlohmann::json to_json(const Network& network);
 
 // One entry of "ports", as AttachPort takes it; `field` prefixes error paths.

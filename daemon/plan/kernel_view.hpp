@@ -4,6 +4,8 @@
 // the reconciler use a fake. No netlink headers here.
 #pragma once
 
+#include "plan/ruleset.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -152,11 +154,28 @@ public:
     virtual void set_bandwidth(const std::string& name, const PortBandwidth& bandwidth) = 0;
 };
 
-}  // namespace kvmnet::plan
+// Elements to add to, or delete from, one set or map of our table.
+struct ElementChange {
+    const Set* set = nullptr;  // the declaration: key/data types, limit; its own elements are ignored
+    std::vector<SetElement> elements;
+    bool add = true;
+};
 
-namespace kvmnet::plan {
+// One element as the kernel has it, with its counter when the set has one.
+struct ElementCounters {
+    SetElement element;
+    bool has_counter = false;
+    std::uint64_t packets = 0;
+    std::uint64_t bytes = 0;
+};
 
-struct Table;
+// The counter of one rule, found by its comment.
+struct RuleCounter {
+    std::string chain;
+    std::string comment;
+    std::uint64_t packets = 0;
+    std::uint64_t bytes = 0;
+};
 
 // The firewall as the reconciler needs it; kernel/nftables.cpp implements it.
 class FirewallAdapter {
@@ -166,6 +185,14 @@ public:
     virtual void replace_table(const Table& table) = 0;
     // Removes our table; absent is fine.
     virtual void delete_table(const std::string& name) = 0;
+    // The O(1) change path: every change, in order, in one transaction, so
+    // all of them or none apply. Adding an element that is there, or deleting
+    // one that is not, fails the whole transaction (ErrorKind::Kernel).
+    virtual void change_elements(const std::string& table, const std::vector<ElementChange>& changes) = 0;
+    // Every element of a set (NotFound when the set does not exist).
+    virtual std::vector<ElementCounters> list_elements(const std::string& table, const Set& set) = 0;
+    // The counters of every rule of the table that has a counter and a comment.
+    virtual std::vector<RuleCounter> rule_counters(const std::string& table) = 0;
 };
 
 }  // namespace kvmnet::plan

@@ -18,7 +18,91 @@ Rule rule(std::vector<Match> matches, Verdict verdict, const std::string& commen
     return Rule{std::move(matches), counter, verdict, comment};
 }
 
+Set forward_set(const char* name, bool any, bool map, bool rate)
+{
+    Set set;
+    set.name = name;
+    set.key = any ? std::vector<SetType>{SetType::inet_proto, SetType::inet_service}
+                  : std::vector<SetType>{SetType::inet_proto, SetType::ipv4_addr, SetType::inet_service};
+    if (map) set.data = {SetType::ipv4_addr, SetType::inet_service};
+    set.counter = true;
+    set.limit = map && rate;
+    return set;
+}
+
+std::vector<Field> forward_keys(bool any)
+{
+    return any ? std::vector<Field>{Field::meta_l4proto, Field::th_dport}
+               : std::vector<Field>{Field::meta_l4proto, Field::ip_daddr, Field::th_dport};
+}
+
+// The DNAT rules (prerouting and output alike) and the drops of forwards
+// over their rate. Forwards on every address apply only to this host's own
+// addresses (127.0.0.1 included).
+std::vector<Rule> forward_rules()
+{
+    std::vector<Rule> rules;
+    for (bool any : {false, true}) {
+        for (bool rate : {false, true}) {
+            const char* map = any ? (rate ? fwd4_any_rate_set : fwd4_any_set) : (rate ? fwd4_rate_set : fwd4_set);
+            std::vector<Match> m;
+            if (any) m.push_back(MatchFibDaddrLocal{});
+            m.push_back(DnatMap{false, forward_keys(any), map});
+            rules.push_back(rule(std::move(m), Verdict::none, std::string("port forwards (@") + map + ")"));
+        }
+    }
+    for (bool any : {false, true}) {
+        std::vector<Match> m;
+        if (any) m.push_back(MatchFibDaddrLocal{});
+        const char* set = any ? fwd4_any_over_set : fwd4_over_set;
+        m.push_back(MatchSetLookup{forward_keys(any), set, false});
+        rules.push_back(
+            rule(std::move(m), Verdict::drop, std::string("port forwards over their rate (@") + set + ")", true));
+    }
+    return rules;
+}
+
 }  // namespace
+
+std::vector<Set> forward_sets()
+{
+    return {forward_set(fwd4_set, false, true, false),       forward_set(fwd4_rate_set, false, true, true),
+            forward_set(fwd4_any_set, true, true, false),    forward_set(fwd4_any_rate_set, true, true, true),
+            forward_set(fwd4_over_set, false, false, false), forward_set(fwd4_any_over_set, true, false, false)};
+}
+
+std::vector<SetElements> forward_elements(const model::PortForward& f, const std::string& network)
+{
+    const bool any = !f.host_address;
+    const bool rate = f.rate.has_value();
+    SetElements map{any ? (rate ? fwd4_any_rate_set : fwd4_any_set) : (rate ? fwd4_rate_set : fwd4_set), {}};
+    SetElements over{any ? fwd4_any_over_set : fwd4_over_set, {}};
+    std::vector<const char*> protos;
+    if (f.proto != model::Proto::udp) protos.push_back("tcp");
+    if (f.proto != model::Proto::tcp) protos.push_back("udp");
+    const std::string guest = f.guest.str();
+    for (const char* proto : protos) {
+        for (std::uint32_t i = 0; i < f.port_count(); ++i) {
+            SetElement e;
+            e.key.push_back(proto);
+            if (!any) e.key.push_back(f.host_address->str());
+            e.key.push_back(std::to_string(f.host_port_first + i));
+            e.comment = network;
+            if (rate) {
+                over.elements.push_back(e);
+                e.limit_per_second = *f.rate;
+                e.limit_burst = *f.rate;  // one second's worth at once
+            }
+            e.data = {guest, std::to_string(f.guest_port_first + i)};
+            map.elements.push_back(std::move(e));
+        }
+    }
+    std::vector<SetElements> result{std::move(map)};
+    if (rate) result.push_back(std::move(over));
+    return result;
+}
+
+std::string per_source_set(const std::string& network) { return "conns_" + network; }
 
 std::string owner_alias(const std::string& network_name) { return alias_prefix + network_name; }
 
@@ -28,6 +112,12 @@ Table build_ruleset(std::vector<model::Network> active)
 
     Chain forward{"guest_forward", "filter", "forward", 0, true, {}};
     Chain postrouting{"nat_postrouting", "nat", "postrouting", 100, true, {}};
+    std::vector<Set> sets;
+    std::vector<Rule> hairpin;
+    // Before conntrack (raw priority): NAT bridges accept 127.0.0.0/8 for
+    // forwards from the host's loopback (route_localnet), so guests must not
+    // be able to use those addresses themselves (CVE-2020-8558).
+    Chain loopback_guard{"guest_prerouting", "filter", "prerouting", -300, true, {}};
 
     // Forward rules are grouped by purpose across all networks rather than
     // per network, so the verdict for traffic between two networks does not
@@ -50,6 +140,7 @@ Table build_ruleset(std::vector<model::Network> active)
         const model::Ipv4Interface& a = n.ipv4->address;
         const std::string tag = n.name + ": ";
         const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
+        const bool nat = n.mode == model::Mode::nat;
 
         intra.push_back(rule({iif(br), oif(br)}, Verdict::accept, tag + "between guests"));
         if (n.mode == model::Mode::nat)
@@ -60,15 +151,55 @@ Table build_ruleset(std::vector<model::Network> active)
             if (!n.uplink.empty())
                 barred.push_back(
                     rule({iif(br), oif(n.uplink, Cmp::neq)}, Verdict::drop, tag + "only via uplink", true));
+            // limits: new connections are counted where they enter the
+            // forward path, from the guests and (NAT) through forwards.
+            const MatchCtState fresh{ct::new_};
+            const MatchCtStatus dnat{ct_status::dnat};
+            if (const auto rate = n.limits.new_connections_per_second) {
+                const MatchLimit over{*rate, *rate, true};
+                barred.push_back(rule({iif(br), fresh, over}, Verdict::drop,
+                                      tag + "new connections from guests over "
+                                            "the rate limit",
+                                      true));
+                if (nat)
+                    barred.push_back(rule({oif(br), dnat, fresh, over}, Verdict::drop,
+                                          tag + "new connections to forwards over the rate limit", true));
+            }
+            if (const auto count = n.limits.connections_per_source) {
+                Set meter{per_source_set(n.name), {SetType::ipv4_addr}, {}, 65535, true, false, {}};
+                const MatchConnLimit too_many{{Field::ip_saddr}, meter.name, *count, true};
+                sets.push_back(std::move(meter));
+                barred.push_back(rule({iif(br), fresh, too_many}, Verdict::drop,
+                                      tag + "connections per guest address over the limit", true));
+                if (nat)
+                    barred.push_back(rule({oif(br), dnat, fresh, too_many}, Verdict::drop,
+                                          tag + "connections per source to forwards over the limit", true));
+            }
         } else {
             barred.push_back(rule({iif(br)}, Verdict::drop, tag + "isolated", true));
         }
         if (n.mode == model::Mode::routed)
             inbound.push_back(rule({oif(br), daddr(a)}, Verdict::accept, tag + "routed to guests"));
+        if (nat)
+            inbound.push_back(rule({oif(br), daddr(a), MatchCtStatus{ct_status::dnat}}, Verdict::accept,
+                                   tag + "port forwards to guests"));
         inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "no new connections to guests", true));
         if (forwards) outbound.push_back(rule({iif(br), saddr(a)}, Verdict::accept, tag + "from guests"));
 
-        if (n.mode == model::Mode::nat) {
+        if (nat) {
+            const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}},
+                loopback_dst{false, Cmp::eq, {0x7f000000u, 8}};
+            loopback_guard.rules.push_back(
+                rule({iif(br), loopback_dst}, Verdict::drop, tag + "loopback destination from guests", true));
+            loopback_guard.rules.push_back(
+                rule({iif(br), loopback_src}, Verdict::drop, tag + "loopback source from guests", true));
+            // A forwarded connection from a guest of this network (hairpin)
+            // or from this host's loopback must come back through the host,
+            // so it leaves with the gateway's address.
+            hairpin.push_back(rule({oif(br), MatchCtStatus{ct_status::dnat}, saddr(a)}, Verdict::masquerade,
+                                   tag + "hairpin forwards"));
+            hairpin.push_back(rule({oif(br), MatchCtStatus{ct_status::dnat}, loopback_src}, Verdict::masquerade,
+                                   tag + "forwards from the host's loopback"));
             // Multicast and broadcast must keep their source: libvirt learnt
             // this the hard way (DHCP and mDNS break when masqueraded).
             postrouting.rules.push_back(
@@ -83,10 +214,38 @@ Table build_ruleset(std::vector<model::Network> active)
     for (auto* group : {&replies, &intra, &barred, &inbound, &outbound})
         forward.rules.insert(forward.rules.end(), group->begin(), group->end());
 
+    postrouting.rules.insert(postrouting.rules.begin(), hairpin.begin(), hairpin.end());
+
     // No input chain: an accept here could not override another table's drop,
     // and the host's own services are the host firewall's business.
     Table table{table_name, {std::move(forward)}};
+    if (!loopback_guard.rules.empty()) table.chains.insert(table.chains.begin(), std::move(loopback_guard));
     if (!postrouting.rules.empty()) table.chains.push_back(std::move(postrouting));
+
+    // Port forwards: declared whenever a NAT network runs, so adding the first
+    // forward is an element change like any other.
+    const bool any_nat = std::any_of(active.begin(), active.end(), [](const model::Network& n) {
+        return n.mode == model::Mode::nat && n.ipv4.has_value();
+    });
+    if (any_nat) {
+        std::vector<Set> fwd = forward_sets();
+        for (const model::Network& n : active) {
+            if (n.mode != model::Mode::nat) continue;
+            for (const model::PortForward& f : n.forwards) {
+                for (SetElements& part : forward_elements(f, n.name)) {
+                    auto it = std::find_if(fwd.begin(), fwd.end(), [&](const Set& x) { return x.name == part.set; });
+                    it->elements.insert(it->elements.end(), std::make_move_iterator(part.elements.begin()),
+                                        std::make_move_iterator(part.elements.end()));
+                }
+            }
+        }
+        sets.insert(sets.begin(), std::make_move_iterator(fwd.begin()), std::make_move_iterator(fwd.end()));
+        // Before the host's own DNAT/NAT (dstnat) and after raw/conntrack.
+        table.chains.insert(table.chains.begin(), Chain{"nat_output", "nat", "output", -100, true, forward_rules()});
+        table.chains.insert(table.chains.begin(),
+                            Chain{"nat_prerouting", "nat", "prerouting", -100, true, forward_rules()});
+    }
+    table.sets = std::move(sets);
     return table;
 }
 

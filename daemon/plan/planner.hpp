@@ -23,6 +23,43 @@ std::string owner_alias(const std::string& network_name);
 // networks only.
 Table build_ruleset(std::vector<model::Network> active);
 
+// ---- port forwards
+// ----------------------------------------------------------------------------------------------------
+//
+// Every network's forwards are elements of six sets of the one table, so the
+// chains never grow with the number of forwards and a change is one batch of
+// element additions/deletions (O(1) per packet and per change):
+//   fwd4           map  proto . host address . host port : guest address . guest port
+//   fwd4_rate      map  the same, each element with its own rate limit
+//   fwd4_any       map  proto . host port : guest address . guest port (every host address)
+//   fwd4_any_rate  map  the same, rate limited
+//   fwd4_over      set  proto . host address . host port: rate-limited forwards (drops)
+//   fwd4_any_over  set  proto . host port: rate-limited forwards on every address (drops)
+// One element per protocol and port: "both" and port ranges give several.
+// Every element has a counter: the maps count forwarded connections (the NAT
+// chains see only a connection's first packet), the *_over sets count the
+// attempts dropped for exceeding the forward's rate.
+inline constexpr const char* fwd4_set = "fwd4";
+inline constexpr const char* fwd4_rate_set = "fwd4_rate";
+inline constexpr const char* fwd4_any_set = "fwd4_any";
+inline constexpr const char* fwd4_any_rate_set = "fwd4_any_rate";
+inline constexpr const char* fwd4_over_set = "fwd4_over";
+inline constexpr const char* fwd4_any_over_set = "fwd4_any_over";
+
+// The six declarations, without elements.
+std::vector<Set> forward_sets();
+
+// The elements one forward puts into which set (at most two sets: its map
+// and, with a rate, its *_over set). Elements are commented with the network.
+struct SetElements {
+    std::string set;
+    std::vector<SetElement> elements;
+};
+std::vector<SetElements> forward_elements(const model::PortForward& forward, const std::string& network);
+
+// The name of a network's per-source connection meter (limits.connections_per_source).
+std::string per_source_set(const std::string& network);
+
 // Link operations that bring a network's bridge to the desired state.
 struct CreateBridge {
     std::string name;

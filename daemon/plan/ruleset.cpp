@@ -145,7 +145,10 @@ void render_set(std::ostream& out, const Set& set)
     out << '\n';
     if (set.size != 0) out << "\t\tsize " << set.size << '\n';
     if (set.dynamic) out << "\t\tflags dynamic\n";
-    if (set.counter) out << "\t\tcounter\n";
+    if (set.limit)
+        out << "\t\tlimit rate 1/second counter\n";
+    else if (set.counter)
+        out << "\t\tcounter\n";
     if (!set.elements.empty()) {
         out << "\t\telements = { ";
         bool first = true;
@@ -153,6 +156,11 @@ void render_set(std::ostream& out, const Set& set)
             if (!first) out << ",\n\t\t\t     ";
             first = false;
             values_text(out, set.key, e.key);
+            if (set.limit) {
+                out << " limit rate " << e.limit_per_second << "/second";
+                if (e.limit_burst != 5) out << " burst " << e.limit_burst << " packets";
+                out << " counter";
+            }
             if (!e.comment.empty()) out << " comment " << quote(e.comment);
             if (map) {
                 out << " : ";

@@ -79,6 +79,11 @@ struct SetElement {
     std::vector<std::string> key;
     std::vector<std::string> data;  // only in maps: one value per data type
     std::string comment;            // element userdata, shown by `nft list`
+    // Only in sets with `limit`: this element's own rate ("limit rate N/second
+    // burst B packets"); a lookup that finds the element over its rate does
+    // not match (the rule stops there).
+    std::uint64_t limit_per_second = 0;
+    std::uint32_t limit_burst = 5;
 };
 
 // "set NAME { ... }", or "map NAME { ... }" when `data` is not empty.
@@ -90,6 +95,9 @@ struct Set {
     bool dynamic = false;       // "flags dynamic": rules add elements (meters)
     bool counter = false;       // "counter": a packet/byte counter on every element
     std::vector<SetElement> elements;
+    // "limit ... counter": every element carries its own rate limit (then its
+    // counter, which so counts only what passed the limit). Needs `counter`.
+    bool limit = false;
 };
 
 // "KEYS @set" or "KEYS != @set": the concatenation of `keys` is (not) in the set.

@@ -7,7 +7,9 @@
 // KVMNFT_VERBOSE=1 also prints the committed listing.
 #include "kernel/nftables.hpp"
 #include "model/error.hpp"
+#include "model/network.hpp"
 #include "netns_guard.hpp"
+#include "plan/planner.hpp"
 #include "plan/ruleset.hpp"
 
 #include <sys/stat.h>
@@ -333,6 +335,70 @@ std::string expect_error(F&& f, ErrorKind kind)
 
 }  // namespace
 
+// The planner's table for a NAT network with forwards and limits, through
+// the adapter, and forward changes as multi-set element batches.
+void check_planned_forwards(kernel::Nftables& nft, const std::string& name, const std::string& ref)
+{
+    model::Network n = model::parse_network(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5",
+        "ipv4": {"address": "10.5.0.1/24"},
+        "forwards": [{"proto": "both", "host_port": "5000-5001", "guest": "10.5.0.11", "guest_port": "6000-6001"},
+                     {"proto": "tcp", "host_port": 2222, "guest": "10.5.0.13", "guest_port": 22, "rate": 5},
+                     {"proto": "tcp", "host_port": 443, "host_address": "203.0.113.7", "guest": "10.5.0.10",
+                      "guest_port": 443, "rate": 100}],
+        "limits": {"new_connections_per_second": 200, "connections_per_source": 1024}})");
+    Table planned = build_ruleset({n});
+    planned.name = name;
+    nft.replace_table(planned);
+    const std::string listing = list_table(name);
+    const std::string expected = reference_listing(planned, ref);
+    check(listing == expected, "planner's forwards and limits: nft list equals nft -f of render()");
+    if (listing != expected) std::cout << "--- committed\n" << listing << "--- expected\n" << expected;
+    const std::string code = list_table(name, true);
+    const std::string code_expected = reference_listing(planned, ref, true);
+    check(code == code_expected, "planner's forwards and limits: bytecode and elements equal nft's");
+    if (code != code_expected) std::cout << "--- committed\n" << code << "--- expected\n" << code_expected;
+
+    // One more rate-limited forward: two sets, one batch.
+    model::PortForward f = n.forwards[1];
+    f.host_port_first = f.host_port_last = 2223;
+    f.rate = 7;
+    const std::vector<Set> declared = forward_sets();
+    const auto set = [&](const std::string& set_name) {
+        return &*std::find_if(declared.begin(), declared.end(), [&](const Set& x) { return x.name == set_name; });
+    };
+    std::vector<ElementChange> add;
+    for (const SetElements& part : forward_elements(f, "web"))
+        add.push_back({set(part.set), part.elements, true});
+    nft.change_elements(name, add);
+    const std::string after = list_table(name);
+    check(after.find("tcp . 2223 limit rate 7/second burst 7 packets counter packets 0 bytes 0 comment \"web\" : "
+                     "10.5.0.13 . 22") != std::string::npos &&
+              after.find("tcp . 2223 counter packets 0 bytes 0 comment \"web\"") != std::string::npos,
+          "a rate-limited forward is added to its map and its over-rate set in one batch");
+    const auto counted = nft.list_elements(name, *set(fwd4_any_rate_set));
+    check(counted.size() == 2 && counted[0].has_counter, "list_elements reads a limited map's counters");
+
+    // Atomic: the second change fails (not there), so the first is undone.
+    std::vector<ElementChange> remove;
+    for (const SetElements& part : forward_elements(f, "web"))
+        remove.push_back({set(part.set), part.elements, false});
+    std::vector<ElementChange> half = remove;
+    half.push_back({set(fwd4_set), {{{"tcp", "192.0.2.1", "1"}, {}, ""}}, false});
+    const std::string message = expect_error([&] { nft.change_elements(name, half); }, ErrorKind::Kernel);
+    check(message.find("does not exist") != std::string::npos && list_table(name) == after,
+          "a failing change in a batch leaves every set as it was: " + message);
+    nft.change_elements(name, remove);
+    check(list_table(name) == listing, "removing the forward restores the listing");
+
+    const auto rules = nft.rule_counters(name);
+    const bool found = std::any_of(rules.begin(), rules.end(), [](const RuleCounter& r) {
+        return r.chain == "guest_forward" && r.comment == "web: new connections from guests over the rate limit";
+    });
+    check(found && rules.size() >= 8,
+          "rule_counters finds the commented counter rules (" + std::to_string(rules.size()) + ")");
+    check(nft.rule_counters(name + "_absent").empty(), "rule_counters of an absent table is empty");
+}
+
 int main(int argc, char** argv)
 {
     if (argc != 2) {
@@ -440,6 +506,8 @@ int main(int argc, char** argv)
               "error located in a large batch: " + message);
         check(list_table(big.name) == big_listing, "large table intact after kernel rejection");
         nft.delete_table(big.name);
+
+        check_planned_forwards(nft, name, ref);
 
         // ---- sets, maps and the expressions that use them ----
         const Table sets = with_sets(name);

@@ -75,16 +75,16 @@ std::optional<Failure> failure_of(F&& f)
 
 std::optional<Failure> parse_failure(const std::string& text)
 {
-    return failure_of([&] { kvmnet::model::parse_network_unchecked(text); });
+    return failure_of([&] { kvmnet::model::parse_network(text); });
 }
 
 Network parse_ok(const std::string& text)
 {
     CAPTURE(text);
     try {
-        return kvmnet::model::parse_network_unchecked(text);
+        return kvmnet::model::parse_network(text);
     } catch (const kvmnet::Error& e) {
-        FAIL("parse_network_unchecked threw " << kvmnet::error_kind_name(e.kind()) << ": " << e.what());
+        FAIL("parse_network threw " << kvmnet::error_kind_name(e.kind()) << ": " << e.what());
     }
     return {};
 }
@@ -604,7 +604,7 @@ TEST_CASE("Thousands of forwards validate without comparing every pair", "[forwa
                Catch::Matchers::StartsWith("forwards[40000]: ") && Catch::Matchers::Contains("forwards[0]"));
 }
 
-TEST_CASE("parse_network_unchecked(to_json(x)) == x with forwards and limits", "[forward][json]")
+TEST_CASE("parse_network(to_json(x)) == x with forwards and limits", "[forward][json]")
 {
     const std::string text =
         GENERATE(as<std::string>{},
@@ -643,40 +643,105 @@ TEST_CASE("to_json of forwards and limits has a stable shape", "[forward][json]"
     }
 }
 
-TEST_CASE("parse_network keeps refusing forwards and limits until the kernel side exists", "[forward]")
+TEST_CASE("AddForwards' incremental check agrees with validating the whole network", "[forward]")
 {
-    using kvmnet::model::parse_network;
-    const auto failure = [](const std::string& text) { return failure_of([&] { parse_network(text); }); };
-    SECTION("a valid forward is Unsupported")
-    {
-        const auto f = failure(with_forwards("[" + forward() + "]"));
-        REQUIRE(f);
-        CHECK(kind_name(f->kind) == "Unsupported");
-        CHECK(f->message == "forwards: port forwarding is not available in this version of kvmnetd");
+    using kvmnet::model::validate_added_forwards;
+    const auto field = [](std::size_t i) { return "forwards[" + std::to_string(i) + "]"; };
+    Lcg rng{7};
+    int refused = 0;
+    for (int round = 0; round < 400; ++round) {
+        // A valid network (drop clashing forwards as they come), another
+        // network, and a few or many forwards to add.
+        Network n = network_with("n", "192.168.122.1/24", {});
+        Network other = network_with("o", "192.168.123.1/24", {});
+        for (std::uint32_t i = 0, count = rng.next(20); i < count; ++i) {
+            PortForward f = random_forward(rng, 200);
+            Network& into = rng.next(2) == 0 ? n : other;
+            f.guest = Ipv4{into.ipv4->address.network().value + 10};
+            into.forwards.push_back(f);
+            if (failure_of([&] { kvmnet::model::validate(into); }) ||
+                failure_of([&] { kvmnet::model::validate_against(n, {other}); }))
+                into.forwards.pop_back();
+        }
+        std::vector<PortForward> added;
+        const std::uint32_t count = rng.next(2) == 0 ? 1 + rng.next(3) : 9 + rng.next(10);
+        for (std::uint32_t i = 0; i < count; ++i)
+            added.push_back(random_forward(rng, 200));
+
+        Network merged = n;
+        merged.forwards.insert(merged.forwards.end(), added.begin(), added.end());
+        const auto whole = failure_of([&] {
+            kvmnet::model::validate(merged);
+            kvmnet::model::validate_against(merged, {other});
+        });
+        auto copy = added;
+        const auto incremental = failure_of([&] { validate_added_forwards(n, copy, field, {&other}); });
+        CAPTURE(round, json(kvmnet::model::to_json(merged)["forwards"]).dump());
+        REQUIRE(static_cast<bool>(incremental) == static_cast<bool>(whole));
+        if (incremental) {
+            ++refused;
+            CHECK(kind_name(incremental->kind) == "Conflict");
+            CHECK_THAT(incremental->message, Catch::Matchers::StartsWith("forwards["));
+        }
     }
-    SECTION("valid limits are Unsupported")
+    CHECK(refused > 40);
+    CHECK(refused < 360);
+}
+
+TEST_CASE("AddForwards' check names the request's entries and resolves guests", "[forward]")
+{
+    using kvmnet::model::validate_added_forwards;
+    Network n = parse_ok(with_forwards("[" + forward() + "]"));
+    const auto one = [](std::size_t) { return std::string("forward"); };
+    const auto parse = [](const std::string& text) { return kvmnet::model::parse_forwards(json::parse(text)); };
+    SECTION("a named guest gets its host's address")
     {
-        const auto f = failure(patched(R"({"limits": {"new_connections_per_second": 200}})"));
-        REQUIRE(f);
-        CHECK(kind_name(f->kind) == "Unsupported");
-        CHECK(f->message == "limits: connection limits are not available in this version of kvmnetd");
+        auto added = parse(forward(R"({"host_port": 9000, "guest": "DB"})"));
+        validate_added_forwards(n, added, one, {});
+        CHECK(added[0].guest == ip("192.168.122.11"));
     }
-    SECTION("an invalid forward is still InvalidArgument naming its field")
+    SECTION("an unknown name, an address outside the subnet and the gateway are refused")
     {
-        const auto f = failure(with_forwards("[" + forward(R"({"host_port": 0})") + "]"));
-        REQUIRE(f);
-        CHECK(kind_name(f->kind) == "InvalidArgument");
-        CHECK_THAT(f->message, Catch::Matchers::StartsWith("forwards[0].host_port: "));
+        for (const char* guest : {R"("nobody")", R"("10.0.0.5")", R"("192.168.122.1")"}) {
+            auto added = parse(forward(std::string(R"({"host_port": 9000, "guest": )") + guest + "}"));
+            const auto f = failure_of([&] { validate_added_forwards(n, added, one, {}); });
+            REQUIRE(f);
+            CHECK(kind_name(f->kind) == "InvalidArgument");
+            CHECK_THAT(f->message, Catch::Matchers::StartsWith("forward.guest: "));
+        }
     }
-    SECTION("empty forwards and limits pass") { CHECK_FALSE(failure(patched(R"({"forwards": [], "limits": {}})"))); }
-    SECTION("require_forwarding_support on networks built in code")
+    SECTION("a clash with the network's own forward names both")
     {
-        Network n = parse_ok(base_document);
-        CHECK_NOTHROW(kvmnet::model::require_forwarding_support(n));
-        n.limits.connections_per_source = 5;
-        CHECK_THROWS_WITH(kvmnet::model::require_forwarding_support(n), Catch::Matchers::StartsWith("limits: "));
-        n.forwards = kvmnet::model::parse_forwards(json::parse(forward()));
-        CHECK_THROWS_WITH(kvmnet::model::require_forwarding_support(n), Catch::Matchers::StartsWith("forwards: "));
+        auto added = parse(forward(R"({"proto": "both"})"));
+        const auto f = failure_of([&] { validate_added_forwards(n, added, one, {}); });
+        REQUIRE(f);
+        CHECK(kind_name(f->kind) == "Conflict");
+        CHECK(f->message == "forward: both *:8080 is already forwarded by this network, forwards[0] (tcp *:8080)");
+    }
+    SECTION("a clash with another network names it")
+    {
+        Network other = parse_ok(R"({"name": "lab", "mode": "nat", "bridge": "kvmbr1",
+            "ipv4": {"address": "10.9.0.1/24"},
+            "forwards": [{"proto": "udp", "host_port": "5000-5010", "guest": "10.9.0.5", "guest_port": "5000-5010"}]})");
+        auto added = parse("[" + forward(R"({"host_port": 9000})") + "," +
+                           forward(R"({"proto": "udp", "host_port": 5005})") + "]");
+        const auto f = failure_of([&] {
+            validate_added_forwards(n, added, [](std::size_t i) { return "forwards[" + std::to_string(i) + "]"; },
+                                    {&other});
+        });
+        REQUIRE(f);
+        CHECK(kind_name(f->kind) == "Conflict");
+        CHECK_THAT(f->message, Catch::Matchers::StartsWith("forwards[1]: udp *:5005 is already forwarded by network "
+                                                           "'lab'"));
+    }
+    SECTION("forwards on a network that is not nat are refused")
+    {
+        Network routed = parse_ok(R"({"name": "r", "mode": "routed", "bridge": "kvmbr2",
+            "ipv4": {"address": "10.8.0.1/24"}})");
+        auto added = parse(forward(R"({"guest": "10.8.0.5"})"));
+        const auto f = failure_of([&] { validate_added_forwards(routed, added, one, {}); });
+        REQUIRE(f);
+        CHECK(f->message == "forwards: port forwards need a nat network, not a routed network");
     }
 }
 

@@ -69,7 +69,6 @@ struct BadDocument {
 std::vector<BadDocument> bad_documents()
 {
     const ErrorKind invalid = ErrorKind::InvalidArgument;
-    const ErrorKind unsupported = ErrorKind::Unsupported;
     return {
         // Names.
         {"name with a slash", patched(R"({"name": "my/net"})"), invalid, "name"},
@@ -279,11 +278,12 @@ std::vector<BadDocument> bad_documents()
         {"uplink with a space", patched(R"({"uplink": "eth 0"})"), invalid, "uplink"},
         {"uplink of 16 bytes", patched(R"({"uplink": "enp0s31f6abcdefg"})"), invalid, "uplink"},
         {"uplink on an isolated network", patched(R"({"mode": "isolated", "uplink": "eth0"})"), invalid, "uplink"},
-        // Features this version does not have.
-        {"non-empty forwards",
-         patched(R"({"forwards": [{"proto": "tcp", "host_port": 8080, "guest": "192.168.122.10", "guest_port": 80}]})"),
-         unsupported, "forwards"},
-        {"non-empty limits", patched(R"({"limits": {"new_connections_per_second": 200}})"), unsupported, "limits"},
+        {"forwards on a routed network",
+         patched(R"({"mode": "routed", "forwards": [{"proto": "tcp", "host_port": 8080, "guest": "192.168.122.10",
+                     "guest_port": 80}]})"),
+         invalid, "forwards"},
+        {"limits on an isolated network", patched(R"({"mode": "isolated", "limits": {"connections_per_source": 9}})"),
+         invalid, "limits"},
         // Not a JSON object at all.
         {"truncated JSON", "{\"name\": \"default\"", invalid, "document"},
         {"plain text", "not json", invalid, "document"},

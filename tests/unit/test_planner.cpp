@@ -122,6 +122,7 @@ struct Packet {
     std::uint32_t ct_state;
     std::uint8_t protocol;
     std::uint16_t dport;
+    std::uint32_t ct_status = 0;  // e.g. plan::ct_status::dnat for a forwarded connection
 };
 
 bool matches(const plan::Match& match, const Packet& p)
@@ -141,6 +142,10 @@ bool matches(const plan::Match& match, const Packet& p)
         }
         bool operator()(const plan::MatchL4Dport& m) const { return p.protocol == m.protocol && p.dport == m.port; }
         bool operator()(const plan::MatchCtState& m) const { return (p.ct_state & m.mask) != 0; }
+        bool operator()(const plan::MatchCtStatus& m) const { return (p.ct_status & m.mask) != 0; }
+        // Packets here come one at a time: never over a rate or a count.
+        bool operator()(const plan::MatchLimit& m) const { return !m.over; }
+        bool operator()(const plan::MatchConnLimit& m) const { return !m.over; }
     };
     return std::visit(
         [&](const auto& m) -> bool {
@@ -234,6 +239,120 @@ TEST_CASE("The ruleset for NAT with uplink, isolated and routed networks matches
                  plan::render(plan::build_ruleset({routed_dmz(), nat_uplink(), isolated_lab()})));
 }
 
+Network nat_forwards_limits()
+{
+    return network(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5",
+                       "ipv4": {"address": "10.5.0.1/24",
+                                "dhcp": {"hosts": [{"mac": "52:54:00:00:05:0a", "ip": "10.5.0.10", "name": "www"}]}},
+                       "forwards": [
+                         {"proto": "tcp", "host_port": 8080, "guest": "www", "guest_port": 80},
+                         {"proto": "both", "host_port": "5000-5001", "guest": "10.5.0.11", "guest_port": "6000-6001"},
+                         {"proto": "udp", "host_port": 53, "host_address": "203.0.113.7", "guest": "10.5.0.12",
+                          "guest_port": 5353},
+                         {"proto": "tcp", "host_port": 2222, "guest": "10.5.0.13", "guest_port": 22, "rate": 5},
+                         {"proto": "tcp", "host_port": 443, "host_address": "203.0.113.7", "guest": "www",
+                          "guest_port": 443, "rate": 100}],
+                       "limits": {"new_connections_per_second": 200, "connections_per_source": 1024}})");
+}
+
+TEST_CASE("The ruleset for a NAT network with forwards and limits matches its golden file", "[planner][golden]")
+{
+    check_golden("nat_forwards_limits.nft", plan::render(plan::build_ruleset({nat_forwards_limits(), nat_uplink()})));
+}
+
+TEST_CASE("Forwards are map elements: the chains do not grow with them", "[planner][property]")
+{
+    Network n = nat_forwards_limits();
+    const plan::Table few = plan::build_ruleset({n});
+    n.forwards.clear();
+    for (std::uint16_t i = 0; i < 1000; ++i) {
+        kvmnet::model::PortForward f;
+        f.proto = i % 3 == 0 ? kvmnet::model::Proto::both : kvmnet::model::Proto::tcp;
+        f.host_port_first = f.host_port_last = static_cast<std::uint16_t>(10000 + i);
+        f.guest = *kvmnet::model::Ipv4::parse("10.5.0.20");
+        f.guest_port_first = 80;
+        if (i % 7 == 0) f.rate = 10;
+        n.forwards.push_back(f);
+    }
+    const plan::Table many = plan::build_ruleset({n});
+    REQUIRE(few.chains.size() == many.chains.size());
+    for (std::size_t c = 0; c < few.chains.size(); ++c)
+        CHECK(few.chains[c].rules.size() == many.chains[c].rules.size());
+    std::size_t elements = 0, over = 0;
+    for (const plan::Set& set : many.sets) {
+        if (set.name == plan::fwd4_over_set || set.name == plan::fwd4_any_over_set)
+            over += set.elements.size();
+        else if (set.name.rfind("fwd4", 0) == 0)
+            elements += set.elements.size();
+    }
+    // One element per protocol and port: 334 "both" forwards count twice.
+    CHECK(elements == 1000 + 334);
+    // Every rate-limited forward also has its drop-counting element.
+    CHECK(over == 143 + 48);  // i % 7 == 0: 143 forwards, 48 of them "both"
+}
+
+TEST_CASE("forward_elements: keys, data, rate and the sets they go to", "[planner]")
+{
+    const Network n = nat_forwards_limits();
+    const auto www = plan::forward_elements(n.forwards[0], "web");
+    REQUIRE(www.size() == 1);
+    CHECK(www[0].set == "fwd4_any");
+    REQUIRE(www[0].elements.size() == 1);
+    CHECK(www[0].elements[0].key == std::vector<std::string>{"tcp", "8080"});
+    CHECK(www[0].elements[0].data == std::vector<std::string>{"10.5.0.10", "80"});
+    CHECK(www[0].elements[0].comment == "web");
+
+    const auto range = plan::forward_elements(n.forwards[1], "web");
+    REQUIRE(range.size() == 1);
+    REQUIRE(range[0].elements.size() == 4);
+    CHECK(range[0].elements[1].key == std::vector<std::string>{"tcp", "5001"});
+    CHECK(range[0].elements[1].data == std::vector<std::string>{"10.5.0.11", "6001"});
+    CHECK(range[0].elements[2].key == std::vector<std::string>{"udp", "5000"});
+
+    const auto limited = plan::forward_elements(n.forwards[4], "web");
+    REQUIRE(limited.size() == 2);
+    CHECK(limited[0].set == "fwd4_rate");
+    CHECK(limited[0].elements[0].key == std::vector<std::string>{"tcp", "203.0.113.7", "443"});
+    CHECK(limited[0].elements[0].limit_per_second == 100);
+    CHECK(limited[1].set == "fwd4_over");
+    CHECK(limited[1].elements[0].key == limited[0].elements[0].key);
+    CHECK(limited[1].elements[0].data.empty());
+}
+
+TEST_CASE("Forwarded connections reach guests; limits come before the accepts", "[planner]")
+{
+    const plan::Table t = plan::build_ruleset({nat_forwards_limits()});
+    Packet forwarded{"eth0", "kvmbr5", "198.51.100.9", "10.5.0.10"};
+    forwarded.ct_status = plan::ct_status::dnat;
+    CHECK(forward(t, forwarded) == "accept");
+    // Not forwarded: still no way in.
+    CHECK(forward(t, {"eth0", "kvmbr5", "198.51.100.9", "10.5.0.10"}) == "drop");
+    // A guest reaching another guest through a forward (hairpin) leaves
+    // with the gateway's address, and so does the host's loopback.
+    Packet hairpin{"kvmbr5", "kvmbr5", "10.5.0.11", "10.5.0.10"};
+    hairpin.ct_status = plan::ct_status::dnat;
+    CHECK(postrouting(t, hairpin) == "masquerade");
+    Packet loopback{"lo", "kvmbr5", "127.0.0.1", "10.5.0.10"};
+    loopback.ct_status = plan::ct_status::dnat;
+    CHECK(postrouting(t, loopback) == "masquerade");
+    // From outside: the guest sees the client's own address.
+    CHECK(postrouting(t, forwarded) == "accept");
+
+    const plan::Chain* fwd = find_chain(t, "guest_forward");
+    REQUIRE(fwd);
+    const auto position = [&](const std::string& comment) {
+        for (std::size_t i = 0; i < fwd->rules.size(); ++i)
+            if (fwd->rules[i].comment == comment) return static_cast<long>(i);
+        FAIL("no rule " << comment);
+        return -1L;
+    };
+    CHECK(position("web: new connections from guests over the rate limit") < position("web: from guests"));
+    CHECK(position("web: new connections to forwards over the rate limit") < position("web: port forwards to guests"));
+    CHECK(position("web: connections per guest address over the limit") < position("web: from guests"));
+    CHECK(position("web: connections per source to forwards over the limit") <
+          position("web: port forwards to guests"));
+}
+
 TEST_CASE("The ruleset for no networks matches its golden file", "[planner][golden]")
 {
     check_golden("empty.nft", plan::render(plan::build_ruleset({})));
@@ -250,12 +369,21 @@ TEST_CASE("The ruleset is one inet table named kvmnet with fixed chains", "[plan
     CHECK(empty.chains[0].policy_accept);
 
     const plan::Table nat = plan::build_ruleset({nat_default()});
-    REQUIRE(nat.chains.size() == 2);
-    CHECK(nat.chains[1].name == "nat_postrouting");
-    CHECK(nat.chains[1].type == "nat");
-    CHECK(nat.chains[1].hook == "postrouting");
-    CHECK(nat.chains[1].priority == 100);
-    CHECK(nat.chains[1].policy_accept);
+    REQUIRE(nat.chains.size() == 5);
+    CHECK(nat.chains[0].name == "nat_prerouting");
+    CHECK(nat.chains[0].hook == "prerouting");
+    CHECK(nat.chains[0].priority == -100);
+    CHECK(nat.chains[1].name == "nat_output");
+    CHECK(nat.chains[1].hook == "output");
+    CHECK(nat.chains[2].name == "guest_prerouting");
+    CHECK(nat.chains[2].priority == -300);
+    const plan::Chain* post = find_chain(nat, "nat_postrouting");
+    REQUIRE(post);
+    CHECK(post->type == "nat");
+    CHECK(post->hook == "postrouting");
+    CHECK(post->priority == 100);
+    CHECK(post->policy_accept);
+    CHECK(nat.sets.size() == plan::forward_sets().size());
 
     // No masquerade chain without a NAT network, and never an input chain: an
     // accept there could not override another table's drop.
@@ -270,7 +398,8 @@ TEST_CASE("Masquerade appears only for NAT networks", "[planner]")
     const auto all = lines(text);
     const auto masquerades = std::count_if(
         all.begin(), all.end(), [](const std::string& l) { return l.find(" masquerade ") != std::string::npos; });
-    CHECK(masquerades == 1);
+    // The subnet's own, and two for forwarded connections (hairpin, loopback).
+    CHECK(masquerades == 3);
     CHECK(has_line(text, "\t\tip saddr 192.168.122.0/24 ip daddr != 192.168.122.0/24 oifname \"eth0\" masquerade "
                          "comment \"default: masquerade\""));
     CHECK(text.find("10.10.0.0/24 ip daddr !=") == std::string::npos);
@@ -279,14 +408,15 @@ TEST_CASE("Masquerade appears only for NAT networks", "[planner]")
 
 TEST_CASE("The number of rules per chain grows linearly with the number of networks", "[planner][property]")
 {
-    // Per network, forward: 5 for nat (replies, intra, spoofed, drop new,
-    // from guests), 5 for routed (intra, spoofed, accept, drop, from guests),
-    // 3 for isolated (intra, isolated, drop new); postrouting 3 for nat only.
+    // Per network, forward: 6 for nat (replies, intra, spoofed, forwards,
+    // drop new, from guests), 5 for routed (intra, spoofed, accept, drop,
+    // from guests), 3 for isolated (intra, isolated, drop new); postrouting 5
+    // for nat only (2 hairpin, 2 keep, masquerade).
     struct PerNetwork {
         const char* mode;
         std::size_t forward, postrouting;
     };
-    const auto per = GENERATE(values<PerNetwork>({{"nat", 5, 3}, {"routed", 5, 0}, {"isolated", 3, 0}}));
+    const auto per = GENERATE(values<PerNetwork>({{"nat", 6, 5}, {"routed", 5, 0}, {"isolated", 3, 0}}));
     CAPTURE(per.mode);
     std::vector<Network> nets;
     for (int n = 0; n <= 12; ++n) {
@@ -307,8 +437,8 @@ TEST_CASE("The number of rules per chain grows linearly with the number of netwo
             mixed.push_back(numbered("isolated", i));
         }
         const plan::Table table = plan::build_ruleset(mixed);
-        CHECK(rule_count(table, "guest_forward") == 4 * (5 + 5 + 3));
-        CHECK(rule_count(table, "nat_postrouting") == 4 * 3);
+        CHECK(rule_count(table, "guest_forward") == 4 * (6 + 5 + 3));
+        CHECK(rule_count(table, "nat_postrouting") == 4 * 5);
     }
 }
 
@@ -364,6 +494,7 @@ TEST_CASE("Forward groups are ordered replies, intra-bridge, barred, inbound, ou
         "default: only via uplink",
         "dmz: spoofed source",
         "lab: isolated",
+        "default: port forwards to guests",
         "default: no new connections to guests",
         "dmz: routed to guests",
         "dmz: no new connections to guests",
