@@ -25,35 +25,42 @@ using json = nlohmann::json;
 
 constexpr const char* bus_name = "org.kvmnet1";
 
-const char* usage_text = "Usage: kvmnetctl [--json] COMMAND [ARGS]\n"
-                         "\n"
-                         "Commands:\n"
-                         "  list                              networks with mode, state and addresses\n"
-                         "  show NET                          one network's configuration and state\n"
-                         "  create NET --file FILE            define a network from a JSON document\n"
-                         "  create NET --mode nat|isolated|routed --ipv4 GATEWAY/PREFIX [--bridge BR]\n"
-                         "             [--dhcp-range FIRST-LAST]... [--dhcp-host MAC,IP[,NAME]]...\n"
-                         "             [--uplink IFNAME] [--mtu N] [--stp on|off] [--forward-delay S] [--autostart]\n"
-                         "  create NET --mode bridge --uplink IFNAME [--bridge BR] [--stp on|off]\n"
-                         "             [--forward-delay S] [--hello-time S] [--max-age S] [--priority N]\n"
-                         "             [--multicast-snooping on|off] [--mtu N] [--autostart]\n"
-                         "  start NET [--confirm-timeout SECONDS]   rolled back unless `confirm NET` follows in time\n"
-                         "  confirm NET\n"
-                         "  stop NET | delete NET\n"
-                         "  autostart NET on|off\n"
-                         "  set NET KEY=VALUE...              change document fields, e.g. stp=on forward_delay=15\n"
-                         "  port attach NET IFNAME [--tap [--owner UID[:GID]]] [--mac MAC] [--isolated]\n"
-                         "             [--vlan PVID] [--vlan-tagged ID,...] [--inbound AVG[,PEAK[,BURST]]]\n"
-                         "             [--outbound AVG[,PEAK[,BURST]]]   (rates in kB/s, burst in kB)\n"
-                         "  port detach NET IFNAME\n"
-                         "  port list NET\n"
-                         "  leases NET                        DHCP leases: MAC, IP, host name, expiry\n"
-                         "  host add NET MAC IP [NAME]        add a static DHCP host (no dnsmasq restart)\n"
-                         "  host remove NET MAC\n"
-                         "  monitor                           print the daemon's signals until interrupted\n"
-                         "\n"
-                         "--json prints read commands' results as JSON. The daemon is reached on the\n"
-                         "system bus (DBUS_SYSTEM_BUS_ADDRESS overrides it).\n";
+const char* usage_text =
+    "Usage: kvmnetctl [--json] COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  list                              networks with mode, state and addresses\n"
+    "  show NET                          one network's configuration and state\n"
+    "  create NET --file FILE            define a network from a JSON document\n"
+    "  create NET --mode nat|isolated|routed --ipv4 GATEWAY/PREFIX [--bridge BR]\n"
+    "             [--dhcp-range FIRST-LAST]... [--dhcp-host MAC,IP[,NAME]]...\n"
+    "             [--uplink IFNAME] [--mtu N] [--stp on|off] [--forward-delay S] [--autostart]\n"
+    "  create NET --mode bridge --uplink IFNAME [--bridge BR] [--stp on|off]\n"
+    "             [--forward-delay S] [--hello-time S] [--max-age S] [--priority N]\n"
+    "             [--multicast-snooping on|off] [--mtu N] [--autostart]\n"
+    "  start NET [--confirm-timeout SECONDS]   rolled back unless `confirm NET` follows in time\n"
+    "  confirm NET\n"
+    "  stop NET | delete NET\n"
+    "  autostart NET on|off\n"
+    "  set NET KEY=VALUE...              change document fields, e.g. stp=on forward_delay=15\n"
+    "  port attach NET IFNAME [--tap [--owner UID[:GID]]] [--mac MAC] [--isolated]\n"
+    "             [--vlan PVID] [--vlan-tagged ID,...] [--inbound AVG[,PEAK[,BURST]]]\n"
+    "             [--outbound AVG[,PEAK[,BURST]]]   (rates in kB/s, burst in kB)\n"
+    "  port detach NET IFNAME\n"
+    "  port list NET\n"
+    "  leases NET                        DHCP leases: MAC, IP, host name, expiry\n"
+    "  host add NET MAC IP [NAME]        add a static DHCP host (no dnsmasq restart)\n"
+    "  host remove NET MAC\n"
+    "  forward add NET --host-port PORT[-LAST] --guest ADDRESS|HOSTNAME --guest-port PORT[-LAST]\n"
+    "             [--proto tcp|udp|both] [--host-address A.B.C.D] [--rate N/s] [--description TEXT]\n"
+    "  forward add NET --file FILE       one forward object or an array of them (- for stdin)\n"
+    "  forward remove NET tcp|udp|both [ADDRESS:]PORT\n"
+    "  forward list NET                  forwards with connection and drop counters\n"
+    "  stats NET                         drop counters of the network's rules, forward totals\n"
+    "  monitor                           print the daemon's signals until interrupted\n"
+    "\n"
+    "--json prints read commands' results as JSON. The daemon is reached on the\n"
+    "system bus (DBUS_SYSTEM_BUS_ADDRESS overrides it).\n";
 
 class UsageError : public std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -484,6 +491,127 @@ int cmd_host(Context& c, const std::vector<std::string>& args)
     return 0;
 }
 
+// ---- forwards -----------------------------------------------------------------
+
+// "8080" or "8080-8090" as the document has it (a number or a string range).
+json port_value(const std::string& text, const std::string& option)
+{
+    if (text.find('-') != std::string::npos) return text;
+    return number(text, option);
+}
+
+int cmd_forward_add(Context& c, const std::vector<std::string>& args)
+{
+    const std::string& net = args[1];
+    std::string document;
+    json forward = json::object();
+    for (std::size_t i = 2; i < args.size(); ++i) {
+        const std::string& o = args[i];
+        auto value = [&]() -> const std::string& {
+            if (i + 1 >= args.size()) throw UsageError(o + " needs a value");
+            return args[++i];
+        };
+        if (o == "--file")
+            document = read_text(value());
+        else if (o == "--proto")
+            forward["proto"] = value();
+        else if (o == "--host-port")
+            forward["host_port"] = port_value(value(), o);
+        else if (o == "--host-address")
+            forward["host_address"] = value();
+        else if (o == "--guest")
+            forward["guest"] = value();
+        else if (o == "--guest-port")
+            forward["guest_port"] = port_value(value(), o);
+        else if (o == "--description")
+            forward["description"] = value();
+        else if (o == "--rate")
+            forward["rate"] = number(value(), o);
+        else
+            throw UsageError("unknown option " + o + " for forward add");
+    }
+    if (!document.empty() && !forward.empty()) throw UsageError("forward add: --file or options, not both");
+    if (document.empty()) {
+        if (forward.empty())
+            throw UsageError("usage: kvmnetctl forward add NET --file FILE | --host-port PORT[-LAST] --guest ADDRESS "
+                             "--guest-port PORT[-LAST] [options]");
+        if (!forward.contains("proto")) forward["proto"] = "tcp";
+        document = forward.dump();
+    }
+    const auto warnings = c.network(net).AddForwards(document);
+    for (const std::string& w : warnings)
+        std::cerr << "kvmnetctl: warning: " << w << "\n";
+    std::cout << "Forward(s) added to " << net << ".\n";
+    return 0;
+}
+
+int cmd_forward_remove(Context& c, const std::vector<std::string>& args)
+{
+    need_args(args, 4, "forward remove NET tcp|udp|both [ADDRESS:]PORT");
+    std::string where = args[3], address;
+    if (const auto colon = where.rfind(':'); colon != std::string::npos) {
+        address = where.substr(0, colon);
+        where = where.substr(colon + 1);
+    }
+    if (address == "*") address.clear();
+    c.network(args[1]).RemoveForward(args[2], address, static_cast<std::uint32_t>(number(where, "PORT")));
+    std::cout << "Forward " << args[2] << " " << args[3] << " removed from " << args[1] << ".\n";
+    return 0;
+}
+
+std::string port_text(const json& port) { return port.is_string() ? port.get<std::string>() : port.dump(); }
+
+int cmd_forward_list(Context& c, const std::vector<std::string>& args)
+{
+    need_args(args, 2, "forward list NET");
+    const json forwards = json::parse(c.network(args[1]).ListForwards());
+    if (c.as_json) {
+        std::cout << forwards.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << column("PROTO", 6) << column("HOST", 24) << column("GUEST", 28) << column("RATE", 6)
+              << column("CONNS", 9) << column("DROPPED", 9) << "DESCRIPTION\n";
+    for (const auto& f : forwards) {
+        const std::string host = f.value("host_address", std::string("*")) + ":" + port_text(f["host_port"]);
+        std::string guest = f["guest"].get<std::string>();
+        if (f.contains("guest_address")) guest += " (" + f["guest_address"].get<std::string>() + ")";
+        guest += ":" + port_text(f["guest_port"]);
+        const auto counter = [&](const char* key) { return f.contains(key) ? f[key].dump() : std::string("-"); };
+        std::cout << column(f["proto"], 6) << column(host, 24) << column(guest, 28)
+                  << column(f.contains("rate") ? f["rate"].dump() + "/s" : "-", 6) << column(counter("connections"), 9)
+                  << column(counter("dropped"), 9) << f.value("description", std::string()) << "\n";
+    }
+    return 0;
+}
+
+int cmd_forward(Context& c, const std::vector<std::string>& args)
+{
+    if (args.size() < 2) throw UsageError("usage: kvmnetctl forward add|remove|list NET ...");
+    if (args[0] == "add") return cmd_forward_add(c, args);
+    if (args[0] == "remove") return cmd_forward_remove(c, args);
+    if (args[0] == "list") return cmd_forward_list(c, args);
+    throw UsageError("unknown forward command '" + args[0] + "' (add, remove or list)");
+}
+
+int cmd_stats(Context& c, const std::vector<std::string>& args)
+{
+    need_args(args, 1, "stats NET");
+    const json stats = json::parse(c.network(args[0]).Statistics());
+    if (c.as_json) {
+        std::cout << stats.dump(2) << "\n";
+        return 0;
+    }
+    if (!stats["running"].get<bool>()) std::cout << "(not running: no counters)\n";
+    const json& f = stats["forwards"];
+    std::cout << "forwards: " << f["count"] << ", connections forwarded: " << f["connections"]
+              << ", dropped over their rate: " << f["dropped"] << "\n";
+    std::cout << column("PACKETS", 12) << column("BYTES", 14) << "RULE\n";
+    for (const auto& r : stats["drops"])
+        std::cout << column(r["packets"].dump(), 12) << column(r["bytes"].dump(), 14) << r["rule"].get<std::string>()
+                  << "\n";
+    return 0;
+}
+
 // ---- monitor ----------------------------------------------------------------
 
 std::string now_text()
@@ -659,9 +787,9 @@ int main(int argc, char** argv)
     }
     const std::string command = args.front();
     args.erase(args.begin());
-    static const std::vector<std::string> commands = {"list",   "show",      "create",  "start", "stop",
-                                                      "delete", "autostart", "confirm", "set",   "port",
-                                                      "leases", "host",      "monitor"};
+    static const std::vector<std::string> commands = {"list",   "show",      "create",  "start",   "stop",
+                                                      "delete", "autostart", "confirm", "set",     "port",
+                                                      "leases", "host",      "monitor", "forward", "stats"};
     if (std::find(commands.begin(), commands.end(), command) == commands.end()) {
         std::cerr << "kvmnetctl: unknown command '" << command << "' (see kvmnetctl --help)\n";
         return 2;
@@ -687,6 +815,8 @@ int main(int argc, char** argv)
         if (command == "port") return cmd_port(c, args);
         if (command == "leases") return cmd_leases(c, args);
         if (command == "host") return cmd_host(c, args);
+        if (command == "forward") return cmd_forward(c, args);
+        if (command == "stats") return cmd_stats(c, args);
         if (command == "stop" || command == "delete") return cmd_simple(c, command, args);
         if (command == "autostart") return cmd_autostart(c, args);
         throw UsageError("unknown command '" + command + "'");

@@ -248,6 +248,28 @@ private:
             manager_.remove_host(name_, mac);
         });
     }
+    std::vector<std::string> AddForwards(const std::string& forwards) override
+    {
+        return guarded([&] {
+            require_privileged(getObject());
+            return manager_.add_forwards(name_, forwards);
+        });
+    }
+    void RemoveForward(const std::string& proto, const std::string& host_address, const uint32_t& host_port) override
+    {
+        guarded([&] {
+            require_privileged(getObject());
+            manager_.remove_forward(name_, model::make_forward_key(proto, host_address, host_port));
+        });
+    }
+    std::string ListForwards() override
+    {
+        return guarded([&] { return manager_.list_forwards(name_).dump(); });
+    }
+    std::string Statistics() override
+    {
+        return guarded([&] { return manager_.statistics(name_).dump(); });
+    }
     std::vector<std::string> Ports() override
     {
         std::vector<std::string> names;

@@ -203,6 +203,14 @@ void Manager::load()
             continue;
         }
         const std::string name = n.name;
+        if (std::filesystem::exists(store_.journal_of(name))) {
+            // Fold the forwards journal into the document.
+            try {
+                store_.save(n);
+            } catch (const std::exception& err) {
+                log_error("network " + name + ": rewriting the stored document failed: " + err.what());
+            }
+        }
         networks_[name].spec = std::move(n);
         if (listener_) listener_->network_added(name);
     }
@@ -406,6 +414,28 @@ void Manager::update(const std::string& name, const std::string& document)
         if (listener_) listener_->network_changed(name);
         return;
     }
+    {
+        // Only forwards and limits differ: one atomic table replacement, no
+        // restart (established connections keep flowing; counters restart).
+        model::Network same = n;
+        same.forwards = e.spec.forwards;
+        same.limits = e.spec.limits;
+        if (same == e.spec) {
+            auto active = active_specs("", name);
+            active.push_back(n);
+            apply_firewall(active);
+            try {
+                store_.save(n);
+            } catch (...) {
+                apply_firewall(active_specs());
+                throw;
+            }
+            e.spec = std::move(n);
+            e.journal_lines = 0;
+            if (listener_) listener_->network_changed(name);
+            return;
+        }
+    }
     if (update_live(e, n)) {
         store_.save(n);
         e.spec = std::move(n);
@@ -538,6 +568,15 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
                     }
                 },
                 op);
+        }
+
+        if (n.mode == model::Mode::nat) {
+            // Forwards reached from the host as 127.0.0.1 leave through the
+            // bridge with that source until masqueraded: the kernel routes
+            // them only with route_localnet (guests cannot use loopback
+            // addresses: guest_prerouting drops them).
+            step = "allowing loopback-sourced forwards on " + n.bridge;
+            store::write_atomic_in_place("/proc/sys/net/ipv4/conf/" + n.bridge + "/route_localnet", "1\n");
         }
 
         step = "committing nftables table inet kvmnet";

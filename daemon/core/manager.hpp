@@ -99,6 +99,23 @@ public:
     void add_host(const std::string& name, const std::string& host_document);
     void remove_host(const std::string& name, const std::string& mac);
 
+    // Port forwards (core/manager_forwards.cpp). add_forwards takes one
+    // forward object or an array of them (errors name "forward.<key>" or
+    // "forwards[i].<key>"), all or none; on a running network they are one
+    // element batch in the kernel, whatever the number already there. The
+    // result: warnings (a local process listens on a forwarded port).
+    std::vector<std::string> add_forwards(const std::string& name, const std::string& forwards_document);
+    std::vector<std::string> add_forwards(const std::string& name, std::vector<model::PortForward> forwards,
+                                          bool single = false);
+    void remove_forward(const std::string& name, const model::ForwardKey& key);
+    // Each forward's document plus, while running, "connections" (new
+    // connections forwarded), "first_packet_bytes" and "dropped" (attempts
+    // over the forward's rate).
+    nlohmann::json list_forwards(const std::string& name) const;
+    // Drop counters of the network's rules (spoofed, isolated, limits, ...)
+    // and forward totals.
+    nlohmann::json statistics(const std::string& name) const;
+
     // A link appeared, changed or vanished (rtnetlink notification). A
     // running network whose bridge was deleted or downed by someone else
     // becomes degraded; back to active when the bridge is up again.
@@ -129,6 +146,7 @@ private:
         std::string mac_conflict;  // reason while a conflict is recent
         std::uint64_t mac_conflict_usec = 0;
         std::unique_ptr<LeaseWatch> lease_watch;  // while running with DHCP
+        std::size_t journal_lines = 0;            // forward changes since the document was written
     };
 
     Entry& entry(const std::string& name);
@@ -162,6 +180,8 @@ private:
     // only bridge settings, autostart and ports differ; false otherwise.
     bool update_live(Entry& e, const model::Network& next);
     std::unique_ptr<EventSource> fdb_timer_;
+    // Counts a journalled forward change; rewrites the document now and then.
+    void note_journal(Entry& e);
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
     void update_ip_forward(const std::vector<model::Network>& active);

@@ -115,6 +115,13 @@ void Manager::commit_hosts(Entry& e, model::Network next)
 {
     const std::string name = e.spec.name;
     const bool running = is_running(e.state);
+    // Forwards that name a static host follow its address.
+    model::resolve_forward_guests(next);
+    if (running && next.forwards != e.spec.forwards) {
+        auto active = active_specs("", name);
+        active.push_back(next);
+        apply_firewall(active);
+    }
     if (!running || !has_dhcp(next)) {
         store_.save(next);
         e.spec = std::move(next);

@@ -39,12 +39,16 @@ public:
     void set_master(const std::string& name, const std::string& master) override;
     void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) override;
     void set_port_isolated(const std::string& name, bool isolated) override;
+    void set_port_hairpin(const std::string& name, bool hairpin) override;
     bool vlan_filtering_supported() override;
     void set_port_vlans(const std::string& bridge, const std::string& port, std::uint16_t pvid,
                         const std::vector<std::uint16_t>& tagged) override;
     void set_bandwidth(const std::string& name, const plan::PortBandwidth& bandwidth) override;
 
 private:
+    // One boolean IFLA_PROTINFO attribute of a bridge port, set and read back.
+    void set_port_flag(const std::string& name, int attribute, bool on, const std::string& what,
+                       const std::string& feature);
     struct nl_sock* socket_ = nullptr;
     std::optional<bool> vlan_filtering_;  // probe result, cached
 };

@@ -269,9 +269,10 @@ void NetlinkLinks::create_tap(const std::string& name, std::uint32_t owner, std:
     }
 }
 
-void NetlinkLinks::set_port_isolated(const std::string& name, bool isolated)
+void NetlinkLinks::set_port_flag(const std::string& name, int attribute, bool on, const std::string& what,
+                                 const std::string& feature)
 {
-    const std::string operation = std::string("turning port isolation ") + (isolated ? "on" : "off") + " on " + name;
+    const std::string operation = "turning " + what + (on ? " on" : " off") + " on " + name;
     const LinkRecord link = require_link_record(socket_, name, operation);
     // The kernel's answer for a non-port is EOPNOTSUPP, which would read like a missing feature.
     if (link.slave_kind != "bridge") {
@@ -281,7 +282,7 @@ void NetlinkLinks::set_port_isolated(const std::string& name, bool isolated)
         // NLA_F_NESTED is not decoration here: without it the bridge reads IFLA_PROTINFO as the old one-byte
         // STP port state.
         nlattr* protinfo = nla_nest_start(msg, IFLA_PROTINFO | NLA_F_NESTED);
-        if (protinfo == nullptr || nla_put_u8(msg, IFLA_BRPORT_ISOLATED, isolated ? 1 : 0) < 0) {
+        if (protinfo == nullptr || nla_put_u8(msg, attribute, on ? 1 : 0) < 0) {
             return false;
         }
         nla_nest_end(msg, protinfo);
@@ -290,24 +291,32 @@ void NetlinkLinks::set_port_isolated(const std::string& name, bool isolated)
     if (!result.ok()) {
         throw_result(change_kind(result), operation, result);
     }
-    // Kernels before 4.18 ignore the unknown attribute and ACK; only the read-back tells.
+    // Old kernels ignore an unknown attribute and ACK; only the read-back tells.
     std::optional<bool> reported;
     require_link_record(socket_, name, operation, [&](const nlmsghdr* hdr) {
-        if (const nlattr* attr = linkinfo_attribute(hdr, IFLA_INFO_SLAVE_DATA, IFLA_BRPORT_ISOLATED, IFLA_BRPORT_MAX)) {
+        if (const nlattr* attr = linkinfo_attribute(hdr, IFLA_INFO_SLAVE_DATA, attribute, IFLA_BRPORT_MAX)) {
             reported = nla_get_u8(const_cast<nlattr*>(attr)) != 0;
         }
     });
     if (!reported) {
-        throw Error(ErrorKind::Unsupported, "netlink: " + operation +
-                                                " failed: bridge port isolation (IFLA_BRPORT_ISOLATED, Linux 4.18) "
-                                                "is not available in this kernel");
+        throw Error(ErrorKind::Unsupported,
+                    "netlink: " + operation + " failed: " + feature + " is not available in this kernel");
     }
-    if (*reported != isolated) {
-        throw Error(ErrorKind::Kernel, "netlink: " + operation +
-                                           " failed: the kernel acknowledged but reports "
-                                           "isolation " +
-                                           (*reported ? "on" : "off"));
+    if (*reported != on) {
+        throw Error(ErrorKind::Kernel, "netlink: " + operation + " failed: the kernel acknowledged but reports " +
+                                           what + " " + (*reported ? "on" : "off"));
     }
+}
+
+void NetlinkLinks::set_port_isolated(const std::string& name, bool isolated)
+{
+    set_port_flag(name, IFLA_BRPORT_ISOLATED, isolated, "port isolation",
+                  "bridge port isolation (IFLA_BRPORT_ISOLATED, Linux 4.18)");
+}
+
+void NetlinkLinks::set_port_hairpin(const std::string& name, bool hairpin)
+{
+    set_port_flag(name, IFLA_BRPORT_MODE, hairpin, "hairpin mode", "bridge hairpin mode (IFLA_BRPORT_MODE)");
 }
 
 std::vector<plan::FdbEntry> NetlinkLinks::list_fdb(const std::string& bridge)

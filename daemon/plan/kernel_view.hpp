@@ -140,6 +140,10 @@ public:
     virtual void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) = 0;
     // Bridge port isolation (IFLA_BRPORT_ISOLATED).
     virtual void set_port_isolated(const std::string& name, bool isolated) = 0;
+    // Hairpin mode: frames may go back out of the port they came in by. NAT
+    // networks need it for a guest reaching itself through a port forward
+    // (with br_netfilter the DNATed frame is bridged back to its own port).
+    virtual void set_port_hairpin(const std::string& name, bool hairpin) = 0;
     // Whether bridge VLAN filtering works on this kernel (probed once, cached).
     virtual bool vlan_filtering_supported() = 0;
     // Per-port VLANs through bridge VLAN filtering. Turns vlan_filtering on

@@ -1,5 +1,8 @@
 // Desired state on disk: one JSON document per network under
-// <state-dir>/networks/<name>.json, each written atomically.
+// <state-dir>/networks/<name>.json, each written atomically, and beside it
+// <name>.forwards, a journal of the port forwards added and removed since
+// the document was last written (one JSON line per change), so one forward
+// more costs an append, not a rewrite of a document holding thousands.
 #pragma once
 
 #include "model/network.hpp"
@@ -16,9 +19,19 @@ public:
     // Every stored network. A file that does not parse is skipped and its
     // problem appended to `problems`, so one bad file cannot hide the others.
     std::vector<model::Network> load_all(std::vector<std::string>& problems) const;
+    // Writes the whole document (fsynced) and then drops its journal, whose
+    // changes the document now holds.
     void save(const model::Network& network) const;
     void remove(const std::string& name) const;
     std::string path_of(const std::string& name) const;
+    std::string journal_of(const std::string& name) const;
+
+    // Journal lines: {"add": [forward, ...]} and {"remove": {"proto",
+    // "host_address", "host_port"}}. One write(2) with O_APPEND, not fsynced:
+    // it survives the daemon crashing or being killed at any moment; a power
+    // loss may lose the last changes (save() and every other change fsync).
+    void journal_add(const std::string& name, const std::vector<model::PortForward>& forwards) const;
+    void journal_remove(const std::string& name, const model::ForwardKey& key) const;
 
 private:
     std::string dir_;

@@ -149,6 +149,7 @@ struct FakeLink {
     bool tap = false;
     std::uint32_t owner = 0, group = 0;
     bool isolated = false;
+    bool hairpin = false;
     plan::PortBandwidth bandwidth;
     plan::BridgeOptions bridge;   // bridges only
     bool vlan_filtering = false;  // bridges only
@@ -500,6 +501,14 @@ public:
         if (l.info.master_index == 0)
             throw Error(ErrorKind::InvalidArgument, "fake: " + name + " is not a bridge port");
         l.isolated = isolated;
+    }
+    void set_port_hairpin(const std::string& name, bool hairpin) override
+    {
+        enter("set_port_hairpin", name, hairpin ? "on" : "off", true);
+        FakeLink& l = require(name);
+        if (l.info.master_index == 0)
+            throw Error(ErrorKind::InvalidArgument, "fake: " + name + " is not a bridge port");
+        l.hairpin = hairpin;
     }
     void set_port_vlans(const std::string& bridge, const std::string& port, std::uint16_t pvid,
                         const std::vector<std::uint16_t>& tagged) override

@@ -1,0 +1,254 @@
+// Port forwards on a network, running or not: added and removed as element
+// batches of the forward maps (one transaction each, whatever the number of
+// forwards already there), journalled next to the network's document, and
+// listed with the kernel's per-element counters.
+#include "core/manager.hpp"
+
+#include "core/log.hpp"
+#include "plan/listeners.hpp"
+#include "plan/planner.hpp"
+#include "store/files.hpp"
+
+#include <algorithm>
+#include <map>
+
+namespace kvmnet::core {
+namespace {
+
+// Journal lines after which the document is rewritten (and the journal dropped).
+constexpr std::size_t journal_limit = 1024;
+
+// The element changes that add (or remove) these forwards.
+std::vector<plan::ElementChange> element_changes(const std::vector<plan::Set>& sets,
+                                                 const std::vector<model::PortForward>& forwards,
+                                                 const std::string& network, bool add)
+{
+    std::map<std::string, std::vector<plan::SetElement>> by_set;
+    for (const model::PortForward& f : forwards)
+        for (plan::SetElements& part : plan::forward_elements(f, network)) {
+            auto& into = by_set[part.set];
+            into.insert(into.end(), std::make_move_iterator(part.elements.begin()),
+                        std::make_move_iterator(part.elements.end()));
+        }
+    std::vector<plan::ElementChange> changes;
+    for (const plan::Set& set : sets)
+        if (auto it = by_set.find(set.name); it != by_set.end()) changes.push_back({&set, std::move(it->second), add});
+    return changes;
+}
+
+std::vector<plan::Listener> local_listeners()
+{
+    std::vector<plan::Listener> all;
+    for (const auto& [file, tcp, v6] : {std::tuple{"tcp", true, false}, std::tuple{"tcp6", true, true},
+                                        std::tuple{"udp", false, false}, std::tuple{"udp6", false, true}}) {
+        const auto text = store::read_file(std::string("/proc/net/") + file);
+        if (!text) continue;
+        auto found = plan::parse_proc_net(*text, tcp, v6);
+        all.insert(all.end(), found.begin(), found.end());
+    }
+    return all;
+}
+
+std::string listener_text(const plan::Listener& l)
+{
+    const bool v6 = l.address.find(':') != std::string::npos;
+    return std::string(l.tcp ? "tcp " : "udp ") + (v6 ? "[" + l.address + "]" : l.address) + ":" +
+           std::to_string(l.port);
+}
+
+}  // namespace
+
+std::vector<std::string> Manager::add_forwards(const std::string& name, const std::string& forwards_document)
+{
+    const nlohmann::json parsed = [&] {
+        try {
+            return nlohmann::json::parse(forwards_document);
+        } catch (const nlohmann::json::parse_error& e) {
+            throw invalid_field("forwards", std::string("not valid JSON: ") + e.what());
+        }
+    }();
+    return add_forwards(name, model::parse_forwards(parsed), parsed.is_object());
+}
+
+std::vector<std::string> Manager::add_forwards(const std::string& name, std::vector<model::PortForward> added,
+                                               bool single)
+{
+    Entry& e = entry(name);
+    std::vector<const model::Network*> others;
+    for (const auto& [other, entry] : networks_)
+        if (other != name) others.push_back(&entry.spec);
+    const auto field = [single](std::size_t i) {
+        return single ? std::string("forward") : "forwards[" + std::to_string(i) + "]";
+    };
+    model::validate_added_forwards(e.spec, added, field, others);
+
+    // Reported, not refused: a forward takes precedence over a local
+    // service on the same port (DNAT happens before local delivery).
+    std::vector<std::string> warnings;
+    const auto listeners = local_listeners();
+    for (std::size_t i = 0; i < added.size(); ++i)
+        for (const plan::Listener& l : plan::shadowed_listeners(added[i], listeners))
+            warnings.push_back(field(i) + ": a local process listens on " + listener_text(l) +
+                               "; connections that the forward matches go to the guest instead");
+
+    const bool running = is_running(e.state);
+    const std::vector<plan::Set> sets = plan::forward_sets();
+    std::vector<plan::ElementChange> changes;
+    if (running) {
+        changes = element_changes(sets, added, name, true);
+        firewall_.change_elements(plan::table_name, changes);
+    }
+    try {
+        store_.journal_add(name, added);
+    } catch (...) {
+        if (running) {
+            for (auto& c : changes)
+                c.add = false;
+            try {
+                firewall_.change_elements(plan::table_name, changes);
+            } catch (const std::exception& err) {
+                log_error("network " + name + ": removing forwards that could not be stored failed: " + err.what());
+            }
+        }
+        throw;
+    }
+    e.spec.forwards.insert(e.spec.forwards.end(), std::make_move_iterator(added.begin()),
+                           std::make_move_iterator(added.end()));
+    note_journal(e);
+    for (const std::string& w : warnings)
+        log_info("network " + name + ": " + w);
+    log_info("network " + name + ": " + std::to_string(added.size()) + " forward(s) added" +
+             (single ? ": " + model::describe(e.spec.forwards.back()) : ""));
+    if (listener_) listener_->network_changed(name);
+    return warnings;
+}
+
+void Manager::remove_forward(const std::string& name, const model::ForwardKey& key)
+{
+    Entry& e = entry(name);
+    auto& forwards = e.spec.forwards;
+    auto it = std::find_if(forwards.begin(), forwards.end(),
+                           [&](const model::PortForward& f) { return model::forward_key(f) == key; });
+    if (it == forwards.end())
+        throw Error(ErrorKind::NotFound, "network '" + name + "' has no forward " + model::describe(key));
+    // A static host's name in a forward keeps it (validate); nothing else depends on a forward.
+    const model::PortForward removed = *it;
+    const bool running = is_running(e.state);
+    const std::vector<plan::Set> sets = plan::forward_sets();
+    std::vector<plan::ElementChange> changes;
+    if (running) {
+        changes = element_changes(sets, {removed}, name, false);
+        firewall_.change_elements(plan::table_name, changes);
+    }
+    try {
+        store_.journal_remove(name, key);
+    } catch (...) {
+        if (running) {
+            for (auto& c : changes)
+                c.add = true;
+            try {
+                firewall_.change_elements(plan::table_name, changes);
+            } catch (const std::exception& err) {
+                log_error("network " + name +
+                          ": restoring a forward that could not be removed on disk failed: " + err.what());
+            }
+        }
+        throw;
+    }
+    forwards.erase(it);
+    note_journal(e);
+    log_info("network " + name + ": forward removed: " + model::describe(removed));
+    if (listener_) listener_->network_changed(name);
+}
+
+void Manager::note_journal(Entry& e)
+{
+    if (++e.journal_lines < journal_limit) return;
+    try {
+        store_.save(e.spec);
+        e.journal_lines = 0;
+    } catch (const std::exception& err) {
+        // The journal still holds every change; compaction is retried next time.
+        log_error("network " + e.spec.name + ": rewriting the stored document failed: " + err.what());
+    }
+}
+
+namespace {
+
+using Counters = std::map<std::vector<std::string>, plan::ElementCounters>;
+
+}  // namespace
+
+nlohmann::json Manager::list_forwards(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    const bool running = is_running(e.state);
+    const std::vector<plan::Set> sets = plan::forward_sets();
+    std::map<std::string, Counters> counters;  // set -> key -> counters
+    if (running && !e.spec.forwards.empty()) {
+        for (const plan::Set& set : sets) {
+            try {
+                for (plan::ElementCounters& c : firewall_.list_elements(plan::table_name, set))
+                    counters[set.name].emplace(c.element.key, std::move(c));
+            } catch (const std::exception& err) {
+                log_error("network " + name + ": reading the counters of @" + set.name + " failed: " + err.what());
+            }
+        }
+    }
+    nlohmann::json result = nlohmann::json::array();
+    for (const model::PortForward& f : e.spec.forwards) {
+        nlohmann::json j = model::to_json(f);
+        if (!f.guest_name.empty()) j["guest_address"] = f.guest.str();
+        if (running) {
+            std::uint64_t connections = 0, bytes = 0, dropped = 0;
+            std::size_t missing = 0;
+            for (const plan::SetElements& part : plan::forward_elements(f, name)) {
+                const bool over = part.set == plan::fwd4_over_set || part.set == plan::fwd4_any_over_set;
+                const Counters& in = counters[part.set];
+                for (const plan::SetElement& element : part.elements) {
+                    auto it = in.find(element.key);
+                    if (it == in.end()) {
+                        ++missing;
+                        continue;
+                    }
+                    (over ? dropped : connections) += it->second.packets;
+                    if (!over) bytes += it->second.bytes;
+                }
+            }
+            // The NAT chains see a connection's first packet only: one packet, one connection.
+            j["connections"] = connections;
+            j["first_packet_bytes"] = bytes;
+            j["dropped"] = dropped;
+            if (missing != 0) j["problem"] = std::to_string(missing) + " element(s) missing from the kernel";
+        }
+        result.push_back(std::move(j));
+    }
+    return result;
+}
+
+nlohmann::json Manager::statistics(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    nlohmann::json rules = nlohmann::json::array();
+    if (is_running(e.state)) {
+        const std::string prefix = name + ": ";
+        for (const plan::RuleCounter& r : firewall_.rule_counters(plan::table_name)) {
+            if (r.comment.rfind(prefix, 0) != 0) continue;
+            rules.push_back({{"rule", r.comment.substr(prefix.size())},
+                             {"chain", r.chain},
+                             {"packets", r.packets},
+                             {"bytes", r.bytes}});
+        }
+    }
+    std::uint64_t connections = 0, dropped = 0;
+    const nlohmann::json forwards = list_forwards(name);
+    for (const auto& f : forwards) {
+        connections += f.value("connections", std::uint64_t{0});
+        dropped += f.value("dropped", std::uint64_t{0});
+    }
+    return {{"running", is_running(e.state)},
+            {"drops", std::move(rules)},
+            {"forwards", {{"count", forwards.size()}, {"connections", connections}, {"dropped", dropped}}}};
+}
+
+}  // namespace kvmnet::core
