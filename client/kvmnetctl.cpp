@@ -52,7 +52,7 @@ const char* usage_text =
     "  host add NET MAC IP [NAME]        add a static DHCP host (no dnsmasq restart)\n"
     "  host remove NET MAC\n"
     "  forward add NET --host-port PORT[-LAST] --guest ADDRESS|HOSTNAME --guest-port PORT[-LAST]\n"
-    "             [--proto tcp|udp|both] [--host-address A.B.C.D] [--rate N/s] [--description TEXT]\n"
+    "             [--proto tcp|udp|both] [--host-address A.B.C.D] [--rate N] [--description TEXT]\n"
     "  forward add NET --file FILE       one forward object or an array of them (- for stdin)\n"
     "  forward remove NET tcp|udp|both [ADDRESS:]PORT\n"
     "  forward list NET                  forwards with connection and drop counters\n"

@@ -20,7 +20,7 @@
 namespace kvmnet::core {
 namespace {
 
-constexpr const char* ip_forward_path = "/proc/sys/net/ipv4/ip_forward";
+constexpr const char* ip_forward_key = "net/ipv4/ip_forward";
 
 bool needs_forwarding(const model::Network& n) { return n.mode == model::Mode::nat || n.mode == model::Mode::routed; }
 
@@ -522,12 +522,12 @@ void Manager::update_ip_forward(const std::vector<model::Network>& active)
     const bool want = std::any_of(active.begin(), active.end(), needs_forwarding);
     const bool have_saved = std::filesystem::exists(saved);
     if (want && !have_saved) {
-        const std::string current = trim(store::read_file(ip_forward_path).value_or("0"));
+        const std::string current = trim(links_.read_sysctl(ip_forward_key).value_or("0"));
         store::write_atomic(saved, current + "\n");
-        if (current != "1") store::write_atomic_in_place(ip_forward_path, "1\n");
+        if (current != "1") links_.write_sysctl(ip_forward_key, "1");
     } else if (!want && have_saved) {
         const std::string previous = trim(store::read_file(saved).value_or("0"));
-        if (previous != "1") store::write_atomic_in_place(ip_forward_path, previous + "\n");
+        if (previous != "1") links_.write_sysctl(ip_forward_key, previous);
         store::remove_file(saved);
     }
 }
@@ -576,7 +576,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
             // them only with route_localnet (guests cannot use loopback
             // addresses: guest_prerouting drops them).
             step = "allowing loopback-sourced forwards on " + n.bridge;
-            store::write_atomic_in_place("/proc/sys/net/ipv4/conf/" + n.bridge + "/route_localnet", "1\n");
+            links_.write_sysctl("net/ipv4/conf/" + n.bridge + "/route_localnet", "1");
         }
 
         step = "committing nftables table inet kvmnet";

@@ -319,6 +319,34 @@ void NetlinkLinks::set_port_hairpin(const std::string& name, bool hairpin)
     set_port_flag(name, IFLA_BRPORT_MODE, hairpin, "hairpin mode", "bridge hairpin mode (IFLA_BRPORT_MODE)");
 }
 
+std::optional<std::string> NetlinkLinks::read_sysctl(const std::string& key)
+{
+    const int fd = ::open(("/proc/sys/" + key).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    char buffer[256];
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    ::close(fd);
+    if (n < 0) return std::nullopt;
+    std::string text(buffer, static_cast<std::size_t>(n));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+        text.pop_back();
+    return text;
+}
+
+void NetlinkLinks::write_sysctl(const std::string& key, const std::string& value)
+{
+    const std::string path = "/proc/sys/" + key;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    const std::string text = value + "\n";
+    const ssize_t n = fd < 0 ? -1 : ::write(fd, text.data(), text.size());
+    const int error = errno;
+    if (fd >= 0) ::close(fd);
+    if (n != static_cast<ssize_t>(text.size())) {
+        throw Error(error == ENOENT ? ErrorKind::NotFound : ErrorKind::Kernel,
+                    "sysctl: writing " + value + " to " + path + " failed: " + std::strerror(error));
+    }
+}
+
 std::vector<plan::FdbEntry> NetlinkLinks::list_fdb(const std::string& bridge)
 {
     const std::string operation = "listing the FDB of " + bridge;

@@ -144,6 +144,10 @@ public:
     // networks need it for a guest reaching itself through a port forward
     // (with br_netfilter the DNATed frame is bridged back to its own port).
     virtual void set_port_hairpin(const std::string& name, bool hairpin) = 0;
+    // A sysctl of the daemon's network namespace, by its /proc/sys path
+    // ("net/ipv4/ip_forward"); read gives nothing when it does not exist.
+    virtual std::optional<std::string> read_sysctl(const std::string& key) = 0;
+    virtual void write_sysctl(const std::string& key, const std::string& value) = 0;
     // Whether bridge VLAN filtering works on this kernel (probed once, cached).
     virtual bool vlan_filtering_supported() = 0;
     // Per-port VLANs through bridge VLAN filtering. Turns vlan_filtering on

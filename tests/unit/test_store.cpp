@@ -208,3 +208,63 @@ TEST_CASE("read_file of a missing file is empty, not an error", "[store][files]"
     TempDir tmp;
     CHECK_FALSE(kvmnet::store::read_file(tmp.path() + "/nope"));
 }
+
+TEST_CASE("The forwards journal replays onto the document, idempotently, ignoring a torn last line", "[store]")
+{
+    TempDir tmp;
+    kvmnet::store::Store store(tmp.path());
+    Network n = kvmnet::model::parse_network(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5",
+        "ipv4": {"address": "10.5.0.1/24"},
+        "forwards": [{"proto": "tcp", "host_port": 80, "guest": "10.5.0.10", "guest_port": 80}]})");
+    store.save(n);
+    const auto forward = [](std::uint16_t port, const char* guest = "10.5.0.11") {
+        return kvmnet::model::parse_forward(
+            nlohmann::json{{"proto", "tcp"}, {"host_port", port}, {"guest", guest}, {"guest_port", 22}});
+    };
+    store.journal_add("web", {forward(2222), forward(2223)});
+    store.journal_remove("web", kvmnet::model::make_forward_key("tcp", "", 80));
+    store.journal_add("web", {forward(2222, "10.5.0.12")});  // replaced: same key
+    const auto ports = [&](std::vector<std::string>& problems) {
+        const auto loaded = store.load_all(problems);
+        REQUIRE(loaded.size() == 1);
+        std::vector<std::string> out;
+        for (const auto& f : loaded[0].forwards)
+            out.push_back(std::to_string(f.host_port_first) + ">" + f.guest.str());
+        return out;
+    };
+    std::vector<std::string> problems;
+    const std::vector<std::string> expected{"2223>10.5.0.11", "2222>10.5.0.12"};
+    CHECK(ports(problems) == expected);
+    CHECK(problems.empty());
+
+    SECTION("replaying onto a document that already holds the changes gives the same")
+    {
+        // As after a crash between writing the document and dropping the journal.
+        const std::string journal = tmp.path() + "/networks/web.forwards";
+        const std::string lines = *kvmnet::store::read_file(journal);
+        std::vector<std::string> none;
+        Network folded = store.load_all(none)[0];
+        store.save(folded);
+        kvmnet::store::write_atomic(journal, lines);
+        CHECK(ports(problems) == expected);
+    }
+    SECTION("a torn last line is ignored silently, a bad line in the middle is reported")
+    {
+        const std::string journal = tmp.path() + "/networks/web.forwards";
+        const std::string lines = *kvmnet::store::read_file(journal);
+        kvmnet::store::write_atomic(journal, lines + R"({"add": [{"proto": "tcp", "host_po)");
+        CHECK(ports(problems) == expected);
+        CHECK(problems.empty());
+        kvmnet::store::write_atomic(journal, "garbage\n" + lines);
+        CHECK(ports(problems) == expected);
+        REQUIRE(problems.size() == 1);
+        CHECK(problems[0].find("web.forwards:1: not JSON") != std::string::npos);
+    }
+    SECTION("save folds the journal into the document")
+    {
+        std::vector<std::string> none;
+        store.save(store.load_all(none)[0]);
+        CHECK_FALSE(fs::exists(tmp.path() + "/networks/web.forwards"));
+        CHECK(ports(problems) == expected);
+    }
+}
