@@ -35,6 +35,7 @@ const char* usage_text =
     "  create NET --mode nat|isolated|routed --ipv4 GATEWAY/PREFIX [--bridge BR]\n"
     "             [--dhcp-range FIRST-LAST]... [--dhcp-host MAC,IP[,NAME]]...\n"
     "             [--uplink IFNAME] [--mtu N] [--stp on|off] [--forward-delay S] [--autostart]\n"
+    "             [--domain DOMAIN] [--forwarder IP]...\n"
     "  create NET --mode bridge --uplink IFNAME [--bridge BR] [--stp on|off]\n"
     "             [--forward-delay S] [--hello-time S] [--max-age S] [--priority N]\n"
     "             [--multicast-snooping on|off] [--mtu N] [--autostart]\n"
@@ -171,6 +172,10 @@ std::string document_from_options(const std::string& name, const std::vector<std
             doc["multicast_snooping"] = on_off(value(), o);
         else if (o == "--autostart")
             doc["autostart"] = true;
+        else if (o == "--domain")
+            doc["dns"]["domain"] = value();
+        else if (o == "--forwarder")
+            doc["dns"]["forwarders"].push_back(value());
         else if (o == "--dhcp-range") {
             ranges.push_back(value());
             dhcp = true;
@@ -246,6 +251,11 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
                 row("DHCP host", h["mac"].get<std::string>() + " " + h["ip"].get<std::string>() +
                                      (h.contains("name") ? " " + h["name"].get<std::string>() : ""));
         }
+    }
+    if (n.contains("dns")) {
+        if (n["dns"].contains("domain")) row("DNS domain", n["dns"]["domain"]);
+        for (const auto& f : n["dns"].value("forwarders", json::array()))
+            row("DNS forwarder", f);
     }
     if (n.contains("uplink")) row("Uplink", n["uplink"]);
     row("STP", n["stp"].get<bool>() ? "on" : "off");

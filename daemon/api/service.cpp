@@ -168,7 +168,8 @@ private:
                          names += p.name + "\n";
                      return names;
                  }()},
-                {"AwaitingConfirmation", manager_.awaiting_confirmation(name_) ? "true" : "false"}};
+                {"AwaitingConfirmation", manager_.awaiting_confirmation(name_) ? "true" : "false"},
+                {"Dnsmasq", Dnsmasq()}};
     }
 
     void Start() override
@@ -278,6 +279,7 @@ private:
         return names;
     }
     bool AwaitingConfirmation() override { return manager_.awaiting_confirmation(name_); }
+    std::string Dnsmasq() override { return std::string(manager_.dnsmasq_state(name_)); }
     void SetAutostart(const bool& autostart) override
     {
         guarded([&] {

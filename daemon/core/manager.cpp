@@ -99,6 +99,15 @@ const model::Network& Manager::spec(const std::string& name) const { return entr
 State Manager::state(const std::string& name) const { return entry(name).state; }
 const std::string& Manager::state_reason(const std::string& name) const { return entry(name).reason; }
 
+std::string_view Manager::dnsmasq_state(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    if (e.dnsmasq) return "running";
+    if (e.dnsmasq_start_failed) return "failed";
+    if (e.restart_timer) return "restarting";
+    return "stopped";
+}
+
 nlohmann::json Manager::describe(const std::string& name) const
 {
     const Entry& e = entry(name);
@@ -535,6 +544,7 @@ void Manager::update_ip_forward(const std::vector<model::Network>& active)
 void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
 {
     const model::Network& n = e.spec;
+    e.dnsmasq_start_failed = false;
     set_state(e, State::activating);
     Undo undo;
     std::string step = "checking for conflicts";
@@ -586,6 +596,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
 
         if (n.ipv4) {
             step = "starting dnsmasq";
+            e.dnsmasq_start_failed = true;  // until start_dnsmasq gets it running
             start_dnsmasq(e);
             undo.push("stop dnsmasq", [this, &e] { stop_dnsmasq(e); });
         }
@@ -653,6 +664,7 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     });
     // The network counts as stopped from here on, whatever failed above.
     e.dnsmasq_problem.clear();
+    e.dnsmasq_start_failed = false;
     e.port_problems.clear();
     e.mac_conflict.clear();
     e.fdb.clear();
@@ -684,8 +696,10 @@ void Manager::start_dnsmasq(Entry& e)
         const auto cmd = process_cmdline(old);
         const bool ours = std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end();
         if (ours && store::read_file(conf) == files.config) {
-            if (store::read_file(dir + "/dnsmasq.hosts") != files.hosts) {
+            if (store::read_file(dir + "/dnsmasq.hosts") != files.hosts ||
+                store::read_file(dir + "/dnsmasq.names") != files.names) {
                 store::write_atomic(dir + "/dnsmasq.hosts", files.hosts, 0644);
+                store::write_atomic(dir + "/dnsmasq.names", files.names, 0644);
                 ::kill(old, SIGHUP);
             }
             log_info("network " + n.name + ": adopted dnsmasq pid " + std::to_string(old));
@@ -697,6 +711,7 @@ void Manager::start_dnsmasq(Entry& e)
 
     store::write_atomic(conf, files.config, 0644);
     store::write_atomic(dir + "/dnsmasq.hosts", files.hosts, 0644);
+    store::write_atomic(dir + "/dnsmasq.names", files.names, 0644);
     store::remove_file(pidfile);
     const pid_t pid = spawn_process({options_.dnsmasq, "--keep-in-foreground", conf_arg}, dir + "/dnsmasq.log");
     // dnsmasq writes its pid file only once its sockets are bound, which makes
@@ -724,6 +739,7 @@ void Manager::watch_dnsmasq(Entry& e, pid_t pid)
     const std::string name = e.spec.name;
     e.dnsmasq = std::make_unique<ProcessWatch>(loop_, pid, [this, name](int status) { dnsmasq_exited(name, status); });
     e.dnsmasq_since_usec = EventLoop::now_usec();
+    e.dnsmasq_start_failed = false;
 }
 
 void Manager::dnsmasq_exited(const std::string& name, int status)
@@ -752,6 +768,7 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
             assess(entry);
         } catch (const std::exception& err) {
             log_error("network " + name + ": restarting dnsmasq failed: " + err.what());
+            entry.dnsmasq_start_failed = true;
             dnsmasq_exited(name, -1);
         }
     });

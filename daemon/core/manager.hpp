@@ -70,6 +70,11 @@ public:
     const model::Network& spec(const std::string& name) const;
     State state(const std::string& name) const;
     const std::string& state_reason(const std::string& name) const;
+    // dnsmasq's supervision state: "running"; "restarting" (it exited, a
+    // restart is scheduled); "failed" (the last attempt to start it failed;
+    // while the network runs it is retried with backoff); "stopped" (the
+    // network is not running, or has no dnsmasq, as in bridge mode).
+    std::string_view dnsmasq_state(const std::string& name) const;
     nlohmann::json describe(const std::string& name) const;
     nlohmann::json describe_all() const;
 
@@ -134,6 +139,7 @@ private:
         unsigned restarts = 0;
         std::uint64_t dnsmasq_since_usec = 0;
         std::string dnsmasq_problem;                       // why dnsmasq is not serving, while a restart is pending
+        bool dnsmasq_start_failed = false;                 // the last attempt to start dnsmasq failed
         std::unique_ptr<EventSource> confirm_timer;        // pending start confirmation
         std::map<std::string, std::string> port_problems;  // port name -> why it is not attached as asked
         // MAC flap tracking for conflict detection: mac -> (bridge port index, when it last moved).

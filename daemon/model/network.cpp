@@ -124,6 +124,43 @@ Ipv4Config parse_ipv4(const json& j)
     return config;
 }
 
+DnsConfig parse_dns(const json& j)
+{
+    ObjectReader r(j, "dns");
+    DnsConfig dns;
+    dns.domain = r.string("domain", 253).value_or("");
+    if (r.get("domain") && !valid_domain_name(dns.domain))
+        throw invalid_field("dns.domain", "'" + dns.domain +
+                                              "' is not a domain name (labels of letters, digits and '-', separated "
+                                              "by dots, e.g. \"kvm.lan\")");
+    if (const json* forwarders = r.array("forwarders", max_dns_forwarders)) {
+        for (std::size_t i = 0; i < forwarders->size(); ++i) {
+            const std::string f = item("dns.forwarders", i);
+            const json& v = (*forwarders)[i];
+            if (!v.is_string()) throw invalid_field(f, std::string("expected a string, got ") + type_name(v));
+            const auto& text = v.get_ref<const std::string&>();
+            if (auto v4 = Ipv4::parse(text)) {
+                if (v4->value == 0 || v4->value == 0xffffffffu || (v4->value >> 28) == 0xe)
+                    throw invalid_field(f, text + " is not a unicast address of a DNS server");
+                dns.forwarders.push_back(v4->str());
+            } else if (auto v6 = Ipv6::parse(text)) {
+                if (v6->is_unspecified() || v6->is_multicast())
+                    throw invalid_field(f, text + " is not a unicast address of a DNS server");
+                // A link-local server needs an interface, which a forwarder cannot name.
+                if (v6->is_link_local()) throw invalid_field(f, text + " is link-local; use a global or ULA address");
+                dns.forwarders.push_back(v6->str());
+            } else {
+                throw invalid_field(f, "'" + text + "' is not an IPv4 or IPv6 address");
+            }
+            for (std::size_t k = 0; k + 1 < dns.forwarders.size(); ++k)
+                if (dns.forwarders[k] == dns.forwarders.back())
+                    throw invalid_field(f, text + " is already " + item("dns.forwarders", k));
+        }
+    }
+    r.finish();
+    return dns;
+}
+
 Mode parse_mode(const std::string& text)
 {
     if (text == "nat") return Mode::nat;
@@ -153,6 +190,19 @@ bool valid_network_name(const std::string& name)
                        [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
+bool valid_domain_name(const std::string& name)
+{
+    if (name.empty() || name.size() > 253) return false;
+    std::size_t start = 0;
+    for (;;) {
+        const std::size_t dot = name.find('.', start);
+        if (!valid_host_name(name.substr(start, dot == std::string::npos ? std::string::npos : dot - start)))
+            return false;
+        if (dot == std::string::npos) return true;
+        start = dot + 1;
+    }
+}
+
 bool valid_interface_name(const std::string& name)
 {
     if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
@@ -180,6 +230,7 @@ Network parse_network(const nlohmann::json& document)
             "bridge", "'" + n.bridge + "' is not a valid interface name (1-15 bytes: letters, digits, '-', '_', '.')");
     n.autostart = r.boolean("autostart").value_or(false);
     if (const json* ipv4 = r.get("ipv4")) n.ipv4 = parse_ipv4(*ipv4);
+    if (const json* dns = r.get("dns")) n.dns = parse_dns(*dns);
     n.uplink = r.string("uplink", 64).value_or("");
     if (!n.uplink.empty() && !valid_interface_name(n.uplink))
         throw invalid_field("uplink", "'" + n.uplink + "' is not a valid interface name");
@@ -238,6 +289,12 @@ nlohmann::json to_json(const Network& n)
             ipv4["dhcp"] = {{"ranges", ranges}, {"hosts", hosts}};
         }
         j["ipv4"] = std::move(ipv4);
+    }
+    if (!n.dns.empty()) {
+        json dns = json::object();
+        if (!n.dns.domain.empty()) dns["domain"] = n.dns.domain;
+        if (!n.dns.forwarders.empty()) dns["forwarders"] = n.dns.forwarders;
+        j["dns"] = std::move(dns);
     }
     if (!n.uplink.empty()) j["uplink"] = n.uplink;
     j["stp"] = n.stp;
@@ -416,6 +473,7 @@ void validate(const Network& n)
             throw invalid_field("uplink",
                                 "required for bridge mode: the host interface towards the LAN (e.g. \"eth0\")");
         if (n.ipv4) throw invalid_field("ipv4", "not used in bridge mode: guests get addresses from the LAN");
+        if (!n.dns.empty()) throw invalid_field("dns", "not used in bridge mode: guests use the LAN's DNS");
         if (n.uplink == n.bridge) throw invalid_field("uplink", "must differ from the bridge name");
         return;
     }
@@ -462,6 +520,10 @@ void validate(const Network& n)
         if (!h.name.empty() && !names.insert(lower(h.name)).second)
             throw invalid_field(f + ".name", "duplicate name " + h.name);
     }
+    for (std::size_t i = 0; i < n.dns.forwarders.size(); ++i)
+        if (n.dns.forwarders[i] == a.address.str())
+            throw invalid_field(item("dns.forwarders", i),
+                                n.dns.forwarders[i] + " is this network's own DNS server (its gateway)");
 }
 
 void validate_against(const Network& n, const std::vector<Network>& others)

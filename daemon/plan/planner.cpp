@@ -355,6 +355,17 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
       << "listen-address=" << a.address.str() << "\n"
       << "pid-file=" << dir << "/dnsmasq.pid\n";
     if (!user.empty()) c << "user=" << user << "\n";
+    if (!n.dns.domain.empty()) {
+        // DHCP clients get the domain; their names and the static hosts'
+        // resolve as NAME and NAME.domain; the domain never goes upstream, and
+        // neither do plain names nobody here knows.
+        c << "domain=" << n.dns.domain << "\n"
+          << "local=/" << n.dns.domain << "/\n"
+          << "expand-hosts\n"
+          << "domain-needed\n";
+    }
+    for (const auto& server : n.dns.forwarders)
+        c << "server=" << server << "\n";
     if (n.ipv4->dhcp) {
         std::uint64_t size = 0;
         for (const auto& r : n.ipv4->ranges) {
@@ -371,14 +382,20 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
         c << "dhcp-no-override\n"
           << "dhcp-authoritative\n"
           << "dhcp-leasefile=" << dir << "/dnsmasq.leases\n"
-          << "dhcp-hostsfile=" << dir << "/dnsmasq.hosts\n";
+          << "dhcp-hostsfile=" << dir
+          << "/dnsmasq.hosts\n"
+          // dnsmasq puts a dhcp-host's name in DNS only once it is leased;
+          // this file makes static hosts resolvable from the start.
+          << "addn-hosts=" << dir << "/dnsmasq.names\n";
         if (n.mode == model::Mode::isolated) c << "dhcp-option=option:router\n";
     }
-    std::ostringstream h;
+    std::ostringstream h, names;
     if (n.ipv4->dhcp)
-        for (const auto& host : n.ipv4->hosts)
+        for (const auto& host : n.ipv4->hosts) {
             h << host.mac << "," << host.ip.str() << (host.name.empty() ? "" : "," + host.name) << "\n";
-    return {c.str(), h.str()};
+            if (!host.name.empty()) names << host.ip.str() << " " << host.name << "\n";
+        }
+    return {c.str(), h.str(), names.str()};
 }
 
 }  // namespace kvmnet::plan

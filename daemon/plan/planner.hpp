@@ -104,6 +104,7 @@ std::vector<RouteInfo> takeover_routes(const std::vector<RouteInfo>& all, int up
 struct DnsmasqFiles {
     std::string config;  // dnsmasq.conf
     std::string hosts;   // dnsmasq.hosts (dhcp-hostsfile, re-read on SIGHUP)
+    std::string names;   // dnsmasq.names (addn-hosts: static hosts' names in DNS, re-read on SIGHUP)
 };
 DnsmasqFiles plan_dnsmasq(const model::Network& network, const std::string& runtime_dir, const std::string& user);
 
