@@ -169,7 +169,8 @@ private:
                      return names;
                  }()},
                 {"AwaitingConfirmation", manager_.awaiting_confirmation(name_) ? "true" : "false"},
-                {"Dnsmasq", Dnsmasq()}};
+                {"Dnsmasq", Dnsmasq()},
+                {"IPv6Address", IPv6Address()}};
     }
 
     void Start() override
@@ -297,6 +298,11 @@ private:
     {
         const auto& ipv4 = manager_.spec(name_).ipv4;
         return ipv4 ? ipv4->address.str() : "";
+    }
+    std::string IPv6Address() override
+    {
+        const auto& ipv6 = manager_.spec(name_).ipv6;
+        return ipv6 ? ipv6->address.str() : "";
     }
     bool Autostart() override { return manager_.spec(name_).autostart; }
     std::string Uplink() override { return manager_.spec(name_).uplink; }

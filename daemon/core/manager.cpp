@@ -167,6 +167,7 @@ void Manager::check_kernel_conflicts(const model::Network& n)
         existing != links.end() && existing->alias != plan::owner_alias(n.name))
         throw Error(ErrorKind::Conflict, "bridge: interface " + n.bridge +
                                              " already exists and is not managed by this network; choose another name");
+    check_ipv6_kernel(n);  // manager_ipv6.cpp
     if (!n.ipv4) return;
     for (const auto& a : links_.list_addresses()) {
         if (a.family != AF_INET) continue;
@@ -570,9 +571,18 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
                         links_.set_mtu(o.name, o.mtu);
                         if (before) undo.push("restore MTU", [this, o, before] { links_.set_mtu(o.name, before); });
                     } else if constexpr (std::is_same_v<T, plan::AddAddress>) {
-                        links_.add_address(o.name, AF_INET, o.address, o.prefix_length);
+                        if (o.family == AF_INET6) {
+                            plan::AddressInfo info;
+                            info.family = AF_INET6;
+                            info.address = o.address;
+                            info.prefix_length = o.prefix_length;
+                            info.flags = o.flags;
+                            links_.add_address_info(o.name, info);
+                        } else {
+                            links_.add_address(o.name, AF_INET, o.address, o.prefix_length);
+                        }
                         undo.push("remove address",
-                                  [this, o] { links_.delete_address(o.name, AF_INET, o.address, o.prefix_length); });
+                                  [this, o] { links_.delete_address(o.name, o.family, o.address, o.prefix_length); });
                     } else if constexpr (std::is_same_v<T, plan::SetUp>) {
                         links_.set_up(o.name, true);
                     }
@@ -604,6 +614,9 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         step = "enabling IPv4 forwarding";
         update_ip_forward(active_specs(n.name));
         undo.push("restore IPv4 forwarding", [this, name = n.name] { update_ip_forward(active_specs("", name)); });
+        step = "enabling IPv6 forwarding";
+        update_ipv6_forward(active_specs(n.name));
+        undo.push("restore IPv6 forwarding", [this, name = n.name] { update_ipv6_forward(active_specs("", name)); });
 
         // A port that is missing or half-configured does not fail the
         // network: it is reported per port (list_ports) and retried when
@@ -670,6 +683,7 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     e.fdb.clear();
     set_state(e, State::inactive);
     attempt("restoring IPv4 forwarding", [&] { update_ip_forward(active_specs()); });
+    attempt("restoring IPv6 forwarding", [&] { update_ipv6_forward(active_specs()); });
     // The takeover record outlives a restore that failed, so a later stop can
     // still put the uplink back; everything else of the run goes.
     std::error_code ec;

@@ -191,6 +191,10 @@ private:
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
     void update_ip_forward(const std::vector<model::Network>& active);
+    // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding, and the
+    // kernel checks of a network's ipv6 (available, no foreign overlap).
+    void update_ipv6_forward(const std::vector<model::Network>& active);
+    void check_ipv6_kernel(const model::Network& network);
     // Sets active or degraded (with the reason) from the bridge and dnsmasq as they are now.
     void assess(Entry& e);
     void start_dnsmasq(Entry& e);

@@ -43,6 +43,25 @@ struct Ipv4Config {
     bool operator==(const Ipv4Config&) const = default;
 };
 
+struct Ipv6Range {
+    Ipv6 first;
+    Ipv6 last;
+    bool operator==(const Ipv6Range&) const = default;
+};
+
+// IPv6 beside IPv4 (nat, routed, isolated). The gateway address goes on the
+// bridge; dnsmasq sends router advertisements (ra) for SLAAC, or, with
+// ranges, hands out addresses by stateful DHCPv6. nat66 masquerades the
+// subnet like IPv4 NAT; without it a NAT network forwards its guests' IPv6
+// traffic with their own addresses (and still refuses new inbound).
+struct Ipv6Config {
+    Ipv6Interface address;
+    std::vector<Ipv6Range> ranges;  // "dhcp": {"ranges": [...]}; empty: SLAAC only
+    bool ra = true;
+    bool nat66 = false;
+    bool operator==(const Ipv6Config&) const = default;
+};
+
 // DNS from the network's dnsmasq. With a domain, guests resolve each other
 // (DHCP host names and static hosts' names) as NAME and NAME.domain, and the
 // domain is never forwarded. Names dnsmasq does not know go to the
@@ -85,8 +104,9 @@ struct Network {
     std::string bridge;
     bool autostart = false;
     std::optional<Ipv4Config> ipv4;
-    DnsConfig dns;       // not in bridge mode
-    std::string uplink;  // NAT: masquerade only out of this interface; empty: any other interface
+    DnsConfig dns;                   // not in bridge mode
+    std::optional<Ipv6Config> ipv6;  // not in bridge mode; needs ipv4
+    std::string uplink;              // NAT: masquerade only out of this interface; empty: any other interface
     bool stp = false;
     std::uint32_t forward_delay = 0;  // seconds
     std::uint32_t mtu = 0;            // 0: kernel default

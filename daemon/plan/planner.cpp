@@ -1,6 +1,8 @@
 // Ruleset, bridge and dnsmasq planning for NAT, routed and isolated networks.
 #include "plan/planner.hpp"
 
+#include "plan/planner_ipv6.hpp"
+
 #include <algorithm>
 #include <sstream>
 
@@ -137,6 +139,7 @@ Table build_ruleset(std::vector<model::Network> active)
             intra.push_back(rule({iif(br), oif(br)}, Verdict::accept, n.name + ": bridged LAN traffic"));
             continue;
         }
+        add_ipv6_rules(n, {replies, barred, inbound, outbound, postrouting.rules});  // planner_ipv6.cpp
         const model::Ipv4Interface& a = n.ipv4->address;
         const std::string tag = n.name + ": ";
         const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
@@ -311,6 +314,7 @@ std::vector<LinkOp> plan_bridge(const model::Network& n, const std::optional<Lin
                                         x.address == a.address.str() && x.prefix_length == a.prefix;
                              });
     if (!has_address) ops.push_back(AddAddress{n.bridge, a.address.str(), a.prefix});
+    if (auto v6 = plan_ipv6_address(n, observed, addresses)) ops.push_back(*v6);
     if (!observed || !observed->up) ops.push_back(SetUp{n.bridge});
     return ops;
 }
@@ -366,6 +370,7 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
     }
     for (const auto& server : n.dns.forwarders)
         c << "server=" << server << "\n";
+    dnsmasq_ipv6_lines(n, c);
     if (n.ipv4->dhcp) {
         std::uint64_t size = 0;
         for (const auto& r : n.ipv4->ranges) {
