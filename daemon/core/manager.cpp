@@ -406,7 +406,7 @@ void Manager::update(const std::string& name, const std::string& document)
     if (n.bridge.empty()) n.bridge = e.spec.bridge;
     model::validate_against(n, configured_except(name));
     if (n == e.spec) return;
-    if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4) check_kernel_conflicts(n);
+    if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(n);
 
     const bool running = is_running(e.state);
     if (running && n.ipv4 && n.ipv4->dhcp && e.spec.ipv4 && e.spec.ipv4->dhcp) {
