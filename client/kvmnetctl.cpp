@@ -35,6 +35,8 @@ const char* usage_text =
     "  create NET --mode nat|isolated|routed --ipv4 GATEWAY/PREFIX [--bridge BR]\n"
     "             [--dhcp-range FIRST-LAST]... [--dhcp-host MAC,IP[,NAME]]...\n"
     "             [--uplink IFNAME] [--mtu N] [--stp on|off] [--forward-delay S] [--autostart]\n"
+    "             [--domain DOMAIN] [--forwarder IP]...\n"
+    "             [--ipv6 GATEWAY/PREFIX [--ipv6-range FIRST-LAST]... [--nat66] [--no-ra]]\n"
     "  create NET --mode bridge --uplink IFNAME [--bridge BR] [--stp on|off]\n"
     "             [--forward-delay S] [--hello-time S] [--max-age S] [--priority N]\n"
     "             [--multicast-snooping on|off] [--mtu N] [--autostart]\n"
@@ -171,6 +173,18 @@ std::string document_from_options(const std::string& name, const std::vector<std
             doc["multicast_snooping"] = on_off(value(), o);
         else if (o == "--autostart")
             doc["autostart"] = true;
+        else if (o == "--domain")
+            doc["dns"]["domain"] = value();
+        else if (o == "--forwarder")
+            doc["dns"]["forwarders"].push_back(value());
+        else if (o == "--ipv6")
+            doc["ipv6"]["address"] = value();
+        else if (o == "--ipv6-range")
+            doc["ipv6"]["dhcp"]["ranges"].push_back(value());
+        else if (o == "--nat66")
+            doc["ipv6"]["nat66"] = true;
+        else if (o == "--no-ra")
+            doc["ipv6"]["ra"] = false;
         else if (o == "--dhcp-range") {
             ranges.push_back(value());
             dhcp = true;
@@ -246,6 +260,19 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
                 row("DHCP host", h["mac"].get<std::string>() + " " + h["ip"].get<std::string>() +
                                      (h.contains("name") ? " " + h["name"].get<std::string>() : ""));
         }
+    }
+    if (n.contains("ipv6")) {
+        const json& v6 = n["ipv6"];
+        row("IPv6", v6["address"].get<std::string>() + (v6.value("nat66", false) ? " (NAT66)" : "") +
+                        (v6.value("ra", true) ? "" : " (no router advertisements)"));
+        if (v6.contains("dhcp"))
+            for (const auto& r : v6["dhcp"]["ranges"])
+                row("DHCPv6 range", r);
+    }
+    if (n.contains("dns")) {
+        if (n["dns"].contains("domain")) row("DNS domain", n["dns"]["domain"]);
+        for (const auto& f : n["dns"].value("forwarders", json::array()))
+            row("DNS forwarder", f);
     }
     if (n.contains("uplink")) row("Uplink", n["uplink"]);
     row("STP", n["stp"].get<bool>() ? "on" : "off");

@@ -168,7 +168,9 @@ private:
                          names += p.name + "\n";
                      return names;
                  }()},
-                {"AwaitingConfirmation", manager_.awaiting_confirmation(name_) ? "true" : "false"}};
+                {"AwaitingConfirmation", manager_.awaiting_confirmation(name_) ? "true" : "false"},
+                {"Dnsmasq", Dnsmasq()},
+                {"IPv6Address", IPv6Address()}};
     }
 
     void Start() override
@@ -278,6 +280,7 @@ private:
         return names;
     }
     bool AwaitingConfirmation() override { return manager_.awaiting_confirmation(name_); }
+    std::string Dnsmasq() override { return std::string(manager_.dnsmasq_state(name_)); }
     void SetAutostart(const bool& autostart) override
     {
         guarded([&] {
@@ -295,6 +298,11 @@ private:
     {
         const auto& ipv4 = manager_.spec(name_).ipv4;
         return ipv4 ? ipv4->address.str() : "";
+    }
+    std::string IPv6Address() override
+    {
+        const auto& ipv6 = manager_.spec(name_).ipv6;
+        return ipv6 ? ipv6->address.str() : "";
     }
     bool Autostart() override { return manager_.spec(name_).autostart; }
     std::string Uplink() override { return manager_.spec(name_).uplink; }

@@ -99,6 +99,15 @@ const model::Network& Manager::spec(const std::string& name) const { return entr
 State Manager::state(const std::string& name) const { return entry(name).state; }
 const std::string& Manager::state_reason(const std::string& name) const { return entry(name).reason; }
 
+std::string_view Manager::dnsmasq_state(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    if (e.dnsmasq) return "running";
+    if (e.dnsmasq_start_failed) return "failed";
+    if (e.restart_timer) return "restarting";
+    return "stopped";
+}
+
 nlohmann::json Manager::describe(const std::string& name) const
 {
     const Entry& e = entry(name);
@@ -158,6 +167,7 @@ void Manager::check_kernel_conflicts(const model::Network& n)
         existing != links.end() && existing->alias != plan::owner_alias(n.name))
         throw Error(ErrorKind::Conflict, "bridge: interface " + n.bridge +
                                              " already exists and is not managed by this network; choose another name");
+    check_ipv6_kernel(n);  // manager_ipv6.cpp
     if (!n.ipv4) return;
     for (const auto& a : links_.list_addresses()) {
         if (a.family != AF_INET) continue;
@@ -396,7 +406,7 @@ void Manager::update(const std::string& name, const std::string& document)
     if (n.bridge.empty()) n.bridge = e.spec.bridge;
     model::validate_against(n, configured_except(name));
     if (n == e.spec) return;
-    if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4) check_kernel_conflicts(n);
+    if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(n);
 
     const bool running = is_running(e.state);
     if (running && n.ipv4 && n.ipv4->dhcp && e.spec.ipv4 && e.spec.ipv4->dhcp) {
@@ -535,6 +545,7 @@ void Manager::update_ip_forward(const std::vector<model::Network>& active)
 void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
 {
     const model::Network& n = e.spec;
+    e.dnsmasq_start_failed = false;
     set_state(e, State::activating);
     Undo undo;
     std::string step = "checking for conflicts";
@@ -560,9 +571,18 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
                         links_.set_mtu(o.name, o.mtu);
                         if (before) undo.push("restore MTU", [this, o, before] { links_.set_mtu(o.name, before); });
                     } else if constexpr (std::is_same_v<T, plan::AddAddress>) {
-                        links_.add_address(o.name, AF_INET, o.address, o.prefix_length);
+                        if (o.family == AF_INET6) {
+                            plan::AddressInfo info;
+                            info.family = AF_INET6;
+                            info.address = o.address;
+                            info.prefix_length = o.prefix_length;
+                            info.flags = o.flags;
+                            links_.add_address_info(o.name, info);
+                        } else {
+                            links_.add_address(o.name, AF_INET, o.address, o.prefix_length);
+                        }
                         undo.push("remove address",
-                                  [this, o] { links_.delete_address(o.name, AF_INET, o.address, o.prefix_length); });
+                                  [this, o] { links_.delete_address(o.name, o.family, o.address, o.prefix_length); });
                     } else if constexpr (std::is_same_v<T, plan::SetUp>) {
                         links_.set_up(o.name, true);
                     }
@@ -586,6 +606,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
 
         if (n.ipv4) {
             step = "starting dnsmasq";
+            e.dnsmasq_start_failed = true;  // until start_dnsmasq gets it running
             start_dnsmasq(e);
             undo.push("stop dnsmasq", [this, &e] { stop_dnsmasq(e); });
         }
@@ -593,6 +614,9 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         step = "enabling IPv4 forwarding";
         update_ip_forward(active_specs(n.name));
         undo.push("restore IPv4 forwarding", [this, name = n.name] { update_ip_forward(active_specs("", name)); });
+        step = "enabling IPv6 forwarding";
+        update_ipv6_forward(active_specs(n.name));
+        undo.push("restore IPv6 forwarding", [this, name = n.name] { update_ipv6_forward(active_specs("", name)); });
 
         // A port that is missing or half-configured does not fail the
         // network: it is reported per port (list_ports) and retried when
@@ -653,11 +677,13 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     });
     // The network counts as stopped from here on, whatever failed above.
     e.dnsmasq_problem.clear();
+    e.dnsmasq_start_failed = false;
     e.port_problems.clear();
     e.mac_conflict.clear();
     e.fdb.clear();
     set_state(e, State::inactive);
     attempt("restoring IPv4 forwarding", [&] { update_ip_forward(active_specs()); });
+    attempt("restoring IPv6 forwarding", [&] { update_ipv6_forward(active_specs()); });
     // The takeover record outlives a restore that failed, so a later stop can
     // still put the uplink back; everything else of the run goes.
     std::error_code ec;
@@ -684,8 +710,10 @@ void Manager::start_dnsmasq(Entry& e)
         const auto cmd = process_cmdline(old);
         const bool ours = std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end();
         if (ours && store::read_file(conf) == files.config) {
-            if (store::read_file(dir + "/dnsmasq.hosts") != files.hosts) {
+            if (store::read_file(dir + "/dnsmasq.hosts") != files.hosts ||
+                store::read_file(dir + "/dnsmasq.names") != files.names) {
                 store::write_atomic(dir + "/dnsmasq.hosts", files.hosts, 0644);
+                store::write_atomic(dir + "/dnsmasq.names", files.names, 0644);
                 ::kill(old, SIGHUP);
             }
             log_info("network " + n.name + ": adopted dnsmasq pid " + std::to_string(old));
@@ -697,6 +725,7 @@ void Manager::start_dnsmasq(Entry& e)
 
     store::write_atomic(conf, files.config, 0644);
     store::write_atomic(dir + "/dnsmasq.hosts", files.hosts, 0644);
+    store::write_atomic(dir + "/dnsmasq.names", files.names, 0644);
     store::remove_file(pidfile);
     const pid_t pid = spawn_process({options_.dnsmasq, "--keep-in-foreground", conf_arg}, dir + "/dnsmasq.log");
     // dnsmasq writes its pid file only once its sockets are bound, which makes
@@ -724,6 +753,7 @@ void Manager::watch_dnsmasq(Entry& e, pid_t pid)
     const std::string name = e.spec.name;
     e.dnsmasq = std::make_unique<ProcessWatch>(loop_, pid, [this, name](int status) { dnsmasq_exited(name, status); });
     e.dnsmasq_since_usec = EventLoop::now_usec();
+    e.dnsmasq_start_failed = false;
 }
 
 void Manager::dnsmasq_exited(const std::string& name, int status)
@@ -752,6 +782,7 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
             assess(entry);
         } catch (const std::exception& err) {
             log_error("network " + name + ": restarting dnsmasq failed: " + err.what());
+            entry.dnsmasq_start_failed = true;
             dnsmasq_exited(name, -1);
         }
     });

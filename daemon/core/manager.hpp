@@ -70,6 +70,11 @@ public:
     const model::Network& spec(const std::string& name) const;
     State state(const std::string& name) const;
     const std::string& state_reason(const std::string& name) const;
+    // dnsmasq's supervision state: "running"; "restarting" (it exited, a
+    // restart is scheduled); "failed" (the last attempt to start it failed;
+    // while the network runs it is retried with backoff); "stopped" (the
+    // network is not running, or has no dnsmasq, as in bridge mode).
+    std::string_view dnsmasq_state(const std::string& name) const;
     nlohmann::json describe(const std::string& name) const;
     nlohmann::json describe_all() const;
 
@@ -134,6 +139,7 @@ private:
         unsigned restarts = 0;
         std::uint64_t dnsmasq_since_usec = 0;
         std::string dnsmasq_problem;                       // why dnsmasq is not serving, while a restart is pending
+        bool dnsmasq_start_failed = false;                 // the last attempt to start dnsmasq failed
         std::unique_ptr<EventSource> confirm_timer;        // pending start confirmation
         std::map<std::string, std::string> port_problems;  // port name -> why it is not attached as asked
         // MAC flap tracking for conflict detection: mac -> (bridge port index, when it last moved).
@@ -185,6 +191,10 @@ private:
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
     void update_ip_forward(const std::vector<model::Network>& active);
+    // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding, and the
+    // kernel checks of a network's ipv6 (available, no foreign overlap).
+    void update_ipv6_forward(const std::vector<model::Network>& active);
+    void check_ipv6_kernel(const model::Network& network);
     // Sets active or degraded (with the reason) from the bridge and dnsmasq as they are now.
     void assess(Entry& e);
     void start_dnsmasq(Entry& e);

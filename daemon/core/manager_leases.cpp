@@ -128,17 +128,22 @@ void Manager::commit_hosts(Entry& e, model::Network next)
         if (listener_) listener_->network_changed(name);
         return;
     }
-    // Only dnsmasq.hosts depends on the hosts (plan_dnsmasq keeps the config
-    // the same), and dnsmasq re-reads it on SIGHUP: no restart, no lease lost.
+    // Only dnsmasq.hosts and dnsmasq.names depend on the hosts (plan_dnsmasq
+    // keeps the config the same), and dnsmasq re-reads both on SIGHUP: no
+    // restart, no lease lost.
     const std::string dir = runtime_dir_of(name);
     const std::string hosts_file = dir + "/dnsmasq.hosts";
+    const std::string names_file = dir + "/dnsmasq.names";
     const auto files = plan::plan_dnsmasq(next, dir, dnsmasq_user_);
     const auto previous = store::read_file(hosts_file);
+    const auto previous_names = store::read_file(names_file);
     store::write_atomic(hosts_file, files.hosts, 0644);
     try {
+        store::write_atomic(names_file, files.names, 0644);
         store_.save(next);
     } catch (...) {
         if (previous) store::write_atomic(hosts_file, *previous, 0644);
+        if (previous_names) store::write_atomic(names_file, *previous_names, 0644);
         throw;
     }
     e.spec = std::move(next);

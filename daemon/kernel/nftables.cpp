@@ -411,6 +411,30 @@ public:
         }
     }
 
+    void operator()(const plan::MatchIpv6& m)
+    {
+        const unsigned length = m.prefix.length;
+        if (length > 128) throw invalid_plan("IPv6 prefix length " + std::to_string(length) + " is out of range");
+        dependency(plan::Field::ip6_saddr);
+        std::array<std::uint8_t, 16> address{}, mask{};
+        for (unsigned i = 0; i < 16; ++i) {
+            const unsigned bits = length > i * 8 ? std::min(8u, length - i * 8) : 0;
+            mask[i] = static_cast<std::uint8_t>(bits == 0 ? 0 : 0xff << (8 - bits));
+            address[i] = m.prefix.address[i] & mask[i];
+        }
+        const std::uint32_t offset = m.source ? 8 : 24;
+        // The same shape as nft and as the IPv4 match: whole-byte prefixes
+        // load only the significant bytes, others (and /0) load all 16 and mask.
+        if (length != 0 && length % 8 == 0) {
+            payload(NFT_PAYLOAD_NETWORK_HEADER, offset, length / 8);
+            cmp(m.op, address.data(), length / 8);
+        } else {
+            payload(NFT_PAYLOAD_NETWORK_HEADER, offset, 16);
+            bitwise(mask.data(), 16);
+            cmp(m.op, address.data(), 16);
+        }
+    }
+
     void operator()(const plan::MatchL4Dport& m)
     {
         // plan::render spells anything but TCP as udp, so only these two round-trip.
@@ -682,16 +706,17 @@ private:
         add(std::move(e));
     }
 
-    // reg 1 = (reg 1 & mask) ^ 0
+    // reg 1 = (reg 1 & mask) ^ 0; at most 16 bytes
     void bitwise(const void* mask, std::uint32_t length)
     {
-        const std::uint32_t zero = 0;
+        const std::array<std::uint8_t, 16> zero{};
+        if (length > zero.size()) throw invalid_plan("bitwise mask longer than 16 bytes");
         ExprPtr e(checked(nftnl_expr_alloc("bitwise")));
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_LEN, length);
         nftnl_expr_set(e.get(), NFTNL_EXPR_BITWISE_MASK, mask, length);
-        nftnl_expr_set(e.get(), NFTNL_EXPR_BITWISE_XOR, &zero, length);
+        nftnl_expr_set(e.get(), NFTNL_EXPR_BITWISE_XOR, zero.data(), length);
         add(std::move(e));
     }
 

@@ -124,6 +124,83 @@ Ipv4Config parse_ipv4(const json& j)
     return config;
 }
 
+Ipv6 parse_ip6(const std::string& field, const std::string& text)
+{
+    auto ip = Ipv6::parse(text);
+    if (!ip) throw invalid_field(field, "'" + text + "' is not an IPv6 address");
+    return *ip;
+}
+
+Ipv6Config parse_ipv6(const json& j)
+{
+    ObjectReader r(j, "ipv6");
+    Ipv6Config config;
+    auto address = r.string("address", 64);
+    if (!address) throw invalid_field("ipv6.address", "required (for example \"fd00:1:2:3::1/64\")");
+    auto parsed = Ipv6Interface::parse(*address);
+    if (!parsed) throw invalid_field("ipv6.address", "'" + *address + "' is not an IPv6 address with prefix (A::B/N)");
+    config.address = *parsed;
+    if (const json* dhcp = r.get("dhcp")) {
+        ObjectReader d(*dhcp, "ipv6.dhcp");
+        const json* ranges = d.array("ranges", 64);
+        if (!ranges || ranges->empty())
+            throw invalid_field("ipv6.dhcp.ranges", "required: at least one FIRST-LAST range for stateful DHCPv6 "
+                                                    "(leave out ipv6.dhcp for SLAAC only)");
+        for (std::size_t i = 0; i < ranges->size(); ++i) {
+            const std::string f = item("ipv6.dhcp.ranges", i);
+            const json& v = (*ranges)[i];
+            if (!v.is_string()) throw invalid_field(f, std::string("expected a string, got ") + type_name(v));
+            const auto& text = v.get_ref<const std::string&>();
+            if (text.size() > 100) throw invalid_field(f, "longer than 100 bytes");
+            const auto dash = text.find('-');
+            if (dash == std::string::npos) throw invalid_field(f, "expected FIRST-LAST, got '" + text + "'");
+            config.ranges.push_back({parse_ip6(f, text.substr(0, dash)), parse_ip6(f, text.substr(dash + 1))});
+        }
+        d.finish();
+    }
+    config.ra = r.boolean("ra").value_or(true);
+    config.nat66 = r.boolean("nat66").value_or(false);
+    r.finish();
+    return config;
+}
+
+DnsConfig parse_dns(const json& j)
+{
+    ObjectReader r(j, "dns");
+    DnsConfig dns;
+    dns.domain = r.string("domain", 253).value_or("");
+    if (r.get("domain") && !valid_domain_name(dns.domain))
+        throw invalid_field("dns.domain", "'" + dns.domain +
+                                              "' is not a domain name (labels of letters, digits and '-', separated "
+                                              "by dots, e.g. \"kvm.lan\")");
+    if (const json* forwarders = r.array("forwarders", max_dns_forwarders)) {
+        for (std::size_t i = 0; i < forwarders->size(); ++i) {
+            const std::string f = item("dns.forwarders", i);
+            const json& v = (*forwarders)[i];
+            if (!v.is_string()) throw invalid_field(f, std::string("expected a string, got ") + type_name(v));
+            const auto& text = v.get_ref<const std::string&>();
+            if (auto v4 = Ipv4::parse(text)) {
+                if (v4->value == 0 || v4->value == 0xffffffffu || (v4->value >> 28) == 0xe)
+                    throw invalid_field(f, text + " is not a unicast address of a DNS server");
+                dns.forwarders.push_back(v4->str());
+            } else if (auto v6 = Ipv6::parse(text)) {
+                if (v6->is_unspecified() || v6->is_multicast())
+                    throw invalid_field(f, text + " is not a unicast address of a DNS server");
+                // A link-local server needs an interface, which a forwarder cannot name.
+                if (v6->is_link_local()) throw invalid_field(f, text + " is link-local; use a global or ULA address");
+                dns.forwarders.push_back(v6->str());
+            } else {
+                throw invalid_field(f, "'" + text + "' is not an IPv4 or IPv6 address");
+            }
+            for (std::size_t k = 0; k + 1 < dns.forwarders.size(); ++k)
+                if (dns.forwarders[k] == dns.forwarders.back())
+                    throw invalid_field(f, text + " is already " + item("dns.forwarders", k));
+        }
+    }
+    r.finish();
+    return dns;
+}
+
 Mode parse_mode(const std::string& text)
 {
     if (text == "nat") return Mode::nat;
@@ -153,6 +230,19 @@ bool valid_network_name(const std::string& name)
                        [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
+bool valid_domain_name(const std::string& name)
+{
+    if (name.empty() || name.size() > 253) return false;
+    std::size_t start = 0;
+    for (;;) {
+        const std::size_t dot = name.find('.', start);
+        if (!valid_host_name(name.substr(start, dot == std::string::npos ? std::string::npos : dot - start)))
+            return false;
+        if (dot == std::string::npos) return true;
+        start = dot + 1;
+    }
+}
+
 bool valid_interface_name(const std::string& name)
 {
     if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
@@ -180,6 +270,8 @@ Network parse_network(const nlohmann::json& document)
             "bridge", "'" + n.bridge + "' is not a valid interface name (1-15 bytes: letters, digits, '-', '_', '.')");
     n.autostart = r.boolean("autostart").value_or(false);
     if (const json* ipv4 = r.get("ipv4")) n.ipv4 = parse_ipv4(*ipv4);
+    if (const json* dns = r.get("dns")) n.dns = parse_dns(*dns);
+    if (const json* ipv6 = r.get("ipv6")) n.ipv6 = parse_ipv6(*ipv6);
     n.uplink = r.string("uplink", 64).value_or("");
     if (!n.uplink.empty() && !valid_interface_name(n.uplink))
         throw invalid_field("uplink", "'" + n.uplink + "' is not a valid interface name");
@@ -238,6 +330,22 @@ nlohmann::json to_json(const Network& n)
             ipv4["dhcp"] = {{"ranges", ranges}, {"hosts", hosts}};
         }
         j["ipv4"] = std::move(ipv4);
+    }
+    if (n.ipv6) {
+        json ipv6 = {{"address", n.ipv6->address.str()}, {"ra", n.ipv6->ra}, {"nat66", n.ipv6->nat66}};
+        if (!n.ipv6->ranges.empty()) {
+            json ranges = json::array();
+            for (const auto& r : n.ipv6->ranges)
+                ranges.push_back(r.first.str() + "-" + r.last.str());
+            ipv6["dhcp"] = {{"ranges", ranges}};
+        }
+        j["ipv6"] = std::move(ipv6);
+    }
+    if (!n.dns.empty()) {
+        json dns = json::object();
+        if (!n.dns.domain.empty()) dns["domain"] = n.dns.domain;
+        if (!n.dns.forwarders.empty()) dns["forwarders"] = n.dns.forwarders;
+        j["dns"] = std::move(dns);
     }
     if (!n.uplink.empty()) j["uplink"] = n.uplink;
     j["stp"] = n.stp;
@@ -387,6 +495,55 @@ void validate_port(const Port& p, const std::string& field)
     }
 }
 
+namespace {
+
+void validate_ipv6(const Network& n)
+{
+    const Ipv6Config& v6 = *n.ipv6;
+    const Ipv6Interface& a = v6.address;
+    const std::string text = a.address.str();
+    if (a.prefix < 1) throw invalid_field("ipv6.address", "prefix /0 must be between /1 and /128 (/64 is usual)");
+    if (a.address.is_unspecified() || a.address.is_loopback())
+        throw invalid_field("ipv6.address", text + " cannot be a gateway address");
+    if (a.address.is_multicast()) throw invalid_field("ipv6.address", text + " is a multicast address");
+    if (a.address.is_link_local())
+        throw invalid_field("ipv6.address", text + " is link-local; use a unique local (fd00::/8) or global prefix");
+    if (a.address.is_v4_mapped())
+        throw invalid_field("ipv6.address", text + " is an IPv4-mapped address; use a native IPv6 prefix");
+    const Ipv6 network = a.network();
+    if (a.address == network) {
+        Ipv6 first = network;
+        first.bytes[15] |= 1;
+        throw invalid_field("ipv6.address",
+                            "gateway " + text + " is the subnet-router anycast address of " + a.network_str() +
+                                "; use a host address such as " +
+                                (a.prefix < 128 ? first.str() : std::string("one in a shorter prefix")));
+    }
+    const auto usable = [&](const Ipv6& ip) { return a.contains(ip) && ip != network; };
+    for (std::size_t i = 0; i < v6.ranges.size(); ++i) {
+        const auto& r = v6.ranges[i];
+        const std::string f = item("ipv6.dhcp.ranges", i);
+        const std::string range = r.first.str() + "-" + r.last.str();
+        if (!usable(r.first) || !usable(r.last)) throw invalid_field(f, range + " is not inside " + a.network_str());
+        if (r.last < r.first) throw invalid_field(f, range + " is reversed");
+        if (a.address >= r.first && a.address <= r.last) throw invalid_field(f, "contains the gateway address " + text);
+        for (std::size_t k = 0; k < i; ++k) {
+            const auto& o = v6.ranges[k];
+            if (!(r.last < o.first || o.last < r.first))
+                throw invalid_field(f, "overlaps " + item("ipv6.dhcp.ranges", k));
+        }
+    }
+    // Hosts form their SLAAC addresses from a /64 prefix only (RFC 4862 with
+    // 64-bit interface identifiers); dnsmasq refuses other lengths for it.
+    if (v6.ra && v6.ranges.empty() && a.prefix != 64)
+        throw invalid_field("ipv6.address", "SLAAC needs a /64 prefix, not /" + std::to_string(a.prefix) +
+                                                "; give ipv6.dhcp.ranges for stateful DHCPv6, or set ipv6.ra to "
+                                                "false");
+    if (v6.nat66 && n.mode != Mode::nat) throw invalid_field("ipv6.nat66", "only meaningful for nat networks");
+}
+
+}  // namespace
+
 void validate(const Network& n)
 {
     if (!valid_network_name(n.name)) throw invalid_field("name", "'" + n.name + "' is not a valid network name");
@@ -416,6 +573,8 @@ void validate(const Network& n)
             throw invalid_field("uplink",
                                 "required for bridge mode: the host interface towards the LAN (e.g. \"eth0\")");
         if (n.ipv4) throw invalid_field("ipv4", "not used in bridge mode: guests get addresses from the LAN");
+        if (!n.dns.empty()) throw invalid_field("dns", "not used in bridge mode: guests use the LAN's DNS");
+        if (n.ipv6) throw invalid_field("ipv6", "not used in bridge mode: guests get addresses from the LAN");
         if (n.uplink == n.bridge) throw invalid_field("uplink", "must differ from the bridge name");
         return;
     }
@@ -462,6 +621,11 @@ void validate(const Network& n)
         if (!h.name.empty() && !names.insert(lower(h.name)).second)
             throw invalid_field(f + ".name", "duplicate name " + h.name);
     }
+    if (n.ipv6) validate_ipv6(n);
+    for (std::size_t i = 0; i < n.dns.forwarders.size(); ++i)
+        if (n.dns.forwarders[i] == a.address.str() || (n.ipv6 && n.dns.forwarders[i] == n.ipv6->address.address.str()))
+            throw invalid_field(item("dns.forwarders", i),
+                                n.dns.forwarders[i] + " is this network's own DNS server (its gateway)");
 }
 
 void validate_against(const Network& n, const std::vector<Network>& others)
@@ -486,6 +650,9 @@ void validate_against(const Network& n, const std::vector<Network>& others)
         if (n.ipv4 && o.ipv4 && n.ipv4->address.overlaps(o.ipv4->address))
             throw Error(ErrorKind::Conflict, "ipv4.address: " + n.ipv4->address.network_str() + " overlaps " +
                                                  o.ipv4->address.network_str() + " of network '" + o.name + "'");
+        if (n.ipv6 && o.ipv6 && n.ipv6->address.overlaps(o.ipv6->address))
+            throw Error(ErrorKind::Conflict, "ipv6.address: " + n.ipv6->address.network_str() + " overlaps " +
+                                                 o.ipv6->address.network_str() + " of network '" + o.name + "'");
     }
     validate_forwards_against(n, others);
 }

@@ -7,6 +7,7 @@
 #include "model/error.hpp"
 #include "model/forward.hpp"
 #include "model/ipv4.hpp"
+#include "model/ipv6.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -42,6 +43,36 @@ struct Ipv4Config {
     bool operator==(const Ipv4Config&) const = default;
 };
 
+struct Ipv6Range {
+    Ipv6 first;
+    Ipv6 last;
+    bool operator==(const Ipv6Range&) const = default;
+};
+
+// IPv6 beside IPv4 (nat, routed, isolated). The gateway address goes on the
+// bridge; dnsmasq sends router advertisements (ra) for SLAAC, or, with
+// ranges, hands out addresses by stateful DHCPv6. nat66 masquerades the
+// subnet like IPv4 NAT; without it a NAT network forwards its guests' IPv6
+// traffic with their own addresses (and still refuses new inbound).
+struct Ipv6Config {
+    Ipv6Interface address;
+    std::vector<Ipv6Range> ranges;  // "dhcp": {"ranges": [...]}; empty: SLAAC only
+    bool ra = true;
+    bool nat66 = false;
+    bool operator==(const Ipv6Config&) const = default;
+};
+
+// DNS from the network's dnsmasq. With a domain, guests resolve each other
+// (DHCP host names and static hosts' names) as NAME and NAME.domain, and the
+// domain is never forwarded. Names dnsmasq does not know go to the
+// forwarders, in order; without forwarders there is no upstream at all.
+struct DnsConfig {
+    std::string domain;                   // empty: no local domain
+    std::vector<std::string> forwarders;  // IPv4 or IPv6 addresses, canonical text
+    bool empty() const { return domain.empty() && forwarders.empty(); }
+    bool operator==(const DnsConfig&) const = default;
+};
+
 // Traffic shaping in libvirt's <bandwidth> terms: kilobytes per second and
 // kilobytes. Zero average = no limit in that direction.
 struct Rate {
@@ -73,7 +104,9 @@ struct Network {
     std::string bridge;
     bool autostart = false;
     std::optional<Ipv4Config> ipv4;
-    std::string uplink;  // NAT: masquerade only out of this interface; empty: any other interface
+    DnsConfig dns;                   // not in bridge mode
+    std::optional<Ipv6Config> ipv6;  // not in bridge mode; needs ipv4
+    std::string uplink;              // NAT: masquerade only out of this interface; empty: any other interface
     bool stp = false;
     std::uint32_t forward_delay = 0;  // seconds
     std::uint32_t mtu = 0;            // 0: kernel default
@@ -106,6 +139,9 @@ nlohmann::json to_json(const Port& port);
 // Rules for one port inside its network (name, MAC and VLAN sanity).
 void validate_port(const Port& port, const std::string& field);
 
+// At most this many dns.forwarders.
+inline constexpr std::size_t max_dns_forwarders = 16;
+
 // At most this many ipv4.dhcp.hosts entries.
 inline constexpr std::size_t max_dhcp_hosts = 4096;
 
@@ -127,6 +163,8 @@ void validate_against(const Network& network, const std::vector<Network>& others
 
 bool valid_network_name(const std::string& name);
 bool valid_interface_name(const std::string& name);
+// A DNS domain such as "kvm.lan": dot-separated host name labels, <= 253 bytes.
+bool valid_domain_name(const std::string& name);
 // "52:54:00:12:34:56": six hex pairs; unicast; not all zero.
 bool valid_unicast_mac(const std::string& mac);
 

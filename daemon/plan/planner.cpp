@@ -1,6 +1,8 @@
 // Ruleset, bridge and dnsmasq planning for NAT, routed and isolated networks.
 #include "plan/planner.hpp"
 
+#include "plan/planner_ipv6.hpp"
+
 #include <algorithm>
 #include <sstream>
 
@@ -137,6 +139,7 @@ Table build_ruleset(std::vector<model::Network> active)
             intra.push_back(rule({iif(br), oif(br)}, Verdict::accept, n.name + ": bridged LAN traffic"));
             continue;
         }
+        add_ipv6_rules(n, {replies, barred, inbound, outbound, postrouting.rules});  // planner_ipv6.cpp
         const model::Ipv4Interface& a = n.ipv4->address;
         const std::string tag = n.name + ": ";
         const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
@@ -311,6 +314,7 @@ std::vector<LinkOp> plan_bridge(const model::Network& n, const std::optional<Lin
                                         x.address == a.address.str() && x.prefix_length == a.prefix;
                              });
     if (!has_address) ops.push_back(AddAddress{n.bridge, a.address.str(), a.prefix});
+    if (auto v6 = plan_ipv6_address(n, observed, addresses)) ops.push_back(*v6);
     if (!observed || !observed->up) ops.push_back(SetUp{n.bridge});
     return ops;
 }
@@ -355,6 +359,18 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
       << "listen-address=" << a.address.str() << "\n"
       << "pid-file=" << dir << "/dnsmasq.pid\n";
     if (!user.empty()) c << "user=" << user << "\n";
+    if (!n.dns.domain.empty()) {
+        // DHCP clients get the domain; their names and the static hosts'
+        // resolve as NAME and NAME.domain; the domain never goes upstream, and
+        // neither do plain names nobody here knows.
+        c << "domain=" << n.dns.domain << "\n"
+          << "local=/" << n.dns.domain << "/\n"
+          << "expand-hosts\n"
+          << "domain-needed\n";
+    }
+    for (const auto& server : n.dns.forwarders)
+        c << "server=" << server << "\n";
+    dnsmasq_ipv6_lines(n, c);
     if (n.ipv4->dhcp) {
         std::uint64_t size = 0;
         for (const auto& r : n.ipv4->ranges) {
@@ -371,14 +387,20 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
         c << "dhcp-no-override\n"
           << "dhcp-authoritative\n"
           << "dhcp-leasefile=" << dir << "/dnsmasq.leases\n"
-          << "dhcp-hostsfile=" << dir << "/dnsmasq.hosts\n";
+          << "dhcp-hostsfile=" << dir
+          << "/dnsmasq.hosts\n"
+          // dnsmasq puts a dhcp-host's name in DNS only once it is leased;
+          // this file makes static hosts resolvable from the start.
+          << "addn-hosts=" << dir << "/dnsmasq.names\n";
         if (n.mode == model::Mode::isolated) c << "dhcp-option=option:router\n";
     }
-    std::ostringstream h;
+    std::ostringstream h, names;
     if (n.ipv4->dhcp)
-        for (const auto& host : n.ipv4->hosts)
+        for (const auto& host : n.ipv4->hosts) {
             h << host.mac << "," << host.ip.str() << (host.name.empty() ? "" : "," + host.name) << "\n";
-    return {c.str(), h.str()};
+            if (!host.name.empty()) names << host.ip.str() << " " << host.name << "\n";
+        }
+    return {c.str(), h.str(), names.str()};
 }
 
 }  // namespace kvmnet::plan

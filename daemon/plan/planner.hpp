@@ -77,6 +77,8 @@ struct AddAddress {
     std::string name;
     std::string address;
     std::uint8_t prefix_length;
+    int family = 2;           // AF_INET, or AF_INET6 (10)
+    std::uint32_t flags = 0;  // IFA_F_* (IPv6: nodad)
 };
 struct SetUp {
     std::string name;
@@ -104,6 +106,7 @@ std::vector<RouteInfo> takeover_routes(const std::vector<RouteInfo>& all, int up
 struct DnsmasqFiles {
     std::string config;  // dnsmasq.conf
     std::string hosts;   // dnsmasq.hosts (dhcp-hostsfile, re-read on SIGHUP)
+    std::string names;   // dnsmasq.names (addn-hosts: static hosts' names in DNS, re-read on SIGHUP)
 };
 DnsmasqFiles plan_dnsmasq(const model::Network& network, const std::string& runtime_dir, const std::string& user);
 

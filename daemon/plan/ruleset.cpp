@@ -2,6 +2,8 @@
 // cross-checks against what the kernel adapter commits.
 #include "plan/ruleset.hpp"
 
+#include <arpa/inet.h>
+
 #include <sstream>
 
 namespace kvmnet::plan {
@@ -83,6 +85,13 @@ struct MatchRenderer {
     {
         out << (m.source ? "ip saddr " : "ip daddr ") << op_text(m.op) << ipv4_text(m.prefix.address);
         if (m.prefix.length != 32) out << '/' << int(m.prefix.length);
+    }
+    void operator()(const MatchIpv6& m) const
+    {
+        char text[INET6_ADDRSTRLEN] = {};
+        ::inet_ntop(AF_INET6, m.prefix.address.data(), text, sizeof text);
+        out << (m.source ? "ip6 saddr " : "ip6 daddr ") << op_text(m.op) << text;
+        if (m.prefix.length != 128) out << '/' << int(m.prefix.length);
     }
     void operator()(const MatchL4Dport& m) const { out << (m.protocol == 6 ? "tcp" : "udp") << " dport " << m.port; }
     void operator()(const MatchCtState& m) const

@@ -4,6 +4,7 @@
 // batch. Nothing here includes libnftnl, so it stays unit-testable.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -148,10 +149,24 @@ struct DnatMap {
     std::string map;
 };
 
+// An IPv6 prefix; `address` in network byte order, already masked to `length`.
+struct Ipv6Prefix {
+    std::array<std::uint8_t, 16> address{};
+    std::uint8_t length = 128;
+};
+
+// ip6 saddr / ip6 daddr compared to a prefix; implies "meta nfproto ipv6".
+// "ip6 saddr ::/0" matches every IPv6 packet.
+struct MatchIpv6 {
+    bool source = true;  // true: saddr, false: daddr
+    Cmp op = Cmp::eq;
+    Ipv6Prefix prefix;
+};
+
 // Conditions, in rule order. A DnatMap may appear at most once; render() and
 // the adapter put it after the conditions and the counter, wherever it is.
 using Match = std::variant<MatchIfname, MatchIpv4, MatchL4Dport, MatchCtState, MatchSetLookup, MatchFibDaddrLocal,
-                           MatchCtStatus, MatchLimit, MatchConnLimit, DnatMap>;
+                           MatchCtStatus, MatchLimit, MatchConnLimit, DnatMap, MatchIpv6>;
 
 enum class Verdict { none, accept, drop, return_, masquerade };
 

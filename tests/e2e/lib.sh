@@ -462,11 +462,13 @@ route_back() { ip -n "$I" route add "$1" via 203.0.113.1; }
 # bridge the daemon created.
 guest_plug() { ip -n "$H" link set "$2" master "$3" up; }
 
-# guest_dhcp NS: obtain a lease with busybox udhcpc; prints "IP/MASK ROUTER".
+# guest_dhcp NS [UDHCPC-ARGS...]: obtain a lease with busybox udhcpc (extra
+# arguments such as `-x hostname:web1` go to udhcpc); prints "IP/MASK ROUTER".
 guest_dhcp() {
     local ns=$1
+    shift
     UDHCPC_LEASE_FILE="$T/lease.$ns" in_ns "$ns" busybox udhcpc -i eth0 -n -q -t 5 -T 1 \
-        -s "$SRCDIR/tests/e2e/udhcpc.script" >"$T/udhcpc.$ns.log" 2>&1 ||
+        -s "$SRCDIR/tests/e2e/udhcpc.script" "$@" >"$T/udhcpc.$ns.log" 2>&1 ||
         fail "no DHCP lease in $ns: $(cat "$T/udhcpc.$ns.log")"
     cat "$T/lease.$ns"
 }

@@ -141,6 +141,40 @@ Ipv4Prefix prefix(unsigned a, unsigned b, unsigned c, unsigned d, std::uint8_t l
     return {static_cast<std::uint32_t>((a << 24) | (b << 16) | (c << 8) | d), length};
 }
 
+Ipv6Prefix prefix6(const std::string& address, std::uint8_t length)
+{
+    const auto ip = model::Ipv6::parse(address);
+    if (!ip) throw std::runtime_error("bad test address " + address);
+    return {model::ipv6_masked(*ip, length).bytes, length};
+}
+
+// The ip6 match in every shape the adapter builds: whole-byte prefixes,
+// a prefix that needs a mask, /128 and /0, both directions and operators, and
+// ip with ip6 matches in one table.
+std::vector<Rule> ipv6_rules(const std::string& br)
+{
+    return {
+        {{MatchIfname{true, Cmp::eq, br}, MatchIpv6{true, Cmp::neq, prefix6("fd00:1:2:3::", 64)}},
+         true,
+         Verdict::drop,
+         "spoofed IPv6"},
+        {{MatchIfname{false, Cmp::eq, br}, MatchIpv6{false, Cmp::eq, prefix6("fd00:1:2:3::", 64)},
+          MatchCtState{ct::established | ct::related}},
+         false,
+         Verdict::accept,
+         ""},
+        {{MatchIpv6{true, Cmp::eq, prefix6("fd00:1:2:3:8000::", 65)}}, false, Verdict::accept, ""},
+        {{MatchIpv6{false, Cmp::neq, prefix6("2001:db8::", 29)}}, false, Verdict::drop, ""},
+        {{MatchIpv6{true, Cmp::eq, prefix6("2001:db8::5", 128)}, MatchL4Dport{6, 22}}, false, Verdict::accept, ""},
+        {{MatchIfname{true, Cmp::eq, br}, MatchIpv6{true, Cmp::eq, prefix6("::", 0)}}, true, Verdict::drop, "no IPv6"},
+        {{MatchIpv6{true, Cmp::neq, prefix6("::", 0)}}, false, Verdict::drop, ""},
+        {{MatchIpv6{true, Cmp::eq, prefix6("fd00:1:2:3::", 64)}, MatchIpv6{false, Cmp::eq, prefix6("ff00::", 8)}},
+         false,
+         Verdict::return_,
+         ""},
+    };
+}
+
 Table representative(const std::string& name)
 {
     const std::string br = "kvmbr0";
@@ -174,6 +208,8 @@ Table representative(const std::string& name)
         {{MatchCtState{ct::new_ | ct::untracked}}, true, Verdict::none, ""},
         {{}, true, Verdict::none, "count the rest"},
     };
+    for (Rule& r : ipv6_rules(br))
+        forward.rules.push_back(std::move(r));
 
     Chain input{"input", "filter", "input", -5, true, {}};
     input.rules = {
@@ -196,6 +232,11 @@ Table representative(const std::string& name)
          Verdict::masquerade,
          "kvmnet nat"},
         {{MatchIfname{false, Cmp::eq, "eth0"}}, false, Verdict::masquerade, ""},
+        {{MatchIpv6{true, Cmp::eq, prefix6("fd00:1:2:3::", 64)},
+          MatchIpv6{false, Cmp::neq, prefix6("fd00:1:2:3::", 64)}, MatchIfname{false, Cmp::eq, "eth0"}},
+         true,
+         Verdict::masquerade,
+         "nat66"},
     };
 
     Chain output{"output", "filter", "output", 10, true, {}};  // an empty base chain
@@ -476,7 +517,8 @@ int main(int argc, char** argv)
         bad_rule.chains[0].rules.push_back({{}, false, Verdict::masquerade, ""});
         message = expect_error([&] { nft.replace_table(bad_rule); }, ErrorKind::Kernel);
         check(message.find("Operation not supported") != std::string::npos &&
-                  message.find("rule 12 to chain forward") != std::string::npos,
+                  message.find("rule " + std::to_string(bad_rule.chains[0].rules.size()) + " to chain forward") !=
+                      std::string::npos,
               "kernel rejection reported: " + message);
         check(list_table(name) == committed, "table intact after kernel rejection");
 
@@ -508,6 +550,30 @@ int main(int argc, char** argv)
         nft.delete_table(big.name);
 
         check_planned_forwards(nft, name, ref);
+
+        // ---- the planner's own dual-stack ruleset (IPv4 and IPv6 rules of every mode) ----
+        {
+            std::vector<model::Network> networks;
+            for (const char* document : {
+                     R"({"name": "default", "mode": "nat", "bridge": "kvmbr0", "uplink": "eth0",
+                         "ipv4": {"address": "192.168.122.1/24"}, "ipv6": {"address": "fd00:1:2:3::1/64", "nat66": true}})",
+                     R"({"name": "dmz", "mode": "routed", "bridge": "kvmbr2", "ipv4": {"address": "10.20.0.1/24"},
+                         "ipv6": {"address": "2001:db8:20::1/64"}})",
+                     R"({"name": "lab", "mode": "isolated", "bridge": "kvmbr1", "ipv4": {"address": "10.10.0.1/24"},
+                         "ipv6": {"address": "fd00:30::1/64"}})",
+                     R"({"name": "v4only", "mode": "nat", "bridge": "br-v4", "ipv4": {"address": "10.4.0.1/24"}})"})
+                networks.push_back(model::parse_network(document));
+            Table planned = build_ruleset(networks);
+            planned.name = name;
+            nft.replace_table(planned);
+            const std::string listing = list_table(name);
+            const std::string wanted = reference_listing(planned, ref);
+            check(listing == wanted, "dual-stack planner ruleset: nft list equals nft -f of render()");
+            if (listing != wanted) std::cout << "--- committed\n" << listing << "--- expected\n" << wanted;
+            check(list_table(name, true) == reference_listing(planned, ref, true),
+                  "dual-stack planner ruleset: bytecode equals nft's");
+            nft.delete_table(name);
+        }
 
         // ---- sets, maps and the expressions that use them ----
         const Table sets = with_sets(name);

@@ -123,6 +123,7 @@ struct Packet {
     std::uint8_t protocol;
     std::uint16_t dport;
     std::uint32_t ct_status = 0;  // e.g. plan::ct_status::dnat for a forwarded connection
+    bool ipv6() const { return saddr.find(':') != std::string::npos; }
 };
 
 bool matches(const plan::Match& match, const Packet& p)
@@ -135,10 +136,19 @@ bool matches(const plan::Match& match, const Packet& p)
         }
         bool operator()(const plan::MatchIpv4& m) const
         {
+            if (p.ipv6()) return false;  // implies meta nfproto ipv4
             const auto address = kvmnet::model::Ipv4::parse(m.source ? p.saddr : p.daddr);
             REQUIRE(address);
             const std::uint32_t mask = m.prefix.length == 0 ? 0 : ~std::uint32_t{0} << (32 - m.prefix.length);
             return ((address->value & mask) == m.prefix.address) == (m.op == plan::Cmp::eq);
+        }
+        bool operator()(const plan::MatchIpv6& m) const
+        {
+            if (!p.ipv6()) return false;  // implies meta nfproto ipv6
+            const auto address = kvmnet::model::Ipv6::parse(m.source ? p.saddr : p.daddr);
+            REQUIRE(address);
+            const bool in = kvmnet::model::ipv6_masked(*address, m.prefix.length).bytes == m.prefix.address;
+            return in == (m.op == plan::Cmp::eq);
         }
         bool operator()(const plan::MatchL4Dport& m) const { return p.protocol == m.protocol && p.dport == m.port; }
         bool operator()(const plan::MatchCtState& m) const { return (p.ct_state & m.mask) != 0; }
@@ -408,15 +418,15 @@ TEST_CASE("Masquerade appears only for NAT networks", "[planner]")
 
 TEST_CASE("The number of rules per chain grows linearly with the number of networks", "[planner][property]")
 {
-    // Per network, forward: 6 for nat (replies, intra, spoofed, forwards,
-    // drop new, from guests), 5 for routed (intra, spoofed, accept, drop,
-    // from guests), 3 for isolated (intra, isolated, drop new); postrouting 5
-    // for nat only (2 hairpin, 2 keep, masquerade).
+    // Per network, forward: 7 for nat (replies, intra, no IPv6, spoofed,
+    // forwards, drop new, from guests), 6 for routed (intra, no IPv6, spoofed,
+    // accept, drop, from guests), 3 for isolated (intra, isolated, drop new);
+    // postrouting 5 for nat only (2 hairpin, 2 keep, masquerade).
     struct PerNetwork {
         const char* mode;
         std::size_t forward, postrouting;
     };
-    const auto per = GENERATE(values<PerNetwork>({{"nat", 6, 5}, {"routed", 5, 0}, {"isolated", 3, 0}}));
+    const auto per = GENERATE(values<PerNetwork>({{"nat", 7, 5}, {"routed", 6, 0}, {"isolated", 3, 0}}));
     CAPTURE(per.mode);
     std::vector<Network> nets;
     for (int n = 0; n <= 12; ++n) {
@@ -437,7 +447,7 @@ TEST_CASE("The number of rules per chain grows linearly with the number of netwo
             mixed.push_back(numbered("isolated", i));
         }
         const plan::Table table = plan::build_ruleset(mixed);
-        CHECK(rule_count(table, "guest_forward") == 4 * (6 + 5 + 3));
+        CHECK(rule_count(table, "guest_forward") == 4 * (7 + 6 + 3));
         CHECK(rule_count(table, "nat_postrouting") == 4 * 5);
     }
 }
@@ -490,8 +500,10 @@ TEST_CASE("Forward groups are ordered replies, intra-bridge, barred, inbound, ou
         "default: between guests",
         "dmz: between guests",
         "lab: between guests",
+        "default: no IPv6 subnet",
         "default: spoofed source",
         "default: only via uplink",
+        "dmz: no IPv6 subnet",
         "dmz: spoofed source",
         "lab: isolated",
         "default: port forwards to guests",
@@ -584,6 +596,107 @@ TEST_CASE("Spoofed sources from a guest bridge cannot reach routed guests", "[pl
     // routed accept came before the anti-spoofing drop.
     const plan::Table t = plan::build_ruleset({nat_default(), routed_dmz()});
     CHECK(forward(t, {"kvmbr0", "kvmbr2", "203.0.113.7", "10.20.0.5"}) == "drop");
+}
+
+// ---------------------------------------------------------------- IPv6 (rules from plan/planner_ipv6.cpp)
+
+namespace {
+
+// default: NAT with NAT66 (kvmbr0, fd00:1:2:3::/64); dmz: routed (kvmbr2,
+// 2001:db8:20::/64); lab: isolated (kvmbr1, fd00:30::/64, DHCPv6); v4only: NAT
+// without ipv6 (br-v4only).
+std::vector<Network> dual_stack_networks()
+{
+    return {network(R"({"name": "default", "mode": "nat", "bridge": "kvmbr0",
+                        "ipv4": {"address": "192.168.122.1/24"},
+                        "ipv6": {"address": "fd00:1:2:3::1/64", "nat66": true}})"),
+            network(R"({"name": "dmz", "mode": "routed", "bridge": "kvmbr2", "ipv4": {"address": "10.20.0.1/24"},
+                        "ipv6": {"address": "2001:db8:20::1/64"}})"),
+            network(R"({"name": "lab", "mode": "isolated", "bridge": "kvmbr1", "ipv4": {"address": "10.10.0.1/24"},
+                        "ipv6": {"address": "fd00:30::1/64", "dhcp": {"ranges": ["fd00:30::100-fd00:30::1ff"]}}})"),
+            network(R"({"name": "v4only", "mode": "nat", "bridge": "br-v4only", "ipv4": {"address": "10.4.0.1/24"}})")};
+}
+
+}  // namespace
+
+TEST_CASE("The ruleset for dual-stack networks matches its golden file", "[planner][golden][ipv6]")
+{
+    check_golden("dual_stack.nft", plan::render(plan::build_ruleset(dual_stack_networks())));
+}
+
+TEST_CASE("IPv6 forwarding mirrors IPv4: out and replies for NAT, both ways for routed, nothing for isolated",
+          "[planner][semantics][ipv6]")
+{
+    const plan::Table t = plan::build_ruleset(dual_stack_networks());
+    using plan::ct::established;
+    SECTION("NAT guests reach out and get replies, nobody connects in")
+    {
+        CHECK(forward(t, {"kvmbr0", "eth0", "fd00:1:2:3::50", "2001:db8:ff::2"}) == "accept");
+        CHECK(forward(t, {"eth0", "kvmbr0", "2001:db8:ff::2", "fd00:1:2:3::50", established}) == "accept");
+        CHECK(forward(t, {"eth0", "kvmbr0", "2001:db8:ff::2", "fd00:1:2:3::50"}) == "drop");
+    }
+    SECTION("spoofed IPv6 sources are dropped")
+    {
+        CHECK(forward(t, {"kvmbr0", "eth0", "fd00:1:2:4::50", "2001:db8:ff::2"}) == "drop");
+        CHECK(forward(t, {"kvmbr0", "kvmbr2", "2001:db8:20::99", "2001:db8:20::5"}) == "drop");
+        CHECK(forward(t, {"kvmbr2", "eth0", "fd00:1:2:3::50", "2001:db8:ff::2"}) == "drop");
+    }
+    SECTION("routed guests are reachable over IPv6 and reach out")
+    {
+        CHECK(forward(t, {"eth0", "kvmbr2", "2001:db8:ff::2", "2001:db8:20::5"}) == "accept");
+        CHECK(forward(t, {"kvmbr2", "eth0", "2001:db8:20::5", "2001:db8:ff::2"}) == "accept");
+        CHECK(forward(t, {"eth0", "kvmbr2", "2001:db8:ff::2", "2001:db8:21::5"}) == "drop");
+    }
+    SECTION("networks do not reach each other's guests unasked")
+    {
+        CHECK(forward(t, {"kvmbr2", "kvmbr0", "2001:db8:20::5", "fd00:1:2:3::50"}) == "drop");
+        CHECK(forward(t, {"kvmbr1", "kvmbr0", "fd00:30::105", "fd00:1:2:3::50"}) == "drop");
+        CHECK(forward(t, {"kvmbr0", "kvmbr1", "fd00:1:2:3::50", "fd00:30::105"}) == "drop");
+    }
+    SECTION("isolated guests neither leave nor are reached over IPv6")
+    {
+        CHECK(forward(t, {"kvmbr1", "eth0", "fd00:30::105", "2001:db8:ff::2"}) == "drop");
+        CHECK(forward(t, {"eth0", "kvmbr1", "2001:db8:ff::2", "fd00:30::105", established}) == "drop");
+    }
+    SECTION("a network without ipv6 forwards no IPv6 from its guests, whatever the source")
+    {
+        CHECK(forward(t, {"br-v4only", "eth0", "fd00:1:2:3::50", "2001:db8:ff::2"}) == "drop");
+        CHECK(forward(t, {"br-v4only", "eth0", "2001:db8:20::5", "2001:db8:ff::2"}) == "drop");
+        CHECK(forward(t, {"br-v4only", "eth0", "10.4.0.5", "8.8.8.8"}) == "accept");
+    }
+    SECTION("the IPv4 verdicts are unchanged by the IPv6 rules")
+    {
+        CHECK(forward(t, {"kvmbr0", "eth0", "192.168.122.50", "8.8.8.8"}) == "accept");
+        CHECK(forward(t, {"eth0", "kvmbr0", "8.8.8.8", "192.168.122.50"}) == "drop");
+        CHECK(forward(t, {"eth0", "kvmbr2", "8.8.8.8", "10.20.0.5"}) == "accept");
+    }
+}
+
+TEST_CASE("NAT66 masquerades only the NAT66 network's subnet, not multicast", "[planner][semantics][ipv6]")
+{
+    const plan::Table t = plan::build_ruleset(dual_stack_networks());
+    CHECK(postrouting(t, {"kvmbr0", "eth0", "fd00:1:2:3::50", "2001:db8:ff::2"}) == "masquerade");
+    CHECK(postrouting(t, {"kvmbr0", "eth0", "fd00:1:2:3::50", "ff05::2"}) == "return");
+    CHECK(postrouting(t, {"kvmbr0", "kvmbr0", "fd00:1:2:3::50", "fd00:1:2:3::51"}) == "accept");
+    CHECK(postrouting(t, {"kvmbr2", "eth0", "2001:db8:20::5", "2001:db8:ff::2"}) == "accept");
+    CHECK(postrouting(t, {"kvmbr0", "eth0", "192.168.122.50", "8.8.8.8"}) == "masquerade");
+    SECTION("without nat66 a NAT network's IPv6 keeps its source")
+    {
+        Network plain = dual_stack_networks()[0];
+        plain.ipv6->nat66 = false;
+        const plan::Table u = plan::build_ruleset({plain});
+        CHECK(postrouting(u, {"kvmbr0", "eth0", "fd00:1:2:3::50", "2001:db8:ff::2"}) == "accept");
+        CHECK(forward(u, {"kvmbr0", "eth0", "fd00:1:2:3::50", "2001:db8:ff::2"}) == "accept");
+    }
+    SECTION("with an uplink, only out of it")
+    {
+        Network up = dual_stack_networks()[0];
+        up.uplink = "eth0";
+        const plan::Table u = plan::build_ruleset({up});
+        CHECK(postrouting(u, {"kvmbr0", "eth0", "fd00:1:2:3::50", "2001:db8:ff::2"}) == "masquerade");
+        CHECK(postrouting(u, {"kvmbr0", "wlan0", "fd00:1:2:3::50", "2001:db8:ff::2"}) == "accept");
+        CHECK(forward(u, {"kvmbr0", "wlan0", "fd00:1:2:3::50", "2001:db8:ff::2"}) == "drop");
+    }
 }
 
 TEST_CASE("render quotes names and comments and prints policies", "[planner][render]")

@@ -1,0 +1,96 @@
+// IPv6 on the host side of NAT, routed and isolated networks: the kernel
+// checks at create and start (IPv6 available, the subnet not on a foreign
+// link) and net.ipv6.conf.all.forwarding, saved and restored like
+// ip_forward.
+#include "core/manager.hpp"
+
+#include "core/log.hpp"
+#include "plan/planner.hpp"
+#include "store/files.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <sys/socket.h>
+
+namespace kvmnet::core {
+namespace {
+
+constexpr const char* ipv6_sysctl_dir = "/proc/sys/net/ipv6/conf";
+constexpr const char* ipv6_forwarding_path = "/proc/sys/net/ipv6/conf/all/forwarding";
+constexpr std::uint8_t rtprot_ra = 9;
+
+bool needs_ipv6_forwarding(const model::Network& n)
+{
+    return n.ipv6 && (n.mode == model::Mode::nat || n.mode == model::Mode::routed);
+}
+
+std::string trimmed(std::string s)
+{
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
+}  // namespace
+
+void Manager::check_ipv6_kernel(const model::Network& n)
+{
+    if (!n.ipv6) return;
+    if (!std::filesystem::exists(ipv6_forwarding_path))
+        throw Error(ErrorKind::Unsupported, "ipv6: IPv6 is not available in this kernel (CONFIG_IPV6, or booted "
+                                            "with ipv6.disable=1)");
+    const auto links = links_.list_links();
+    for (const auto& a : links_.list_addresses()) {
+        if (a.family != AF_INET6) continue;
+        const auto link =
+            std::find_if(links.begin(), links.end(), [&](const auto& l) { return l.index == a.link_index; });
+        if (link != links.end() && link->alias.rfind(plan::alias_prefix, 0) == 0) continue;
+        const auto ip = model::Ipv6::parse(a.address);
+        if (!ip) continue;
+        const model::Ipv6Interface theirs{*ip, a.prefix_length};
+        if (theirs.overlaps(n.ipv6->address))
+            throw Error(ErrorKind::Conflict, "ipv6.address: " + n.ipv6->address.network_str() + " overlaps " +
+                                                 theirs.str() + " on interface " +
+                                                 (link != links.end() ? link->name : "?") +
+                                                 ", which kvmnet does not manage; choose another prefix");
+    }
+}
+
+void Manager::update_ipv6_forward(const std::vector<model::Network>& active)
+{
+    // As update_ip_forward: the value found before we first turned forwarding
+    // on is kept in the runtime directory and put back when no network needs it.
+    const std::string saved = options_.runtime_dir + "/ipv6_forwarding.saved";
+    const bool want = std::any_of(active.begin(), active.end(), needs_ipv6_forwarding);
+    const bool have_saved = std::filesystem::exists(saved);
+    if (want && !have_saved) {
+        const std::string current = trimmed(store::read_file(ipv6_forwarding_path).value_or("0"));
+        if (current != "1") {
+            // With forwarding on, an interface with accept_ra=1 ignores router
+            // advertisements, and the routes it learnt from them expire: the
+            // host would lose its IPv6 uplink. accept_ra=2 keeps them.
+            const auto links = links_.list_links();
+            for (const auto& r : links_.list_routes()) {
+                if (r.family != AF_INET6 || r.protocol != rtprot_ra) continue;
+                const auto link =
+                    std::find_if(links.begin(), links.end(), [&](const auto& l) { return l.index == r.link_index; });
+                if (link == links.end()) continue;
+                const std::string path = std::string(ipv6_sysctl_dir) + "/" + link->name + "/accept_ra";
+                if (trimmed(store::read_file(path).value_or("")) == "1")
+                    throw Error(ErrorKind::Conflict,
+                                "ipv6: enabling IPv6 forwarding would make the kernel ignore router advertisements "
+                                "on " +
+                                    link->name + ", which has routes from them; set net.ipv6.conf." + link->name +
+                                    ".accept_ra=2 first");
+            }
+        }
+        store::write_atomic(saved, current + "\n");
+        if (current != "1") store::write_atomic_in_place(ipv6_forwarding_path, "1\n");
+    } else if (!want && have_saved) {
+        const std::string previous = trimmed(store::read_file(saved).value_or("0"));
+        if (previous != "1") store::write_atomic_in_place(ipv6_forwarding_path, previous + "\n");
+        store::remove_file(saved);
+    }
+}
+
+}  // namespace kvmnet::core
