@@ -15,8 +15,7 @@
 namespace kvmnet::core {
 namespace {
 
-constexpr const char* ipv6_sysctl_dir = "/proc/sys/net/ipv6/conf";
-constexpr const char* ipv6_forwarding_path = "/proc/sys/net/ipv6/conf/all/forwarding";
+constexpr const char* ipv6_forwarding_key = "net/ipv6/conf/all/forwarding";
 constexpr std::uint8_t rtprot_ra = 9;
 
 bool needs_ipv6_forwarding(const model::Network& n)
@@ -36,7 +35,7 @@ std::string trimmed(std::string s)
 void Manager::check_ipv6_kernel(const model::Network& n)
 {
     if (!n.ipv6) return;
-    if (!std::filesystem::exists(ipv6_forwarding_path))
+    if (!links_.read_sysctl(ipv6_forwarding_key))
         throw Error(ErrorKind::Unsupported, "ipv6: IPv6 is not available in this kernel (CONFIG_IPV6, or booted "
                                             "with ipv6.disable=1)");
     const auto links = links_.list_links();
@@ -64,7 +63,7 @@ void Manager::update_ipv6_forward(const std::vector<model::Network>& active)
     const bool want = std::any_of(active.begin(), active.end(), needs_ipv6_forwarding);
     const bool have_saved = std::filesystem::exists(saved);
     if (want && !have_saved) {
-        const std::string current = trimmed(store::read_file(ipv6_forwarding_path).value_or("0"));
+        const std::string current = trimmed(links_.read_sysctl(ipv6_forwarding_key).value_or("0"));
         if (current != "1") {
             // With forwarding on, an interface with accept_ra=1 ignores router
             // advertisements, and the routes it learnt from them expire: the
@@ -75,8 +74,7 @@ void Manager::update_ipv6_forward(const std::vector<model::Network>& active)
                 const auto link =
                     std::find_if(links.begin(), links.end(), [&](const auto& l) { return l.index == r.link_index; });
                 if (link == links.end()) continue;
-                const std::string path = std::string(ipv6_sysctl_dir) + "/" + link->name + "/accept_ra";
-                if (trimmed(store::read_file(path).value_or("")) == "1")
+                if (trimmed(links_.read_sysctl("net/ipv6/conf/" + link->name + "/accept_ra").value_or("")) == "1")
                     throw Error(ErrorKind::Conflict,
                                 "ipv6: enabling IPv6 forwarding would make the kernel ignore router advertisements "
                                 "on " +
@@ -85,10 +83,10 @@ void Manager::update_ipv6_forward(const std::vector<model::Network>& active)
             }
         }
         store::write_atomic(saved, current + "\n");
-        if (current != "1") store::write_atomic_in_place(ipv6_forwarding_path, "1\n");
+        if (current != "1") links_.write_sysctl(ipv6_forwarding_key, "1");
     } else if (!want && have_saved) {
         const std::string previous = trimmed(store::read_file(saved).value_or("0"));
-        if (previous != "1") store::write_atomic_in_place(ipv6_forwarding_path, previous + "\n");
+        if (previous != "1") links_.write_sysctl(ipv6_forwarding_key, previous);
         store::remove_file(saved);
     }
 }

@@ -504,7 +504,7 @@ public:
         l.isolated = isolated;
     }
     // The namespace's sysctls, as the manager writes them (never the real ones).
-    std::map<std::string, std::string> sysctls{{"net/ipv4/ip_forward", "0"}};
+    std::map<std::string, std::string> sysctls{{"net/ipv4/ip_forward", "0"}, {"net/ipv6/conf/all/forwarding", "0"}};
     std::optional<std::string> read_sysctl(const std::string& key) override
     {
         auto it = sysctls.find(key);
