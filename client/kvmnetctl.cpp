@@ -56,7 +56,7 @@ const char* usage_text =
     "  forward add NET --host-port PORT[-LAST] --guest ADDRESS|HOSTNAME --guest-port PORT[-LAST]\n"
     "             [--proto tcp|udp|both] [--host-address A.B.C.D] [--rate N] [--description TEXT]\n"
     "  forward add NET --file FILE       one forward object or an array of them (- for stdin)\n"
-    "  forward remove NET tcp|udp|both [ADDRESS:]PORT\n"
+    "  forward remove NET tcp|udp|both [ADDRESS:]PORT   ([ADDRESS6]:PORT; [::]:PORT: every IPv6 address)\n"
     "  forward list NET                  forwards with connection and drop counters\n"
     "  stats NET                         drop counters of the network's rules, forward totals\n"
     "  monitor                           print the daemon's signals until interrupted\n"
@@ -574,13 +574,17 @@ int cmd_forward_add(Context& c, const std::vector<std::string>& args)
 
 int cmd_forward_remove(Context& c, const std::vector<std::string>& args)
 {
-    need_args(args, 4, "forward remove NET tcp|udp|both [ADDRESS:]PORT");
+    need_args(args, 4,
+              "forward remove NET tcp|udp|both [ADDRESS:]PORT ([ADDRESS6]:PORT, [::]:PORT for every IPv6 address)");
     std::string where = args[3], address;
     if (const auto colon = where.rfind(':'); colon != std::string::npos) {
         address = where.substr(0, colon);
         where = where.substr(colon + 1);
     }
     if (address == "*") address.clear();
+    // "[fd00::1]:8080", "[::]:8080" (every IPv6 address)
+    if (address.size() >= 2 && address.front() == '[' && address.back() == ']')
+        address = address.substr(1, address.size() - 2);
     c.network(args[1]).RemoveForward(args[2], address, static_cast<std::uint32_t>(number(where, "PORT")));
     std::cout << "Forward " << args[2] << " " << args[3] << " removed from " << args[1] << ".\n";
     return 0;

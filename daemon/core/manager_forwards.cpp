@@ -203,7 +203,7 @@ nlohmann::json Manager::list_forwards(const std::string& name) const
             std::uint64_t connections = 0, bytes = 0, dropped = 0;
             std::size_t missing = 0;
             for (const plan::SetElements& part : plan::forward_elements(f, name)) {
-                const bool over = part.set == plan::fwd4_over_set || part.set == plan::fwd4_any_over_set;
+                const bool over = plan::is_over_set(part.set);
                 const Counters& in = counters[part.set];
                 for (const plan::SetElement& element : part.elements) {
                     auto it = in.find(element.key);

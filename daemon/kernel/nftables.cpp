@@ -411,6 +411,13 @@ public:
         }
     }
 
+    void operator()(const plan::MatchNfproto& m)
+    {
+        const std::uint8_t nfproto = m.ipv6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+        meta(NFT_META_NFPROTO);
+        cmp(plan::Cmp::eq, &nfproto, sizeof nfproto);
+    }
+
     void operator()(const plan::MatchIpv6& m)
     {
         const unsigned length = m.prefix.length;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <functional>
 #include <map>
@@ -76,6 +77,16 @@ std::optional<std::string> unusable_host_address(Ipv4 ip)
     return std::nullopt;
 }
 
+std::optional<std::string> unusable_host_address6(const Ipv6& ip)
+{
+    if (ip.is_unspecified()) return ":: is not a host address (leave host_address out to forward on every address)";
+    if (ip.is_multicast()) return ip.str() + " is a multicast address";
+    if (ip.is_link_local()) return ip.str() + " is a link-local address, which needs an interface";
+    if (ip.is_v4_mapped()) return ip.str() + " is an IPv4-mapped address; give the IPv4 address itself";
+    if (ip.is_loopback()) return "::1 cannot be forwarded: IPv6 never routes loopback traffic off the host";
+    return std::nullopt;
+}
+
 // "80" or "8080-8090": 1-5 decimal digits without leading zeros.
 std::optional<std::uint32_t> port_number(const std::string& text)
 {
@@ -126,8 +137,9 @@ json port_json(std::uint32_t first, std::uint32_t last)
 
 std::string host_side(const PortForward& f)
 {
-    return std::string(proto_name(f.proto)) + " " + (f.host_address ? f.host_address->str() : "*") + ":" +
-           port_text(f.host_port_first, f.host_port_last);
+    const std::string address = f.ipv6 ? (f.host_address6 ? "[" + f.host_address6->str() + "]" : "[::]")
+                                       : (f.host_address ? f.host_address->str() : "*");
+    return std::string(proto_name(f.proto)) + " " + address + ":" + port_text(f.host_port_first, f.host_port_last);
 }
 
 // Static DHCP host names (lower case) to addresses.
@@ -146,10 +158,11 @@ std::unordered_map<std::string, Ipv4> host_names(const Network& n)
 // Spans clash when protocol matches, addresses overlap (`any` overlaps every
 // address) and port intervals intersect.
 
+// IPv6 spans get protocols of their own (2, 3): the families never clash.
 struct Span {
     int proto = 0;
     bool any = true;
-    std::uint32_t address = 0;
+    std::array<std::uint8_t, 16> address{};
     std::uint16_t first = 0;
     std::uint16_t last = 0;
     std::size_t owner = 0;  // index of the forward (and, across networks, of its network)
@@ -162,12 +175,21 @@ template <class Add>
 void for_each_span(const PortForward& f, Add add)
 {
     Span s;
-    s.any = !f.host_address;
-    s.address = f.host_address ? f.host_address->value : 0;
+    if (f.ipv6) {
+        s.any = !f.host_address6;
+        if (f.host_address6) s.address = f.host_address6->bytes;
+    } else {
+        s.any = !f.host_address;
+        if (f.host_address)
+            for (int i = 0; i < 4; ++i)
+                s.address[static_cast<std::size_t>(i)] =
+                    static_cast<std::uint8_t>(f.host_address->value >> (24 - 8 * i));
+    }
     s.first = f.host_port_first;
     s.last = f.host_port_last;
-    if (f.proto != Proto::udp) add(Span{s}, 0);
-    if (f.proto != Proto::tcp) add(Span{s}, 1);
+    const int family = f.ipv6 ? 2 : 0;
+    if (f.proto != Proto::udp) add(Span{s}, family + 0);
+    if (f.proto != Proto::tcp) add(Span{s}, family + 1);
 }
 
 std::vector<Span> spans_of(const std::vector<PortForward>& forwards, std::size_t network)
@@ -244,12 +266,12 @@ public:
     {
         if (s.any) {
             // Every address: every group of the protocol.
-            for (auto it = groups_.lower_bound(std::tuple(s.proto, false, 0u));
+            for (auto it = groups_.lower_bound(std::tuple(s.proto, false, std::array<std::uint8_t, 16>{}));
                  it != groups_.end() && std::get<0>(it->first) == s.proto; ++it)
                 if (const Span* hit = find_in(it->second, s)) return hit;
             return nullptr;
         }
-        for (const auto& key : {std::tuple(s.proto, false, 0u), s.group()}) {
+        for (const auto& key : {std::tuple(s.proto, false, std::array<std::uint8_t, 16>{}), s.group()}) {
             auto it = groups_.find(key);
             if (it == groups_.end()) continue;
             if (const Span* hit = find_in(it->second, s)) return hit;
@@ -272,7 +294,7 @@ private:
         return candidate.last >= s.first ? &candidate : nullptr;
     }
 
-    std::map<std::tuple<int, bool, std::uint32_t>, Group> groups_;
+    std::map<std::tuple<int, bool, std::array<std::uint8_t, 16>>, Group> groups_;
 };
 
 }  // namespace
@@ -295,7 +317,11 @@ std::optional<Proto> parse_proto(std::string_view text)
     return std::nullopt;
 }
 
-ForwardKey forward_key(const PortForward& f) { return {f.proto, f.host_address, f.host_port_first}; }
+ForwardKey forward_key(const PortForward& f)
+{
+    if (f.ipv6) return {f.proto, std::nullopt, f.host_port_first, true, f.host_address6};
+    return {f.proto, f.host_address, f.host_port_first, false, std::nullopt};
+}
 
 bool same_forward(const PortForward& a, const PortForward& b) { return forward_key(a) == forward_key(b); }
 
@@ -305,9 +331,15 @@ ForwardKey make_forward_key(const std::string& proto, const std::string& host_ad
     const auto p = parse_proto(proto);
     if (!p) throw invalid_field("proto", "unknown protocol '" + proto + "' (expected tcp, udp or both)");
     key.proto = *p;
-    if (!host_address.empty()) {
+    if (host_address == "::") {
+        key.ipv6 = true;
+    } else if (const auto ip6 = Ipv6::parse(host_address); ip6 && host_address.find(':') != std::string::npos) {
+        if (auto why = unusable_host_address6(*ip6)) throw invalid_field("host_address", *why);
+        key.ipv6 = true;
+        key.host_address6 = *ip6;
+    } else if (!host_address.empty()) {
         const auto ip = Ipv4::parse(host_address);
-        if (!ip) throw invalid_field("host_address", "'" + host_address + "' is not an IPv4 address");
+        if (!ip) throw invalid_field("host_address", "'" + host_address + "' is not an IPv4 or IPv6 address");
         if (auto why = unusable_host_address(*ip)) throw invalid_field("host_address", *why);
         key.host_address = *ip;
     }
@@ -318,20 +350,23 @@ ForwardKey make_forward_key(const std::string& proto, const std::string& host_ad
 
 std::string describe(const ForwardKey& key)
 {
-    return std::string(proto_name(key.proto)) + " " + (key.host_address ? key.host_address->str() : "*") + ":" +
-           std::to_string(key.host_port);
+    const std::string address = key.ipv6 ? (key.host_address6 ? "[" + key.host_address6->str() + "]" : "[::]")
+                                         : (key.host_address ? key.host_address->str() : "*");
+    return std::string(proto_name(key.proto)) + " " + address + ":" + std::to_string(key.host_port);
 }
 
 std::string describe(const PortForward& f)
 {
-    return host_side(f) + " -> " + (f.guest_name.empty() ? f.guest.str() : f.guest_name) + ":" +
-           port_text(f.guest_port_first, f.guest_port_last());
+    const std::string guest = f.ipv6 ? "[" + f.guest6.str() + "]" : f.guest_name.empty() ? f.guest.str() : f.guest_name;
+    return host_side(f) + " -> " + guest + ":" + port_text(f.guest_port_first, f.guest_port_last());
 }
 
 bool forwards_overlap(const PortForward& a, const PortForward& b)
 {
     const bool proto = a.proto == Proto::both || b.proto == Proto::both || a.proto == b.proto;
-    const bool address = !a.host_address || !b.host_address || *a.host_address == *b.host_address;
+    if (a.ipv6 != b.ipv6) return false;
+    const bool address = a.ipv6 ? !a.host_address6 || !b.host_address6 || *a.host_address6 == *b.host_address6
+                                : !a.host_address || !b.host_address || *a.host_address == *b.host_address;
     return proto && address && a.host_port_first <= b.host_port_last && b.host_port_first <= a.host_port_last;
 }
 
@@ -353,21 +388,34 @@ PortForward parse_forward(const json& j, const std::string& field)
     f.host_port_first = host.first;
     f.host_port_last = host.last;
 
+    bool host_v6 = false;
     if (const auto address = r.string("host_address")) {
-        const auto ip = Ipv4::parse(*address);
-        if (!ip) throw invalid_field(r.field("host_address"), "'" + *address + "' is not an IPv4 address");
-        f.host_address = *ip;
+        if (const auto ip = Ipv4::parse(*address)) {
+            f.host_address = *ip;
+        } else if (const auto ip6 = Ipv6::parse(*address)) {
+            f.host_address6 = *ip6;
+            host_v6 = true;
+        } else {
+            throw invalid_field(r.field("host_address"), "'" + *address + "' is not an IPv4 or IPv6 address");
+        }
     }
 
     const auto guest = r.string("guest");
     if (!guest) throw invalid_field(r.field("guest"), "required (the guest's address or its static DHCP host name)");
     if (const auto ip = Ipv4::parse(*guest)) {
         f.guest = *ip;
+    } else if (const auto ip6 = Ipv6::parse(*guest)) {
+        f.ipv6 = true;
+        f.guest6 = *ip6;
     } else if (valid_host_name(*guest)) {
         f.guest_name = *guest;
     } else {
-        throw invalid_field(r.field("guest"), "'" + *guest + "' is neither an IPv4 address nor a host name");
+        throw invalid_field(r.field("guest"), "'" + *guest + "' is neither an IP address nor a host name");
     }
+    if ((f.host_address || f.host_address6) && host_v6 != f.ipv6)
+        throw invalid_field(r.field("host_address"),
+                            f.ipv6 ? "an IPv6 guest needs an IPv6 host address (or none: every host IPv6 address)"
+                                   : "an IPv6 host address needs an IPv6 guest address");
 
     const json* guest_port = r.get("guest_port");
     if (!guest_port) throw invalid_field(r.field("guest_port"), "required (a port such as 80 or a range \"80-90\")");
@@ -416,8 +464,13 @@ std::vector<PortForward> parse_forwards(const std::string& text)
 json to_json(const PortForward& f)
 {
     json j = {{"proto", proto_name(f.proto)}, {"host_port", port_json(f.host_port_first, f.host_port_last)}};
-    if (f.host_address) j["host_address"] = f.host_address->str();
-    j["guest"] = f.guest_name.empty() ? f.guest.str() : f.guest_name;
+    if (f.ipv6) {
+        if (f.host_address6) j["host_address"] = f.host_address6->str();
+        j["guest"] = f.guest6.str();
+    } else {
+        if (f.host_address) j["host_address"] = f.host_address->str();
+        j["guest"] = f.guest_name.empty() ? f.guest.str() : f.guest_name;
+    }
     j["guest_port"] = port_json(f.guest_port_first, f.guest_port_last());
     if (!f.description.empty()) j["description"] = f.description;
     if (f.rate) j["rate"] = *f.rate;
@@ -450,7 +503,13 @@ void validate_forward(const PortForward& f, const std::string& field)
                                                       std::to_string(f.host_port_last) + " is reversed");
     if (f.host_address)
         if (auto why = unusable_host_address(*f.host_address)) throw invalid_field(field + ".host_address", *why);
-    if (f.guest_name.empty() && f.guest.value == 0)
+    if (f.ipv6) {
+        if (f.host_address6)
+            if (auto why = unusable_host_address6(*f.host_address6)) throw invalid_field(field + ".host_address", *why);
+        if (f.guest6.is_unspecified() || f.guest6.is_loopback() || f.guest6.is_multicast() ||
+            f.guest6.is_link_local() || f.guest6.is_v4_mapped())
+            throw invalid_field(field + ".guest", f.guest6.str() + " is not a usable guest address");
+    } else if (f.guest_name.empty() && f.guest.value == 0)
         throw invalid_field(field + ".guest",
                             "0.0.0.0 is not a guest address; give the guest's address or its static DHCP host name");
     if (!f.guest_name.empty() && !valid_host_name(f.guest_name))
@@ -496,6 +555,21 @@ void check_in_network(const Network& n, const std::unordered_map<std::string, Ip
                       const std::string& field)
 {
     validate_forward(f, field);
+    if (f.ipv6) {
+        if (!n.ipv6)
+            throw invalid_field(field + ".guest", f.guest6.str() + " is an IPv6 address, and the network has no ipv6 "
+                                                                   "subnet");
+        const Ipv6Interface& a6 = n.ipv6->address;
+        if (!a6.contains(f.guest6))
+            throw invalid_field(field + ".guest",
+                                f.guest6.str() + " is not inside the network's IPv6 subnet " + a6.network_str());
+        if (f.guest6 == a6.network())
+            throw invalid_field(field + ".guest",
+                                f.guest6.str() + " is the subnet-router anycast address of " + a6.network_str());
+        if (f.guest6 == a6.address)
+            throw invalid_field(field + ".guest", f.guest6.str() + " is the gateway (the host's own address)");
+        return;
+    }
     const Ipv4Interface& a = n.ipv4->address;
     Ipv4 guest = f.guest;
     if (!f.guest_name.empty()) {

@@ -17,6 +17,7 @@
 
 #include "model/error.hpp"
 #include "model/ipv4.hpp"
+#include "model/ipv6.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -56,6 +57,13 @@ struct PortForward {
     std::uint16_t guest_port_first = 0;  // the range is as long as the host range
     std::string description;             // optional, printable UTF-8, at most 256 bytes
     std::optional<std::uint32_t> rate;   // new connections per second, 1..1e6
+    // IPv6 forwards: the guest is an IPv6 address of the network's ipv6
+    // subnet (guest6); host_address6, when set, is the one host address
+    // (nothing: every host IPv6 address). host_address and guest are unused.
+    // IPv4 and IPv6 forwards never overlap.
+    bool ipv6 = false;
+    std::optional<Ipv6> host_address6;
+    Ipv6 guest6;
 
     std::uint32_t port_count() const { return std::uint32_t{host_port_last} - host_port_first + 1; }
     // The last guest port; may exceed 65535 for a forward built in code (validate refuses it).
@@ -78,13 +86,16 @@ struct ForwardKey {
     Proto proto = Proto::tcp;
     std::optional<Ipv4> host_address;
     std::uint16_t host_port = 0;
+    bool ipv6 = false;
+    std::optional<Ipv6> host_address6;
     auto operator<=>(const ForwardKey&) const = default;
 };
 
 ForwardKey forward_key(const PortForward& forward);
 bool same_forward(const PortForward& a, const PortForward& b);  // forward_key(a) == forward_key(b)
 // A key from RemoveForward's arguments: proto "tcp"|"udp"|"both", host
-// address "" (every address) or A.B.C.D, port 1..65535. InvalidArgument
+// address "" (every IPv4 address), A.B.C.D, "::" (every IPv6 address) or
+// an IPv6 address, port 1..65535. InvalidArgument
 // naming "proto", "host_address" or "host_port".
 ForwardKey make_forward_key(const std::string& proto, const std::string& host_address, std::uint32_t host_port);
 

@@ -20,22 +20,32 @@ Rule rule(std::vector<Match> matches, Verdict verdict, const std::string& commen
     return Rule{std::move(matches), counter, verdict, comment};
 }
 
-Set forward_set(const char* name, bool any, bool map, bool rate)
+// The name of one of the forward sets: fwd4 / fwd6, _any, _rate or _over.
+std::string forward_set_name(bool v6, bool any, bool map, bool rate)
 {
+    std::string name = v6 ? "fwd6" : "fwd4";
+    if (any) name += "_any";
+    if (!map) return name + "_over";
+    return rate ? name + "_rate" : name;
+}
+
+Set forward_set(bool v6, bool any, bool map, bool rate)
+{
+    const SetType address = v6 ? SetType::ipv6_addr : SetType::ipv4_addr;
     Set set;
-    set.name = name;
+    set.name = forward_set_name(v6, any, map, rate);
     set.key = any ? std::vector<SetType>{SetType::inet_proto, SetType::inet_service}
-                  : std::vector<SetType>{SetType::inet_proto, SetType::ipv4_addr, SetType::inet_service};
-    if (map) set.data = {SetType::ipv4_addr, SetType::inet_service};
+                  : std::vector<SetType>{SetType::inet_proto, address, SetType::inet_service};
+    if (map) set.data = {address, SetType::inet_service};
     set.counter = true;
     set.limit = map && rate;
     return set;
 }
 
-std::vector<Field> forward_keys(bool any)
+std::vector<Field> forward_keys(bool v6, bool any)
 {
-    return any ? std::vector<Field>{Field::meta_l4proto, Field::th_dport}
-               : std::vector<Field>{Field::meta_l4proto, Field::ip_daddr, Field::th_dport};
+    if (any) return {Field::meta_l4proto, Field::th_dport};
+    return {Field::meta_l4proto, v6 ? Field::ip6_daddr : Field::ip_daddr, Field::th_dport};
 }
 
 // The DNAT rules (prerouting and output alike) and the drops of forwards
@@ -43,24 +53,28 @@ std::vector<Field> forward_keys(bool any)
 // addresses (127.0.0.1 included).
 std::vector<Rule> forward_rules()
 {
-    std::vector<Rule> rules;
-    for (bool any : {false, true}) {
-        for (bool rate : {false, true}) {
-            const char* map = any ? (rate ? fwd4_any_rate_set : fwd4_any_set) : (rate ? fwd4_rate_set : fwd4_set);
+    std::vector<Rule> rules, drops;
+    for (bool v6 : {false, true}) {
+        for (bool any : {false, true}) {
+            for (bool rate : {false, true}) {
+                const std::string map = forward_set_name(v6, any, true, rate);
+                // Keyed by port only, the every-address maps need the family
+                // spelt out (else IPv6 packets would look up IPv4 forwards).
+                std::vector<Match> m;
+                if (any) m.push_back(MatchNfproto{v6});
+                if (any) m.push_back(MatchFibDaddrLocal{});
+                m.push_back(DnatMap{v6, forward_keys(v6, any), map});
+                rules.push_back(rule(std::move(m), Verdict::none, "port forwards (@" + map + ")"));
+            }
             std::vector<Match> m;
+            if (any) m.push_back(MatchNfproto{v6});
             if (any) m.push_back(MatchFibDaddrLocal{});
-            m.push_back(DnatMap{false, forward_keys(any), map});
-            rules.push_back(rule(std::move(m), Verdict::none, std::string("port forwards (@") + map + ")"));
+            const std::string set = forward_set_name(v6, any, false, false);
+            m.push_back(MatchSetLookup{forward_keys(v6, any), set, false});
+            drops.push_back(rule(std::move(m), Verdict::drop, "port forwards over their rate (@" + set + ")", true));
         }
     }
-    for (bool any : {false, true}) {
-        std::vector<Match> m;
-        if (any) m.push_back(MatchFibDaddrLocal{});
-        const char* set = any ? fwd4_any_over_set : fwd4_over_set;
-        m.push_back(MatchSetLookup{forward_keys(any), set, false});
-        rules.push_back(
-            rule(std::move(m), Verdict::drop, std::string("port forwards over their rate (@") + set + ")", true));
-    }
+    rules.insert(rules.end(), drops.begin(), drops.end());
     return rules;
 }
 
@@ -68,26 +82,34 @@ std::vector<Rule> forward_rules()
 
 std::vector<Set> forward_sets()
 {
-    return {forward_set(fwd4_set, false, true, false),       forward_set(fwd4_rate_set, false, true, true),
-            forward_set(fwd4_any_set, true, true, false),    forward_set(fwd4_any_rate_set, true, true, true),
-            forward_set(fwd4_over_set, false, false, false), forward_set(fwd4_any_over_set, true, false, false)};
+    std::vector<Set> sets;
+    for (bool v6 : {false, true})
+        for (bool any : {false, true})
+            for (bool rate : {false, true})
+                sets.push_back(forward_set(v6, any, true, rate));
+    for (bool v6 : {false, true})
+        for (bool any : {false, true})
+            sets.push_back(forward_set(v6, any, false, false));
+    return sets;
 }
 
 std::vector<SetElements> forward_elements(const model::PortForward& f, const std::string& network)
 {
-    const bool any = !f.host_address;
+    const bool v6 = f.ipv6;
+    const bool any = v6 ? !f.host_address6 : !f.host_address;
     const bool rate = f.rate.has_value();
-    SetElements map{any ? (rate ? fwd4_any_rate_set : fwd4_any_set) : (rate ? fwd4_rate_set : fwd4_set), {}};
-    SetElements over{any ? fwd4_any_over_set : fwd4_over_set, {}};
+    SetElements map{forward_set_name(v6, any, true, rate), {}};
+    SetElements over{forward_set_name(v6, any, false, false), {}};
     std::vector<const char*> protos;
     if (f.proto != model::Proto::udp) protos.push_back("tcp");
     if (f.proto != model::Proto::tcp) protos.push_back("udp");
-    const std::string guest = f.guest.str();
+    const std::string guest = v6 ? f.guest6.str() : f.guest.str();
+    const std::string host = any ? std::string() : v6 ? f.host_address6->str() : f.host_address->str();
     for (const char* proto : protos) {
         for (std::uint32_t i = 0; i < f.port_count(); ++i) {
             SetElement e;
             e.key.push_back(proto);
-            if (!any) e.key.push_back(f.host_address->str());
+            if (!any) e.key.push_back(host);
             e.key.push_back(std::to_string(f.host_port_first + i));
             e.comment = network;
             if (rate) {

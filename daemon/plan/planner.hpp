@@ -24,11 +24,12 @@ std::string owner_alias(const std::string& network_name);
 Table build_ruleset(std::vector<model::Network> active);
 
 // ---- port forwards
-// ----------------------------------------------------------------------------------------------------
+// ---------------------------------------------------------------------------------------------------
 //
-// Every network's forwards are elements of six sets of the one table, so the
+// Every network's forwards are elements of sets of the one table, so the
 // chains never grow with the number of forwards and a change is one batch of
-// element additions/deletions (O(1) per packet and per change):
+// element additions/deletions (O(1) per packet and per change). Per family
+// (fwd4_* with ipv4_addr, fwd6_* with ipv6_addr):
 //   fwd4           map  proto . host address . host port : guest address . guest port
 //   fwd4_rate      map  the same, each element with its own rate limit
 //   fwd4_any       map  proto . host port : guest address . guest port (every host address)
@@ -46,7 +47,13 @@ inline constexpr const char* fwd4_any_rate_set = "fwd4_any_rate";
 inline constexpr const char* fwd4_over_set = "fwd4_over";
 inline constexpr const char* fwd4_any_over_set = "fwd4_any_over";
 
-// The six declarations, without elements.
+// True for the *_over sets (drop counters), false for the DNAT maps.
+inline bool is_over_set(const std::string& name)
+{
+    return name.size() > 5 && name.compare(name.size() - 5, 5, "_over") == 0;
+}
+
+// The twelve declarations (IPv4 then IPv6), without elements.
 std::vector<Set> forward_sets();
 
 // The elements one forward puts into which set (at most two sets: its map

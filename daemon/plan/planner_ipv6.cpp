@@ -3,10 +3,8 @@
 // traffic), plus NAT66 masquerade; the bridge gets the gateway address with
 // nodad; dnsmasq sends router advertisements and serves DHCPv6 ranges.
 //
-// IPv6 port forwards are not here yet. They would follow the IPv4 ones:
-// an "ip6 daddr . meta l4proto . th dport" map (DnatMap{ipv6 = true}) in the
-// NAT prerouting/output chains, and forward accepts for "ct status dnat"
-// towards the bridge, added to `groups.inbound` by add_ipv6_rules.
+// IPv6 port forwards live in the fwd6_* maps of build_ruleset; here are
+// their forward accepts and hairpin masquerade.
 #include "plan/planner_ipv6.hpp"
 
 #include "plan/planner.hpp"
@@ -50,6 +48,16 @@ void add_ipv6_rules(const model::Network& n, ForwardGroups groups)
     groups.barred.push_back(rule({iif(br), saddr6(a, Cmp::neq)}, Verdict::drop, tag + "spoofed IPv6 source", true));
     if (n.mode == model::Mode::routed)
         groups.inbound.push_back(rule({oif(br), daddr6(a)}, Verdict::accept, tag + "routed to guests (IPv6)"));
+    if (n.mode == model::Mode::nat) {
+        // IPv6 port forwards (the fwd6_* maps of build_ruleset): forwarded
+        // connections may reach the guests, and hairpin ones come back
+        // through the host. There is no IPv6 counterpart of 127.0.0.1
+        // forwarding: the kernel never routes ::1 off the host.
+        groups.inbound.push_back(rule({oif(br), daddr6(a), MatchCtStatus{ct_status::dnat}}, Verdict::accept,
+                                      tag + "port forwards to guests (IPv6)"));
+        groups.postrouting.push_back(rule({oif(br), MatchCtStatus{ct_status::dnat}, saddr6(a)}, Verdict::masquerade,
+                                          tag + "hairpin forwards (IPv6)"));
+    }
     groups.outbound.push_back(rule({iif(br), saddr6(a)}, Verdict::accept, tag + "from guests (IPv6)"));
 
     if (n.mode == model::Mode::nat && n.ipv6->nat66) {

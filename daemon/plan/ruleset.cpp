@@ -86,6 +86,7 @@ struct MatchRenderer {
         out << (m.source ? "ip saddr " : "ip daddr ") << op_text(m.op) << ipv4_text(m.prefix.address);
         if (m.prefix.length != 32) out << '/' << int(m.prefix.length);
     }
+    void operator()(const MatchNfproto& m) const { out << "meta nfproto " << (m.ipv6 ? "ipv6" : "ipv4"); }
     void operator()(const MatchIpv6& m) const
     {
         char text[INET6_ADDRSTRLEN] = {};

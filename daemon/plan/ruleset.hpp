@@ -163,10 +163,16 @@ struct MatchIpv6 {
     Ipv6Prefix prefix;
 };
 
+// "meta nfproto ipv4" / "meta nfproto ipv6": the packet's family, for rules
+// whose other conditions do not imply one (lookups keyed by port only).
+struct MatchNfproto {
+    bool ipv6 = false;
+};
+
 // Conditions, in rule order. A DnatMap may appear at most once; render() and
 // the adapter put it after the conditions and the counter, wherever it is.
 using Match = std::variant<MatchIfname, MatchIpv4, MatchL4Dport, MatchCtState, MatchSetLookup, MatchFibDaddrLocal,
-                           MatchCtStatus, MatchLimit, MatchConnLimit, DnatMap, MatchIpv6>;
+                           MatchCtStatus, MatchLimit, MatchConnLimit, DnatMap, MatchIpv6, MatchNfproto>;
 
 enum class Verdict { none, accept, drop, return_, masquerade };
 

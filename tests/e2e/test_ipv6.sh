@@ -114,6 +114,27 @@ if out=$(tcp6_get "$I" "$g1" 9007 2>&1); then
     fail "a new connection from the internet namespace to [$g1]:9007 succeeded (got '$out')"
 fi
 
+log "an IPv6 port forward: from the internet namespace, and on one host address"
+ctl forward add default --host-port 8087 --guest "$g1" --guest-port 9007
+assert_eq "$(tcp6_get "$I" 2001:db8:ff::1 8087)" 2001:0db8:00ff:0000:0000:0000:0000:0002 \
+    "internet -> [2001:db8:ff::1]:8087 reaches guest 1 with the client's address"
+ctl forward add default --host-port 8088 --host-address 2001:db8:ff::1 --guest "$g1" --guest-port 9007
+assert_eq "$(tcp6_get "$I" 2001:db8:ff::1 8088)" 2001:0db8:00ff:0000:0000:0000:0000:0002 "forward on one address"
+# The IPv4 side of the same port is not forwarded: the families are apart.
+if out=$(tcp_get "$I" 203.0.113.1 8087 1 2>/dev/null) && [[ -n $out ]]; then
+    fail "the IPv6 forward answered on IPv4: $out"
+fi
+expect_error InvalidArgument forward add default --host-port 8089 --host-address 2001:db8:ff::1 \
+    --guest 192.168.122.10 --guest-port 80
+assert_contains "$ERR_MSG" "forward.host_address: an IPv6 host address needs an IPv6 guest address" "mixed families"
+expect_error InvalidArgument forward add default --host-port 8089 --guest fd00:9::10 --guest-port 80
+assert_contains "$ERR_MSG" "forward.guest: fd00:9::10 is not inside the network's IPv6 subnet" "guest outside"
+conns=$(ctl forward list default --json | jq -r '.[] | select(.host_port == 8087) | .connections')
+((conns >= 1)) || fail "the IPv6 forward counted no connection"
+ctl forward remove default tcp '[::]:8087'
+ctl forward remove default tcp '[2001:db8:ff::1]:8088'
+assert_eq "$(ctl forward list default --json | jq length)" 0 "IPv6 forwards removed"
+
 log "spoofed IPv6 sources are dropped"
 before=$(in_ns "$H" nft -j list table inet kvmnet |
     jq '[.nftables[].rule? | select(.comment == "default: spoofed IPv6 source") | .expr[] | .counter? | select(.) | .packets] | add')

@@ -381,11 +381,14 @@ std::string expect_error(F&& f, ErrorKind kind)
 void check_planned_forwards(kernel::Nftables& nft, const std::string& name, const std::string& ref)
 {
     model::Network n = model::parse_network(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5",
-        "ipv4": {"address": "10.5.0.1/24"},
+        "ipv4": {"address": "10.5.0.1/24"}, "ipv6": {"address": "fd00:5::1/64"},
         "forwards": [{"proto": "both", "host_port": "5000-5001", "guest": "10.5.0.11", "guest_port": "6000-6001"},
                      {"proto": "tcp", "host_port": 2222, "guest": "10.5.0.13", "guest_port": 22, "rate": 5},
                      {"proto": "tcp", "host_port": 443, "host_address": "203.0.113.7", "guest": "10.5.0.10",
-                      "guest_port": 443, "rate": 100}],
+                      "guest_port": 443, "rate": 100},
+                     {"proto": "tcp", "host_port": 8080, "guest": "fd00:5::10", "guest_port": 80},
+                     {"proto": "udp", "host_port": 53, "host_address": "2001:db8::7", "guest": "fd00:5::12",
+                      "guest_port": 5353, "rate": 20}],
         "limits": {"new_connections_per_second": 200, "connections_per_source": 1024}})");
     Table planned = build_ruleset({n});
     planned.name = name;

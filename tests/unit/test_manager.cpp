@@ -925,6 +925,20 @@ struct Harness {
         manager = std::make_unique<Manager>(options, loop, links, firewall);
         manager->set_listener(&listener);
     }
+    // Every network still up is stopped, so a (fake) dnsmasq a test started
+    // is stopped by its pid even when the test failed half way.
+    ~Harness()
+    {
+        if (!manager) return;
+        for (const std::string& name : manager->names()) {
+            try {
+                if (manager->state(name) != State::inactive) manager->stop(name);
+            } catch (const std::exception&) {
+            }
+        }
+    }
+    Harness(const Harness&) = delete;
+    Harness& operator=(const Harness&) = delete;
     Manager& m() { return *manager; }
     bool runtime_file(const std::string& name) const { return fs::exists(runtime_dir.path + "/lan/" + name); }
 

@@ -251,7 +251,7 @@ TEST_CASE("The ruleset for NAT with uplink, isolated and routed networks matches
 
 Network nat_forwards_limits()
 {
-    return network(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5",
+    return network(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5", "ipv6": {"address": "fd00:5::1/64"},
                        "ipv4": {"address": "10.5.0.1/24",
                                 "dhcp": {"hosts": [{"mac": "52:54:00:00:05:0a", "ip": "10.5.0.10", "name": "www"}]}},
                        "forwards": [
@@ -261,7 +261,10 @@ Network nat_forwards_limits()
                           "guest_port": 5353},
                          {"proto": "tcp", "host_port": 2222, "guest": "10.5.0.13", "guest_port": 22, "rate": 5},
                          {"proto": "tcp", "host_port": 443, "host_address": "203.0.113.7", "guest": "www",
-                          "guest_port": 443, "rate": 100}],
+                          "guest_port": 443, "rate": 100},
+                         {"proto": "tcp", "host_port": 8080, "guest": "fd00:5::10", "guest_port": 80},
+                         {"proto": "udp", "host_port": 53, "host_address": "2001:db8::7", "guest": "fd00:5::12",
+                          "guest_port": 5353, "rate": 20}],
                        "limits": {"new_connections_per_second": 200, "connections_per_source": 1024}})");
 }
 
@@ -290,7 +293,7 @@ TEST_CASE("Forwards are map elements: the chains do not grow with them", "[plann
         CHECK(few.chains[c].rules.size() == many.chains[c].rules.size());
     std::size_t elements = 0, over = 0;
     for (const plan::Set& set : many.sets) {
-        if (set.name == plan::fwd4_over_set || set.name == plan::fwd4_any_over_set)
+        if (plan::is_over_set(set.name))
             over += set.elements.size();
         else if (set.name.rfind("fwd4", 0) == 0)
             elements += set.elements.size();
