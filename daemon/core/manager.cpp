@@ -524,22 +524,28 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
         firewall_.replace_table(plan::build_ruleset(active));
 }
 
-void Manager::update_ip_forward(const std::vector<model::Network>& active)
+void Manager::hold_sysctl_on(const std::string& key, const std::string& saved_name, bool want,
+                             const std::function<void(const std::string& current)>& before_enabling)
 {
-    // The value found before we first enabled forwarding is kept in the
-    // runtime directory, so a daemon restart in between restores it too.
-    const std::string saved = options_.runtime_dir + "/ip_forward.saved";
-    const bool want = std::any_of(active.begin(), active.end(), needs_forwarding);
+    // The value found before we first turned it on is kept in the runtime
+    // directory, so a daemon restart in between restores it too.
+    const std::string saved = options_.runtime_dir + "/" + saved_name;
     const bool have_saved = std::filesystem::exists(saved);
     if (want && !have_saved) {
-        const std::string current = trim(links_.read_sysctl(ip_forward_key).value_or("0"));
+        const std::string current = trim(links_.read_sysctl(key).value_or("0"));
+        if (before_enabling) before_enabling(current);
         store::write_atomic(saved, current + "\n");
-        if (current != "1") links_.write_sysctl(ip_forward_key, "1");
+        if (current != "1") links_.write_sysctl(key, "1");
     } else if (!want && have_saved) {
         const std::string previous = trim(store::read_file(saved).value_or("0"));
-        if (previous != "1") links_.write_sysctl(ip_forward_key, previous);
+        if (previous != "1") links_.write_sysctl(key, previous);
         store::remove_file(saved);
     }
+}
+
+void Manager::update_ip_forward(const std::vector<model::Network>& active)
+{
+    hold_sysctl_on(ip_forward_key, "ip_forward.saved", std::any_of(active.begin(), active.end(), needs_forwarding));
 }
 
 void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -186,11 +187,19 @@ private:
     // only bridge settings, autostart and ports differ; false otherwise.
     bool update_live(Entry& e, const model::Network& next);
     std::unique_ptr<EventSource> fdb_timer_;
+    // Adds (or removes) the forwards' elements on a running network, then
+    // calls `journal`; undoes the elements when that throws.
+    void journalled_change(Entry& e, const std::vector<model::PortForward>& forwards, bool add,
+                           const std::function<void()>& journal);
     // Counts a journalled forward change; rewrites the document now and then.
     void note_journal(Entry& e);
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
     void update_ip_forward(const std::vector<model::Network>& active);
+    // Turns sysctl `key` on while `want` holds, and back to what it was
+    // (kept in RUNTIME/saved_name) when not; `before_enabling` may refuse.
+    void hold_sysctl_on(const std::string& key, const std::string& saved_name, bool want,
+                        const std::function<void(const std::string& current)>& before_enabling = {});
     // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding, and the
     // kernel checks of a network's ipv6 (available, no foreign overlap).
     void update_ipv6_forward(const std::vector<model::Network>& active);

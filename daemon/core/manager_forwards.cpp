@@ -91,27 +91,7 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
             warnings.push_back(field(i) + ": a local process listens on " + listener_text(l) +
                                "; connections that the forward matches go to the guest instead");
 
-    const bool running = is_running(e.state);
-    const std::vector<plan::Set> sets = plan::forward_sets();
-    std::vector<plan::ElementChange> changes;
-    if (running) {
-        changes = element_changes(sets, added, name, true);
-        firewall_.change_elements(plan::table_name, changes);
-    }
-    try {
-        store_.journal_add(name, added);
-    } catch (...) {
-        if (running) {
-            for (auto& c : changes)
-                c.add = false;
-            try {
-                firewall_.change_elements(plan::table_name, changes);
-            } catch (const std::exception& err) {
-                log_error("network " + name + ": removing forwards that could not be stored failed: " + err.what());
-            }
-        }
-        throw;
-    }
+    journalled_change(e, added, true, [&] { store_.journal_add(name, added); });
     e.spec.forwards.insert(e.spec.forwards.end(), std::make_move_iterator(added.begin()),
                            std::make_move_iterator(added.end()));
     note_journal(e);
@@ -133,32 +113,40 @@ void Manager::remove_forward(const std::string& name, const model::ForwardKey& k
         throw Error(ErrorKind::NotFound, "network '" + name + "' has no forward " + model::describe(key));
     // A static host's name in a forward keeps it (validate); nothing else depends on a forward.
     const model::PortForward removed = *it;
-    const bool running = is_running(e.state);
-    const std::vector<plan::Set> sets = plan::forward_sets();
-    std::vector<plan::ElementChange> changes;
-    if (running) {
-        changes = element_changes(sets, {removed}, name, false);
-        firewall_.change_elements(plan::table_name, changes);
-    }
-    try {
-        store_.journal_remove(name, key);
-    } catch (...) {
-        if (running) {
-            for (auto& c : changes)
-                c.add = true;
-            try {
-                firewall_.change_elements(plan::table_name, changes);
-            } catch (const std::exception& err) {
-                log_error("network " + name +
-                          ": restoring a forward that could not be removed on disk failed: " + err.what());
-            }
-        }
-        throw;
-    }
+    journalled_change(e, {removed}, false, [&] { store_.journal_remove(name, key); });
     forwards.erase(it);
     note_journal(e);
     log_info("network " + name + ": forward removed: " + model::describe(removed));
     if (listener_) listener_->network_changed(name);
+}
+
+void Manager::journalled_change(Entry& e, const std::vector<model::PortForward>& forwards, bool add,
+                                const std::function<void()>& journal)
+{
+    // Kernel first (one batch), then the journal line; a journal that cannot
+    // be written takes the kernel change back, so both or neither happen.
+    const bool running = is_running(e.state);
+    const std::vector<plan::Set> sets = plan::forward_sets();
+    std::vector<plan::ElementChange> changes;
+    if (running) {
+        changes = element_changes(sets, forwards, e.spec.name, add);
+        firewall_.change_elements(plan::table_name, changes);
+    }
+    try {
+        journal();
+    } catch (...) {
+        if (running) {
+            for (auto& c : changes)
+                c.add = !add;
+            try {
+                firewall_.change_elements(plan::table_name, changes);
+            } catch (const std::exception& err) {
+                log_error("network " + e.spec.name +
+                          ": undoing a forward change that could not be stored failed: " + err.what());
+            }
+        }
+        throw;
+    }
 }
 
 void Manager::note_journal(Entry& e)

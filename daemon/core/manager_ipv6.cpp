@@ -57,38 +57,25 @@ void Manager::check_ipv6_kernel(const model::Network& n)
 
 void Manager::update_ipv6_forward(const std::vector<model::Network>& active)
 {
-    // As update_ip_forward: the value found before we first turned forwarding
-    // on is kept in the runtime directory and put back when no network needs it.
-    const std::string saved = options_.runtime_dir + "/ipv6_forwarding.saved";
     const bool want = std::any_of(active.begin(), active.end(), needs_ipv6_forwarding);
-    const bool have_saved = std::filesystem::exists(saved);
-    if (want && !have_saved) {
-        const std::string current = trimmed(links_.read_sysctl(ipv6_forwarding_key).value_or("0"));
-        if (current != "1") {
-            // With forwarding on, an interface with accept_ra=1 ignores router
-            // advertisements, and the routes it learnt from them expire: the
-            // host would lose its IPv6 uplink. accept_ra=2 keeps them.
-            const auto links = links_.list_links();
-            for (const auto& r : links_.list_routes()) {
-                if (r.family != AF_INET6 || r.protocol != rtprot_ra) continue;
-                const auto link =
-                    std::find_if(links.begin(), links.end(), [&](const auto& l) { return l.index == r.link_index; });
-                if (link == links.end()) continue;
-                if (trimmed(links_.read_sysctl("net/ipv6/conf/" + link->name + "/accept_ra").value_or("")) == "1")
-                    throw Error(ErrorKind::Conflict,
-                                "ipv6: enabling IPv6 forwarding would make the kernel ignore router advertisements "
-                                "on " +
-                                    link->name + ", which has routes from them; set net.ipv6.conf." + link->name +
-                                    ".accept_ra=2 first");
-            }
+    hold_sysctl_on(ipv6_forwarding_key, "ipv6_forwarding.saved", want, [this](const std::string& current) {
+        if (current == "1") return;
+        // With forwarding on, an interface with accept_ra=1 ignores router
+        // advertisements, and the routes it learnt from them expire: the
+        // host would lose its IPv6 uplink. accept_ra=2 keeps them.
+        const auto links = links_.list_links();
+        for (const auto& r : links_.list_routes()) {
+            if (r.family != AF_INET6 || r.protocol != rtprot_ra) continue;
+            const auto link =
+                std::find_if(links.begin(), links.end(), [&](const auto& l) { return l.index == r.link_index; });
+            if (link == links.end()) continue;
+            if (trimmed(links_.read_sysctl("net/ipv6/conf/" + link->name + "/accept_ra").value_or("")) == "1")
+                throw Error(ErrorKind::Conflict, "ipv6: enabling IPv6 forwarding would make the kernel ignore router "
+                                                 "advertisements on " +
+                                                     link->name + ", which has routes from them; set net.ipv6.conf." +
+                                                     link->name + ".accept_ra=2 first");
         }
-        store::write_atomic(saved, current + "\n");
-        if (current != "1") links_.write_sysctl(ipv6_forwarding_key, "1");
-    } else if (!want && have_saved) {
-        const std::string previous = trimmed(store::read_file(saved).value_or("0"));
-        if (previous != "1") links_.write_sysctl(ipv6_forwarding_key, previous);
-        store::remove_file(saved);
-    }
+    });
 }
 
 }  // namespace kvmnet::core

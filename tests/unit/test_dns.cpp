@@ -5,6 +5,8 @@
 #include "model/network.hpp"
 #include "plan/planner.hpp"
 
+#include "document_util.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -26,44 +28,14 @@ const char* const nat_document = R"({"name": "default", "mode": "nat", "bridge":
                       "hosts": [{"mac": "52:54:00:12:34:56", "ip": "192.168.122.10", "name": "web"},
                                 {"mac": "52:54:00:12:34:57", "ip": "192.168.122.11"}]}}})";
 
-std::string with(const char* patch, const char* base = nat_document)
-{
-    json document = json::parse(base);
-    document.merge_patch(json::parse(patch));
-    return document.dump();
-}
+std::string with(const char* patch, const char* base = nat_document) { return kvmnet::test::merged(base, patch); }
 
-struct Failure {
-    ErrorKind kind;
-    std::string message;
-};
+using kvmnet::test::Failure;
+using kvmnet::test::failure_of;
 
-std::optional<Failure> failure_of(const std::string& text)
-{
-    try {
-        kvmnet::model::parse_network(text);
-    } catch (const kvmnet::Error& e) {
-        return Failure{e.kind(), e.what()};
-    }
-    return std::nullopt;
-}
+using kvmnet::test::has_line;
 
-bool has_line(const std::string& text, const std::string& line)
-{
-    std::istringstream in(text);
-    for (std::string l; std::getline(in, l);)
-        if (l == line) return true;
-    return false;
-}
-
-std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix)
-{
-    std::vector<std::string> result;
-    std::istringstream in(text);
-    for (std::string l; std::getline(in, l);)
-        if (l.rfind(prefix, 0) == 0) result.push_back(l);
-    return result;
-}
+using kvmnet::test::lines_starting;
 
 }  // namespace
 

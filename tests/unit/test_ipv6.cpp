@@ -8,6 +8,8 @@
 #include "plan/planner.hpp"
 #include "plan/ruleset.hpp"
 
+#include "document_util.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -29,36 +31,12 @@ const char* const dual_stack = R"({"name": "default", "mode": "nat", "bridge": "
     "ipv4": {"address": "192.168.122.1/24", "dhcp": {"ranges": ["192.168.122.100-192.168.122.254"]}},
     "ipv6": {"address": "fd00:1:2:3::1/64"}})";
 
-std::string with(const char* patch, const char* base = dual_stack)
-{
-    json document = json::parse(base);
-    document.merge_patch(json::parse(patch));
-    return document.dump();
-}
+std::string with(const char* patch, const char* base = dual_stack) { return kvmnet::test::merged(base, patch); }
 
-struct Failure {
-    ErrorKind kind;
-    std::string message;
-};
+using kvmnet::test::Failure;
+using kvmnet::test::failure_of;
 
-std::optional<Failure> failure_of(const std::string& text)
-{
-    try {
-        kvmnet::model::parse_network(text);
-    } catch (const kvmnet::Error& e) {
-        return Failure{e.kind(), e.what()};
-    }
-    return std::nullopt;
-}
-
-std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix)
-{
-    std::vector<std::string> result;
-    std::istringstream in(text);
-    for (std::string l; std::getline(in, l);)
-        if (l.rfind(prefix, 0) == 0) result.push_back(l);
-    return result;
-}
+using kvmnet::test::lines_starting;
 
 Ipv6Interface prefix(const char* text)
 {
