@@ -94,7 +94,7 @@ q() { local v; v=$(get "$@" median); echo "${v:-?}"; }
 } >"$R/plot-bulk.dat"
 {
     echo 'variant "1 forward" "10,000 forwards"'
-    for v in kvmnet nft-map nft-rules iptables-nft; do
+    for v in kvmnet kvmnet-nodaemon nft-rules iptables-nft; do
         echo "$v $(q connrate "$v" 1) $(q connrate "$v" 10000)"
     done
 } >"$R/plot-conn.dat"
@@ -153,7 +153,7 @@ nat4=$(div "$(med throughput nat-forward 4)" "$(med throughput raw-veth 4)")
 masq1=$(div "$(med throughput nat-masquerade 1)" "$(med throughput raw-veth 1)")
 masq4=$(div "$(med throughput nat-masquerade 4)" "$(med throughput raw-veth 4)")
 conn_kvm=$(div "$(med connrate kvmnet 10000)" "$(med connrate kvmnet 1)")
-conn_map=$(div "$(med connrate nft-map 10000)" "$(med connrate nft-map 1)")
+conn_map=$(div "$(med connrate kvmnet-nodaemon 10000)" "$(med connrate kvmnet-nodaemon 1)")
 conn_ipt=$(div "$(med connrate iptables-nft 10000)" "$(med connrate iptables-nft 1)")
 conn_nft=$(div "$(med connrate nft-rules 10000)" "$(med connrate nft-rules 1)")
 conn_ipt_vs_kvm=$(div "$(med connrate iptables-nft 10000)" "$(med connrate kvmnet 1)")
@@ -209,7 +209,7 @@ compare.
 | NAT masquerade (guest → internet) ÷ raw veth, 1 stream | (≥ 95 %) | $(pctv "$masq1") | $(met "$masq1" ">=" 0.95) |
 | NAT masquerade ÷ raw veth, 4 streams | (≥ 95 %) | $(pctv "$masq4") | $(met "$masq4" ">=" 0.95) |
 | New connections/s with 10,000 forwards ÷ with 1 (kvmnetd) | ≥ 95 % | $(pctv "$conn_kvm") | $(met "$conn_kvm" ">=" 0.95) |
-| The same, kvmnet-shaped map built by the adapter without the daemon | (≥ 95 %) | $(pctv "$conn_map") | $(met "$conn_map" ">=" 0.95) |
+| The same, kvmnet's ruleset committed by the adapter without the daemon | (≥ 95 %) | $(pctv "$conn_map") | $(met "$conn_map" ">=" 0.95) |
 | \`kvmnetctl forward add\` wall time (median, none existing) | ≤ 10 ms | $(or_nm "$(med cli kvmnetctl-forward-add 0)" "$(m cli kvmnetctl-forward-add 0) ms") | $(met "$(med cli kvmnetctl-forward-add 0)" "<=" 10) |
 | \`kvmnetctl forward add\` wall time (median, 10,000 existing) | ≤ 10 ms | $(or_nm "$(med cli kvmnetctl-forward-add 10000)" "$(m cli kvmnetctl-forward-add 10000) ms") | $(met "$(med cli kvmnetctl-forward-add 10000)" "<=" 10) |
 | Network start (\`kvmnetctl start\` returns: bridge, rules, dnsmasq ready) | ≤ 40 ms | $(or_nm "$(med netstart kvmnetctl-start 0)" "$(m netstart kvmnetctl-start 0) ms") | $(met "$(med netstart kvmnetctl-start 0)" "<=" 40) |
@@ -224,10 +224,10 @@ nearest measurable stand-in or a second view of one; they are marked so.
 
 ### Apply N forwards in one request (median ms)
 
-"Adapter" is \`kernel::Nftables::add_elements\` of N elements into a map
-shaped like the forward map (\`ip daddr . meta l4proto . th dport :
-ipv4_addr . inet_service\`, with counters, used by one DNAT rule), i.e.
-the time to kernel commit. "In daemon" is \`core::Manager::add_forwards\`
+"Adapter" is the daemon's ruleset for the bench network
+(\`plan::build_ruleset\`) in the kernel, then the forwards' elements
+(\`plan::forward_elements\`) committed by \`kernel::Nftables::change_elements\`
+in one batch: the time to kernel commit. "In daemon" is \`core::Manager::add_forwards\`
 (validation, store, commit). "D-Bus" is one \`AddForwards\` call, client to
 reply. The baselines load the same forwards as one DNAT rule each:
 \`iptables-restore\` (iptables-nft) into an empty nat table, and \`nft -f\`
@@ -283,22 +283,24 @@ EOF
     done
     cat <<EOF
 
-### New TCP connections per second through a forward (median of $(or_nm "$(runs connrate nft-map 1)" "$(runs connrate nft-map 1)") runs)
+### New TCP connections per second through a forward (median of $(or_nm "$(runs connrate kvmnet-nodaemon 1)" "$(runs connrate kvmnet-nodaemon 1)") runs)
 
 \`kvmnet-bench connrate\`: one client in the "internet" namespace connects
 to host address 203.0.113.1:8080 and closes with RST, a fixed count per
 run (5,000; 1,000 in a quick run); an accept loop in the guest namespace. NAT chains see a connection's
 first packet only, so this is where the number of forwards shows. With
-10,000 forwards the one in use was added last. kvmnetd: the daemon's own
-table. nft-map: the same map-DNAT shape committed by kvmnet's adapter on a
-hand-made router (no daemon). nft-rules and iptables-nft: one DNAT rule per
+10,000 forwards the one in use was added last. kvmnet: through kvmnetd
+(\`kvmnetctl forward add\`). kvmnet-nodaemon: the daemon's ruleset for such a network
+(\`plan::build_ruleset\`, the forwards as map elements, the one in use
+added last) committed by kvmnet's adapter on a hand-made router, without
+kvmnetd. nft-rules and iptables-nft: one DNAT rule per
 forward on the same router. routed, no NAT: the guest reached directly, the
 ceiling of that router ($(m connrate routed-no-nat 0) conn/s).
 
 | Variant | 1 forward | 10,000 forwards | 10k ÷ 1 | 10k ÷ kvmnetd with 1 |
 |---|---|---|---|---|
 EOF
-    for v in kvmnet nft-map nft-rules iptables-nft; do
+    for v in kvmnet kvmnet-nodaemon nft-rules iptables-nft; do
         echo "| $v | $(m connrate "$v" 1) | $(m connrate "$v" 10000) | $(pct "$(med connrate "$v" 10000)" "$(med connrate "$v" 1)") | $(pct "$(med connrate "$v" 10000)" "$(med connrate kvmnet 1)") |"
     done
     cat <<EOF

@@ -281,13 +281,10 @@ connrate() {
 }
 
 bench_connrate_plain() {
-    section "datapath: new connections per second, baselines (iptables-nft, nft rules, kvmnet-shaped map)"
+    section "datapath: new connections per second, baselines (iptables-nft, nft rules, kvmnet ruleset without the daemon)"
     plain_router
     local used_ipt="-A PREROUTING -d 203.0.113.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.168.170.10:8080"
     local used_nft="ip daddr 203.0.113.1 tcp dport 8080 dnat to 192.168.170.10:8080" n
-    # No NAT at all (routed straight to the guest): the ceiling of this topology.
-    ip -n "$PI" route add 192.168.170.0/24 via 203.0.113.1
-    connrate routed-no-nat 0 "$PI" 192.168.170.10:8080
     for n in 1 10000; do
         iptables_file "$n" "$T/ipt-conn-$n.rules" "$used_ipt"
         in_ns "$PH" iptables-restore "$T/ipt-conn-$n.rules"
@@ -297,11 +294,14 @@ bench_connrate_plain() {
         in_ns "$PH" nft -f "$T/nft-conn-$n.nft"
         connrate nft-rules "$n" "$PI" 203.0.113.1:8080
         in_ns "$PH" nft flush ruleset
-        in_ns "$PH" "$BENCH" nft-dnat --forwards "$n" --host-address 203.0.113.1 --port 8080 \
-            --guest 192.168.170.10 --guest-port 8080
-        connrate nft-map "$n" "$PI" 203.0.113.1:8080
+        in_ns "$PH" "$BENCH" nft-dnat --forwards "$n" --host-address 203.0.113.1 --port 8080 --bridge br0 \
+            --subnet-prefix 192.168.170 --guest 192.168.170.10 --guest-port 8080
+        connrate kvmnet-nodaemon "$n" "$PI" 203.0.113.1:8080
         in_ns "$PH" nft flush ruleset
     done
+    # No NAT at all (routed straight to the guest): the ceiling of this router.
+    ip -n "$PI" route add 192.168.170.0/24 via 203.0.113.1
+    connrate routed-no-nat 0 "$PI" 192.168.170.10:8080
 }
 
 # ---------------------------------------------------------------- 3./4. the daemon

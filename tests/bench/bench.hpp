@@ -3,6 +3,8 @@
 // turns into medians and percentiles for scripts/bench.sh.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -65,6 +67,8 @@ struct ForwardSpec {
     unsigned guest_port = 0;
 };
 ForwardSpec forward_spec(unsigned i);
+// As a forward object of the D-Bus API and the network document.
+nlohmann::json forward_json(const ForwardSpec& f);
 
 // Subcommands (each returns the exit status).
 int cmd_nft_elements(const Args& args);

@@ -18,15 +18,6 @@ constexpr const char* manager_interface = "org.kvmnet1.Manager";
 constexpr const char* network_interface = "org.kvmnet1.Network";
 constexpr auto call_timeout = std::chrono::seconds(300);
 
-nlohmann::json forward_json(const ForwardSpec& f)
-{
-    return {{"proto", "tcp"},
-            {"host_address", f.host_address},
-            {"host_port", f.host_port},
-            {"guest", f.guest},
-            {"guest_port", f.guest_port}};
-}
-
 std::string forwards_document(unsigned first, unsigned count)
 {
     nlohmann::json list = nlohmann::json::array();
