@@ -322,8 +322,54 @@ net_doc() { # NAME BRIDGE PREFIX(a.b.c) [PORTS-JSON]
         "$1" "$2" "$3" "$3" "$3" "${4:-[]}"
 }
 
-HAVE_FORWARDS=0
-FORWARDS_WHY="kvmnetd on this commit has no forwards"
+# How this kvmnetd takes forwards: "cli" (kvmnetctl forward add, AddForwards
+# over D-Bus), "document" (only in the network document at create time), or
+# "none"; FORWARDS_WHY says why a figure that needs forwards is missing.
+FWD_MODE=none
+FORWARDS_WHY="kvmnetd on this commit has no port forwards"
+
+probe_forwards() {
+    local one='{"proto":"tcp","host_address":"203.0.113.1","host_port":1,"guest":"192.168.190.10","guest_port":1}'
+    net_doc probe kvmbprobe 192.168.190 | jq -c --argjson f "$one" '.forwards = [$f]' >"$T/probe.json"
+    if ctl create probe --file "$T/probe.json" >"$T/probe.log" 2>&1; then
+        FWD_MODE=document
+        ctl delete probe >/dev/null
+    else
+        FORWARDS_WHY="kvmnetd on this commit has no port forwards ($(head -c 200 "$T/probe.log"))"
+    fi
+    net_doc probe kvmbprobe 192.168.190 >"$T/probe.json"
+    ctl create probe --file "$T/probe.json" >/dev/null
+    if ctl forward add probe --proto tcp --host-port 1 --guest 192.168.190.10 --guest-port 1 >"$T/probe.log" 2>&1; then
+        FWD_MODE=cli
+    elif [[ $FWD_MODE == document ]]; then
+        FORWARDS_WHY="kvmnetd on this commit takes forwards only in the network document, not through AddForwards / kvmnetctl forward add ($(head -c 200 "$T/probe.log"))"
+    fi
+    ctl delete probe >/dev/null
+    log "forwards: $FWD_MODE"
+}
+
+# dp_network N HOST-PORT GUEST-PORT: (re)creates and starts network dp with
+# N forwards, the one to G1 (203.0.113.1:HOST-PORT -> 192.168.160.10:GUEST-PORT)
+# last: through kvmnetctl forward add where the daemon has it, else in the
+# document. N=0: none.
+dp_network() {
+    local n=$1 used
+    used=$(printf '{"proto":"tcp","host_address":"203.0.113.1","host_port":%s,"guest":"192.168.160.10","guest_port":%s}' "$2" "$3")
+    ctl delete dp >/dev/null 2>&1 || true
+    net_doc dp kvmbdp 192.168.160 '[{"name":"vg1"}]' >"$T/dp.json"
+    # The others on host address 203.0.113.13, guests in dp's subnet.
+    if ((n > 1)); then gen_forwards $((n - 1)) json 13 192.168.160 >"$T/dp-others.json"; else echo "[]" >"$T/dp-others.json"; fi
+    if [[ $FWD_MODE == document ]] && ((n > 0)); then
+        jq -c --slurpfile o "$T/dp-others.json" --argjson u "$used" '.forwards = $o[0] + [$u]' "$T/dp.json" >"$T/dp-f.json"
+        ctl create dp --file "$T/dp-f.json" >/dev/null
+        ctl start dp >/dev/null
+    else
+        ctl create dp --file "$T/dp.json" >/dev/null
+        ctl start dp >/dev/null
+        if ((n > 1)); then ctl forward add dp --file "$T/dp-others.json" >/dev/null; fi
+        if ((n > 0)); then echo "$used" >"$T/dp-used.json" && ctl forward add dp --file "$T/dp-used.json" >/dev/null; fi
+    fi
+}
 
 bench_daemon() {
     section "daemon: start, memory with 10 networks"
@@ -338,48 +384,44 @@ bench_daemon() {
     for k in $(seq 1 10); do
         net_doc "m$k" "kvmbm$k" "10.77.$k" >"$T/m$k.json"
         ctl create "m$k" --file "$T/m$k.json" >/dev/null
-        ctl start "m$k"
+        ctl start "m$k" >/dev/null
     done
     rss_samples idle-10-networks 10
-    for k in $(seq 1 10); do ctl delete "m$k"; done
+    for k in $(seq 1 10); do ctl delete "m$k" >/dev/null; done
 
-    section "daemon: NAT datapath"
-    net_doc dp kvmbdp 192.168.160 '[{"name":"vg1"}]' >"$T/dp.json"
-    ctl create dp --file "$T/dp.json" >/dev/null
-    ctl start dp
+    # The floor of any kvmnetctl call: process start-up and one D-Bus round trip.
+    in_ns "$H" hyperfine -N --style basic --runs "$CLI_RUNS" --warmup 3 --export-json "$T/hyperfine.json" \
+        "$KVMNETCTL list" >>"$T/hyperfine.log" 2>&1 || fail "hyperfine: $(tail -5 "$T/hyperfine.log")"
+    jq -r '.results[0].times[] | "cli,kvmnetctl-list,0,ms,\(. * 1000)"' "$T/hyperfine.json" >>"$RAW"
+
+    probe_forwards
+
+    section "daemon: NAT datapath (forwards: $FWD_MODE)"
+    dp_network 0 0 0
     ip -n "$G1" addr add 192.168.160.10/24 dev eth0
     ip -n "$G1" route add default via 192.168.160.1
     retry 25 pings "$G1" 203.0.113.2 || fail "guest cannot reach the internet namespace through kvmnet's NAT"
     iperf_series nat-masquerade "$I" 203.0.113.2 "$G1" 203.0.113.2
 
-    if ctl forward add dp --proto tcp --host-address 203.0.113.1 --host-port 5201 --guest 192.168.160.10 \
-        --guest-port 5201 >"$T/forward-probe.log" 2>&1; then
-        HAVE_FORWARDS=1
-    else
-        FORWARDS_WHY="kvmnetd on this commit has no port forwards ($(head -c 200 "$T/forward-probe.log"))"
-    fi
-
-    if ((HAVE_FORWARDS)); then
+    if [[ $FWD_MODE != none ]]; then
+        dp_network 1 5201 5201
         iperf_series nat-forward "$G1" 192.168.160.10 "$I" 203.0.113.1 5201
-        ctl forward remove dp tcp 203.0.113.1:5201
         spawn_in_ns "$G1" "$BENCH" serve --port 8080 >>"$T/serve.log" 2>&1
         track_pid "$SPAWNED_PID"
         retry 50 _listening "$G1" 8080 || fail "accept loop in $G1 did not come up"
-        ctl forward add dp --proto tcp --host-address 203.0.113.1 --host-port 8080 --guest 192.168.160.10 \
-            --guest-port 8080
+        dp_network 1 8080 8080
         connrate kvmnet 1 "$I" 203.0.113.1:8080
-        ctl forward remove dp tcp 203.0.113.1:8080
-        # 9,999 others first (host 203.0.113.13), then the one in use, last.
-        gen_forwards 9999 json 13 192.168.160 >"$T/dp-fillers.json"
-        ctl forward add dp --file "$T/dp-fillers.json"
-        ctl forward add dp --proto tcp --host-address 203.0.113.1 --host-port 8080 --guest 192.168.160.10 \
-            --guest-port 8080
+        dp_network 10000 8080 8080
         connrate kvmnet 10000 "$I" 203.0.113.1:8080
+        section "memory with 10,000 forwards"
+        rss_samples with-10k-forwards 10000
+        [[ $FWD_MODE == cli ]] || not_measured "forwards added one request at a time" "$FORWARDS_WHY; the datapath figures used forwards from the network document (the one in use last in its array)"
     else
         not_measured "throughput nat-forward" "$FORWARDS_WHY"
         not_measured "connrate kvmnet (1 and 10,000 forwards)" "$FORWARDS_WHY"
+        not_measured "rss with 10,000 forwards" "$FORWARDS_WHY"
     fi
-    ctl delete dp
+    ctl delete dp >/dev/null
 
     bench_daemon_forwards
     bench_start_stop
@@ -387,10 +429,9 @@ bench_daemon() {
 
 bench_daemon_forwards() {
     net_doc fwbench kvmbfw 192.168.150 >"$T/fwbench.json"
-    if ((!HAVE_FORWARDS)); then
-        not_measured "commit_bulk/add_one kvmnet-dbus" "$FORWARDS_WHY"
+    if [[ $FWD_MODE != cli ]]; then
+        not_measured "commit_bulk/add_one kvmnet-dbus (AddForwards)" "$FORWARDS_WHY"
         not_measured "kvmnetctl forward add" "$FORWARDS_WHY"
-        not_measured "rss with 10,000 forwards" "$FORWARDS_WHY"
         return 0
     fi
     section "control plane: AddForwards through D-Bus"
@@ -399,14 +440,14 @@ bench_daemon_forwards() {
 
     section "end to end: kvmnetctl forward add (hyperfine)"
     ctl create fwbench --file "$T/fwbench.json" >/dev/null
-    ctl start fwbench
+    ctl start fwbench >/dev/null
     local add="$KVMNETCTL forward add fwbench --proto tcp --host-address 203.0.113.12 --host-port 9000 --guest 192.168.150.10 --guest-port 80"
     local remove="sh -c '$KVMNETCTL forward remove fwbench tcp 203.0.113.12:9000 >/dev/null 2>&1 || true'"
     local n
     for n in 0 10000; do
         if ((n > 0)); then
             gen_forwards "$n" json >"$T/fw-$n.json"
-            ctl forward add fwbench --file "$T/fw-$n.json"
+            ctl forward add fwbench --file "$T/fw-$n.json" >/dev/null
         fi
         in_ns "$H" hyperfine -N --style basic --runs "$CLI_RUNS" --warmup 3 --prepare "$remove" \
             --export-json "$T/hyperfine.json" "$add" >>"$T/hyperfine.log" 2>&1 ||
@@ -414,16 +455,7 @@ bench_daemon_forwards() {
         jq -r --arg n "$n" '.results[0].times[] | "cli,kvmnetctl-forward-add,\($n),ms,\(. * 1000)"' \
             "$T/hyperfine.json" >>"$RAW"
     done
-    # The floor of any kvmnetctl call: process start-up and one D-Bus round trip.
-    in_ns "$H" hyperfine -N --style basic --runs "$CLI_RUNS" --warmup 3 --export-json "$T/hyperfine.json" \
-        "$KVMNETCTL list" >>"$T/hyperfine.log" 2>&1 || fail "hyperfine: $(tail -5 "$T/hyperfine.log")"
-    jq -r '.results[0].times[] | "cli,kvmnetctl-list,0,ms,\(. * 1000)"' "$T/hyperfine.json" >>"$RAW"
-    ctl delete fwbench
-
-    section "memory with 10,000 forwards"
-    record "$BENCH" dbus-forwards --document "$T/fwbench.json" --load 10000
-    rss_samples with-10k-forwards 10000
-    ctl delete fwbench
+    ctl delete fwbench >/dev/null
 }
 
 # start_stop_run GUEST-NS VARIANT: one start, a DHCP lease in the guest, one stop.
