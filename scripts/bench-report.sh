@@ -54,7 +54,7 @@ pct() {
         echo "—"
         return
     fi
-    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f %%", 100 * a / b }'
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f %%", 100 * a / b }'
 }
 # met VALUE OP LIMIT: yes/no, "not measured" when VALUE is empty.
 met() {
@@ -157,7 +157,7 @@ conn_map=$(div "$(med connrate kvmnet-nodaemon 10000)" "$(med connrate kvmnet-no
 conn_ipt=$(div "$(med connrate iptables-nft 10000)" "$(med connrate iptables-nft 1)")
 conn_nft=$(div "$(med connrate nft-rules 10000)" "$(med connrate nft-rules 1)")
 conn_ipt_vs_kvm=$(div "$(med connrate iptables-nft 10000)" "$(med connrate kvmnet 1)")
-pctv() { if [[ -z ${1:-} ]]; then echo "not measured"; else awk -v x="$1" 'BEGIN { printf "%.0f %%", 100 * x }'; fi; }
+pctv() { if [[ -z ${1:-} ]]; then echo "not measured"; else awk -v x="$1" 'BEGIN { printf "%.1f %%", 100 * x }'; fi; }
 x() { if [[ -z ${1:-} ]]; then echo "not measured"; else awk -v x="$1" 'BEGIN { printf "×%.2f", x }'; fi; }
 
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -241,7 +241,7 @@ EOF
     done
     cat <<EOF
 
-Runs per cell: $(runs commit_bulk kvmnet-adapter 10000) (10k, adapter), $(runs commit_bulk iptables-restore 100000) at 100k for the baselines$( [[ -n $(runs commit_bulk kvmnet-dbus 100000) ]] && echo " and $(runs commit_bulk kvmnet-dbus 100000) through D-Bus").
+Runs per cell: $(runs commit_bulk kvmnet-adapter 10000) at 10k$( [[ -n $(runs commit_bulk iptables-restore 100000) ]] && echo ", $(runs commit_bulk iptables-restore 100000) at 100k").
 
 ### Add one forward with N existing (ms, p50 / p99)
 
@@ -289,8 +289,12 @@ EOF
 to host address 203.0.113.1:8080 and closes with RST, a fixed count per
 run (5,000; 1,000 in a quick run); an accept loop in the guest namespace. NAT chains see a connection's
 first packet only, so this is where the number of forwards shows. With
-10,000 forwards the one in use was added last. kvmnet: through kvmnetd
-(\`kvmnetctl forward add\`). kvmnet-nodaemon: the daemon's ruleset for such a network
+10,000 forwards the one in use was added last. kvmnet: through kvmnetd,
+$(case $(cat "$R/forward-mode.txt" 2>/dev/null) in
+        cli) echo "the forwards added with \`kvmnetctl forward add\` (the others in one \`--file\` request, then the one in use)" ;;
+        document) echo "the forwards in the network document at create time (this kvmnetd had no \`AddForwards\` yet; the one in use last in the array)" ;;
+        *) echo "not measured (this kvmnetd has no forwards)" ;;
+    esac). kvmnet-nodaemon: the daemon's ruleset for such a network
 (\`plan::build_ruleset\`, the forwards as map elements, the one in use
 added last) committed by kvmnet's adapter on a hand-made router, without
 kvmnetd. nft-rules and iptables-nft: one DNAT rule per

@@ -208,33 +208,49 @@ bench_rule_baselines() {
 
 # ---------------------------------------------------------------- 2. datapath, no daemon
 
-# iperf_series VARIANT SERVER-NS SERVER-ADDR CLIENT-NS CONNECT-ADDR [CONNECT-PORT]
-iperf_series() {
-    local variant=$1 sns=$2 saddr=$3 cns=$4 caddr=$5 cport=${6:-5201} streams r pid gbps
-    spawn_in_ns "$sns" iperf3 -s -B "$saddr" -p 5201 >>"$T/iperf3-server.log" 2>&1
-    pid=$SPAWNED_PID
-    track_pid "$pid"
-    retry 50 _listening "$sns" 5201 || fail "iperf3 server in $sns did not come up"
-    for streams in 1 4; do
-        for ((r = 0; r < IPERF_RUNS; r++)); do
-            in_ns "$cns" iperf3 -c "$caddr" -p "$cport" -t "$IPERF_SECONDS" -O 1 -P "$streams" -J \
-                >"$T/iperf3.json" 2>&1 || fail "iperf3 $variant: $(tail -5 "$T/iperf3.json")"
-            gbps=$(jq -r '.end.sum_received.bits_per_second / 1e9' "$T/iperf3.json")
-            row throughput "$variant" "$streams" Gbit/s "$gbps"
+# iperf3 paths: "VARIANT SERVER-NS SERVER-ADDR CLIENT-NS CONNECT-ADDR CONNECT-PORT",
+# filled in as their topologies are made; measured together, interleaved
+# (run 1 of every path, then run 2, ...), so that load from elsewhere on the
+# shared machine spreads over all paths instead of skewing one.
+IPERF_PATHS=()
+
+iperf_all() {
+    section "datapath: iperf3, ${#IPERF_PATHS[@]} paths interleaved, $IPERF_RUNS runs of ${IPERF_SECONDS} s each"
+    local path variant sns saddr cns caddr cport r streams gbps
+    local -a pids=()
+    for path in "${IPERF_PATHS[@]}"; do
+        read -r variant sns saddr cns caddr cport <<<"$path"
+        spawn_in_ns "$sns" iperf3 -s -B "$saddr" -p 5201 >>"$T/iperf3-server.log" 2>&1
+        pids+=("$SPAWNED_PID")
+        track_pid "$SPAWNED_PID"
+    done
+    for path in "${IPERF_PATHS[@]}"; do
+        read -r variant sns saddr cns caddr cport <<<"$path"
+        retry 50 _listening "$sns" 5201 || fail "iperf3 server in $sns did not come up"
+    done
+    for ((r = 0; r < IPERF_RUNS; r++)); do
+        for streams in 1 4; do
+            for path in "${IPERF_PATHS[@]}"; do
+                read -r variant sns saddr cns caddr cport <<<"$path"
+                in_ns "$cns" iperf3 -c "$caddr" -p "$cport" -t "$IPERF_SECONDS" -O 1 -P "$streams" -J \
+                    >"$T/iperf3.json" 2>&1 || fail "iperf3 $variant: $(tail -5 "$T/iperf3.json")"
+                gbps=$(jq -r '.end.sum_received.bits_per_second / 1e9' "$T/iperf3.json")
+                row throughput "$variant" "$streams" Gbit/s "$gbps"
+            done
         done
     done
-    stop_pid "$pid"
+    for path in "${pids[@]}"; do stop_pid "$path"; done
 }
 
 bench_throughput_plain() {
-    section "datapath: iperf3 through a raw veth and a bridge"
+    section "datapath: a raw veth and a bridge for iperf3"
     local c=${PFX}rc s=${PFX}rs
     ns_create "$c"
     ns_create "$s"
     veth_pair "$c" eth0 "$s" eth0
     ip -n "$c" addr add 10.250.0.1/24 dev eth0
     ip -n "$s" addr add 10.250.0.2/24 dev eth0
-    iperf_series raw-veth "$s" 10.250.0.2 "$c" 10.250.0.2
+    IPERF_PATHS+=("raw-veth $s 10.250.0.2 $c 10.250.0.2 5201")
 
     local bc=${PFX}bc bb=${PFX}bb bs=${PFX}bs
     ns_create "$bc"
@@ -248,7 +264,7 @@ bench_throughput_plain() {
     ip -n "$bb" link set br0 up
     ip -n "$bc" addr add 10.251.0.1/24 dev eth0
     ip -n "$bs" addr add 10.251.0.2/24 dev eth0
-    iperf_series bridge "$bs" 10.251.0.2 "$bc" 10.251.0.2
+    IPERF_PATHS+=("bridge $bs 10.251.0.2 $bc 10.251.0.2 5201")
 }
 
 # The router of the connection-rate baselines, shaped like a kvmnet NAT host
@@ -395,17 +411,21 @@ bench_daemon() {
     jq -r '.results[0].times[] | "cli,kvmnetctl-list,0,ms,\(. * 1000)"' "$T/hyperfine.json" >>"$RAW"
 
     probe_forwards
+    echo "$FWD_MODE" >"$RESULTS/forward-mode.txt"
 
     section "daemon: NAT datapath (forwards: $FWD_MODE)"
     dp_network 0 0 0
     ip -n "$G1" addr add 192.168.160.10/24 dev eth0
     ip -n "$G1" route add default via 192.168.160.1
     retry 25 pings "$G1" 203.0.113.2 || fail "guest cannot reach the internet namespace through kvmnet's NAT"
-    iperf_series nat-masquerade "$I" 203.0.113.2 "$G1" 203.0.113.2
-
+    IPERF_PATHS+=("nat-masquerade $I 203.0.113.2 $G1 203.0.113.2 5201")
     if [[ $FWD_MODE != none ]]; then
         dp_network 1 5201 5201
-        iperf_series nat-forward "$G1" 192.168.160.10 "$I" 203.0.113.1 5201
+        IPERF_PATHS+=("nat-forward $G1 192.168.160.10 $I 203.0.113.1 5201")
+    fi
+    iperf_all
+
+    if [[ $FWD_MODE != none ]]; then
         spawn_in_ns "$G1" "$BENCH" serve --port 8080 >>"$T/serve.log" 2>&1
         track_pid "$SPAWNED_PID"
         retry 50 _listening "$G1" 8080 || fail "accept loop in $G1 did not come up"
