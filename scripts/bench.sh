@@ -81,10 +81,10 @@ done
 
 if ((QUICK)); then
     RUNS=2 ADDS=30 EXEC_ADDS=10 SIZES=(1000 10000) AT=(0 10000) IPERF_SECONDS=2 IPERF_RUNS=1 CONNS=1000
-    START_RUNS=3 CLI_RUNS=10
+    START_RUNS=3 CLI_RUNS=10 FW_RUNS=5
 else
     RUNS=5 ADDS=200 EXEC_ADDS=100 SIZES=(1000 10000 100000) AT=(0 1000 10000 100000) IPERF_SECONDS=4 IPERF_RUNS=3
-    CONNS=5000 START_RUNS=10 CLI_RUNS=50
+    CONNS=5000 START_RUNS=10 CLI_RUNS=50 FW_RUNS=20
 fi
 RUNS_100K=3 # bulk runs at 100,000 (each takes seconds in the baselines)
 join() {
@@ -444,6 +444,7 @@ bench_daemon() {
     ctl delete dp >/dev/null
 
     bench_daemon_forwards
+    bench_firewalld
     bench_start_stop
 }
 
@@ -476,6 +477,43 @@ bench_daemon_forwards() {
             "$T/hyperfine.json" >>"$RAW"
     done
     ctl delete fwbench >/dev/null
+}
+
+# The firewalld baseline of `kvmnetctl forward add`: firewalld unpacked by
+# bench-deps.sh (never installed), run in a namespace of its own on the
+# run's private bus, with a copy of its configuration under $T.
+bench_firewalld() {
+    local root=$ROOT/build/bench-tools/firewalld/root
+    if [[ ! -x $root/usr/sbin/firewalld ]]; then
+        not_measured "firewall-cmd --add-forward-port" "firewalld could not be fetched (scripts/bench-deps.sh); the issue's figure is quoted instead"
+        return 0
+    fi
+    section "end to end baseline: firewall-cmd --add-forward-port (firewalld in its own namespace)"
+    local ns=${PFX}fw pid i
+    ns_create "$ns"
+    cp -a "$root/etc/firewalld" "$T/firewalld-etc"
+    export PYTHONPATH=$root/usr/lib/python3/dist-packages
+    spawn_in_ns "$ns" "$root/usr/sbin/firewalld" --nofork --nopid --default-config "$root/usr/lib/firewalld" \
+        --system-config "$T/firewalld-etc" --log-target file --log-file "$T/firewalld.log" >"$T/firewalld.out" 2>&1
+    pid=$SPAWNED_PID
+    track_pid "$pid"
+    for ((i = 0; i < 100; i++)); do
+        in_ns "$ns" "$root/usr/bin/firewall-cmd" --state >/dev/null 2>&1 && break
+        _pid_alive "$pid" || break
+        sleep 0.2
+    done
+    if ((i == 100)) || ! _pid_alive "$pid"; then
+        not_measured "firewall-cmd --add-forward-port" "firewalld did not come up: $(tail -c 300 "$T/firewalld.out" "$T/firewalld.log" 2>/dev/null | tr '\n' ' ')"
+        stop_pid "$pid"
+        unset PYTHONPATH
+        return 0
+    fi
+    local spec="proto=tcp:toport=80:toaddr=192.168.150.10"
+    record in_ns "$ns" "$BENCH" exec --runs "$FW_RUNS" --first 8000 --figure cli --variant firewall-cmd --n 0 \
+        --cleanup "$root/usr/bin/firewall-cmd --remove-forward-port=port={i}:$spec" \
+        -- "$root/usr/bin/firewall-cmd" "--add-forward-port=port={i}:$spec"
+    stop_pid "$pid"
+    unset PYTHONPATH
 }
 
 # start_stop_run GUEST-NS VARIANT: one start, a DHCP lease in the guest, one stop.
