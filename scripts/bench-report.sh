@@ -260,9 +260,10 @@ Runs per cell: $(runs commit_bulk kvmnet-adapter 10000) at 10k$( [[ -n $(runs co
 kvmnet: one element (adapter), one \`add_forwards\` of one forward (in the
 daemon), one \`AddForwards\` with one forward (D-Bus); each is removed
 again, untimed, so N stays N. Baselines: one \`iptables -t nat -A\` process
-(removed again with \`-D\`, untimed) and one \`nft add rule\` process (not
-removed: N grows by one per run, which is immaterial next to N and to
-process start-up). The baselines include process start-up, as they do for
+and one \`nft add rule\` process, each adding a rule to the N there; the
+rules stay, so N grows by one per run (N to N+$(runs add_one iptables 0)−1: immaterial next
+to N and to process start-up; removing them again would cost each tool more
+than adding, \`iptables -D\` compares every rule). The baselines include process start-up, as they do for
 the Docker-style tools that run them; kvmnet's own end-to-end process figure
 is \`kvmnetctl forward add\` in section 3.
 

@@ -189,14 +189,16 @@ bench_rule_baselines() {
     in_ns "$ns" nft flush ruleset
     local add="-t nat -A PREROUTING -d 203.0.113.99/32 -p tcp -m tcp --dport {i} -j DNAT --to-destination 192.168.150.10:80"
     for n in "${AT[@]}"; do
-        # One rule more at N: iptables removes it again (untimed), so N stays N;
-        # nft would need each rule's handle for that, so there N grows by one a
-        # run (N..N+runs-1, immaterial next to N or to process start-up).
+        # One rule more at N, as a new process each time. The rules stay (N
+        # grows by one a run, N..N+runs-1: immaterial next to N and to
+        # process start-up): removing one again costs each tool more than
+        # adding it (iptables -D compares every rule), which would make the
+        # run far longer without changing what is measured.
         iptables_file "$n" "$T/ipt-at-$n.rules"
         in_ns "$ns" iptables-restore "$T/ipt-at-$n.rules"
         # shellcheck disable=SC2086 # $add is a word list on purpose
         record in_ns "$ns" "$BENCH" exec --runs "$EXEC_ADDS" --first 20000 --figure add_one --variant iptables \
-            --n "$n" --cleanup "iptables ${add/-A/-D}" -- iptables $add
+            --n "$n" -- iptables $add
         in_ns "$ns" iptables -t nat -F PREROUTING
         nft_file "$n" "$T/nft-at-$n.nft"
         in_ns "$ns" nft -f "$T/nft-at-$n.nft"
