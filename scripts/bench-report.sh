@@ -100,7 +100,7 @@ q() { local v; v=$(get "$@" median); echo "${v:-?}"; }
 } >"$R/plot-conn.dat"
 {
     echo 'path "1 stream" "4 streams"'
-    for v in raw-veth bridge nat-masquerade nat-forward; do
+    for v in raw-veth bridge routed-no-nat nat-masquerade nat-forward; do
         echo "$v $(q throughput "$v" 1) $(q throughput "$v" 4)"
     done
 } >"$R/plot-tput.dat"
@@ -150,6 +150,8 @@ add10k_dbus99=$(p99 add_one kvmnet-dbus 10000)
 scale() { div "$(med add_one "$1" 100000)" "$(med add_one "$1" 0)"; }
 nat1=$(div "$(med throughput nat-forward 1)" "$(med throughput raw-veth 1)")
 nat4=$(div "$(med throughput nat-forward 4)" "$(med throughput raw-veth 4)")
+natr1=$(div "$(med throughput nat-forward 1)" "$(med throughput routed-no-nat 1)")
+natr4=$(div "$(med throughput nat-forward 4)" "$(med throughput routed-no-nat 4)")
 masq1=$(div "$(med throughput nat-masquerade 1)" "$(med throughput raw-veth 1)")
 masq4=$(div "$(med throughput nat-masquerade 4)" "$(med throughput raw-veth 4)")
 conn_kvm=$(div "$(med connrate kvmnet 10000)" "$(med connrate kvmnet 1)")
@@ -218,6 +220,8 @@ compare.
 | One add at 100,000 ÷ at 0 (p50), through D-Bus | ≤ 1.5 | $(x "$(scale kvmnet-dbus)") | $(met "$(scale kvmnet-dbus)" "<=" 1.5) |
 | NAT forward throughput ÷ raw veth, 1 stream | ≥ 95 % | $(pctv "$nat1") | $(met "$nat1" ">=" 0.95) |
 | NAT forward throughput ÷ raw veth, 4 streams | ≥ 95 % | $(pctv "$nat4") | $(met "$nat4" ">=" 0.95) |
+| NAT forward ÷ the same hops routed without NAT, 1 stream (NAT's own cost) | (≥ 95 %) | $(pctv "$natr1") | $(met "$natr1" ">=" 0.95) |
+| NAT forward ÷ the same hops routed without NAT, 4 streams | (≥ 95 %) | $(pctv "$natr4") | $(met "$natr4" ">=" 0.95) |
 | NAT masquerade (guest → internet) ÷ raw veth, 1 stream | (≥ 95 %) | $(pctv "$masq1") | $(met "$masq1" ">=" 0.95) |
 | NAT masquerade ÷ raw veth, 4 streams | (≥ 95 %) | $(pctv "$masq4") | $(met "$masq4" ">=" 0.95) |
 | New connections/s with 10,000 forwards ÷ with 1 (kvmnetd) | ≥ 95 % | $(pctv "$conn_kvm") | $(met "$conn_kvm" ">=" 0.95) |
@@ -283,24 +287,32 @@ Samples per cell: $(runs add_one kvmnet-adapter 10000) (adapter), $(or_nm "$(run
 ### Bulk throughput (iperf3, Gbit/s, median of $(or_nm "$(runs throughput raw-veth 1)" "$(runs throughput raw-veth 1)") runs)
 
 raw veth: two namespaces joined by one veth pair. bridge: two namespaces
-on a Linux bridge in a third. NAT masquerade: a guest of a kvmnetd NAT
+on a Linux bridge in a third. routed-no-nat: the hand-made router
+described below (client, router with a bridge, guest), no rules at all.
+NAT masquerade: a guest of a kvmnetd NAT
 network sending to the "internet" namespace (bridge, routing, conntrack,
 masquerade). NAT forward: the internet namespace reaching the guest
 through a kvmnet port forward (DNAT through the forward map).
 
-| Path | 1 stream | ÷ raw veth | 4 streams | ÷ raw veth |
-|---|---|---|---|---|
+| Path | 1 stream | ÷ raw veth | ÷ routed | 4 streams | ÷ raw veth | ÷ routed |
+|---|---|---|---|---|---|---|
 EOF
-    for v in raw-veth bridge nat-masquerade nat-forward; do
-        echo "| $v | $(m throughput "$v" 1) | $(pct "$(med throughput "$v" 1)" "$(med throughput raw-veth 1)") | $(m throughput "$v" 4) | $(pct "$(med throughput "$v" 4)" "$(med throughput raw-veth 4)") |"
+    for v in raw-veth bridge routed-no-nat nat-masquerade nat-forward; do
+        echo "| $v | $(m throughput "$v" 1) | $(pct "$(med throughput "$v" 1)" "$(med throughput raw-veth 1)") | $(pct "$(med throughput "$v" 1)" "$(med throughput routed-no-nat 1)") | $(m throughput "$v" 4) | $(pct "$(med throughput "$v" 4)" "$(med throughput raw-veth 4)") | $(pct "$(med throughput "$v" 4)" "$(med throughput routed-no-nat 4)") |"
     done
     cat <<EOF
+
+The NAT paths cross two veth pairs, a bridge and the host's routing, the
+raw veth one pair: "÷ routed" compares them with the hand-made router of
+the connection-rate baselines, the same hops without conntrack or NAT,
+which is the cost of NAT itself.
 
 ### New TCP connections per second through a forward (median of $(or_nm "$(runs connrate kvmnet-nodaemon 1)" "$(runs connrate kvmnet-nodaemon 1)") runs)
 
 \`kvmnet-bench connrate\`: one client in the "internet" namespace connects
 to host address 203.0.113.1:8080 and closes with RST, a fixed count per
-run (5,000; 1,000 in a quick run); an accept loop in the guest namespace. NAT chains see a connection's
+run (10,000; 1,000 in a quick run), the variants interleaved run by run;
+an accept loop in the guest namespace. NAT chains see a connection's
 first packet only, so this is where the number of forwards shows. With
 10,000 forwards the one in use was added last. kvmnet: through kvmnetd,
 $(case $(cat "$R/forward-mode.txt" 2>/dev/null) in

@@ -83,8 +83,8 @@ if ((QUICK)); then
     RUNS=2 ADDS=30 EXEC_ADDS=10 SIZES=(1000 10000) AT=(0 10000) IPERF_SECONDS=2 IPERF_RUNS=1 CONNS=1000
     START_RUNS=3 CLI_RUNS=10 FW_RUNS=5
 else
-    RUNS=5 ADDS=200 EXEC_ADDS=100 SIZES=(1000 10000 100000) AT=(0 1000 10000 100000) IPERF_SECONDS=4 IPERF_RUNS=3
-    CONNS=5000 START_RUNS=10 CLI_RUNS=50 FW_RUNS=20
+    RUNS=5 ADDS=200 EXEC_ADDS=100 SIZES=(1000 10000 100000) AT=(0 1000 10000 100000) IPERF_SECONDS=3 IPERF_RUNS=5
+    CONNS=10000 START_RUNS=10 CLI_RUNS=50 FW_RUNS=20
 fi
 RUNS_100K=3 # bulk runs at 100,000 (each takes seconds in the baselines)
 join() {
@@ -293,33 +293,52 @@ plain_router() {
     retry 50 _listening "$PG" 8080 || fail "accept loop in $PG did not come up"
 }
 
-# connrate VARIANT N CLIENT-NS ADDR:PORT
+# connrate VARIANT N CLIENT-NS ADDR:PORT: one run of $CONNS connections.
+# Callers loop over the runs outermost, so the variants interleave.
 connrate() {
-    record in_ns "$3" "$BENCH" connrate --to "$4" --count "$CONNS" --runs "$RUNS" --variant "$1" --n "$2"
+    record in_ns "$3" "$BENCH" connrate --to "$4" --count "$CONNS" --runs 1 --variant "$1" --n "$2"
+}
+
+# plain_rules VARIANT N: the router's nat rules for one baseline, replacing
+# whatever was there.
+plain_rules() {
+    local variant=$1 n=$2
+    in_ns "$PH" nft flush ruleset
+    case $variant in
+    iptables-nft)
+        iptables_file "$n" "$T/ipt-conn-$n.rules" \
+            "-A PREROUTING -d 203.0.113.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.168.170.10:8080"
+        in_ns "$PH" iptables-restore "$T/ipt-conn-$n.rules"
+        ;;
+    nft-rules)
+        nft_file "$n" "$T/nft-conn-$n.nft" "ip daddr 203.0.113.1 tcp dport 8080 dnat to 192.168.170.10:8080"
+        in_ns "$PH" nft -f "$T/nft-conn-$n.nft"
+        ;;
+    kvmnet-nodaemon)
+        in_ns "$PH" "$BENCH" nft-dnat --forwards "$n" --host-address 203.0.113.1 --port 8080 --bridge br0 \
+            --subnet-prefix 192.168.170 --guest 192.168.170.10 --guest-port 8080 2>/dev/null
+        ;;
+    esac
 }
 
 bench_connrate_plain() {
-    section "datapath: new connections per second, baselines (iptables-nft, nft rules, kvmnet ruleset without the daemon)"
+    section "datapath: new connections per second, baselines (iptables-nft, nft rules, kvmnet ruleset without the daemon), $RUNS runs interleaved"
     plain_router
-    local used_ipt="-A PREROUTING -d 203.0.113.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.168.170.10:8080"
-    local used_nft="ip daddr 203.0.113.1 tcp dport 8080 dnat to 192.168.170.10:8080" n
-    for n in 1 10000; do
-        iptables_file "$n" "$T/ipt-conn-$n.rules" "$used_ipt"
-        in_ns "$PH" iptables-restore "$T/ipt-conn-$n.rules"
-        connrate iptables-nft "$n" "$PI" 203.0.113.1:8080
-        in_ns "$PH" nft flush ruleset
-        nft_file "$n" "$T/nft-conn-$n.nft" "$used_nft"
-        in_ns "$PH" nft -f "$T/nft-conn-$n.nft"
-        connrate nft-rules "$n" "$PI" 203.0.113.1:8080
-        in_ns "$PH" nft flush ruleset
-        in_ns "$PH" "$BENCH" nft-dnat --forwards "$n" --host-address 203.0.113.1 --port 8080 --bridge br0 \
-            --subnet-prefix 192.168.170 --guest 192.168.170.10 --guest-port 8080
-        connrate kvmnet-nodaemon "$n" "$PI" 203.0.113.1:8080
-        in_ns "$PH" nft flush ruleset
+    local r n variant
+    for ((r = 0; r < RUNS; r++)); do
+        for n in 1 10000; do
+            for variant in iptables-nft nft-rules kvmnet-nodaemon; do
+                plain_rules "$variant" "$n"
+                connrate "$variant" "$n" "$PI" 203.0.113.1:8080
+            done
+        done
     done
+    in_ns "$PH" nft flush ruleset
     # No NAT at all (routed straight to the guest): the ceiling of this router.
     ip -n "$PI" route add 192.168.170.0/24 via 203.0.113.1
-    connrate routed-no-nat 0 "$PI" 192.168.170.10:8080
+    for ((r = 0; r < RUNS; r++)); do connrate routed-no-nat 0 "$PI" 192.168.170.10:8080; done
+    # The same hops for iperf3 (two veths, a bridge, routing), without conntrack or NAT.
+    IPERF_PATHS+=("routed-no-nat $PG 192.168.170.10 $PI 192.168.170.10 5201")
 }
 
 # ---------------------------------------------------------------- 3./4. the daemon
@@ -431,10 +450,13 @@ bench_daemon() {
         spawn_in_ns "$G1" "$BENCH" serve --port 8080 >>"$T/serve.log" 2>&1
         track_pid "$SPAWNED_PID"
         retry 50 _listening "$G1" 8080 || fail "accept loop in $G1 did not come up"
-        dp_network 1 8080 8080
-        connrate kvmnet 1 "$I" 203.0.113.1:8080
-        dp_network 10000 8080 8080
-        connrate kvmnet 10000 "$I" 203.0.113.1:8080
+        local r
+        for ((r = 0; r < RUNS; r++)); do
+            dp_network 1 8080 8080
+            connrate kvmnet 1 "$I" 203.0.113.1:8080
+            dp_network 10000 8080 8080
+            connrate kvmnet 10000 "$I" 203.0.113.1:8080
+        done
         section "memory with 10,000 forwards"
         rss_samples with-10k-forwards 10000
         [[ $FWD_MODE == cli ]] || not_measured "forwards added one request at a time" "$FORWARDS_WHY; the datapath figures used forwards from the network document (the one in use last in its array)"
