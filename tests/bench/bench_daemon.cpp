@@ -1,7 +1,6 @@
 // Forwards in the daemon without D-Bus: core::Manager (validation, store,
 // commit through the real kernel adapters) driven in-process, in a
-// namespace bench.sh made for it. Built only when core::Manager has
-// add_forwards (see meson.build).
+// namespace bench.sh made for it.
 #include "bench.hpp"
 #include "core/event_loop.hpp"
 #include "core/manager.hpp"

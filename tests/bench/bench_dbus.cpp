@@ -131,15 +131,4 @@ int cmd_dbus_forwards(const Args& args)
     return 0;
 }
 
-#ifndef KVMNET_BENCH_MANAGER_FORWARDS
-// TODO(#4): core::Manager::add_forwards/remove_forward are not on main yet;
-// when they are, meson defines KVMNET_BENCH_MANAGER_FORWARDS and
-// bench_daemon.cpp measures them in-process. Until then: no number.
-int cmd_daemon_forwards(const Args&)
-{
-    std::cerr << "kvmnet-bench daemon-forwards: not measured yet: this build has no core::Manager::add_forwards\n";
-    return 3;
-}
-#endif
-
 }  // namespace kvmnet::bench

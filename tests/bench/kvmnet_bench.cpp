@@ -127,7 +127,8 @@ void usage(std::ostream& out)
            "  dbus-forwards --document F [--bulk 1000,10000,100000] [--bulk-runs 5] [--at 0,1000,10000]\n"
            "                [--adds 200] [--max-runs-100k 3]\n"
            "      AddForwards through D-Bus ($DBUS_SYSTEM_BUS_ADDRESS): bulk per request, and one at N\n"
-           "  daemon-forwards ...            the same in-process through core::Manager (when built with it)\n"
+           "  daemon-forwards --state-dir D --runtime-dir D [--sizes ...] [--runs 5] [--at ...] [--adds 200]\n"
+           "      the same in-process through core::Manager (real adapters; needs a throwaway netns)\n"
            "  summarize < raw.csv            figure,variant,n,unit,count,median,p99,min,max\n";
 }
 
