@@ -115,16 +115,20 @@ set output "performance.png"
 set datafile missing "?"
 set multiplot layout 2,2 title "kvmnet benchmarks (medians) — $(nproc) cores, $CPU, Linux $(uname -r)"
 set grid ytics
-set key top left
+set key outside right top vertical Left reverse
 set logscale y
+set format y "%g"
+set offsets 0.2, 0.2, 0, 0
 set ylabel "ms (log scale)"
 set xlabel "forwards already installed"
 set title "Add one forward (p50)"
-plot for [i=2:6] "plot-add.dat" using i:xtic(1) with linespoints lw 2 pt 7 title columnheader(i)
+plot for [i=2:6] "plot-add.dat" using 0:i:xtic(1) with linespoints lw 2 pt 7 title columnheader(i)
 set xlabel "forwards in the request"
-set title "Apply N forwards in one request"
-plot for [i=2:6] "plot-bulk.dat" using i:xtic(1) with linespoints lw 2 pt 7 title columnheader(i)
+set title "Apply N forwards in one request (median)"
+plot for [i=2:6] "plot-bulk.dat" using 0:i:xtic(1) with linespoints lw 2 pt 7 title columnheader(i)
 unset logscale y
+set offsets 0, 0, 0, 0
+set key inside top right vertical Left reverse
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
@@ -160,7 +164,7 @@ conn_ipt=$(div "$(med connrate iptables-nft 10000)" "$(med connrate iptables-nft
 conn_nft=$(div "$(med connrate nft-rules 10000)" "$(med connrate nft-rules 1)")
 conn_ipt_vs_kvm=$(div "$(med connrate iptables-nft 10000)" "$(med connrate kvmnet 1)")
 pctv() { if [[ -z ${1:-} ]]; then echo "not measured"; else awk -v x="$1" 'BEGIN { printf "%.1f %%", 100 * x }'; fi; }
-x() { if [[ -z ${1:-} ]]; then echo "not measured"; else awk -v x="$1" 'BEGIN { printf "×%.2f", x }'; fi; }
+x() { if [[ -z ${1:-} ]]; then echo "not measured"; else ratio "$1" 1; fi; }
 
 # firewalld: measured in this run when bench-deps.sh could fetch it, else the issue's figure, marked as quoted.
 fw_baseline() {
@@ -282,6 +286,21 @@ EOF
 
 Samples per cell: $(runs add_one kvmnet-adapter 10000) (adapter), $(or_nm "$(runs add_one kvmnet-dbus 10000)" "$(runs add_one kvmnet-dbus 10000)") (D-Bus), $(runs add_one iptables 10000) (each baseline).
 
+### Where the time of one add goes (p50, 10,000 existing)
+
+| Part | ms |
+|---|---|
+| Kernel commit of the forward's map element (adapter, one batch) | $(m add_one kvmnet-adapter 10000) |
+| \`Manager::add_forwards\` in-process, in all (validation, listener check, commit, journal) | $(m add_one kvmnet-daemon 10000) |
+| … of it, finding local listeners by reading /proc/net/{tcp,tcp6,udp,udp6} once (component, measured alone in the daemon's namespace; what \`AddForwards\` did at the commit measured) | $(m component listeners-procfs 0) |
+| For comparison: TCP listeners (v4 and v6) from NETLINK_SOCK_DIAG | $(m component tcp-listeners-sock-diag 0) |
+| The D-Bus round trip on top (\`AddForwards\` through D-Bus − in-process) | $(fmt "$(awk -v a="$(med add_one kvmnet-dbus 10000)" -v b="$(med add_one kvmnet-daemon 10000)" 'BEGIN { if (a != "" && b != "") printf "%.6g", a - b }')") |
+| A kvmnetctl process: start-up, bus connection, one call (\`kvmnetctl list\`) | $(m cli kvmnetctl-list 0) |
+| \`kvmnetctl forward add\`, end to end | $(m cli kvmnetctl-forward-add 10000) |
+
+/proc/net/tcp and tcp6 are slow to read even in an empty namespace: the
+kernel walks its whole established-connection hash table for them.
+
 ## 2. Datapath
 
 ### Bulk throughput (iperf3, Gbit/s, median of $(or_nm "$(runs throughput raw-veth 1)" "$(runs throughput raw-veth 1)") runs)
@@ -381,7 +400,7 @@ EOF
 ## How to reproduce
 
 \`\`\`sh
-sudo scripts/bench.sh              # about 10-15 minutes on 2 cores; writes bench-results/DATE/ and docs/performance.*
+sudo scripts/bench.sh              # about 6-10 minutes on 2 cores; writes bench-results/DATE/ and docs/performance.*
 sudo scripts/bench.sh --quick      # a smoke run (fewer samples, no 100k), results only in bench-results/
 \`\`\`
 

@@ -20,7 +20,7 @@
 # tests/e2e/lib.sh refuse ip/nft/sysctl/tc/bridge and, below, iptables, iperf3
 # and hyperfine aimed anywhere else); traffic flows only between them; every
 # process started is stopped by its PID. The machine's own namespace is never
-# configured. About 10-15 minutes on 2 cores.
+# configured. About 6-10 minutes on 2 cores.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -430,6 +430,9 @@ bench_daemon() {
     in_ns "$H" hyperfine -N --style basic --runs "$CLI_RUNS" --warmup 3 --export-json "$T/hyperfine.json" \
         "$KVMNETCTL list" >>"$T/hyperfine.log" 2>&1 || fail "hyperfine: $(tail -5 "$T/hyperfine.log")"
     jq -r '.results[0].times[] | "cli,kvmnetctl-list,0,ms,\(. * 1000)"' "$T/hyperfine.json" >>"$RAW"
+
+    # Finding the namespace's listening sockets (see the report's "Where the time goes").
+    record in_ns "$H" "$BENCH" listener-scan --runs 50
 
     probe_forwards
     echo "$FWD_MODE" >"$RESULTS/forward-mode.txt"

@@ -129,6 +129,7 @@ void usage(std::ostream& out)
            "      AddForwards through D-Bus ($DBUS_SYSTEM_BUS_ADDRESS): bulk per request, and one at N\n"
            "  daemon-forwards --state-dir D --runtime-dir D [--sizes ...] [--runs 5] [--at ...] [--adds 200]\n"
            "      the same in-process through core::Manager (real adapters; needs a throwaway netns)\n"
+           "  listener-scan [--runs 50]      finding local listeners: /proc/net/{tcp,tcp6,udp,udp6} vs sock_diag\n"
            "  summarize < raw.csv            figure,variant,n,unit,count,median,p99,min,max\n";
 }
 
@@ -151,6 +152,7 @@ int main(int argc, char** argv)
         if (command == "exec") return cmd_exec(args);
         if (command == "dbus-forwards") return cmd_dbus_forwards(args);
         if (command == "daemon-forwards") return cmd_daemon_forwards(args);
+        if (command == "listener-scan") return cmd_listener_scan(args);
         if (command == "summarize") return cmd_summarize(args);
         throw UsageError("unknown command '" + command + "'");
     } catch (const UsageError& e) {
