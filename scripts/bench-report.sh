@@ -204,9 +204,11 @@ were **not measured** here. "not measured" means exactly that; see
 | nft / iptables | $(nft --version 2>/dev/null | head -1) / $(iptables --version 2>/dev/null | head -1) |
 | iperf3 / hyperfine | $(iperf3 --version 2>/dev/null | head -1 | awk '{print $1, $2}') / $(hyperfine --version 2>/dev/null | head -1) |
 
-The machine is shared (2 cores, other builds may run at the same time),
-so single numbers wobble; the medians and the same-run ratios are what to
-compare.
+The machine is shared (2 cores, other builds and tests may run at the
+same time), so single numbers wobble; the medians and the same-run ratios
+are what to compare. Load average (1, 5, 15 min) when the run started:
+$(cat "$R/load-start.txt" 2>/dev/null || echo unknown), when it ended: $(cat "$R/load-end.txt" 2>/dev/null || echo unknown)
+(the run itself keeps about one core busy); it took $(cat "$R/duration.txt" 2>/dev/null || echo "?") s.
 
 ## Targets and results
 

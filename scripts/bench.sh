@@ -97,6 +97,8 @@ NOTES=$RESULTS/not-measured.txt
 echo "figure,variant,n,unit,value" >"$RAW"
 : >"$NOTES"
 STARTED=$(date +%s)
+# Other work on a shared machine shows in the numbers: the load around the run goes into the report.
+cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-start.txt"
 
 section() { log "== $* ($(($(date +%s) - STARTED)) s)"; }
 # not_measured FIGURE WHY: recorded for the report; never a number.
@@ -603,6 +605,8 @@ bench_daemon
 daemon_stop
 
 section "summary"
+cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"
+echo "$(($(date +%s) - STARTED))" >"$RESULTS/duration.txt"
 "$BENCH" summarize <"$RAW" >"$RESULTS/summary.csv"
 bash "$ROOT/scripts/bench-report.sh" "$RESULTS" "$((QUICK))"
 if ((WRITE_DOC)); then
