@@ -36,19 +36,6 @@ std::vector<plan::ElementChange> element_changes(const std::vector<plan::Set>& s
     return changes;
 }
 
-std::vector<plan::Listener> local_listeners()
-{
-    std::vector<plan::Listener> all;
-    for (const auto& [file, tcp, v6] : {std::tuple{"tcp", true, false}, std::tuple{"tcp6", true, true},
-                                        std::tuple{"udp", false, false}, std::tuple{"udp6", false, true}}) {
-        const auto text = store::read_file(std::string("/proc/net/") + file);
-        if (!text) continue;
-        auto found = plan::parse_proc_net(*text, tcp, v6);
-        all.insert(all.end(), found.begin(), found.end());
-    }
-    return all;
-}
-
 std::string listener_text(const plan::Listener& l)
 {
     const bool v6 = l.address.find(':') != std::string::npos;
@@ -85,7 +72,12 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
     // Reported, not refused: a forward takes precedence over a local
     // service on the same port (DNAT happens before local delivery).
     std::vector<std::string> warnings;
-    const auto listeners = local_listeners();
+    std::vector<plan::Listener> listeners;
+    try {
+        listeners = links_.list_listeners();
+    } catch (const std::exception& err) {
+        log_error("network " + name + ": cannot list local listeners (no warnings about them): " + err.what());
+    }
     for (std::size_t i = 0; i < added.size(); ++i)
         for (const plan::Listener& l : plan::shadowed_listeners(added[i], listeners))
             warnings.push_back(field(i) + ": a local process listens on " + listener_text(l) +

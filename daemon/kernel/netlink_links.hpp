@@ -41,6 +41,7 @@ public:
     void set_port_isolated(const std::string& name, bool isolated) override;
     void set_port_hairpin(const std::string& name, bool hairpin) override;
     std::optional<std::string> read_sysctl(const std::string& key) override;
+    std::vector<plan::Listener> list_listeners() override;
     void write_sysctl(const std::string& key, const std::string& value) override;
     bool vlan_filtering_supported() override;
     void set_port_vlans(const std::string& bridge, const std::string& port, std::uint16_t pvid,

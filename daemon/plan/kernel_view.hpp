@@ -4,6 +4,7 @@
 // the reconciler use a fake. No netlink headers here.
 #pragma once
 
+#include "plan/listeners.hpp"
 #include "plan/ruleset.hpp"
 
 #include <cstdint>
@@ -147,6 +148,8 @@ public:
     // A sysctl of the daemon's network namespace, by its /proc/sys path
     // ("net/ipv4/ip_forward"); read gives nothing when it does not exist.
     virtual std::optional<std::string> read_sysctl(const std::string& key) = 0;
+    // Listening TCP and bound UDP sockets of the namespace (sock_diag).
+    virtual std::vector<Listener> list_listeners() = 0;
     virtual void write_sysctl(const std::string& key, const std::string& value) = 0;
     // Whether bridge VLAN filtering works on this kernel (probed once, cached).
     virtual bool vlan_filtering_supported() = 0;

@@ -516,6 +516,8 @@ public:
         enter("write_sysctl", key, value, true);
         sysctls[key] = value;
     }
+    std::vector<plan::Listener> listeners;
+    std::vector<plan::Listener> list_listeners() override { return listeners; }
     void set_port_hairpin(const std::string& name, bool hairpin) override
     {
         enter("set_port_hairpin", name, hairpin ? "on" : "off", true);
@@ -1776,6 +1778,7 @@ TEST_CASE("Forwards on a running network are element batches, journalled, and al
     CHECK(forward_elements_in(h.firewall) == 4 + 1 + 1);  // 2 ports x 2 protocols, the rated map and its over set
     CHECK(h.firewall.elements("fwd4_any_rate").at(0).limit_per_second == 5);
     CHECK(h.m().spec("web").forwards.size() == 2);
+    CHECK(warnings.empty());
     CHECK(fs::exists(journal));
     // A listing knows each forward's elements (the fake's counters are 0).
     const auto listed = h.m().list_forwards("web");
@@ -1783,6 +1786,15 @@ TEST_CASE("Forwards on a running network are element batches, journalled, and al
     CHECK(listed[0]["connections"] == 0);
     CHECK_FALSE(listed[0].contains("problem"));
 
+    SECTION("a forward over a local listener is added with a warning")
+    {
+        h.links.listeners = {{true, "0.0.0.0", 9000}, {false, "0.0.0.0", 9000}, {true, "127.0.0.1", 9001}};
+        const auto w =
+            h.m().add_forwards("web", R"({"proto": "tcp", "host_port": 9000, "guest": "10.5.0.10", "guest_port": 80})");
+        REQUIRE(w.size() == 1);
+        CHECK_THAT(w[0], StartsWith("forward: a local process listens on tcp 0.0.0.0:9000"));
+        CHECK(h.m().spec("web").forwards.size() == 3);
+    }
     SECTION("a kernel failure changes nothing")
     {
         h.firewall.fail_elements = true;
