@@ -53,6 +53,8 @@ const char* usage_text =
     "  leases NET                        DHCP leases: MAC, IP, host name, expiry\n"
     "  host add NET MAC IP [NAME]        add a static DHCP host (no dnsmasq restart)\n"
     "  host remove NET MAC\n"
+    "  forward add NET PROTO HOSTPORT[-LAST] GUEST:GUESTPORT[-LAST] [--host-address A] [--rate N/s]\n"
+    "             [--description TEXT]   (GUEST: address, [IPv6 address] or static host name)\n"
     "  forward add NET --host-port PORT[-LAST] --guest ADDRESS|HOSTNAME --guest-port PORT[-LAST]\n"
     "             [--proto tcp|udp|both] [--host-address A.B.C.D] [--rate N] [--description TEXT]\n"
     "  forward add NET --file FILE       one forward object or an array of them (- for stdin)\n"
@@ -532,7 +534,23 @@ int cmd_forward_add(Context& c, const std::vector<std::string>& args)
     const std::string& net = args[1];
     std::string document;
     json forward = json::object();
-    for (std::size_t i = 2; i < args.size(); ++i) {
+    std::size_t first_option = 2;
+    // design.md's form: forward add NET PROTO HOSTPORT GUEST:GUESTPORT [options]
+    // (an IPv6 guest as [ADDRESS]:PORT).
+    if (args.size() >= 5 && args[2].rfind("--", 0) != 0) {
+        forward["proto"] = args[2];
+        forward["host_port"] = port_value(args[3], "HOSTPORT");
+        const std::string& target = args[4];
+        const auto colon = target.rfind(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == target.size())
+            throw UsageError("expected GUEST:GUESTPORT (or [IPv6]:GUESTPORT), got '" + target + "'");
+        std::string guest = target.substr(0, colon);
+        if (guest.size() >= 2 && guest.front() == '[' && guest.back() == ']') guest = guest.substr(1, guest.size() - 2);
+        forward["guest"] = guest;
+        forward["guest_port"] = port_value(target.substr(colon + 1), "GUESTPORT");
+        first_option = 5;
+    }
+    for (std::size_t i = first_option; i < args.size(); ++i) {
         const std::string& o = args[i];
         auto value = [&]() -> const std::string& {
             if (i + 1 >= args.size()) throw UsageError(o + " needs a value");
@@ -552,9 +570,12 @@ int cmd_forward_add(Context& c, const std::vector<std::string>& args)
             forward["guest_port"] = port_value(value(), o);
         else if (o == "--description")
             forward["description"] = value();
-        else if (o == "--rate")
-            forward["rate"] = number(value(), o);
-        else
+        else if (o == "--rate") {
+            // "5" or "5/s": new connections per second
+            std::string rate = value();
+            if (rate.size() > 2 && rate.compare(rate.size() - 2, 2, "/s") == 0) rate.resize(rate.size() - 2);
+            forward["rate"] = number(rate, o);
+        } else
             throw UsageError("unknown option " + o + " for forward add");
     }
     if (!document.empty() && !forward.empty()) throw UsageError("forward add: --file or options, not both");

@@ -75,7 +75,7 @@ if out=$(tcp_get "$G2" 127.0.0.1 8080 1 2>/dev/null) && [[ -n $out ]]; then
 fi
 
 log "forward add: options, UDP, a port range from a file"
-ctl forward add default --proto udp --host-port 5000 --guest 192.168.122.20 --guest-port 5353
+ctl forward add default udp 5000 192.168.122.20:5353
 spawn_in_ns "$G2" socat UDP-RECVFROM:5353,fork 'SYSTEM:echo udp2' >>"$T/socat.log" 2>&1
 track_pid "$SPAWNED_PID"
 retry 50 _udp_listening "$G2" 5353 || fail "UDP listener did not come up"
@@ -140,7 +140,7 @@ assert_contains "$(cat "$T/warn.err")" "a local process listens on tcp 0.0.0.0:7
 assert_eq "$(tcp_get "$I" 203.0.113.1 7777)" "port 7000" "the forward wins over the local listener"
 
 log "rate limit: 5/s lets far fewer than 50 rapid attempts through"
-ctl forward add default --host-port 2222 --guest 192.168.122.10 --guest-port 80 --rate 5
+ctl forward add default tcp 2222 192.168.122.10:80 --rate 5/s
 attempts=()
 for i in $(seq 1 50); do
     (tcp_get "$I" 203.0.113.1 2222 1 >"$T/rate.$i" 2>/dev/null || true) &

@@ -115,7 +115,7 @@ if out=$(tcp6_get "$I" "$g1" 9007 2>&1); then
 fi
 
 log "an IPv6 port forward: from the internet namespace, and on one host address"
-ctl forward add default --host-port 8087 --guest "$g1" --guest-port 9007
+ctl forward add default tcp 8087 "[$g1]:9007"
 assert_eq "$(tcp6_get "$I" 2001:db8:ff::1 8087)" 2001:0db8:00ff:0000:0000:0000:0000:0002 \
     "internet -> [2001:db8:ff::1]:8087 reaches guest 1 with the client's address"
 ctl forward add default --host-port 8088 --host-address 2001:db8:ff::1 --guest "$g1" --guest-port 9007
