@@ -1,6 +1,7 @@
 // kvmnetd: wires the event loop, kernel adapters, manager and D-Bus service
-// together. Networks keep running when the daemon exits; they belong to the
-// guests, and the next start adopts them.
+// together. Networks keep running when the daemon exits (unless
+// --stop-networks-on-exit); they belong to the guests, and the next start
+// adopts them.
 #include "api/service.hpp"
 #include "core/event_loop.hpp"
 #include "core/log.hpp"
@@ -17,6 +18,8 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <memory>
+#include <string>
 #include <sys/epoll.h>
 
 namespace {
@@ -32,6 +35,9 @@ void usage(std::ostream& out)
            "  --runtime-dir DIR   runtime files: dnsmasq config, leases (default /run/kvmnet)\n"
            "  --dnsmasq PATH      dnsmasq binary (default /usr/sbin/dnsmasq)\n"
            "  --log-level LEVEL   debug, info, warning or error (default info)\n"
+           "  --stop-networks-on-exit\n"
+           "                      stop every running network on SIGTERM/SIGINT (by default\n"
+           "                      they keep running for their guests and are adopted later)\n"
            "  --version           print the version and exit\n";
 }
 
@@ -105,11 +111,76 @@ private:
     sd_event_source* post_ = nullptr;
 };
 
+// systemd integration beyond READY=1: WATCHDOG=1 from a timer of the event
+// loop itself (a loop that hangs stops the pings, and systemd restarts the
+// daemon), and a STATUS= line whenever the network counts change.
+class Supervision {
+public:
+    Supervision(core::EventLoop& loop, const core::Manager& manager) : loop_(loop), manager_(manager)
+    {
+        std::uint64_t usec = 0;
+        if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+            interval_ = usec / 2;
+            core::log_info("watchdog: pinging every " + std::to_string(interval_ / 1000) + " ms");
+            ping();
+        }
+        status_ = loop.add_post([this] { update_status(); });
+        update_status();
+    }
+
+private:
+    void ping()
+    {
+        sd_notify(0, "WATCHDOG=1");
+        timer_ = loop_.add_timer(interval_, [this] { ping(); });
+    }
+    void update_status()
+    {
+        std::size_t running = 0, degraded = 0, failed = 0;
+        const auto names = manager_.names();
+        for (const auto& name : names) {
+            const auto state = manager_.state(name);
+            running += core::is_running(state) ? 1 : 0;
+            degraded += state == core::State::degraded ? 1 : 0;
+            failed += state == core::State::failed ? 1 : 0;
+        }
+        std::string line = std::to_string(names.size()) + (names.size() == 1 ? " network, " : " networks, ") +
+                           std::to_string(running) + " running";
+        if (degraded > 0) line += ", " + std::to_string(degraded) + " degraded";
+        if (failed > 0) line += ", " + std::to_string(failed) + " failed";
+        if (line == last_) return;
+        last_ = line;
+        sd_notify(0, ("STATUS=" + line).c_str());
+    }
+
+    core::EventLoop& loop_;
+    const core::Manager& manager_;
+    std::uint64_t interval_ = 0;
+    std::unique_ptr<core::EventSource> timer_;
+    std::unique_ptr<core::EventSource> status_;
+    std::string last_;
+};
+
+// --stop-networks-on-exit: take every running network down before exiting.
+void stop_all(core::Manager& manager)
+{
+    for (const auto& name : manager.names()) {
+        if (manager.state(name) == core::State::inactive) continue;
+        try {
+            manager.stop(name);
+            core::log_info("network " + name + ": stopped on exit (--stop-networks-on-exit)");
+        } catch (const std::exception& e) {
+            core::log_error("network " + name + ": stopping on exit: " + e.what());
+        }
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
 {
     core::ManagerOptions options;
+    bool stop_networks_on_exit = false;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto value = [&]() -> std::string {
@@ -133,6 +204,8 @@ int main(int argc, char** argv)
                 return 2;
             }
             core::set_log_level(level);
+        } else if (arg == "--stop-networks-on-exit") {
+            stop_networks_on_exit = true;
         } else if (arg == "--version") {
             std::cout << "kvmnetd " << KVMNET_VERSION << "\n";
             return 0;
@@ -179,9 +252,15 @@ int main(int argc, char** argv)
         BusDriver bus(loop.get(), *connection);
         sd_notify(0, "READY=1");
         core::log_info("kvmnetd " KVMNET_VERSION " ready on the bus as org.kvmnet1");
+        Supervision supervision(loop, manager);
         const int code = loop.run();
         sd_notify(0, "STOPPING=1");
-        core::log_info("kvmnetd stopping; running networks are left in place");
+        if (stop_networks_on_exit) {
+            core::log_info("kvmnetd stopping; stopping running networks (--stop-networks-on-exit)");
+            stop_all(manager);
+        } else {
+            core::log_info("kvmnetd stopping; running networks are left in place");
+        }
         return code < 0 ? 1 : code;
     } catch (const sdbus::Error& e) {
         core::log_error(std::string("D-Bus: ") + e.getName() + ": " + e.getMessage());

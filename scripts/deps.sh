@@ -14,6 +14,9 @@ packages=(
     dnsmasq-base dbus busybox nftables iproute2 socat jq procps iperf3
     # e2e DNS queries (test_dns, test_ipv6) and the DHCPv6 client of test_ipv6
     dnsutils isc-dhcp-client
+    # test_notify: the stand-in for systemd's notify socket; the unit
+    # security check (tests/static) runs systemd-analyze
+    python3 systemd
     # e2e QEMU guest (tests/e2e/guest/build-guest.sh fetches the guest's
     # kernel and busybox-static with apt-get download, not installing them)
     qemu-system-x86 cpio
