@@ -36,10 +36,11 @@ notify_listen() {
     rm -f "$T/notify.sock"
     : >"$T/notify.log"
     python3 -u - "$T/notify.sock" "$H" >"$T/notify.log" 2>&1 <<'PY' &
-import socket, subprocess, sys
+import os, socket, subprocess, sys
 path, ns = sys.argv[1], sys.argv[2]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(path)
+os.chmod(path, 0o666)  # as systemd's: a daemon run as another user (confined-kvmnetd.sh) may send
 print("LISTENING", flush=True)
 while True:
     for line in s.recv(4096).decode().splitlines():

@@ -1,20 +1,18 @@
 #!/usr/bin/env bash
 # E2E: kvmnetd confined the way systemd/kvmnetd.service.in confines it, as
-# far as that can be done without systemd. Read from the unit file: User=
-# (played by nobody, uid 65534: the test cannot create users),
-# AmbientCapabilities= and CapabilityBoundingSet= (setpriv), NoNewPrivileges=
-# and UMask=; the state and runtime directories belong to the user, mode
-# 0755, as StateDirectory= and RuntimeDirectory= make them.
+# far as that can be done without systemd (tests/e2e/confined-kvmnetd.sh:
+# a non-root user, the unit's ambient capabilities as the only ones,
+# NoNewPrivileges=, UMask=, state and runtime directories owned by the user).
 #  1. Everything that needs a privilege works: a NAT network with DHCP and
 #     IPv6 router advertisements (dnsmasq, as the same user, inherits the
 #     capabilities), IPv4 forwarding on (a /proc/sys/net write), a tap port
-#     (/dev/net/tun, which udev makes mode 0666; where it is not, as in
-#     some containers, the daemon gets a private bind mount of a 0666 node
-#     of the same device), a static host added on the fly (SIGHUP to dnsmasq),
+#     (/dev/net/tun), a static host added on the fly (SIGHUP to dnsmasq),
 #     the guest gets a lease and reaches the "internet", a daemon restart
 #     adopts the running dnsmasq, stop ends it.
 #  2. The set is the smallest: without any one of the capabilities, the
-#     thing that needs it fails.
+#     start fails.
+# Every other e2e test can run against such a daemon too
+# (KVMNETD=tests/e2e/confined-kvmnetd.sh KVMNETD_REAL=...).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 command -v setpriv >/dev/null || skip "setpriv (util-linux) missing"
@@ -22,48 +20,19 @@ command -v setpriv >/dev/null || skip "setpriv (util-linux) missing"
 unit=$SRCDIR/systemd/kvmnetd.service.in
 setting() { sed -n "s/^$1=//p" "$unit"; }
 ambient=$(setting AmbientCapabilities)
-bounding=$(setting CapabilityBoundingSet)
-umask_unit=$(setting UMask)
-[[ -n $ambient && -n $umask_unit ]] || fail "$unit: no AmbientCapabilities= or UMask="
-assert_eq "$bounding" "$ambient" "CapabilityBoundingSet= (expected to equal AmbientCapabilities=)"
-assert_eq "$(setting NoNewPrivileges)" yes "NoNewPrivileges="
+[[ -n $ambient && -n $(setting UMask) ]] || fail "$unit: no AmbientCapabilities= or UMask="
+assert_eq "$(setting CapabilityBoundingSet)" "$ambient" "CapabilityBoundingSet= (expected to equal AmbientCapabilities=)"
 [[ -n $(setting User) && $(setting User) != root ]] || fail "$unit: User= should name a system user"
 read -r -a cap_list <<<"$ambient"
-log "unit: User=$(setting User) AmbientCapabilities=${cap_list[*]} UMask=$umask_unit"
+log "unit: User=$(setting User) AmbientCapabilities=${cap_list[*]} UMask=$(setting UMask)"
 uid=65534
-
-real_kvmnetd=$KVMNETD
-# confine CAP...: KVMNETD becomes a wrapper that runs the real daemon as
-# $uid with exactly those capabilities (ambient, inheritable, bounding),
-# no_new_privs and the unit's umask, in a mount namespace of its own.
-confine() {
-    local spec="-all" c
-    for c in "$@"; do spec+=",+$(tr '[:upper:]' '[:lower:]' <<<"${c#CAP_}")"; done
-    cat >"$T/kvmnetd-confined" <<WRAP
-#!/bin/sh
-umask $umask_unit
-exec unshare --mount --propagation private sh -c '$tun_mount
-    exec setpriv --reuid=$uid --regid=$uid --clear-groups --inh-caps=$spec --ambient-caps=$spec \
-        --bounding-set=$spec --no-new-privs "\$0" "\$@"' $real_kvmnetd "\$@"
-WRAP
-    chmod 755 "$T/kvmnetd-confined"
-    KVMNETD=$T/kvmnetd-confined
-}
-tun_mount=""
-if [[ $(stat -c %a /dev/net/tun 2>/dev/null) != 666 ]]; then
-    mknod -m 0666 "$T/tun" c "$((16#$(stat -c %t /dev/net/tun)))" "$((16#$(stat -c %T /dev/net/tun)))" ||
-        skip "cannot make a tun node"
-    tun_mount="mount --bind $T/tun /dev/net/tun || exit 1"
-    log "/dev/net/tun is mode $(stat -c %a /dev/net/tun) here: the daemon sees a 0666 node, as udev makes it"
-fi
-mkdir -p -m 0755 "$T/state" "$T/run"
-chown "$uid:$uid" "$T/state" "$T/run"
+export KVMNETD_REAL=$KVMNETD CONFINED_UID=$uid
+KVMNETD=$SRCDIR/tests/e2e/confined-kvmnetd.sh
 
 nat_topology
 bus_start
 
 log "1. the unit's capabilities are enough"
-confine "${cap_list[@]}"
 daemon_start
 status=$(cat "/proc/$DAEMON_PID/status")
 assert_contains "$status" "NoNewPrivs:	1" "kvmnetd's no_new_privs"
@@ -98,8 +67,7 @@ log "2. without any one of them, something breaks"
 for cap in "${cap_list[@]}"; do
     rest=()
     for c in "${cap_list[@]}"; do [[ $c == "$cap" ]] || rest+=("$c"); done
-    confine "${rest[@]}"
-    daemon_start
+    CONFINED_CAPS="${rest[*]}" daemon_start
     if ctl start c >/dev/null 2>"$T/start.err"; then
         fail "network c started without $cap: $cap looks unneeded"
     fi
