@@ -8,6 +8,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -61,6 +62,7 @@ const char* usage_text =
     "  forward remove NET tcp|udp|both [ADDRESS:]PORT   ([ADDRESS6]:PORT; [::]:PORT: every IPv6 address)\n"
     "  forward list NET                  forwards with connection and drop counters\n"
     "  stats NET                         drop counters of the network's rules, forward totals\n"
+    "  diagnose NET                      check the network against the kernel (exit 1 when a check fails)\n"
     "  monitor                           print the daemon's signals until interrupted\n"
     "\n"
     "--json prints read commands' results as JSON. The daemon is reached on the\n"
@@ -664,6 +666,29 @@ int cmd_stats(Context& c, const std::vector<std::string>& args)
     return 0;
 }
 
+// Exit status 1 when a check fails, so scripts can use it as a health check.
+int cmd_diagnose(Context& c, const std::vector<std::string>& args)
+{
+    need_args(args, 1, "diagnose NET");
+    const json report = json::parse(c.network(args[0]).Diagnose());
+    const bool failed = report["verdict"] == "fail";
+    if (c.as_json) {
+        std::cout << report.dump(2) << "\n";
+        return failed ? 1 : 0;
+    }
+    std::cout << "network " << report["network"].get<std::string>() << ": " << report["state"].get<std::string>();
+    const std::string reason = report["state_reason"].get<std::string>();
+    if (!reason.empty()) std::cout << " (" << reason << ")";
+    std::cout << "\n";
+    for (const auto& check : report["checks"]) {
+        std::string status = check["status"].get<std::string>();
+        std::transform(status.begin(), status.end(), status.begin(), [](unsigned char ch) { return std::toupper(ch); });
+        std::cout << column(status, 6) << column(check["check"].get<std::string>(), 18)
+                  << check["detail"].get<std::string>() << "\n";
+    }
+    return failed ? 1 : 0;
+}
+
 // ---- monitor ----------------------------------------------------------------
 
 std::string now_text()
@@ -839,9 +864,9 @@ int main(int argc, char** argv)
     }
     const std::string command = args.front();
     args.erase(args.begin());
-    static const std::vector<std::string> commands = {"list",   "show",      "create",  "start",   "stop",
-                                                      "delete", "autostart", "confirm", "set",     "port",
-                                                      "leases", "host",      "monitor", "forward", "stats"};
+    static const std::vector<std::string> commands = {"list",      "show",    "create", "start",   "stop",   "delete",
+                                                      "autostart", "confirm", "set",    "port",    "leases", "host",
+                                                      "monitor",   "forward", "stats",  "diagnose"};
     if (std::find(commands.begin(), commands.end(), command) == commands.end()) {
         std::cerr << "kvmnetctl: unknown command '" << command << "' (see kvmnetctl --help)\n";
         return 2;
@@ -869,6 +894,7 @@ int main(int argc, char** argv)
         if (command == "host") return cmd_host(c, args);
         if (command == "forward") return cmd_forward(c, args);
         if (command == "stats") return cmd_stats(c, args);
+        if (command == "diagnose") return cmd_diagnose(c, args);
         if (command == "stop" || command == "delete") return cmd_simple(c, command, args);
         if (command == "autostart") return cmd_autostart(c, args);
         throw UsageError("unknown command '" + command + "'");

@@ -272,6 +272,10 @@ private:
     {
         return guarded([&] { return manager_.statistics(name_).dump(); });
     }
+    std::string Diagnose() override
+    {
+        return guarded([&] { return manager_.diagnose(name_).dump(); });
+    }
     std::vector<std::string> Ports() override
     {
         std::vector<std::string> names;

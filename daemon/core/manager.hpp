@@ -121,6 +121,10 @@ public:
     // Drop counters of the network's rules (spoofed, isolated, limits, ...)
     // and forward totals.
     nlohmann::json statistics(const std::string& name) const;
+    // Read-only checks of a network against the kernel as it is now
+    // (core/manager_diagnose.cpp): {"network", "state", "state_reason",
+    // "verdict": pass|warn|fail, "checks": [{"check", "status", "detail"}]}.
+    nlohmann::json diagnose(const std::string& name) const;
 
     // A link appeared, changed or vanished (rtnetlink notification). A
     // running network whose bridge was deleted or downed by someone else

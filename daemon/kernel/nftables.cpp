@@ -1593,6 +1593,83 @@ std::vector<plan::RuleCounter> Nftables::rule_counters(const std::string& table)
     return out;
 }
 
+namespace {
+
+std::string family_name(std::uint32_t family)
+{
+    switch (family) {
+    case NFPROTO_IPV4: return "ip";
+    case NFPROTO_IPV6: return "ip6";
+    case NFPROTO_INET: return "inet";
+    case NFPROTO_BRIDGE: return "bridge";
+    case NFPROTO_ARP: return "arp";
+    case NFPROTO_NETDEV: return "netdev";
+    default: return std::to_string(family);
+    }
+}
+
+std::string hook_name(std::uint32_t family, std::uint32_t hook)
+{
+    if (family == NFPROTO_NETDEV) return hook == NF_NETDEV_INGRESS ? "ingress" : std::to_string(hook);
+    if (family == NFPROTO_ARP) return hook == 0 ? "input" : hook == 1 ? "output" : "forward";
+    switch (hook) {
+    case NF_INET_PRE_ROUTING: return "prerouting";
+    case NF_INET_LOCAL_IN: return "input";
+    case NF_INET_FORWARD: return "forward";
+    case NF_INET_LOCAL_OUT: return "output";
+    case NF_INET_POST_ROUTING: return "postrouting";
+    case NF_INET_INGRESS: return "ingress";
+    default: return std::to_string(hook);
+    }
+}
+
+struct ChainDump {
+    std::vector<plan::ChainInfo>* out;
+    bool failed = false;
+};
+
+int on_chain_message(const nlmsghdr* nlh, void* data)
+{
+    auto* dump = static_cast<ChainDump*>(data);
+    ChainPtr c(checked(nftnl_chain_alloc()));
+    if (nftnl_chain_nlmsg_parse(nlh, c.get()) < 0) {
+        dump->failed = true;
+        return MNL_CB_ERROR;
+    }
+    plan::ChainInfo info;
+    const std::uint32_t family = nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_FAMILY);
+    info.family = family_name(family);
+    if (const char* table = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE)) info.table = table;
+    if (const char* name = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME)) info.name = name;
+    info.base = nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM);
+    if (info.base) {
+        info.hook = hook_name(family, nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM));
+        info.priority = nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO);
+        const bool drop = nftnl_chain_is_set(c.get(), NFTNL_CHAIN_POLICY) &&
+                          nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_POLICY) == NF_DROP;
+        info.policy = drop ? "drop" : "accept";
+    }
+    dump->out->push_back(std::move(info));
+    return MNL_CB_OK;
+}
+
+}  // namespace
+
+std::vector<plan::ChainInfo> Nftables::list_chains()
+{
+    const std::string doing = "listing the nftables chains";
+    std::vector<plan::ChainInfo> out;
+    ChainDump dump{&out};
+    std::vector<char> request(message_overhead, 0);
+    const std::uint32_t seq = ++sequence_;
+    nftnl_chain_nlmsg_build_hdr(request.data(), NFT_MSG_GETCHAIN, NFPROTO_UNSPEC, NLM_F_DUMP | NLM_F_ACK, seq);
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(request.data());
+    if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) throw kernel_error(doing + " failed: sending", errno);
+    const int error = receive_dump(seq, on_chain_message, &dump, doing);
+    if (error != 0) throw kernel_error(doing + " failed", dump.failed ? EBADMSG : error);
+    return out;
+}
+
 bool Nftables::table_exists(const std::string& name)
 {
     const std::string doing = "looking up table inet " + name;

@@ -59,6 +59,9 @@ public:
     // comment; an absent table gives none.
     std::vector<plan::RuleCounter> rule_counters(const std::string& table) override;
 
+    // Every chain of every table, all families (one NFT_MSG_GETCHAIN dump).
+    std::vector<plan::ChainInfo> list_chains() override;
+
 private:
     // Receives a dump's replies for `seq`, each through `callback`; 0 or an errno.
     int receive_dump(std::uint32_t seq, int (*callback)(const nlmsghdr*, void*), void* data, const std::string& doing);

@@ -189,6 +189,19 @@ struct RuleCounter {
 };
 
 // The firewall as the reconciler needs it; kernel/nftables.cpp implements it.
+// One chain of any table of any family, as the kernel reports it: what
+// Diagnose needs to see our table's shape and other programs' base chains
+// that may drop guests' traffic (a forward hook with policy drop).
+struct ChainInfo {
+    std::string family;  // "ip", "ip6", "inet", "bridge", "arp", "netdev"
+    std::string table;
+    std::string name;
+    bool base = false;  // hooked into the stack (the fields below are set)
+    std::string hook;   // "prerouting", "input", "forward", "output", "postrouting", "ingress", ...
+    std::int32_t priority = 0;
+    std::string policy;  // "accept" or "drop"
+};
+
 class FirewallAdapter {
 public:
     virtual ~FirewallAdapter() = default;
@@ -204,6 +217,8 @@ public:
     virtual std::vector<ElementCounters> list_elements(const std::string& table, const Set& set) = 0;
     // The counters of every rule of the table that has a counter and a comment.
     virtual std::vector<RuleCounter> rule_counters(const std::string& table) = 0;
+    // Every chain of every table of every family (ours and other programs').
+    virtual std::vector<ChainInfo> list_chains() = 0;
 };
 
 }  // namespace kvmnet::plan

@@ -736,6 +736,17 @@ public:
         return out;
     }
     std::vector<plan::RuleCounter> rule_counters(const std::string&) override { return {}; }
+    // The committed table's chains, plus foreign ones a test adds.
+    std::vector<plan::ChainInfo> foreign_chains;
+    std::vector<plan::ChainInfo> list_chains() override
+    {
+        std::vector<plan::ChainInfo> out = foreign_chains;
+        if (table)
+            for (const plan::Chain& c : table->chains)
+                out.push_back({"inet", table->name, c.name, !c.hook.empty(), c.hook, c.priority,
+                               c.policy_accept ? "accept" : "drop"});
+        return out;
+    }
     // The elements of one set of the committed table.
     std::vector<plan::SetElement> elements(const std::string& set_name) const
     {
@@ -1870,4 +1881,69 @@ TEST_CASE("Forwards on a stopped network are stored and applied at start", "[man
     CHECK(h.firewall.elements("fwd4_any")[0].data == std::vector<std::string>{"10.5.0.20", "80"});
     // A host that a forward names cannot go away under it.
     CHECK_THROWS_AS(h.m().remove_host("web", "52:54:00:00:00:0a"), Error);
+}
+
+TEST_CASE("Diagnose names what is wrong with a running network and only reads", "[manager][diagnose]")
+{
+    Harness h;
+    h.dnsmasq = write_fake_dnsmasq(h.state_dir.path);
+    h.restart_manager();
+    h.m().create(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5", "ipv4": {"address": "10.5.0.1/24",
+        "dhcp": {"ranges": ["10.5.0.100-10.5.0.200"]}}})");
+    const auto status_of = [](const nlohmann::json& report, const std::string& check) {
+        for (const auto& c : report["checks"])
+            if (c["check"] == check) return c["status"].get<std::string>() + ": " + c["detail"].get<std::string>();
+        return std::string("(no check " + check + ")");
+    };
+
+    SECTION("stopped: nothing left behind")
+    {
+        const auto report = h.m().diagnose("web");
+        CHECK(report["verdict"] == "pass");
+        CHECK(report["state"] == "inactive");
+    }
+    h.m().start("web");
+    REQUIRE(h.m().state("web") == State::active);
+    // The fake dnsmasq binds nothing: the namespace's sockets are the fake's list.
+    h.links.listeners = {{false, "10.5.0.1", 53}, {false, "0.0.0.0", 67}};
+    const int commits = h.firewall.commits;
+
+    SECTION("healthy")
+    {
+        const auto report = h.m().diagnose("web");
+        INFO(report.dump(2));
+        CHECK(report["verdict"] == "pass");
+        CHECK_THAT(status_of(report, "firewall"), StartsWith("pass"));
+        CHECK_THAT(status_of(report, "dnsmasq"), StartsWith("pass"));
+        CHECK_THAT(status_of(report, "ip-forward"), StartsWith("pass"));
+    }
+    SECTION("each problem is named")
+    {
+        h.links.sysctls["net/ipv4/ip_forward"] = "0";
+        h.links.listeners = {{false, "10.5.0.1", 53}};
+        h.links.delete_address("kvmbr5", AF_INET, "10.5.0.1", 24);
+        h.firewall.foreign_chains.push_back({"ip", "filter", "FORWARD", true, "forward", 0, "drop"});
+        const auto changes = h.links.calls().size();
+        const auto report = h.m().diagnose("web");
+        INFO(report.dump(2));
+        CHECK(report["verdict"] == "fail");
+        CHECK_THAT(status_of(report, "ip-forward"), StartsWith("fail: net.ipv4.ip_forward is 0"));
+        CHECK_THAT(status_of(report, "ipv4-address"), StartsWith("fail: 10.5.0.1/24 is missing from kvmbr5"));
+        CHECK_THAT(status_of(report, "dnsmasq"), Contains("DHCP (udp 67)"));
+        CHECK_THAT(status_of(report, "foreign-firewall"), StartsWith("warn: chain ip filter FORWARD"));
+        // It only read.
+        CHECK(std::none_of(h.links.calls().begin() + static_cast<long>(changes), h.links.calls().end(),
+                           [](const Call& c) { return c.mutating; }));
+    }
+    SECTION("a deleted table and a downed bridge")
+    {
+        h.firewall.table.reset();
+        h.links.set_up("kvmbr5", false);
+        const auto report = h.m().diagnose("web");
+        INFO(report.dump(2));
+        CHECK(report["verdict"] == "fail");
+        CHECK_THAT(status_of(report, "firewall"), StartsWith("fail: table inet kvmnet is missing"));
+        CHECK_THAT(status_of(report, "bridge"), StartsWith("fail: kvmbr5 is down"));
+    }
+    CHECK(h.firewall.commits == commits);
 }
