@@ -1,0 +1,71 @@
+// Change notifications from nftables (NFNLGRP_NFTABLES), read from a
+// non-blocking libmnl socket that the event loop watches, so the daemon
+// notices `nft flush ruleset`, `nft delete table inet kvmnet`, a flushed
+// chain or a deleted rule in its table and can put the table back.
+//
+// Every committed transaction's notifications end with NFT_MSG_NEWGEN,
+// which carries the process id of the committer (NFTA_GEN_PROC_PID). The
+// monitor buffers what a transaction touched until its NEWGEN and drops
+// transactions committed by this process, so the daemon's own changes never
+// trigger a repair.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <sys/types.h>
+#include <unistd.h>
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace kvmnet::kernel {
+
+// The pure part: fed one notification at a time, decides per transaction.
+class NftChangeFilter {
+public:
+    NftChangeFilter(std::string table, pid_t own_pid) : table_(std::move(table)), own_pid_(own_pid) {}
+
+    // An object notification (table, chain, rule, set, element, object,
+    // flowtable) of `family` in table `table`.
+    void object(std::uint8_t family, const std::string& table);
+    // NFT_MSG_NEWGEN: the end of one transaction. True when it touched our
+    // table and was committed by another process; `who` then names it.
+    bool end_of_transaction(pid_t pid, const std::string& process_name);
+    // Notifications were lost: whatever was buffered is dropped.
+    void reset() { touched_ = false; }
+
+    const std::string& who() const { return who_; }
+
+private:
+    std::string table_;
+    pid_t own_pid_;
+    bool touched_ = false;
+    std::string who_;
+};
+
+struct NftMonitorResult {
+    bool changed = false;  // another process changed our table
+    bool overrun = false;  // notifications were lost (ENOBUFS): state unknown
+    std::string who;       // "nft (pid 1234)" for the last foreign change
+};
+
+class NftMonitor {
+public:
+    // Watches table "inet <table>"; transactions of `own_pid` are ours.
+    explicit NftMonitor(std::string table, pid_t own_pid = ::getpid());
+    ~NftMonitor();
+    NftMonitor(const NftMonitor&) = delete;
+    NftMonitor& operator=(const NftMonitor&) = delete;
+
+    int fd() const;
+    // Reads every pending notification.
+    NftMonitorResult dispatch();
+
+private:
+    void handle(const nlmsghdr* header, NftMonitorResult& result);
+
+    struct mnl_socket* socket_ = nullptr;
+    NftChangeFilter filter_;
+};
+
+}  // namespace kvmnet::kernel
