@@ -29,20 +29,6 @@ int remaining(const nlmsghdr* header, const nlattr* attr)
 
 }  // namespace
 
-void NftChangeFilter::object(std::uint8_t family, const std::string& table)
-{
-    if (family == NFPROTO_INET && table == table_) touched_ = true;
-}
-
-bool NftChangeFilter::end_of_transaction(pid_t pid, const std::string& process_name)
-{
-    const bool foreign = touched_ && pid != own_pid_;
-    touched_ = false;
-    if (foreign)
-        who_ = (process_name.empty() ? std::string("process") : process_name) + " (pid " + std::to_string(pid) + ")";
-    return foreign;
-}
-
 NftMonitor::NftMonitor(std::string table, pid_t own_pid) : filter_(std::move(table), own_pid)
 {
     socket_ = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);

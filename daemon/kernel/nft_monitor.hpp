@@ -20,21 +20,35 @@ struct nlmsghdr;
 
 namespace kvmnet::kernel {
 
-// The pure part: fed one notification at a time, decides per transaction.
+// The pure part (header-only, unit-tested without a kernel): fed one
+// notification at a time, decides per transaction.
 class NftChangeFilter {
 public:
     NftChangeFilter(std::string table, pid_t own_pid) : table_(std::move(table)), own_pid_(own_pid) {}
 
     // An object notification (table, chain, rule, set, element, object,
     // flowtable) of `family` in table `table`.
-    void object(std::uint8_t family, const std::string& table);
+    void object(std::uint8_t family, const std::string& table)
+    {
+        if (family == inet_family && table == table_) touched_ = true;
+    }
     // NFT_MSG_NEWGEN: the end of one transaction. True when it touched our
     // table and was committed by another process; `who` then names it.
-    bool end_of_transaction(pid_t pid, const std::string& process_name);
+    bool end_of_transaction(pid_t pid, const std::string& process_name)
+    {
+        const bool foreign = touched_ && pid != own_pid_;
+        touched_ = false;
+        if (foreign)
+            who_ =
+                (process_name.empty() ? std::string("process") : process_name) + " (pid " + std::to_string(pid) + ")";
+        return foreign;
+    }
     // Notifications were lost: whatever was buffered is dropped.
     void reset() { touched_ = false; }
 
     const std::string& who() const { return who_; }
+
+    static constexpr std::uint8_t inet_family = 1;  // NFPROTO_INET
 
 private:
     std::string table_;
