@@ -220,6 +220,9 @@ private:
     void take_over_uplink(Entry& e, Undo& undo, std::string& step);
     std::vector<std::string> restore_uplink(Entry& e);
     std::string takeover_record(const std::string& name) const;
+    // Self-healing: re-adds (apply) or lists the recorded static addresses
+    // and routes missing from the bridge at `bridge_index`.
+    std::vector<std::string> restore_takeover_config(Entry& e, int bridge_index, bool apply);
     // Ports (core/manager_ports.cpp).
     // `previous`: the port's configuration before this change, if any.
     void apply_port(Entry& e, const model::Port& port, const model::Port* previous = nullptr);

@@ -121,14 +121,16 @@ void Manager::repair_links(Entry& e)
         if (n.mode == model::Mode::bridge) {
             // The bridge carries the host's own addresses (taken over from
             // the uplink); recreating it is a takeover, which is not done
-            // behind anyone's back. Its state and the uplink are repaired.
+            // behind anyone's back. Its state, the uplink and the recorded
+            // static addresses and routes are repaired.
             if (!bridge) return assess(e);
             const auto uplink = links_.find_link(n.uplink);
             const bool set_up = !bridge->up;
             // Only a free uplink is re-enslaved: one that someone enslaved
             // elsewhere stays theirs.
             const bool reattach = uplink && uplink->master_index == 0;
-            if ((!set_up && !reattach) || !repair_allowed(e)) return assess(e);
+            const bool readd = !restore_takeover_config(e, bridge->index, false).empty();
+            if ((!set_up && !reattach && !readd) || !repair_allowed(e)) return assess(e);
             if (set_up) {
                 links_.set_up(n.bridge, true);
                 done.push_back("set bridge " + n.bridge + " up again");
@@ -139,6 +141,11 @@ void Manager::repair_links(Entry& e)
                 if (!uplink->up) links_.set_up(n.uplink, true);
                 done.push_back("attached uplink " + n.uplink + " to " + n.bridge + " again");
                 what = "uplink";
+            }
+            // After setting it up: routes need their link up.
+            for (auto& d : restore_takeover_config(e, bridge->index, true)) {
+                done.push_back(std::move(d));
+                if (what.empty()) what = "address";
             }
         } else {
             const auto ops = plan::plan_bridge(n, bridge, links_.list_addresses());
@@ -179,6 +186,7 @@ void Manager::repair_links(Entry& e)
             set_state(e, State::degraded, "repairing bridge " + n.bridge + " failed: " + err.what());
         return;
     }
+    if (done.empty()) return assess(e);  // every step was refused (logged)
     std::string detail;
     for (const auto& d : done)
         detail += (detail.empty() ? "" : "; ") + d;

@@ -2110,3 +2110,38 @@ TEST_CASE("Self-healing: a bridge-mode uplink that disappears degrades the netwo
     CHECK(h.m().state("lan") == State::degraded);
     h.m().stop("lan");
 }
+
+TEST_CASE("Self-healing: a bridge-mode bridge gets its static addresses and routes back, not dynamic ones",
+          "[manager][repair]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    h.m().start("lan");
+    REQUIRE(h.m().state("lan") == State::active);
+    const std::string before = h.links.state_of("lan0");
+    // What the kernel does on `ip link set lan0 down`: IPv6 addresses and
+    // routes through the link go. Here: the static route to 10.20.0.0/16,
+    // the DHCP default route and the SLAAC-like IPv6 address.
+    h.links.set_up("lan0", false);
+    for (const auto& r : h.links.routes_on("lan0"))
+        if (r.destination == "10.20.0.0" || (r.family == AF_INET && r.destination.empty() && r.table == 254))
+            h.links.delete_route(r);
+    h.links.delete_address("lan0", AF_INET6, "2001:db8:1::10", 64);
+    h.links.reset_calls();
+    h.m().link_changed("lan0");
+    h.m().repair_pending();
+    CHECK(h.links.link("lan0").up);
+    REQUIRE(h.listener.repairs.size() == 1);
+    CHECK_THAT(h.listener.repairs[0], Contains("re-added route 10.20.0.0/16 via 192.168.1.254"));
+    // The DHCP route and the address with a finite lifetime belong to their clients.
+    CHECK_THAT(h.listener.repairs[0], !Contains("re-added route default"));
+    CHECK_THAT(h.listener.repairs[0], !Contains("2001:db8:1::10"));
+    CHECK(h.m().state("lan") == State::active);
+    CHECK(h.links.state_of("lan0") != before);  // the dynamic parts stay gone
+    // Nothing more to do on the next notification.
+    h.links.reset_calls();
+    h.m().link_changed("lan0");
+    h.m().repair_pending();
+    CHECK(h.links.mutations().empty());
+    h.m().stop("lan");
+}
