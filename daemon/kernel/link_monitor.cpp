@@ -85,10 +85,10 @@ void LinkMonitor::dispatch(const std::function<void(const LinkEvent&)>& on_link,
     // Non-blocking: returns -NLE_AGAIN once the socket is drained. An overrun
     // (ENOBUFS, which libnl reports as NLE_NOMEM) loses events: remembered
     // for take_overrun(), and reading goes on.
-    for (;;) {
+    for (int overruns = 0;;) {
         const int r = nl_recvmsgs_default(socket_);
         if (r >= 0) continue;
-        if (r == -NLE_NOMEM) {
+        if (r == -NLE_NOMEM && ++overruns < 16) {  // bounded: a real ENOMEM would repeat
             overrun_ = true;
             continue;
         }

@@ -98,11 +98,11 @@ NftMonitorResult NftMonitor::dispatch()
 {
     NftMonitorResult result;
     std::vector<char> buffer(MNL_SOCKET_BUFFER_SIZE * 4);
-    for (;;) {
+    for (int overruns = 0;;) {
         const ssize_t n = mnl_socket_recvfrom(socket_, buffer.data(), buffer.size());
         if (n < 0) {
             if (errno == EINTR) continue;
-            if (errno == ENOBUFS) {
+            if (errno == ENOBUFS && ++overruns < 16) {
                 // Lost notifications: which transactions they belonged to is unknown.
                 result.overrun = true;
                 filter_.reset();
