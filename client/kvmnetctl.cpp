@@ -288,6 +288,7 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
     for (const auto& p : n.value("ports", json::array()))
         row("Port", p["name"].get<std::string>() + (p.contains("mac") ? " " + p["mac"].get<std::string>() : "") +
                         (p.value("tap", false) ? " (tap)" : "") + (p.value("isolated", false) ? " isolated" : ""));
+    if (const std::string last = c.network(args[0]).LastRepair(); !last.empty()) row("Last repair", last);
     return 0;
 }
 

@@ -3,6 +3,7 @@
 # a guest that has a DHCP lease and reaches the "internet" namespace; then,
 # one at a time, what other tools do to it behind the daemon's back:
 #   nft flush ruleset, nft delete table inet kvmnet, nft flush chain,
+#   nft delete rule,
 #   ip link set BR down, ip addr del (IPv4 and IPv6 gateway),
 #   ip link del BR (the guest re-plugs afterwards), kill -9 dnsmasq
 #   (also a dnsmasq adopted after a daemon restart).
@@ -100,6 +101,14 @@ chain=$(in_ns "$H" nft -j list table inet kvmnet | jq -r '[.nftables[] | select(
 mark
 in_ns "$H" nft flush chain inet kvmnet "$chain"
 expect_repair "nft flush chain $chain"
+
+log "nft delete rule"
+handle=$(in_ns "$H" nft -a -j list chain inet kvmnet "$chain" | jq -r '[.nftables[] | select(.rule) | .rule.handle][0]')
+[[ $handle =~ ^[0-9]+$ ]] || fail "no rule handle in chain $chain: $handle"
+mark
+in_ns "$H" nft delete rule inet kvmnet "$chain" handle "$handle"
+expect_repair "nft delete rule"
+assert_contains "$(ctl show default)" "Last repair:" "kvmnetctl show after a repair"
 
 log "ip link set kvmbr0 down"
 mark
