@@ -29,7 +29,8 @@ int remaining(const nlmsghdr* header, const nlattr* attr)
 
 }  // namespace
 
-NftMonitor::NftMonitor(std::string table, pid_t own_pid) : filter_(std::move(table), own_pid)
+NftMonitor::NftMonitor(std::string table, pid_t own_pid, std::uint32_t own_port)
+    : filter_(std::move(table), own_pid, own_port)
 {
     socket_ = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (!socket_)
@@ -76,7 +77,7 @@ void NftMonitor::handle(const nlmsghdr* header, NftMonitorResult& result)
             else if (mnl_attr_get_type(attr) == NFTA_GEN_PROC_NAME && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
                 name = mnl_attr_get_str(attr);
         }
-        if (filter_.end_of_transaction(pid, name)) {
+        if (filter_.end_of_transaction(pid, name, header->nlmsg_pid)) {
             result.changed = true;
             result.who = filter_.who();
         }

@@ -6,8 +6,9 @@
 // Every committed transaction's notifications end with NFT_MSG_NEWGEN,
 // which carries the process id of the committer (NFTA_GEN_PROC_PID). The
 // monitor buffers what a transaction touched until its NEWGEN and drops
-// transactions committed by this process, so the daemon's own changes never
-// trigger a repair.
+// transactions committed by this process (or from the daemon's nftables
+// socket, whose port id the NEWGEN header carries), so the daemon's own
+// changes never trigger a repair.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,12 @@ namespace kvmnet::kernel {
 // notification at a time, decides per transaction.
 class NftChangeFilter {
 public:
-    NftChangeFilter(std::string table, pid_t own_pid) : table_(std::move(table)), own_pid_(own_pid) {}
+    // Ours: transactions of `own_pid`, or sent from netlink port `own_port`
+    // (the firewall adapter's socket; 0: none).
+    NftChangeFilter(std::string table, pid_t own_pid, std::uint32_t own_port = 0)
+        : table_(std::move(table)), own_pid_(own_pid), own_port_(own_port)
+    {
+    }
 
     // An object notification (table, chain, rule, set, element, object,
     // flowtable) of `family` in table `table`.
@@ -32,11 +38,13 @@ public:
     {
         if (family == inet_family && table == table_) touched_ = true;
     }
-    // NFT_MSG_NEWGEN: the end of one transaction. True when it touched our
-    // table and was committed by another process; `who` then names it.
-    bool end_of_transaction(pid_t pid, const std::string& process_name)
+    // NFT_MSG_NEWGEN: the end of one transaction (`port`: its nlmsg_pid,
+    // the committing socket). True when it touched our table and was
+    // committed by another process; `who` then names it.
+    bool end_of_transaction(pid_t pid, const std::string& process_name, std::uint32_t port = 0)
     {
-        const bool foreign = touched_ && pid != own_pid_;
+        const bool ours = pid == own_pid_ || (own_port_ != 0 && port == own_port_);
+        const bool foreign = touched_ && !ours;
         touched_ = false;
         if (foreign)
             who_ =
@@ -53,6 +61,7 @@ public:
 private:
     std::string table_;
     pid_t own_pid_;
+    std::uint32_t own_port_;
     bool touched_ = false;
     std::string who_;
 };
@@ -65,8 +74,11 @@ struct NftMonitorResult {
 
 class NftMonitor {
 public:
-    // Watches table "inet <table>"; transactions of `own_pid` are ours.
-    explicit NftMonitor(std::string table, pid_t own_pid = ::getpid());
+    // Watches table "inet <table>"; transactions of `own_pid`, or from the
+    // netlink port `own_port` (Nftables::port_id()), are ours. The pid is
+    // the kernel's view (the initial PID namespace); the port also holds
+    // when the daemon runs in a PID namespace of its own.
+    explicit NftMonitor(std::string table, pid_t own_pid = ::getpid(), std::uint32_t own_port = 0);
     ~NftMonitor();
     NftMonitor(const NftMonitor&) = delete;
     NftMonitor& operator=(const NftMonitor&) = delete;

@@ -83,6 +83,17 @@ int main()
         firewall.delete_table(kvmnet::plan::table_name);
         r = after(monitor, [] {});
         check(!r.changed, "our own delete_table is not reported");
+
+        // In a PID namespace of its own the daemon's getpid() is not the pid
+        // the kernel reports: the socket's port id still identifies it.
+        kernel::NftMonitor by_port(kvmnet::plan::table_name, 1, firewall.port_id());
+        r = after(by_port, [&] { firewall.replace_table(table); });
+        check(!r.changed, "our own commit is recognised by its port id alone");
+        r = after(by_port, [&] { nft("delete table inet kvmnet"); });
+        check(r.changed, "nft is still reported when only the port id is ours");
+        kernel::NftMonitor by_nothing(kvmnet::plan::table_name, 1, 0);
+        r = after(by_nothing, [&] { firewall.replace_table(table); });
+        check(r.changed, "control: without pid or port our own commit is foreign");
     } catch (const std::exception& e) {
         check(false, std::string("unexpected exception: ") + e.what());
     }

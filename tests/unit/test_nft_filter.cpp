@@ -38,6 +38,13 @@ TEST_CASE("nftables transactions are reported only when foreign and touching our
     CHECK(filter.end_of_transaction(other, ""));
     CHECK(filter.who() == "process (pid 200)");
 
+    // Our netlink port, whatever the pid says (a PID namespace).
+    NftChangeFilter by_port("kvmnet", own, 77);
+    by_port.object(inet, "kvmnet");
+    CHECK_FALSE(by_port.end_of_transaction(other, "kvmnetd", 77));
+    by_port.object(inet, "kvmnet");
+    CHECK(by_port.end_of_transaction(other, "nft", 78));
+
     // Lost notifications drop what was buffered.
     filter.object(inet, "kvmnet");
     filter.reset();
