@@ -93,6 +93,7 @@ public:
 private:
     void onMacConflict(const std::string&, const std::vector<std::string>&) override {}
     void onLeaseChanged(const std::string&, const std::string&, const std::string&, const std::string&) override {}
+    void onRepaired(const std::string&, const std::string&) override {}
 };
 
 struct Context {
@@ -289,6 +290,7 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
     for (const auto& p : n.value("ports", json::array()))
         row("Port", p["name"].get<std::string>() + (p.contains("mac") ? " " + p["mac"].get<std::string>() : "") +
                         (p.value("tap", false) ? " (tap)" : "") + (p.value("isolated", false) ? " isolated" : ""));
+    if (const std::string last = c.network(args[0]).LastRepair(); !last.empty()) row("Last repair", last);
     return 0;
 }
 
@@ -786,6 +788,10 @@ void on_signal(bool as_json, sdbus::Message& m)
         print_event(as_json, member, network_of(path),
                     {{"event", event}, {"mac", mac}, {"ip", ip}, {"hostname", hostname}},
                     {event, mac, ip, hostname.empty() ? "-" : hostname});
+    } else if (iface == "org.kvmnet1.Network" && member == "Repaired") {
+        std::string what, detail;
+        m >> what >> detail;
+        print_event(as_json, member, network_of(path), {{"what", what}, {"detail", detail}}, {what, detail});
     } else if (iface == "org.kvmnet1.Network" && member == "MacConflict") {
         std::string mac;
         std::vector<std::string> ports;

@@ -8,6 +8,7 @@
 #include "core/manager.hpp"
 #include "kernel/link_monitor.hpp"
 #include "kernel/netlink_links.hpp"
+#include "kernel/nft_monitor.hpp"
 #include "kernel/nftables.hpp"
 
 #include <sdbus-c++/sdbus-c++.h>
@@ -243,8 +244,21 @@ int main(int argc, char** argv)
         const std::function<void(const kernel::FdbEvent&)> on_fdb = [&](const kernel::FdbEvent& event) {
             manager.fdb_learned(event.bridge_index, event.mac, event.port_index);
         };
-        auto link_source =
-            loop.add_io(link_monitor.fd(), EPOLLIN, [&](std::uint32_t) { link_monitor.dispatch(on_link, on_fdb); });
+        link_monitor.set_address_handler([&](int index) { manager.address_changed(index); });
+        auto link_source = loop.add_io(link_monitor.fd(), EPOLLIN, [&](std::uint32_t) {
+            link_monitor.dispatch(on_link, on_fdb);
+            if (link_monitor.take_overrun()) manager.recheck_links();
+        });
+        // Self-healing of table inet kvmnet: changes by other processes
+        // (nft flush ruleset, ...) are repaired; our own are filtered out.
+        kernel::NftMonitor nft_monitor(plan::table_name, ::getpid(), firewall.port_id());
+        auto nft_source = loop.add_io(nft_monitor.fd(), EPOLLIN, [&](std::uint32_t) {
+            const auto result = nft_monitor.dispatch();
+            if (result.changed)
+                manager.firewall_changed("by " + result.who);
+            else if (result.overrun)
+                manager.firewall_changed("nftables notifications were lost, state unknown");
+        });
         manager.load();
         // Take the name only once autostart networks are up, so that bus
         // activation and sd_notify readiness mean "networks are there".

@@ -170,7 +170,8 @@ private:
                  }()},
                 {"AwaitingConfirmation", manager_.awaiting_confirmation(name_) ? "true" : "false"},
                 {"Dnsmasq", Dnsmasq()},
-                {"IPv6Address", IPv6Address()}};
+                {"IPv6Address", IPv6Address()},
+                {"LastRepair", manager_.last_repair(name_)}};
     }
 
     void Start() override
@@ -311,6 +312,7 @@ private:
     bool Autostart() override { return manager_.spec(name_).autostart; }
     std::string Uplink() override { return manager_.spec(name_).uplink; }
     uint32_t Mtu() override { return manager_.spec(name_).mtu; }
+    std::string LastRepair() override { return manager_.last_repair(name_); }
 
     core::Manager& manager_;
     std::string name_;
@@ -353,6 +355,11 @@ void Service::lease_changed(const std::string& name, const std::string& event, c
                             const std::string& ip, const std::string& hostname)
 {
     if (auto it = networks_.find(name); it != networks_.end()) it->second->emitLeaseChanged(event, mac, ip, hostname);
+}
+
+void Service::network_repaired(const std::string& name, const std::string& what, const std::string& detail)
+{
+    if (auto it = networks_.find(name); it != networks_.end()) it->second->emitRepaired(what, detail);
 }
 
 void Service::network_changed(const std::string& name)

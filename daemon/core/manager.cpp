@@ -491,7 +491,10 @@ void Manager::link_changed(const std::string& link_name)
             const auto bridge = links_.find_link(link_name);
             e.bridge_index = bridge ? bridge->index : 0;
         }
-        if (e.spec.bridge == link_name || e.spec.uplink == link_name) assess(e);
+        if (e.spec.bridge == link_name || e.spec.uplink == link_name) {
+            assess(e);
+            schedule_link_repair(e);  // manager_repair.cpp
+        }
         for (const model::Port& p : e.spec.ports) {
             if (p.name != link_name) continue;
             // A guest's interface came back (a VM restarted on the same tap
@@ -548,6 +551,45 @@ void Manager::update_ip_forward(const std::vector<model::Network>& active)
     hold_sysctl_on(ip_forward_key, "ip_forward.saved", std::any_of(active.begin(), active.end(), needs_forwarding));
 }
 
+void Manager::apply_link_ops(const model::Network& n, const std::vector<plan::LinkOp>& ops,
+                             const std::optional<plan::LinkInfo>& observed, Undo& undo, std::string& step)
+{
+    for (const plan::LinkOp& op : ops) {
+        step = plan::describe(op);
+        log_debug("network " + n.name + ": " + step);
+        std::visit(
+            [&](const auto& o) {
+                using T = std::decay_t<decltype(o)>;
+                if constexpr (std::is_same_v<T, plan::CreateBridge>) {
+                    links_.create_bridge(o.name, o.options);
+                    undo.push("delete bridge " + o.name, [this, o] { links_.delete_link(o.name); });
+                } else if constexpr (std::is_same_v<T, plan::SetAlias>) {
+                    links_.set_alias(o.name, o.alias);
+                } else if constexpr (std::is_same_v<T, plan::SetMtu>) {
+                    const std::uint32_t before = observed ? observed->mtu : 0;
+                    links_.set_mtu(o.name, o.mtu);
+                    if (before) undo.push("restore MTU", [this, o, before] { links_.set_mtu(o.name, before); });
+                } else if constexpr (std::is_same_v<T, plan::AddAddress>) {
+                    if (o.family == AF_INET6) {
+                        plan::AddressInfo info;
+                        info.family = AF_INET6;
+                        info.address = o.address;
+                        info.prefix_length = o.prefix_length;
+                        info.flags = o.flags;
+                        links_.add_address_info(o.name, info);
+                    } else {
+                        links_.add_address(o.name, AF_INET, o.address, o.prefix_length);
+                    }
+                    undo.push("remove address",
+                              [this, o] { links_.delete_address(o.name, o.family, o.address, o.prefix_length); });
+                } else if constexpr (std::is_same_v<T, plan::SetUp>) {
+                    links_.set_up(o.name, true);
+                }
+            },
+            op);
+    }
+}
+
 void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
 {
     const model::Network& n = e.spec;
@@ -561,40 +603,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
 
         step = "configuring bridge " + n.bridge;
         const auto observed = links_.find_link(n.bridge);
-        for (const plan::LinkOp& op : plan::plan_bridge(n, observed, links_.list_addresses())) {
-            step = plan::describe(op);
-            log_debug("network " + n.name + ": " + step);
-            std::visit(
-                [&](const auto& o) {
-                    using T = std::decay_t<decltype(o)>;
-                    if constexpr (std::is_same_v<T, plan::CreateBridge>) {
-                        links_.create_bridge(o.name, o.options);
-                        undo.push("delete bridge " + o.name, [this, o] { links_.delete_link(o.name); });
-                    } else if constexpr (std::is_same_v<T, plan::SetAlias>) {
-                        links_.set_alias(o.name, o.alias);
-                    } else if constexpr (std::is_same_v<T, plan::SetMtu>) {
-                        const std::uint32_t before = observed ? observed->mtu : 0;
-                        links_.set_mtu(o.name, o.mtu);
-                        if (before) undo.push("restore MTU", [this, o, before] { links_.set_mtu(o.name, before); });
-                    } else if constexpr (std::is_same_v<T, plan::AddAddress>) {
-                        if (o.family == AF_INET6) {
-                            plan::AddressInfo info;
-                            info.family = AF_INET6;
-                            info.address = o.address;
-                            info.prefix_length = o.prefix_length;
-                            info.flags = o.flags;
-                            links_.add_address_info(o.name, info);
-                        } else {
-                            links_.add_address(o.name, AF_INET, o.address, o.prefix_length);
-                        }
-                        undo.push("remove address",
-                                  [this, o] { links_.delete_address(o.name, o.family, o.address, o.prefix_length); });
-                    } else if constexpr (std::is_same_v<T, plan::SetUp>) {
-                        links_.set_up(o.name, true);
-                    }
-                },
-                op);
-        }
+        apply_link_ops(n, plan::plan_bridge(n, observed, links_.list_addresses()), observed, undo, step);
 
         if (n.mode == model::Mode::nat) {
             // Forwards reached from the host as 127.0.0.1 leave through the
@@ -668,6 +677,8 @@ std::vector<std::string> Manager::tear_down(Entry& e)
         }
     };
     e.restart_timer.reset();
+    e.repair_timer.reset();
+    e.firewall_problem.clear();
     e.lease_watch.reset();
     const bool was_awaiting = e.confirm_timer != nullptr;
     e.confirm_timer.reset();
@@ -776,6 +787,7 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
     ++e.restarts;
     e.dnsmasq_problem = "dnsmasq exited" + (status >= 0 ? " (status " + std::to_string(status) + ")" : std::string()) +
                         "; restarting in " + std::to_string(delay_s) + " s";
+    log_warning("network " + name + ": " + e.dnsmasq_problem);
     assess(e);
     e.restart_timer = loop_.add_timer(delay_s * 1000000ull, [this, name] {
         auto found = networks_.find(name);
@@ -783,8 +795,12 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
         Entry& entry = found->second;
         if (!is_running(entry.state)) return;
         try {
+            const std::string problem = entry.dnsmasq_problem;
             start_dnsmasq(entry);
             entry.dnsmasq_problem.clear();
+            note_repair(entry, "dnsmasq",
+                        "restarted dnsmasq as pid " + std::to_string(entry.dnsmasq ? entry.dnsmasq->pid() : 0) + " (" +
+                            problem.substr(0, problem.find(';')) + ")");
             assess(entry);
         } catch (const std::exception& err) {
             log_error("network " + name + ": restarting dnsmasq failed: " + err.what());
@@ -808,6 +824,8 @@ void Manager::assess(Entry& e)
                   "uplink " + e.spec.uplink + " was released from " + e.spec.bridge + " outside kvmnet");
     else if (!link->up)
         set_state(e, State::degraded, "bridge " + e.spec.bridge + " was set down outside kvmnet");
+    else if (!e.firewall_problem.empty())
+        set_state(e, State::degraded, e.firewall_problem);
     else if (!e.dnsmasq_problem.empty())
         set_state(e, State::degraded, e.dnsmasq_problem);
     else if (!e.mac_conflict.empty())

@@ -9,6 +9,7 @@
 #include "core/process.hpp"
 #include "model/network.hpp"
 #include "plan/kernel_view.hpp"
+#include "plan/planner.hpp"
 #include "store/store.hpp"
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,13 @@ public:
     // (`event`); hostname is empty when the guest sent none.
     virtual void lease_changed(const std::string& name, const std::string& event, const std::string& mac,
                                const std::string& ip, const std::string& hostname) = 0;
+    // The daemon repaired drift of running network `name` on its own
+    // (core/manager_repair.cpp): `what` is "firewall", "bridge", "address",
+    // "link", "uplink" or "dnsmasq"; `detail` says what was found and done.
+    virtual void network_repaired(const std::string& /*name*/, const std::string& /*what*/,
+                                  const std::string& /*detail*/)
+    {
+    }
 };
 
 class Manager {
@@ -133,6 +142,22 @@ public:
     // A bridge learnt `mac` behind `port_index` (rtnetlink FDB notification).
     void fdb_learned(int bridge_index, const std::string& mac, int port_index);
 
+    // Self-healing (core/manager_repair.cpp). link_changed, address_changed
+    // (an address appeared on or left link `link_index`) and firewall_changed
+    // (someone else changed table inet kvmnet: `detail` names who, or the
+    // monitor lost notifications) schedule a repair of the running networks
+    // a short moment later, so one burst of notifications is one repair.
+    // A repair compares the kernel as it is then with the desired state and
+    // changes only what differs, so the daemon's own changes never loop.
+    void address_changed(int link_index);
+    void firewall_changed(const std::string& detail);
+    // Link notifications were lost: every running network is re-checked.
+    void recheck_links();
+    // Runs the scheduled repairs now (tests; the timers do it otherwise).
+    void repair_pending();
+    // The last repair of the network: "TIME WHAT: DETAIL", empty when none.
+    const std::string& last_repair(const std::string& name) const;
+
 private:
     struct Entry {
         model::Network spec;
@@ -158,6 +183,12 @@ private:
         std::uint64_t mac_conflict_usec = 0;
         std::unique_ptr<LeaseWatch> lease_watch;  // while running with DHCP
         std::size_t journal_lines = 0;            // forward changes since the document was written
+        // Self-healing (core/manager_repair.cpp).
+        std::unique_ptr<EventSource> repair_timer;  // a link repair is scheduled
+        std::string firewall_problem;               // while a firewall repair is pending or failed
+        std::string last_repair;
+        std::uint64_t repair_window_usec = 0;  // start of the current repair-budget window
+        unsigned repairs_in_window = 0;
     };
 
     Entry& entry(const std::string& name);
@@ -170,6 +201,19 @@ private:
     void set_state(Entry& e, State state, std::string reason = {});
 
     void bring_up(Entry& e, std::uint32_t confirm_timeout_s = 0);
+    // Applies the planner's link operations for `n` (bridge, alias, MTU,
+    // addresses, up), pushing inverses to `undo`; `step` names the current one.
+    void apply_link_ops(const model::Network& n, const std::vector<plan::LinkOp>& ops,
+                        const std::optional<plan::LinkInfo>& observed, Undo& undo, std::string& step);
+    // Self-healing (core/manager_repair.cpp).
+    void schedule_link_repair(Entry& e);
+    void repair_links(Entry& e);
+    void repair_firewall();
+    // Within the repair budget (a handful per network and minute)? Counts one.
+    bool repair_allowed(Entry& e);
+    void note_repair(Entry& e, const std::string& what, const std::string& detail);
+    std::unique_ptr<EventSource> firewall_timer_;
+    std::string firewall_drift_;  // what the pending firewall repair was scheduled for
     // Rolls the network back unless confirm() comes before `deadline` (Unix time).
     void arm_confirmation(Entry& e, std::int64_t deadline);
     // Keeps the forwarding-database poll running while any network has ports.
@@ -180,6 +224,9 @@ private:
     void take_over_uplink(Entry& e, Undo& undo, std::string& step);
     std::vector<std::string> restore_uplink(Entry& e);
     std::string takeover_record(const std::string& name) const;
+    // Self-healing: re-adds (apply) or lists the recorded static addresses
+    // and routes missing from the bridge at `bridge_index`.
+    std::vector<std::string> restore_takeover_config(Entry& e, int bridge_index, bool apply);
     // Ports (core/manager_ports.cpp).
     // `previous`: the port's configuration before this change, if any.
     void apply_port(Entry& e, const model::Port& port, const model::Port* previous = nullptr);

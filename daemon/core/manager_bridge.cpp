@@ -302,3 +302,55 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
 }
 
 }  // namespace kvmnet::core
+
+namespace kvmnet::core {
+
+// Self-healing of a bridge-mode network (manager_repair.cpp): the takeover
+// record's addresses and routes that are missing from the bridge (the
+// kernel drops IPv6 addresses and routes when a link goes down; someone may
+// delete them). Only static configuration is restored: an address with a
+// finite lifetime or a route from DHCP or router advertisements belongs to
+// its client, which may have replaced it on purpose.
+std::vector<std::string> Manager::restore_takeover_config(Entry& e, int bridge_index, bool apply)
+{
+    constexpr std::uint8_t rtprot_ra = 9, rtprot_dhcp = 16;
+    std::vector<std::string> result;
+    const auto text = store::read_file(takeover_record(e.spec.name));
+    const json record = text ? json::parse(*text, nullptr, false) : json();
+    if (!record.is_object()) return result;
+    const auto addresses = links_.list_addresses();
+    for (const auto& j : record.value("addresses", json::array())) {
+        const plan::AddressInfo a = address_from(j);
+        if (a.valid_lifetime != 0xffffffffu) continue;
+        const bool present = std::any_of(addresses.begin(), addresses.end(), [&](const plan::AddressInfo& x) {
+            return x.link_index == bridge_index && x.family == a.family && x.address == a.address &&
+                   x.prefix_length == a.prefix_length;
+        });
+        if (present) continue;
+        if (apply) links_.add_address_info(e.spec.bridge, a);
+        result.push_back("re-added address " + address_text(a));
+    }
+    const auto routes = links_.list_routes();
+    for (const auto& j : record.value("routes", json::array())) {
+        const plan::RouteInfo r = route_from(j);
+        if (r.protocol == rtprot_ra || r.protocol == rtprot_dhcp) continue;
+        const bool present = std::any_of(routes.begin(), routes.end(), [&](const plan::RouteInfo& x) {
+            return x.link_index == bridge_index && x.family == r.family && x.destination == r.destination &&
+                   x.prefix_length == r.prefix_length && x.table == r.table && x.metric == r.metric &&
+                   x.gateway == r.gateway;
+        });
+        if (present) continue;
+        if (apply) {
+            try {
+                links_.add_route(e.spec.bridge, r);
+            } catch (const std::exception& err) {
+                log_warning("network " + e.spec.name + ": re-adding route " + route_text(r) + ": " + err.what());
+                continue;
+            }
+        }
+        result.push_back("re-added route " + route_text(r));
+    }
+    return result;
+}
+
+}  // namespace kvmnet::core

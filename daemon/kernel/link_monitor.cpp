@@ -1,4 +1,4 @@
-// RTNLGRP_LINK subscriber on libnl-3.
+// RTNLGRP_LINK, RTNLGRP_NEIGH and address-group subscriber on libnl-3.
 #include "kernel/link_monitor.hpp"
 
 #include "model/error.hpp"
@@ -24,6 +24,12 @@ LinkMonitor::LinkMonitor()
         [](nl_msg* msg, void* arg) -> int {
             auto* self = static_cast<LinkMonitor*>(arg);
             nlmsghdr* header = nlmsg_hdr(msg);
+            if (header->nlmsg_type == RTM_NEWADDR || header->nlmsg_type == RTM_DELADDR) {
+                if (!self->on_address_ || header->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return NL_OK;
+                const auto* address = static_cast<const ifaddrmsg*>(nlmsg_data(header));
+                self->on_address_(static_cast<int>(address->ifa_index));
+                return NL_OK;
+            }
             if (header->nlmsg_type == RTM_NEWNEIGH) {
                 if (!self->on_fdb_) return NL_OK;
                 auto* neighbour = static_cast<ndmsg*>(nlmsg_data(header));
@@ -57,7 +63,9 @@ LinkMonitor::LinkMonitor()
         },
         this);
     int r = nl_connect(socket_, NETLINK_ROUTE);
-    if (r >= 0) r = nl_socket_add_memberships(socket_, RTNLGRP_LINK, RTNLGRP_NEIGH, 0);
+    if (r >= 0)
+        r = nl_socket_add_memberships(socket_, RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
+                                      0);
     if (r >= 0) r = nl_socket_set_nonblocking(socket_);
     if (r < 0) {
         nl_socket_free(socket_);
@@ -75,8 +83,16 @@ void LinkMonitor::dispatch(const std::function<void(const LinkEvent&)>& on_link,
     on_link_ = &on_link;
     on_fdb_ = &on_fdb;
     // Non-blocking: returns -NLE_AGAIN once the socket is drained. An overrun
-    // (ENOBUFS) loses events; the manager's periodic checks catch up.
-    while (nl_recvmsgs_default(socket_) >= 0) {
+    // (ENOBUFS, which libnl reports as NLE_NOMEM) loses events: remembered
+    // for take_overrun(), and reading goes on.
+    for (int overruns = 0;;) {
+        const int r = nl_recvmsgs_default(socket_);
+        if (r >= 0) continue;
+        if (r == -NLE_NOMEM && ++overruns < 16) {  // bounded: a real ENOMEM would repeat
+            overrun_ = true;
+            continue;
+        }
+        break;
     }
     on_link_ = nullptr;
     on_fdb_ = nullptr;

@@ -2,11 +2,14 @@
 // the event loop watches: links (RTNLGRP_LINK), so the manager notices a
 // bridge deleted or downed behind its back and guest interfaces coming back;
 // and bridge forwarding-database entries (RTNLGRP_NEIGH, AF_BRIDGE), so a MAC
-// moving between ports is seen at every move rather than at poll times.
+// moving between ports is seen at every move rather than at poll times; and
+// addresses (RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR), so a gateway address
+// removed from a bridge is put back.
 #pragma once
 
 #include <functional>
 #include <string>
+#include <utility>
 
 struct nl_sock;
 
@@ -33,6 +36,11 @@ public:
     LinkMonitor& operator=(const LinkMonitor&) = delete;
 
     int fd() const;
+    // True (once) when notifications were lost since the last call: the
+    // caller must re-check what it watches.
+    bool take_overrun() { return std::exchange(overrun_, false); }
+    // Called with the link index of every address added or removed.
+    void set_address_handler(std::function<void(int link_index)> on_address) { on_address_ = std::move(on_address); }
     // Reads every pending notification and calls the matching handler.
     void dispatch(const std::function<void(const LinkEvent&)>& on_link,
                   const std::function<void(const FdbEvent&)>& on_fdb);
@@ -41,6 +49,8 @@ private:
     struct nl_sock* socket_ = nullptr;
     const std::function<void(const LinkEvent&)>* on_link_ = nullptr;
     const std::function<void(const FdbEvent&)>* on_fdb_ = nullptr;
+    std::function<void(int)> on_address_;
+    bool overrun_ = false;
 };
 
 }  // namespace kvmnet::kernel

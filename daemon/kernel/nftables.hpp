@@ -32,6 +32,10 @@ public:
     // Deletes table "inet <name>" if it exists (one transaction). No-op when absent.
     void delete_table(const std::string& name) override;
 
+    // The netlink port id of the adapter's socket: the nlmsg_pid of the
+    // notifications of its transactions (NftMonitor recognises them by it).
+    unsigned port_id() const { return port_id_; }
+
     // True when table "inet <name>" exists.
     bool table_exists(const std::string& name);
 

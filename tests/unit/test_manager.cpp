@@ -778,6 +778,11 @@ public:
         lease_events.push_back(name + " " + event + " " + mac + " " + ip + " " + hostname);
     }
     std::vector<std::string> lease_events;
+    void network_repaired(const std::string& name, const std::string& what, const std::string& detail) override
+    {
+        repairs.push_back(name + " " + what + ": " + detail);
+    }
+    std::vector<std::string> repairs;  // "NETWORK WHAT: DETAIL"
 };
 
 class TempDir {
@@ -1946,4 +1951,273 @@ TEST_CASE("Diagnose names what is wrong with a running network and only reads", 
         CHECK_THAT(status_of(report, "bridge"), StartsWith("fail: kvmbr5 is down"));
     }
     CHECK(h.firewall.commits == commits);
+}
+
+// ---- self-healing (core/manager_repair.cpp) ----------------------------------
+
+namespace {
+
+constexpr const char* healing_document =
+    R"({"name": "iso", "mode": "nat", "bridge": "kvmbr9", "ipv4": {"address": "10.70.0.1/24"},
+        "ipv6": {"address": "fd00:70::1/64"}, "forwards": [{"proto": "tcp", "host_port": 8080,
+        "guest": "10.70.0.5", "guest_port": 80}]})";
+
+// A running NAT network with a (fake) dnsmasq; the kernel calls so far forgotten.
+struct HealingHarness : Harness {
+    HealingHarness()
+    {
+        dnsmasq = write_fake_dnsmasq(state_dir.path);
+        restart_manager();
+        m().create(healing_document);
+        m().start("iso");
+        REQUIRE(m().state("iso") == State::active);
+        links.reset_calls();
+        listener.repairs.clear();
+    }
+    std::vector<std::string> bridge_addresses()
+    {
+        std::vector<std::string> result;
+        for (const auto& a : links.addresses_on("kvmbr9"))
+            result.push_back(a.address + "/" + std::to_string(a.prefix_length));
+        std::sort(result.begin(), result.end());
+        return result;
+    }
+};
+
+const std::vector<std::string> healthy_addresses{"10.70.0.1/24", "fd00:70::1/64"};
+
+}  // namespace
+
+TEST_CASE("Self-healing: a deleted bridge is recreated with its addresses, once", "[manager][repair]")
+{
+    HealingHarness h;
+    const auto table = h.firewall.table;
+    h.links.delete_link("kvmbr9");
+    h.links.reset_calls();
+    h.m().link_changed("kvmbr9");
+    CHECK(h.m().state("iso") == State::degraded);
+    CHECK_THAT(h.m().state_reason("iso"), Contains("kvmbr9 was deleted"));
+    h.m().repair_pending();
+    REQUIRE(h.links.has("kvmbr9"));
+    CHECK(h.links.link("kvmbr9").alias == "kvmnet:iso");
+    CHECK(h.links.link("kvmbr9").up);
+    CHECK(h.bridge_addresses() == healthy_addresses);
+    CHECK(h.m().state("iso") == State::active);
+    REQUIRE(h.listener.repairs.size() == 1);
+    CHECK_THAT(h.listener.repairs[0], StartsWith("iso bridge: recreated bridge kvmbr9"));
+    CHECK_THAT(h.m().last_repair("iso"), Contains("bridge: recreated bridge kvmbr9"));
+    REQUIRE(h.firewall.table);
+    CHECK(plan::render(*h.firewall.table) == plan::render(*table));  // rules name the bridge: nothing to redo
+
+    // The notifications of the repair itself change nothing more.
+    h.links.reset_calls();
+    h.m().link_changed("kvmbr9");
+    h.m().address_changed(h.links.link("kvmbr9").index);
+    h.m().repair_pending();
+    CHECK(h.links.mutations().empty());
+    CHECK(h.listener.repairs.size() == 1);
+}
+
+TEST_CASE("Self-healing: removed gateway addresses are re-added", "[manager][repair]")
+{
+    HealingHarness h;
+    const int index = h.links.link("kvmbr9").index;
+    SECTION("IPv4")
+    {
+        h.links.delete_address("kvmbr9", AF_INET, "10.70.0.1", 24);
+        h.links.reset_calls();
+        h.m().address_changed(index);
+        h.m().repair_pending();
+        CHECK(h.links.mutations() == std::vector<std::string>{"add_address kvmbr9 10.70.0.1/24"});
+        REQUIRE(h.listener.repairs.size() == 1);
+        CHECK(h.listener.repairs[0] == "iso address: re-added address 10.70.0.1/24");
+    }
+    SECTION("IPv6")
+    {
+        h.links.delete_address("kvmbr9", AF_INET6, "fd00:70::1", 64);
+        h.links.reset_calls();
+        h.m().address_changed(index);
+        h.m().repair_pending();
+        REQUIRE(h.listener.repairs.size() == 1);
+        CHECK(h.listener.repairs[0] == "iso address: re-added address fd00:70::1/64");
+    }
+    CHECK(h.bridge_addresses() == healthy_addresses);
+    CHECK(h.m().state("iso") == State::active);
+    // Another link's addresses are none of the network's business.
+    h.links.reset_calls();
+    h.m().address_changed(h.links.link("eth1").index);
+    h.m().repair_pending();
+    CHECK(h.links.mutations().empty());
+}
+
+TEST_CASE("Self-healing: a downed bridge is set up again", "[manager][repair]")
+{
+    HealingHarness h;
+    h.links.set_up("kvmbr9", false);
+    h.links.reset_calls();
+    h.m().link_changed("kvmbr9");
+    CHECK(h.m().state("iso") == State::degraded);
+    CHECK_THAT(h.m().state_reason("iso"), Contains("set down"));
+    h.m().repair_pending();
+    CHECK(h.links.mutations() == std::vector<std::string>{"set_up kvmbr9 up"});
+    CHECK(h.m().state("iso") == State::active);
+    REQUIRE(h.listener.repairs.size() == 1);
+    CHECK_THAT(h.listener.repairs[0], StartsWith("iso link: set bridge kvmbr9 up again"));
+}
+
+TEST_CASE("Self-healing: a changed or deleted table is re-applied after a burst, once", "[manager][repair]")
+{
+    HealingHarness h;
+    const auto table = h.firewall.table;
+    REQUIRE(table);
+    const int commits = h.firewall.commits;
+    h.firewall.table.reset();  // nft delete table inet kvmnet
+    for (int i = 0; i < 5; ++i)
+        h.m().firewall_changed("by nft (pid 4242)");
+    CHECK(h.m().state("iso") == State::degraded);
+    CHECK_THAT(h.m().state_reason("iso"), Contains("by nft (pid 4242)"));
+    // Debounced: nothing before the timer, one re-apply when it fires.
+    CHECK(h.firewall.commits == commits);
+    h.run_loop(2'000'000, [&] { return h.firewall.commits > commits; });
+    CHECK(h.firewall.commits == commits + 1);
+    REQUIRE(h.firewall.table);
+    CHECK(plan::render(*h.firewall.table) == plan::render(*table));
+    CHECK(h.m().state("iso") == State::active);
+    REQUIRE(h.listener.repairs.size() == 1);
+    CHECK_THAT(h.listener.repairs[0], StartsWith("iso firewall: re-applied table inet kvmnet"));
+    CHECK_THAT(h.listener.repairs[0], Contains("by nft (pid 4242)"));
+    // Nothing running, nothing to repair.
+    h.m().stop("iso");
+    const int after_stop = h.firewall.commits;
+    h.m().firewall_changed("by nft (pid 4243)");
+    h.m().repair_pending();
+    CHECK(h.firewall.commits == after_stop);
+}
+
+TEST_CASE("Self-healing: the daemon's own changes trigger no repair", "[manager][repair]")
+{
+    HealingHarness h;
+    // The notifications a start leaves behind, read afterwards.
+    h.m().link_changed("kvmbr9");
+    h.m().address_changed(h.links.link("kvmbr9").index);
+    h.m().repair_pending();
+    // An update that only touches forwards, then a stop and a start.
+    h.m().add_forwards("iso", R"({"proto": "udp", "host_port": 5353, "guest": "10.70.0.6", "guest_port": 53})");
+    h.m().stop("iso");
+    h.m().link_changed("kvmbr9");
+    h.m().repair_pending();
+    CHECK_FALSE(h.links.has("kvmbr9"));  // a stopped network's bridge stays gone
+    h.m().start("iso");
+    h.links.reset_calls();
+    h.m().link_changed("kvmbr9");
+    h.m().repair_pending();
+    CHECK(h.links.mutations().empty());
+    CHECK(h.listener.repairs.empty());
+    CHECK(h.m().last_repair("iso").empty());
+}
+
+TEST_CASE("Self-healing: an interface of someone else under the bridge's name is left alone", "[manager][repair]")
+{
+    HealingHarness h;
+    h.links.delete_link("kvmbr9");
+    LinkInfo foreign = physical("kvmbr9", "52:54:00:aa:bb:99", 1500);
+    foreign.kind = "bridge";
+    h.links.add_link(foreign);
+    h.links.reset_calls();
+    h.m().link_changed("kvmbr9");
+    h.m().repair_pending();
+    CHECK(h.links.mutations().empty());
+    CHECK(h.m().state("iso") == State::degraded);
+    CHECK_THAT(h.m().state_reason("iso"), Contains("does not manage"));
+    CHECK(h.listener.repairs.empty());
+}
+
+TEST_CASE("Self-healing: repairs that keep coming back stop at the budget", "[manager][repair]")
+{
+    HealingHarness h;
+    int repaired = 0;
+    for (int i = 0; i < 40; ++i) {
+        h.links.set_up("kvmbr9", false);
+        h.m().link_changed("kvmbr9");
+        h.m().repair_pending();
+        if (h.links.link("kvmbr9").up) ++repaired;
+    }
+    CHECK(repaired == 20);
+    CHECK(h.m().state("iso") == State::degraded);
+}
+
+TEST_CASE("Self-healing: a bridge-mode uplink that disappears degrades the network until it is back",
+          "[manager][repair]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    h.m().start("lan");
+    REQUIRE(h.m().state("lan") == State::active);
+    const LinkInfo eth0 = h.links.link("eth0");
+    h.links.delete_link("eth0");
+    h.m().link_changed("eth0");
+    h.m().repair_pending();
+    CHECK(h.m().state("lan") == State::degraded);
+    CHECK_THAT(h.m().state_reason("lan"), Contains("uplink eth0"));
+    CHECK(h.listener.repairs.empty());
+
+    // It comes back (a new device under the same name), not enslaved.
+    LinkInfo back = physical("eth0", eth0.mac, eth0.mtu);
+    back.up = false;
+    h.links.add_link(back);
+    h.links.reset_calls();
+    h.m().link_changed("eth0");
+    h.m().repair_pending();
+    CHECK(h.links.link("eth0").master_index == h.links.link("lan0").index);
+    CHECK(h.links.link("eth0").up);
+    CHECK(h.m().state("lan") == State::active);
+    REQUIRE(h.listener.repairs.size() == 1);
+    CHECK_THAT(h.listener.repairs[0], StartsWith("lan uplink: attached uplink eth0 to lan0 again"));
+
+    // Enslaved by someone else: theirs, never taken back.
+    LinkInfo other = physical("br-other", "52:54:00:aa:bb:77", 1500);
+    other.kind = "bridge";
+    h.links.add_link(other);
+    h.links.set_master("eth0", "br-other");
+    h.links.reset_calls();
+    h.m().link_changed("eth0");
+    h.m().repair_pending();
+    CHECK(h.links.mutations().empty());
+    CHECK(h.m().state("lan") == State::degraded);
+    h.m().stop("lan");
+}
+
+TEST_CASE("Self-healing: a bridge-mode bridge gets its static addresses and routes back, not dynamic ones",
+          "[manager][repair]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    h.m().start("lan");
+    REQUIRE(h.m().state("lan") == State::active);
+    const std::string before = h.links.state_of("lan0");
+    // What the kernel does on `ip link set lan0 down`: IPv6 addresses and
+    // routes through the link go. Here: the static route to 10.20.0.0/16,
+    // the DHCP default route and the SLAAC-like IPv6 address.
+    h.links.set_up("lan0", false);
+    for (const auto& r : h.links.routes_on("lan0"))
+        if (r.destination == "10.20.0.0" || (r.family == AF_INET && r.destination.empty() && r.table == 254))
+            h.links.delete_route(r);
+    h.links.delete_address("lan0", AF_INET6, "2001:db8:1::10", 64);
+    h.links.reset_calls();
+    h.m().link_changed("lan0");
+    h.m().repair_pending();
+    CHECK(h.links.link("lan0").up);
+    REQUIRE(h.listener.repairs.size() == 1);
+    CHECK_THAT(h.listener.repairs[0], Contains("re-added route 10.20.0.0/16 via 192.168.1.254"));
+    // The DHCP route and the address with a finite lifetime belong to their clients.
+    CHECK_THAT(h.listener.repairs[0], !Contains("re-added route default"));
+    CHECK_THAT(h.listener.repairs[0], !Contains("2001:db8:1::10"));
+    CHECK(h.m().state("lan") == State::active);
+    CHECK(h.links.state_of("lan0") != before);  // the dynamic parts stay gone
+    // Nothing more to do on the next notification.
+    h.links.reset_calls();
+    h.m().link_changed("lan0");
+    h.m().repair_pending();
+    CHECK(h.links.mutations().empty());
+    h.m().stop("lan");
 }

@@ -1,0 +1,257 @@
+// Self-healing: drift that someone else causes in a running network's kernel
+// objects is repaired without being asked. Notifications (rtnetlink for
+// links and addresses, nftables for our table) only schedule a repair a
+// short moment later, so a burst of them (`ip link del` also removes the
+// addresses and releases the ports) is one repair; the repair then compares
+// the kernel as it is with the desired state and changes only what differs.
+// The daemon's own changes therefore never loop: by the time their
+// notifications are read the kernel already matches. For nftables, where
+// reading the table back is costly, the monitor drops our own transactions
+// by their process id instead (kernel/nft_monitor.cpp).
+#include "core/log.hpp"
+#include "core/manager.hpp"
+#include "core/undo.hpp"
+
+#include <algorithm>
+#include <ctime>
+
+namespace kvmnet::core {
+namespace {
+
+// Long enough to coalesce one burst of notifications, short enough that
+// guests barely notice.
+constexpr std::uint64_t repair_delay_usec = 100'000;
+// A repair that keeps coming back (someone fighting the daemon, or a kernel
+// that refuses the desired state) must not become a storm: at most this
+// many repairs per network and window; after that the network stays
+// degraded until the window has passed.
+constexpr unsigned repair_budget = 20;
+constexpr std::uint64_t repair_window_usec = 60'000'000;
+
+std::string timestamp()
+{
+    const std::time_t now = std::time(nullptr);
+    std::tm utc{};
+    ::gmtime_r(&now, &utc);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return text;
+}
+
+}  // namespace
+
+const std::string& Manager::last_repair(const std::string& name) const { return entry(name).last_repair; }
+
+void Manager::note_repair(Entry& e, const std::string& what, const std::string& detail)
+{
+    e.last_repair = timestamp() + " " + what + ": " + detail;
+    log_warning("network " + e.spec.name + ": repaired " + what + ": " + detail);
+    if (listener_) {
+        listener_->network_repaired(e.spec.name, what, detail);
+        listener_->network_changed(e.spec.name);
+    }
+}
+
+bool Manager::repair_allowed(Entry& e)
+{
+    const std::uint64_t now = EventLoop::now_usec();
+    if (now - e.repair_window_usec > repair_window_usec) {
+        e.repair_window_usec = now;
+        e.repairs_in_window = 0;
+    }
+    if (e.repairs_in_window >= repair_budget) return false;
+    ++e.repairs_in_window;
+    return true;
+}
+
+void Manager::address_changed(int link_index)
+{
+    for (auto& [name, e] : networks_)
+        if (is_running(e.state) && e.bridge_index != 0 && e.bridge_index == link_index) schedule_link_repair(e);
+}
+
+void Manager::recheck_links()
+{
+    for (auto& [name, e] : networks_)
+        if (is_running(e.state)) schedule_link_repair(e);
+}
+
+void Manager::schedule_link_repair(Entry& e)
+{
+    if (e.repair_timer || !is_running(e.state)) return;
+    const std::string name = e.spec.name;
+    e.repair_timer = loop_.add_timer(repair_delay_usec, [this, name] {
+        auto it = networks_.find(name);
+        if (it == networks_.end()) return;
+        it->second.repair_timer.reset();
+        repair_links(it->second);
+    });
+}
+
+void Manager::repair_pending()
+{
+    for (auto& [name, e] : networks_) {
+        if (!e.repair_timer) continue;
+        e.repair_timer.reset();
+        repair_links(e);
+    }
+    if (firewall_timer_) {
+        firewall_timer_.reset();
+        repair_firewall();
+    }
+}
+
+void Manager::repair_links(Entry& e)
+{
+    if (!is_running(e.state)) return;
+    const model::Network& n = e.spec;
+    const auto bridge = links_.find_link(n.bridge);
+    e.bridge_index = bridge ? bridge->index : 0;
+    std::vector<std::string> done;  // what was repaired, in words
+    std::string what;               // the signal's category: the most drastic repair
+    try {
+        if (bridge && bridge->alias != plan::owner_alias(n.name)) {
+            // Someone else's interface took the name: never touched.
+            assess(e);
+            if (e.state == State::active)
+                set_state(e, State::degraded,
+                          "bridge " + n.bridge + " was replaced by an interface kvmnet does not manage");
+            return;
+        }
+        if (n.mode == model::Mode::bridge) {
+            // The bridge carries the host's own addresses (taken over from
+            // the uplink); recreating it is a takeover, which is not done
+            // behind anyone's back. Its state, the uplink and the recorded
+            // static addresses and routes are repaired.
+            if (!bridge) return assess(e);
+            const auto uplink = links_.find_link(n.uplink);
+            const bool set_up = !bridge->up;
+            // Only a free uplink is re-enslaved: one that someone enslaved
+            // elsewhere stays theirs.
+            const bool reattach = uplink && uplink->master_index == 0;
+            const bool readd = !restore_takeover_config(e, bridge->index, false).empty();
+            if ((!set_up && !reattach && !readd) || !repair_allowed(e)) return assess(e);
+            if (set_up) {
+                links_.set_up(n.bridge, true);
+                done.push_back("set bridge " + n.bridge + " up again");
+                what = "link";
+            }
+            if (reattach) {
+                links_.set_master(n.uplink, n.bridge);
+                if (!uplink->up) links_.set_up(n.uplink, true);
+                done.push_back("attached uplink " + n.uplink + " to " + n.bridge + " again");
+                what = "uplink";
+            }
+            // After setting it up: routes need their link up.
+            for (auto& d : restore_takeover_config(e, bridge->index, true)) {
+                done.push_back(std::move(d));
+                if (what.empty()) what = "address";
+            }
+        } else {
+            const auto ops = plan::plan_bridge(n, bridge, links_.list_addresses());
+            if (ops.empty() || !repair_allowed(e)) return assess(e);
+            Undo undo;  // a repair keeps what it achieved: nothing is undone
+            std::string step;
+            apply_link_ops(n, ops, bridge, undo, step);
+            undo.commit();
+            for (const plan::LinkOp& op : ops) {
+                if (std::holds_alternative<plan::CreateBridge>(op)) {
+                    done.push_back("recreated bridge " + n.bridge);
+                    what = "bridge";
+                } else if (const auto* a = std::get_if<plan::AddAddress>(&op); a && bridge) {
+                    done.push_back("re-added address " + a->address + "/" + std::to_string(a->prefix_length));
+                    if (what.empty()) what = "address";
+                } else if (std::holds_alternative<plan::SetUp>(op) && bridge) {
+                    done.push_back("set bridge " + n.bridge + " up again");
+                    if (what.empty() || what == "address") what = "link";
+                } else if (std::holds_alternative<plan::SetMtu>(op)) {
+                    done.push_back("restored MTU " + std::to_string(n.mtu));
+                    if (what.empty()) what = "link";
+                }
+            }
+            if (!bridge) {
+                // A new bridge: what hung on the old one goes onto it again.
+                if (n.mode == model::Mode::nat)
+                    links_.write_sysctl("net/ipv4/conf/" + n.bridge + "/route_localnet", "1");
+                attach_ports(e);
+                const auto created = links_.find_link(n.bridge);
+                e.bridge_index = created ? created->index : 0;
+                e.fdb.clear();
+            }
+        }
+    } catch (const std::exception& err) {
+        log_error("network " + n.name + ": repairing " + n.bridge + " failed: " + err.what());
+        assess(e);
+        if (e.state == State::active)
+            set_state(e, State::degraded, "repairing bridge " + n.bridge + " failed: " + err.what());
+        return;
+    }
+    if (done.empty()) return assess(e);  // every step was refused (logged)
+    std::string detail;
+    for (const auto& d : done)
+        detail += (detail.empty() ? "" : "; ") + d;
+    note_repair(e, what, detail);
+    assess(e);
+}
+
+void Manager::firewall_changed(const std::string& detail)
+{
+    const auto running = active_specs();
+    if (running.empty()) return;  // nothing of ours to repair (the table should not exist)
+    firewall_drift_ = detail;
+    for (auto& [name, e] : networks_) {
+        if (!is_running(e.state)) continue;
+        e.firewall_problem = "nftables table inet kvmnet was changed outside kvmnet (" + detail + "); repairing";
+        assess(e);
+    }
+    if (!firewall_timer_)
+        firewall_timer_ = loop_.add_timer(repair_delay_usec, [this] {
+            firewall_timer_.reset();
+            repair_firewall();
+        });
+}
+
+void Manager::repair_firewall()
+{
+    const auto running = active_specs();
+    if (running.empty()) return;
+    bool allowed = true;
+    for (auto& [name, e] : networks_)
+        if (is_running(e.state) && !repair_allowed(e)) allowed = false;
+    if (!allowed) {
+        log_error("nftables table inet kvmnet keeps being changed outside kvmnet; not repairing it for now");
+        for (auto& [name, e] : networks_)
+            if (is_running(e.state)) {
+                e.firewall_problem = "nftables table inet kvmnet keeps being changed outside kvmnet (" +
+                                     firewall_drift_ + "); repairs paused for a minute";
+                assess(e);
+            }
+        // Tried again once the budget window has passed.
+        firewall_timer_ = loop_.add_timer(repair_window_usec, [this] {
+            firewall_timer_.reset();
+            repair_firewall();
+        });
+        return;
+    }
+    try {
+        apply_firewall(running);
+    } catch (const std::exception& err) {
+        log_error(std::string("repairing nftables table inet kvmnet failed: ") + err.what());
+        for (auto& [name, e] : networks_)
+            if (is_running(e.state)) {
+                e.firewall_problem = std::string("repairing nftables table inet kvmnet failed: ") + err.what();
+                assess(e);
+            }
+        return;
+    }
+    const std::string detail =
+        "re-applied table inet kvmnet after it was changed outside kvmnet (" + firewall_drift_ + ")";
+    for (auto& [name, e] : networks_) {
+        if (!is_running(e.state)) continue;
+        e.firewall_problem.clear();
+        note_repair(e, "firewall", detail);
+        assess(e);
+    }
+}
+
+}  // namespace kvmnet::core

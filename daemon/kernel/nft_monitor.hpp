@@ -1,0 +1,97 @@
+// Change notifications from nftables (NFNLGRP_NFTABLES), read from a
+// non-blocking libmnl socket that the event loop watches, so the daemon
+// notices `nft flush ruleset`, `nft delete table inet kvmnet`, a flushed
+// chain or a deleted rule in its table and can put the table back.
+//
+// Every committed transaction's notifications end with NFT_MSG_NEWGEN,
+// which carries the process id of the committer (NFTA_GEN_PROC_PID). The
+// monitor buffers what a transaction touched until its NEWGEN and drops
+// transactions committed by this process (or from the daemon's nftables
+// socket, whose port id the NEWGEN header carries), so the daemon's own
+// changes never trigger a repair.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <sys/types.h>
+#include <unistd.h>
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace kvmnet::kernel {
+
+// The pure part (header-only, unit-tested without a kernel): fed one
+// notification at a time, decides per transaction.
+class NftChangeFilter {
+public:
+    // Ours: transactions of `own_pid`, or sent from netlink port `own_port`
+    // (the firewall adapter's socket; 0: none).
+    NftChangeFilter(std::string table, pid_t own_pid, std::uint32_t own_port = 0)
+        : table_(std::move(table)), own_pid_(own_pid), own_port_(own_port)
+    {
+    }
+
+    // An object notification (table, chain, rule, set, element, object,
+    // flowtable) of `family` in table `table`.
+    void object(std::uint8_t family, const std::string& table)
+    {
+        if (family == inet_family && table == table_) touched_ = true;
+    }
+    // NFT_MSG_NEWGEN: the end of one transaction (`port`: its nlmsg_pid,
+    // the committing socket). True when it touched our table and was
+    // committed by another process; `who` then names it.
+    bool end_of_transaction(pid_t pid, const std::string& process_name, std::uint32_t port = 0)
+    {
+        const bool ours = pid == own_pid_ || (own_port_ != 0 && port == own_port_);
+        const bool foreign = touched_ && !ours;
+        touched_ = false;
+        if (foreign)
+            who_ =
+                (process_name.empty() ? std::string("process") : process_name) + " (pid " + std::to_string(pid) + ")";
+        return foreign;
+    }
+    // Notifications were lost: whatever was buffered is dropped.
+    void reset() { touched_ = false; }
+
+    const std::string& who() const { return who_; }
+
+    static constexpr std::uint8_t inet_family = 1;  // NFPROTO_INET
+
+private:
+    std::string table_;
+    pid_t own_pid_;
+    std::uint32_t own_port_;
+    bool touched_ = false;
+    std::string who_;
+};
+
+struct NftMonitorResult {
+    bool changed = false;  // another process changed our table
+    bool overrun = false;  // notifications were lost (ENOBUFS): state unknown
+    std::string who;       // "nft (pid 1234)" for the last foreign change
+};
+
+class NftMonitor {
+public:
+    // Watches table "inet <table>"; transactions of `own_pid`, or from the
+    // netlink port `own_port` (Nftables::port_id()), are ours. The pid is
+    // the kernel's view (the initial PID namespace); the port also holds
+    // when the daemon runs in a PID namespace of its own.
+    explicit NftMonitor(std::string table, pid_t own_pid = ::getpid(), std::uint32_t own_port = 0);
+    ~NftMonitor();
+    NftMonitor(const NftMonitor&) = delete;
+    NftMonitor& operator=(const NftMonitor&) = delete;
+
+    int fd() const;
+    // Reads every pending notification.
+    NftMonitorResult dispatch();
+
+private:
+    void handle(const nlmsghdr* header, NftMonitorResult& result);
+
+    struct mnl_socket* socket_ = nullptr;
+    NftChangeFilter filter_;
+};
+
+}  // namespace kvmnet::kernel
