@@ -12,6 +12,8 @@ packages=(
     nlohmann-json3-dev libsystemd-dev catch2
     # run time and e2e tests
     dnsmasq-base dbus busybox nftables iproute2 socat jq procps iperf3
+    # e2e test_access: the real polkit daemon on the test's private bus
+    polkitd
     # e2e DNS queries (test_dns, test_ipv6) and the DHCPv6 client of test_ipv6
     dnsutils isc-dhcp-client
     # e2e QEMU guest (tests/e2e/guest/build-guest.sh fetches the guest's
