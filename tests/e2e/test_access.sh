@@ -12,7 +12,9 @@
 #      password); while polkitd is frozen (SIGSTOP) a question to it stays
 #      pending and the daemon keeps serving other callers;
 #   3. with a polkit rule that grants org.kvmnet1.manage to nobody: nobody
-#      may change things, results come back as for root.
+#      may change things, results and errors come back as for root; a
+#      network deleted while a call on it waits for polkit makes that call
+#      NotFound.
 # polkitd runs in a private mount namespace in which /usr/share/polkit-1/
 # actions holds only kvmnet's action file and the rules directories only the
 # test's rule: nothing is installed on the machine. Parts 2 and 3 are skipped
@@ -201,6 +203,7 @@ assert_eq "$(net_state idle)" inactive "idle after refused calls"
 
 POLKITD=/usr/lib/polkit-1/polkitd
 _asked_about_stop() { [[ $(tail -n 20 "$T/kvmnetd.log") == *"may call Stop on network 'acc'"* ]]; }
+_asked_about_idle() { [[ $(tail -n 20 "$T/kvmnetd.log") == *"may call Start on network 'idle'"* ]]; }
 PK_PID=""
 polkit_part() {
     [[ -x $POLKITD ]] || { echo "$POLKITD is not installed (Debian package polkitd)"; return 1; }
@@ -286,6 +289,20 @@ EOF
     out=$(call_as_nobody "Network StartWithConfirmation idle uint32:0") && fail "timeout 0 accepted: $out"
     assert_contains "$out" "Error org.kvmnet1.Error.InvalidArgument: timeout_seconds" "StartWithConfirmation(0) as nobody"
     assert_contains "$(cat "$T/kvmnetd.log")" "polkit authorized uid $NOBODY" "daemon log"
+
+    log "a network deleted while its call waits for polkit: the call is NotFound"
+    kill -STOP "$PK_PID"
+    call_as_nobody "Network Start idle" >"$T/pending.out" 2>&1 &
+    pending=$!
+    track_pid "$pending"
+    retry 50 _asked_about_idle || fail "the daemon did not ask polkit about Start on idle"
+    ctl delete idle
+    kill -CONT "$PK_PID"
+    wait "$pending" && fail "Start of a deleted network succeeded: $(cat "$T/pending.out")"
+    assert_contains "$(cat "$T/pending.out")" "Error org.kvmnet1.Error.NotFound: no network named 'idle'" "the pending Start"
+    _pid_alive "$DAEMON_PID" || fail "kvmnetd died"
+    if ip -n "$H" link show dev kvmbr7 >/dev/null 2>&1; then fail "the deleted network's bridge kvmbr7 exists"; fi
+    ctl create idle --mode nat --bridge kvmbr7 --ipv4 10.46.0.1/24
     polkit_stop
     ctl start acc
     wait_state acc active
