@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # E2E: reading is open to every local user; changing needs root or polkit's
-# org.kvmnet1.manage. An unprivileged user (nobody, uid 65534) reads
+# org.kvmnet1.manage. The bus applies the installed D-Bus policies. An unprivileged user (nobody, uid 65534) reads
 # everything, and each changing method of both interfaces (the methods
 # annotated Method.Async=server in dbus/*.xml, so a new one cannot be
 # forgotten here) is refused with org.freedesktop.DBus.Error.AccessDenied
@@ -24,8 +24,49 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v setpriv >/dev/null || skip "setpriv (util-linux) is needed to run a command as another user"
 
+# The private bus has the system bus's default policy (that of
+# /usr/share/dbus-1/system.conf: nothing may be owned or called unless a
+# service's policy file allows it) plus the policy files that are installed:
+# kvmnet's dbus/org.kvmnet1.conf and polkit's. So the calls below pass the
+# bus policy a real system bus would apply.
+policy_bus_start() {
+    cat >"$T/bus.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$T/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <include>$SRCDIR/dbus/org.kvmnet1.conf</include>
+  <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
+</busconfig>
+EOF
+    : >"$T/bus.addr"
+    dbus-daemon --config-file="$T/bus.conf" --nofork --nopidfile --print-address=3 \
+        3>"$T/bus.addr" >"$T/dbus.log" 2>&1 &
+    BUS_PID=$!
+    retry 50 test -s "$T/bus.addr" || fail "dbus-daemon did not start: $(cat "$T/dbus.log")"
+    DBUS_SYSTEM_BUS_ADDRESS=$(head -n1 "$T/bus.addr")
+    export DBUS_SYSTEM_BUS_ADDRESS
+}
+
 nat_topology
-bus_start
+policy_bus_start
 daemon_start
 
 NOBODY=65534
@@ -182,6 +223,11 @@ assert_eq "$(as_nobody "$KVMNETCTL" forward list acc --json | jq -r '.[0].host_p
 as_nobody "$KVMNETCTL" stats acc >/dev/null
 as_nobody "$KVMNETCTL" leases acc >/dev/null
 as_nobody "$KVMNETCTL" port list acc >/dev/null
+
+log "the bus policy lets only root own org.kvmnet1"
+out=$(as_nobody dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.RequestName string:org.kvmnet1 uint32:0 2>&1) && fail "nobody may own org.kvmnet1: $out"
+assert_contains "$out" "Error org.freedesktop.DBus.Error.AccessDenied" "RequestName org.kvmnet1 as nobody"
 
 log "every change is refused for nobody when no polkit runs"
 all_refused "polkit is not running on this bus (org.freedesktop.DBus.Error.ServiceUnknown"
