@@ -14,7 +14,7 @@
 #   3. with a polkit rule that grants org.kvmnet1.manage to nobody: nobody
 #      may change things, results and errors come back as for root; a
 #      network deleted while a call on it waits for polkit makes that call
-#      NotFound.
+#      NotFound; the daemon stops cleanly with such a call pending.
 # polkitd runs in a private mount namespace in which /usr/share/polkit-1/
 # actions holds only kvmnet's action file and the rules directories only the
 # test's rule: nothing is installed on the machine. Parts 2 and 3 are skipped
@@ -248,8 +248,20 @@ assert_eq "$(net_state idle)" inactive "idle after refused calls"
 # ------------------------------------------------------------ 2 and 3: real polkitd
 
 POLKITD=/usr/lib/polkit-1/polkitd
-_asked_about_stop() { [[ $(tail -n 20 "$T/kvmnetd.log") == *"may call Stop on network 'acc'"* ]]; }
-_asked_about_idle() { [[ $(tail -n 20 "$T/kvmnetd.log") == *"may call Start on network 'idle'"* ]]; }
+# asked WHAT: how often the daemon has asked polkit whether nobody may WHAT.
+asked() { grep -F "asking polkit whether uid $NOBODY (" "$T/kvmnetd.log" | grep -c -F "may $1 (" || true; }
+# pending_call "Interface Method args..." WHAT: starts the call as nobody in
+# the background (its reply goes to $T/pending.out, its pid to $pending) and
+# waits until the daemon has asked polkit about it.
+pending_call() {
+    local before
+    before=$(asked "$2")
+    (trap - ERR; call_as_nobody "$1") >"$T/pending.out" 2>&1 &
+    pending=$!
+    track_pid "$pending"
+    retry 50 _asked_more "$2" "$before" || fail "the daemon did not ask polkit whether nobody may $2"
+}
+_asked_more() { (($(asked "$1") > $2)); }
 PK_PID=""
 polkit_part() {
     [[ -x $POLKITD ]] || { echo "$POLKITD is not installed (Debian package polkitd)"; return 1; }
@@ -301,10 +313,7 @@ if reason=$(polkit_part); then
 
     log "while polkit has not answered, the daemon keeps serving"
     kill -STOP "$PK_PID"
-    call_as_nobody "Network Stop" >"$T/pending.out" 2>&1 &
-    pending=$!
-    track_pid "$pending"
-    retry 50 _asked_about_stop || fail "the daemon did not ask polkit about Stop"
+    pending_call "Network Stop" "call Stop on network 'acc'"
     ctl autostart idle on >/dev/null # root: no polkit round trip
     assert_eq "$(ctl show idle --json | jq -r .autostart)" true "autostart set by root while a question to polkit is pending"
     _pid_alive "$pending" || fail "the call waiting for polkit returned before polkit answered: $(cat "$T/pending.out")"
@@ -338,10 +347,7 @@ EOF
 
     log "a network deleted while its call waits for polkit: the call is NotFound"
     kill -STOP "$PK_PID"
-    call_as_nobody "Network Start idle" >"$T/pending.out" 2>&1 &
-    pending=$!
-    track_pid "$pending"
-    retry 50 _asked_about_idle || fail "the daemon did not ask polkit about Start on idle"
+    pending_call "Network Start idle" "call Start on network 'idle'"
     ctl delete idle
     kill -CONT "$PK_PID"
     wait "$pending" && fail "Start of a deleted network succeeded: $(cat "$T/pending.out")"
@@ -349,6 +355,17 @@ EOF
     _pid_alive "$DAEMON_PID" || fail "kvmnetd died"
     if ip -n "$H" link show dev kvmbr7 >/dev/null 2>&1; then fail "the deleted network's bridge kvmbr7 exists"; fi
     ctl create idle --mode nat --bridge kvmbr7 --ipv4 10.46.0.1/24
+
+    log "the daemon stops cleanly while a call waits for polkit; the call fails, nothing runs"
+    kill -STOP "$PK_PID"
+    pending_call "Network Start idle" "call Start on network 'idle'"
+    daemon_stop
+    assert_eq "$DAEMON_EXIT" 0 "kvmnetd exit status with a question to polkit pending"
+    wait "$pending" && fail "the pending Start succeeded without a daemon: $(cat "$T/pending.out")"
+    assert_contains "$(cat "$T/pending.out")" "Error org.freedesktop.DBus.Error.NoReply" "the pending Start"
+    kill -CONT "$PK_PID"
+    daemon_start
+    assert_eq "$(net_state idle)" inactive "idle after the daemon restart"
     polkit_stop
     ctl start acc
     wait_state acc active
