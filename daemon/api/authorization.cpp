@@ -28,6 +28,24 @@ std::string polkit_failure(const std::string& name, const std::string& message)
     return reason + " (" + name + ": " + message + ")";
 }
 
+std::string log_safe(const std::string& text, std::size_t max_length)
+{
+    static const char hex[] = "0123456789abcdef";
+    std::string safe;
+    for (std::size_t i = 0; i < text.size() && i < max_length; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            safe += static_cast<char>(c);
+        } else {
+            safe += "\\x";
+            safe += hex[c >> 4];
+            safe += hex[c & 0xf];
+        }
+    }
+    if (text.size() > max_length) safe += "...";
+    return safe;
+}
+
 std::string access_denied_message(uid_t uid, const std::string& reason)
 {
     return std::string("changing kvmnet networks needs root or polkit authorization for ") + polkit_action +

@@ -4,6 +4,7 @@
 // unit tests can check it without a bus; api/service.cpp asks polkit.
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <string>
 #include <sys/types.h>
@@ -23,6 +24,11 @@ std::string polkit_refusal(bool is_authorized, bool is_challenge, const std::map
 // The reason when asking polkit failed with the D-Bus error NAME: MESSAGE
 // (polkit not running, timed out, the action not installed, ...).
 std::string polkit_failure(const std::string& name, const std::string& message);
+
+// TEXT from a caller made safe for one log line: bytes outside printable
+// ASCII as \xNN, cut to at most max_length characters of input ("..." marks
+// the cut).
+std::string log_safe(const std::string& text, std::size_t max_length = 64);
 
 // The AccessDenied message a person can act on.
 std::string access_denied_message(uid_t uid, const std::string& reason);

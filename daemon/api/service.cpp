@@ -204,7 +204,7 @@ private:
     }
     void DeleteNetwork(sdbus::Result<>&& result, std::string name) override
     {
-        changing(authorizer_, getObject(), "call DeleteNetwork on network '" + name + "'", std::move(result),
+        changing(authorizer_, getObject(), "call DeleteNetwork on network '" + log_safe(name) + "'", std::move(result),
                  [&manager = manager_, name] { manager.remove(name); });
     }
     sdbus::ObjectPath GetNetwork(const std::string& name) override

@@ -53,3 +53,12 @@ TEST_CASE("the AccessDenied message names the action, the caller's uid and the r
     CHECK(message == "changing kvmnet networks needs root or polkit authorization for org.kvmnet1.manage (caller uid "
                      "65534): polkit: not authorized");
 }
+
+TEST_CASE("a caller's text is logged on one line, escaped and cut")
+{
+    CHECK(log_safe("default") == "default");
+    CHECK(log_safe("a\nb\\c") == "a\\x0ab\\x5cc");
+    CHECK(log_safe("<3>x\xff") == "<3>x\\xff");
+    CHECK(log_safe(std::string(70, 'n')) == std::string(64, 'n') + "...");
+    CHECK(log_safe(std::string("a\0b", 3)) == "a\\x00b");
+}
