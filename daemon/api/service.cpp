@@ -1,11 +1,14 @@
 // D-Bus adaptors for org.kvmnet1.Manager and org.kvmnet1.Network.
 #include "api/service.hpp"
 
+#include "api/authorization.hpp"
 #include "core/log.hpp"
 #include "org.kvmnet1.Manager-adaptor.h"
 #include "org.kvmnet1.Network-adaptor.h"
 
+#include <chrono>
 #include <functional>
+#include <optional>
 
 namespace kvmnet::api {
 namespace {
@@ -28,20 +31,139 @@ auto guarded(F&& body) -> decltype(body())
     }
 }
 
-// Changing anything needs root for now; polkit comes with issue #5.
-void require_privileged(sdbus::IObject& object)
+// How long the daemon waits for polkit's answer: interactive authentication
+// may take minutes (polkit's own dialog gives up after about five).
+constexpr auto polkit_timeout = std::chrono::minutes(5);
+
+// Sends a reply and never throws: a caller that went away while its call
+// waited for polkit only costs a log line.
+template <typename... R, typename... V>
+void send_results(const sdbus::Result<R...>& result, const V&... values) noexcept
 {
-    const sdbus::Message* message = object.getCurrentlyProcessedMessage();
-    uid_t uid = 0;
     try {
-        if (!message) throw sdbus::Error("org.freedesktop.DBus.Error.AccessDenied", "no current message");
-        uid = message->getCredsUid();
-    } catch (const sdbus::Error&) {
-        throw sdbus::Error("org.freedesktop.DBus.Error.AccessDenied", "cannot determine the caller's user id");
+        result.returnResults(values...);
+    } catch (const std::exception& e) {
+        core::log_warning(std::string("cannot send a reply: ") + e.what());
     }
-    if (uid != 0)
-        throw sdbus::Error("org.freedesktop.DBus.Error.AccessDenied",
-                           "changing kvmnet networks requires root (caller uid " + std::to_string(uid) + ")");
+}
+template <typename... R>
+void send_error(const sdbus::Result<R...>& result, const sdbus::Error& error) noexcept
+{
+    try {
+        result.returnError(error);
+    } catch (const std::exception& e) {
+        core::log_warning(std::string("cannot send an error reply: ") + e.what());
+    }
+}
+
+// Runs body through guarded() and replies with its value (methods return at
+// most one) or with the D-Bus error it raised.
+template <typename... R, typename F>
+void reply_with(const sdbus::Result<R...>& result, F& body) noexcept
+{
+    try {
+        if constexpr (sizeof...(R) == 0) {
+            guarded(body);
+            send_results(result);
+        } else {
+            send_results(result, guarded(body));
+        }
+    } catch (const sdbus::Error& e) {
+        send_error(result, e);
+    }
+}
+
+}  // namespace
+
+// Decides whether the sender of a changing call may go ahead: root at once,
+// anyone else through polkit's CheckAuthorization for org.kvmnet1.manage,
+// asked asynchronously on the daemon's own connection so that the event
+// loop keeps serving while an authentication dialog is open.
+class Authorizer {
+public:
+    // Called with nothing when the call may proceed, else with the
+    // AccessDenied message.
+    using Decision = std::function<void(const std::optional<std::string>& denial)>;
+
+    explicit Authorizer(sdbus::IConnection& connection)
+        : polkit_(sdbus::createProxy(connection, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority"))
+    {
+    }
+
+    void check(const sdbus::Message* call, const std::string& what, Decision then)
+    {
+        uid_t uid = 0;
+        std::string sender;
+        try {
+            if (!call) throw sdbus::Error(access_denied_error, "no current message");
+            uid = call->getCredsUid();
+            sender = call->getSender();
+        } catch (const sdbus::Error& e) {
+            then(std::string("cannot determine the caller's user id: ") + e.getMessage());
+            return;
+        }
+        if (uid == 0) {
+            then(std::nullopt);
+            return;
+        }
+        const std::string who = "uid " + std::to_string(uid) + " (" + sender + ")";
+        core::log_info("asking polkit whether " + who + " may " + what + " (" + polkit_action + ")");
+        try {
+            auto request = polkit_->createMethodCall("org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
+            const std::map<std::string, sdbus::Variant> subject_details{{"name", sdbus::Variant(sender)}};
+            request << sdbus::make_struct(std::string("system-bus-name"), subject_details) << std::string(polkit_action)
+                    << std::map<std::string, std::string>{} << std::uint32_t{polkit_allow_user_interaction}
+                    << std::string();
+            auto on_reply = [uid, who, what, then](sdbus::MethodReply& reply, const sdbus::Error* error) {
+                std::string reason;
+                if (error) {
+                    reason = polkit_failure(error->getName(), error->getMessage());
+                } else {
+                    try {
+                        sdbus::Struct<bool, bool, std::map<std::string, std::string>> result;
+                        reply >> result;
+                        reason = polkit_refusal(result.get<0>(), result.get<1>(), result.get<2>());
+                    } catch (const sdbus::Error& e) {
+                        reason = polkit_failure(e.getName(), e.getMessage());
+                    }
+                }
+                if (reason.empty()) {
+                    core::log_info("polkit authorized " + who + " to " + what);
+                    then(std::nullopt);
+                } else {
+                    core::log_info("refused " + who + " to " + what + ": " + reason);
+                    then(access_denied_message(uid, reason));
+                }
+            };
+            polkit_->callMethod(request, std::move(on_reply), polkit_timeout);
+        } catch (const sdbus::Error& e) {
+            then(access_denied_message(uid, polkit_failure(e.getName(), e.getMessage())));
+        }
+    }
+
+private:
+    std::unique_ptr<sdbus::IProxy> polkit_;  // cancels the calls still pending when it goes
+};
+
+namespace {
+
+// The one path of every changing method: authorize the caller, then run
+// body and reply. body must not capture the adaptor object: it may run
+// minutes later (interactive authentication), when the network object is
+// gone; it names the network, and the manager looks it up again (NotFound
+// when it has vanished meanwhile).
+template <typename... R, typename F>
+void changing(Authorizer& authorizer, sdbus::IObject& object, const std::string& what, sdbus::Result<R...>&& result,
+              F body)
+{
+    auto pending = std::make_shared<sdbus::Result<R...>>(std::move(result));
+    authorizer.check(object.getCurrentlyProcessedMessage(), what,
+                     [pending, body = std::move(body)](const std::optional<std::string>& denial) mutable {
+                         if (denial)
+                             send_error(*pending, sdbus::Error(access_denied_error, *denial));
+                         else
+                             reply_with(*pending, body);
+                     });
 }
 
 }  // namespace
@@ -65,27 +187,25 @@ std::string network_path(const std::string& name)
 class ManagerObject final
     : public sdbus::AdaptorInterfaces<org::kvmnet1::Manager_adaptor, sdbus::ObjectManager_adaptor> {
 public:
-    ManagerObject(sdbus::IConnection& connection, core::Manager& manager)
-        : AdaptorInterfaces(connection, manager_path), manager_(manager)
+    ManagerObject(sdbus::IConnection& connection, core::Manager& manager, Authorizer& authorizer)
+        : AdaptorInterfaces(connection, manager_path), manager_(manager), authorizer_(authorizer)
     {
         registerAdaptor();
     }
     ~ManagerObject() { unregisterAdaptor(); }
 
 private:
-    sdbus::ObjectPath CreateNetwork(const std::string& document) override
+    void CreateNetwork(sdbus::Result<sdbus::ObjectPath>&& result, std::string document) override
     {
-        return guarded([&] {
-            require_privileged(getObject());
-            return sdbus::ObjectPath(network_path(manager_.create(document)));
-        });
+        changing(authorizer_, getObject(), "call CreateNetwork", std::move(result),
+                 [&manager = manager_, document = std::move(document)] {
+                     return sdbus::ObjectPath(network_path(manager.create(document)));
+                 });
     }
-    void DeleteNetwork(const std::string& name) override
+    void DeleteNetwork(sdbus::Result<>&& result, std::string name) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.remove(name);
-        });
+        changing(authorizer_, getObject(), "call DeleteNetwork on network '" + log_safe(name) + "'", std::move(result),
+                 [&manager = manager_, name] { manager.remove(name); });
     }
     sdbus::ObjectPath GetNetwork(const std::string& name) override
     {
@@ -105,23 +225,23 @@ private:
     {
         return guarded([&] { return manager_.describe_all().dump(); });
     }
-    void Reload() override
+    void Reload(sdbus::Result<>&& result) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.reload();
-        });
+        changing(authorizer_, getObject(), "call Reload", std::move(result),
+                 [&manager = manager_] { manager.reload(); });
     }
     std::string Version() override { return version; }
 
     core::Manager& manager_;
+    Authorizer& authorizer_;
 };
 
 class NetworkObject final : public sdbus::AdaptorInterfaces<org::kvmnet1::Network_adaptor, sdbus::ManagedObject_adaptor,
                                                             sdbus::Properties_adaptor> {
 public:
-    NetworkObject(sdbus::IConnection& connection, core::Manager& manager, std::string name)
-        : AdaptorInterfaces(connection, network_path(name)), manager_(manager), name_(std::move(name))
+    NetworkObject(sdbus::IConnection& connection, core::Manager& manager, Authorizer& authorizer, std::string name)
+        : AdaptorInterfaces(connection, network_path(name)), manager_(manager), authorizer_(authorizer),
+          name_(std::move(name))
     {
         registerAdaptor();
         snapshot_ = snapshot();
@@ -174,60 +294,44 @@ private:
                 {"LastRepair", manager_.last_repair(name_)}};
     }
 
-    void Start() override
+    void Start(sdbus::Result<>&& result) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.start(name_);
-        });
+        change("Start", std::move(result), [](core::Manager& m, const std::string& n) { m.start(n); });
     }
-    void Stop() override
+    void Stop(sdbus::Result<>&& result) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.stop(name_);
-        });
+        change("Stop", std::move(result), [](core::Manager& m, const std::string& n) { m.stop(n); });
     }
-    void Update(const std::string& document) override
+    void Update(sdbus::Result<>&& result, std::string document) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.update(name_, document);
-        });
+        change("Update", std::move(result),
+               [document = std::move(document)](core::Manager& m, const std::string& n) { m.update(n, document); });
     }
     std::string Describe() override
     {
         return guarded([&] { return manager_.describe(name_).dump(); });
     }
-    void StartWithConfirmation(const uint32_t& timeout_seconds) override
+    void StartWithConfirmation(sdbus::Result<>&& result, uint32_t timeout_seconds) override
     {
-        guarded([&] {
-            require_privileged(getObject());
+        change("StartWithConfirmation", std::move(result), [timeout_seconds](core::Manager& m, const std::string& n) {
             if (timeout_seconds == 0 || timeout_seconds > 3600)
                 throw Error(ErrorKind::InvalidArgument, "timeout_seconds: must be between 1 and 3600");
-            manager_.start(name_, timeout_seconds);
+            m.start(n, timeout_seconds);
         });
     }
-    void Confirm() override
+    void Confirm(sdbus::Result<>&& result) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.confirm(name_);
-        });
+        change("Confirm", std::move(result), [](core::Manager& m, const std::string& n) { m.confirm(n); });
     }
-    void AttachPort(const std::string& port) override
+    void AttachPort(sdbus::Result<>&& result, std::string port) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.attach_port(name_, port);
-        });
+        change("AttachPort", std::move(result),
+               [port = std::move(port)](core::Manager& m, const std::string& n) { m.attach_port(n, port); });
     }
-    void DetachPort(const std::string& port) override
+    void DetachPort(sdbus::Result<>&& result, std::string port) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.detach_port(name_, port);
-        });
+        change("DetachPort", std::move(result),
+               [port = std::move(port)](core::Manager& m, const std::string& n) { m.detach_port(n, port); });
     }
     std::string ListPorts() override
     {
@@ -237,33 +341,31 @@ private:
     {
         return guarded([&] { return manager_.leases(name_).dump(); });
     }
-    void AddHost(const std::string& host) override
+    void AddHost(sdbus::Result<>&& result, std::string host) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.add_host(name_, host);
-        });
+        change("AddHost", std::move(result),
+               [host = std::move(host)](core::Manager& m, const std::string& n) { m.add_host(n, host); });
     }
-    void RemoveHost(const std::string& mac) override
+    void RemoveHost(sdbus::Result<>&& result, std::string mac) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.remove_host(name_, mac);
-        });
+        change("RemoveHost", std::move(result),
+               [mac = std::move(mac)](core::Manager& m, const std::string& n) { m.remove_host(n, mac); });
     }
-    std::vector<std::string> AddForwards(const std::string& forwards) override
+    void AddForwards(sdbus::Result<std::vector<std::string>>&& result, std::string forwards) override
     {
-        return guarded([&] {
-            require_privileged(getObject());
-            return manager_.add_forwards(name_, forwards);
-        });
+        change("AddForwards", std::move(result),
+               [forwards = std::move(forwards)](core::Manager& m, const std::string& n) {
+                   return m.add_forwards(n, forwards);
+               });
     }
-    void RemoveForward(const std::string& proto, const std::string& host_address, const uint32_t& host_port) override
+    void RemoveForward(sdbus::Result<>&& result, std::string proto, std::string host_address,
+                       uint32_t host_port) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.remove_forward(name_, model::make_forward_key(proto, host_address, host_port));
-        });
+        change("RemoveForward", std::move(result),
+               [proto = std::move(proto), host_address = std::move(host_address), host_port](core::Manager& m,
+                                                                                             const std::string& n) {
+                   m.remove_forward(n, model::make_forward_key(proto, host_address, host_port));
+               });
     }
     std::string ListForwards() override
     {
@@ -286,12 +388,10 @@ private:
     }
     bool AwaitingConfirmation() override { return manager_.awaiting_confirmation(name_); }
     std::string Dnsmasq() override { return std::string(manager_.dnsmasq_state(name_)); }
-    void SetAutostart(const bool& autostart) override
+    void SetAutostart(sdbus::Result<>&& result, bool autostart) override
     {
-        guarded([&] {
-            require_privileged(getObject());
-            manager_.set_autostart(name_, autostart);
-        });
+        change("SetAutostart", std::move(result),
+               [autostart](core::Manager& m, const std::string& n) { m.set_autostart(n, autostart); });
     }
 
     std::string Name() override { return name_; }
@@ -314,14 +414,26 @@ private:
     uint32_t Mtu() override { return manager_.spec(name_).mtu; }
     std::string LastRepair() override { return manager_.last_repair(name_); }
 
+    // Authorizes and runs a changing method of this network. body gets the
+    // manager and the network's name, never this object (see changing()).
+    template <typename... R, typename F>
+    void change(const char* method, sdbus::Result<R...>&& result, F body)
+    {
+        changing(authorizer_, getObject(), std::string("call ") + method + " on network '" + name_ + "'",
+                 std::move(result),
+                 [&manager = manager_, name = name_, body = std::move(body)]() mutable { return body(manager, name); });
+    }
+
     core::Manager& manager_;
+    Authorizer& authorizer_;
     std::string name_;
     std::map<std::string, std::string> snapshot_;
     bool daemon_exiting_ = false;
 };
 
 Service::Service(sdbus::IConnection& connection, core::Manager& manager)
-    : connection_(connection), manager_(manager), manager_object_(std::make_unique<ManagerObject>(connection, manager))
+    : connection_(connection), manager_(manager), authorizer_(std::make_unique<Authorizer>(connection)),
+      manager_object_(std::make_unique<ManagerObject>(connection, manager, *authorizer_))
 {
     manager_.set_listener(this);
 }
@@ -336,7 +448,7 @@ Service::~Service()
 
 void Service::network_added(const std::string& name)
 {
-    networks_[name] = std::make_unique<NetworkObject>(connection_, manager_, name);
+    networks_[name] = std::make_unique<NetworkObject>(connection_, manager_, *authorizer_, name);
     manager_object_->emitNetworkAdded(name, sdbus::ObjectPath(network_path(name)));
 }
 

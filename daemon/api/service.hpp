@@ -1,7 +1,8 @@
 // The D-Bus face of the daemon: one adaptor object for the manager at
 // /org/kvmnet1 and one per network, kept in step with the core::Manager
 // through its listener interface. Translates kvmnet::Error into named D-Bus
-// errors and checks that callers of changing methods are privileged.
+// errors and lets callers of changing methods through only when they are
+// root or polkit authorizes them (api/authorization.hpp).
 #pragma once
 
 #include "core/manager.hpp"
@@ -20,6 +21,7 @@ inline constexpr const char* manager_path = "/org/kvmnet1";
 // "/org/kvmnet1/network/" + name with every byte outside [A-Za-z0-9] as _XX.
 std::string network_path(const std::string& name);
 
+class Authorizer;
 class ManagerObject;
 class NetworkObject;
 
@@ -39,6 +41,7 @@ public:
 private:
     sdbus::IConnection& connection_;
     core::Manager& manager_;
+    std::unique_ptr<Authorizer> authorizer_;
     std::unique_ptr<ManagerObject> manager_object_;
     std::map<std::string, std::unique_ptr<NetworkObject>> networks_;
 };

@@ -1,46 +1,382 @@
 #!/usr/bin/env bash
-# E2E: reading is open to every local user, changing needs root. An
-# unprivileged user (nobody) can list and show networks but every changing
-# command is refused with AccessDenied and changes nothing.
+# E2E: reading is open to every local user; changing needs root or polkit's
+# org.kvmnet1.manage. The bus applies the installed D-Bus policies. An unprivileged user (nobody, uid 65534) reads
+# everything, and each changing method of both interfaces (the methods
+# annotated Method.Async=server in dbus/*.xml, so a new one cannot be
+# forgotten here) is refused with org.freedesktop.DBus.Error.AccessDenied
+# while the kernel, the stored documents, the runtime files and the daemon's
+# state stay as they were:
+#   1. with no polkit on the bus (non-root callers are always refused);
+#   2. with the real polkitd on the test's private bus, which the daemon
+#      asks and which refuses (no rule grants it, no agent can ask for a
+#      password); while polkitd is frozen (SIGSTOP) a question to it stays
+#      pending and the daemon keeps serving other callers;
+#   3. with a polkit rule that grants org.kvmnet1.manage to nobody: nobody
+#      may change things, results and errors come back as for root; a
+#      network deleted while a call on it waits for polkit makes that call
+#      NotFound; the daemon stops cleanly with such a call pending.
+# polkitd runs in a private mount namespace in which /usr/share/polkit-1/
+# actions holds only kvmnet's action file and the rules directories only the
+# test's rule: nothing is installed on the machine. Parts 2 and 3 are skipped
+# with a printed reason when polkitd or mount namespaces are not available.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v setpriv >/dev/null || skip "setpriv (util-linux) is needed to run a command as another user"
 
+# The private bus has the system bus's default policy (that of
+# /usr/share/dbus-1/system.conf: nothing may be owned or called unless a
+# service's policy file allows it) plus the policy files that are installed:
+# kvmnet's dbus/org.kvmnet1.conf and polkit's. So the calls below pass the
+# bus policy a real system bus would apply.
+policy_bus_start() {
+    cat >"$T/bus.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$T/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <include>$SRCDIR/dbus/org.kvmnet1.conf</include>
+  <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
+</busconfig>
+EOF
+    : >"$T/bus.addr"
+    dbus-daemon --config-file="$T/bus.conf" --nofork --nopidfile --print-address=3 \
+        3>"$T/bus.addr" >"$T/dbus.log" 2>&1 &
+    BUS_PID=$!
+    retry 50 test -s "$T/bus.addr" || fail "dbus-daemon did not start: $(cat "$T/dbus.log")"
+    DBUS_SYSTEM_BUS_ADDRESS=$(head -n1 "$T/bus.addr")
+    export DBUS_SYSTEM_BUS_ADDRESS
+}
+
 nat_topology
-bus_start
+policy_bus_start
 daemon_start
 
-ctl create acc --mode nat --bridge kvmbr6 --ipv4 10.44.0.1/24 --dhcp-range 10.44.0.10-10.44.0.20
-as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$KVMNETCTL" "$@"; }
+NOBODY=65534
+as_nobody() { setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups "$@"; }
+MGR=/org/kvmnet1
+NET=/org/kvmnet1/network/acc
 
-log "reads work for nobody"
-assert_eq "$(as_nobody list --json | jq -r '.[0].name')" acc "list as nobody"
-assert_eq "$(as_nobody show acc --json | jq -r .bridge)" kvmbr6 "show as nobody"
-
-before=$(kernel_snapshot "$H")
-stored=$(cat "$T/state/networks/acc.json")
-
-log "changes are refused for nobody"
-denied() {
-    local rc err
-    err=$(as_nobody "$@" 2>&1 >/dev/null) && rc=0 || rc=$?
-    ((rc == 1)) || fail "kvmnetctl $* as nobody: expected exit 1, got $rc ($err)"
-    [[ $err == "kvmnetctl: AccessDenied: "* ]] || fail "kvmnetctl $* as nobody: expected AccessDenied, got: $err"
-}
-denied start acc
-denied stop acc
-denied autostart acc on
-denied delete acc
-denied create other --mode nat --ipv4 10.45.0.1/24
-
-assert_eq "$(kernel_snapshot "$H")" "$before" "kernel state after refused calls"
-assert_eq "$(cat "$T/state/networks/acc.json")" "$stored" "stored document after refused calls"
-assert_eq "$(ctl list --json | jq -r 'map(.name) | join(",")')" acc "networks after refused calls"
-assert_eq "$(net_state acc)" inactive "state after refused calls"
-
-log "root may"
+# acc runs with a static host, a forward and a port; idle is stopped.
+ctl create acc --mode nat --bridge kvmbr6 --ipv4 10.44.0.1/24 --dhcp-range 10.44.0.10-10.44.0.20 \
+    --dhcp-host 52:54:00:44:00:05,10.44.0.5,web
+ctl create idle --mode nat --bridge kvmbr7 --ipv4 10.46.0.1/24
+ctl forward add acc tcp 8080 10.44.0.5:80 >/dev/null
+ctl port attach acc tap-acc --tap >/dev/null
 ctl start acc
 wait_state acc active
+
+# ------------------------------------------------------------ the methods
+
+# Every changing method, as "Interface Method dbus-send-arguments...". The
+# arguments are valid requests that would change something if allowed.
+changing_calls=(
+    "Manager CreateNetwork string:{\"name\":\"other\",\"mode\":\"nat\",\"ipv4\":{\"address\":\"10.45.0.1/24\"}}"
+    "Manager DeleteNetwork string:acc"
+    "Manager Reload"
+    "Network Start idle"
+    "Network StartWithConfirmation idle uint32:30"
+    "Network Confirm"
+    "Network Stop"
+    "Network Update string:{\"name\":\"acc\",\"mode\":\"nat\",\"ipv4\":{\"address\":\"10.44.0.1/24\"}}"
+    "Network SetAutostart boolean:true"
+    "Network AttachPort string:{\"name\":\"tap-new\",\"tap\":true}"
+    "Network DetachPort string:tap-acc"
+    "Network AddHost string:{\"mac\":\"52:54:00:44:00:06\",\"ip\":\"10.44.0.6\"}"
+    "Network RemoveHost string:52:54:00:44:00:05"
+    "Network AddForwards string:{\"proto\":\"tcp\",\"host_port\":8081,\"guest\":\"10.44.0.5\",\"guest_port\":81}"
+    "Network RemoveForward string:tcp string: uint32:8080"
+)
+# Every other method is a read, with arguments that make it succeed.
+read_calls=(
+    "Manager GetNetwork string:acc"
+    "Manager ListNetworks"
+    "Manager Describe"
+    "Network Describe"
+    "Network ListPorts"
+    "Network Leases"
+    "Network ListForwards"
+    "Network Statistics"
+)
+
+# methods_in XML async|sync: method names with / without the Async annotation.
+methods_in() {
+    awk -v want="$2" '
+        /<method name="/ { match($0, /name="[^"]*"/); name = substr($0, RSTART + 6, RLENGTH - 7); async = 0
+                           if ($0 ~ /\/>/) { if (want == "sync") print name; name = "" } next }
+        /org.freedesktop.DBus.Method.Async/ && name != "" { async = 1 }
+        /<\/method>/ && name != "" { if ((async && want == "async") || (!async && want == "sync")) print name; name = "" }
+    ' "$SRCDIR/dbus/org.kvmnet1.$1.xml" | sort
+}
+listed() { # ARRAY-NAME INTERFACE: the method names of that interface in the list
+    local -n list=$1
+    local entry iface method
+    for entry in "${list[@]}"; do
+        read -r iface method _ <<<"$entry"
+        if [[ $iface == "$2" ]]; then echo "$method"; fi
+    done | sort -u
+}
+log "the test covers every method of both interfaces"
+for iface in Manager Network; do
+    assert_eq "$(listed changing_calls "$iface" | tr '\n' ' ')" "$(methods_in "$iface" async | tr '\n' ' ')" \
+        "changing methods of org.kvmnet1.$iface (annotated Async=server) vs. the test's list"
+    assert_eq "$(listed read_calls "$iface" | tr '\n' ' ')" "$(methods_in "$iface" sync | tr '\n' ' ')" \
+        "read methods of org.kvmnet1.$iface vs. the test's list"
+done
+
+# call_as_nobody "Interface Method args...": dbus-send as nobody; prints the
+# reply or "Error NAME: message", returns dbus-send's status. A Network
+# method's first argument may name the network (default acc).
+call_as_nobody() {
+    local iface method rest path=$NET
+    read -r iface method rest <<<"$1"
+    local -a args=()
+    [[ -n ${rest:-} ]] && read -r -a args <<<"$rest"
+    [[ $iface == Manager ]] && path=$MGR
+    if [[ $iface == Network && ${args[0]:-} =~ ^[a-z]+$ ]]; then
+        path=/org/kvmnet1/network/${args[0]}
+        args=("${args[@]:1}")
+    fi
+    as_nobody dbus-send --system --print-reply --reply-timeout=60000 --dest=org.kvmnet1 "$path" \
+        "org.kvmnet1.$iface.$method" "${args[@]}" 2>&1
+}
+
+# Everything a refused call must leave alone: the kernel, the stored
+# documents (and the forwards journal), the daemon's runtime files (dnsmasq
+# configuration and hosts), and the state the daemon reports.
+snapshot() {
+    kernel_snapshot "$H"
+    echo "## files"
+    (cd "$T" && find state run -type f ! -name '*.leases' -print0 | sort -z | xargs -0 sha256sum)
+    echo "## daemon"
+    ctl list --json
+    ctl show acc --json
+    ctl port list acc --json | jq 'map(del(.rx_bytes, .rx_packets, .tx_bytes, .tx_packets))'
+    ctl forward list acc --json
+}
+
+# all_refused REASON-PART: each changing method as nobody is AccessDenied
+# with the daemon's message containing REASON-PART; nothing changes.
+all_refused() {
+    local before after entry out rc
+    before=$(snapshot)
+    for entry in "${changing_calls[@]}"; do
+        out=$(call_as_nobody "$entry") && rc=0 || rc=$?
+        ((rc != 0)) || fail "$entry as nobody succeeded: $out"
+        assert_contains "$out" "Error org.freedesktop.DBus.Error.AccessDenied: changing kvmnet networks needs root or polkit authorization for org.kvmnet1.manage (caller uid $NOBODY): " "$entry as nobody"
+        assert_contains "$out" "$1" "$entry as nobody"
+    done
+    after=$(snapshot)
+    [[ $after == "$before" ]] || fail "refused calls changed something: $(diff <(echo "$before") <(echo "$after"))"
+}
+
+all_read() {
+    local entry out
+    for entry in "${read_calls[@]}"; do
+        out=$(call_as_nobody "$entry") || fail "$entry as nobody failed: $out"
+    done
+    out=$(as_nobody dbus-send --system --print-reply --dest=org.kvmnet1 $NET \
+        org.freedesktop.DBus.Properties.GetAll string:org.kvmnet1.Network 2>&1) || fail "GetAll as nobody: $out"
+    assert_contains "$out" kvmbr6 "Network properties as nobody"
+    out=$(as_nobody dbus-send --system --print-reply --dest=org.kvmnet1 $MGR \
+        org.freedesktop.DBus.Properties.Get string:org.kvmnet1.Manager string:Version 2>&1) || fail "Version as nobody: $out"
+    out=$(as_nobody dbus-send --system --print-reply --dest=org.kvmnet1 $MGR \
+        org.freedesktop.DBus.ObjectManager.GetManagedObjects 2>&1) || fail "GetManagedObjects as nobody: $out"
+    assert_contains "$out" /org/kvmnet1/network/idle "GetManagedObjects as nobody"
+    as_nobody dbus-send --system --print-reply --dest=org.kvmnet1 $NET \
+        org.freedesktop.DBus.Introspectable.Introspect >/dev/null 2>&1 || fail "Introspect as nobody"
+}
+
+# The CLI shows the refusal as one line, for the verbs it has.
+cli_refused() {
+    local rc err
+    err=$(as_nobody "$KVMNETCTL" "$@" 2>&1 >/dev/null) && rc=0 || rc=$?
+    ((rc == 1)) || fail "kvmnetctl $* as nobody: expected exit 1, got $rc ($err)"
+    [[ $err == "kvmnetctl: AccessDenied: changing kvmnet networks needs root or polkit authorization for org.kvmnet1.manage (caller uid $NOBODY): "* ]] ||
+        fail "kvmnetctl $* as nobody: expected AccessDenied, got: $err"
+}
+
+# ------------------------------------------------------------ 1: no polkit
+
+log "reads work for nobody"
+all_read
+assert_eq "$(as_nobody "$KVMNETCTL" list --json | jq -r 'map(.name) | join(",")')" acc,idle "list as nobody"
+assert_eq "$(as_nobody "$KVMNETCTL" show acc --json | jq -r .bridge)" kvmbr6 "show as nobody"
+assert_eq "$(as_nobody "$KVMNETCTL" forward list acc --json | jq -r '.[0].host_port')" 8080 "forward list as nobody"
+as_nobody "$KVMNETCTL" stats acc >/dev/null
+as_nobody "$KVMNETCTL" leases acc >/dev/null
+as_nobody "$KVMNETCTL" port list acc >/dev/null
+
+log "the bus policy lets only root own org.kvmnet1"
+out=$(as_nobody dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.RequestName string:org.kvmnet1 uint32:0 2>&1) && fail "nobody may own org.kvmnet1: $out"
+assert_contains "$out" "Error org.freedesktop.DBus.Error.AccessDenied" "RequestName org.kvmnet1 as nobody"
+
+log "every change is refused for nobody when no polkit runs"
+all_refused "polkit is not running on this bus (org.freedesktop.DBus.Error.ServiceUnknown"
+before=$(snapshot)
+cli_refused start idle
+cli_refused stop acc
+cli_refused autostart acc on
+cli_refused delete acc
+cli_refused create other --mode nat --ipv4 10.45.0.1/24
+cli_refused set acc mtu=1400
+cli_refused port detach acc tap-acc
+cli_refused host remove acc 52:54:00:44:00:05
+cli_refused forward remove acc tcp 8080
+[[ $(snapshot) == "$before" ]] || fail "refused kvmnetctl commands changed something"
+assert_eq "$(net_state acc)" active "acc after refused calls"
+assert_eq "$(net_state idle)" inactive "idle after refused calls"
+
+# ------------------------------------------------------------ 2 and 3: real polkitd
+
+POLKITD=/usr/lib/polkit-1/polkitd
+# asked WHAT: how often the daemon has asked polkit whether nobody may WHAT.
+asked() { grep -F "asking polkit whether uid $NOBODY (" "$T/kvmnetd.log" | grep -c -F "may $1 (" || true; }
+# pending_call "Interface Method args..." WHAT: starts the call as nobody in
+# the background (its reply goes to $T/pending.out, its pid to $pending) and
+# waits until the daemon has asked polkit about it.
+pending_call() {
+    local before
+    before=$(asked "$2")
+    (trap - ERR; call_as_nobody "$1") >"$T/pending.out" 2>&1 &
+    pending=$!
+    track_pid "$pending"
+    retry 50 _asked_more "$2" "$before" || fail "the daemon did not ask polkit whether nobody may $2"
+}
+_asked_more() { (($(asked "$1") > $2)); }
+PK_PID=""
+polkit_part() {
+    [[ -x $POLKITD ]] || { echo "$POLKITD is not installed (Debian package polkitd)"; return 1; }
+    unshare --mount --propagation private true 2>/dev/null || { echo "cannot create a mount namespace"; return 1; }
+    getent passwd polkitd >/dev/null || { echo "there is no polkitd user"; return 1; }
+    return 0
+}
+
+_polkit_owned() {
+    [[ $(dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.NameHasOwner string:org.freedesktop.PolicyKit1 2>/dev/null) == *"boolean true"* ]]
+}
+
+# polkit_start [RULE-FILE]: polkitd on the test's bus, seeing only kvmnet's
+# action and the given rule. Returns once it owns its name.
+polkit_start() {
+    local dir=$T/polkit.$RANDOM
+    mkdir -p "$dir/actions" "$dir/rules" "$dir/empty"
+    cp "$SRCDIR/dbus/org.kvmnet1.policy" "$dir/actions/"
+    [[ -n ${1:-} ]] && cp "$1" "$dir/rules/"
+    chmod -R a+rX "$dir"
+    # unshare execs sh, which execs polkitd: $! is polkitd's pid.
+    # shellcheck disable=SC2016 # $1 and $2 are expanded by that sh
+    unshare --mount --propagation private -- sh -c '
+        mount --bind "$1/actions" /usr/share/polkit-1/actions &&
+        mount --bind "$1/rules" /etc/polkit-1/rules.d &&
+        mount --bind "$1/empty" /usr/share/polkit-1/rules.d &&
+        exec "$2"' sh "$dir" "$POLKITD" >>"$T/polkitd.log" 2>&1 &
+    PK_PID=$!
+    track_pid "$PK_PID"
+    retry 50 _polkit_owned || fail "polkitd did not take its name: $(cat "$T/polkitd.log")"
+}
+polkit_stop() {
+    stop_pid "$PK_PID" 3
+    retry 25 not _polkit_owned || fail "org.freedesktop.PolicyKit1 still owned after polkitd exited"
+}
+
+if reason=$(polkit_part); then
+    log "with polkitd on the bus: the daemon asks it, and it refuses nobody"
+    polkit_start
+    asked_before=$(grep -c "asking polkit whether uid $NOBODY" "$T/kvmnetd.log" || true)
+    all_refused "polkit: not authorized without authentication, and no authentication agent authenticated the caller"
+    asked=$(grep -c "asking polkit whether uid $NOBODY" "$T/kvmnetd.log" || true)
+    # Each of the changing methods was put to polkit.
+    ((asked - asked_before == ${#changing_calls[@]})) ||
+        fail "expected ${#changing_calls[@]} questions to polkit in the daemon log, found $((asked - asked_before))"
+    assert_contains "$(cat "$T/kvmnetd.log")" "refused uid $NOBODY" "daemon log"
+    all_read
+
+    log "while polkit has not answered, the daemon keeps serving"
+    kill -STOP "$PK_PID"
+    pending_call "Network Stop" "call Stop on network 'acc'"
+    ctl autostart idle on >/dev/null # root: no polkit round trip
+    assert_eq "$(ctl show idle --json | jq -r .autostart)" true "autostart set by root while a question to polkit is pending"
+    _pid_alive "$pending" || fail "the call waiting for polkit returned before polkit answered: $(cat "$T/pending.out")"
+    kill -CONT "$PK_PID"
+    wait "$pending" && fail "nobody's Stop succeeded: $(cat "$T/pending.out")"
+    assert_contains "$(cat "$T/pending.out")" "Error org.freedesktop.DBus.Error.AccessDenied" "the pending call after polkit answered"
+    ctl autostart idle off >/dev/null
+    assert_eq "$(net_state acc)" active "acc after the refused pending Stop"
+    polkit_stop
+
+    log "with a polkit rule granting org.kvmnet1.manage to nobody, nobody may change things"
+    cat >"$T/50-kvmnet-test.rules" <<'EOF'
+polkit.addRule(function(action, subject) {
+    if (action.id == "org.kvmnet1.manage" && subject.user == "nobody")
+        return polkit.Result.YES;
+});
+EOF
+    polkit_start "$T/50-kvmnet-test.rules"
+    out=$(call_as_nobody "Network AddForwards string:{\"proto\":\"tcp\",\"host_port\":8081,\"guest\":\"10.44.0.5\",\"guest_port\":81}") ||
+        fail "AddForwards as nobody with the rule: $out"
+    assert_contains "$out" "array [" "AddForwards' reply (its warnings)"
+    assert_eq "$(ctl forward list acc --json | jq -r 'map(.host_port) | sort | join(",")')" 8080,8081 "forwards after nobody's AddForwards"
+    as_nobody "$KVMNETCTL" autostart acc on >/dev/null
+    assert_eq "$(jq -r .autostart "$T/state/networks/acc.json")" true "stored autostart after nobody's autostart"
+    as_nobody "$KVMNETCTL" stop acc >/dev/null
+    assert_eq "$(net_state acc)" inactive "acc after nobody's stop"
+    # A failing method still returns its own error after authorization.
+    out=$(call_as_nobody "Network StartWithConfirmation idle uint32:0") && fail "timeout 0 accepted: $out"
+    assert_contains "$out" "Error org.kvmnet1.Error.InvalidArgument: timeout_seconds" "StartWithConfirmation(0) as nobody"
+    assert_contains "$(cat "$T/kvmnetd.log")" "polkit authorized uid $NOBODY" "daemon log"
+
+    log "a network deleted while its call waits for polkit: the call is NotFound"
+    kill -STOP "$PK_PID"
+    pending_call "Network Start idle" "call Start on network 'idle'"
+    ctl delete idle
+    kill -CONT "$PK_PID"
+    wait "$pending" && fail "Start of a deleted network succeeded: $(cat "$T/pending.out")"
+    assert_contains "$(cat "$T/pending.out")" "Error org.kvmnet1.Error.NotFound: no network named 'idle'" "the pending Start"
+    _pid_alive "$DAEMON_PID" || fail "kvmnetd died"
+    if ip -n "$H" link show dev kvmbr7 >/dev/null 2>&1; then fail "the deleted network's bridge kvmbr7 exists"; fi
+    ctl create idle --mode nat --bridge kvmbr7 --ipv4 10.46.0.1/24
+
+    log "the daemon stops cleanly while a call waits for polkit; the call fails, nothing runs"
+    kill -STOP "$PK_PID"
+    pending_call "Network Start idle" "call Start on network 'idle'"
+    daemon_stop
+    assert_eq "$DAEMON_EXIT" 0 "kvmnetd exit status with a question to polkit pending"
+    wait "$pending" && fail "the pending Start succeeded without a daemon: $(cat "$T/pending.out")"
+    assert_contains "$(cat "$T/pending.out")" "Error org.freedesktop.DBus.Error.NoReply" "the pending Start"
+    kill -CONT "$PK_PID"
+    daemon_start
+    assert_eq "$(net_state idle)" inactive "idle after the daemon restart"
+    polkit_stop
+    ctl start acc
+    wait_state acc active
+else
+    log "SKIP polkit part: $reason"
+fi
+
+log "root may"
+ctl stop acc
+ctl start idle
+wait_state idle active
 ctl delete acc
+ctl delete idle
 log PASS
