@@ -92,6 +92,21 @@ inline void check_refused(const std::string& text, ErrorKind kind, const std::st
     CHECK_THAT(failure->message, Catch::Matchers::StartsWith(field + ": "));
 }
 
+// A row of a table of documents refused as InvalidArgument.
+struct InvalidDocument {
+    const char* label;
+    std::string text;
+    std::string field;  // the message must start with "<field>: "
+};
+
+inline void check_all_invalid(const std::vector<InvalidDocument>& cases)
+{
+    for (const InvalidDocument& c : cases) {
+        CAPTURE(c.label, c.text);
+        check_refused(c.text, ErrorKind::InvalidArgument, c.field);
+    }
+}
+
 inline std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix)
 {
     std::vector<std::string> result;
