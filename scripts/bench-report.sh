@@ -295,7 +295,7 @@ Samples per cell: $(runs add_one kvmnet-adapter 10000) (adapter), $(or_nm "$(run
 | Kernel commit of the forward's map element (adapter, one batch) | $(m add_one kvmnet-adapter 10000) |
 | \`Manager::add_forwards\` in-process, in all (validation, listener check, commit, journal) | $(m add_one kvmnet-daemon 10000) |
 | For comparison: finding local listeners by reading /proc/net/{tcp,tcp6,udp,udp6} once (what \`AddForwards\` did before it asked sock_diag; component, measured alone in the daemon's namespace) | $(m component listeners-procfs 0) |
-| TCP listeners (v4 and v6) from NETLINK_SOCK_DIAG (how \`AddForwards\` finds them now, UDP too) | $(m component tcp-listeners-sock-diag 0) |
+| Listeners from NETLINK_SOCK_DIAG, TCP and UDP, IPv4 and IPv6 (\`kernel::NetlinkLinks::list_listeners\`, what \`AddForwards\` calls now) | $(m component listeners-sock-diag 0) |
 | The D-Bus round trip on top (\`AddForwards\` through D-Bus − in-process) | $(fmt "$(awk -v a="$(med add_one kvmnet-dbus 10000)" -v b="$(med add_one kvmnet-daemon 10000)" 'BEGIN { if (a != "" && b != "") printf "%.6g", a - b }')") |
 | A kvmnetctl process: start-up, bus connection, one call (\`kvmnetctl list\`) | $(m cli kvmnetctl-list 0) |
 | \`kvmnetctl forward add\`, end to end | $(m cli kvmnetctl-forward-add 10000) |

@@ -136,7 +136,7 @@ void usage(std::ostream& out)
            "      with ipv4.dhcp and a /16 or wider subnet\n"
            "  daemon-forwards --state-dir D --runtime-dir D [--sizes ...] [--runs 5] [--at ...] [--adds 200]\n"
            "      the same in-process through core::Manager (real adapters; needs a throwaway netns)\n"
-           "  listener-scan [--runs 50]      finding local listeners: /proc/net/{tcp,tcp6,udp,udp6} vs sock_diag\n"
+           "  listener-scan [--runs 50]      local listeners: /proc/net/{tcp,tcp6,udp,udp6} vs the daemon's sock_diag\n"
            "  summarize < raw.csv            figure,variant,n,unit,count,median,p99,min,max\n";
 }
 
