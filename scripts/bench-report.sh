@@ -392,6 +392,14 @@ quoted from the issue, and the ratios against them are marked so.
 | Idle, 10 running NAT networks (dnsmasq processes not counted) | $(or_nm "$(med rss idle-10-networks 10)" "$(m rss idle-10-networks 10) MB") | ≤ 10 MB |
 | One running network with 10,000 forwards | $(or_nm "$(med rss with-10k-forwards 10000)" "$(m rss with-10k-forwards 10000) MB") | ≤ 30 MB |
 
+EOF
+    if [[ -f $R/dbus-load.json ]]; then
+        bash "$ROOT/scripts/bench-load-report.sh" "$R"
+        echo
+    else
+        printf '## 5. D-Bus load\n\nNot measured in this run (no dbus-load.json).\n\n'
+    fi
+    cat <<EOF
 ## Not measured
 
 EOF

@@ -544,7 +544,8 @@ int cmd_dbus_load(const Args& args)
         failed += bad;
         if (k < first_write) reads += ms.size();
         if (ms.empty()) continue;
-        per_call[call_name(k)] = {{"calls", ms.size()},
+        per_call[call_name(k)] = {{"write", k >= first_write},
+                                  {"calls", ms.size()},
                                   {"failed", bad},
                                   {"p50_ms", rounded(percentile(ms, 50))},
                                   {"p90_ms", rounded(percentile(ms, 90))},

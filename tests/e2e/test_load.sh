@@ -15,7 +15,10 @@
 #    forwards and static hosts match the generator's account (forwards at
 #    start + added - removed), and no client network is left.
 # No latency thresholds: the numbers go to docs/performance.md.
-# LOAD_SECONDS (default 55) and LOAD_CLIENTS (default 32) override the run.
+# LOAD_SECONDS (default 55) and LOAD_CLIENTS (default 32) override the run;
+# with LOAD_RESULTS=DIR the report (dbus-load.json), the VmRSS/fd samples and
+# dbus-load-meta.json (fds and VmRSS before/after, machine load) are copied to DIR
+# once the test has passed, for scripts/bench.sh and bench-report.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -35,6 +38,8 @@ fd_list() { # target of every open fd, for the failure message
     for f in "/proc/$DAEMON_PID/fd"/*; do echo "${f##*/} -> $(readlink "$f")"; done | sort -n
 }
 
+loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
 log "a running NAT network with DHCP and a /16 subnet"
 ctl create load --mode nat --bridge kvmbr0 --ipv4 10.100.0.1/16 --dhcp-range 10.100.200.10-10.100.200.250
 ctl start load
@@ -50,7 +55,7 @@ log "before: $fds_before fds, VmRSS $rss_before kB"
 
 log "load: ${LOAD_CLIENTS} clients for ${LOAD_SECONDS} s"
 "$KVMNET_BENCH" dbus-load --network load --clients "$LOAD_CLIENTS" --seconds "$LOAD_SECONDS" \
-    --json "$T/load.json" >"$T/load.txt" 2>&1 &
+    --json "$T/dbus-load.json" >"$T/load.txt" 2>&1 &
 load_pid=$!
 track_pid "$load_pid"
 : >"$T/rss.samples"
@@ -64,17 +69,17 @@ load_running && fail "dbus-load still running $((LOAD_SECONDS + 60)) s after it 
 wait "$load_pid" && load_rc=0 || load_rc=$?
 cat "$T/load.txt" >&2
 log "VmRSS (kB) and fds every 5 s: $(tr '\n' ',' <"$T/rss.samples")"
-((load_rc == 0)) || fail "dbus-load exited $load_rc: $(jq -c .errors "$T/load.json" 2>/dev/null)"
+((load_rc == 0)) || fail "dbus-load exited $load_rc: $(jq -c .errors "$T/dbus-load.json" 2>/dev/null)"
 
 log "no failed calls"
-assert_eq "$(jq .failed "$T/load.json")" 0 "failed calls"
-calls=$(jq .calls "$T/load.json")
-writes=$(jq .writes "$T/load.json")
+assert_eq "$(jq .failed "$T/dbus-load.json")" 0 "failed calls"
+calls=$(jq .calls "$T/dbus-load.json")
+writes=$(jq .writes "$T/dbus-load.json")
 ((calls > 1000 && writes > 100)) || fail "too few calls to call this a load test: $calls calls, $writes writes"
 for c in Network.AddForwards Network.RemoveForward Network.AddHost Network.RemoveHost Network.SetAutostart \
     Manager.CreateNetwork Network.Start Network.Stop Manager.DeleteNetwork Network.ListForwards Network.Leases \
     Network.Statistics Get\(State\) Manager.ListNetworks Network.Describe; do
-    (($(jq --arg c "$c" '.per_call[$c].calls // 0' "$T/load.json") > 0)) || fail "no $c call was made"
+    (($(jq --arg c "$c" '.per_call[$c].calls // 0' "$T/dbus-load.json") > 0)) || fail "no $c call was made"
 done
 
 log "the daemon still answers"
@@ -82,10 +87,10 @@ assert_eq "$(net_state load)" active "state of the load network"
 assert_eq "$(ctl list --json | jq -r '[.[].name] | join(",")')" load "networks left (client networks deleted)"
 
 log "the final state is the clients' account"
-expected=$(jq -c '.expected_forwards' "$T/load.json")
+expected=$(jq -c '.expected_forwards' "$T/dbus-load.json")
 actual=$(ctl forward list load --json | jq -c '[.[].host_port] | sort')
 assert_eq "$actual" "$expected" "forwards (host ports) in ListForwards"
-count=$(jq '.forwards_at_start + .forwards_added - .forwards_removed' "$T/load.json")
+count=$(jq '.forwards_at_start + .forwards_added - .forwards_removed' "$T/dbus-load.json")
 assert_eq "$(jq length <<<"$actual")" "$count" "forwards: at start + added - removed"
 in_kernel=$(in_ns "$H" nft -j list map inet kvmnet fwd4_any |
     jq -c '[.nftables[].map? // empty | .elem[]? | .[0].elem.val.concat[1]] | sort')
@@ -93,9 +98,9 @@ assert_eq "$in_kernel" "$expected" "forwards (host ports) in the kernel's map fw
 assert_eq "$(ctl forward list load --json | jq '[.[] | select(has("problem"))] | length')" 0 \
     "forwards with elements missing from the kernel"
 assert_eq "$(ctl show load --json | jq -c '[.ipv4.dhcp.hosts[]?.mac] | sort')" \
-    "$(jq -c .expected_hosts "$T/load.json")" "static hosts"
+    "$(jq -c .expected_hosts "$T/dbus-load.json")" "static hosts"
 assert_eq "$(jq -c '[.ipv4.dhcp.hosts[]?.mac] | sort' "$T/state/networks/load.json")" \
-    "$(jq -c .expected_hosts "$T/load.json")" "static hosts in the stored document"
+    "$(jq -c .expected_hosts "$T/dbus-load.json")" "static hosts in the stored document"
 
 log "no leaked file descriptors"
 fds_after=$(fd_count)
@@ -116,5 +121,16 @@ bound=$((warm / 4 > 8192 ? warm + warm / 4 : warm + 8192))
 ((last <= bound)) || fail "kvmnetd VmRSS grew from $warm kB to $last kB during the load (bound $bound kB)"
 ((rss_after <= bound)) || fail "kvmnetd VmRSS $rss_after kB after the load (bound $bound kB)"
 
-jq -c '{clients, seconds, calls, calls_per_second, failed}' "$T/load.json" >&2
+jq -c '{clients, seconds, calls, calls_per_second, failed}' "$T/dbus-load.json" >&2
+if [[ -n ${LOAD_RESULTS:-} ]]; then
+    mkdir -p "$LOAD_RESULTS"
+    cp "$T/dbus-load.json" "$LOAD_RESULTS/dbus-load.json"
+    cp "$T/rss.samples" "$LOAD_RESULTS/dbus-load-samples.txt"
+    jq -n --argjson fb "$fds_before" --argjson fa "$fds_after" --argjson rb "$rss_before" --argjson rw "$warm" \
+        --argjson rl "$last" --argjson ra "$rss_after" --arg l0 "$loadavg_start" \
+        --arg l1 "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson cpus "$(nproc)" \
+        '{fds_before: $fb, fds_after: $fa, rss_before_kb: $rb, rss_warm_kb: $rw, rss_last_kb: $rl,
+          rss_after_kb: $ra, loadavg_start: $l0, loadavg_end: $l1, nproc: $cpus}' >"$LOAD_RESULTS/dbus-load-meta.json"
+    log "results in $LOAD_RESULTS"
+fi
 log "PASS"
