@@ -162,8 +162,15 @@ public:
                 write();
             }
         }
-        // Leave no network of our own behind, whatever step it is at.
-        while (cycle_ != 0)
+        // Leave no network of our own behind, whatever step it is at: a
+        // started one is stopped (DeleteNetwork would stop it too), then
+        // deleted, which is retried until it works or 30 s have passed.
+        if (cycle_ == 1) cycle_ = 3;
+        if (cycle_ == 2) {
+            step_own_network();
+            cycle_ = 3;
+        }
+        while (cycle_ == 3)
             step_own_network();
     }
 
@@ -385,8 +392,9 @@ private:
             hosts_.erase(n);
     }
 
-    // One step of none -> created -> running -> stopped -> none. A failed
-    // step is retried next time (and counted each time it fails).
+    // One step of none (0) -> created (1) -> running (2) -> stopped (3) ->
+    // none. A failed step is retried next time (and counted each time it
+    // fails).
     void step_own_network()
     {
         switch (cycle_) {
