@@ -295,7 +295,7 @@ Samples per cell: $(runs add_one kvmnet-adapter 10000) (adapter), $(or_nm "$(run
 | Kernel commit of the forward's map element (adapter, one batch) | $(m add_one kvmnet-adapter 10000) |
 | \`Manager::add_forwards\` in-process, in all (validation, listener check, commit, journal) | $(m add_one kvmnet-daemon 10000) |
 | For comparison: finding local listeners by reading /proc/net/{tcp,tcp6,udp,udp6} once (what \`AddForwards\` did before it asked sock_diag; component, measured alone in the daemon's namespace) | $(m component listeners-procfs 0) |
-| TCP listeners (v4 and v6) from NETLINK_SOCK_DIAG (how \`AddForwards\` finds them now, UDP too) | $(m component tcp-listeners-sock-diag 0) |
+| Listeners from NETLINK_SOCK_DIAG, TCP and UDP, IPv4 and IPv6 (\`kernel::NetlinkLinks::list_listeners\`, what \`AddForwards\` calls now) | $(m component listeners-sock-diag 0) |
 | The D-Bus round trip on top (\`AddForwards\` through D-Bus − in-process) | $(fmt "$(awk -v a="$(med add_one kvmnet-dbus 10000)" -v b="$(med add_one kvmnet-daemon 10000)" 'BEGIN { if (a != "" && b != "") printf "%.6g", a - b }')") |
 | A kvmnetctl process: start-up, bus connection, one call (\`kvmnetctl list\`) | $(m cli kvmnetctl-list 0) |
 | \`kvmnetctl forward add\`, end to end | $(m cli kvmnetctl-forward-add 10000) |
@@ -392,6 +392,14 @@ quoted from the issue, and the ratios against them are marked so.
 | Idle, 10 running NAT networks (dnsmasq processes not counted) | $(or_nm "$(med rss idle-10-networks 10)" "$(m rss idle-10-networks 10) MB") | ≤ 10 MB |
 | One running network with 10,000 forwards | $(or_nm "$(med rss with-10k-forwards 10000)" "$(m rss with-10k-forwards 10000) MB") | ≤ 30 MB |
 
+EOF
+    if [[ -f $R/dbus-load.json ]]; then
+        bash "$ROOT/scripts/bench-load-report.sh" "$R"
+        echo
+    else
+        printf '## 5. D-Bus load\n\nNot measured in this run (no dbus-load.json).\n\n'
+    fi
+    cat <<EOF
 ## Not measured
 
 EOF
@@ -409,6 +417,7 @@ EOF
 \`\`\`sh
 sudo scripts/bench.sh              # about 6-10 minutes on 2 cores; writes bench-results/DATE/ and docs/performance.*
 sudo scripts/bench.sh --quick      # a smoke run (fewer samples, no 100k), results only in bench-results/
+sudo scripts/bench.sh --load-only  # only the D-Bus load (about 75 s); replaces only its section of docs/performance.md
 \`\`\`
 
 \`scripts/bench-deps.sh\` installs what the run needs (gnuplot-nox, iptables,

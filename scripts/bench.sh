@@ -6,13 +6,17 @@
 #   2. datapath: iperf3 through a raw veth, a bridge and kvmnet's NAT; new TCP
 #      connections per second through 1 and 10,000 forwards;
 #   3. end to end: `kvmnetctl forward add`, network start and stop;
-#   4. kvmnetd's resident memory.
+#   4. kvmnetd's resident memory;
+#   5. D-Bus load: tests/e2e/test_load.sh (32 concurrent clients for about a
+#      minute), its figures rendered by scripts/bench-load-report.sh.
 # Raw samples go to RESULTS/raw.csv (figure,variant,n,unit,value; one row per
 # sample), medians and p99 to RESULTS/summary.csv, the plot and the report
 # to RESULTS/performance.{png,md}; without --quick also to docs/.
 #
-# Usage: sudo scripts/bench.sh [--quick] [--results DIR] [--no-doc]
+# Usage: sudo scripts/bench.sh [--quick] [--results DIR] [--no-doc] [--load-only]
 #   --quick     fewer runs and no 100k sizes (a smoke run; never for docs/)
+#   --load-only only the D-Bus load (about 75 s), and only its section of
+#               docs/performance.md replaced
 #   --results   where the results go (default: bench-results/DATE-TIME)
 #   --no-doc    leave docs/performance.* alone
 #
@@ -29,6 +33,7 @@ cd "$ROOT"
 QUICK=0
 RESULTS=""
 WRITE_DOC=1
+LOAD_ONLY=0
 while (($# > 0)); do
     case $1 in
     --quick) QUICK=1 ;;
@@ -37,8 +42,9 @@ while (($# > 0)); do
         shift
         ;;
     --no-doc) WRITE_DOC=0 ;;
+    --load-only) LOAD_ONLY=1 ;;
     -h | --help)
-        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -64,6 +70,45 @@ BENCH=$ROOT/build/tests/bench/kvmnet-bench
 RESULTS=${RESULTS:-$ROOT/bench-results/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$RESULTS"
 RESULTS=$(cd "$RESULTS" && pwd)
+
+# D-Bus load: the e2e test with its results kept (it makes its own
+# namespaces, bus and daemon, and asserts no failed calls, no leaked fds and
+# flat memory on the way).
+bench_dbus_load() {
+    local rc=0
+    LOAD_RESULTS=$RESULTS KVMNET_BENCH=$BENCH LOAD_SECONDS=$( ((QUICK)) && echo 15 || echo 55) \
+        bash "$ROOT/tests/e2e/test_load.sh" >"$RESULTS/dbus-load.log" 2>&1 || rc=$?
+    if ((rc != 0)); then
+        echo "bench.sh: tests/e2e/test_load.sh failed (exit $rc):" >&2
+        tail -n 30 "$RESULTS/dbus-load.log" >&2
+        return 1
+    fi
+}
+
+if ((LOAD_ONLY)); then
+    echo "bench.sh: D-Bus load only (about 75 s)" >&2
+    bench_dbus_load
+    bash "$ROOT/scripts/bench-load-report.sh" "$RESULTS" >"$RESULTS/dbus-load.md"
+    if ((WRITE_DOC)); then
+        # Replace the section between its markers, or put it before "## Not measured".
+        python3 - "$ROOT/docs/performance.md" "$RESULTS/dbus-load.md" <<'PY'
+import re, sys
+doc_path, section_path = sys.argv[1], sys.argv[2]
+doc, section = open(doc_path).read(), open(section_path).read()
+pattern = re.compile(r"<!-- dbus-load:.*?<!-- /dbus-load -->\n", re.S)
+if pattern.search(doc):
+    doc = pattern.sub(lambda _: section, doc)
+elif "\n## Not measured\n" in doc:
+    doc = doc.replace("\n## Not measured\n", "\n" + section + "\n## Not measured\n", 1)
+else:
+    doc += "\n" + section
+open(doc_path, "w").write(doc)
+PY
+        echo "bench.sh: replaced the D-Bus load section of docs/performance.md" >&2
+    fi
+    echo "bench.sh: results in $RESULTS" >&2
+    exit 0
+fi
 
 # A benchmark that cannot run is an error, never a skip (demo mode of lib.sh).
 KVMNET_LIB_MODE=demo
@@ -603,6 +648,8 @@ bench_throughput_plain
 bench_connrate_plain
 bench_daemon
 daemon_stop
+section "D-Bus load (tests/e2e/test_load.sh)"
+bench_dbus_load || fail "the D-Bus load test failed (see $RESULTS/dbus-load.log)"
 
 section "summary"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"

@@ -112,7 +112,8 @@ namespace {
 
 void usage(std::ostream& out)
 {
-    out << "Usage: kvmnet-bench COMMAND [OPTIONS]   (one CSV row per sample: figure,variant,n,unit,value)\n"
+    out << "Usage: kvmnet-bench COMMAND [OPTIONS]   (one CSV row per sample: figure,variant,n,unit,value;\n"
+           "                                        dbus-load: a JSON report)\n"
            "  nft-elements [--sizes 1000,10000,100000] [--at 0,1000,10000,100000] [--runs 5] [--adds 200]\n"
            "      forwards as the daemon's map elements through kvmnet's nftables adapter: a bulk add of each size in\n"
            "      one batch, and one element added (then removed) with --at existing. Needs a throwaway netns.\n"
@@ -127,9 +128,15 @@ void usage(std::ostream& out)
            "  dbus-forwards --document F [--bulk 1000,10000,100000] [--bulk-runs 5] [--at 0,1000,10000]\n"
            "                [--adds 200] [--max-runs-100k 3]\n"
            "      AddForwards through D-Bus ($DBUS_SYSTEM_BUS_ADDRESS): bulk per request, and one at N\n"
+           "  dbus-load [--network load] [--clients 32] [--seconds 60] [--read-percent 80] [--max-forwards 20]\n"
+           "            [--max-hosts 4] [--cycle-percent 5] [--json FILE]\n"
+           "      concurrent D-Bus clients (one connection and thread each) calling kvmnetd back to back with mixed\n"
+           "      reads and writes; the JSON report (calls, failures, latency per call) goes to FILE or stdout, a\n"
+           "      text summary to the other; exit 1 if any call failed. The network must be a running nat one\n"
+           "      with ipv4.dhcp and a /16 or wider subnet\n"
            "  daemon-forwards --state-dir D --runtime-dir D [--sizes ...] [--runs 5] [--at ...] [--adds 200]\n"
            "      the same in-process through core::Manager (real adapters; needs a throwaway netns)\n"
-           "  listener-scan [--runs 50]      finding local listeners: /proc/net/{tcp,tcp6,udp,udp6} vs sock_diag\n"
+           "  listener-scan [--runs 50]      local listeners: /proc/net/{tcp,tcp6,udp,udp6} vs the daemon's sock_diag\n"
            "  summarize < raw.csv            figure,variant,n,unit,count,median,p99,min,max\n";
 }
 
@@ -151,6 +158,7 @@ int main(int argc, char** argv)
         if (command == "connrate") return cmd_connrate(args);
         if (command == "exec") return cmd_exec(args);
         if (command == "dbus-forwards") return cmd_dbus_forwards(args);
+        if (command == "dbus-load") return cmd_dbus_load(args);
         if (command == "daemon-forwards") return cmd_daemon_forwards(args);
         if (command == "listener-scan") return cmd_listener_scan(args);
         if (command == "summarize") return cmd_summarize(args);

@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-using kvmnet::ErrorKind;
 using kvmnet::model::Network;
 using json = nlohmann::json;
 
@@ -29,9 +28,6 @@ const char* const nat_document = R"({"name": "default", "mode": "nat", "bridge":
                                 {"mac": "52:54:00:12:34:57", "ip": "192.168.122.11"}]}}})";
 
 std::string with(const char* patch, const char* base = nat_document) { return kvmnet::test::merged(base, patch); }
-
-using kvmnet::test::Failure;
-using kvmnet::test::failure_of;
 
 using kvmnet::test::has_line;
 
@@ -72,15 +68,10 @@ TEST_CASE("dns round-trips through to_json", "[network][dns][json]")
 
 TEST_CASE("Bad dns objects are refused naming the field", "[network][dns][validation]")
 {
-    struct Case {
-        const char* label;
-        std::string text;
-        std::string field;
-    };
     const std::string long_label(64, 'a');
     const std::string long_domain = std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') +
                                     "." + std::string(63, 'd');  // 255 bytes
-    const std::vector<Case> cases = {
+    const std::vector<kvmnet::test::InvalidDocument> cases = {
         {"dns not an object", with(R"({"dns": "kvm.lan"})"), "dns"},
         {"unknown field", with(R"({"dns": {"search": ["x"]}})"), "dns.search"},
         {"domain not a string", with(R"({"dns": {"domain": 1}})"), "dns.domain"},
@@ -120,14 +111,7 @@ TEST_CASE("Bad dns objects are refused naming the field", "[network][dns][valida
         {"dns in bridge mode", R"({"name": "lan", "mode": "bridge", "uplink": "eth0", "dns": {"domain": "kvm.lan"}})",
          "dns"},
     };
-    for (const Case& c : cases) {
-        CAPTURE(c.label, c.text);
-        const auto failure = failure_of(c.text);
-        REQUIRE(failure);
-        CAPTURE(failure->message);
-        CHECK(failure->kind == ErrorKind::InvalidArgument);
-        CHECK_THAT(failure->message, Catch::Matchers::StartsWith(c.field + ": "));
-    }
+    kvmnet::test::check_all_invalid(cases);
 }
 
 TEST_CASE("Domain names follow host name labels", "[network][dns]")

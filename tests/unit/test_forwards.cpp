@@ -7,6 +7,8 @@
 #include "model/forward.hpp"
 #include "model/network.hpp"
 
+#include "document_util.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -37,12 +39,7 @@ const char* const base_document = R"({
 })";
 
 // The base document with an RFC 7386 merge patch applied.
-std::string patched(const std::string& patch)
-{
-    json document = json::parse(base_document);
-    document.merge_patch(json::parse(patch));
-    return document.dump();
-}
+std::string patched(const std::string& patch) { return kvmnet::test::merged(base_document, patch); }
 
 // The base document with "forwards" set to `forwards` (a JSON array).
 std::string with_forwards(const std::string& forwards) { return patched(R"({"forwards": )" + forwards + "}"); }
@@ -50,53 +47,16 @@ std::string with_forwards(const std::string& forwards) { return patched(R"({"for
 // One forward object with `patch` merged into a valid tcp 8080 -> web:80.
 std::string forward(const std::string& patch = "{}")
 {
-    json f = json::parse(R"({"proto": "tcp", "host_port": 8080, "guest": "192.168.122.10", "guest_port": 80})");
-    f.merge_patch(json::parse(patch));
-    return f.dump();
+    return kvmnet::test::merged(R"({"proto": "tcp", "host_port": 8080, "guest": "192.168.122.10", "guest_port": 80})",
+                                patch);
 }
 
 Ipv4 ip(const char* text) { return *Ipv4::parse(text); }
 
-struct Failure {
-    ErrorKind kind;
-    std::string message;
-};
-
-template <class F>
-std::optional<Failure> failure_of(F&& f)
-{
-    try {
-        f();
-    } catch (const kvmnet::Error& e) {
-        return Failure{e.kind(), e.what()};
-    }
-    return std::nullopt;
-}
-
-std::optional<Failure> parse_failure(const std::string& text)
-{
-    return failure_of([&] { kvmnet::model::parse_network(text); });
-}
-
-Network parse_ok(const std::string& text)
-{
-    CAPTURE(text);
-    try {
-        return kvmnet::model::parse_network(text);
-    } catch (const kvmnet::Error& e) {
-        FAIL("parse_network threw " << kvmnet::error_kind_name(e.kind()) << ": " << e.what());
-    }
-    return {};
-}
-
-std::string kind_name(ErrorKind kind) { return std::string(kvmnet::error_kind_name(kind)); }
-
-struct BadDocument {
-    const char* label;
-    std::string text;
-    ErrorKind kind;
-    std::string field;  // the message must start with "<field>: "
-};
+using kvmnet::test::BadDocument;
+using kvmnet::test::failure_of;
+using kvmnet::test::kind_name;
+using kvmnet::test::parse_ok;
 
 std::vector<BadDocument> bad_documents()
 {
@@ -244,10 +204,7 @@ TEST_CASE("Bad forwards and limits are refused with the kind and field they conc
     REQUIRE(table.size() >= 25);
     for (const auto& bad : table) {
         CAPTURE(bad.label, bad.text);
-        const auto f = parse_failure(bad.text);
-        REQUIRE(f);
-        CHECK(kind_name(f->kind) == kind_name(bad.kind));
-        CHECK_THAT(f->message, Catch::Matchers::StartsWith(bad.field + ": "));
+        kvmnet::test::check_refused(bad.text, bad.kind, bad.field);
     }
 }
 

@@ -33,7 +33,6 @@ const char* const dual_stack = R"({"name": "default", "mode": "nat", "bridge": "
 
 std::string with(const char* patch, const char* base = dual_stack) { return kvmnet::test::merged(base, patch); }
 
-using kvmnet::test::Failure;
 using kvmnet::test::failure_of;
 
 using kvmnet::test::lines_starting;
@@ -121,12 +120,7 @@ TEST_CASE("ipv6 round-trips through to_json", "[network][ipv6][json]")
 
 TEST_CASE("Bad ipv6 objects are refused naming the field", "[network][ipv6][validation]")
 {
-    struct Case {
-        const char* label;
-        std::string text;
-        std::string field;
-    };
-    const std::vector<Case> cases = {
+    const std::vector<kvmnet::test::InvalidDocument> cases = {
         {"not an object", with(R"({"ipv6": "fd00::1/64"})"), "ipv6"},
         {"unknown field", with(R"({"ipv6": {"prefix": 64}})"), "ipv6.prefix"},
         {"no address", with(R"({"ipv6": {"address": null}})"), "ipv6.address"},
@@ -172,14 +166,7 @@ TEST_CASE("Bad ipv6 objects are refused naming the field", "[network][ipv6][vali
         {"ipv6 without ipv4", with(R"({"ipv4": null})"), "ipv4"},
         {"forwarder is the IPv6 gateway", with(R"({"dns": {"forwarders": ["fd00:1:2:3::1"]}})"), "dns.forwarders[0]"},
     };
-    for (const Case& c : cases) {
-        CAPTURE(c.label, c.text);
-        const auto failure = failure_of(c.text);
-        REQUIRE(failure);
-        CAPTURE(failure->message);
-        CHECK(failure->kind == ErrorKind::InvalidArgument);
-        CHECK_THAT(failure->message, Catch::Matchers::StartsWith(c.field + ": "));
-    }
+    kvmnet::test::check_all_invalid(cases);
 }
 
 TEST_CASE("Accepted ipv6 prefixes: /64 for SLAAC, any length with DHCPv6 ranges or without RA", "[network][ipv6]")

@@ -25,6 +25,8 @@
 #include "plan/ruleset.hpp"
 #include "store/files.hpp"
 
+#include "document_util.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -974,16 +976,7 @@ struct Harness {
     }
 };
 
-template <typename F>
-std::optional<Error> error_of(F&& action)
-{
-    try {
-        action();
-    } catch (const Error& e) {
-        return e;
-    }
-    return std::nullopt;
-}
+using kvmnet::test::error_of;
 
 // What the manager should name as the failing step for a call of the takeover.
 std::string expected_step(const Call& c)

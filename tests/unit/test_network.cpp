@@ -4,6 +4,8 @@
 // shape of to_json, and validate_against (name, bridge and subnet clashes).
 #include "model/network.hpp"
 
+#include "document_util.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -31,40 +33,12 @@ const char* const base_document = R"({
     "stp": false, "forward_delay": 0, "mtu": 1500
 })";
 
-// The base document with an RFC 7386 merge patch applied (null removes a
-// field, arrays are replaced whole).
-std::string patched(const char* patch)
-{
-    json document = json::parse(base_document);
-    document.merge_patch(json::parse(patch));
-    return document.dump();
-}
+std::string patched(const char* patch) { return kvmnet::test::merged(base_document, patch); }
 
-std::string kind_name(ErrorKind kind) { return std::string(kvmnet::error_kind_name(kind)); }
-
-struct Failure {
-    ErrorKind kind;
-    std::string message;
-};
-
-// Parses `text`; returns the kvmnet::Error it threw, or nothing when it parsed.
-// Any other exception escapes and fails the test.
-std::optional<Failure> parse_failure(const std::string& text)
-{
-    try {
-        parse_network(text);
-    } catch (const kvmnet::Error& e) {
-        return Failure{e.kind(), e.what()};
-    }
-    return std::nullopt;
-}
-
-struct BadDocument {
-    const char* label;
-    std::string text;
-    ErrorKind kind;
-    std::string field;  // the message must start with "<field>: "
-};
+using kvmnet::test::BadDocument;
+using kvmnet::test::failure_of;
+using kvmnet::test::kind_name;
+using kvmnet::test::parse_ok;
 
 std::vector<BadDocument> bad_documents()
 {
@@ -294,22 +268,12 @@ std::vector<BadDocument> bad_documents()
     };
 }
 
-Network parse_ok(const std::string& text)
-{
-    try {
-        return parse_network(text);
-    } catch (const kvmnet::Error& e) {
-        FAIL_CHECK("parse_network threw " << kind_name(e.kind()) << ": " << e.what());
-        throw;
-    }
-}
-
 }  // namespace
 
 TEST_CASE("The base document of the validation table is itself valid", "[network]")
 {
-    CHECK_FALSE(parse_failure(base_document));
-    CHECK_FALSE(parse_failure(patched("{}")));
+    CHECK_FALSE(failure_of(base_document));
+    CHECK_FALSE(failure_of(patched("{}")));
 }
 
 TEST_CASE("Each bad document is rejected with the right kind and names the field", "[network][validation]")
@@ -318,11 +282,7 @@ TEST_CASE("Each bad document is rejected with the right kind and names the field
     REQUIRE(cases.size() >= 35);
     const BadDocument c = GENERATE_COPY(from_range(cases));
     CAPTURE(c.label, c.text);
-    const auto failure = parse_failure(c.text);
-    REQUIRE(failure);
-    CAPTURE(failure->message);
-    CHECK(kind_name(failure->kind) == kind_name(c.kind));
-    CHECK_THAT(failure->message, Catch::Matchers::StartsWith(c.field + ": "));
+    kvmnet::test::check_refused(c.text, c.kind, c.field);
 }
 
 TEST_CASE("The design.md example without forwards and limits parses field by field", "[network]")
@@ -425,7 +385,7 @@ TEST_CASE("Host names that differ only in case are rejected as duplicates", "[ne
     // DNS names are case-insensitive (RFC 4343), so "db" and "DB" name
     // the same host and dnsmasq answers only one of them; validate() compares
     // host names case-sensitively (daemon/model/network.cpp, `names` set).
-    const auto failure = parse_failure(
+    const auto failure = failure_of(
         patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "52:54:00:00:00:01", "ip": "192.168.122.10", "name": "db"},
                                                  {"mac": "52:54:00:00:00:02", "ip": "192.168.122.11",
                                                   "name": "DB"}]}}})"));
@@ -438,7 +398,7 @@ TEST_CASE("An uplink equal to the network's own bridge is rejected", "[network]"
 {
     // Regression: validate() once accepted "uplink" naming the network's own bridge, which
     // would masquerade only traffic going back into the guest bridge.
-    const auto failure = parse_failure(patched(R"({"uplink": "kvmbr0"})"));
+    const auto failure = failure_of(patched(R"({"uplink": "kvmbr0"})"));
     REQUIRE(failure);
     CHECK(failure->kind == ErrorKind::InvalidArgument);
     CHECK_THAT(failure->message, Catch::Matchers::StartsWith("uplink: "));
@@ -563,13 +523,8 @@ TEST_CASE("validate_against refuses clashes with other networks", "[network]")
         return parse_ok(std::string(R"({"name": ")") + name + R"(", "mode": "nat", "bridge": ")" + bridge +
                         R"(", "ipv4": {"address": ")" + address + R"("}})");
     };
-    const auto failure = [](const Network& n, const std::vector<Network>& others) -> std::optional<Failure> {
-        try {
-            validate_against(n, others);
-        } catch (const kvmnet::Error& e) {
-            return Failure{e.kind(), e.what()};
-        }
-        return std::nullopt;
+    const auto failure = [](const Network& n, const std::vector<Network>& others) {
+        return failure_of([&] { validate_against(n, others); });
     };
     const std::vector<Network> others{net("alpha", "kvmbr1", "10.1.0.1/24"), net("beta", "kvmbr2", "10.0.0.1/16")};
 
