@@ -69,7 +69,8 @@ std::string_view state_name(State state)
 }
 
 Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall)
-    : options_(std::move(options)), loop_(loop), links_(links), firewall_(firewall), store_(options_.state_dir)
+    : options_(std::move(options)), loop_(loop), links_(links), firewall_(firewall),
+      committed_(firewall, options_.runtime_dir + "/nftables.committed"), store_(options_.state_dir)
 {
     store::make_directories(options_.runtime_dir, 0755);
     dnsmasq_user_ = options_.dnsmasq_user;
@@ -149,7 +150,7 @@ std::vector<model::Network> Manager::active_specs(const std::string& plus, const
 {
     std::vector<model::Network> result;
     for (const auto& [n, e] : networks_) {
-        const bool running = is_running(e.state);
+        const bool running = is_running(e.state) || adopting_.count(n) > 0;
         if (n != minus && (running || n == plus)) result.push_back(e.spec);
     }
     return result;
@@ -224,8 +225,39 @@ void Manager::load()
         networks_[name].spec = std::move(n);
         if (listener_) listener_->network_added(name);
     }
+    // Networks an earlier daemon left running are adopted together: each
+    // counts as running for the table from the start, so adopting one keeps
+    // the others' rules, and a table that is already exactly as planned is
+    // not written at all (CommittedTable).
+    for (auto& [name, e] : networks_)
+        if (std::filesystem::exists(runtime_dir_of(name) + "/active")) adopting_.insert(name);
     for (auto& [name, e] : networks_) {
-        const bool was_active = std::filesystem::exists(runtime_dir_of(name) + "/active");
+        // A restart of the network (Update) that a crash interrupted: the new
+        // document is stored; clear what either configuration left and bring
+        // the stored one up.
+        const std::string marker = restart_marker(name);
+        if (const auto old_bridge = store::read_file(marker)) {
+            log_warning("network " + name + ": finishing a restart that was interrupted");
+            adopting_.erase(name);
+            for (const auto& p : tear_down(e))
+                log_error("network " + name + ": " + p);
+            delete_owned_bridge(name, trim(*old_bridge));
+            adopting_.insert(name);
+            store::remove_file(marker);
+            continue;
+        }
+        if (adopting_.count(name)) continue;
+        // A start that a crash interrupted (no "active" record yet), or a
+        // stop: remove whatever of it reached the kernel.
+        const auto bridge = links_.find_link(e.spec.bridge);
+        if (std::filesystem::exists(runtime_dir_of(name)) || (bridge && bridge->alias == plan::owner_alias(name))) {
+            log_warning("network " + name + ": removing what an interrupted start or stop left behind");
+            for (const auto& p : tear_down(e))
+                log_error("network " + name + ": " + p);
+        }
+    }
+    for (auto& [name, e] : networks_) {
+        const bool was_active = adopting_.count(name) > 0;
         if (!e.spec.autostart && !was_active) continue;
         log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"));
         const auto deadline = store::read_file(runtime_dir_of(name) + "/confirm-deadline");
@@ -243,6 +275,24 @@ void Manager::load()
         } catch (const std::exception& err) {
             log_error(err.what());
         }
+        adopting_.erase(name);
+    }
+    adopting_.clear();
+}
+
+std::string Manager::restart_marker(const std::string& name) const
+{
+    return options_.runtime_dir + "/" + name + ".restarting";
+}
+
+void Manager::delete_owned_bridge(const std::string& name, const std::string& bridge)
+{
+    if (bridge.empty()) return;
+    try {
+        const auto link = links_.find_link(bridge);
+        if (link && link->alias == plan::owner_alias(name)) links_.delete_link(bridge);
+    } catch (const std::exception& err) {
+        log_error("network " + name + ": deleting bridge " + bridge + ": " + err.what());
     }
 }
 
@@ -452,7 +502,18 @@ void Manager::update(const std::string& name, const std::string& document)
         if (listener_) listener_->network_changed(name);
         return;
     }
+    // A restart. The new document is stored first, with a marker naming the
+    // old bridge: a daemon that crashes in between finishes the restart with
+    // the new document at its next start (load) instead of leaving the
+    // network stopped or half old, half new.
     model::Network old = e.spec;
+    store::write_atomic(restart_marker(name), old.bridge + "\n", 0644);
+    try {
+        store_.save(n);
+    } catch (...) {
+        store::remove_file(restart_marker(name));
+        throw;
+    }
     tear_down(e);
     e.spec = n;
     try {
@@ -460,13 +521,20 @@ void Manager::update(const std::string& name, const std::string& document)
     } catch (const std::exception&) {
         e.spec = old;
         try {
+            store_.save(old);
+        } catch (const std::exception& err) {
+            log_error("network " + name + ": storing the previous document again failed: " + err.what());
+        }
+        if (old.bridge != n.bridge) delete_owned_bridge(name, n.bridge);
+        try {
             bring_up(e);
         } catch (const std::exception& again) {
             log_error("network " + name + ": restoring the previous configuration failed too: " + again.what());
         }
+        store::remove_file(restart_marker(name));
         throw;
     }
-    store_.save(n);
+    store::remove_file(restart_marker(name));
     if (listener_) listener_->network_changed(name);
 }
 
@@ -518,10 +586,9 @@ void Manager::link_changed(const std::string& link_name)
 
 void Manager::apply_firewall(const std::vector<model::Network>& active)
 {
-    if (active.empty())
-        firewall_.delete_table(plan::table_name);
-    else
-        firewall_.replace_table(plan::build_ruleset(active));
+    // No write at all when the kernel already has exactly this table (a
+    // restarted daemon adopting its networks); otherwise one transaction.
+    committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
 }
 
 void Manager::hold_sysctl_on(const std::string& key, const std::string& saved_name, bool want,

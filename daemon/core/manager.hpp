@@ -4,6 +4,7 @@
 // every step undone in reverse order when a later one fails.
 #pragma once
 
+#include "core/committed_table.hpp"
 #include "core/event_loop.hpp"
 #include "core/lease_watch.hpp"
 #include "core/process.hpp"
@@ -16,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -166,6 +168,11 @@ private:
     void set_state(Entry& e, State state, std::string reason = {});
 
     void bring_up(Entry& e, std::uint32_t confirm_timeout_s = 0);
+    // RUNTIME/NAME.restarting: an Update that restarts the network is under
+    // way (holds the old bridge's name).
+    std::string restart_marker(const std::string& name) const;
+    // Deletes `bridge` if it carries this network's alias (logs failures).
+    void delete_owned_bridge(const std::string& name, const std::string& bridge);
     // Rolls the network back unless confirm() comes before `deadline` (Unix time).
     void arm_confirmation(Entry& e, std::int64_t deadline);
     // Keeps the forwarding-database poll running while any network has ports.
@@ -220,7 +227,11 @@ private:
     EventLoop& loop_;
     plan::LinkAdapter& links_;
     plan::FirewallAdapter& firewall_;
+    CommittedTable committed_;
     store::Store store_;
+    // While load() adopts networks left running: they count as running for
+    // the table, so adopting one does not drop the others' rules.
+    std::set<std::string> adopting_;
     std::string dnsmasq_user_;
     std::map<std::string, Entry> networks_;
     ManagerListener* listener_ = nullptr;
