@@ -260,6 +260,18 @@ void Manager::load()
         const bool was_active = adopting_.count(name) > 0;
         if (!e.spec.autostart && !was_active) continue;
         log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"));
+        if (was_active && e.spec.mode != model::Mode::bridge) {
+            // A crash between a live Update's kernel change and its save
+            // leaves the bridge with options the stored document does not
+            // have; setting them again changes nothing when they match.
+            try {
+                const auto bridge = links_.find_link(e.spec.bridge);
+                if (bridge && bridge->alias == plan::owner_alias(name))
+                    links_.set_bridge_options(e.spec.bridge, plan::bridge_options(e.spec));
+            } catch (const std::exception& err) {
+                log_error("network " + name + ": setting the bridge options again: " + err.what());
+            }
+        }
         const auto deadline = store::read_file(runtime_dir_of(name) + "/confirm-deadline");
         try {
             bring_up(e);
