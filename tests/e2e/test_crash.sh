@@ -22,6 +22,16 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# A failure anywhere shows the calls of the cycle and the seed.
+eval "$(declare -f fail | sed '1s/^fail/_lib_fail/')"
+fail() {
+    if [[ -n ${cycle:-} && -s $T/cycle.log ]]; then
+        log "calls of cycle $cycle (seed $SEED):"
+        cat "$T/cycle.log" >&2
+    fi
+    _lib_fail "$@"
+}
+
 SEED=${KVMNET_CRASH_SEED:-$((($$ * 7919 + $(date +%s)) % 100000))}
 KILLS=${KVMNET_CRASH_KILLS:-50}
 RANDOM=$SEED
@@ -244,11 +254,7 @@ check_disk() {
     assert_not_contains "$started" "ignoring stored network" "daemon start-up log"
 }
 
-fail_cycle() {
-    log "calls of cycle $cycle:"
-    cat "$T/cycle.log" >&2
-    fail "$1 (seed $SEED, cycle $cycle)"
-}
+fail_cycle() { fail "$1 (seed $SEED, cycle $cycle)"; }
 
 # ---------------------------------------------------------------- the run
 
@@ -263,19 +269,26 @@ for ((cycle = 1; cycle <= KILLS; cycle++)); do
     driver $((SEED * 1000 + cycle)) &
     driver_pid=$!
     track_pid "$driver_pid"
-    # Kill 0-300 ms after the k-th call started; every other time within
-    # its first 60 ms, where the daemon is more often in the middle of it.
+    # Kill 0-300 ms after the k-th call started; every other time 0-60 ms
+    # after the first call from the k-th on that takes the daemon a while
+    # (create, delete, start, stop, set), to land inside it more often.
     k=$((1 + RANDOM % 4))
-    delay=$(printf '0.%03d' $((RANDOM % (cycle % 2 ? 300 : 60))))
+    if ((cycle % 2)); then
+        delay=$(printf '0.%03d' $((RANDOM % 300)))
+        started="^BEGIN $k "
+    else
+        delay=$(printf '0.%03d' $((RANDOM % 60)))
+        started="^BEGIN ([$k-9]|[0-9][0-9]+) (create|delete|start|stop|set) "
+    fi
     for ((w = 0; w < 200; w++)); do
-        grep -q "^BEGIN $k " "$CALLS" && break
+        grep -qE "$started" "$CALLS" && break
         _pid_alive "$driver_pid" || break
         sleep 0.01
     done
     sleep "$delay"
     daemon_kill9
     wait "$driver_pid" || true
-    echo "killed ${delay}s after call $k started" >>"$CALLS"
+    echo "killed ${delay}s after a call matching '$started' started" >>"$CALLS"
     { echo "== cycle $cycle"; cat "$CALLS"; } >>"$T/calls.log"
     [[ -e $T/model.cut.json ]] || fail_cycle "the driver ended without a cut-off call"
     if ! grep -qE "^CUT .*(NoReply|Unavailable)" "$CALLS"; then
