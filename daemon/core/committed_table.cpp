@@ -91,7 +91,7 @@ void CommittedTable::record(const std::optional<std::string>& before, const std:
                    std::stoull(after->substr(space + 1)) == std::stoull(before->substr(space + 1)) + 1;
         }
         if (ours)
-            store::write_atomic(path_, *after + " " + fingerprint + "\n", 0644);
+            store::write_replace(path_, *after + " " + fingerprint + "\n", 0644);
         else
             store::remove_file(path_);
     } catch (const std::exception& err) {
