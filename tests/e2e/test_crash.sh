@@ -209,9 +209,9 @@ check_kernel() { # ACTUAL-MODEL
             assert_contains "$flags" "UP" "kvmcr$k flags"
             assert_eq "$bridge_stp" "$stp" "kvmcr$k STP as stored"
             assert_contains "$table" "\"$n: " "rules of $n in table inet kvmnet"
-            for f in $ports; do
-                assert_contains "$table" "tcp . $f counter" "forward element tcp:$f of $n"
-            done
+            # Exactly the stored forwards: none missing, none left over.
+            assert_eq "$({ grep -oE "tcp \. 8${k}[0-9]{2} counter" <<<"$table" || true; } | awk '{print $3}' | sort | xargs)" \
+                "$(xargs -n1 <<<"$ports" | sort | xargs)" "forward elements of $n in table inet kvmnet"
             pid=$(dnsmasq_pid "$n")
             is_dnsmasq "$pid" || fail "$n runs but its dnsmasq ($pid) does not"
             assert_eq "$(dnsmasqs_of "$n")" "$pid" "dnsmasq processes of $n"
