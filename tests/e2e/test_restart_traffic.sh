@@ -12,7 +12,10 @@
 #    forward's connection counter survives; it does see a later element
 #    change, which shows it was listening;
 #  - dnsmasq is adopted (same pid) and a DHCP renew after each restart
-#    gets the same lease.
+#    gets the same lease;
+#  - after a foreign nftables commit (another table) while the daemon is
+#    down, the restarted daemon replaces its table in one transaction (one
+#    generation in nft monitor) and the connections carry on.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -135,6 +138,35 @@ events=$(grep -E "^(add|delete|flush|replace) (table|chain|rule|set|map)" "$T/mo
 [[ -z $events ]] || fail "the table was written while the daemon restarted: $events"
 log "nft monitor across both restarts: $(wc -l <"$T/monitor.log") line(s), none but the element change"
 log "bytes received (I, guest, guest via forward, I via forward): $(sizes)"
+
+# Someone else commits to nftables while the daemon is away (another table):
+# the daemon can no longer vouch for its table and replaces it, in one
+# transaction, and the connections do not notice.
+log "a foreign nftables commit while the daemon is down: the table is replaced in one transaction"
+daemon_kill9
+in_ns "$H" nft add table ip kvmnet_test_foreign
+: >"$T/monitor.replaced.log"
+spawn_in_ns "$H" nft monitor >"$T/monitor.replaced.log" 2>&1
+monitor2=$SPAWNED_PID
+track_pid "$monitor2"
+sleep 0.5
+before=$(sizes)
+daemon_start
+wait_state net active
+retry 50 grown "$before" || fail "traffic stopped after the table was replaced: $before -> $(sizes)"
+assert_eq "$(conns "$G1")" "$guest_conns" "the guest's connections after the table was replaced"
+assert_eq "$(conns "$I")" "$inet_conns" "I's connections after the table was replaced"
+assert_eq "$(resets "$G1")" "$resets_g" "guest Tcp OutRsts/EstabResets after the table was replaced"
+assert_eq "$(resets "$I")" "$resets_i" "I's Tcp OutRsts/EstabResets after the table was replaced"
+retry 25 grep -q "^add table inet kvmnet" "$T/monitor.replaced.log" ||
+    fail "the daemon did not rewrite its table after a foreign commit: $(cat "$T/monitor.replaced.log")"
+stop_pid "$monitor2"
+# One transaction: everything the monitor saw (the old table's deletion, the
+# new one) came with a single "new generation" line.
+assert_contains "$(cat "$T/monitor.replaced.log")" "delete table inet kvmnet" "nft monitor after the foreign commit"
+assert_eq "$(grep -c "^# new generation" "$T/monitor.replaced.log")" 1 \
+    "transactions the restarted daemon committed (nft monitor)"
+in_ns "$H" nft delete table ip kvmnet_test_foreign
 
 # The socats, then their pump shells (everything left in the guest and I).
 for p in "$nat_client" "$fwd_client" "$nat_server" "$fwd_server"; do stop_pid "$p" 2; done
