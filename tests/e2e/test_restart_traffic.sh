@@ -173,6 +173,9 @@ for p in "$nat_client" "$fwd_client" "$nat_server" "$fwd_server"; do stop_pid "$
 for ns in "$G1" "$I"; do
     for p in $(command ip netns pids "$ns"); do stop_pid "$p" 2; done
 done
+# The adopted network stops like any other: its (adopted) dnsmasq goes too.
+ctl stop net
+retry 25 not is_dnsmasq "$dnsmasq_before" || fail "dnsmasq $dnsmasq_before still runs after stop"
 daemon_stop
 assert_eq "$DAEMON_EXIT" 0 "kvmnetd exit status after SIGTERM"
 log "PASS"
