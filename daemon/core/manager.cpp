@@ -226,11 +226,36 @@ void Manager::load()
         if (listener_) listener_->network_added(name);
     }
     // Networks an earlier daemon left running are adopted together: each
-    // counts as running for the table from the start, so adopting one keeps
-    // the others' rules, and a table that is already exactly as planned is
-    // not written at all (CommittedTable).
-    for (auto& [name, e] : networks_)
-        if (std::filesystem::exists(runtime_dir_of(name) + "/active")) adopting_.insert(name);
+    // counts as running for the table from the start, so adopting (or
+    // clearing) one keeps the others' rules, and a table that is already
+    // exactly as planned is not written at all (CommittedTable). A deletion
+    // that a crash interrupted is finished first.
+    std::vector<std::string> deleting;
+    for (const auto& [name, e] : networks_) {
+        if (std::filesystem::exists(delete_marker(name)))
+            deleting.push_back(name);
+        else if (std::filesystem::exists(runtime_dir_of(name) + "/active"))
+            adopting_.insert(name);
+    }
+    for (const std::string& name : deleting) {
+        log_warning("network " + name + ": finishing a deletion that was interrupted");
+        Entry& e = networks_[name];
+        const auto problems = tear_down(e);
+        if (problems.empty()) {
+            try {
+                delete_stopped(e);
+            } catch (const std::exception& err) {
+                log_error("network " + name + ": " + err.what());
+            }
+        } else {
+            // Kept, as a DeleteNetwork whose stop fails keeps it.
+            std::string joined;
+            for (const auto& p : problems)
+                joined += (joined.empty() ? "" : "; ") + p;
+            set_state(e, State::failed, "stop incomplete: " + joined);
+        }
+        store::remove_file(delete_marker(name));
+    }
     for (auto& [name, e] : networks_) {
         // A restart of the network (Update) that a crash interrupted: the new
         // document is stored; clear what either configuration left and bring
@@ -378,7 +403,28 @@ std::string Manager::create(const std::string& document)
 void Manager::remove(const std::string& name)
 {
     Entry& e = entry(name);
-    if (e.state != State::inactive) stop(name);
+    // Marked first: a daemon killed during the deletion finishes it at its
+    // next start (load) instead of leaving the network stopped but there.
+    const std::string marker = delete_marker(name);
+    store::write_atomic(marker, "1\n", 0644);
+    try {
+        if (e.state != State::inactive) stop(name);
+    } catch (...) {
+        store::remove_file(marker);
+        throw;
+    }
+    delete_stopped(e);
+    store::remove_file(marker);
+}
+
+std::string Manager::delete_marker(const std::string& name) const
+{
+    return options_.runtime_dir + "/" + name + ".deleting";
+}
+
+void Manager::delete_stopped(Entry& e)
+{
+    const std::string name = e.spec.name;
     // Taps the daemon created belong to the network and go with it.
     for (const model::Port& p : e.spec.ports) {
         if (!p.tap || !links_.find_link(p.name)) continue;

@@ -171,6 +171,11 @@ private:
     // RUNTIME/NAME.restarting: an Update that restarts the network is under
     // way (holds the old bridge's name).
     std::string restart_marker(const std::string& name) const;
+    // RUNTIME/NAME.deleting: a DeleteNetwork is under way.
+    std::string delete_marker(const std::string& name) const;
+    // The end of a deletion once the network is stopped: its taps, the
+    // stored document, the entry.
+    void delete_stopped(Entry& e);
     // Deletes `bridge` if it carries this network's alias (logs failures).
     void delete_owned_bridge(const std::string& name, const std::string& bridge);
     // Rolls the network back unless confirm() comes before `deadline` (Unix time).

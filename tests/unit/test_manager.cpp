@@ -1356,6 +1356,25 @@ TEST_CASE("Regression: an Update cut short by a crash while restarting the netwo
     CHECK_FALSE(fs::exists(h.runtime_dir.path + "/lan.restarting"));
 }
 
+TEST_CASE("A DeleteNetwork cut short by a crash is finished at the next load", "[manager]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    const std::string before = h.links.state();
+    h.m().start("lan");
+    // Killed right after the marker, before the stop: the network still runs.
+    kvmnet::store::write_atomic(h.runtime_dir.path + "/lan.deleting", "1\n");
+
+    h.restart_manager();
+    h.m().load();
+    CHECK(h.m().names().empty());
+    CHECK(h.links.state() == before);
+    CHECK_FALSE(fs::exists(h.state_dir.path + "/networks/lan.json"));
+    CHECK_FALSE(fs::exists(h.runtime_dir.path + "/lan"));
+    CHECK_FALSE(fs::exists(h.runtime_dir.path + "/lan.deleting"));
+    CHECK_FALSE(h.firewall.table);
+}
+
 TEST_CASE("A restarted daemon adopts a takeover with guest ports without changing them", "[manager]")
 {
     Harness h;
