@@ -230,6 +230,16 @@ void Manager::load()
     // clearing) one keeps the others' rules, and a table that is already
     // exactly as planned is not written at all (CommittedTable). A deletion
     // that a crash interrupted is finished first.
+    // Markers of networks that are not stored (a deletion killed after the
+    // document went, before its marker did) must not hit a later network of
+    // that name.
+    std::error_code ec;
+    for (const auto& file : std::filesystem::directory_iterator(options_.runtime_dir, ec)) {
+        const auto path = file.path();
+        if ((path.extension() == ".deleting" || path.extension() == ".restarting") &&
+            !networks_.count(path.stem().string()))
+            std::filesystem::remove(path, ec);
+    }
     std::vector<std::string> deleting;
     for (const auto& [name, e] : networks_) {
         if (std::filesystem::exists(delete_marker(name)))
@@ -392,6 +402,9 @@ std::string Manager::create(const std::string& document)
     model::validate_against(n, configured_except(""));
     if (n.bridge.empty()) n.bridge = pick_bridge_name();
     check_kernel_conflicts(n);
+    // No marker of an earlier network of this name may apply to this one.
+    store::remove_file(delete_marker(n.name));
+    store::remove_file(restart_marker(n.name));
     store_.save(n);
     const std::string name = n.name;
     networks_[name].spec = std::move(n);

@@ -1375,6 +1375,28 @@ TEST_CASE("A DeleteNetwork cut short by a crash is finished at the next load", "
     CHECK_FALSE(h.firewall.table);
 }
 
+TEST_CASE("Regression: a deletion marker left by a crash does not delete a later network of that name", "[manager]")
+{
+    // Found by test_crash: DeleteNetwork killed after removing the document
+    // but before its marker; "create" of the same name then succeeded, and
+    // the next daemon start finished the old deletion on the new network.
+    Harness h;
+    kvmnet::store::write_atomic(h.runtime_dir.path + "/lan.deleting", "1\n");
+    kvmnet::store::write_atomic(h.runtime_dir.path + "/lan.restarting", "lan0\n");
+    SECTION("markers of networks that are not stored are dropped at load")
+    {
+        h.m().load();
+        h.m().create(lan_document);
+    }
+    SECTION("create drops them") { h.m().create(lan_document); }
+    h.restart_manager();
+    h.m().load();
+    CHECK(h.m().names() == std::vector<std::string>{"lan"});
+    CHECK(h.m().state("lan") == State::inactive);
+    CHECK_FALSE(fs::exists(h.runtime_dir.path + "/lan.deleting"));
+    CHECK_FALSE(fs::exists(h.runtime_dir.path + "/lan.restarting"));
+}
+
 TEST_CASE("A restarted daemon adopts a takeover with guest ports without changing them", "[manager]")
 {
     Harness h;
