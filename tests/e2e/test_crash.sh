@@ -3,9 +3,10 @@
 # changes at it (create, delete, start, stop, autostart, forward add/remove,
 # host add/remove, a live Update (stp) and a restarting one (dns)).
 #
-# Each cycle: start the daemon, check, let the driver run, kill -9 the daemon
-# 0-300 ms after the driver's k-th call started (k random in 1..4). The check
-# after each restart:
+# Each cycle: let the driver run, kill -9 the daemon 0-300 ms after the
+# driver's k-th call started (k random in 1..4; every other cycle 0-60 ms
+# after the first create/delete/start/stop/set from the k-th on, to land
+# inside such calls more often), start it again and check:
 #  - every STATE/networks/*.json parses, the daemon started without ignoring
 #    a stored network (the forwards journal replayed);
 #  - the stored state is the driver's model with every call that returned
