@@ -69,7 +69,8 @@ std::string_view state_name(State state)
 }
 
 Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall)
-    : options_(std::move(options)), loop_(loop), links_(links), firewall_(firewall), store_(options_.state_dir)
+    : options_(std::move(options)), loop_(loop), links_(links), firewall_(firewall),
+      committed_(firewall, options_.runtime_dir + "/nftables.committed"), store_(options_.state_dir)
 {
     store::make_directories(options_.runtime_dir, 0755);
     dnsmasq_user_ = options_.dnsmasq_user;
@@ -149,7 +150,7 @@ std::vector<model::Network> Manager::active_specs(const std::string& plus, const
 {
     std::vector<model::Network> result;
     for (const auto& [n, e] : networks_) {
-        const bool running = is_running(e.state);
+        const bool running = is_running(e.state) || adopting_.count(n) > 0;
         if (n != minus && (running || n == plus)) result.push_back(e.spec);
     }
     return result;
@@ -224,10 +225,88 @@ void Manager::load()
         networks_[name].spec = std::move(n);
         if (listener_) listener_->network_added(name);
     }
+    // Networks an earlier daemon left running are adopted together: each
+    // counts as running for the table from the start, so adopting (or
+    // clearing) one keeps the others' rules, and a table that is already
+    // exactly as planned is not written at all (CommittedTable). A deletion
+    // that a crash interrupted is finished first.
+    // Markers of networks that are not stored (a deletion killed after the
+    // document went, before its marker did) must not hit a later network of
+    // that name.
+    std::error_code ec;
+    for (const auto& file : std::filesystem::directory_iterator(options_.runtime_dir, ec)) {
+        const auto path = file.path();
+        if ((path.extension() == ".deleting" || path.extension() == ".restarting") &&
+            !networks_.count(path.stem().string()))
+            std::filesystem::remove(path, ec);
+    }
+    std::vector<std::string> deleting;
+    for (const auto& [name, e] : networks_) {
+        if (std::filesystem::exists(delete_marker(name)))
+            deleting.push_back(name);
+        else if (std::filesystem::exists(runtime_dir_of(name) + "/active"))
+            adopting_.insert(name);
+    }
+    for (const std::string& name : deleting) {
+        log_warning("network " + name + ": finishing a deletion that was interrupted");
+        Entry& e = networks_[name];
+        const auto problems = tear_down(e);
+        if (problems.empty()) {
+            try {
+                delete_stopped(e);
+            } catch (const std::exception& err) {
+                log_error("network " + name + ": " + err.what());
+            }
+        } else {
+            // Kept, as a DeleteNetwork whose stop fails keeps it.
+            std::string joined;
+            for (const auto& p : problems)
+                joined += (joined.empty() ? "" : "; ") + p;
+            set_state(e, State::failed, "stop incomplete: " + joined);
+        }
+        store::remove_file(delete_marker(name));
+    }
     for (auto& [name, e] : networks_) {
-        const bool was_active = std::filesystem::exists(runtime_dir_of(name) + "/active");
+        // A restart of the network (Update) that a crash interrupted: the new
+        // document is stored; clear what either configuration left and bring
+        // the stored one up.
+        const std::string marker = restart_marker(name);
+        if (const auto old_bridge = store::read_file(marker)) {
+            log_warning("network " + name + ": finishing a restart that was interrupted");
+            adopting_.erase(name);
+            for (const auto& p : tear_down(e))
+                log_error("network " + name + ": " + p);
+            delete_owned_bridge(name, trim(*old_bridge));
+            adopting_.insert(name);
+            store::remove_file(marker);
+            continue;
+        }
+        if (adopting_.count(name)) continue;
+        // A start that a crash interrupted (no "active" record yet), or a
+        // stop: remove whatever of it reached the kernel.
+        const auto bridge = links_.find_link(e.spec.bridge);
+        if (std::filesystem::exists(runtime_dir_of(name)) || (bridge && bridge->alias == plan::owner_alias(name))) {
+            log_warning("network " + name + ": removing what an interrupted start or stop left behind");
+            for (const auto& p : tear_down(e))
+                log_error("network " + name + ": " + p);
+        }
+    }
+    for (auto& [name, e] : networks_) {
+        const bool was_active = adopting_.count(name) > 0;
         if (!e.spec.autostart && !was_active) continue;
         log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"));
+        if (was_active && e.spec.mode != model::Mode::bridge) {
+            // A crash between a live Update's kernel change and its save
+            // leaves the bridge with options the stored document does not
+            // have; setting them again changes nothing when they match.
+            try {
+                const auto bridge = links_.find_link(e.spec.bridge);
+                if (bridge && bridge->alias == plan::owner_alias(name))
+                    links_.set_bridge_options(e.spec.bridge, plan::bridge_options(e.spec));
+            } catch (const std::exception& err) {
+                log_error("network " + name + ": setting the bridge options again: " + err.what());
+            }
+        }
         const auto deadline = store::read_file(runtime_dir_of(name) + "/confirm-deadline");
         try {
             bring_up(e);
@@ -243,6 +322,24 @@ void Manager::load()
         } catch (const std::exception& err) {
             log_error(err.what());
         }
+        adopting_.erase(name);
+    }
+    adopting_.clear();
+}
+
+std::string Manager::restart_marker(const std::string& name) const
+{
+    return options_.runtime_dir + "/" + name + ".restarting";
+}
+
+void Manager::delete_owned_bridge(const std::string& name, const std::string& bridge)
+{
+    if (bridge.empty()) return;
+    try {
+        const auto link = links_.find_link(bridge);
+        if (link && link->alias == plan::owner_alias(name)) links_.delete_link(bridge);
+    } catch (const std::exception& err) {
+        log_error("network " + name + ": deleting bridge " + bridge + ": " + err.what());
     }
 }
 
@@ -305,6 +402,9 @@ std::string Manager::create(const std::string& document)
     model::validate_against(n, configured_except(""));
     if (n.bridge.empty()) n.bridge = pick_bridge_name();
     check_kernel_conflicts(n);
+    // No marker of an earlier network of this name may apply to this one.
+    store::remove_file(delete_marker(n.name));
+    store::remove_file(restart_marker(n.name));
     store_.save(n);
     const std::string name = n.name;
     networks_[name].spec = std::move(n);
@@ -316,7 +416,28 @@ std::string Manager::create(const std::string& document)
 void Manager::remove(const std::string& name)
 {
     Entry& e = entry(name);
-    if (e.state != State::inactive) stop(name);
+    // Marked first: a daemon killed during the deletion finishes it at its
+    // next start (load) instead of leaving the network stopped but there.
+    const std::string marker = delete_marker(name);
+    store::write_atomic(marker, "1\n", 0644);
+    try {
+        if (e.state != State::inactive) stop(name);
+    } catch (...) {
+        store::remove_file(marker);
+        throw;
+    }
+    delete_stopped(e);
+    store::remove_file(marker);
+}
+
+std::string Manager::delete_marker(const std::string& name) const
+{
+    return options_.runtime_dir + "/" + name + ".deleting";
+}
+
+void Manager::delete_stopped(Entry& e)
+{
+    const std::string name = e.spec.name;
     // Taps the daemon created belong to the network and go with it.
     for (const model::Port& p : e.spec.ports) {
         if (!p.tap || !links_.find_link(p.name)) continue;
@@ -452,7 +573,18 @@ void Manager::update(const std::string& name, const std::string& document)
         if (listener_) listener_->network_changed(name);
         return;
     }
+    // A restart. The new document is stored first, with a marker naming the
+    // old bridge: a daemon that crashes in between finishes the restart with
+    // the new document at its next start (load) instead of leaving the
+    // network stopped or half old, half new.
     model::Network old = e.spec;
+    store::write_atomic(restart_marker(name), old.bridge + "\n", 0644);
+    try {
+        store_.save(n);
+    } catch (...) {
+        store::remove_file(restart_marker(name));
+        throw;
+    }
     tear_down(e);
     e.spec = n;
     try {
@@ -460,13 +592,20 @@ void Manager::update(const std::string& name, const std::string& document)
     } catch (const std::exception&) {
         e.spec = old;
         try {
+            store_.save(old);
+        } catch (const std::exception& err) {
+            log_error("network " + name + ": storing the previous document again failed: " + err.what());
+        }
+        if (old.bridge != n.bridge) delete_owned_bridge(name, n.bridge);
+        try {
             bring_up(e);
         } catch (const std::exception& again) {
             log_error("network " + name + ": restoring the previous configuration failed too: " + again.what());
         }
+        store::remove_file(restart_marker(name));
         throw;
     }
-    store_.save(n);
+    store::remove_file(restart_marker(name));
     if (listener_) listener_->network_changed(name);
 }
 
@@ -521,10 +660,9 @@ void Manager::link_changed(const std::string& link_name)
 
 void Manager::apply_firewall(const std::vector<model::Network>& active)
 {
-    if (active.empty())
-        firewall_.delete_table(plan::table_name);
-    else
-        firewall_.replace_table(plan::build_ruleset(active));
+    // No write at all when the kernel already has exactly this table (a
+    // restarted daemon adopting its networks); otherwise one transaction.
+    committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
 }
 
 void Manager::hold_sysctl_on(const std::string& key, const std::string& saved_name, bool want,

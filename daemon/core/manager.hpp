@@ -4,6 +4,7 @@
 // every step undone in reverse order when a later one fails.
 #pragma once
 
+#include "core/committed_table.hpp"
 #include "core/event_loop.hpp"
 #include "core/lease_watch.hpp"
 #include "core/process.hpp"
@@ -18,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -214,6 +216,16 @@ private:
     void note_repair(Entry& e, const std::string& what, const std::string& detail);
     std::unique_ptr<EventSource> firewall_timer_;
     std::string firewall_drift_;  // what the pending firewall repair was scheduled for
+    // RUNTIME/NAME.restarting: an Update that restarts the network is under
+    // way (holds the old bridge's name).
+    std::string restart_marker(const std::string& name) const;
+    // RUNTIME/NAME.deleting: a DeleteNetwork is under way.
+    std::string delete_marker(const std::string& name) const;
+    // The end of a deletion once the network is stopped: its taps, the
+    // stored document, the entry.
+    void delete_stopped(Entry& e);
+    // Deletes `bridge` if it carries this network's alias (logs failures).
+    void delete_owned_bridge(const std::string& name, const std::string& bridge);
     // Rolls the network back unless confirm() comes before `deadline` (Unix time).
     void arm_confirmation(Entry& e, std::int64_t deadline);
     // Keeps the forwarding-database poll running while any network has ports.
@@ -271,7 +283,11 @@ private:
     EventLoop& loop_;
     plan::LinkAdapter& links_;
     plan::FirewallAdapter& firewall_;
+    CommittedTable committed_;
     store::Store store_;
+    // While load() adopts networks left running: they count as running for
+    // the table, so adopting one does not drop the others' rules.
+    std::set<std::string> adopting_;
     std::string dnsmasq_user_;
     std::map<std::string, Entry> networks_;
     ManagerListener* listener_ = nullptr;

@@ -122,7 +122,7 @@ void Manager::journalled_change(Entry& e, const std::vector<model::PortForward>&
     std::vector<plan::ElementChange> changes;
     if (running) {
         changes = element_changes(sets, forwards, e.spec.name, add);
-        firewall_.change_elements(plan::table_name, changes);
+        committed_.change_elements(changes);
     }
     try {
         journal();
@@ -131,7 +131,7 @@ void Manager::journalled_change(Entry& e, const std::vector<model::PortForward>&
             for (auto& c : changes)
                 c.add = !add;
             try {
-                firewall_.change_elements(plan::table_name, changes);
+                committed_.change_elements(changes);
             } catch (const std::exception& err) {
                 log_error("network " + e.spec.name +
                           ": undoing a forward change that could not be stored failed: " + err.what());

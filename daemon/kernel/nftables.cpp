@@ -12,6 +12,7 @@
 #include <libnftnl/chain.h>
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
+#include <libnftnl/gen.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
@@ -1685,6 +1686,40 @@ bool Nftables::table_exists(const std::string& name)
     if (error == ENOENT) return false;
     if (error != 0) throw kernel_error(doing + " failed", error);
     return true;
+}
+
+namespace {
+
+struct GenerationReply {
+    std::optional<std::uint32_t> id;
+    bool failed = false;
+};
+
+int on_generation_message(const nlmsghdr* nlh, void* data)
+{
+    auto* reply = static_cast<GenerationReply*>(data);
+    std::unique_ptr<nftnl_gen, void (*)(const nftnl_gen*)> gen(checked(nftnl_gen_alloc()), nftnl_gen_free);
+    if (nftnl_gen_nlmsg_parse(nlh, gen.get()) < 0 || !nftnl_gen_is_set(gen.get(), NFTNL_GEN_ID)) {
+        reply->failed = true;
+        return MNL_CB_ERROR;
+    }
+    reply->id = nftnl_gen_get_u32(gen.get(), NFTNL_GEN_ID);
+    return MNL_CB_OK;
+}
+
+}  // namespace
+
+std::optional<std::uint32_t> Nftables::generation()
+{
+    const std::string doing = "reading the nftables generation";
+    std::vector<char> buffer(message_overhead, 0);
+    const std::uint32_t seq = ++sequence_;
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buffer.data(), NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, seq);
+    if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) throw kernel_error(doing + " failed: sending", errno);
+    GenerationReply reply;
+    const int error = receive_dump(seq, on_generation_message, &reply, doing);
+    if (error != 0) throw kernel_error(doing + " failed", reply.failed ? EBADMSG : error);
+    return reply.id;
 }
 
 }  // namespace kvmnet::kernel

@@ -6,6 +6,7 @@
 #include "plan/ruleset.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ public:
 
     // True when table "inet <name>" exists.
     bool table_exists(const std::string& name);
+
+    // NFT_MSG_GETGEN: the namespace's ruleset generation id.
+    std::optional<std::uint32_t> generation() override;
 
     // The O(1) change path for sets and maps: adds (or deletes) exactly the
     // given elements, every change in one batch and so atomically, without

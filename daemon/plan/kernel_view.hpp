@@ -209,6 +209,10 @@ public:
     virtual void replace_table(const Table& table) = 0;
     // Removes our table; absent is fine.
     virtual void delete_table(const std::string& name) = 0;
+    // The ruleset generation of this network namespace: every committed
+    // transaction (anyone's, any table) increments it by one. nullopt when
+    // unknown; then nothing is assumed about the table and every apply writes.
+    virtual std::optional<std::uint32_t> generation() { return std::nullopt; }
     // The O(1) change path: every change, in order, in one transaction, so
     // all of them or none apply. Adding an element that is there, or deleting
     // one that is not, fails the whole transaction (ErrorKind::Kernel).

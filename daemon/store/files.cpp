@@ -64,6 +64,33 @@ void write_atomic(const std::string& path, const std::string& contents, unsigned
     }
 }
 
+void write_replace(const std::string& path, const std::string& contents, unsigned mode)
+{
+    const std::string tmp = path + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) fail("cannot create", tmp);
+    std::size_t done = 0;
+    while (done < contents.size()) {
+        const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            const int saved = errno;
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            errno = saved;
+            fail("cannot write", tmp);
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int saved = errno;
+        ::unlink(tmp.c_str());
+        errno = saved;
+        fail("cannot rename into place", path);
+    }
+}
+
 std::optional<std::string> read_file(const std::string& path)
 {
     std::ifstream in(path, std::ios::binary);

@@ -8,6 +8,9 @@
 namespace kvmnet::store {
 
 void write_atomic(const std::string& path, const std::string& contents, unsigned mode = 0644);
+// Temp file and rename without fsync: old or new contents after a crash of
+// the process, not of the machine (runtime files that a reboot drops anyway).
+void write_replace(const std::string& path, const std::string& contents, unsigned mode = 0644);
 std::optional<std::string> read_file(const std::string& path);
 void make_directories(const std::string& path, unsigned mode = 0755);
 void remove_file(const std::string& path);  // absent is fine

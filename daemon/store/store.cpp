@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -25,12 +26,29 @@ std::string Store::journal_of(const std::string& name) const { return dir_ + "/"
 
 namespace {
 
+// The journal's first line names the document it continues, by a hash of
+// the document's text. save() writes a new document and then drops the
+// journal; a crash between the two leaves a journal whose base is no longer
+// the document, and it is ignored: replaying it could bring back a forward
+// that the new document had removed.
+std::string document_hash(const std::string& text)
+{
+    std::uint64_t hash = 14695981039346656037ull;
+    for (const unsigned char c : text) {
+        hash ^= c;
+        hash *= 1099511628211ull;
+    }
+    char buffer[17];
+    std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(hash));
+    return buffer;
+}
+
 // Replays a forwards journal onto the document's JSON: adds replace any
 // forward with the same key, removes drop it (absent is fine), so replaying
 // onto a document that already holds some of the changes gives the same
 // result. A last line cut short by a crash is ignored (it never returned).
-void replay_journal(nlohmann::json& document, const std::string& journal, std::vector<std::string>& problems,
-                    const std::string& path)
+void replay_journal(nlohmann::json& document, const std::string& document_text, const std::string& journal,
+                    std::vector<std::string>& problems, const std::string& path)
 {
     using nlohmann::json;
     json& forwards = document["forwards"];
@@ -65,6 +83,11 @@ void replay_journal(nlohmann::json& document, const std::string& journal, std::v
             if (!(last && journal.back() != '\n')) problems.push_back(where + "not JSON; line skipped");
             continue;
         }
+        if (change.is_object() && change.contains("base")) {
+            // Written before the document was last saved: already in it, or overruled by it.
+            if (change["base"] != document_hash(document_text)) return;
+            continue;
+        }
         try {
             if (const auto added = change.find("add"); added != change.end() && added->is_array()) {
                 for (const json& f : *added) {
@@ -90,11 +113,18 @@ void replay_journal(nlohmann::json& document, const std::string& journal, std::v
         if (alive[i]) forwards.push_back(std::move(entries[i]));
 }
 
-void append_line(const std::string& path, const std::string& line)
+void append_line(const std::string& path, const std::string& document_path, const std::string& line)
 {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    std::string text = line + "\n";
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        // A new journal: the header goes in the same write(2) as the first change.
+        const auto document = read_file(document_path);
+        text = nlohmann::json{{"base", document_hash(document.value_or(""))}}.dump() + "\n" + text;
+    } else if (errno == EEXIST) {
+        fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    }
     if (fd < 0) throw Error(ErrorKind::Kernel, "cannot open " + path + ": " + std::strerror(errno));
-    const std::string text = line + "\n";
     const ssize_t n = ::write(fd, text.data(), text.size());
     const int error = errno;
     ::close(fd);
@@ -110,7 +140,7 @@ void Store::journal_add(const std::string& name, const std::vector<model::PortFo
     nlohmann::json added = nlohmann::json::array();
     for (const model::PortForward& f : forwards)
         added.push_back(model::to_json(f));
-    append_line(journal_of(name), nlohmann::json{{"add", std::move(added)}}.dump());
+    append_line(journal_of(name), path_of(name), nlohmann::json{{"add", std::move(added)}}.dump());
 }
 
 void Store::journal_remove(const std::string& name, const model::ForwardKey& key) const
@@ -118,7 +148,7 @@ void Store::journal_remove(const std::string& name, const model::ForwardKey& key
     const nlohmann::json removed{{"proto", std::string(model::proto_name(key.proto))},
                                  {"host_address", key.host_address ? key.host_address->str() : ""},
                                  {"host_port", key.host_port}};
-    append_line(journal_of(name), nlohmann::json{{"remove", removed}}.dump());
+    append_line(journal_of(name), path_of(name), nlohmann::json{{"remove", removed}}.dump());
 }
 
 std::vector<model::Network> Store::load_all(std::vector<std::string>& problems) const
@@ -141,7 +171,7 @@ std::vector<model::Network> Store::load_all(std::vector<std::string>& problems) 
                 } catch (const nlohmann::json::parse_error& e) {
                     throw Error(ErrorKind::InvalidArgument, std::string("not valid JSON: ") + e.what());
                 }
-                if (document.is_object()) replay_journal(document, *journal, problems, journal_of(stem));
+                if (document.is_object()) replay_journal(document, *text, *journal, problems, journal_of(stem));
                 n = model::parse_network(document);
             } else {
                 n = model::parse_network(*text);

@@ -1323,6 +1323,89 @@ TEST_CASE("A restarted daemon adopts a running takeover without touching the ker
     CHECK(h.links.state() == before);
 }
 
+TEST_CASE("Regression: a start cut short by a crash is undone at the next load", "[manager]")
+{
+    // The daemon was killed before the start's last step (the "active"
+    // marker): the next daemon used to leave the bridge, the takeover and
+    // the table as they were, for a network it then showed as inactive.
+    Harness h;
+    h.m().create(lan_document);
+    const std::string before = h.links.state();
+    h.m().start("lan");
+    fs::remove(h.runtime_dir.path + "/lan/active");
+
+    h.restart_manager();
+    h.m().load();
+    CHECK(h.m().state("lan") == State::inactive);
+    CHECK(h.links.state() == before);
+    CHECK_FALSE(fs::exists(h.runtime_dir.path + "/lan"));
+    CHECK_FALSE(h.firewall.table);
+}
+
+TEST_CASE("Regression: an Update cut short by a crash while restarting the network is finished at the next load",
+          "[manager]")
+{
+    // Update stores the new document and a marker naming the old bridge
+    // before it tears the network down; a daemon killed in between used to
+    // leave the network stopped (or half old, half new).
+    Harness h;
+    h.m().create(lan_document);
+    h.m().start("lan");
+    const std::string renamed = R"({"name": "lan", "mode": "bridge", "bridge": "lan1", "uplink": "eth0"})";
+    kvmnet::store::write_atomic(h.runtime_dir.path + "/lan.restarting", "lan0\n");
+    kvmnet::store::write_atomic(h.state_dir.path + "/networks/lan.json", renamed);
+
+    h.restart_manager();
+    h.m().load();
+    CHECK(h.m().state("lan") == State::active);
+    CHECK(h.m().spec("lan").bridge == "lan1");
+    CHECK_FALSE(h.links.find_link("lan0"));
+    REQUIRE(h.links.find_link("lan1"));
+    CHECK(h.links.find_link("eth0")->master_index == h.links.find_link("lan1")->index);
+    CHECK_FALSE(fs::exists(h.runtime_dir.path + "/lan.restarting"));
+}
+
+TEST_CASE("A DeleteNetwork cut short by a crash is finished at the next load", "[manager]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    const std::string before = h.links.state();
+    h.m().start("lan");
+    // Killed right after the marker, before the stop: the network still runs.
+    kvmnet::store::write_atomic(h.runtime_dir.path + "/lan.deleting", "1\n");
+
+    h.restart_manager();
+    h.m().load();
+    CHECK(h.m().names().empty());
+    CHECK(h.links.state() == before);
+    CHECK_FALSE(fs::exists(h.state_dir.path + "/networks/lan.json"));
+    CHECK_FALSE(fs::exists(h.runtime_dir.path + "/lan"));
+    CHECK_FALSE(fs::exists(h.runtime_dir.path + "/lan.deleting"));
+    CHECK_FALSE(h.firewall.table);
+}
+
+TEST_CASE("Regression: a deletion marker left by a crash does not delete a later network of that name", "[manager]")
+{
+    // Found by test_crash: DeleteNetwork killed after removing the document
+    // but before its marker; "create" of the same name then succeeded, and
+    // the next daemon start finished the old deletion on the new network.
+    Harness h;
+    kvmnet::store::write_atomic(h.runtime_dir.path + "/lan.deleting", "1\n");
+    kvmnet::store::write_atomic(h.runtime_dir.path + "/lan.restarting", "lan0\n");
+    SECTION("markers of networks that are not stored are dropped at load")
+    {
+        h.m().load();
+        h.m().create(lan_document);
+    }
+    SECTION("create drops them") { h.m().create(lan_document); }
+    h.restart_manager();
+    h.m().load();
+    CHECK(h.m().names() == std::vector<std::string>{"lan"});
+    CHECK(h.m().state("lan") == State::inactive);
+    CHECK_FALSE(fs::exists(h.runtime_dir.path + "/lan.deleting"));
+    CHECK_FALSE(fs::exists(h.runtime_dir.path + "/lan.restarting"));
+}
+
 TEST_CASE("A restarted daemon adopts a takeover with guest ports without changing them", "[manager]")
 {
     Harness h;

@@ -248,6 +248,28 @@ TEST_CASE("The forwards journal replays onto the document, idempotently, ignorin
         kvmnet::store::write_atomic(journal, lines);
         CHECK(ports(problems) == expected);
     }
+    SECTION("Regression: a journal written before the document was last saved is not replayed")
+    {
+        // A crash between save() writing the document and dropping the
+        // journal: the document overrules the journal, which must not bring
+        // back a forward the new document removed.
+        const std::string journal = tmp.path() + "/networks/web.forwards";
+        const std::string lines = *kvmnet::store::read_file(journal);
+        std::vector<std::string> none;
+        Network updated = store.load_all(none)[0];
+        updated.forwards.pop_back();
+        store.save(updated);
+        kvmnet::store::write_atomic(journal, lines);
+        const std::vector<std::string> only_first{"2223>10.5.0.11"};
+        CHECK(ports(problems) == only_first);
+        CHECK(problems.empty());
+        // The daemon folds at start (save drops the stale journal); appends
+        // after that start a journal of their own.
+        store.save(store.load_all(none)[0]);
+        store.journal_add("web", {forward(2224, "10.5.0.13")});
+        const std::vector<std::string> both{"2223>10.5.0.11", "2224>10.5.0.13"};
+        CHECK(ports(problems) == both);
+    }
     SECTION("a torn last line is ignored silently, a bad line in the middle is reported")
     {
         const std::string journal = tmp.path() + "/networks/web.forwards";

@@ -1,0 +1,46 @@
+// What the daemon last committed to its nftables table, so that a restarted
+// daemon (or any apply that finds nothing to change) leaves an identical
+// table alone: no write, no "delete table" event, counters and meters kept.
+#pragma once
+
+#include "plan/kernel_view.hpp"
+#include "plan/ruleset.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kvmnet::core {
+
+// The record (RUNTIME/nftables.committed) holds the network namespace, the
+// ruleset generation right after our commit, and a fingerprint of what we
+// committed: a hash of the chains, rules and set declarations, and a sum of
+// element hashes that element batches update in O(changes). The generation
+// rises with every transaction anyone commits in the namespace, so an equal
+// generation proves nothing changed since our commit. A commit is recorded
+// only when the generation rose by exactly one across it (ours alone);
+// anything else drops the record, and the next apply writes.
+class CommittedTable {
+public:
+    CommittedTable(plan::FirewallAdapter& firewall, std::string record_path);
+
+    // Makes the table exactly `table` (nullopt: no table) in one transaction,
+    // unless the record shows the kernel has exactly that already. True when
+    // it wrote.
+    bool apply(const std::optional<plan::Table>& table);
+    // change_elements, keeping the record up to date.
+    void change_elements(const std::vector<plan::ElementChange>& changes);
+
+    // "RULES ELEMENTS" in hex, or "absent"; public for tests.
+    static std::string fingerprint(const std::optional<plan::Table>& table);
+
+private:
+    std::optional<std::string> current_generation();
+    void record(const std::optional<std::string>& before, const std::string& fingerprint);
+
+    plan::FirewallAdapter& firewall_;
+    std::string path_;
+};
+
+}  // namespace kvmnet::core

@@ -1,0 +1,161 @@
+// CommittedTable: an apply that finds the kernel exactly as planned writes
+// nothing; anything else (a foreign commit, a change of plan) writes.
+#include "core/committed_table.hpp"
+#include "model/forward.hpp"
+#include "model/network.hpp"
+#include "plan/planner.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <stdlib.h>
+
+namespace fs = std::filesystem;
+using namespace kvmnet;
+
+namespace {
+
+class TempDir {
+public:
+    TempDir()
+    {
+        std::string pattern = (fs::temp_directory_path() / "kvmnet-unit-XXXXXX").string();
+        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+        path_ = pattern;
+    }
+    ~TempDir()
+    {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+// A firewall whose every transaction raises the generation, as the kernel's.
+class GenerationFirewall : public plan::FirewallAdapter {
+public:
+    void replace_table(const plan::Table&) override { commit(); }
+    void delete_table(const std::string&) override { commit(); }
+    void change_elements(const std::string&, const std::vector<plan::ElementChange>&) override { ++generation_; }
+    std::vector<plan::ElementCounters> list_elements(const std::string&, const plan::Set&) override { return {}; }
+    std::vector<plan::RuleCounter> rule_counters(const std::string&) override { return {}; }
+    std::vector<plan::ChainInfo> list_chains() override { return {}; }
+    std::optional<std::uint32_t> generation() override
+    {
+        if (!known) return std::nullopt;
+        return generation_;
+    }
+
+    void foreign_commit() { ++generation_; }
+    int writes = 0;
+    bool known = true;
+    int racing_commits = 0;  // other transactions that land during our next write
+
+private:
+    void commit()
+    {
+        ++writes;
+        generation_ += 1 + racing_commits;
+        racing_commits = 0;
+    }
+    std::uint32_t generation_ = 41;
+};
+
+model::Network network_with(const std::vector<int>& ports)
+{
+    nlohmann::json forwards = nlohmann::json::array();
+    for (int p : ports)
+        forwards.push_back({{"proto", "tcp"}, {"host_port", p}, {"guest", "10.5.0.10"}, {"guest_port", 22}});
+    return model::parse_network(nlohmann::json{
+        {"name", "web"},
+        {"mode", "nat"},
+        {"bridge", "kvmbr5"},
+        {"ipv4", {{"address", "10.5.0.1/24"}}},
+        {"forwards", forwards}}.dump());
+}
+
+// The element batch AddForwards sends (core/manager_forwards.cpp does the same).
+std::vector<plan::ElementChange> changes_for(const std::vector<plan::Set>& sets, const model::Network& n,
+                                             std::size_t from, bool add)
+{
+    std::map<std::string, std::vector<plan::SetElement>> by_set;
+    for (std::size_t i = from; i < n.forwards.size(); ++i)
+        for (plan::SetElements& part : plan::forward_elements(n.forwards[i], n.name))
+            by_set[part.set].insert(by_set[part.set].end(), part.elements.begin(), part.elements.end());
+    std::vector<plan::ElementChange> changes;
+    for (const plan::Set& set : sets)
+        if (auto it = by_set.find(set.name); it != by_set.end()) changes.push_back({&set, it->second, add});
+    return changes;
+}
+
+}  // namespace
+
+TEST_CASE("CommittedTable writes only what the kernel does not have already", "[committed]")
+{
+    TempDir tmp;
+    GenerationFirewall firewall;
+    core::CommittedTable committed(firewall, tmp.path() + "/nftables.committed");
+    const plan::Table table = plan::build_ruleset({network_with({80})});
+
+    CHECK(committed.apply(table));
+    CHECK(firewall.writes == 1);
+
+    SECTION("the same table again (a restarted daemon adopting) is not written")
+    {
+        core::CommittedTable restarted(firewall, tmp.path() + "/nftables.committed");
+        CHECK_FALSE(restarted.apply(table));
+        CHECK(firewall.writes == 1);
+    }
+    SECTION("a different table is written")
+    {
+        CHECK(committed.apply(plan::build_ruleset({network_with({80, 81})})));
+        CHECK(committed.apply(std::nullopt));
+        CHECK_FALSE(committed.apply(std::nullopt));
+        CHECK(firewall.writes == 3);
+    }
+    SECTION("any foreign commit since ours makes the next apply write")
+    {
+        firewall.foreign_commit();
+        CHECK(committed.apply(table));
+        CHECK_FALSE(committed.apply(table));
+    }
+    SECTION("a commit that another one raced is not recorded")
+    {
+        firewall.racing_commits = 1;
+        CHECK(committed.apply(plan::build_ruleset({network_with({80, 81})})));
+        CHECK(committed.apply(plan::build_ruleset({network_with({80, 81})})));
+        CHECK_FALSE(committed.apply(plan::build_ruleset({network_with({80, 81})})));
+    }
+    SECTION("without a generation every apply writes")
+    {
+        firewall.known = false;
+        CHECK(committed.apply(table));
+        CHECK(committed.apply(table));
+    }
+    SECTION("element batches keep the record: the full plan after them is not written")
+    {
+        const auto sets = plan::forward_sets();
+        const model::Network more = network_with({80, 81, 82});
+        committed.change_elements(changes_for(sets, more, 1, true));
+        CHECK_FALSE(committed.apply(plan::build_ruleset({more})));
+        // Removing one: the plan without it matches; the plan with it does not.
+        const model::Network fewer = network_with({80, 81});
+        committed.change_elements(changes_for(sets, more, 2, false));
+        CHECK_FALSE(committed.apply(plan::build_ruleset({fewer})));
+        CHECK(committed.apply(plan::build_ruleset({more})));
+    }
+    SECTION("an element batch after a foreign commit drops the record")
+    {
+        firewall.foreign_commit();
+        const model::Network more = network_with({80, 81});
+        committed.change_elements(changes_for(plan::forward_sets(), more, 1, true));
+        CHECK(committed.apply(plan::build_ruleset({more})));
+    }
+}
