@@ -114,6 +114,7 @@ read_calls=(
     "Network Leases"
     "Network ListForwards"
     "Network Statistics"
+    "Network Diagnose"
 )
 
 # methods_in XML async|sync: method names with / without the Async annotation.
