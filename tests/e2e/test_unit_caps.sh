@@ -63,11 +63,34 @@ ctl stop c >/dev/null
 retry 25 not is_dnsmasq "$dpid" || fail "dnsmasq ($dpid) survived the stop"
 daemon_stop
 
+# try_daemon_start: daemon_start, except that a daemon exiting during
+# start-up returns 1 instead of failing the test.
+try_daemon_start() {
+    local i
+    spawn_in_ns "$H" "$KVMNETD" --state-dir "$T/state" --runtime-dir "$T/run" \
+        --log-level debug >>"$T/kvmnetd.log" 2>&1
+    DAEMON_PID=$SPAWNED_PID
+    for ((i = 0; i < 50; i++)); do
+        if ! _pid_alive "$DAEMON_PID"; then
+            wait "$DAEMON_PID" || true
+            DAEMON_PID=""
+            return 1
+        fi
+        if _bus_name_owned; then return 0; fi
+        sleep 0.2
+    done
+    fail "kvmnetd neither took the bus name nor exited within 10 s"
+}
+
 log "2. without any one of them, something breaks"
 for cap in "${cap_list[@]}"; do
     rest=()
     for c in "${cap_list[@]}"; do [[ $c == "$cap" ]] || rest+=("$c"); done
-    CONFINED_CAPS="${rest[*]}" daemon_start
+    if ! CONFINED_CAPS="${rest[*]}" try_daemon_start; then
+        # Without CAP_NET_ADMIN the nftables monitor cannot subscribe.
+        log "without $cap: kvmnetd does not start: $(tail -n 1 "$T/kvmnetd.log")"
+        continue
+    fi
     if ctl start c >/dev/null 2>"$T/start.err"; then
         fail "network c started without $cap: $cap looks unneeded"
     fi
