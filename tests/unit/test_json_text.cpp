@@ -120,3 +120,25 @@ TEST_CASE("Syntax errors name the field and keep nlohmann's position", "[json_te
     CHECK_THAT(invalid_message([] { parse_json_text("\"\xff\"", "forwards", "forward"); }),
                Catch::Matchers::StartsWith("forwards: not valid JSON: "));
 }
+
+TEST_CASE("Error messages escape control characters and bytes that are not UTF-8, and are bounded",
+          "[json_text][error]")
+{
+    using kvmnet::Error;
+    CHECK(std::string(Error(ErrorKind::InvalidArgument, std::string("name: 'a\0b\nc\x7f'", 14)).what()) ==
+          "name: 'a\\x00b\\x0ac\\x7f'");
+    CHECK(std::string(Error(ErrorKind::InvalidArgument, "n\xc3\xa9t \xe2\x9c\x93").what()) ==
+          "n\xc3\xa9t \xe2\x9c\x93");
+    CHECK(std::string(Error(ErrorKind::InvalidArgument, "bad \xc3 \xff \xed\xa0\x80 \xc2\x85").what()) ==
+          "bad \\xc3 \\xff \\xed\\xa0\\x80 \\xc2\\x85");
+    const std::string long_message(10000, 'x');
+    const std::string cut = Error(ErrorKind::Kernel, long_message).what();
+    CHECK(cut.size() == kvmnet::max_error_message);
+    CHECK(cut.substr(cut.size() - 3) == "...");
+    // A name with a NUL is refused with the NUL shown, not cut off there.
+    CHECK_THAT(invalid_message([] {
+                   kvmnet::model::parse_network(
+                       R"({"name": "a\u0000b", "mode": "nat", "ipv4": {"address": "10.0.0.1/24"}})");
+               }),
+               Catch::Matchers::StartsWith("name: 'a\\x00b' is not a valid network name"));
+}
