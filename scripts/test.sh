@@ -99,12 +99,13 @@ rc=${PIPESTATUS[0]}
 set -e
 count "$logdir/all.log" "$rc"
 
-# The libFuzzer target: clang, its own tree, only that target built. A
-# crash leaves its input in build-fuzz/artifacts/ (printed), to reproduce
-# with `build-fuzz/tests/fuzz/fuzz_document FILE`.
+# The libFuzzer target: clang, its own tree, only that target (and the pure
+# library, so model and plan are also checked to build warning-free with
+# clang) built. A crash leaves its input in build-fuzz/artifacts/ (printed),
+# to reproduce with `build-fuzz/tests/fuzz/fuzz_document FILE`.
 echo "==> fuzzing the document parsers (${FUZZ_SECONDS:-60} s)"
 fuzz_ok=0
-if CC=clang CXX=clang++ setup build-fuzz -Dfuzzing=true && ninja -C build-fuzz -j2 tests/fuzz/fuzz_document; then
+if CC=clang CXX=clang++ setup build-fuzz -Dfuzzing=true && ninja -C build-fuzz -j2 tests/fuzz/fuzz_document daemon/libkvmnet-pure.a; then
     rm -rf build-fuzz/corpus build-fuzz/artifacts
     cp -r tests/fuzz/corpus build-fuzz/corpus
     mkdir -p build-fuzz/artifacts

@@ -127,8 +127,12 @@ send() {
     path=$(path_of "$target")
     iface=org.kvmnet1.Network
     [[ $target == manager ]] && iface=org.kvmnet1.Manager
-    [[ -v "signature[$method]" ]] || fail "no signature known for $method"
-    sig=${signature[$method]}
+    if [[ $method == */* ]]; then # METHOD/SIGNATURE: send other D-Bus types than the method takes
+        sig=${method#*/} method=${method%/*}
+    else
+        [[ -v "signature[$method]" ]] || fail "no signature known for $method"
+        sig=${signature[$method]}
+    fi
     if [[ $sig == s ]]; then
         argument_text "$args"
         if (($(stat -c %s "$T/arg") > 120000)); then
