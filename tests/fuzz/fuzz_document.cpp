@@ -1,8 +1,9 @@
 // libFuzzer target for every model parser that takes text from a client:
 // the network document (CreateNetwork, Update), a forward or an array of
 // them (AddForwards), a port (AttachPort), a static host (AddHost),
-// RemoveForward's key, and the address and prefix parsers beneath them.
-// Every input goes to all of them, so the seed corpus is plain JSON.
+// RemoveForward's key, and the address and prefix parsers beneath them;
+// and dnsmasq's lease file (plan/leases), which carries what guests sent.
+// Every input goes to all of them, so the seed corpus is plain text.
 //
 // Expected: success, or kvmnet::Error (the typed refusal). A failure is
 // anything else: another exception (std::terminate reports it), a crash,
@@ -20,6 +21,7 @@
 #include "model/ipv6.hpp"
 #include "model/json_text.hpp"
 #include "model/network.hpp"
+#include "plan/leases.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -180,6 +182,22 @@ void forward_key_text(const std::string& text)
         (void)describe(key);
 }
 
+// dnsmasq's lease file carries what guests sent (host names, client ids):
+// parsed leases must serialise (Leases() dumps them; LeaseChanged sends
+// them as D-Bus strings, which must be UTF-8).
+void leases(const std::string& text)
+{
+    const auto parsed = plan::parse_leases(text);
+    try {
+        (void)plan::to_json(parsed).dump();
+    } catch (const nlohmann::json::exception& e) {
+        broken("to_json(parse_leases(text)).dump() threw", e.what());
+    }
+    const auto events = plan::diff_leases({}, parsed, 0);
+    if (events.size() != parsed.size()) broken("diff_leases({}, leases) is not one event per lease", text);
+    (void)plan::diff_leases(parsed, {}, 1);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
@@ -189,6 +207,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     forwards(text);
     port(text);
     host(text);
+    leases(text);
     if (size <= 128) {
         addresses(text);
         forward_key_text(text);
