@@ -96,16 +96,18 @@ declare -A signature=(
 )
 declare -A object_path=()
 
-path_of() { # TARGET
+# path_of TARGET: its object path into OBJECT_PATH (a network's looked up
+# once with GetNetwork).
+path_of() {
     case $1 in
-    manager) echo /org/kvmnet1 ;;
-    /*) echo "$1" ;;
+    manager) OBJECT_PATH=/org/kvmnet1 ;;
+    /*) OBJECT_PATH=$1 ;;
     *)
         if [[ -z ${object_path[$1]:-} ]]; then
             object_path[$1]=$(busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" call org.kvmnet1 /org/kvmnet1 \
                 org.kvmnet1.Manager GetNetwork s "$1" | sed -E 's/^o "(.*)"$/\1/')
         fi
-        echo "${object_path[$1]}"
+        OBJECT_PATH=${object_path[$1]}
         ;;
     esac
 }
@@ -124,7 +126,8 @@ argument_text() {
 # GOT_ERROR: it succeeded).
 send() {
     local target=$1 method=$2 args=$3 path iface sig typed=() i parts=() out rc
-    path=$(path_of "$target")
+    path_of "$target"
+    path=$OBJECT_PATH
     iface=org.kvmnet1.Network
     [[ $target == manager ]] && iface=org.kvmnet1.Manager
     if [[ $method == */* ]]; then # METHOD/SIGNATURE: send other D-Bus types than the method takes
