@@ -121,7 +121,7 @@ if CC=clang CXX=clang++ setup build-fuzz -Dfuzzing=true && ninja -C build-fuzz -
     else
         tail -n 60 "$logdir/fuzz.log"
         for f in build-fuzz/artifacts/*; do
-            [[ -e $f ]] && echo "fuzz: failing input: $f"
+            if [[ -e $f ]]; then echo "fuzz: failing input: $f"; fi
         done
         echo "fuzz: exit status $rc (see above)"
     fi
