@@ -104,8 +104,8 @@ path_of() {
     /*) OBJECT_PATH=$1 ;;
     *)
         if [[ -z ${object_path[$1]:-} ]]; then
-            object_path[$1]=$(busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" call org.kvmnet1 /org/kvmnet1 \
-                org.kvmnet1.Manager GetNetwork s "$1" | sed -E 's/^o "(.*)"$/\1/')
+            object_path[$1]=$(dbus-send --system --print-reply=literal --dest=org.kvmnet1 /org/kvmnet1 \
+                org.kvmnet1.Manager.GetNetwork "string:$1" | tr -d ' \n')
         fi
         OBJECT_PATH=${object_path[$1]}
         ;;
@@ -221,8 +221,8 @@ _pid_alive "$DAEMON_PID" || fail "kvmnetd died during the table"
 # Control: the base document is accepted, so each "jq:" refusal came from
 # what its filter broke.
 log "control: the base document is accepted"
-busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" call org.kvmnet1 /org/kvmnet1 org.kvmnet1.Manager \
-    CreateNetwork s "$(jq -c . <<<"$base")" >/dev/null
+dbus-send --system --print-reply --dest=org.kvmnet1 /org/kvmnet1 org.kvmnet1.Manager.CreateNetwork \
+    "string:$(jq -c . <<<"$base")" >/dev/null
 assert_eq "$(ctl show vt --json | jq -r .bridge)" kvmbr9 "bridge of the control network"
 
 daemon_stop
