@@ -24,6 +24,8 @@ packages=(
     qemu-system-x86 cpio
     # style check
     clang-format
+    # the libFuzzer target (scripts/test.sh: -fsanitize=fuzzer,address,undefined)
+    clang libclang-rt-14-dev
 )
 
 missing=()

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # THE test command (README and CI): installs dependencies, builds the normal
 # and the ASan/UBSan trees, checks formatting, runs the unit tests under the
-# sanitizers and every suite (unit + e2e) in the normal build, and ends with
-# one line "N passed, N failed, N skipped" summed over both runs.
+# sanitizers and every suite (unit + e2e) in the normal build, then builds
+# the libFuzzer target with clang in a third tree (build-fuzz) and runs it
+# for a bounded time (FUZZ_SECONDS, default 60) on a copy of
+# tests/fuzz/corpus. It ends with one line "N passed, N failed, N skipped"
+# summed over all three runs (the fuzz run counts as one test: a crash, a
+# sanitizer report or a build failure of the fuzz tree is one failure).
 # Root is needed only by the e2e tests; without it they report SKIP.
 set -euo pipefail
 
@@ -94,6 +98,37 @@ meson test -C build --print-errorlogs 2>&1 | tee "$logdir/all.log"
 rc=${PIPESTATUS[0]}
 set -e
 count "$logdir/all.log" "$rc"
+
+# The libFuzzer target: clang, its own tree, only that target (and the pure
+# library, so model and plan are also checked to build warning-free with
+# clang) built. A crash leaves its input in build-fuzz/artifacts/ (printed),
+# to reproduce with `build-fuzz/tests/fuzz/fuzz_document FILE`.
+echo "==> fuzzing the document parsers (${FUZZ_SECONDS:-60} s)"
+fuzz_ok=0
+if CC=clang CXX=clang++ setup build-fuzz -Dfuzzing=true && ninja -C build-fuzz -j2 tests/fuzz/fuzz_document daemon/libkvmnet-pure.a; then
+    rm -rf build-fuzz/corpus build-fuzz/artifacts
+    cp -r tests/fuzz/corpus build-fuzz/corpus
+    mkdir -p build-fuzz/artifacts
+    set +e
+    build-fuzz/tests/fuzz/fuzz_document -max_total_time="${FUZZ_SECONDS:-60}" -max_len=8192 -timeout=10 \
+        -print_final_stats=1 -dict=tests/fuzz/document.dict -artifact_prefix=build-fuzz/artifacts/ \
+        build-fuzz/corpus >"$logdir/fuzz.log" 2>&1
+    rc=$?
+    set -e
+    grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|^stat::average_exec_per_sec' "$logdir/fuzz.log" || true
+    if ((rc == 0)); then
+        fuzz_ok=1
+    else
+        tail -n 60 "$logdir/fuzz.log"
+        for f in build-fuzz/artifacts/*; do
+            if [[ -e $f ]]; then echo "fuzz: failing input: $f"; fi
+        done
+        echo "fuzz: exit status $rc (see above)"
+    fi
+else
+    echo "fuzz: the fuzz tree did not configure or build (see above)"
+fi
+if ((fuzz_ok)); then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 if ((format_failed)); then
     echo "formatting check failed (see above)"

@@ -5,6 +5,7 @@
 #include "core/manager.hpp"
 
 #include "core/log.hpp"
+#include "model/json_text.hpp"
 #include "plan/listeners.hpp"
 #include "plan/planner.hpp"
 #include "store/files.hpp"
@@ -47,13 +48,7 @@ std::string listener_text(const plan::Listener& l)
 
 std::vector<std::string> Manager::add_forwards(const std::string& name, const std::string& forwards_document)
 {
-    const nlohmann::json parsed = [&] {
-        try {
-            return nlohmann::json::parse(forwards_document);
-        } catch (const nlohmann::json::parse_error& e) {
-            throw invalid_field("forwards", std::string("not valid JSON: ") + e.what());
-        }
-    }();
+    const nlohmann::json parsed = model::parse_json_text(forwards_document, "forwards", "forward");
     return add_forwards(name, model::parse_forwards(parsed), parsed.is_object());
 }
 

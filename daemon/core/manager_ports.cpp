@@ -142,7 +142,15 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
     const std::optional<model::Port> previous =
         old_entry == e.spec.ports.end() ? std::nullopt : std::optional<model::Port>(*old_entry);
     next.ports.push_back(p);
-    model::validate(next);
+    try {
+        model::validate(next);
+    } catch (const Error& err) {
+        // Name the request's field ("port.mac"), not the port's place in the document.
+        const std::string place = "ports[" + std::to_string(next.ports.size() - 1) + "]";
+        const std::string message = err.what();
+        if (message.rfind(place, 0) != 0) throw;
+        throw Error(err.kind(), "port" + message.substr(place.size()));
+    }
     model::validate_against(next, configured_except(name));
     check_port_mac(e, p);
 

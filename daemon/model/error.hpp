@@ -4,6 +4,7 @@
 // person can act on.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -14,9 +15,15 @@ enum class ErrorKind { InvalidArgument, NotFound, AlreadyExists, Conflict, Unsup
 
 std::string_view error_kind_name(ErrorKind kind);
 
+// Messages quote what clients sent and go to D-Bus (UTF-8, no NUL) and to
+// the log: control characters and bytes that are not UTF-8 become \xNN, and
+// a message longer than max_error_message bytes is cut (ending in "...").
+inline constexpr std::size_t max_error_message = 4096;
+std::string printable_message(const std::string& message);
+
 class Error : public std::runtime_error {
 public:
-    Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+    Error(ErrorKind kind, const std::string& message) : std::runtime_error(printable_message(message)), kind_(kind) {}
     ErrorKind kind() const { return kind_; }
 
 private:

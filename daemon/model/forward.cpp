@@ -2,6 +2,7 @@
 #include "model/forward.hpp"
 
 #include "model/json_reader.hpp"
+#include "model/json_text.hpp"
 
 #include "model/network.hpp"
 
@@ -452,13 +453,7 @@ std::vector<PortForward> parse_forwards(const json& j)
 
 std::vector<PortForward> parse_forwards(const std::string& text)
 {
-    json document;
-    try {
-        document = json::parse(text);
-    } catch (const json::parse_error& e) {
-        throw invalid_field("forwards", std::string("not valid JSON: ") + e.what());
-    }
-    return parse_forwards(document);
+    return parse_forwards(parse_json_text(text, "forwards", "forward"));
 }
 
 json to_json(const PortForward& f)

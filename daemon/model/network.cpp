@@ -2,6 +2,7 @@
 #include "model/network.hpp"
 
 #include "model/json_reader.hpp"
+#include "model/json_text.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -80,13 +81,7 @@ DhcpHost parse_dhcp_host(const json& j, const std::string& field)
 
 DhcpHost parse_dhcp_host(const std::string& text)
 {
-    json document;
-    try {
-        document = json::parse(text);
-    } catch (const json::parse_error& e) {
-        throw invalid_field("host", std::string("not valid JSON: ") + e.what());
-    }
-    return parse_dhcp_host(document, "host");
+    return parse_dhcp_host(parse_json_text(text, "host", "host"), "host");
 }
 
 namespace {
@@ -297,20 +292,7 @@ Network parse_network(const nlohmann::json& document)
     return n;
 }
 
-namespace {
-
-json parse_document_text(const std::string& text)
-{
-    try {
-        return json::parse(text);
-    } catch (const json::parse_error& e) {
-        throw invalid_field("document", std::string("not valid JSON: ") + e.what());
-    }
-}
-
-}  // namespace
-
-Network parse_network(const std::string& text) { return parse_network(parse_document_text(text)); }
+Network parse_network(const std::string& text) { return parse_network(parse_json_text(text, "document", "")); }
 
 nlohmann::json to_json(const Network& n)
 {
@@ -437,16 +419,7 @@ Port parse_port(const json& j, const std::string& field)
     return p;
 }
 
-Port parse_port(const std::string& text)
-{
-    json document;
-    try {
-        document = json::parse(text);
-    } catch (const json::parse_error& e) {
-        throw invalid_field("port", std::string("not valid JSON: ") + e.what());
-    }
-    return parse_port(document, "port");
-}
+Port parse_port(const std::string& text) { return parse_port(parse_json_text(text, "port", "port"), "port"); }
 
 json to_json(const Port& p)
 {

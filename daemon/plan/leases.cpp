@@ -22,6 +22,13 @@ bool is_mac(const std::string& s)
     return true;
 }
 
+// dnsmasq writes host names and client ids as printable ASCII; anything else
+// (not UTF-8, so not even JSON or D-Bus text) is not a line of its.
+bool printable_ascii(const std::string& s)
+{
+    return std::all_of(s.begin(), s.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });
+}
+
 bool same_lease(const Lease& a, const Lease& b) { return a.mac == b.mac && a.ip == b.ip; }
 
 }  // namespace
@@ -38,7 +45,8 @@ std::vector<Lease> parse_leases(const std::string& text)
         const auto [end, ec] = std::from_chars(expiry.data(), expiry.data() + expiry.size(), l.expiry);
         if (ec != std::errc() || end != expiry.data() + expiry.size() || l.expiry < 0) continue;
         std::transform(mac.begin(), mac.end(), mac.begin(), [](unsigned char c) { return std::tolower(c); });
-        if (!is_mac(mac) || !model::Ipv4::parse(ip)) continue;
+        if (!is_mac(mac) || !model::Ipv4::parse(ip) || !printable_ascii(hostname) || !printable_ascii(client_id))
+            continue;
         l.mac = std::move(mac);
         l.ip = std::move(ip);
         if (hostname != "*") l.hostname = std::move(hostname);

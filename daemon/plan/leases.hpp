@@ -23,7 +23,8 @@ struct Lease {
 };
 
 // The IPv4 leases of the file, in file order. Lines that do not have the
-// shape above (DHCPv6 "duid" lines and IPv6 leases included) are skipped.
+// shape above (DHCPv6 "duid" lines and IPv6 leases included, and host names
+// or client ids that are not printable ASCII) are skipped.
 std::vector<Lease> parse_leases(const std::string& text);
 
 // {"mac", "ip", "hostname"?, "client_id"?, "expiry"}: the optional keys only

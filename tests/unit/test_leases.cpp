@@ -53,6 +53,18 @@ TEST_CASE("Malformed lines, DHCPv6 lines and blank lines are skipped", "[leases]
     CHECK(parse_leases("").empty());
 }
 
+TEST_CASE("Lines with host names or client ids that are not printable ASCII are skipped", "[leases]")
+{
+    const auto leases = parse_leases("1718000000 52:54:00:00:00:01 10.0.0.5 w\xff"
+                                     "b *\n"
+                                     "1718000000 52:54:00:00:00:02 10.0.0.6 n\xc3\xa9t *\n"
+                                     "1718000000 52:54:00:00:00:03 10.0.0.7 * 01:\x01\n"
+                                     "1718000000 52:54:00:00:00:04 10.0.0.8 ok *\n");
+    REQUIRE(leases.size() == 1);
+    CHECK(leases[0].hostname == "ok");
+    CHECK_NOTHROW(kvmnet::plan::to_json(leases).dump());
+}
+
 TEST_CASE("Lease JSON leaves out unknown host names and client ids", "[leases]")
 {
     const auto leases = parse_leases("1718000000 52:54:00:12:34:56 192.168.122.100 web 01:aa\n"
