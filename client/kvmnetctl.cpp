@@ -63,6 +63,7 @@ const char* usage_text =
     "  forward list NET                  forwards with connection and drop counters\n"
     "  stats NET                         drop counters of the network's rules, forward totals\n"
     "  diagnose NET                      check the network against the kernel (exit 1 when a check fails)\n"
+    "  reload                            make the daemon re-read the stored documents (as SIGHUP)\n"
     "  monitor                           print the daemon's signals until interrupted\n"
     "\n"
     "--json prints read commands' results as JSON. The daemon is reached on the\n"
@@ -471,6 +472,14 @@ int cmd_simple(Context& c, const std::string& verb, const std::vector<std::strin
     return 0;
 }
 
+int cmd_reload(Context& c, const std::vector<std::string>& args)
+{
+    need_args(args, 0, "reload");
+    c.manager.Reload();
+    std::cout << "Stored networks reloaded.\n";
+    return 0;
+}
+
 int cmd_autostart(Context& c, const std::vector<std::string>& args)
 {
     need_args(args, 2, "autostart NET on|off");
@@ -870,9 +879,9 @@ int main(int argc, char** argv)
     }
     const std::string command = args.front();
     args.erase(args.begin());
-    static const std::vector<std::string> commands = {"list",      "show",    "create", "start",   "stop",   "delete",
-                                                      "autostart", "confirm", "set",    "port",    "leases", "host",
-                                                      "monitor",   "forward", "stats",  "diagnose"};
+    static const std::vector<std::string> commands = {"list",      "show",    "create", "start",    "stop",   "delete",
+                                                      "autostart", "confirm", "set",    "port",     "leases", "host",
+                                                      "monitor",   "forward", "stats",  "diagnose", "reload"};
     if (std::find(commands.begin(), commands.end(), command) == commands.end()) {
         std::cerr << "kvmnetctl: unknown command '" << command << "' (see kvmnetctl --help)\n";
         return 2;
@@ -901,6 +910,7 @@ int main(int argc, char** argv)
         if (command == "forward") return cmd_forward(c, args);
         if (command == "stats") return cmd_stats(c, args);
         if (command == "diagnose") return cmd_diagnose(c, args);
+        if (command == "reload") return cmd_reload(c, args);
         if (command == "stop" || command == "delete") return cmd_simple(c, command, args);
         if (command == "autostart") return cmd_autostart(c, args);
         throw UsageError("unknown command '" + command + "'");

@@ -121,7 +121,7 @@ log "3b. Reload() over the bus applies edited documents"
 rm "$T/state/networks/c.json"
 jq '.autostart = false' "$T/state/networks/b.json" >"$T/b.json"
 mv "$T/b.json" "$T/state/networks/b.json"
-dbus-send --system --print-reply --dest=org.kvmnet1 /org/kvmnet1 org.kvmnet1.Manager.Reload >/dev/null
+assert_eq "$(ctl reload)" "Stored networks reloaded." "kvmnetctl reload (Manager.Reload)"
 expect_error NotFound show c
 if ip -n "$H" link show kvmbr3 >/dev/null 2>&1; then fail "kvmbr3 still there after c's file was removed and Reload()"; fi
 assert_eq "$(ctl show b --json | jq -r .autostart)" false "b.autostart after Reload()"
