@@ -331,6 +331,13 @@ bus_start() {
   </policy>
 </busconfig>
 EOF
+    bus_launch
+}
+
+# bus_launch: a private dbus-daemon with the configuration in $T/bus.conf
+# (tests with a policy of their own write it, then call this); sets BUS_PID
+# (cleanup stops it) and exports DBUS_SYSTEM_BUS_ADDRESS.
+bus_launch() {
     : >"$T/bus.addr"
     dbus-daemon --config-file="$T/bus.conf" --nofork --nopidfile --print-address=3 \
         3>"$T/bus.addr" >"$T/dbus.log" 2>&1 &

@@ -56,13 +56,7 @@ policy_bus_start() {
   <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
 </busconfig>
 EOF
-    : >"$T/bus.addr"
-    dbus-daemon --config-file="$T/bus.conf" --nofork --nopidfile --print-address=3 \
-        3>"$T/bus.addr" >"$T/dbus.log" 2>&1 &
-    BUS_PID=$!
-    retry 50 test -s "$T/bus.addr" || fail "dbus-daemon did not start: $(cat "$T/dbus.log")"
-    DBUS_SYSTEM_BUS_ADDRESS=$(head -n1 "$T/bus.addr")
-    export DBUS_SYSTEM_BUS_ADDRESS
+    bus_launch
 }
 
 nat_topology

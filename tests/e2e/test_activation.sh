@@ -51,13 +51,7 @@ cat >"$T/bus.conf" <<CONF
   </policy>
 </busconfig>
 CONF
-: >"$T/bus.addr"
-dbus-daemon --config-file="$T/bus.conf" --nofork --nopidfile --print-address=3 \
-    3>"$T/bus.addr" >"$T/dbus.log" 2>&1 &
-BUS_PID=$!
-retry 50 test -s "$T/bus.addr" || fail "dbus-daemon did not start: $(cat "$T/dbus.log")"
-DBUS_SYSTEM_BUS_ADDRESS=$(head -n1 "$T/bus.addr")
-export DBUS_SYSTEM_BUS_ADDRESS
+bus_launch
 
 bus_call() { dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus "$@"; }
 # owner_pid: the pid of org.kvmnet1's owner, as the bus daemon knows it.
