@@ -4,10 +4,7 @@
 #include <cstdint>
 
 namespace kvmnet {
-namespace {
 
-// The length of the well-formed UTF-8 sequence at s[i] that is not a control
-// character (C0, DEL, C1), or 0.
 std::size_t printable_sequence(const std::string& s, std::size_t i)
 {
     const auto c = static_cast<unsigned char>(s[i]);
@@ -33,7 +30,15 @@ std::size_t printable_sequence(const std::string& s, std::size_t i)
     return length;
 }
 
-}  // namespace
+bool printable_utf8(const std::string& s)
+{
+    for (std::size_t i = 0; i < s.size();) {
+        const std::size_t n = printable_sequence(s, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
 
 std::string printable_message(const std::string& message)
 {

@@ -4,6 +4,7 @@
 #include "model/forward.hpp"
 #include "model/network.hpp"
 #include "plan/planner.hpp"
+#include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -17,26 +18,7 @@ using namespace kvmnet;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir()
-    {
-        std::string pattern = (fs::temp_directory_path() / "kvmnet-unit-XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
+using kvmnet::testing::TempDir;
 
 // A firewall whose every transaction raises the generation, as the kernel's.
 class GenerationFirewall : public plan::FirewallAdapter {
@@ -101,7 +83,7 @@ TEST_CASE("CommittedTable writes only what the kernel does not have already", "[
 {
     TempDir tmp;
     GenerationFirewall firewall;
-    core::CommittedTable committed(firewall, tmp.path() + "/nftables.committed");
+    core::CommittedTable committed(firewall, tmp.path + "/nftables.committed");
     const plan::Table table = plan::build_ruleset({network_with({80})});
 
     CHECK(committed.apply(table));
@@ -109,7 +91,7 @@ TEST_CASE("CommittedTable writes only what the kernel does not have already", "[
 
     SECTION("the same table again (a restarted daemon adopting) is not written")
     {
-        core::CommittedTable restarted(firewall, tmp.path() + "/nftables.committed");
+        core::CommittedTable restarted(firewall, tmp.path + "/nftables.committed");
         CHECK_FALSE(restarted.apply(table));
         CHECK(firewall.writes == 1);
     }

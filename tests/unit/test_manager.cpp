@@ -24,6 +24,7 @@
 #include "plan/planner.hpp"
 #include "plan/ruleset.hpp"
 #include "store/files.hpp"
+#include "temp_dir.hpp"
 
 #include "document_util.hpp"
 
@@ -787,24 +788,7 @@ public:
     std::vector<std::string> repairs;  // "NETWORK WHAT: DETAIL"
 };
 
-class TempDir {
-public:
-    TempDir()
-    {
-        char pattern[] = "/tmp/kvmnet-manager-test-XXXXXX";
-        const char* made = ::mkdtemp(pattern);
-        REQUIRE(made != nullptr);
-        path = made;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string path;
-};
+using kvmnet::testing::TempDir;
 
 // ---- the host the tests run on ---------------------------------------------
 

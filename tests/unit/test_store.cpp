@@ -4,6 +4,7 @@
 #include "model/network.hpp"
 #include "store/files.hpp"
 #include "store/store.hpp"
+#include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -20,28 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A mkdtemp directory, removed recursively on destruction.
-class TempDir {
-public:
-    TempDir()
-    {
-        std::string pattern = (fs::temp_directory_path() / "kvmnet-unit-XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
+using kvmnet::testing::TempDir;
 
 Network network(const std::string& text) { return kvmnet::model::parse_network(text); }
 
@@ -74,12 +54,12 @@ std::vector<std::string> directory_entries(const std::string& dir)
 TEST_CASE("Saved networks load back equal, in name order", "[store]")
 {
     TempDir tmp;
-    const kvmnet::store::Store store(tmp.path());
-    CHECK(fs::is_directory(tmp.path() + "/networks"));
+    const kvmnet::store::Store store(tmp.path);
+    CHECK(fs::is_directory(tmp.path + "/networks"));
     store.save(second());
     store.save(first());
-    CHECK(store.path_of("lab") == tmp.path() + "/networks/lab.json");
-    CHECK(directory_entries(tmp.path() + "/networks") == std::vector<std::string>{"default.json", "lab.json"});
+    CHECK(store.path_of("lab") == tmp.path + "/networks/lab.json");
+    CHECK(directory_entries(tmp.path + "/networks") == std::vector<std::string>{"default.json", "lab.json"});
 
     std::vector<std::string> problems;
     const auto loaded = store.load_all(problems);
@@ -91,7 +71,7 @@ TEST_CASE("Saved networks load back equal, in name order", "[store]")
     SECTION("a second Store on the same directory sees the same networks")
     {
         std::vector<std::string> again_problems;
-        CHECK(kvmnet::store::Store(tmp.path()).load_all(again_problems) == loaded);
+        CHECK(kvmnet::store::Store(tmp.path).load_all(again_problems) == loaded);
         CHECK(again_problems.empty());
     }
     SECTION("saving again replaces the document")
@@ -110,16 +90,16 @@ TEST_CASE("An empty store loads nothing and reports nothing", "[store]")
 {
     TempDir tmp;
     std::vector<std::string> problems;
-    CHECK(kvmnet::store::Store(tmp.path()).load_all(problems).empty());
+    CHECK(kvmnet::store::Store(tmp.path).load_all(problems).empty());
     CHECK(problems.empty());
 }
 
 TEST_CASE("Bad files are reported in problems and skipped while valid ones load", "[store]")
 {
     TempDir tmp;
-    const kvmnet::store::Store store(tmp.path());
+    const kvmnet::store::Store store(tmp.path);
     store.save(second());
-    const std::string dir = tmp.path() + "/networks";
+    const std::string dir = tmp.path + "/networks";
     kvmnet::store::write_atomic(dir + "/broken.json", "{\"name\": \"broken\", ");
     // A valid document stored under the wrong file name.
     kvmnet::store::write_atomic(dir + "/other.json", kvmnet::model::to_json(first()).dump());
@@ -146,7 +126,7 @@ TEST_CASE("Bad files are reported in problems and skipped while valid ones load"
 TEST_CASE("remove deletes a stored network and tolerates an absent one", "[store]")
 {
     TempDir tmp;
-    const kvmnet::store::Store store(tmp.path());
+    const kvmnet::store::Store store(tmp.path);
     store.save(first());
     store.save(second());
     store.remove("default");
@@ -162,18 +142,18 @@ TEST_CASE("remove deletes a stored network and tolerates an absent one", "[store
 TEST_CASE("write_atomic replaces the contents and leaves no temporary file", "[store][files]")
 {
     TempDir tmp;
-    const std::string path = tmp.path() + "/file.conf";
+    const std::string path = tmp.path + "/file.conf";
     kvmnet::store::write_atomic(path, "first version, rather long\n");
     CHECK(kvmnet::store::read_file(path) == std::string("first version, rather long\n"));
     kvmnet::store::write_atomic(path, "second\n");
     CHECK(kvmnet::store::read_file(path) == std::string("second\n"));
     kvmnet::store::write_atomic(path, "");
     CHECK(kvmnet::store::read_file(path) == std::string());
-    CHECK(directory_entries(tmp.path()) == std::vector<std::string>{"file.conf"});
+    CHECK(directory_entries(tmp.path) == std::vector<std::string>{"file.conf"});
 
     SECTION("with the requested permissions, whatever the umask")
     {
-        const std::string secret = tmp.path() + "/secret";
+        const std::string secret = tmp.path + "/secret";
         const mode_t old = ::umask(0077);
         kvmnet::store::write_atomic(secret, "x", 0640);
         ::umask(old);
@@ -192,27 +172,27 @@ TEST_CASE("write_atomic replaces the contents and leaves no temporary file", "[s
 TEST_CASE("write_atomic into a missing directory throws kvmnet::Error and creates nothing", "[store][files]")
 {
     TempDir tmp;
-    const std::string path = tmp.path() + "/missing/file.conf";
+    const std::string path = tmp.path + "/missing/file.conf";
     try {
         kvmnet::store::write_atomic(path, "x");
         FAIL("write_atomic succeeded in a missing directory");
     } catch (const kvmnet::Error& e) {
         CHECK(e.kind() == kvmnet::ErrorKind::Kernel);
-        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains(tmp.path() + "/missing/"));
+        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains(tmp.path + "/missing/"));
     }
-    CHECK(directory_entries(tmp.path()).empty());
+    CHECK(directory_entries(tmp.path).empty());
 }
 
 TEST_CASE("read_file of a missing file is empty, not an error", "[store][files]")
 {
     TempDir tmp;
-    CHECK_FALSE(kvmnet::store::read_file(tmp.path() + "/nope"));
+    CHECK_FALSE(kvmnet::store::read_file(tmp.path + "/nope"));
 }
 
 TEST_CASE("The forwards journal replays onto the document, idempotently, ignoring a torn last line", "[store]")
 {
     TempDir tmp;
-    kvmnet::store::Store store(tmp.path());
+    kvmnet::store::Store store(tmp.path);
     Network n = kvmnet::model::parse_network(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5",
         "ipv4": {"address": "10.5.0.1/24"},
         "forwards": [{"proto": "tcp", "host_port": 80, "guest": "10.5.0.10", "guest_port": 80}]})");
@@ -240,7 +220,7 @@ TEST_CASE("The forwards journal replays onto the document, idempotently, ignorin
     SECTION("replaying onto a document that already holds the changes gives the same")
     {
         // As after a crash between writing the document and dropping the journal.
-        const std::string journal = tmp.path() + "/networks/web.forwards";
+        const std::string journal = tmp.path + "/networks/web.forwards";
         const std::string lines = *kvmnet::store::read_file(journal);
         std::vector<std::string> none;
         Network folded = store.load_all(none)[0];
@@ -253,7 +233,7 @@ TEST_CASE("The forwards journal replays onto the document, idempotently, ignorin
         // A crash between save() writing the document and dropping the
         // journal: the document overrules the journal, which must not bring
         // back a forward the new document removed.
-        const std::string journal = tmp.path() + "/networks/web.forwards";
+        const std::string journal = tmp.path + "/networks/web.forwards";
         const std::string lines = *kvmnet::store::read_file(journal);
         std::vector<std::string> none;
         Network updated = store.load_all(none)[0];
@@ -272,7 +252,7 @@ TEST_CASE("The forwards journal replays onto the document, idempotently, ignorin
     }
     SECTION("a torn last line is ignored silently, a bad line in the middle is reported")
     {
-        const std::string journal = tmp.path() + "/networks/web.forwards";
+        const std::string journal = tmp.path + "/networks/web.forwards";
         const std::string lines = *kvmnet::store::read_file(journal);
         kvmnet::store::write_atomic(journal, lines + R"({"add": [{"proto": "tcp", "host_po)");
         CHECK(ports(problems) == expected);
@@ -286,7 +266,7 @@ TEST_CASE("The forwards journal replays onto the document, idempotently, ignorin
     {
         std::vector<std::string> none;
         store.save(store.load_all(none)[0]);
-        CHECK_FALSE(fs::exists(tmp.path() + "/networks/web.forwards"));
+        CHECK_FALSE(fs::exists(tmp.path + "/networks/web.forwards"));
         CHECK(ports(problems) == expected);
     }
 }
