@@ -22,66 +22,30 @@ namespace {
     throw Error(ErrorKind::Kernel, what + " " + path + ": " + std::strerror(errno));
 }
 
-}  // namespace
-
-void write_atomic(const std::string& path, const std::string& contents, unsigned mode)
-{
-    const std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) fail("cannot create", tmp);
-    std::size_t done = 0;
-    while (done < contents.size()) {
-        ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int saved = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            errno = saved;
-            fail("cannot write", tmp);
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
-        int saved = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        errno = saved;
-        fail("cannot sync", tmp);
-    }
-    ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        int saved = errno;
-        ::unlink(tmp.c_str());
-        errno = saved;
-        fail("cannot rename into place", path);
-    }
-    const std::string dir = std::filesystem::path(path).parent_path().string();
-    int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
-}
-
-void write_replace(const std::string& path, const std::string& contents, unsigned mode)
+// Writes `contents` to PATH.tmp and renames it over `path`; with `sync` the
+// data and then the directory entry are fsynced too.
+void write_via_temp(const std::string& path, const std::string& contents, unsigned mode, bool sync)
 {
     const std::string tmp = path + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) fail("cannot create", tmp);
+    const auto abandon = [&](const char* what) {
+        const int saved = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        errno = saved;
+        fail(what, tmp);
+    };
     std::size_t done = 0;
     while (done < contents.size()) {
         const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-        if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
-            const int saved = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            errno = saved;
-            fail("cannot write", tmp);
+            if (errno == EINTR) continue;
+            abandon("cannot write");
         }
         done += static_cast<std::size_t>(n);
     }
+    if (sync && (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0)) abandon("cannot sync");
     ::close(fd);
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
         const int saved = errno;
@@ -89,6 +53,25 @@ void write_replace(const std::string& path, const std::string& contents, unsigne
         errno = saved;
         fail("cannot rename into place", path);
     }
+    if (!sync) return;
+    const std::string dir = std::filesystem::path(path).parent_path().string();
+    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+}  // namespace
+
+void write_atomic(const std::string& path, const std::string& contents, unsigned mode)
+{
+    write_via_temp(path, contents, mode, true);
+}
+
+void write_replace(const std::string& path, const std::string& contents, unsigned mode)
+{
+    write_via_temp(path, contents, mode, false);
 }
 
 std::optional<std::string> read_file(const std::string& path)
