@@ -313,13 +313,7 @@ veth_pair() {
 # ---------------------------------------------------------------- bus and daemon
 
 bus_start() {
-    cat >"$T/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$T/bus</listen>
-  <auth>EXTERNAL</auth>
+    bus_launch <<EOF
   <policy context="default">
     <allow user="*"/>
     <allow own="*"/>
@@ -329,15 +323,27 @@ bus_start() {
     <allow receive_sender="*"/>
     <allow eavesdrop="true"/>
   </policy>
-</busconfig>
 EOF
-    bus_launch
 }
 
-# bus_launch: a private dbus-daemon with the configuration in $T/bus.conf
-# (tests with a policy of their own write it, then call this); sets BUS_PID
-# (cleanup stops it) and exports DBUS_SYSTEM_BUS_ADDRESS.
+# bus_launch <<EOF ... EOF: a private dbus-daemon, a system-type bus on
+# $T/bus with EXTERNAL authentication, configured by the policies (and
+# includes, service directories) read from stdin; tests with a policy of
+# their own call it directly. Sets BUS_PID (cleanup stops it) and exports
+# DBUS_SYSTEM_BUS_ADDRESS.
 bus_launch() {
+    {
+        cat <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$T/bus</listen>
+  <auth>EXTERNAL</auth>
+EOF
+        cat
+        echo '</busconfig>'
+    } >"$T/bus.conf"
     : >"$T/bus.addr"
     dbus-daemon --config-file="$T/bus.conf" --nofork --nopidfile --print-address=3 \
         3>"$T/bus.addr" >"$T/dbus.log" 2>&1 &

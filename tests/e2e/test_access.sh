@@ -30,13 +30,7 @@ command -v setpriv >/dev/null || skip "setpriv (util-linux) is needed to run a c
 # kvmnet's dbus/org.kvmnet1.conf and polkit's. So the calls below pass the
 # bus policy a real system bus would apply.
 policy_bus_start() {
-    cat >"$T/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$T/bus</listen>
-  <auth>EXTERNAL</auth>
+    bus_launch <<EOF
   <policy context="default">
     <allow user="*"/>
     <deny own="*"/>
@@ -54,9 +48,7 @@ policy_bus_start() {
   </policy>
   <include>$SRCDIR/dbus/org.kvmnet1.conf</include>
   <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
-</busconfig>
 EOF
-    bus_launch
 }
 
 nat_topology

@@ -33,13 +33,7 @@ Exec=/bin/sh -c 'exec env DBUS_SYSTEM_BUS_ADDRESS=unix:path=$T/bus ip netns exec
 User=root
 SystemdService=dbus-org.kvmnet1.service
 SERVICE
-cat >"$T/bus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$T/bus</listen>
-  <auth>EXTERNAL</auth>
+bus_launch <<CONF
   <servicedir>$T/services</servicedir>
   <policy context="default">
     <allow user="*"/>
@@ -49,9 +43,7 @@ cat >"$T/bus.conf" <<CONF
     <allow send_destination="*"/>
     <allow receive_sender="*"/>
   </policy>
-</busconfig>
 CONF
-bus_launch
 
 bus_call() { dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus "$@"; }
 # owner_pid: the pid of org.kvmnet1's owner, as the bus daemon knows it.
