@@ -79,6 +79,26 @@ std::optional<std::string> CommittedTable::current_generation()
     return std::to_string(ns.st_dev) + ":" + std::to_string(ns.st_ino) + " " + std::to_string(*generation);
 }
 
+const std::optional<std::string>& CommittedTable::recorded()
+{
+    if (!loaded_) {
+        record_ = store::read_file(path_);
+        loaded_ = true;
+    }
+    return record_;
+}
+
+void CommittedTable::write_record(const std::optional<std::string>& text)
+{
+    loaded_ = true;
+    record_.reset();  // unknown until written: a failed write leaves no stale copy
+    if (text)
+        store::write_replace(path_, *text, 0644);
+    else
+        store::remove_file(path_);
+    record_ = text;
+}
+
 void CommittedTable::record(const std::optional<std::string>& before, const std::string& fingerprint)
 {
     const auto after = current_generation();
@@ -90,14 +110,11 @@ void CommittedTable::record(const std::optional<std::string>& before, const std:
             ours = before->substr(0, space) == after->substr(0, after->find(' ')) &&
                    std::stoull(after->substr(space + 1)) == std::stoull(before->substr(space + 1)) + 1;
         }
-        if (ours)
-            store::write_replace(path_, *after + " " + fingerprint + "\n", 0644);
-        else
-            store::remove_file(path_);
+        write_record(ours ? std::optional<std::string>(*after + " " + fingerprint + "\n") : std::nullopt);
     } catch (const std::exception& err) {
         log_error("nftables: recording the committed table failed: " + std::string(err.what()));
         try {
-            store::remove_file(path_);
+            write_record(std::nullopt);
         } catch (const std::exception&) {
         }
     }
@@ -107,7 +124,7 @@ bool CommittedTable::apply(const std::optional<plan::Table>& table)
 {
     const std::string wanted = fingerprint(table);
     const auto before = current_generation();
-    if (before && store::read_file(path_) == *before + " " + wanted + "\n") {
+    if (before && recorded() == *before + " " + wanted + "\n") {
         log_debug("nftables: table inet " + std::string(plan::table_name) + " is already as planned; not rewritten");
         return false;
     }
@@ -127,7 +144,7 @@ void CommittedTable::change_elements(const std::vector<plan::ElementChange>& cha
     // the kernel right before it.
     std::optional<std::string> updated;
     if (before) {
-        const auto text = store::read_file(path_);
+        const auto& text = recorded();
         const std::string prefix = *before + " ";
         if (text && text->rfind(prefix, 0) == 0 && text->find("absent") == std::string::npos) {
             std::istringstream fields(text->substr(prefix.size()));

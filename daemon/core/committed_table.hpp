@@ -38,9 +38,15 @@ public:
 private:
     std::optional<std::string> current_generation();
     void record(const std::optional<std::string>& before, const std::string& fingerprint);
+    // The record as last read or written: the file is read once, then kept
+    // in memory (element batches are a hot path).
+    const std::optional<std::string>& recorded();
+    void write_record(const std::optional<std::string>& text);
 
     plan::FirewallAdapter& firewall_;
     std::string path_;
+    bool loaded_ = false;
+    std::optional<std::string> record_;
 };
 
 }  // namespace kvmnet::core
