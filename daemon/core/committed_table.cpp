@@ -138,28 +138,28 @@ bool CommittedTable::apply(const std::optional<plan::Table>& table)
 
 void CommittedTable::change_elements(const std::vector<plan::ElementChange>& changes)
 {
-    const auto before = current_generation();
-    firewall_.change_elements(plan::table_name, changes);
-    // The record's element sum follows the change, if the record described
-    // the kernel right before it.
-    std::optional<std::string> updated;
-    if (before) {
-        const auto& text = recorded();
-        const std::string prefix = *before + " ";
-        if (text && text->rfind(prefix, 0) == 0 && text->find("absent") == std::string::npos) {
-            std::istringstream fields(text->substr(prefix.size()));
-            std::string rules, elements;
-            fields >> rules >> elements;
+    // The record names the generation it was taken at. No generation query
+    // before the batch (this is the per-forward path): if anyone else
+    // committed since the record, the generation after ours is not the
+    // record's plus one, and record() drops it.
+    std::optional<std::string> before, updated;
+    const auto& text = recorded();
+    if (text && text->find("absent") == std::string::npos) {
+        std::istringstream fields(*text);
+        std::string ns, generation, rules, elements;
+        if (fields >> ns >> generation >> rules >> elements) {
             try {
                 std::uint64_t sum = std::stoull(elements, nullptr, 16);
                 for (const plan::ElementChange& c : changes)
                     for (const plan::SetElement& e : c.elements)
                         sum = c.add ? sum + element_hash(c.set->name, e) : sum - element_hash(c.set->name, e);
+                before = ns + " " + generation;
                 updated = rules + " " + hex(sum);
             } catch (const std::exception&) {
             }
         }
     }
+    firewall_.change_elements(plan::table_name, changes);
     if (updated)
         record(before, *updated);
     else
