@@ -5,19 +5,21 @@
 #include <arpa/inet.h>
 
 #include <array>
+#include <charconv>
 #include <cstdlib>
 #include <sstream>
 
 namespace kvmnet::plan {
 namespace {
 
+// from_chars on the text itself: no temporary string (g++ 12 at -O3 warned
+// a false use-after-free on the substr() this used to take).
 bool hex_word(const std::string& text, std::size_t at, std::uint32_t& out)
 {
     if (at + 8 > text.size()) return false;
-    char* end = nullptr;
-    const std::string word = text.substr(at, 8);
-    out = static_cast<std::uint32_t>(std::strtoul(word.c_str(), &end, 16));
-    return end == word.c_str() + 8;
+    const char* first = text.data() + at;
+    const auto [end, error] = std::from_chars(first, first + 8, out, 16);
+    return error == std::errc{} && end == first + 8;
 }
 
 // "0100007F:1F90" -> 127.0.0.1, 8080 (the words are in host byte order).
