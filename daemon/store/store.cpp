@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -76,12 +77,21 @@ void replay_journal(nlohmann::json& document, const std::string& document_text, 
         ++number;
         const bool last = in.peek() == std::char_traits<char>::eof();
         const std::string where = path + ":" + std::to_string(number) + ": ";
-        json change;
-        try {
-            change = json::parse(line);
-        } catch (const json::parse_error&) {
-            if (!(last && journal.back() != '\n')) problems.push_back(where + "not JSON; line skipped");
-            continue;
+        json change = json::parse(line, nullptr, false);
+        if (change.is_discarded()) {
+            if (last && journal.back() != '\n') continue;  // cut short: its call never returned
+            // A line a successful call wrote, glued onto the fragment of a
+            // failed write (journals of versions that left such fragments):
+            // the change is the longest suffix that is a change of its own.
+            for (std::size_t at = line.find("{\"", 1); at != std::string::npos; at = line.find("{\"", at + 1)) {
+                change = json::parse(line.substr(at), nullptr, false);
+                if (change.is_object() && (change.contains("add") || change.contains("remove"))) break;
+                change = json(json::value_t::discarded);
+            }
+            if (change.is_discarded()) {
+                problems.push_back(where + "not JSON; line skipped");
+                continue;
+            }
         }
         if (change.is_object() && change.contains("base")) {
             // Written before the document was last saved: already in it, or overruled by it.
@@ -113,24 +123,70 @@ void replay_journal(nlohmann::json& document, const std::string& document_text, 
         if (alive[i]) forwards.push_back(std::move(entries[i]));
 }
 
+// A failed append (a full disk: short write) may have left part of its line,
+// and a crash can cut one short too. The journal must still end at a line
+// boundary before the next line goes on, or that line is glued onto the
+// fragment and lost at load although its call succeeded.
+void trim_partial_line(int fd, const std::string& path)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw Error(ErrorKind::Kernel, "cannot stat " + path + ": " + std::strerror(errno));
+    off_t end = st.st_size;
+    char buffer[4096];
+    while (end > 0) {
+        const off_t start = end > static_cast<off_t>(sizeof buffer) ? end - static_cast<off_t>(sizeof buffer) : 0;
+        const ssize_t n = ::pread(fd, buffer, static_cast<std::size_t>(end - start), start);
+        if (n != end - start)
+            throw Error(ErrorKind::Kernel,
+                        "cannot read " + path + ": " + (n < 0 ? std::strerror(errno) : "short read"));
+        const char* newline = static_cast<const char*>(::memrchr(buffer, '\n', static_cast<std::size_t>(n)));
+        if (newline) {
+            end = start + (newline - buffer) + 1;
+            break;
+        }
+        end = start;
+    }
+    if (end != st.st_size && ::ftruncate(fd, end) != 0)
+        throw Error(ErrorKind::Kernel, "cannot truncate " + path + ": " + std::strerror(errno));
+}
+
 void append_line(const std::string& path, const std::string& document_path, const std::string& line)
 {
     std::string text = line + "\n";
-    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    bool created = false;
+    int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) {
         // A new journal: the header goes in the same write(2) as the first change.
+        created = true;
         const auto document = read_file(document_path);
         text = nlohmann::json{{"base", document_hash(document.value_or(""))}}.dump() + "\n" + text;
     } else if (errno == EEXIST) {
-        fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+        fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
     }
     if (fd < 0) throw Error(ErrorKind::Kernel, "cannot open " + path + ": " + std::strerror(errno));
+    off_t size = 0;
+    try {
+        if (!created) trim_partial_line(fd, path);
+        size = ::lseek(fd, 0, SEEK_END);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
     const ssize_t n = ::write(fd, text.data(), text.size());
     const int error = errno;
-    ::close(fd);
-    if (n != static_cast<ssize_t>(text.size()))
+    if (n != static_cast<ssize_t>(text.size())) {
+        // All or nothing: what part of the line reached the file goes again
+        // (if this fails too, the next append trims it).
+        if (created) {
+            ::unlink(path.c_str());
+        } else if (n > 0 && size >= 0) {
+            [[maybe_unused]] const int ignored = ::ftruncate(fd, size);
+        }
+        ::close(fd);
         throw Error(ErrorKind::Kernel,
                     "cannot append to " + path + ": " + (n < 0 ? std::strerror(error) : std::string("short write")));
+    }
+    ::close(fd);
 }
 
 }  // namespace
