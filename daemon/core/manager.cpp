@@ -296,9 +296,9 @@ void Manager::load()
         if (!e.spec.autostart && !was_active) continue;
         log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"));
         if (was_active && e.spec.mode != model::Mode::bridge) {
-            // A crash between a live Update's kernel change and its save
-            // leaves the bridge with options the stored document does not
-            // have; setting them again changes nothing when they match.
+            // A crash between a live Update's save and its kernel change
+            // leaves the bridge without options the stored document has;
+            // setting them again changes nothing when they match.
             try {
                 const auto bridge = links_.find_link(e.spec.bridge);
                 if (bridge && bridge->alias == plan::owner_alias(name))
@@ -416,17 +416,36 @@ std::string Manager::create(const std::string& document)
 void Manager::remove(const std::string& name)
 {
     Entry& e = entry(name);
+    // A document that cannot be removed (a read-only state directory) fails
+    // the call before anything is stopped.
+    store_.check_writable();
     // Marked first: a daemon killed during the deletion finishes it at its
     // next start (load) instead of leaving the network stopped but there.
     const std::string marker = delete_marker(name);
     store::write_atomic(marker, "1\n", 0644);
+    const bool was_running = is_running(e.state);
+    bool stopped = false;
     try {
         if (e.state != State::inactive) stop(name);
+        stopped = true;
+        delete_stopped(e);
     } catch (...) {
-        store::remove_file(marker);
+        // The deletion did not happen: its marker must not finish it at a
+        // later start. A network stopped for it runs again.
+        try {
+            store::remove_file(marker);
+        } catch (const std::exception& err) {
+            log_error("network " + name + ": " + err.what());
+        }
+        if (stopped && was_running) {
+            try {
+                bring_up(e);
+            } catch (const std::exception& err) {
+                log_error("network " + name + ": starting it again after the failed deletion: " + err.what());
+            }
+        }
         throw;
     }
-    delete_stopped(e);
     store::remove_file(marker);
 }
 
@@ -438,6 +457,8 @@ std::string Manager::delete_marker(const std::string& name) const
 void Manager::delete_stopped(Entry& e)
 {
     const std::string name = e.spec.name;
+    // The document first: when it cannot go, nothing else does.
+    store_.remove(name);
     // Taps the daemon created belong to the network and go with it.
     for (const model::Port& p : e.spec.ports) {
         if (!p.tap || !links_.find_link(p.name)) continue;
@@ -447,7 +468,6 @@ void Manager::delete_stopped(Entry& e)
             log_error("network " + name + ": deleting tap " + p.name + ": " + err.what());
         }
     }
-    store_.remove(name);
     networks_.erase(name);
     log_info("network " + name + ": deleted");
     if (listener_) listener_->network_removed(name);
@@ -567,9 +587,7 @@ void Manager::update(const std::string& name, const std::string& document)
             return;
         }
     }
-    if (update_live(e, n)) {
-        store_.save(n);
-        e.spec = std::move(n);
+    if (update_live(e, n)) {  // stores n itself, before the kernel changes
         if (listener_) listener_->network_changed(name);
         return;
     }

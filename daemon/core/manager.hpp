@@ -248,6 +248,9 @@ private:
     void note_fdb(Entry& e, const std::string& mac, int port_index, std::uint64_t now);
     // Applies a new document to a running network without a restart when
     // only bridge settings, autostart and ports differ; false otherwise.
+    // All or nothing: the document is stored first (a failed save changes
+    // nothing), and a kernel step that fails restores the old document on
+    // disk, in memory and (best effort) in the kernel.
     bool update_live(Entry& e, const model::Network& next);
     std::unique_ptr<EventSource> fdb_timer_;
     // Adds (or removes) the forwards' elements on a running network, then

@@ -250,8 +250,20 @@ void Store::save(const model::Network& network) const
 
 void Store::remove(const std::string& name) const
 {
+    // The document decides: once it is gone the network is. A journal left
+    // behind names another document as its base, so a later network of this
+    // name ignores it.
     remove_file(path_of(name));
-    remove_file(journal_of(name));
+    try {
+        remove_file(journal_of(name));
+    } catch (const Error&) {
+    }
+}
+
+void Store::check_writable() const
+{
+    if (::access(dir_.c_str(), W_OK) != 0)
+        throw Error(ErrorKind::Kernel, "the state directory " + dir_ + " is not writable: " + std::strerror(errno));
 }
 
 }  // namespace kvmnet::store

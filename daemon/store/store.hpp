@@ -22,7 +22,11 @@ public:
     // Writes the whole document (fsynced) and then drops its journal, whose
     // changes the document now holds.
     void save(const model::Network& network) const;
+    // Removes the document (throws when it cannot), then its journal.
     void remove(const std::string& name) const;
+    // Throws Kernel when no file can be written or removed in the directory
+    // (read-only file system, immutable directory), before a change starts.
+    void check_writable() const;
     std::string path_of(const std::string& name) const;
     std::string journal_of(const std::string& name) const;
 
