@@ -75,7 +75,10 @@ public:
     // autostart and those the runtime directory records as active.
     void load();
     // Re-reads the store: new networks appear, removed ones are stopped and
-    // vanish, changed ones are updated (restarted when active).
+    // vanish, changed ones are updated (restarted when active). A document
+    // that does not load leaves its network exactly as it is (reported in
+    // its state reason); after everything else is reloaded, reload throws
+    // InvalidArgument naming every such file.
     void reload();
 
     std::vector<std::string> names() const;
@@ -185,6 +188,14 @@ private:
         std::uint64_t mac_conflict_usec = 0;
         std::unique_ptr<LeaseWatch> lease_watch;  // while running with DHCP
         std::size_t journal_lines = 0;            // forward changes since the document was written
+        // The stored document does not load (a hand edit gone wrong): why.
+        // The network keeps the configuration it had (or, adopted at start,
+        // the last document the daemon stored) until the file is fixed and
+        // reloaded; running, it shows degraded with this reason.
+        std::string stored_problem;
+        // Adopted at start from what ran under its name, without any
+        // document: only stopping it is possible.
+        bool without_document = false;
         // Self-healing (core/manager_repair.cpp).
         std::unique_ptr<EventSource> repair_timer;  // a link repair is scheduled
         std::string firewall_problem;               // while a firewall repair is pending or failed

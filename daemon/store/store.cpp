@@ -19,7 +19,11 @@
 
 namespace kvmnet::store {
 
-Store::Store(std::string state_dir) : dir_(std::move(state_dir) + "/networks") { make_directories(dir_, 0755); }
+Store::Store(std::string state_dir, std::string mirror_dir)
+    : dir_(std::move(state_dir) + "/networks"), mirror_dir_(std::move(mirror_dir))
+{
+    make_directories(dir_, 0755);
+}
 
 std::string Store::path_of(const std::string& name) const { return dir_ + "/" + name + ".json"; }
 
@@ -207,45 +211,91 @@ void Store::journal_remove(const std::string& name, const model::ForwardKey& key
     append_line(journal_of(name), path_of(name), nlohmann::json{{"remove", removed}}.dump());
 }
 
-std::vector<model::Network> Store::load_all(std::vector<std::string>& problems) const
+namespace {
+
+// The network of document `text` with the journal `journal_path` replayed.
+model::Network parse_stored(const std::string& text, const std::string& journal_path,
+                            std::vector<std::string>& problems)
 {
-    std::vector<model::Network> result;
+    if (const auto journal = read_file(journal_path); journal && !journal->empty()) {
+        nlohmann::json document;
+        try {
+            document = nlohmann::json::parse(text);
+        } catch (const nlohmann::json::parse_error& e) {
+            throw Error(ErrorKind::InvalidArgument, std::string("not valid JSON: ") + e.what());
+        }
+        if (document.is_object()) replay_journal(document, text, *journal, problems, journal_path);
+        return model::parse_network(document);
+    }
+    return model::parse_network(text);
+}
+
+}  // namespace
+
+Store::Loaded Store::load(std::vector<std::string>& problems) const
+{
+    Loaded result;
     std::vector<std::filesystem::path> files;
     for (const auto& entry : std::filesystem::directory_iterator(dir_))
         if (entry.path().extension() == ".json") files.push_back(entry.path());
     std::sort(files.begin(), files.end());
     for (const auto& file : files) {
+        const std::string stem = file.stem().string();
         try {
             auto text = read_file(file.string());
             if (!text) throw Error(ErrorKind::Kernel, "cannot read");
-            const std::string stem = file.stem().string();
-            model::Network n;
-            if (const auto journal = read_file(journal_of(stem)); journal && !journal->empty()) {
-                nlohmann::json document;
-                try {
-                    document = nlohmann::json::parse(*text);
-                } catch (const nlohmann::json::parse_error& e) {
-                    throw Error(ErrorKind::InvalidArgument, std::string("not valid JSON: ") + e.what());
-                }
-                if (document.is_object()) replay_journal(document, *text, *journal, problems, journal_of(stem));
-                n = model::parse_network(document);
-            } else {
-                n = model::parse_network(*text);
-            }
+            model::Network n = parse_stored(*text, journal_of(stem), problems);
             if (n.name + ".json" != file.filename().string())
                 throw Error(ErrorKind::InvalidArgument, "name '" + n.name + "' does not match the file name");
-            result.push_back(std::move(n));
+            mirror(n.name, *text);
+            result.networks.push_back(std::move(n));
         } catch (const Error& e) {
-            problems.push_back(file.string() + ": " + e.what());
+            result.unreadable[stem] = file.string() + ": " + e.what();
         }
     }
     return result;
 }
 
+std::vector<model::Network> Store::load_all(std::vector<std::string>& problems) const
+{
+    Loaded loaded = load(problems);
+    for (const auto& [name, problem] : loaded.unreadable)
+        problems.push_back(problem);
+    return std::move(loaded.networks);
+}
+
+std::optional<model::Network> Store::last_good(const std::string& name, std::vector<std::string>& problems) const
+{
+    if (mirror_dir_.empty()) return std::nullopt;
+    const auto text = read_file(mirror_dir_ + "/" + name + ".json");
+    if (!text) return std::nullopt;
+    try {
+        model::Network n = parse_stored(*text, journal_of(name), problems);
+        if (n.name == name) return n;
+    } catch (const Error& e) {
+        problems.push_back(mirror_dir_ + "/" + name + ".json: " + e.what());
+    }
+    return std::nullopt;
+}
+
+void Store::mirror(const std::string& name, const std::string& text) const
+{
+    if (mirror_dir_.empty()) return;
+    // Best effort: without a copy a broken document later means a network
+    // that cannot be adopted, nothing worse.
+    try {
+        make_directories(mirror_dir_, 0755);
+        write_replace(mirror_dir_ + "/" + name + ".json", text, 0644);
+    } catch (const Error&) {
+    }
+}
+
 void Store::save(const model::Network& network) const
 {
-    write_atomic(path_of(network.name), model::to_json(network).dump(2) + "\n", 0644);
+    const std::string text = model::to_json(network).dump(2) + "\n";
+    write_atomic(path_of(network.name), text, 0644);
     remove_file(journal_of(network.name));
+    mirror(network.name, text);
 }
 
 void Store::remove(const std::string& name) const
@@ -256,6 +306,7 @@ void Store::remove(const std::string& name) const
     remove_file(path_of(name));
     try {
         remove_file(journal_of(name));
+        if (!mirror_dir_.empty()) remove_file(mirror_dir_ + "/" + name + ".json");
     } catch (const Error&) {
     }
 }

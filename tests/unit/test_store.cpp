@@ -372,3 +372,32 @@ TEST_CASE("Regression: a line appended after a fragment of a failed write is not
         CHECK(problems.empty());
     }
 }
+
+TEST_CASE("A document that does not load is named in unreadable; the mirror keeps the last good one", "[store]")
+{
+    TempDir state;
+    TempDir runtime;
+    const std::string mirror = runtime.path + "/.stored";
+    kvmnet::store::Store store(state.path, mirror);
+    store.save(web_network());
+    store.journal_add("web", {forward_to(7001)});
+    CHECK(*kvmnet::store::read_file(mirror + "/web.json") == *kvmnet::store::read_file(store.path_of("web")));
+
+    // A hand edit that does not parse.
+    kvmnet::store::write_atomic(store.path_of("web"), R"({"name": "web", "mode": "nat", "bogus": 1})");
+    std::vector<std::string> problems;
+    const auto loaded = store.load(problems);
+    CHECK(loaded.networks.empty());
+    REQUIRE(loaded.unreadable.count("web") == 1);
+    CHECK(loaded.unreadable.at("web").find("bogus") != std::string::npos);
+    // load() copies only documents that load: the last good one stays, its journal replays onto it.
+    const auto last = store.last_good("web", problems);
+    REQUIRE(last);
+    REQUIRE(last->forwards.size() == 1);
+    CHECK(last->forwards[0].host_port_first == 7001);
+    CHECK(problems.empty());
+
+    store.remove("web");
+    CHECK_FALSE(fs::exists(mirror + "/web.json"));
+    CHECK_FALSE(store.last_good("web", problems));
+}
