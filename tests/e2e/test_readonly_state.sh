@@ -4,6 +4,8 @@
 # own, remounted read-only and writable again.
 #  1. a live `set stp=on` / `set mtu=1400` on a running network fails: the
 #     bridge, `show` and the stored document keep the old values.
+#  1b. forward add, host add and an Update fail the same way; the table,
+#     dnsmasq.hosts, `show` and the disk are unchanged.
 #  2. `delete` fails: the network keeps running, no deletion marker is left;
 #     with the state dir writable again a daemon restart keeps the network.
 set -euo pipefail
@@ -39,6 +41,32 @@ assert_eq "$(bridge_mtu)" "$mtu_before" "MTU of kvmbr1 after the failed set"
 assert_eq "$(ctl show n1 --json | jq -r '.mtu // 0')" "$(jq -r '.mtu // 0' <<<"$stored_before")" "mtu shown"
 assert_eq "$(cat "$doc")" "$stored_before" "stored document after the failed sets"
 assert_eq "$(net_state n1)" active "state after the failed sets"
+
+log "1b. forward add, host add and a host's new address fail and change nothing"
+nft_table() { in_ns "$H" nft -j list table inet kvmnet | jq -S 'walk(if type == "object" then
+    del(.handle, .counter, .packets, .bytes, .expires) else . end)'; }
+state_mode rw
+ctl host add n1 52:54:00:00:00:10 10.77.0.10 web
+ctl forward add n1 --host-port 8080 --guest web --guest-port 80
+stored_before=$(cat "$doc")
+state_mode ro
+table_before=$(nft_table)
+hosts_before=$(cat "$T/run/n1/dnsmasq.hosts")
+expect_error Kernel forward add n1 tcp 8081 10.77.0.11:80
+expect_error Kernel host add n1 52:54:00:00:00:11 10.77.0.11 db
+# The host's new address moves the forward that names it: a restart.
+moved=$(ctl show n1 --json | jq -c 'del(.state, .state_reason) | .ipv4.dhcp.hosts[0].ip = "10.77.0.12"')
+if out=$(dbus-send --system --print-reply --dest=org.kvmnet1 /org/kvmnet1/network/n1 \
+    org.kvmnet1.Network.Update "string:$moved" 2>&1); then
+    fail "Update of a host's address on a read-only state dir succeeded: $out"
+fi
+assert_contains "$out" "Read-only file system" "error of the Update"
+[[ ! -e $T/run/n1.restarting ]] || fail "a failed Update left $T/run/n1.restarting"
+assert_eq "$(nft_table)" "$table_before" "table inet kvmnet after the failed calls"
+assert_eq "$(cat "$T/run/n1/dnsmasq.hosts")" "$hosts_before" "dnsmasq.hosts after the failed calls"
+assert_eq "$(ctl forward list n1 --json | jq -c '[.[] | [.host_port, .guest]]')" '[[8080,"web"]]' "forwards"
+assert_eq "$(ctl show n1 --json | jq -c '[.ipv4.dhcp.hosts[].ip]')" '["10.77.0.10"]' "static hosts shown"
+assert_eq "$(cat "$doc")" "$stored_before" "stored document after the failed calls"
 
 log "2. delete with a read-only state dir fails and leaves no marker"
 expect_error Kernel delete n1
