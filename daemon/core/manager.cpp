@@ -90,6 +90,25 @@ Manager::Entry& Manager::entry(const std::string& name)
 
 const Manager::Entry& Manager::entry(const std::string& name) const { return const_cast<Manager*>(this)->entry(name); }
 
+Manager::Entry& Manager::changeable(const std::string& name)
+{
+    Entry& e = entry(name);
+    // Its document would be the placeholder: stored, it would replace the
+    // file that someone is about to fix.
+    if (e.without_document) throw Error(ErrorKind::Conflict, "network '" + name + "': " + e.stored_problem);
+    return e;
+}
+
+void Manager::document_stored(Entry& e)
+{
+    if (e.stored_problem.empty()) return;
+    e.stored_problem.clear();
+    if (is_running(e.state))
+        assess(e);
+    else
+        set_state(e, e.state);
+}
+
 std::vector<std::string> Manager::names() const
 {
     std::vector<std::string> result;
@@ -560,8 +579,7 @@ void Manager::delete_stopped(Entry& e)
 
 void Manager::start(const std::string& name, std::uint32_t confirm_timeout_s)
 {
-    Entry& e = entry(name);
-    if (e.without_document) throw Error(ErrorKind::Conflict, "network '" + name + "': " + e.stored_problem);
+    Entry& e = changeable(name);
     if (is_running(e.state)) {
         if (confirm_timeout_s > 0)
             throw Error(ErrorKind::Conflict, "network '" + name +
@@ -625,8 +643,7 @@ void Manager::stop(const std::string& name)
 
 void Manager::update(const std::string& name, const std::string& document)
 {
-    Entry& e = entry(name);
-    if (e.without_document) throw Error(ErrorKind::Conflict, "network '" + name + "': " + e.stored_problem);
+    Entry& e = changeable(name);
     model::Network n = model::parse_network(document);
     if (n.name != name)
         throw invalid_field("name", "'" + n.name + "' does not match the network being updated ('" + name +
@@ -649,6 +666,7 @@ void Manager::update(const std::string& name, const std::string& document)
     if (!running) {
         store_.save(n);
         e.spec = std::move(n);
+        document_stored(e);
         if (listener_) listener_->network_changed(name);
         return;
     }
@@ -670,11 +688,13 @@ void Manager::update(const std::string& name, const std::string& document)
             }
             e.spec = std::move(n);
             e.journal_lines = 0;
+            document_stored(e);
             if (listener_) listener_->network_changed(name);
             return;
         }
     }
     if (update_live(e, n)) {  // stores n itself, before the kernel changes
+        document_stored(e);
         if (listener_) listener_->network_changed(name);
         return;
     }
@@ -690,6 +710,7 @@ void Manager::update(const std::string& name, const std::string& document)
         store::remove_file(restart_marker(name));
         throw;
     }
+    e.stored_problem.clear();  // the file is n now
     tear_down(e);
     e.spec = n;
     try {
@@ -716,13 +737,13 @@ void Manager::update(const std::string& name, const std::string& document)
 
 void Manager::set_autostart(const std::string& name, bool autostart)
 {
-    Entry& e = entry(name);
-    if (e.without_document) throw Error(ErrorKind::Conflict, "network '" + name + "': " + e.stored_problem);
+    Entry& e = changeable(name);
     if (e.spec.autostart == autostart) return;
     model::Network n = e.spec;
     n.autostart = autostart;
     store_.save(n);
     e.spec = std::move(n);
+    document_stored(e);
     if (listener_) listener_->network_changed(name);
 }
 

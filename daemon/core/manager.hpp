@@ -206,6 +206,11 @@ private:
 
     Entry& entry(const std::string& name);
     const Entry& entry(const std::string& name) const;
+    // entry() for a call that stores the document: Conflict while the
+    // network was adopted without one.
+    Entry& changeable(const std::string& name);
+    // The document was stored whole: a problem with the stored file is gone.
+    void document_stored(Entry& e);
     std::vector<model::Network> configured_except(const std::string& name) const;
     std::vector<model::Network> active_specs(const std::string& plus = {}, const std::string& minus = {}) const;
     void check_kernel_conflicts(const model::Network& network);

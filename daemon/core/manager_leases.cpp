@@ -55,7 +55,7 @@ void Manager::watch_leases(Entry& e)
 
 void Manager::add_host(const std::string& name, const std::string& host_document)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     model::DhcpHost host = model::parse_dhcp_host(host_document);
     if (!has_dhcp(e.spec))
         throw invalid_field("ipv4.dhcp",
@@ -96,7 +96,7 @@ void Manager::add_host(const std::string& name, const std::string& host_document
 
 void Manager::remove_host(const std::string& name, const std::string& mac)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     const std::string wanted = lower(mac);
     if (!has_dhcp(e.spec))
         throw Error(ErrorKind::NotFound, "network '" + name + "' serves no DHCP and has no static hosts");

@@ -10,7 +10,8 @@
 #     the parse error; changing n2 keeps n1's rules; n1 can be stopped.
 #  3. the file fixed and reloaded: n1 is managed normally (start, forward).
 #  4. broken again with no copy of the last document left, restarted: n1
-#     is adopted as failed, start is refused, stop removes what ran; fixed
+#     is adopted as failed, start and forward add are refused (the file
+#     stays as it is), stop removes what ran; fixed
 #     and reloaded it starts normally.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -88,6 +89,9 @@ wait_state n1 failed
 assert_contains "$(reason n1)" "bogus_field" "state reason of n1 without a document"
 ip -n "$H" link show kvmbr1 >/dev/null || fail "kvmbr1 deleted at start although n1 was running"
 expect_error Conflict start n1
+broken=$(cat "$doc")
+expect_error Conflict forward add n1 tcp 8082 10.77.0.10:82
+assert_eq "$(cat "$doc")" "$broken" "n1.json after calls refused while n1 has no document"
 ctl stop n1
 wait_state n1 inactive
 if ip -n "$H" link show kvmbr1 >/dev/null 2>&1; then fail "kvmbr1 still there after stop"; fi
