@@ -637,13 +637,13 @@ int cmd_forward_list(Context& c, const std::vector<std::string>& args)
     std::cout << column("PROTO", 6) << column("HOST", 24) << column("GUEST", 28) << column("RATE", 6)
               << column("CONNS", 9) << column("DROPPED", 9) << "DESCRIPTION\n";
     for (const auto& f : forwards) {
-        // append, not a chain of operator+: g++ 12 at -O3 warns a false
-        // -Wrestrict on "std::string + const char* + std::string".
+        // append, not operator+: g++ 12 at -O3 warns a false -Wrestrict on
+        // "const char*" + std::string&& (GCC bug 105329).
         std::string host = f.value("host_address", std::string("*"));
         host.append(":").append(port_text(f["host_port"]));
         std::string guest = f["guest"].get<std::string>();
-        if (f.contains("guest_address")) guest += " (" + f["guest_address"].get<std::string>() + ")";
-        guest += ":" + port_text(f["guest_port"]);
+        if (f.contains("guest_address")) guest.append(" (").append(f["guest_address"].get<std::string>()).append(")");
+        guest.append(":").append(port_text(f["guest_port"]));
         const auto counter = [&](const char* key) { return f.contains(key) ? f[key].dump() : std::string("-"); };
         std::cout << column(f["proto"], 6) << column(host, 24) << column(guest, 28)
                   << column(f.contains("rate") ? f["rate"].dump() + "/s" : "-", 6) << column(counter("connections"), 9)
