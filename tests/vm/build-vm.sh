@@ -60,12 +60,13 @@ OUTDIR=$(cd "$OUTDIR" && pwd)
 exec 9>"$CACHE/.lock"
 flock -w 900 9 || die "timed out waiting for the lock on $CACHE"
 
-choose_packages ${KVMNET_VM_KERNEL_PKG:-linux-image-amd64}
+read -r -a kernel_metas <<<"${KVMNET_VM_KERNEL_PKG:-linux-image-amd64}"
+choose_packages "${kernel_metas[@]}"
 if [[ -z $kpkg ]]; then
     # shellcheck disable=SC2012 # our own directory names, no odd characters
     newest=$(ls -1dt "$CACHE"/image-*/ 2>/dev/null | head -n1 || true)
     [[ -n $newest && -s $newest/initrd.gz ]] ||
-        die "apt knows no ${KVMNET_VM_KERNEL_PKG:-linux-image-amd64} or no busybox-static, and nothing is cached in $CACHE"
+        die "apt knows no ${kernel_metas[*]} or no busybox-static, and nothing is cached in $CACHE"
     say "apt has no package information; reusing the cached image $newest"
     image=${newest%/}
 else

@@ -59,6 +59,7 @@ pick_kernel() {
 # choose_packages METAPACKAGE...: sets kpkg, kver, ksize, krel and
 # busybox_ver (all empty when apt knows none of them even after an
 # `apt-get update`, e.g. offline: the caller falls back to its cache).
+# shellcheck disable=SC2034 # the caller reads what this sets
 choose_packages() {
     local kernel tmp
     busybox_ver=""
