@@ -434,6 +434,20 @@ Port parse_port(const json& j, const std::string& field)
         if (p.vlan_pvid == 0 && p.vlan_tagged.empty())
             throw invalid_field(r.field("vlan"), "needs \"pvid\" or \"tagged\"");
     }
+    if (const json* original = r.get("original")) {
+        ObjectReader o(*original, r.field("original"));
+        PortOriginal before;
+        before.mac = lower(o.string("mac", 32).value_or(""));
+        if (!before.mac.empty() && !valid_unicast_mac(before.mac))
+            throw invalid_field(o.field("mac"), "'" + before.mac + "' is not a unicast MAC address");
+        before.mtu = static_cast<std::uint32_t>(o.unsigned_integer("mtu", 68, 65535).value_or(0));
+        before.up = o.boolean("up").value_or(false);
+        before.on_bridge = o.boolean("on_bridge").value_or(false);
+        before.isolated = o.boolean("isolated").value_or(false);
+        before.hairpin = o.boolean("hairpin").value_or(false);
+        o.finish();
+        p.original = before;
+    }
     if (const json* bandwidth = r.get("bandwidth")) {
         ObjectReader b(*bandwidth, r.field("bandwidth"));
         if (const json* in = b.get("inbound")) p.inbound = parse_rate(*in, b.field("inbound"));
@@ -468,6 +482,17 @@ json to_json(const Port& p)
         if (p.inbound.average) bw["inbound"] = rate_json(p.inbound);
         if (p.outbound.average) bw["outbound"] = rate_json(p.outbound);
         j["bandwidth"] = bw;
+    }
+    if (p.original) {
+        const PortOriginal& o = *p.original;
+        json original = {{"up", o.up}, {"on_bridge", o.on_bridge}};
+        if (!o.mac.empty()) original["mac"] = o.mac;
+        if (o.mtu != 0) original["mtu"] = o.mtu;
+        if (o.on_bridge) {
+            original["isolated"] = o.isolated;
+            original["hairpin"] = o.hairpin;
+        }
+        j["original"] = std::move(original);
     }
     return j;
 }

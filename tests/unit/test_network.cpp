@@ -709,3 +709,27 @@ TEST_CASE("Static DHCP hosts refuse multicast, broadcast and all-zero MACs as po
     // A locally administered unicast MAC is a guest's.
     parse_ok(patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "02:00:00:00:00:01", "ip": "192.168.122.10"}]}}})"));
 }
+
+TEST_CASE("A port's recorded original state round-trips and is checked", "[network][json]")
+{
+    const std::string text = patched(
+        R"({"ports": [{"name": "vg1", "mac": "52:54:00:00:00:01", "original": {"mac": "02:00:00:00:00:AA", "mtu": 1400,
+            "up": false, "on_bridge": true, "isolated": true, "hairpin": false}}]})");
+    const Network n = parse_ok(text);
+    REQUIRE(n.ports.size() == 1);
+    REQUIRE(n.ports[0].original);
+    CHECK(n.ports[0].original->mac == "02:00:00:00:00:aa");
+    CHECK(n.ports[0].original->mtu == 1400);
+    CHECK_FALSE(n.ports[0].original->up);
+    CHECK(n.ports[0].original->on_bridge);
+    CHECK(n.ports[0].original->isolated);
+    CHECK(parse_network(kvmnet::model::to_json(n)) == n);
+    CHECK_FALSE(parse_ok(patched(R"({"ports": [{"name": "vg1"}]})")).ports[0].original);
+
+    kvmnet::test::check_refused(patched(R"({"ports": [{"name": "vg1", "original": {"mtu": 10}}]})"),
+                                ErrorKind::InvalidArgument, "ports[0].original.mtu");
+    kvmnet::test::check_refused(patched(R"({"ports": [{"name": "vg1", "original": {"mac": "ff:ff:ff:ff:ff:ff"}}]})"),
+                                ErrorKind::InvalidArgument, "ports[0].original.mac");
+    kvmnet::test::check_refused(patched(R"({"ports": [{"name": "vg1", "original": {"colour": 1}}]})"),
+                                ErrorKind::InvalidArgument, "ports[0].original.colour");
+}
