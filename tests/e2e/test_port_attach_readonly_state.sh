@@ -9,6 +9,7 @@
 # both for the running network "default" and the stopped network "late";
 # the port list is unchanged. Once the directory is writable again the same
 # attach succeeds, and after a daemon restart disk, memory and kernel agree.
+# A detach with the directory read-only fails and leaves both ports attached.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -65,6 +66,20 @@ wait_state default active
 assert_eq "$(ports_of default),$(ports_of late)" tap-ro,vg1, "ports after the restart"
 wait_port_state default tap-ro attached
 wait_port_state default vg1 attached
+
+log "detach with a read-only state directory changes nothing either"
+state_readonly
+expect_error Kernel port detach default vg1
+expect_error Kernel port detach default tap-ro
+assert_eq "$(link_json "$H" vg1 | jq -r .master),$(link_json "$H" tap-ro | jq -r .master)" kvmbr0,kvmbr0 \
+    "vg1 and tap-ro masters after the failed detaches"
+assert_eq "$(ports_of default)" tap-ro,vg1 "ports after the failed detaches"
+state_writable
+ctl port detach default vg1
+ctl port detach default tap-ro
+assert_eq "$(link_json "$H" vg1 | jq -r '.address + "," + (.master // "")')" "$mac_before," "vg1 after the detach"
+link_exists tap-ro && fail "tap-ro exists after its detach"
+assert_eq "$(ports_of default)" "" "ports after the detaches"
 
 daemon_stop
 assert_eq "$DAEMON_EXIT" 0 "kvmnetd exit status after SIGTERM"
