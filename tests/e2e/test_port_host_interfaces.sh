@@ -3,7 +3,7 @@
 # back what attach changed (issue 11, item 10).
 #  - uplink0 (the host's address 203.0.113.1/24 and its default route) is
 #    refused with Conflict naming it and why; so is a veth carrying only a
-#    static route, and one carrying only a global IPv6 address. Nothing
+#    static route, only a default route, or only a global IPv6 address. Nothing
 #    changes: no master, same MAC, the host still reaches the "internet".
 #  - a veth with only its IPv6 link-local address is a guest interface: it
 #    is attached.
@@ -48,6 +48,10 @@ expect_error Conflict port attach default vr0
 assert_contains "$ERR_MSG" "vr0" "error for vr0"
 assert_contains "$ERR_MSG" "198.51.100.0/24" "error for vr0 (names the route)"
 ip -n "$H" route del 198.51.100.0/24 dev vr0
+ip -n "$H" route add default dev vr0 metric 500
+expect_error Conflict port attach default vr0
+assert_contains "$ERR_MSG" "the default route" "error for vr0 (names the default route)"
+ip -n "$H" route del default dev vr0 metric 500
 ip -n "$H" addr add fd00:77::1/64 dev vr0 nodad
 expect_error Conflict port attach default vr0
 assert_contains "$ERR_MSG" "fd00:77::1/64" "error for vr0 (names the IPv6 address)"
