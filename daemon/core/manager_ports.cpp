@@ -213,7 +213,7 @@ void Manager::ensure_fdb_poll()
 
 void Manager::attach_port(const std::string& name, const std::string& port_document)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     model::Port p = model::parse_port(port_document);
     // Refused up front, also for a network that is not running (whose ports
     // are only recorded now), so nothing is created or stored in vain.
@@ -309,7 +309,7 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
 
 void Manager::detach_port(const std::string& name, const std::string& port_name)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     auto it = std::find_if(e.spec.ports.begin(), e.spec.ports.end(),
                            [&](const model::Port& p) { return p.name == port_name; });
     if (it == e.spec.ports.end())

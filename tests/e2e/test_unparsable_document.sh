@@ -10,7 +10,7 @@
 #     the parse error; changing n2 keeps n1's rules; n1 can be stopped.
 #  3. the file fixed and reloaded: n1 is managed normally (start, forward).
 #  4. broken again with no copy of the last document left, restarted: n1
-#     is adopted as failed, start and forward add are refused (the file
+#     is adopted as failed, start, forward add and port attach are refused (the file
 #     stays as it is), stop removes what ran; fixed
 #     and reloaded it starts normally.
 set -euo pipefail
@@ -91,6 +91,7 @@ ip -n "$H" link show kvmbr1 >/dev/null || fail "kvmbr1 deleted at start although
 expect_error Conflict start n1
 broken=$(cat "$doc")
 expect_error Conflict forward add n1 tcp 8082 10.77.0.10:82
+expect_error Conflict port attach n1 vg1
 assert_eq "$(cat "$doc")" "$broken" "n1.json after calls refused while n1 has no document"
 ctl stop n1
 wait_state n1 inactive
