@@ -10,6 +10,8 @@ packages=(
     libsdbus-c++-dev libsdbus-c++-bin
     libnl-3-dev libnl-route-3-dev libnftnl-dev libmnl-dev
     nlohmann-json3-dev libsystemd-dev catch2
+    # kvmnetctl import-libvirt reads libvirt network XML
+    libpugixml-dev
     # run time and e2e tests
     dnsmasq-base dbus busybox nftables iproute2 socat jq procps iperf3
     # e2e test_access: the real polkit daemon on the test's private bus
