@@ -67,6 +67,7 @@ private:
     // Which document field came from which line, to place the model's errors.
     std::vector<std::pair<std::string, unsigned>> origins_;
     bool have_ipv4_ = false, have_ipv6_ = false;
+    std::vector<pugi::xml_node> host_nodes_;  // the <host> of each ipv4.dhcp.hosts entry
     bool nat66_ = false;
     unsigned nat66_line_ = 0;
 
@@ -111,11 +112,12 @@ private:
     // Reports every attribute not in `known`.
     void attributes(const pugi::xml_node& n, std::initializer_list<std::string_view> known)
     {
-        for (const pugi::xml_attribute& a : n.attributes())
-            if (std::string_view(a.name()).starts_with("xmlns"))
-                continue;
-            else if (std::find(known.begin(), known.end(), std::string_view(a.name())) == known.end())
+        for (const pugi::xml_attribute& a : n.attributes()) {
+            const std::string_view name = a.name();
+            // Namespace declarations (xmlns:dnsmasq=...) are XML, not settings.
+            if (!name.starts_with("xmlns") && std::find(known.begin(), known.end(), name) == known.end())
                 ignored(n, a.name(), "unknown to kvmnet's import");
+        }
     }
     // Reports every child element (for elements kvmnet maps without children).
     void no_children(const pugi::xml_node& n)
@@ -143,8 +145,36 @@ private:
     void dhcp(const pugi::xml_node& d, bool v6, json& family, const std::string& field);
     void dns(const pugi::xml_node& d);
     void domain(const pugi::xml_node& d);
+    void host_names();
     void validate();
 };
+
+// libvirt takes any name for a static host ("foo.example.com"); kvmnet's
+// are single labels that resolve as NAME and NAME.DOMAIN. A name ending in
+// the network's own domain loses nothing by dropping it.
+void Converter::host_names()
+{
+    if (!doc_.contains("ipv4") || !doc_["ipv4"].contains("dhcp") || !doc_["ipv4"]["dhcp"].contains("hosts")) return;
+    const std::string domain =
+        doc_.contains("dns") && doc_["dns"].contains("domain") ? doc_["dns"]["domain"].get<std::string>() : "";
+    json& hosts = doc_["ipv4"]["dhcp"]["hosts"];
+    for (std::size_t i = 0; i < hosts.size() && i < host_nodes_.size(); ++i) {
+        if (!hosts[i].contains("name")) continue;
+        const std::string name = hosts[i]["name"];
+        const auto dot = name.find('.');
+        if (dot == std::string::npos || dot == 0) continue;
+        const std::string label = name.substr(0, dot);
+        if (!domain.empty() && name.substr(dot + 1) == domain)
+            note(host_nodes_[i], "name",
+                 "'" + name + "' becomes '" + label + "', which resolves as " + name + " in the domain " + domain,
+                 false);
+        else
+            ignored(host_nodes_[i], "name",
+                    "kvmnet's host names are single labels: '" + name + "' becomes '" + label +
+                        "' (the rest is not resolvable)");
+        hosts[i]["name"] = label;
+    }
+}
 
 std::string Converter::forward(const pugi::xml_node& f)
 {
@@ -286,6 +316,7 @@ void Converter::dhcp(const pugi::xml_node& d, bool v6, json& family, const std::
             if (const std::string n = trimmed(c.attribute("name").value()); !n.empty()) host["name"] = n;
             origin(field + ".dhcp.hosts[" + std::to_string(hosts.size()) + "]", c);
             hosts.push_back(host);
+            host_nodes_.push_back(c);
         } else if (name == "host") {
             ignored(c, "static DHCPv6 hosts are not supported by kvmnet");
         } else if (name == "bootp") {
@@ -500,6 +531,7 @@ void Converter::run(std::string_view xml, bool autostart)
             out_.notes.push_back({nat66_line_, "<forward><nat ipv6>", "no IPv6 subnet to masquerade (ignored)", false});
         }
     }
+    host_names();
     validate();
     out_.document = doc_;
 }
