@@ -4,6 +4,7 @@
 #include "import_libvirt.hpp"
 
 #include "libvirt_import.hpp"
+#include "sdbus_raw.hpp"
 
 #include <sdbus-c++/sdbus-c++.h>
 
@@ -46,7 +47,7 @@ bool has_autostart_link(const fs::path& file)
 
 }  // namespace
 
-int import_libvirt(const std::vector<std::string>& args)
+int import_libvirt(const std::vector<std::string>& args, bool ask_password)
 {
     std::vector<std::string> files;
     bool all = false, strict = false, dry_run = false;
@@ -127,6 +128,13 @@ int import_libvirt(const std::vector<std::string>& args)
 
     auto bus = sdbus::createSystemBusConnection();
     auto manager = sdbus::createProxy(*bus, "org.kvmnet1", "/org/kvmnet1");
+    if (ask_password) {
+        // As allow_interactive_authorization in kvmnetctl.cpp: the flag lives
+        // on the sd_bus, reached through a message (sdbus-c++ 1.2 has no call).
+        const auto probe = manager->createMethodCall("org.freedesktop.DBus.Peer", "Ping");
+        if (sd_bus* raw = sd_bus_message_get_bus(kvmnet::dbus::raw_message(probe)))
+            sd_bus_set_allow_interactive_authorization(raw, 1);
+    }
     std::vector<std::string> created;
     std::string current;
     try {

@@ -879,6 +879,7 @@ bool changes_something(const std::string& command, const std::vector<std::string
     const std::string sub = args.empty() ? "" : args.front();
     if (command == "port") return sub == "attach" || sub == "detach";
     if (command == "forward") return sub == "add" || sub == "remove";
+    if (command == "import-libvirt") return std::find(args.begin(), args.end(), "--dry-run") == args.end();
     return false;
 }
 
@@ -1045,7 +1046,7 @@ int main(int argc, char** argv)
     PolkitAgent agent;
     if (may_ask && ::isatty(STDIN_FILENO)) agent.open();
     try {
-        if (command == "import-libvirt") return kvmnet::cli::import_libvirt(args);
+        if (command == "import-libvirt") return kvmnet::cli::import_libvirt(args, ask_password);
         auto bus = sdbus::createSystemBusConnection();
         if (command == "monitor") return cmd_monitor(*bus, as_json, args);
         Context c{*bus, ManagerProxy(*bus), as_json};
