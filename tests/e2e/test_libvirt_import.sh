@@ -54,6 +54,18 @@ assert_eq "$(jq -c '{name, mode, uplink, bridge, autostart, stp, forward_delay, 
     "dry-run document"
 assert_contains "$(cat "$T/notes")" "$dir/imported.xml:8: <mac>: " "the unmapped <mac> with its line"
 assert_eq "$(networks)" "" "networks after --dry-run"
+# --dry-run needs no bus at all; --all prints an array of documents.
+out=$(DBUS_SYSTEM_BUS_ADDRESS=unix:path=$T/no-bus ctl import-libvirt --dry-run --all --dir "$dir" 2>/dev/null) ||
+    fail "--dry-run --all without a bus failed"
+assert_eq "$(jq -c '[.[] | [.name, .mode, .autostart]]' <<<"$out")" '[["imported","nat",true],["quiet","isolated",null]]' \
+    "dry-run --all documents"
+
+log "usage errors exit 2"
+for args in "" "--all $dir/quiet.xml" "--dir $dir $dir/quiet.xml" "--frobnicate $dir/quiet.xml"; do
+    # shellcheck disable=SC2086 # the words of each case on purpose
+    ctl import-libvirt $args >/dev/null 2>&1 && rc=0 || rc=$?
+    assert_eq "$rc" 2 "exit status of import-libvirt $args"
+done
 
 log "--strict refuses the file that loses its <mac>"
 ctl import-libvirt --strict --all --dir "$dir" >"$T/out" 2>"$T/err" && fail "--strict imported: $(cat "$T/out")"
