@@ -64,9 +64,25 @@ public:
     BusDriver(const BusDriver&) = delete;
     BusDriver& operator=(const BusDriver&) = delete;
 
+    // A message whose handling throws (a reply that could not be sent or
+    // built) costs that caller its answer and a log line; it must not end
+    // the daemon. Only a connection the bus has closed does: it cannot
+    // serve anyone then (replies are kept below what the bus accepts,
+    // api::bounded, so no reply of ours makes the bus close it).
     void dispatch()
     {
-        while (connection_.processPendingRequest()) {
+        for (;;) {
+            try {
+                if (!connection_.processPendingRequest()) break;
+            } catch (const sdbus::Error& e) {
+                if (e.getName() == "org.freedesktop.DBus.Error.Disconnected") throw;
+                core::log_error(std::string("D-Bus: handling a message failed: ") + e.getName() + ": " +
+                                e.getMessage());
+                break;  // back to the event loop, which calls again while messages wait
+            } catch (const std::exception& e) {
+                core::log_error(std::string("D-Bus: handling a message failed: ") + e.what());
+                break;
+            }
         }
         rearm();
     }
