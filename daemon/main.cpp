@@ -15,6 +15,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <functional>
@@ -69,9 +70,15 @@ public:
     // the daemon. Only a connection the bus has closed does: it cannot
     // serve anyone then (replies are kept below what the bus accepts,
     // api::bounded, so no reply of ours makes the bus close it).
+    //
+    // At most dispatch_budget of messages per turn: callers that keep the
+    // queue full (ten reads back to back) must not keep the loop from the
+    // link monitor, the repair timers and dnsmasq. Messages left over make
+    // sd-bus's timeout 0, so the timer brings us back on the next turn.
     void dispatch()
     {
-        for (;;) {
+        const auto deadline = std::chrono::steady_clock::now() + dispatch_budget;
+        while (std::chrono::steady_clock::now() < deadline) {
             try {
                 if (!connection_.processPendingRequest()) break;
             } catch (const sdbus::Error& e) {
@@ -88,6 +95,8 @@ public:
     }
 
 private:
+    static constexpr auto dispatch_budget = std::chrono::milliseconds(20);
+
     static void check(int r)
     {
         if (r < 0)
