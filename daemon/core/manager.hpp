@@ -263,7 +263,7 @@ private:
     // Counts a journalled forward change; rewrites the document now and then.
     void note_journal(Entry& e);
     // The forward maps' per-element counters, dumped from the kernel at most
-    // every max(1 s, 4 x the last dump's duration) and reused meanwhile, so
+    // every 4 x the last dump's duration and reused meanwhile, so
     // that queued reads cost one dump (2.7 s at 100k forwards), not one each.
     // Dropped when forwards or the table change.
     struct ForwardCounters {
