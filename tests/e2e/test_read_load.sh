@@ -50,6 +50,7 @@ log "added $FORWARDS forwards to the running network in $(echo "$(date +%s.%N) -
 # reader METHOD: as nobody, call METHOD back to back until stopped; on
 # SIGTERM the pending dbus-send is stopped too.
 reader() {
+    # shellcheck disable=SC2016 # expanded by the inner bash
     setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups bash -c '
         trap "kill \$c 2>/dev/null; exit 0" TERM
         while :; do

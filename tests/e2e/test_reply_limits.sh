@@ -69,7 +69,7 @@ for ((first = 0; first < FORWARDS; first += BATCH)); do
 done
 log "added $FORWARDS forwards in $(echo "$(date +%s.%N) - $started" | bc) s"
 size=$(wc -c <"$T/state/networks/big.json" 2>/dev/null || echo 0)
-journal=$(cat "$T/state/networks/big.forwards" 2>/dev/null | wc -c || echo 0)
+journal=$(wc -c <"$T/state/networks/big.forwards" 2>/dev/null || echo 0)
 log "stored document $size bytes, journal $journal bytes (bus limit $BUS_LIMIT)"
 
 alive() {
