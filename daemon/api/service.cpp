@@ -33,6 +33,30 @@ auto guarded(F&& body) -> decltype(body())
     }
 }
 
+// Every read replies through here: a reply larger than the bus accepts would
+// make dbus-daemon disconnect the daemon (issue 11), so past
+// core::max_reply_bytes the caller gets TooLarge instead.
+std::string bounded(std::string text, const char* what)
+{
+    if (text.size() > core::max_reply_bytes)
+        throw Error(ErrorKind::TooLarge, std::string(what) + ": the reply would be " + std::to_string(text.size()) +
+                                             " bytes, more than the " + std::to_string(core::max_reply_bytes) +
+                                             " a reply may carry; use the brief or paged methods (DescribeBrief, "
+                                             "ListForwardsPage, LeasesPage, ListPortsPage)");
+    return text;
+}
+
+std::tuple<std::string, std::string> page_reply(core::Page page) { return {page.items.dump(), std::move(page.next)}; }
+
+// A page of a read whose whole array is cheap to make (leases, ports); key
+// names an item for the cursor.
+std::tuple<std::string, std::string> page_of(const nlohmann::json& all, const std::string& cursor, std::uint32_t limit,
+                                             const std::function<std::string(const nlohmann::json&)>& key)
+{
+    return page_reply(core::make_page(
+        cursor, limit, all.size(), [&](std::size_t i) { return key(all[i]); }, [&](std::size_t i) { return all[i]; }));
+}
+
 // How long the daemon waits for polkit's answer: interactive authentication
 // may take minutes (polkit's own dialog gives up after about five).
 constexpr auto polkit_timeout = std::chrono::minutes(5);
@@ -234,7 +258,16 @@ private:
     }
     std::string Describe() override
     {
-        return guarded([&] { return manager_.describe_all().dump(); });
+        return guarded([&] { return bounded(manager_.describe_all().dump(), "Describe"); });
+    }
+    std::string DescribeBrief() override
+    {
+        return guarded([&] {
+            nlohmann::json networks = nlohmann::json::array();
+            for (const auto& name : manager_.names())
+                networks.push_back(manager_.describe_brief(name));
+            return bounded(nlohmann::json{{"networks", std::move(networks)}}.dump(), "DescribeBrief");
+        });
     }
     void Reload(sdbus::Result<>&& result) override
     {
@@ -320,7 +353,11 @@ private:
     }
     std::string Describe() override
     {
-        return guarded([&] { return manager_.describe(name_).dump(); });
+        return guarded([&] { return bounded(manager_.describe(name_).dump(), "Describe"); });
+    }
+    std::string DescribeBrief() override
+    {
+        return guarded([&] { return bounded(manager_.describe_brief(name_).dump(), "DescribeBrief"); });
     }
     void StartWithConfirmation(sdbus::Result<>&& result, uint32_t timeout_seconds) override
     {
@@ -346,11 +383,27 @@ private:
     }
     std::string ListPorts() override
     {
-        return guarded([&] { return manager_.list_ports(name_).dump(); });
+        return guarded([&] { return bounded(manager_.list_ports(name_).dump(), "ListPorts"); });
+    }
+    std::tuple<std::string, std::string> ListPortsPage(const std::string& cursor, const uint32_t& limit) override
+    {
+        return guarded([&] {
+            core::check_page_limit(limit);
+            return page_of(manager_.list_ports(name_), cursor, limit,
+                           [](const nlohmann::json& p) { return p.value("name", ""); });
+        });
     }
     std::string Leases() override
     {
-        return guarded([&] { return manager_.leases(name_).dump(); });
+        return guarded([&] { return bounded(manager_.leases(name_).dump(), "Leases"); });
+    }
+    std::tuple<std::string, std::string> LeasesPage(const std::string& cursor, const uint32_t& limit) override
+    {
+        return guarded([&] {
+            core::check_page_limit(limit);
+            return page_of(manager_.leases(name_), cursor, limit,
+                           [](const nlohmann::json& l) { return l.value("mac", "") + "/" + l.value("ip", ""); });
+        });
     }
     void AddHost(sdbus::Result<>&& result, std::string host) override
     {
@@ -380,15 +433,19 @@ private:
     }
     std::string ListForwards() override
     {
-        return guarded([&] { return manager_.list_forwards(name_).dump(); });
+        return guarded([&] { return bounded(manager_.list_forwards(name_).dump(), "ListForwards"); });
+    }
+    std::tuple<std::string, std::string> ListForwardsPage(const std::string& cursor, const uint32_t& limit) override
+    {
+        return guarded([&] { return page_reply(manager_.list_forwards_page(name_, cursor, limit)); });
     }
     std::string Statistics() override
     {
-        return guarded([&] { return manager_.statistics(name_).dump(); });
+        return guarded([&] { return bounded(manager_.statistics(name_).dump(), "Statistics"); });
     }
     std::string Diagnose() override
     {
-        return guarded([&] { return manager_.diagnose(name_).dump(); });
+        return guarded([&] { return bounded(manager_.diagnose(name_).dump(), "Diagnose"); });
     }
     std::vector<std::string> Ports() override
     {

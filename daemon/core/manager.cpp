@@ -789,6 +789,7 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
 {
     // No write at all when the kernel already has exactly this table (a
     // restarted daemon adopting its networks); otherwise one transaction.
+    forward_counters_.valid = false;
     committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
 }
 

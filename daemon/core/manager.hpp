@@ -7,6 +7,7 @@
 #include "core/committed_table.hpp"
 #include "core/event_loop.hpp"
 #include "core/lease_watch.hpp"
+#include "core/paging.hpp"
 #include "core/process.hpp"
 #include "model/network.hpp"
 #include "plan/kernel_view.hpp"
@@ -135,6 +136,11 @@ public:
     // Drop counters of the network's rules (spoofed, isolated, limits, ...)
     // and forward totals.
     nlohmann::json statistics(const std::string& name) const;
+    // Bounded reads (issue 11): the Describe object without "forwards" but
+    // with "forward_count"; list_forwards one page at a time (core/paging.hpp).
+    // list_forwards() itself is TooLarge past max_reply_bytes.
+    nlohmann::json describe_brief(const std::string& name) const;
+    Page list_forwards_page(const std::string& name, const std::string& cursor, std::uint32_t limit) const;
     // Read-only checks of a network against the kernel as it is now
     // (core/manager_diagnose.cpp): {"network", "state", "state_reason",
     // "verdict": pass|warn|fail, "checks": [{"check", "status", "detail"}]}.
@@ -275,6 +281,20 @@ private:
                            const std::function<void()>& journal);
     // Counts a journalled forward change; rewrites the document now and then.
     void note_journal(Entry& e);
+    // The forward maps' per-element counters, dumped from the kernel at most
+    // every 4 x the last dump's duration and reused meanwhile, so
+    // that queued reads cost one dump (2.7 s at 100k forwards), not one each.
+    // Dropped when forwards or the table change.
+    struct ForwardCounters {
+        bool valid = false;
+        std::uint64_t taken_usec = 0;
+        std::uint64_t reuse_usec = 0;
+        std::map<std::string, std::map<std::vector<std::string>, plan::ElementCounters>> by_set;
+        std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> totals;  // network -> connections, dropped
+    };
+    const ForwardCounters& forward_counters() const;
+    nlohmann::json forward_json(const Entry& e, const model::PortForward& f, const ForwardCounters& counters) const;
+    mutable ForwardCounters forward_counters_;
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
     void update_ip_forward(const std::vector<model::Network>& active);

@@ -24,6 +24,7 @@ std::string_view error_kind_name(ErrorKind kind)
     case ErrorKind::Unsupported: return "Unsupported";
     case ErrorKind::Kernel: return "Kernel";
     case ErrorKind::Busy: return "Busy";
+    case ErrorKind::TooLarge: return "TooLarge";
     }
     return "Kernel";
 }
