@@ -642,8 +642,8 @@ int cmd_forward_list(Context& c, const std::vector<std::string>& args)
         std::string host = f.value("host_address", std::string("*"));
         host.append(":").append(port_text(f["host_port"]));
         std::string guest = f["guest"].get<std::string>();
-        if (f.contains("guest_address")) guest += " (" + f["guest_address"].get<std::string>() + ")";
-        guest += ":" + port_text(f["guest_port"]);
+        if (f.contains("guest_address")) guest.append(" (").append(f["guest_address"].get<std::string>()).append(")");
+        guest.append(":").append(port_text(f["guest_port"]));
         const auto counter = [&](const char* key) { return f.contains(key) ? f[key].dump() : std::string("-"); };
         std::cout << column(f["proto"], 6) << column(host, 24) << column(guest, 28)
                   << column(f.contains("rate") ? f["rate"].dump() + "/s" : "-", 6) << column(counter("connections"), 9)
