@@ -3,14 +3,20 @@
 // and prints the answer as a table or, with --json, as JSON.
 #include "org.kvmnet1.Manager-proxy.h"
 #include "org.kvmnet1.Network-proxy.h"
+#include "sdbus_raw.hpp"
+
+#include <systemd/sd-login.h>
 
 #include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iomanip>
@@ -20,6 +26,12 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 namespace {
 
 using json = nlohmann::json;
@@ -27,7 +39,7 @@ using json = nlohmann::json;
 constexpr const char* bus_name = "org.kvmnet1";
 
 const char* usage_text =
-    "Usage: kvmnetctl [--json] COMMAND [ARGS]\n"
+    "Usage: kvmnetctl [--json] [--no-ask-password] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
     "  list                              networks with mode, state and addresses\n"
@@ -66,8 +78,11 @@ const char* usage_text =
     "  reload                            make the daemon re-read the stored documents (as SIGHUP)\n"
     "  monitor                           print the daemon's signals until interrupted\n"
     "\n"
-    "--json prints read commands' results as JSON. The daemon is reached on the\n"
-    "system bus (DBUS_SYSTEM_BUS_ADDRESS overrides it).\n";
+    "--json prints read commands' results as JSON. A command that changes something,\n"
+    "run by a user other than root from a terminal, starts pkttyagent so that polkit\n"
+    "can ask for a password; --no-ask-password does not, and tells the daemon not to\n"
+    "let polkit ask at all. The daemon is reached on the system bus\n"
+    "(DBUS_SYSTEM_BUS_ADDRESS overrides it). See kvmnetctl(1).\n";
 
 class UsageError : public std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -77,6 +92,7 @@ class ManagerProxy final : public sdbus::ProxyInterfaces<org::kvmnet1::Manager_p
 public:
     explicit ManagerProxy(sdbus::IConnection& c) : ProxyInterfaces(c, bus_name, "/org/kvmnet1") { registerProxy(); }
     ~ManagerProxy() { unregisterProxy(); }
+    sdbus::IProxy& proxy() { return getProxy(); }
 
 private:
     void onNetworkAdded(const std::string&, const sdbus::ObjectPath&) override {}
@@ -849,6 +865,102 @@ int cmd_monitor(sdbus::IConnection& bus, bool as_json, const std::vector<std::st
     return 0;
 }
 
+// ---- polkit agent -------------------------------------------------------------
+
+// The verbs that call a changing (polkit-checked) method.
+bool changes_something(const std::string& command, const std::vector<std::string>& args)
+{
+    static const std::vector<std::string> changing = {"create",    "start", "confirm", "stop", "delete",
+                                                      "autostart", "set",   "reload",  "host"};
+    if (std::find(changing.begin(), changing.end(), command) != changing.end()) return true;
+    const std::string sub = args.empty() ? "" : args.front();
+    if (command == "port") return sub == "attach" || sub == "detach";
+    if (command == "forward") return sub == "add" || sub == "remove";
+    return false;
+}
+
+// kvmnetctl's own text-mode polkit agent, as systemctl and pkexec run one:
+// polkit asks only an agent registered for the caller's process or its
+// login session, so a pkttyagent started from another shell is never asked.
+// pkttyagent registers for this process and closes the notify pipe once
+// registered (or exits on failure, which closes it too).
+// In a logind session it is started with --fallback, so that a session's
+// own agent (a desktop's dialog) is preferred, as systemctl does. Outside
+// one (ssh without pam_systemd, su, a container without logind) it is not:
+// polkit (122) looks a fallback agent up only through the caller's session,
+// so without a session a fallback agent is never asked.
+class PolkitAgent {
+public:
+    PolkitAgent() = default;
+    PolkitAgent(const PolkitAgent&) = delete;
+    PolkitAgent& operator=(const PolkitAgent&) = delete;
+    ~PolkitAgent() { close(); }
+
+    void open()
+    {
+        int notify[2];
+        if (::pipe2(notify, O_CLOEXEC) != 0) {
+            std::cerr << "kvmnetctl: cannot start the polkit agent: pipe: " << std::strerror(errno) << "\n";
+            return;
+        }
+        const pid_t parent = ::getpid();
+        char* session = nullptr;
+        const bool in_session = sd_pid_get_session(0, &session) >= 0;
+        std::free(session);
+        pid_ = ::fork();
+        if (pid_ < 0) {
+            std::cerr << "kvmnetctl: cannot start the polkit agent: fork: " << std::strerror(errno) << "\n";
+            ::close(notify[0]);
+            ::close(notify[1]);
+            return;
+        }
+        if (pid_ == 0) {
+            // The agent must not outlive kvmnetctl, even when it is killed.
+            ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (::getppid() != parent) ::_exit(0);
+            ::fcntl(notify[1], F_SETFD, 0);
+            const std::string process = std::to_string(parent), fd = std::to_string(notify[1]);
+            ::execlp("pkttyagent", "pkttyagent", "--process", process.c_str(), "--notify-fd", fd.c_str(),
+                     in_session ? "--fallback" : static_cast<char*>(nullptr), static_cast<char*>(nullptr));
+            const std::string message =
+                std::string("kvmnetctl: cannot run pkttyagent (polkit's text agent): ") + std::strerror(errno) + "\n";
+            [[maybe_unused]] const auto written = ::write(STDERR_FILENO, message.data(), message.size());
+            ::_exit(127);
+        }
+        ::close(notify[1]);
+        // Wait until the agent is registered (or gone) before calling: polkit
+        // asks only an agent that is registered when the question arrives.
+        pollfd p{notify[0], 0, 0};
+        while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+        }
+        ::close(notify[0]);
+    }
+
+    void close()
+    {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGTERM);
+        while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        pid_ = -1;
+    }
+
+private:
+    pid_t pid_ = -1;
+};
+
+// Sets the D-Bus ALLOW_INTERACTIVE_AUTHORIZATION header flag on every call
+// this connection makes: the daemon lets polkit ask for a password only
+// then. (The changing methods' own timeout, 330 s, already allows for the
+// dialog: their Method.Timeout annotation.) sdbus-c++ 1.2 exposes neither
+// the flag nor the sd_bus; the sd_bus is reached through a message.
+void allow_interactive_authorization(ManagerProxy& manager)
+{
+    const auto probe = manager.proxy().createMethodCall("org.freedesktop.DBus.Peer", "Ping");
+    if (sd_bus* bus = sd_bus_message_get_bus(kvmnet::dbus::raw_message(probe)))
+        sd_bus_set_allow_interactive_authorization(bus, 1);
+}
+
 std::string error_kind(const std::string& dbus_name)
 {
     const std::string prefix = "org.kvmnet1.Error.";
@@ -865,11 +977,13 @@ std::string error_kind(const std::string& dbus_name)
 int main(int argc, char** argv)
 {
     std::vector<std::string> args;
-    bool as_json = false;
+    bool as_json = false, ask_password = true;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--json")
             as_json = true;
+        else if (a == "--no-ask-password")
+            ask_password = false;
         else if (a == "--help" || a == "-h") {
             std::cout << usage_text;
             return 0;
@@ -897,10 +1011,19 @@ int main(int argc, char** argv)
         sigaddset(&set, SIGTERM);
         ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
     }
+    // Only a caller that may need polkit's authorization, and only with a
+    // terminal to ask on (stdin: this is about input); root never needs it.
+    const bool may_ask = ask_password && changes_something(command, args) && ::geteuid() != 0;
+    PolkitAgent agent;
+    if (may_ask && ::isatty(STDIN_FILENO)) agent.open();
     try {
         auto bus = sdbus::createSystemBusConnection();
         if (command == "monitor") return cmd_monitor(*bus, as_json, args);
         Context c{*bus, ManagerProxy(*bus), as_json};
+        // As systemctl: interactive authorization is allowed unless
+        // --no-ask-password, also without a terminal (a desktop session's
+        // agent may ask); polkit answers at once when no agent is there.
+        if (ask_password) allow_interactive_authorization(c.manager);
         if (command == "list") return cmd_list(c, args);
         if (command == "show") return cmd_show(c, args);
         if (command == "create") return cmd_create(c, args);

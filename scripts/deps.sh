@@ -12,8 +12,9 @@ packages=(
     nlohmann-json3-dev libsystemd-dev catch2
     # run time and e2e tests
     dnsmasq-base dbus busybox nftables iproute2 socat jq procps iperf3
-    # e2e test_access: the real polkit daemon on the test's private bus
-    polkitd
+    # e2e test_access: the real polkit daemon on the test's private bus; its
+    # pkttyagent is kvmnetctl's agent; openssl hashes the test's password
+    polkitd openssl
     # e2e DNS queries (test_dns, test_ipv6) and the DHCPv6 client of test_ipv6
     dnsutils isc-dhcp-client
     # test_notify: the stand-in for systemd's notify socket; the unit

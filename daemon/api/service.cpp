@@ -5,6 +5,7 @@
 #include "core/log.hpp"
 #include "org.kvmnet1.Manager-adaptor.h"
 #include "org.kvmnet1.Network-adaptor.h"
+#include "sdbus_raw.hpp"
 
 #include <chrono>
 #include <functional>
@@ -95,10 +96,15 @@ public:
     {
         uid_t uid = 0;
         std::string sender;
+        bool interactive = false;
         try {
             if (!call) throw sdbus::Error(access_denied_error, "no current message");
             uid = call->getCredsUid();
             sender = call->getSender();
+            // The D-Bus specification: without ALLOW_INTERACTIVE_AUTHORIZATION
+            // the receiver must not start interactive authentication, so a
+            // `kvmnetctl --no-ask-password` (or a script) never gets a dialog.
+            interactive = sd_bus_message_get_allow_interactive_authorization(kvmnet::dbus::raw_message(*call)) > 0;
         } catch (const sdbus::Error& e) {
             then(std::string("cannot determine the caller's user id: ") + e.getMessage());
             return;
@@ -111,14 +117,15 @@ public:
             return;
         }
         const std::string who = "uid " + std::to_string(uid) + " (" + sender + ")";
-        core::log_info("asking polkit whether " + who + " may " + what + " (" + polkit_action + ")");
+        core::log_info("asking polkit whether " + who + " may " + what + " (" + polkit_action +
+                       (interactive ? ", interactive" : ", not interactive") + ")");
         try {
             auto request = polkit_->createMethodCall("org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
             const std::map<std::string, sdbus::Variant> subject_details{{"name", sdbus::Variant(sender)}};
             request << sdbus::make_struct(std::string("system-bus-name"), subject_details) << std::string(polkit_action)
-                    << std::map<std::string, std::string>{} << std::uint32_t{polkit_allow_user_interaction}
-                    << std::string();
-            auto on_reply = [uid, who, what, then](sdbus::MethodReply& reply, const sdbus::Error* error) {
+                    << std::map<std::string, std::string>{}
+                    << std::uint32_t{interactive ? polkit_allow_user_interaction : 0u} << std::string();
+            auto on_reply = [uid, who, what, then, interactive](sdbus::MethodReply& reply, const sdbus::Error* error) {
                 std::string reason;
                 if (error) {
                     reason = polkit_failure(error->getName(), error->getMessage());
@@ -126,7 +133,7 @@ public:
                     try {
                         sdbus::Struct<bool, bool, std::map<std::string, std::string>> result;
                         reply >> result;
-                        reason = polkit_refusal(result.get<0>(), result.get<1>(), result.get<2>());
+                        reason = polkit_refusal(result.get<0>(), result.get<1>(), result.get<2>(), interactive);
                     } catch (const sdbus::Error& e) {
                         reason = polkit_failure(e.getName(), e.getMessage());
                     }
