@@ -23,6 +23,9 @@ packages=(
     # e2e QEMU guest (tests/e2e/guest/build-guest.sh fetches the guest's
     # kernel and busybox-static with apt-get download, not installing them)
     qemu-system-x86 cpio
+    # the system suite (tests/system): the Debian root file system it boots
+    # (mmdebstrap) and systemd-nspawn, which boots it
+    mmdebstrap systemd-container
     # style check
     clang-format
     # the libFuzzer target (scripts/test.sh: -fsanitize=fuzzer,address,undefined)

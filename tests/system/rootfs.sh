@@ -82,7 +82,9 @@ say "building $root ($suite: ${packages[*]})"
 start=$SECONDS
 # --variant=essential: only Essential:yes packages besides the list (no apt,
 # no priority-important packages such as procps). Documentation and locales
-# are not installed; the man database is not needed either.
+# are not installed. The hook's $1 is mmdebstrap's (the new root), hence the
+# single quotes.
+# shellcheck disable=SC2016
 mmdebstrap --mode=root --variant=essential --format=directory \
     --include="$(
         IFS=,

@@ -273,6 +273,7 @@ NSPAWN_PID=$!
 _find_pid1() {
     local p
     kill -0 "$NSPAWN_PID" 2>/dev/null || die "systemd-nspawn exited: $(cat "$W/console.log")"
+    # shellcheck disable=SC2013 # the children files hold pids separated by spaces
     for p in $(cat "/proc/$NSPAWN_PID/task/"*/children 2>/dev/null); do
         if [[ $(cat "/proc/$p/comm" 2>/dev/null) == systemd ]]; then
             CPID=$p
@@ -306,7 +307,7 @@ check_readme() {
     for line in "${container_lines[@]}"; do
         echo "[$TEST_NAME] (container) \$ $line" >&2
         out=$(csh "$line" 2>&1) || check_fail "'$line' failed: $out"
-        [[ -z $out ]] || echo "$out" | sed 's/^/    /' >&2
+        [[ -z $out ]] || printf '    %s\n' "${out//$'\n'/$'\n'    }" >&2
     done
     unit_active || check_fail "kvmnetd.service is $(c systemctl is-active kvmnetd) after the README's steps"
     expect_contains "$(c kvmnetctl list)" NAME "kvmnetctl list"
@@ -484,6 +485,7 @@ check_polkit_group() {
     mkdir -p "$W/root/etc/polkit-1/rules.d"
     echo "$rule" >"$W/root/etc/polkit-1/rules.d/50-kvmnet.rules"
     # polkitd re-reads its rules when the directory changes.
+    # shellcheck disable=SC2317 # called through retry
     _group_create() { out=$(as kvgroup kvmnetctl create pk "${pk_args[@]}" </dev/null 2>&1); }
     retry 25 _group_create || check_fail "a netdev member may not create with the documented rule: $out"
     expect_eq "$(net_state pk)" inactive "pk after the netdev member's create"
