@@ -31,6 +31,7 @@
 #   verify        `systemd-analyze verify` of the installed unit is clean
 #                 (man:kvmnetctl(1) must be installed)
 #   polkit-deny   a user without authorization gets AccessDenied, nothing made
+#                 (also on a terminal with --no-ask-password: no prompt)
 #   polkit-group  the group rule of docs/dbus-api.md ("Authorization"),
 #                 taken from that document, lets a netdev member change
 #   polkit-agent  a user without the rule runs kvmnetctl on a terminal
@@ -472,6 +473,13 @@ check_polkit_deny() {
     expect_contains "$out" AccessDenied "unauthorized create"
     expect_contains "$out" "org.kvmnet1.manage" "unauthorized create"
     expect_contains "$out" "caller uid $(c id -u kvuser)" "unauthorized create"
+    [[ $(c kvmnetctl list) != *pk* ]] || check_fail "network pk exists after a refused create"
+    # On a terminal, --no-ask-password: refused the same way, no prompt.
+    rc=0
+    out=$(as kvuser script -qfec "kvmnetctl --no-ask-password create pk ${pk_args[*]}" /dev/null </dev/null 2>&1) || rc=$?
+    expect_eq "$rc" 1 "exit status of --no-ask-password on a terminal (output: $out)"
+    expect_contains "$out" AccessDenied "--no-ask-password on a terminal"
+    [[ $out != *Password:* ]] || check_fail "--no-ask-password still prompted: $out"
     [[ $(c kvmnetctl list) != *pk* ]] || check_fail "network pk exists after a refused create"
 }
 
