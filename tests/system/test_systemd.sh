@@ -501,6 +501,17 @@ check_polkit_group() {
     ! as kvuser kvmnetctl start pk </dev/null >/dev/null 2>&1 || check_fail "kvuser (not in netdev) could start pk"
 }
 
+# _tty_echo_off: the terminal of kvuser's kvmnetctl (script's pty) has echo off.
+_tty_echo_off() {
+    # shellcheck disable=SC2016 # expanded in the container's shell
+    csh 'for p in /proc/[0-9]*; do
+        [[ $(cat $p/comm 2>/dev/null) == kvmnetctl ]] || continue
+        t=$(readlink $p/fd/0) && [[ $t == /dev/pts/* ]] || continue
+        [[ " $(stty -F $t -a) " == *" -echo "* ]] && exit 0
+    done
+    exit 1'
+}
+
 check_polkit_agent() {
     make_users
     c kvmnetctl show pk >/dev/null 2>&1 || c kvmnetctl create pk "${pk_args[@]}"
@@ -509,7 +520,9 @@ check_polkit_agent() {
     # agent, which asks for an administrator's (kvadmin's) password. The
     # test reads the terminal through a fifo until the prompt, then types.
     mkfifo "$W/agent.in" "$W/agent.out"
-    as kvuser script -qfec "kvmnetctl start pk" /dev/null <"$W/agent.in" >"$W/agent.out" 2>&1 &
+    # timeout: a password the agent never read would leave polkit waiting
+    # for 5 minutes; --foreground keeps kvmnetctl on the terminal.
+    as kvuser script -qfec "timeout --foreground 60 kvmnetctl start pk" /dev/null <"$W/agent.in" >"$W/agent.out" 2>&1 &
     apid=$!
     exec {win}>"$W/agent.in" {rout}<"$W/agent.out"
     for ((i = 0; i < 300; i++)); do
@@ -527,6 +540,10 @@ check_polkit_agent() {
     fi
     log "prompt: $(tr -s '\r\n' '  ' <<<"$buf")"
     expect_contains "$buf" "org.kvmnet1.manage" "the agent's prompt"
+    # The agent prints the prompt, then turns echo off with TCSAFLUSH, which
+    # drops what was typed before: type only once echo is off, as a person
+    # would be too slow to notice.
+    retry 50 _tty_echo_off || check_fail "the terminal of kvmnetctl never turned echo off for the password"
     echo "kvadmin-pw-7" >&"$win"
     while IFS= read -r -t 30 ch <&"$rout"; do buf+=$ch$'\n'; done
     wait "$apid" || rc=$?
