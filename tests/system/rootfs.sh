@@ -62,13 +62,16 @@ key=$({
 } | sha256sum | cut -c1-16)
 root=$cache/rootfs-$suite-$key
 
+mkdir -p "$cache"
+# One builder at a time; a run that waited finds the root already built.
+exec 9>"$cache/.rootfs.lock"
+flock 9
 if [[ -f $root/.complete ]]; then
     say "cached: $root"
     echo "$root"
     exit 0
 fi
 
-mkdir -p "$cache"
 for old in "$cache"/rootfs-*; do
     [[ -e $old && $old != "$root" ]] || continue
     say "removing outdated $old"
