@@ -20,8 +20,10 @@
 #   restart       `systemctl restart` keeps the network, adopts dnsmasq
 #                 (same pid), the guest renews its lease and still pings
 #   activation    `systemctl stop`, then `kvmnetctl list` starts the service
-#                 over D-Bus; the new daemon adopts the network
+#                 over D-Bus (dbus-daemon logs the activation); the new
+#                 daemon adopts the network
 #   reload        `systemctl reload` succeeds (ExecReload=kvmnetctl reload)
+#                 and re-reads the stored documents (a removed one is dropped)
 #   watchdog      a daemon frozen with SIGSTOP is killed by the watchdog and
 #                 restarted, and adopts the network (a drop-in shortens
 #                 WatchdogSec=30s to 3s for the test; the unit's own value is
@@ -387,6 +389,8 @@ check_activation() {
     out=$(c kvmnetctl list) || check_fail "kvmnetctl list with the service stopped failed: $out"
     expect_contains "$out" default "kvmnetctl list (activated)"
     unit_active || check_fail "the call did not start kvmnetd.service"
+    [[ $(c journalctl -u dbus --no-pager) == *"Activating via systemd: service name='org.kvmnet1'"* ]] ||
+        check_fail "dbus-daemon's journal shows no activation of org.kvmnet1 via systemd"
     wait_state default active
     expect_eq "$(dnsmasq_pid default)" "$dpid" "default's dnsmasq after activation (adopted)"
     guest_pings_internet g1
@@ -394,11 +398,16 @@ check_activation() {
 
 check_reload() {
     local pid out
+    # A stored document removed behind the daemon's back: the reload must
+    # drop its network (the stored documents were read again).
+    c kvmnetctl create rl --mode isolated --ipv4 10.79.0.1/24 >/dev/null
+    c rm /var/lib/kvmnet/networks/rl.json
     pid=$(main_pid)
     out=$(c systemctl reload kvmnetd 2>&1) || check_fail "systemctl reload kvmnetd failed: $out
 $(c systemctl status kvmnetd --no-pager 2>&1 | tail -n 5)"
     unit_active || check_fail "kvmnetd not active after reload"
     expect_eq "$(main_pid)" "$pid" "MainPID after reload"
+    ! c kvmnetctl show rl >/dev/null 2>&1 || check_fail "network rl still there after its file was removed and the daemon reloaded"
     wait_state default active
 }
 
