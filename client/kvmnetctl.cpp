@@ -653,8 +653,8 @@ int cmd_forward_list(Context& c, const std::vector<std::string>& args)
     std::cout << column("PROTO", 6) << column("HOST", 24) << column("GUEST", 28) << column("RATE", 6)
               << column("CONNS", 9) << column("DROPPED", 9) << "DESCRIPTION\n";
     for (const auto& f : forwards) {
-        // append, not a chain of operator+: g++ 12 at -O3 warns a false
-        // -Wrestrict on "std::string + const char* + std::string".
+        // append, not operator+: g++ 12 at -O3 warns a false -Wrestrict on
+        // "const char*" + std::string&& (GCC bug 105329).
         std::string host = f.value("host_address", std::string("*"));
         host.append(":").append(port_text(f["host_port"]));
         std::string guest = f["guest"].get<std::string>();
@@ -969,7 +969,32 @@ std::string error_kind(const std::string& dbus_name)
     if (dbus_name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
         dbus_name == "org.freedesktop.DBus.Error.NameHasNoOwner")
         return "Unavailable";
+    // A network object vanishes when the network is deleted between the
+    // GetNetwork that found it and the call on it.
+    if (dbus_name == "org.freedesktop.DBus.Error.UnknownObject") return "NotFound";
     return dbus_name;
+}
+
+// "Unknown object '/org/kvmnet1/network/a_2db'." -> "no network named 'a-b' ...":
+// the daemon's own NotFound wording, the name unescaped (_XX is byte 0xXX).
+std::string vanished_object_message(const std::string& message)
+{
+    const std::string prefix = "/org/kvmnet1/network/";
+    const auto start = message.find(prefix);
+    const auto end = start == std::string::npos ? start : message.find('\'', start);
+    if (end == std::string::npos) return message;
+    const std::string escaped = message.substr(start + prefix.size(), end - start - prefix.size());
+    std::string name;
+    for (std::size_t i = 0; i < escaped.size(); ++i) {
+        if (escaped[i] == '_' && i + 2 < escaped.size() && std::isxdigit(static_cast<unsigned char>(escaped[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(escaped[i + 2]))) {
+            name += static_cast<char>(std::stoi(escaped.substr(i + 1, 2), nullptr, 16));
+            i += 2;
+        } else {
+            name += escaped[i];
+        }
+    }
+    return "no network named '" + name + "' (it was deleted while kvmnetctl was using it)";
 }
 
 }  // namespace
@@ -1047,6 +1072,8 @@ int main(int argc, char** argv)
         const std::string kind = error_kind(e.getName());
         std::string message = e.getMessage();
         if (kind == "Unavailable") message = "kvmnetd is not running or not reachable on the bus (" + message + ")";
+        if (kind == "NotFound" && e.getName() == "org.freedesktop.DBus.Error.UnknownObject")
+            message = vanished_object_message(message);
         std::cerr << "kvmnetctl: " << kind << ": " << message << "\n";
         return 1;
     } catch (const std::exception& e) {

@@ -25,6 +25,9 @@ packages=(
     # e2e QEMU guest (tests/e2e/guest/build-guest.sh fetches the guest's
     # kernel and busybox-static with apt-get download, not installing them)
     qemu-system-x86 cpio
+    # the full-kernel VM suite (tests/vm): depmod and modprobe --show-depends
+    # for its initramfs and module tree, tcpdump to see 802.1Q tags
+    kmod tcpdump
     # the system suite (tests/system): the Debian root file system it boots
     # (mmdebstrap) and systemd-nspawn, which boots it
     mmdebstrap systemd-container

@@ -2,7 +2,8 @@
 # Static check that the manual pages keep up with the programs (no root, no
 # daemon running):
 #  - every command (verb) that `kvmnetctl --help` lists, and every option
-#    it names, is a term of kvmnetctl(1);
+#    it names, is a term of kvmnetctl(1), and every command the page
+#    describes is one that --help lists;
 #  - every option that `kvmnetd --help` names is a term of kvmnetd(8);
 #  - every page the unit's Documentation= names (man:NAME(SECTION)) is one
 #    of the built pages, and no http(s) URL is left there;
@@ -51,6 +52,19 @@ for verb in "${verbs[@]}"; do
     is_term "$ctl_page" "$verb" || fail "kvmnetctl --help lists '$verb', kvmnetctl.1 has no term for it"
 done
 echo "kvmnetctl.1 describes the ${#verbs[@]} verbs of kvmnetctl --help: ${verbs[*]}"
+
+# And the other way round: every command the page's COMMANDS section
+# describes is one that kvmnetctl --help lists (no verb the program lost).
+# (A term is the line before .RS 4: scdoc indents a definition that way.)
+mapfile -t described < <(sed -n '/^\.SH COMMANDS/,/^\.SH [^C]/p' "$ctl_page" |
+    awk '$0 == ".RS 4" { print previous } { previous = $0 }' |
+    sed -nE 's/^\\fB([a-z]+( [a-z]+)?)\\fR.*/\1/p' | sort -u)
+((${#described[@]} > 0)) || fail "found no command in the COMMANDS section of kvmnetctl.1"
+for verb in "${described[@]}"; do
+    printf '%s\n' "${verbs[@]}" | grep -qxF -- "$verb" ||
+        fail "kvmnetctl.1 describes '$verb', kvmnetctl --help does not list it"
+done
+echo "kvmnetctl.1's COMMANDS describe ${#described[@]} verbs, all listed by kvmnetctl --help"
 
 mapfile -t options < <(grep -oE '(^|[ [])--[a-z][a-z0-9-]*' <<<"$help" | sed 's/^[ [ ]*//' | sort -u)
 ((${#options[@]} >= 20)) || fail "found only ${#options[@]} options in kvmnetctl --help"
