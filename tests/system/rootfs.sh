@@ -33,6 +33,7 @@ say() { echo "rootfs: $*" >&2; }
 ((EUID == 0)) || { say "needs root (mmdebstrap --mode=root)"; exit 1; }
 command -v mmdebstrap >/dev/null || { say "mmdebstrap missing (tests/system/deps.sh)"; exit 1; }
 
+# shellcheck source=/dev/null
 . /etc/os-release
 suite=${VERSION_CODENAME:?no VERSION_CODENAME in /etc/os-release}
 
