@@ -1,6 +1,7 @@
 // kvmnetctl: the command-line client of kvmnetd. A thin layer over the
 // org.kvmnet1 D-Bus API: it builds documents from options, calls one method
 // and prints the answer as a table or, with --json, as JSON.
+#include "import_libvirt.hpp"
 #include "org.kvmnet1.Manager-proxy.h"
 #include "org.kvmnet1.Network-proxy.h"
 #include "sdbus_raw.hpp"
@@ -77,6 +78,8 @@ const char* usage_text =
     "  diagnose NET                      check the network against the kernel (exit 1 when a check fails)\n"
     "  reload                            make the daemon re-read the stored documents (as SIGHUP)\n"
     "  monitor                           print the daemon's signals until interrupted\n"
+    "  import-libvirt FILE... | --all [--dir DIR] [--strict] [--dry-run]\n"
+    "                                    create networks from libvirt network XML\n"
     "\n"
     "--json prints read commands' results as JSON. A command that changes something,\n"
     "run by a user other than root from a terminal, starts pkttyagent so that polkit\n"
@@ -876,6 +879,7 @@ bool changes_something(const std::string& command, const std::vector<std::string
     const std::string sub = args.empty() ? "" : args.front();
     if (command == "port") return sub == "attach" || sub == "detach";
     if (command == "forward") return sub == "add" || sub == "remove";
+    if (command == "import-libvirt") return std::find(args.begin(), args.end(), "--dry-run") == args.end();
     return false;
 }
 
@@ -1024,7 +1028,7 @@ int main(int argc, char** argv)
     static const std::vector<std::string> commands = {"list",      "show",    "create", "start",    "stop",   "delete",
                                                       "autostart", "confirm", "set",    "port",     "leases", "host",
                                                       "monitor",   "forward", "stats",  "diagnose", "reload"};
-    if (std::find(commands.begin(), commands.end(), command) == commands.end()) {
+    if (command != "import-libvirt" && std::find(commands.begin(), commands.end(), command) == commands.end()) {
         std::cerr << "kvmnetctl: unknown command '" << command << "' (see kvmnetctl --help)\n";
         return 2;
     }
@@ -1042,6 +1046,7 @@ int main(int argc, char** argv)
     PolkitAgent agent;
     if (may_ask && ::isatty(STDIN_FILENO)) agent.open();
     try {
+        if (command == "import-libvirt") return kvmnet::cli::import_libvirt(args, ask_password);
         auto bus = sdbus::createSystemBusConnection();
         if (command == "monitor") return cmd_monitor(*bus, as_json, args);
         Context c{*bus, ManagerProxy(*bus), as_json};

@@ -235,7 +235,11 @@ int main(int argc, char** argv)
         api::Service service(*connection, manager);
         auto sighup = loop.add_signal(SIGHUP, [&] {
             core::log_info("SIGHUP: reloading the desired state");
-            manager.reload();
+            try {
+                manager.reload();
+            } catch (const std::exception& e) {
+                core::log_error(e.what());  // reload logged each problem; the daemon keeps running
+            }
         });
         kernel::LinkMonitor link_monitor;
         const std::function<void(const kernel::LinkEvent&)> on_link = [&](const kernel::LinkEvent& event) {

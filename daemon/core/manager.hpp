@@ -75,7 +75,10 @@ public:
     // autostart and those the runtime directory records as active.
     void load();
     // Re-reads the store: new networks appear, removed ones are stopped and
-    // vanish, changed ones are updated (restarted when active).
+    // vanish, changed ones are updated (restarted when active). A document
+    // that does not load leaves its network exactly as it is (reported in
+    // its state reason); after everything else is reloaded, reload throws
+    // InvalidArgument naming every such file.
     void reload();
 
     std::vector<std::string> names() const;
@@ -185,6 +188,14 @@ private:
         std::uint64_t mac_conflict_usec = 0;
         std::unique_ptr<LeaseWatch> lease_watch;  // while running with DHCP
         std::size_t journal_lines = 0;            // forward changes since the document was written
+        // The stored document does not load (a hand edit gone wrong): why.
+        // The network keeps the configuration it had (or, adopted at start,
+        // the last document the daemon stored) until the file is fixed and
+        // reloaded; running, it shows degraded with this reason.
+        std::string stored_problem;
+        // Adopted at start from what ran under its name, without any
+        // document: only stopping it is possible.
+        bool without_document = false;
         // Self-healing (core/manager_repair.cpp).
         std::unique_ptr<EventSource> repair_timer;  // a link repair is scheduled
         std::string firewall_problem;               // while a firewall repair is pending or failed
@@ -195,6 +206,11 @@ private:
 
     Entry& entry(const std::string& name);
     const Entry& entry(const std::string& name) const;
+    // entry() for a call that stores the document: Conflict while the
+    // network was adopted without one.
+    Entry& changeable(const std::string& name);
+    // The document was stored whole: a problem with the stored file is gone.
+    void document_stored(Entry& e);
     std::vector<model::Network> configured_except(const std::string& name) const;
     std::vector<model::Network> active_specs(const std::string& plus = {}, const std::string& minus = {}) const;
     void check_kernel_conflicts(const model::Network& network);
@@ -248,6 +264,9 @@ private:
     void note_fdb(Entry& e, const std::string& mac, int port_index, std::uint64_t now);
     // Applies a new document to a running network without a restart when
     // only bridge settings, autostart and ports differ; false otherwise.
+    // All or nothing: the document is stored first (a failed save changes
+    // nothing), and a kernel step that fails restores the old document on
+    // disk, in memory and (best effort) in the kernel.
     bool update_live(Entry& e, const model::Network& next);
     std::unique_ptr<EventSource> fdb_timer_;
     // Adds (or removes) the forwards' elements on a running network, then

@@ -55,7 +55,7 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, const st
 std::vector<std::string> Manager::add_forwards(const std::string& name, std::vector<model::PortForward> added,
                                                bool single)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     std::vector<const model::Network*> others;
     for (const auto& [other, entry] : networks_)
         if (other != name) others.push_back(&entry.spec);
@@ -92,7 +92,7 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
 
 void Manager::remove_forward(const std::string& name, const model::ForwardKey& key)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     auto& forwards = e.spec.forwards;
     auto it = std::find_if(forwards.begin(), forwards.end(),
                            [&](const model::PortForward& f) { return model::forward_key(f) == key; });

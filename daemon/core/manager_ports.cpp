@@ -4,6 +4,7 @@
 // forwarding database.
 #include "core/log.hpp"
 #include "core/manager.hpp"
+#include "core/undo.hpp"
 #include "plan/planner.hpp"
 
 #include <sys/socket.h>
@@ -212,7 +213,7 @@ void Manager::ensure_fdb_poll()
 
 void Manager::attach_port(const std::string& name, const std::string& port_document)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     model::Port p = model::parse_port(port_document);
     // Refused up front, also for a network that is not running (whose ports
     // are only recorded now), so nothing is created or stored in vain.
@@ -308,7 +309,7 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
 
 void Manager::detach_port(const std::string& name, const std::string& port_name)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     auto it = std::find_if(e.spec.ports.begin(), e.spec.ports.end(),
                            [&](const model::Port& p) { return p.name == port_name; });
     if (it == e.spec.ports.end())
@@ -390,23 +391,40 @@ bool Manager::update_live(Entry& e, const model::Network& next)
     if (!(same == next)) return false;
 
     const model::Network old = e.spec;
-    const auto options = plan::bridge_options(next);
-    if (!(plan::bridge_options(old) == options)) links_.set_bridge_options(next.bridge, options);
-    if (next.mtu != 0 && next.mtu != old.mtu) links_.set_mtu(next.bridge, next.mtu);
-    for (const model::Port& p : old.ports)
-        if (std::none_of(next.ports.begin(), next.ports.end(), [&](const auto& q) { return q.name == p.name; }))
-            detach_port(old.name, p.name);
-    e.spec = next;
+    // Disk first: a document that cannot be stored changes nothing. A kernel
+    // step that fails puts the old document and bridge settings back.
+    store_.save(next);
+    const auto before = links_.find_link(next.bridge);
+    bool detached = false;
     try {
+        const auto options = plan::bridge_options(next);
+        if (!(plan::bridge_options(old) == options)) links_.set_bridge_options(next.bridge, options);
+        if (next.mtu != 0 && next.mtu != old.mtu) links_.set_mtu(next.bridge, next.mtu);
+        for (const model::Port& p : old.ports)
+            if (std::none_of(next.ports.begin(), next.ports.end(), [&](const auto& q) { return q.name == p.name; })) {
+                detach_port(old.name, p.name);
+                detached = true;
+            }
+        e.spec = next;
         for (const model::Port& p : next.ports) {
-            const auto before =
+            const auto previous =
                 std::find_if(old.ports.begin(), old.ports.end(), [&](const auto& q) { return q.name == p.name; });
-            if (before != old.ports.end() && *before == p && next.mtu == old.mtu) continue;
+            if (previous != old.ports.end() && *previous == p && next.mtu == old.mtu) continue;
             check_port_mac(e, p);
-            apply_port(e, p, before != old.ports.end() ? &*before : nullptr);
+            apply_port(e, p, previous != old.ports.end() ? &*previous : nullptr);
         }
+        // detach_port stored a document of its own on the way.
+        if (detached) store_.save(next);
     } catch (...) {
         e.spec = old;
+        Undo undo;
+        undo.push("storing the previous document", [&] { store_.save(old); });
+        undo.push("restoring the bridge settings",
+                  [&] { links_.set_bridge_options(old.bridge, plan::bridge_options(old)); });
+        if (before) undo.push("restoring the MTU", [&] { links_.set_mtu(old.bridge, before->mtu); });
+        for (const model::Port& p : old.ports)
+            undo.push("restoring port " + p.name, [&, p] { apply_port(e, p); });
+        undo.unwind();
         throw;
     }
     ensure_fdb_poll();

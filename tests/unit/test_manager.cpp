@@ -2323,3 +2323,28 @@ TEST_CASE("Self-healing: a bridge-mode bridge gets its static addresses and rout
     CHECK(h.links.mutations().empty());
     h.m().stop("lan");
 }
+
+TEST_CASE("Regression: a live Update whose kernel step fails leaves document, memory and bridge as they were",
+          "[manager]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    h.m().start("lan");
+    const std::string stored = *kvmnet::store::read_file(h.state_dir.path + "/networks/lan.json");
+    const auto options_before = h.links.fake("lan0").bridge;
+    const auto mtu_before = h.links.link("lan0").mtu;
+    // The bridge options go first, then the MTU fails: before the fix the
+    // options stayed changed.
+    h.links.reset_calls();
+    h.links.fail_on("set_mtu", 1);
+    CHECK_THROWS_AS(h.m().update("lan", R"({"name": "lan", "mode": "bridge", "bridge": "lan0", "uplink": "eth0",
+                                             "stp": true, "forward_delay": 2, "mtu": 1400})"),
+                    Error);
+    CHECK_FALSE(h.m().spec("lan").stp);
+    CHECK(h.m().spec("lan").mtu == 0);
+    CHECK(*kvmnet::store::read_file(h.state_dir.path + "/networks/lan.json") == stored);
+    CHECK(h.links.fake("lan0").bridge.stp == options_before.stp);
+    CHECK(h.links.fake("lan0").bridge.forward_delay_cs == options_before.forward_delay_cs);
+    CHECK(h.links.link("lan0").mtu == mtu_before);
+    CHECK(kvmnet::core::is_running(h.m().state("lan")));
+}
