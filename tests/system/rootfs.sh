@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds (or finds in its cache) the Debian root file system the system
 # suite boots with systemd-nspawn, and prints its path on stdout.
+# Usage: rootfs.sh [PACKAGE...]: the packages of the libraries kvmnetd and
+# kvmnetctl link (test_systemd.sh finds them from the binaries, as a
+# package's Depends would name them) are added to the list below.
 #
 # Runtime packages only: what an installed kvmnet needs (systemd, dbus,
-# polkitd, dnsmasq-base and the libraries kvmnetd and kvmnetctl link),
-# iproute2/nftables/busybox for the test's own guest and "internet"
-# namespaces and checks, passwd for the test's users. Not procps: the unit
-# must work without /bin/kill (issue #10), so the test must not bring it.
+# polkitd, dnsmasq-base and those libraries), iproute2/nftables/busybox for
+# the test's own guest and "internet" namespaces and checks, passwd for the
+# test's users. Not procps: the unit must work without /bin/kill (issue
+# #10), so the test must not bring it.
 #
 # The packages come from the Debian mirror apt is configured with on this
 # machine (the stanzas of /etc/apt/sources.list* for this machine's release;
@@ -16,16 +19,19 @@
 # them builds a new one (older ones are removed). A clean machine builds it
 # in about 2 minutes. Callers copy it before changing anything in it.
 #
-# Needs root and mmdebstrap (tests/system/deps.sh).
+# Needs root and mmdebstrap (scripts/deps.sh).
 set -euo pipefail
 
 packages=(
     systemd dbus polkitd dnsmasq-base
-    libsdbus-c++1 libnl-3-200 libnl-route-3-200 libnftnl11 libmnl0 libcap2 libsystemd0 libstdc++6
     iproute2 nftables busybox passwd
     # systemd-analyze verify checks the unit's Documentation= man pages with man
     man-db
 )
+# The binaries' libraries, sorted so that the cache key does not depend on
+# their order.
+mapfile -t libs < <(printf '%s\n' "$@" | sort -u | sed '/^$/d')
+packages+=("${libs[@]}")
 
 cache=${KVMNET_ROOTFS_CACHE:-/var/cache/kvmnet-test}
 say() { echo "rootfs: $*" >&2; }

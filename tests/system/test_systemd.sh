@@ -234,12 +234,6 @@ run_check() {
 
 # ---------------------------------------------------------------- root file system and install
 
-t0=$SECONDS
-rootfs=$(bash "$SRCDIR/tests/system/rootfs.sh") || die "could not build the root file system (see above)"
-log "root file system: $rootfs ($((SECONDS - t0)) s)"
-cp -a --reflink=auto "$rootfs" "$W/root"
-rm -f "$W/root/.complete"
-
 release=${KVMNET_RELEASE_BUILD:-}
 if [[ -z $release ]]; then
     release=$SRCDIR/build-release
@@ -252,6 +246,25 @@ for o in prefix=/usr buildtype=release tests=false werror=true; do
     v=$(jq -r --arg n "${o%%=*}" '.[] | select(.name == $n) | .value | tostring' <<<"$opts")
     [[ $v == "${o#*=}" ]] || die "$release: option ${o%%=*} is '$v', the README's tree has '${o#*=}'"
 done
+
+# The Debian packages of the libraries the two binaries link: the root file
+# system gets them as a package's Depends would bring them.
+runtime_packages() {
+    local lib f
+    for lib in $(ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u); do
+        for f in "$lib" "$(readlink -f "$lib")" "${lib#/usr}" "/usr$lib"; do
+            dpkg -S "$f" 2>/dev/null && break
+        done
+    done | cut -d: -f1 | sort -u
+}
+mapfile -t libpkgs < <(runtime_packages "$release/daemon/kvmnetd" "$release/client/kvmnetctl")
+((${#libpkgs[@]} > 0)) || die "no Debian package found for the libraries of $release's kvmnetd and kvmnetctl"
+
+t0=$SECONDS
+rootfs=$(bash "$SRCDIR/tests/system/rootfs.sh" "${libpkgs[@]}") || die "could not build the root file system (see above)"
+log "root file system: $rootfs ($((SECONDS - t0)) s)"
+cp -a --reflink=auto "$rootfs" "$W/root"
+rm -f "$W/root/.complete"
 
 mapfile -t host_lines < <(cd "$SRCDIR" && readme_host_lines README.md)
 mapfile -t container_lines < <(cd "$SRCDIR" && readme_container_lines README.md)
