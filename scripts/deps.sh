@@ -30,6 +30,9 @@ packages=(
     # the full-kernel VM suite (tests/vm): depmod and modprobe --show-depends
     # for its initramfs and module tree, tcpdump to see 802.1Q tags
     kmod tcpdump
+    # the system suite (tests/system): the Debian root file system it boots
+    # (mmdebstrap) and systemd-nspawn, which boots it
+    mmdebstrap systemd-container
     # style check
     clang-format
     # the libFuzzer target (scripts/test.sh: -fsanitize=fuzzer,address,undefined)

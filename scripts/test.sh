@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # THE test command (README and CI): installs dependencies, builds the normal
-# and the ASan/UBSan trees, checks formatting, runs the unit tests under the
-# sanitizers and every suite (unit + e2e) in the normal build, then builds
-# the libFuzzer target with clang in a third tree (build-fuzz) and runs it
-# for a bounded time (FUZZ_SECONDS, default 60) on a copy of
-# tests/fuzz/corpus. It ends with one line "N passed, N failed, N skipped"
-# summed over all three runs (the fuzz run counts as one test: a crash, a
-# sanitizer report or a build failure of the fuzz tree is one failure).
-# Root is needed only by the e2e tests; without it they report SKIP.
+# and the ASan/UBSan trees, and the release tree exactly as README.md's
+# "Installing under systemd" says (build-release), checks formatting, runs
+# the unit tests under the sanitizers, every suite but `system` in the
+# normal build, then the `system` suite (the release tree installed into a
+# Debian root file system booted under systemd-nspawn), then builds the
+# libFuzzer target with clang in a fourth tree (build-fuzz) and runs it for
+# a bounded time (FUZZ_SECONDS, default 60) on a copy of tests/fuzz/corpus.
+# Each step prints how long it took. It ends with one line
+# "N passed, N failed, N skipped" summed over all runs (the fuzz run counts
+# as one test: a crash, a sanitizer report or a build failure of the fuzz
+# tree is one failure; so does a release build that fails).
+# Root is needed only by the e2e and system tests; without it they report SKIP.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,6 +32,9 @@ setup() {
     fi
 }
 
+# took START WHAT: how long a step took, from SECONDS at its start.
+took() { echo "==> $2 took $((SECONDS - $1)) s"; }
+
 echo "==> configure"
 setup build
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
@@ -47,6 +54,15 @@ ninja -C build -j2 || build_failed build
 # keeps CI well inside its time budget.
 ninja -C build-asan -j2 tests/unit/unit_tests || build_failed build-asan
 
+# The README's own release build (tests/system/release-build.sh runs its
+# lines); the system suite installs this tree. A failure is counted below,
+# and the other suites still run.
+echo "==> release build (README.md, Installing under systemd)"
+t=$SECONDS
+release_ok=1
+bash tests/system/release-build.sh "$PWD/build-release" || release_ok=0
+took "$t" "release build"
+
 format_failed=0
 if [[ -f .clang-format ]]; then
     echo "==> clang-format check"
@@ -63,6 +79,10 @@ logdir=$(mktemp -d)
 trap 'rm -rf "$logdir"' EXIT
 
 passed=0 failed=0 skipped=0
+if ((!release_ok)); then
+    echo "release build failed (see above); the system suite is not run"
+    failed=$((failed + 1))
+fi
 
 # Reads meson's closing summary ("Ok: 3", "Fail: 0", ...) from a log file and
 # adds it to the totals. A run that printed no summary (meson refused to run,
@@ -83,27 +103,45 @@ count() {
 }
 
 echo "==> unit tests (ASan/UBSan)"
+t=$SECONDS
 set +e
 meson test -C build-asan --suite unit --print-errorlogs 2>&1 | tee "$logdir/asan.log"
 rc=${PIPESTATUS[0]}
 set -e
 count "$logdir/asan.log" "$rc"
+took "$t" "unit tests (ASan/UBSan)"
 
-echo "==> all tests"
+echo "==> all tests but the system suite"
 if ((EUID != 0)); then
-    echo "note: not root, the e2e tests will be skipped"
+    echo "note: not root, the e2e and system tests will be skipped"
 fi
+t=$SECONDS
 set +e
-meson test -C build --print-errorlogs 2>&1 | tee "$logdir/all.log"
+meson test -C build --no-suite system --print-errorlogs 2>&1 | tee "$logdir/all.log"
 rc=${PIPESTATUS[0]}
 set -e
 count "$logdir/all.log" "$rc"
+took "$t" "all tests but the system suite"
+
+if ((release_ok)); then
+    echo "==> system tests (real systemd in systemd-nspawn; the first run builds the root file system)"
+    t=$SECONDS
+    set +e
+    # --verbose: the suite prints each check as it runs it.
+    KVMNET_RELEASE_BUILD=$PWD/build-release meson test -C build --suite system --verbose 2>&1 |
+        tee "$logdir/system.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    count "$logdir/system.log" "$rc"
+    took "$t" "system tests"
+fi
 
 # The libFuzzer target: clang, its own tree, only that target (and the pure
 # library, so model and plan are also checked to build warning-free with
 # clang) built. A crash leaves its input in build-fuzz/artifacts/ (printed),
 # to reproduce with `build-fuzz/tests/fuzz/fuzz_document FILE`.
 echo "==> fuzzing the document parsers (${FUZZ_SECONDS:-60} s)"
+t=$SECONDS
 fuzz_ok=0
 if CC=clang CXX=clang++ setup build-fuzz -Dfuzzing=true && ninja -C build-fuzz -j2 tests/fuzz/fuzz_document daemon/libkvmnet-pure.a; then
     rm -rf build-fuzz/corpus build-fuzz/artifacts
@@ -129,6 +167,7 @@ else
     echo "fuzz: the fuzz tree did not configure or build (see above)"
 fi
 if ((fuzz_ok)); then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+took "$t" "fuzzing (build and run)"
 
 if ((format_failed)); then
     echo "formatting check failed (see above)"
