@@ -816,6 +816,8 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     };
     e.restart_timer.reset();
     e.repair_timer.reset();
+    e.repair_retry.reset();
+    e.repair_wait.clear();
     e.firewall_problem.clear();
     e.lease_watch.reset();
     const bool was_awaiting = e.confirm_timer != nullptr;
@@ -953,23 +955,27 @@ void Manager::assess(Entry& e)
     if (!is_running(e.state)) return;
     const auto link = links_.find_link(e.spec.bridge);
     const auto uplink = e.spec.mode == model::Mode::bridge ? links_.find_link(e.spec.uplink) : std::nullopt;
+    std::string reason;
     if (!link)
-        set_state(e, State::degraded, "bridge " + e.spec.bridge + " was deleted outside kvmnet");
+        reason = "bridge " + e.spec.bridge + " was deleted outside kvmnet";
     else if (e.spec.mode == model::Mode::bridge && !uplink)
-        set_state(e, State::degraded, "uplink " + e.spec.uplink + " has disappeared");
+        reason = "uplink " + e.spec.uplink + " has disappeared";
     else if (e.spec.mode == model::Mode::bridge && uplink->master_index != link->index)
-        set_state(e, State::degraded,
-                  "uplink " + e.spec.uplink + " was released from " + e.spec.bridge + " outside kvmnet");
+        reason = "uplink " + e.spec.uplink + " was released from " + e.spec.bridge + " outside kvmnet";
     else if (!link->up)
-        set_state(e, State::degraded, "bridge " + e.spec.bridge + " was set down outside kvmnet");
+        reason = "bridge " + e.spec.bridge + " was set down outside kvmnet";
     else if (!e.firewall_problem.empty())
-        set_state(e, State::degraded, e.firewall_problem);
+        reason = e.firewall_problem;
     else if (!e.dnsmasq_problem.empty())
-        set_state(e, State::degraded, e.dnsmasq_problem);
+        reason = e.dnsmasq_problem;
     else if (!e.mac_conflict.empty())
-        set_state(e, State::degraded, e.mac_conflict);
-    else
+        reason = e.mac_conflict;
+    // A link repair deferred by the budget says so, whatever it repairs.
+    if (!e.repair_wait.empty()) reason += (reason.empty() ? "link repair " : "; link repair ") + e.repair_wait;
+    if (reason.empty())
         set_state(e, State::active);
+    else
+        set_state(e, State::degraded, std::move(reason));
 }
 
 void Manager::stop_dnsmasq(Entry& e)

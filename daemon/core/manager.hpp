@@ -161,6 +161,15 @@ public:
     const std::string& last_repair(const std::string& name) const;
 
 private:
+    // A budget slows repairs down, never ends them: within `repair_budget`
+    // repairs per window they run at once; beyond it each one waits for a
+    // backoff delay (1 s doubling to 30 s), then runs.
+    struct RepairBudget {
+        std::uint64_t window_start_usec = 0;
+        unsigned count = 0;
+        unsigned deferrals = 0;  // consecutive deferrals in this window: the backoff's exponent
+        bool granted = false;    // a deferred repair whose delay has passed: runs regardless
+    };
     struct Entry {
         model::Network spec;
         State state = State::inactive;
@@ -189,8 +198,9 @@ private:
         std::unique_ptr<EventSource> repair_timer;  // a link repair is scheduled
         std::string firewall_problem;               // while a firewall repair is pending or failed
         std::string last_repair;
-        std::uint64_t repair_window_usec = 0;  // start of the current repair-budget window
-        unsigned repairs_in_window = 0;
+        RepairBudget link_budget;                   // link repairs (the firewall has its own)
+        std::unique_ptr<EventSource> repair_retry;  // a link repair deferred by the budget
+        std::string repair_wait;                    // why, while it is deferred (part of the state reason)
     };
 
     Entry& entry(const std::string& name);
@@ -211,11 +221,15 @@ private:
     void schedule_link_repair(Entry& e);
     void repair_links(Entry& e);
     void repair_firewall();
-    // Within the repair budget (a handful per network and minute)? Counts one.
-    bool repair_allowed(Entry& e);
+    // 0 when within the budget (counts one); else how long to defer it (usec).
+    static std::uint64_t repair_delay(RepairBudget& budget);
+    static std::string budget_wait(std::uint64_t delay_usec);
+    void defer_link_repair(Entry& e, std::uint64_t delay_usec);
     void note_repair(Entry& e, const std::string& what, const std::string& detail);
     std::unique_ptr<EventSource> firewall_timer_;
-    std::string firewall_drift_;  // what the pending firewall repair was scheduled for
+    RepairBudget firewall_budget_;    // one table for every network: one budget
+    bool firewall_deferred_ = false;  // firewall_timer_ is a retry deferred by the budget
+    std::string firewall_drift_;      // what the pending firewall repair was scheduled for
     // RUNTIME/NAME.restarting: an Update that restarts the network is under
     // way (holds the old bridge's name).
     std::string restart_marker(const std::string& name) const;

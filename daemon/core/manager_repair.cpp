@@ -23,10 +23,14 @@ namespace {
 constexpr std::uint64_t repair_delay_usec = 100'000;
 // A repair that keeps coming back (someone fighting the daemon, or a kernel
 // that refuses the desired state) must not become a storm: at most this
-// many repairs per network and window; after that the network stays
-// degraded until the window has passed.
+// many repairs per window run at once (per network for links, one budget
+// for the shared table, so neither starves the other); beyond it each
+// repair waits for a backoff, but it runs: guests must not stay offline
+// until someone restarts the network.
 constexpr unsigned repair_budget = 20;
 constexpr std::uint64_t repair_window_usec = 60'000'000;
+constexpr std::uint64_t first_backoff_usec = 1'000'000;
+constexpr std::uint64_t max_backoff_usec = 30'000'000;
 
 std::string timestamp()
 {
@@ -52,16 +56,44 @@ void Manager::note_repair(Entry& e, const std::string& what, const std::string& 
     }
 }
 
-bool Manager::repair_allowed(Entry& e)
+std::uint64_t Manager::repair_delay(RepairBudget& budget)
 {
     const std::uint64_t now = EventLoop::now_usec();
-    if (now - e.repair_window_usec > repair_window_usec) {
-        e.repair_window_usec = now;
-        e.repairs_in_window = 0;
+    if (now - budget.window_start_usec > repair_window_usec) {
+        budget.window_start_usec = now;
+        budget.count = 0;
+        budget.deferrals = 0;
     }
-    if (e.repairs_in_window >= repair_budget) return false;
-    ++e.repairs_in_window;
-    return true;
+    if (std::exchange(budget.granted, false) || budget.count < repair_budget) {
+        ++budget.count;
+        return 0;
+    }
+    const std::uint64_t delay = std::min(first_backoff_usec << std::min(budget.deferrals, 5u), max_backoff_usec);
+    ++budget.deferrals;
+    return delay;
+}
+
+std::string Manager::budget_wait(std::uint64_t delay_usec)
+{
+    return "over the repair budget of " + std::to_string(repair_budget) + " repairs per minute; retrying in " +
+           std::to_string(delay_usec / 1'000'000) + " s";
+}
+
+void Manager::defer_link_repair(Entry& e, std::uint64_t delay_usec)
+{
+    e.repair_wait = budget_wait(delay_usec);
+    log_warning("network " + e.spec.name + ": link repair deferred: " + e.repair_wait);
+    const std::string name = e.spec.name;
+    e.repair_retry = loop_.add_timer(delay_usec, [this, name] {
+        auto it = networks_.find(name);
+        if (it == networks_.end()) return;
+        Entry& entry = it->second;
+        entry.repair_retry.reset();
+        entry.repair_wait.clear();
+        entry.link_budget.granted = true;
+        repair_links(entry);
+        entry.link_budget.granted = false;  // nothing needed repairing by now
+    });
 }
 
 void Manager::address_changed(int link_index)
@@ -78,7 +110,8 @@ void Manager::recheck_links()
 
 void Manager::schedule_link_repair(Entry& e)
 {
-    if (e.repair_timer || !is_running(e.state)) return;
+    // A deferred repair pending: it looks at the kernel as it is then.
+    if (e.repair_timer || e.repair_retry || !is_running(e.state)) return;
     const std::string name = e.spec.name;
     e.repair_timer = loop_.add_timer(repair_delay_usec, [this, name] {
         auto it = networks_.find(name);
@@ -130,7 +163,11 @@ void Manager::repair_links(Entry& e)
             // elsewhere stays theirs.
             const bool reattach = uplink && uplink->master_index == 0;
             const bool readd = !restore_takeover_config(e, bridge->index, false).empty();
-            if ((!set_up && !reattach && !readd) || !repair_allowed(e)) return assess(e);
+            if (!set_up && !reattach && !readd) return assess(e);
+            if (const auto delay = repair_delay(e.link_budget)) {
+                defer_link_repair(e, delay);
+                return assess(e);
+            }
             if (set_up) {
                 links_.set_up(n.bridge, true);
                 done.push_back("set bridge " + n.bridge + " up again");
@@ -149,7 +186,11 @@ void Manager::repair_links(Entry& e)
             }
         } else {
             const auto ops = plan::plan_bridge(n, bridge, links_.list_addresses());
-            if (ops.empty() || !repair_allowed(e)) return assess(e);
+            if (ops.empty()) return assess(e);
+            if (const auto delay = repair_delay(e.link_budget)) {
+                defer_link_repair(e, delay);
+                return assess(e);
+            }
             Undo undo;  // a repair keeps what it achieved: nothing is undone
             std::string step;
             apply_link_ops(n, ops, bridge, undo, step);
@@ -199,6 +240,7 @@ void Manager::firewall_changed(const std::string& detail)
     const auto running = active_specs();
     if (running.empty()) return;  // nothing of ours to repair (the table should not exist)
     firewall_drift_ = detail;
+    if (firewall_deferred_) return;  // the deferred repair will re-apply it
     for (auto& [name, e] : networks_) {
         if (!is_running(e.state)) continue;
         e.firewall_problem = "nftables table inet kvmnet was changed outside kvmnet (" + detail + "); repairing";
@@ -215,21 +257,22 @@ void Manager::repair_firewall()
 {
     const auto running = active_specs();
     if (running.empty()) return;
-    bool allowed = true;
-    for (auto& [name, e] : networks_)
-        if (is_running(e.state) && !repair_allowed(e)) allowed = false;
-    if (!allowed) {
-        log_error("nftables table inet kvmnet keeps being changed outside kvmnet; not repairing it for now");
+    if (const auto delay = repair_delay(firewall_budget_)) {
+        const std::string wait = budget_wait(delay);
+        log_warning("nftables table inet kvmnet keeps being changed outside kvmnet; repair deferred: " + wait);
         for (auto& [name, e] : networks_)
             if (is_running(e.state)) {
-                e.firewall_problem = "nftables table inet kvmnet keeps being changed outside kvmnet (" +
-                                     firewall_drift_ + "); repairs paused for a minute";
+                e.firewall_problem =
+                    "nftables table inet kvmnet keeps being changed outside kvmnet (" + firewall_drift_ + "); " + wait;
                 assess(e);
             }
-        // Tried again once the budget window has passed.
-        firewall_timer_ = loop_.add_timer(repair_window_usec, [this] {
+        firewall_deferred_ = true;
+        firewall_timer_ = loop_.add_timer(delay, [this] {
             firewall_timer_.reset();
+            firewall_deferred_ = false;
+            firewall_budget_.granted = true;
             repair_firewall();
+            firewall_budget_.granted = false;
         });
         return;
     }

@@ -2192,7 +2192,7 @@ TEST_CASE("Self-healing: an interface of someone else under the bridge's name is
     CHECK(h.listener.repairs.empty());
 }
 
-TEST_CASE("Self-healing: repairs that keep coming back stop at the budget", "[manager][repair]")
+TEST_CASE("Self-healing: repairs beyond the budget are deferred with the reason in the state", "[manager][repair]")
 {
     HealingHarness h;
     int repaired = 0;
@@ -2204,6 +2204,7 @@ TEST_CASE("Self-healing: repairs that keep coming back stop at the budget", "[ma
     }
     CHECK(repaired == 20);
     CHECK(h.m().state("iso") == State::degraded);
+    CHECK(h.m().state_reason("iso").find("over the repair budget") != std::string::npos);
 }
 
 TEST_CASE("Self-healing: a bridge-mode uplink that disappears degrades the network until it is back",
