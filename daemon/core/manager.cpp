@@ -862,7 +862,10 @@ void Manager::start_dnsmasq(Entry& e)
     const std::string conf_arg = "--conf-file=" + conf;
 
     // Adopt a dnsmasq left running by an earlier instance of the daemon when
-    // it serves exactly this configuration: guests keep their DHCP/DNS.
+    // it serves exactly this configuration: guests keep their DHCP/DNS. One
+    // that runs as another user (started by a daemon that ran as root, now
+    // running as user dnsmasq) is adopted too, as long as it need not be
+    // signalled: it can be watched (pidfd), not stopped, which stop reports.
     if (pid_t old = read_pid(pidfile); old > 0 && process_alive(old)) {
         const auto cmd = process_cmdline(old);
         const bool ours = std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end();
@@ -871,13 +874,22 @@ void Manager::start_dnsmasq(Entry& e)
                 store::read_file(dir + "/dnsmasq.names") != files.names) {
                 store::write_atomic(dir + "/dnsmasq.hosts", files.hosts, 0644);
                 store::write_atomic(dir + "/dnsmasq.names", files.names, 0644);
-                ::kill(old, SIGHUP);
+                if (::kill(old, SIGHUP) != 0)
+                    throw Error(ErrorKind::Kernel, unstoppable_dnsmasq(old, "make it re-read its hosts") +
+                                                       ", then start the network again");
             }
             log_info("network " + n.name + ": adopted dnsmasq pid " + std::to_string(old));
             watch_dnsmasq(e, old);
             return;
         }
-        if (ours) stop_process(old);
+        // Never a second dnsmasq next to one that cannot be stopped: it
+        // would fail on the addresses the old one holds.
+        if (ours) try {
+                stop_process(old);
+            } catch (const std::exception&) {
+                throw Error(ErrorKind::Kernel, unstoppable_dnsmasq(old, "stop it (it serves another configuration)") +
+                                                   ", then start the network again");
+            }
     }
 
     store::write_atomic(conf, files.config, 0644);
@@ -903,6 +915,14 @@ void Manager::start_dnsmasq(Entry& e)
     }
     log_info("network " + n.name + ": dnsmasq running as pid " + std::to_string(pid));
     watch_dnsmasq(e, pid);
+}
+
+std::string Manager::unstoppable_dnsmasq(pid_t pid, const std::string& to_do)
+{
+    const std::string p = std::to_string(pid);
+    return "dnsmasq pid " + p + " runs as uid " + std::to_string(process_uid(pid)) + " and kvmnetd (uid " +
+           std::to_string(::getuid()) + ") cannot " + to_do +
+           " (a dnsmasq started by kvmnetd running as root?): run `kill " + p + "` as root";
 }
 
 void Manager::watch_dnsmasq(Entry& e, pid_t pid)
@@ -985,7 +1005,11 @@ void Manager::stop_dnsmasq(Entry& e)
     e.dnsmasq.reset();
     if (pid > 0 && process_alive(pid)) {
         const auto cmd = process_cmdline(pid);
-        if (std::find(cmd.begin(), cmd.end(), "--conf-file=" + dir + "/dnsmasq.conf") != cmd.end()) stop_process(pid);
+        if (std::find(cmd.begin(), cmd.end(), "--conf-file=" + dir + "/dnsmasq.conf") != cmd.end()) try {
+                stop_process(pid);
+            } catch (const std::exception&) {
+                throw Error(ErrorKind::Kernel, unstoppable_dnsmasq(pid, "stop it"));
+            }
     }
     store::remove_file(dir + "/dnsmasq.pid");
 }

@@ -287,6 +287,8 @@ private:
     void watch_dnsmasq(Entry& e, pid_t pid);
     void dnsmasq_exited(const std::string& name, int status);
     void stop_dnsmasq(Entry& e);
+    // The error for a dnsmasq that this daemon may not signal (EPERM).
+    static std::string unstoppable_dnsmasq(pid_t pid, const std::string& to_do);
     // Starts reporting lease changes of a running network with DHCP (logs, never throws).
     void watch_leases(Entry& e);
     // Stores a document that differs from e.spec only in its static hosts and
