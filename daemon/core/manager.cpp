@@ -834,6 +834,7 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     });
     // The network counts as stopped from here on, whatever failed above.
     e.dnsmasq_problem.clear();
+    e.dnsmasq_unreported.clear();
     e.dnsmasq_start_failed = false;
     e.port_problems.clear();
     e.mac_conflict.clear();
@@ -941,12 +942,14 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
     e.dnsmasq.reset();
     if (!is_running(e.state)) return;
     // A dnsmasq that ran for a while before dying starts the backoff afresh;
+    // the first restart is immediate (guests wait for DHCP/DNS meanwhile),
     // one that dies right after each restart backs off up to 30 s.
     if (EventLoop::now_usec() - e.dnsmasq_since_usec > 60'000'000ull) e.restarts = 0;
-    const unsigned delay_s = std::min(1u << std::min(e.restarts, 5u), 30u);
+    const unsigned delay_s = e.restarts == 0 ? 0 : std::min(1u << std::min(e.restarts - 1, 5u), 30u);
     ++e.restarts;
-    e.dnsmasq_problem = "dnsmasq exited" + (status >= 0 ? " (status " + std::to_string(status) + ")" : std::string()) +
-                        "; restarting in " + std::to_string(delay_s) + " s";
+    e.dnsmasq_problem =
+        "dnsmasq exited" + (status >= 0 ? " (status " + std::to_string(status) + ")" : std::string()) +
+        (delay_s == 0 ? std::string("; restarting now") : "; restarting in " + std::to_string(delay_s) + " s");
     log_warning("network " + name + ": " + e.dnsmasq_problem);
     assess(e);
     e.restart_timer = loop_.add_timer(delay_s * 1000000ull, [this, name] {
@@ -958,9 +961,18 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
             const std::string problem = entry.dnsmasq_problem;
             start_dnsmasq(entry);
             entry.dnsmasq_problem.clear();
-            note_repair(entry, "dnsmasq",
-                        "restarted dnsmasq as pid " + std::to_string(entry.dnsmasq ? entry.dnsmasq->pid() : 0) + " (" +
-                            problem.substr(0, problem.find(';')) + ")");
+            const std::string detail = "restarted dnsmasq as pid " +
+                                       std::to_string(entry.dnsmasq ? entry.dnsmasq->pid() : 0) + " (" +
+                                       problem.substr(0, problem.find(';')) + ")";
+            // Without its bridge dnsmasq serves nobody (bind-dynamic: it
+            // will, once the bridge is back): the bridge's repair reports it.
+            const auto bridge = links_.find_link(entry.spec.bridge);
+            if (bridge && bridge->alias == plan::owner_alias(entry.spec.name)) {
+                note_repair(entry, "dnsmasq", detail);
+            } else {
+                log_info("network " + name + ": " + detail + "; serving once bridge " + entry.spec.bridge + " is back");
+                entry.dnsmasq_unreported = detail;
+            }
             assess(entry);
         } catch (const std::exception& err) {
             log_error("network " + name + ": restarting dnsmasq failed: " + err.what());

@@ -179,9 +179,10 @@ private:
         std::unique_ptr<EventSource> restart_timer;
         unsigned restarts = 0;
         std::uint64_t dnsmasq_since_usec = 0;
-        std::string dnsmasq_problem;                       // why dnsmasq is not serving, while a restart is pending
-        bool dnsmasq_start_failed = false;                 // the last attempt to start dnsmasq failed
-        std::unique_ptr<EventSource> confirm_timer;        // pending start confirmation
+        std::string dnsmasq_problem;                 // why dnsmasq is not serving, while a restart is pending
+        bool dnsmasq_start_failed = false;           // the last attempt to start dnsmasq failed
+        std::string dnsmasq_unreported;              // a restart while the bridge was missing: reported with its repair
+        std::unique_ptr<EventSource> confirm_timer;  // pending start confirmation
         std::map<std::string, std::string> port_problems;  // port name -> why it is not attached as asked
         // MAC flap tracking for conflict detection: mac -> (bridge port index, when it last moved).
         struct MacSeen {

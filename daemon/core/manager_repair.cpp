@@ -215,6 +215,7 @@ void Manager::repair_links(Entry& e)
                 if (n.mode == model::Mode::nat)
                     links_.write_sysctl("net/ipv4/conf/" + n.bridge + "/route_localnet", "1");
                 attach_ports(e);
+                if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
                 const auto created = links_.find_link(n.bridge);
                 e.bridge_index = created ? created->index : 0;
                 e.fdb.clear();
