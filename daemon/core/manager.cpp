@@ -634,6 +634,7 @@ void Manager::link_changed(const std::string& link_name)
             assess(e);
             schedule_link_repair(e);  // manager_repair.cpp
         }
+        observe_ports(e);
         for (const model::Port& p : e.spec.ports) {
             if (p.name != link_name) continue;
             // A guest's interface came back (a VM restarted on the same tap
@@ -776,6 +777,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         // its interface appears.
         step = "attaching ports";
         attach_ports(e);
+        observe_ports(e);
 
         const auto bridge = links_.find_link(n.bridge);
         const int bridge_index = bridge ? bridge->index : 0;
@@ -837,6 +839,7 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     e.dnsmasq_unreported.clear();
     e.dnsmasq_start_failed = false;
     e.port_problems.clear();
+    e.foreign_ports.clear();
     e.mac_conflict.clear();
     e.fdb.clear();
     set_state(e, State::inactive);

@@ -202,6 +202,10 @@ private:
         RepairBudget link_budget;                   // link repairs (the firewall has its own)
         std::unique_ptr<EventSource> repair_retry;  // a link repair deferred by the budget
         std::string repair_wait;                    // why, while it is deferred (part of the state reason)
+        // Interfaces someone else enslaved to the bridge (a libvirt tap), as
+        // last observed while it existed: enslaved again when a repair
+        // recreates it.
+        std::set<std::string> foreign_ports;
     };
 
     Entry& entry(const std::string& name);
@@ -227,6 +231,10 @@ private:
     static std::string budget_wait(std::uint64_t delay_usec);
     void defer_link_repair(Entry& e, std::uint64_t delay_usec);
     void note_repair(Entry& e, const std::string& what, const std::string& detail);
+    // Refreshes e.foreign_ports from the kernel while our bridge exists.
+    void observe_ports(Entry& e);
+    // Enslaves the remembered foreign ports that are free to a recreated bridge; their names.
+    std::vector<std::string> reattach_foreign_ports(Entry& e);
     std::unique_ptr<EventSource> firewall_timer_;
     RepairBudget firewall_budget_;    // one table for every network: one budget
     bool firewall_deferred_ = false;  // firewall_timer_ is a retry deferred by the budget

@@ -96,6 +96,39 @@ void Manager::defer_link_repair(Entry& e, std::uint64_t delay_usec)
     });
 }
 
+void Manager::observe_ports(Entry& e)
+{
+    const model::Network& n = e.spec;
+    const auto bridge = links_.find_link(n.bridge);
+    // While the bridge is missing (deleted: the kernel released its ports
+    // first) the last observation is what a repair restores.
+    if (!bridge || bridge->alias != plan::owner_alias(n.name)) return;
+    std::set<std::string> seen;
+    for (const plan::LinkInfo& l : links_.list_links())
+        if (l.master_index == bridge->index && l.name != n.uplink &&
+            std::none_of(n.ports.begin(), n.ports.end(), [&](const model::Port& p) { return p.name == l.name; }))
+            seen.insert(l.name);
+    e.foreign_ports = std::move(seen);
+}
+
+std::vector<std::string> Manager::reattach_foreign_ports(Entry& e)
+{
+    std::vector<std::string> back;
+    for (const std::string& name : e.foreign_ports) {
+        const auto link = links_.find_link(name);
+        if (!link || link->master_index != 0) continue;  // gone, or someone else's now
+        try {
+            links_.set_master(name, e.spec.bridge);
+            back.push_back(name);
+        } catch (const std::exception& err) {
+            log_error("network " + e.spec.name + ": re-attaching " + name + " to " + e.spec.bridge +
+                      " failed: " + err.what());
+        }
+    }
+    observe_ports(e);
+    return back;
+}
+
 void Manager::address_changed(int link_index)
 {
     for (auto& [name, e] : networks_)
@@ -215,6 +248,12 @@ void Manager::repair_links(Entry& e)
                 if (n.mode == model::Mode::nat)
                     links_.write_sysctl("net/ipv4/conf/" + n.bridge + "/route_localnet", "1");
                 attach_ports(e);
+                if (const auto back = reattach_foreign_ports(e); !back.empty()) {
+                    std::string names;
+                    for (const auto& b : back)
+                        names += (names.empty() ? "" : ", ") + b;
+                    done.push_back("re-attached " + names + " (enslaved outside kvmnet)");
+                }
                 if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
                 const auto created = links_.find_link(n.bridge);
                 e.bridge_index = created ? created->index : 0;
