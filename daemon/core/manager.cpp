@@ -624,8 +624,13 @@ void Manager::link_changed(const std::string& link_name)
 {
     // Notifications describe the past (our own create-then-up arrives after
     // start finished), so judge by the link as it is now, not by the event.
+    const auto changed = links_.find_link(link_name);
     for (auto& [name, e] : networks_) {
         if (!is_running(e.state)) continue;
+        // Our bridge under another name (renamed behind our back).
+        if (changed && changed->kind == "bridge" && changed->name != e.spec.bridge &&
+            changed->alias == plan::owner_alias(name))
+            schedule_link_repair(e);
         if (e.spec.bridge == link_name) {
             const auto bridge = links_.find_link(link_name);
             e.bridge_index = bridge ? bridge->index : 0;
@@ -833,6 +838,9 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     attempt("deleting bridge " + n.bridge, [&] {
         auto link = links_.find_link(n.bridge);
         if (link && link->alias == plan::owner_alias(n.name)) links_.delete_link(n.bridge);
+        // Renamed by someone else and not renamed back (yet): ours all the same.
+        if (!link)
+            if (const auto renamed = renamed_bridge(e)) links_.delete_link(renamed->name);
     });
     // The network counts as stopped from here on, whatever failed above.
     e.dnsmasq_problem.clear();

@@ -231,6 +231,11 @@ private:
     static std::string budget_wait(std::uint64_t delay_usec);
     void defer_link_repair(Entry& e, std::uint64_t delay_usec);
     void note_repair(Entry& e, const std::string& what, const std::string& detail);
+    // Logs and signals one repair made of `done` (in words), then assesses.
+    void note_done(Entry& e, const std::vector<std::string>& done, const std::string& what);
+    // Our bridge (owner mark) under a name other than the network's, if any.
+    std::optional<plan::LinkInfo> renamed_bridge(const Entry& e);
+    void rename_back(const plan::LinkInfo& bridge, const std::string& name);
     // Refreshes e.foreign_ports from the kernel while our bridge exists.
     void observe_ports(Entry& e);
     // Enslaves the remembered foreign ports that are free to a recreated bridge; their names.

@@ -171,11 +171,34 @@ void Manager::repair_links(Entry& e)
 {
     if (!is_running(e.state)) return;
     const model::Network& n = e.spec;
-    const auto bridge = links_.find_link(n.bridge);
+    auto bridge = links_.find_link(n.bridge);
     e.bridge_index = bridge ? bridge->index : 0;
     std::vector<std::string> done;  // what was repaired, in words
     std::string what;               // the signal's category: the most drastic repair
+    bool charged = false;           // this repair has counted against the budget
+    // Within the budget (counted once per repair), or deferred: false.
+    auto allowed = [&] {
+        if (charged) return true;
+        if (const auto delay = repair_delay(e.link_budget)) {
+            defer_link_repair(e, delay);
+            return false;
+        }
+        return charged = true;
+    };
     try {
+        if (!bridge) {
+            // Renamed behind our back: the bridge is ours by its owner mark,
+            // whatever its name. It is renamed back (never a second bridge
+            // with the same gateway next to it).
+            if (const auto renamed = renamed_bridge(e)) {
+                if (!allowed()) return assess(e);
+                rename_back(*renamed, n.bridge);
+                done.push_back("renamed bridge " + renamed->name + " back to " + n.bridge);
+                what = "link";
+                bridge = links_.find_link(n.bridge);
+                e.bridge_index = bridge ? bridge->index : 0;
+            }
+        }
         if (bridge && bridge->alias != plan::owner_alias(n.name)) {
             // Someone else's interface took the name: never touched.
             assess(e);
@@ -196,11 +219,8 @@ void Manager::repair_links(Entry& e)
             // elsewhere stays theirs.
             const bool reattach = uplink && uplink->master_index == 0;
             const bool readd = !restore_takeover_config(e, bridge->index, false).empty();
-            if (!set_up && !reattach && !readd) return assess(e);
-            if (const auto delay = repair_delay(e.link_budget)) {
-                defer_link_repair(e, delay);
-                return assess(e);
-            }
+            if ((!set_up && !reattach && !readd) || !allowed())
+                return done.empty() ? assess(e) : note_done(e, done, what);
             if (set_up) {
                 links_.set_up(n.bridge, true);
                 done.push_back("set bridge " + n.bridge + " up again");
@@ -219,11 +239,7 @@ void Manager::repair_links(Entry& e)
             }
         } else {
             const auto ops = plan::plan_bridge(n, bridge, links_.list_addresses());
-            if (ops.empty()) return assess(e);
-            if (const auto delay = repair_delay(e.link_budget)) {
-                defer_link_repair(e, delay);
-                return assess(e);
-            }
+            if (ops.empty() || !allowed()) return done.empty() ? assess(e) : note_done(e, done, what);
             Undo undo;  // a repair keeps what it achieved: nothing is undone
             std::string step;
             apply_link_ops(n, ops, bridge, undo, step);
@@ -268,11 +284,37 @@ void Manager::repair_links(Entry& e)
         return;
     }
     if (done.empty()) return assess(e);  // every step was refused (logged)
+    note_done(e, done, what);
+}
+
+void Manager::note_done(Entry& e, const std::vector<std::string>& done, const std::string& what)
+{
     std::string detail;
     for (const auto& d : done)
         detail += (detail.empty() ? "" : "; ") + d;
     note_repair(e, what, detail);
     assess(e);
+}
+
+std::optional<plan::LinkInfo> Manager::renamed_bridge(const Entry& e)
+{
+    for (plan::LinkInfo& l : links_.list_links())
+        if (l.kind == "bridge" && l.alias == plan::owner_alias(e.spec.name) && l.name != e.spec.bridge)
+            return std::move(l);
+    return std::nullopt;
+}
+
+void Manager::rename_back(const plan::LinkInfo& bridge, const std::string& name)
+{
+    try {
+        links_.rename_link(bridge.name, name);
+    } catch (const std::exception&) {
+        // Kernels that rename only links that are down (EBUSY).
+        if (!bridge.up) throw;
+        links_.set_up(bridge.name, false);
+        links_.rename_link(bridge.name, name);
+        links_.set_up(name, true);
+    }
 }
 
 void Manager::firewall_changed(const std::string& detail)

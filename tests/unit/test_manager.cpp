@@ -354,6 +354,11 @@ public:
         enter("set_alias", name, alias, true);
         require(name).info.alias = alias;
     }
+    void rename_link(const std::string& name, const std::string& new_name) override
+    {
+        enter("rename_link", name, new_name, true);
+        require(name).info.name = new_name;
+    }
     void set_mtu(const std::string& name, std::uint32_t mtu) override
     {
         enter("set_mtu", name, std::to_string(mtu), true);
