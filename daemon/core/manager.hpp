@@ -153,6 +153,10 @@ public:
     // changes only what differs, so the daemon's own changes never loop.
     void address_changed(int link_index);
     void firewall_changed(const std::string& detail);
+    // The nftables monitor lost notifications (ENOBUFS): drift only when the
+    // kernel's generation is no longer that of our last commit (a big
+    // element batch of our own overflows the socket by itself).
+    void firewall_notifications_lost();
     // Link notifications were lost: every running network is re-checked.
     void recheck_links();
     // Runs the scheduled repairs now (tests; the timers do it otherwise).

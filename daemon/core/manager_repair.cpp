@@ -335,6 +335,16 @@ void Manager::firewall_changed(const std::string& detail)
         });
 }
 
+void Manager::firewall_notifications_lost()
+{
+    if (committed_.unchanged_since_commit()) {
+        log_info("nftables notifications were lost, but the ruleset generation is still that of kvmnet's last "
+                 "commit: nothing changed since");
+        return;
+    }
+    firewall_changed("nftables notifications were lost, state unknown");
+}
+
 void Manager::repair_firewall()
 {
     const auto running = active_specs();
