@@ -20,10 +20,6 @@
 namespace kvmnet::core {
 namespace {
 
-constexpr const char* ip_forward_key = "net/ipv4/ip_forward";
-
-bool needs_forwarding(const model::Network& n) { return n.mode == model::Mode::nat || n.mode == model::Mode::routed; }
-
 std::string trim(std::string s)
 {
     while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
@@ -798,6 +794,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         e.fdb.clear();
         e.bridge_index = bridge_index;
         if (confirm_timeout_s > 0) arm_confirmation(e, static_cast<std::int64_t>(::time(nullptr)) + confirm_timeout_s);
+        if (needs_forwarding(n)) ensure_forwarding_watch();
         set_state(e, State::active);
     } catch (const std::exception& err) {
         undo.unwind();
@@ -1009,6 +1006,8 @@ void Manager::assess(Entry& e)
         reason = "bridge " + e.spec.bridge + " was set down outside kvmnet";
     else if (!e.firewall_problem.empty())
         reason = e.firewall_problem;
+    else if (!forwarding_problem_.empty() && needs_forwarding(e.spec))
+        reason = forwarding_problem_;
     else if (!e.dnsmasq_problem.empty())
         reason = e.dnsmasq_problem;
     else if (!e.mac_conflict.empty())

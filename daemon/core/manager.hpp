@@ -28,6 +28,13 @@ namespace kvmnet::core {
 class Undo;
 
 enum class State { inactive, activating, active, degraded, failed };
+
+inline constexpr const char* ip_forward_key = "net/ipv4/ip_forward";
+// NAT and routed networks need IPv4 forwarding (net.ipv4.ip_forward).
+inline bool needs_forwarding(const model::Network& n)
+{
+    return n.mode == model::Mode::nat || n.mode == model::Mode::routed;
+}
 std::string_view state_name(State state);
 // Up in the kernel, whether healthy or not.
 inline bool is_running(State state) { return state == State::active || state == State::degraded; }
@@ -55,7 +62,7 @@ public:
                                const std::string& ip, const std::string& hostname) = 0;
     // The daemon repaired drift of running network `name` on its own
     // (core/manager_repair.cpp): `what` is "firewall", "bridge", "address",
-    // "link", "uplink" or "dnsmasq"; `detail` says what was found and done.
+    // "link", "uplink", "sysctl" or "dnsmasq"; `detail` says what was found and done.
     virtual void network_repaired(const std::string& /*name*/, const std::string& /*what*/,
                                   const std::string& /*detail*/)
     {
@@ -245,6 +252,12 @@ private:
     // Enslaves the remembered foreign ports that are free to a recreated bridge; their names.
     std::vector<std::string> reattach_foreign_ports(Entry& e);
     std::unique_ptr<EventSource> firewall_timer_;
+    // net.ipv4.ip_forward, held on while a NAT or routed network runs:
+    // sysctls send no notification, so it is checked every few seconds.
+    void ensure_forwarding_watch();
+    void check_forwarding();
+    std::unique_ptr<EventSource> forwarding_timer_;
+    std::string forwarding_problem_;  // while it is off behind our back (part of the state reason)
     RepairBudget firewall_budget_;    // one table for every network: one budget
     bool firewall_deferred_ = false;  // firewall_timer_ is a retry deferred by the budget
     std::string firewall_drift_;      // what the pending firewall repair was scheduled for

@@ -31,6 +31,8 @@ constexpr unsigned repair_budget = 20;
 constexpr std::uint64_t repair_window_usec = 60'000'000;
 constexpr std::uint64_t first_backoff_usec = 1'000'000;
 constexpr std::uint64_t max_backoff_usec = 30'000'000;
+// How often net.ipv4.ip_forward is read while it is held on.
+constexpr std::uint64_t forwarding_poll_usec = 2'000'000;
 
 std::string timestamp()
 {
@@ -333,6 +335,47 @@ void Manager::firewall_changed(const std::string& detail)
             firewall_timer_.reset();
             repair_firewall();
         });
+}
+
+void Manager::ensure_forwarding_watch()
+{
+    if (!forwarding_timer_) forwarding_timer_ = loop_.add_timer(forwarding_poll_usec, [this] { check_forwarding(); });
+}
+
+void Manager::check_forwarding()
+{
+    forwarding_timer_.reset();
+    const auto running = active_specs();
+    if (std::none_of(running.begin(), running.end(), needs_forwarding)) return;  // re-armed by the next start
+    ensure_forwarding_watch();
+    std::string value;
+    try {
+        value = links_.read_sysctl(ip_forward_key).value_or("");
+    } catch (const std::exception& err) {
+        log_error(std::string("reading net.ipv4.ip_forward failed: ") + err.what());
+        return;
+    }
+    if (value.substr(0, 1) == "1") return;
+    // No budget: the poll interval already limits these repairs to one per
+    // interval, and without forwarding no guest reaches anything.
+    forwarding_problem_ = "net.ipv4.ip_forward was turned off outside kvmnet";
+    for (auto& [name, e] : networks_)
+        if (is_running(e.state) && needs_forwarding(e.spec)) assess(e);
+    try {
+        links_.write_sysctl(ip_forward_key, "1");
+    } catch (const std::exception& err) {
+        forwarding_problem_ += std::string("; turning it on again failed: ") + err.what();
+        log_error(forwarding_problem_);
+        for (auto& [name, e] : networks_)
+            if (is_running(e.state) && needs_forwarding(e.spec)) assess(e);
+        return;
+    }
+    forwarding_problem_.clear();
+    for (auto& [name, e] : networks_)
+        if (is_running(e.state) && needs_forwarding(e.spec))
+            note_repair(e, "sysctl", "turned net.ipv4.ip_forward on again after it was turned off outside kvmnet");
+    for (auto& [name, e] : networks_)
+        if (is_running(e.state)) assess(e);
 }
 
 void Manager::firewall_notifications_lost()
