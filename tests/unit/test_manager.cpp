@@ -2287,3 +2287,48 @@ TEST_CASE("Self-healing: a bridge-mode bridge gets its static addresses and rout
     CHECK(h.links.mutations().empty());
     h.m().stop("lan");
 }
+
+TEST_CASE("Self-healing: a renamed bridge is renamed back, not duplicated, and stop deletes it", "[manager][repair]")
+{
+    HealingHarness h;
+    h.links.rename_link("kvmbr9", "kvmbr-x");
+    h.links.reset_calls();
+    h.m().link_changed("kvmbr-x");
+    h.m().repair_pending();
+    CHECK(h.links.has("kvmbr9"));
+    CHECK_FALSE(h.links.has("kvmbr-x"));
+    CHECK(h.links.mutations() == std::vector<std::string>{"rename_link kvmbr-x kvmbr9"});
+    REQUIRE(h.listener.repairs.size() == 1);
+    CHECK(h.listener.repairs[0] == "iso link: renamed bridge kvmbr-x back to kvmbr9");
+    CHECK(h.m().state("iso") == State::active);
+
+    h.links.rename_link("kvmbr9", "kvmbr-x");
+    h.m().stop("iso");
+    CHECK_FALSE(h.links.has("kvmbr-x"));
+    CHECK_FALSE(h.links.has("kvmbr9"));
+}
+
+TEST_CASE("Self-healing: interfaces enslaved by someone else go onto a recreated bridge", "[manager][repair]")
+{
+    HealingHarness h;
+    LinkInfo tap = physical("vnet0", "52:54:00:aa:bb:01", 1500);
+    tap.kind = "tun";
+    tap.master_index = h.links.link("kvmbr9").index;
+    h.links.add_link(tap);
+    LinkInfo released = physical("vnet1", "52:54:00:aa:bb:02", 1500);
+    released.master_index = h.links.link("kvmbr9").index;
+    h.links.add_link(released);
+    h.m().link_changed("vnet0");
+    h.links.link("vnet1").master_index = 0;  // released on purpose while the bridge lives
+    h.m().link_changed("vnet1");
+
+    h.links.delete_link("kvmbr9");
+    h.m().link_changed("vnet0");  // released by the deletion: remembered all the same
+    h.m().link_changed("kvmbr9");
+    h.m().repair_pending();
+    REQUIRE(h.links.has("kvmbr9"));
+    CHECK(h.links.link("vnet0").master_index == h.links.link("kvmbr9").index);
+    CHECK(h.links.link("vnet1").master_index == 0);
+    REQUIRE(h.listener.repairs.size() == 1);
+    CHECK_THAT(h.listener.repairs[0], Contains("re-attached vnet0 (enslaved outside kvmnet)"));
+}
