@@ -7,6 +7,8 @@
 #     its pid and what to do; no second dnsmasq is started.
 #  2. It serves the same configuration: it is adopted (one dnsmasq, the
 #     network active).
+#     A static host added then cannot reach it (no SIGHUP): `degraded`,
+#     naming the pid.
 #  3. `stop` cannot signal it: an error naming the pid, never a success
 #     while it keeps running.
 # The confined daemon runs as uid 65534 (tests/e2e/confined-kvmnetd.sh);
@@ -61,6 +63,11 @@ wait_state default active
 assert_eq "$(dnsmasq_pid default)" "$dpid" "dnsmasq adopted"
 assert_eq "$(dnsmasqs)" 1 "dnsmasq processes for the network"
 assert_eq "$(dbus-send --system --print-reply=literal --dest=org.kvmnet1 /org/kvmnet1/network/default org.freedesktop.DBus.Properties.Get string:org.kvmnet1.Network string:Dnsmasq | tr -d " ")" variantrunning "Dnsmasq property"
+
+log "2b. a static host added: the state says the old dnsmasq cannot re-read it"
+ctl host add default 52:54:00:00:00:42 192.168.122.42 h42 >/dev/null
+wait_state default degraded
+assert_contains "$(ctl show default --json | jq -r .state_reason)" "pid $dpid" "state reason after host add"
 
 log "3. stop cannot end it: an error naming the pid"
 expect_error Kernel stop default
