@@ -54,18 +54,9 @@ MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
 
 # ---------------------------------------------------------------- host tools
 
-need_tools() {
-    local t missing=()
-    for t in apt-get apt-cache dpkg-deb cpio gzip flock sha256sum; do
-        command -v "$t" >/dev/null || missing+=("$t")
-    done
-    printf '%s\n' "${missing[@]}"
-}
-if [[ -n $(need_tools) ]]; then
-    say "missing host tools: $(need_tools | tr '\n' ' ')- running scripts/deps.sh"
-    bash "$SRCDIR/scripts/deps.sh" || die "scripts/deps.sh failed"
-    [[ -z $(need_tools) ]] || die "still missing after scripts/deps.sh: $(need_tools | tr '\n' ' ')"
-fi
+# shellcheck source=tests/e2e/guest/debian-packages.sh
+source "$script_dir/debian-packages.sh"
+need_tools apt-get apt-cache dpkg-deb cpio gzip flock sha256sum
 
 mkdir -p "$CACHE" "$OUTDIR" || die "cannot create $CACHE or $OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
@@ -75,52 +66,10 @@ flock -w 900 9 || die "timed out waiting for the lock on $CACHE"
 
 # ---------------------------------------------------------------- choose packages
 
-# show PKG...: one line "PACKAGE VERSION SIZE IMAGE-DEP" per package apt
-# knows (candidate versions; IMAGE-DEP is the linux-image-<release> package a
-# metapackage depends on, or "-"). One apt-cache call: each costs ~0.5 s.
-show() {
-    apt-cache show --no-all-versions "$@" 2>/dev/null | awk '
-        function flush() { if (p != "") print p, v, s, (d == "" ? "-" : d); p = v = s = d = "" }
-        /^Package: / { flush(); p = $2 }
-        /^Version: / { v = $2 }
-        /^Size: / { s = $2 }
-        /^Depends: / { if (match($0, /linux-image-[0-9][^ ,|]*/)) d = substr($0, RSTART, RLENGTH) }
-        END { flush() }' || true
-}
-
 read -r -a kernel_metas <<<"${KVMNET_GUEST_KERNEL_PKG:-linux-image-cloud-amd64 linux-image-amd64}"
+choose_packages "${kernel_metas[@]}"
 
-# pick_kernel: "PACKAGE VERSION SIZE" of the smallest kernel image among
-# kernel_metas; sets busybox_ver on the way.
-pick_kernel() {
-    local metas pkg ver size dep best="" best_size=""
-    local -a reals
-    metas=$(show "${kernel_metas[@]}" busybox-static)
-    busybox_ver=$(awk '$1 == "busybox-static" { print $2 }' <<<"$metas")
-    mapfile -t reals < <(awk '$1 != "busybox-static" { print ($4 == "-" ? $1 : $4) }' <<<"$metas")
-    ((${#reals[@]})) || return 0
-    while read -r pkg ver size dep; do
-        [[ $dep == - && $size =~ ^[0-9]+$ ]] || continue
-        if [[ -z $best || $size -lt $best_size ]]; then
-            best="$pkg $ver $size"
-            best_size=$size
-        fi
-    done < <(show "${reals[@]}")
-    echo "$best"
-}
-
-busybox_ver=""
-kernel_tmp=$(mktemp)
-pick_kernel >"$kernel_tmp"
-if [[ ! -s $kernel_tmp || -z $busybox_ver ]] && ((EUID == 0)); then
-    say "apt knows none of: ${kernel_metas[*]} or no busybox-static; running apt-get update"
-    apt-get update -qq >/dev/null 2>&1 || say "apt-get update failed"
-    pick_kernel >"$kernel_tmp"
-fi
-kernel=$(cat "$kernel_tmp")
-rm -f "$kernel_tmp"
-
-if [[ -z $kernel || -z $busybox_ver ]]; then
+if [[ -z $kpkg ]]; then
     # Offline: the newest image already built will do.
     # shellcheck disable=SC2012 # our own directory names, no odd characters
     newest=$(ls -1dt "$CACHE"/image-*/ 2>/dev/null | head -n1 || true)
@@ -129,61 +78,13 @@ if [[ -z $kernel || -z $busybox_ver ]]; then
     say "apt has no package information; reusing the cached image $newest"
     image=${newest%/}
 else
-    read -r kpkg kver ksize <<<"$kernel"
-    krel=${kpkg#linux-image-}
-    self_sum=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)
+    self_sum=$(cat "${BASH_SOURCE[0]}" "$script_dir/debian-packages.sh" | sha256sum | cut -c1-12)
     key="$krel-$kver-busybox-$busybox_ver-$self_sum"
     key=${key//[^A-Za-z0-9._+-]/_}
     image=$CACHE/image-$key
 fi
 
 # ---------------------------------------------------------------- build
-
-# fetch PKG VERSION DIR: download the .deb (apt-get download, Debian mirror)
-# and unpack it into DIR, atomically; no-op when DIR exists.
-fetch() {
-    local pkg=$1 ver=$2 dir=$3 tmp deb
-    [[ -d $dir ]] && return 0
-    tmp=$(mktemp -d "$CACHE/.fetch.XXXXXX")
-    say "downloading $pkg=$ver"
-    (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg=$ver") >"$tmp/apt.log" 2>&1 ||
-        {
-            cat "$tmp/apt.log" >&2
-            rm -rf "$tmp"
-            die "apt-get download $pkg=$ver failed"
-        }
-    deb=$(ls "$tmp"/*.deb)
-    say "unpacking $(basename "$deb") ($(du -h "$deb" | cut -f1))"
-    dpkg-deb -x "$deb" "$tmp/root" || {
-        rm -rf "$tmp"
-        die "dpkg-deb -x $deb failed"
-    }
-    mv "$tmp/root" "$dir"
-    rm -rf "$tmp"
-}
-
-# module_file KREL NAME: path of NAME.ko[.xz|.zst|.gz] under the unpacked kernel.
-module_file() {
-    find "$1/lib/modules" -name "$2.ko" -o -name "$2.ko.xz" -o -name "$2.ko.zst" -o -name "$2.ko.gz" |
-        head -n1
-}
-
-# copy_module SRC DEST: busybox insmod cannot read compressed modules.
-copy_module() {
-    case $1 in
-    *.ko) cp "$1" "$2" ;;
-    *.ko.xz)
-        command -v xz >/dev/null || die "module $1 is xz-compressed and xz is missing (apt-get install xz-utils)"
-        xz -dc "$1" >"$2"
-        ;;
-    *.ko.zst)
-        command -v zstd >/dev/null || die "module $1 is zstd-compressed and zstd is missing (apt-get install zstd)"
-        zstd -qdc "$1" >"$2"
-        ;;
-    *.ko.gz) gzip -dc "$1" >"$2" ;;
-    *) die "unexpected module file $1" ;;
-    esac
-}
 
 build_image() {
     local kdir=$CACHE/kernel-$kpkg-$kver bdir=$CACHE/busybox-static-$busybox_ver
