@@ -37,6 +37,9 @@ void usage(std::ostream& out)
            "  --runtime-dir DIR   runtime files: dnsmasq config, leases (default /run/kvmnet)\n"
            "  --dnsmasq PATH      dnsmasq binary (default /usr/sbin/dnsmasq)\n"
            "  --log-level LEVEL   debug, info, warning or error (default info)\n"
+           "  --nft-monitor-rcvbuf BYTES\n"
+           "                      receive buffer of the nftables change monitor (default\n"
+           "                      8 MiB; tests shrink it to provoke lost notifications)\n"
            "  --stop-networks-on-exit\n"
            "                      stop every running network on SIGTERM/SIGINT (by default\n"
            "                      they keep running for their guests and are adopted later)\n"
@@ -207,6 +210,7 @@ int main(int argc, char** argv)
 {
     core::ManagerOptions options;
     bool stop_networks_on_exit = false;
+    int nft_monitor_rcvbuf = kernel::NftMonitor::default_receive_buffer;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto value = [&]() -> std::string {
@@ -230,6 +234,17 @@ int main(int argc, char** argv)
                 return 2;
             }
             core::set_log_level(level);
+        } else if (arg == "--nft-monitor-rcvbuf") {
+            const std::string text = value();
+            try {
+                nft_monitor_rcvbuf = std::stoi(text);
+            } catch (const std::exception&) {
+                nft_monitor_rcvbuf = 0;
+            }
+            if (nft_monitor_rcvbuf <= 0) {
+                std::cerr << "kvmnetd: --nft-monitor-rcvbuf needs a positive number of bytes, not '" << text << "'\n";
+                return 2;
+            }
         } else if (arg == "--stop-networks-on-exit") {
             stop_networks_on_exit = true;
         } else if (arg == "--version") {
@@ -280,13 +295,13 @@ int main(int argc, char** argv)
         });
         // Self-healing of table inet kvmnet: changes by other processes
         // (nft flush ruleset, ...) are repaired; our own are filtered out.
-        kernel::NftMonitor nft_monitor(plan::table_name, ::getpid(), firewall.port_id());
+        kernel::NftMonitor nft_monitor(plan::table_name, ::getpid(), firewall.port_id(), nft_monitor_rcvbuf);
         auto nft_source = loop.add_io(nft_monitor.fd(), EPOLLIN, [&](std::uint32_t) {
             const auto result = nft_monitor.dispatch();
             if (result.changed)
                 manager.firewall_changed("by " + result.who);
             else if (result.overrun)
-                manager.firewall_changed("nftables notifications were lost, state unknown");
+                manager.firewall_notifications_lost();
         });
         manager.load();
         // Take the name only once autostart networks are up, so that bus

@@ -88,6 +88,15 @@ const std::optional<std::string>& CommittedTable::recorded()
     return record_;
 }
 
+bool CommittedTable::unchanged_since_commit()
+{
+    const auto& text = recorded();
+    if (!text) return false;
+    const auto now = current_generation();
+    // The record starts with "NAMESPACE GENERATION ".
+    return now && text->compare(0, now->size() + 1, *now + " ") == 0;
+}
+
 void CommittedTable::write_record(const std::optional<std::string>& text)
 {
     loaded_ = true;

@@ -32,6 +32,12 @@ public:
     // change_elements, keeping the record up to date.
     void change_elements(const std::vector<plan::ElementChange>& changes);
 
+    // True when the kernel's ruleset generation (and namespace) is the one
+    // the record took right after our last commit: nobody has committed
+    // anything since, so the table is exactly what we committed. What the
+    // nftables monitor asks when it lost notifications (ENOBUFS).
+    bool unchanged_since_commit();
+
     // "RULES ELEMENTS" in hex, or "absent"; public for tests.
     static std::string fingerprint(const std::optional<plan::Table>& table);
 

@@ -20,10 +20,6 @@
 namespace kvmnet::core {
 namespace {
 
-constexpr const char* ip_forward_key = "net/ipv4/ip_forward";
-
-bool needs_forwarding(const model::Network& n) { return n.mode == model::Mode::nat || n.mode == model::Mode::routed; }
-
 std::string trim(std::string s)
 {
     while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
@@ -751,8 +747,13 @@ void Manager::link_changed(const std::string& link_name)
 {
     // Notifications describe the past (our own create-then-up arrives after
     // start finished), so judge by the link as it is now, not by the event.
+    const auto changed = links_.find_link(link_name);
     for (auto& [name, e] : networks_) {
         if (!is_running(e.state)) continue;
+        // Our bridge under another name (renamed behind our back).
+        if (changed && changed->kind == "bridge" && changed->name != e.spec.bridge &&
+            changed->alias == plan::owner_alias(name))
+            schedule_link_repair(e);
         if (e.spec.bridge == link_name) {
             const auto bridge = links_.find_link(link_name);
             e.bridge_index = bridge ? bridge->index : 0;
@@ -761,6 +762,7 @@ void Manager::link_changed(const std::string& link_name)
             assess(e);
             schedule_link_repair(e);  // manager_repair.cpp
         }
+        observe_ports(e);
         for (const model::Port& p : e.spec.ports) {
             if (p.name != link_name) continue;
             // A guest's interface came back (a VM restarted on the same tap
@@ -904,6 +906,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         // its interface appears.
         step = "attaching ports";
         attach_ports(e);
+        observe_ports(e);
 
         const auto bridge = links_.find_link(n.bridge);
         const int bridge_index = bridge ? bridge->index : 0;
@@ -919,6 +922,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         e.fdb.clear();
         e.bridge_index = bridge_index;
         if (confirm_timeout_s > 0) arm_confirmation(e, static_cast<std::int64_t>(::time(nullptr)) + confirm_timeout_s);
+        if (needs_forwarding(n)) ensure_forwarding_watch();
         set_state(e, State::active);
         if (!e.stored_problem.empty()) assess(e);
     } catch (const std::exception& err) {
@@ -945,6 +949,8 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     };
     e.restart_timer.reset();
     e.repair_timer.reset();
+    e.repair_retry.reset();
+    e.repair_wait.clear();
     e.firewall_problem.clear();
     e.lease_watch.reset();
     const bool was_awaiting = e.confirm_timer != nullptr;
@@ -958,11 +964,16 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     attempt("deleting bridge " + n.bridge, [&] {
         auto link = links_.find_link(n.bridge);
         if (link && link->alias == plan::owner_alias(n.name)) links_.delete_link(n.bridge);
+        // Renamed by someone else and not renamed back (yet): ours all the same.
+        if (!link)
+            if (const auto renamed = renamed_bridge(e)) links_.delete_link(renamed->name);
     });
     // The network counts as stopped from here on, whatever failed above.
     e.dnsmasq_problem.clear();
+    e.dnsmasq_unreported.clear();
     e.dnsmasq_start_failed = false;
     e.port_problems.clear();
+    e.foreign_ports.clear();
     e.mac_conflict.clear();
     e.fdb.clear();
     set_state(e, State::inactive);
@@ -989,7 +1000,10 @@ void Manager::start_dnsmasq(Entry& e)
     const std::string conf_arg = "--conf-file=" + conf;
 
     // Adopt a dnsmasq left running by an earlier instance of the daemon when
-    // it serves exactly this configuration: guests keep their DHCP/DNS.
+    // it serves exactly this configuration: guests keep their DHCP/DNS. One
+    // that runs as another user (started by a daemon that ran as root, now
+    // running as user dnsmasq) is adopted too, as long as it need not be
+    // signalled: it can be watched (pidfd), not stopped, which stop reports.
     if (pid_t old = read_pid(pidfile); old > 0 && process_alive(old)) {
         const auto cmd = process_cmdline(old);
         const bool ours = std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end();
@@ -998,13 +1012,22 @@ void Manager::start_dnsmasq(Entry& e)
                 store::read_file(dir + "/dnsmasq.names") != files.names) {
                 store::write_atomic(dir + "/dnsmasq.hosts", files.hosts, 0644);
                 store::write_atomic(dir + "/dnsmasq.names", files.names, 0644);
-                ::kill(old, SIGHUP);
+                if (::kill(old, SIGHUP) != 0)
+                    throw Error(ErrorKind::Kernel, unstoppable_dnsmasq(old, "make it re-read its hosts") +
+                                                       ", then start the network again");
             }
             log_info("network " + n.name + ": adopted dnsmasq pid " + std::to_string(old));
             watch_dnsmasq(e, old);
             return;
         }
-        if (ours) stop_process(old);
+        // Never a second dnsmasq next to one that cannot be stopped: it
+        // would fail on the addresses the old one holds.
+        if (ours) try {
+                stop_process(old);
+            } catch (const std::exception&) {
+                throw Error(ErrorKind::Kernel, unstoppable_dnsmasq(old, "stop it (it serves another configuration)") +
+                                                   ", then start the network again");
+            }
     }
 
     store::write_atomic(conf, files.config, 0644);
@@ -1032,6 +1055,14 @@ void Manager::start_dnsmasq(Entry& e)
     watch_dnsmasq(e, pid);
 }
 
+std::string Manager::unstoppable_dnsmasq(pid_t pid, const std::string& to_do)
+{
+    const std::string p = std::to_string(pid);
+    return "dnsmasq pid " + p + " runs as uid " + std::to_string(process_uid(pid)) + " and kvmnetd (uid " +
+           std::to_string(::getuid()) + ") cannot " + to_do +
+           " (a dnsmasq started by kvmnetd running as root?): run `kill " + p + "` as root";
+}
+
 void Manager::watch_dnsmasq(Entry& e, pid_t pid)
 {
     const std::string name = e.spec.name;
@@ -1048,12 +1079,14 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
     e.dnsmasq.reset();
     if (!is_running(e.state)) return;
     // A dnsmasq that ran for a while before dying starts the backoff afresh;
+    // the first restart is immediate (guests wait for DHCP/DNS meanwhile),
     // one that dies right after each restart backs off up to 30 s.
     if (EventLoop::now_usec() - e.dnsmasq_since_usec > 60'000'000ull) e.restarts = 0;
-    const unsigned delay_s = std::min(1u << std::min(e.restarts, 5u), 30u);
+    const unsigned delay_s = e.restarts == 0 ? 0 : std::min(1u << std::min(e.restarts - 1, 5u), 30u);
     ++e.restarts;
-    e.dnsmasq_problem = "dnsmasq exited" + (status >= 0 ? " (status " + std::to_string(status) + ")" : std::string()) +
-                        "; restarting in " + std::to_string(delay_s) + " s";
+    e.dnsmasq_problem =
+        "dnsmasq exited" + (status >= 0 ? " (status " + std::to_string(status) + ")" : std::string()) +
+        (delay_s == 0 ? std::string("; restarting now") : "; restarting in " + std::to_string(delay_s) + " s");
     log_warning("network " + name + ": " + e.dnsmasq_problem);
     assess(e);
     e.restart_timer = loop_.add_timer(delay_s * 1000000ull, [this, name] {
@@ -1065,9 +1098,18 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
             const std::string problem = entry.dnsmasq_problem;
             start_dnsmasq(entry);
             entry.dnsmasq_problem.clear();
-            note_repair(entry, "dnsmasq",
-                        "restarted dnsmasq as pid " + std::to_string(entry.dnsmasq ? entry.dnsmasq->pid() : 0) + " (" +
-                            problem.substr(0, problem.find(';')) + ")");
+            const std::string detail = "restarted dnsmasq as pid " +
+                                       std::to_string(entry.dnsmasq ? entry.dnsmasq->pid() : 0) + " (" +
+                                       problem.substr(0, problem.find(';')) + ")";
+            // Without its bridge dnsmasq serves nobody (bind-dynamic: it
+            // will, once the bridge is back): the bridge's repair reports it.
+            const auto bridge = links_.find_link(entry.spec.bridge);
+            if (bridge && bridge->alias == plan::owner_alias(entry.spec.name)) {
+                note_repair(entry, "dnsmasq", detail);
+            } else {
+                log_info("network " + name + ": " + detail + "; serving once bridge " + entry.spec.bridge + " is back");
+                entry.dnsmasq_unreported = detail;
+            }
             assess(entry);
         } catch (const std::exception& err) {
             log_error("network " + name + ": restarting dnsmasq failed: " + err.what());
@@ -1082,25 +1124,31 @@ void Manager::assess(Entry& e)
     if (!is_running(e.state)) return;
     const auto link = links_.find_link(e.spec.bridge);
     const auto uplink = e.spec.mode == model::Mode::bridge ? links_.find_link(e.spec.uplink) : std::nullopt;
+    std::string reason;
     if (!link)
-        set_state(e, State::degraded, "bridge " + e.spec.bridge + " was deleted outside kvmnet");
+        reason = "bridge " + e.spec.bridge + " was deleted outside kvmnet";
     else if (e.spec.mode == model::Mode::bridge && !uplink)
-        set_state(e, State::degraded, "uplink " + e.spec.uplink + " has disappeared");
+        reason = "uplink " + e.spec.uplink + " has disappeared";
     else if (e.spec.mode == model::Mode::bridge && uplink->master_index != link->index)
-        set_state(e, State::degraded,
-                  "uplink " + e.spec.uplink + " was released from " + e.spec.bridge + " outside kvmnet");
+        reason = "uplink " + e.spec.uplink + " was released from " + e.spec.bridge + " outside kvmnet";
     else if (!link->up)
-        set_state(e, State::degraded, "bridge " + e.spec.bridge + " was set down outside kvmnet");
+        reason = "bridge " + e.spec.bridge + " was set down outside kvmnet";
     else if (!e.firewall_problem.empty())
-        set_state(e, State::degraded, e.firewall_problem);
+        reason = e.firewall_problem;
+    else if (!forwarding_problem_.empty() && needs_forwarding(e.spec))
+        reason = forwarding_problem_;
     else if (!e.dnsmasq_problem.empty())
-        set_state(e, State::degraded, e.dnsmasq_problem);
+        reason = e.dnsmasq_problem;
     else if (!e.mac_conflict.empty())
-        set_state(e, State::degraded, e.mac_conflict);
+        reason = e.mac_conflict;
     else if (!e.stored_problem.empty())
-        set_state(e, State::degraded, e.stored_problem);
-    else
+        reason = e.stored_problem;
+    // A link repair deferred by the budget says so, whatever it repairs.
+    if (!e.repair_wait.empty()) reason += (reason.empty() ? "link repair " : "; link repair ") + e.repair_wait;
+    if (reason.empty())
         set_state(e, State::active);
+    else
+        set_state(e, State::degraded, std::move(reason));
 }
 
 void Manager::stop_dnsmasq(Entry& e)
@@ -1110,7 +1158,11 @@ void Manager::stop_dnsmasq(Entry& e)
     e.dnsmasq.reset();
     if (pid > 0 && process_alive(pid)) {
         const auto cmd = process_cmdline(pid);
-        if (std::find(cmd.begin(), cmd.end(), "--conf-file=" + dir + "/dnsmasq.conf") != cmd.end()) stop_process(pid);
+        if (std::find(cmd.begin(), cmd.end(), "--conf-file=" + dir + "/dnsmasq.conf") != cmd.end()) try {
+                stop_process(pid);
+            } catch (const std::exception&) {
+                throw Error(ErrorKind::Kernel, unstoppable_dnsmasq(pid, "stop it"));
+            }
     }
     store::remove_file(dir + "/dnsmasq.pid");
 }

@@ -29,6 +29,13 @@ namespace kvmnet::core {
 class Undo;
 
 enum class State { inactive, activating, active, degraded, failed };
+
+inline constexpr const char* ip_forward_key = "net/ipv4/ip_forward";
+// NAT and routed networks need IPv4 forwarding (net.ipv4.ip_forward).
+inline bool needs_forwarding(const model::Network& n)
+{
+    return n.mode == model::Mode::nat || n.mode == model::Mode::routed;
+}
 std::string_view state_name(State state);
 // Up in the kernel, whether healthy or not.
 inline bool is_running(State state) { return state == State::active || state == State::degraded; }
@@ -56,7 +63,7 @@ public:
                                const std::string& ip, const std::string& hostname) = 0;
     // The daemon repaired drift of running network `name` on its own
     // (core/manager_repair.cpp): `what` is "firewall", "bridge", "address",
-    // "link", "uplink" or "dnsmasq"; `detail` says what was found and done.
+    // "link", "uplink", "sysctl" or "dnsmasq"; `detail` says what was found and done.
     virtual void network_repaired(const std::string& /*name*/, const std::string& /*what*/,
                                   const std::string& /*detail*/)
     {
@@ -162,6 +169,10 @@ public:
     // changes only what differs, so the daemon's own changes never loop.
     void address_changed(int link_index);
     void firewall_changed(const std::string& detail);
+    // The nftables monitor lost notifications (ENOBUFS): drift only when the
+    // kernel's generation is no longer that of our last commit (a big
+    // element batch of our own overflows the socket by itself).
+    void firewall_notifications_lost();
     // Link notifications were lost: every running network is re-checked.
     void recheck_links();
     // Runs the scheduled repairs now (tests; the timers do it otherwise).
@@ -170,6 +181,15 @@ public:
     const std::string& last_repair(const std::string& name) const;
 
 private:
+    // A budget slows repairs down, never ends them: within `repair_budget`
+    // repairs per window they run at once; beyond it each one waits for a
+    // backoff delay (1 s doubling to 30 s), then runs.
+    struct RepairBudget {
+        std::uint64_t window_start_usec = 0;
+        unsigned count = 0;
+        unsigned deferrals = 0;  // consecutive deferrals in this window: the backoff's exponent
+        bool granted = false;    // a deferred repair whose delay has passed: runs regardless
+    };
     struct Entry {
         model::Network spec;
         State state = State::inactive;
@@ -179,9 +199,10 @@ private:
         std::unique_ptr<EventSource> restart_timer;
         unsigned restarts = 0;
         std::uint64_t dnsmasq_since_usec = 0;
-        std::string dnsmasq_problem;                       // why dnsmasq is not serving, while a restart is pending
-        bool dnsmasq_start_failed = false;                 // the last attempt to start dnsmasq failed
-        std::unique_ptr<EventSource> confirm_timer;        // pending start confirmation
+        std::string dnsmasq_problem;                 // why dnsmasq is not serving, while a restart is pending
+        bool dnsmasq_start_failed = false;           // the last attempt to start dnsmasq failed
+        std::string dnsmasq_unreported;              // a restart while the bridge was missing: reported with its repair
+        std::unique_ptr<EventSource> confirm_timer;  // pending start confirmation
         std::map<std::string, std::string> port_problems;  // port name -> why it is not attached as asked
         // MAC flap tracking for conflict detection: mac -> (bridge port index, when it last moved).
         struct MacSeen {
@@ -206,8 +227,13 @@ private:
         std::unique_ptr<EventSource> repair_timer;  // a link repair is scheduled
         std::string firewall_problem;               // while a firewall repair is pending or failed
         std::string last_repair;
-        std::uint64_t repair_window_usec = 0;  // start of the current repair-budget window
-        unsigned repairs_in_window = 0;
+        RepairBudget link_budget;                   // link repairs (the firewall has its own)
+        std::unique_ptr<EventSource> repair_retry;  // a link repair deferred by the budget
+        std::string repair_wait;                    // why, while it is deferred (part of the state reason)
+        // Interfaces someone else enslaved to the bridge (a libvirt tap), as
+        // last observed while it existed: enslaved again when a repair
+        // recreates it.
+        std::set<std::string> foreign_ports;
     };
 
     Entry& entry(const std::string& name);
@@ -233,11 +259,30 @@ private:
     void schedule_link_repair(Entry& e);
     void repair_links(Entry& e);
     void repair_firewall();
-    // Within the repair budget (a handful per network and minute)? Counts one.
-    bool repair_allowed(Entry& e);
+    // 0 when within the budget (counts one); else how long to defer it (usec).
+    static std::uint64_t repair_delay(RepairBudget& budget);
+    static std::string budget_wait(std::uint64_t delay_usec);
+    void defer_link_repair(Entry& e, std::uint64_t delay_usec);
     void note_repair(Entry& e, const std::string& what, const std::string& detail);
+    // Logs and signals one repair made of `done` (in words), then assesses.
+    void note_done(Entry& e, const std::vector<std::string>& done, const std::string& what);
+    // Our bridge (owner mark) under a name other than the network's, if any.
+    std::optional<plan::LinkInfo> renamed_bridge(const Entry& e);
+    void rename_back(const plan::LinkInfo& bridge, const std::string& name);
+    // Refreshes e.foreign_ports from the kernel while our bridge exists.
+    void observe_ports(Entry& e);
+    // Enslaves the remembered foreign ports that are free to a recreated bridge; their names.
+    std::vector<std::string> reattach_foreign_ports(Entry& e);
     std::unique_ptr<EventSource> firewall_timer_;
-    std::string firewall_drift_;  // what the pending firewall repair was scheduled for
+    // net.ipv4.ip_forward, held on while a NAT or routed network runs:
+    // sysctls send no notification, so it is checked every few seconds.
+    void ensure_forwarding_watch();
+    void check_forwarding();
+    std::unique_ptr<EventSource> forwarding_timer_;
+    std::string forwarding_problem_;  // while it is off behind our back (part of the state reason)
+    RepairBudget firewall_budget_;    // one table for every network: one budget
+    bool firewall_deferred_ = false;  // firewall_timer_ is a retry deferred by the budget
+    std::string firewall_drift_;      // what the pending firewall repair was scheduled for
     // RUNTIME/NAME.restarting: an Update that restarts the network is under
     // way (holds the old bridge's name).
     std::string restart_marker(const std::string& name) const;
@@ -312,6 +357,8 @@ private:
     void watch_dnsmasq(Entry& e, pid_t pid);
     void dnsmasq_exited(const std::string& name, int status);
     void stop_dnsmasq(Entry& e);
+    // The error for a dnsmasq that this daemon may not signal (EPERM).
+    static std::string unstoppable_dnsmasq(pid_t pid, const std::string& to_do);
     // Starts reporting lease changes of a running network with DHCP (logs, never throws).
     void watch_leases(Entry& e);
     // Stores a document that differs from e.spec only in its static hosts and

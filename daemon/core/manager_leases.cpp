@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <csignal>
 
 namespace kvmnet::core {
@@ -165,8 +166,14 @@ void Manager::commit_hosts(Entry& e, model::Network next)
     }
     e.spec = std::move(next);
     // Without a process (a restart is pending) the new file is read at its start.
-    if (e.dnsmasq && ::kill(e.dnsmasq->pid(), SIGHUP) != 0)
-        log_error("network " + name + ": signalling dnsmasq to re-read its hosts failed");
+    if (e.dnsmasq && ::kill(e.dnsmasq->pid(), SIGHUP) != 0) {
+        // A dnsmasq of another user (adopted after an upgrade from a root
+        // daemon) keeps serving the old hosts: the state says so.
+        e.dnsmasq_problem = errno == EPERM ? unstoppable_dnsmasq(e.dnsmasq->pid(), "make it re-read its hosts")
+                                           : "signalling dnsmasq to re-read its hosts failed";
+        log_error("network " + name + ": " + e.dnsmasq_problem);
+        assess(e);
+    }
     if (listener_) listener_->network_changed(name);
 }
 

@@ -23,10 +23,16 @@ namespace {
 constexpr std::uint64_t repair_delay_usec = 100'000;
 // A repair that keeps coming back (someone fighting the daemon, or a kernel
 // that refuses the desired state) must not become a storm: at most this
-// many repairs per network and window; after that the network stays
-// degraded until the window has passed.
+// many repairs per window run at once (per network for links, one budget
+// for the shared table, so neither starves the other); beyond it each
+// repair waits for a backoff, but it runs: guests must not stay offline
+// until someone restarts the network.
 constexpr unsigned repair_budget = 20;
 constexpr std::uint64_t repair_window_usec = 60'000'000;
+constexpr std::uint64_t first_backoff_usec = 1'000'000;
+constexpr std::uint64_t max_backoff_usec = 30'000'000;
+// How often net.ipv4.ip_forward is read while it is held on.
+constexpr std::uint64_t forwarding_poll_usec = 2'000'000;
 
 std::string timestamp()
 {
@@ -52,16 +58,77 @@ void Manager::note_repair(Entry& e, const std::string& what, const std::string& 
     }
 }
 
-bool Manager::repair_allowed(Entry& e)
+std::uint64_t Manager::repair_delay(RepairBudget& budget)
 {
     const std::uint64_t now = EventLoop::now_usec();
-    if (now - e.repair_window_usec > repair_window_usec) {
-        e.repair_window_usec = now;
-        e.repairs_in_window = 0;
+    if (now - budget.window_start_usec > repair_window_usec) {
+        budget.window_start_usec = now;
+        budget.count = 0;
+        budget.deferrals = 0;
     }
-    if (e.repairs_in_window >= repair_budget) return false;
-    ++e.repairs_in_window;
-    return true;
+    if (std::exchange(budget.granted, false) || budget.count < repair_budget) {
+        ++budget.count;
+        return 0;
+    }
+    const std::uint64_t delay = std::min(first_backoff_usec << std::min(budget.deferrals, 5u), max_backoff_usec);
+    ++budget.deferrals;
+    return delay;
+}
+
+std::string Manager::budget_wait(std::uint64_t delay_usec)
+{
+    return "over the repair budget of " + std::to_string(repair_budget) + " repairs per minute; retrying in " +
+           std::to_string(delay_usec / 1'000'000) + " s";
+}
+
+void Manager::defer_link_repair(Entry& e, std::uint64_t delay_usec)
+{
+    e.repair_wait = budget_wait(delay_usec);
+    log_warning("network " + e.spec.name + ": link repair deferred: " + e.repair_wait);
+    const std::string name = e.spec.name;
+    e.repair_retry = loop_.add_timer(delay_usec, [this, name] {
+        auto it = networks_.find(name);
+        if (it == networks_.end()) return;
+        Entry& entry = it->second;
+        entry.repair_retry.reset();
+        entry.repair_wait.clear();
+        entry.link_budget.granted = true;
+        repair_links(entry);
+        entry.link_budget.granted = false;  // nothing needed repairing by now
+    });
+}
+
+void Manager::observe_ports(Entry& e)
+{
+    const model::Network& n = e.spec;
+    const auto bridge = links_.find_link(n.bridge);
+    // While the bridge is missing (deleted: the kernel released its ports
+    // first) the last observation is what a repair restores.
+    if (!bridge || bridge->alias != plan::owner_alias(n.name)) return;
+    std::set<std::string> seen;
+    for (const plan::LinkInfo& l : links_.list_links())
+        if (l.master_index == bridge->index && l.name != n.uplink &&
+            std::none_of(n.ports.begin(), n.ports.end(), [&](const model::Port& p) { return p.name == l.name; }))
+            seen.insert(l.name);
+    e.foreign_ports = std::move(seen);
+}
+
+std::vector<std::string> Manager::reattach_foreign_ports(Entry& e)
+{
+    std::vector<std::string> back;
+    for (const std::string& name : e.foreign_ports) {
+        const auto link = links_.find_link(name);
+        if (!link || link->master_index != 0) continue;  // gone, or someone else's now
+        try {
+            links_.set_master(name, e.spec.bridge);
+            back.push_back(name);
+        } catch (const std::exception& err) {
+            log_error("network " + e.spec.name + ": re-attaching " + name + " to " + e.spec.bridge +
+                      " failed: " + err.what());
+        }
+    }
+    observe_ports(e);
+    return back;
 }
 
 void Manager::address_changed(int link_index)
@@ -78,7 +145,8 @@ void Manager::recheck_links()
 
 void Manager::schedule_link_repair(Entry& e)
 {
-    if (e.repair_timer || !is_running(e.state)) return;
+    // A deferred repair pending: it looks at the kernel as it is then.
+    if (e.repair_timer || e.repair_retry || !is_running(e.state)) return;
     const std::string name = e.spec.name;
     e.repair_timer = loop_.add_timer(repair_delay_usec, [this, name] {
         auto it = networks_.find(name);
@@ -105,11 +173,34 @@ void Manager::repair_links(Entry& e)
 {
     if (!is_running(e.state)) return;
     const model::Network& n = e.spec;
-    const auto bridge = links_.find_link(n.bridge);
+    auto bridge = links_.find_link(n.bridge);
     e.bridge_index = bridge ? bridge->index : 0;
     std::vector<std::string> done;  // what was repaired, in words
     std::string what;               // the signal's category: the most drastic repair
+    bool charged = false;           // this repair has counted against the budget
+    // Within the budget (counted once per repair), or deferred: false.
+    auto allowed = [&] {
+        if (charged) return true;
+        if (const auto delay = repair_delay(e.link_budget)) {
+            defer_link_repair(e, delay);
+            return false;
+        }
+        return charged = true;
+    };
     try {
+        if (!bridge) {
+            // Renamed behind our back: the bridge is ours by its owner mark,
+            // whatever its name. It is renamed back (never a second bridge
+            // with the same gateway next to it).
+            if (const auto renamed = renamed_bridge(e)) {
+                if (!allowed()) return assess(e);
+                rename_back(*renamed, n.bridge);
+                done.push_back("renamed bridge " + renamed->name + " back to " + n.bridge);
+                what = "link";
+                bridge = links_.find_link(n.bridge);
+                e.bridge_index = bridge ? bridge->index : 0;
+            }
+        }
         if (bridge && bridge->alias != plan::owner_alias(n.name)) {
             // Someone else's interface took the name: never touched.
             assess(e);
@@ -130,7 +221,8 @@ void Manager::repair_links(Entry& e)
             // elsewhere stays theirs.
             const bool reattach = uplink && uplink->master_index == 0;
             const bool readd = !restore_takeover_config(e, bridge->index, false).empty();
-            if ((!set_up && !reattach && !readd) || !repair_allowed(e)) return assess(e);
+            if ((!set_up && !reattach && !readd) || !allowed())
+                return done.empty() ? assess(e) : note_done(e, done, what);
             if (set_up) {
                 links_.set_up(n.bridge, true);
                 done.push_back("set bridge " + n.bridge + " up again");
@@ -149,7 +241,7 @@ void Manager::repair_links(Entry& e)
             }
         } else {
             const auto ops = plan::plan_bridge(n, bridge, links_.list_addresses());
-            if (ops.empty() || !repair_allowed(e)) return assess(e);
+            if (ops.empty() || !allowed()) return done.empty() ? assess(e) : note_done(e, done, what);
             Undo undo;  // a repair keeps what it achieved: nothing is undone
             std::string step;
             apply_link_ops(n, ops, bridge, undo, step);
@@ -174,6 +266,13 @@ void Manager::repair_links(Entry& e)
                 if (n.mode == model::Mode::nat)
                     links_.write_sysctl("net/ipv4/conf/" + n.bridge + "/route_localnet", "1");
                 attach_ports(e);
+                if (const auto back = reattach_foreign_ports(e); !back.empty()) {
+                    std::string names;
+                    for (const auto& b : back)
+                        names += (names.empty() ? "" : ", ") + b;
+                    done.push_back("re-attached " + names + " (enslaved outside kvmnet)");
+                }
+                if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
                 const auto created = links_.find_link(n.bridge);
                 e.bridge_index = created ? created->index : 0;
                 e.fdb.clear();
@@ -187,6 +286,11 @@ void Manager::repair_links(Entry& e)
         return;
     }
     if (done.empty()) return assess(e);  // every step was refused (logged)
+    note_done(e, done, what);
+}
+
+void Manager::note_done(Entry& e, const std::vector<std::string>& done, const std::string& what)
+{
     std::string detail;
     for (const auto& d : done)
         detail += (detail.empty() ? "" : "; ") + d;
@@ -194,11 +298,33 @@ void Manager::repair_links(Entry& e)
     assess(e);
 }
 
+std::optional<plan::LinkInfo> Manager::renamed_bridge(const Entry& e)
+{
+    for (plan::LinkInfo& l : links_.list_links())
+        if (l.kind == "bridge" && l.alias == plan::owner_alias(e.spec.name) && l.name != e.spec.bridge)
+            return std::move(l);
+    return std::nullopt;
+}
+
+void Manager::rename_back(const plan::LinkInfo& bridge, const std::string& name)
+{
+    try {
+        links_.rename_link(bridge.name, name);
+    } catch (const std::exception&) {
+        // Kernels that rename only links that are down (EBUSY).
+        if (!bridge.up) throw;
+        links_.set_up(bridge.name, false);
+        links_.rename_link(bridge.name, name);
+        links_.set_up(name, true);
+    }
+}
+
 void Manager::firewall_changed(const std::string& detail)
 {
     const auto running = active_specs();
     if (running.empty()) return;  // nothing of ours to repair (the table should not exist)
     firewall_drift_ = detail;
+    if (firewall_deferred_) return;  // the deferred repair will re-apply it
     for (auto& [name, e] : networks_) {
         if (!is_running(e.state)) continue;
         e.firewall_problem = "nftables table inet kvmnet was changed outside kvmnet (" + detail + "); repairing";
@@ -211,25 +337,77 @@ void Manager::firewall_changed(const std::string& detail)
         });
 }
 
+void Manager::ensure_forwarding_watch()
+{
+    if (!forwarding_timer_) forwarding_timer_ = loop_.add_timer(forwarding_poll_usec, [this] { check_forwarding(); });
+}
+
+void Manager::check_forwarding()
+{
+    forwarding_timer_.reset();
+    const auto running = active_specs();
+    if (std::none_of(running.begin(), running.end(), needs_forwarding)) return;  // re-armed by the next start
+    ensure_forwarding_watch();
+    std::string value;
+    try {
+        value = links_.read_sysctl(ip_forward_key).value_or("");
+    } catch (const std::exception& err) {
+        log_error(std::string("reading net.ipv4.ip_forward failed: ") + err.what());
+        return;
+    }
+    if (value.substr(0, 1) == "1") return;
+    // No budget: the poll interval already limits these repairs to one per
+    // interval, and without forwarding no guest reaches anything.
+    forwarding_problem_ = "net.ipv4.ip_forward was turned off outside kvmnet";
+    for (auto& [name, e] : networks_)
+        if (is_running(e.state) && needs_forwarding(e.spec)) assess(e);
+    try {
+        links_.write_sysctl(ip_forward_key, "1");
+    } catch (const std::exception& err) {
+        forwarding_problem_ += std::string("; turning it on again failed: ") + err.what();
+        log_error(forwarding_problem_);
+        for (auto& [name, e] : networks_)
+            if (is_running(e.state) && needs_forwarding(e.spec)) assess(e);
+        return;
+    }
+    forwarding_problem_.clear();
+    for (auto& [name, e] : networks_)
+        if (is_running(e.state) && needs_forwarding(e.spec))
+            note_repair(e, "sysctl", "turned net.ipv4.ip_forward on again after it was turned off outside kvmnet");
+    for (auto& [name, e] : networks_)
+        if (is_running(e.state)) assess(e);
+}
+
+void Manager::firewall_notifications_lost()
+{
+    if (committed_.unchanged_since_commit()) {
+        log_info("nftables notifications were lost, but the ruleset generation is still that of kvmnet's last "
+                 "commit: nothing changed since");
+        return;
+    }
+    firewall_changed("nftables notifications were lost, state unknown");
+}
+
 void Manager::repair_firewall()
 {
     const auto running = active_specs();
     if (running.empty()) return;
-    bool allowed = true;
-    for (auto& [name, e] : networks_)
-        if (is_running(e.state) && !repair_allowed(e)) allowed = false;
-    if (!allowed) {
-        log_error("nftables table inet kvmnet keeps being changed outside kvmnet; not repairing it for now");
+    if (const auto delay = repair_delay(firewall_budget_)) {
+        const std::string wait = budget_wait(delay);
+        log_warning("nftables table inet kvmnet keeps being changed outside kvmnet; repair deferred: " + wait);
         for (auto& [name, e] : networks_)
             if (is_running(e.state)) {
-                e.firewall_problem = "nftables table inet kvmnet keeps being changed outside kvmnet (" +
-                                     firewall_drift_ + "); repairs paused for a minute";
+                e.firewall_problem =
+                    "nftables table inet kvmnet keeps being changed outside kvmnet (" + firewall_drift_ + "); " + wait;
                 assess(e);
             }
-        // Tried again once the budget window has passed.
-        firewall_timer_ = loop_.add_timer(repair_window_usec, [this] {
+        firewall_deferred_ = true;
+        firewall_timer_ = loop_.add_timer(delay, [this] {
             firewall_timer_.reset();
+            firewall_deferred_ = false;
+            firewall_budget_.granted = true;
             repair_firewall();
+            firewall_budget_.granted = false;
         });
         return;
     }

@@ -69,12 +69,25 @@ std::vector<std::string> process_cmdline(pid_t pid)
 
 bool process_alive(pid_t pid)
 {
-    if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+    if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
     // A zombie still answers kill(0); it is not alive for our purposes.
     auto stat = store::read_file("/proc/" + std::to_string(pid) + "/stat");
     if (!stat) return false;
     auto close = stat->rfind(')');
     return close == std::string::npos || close + 2 >= stat->size() || (*stat)[close + 2] != 'Z';
+}
+
+long process_uid(pid_t pid)
+{
+    const auto status = store::read_file("/proc/" + std::to_string(pid) + "/status");
+    if (!status) return -1;
+    const auto at = status->find("\nUid:");
+    if (at == std::string::npos) return -1;
+    try {
+        return std::stol(status->substr(at + 5));
+    } catch (const std::exception&) {
+        return -1;
+    }
 }
 
 void stop_process(pid_t pid, int grace_ms)
@@ -84,14 +97,21 @@ void stop_process(pid_t pid, int grace_ms)
         int status = 0;
         return ::waitpid(pid, &status, WNOHANG) == pid;
     };
-    ::kill(pid, SIGTERM);
+    if (::kill(pid, SIGTERM) != 0) {
+        if (errno == ESRCH) return;
+        throw Error(ErrorKind::Kernel, "cannot stop pid " + std::to_string(pid) + " (uid " +
+                                           std::to_string(process_uid(pid)) + "): " + std::strerror(errno));
+    }
     for (int waited = 0; waited < grace_ms; waited += 5) {
         if (reap() || !process_alive(pid)) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     ::kill(pid, SIGKILL);
-    for (int i = 0; i < 200 && !reap() && process_alive(pid); ++i)
+    for (int i = 0; i < 200; ++i) {
+        if (reap() || !process_alive(pid)) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    throw Error(ErrorKind::Kernel, "pid " + std::to_string(pid) + " survived SIGKILL");
 }
 
 ProcessWatch::ProcessWatch(EventLoop& loop, pid_t pid, std::function<void(int)> on_exit) : pid_(pid)

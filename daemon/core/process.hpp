@@ -21,9 +21,15 @@ pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log
 // The process's command line as argv, empty when it does not exist.
 std::vector<std::string> process_cmdline(pid_t pid);
 
+// kill(pid, 0) failing with EPERM counts as alive: a process of another
+// user (a dnsmasq started by a daemon that ran as root) exists all the same.
 bool process_alive(pid_t pid);
 
-// SIGTERM, wait up to `grace_ms`, then SIGKILL; reaps it when it is our child.
+// The real uid of a process (from /proc), -1 when unknown.
+long process_uid(pid_t pid);
+
+// SIGTERM, wait up to `grace_ms`, then SIGKILL; reaps it when it is our
+// child. Throws (Kernel) when it cannot be signalled (EPERM) or survives.
 void stop_process(pid_t pid, int grace_ms = 2000);
 
 // Calls `on_exit` once when `pid` exits (reaping it when it is our child), with

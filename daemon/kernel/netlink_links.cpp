@@ -947,6 +947,18 @@ void NetlinkLinks::set_alias(const std::string& name, const std::string& alias)
     change_link(socket_, orig.get(), changes.get(), operation);
 }
 
+void NetlinkLinks::rename_link(const std::string& name, const std::string& new_name)
+{
+    const std::string operation = "renaming " + name + " to " + new_name;
+    LinkPtr orig = require_link(socket_, name, operation);
+    LinkPtr changes(rtnl_link_alloc());
+    if (!changes) {
+        fail(operation, -NLE_NOMEM);
+    }
+    rtnl_link_set_name(changes.get(), new_name.c_str());
+    change_link(socket_, orig.get(), changes.get(), operation);
+}
+
 void NetlinkLinks::set_mtu(const std::string& name, std::uint32_t mtu)
 {
     const std::string operation = "setting MTU " + std::to_string(mtu) + " on " + name;

@@ -22,6 +22,7 @@ public:
     void create_bridge(const std::string& name, const plan::BridgeOptions& options) override;
     void set_bridge_options(const std::string& name, const plan::BridgeOptions& options) override;
     void set_alias(const std::string& name, const std::string& alias) override;
+    void rename_link(const std::string& name, const std::string& new_name) override;
     void set_mtu(const std::string& name, std::uint32_t mtu) override;
     void set_up(const std::string& name, bool up) override;
     void add_address(const std::string& name, int family, const std::string& address,

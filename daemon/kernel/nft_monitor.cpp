@@ -29,7 +29,7 @@ int remaining(const nlmsghdr* header, const nlattr* attr)
 
 }  // namespace
 
-NftMonitor::NftMonitor(std::string table, pid_t own_pid, std::uint32_t own_port)
+NftMonitor::NftMonitor(std::string table, pid_t own_pid, std::uint32_t own_port, int receive_buffer)
     : filter_(std::move(table), own_pid, own_port)
 {
     socket_ = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -50,9 +50,10 @@ NftMonitor::NftMonitor(std::string table, pid_t own_pid, std::uint32_t own_port)
     }
     // Our own table replacement notifies every element; room for a large
     // one (the kernel coalesces notifications into big buffers). An overrun
-    // is survivable (a repair), just not wanted.
+    // is survivable (the manager compares the generation with its commit
+    // record, core/committed_table.hpp), just not wanted.
     const int fd = mnl_socket_get_fd(socket_);
-    int wanted = 8 << 20;
+    int wanted = receive_buffer;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &wanted, sizeof wanted) != 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &wanted, sizeof wanted);
 }

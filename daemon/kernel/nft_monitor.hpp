@@ -78,7 +78,12 @@ public:
     // netlink port `own_port` (Nftables::port_id()), are ours. The pid is
     // the kernel's view (the initial PID namespace); the port also holds
     // when the daemon runs in a PID namespace of its own.
-    explicit NftMonitor(std::string table, pid_t own_pid = ::getpid(), std::uint32_t own_port = 0);
+    // `receive_buffer`: the socket's receive buffer in bytes (the kernel
+    // doubles it and enforces a minimum); tests shrink it to make an
+    // overrun (ENOBUFS) cheap to reach.
+    explicit NftMonitor(std::string table, pid_t own_pid = ::getpid(), std::uint32_t own_port = 0,
+                        int receive_buffer = default_receive_buffer);
+    static constexpr int default_receive_buffer = 8 << 20;
     ~NftMonitor();
     NftMonitor(const NftMonitor&) = delete;
     NftMonitor& operator=(const NftMonitor&) = delete;

@@ -118,6 +118,8 @@ public:
     // snooping of an existing bridge (mtu and mac are ignored here).
     virtual void set_bridge_options(const std::string& name, const BridgeOptions& options) = 0;
     virtual void set_alias(const std::string& name, const std::string& alias) = 0;
+    // Renames link `name` to `new_name` (kernels before 6.x: only while it is down).
+    virtual void rename_link(const std::string& name, const std::string& new_name) = 0;
     virtual void set_mtu(const std::string& name, std::uint32_t mtu) = 0;
     virtual void set_up(const std::string& name, bool up) = 0;
     virtual void set_mac(const std::string& name, const std::string& mac) = 0;

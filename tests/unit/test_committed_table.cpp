@@ -115,6 +115,15 @@ TEST_CASE("CommittedTable writes only what the kernel does not have already", "[
         CHECK(committed.apply(plan::build_ruleset({network_with({80, 81})})));
         CHECK_FALSE(committed.apply(plan::build_ruleset({network_with({80, 81})})));
     }
+    SECTION("unchanged since our commit until anyone else commits (lost notifications are checked so)")
+    {
+        CHECK(committed.unchanged_since_commit());
+        const auto sets = plan::forward_sets();
+        committed.change_elements(changes_for(sets, network_with({80, 81, 82}), 1, true));
+        CHECK(committed.unchanged_since_commit());
+        firewall.foreign_commit();
+        CHECK_FALSE(committed.unchanged_since_commit());
+    }
     SECTION("without a generation every apply writes")
     {
         firewall.known = false;

@@ -354,6 +354,11 @@ public:
         enter("set_alias", name, alias, true);
         require(name).info.alias = alias;
     }
+    void rename_link(const std::string& name, const std::string& new_name) override
+    {
+        enter("rename_link", name, new_name, true);
+        require(name).info.name = new_name;
+    }
     void set_mtu(const std::string& name, std::uint32_t mtu) override
     {
         enter("set_mtu", name, std::to_string(mtu), true);
@@ -2234,7 +2239,7 @@ TEST_CASE("Self-healing: an interface of someone else under the bridge's name is
     CHECK(h.listener.repairs.empty());
 }
 
-TEST_CASE("Self-healing: repairs that keep coming back stop at the budget", "[manager][repair]")
+TEST_CASE("Self-healing: repairs beyond the budget are deferred with the reason in the state", "[manager][repair]")
 {
     HealingHarness h;
     int repaired = 0;
@@ -2246,6 +2251,7 @@ TEST_CASE("Self-healing: repairs that keep coming back stop at the budget", "[ma
     }
     CHECK(repaired == 20);
     CHECK(h.m().state("iso") == State::degraded);
+    CHECK(h.m().state_reason("iso").find("over the repair budget") != std::string::npos);
 }
 
 TEST_CASE("Self-healing: a bridge-mode uplink that disappears degrades the network until it is back",
@@ -2347,4 +2353,49 @@ TEST_CASE("Regression: a live Update whose kernel step fails leaves document, me
     CHECK(h.links.fake("lan0").bridge.forward_delay_cs == options_before.forward_delay_cs);
     CHECK(h.links.link("lan0").mtu == mtu_before);
     CHECK(kvmnet::core::is_running(h.m().state("lan")));
+}
+
+TEST_CASE("Self-healing: a renamed bridge is renamed back, not duplicated, and stop deletes it", "[manager][repair]")
+{
+    HealingHarness h;
+    h.links.rename_link("kvmbr9", "kvmbr-x");
+    h.links.reset_calls();
+    h.m().link_changed("kvmbr-x");
+    h.m().repair_pending();
+    CHECK(h.links.has("kvmbr9"));
+    CHECK_FALSE(h.links.has("kvmbr-x"));
+    CHECK(h.links.mutations() == std::vector<std::string>{"rename_link kvmbr-x kvmbr9"});
+    REQUIRE(h.listener.repairs.size() == 1);
+    CHECK(h.listener.repairs[0] == "iso link: renamed bridge kvmbr-x back to kvmbr9");
+    CHECK(h.m().state("iso") == State::active);
+
+    h.links.rename_link("kvmbr9", "kvmbr-x");
+    h.m().stop("iso");
+    CHECK_FALSE(h.links.has("kvmbr-x"));
+    CHECK_FALSE(h.links.has("kvmbr9"));
+}
+
+TEST_CASE("Self-healing: interfaces enslaved by someone else go onto a recreated bridge", "[manager][repair]")
+{
+    HealingHarness h;
+    LinkInfo tap = physical("vnet0", "52:54:00:aa:bb:01", 1500);
+    tap.kind = "tun";
+    tap.master_index = h.links.link("kvmbr9").index;
+    h.links.add_link(tap);
+    LinkInfo released = physical("vnet1", "52:54:00:aa:bb:02", 1500);
+    released.master_index = h.links.link("kvmbr9").index;
+    h.links.add_link(released);
+    h.m().link_changed("vnet0");
+    h.links.link("vnet1").master_index = 0;  // released on purpose while the bridge lives
+    h.m().link_changed("vnet1");
+
+    h.links.delete_link("kvmbr9");
+    h.m().link_changed("vnet0");  // released by the deletion: remembered all the same
+    h.m().link_changed("kvmbr9");
+    h.m().repair_pending();
+    REQUIRE(h.links.has("kvmbr9"));
+    CHECK(h.links.link("vnet0").master_index == h.links.link("kvmbr9").index);
+    CHECK(h.links.link("vnet1").master_index == 0);
+    REQUIRE(h.listener.repairs.size() == 1);
+    CHECK_THAT(h.listener.repairs[0], Contains("re-attached vnet0 (enslaved outside kvmnet)"));
 }
