@@ -205,7 +205,7 @@ cli_refused() {
 log "reads work for nobody"
 all_read
 assert_eq "$(as_nobody "$KVMNETCTL" list --json | jq -r 'map(.name) | join(",")')" acc,idle "list as nobody"
-assert_eq "$(as_nobody "$KVMNETCTL" show acc --json | jq -r .bridge)" kvmbr6 "show as nobody"
+assert_eq "$(as_nobody "$KVMNETCTL" show acc --json | jq -r .config.bridge)" kvmbr6 "show as nobody"
 assert_eq "$(as_nobody "$KVMNETCTL" forward list acc --json | jq -r '.[0].host_port')" 8080 "forward list as nobody"
 as_nobody "$KVMNETCTL" stats acc >/dev/null
 as_nobody "$KVMNETCTL" leases acc >/dev/null
@@ -302,7 +302,7 @@ if reason=$(polkit_part); then
     kill -STOP "$PK_PID"
     pending_call "Network Stop" "call Stop on network 'acc'"
     ctl autostart idle on >/dev/null # root: no polkit round trip
-    assert_eq "$(ctl show idle --json | jq -r .autostart)" true "autostart set by root while a question to polkit is pending"
+    assert_eq "$(ctl show idle --json | jq -r .config.autostart)" true "autostart set by root while a question to polkit is pending"
     _pid_alive "$pending" || fail "the call waiting for polkit returned before polkit answered: $(cat "$T/pending.out")"
     kill -CONT "$PK_PID"
     wait "$pending" && fail "nobody's Stop succeeded: $(cat "$T/pending.out")"

@@ -54,7 +54,7 @@ model_norm() { jq -S -c '.'; }
 actual_model() {
     local n docs=""
     for n in "${NETS[@]}"; do
-        docs+=$(ctl show "$n" --json 2>/dev/null || true)
+        docs+=$(ctl show "$n" --json 2>/dev/null | jq -c '.config + .status' || true)
     done
     jq -s -S -c 'map({key: .name, value: {
             running: (.state == "active" or .state == "degraded"),
