@@ -339,7 +339,8 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
         if (f.contains("description")) text.append(" \"").append(f["description"].get<std::string>()).append("\"");
         row("Forward", text);
     }
-    for (const auto& [key, value] : n.value("limits", json::object()).items())
+    const json limits = n.value("limits", json::object());
+    for (const auto& [key, value] : limits.items())
         row("Limit", key + " " + value.dump());
     std::cout << "Status:\n";
     const std::string reason = status["state_reason"];
