@@ -82,6 +82,7 @@ changing_calls=(
     "Network Confirm"
     "Network Stop"
     "Network Update string:{\"name\":\"acc\",\"mode\":\"nat\",\"ipv4\":{\"address\":\"10.44.0.1/24\"}}"
+    "Network UpdateIfRevision string:{\"name\":\"acc\",\"mode\":\"nat\",\"ipv4\":{\"address\":\"10.44.0.1/24\"}} string:$(ctl show acc --json | jq -r .status.revision)"
     "Network SetAutostart boolean:true"
     "Network AttachPort string:{\"name\":\"tap-new\",\"tap\":true}"
     "Network DetachPort string:tap-acc"
@@ -96,6 +97,7 @@ read_calls=(
     "Manager ListNetworks"
     "Manager Describe"
     "Network Describe"
+    "Network Export"
     "Network ListPorts"
     "Network Leases"
     "Network ListForwards"
@@ -225,6 +227,7 @@ cli_refused autostart acc on
 cli_refused delete acc
 cli_refused create other --mode nat --ipv4 10.45.0.1/24
 cli_refused set acc mtu=1400
+cli_refused unset acc stp
 cli_refused port detach acc tap-acc
 cli_refused host remove acc 52:54:00:44:00:05
 cli_refused forward remove acc tcp 8080
