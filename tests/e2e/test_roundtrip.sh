@@ -103,7 +103,7 @@ expect_error InvalidArgument set rt ipv4.adress=10.70.0.1/24
 assert_contains "$ERR_MSG" "ipv4.adress" "the daemon names an unknown field"
 expect_error InvalidArgument set rt 'ipv4.dhcp.ranges+=10.80.0.1-10.80.0.9'
 assert_contains "$ERR_MSG" "ipv4.dhcp.ranges[2]" "the daemon names the appended range"
-out=$("$KVMNETCTL" set rt name=x 2>&1) && fail "set name succeeded" || true
+if out=$("$KVMNETCTL" set rt name=x 2>&1); then fail "set name succeeded"; fi
 assert_contains "$out" "name cannot be changed" "set name"
 assert_eq "$(revision)" "$before" "revision after refused edits"
 
