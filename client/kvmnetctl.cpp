@@ -2,8 +2,12 @@
 // org.kvmnet1 D-Bus API: it builds documents from options, calls one method
 // and prints the answer as a table or, with --json, as JSON.
 #include "doc_path.hpp"
+#include "import_libvirt.hpp"
 #include "org.kvmnet1.Manager-proxy.h"
 #include "org.kvmnet1.Network-proxy.h"
+#include "sdbus_raw.hpp"
+
+#include <systemd/sd-login.h>
 
 #include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
@@ -26,6 +30,9 @@
 #include <variant>
 #include <vector>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,7 +43,7 @@ using json = nlohmann::json;
 constexpr const char* bus_name = "org.kvmnet1";
 
 const char* usage_text =
-    "Usage: kvmnetctl [--json] COMMAND [ARGS]\n"
+    "Usage: kvmnetctl [--json] [--no-ask-password] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
     "  list                              networks with mode, state and addresses\n"
@@ -79,9 +86,14 @@ const char* usage_text =
     "  diagnose NET                      check the network against the kernel (exit 1 when a check fails)\n"
     "  reload                            make the daemon re-read the stored documents (as SIGHUP)\n"
     "  monitor                           print the daemon's signals until interrupted\n"
+    "  import-libvirt FILE... | --all [--dir DIR] [--strict] [--dry-run]\n"
+    "                                    create networks from libvirt network XML\n"
     "\n"
-    "--json prints read commands' results as JSON. The daemon is reached on the\n"
-    "system bus (DBUS_SYSTEM_BUS_ADDRESS overrides it).\n";
+    "--json prints read commands' results as JSON. A command that changes something,\n"
+    "run by a user other than root from a terminal, starts pkttyagent so that polkit\n"
+    "can ask for a password; --no-ask-password does not, and tells the daemon not to\n"
+    "let polkit ask at all. The daemon is reached on the system bus\n"
+    "(DBUS_SYSTEM_BUS_ADDRESS overrides it). See kvmnetctl(1).\n";
 
 class UsageError : public std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -91,6 +103,7 @@ class ManagerProxy final : public sdbus::ProxyInterfaces<org::kvmnet1::Manager_p
 public:
     explicit ManagerProxy(sdbus::IConnection& c) : ProxyInterfaces(c, bus_name, "/org/kvmnet1") { registerProxy(); }
     ~ManagerProxy() { unregisterProxy(); }
+    sdbus::IProxy& proxy() { return getProxy(); }
 
 private:
     void onNetworkAdded(const std::string&, const sdbus::ObjectPath&) override {}
@@ -235,10 +248,27 @@ std::string column(const std::string& text, std::size_t width)
     return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
 }
 
+// Every item of a paged read (ListForwardsPage, LeasesPage, ListPortsPage),
+// page after page: no reply of the daemon may be large (issue 11).
+template <typename Call>
+json all_pages(Call call)
+{
+    constexpr std::uint32_t page_limit = 4096;
+    json all = json::array();
+    std::string cursor;
+    do {
+        auto [items, next] = call(cursor, page_limit);
+        for (auto& item : json::parse(items))
+            all.push_back(std::move(item));
+        cursor = std::move(next);
+    } while (!cursor.empty());
+    return all;
+}
+
 int cmd_list(Context& c, const std::vector<std::string>& args)
 {
     need_args(args, 0, "list");
-    const json all = json::parse(c.manager.Describe());
+    const json all = json::parse(c.manager.DescribeBrief());
     if (c.as_json) {
         std::cout << all["networks"].dump(2) << "\n";
         return 0;
@@ -275,7 +305,22 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
 {
     need_args(args, 1, "show NET");
     auto network = c.network(args[0]);
-    const Exported exported = export_document(network);
+    Exported exported;
+    bool brief = false;
+    try {
+        exported = export_document(network);
+    } catch (const sdbus::Error& e) {
+        // Past the reply limit: the document without its forwards (forward
+        // list NET pages through them), with their number.
+        if (e.getName() != "org.kvmnet1.Error.TooLarge") throw;
+        json n = json::parse(network.DescribeBrief());
+        n.erase("state");
+        n.erase("state_reason");
+        exported = {std::move(n), network.Revision()};
+        brief = true;
+        std::cerr << "kvmnetctl: note: the " << exported.document.value("forward_count", std::size_t{0})
+                  << " forwards are left out (too many for one reply); see kvmnetctl forward list\n";
+    }
     const json status = {{"revision", exported.revision},
                          {"state", network.State()},
                          {"state_reason", network.StateReason()},
@@ -339,6 +384,7 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
         if (f.contains("description")) text.append(" \"").append(f["description"].get<std::string>()).append("\"");
         row("Forward", text);
     }
+    if (brief) row("Forwards", n["forward_count"].dump() + " (kvmnetctl forward list NET)");
     const json limits = n.value("limits", json::object());
     for (const auto& [key, value] : limits.items())
         row("Limit", key + " " + value.dump());
@@ -577,7 +623,9 @@ int cmd_port(Context& c, const std::vector<std::string>& args)
     const std::string& net = args[1];
     if (verb == "list") {
         need_args(args, 2, "port list NET");
-        const json ports = json::parse(c.network(net).ListPorts());
+        auto network = c.network(net);
+        const json ports = all_pages(
+            [&](const std::string& cursor, std::uint32_t limit) { return network.ListPortsPage(cursor, limit); });
         if (c.as_json) {
             std::cout << ports.dump(2) << "\n";
             return 0;
@@ -679,7 +727,9 @@ int cmd_autostart(Context& c, const std::vector<std::string>& args)
 int cmd_leases(Context& c, const std::vector<std::string>& args)
 {
     need_args(args, 1, "leases NET");
-    const json leases = json::parse(c.network(args[0]).Leases());
+    auto network = c.network(args[0]);
+    const json leases =
+        all_pages([&](const std::string& cursor, std::uint32_t limit) { return network.LeasesPage(cursor, limit); });
     if (c.as_json) {
         std::cout << leases.dump(2) << "\n";
         return 0;
@@ -816,7 +866,9 @@ std::string port_text(const json& port) { return port.is_string() ? port.get<std
 int cmd_forward_list(Context& c, const std::vector<std::string>& args)
 {
     need_args(args, 2, "forward list NET");
-    const json forwards = json::parse(c.network(args[1]).ListForwards());
+    auto network = c.network(args[1]);
+    const json forwards = all_pages(
+        [&](const std::string& cursor, std::uint32_t limit) { return network.ListForwardsPage(cursor, limit); });
     if (c.as_json) {
         std::cout << forwards.dump(2) << "\n";
         return 0;
@@ -1036,6 +1088,103 @@ int cmd_monitor(sdbus::IConnection& bus, bool as_json, const std::vector<std::st
     return 0;
 }
 
+// ---- polkit agent -------------------------------------------------------------
+
+// The verbs that call a changing (polkit-checked) method.
+bool changes_something(const std::string& command, const std::vector<std::string>& args)
+{
+    static const std::vector<std::string> changing = {"create",    "start", "confirm", "stop", "delete",
+                                                      "autostart", "set",   "reload",  "host"};
+    if (std::find(changing.begin(), changing.end(), command) != changing.end()) return true;
+    const std::string sub = args.empty() ? "" : args.front();
+    if (command == "port") return sub == "attach" || sub == "detach";
+    if (command == "forward") return sub == "add" || sub == "remove";
+    if (command == "import-libvirt") return std::find(args.begin(), args.end(), "--dry-run") == args.end();
+    return false;
+}
+
+// kvmnetctl's own text-mode polkit agent, as systemctl and pkexec run one:
+// polkit asks only an agent registered for the caller's process or its
+// login session, so a pkttyagent started from another shell is never asked.
+// pkttyagent registers for this process and closes the notify pipe once
+// registered (or exits on failure, which closes it too).
+// In a logind session it is started with --fallback, so that a session's
+// own agent (a desktop's dialog) is preferred, as systemctl does. Outside
+// one (ssh without pam_systemd, su, a container without logind) it is not:
+// polkit (122) looks a fallback agent up only through the caller's session,
+// so without a session a fallback agent is never asked.
+class PolkitAgent {
+public:
+    PolkitAgent() = default;
+    PolkitAgent(const PolkitAgent&) = delete;
+    PolkitAgent& operator=(const PolkitAgent&) = delete;
+    ~PolkitAgent() { close(); }
+
+    void open()
+    {
+        int notify[2];
+        if (::pipe2(notify, O_CLOEXEC) != 0) {
+            std::cerr << "kvmnetctl: cannot start the polkit agent: pipe: " << std::strerror(errno) << "\n";
+            return;
+        }
+        const pid_t parent = ::getpid();
+        char* session = nullptr;
+        const bool in_session = sd_pid_get_session(0, &session) >= 0;
+        std::free(session);
+        pid_ = ::fork();
+        if (pid_ < 0) {
+            std::cerr << "kvmnetctl: cannot start the polkit agent: fork: " << std::strerror(errno) << "\n";
+            ::close(notify[0]);
+            ::close(notify[1]);
+            return;
+        }
+        if (pid_ == 0) {
+            // The agent must not outlive kvmnetctl, even when it is killed.
+            ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (::getppid() != parent) ::_exit(0);
+            ::fcntl(notify[1], F_SETFD, 0);
+            const std::string process = std::to_string(parent), fd = std::to_string(notify[1]);
+            ::execlp("pkttyagent", "pkttyagent", "--process", process.c_str(), "--notify-fd", fd.c_str(),
+                     in_session ? "--fallback" : static_cast<char*>(nullptr), static_cast<char*>(nullptr));
+            const std::string message =
+                std::string("kvmnetctl: cannot run pkttyagent (polkit's text agent): ") + std::strerror(errno) + "\n";
+            [[maybe_unused]] const auto written = ::write(STDERR_FILENO, message.data(), message.size());
+            ::_exit(127);
+        }
+        ::close(notify[1]);
+        // Wait until the agent is registered (or gone) before calling: polkit
+        // asks only an agent that is registered when the question arrives.
+        pollfd p{notify[0], 0, 0};
+        while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+        }
+        ::close(notify[0]);
+    }
+
+    void close()
+    {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGTERM);
+        while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        pid_ = -1;
+    }
+
+private:
+    pid_t pid_ = -1;
+};
+
+// Sets the D-Bus ALLOW_INTERACTIVE_AUTHORIZATION header flag on every call
+// this connection makes: the daemon lets polkit ask for a password only
+// then. (The changing methods' own timeout, 330 s, already allows for the
+// dialog: their Method.Timeout annotation.) sdbus-c++ 1.2 exposes neither
+// the flag nor the sd_bus; the sd_bus is reached through a message.
+void allow_interactive_authorization(ManagerProxy& manager)
+{
+    const auto probe = manager.proxy().createMethodCall("org.freedesktop.DBus.Peer", "Ping");
+    if (sd_bus* bus = sd_bus_message_get_bus(kvmnet::dbus::raw_message(probe)))
+        sd_bus_set_allow_interactive_authorization(bus, 1);
+}
+
 std::string error_kind(const std::string& dbus_name)
 {
     const std::string prefix = "org.kvmnet1.Error.";
@@ -1044,7 +1193,32 @@ std::string error_kind(const std::string& dbus_name)
     if (dbus_name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
         dbus_name == "org.freedesktop.DBus.Error.NameHasNoOwner")
         return "Unavailable";
+    // A network object vanishes when the network is deleted between the
+    // GetNetwork that found it and the call on it.
+    if (dbus_name == "org.freedesktop.DBus.Error.UnknownObject") return "NotFound";
     return dbus_name;
+}
+
+// "Unknown object '/org/kvmnet1/network/a_2db'." -> "no network named 'a-b' ...":
+// the daemon's own NotFound wording, the name unescaped (_XX is byte 0xXX).
+std::string vanished_object_message(const std::string& message)
+{
+    const std::string prefix = "/org/kvmnet1/network/";
+    const auto start = message.find(prefix);
+    const auto end = start == std::string::npos ? start : message.find('\'', start);
+    if (end == std::string::npos) return message;
+    const std::string escaped = message.substr(start + prefix.size(), end - start - prefix.size());
+    std::string name;
+    for (std::size_t i = 0; i < escaped.size(); ++i) {
+        if (escaped[i] == '_' && i + 2 < escaped.size() && std::isxdigit(static_cast<unsigned char>(escaped[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(escaped[i + 2]))) {
+            name += static_cast<char>(std::stoi(escaped.substr(i + 1, 2), nullptr, 16));
+            i += 2;
+        } else {
+            name += escaped[i];
+        }
+    }
+    return "no network named '" + name + "' (it was deleted while kvmnetctl was using it)";
 }
 
 }  // namespace
@@ -1052,11 +1226,13 @@ std::string error_kind(const std::string& dbus_name)
 int main(int argc, char** argv)
 {
     std::vector<std::string> args;
-    bool as_json = false;
+    bool as_json = false, ask_password = true;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--json")
             as_json = true;
+        else if (a == "--no-ask-password")
+            ask_password = false;
         else if (a == "--help" || a == "-h") {
             std::cout << usage_text;
             return 0;
@@ -1072,7 +1248,7 @@ int main(int argc, char** argv)
     static const std::vector<std::string> commands = {
         "list",   "show", "create",  "start",   "stop",  "delete",   "autostart", "confirm", "set",   "port",
         "leases", "host", "monitor", "forward", "stats", "diagnose", "reload",    "export",  "unset", "edit"};
-    if (std::find(commands.begin(), commands.end(), command) == commands.end()) {
+    if (command != "import-libvirt" && std::find(commands.begin(), commands.end(), command) == commands.end()) {
         std::cerr << "kvmnetctl: unknown command '" << command << "' (see kvmnetctl --help)\n";
         return 2;
     }
@@ -1084,10 +1260,20 @@ int main(int argc, char** argv)
         sigaddset(&set, SIGTERM);
         ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
     }
+    // Only a caller that may need polkit's authorization, and only with a
+    // terminal to ask on (stdin: this is about input); root never needs it.
+    const bool may_ask = ask_password && changes_something(command, args) && ::geteuid() != 0;
+    PolkitAgent agent;
+    if (may_ask && ::isatty(STDIN_FILENO)) agent.open();
     try {
+        if (command == "import-libvirt") return kvmnet::cli::import_libvirt(args, ask_password);
         auto bus = sdbus::createSystemBusConnection();
         if (command == "monitor") return cmd_monitor(*bus, as_json, args);
         Context c{*bus, ManagerProxy(*bus), as_json};
+        // As systemctl: interactive authorization is allowed unless
+        // --no-ask-password, also without a terminal (a desktop session's
+        // agent may ask); polkit answers at once when no agent is there.
+        if (ask_password) allow_interactive_authorization(c.manager);
         if (command == "list") return cmd_list(c, args);
         if (command == "show") return cmd_show(c, args);
         if (command == "create") return cmd_create(c, args);
@@ -1114,6 +1300,8 @@ int main(int argc, char** argv)
         const std::string kind = error_kind(e.getName());
         std::string message = e.getMessage();
         if (kind == "Unavailable") message = "kvmnetd is not running or not reachable on the bus (" + message + ")";
+        if (kind == "NotFound" && e.getName() == "org.freedesktop.DBus.Error.UnknownObject")
+            message = vanished_object_message(message);
         std::cerr << "kvmnetctl: " << kind << ": " << message << "\n";
         return 1;
     } catch (const std::exception& e) {

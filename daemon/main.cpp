@@ -15,6 +15,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <functional>
@@ -64,14 +65,38 @@ public:
     BusDriver(const BusDriver&) = delete;
     BusDriver& operator=(const BusDriver&) = delete;
 
+    // A message whose handling throws (a reply that could not be sent or
+    // built) costs that caller its answer and a log line; it must not end
+    // the daemon. Only a connection the bus has closed does: it cannot
+    // serve anyone then (replies are kept below what the bus accepts,
+    // api::bounded, so no reply of ours makes the bus close it).
+    //
+    // At most dispatch_budget of messages per turn: callers that keep the
+    // queue full (ten reads back to back) must not keep the loop from the
+    // link monitor, the repair timers and dnsmasq. Messages left over make
+    // sd-bus's timeout 0, so the timer brings us back on the next turn.
     void dispatch()
     {
-        while (connection_.processPendingRequest()) {
+        const auto deadline = std::chrono::steady_clock::now() + dispatch_budget;
+        while (std::chrono::steady_clock::now() < deadline) {
+            try {
+                if (!connection_.processPendingRequest()) break;
+            } catch (const sdbus::Error& e) {
+                if (e.getName() == "org.freedesktop.DBus.Error.Disconnected") throw;
+                core::log_error(std::string("D-Bus: handling a message failed: ") + e.getName() + ": " +
+                                e.getMessage());
+                break;  // back to the event loop, which calls again while messages wait
+            } catch (const std::exception& e) {
+                core::log_error(std::string("D-Bus: handling a message failed: ") + e.what());
+                break;
+            }
         }
         rearm();
     }
 
 private:
+    static constexpr auto dispatch_budget = std::chrono::milliseconds(20);
+
     static void check(int r)
     {
         if (r < 0)
@@ -235,7 +260,11 @@ int main(int argc, char** argv)
         api::Service service(*connection, manager);
         auto sighup = loop.add_signal(SIGHUP, [&] {
             core::log_info("SIGHUP: reloading the desired state");
-            manager.reload();
+            try {
+                manager.reload();
+            } catch (const std::exception& e) {
+                core::log_error(e.what());  // reload logged each problem; the daemon keeps running
+            }
         });
         kernel::LinkMonitor link_monitor;
         const std::function<void(const kernel::LinkEvent&)> on_link = [&](const kernel::LinkEvent& event) {

@@ -3,15 +3,22 @@
 
 namespace kvmnet::api {
 
-std::string polkit_refusal(bool is_authorized, bool is_challenge, const std::map<std::string, std::string>& details)
+std::string polkit_refusal(bool is_authorized, bool is_challenge, const std::map<std::string, std::string>& details,
+                           bool interactive)
 {
     if (is_authorized) return "";
     if (auto it = details.find("polkit.dismissed"); it != details.end() && it->second == "true")
         return "polkit: the authentication dialog was dismissed";
-    if (is_challenge)
-        return "polkit: not authorized without authentication, and no authentication agent authenticated the "
-               "caller (run it as root, or from a session with a polkit agent, e.g. under pkttyagent)";
-    return "polkit: not authorized";
+    if (!is_challenge) return "polkit: not authorized";
+    // polkit asks only an agent registered for the caller's process or
+    // session: a pkttyagent started by hand from another shell is never asked.
+    if (interactive)
+        return "polkit: authentication is required and no polkit agent of the caller answered (run kvmnetctl from a "
+               "terminal without --no-ask-password and it asks for the password itself, or as root, or ask the "
+               "administrator for a polkit rule: see kvmnetctl(1))";
+    return "polkit: authentication is required, but the call did not allow interactive authorization (run kvmnetctl "
+           "from a terminal without --no-ask-password and it asks for the password itself, or as root, or ask the "
+           "administrator for a polkit rule: see kvmnetctl(1))";
 }
 
 std::string polkit_failure(const std::string& name, const std::string& message)

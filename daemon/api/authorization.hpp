@@ -18,8 +18,11 @@ inline constexpr const char* access_denied_error = "org.freedesktop.DBus.Error.A
 inline constexpr unsigned polkit_allow_user_interaction = 1;
 
 // The reason a CheckAuthorization result (is_authorized, is_challenge,
-// details) refuses the call; empty when it authorizes it.
-std::string polkit_refusal(bool is_authorized, bool is_challenge, const std::map<std::string, std::string>& details);
+// details) refuses the call; empty when it authorizes it. interactive: the
+// call carried D-Bus's ALLOW_INTERACTIVE_AUTHORIZATION flag, so polkit was
+// allowed to ask the caller's authentication agent.
+std::string polkit_refusal(bool is_authorized, bool is_challenge, const std::map<std::string, std::string>& details,
+                           bool interactive);
 
 // The reason when asking polkit failed with the D-Bus error NAME: MESSAGE
 // (polkit not running, timed out, the action not installed, ...).

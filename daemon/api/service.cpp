@@ -5,6 +5,7 @@
 #include "core/log.hpp"
 #include "org.kvmnet1.Manager-adaptor.h"
 #include "org.kvmnet1.Network-adaptor.h"
+#include "sdbus_raw.hpp"
 #include "store/store.hpp"
 
 #include <nlohmann/json.hpp>
@@ -34,6 +35,30 @@ auto guarded(F&& body) -> decltype(body())
         core::log_error(std::string("unexpected failure: ") + e.what());
         throw sdbus::Error("org.freedesktop.DBus.Error.Failed", e.what());
     }
+}
+
+// Every read replies through here: a reply larger than the bus accepts would
+// make dbus-daemon disconnect the daemon (issue 11), so past
+// core::max_reply_bytes the caller gets TooLarge instead.
+std::string bounded(std::string text, const char* what)
+{
+    if (text.size() > core::max_reply_bytes)
+        throw Error(ErrorKind::TooLarge, std::string(what) + ": the reply would be " + std::to_string(text.size()) +
+                                             " bytes, more than the " + std::to_string(core::max_reply_bytes) +
+                                             " a reply may carry; use the brief or paged methods (DescribeBrief, "
+                                             "ListForwardsPage, LeasesPage, ListPortsPage)");
+    return text;
+}
+
+std::tuple<std::string, std::string> page_reply(core::Page page) { return {page.items.dump(), std::move(page.next)}; }
+
+// A page of a read whose whole array is cheap to make (leases, ports); key
+// names an item for the cursor.
+std::tuple<std::string, std::string> page_of(const nlohmann::json& all, const std::string& cursor, std::uint32_t limit,
+                                             const std::function<std::string(const nlohmann::json&)>& key)
+{
+    return page_reply(core::make_page(
+        cursor, limit, all.size(), [&](std::size_t i) { return key(all[i]); }, [&](std::size_t i) { return all[i]; }));
 }
 
 // How long the daemon waits for polkit's answer: interactive authentication
@@ -99,10 +124,15 @@ public:
     {
         uid_t uid = 0;
         std::string sender;
+        bool interactive = false;
         try {
             if (!call) throw sdbus::Error(access_denied_error, "no current message");
             uid = call->getCredsUid();
             sender = call->getSender();
+            // The D-Bus specification: without ALLOW_INTERACTIVE_AUTHORIZATION
+            // the receiver must not start interactive authentication, so a
+            // `kvmnetctl --no-ask-password` (or a script) never gets a dialog.
+            interactive = sd_bus_message_get_allow_interactive_authorization(kvmnet::dbus::raw_message(*call)) > 0;
         } catch (const sdbus::Error& e) {
             then(std::string("cannot determine the caller's user id: ") + e.getMessage());
             return;
@@ -115,14 +145,15 @@ public:
             return;
         }
         const std::string who = "uid " + std::to_string(uid) + " (" + sender + ")";
-        core::log_info("asking polkit whether " + who + " may " + what + " (" + polkit_action + ")");
+        core::log_info("asking polkit whether " + who + " may " + what + " (" + polkit_action +
+                       (interactive ? ", interactive" : ", not interactive") + ")");
         try {
             auto request = polkit_->createMethodCall("org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
             const std::map<std::string, sdbus::Variant> subject_details{{"name", sdbus::Variant(sender)}};
             request << sdbus::make_struct(std::string("system-bus-name"), subject_details) << std::string(polkit_action)
-                    << std::map<std::string, std::string>{} << std::uint32_t{polkit_allow_user_interaction}
-                    << std::string();
-            auto on_reply = [uid, who, what, then](sdbus::MethodReply& reply, const sdbus::Error* error) {
+                    << std::map<std::string, std::string>{}
+                    << std::uint32_t{interactive ? polkit_allow_user_interaction : 0u} << std::string();
+            auto on_reply = [uid, who, what, then, interactive](sdbus::MethodReply& reply, const sdbus::Error* error) {
                 std::string reason;
                 if (error) {
                     reason = polkit_failure(error->getName(), error->getMessage());
@@ -130,7 +161,7 @@ public:
                     try {
                         sdbus::Struct<bool, bool, std::map<std::string, std::string>> result;
                         reply >> result;
-                        reason = polkit_refusal(result.get<0>(), result.get<1>(), result.get<2>());
+                        reason = polkit_refusal(result.get<0>(), result.get<1>(), result.get<2>(), interactive);
                     } catch (const sdbus::Error& e) {
                         reason = polkit_failure(e.getName(), e.getMessage());
                     }
@@ -231,7 +262,16 @@ private:
     }
     std::string Describe() override
     {
-        return guarded([&] { return manager_.describe_all().dump(); });
+        return guarded([&] { return bounded(manager_.describe_all().dump(), "Describe"); });
+    }
+    std::string DescribeBrief() override
+    {
+        return guarded([&] {
+            nlohmann::json networks = nlohmann::json::array();
+            for (const auto& name : manager_.names())
+                networks.push_back(manager_.describe_brief(name));
+            return bounded(nlohmann::json{{"networks", std::move(networks)}}.dump(), "DescribeBrief");
+        });
     }
     void Reload(sdbus::Result<>&& result) override
     {
@@ -324,13 +364,18 @@ private:
     }
     std::string Describe() override
     {
-        return guarded([&] { return manager_.describe(name_).dump(); });
+        return guarded([&] { return bounded(manager_.describe(name_).dump(), "Describe"); });
+    }
+    std::string DescribeBrief() override
+    {
+        return guarded([&] { return bounded(manager_.describe_brief(name_).dump(), "DescribeBrief"); });
     }
     std::tuple<std::string, std::string> Export() override
     {
         return guarded([&] {
             const nlohmann::json document = model::to_json(manager_.spec(name_));
-            return std::tuple<std::string, std::string>(document.dump(2), store::revision_of(document));
+            return std::tuple<std::string, std::string>(bounded(document.dump(), "Export"),
+                                                        store::revision_of(document));
         });
     }
     void StartWithConfirmation(sdbus::Result<>&& result, uint32_t timeout_seconds) override
@@ -357,11 +402,27 @@ private:
     }
     std::string ListPorts() override
     {
-        return guarded([&] { return manager_.list_ports(name_).dump(); });
+        return guarded([&] { return bounded(manager_.list_ports(name_).dump(), "ListPorts"); });
+    }
+    std::tuple<std::string, std::string> ListPortsPage(const std::string& cursor, const uint32_t& limit) override
+    {
+        return guarded([&] {
+            core::check_page_limit(limit);
+            return page_of(manager_.list_ports(name_), cursor, limit,
+                           [](const nlohmann::json& p) { return p.value("name", ""); });
+        });
     }
     std::string Leases() override
     {
-        return guarded([&] { return manager_.leases(name_).dump(); });
+        return guarded([&] { return bounded(manager_.leases(name_).dump(), "Leases"); });
+    }
+    std::tuple<std::string, std::string> LeasesPage(const std::string& cursor, const uint32_t& limit) override
+    {
+        return guarded([&] {
+            core::check_page_limit(limit);
+            return page_of(manager_.leases(name_), cursor, limit,
+                           [](const nlohmann::json& l) { return l.value("mac", "") + "/" + l.value("ip", ""); });
+        });
     }
     void AddHost(sdbus::Result<>&& result, std::string host) override
     {
@@ -391,15 +452,19 @@ private:
     }
     std::string ListForwards() override
     {
-        return guarded([&] { return manager_.list_forwards(name_).dump(); });
+        return guarded([&] { return bounded(manager_.list_forwards(name_).dump(), "ListForwards"); });
+    }
+    std::tuple<std::string, std::string> ListForwardsPage(const std::string& cursor, const uint32_t& limit) override
+    {
+        return guarded([&] { return page_reply(manager_.list_forwards_page(name_, cursor, limit)); });
     }
     std::string Statistics() override
     {
-        return guarded([&] { return manager_.statistics(name_).dump(); });
+        return guarded([&] { return bounded(manager_.statistics(name_).dump(), "Statistics"); });
     }
     std::string Diagnose() override
     {
-        return guarded([&] { return manager_.diagnose(name_).dump(); });
+        return guarded([&] { return bounded(manager_.diagnose(name_).dump(), "Diagnose"); });
     }
     std::vector<std::string> Ports() override
     {

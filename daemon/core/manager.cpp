@@ -70,7 +70,9 @@ std::string_view state_name(State state)
 
 Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall)
     : options_(std::move(options)), loop_(loop), links_(links), firewall_(firewall),
-      committed_(firewall, options_.runtime_dir + "/nftables.committed"), store_(options_.state_dir)
+      committed_(firewall, options_.runtime_dir + "/nftables.committed"),
+      // ".stored" cannot be a network's runtime directory: names start with a letter or digit.
+      store_(options_.state_dir, options_.runtime_dir + "/.stored")
 {
     store::make_directories(options_.runtime_dir, 0755);
     dnsmasq_user_ = options_.dnsmasq_user;
@@ -87,6 +89,25 @@ Manager::Entry& Manager::entry(const std::string& name)
 }
 
 const Manager::Entry& Manager::entry(const std::string& name) const { return const_cast<Manager*>(this)->entry(name); }
+
+Manager::Entry& Manager::changeable(const std::string& name)
+{
+    Entry& e = entry(name);
+    // Its document would be the placeholder: stored, it would replace the
+    // file that someone is about to fix.
+    if (e.without_document) throw Error(ErrorKind::Conflict, "network '" + name + "': " + e.stored_problem);
+    return e;
+}
+
+void Manager::document_stored(Entry& e)
+{
+    if (e.stored_problem.empty()) return;
+    e.stored_problem.clear();
+    if (is_running(e.state))
+        assess(e);
+    else
+        set_state(e, e.state);
+}
 
 std::vector<std::string> Manager::names() const
 {
@@ -201,9 +222,34 @@ std::string Manager::pick_bridge_name() const
 void Manager::load()
 {
     std::vector<std::string> problems;
-    auto stored = store_.load_all(problems);
+    auto loaded = store_.load(problems);
     for (const auto& p : problems)
         log_error("ignoring stored network " + p);
+    auto& stored = loaded.networks;
+    for (const auto& [name, why] : loaded.unreadable) {
+        log_error("ignoring stored network " + why);
+        // Still running from before: adopted (leaving its kernel state as it
+        // is) rather than left running without its rules and unmanageable.
+        if (!std::filesystem::exists(runtime_dir_of(name) + "/active")) continue;
+        Entry& e = networks_[name];
+        e.stored_problem = why + "; running with the last configuration kvmnet stored until the file is fixed "
+                                 "and reloaded";
+        std::vector<std::string> mirror_problems;
+        if (auto last = store_.last_good(name, mirror_problems)) {
+            e.spec = std::move(*last);
+        } else {
+            for (const auto& p : mirror_problems)
+                log_error(p);
+            e.spec.name = name;
+            e.without_document = true;
+            e.stored_problem = why + "; it was running, and no copy of its last configuration is left: it can "
+                                     "only be stopped until the file is fixed and reloaded";
+            for (const auto& link : links_.list_links())
+                if (link.alias == plan::owner_alias(name) && link.kind == "bridge") e.spec.bridge = link.name;
+        }
+        log_warning("network " + name + ": " + e.stored_problem);
+        if (listener_) listener_->network_added(name);
+    }
     for (auto& n : stored) {
         // Hand-edited files may contradict each other; the first one (by
         // name) wins and the others are left on disk, unused, with a log line.
@@ -241,7 +287,11 @@ void Manager::load()
             std::filesystem::remove(path, ec);
     }
     std::vector<std::string> deleting;
-    for (const auto& [name, e] : networks_) {
+    for (auto& [name, e] : networks_) {
+        if (e.without_document) {
+            set_state(e, State::failed, e.stored_problem);
+            continue;
+        }
         if (std::filesystem::exists(delete_marker(name)))
             deleting.push_back(name);
         else if (std::filesystem::exists(runtime_dir_of(name) + "/active"))
@@ -267,6 +317,7 @@ void Manager::load()
         store::remove_file(delete_marker(name));
     }
     for (auto& [name, e] : networks_) {
+        if (e.without_document) continue;
         // A restart of the network (Update) that a crash interrupted: the new
         // document is stored; clear what either configuration left and bring
         // the stored one up.
@@ -296,9 +347,9 @@ void Manager::load()
         if (!e.spec.autostart && !was_active) continue;
         log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"));
         if (was_active && e.spec.mode != model::Mode::bridge) {
-            // A crash between a live Update's kernel change and its save
-            // leaves the bridge with options the stored document does not
-            // have; setting them again changes nothing when they match.
+            // A crash between a live Update's save and its kernel change
+            // leaves the bridge without options the stored document has;
+            // setting them again changes nothing when they match.
             try {
                 const auto bridge = links_.find_link(e.spec.bridge);
                 if (bridge && bridge->alias == plan::owner_alias(name))
@@ -346,12 +397,36 @@ void Manager::delete_owned_bridge(const std::string& name, const std::string& br
 void Manager::reload()
 {
     std::vector<std::string> problems;
-    auto stored = store_.load_all(problems);
+    auto loaded = store_.load(problems);
     for (const auto& p : problems)
-        log_error("reload: ignoring stored network " + p);
+        log_error("reload: ignoring " + p);
+    std::vector<std::string> unreadable;
+    for (const auto& [name, why] : loaded.unreadable) {
+        auto it = networks_.find(name);
+        if (it == networks_.end()) {
+            log_error("reload: ignoring stored network " + why);
+            unreadable.push_back(why);
+            continue;
+        }
+        // A document that does not load changes nothing: the network keeps
+        // what it has, in memory and in the kernel, and says why.
+        Entry& e = it->second;
+        const std::string problem = e.without_document
+                                        ? e.stored_problem
+                                        : why + "; network '" + name +
+                                              "' keeps its previous configuration until the file is fixed and reloaded";
+        log_error("reload: " + problem);
+        unreadable.push_back(problem);
+        e.stored_problem = problem;
+        if (is_running(e.state))
+            assess(e);
+        else
+            set_state(e, e.state, problem);
+    }
     std::vector<std::string> gone;
     for (const auto& [name, e] : networks_)
-        if (std::none_of(stored.begin(), stored.end(), [&](const auto& n) { return n.name == name; }))
+        if (!loaded.unreadable.count(name) &&
+            std::none_of(loaded.networks.begin(), loaded.networks.end(), [&](const auto& n) { return n.name == name; }))
             gone.push_back(name);
     for (const auto& name : gone) {
         try {
@@ -363,7 +438,7 @@ void Manager::reload()
         networks_.erase(name);
         if (listener_) listener_->network_removed(name);
     }
-    for (auto& n : stored) {
+    for (auto& n : loaded.networks) {
         auto it = networks_.find(n.name);
         if (it == networks_.end()) {
             const std::string name = n.name;
@@ -377,8 +452,26 @@ void Manager::reload()
                     log_error(err.what());
                 }
             }
-        } else if (!(it->second.spec == n)) {
-            Entry& e = it->second;
+            continue;
+        }
+        Entry& e = it->second;
+        const bool had_problem = !e.stored_problem.empty();
+        e.stored_problem.clear();
+        if (e.without_document) {
+            // Adopted at start without a document: what runs under the name
+            // is taken over with the fixed one, as a restarted daemon adopts.
+            e.without_document = false;
+            e.spec = std::move(n);
+            if (listener_) listener_->network_changed(e.spec.name);
+            if (e.state == State::inactive) continue;
+            adopting_.insert(e.spec.name);
+            try {
+                bring_up(e);
+            } catch (const std::exception& err) {
+                log_error(err.what());
+            }
+            adopting_.erase(e.spec.name);
+        } else if (!(e.spec == n)) {
             const bool running = e.state != State::inactive;
             if (running) tear_down(e);
             e.spec = std::move(n);
@@ -392,7 +485,18 @@ void Manager::reload()
             } else {
                 set_state(e, State::inactive);
             }
+        } else if (had_problem) {
+            if (is_running(e.state))
+                assess(e);
+            else
+                set_state(e, e.state);
         }
+    }
+    if (!unreadable.empty()) {
+        std::string joined;
+        for (const auto& u : unreadable)
+            joined += (joined.empty() ? "" : "; ") + u;
+        throw Error(ErrorKind::InvalidArgument, "reload: " + joined);
     }
 }
 
@@ -416,17 +520,36 @@ std::string Manager::create(const std::string& document)
 void Manager::remove(const std::string& name)
 {
     Entry& e = entry(name);
+    // A document that cannot be removed (a read-only state directory) fails
+    // the call before anything is stopped.
+    store_.check_writable();
     // Marked first: a daemon killed during the deletion finishes it at its
     // next start (load) instead of leaving the network stopped but there.
     const std::string marker = delete_marker(name);
     store::write_atomic(marker, "1\n", 0644);
+    const bool was_running = is_running(e.state);
+    bool stopped = false;
     try {
         if (e.state != State::inactive) stop(name);
+        stopped = true;
+        delete_stopped(e);
     } catch (...) {
-        store::remove_file(marker);
+        // The deletion did not happen: its marker must not finish it at a
+        // later start. A network stopped for it runs again.
+        try {
+            store::remove_file(marker);
+        } catch (const std::exception& err) {
+            log_error("network " + name + ": " + err.what());
+        }
+        if (stopped && was_running) {
+            try {
+                bring_up(e);
+            } catch (const std::exception& err) {
+                log_error("network " + name + ": starting it again after the failed deletion: " + err.what());
+            }
+        }
         throw;
     }
-    delete_stopped(e);
     store::remove_file(marker);
 }
 
@@ -438,6 +561,8 @@ std::string Manager::delete_marker(const std::string& name) const
 void Manager::delete_stopped(Entry& e)
 {
     const std::string name = e.spec.name;
+    // The document first: when it cannot go, nothing else does.
+    store_.remove(name);
     // Taps the daemon created belong to the network and go with it.
     for (const model::Port& p : e.spec.ports) {
         if (!p.tap || !links_.find_link(p.name)) continue;
@@ -447,7 +572,6 @@ void Manager::delete_stopped(Entry& e)
             log_error("network " + name + ": deleting tap " + p.name + ": " + err.what());
         }
     }
-    store_.remove(name);
     networks_.erase(name);
     log_info("network " + name + ": deleted");
     if (listener_) listener_->network_removed(name);
@@ -455,7 +579,7 @@ void Manager::delete_stopped(Entry& e)
 
 void Manager::start(const std::string& name, std::uint32_t confirm_timeout_s)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     if (is_running(e.state)) {
         if (confirm_timeout_s > 0)
             throw Error(ErrorKind::Conflict, "network '" + name +
@@ -519,7 +643,7 @@ void Manager::stop(const std::string& name)
 
 void Manager::update(const std::string& name, const std::string& document)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     model::Network n = model::parse_network(document);
     if (n.name != name)
         throw invalid_field("name", "'" + n.name + "' does not match the network being updated ('" + name +
@@ -542,6 +666,7 @@ void Manager::update(const std::string& name, const std::string& document)
     if (!running) {
         store_.save(n);
         e.spec = std::move(n);
+        document_stored(e);
         if (listener_) listener_->network_changed(name);
         return;
     }
@@ -563,13 +688,13 @@ void Manager::update(const std::string& name, const std::string& document)
             }
             e.spec = std::move(n);
             e.journal_lines = 0;
+            document_stored(e);
             if (listener_) listener_->network_changed(name);
             return;
         }
     }
-    if (update_live(e, n)) {
-        store_.save(n);
-        e.spec = std::move(n);
+    if (update_live(e, n)) {  // stores n itself, before the kernel changes
+        document_stored(e);
         if (listener_) listener_->network_changed(name);
         return;
     }
@@ -585,6 +710,7 @@ void Manager::update(const std::string& name, const std::string& document)
         store::remove_file(restart_marker(name));
         throw;
     }
+    e.stored_problem.clear();  // the file is n now
     tear_down(e);
     e.spec = n;
     try {
@@ -611,12 +737,13 @@ void Manager::update(const std::string& name, const std::string& document)
 
 void Manager::set_autostart(const std::string& name, bool autostart)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     if (e.spec.autostart == autostart) return;
     model::Network n = e.spec;
     n.autostart = autostart;
     store_.save(n);
     e.spec = std::move(n);
+    document_stored(e);
     if (listener_) listener_->network_changed(name);
 }
 
@@ -662,6 +789,7 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
 {
     // No write at all when the kernel already has exactly this table (a
     // restarted daemon adopting its networks); otherwise one transaction.
+    forward_counters_.valid = false;
     committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
 }
 
@@ -792,6 +920,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         e.bridge_index = bridge_index;
         if (confirm_timeout_s > 0) arm_confirmation(e, static_cast<std::int64_t>(::time(nullptr)) + confirm_timeout_s);
         set_state(e, State::active);
+        if (!e.stored_problem.empty()) assess(e);
     } catch (const std::exception& err) {
         undo.unwind();
         const Error* typed = dynamic_cast<const Error*>(&err);
@@ -968,6 +1097,8 @@ void Manager::assess(Entry& e)
         set_state(e, State::degraded, e.dnsmasq_problem);
     else if (!e.mac_conflict.empty())
         set_state(e, State::degraded, e.mac_conflict);
+    else if (!e.stored_problem.empty())
+        set_state(e, State::degraded, e.stored_problem);
     else
         set_state(e, State::active);
 }

@@ -7,6 +7,7 @@
 #include "core/committed_table.hpp"
 #include "core/event_loop.hpp"
 #include "core/lease_watch.hpp"
+#include "core/paging.hpp"
 #include "core/process.hpp"
 #include "model/network.hpp"
 #include "plan/kernel_view.hpp"
@@ -75,7 +76,10 @@ public:
     // autostart and those the runtime directory records as active.
     void load();
     // Re-reads the store: new networks appear, removed ones are stopped and
-    // vanish, changed ones are updated (restarted when active).
+    // vanish, changed ones are updated (restarted when active). A document
+    // that does not load leaves its network exactly as it is (reported in
+    // its state reason); after everything else is reloaded, reload throws
+    // InvalidArgument naming every such file.
     void reload();
 
     std::vector<std::string> names() const;
@@ -138,6 +142,11 @@ public:
     // Drop counters of the network's rules (spoofed, isolated, limits, ...)
     // and forward totals.
     nlohmann::json statistics(const std::string& name) const;
+    // Bounded reads (issue 11): the Describe object without "forwards" but
+    // with "forward_count"; list_forwards one page at a time (core/paging.hpp).
+    // list_forwards() itself is TooLarge past max_reply_bytes.
+    nlohmann::json describe_brief(const std::string& name) const;
+    Page list_forwards_page(const std::string& name, const std::string& cursor, std::uint32_t limit) const;
     // Read-only checks of a network against the kernel as it is now
     // (core/manager_diagnose.cpp): {"network", "state", "state_reason",
     // "verdict": pass|warn|fail, "checks": [{"check", "status", "detail"}]}.
@@ -191,6 +200,14 @@ private:
         std::uint64_t mac_conflict_usec = 0;
         std::unique_ptr<LeaseWatch> lease_watch;  // while running with DHCP
         std::size_t journal_lines = 0;            // forward changes since the document was written
+        // The stored document does not load (a hand edit gone wrong): why.
+        // The network keeps the configuration it had (or, adopted at start,
+        // the last document the daemon stored) until the file is fixed and
+        // reloaded; running, it shows degraded with this reason.
+        std::string stored_problem;
+        // Adopted at start from what ran under its name, without any
+        // document: only stopping it is possible.
+        bool without_document = false;
         // Self-healing (core/manager_repair.cpp).
         std::unique_ptr<EventSource> repair_timer;  // a link repair is scheduled
         std::string firewall_problem;               // while a firewall repair is pending or failed
@@ -201,6 +218,11 @@ private:
 
     Entry& entry(const std::string& name);
     const Entry& entry(const std::string& name) const;
+    // entry() for a call that stores the document: Conflict while the
+    // network was adopted without one.
+    Entry& changeable(const std::string& name);
+    // The document was stored whole: a problem with the stored file is gone.
+    void document_stored(Entry& e);
     std::vector<model::Network> configured_except(const std::string& name) const;
     std::vector<model::Network> active_specs(const std::string& plus = {}, const std::string& minus = {}) const;
     void check_kernel_conflicts(const model::Network& network);
@@ -254,6 +276,9 @@ private:
     void note_fdb(Entry& e, const std::string& mac, int port_index, std::uint64_t now);
     // Applies a new document to a running network without a restart when
     // only bridge settings, autostart and ports differ; false otherwise.
+    // All or nothing: the document is stored first (a failed save changes
+    // nothing), and a kernel step that fails restores the old document on
+    // disk, in memory and (best effort) in the kernel.
     bool update_live(Entry& e, const model::Network& next);
     std::unique_ptr<EventSource> fdb_timer_;
     // Adds (or removes) the forwards' elements on a running network, then
@@ -262,6 +287,20 @@ private:
                            const std::function<void()>& journal);
     // Counts a journalled forward change; rewrites the document now and then.
     void note_journal(Entry& e);
+    // The forward maps' per-element counters, dumped from the kernel at most
+    // every 4 x the last dump's duration and reused meanwhile, so
+    // that queued reads cost one dump (2.7 s at 100k forwards), not one each.
+    // Dropped when forwards or the table change.
+    struct ForwardCounters {
+        bool valid = false;
+        std::uint64_t taken_usec = 0;
+        std::uint64_t reuse_usec = 0;
+        std::map<std::string, std::map<std::vector<std::string>, plan::ElementCounters>> by_set;
+        std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> totals;  // network -> connections, dropped
+    };
+    const ForwardCounters& forward_counters() const;
+    nlohmann::json forward_json(const Entry& e, const model::PortForward& f, const ForwardCounters& counters) const;
+    mutable ForwardCounters forward_counters_;
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
     void update_ip_forward(const std::vector<model::Network>& active);

@@ -11,6 +11,7 @@
 #include "store/files.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 namespace kvmnet::core {
@@ -55,7 +56,7 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, const st
 std::vector<std::string> Manager::add_forwards(const std::string& name, std::vector<model::PortForward> added,
                                                bool single)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     std::vector<const model::Network*> others;
     for (const auto& [other, entry] : networks_)
         if (other != name) others.push_back(&entry.spec);
@@ -92,7 +93,7 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
 
 void Manager::remove_forward(const std::string& name, const model::ForwardKey& key)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     auto& forwards = e.spec.forwards;
     auto it = std::find_if(forwards.begin(), forwards.end(),
                            [&](const model::PortForward& f) { return model::forward_key(f) == key; });
@@ -114,6 +115,7 @@ void Manager::journalled_change(Entry& e, const std::vector<model::PortForward>&
     // be written takes the kernel change back, so both or neither happen.
     const bool running = is_running(e.state);
     const std::vector<plan::Set> sets = plan::forward_sets();
+    forward_counters_.valid = false;
     std::vector<plan::ElementChange> changes;
     if (running) {
         changes = element_changes(sets, forwards, e.spec.name, add);
@@ -150,62 +152,132 @@ void Manager::note_journal(Entry& e)
 
 namespace {
 
-using Counters = std::map<std::vector<std::string>, plan::ElementCounters>;
+std::uint64_t monotonic_usec()
+{
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count());
+}
+
+std::string forward_key_text(const model::PortForward& f) { return model::describe(model::forward_key(f)); }
 
 }  // namespace
+
+const Manager::ForwardCounters& Manager::forward_counters() const
+{
+    ForwardCounters& c = forward_counters_;
+    const std::uint64_t now = monotonic_usec();
+    if (c.valid && now - c.taken_usec < c.reuse_usec) return c;
+    c.by_set.clear();
+    c.totals.clear();
+    bool any = false;
+    for (const auto& [name, e] : networks_)
+        any = any || (is_running(e.state) && !e.spec.forwards.empty());
+    if (any) {
+        for (const plan::Set& set : plan::forward_sets()) {
+            try {
+                auto& into = c.by_set[set.name];
+                for (plan::ElementCounters& element : firewall_.list_elements(plan::table_name, set))
+                    into.emplace(element.element.key, std::move(element));
+            } catch (const std::exception& err) {
+                log_error("reading the counters of @" + set.name + " failed: " + err.what());
+            }
+        }
+    }
+    c.taken_usec = monotonic_usec();
+    // No fixed floor: a small network's dump takes well under a millisecond, so
+    // its counters stay current; a large one's is reused for 4x what it cost.
+    c.reuse_usec = 4 * (c.taken_usec - now);
+    c.valid = true;
+    return c;
+}
+
+nlohmann::json Manager::forward_json(const Entry& e, const model::PortForward& f, const ForwardCounters& counters) const
+{
+    nlohmann::json j = model::to_json(f);
+    if (!f.guest_name.empty()) j["guest_address"] = f.guest.str();
+    if (!is_running(e.state)) return j;
+    std::uint64_t connections = 0, bytes = 0, dropped = 0;
+    std::size_t missing = 0;
+    for (const plan::SetElements& part : plan::forward_elements(f, e.spec.name)) {
+        const bool over = plan::is_over_set(part.set);
+        const auto in = counters.by_set.find(part.set);
+        for (const plan::SetElement& element : part.elements) {
+            if (in == counters.by_set.end()) {
+                ++missing;
+                continue;
+            }
+            auto it = in->second.find(element.key);
+            if (it == in->second.end()) {
+                ++missing;
+                continue;
+            }
+            (over ? dropped : connections) += it->second.packets;
+            if (!over) bytes += it->second.bytes;
+        }
+    }
+    // The NAT chains see a connection's first packet only: one packet, one connection.
+    j["connections"] = connections;
+    j["first_packet_bytes"] = bytes;
+    j["dropped"] = dropped;
+    if (missing != 0) j["problem"] = std::to_string(missing) + " element(s) missing from the kernel";
+    return j;
+}
 
 nlohmann::json Manager::list_forwards(const std::string& name) const
 {
     const Entry& e = entry(name);
-    const bool running = is_running(e.state);
-    const std::vector<plan::Set> sets = plan::forward_sets();
-    std::map<std::string, Counters> counters;  // set -> key -> counters
-    if (running && !e.spec.forwards.empty()) {
-        for (const plan::Set& set : sets) {
-            try {
-                for (plan::ElementCounters& c : firewall_.list_elements(plan::table_name, set))
-                    counters[set.name].emplace(c.element.key, std::move(c));
-            } catch (const std::exception& err) {
-                log_error("network " + name + ": reading the counters of @" + set.name + " failed: " + err.what());
-            }
-        }
-    }
+    const ForwardCounters& counters = forward_counters();
+    // Built item by item and given up once past the reply bound: the whole
+    // list of a large network costs no more than the bound's worth of work.
     nlohmann::json result = nlohmann::json::array();
+    std::size_t bytes = 2;
     for (const model::PortForward& f : e.spec.forwards) {
-        nlohmann::json j = model::to_json(f);
-        if (!f.guest_name.empty()) j["guest_address"] = f.guest.str();
-        if (running) {
-            std::uint64_t connections = 0, bytes = 0, dropped = 0;
-            std::size_t missing = 0;
-            for (const plan::SetElements& part : plan::forward_elements(f, name)) {
-                const bool over = plan::is_over_set(part.set);
-                const Counters& in = counters[part.set];
-                for (const plan::SetElement& element : part.elements) {
-                    auto it = in.find(element.key);
-                    if (it == in.end()) {
-                        ++missing;
-                        continue;
-                    }
-                    (over ? dropped : connections) += it->second.packets;
-                    if (!over) bytes += it->second.bytes;
-                }
-            }
-            // The NAT chains see a connection's first packet only: one packet, one connection.
-            j["connections"] = connections;
-            j["first_packet_bytes"] = bytes;
-            j["dropped"] = dropped;
-            if (missing != 0) j["problem"] = std::to_string(missing) + " element(s) missing from the kernel";
-        }
+        nlohmann::json j = forward_json(e, f, counters);
+        bytes += j.dump().size() + 1;
+        if (bytes > max_reply_bytes)
+            throw Error(ErrorKind::TooLarge, "network '" + name + "' has " + std::to_string(e.spec.forwards.size()) +
+                                                 " forwards, more than a reply of " + std::to_string(max_reply_bytes) +
+                                                 " bytes carries; read them with ListForwardsPage");
         result.push_back(std::move(j));
     }
     return result;
+}
+
+Page Manager::list_forwards_page(const std::string& name, const std::string& cursor, std::uint32_t limit) const
+{
+    const Entry& e = entry(name);
+    const auto& forwards = e.spec.forwards;
+    check_page_limit(limit);
+    static const ForwardCounters none;
+    const ForwardCounters* counters = is_running(e.state) ? nullptr : &none;
+    return make_page(
+        cursor, limit, forwards.size(), [&](std::size_t i) { return forward_key_text(forwards[i]); },
+        [&](std::size_t i) {
+            if (!counters) counters = &forward_counters();
+            return forward_json(e, forwards[i], *counters);
+        });
+}
+
+nlohmann::json Manager::describe_brief(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    model::Network spec = e.spec;
+    const std::size_t count = spec.forwards.size();
+    spec.forwards.clear();
+    nlohmann::json j = model::to_json(spec);
+    j["forward_count"] = count;
+    j["state"] = state_name(e.state);
+    j["state_reason"] = e.reason;
+    return j;
 }
 
 nlohmann::json Manager::statistics(const std::string& name) const
 {
     const Entry& e = entry(name);
     nlohmann::json rules = nlohmann::json::array();
-    if (is_running(e.state)) {
+    const bool running = is_running(e.state);
+    if (running) {
         const std::string prefix = name + ": ";
         for (const plan::RuleCounter& r : firewall_.rule_counters(plan::table_name)) {
             if (r.comment.rfind(prefix, 0) != 0) continue;
@@ -216,14 +288,27 @@ nlohmann::json Manager::statistics(const std::string& name) const
         }
     }
     std::uint64_t connections = 0, dropped = 0;
-    const nlohmann::json forwards = list_forwards(name);
-    for (const auto& f : forwards) {
-        connections += f.value("connections", std::uint64_t{0});
-        dropped += f.value("dropped", std::uint64_t{0});
+    if (running && !e.spec.forwards.empty()) {
+        // Summed once per counter snapshot, not per call.
+        const ForwardCounters& counters = forward_counters();
+        auto [it, fresh] = forward_counters_.totals.try_emplace(name);
+        if (fresh) {
+            for (const model::PortForward& f : e.spec.forwards) {
+                for (const plan::SetElements& part : plan::forward_elements(f, name)) {
+                    const auto in = counters.by_set.find(part.set);
+                    if (in == counters.by_set.end()) continue;
+                    auto& sum = plan::is_over_set(part.set) ? it->second.second : it->second.first;
+                    for (const plan::SetElement& element : part.elements)
+                        if (auto c = in->second.find(element.key); c != in->second.end()) sum += c->second.packets;
+                }
+            }
+        }
+        connections = it->second.first;
+        dropped = it->second.second;
     }
-    return {{"running", is_running(e.state)},
+    return {{"running", running},
             {"drops", std::move(rules)},
-            {"forwards", {{"count", forwards.size()}, {"connections", connections}, {"dropped", dropped}}}};
+            {"forwards", {{"count", e.spec.forwards.size()}, {"connections", connections}, {"dropped", dropped}}}};
 }
 
 }  // namespace kvmnet::core

@@ -55,7 +55,7 @@ void Manager::watch_leases(Entry& e)
 
 void Manager::add_host(const std::string& name, const std::string& host_document)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     model::DhcpHost host = model::parse_dhcp_host(host_document);
     if (!has_dhcp(e.spec))
         throw invalid_field("ipv4.dhcp",
@@ -96,7 +96,7 @@ void Manager::add_host(const std::string& name, const std::string& host_document
 
 void Manager::remove_host(const std::string& name, const std::string& mac)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     const std::string wanted = lower(mac);
     if (!has_dhcp(e.spec))
         throw Error(ErrorKind::NotFound, "network '" + name + "' serves no DHCP and has no static hosts");
@@ -117,13 +117,29 @@ void Manager::commit_hosts(Entry& e, model::Network next)
     const bool running = is_running(e.state);
     // Forwards that name a static host follow its address.
     model::resolve_forward_guests(next);
-    if (running && next.forwards != e.spec.forwards) {
+    const bool forwards_changed = running && next.forwards != e.spec.forwards;
+    if (forwards_changed) {
         auto active = active_specs("", name);
         active.push_back(next);
         apply_firewall(active);
     }
+    // A change that cannot be stored takes the forwards' new addresses out
+    // of the table again (e.spec is still the old document).
+    const auto restore_table = [&] {
+        if (!forwards_changed) return;
+        try {
+            apply_firewall(active_specs());
+        } catch (const std::exception& err) {
+            log_error("network " + name + ": restoring the table: " + err.what());
+        }
+    };
     if (!running || !has_dhcp(next)) {
-        store_.save(next);
+        try {
+            store_.save(next);
+        } catch (...) {
+            restore_table();
+            throw;
+        }
         e.spec = std::move(next);
         if (listener_) listener_->network_changed(name);
         return;
@@ -144,6 +160,7 @@ void Manager::commit_hosts(Entry& e, model::Network next)
     } catch (...) {
         if (previous) store::write_atomic(hosts_file, *previous, 0644);
         if (previous_names) store::write_atomic(names_file, *previous_names, 0644);
+        restore_table();
         throw;
     }
     e.spec = std::move(next);

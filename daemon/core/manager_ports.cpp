@@ -4,7 +4,10 @@
 // forwarding database.
 #include "core/log.hpp"
 #include "core/manager.hpp"
+#include "core/undo.hpp"
 #include "plan/planner.hpp"
+
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <optional>
@@ -37,6 +40,87 @@ Error vlans_unsupported()
 {
     return Error(ErrorKind::Unsupported, "port.vlan: per-port VLANs need bridge VLAN filtering "
                                          "(CONFIG_BRIDGE_VLAN_FILTERING), which this kernel does not provide");
+}
+
+bool link_local6(const std::string& address)
+{
+    const auto ip = model::Ipv6::parse(address);
+    return ip && (ip->is_link_local() || ip->is_multicast());
+}
+
+// An interface that carries the host's own addresses or routes is the
+// host's, not a guest's: enslaved, its addresses stop working and, for the
+// uplink, the host loses its gateway. An IPv6 link-local address (and its
+// fe80::/64 route) is on every interface that is up, so it does not count.
+void check_not_host_interface(plan::LinkAdapter& links, const plan::LinkInfo& link)
+{
+    std::vector<std::string> reasons;
+    for (const auto& a : links.list_addresses())
+        if (a.link_index == link.index && !(a.family == AF_INET6 && link_local6(a.address)))
+            reasons.push_back("the address " + a.address + "/" + std::to_string(a.prefix_length));
+    for (const auto& r : links.list_routes()) {
+        if (r.link_index != link.index || (r.family == AF_INET6 && link_local6(r.destination))) continue;
+        // A subnet's own route comes with its address, named above already.
+        if (r.protocol == 2 /* RTPROT_KERNEL */ && !reasons.empty()) continue;
+        std::string route = r.destination.empty()
+                                ? std::string("the default route")
+                                : "the route to " + r.destination + "/" + std::to_string(r.prefix_length);
+        if (!r.gateway.empty()) route += " via " + r.gateway;
+        if (r.table != 254) route += " (table " + std::to_string(r.table) + ")";
+        reasons.push_back(route);
+    }
+    if (reasons.empty()) return;
+    std::string list;
+    for (std::size_t i = 0; i < reasons.size() && i < 4; ++i)
+        list += (i == 0 ? "" : i + 1 == reasons.size() || i == 3 ? " and " : ", ") + reasons[i];
+    if (reasons.size() > 4) list += " (" + std::to_string(reasons.size() - 4) + " more)";
+    throw Error(ErrorKind::Conflict, "port: " + link.name + " is a host interface: it carries " + list +
+                                         ", which would stop working on a bridge port; a guest port must carry "
+                                         "neither (to put a host's uplink on a bridge, use a bridge-mode network "
+                                         "with uplink " +
+                                         link.name + ")");
+}
+
+// What attach is about to change on an existing interface.
+model::PortOriginal observe_original(plan::LinkAdapter& links, const plan::LinkInfo& link, int bridge_index)
+{
+    model::PortOriginal o;
+    o.mac = link.mac;
+    o.mtu = link.mtu;
+    o.up = link.up;
+    o.on_bridge = bridge_index != 0 && link.master_index == bridge_index;
+    if (o.on_bridge)
+        if (const auto flags = links.port_flags(link.name)) {
+            o.isolated = flags->isolated;
+            o.hairpin = flags->hairpin;
+        }
+    return o;
+}
+
+// Puts an existing interface back the way `p.original` recorded it: shaping
+// and VLANs this port added removed, released from the bridge unless it was a
+// port already (then its own bridge port flags again), its MAC, MTU and
+// up/down state.
+void restore_original(plan::LinkAdapter& links, const std::string& bridge_name, const model::Port& p)
+{
+    const model::PortOriginal& o = *p.original;
+    const auto link = links.find_link(p.name);
+    if (!link) return;
+    const auto bridge = links.find_link(bridge_name);
+    const bool on_bridge = bridge && link->master_index == bridge->index;
+    if (has_bandwidth(p)) links.set_bandwidth(p.name, {});
+    if (on_bridge && o.on_bridge) {
+        if (has_vlans(p)) links.set_port_vlans(bridge_name, p.name, 1, {});
+        links.set_port_isolated(p.name, o.isolated);
+        links.set_port_hairpin(p.name, o.hairpin);
+    } else if (on_bridge) {
+        links.set_master(p.name, "");
+    }
+    // Down first where it was down: not every driver changes its MAC while up.
+    if (!o.up && link->up) links.set_up(p.name, false);
+    if (!o.mac.empty() && link->mac != o.mac) links.set_mac(p.name, o.mac);
+    if (o.mtu != 0 && link->mtu != o.mtu) links.set_mtu(p.name, o.mtu);
+    if (o.up && !link->up) links.set_up(p.name, true);
 }
 
 }  // namespace
@@ -83,10 +167,13 @@ void Manager::apply_port(Entry& e, const model::Port& p, const model::Port* prev
         link = links_.find_link(p.name);
         if (!link) throw Error(ErrorKind::Kernel, "port: tap " + p.name + " vanished right after it was created");
     }
-    if (!p.mac.empty() && link->mac != host_side_mac(p.mac)) links_.set_mac(p.name, host_side_mac(p.mac));
-    if (n.mtu != 0 && link->mtu != n.mtu) links_.set_mtu(p.name, n.mtu);
     const auto bridge = links_.find_link(n.bridge);
     if (!bridge) throw Error(ErrorKind::Kernel, "port: bridge " + n.bridge + " is missing");
+    // An interface of the port's name that came (back) as a host interface
+    // is not taken, as AttachPort would not take it.
+    if (link->master_index != bridge->index && !p.tap) check_not_host_interface(links_, *link);
+    if (!p.mac.empty() && link->mac != host_side_mac(p.mac)) links_.set_mac(p.name, host_side_mac(p.mac));
+    if (n.mtu != 0 && link->mtu != n.mtu) links_.set_mtu(p.name, n.mtu);
     if (link->master_index != bridge->index) links_.set_master(p.name, n.bridge);
     if (!link->up) links_.set_up(p.name, true);
     links_.set_port_isolated(p.name, p.isolated);
@@ -126,7 +213,7 @@ void Manager::ensure_fdb_poll()
 
 void Manager::attach_port(const std::string& name, const std::string& port_document)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     model::Port p = model::parse_port(port_document);
     // Refused up front, also for a network that is not running (whose ports
     // are only recorded now), so nothing is created or stored in vain.
@@ -160,46 +247,59 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
                     "port: interface " + p.name + " already exists; attach it without --tap to enslave it as it is");
     if (existing && existing->kind == "bridge")
         throw Error(ErrorKind::Conflict, "port: " + p.name + " is a bridge, not a guest interface");
+    const auto bridge = links_.find_link(e.spec.bridge);
     if (existing && existing->master_index != 0) {
-        const auto bridge = links_.find_link(e.spec.bridge);
         if (!bridge || existing->master_index != bridge->index)
             throw Error(ErrorKind::Conflict, "port: " + p.name + " is already enslaved to another bridge");
     }
     if (!existing && !p.tap) throw Error(ErrorKind::NotFound, "port: there is no interface named " + p.name);
+    if (existing) check_not_host_interface(links_, *existing);
+
+    // What DetachPort restores: recorded at the first attach of an existing
+    // interface (a later one finds it as this port left it), never taken
+    // from the caller.
+    p.original.reset();
+    if (existing && !p.tap) {
+        if (!previous)
+            p.original = observe_original(links_, *existing, bridge ? bridge->index : 0);
+        else
+            p.original = previous->original;
+    }
+    next.ports.back() = p;
 
     const bool created = !existing && p.tap;
-    if (is_running(e.state)) {
+    const bool running = is_running(e.state);
+    // Leaves the interface as it was found: a tap we made goes away, an
+    // existing interface gets its MAC, MTU, master, state and shaping back.
+    const auto undo = [&] {
         try {
-            apply_port(e, p, previous ? &*previous : nullptr);
-        } catch (...) {
-            // Leave the interface as it was found: a tap we made goes away,
-            // an existing interface gets its MAC, master, state and shaping back.
-            try {
-                if (created) {
-                    links_.delete_link(p.name);
-                } else if (previous) {
-                    // From what `p` may have left (shaping, VLANs) back to `previous`.
-                    apply_port(e, *previous, &p);
-                } else if (const auto now = links_.find_link(p.name)) {
-                    if (has_bandwidth(p)) links_.set_bandwidth(p.name, {});
-                    // Leaving the bridge drops a port's VLANs; one that stays gets the default back.
-                    if (has_vlans(p) && existing->master_index != 0 && now->master_index == existing->master_index)
-                        links_.set_port_vlans(e.spec.bridge, p.name, 1, {});
-                    if (now->master_index != existing->master_index && existing->master_index == 0)
-                        links_.set_master(p.name, "");
-                    if (now->mac != existing->mac && !existing->mac.empty()) links_.set_mac(p.name, existing->mac);
-                    if (now->up != existing->up) links_.set_up(p.name, existing->up);
-                }
-            } catch (const std::exception& err) {
-                log_error("rollback of port " + p.name + ": " + err.what());
+            if (created) {
+                if (links_.find_link(p.name)) links_.delete_link(p.name);
+            } else if (!running) {
+                // Nothing was applied.
+            } else if (previous) {
+                // From what `p` may have left (shaping, VLANs) back to `previous`.
+                apply_port(e, *previous, &p);
+            } else if (p.original) {
+                restore_original(links_, e.spec.bridge, p);
             }
-            throw;
+        } catch (const std::exception& err) {
+            log_error("rollback of port " + p.name + ": " + err.what());
         }
-    } else if (created) {
-        // The tap exists from now on, so QEMU can start before the network.
-        links_.create_tap(p.name, p.owner, p.group);
+    };
+    try {
+        if (running)
+            apply_port(e, p, previous ? &*previous : nullptr);
+        else if (created)
+            // The tap exists from now on, so QEMU can start before the network.
+            links_.create_tap(p.name, p.owner, p.group);
+        // Stored last: a document that cannot be written (full or read-only
+        // disk) undoes the kernel side, so disk, memory and kernel agree.
+        store_.save(next);
+    } catch (...) {
+        undo();
+        throw;
     }
-    store_.save(next);
     e.spec = std::move(next);
     e.port_problems.erase(p.name);
     ensure_fdb_poll();
@@ -209,26 +309,38 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
 
 void Manager::detach_port(const std::string& name, const std::string& port_name)
 {
-    Entry& e = entry(name);
+    Entry& e = changeable(name);
     auto it = std::find_if(e.spec.ports.begin(), e.spec.ports.end(),
                            [&](const model::Port& p) { return p.name == port_name; });
     if (it == e.spec.ports.end())
         throw Error(ErrorKind::NotFound, "port: network '" + name + "' has no port named " + port_name);
     const model::Port port = *it;
-    if (const auto link = links_.find_link(port_name)) {
-        if (port.tap) {
-            links_.delete_link(port_name);
-        } else {
-            const auto bridge = links_.find_link(e.spec.bridge);
-            if (bridge && link->master_index == bridge->index) links_.set_master(port_name, "");
-            if (has_bandwidth(port)) links_.set_bandwidth(port_name, {});
-        }
-    }
     model::Network next = e.spec;
     next.ports.erase(next.ports.begin() + (it - e.spec.ports.begin()));
+    // Stored first: a deleted tap cannot come back as it was (QEMU holds it
+    // open), so a document that cannot be written must stop the call before
+    // the kernel is touched.
     store_.save(next);
     e.spec = std::move(next);
     e.port_problems.erase(port_name);
+    try {
+        if (const auto link = links_.find_link(port_name)) {
+            if (port.tap) {
+                links_.delete_link(port_name);
+            } else if (port.original) {
+                restore_original(links_, e.spec.bridge, port);
+            } else {
+                // A port stored before attach recorded the interface's state.
+                const auto bridge = links_.find_link(e.spec.bridge);
+                if (bridge && link->master_index == bridge->index) links_.set_master(port_name, "");
+                if (has_bandwidth(port)) links_.set_bandwidth(port_name, {});
+            }
+        }
+    } catch (const Error& err) {
+        if (listener_) listener_->network_changed(name);
+        throw Error(err.kind(), "port " + port_name + " is detached from network '" + name +
+                                    "', but putting its interface back failed: " + err.what());
+    }
     log_info("network " + name + ": port " + port_name + " detached");
     if (listener_) listener_->network_changed(name);
 }
@@ -279,23 +391,40 @@ bool Manager::update_live(Entry& e, const model::Network& next)
     if (!(same == next)) return false;
 
     const model::Network old = e.spec;
-    const auto options = plan::bridge_options(next);
-    if (!(plan::bridge_options(old) == options)) links_.set_bridge_options(next.bridge, options);
-    if (next.mtu != 0 && next.mtu != old.mtu) links_.set_mtu(next.bridge, next.mtu);
-    for (const model::Port& p : old.ports)
-        if (std::none_of(next.ports.begin(), next.ports.end(), [&](const auto& q) { return q.name == p.name; }))
-            detach_port(old.name, p.name);
-    e.spec = next;
+    // Disk first: a document that cannot be stored changes nothing. A kernel
+    // step that fails puts the old document and bridge settings back.
+    store_.save(next);
+    const auto before = links_.find_link(next.bridge);
+    bool detached = false;
     try {
+        const auto options = plan::bridge_options(next);
+        if (!(plan::bridge_options(old) == options)) links_.set_bridge_options(next.bridge, options);
+        if (next.mtu != 0 && next.mtu != old.mtu) links_.set_mtu(next.bridge, next.mtu);
+        for (const model::Port& p : old.ports)
+            if (std::none_of(next.ports.begin(), next.ports.end(), [&](const auto& q) { return q.name == p.name; })) {
+                detach_port(old.name, p.name);
+                detached = true;
+            }
+        e.spec = next;
         for (const model::Port& p : next.ports) {
-            const auto before =
+            const auto previous =
                 std::find_if(old.ports.begin(), old.ports.end(), [&](const auto& q) { return q.name == p.name; });
-            if (before != old.ports.end() && *before == p && next.mtu == old.mtu) continue;
+            if (previous != old.ports.end() && *previous == p && next.mtu == old.mtu) continue;
             check_port_mac(e, p);
-            apply_port(e, p, before != old.ports.end() ? &*before : nullptr);
+            apply_port(e, p, previous != old.ports.end() ? &*previous : nullptr);
         }
+        // detach_port stored a document of its own on the way.
+        if (detached) store_.save(next);
     } catch (...) {
         e.spec = old;
+        Undo undo;
+        undo.push("storing the previous document", [&] { store_.save(old); });
+        undo.push("restoring the bridge settings",
+                  [&] { links_.set_bridge_options(old.bridge, plan::bridge_options(old)); });
+        if (before) undo.push("restoring the MTU", [&] { links_.set_mtu(old.bridge, before->mtu); });
+        for (const model::Port& p : old.ports)
+            undo.push("restoring port " + p.name, [&, p] { apply_port(e, p); });
+        undo.unwind();
         throw;
     }
     ensure_fdb_poll();

@@ -40,6 +40,7 @@ public:
     void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) override;
     void set_port_isolated(const std::string& name, bool isolated) override;
     void set_port_hairpin(const std::string& name, bool hairpin) override;
+    std::optional<PortFlags> port_flags(const std::string& name) override;
     std::optional<std::string> read_sysctl(const std::string& key) override;
     std::vector<plan::Listener> list_listeners() override;
     void write_sysctl(const std::string& key, const std::string& value) override;

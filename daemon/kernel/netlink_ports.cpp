@@ -325,6 +325,23 @@ void NetlinkLinks::set_port_hairpin(const std::string& name, bool hairpin)
     set_port_flag(name, IFLA_BRPORT_MODE, hairpin, "hairpin mode", "bridge hairpin mode (IFLA_BRPORT_MODE)");
 }
 
+std::optional<plan::LinkAdapter::PortFlags> NetlinkLinks::port_flags(const std::string& name)
+{
+    std::optional<bool> isolated, hairpin;
+    const std::optional<LinkRecord> link = find_link_record(socket_, name, [&](const nlmsghdr* hdr) {
+        if (const nlattr* attr = linkinfo_attribute(hdr, IFLA_INFO_SLAVE_DATA, IFLA_BRPORT_ISOLATED, IFLA_BRPORT_MAX)) {
+            isolated = nla_get_u8(const_cast<nlattr*>(attr)) != 0;
+        }
+        if (const nlattr* attr = linkinfo_attribute(hdr, IFLA_INFO_SLAVE_DATA, IFLA_BRPORT_MODE, IFLA_BRPORT_MAX)) {
+            hairpin = nla_get_u8(const_cast<nlattr*>(attr)) != 0;
+        }
+    });
+    if (!link || link->slave_kind != "bridge" || !isolated || !hairpin) {
+        return std::nullopt;
+    }
+    return PortFlags{*isolated, *hairpin};
+}
+
 std::vector<plan::Listener> NetlinkLinks::list_listeners()
 {
     // NETLINK_SOCK_DIAG dumps filtered by state in the kernel: unlike

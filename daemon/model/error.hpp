@@ -11,7 +11,8 @@
 
 namespace kvmnet {
 
-enum class ErrorKind { InvalidArgument, NotFound, AlreadyExists, Conflict, Unsupported, Kernel, Busy };
+// TooLarge: a reply would pass the bound every reply keeps (api::max_reply_bytes).
+enum class ErrorKind { InvalidArgument, NotFound, AlreadyExists, Conflict, Unsupported, Kernel, Busy, TooLarge };
 
 std::string_view error_kind_name(ErrorKind kind);
 

@@ -24,6 +24,7 @@ std::string_view error_kind_name(ErrorKind kind)
     case ErrorKind::Unsupported: return "Unsupported";
     case ErrorKind::Kernel: return "Kernel";
     case ErrorKind::Busy: return "Busy";
+    case ErrorKind::TooLarge: return "TooLarge";
     }
     return "Kernel";
 }
@@ -60,6 +61,25 @@ Ipv4 parse_ip(const std::string& field, const std::string& text)
     return *ip;
 }
 
+std::string reserved_interface_name(const std::string& name)
+{
+    // The kernel refuses these (EINVAL): they are the per-family sysctl
+    // directories /proc/sys/net/ipv4/conf/all and .../default.
+    if (name == "all" || name == "default")
+        return "the kernel reserves it (/proc/sys/net/ipv4/conf/" + name + " is not an interface)";
+    return "";
+}
+
+// The error for an invalid interface name in `field`: the reason when the
+// kernel reserves it, otherwise the allowed form.
+Error invalid_interface_name(const std::string& field, const std::string& name)
+{
+    const std::string reserved = reserved_interface_name(name);
+    if (!reserved.empty()) return invalid_field(field, "'" + name + "' cannot be an interface name: " + reserved);
+    return invalid_field(field,
+                         "'" + name + "' is not a valid interface name (1-15 bytes: letters, digits, '-', '_', '.')");
+}
+
 }  // namespace
 
 DhcpHost parse_dhcp_host(const json& j, const std::string& field)
@@ -68,6 +88,10 @@ DhcpHost parse_dhcp_host(const json& j, const std::string& field)
     DhcpHost host;
     auto mac = h.string("mac");
     if (!mac || !valid_mac(*mac)) throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
+    // A guest's NIC sends from a unicast address; dnsmasq would never match
+    // a multicast, broadcast or all-zero one.
+    if (!valid_unicast_mac(*mac))
+        throw invalid_field(h.field("mac"), "'" + *mac + "' is not a unicast MAC address like 52:54:00:12:34:56");
     host.mac = lower(*mac);
     auto ip = h.string("ip");
     if (!ip) throw invalid_field(h.field("ip"), "required");
@@ -240,7 +264,11 @@ bool valid_domain_name(const std::string& name)
 
 bool valid_interface_name(const std::string& name)
 {
+    // net/core/dev.c dev_valid_name() refuses "", >= IFNAMSIZ (16) bytes, "."
+    // and "..", '/', ':' and whitespace; the set allowed here is narrower
+    // still, and '%' (a name template for the kernel) is never allowed.
     if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
+    if (!reserved_interface_name(name).empty()) return false;
     return std::all_of(name.begin(), name.end(),
                        [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
 }
@@ -260,16 +288,15 @@ Network parse_network(const nlohmann::json& document)
     if (!mode) throw invalid_field("mode", "required (nat, bridge, isolated or routed)");
     n.mode = parse_mode(*mode);
     n.bridge = r.string("bridge", 64).value_or("");
-    if (!n.bridge.empty() && !valid_interface_name(n.bridge))
-        throw invalid_field(
-            "bridge", "'" + n.bridge + "' is not a valid interface name (1-15 bytes: letters, digits, '-', '_', '.')");
+    if (!n.bridge.empty() && !valid_interface_name(n.bridge)) throw invalid_interface_name("bridge", n.bridge);
+    // Every namespace has its loopback already; a bridge cannot take its name.
+    if (n.bridge == "lo") throw invalid_field("bridge", "'lo' is the loopback interface, not a bridge name");
     n.autostart = r.boolean("autostart").value_or(false);
     if (const json* ipv4 = r.get("ipv4")) n.ipv4 = parse_ipv4(*ipv4);
     if (const json* dns = r.get("dns")) n.dns = parse_dns(*dns);
     if (const json* ipv6 = r.get("ipv6")) n.ipv6 = parse_ipv6(*ipv6);
     n.uplink = r.string("uplink", 64).value_or("");
-    if (!n.uplink.empty() && !valid_interface_name(n.uplink))
-        throw invalid_field("uplink", "'" + n.uplink + "' is not a valid interface name");
+    if (!n.uplink.empty() && !valid_interface_name(n.uplink)) throw invalid_interface_name("uplink", n.uplink);
     n.stp = r.boolean("stp").value_or(false);
     n.forward_delay = static_cast<std::uint32_t>(r.unsigned_integer("forward_delay", 0, 30).value_or(0));
     n.mtu = static_cast<std::uint32_t>(r.unsigned_integer("mtu", 68, 65535).value_or(0));
@@ -408,6 +435,20 @@ Port parse_port(const json& j, const std::string& field)
         if (p.vlan_pvid == 0 && p.vlan_tagged.empty())
             throw invalid_field(r.field("vlan"), "needs \"pvid\" or \"tagged\"");
     }
+    if (const json* original = r.get("original")) {
+        ObjectReader o(*original, r.field("original"));
+        PortOriginal before;
+        before.mac = lower(o.string("mac", 32).value_or(""));
+        if (!before.mac.empty() && !valid_unicast_mac(before.mac))
+            throw invalid_field(o.field("mac"), "'" + before.mac + "' is not a unicast MAC address");
+        before.mtu = static_cast<std::uint32_t>(o.unsigned_integer("mtu", 68, 65535).value_or(0));
+        before.up = o.boolean("up").value_or(false);
+        before.on_bridge = o.boolean("on_bridge").value_or(false);
+        before.isolated = o.boolean("isolated").value_or(false);
+        before.hairpin = o.boolean("hairpin").value_or(false);
+        o.finish();
+        p.original = before;
+    }
     if (const json* bandwidth = r.get("bandwidth")) {
         ObjectReader b(*bandwidth, r.field("bandwidth"));
         if (const json* in = b.get("inbound")) p.inbound = parse_rate(*in, b.field("inbound"));
@@ -443,6 +484,17 @@ json to_json(const Port& p)
         if (p.outbound.average) bw["outbound"] = rate_json(p.outbound);
         j["bandwidth"] = bw;
     }
+    if (p.original) {
+        const PortOriginal& o = *p.original;
+        json original = {{"up", o.up}, {"on_bridge", o.on_bridge}};
+        if (!o.mac.empty()) original["mac"] = o.mac;
+        if (o.mtu != 0) original["mtu"] = o.mtu;
+        if (o.on_bridge) {
+            original["isolated"] = o.isolated;
+            original["hairpin"] = o.hairpin;
+        }
+        j["original"] = std::move(original);
+    }
     return j;
 }
 
@@ -455,8 +507,7 @@ bool valid_unicast_mac(const std::string& mac)
 
 void validate_port(const Port& p, const std::string& field)
 {
-    if (!valid_interface_name(p.name))
-        throw invalid_field(field + ".name", "'" + p.name + "' is not a valid interface name (1-15 bytes)");
+    if (!valid_interface_name(p.name)) throw invalid_interface_name(field + ".name", p.name);
     if (!p.mac.empty() && !valid_unicast_mac(p.mac))
         throw invalid_field(field + ".mac", "'" + p.mac + "' is not a unicast MAC address like 52:54:00:12:34:56");
     std::set<std::uint16_t> seen;
@@ -561,6 +612,18 @@ void validate(const Network& n)
     const Ipv4Interface& a = n.ipv4->address;
     if (a.prefix < 8 || a.prefix > 30)
         throw invalid_field("ipv4.address", "prefix /" + std::to_string(a.prefix) + " must be between /8 and /30");
+    // Addresses no host may use as its own on a LAN: dnsmasq would serve
+    // DHCP there, and guests would route through a gateway nobody reaches.
+    const std::uint32_t gw = a.address.value;
+    const char* special = (gw >> 24) == 0        ? "in 0.0.0.0/8 (\"this network\", never a source)"
+                          : (gw >> 24) == 127    ? "a loopback address (127.0.0.0/8)"
+                          : (gw >> 16) == 0xa9fe ? "link-local (169.254.0.0/16)"
+                          : (gw >> 28) == 0xe    ? "a multicast address (224.0.0.0/4)"
+                          : (gw >> 28) == 0xf    ? "in the reserved range 240.0.0.0/4 (255.255.255.255 included)"
+                                                 : nullptr;
+    if (special)
+        throw invalid_field("ipv4.address", "gateway " + a.address.str() + " is " + special +
+                                                "; use a private subnet such as 192.168.122.1/24");
     if (a.address == a.network() || a.address == a.broadcast())
         throw invalid_field("ipv4.address", "gateway " + a.address.str() + " is the network or broadcast address of " +
                                                 a.network_str() + "; use a host address such as " +

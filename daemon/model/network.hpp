@@ -82,6 +82,21 @@ struct Rate {
     bool operator==(const Rate&) const = default;
 };
 
+// What an existing interface was before AttachPort changed it, recorded by
+// the daemon and stored with the port, so that DetachPort (also after a
+// restart) puts it back.
+struct PortOriginal {
+    std::string mac;        // empty: unknown, left as it is
+    std::uint32_t mtu = 0;  // 0: unknown, left as it is
+    bool up = false;
+    // Already a port of the network's bridge (as libvirt plugs its taps):
+    // detach leaves it there with these bridge port flags.
+    bool on_bridge = false;
+    bool isolated = false;
+    bool hairpin = false;
+    bool operator==(const PortOriginal&) const = default;
+};
+
 // A guest port: a tap the daemon creates (tap = true) for QEMU, or an
 // existing interface (tap or veth) enslaved to the network's bridge.
 struct Port {
@@ -95,6 +110,7 @@ struct Port {
     std::vector<std::uint16_t> vlan_tagged;  // tagged VLANs
     Rate inbound;                            // to the guest
     Rate outbound;                           // from the guest
+    std::optional<PortOriginal> original;    // existing interfaces: their state before attach
     bool operator==(const Port&) const = default;
 };
 

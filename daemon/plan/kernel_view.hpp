@@ -145,6 +145,13 @@ public:
     // networks need it for a guest reaching itself through a port forward
     // (with br_netfilter the DNATed frame is bridged back to its own port).
     virtual void set_port_hairpin(const std::string& name, bool hairpin) = 0;
+    // The bridge port flags of `name`, so that a detach can give them back;
+    // nullopt when it is no bridge port or the kernel does not report them.
+    struct PortFlags {
+        bool isolated = false;
+        bool hairpin = false;
+    };
+    virtual std::optional<PortFlags> port_flags(const std::string& /*name*/) { return std::nullopt; }
     // A sysctl of the daemon's network namespace, by its /proc/sys path
     // ("net/ipv4/ip_forward"); read gives nothing when it does not exist.
     virtual std::optional<std::string> read_sysctl(const std::string& key) = 0;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,7 +19,11 @@
 
 namespace kvmnet::store {
 
-Store::Store(std::string state_dir) : dir_(std::move(state_dir) + "/networks") { make_directories(dir_, 0755); }
+Store::Store(std::string state_dir, std::string mirror_dir)
+    : dir_(std::move(state_dir) + "/networks"), mirror_dir_(std::move(mirror_dir))
+{
+    make_directories(dir_, 0755);
+}
 
 std::string Store::path_of(const std::string& name) const { return dir_ + "/" + name + ".json"; }
 
@@ -76,12 +81,21 @@ void replay_journal(nlohmann::json& document, const std::string& document_text, 
         ++number;
         const bool last = in.peek() == std::char_traits<char>::eof();
         const std::string where = path + ":" + std::to_string(number) + ": ";
-        json change;
-        try {
-            change = json::parse(line);
-        } catch (const json::parse_error&) {
-            if (!(last && journal.back() != '\n')) problems.push_back(where + "not JSON; line skipped");
-            continue;
+        json change = json::parse(line, nullptr, false);
+        if (change.is_discarded()) {
+            if (last && journal.back() != '\n') continue;  // cut short: its call never returned
+            // A line a successful call wrote, glued onto the fragment of a
+            // failed write (journals of versions that left such fragments):
+            // the change is the longest suffix that is a change of its own.
+            for (std::size_t at = line.find("{\"", 1); at != std::string::npos; at = line.find("{\"", at + 1)) {
+                change = json::parse(line.substr(at), nullptr, false);
+                if (change.is_object() && (change.contains("add") || change.contains("remove"))) break;
+                change = json(json::value_t::discarded);
+            }
+            if (change.is_discarded()) {
+                problems.push_back(where + "not JSON; line skipped");
+                continue;
+            }
         }
         if (change.is_object() && change.contains("base")) {
             // Written before the document was last saved: already in it, or overruled by it.
@@ -113,24 +127,70 @@ void replay_journal(nlohmann::json& document, const std::string& document_text, 
         if (alive[i]) forwards.push_back(std::move(entries[i]));
 }
 
+// A failed append (a full disk: short write) may have left part of its line,
+// and a crash can cut one short too. The journal must still end at a line
+// boundary before the next line goes on, or that line is glued onto the
+// fragment and lost at load although its call succeeded.
+void trim_partial_line(int fd, const std::string& path)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw Error(ErrorKind::Kernel, "cannot stat " + path + ": " + std::strerror(errno));
+    off_t end = st.st_size;
+    char buffer[4096];
+    while (end > 0) {
+        const off_t start = end > static_cast<off_t>(sizeof buffer) ? end - static_cast<off_t>(sizeof buffer) : 0;
+        const ssize_t n = ::pread(fd, buffer, static_cast<std::size_t>(end - start), start);
+        if (n != end - start)
+            throw Error(ErrorKind::Kernel,
+                        "cannot read " + path + ": " + (n < 0 ? std::strerror(errno) : "short read"));
+        const char* newline = static_cast<const char*>(::memrchr(buffer, '\n', static_cast<std::size_t>(n)));
+        if (newline) {
+            end = start + (newline - buffer) + 1;
+            break;
+        }
+        end = start;
+    }
+    if (end != st.st_size && ::ftruncate(fd, end) != 0)
+        throw Error(ErrorKind::Kernel, "cannot truncate " + path + ": " + std::strerror(errno));
+}
+
 void append_line(const std::string& path, const std::string& document_path, const std::string& line)
 {
     std::string text = line + "\n";
-    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    bool created = false;
+    int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) {
         // A new journal: the header goes in the same write(2) as the first change.
+        created = true;
         const auto document = read_file(document_path);
         text = nlohmann::json{{"base", document_hash(document.value_or(""))}}.dump() + "\n" + text;
     } else if (errno == EEXIST) {
-        fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+        fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
     }
     if (fd < 0) throw Error(ErrorKind::Kernel, "cannot open " + path + ": " + std::strerror(errno));
+    off_t size = 0;
+    try {
+        if (!created) trim_partial_line(fd, path);
+        size = ::lseek(fd, 0, SEEK_END);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
     const ssize_t n = ::write(fd, text.data(), text.size());
     const int error = errno;
-    ::close(fd);
-    if (n != static_cast<ssize_t>(text.size()))
+    if (n != static_cast<ssize_t>(text.size())) {
+        // All or nothing: what part of the line reached the file goes again
+        // (if this fails too, the next append trims it).
+        if (created) {
+            ::unlink(path.c_str());
+        } else if (n > 0 && size >= 0) {
+            [[maybe_unused]] const int ignored = ::ftruncate(fd, size);
+        }
+        ::close(fd);
         throw Error(ErrorKind::Kernel,
                     "cannot append to " + path + ": " + (n < 0 ? std::strerror(error) : std::string("short write")));
+    }
+    ::close(fd);
 }
 
 }  // namespace
@@ -155,51 +215,110 @@ void Store::journal_remove(const std::string& name, const model::ForwardKey& key
     append_line(journal_of(name), path_of(name), nlohmann::json{{"remove", removed}}.dump());
 }
 
-std::vector<model::Network> Store::load_all(std::vector<std::string>& problems) const
+namespace {
+
+// The network of document `text` with the journal `journal_path` replayed.
+model::Network parse_stored(const std::string& text, const std::string& journal_path,
+                            std::vector<std::string>& problems)
 {
-    std::vector<model::Network> result;
+    if (const auto journal = read_file(journal_path); journal && !journal->empty()) {
+        nlohmann::json document;
+        try {
+            document = nlohmann::json::parse(text);
+        } catch (const nlohmann::json::parse_error& e) {
+            throw Error(ErrorKind::InvalidArgument, std::string("not valid JSON: ") + e.what());
+        }
+        if (document.is_object()) replay_journal(document, text, *journal, problems, journal_path);
+        return model::parse_network(document);
+    }
+    return model::parse_network(text);
+}
+
+}  // namespace
+
+Store::Loaded Store::load(std::vector<std::string>& problems) const
+{
+    Loaded result;
     std::vector<std::filesystem::path> files;
     for (const auto& entry : std::filesystem::directory_iterator(dir_))
         if (entry.path().extension() == ".json") files.push_back(entry.path());
     std::sort(files.begin(), files.end());
     for (const auto& file : files) {
+        const std::string stem = file.stem().string();
         try {
             auto text = read_file(file.string());
             if (!text) throw Error(ErrorKind::Kernel, "cannot read");
-            const std::string stem = file.stem().string();
-            model::Network n;
-            if (const auto journal = read_file(journal_of(stem)); journal && !journal->empty()) {
-                nlohmann::json document;
-                try {
-                    document = nlohmann::json::parse(*text);
-                } catch (const nlohmann::json::parse_error& e) {
-                    throw Error(ErrorKind::InvalidArgument, std::string("not valid JSON: ") + e.what());
-                }
-                if (document.is_object()) replay_journal(document, *text, *journal, problems, journal_of(stem));
-                n = model::parse_network(document);
-            } else {
-                n = model::parse_network(*text);
-            }
+            model::Network n = parse_stored(*text, journal_of(stem), problems);
             if (n.name + ".json" != file.filename().string())
                 throw Error(ErrorKind::InvalidArgument, "name '" + n.name + "' does not match the file name");
-            result.push_back(std::move(n));
+            mirror(n.name, *text);
+            result.networks.push_back(std::move(n));
         } catch (const Error& e) {
-            problems.push_back(file.string() + ": " + e.what());
+            result.unreadable[stem] = file.string() + ": " + e.what();
         }
     }
     return result;
 }
 
+std::vector<model::Network> Store::load_all(std::vector<std::string>& problems) const
+{
+    Loaded loaded = load(problems);
+    for (const auto& [name, problem] : loaded.unreadable)
+        problems.push_back(problem);
+    return std::move(loaded.networks);
+}
+
+std::optional<model::Network> Store::last_good(const std::string& name, std::vector<std::string>& problems) const
+{
+    if (mirror_dir_.empty()) return std::nullopt;
+    const auto text = read_file(mirror_dir_ + "/" + name + ".json");
+    if (!text) return std::nullopt;
+    try {
+        model::Network n = parse_stored(*text, journal_of(name), problems);
+        if (n.name == name) return n;
+    } catch (const Error& e) {
+        problems.push_back(mirror_dir_ + "/" + name + ".json: " + e.what());
+    }
+    return std::nullopt;
+}
+
+void Store::mirror(const std::string& name, const std::string& text) const
+{
+    if (mirror_dir_.empty()) return;
+    // Best effort: without a copy a broken document later means a network
+    // that cannot be adopted, nothing worse.
+    try {
+        make_directories(mirror_dir_, 0755);
+        write_replace(mirror_dir_ + "/" + name + ".json", text, 0644);
+    } catch (const Error&) {
+    }
+}
+
 void Store::save(const model::Network& network) const
 {
-    write_atomic(path_of(network.name), model::to_json(network).dump(2) + "\n", 0644);
+    const std::string text = model::to_json(network).dump(2) + "\n";
+    write_atomic(path_of(network.name), text, 0644);
     remove_file(journal_of(network.name));
+    mirror(network.name, text);
 }
 
 void Store::remove(const std::string& name) const
 {
+    // The document decides: once it is gone the network is. A journal left
+    // behind names another document as its base, so a later network of this
+    // name ignores it.
     remove_file(path_of(name));
-    remove_file(journal_of(name));
+    try {
+        remove_file(journal_of(name));
+        if (!mirror_dir_.empty()) remove_file(mirror_dir_ + "/" + name + ".json");
+    } catch (const Error&) {
+    }
+}
+
+void Store::check_writable() const
+{
+    if (::access(dir_.c_str(), W_OK) != 0)
+        throw Error(ErrorKind::Kernel, "the state directory " + dir_ + " is not writable: " + std::strerror(errno));
 }
 
 }  // namespace kvmnet::store

@@ -7,6 +7,8 @@
 
 #include "model/network.hpp"
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,15 +24,33 @@ std::string revision_of(const nlohmann::json& document);
 
 class Store {
 public:
-    explicit Store(std::string state_dir);
+    // With `mirror_dir` (in the runtime directory) every document the store
+    // writes or loads is also copied there, as read: last_good() gives it
+    // back when the stored one no longer loads.
+    explicit Store(std::string state_dir, std::string mirror_dir = {});
 
-    // Every stored network. A file that does not parse is skipped and its
-    // problem appended to `problems`, so one bad file cannot hide the others.
+    struct Loaded {
+        std::vector<model::Network> networks;
+        // Documents that do not load, by file name without ".json": the problem.
+        std::map<std::string, std::string> unreadable;
+    };
+    // Every stored network. A file that does not parse is skipped and named
+    // in `unreadable`, so one bad file cannot hide the others; `problems`
+    // gets the journal lines that were skipped.
+    Loaded load(std::vector<std::string>& problems) const;
+    // As load, with the unreadable files' problems appended to `problems`.
     std::vector<model::Network> load_all(std::vector<std::string>& problems) const;
+    // The last document of `name` that this store wrote or loaded (its
+    // journal replayed), when the mirror has it.
+    std::optional<model::Network> last_good(const std::string& name, std::vector<std::string>& problems) const;
     // Writes the whole document (fsynced) and then drops its journal, whose
     // changes the document now holds.
     void save(const model::Network& network) const;
+    // Removes the document (throws when it cannot), then its journal.
     void remove(const std::string& name) const;
+    // Throws Kernel when no file can be written or removed in the directory
+    // (read-only file system, immutable directory), before a change starts.
+    void check_writable() const;
     std::string path_of(const std::string& name) const;
     std::string journal_of(const std::string& name) const;
 
@@ -42,7 +62,10 @@ public:
     void journal_remove(const std::string& name, const model::ForwardKey& key) const;
 
 private:
+    void mirror(const std::string& name, const std::string& text) const;
+
     std::string dir_;
+    std::string mirror_dir_;
 };
 
 }  // namespace kvmnet::store

@@ -80,3 +80,51 @@ int cmd_daemon_forwards(const Args& args)
 }
 
 }  // namespace kvmnet::bench
+
+namespace kvmnet::bench {
+
+// The unprivileged reads of a running network with N forwards (issue 11,
+// item 5): how long the event loop is held by one Statistics, one
+// ListForwards (the whole list) and one 1000-forward page.
+int cmd_daemon_reads(const Args& args)
+{
+    require_safe_netns();
+    core::ManagerOptions options;
+    options.state_dir = args.need("state-dir");
+    options.runtime_dir = args.need("runtime-dir");
+    const auto sizes = args.numbers("sizes", "10000,100000");
+    const unsigned runs = args.number("runs", 5);
+
+    core::EventLoop loop;
+    kernel::NetlinkLinks links;
+    kernel::Nftables firewall;
+    core::Manager manager(options, loop, links, firewall);
+    manager.load();
+    const std::string name = "fwbench";
+    for (const unsigned size : sizes) {
+        manager.create(network_document);
+        manager.start(name);
+        manager.add_forwards(name, forwards(0, size));
+        for (unsigned r = 0; r < runs; ++r) {
+            auto start = Clock::now();
+            (void)manager.statistics(name);
+            emit("read_statistics", "kvmnet-daemon", size, "ms", ms_since(start));
+            start = Clock::now();
+            try {
+                (void)manager.list_forwards(name);
+            } catch (const Error& e) {
+                // Past the reply limit the whole list is refused (TooLarge):
+                // what counts is how long the refusal held the loop.
+                if (e.kind() != ErrorKind::TooLarge) throw;
+            }
+            emit("read_list_forwards", "kvmnet-daemon", size, "ms", ms_since(start));
+            start = Clock::now();
+            (void)manager.list_forwards_page(name, "", 1000);
+            emit("read_forwards_page", "kvmnet-daemon", size, "ms", ms_since(start));
+        }
+        manager.remove(name);
+    }
+    return 0;
+}
+
+}  // namespace kvmnet::bench

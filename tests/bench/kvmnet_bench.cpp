@@ -136,6 +136,9 @@ void usage(std::ostream& out)
            "      with ipv4.dhcp and a /16 or wider subnet\n"
            "  daemon-forwards --state-dir D --runtime-dir D [--sizes ...] [--runs 5] [--at ...] [--adds 200]\n"
            "      the same in-process through core::Manager (real adapters; needs a throwaway netns)\n"
+           "  daemon-reads --state-dir D --runtime-dir D [--sizes 10000,100000] [--runs 5]\n"
+           "      one Statistics, one whole ListForwards and one 1000-forward page of a running network with N\n"
+           "      forwards, in-process through core::Manager (real adapters; needs a throwaway netns)\n"
            "  listener-scan [--runs 50]      local listeners: /proc/net/{tcp,tcp6,udp,udp6} vs the daemon's sock_diag\n"
            "  summarize < raw.csv            figure,variant,n,unit,count,median,p99,min,max\n";
 }
@@ -160,6 +163,7 @@ int main(int argc, char** argv)
         if (command == "dbus-forwards") return cmd_dbus_forwards(args);
         if (command == "dbus-load") return cmd_dbus_load(args);
         if (command == "daemon-forwards") return cmd_daemon_forwards(args);
+        if (command == "daemon-reads") return cmd_daemon_reads(args);
         if (command == "listener-scan") return cmd_listener_scan(args);
         if (command == "summarize") return cmd_summarize(args);
         throw UsageError("unknown command '" + command + "'");

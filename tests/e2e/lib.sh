@@ -205,6 +205,30 @@ T=$(mktemp -d "/tmp/kvmnet-e2e-${TEST_NAME}.XXXXXX")
 # still has to reach its files, as it would under /run/kvmnet.
 chmod 755 "$T"
 
+# ---------------------------------------------------------------- private mounts
+
+# A test that gives the daemon a state directory on a file system of its own
+# (a small tmpfs to fill up, or to remount read-only) runs in a private mount
+# namespace, so no mount reaches the machine's. It re-executes itself into
+# one before sourcing this file:
+#   if [[ -z ${KVMNET_E2E_MOUNTNS:-} ]] && ((EUID == 0)); then
+#       KVMNET_E2E_MOUNTNS=1 exec unshare --mount --propagation private bash "$0" "$@"
+#   fi
+MOUNTS=() # unmounted by cleanup
+# state_tmpfs SIZE: $T/state becomes a tmpfs of SIZE bytes (k, m suffixes).
+# Call it before daemon_start: the daemon's mount namespace is a copy of
+# ours, and both mounts share the one file system.
+state_tmpfs() {
+    [[ $(readlink /proc/self/ns/mnt) != "$(readlink /proc/1/ns/mnt)" ]] ||
+        fail "state_tmpfs: not in a private mount namespace (see 'private mounts' in lib.sh)"
+    mkdir -p "$T/state"
+    mount -t tmpfs -o "size=$1,mode=755" kvmnet-e2e-state "$T/state"
+    MOUNTS+=("$T/state")
+}
+# state_mode ro|rw: remounts the state tmpfs; the file system itself becomes
+# read-only (or writable again), so the daemon's copy of the mount follows.
+state_mode() { mount -o "remount,$1" "$T/state"; }
+
 # ---------------------------------------------------------------- cleanup
 
 _pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
@@ -266,6 +290,9 @@ cleanup() {
     [[ -n $BUS_PID ]] && stop_pid "$BUS_PID"
     for ns in "${NAMESPACES[@]}"; do
         command ip netns del "$ns" 2>/dev/null || log "could not delete namespace $ns"
+    done
+    for f in "${MOUNTS[@]}"; do
+        umount "$f" 2>/dev/null || umount -l "$f" 2>/dev/null || log "could not unmount $f"
     done
     if [[ ${KVMNET_E2E_KEEP:-0} == 1 ]]; then
         log "kept $T"

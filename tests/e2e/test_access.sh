@@ -14,11 +14,19 @@
 #   3. with a polkit rule that grants org.kvmnet1.manage to nobody: nobody
 #      may change things, results and errors come back as for root; a
 #      network deleted while a call on it waits for polkit makes that call
-#      NotFound; the daemon stops cleanly with such a call pending.
+#      NotFound; the daemon stops cleanly with such a call pending;
+#   4. kvmnetctl's own polkit agent, with a rule that asks nobody for
+#      nobody's password (AUTH_SELF): without a terminal kvmnetctl is
+#      refused at once and the message says how to get asked; with
+#      --no-ask-password on a terminal there is no prompt and the daemon
+#      does not let polkit ask; on a terminal (script's pty) pkttyagent
+#      prompts, a wrong password is refused and the right one lets the
+#      call through.
 # polkitd runs in a private mount namespace in which /usr/share/polkit-1/
 # actions holds only kvmnet's action file and the rules directories only the
-# test's rule: nothing is installed on the machine. Parts 2 and 3 are skipped
-# with a printed reason when polkitd or mount namespaces are not available.
+# test's rule: nothing is installed on the machine. Parts 2 to 4 are skipped
+# with a printed reason when polkitd or mount namespaces are not available
+# (part 4 also without script, pkttyagent, openssl or polkit's helper).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -96,11 +104,16 @@ read_calls=(
     "Manager GetNetwork string:acc"
     "Manager ListNetworks"
     "Manager Describe"
+    "Manager DescribeBrief"
     "Network Describe"
+    "Network DescribeBrief"
     "Network Export"
     "Network ListPorts"
+    "Network ListPortsPage string: uint32:100"
     "Network Leases"
+    "Network LeasesPage string: uint32:100"
     "Network ListForwards"
+    "Network ListForwardsPage string: uint32:100"
     "Network Statistics"
     "Network Diagnose"
 )
@@ -196,7 +209,7 @@ all_read() {
 # The CLI shows the refusal as one line, for the verbs it has.
 cli_refused() {
     local rc err
-    err=$(as_nobody "$KVMNETCTL" "$@" 2>&1 >/dev/null) && rc=0 || rc=$?
+    err=$(as_nobody "$KVMNETCTL" "$@" 2>&1 >/dev/null </dev/null) && rc=0 || rc=$?
     ((rc == 1)) || fail "kvmnetctl $* as nobody: expected exit 1, got $rc ($err)"
     [[ $err == "kvmnetctl: AccessDenied: changing kvmnet networks needs root or polkit authorization for org.kvmnet1.manage (caller uid $NOBODY): "* ]] ||
         fail "kvmnetctl $* as nobody: expected AccessDenied, got: $err"
@@ -289,11 +302,105 @@ polkit_stop() {
     retry 25 not _polkit_owned || fail "org.freedesktop.PolicyKit1 still owned after polkitd exited"
 }
 
+# ------------------------------------------------------------ 4: kvmnetctl's own polkit agent
+
+# A rule makes polkit ask nobody for nobody's own password (AUTH_SELF).
+# kvmnetctl, run as nobody on a terminal (script's pty), starts pkttyagent;
+# polkit's setuid helper checks the password with PAM. All of that runs in a
+# private mount namespace where /etc/shadow is a file of the test's that
+# gives nobody a known password (the machine's own is neither read nor
+# changed), and /run/dbus/system_bus_socket is the test's bus: the helper
+# clears its environment, so it connects to the standard address.
+AGENT_HELPER=/usr/lib/polkit-1/polkit-agent-helper-1
+agent_part() {
+    command -v script >/dev/null || { echo "script (util-linux) is needed for a terminal"; return 1; }
+    command -v pkttyagent >/dev/null || { echo "pkttyagent (Debian package polkitd) is not installed"; return 1; }
+    command -v openssl >/dev/null || { echo "openssl is needed to hash the test password"; return 1; }
+    [[ -u $AGENT_HELPER ]] || { echo "$AGENT_HELPER is not installed setuid root"; return 1; }
+    [[ -d /run/dbus ]] || { echo "there is no /run/dbus to mount the test's bus on"; return 1; }
+    return 0
+}
+
+# on_tty ANSWER ARGS...: kvmnetctl ARGS as nobody on its own terminal in
+# the mount namespace above; when the terminal shows "Password:", types
+# ANSWER (empty: types nothing). The terminal's text goes to $TTY_OUT;
+# returns kvmnetctl's status.
+on_tty() {
+    local answer=$1 rc tty_in pid command file=$T/tty.$RANDOM
+    shift
+    command=$(printf '%q ' setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups "$KVMNETCTL" "$@")
+    mkfifo "$file.in"
+    # Held open read-write so that script never sees the end of its input.
+    exec {tty_in}<>"$file.in"
+    # shellcheck disable=SC2016 # $1 and $2 are expanded by that sh
+    SHELL=/bin/bash unshare --mount --propagation private -- sh -c '
+        mount --bind "$1/shadow" /etc/shadow &&
+        mount --bind "$1/run-dbus" /run/dbus &&
+        exec script --quiet --return --command "$2" /dev/null' sh "$AGENT_DIR" "$command" \
+        <"$file.in" >"$file" 2>&1 &
+    pid=$!
+    track_pid "$pid"
+    if [[ -n $answer ]]; then
+        retry 150 grep -q "Password:" "$file" || fail "kvmnetctl $* on a terminal: no password prompt: $(cat "$file")"
+        printf '%s\n' "$answer" >&"$tty_in"
+    fi
+    wait "$pid" && rc=0 || rc=$?
+    exec {tty_in}>&-
+    TTY_OUT=$(cat "$file")
+    return "$rc"
+}
+
+# The last question the daemon put to polkit about nobody.
+last_question() { grep -F "asking polkit whether uid $NOBODY (" "$T/kvmnetd.log" | tail -n1; }
+stored_autostart() { jq -r .autostart "$T/state/networks/acc.json"; }
+
+agent_tests() {
+    AGENT_DIR=$T/agent
+    mkdir -p "$AGENT_DIR/run-dbus"
+    ln -s "$T/bus" "$AGENT_DIR/run-dbus/system_bus_socket"
+    local password="kvmnet-test-$RANDOM$RANDOM" out rc stored
+    (umask 077 && echo "nobody:$(openssl passwd -6 "$password"):20000:0:99999:7:::" >"$AGENT_DIR/shadow")
+    cat >"$T/60-kvmnet-auth-self.rules" <<'EOF'
+polkit.addRule(function(action, subject) {
+    if (action.id == "org.kvmnet1.manage" && subject.user == "nobody")
+        return polkit.Result.AUTH_SELF;
+});
+EOF
+    polkit_start "$T/60-kvmnet-auth-self.rules"
+    stored=$(stored_autostart)
+
+    log "agent: without a terminal kvmnetctl starts no agent and is refused at once, saying how to get asked"
+    out=$(as_nobody timeout 60 "$KVMNETCTL" autostart acc off 2>&1 </dev/null) && rc=0 || rc=$?
+    ((rc == 1)) || fail "kvmnetctl autostart as nobody without a terminal: expected exit 1, got $rc ($out)"
+    assert_contains "$out" "polkit: authentication is required and no polkit agent of the caller answered (run kvmnetctl from a terminal without --no-ask-password and it asks for the password itself" "without a terminal"
+    assert_contains "$(last_question)" "(org.kvmnet1.manage, interactive)" "the daemon's question without a terminal"
+
+    log "agent: --no-ask-password on a terminal: no prompt, and the daemon does not let polkit ask"
+    on_tty "" --no-ask-password autostart acc off && fail "--no-ask-password on a terminal succeeded: $TTY_OUT"
+    assert_not_contains "$TTY_OUT" "Password:" "--no-ask-password on a terminal"
+    assert_contains "$TTY_OUT" "but the call did not allow interactive authorization" "--no-ask-password on a terminal"
+    assert_contains "$(last_question)" "(org.kvmnet1.manage, not interactive)" "the daemon's question with --no-ask-password"
+
+    log "agent: on a terminal kvmnetctl asks for the password; a wrong one is refused"
+    on_tty "wrong-$password" autostart acc off && fail "a wrong password let the call through: $TTY_OUT"
+    assert_contains "$TTY_OUT" "org.kvmnet1.manage" "the prompt names the action"
+    assert_contains "$TTY_OUT" "kvmnetctl: AccessDenied: " "after a wrong password"
+    assert_eq "$(stored_autostart)" "$stored" "stored autostart after a wrong password"
+
+    log "agent: the right password lets the call through"
+    on_tty "$password" autostart acc off || fail "the right password did not let the call through: $TTY_OUT"
+    assert_contains "$TTY_OUT" "Network acc will not start with the daemon." "after the right password"
+    assert_eq "$(stored_autostart)" false "stored autostart after the right password"
+    assert_contains "$(cat "$T/kvmnetd.log")" "polkit authorized uid $NOBODY" "daemon log"
+    polkit_stop
+}
+
 if reason=$(polkit_part); then
     log "with polkitd on the bus: the daemon asks it, and it refuses nobody"
     polkit_start
     asked_before=$(grep -c "asking polkit whether uid $NOBODY" "$T/kvmnetd.log" || true)
-    all_refused "polkit: not authorized without authentication, and no authentication agent authenticated the caller"
+    # dbus-send does not set ALLOW_INTERACTIVE_AUTHORIZATION.
+    all_refused "polkit: authentication is required, but the call did not allow interactive authorization (run kvmnetctl from a terminal without --no-ask-password"
     asked=$(grep -c "asking polkit whether uid $NOBODY" "$T/kvmnetd.log" || true)
     # Each of the changing methods was put to polkit.
     ((asked - asked_before == ${#changing_calls[@]})) ||
@@ -359,6 +466,12 @@ EOF
     polkit_stop
     ctl start acc
     wait_state acc active
+
+    if reason=$(agent_part); then
+        agent_tests
+    else
+        log "SKIP kvmnetctl's own polkit agent: $reason"
+    fi
 else
     log "SKIP polkit part: $reason"
 fi

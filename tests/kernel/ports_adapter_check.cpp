@@ -374,6 +374,17 @@ void check_bridge_ports(NetlinkLinks& links)
     }
     expect_error("set_port_isolated on a released tap", ErrorKind::InvalidArgument, {"kvmtap0", "not a bridge port"},
                  [&] { links.set_port_isolated("kvmtap0", true); });
+
+    std::cout << "* port_flags kvmv0 (what DetachPort gives back)\n";
+    sh("bridge link set dev kvmv0 isolated on hairpin off");
+    auto flags = links.port_flags("kvmv0");
+    check(flags && flags->isolated && !flags->hairpin, "port_flags: isolated on, hairpin off as bridge(8) set them");
+    sh("bridge link set dev kvmv0 isolated off hairpin on");
+    flags = links.port_flags("kvmv0");
+    check(flags && !flags->isolated && flags->hairpin, "port_flags: isolated off, hairpin on as bridge(8) set them");
+    sh("bridge link set dev kvmv0 hairpin off");
+    check(!links.port_flags("kvmtap0"), "port_flags of a link that is no bridge port: none");
+    check(!links.port_flags("kvmnosuch0"), "port_flags of an absent link: none");
 }
 
 // ------------------------------------------------------------------------------------------------------------

@@ -15,20 +15,31 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 TEST_CASE("polkit's answer: authorized lets the call through, anything else refuses it")
 {
-    CHECK(polkit_refusal(true, false, {}).empty());
-    // polkit may still report a challenge detail for an authorized (kept) answer.
-    CHECK(polkit_refusal(true, true, {{"polkit.retains_authorization_after_challenge", "1"}}).empty());
+    for (const bool interactive : {true, false}) {
+        CHECK(polkit_refusal(true, false, {}, interactive).empty());
+        // polkit may still report a challenge detail for an authorized (kept) answer.
+        CHECK(polkit_refusal(true, true, {{"polkit.retains_authorization_after_challenge", "1"}}, interactive).empty());
+        CHECK(polkit_refusal(false, false, {}, interactive) == "polkit: not authorized");
+        const auto dismissed = polkit_refusal(false, true, {{"polkit.dismissed", "true"}}, interactive);
+        CHECK(contains(dismissed, "dismissed"));
+        CHECK_FALSE(polkit_refusal(false, false, {{"polkit.dismissed", "false"}}, interactive).empty());
+    }
+}
 
-    const auto plain = polkit_refusal(false, false, {});
-    CHECK(plain == "polkit: not authorized");
-
-    const auto challenge = polkit_refusal(false, true, {{"polkit.retains_authorization_after_challenge", "1"}});
-    CHECK(contains(challenge, "no authentication agent"));
-    CHECK(contains(challenge, "pkttyagent"));
-
-    const auto dismissed = polkit_refusal(false, true, {{"polkit.dismissed", "true"}});
-    CHECK(contains(dismissed, "dismissed"));
-    CHECK_FALSE(polkit_refusal(false, false, {{"polkit.dismissed", "false"}}).empty());
+TEST_CASE("a challenge polkit could not put to anyone says how to get asked")
+{
+    const std::map<std::string, std::string> details{{"polkit.retains_authorization_after_challenge", "1"}};
+    // The call allowed interaction: no agent was registered for the caller.
+    const auto no_agent = polkit_refusal(false, true, details, true);
+    CHECK(contains(no_agent, "no polkit agent of the caller answered"));
+    // The call did not allow it (--no-ask-password, or another client).
+    const auto not_allowed = polkit_refusal(false, true, details, false);
+    CHECK(contains(not_allowed, "did not allow interactive authorization"));
+    for (const auto& message : {no_agent, not_allowed}) {
+        CHECK(contains(message, "from a terminal without --no-ask-password"));
+        CHECK(contains(message, "kvmnetctl(1)"));
+        CHECK_FALSE(contains(message, "pkttyagent"));
+    }
 }
 
 TEST_CASE("asking polkit failed: the reason names what is wrong and keeps the D-Bus error")

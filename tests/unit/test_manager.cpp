@@ -1609,6 +1609,48 @@ TEST_CASE("Attaching an existing interface that fails half-way leaves it as it w
     CHECK(h.links.state() == before);
 }
 
+TEST_CASE("AttachPort refuses a host interface; DetachPort gives back what attach changed", "[manager]")
+{
+    Harness h;
+    h.m().create(R"({"name": "web", "mode": "bridge", "bridge": "kvmbr5", "uplink": "eth0", "mtu": 1450})");
+    h.m().start("web");
+
+    // eth1 carries 172.16.0.5/24 and a default route (populate_host).
+    const std::string before = h.links.state();
+    const auto refused = error_of([&] { h.m().attach_port("web", R"({"name": "eth1"})"); });
+    REQUIRE(refused);
+    CHECK(refused->kind() == ErrorKind::Conflict);
+    CHECK_THAT(refused->what(), StartsWith("port: eth1 is a host interface") && Contains("172.16.0.5/24") &&
+                                    Contains("the default route"));
+    CHECK(h.links.state() == before);
+    CHECK(h.m().spec("web").ports.empty());
+
+    LinkInfo veth = physical("vg1", "02:00:00:00:00:aa", 1400);
+    veth.kind = "veth";
+    veth.up = false;
+    h.links.add_link(veth);
+    h.m().attach_port("web", R"({"name": "vg1", "mac": "52:54:00:00:00:01", "isolated": true,
+                                 "original": {"mac": "02:00:00:00:00:bb"}})");
+    const LinkInfo attached = h.links.link("vg1");
+    CHECK(attached.mac == "fe:54:00:00:00:01");
+    CHECK(attached.mtu == 1450);
+    CHECK(attached.up);
+    CHECK(attached.master_index == h.links.link("kvmbr5").index);
+    // Recorded from the interface, not taken from the caller.
+    REQUIRE(h.m().spec("web").ports.at(0).original);
+    CHECK(h.m().spec("web").ports.at(0).original->mac == "02:00:00:00:00:aa");
+    CHECK(h.m().spec("web").ports.at(0).original->mtu == 1400);
+    CHECK_FALSE(h.m().spec("web").ports.at(0).original->up);
+
+    h.m().detach_port("web", "vg1");
+    const LinkInfo detached = h.links.link("vg1");
+    CHECK(detached.mac == "02:00:00:00:00:aa");
+    CHECK(detached.mtu == 1400);
+    CHECK_FALSE(detached.up);
+    CHECK(detached.master_index == 0);
+    CHECK(h.m().spec("web").ports.empty());
+}
+
 // ---- 7. MAC-conflict watch ------------------------------------------------------
 
 TEST_CASE("A guest MAC flapping between two ports degrades the network and is reported", "[manager]")
@@ -2314,4 +2356,29 @@ TEST_CASE("Self-healing: a bridge-mode bridge gets its static addresses and rout
     h.m().repair_pending();
     CHECK(h.links.mutations().empty());
     h.m().stop("lan");
+}
+
+TEST_CASE("Regression: a live Update whose kernel step fails leaves document, memory and bridge as they were",
+          "[manager]")
+{
+    Harness h;
+    h.m().create(lan_document);
+    h.m().start("lan");
+    const std::string stored = *kvmnet::store::read_file(h.state_dir.path + "/networks/lan.json");
+    const auto options_before = h.links.fake("lan0").bridge;
+    const auto mtu_before = h.links.link("lan0").mtu;
+    // The bridge options go first, then the MTU fails: before the fix the
+    // options stayed changed.
+    h.links.reset_calls();
+    h.links.fail_on("set_mtu", 1);
+    CHECK_THROWS_AS(h.m().update("lan", R"({"name": "lan", "mode": "bridge", "bridge": "lan0", "uplink": "eth0",
+                                             "stp": true, "forward_delay": 2, "mtu": 1400})"),
+                    Error);
+    CHECK_FALSE(h.m().spec("lan").stp);
+    CHECK(h.m().spec("lan").mtu == 0);
+    CHECK(*kvmnet::store::read_file(h.state_dir.path + "/networks/lan.json") == stored);
+    CHECK(h.links.fake("lan0").bridge.stp == options_before.stp);
+    CHECK(h.links.fake("lan0").bridge.forward_delay_cs == options_before.forward_delay_cs);
+    CHECK(h.links.link("lan0").mtu == mtu_before);
+    CHECK(kvmnet::core::is_running(h.m().state("lan")));
 }

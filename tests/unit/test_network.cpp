@@ -639,3 +639,97 @@ TEST_CASE("Ports and uplinks are unique across networks", "[network]")
     CHECK_FALSE(
         conflict(R"({"name": "b", "mode": "bridge", "bridge": "br1", "uplink": "eth1", "ports": [{"name": "t1"}]})"));
 }
+
+TEST_CASE("Gateways in special-purpose IPv4 ranges are refused, naming the range", "[network][validation]")
+{
+    const std::vector<std::pair<const char*, const char*>> cases = {
+        {"224.0.0.1/24", "multicast"},     {"239.255.0.1/16", "multicast"}, {"240.0.0.1/24", "reserved"},
+        {"255.255.255.1/24", "reserved"},  {"0.1.0.1/16", "0.0.0.0/8"},     {"169.254.0.1/16", "link-local"},
+        {"169.254.10.1/24", "link-local"}, {"127.0.0.1/8", "loopback"},
+    };
+    for (const auto& [address, why] : cases) {
+        const std::string text =
+            patched((std::string(R"({"ipv4": {"address": ")") + address + R"(", "dhcp": null}})").c_str());
+        CAPTURE(address);
+        kvmnet::test::check_refused(text, ErrorKind::InvalidArgument, "ipv4.address");
+        CHECK_THAT(failure_of(text)->message, Catch::Matchers::Contains(why));
+    }
+    // Neighbours of those ranges are ordinary subnets.
+    for (const char* address : {"1.0.0.1/24", "126.255.255.1/24", "169.253.0.1/16", "169.255.0.1/16", "223.255.0.1/16"})
+        parse_ok(patched((std::string(R"({"ipv4": {"address": ")") + address + R"(", "dhcp": null}})").c_str()));
+}
+
+TEST_CASE("Interface names the kernel reserves or refuses are refused, naming the field", "[network][validation]")
+{
+    using kvmnet::model::valid_interface_name;
+    for (const char* name : {"all", "default"}) {
+        CAPTURE(name);
+        CHECK_FALSE(valid_interface_name(name));
+        const std::string bridge = patched((std::string(R"({"bridge": ")") + name + "\"}").c_str());
+        kvmnet::test::check_refused(bridge, ErrorKind::InvalidArgument, "bridge");
+        CHECK_THAT(failure_of(bridge)->message, Catch::Matchers::Contains("reserves"));
+        kvmnet::test::check_refused(patched((std::string(R"({"uplink": ")") + name + "\"}").c_str()),
+                                    ErrorKind::InvalidArgument, "uplink");
+        kvmnet::test::check_refused(patched((std::string(R"({"ports": [{"name": ")") + name + "\"}]}").c_str()),
+                                    ErrorKind::InvalidArgument, "ports[0].name");
+    }
+    // Only those exact names: the kernel compares case-sensitively.
+    CHECK(valid_interface_name("All"));
+    CHECK(valid_interface_name("default0"));
+    // dev_valid_name(): length, "." and "..", '/', ':' and whitespace.
+    for (const std::string& name :
+         {std::string(16, 'b'), std::string("."), std::string(".."), std::string("a/b"), std::string("a:b"),
+          std::string("a b"), std::string("a\tb"), std::string("a\nb"), std::string("br%d")}) {
+        CAPTURE(name);
+        CHECK_FALSE(valid_interface_name(name));
+        kvmnet::test::check_refused(patched(json{{"bridge", name}}.dump().c_str()), ErrorKind::InvalidArgument,
+                                    "bridge");
+    }
+    // Every namespace has a loopback already.
+    const std::string lo = patched(R"({"bridge": "lo"})");
+    kvmnet::test::check_refused(lo, ErrorKind::InvalidArgument, "bridge");
+    CHECK_THAT(failure_of(lo)->message, Catch::Matchers::Contains("loopback"));
+}
+
+TEST_CASE("Static DHCP hosts refuse multicast, broadcast and all-zero MACs as ports do", "[network][validation]")
+{
+    for (const char* mac : {"01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "33:33:00:00:00:01"}) {
+        CAPTURE(mac);
+        const std::string text = patched(
+            (std::string(R"({"ipv4": {"dhcp": {"hosts": [{"mac": ")") + mac + R"(", "ip": "192.168.122.10"}]}}})")
+                .c_str());
+        kvmnet::test::check_refused(text, ErrorKind::InvalidArgument, "ipv4.dhcp.hosts[0].mac");
+        CHECK_THAT(failure_of(text)->message, Catch::Matchers::Contains("not a unicast MAC"));
+        const auto host = kvmnet::test::failure_of([&] {
+            kvmnet::model::parse_dhcp_host(std::string(R"({"mac": ")") + mac + R"(", "ip": "192.168.122.10"})");
+        });
+        REQUIRE(host);
+        CHECK_THAT(host->message, Catch::Matchers::StartsWith("host.mac: "));
+    }
+    // A locally administered unicast MAC is a guest's.
+    parse_ok(patched(R"({"ipv4": {"dhcp": {"hosts": [{"mac": "02:00:00:00:00:01", "ip": "192.168.122.10"}]}}})"));
+}
+
+TEST_CASE("A port's recorded original state round-trips and is checked", "[network][json]")
+{
+    const std::string text = patched(
+        R"({"ports": [{"name": "vg1", "mac": "52:54:00:00:00:01", "original": {"mac": "02:00:00:00:00:AA", "mtu": 1400,
+            "up": false, "on_bridge": true, "isolated": true, "hairpin": false}}]})");
+    const Network n = parse_ok(text);
+    REQUIRE(n.ports.size() == 1);
+    REQUIRE(n.ports[0].original);
+    CHECK(n.ports[0].original->mac == "02:00:00:00:00:aa");
+    CHECK(n.ports[0].original->mtu == 1400);
+    CHECK_FALSE(n.ports[0].original->up);
+    CHECK(n.ports[0].original->on_bridge);
+    CHECK(n.ports[0].original->isolated);
+    CHECK(parse_network(kvmnet::model::to_json(n)) == n);
+    CHECK_FALSE(parse_ok(patched(R"({"ports": [{"name": "vg1"}]})")).ports[0].original);
+
+    kvmnet::test::check_refused(patched(R"({"ports": [{"name": "vg1", "original": {"mtu": 10}}]})"),
+                                ErrorKind::InvalidArgument, "ports[0].original.mtu");
+    kvmnet::test::check_refused(patched(R"({"ports": [{"name": "vg1", "original": {"mac": "ff:ff:ff:ff:ff:ff"}}]})"),
+                                ErrorKind::InvalidArgument, "ports[0].original.mac");
+    kvmnet::test::check_refused(patched(R"({"ports": [{"name": "vg1", "original": {"colour": 1}}]})"),
+                                ErrorKind::InvalidArgument, "ports[0].original.colour");
+}

@@ -10,9 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <vector>
 
@@ -269,4 +271,133 @@ TEST_CASE("The forwards journal replays onto the document, idempotently, ignorin
         CHECK_FALSE(fs::exists(tmp.path + "/networks/web.forwards"));
         CHECK(ports(problems) == expected);
     }
+}
+
+namespace {
+
+Network web_network()
+{
+    return kvmnet::model::parse_network(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5",
+        "ipv4": {"address": "10.5.0.1/24"}})");
+}
+
+kvmnet::model::PortForward forward_to(std::uint16_t port)
+{
+    return kvmnet::model::parse_forward(
+        nlohmann::json{{"proto", "tcp"}, {"host_port", port}, {"guest", "10.5.0.11"}, {"guest_port", 22}});
+}
+
+std::vector<std::uint16_t> stored_ports(const kvmnet::store::Store& store, std::vector<std::string>& problems)
+{
+    const auto loaded = store.load_all(problems);
+    REQUIRE(loaded.size() == 1);
+    std::vector<std::uint16_t> out;
+    for (const auto& f : loaded[0].forwards)
+        out.push_back(f.host_port_first);
+    return out;
+}
+
+// Lowers the file size limit of this process, so the next write past it is
+// short (as on a full disk); SIGXFSZ is ignored meanwhile.
+class FileSizeLimit {
+public:
+    explicit FileSizeLimit(rlim_t bytes)
+    {
+        REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved_) == 0);
+        old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
+        rlimit lower = saved_;
+        lower.rlim_cur = bytes;
+        REQUIRE(::setrlimit(RLIMIT_FSIZE, &lower) == 0);
+    }
+    ~FileSizeLimit()
+    {
+        ::setrlimit(RLIMIT_FSIZE, &saved_);
+        ::signal(SIGXFSZ, old_handler_);
+    }
+    FileSizeLimit(const FileSizeLimit&) = delete;
+    FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+private:
+    rlimit saved_{};
+    sighandler_t old_handler_ = SIG_DFL;
+};
+
+}  // namespace
+
+TEST_CASE("Regression: a journal append cut short (full disk) leaves the journal as it was", "[store]")
+{
+    TempDir tmp;
+    kvmnet::store::Store store(tmp.path);
+    store.save(web_network());
+    store.journal_add("web", {forward_to(7001)});
+    const std::string journal = tmp.path + "/networks/web.forwards";
+    const std::string before = *kvmnet::store::read_file(journal);
+    {
+        FileSizeLimit limit(before.size() + 10);
+        CHECK_THROWS_WITH(store.journal_add("web", {forward_to(7002)}), Catch::Contains("short write"));
+    }
+    CHECK(*kvmnet::store::read_file(journal) == before);
+    // Space again: the next append is a line of its own and loads.
+    store.journal_add("web", {forward_to(7777)});
+    std::vector<std::string> problems;
+    CHECK(stored_ports(store, problems) == std::vector<std::uint16_t>{7001, 7777});
+    CHECK(problems.empty());
+}
+
+TEST_CASE("Regression: a line appended after a fragment of a failed write is not lost", "[store]")
+{
+    TempDir tmp;
+    kvmnet::store::Store store(tmp.path);
+    store.save(web_network());
+    store.journal_add("web", {forward_to(7001)});
+    const std::string journal = tmp.path + "/networks/web.forwards";
+    const std::string lines = *kvmnet::store::read_file(journal);
+    const std::string fragment = R"({"add":[{"guest":"10.5.0.11","guest_port":22,"host_po)";
+    std::vector<std::string> problems;
+
+    SECTION("the next append starts on a line of its own")
+    {
+        // What a short write of an earlier version (or a crash) left.
+        kvmnet::store::write_atomic(journal, lines + fragment);
+        store.journal_add("web", {forward_to(7777)});
+        CHECK(stored_ports(store, problems) == std::vector<std::uint16_t>{7001, 7777});
+        CHECK(problems.empty());
+        CHECK(kvmnet::store::read_file(journal)->find("host_po{") == std::string::npos);
+    }
+    SECTION("a journal that already has the glued line gives the line back")
+    {
+        const std::string glued = R"({"add":[{"guest":"10.5.0.11","guest_port":22,"host_port":7777,"proto":"tcp"}]})";
+        kvmnet::store::write_atomic(journal, lines + fragment + glued + "\n");
+        CHECK(stored_ports(store, problems) == std::vector<std::uint16_t>{7001, 7777});
+        CHECK(problems.empty());
+    }
+}
+
+TEST_CASE("A document that does not load is named in unreadable; the mirror keeps the last good one", "[store]")
+{
+    TempDir state;
+    TempDir runtime;
+    const std::string mirror = runtime.path + "/.stored";
+    kvmnet::store::Store store(state.path, mirror);
+    store.save(web_network());
+    store.journal_add("web", {forward_to(7001)});
+    CHECK(*kvmnet::store::read_file(mirror + "/web.json") == *kvmnet::store::read_file(store.path_of("web")));
+
+    // A hand edit that does not parse.
+    kvmnet::store::write_atomic(store.path_of("web"), R"({"name": "web", "mode": "nat", "bogus": 1})");
+    std::vector<std::string> problems;
+    const auto loaded = store.load(problems);
+    CHECK(loaded.networks.empty());
+    REQUIRE(loaded.unreadable.count("web") == 1);
+    CHECK(loaded.unreadable.at("web").find("bogus") != std::string::npos);
+    // load() copies only documents that load: the last good one stays, its journal replays onto it.
+    const auto last = store.last_good("web", problems);
+    REQUIRE(last);
+    REQUIRE(last->forwards.size() == 1);
+    CHECK(last->forwards[0].host_port_first == 7001);
+    CHECK(problems.empty());
+
+    store.remove("web");
+    CHECK_FALSE(fs::exists(mirror + "/web.json"));
+    CHECK_FALSE(store.last_good("web", problems));
 }
