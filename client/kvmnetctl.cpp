@@ -1,6 +1,7 @@
 // kvmnetctl: the command-line client of kvmnetd. A thin layer over the
 // org.kvmnet1 D-Bus API: it builds documents from options, calls one method
 // and prints the answer as a table or, with --json, as JSON.
+#include "doc_path.hpp"
 #include "import_libvirt.hpp"
 #include "org.kvmnet1.Manager-proxy.h"
 #include "org.kvmnet1.Network-proxy.h"
@@ -20,11 +21,13 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include <fcntl.h>
@@ -44,8 +47,10 @@ const char* usage_text =
     "\n"
     "Commands:\n"
     "  list                              networks with mode, state and addresses\n"
-    "  show NET                          one network's configuration and state\n"
-    "  create NET --file FILE            define a network from a JSON document\n"
+    "  show NET                          one network's configuration (all of it) and status\n"
+    "  export NET                        the document as JSON, exactly as create --file takes it\n"
+    "  create NET --file FILE            define a network from a JSON document (- for stdin;\n"
+    "                                    NET names it, whatever its \"name\" says)\n"
     "  create NET --mode nat|isolated|routed --ipv4 GATEWAY/PREFIX [--bridge BR]\n"
     "             [--dhcp-range FIRST-LAST]... [--dhcp-host MAC,IP[,NAME]]...\n"
     "             [--uplink IFNAME] [--mtu N] [--stp on|off] [--forward-delay S] [--autostart]\n"
@@ -58,7 +63,10 @@ const char* usage_text =
     "  confirm NET\n"
     "  stop NET | delete NET\n"
     "  autostart NET on|off\n"
-    "  set NET KEY=VALUE...              change document fields, e.g. stp=on forward_delay=15\n"
+    "  set NET PATH=VALUE|PATH+=VALUE... change document fields, e.g. stp=on ipv4.address=10.0.0.1/24\n"
+    "                                    ipv4.dhcp.ranges+=10.0.0.50-10.0.0.99 (objects are merged)\n"
+    "  unset NET PATH...                 remove fields or array elements, e.g. ipv4.dhcp.hosts[0]\n"
+    "  edit NET                          edit the document in $EDITOR (else vi), applied as one update\n"
     "  port attach NET IFNAME [--tap [--owner UID[:GID]]] [--mac MAC] [--isolated]\n"
     "             [--vlan PVID] [--vlan-tagged ID,...] [--inbound AVG[,PEAK[,BURST]]]\n"
     "             [--outbound AVG[,PEAK[,BURST]]]   (rates in kB/s, burst in kB)\n"
@@ -275,41 +283,70 @@ int cmd_list(Context& c, const std::vector<std::string>& args)
     return 0;
 }
 
+std::string port_text(const json& port);
+std::string error_kind(const std::string& dbus_name);
+
+// The document as `create --file` takes it (Export), and its revision.
+struct Exported {
+    json document;
+    std::string revision;
+};
+
+Exported export_document(NetworkProxy& network)
+{
+    const auto [text, revision] = network.Export();
+    return {json::parse(text), revision};
+}
+
+// show NET: the configuration (the document, everything in it) and the
+// status (what the daemon reports about it now), kept apart; with --json
+// {"config": <document as export prints it>, "status": {...}}.
 int cmd_show(Context& c, const std::vector<std::string>& args)
 {
     need_args(args, 1, "show NET");
+    auto network = c.network(args[0]);
+    Exported exported;
+    bool brief = false;
+    try {
+        exported = export_document(network);
+    } catch (const sdbus::Error& e) {
+        // Past the reply limit: the document without its forwards (forward
+        // list NET pages through them), with their number.
+        if (e.getName() != "org.kvmnet1.Error.TooLarge") throw;
+        json n = json::parse(network.DescribeBrief());
+        n.erase("state");
+        n.erase("state_reason");
+        exported = {std::move(n), network.Revision()};
+        brief = true;
+        std::cerr << "kvmnetctl: note: the " << exported.document.value("forward_count", std::size_t{0})
+                  << " forwards are left out (too many for one reply); see kvmnetctl forward list\n";
+    }
+    const json status = {{"revision", exported.revision},
+                         {"state", network.State()},
+                         {"state_reason", network.StateReason()},
+                         {"dnsmasq", network.Dnsmasq()},
+                         {"awaiting_confirmation", network.AwaitingConfirmation()},
+                         {"last_repair", network.LastRepair()}};
     if (c.as_json) {
-        // The whole document while it fits in a reply; past that, without
-        // its forwards (forward list NET pages through them).
-        json n;
-        try {
-            n = json::parse(c.network(args[0]).Describe());
-        } catch (const sdbus::Error& e) {
-            if (e.getName() != "org.kvmnet1.Error.TooLarge") throw;
-            n = json::parse(c.network(args[0]).DescribeBrief());
-            std::cerr << "kvmnetctl: note: the " << n.value("forward_count", std::size_t{0})
-                      << " forwards are left out (too many for one reply); see kvmnetctl forward list\n";
-        }
-        std::cout << n.dump(2) << "\n";
+        std::cout << json{{"config", exported.document}, {"status", status}}.dump(2) << "\n";
         return 0;
     }
-    const json n = json::parse(c.network(args[0]).DescribeBrief());
+    const json& n = exported.document;
     auto row = [](const std::string& key, const std::string& value) {
-        std::cout << std::left << std::setw(15) << (key + ":") << value << "\n";
+        std::cout << "  " << std::left << std::setw(15) << (key + ":") << value << "\n";
     };
+    std::cout << "Config (revision " << exported.revision << "; `kvmnetctl export " << args[0]
+              << "` prints it as JSON):\n";
     row("Name", n["name"]);
     row("Mode", n["mode"]);
-    row("State",
-        n["state"].get<std::string>() +
-            (n["state_reason"].get<std::string>().empty() ? "" : " (" + n["state_reason"].get<std::string>() + ")"));
-    row("Autostart", n["autostart"].get<bool>() ? "yes" : "no");
-    row("Bridge", n["bridge"]);
+    row("Autostart", n.value("autostart", false) ? "yes" : "no");
+    row("Bridge", n.value("bridge", std::string("-")));
     if (n.contains("ipv4")) {
         row("IPv4", n["ipv4"]["address"]);
         if (n["ipv4"].contains("dhcp")) {
-            for (const auto& r : n["ipv4"]["dhcp"]["ranges"])
+            for (const auto& r : n["ipv4"]["dhcp"].value("ranges", json::array()))
                 row("DHCP range", r);
-            for (const auto& h : n["ipv4"]["dhcp"]["hosts"])
+            for (const auto& h : n["ipv4"]["dhcp"].value("hosts", json::array()))
                 row("DHCP host", h["mac"].get<std::string>() + " " + h["ip"].get<std::string>() +
                                      (h.contains("name") ? " " + h["name"].get<std::string>() : ""));
         }
@@ -328,8 +365,8 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
             row("DNS forwarder", f);
     }
     if (n.contains("uplink")) row("Uplink", n["uplink"]);
-    row("STP", n["stp"].get<bool>() ? "on" : "off");
-    row("Forward delay", std::to_string(n["forward_delay"].get<unsigned>()) + " s");
+    row("STP", n.value("stp", false) ? "on" : "off");
+    row("Forward delay", std::to_string(n.value("forward_delay", 0u)) + " s");
     if (n.contains("mtu")) row("MTU", std::to_string(n["mtu"].get<unsigned>()));
     if (n.contains("hello_time")) row("Hello time", std::to_string(n["hello_time"].get<unsigned>()) + " s");
     if (n.contains("max_age")) row("Max age", std::to_string(n["max_age"].get<unsigned>()) + " s");
@@ -338,7 +375,34 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
     for (const auto& p : n.value("ports", json::array()))
         row("Port", p["name"].get<std::string>() + (p.contains("mac") ? " " + p["mac"].get<std::string>() : "") +
                         (p.value("tap", false) ? " (tap)" : "") + (p.value("isolated", false) ? " isolated" : ""));
-    if (const std::string last = c.network(args[0]).LastRepair(); !last.empty()) row("Last repair", last);
+    for (const auto& f : n.value("forwards", json::array())) {
+        std::string text = f["proto"].get<std::string>();
+        text.append(" ").append(f.value("host_address", std::string("*")));
+        text.append(":").append(port_text(f["host_port"])).append(" -> ").append(f["guest"].get<std::string>());
+        text.append(":").append(port_text(f["guest_port"]));
+        if (f.contains("rate")) text.append(" rate ").append(f["rate"].dump()).append("/s");
+        if (f.contains("description")) text.append(" \"").append(f["description"].get<std::string>()).append("\"");
+        row("Forward", text);
+    }
+    if (brief) row("Forwards", n["forward_count"].dump() + " (kvmnetctl forward list NET)");
+    const json limits = n.value("limits", json::object());
+    for (const auto& [key, value] : limits.items())
+        row("Limit", key + " " + value.dump());
+    std::cout << "Status:\n";
+    const std::string reason = status["state_reason"];
+    row("State", status["state"].get<std::string>() + (reason.empty() ? "" : " (" + reason + ")"));
+    row("Dnsmasq", status["dnsmasq"]);
+    if (status["awaiting_confirmation"].get<bool>()) row("Confirmation", "awaited (kvmnetctl confirm)");
+    if (const std::string last = status["last_repair"]; !last.empty()) row("Last repair", last);
+    return 0;
+}
+
+// export NET: exactly what `create NET --file` takes.
+int cmd_export(Context& c, const std::vector<std::string>& args)
+{
+    need_args(args, 1, "export NET");
+    auto network = c.network(args[0]);
+    std::cout << export_document(network).document.dump(2) << "\n";
     return 0;
 }
 
@@ -353,10 +417,10 @@ int cmd_create(Context& c, const std::vector<std::string>& args)
         json doc = json::parse(document, nullptr, false);
         // Syntax errors are left to the daemon, which reports them the same
         // way for every client; only the name is settled here.
+        // The argument names the network, whatever the document says, so an
+        // export can be created again under another name.
         if (doc.is_object()) {
-            if (!doc.contains("name")) doc["name"] = name;
-            if (doc["name"] != name)
-                throw UsageError("the document names network " + doc["name"].dump() + ", not '" + name + "'");
+            doc["name"] = name;
             document = doc.dump();
         }
     } else {
@@ -391,28 +455,150 @@ int cmd_confirm(Context& c, const std::vector<std::string>& args)
     return 0;
 }
 
-// set NET key=value...: edits the document's top-level fields and sends it
-// back with Update; values are JSON where they parse as JSON (numbers,
-// true/false), "on"/"off" become booleans, anything else is a string.
+// A document edit of set/unset reported like the daemon's errors
+// ("kvmnetctl: InvalidArgument: ipv4.dhcp.hosts[2]: no such element ...").
+[[noreturn]] void path_failed(const kvmnet::client::PathError& e)
+{
+    throw sdbus::Error("org.kvmnet1.Error." + e.kind(), e.what());
+}
+
+bool is_conflict(const sdbus::Error& e) { return e.getName() == "org.kvmnet1.Error.Conflict"; }
+
+// Read, edit, UpdateIfRevision. A set or unset is defined against whatever
+// the document is, so when another client changed it in between (Conflict
+// and a new revision) the edit is applied again to the new document; a
+// Conflict at an unchanged revision is the daemon's own refusal.
+void edit_document(NetworkProxy& network, const std::function<void(json&)>& edit)
+{
+    constexpr int attempts = 5;
+    for (int attempt = 1;; ++attempt) {
+        const Exported e = export_document(network);
+        json doc = e.document;
+        try {
+            edit(doc);
+        } catch (const kvmnet::client::PathError& error) {
+            path_failed(error);
+        }
+        try {
+            network.UpdateIfRevision(doc.dump(), e.revision);
+            return;
+        } catch (const sdbus::Error& error) {
+            if (!is_conflict(error) || attempt == attempts || network.Revision() == e.revision) throw;
+        }
+    }
+}
+
+void refuse_identity(const std::string& path)
+{
+    const auto steps = kvmnet::client::parse_path(path);
+    if (const auto* key = std::get_if<std::string>(&steps.front()); key && (*key == "name" || *key == "mode"))
+        throw UsageError(*key + " cannot be changed; create a new network");
+}
+
+// set NET PATH=VALUE|PATH+=VALUE...: merged into the document
+// (client/doc_path.hpp), all in one revision-checked Update.
 int cmd_set(Context& c, const std::vector<std::string>& args)
 {
-    if (args.size() < 2) throw UsageError("usage: kvmnetctl set NET KEY=VALUE...");
-    auto network = c.network(args[0]);
-    json doc = json::parse(network.Describe());
-    doc.erase("state");
-    doc.erase("state_reason");
+    if (args.size() < 2) throw UsageError("usage: kvmnetctl set NET PATH=VALUE|PATH+=VALUE...");
+    std::vector<kvmnet::client::Assignment> assignments;
     for (std::size_t i = 1; i < args.size(); ++i) {
-        const auto eq = args[i].find('=');
-        if (eq == std::string::npos || eq == 0) throw UsageError("expected KEY=VALUE, got '" + args[i] + "'");
-        const std::string key = args[i].substr(0, eq), text = args[i].substr(eq + 1);
-        json value = json::parse(text, nullptr, false);
-        if (text == "on") value = true;
-        if (text == "off") value = false;
-        if (value.is_discarded()) value = text;
-        if (key == "name" || key == "mode") throw UsageError(key + " cannot be changed; create a new network");
-        doc[key] = value;
+        try {
+            assignments.push_back(kvmnet::client::parse_assignment(args[i]));
+        } catch (const kvmnet::client::PathError& e) {
+            throw UsageError(e.what());
+        }
+        refuse_identity(assignments.back().path);
     }
-    network.Update(doc.dump());
+    auto network = c.network(args[0]);
+    edit_document(network, [&](json& doc) {
+        for (const auto& a : assignments) {
+            if (a.append)
+                kvmnet::client::append_path(doc, a.path, a.value);
+            else
+                kvmnet::client::set_path(doc, a.path, a.value);
+        }
+    });
+    std::cout << "Network " << args[0] << " updated.\n";
+    return 0;
+}
+
+// unset NET PATH...: removes fields or array elements.
+int cmd_unset(Context& c, const std::vector<std::string>& args)
+{
+    if (args.size() < 2) throw UsageError("usage: kvmnetctl unset NET PATH...");
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        try {
+            refuse_identity(args[i]);
+        } catch (const kvmnet::client::PathError& e) {
+            throw UsageError(e.what());
+        }
+    }
+    auto network = c.network(args[0]);
+    edit_document(network, [&](json& doc) {
+        for (std::size_t i = 1; i < args.size(); ++i)
+            kvmnet::client::unset_path(doc, args[i]);
+    });
+    std::cout << "Network " << args[0] << " updated.\n";
+    return 0;
+}
+
+// edit NET: $EDITOR (else vi) on the export, then one UpdateIfRevision. On
+// any failure the network is unchanged and the edited text stays in the
+// temporary file, named in the message, for another try.
+int cmd_edit(Context& c, const std::vector<std::string>& args)
+{
+    need_args(args, 1, "edit NET");
+    auto network = c.network(args[0]);
+    const Exported before = export_document(network);
+    const std::string original = before.document.dump(2) + "\n";
+    const char* tmpdir = std::getenv("TMPDIR");
+    std::string path = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/kvmnetctl-edit-" + args[0] + "-XXXXXX.json";
+    const int fd = ::mkstemps(path.data(), 5);
+    if (fd < 0) throw std::runtime_error("cannot create a temporary file " + path + ": " + std::strerror(errno));
+    const bool written = ::write(fd, original.data(), original.size()) == static_cast<ssize_t>(original.size());
+    ::close(fd);
+    if (!written) {
+        ::unlink(path.c_str());
+        throw std::runtime_error("cannot write " + path);
+    }
+    const char* from_env = std::getenv("EDITOR");
+    const std::string editor = from_env && *from_env ? from_env : "vi";
+    // Through the shell, as git runs it: EDITOR may carry arguments.
+    const std::string command = editor + " \"$1\"";
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error(std::string("cannot start the editor: ") + std::strerror(errno));
+    if (pid == 0) {
+        ::execl("/bin/sh", "sh", "-c", command.c_str(), "sh", path.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    int wstatus = 0;
+    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+    }
+    const auto kept = [&](const std::string& why) {
+        std::cerr << "kvmnetctl: " << why << "\nkvmnetctl: network " << args[0]
+                  << " is unchanged; the edited text is kept in " << path << "\n";
+        return 1;
+    };
+    if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) return kept("the editor (" + editor + ") failed");
+    std::string edited;
+    try {
+        edited = read_text(path);
+    } catch (const UsageError& e) {
+        return kept(e.what());
+    }
+    if (edited == original) {
+        ::unlink(path.c_str());
+        std::cout << "Network " << args[0] << " unchanged.\n";
+        return 0;
+    }
+    try {
+        network.UpdateIfRevision(edited, before.revision);
+    } catch (const sdbus::Error& e) {
+        const bool changed = is_conflict(e) && network.Revision() != before.revision;
+        return kept(error_kind(e.getName()) + ": " + e.getMessage() +
+                    (changed ? " (someone changed the network while you edited; run edit again)" : ""));
+    }
+    ::unlink(path.c_str());
     std::cout << "Network " << args[0] << " updated.\n";
     return 0;
 }
@@ -1059,9 +1245,9 @@ int main(int argc, char** argv)
     }
     const std::string command = args.front();
     args.erase(args.begin());
-    static const std::vector<std::string> commands = {"list",      "show",    "create", "start",    "stop",   "delete",
-                                                      "autostart", "confirm", "set",    "port",     "leases", "host",
-                                                      "monitor",   "forward", "stats",  "diagnose", "reload"};
+    static const std::vector<std::string> commands = {
+        "list",   "show", "create",  "start",   "stop",  "delete",   "autostart", "confirm", "set",   "port",
+        "leases", "host", "monitor", "forward", "stats", "diagnose", "reload",    "export",  "unset", "edit"};
     if (command != "import-libvirt" && std::find(commands.begin(), commands.end(), command) == commands.end()) {
         std::cerr << "kvmnetctl: unknown command '" << command << "' (see kvmnetctl --help)\n";
         return 2;
@@ -1094,6 +1280,9 @@ int main(int argc, char** argv)
         if (command == "start") return cmd_start(c, args);
         if (command == "confirm") return cmd_confirm(c, args);
         if (command == "set") return cmd_set(c, args);
+        if (command == "unset") return cmd_unset(c, args);
+        if (command == "export") return cmd_export(c, args);
+        if (command == "edit") return cmd_edit(c, args);
         if (command == "port") return cmd_port(c, args);
         if (command == "leases") return cmd_leases(c, args);
         if (command == "host") return cmd_host(c, args);

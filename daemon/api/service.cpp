@@ -6,10 +6,14 @@
 #include "org.kvmnet1.Manager-adaptor.h"
 #include "org.kvmnet1.Network-adaptor.h"
 #include "sdbus_raw.hpp"
+#include "store/store.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <tuple>
 #include <unistd.h>
 
 namespace kvmnet::api {
@@ -335,7 +339,8 @@ private:
                 {"AwaitingConfirmation", manager_.awaiting_confirmation(name_) ? "true" : "false"},
                 {"Dnsmasq", Dnsmasq()},
                 {"IPv6Address", IPv6Address()},
-                {"LastRepair", manager_.last_repair(name_)}};
+                {"LastRepair", manager_.last_repair(name_)},
+                {"Revision", manager_.revision(name_)}};
     }
 
     void Start(sdbus::Result<>&& result) override
@@ -351,6 +356,12 @@ private:
         change("Update", std::move(result),
                [document = std::move(document)](core::Manager& m, const std::string& n) { m.update(n, document); });
     }
+    void UpdateIfRevision(sdbus::Result<>&& result, std::string document, std::string revision) override
+    {
+        change("UpdateIfRevision", std::move(result),
+               [document = std::move(document), revision = std::move(revision)](
+                   core::Manager& m, const std::string& n) { m.update_at_revision(n, document, revision); });
+    }
     std::string Describe() override
     {
         return guarded([&] { return bounded(manager_.describe(name_).dump(), "Describe"); });
@@ -358,6 +369,14 @@ private:
     std::string DescribeBrief() override
     {
         return guarded([&] { return bounded(manager_.describe_brief(name_).dump(), "DescribeBrief"); });
+    }
+    std::tuple<std::string, std::string> Export() override
+    {
+        return guarded([&] {
+            const nlohmann::json document = model::to_json(manager_.spec(name_));
+            return std::tuple<std::string, std::string>(bounded(document.dump(), "Export"),
+                                                        store::revision_of(document));
+        });
     }
     void StartWithConfirmation(sdbus::Result<>&& result, uint32_t timeout_seconds) override
     {
@@ -481,6 +500,7 @@ private:
     std::string Uplink() override { return manager_.spec(name_).uplink; }
     uint32_t Mtu() override { return manager_.spec(name_).mtu; }
     std::string LastRepair() override { return manager_.last_repair(name_); }
+    std::string Revision() override { return manager_.revision(name_); }
 
     // Authorizes and runs a changing method of this network. body gets the
     // manager and the network's name, never this object (see changing()).

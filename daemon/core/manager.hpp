@@ -111,6 +111,12 @@ public:
     bool awaiting_confirmation(const std::string& name) const;
     void stop(const std::string& name);
     void update(const std::string& name, const std::string& document);
+    // The stored document's revision (store::revision_of), and update()
+    // refused with Conflict unless the document is still at `revision`: a
+    // client's read-modify-write never overwrites a change made after its
+    // read (core/manager_revision.cpp).
+    std::string revision(const std::string& name) const;
+    void update_at_revision(const std::string& name, const std::string& document, const std::string& revision);
     void set_autostart(const std::string& name, bool autostart);
 
     // Guest ports (core/manager_ports.cpp). attach takes one "ports" entry

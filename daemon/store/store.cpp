@@ -195,6 +195,10 @@ void append_line(const std::string& path, const std::string& document_path, cons
 
 }  // namespace
 
+std::string revision_of(const nlohmann::json& document) { return document_hash(document.dump()); }
+
+std::string revision_of(const model::Network& network) { return revision_of(model::to_json(network)); }
+
 void Store::journal_add(const std::string& name, const std::vector<model::PortForward>& forwards) const
 {
     nlohmann::json added = nlohmann::json::array();

@@ -14,6 +14,14 @@
 
 namespace kvmnet::store {
 
+// The revision of a stored document: a hash of its canonical JSON (as
+// model::to_json gives it), so every change to the document - by Update,
+// AddHost, AddForwards, AttachPort, SetAutostart, Reload or a hand edit - is a
+// new revision without each of them keeping a counter, and a daemon restart
+// keeps it. Opaque to clients: only compared for equality.
+std::string revision_of(const model::Network& network);
+std::string revision_of(const nlohmann::json& document);
+
 class Store {
 public:
     // With `mirror_dir` (in the runtime directory) every document the store

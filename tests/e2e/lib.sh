@@ -458,12 +458,12 @@ expect_error() {
 }
 
 # net_state NET: the state field of `ctl show NET --json`.
-net_state() { ctl show "$1" --json | jq -r .state; }
+net_state() { ctl show "$1" --json | jq -r .status.state; }
 _state_is() { [[ $(net_state "$1" 2>/dev/null) == "$2" ]]; }
 # wait_state NET STATE [TRIES]: poll (activation may finish asynchronously).
 wait_state() {
     retry "${3:-50}" _state_is "$1" "$2" ||
-        fail "network $1: state '$(net_state "$1" 2>&1)' ($(ctl show "$1" --json 2>/dev/null | jq -r .state_reason)), expected '$2'"
+        fail "network $1: state '$(net_state "$1" 2>&1)' ($(ctl show "$1" --json 2>/dev/null | jq -r .status.state_reason)), expected '$2'"
 }
 
 # dnsmasq_pid NET: the pid in the daemon's pid file, or nothing.

@@ -90,6 +90,7 @@ changing_calls=(
     "Network Confirm"
     "Network Stop"
     "Network Update string:{\"name\":\"acc\",\"mode\":\"nat\",\"ipv4\":{\"address\":\"10.44.0.1/24\"}}"
+    "Network UpdateIfRevision string:{\"name\":\"acc\",\"mode\":\"nat\",\"ipv4\":{\"address\":\"10.44.0.1/24\"}} string:$(ctl show acc --json | jq -r .status.revision)"
     "Network SetAutostart boolean:true"
     "Network AttachPort string:{\"name\":\"tap-new\",\"tap\":true}"
     "Network DetachPort string:tap-acc"
@@ -106,6 +107,7 @@ read_calls=(
     "Manager DescribeBrief"
     "Network Describe"
     "Network DescribeBrief"
+    "Network Export"
     "Network ListPorts"
     "Network ListPortsPage string: uint32:100"
     "Network Leases"
@@ -218,7 +220,7 @@ cli_refused() {
 log "reads work for nobody"
 all_read
 assert_eq "$(as_nobody "$KVMNETCTL" list --json | jq -r 'map(.name) | join(",")')" acc,idle "list as nobody"
-assert_eq "$(as_nobody "$KVMNETCTL" show acc --json | jq -r .bridge)" kvmbr6 "show as nobody"
+assert_eq "$(as_nobody "$KVMNETCTL" show acc --json | jq -r .config.bridge)" kvmbr6 "show as nobody"
 assert_eq "$(as_nobody "$KVMNETCTL" forward list acc --json | jq -r '.[0].host_port')" 8080 "forward list as nobody"
 as_nobody "$KVMNETCTL" stats acc >/dev/null
 as_nobody "$KVMNETCTL" leases acc >/dev/null
@@ -238,6 +240,7 @@ cli_refused autostart acc on
 cli_refused delete acc
 cli_refused create other --mode nat --ipv4 10.45.0.1/24
 cli_refused set acc mtu=1400
+cli_refused unset acc stp
 cli_refused port detach acc tap-acc
 cli_refused host remove acc 52:54:00:44:00:05
 cli_refused forward remove acc tcp 8080
@@ -409,7 +412,7 @@ if reason=$(polkit_part); then
     kill -STOP "$PK_PID"
     pending_call "Network Stop" "call Stop on network 'acc'"
     ctl autostart idle on >/dev/null # root: no polkit round trip
-    assert_eq "$(ctl show idle --json | jq -r .autostart)" true "autostart set by root while a question to polkit is pending"
+    assert_eq "$(ctl show idle --json | jq -r .config.autostart)" true "autostart set by root while a question to polkit is pending"
     _pid_alive "$pending" || fail "the call waiting for polkit returned before polkit answered: $(cat "$T/pending.out")"
     kill -CONT "$PK_PID"
     wait "$pending" && fail "nobody's Stop succeeded: $(cat "$T/pending.out")"

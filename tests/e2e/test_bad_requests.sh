@@ -223,7 +223,7 @@ _pid_alive "$DAEMON_PID" || fail "kvmnetd died during the table"
 log "control: the base document is accepted"
 dbus-send --system --print-reply --dest=org.kvmnet1 /org/kvmnet1 org.kvmnet1.Manager.CreateNetwork \
     "string:$(jq -c . <<<"$base")" >/dev/null
-assert_eq "$(ctl show vt --json | jq -r .bridge)" kvmbr9 "bridge of the control network"
+assert_eq "$(ctl show vt --json | jq -r .config.bridge)" kvmbr9 "bridge of the control network"
 
 daemon_stop
 assert_eq "$DAEMON_EXIT" 0 "kvmnetd exit status after SIGTERM"

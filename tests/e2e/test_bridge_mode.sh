@@ -155,7 +155,7 @@ assert_eq "$(ifindex "$H" br0)" "$br_index" "br0 ifindex after the second set"
 assert_eq "$(bridge_settings)" \
     '{"stp_state":1,"forward_delay":1500,"hello_time":100,"max_age":1000,"priority":8192,"mcast_snooping":1}' \
     "br0 settings after set stp=on forward_delay=15"
-assert_eq "$(jq -c '{stp, forward_delay, hello_time, max_age, priority, multicast_snooping}' <<<"$(ctl show lan --json)")" \
+assert_eq "$(jq -c '{stp, forward_delay, hello_time, max_age, priority, multicast_snooping}' <<<"$(ctl show lan --json | jq .config)")" \
     '{"stp":true,"forward_delay":15,"hello_time":1,"max_age":10,"priority":8192,"multicast_snooping":true}' \
     "stored bridge settings"
 

@@ -51,7 +51,7 @@ log "start failed: $out"
 [[ $out == "kvmnetctl: "*": "* ]] || fail "start error is not 'kvmnetctl: KIND: message': $out"
 assert_contains "$out" "2001:db8:1::10/64" "start error (must name the IPv6 address step)"
 assert_eq "$(net_state lan)" failed "state after the failed start"
-reason=$(ctl show lan --json | jq -r .state_reason)
+reason=$(ctl show lan --json | jq -r .status.state_reason)
 assert_contains "$reason" "2001:db8:1::10/64" "state reason"
 in_ns "$H" sysctl -qw net.ipv6.conf.default.disable_ipv6=0
 assert_restored "after the failed start"
@@ -67,7 +67,7 @@ elapsed=$((SECONDS - t0))
 log "rolled back after ~${elapsed} s"
 ((elapsed >= 2)) || fail "rolled back after ${elapsed} s, before the 3 s deadline"
 ((elapsed <= 7)) || fail "rolled back only after ${elapsed} s (deadline 3 s)"
-reason=$(ctl show lan --json | jq -r .state_reason)
+reason=$(ctl show lan --json | jq -r .status.state_reason)
 assert_contains "$reason" "not confirmed" "state reason after the deadline"
 assert_eq "$(awaiting_confirmation)" false "AwaitingConfirmation after the rollback"
 assert_restored "after the unconfirmed start"

@@ -5,7 +5,7 @@
 #
 # Each cycle: let the driver run, kill -9 the daemon 0-300 ms after the
 # driver's k-th call started (k random in 1..4; every other cycle 0-60 ms
-# after the first create/delete/start/stop/set from the k-th on, to land
+# after the first create/delete/start/stop/set/unset from the k-th on, to land
 # inside such calls more often), start it again and check:
 #  - every STATE/networks/*.json parses, the daemon started without ignoring
 #    a stored network (the forwards journal replayed);
@@ -54,7 +54,7 @@ model_norm() { jq -S -c '.'; }
 actual_model() {
     local n docs=""
     for n in "${NETS[@]}"; do
-        docs+=$(ctl show "$n" --json 2>/dev/null || true)
+        docs+=$(ctl show "$n" --json 2>/dev/null | jq -c '.config + .status' || true)
     done
     jq -s -S -c 'map({key: .name, value: {
             running: (.state == "active" or .state == "degraded"),
@@ -150,7 +150,7 @@ driver() {
                     args=(set "$n" "dns={\"domain\": \"$n.lan\"}")
                     next=$(jq -c --arg n "$n" '.[$n].domain = "\($n).lan"' <<<"$model")
                 else
-                    args=(set "$n" "dns={}")
+                    args=(unset "$n" dns)
                     next=$(jq -c --arg n "$n" '.[$n].domain = ""' <<<"$model")
                 fi
                 ;;
@@ -272,14 +272,14 @@ for ((cycle = 1; cycle <= KILLS; cycle++)); do
     track_pid "$driver_pid"
     # Kill 0-300 ms after the k-th call started; every other time 0-60 ms
     # after the first call from the k-th on that takes the daemon a while
-    # (create, delete, start, stop, set), to land inside it more often.
+    # (create, delete, start, stop, set, unset), to land inside it more often.
     k=$((1 + RANDOM % 4))
     if ((cycle % 2)); then
         delay=$(printf '0.%03d' $((RANDOM % 300)))
         started="^BEGIN $k "
     else
         delay=$(printf '0.%03d' $((RANDOM % 60)))
-        started="^BEGIN ([$k-9]|[0-9][0-9]+) (create|delete|start|stop|set) "
+        started="^BEGIN ([$k-9]|[0-9][0-9]+) (create|delete|start|stop|set|unset) "
     fi
     for ((w = 0; w < 200; w++)); do
         grep -qE "$started" "$CALLS" && break

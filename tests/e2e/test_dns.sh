@@ -46,7 +46,7 @@ _dnsmasq_property_is() { [[ $(dnsmasq_property 2>/dev/null) == "$1" ]]; }
 ctl create default --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 \
     --dhcp-range 192.168.122.100-192.168.122.199 --dhcp-host 52:54:00:aa:00:09,192.168.122.50,web --domain kvm.lan
 assert_contains "$(ctl show default)" "DNS domain:    kvm.lan" "show"
-assert_eq "$(ctl show default --json | jq -c .dns)" '{"domain":"kvm.lan"}' "dns in Describe"
+assert_eq "$(ctl show default --json | jq -c .config.dns)" '{"domain":"kvm.lan"}' "dns in Describe"
 assert_eq "$(dnsmasq_property)" stopped "Dnsmasq property before start"
 ctl start default
 wait_state default active
@@ -95,7 +95,7 @@ out=$(query "$G1" www.example.test) || fail "no reply at all for www.example.tes
 log "the Dnsmasq property follows supervision"
 kill -KILL "$pid"
 retry 25 _dnsmasq_property_is restarting || fail "Dnsmasq property after the kill: $(dnsmasq_property)"
-assert_contains "$(ctl show default --json | jq -r .state_reason)" "dnsmasq exited" "state reason while restarting"
+assert_contains "$(ctl show default --json | jq -r .status.state_reason)" "dnsmasq exited" "state reason while restarting"
 retry 50 _dnsmasq_property_is running || fail "Dnsmasq property after the restart: $(dnsmasq_property)"
 wait_state default active
 new_pid=$(dnsmasq_pid default)
@@ -116,7 +116,7 @@ retry 50 _udp_listening "$I" 53 || fail "forwarder did not bind UDP port 53: $(c
 ctl set default 'dns={"domain":"kvm.lan","forwarders":["203.0.113.2"]}'
 wait_state default active
 guest_plug "$G1" vg1 kvmbr0
-assert_eq "$(ctl show default --json | jq -c .dns.forwarders)" '["203.0.113.2"]' "forwarders in Describe"
+assert_eq "$(ctl show default --json | jq -c .config.dns.forwarders)" '["203.0.113.2"]' "forwarders in Describe"
 grep -qx 'server=203.0.113.2' "$T/run/default/dnsmasq.conf" || fail "no server=203.0.113.2 in dnsmasq.conf"
 retry 25 _answers "$G1" www.example.test 198.51.100.80 || true
 expect_name "$G1" www.example.test 198.51.100.80

@@ -172,7 +172,7 @@ stats=$(ctl stats default --json)
 limited=$(jq -r '.drops[] | select(.rule == "connections per source to forwards over the limit") | .packets' \
     <<<"$stats")
 ((limited > 0)) || fail "stats show no per-source drops: $stats"
-ctl set default 'limits={}'
+ctl unset default limits
 assert_eq "$(tcp_get "$I" 203.0.113.1 8080)" "web1 203.0.113.2" "no limit: connects again"
 retry 50 not _held || fail "the held connections did not end"
 

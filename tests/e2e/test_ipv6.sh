@@ -73,7 +73,7 @@ log "NAT network with SLAAC and NAT66"
 ctl create default --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 \
     --dhcp-range 192.168.122.100-192.168.122.199 --dhcp-host 52:54:00:aa:00:09,192.168.122.50,web \
     --domain kvm.lan --ipv6 fd00:1:2:3::1/64 --nat66
-assert_eq "$(ctl show default --json | jq -c .ipv6)" '{"address":"fd00:1:2:3::1/64","nat66":true,"ra":true}' \
+assert_eq "$(ctl show default --json | jq -c .config.ipv6)" '{"address":"fd00:1:2:3::1/64","nat66":true,"ra":true}' \
     "ipv6 in Describe"
 ctl start default
 wait_state default active

@@ -57,7 +57,7 @@ mac2=52:54:00:aa:00:02
 ctl host add default "$mac2" 192.168.122.50 web2
 assert_eq "$(dnsmasq_pid default)" "$pid" "dnsmasq pid after host add"
 is_dnsmasq "$pid" || fail "dnsmasq $pid is gone after host add"
-assert_eq "$(ctl show default --json | jq -c '.ipv4.dhcp.hosts')" \
+assert_eq "$(ctl show default --json | jq -c '.config.ipv4.dhcp.hosts')" \
     '[{"ip":"192.168.122.50","mac":"52:54:00:aa:00:02","name":"web2"}]' "hosts after host add"
 assert_eq "$(ctl leases default --json | jq -r --arg m "$mac1" '.[] | select(.mac == $m) | .ip')" "$gip" \
     "first guest's lease after host add"
@@ -70,7 +70,7 @@ retry 10 grep -q " LeaseChanged default added $mac2 192.168.122.50 " "$T/monitor
 assert_eq "$(dnsmasq_pid default)" "$pid" "dnsmasq pid after the second guest's lease"
 
 log "refused hosts change nothing"
-before=$(ctl show default --json | jq -c .ipv4)
+before=$(ctl show default --json | jq -c .config.ipv4)
 hosts_file=$(cat "$T/run/default/dnsmasq.hosts")
 expect_error Conflict host add default "$mac2" 192.168.122.51
 assert_contains "$ERR_MSG" "host.mac" "duplicate MAC"
@@ -85,7 +85,7 @@ assert_contains "$ERR_MSG" "host.name" "bad host name"
 expect_error InvalidArgument host add default not-a-mac 192.168.122.51
 assert_contains "$ERR_MSG" "host.mac" "bad MAC"
 expect_error NotFound host remove default 52:54:00:aa:00:77
-assert_eq "$(ctl show default --json | jq -c .ipv4)" "$before" "ipv4 after refusals"
+assert_eq "$(ctl show default --json | jq -c .config.ipv4)" "$before" "ipv4 after refusals"
 assert_eq "$(cat "$T/run/default/dnsmasq.hosts")" "$hosts_file" "dnsmasq.hosts after refusals"
 assert_eq "$(dnsmasq_pid default)" "$pid" "dnsmasq pid after refusals"
 
@@ -93,7 +93,7 @@ log "host remove"
 ctl host add default 52:54:00:aa:00:03 192.168.122.51
 assert_contains "$(cat "$T/run/default/dnsmasq.hosts")" "52:54:00:aa:00:03,192.168.122.51" "hosts file after add"
 ctl host remove default 52:54:00:AA:00:03
-assert_eq "$(ctl show default --json | jq -c .ipv4)" "$before" "ipv4 after add and remove"
+assert_eq "$(ctl show default --json | jq -c .config.ipv4)" "$before" "ipv4 after add and remove"
 assert_eq "$(cat "$T/run/default/dnsmasq.hosts")" "$hosts_file" "dnsmasq.hosts after add and remove"
 assert_eq "$(dnsmasq_pid default)" "$pid" "dnsmasq pid after host remove"
 

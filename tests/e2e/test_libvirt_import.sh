@@ -87,9 +87,9 @@ assert_contains "$out" "Network imported imported from $dir/imported.xml (stoppe
 assert_contains "$out" "Network quiet imported from $dir/quiet.xml (stopped)." "output"
 assert_eq "$(networks)" "imported quiet" "networks after --all"
 assert_eq "$(net_state imported)" inactive "imported's state"
-assert_eq "$(ctl show imported --json | jq -c '[.autostart, .mode, .bridge, .uplink]')" \
+assert_eq "$(ctl show imported --json | jq -c '.config | [.autostart, .mode, .bridge, .uplink]')" \
     '[true,"nat","virbr9","uplink0"]' "imported's document"
-assert_eq "$(ctl show quiet --json | jq -c '[.autostart, .mode]')" '[false,"isolated"]' "quiet's document"
+assert_eq "$(ctl show quiet --json | jq -c '.config | [.autostart, .mode]')" '[false,"isolated"]' "quiet's document"
 
 log "a daemon refusal deletes what the run created"
 again=$T/again

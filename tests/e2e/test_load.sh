@@ -97,7 +97,7 @@ in_kernel=$(in_ns "$H" nft -j list map inet kvmnet fwd4_any |
 assert_eq "$in_kernel" "$expected" "forwards (host ports) in the kernel's map fwd4_any"
 assert_eq "$(ctl forward list load --json | jq '[.[] | select(has("problem"))] | length')" 0 \
     "forwards with elements missing from the kernel"
-assert_eq "$(ctl show load --json | jq -c '[.ipv4.dhcp.hosts[]?.mac] | sort')" \
+assert_eq "$(ctl show load --json | jq -c '[.config.ipv4.dhcp.hosts[]?.mac] | sort')" \
     "$(jq -c .expected_hosts "$T/dbus-load.json")" "static hosts"
 assert_eq "$(jq -c '[.ipv4.dhcp.hosts[]?.mac] | sort' "$T/state/networks/load.json")" \
     "$(jq -c .expected_hosts "$T/dbus-load.json")" "static hosts in the stored document"

@@ -17,7 +17,7 @@ ip -n "$G1" link set eth0 address "$mac"
 log "static DHCP host"
 ctl create st --mode nat --bridge kvmbr3 --ipv4 10.60.0.1/24 \
     --dhcp-range 10.60.0.100-10.60.0.200 --dhcp-host "$mac,10.60.0.10,web"
-assert_eq "$(ctl show st --json | jq -c '.ipv4.dhcp.hosts')" \
+assert_eq "$(ctl show st --json | jq -c '.config.ipv4.dhcp.hosts')" \
     '[{"ip":"10.60.0.10","mac":"52:54:00:12:34:56","name":"web"}]' "st hosts"
 ctl start st
 wait_state st active

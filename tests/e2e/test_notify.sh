@@ -115,7 +115,7 @@ kill -HUP "$DAEMON_PID"
 retry 50 grep -q 'dhcp-range=10.83.0.30,10.83.0.40' "$T/run/c/dnsmasq.conf" ||
     fail "c's dnsmasq not restarted with the edited range: $(grep dhcp-range "$T/run/c/dnsmasq.conf" 2>&1)"
 wait_state c active
-assert_eq "$(ctl show c --json | jq -c '.ipv4.dhcp.ranges')" '["10.83.0.30-10.83.0.40"]' "c's range over the bus"
+assert_eq "$(ctl show c --json | jq -c '.config.ipv4.dhcp.ranges')" '["10.83.0.30-10.83.0.40"]' "c's range over the bus"
 
 log "3b. Reload() over the bus applies edited documents"
 rm "$T/state/networks/c.json"
@@ -124,7 +124,7 @@ mv "$T/b.json" "$T/state/networks/b.json"
 assert_eq "$(ctl reload)" "Stored networks reloaded." "kvmnetctl reload (Manager.Reload)"
 expect_error NotFound show c
 if ip -n "$H" link show kvmbr3 >/dev/null 2>&1; then fail "kvmbr3 still there after c's file was removed and Reload()"; fi
-assert_eq "$(ctl show b --json | jq -r .autostart)" false "b.autostart after Reload()"
+assert_eq "$(ctl show b --json | jq -r .config.autostart)" false "b.autostart after Reload()"
 assert_eq "$(net_state a)" active "a (unchanged) after Reload()"
 daemon_stop
 log PASS

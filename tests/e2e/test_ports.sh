@@ -100,7 +100,7 @@ spawn_in_ns "$G2" busybox ping -q -i 0.7 -w 20 192.168.122.1 >/dev/null 2>&1
 ping2=$SPAWNED_PID
 track_pid "$ping2"
 wait_state default degraded 75
-reason=$(ctl show default --json | jq -r .state_reason)
+reason=$(ctl show default --json | jq -r .status.state_reason)
 log "degraded: $reason"
 assert_contains "$reason" "$MAC1" "degraded reason"
 assert_contains "$reason" vg1 "degraded reason"
@@ -235,10 +235,10 @@ ip -n "$H" link del vx0
 log "the MAC conflict expires once only one guest sends it"
 # (The daemon remembers a conflict for 60 s after the last move it saw.)
 until _state_is default active || ((SECONDS > t_conflict_over + 70)); do sleep 0.5; done
-_state_is default active || fail "still $(net_state default) ($(ctl show default --json | jq -r .state_reason))" \
+_state_is default active || fail "still $(net_state default) ($(ctl show default --json | jq -r .status.state_reason))" \
     "70 s after the second sender stopped"
 log "active again $((SECONDS - t_conflict_over)) s after the second sender stopped"
-assert_eq "$(ctl show default --json | jq -r .state_reason)" "" "state reason once active"
+assert_eq "$(ctl show default --json | jq -r .status.state_reason)" "" "state reason once active"
 stop_pid "$ping1"
 
 log "daemon restart: ports adopted"

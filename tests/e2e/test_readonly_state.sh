@@ -35,10 +35,10 @@ state_mode ro
 expect_error Kernel set n1 stp=on forward_delay=2
 assert_contains "$ERR_MSG" "Read-only file system" "error of set stp=on"
 assert_eq "$(bridge_stp)" "$stp_before" "STP of kvmbr1 after the failed set"
-assert_eq "$(ctl show n1 --json | jq -r '.stp // false')" false "stp shown after the failed set"
+assert_eq "$(ctl show n1 --json | jq -r '.config.stp // false')" false "stp shown after the failed set"
 expect_error Kernel set n1 mtu=1400
 assert_eq "$(bridge_mtu)" "$mtu_before" "MTU of kvmbr1 after the failed set"
-assert_eq "$(ctl show n1 --json | jq -r '.mtu // 0')" "$(jq -r '.mtu // 0' <<<"$stored_before")" "mtu shown"
+assert_eq "$(ctl show n1 --json | jq -r '.config.mtu // 0')" "$(jq -r '.mtu // 0' <<<"$stored_before")" "mtu shown"
 assert_eq "$(cat "$doc")" "$stored_before" "stored document after the failed sets"
 assert_eq "$(net_state n1)" active "state after the failed sets"
 
@@ -55,7 +55,7 @@ hosts_before=$(cat "$T/run/n1/dnsmasq.hosts")
 expect_error Kernel forward add n1 tcp 8081 10.77.0.11:80
 expect_error Kernel host add n1 52:54:00:00:00:11 10.77.0.11 db
 # The host's new address moves the forward that names it: a restart.
-moved=$(ctl show n1 --json | jq -c 'del(.state, .state_reason) | .ipv4.dhcp.hosts[0].ip = "10.77.0.12"')
+moved=$(ctl export n1 | jq -c '.ipv4.dhcp.hosts[0].ip = "10.77.0.12"')
 if out=$(dbus-send --system --print-reply --dest=org.kvmnet1 /org/kvmnet1/network/n1 \
     org.kvmnet1.Network.Update "string:$moved" 2>&1); then
     fail "Update of a host's address on a read-only state dir succeeded: $out"
@@ -65,7 +65,7 @@ assert_contains "$out" "Read-only file system" "error of the Update"
 assert_eq "$(nft_table)" "$table_before" "table inet kvmnet after the failed calls"
 assert_eq "$(cat "$T/run/n1/dnsmasq.hosts")" "$hosts_before" "dnsmasq.hosts after the failed calls"
 assert_eq "$(ctl forward list n1 --json | jq -c '[.[] | [.host_port, .guest]]')" '[[8080,"web"]]' "forwards"
-assert_eq "$(ctl show n1 --json | jq -c '[.ipv4.dhcp.hosts[].ip]')" '["10.77.0.10"]' "static hosts shown"
+assert_eq "$(ctl show n1 --json | jq -c '[.config.ipv4.dhcp.hosts[].ip]')" '["10.77.0.10"]' "static hosts shown"
 assert_eq "$(cat "$doc")" "$stored_before" "stored document after the failed calls"
 
 log "2. delete with a read-only state dir fails and leaves no marker"

@@ -75,7 +75,7 @@ log "stored document $size bytes, journal $journal bytes (bus limit $BUS_LIMIT)"
 alive() {
     _pid_alive "$DAEMON_PID" || fail "kvmnetd exited after $1: $(tail -5 "$T/kvmnetd.log")"
     # answering: a read that is always small
-    [[ $(ctl show small --json | jq -r .name) == small ]] || fail "kvmnetd does not answer after $1"
+    [[ $(ctl show small --json | jq -r .config.name) == small ]] || fail "kvmnetd does not answer after $1"
 }
 
 # call_nobody METHOD-PATH INTERFACE.METHOD [ARGS]: dbus-send as nobody; prints
@@ -105,8 +105,8 @@ list=$(as_nobody "$KVMNETCTL" list) || fail "kvmnetctl list as nobody failed: $l
 assert_contains "$list" "big" "kvmnetctl list"
 alive "kvmnetctl list as nobody"
 show=$(as_nobody "$KVMNETCTL" show big --json) || fail "kvmnetctl show as nobody failed: $show"
-assert_eq "$(jq -r '.forward_count' <<<"$show")" "$FORWARDS" "show: forward_count"
-assert_eq "$(jq -r 'has("forwards")' <<<"$show")" false "show: no forwards array"
+assert_eq "$(jq -r '.config.forward_count' <<<"$show")" "$FORWARDS" "show: forward_count"
+assert_eq "$(jq -r '.config | has("forwards")' <<<"$show")" false "show: no forwards array"
 alive "kvmnetctl show as nobody"
 as_nobody "$KVMNETCTL" forward list big --json >"$T/forwards.json" || fail "kvmnetctl forward list as nobody failed"
 assert_eq "$(jq length "$T/forwards.json")" "$FORWARDS" "forward list --json: every forward"

@@ -18,8 +18,8 @@ ctl create a --mode nat --bridge kvmbr1 --ipv4 10.77.0.1/24 \
     --dhcp-range 10.77.0.100-10.77.0.200 --autostart
 ctl create b --mode nat --bridge kvmbr2 --ipv4 10.78.0.1/24 \
     --dhcp-range 10.78.0.100-10.78.0.200
-assert_eq "$(ctl show a --json | jq -r .autostart)" true "a.autostart"
-assert_eq "$(ctl show b --json | jq -r .autostart)" false "b.autostart"
+assert_eq "$(ctl show a --json | jq -r .config.autostart)" true "a.autostart"
+assert_eq "$(ctl show b --json | jq -r .config.autostart)" false "b.autostart"
 ctl start a
 ctl start b
 wait_state a active
@@ -95,7 +95,7 @@ in_ns "$G1" busybox ping -c 1 -W 2 203.0.113.2 >/dev/null || fail "guest cannot 
 
 log "4. autostart b on"
 ctl autostart b on
-assert_eq "$(ctl show b --json | jq -r .autostart)" true "b.autostart over the bus"
+assert_eq "$(ctl show b --json | jq -r .config.autostart)" true "b.autostart over the bus"
 assert_eq "$(jq -r .autostart "$T/state/networks/b.json")" true "b.autostart in b.json"
 assert_eq "$(net_state b)" inactive "b state (autostart does not start it)"
 

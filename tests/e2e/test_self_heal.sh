@@ -60,7 +60,7 @@ guest_pings() { in_ns "$G1" busybox ping -c 1 -W 1 203.0.113.2 >/dev/null 2>&1; 
 expect_repair() {
     local what=$1 compare=${2:-full} n last
     retry 50 _count_above repairs_logged "$LOGGED" ||
-        fail "$what: no repair logged; state: $(ctl show default --json | jq -c '{state, state_reason}')"
+        fail "$what: no repair logged; state: $(ctl show default --json | jq -c .status)"
     retry 50 _count_above repaired_signals "$SIGNALS" || fail "$what: no Repaired signal on the bus"
     wait_state default active
     retry 25 guest_pings || fail "$what: guest cannot reach 203.0.113.2 after the repair"
@@ -73,7 +73,7 @@ expect_repair() {
     sleep 1
     n=$(repairs_logged)
     assert_eq "$((n - LOGGED))" 1 "$what: repairs logged for one disruption"
-    assert_contains "$(ctl show default --json | jq -r .state)" active "$what: state"
+    assert_contains "$(ctl show default --json | jq -r .status.state)" active "$what: state"
     last=$(dbus-send --system --print-reply --dest=org.kvmnet1 /org/kvmnet1/network/default \
         org.freedesktop.DBus.Properties.Get string:org.kvmnet1.Network string:LastRepair)
     [[ $last =~ Z\ [a-z]+: ]] || fail "$what: LastRepair property without a repair: $last"

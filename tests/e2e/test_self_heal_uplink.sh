@@ -18,7 +18,7 @@ ctl create lan --mode bridge --uplink uplink0 --bridge br0
 ctl start lan
 wait_state lan active
 retry 50 pings "$H" 192.0.2.1 || fail "H cannot ping the LAN router through br0"
-reason() { ctl show lan --json | jq -r .state_reason; }
+reason() { ctl show lan --json | jq -r .status.state_reason; }
 master_of() { ip -n "$H" -j link show dev "$1" | jq -r '.[0].master // ""'; }
 
 log "the uplink disappears"

@@ -26,7 +26,7 @@ retry 25 _udp53_bound || fail "squatter did not bind UDP port 53"
 expect_error Kernel start rb
 assert_contains "$ERR_MSG" "dnsmasq" "start error"
 assert_eq "$(net_state rb)" failed "state after the failed start"
-assert_contains "$(ctl show rb --json | jq -r .state_reason)" "dnsmasq" "state reason"
+assert_contains "$(ctl show rb --json | jq -r .status.state_reason)" "dnsmasq" "state reason"
 
 after=$(kernel_snapshot "$H")
 [[ $before == "$after" ]] || fail "kernel state changed by a failed start:
@@ -42,7 +42,7 @@ log "without the squatter the network starts"
 stop_pid "$squatter"
 ctl start rb
 wait_state rb active
-assert_eq "$(ctl show rb --json | jq -r .state_reason)" "" "state reason once active"
+assert_eq "$(ctl show rb --json | jq -r .status.state_reason)" "" "state reason once active"
 ctl stop rb
 ctl delete rb
 log PASS

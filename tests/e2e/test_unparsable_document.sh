@@ -34,7 +34,7 @@ snapshot() { kernel_snapshot "$H"; }
 before=$(snapshot)
 pid1=$(dnsmasq_pid n1)
 is_dnsmasq "$pid1" || fail "no dnsmasq for n1"
-reason() { ctl show "$1" --json | jq -r .state_reason; }
+reason() { ctl show "$1" --json | jq -r .status.state_reason; }
 n1_rules() { in_ns "$H" nft list table inet kvmnet | grep -c kvmbr1 || true; }
 
 log "1. reload with an unknown field in n1.json leaves n1 as it is"

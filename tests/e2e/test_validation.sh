@@ -134,7 +134,7 @@ unchanged "usage error"
 log "control: base document is accepted"
 printf '%s\n' "$base" >"$T/doc.json"
 ctl create vt --file "$T/doc.json"
-assert_eq "$(ctl show vt --json | jq -r .bridge)" kvmbr9 "bridge of the control network"
+assert_eq "$(ctl show vt --json | jq -r .config.bridge)" kvmbr9 "bridge of the control network"
 ctl delete vt
 unchanged "control network created and deleted"
 

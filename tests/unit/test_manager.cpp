@@ -1995,6 +1995,40 @@ TEST_CASE("Forwards on a stopped network are stored and applied at start", "[man
     CHECK_THROWS_AS(h.m().remove_host("web", "52:54:00:00:00:0a"), Error);
 }
 
+TEST_CASE("UpdateIfRevision refuses a stale base and changes nothing", "[manager][revision]")
+{
+    Harness h;
+    h.m().create(R"({"name": "rev", "mode": "nat", "bridge": "kvmbr6", "ipv4": {"address": "10.6.0.1/24",
+        "dhcp": {"ranges": ["10.6.0.10-10.6.0.20"]}}})");
+    const std::string base = h.m().revision("rev");
+    nlohmann::json first = kvmnet::model::to_json(h.m().spec("rev"));
+    first["stp"] = true;
+    first["forward_delay"] = 15;
+    nlohmann::json second = kvmnet::model::to_json(h.m().spec("rev"));
+    second["mtu"] = 1400;
+    h.m().update_at_revision("rev", first.dump(), base);
+    const std::string after_first = h.m().revision("rev");
+    CHECK(after_first != base);
+    try {
+        h.m().update_at_revision("rev", second.dump(), base);
+        FAIL("a stale revision was accepted");
+    } catch (const Error& e) {
+        CHECK(e.kind() == kvmnet::ErrorKind::Conflict);
+    }
+    CHECK(h.m().spec("rev").stp);
+    CHECK(h.m().spec("rev").mtu == 0);
+    CHECK(h.m().revision("rev") == after_first);
+    // Every change of the document is a new revision, not only Update's.
+    h.m().add_host("rev", R"({"mac": "52:54:00:00:00:0b", "ip": "10.6.0.30"})");
+    CHECK(h.m().revision("rev") != after_first);
+    // and the revision survives a daemon restart (it is the document's).
+    const std::string stored = h.m().revision("rev");
+    h.restart_manager();
+    h.m().load();
+    CHECK(h.m().revision("rev") == stored);
+    CHECK_THROWS_AS(h.m().update_at_revision("rev", first.dump(), ""), Error);
+}
+
 TEST_CASE("Diagnose names what is wrong with a running network and only reads", "[manager][diagnose]")
 {
     Harness h;
