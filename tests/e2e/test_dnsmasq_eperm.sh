@@ -48,7 +48,7 @@ cp "$T/run/default/dnsmasq.conf" "$T/dnsmasq.conf.orig"
 echo "# changed" >>"$T/run/default/dnsmasq.conf"
 daemon_start
 wait_state default failed
-reason=$(ctl show default --json | jq -r .state_reason)
+reason=$(ctl show default --json | jq -r .status.state_reason)
 assert_contains "$reason" "pid $dpid" "state reason of a start that found an unstoppable dnsmasq"
 assert_eq "$(dnsmasqs)" 1 "dnsmasq processes for the network"
 is_dnsmasq "$dpid" || fail "the old dnsmasq is gone"
@@ -67,7 +67,7 @@ assert_eq "$(dbus-send --system --print-reply=literal --dest=org.kvmnet1 /org/kv
 log "2b. a static host added: the state says the old dnsmasq cannot re-read it"
 ctl host add default 52:54:00:00:00:42 192.168.122.42 h42 >/dev/null
 wait_state default degraded
-assert_contains "$(ctl show default --json | jq -r .state_reason)" "pid $dpid" "state reason after host add"
+assert_contains "$(ctl show default --json | jq -r .status.state_reason)" "pid $dpid" "state reason after host add"
 
 log "3. stop cannot end it: an error naming the pid"
 expect_error Kernel stop default

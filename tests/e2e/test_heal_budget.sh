@@ -33,7 +33,7 @@ for i in $(seq 1 21); do
     before=$(repairs_logged firewall)
     in_ns "$H" nft flush ruleset
     # Beyond the budget the retry waits for its backoff (seconds, not minutes).
-    retry 150 _count_above firewall "$before" || fail "flush #$i: table not repaired; state: $(ctl show default --json | jq -c '{state, state_reason}')"
+    retry 150 _count_above firewall "$before" || fail "flush #$i: table not repaired; state: $(ctl show default --json | jq -c '.status | {state, state_reason}')"
     has_table || fail "flush #$i: table inet kvmnet missing after the repair"
 done
 (($(budget_reasons) > 0)) || fail "State never said the firewall repair waits for the repair budget"
@@ -52,7 +52,7 @@ seen=$(budget_reasons)
 for i in $(seq 2 21); do
     before=$(repairs_logged bridge)
     ip -n "$H" link del kvmbr0
-    retry 150 _count_above bridge "$before" || fail "bridge deletion #$i: not recreated; state: $(ctl show default --json | jq -c '{state, state_reason}')"
+    retry 150 _count_above bridge "$before" || fail "bridge deletion #$i: not recreated; state: $(ctl show default --json | jq -c '.status | {state, state_reason}')"
     has_bridge || fail "bridge deletion #$i: kvmbr0 missing after its repair"
 done
 (($(budget_reasons) > seen)) || fail "State never said the link repair waits for the repair budget"

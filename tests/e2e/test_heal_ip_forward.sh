@@ -25,7 +25,7 @@ pings "$G1" 203.0.113.2 || fail "guest cannot reach 203.0.113.2 before the chang
 log "sysctl -w net.ipv4.ip_forward=0"
 in_ns "$H" sysctl -qw net.ipv4.ip_forward=0
 _repaired() { grep -q 'default: repaired sysctl: ' "$T/kvmnetd.log"; }
-retry 50 _repaired || fail "ip_forward=0 not repaired; state: $(ctl show default --json | jq -c '{state, state_reason}')"
+retry 50 _repaired || fail "ip_forward=0 not repaired; state: $(ctl show default --json | jq -c '.status | {state, state_reason}')"
 assert_eq "$(forward)" 1 "ip_forward after the repair"
 wait_state default active
 assert_contains "$(cat "$T/signals")" "net.ipv4.ip_forward was turned off outside kvmnet" \

@@ -25,7 +25,7 @@ _logged() { grep -q 'default: repaired link: renamed bridge kvmbr-x back to kvmb
 
 log "ip link set kvmbr0 name kvmbr-x"
 ip -n "$H" link set kvmbr0 name kvmbr-x
-retry 50 _logged || fail "no rename repair logged; bridges of the network: $(owned); state: $(ctl show default --json | jq -c '{state, state_reason}')"
+retry 50 _logged || fail "no rename repair logged; bridges of the network: $(owned); state: $(ctl show default --json | jq -c '.status | {state, state_reason}')"
 retry 25 _renamed_back || fail "bridge not renamed back: owned bridges '$(owned)', kvmbr0's index $(ifindex "$H" kvmbr0 2>&1) (was $index)"
 assert_eq "$(with_gateway)" "kvmbr0 " "interfaces carrying the gateway address"
 wait_state default active
@@ -36,7 +36,7 @@ log "renamed and set down: repaired too"
 ip -n "$H" link set kvmbr0 down
 ip -n "$H" link set kvmbr0 name kvmbr-x
 retry 50 _renamed_back || fail "bridge not renamed back the second time: $(owned)"
-retry 25 _state_is default active || fail "state $(ctl show default --json | jq -c '{state, state_reason}')"
+retry 25 _state_is default active || fail "state $(ctl show default --json | jq -c '.status | {state, state_reason}')"
 assert_eq "$(ip -n "$H" -j link show dev kvmbr0 | jq -r '.[0].flags | index("UP") != null')" true "bridge up"
 assert_eq "$(with_gateway)" "kvmbr0 " "interfaces carrying the gateway address after the second rename"
 

@@ -177,11 +177,11 @@ expect_contains() { # HAYSTACK NEEDLE WHAT
 main_pid() { c systemctl show -P MainPID kvmnetd; }
 unit_active() { [[ $(c systemctl is-active kvmnetd 2>/dev/null) == active ]]; }
 net_json() { c kvmnetctl show "$1" --json; }
-net_state() { net_json "$1" 2>/dev/null | jq -r .state; }
+net_state() { net_json "$1" 2>/dev/null | jq -r .status.state; }
 _state_is() { [[ $(net_state "$1") == "$2" ]]; }
 wait_state() { # NET STATE
     retry 50 _state_is "$1" "$2" ||
-        check_fail "network $1: state '$(net_state "$1")' ($(net_json "$1" 2>&1 | jq -r .state_reason 2>&1)), expected '$2'"
+        check_fail "network $1: state '$(net_state "$1")' ($(net_json "$1" 2>&1 | jq -r .status.state_reason 2>&1)), expected '$2'"
 }
 dnsmasq_pid() { c cat "/run/kvmnet/$1/dnsmasq.pid" 2>/dev/null | tr -d ' \n'; }
 # proc_field PID FIELD: a field of /proc/PID/status in the container, its
@@ -604,7 +604,7 @@ check_upgrade() {
 
     # The unit takes over.
     c systemctl start kvmnetd
-    now=$(net_json old | jq -c '{state, state_reason}')
+    now=$(net_json old | jq -c '.status | {state, state_reason}')
     pids=$(dnsmasqs_of old | tr '\n' ' ')
     log "after the unit took over: old is $now; its dnsmasq processes: $pids"
     [[ ${pids% } == "$odpid" ]] || check_fail "old has dnsmasq processes '$pids'; only the adopted or refused $odpid may run"
