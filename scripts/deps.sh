@@ -24,6 +24,8 @@ packages=(
     # test_notify: the stand-in for systemd's notify socket; the unit
     # security check (tests/static) runs systemd-analyze
     python3 systemd
+    # test_typed_reads: the applet-style client (GLib's Gio through PyGObject)
+    python3-gi gir1.2-glib-2.0
     # e2e QEMU guest (tests/e2e/guest/build-guest.sh fetches the guest's
     # kernel and busybox-static with apt-get download, not installing them)
     qemu-system-x86 cpio

@@ -2,6 +2,7 @@
 #include "api/service.hpp"
 
 #include "api/authorization.hpp"
+#include "api/typed.hpp"
 #include "core/log.hpp"
 #include "org.kvmnet1.Manager-adaptor.h"
 #include "org.kvmnet1.Network-adaptor.h"
@@ -52,14 +53,34 @@ std::string bounded(std::string text, const char* what)
 
 std::tuple<std::string, std::string> page_reply(core::Page page) { return {page.items.dump(), std::move(page.next)}; }
 
+// A page in its typed form: page sizes are bounded by the JSON form, and
+// the typed form of an item is of the same order of size.
+template <typename Convert>
+std::tuple<std::vector<VarDict>, std::string> typed_page(core::Page page, const Convert& convert)
+{
+    std::vector<VarDict> items;
+    items.reserve(page.items.size());
+    for (const auto& item : page.items)
+        items.push_back(convert(item));
+    return {std::move(items), std::move(page.next)};
+}
+
 // A page of a read whose whole array is cheap to make (leases, ports); key
 // names an item for the cursor.
+core::Page json_page(const nlohmann::json& all, const std::string& cursor, std::uint32_t limit,
+                     const std::function<std::string(const nlohmann::json&)>& key)
+{
+    return core::make_page(
+        cursor, limit, all.size(), [&](std::size_t i) { return key(all[i]); }, [&](std::size_t i) { return all[i]; });
+}
 std::tuple<std::string, std::string> page_of(const nlohmann::json& all, const std::string& cursor, std::uint32_t limit,
                                              const std::function<std::string(const nlohmann::json&)>& key)
 {
-    return page_reply(core::make_page(
-        cursor, limit, all.size(), [&](std::size_t i) { return key(all[i]); }, [&](std::size_t i) { return all[i]; }));
+    return page_reply(json_page(all, cursor, limit, key));
 }
+
+std::string port_key(const nlohmann::json& p) { return p.value("name", ""); }
+std::string lease_key(const nlohmann::json& l) { return l.value("mac", "") + "/" + l.value("ip", ""); }
 
 // How long the daemon waits for polkit's answer: interactive authentication
 // may take minutes (polkit's own dialog gives up after about five).
@@ -340,7 +361,18 @@ private:
                 {"Dnsmasq", Dnsmasq()},
                 {"IPv6Address", IPv6Address()},
                 {"LastRepair", manager_.last_repair(name_)},
-                {"Revision", manager_.revision(name_)}};
+                {"Revision", manager_.revision(name_)},
+                {"LeaseCount", std::to_string(LeaseCount())},
+                {"PortCount", std::to_string(PortCount())},
+                {"ForwardCount", std::to_string(ForwardCount())},
+                {"DhcpRanges",
+                 [&] {
+                     std::string ranges;
+                     for (const auto& r : DhcpRanges())
+                         ranges += r + "\n";
+                     return ranges;
+                 }()},
+                {"Domain", Domain()}};
     }
 
     void Start(sdbus::Result<>&& result) override
@@ -408,8 +440,15 @@ private:
     {
         return guarded([&] {
             core::check_page_limit(limit);
-            return page_of(manager_.list_ports(name_), cursor, limit,
-                           [](const nlohmann::json& p) { return p.value("name", ""); });
+            return page_of(manager_.list_ports(name_), cursor, limit, port_key);
+        });
+    }
+    std::tuple<std::vector<VarDict>, std::string> ListPortsTyped(const std::string& cursor,
+                                                                 const uint32_t& limit) override
+    {
+        return guarded([&] {
+            core::check_page_limit(limit);
+            return typed_page(json_page(manager_.list_ports(name_), cursor, limit, port_key), typed_port);
         });
     }
     std::string Leases() override
@@ -420,8 +459,23 @@ private:
     {
         return guarded([&] {
             core::check_page_limit(limit);
-            return page_of(manager_.leases(name_), cursor, limit,
-                           [](const nlohmann::json& l) { return l.value("mac", "") + "/" + l.value("ip", ""); });
+            return page_of(manager_.leases(name_), cursor, limit, lease_key);
+        });
+    }
+    std::tuple<std::vector<VarDict>, std::string> LeasesTyped(const std::string& cursor, const uint32_t& limit) override
+    {
+        return guarded([&] {
+            core::check_page_limit(limit);
+            const auto& spec = manager_.spec(name_);
+            return typed_page(json_page(manager_.leases(name_), cursor, limit, lease_key),
+                              [&](const nlohmann::json& l) {
+                                  const std::string mac = l.value("mac", "");
+                                  bool static_host = false;
+                                  if (spec.ipv4)
+                                      for (const auto& h : spec.ipv4->hosts)
+                                          static_host = static_host || h.mac == mac;
+                                  return typed_lease(l, static_host);
+                              });
         });
     }
     void AddHost(sdbus::Result<>&& result, std::string host) override
@@ -457,6 +511,15 @@ private:
     std::tuple<std::string, std::string> ListForwardsPage(const std::string& cursor, const uint32_t& limit) override
     {
         return guarded([&] { return page_reply(manager_.list_forwards_page(name_, cursor, limit)); });
+    }
+    std::tuple<std::vector<VarDict>, std::string> ListForwardsTyped(const std::string& cursor,
+                                                                    const uint32_t& limit) override
+    {
+        return guarded([&] { return typed_page(manager_.list_forwards_page(name_, cursor, limit), typed_forward); });
+    }
+    VarDict StatisticsTyped() override
+    {
+        return guarded([&] { return typed_statistics(manager_.statistics(name_)); });
     }
     std::string Statistics() override
     {
@@ -497,6 +560,44 @@ private:
         return ipv6 ? ipv6->address.str() : "";
     }
     bool Autostart() override { return manager_.spec(name_).autostart; }
+    // A property setter must answer before it returns, so it cannot wait
+    // for polkit as SetAutostart does: root and the daemon's own user only.
+    void Autostart(const bool& value) override
+    {
+        guarded([&] {
+            const sdbus::Message* call = getObject().getCurrentlyProcessedMessage();
+            uid_t uid = 0;
+            try {
+                if (!call) throw sdbus::Error(access_denied_error, "no current message");
+                uid = call->getCredsUid();
+            } catch (const sdbus::Error& e) {
+                throw sdbus::Error(access_denied_error, "cannot determine the caller's user id: " + e.getMessage());
+            }
+            if (uid != 0 && uid != geteuid())
+                throw sdbus::Error(access_denied_error,
+                                   access_denied_message(uid, "setting the Autostart property is reserved to root; "
+                                                              "call SetAutostart, which asks polkit"));
+            core::log_info("uid " + std::to_string(uid) + " sets Autostart of network '" + name_ + "' to " +
+                           (value ? "true" : "false"));
+            manager_.set_autostart(name_, value);
+        });
+    }
+    uint32_t LeaseCount() override { return static_cast<uint32_t>(manager_.leases(name_).size()); }
+    uint32_t PortCount() override { return static_cast<uint32_t>(manager_.spec(name_).ports.size()); }
+    uint32_t ForwardCount() override { return static_cast<uint32_t>(manager_.spec(name_).forwards.size()); }
+    std::vector<std::string> DhcpRanges() override
+    {
+        const auto& s = manager_.spec(name_);
+        std::vector<std::string> ranges;
+        if (s.ipv4 && s.ipv4->dhcp)
+            for (const auto& r : s.ipv4->ranges)
+                ranges.push_back(r.first.str() + "-" + r.last.str());
+        if (s.ipv6)
+            for (const auto& r : s.ipv6->ranges)
+                ranges.push_back(r.first.str() + "-" + r.last.str());
+        return ranges;
+    }
+    std::string Domain() override { return manager_.spec(name_).dns.domain; }
     std::string Uplink() override { return manager_.spec(name_).uplink; }
     uint32_t Mtu() override { return manager_.spec(name_).mtu; }
     std::string LastRepair() override { return manager_.last_repair(name_); }
@@ -554,7 +655,10 @@ void Service::mac_conflict(const std::string& name, const std::string& mac, cons
 void Service::lease_changed(const std::string& name, const std::string& event, const std::string& mac,
                             const std::string& ip, const std::string& hostname)
 {
-    if (auto it = networks_.find(name); it != networks_.end()) it->second->emitLeaseChanged(event, mac, ip, hostname);
+    if (auto it = networks_.find(name); it != networks_.end()) {
+        it->second->emitLeaseChanged(event, mac, ip, hostname);
+        it->second->refresh();  // LeaseCount
+    }
 }
 
 void Service::network_repaired(const std::string& name, const std::string& what, const std::string& detail)

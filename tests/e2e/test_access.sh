@@ -116,6 +116,10 @@ read_calls=(
     "Network ListForwardsPage string: uint32:100"
     "Network Statistics"
     "Network Diagnose"
+    "Network LeasesTyped string: uint32:100"
+    "Network ListPortsTyped string: uint32:100"
+    "Network ListForwardsTyped string: uint32:100"
+    "Network StatisticsTyped"
 )
 
 # methods_in XML async|sync: method names with / without the Async annotation.
@@ -185,6 +189,11 @@ all_refused() {
         assert_contains "$out" "Error org.freedesktop.DBus.Error.AccessDenied: changing kvmnet networks needs root or polkit authorization for org.kvmnet1.manage (caller uid $NOBODY): " "$entry as nobody"
         assert_contains "$out" "$1" "$entry as nobody"
     done
+    # The writable property: the bus lets the Set through, the daemon refuses it.
+    out=$(as_nobody dbus-send --system --print-reply --dest=org.kvmnet1 $NET org.freedesktop.DBus.Properties.Set \
+        string:org.kvmnet1.Network string:Autostart variant:boolean:true 2>&1) && fail "Set Autostart as nobody: $out"
+    assert_contains "$out" "Error org.freedesktop.DBus.Error.AccessDenied: " "Set Autostart as nobody"
+    assert_contains "$out" "call SetAutostart" "Set Autostart as nobody"
     after=$(snapshot)
     [[ $after == "$before" ]] || fail "refused calls changed something: $(diff <(echo "$before") <(echo "$after"))"
 }
