@@ -345,6 +345,7 @@ private:
                 {"Mode", std::string(model::mode_name(s.mode))},
                 {"State", std::string(core::state_name(manager_.state(name_)))},
                 {"StateReason", manager_.state_reason(name_)},
+                {"StateReasonCode", manager_.state_reason_code(name_)},
                 {"Bridge", s.bridge},
                 {"IPv4Address", IPv4Address()},
                 {"Autostart", s.autostart ? "true" : "false"},
@@ -548,6 +549,7 @@ private:
     std::string Mode() override { return std::string(model::mode_name(manager_.spec(name_).mode)); }
     std::string State() override { return std::string(core::state_name(manager_.state(name_))); }
     std::string StateReason() override { return manager_.state_reason(name_); }
+    std::string StateReasonCode() override { return manager_.state_reason_code(name_); }
     std::string Bridge() override { return manager_.spec(name_).bridge; }
     std::string IPv4Address() override
     {

@@ -116,6 +116,7 @@ std::vector<std::string> Manager::names() const
 const model::Network& Manager::spec(const std::string& name) const { return entry(name).spec; }
 State Manager::state(const std::string& name) const { return entry(name).state; }
 const std::string& Manager::state_reason(const std::string& name) const { return entry(name).reason; }
+const std::string& Manager::state_reason_code(const std::string& name) const { return entry(name).reason_code; }
 
 std::string_view Manager::dnsmasq_state(const std::string& name) const
 {
@@ -145,11 +146,15 @@ nlohmann::json Manager::describe_all() const
 
 std::string Manager::runtime_dir_of(const std::string& name) const { return options_.runtime_dir + "/" + name; }
 
-void Manager::set_state(Entry& e, State state, std::string reason)
+void Manager::set_state(Entry& e, State state) { set_state(e, state, "none", {}); }
+
+void Manager::set_state(Entry& e, State state, std::string code, std::string reason)
 {
-    if (e.state == state && e.reason == reason) return;
+    if (reason.empty()) code = "none";
+    if (e.state == state && e.reason == reason && e.reason_code == code) return;
     e.state = state;
     e.reason = std::move(reason);
+    e.reason_code = std::move(code);
     log_info("network " + e.spec.name + ": " + std::string(state_name(state)) +
              (e.reason.empty() ? "" : " (" + e.reason + ")"));
     if (listener_) listener_->network_changed(e.spec.name);
@@ -285,7 +290,7 @@ void Manager::load()
     std::vector<std::string> deleting;
     for (auto& [name, e] : networks_) {
         if (e.without_document) {
-            set_state(e, State::failed, e.stored_problem);
+            set_state(e, State::failed, "document-lost", e.stored_problem);
             continue;
         }
         if (std::filesystem::exists(delete_marker(name)))
@@ -308,7 +313,7 @@ void Manager::load()
             std::string joined;
             for (const auto& p : problems)
                 joined += (joined.empty() ? "" : "; ") + p;
-            set_state(e, State::failed, "stop incomplete: " + joined);
+            set_state(e, State::failed, "stop-incomplete", "stop incomplete: " + joined);
         }
         store::remove_file(delete_marker(name));
     }
@@ -417,7 +422,7 @@ void Manager::reload()
         if (is_running(e.state))
             assess(e);
         else
-            set_state(e, e.state, problem);
+            set_state(e, e.state, e.without_document ? "document-lost" : "document-unparsable", problem);
     }
     std::vector<std::string> gone;
     for (const auto& [name, e] : networks_)
@@ -604,7 +609,7 @@ void Manager::arm_confirmation(Entry& e, std::int64_t deadline)
         std::string reason = "start was not confirmed in time and was rolled back";
         for (const auto& p : problems)
             reason += "; " + p;
-        set_state(entry, State::failed, reason);
+        set_state(entry, State::failed, "confirm-timeout", reason);
     });
     if (listener_) listener_->network_changed(name);
 }
@@ -631,7 +636,7 @@ void Manager::stop(const std::string& name)
         std::string joined;
         for (const auto& p : problems)
             joined += (joined.empty() ? "" : "; ") + p;
-        set_state(e, State::failed, "stop incomplete: " + joined);
+        set_state(e, State::failed, "stop-incomplete", "stop incomplete: " + joined);
         throw Error(ErrorKind::Kernel, "stopping network '" + name + "' left problems: " + joined);
     }
     set_state(e, State::inactive);
@@ -929,7 +934,7 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         undo.unwind();
         const Error* typed = dynamic_cast<const Error*>(&err);
         const std::string reason = step + ": " + err.what();
-        set_state(e, State::failed, reason);
+        set_state(e, State::failed, "start-failed", reason);
         throw Error(typed ? typed->kind() : ErrorKind::Kernel,
                     "starting network '" + n.name + "' failed while " + reason);
     }
@@ -1124,31 +1129,45 @@ void Manager::assess(Entry& e)
     if (!is_running(e.state)) return;
     const auto link = links_.find_link(e.spec.bridge);
     const auto uplink = e.spec.mode == model::Mode::bridge ? links_.find_link(e.spec.uplink) : std::nullopt;
-    std::string reason;
-    if (!link)
+    std::string reason, code;
+    if (!link) {
         reason = "bridge " + e.spec.bridge + " was deleted outside kvmnet";
-    else if (e.spec.mode == model::Mode::bridge && !uplink)
+        code = "bridge-deleted";
+    } else if (e.spec.mode == model::Mode::bridge && !uplink) {
         reason = "uplink " + e.spec.uplink + " has disappeared";
-    else if (e.spec.mode == model::Mode::bridge && uplink->master_index != link->index)
+        code = "uplink-missing";
+    } else if (e.spec.mode == model::Mode::bridge && uplink->master_index != link->index) {
         reason = "uplink " + e.spec.uplink + " was released from " + e.spec.bridge + " outside kvmnet";
-    else if (!link->up)
+        code = "uplink-released";
+    } else if (!link->up) {
         reason = "bridge " + e.spec.bridge + " was set down outside kvmnet";
-    else if (!e.firewall_problem.empty())
+        code = "bridge-down";
+    } else if (!e.firewall_problem.empty()) {
         reason = e.firewall_problem;
-    else if (!forwarding_problem_.empty() && needs_forwarding(e.spec))
+        code = e.firewall_problem_code;
+    } else if (!forwarding_problem_.empty() && needs_forwarding(e.spec)) {
         reason = forwarding_problem_;
-    else if (!e.dnsmasq_problem.empty())
+        code = "ip-forward-off";
+    } else if (!e.dnsmasq_problem.empty()) {
         reason = e.dnsmasq_problem;
-    else if (!e.mac_conflict.empty())
+        code = "dnsmasq-restarting";
+    } else if (!e.mac_conflict.empty()) {
         reason = e.mac_conflict;
-    else if (!e.stored_problem.empty())
+        code = "mac-conflict";
+    } else if (!e.stored_problem.empty()) {
         reason = e.stored_problem;
-    // A link repair deferred by the budget says so, whatever it repairs.
-    if (!e.repair_wait.empty()) reason += (reason.empty() ? "link repair " : "; link repair ") + e.repair_wait;
+        code = e.without_document ? "document-lost" : "document-unparsable";
+    }
+    // A link repair deferred by the budget says so, whatever it repairs;
+    // its code says the daemon has stopped repairing for now.
+    if (!e.repair_wait.empty()) {
+        reason += (reason.empty() ? "link repair " : "; link repair ") + e.repair_wait;
+        code = "repair-budget";
+    }
     if (reason.empty())
         set_state(e, State::active);
     else
-        set_state(e, State::degraded, std::move(reason));
+        set_state(e, State::degraded, std::move(code), std::move(reason));
 }
 
 void Manager::stop_dnsmasq(Entry& e)

@@ -93,6 +93,8 @@ public:
     const model::Network& spec(const std::string& name) const;
     State state(const std::string& name) const;
     const std::string& state_reason(const std::string& name) const;
+    // state_reason as a code: "none", "start-failed", "mac-conflict", ...
+    const std::string& state_reason_code(const std::string& name) const;
     // dnsmasq's supervision state: "running"; "restarting" (it exited, a
     // restart is scheduled); "failed" (the last attempt to start it failed;
     // while the network runs it is retried with backoff); "stopped" (the
@@ -200,7 +202,8 @@ private:
         model::Network spec;
         State state = State::inactive;
         std::string reason;
-        int bridge_index = 0;  // of the running bridge, kept current by link_changed
+        std::string reason_code = "none";  // StateReasonCode: reason for programs (docs/dbus-api.md)
+        int bridge_index = 0;              // of the running bridge, kept current by link_changed
         std::unique_ptr<ProcessWatch> dnsmasq;
         std::unique_ptr<EventSource> restart_timer;
         unsigned restarts = 0;
@@ -232,6 +235,7 @@ private:
         // Self-healing (core/manager_repair.cpp).
         std::unique_ptr<EventSource> repair_timer;  // a link repair is scheduled
         std::string firewall_problem;               // while a firewall repair is pending or failed
+        std::string firewall_problem_code;          // its StateReasonCode
         std::string last_repair;
         RepairBudget link_budget;                   // link repairs (the firewall has its own)
         std::unique_ptr<EventSource> repair_retry;  // a link repair deferred by the budget
@@ -254,7 +258,10 @@ private:
     void check_kernel_conflicts(const model::Network& network);
     std::string pick_bridge_name() const;
     std::string runtime_dir_of(const std::string& name) const;
-    void set_state(Entry& e, State state, std::string reason = {});
+    // A state without a reason, or with one and its machine-readable code
+    // (the StateReasonCode property; each code is listed in docs/dbus-api.md).
+    void set_state(Entry& e, State state);
+    void set_state(Entry& e, State state, std::string code, std::string reason);
 
     void bring_up(Entry& e, std::uint32_t confirm_timeout_s = 0);
     // Applies the planner's link operations for `n` (bridge, alias, MTU,

@@ -205,7 +205,7 @@ void Manager::repair_links(Entry& e)
             // Someone else's interface took the name: never touched.
             assess(e);
             if (e.state == State::active)
-                set_state(e, State::degraded,
+                set_state(e, State::degraded, "bridge-replaced",
                           "bridge " + n.bridge + " was replaced by an interface kvmnet does not manage");
             return;
         }
@@ -282,7 +282,7 @@ void Manager::repair_links(Entry& e)
         log_error("network " + n.name + ": repairing " + n.bridge + " failed: " + err.what());
         assess(e);
         if (e.state == State::active)
-            set_state(e, State::degraded, "repairing bridge " + n.bridge + " failed: " + err.what());
+            set_state(e, State::degraded, "repair-failed", "repairing bridge " + n.bridge + " failed: " + err.what());
         return;
     }
     if (done.empty()) return assess(e);  // every step was refused (logged)
@@ -328,6 +328,7 @@ void Manager::firewall_changed(const std::string& detail)
     for (auto& [name, e] : networks_) {
         if (!is_running(e.state)) continue;
         e.firewall_problem = "nftables table inet kvmnet was changed outside kvmnet (" + detail + "); repairing";
+        e.firewall_problem_code = "firewall-changed";
         assess(e);
     }
     if (!firewall_timer_)
@@ -399,6 +400,7 @@ void Manager::repair_firewall()
             if (is_running(e.state)) {
                 e.firewall_problem =
                     "nftables table inet kvmnet keeps being changed outside kvmnet (" + firewall_drift_ + "); " + wait;
+                e.firewall_problem_code = "repair-budget";
                 assess(e);
             }
         firewall_deferred_ = true;
@@ -418,6 +420,7 @@ void Manager::repair_firewall()
         for (auto& [name, e] : networks_)
             if (is_running(e.state)) {
                 e.firewall_problem = std::string("repairing nftables table inet kvmnet failed: ") + err.what();
+                e.firewall_problem_code = "repair-failed";
                 assess(e);
             }
         return;

@@ -10,6 +10,8 @@
 #  - the properties LeaseCount, PortCount, ForwardCount, IPv4Address,
 #    IPv6Address, DhcpRanges and Domain, and PropertiesChanged for
 #    LeaseCount (a guest takes a lease) and ForwardCount (forward add);
+#  - StateReasonCode (and its PropertiesChanged) while the daemon repairs a
+#    bridge set down behind its back;
 #  - Autostart set through org.freedesktop.DBus.Properties.Set: root may,
 #    nobody (uid 65534) gets AccessDenied and the document is unchanged.
 set -euo pipefail
@@ -113,6 +115,16 @@ assert_eq "$(as_nobody "$PY" "$SRCDIR/tests/e2e/typed_client.py" leases typed | 
     "typed leases read by nobody"
 assert_eq "$(as_nobody "$PY" "$SRCDIR/tests/e2e/typed_client.py" props typed | jq -c .LeaseCount)" '["u",1]' \
     "LeaseCount read by nobody"
+
+log "StateReasonCode: none while active, bridge-down while the daemon repairs a downed bridge"
+assert_eq "$(client props typed | jq -c '[.StateReasonCode, .StateReason]')" '[["s","none"],["s",""]]' \
+    "StateReasonCode of an active network"
+ip -n "$H" link set kvmbr0 down
+retry 25 grep -qx 'StateReasonCode "bridge-down"' "$T/watch.log" ||
+    fail "no PropertiesChanged StateReasonCode bridge-down: $(cat "$T/watch.log")"
+retry 25 grep -qx 'StateReasonCode "none"' "$T/watch.log" ||
+    fail "no PropertiesChanged StateReasonCode none after the repair: $(cat "$T/watch.log")"
+wait_state typed active
 
 ctl stop typed
 wait_state typed inactive

@@ -1095,6 +1095,7 @@ TEST_CASE("A takeover that fails at any call is rolled back exactly", "[manager]
         if (!step.empty()) CHECK_THAT(message, Contains("while " + step + ": injected"));
         CHECK(h.m().state("lan") == State::failed);
         CHECK_THAT(h.m().state_reason("lan"), Contains("injected failure") && StartsWith(step));
+        CHECK(h.m().state_reason_code("lan") == "start-failed");
         CHECK(h.links.state() == before);
         CHECK_FALSE(h.firewall.table);
         CHECK_FALSE(h.runtime_file("active"));
@@ -1239,6 +1240,7 @@ TEST_CASE("An unconfirmed takeover is rolled back at its deadline", "[manager]")
         CHECK(h.m().state("lan") == State::failed);
         CHECK_THAT(h.m().state_reason("lan"), Contains("not confirmed"));
         CHECK_FALSE(h.m().awaiting_confirmation("lan"));
+        CHECK(h.m().state_reason_code("lan") == "confirm-timeout");
         CHECK(h.links.state() == before);
         CHECK_FALSE(h.firewall.table);
     }
@@ -1681,6 +1683,7 @@ TEST_CASE("A guest MAC flapping between two ports degrades the network and is re
     CHECK(h.links.count("list_fdb") == 3);
     CHECK(h.m().state("lan") == State::degraded);
     CHECK_THAT(h.m().state_reason("lan"), Contains(mac) && Contains("vnet-a") && Contains("vnet-b"));
+    CHECK(h.m().state_reason_code("lan") == "mac-conflict");
     REQUIRE(h.listener.conflicts.size() == 1);
     CHECK(h.listener.conflicts[0].network == "lan");
     CHECK(h.listener.conflicts[0].mac == mac);
@@ -2138,6 +2141,7 @@ TEST_CASE("Self-healing: a deleted bridge is recreated with its addresses, once"
     h.m().link_changed("kvmbr9");
     CHECK(h.m().state("iso") == State::degraded);
     CHECK_THAT(h.m().state_reason("iso"), Contains("kvmbr9 was deleted"));
+    CHECK(h.m().state_reason_code("iso") == "bridge-deleted");
     h.m().repair_pending();
     REQUIRE(h.links.has("kvmbr9"));
     CHECK(h.links.link("kvmbr9").alias == "kvmnet:iso");
@@ -2199,6 +2203,7 @@ TEST_CASE("Self-healing: a downed bridge is set up again", "[manager][repair]")
     h.m().link_changed("kvmbr9");
     CHECK(h.m().state("iso") == State::degraded);
     CHECK_THAT(h.m().state_reason("iso"), Contains("set down"));
+    CHECK(h.m().state_reason_code("iso") == "bridge-down");
     h.m().repair_pending();
     CHECK(h.links.mutations() == std::vector<std::string>{"set_up kvmbr9 up"});
     CHECK(h.m().state("iso") == State::active);
@@ -2217,6 +2222,7 @@ TEST_CASE("Self-healing: a changed or deleted table is re-applied after a burst,
         h.m().firewall_changed("by nft (pid 4242)");
     CHECK(h.m().state("iso") == State::degraded);
     CHECK_THAT(h.m().state_reason("iso"), Contains("by nft (pid 4242)"));
+    CHECK(h.m().state_reason_code("iso") == "firewall-changed");
     // Debounced: nothing before the timer, one re-apply when it fires.
     CHECK(h.firewall.commits == commits);
     h.run_loop(2'000'000, [&] { return h.firewall.commits > commits; });
@@ -2270,6 +2276,7 @@ TEST_CASE("Self-healing: an interface of someone else under the bridge's name is
     CHECK(h.links.mutations().empty());
     CHECK(h.m().state("iso") == State::degraded);
     CHECK_THAT(h.m().state_reason("iso"), Contains("does not manage"));
+    CHECK(h.m().state_reason_code("iso") == "bridge-replaced");
     CHECK(h.listener.repairs.empty());
 }
 
@@ -2286,6 +2293,7 @@ TEST_CASE("Self-healing: repairs beyond the budget are deferred with the reason 
     CHECK(repaired == 20);
     CHECK(h.m().state("iso") == State::degraded);
     CHECK(h.m().state_reason("iso").find("over the repair budget") != std::string::npos);
+    CHECK(h.m().state_reason_code("iso") == "repair-budget");
 }
 
 TEST_CASE("Self-healing: a bridge-mode uplink that disappears degrades the network until it is back",
@@ -2301,6 +2309,7 @@ TEST_CASE("Self-healing: a bridge-mode uplink that disappears degrades the netwo
     h.m().repair_pending();
     CHECK(h.m().state("lan") == State::degraded);
     CHECK_THAT(h.m().state_reason("lan"), Contains("uplink eth0"));
+    CHECK(h.m().state_reason_code("lan") == "uplink-missing");
     CHECK(h.listener.repairs.empty());
 
     // It comes back (a new device under the same name), not enslaved.
