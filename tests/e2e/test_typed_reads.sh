@@ -23,7 +23,10 @@ PY=/usr/bin/python3
 command -v setpriv >/dev/null || skip "setpriv (util-linux) is needed to run a command as another user"
 client() { "$PY" "$SRCDIR/tests/e2e/typed_client.py" "$@"; }
 NOBODY=65534
-as_nobody() { setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups "$@"; }
+# The script goes in on stdin: nobody may not be able to read the source tree.
+client_as_nobody() {
+    setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups "$PY" - "$@" <"$SRCDIR/tests/e2e/typed_client.py"
+}
 
 nat_topology
 bus_start
@@ -105,15 +108,15 @@ assert_eq "$(client set-autostart typed true)" ok "root sets Autostart"
 assert_eq "$(ctl show typed --json | jq -r .config.autostart)" true "autostart after the root Set"
 retry 25 grep -qx 'Autostart true' "$T/watch.log" || fail "no PropertiesChanged Autostart: $(cat "$T/watch.log")"
 revision=$(ctl show typed --json | jq -r .status.revision)
-out=$(as_nobody "$PY" "$SRCDIR/tests/e2e/typed_client.py" set-autostart typed false 2>"$T/nobody.err")
+out=$(client_as_nobody set-autostart typed false 2>"$T/nobody.err")
 assert_eq "$out" org.freedesktop.DBus.Error.AccessDenied "nobody sets Autostart: $(cat "$T/nobody.err")"
 assert_contains "$(cat "$T/nobody.err")" "SetAutostart" "the refusal names the method to use instead"
 assert_eq "$(ctl show typed --json | jq -r .config.autostart)" true "autostart after nobody's Set"
 assert_eq "$(ctl show typed --json | jq -r .status.revision)" "$revision" "revision after nobody's Set"
 log "nobody reads the typed reads and properties"
-assert_eq "$(as_nobody "$PY" "$SRCDIR/tests/e2e/typed_client.py" leases typed | jq '.items | length')" 1 \
+assert_eq "$(client_as_nobody leases typed | jq '.items | length')" 1 \
     "typed leases read by nobody"
-assert_eq "$(as_nobody "$PY" "$SRCDIR/tests/e2e/typed_client.py" props typed | jq -c .LeaseCount)" '["u",1]' \
+assert_eq "$(client_as_nobody props typed | jq -c .LeaseCount)" '["u",1]' \
     "LeaseCount read by nobody"
 
 log "StateReasonCode: none while active, bridge-down while the daemon repairs a downed bridge"
