@@ -11,6 +11,7 @@
 #include "core/log.hpp"
 #include "core/manager.hpp"
 #include "core/undo.hpp"
+#include "model/time_text.hpp"
 
 #include <algorithm>
 #include <ctime>
@@ -34,15 +35,7 @@ constexpr std::uint64_t max_backoff_usec = 30'000'000;
 // How often net.ipv4.ip_forward is read while it is held on.
 constexpr std::uint64_t forwarding_poll_usec = 2'000'000;
 
-std::string timestamp()
-{
-    const std::time_t now = std::time(nullptr);
-    std::tm utc{};
-    ::gmtime_r(&now, &utc);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return text;
-}
+std::string timestamp() { return model::rfc3339_utc(std::time(nullptr)); }
 
 }  // namespace
 
