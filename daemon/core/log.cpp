@@ -100,9 +100,12 @@ void log_to_journal_if_connected()
 {
     // $JOURNAL_STREAM alone is inherited by whatever the service starts with
     // its stderr redirected elsewhere; only the same file means journald.
+    // sd_journal_sendv reports success when journald's socket is missing
+    // (it drops the record), so without the socket stderr it is.
     struct stat st {};
-    to_journal =
-        ::fstat(STDERR_FILENO, &st) == 0 && journal_stream_matches(std::getenv("JOURNAL_STREAM"), st.st_dev, st.st_ino);
+    to_journal = ::fstat(STDERR_FILENO, &st) == 0 &&
+                 journal_stream_matches(std::getenv("JOURNAL_STREAM"), st.st_dev, st.st_ino) &&
+                 ::access("/run/systemd/journal/socket", F_OK) == 0;
 }
 
 void set_log_sink(LogSink s) { sink = std::move(s); }
