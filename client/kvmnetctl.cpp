@@ -3,6 +3,7 @@
 // and prints the answer as a table or, with --json, as JSON.
 #include "doc_path.hpp"
 #include "import_libvirt.hpp"
+#include "model/time_text.hpp"
 #include "org.kvmnet1.Manager-proxy.h"
 #include "org.kvmnet1.Network-proxy.h"
 #include "sdbus_raw.hpp"
@@ -13,6 +14,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <csignal>
@@ -85,7 +87,11 @@ const char* usage_text =
     "  stats NET                         drop counters of the network's rules, forward totals\n"
     "  diagnose NET                      check the network against the kernel (exit 1 when a check fails)\n"
     "  reload                            make the daemon re-read the stored documents (as SIGHUP)\n"
-    "  monitor                           print the daemon's signals until interrupted\n"
+    "  monitor [NET] [--event KIND]... [--count N] [--timeout SECONDS]\n"
+    "                                    print the daemon's signals (about NET; of these kinds:\n"
+    "                                    NetworkAdded NetworkRemoved PropertiesChanged LeaseChanged\n"
+    "                                    Repaired MacConflict DaemonStarted DaemonStopped) until\n"
+    "                                    interrupted, N events printed or SECONDS passed\n"
     "  import-libvirt FILE... | --all [--dir DIR] [--strict] [--dry-run]\n"
     "                                    create networks from libvirt network XML\n"
     "\n"
@@ -944,10 +950,69 @@ int cmd_diagnose(Context& c, const std::vector<std::string>& args)
 
 // ---- monitor ----------------------------------------------------------------
 
-std::string now_text()
+// The kinds of event monitor prints (and --event selects), in --help's order.
+const std::vector<std::string> monitor_events = {"NetworkAdded",  "NetworkRemoved", "PropertiesChanged",
+                                                 "LeaseChanged",  "Repaired",       "MacConflict",
+                                                 "DaemonStarted", "DaemonStopped"};
+
+struct MonitorOptions {
+    std::string network;              // empty: every network
+    std::vector<std::string> events;  // empty: every kind
+    unsigned long count = 0;          // 0: no limit
+    unsigned long timeout_s = 0;      // 0: none
+};
+
+// Checked before any bus connection, so a usage error never waits for the bus.
+MonitorOptions parse_monitor(const std::vector<std::string>& args)
+{
+    const std::string synopsis = "usage: kvmnetctl monitor [NET] [--event KIND]... [--count N] [--timeout SECONDS]";
+    MonitorOptions o;
+    bool have_network = false;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        auto value = [&]() -> const std::string& {
+            if (i + 1 >= args.size()) throw UsageError("monitor: " + a + " needs a value; " + synopsis);
+            return args[++i];
+        };
+        if (a == "--event") {
+            const std::string& kind = value();
+            const auto known = std::find_if(monitor_events.begin(), monitor_events.end(), [&](const std::string& k) {
+                return k.size() == kind.size() && std::equal(k.begin(), k.end(), kind.begin(), [](char x, char y) {
+                           return std::tolower(static_cast<unsigned char>(x)) ==
+                                  std::tolower(static_cast<unsigned char>(y));
+                       });
+            });
+            if (known == monitor_events.end()) {
+                std::string list;
+                for (const auto& k : monitor_events)
+                    list += (list.empty() ? "" : ", ") + k;
+                throw UsageError("monitor: unknown event kind '" + kind + "' (kinds: " + list + ")");
+            }
+            o.events.push_back(*known);
+        } else if (a == "--count") {
+            o.count = number(value(), "--count");
+            if (o.count == 0 || o.count > 1'000'000'000) throw UsageError("--count takes 1 to 1000000000 events");
+        } else if (a == "--timeout") {
+            o.timeout_s = number(value(), "--timeout");
+            if (o.timeout_s == 0 || o.timeout_s > 31'536'000) throw UsageError("--timeout takes 1 to 31536000 seconds");
+        } else if (a.rfind("-", 0) == 0 || have_network) {
+            throw UsageError(synopsis);
+        } else {
+            o.network = a;
+            have_network = true;
+        }
+    }
+    return o;
+}
+
+// The time of an event: RFC 3339 UTC with milliseconds in JSON, as every
+// time in kvmnet's JSON; local time (without the zone) for people reading text.
+std::string now_text(bool as_json)
 {
     timespec ts{};
     ::clock_gettime(CLOCK_REALTIME, &ts);
+    if (as_json)
+        return kvmnet::model::rfc3339_utc_ms(static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000);
     std::tm local{};
     ::localtime_r(&ts.tv_sec, &local);
     char text[40];
@@ -984,27 +1049,59 @@ json variant_json(sdbus::Variant& v)
     return "(" + type + ")";
 }
 
-// One event: printed as "TIME SIGNAL NETWORK DETAILS..." or, with --json, as
-// one JSON object per line.
-void print_event(bool as_json, const std::string& signal, const std::string& network, const json& fields,
-                 const std::vector<std::string>& words)
-{
-    if (as_json) {
-        json line = {{"time", now_text()}, {"signal", signal}};
-        if (!network.empty()) line["network"] = network;
-        for (const auto& [key, value] : fields.items())
-            line[key] = value;
-        std::cout << line.dump() << std::endl;
-        return;
+class Monitor {
+public:
+    Monitor(sdbus::IConnection& bus, bool as_json, MonitorOptions options)
+        : bus_(bus), as_json_(as_json), options_(std::move(options))
+    {
     }
-    std::cout << now_text() << " " << signal;
-    if (!network.empty()) std::cout << " " << network;
-    for (const auto& w : words)
-        std::cout << " " << w;
-    std::cout << std::endl;
-}
 
-void on_signal(bool as_json, sdbus::Message& m)
+    // One event: printed as "TIME SIGNAL NETWORK DETAILS..." or, with --json,
+    // as one JSON object per line, when the filters take it. The daemon's
+    // own start and stop concern every network, so a NET filter keeps them.
+    void event(const std::string& signal, const std::string& network, const json& fields,
+               const std::vector<std::string>& words)
+    {
+        if (done_) return;
+        if (!options_.network.empty() && !network.empty() && network != options_.network) return;
+        if (!options_.events.empty() &&
+            std::find(options_.events.begin(), options_.events.end(), signal) == options_.events.end())
+            return;
+        if (as_json_) {
+            json line = {{"time", now_text(true)}, {"signal", signal}};
+            if (!network.empty()) line["network"] = network;
+            for (const auto& [key, value] : fields.items())
+                line[key] = value;
+            std::cout << line.dump() << std::endl;
+        } else {
+            std::cout << now_text(false) << " " << signal;
+            if (!network.empty()) std::cout << " " << network;
+            for (const auto& w : words)
+                std::cout << " " << w;
+            std::cout << std::endl;
+        }
+        ++printed_;
+        if (options_.count != 0 && printed_ >= options_.count) {
+            done_ = true;
+            bus_.leaveEventLoop();
+        }
+    }
+
+    void on_signal(sdbus::Message& m);
+
+    // Until SIGINT/SIGTERM, --count events or --timeout; the exit status.
+    int run();
+
+private:
+    sdbus::IConnection& bus_;
+    const bool as_json_;
+    const MonitorOptions options_;
+    bool done_ = false;  // only touched on the event loop's thread
+    std::atomic<unsigned long> printed_{0};
+    std::atomic<bool> timed_out_{false};
+};
+
+void Monitor::on_signal(sdbus::Message& m)
 {
     const std::string iface = m.getInterfaceName(), member = m.getMemberName(), path = m.getPath();
     if (iface == "org.freedesktop.DBus" && member == "NameOwnerChanged") {
@@ -1012,12 +1109,12 @@ void on_signal(bool as_json, sdbus::Message& m)
         m >> name >> old_owner >> new_owner;
         if (name != bus_name) return;
         const std::string what = new_owner.empty() ? "DaemonStopped" : "DaemonStarted";
-        print_event(as_json, what, "", json::object(), {});
+        event(what, "", json::object(), {});
     } else if (iface == "org.kvmnet1.Manager" && (member == "NetworkAdded" || member == "NetworkRemoved")) {
         std::string name;
         sdbus::ObjectPath object;
         m >> name >> object;
-        print_event(as_json, member, name, json::object(), {});
+        event(member, name, json::object(), {});
     } else if (iface == "org.freedesktop.DBus.Properties" && member == "PropertiesChanged") {
         std::string changed_iface;
         std::map<std::string, sdbus::Variant> changed;
@@ -1032,17 +1129,16 @@ void on_signal(bool as_json, sdbus::Message& m)
         }
         for (const auto& property : invalidated)
             words.push_back(property + " (invalidated)");
-        print_event(as_json, "PropertiesChanged", network_of(path), {{"properties", fields}}, words);
+        event("PropertiesChanged", network_of(path), {{"properties", fields}}, words);
     } else if (iface == "org.kvmnet1.Network" && member == "LeaseChanged") {
-        std::string event, mac, ip, hostname;
-        m >> event >> mac >> ip >> hostname;
-        print_event(as_json, member, network_of(path),
-                    {{"event", event}, {"mac", mac}, {"ip", ip}, {"hostname", hostname}},
-                    {event, mac, ip, hostname.empty() ? "-" : hostname});
+        std::string what, mac, ip, hostname;
+        m >> what >> mac >> ip >> hostname;
+        event(member, network_of(path), {{"event", what}, {"mac", mac}, {"ip", ip}, {"hostname", hostname}},
+              {what, mac, ip, hostname.empty() ? "-" : hostname});
     } else if (iface == "org.kvmnet1.Network" && member == "Repaired") {
         std::string what, detail;
         m >> what >> detail;
-        print_event(as_json, member, network_of(path), {{"what", what}, {"detail", detail}}, {what, detail});
+        event(member, network_of(path), {{"what", what}, {"detail", detail}}, {what, detail});
     } else if (iface == "org.kvmnet1.Network" && member == "MacConflict") {
         std::string mac;
         std::vector<std::string> ports;
@@ -1050,41 +1146,72 @@ void on_signal(bool as_json, sdbus::Message& m)
         std::string joined;
         for (const auto& p : ports)
             joined += (joined.empty() ? "" : ",") + p;
-        print_event(as_json, member, network_of(path), {{"mac", mac}, {"ports", ports}}, {mac, joined});
+        event(member, network_of(path), {{"mac", mac}, {"ports", ports}}, {mac, joined});
     }
 }
 
-// Subscribes to the daemon's signals and prints them until SIGINT/SIGTERM.
-// A bus match (rather than per-object proxies) also covers networks created
-// after the monitor started, and survives a daemon restart.
-int cmd_monitor(sdbus::IConnection& bus, bool as_json, const std::vector<std::string>& args)
+// Subscribes to the daemon's signals and prints them. A bus match (rather
+// than per-object proxies) also covers networks created after the monitor
+// started, and survives a daemon restart.
+int Monitor::run()
 {
-    need_args(args, 0, "monitor");
-    auto handler = [as_json](sdbus::Message& m) {
+    auto handler = [this](sdbus::Message& m) {
         try {
-            on_signal(as_json, m);
+            on_signal(m);
         } catch (const std::exception& e) {
             std::cerr << "kvmnetctl: monitor: cannot decode " << m.getMemberName() << ": " << e.what() << std::endl;
         }
     };
-    auto daemon_slot = bus.addMatch("type='signal',sender='org.kvmnet1',path_namespace='/org/kvmnet1'", handler);
-    auto owner_slot = bus.addMatch("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-                                   "member='NameOwnerChanged',arg0='org.kvmnet1'",
-                                   handler);
-    if (!as_json) std::cout << "Monitoring kvmnetd signals; Ctrl-C stops." << std::endl;
+    auto daemon_slot = bus_.addMatch("type='signal',sender='org.kvmnet1',path_namespace='/org/kvmnet1'", handler);
+    auto owner_slot = bus_.addMatch("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                                    "member='NameOwnerChanged',arg0='org.kvmnet1'",
+                                    handler);
+    if (!as_json_)
+        std::cout << "Monitoring kvmnetd signals"
+                  << (options_.network.empty() ? "" : " about network " + options_.network) << "; Ctrl-C stops."
+                  << std::endl;
     // SIGINT and SIGTERM are blocked (see main) and taken here by a thread
-    // that ends the event loop, so the exit is a clean one with status 0.
-    std::thread waiter([&bus] {
+    // that ends the event loop, so the exit is a clean one with status 0;
+    // the same thread ends it at the --timeout.
+    std::thread waiter([this] {
         sigset_t set;
         sigemptyset(&set);
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGTERM);
-        int sig = 0;
-        ::sigwait(&set, &sig);
-        bus.leaveEventLoop();
+        if (options_.timeout_s == 0) {
+            int sig = 0;
+            ::sigwait(&set, &sig);
+        } else {
+            timespec left{static_cast<time_t>(options_.timeout_s), 0};
+            timespec start{};
+            ::clock_gettime(CLOCK_MONOTONIC, &start);
+            for (;;) {
+                if (::sigtimedwait(&set, nullptr, &left) >= 0) break;
+                if (errno == EAGAIN) {
+                    timed_out_ = true;
+                    break;
+                }
+                // EINTR (a signal we do not wait for, e.g. SIGSTOP/SIGCONT): wait out the rest.
+                timespec now{};
+                ::clock_gettime(CLOCK_MONOTONIC, &now);
+                const std::int64_t spent_ns =
+                    (now.tv_sec - start.tv_sec) * 1'000'000'000LL + (now.tv_nsec - start.tv_nsec);
+                const std::int64_t left_ns = static_cast<std::int64_t>(options_.timeout_s) * 1'000'000'000LL - spent_ns;
+                if (left_ns <= 0) {
+                    timed_out_ = true;
+                    break;
+                }
+                left = {static_cast<time_t>(left_ns / 1'000'000'000LL), static_cast<long>(left_ns % 1'000'000'000LL)};
+            }
+        }
+        bus_.leaveEventLoop();
     });
     waiter.detach();
-    bus.enterEventLoop();
+    bus_.enterEventLoop();
+    // --count reached: 0. The timeout first: 0 if events came and no count
+    // was asked for, else 1 (nothing happened, or fewer than --count).
+    if (options_.count != 0 && printed_ >= options_.count) return 0;
+    if (timed_out_) return options_.count == 0 && printed_ > 0 ? 0 : 1;
     return 0;
 }
 
@@ -1267,8 +1394,10 @@ int main(int argc, char** argv)
     if (may_ask && ::isatty(STDIN_FILENO)) agent.open();
     try {
         if (command == "import-libvirt") return kvmnet::cli::import_libvirt(args, ask_password);
+        MonitorOptions monitor_options;
+        if (command == "monitor") monitor_options = parse_monitor(args);
         auto bus = sdbus::createSystemBusConnection();
-        if (command == "monitor") return cmd_monitor(*bus, as_json, args);
+        if (command == "monitor") return Monitor(*bus, as_json, monitor_options).run();
         Context c{*bus, ManagerProxy(*bus), as_json};
         // As systemctl: interactive authorization is allowed unless
         // --no-ask-password, also without a terminal (a desktop session's

@@ -197,9 +197,9 @@ void stop_all(core::Manager& manager)
         if (manager.state(name) == core::State::inactive) continue;
         try {
             manager.stop(name);
-            core::log_info("network " + name + ": stopped on exit (--stop-networks-on-exit)");
+            core::log_info("network " + name + ": stopped on exit (--stop-networks-on-exit)", name);
         } catch (const std::exception& e) {
-            core::log_error("network " + name + ": stopping on exit: " + e.what());
+            core::log_error("network " + name + ": stopping on exit: " + e.what(), name);
         }
     }
 }
@@ -208,6 +208,7 @@ void stop_all(core::Manager& manager)
 
 int main(int argc, char** argv)
 {
+    core::log_to_journal_if_connected();
     core::ManagerOptions options;
     bool stop_networks_on_exit = false;
     int nft_monitor_rcvbuf = kernel::NftMonitor::default_receive_buffer;

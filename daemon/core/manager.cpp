@@ -50,6 +50,19 @@ pid_t read_pid(const std::string& path)
     }
 }
 
+// activating is a step on the way, not an outcome a journal reader looks for.
+MessageId state_message_id(State state)
+{
+    switch (state) {
+    case State::inactive: return MessageId::network_inactive;
+    case State::activating: return MessageId::none;
+    case State::active: return MessageId::network_active;
+    case State::degraded: return MessageId::network_degraded;
+    case State::failed: return MessageId::network_failed;
+    }
+    return MessageId::none;
+}
+
 }  // namespace
 
 std::string_view state_name(State state)
@@ -156,7 +169,8 @@ void Manager::set_state(Entry& e, State state, std::string code, std::string rea
     e.reason = std::move(reason);
     e.reason_code = std::move(code);
     log_info("network " + e.spec.name + ": " + std::string(state_name(state)) +
-             (e.reason.empty() ? "" : " (" + e.reason + ")"));
+                 (e.reason.empty() ? "" : " (" + e.reason + ")"),
+             e.spec.name, state_message_id(state));
     if (listener_) listener_->network_changed(e.spec.name);
 }
 
@@ -228,7 +242,7 @@ void Manager::load()
         log_error("ignoring stored network " + p);
     auto& stored = loaded.networks;
     for (const auto& [name, why] : loaded.unreadable) {
-        log_error("ignoring stored network " + why);
+        log_error("ignoring stored network " + why, name);
         // Still running from before: adopted (leaving its kernel state as it
         // is) rather than left running without its rules and unmanageable.
         if (!std::filesystem::exists(runtime_dir_of(name) + "/active")) continue;
@@ -240,7 +254,7 @@ void Manager::load()
             e.spec = std::move(*last);
         } else {
             for (const auto& p : mirror_problems)
-                log_error(p);
+                log_error(p, name);
             e.spec.name = name;
             e.without_document = true;
             e.stored_problem = why + "; it was running, and no copy of its last configuration is left: it can "
@@ -248,7 +262,7 @@ void Manager::load()
             for (const auto& link : links_.list_links())
                 if (link.alias == plan::owner_alias(name) && link.kind == "bridge") e.spec.bridge = link.name;
         }
-        log_warning("network " + name + ": " + e.stored_problem);
+        log_warning("network " + name + ": " + e.stored_problem, name);
         if (listener_) listener_->network_added(name);
     }
     for (auto& n : stored) {
@@ -257,7 +271,7 @@ void Manager::load()
         try {
             model::validate_against(n, configured_except(n.name));
         } catch (const Error& err) {
-            log_error("ignoring stored network " + n.name + ": " + err.what());
+            log_error("ignoring stored network " + n.name + ": " + err.what(), n.name);
             continue;
         }
         const std::string name = n.name;
@@ -266,7 +280,7 @@ void Manager::load()
             try {
                 store_.save(n);
             } catch (const std::exception& err) {
-                log_error("network " + name + ": rewriting the stored document failed: " + err.what());
+                log_error("network " + name + ": rewriting the stored document failed: " + err.what(), name);
             }
         }
         networks_[name].spec = std::move(n);
@@ -299,14 +313,14 @@ void Manager::load()
             adopting_.insert(name);
     }
     for (const std::string& name : deleting) {
-        log_warning("network " + name + ": finishing a deletion that was interrupted");
+        log_warning("network " + name + ": finishing a deletion that was interrupted", name);
         Entry& e = networks_[name];
         const auto problems = tear_down(e);
         if (problems.empty()) {
             try {
                 delete_stopped(e);
             } catch (const std::exception& err) {
-                log_error("network " + name + ": " + err.what());
+                log_error("network " + name + ": " + err.what(), name);
             }
         } else {
             // Kept, as a DeleteNetwork whose stop fails keeps it.
@@ -324,10 +338,10 @@ void Manager::load()
         // the stored one up.
         const std::string marker = restart_marker(name);
         if (const auto old_bridge = store::read_file(marker)) {
-            log_warning("network " + name + ": finishing a restart that was interrupted");
+            log_warning("network " + name + ": finishing a restart that was interrupted", name);
             adopting_.erase(name);
             for (const auto& p : tear_down(e))
-                log_error("network " + name + ": " + p);
+                log_error("network " + name + ": " + p, name);
             delete_owned_bridge(name, trim(*old_bridge));
             adopting_.insert(name);
             store::remove_file(marker);
@@ -338,15 +352,15 @@ void Manager::load()
         // stop: remove whatever of it reached the kernel.
         const auto bridge = links_.find_link(e.spec.bridge);
         if (std::filesystem::exists(runtime_dir_of(name)) || (bridge && bridge->alias == plan::owner_alias(name))) {
-            log_warning("network " + name + ": removing what an interrupted start or stop left behind");
+            log_warning("network " + name + ": removing what an interrupted start or stop left behind", name);
             for (const auto& p : tear_down(e))
-                log_error("network " + name + ": " + p);
+                log_error("network " + name + ": " + p, name);
         }
     }
     for (auto& [name, e] : networks_) {
         const bool was_active = adopting_.count(name) > 0;
         if (!e.spec.autostart && !was_active) continue;
-        log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"));
+        log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"), name);
         if (was_active && e.spec.mode != model::Mode::bridge) {
             // A crash between a live Update's save and its kernel change
             // leaves the bridge without options the stored document has;
@@ -356,7 +370,7 @@ void Manager::load()
                 if (bridge && bridge->alias == plan::owner_alias(name))
                     links_.set_bridge_options(e.spec.bridge, plan::bridge_options(e.spec));
             } catch (const std::exception& err) {
-                log_error("network " + name + ": setting the bridge options again: " + err.what());
+                log_error("network " + name + ": setting the bridge options again: " + err.what(), name);
             }
         }
         const auto deadline = store::read_file(runtime_dir_of(name) + "/confirm-deadline");
@@ -372,7 +386,7 @@ void Manager::load()
                 arm_confirmation(e, when);
             }
         } catch (const std::exception& err) {
-            log_error(err.what());
+            log_error(err.what(), name);
         }
         adopting_.erase(name);
     }
@@ -391,7 +405,7 @@ void Manager::delete_owned_bridge(const std::string& name, const std::string& br
         const auto link = links_.find_link(bridge);
         if (link && link->alias == plan::owner_alias(name)) links_.delete_link(bridge);
     } catch (const std::exception& err) {
-        log_error("network " + name + ": deleting bridge " + bridge + ": " + err.what());
+        log_error("network " + name + ": deleting bridge " + bridge + ": " + err.what(), name);
     }
 }
 
@@ -405,7 +419,7 @@ void Manager::reload()
     for (const auto& [name, why] : loaded.unreadable) {
         auto it = networks_.find(name);
         if (it == networks_.end()) {
-            log_error("reload: ignoring stored network " + why);
+            log_error("reload: ignoring stored network " + why, name);
             unreadable.push_back(why);
             continue;
         }
@@ -416,7 +430,7 @@ void Manager::reload()
                                         ? e.stored_problem
                                         : why + "; network '" + name +
                                               "' keeps its previous configuration until the file is fixed and reloaded";
-        log_error("reload: " + problem);
+        log_error("reload: " + problem, name);
         unreadable.push_back(problem);
         e.stored_problem = problem;
         if (is_running(e.state))
@@ -434,7 +448,7 @@ void Manager::reload()
             Entry& e = entry(name);
             if (e.state != State::inactive) tear_down(e);
         } catch (const std::exception& err) {
-            log_error("reload: " + std::string(err.what()));
+            log_error("reload: " + std::string(err.what()), name);
         }
         networks_.erase(name);
         if (listener_) listener_->network_removed(name);
@@ -450,7 +464,7 @@ void Manager::reload()
                 try {
                     bring_up(e);
                 } catch (const std::exception& err) {
-                    log_error(err.what());
+                    log_error(err.what(), name);
                 }
             }
             continue;
@@ -469,7 +483,7 @@ void Manager::reload()
             try {
                 bring_up(e);
             } catch (const std::exception& err) {
-                log_error(err.what());
+                log_error(err.what(), e.spec.name);
             }
             adopting_.erase(e.spec.name);
         } else if (!(e.spec == n)) {
@@ -481,7 +495,7 @@ void Manager::reload()
                 try {
                     bring_up(e);
                 } catch (const std::exception& err) {
-                    log_error(err.what());
+                    log_error(err.what(), e.spec.name);
                 }
             } else {
                 set_state(e, State::inactive);
@@ -513,7 +527,7 @@ std::string Manager::create(const std::string& document)
     store_.save(n);
     const std::string name = n.name;
     networks_[name].spec = std::move(n);
-    log_info("network " + name + ": created");
+    log_info("network " + name + ": created", name, MessageId::network_created);
     if (listener_) listener_->network_added(name);
     return name;
 }
@@ -540,13 +554,13 @@ void Manager::remove(const std::string& name)
         try {
             store::remove_file(marker);
         } catch (const std::exception& err) {
-            log_error("network " + name + ": " + err.what());
+            log_error("network " + name + ": " + err.what(), name);
         }
         if (stopped && was_running) {
             try {
                 bring_up(e);
             } catch (const std::exception& err) {
-                log_error("network " + name + ": starting it again after the failed deletion: " + err.what());
+                log_error("network " + name + ": starting it again after the failed deletion: " + err.what(), name);
             }
         }
         throw;
@@ -570,11 +584,11 @@ void Manager::delete_stopped(Entry& e)
         try {
             links_.delete_link(p.name);
         } catch (const std::exception& err) {
-            log_error("network " + name + ": deleting tap " + p.name + ": " + err.what());
+            log_error("network " + name + ": deleting tap " + p.name + ": " + err.what(), name);
         }
     }
     networks_.erase(name);
-    log_info("network " + name + ": deleted");
+    log_info("network " + name + ": deleted", name, MessageId::network_deleted);
     if (listener_) listener_->network_removed(name);
 }
 
@@ -604,7 +618,8 @@ void Manager::arm_confirmation(Entry& e, std::int64_t deadline)
         if (it == networks_.end()) return;
         Entry& entry = it->second;
         entry.confirm_timer.reset();
-        log_warning("network " + name + ": start not confirmed in time, rolling back");
+        log_warning("network " + name + ": start not confirmed in time, rolling back", name,
+                    MessageId::start_rolled_back);
         auto problems = tear_down(entry);
         std::string reason = "start was not confirmed in time and was rolled back";
         for (const auto& p : problems)
@@ -621,7 +636,7 @@ void Manager::confirm(const std::string& name)
         throw Error(ErrorKind::Conflict, "network '" + name + "' has no start waiting for confirmation");
     e.confirm_timer.reset();
     store::remove_file(runtime_dir_of(name) + "/confirm-deadline");
-    log_info("network " + name + ": start confirmed");
+    log_info("network " + name + ": start confirmed", name, MessageId::start_confirmed);
     if (listener_) listener_->network_changed(name);
 }
 
@@ -721,13 +736,13 @@ void Manager::update(const std::string& name, const std::string& document)
         try {
             store_.save(old);
         } catch (const std::exception& err) {
-            log_error("network " + name + ": storing the previous document again failed: " + err.what());
+            log_error("network " + name + ": storing the previous document again failed: " + err.what(), name);
         }
         if (old.bridge != n.bridge) delete_owned_bridge(name, n.bridge);
         try {
             bring_up(e);
         } catch (const std::exception& again) {
-            log_error("network " + name + ": restoring the previous configuration failed too: " + again.what());
+            log_error("network " + name + ": restoring the previous configuration failed too: " + again.what(), name);
         }
         store::remove_file(restart_marker(name));
         throw;
@@ -775,7 +790,7 @@ void Manager::link_changed(const std::string& link_name)
             const auto link = links_.find_link(link_name);
             const auto bridge = links_.find_link(e.spec.bridge);
             if (link && bridge && (link->master_index != bridge->index || e.port_problems.count(p.name))) {
-                log_info("network " + name + ": port " + link_name + " appeared, attaching it");
+                log_info("network " + name + ": port " + link_name + " appeared, attaching it", name);
                 try {
                     apply_port(e, p);
                     e.port_problems.erase(p.name);
@@ -829,7 +844,7 @@ void Manager::apply_link_ops(const model::Network& n, const std::vector<plan::Li
 {
     for (const plan::LinkOp& op : ops) {
         step = plan::describe(op);
-        log_debug("network " + n.name + ": " + step);
+        log_debug("network " + n.name + ": " + step, n.name);
         std::visit(
             [&](const auto& o) {
                 using T = std::decay_t<decltype(o)>;
@@ -949,7 +964,7 @@ std::vector<std::string> Manager::tear_down(Entry& e)
             action();
         } catch (const std::exception& err) {
             problems.push_back(what + ": " + err.what());
-            log_error("network " + n.name + ": " + what + ": " + err.what());
+            log_error("network " + n.name + ": " + what + ": " + err.what(), n.name);
         }
     };
     e.restart_timer.reset();
@@ -1021,7 +1036,7 @@ void Manager::start_dnsmasq(Entry& e)
                     throw Error(ErrorKind::Kernel, unstoppable_dnsmasq(old, "make it re-read its hosts") +
                                                        ", then start the network again");
             }
-            log_info("network " + n.name + ": adopted dnsmasq pid " + std::to_string(old));
+            log_info("network " + n.name + ": adopted dnsmasq pid " + std::to_string(old), n.name);
             watch_dnsmasq(e, old);
             return;
         }
@@ -1056,7 +1071,7 @@ void Manager::start_dnsmasq(Entry& e)
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    log_info("network " + n.name + ": dnsmasq running as pid " + std::to_string(pid));
+    log_info("network " + n.name + ": dnsmasq running as pid " + std::to_string(pid), n.name);
     watch_dnsmasq(e, pid);
 }
 
@@ -1092,7 +1107,7 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
     e.dnsmasq_problem =
         "dnsmasq exited" + (status >= 0 ? " (status " + std::to_string(status) + ")" : std::string()) +
         (delay_s == 0 ? std::string("; restarting now") : "; restarting in " + std::to_string(delay_s) + " s");
-    log_warning("network " + name + ": " + e.dnsmasq_problem);
+    log_warning("network " + name + ": " + e.dnsmasq_problem, name);
     assess(e);
     e.restart_timer = loop_.add_timer(delay_s * 1000000ull, [this, name] {
         auto found = networks_.find(name);
@@ -1112,12 +1127,13 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
             if (bridge && bridge->alias == plan::owner_alias(entry.spec.name)) {
                 note_repair(entry, "dnsmasq", detail);
             } else {
-                log_info("network " + name + ": " + detail + "; serving once bridge " + entry.spec.bridge + " is back");
+                log_info("network " + name + ": " + detail + "; serving once bridge " + entry.spec.bridge + " is back",
+                         name);
                 entry.dnsmasq_unreported = detail;
             }
             assess(entry);
         } catch (const std::exception& err) {
-            log_error("network " + name + ": restarting dnsmasq failed: " + err.what());
+            log_error("network " + name + ": restarting dnsmasq failed: " + err.what(), name);
             entry.dnsmasq_start_failed = true;
             dnsmasq_exited(name, -1);
         }

@@ -117,12 +117,13 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
                                       a.prefix_length == j.value("prefix_length", 0);
                            });
         if (complete) {
-            log_info("network " + n.name + ": adopting the takeover of " + n.uplink);
+            log_info("network " + n.name + ": adopting the takeover of " + n.uplink, n.name);
             return;
         }
-        log_warning("network " + n.name + ": found an unfinished takeover of " + n.uplink + "; undoing it first");
+        log_warning("network " + n.name + ": found an unfinished takeover of " + n.uplink + "; undoing it first",
+                    n.name);
         for (const auto& p : restore_uplink(e))
-            log_error("network " + n.name + ": " + p);
+            log_error("network " + n.name + ": " + p, n.name);
         return take_over_uplink(e, undo, step);
     }
     if (uplink->wireless)
@@ -168,7 +169,7 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
     // that did not happen yet, and drops the record once all is back.
     undo.push("restore uplink " + n.uplink, [this, &e] {
         for (const auto& p : restore_uplink(e))
-            log_error("rollback: " + p);
+            log_error("rollback: " + p, e.spec.name);
     });
 
     step = "creating bridge " + n.bridge;
@@ -219,7 +220,8 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
         }
     }
     log_info("network " + n.name + ": " + n.uplink + " taken over by " + n.bridge + " (" +
-             std::to_string(addresses.size()) + " addresses, " + std::to_string(routes.size()) + " routes moved)");
+                 std::to_string(addresses.size()) + " addresses, " + std::to_string(routes.size()) + " routes moved)",
+             n.name, MessageId::uplink_taken_over);
 }
 
 std::vector<std::string> Manager::restore_uplink(Entry& e)
@@ -297,7 +299,13 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
             attempt("putting route " + route_text(r) + " back on " + n.uplink, [&] { links_.add_route(n.uplink, r); });
         }
     }
-    if (problems.empty()) store::remove_file(takeover_record(n.name));
+    if (problems.empty()) {
+        store::remove_file(takeover_record(n.name));
+        log_info("network " + n.name + ": " + n.uplink + " given back by " + n.bridge + " (" +
+                     std::to_string(record["addresses"].size()) + " addresses, " +
+                     std::to_string(record["routes"].size()) + " routes put back)",
+                 n.name, MessageId::uplink_restored);
+    }
     return problems;
 }
 
@@ -344,7 +352,8 @@ std::vector<std::string> Manager::restore_takeover_config(Entry& e, int bridge_i
             try {
                 links_.add_route(e.spec.bridge, r);
             } catch (const std::exception& err) {
-                log_warning("network " + e.spec.name + ": re-adding route " + route_text(r) + ": " + err.what());
+                log_warning("network " + e.spec.name + ": re-adding route " + route_text(r) + ": " + err.what(),
+                            e.spec.name);
                 continue;
             }
         }

@@ -72,7 +72,7 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
     try {
         listeners = links_.list_listeners();
     } catch (const std::exception& err) {
-        log_error("network " + name + ": cannot list local listeners (no warnings about them): " + err.what());
+        log_error("network " + name + ": cannot list local listeners (no warnings about them): " + err.what(), name);
     }
     for (std::size_t i = 0; i < added.size(); ++i)
         for (const plan::Listener& l : plan::shadowed_listeners(added[i], listeners))
@@ -84,9 +84,10 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
                            std::make_move_iterator(added.end()));
     note_journal(e);
     for (const std::string& w : warnings)
-        log_info("network " + name + ": " + w);
+        log_info("network " + name + ": " + w, name);
     log_info("network " + name + ": " + std::to_string(added.size()) + " forward(s) added" +
-             (single ? ": " + model::describe(e.spec.forwards.back()) : ""));
+                 (single ? ": " + model::describe(e.spec.forwards.back()) : ""),
+             name);
     if (listener_) listener_->network_changed(name);
     return warnings;
 }
@@ -104,7 +105,7 @@ void Manager::remove_forward(const std::string& name, const model::ForwardKey& k
     journalled_change(e, {removed}, false, [&] { store_.journal_remove(name, key); });
     forwards.erase(it);
     note_journal(e);
-    log_info("network " + name + ": forward removed: " + model::describe(removed));
+    log_info("network " + name + ": forward removed: " + model::describe(removed), name);
     if (listener_) listener_->network_changed(name);
 }
 
@@ -146,7 +147,7 @@ void Manager::note_journal(Entry& e)
         e.journal_lines = 0;
     } catch (const std::exception& err) {
         // The journal still holds every change; compaction is retried next time.
-        log_error("network " + e.spec.name + ": rewriting the stored document failed: " + err.what());
+        log_error("network " + e.spec.name + ": rewriting the stored document failed: " + err.what(), e.spec.name);
     }
 }
 

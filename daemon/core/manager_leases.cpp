@@ -43,14 +43,15 @@ void Manager::watch_leases(Entry& e)
             loop_, runtime_dir_of(name), [this, name](const std::vector<plan::LeaseEvent>& events) {
                 for (const auto& ev : events) {
                     log_info("network " + name + ": lease " + ev.event + ": " + ev.lease.mac + " " + ev.lease.ip +
-                             (ev.lease.hostname.empty() ? "" : " " + ev.lease.hostname));
+                                 (ev.lease.hostname.empty() ? "" : " " + ev.lease.hostname),
+                             name, MessageId::lease_changed);
                     if (listener_)
                         listener_->lease_changed(name, ev.event, ev.lease.mac, ev.lease.ip, ev.lease.hostname);
                 }
             });
     } catch (const std::exception& err) {
         // Leases still work; only their signals are missing.
-        log_error("network " + name + ": not watching DHCP leases: " + err.what());
+        log_error("network " + name + ": not watching DHCP leases: " + err.what(), name);
     }
 }
 
@@ -92,7 +93,7 @@ void Manager::add_host(const std::string& name, const std::string& host_document
     }
     model::validate_against(next, configured_except(name));
     commit_hosts(e, std::move(next));
-    log_info("network " + name + ": static host " + host.mac + " " + host.ip.str() + " added");
+    log_info("network " + name + ": static host " + host.mac + " " + host.ip.str() + " added", name);
 }
 
 void Manager::remove_host(const std::string& name, const std::string& mac)
@@ -109,7 +110,7 @@ void Manager::remove_host(const std::string& name, const std::string& mac)
     next.ipv4->hosts.erase(next.ipv4->hosts.begin() + (it - hosts.begin()));
     model::validate(next);
     commit_hosts(e, std::move(next));
-    log_info("network " + name + ": static host " + wanted + " removed");
+    log_info("network " + name + ": static host " + wanted + " removed", name);
 }
 
 void Manager::commit_hosts(Entry& e, model::Network next)
@@ -131,7 +132,7 @@ void Manager::commit_hosts(Entry& e, model::Network next)
         try {
             apply_firewall(active_specs());
         } catch (const std::exception& err) {
-            log_error("network " + name + ": restoring the table: " + err.what());
+            log_error("network " + name + ": restoring the table: " + err.what(), name);
         }
     };
     if (!running || !has_dhcp(next)) {
@@ -171,7 +172,7 @@ void Manager::commit_hosts(Entry& e, model::Network next)
         // daemon) keeps serving the old hosts: the state says so.
         e.dnsmasq_problem = errno == EPERM ? unstoppable_dnsmasq(e.dnsmasq->pid(), "make it re-read its hosts")
                                            : "signalling dnsmasq to re-read its hosts failed";
-        log_error("network " + name + ": " + e.dnsmasq_problem);
+        log_error("network " + name + ": " + e.dnsmasq_problem, name);
         assess(e);
     }
     if (listener_) listener_->network_changed(name);

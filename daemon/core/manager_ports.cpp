@@ -200,7 +200,7 @@ void Manager::attach_ports(Entry& e)
             apply_port(e, p);
         } catch (const std::exception& err) {
             e.port_problems[p.name] = err.what();
-            log_warning("network " + e.spec.name + ": port " + p.name + ": " + err.what());
+            log_warning("network " + e.spec.name + ": port " + p.name + ": " + err.what(), e.spec.name);
         }
     }
     ensure_fdb_poll();
@@ -303,7 +303,7 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
     e.spec = std::move(next);
     e.port_problems.erase(p.name);
     ensure_fdb_poll();
-    log_info("network " + name + ": port " + p.name + " attached");
+    log_info("network " + name + ": port " + p.name + " attached", name);
     if (listener_) listener_->network_changed(name);
 }
 
@@ -341,7 +341,7 @@ void Manager::detach_port(const std::string& name, const std::string& port_name)
         throw Error(err.kind(), "port " + port_name + " is detached from network '" + name +
                                     "', but putting its interface back failed: " + err.what());
     }
-    log_info("network " + name + ": port " + port_name + " detached");
+    log_info("network " + name + ": port " + port_name + " detached", name);
     if (listener_) listener_->network_changed(name);
 }
 
@@ -455,7 +455,7 @@ void Manager::note_fdb(Entry& e, const std::string& mac, int port_index, std::ui
     e.mac_conflict_usec = now;
     assess(e);
     if (is_new) {
-        log_warning("network " + e.spec.name + ": " + conflict);
+        log_warning("network " + e.spec.name + ": " + conflict, e.spec.name);
         if (listener_) listener_->mac_conflict(e.spec.name, mac, ports);
     }
 }
@@ -484,7 +484,7 @@ void Manager::poll_fdb()
             for (const auto& f : links_.list_fdb(e.spec.bridge))
                 if (!f.local && f.port_index != 0) note_fdb(e, f.mac, f.port_index, now);
         } catch (const std::exception& err) {
-            log_debug("network " + name + ": reading the forwarding database: " + err.what());
+            log_debug("network " + name + ": reading the forwarding database: " + err.what(), name);
         }
         if (!e.mac_conflict.empty() && now - e.mac_conflict_usec > conflict_memory_usec) {
             e.mac_conflict.clear();

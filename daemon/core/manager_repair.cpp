@@ -11,6 +11,7 @@
 #include "core/log.hpp"
 #include "core/manager.hpp"
 #include "core/undo.hpp"
+#include "model/time_text.hpp"
 
 #include <algorithm>
 #include <ctime>
@@ -34,15 +35,7 @@ constexpr std::uint64_t max_backoff_usec = 30'000'000;
 // How often net.ipv4.ip_forward is read while it is held on.
 constexpr std::uint64_t forwarding_poll_usec = 2'000'000;
 
-std::string timestamp()
-{
-    const std::time_t now = std::time(nullptr);
-    std::tm utc{};
-    ::gmtime_r(&now, &utc);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return text;
-}
+std::string timestamp() { return model::rfc3339_utc(std::time(nullptr)); }
 
 }  // namespace
 
@@ -51,7 +44,7 @@ const std::string& Manager::last_repair(const std::string& name) const { return 
 void Manager::note_repair(Entry& e, const std::string& what, const std::string& detail)
 {
     e.last_repair = timestamp() + " " + what + ": " + detail;
-    log_warning("network " + e.spec.name + ": repaired " + what + ": " + detail);
+    log_warning("network " + e.spec.name + ": repaired " + what + ": " + detail, e.spec.name, MessageId::repaired);
     if (listener_) {
         listener_->network_repaired(e.spec.name, what, detail);
         listener_->network_changed(e.spec.name);
@@ -84,7 +77,7 @@ std::string Manager::budget_wait(std::uint64_t delay_usec)
 void Manager::defer_link_repair(Entry& e, std::uint64_t delay_usec)
 {
     e.repair_wait = budget_wait(delay_usec);
-    log_warning("network " + e.spec.name + ": link repair deferred: " + e.repair_wait);
+    log_warning("network " + e.spec.name + ": link repair deferred: " + e.repair_wait, e.spec.name);
     const std::string name = e.spec.name;
     e.repair_retry = loop_.add_timer(delay_usec, [this, name] {
         auto it = networks_.find(name);
@@ -124,7 +117,8 @@ std::vector<std::string> Manager::reattach_foreign_ports(Entry& e)
             back.push_back(name);
         } catch (const std::exception& err) {
             log_error("network " + e.spec.name + ": re-attaching " + name + " to " + e.spec.bridge +
-                      " failed: " + err.what());
+                          " failed: " + err.what(),
+                      e.spec.name);
         }
     }
     observe_ports(e);
@@ -279,7 +273,7 @@ void Manager::repair_links(Entry& e)
             }
         }
     } catch (const std::exception& err) {
-        log_error("network " + n.name + ": repairing " + n.bridge + " failed: " + err.what());
+        log_error("network " + n.name + ": repairing " + n.bridge + " failed: " + err.what(), n.name);
         assess(e);
         if (e.state == State::active)
             set_state(e, State::degraded, "repair-failed", "repairing bridge " + n.bridge + " failed: " + err.what());

@@ -1,6 +1,7 @@
 #include "plan/leases.hpp"
 
 #include "model/ipv4.hpp"
+#include "model/time_text.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -58,7 +59,12 @@ std::vector<Lease> parse_leases(const std::string& text)
 
 nlohmann::json to_json(const Lease& l)
 {
-    nlohmann::json j = {{"mac", l.mac}, {"ip", l.ip}, {"expiry", l.expiry}};
+    // "expiry" (Unix time) stays for the scripts that read it.
+    nlohmann::json j = {
+        {"mac", l.mac},
+        {"ip", l.ip},
+        {"expiry", l.expiry},
+        {"expires_at", l.expiry == 0 ? nlohmann::json() : nlohmann::json(model::rfc3339_utc(l.expiry))}};
     if (!l.hostname.empty()) j["hostname"] = l.hostname;
     if (!l.client_id.empty()) j["client_id"] = l.client_id;
     return j;

@@ -27,8 +27,9 @@ struct Lease {
 // or client ids that are not printable ASCII) are skipped.
 std::vector<Lease> parse_leases(const std::string& text);
 
-// {"mac", "ip", "hostname"?, "client_id"?, "expiry"}: the optional keys only
-// when known.
+// {"mac", "ip", "hostname"?, "client_id"?, "expiry", "expires_at"}: the
+// optional keys only when known; "expiry" is Unix time (0: never),
+// "expires_at" the same time in RFC 3339 UTC (null: never).
 nlohmann::json to_json(const Lease& lease);
 nlohmann::json to_json(const std::vector<Lease>& leases);
 

@@ -2,7 +2,8 @@
 # E2E: DHCP leases and static hosts on a running NAT network.
 #  - `kvmnetctl monitor` (in the background) prints NetworkAdded, the State
 #    changes and a LeaseChanged "added" line within ~2 s of a guest's lease;
-#  - `kvmnetctl leases` lists the lease (JSON and table);
+#  - `kvmnetctl leases` lists the lease (JSON, with expiry and expires_at in
+#    RFC 3339 UTC, and table);
 #  - `host add` on the running network: dnsmasq keeps its pid, the first
 #    guest keeps its lease, a second guest with that MAC gets exactly the
 #    reserved address; refusals (InvalidArgument, Conflict, NotFound) change
@@ -45,6 +46,8 @@ assert_eq "$(jq -r .ip <<<"$lease")" "$gip" "leases --json: address of $mac1"
 expiry=$(jq -r .expiry <<<"$lease")
 now=$(date +%s)
 ((expiry > now && expiry <= now + 3600 + 5)) || fail "expiry $expiry is not within the 1 h lease from $now"
+# The same time in RFC 3339 UTC, as every time in kvmnet's JSON.
+assert_eq "$(jq -r .expires_at <<<"$lease")" "$(date -u -d "@$expiry" +%Y-%m-%dT%H:%M:%SZ)" "expires_at of $mac1"
 table=$(ctl leases default)
 assert_contains "$table" "MAC" "leases table header"
 assert_contains "$table" "$mac1" "leases table row"

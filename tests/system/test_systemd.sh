@@ -14,6 +14,10 @@
 #   readme        the post-install lines; `kvmnetctl list` answers
 #   nat           a NAT network; a guest namespace gets a DHCP lease and
 #                 pings an "internet" namespace through NAT
+#   journal       the daemon logs to journald with fields: `journalctl
+#                 NETWORK=default` has the start line ("network default:
+#                 active", MESSAGE_ID of the active state, PRIORITY 6) and
+#                 no line about another network
 #   identity      daemon and dnsmasq run as kvmnet with exactly the
 #                 documented capabilities (CAP_NET_ADMIN, CAP_NET_BIND_SERVICE,
 #                 CAP_NET_RAW: effective, permitted, ambient, bounding)
@@ -359,6 +363,30 @@ check_nat() {
     guest_pings_internet g1
 }
 
+# journal_has FILTER... -- NEEDLE: journalctl -o cat FILTER... prints a line containing NEEDLE.
+journal_has() {
+    local filters=()
+    while [[ $1 != -- ]]; do
+        filters+=("$1")
+        shift
+    done
+    [[ $(c journalctl --no-pager -o cat "${filters[@]}") == *"$2"* ]]
+}
+
+check_journal() {
+    local active=94090e9e8be246acb199e1f4fb743012 out
+    # journald files the datagrams asynchronously: retried.
+    retry 50 journal_has NETWORK=default -- "network default: active" ||
+        check_fail "journalctl NETWORK=default has no start line: $(c journalctl --no-pager -o cat NETWORK=default | tail -n 20)"
+    out=$(c journalctl --no-pager -o json NETWORK=default MESSAGE_ID=$active | jq -sc \
+        '[.[] | {MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, NETWORK}] | first')
+    expect_eq "$out" '{"MESSAGE":"network default: active","PRIORITY":"6","SYSLOG_IDENTIFIER":"kvmnetd","NETWORK":"default"}' \
+        "the start line's journal fields"
+    out=$(c journalctl --no-pager -o cat NETWORK=default)
+    [[ $out != *"ready on the bus"* ]] || check_fail "journalctl NETWORK=default has a line not about the network: $out"
+    expect_contains "$(c journalctl --no-pager -o cat -u kvmnetd)" "ready on the bus as org.kvmnet1" "journalctl -u kvmnetd"
+}
+
 check_identity() {
     local pid dpid uid p f v
     uid=$(c id -u kvmnet)
@@ -636,6 +664,7 @@ if [[ ${FAILED[*]-} == *readme* ]]; then
     die "the README's install steps failed; nothing else can be checked"
 fi
 run_check nat check_nat
+run_check journal check_journal
 run_check identity check_identity
 run_check restart check_restart
 run_check activation check_activation

@@ -69,10 +69,10 @@ TEST_CASE("Lease JSON leaves out unknown host names and client ids", "[leases]")
 {
     const auto leases = parse_leases("1718000000 52:54:00:12:34:56 192.168.122.100 web 01:aa\n"
                                      "0 52:54:00:12:34:57 192.168.122.101 * *\n");
-    CHECK(
-        kvmnet::plan::to_json(leases).dump() ==
-        R"([{"client_id":"01:aa","expiry":1718000000,"hostname":"web","ip":"192.168.122.100","mac":"52:54:00:12:34:56"},)"
-        R"({"expiry":0,"ip":"192.168.122.101","mac":"52:54:00:12:34:57"}])");
+    CHECK(kvmnet::plan::to_json(leases).dump() ==
+          R"([{"client_id":"01:aa","expires_at":"2024-06-10T06:13:20Z","expiry":1718000000,"hostname":"web",)"
+          R"("ip":"192.168.122.100","mac":"52:54:00:12:34:56"},)"
+          R"({"expires_at":null,"expiry":0,"ip":"192.168.122.101","mac":"52:54:00:12:34:57"}])");
 }
 
 TEST_CASE("Two readings of the lease file give added, renewed, released and expired events", "[leases]")
