@@ -30,7 +30,7 @@ nlohmann::json Manager::leases(const std::string& name) const
     const Entry& e = entry(name);
     if (!has_dhcp(e.spec) || e.state == State::inactive) return nlohmann::json::array();
     const auto text = store::read_file(runtime_dir_of(name) + "/" + LeaseWatch::file_name);
-    return plan::to_json(plan::parse_leases(text.value_or("")));
+    return plan::to_json(plan::parse_leases(text.value_or("")), e.spec.ipv4->hosts);
 }
 
 void Manager::watch_leases(Entry& e)

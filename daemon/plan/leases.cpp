@@ -72,6 +72,24 @@ nlohmann::json to_json(const std::vector<Lease>& leases)
     return j;
 }
 
+std::string lease_type(const Lease& l, const std::vector<model::DhcpHost>& hosts)
+{
+    const bool reserved = std::any_of(hosts.begin(), hosts.end(),
+                                      [&](const model::DhcpHost& h) { return h.mac == l.mac && h.ip.str() == l.ip; });
+    return reserved ? "static" : "dynamic";
+}
+
+nlohmann::json to_json(const std::vector<Lease>& leases, const std::vector<model::DhcpHost>& hosts)
+{
+    nlohmann::json j = nlohmann::json::array();
+    for (const Lease& l : leases) {
+        nlohmann::json lease = to_json(l);
+        lease["type"] = lease_type(l, hosts);
+        j.push_back(std::move(lease));
+    }
+    return j;
+}
+
 std::vector<LeaseEvent> diff_leases(const std::vector<Lease>& before, const std::vector<Lease>& after, std::int64_t now)
 {
     std::vector<LeaseEvent> events;

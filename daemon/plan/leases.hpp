@@ -3,6 +3,8 @@
 // Leases() method share one tested reading of the format.
 #pragma once
 
+#include "model/network.hpp"
+
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
@@ -31,6 +33,14 @@ std::vector<Lease> parse_leases(const std::string& text);
 // when known.
 nlohmann::json to_json(const Lease& lease);
 nlohmann::json to_json(const std::vector<Lease>& leases);
+
+// "static" when a static DHCP host has the lease's MAC and address (dnsmasq
+// gave it the reserved address), else "dynamic": a guest that took an
+// address from a range before its host entry was added is still dynamic.
+std::string lease_type(const Lease& lease, const std::vector<model::DhcpHost>& hosts);
+
+// As to_json(leases), each with "type" (lease_type).
+nlohmann::json to_json(const std::vector<Lease>& leases, const std::vector<model::DhcpHost>& hosts);
 
 struct LeaseEvent {
     std::string event;  // "added", "renewed", "released" or "expired"

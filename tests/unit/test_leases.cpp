@@ -160,3 +160,20 @@ TEST_CASE("The lease watch reports changes to the lease file, rewritten in place
     CHECK(seen.empty());
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("A lease is static when a static host has its MAC and address", "[leases]")
+{
+    const auto leases = parse_leases("1718000000 52:54:00:00:00:01 10.0.0.5 web *\n"    // the host's reservation
+                                     "1718000000 52:54:00:00:00:02 10.0.0.100 * *\n"    // no host entry
+                                     "1718000000 52:54:00:00:00:03 10.0.0.101 * *\n");  // host reserved 10.0.0.7
+    const std::vector<kvmnet::model::DhcpHost> hosts = {
+        kvmnet::model::parse_dhcp_host(R"({"mac": "52:54:00:00:00:01", "ip": "10.0.0.5", "name": "web"})"),
+        kvmnet::model::parse_dhcp_host(R"({"mac": "52:54:00:00:00:03", "ip": "10.0.0.7"})")};
+    const auto j = kvmnet::plan::to_json(leases, hosts);
+    REQUIRE(j.size() == 3);
+    CHECK(j[0]["type"] == "static");
+    CHECK(j[1]["type"] == "dynamic");
+    CHECK(j[2]["type"] == "dynamic");
+    CHECK(j[0]["mac"] == "52:54:00:00:00:01");
+    CHECK(kvmnet::plan::to_json(leases, {})[0]["type"] == "dynamic");
+}
