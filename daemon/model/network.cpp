@@ -110,6 +110,31 @@ DhcpHost parse_dhcp_host(const std::string& text)
 
 namespace {
 
+// "lease_time": seconds (120 and up) or "infinite".
+std::uint32_t parse_lease_time(ObjectReader& r)
+{
+    const json* v = r.get("lease_time");
+    if (!v) return default_lease_time;
+    const std::string f = r.field("lease_time");
+    if (v->is_string() && v->get_ref<const std::string&>() == "infinite") return infinite_lease_time;
+    const std::string wanted = "expected seconds between " + std::to_string(min_lease_time) + " and " +
+                               std::to_string(max_lease_time) + ", or \"infinite\"";
+    if (!v->is_number_integer())
+        throw invalid_field(f, wanted + ", got " +
+                                   (v->is_string() ? "'" + v->get<std::string>() + "'" : std::string(type_name(*v))));
+    if (v->is_number_unsigned() || v->get<std::int64_t>() >= 0) {
+        const auto n = v->get<std::uint64_t>();
+        if (n >= min_lease_time && n <= max_lease_time) return static_cast<std::uint32_t>(n);
+    }
+    throw invalid_field(f, wanted + " (dnsmasq's shortest lease is 2 minutes), got " + v->dump());
+}
+
+json lease_time_json(std::uint32_t seconds)
+{
+    if (seconds == infinite_lease_time) return "infinite";
+    return seconds;
+}
+
 Ipv4Config parse_ipv4(const json& j)
 {
     ObjectReader r(j, "ipv4");
@@ -137,6 +162,7 @@ Ipv4Config parse_ipv4(const json& j)
             for (std::size_t i = 0; i < hosts->size(); ++i)
                 config.hosts.push_back(parse_dhcp_host((*hosts)[i], item("ipv4.dhcp.hosts", i)));
         }
+        config.lease_time = parse_lease_time(d);
         d.finish();
     }
     r.finish();
@@ -175,6 +201,7 @@ Ipv6Config parse_ipv6(const json& j)
             if (dash == std::string::npos) throw invalid_field(f, "expected FIRST-LAST, got '" + text + "'");
             config.ranges.push_back({parse_ip6(f, text.substr(0, dash)), parse_ip6(f, text.substr(dash + 1))});
         }
+        config.lease_time = parse_lease_time(d);
         d.finish();
     }
     config.ra = r.boolean("ra").value_or(true);
@@ -337,6 +364,8 @@ nlohmann::json to_json(const Network& n)
                 hosts.push_back(std::move(host));
             }
             ipv4["dhcp"] = {{"ranges", ranges}, {"hosts", hosts}};
+            if (n.ipv4->lease_time != default_lease_time)
+                ipv4["dhcp"]["lease_time"] = lease_time_json(n.ipv4->lease_time);
         }
         j["ipv4"] = std::move(ipv4);
     }
@@ -347,6 +376,8 @@ nlohmann::json to_json(const Network& n)
             for (const auto& r : n.ipv6->ranges)
                 ranges.push_back(r.first.str() + "-" + r.last.str());
             ipv6["dhcp"] = {{"ranges", ranges}};
+            if (n.ipv6->lease_time != default_lease_time)
+                ipv6["dhcp"]["lease_time"] = lease_time_json(n.ipv6->lease_time);
         }
         j["ipv6"] = std::move(ipv6);
     }

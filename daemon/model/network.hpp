@@ -35,11 +35,21 @@ struct DhcpHost {
     bool operator==(const DhcpHost&) const = default;
 };
 
+// DHCP lease times in seconds ("lease_time"): dnsmasq's default of an hour
+// unless the document says otherwise; 0 stands for "infinite". dnsmasq
+// raises anything shorter than 2 minutes to 2 minutes, so shorter ones are
+// refused rather than silently changed.
+inline constexpr std::uint32_t default_lease_time = 3600;
+inline constexpr std::uint32_t infinite_lease_time = 0;
+inline constexpr std::uint32_t min_lease_time = 120;
+inline constexpr std::uint32_t max_lease_time = 0x7fffffff;
+
 struct Ipv4Config {
     Ipv4Interface address;  // the gateway address on the bridge and its prefix
     bool dhcp = false;      // true when a "dhcp" object is present
     std::vector<DhcpRange> ranges;
     std::vector<DhcpHost> hosts;
+    std::uint32_t lease_time = default_lease_time;  // ipv4.dhcp.lease_time
     bool operator==(const Ipv4Config&) const = default;
 };
 
@@ -56,7 +66,8 @@ struct Ipv6Range {
 // traffic with their own addresses (and still refuses new inbound).
 struct Ipv6Config {
     Ipv6Interface address;
-    std::vector<Ipv6Range> ranges;  // "dhcp": {"ranges": [...]}; empty: SLAAC only
+    std::vector<Ipv6Range> ranges;                  // "dhcp": {"ranges": [...]}; empty: SLAAC only
+    std::uint32_t lease_time = default_lease_time;  // ipv6.dhcp.lease_time
     bool ra = true;
     bool nat66 = false;
     bool operator==(const Ipv6Config&) const = default;

@@ -364,6 +364,13 @@ std::vector<RouteInfo> takeover_routes(const std::vector<RouteInfo>& all, int up
     return result;
 }
 
+std::string dnsmasq_lease_time(std::uint32_t seconds)
+{
+    if (seconds == model::default_lease_time) return "1h";
+    if (seconds == model::infinite_lease_time) return "infinite";
+    return std::to_string(seconds);
+}
+
 DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const std::string& user)
 {
     const auto& a = n.ipv4->address;
@@ -396,7 +403,8 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
     if (n.ipv4->dhcp) {
         std::uint64_t size = 0;
         for (const auto& r : n.ipv4->ranges) {
-            c << "dhcp-range=" << r.first.str() << "," << r.last.str() << "," << model::Ipv4{a.mask()}.str() << ",1h\n";
+            c << "dhcp-range=" << r.first.str() << "," << r.last.str() << "," << model::Ipv4{a.mask()}.str() << ","
+              << dnsmasq_lease_time(n.ipv4->lease_time) << "\n";
             size += r.last.value - r.first.value + 1;
         }
         // Room for every static host the document may hold, not just the
@@ -404,7 +412,9 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
         // (re-read on SIGHUP) and never this file, which needs a restart.
         size += model::max_dhcp_hosts;
         if (n.ipv4->ranges.empty())
-            c << "dhcp-range=" << a.network().str() << ",static," << model::Ipv4{a.mask()}.str() << "\n";
+            c << "dhcp-range=" << a.network().str() << ",static," << model::Ipv4{a.mask()}.str()
+              << (n.ipv4->lease_time == model::default_lease_time ? "" : "," + dnsmasq_lease_time(n.ipv4->lease_time))
+              << "\n";
         if (size > 0) c << "dhcp-lease-max=" << size << "\n";
         c << "dhcp-no-override\n"
           << "dhcp-authoritative\n"
