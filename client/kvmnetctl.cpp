@@ -745,8 +745,10 @@ int cmd_leases(Context& c, const std::vector<std::string>& args)
             std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local);
             expires = text;
         }
-        std::cout << column(l["mac"], 19) << column(l["ip"], 17) << column(l.value("hostname", std::string("-")), 24)
-                  << column(l.value("type", std::string("-")), 9) << expires << "\n";
+        // A DHCPv6 lease has a MAC only when the client's DUID carries one.
+        std::cout << column(l.value("mac", std::string("-")), 19) << column(l["ip"], 17)
+                  << column(l.value("hostname", std::string("-")), 24) << column(l.value("type", std::string("-")), 9)
+                  << expires << "\n";
     }
     return 0;
 }

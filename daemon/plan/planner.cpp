@@ -425,6 +425,10 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
           // this file makes static hosts resolvable from the start.
           << "addn-hosts=" << dir << "/dnsmasq.names\n";
         if (n.mode == model::Mode::isolated) c << "dhcp-option=option:router\n";
+    } else if (n.ipv6 && !n.ipv6->ranges.empty()) {
+        // DHCPv6 only: its leases in the network's own file too (dnsmasq's
+        // default is a file shared by every instance).
+        c << "dhcp-leasefile=" << dir << "/dnsmasq.leases\n";
     }
     std::ostringstream h, names;
     if (n.ipv4->dhcp)
