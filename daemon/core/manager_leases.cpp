@@ -138,7 +138,7 @@ void Manager::commit_hosts(Entry& e, model::Network next)
             log_error("network " + name + ": restoring the table: " + err.what());
         }
     };
-    if (!running || !has_dhcp(next)) {
+    if (!running || (!has_dhcp(next) && next.dns.hosts.empty() && e.spec.dns.hosts.empty())) {
         try {
             store_.save(next);
         } catch (...) {
@@ -149,9 +149,9 @@ void Manager::commit_hosts(Entry& e, model::Network next)
         if (listener_) listener_->network_changed(name);
         return;
     }
-    // Only dnsmasq.hosts and dnsmasq.names depend on the hosts (plan_dnsmasq
-    // keeps the config the same), and dnsmasq re-reads both on SIGHUP: no
-    // restart, no lease lost.
+    // Only dnsmasq.hosts and dnsmasq.names depend on the hosts and dns.hosts
+    // (the caller made sure the config stays the same), and dnsmasq re-reads
+    // both on SIGHUP: no restart, no lease lost.
     const std::string dir = runtime_dir_of(name);
     const std::string hosts_file = dir + "/dnsmasq.hosts";
     const std::string names_file = dir + "/dnsmasq.names";

@@ -430,12 +430,27 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
         // default is a file shared by every instance).
         c << "dhcp-leasefile=" << dir << "/dnsmasq.leases\n";
     }
+    // dns.hosts share dnsmasq.names with the static hosts' names: re-read on
+    // SIGHUP, so they change on a running network without a restart.
+    if (!n.ipv4->dhcp && !n.dns.hosts.empty()) c << "addn-hosts=" << dir << "/dnsmasq.names\n";
+    // SRV and TXT records exist only as configuration lines: a change restarts dnsmasq.
+    for (const auto& r : n.dns.srv)
+        c << "srv-host=_" << r.service << "._" << r.proto << (r.domain.empty() ? "" : "." + r.domain) << "," << r.target
+          << "," << r.port << "," << r.priority << "," << r.weight << "\n";
+    for (const auto& t : n.dns.txt)
+        c << "txt-record=" << t.name << ",\"" << t.value << "\"\n";
     std::ostringstream h, names;
     if (n.ipv4->dhcp)
         for (const auto& host : n.ipv4->hosts) {
             h << host.mac << "," << host.ip.str() << (host.name.empty() ? "" : "," + host.name) << "\n";
             if (!host.name.empty()) names << host.ip.str() << " " << host.name << "\n";
         }
+    for (const auto& host : n.dns.hosts) {
+        names << host.ip;
+        for (const auto& name : host.names)
+            names << " " << name;
+        names << "\n";
+    }
     return {c.str(), h.str(), names.str()};
 }
 
