@@ -276,7 +276,7 @@ void Converter::bridge(const pugi::xml_node& b, bool& stp, std::uint64_t& delay)
 void Converter::dhcp(const pugi::xml_node& d, bool v6, json& family, const std::string& field)
 {
     attributes(d, {});
-    json ranges = json::array(), hosts = json::array();
+    json ranges = json::array(), hosts = json::array(), lease_time;
     for (const pugi::xml_node& c : d.children()) {
         if (!is_element(c)) continue;
         const std::string name = c.name();
@@ -296,15 +296,19 @@ void Converter::dhcp(const pugi::xml_node& d, bool v6, json& family, const std::
                 const std::uint64_t seconds = unit == "seconds" ? expiry
                                               : unit == "hours" ? expiry * 3600
                                                                 : expiry * 60;
-                if (seconds == 3600)
-                    note(l, nullptr, "one hour, as kvmnet's fixed lease time", false);
-                else
-                    ignored(l, "kvmnet's leases last one hour (fixed)");
+                // libvirt's expiry 0 is an infinite lease.
+                const json value = seconds == 0 ? json("infinite") : json(seconds);
+                if (lease_time.is_null()) {
+                    lease_time = value;
+                    origin(field + ".dhcp.lease_time", l);
+                } else if (lease_time != value) {
+                    ignored(l, "kvmnet has one lease time per address family (the first range's)");
+                }
             }
         } else if (name == "host" && !v6) {
             attributes(c, {"mac", "name", "ip"});
             for (const pugi::xml_node& l : c.children())
-                if (is_element(l)) ignored(l, "kvmnet's leases last one hour (fixed)");
+                if (is_element(l)) ignored(l, "kvmnet has one lease time per address family, not per host");
             if (!c.attribute("mac") || !c.attribute("ip")) {
                 ignored(c, "kvmnet's static hosts need both mac and ip");
                 continue;
@@ -328,12 +332,16 @@ void Converter::dhcp(const pugi::xml_node& d, bool v6, json& family, const std::
     origin(field + ".dhcp", d);
     if (v6) {
         // Without ranges libvirt does SLAAC (plus its ignored static hosts).
-        if (!ranges.empty()) family["dhcp"] = {{"ranges", ranges}};
+        if (!ranges.empty()) {
+            family["dhcp"] = {{"ranges", ranges}};
+            if (!lease_time.is_null()) family["dhcp"]["lease_time"] = lease_time;
+        }
         return;
     }
     json dhcp = json::object();
     if (!ranges.empty()) dhcp["ranges"] = ranges;
     if (!hosts.empty()) dhcp["hosts"] = hosts;
+    if (!lease_time.is_null()) dhcp["lease_time"] = lease_time;
     family["dhcp"] = dhcp;
 }
 
@@ -407,8 +415,44 @@ void Converter::dns(const pugi::xml_node& d)
                 origin("dns.forwarders[" + std::to_string(forwarders.is_array() ? forwarders.size() : 0) + "]", c);
                 forwarders.push_back(trimmed(c.attribute("addr").value()));
             }
-        } else if (name == "host" || name == "srv" || name == "txt") {
-            ignored(c, "");
+        } else if (name == "host") {
+            attributes(c, {"ip"});
+            json names = json::array();
+            for (const pugi::xml_node& h : c.children()) {
+                if (!is_element(h)) continue;
+                if (std::string(h.name()) == "hostname")
+                    names.push_back(trimmed(h.child_value()));
+                else
+                    ignored(h, "unknown to kvmnet's import");
+            }
+            json& records = doc_["dns"]["hosts"];
+            origin("dns.hosts[" + std::to_string(records.is_array() ? records.size() : 0) + "]", c);
+            records.push_back({{"ip", required(c, "ip")}, {"names", names}});
+        } else if (name == "srv") {
+            attributes(c, {"service", "protocol", "domain", "target", "port", "priority", "weight"});
+            no_children(c);
+            // libvirt allows an SRV without target and port (the service is
+            // not offered); kvmnet's records always point somewhere.
+            if (!c.attribute("target") || !c.attribute("port")) {
+                ignored(c, "kvmnet's SRV records need target and port");
+                continue;
+            }
+            json record = {{"service", required(c, "service")},
+                           {"proto", required(c, "protocol")},
+                           {"target", trimmed(c.attribute("target").value())},
+                           {"port", number(c, "port")}};
+            if (c.attribute("domain")) record["domain"] = trimmed(c.attribute("domain").value());
+            if (c.attribute("priority")) record["priority"] = number(c, "priority");
+            if (c.attribute("weight")) record["weight"] = number(c, "weight");
+            json& records = doc_["dns"]["srv"];
+            origin("dns.srv[" + std::to_string(records.is_array() ? records.size() : 0) + "]", c);
+            records.push_back(std::move(record));
+        } else if (name == "txt") {
+            attributes(c, {"name", "value"});
+            no_children(c);
+            json& records = doc_["dns"]["txt"];
+            origin("dns.txt[" + std::to_string(records.is_array() ? records.size() : 0) + "]", c);
+            records.push_back({{"name", required(c, "name")}, {"value", std::string(c.attribute("value").value())}});
         } else {
             ignored(c, "unknown to kvmnet's import");
         }

@@ -670,11 +670,13 @@ void Manager::update(const std::string& name, const std::string& document)
     if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(n);
 
     const bool running = is_running(e.state);
-    if (running && n.ipv4 && n.ipv4->dhcp && e.spec.ipv4 && e.spec.ipv4->dhcp) {
-        // Only static hosts differ: dnsmasq re-reads them without a restart.
+    if (running && n.ipv4 && e.spec.ipv4 && n.ipv4->dhcp == e.spec.ipv4->dhcp) {
+        // Only static hosts or dns.hosts differ, and dnsmasq.conf stays the
+        // same: dnsmasq re-reads them without a restart.
         model::Network same = n;
         same.ipv4->hosts = e.spec.ipv4->hosts;
-        if (same == e.spec) {
+        same.dns.hosts = e.spec.dns.hosts;
+        if (same == e.spec && plan::plan_dnsmasq(n, "", "").config == plan::plan_dnsmasq(e.spec, "", "").config) {
             commit_hosts(e, std::move(n));
             return;
         }

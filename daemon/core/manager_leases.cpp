@@ -23,20 +23,24 @@ std::string lower(std::string s)
 
 bool has_dhcp(const model::Network& n) { return n.ipv4 && n.ipv4->dhcp; }
 
+// dnsmasq keeps a lease file for DHCPv4 and stateful DHCPv6 alike.
+bool has_leases(const model::Network& n) { return has_dhcp(n) || (n.ipv6 && !n.ipv6->ranges.empty()); }
+
 }  // namespace
 
 nlohmann::json Manager::leases(const std::string& name) const
 {
     const Entry& e = entry(name);
-    if (!has_dhcp(e.spec) || e.state == State::inactive) return nlohmann::json::array();
+    if (!has_leases(e.spec) || e.state == State::inactive) return nlohmann::json::array();
     const auto text = store::read_file(runtime_dir_of(name) + "/" + LeaseWatch::file_name);
-    return plan::to_json(plan::parse_leases(text.value_or("")));
+    return plan::to_json(plan::parse_leases(text.value_or("")),
+                         has_dhcp(e.spec) ? e.spec.ipv4->hosts : std::vector<model::DhcpHost>{});
 }
 
 void Manager::watch_leases(Entry& e)
 {
     e.lease_watch.reset();
-    if (!has_dhcp(e.spec)) return;
+    if (!has_leases(e.spec)) return;
     const std::string name = e.spec.name;
     try {
         e.lease_watch = std::make_unique<LeaseWatch>(
@@ -135,7 +139,7 @@ void Manager::commit_hosts(Entry& e, model::Network next)
             log_error("network " + name + ": restoring the table: " + err.what(), name);
         }
     };
-    if (!running || !has_dhcp(next)) {
+    if (!running || (!has_dhcp(next) && next.dns.hosts.empty() && e.spec.dns.hosts.empty())) {
         try {
             store_.save(next);
         } catch (...) {
@@ -146,9 +150,9 @@ void Manager::commit_hosts(Entry& e, model::Network next)
         if (listener_) listener_->network_changed(name);
         return;
     }
-    // Only dnsmasq.hosts and dnsmasq.names depend on the hosts (plan_dnsmasq
-    // keeps the config the same), and dnsmasq re-reads both on SIGHUP: no
-    // restart, no lease lost.
+    // Only dnsmasq.hosts and dnsmasq.names depend on the hosts and dns.hosts
+    // (the caller made sure the config stays the same), and dnsmasq re-reads
+    // both on SIGHUP: no restart, no lease lost.
     const std::string dir = runtime_dir_of(name);
     const std::string hosts_file = dir + "/dnsmasq.hosts";
     const std::string names_file = dir + "/dnsmasq.names";

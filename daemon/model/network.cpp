@@ -110,6 +110,31 @@ DhcpHost parse_dhcp_host(const std::string& text)
 
 namespace {
 
+// "lease_time": seconds (120 and up) or "infinite".
+std::uint32_t parse_lease_time(ObjectReader& r)
+{
+    const json* v = r.get("lease_time");
+    if (!v) return default_lease_time;
+    const std::string f = r.field("lease_time");
+    if (v->is_string() && v->get_ref<const std::string&>() == "infinite") return infinite_lease_time;
+    const std::string wanted = "expected seconds between " + std::to_string(min_lease_time) + " and " +
+                               std::to_string(max_lease_time) + ", or \"infinite\"";
+    if (!v->is_number_integer())
+        throw invalid_field(f, wanted + ", got " +
+                                   (v->is_string() ? "'" + v->get<std::string>() + "'" : std::string(type_name(*v))));
+    if (v->is_number_unsigned() || v->get<std::int64_t>() >= 0) {
+        const auto n = v->get<std::uint64_t>();
+        if (n >= min_lease_time && n <= max_lease_time) return static_cast<std::uint32_t>(n);
+    }
+    throw invalid_field(f, wanted + " (dnsmasq's shortest lease is 2 minutes), got " + v->dump());
+}
+
+json lease_time_json(std::uint32_t seconds)
+{
+    if (seconds == infinite_lease_time) return "infinite";
+    return seconds;
+}
+
 Ipv4Config parse_ipv4(const json& j)
 {
     ObjectReader r(j, "ipv4");
@@ -137,6 +162,7 @@ Ipv4Config parse_ipv4(const json& j)
             for (std::size_t i = 0; i < hosts->size(); ++i)
                 config.hosts.push_back(parse_dhcp_host((*hosts)[i], item("ipv4.dhcp.hosts", i)));
         }
+        config.lease_time = parse_lease_time(d);
         d.finish();
     }
     r.finish();
@@ -175,12 +201,84 @@ Ipv6Config parse_ipv6(const json& j)
             if (dash == std::string::npos) throw invalid_field(f, "expected FIRST-LAST, got '" + text + "'");
             config.ranges.push_back({parse_ip6(f, text.substr(0, dash)), parse_ip6(f, text.substr(dash + 1))});
         }
+        config.lease_time = parse_lease_time(d);
         d.finish();
     }
     config.ra = r.boolean("ra").value_or(true);
     config.nat66 = r.boolean("nat66").value_or(false);
     r.finish();
     return config;
+}
+
+// A domain name field of a DNS record (RFC 1123 labels), lower case.
+std::string dns_name(ObjectReader& r, const std::string& key, bool required)
+{
+    auto name = r.string(key, 253);
+    if (!name) {
+        if (required) throw invalid_field(r.field(key), "required (a domain name such as \"www.kvm.lan\")");
+        return "";
+    }
+    if (!valid_domain_name(*name))
+        throw invalid_field(r.field(key), "'" + *name +
+                                              "' is not a domain name (labels of letters, digits and '-', separated "
+                                              "by dots)");
+    return lower(*name);
+}
+
+DnsHost parse_dns_host(const json& j, const std::string& field)
+{
+    ObjectReader r(j, field);
+    DnsHost host;
+    auto ip = r.string("ip", 64);
+    if (!ip) throw invalid_field(r.field("ip"), "required (an IPv4 or IPv6 address)");
+    if (auto v4 = Ipv4::parse(*ip))
+        host.ip = v4->str();
+    else if (auto v6 = Ipv6::parse(*ip))
+        host.ip = v6->str();
+    else
+        throw invalid_field(r.field("ip"), "'" + *ip + "' is not an IPv4 or IPv6 address");
+    const json* names = r.array("names", 16);
+    if (!names || names->empty()) throw invalid_field(r.field("names"), "required: 1 to 16 domain names");
+    for (std::size_t i = 0; i < names->size(); ++i) {
+        const json& v = (*names)[i];
+        const std::string f = item(r.field("names"), i);
+        if (!v.is_string()) throw invalid_field(f, std::string("expected a string, got ") + type_name(v));
+        const auto& name = v.get_ref<const std::string&>();
+        if (!valid_domain_name(name))
+            throw invalid_field(f, "'" + name.substr(0, 253) +
+                                       "' is not a domain name (labels of letters, digits and '-', separated by dots)");
+        if (std::find(host.names.begin(), host.names.end(), lower(name)) != host.names.end())
+            throw invalid_field(f, name + " listed twice");
+        host.names.push_back(lower(name));
+    }
+    r.finish();
+    return host;
+}
+
+DnsSrv parse_dns_srv(const json& j, const std::string& field)
+{
+    ObjectReader r(j, field);
+    DnsSrv srv;
+    auto service = r.string("service", 64);
+    // RFC 6335 service names: 1-15 letters, digits and '-'.
+    if (!service) throw invalid_field(r.field("service"), "required (a service name such as \"ldap\")");
+    if (service->size() > 15 || !valid_host_name(*service))
+        throw invalid_field(r.field("service"), "'" + *service +
+                                                    "' is not a service name (1-15 letters, digits and '-', without "
+                                                    "the leading '_')");
+    srv.service = lower(*service);
+    auto proto = r.string("proto", 16);
+    if (!proto || (*proto != "tcp" && *proto != "udp"))
+        throw invalid_field(r.field("proto"), "required: \"tcp\" or \"udp\"");
+    srv.proto = *proto;
+    srv.domain = dns_name(r, "domain", false);
+    srv.target = dns_name(r, "target", true);
+    srv.port = static_cast<std::uint16_t>(r.unsigned_integer("port", 1, 65535).value_or(0));
+    if (srv.port == 0) throw invalid_field(r.field("port"), "required (1 to 65535)");
+    srv.priority = static_cast<std::uint16_t>(r.unsigned_integer("priority", 0, 65535).value_or(0));
+    srv.weight = static_cast<std::uint16_t>(r.unsigned_integer("weight", 0, 65535).value_or(0));
+    r.finish();
+    return srv;
 }
 
 DnsConfig parse_dns(const json& j)
@@ -216,6 +314,29 @@ DnsConfig parse_dns(const json& j)
                     throw invalid_field(f, text + " is already " + item("dns.forwarders", k));
         }
     }
+    if (const json* hosts = r.array("hosts", max_dns_records))
+        for (std::size_t i = 0; i < hosts->size(); ++i)
+            dns.hosts.push_back(parse_dns_host((*hosts)[i], item("dns.hosts", i)));
+    if (const json* srv = r.array("srv", max_dns_records))
+        for (std::size_t i = 0; i < srv->size(); ++i)
+            dns.srv.push_back(parse_dns_srv((*srv)[i], item("dns.srv", i)));
+    if (const json* txt = r.array("txt", max_dns_records))
+        for (std::size_t i = 0; i < txt->size(); ++i) {
+            ObjectReader t((*txt)[i], item("dns.txt", i));
+            DnsTxt record;
+            record.name = dns_name(t, "name", true);
+            auto value = t.string("value", 255);
+            if (!value) throw invalid_field(t.field("value"), "required (the text, at most 255 bytes)");
+            // Written quoted into dnsmasq.conf: printable ASCII without the
+            // quote and the backslash, which it would interpret.
+            if (!std::all_of(value->begin(), value->end(),
+                             [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; }))
+                throw invalid_field(t.field("value"),
+                                    "only printable ASCII without '\"' and '\\' (dnsmasq reads it as quoted text)");
+            record.value = *value;
+            t.finish();
+            dns.txt.push_back(std::move(record));
+        }
     r.finish();
     return dns;
 }
@@ -337,6 +458,8 @@ nlohmann::json to_json(const Network& n)
                 hosts.push_back(std::move(host));
             }
             ipv4["dhcp"] = {{"ranges", ranges}, {"hosts", hosts}};
+            if (n.ipv4->lease_time != default_lease_time)
+                ipv4["dhcp"]["lease_time"] = lease_time_json(n.ipv4->lease_time);
         }
         j["ipv4"] = std::move(ipv4);
     }
@@ -347,6 +470,8 @@ nlohmann::json to_json(const Network& n)
             for (const auto& r : n.ipv6->ranges)
                 ranges.push_back(r.first.str() + "-" + r.last.str());
             ipv6["dhcp"] = {{"ranges", ranges}};
+            if (n.ipv6->lease_time != default_lease_time)
+                ipv6["dhcp"]["lease_time"] = lease_time_json(n.ipv6->lease_time);
         }
         j["ipv6"] = std::move(ipv6);
     }
@@ -354,6 +479,28 @@ nlohmann::json to_json(const Network& n)
         json dns = json::object();
         if (!n.dns.domain.empty()) dns["domain"] = n.dns.domain;
         if (!n.dns.forwarders.empty()) dns["forwarders"] = n.dns.forwarders;
+        if (!n.dns.hosts.empty()) {
+            json hosts = json::array();
+            for (const auto& h : n.dns.hosts)
+                hosts.push_back({{"ip", h.ip}, {"names", h.names}});
+            dns["hosts"] = std::move(hosts);
+        }
+        if (!n.dns.srv.empty()) {
+            json srv = json::array();
+            for (const auto& r : n.dns.srv) {
+                json record = {{"service", r.service}, {"proto", r.proto},       {"target", r.target},
+                               {"port", r.port},       {"priority", r.priority}, {"weight", r.weight}};
+                if (!r.domain.empty()) record["domain"] = r.domain;
+                srv.push_back(std::move(record));
+            }
+            dns["srv"] = std::move(srv);
+        }
+        if (!n.dns.txt.empty()) {
+            json txt = json::array();
+            for (const auto& t : n.dns.txt)
+                txt.push_back({{"name", t.name}, {"value", t.value}});
+            dns["txt"] = std::move(txt);
+        }
         j["dns"] = std::move(dns);
     }
     if (!n.uplink.empty()) j["uplink"] = n.uplink;

@@ -35,11 +35,21 @@ struct DhcpHost {
     bool operator==(const DhcpHost&) const = default;
 };
 
+// DHCP lease times in seconds ("lease_time"): dnsmasq's default of an hour
+// unless the document says otherwise; 0 stands for "infinite". dnsmasq
+// raises anything shorter than 2 minutes to 2 minutes, so shorter ones are
+// refused rather than silently changed.
+inline constexpr std::uint32_t default_lease_time = 3600;
+inline constexpr std::uint32_t infinite_lease_time = 0;
+inline constexpr std::uint32_t min_lease_time = 120;
+inline constexpr std::uint32_t max_lease_time = 0x7fffffff;
+
 struct Ipv4Config {
     Ipv4Interface address;  // the gateway address on the bridge and its prefix
     bool dhcp = false;      // true when a "dhcp" object is present
     std::vector<DhcpRange> ranges;
     std::vector<DhcpHost> hosts;
+    std::uint32_t lease_time = default_lease_time;  // ipv4.dhcp.lease_time
     bool operator==(const Ipv4Config&) const = default;
 };
 
@@ -56,7 +66,8 @@ struct Ipv6Range {
 // traffic with their own addresses (and still refuses new inbound).
 struct Ipv6Config {
     Ipv6Interface address;
-    std::vector<Ipv6Range> ranges;  // "dhcp": {"ranges": [...]}; empty: SLAAC only
+    std::vector<Ipv6Range> ranges;                  // "dhcp": {"ranges": [...]}; empty: SLAAC only
+    std::uint32_t lease_time = default_lease_time;  // ipv6.dhcp.lease_time
     bool ra = true;
     bool nat66 = false;
     bool operator==(const Ipv6Config&) const = default;
@@ -66,12 +77,44 @@ struct Ipv6Config {
 // (DHCP host names and static hosts' names) as NAME and NAME.domain, and the
 // domain is never forwarded. Names dnsmasq does not know go to the
 // forwarders, in order; without forwarders there is no upstream at all.
+// dns.hosts: names answered with an address (A or AAAA), as /etc/hosts has them.
+struct DnsHost {
+    std::string ip;                  // IPv4 or IPv6, canonical text
+    std::vector<std::string> names;  // domain names, lower case
+    bool operator==(const DnsHost&) const = default;
+};
+
+// dns.srv: an SRV record _SERVICE._PROTO[.DOMAIN] → TARGET:PORT.
+struct DnsSrv {
+    std::string service;  // e.g. "ldap", without the leading '_'
+    std::string proto;    // "tcp" or "udp"
+    std::string domain;   // empty: dns.domain (dnsmasq's default)
+    std::string target;
+    std::uint16_t port = 0;
+    std::uint16_t priority = 0;
+    std::uint16_t weight = 0;
+    bool operator==(const DnsSrv&) const = default;
+};
+
+// dns.txt: a TXT record.
+struct DnsTxt {
+    std::string name;
+    std::string value;
+    bool operator==(const DnsTxt&) const = default;
+};
+
 struct DnsConfig {
     std::string domain;                   // empty: no local domain
     std::vector<std::string> forwarders;  // IPv4 or IPv6 addresses, canonical text
-    bool empty() const { return domain.empty() && forwarders.empty(); }
+    std::vector<DnsHost> hosts;           // in dnsmasq.names (addn-hosts, re-read on SIGHUP)
+    std::vector<DnsSrv> srv;              // srv-host= lines of dnsmasq.conf (a restart)
+    std::vector<DnsTxt> txt;              // txt-record= lines of dnsmasq.conf (a restart)
+    bool empty() const { return domain.empty() && forwarders.empty() && hosts.empty() && srv.empty() && txt.empty(); }
     bool operator==(const DnsConfig&) const = default;
 };
+
+// At most this many entries in each of dns.hosts, dns.srv and dns.txt.
+inline constexpr std::size_t max_dns_records = 1024;
 
 // Traffic shaping in libvirt's <bandwidth> terms: kilobytes per second and
 // kilobytes. Zero average = no limit in that direction.

@@ -1,6 +1,7 @@
 #include "plan/leases.hpp"
 
 #include "model/ipv4.hpp"
+#include "model/ipv6.hpp"
 #include "model/time_text.hpp"
 
 #include <nlohmann/json.hpp>
@@ -30,7 +31,44 @@ bool printable_ascii(const std::string& s)
     return std::all_of(s.begin(), s.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });
 }
 
-bool same_lease(const Lease& a, const Lease& b) { return a.mac == b.mac && a.ip == b.ip; }
+bool same_lease(const Lease& a, const Lease& b)
+{
+    if (a.ipv6 != b.ipv6 || a.ip != b.ip) return false;
+    return a.ipv6 ? a.duid == b.duid && a.iaid == b.iaid : a.mac == b.mac;
+}
+
+// "00:01:..." as dnsmasq writes a DUID: hex pairs joined by ':'.
+bool is_hex_pairs(const std::string& s)
+{
+    if (s.size() < 2 || s.size() % 3 != 2) return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const bool colon = i % 3 == 2;
+        if (colon ? s[i] != ':' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+    }
+    return true;
+}
+
+// The MAC inside a DUID-LLT (type 1) or DUID-LL (type 3) of an Ethernet
+// interface (hardware type 1), which is what guests send; empty otherwise.
+std::string mac_of_duid(const std::string& duid)
+{
+    if (duid.rfind("00:01:00:01:", 0) == 0 && duid.size() == 14 * 3 - 1) return duid.substr(8 * 3);
+    if (duid.rfind("00:03:00:01:", 0) == 0 && duid.size() == 10 * 3 - 1) return duid.substr(4 * 3);
+    return "";
+}
+
+template <typename Int>
+bool parse_int(const std::string& text, Int& value)
+{
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    return ec == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
+std::string lower(std::string s)
+{
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
 
 }  // namespace
 
@@ -43,14 +81,27 @@ std::vector<Lease> parse_leases(const std::string& text)
         std::string expiry, mac, ip, hostname, client_id, extra;
         if (!(fields >> expiry >> mac >> ip >> hostname >> client_id) || (fields >> extra)) continue;
         Lease l;
-        const auto [end, ec] = std::from_chars(expiry.data(), expiry.data() + expiry.size(), l.expiry);
-        if (ec != std::errc() || end != expiry.data() + expiry.size() || l.expiry < 0) continue;
-        std::transform(mac.begin(), mac.end(), mac.begin(), [](unsigned char c) { return std::tolower(c); });
-        if (!is_mac(mac) || !model::Ipv4::parse(ip) || !printable_ascii(hostname) || !printable_ascii(client_id))
+        if (!parse_int(expiry, l.expiry) || l.expiry < 0 || !printable_ascii(hostname)) continue;
+        if (hostname != "*") l.hostname = std::move(hostname);
+        if (const auto v6 = model::Ipv6::parse(ip)) {
+            // The second field is the IAID here.
+            std::string iaid = mac;
+            if (!iaid.empty() && iaid.front() == 'T') iaid.erase(0, 1);
+            std::string duid = lower(client_id);
+            if (!parse_int(iaid, l.iaid) || (duid != "*" && !is_hex_pairs(duid))) continue;
+            l.ipv6 = true;
+            l.ip = v6->str();
+            if (duid != "*") {
+                l.mac = mac_of_duid(duid);
+                l.duid = std::move(duid);
+            }
+            leases.push_back(std::move(l));
             continue;
+        }
+        mac = lower(std::move(mac));
+        if (!is_mac(mac) || !model::Ipv4::parse(ip) || !printable_ascii(client_id)) continue;
         l.mac = std::move(mac);
         l.ip = std::move(ip);
-        if (hostname != "*") l.hostname = std::move(hostname);
         if (client_id != "*") l.client_id = std::move(client_id);
         leases.push_back(std::move(l));
     }
@@ -61,12 +112,17 @@ nlohmann::json to_json(const Lease& l)
 {
     // "expiry" (Unix time) stays for the scripts that read it.
     nlohmann::json j = {
-        {"mac", l.mac},
+        {"family", l.ipv6 ? "ipv6" : "ipv4"},
         {"ip", l.ip},
         {"expiry", l.expiry},
         {"expires_at", l.expiry == 0 ? nlohmann::json() : nlohmann::json(model::rfc3339_utc(l.expiry))}};
+    if (!l.mac.empty()) j["mac"] = l.mac;
     if (!l.hostname.empty()) j["hostname"] = l.hostname;
     if (!l.client_id.empty()) j["client_id"] = l.client_id;
+    if (l.ipv6) {
+        j["iaid"] = l.iaid;
+        if (!l.duid.empty()) j["duid"] = l.duid;
+    }
     return j;
 }
 
@@ -75,6 +131,26 @@ nlohmann::json to_json(const std::vector<Lease>& leases)
     nlohmann::json j = nlohmann::json::array();
     for (const Lease& l : leases)
         j.push_back(to_json(l));
+    return j;
+}
+
+std::string lease_type(const Lease& l, const std::vector<model::DhcpHost>& hosts)
+{
+    // Static hosts are IPv4 reservations (ipv4.dhcp.hosts).
+    const bool reserved = !l.ipv6 && std::any_of(hosts.begin(), hosts.end(), [&](const model::DhcpHost& h) {
+        return h.mac == l.mac && h.ip.str() == l.ip;
+    });
+    return reserved ? "static" : "dynamic";
+}
+
+nlohmann::json to_json(const std::vector<Lease>& leases, const std::vector<model::DhcpHost>& hosts)
+{
+    nlohmann::json j = nlohmann::json::array();
+    for (const Lease& l : leases) {
+        nlohmann::json lease = to_json(l);
+        lease["type"] = lease_type(l, hosts);
+        j.push_back(std::move(lease));
+    }
     return j;
 }
 

@@ -364,6 +364,13 @@ std::vector<RouteInfo> takeover_routes(const std::vector<RouteInfo>& all, int up
     return result;
 }
 
+std::string dnsmasq_lease_time(std::uint32_t seconds)
+{
+    if (seconds == model::default_lease_time) return "1h";
+    if (seconds == model::infinite_lease_time) return "infinite";
+    return std::to_string(seconds);
+}
+
 DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const std::string& user)
 {
     const auto& a = n.ipv4->address;
@@ -396,7 +403,8 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
     if (n.ipv4->dhcp) {
         std::uint64_t size = 0;
         for (const auto& r : n.ipv4->ranges) {
-            c << "dhcp-range=" << r.first.str() << "," << r.last.str() << "," << model::Ipv4{a.mask()}.str() << ",1h\n";
+            c << "dhcp-range=" << r.first.str() << "," << r.last.str() << "," << model::Ipv4{a.mask()}.str() << ","
+              << dnsmasq_lease_time(n.ipv4->lease_time) << "\n";
             size += r.last.value - r.first.value + 1;
         }
         // Room for every static host the document may hold, not just the
@@ -404,7 +412,9 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
         // (re-read on SIGHUP) and never this file, which needs a restart.
         size += model::max_dhcp_hosts;
         if (n.ipv4->ranges.empty())
-            c << "dhcp-range=" << a.network().str() << ",static," << model::Ipv4{a.mask()}.str() << "\n";
+            c << "dhcp-range=" << a.network().str() << ",static," << model::Ipv4{a.mask()}.str()
+              << (n.ipv4->lease_time == model::default_lease_time ? "" : "," + dnsmasq_lease_time(n.ipv4->lease_time))
+              << "\n";
         if (size > 0) c << "dhcp-lease-max=" << size << "\n";
         c << "dhcp-no-override\n"
           << "dhcp-authoritative\n"
@@ -415,13 +425,32 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
           // this file makes static hosts resolvable from the start.
           << "addn-hosts=" << dir << "/dnsmasq.names\n";
         if (n.mode == model::Mode::isolated) c << "dhcp-option=option:router\n";
+    } else if (n.ipv6 && !n.ipv6->ranges.empty()) {
+        // DHCPv6 only: its leases in the network's own file too (dnsmasq's
+        // default is a file shared by every instance).
+        c << "dhcp-leasefile=" << dir << "/dnsmasq.leases\n";
     }
+    // dns.hosts share dnsmasq.names with the static hosts' names: re-read on
+    // SIGHUP, so they change on a running network without a restart.
+    if (!n.ipv4->dhcp && !n.dns.hosts.empty()) c << "addn-hosts=" << dir << "/dnsmasq.names\n";
+    // SRV and TXT records exist only as configuration lines: a change restarts dnsmasq.
+    for (const auto& r : n.dns.srv)
+        c << "srv-host=_" << r.service << "._" << r.proto << (r.domain.empty() ? "" : "." + r.domain) << "," << r.target
+          << "," << r.port << "," << r.priority << "," << r.weight << "\n";
+    for (const auto& t : n.dns.txt)
+        c << "txt-record=" << t.name << ",\"" << t.value << "\"\n";
     std::ostringstream h, names;
     if (n.ipv4->dhcp)
         for (const auto& host : n.ipv4->hosts) {
             h << host.mac << "," << host.ip.str() << (host.name.empty() ? "" : "," + host.name) << "\n";
             if (!host.name.empty()) names << host.ip.str() << " " << host.name << "\n";
         }
+    for (const auto& host : n.dns.hosts) {
+        names << host.ip;
+        for (const auto& name : host.names)
+            names << " " << name;
+        names << "\n";
+    }
     return {c.str(), h.str(), names.str()};
 }
 

@@ -109,6 +109,11 @@ std::vector<LinkOp> plan_bridge(const model::Network& network, const std::option
 std::vector<AddressInfo> takeover_addresses(const std::vector<AddressInfo>& all, int uplink_index);
 std::vector<RouteInfo> takeover_routes(const std::vector<RouteInfo>& all, int uplink_index);
 
+// A lease time as dnsmasq's dhcp-range takes it: "1h" for the default (the
+// text of earlier versions, so a running dnsmasq is still adopted),
+// "infinite", or seconds.
+std::string dnsmasq_lease_time(std::uint32_t seconds);
+
 // dnsmasq configuration for a network, with its files in `runtime_dir`.
 struct DnsmasqFiles {
     std::string config;  // dnsmasq.conf

@@ -106,7 +106,8 @@ void dnsmasq_ipv6_lines(const model::Network& n, std::ostream& c)
     } else {
         // Stateful DHCPv6; the RAs carry the "managed" flag.
         for (const auto& r : v6.ranges)
-            c << "dhcp-range=" << r.first.str() << "," << r.last.str() << "," << int(a.prefix) << ",1h\n";
+            c << "dhcp-range=" << r.first.str() << "," << r.last.str() << "," << int(a.prefix) << ","
+              << dnsmasq_lease_time(v6.lease_time) << "\n";
     }
 }
 

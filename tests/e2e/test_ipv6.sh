@@ -192,6 +192,12 @@ retry 10 pings "$G2" 2001:db8:ff::2 || fail "guest 2 cannot ping 2001:db8:ff::2"
 assert_eq "$(tcp6_get "$G2" 2001:db8:ff::2 9006)" 2001:0db8:00ff:0000:0000:0000:0000:0001 \
     "guest 2's source seen by the internet namespace"
 retry 25 grep -q "$g2" "$T/run/dh/dnsmasq.leases" || fail "dnsmasq did not record the DHCPv6 lease of $g2"
+lease=$(ctl leases dh --json | jq -c --arg ip "$g2" '.[] | select(.ip == $ip)')
+[[ -n $lease ]] || fail "kvmnetctl leases does not list the DHCPv6 lease of $g2: $(ctl leases dh --json)"
+assert_eq "$(jq -r '.family, .type' <<<"$lease" | paste -sd' ')" "ipv6 dynamic" "family and type of the DHCPv6 lease"
+[[ $(jq -r .duid <<<"$lease") =~ ^[0-9a-f]{2}(:[0-9a-f]{2})+$ ]] || fail "DHCPv6 lease without a DUID: $lease"
+jq -e '.iaid | type == "number"' <<<"$lease" >/dev/null || fail "DHCPv6 lease without an IAID: $lease"
+assert_contains "$(ctl leases dh)" "$g2" "leases table: the DHCPv6 lease"
 
 log "IPv6 isolation between the networks"
 pings "$H" "$g1" || fail "host cannot ping guest 1 ($g1)"

@@ -3,7 +3,9 @@
 #  - `kvmnetctl monitor` (in the background) prints NetworkAdded, the State
 #    changes and a LeaseChanged "added" line within ~2 s of a guest's lease;
 #  - `kvmnetctl leases` lists the lease (JSON, with expiry and expires_at in
-#    RFC 3339 UTC, and table);
+#    RFC 3339 UTC, and table), dynamic from a range, static for the guest
+#    with a static host's MAC;
+#  - `host list` (table and --json) lists the static hosts;
 #  - `host add` on the running network: dnsmasq keeps its pid, the first
 #    guest keeps its lease, a second guest with that MAC gets exactly the
 #    reserved address; refusals (InvalidArgument, Conflict, NotFound) change
@@ -43,6 +45,7 @@ retry 10 grep -q " LeaseChanged default added $mac1 $gip " "$T/monitor.log" ||
     fail "no LeaseChanged added line for $mac1 $gip: $(cat "$T/monitor.log")"
 lease=$(ctl leases default --json | jq -c --arg m "$mac1" '.[] | select(.mac == $m)')
 assert_eq "$(jq -r .ip <<<"$lease")" "$gip" "leases --json: address of $mac1"
+assert_eq "$(jq -r .type <<<"$lease")" dynamic "leases --json: type of a range lease"
 expiry=$(jq -r .expiry <<<"$lease")
 now=$(date +%s)
 ((expiry > now && expiry <= now + 3600 + 5)) || fail "expiry $expiry is not within the 1 h lease from $now"
@@ -71,6 +74,17 @@ assert_eq "$g2addr" 192.168.122.50/24 "lease of the guest with the reserved MAC"
 retry 10 grep -q " LeaseChanged default added $mac2 192.168.122.50 " "$T/monitor.log" ||
     fail "no LeaseChanged added line for $mac2: $(cat "$T/monitor.log")"
 assert_eq "$(dnsmasq_pid default)" "$pid" "dnsmasq pid after the second guest's lease"
+assert_eq "$(ctl leases default --json | jq -r --arg m "$mac2" '.[] | select(.mac == $m) | .type')" static \
+    "type of the static host's lease"
+assert_eq "$(ctl leases default --json | jq -r --arg m "$mac1" '.[] | select(.mac == $m) | .type')" dynamic \
+    "type of the range lease beside a static one"
+assert_contains "$(ctl leases default)" "static" "leases table: type column"
+assert_eq "$(ctl host list default --json | jq -c .)" \
+    '[{"ip":"192.168.122.50","mac":"52:54:00:aa:00:02","name":"web2"}]' "host list --json"
+table=$(ctl host list default)
+assert_contains "$table" "MAC" "host list header"
+assert_contains "$table" "$mac2" "host list row"
+assert_contains "$table" "web2" "host list row"
 
 log "refused hosts change nothing"
 before=$(ctl show default --json | jq -c .config.ipv4)

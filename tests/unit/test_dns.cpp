@@ -185,3 +185,94 @@ TEST_CASE("Static hosts with names are in DNS before they take a lease", "[plann
         CHECK(again.names == "192.168.122.10 web\n192.168.122.12 db\n");
     }
 }
+
+TEST_CASE("DNS host, SRV and TXT records parse, round-trip and go into dnsmasq's files", "[network][dns][planner]")
+{
+    const Network n = kvmnet::model::parse_network(with(R"({"dns": {"domain": "kvm.lan",
+        "hosts": [{"ip": "192.168.122.20", "names": ["db", "Pg.kvm.lan"]}, {"ip": "fd00:0::20", "names": ["db6"]}],
+        "srv": [{"service": "ldap", "proto": "tcp", "target": "db.kvm.lan", "port": 389, "priority": 10, "weight": 5},
+                {"service": "sip", "proto": "udp", "domain": "voice.lan", "target": "pbx.voice.lan", "port": 5060}],
+        "txt": [{"name": "kvm.lan", "value": "v=spf1 -all, really"}]}})"));
+    REQUIRE(n.dns.hosts.size() == 2);
+    CHECK(n.dns.hosts[0].names == std::vector<std::string>{"db", "pg.kvm.lan"});
+    CHECK(n.dns.hosts[1].ip == "fd00::20");
+    const json serialised = kvmnet::model::to_json(n);
+    CHECK(kvmnet::model::parse_network(serialised.dump()) == n);
+    CHECK(serialised["dns"]["srv"][1] == json::parse(R"({"service": "sip", "proto": "udp", "domain": "voice.lan",
+        "target": "pbx.voice.lan", "port": 5060, "priority": 0, "weight": 0})"));
+
+    const auto files = kvmnet::plan::plan_dnsmasq(n, "/r", "");
+    CAPTURE(files.config);
+    CHECK(has_line(files.config, "srv-host=_ldap._tcp,db.kvm.lan,389,10,5"));
+    CHECK(has_line(files.config, "srv-host=_sip._udp.voice.lan,pbx.voice.lan,5060,0,0"));
+    CHECK(has_line(files.config, "txt-record=kvm.lan,\"v=spf1 -all, really\""));
+    CHECK(lines_starting(files.config, "addn-hosts=") == std::vector<std::string>{"addn-hosts=/r/dnsmasq.names"});
+    CHECK(files.names == "192.168.122.10 web\n192.168.122.20 db pg.kvm.lan\nfd00::20 db6\n");
+
+    // Without DHCP the names file is still read when there are dns.hosts.
+    const Network dns_only = kvmnet::model::parse_network(
+        with(R"({"ipv4": {"dhcp": null}, "dns": {"hosts": [{"ip": "10.9.9.9", "names": ["x"]}]}})"));
+    const auto only = kvmnet::plan::plan_dnsmasq(dns_only, "/r", "");
+    CHECK(lines_starting(only.config, "addn-hosts=") == std::vector<std::string>{"addn-hosts=/r/dnsmasq.names"});
+    CHECK(only.names == "10.9.9.9 x\n");
+    // dns.hosts change only dnsmasq.names, never dnsmasq.conf (a SIGHUP, no restart).
+    Network other = n;
+    other.dns.hosts.pop_back();
+    CHECK(kvmnet::plan::plan_dnsmasq(other, "/r", "").config == files.config);
+}
+
+TEST_CASE("Bad DNS records are refused naming the field", "[network][dns][validation]")
+{
+    const std::vector<kvmnet::test::InvalidDocument> cases = {
+        {"host without ip", with(R"({"dns": {"hosts": [{"names": ["a"]}]}})"), "dns.hosts[0].ip"},
+        {"host ip not an address", with(R"({"dns": {"hosts": [{"ip": "db", "names": ["a"]}]}})"), "dns.hosts[0].ip"},
+        {"host without names", with(R"({"dns": {"hosts": [{"ip": "10.0.0.1"}]}})"), "dns.hosts[0].names"},
+        {"host with no names", with(R"({"dns": {"hosts": [{"ip": "10.0.0.1", "names": []}]}})"), "dns.hosts[0].names"},
+        {"host name with '_'", with(R"({"dns": {"hosts": [{"ip": "10.0.0.1", "names": ["ok", "a_b"]}]}})"),
+         "dns.hosts[0].names[1]"},
+        {"host name twice", with(R"({"dns": {"hosts": [{"ip": "10.0.0.1", "names": ["a", "A"]}]}})"),
+         "dns.hosts[0].names[1]"},
+        {"host name not a string", with(R"({"dns": {"hosts": [{"ip": "10.0.0.1", "names": [1]}]}})"),
+         "dns.hosts[0].names[0]"},
+        {"host unknown field", with(R"({"dns": {"hosts": [{"ip": "10.0.0.1", "names": ["a"], "ttl": 5}]}})"),
+         "dns.hosts[0].ttl"},
+        {"srv without service", with(R"({"dns": {"srv": [{"proto": "tcp", "target": "a", "port": 1}]}})"),
+         "dns.srv[0].service"},
+        {"srv service with '_'",
+         with(R"({"dns": {"srv": [{"service": "_ldap", "proto": "tcp", "target": "a", "port": 1}]}})"),
+         "dns.srv[0].service"},
+        {"srv service of 16 bytes",
+         with(R"({"dns": {"srv": [{"service": "abcdefghijklmnop", "proto": "tcp", "target": "a", "port": 1}]}})"),
+         "dns.srv[0].service"},
+        {"srv proto sctp", with(R"({"dns": {"srv": [{"service": "x", "proto": "sctp", "target": "a", "port": 1}]}})"),
+         "dns.srv[0].proto"},
+        {"srv without target", with(R"({"dns": {"srv": [{"service": "x", "proto": "tcp", "port": 1}]}})"),
+         "dns.srv[0].target"},
+        {"srv bad target", with(R"({"dns": {"srv": [{"service": "x", "proto": "tcp", "target": "a,b", "port": 1}]}})"),
+         "dns.srv[0].target"},
+        {"srv bad domain",
+         with(R"({"dns": {"srv": [{"service": "x", "proto": "tcp", "domain": "a b", "target": "a", "port": 1}]}})"),
+         "dns.srv[0].domain"},
+        {"srv port 0", with(R"({"dns": {"srv": [{"service": "x", "proto": "tcp", "target": "a", "port": 0}]}})"),
+         "dns.srv[0].port"},
+        {"srv port 65536",
+         with(R"({"dns": {"srv": [{"service": "x", "proto": "tcp", "target": "a", "port": 65536}]}})"),
+         "dns.srv[0].port"},
+        {"srv without port", with(R"({"dns": {"srv": [{"service": "x", "proto": "tcp", "target": "a"}]}})"),
+         "dns.srv[0].port"},
+        {"srv weight 65536",
+         with(R"({"dns": {"srv": [{"service": "x", "proto": "tcp", "target": "a", "port": 1, "weight": 65536}]}})"),
+         "dns.srv[0].weight"},
+        {"txt without value", with(R"({"dns": {"txt": [{"name": "a"}]}})"), "dns.txt[0].value"},
+        {"txt bad name", with(R"({"dns": {"txt": [{"name": "a/b", "value": "x"}]}})"), "dns.txt[0].name"},
+        {"txt value with a quote", with(R"({"dns": {"txt": [{"name": "a", "value": "say \"hi\""}]}})"),
+         "dns.txt[0].value"},
+        {"txt value with a newline", with(R"({"dns": {"txt": [{"name": "a", "value": "a\nb"}]}})"), "dns.txt[0].value"},
+        {"txt value of 256 bytes",
+         with(("{\"dns\": {\"txt\": [{\"name\": \"a\", \"value\": \"" + std::string(256, 'v') + "\"}]}}").c_str()),
+         "dns.txt[0].value"},
+        {"records in bridge mode",
+         R"({"name": "b", "mode": "bridge", "uplink": "eth0", "dns": {"txt": [{"name": "a", "value": "x"}]}})", "dns"},
+    };
+    kvmnet::test::check_all_invalid(cases);
+}

@@ -1863,8 +1863,8 @@ TEST_CASE("Leases are read from dnsmasq's file and changes reach the listener", 
     h.run_loop(2'000'000, [&] { return !h.listener.lease_events.empty(); });
     CHECK(h.listener.lease_events == std::vector<std::string>{"iso added 52:54:00:00:00:09 10.70.0.120 vm9"});
     CHECK(h.m().leases("iso").dump() ==
-          R"([{"expires_at":"2096-10-02T07:06:40Z","expiry":4000000000,"hostname":"vm9","ip":"10.70.0.120",)"
-          R"("mac":"52:54:00:00:00:09"}])");
+          R"([{"expires_at":"2096-10-02T07:06:40Z","expiry":4000000000,"family":"ipv4","hostname":"vm9",)"
+          R"("ip":"10.70.0.120","mac":"52:54:00:00:00:09","type":"dynamic"}])");
     kvmnet::store::write_atomic(run + "/dnsmasq.leases", "");
     h.run_loop(2'000'000, [&] { return h.listener.lease_events.size() == 2; });
     CHECK(h.listener.lease_events.back() == "iso released 52:54:00:00:00:09 10.70.0.120 vm9");

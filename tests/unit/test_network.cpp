@@ -155,6 +155,23 @@ std::vector<BadDocument> bad_documents()
         {"prefix /31", patched(R"({"ipv4": {"address": "10.0.0.1/31", "dhcp": null}})"), invalid, "ipv4.address"},
         {"prefix /32", patched(R"({"ipv4": {"address": "10.0.0.1/32", "dhcp": null}})"), invalid, "ipv4.address"},
         {"prefix /7", patched(R"({"ipv4": {"address": "10.0.0.1/7", "dhcp": null}})"), invalid, "ipv4.address"},
+        // DHCP lease time.
+        {"lease time below dnsmasq's 2 minutes", patched(R"({"ipv4": {"dhcp": {"lease_time": 119}}})"), invalid,
+         "ipv4.dhcp.lease_time"},
+        {"lease time 0 (infinite is spelt out)", patched(R"({"ipv4": {"dhcp": {"lease_time": 0}}})"), invalid,
+         "ipv4.dhcp.lease_time"},
+        {"negative lease time", patched(R"({"ipv4": {"dhcp": {"lease_time": -3600}}})"), invalid,
+         "ipv4.dhcp.lease_time"},
+        {"lease time past 2^31-1", patched(R"({"ipv4": {"dhcp": {"lease_time": 2147483648}}})"), invalid,
+         "ipv4.dhcp.lease_time"},
+        {"lease time as dnsmasq text", patched(R"({"ipv4": {"dhcp": {"lease_time": "1h"}}})"), invalid,
+         "ipv4.dhcp.lease_time"},
+        {"fractional lease time", patched(R"({"ipv4": {"dhcp": {"lease_time": 3600.5}}})"), invalid,
+         "ipv4.dhcp.lease_time"},
+        {"DHCPv6 lease time too short",
+         patched(
+             R"({"ipv6": {"address": "fd00::1/64", "dhcp": {"ranges": ["fd00::100-fd00::1ff"], "lease_time": 60}}})"),
+         invalid, "ipv6.dhcp.lease_time"},
         // DHCP ranges.
         {"range outside the subnet", patched(R"({"ipv4": {"dhcp": {"ranges": ["192.168.123.10-192.168.123.20"]}}})"),
          invalid, "ipv4.dhcp.ranges[0]"},
@@ -480,7 +497,12 @@ TEST_CASE("parse_network(to_json(x)) == x for several networks", "[network][json
             "ipv4": {"address": "192.168.50.254/24",
                      "dhcp": {"ranges": ["192.168.50.10-192.168.50.19", "192.168.50.100-192.168.50.199"],
                               "hosts": [{"mac": "52:54:00:AA:00:01", "ip": "192.168.50.2", "name": "one"},
-                                        {"mac": "52:54:00:aa:00:02", "ip": "192.168.50.3"}]}}})");
+                                        {"mac": "52:54:00:aa:00:02", "ip": "192.168.50.3"}]}}})",
+        R"({"name": "l", "mode": "nat", "ipv4": {"address": "10.1.0.1/24",
+                                                 "dhcp": {"ranges": ["10.1.0.10-10.1.0.20"], "lease_time": 120}},
+            "ipv6": {"address": "fd00:1::1/64", "dhcp": {"ranges": ["fd00:1::100-fd00:1::1ff"],
+                                                          "lease_time": "infinite"}}})",
+        R"({"name": "i", "mode": "nat", "ipv4": {"address": "10.2.0.1/24", "dhcp": {"lease_time": "infinite"}}})");
     const Network original = parse_ok(text);
     const json serialised = kvmnet::model::to_json(original);
     CAPTURE(serialised.dump());
@@ -732,4 +754,20 @@ TEST_CASE("A port's recorded original state round-trips and is checked", "[netwo
                                 ErrorKind::InvalidArgument, "ports[0].original.mac");
     kvmnet::test::check_refused(patched(R"({"ports": [{"name": "vg1", "original": {"colour": 1}}]})"),
                                 ErrorKind::InvalidArgument, "ports[0].original.colour");
+}
+
+TEST_CASE("DHCP lease times: seconds or \"infinite\", the default left out of to_json", "[network][json]")
+{
+    CHECK(parse_ok(base_document).ipv4->lease_time == 3600);
+    CHECK_FALSE(kvmnet::model::to_json(parse_ok(base_document))["ipv4"]["dhcp"].contains("lease_time"));
+    const Network n = parse_ok(patched(R"({"ipv4": {"dhcp": {"lease_time": 86400}}})"));
+    CHECK(n.ipv4->lease_time == 86400);
+    CHECK(kvmnet::model::to_json(n)["ipv4"]["dhcp"]["lease_time"] == 86400);
+    const Network inf = parse_ok(patched(R"({"ipv4": {"dhcp": {"lease_time": "infinite"}}})"));
+    CHECK(inf.ipv4->lease_time == kvmnet::model::infinite_lease_time);
+    CHECK(kvmnet::model::to_json(inf)["ipv4"]["dhcp"]["lease_time"] == "infinite");
+    CHECK(parse_ok(patched(R"({"ipv4": {"dhcp": {"lease_time": 120}}})")).ipv4->lease_time == 120);
+    const auto failure = failure_of(patched(R"({"ipv4": {"dhcp": {"lease_time": 60}}})"));
+    REQUIRE(failure);
+    CHECK(failure->message.find("2 minutes") != std::string::npos);
 }

@@ -980,6 +980,30 @@ TEST_CASE("DHCP with static hosts only uses a static range over the subnet", "[p
     CHECK(files.hosts == "52:54:00:00:00:01,172.16.0.2\n");
 }
 
+TEST_CASE("The DHCP lease time goes into every dhcp-range, IPv4 and IPv6", "[planner][dnsmasq]")
+{
+    const auto config = [](const char* document) { return plan::plan_dnsmasq(network(document), "/r", "").config; };
+    const std::string day = config(R"({"name": "d", "mode": "nat", "bridge": "kvmbr3",
+        "ipv4": {"address": "10.3.0.1/24", "dhcp": {"ranges": ["10.3.0.10-10.3.0.20", "10.3.0.30-10.3.0.40"],
+                                                    "lease_time": 86400}},
+        "ipv6": {"address": "fd00:3::1/64", "dhcp": {"ranges": ["fd00:3::100-fd00:3::1ff"], "lease_time": 600}}})");
+    CAPTURE(day);
+    CHECK(has_line(day, "dhcp-range=10.3.0.10,10.3.0.20,255.255.255.0,86400"));
+    CHECK(has_line(day, "dhcp-range=10.3.0.30,10.3.0.40,255.255.255.0,86400"));
+    CHECK(has_line(day, "dhcp-range=fd00:3::100,fd00:3::1ff,64,600"));
+    const std::string forever = config(R"({"name": "f", "mode": "nat", "bridge": "kvmbr3",
+        "ipv4": {"address": "10.3.0.1/24", "dhcp": {"ranges": ["10.3.0.10-10.3.0.20"], "lease_time": "infinite"}}})");
+    CHECK(has_line(forever, "dhcp-range=10.3.0.10,10.3.0.20,255.255.255.0,infinite"));
+    // Static hosts only: the static range carries it too.
+    const std::string statics = config(R"({"name": "s", "mode": "nat", "bridge": "kvmbr3",
+        "ipv4": {"address": "10.3.0.1/24", "dhcp": {"lease_time": 7200,
+                 "hosts": [{"mac": "52:54:00:00:00:01", "ip": "10.3.0.2"}]}}})");
+    CHECK(has_line(statics, "dhcp-range=10.3.0.0,static,255.255.255.0,7200"));
+    // The default keeps the text earlier versions wrote, so an upgraded
+    // daemon still adopts the dnsmasq it finds running.
+    CHECK(plan::dnsmasq_lease_time(3600) == "1h");
+}
+
 TEST_CASE("Bridge-mode networks only get an accept for bridged traffic", "[planner]")
 {
     const Network lan =
