@@ -226,7 +226,9 @@ TEST_CASE("DHCPv6 leases after the duid line carry IAID, DUID and the MAC inside
     const auto j = kvmnet::plan::to_json(leases, {});
     CHECK(j[0]["family"] == "ipv4");
     CHECK_FALSE(j[0].contains("iaid"));
-    CHECK(j[1] == nlohmann::json::parse(R"({"family": "ipv6", "ip": "fd00:66::1ab", "expiry": 1718003600,
+    CHECK(j[1] ==
+          nlohmann::json::parse(
+              R"({"family": "ipv6", "ip": "fd00:66::1ab", "expiry": 1718003600, "expires_at": "2024-06-10T07:13:20Z",
         "mac": "52:54:00:aa:00:02", "hostname": "guest2", "iaid": 1500, "type": "dynamic",
         "duid": "00:01:00:01:2c:5d:aa:bb:52:54:00:aa:00:02"})"));
     CHECK_FALSE(j[3].contains("mac"));
