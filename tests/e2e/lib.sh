@@ -339,8 +339,11 @@ veth_pair() {
 
 # ---------------------------------------------------------------- bus and daemon
 
+# bus_start [EXTRA]: the open test bus; EXTRA (configuration elements such as
+# a <limit>) goes before the policy.
 bus_start() {
     bus_launch <<EOF
+${1:-}
   <policy context="default">
     <allow user="*"/>
     <allow own="*"/>
@@ -459,6 +462,15 @@ expect_error() {
 
 # net_state NET: the state field of `ctl show NET --json`.
 net_state() { ctl show "$1" --json | jq -r .status.state; }
+
+# default_network_running: the "default" NAT network most tests start from
+# (kvmbr0, 192.168.122.1/24, DHCP .100-.254), created, started and active.
+default_network_running() {
+    ctl create default --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 \
+        --dhcp-range 192.168.122.100-192.168.122.254 >/dev/null
+    ctl start default >/dev/null
+    wait_state default active
+}
 _state_is() { [[ $(net_state "$1" 2>/dev/null) == "$2" ]]; }
 # wait_state NET STATE [TRIES]: poll (activation may finish asynchronously).
 wait_state() {

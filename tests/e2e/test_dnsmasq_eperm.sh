@@ -24,10 +24,7 @@ bus_start
 
 log "a root daemon starts the network"
 daemon_start
-ctl create default --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 \
-    --dhcp-range 192.168.122.100-192.168.122.254 >/dev/null
-ctl start default >/dev/null
-wait_state default active
+default_network_running
 dpid=$(dnsmasq_pid default)
 is_dnsmasq "$dpid" || fail "no dnsmasq after the start"
 track_pid "$dpid"

@@ -14,10 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 nat_topology
 bus_start
 daemon_start
-ctl create default --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 \
-    --dhcp-range 192.168.122.100-192.168.122.254 >/dev/null
-ctl start default >/dev/null
-wait_state default active
+default_network_running
 
 ip -n "$H" tuntap add dev vmtap0 mode tap
 ip -n "$H" link set vmtap0 master kvmbr0 up

@@ -14,10 +14,7 @@ signal_monitor_start "$T/signals"
 daemon_start
 forward() { in_ns "$H" cat /proc/sys/net/ipv4/ip_forward; }
 assert_eq "$(forward)" 0 "ip_forward before the start"
-ctl create default --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 \
-    --dhcp-range 192.168.122.100-192.168.122.254 >/dev/null
-ctl start default >/dev/null
-wait_state default active
+default_network_running
 guest_plug "$G1" vg1 kvmbr0
 guest_dhcp "$G1" >/dev/null
 pings "$G1" 203.0.113.2 || fail "guest cannot reach 203.0.113.2 before the change"

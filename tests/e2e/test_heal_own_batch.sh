@@ -21,10 +21,7 @@ bus_start
 args=()
 ((rcvbuf > 0)) && args=(--nft-monitor-rcvbuf "$rcvbuf")
 daemon_start "${args[@]}"
-ctl create default --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 \
-    --dhcp-range 192.168.122.100-192.168.122.254 >/dev/null
-ctl start default >/dev/null
-wait_state default active
+default_network_running
 ctl forward add default tcp 8080 192.168.122.50:80 >/dev/null
 
 repairs() { grep -c 'default: repaired ' "$T/kvmnetd.log" || true; }

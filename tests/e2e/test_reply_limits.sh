@@ -26,18 +26,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 command -v setpriv >/dev/null || skip "setpriv (util-linux) is needed to run a command as another user"
 
 BUS_LIMIT=$((12 << 20))
-bus_launch <<EOF
-  <limit name="max_message_size">$BUS_LIMIT</limit>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow receive_sender="*"/>
-    <allow eavesdrop="true"/>
-  </policy>
-EOF
+bus_start "  <limit name=\"max_message_size\">$BUS_LIMIT</limit>"
 nat_topology
 daemon_start
 
