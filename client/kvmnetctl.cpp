@@ -126,9 +126,9 @@ const std::vector<Column> drop_columns = {
     {"packets", "PACKETS"}, {"bytes", "BYTES"}, {"rule", "RULE"}, {"chain", "CHAIN", false}};
 
 void print_table(const Context& c, const std::vector<Column>& columns,
-                 const std::vector<std::vector<std::string>>& rows)
+                 const std::vector<std::vector<std::string>>& rows, const std::vector<std::string>& notes = {})
 {
-    kvmnet::client::print_table(std::cout, columns, rows, c.style);
+    kvmnet::client::print_table(std::cout, columns, rows, c.style, notes);
 }
 
 std::string read_text(const std::string& path)
@@ -637,6 +637,7 @@ int cmd_port_list(Context& c, const std::string& net)
         return 0;
     }
     std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> notes;
     for (const auto& p : ports) {
         std::string options;
         const auto add = [&](const std::string& word) { options += (options.empty() ? "" : " ") + word; };
@@ -647,14 +648,9 @@ int cmd_port_list(Context& c, const std::string& net)
         rows.push_back({p["name"], p["state"], p.value("mac", std::string()), options,
                         std::to_string(p.value("rx_bytes", 0ull)), std::to_string(p.value("tx_bytes", 0ull)),
                         p.value("problem", std::string())});
+        notes.push_back(p.contains("problem") ? "  problem: " + p["problem"].get<std::string>() : std::string());
     }
-    print_table(c, port_columns, rows);
-    // The problems under the table for people; -o problem or -t for scripts.
-    if (!c.style.terse && c.style.columns.empty())
-        for (const auto& p : ports)
-            if (p.contains("problem"))
-                std::cout << "problem of " << p["name"].get<std::string>() << ": " << p["problem"].get<std::string>()
-                          << "\n";
+    print_table(c, port_columns, rows, notes);
     return 0;
 }
 

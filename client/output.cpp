@@ -49,7 +49,8 @@ std::string terse_escape(const std::string& value)
 }
 
 void print_table(std::ostream& out, const std::vector<Column>& columns,
-                 const std::vector<std::vector<std::string>>& rows, const TableStyle& style)
+                 const std::vector<std::vector<std::string>>& rows, const TableStyle& style,
+                 const std::vector<std::string>& notes)
 {
     const auto chosen = select_columns(columns, style.columns);
     if (style.terse) {
@@ -79,8 +80,10 @@ void print_table(std::ostream& out, const std::vector<Column>& columns,
         out << "\n";
     };
     if (style.legend) line([&](std::size_t c) -> const std::string& { return columns[c].title; });
-    for (const auto& row : rows)
-        line([&](std::size_t c) -> const std::string& { return cell(row.at(c)); });
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        line([&](std::size_t c) -> const std::string& { return cell(rows[r].at(c)); });
+        if (r < notes.size() && !notes[r].empty() && style.columns.empty()) out << notes[r] << "\n";
+    }
 }
 
 void split_port(const nlohmann::json& port, nlohmann::json& first, nlohmann::json& last)

@@ -40,9 +40,12 @@ std::string terse_escape(const std::string& value);
 
 // One row per vector of cells, a cell per entry of `columns`; an empty cell
 // is "-" in a table and empty in terse output. A table pads every column
-// but the last to its widest cell (legend included) plus two spaces.
+// but the last to its widest cell (legend included) plus two spaces. A
+// non-empty `notes[i]` is printed as a line of its own under row i, in a
+// table with the default columns only (port list's "  problem: ...").
 void print_table(std::ostream& out, const std::vector<Column>& columns,
-                 const std::vector<std::vector<std::string>>& rows, const TableStyle& style);
+                 const std::vector<std::vector<std::string>>& rows, const TableStyle& style,
+                 const std::vector<std::string>& notes = {});
 
 // "8080" -> 8080, "8080-8090" -> 8080 (and 8090 as the end); the document
 // keeps a range as a string, the --json output splits it.
