@@ -381,24 +381,25 @@ int cmd_export(Context& c, const std::string& net)
     return 0;
 }
 
-// The document of the options form was built before the bus (from_options).
-int cmd_create(Context& c, const std::string& name, const CreateOptions& o, const std::string& from_options)
+// create NET --file FILE: the file's document, named NET. Read before the
+// bus, so a file that cannot be read is a usage error.
+std::string document_from_file(const std::string& name, const std::string& file)
 {
-    std::string document;
-    if (!o.file.empty()) {
-        document = read_text(o.file);
-        json doc = json::parse(document, nullptr, false);
-        // Syntax errors are left to the daemon, which reports them the same
-        // way for every client; only the name is settled here.
-        // The argument names the network, whatever the document says, so an
-        // export can be created again under another name.
-        if (doc.is_object()) {
-            doc["name"] = name;
-            document = doc.dump();
-        }
-    } else {
-        document = from_options;
+    std::string document = read_text(file);
+    json doc = json::parse(document, nullptr, false);
+    // Syntax errors are left to the daemon, which reports them the same
+    // way for every client; only the name is settled here.
+    // The argument names the network, whatever the document says, so an
+    // export can be created again under another name.
+    if (doc.is_object()) {
+        doc["name"] = name;
+        document = doc.dump();
     }
+    return document;
+}
+
+int cmd_create(Context& c, const std::string& name, const std::string& document)
+{
     c.manager.CreateNetwork(document);
     std::cout << "Network " << name << " created.\n";
     return 0;
@@ -1431,8 +1432,9 @@ void CommandLine::build()
                                          if (option->count() > 0)
                                              throw UsageError("create: --file or options, not both (" +
                                                               option->get_name() + ")");
+                                     v.text = document_from_file(v.net, v.create.file);
                                  },
-                             .run = [&v](Context& c) { return cmd_create(c, v.net, v.create, v.text); },
+                             .run = [&v](Context& c) { return cmd_create(c, v.net, v.text); },
                              .changes = [] { return true; }}));
         o.app = sub;
         sub->add_option("--file", o.file, "the JSON document (- for stdin)")->type_name("FILE");

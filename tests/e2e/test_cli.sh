@@ -35,6 +35,7 @@ usage_error "unexpected argument 'b'" show a b
 usage_error "unknown forward command 'frob'" forward frob demo
 usage_error "--file or options, not both" forward add demo tcp 80 10.0.0.5:80 --file "$T/none"
 usage_error "create: --file or options, not both (--mtu)" create demo --file "$T/none" --mtu 1400
+usage_error "cannot read $T/none" create demo --file "$T/none"
 usage_error "--stp" create demo --mode nat --ipv4 10.0.0.1/24 --stp maybe
 usage_error "--mtu" create demo --mode nat --ipv4 10.0.0.1/24 --mtu lots
 usage_error "unknown column 'bogus'" list -o name,bogus
