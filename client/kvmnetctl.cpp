@@ -298,12 +298,14 @@ int cmd_show(Context& c, const std::string& net)
         std::cerr << "kvmnetctl: note: the " << exported.document.value("forward_count", std::size_t{0})
                   << " forwards are left out (too many for one reply); see kvmnetctl forward list\n";
     }
+    // No repair yet: null, as every absent value in kvmnetctl's JSON.
+    const std::string last_repair = network.LastRepair();
     const json status = {{"revision", exported.revision},
                          {"state", network.State()},
                          {"state_reason", network.StateReason()},
                          {"dnsmasq", network.Dnsmasq()},
                          {"awaiting_confirmation", network.AwaitingConfirmation()},
-                         {"last_repair", network.LastRepair()}};
+                         {"last_repair", last_repair.empty() ? json() : json(last_repair)}};
     if (c.as_json) {
         std::cout << json{{"config", exported.document}, {"status", status}}.dump(2) << "\n";
         return 0;
@@ -369,7 +371,7 @@ int cmd_show(Context& c, const std::string& net)
     row("State", status["state"].get<std::string>() + (reason.empty() ? "" : " (" + reason + ")"));
     row("Dnsmasq", status["dnsmasq"]);
     if (status["awaiting_confirmation"].get<bool>()) row("Confirmation", "awaited (kvmnetctl confirm)");
-    if (const std::string last = status["last_repair"]; !last.empty()) row("Last repair", last);
+    if (status["last_repair"].is_string()) row("Last repair", status["last_repair"]);
     return 0;
 }
 

@@ -76,6 +76,7 @@ assert_eq "$(jq -c '.[] | select(.host_port == 8081) | [.host_port_end, .guest_p
     <<<"$forwards")" "[8081,81,81,null,null]" "one port: *_end the same; absent values null"
 assert_eq "$(ctl list --json | jq -c '[.[] | select(.name == "demo") | .ipv6]')" "[null]" "list --json: no IPv6 is null"
 assert_eq "$(ctl host list demo --json)" "[]" "host list --json of a network without DHCP"
+assert_eq "$(ctl show demo --json | jq -c .status.last_repair)" null "show --json: no repair yet is null"
 
 log "tables measured from the data"
 table=$(ctl list)
