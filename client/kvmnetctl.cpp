@@ -1440,7 +1440,6 @@ void CommandLine::build()
                              .changes = [] { return true; }}));
         o.app = sub;
         sub->add_option("--file", o.file, "the JSON document (- for stdin)")->type_name("FILE");
-        const auto on_off_values = CLI::IsMember({"on", "off", "yes", "no", "true", "false"});
         std::vector<CLI::Option*> options = {
             sub->add_option("--mode", o.mode, "nat, isolated, routed or bridge")->type_name("MODE"),
             sub->add_option("--ipv4", o.ipv4, "the gateway address")->type_name("GATEWAY/PREFIX"),
@@ -1450,14 +1449,16 @@ void CommandLine::build()
             sub->add_option("--dhcp-host", o.dhcp_hosts, "a static DHCP host (repeatable)")->type_name("MAC,IP[,NAME]"),
             sub->add_option("--uplink", o.uplink, "the uplink interface")->type_name("IFNAME"),
             sub->add_option("--mtu", o.mtu, "the bridge's MTU")->type_name("N"),
-            sub->add_option("--stp", o.stp, "spanning tree")->type_name("on|off")->check(on_off_values),
+            sub->add_option("--stp", o.stp, "spanning tree")
+                ->type_name("on|off")
+                ->check(CLI::IsMember({"on", "off", "yes", "no", "true", "false"}).description("")),
             sub->add_option("--forward-delay", o.forward_delay, "STP forward delay")->type_name("S"),
             sub->add_option("--hello-time", o.hello_time, "STP hello time")->type_name("S"),
             sub->add_option("--max-age", o.max_age, "STP max age")->type_name("S"),
             sub->add_option("--priority", o.priority, "STP bridge priority")->type_name("N"),
             sub->add_option("--multicast-snooping", o.multicast_snooping, "IGMP/MLD snooping")
                 ->type_name("on|off")
-                ->check(on_off_values),
+                ->check(CLI::IsMember({"on", "off", "yes", "no", "true", "false"}).description("")),
             sub->add_flag("--autostart", o.autostart, "start with the daemon"),
             sub->add_option("--domain", o.domain, "the DNS domain (dns.domain)")->type_name("DOMAIN"),
             sub->add_option("--forwarder", o.forwarders, "a DNS forwarder (repeatable; dns.forwarders)")
@@ -1476,7 +1477,7 @@ void CommandLine::build()
         ->add_option("--confirm-timeout", v.confirm_timeout,
                      "roll the start back unless `confirm NET` follows within SECONDS (1 to 3600)")
         ->type_name("SECONDS")
-        ->check(CLI::Range(1u, 3600u));
+        ->check(CLI::Range(1u, 3600u).description(""));
     net(add(app_, "confirm", "keep a network started with --confirm-timeout",
             {.run = [&v](Context& c) { return cmd_confirm(c, v.net); }, .changes = [] { return true; }}));
     net(add(app_, "stop", "take the network down",
@@ -1488,7 +1489,7 @@ void CommandLine::build()
              .changes = [] { return true; }}))
         ->add_option("WHEN", v.on_off, "on or off (also yes/no, true/false)")
         ->required()
-        ->check(CLI::IsMember({"on", "off", "yes", "no", "true", "false"}));
+        ->check(CLI::IsMember({"on", "off", "yes", "no", "true", "false"}).description(""));
     net(add(app_, "set", "change document fields, e.g. stp=on ipv4.address=10.0.0.1/24 (objects are merged)",
             {.prepare = [&v] { v.assignments = parse_assignments(v.words); },
              .run = [&v](Context& c) { return cmd_set(c, v.net, v.assignments); },
@@ -1616,10 +1617,10 @@ void CommandLine::build()
         monitor->add_option("--event", v.events, "only events of this kind (repeatable): " + kinds)->type_name("KIND");
         monitor->add_option("--count", v.count, "stop after N events (1 to 1000000000)")
             ->type_name("N")
-            ->check(CLI::Range(1ul, 1'000'000'000ul));
+            ->check(CLI::Range(1ul, 1'000'000'000ul).description(""));
         monitor->add_option("--timeout", v.timeout_s, "stop after SECONDS (1 to 31536000)")
             ->type_name("SECONDS")
-            ->check(CLI::Range(1ul, 31'536'000ul));
+            ->check(CLI::Range(1ul, 31'536'000ul).description(""));
     }
 
     {
@@ -1644,6 +1645,16 @@ void CommandLine::build()
 
     auto* help = add(app_, "help", "describe kvmnetctl, or one verb", {.run = [](Context&) { return 0; }});
     help->add_option("VERB", v.words, "a verb, e.g. start or forward add");
+
+    // The help without CLI11's type words on arguments ("NET TEXT").
+    app_.get_formatter()->column_width(34);
+    std::function<void(CLI::App*)> untyped = [&](CLI::App* at) {
+        for (CLI::Option* option : at->get_options([](const CLI::Option* o) { return o->get_positional(); }))
+            option->type_name("");
+        for (CLI::App* sub : at->get_subcommands([](const CLI::App*) { return true; }))
+            untyped(sub);
+    };
+    untyped(&app_);
 }
 
 const CLI::App* CommandLine::find(const std::vector<std::string>& words) const
