@@ -1107,7 +1107,9 @@ void Monitor::on_signal(sdbus::Message& m)
     } else if (iface == "org.kvmnet1.Network" && member == "LeaseChanged") {
         std::string what, mac, ip, hostname;
         m >> what >> mac >> ip >> hostname;
-        event(member, network_of(path), {{"event", what}, {"mac", mac}, {"ip", ip}, {"hostname", hostname}},
+        // No host name: null in JSON, as every absent value; "-" in text.
+        event(member, network_of(path),
+              {{"event", what}, {"mac", mac}, {"ip", ip}, {"hostname", hostname.empty() ? json() : json(hostname)}},
               {what, mac, ip, hostname.empty() ? "-" : hostname});
     } else if (iface == "org.kvmnet1.Network" && member == "Repaired") {
         std::string what, detail;
