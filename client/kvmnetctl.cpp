@@ -1379,7 +1379,17 @@ CLI::App* CommandLine::add(CLI::App& parent, const std::string& name, const std:
     CLI::App* sub = parent.add_subcommand(name, description);
     // The global options are taken after the verb too (kvmnetctl list --json).
     sub->fallthrough();
-    sub->footer(footer);
+    std::string text = footer;
+    if (verb.columns) {
+        // The columns -o takes (the completion reads this line too).
+        std::string shown, more;
+        for (const Column& c : *verb.columns) {
+            std::string& list = c.shown ? shown : more;
+            list += (list.empty() ? "" : ",") + c.key;
+        }
+        text = "Columns for -o: " + shown + (more.empty() ? "" : " (and by -o only: " + more + ")") + "\n" + text;
+    }
+    sub->footer(text);
     sub->require_subcommand(0, 1);
     if (verb.run) verbs_.emplace(sub, std::move(verb));
     return sub;

@@ -11,8 +11,8 @@
 #    aligned), --no-legend, -o COL,..., -t with ':' escaped;
 #  - --json: ports as numbers with *_end, absent values as null;
 #  - the completion (client/completion/kvmnetctl sourced in bash): verbs,
-#    sub-verbs, options of a verb, values of --event, and network names
-#    from the daemon.
+#    sub-verbs, options of a verb, values of --event and -o, and network
+#    names from the daemon.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 COMPLETION=${KVMNETCTL_COMPLETION:-$SRCDIR/client/completion/kvmnetctl}
@@ -121,6 +121,7 @@ assert_eq "$(complete_words start "")" "$long demo " "network names from the dae
 assert_eq "$(complete_words start --confirm-timeout 30 d)" "demo " "a network name after an option's value"
 assert_eq "$(complete_words forward list a)" "$long " "the network of forward list"
 assert_eq "$(complete_words autostart demo "")" "off on " "autostart's second argument"
+assert_eq "$(complete_words leases demo -o mac,ex)" "mac,expires mac,expires_at " "-o: the table's columns after the comma"
 
 ctl delete demo >/dev/null
 ctl delete "$long" >/dev/null

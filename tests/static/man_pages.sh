@@ -3,8 +3,8 @@
 # daemon running):
 #  - every command (verb) that `kvmnetctl help` lists is a term of
 #    kvmnetctl(1), and every command the page describes is one it lists;
-#  - every option and argument that `kvmnetctl help VERB` names is named in
-#    that verb's description on the page, and kvmnetctl's own options are
+#  - every option, argument and -o column that `kvmnetctl help VERB` names
+#    is named in that verb's description on the page, and kvmnetctl's own options are
 #    terms of its OPTIONS;
 #  - every option that `kvmnetd --help` names is a term of kvmnetd(8);
 #  - every page the unit's Documentation= names (man:NAME(SECTION)) is one
@@ -112,7 +112,12 @@ for verb in "${verbs[@]}"; do
     # shellcheck disable=SC2086
     mapfile -t arguments < <(help_section Positionals $verb)
     text=$(awk -F'\t' -v v="$verb" '$1 == v { print $2 }' <<<"$described_text")
-    for word in "${verb_options[@]}" "${arguments[@]}"; do
+    # A table's columns (-o), from the help's "Columns for -o:" line: the
+    # page names them under the verb too.
+    # shellcheck disable=SC2086
+    mapfile -t columns < <("$kvmnetctl" help $verb |
+        sed -n 's/^Columns for -o: \([^ ]*\)\( (and by -o only: \(.*\)).*\)\{0,1\}$/\1,\3/p' | tr ',' '\n' | grep .)
+    for word in "${verb_options[@]}" "${arguments[@]}" "${columns[@]}"; do
         checked=$((checked + 1))
         # An option as a word of its own, an argument as GUEST:GUESTPORT
         # or _FILE_... in the text.
@@ -129,7 +134,7 @@ for verb in "${verbs[@]}"; do
     done < <(grep -oE -- '(^|[ [(,|])--[a-z][a-z0-9-]*' <<<"$text" | sed 's/^[ [(,|]*//' | sort -u)
 done
 ((checked >= 60)) || fail "found only $checked options and arguments in the verbs' help"
-echo "kvmnetctl.1 names the $checked options and arguments of the verbs' help, each under its verb"
+echo "kvmnetctl.1 names the $checked options, arguments and -o columns of the verbs' help, each under its verb"
 
 # The options of kvmnetctl itself are terms of OPTIONS.
 mapfile -t options < <(help_section Options)
