@@ -218,6 +218,16 @@ int main(int argc, char** argv)
                    "notifications)")
         ->type_name("BYTES")
         ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+    bool no_firewall_integration = false;
+    app.add_flag("--no-firewall-integration", no_firewall_integration,
+                 "add no rules to other firewalls' chains (Docker's DOCKER-USER) for any network; see "
+                 "docs/firewalls.md");
+    app.add_option("--iptables", options.iptables,
+                   "iptables-nft binary for Docker's DOCKER-USER chain (default /usr/sbin/iptables-nft)")
+        ->type_name("PATH");
+    app.add_option("--ip6tables", options.ip6tables,
+                   "ip6tables-nft binary for Docker's DOCKER-USER chain (default /usr/sbin/ip6tables-nft)")
+        ->type_name("PATH");
     app.add_flag("--stop-networks-on-exit", stop_networks_on_exit,
                  "stop every running network on SIGTERM/SIGINT (by default they keep running for their guests and "
                  "are adopted later)");
@@ -228,6 +238,7 @@ int main(int argc, char** argv)
         std::cerr << "kvmnetd: " << e.what() << " (see kvmnetd --help)\n";
         return 2;
     }
+    options.firewall_integration = !no_firewall_integration;
     if (!log_level.empty()) {
         core::LogLevel level{};
         core::parse_log_level(log_level, level);
@@ -272,6 +283,7 @@ int main(int argc, char** argv)
         kernel::NftMonitor nft_monitor(plan::table_name, ::getpid(), firewall.port_id(), nft_monitor_rcvbuf);
         auto nft_source = loop.add_io(nft_monitor.fd(), EPOLLIN, [&](std::uint32_t) {
             const auto result = nft_monitor.dispatch();
+            if (result.filter_changed || result.overrun) manager.foreign_firewall_changed();
             if (result.changed)
                 manager.firewall_changed("by " + result.who);
             else if (result.overrun)

@@ -2,6 +2,7 @@
 // start/stop transactions that make the kernel match it.
 #include "core/manager.hpp"
 
+#include "core/foreign_firewall.hpp"
 #include "core/log.hpp"
 #include "core/undo.hpp"
 #include "plan/planner.hpp"
@@ -86,6 +87,8 @@ Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& lin
     store::make_directories(options_.runtime_dir, 0755);
     dnsmasq_user_ = options_.dnsmasq_user;
     if (dnsmasq_user_.empty()) dnsmasq_user_ = ::getpwnam("dnsmasq") ? "dnsmasq" : "nobody";
+    if (options_.firewall_integration)
+        docker_user_ = std::make_unique<DockerUser>(firewall_, options_.iptables, options_.ip6tables);
 }
 
 Manager::~Manager() = default;
@@ -815,6 +818,7 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     // restarted daemon adopting its networks); otherwise one transaction.
     forward_counters_.valid = false;
     committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
+    if (docker_user_) docker_user_->sync(active);
 }
 
 void Manager::hold_sysctl_on(const std::string& key, const std::string& saved_name, bool want,

@@ -27,6 +27,7 @@
 namespace kvmnet::core {
 
 class Undo;
+class DockerUser;
 
 enum class State { inactive, activating, active, degraded, failed };
 
@@ -45,6 +46,11 @@ struct ManagerOptions {
     std::string runtime_dir = "/run/kvmnet";
     std::string dnsmasq = "/usr/sbin/dnsmasq";
     std::string dnsmasq_user;  // empty: "dnsmasq" when that user exists, else "nobody"
+    // false (kvmnetd --no-firewall-integration): no rules in other
+    // firewalls' chains for any network (core/foreign_firewall.hpp).
+    bool firewall_integration = true;
+    std::string iptables = "/usr/sbin/iptables-nft";
+    std::string ip6tables = "/usr/sbin/ip6tables-nft";
 };
 
 // Notified after every change, from inside the event loop.
@@ -183,6 +189,11 @@ public:
     void firewall_notifications_lost();
     // Link notifications were lost: every running network is re-checked.
     void recheck_links();
+    // Another program changed table ip or ip6 filter (Docker created or
+    // recreated DOCKER-USER, someone flushed it): kvmnet's rules there are
+    // re-synced a moment later (core/manager_foreign.cpp).
+    void foreign_firewall_changed();
+    void sync_foreign_firewall_now();
     // Runs the scheduled repairs now (tests; the timers do it otherwise).
     void repair_pending();
     // The last repair of the network: "TIME WHAT: DETAIL", empty when none.
@@ -390,6 +401,8 @@ private:
     std::string dnsmasq_user_;
     std::map<std::string, Entry> networks_;
     ManagerListener* listener_ = nullptr;
+    std::unique_ptr<DockerUser> docker_user_;  // null: --no-firewall-integration
+    std::unique_ptr<EventSource> foreign_timer_;
 };
 
 }  // namespace kvmnet::core

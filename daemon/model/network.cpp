@@ -413,6 +413,7 @@ Network parse_network(const nlohmann::json& document)
     // Every namespace has its loopback already; a bridge cannot take its name.
     if (n.bridge == "lo") throw invalid_field("bridge", "'lo' is the loopback interface, not a bridge name");
     n.autostart = r.boolean("autostart").value_or(false);
+    n.firewall_integration = r.boolean("firewall_integration").value_or(true);
     if (const json* ipv4 = r.get("ipv4")) n.ipv4 = parse_ipv4(*ipv4);
     if (const json* dns = r.get("dns")) n.dns = parse_dns(*dns);
     if (const json* ipv6 = r.get("ipv6")) n.ipv6 = parse_ipv6(*ipv6);
@@ -445,6 +446,9 @@ Network parse_network(const std::string& text) { return parse_network(parse_json
 nlohmann::json to_json(const Network& n)
 {
     json j = {{"name", n.name}, {"mode", mode_name(n.mode)}, {"bridge", n.bridge}, {"autostart", n.autostart}};
+    // Only the opt-out is written: documents of networks that keep the
+    // default read as before.
+    if (!n.firewall_integration) j["firewall_integration"] = false;
     if (n.ipv4) {
         json ipv4 = {{"address", n.ipv4->address.str()}};
         if (n.ipv4->dhcp) {

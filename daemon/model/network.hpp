@@ -166,6 +166,10 @@ struct Network {
     DnsConfig dns;                   // not in bridge mode
     std::optional<Ipv6Config> ipv6;  // not in bridge mode; needs ipv4
     std::string uplink;              // NAT: masquerade only out of this interface; empty: any other interface
+    // false: kvmnet adds no rules to other firewalls' chains for this
+    // network (Docker's DOCKER-USER, docs/firewalls.md); the administrator
+    // lets its traffic through by hand.
+    bool firewall_integration = true;
     bool stp = false;
     std::uint32_t forward_delay = 0;  // seconds
     std::uint32_t mtu = 0;            // 0: kernel default

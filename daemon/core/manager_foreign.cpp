@@ -1,0 +1,29 @@
+// Other firewalls' chains that kvmnet keeps its rules in
+// (core/foreign_firewall.hpp): re-synced whenever the set of running
+// networks changes (apply_firewall) and when another program changes
+// table ip or ip6 filter, e.g. Docker starting, restarting or flushing.
+#include "core/foreign_firewall.hpp"
+#include "core/manager.hpp"
+
+namespace kvmnet::core {
+namespace {
+// One burst of notifications (Docker writes its chains in dozens of
+// transactions when it starts) is one sync.
+constexpr std::uint64_t foreign_delay_usec = 100'000;
+}  // namespace
+
+void Manager::foreign_firewall_changed()
+{
+    if (!docker_user_ || foreign_timer_) return;
+    foreign_timer_ = loop_.add_timer(foreign_delay_usec, [this] {
+        foreign_timer_.reset();
+        sync_foreign_firewall_now();
+    });
+}
+
+void Manager::sync_foreign_firewall_now()
+{
+    if (docker_user_) docker_user_->sync(active_specs());
+}
+
+}  // namespace kvmnet::core
