@@ -5,6 +5,8 @@
 // only reads; nothing is repaired here.
 #include "core/manager.hpp"
 
+#include "core/foreign_firewall.hpp"
+
 #include "plan/planner.hpp"
 
 #include <algorithm>
@@ -188,20 +190,61 @@ nlohmann::json Manager::diagnose(const std::string& name) const
         report.pass("firewall",
                     "table inet " + planned.name + " has its " + std::to_string(planned.chains.size()) + " chains");
 
-    // Other programs' base chains on the forward hook that drop by default
-    // (Docker's iptables FORWARD DROP, a firewall's default-deny) drop
-    // guests' routed traffic, and bridged frames too with br_netfilter,
-    // unless they accept it themselves: an accept in our chain does not
-    // override a drop in theirs.
+    // Other programs' base chains on the forward and input hooks that drop
+    // by default (Docker's iptables FORWARD DROP, ufw's default deny, a
+    // firewall's default-deny) drop guests' routed traffic (forward) or
+    // their DHCP and DNS (input), unless they accept it themselves: an
+    // accept in our chain does not override a drop in theirs. Each warning
+    // says what to type (docs/firewalls.md).
+    const auto has_chain = [&](const std::string& family, const std::string& table, const std::string& name) {
+        return std::any_of(chains.begin(), chains.end(), [&](const plan::ChainInfo& c) {
+            return c.family == family && c.table == table && c.name == name;
+        });
+    };
     for (const auto& c : chains) {
-        if (!c.base || c.hook != "forward" || c.policy != "drop") continue;
+        if (!c.base || (c.hook != "forward" && c.hook != "input") || c.policy != "drop") continue;
         if (c.family == "inet" && c.table == planned.name) continue;
         if (c.family != "ip" && c.family != "ip6" && c.family != "inet" && c.family != "bridge") continue;
         if (c.family == "ip6" && !n.ipv6) continue;
-        report.warn("foreign-firewall", "chain " + c.family + " " + c.table + " " + c.name +
-                                            " (hook forward, policy drop) drops guests' forwarded traffic "
-                                            "unless it accepts " +
-                                            n.bridge + " itself");
+        if (n.mode == model::Mode::bridge) continue;  // the host's own firewall governs its bridge
+        const std::string where =
+            "chain " + c.family + " " + c.table + " " + c.name + " (hook " + c.hook + ", policy drop)";
+        const bool ufw =
+            has_chain(c.family, c.table, "ufw-before-forward") || has_chain(c.family, c.table, "ufw6-before-forward");
+        const bool docker = c.hook == "forward" && c.table == "filter" && has_chain(c.family, "filter", "DOCKER-USER");
+        if (docker) {
+            const std::string tool = c.family == "ip6" ? "ip6tables" : "iptables";
+            if (docker_user_ && n.firewall_integration && docker_user_->rules_of(c.family, n.name) == 2)
+                report.pass("foreign-firewall", where + " is Docker's; kvmnet's accept rules for " + n.bridge +
+                                                    " are in its DOCKER-USER chain");
+            else
+                report.warn("foreign-firewall",
+                            where + " is Docker's and drops guests' forwarded traffic" +
+                                (docker_user_ && n.firewall_integration ? "" : " (firewall integration is off)") +
+                                "; let them through with: " + tool + " -I DOCKER-USER -i " + n.bridge + " -j ACCEPT; " +
+                                tool + " -I DOCKER-USER -o " + n.bridge + " -j ACCEPT");
+        } else if (ufw) {
+            report.warn("foreign-firewall",
+                        where + " is ufw's and drops guests' " +
+                            (c.hook == "forward"
+                                 ? "forwarded traffic; let them through with: ufw route allow in on " + n.bridge +
+                                       "; ufw route allow out on " + n.bridge
+                                 : "DHCP and DNS; let them through with: ufw allow in on " + n.bridge +
+                                       " to any port 67 proto udp; ufw allow in on " + n.bridge + " to any port 53"));
+        } else {
+            const std::string family_table = c.family + " " + c.table + " " + c.name;
+            report.warn("foreign-firewall",
+                        where + " drops guests' " +
+                            (c.hook == "forward"
+                                 ? "forwarded traffic unless it accepts " + n.bridge +
+                                       " itself; let them through with: nft insert rule " + family_table + " iifname " +
+                                       n.bridge + " accept; nft insert rule " + family_table + " oifname " + n.bridge +
+                                       " accept"
+                                 : "DHCP and DNS unless it accepts them on " + n.bridge +
+                                       "; let them through with: nft insert rule " + family_table + " iifname " +
+                                       n.bridge + " udp dport { 53, 67 } accept; nft insert rule " + family_table +
+                                       " iifname " + n.bridge + " tcp dport 53 accept"));
+        }
     }
 
     return {{"network", n.name},

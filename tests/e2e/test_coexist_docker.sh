@@ -95,6 +95,15 @@ if in_ns "$G2" busybox ping -c 2 -W 2 203.0.113.2 >/dev/null 2>&1; then
     fail "the opted-out network's guest reached 203.0.113.2: Docker's drop is not in the path, the test proves nothing"
 fi
 
+log "diagnose names Docker's chain"
+status_of() { jq -r --arg c "$2" '.checks[] | select(.check == $c) | .status + ": " + .detail' <<<"$1"; }
+assert_contains "$(status_of "$(ctl diagnose default --json)" foreign-firewall)" \
+    "pass: chain ip filter FORWARD (hook forward, policy drop) is Docker's; kvmnet's accept rules for kvmbr0 are in its DOCKER-USER chain" \
+    "diagnose of the integrated network"
+assert_contains "$(status_of "$(ctl diagnose manual --json)" foreign-firewall)" \
+    "(firewall integration is off); let them through with: iptables -I DOCKER-USER -i kvmbr1 -j ACCEPT; iptables -I DOCKER-USER -o kvmbr1 -j ACCEPT" \
+    "diagnose of the opted-out network"
+
 log "DOCKER-USER flushed (Docker recreating it): the rules come back, an open connection survives"
 # A long-lived connection: the guest keeps a socat open to the internet
 # namespace's echo server.

@@ -42,7 +42,21 @@ report=$(ctl diagnose diag --json) || fail "a warning must not fail diagnose: $r
 assert_eq "$(jq -r .verdict <<<"$report")" warn "verdict with a foreign drop chain"
 assert_contains "$(status_of "$report" foreign-firewall)" "warn: chain ip foreignfw FORWARD (hook forward, policy drop)" \
     "foreign-firewall check"
+# The exact commands it prints let the guests through (coexistence cell e).
+assert_contains "$(status_of "$report" foreign-firewall)" \
+    "let them through with: nft insert rule ip foreignfw FORWARD iifname kvmbr7 accept; nft insert rule ip foreignfw FORWARD oifname kvmbr7 accept" \
+    "foreign-firewall command"
+in_ns "$H" nft insert rule ip foreignfw FORWARD iifname kvmbr7 accept
+in_ns "$H" nft insert rule ip foreignfw FORWARD oifname kvmbr7 accept
+in_ns "$G1" busybox ping -c 1 -W 2 203.0.113.2 >/dev/null || fail "the printed commands did not let the guest through"
 in_ns "$H" nft delete table ip foreignfw
+log "2b. a foreign input chain with policy drop (DHCP and DNS)"
+in_ns "$H" nft add table ip foreignin
+in_ns "$H" nft add chain ip foreignin INPUT '{ type filter hook input priority 0; policy drop; }'
+report=$(ctl diagnose diag --json) || fail "a warning must not fail diagnose: $report"
+assert_contains "$(status_of "$report" foreign-firewall)" \
+    "warn: chain ip foreignin INPUT (hook input, policy drop) drops guests' DHCP and DNS" "foreign input chain"
+in_ns "$H" nft delete table ip foreignin
 in_ns "$G1" busybox ping -c 1 -W 2 203.0.113.2 >/dev/null || fail "guest still cut off after the foreign table went"
 
 log "3. address removed, ip_forward off"
