@@ -231,6 +231,23 @@ nlohmann::json Manager::diagnose(const std::string& name) const
                                        "; ufw route allow out on " + n.bridge
                                  : "DHCP and DNS; let them through with: ufw allow in on " + n.bridge +
                                        " to any port 67 proto udp; ufw allow in on " + n.bridge + " to any port 53"));
+        } else if ((c.family == "ip" || c.family == "ip6") && c.table == "filter" &&
+                   (c.name == "FORWARD" || c.name == "INPUT")) {
+            // iptables' own table (iptables-nft): its tool, not nft, is the
+            // one to write it with. Docker 20.10 with --ip6tables has a
+            // FORWARD drop in ip6 filter but no DOCKER-USER there.
+            const std::string tool = c.family == "ip6" ? "ip6tables" : "iptables";
+            const bool docker_chain = has_chain(c.family, c.table, "DOCKER");
+            report.warn("foreign-firewall",
+                        where + (docker_chain ? " is Docker's (it has no DOCKER-USER chain there)" : "") +
+                            " and drops guests' " +
+                            (c.hook == "forward"
+                                 ? "forwarded traffic; let them through with: " + tool + " -I " + c.name + " -i " +
+                                       n.bridge + " -j ACCEPT; " + tool + " -I " + c.name + " -o " + n.bridge +
+                                       " -j ACCEPT"
+                                 : "DHCP and DNS; let them through with: " + tool + " -I " + c.name + " -i " +
+                                       n.bridge + " -p udp -m multiport --dports 53,67" + " -j ACCEPT; " + tool +
+                                       " -I " + c.name + " -i " + n.bridge + " -p tcp --dport 53 -j ACCEPT"));
         } else {
             const std::string family_table = c.family + " " + c.table + " " + c.name;
             report.warn("foreign-firewall",
