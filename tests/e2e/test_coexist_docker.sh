@@ -11,7 +11,8 @@
 # second network with "firewall_integration": false shows Docker's drop
 # would cut it off. The rules come back when DOCKER-USER is flushed (what a
 # Docker restart over a flushed table does), and a TCP connection open
-# across that survives; on stop they go, and Docker's own rule stays.
+# across that survives, as it does a real restart of dockerd; on stop they
+# go, and Docker's own rule stays.
 # Packages: scripts/deps-coexist.sh (docker.io, never started by the
 # machine).
 set -euo pipefail
@@ -30,25 +31,30 @@ bus_start
 log "dockerd in the host namespace $H"
 D=$T/docker
 mkdir -p "$D"
-spawn_in_ns "$H" unshare --mount --propagation private sh -c \
-    'mount -t cgroup2 none /sys/fs/cgroup && exec "$@"' dockerd \
-    dockerd --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/dockerd.pid" \
-    -H "unix://$D/docker.sock" --iptables=true --ip6tables=false --containerd-namespace "$PFX" \
-    >"$T/dockerd.log" 2>&1
-DOCKERD_PID=$SPAWNED_PID
-track_pid "$DOCKERD_PID"
 docker_chain() { in_ns "$H" iptables-nft -S DOCKER-USER 2>/dev/null; }
-# dockerd's own containerd: stopped by the test by its pid too.
-retry 100 test -s "$D/exec/containerd/containerd.pid" || {
-    cat "$T/dockerd.log" >&2
-    fail "dockerd did not start its containerd"
+_dockerd_listening() { (($(grep -c "API listen on" "$T/dockerd.log") >= $1)); }
+dockerd_start() {
+    spawn_in_ns "$H" unshare --mount --propagation private sh -c \
+        'mount -t cgroup2 none /sys/fs/cgroup && exec "$@"' dockerd \
+        dockerd --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/dockerd.pid" \
+        -H "unix://$D/docker.sock" --iptables=true --ip6tables=false --containerd-namespace "$PFX" \
+        >>"$T/dockerd.log" 2>&1
+    DOCKERD_PID=$SPAWNED_PID
+    track_pid "$DOCKERD_PID"
+    _dockerd_starts=$((${_dockerd_starts:-0} + 1))
+    # dockerd's own containerd: stopped by the test by its pid too.
+    retry 100 test -s "$D/exec/containerd/containerd.pid" || {
+        tail -20 "$T/dockerd.log" >&2
+        fail "dockerd did not start its containerd"
+    }
+    track_pid "$(cat "$D/exec/containerd/containerd.pid")"
+    retry 100 _dockerd_listening "$_dockerd_starts" || {
+        tail -20 "$T/dockerd.log" >&2
+        fail "dockerd did not finish starting"
+    }
+    docker_chain >/dev/null || fail "dockerd did not create DOCKER-USER"
 }
-track_pid "$(cat "$D/exec/containerd/containerd.pid")"
-retry 100 docker_chain >/dev/null || {
-    tail -20 "$T/dockerd.log" >&2
-    fail "dockerd did not create DOCKER-USER"
-}
-retry 50 grep -q "API listen on" "$T/dockerd.log" || fail "dockerd did not finish starting"
+dockerd_start
 assert_contains "$(in_ns "$H" iptables-nft -S FORWARD)" "-P FORWARD DROP" "Docker's FORWARD policy"
 
 daemon_start
@@ -107,11 +113,11 @@ assert_contains "$(status_of "$(ctl diagnose manual --json)" foreign-firewall)" 
 log "DOCKER-USER flushed (Docker recreating it): the rules come back, an open connection survives"
 # A long-lived connection: the guest keeps a socat open to the internet
 # namespace's echo server.
-spawn_in_ns "$I" socat TCP-LISTEN:9100,reuseaddr,fork EXEC:cat >/dev/null 2>&1
+spawn_in_ns "$I" socat -u TCP-LISTEN:9100,reuseaddr "OPEN:$T/conn.echo,creat,append" >/dev/null 2>&1
 track_pid "$SPAWNED_PID"
 retry 25 _listening "$I" 9100
 mkfifo "$T/conn.in"
-spawn_in_ns "$G1" socat -u "PIPE:$T/conn.in" TCP:203.0.113.2:9100 >"$T/conn.out" 2>&1
+spawn_in_ns "$G1" socat -u "OPEN:$T/conn.in" TCP:203.0.113.2:9100 >"$T/conn.out" 2>&1
 CONN_PID=$SPAWNED_PID
 track_pid "$CONN_PID"
 exec 7>"$T/conn.in"
@@ -124,7 +130,18 @@ assert_eq "$(docker_chain | grep -c 'kvmnet:default')" 2 "kvmnet's rules after t
 echo after >&7
 _pid_alive "$CONN_PID" || fail "the guest's open TCP connection died"
 assert_eq "$(tcp_get "$G1" 203.0.113.2 9000)" 203.0.113.1 "a new connection after the flush"
+
+log "dockerd restarted: still one copy of kvmnet's rules, the connection survives"
+stop_pid "$DOCKERD_PID" 15
+rm -f "$D/exec/containerd/containerd.pid"
+dockerd_start
+retry 50 _rules_back || fail "kvmnet's rules not in DOCKER-USER after Docker's restart: $(docker_chain)"
+assert_eq "$(docker_chain | grep -c 'kvmnet:default')" 2 "kvmnet's rules after Docker's restart"
+echo restarted >&7
+_pid_alive "$CONN_PID" || fail "the guest's open TCP connection died across Docker's restart"
+assert_eq "$(tcp_get "$G1" 203.0.113.2 9000)" 203.0.113.1 "a new connection after Docker's restart"
 exec 7>&-
+retry 25 grep -qx restarted "$T/conn.echo" || fail "the echo server did not get all lines over the one connection: $(cat "$T/conn.echo")"
 stop_pid "$CONN_PID"
 
 log "stop: kvmnet's rules go, Docker's stay"
