@@ -315,6 +315,13 @@ private:
     // rollback of a failed or unconfirmed takeover).
     void take_over_uplink(Entry& e, Undo& undo, std::string& step);
     std::vector<std::string> restore_uplink(Entry& e);
+    // The bridge of a takeover, ours by its owner mark, up, with `uplink`
+    // enslaved (start and the repair of a deleted bridge).
+    void create_takeover_bridge(const model::Network& n, const plan::LinkInfo& uplink, std::string& step);
+    // Self-healing: the deleted bridge made again on the free uplink, with
+    // the record's static addresses and routes; what was done, in words
+    // (empty when the uplink is missing or enslaved elsewhere).
+    std::vector<std::string> recreate_takeover_bridge(Entry& e);
     std::string takeover_record(const std::string& name) const;
     // Self-healing: re-adds (apply) or lists the recorded static addresses
     // and routes missing from the bridge at `bridge_index`.

@@ -37,6 +37,14 @@ constexpr std::uint64_t forwarding_poll_usec = 2'000'000;
 
 std::string timestamp() { return model::rfc3339_utc(std::time(nullptr)); }
 
+std::string join_names(const std::vector<std::string>& names)
+{
+    std::string text;
+    for (const auto& name : names)
+        text += (text.empty() ? "" : ", ") + name;
+    return text;
+}
+
 }  // namespace
 
 const std::string& Manager::last_repair(const std::string& name) const { return entry(name).last_repair; }
@@ -203,12 +211,23 @@ void Manager::repair_links(Entry& e)
                           "bridge " + n.bridge + " was replaced by an interface kvmnet does not manage");
             return;
         }
-        if (n.mode == model::Mode::bridge) {
-            // The bridge carries the host's own addresses (taken over from
-            // the uplink); recreating it is a takeover, which is not done
-            // behind anyone's back. Its state, the uplink and the recorded
-            // static addresses and routes are repaired.
-            if (!bridge) return assess(e);
+        if (n.mode == model::Mode::bridge && !bridge) {
+            // Deleted: the host lost the addresses it carried. Made again
+            // as the takeover made it, from the takeover record; then what
+            // hung on it goes onto it again.
+            if (!allowed()) return assess(e);
+            done = recreate_takeover_bridge(e);
+            if (done.empty()) return assess(e);  // no free uplink: degraded until it is back
+            what = "bridge";
+            attach_ports(e);
+            if (const auto back = reattach_foreign_ports(e); !back.empty())
+                done.push_back("re-attached " + join_names(back) + " (enslaved outside kvmnet)");
+            const auto created = links_.find_link(n.bridge);
+            e.bridge_index = created ? created->index : 0;
+            e.fdb.clear();
+        } else if (n.mode == model::Mode::bridge) {
+            // Its state, the uplink and the recorded static addresses and
+            // routes are repaired.
             const auto uplink = links_.find_link(n.uplink);
             const bool set_up = !bridge->up;
             // Only a free uplink is re-enslaved: one that someone enslaved
@@ -260,12 +279,8 @@ void Manager::repair_links(Entry& e)
                 if (n.mode == model::Mode::nat)
                     links_.write_sysctl("net/ipv4/conf/" + n.bridge + "/route_localnet", "1");
                 attach_ports(e);
-                if (const auto back = reattach_foreign_ports(e); !back.empty()) {
-                    std::string names;
-                    for (const auto& b : back)
-                        names += (names.empty() ? "" : ", ") + b;
-                    done.push_back("re-attached " + names + " (enslaved outside kvmnet)");
-                }
+                if (const auto back = reattach_foreign_ports(e); !back.empty())
+                    done.push_back("re-attached " + join_names(back) + " (enslaved outside kvmnet)");
                 if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
                 const auto created = links_.find_link(n.bridge);
                 e.bridge_index = created ? created->index : 0;
