@@ -399,6 +399,12 @@ EOF
     else
         printf '## 5. D-Bus load\n\nNot measured in this run (no dbus-load.json).\n\n'
     fi
+    if [[ -f $R/repair.md ]]; then
+        cat "$R/repair.md"
+        echo
+    else
+        printf '## 7. Repair time (issue 12)\n\nNot measured in this run (no repair.md; scripts/bench-repair.sh).\n\n'
+    fi
     cat <<EOF
 ## Not measured
 
