@@ -424,6 +424,7 @@ EOF
 sudo scripts/bench.sh              # about 6-10 minutes on 2 cores; writes bench-results/DATE/ and docs/performance.*
 sudo scripts/bench.sh --quick      # a smoke run (fewer samples, no 100k), results only in bench-results/
 sudo scripts/bench.sh --load-only  # only the D-Bus load (about 75 s); replaces only its section of docs/performance.md
+sudo scripts/bench.sh --repair-only  # only the repair times against c344358 (about 2 min); replaces only their section
 \`\`\`
 
 \`scripts/bench-deps.sh\` installs what the run needs (gnuplot-nox, iptables,
