@@ -127,6 +127,7 @@ cp "$T/kvmnetd.log" "$RESULTS/repair-kvmnetd.log"
 
 # The section of docs/performance.md.
 "$BENCH" summarize <"$RAW" >"$RESULTS/repair-summary.csv"
+echo "$NEW_SHORT" >"$RESULTS/repair-variant.txt"
 {
     echo "<!-- repair: rendered by scripts/bench-repair.sh; scripts/bench.sh --repair-only replaces it -->"
     echo "## 7. Repair time (issue 12)"
