@@ -48,6 +48,8 @@ in_ns "$H" sysctl -qw net.ipv4.ip_forward=0
 retry 50 _repaired 0 || fail "ip_forward=0 not repaired; state: $(repaired_state)"
 assert_eq "$(forward)" 1 "ip_forward after the repair"
 wait_state default active
+assert_contains "$(cat "$T/signals")" "net.ipv4.ip_forward was turned off outside kvmnet" \
+    "State said why while it was off"
 assert_contains "$(grep 'default: repaired sysctl' "$T/kvmnetd.log")" "turned net.ipv4.ip_forward on again" "the repair"
 retry 25 grep -q 'string "sysctl"' "$T/signals" || fail "no Repaired signal for the sysctl"
 assert_contains "$(ctl show default --json | jq -r .status.last_repair)" "net.ipv4.ip_forward" "LastRepair"
