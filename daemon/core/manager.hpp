@@ -296,11 +296,14 @@ private:
     std::unique_ptr<EventSource> firewall_timer_;
     // The sysctls held on while a NAT or routed network runs
     // (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding with IPv6,
-    // net.ipv4.conf.BRIDGE.route_localnet for NAT): checked at every
+    // net.ipv4.conf.BRIDGE.forwarding, net.ipv4.conf.BRIDGE.route_localnet
+    // for NAT): checked at every
     // forwarding notification (sysctl_changed) and every few seconds, since
     // route_localnet sends none; each one found off is turned on again.
     void ensure_forwarding_watch();
     void check_forwarding();
+    // net.ipv4.ip_forward found off: degraded while it is, turned on again.
+    void repair_ip_forward();
     // The held sysctls other than ip_forward (which sets the state reason
     // while it is off) that are off: turned on again and reported.
     void repair_held_sysctls();

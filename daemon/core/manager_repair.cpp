@@ -370,10 +370,14 @@ void Manager::repair_held_sysctls()
     for (auto& [name, e] : networks_) {
         if (!is_running(e.state)) continue;
         if (needs_ipv6_forwarding(e.spec)) v6.push_back(&e);
-        if (e.spec.mode != model::Mode::nat) continue;
+        if (!needs_forwarding(e.spec)) continue;
         const auto bridge = links_.find_link(e.spec.bridge);
-        // A missing bridge gets it when the repair recreates it.
-        if (bridge && bridge->alias == plan::owner_alias(name))
+        // A missing bridge gets them when the repair recreates it.
+        if (!bridge || bridge->alias != plan::owner_alias(name)) continue;
+        // IPv4 forwards only what arrives on a link with forwarding on: the
+        // bridge's own setting counts besides ip_forward.
+        held.push_back({"net/ipv4/conf/" + e.spec.bridge + "/forwarding", {&e}});
+        if (e.spec.mode == model::Mode::nat)
             held.push_back({"net/ipv4/conf/" + e.spec.bridge + "/route_localnet", {&e}});
     }
     if (!v6.empty()) held.push_back({ipv6_forwarding_key, v6});
@@ -398,7 +402,14 @@ void Manager::check_forwarding()
     const auto running = active_specs();
     if (std::none_of(running.begin(), running.end(), needs_forwarding)) return;  // re-armed by the next start
     ensure_forwarding_watch();
+    // ip_forward first: turning it on also turns on every link's own
+    // forwarding, which the kernel turned off with it.
+    repair_ip_forward();
     repair_held_sysctls();
+}
+
+void Manager::repair_ip_forward()
+{
     std::string value;
     try {
         value = links_.read_sysctl(ip_forward_key).value_or("");

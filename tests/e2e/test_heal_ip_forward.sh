@@ -7,6 +7,8 @@
 #     the guest reaches the "internet" over IPv4 again;
 #   - net.ipv6.conf.all.forwarding, held while a network with IPv6 runs: the
 #     guest reaches the "internet" over IPv6 (NAT66) again;
+#   - net.ipv4.conf.kvmbr0.forwarding (the bridge's own; notified too): the
+#     guest reaches the "internet" over IPv4 again;
 #   - net.ipv4.conf.kvmbr0.route_localnet (no notification: polled every
 #     2 s): a forward reached from the host as 127.0.0.1 works again.
 # The values the daemon restores at stop stay those it found before the start.
@@ -39,14 +41,17 @@ ctl forward add default tcp 8080 "${lease%%/*}:80" >/dev/null
 listen_tcp "$G1" 80 'echo web1'
 assert_eq "$(tcp_get "$H" 127.0.0.1 8080)" web1 "host -> 127.0.0.1:8080 before the change"
 
-repairs() { grep -c 'default: repaired sysctl: ' "$T/kvmnetd.log" || true; }
-_repaired() { (($(repairs) > $1)); }
+# _repaired SYSCTL: the daemon logged that it turned SYSCTL on again.
+_repaired() { grep -q "default: repaired sysctl: turned $1 on again" "$T/kvmnetd.log"; }
 repaired_state() { ctl show default --json | jq -c '.status | {state, state_reason, last_repair}'; }
 
 log "sysctl -w net.ipv4.ip_forward=0"
 in_ns "$H" sysctl -qw net.ipv4.ip_forward=0
-retry 50 _repaired 0 || fail "ip_forward=0 not repaired; state: $(repaired_state)"
+retry 50 _repaired net.ipv4.ip_forward || fail "ip_forward=0 not repaired; state: $(repaired_state)"
 assert_eq "$(forward)" 1 "ip_forward after the repair"
+# The kernel turned every link's own forwarding off with it, and on again
+# with the repair: nothing else to repair.
+assert_eq "$(grep -c 'default: repaired sysctl: ' "$T/kvmnetd.log")" 1 "repairs after ip_forward=0"
 wait_state default active
 assert_contains "$(cat "$T/signals")" "net.ipv4.ip_forward was turned off outside kvmnet" \
     "State said why while it was off"
@@ -57,16 +62,24 @@ pings "$G1" 203.0.113.2 || fail "guest cannot reach 203.0.113.2 after the repair
 
 log "sysctl -w net.ipv6.conf.all.forwarding=0"
 in_ns "$H" sysctl -qw net.ipv6.conf.all.forwarding=0
-retry 50 _repaired 1 || fail "IPv6 forwarding=0 not repaired; state: $(repaired_state)"
+retry 50 _repaired net.ipv6.conf.all.forwarding || fail "IPv6 forwarding=0 not repaired; state: $(repaired_state)"
 assert_eq "$(forward6)" 1 "IPv6 forwarding after the repair"
 assert_contains "$(ctl show default --json | jq -r .status.last_repair)" \
     "turned net.ipv6.conf.all.forwarding on again" "LastRepair"
 wait_state default active
 retry 50 pings "$G1" 2001:db8:ff::2 || fail "guest cannot reach 2001:db8:ff::2 after the repair"
 
+log "sysctl -w net.ipv4.conf.kvmbr0.forwarding=0 (the bridge's own, which IPv4 checks on input)"
+in_ns "$H" sysctl -qw net.ipv4.conf.kvmbr0.forwarding=0
+retry 50 _repaired net.ipv4.conf.kvmbr0.forwarding || fail "kvmbr0's forwarding=0 not repaired; state: $(repaired_state)"
+assert_eq "$(in_ns "$H" cat /proc/sys/net/ipv4/conf/kvmbr0/forwarding)" 1 "kvmbr0's forwarding after the repair"
+assert_contains "$(ctl show default --json | jq -r .status.last_repair)" \
+    "turned net.ipv4.conf.kvmbr0.forwarding on again" "LastRepair"
+pings "$G1" 203.0.113.2 || fail "guest cannot reach 203.0.113.2 after the repair"
+
 log "sysctl -w net.ipv4.conf.kvmbr0.route_localnet=0"
 in_ns "$H" sysctl -qw net.ipv4.conf.kvmbr0.route_localnet=0
-retry 50 _repaired 2 || fail "route_localnet=0 not repaired; state: $(repaired_state)"
+retry 50 _repaired net.ipv4.conf.kvmbr0.route_localnet || fail "route_localnet=0 not repaired; state: $(repaired_state)"
 assert_eq "$(localnet)" 1 "route_localnet after the repair"
 assert_contains "$(ctl show default --json | jq -r .status.last_repair)" \
     "turned net.ipv4.conf.kvmbr0.route_localnet on again" "LastRepair"

@@ -97,17 +97,20 @@ TEST_CASE("Self-healing: the sysctls a NAT network holds on are turned on again 
     h.links.sysctls["net/ipv4/ip_forward"] = "0";
     h.links.sysctls["net/ipv6/conf/all/forwarding"] = "0";
     h.links.sysctls[localnet] = "0";
+    h.links.sysctls["net/ipv4/conf/kvmbr9/forwarding"] = "0";
     h.m().sysctl_changed();
-    h.run_loop(1'000'000, [&] { return h.listener.repairs.size() >= 3; });
+    h.run_loop(1'000'000, [&] { return h.listener.repairs.size() >= 4; });
     CHECK(h.links.sysctls["net/ipv4/ip_forward"] == "1");
     CHECK(h.links.sysctls["net/ipv6/conf/all/forwarding"] == "1");
     CHECK(h.links.sysctls[localnet] == "1");
+    CHECK(h.links.sysctls["net/ipv4/conf/kvmbr9/forwarding"] == "1");
     std::string all;
     for (const auto& r : h.listener.repairs)
         all += r + "\n";
     CHECK_THAT(all, Contains("iso sysctl: turned net.ipv4.ip_forward on again"));
     CHECK_THAT(all, Contains("iso sysctl: turned net.ipv6.conf.all.forwarding on again"));
     CHECK_THAT(all, Contains("iso sysctl: turned net.ipv4.conf.kvmbr9.route_localnet on again"));
+    CHECK_THAT(all, Contains("iso sysctl: turned net.ipv4.conf.kvmbr9.forwarding on again"));
     CHECK(h.m().state("iso") == State::active);
 
     // Nothing off: a notification (our own write's) repairs nothing.
