@@ -94,7 +94,7 @@ measure() {
 run_variant() {
     local variant=$1
     KVMNETD=$2 KVMNETCTL=$3
-    daemon_start --log-level info
+    daemon_start
     printf '{"name":"rp","mode":"nat","bridge":"kvmbrp","ipv4":{"address":"192.168.160.1/24"},"ports":[{"name":"vg1"}]}\n' \
         >"$T/rp.json"
     ctl create rp --file "$T/rp.json" >/dev/null
