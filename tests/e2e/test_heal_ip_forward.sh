@@ -24,7 +24,6 @@ signal_monitor_start "$T/signals"
 daemon_start
 forward() { in_ns "$H" cat /proc/sys/net/ipv4/ip_forward; }
 forward6() { in_ns "$H" cat /proc/sys/net/ipv6/conf/all/forwarding; }
-localnet() { in_ns "$H" cat /proc/sys/net/ipv4/conf/kvmbr0/route_localnet; }
 assert_eq "$(forward)" 0 "ip_forward before the start"
 assert_eq "$(forward6)" 0 "IPv6 forwarding before the start"
 ctl create default --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 \
@@ -44,45 +43,34 @@ assert_eq "$(tcp_get "$H" 127.0.0.1 8080)" web1 "host -> 127.0.0.1:8080 before t
 # _repaired SYSCTL: the daemon logged that it turned SYSCTL on again.
 _repaired() { grep -q "default: repaired sysctl: turned $1 on again" "$T/kvmnetd.log"; }
 repaired_state() { ctl show default --json | jq -c '.status | {state, state_reason, last_repair}'; }
+# turn_off SYSCTL: someone turns it off; the daemon turns it on again, says
+# so in the log and LastRepair, and the network is active.
+turn_off() {
+    log "sysctl -w $1=0"
+    in_ns "$H" sysctl -qw "$1=0"
+    retry 50 _repaired "$1" || fail "$1=0 not repaired; state: $(repaired_state)"
+    assert_eq "$(in_ns "$H" sysctl -n "$1")" 1 "$1 after the repair"
+    assert_contains "$(ctl show default --json | jq -r .status.last_repair)" "turned $1 on again" "LastRepair"
+    wait_state default active
+}
 
-log "sysctl -w net.ipv4.ip_forward=0"
-in_ns "$H" sysctl -qw net.ipv4.ip_forward=0
-retry 50 _repaired net.ipv4.ip_forward || fail "ip_forward=0 not repaired; state: $(repaired_state)"
-assert_eq "$(forward)" 1 "ip_forward after the repair"
+turn_off net.ipv4.ip_forward
 # The kernel turned every link's own forwarding off with it, and on again
 # with the repair: nothing else to repair.
 assert_eq "$(grep -c 'default: repaired sysctl: ' "$T/kvmnetd.log")" 1 "repairs after ip_forward=0"
-wait_state default active
 assert_contains "$(cat "$T/signals")" "net.ipv4.ip_forward was turned off outside kvmnet" \
     "State said why while it was off"
-assert_contains "$(grep 'default: repaired sysctl' "$T/kvmnetd.log")" "turned net.ipv4.ip_forward on again" "the repair"
 retry 25 grep -q 'string "sysctl"' "$T/signals" || fail "no Repaired signal for the sysctl"
-assert_contains "$(ctl show default --json | jq -r .status.last_repair)" "net.ipv4.ip_forward" "LastRepair"
 pings "$G1" 203.0.113.2 || fail "guest cannot reach 203.0.113.2 after the repair"
 
-log "sysctl -w net.ipv6.conf.all.forwarding=0"
-in_ns "$H" sysctl -qw net.ipv6.conf.all.forwarding=0
-retry 50 _repaired net.ipv6.conf.all.forwarding || fail "IPv6 forwarding=0 not repaired; state: $(repaired_state)"
-assert_eq "$(forward6)" 1 "IPv6 forwarding after the repair"
-assert_contains "$(ctl show default --json | jq -r .status.last_repair)" \
-    "turned net.ipv6.conf.all.forwarding on again" "LastRepair"
-wait_state default active
+turn_off net.ipv6.conf.all.forwarding
 retry 50 pings "$G1" 2001:db8:ff::2 || fail "guest cannot reach 2001:db8:ff::2 after the repair"
 
-log "sysctl -w net.ipv4.conf.kvmbr0.forwarding=0 (the bridge's own, which IPv4 checks on input)"
-in_ns "$H" sysctl -qw net.ipv4.conf.kvmbr0.forwarding=0
-retry 50 _repaired net.ipv4.conf.kvmbr0.forwarding || fail "kvmbr0's forwarding=0 not repaired; state: $(repaired_state)"
-assert_eq "$(in_ns "$H" cat /proc/sys/net/ipv4/conf/kvmbr0/forwarding)" 1 "kvmbr0's forwarding after the repair"
-assert_contains "$(ctl show default --json | jq -r .status.last_repair)" \
-    "turned net.ipv4.conf.kvmbr0.forwarding on again" "LastRepair"
+# The bridge's own, which IPv4 checks on input.
+turn_off net.ipv4.conf.kvmbr0.forwarding
 pings "$G1" 203.0.113.2 || fail "guest cannot reach 203.0.113.2 after the repair"
 
-log "sysctl -w net.ipv4.conf.kvmbr0.route_localnet=0"
-in_ns "$H" sysctl -qw net.ipv4.conf.kvmbr0.route_localnet=0
-retry 50 _repaired net.ipv4.conf.kvmbr0.route_localnet || fail "route_localnet=0 not repaired; state: $(repaired_state)"
-assert_eq "$(localnet)" 1 "route_localnet after the repair"
-assert_contains "$(ctl show default --json | jq -r .status.last_repair)" \
-    "turned net.ipv4.conf.kvmbr0.route_localnet on again" "LastRepair"
+turn_off net.ipv4.conf.kvmbr0.route_localnet
 assert_eq "$(tcp_get "$H" 127.0.0.1 8080)" web1 "host -> 127.0.0.1:8080 after the repair"
 
 ctl stop default >/dev/null
