@@ -75,8 +75,8 @@ const char* usage_text =
     "  port detach NET IFNAME\n"
     "  port list NET\n"
     "  leases NET                        DHCP leases: MAC, IP, host name, expiry\n"
-    "  host add NET MAC IP [NAME]        add a static DHCP host (no dnsmasq restart)\n"
-    "  host remove NET MAC\n"
+    "  host add NET MAC|DUID IP [NAME]   add a static DHCP host, IPv4 or IPv6 (no dnsmasq restart)\n"
+    "  host remove NET MAC|DUID\n"
     "  host list NET                     static DHCP hosts: MAC, IP, name\n"
     "  forward add NET PROTO HOSTPORT[-LAST] GUEST:GUESTPORT[-LAST] [--host-address A] [--rate N/s]\n"
     "             [--description TEXT]   (GUEST: address, [IPv6 address] or static host name)\n"
@@ -788,14 +788,15 @@ int cmd_host(Context& c, const std::vector<std::string>& args)
         return 0;
     }
     if (verb == "remove") {
-        need_args(args, 3, "host remove NET MAC");
+        need_args(args, 3, "host remove NET MAC|DUID");
         c.network(net).RemoveHost(args[2]);
         std::cout << "Static host " << args[2] << " removed from " << net << ".\n";
         return 0;
     }
     if (verb != "add") throw UsageError("unknown host command '" + verb + "' (add, remove or list)");
-    if (args.size() != 4 && args.size() != 5) throw UsageError("usage: kvmnetctl host add NET MAC IP [NAME]");
-    json host = {{"mac", args[2]}, {"ip", args[3]}};
+    if (args.size() != 4 && args.size() != 5) throw UsageError("usage: kvmnetctl host add NET MAC|DUID IP [NAME]");
+    // A DHCPv6 client may be named by its DUID (longer than a MAC) instead.
+    json host = {{args[2].size() > 17 ? "duid" : "mac", args[2]}, {"ip", args[3]}};
     if (args.size() == 5) host["name"] = args[4];
     c.network(net).AddHost(host.dump());
     std::cout << "Static host " << args[2] << " (" << args[3] << ") added to " << net << ".\n";
