@@ -34,7 +34,8 @@ nlohmann::json Manager::leases(const std::string& name) const
     if (!has_leases(e.spec) || e.state == State::inactive) return nlohmann::json::array();
     const auto text = store::read_file(runtime_dir_of(name) + "/" + LeaseWatch::file_name);
     return plan::to_json(plan::parse_leases(text.value_or("")),
-                         has_dhcp(e.spec) ? e.spec.ipv4->hosts : std::vector<model::DhcpHost>{});
+                         has_dhcp(e.spec) ? e.spec.ipv4->hosts : std::vector<model::DhcpHost>{},
+                         e.spec.ipv6 ? e.spec.ipv6->hosts : std::vector<model::Dhcp6Host>{});
 }
 
 void Manager::watch_leases(Entry& e)

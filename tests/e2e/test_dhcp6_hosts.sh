@@ -3,10 +3,11 @@
 # DHCPv6 clients (ISC dhclient -6) in guest namespaces:
 #  - guest 2 is reserved by its MAC in the document the network is created
 #    with; its dhclient (DUID-LLT, the default) gets exactly that address,
-#    not one of the range, and the lease is listed;
+#    not one of the range, and the lease is listed as static;
 #  - guest 3 is reserved by its DUID (dhclient -D LL: DUID-LL from its MAC)
 #    with `kvmnetctl host add` on the running network: dnsmasq re-reads its
-#    hosts (same pid, no restart) and guest 3 gets that address; the name
+#    hosts (same pid, no restart) and guest 3 gets that address (a static
+#    lease); the name
 #    resolves (AAAA) through the gateway;
 #  - bad hosts are refused naming the field, nothing changes; `host remove`
 #    by DUID and by MAC empties the list.
@@ -92,7 +93,7 @@ assert_eq "$(cat "$T/lease6.2")" fd00:67::10 "guest 2's DHCPv6 address"
 retry 25 grep -q "fd00:67::10" "$T/run/s6/dnsmasq.leases" || fail "dnsmasq did not record guest 2's lease"
 lease=$(ctl leases s6 --json | jq -c '.[] | select(.ip == "fd00:67::10")')
 [[ -n $lease ]] || fail "kvmnetctl leases does not list fd00:67::10: $(ctl leases s6 --json)"
-assert_eq "$(jq -r .family <<<"$lease")" ipv6 "family of guest 2's lease"
+assert_eq "$(jq -r '.family, .type' <<<"$lease" | paste -sd' ')" "ipv6 static" "family and type of guest 2's lease"
 pings "$H" fd00:67::10 || fail "host cannot ping guest 2 at fd00:67::10"
 
 log "refused hosts name the field and change nothing"
@@ -118,7 +119,8 @@ dhcp6 3 -D LL
 pid3=$DHCLIENT_PID
 assert_eq "$(cat "$T/lease6.3")" fd00:67::20 "guest 3's DHCPv6 address"
 retry 25 grep -q "fd00:67::20" "$T/run/s6/dnsmasq.leases" || fail "dnsmasq did not record guest 3's lease"
-assert_eq "$(ctl leases s6 --json | jq -r '.[] | select(.ip == "fd00:67::20") | .duid')" "$duid3" "DUID of guest 3's lease"
+assert_eq "$(ctl leases s6 --json | jq -r '.[] | select(.ip == "fd00:67::20") | .duid, .type' | paste -sd' ')" \
+    "$duid3 static" "DUID and type of guest 3's lease"
 assert_eq "$(in_ns "$G2" dig +short +time=2 +tries=3 @fd00:67::1 AAAA bydiud.six.test)" "" "an unknown name"
 assert_eq "$(in_ns "$G2" dig +short +time=2 +tries=3 @fd00:67::1 AAAA byduid.six.test)" fd00:67::20 "AAAA of byduid.six.test"
 assert_eq "$(in_ns "$G3" dig +short +time=2 +tries=3 @fd00:67::1 AAAA bymac.six.test)" fd00:67::10 "AAAA of bymac.six.test"

@@ -6,6 +6,7 @@
 #include "core/manager.hpp"
 #include "manager_harness.hpp"
 #include "model/network.hpp"
+#include "plan/leases.hpp"
 #include "plan/planner.hpp"
 #include "store/files.hpp"
 
@@ -229,4 +230,24 @@ TEST_CASE("Static DHCPv6 hosts are added and removed on a running network withou
     CHECK(read_text(run + "/dnsmasq.hosts") == "52:54:00:00:00:07,[fd00:60::70]\n");
     CHECK(hups() == "hup\nhup\nhup\nhup\nhup\n");
     CHECK(read_text(run + "/dnsmasq.pid") == pid);
+}
+
+TEST_CASE("A DHCPv6 lease of a static DHCPv6 host is static", "[leases][dhcp6]")
+{
+    const auto n = parse_ok(with_hosts(R"([{"duid": "00:01:00:01:2c:5f:11:22:52:54:00:00:00:01", "ip": "fd00:60::10"},
+                                           {"mac": "52:54:00:00:00:02", "ip": "fd00:60::20"}])"));
+    const auto leases = plan::parse_leases("duid 00:01:00:01:aa:bb:cc:dd:52:54:00:99:99:99\n"
+                                           "1700000000 1 fd00:60::10 * 00:01:00:01:2c:5f:11:22:52:54:00:00:00:01\n"
+                                           "1700000000 2 fd00:60::20 * 00:03:00:01:52:54:00:00:00:02\n"
+                                           "1700000000 3 fd00:60::30 * 00:03:00:01:52:54:00:00:00:03\n"
+                                           "1700000000 4 fd00:60::10 * 00:03:00:01:52:54:00:00:00:04\n");
+    REQUIRE(leases.size() == 4);
+    std::vector<std::string> types;
+    for (const auto& l : plan::to_json(leases, {}, n.ipv6->hosts))
+        types.push_back(l["type"]);
+    // By DUID; by the MAC in a DUID-LL; an address from the range; another
+    // client on a reserved address.
+    CHECK(types == std::vector<std::string>{"static", "static", "dynamic", "dynamic"});
+    for (const auto& l : plan::to_json(leases, {}))
+        CHECK(l["type"] == "dynamic");
 }
