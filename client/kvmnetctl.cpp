@@ -77,7 +77,7 @@ const char* usage_text =
     "  leases NET                        DHCP leases: MAC, IP, host name, expiry\n"
     "  host add NET MAC|DUID IP [NAME]   add a static DHCP host, IPv4 or IPv6 (no dnsmasq restart)\n"
     "  host remove NET MAC|DUID\n"
-    "  host list NET                     static DHCP hosts: MAC, IP, name\n"
+    "  host list NET                     static DHCP hosts: MAC or DUID, IP, name\n"
     "  forward add NET PROTO HOSTPORT[-LAST] GUEST:GUESTPORT[-LAST] [--host-address A] [--rate N/s]\n"
     "             [--description TEXT]   (GUEST: address, [IPv6 address] or static host name)\n"
     "  forward add NET --host-port PORT[-LAST] --guest ADDRESS|HOSTNAME --guest-port PORT[-LAST]\n"
@@ -775,16 +775,25 @@ int cmd_host(Context& c, const std::vector<std::string>& args)
             if (e.getName() != "org.kvmnet1.Error.TooLarge") throw;
             document = json::parse(network.DescribeBrief());
         }
+        // The IPv4 hosts, then the IPv6 ones (named by "mac" or "duid").
         json hosts = json::array();
-        if (document.contains("ipv4") && document["ipv4"].contains("dhcp"))
-            hosts = document["ipv4"]["dhcp"].value("hosts", json::array());
+        for (const char* family : {"ipv4", "ipv6"})
+            if (document.contains(family) && document[family].contains("dhcp"))
+                for (const auto& h : document[family]["dhcp"].value("hosts", json::array()))
+                    hosts.push_back(h);
         if (c.as_json) {
             std::cout << hosts.dump(2) << "\n";
             return 0;
         }
-        std::cout << column("MAC", 19) << column("IP", 17) << "NAME\n";
+        std::size_t id_width = 19, ip_width = 17;
+        for (const auto& h : hosts) {
+            id_width = std::max(id_width, h.value("mac", h.value("duid", std::string())).size() + 2);
+            ip_width = std::max(ip_width, h.value("ip", std::string()).size() + 2);
+        }
+        std::cout << column("MAC/DUID", id_width) << column("IP", ip_width) << "NAME\n";
         for (const auto& h : hosts)
-            std::cout << column(h["mac"], 19) << column(h["ip"], 17) << h.value("name", std::string("-")) << "\n";
+            std::cout << column(h.value("mac", h.value("duid", std::string())), id_width) << column(h["ip"], ip_width)
+                      << h.value("name", std::string("-")) << "\n";
         return 0;
     }
     if (verb == "remove") {

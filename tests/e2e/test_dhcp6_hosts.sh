@@ -8,7 +8,7 @@
 #    with `kvmnetctl host add` on the running network: dnsmasq re-reads its
 #    hosts (same pid, no restart) and guest 3 gets that address (a static
 #    lease); the name
-#    resolves (AAAA) through the gateway;
+#    resolves (AAAA) through the gateway; `host list` shows both hosts;
 #  - bad hosts are refused naming the field, nothing changes; `host remove`
 #    by DUID and by MAC empties the list.
 set -euo pipefail
@@ -114,6 +114,8 @@ ctl host add s6 "$duid3" fd00:67::20 byDuid
 assert_eq "$(cat "$T/run/s6/dnsmasq.hosts")" "$mac2,[fd00:67::10],byMac
 id:$duid3,[fd00:67::20],byDuid" "dnsmasq.hosts after host add"
 assert_eq "$(dnsmasq_pid s6)" "$pid" "dnsmasq pid after host add"
+assert_eq "$(ctl host list s6 --json | jq -r 'map(.mac // .duid) | join(" ")')" "$mac2 $duid3" "host list --json"
+assert_contains "$(ctl host list s6)" "$duid3  fd00:67::20" "host list table"
 # DUID-LL: type 3, hardware type 1, the MAC.
 dhcp6 3 -D LL
 pid3=$DHCLIENT_PID
