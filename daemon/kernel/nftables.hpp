@@ -2,6 +2,7 @@
 // libmnl, in one atomic batch, never by running nft(8).
 #pragma once
 
+#include "kernel/nft_batch.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/ruleset.hpp"
 
@@ -9,11 +10,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-// libmnl's socket type; declared here at global scope because an elaborated
-// "struct mnl_socket" inside the namespace would name a different type.
-struct mnl_socket;
-struct nlmsghdr;
 
 namespace kvmnet::kernel {
 
@@ -35,7 +31,7 @@ public:
 
     // The netlink port id of the adapter's socket: the nlmsg_pid of the
     // notifications of its transactions (NftMonitor recognises them by it).
-    unsigned port_id() const { return port_id_; }
+    unsigned port_id() const { return transport_.port_id(); }
 
     // True when table "inet <name>" exists.
     bool table_exists(const std::string& name);
@@ -71,12 +67,7 @@ public:
     std::vector<plan::ChainInfo> list_chains() override;
 
 private:
-    // Receives a dump's replies for `seq`, each through `callback`; 0 or an errno.
-    int receive_dump(std::uint32_t seq, int (*callback)(const nlmsghdr*, void*), void* data, const std::string& doing);
-
-    struct mnl_socket* socket_ = nullptr;
-    unsigned port_id_ = 0;
-    unsigned sequence_ = 0;
+    nft::Transport transport_;
 };
 
 }  // namespace kvmnet::kernel
