@@ -43,6 +43,7 @@
 #include "kernel/netlink_links.hpp"
 #include "kernel/netlink_util.hpp"
 #include "model/error.hpp"
+#include "model/mac.hpp"
 
 namespace kvmnet::kernel {
 
@@ -94,11 +95,7 @@ std::string format_mac(nl_addr* addr)
     if (addr == nullptr || nl_addr_get_len(addr) != 6) {
         return {};
     }
-    const auto* bytes = static_cast<const unsigned char*>(nl_addr_get_binary_addr(addr));
-    std::array<char, 18> text{};
-    std::snprintf(text.data(), text.size(), "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2], bytes[3],
-                  bytes[4], bytes[5]);
-    return text.data();
+    return model::Mac::from_bytes(nl_addr_get_binary_addr(addr)).str();
 }
 
 // nl_addr2str would append "/prefix" for some addresses and abbreviate others; inet_ntop is the canonical form that
@@ -552,25 +549,17 @@ void check_bridge_options(const plan::BridgeOptions& options, const std::string&
     }
 }
 
-std::array<unsigned char, 6> parse_mac(const std::string& text, const std::string& operation)
+model::Mac parse_mac(const std::string& text, const std::string& operation)
 {
-    std::array<unsigned int, 6> parts{};
-    char trailing = 0;
-    if (text.size() != 17 || std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &parts[0], &parts[1], &parts[2],
-                                         &parts[3], &parts[4], &parts[5], &trailing) != 6) {
+    const auto mac = model::Mac::parse(text);
+    if (!mac) {
         invalid(operation, "not a MAC address: \"" + text + "\"");
     }
-    std::array<unsigned char, 6> mac{};
-    bool zero = true;
-    for (std::size_t i = 0; i < mac.size(); ++i) {
-        mac[i] = static_cast<unsigned char>(parts[i]);
-        zero = zero && mac[i] == 0;
-    }
     // The kernel's is_valid_ether_addr: a bridge with such an address would refuse to come up.
-    if (zero || (mac[0] & 1u) != 0) {
+    if (!mac->unicast()) {
         invalid(operation, "MAC address " + text + " is all zero or multicast");
     }
-    return mac;
+    return *mac;
 }
 
 // What a bridge message carries.
@@ -649,7 +638,7 @@ MsgPtr bridge_request(int ifindex, const std::string& name, const plan::BridgeOp
     // adopting the lowest port address as ports come and go; bridge mode relies on that to keep the uplink's MAC.
     if (creating && !options.mac.empty()) {
         const auto mac = parse_mac(options.mac, operation);
-        if (nla_put(msg.get(), IFLA_ADDRESS, static_cast<int>(mac.size()), mac.data()) < 0) {
+        if (nla_put(msg.get(), IFLA_ADDRESS, static_cast<int>(mac.bytes.size()), mac.bytes.data()) < 0) {
             return nullptr;
         }
     }

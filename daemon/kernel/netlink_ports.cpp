@@ -36,6 +36,7 @@
 #include "kernel/netlink_util.hpp"
 #include "kernel/tc.hpp"
 #include "model/error.hpp"
+#include "model/mac.hpp"
 #include <arpa/inet.h>
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
@@ -45,47 +46,6 @@
 namespace kvmnet::kernel {
 
 namespace {
-
-using Mac = std::array<unsigned char, 6>;
-
-std::optional<Mac> parse_mac(const std::string& text)
-{
-    Mac mac{};
-    if (text.size() != 17) {
-        return std::nullopt;
-    }
-    for (std::size_t i = 0; i < mac.size(); ++i) {
-        if (i > 0 && text[i * 3 - 1] != ':') {
-            return std::nullopt;
-        }
-        unsigned value = 0;
-        for (std::size_t j = i * 3; j < i * 3 + 2; ++j) {
-            const char c = text[j];
-            int digit = -1;
-            if (c >= '0' && c <= '9') {
-                digit = c - '0';
-            } else if (c >= 'a' && c <= 'f') {
-                digit = c - 'a' + 10;
-            } else if (c >= 'A' && c <= 'F') {
-                digit = c - 'A' + 10;
-            }
-            if (digit < 0) {
-                return std::nullopt;
-            }
-            value = value * 16 + static_cast<unsigned>(digit);
-        }
-        mac[i] = static_cast<unsigned char>(value);
-    }
-    return mac;
-}
-
-std::string format_mac(const unsigned char* bytes)
-{
-    std::array<char, 18> text{};
-    std::snprintf(text.data(), text.size(), "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2], bytes[3],
-                  bytes[4], bytes[5]);
-    return text.data();
-}
 
 // RTM_SETLINK on an existing link, with whatever attributes `fill` adds; false from `fill` = out of message space.
 NlResult set_link(nl_sock* socket, int family, int ifindex, const std::function<bool(nl_msg*)>& fill)
@@ -165,19 +125,19 @@ private:
 void NetlinkLinks::set_mac(const std::string& name, const std::string& mac)
 {
     const std::string operation = "setting MAC " + mac + " on " + name;
-    const std::optional<Mac> bytes = parse_mac(mac);
+    const std::optional<model::Mac> bytes = model::Mac::parse(mac);
     if (!bytes) {
         throw Error(ErrorKind::InvalidArgument,
                     "netlink: " + operation + " failed: not a MAC address (expected aa:bb:cc:dd:ee:ff)");
     }
     // The kernel refuses these with a bare EADDRNOTAVAIL.
-    if (((*bytes)[0] & 0x01) != 0 || *bytes == Mac{}) {
+    if (!bytes->unicast()) {
         throw Error(ErrorKind::InvalidArgument,
                     "netlink: " + operation + " failed: a port needs a unicast, non-zero MAC address");
     }
     const LinkRecord link = require_link_record(socket_, name, operation);
     const NlResult result = set_link(socket_, AF_UNSPEC, link.index, [&](nl_msg* msg) {
-        return nla_put(msg, IFLA_ADDRESS, static_cast<int>(bytes->size()), bytes->data()) >= 0;
+        return nla_put(msg, IFLA_ADDRESS, static_cast<int>(bytes->bytes.size()), bytes->bytes.data()) >= 0;
     });
     if (!result.ok()) {
         // EBUSY: a driver without live address change (IFF_LIVE_ADDR_CHANGE) while the link is up.
@@ -473,7 +433,7 @@ std::vector<plan::FdbEntry> NetlinkLinks::list_fdb(const std::string& bridge)
                     return;
                 }
                 plan::FdbEntry entry;
-                entry.mac = format_mac(static_cast<const unsigned char*>(nla_data(tb[NDA_LLADDR])));
+                entry.mac = model::Mac::from_bytes(nla_data(tb[NDA_LLADDR])).str();
                 entry.port_index = ndm->ndm_ifindex;
                 if (tb[NDA_VLAN] != nullptr) {
                     entry.vlan = nla_get_u16(tb[NDA_VLAN]);

@@ -4,6 +4,7 @@
 #include "kernel/nft_codec.hpp"
 
 #include "kernel/nft_common.hpp"
+#include "model/mac.hpp"
 
 #include <arpa/inet.h>
 #include <linux/netfilter/nf_tables.h>
@@ -62,14 +63,9 @@ void encode_value(plan::SetType t, const std::string& text, unsigned char* out)
         if (inet_pton(AF_INET6, text.c_str(), out) != 1) throw bad("");
         return;
     case plan::SetType::ether_addr: {
-        unsigned b[6];
-        char end = 0;
-        if (text.size() != 17 || std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
-                                             &b[4], &b[5], &end) != 6) {
-            throw bad(" (six hex bytes separated by colons)");
-        }
-        for (int i = 0; i < 6; ++i)
-            out[i] = static_cast<unsigned char>(b[i]);
+        const auto mac = model::Mac::parse(text);
+        if (!mac) throw bad(" (six hex bytes separated by colons)");
+        std::memcpy(out, mac->bytes.data(), mac->bytes.size());
         return;
     }
     case plan::SetType::inet_proto: {
@@ -107,9 +103,7 @@ std::string decode_value(plan::SetType t, const unsigned char* in)
     switch (t) {
     case plan::SetType::ipv4_addr: return inet_ntop(AF_INET, in, buffer, sizeof buffer);
     case plan::SetType::ipv6_addr: return inet_ntop(AF_INET6, in, buffer, sizeof buffer);
-    case plan::SetType::ether_addr:
-        std::snprintf(buffer, sizeof buffer, "%02x:%02x:%02x:%02x:%02x:%02x", in[0], in[1], in[2], in[3], in[4], in[5]);
-        return buffer;
+    case plan::SetType::ether_addr: return model::Mac::from_bytes(in).str();
     case plan::SetType::inet_proto:
         for (const Protocol& p : protocols) {
             if (p.number == in[0]) return p.name;
