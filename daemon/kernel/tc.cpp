@@ -39,6 +39,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernel/netlink_links.hpp"
 #include "kernel/netlink_util.hpp"
 #include "model/error.hpp"
 
@@ -510,3 +511,14 @@ void apply_bandwidth(int ifindex, const std::string& name, const plan::PortBandw
 }
 
 }  // namespace kvmnet::kernel::tc
+
+namespace kvmnet::kernel {
+
+void NetlinkLinks::set_bandwidth(const std::string& name, const plan::PortBandwidth& bandwidth)
+{
+    tc::validate(name, bandwidth);
+    const LinkRecord link = require_link_record(socket_, name, "setting bandwidth on " + name);
+    tc::apply_bandwidth(link.index, name, bandwidth);
+}
+
+}  // namespace kvmnet::kernel
