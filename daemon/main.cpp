@@ -287,7 +287,7 @@ int main(int argc, char** argv)
             manager.link_changed(event.name);
         };
         const std::function<void(const kernel::FdbEvent&)> on_fdb = [&](const kernel::FdbEvent& event) {
-            manager.fdb_learned(event.bridge_index, event.mac, event.port_index);
+            manager.fdb_learned(event.bridge_index, event.mac.str(), event.port_index);
         };
         link_monitor.set_address_handler([&](int index) { manager.address_changed(index); });
         auto link_source = loop.add_io(link_monitor.fd(), EPOLLIN, [&](std::uint32_t) {

@@ -195,7 +195,7 @@ std::vector<plan::FdbEntry> NetlinkLinks::list_fdb(const std::string& bridge)
                     return;
                 }
                 plan::FdbEntry entry;
-                entry.mac = model::Mac::from_bytes(nla_data(tb[NDA_LLADDR])).str();
+                entry.mac = model::Mac::from_bytes(nla_data(tb[NDA_LLADDR]));
                 entry.port_index = ndm->ndm_ifindex;
                 if (tb[NDA_VLAN] != nullptr) {
                     entry.vlan = nla_get_u16(tb[NDA_VLAN]);

@@ -42,7 +42,7 @@ LinkMonitor::LinkMonitor()
                 FdbEvent event;
                 event.bridge_index = static_cast<int>(nla_get_u32(attrs[NDA_MASTER]));
                 event.port_index = neighbour->ndm_ifindex;
-                event.mac = model::Mac::from_bytes(nla_data(attrs[NDA_LLADDR])).str();
+                event.mac = model::Mac::from_bytes(nla_data(attrs[NDA_LLADDR]));
                 (*self->on_fdb_)(event);
                 return NL_OK;
             }

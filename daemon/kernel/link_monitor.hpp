@@ -7,6 +7,8 @@
 // removed from a bridge is put back.
 #pragma once
 
+#include "model/mac.hpp"
+
 #include <functional>
 #include <string>
 #include <utility>
@@ -25,7 +27,7 @@ struct LinkEvent {
 struct FdbEvent {
     int bridge_index = 0;  // NDA_MASTER
     int port_index = 0;    // ndm_ifindex
-    std::string mac;
+    model::Mac mac;
 };
 
 class LinkMonitor {

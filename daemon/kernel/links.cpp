@@ -59,12 +59,12 @@ namespace kvmnet::kernel {
 
 namespace {
 
-std::string format_mac(nl_addr* addr)
+std::optional<model::Mac> link_mac(nl_addr* addr)
 {
     if (addr == nullptr || nl_addr_get_len(addr) != 6) {
-        return {};
+        return std::nullopt;
     }
-    return model::Mac::from_bytes(nl_addr_get_binary_addr(addr)).str();
+    return model::Mac::from_bytes(nl_addr_get_binary_addr(addr));
 }
 
 plan::LinkInfo to_info(rtnl_link* link)
@@ -84,7 +84,7 @@ plan::LinkInfo to_info(rtnl_link* link)
     info.up = (rtnl_link_get_flags(link) & IFF_UP) != 0;
     info.carrier = (rtnl_link_get_flags(link) & IFF_LOWER_UP) != 0;
     info.master_index = rtnl_link_get_master(link);
-    info.mac = format_mac(rtnl_link_get_addr(link));
+    info.mac = link_mac(rtnl_link_get_addr(link));
     // Wireless NICs cannot be bridge-mode uplinks (an access point drops frames from foreign MACs), and rtnetlink
     // has no flag for them. Inside `ip netns exec`, /sys is remounted for the namespace, so the name resolves to
     // this namespace's link. Errors count as "no".

@@ -5,6 +5,7 @@
 // headers here.
 #pragma once
 
+#include "model/mac.hpp"
 #include "plan/listeners.hpp"
 #include "plan/ruleset.hpp"
 
@@ -25,11 +26,11 @@ struct LinkInfo {
     std::string kind;   // rtnetlink IFLA_INFO_KIND: "bridge", "veth", "tun", "" for physical
     std::string alias;  // IFLA_IFALIAS; ours carry "kvmnet:<network>"
     std::uint32_t mtu = 0;
-    bool up = false;        // administratively up (IFF_UP)
-    bool carrier = false;   // IFF_LOWER_UP
-    int master_index = 0;   // 0 when not enslaved
-    std::string mac;        // "aa:bb:cc:dd:ee:ff", lower case; empty when none
-    bool wireless = false;  // a wireless device (/sys/class/net/NAME/wireless or phy80211 exists)
+    bool up = false;                // administratively up (IFF_UP)
+    bool carrier = false;           // IFF_LOWER_UP
+    int master_index = 0;           // 0 when not enslaved
+    std::optional<model::Mac> mac;  // none for links without a 6-byte hardware address
+    bool wireless = false;          // a wireless device (/sys/class/net/NAME/wireless or phy80211 exists)
     LinkStats stats;
 };
 
@@ -78,7 +79,7 @@ struct BridgeOptions {
 
 // One forwarding database entry of a bridge (RTM_GETNEIGH, AF_BRIDGE).
 struct FdbEntry {
-    std::string mac;
+    model::Mac mac;
     int port_index = 0;  // the bridge port it was learnt on (or the bridge itself)
     std::uint16_t vlan = 0;
     bool local = false;  // the port's own address (NUD_PERMANENT), not learnt
