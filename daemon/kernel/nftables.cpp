@@ -228,18 +228,6 @@ void Nftables::change_elements(const std::string& table, const std::vector<plan:
     }
 }
 
-void Nftables::add_elements(const std::string& table, const plan::Set& set,
-                            const std::vector<plan::SetElement>& elements)
-{
-    change_elements(table, {{&set, elements, true}});
-}
-
-void Nftables::delete_elements(const std::string& table, const plan::Set& set,
-                               const std::vector<plan::SetElement>& elements)
-{
-    change_elements(table, {{&set, elements, false}});
-}
-
 namespace {
 
 struct ElementDump {
@@ -463,22 +451,6 @@ std::vector<plan::ChainInfo> Nftables::list_chains()
     const int error = transport_.dump(nlh, on_chain_message, &dump, doing);
     if (error != 0) throw kernel_error(doing + " failed", dump.failed ? EBADMSG : error);
     return out;
-}
-
-bool Nftables::table_exists(const std::string& name)
-{
-    const std::string doing = "looking up table inet " + name;
-    TablePtr t = make_table(name);
-    std::vector<char> buffer(message_overhead + name.size(), 0);
-    const std::uint32_t seq = transport_.next_seq();
-    nlmsghdr* nlh = nftnl_table_nlmsg_build_hdr(buffer.data(), NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
-    nftnl_table_nlmsg_build_payload(nlh, t.get());
-
-    // The NEWTABLE reply is not needed: the ack alone says found or ENOENT.
-    const int error = transport_.request(nlh, doing).error;
-    if (error == ENOENT) return false;
-    if (error != 0) throw kernel_error(doing + " failed", error);
-    return true;
 }
 
 std::optional<std::uint32_t> Nftables::generation() { return transport_.generation(); }

@@ -33,9 +33,6 @@ public:
     // notifications of its transactions (NftMonitor recognises them by it).
     unsigned port_id() const { return transport_.port_id(); }
 
-    // True when table "inet <name>" exists.
-    bool table_exists(const std::string& name);
-
     // NFT_MSG_GETGEN: the namespace's ruleset generation id.
     std::optional<std::uint32_t> generation() override;
 
@@ -48,8 +45,6 @@ public:
     // the whole batch (kvmnet::Error Kernel) and changes nothing. Deleting
     // looks only at the keys.
     void change_elements(const std::string& table, const std::vector<plan::ElementChange>& changes) override;
-    void add_elements(const std::string& table, const plan::Set& set, const std::vector<plan::SetElement>& elements);
-    void delete_elements(const std::string& table, const plan::Set& set, const std::vector<plan::SetElement>& elements);
 
     // Every element of the set as the kernel has it, with its counter when
     // the set has "counter" (forward statistics). Values are spelled as
