@@ -17,14 +17,12 @@
 #include <optional>
 #include <string>
 
+#include "kernel/c_ptr.hpp"
 #include "model/error.hpp"
 
 namespace kvmnet::kernel {
 
-struct NlMsgFree {
-    void operator()(nl_msg* msg) const { nlmsg_free(msg); }
-};
-using NlMsgPtr = std::unique_ptr<nl_msg, NlMsgFree>;
+using NlMsgPtr = CPtr<nl_msg, nlmsg_free>;
 
 // Allocates a request of `type` with `flags` carrying a copy of `header`; throws Kernel on allocation failure.
 NlMsgPtr new_request(int type, int flags, const void* header, std::size_t header_size);
@@ -79,23 +77,10 @@ LinkRecord require_link_record(nl_sock* socket, const std::string& name, const s
 // libnl's own request path (rtnl_link_change, rtnl_addr_add, caches) for what it expresses well; its error codes are
 // libnl's NLE_*, not errnos.
 
-struct CacheFree {
-    void operator()(nl_cache* cache) const { nl_cache_free(cache); }
-};
-struct LinkPut {
-    void operator()(rtnl_link* link) const { rtnl_link_put(link); }
-};
-struct AddrPut {
-    void operator()(rtnl_addr* addr) const { rtnl_addr_put(addr); }
-};
-struct NlAddrPut {
-    void operator()(nl_addr* addr) const { nl_addr_put(addr); }
-};
-
-using CachePtr = std::unique_ptr<nl_cache, CacheFree>;
-using LinkPtr = std::unique_ptr<rtnl_link, LinkPut>;
-using AddrPtr = std::unique_ptr<rtnl_addr, AddrPut>;
-using NlAddrPtr = std::unique_ptr<nl_addr, NlAddrPut>;
+using CachePtr = CPtr<nl_cache, nl_cache_free>;
+using LinkPtr = CPtr<rtnl_link, rtnl_link_put>;
+using AddrPtr = CPtr<rtnl_addr, rtnl_addr_put>;
+using NlAddrPtr = CPtr<nl_addr, nl_addr_put>;
 using MsgPtr = NlMsgPtr;
 
 // Throws Error(kind, "netlink: <operation> failed: <libnl's text>"); libnl codes are negative.

@@ -2,6 +2,7 @@
 // bounds. Internal to kernel/nft_*.cpp and kernel/nftables.cpp.
 #pragma once
 
+#include "kernel/c_ptr.hpp"
 #include "model/error.hpp"
 
 #include <libnftnl/chain.h>
@@ -31,35 +32,13 @@ inline Error invalid_plan(const std::string& what) { return Error(ErrorKind::Inv
 
 // ---- RAII for the C objects -----------------------------------------------------------------------------------------
 
-struct TableFree {
-    void operator()(nftnl_table* t) const { nftnl_table_free(t); }
-};
-struct ChainFree {
-    void operator()(nftnl_chain* c) const { nftnl_chain_free(c); }
-};
-struct RuleFree {
-    void operator()(nftnl_rule* r) const { nftnl_rule_free(r); }
-};
-struct ExprFree {
-    void operator()(nftnl_expr* e) const { nftnl_expr_free(e); }
-};
-struct SetFree {
-    void operator()(nftnl_set* s) const { nftnl_set_free(s); }
-};
-struct SetElemFree {
-    void operator()(nftnl_set_elem* e) const { nftnl_set_elem_free(e); }
-};
-struct UdataFree {
-    void operator()(nftnl_udata_buf* b) const { nftnl_udata_buf_free(b); }
-};
-
-using TablePtr = std::unique_ptr<nftnl_table, TableFree>;
-using ChainPtr = std::unique_ptr<nftnl_chain, ChainFree>;
-using RulePtr = std::unique_ptr<nftnl_rule, RuleFree>;
-using ExprPtr = std::unique_ptr<nftnl_expr, ExprFree>;
-using SetPtr = std::unique_ptr<nftnl_set, SetFree>;
-using SetElemPtr = std::unique_ptr<nftnl_set_elem, SetElemFree>;
-using UdataPtr = std::unique_ptr<nftnl_udata_buf, UdataFree>;
+using TablePtr = CPtr<nftnl_table, nftnl_table_free>;
+using ChainPtr = CPtr<nftnl_chain, nftnl_chain_free>;
+using RulePtr = CPtr<nftnl_rule, nftnl_rule_free>;
+using ExprPtr = CPtr<nftnl_expr, nftnl_expr_free>;
+using SetPtr = CPtr<nftnl_set, nftnl_set_free>;
+using SetElemPtr = CPtr<nftnl_set_elem, nftnl_set_elem_free>;
+using UdataPtr = CPtr<nftnl_udata_buf, nftnl_udata_buf_free>;
 
 template <typename T>
 T* checked(T* p)

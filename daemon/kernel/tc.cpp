@@ -56,10 +56,7 @@ constexpr std::uint32_t police_mtu = 65536;  // libvirt's "mtu 64kb"
 constexpr std::uint64_t rate_unit = 1000;    // libvirt kB/s -> tc "kbps"
 constexpr std::uint64_t burst_unit = 1024;   // libvirt kB -> tc "kb"
 
-struct SockFree {
-    void operator()(nl_sock* socket) const { nl_socket_free(socket); }
-};
-using SockPtr = std::unique_ptr<nl_sock, SockFree>;
+using SockPtr = CPtr<nl_sock, nl_socket_free>;
 
 // The packet scheduler clock as tc(8) reads it: ticks per microsecond, and the "HZ" used for default bursts.
 struct Psched {
