@@ -118,7 +118,7 @@ Dhcp6Host parse_dhcp6_host(const json& j, const std::string& field)
         throw invalid_field(h.field("mac"),
                             "required: mac (52:54:00:12:34:56) or duid (00:01:00:01:...) of the client");
     if (mac) {
-        if (!valid_mac(*mac)) throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
+        if (!Mac::parse(*mac)) throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
         if (!valid_unicast_mac(*mac))
             throw invalid_field(h.field("mac"), "'" + *mac + "' is not a unicast MAC address like 52:54:00:12:34:56");
         host.mac = lower(*mac);
