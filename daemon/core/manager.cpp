@@ -576,9 +576,9 @@ void Manager::start(const std::string& name, std::uint32_t confirm_timeout_s, Do
             done(nullptr);
             return;
         }
-        bring_up(e, confirm_timeout_s, std::move(done));
+        bring_up(e, confirm_timeout_s, std::move(done), true);
     } catch (...) {
-        done(std::current_exception());
+        if (done) done(std::current_exception());
     }
 }
 
@@ -767,9 +767,12 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     tear_down(e);
     restore_leases(name, leases);
     e.spec = n;
-    bring_up(e, 0, [this, name, old, n, done = std::exchange(done, Done{})](std::exception_ptr error) {
-        restarted(name, old, n, error, done);
-    });
+    bring_up(
+        e, 0,
+        [this, name, old, n, done = std::exchange(done, Done{})](std::exception_ptr error) {
+            restarted(name, old, n, error, done);
+        },
+        true);
 }
 
 void Manager::restarted(const std::string& name, const model::Network& old, const model::Network& next,
@@ -958,13 +961,32 @@ void Manager::apply_link_ops(const model::Network& n, const std::vector<plan::Li
     }
 }
 
-void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s, Done done)
+void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s, Done done, bool defer)
+{
+    set_state(e, State::activating);
+    e.starting = std::make_unique<Entry::PendingStart>();
+    e.starting->confirm_timeout_s = confirm_timeout_s;
+    e.starting->waiters.push_back(std::move(done));
+    if (!defer) {
+        run_start(e);
+        return;
+    }
+    // Ten starts asked at once are ten turns of the loop, with the bus
+    // served between them, not one long turn that every read waits behind.
+    const std::string name = e.spec.name;
+    e.starting->deferred = loop_.add_timer(0, [this, name] {
+        auto it = networks_.find(name);
+        if (it == networks_.end() || !it->second.starting) return;
+        // The source goes with this handler's return, not now: the handler's
+        // own cell must outlive it.
+        run_start(it->second);
+    });
+}
+
+void Manager::run_start(Entry& e)
 {
     const model::Network& n = e.spec;
-    set_state(e, State::activating);
-    auto pending = std::make_unique<Entry::PendingStart>();
-    pending->confirm_timeout_s = confirm_timeout_s;
-    pending->waiters.push_back(std::move(done));
+    auto pending = std::move(e.starting);
     Undo& undo = pending->undo;
     std::string& step = pending->step;
     step = "checking for conflicts";

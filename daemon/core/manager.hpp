@@ -235,6 +235,9 @@ private:
             std::string step;
             std::uint32_t confirm_timeout_s = 0;
             std::vector<Done> waiters;
+            // A start asked over the bus runs on a later turn of the loop:
+            // the calls that came with it are answered first.
+            std::unique_ptr<EventSource> deferred;
         };
         std::unique_ptr<PendingStart> starting;
         std::unique_ptr<EventSource> confirm_timer;        // pending start confirmation
@@ -292,7 +295,10 @@ private:
     // The start transaction. Everything up to dnsmasq runs at once; the
     // rest (recording the network as active) when dnsmasq is ready, in
     // finish_start. `done` gets the outcome.
-    void bring_up(Entry& e, std::uint32_t confirm_timeout_s, Done done);
+    // With `defer`, the kernel work starts on the next turn of the loop
+    // (the network is activating from now on).
+    void bring_up(Entry& e, std::uint32_t confirm_timeout_s, Done done, bool defer = false);
+    void run_start(Entry& e);
     void finish_start(const std::string& name, std::exception_ptr error);
     // For callers that only log the outcome (load, reload, rollbacks).
     Done log_outcome(const std::string& name);
