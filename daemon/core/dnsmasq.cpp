@@ -280,12 +280,16 @@ void Dnsmasq::stop()
     supervised_ = false;
     problem_.clear();
     const std::string& dir = options_.dir;
-    const pid_t pid = watch_ ? watch_->pid() : read_pid(dir + "/dnsmasq.pid");
+    // The process we watch is ours whatever its command line says (it may
+    // not have reached exec yet); one named only by the pid file is ours
+    // when it runs our configuration (a pid file outlives its process).
+    const bool watched = watch_ != nullptr;
+    const pid_t pid = watched ? watch_->pid() : read_pid(dir + "/dnsmasq.pid");
     watch_.reset();
     ready_ = false;
     if (pid > 0 && process_alive(pid)) {
         const auto cmd = process_cmdline(pid);
-        if (std::find(cmd.begin(), cmd.end(), "--conf-file=" + dir + "/dnsmasq.conf") != cmd.end()) try {
+        if (watched || std::find(cmd.begin(), cmd.end(), "--conf-file=" + dir + "/dnsmasq.conf") != cmd.end()) try {
                 stop_process(pid);
             } catch (const std::exception&) {
                 throw Error(ErrorKind::Kernel, unstoppable(pid, "stop it"));

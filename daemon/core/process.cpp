@@ -37,12 +37,14 @@ pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log
     }
     if (pid == 0) {
         // Only async-signal-safe calls from here on.
+        // Handlers back to default before the mask opens: a stop that comes
+        // before the exec must end the child, not run the parent's handler.
         ::setsid();
+        for (int s = 1; s < NSIG; ++s)
+            ::signal(s, SIG_DFL);
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        for (int s = 1; s < NSIG; ++s)
-            ::signal(s, SIG_DFL);
         int null = ::open("/dev/null", O_RDONLY);
         ::dup2(null, 0);
         ::dup2(log, 1);
