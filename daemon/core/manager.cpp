@@ -352,8 +352,7 @@ void Manager::load()
             }
         }
         const auto deadline = store::read_file(runtime_dir_of(name) + "/confirm-deadline");
-        // Networks come up while the bus is served: each start finishes when
-        // its dnsmasq is ready (at once for an adopted one).
+        // Every network's dnsmasq starts before any is waited for.
         bring_up(e, 0, [this, name, deadline, log = log_outcome(name)](std::exception_ptr error) {
             log(error);
             auto it = networks_.find(name);
@@ -369,6 +368,15 @@ void Manager::load()
         adopting_.erase(name);
     }
     adopting_.clear();
+    // The daemon is not on the bus yet: its readiness (READY=1, the bus
+    // name) means the networks are up, so their dnsmasq are waited for
+    // here, all at once, by running the loop (dnsmasq's 10 s limit bounds it).
+    while (
+        std::any_of(networks_.begin(), networks_.end(), [](const auto& kv) { return kv.second.starting != nullptr; }))
+        if (const int r = sd_event_run(loop_.get(), UINT64_MAX); r < 0) {
+            log_error(std::string("waiting for the networks to start: ") + std::strerror(-r));
+            break;
+        }
 }
 
 std::string Manager::restart_marker(const std::string& name) const
@@ -791,7 +799,7 @@ void Manager::restarted(const std::string& name, const model::Network& old, cons
     if (!error || cancelled) {
         remove_marker();
         if (!error && listener_) listener_->network_changed(name);
-        done(error);
+        if (done) done(error);
         return;
     }
     Entry& e = it->second;

@@ -9,7 +9,10 @@
 #  - a second `start slow` joins the first: both return once dnsmasq is ready;
 #  - `stop` of a network whose start waits cancels it: the start fails with
 #    Conflict, the network is inactive and no dnsmasq (nor wrapper) is left;
-#  - other changes of a starting network are refused with Busy.
+#  - other changes of a starting network are refused with Busy;
+#  - a daemon that exits (SIGTERM) while a start waits rolls that start
+#    back (no bridge, no dnsmasq, no runtime directory left) and leaves the
+#    running networks in place.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -83,4 +86,22 @@ assert_eq "$(net_state slow2)" inactive "slow2 after the stop"
 retry 25 not _pid_alive "$wrapper" || fail "slow2's dnsmasq (wrapper pid $wrapper) survived the stop"
 assert_eq "$(net_state fast)" active "fast after all this"
 assert_eq "$(net_state slow)" active "slow after all this"
+
+log "a daemon that exits while a start waits rolls that start back"
+ctl create slow3 --mode nat --bridge kvmbr3 --ipv4 192.168.125.1/24 --dhcp-range 192.168.125.100-192.168.125.200
+"$KVMNETCTL" start slow3 >"$T/start4.out" 2>&1 &
+start4=$!
+track_pid "$start4"
+retry 50 test -s "$T/waiting.slow3" || fail "the wrapper of slow3's dnsmasq never ran"
+wrapper=$(cat "$T/waiting.slow3")
+daemon_stop
+assert_eq "$DAEMON_EXIT" 0 "kvmnetd exit status"
+if wait "$start4"; then
+    fail "start of slow3 succeeded although the daemon exited: $(cat "$T/start4.out")"
+fi
+retry 25 not _pid_alive "$wrapper" || fail "slow3's dnsmasq (wrapper pid $wrapper) survived the daemon"
+ip -n "$H" link show kvmbr3 >/dev/null 2>&1 && fail "bridge kvmbr3 of the rolled-back start is still there"
+[[ ! -e $T/run/slow3 ]] || fail "runtime directory of slow3 left behind: $(ls "$T/run/slow3")"
+# The networks that were up keep running for the next daemon.
+ip -n "$H" link show kvmbr1 >/dev/null || fail "bridge kvmbr1 of the running network slow is gone"
 log "PASS"
