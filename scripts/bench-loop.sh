@@ -177,19 +177,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f×", a / b; el
     echo "<!-- /loop -->"
 } >"$RESULTS/loop.md"
 if ((WRITE_DOC)); then
-    python3 - "$ROOT/docs/performance.md" "$RESULTS/loop.md" <<'PY'
-import re, sys
-doc_path, section_path = sys.argv[1], sys.argv[2]
-doc, section = open(doc_path).read(), open(section_path).read()
-pattern = re.compile(r"<!-- loop:.*?<!-- /loop -->\n", re.S)
-if pattern.search(doc):
-    doc = pattern.sub(lambda _: section, doc)
-elif "\n## Not measured\n" in doc:
-    doc = doc.replace("\n## Not measured\n", "\n" + section + "\n## Not measured\n", 1)
-else:
-    doc += "\n" + section
-open(doc_path, "w").write(doc)
-PY
+    python3 "$ROOT/scripts/doc-section.py" loop "$ROOT/docs/performance.md" "$RESULTS/loop.md"
 fi
 cat "$RESULTS/loop.md"
 echo "bench-loop.sh: results in $RESULTS" >&2

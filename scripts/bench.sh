@@ -91,19 +91,7 @@ if ((LOAD_ONLY)); then
     bash "$ROOT/scripts/bench-load-report.sh" "$RESULTS" >"$RESULTS/dbus-load.md"
     if ((WRITE_DOC)); then
         # Replace the section between its markers, or put it before "## Not measured".
-        python3 - "$ROOT/docs/performance.md" "$RESULTS/dbus-load.md" <<'PY'
-import re, sys
-doc_path, section_path = sys.argv[1], sys.argv[2]
-doc, section = open(doc_path).read(), open(section_path).read()
-pattern = re.compile(r"<!-- dbus-load:.*?<!-- /dbus-load -->\n", re.S)
-if pattern.search(doc):
-    doc = pattern.sub(lambda _: section, doc)
-elif "\n## Not measured\n" in doc:
-    doc = doc.replace("\n## Not measured\n", "\n" + section + "\n## Not measured\n", 1)
-else:
-    doc += "\n" + section
-open(doc_path, "w").write(doc)
-PY
+        python3 "$ROOT/scripts/doc-section.py" dbus-load "$ROOT/docs/performance.md" "$RESULTS/dbus-load.md"
         echo "bench.sh: replaced the D-Bus load section of docs/performance.md" >&2
     fi
     echo "bench.sh: results in $RESULTS" >&2

@@ -45,6 +45,21 @@ void run_until(core::EventLoop& loop, const std::function<bool()>& done)
 
 plan::DnsmasqFiles files() { return {"# config\n", "", ""}; }
 
+// A supervisor's surroundings with the stand-in held before its pid file.
+struct Held {
+    testing::TempDir dir;
+    core::EventLoop loop;
+    core::DnsmasqOptions options;
+    Held()
+    {
+        options.binary = write_stand_in(dir.path);
+        options.dir = dir.path + "/run";
+        options.network = "lan";
+        fs::create_directories(options.dir);
+        std::ofstream(options.dir + "/hold") << "";
+    }
+};
+
 }  // namespace
 
 TEST_CASE("dnsmasq restarts back off: at once, then 1, 2, 4 ... 30 s", "[dnsmasq]")
@@ -69,14 +84,8 @@ TEST_CASE("A pid file's pid", "[dnsmasq]")
 
 TEST_CASE("A start is ready when the pid file appears, and the loop runs meanwhile", "[dnsmasq]")
 {
-    testing::TempDir dir;
-    core::EventLoop loop;
-    core::DnsmasqOptions options;
-    options.binary = write_stand_in(dir.path);
-    options.dir = dir.path + "/run";
-    options.network = "lan";
-    fs::create_directories(options.dir);
-    std::ofstream(options.dir + "/hold") << "";
+    Held held;
+    auto& [dir, loop, options] = held;
     std::string exited, restarted;
     core::Dnsmasq dnsmasq(loop, options,
                           {[&](const std::string& p) { exited = p; }, [&](const std::string& d) { restarted = d; }});
@@ -122,14 +131,8 @@ TEST_CASE("A start is ready when the pid file appears, and the loop runs meanwhi
 
 TEST_CASE("A stop while a start waits ends the process, and the start is never reported", "[dnsmasq]")
 {
-    testing::TempDir dir;
-    core::EventLoop loop;
-    core::DnsmasqOptions options;
-    options.binary = write_stand_in(dir.path);
-    options.dir = dir.path + "/run";
-    options.network = "lan";
-    fs::create_directories(options.dir);
-    std::ofstream(options.dir + "/hold") << "";
+    Held held;
+    auto& [dir, loop, options] = held;
     core::Dnsmasq dnsmasq(loop, options, {});
     bool called = false;
     dnsmasq.start(files(), [&](std::exception_ptr) { called = true; });
