@@ -129,7 +129,7 @@ lj() { jq -r "$2" "$RESULTS/load-$1/dbus-load.json"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f×", a / b; else print "-" }'; }
 {
     echo "<!-- loop: rendered by scripts/bench-loop.sh; it replaces this section -->"
-    echo "## 7. A loop that never blocks (issue 12)"
+    echo "## 8. A loop that never blocks (issue 12)"
     echo
     echo "Measured by \`scripts/bench-loop.sh\` on $(date -u +%Y-%m-%d), this tree (${LABEL[new]}) side by side"
     echo "with ${LABEL[old]} built in a separate tree, in one run, both daemons under the same"

@@ -773,20 +773,32 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     }
     e.stored_problem.clear();  // the file is n now
     const auto leases = leases_to_keep(e, n);
+    // Interfaces someone else enslaved to the bridge (libvirt's taps) go
+    // onto the new one: the guests behind them stay connected.
+    const auto foreign = e.foreign_ports;
     tear_down(e);
     restore_leases(name, leases);
     e.spec = n;
     bring_up(
         e, 0,
-        [this, name, old, n, done = std::exchange(done, Done{})](std::exception_ptr error) {
-            restarted(name, old, n, error, done);
+        [this, name, old, n, foreign, done = std::exchange(done, Done{})](std::exception_ptr error) {
+            restarted(name, old, n, foreign, error, done);
         },
         true);
 }
 
 void Manager::restarted(const std::string& name, const model::Network& old, const model::Network& next,
-                        std::exception_ptr error, const Done& done)
+                        const std::set<std::string>& foreign, std::exception_ptr error, const Done& done)
 {
+    const auto reattach = [this, name, foreign] {
+        auto it = networks_.find(name);
+        if (it == networks_.end() || !is_running(it->second.state)) return;
+        it->second.foreign_ports = foreign;
+        if (const auto back = reattach_foreign_ports(it->second); !back.empty())
+            log_info("network " + name + ": " + std::to_string(back.size()) +
+                         " interfaces enslaved outside kvmnet attached to " + it->second.spec.bridge + " again",
+                     name);
+    };
     const auto remove_marker = [this, name] {
         try {
             store::remove_file(restart_marker(name));
@@ -798,6 +810,7 @@ void Manager::restarted(const std::string& name, const model::Network& old, cons
     // Stopped or deleted while it started: the new document stays, stopped.
     const bool cancelled = it == networks_.end() || it->second.state == State::inactive;
     if (!error || cancelled) {
+        if (!error) reattach();
         remove_marker();
         if (!error && listener_) listener_->network_changed(name);
         if (done) done(error);
@@ -811,7 +824,8 @@ void Manager::restarted(const std::string& name, const model::Network& old, cons
         log_error("network " + name + ": storing the previous document again failed: " + err.what(), name);
     }
     if (old.bridge != next.bridge) delete_owned_bridge(name, next.bridge);
-    bring_up(e, 0, [name, error, done, remove_marker](std::exception_ptr again) {
+    bring_up(e, 0, [name, error, done, remove_marker, reattach](std::exception_ptr again) {
+        if (!again) reattach();
         if (again) try {
                 std::rethrow_exception(again);
             } catch (const std::exception& err) {

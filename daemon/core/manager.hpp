@@ -32,11 +32,14 @@ namespace kvmnet::core {
 enum class State { inactive, activating, active, degraded, failed };
 
 inline constexpr const char* ip_forward_key = "net/ipv4/ip_forward";
+inline constexpr const char* ipv6_forwarding_key = "net/ipv6/conf/all/forwarding";
 // NAT and routed networks need IPv4 forwarding (net.ipv4.ip_forward).
 inline bool needs_forwarding(const model::Network& n)
 {
     return n.mode == model::Mode::nat || n.mode == model::Mode::routed;
 }
+// ... and IPv6 forwarding (net.ipv6.conf.all.forwarding) when they have IPv6.
+inline bool needs_ipv6_forwarding(const model::Network& n) { return n.ipv6 && needs_forwarding(n); }
 std::string_view state_name(State state);
 // Up in the kernel, whether healthy or not.
 inline bool is_running(State state) { return state == State::active || state == State::degraded; }
@@ -205,6 +208,10 @@ public:
     void firewall_notifications_lost();
     // Link notifications were lost: every running network is re-checked.
     void recheck_links();
+    // A sysctl of a link or of every link changed (rtnetlink RTM_NEWNETCONF:
+    // forwarding, not route_localnet, which is polled): the sysctls the
+    // running networks hold on are checked (and repaired) a moment later.
+    void sysctl_changed();
     // Runs the scheduled repairs now (tests; the timers do it otherwise).
     void repair_pending();
     // The last repair of the network: "TIME WHAT: DETAIL", empty when none.
@@ -314,7 +321,7 @@ private:
     std::optional<std::string> leases_to_keep(const Entry& e, const model::Network& next) const;
     void restore_leases(const std::string& name, const std::optional<std::string>& leases);
     void restarted(const std::string& name, const model::Network& old, const model::Network& next,
-                   std::exception_ptr error, const Done& done);
+                   const std::set<std::string>& foreign, std::exception_ptr error, const Done& done);
     // Applies the planner's link operations for `n` (bridge, alias, MTU,
     // addresses, up), pushing inverses to `undo`; `step` names the current one.
     void apply_link_ops(const model::Network& n, const std::vector<plan::LinkOp>& ops,
@@ -338,10 +345,19 @@ private:
     // Enslaves the remembered foreign ports that are free to a recreated bridge; their names.
     std::vector<std::string> reattach_foreign_ports(Entry& e);
     std::unique_ptr<EventSource> firewall_timer_;
-    // net.ipv4.ip_forward, held on while a NAT or routed network runs:
-    // sysctls send no notification, so it is checked every few seconds.
+    // The sysctls held on while a NAT or routed network runs
+    // (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding with IPv6,
+    // net.ipv4.conf.BRIDGE.forwarding, net.ipv4.conf.BRIDGE.route_localnet
+    // for NAT): checked at every
+    // forwarding notification (sysctl_changed) and every few seconds, since
+    // route_localnet sends none; each one found off is turned on again.
     void ensure_forwarding_watch();
     void check_forwarding();
+    // net.ipv4.ip_forward found off: degraded while it is, turned on again.
+    void repair_ip_forward();
+    // The held sysctls other than ip_forward (which sets the state reason
+    // while it is off) that are off: turned on again and reported.
+    void repair_held_sysctls();
     std::unique_ptr<EventSource> forwarding_timer_;
     std::string forwarding_problem_;  // while it is off behind our back (part of the state reason)
     RepairBudget firewall_budget_;    // one table for every network: one budget
@@ -366,6 +382,13 @@ private:
     // rollback of a failed or unconfirmed takeover).
     void take_over_uplink(Entry& e, Undo& undo, std::string& step);
     std::vector<std::string> restore_uplink(Entry& e);
+    // The bridge of a takeover, ours by its owner mark, up, with `uplink`
+    // enslaved (start and the repair of a deleted bridge).
+    void create_takeover_bridge(const model::Network& n, const plan::LinkInfo& uplink, std::string& step);
+    // Self-healing: the deleted bridge made again on the free uplink, with
+    // the record's static addresses and routes; what was done, in words
+    // (empty when the uplink is missing or enslaved elsewhere).
+    std::vector<std::string> recreate_takeover_bridge(Entry& e);
     std::string takeover_record(const std::string& name) const;
     // Self-healing: re-adds (apply) or lists the recorded static addresses
     // and routes missing from the bridge at `bridge_index`.

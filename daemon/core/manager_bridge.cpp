@@ -172,23 +172,7 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
             log_error("rollback: " + p, e.spec.name);
     });
 
-    step = "creating bridge " + n.bridge;
-    plan::BridgeOptions options = plan::bridge_options(n, uplink->mac);
-    if (options.mtu == 0) options.mtu = uplink->mtu;
-    links_.create_bridge(n.bridge, options);
-    try {
-        links_.set_alias(n.bridge, plan::owner_alias(n.name));
-    } catch (...) {
-        // Not yet marked as ours, so restore_uplink would not recognise it.
-        links_.delete_link(n.bridge);
-        throw;
-    }
-
-    step = "bringing " + n.bridge + " up";
-    links_.set_up(n.bridge, true);
-
-    step = "enslaving " + n.uplink + " to " + n.bridge;
-    links_.set_master(n.uplink, n.bridge);
+    create_takeover_bridge(n, *uplink, step);
 
     // The order that keeps the host reachable (checked against the kernel in
     // tests/kernel/takeover_adapter_check.cpp): the addresses go onto the
@@ -222,6 +206,49 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
     log_info("network " + n.name + ": " + n.uplink + " taken over by " + n.bridge + " (" +
                  std::to_string(addresses.size()) + " addresses, " + std::to_string(routes.size()) + " routes moved)",
              n.name, MessageId::uplink_taken_over);
+}
+
+void Manager::create_takeover_bridge(const model::Network& n, const plan::LinkInfo& uplink, std::string& step)
+{
+    step = "creating bridge " + n.bridge;
+    plan::BridgeOptions options = plan::bridge_options(n, uplink.mac);
+    if (options.mtu == 0) options.mtu = uplink.mtu;
+    links_.create_bridge(n.bridge, options);
+    try {
+        links_.set_alias(n.bridge, plan::owner_alias(n.name));
+    } catch (...) {
+        // Not yet marked as ours, so restore_uplink would not recognise it.
+        links_.delete_link(n.bridge);
+        throw;
+    }
+
+    step = "bringing " + n.bridge + " up";
+    links_.set_up(n.bridge, true);
+
+    step = "enslaving " + n.uplink + " to " + n.bridge;
+    links_.set_master(n.uplink, n.bridge);
+}
+
+std::vector<std::string> Manager::recreate_takeover_bridge(Entry& e)
+{
+    const model::Network& n = e.spec;
+    std::vector<std::string> done;
+    // Without its uplink (gone, or enslaved elsewhere since) the bridge
+    // would carry the host's addresses onto nothing: the network stays
+    // degraded until the uplink is back (link_changed repairs again then).
+    const auto uplink = links_.find_link(n.uplink);
+    if (!uplink || uplink->master_index != 0) return done;
+    std::string step;
+    create_takeover_bridge(n, *uplink, step);
+    if (!uplink->up) links_.set_up(n.uplink, true);
+    done.push_back("recreated bridge " + n.bridge + " on uplink " + n.uplink);
+    const auto bridge = links_.find_link(n.bridge);
+    if (!bridge) return done;
+    // The addresses left with the deleted bridge; the uplink has none of
+    // them since the takeover, so the record is what the host had.
+    for (auto& d : restore_takeover_config(e, bridge->index, true))
+        done.push_back(std::move(d));
+    return done;
 }
 
 std::vector<std::string> Manager::restore_uplink(Entry& e)

@@ -29,7 +29,13 @@ pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log
         args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
 
+    // Every signal blocked across the fork: the child must not run one of
+    // the parent's handlers before it has reset them.
+    sigset_t all, previous;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous);
     pid_t pid = ::fork();
+    if (pid != 0) ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
     if (pid < 0) {
         int saved = errno;
         ::close(log);

@@ -143,6 +143,10 @@ void usage(std::ostream& out)
            "  read-while-starting --read-network NET [--networks 10] [--rounds 10] [--variant V]\n"
            "      GetAll on NET and Manager.Describe back to back while N NAT networks (created, then\n"
            "      deleted at the end) start at once, one client each; CSV rows read_during_starts\n"
+           "  outage --to IPV4 [--interval-ms 10] [--steady 5] [--max-ms 5000] [--figure F] [--variant V] [--n N]\n"
+           "         -- TRIGGER-ARGV\n"
+           "      an ICMP echo (each its own identifier) every interval; once replies flow, runs the trigger; the\n"
+           "      sample: ms from the trigger to the first reply after the first lost echo (0: none was lost)\n"
            "  summarize < raw.csv            figure,variant,n,unit,count,median,p99,min,max\n";
 }
 
@@ -169,6 +173,7 @@ int main(int argc, char** argv)
         if (command == "daemon-forwards") return cmd_daemon_forwards(args);
         if (command == "daemon-reads") return cmd_daemon_reads(args);
         if (command == "listener-scan") return cmd_listener_scan(args);
+        if (command == "outage") return cmd_outage(args);
         if (command == "summarize") return cmd_summarize(args);
         throw UsageError("unknown command '" + command + "'");
     } catch (const UsageError& e) {
