@@ -296,6 +296,7 @@ int main(int argc, char** argv)
             stop_all(manager);
         } else {
             core::log_info("kvmnetd stopping; running networks are left in place");
+            manager.cancel_starts();
         }
         return code < 0 ? 1 : code;
     } catch (const sdbus::Error& e) {
