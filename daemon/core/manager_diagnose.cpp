@@ -154,7 +154,7 @@ nlohmann::json Manager::diagnose(const std::string& name) const
         const std::string_view dnsmasq = dnsmasq_state(name);
         if (dnsmasq != "running") {
             report.fail("dnsmasq", "dnsmasq is " + std::string(dnsmasq) +
-                                       (e.dnsmasq_problem.empty() ? "" : ": " + e.dnsmasq_problem));
+                                       (!e.dnsmasq || e.dnsmasq->problem().empty() ? "" : ": " + e.dnsmasq->problem()));
         } else {
             const auto listeners = links_.list_listeners();
             std::vector<std::string> missing;
