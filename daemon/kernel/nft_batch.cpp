@@ -224,10 +224,17 @@ int Transport::dump(const nlmsghdr* nlh, int (*callback)(const nlmsghdr*, void*)
             if (errno == EINTR) continue;
             throw kernel_error(doing + " failed: receiving", errno);
         }
-        // Messages with another sequence number (stale replies) make libmnl fail with ESRCH.
-        const int r = mnl_cb_run(buffer.data(), static_cast<std::size_t>(n), seq, port_id_, callback, data);
-        if (r == MNL_CB_STOP) return 0;
-        if (r < 0) return errno != 0 ? errno : EBADMSG;
+        // Replies to an earlier request (the rest of a dump that failed,
+        // e.g. interrupted by another program's commit) are skipped: run
+        // whole, libmnl would fail this request on them (EPROTO).
+        int left = static_cast<int>(n);
+        for (auto* msg = reinterpret_cast<const nlmsghdr*>(buffer.data()); mnl_nlmsg_ok(msg, left);
+             msg = mnl_nlmsg_next(msg, &left)) {
+            if (msg->nlmsg_seq != seq) continue;
+            const int r = mnl_cb_run(msg, msg->nlmsg_len, seq, port_id_, callback, data);
+            if (r == MNL_CB_STOP) return 0;
+            if (r < 0) return errno != 0 ? errno : EBADMSG;
+        }
     }
 }
 
