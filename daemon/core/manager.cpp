@@ -78,12 +78,10 @@ std::string_view state_name(State state)
 }
 
 Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall)
-    : options_(std::move(options)), loop_(loop), links_(links), firewall_(firewall),
-      committed_(firewall, options_.runtime_dir + "/nftables.committed"),
-      // ".stored" cannot be a network's runtime directory: names start with a letter or digit.
-      store_(options_.state_dir, options_.runtime_dir + "/.stored")
+    : options_(std::move(options)), layout_(options_.state_dir, options_.runtime_dir), loop_(loop), links_(links),
+      firewall_(firewall), committed_(firewall, layout_.committed_table()), store_(layout_)
 {
-    store::make_directories(options_.runtime_dir, 0755);
+    store::make_directories(layout_.runtime_dir(), 0755);
     dnsmasq_user_ = options_.dnsmasq_user;
     if (dnsmasq_user_.empty()) dnsmasq_user_ = ::getpwnam("dnsmasq") ? "dnsmasq" : "nobody";
 }
@@ -156,8 +154,6 @@ nlohmann::json Manager::describe_all() const
         networks.push_back(describe(name));
     return {{"networks", networks}};
 }
-
-std::string Manager::runtime_dir_of(const std::string& name) const { return options_.runtime_dir + "/" + name; }
 
 void Manager::set_state(Entry& e, State state) { set_state(e, state, "none", {}); }
 
@@ -245,7 +241,7 @@ void Manager::load()
         log_error("ignoring stored network " + why, name);
         // Still running from before: adopted (leaving its kernel state as it
         // is) rather than left running without its rules and unmanageable.
-        if (!std::filesystem::exists(runtime_dir_of(name) + "/active")) continue;
+        if (!std::filesystem::exists(layout_.active_marker(name))) continue;
         Entry& e = networks_[name];
         e.stored_problem = why + "; running with the last configuration kvmnet stored until the file is fixed "
                                  "and reloaded";
@@ -295,11 +291,9 @@ void Manager::load()
     // document went, before its marker did) must not hit a later network of
     // that name.
     std::error_code ec;
-    for (const auto& file : std::filesystem::directory_iterator(options_.runtime_dir, ec)) {
-        const auto path = file.path();
-        if ((path.extension() == ".deleting" || path.extension() == ".restarting") &&
-            !networks_.count(path.stem().string()))
-            std::filesystem::remove(path, ec);
+    for (const auto& file : std::filesystem::directory_iterator(layout_.runtime_dir(), ec)) {
+        const auto network = store::Layout::marker_network(file.path());
+        if (network && !networks_.count(*network)) std::filesystem::remove(file.path(), ec);
     }
     std::vector<std::string> deleting;
     for (auto& [name, e] : networks_) {
@@ -307,9 +301,9 @@ void Manager::load()
             set_state(e, State::failed, "document-lost", e.stored_problem);
             continue;
         }
-        if (std::filesystem::exists(delete_marker(name)))
+        if (std::filesystem::exists(layout_.delete_marker(name)))
             deleting.push_back(name);
-        else if (std::filesystem::exists(runtime_dir_of(name) + "/active"))
+        else if (std::filesystem::exists(layout_.active_marker(name)))
             adopting_.insert(name);
     }
     for (const std::string& name : deleting) {
@@ -329,14 +323,14 @@ void Manager::load()
                 joined += (joined.empty() ? "" : "; ") + p;
             set_state(e, State::failed, "stop-incomplete", "stop incomplete: " + joined);
         }
-        store::remove_file(delete_marker(name));
+        store::remove_file(layout_.delete_marker(name));
     }
     for (auto& [name, e] : networks_) {
         if (e.without_document) continue;
         // A restart of the network (Update) that a crash interrupted: the new
         // document is stored; clear what either configuration left and bring
         // the stored one up.
-        const std::string marker = restart_marker(name);
+        const std::string marker = layout_.restart_marker(name);
         if (const auto old_bridge = store::read_file(marker)) {
             log_warning("network " + name + ": finishing a restart that was interrupted", name);
             adopting_.erase(name);
@@ -351,7 +345,8 @@ void Manager::load()
         // A start that a crash interrupted (no "active" record yet), or a
         // stop: remove whatever of it reached the kernel.
         const auto bridge = links_.find_link(e.spec.bridge);
-        if (std::filesystem::exists(runtime_dir_of(name)) || (bridge && bridge->alias == plan::owner_alias(name))) {
+        if (std::filesystem::exists(layout_.network_dir(name)) ||
+            (bridge && bridge->alias == plan::owner_alias(name))) {
             log_warning("network " + name + ": removing what an interrupted start or stop left behind", name);
             for (const auto& p : tear_down(e))
                 log_error("network " + name + ": " + p, name);
@@ -373,7 +368,7 @@ void Manager::load()
                 log_error("network " + name + ": setting the bridge options again: " + err.what(), name);
             }
         }
-        const auto deadline = store::read_file(runtime_dir_of(name) + "/confirm-deadline");
+        const auto deadline = store::read_file(layout_.confirm_deadline(name));
         try {
             bring_up(e);
             if (deadline) {
@@ -391,11 +386,6 @@ void Manager::load()
         adopting_.erase(name);
     }
     adopting_.clear();
-}
-
-std::string Manager::restart_marker(const std::string& name) const
-{
-    return options_.runtime_dir + "/" + name + ".restarting";
 }
 
 void Manager::delete_owned_bridge(const std::string& name, const std::string& bridge)
@@ -522,8 +512,8 @@ std::string Manager::create(const std::string& document)
     if (n.bridge.empty()) n.bridge = pick_bridge_name();
     check_kernel_conflicts(n);
     // No marker of an earlier network of this name may apply to this one.
-    store::remove_file(delete_marker(n.name));
-    store::remove_file(restart_marker(n.name));
+    store::remove_file(layout_.delete_marker(n.name));
+    store::remove_file(layout_.restart_marker(n.name));
     store_.save(n);
     const std::string name = n.name;
     networks_[name].spec = std::move(n);
@@ -540,7 +530,7 @@ void Manager::remove(const std::string& name)
     store_.check_writable();
     // Marked first: a daemon killed during the deletion finishes it at its
     // next start (load) instead of leaving the network stopped but there.
-    const std::string marker = delete_marker(name);
+    const std::string marker = layout_.delete_marker(name);
     store::write_atomic(marker, "1\n", 0644);
     const bool was_running = is_running(e.state);
     bool stopped = false;
@@ -566,11 +556,6 @@ void Manager::remove(const std::string& name)
         throw;
     }
     store::remove_file(marker);
-}
-
-std::string Manager::delete_marker(const std::string& name) const
-{
-    return options_.runtime_dir + "/" + name + ".deleting";
 }
 
 void Manager::delete_stopped(Entry& e)
@@ -610,7 +595,7 @@ void Manager::arm_confirmation(Entry& e, std::int64_t deadline)
     // The deadline is wall-clock time in the runtime directory, so a daemon
     // restarted before it expires still rolls the start back in time.
     const std::string name = e.spec.name;
-    const std::string file = runtime_dir_of(name) + "/confirm-deadline";
+    const std::string file = layout_.confirm_deadline(name);
     store::write_atomic(file, std::to_string(deadline) + "\n");
     const std::int64_t left = std::max<std::int64_t>(0, deadline - static_cast<std::int64_t>(::time(nullptr)));
     e.confirm_timer = loop_.add_timer(static_cast<std::uint64_t>(left) * 1000000ull, [this, name] {
@@ -635,7 +620,7 @@ void Manager::confirm(const std::string& name)
     if (!e.confirm_timer)
         throw Error(ErrorKind::Conflict, "network '" + name + "' has no start waiting for confirmation");
     e.confirm_timer.reset();
-    store::remove_file(runtime_dir_of(name) + "/confirm-deadline");
+    store::remove_file(layout_.confirm_deadline(name));
     log_info("network " + name + ": start confirmed", name, MessageId::start_confirmed);
     if (listener_) listener_->network_changed(name);
 }
@@ -721,11 +706,11 @@ void Manager::update(const std::string& name, const std::string& document)
     // the new document at its next start (load) instead of leaving the
     // network stopped or half old, half new.
     model::Network old = e.spec;
-    store::write_atomic(restart_marker(name), old.bridge + "\n", 0644);
+    store::write_atomic(layout_.restart_marker(name), old.bridge + "\n", 0644);
     try {
         store_.save(n);
     } catch (...) {
-        store::remove_file(restart_marker(name));
+        store::remove_file(layout_.restart_marker(name));
         throw;
     }
     e.stored_problem.clear();  // the file is n now
@@ -746,10 +731,10 @@ void Manager::update(const std::string& name, const std::string& document)
         } catch (const std::exception& again) {
             log_error("network " + name + ": restoring the previous configuration failed too: " + again.what(), name);
         }
-        store::remove_file(restart_marker(name));
+        store::remove_file(layout_.restart_marker(name));
         throw;
     }
-    store::remove_file(restart_marker(name));
+    store::remove_file(layout_.restart_marker(name));
     if (listener_) listener_->network_changed(name);
 }
 
@@ -822,7 +807,7 @@ void Manager::hold_sysctl_on(const std::string& key, const std::string& saved_na
 {
     // The value found before we first turned it on is kept in the runtime
     // directory, so a daemon restart in between restores it too.
-    const std::string saved = options_.runtime_dir + "/" + saved_name;
+    const std::string saved = layout_.saved_sysctl(saved_name);
     const bool have_saved = std::filesystem::exists(saved);
     if (want && !have_saved) {
         const std::string current = trim(links_.read_sysctl(key).value_or("0"));
@@ -838,7 +823,7 @@ void Manager::hold_sysctl_on(const std::string& key, const std::string& saved_na
 
 void Manager::update_ip_forward(const std::vector<model::Network>& active)
 {
-    hold_sysctl_on(ip_forward_key, "ip_forward.saved", std::any_of(active.begin(), active.end(), needs_forwarding));
+    hold_sysctl_on(ip_forward_key, "ip_forward", std::any_of(active.begin(), active.end(), needs_forwarding));
 }
 
 void Manager::apply_link_ops(const model::Network& n, const std::vector<plan::LinkOp>& ops,
@@ -934,8 +919,8 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         const int bridge_index = bridge ? bridge->index : 0;
 
         step = "recording runtime state";
-        store::make_directories(runtime_dir_of(n.name), 0755);
-        store::write_atomic(runtime_dir_of(n.name) + "/active", "1\n");
+        store::make_directories(layout_.network_dir(n.name), 0755);
+        store::write_atomic(layout_.active_marker(n.name), "1\n");
         undo.commit();
         watch_leases(e);
         e.restarts = 0;
@@ -1004,10 +989,11 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     // The takeover record outlives a restore that failed, so a later stop can
     // still put the uplink back; everything else of the run goes.
     std::error_code ec;
-    const bool keep_record = !problems.empty() && std::filesystem::exists(takeover_record(n.name));
-    for (const auto& entry : std::filesystem::directory_iterator(runtime_dir_of(n.name), ec))
-        if (!keep_record || entry.path() != takeover_record(n.name)) std::filesystem::remove_all(entry.path(), ec);
-    if (!keep_record) std::filesystem::remove(runtime_dir_of(n.name), ec);
+    const std::string record = layout_.takeover_record(n.name);
+    const bool keep_record = !problems.empty() && std::filesystem::exists(record);
+    for (const auto& entry : std::filesystem::directory_iterator(layout_.network_dir(n.name), ec))
+        if (!keep_record || entry.path() != record) std::filesystem::remove_all(entry.path(), ec);
+    if (!keep_record) std::filesystem::remove(layout_.network_dir(n.name), ec);
     return problems;
 }
 

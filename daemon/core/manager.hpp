@@ -12,6 +12,7 @@
 #include "model/network.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/planner.hpp"
+#include "store/layout.hpp"
 #include "store/store.hpp"
 
 #include <nlohmann/json.hpp>
@@ -257,7 +258,8 @@ private:
     std::vector<model::Network> active_specs(const std::string& plus = {}, const std::string& minus = {}) const;
     void check_kernel_conflicts(const model::Network& network);
     std::string pick_bridge_name() const;
-    std::string runtime_dir_of(const std::string& name) const;
+    // The dnsmasq supervision's runtime directory (store::Layout).
+    std::string runtime_dir_of(const std::string& name) const { return layout_.network_dir(name); }
     // A state without a reason, or with one and its machine-readable code
     // (the StateReasonCode property; each code is listed in docs/dbus-api.md).
     void set_state(Entry& e, State state);
@@ -296,11 +298,6 @@ private:
     RepairBudget firewall_budget_;    // one table for every network: one budget
     bool firewall_deferred_ = false;  // firewall_timer_ is a retry deferred by the budget
     std::string firewall_drift_;      // what the pending firewall repair was scheduled for
-    // RUNTIME/NAME.restarting: an Update that restarts the network is under
-    // way (holds the old bridge's name).
-    std::string restart_marker(const std::string& name) const;
-    // RUNTIME/NAME.deleting: a DeleteNetwork is under way.
-    std::string delete_marker(const std::string& name) const;
     // The end of a deletion once the network is stopped: its taps, the
     // stored document, the entry.
     void delete_stopped(Entry& e);
@@ -315,7 +312,6 @@ private:
     // rollback of a failed or unconfirmed takeover).
     void take_over_uplink(Entry& e, Undo& undo, std::string& step);
     std::vector<std::string> restore_uplink(Entry& e);
-    std::string takeover_record(const std::string& name) const;
     // Self-healing: re-adds (apply) or lists the recorded static addresses
     // and routes missing from the bridge at `bridge_index`.
     std::vector<std::string> restore_takeover_config(Entry& e, int bridge_index, bool apply);
@@ -357,7 +353,7 @@ private:
     void apply_firewall(const std::vector<model::Network>& active);
     void update_ip_forward(const std::vector<model::Network>& active);
     // Turns sysctl `key` on while `want` holds, and back to what it was
-    // (kept in RUNTIME/saved_name) when not; `before_enabling` may refuse.
+    // (kept in RUNTIME/saved_name.saved) when not; `before_enabling` may refuse.
     void hold_sysctl_on(const std::string& key, const std::string& saved_name, bool want,
                         const std::function<void(const std::string& current)>& before_enabling = {});
     // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding, and the
@@ -379,6 +375,7 @@ private:
     void commit_hosts(Entry& e, model::Network next);
 
     ManagerOptions options_;
+    store::Layout layout_;
     EventLoop& loop_;
     plan::LinkAdapter& links_;
     plan::FirewallAdapter& firewall_;

@@ -6,6 +6,7 @@
 // start and a daemon restarted in between all put back exactly that.
 #include "core/log.hpp"
 #include "core/manager.hpp"
+#include "core/takeover_record.hpp"
 #include "core/undo.hpp"
 #include "plan/planner.hpp"
 #include "store/files.hpp"
@@ -17,68 +18,6 @@
 namespace kvmnet::core {
 namespace {
 
-using json = nlohmann::json;
-
-json address_json(const plan::AddressInfo& a)
-{
-    return {{"family", a.family},
-            {"address", a.address},
-            {"prefix_length", a.prefix_length},
-            {"broadcast", a.broadcast},
-            {"label", a.label},
-            {"scope", a.scope},
-            {"flags", a.flags},
-            {"valid_lifetime", a.valid_lifetime},
-            {"preferred_lifetime", a.preferred_lifetime}};
-}
-
-plan::AddressInfo address_from(const json& j)
-{
-    plan::AddressInfo a;
-    a.family = j.at("family");
-    a.address = j.at("address");
-    a.prefix_length = j.at("prefix_length");
-    a.broadcast = j.at("broadcast");
-    a.label = j.at("label");
-    a.scope = j.at("scope");
-    a.flags = j.at("flags");
-    a.valid_lifetime = j.at("valid_lifetime");
-    a.preferred_lifetime = j.at("preferred_lifetime");
-    return a;
-}
-
-json route_json(const plan::RouteInfo& r)
-{
-    return {{"family", r.family},
-            {"destination", r.destination},
-            {"prefix_length", r.prefix_length},
-            {"gateway", r.gateway},
-            {"preferred_source", r.preferred_source},
-            {"table", r.table},
-            {"metric", r.metric},
-            {"protocol", r.protocol},
-            {"scope", r.scope},
-            {"type", r.type},
-            {"flags", r.flags}};
-}
-
-plan::RouteInfo route_from(const json& j)
-{
-    plan::RouteInfo r;
-    r.family = j.at("family");
-    r.destination = j.at("destination");
-    r.prefix_length = j.at("prefix_length");
-    r.gateway = j.at("gateway");
-    r.preferred_source = j.at("preferred_source");
-    r.table = j.at("table");
-    r.metric = j.at("metric");
-    r.protocol = j.at("protocol");
-    r.scope = j.at("scope");
-    r.type = j.at("type");
-    r.flags = j.at("flags");
-    return r;
-}
-
 std::string address_text(const plan::AddressInfo& a) { return a.address + "/" + std::to_string(a.prefix_length); }
 
 std::string route_text(const plan::RouteInfo& r)
@@ -89,8 +28,6 @@ std::string route_text(const plan::RouteInfo& r)
 }
 
 }  // namespace
-
-std::string Manager::takeover_record(const std::string& name) const { return runtime_dir_of(name) + "/takeover.json"; }
 
 void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
 {
@@ -105,16 +42,15 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
         // A takeover is complete when the uplink is enslaved and every
         // recorded address sits on the bridge; one interrupted half-way (a
         // crash) is put back first and then done again.
-        bool complete = uplink->master_index == bridge->index;
-        const auto text = store::read_file(takeover_record(n.name));
-        const json record = text ? json::parse(*text, nullptr, false) : json();
-        if (!text || record.is_discarded()) complete = false;
+        std::string problem;
+        const auto record = read_takeover_record(layout_.takeover_record(n.name), problem);
+        bool complete = uplink->master_index == bridge->index && record;
         const auto now = links_.list_addresses();
         if (complete)
-            for (const auto& j : record.value("addresses", json::array()))
+            for (const plan::AddressInfo& recorded : record->addresses)
                 complete = complete && std::any_of(now.begin(), now.end(), [&](const plan::AddressInfo& a) {
-                               return a.link_index == bridge->index && a.address == j.value("address", "") &&
-                                      a.prefix_length == j.value("prefix_length", 0);
+                               return a.link_index == bridge->index && a.address == recorded.address &&
+                                      a.prefix_length == recorded.prefix_length;
                            });
         if (complete) {
             log_info("network " + n.name + ": adopting the takeover of " + n.uplink, n.name);
@@ -158,13 +94,8 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
     // Recorded before the first change, so a crash at any later point
     // still knows what to put back.
     step = "recording the uplink's configuration";
-    json record = {{"uplink", n.uplink}, {"bridge", n.bridge}, {"addresses", json::array()}, {"routes", json::array()}};
-    for (const auto& a : addresses)
-        record["addresses"].push_back(address_json(a));
-    for (const auto& r : routes)
-        record["routes"].push_back(route_json(r));
-    store::make_directories(runtime_dir_of(n.name), 0755);
-    store::write_atomic(takeover_record(n.name), record.dump(2) + "\n");
+    store::make_directories(layout_.network_dir(n.name), 0755);
+    write_takeover_record(layout_.takeover_record(n.name), {n.uplink, n.bridge, addresses, routes});
     // One inverse covers every later step: restore_uplink tolerates steps
     // that did not happen yet, and drops the record once all is back.
     undo.push("restore uplink " + n.uplink, [this, &e] {
@@ -238,7 +169,8 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
             problems.push_back(what + ": " + err.what());
         }
     };
-    const auto text = store::read_file(takeover_record(n.name));
+    std::string unreadable;
+    auto record = read_takeover_record(layout_.takeover_record(n.name), unreadable);
     const auto our_bridge = [&]() -> std::optional<plan::LinkInfo> {
         auto bridge = links_.find_link(n.bridge);
         if (bridge && bridge->alias == plan::owner_alias(n.name)) return bridge;
@@ -247,13 +179,12 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
     const auto bridge = our_bridge();
     // A start refused before its first change (uplink enslaved elsewhere,
     // say) left nothing to undo.
-    if (!text && !bridge) return problems;
-    json record;
-    if (text) record = json::parse(*text, nullptr, false);
-    if (!text || record.is_discarded()) {
-        problems.push_back("no readable record of the takeover of " + n.uplink + " (" + takeover_record(n.name) +
+    if (!record && unreadable.empty() && !bridge) return problems;
+    if (!record) {
+        problems.push_back("no readable record of the takeover of " + n.uplink + " (" +
+                           (unreadable.empty() ? layout_.takeover_record(n.name) : unreadable) +
                            "); its addresses and routes cannot be put back");
-        record = {{"addresses", json::array()}, {"routes", json::array()}};
+        record.emplace();
     }
 
     // Remaining lifetimes (for addresses from DHCP or SLAAC) are taken from
@@ -271,14 +202,7 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
     if (!uplink) {
         problems.push_back("uplink " + n.uplink + " has disappeared; its addresses and routes cannot be put back");
     } else {
-        for (const auto& j : record["addresses"]) {
-            plan::AddressInfo a;
-            try {
-                a = address_from(j);
-            } catch (const std::exception& err) {
-                problems.push_back(std::string("unreadable address in the takeover record: ") + err.what());
-                continue;
-            }
+        for (plan::AddressInfo a : record->addresses) {
             for (const auto& current : now_on_bridge)
                 if (current.family == a.family && current.address == a.address &&
                     current.prefix_length == a.prefix_length) {
@@ -288,22 +212,14 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
             attempt("putting address " + address_text(a) + " back on " + n.uplink,
                     [&] { links_.add_address_info(n.uplink, a); });
         }
-        for (const auto& j : record["routes"]) {
-            plan::RouteInfo r;
-            try {
-                r = route_from(j);
-            } catch (const std::exception& err) {
-                problems.push_back(std::string("unreadable route in the takeover record: ") + err.what());
-                continue;
-            }
+        for (const plan::RouteInfo& r : record->routes)
             attempt("putting route " + route_text(r) + " back on " + n.uplink, [&] { links_.add_route(n.uplink, r); });
-        }
     }
     if (problems.empty()) {
-        store::remove_file(takeover_record(n.name));
+        store::remove_file(layout_.takeover_record(n.name));
         log_info("network " + n.name + ": " + n.uplink + " given back by " + n.bridge + " (" +
-                     std::to_string(record["addresses"].size()) + " addresses, " +
-                     std::to_string(record["routes"].size()) + " routes put back)",
+                     std::to_string(record->addresses.size()) + " addresses, " + std::to_string(record->routes.size()) +
+                     " routes put back)",
                  n.name, MessageId::uplink_restored);
     }
     return problems;
@@ -323,12 +239,11 @@ std::vector<std::string> Manager::restore_takeover_config(Entry& e, int bridge_i
 {
     constexpr std::uint8_t rtprot_ra = 9, rtprot_dhcp = 16;
     std::vector<std::string> result;
-    const auto text = store::read_file(takeover_record(e.spec.name));
-    const json record = text ? json::parse(*text, nullptr, false) : json();
-    if (!record.is_object()) return result;
+    std::string unreadable;
+    const auto record = read_takeover_record(layout_.takeover_record(e.spec.name), unreadable);
+    if (!record) return result;
     const auto addresses = links_.list_addresses();
-    for (const auto& j : record.value("addresses", json::array())) {
-        const plan::AddressInfo a = address_from(j);
+    for (const plan::AddressInfo& a : record->addresses) {
         if (a.valid_lifetime != 0xffffffffu) continue;
         const bool present = std::any_of(addresses.begin(), addresses.end(), [&](const plan::AddressInfo& x) {
             return x.link_index == bridge_index && x.family == a.family && x.address == a.address &&
@@ -339,8 +254,7 @@ std::vector<std::string> Manager::restore_takeover_config(Entry& e, int bridge_i
         result.push_back("re-added address " + address_text(a));
     }
     const auto routes = links_.list_routes();
-    for (const auto& j : record.value("routes", json::array())) {
-        const plan::RouteInfo r = route_from(j);
+    for (const plan::RouteInfo& r : record->routes) {
         if (r.protocol == rtprot_ra || r.protocol == rtprot_dhcp) continue;
         const bool present = std::any_of(routes.begin(), routes.end(), [&](const plan::RouteInfo& x) {
             return x.link_index == bridge_index && x.family == r.family && x.destination == r.destination &&

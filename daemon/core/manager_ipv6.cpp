@@ -58,7 +58,7 @@ void Manager::check_ipv6_kernel(const model::Network& n)
 void Manager::update_ipv6_forward(const std::vector<model::Network>& active)
 {
     const bool want = std::any_of(active.begin(), active.end(), needs_ipv6_forwarding);
-    hold_sysctl_on(ipv6_forwarding_key, "ipv6_forwarding.saved", want, [this](const std::string& current) {
+    hold_sysctl_on(ipv6_forwarding_key, "ipv6_forwarding", want, [this](const std::string& current) {
         if (current == "1") return;
         // With forwarding on, an interface with accept_ra=1 ignores router
         // advertisements, and the routes it learnt from them expire: the

@@ -32,7 +32,7 @@ nlohmann::json Manager::leases(const std::string& name) const
 {
     const Entry& e = entry(name);
     if (!has_leases(e.spec) || e.state == State::inactive) return nlohmann::json::array();
-    const auto text = store::read_file(runtime_dir_of(name) + "/" + LeaseWatch::file_name);
+    const auto text = store::read_file(layout_.dnsmasq_leases(name));
     return plan::to_json(plan::parse_leases(text.value_or("")),
                          has_dhcp(e.spec) ? e.spec.ipv4->hosts : std::vector<model::DhcpHost>{});
 }
@@ -44,7 +44,7 @@ void Manager::watch_leases(Entry& e)
     const std::string name = e.spec.name;
     try {
         e.lease_watch = std::make_unique<LeaseWatch>(
-            loop_, runtime_dir_of(name), [this, name](const std::vector<plan::LeaseEvent>& events) {
+            loop_, layout_.dnsmasq_leases(name), [this, name](const std::vector<plan::LeaseEvent>& events) {
                 for (const auto& ev : events) {
                     log_info("network " + name + ": lease " + ev.event + ": " + ev.lease.mac + " " + ev.lease.ip +
                                  (ev.lease.hostname.empty() ? "" : " " + ev.lease.hostname),
@@ -153,10 +153,9 @@ void Manager::commit_hosts(Entry& e, model::Network next)
     // Only dnsmasq.hosts and dnsmasq.names depend on the hosts and dns.hosts
     // (the caller made sure the config stays the same), and dnsmasq re-reads
     // both on SIGHUP: no restart, no lease lost.
-    const std::string dir = runtime_dir_of(name);
-    const std::string hosts_file = dir + "/dnsmasq.hosts";
-    const std::string names_file = dir + "/dnsmasq.names";
-    const auto files = plan::plan_dnsmasq(next, dir, dnsmasq_user_);
+    const std::string hosts_file = layout_.dnsmasq_hosts(name);
+    const std::string names_file = layout_.dnsmasq_names(name);
+    const auto files = plan::plan_dnsmasq(next, layout_.network_dir(name), dnsmasq_user_);
     const auto previous = store::read_file(hosts_file);
     const auto previous_names = store::read_file(names_file);
     store::write_atomic(hosts_file, files.hosts, 0644);
