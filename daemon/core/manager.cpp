@@ -1131,43 +1131,7 @@ void Manager::dnsmasq_exited(const std::string& name, int status)
 void Manager::assess(Entry& e)
 {
     if (!is_running(e.state)) return;
-    const auto link = links_.find_link(e.spec.bridge);
-    const auto uplink = e.spec.mode == model::Mode::bridge ? links_.find_link(e.spec.uplink) : std::nullopt;
-    std::string reason, code;
-    if (!link) {
-        reason = "bridge " + e.spec.bridge + " was deleted outside kvmnet";
-        code = "bridge-deleted";
-    } else if (e.spec.mode == model::Mode::bridge && !uplink) {
-        reason = "uplink " + e.spec.uplink + " has disappeared";
-        code = "uplink-missing";
-    } else if (e.spec.mode == model::Mode::bridge && uplink->master_index != link->index) {
-        reason = "uplink " + e.spec.uplink + " was released from " + e.spec.bridge + " outside kvmnet";
-        code = "uplink-released";
-    } else if (!link->up) {
-        reason = "bridge " + e.spec.bridge + " was set down outside kvmnet";
-        code = "bridge-down";
-    } else if (!e.firewall_problem.empty()) {
-        reason = e.firewall_problem;
-        code = e.firewall_problem_code;
-    } else if (!forwarding_problem_.empty() && needs_forwarding(e.spec)) {
-        reason = forwarding_problem_;
-        code = "ip-forward-off";
-    } else if (!e.dnsmasq_problem.empty()) {
-        reason = e.dnsmasq_problem;
-        code = "dnsmasq-restarting";
-    } else if (!e.mac_conflict.empty()) {
-        reason = e.mac_conflict;
-        code = "mac-conflict";
-    } else if (!e.stored_problem.empty()) {
-        reason = e.stored_problem;
-        code = e.without_document ? "document-lost" : "document-unparsable";
-    }
-    // A link repair deferred by the budget says so, whatever it repairs;
-    // its code says the daemon has stopped repairing for now.
-    if (!e.repair_wait.empty()) {
-        reason += (reason.empty() ? "link repair " : "; link repair ") + e.repair_wait;
-        code = "repair-budget";
-    }
+    auto [code, reason] = plan::drift(e.spec, observe(e, false)).state();
     if (reason.empty())
         set_state(e, State::active);
     else

@@ -10,6 +10,7 @@
 #include "core/paging.hpp"
 #include "core/process.hpp"
 #include "model/network.hpp"
+#include "plan/drift.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/planner.hpp"
 #include "store/layout.hpp"
@@ -32,11 +33,7 @@ class Undo;
 enum class State { inactive, activating, active, degraded, failed };
 
 inline constexpr const char* ip_forward_key = "net/ipv4/ip_forward";
-// NAT and routed networks need IPv4 forwarding (net.ipv4.ip_forward).
-inline bool needs_forwarding(const model::Network& n)
-{
-    return n.mode == model::Mode::nat || n.mode == model::Mode::routed;
-}
+using plan::needs_forwarding;
 std::string_view state_name(State state);
 // Up in the kernel, whether healthy or not.
 inline bool is_running(State state) { return state == State::active || state == State::degraded; }
@@ -362,6 +359,9 @@ private:
     void check_ipv6_kernel(const model::Network& network);
     // Sets active or degraded (with the reason) from the bridge and dnsmasq as they are now.
     void assess(Entry& e);
+    // The kernel and the daemon's own knowledge of the network, for
+    // plan::drift: its links only, or (`full`, Diagnose) everything it checks.
+    plan::Observed observe(const Entry& e, bool full) const;
     void start_dnsmasq(Entry& e);
     void watch_dnsmasq(Entry& e, pid_t pid);
     void dnsmasq_exited(const std::string& name, int status);

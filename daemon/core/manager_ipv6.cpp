@@ -18,10 +18,7 @@ namespace {
 constexpr const char* ipv6_forwarding_key = "net/ipv6/conf/all/forwarding";
 constexpr std::uint8_t rtprot_ra = 9;
 
-bool needs_ipv6_forwarding(const model::Network& n)
-{
-    return n.ipv6 && (n.mode == model::Mode::nat || n.mode == model::Mode::routed);
-}
+bool needs_ipv6_forwarding(const model::Network& n) { return n.ipv6 && needs_forwarding(n); }
 
 std::string trimmed(std::string s)
 {
