@@ -8,7 +8,7 @@
 #  2. $JOURNAL_STREAM names another file (inherited by a process whose
 #     stderr was redirected elsewhere): plain stderr.
 # The journal's own fields are checked with a recording sink in the unit
-# tests (test_log.cpp, test_manager.cpp "Log records ...") and under a real
+# tests (test_log.cpp, test_manager_log.cpp "Log records ...") and under a real
 # journald by tests/system/test_systemd.sh (check `journal`). This test runs
 # in a private mount namespace with an empty /run/systemd/journal, so that
 # also on a machine running journald nothing reaches the machine's journal.

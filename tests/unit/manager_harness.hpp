@@ -1,0 +1,153 @@
+// The host the unit tests of core::Manager run on (a fake kernel with a
+// multi-homed uplink), a Manager over it, and a stand-in for dnsmasq.
+#pragma once
+
+#include "core/event_loop.hpp"
+#include "core/log.hpp"
+#include "core/manager.hpp"
+#include "fakes/fake_firewall.hpp"
+#include "fakes/fake_links.hpp"
+#include "fakes/recording_listener.hpp"
+#include "temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <systemd/sd-event.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kvmnet::test {
+
+using core::Manager;
+using core::State;
+using kvmnet::testing::TempDir;
+
+// ---- the host the tests run on ---------------------------------------------
+
+inline const std::string eth0_mac = "52:54:00:aa:bb:01";
+
+LinkInfo physical(const std::string& name, const std::string& mac, std::uint32_t mtu);
+
+// A multi-homed host: eth0 (the uplink to take over) with a DHCP primary, a
+// labelled static secondary, a SLAAC-like global IPv6 address and a
+// link-local one; routes from DHCP, RA and static configuration in two
+// tables, one onlink and one with a preferred source. eth1 has a default
+// route of its own (another metric). wlan0 is wireless; eth2 is enslaved to
+// someone else's bridge br-ext.
+void populate_host(FakeLinks& k);
+
+constexpr const char* lan_document = R"({"name": "lan", "mode": "bridge", "bridge": "lan0", "uplink": "eth0"})";
+
+inline std::string lan_with_uplink(const std::string& uplink)
+{
+    return R"({"name": "lan", "mode": "bridge", "bridge": "lan0", "uplink": ")" + uplink + R"("})";
+}
+
+struct Harness {
+    TempDir state_dir, runtime_dir;
+    core::EventLoop loop;
+    FakeLinks links;
+    FakeFirewall firewall;
+    RecordingListener listener;
+    std::string dnsmasq = "/bin/false";
+    std::unique_ptr<Manager> manager;  // last: destroyed first
+
+    Harness()
+    {
+        core::set_log_level(core::LogLevel::error);
+        populate_host(links);
+        restart_manager();
+    }
+    // A new daemon instance over the same kernel and directories.
+    void restart_manager()
+    {
+        manager.reset();
+        core::ManagerOptions options;
+        options.state_dir = state_dir.path;
+        options.runtime_dir = runtime_dir.path;
+        options.dnsmasq = dnsmasq;  // by default never started: most networks here have no ipv4
+        options.dnsmasq_user = "nobody";
+        manager = std::make_unique<Manager>(options, loop, links, firewall);
+        manager->set_listener(&listener);
+    }
+    // Every network still up is stopped, so a (fake) dnsmasq a test started
+    // is stopped by its pid even when the test failed half way.
+    ~Harness()
+    {
+        if (!manager) return;
+        for (const std::string& name : manager->names()) {
+            try {
+                if (manager->state(name) != State::inactive) manager->stop(name);
+            } catch (const std::exception&) {
+            }
+        }
+    }
+    Harness(const Harness&) = delete;
+    Harness& operator=(const Harness&) = delete;
+    Manager& m() { return *manager; }
+    bool runtime_file(const std::string& name) const { return fs::exists(runtime_dir.path + "/lan/" + name); }
+
+    // Dispatches events until `done` holds or `max_usec` passed; returns the time spent.
+    std::uint64_t run_loop(std::uint64_t max_usec, const std::function<bool()>& done = {})
+    {
+        const std::uint64_t start = core::EventLoop::now_usec();
+        for (;;) {
+            if (done && done()) break;
+            const std::uint64_t spent = core::EventLoop::now_usec() - start;
+            if (spent >= max_usec) break;
+            REQUIRE(sd_event_run(loop.get(), max_usec - spent) >= 0);
+        }
+        return core::EventLoop::now_usec() - start;
+    }
+};
+
+// A stand-in for dnsmasq: writes the pid file named by its --conf-file's
+// directory, records every SIGHUP in RUNTIME/NAME/hups and runs until killed.
+std::string write_fake_dnsmasq(const std::string& dir);
+
+std::string read_text(const std::string& path);
+
+// ---- self-healing (core/manager_repair.cpp) ----------------------------------
+
+constexpr const char* healing_document =
+    R"({"name": "iso", "mode": "nat", "bridge": "kvmbr9", "ipv4": {"address": "10.70.0.1/24"},
+        "ipv6": {"address": "fd00:70::1/64"}, "forwards": [{"proto": "tcp", "host_port": 8080,
+        "guest": "10.70.0.5", "guest_port": 80}]})";
+
+// A running NAT network with a (fake) dnsmasq; the kernel calls so far forgotten.
+struct HealingHarness : Harness {
+    HealingHarness()
+    {
+        dnsmasq = write_fake_dnsmasq(state_dir.path);
+        restart_manager();
+        m().create(healing_document);
+        m().start("iso");
+        REQUIRE(m().state("iso") == State::active);
+        links.reset_calls();
+        listener.repairs.clear();
+    }
+    std::vector<std::string> bridge_addresses()
+    {
+        std::vector<std::string> result;
+        for (const auto& a : links.addresses_on("kvmbr9"))
+            result.push_back(a.address + "/" + std::to_string(a.prefix_length));
+        std::sort(result.begin(), result.end());
+        return result;
+    }
+};
+
+inline const std::vector<std::string> healthy_addresses{"10.70.0.1/24", "fd00:70::1/64"};
+
+}  // namespace kvmnet::test
