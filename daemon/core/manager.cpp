@@ -2,6 +2,7 @@
 // start/stop transactions that make the kernel match it.
 #include "core/manager.hpp"
 
+#include "core/kernel_conflicts.hpp"
 #include "core/log.hpp"
 #include "core/undo.hpp"
 #include "plan/planner.hpp"
@@ -87,6 +88,13 @@ Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& lin
 }
 
 Manager::~Manager() = default;
+
+ModeDriver& Manager::driver(const model::Network& n)
+{
+    auto& slot = drivers_[n.mode];
+    if (!slot) slot = make_driver(n.mode, {links_, layout_});
+    return *slot;
+}
 
 Manager::Entry& Manager::entry(const std::string& name)
 {
@@ -186,34 +194,6 @@ std::vector<model::Network> Manager::active_specs(const std::string& plus, const
         if (n != minus && (running || n == plus)) result.push_back(e.spec);
     }
     return result;
-}
-
-void Manager::check_kernel_conflicts(const model::Network& n)
-{
-    const auto links = links_.list_links();
-    const auto alias_of = [&](int index) -> const plan::LinkInfo* {
-        for (const auto& l : links)
-            if (l.index == index) return &l;
-        return nullptr;
-    };
-    if (auto existing = std::find_if(links.begin(), links.end(), [&](const auto& l) { return l.name == n.bridge; });
-        existing != links.end() && existing->alias != plan::owner_alias(n.name))
-        throw Error(ErrorKind::Conflict, "bridge: interface " + n.bridge +
-                                             " already exists and is not managed by this network; choose another name");
-    check_ipv6_kernel(n);  // manager_ipv6.cpp
-    if (!n.ipv4) return;
-    for (const auto& a : links_.list_addresses()) {
-        if (a.family != AF_INET) continue;
-        const plan::LinkInfo* link = alias_of(a.link_index);
-        if (link && link->alias.rfind(plan::alias_prefix, 0) == 0) continue;
-        auto ip = model::Ipv4::parse(a.address);
-        if (!ip) continue;
-        model::Ipv4Interface theirs{*ip, a.prefix_length};
-        if (theirs.overlaps(n.ipv4->address))
-            throw Error(ErrorKind::Conflict, "ipv4.address: " + n.ipv4->address.network_str() + " overlaps " +
-                                                 theirs.str() + " on interface " + (link ? link->name : "?") +
-                                                 ", which kvmnet does not manage; choose another subnet");
-    }
 }
 
 std::string Manager::pick_bridge_name() const
@@ -356,18 +336,7 @@ void Manager::load()
         const bool was_active = adopting_.count(name) > 0;
         if (!e.spec.autostart && !was_active) continue;
         log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"), name);
-        if (was_active && e.spec.mode != model::Mode::bridge) {
-            // A crash between a live Update's save and its kernel change
-            // leaves the bridge without options the stored document has;
-            // setting them again changes nothing when they match.
-            try {
-                const auto bridge = links_.find_link(e.spec.bridge);
-                if (bridge && bridge->alias == plan::owner_alias(name))
-                    links_.set_bridge_options(e.spec.bridge, plan::bridge_options(e.spec));
-            } catch (const std::exception& err) {
-                log_error("network " + name + ": setting the bridge options again: " + err.what(), name);
-            }
-        }
+        if (was_active) driver(e.spec).adopt(e.spec);
         const auto deadline = store::read_file(layout_.confirm_deadline(name));
         try {
             bring_up(e);
@@ -510,7 +479,7 @@ std::string Manager::create(const std::string& document)
     model::Network n = model::parse_network(document);
     model::validate_against(n, configured_except(""));
     if (n.bridge.empty()) n.bridge = pick_bridge_name();
-    check_kernel_conflicts(n);
+    check_kernel_conflicts(links_, n);
     // No marker of an earlier network of this name may apply to this one.
     store::remove_file(layout_.delete_marker(n.name));
     store::remove_file(layout_.restart_marker(n.name));
@@ -652,7 +621,7 @@ void Manager::update(const std::string& name, const std::string& document)
     if (n.bridge.empty()) n.bridge = e.spec.bridge;
     model::validate_against(n, configured_except(name));
     if (n == e.spec) return;
-    if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(n);
+    if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(links_, n);
 
     const bool running = is_running(e.state);
     if (running && n.ipv4 && e.spec.ipv4 && n.ipv4->dhcp == e.spec.ipv4->dhcp) {
@@ -826,45 +795,6 @@ void Manager::update_ip_forward(const std::vector<model::Network>& active)
     hold_sysctl_on(ip_forward_key, "ip_forward", std::any_of(active.begin(), active.end(), needs_forwarding));
 }
 
-void Manager::apply_link_ops(const model::Network& n, const std::vector<plan::LinkOp>& ops,
-                             const std::optional<plan::LinkInfo>& observed, Undo& undo, std::string& step)
-{
-    for (const plan::LinkOp& op : ops) {
-        step = plan::describe(op);
-        log_debug("network " + n.name + ": " + step, n.name);
-        std::visit(
-            [&](const auto& o) {
-                using T = std::decay_t<decltype(o)>;
-                if constexpr (std::is_same_v<T, plan::CreateBridge>) {
-                    links_.create_bridge(o.name, o.options);
-                    undo.push("delete bridge " + o.name, [this, o] { links_.delete_link(o.name); });
-                } else if constexpr (std::is_same_v<T, plan::SetAlias>) {
-                    links_.set_alias(o.name, o.alias);
-                } else if constexpr (std::is_same_v<T, plan::SetMtu>) {
-                    const std::uint32_t before = observed ? observed->mtu : 0;
-                    links_.set_mtu(o.name, o.mtu);
-                    if (before) undo.push("restore MTU", [this, o, before] { links_.set_mtu(o.name, before); });
-                } else if constexpr (std::is_same_v<T, plan::AddAddress>) {
-                    if (o.family == AF_INET6) {
-                        plan::AddressInfo info;
-                        info.family = AF_INET6;
-                        info.address = o.address;
-                        info.prefix_length = o.prefix_length;
-                        info.flags = o.flags;
-                        links_.add_address_info(o.name, info);
-                    } else {
-                        links_.add_address(o.name, AF_INET, o.address, o.prefix_length);
-                    }
-                    undo.push("remove address",
-                              [this, o] { links_.delete_address(o.name, o.family, o.address, o.prefix_length); });
-                } else if constexpr (std::is_same_v<T, plan::SetUp>) {
-                    links_.set_up(o.name, true);
-                }
-            },
-            op);
-    }
-}
-
 void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
 {
     const model::Network& n = e.spec;
@@ -873,21 +803,9 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
     Undo undo;
     std::string step = "checking for conflicts";
     try {
-        if (n.mode == model::Mode::bridge) take_over_uplink(e, undo, step);
-        if (n.mode != model::Mode::bridge) check_kernel_conflicts(n);
-
-        step = "configuring bridge " + n.bridge;
-        const auto observed = links_.find_link(n.bridge);
-        apply_link_ops(n, plan::plan_bridge(n, observed, links_.list_addresses()), observed, undo, step);
-
-        if (n.mode == model::Mode::nat) {
-            // Forwards reached from the host as 127.0.0.1 leave through the
-            // bridge with that source until masqueraded: the kernel routes
-            // them only with route_localnet (guests cannot use loopback
-            // addresses: guest_prerouting drops them).
-            step = "allowing loopback-sourced forwards on " + n.bridge;
-            links_.write_sysctl("net/ipv4/conf/" + n.bridge + "/route_localnet", "1");
-        }
+        ModeDriver& mode = driver(n);
+        mode.validate(n);
+        mode.setup(n, undo, step);
 
         step = "committing nftables table inet kvmnet";
         const auto before = active_specs("", n.name);
@@ -965,9 +883,8 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     if (was_awaiting && listener_) listener_->network_changed(n.name);
     attempt("stopping dnsmasq", [&] { stop_dnsmasq(e); });
     attempt("updating nftables", [&] { apply_firewall(active_specs("", n.name)); });
-    if (n.mode == model::Mode::bridge)
-        for (auto& p : restore_uplink(e))
-            problems.push_back(p);
+    for (auto& p : driver(n).teardown(n))
+        problems.push_back(p);
     attempt("deleting bridge " + n.bridge, [&] {
         auto link = links_.find_link(n.bridge);
         if (link && link->alias == plan::owner_alias(n.name)) links_.delete_link(n.bridge);

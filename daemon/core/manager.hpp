@@ -7,6 +7,7 @@
 #include "core/committed_table.hpp"
 #include "core/event_loop.hpp"
 #include "core/lease_watch.hpp"
+#include "core/mode_driver.hpp"
 #include "core/paging.hpp"
 #include "core/process.hpp"
 #include "model/network.hpp"
@@ -253,7 +254,6 @@ private:
     void document_stored(Entry& e);
     std::vector<model::Network> configured_except(const std::string& name) const;
     std::vector<model::Network> active_specs(const std::string& plus = {}, const std::string& minus = {}) const;
-    void check_kernel_conflicts(const model::Network& network);
     std::string pick_bridge_name() const;
     // The dnsmasq supervision's runtime directory (store::Layout).
     std::string runtime_dir_of(const std::string& name) const { return layout_.network_dir(name); }
@@ -263,10 +263,8 @@ private:
     void set_state(Entry& e, State state, std::string code, std::string reason);
 
     void bring_up(Entry& e, std::uint32_t confirm_timeout_s = 0);
-    // Applies the planner's link operations for `n` (bridge, alias, MTU,
-    // addresses, up), pushing inverses to `undo`; `step` names the current one.
-    void apply_link_ops(const model::Network& n, const std::vector<plan::LinkOp>& ops,
-                        const std::optional<plan::LinkInfo>& observed, Undo& undo, std::string& step);
+    // The network's mode driver (core/mode_driver.hpp).
+    ModeDriver& driver(const model::Network& n);
     // Self-healing (core/manager_repair.cpp).
     void schedule_link_repair(Entry& e);
     void repair_links(Entry& e);
@@ -304,14 +302,6 @@ private:
     void arm_confirmation(Entry& e, std::int64_t deadline);
     // Keeps the forwarding-database poll running while any network has ports.
     void ensure_fdb_poll();
-    // Bridge mode (core/manager_bridge.cpp): moves the uplink's addresses
-    // and routes to a new bridge; restore_uplink puts them back (also the
-    // rollback of a failed or unconfirmed takeover).
-    void take_over_uplink(Entry& e, Undo& undo, std::string& step);
-    std::vector<std::string> restore_uplink(Entry& e);
-    // Self-healing: re-adds (apply) or lists the recorded static addresses
-    // and routes missing from the bridge at `bridge_index`.
-    std::vector<std::string> restore_takeover_config(Entry& e, int bridge_index, bool apply);
     // Ports (core/manager_ports.cpp).
     // `previous`: the port's configuration before this change, if any.
     void apply_port(Entry& e, const model::Port& port, const model::Port* previous = nullptr);
@@ -353,10 +343,8 @@ private:
     // (kept in RUNTIME/saved_name.saved) when not; `before_enabling` may refuse.
     void hold_sysctl_on(const std::string& key, const std::string& saved_name, bool want,
                         const std::function<void(const std::string& current)>& before_enabling = {});
-    // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding, and the
-    // kernel checks of a network's ipv6 (available, no foreign overlap).
+    // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding.
     void update_ipv6_forward(const std::vector<model::Network>& active);
-    void check_ipv6_kernel(const model::Network& network);
     // Sets active or degraded (with the reason) from the bridge and dnsmasq as they are now.
     void assess(Entry& e);
     // The kernel and the daemon's own knowledge of the network, for
@@ -386,6 +374,7 @@ private:
     std::set<std::string> adopting_;
     std::string dnsmasq_user_;
     std::map<std::string, Entry> networks_;
+    std::map<model::Mode, std::unique_ptr<ModeDriver>> drivers_;  // made on first use
     ManagerListener* listener_ = nullptr;
 };
 

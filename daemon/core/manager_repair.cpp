@@ -10,6 +10,7 @@
 // by their process id instead (kernel/nft_monitor.cpp).
 #include "core/log.hpp"
 #include "core/manager.hpp"
+#include "core/mode_driver.hpp"
 #include "core/undo.hpp"
 #include "model/time_text.hpp"
 
@@ -203,74 +204,25 @@ void Manager::repair_links(Entry& e)
                           "bridge " + n.bridge + " was replaced by an interface kvmnet does not manage");
             return;
         }
-        if (n.mode == model::Mode::bridge) {
-            // The bridge carries the host's own addresses (taken over from
-            // the uplink); recreating it is a takeover, which is not done
-            // behind anyone's back. Its state, the uplink and the recorded
-            // static addresses and routes are repaired.
-            if (!bridge) return assess(e);
-            const auto uplink = links_.find_link(n.uplink);
-            const bool set_up = !bridge->up;
-            // Only a free uplink is re-enslaved: one that someone enslaved
-            // elsewhere stays theirs.
-            const bool reattach = uplink && uplink->master_index == 0;
-            const bool readd = !restore_takeover_config(e, bridge->index, false).empty();
-            if ((!set_up && !reattach && !readd) || !allowed())
-                return done.empty() ? assess(e) : note_done(e, done, what);
-            if (set_up) {
-                links_.set_up(n.bridge, true);
-                done.push_back("set bridge " + n.bridge + " up again");
-                what = "link";
+        LinkRepair r = driver(n).repair(n, bridge, allowed);
+        if (r.done.empty()) return done.empty() ? assess(e) : note_done(e, done, what);
+        for (auto& d : r.done)
+            done.push_back(std::move(d));
+        // The driver's repair outranks a rename, which is only "link".
+        if (what.empty() || r.what != "address") what = r.what;
+        if (r.recreated) {
+            // A new bridge: what hung on the old one goes onto it again.
+            attach_ports(e);
+            if (const auto back = reattach_foreign_ports(e); !back.empty()) {
+                std::string names;
+                for (const auto& b : back)
+                    names += (names.empty() ? "" : ", ") + b;
+                done.push_back("re-attached " + names + " (enslaved outside kvmnet)");
             }
-            if (reattach) {
-                links_.set_master(n.uplink, n.bridge);
-                if (!uplink->up) links_.set_up(n.uplink, true);
-                done.push_back("attached uplink " + n.uplink + " to " + n.bridge + " again");
-                what = "uplink";
-            }
-            // After setting it up: routes need their link up.
-            for (auto& d : restore_takeover_config(e, bridge->index, true)) {
-                done.push_back(std::move(d));
-                if (what.empty()) what = "address";
-            }
-        } else {
-            const auto ops = plan::plan_bridge(n, bridge, links_.list_addresses());
-            if (ops.empty() || !allowed()) return done.empty() ? assess(e) : note_done(e, done, what);
-            Undo undo;  // a repair keeps what it achieved: nothing is undone
-            std::string step;
-            apply_link_ops(n, ops, bridge, undo, step);
-            undo.commit();
-            for (const plan::LinkOp& op : ops) {
-                if (std::holds_alternative<plan::CreateBridge>(op)) {
-                    done.push_back("recreated bridge " + n.bridge);
-                    what = "bridge";
-                } else if (const auto* a = std::get_if<plan::AddAddress>(&op); a && bridge) {
-                    done.push_back("re-added address " + a->address + "/" + std::to_string(a->prefix_length));
-                    if (what.empty()) what = "address";
-                } else if (std::holds_alternative<plan::SetUp>(op) && bridge) {
-                    done.push_back("set bridge " + n.bridge + " up again");
-                    if (what.empty() || what == "address") what = "link";
-                } else if (std::holds_alternative<plan::SetMtu>(op)) {
-                    done.push_back("restored MTU " + std::to_string(n.mtu));
-                    if (what.empty()) what = "link";
-                }
-            }
-            if (!bridge) {
-                // A new bridge: what hung on the old one goes onto it again.
-                if (n.mode == model::Mode::nat)
-                    links_.write_sysctl("net/ipv4/conf/" + n.bridge + "/route_localnet", "1");
-                attach_ports(e);
-                if (const auto back = reattach_foreign_ports(e); !back.empty()) {
-                    std::string names;
-                    for (const auto& b : back)
-                        names += (names.empty() ? "" : ", ") + b;
-                    done.push_back("re-attached " + names + " (enslaved outside kvmnet)");
-                }
-                if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
-                const auto created = links_.find_link(n.bridge);
-                e.bridge_index = created ? created->index : 0;
-                e.fdb.clear();
-            }
+            if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
+            const auto created = links_.find_link(n.bridge);
+            e.bridge_index = created ? created->index : 0;
+            e.fdb.clear();
         }
     } catch (const std::exception& err) {
         log_error("network " + n.name + ": repairing " + n.bridge + " failed: " + err.what(), n.name);

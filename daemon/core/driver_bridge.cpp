@@ -5,10 +5,9 @@
 // directory before anything changes, so that stop, rollback, an unconfirmed
 // start and a daemon restarted in between all put back exactly that.
 #include "core/log.hpp"
-#include "core/manager.hpp"
+#include "core/mode_driver.hpp"
 #include "core/takeover_record.hpp"
-#include "core/undo.hpp"
-#include "plan/planner.hpp"
+#include "model/error.hpp"
 #include "store/files.hpp"
 
 #include <algorithm>
@@ -27,11 +26,41 @@ std::string route_text(const plan::RouteInfo& r)
            std::to_string(r.table);
 }
 
+class BridgeDriver final : public ModeDriver {
+public:
+    using ModeDriver::ModeDriver;
+
+    // The uplink's checks belong to the takeover itself: after a daemon
+    // restart the same bridge is adopted, not refused.
+    void validate(const model::Network&) override {}
+
+    void setup(const model::Network& n, Undo& undo, std::string& step) override
+    {
+        take_over_uplink(n, undo, step);
+        configure_bridge(links_, n, undo, step);
+    }
+
+    std::vector<std::string> teardown(const model::Network& n) override { return restore_uplink(n); }
+
+    void adopt(const model::Network&) override {}
+
+    LinkRepair repair(const model::Network& n, const std::optional<plan::LinkInfo>& bridge,
+                      const std::function<bool()>& allowed) override;
+
+private:
+    void take_over_uplink(const model::Network& n, Undo& undo, std::string& step);
+    // Puts the uplink's addresses and routes back and deletes the bridge;
+    // also the rollback of a failed or unconfirmed takeover.
+    std::vector<std::string> restore_uplink(const model::Network& n);
+    // Re-adds (apply) or lists the recorded static addresses and routes
+    // missing from the bridge at `bridge_index`.
+    std::vector<std::string> restore_takeover_config(const model::Network& n, int bridge_index, bool apply);
+};
+
 }  // namespace
 
-void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
+void BridgeDriver::take_over_uplink(const model::Network& n, Undo& undo, std::string& step)
 {
-    const model::Network& n = e.spec;
     step = "checking uplink " + n.uplink;
     const auto uplink = links_.find_link(n.uplink);
     if (!uplink) throw Error(ErrorKind::NotFound, "uplink: there is no interface named " + n.uplink);
@@ -58,9 +87,9 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
         }
         log_warning("network " + n.name + ": found an unfinished takeover of " + n.uplink + "; undoing it first",
                     n.name);
-        for (const auto& p : restore_uplink(e))
+        for (const auto& p : restore_uplink(n))
             log_error("network " + n.name + ": " + p, n.name);
-        return take_over_uplink(e, undo, step);
+        return take_over_uplink(n, undo, step);
     }
     if (uplink->wireless)
         throw Error(ErrorKind::Unsupported,
@@ -98,9 +127,9 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
     write_takeover_record(layout_.takeover_record(n.name), {n.uplink, n.bridge, addresses, routes});
     // One inverse covers every later step: restore_uplink tolerates steps
     // that did not happen yet, and drops the record once all is back.
-    undo.push("restore uplink " + n.uplink, [this, &e] {
-        for (const auto& p : restore_uplink(e))
-            log_error("rollback: " + p, e.spec.name);
+    undo.push("restore uplink " + n.uplink, [this, n] {
+        for (const auto& p : restore_uplink(n))
+            log_error("rollback: " + p, n.name);
     });
 
     step = "creating bridge " + n.bridge;
@@ -155,9 +184,8 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
              n.name, MessageId::uplink_taken_over);
 }
 
-std::vector<std::string> Manager::restore_uplink(Entry& e)
+std::vector<std::string> BridgeDriver::restore_uplink(const model::Network& n)
 {
-    const model::Network& n = e.spec;
     std::vector<std::string> problems;
     auto attempt = [&](const std::string& what, const std::function<void()>& action) {
         try {
@@ -225,22 +253,18 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
     return problems;
 }
 
-}  // namespace kvmnet::core
-
-namespace kvmnet::core {
-
 // Self-healing of a bridge-mode network (manager_repair.cpp): the takeover
 // record's addresses and routes that are missing from the bridge (the
 // kernel drops IPv6 addresses and routes when a link goes down; someone may
 // delete them). Only static configuration is restored: an address with a
 // finite lifetime or a route from DHCP or router advertisements belongs to
 // its client, which may have replaced it on purpose.
-std::vector<std::string> Manager::restore_takeover_config(Entry& e, int bridge_index, bool apply)
+std::vector<std::string> BridgeDriver::restore_takeover_config(const model::Network& n, int bridge_index, bool apply)
 {
     constexpr std::uint8_t rtprot_ra = 9, rtprot_dhcp = 16;
     std::vector<std::string> result;
     std::string unreadable;
-    const auto record = read_takeover_record(layout_.takeover_record(e.spec.name), unreadable);
+    const auto record = read_takeover_record(layout_.takeover_record(n.name), unreadable);
     if (!record) return result;
     const auto addresses = links_.list_addresses();
     for (const plan::AddressInfo& a : record->addresses) {
@@ -250,7 +274,7 @@ std::vector<std::string> Manager::restore_takeover_config(Entry& e, int bridge_i
                    x.prefix_length == a.prefix_length;
         });
         if (present) continue;
-        if (apply) links_.add_address_info(e.spec.bridge, a);
+        if (apply) links_.add_address_info(n.bridge, a);
         result.push_back("re-added address " + address_text(a));
     }
     const auto routes = links_.list_routes();
@@ -264,16 +288,55 @@ std::vector<std::string> Manager::restore_takeover_config(Entry& e, int bridge_i
         if (present) continue;
         if (apply) {
             try {
-                links_.add_route(e.spec.bridge, r);
+                links_.add_route(n.bridge, r);
             } catch (const std::exception& err) {
-                log_warning("network " + e.spec.name + ": re-adding route " + route_text(r) + ": " + err.what(),
-                            e.spec.name);
+                log_warning("network " + n.name + ": re-adding route " + route_text(r) + ": " + err.what(), n.name);
                 continue;
             }
         }
         result.push_back("re-added route " + route_text(r));
     }
     return result;
+}
+
+LinkRepair BridgeDriver::repair(const model::Network& n, const std::optional<plan::LinkInfo>& bridge,
+                                const std::function<bool()>& allowed)
+{
+    // The bridge carries the host's own addresses (taken over from the
+    // uplink); recreating it is a takeover, which is not done behind
+    // anyone's back. Its state, the uplink and the recorded static
+    // addresses and routes are repaired.
+    LinkRepair r;
+    if (!bridge) return r;
+    const auto uplink = links_.find_link(n.uplink);
+    const bool set_up = !bridge->up;
+    // Only a free uplink is re-enslaved: one that someone enslaved
+    // elsewhere stays theirs.
+    const bool reattach = uplink && uplink->master_index == 0;
+    const bool readd = !restore_takeover_config(n, bridge->index, false).empty();
+    if ((!set_up && !reattach && !readd) || !allowed()) return r;
+    if (set_up) {
+        links_.set_up(n.bridge, true);
+        r.done.push_back("set bridge " + n.bridge + " up again");
+        r.what = "link";
+    }
+    if (reattach) {
+        links_.set_master(n.uplink, n.bridge);
+        if (!uplink->up) links_.set_up(n.uplink, true);
+        r.done.push_back("attached uplink " + n.uplink + " to " + n.bridge + " again");
+        r.what = "uplink";
+    }
+    // After setting it up: routes need their link up.
+    for (auto& d : restore_takeover_config(n, bridge->index, true)) {
+        r.done.push_back(std::move(d));
+        if (r.what.empty()) r.what = "address";
+    }
+    return r;
+}
+
+std::unique_ptr<ModeDriver> make_bridge_driver(DriverContext context)
+{
+    return std::make_unique<BridgeDriver>(context);
 }
 
 }  // namespace kvmnet::core
