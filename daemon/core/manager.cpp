@@ -78,9 +78,11 @@ std::string_view state_name(State state)
     return "failed";
 }
 
-Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall)
-    : options_(std::move(options)), layout_(options_.state_dir, options_.runtime_dir), loop_(loop), links_(links),
-      firewall_(firewall), committed_(firewall, layout_.committed_table()), store_(layout_)
+Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall,
+                 Clock* clock)
+    : options_(std::move(options)), layout_(options_.state_dir, options_.runtime_dir), loop_(loop),
+      loop_clock_(clock ? nullptr : std::make_unique<LoopClock>(loop)), clock_(clock ? *clock : *loop_clock_),
+      links_(links), firewall_(firewall), committed_(firewall, layout_.committed_table()), store_(layout_)
 {
     store::make_directories(layout_.runtime_dir(), 0755);
     dnsmasq_user_ = options_.dnsmasq_user;

@@ -4,6 +4,7 @@
 // every step undone in reverse order when a later one fails.
 #pragma once
 
+#include "core/clock.hpp"
 #include "core/committed_table.hpp"
 #include "core/event_loop.hpp"
 #include "core/lease_watch.hpp"
@@ -71,7 +72,10 @@ public:
 
 class Manager {
 public:
-    Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall);
+    // `clock` times the repairs (debounce, budget, backoff): the loop's
+    // when null.
+    Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall,
+            Clock* clock = nullptr);
     ~Manager();
     Manager(const Manager&) = delete;
     Manager& operator=(const Manager&) = delete;
@@ -182,8 +186,6 @@ public:
     void firewall_notifications_lost();
     // Link notifications were lost: every running network is re-checked.
     void recheck_links();
-    // Runs the scheduled repairs now (tests; the timers do it otherwise).
-    void repair_pending();
     // The last repair of the network: "TIME WHAT: DETAIL", empty when none.
     const std::string& last_repair(const std::string& name) const;
 
@@ -232,13 +234,13 @@ private:
         // document: only stopping it is possible.
         bool without_document = false;
         // Self-healing (core/manager_repair.cpp).
-        std::unique_ptr<EventSource> repair_timer;  // a link repair is scheduled
-        std::string firewall_problem;               // while a firewall repair is pending or failed
-        std::string firewall_problem_code;          // its StateReasonCode
+        std::unique_ptr<Timer> repair_timer;  // a link repair is scheduled
+        std::string firewall_problem;         // while a firewall repair is pending or failed
+        std::string firewall_problem_code;    // its StateReasonCode
         std::string last_repair;
-        RepairBudget link_budget;                   // link repairs (the firewall has its own)
-        std::unique_ptr<EventSource> repair_retry;  // a link repair deferred by the budget
-        std::string repair_wait;                    // why, while it is deferred (part of the state reason)
+        RepairBudget link_budget;             // link repairs (the firewall has its own)
+        std::unique_ptr<Timer> repair_retry;  // a link repair deferred by the budget
+        std::string repair_wait;              // why, while it is deferred (part of the state reason)
         // Interfaces someone else enslaved to the bridge (a libvirt tap), as
         // last observed while it existed: enslaved again when a repair
         // recreates it.
@@ -270,7 +272,7 @@ private:
     void repair_links(Entry& e);
     void repair_firewall();
     // 0 when within the budget (counts one); else how long to defer it (usec).
-    static std::uint64_t repair_delay(RepairBudget& budget);
+    std::uint64_t repair_delay(RepairBudget& budget);
     static std::string budget_wait(std::uint64_t delay_usec);
     void defer_link_repair(Entry& e, std::uint64_t delay_usec);
     void note_repair(Entry& e, const std::string& what, const std::string& detail);
@@ -283,12 +285,12 @@ private:
     void observe_ports(Entry& e);
     // Enslaves the remembered foreign ports that are free to a recreated bridge; their names.
     std::vector<std::string> reattach_foreign_ports(Entry& e);
-    std::unique_ptr<EventSource> firewall_timer_;
+    std::unique_ptr<Timer> firewall_timer_;
     // net.ipv4.ip_forward, held on while a NAT or routed network runs:
     // sysctls send no notification, so it is checked every few seconds.
     void ensure_forwarding_watch();
     void check_forwarding();
-    std::unique_ptr<EventSource> forwarding_timer_;
+    std::unique_ptr<Timer> forwarding_timer_;
     std::string forwarding_problem_;  // while it is off behind our back (part of the state reason)
     RepairBudget firewall_budget_;    // one table for every network: one budget
     bool firewall_deferred_ = false;  // firewall_timer_ is a retry deferred by the budget
@@ -365,6 +367,8 @@ private:
     ManagerOptions options_;
     store::Layout layout_;
     EventLoop& loop_;
+    std::unique_ptr<Clock> loop_clock_;  // when no clock was given
+    Clock& clock_;
     plan::LinkAdapter& links_;
     plan::FirewallAdapter& firewall_;
     CommittedTable committed_;

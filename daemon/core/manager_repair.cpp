@@ -54,7 +54,7 @@ void Manager::note_repair(Entry& e, const std::string& what, const std::string& 
 
 std::uint64_t Manager::repair_delay(RepairBudget& budget)
 {
-    const std::uint64_t now = EventLoop::now_usec();
+    const std::uint64_t now = clock_.now_usec();
     if (now - budget.window_start_usec > repair_window_usec) {
         budget.window_start_usec = now;
         budget.count = 0;
@@ -80,7 +80,7 @@ void Manager::defer_link_repair(Entry& e, std::uint64_t delay_usec)
     e.repair_wait = budget_wait(delay_usec);
     log_warning("network " + e.spec.name + ": link repair deferred: " + e.repair_wait, e.spec.name);
     const std::string name = e.spec.name;
-    e.repair_retry = loop_.add_timer(delay_usec, [this, name] {
+    e.repair_retry = clock_.add_timer(delay_usec, [this, name] {
         auto it = networks_.find(name);
         if (it == networks_.end()) return;
         Entry& entry = it->second;
@@ -143,25 +143,12 @@ void Manager::schedule_link_repair(Entry& e)
     // A deferred repair pending: it looks at the kernel as it is then.
     if (e.repair_timer || e.repair_retry || !is_running(e.state)) return;
     const std::string name = e.spec.name;
-    e.repair_timer = loop_.add_timer(repair_delay_usec, [this, name] {
+    e.repair_timer = clock_.add_timer(repair_delay_usec, [this, name] {
         auto it = networks_.find(name);
         if (it == networks_.end()) return;
         it->second.repair_timer.reset();
         repair_links(it->second);
     });
-}
-
-void Manager::repair_pending()
-{
-    for (auto& [name, e] : networks_) {
-        if (!e.repair_timer) continue;
-        e.repair_timer.reset();
-        repair_links(e);
-    }
-    if (firewall_timer_) {
-        firewall_timer_.reset();
-        repair_firewall();
-    }
 }
 
 void Manager::repair_links(Entry& e)
@@ -278,7 +265,7 @@ void Manager::firewall_changed(const std::string& detail)
         assess(e);
     }
     if (!firewall_timer_)
-        firewall_timer_ = loop_.add_timer(repair_delay_usec, [this] {
+        firewall_timer_ = clock_.add_timer(repair_delay_usec, [this] {
             firewall_timer_.reset();
             repair_firewall();
         });
@@ -286,7 +273,7 @@ void Manager::firewall_changed(const std::string& detail)
 
 void Manager::ensure_forwarding_watch()
 {
-    if (!forwarding_timer_) forwarding_timer_ = loop_.add_timer(forwarding_poll_usec, [this] { check_forwarding(); });
+    if (!forwarding_timer_) forwarding_timer_ = clock_.add_timer(forwarding_poll_usec, [this] { check_forwarding(); });
 }
 
 void Manager::check_forwarding()
@@ -350,7 +337,7 @@ void Manager::repair_firewall()
                 assess(e);
             }
         firewall_deferred_ = true;
-        firewall_timer_ = loop_.add_timer(delay, [this] {
+        firewall_timer_ = clock_.add_timer(delay, [this] {
             firewall_timer_.reset();
             firewall_deferred_ = false;
             firewall_budget_.granted = true;

@@ -106,21 +106,14 @@ void links(const model::Network& n, const Observed& o, Findings& f)
 void gateway_addresses(const model::Network& n, const Observed& o, Findings& f)
 {
     if (!o.bridge || !o.addresses || n.mode == model::Mode::bridge) return;
-    const int index = o.bridge->index;
-    if (n.ipv4) {
-        const auto& a = n.ipv4->address;
-        if (has_address(*o.addresses, index, AF_INET, a.address.str(), a.prefix))
-            f.pass("ipv4-address", a.str() + " is on " + n.bridge);
+    const auto gateway = [&](const std::string& check, int family, const auto& a) {
+        if (has_address(*o.addresses, o.bridge->index, family, a.address.str(), a.prefix))
+            f.pass(check, a.str() + " is on " + n.bridge);
         else
-            f.fail("ipv4-address", a.str() + " is missing from " + n.bridge);
-    }
-    if (n.ipv6) {
-        const auto& a = n.ipv6->address;
-        if (has_address(*o.addresses, index, AF_INET6, a.address.str(), a.prefix))
-            f.pass("ipv6-address", a.str() + " is on " + n.bridge);
-        else
-            f.fail("ipv6-address", a.str() + " is missing from " + n.bridge);
-    }
+            f.fail(check, a.str() + " is missing from " + n.bridge);
+    };
+    if (n.ipv4) gateway("ipv4-address", AF_INET, n.ipv4->address);
+    if (n.ipv6) gateway("ipv6-address", AF_INET6, n.ipv6->address);
 }
 
 void ports(const model::Network& n, const Observed& o, Findings& f)
