@@ -16,20 +16,11 @@
 
 namespace kvmnet::cli {
 
-const char* const import_libvirt_usage = "import-libvirt FILE... | --all [--dir DIR] [--strict] [--dry-run]";
-
 namespace {
 
 namespace fs = std::filesystem;
 
 constexpr const char* default_dir = "/etc/libvirt/qemu/networks";
-
-int usage(const std::string& message)
-{
-    std::cerr << "kvmnetctl: " << message << "\n"
-              << "usage: kvmnetctl " << import_libvirt_usage << "\n";
-    return 2;
-}
 
 struct Imported {
     std::string file;
@@ -47,30 +38,16 @@ bool has_autostart_link(const fs::path& file)
 
 }  // namespace
 
-int import_libvirt(const std::vector<std::string>& args, bool ask_password)
+void check_import_options(const ImportOptions& options)
 {
-    std::vector<std::string> files;
-    bool all = false, strict = false, dry_run = false;
-    std::string dir;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        if (a == "--all")
-            all = true;
-        else if (a == "--strict")
-            strict = true;
-        else if (a == "--dry-run")
-            dry_run = true;
-        else if (a == "--dir") {
-            if (i + 1 >= args.size()) return usage("--dir needs a directory");
-            dir = args[++i];
-        } else if (a.size() > 1 && a[0] == '-')
-            return usage("unknown option '" + a + "' for import-libvirt");
-        else
-            files.push_back(a);
-    }
-    if (all == !files.empty()) return usage("import-libvirt takes FILE... or --all, not both or neither");
-    if (!dir.empty() && !all) return usage("--dir goes with --all");
+    if (options.all == !options.files.empty())
+        throw std::invalid_argument("import-libvirt takes FILE... or --all, not both or neither");
+    if (!options.dir.empty() && !options.all) throw std::invalid_argument("--dir goes with --all");
+}
 
+int import_libvirt(ImportOptions options, bool ask_password)
+{
+    auto& [files, all, strict, dry_run, dir] = options;
     if (all) {
         if (dir.empty()) dir = default_dir;
         std::error_code ec;

@@ -6,14 +6,21 @@
 
 namespace kvmnet::cli {
 
-extern const char* const import_libvirt_usage;
+struct ImportOptions {
+    std::vector<std::string> files;
+    bool all = false, strict = false, dry_run = false;
+    std::string dir;  // with all; empty: libvirt's own
+};
 
-// Returns the exit status; usage errors are reported here (status 2) before
-// any bus connection. D-Bus errors of CreateNetwork propagate (as
+// The usage errors (FILE... or --all, not both or neither; --dir only with
+// --all), checked before any bus connection: throws std::invalid_argument.
+void check_import_options(const ImportOptions& options);
+
+// Returns the exit status. D-Bus errors of CreateNetwork propagate (as
 // sdbus::Error) after the networks this run created are deleted again.
 // `ask_password`: the calls allow interactive authorization (polkit may ask
 // an agent), as kvmnetctl's other changing commands do unless
 // --no-ask-password.
-int import_libvirt(const std::vector<std::string>& args, bool ask_password);
+int import_libvirt(ImportOptions options, bool ask_password);
 
 }  // namespace kvmnet::cli

@@ -1,15 +1,21 @@
 // kvmnetctl: the command-line client of kvmnetd. A thin layer over the
 // org.kvmnet1 D-Bus API: it builds documents from options, calls one method
 // and prints the answer as a table or, with --json, as JSON.
+//
+// The command line is parsed by CLI11 before anything touches the bus:
+// each verb is a subcommand with typed options, so a usage error (exit 2)
+// never waits for the daemon, and a value is never taken for an option.
 #include "doc_path.hpp"
 #include "import_libvirt.hpp"
 #include "model/time_text.hpp"
 #include "org.kvmnet1.Manager-proxy.h"
 #include "org.kvmnet1.Network-proxy.h"
+#include "output.hpp"
 #include "sdbus_raw.hpp"
 
 #include <systemd/sd-login.h>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 
@@ -44,64 +50,6 @@ using json = nlohmann::json;
 
 constexpr const char* bus_name = "org.kvmnet1";
 
-const char* usage_text =
-    "Usage: kvmnetctl [--json] [--no-ask-password] COMMAND [ARGS]\n"
-    "\n"
-    "Commands:\n"
-    "  list                              networks with mode, state and addresses\n"
-    "  show NET                          one network's configuration (all of it) and status\n"
-    "  export NET                        the document as JSON, exactly as create --file takes it\n"
-    "  create NET --file FILE            define a network from a JSON document (- for stdin;\n"
-    "                                    NET names it, whatever its \"name\" says)\n"
-    "  create NET --mode nat|isolated|routed --ipv4 GATEWAY/PREFIX [--bridge BR]\n"
-    "             [--dhcp-range FIRST-LAST]... [--dhcp-host MAC,IP[,NAME]]...\n"
-    "             [--uplink IFNAME] [--mtu N] [--stp on|off] [--forward-delay S] [--autostart]\n"
-    "             [--domain DOMAIN] [--forwarder IP]...\n"
-    "             [--ipv6 GATEWAY/PREFIX [--ipv6-range FIRST-LAST]... [--nat66] [--no-ra]]\n"
-    "  create NET --mode bridge --uplink IFNAME [--bridge BR] [--stp on|off]\n"
-    "             [--forward-delay S] [--hello-time S] [--max-age S] [--priority N]\n"
-    "             [--multicast-snooping on|off] [--mtu N] [--autostart]\n"
-    "  start NET [--confirm-timeout SECONDS]   rolled back unless `confirm NET` follows in time\n"
-    "  confirm NET\n"
-    "  stop NET | delete NET\n"
-    "  autostart NET on|off\n"
-    "  set NET PATH=VALUE|PATH+=VALUE... change document fields, e.g. stp=on ipv4.address=10.0.0.1/24\n"
-    "                                    ipv4.dhcp.ranges+=10.0.0.50-10.0.0.99 (objects are merged)\n"
-    "  unset NET PATH...                 remove fields or array elements, e.g. ipv4.dhcp.hosts[0]\n"
-    "  edit NET                          edit the document in $EDITOR (else vi), applied as one update\n"
-    "  port attach NET IFNAME [--tap [--owner UID[:GID]]] [--mac MAC] [--isolated]\n"
-    "             [--vlan PVID] [--vlan-tagged ID,...] [--inbound AVG[,PEAK[,BURST]]]\n"
-    "             [--outbound AVG[,PEAK[,BURST]]]   (rates in kB/s, burst in kB)\n"
-    "  port detach NET IFNAME\n"
-    "  port list NET\n"
-    "  leases NET                        DHCP leases: MAC, IP, host name, expiry\n"
-    "  host add NET MAC IP [NAME]        add a static DHCP host (no dnsmasq restart)\n"
-    "  host remove NET MAC\n"
-    "  host list NET                     static DHCP hosts: MAC, IP, name\n"
-    "  forward add NET PROTO HOSTPORT[-LAST] GUEST:GUESTPORT[-LAST] [--host-address A] [--rate N/s]\n"
-    "             [--description TEXT]   (GUEST: address, [IPv6 address] or static host name)\n"
-    "  forward add NET --host-port PORT[-LAST] --guest ADDRESS|HOSTNAME --guest-port PORT[-LAST]\n"
-    "             [--proto tcp|udp|both] [--host-address A.B.C.D] [--rate N] [--description TEXT]\n"
-    "  forward add NET --file FILE       one forward object or an array of them (- for stdin)\n"
-    "  forward remove NET tcp|udp|both [ADDRESS:]PORT   ([ADDRESS6]:PORT; [::]:PORT: every IPv6 address)\n"
-    "  forward list NET                  forwards with connection and drop counters\n"
-    "  stats NET                         drop counters of the network's rules, forward totals\n"
-    "  diagnose NET                      check the network against the kernel (exit 1 when a check fails)\n"
-    "  reload                            make the daemon re-read the stored documents (as SIGHUP)\n"
-    "  monitor [NET] [--event KIND]... [--count N] [--timeout SECONDS]\n"
-    "                                    print the daemon's signals (about NET; of these kinds:\n"
-    "                                    NetworkAdded NetworkRemoved PropertiesChanged LeaseChanged\n"
-    "                                    Repaired MacConflict DaemonStarted DaemonStopped) until\n"
-    "                                    interrupted, N events printed or SECONDS passed\n"
-    "  import-libvirt FILE... | --all [--dir DIR] [--strict] [--dry-run]\n"
-    "                                    create networks from libvirt network XML\n"
-    "\n"
-    "--json prints read commands' results as JSON. A command that changes something,\n"
-    "run by a user other than root from a terminal, starts pkttyagent so that polkit\n"
-    "can ask for a password; --no-ask-password does not, and tells the daemon not to\n"
-    "let polkit ask at all. The daemon is reached on the system bus\n"
-    "(DBUS_SYSTEM_BUS_ADDRESS overrides it). See kvmnetctl(1).\n";
-
 class UsageError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
@@ -131,17 +79,56 @@ private:
     void onRepaired(const std::string&, const std::string&) override {}
 };
 
+// The options every verb takes (before or after it).
+struct Globals {
+    bool as_json = false;
+    bool ask_password = true;
+    kvmnet::client::TableStyle style;
+};
+
 struct Context {
     sdbus::IConnection& bus;
     ManagerProxy manager;
     bool as_json = false;
+    kvmnet::client::TableStyle style;
 
     NetworkProxy network(const std::string& name) { return NetworkProxy(bus, manager.GetNetwork(name)); }
 };
 
-void need_args(const std::vector<std::string>& args, std::size_t count, const char* synopsis)
+// The columns of each table verb, for -o (checked before the bus) and printing.
+using kvmnet::client::Column;
+const std::vector<Column> list_columns = {
+    {"name", "NAME"},     {"mode", "MODE"}, {"state", "STATE"},      {"autostart", "AUTOSTART"},
+    {"bridge", "BRIDGE"}, {"ipv4", "IPV4"}, {"ipv6", "IPV6", false}, {"state_reason", "REASON", false}};
+const std::vector<Column> port_columns = {{"port", "PORT"},
+                                          {"state", "STATE"},
+                                          {"mac", "MAC"},
+                                          {"options", "OPTIONS"},
+                                          {"rx_bytes", "RX BYTES"},
+                                          {"tx_bytes", "TX BYTES"},
+                                          {"problem", "PROBLEM", false}};
+const std::vector<Column> lease_columns = {{"mac", "MAC"},
+                                           {"ip", "IP"},
+                                           {"hostname", "HOSTNAME"},
+                                           {"type", "TYPE"},
+                                           {"expires", "EXPIRES"},
+                                           {"family", "FAMILY", false},
+                                           {"expires_at", "EXPIRES AT", false}};
+const std::vector<Column> host_columns = {{"mac", "MAC"}, {"ip", "IP"}, {"name", "NAME"}};
+const std::vector<Column> forward_columns = {{"proto", "PROTO"},
+                                             {"host", "HOST"},
+                                             {"guest", "GUEST"},
+                                             {"rate", "RATE"},
+                                             {"conns", "CONNS"},
+                                             {"dropped", "DROPPED"},
+                                             {"description", "DESCRIPTION"}};
+const std::vector<Column> drop_columns = {
+    {"packets", "PACKETS"}, {"bytes", "BYTES"}, {"rule", "RULE"}, {"chain", "CHAIN", false}};
+
+void print_table(const Context& c, const std::vector<Column>& columns,
+                 const std::vector<std::vector<std::string>>& rows, const std::vector<std::string>& notes = {})
 {
-    if (args.size() != count) throw UsageError(std::string("usage: kvmnetctl ") + synopsis);
+    kvmnet::client::print_table(std::cout, columns, rows, c.style, notes);
 }
 
 std::string read_text(const std::string& path)
@@ -178,81 +165,61 @@ unsigned long number(const std::string& value, const std::string& option)
 }
 
 // Builds the JSON document from `create` options; the daemon validates it.
-std::string document_from_options(const std::string& name, const std::vector<std::string>& opts)
+// The options of `create NET --mode ...`; each one given sets the document
+// field of its name, and the daemon validates the result.
+struct CreateOptions {
+    std::string file;
+    std::string mode, bridge, ipv4, uplink, domain, ipv6, stp, multicast_snooping;
+    unsigned mtu = 0, forward_delay = 0, hello_time = 0, max_age = 0, priority = 0;
+    bool autostart = false, nat66 = false, no_ra = false;
+    std::vector<std::string> dhcp_ranges, dhcp_hosts, forwarders, ipv6_ranges;
+    CLI::App* app = nullptr;            // which options were given: app->count("--mtu")
+    std::vector<CLI::Option*> options;  // all but --file
+
+    bool given(const char* option) const { return app->count(option) > 0; }
+};
+
+std::string document_from_options(const std::string& name, const CreateOptions& o)
 {
     json doc = {{"name", name}};
-    json ranges = json::array(), hosts = json::array();
-    bool dhcp = false;
-    for (std::size_t i = 0; i < opts.size(); ++i) {
-        const std::string& o = opts[i];
-        auto value = [&]() -> const std::string& {
-            if (i + 1 >= opts.size()) throw UsageError(o + " needs a value");
-            return opts[++i];
-        };
-        if (o == "--mode")
-            doc["mode"] = value();
-        else if (o == "--bridge")
-            doc["bridge"] = value();
-        else if (o == "--ipv4")
-            doc["ipv4"]["address"] = value();
-        else if (o == "--uplink")
-            doc["uplink"] = value();
-        else if (o == "--mtu")
-            doc["mtu"] = number(value(), o);
-        else if (o == "--stp")
-            doc["stp"] = on_off(value(), o);
-        else if (o == "--forward-delay")
-            doc["forward_delay"] = number(value(), o);
-        else if (o == "--hello-time")
-            doc["hello_time"] = number(value(), o);
-        else if (o == "--max-age")
-            doc["max_age"] = number(value(), o);
-        else if (o == "--priority")
-            doc["priority"] = number(value(), o);
-        else if (o == "--multicast-snooping")
-            doc["multicast_snooping"] = on_off(value(), o);
-        else if (o == "--autostart")
-            doc["autostart"] = true;
-        else if (o == "--domain")
-            doc["dns"]["domain"] = value();
-        else if (o == "--forwarder")
-            doc["dns"]["forwarders"].push_back(value());
-        else if (o == "--ipv6")
-            doc["ipv6"]["address"] = value();
-        else if (o == "--ipv6-range")
-            doc["ipv6"]["dhcp"]["ranges"].push_back(value());
-        else if (o == "--nat66")
-            doc["ipv6"]["nat66"] = true;
-        else if (o == "--no-ra")
-            doc["ipv6"]["ra"] = false;
-        else if (o == "--dhcp-range") {
-            ranges.push_back(value());
-            dhcp = true;
-        } else if (o == "--dhcp-host") {
+    if (o.mode.empty()) throw UsageError("create needs --file FILE or --mode MODE");
+    doc["mode"] = o.mode;
+    if (o.given("--bridge")) doc["bridge"] = o.bridge;
+    if (o.given("--ipv4")) doc["ipv4"]["address"] = o.ipv4;
+    if (o.given("--uplink")) doc["uplink"] = o.uplink;
+    if (o.given("--mtu")) doc["mtu"] = o.mtu;
+    if (o.given("--stp")) doc["stp"] = on_off(o.stp, "--stp");
+    if (o.given("--forward-delay")) doc["forward_delay"] = o.forward_delay;
+    if (o.given("--hello-time")) doc["hello_time"] = o.hello_time;
+    if (o.given("--max-age")) doc["max_age"] = o.max_age;
+    if (o.given("--priority")) doc["priority"] = o.priority;
+    if (o.given("--multicast-snooping"))
+        doc["multicast_snooping"] = on_off(o.multicast_snooping, "--multicast-snooping");
+    if (o.autostart) doc["autostart"] = true;
+    if (o.given("--domain")) doc["dns"]["domain"] = o.domain;
+    for (const auto& f : o.forwarders)
+        doc["dns"]["forwarders"].push_back(f);
+    if (o.given("--ipv6")) doc["ipv6"]["address"] = o.ipv6;
+    for (const auto& r : o.ipv6_ranges)
+        doc["ipv6"]["dhcp"]["ranges"].push_back(r);
+    if (o.nat66) doc["ipv6"]["nat66"] = true;
+    if (o.no_ra) doc["ipv6"]["ra"] = false;
+    if (!o.dhcp_ranges.empty() || !o.dhcp_hosts.empty()) {
+        if (!doc.contains("ipv4")) throw UsageError("--dhcp-range and --dhcp-host need --ipv4");
+        json hosts = json::array();
+        for (const auto& text : o.dhcp_hosts) {
             std::vector<std::string> parts;
-            std::stringstream s(value());
+            std::stringstream s(text);
             for (std::string part; std::getline(s, part, ',');)
                 parts.push_back(part);
             if (parts.size() < 2 || parts.size() > 3) throw UsageError("--dhcp-host takes MAC,IP[,NAME]");
             json host = {{"mac", parts[0]}, {"ip", parts[1]}};
             if (parts.size() == 3) host["name"] = parts[2];
             hosts.push_back(host);
-            dhcp = true;
-        } else {
-            throw UsageError("unknown option '" + o + "' for create");
         }
-    }
-    if (!doc.contains("mode")) throw UsageError("create needs --file FILE or --mode MODE");
-    if (dhcp) {
-        if (!doc.contains("ipv4")) throw UsageError("--dhcp-range and --dhcp-host need --ipv4");
-        doc["ipv4"]["dhcp"] = {{"ranges", ranges}, {"hosts", hosts}};
+        doc["ipv4"]["dhcp"] = {{"ranges", o.dhcp_ranges}, {"hosts", hosts}};
     }
     return doc.dump();
-}
-
-std::string column(const std::string& text, std::size_t width)
-{
-    return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
 }
 
 // Every item of a paged read (ListForwardsPage, LeasesPage, ListPortsPage),
@@ -272,21 +239,25 @@ json all_pages(Call call)
     return all;
 }
 
-int cmd_list(Context& c, const std::vector<std::string>& args)
+int cmd_list(Context& c)
 {
-    need_args(args, 0, "list");
     const json all = json::parse(c.manager.DescribeBrief());
     if (c.as_json) {
-        std::cout << all["networks"].dump(2) << "\n";
+        json networks = json::array();
+        for (const auto& n : all["networks"])
+            networks.push_back(kvmnet::client::with_nulls(n, {"ipv4", "ipv6"}));
+        std::cout << networks.dump(2) << "\n";
         return 0;
     }
-    std::cout << column("NAME", 16) << column("MODE", 9) << column("STATE", 11) << column("AUTOSTART", 10)
-              << column("BRIDGE", 16) << "IPV4\n";
+    std::vector<std::vector<std::string>> rows;
     for (const auto& n : all["networks"]) {
-        std::cout << column(n["name"], 16) << column(n["mode"], 9) << column(n["state"], 11)
-                  << column(n["autostart"].get<bool>() ? "yes" : "no", 10) << column(n["bridge"], 16)
-                  << (n.contains("ipv4") ? n["ipv4"]["address"].get<std::string>() : "-") << "\n";
+        const auto address = [&](const char* family) {
+            return n.contains(family) ? n[family]["address"].get<std::string>() : std::string();
+        };
+        rows.push_back({n["name"], n["mode"], n["state"], n["autostart"].get<bool>() ? "yes" : "no", n["bridge"],
+                        address("ipv4"), address("ipv6"), n.value("state_reason", std::string())});
     }
+    print_table(c, list_columns, rows);
     return 0;
 }
 
@@ -308,10 +279,9 @@ Exported export_document(NetworkProxy& network)
 // show NET: the configuration (the document, everything in it) and the
 // status (what the daemon reports about it now), kept apart; with --json
 // {"config": <document as export prints it>, "status": {...}}.
-int cmd_show(Context& c, const std::vector<std::string>& args)
+int cmd_show(Context& c, const std::string& net)
 {
-    need_args(args, 1, "show NET");
-    auto network = c.network(args[0]);
+    auto network = c.network(net);
     Exported exported;
     bool brief = false;
     try {
@@ -328,12 +298,14 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
         std::cerr << "kvmnetctl: note: the " << exported.document.value("forward_count", std::size_t{0})
                   << " forwards are left out (too many for one reply); see kvmnetctl forward list\n";
     }
+    // No repair yet: null, as every absent value in kvmnetctl's JSON.
+    const std::string last_repair = network.LastRepair();
     const json status = {{"revision", exported.revision},
                          {"state", network.State()},
                          {"state_reason", network.StateReason()},
                          {"dnsmasq", network.Dnsmasq()},
                          {"awaiting_confirmation", network.AwaitingConfirmation()},
-                         {"last_repair", network.LastRepair()}};
+                         {"last_repair", last_repair.empty() ? json() : json(last_repair)}};
     if (c.as_json) {
         std::cout << json{{"config", exported.document}, {"status", status}}.dump(2) << "\n";
         return 0;
@@ -342,8 +314,7 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
     auto row = [](const std::string& key, const std::string& value) {
         std::cout << "  " << std::left << std::setw(15) << (key + ":") << value << "\n";
     };
-    std::cout << "Config (revision " << exported.revision << "; `kvmnetctl export " << args[0]
-              << "` prints it as JSON):\n";
+    std::cout << "Config (revision " << exported.revision << "; `kvmnetctl export " << net << "` prints it as JSON):\n";
     row("Name", n["name"]);
     row("Mode", n["mode"]);
     row("Autostart", n.value("autostart", false) ? "yes" : "no");
@@ -400,65 +371,59 @@ int cmd_show(Context& c, const std::vector<std::string>& args)
     row("State", status["state"].get<std::string>() + (reason.empty() ? "" : " (" + reason + ")"));
     row("Dnsmasq", status["dnsmasq"]);
     if (status["awaiting_confirmation"].get<bool>()) row("Confirmation", "awaited (kvmnetctl confirm)");
-    if (const std::string last = status["last_repair"]; !last.empty()) row("Last repair", last);
+    if (status["last_repair"].is_string()) row("Last repair", status["last_repair"]);
     return 0;
 }
 
 // export NET: exactly what `create NET --file` takes.
-int cmd_export(Context& c, const std::vector<std::string>& args)
+int cmd_export(Context& c, const std::string& net)
 {
-    need_args(args, 1, "export NET");
-    auto network = c.network(args[0]);
+    auto network = c.network(net);
     std::cout << export_document(network).document.dump(2) << "\n";
     return 0;
 }
 
-int cmd_create(Context& c, const std::vector<std::string>& args)
+// create NET --file FILE: the file's document, named NET. Read before the
+// bus, so a file that cannot be read is a usage error.
+std::string document_from_file(const std::string& name, const std::string& file)
 {
-    if (args.empty()) throw UsageError("usage: kvmnetctl create NET --file FILE | --mode MODE [options]");
-    const std::string& name = args[0];
-    std::string document;
-    if (args.size() >= 2 && args[1] == "--file") {
-        need_args(args, 3, "create NET --file FILE");
-        document = read_text(args[2]);
-        json doc = json::parse(document, nullptr, false);
-        // Syntax errors are left to the daemon, which reports them the same
-        // way for every client; only the name is settled here.
-        // The argument names the network, whatever the document says, so an
-        // export can be created again under another name.
-        if (doc.is_object()) {
-            doc["name"] = name;
-            document = doc.dump();
-        }
-    } else {
-        document = document_from_options(name, {args.begin() + 1, args.end()});
+    std::string document = read_text(file);
+    json doc = json::parse(document, nullptr, false);
+    // Syntax errors are left to the daemon, which reports them the same
+    // way for every client; only the name is settled here.
+    // The argument names the network, whatever the document says, so an
+    // export can be created again under another name.
+    if (doc.is_object()) {
+        doc["name"] = name;
+        document = doc.dump();
     }
+    return document;
+}
+
+int cmd_create(Context& c, const std::string& name, const std::string& document)
+{
     c.manager.CreateNetwork(document);
     std::cout << "Network " << name << " created.\n";
     return 0;
 }
 
-int cmd_start(Context& c, const std::vector<std::string>& args)
+int cmd_start(Context& c, const std::string& net, unsigned timeout)
 {
-    if (args.size() == 3 && args[1] == "--confirm-timeout") {
-        const auto timeout = number(args[2], "--confirm-timeout");
-        if (timeout == 0 || timeout > 3600) throw UsageError("--confirm-timeout takes 1 to 3600 seconds");
-        c.network(args[0]).StartWithConfirmation(static_cast<std::uint32_t>(timeout));
-        std::cout << "Network " << args[0] << " started; run `kvmnetctl confirm " << args[0] << "` within " << timeout
+    if (timeout != 0) {
+        c.network(net).StartWithConfirmation(timeout);
+        std::cout << "Network " << net << " started; run `kvmnetctl confirm " << net << "` within " << timeout
                   << " s or it is rolled back.\n";
         return 0;
     }
-    need_args(args, 1, "start NET [--confirm-timeout SECONDS]");
-    c.network(args[0]).Start();
-    std::cout << "Network " << args[0] << " started.\n";
+    c.network(net).Start();
+    std::cout << "Network " << net << " started.\n";
     return 0;
 }
 
-int cmd_confirm(Context& c, const std::vector<std::string>& args)
+int cmd_confirm(Context& c, const std::string& net)
 {
-    need_args(args, 1, "confirm NET");
-    c.network(args[0]).Confirm();
-    std::cout << "Network " << args[0] << " confirmed.\n";
+    c.network(net).Confirm();
+    std::cout << "Network " << net << " confirmed.\n";
     return 0;
 }
 
@@ -504,19 +469,26 @@ void refuse_identity(const std::string& path)
 
 // set NET PATH=VALUE|PATH+=VALUE...: merged into the document
 // (client/doc_path.hpp), all in one revision-checked Update.
-int cmd_set(Context& c, const std::vector<std::string>& args)
+// set NET PATH=VALUE|PATH+=VALUE...: merged into the document
+// (client/doc_path.hpp), all in one revision-checked Update. The
+// assignments are parsed before the bus (usage errors).
+std::vector<kvmnet::client::Assignment> parse_assignments(const std::vector<std::string>& items)
 {
-    if (args.size() < 2) throw UsageError("usage: kvmnetctl set NET PATH=VALUE|PATH+=VALUE...");
     std::vector<kvmnet::client::Assignment> assignments;
-    for (std::size_t i = 1; i < args.size(); ++i) {
+    for (const auto& item : items) {
         try {
-            assignments.push_back(kvmnet::client::parse_assignment(args[i]));
+            assignments.push_back(kvmnet::client::parse_assignment(item));
         } catch (const kvmnet::client::PathError& e) {
             throw UsageError(e.what());
         }
         refuse_identity(assignments.back().path);
     }
-    auto network = c.network(args[0]);
+    return assignments;
+}
+
+int cmd_set(Context& c, const std::string& net, const std::vector<kvmnet::client::Assignment>& assignments)
+{
+    auto network = c.network(net);
     edit_document(network, [&](json& doc) {
         for (const auto& a : assignments) {
             if (a.append)
@@ -525,41 +497,43 @@ int cmd_set(Context& c, const std::vector<std::string>& args)
                 kvmnet::client::set_path(doc, a.path, a.value);
         }
     });
-    std::cout << "Network " << args[0] << " updated.\n";
+    std::cout << "Network " << net << " updated.\n";
     return 0;
 }
 
-// unset NET PATH...: removes fields or array elements.
-int cmd_unset(Context& c, const std::vector<std::string>& args)
+void check_unset_paths(const std::vector<std::string>& paths)
 {
-    if (args.size() < 2) throw UsageError("usage: kvmnetctl unset NET PATH...");
-    for (std::size_t i = 1; i < args.size(); ++i) {
+    for (const auto& path : paths) {
         try {
-            refuse_identity(args[i]);
+            refuse_identity(path);
         } catch (const kvmnet::client::PathError& e) {
             throw UsageError(e.what());
         }
     }
-    auto network = c.network(args[0]);
+}
+
+// unset NET PATH...: removes fields or array elements.
+int cmd_unset(Context& c, const std::string& net, const std::vector<std::string>& paths)
+{
+    auto network = c.network(net);
     edit_document(network, [&](json& doc) {
-        for (std::size_t i = 1; i < args.size(); ++i)
-            kvmnet::client::unset_path(doc, args[i]);
+        for (const auto& path : paths)
+            kvmnet::client::unset_path(doc, path);
     });
-    std::cout << "Network " << args[0] << " updated.\n";
+    std::cout << "Network " << net << " updated.\n";
     return 0;
 }
 
 // edit NET: $EDITOR (else vi) on the export, then one UpdateIfRevision. On
 // any failure the network is unchanged and the edited text stays in the
 // temporary file, named in the message, for another try.
-int cmd_edit(Context& c, const std::vector<std::string>& args)
+int cmd_edit(Context& c, const std::string& net)
 {
-    need_args(args, 1, "edit NET");
-    auto network = c.network(args[0]);
+    auto network = c.network(net);
     const Exported before = export_document(network);
     const std::string original = before.document.dump(2) + "\n";
     const char* tmpdir = std::getenv("TMPDIR");
-    std::string path = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/kvmnetctl-edit-" + args[0] + "-XXXXXX.json";
+    std::string path = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/kvmnetctl-edit-" + net + "-XXXXXX.json";
     const int fd = ::mkstemps(path.data(), 5);
     if (fd < 0) throw std::runtime_error("cannot create a temporary file " + path + ": " + std::strerror(errno));
     const bool written = ::write(fd, original.data(), original.size()) == static_cast<ssize_t>(original.size());
@@ -582,7 +556,7 @@ int cmd_edit(Context& c, const std::vector<std::string>& args)
     while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
     }
     const auto kept = [&](const std::string& why) {
-        std::cerr << "kvmnetctl: " << why << "\nkvmnetctl: network " << args[0]
+        std::cerr << "kvmnetctl: " << why << "\nkvmnetctl: network " << net
                   << " is unchanged; the edited text is kept in " << path << "\n";
         return 1;
     };
@@ -595,7 +569,7 @@ int cmd_edit(Context& c, const std::vector<std::string>& args)
     }
     if (edited == original) {
         ::unlink(path.c_str());
-        std::cout << "Network " << args[0] << " unchanged.\n";
+        std::cout << "Network " << net << " unchanged.\n";
         return 0;
     }
     try {
@@ -606,7 +580,7 @@ int cmd_edit(Context& c, const std::vector<std::string>& args)
                     (changed ? " (someone changed the network while you edited; run edit again)" : ""));
     }
     ::unlink(path.c_str());
-    std::cout << "Network " << args[0] << " updated.\n";
+    std::cout << "Network " << net << " updated.\n";
     return 0;
 }
 
@@ -623,125 +597,122 @@ json rate(const std::string& text, const std::string& option)
     return r;
 }
 
-int cmd_port(Context& c, const std::vector<std::string>& args)
+// The port of `port attach`, built before the bus.
+struct PortOptions {
+    std::string ifname, owner, mac, inbound, outbound;
+    bool tap = false, isolated = false;
+    unsigned vlan = 0;
+    std::vector<unsigned> vlan_tagged;
+    CLI::App* app = nullptr;
+};
+
+json port_document(const PortOptions& o)
 {
-    if (args.size() < 2) throw UsageError("usage: kvmnetctl port attach|detach|list NET ...");
-    const std::string& verb = args[0];
-    const std::string& net = args[1];
-    if (verb == "list") {
-        need_args(args, 2, "port list NET");
-        auto network = c.network(net);
-        const json ports = all_pages(
-            [&](const std::string& cursor, std::uint32_t limit) { return network.ListPortsPage(cursor, limit); });
-        if (c.as_json) {
-            std::cout << ports.dump(2) << "\n";
-            return 0;
-        }
-        std::cout << column("PORT", 16) << column("STATE", 10) << column("MAC", 19) << column("OPTIONS", 24)
-                  << column("RX BYTES", 12) << "TX BYTES\n";
-        for (const auto& p : ports) {
-            std::string options;
-            if (p.value("tap", false)) options += "tap(uid " + std::to_string(p.value("owner", 0u)) + ") ";
-            if (p.value("isolated", false)) options += "isolated ";
-            if (p.contains("vlan")) options += "vlan ";
-            if (p.contains("bandwidth")) options += "limited ";
-            std::cout << column(p["name"], 16) << column(p["state"], 10) << column(p.value("mac", std::string("-")), 19)
-                      << column(options.empty() ? "-" : options, 24)
-                      << column(std::to_string(p.value("rx_bytes", 0ull)), 12) << p.value("tx_bytes", 0ull) << "\n";
-            if (p.contains("problem")) std::cout << "  problem: " << p["problem"].get<std::string>() << "\n";
-        }
-        return 0;
+    json port = {{"name", o.ifname}};
+    if (o.tap) port["tap"] = true;
+    if (o.app->count("--owner")) {
+        const auto colon = o.owner.find(':');
+        port["owner"] = number(o.owner.substr(0, colon), "--owner");
+        port["group"] = colon == std::string::npos ? port["owner"] : json(number(o.owner.substr(colon + 1), "--owner"));
     }
-    if (verb == "detach") {
-        need_args(args, 3, "port detach NET IFNAME");
-        c.network(net).DetachPort(args[2]);
-        std::cout << "Port " << args[2] << " detached from " << net << ".\n";
-        return 0;
-    }
-    if (verb != "attach") throw UsageError("unknown port command '" + verb + "' (attach, detach or list)");
-    if (args.size() < 3) throw UsageError("usage: kvmnetctl port attach NET IFNAME [options]");
-    json port = {{"name", args[2]}};
+    if (o.app->count("--mac")) port["mac"] = o.mac;
+    if (o.isolated) port["isolated"] = true;
+    if (o.app->count("--vlan")) port["vlan"]["pvid"] = o.vlan;
+    if (o.app->count("--vlan-tagged")) port["vlan"]["tagged"] = o.vlan_tagged;
     json bandwidth = json::object();
-    for (std::size_t i = 3; i < args.size(); ++i) {
-        const std::string& o = args[i];
-        auto value = [&]() -> const std::string& {
-            if (i + 1 >= args.size()) throw UsageError(o + " needs a value");
-            return args[++i];
-        };
-        if (o == "--tap")
-            port["tap"] = true;
-        else if (o == "--owner") {
-            const std::string v = value();
-            const auto colon = v.find(':');
-            port["owner"] = number(v.substr(0, colon), o);
-            port["group"] = colon == std::string::npos ? port["owner"] : json(number(v.substr(colon + 1), o));
-        } else if (o == "--mac")
-            port["mac"] = value();
-        else if (o == "--isolated")
-            port["isolated"] = true;
-        else if (o == "--vlan")
-            port["vlan"]["pvid"] = number(value(), o);
-        else if (o == "--vlan-tagged") {
-            json tagged = json::array();
-            std::stringstream s(value());
-            for (std::string id; std::getline(s, id, ',');)
-                tagged.push_back(number(id, o));
-            port["vlan"]["tagged"] = tagged;
-        } else if (o == "--inbound")
-            bandwidth["inbound"] = rate(value(), o);
-        else if (o == "--outbound")
-            bandwidth["outbound"] = rate(value(), o);
-        else
-            throw UsageError("unknown option '" + o + "' for port attach");
-    }
+    if (o.app->count("--inbound")) bandwidth["inbound"] = rate(o.inbound, "--inbound");
+    if (o.app->count("--outbound")) bandwidth["outbound"] = rate(o.outbound, "--outbound");
     if (!bandwidth.empty()) port["bandwidth"] = bandwidth;
-    c.network(net).AttachPort(port.dump());
-    std::cout << "Port " << args[2] << " attached to " << net << ".\n";
-    return 0;
+    return port;
 }
 
-int cmd_simple(Context& c, const std::string& verb, const std::vector<std::string>& args)
+int cmd_port_list(Context& c, const std::string& net)
 {
-    need_args(args, 1, (verb + " NET").c_str());
-    const std::string& name = args[0];
-    if (verb == "delete") {
-        c.manager.DeleteNetwork(name);
-        std::cout << "Network " << name << " deleted.\n";
-    } else {
-        c.network(name).Stop();
-        std::cout << "Network " << name << " stopped.\n";
+    auto network = c.network(net);
+    const json ports =
+        all_pages([&](const std::string& cursor, std::uint32_t limit) { return network.ListPortsPage(cursor, limit); });
+    if (c.as_json) {
+        json shaped = json::array();
+        for (const auto& p : ports)
+            shaped.push_back(kvmnet::client::with_nulls(p, {"mac", "problem", "host_mac", "rx_bytes", "tx_bytes",
+                                                            "rx_packets", "tx_packets", "vlan", "bandwidth"}));
+        std::cout << shaped.dump(2) << "\n";
+        return 0;
     }
+    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> notes;
+    for (const auto& p : ports) {
+        std::string options;
+        const auto add = [&](const std::string& word) { options += (options.empty() ? "" : " ") + word; };
+        if (p.value("tap", false)) add("tap(uid " + std::to_string(p.value("owner", 0u)) + ")");
+        if (p.value("isolated", false)) add("isolated");
+        if (p.contains("vlan")) add("vlan");
+        if (p.contains("bandwidth")) add("limited");
+        rows.push_back({p["name"], p["state"], p.value("mac", std::string()), options,
+                        std::to_string(p.value("rx_bytes", 0ull)), std::to_string(p.value("tx_bytes", 0ull)),
+                        p.value("problem", std::string())});
+        notes.push_back(p.contains("problem") ? "  problem: " + p["problem"].get<std::string>() : std::string());
+    }
+    print_table(c, port_columns, rows, notes);
     return 0;
 }
 
-int cmd_reload(Context& c, const std::vector<std::string>& args)
+int cmd_port_detach(Context& c, const std::string& net, const std::string& ifname)
 {
-    need_args(args, 0, "reload");
+    c.network(net).DetachPort(ifname);
+    std::cout << "Port " << ifname << " detached from " << net << ".\n";
+    return 0;
+}
+
+int cmd_port_attach(Context& c, const std::string& net, const json& port)
+{
+    c.network(net).AttachPort(port.dump());
+    std::cout << "Port " << port["name"].get<std::string>() << " attached to " << net << ".\n";
+    return 0;
+}
+
+int cmd_stop(Context& c, const std::string& net)
+{
+    c.network(net).Stop();
+    std::cout << "Network " << net << " stopped.\n";
+    return 0;
+}
+
+int cmd_delete(Context& c, const std::string& net)
+{
+    c.manager.DeleteNetwork(net);
+    std::cout << "Network " << net << " deleted.\n";
+    return 0;
+}
+
+int cmd_reload(Context& c)
+{
     c.manager.Reload();
     std::cout << "Stored networks reloaded.\n";
     return 0;
 }
 
-int cmd_autostart(Context& c, const std::vector<std::string>& args)
+int cmd_autostart(Context& c, const std::string& net, bool on)
 {
-    need_args(args, 2, "autostart NET on|off");
-    const bool on = on_off(args[1], "autostart");
-    c.network(args[0]).SetAutostart(on);
-    std::cout << "Network " << args[0] << " will " << (on ? "" : "not ") << "start with the daemon.\n";
+    c.network(net).SetAutostart(on);
+    std::cout << "Network " << net << " will " << (on ? "" : "not ") << "start with the daemon.\n";
     return 0;
 }
 
-int cmd_leases(Context& c, const std::vector<std::string>& args)
+int cmd_leases(Context& c, const std::string& net)
 {
-    need_args(args, 1, "leases NET");
-    auto network = c.network(args[0]);
+    auto network = c.network(net);
     const json leases =
         all_pages([&](const std::string& cursor, std::uint32_t limit) { return network.LeasesPage(cursor, limit); });
     if (c.as_json) {
-        std::cout << leases.dump(2) << "\n";
+        json shaped = json::array();
+        for (const auto& l : leases)
+            shaped.push_back(
+                kvmnet::client::with_nulls(l, {"mac", "hostname", "type", "family", "expires_at", "iaid", "duid"}));
+        std::cout << shaped.dump(2) << "\n";
         return 0;
     }
-    std::cout << column("MAC", 19) << column("IP", 17) << column("HOSTNAME", 24) << column("TYPE", 9) << "EXPIRES\n";
+    std::vector<std::vector<std::string>> rows;
     for (const auto& l : leases) {
         std::string expires = "never";
         if (const std::time_t when = l.value("expiry", std::int64_t{0}); when != 0) {
@@ -751,54 +722,56 @@ int cmd_leases(Context& c, const std::vector<std::string>& args)
             std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local);
             expires = text;
         }
+        const json at = l.value("expires_at", json());
         // A DHCPv6 lease has a MAC only when the client's DUID carries one.
-        std::cout << column(l.value("mac", std::string("-")), 19) << column(l["ip"], 17)
-                  << column(l.value("hostname", std::string("-")), 24) << column(l.value("type", std::string("-")), 9)
-                  << expires << "\n";
+        rows.push_back({l.value("mac", std::string()), l["ip"], l.value("hostname", std::string()),
+                        l.value("type", std::string()), expires, l.value("family", std::string()),
+                        at.is_string() ? at.get<std::string>() : "never"});
     }
+    print_table(c, lease_columns, rows);
     return 0;
 }
 
-int cmd_host(Context& c, const std::vector<std::string>& args)
+int cmd_host_list(Context& c, const std::string& net)
 {
-    if (args.size() < 2) throw UsageError("usage: kvmnetctl host add|remove|list NET ...");
-    const std::string& verb = args[0];
-    const std::string& net = args[1];
-    if (verb == "list") {
-        need_args(args, 2, "host list NET");
-        auto network = c.network(net);
-        json document;
-        try {
-            document = export_document(network).document;
-        } catch (const sdbus::Error& e) {
-            // Past the reply limit (forwards): the brief document has the hosts.
-            if (e.getName() != "org.kvmnet1.Error.TooLarge") throw;
-            document = json::parse(network.DescribeBrief());
-        }
-        json hosts = json::array();
-        if (document.contains("ipv4") && document["ipv4"].contains("dhcp"))
-            hosts = document["ipv4"]["dhcp"].value("hosts", json::array());
-        if (c.as_json) {
-            std::cout << hosts.dump(2) << "\n";
-            return 0;
-        }
-        std::cout << column("MAC", 19) << column("IP", 17) << "NAME\n";
+    auto network = c.network(net);
+    json document;
+    try {
+        document = export_document(network).document;
+    } catch (const sdbus::Error& e) {
+        // Past the reply limit (forwards): the brief document has the hosts.
+        if (e.getName() != "org.kvmnet1.Error.TooLarge") throw;
+        document = json::parse(network.DescribeBrief());
+    }
+    json hosts = json::array();
+    if (document.contains("ipv4") && document["ipv4"].contains("dhcp"))
+        hosts = document["ipv4"]["dhcp"].value("hosts", json::array());
+    if (c.as_json) {
+        json shaped = json::array();
         for (const auto& h : hosts)
-            std::cout << column(h["mac"], 19) << column(h["ip"], 17) << h.value("name", std::string("-")) << "\n";
+            shaped.push_back(kvmnet::client::with_nulls(h, {"name"}));
+        std::cout << shaped.dump(2) << "\n";
         return 0;
     }
-    if (verb == "remove") {
-        need_args(args, 3, "host remove NET MAC");
-        c.network(net).RemoveHost(args[2]);
-        std::cout << "Static host " << args[2] << " removed from " << net << ".\n";
-        return 0;
-    }
-    if (verb != "add") throw UsageError("unknown host command '" + verb + "' (add, remove or list)");
-    if (args.size() != 4 && args.size() != 5) throw UsageError("usage: kvmnetctl host add NET MAC IP [NAME]");
-    json host = {{"mac", args[2]}, {"ip", args[3]}};
-    if (args.size() == 5) host["name"] = args[4];
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& h : hosts)
+        rows.push_back({h["mac"], h["ip"], h.value("name", std::string())});
+    print_table(c, host_columns, rows);
+    return 0;
+}
+
+int cmd_host_remove(Context& c, const std::string& net, const std::string& mac)
+{
+    c.network(net).RemoveHost(mac);
+    std::cout << "Static host " << mac << " removed from " << net << ".\n";
+    return 0;
+}
+
+int cmd_host_add(Context& c, const std::string& net, const json& host)
+{
     c.network(net).AddHost(host.dump());
-    std::cout << "Static host " << args[2] << " (" << args[3] << ") added to " << net << ".\n";
+    std::cout << "Static host " << host["mac"].get<std::string>() << " (" << host["ip"].get<std::string>()
+              << ") added to " << net << ".\n";
     return 0;
 }
 
@@ -811,18 +784,23 @@ json port_value(const std::string& text, const std::string& option)
     return number(text, option);
 }
 
-int cmd_forward_add(Context& c, const std::vector<std::string>& args)
+// The options of `forward add`; the document is built before the bus.
+struct ForwardOptions {
+    std::string proto_word, host_port_word, target;  // the positional form
+    std::string file, proto, host_port, host_address, guest, guest_port, description, rate;
+    CLI::App* app = nullptr;
+};
+
+std::string forward_document(const ForwardOptions& o)
 {
-    const std::string& net = args[1];
-    std::string document;
     json forward = json::object();
-    std::size_t first_option = 2;
     // design.md's form: forward add NET PROTO HOSTPORT GUEST:GUESTPORT [options]
     // (an IPv6 guest as [ADDRESS]:PORT).
-    if (args.size() >= 5 && args[2].rfind("--", 0) != 0) {
-        forward["proto"] = args[2];
-        forward["host_port"] = port_value(args[3], "HOSTPORT");
-        const std::string& target = args[4];
+    if (!o.proto_word.empty()) {
+        if (o.target.empty()) throw UsageError("forward add NET PROTO HOSTPORT GUEST:GUESTPORT: the three go together");
+        forward["proto"] = o.proto_word;
+        forward["host_port"] = port_value(o.host_port_word, "HOSTPORT");
+        const std::string& target = o.target;
         const auto colon = target.rfind(':');
         if (colon == std::string::npos || colon == 0 || colon + 1 == target.size())
             throw UsageError("expected GUEST:GUESTPORT (or [IPv6]:GUESTPORT), got '" + target + "'");
@@ -830,44 +808,33 @@ int cmd_forward_add(Context& c, const std::vector<std::string>& args)
         if (guest.size() >= 2 && guest.front() == '[' && guest.back() == ']') guest = guest.substr(1, guest.size() - 2);
         forward["guest"] = guest;
         forward["guest_port"] = port_value(target.substr(colon + 1), "GUESTPORT");
-        first_option = 5;
     }
-    for (std::size_t i = first_option; i < args.size(); ++i) {
-        const std::string& o = args[i];
-        auto value = [&]() -> const std::string& {
-            if (i + 1 >= args.size()) throw UsageError(o + " needs a value");
-            return args[++i];
-        };
-        if (o == "--file")
-            document = read_text(value());
-        else if (o == "--proto")
-            forward["proto"] = value();
-        else if (o == "--host-port")
-            forward["host_port"] = port_value(value(), o);
-        else if (o == "--host-address")
-            forward["host_address"] = value();
-        else if (o == "--guest")
-            forward["guest"] = value();
-        else if (o == "--guest-port")
-            forward["guest_port"] = port_value(value(), o);
-        else if (o == "--description")
-            forward["description"] = value();
-        else if (o == "--rate") {
-            // "5" or "5/s": new connections per second
-            std::string rate = value();
-            if (rate.size() > 2 && rate.compare(rate.size() - 2, 2, "/s") == 0) rate.resize(rate.size() - 2);
-            forward["rate"] = number(rate, o);
-        } else
-            throw UsageError("unknown option " + o + " for forward add");
+    const auto given = [&](const char* option) { return o.app->count(option) > 0; };
+    if (given("--proto")) forward["proto"] = o.proto;
+    if (given("--host-port")) forward["host_port"] = port_value(o.host_port, "--host-port");
+    if (given("--host-address")) forward["host_address"] = o.host_address;
+    if (given("--guest")) forward["guest"] = o.guest;
+    if (given("--guest-port")) forward["guest_port"] = port_value(o.guest_port, "--guest-port");
+    if (given("--description")) forward["description"] = o.description;
+    if (given("--rate")) {
+        // "5" or "5/s": new connections per second
+        std::string rate = o.rate;
+        if (rate.size() > 2 && rate.compare(rate.size() - 2, 2, "/s") == 0) rate.resize(rate.size() - 2);
+        forward["rate"] = number(rate, "--rate");
     }
-    if (!document.empty() && !forward.empty()) throw UsageError("forward add: --file or options, not both");
-    if (document.empty()) {
-        if (forward.empty())
-            throw UsageError("usage: kvmnetctl forward add NET --file FILE | --host-port PORT[-LAST] --guest ADDRESS "
-                             "--guest-port PORT[-LAST] [options]");
-        if (!forward.contains("proto")) forward["proto"] = "tcp";
-        document = forward.dump();
+    if (given("--file")) {
+        if (!forward.empty()) throw UsageError("forward add: --file or options, not both");
+        return read_text(o.file);
     }
+    if (forward.empty())
+        throw UsageError("forward add needs PROTO HOSTPORT GUEST:GUESTPORT, --host-port PORT[-LAST] --guest ADDRESS "
+                         "--guest-port PORT[-LAST], or --file FILE");
+    if (!forward.contains("proto")) forward["proto"] = "tcp";
+    return forward.dump();
+}
+
+int cmd_forward_add(Context& c, const std::string& net, const std::string& document)
+{
     const auto warnings = c.network(net).AddForwards(document);
     for (const std::string& w : warnings)
         std::cerr << "kvmnetctl: warning: " << w << "\n";
@@ -875,11 +842,15 @@ int cmd_forward_add(Context& c, const std::vector<std::string>& args)
     return 0;
 }
 
-int cmd_forward_remove(Context& c, const std::vector<std::string>& args)
+// forward remove NET PROTO [ADDRESS:]PORT, split before the bus.
+struct ForwardKey {
+    std::string address;
+    std::uint32_t port = 0;
+};
+
+ForwardKey forward_key(const std::string& text)
 {
-    need_args(args, 4,
-              "forward remove NET tcp|udp|both [ADDRESS:]PORT ([ADDRESS6]:PORT, [::]:PORT for every IPv6 address)");
-    std::string where = args[3], address;
+    std::string where = text, address;
     if (const auto colon = where.rfind(':'); colon != std::string::npos) {
         address = where.substr(0, colon);
         where = where.substr(colon + 1);
@@ -888,25 +859,32 @@ int cmd_forward_remove(Context& c, const std::vector<std::string>& args)
     // "[fd00::1]:8080", "[::]:8080" (every IPv6 address)
     if (address.size() >= 2 && address.front() == '[' && address.back() == ']')
         address = address.substr(1, address.size() - 2);
-    c.network(args[1]).RemoveForward(args[2], address, static_cast<std::uint32_t>(number(where, "PORT")));
-    std::cout << "Forward " << args[2] << " " << args[3] << " removed from " << args[1] << ".\n";
+    return {address, static_cast<std::uint32_t>(number(where, "PORT"))};
+}
+
+int cmd_forward_remove(Context& c, const std::string& net, const std::string& proto, const std::string& text)
+{
+    const ForwardKey key = forward_key(text);
+    c.network(net).RemoveForward(proto, key.address, key.port);
+    std::cout << "Forward " << proto << " " << text << " removed from " << net << ".\n";
     return 0;
 }
 
 std::string port_text(const json& port) { return port.is_string() ? port.get<std::string>() : port.dump(); }
 
-int cmd_forward_list(Context& c, const std::vector<std::string>& args)
+int cmd_forward_list(Context& c, const std::string& net)
 {
-    need_args(args, 2, "forward list NET");
-    auto network = c.network(args[1]);
+    auto network = c.network(net);
     const json forwards = all_pages(
         [&](const std::string& cursor, std::uint32_t limit) { return network.ListForwardsPage(cursor, limit); });
     if (c.as_json) {
-        std::cout << forwards.dump(2) << "\n";
+        json shaped = json::array();
+        for (const auto& f : forwards)
+            shaped.push_back(kvmnet::client::forward_shape(f));
+        std::cout << shaped.dump(2) << "\n";
         return 0;
     }
-    std::cout << column("PROTO", 6) << column("HOST", 24) << column("GUEST", 28) << column("RATE", 6)
-              << column("CONNS", 9) << column("DROPPED", 9) << "DESCRIPTION\n";
+    std::vector<std::vector<std::string>> rows;
     for (const auto& f : forwards) {
         // append, not operator+: g++ 12 at -O3 warns a false -Wrestrict on
         // "const char*" + std::string&& (GCC bug 105329).
@@ -915,47 +893,38 @@ int cmd_forward_list(Context& c, const std::vector<std::string>& args)
         std::string guest = f["guest"].get<std::string>();
         if (f.contains("guest_address")) guest.append(" (").append(f["guest_address"].get<std::string>()).append(")");
         guest.append(":").append(port_text(f["guest_port"]));
-        const auto counter = [&](const char* key) { return f.contains(key) ? f[key].dump() : std::string("-"); };
-        std::cout << column(f["proto"], 6) << column(host, 24) << column(guest, 28)
-                  << column(f.contains("rate") ? f["rate"].dump() + "/s" : "-", 6) << column(counter("connections"), 9)
-                  << column(counter("dropped"), 9) << f.value("description", std::string()) << "\n";
+        const auto counter = [&](const char* key) { return f.contains(key) ? f[key].dump() : std::string(); };
+        rows.push_back({f["proto"], host, guest, f.contains("rate") ? f["rate"].dump() + "/s" : std::string(),
+                        counter("connections"), counter("dropped"), f.value("description", std::string())});
     }
+    print_table(c, forward_columns, rows);
     return 0;
 }
 
-int cmd_forward(Context& c, const std::vector<std::string>& args)
+int cmd_stats(Context& c, const std::string& net)
 {
-    if (args.size() < 2) throw UsageError("usage: kvmnetctl forward add|remove|list NET ...");
-    if (args[0] == "add") return cmd_forward_add(c, args);
-    if (args[0] == "remove") return cmd_forward_remove(c, args);
-    if (args[0] == "list") return cmd_forward_list(c, args);
-    throw UsageError("unknown forward command '" + args[0] + "' (add, remove or list)");
-}
-
-int cmd_stats(Context& c, const std::vector<std::string>& args)
-{
-    need_args(args, 1, "stats NET");
-    const json stats = json::parse(c.network(args[0]).Statistics());
+    const json stats = json::parse(c.network(net).Statistics());
     if (c.as_json) {
         std::cout << stats.dump(2) << "\n";
         return 0;
     }
-    if (!stats["running"].get<bool>()) std::cout << "(not running: no counters)\n";
-    const json& f = stats["forwards"];
-    std::cout << "forwards: " << f["count"] << ", connections forwarded: " << f["connections"]
-              << ", dropped over their rate: " << f["dropped"] << "\n";
-    std::cout << column("PACKETS", 12) << column("BYTES", 14) << "RULE\n";
+    if (!c.style.terse) {
+        if (!stats["running"].get<bool>()) std::cout << "(not running: no counters)\n";
+        const json& f = stats["forwards"];
+        std::cout << "forwards: " << f["count"] << ", connections forwarded: " << f["connections"]
+                  << ", dropped over their rate: " << f["dropped"] << "\n";
+    }
+    std::vector<std::vector<std::string>> rows;
     for (const auto& r : stats["drops"])
-        std::cout << column(r["packets"].dump(), 12) << column(r["bytes"].dump(), 14) << r["rule"].get<std::string>()
-                  << "\n";
+        rows.push_back({r["packets"].dump(), r["bytes"].dump(), r["rule"], r.value("chain", std::string())});
+    print_table(c, drop_columns, rows);
     return 0;
 }
 
 // Exit status 1 when a check fails, so scripts can use it as a health check.
-int cmd_diagnose(Context& c, const std::vector<std::string>& args)
+int cmd_diagnose(Context& c, const std::string& net)
 {
-    need_args(args, 1, "diagnose NET");
-    const json report = json::parse(c.network(args[0]).Diagnose());
+    const json report = json::parse(c.network(net).Diagnose());
     const bool failed = report["verdict"] == "fail";
     if (c.as_json) {
         std::cout << report.dump(2) << "\n";
@@ -965,11 +934,16 @@ int cmd_diagnose(Context& c, const std::vector<std::string>& args)
     const std::string reason = report["state_reason"].get<std::string>();
     if (!reason.empty()) std::cout << " (" << reason << ")";
     std::cout << "\n";
+    // The check names' column measured from them; the status is 4 letters.
+    std::size_t width = 0;
+    for (const auto& check : report["checks"])
+        width = std::max(width, check["check"].get<std::string>().size());
     for (const auto& check : report["checks"]) {
         std::string status = check["status"].get<std::string>();
         std::transform(status.begin(), status.end(), status.begin(), [](unsigned char ch) { return std::toupper(ch); });
-        std::cout << column(status, 6) << column(check["check"].get<std::string>(), 18)
-                  << check["detail"].get<std::string>() << "\n";
+        const std::string name = check["check"];
+        std::cout << status << std::string(status.size() < 6 ? 6 - status.size() : 1, ' ') << name
+                  << std::string(width - name.size() + 2, ' ') << check["detail"].get<std::string>() << "\n";
     }
     return failed ? 1 : 0;
 }
@@ -988,47 +962,21 @@ struct MonitorOptions {
     unsigned long timeout_s = 0;      // 0: none
 };
 
-// Checked before any bus connection, so a usage error never waits for the bus.
-MonitorOptions parse_monitor(const std::vector<std::string>& args)
+// An --event KIND named in any case, as the kind's own spelling.
+std::string monitor_event(const std::string& kind)
 {
-    const std::string synopsis = "usage: kvmnetctl monitor [NET] [--event KIND]... [--count N] [--timeout SECONDS]";
-    MonitorOptions o;
-    bool have_network = false;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        auto value = [&]() -> const std::string& {
-            if (i + 1 >= args.size()) throw UsageError("monitor: " + a + " needs a value; " + synopsis);
-            return args[++i];
-        };
-        if (a == "--event") {
-            const std::string& kind = value();
-            const auto known = std::find_if(monitor_events.begin(), monitor_events.end(), [&](const std::string& k) {
-                return k.size() == kind.size() && std::equal(k.begin(), k.end(), kind.begin(), [](char x, char y) {
-                           return std::tolower(static_cast<unsigned char>(x)) ==
-                                  std::tolower(static_cast<unsigned char>(y));
-                       });
-            });
-            if (known == monitor_events.end()) {
-                std::string list;
-                for (const auto& k : monitor_events)
-                    list += (list.empty() ? "" : ", ") + k;
-                throw UsageError("monitor: unknown event kind '" + kind + "' (kinds: " + list + ")");
-            }
-            o.events.push_back(*known);
-        } else if (a == "--count") {
-            o.count = number(value(), "--count");
-            if (o.count == 0 || o.count > 1'000'000'000) throw UsageError("--count takes 1 to 1000000000 events");
-        } else if (a == "--timeout") {
-            o.timeout_s = number(value(), "--timeout");
-            if (o.timeout_s == 0 || o.timeout_s > 31'536'000) throw UsageError("--timeout takes 1 to 31536000 seconds");
-        } else if (a.rfind("-", 0) == 0 || have_network) {
-            throw UsageError(synopsis);
-        } else {
-            o.network = a;
-            have_network = true;
-        }
+    const auto known = std::find_if(monitor_events.begin(), monitor_events.end(), [&](const std::string& k) {
+        return k.size() == kind.size() && std::equal(k.begin(), k.end(), kind.begin(), [](char x, char y) {
+                   return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+               });
+    });
+    if (known == monitor_events.end()) {
+        std::string list;
+        for (const auto& k : monitor_events)
+            list += (list.empty() ? "" : ", ") + k;
+        throw UsageError("monitor: unknown event kind '" + kind + "' (kinds: " + list + ")");
     }
-    return o;
+    return *known;
 }
 
 // The time of an event: RFC 3339 UTC with milliseconds in JSON, as every
@@ -1159,7 +1107,9 @@ void Monitor::on_signal(sdbus::Message& m)
     } else if (iface == "org.kvmnet1.Network" && member == "LeaseChanged") {
         std::string what, mac, ip, hostname;
         m >> what >> mac >> ip >> hostname;
-        event(member, network_of(path), {{"event", what}, {"mac", mac}, {"ip", ip}, {"hostname", hostname}},
+        // No host name: null in JSON, as every absent value; "-" in text.
+        event(member, network_of(path),
+              {{"event", what}, {"mac", mac}, {"ip", ip}, {"hostname", hostname.empty() ? json() : json(hostname)}},
               {what, mac, ip, hostname.empty() ? "-" : hostname});
     } else if (iface == "org.kvmnet1.Network" && member == "Repaired") {
         std::string what, detail;
@@ -1242,20 +1192,6 @@ int Monitor::run()
 }
 
 // ---- polkit agent -------------------------------------------------------------
-
-// The verbs that call a changing (polkit-checked) method.
-bool changes_something(const std::string& command, const std::vector<std::string>& args)
-{
-    static const std::vector<std::string> changing = {"create", "start",     "confirm", "stop",
-                                                      "delete", "autostart", "set",     "reload"};
-    if (std::find(changing.begin(), changing.end(), command) != changing.end()) return true;
-    const std::string sub = args.empty() ? "" : args.front();
-    if (command == "host") return sub != "list";
-    if (command == "port") return sub == "attach" || sub == "detach";
-    if (command == "forward") return sub == "add" || sub == "remove";
-    if (command == "import-libvirt") return std::find(args.begin(), args.end(), "--dry-run") == args.end();
-    return false;
-}
 
 // kvmnetctl's own text-mode polkit agent, as systemctl and pkexec run one:
 // polkit asks only an agent registered for the caller's process or its
@@ -1375,37 +1311,466 @@ std::string vanished_object_message(const std::string& message)
     return "no network named '" + name + "' (it was deleted while kvmnetctl was using it)";
 }
 
+// ---- the command line -----------------------------------------------------------
+
+// One verb (a leaf subcommand): its checks that need no bus, and its call.
+struct Verb {
+    std::function<void()> prepare = [] {};
+    std::function<int(Context&)> run;
+    std::function<bool()> changes = [] { return false; };  // calls a polkit-checked method
+    const std::vector<Column>* columns = nullptr;          // prints a table (-o)
+};
+
+// Every option's storage, alive while the verbs run.
+struct Values {
+    std::string net, ifname, mac, ip, name, proto, where, on_off;
+    unsigned confirm_timeout = 0;
+    std::vector<std::string> words, events;
+    unsigned long count = 0, timeout_s = 0;
+    CreateOptions create;
+    PortOptions port;
+    ForwardOptions forward;
+    kvmnet::cli::ImportOptions import;
+    std::vector<kvmnet::client::Assignment> assignments;
+    json document;
+    std::string text;
+};
+
+const char* const footer =
+    "Options of kvmnetctl (--json, -o, -t, --no-legend, --no-ask-password) go before or after the verb.\n"
+    "`kvmnetctl help VERB` and `kvmnetctl VERB --help` describe a verb; kvmnetctl(1) all of them.\n";
+
+const char* const main_footer = "--json prints read commands' results as JSON. A command that changes something,\n"
+                                "run by a user other than root from a terminal, starts pkttyagent so that polkit\n"
+                                "can ask for a password; --no-ask-password does not, and tells the daemon not to\n"
+                                "let polkit ask at all. The daemon is reached on the system bus\n"
+                                "(DBUS_SYSTEM_BUS_ADDRESS overrides it). `kvmnetctl help VERB` describes a verb;\n"
+                                "see kvmnetctl(1).\n";
+
+class CommandLine {
+public:
+    CommandLine()
+        : app_("kvmnetctl: the command-line client of kvmnetd (virtual networks for KVM/QEMU guests)", "kvmnetctl")
+    {
+        build();
+    }
+
+    // Parses argv; returns an exit status when kvmnetctl is done before the
+    // bus (help, version, usage error), else nullopt and the verb to run.
+    std::optional<int> parse(int argc, char** argv);
+
+    Globals globals;
+    Values v;
+    Verb* verb = nullptr;
+    std::string verb_name;  // "forward add"
+
+private:
+    CLI::App* add(CLI::App& parent, const std::string& name, const std::string& description, Verb verb = {});
+    CLI::App* net(CLI::App* sub, const std::string& what = "the network's name");
+    void build();
+    const CLI::App* find(const std::vector<std::string>& words) const;
+
+    CLI::App app_;
+    std::map<const CLI::App*, Verb> verbs_;
+};
+
+CLI::App* CommandLine::add(CLI::App& parent, const std::string& name, const std::string& description, Verb verb)
+{
+    CLI::App* sub = parent.add_subcommand(name, description);
+    // The global options are taken after the verb too (kvmnetctl list --json).
+    sub->fallthrough();
+    std::string text = footer;
+    if (verb.columns) {
+        // The columns -o takes (the completion reads this line too).
+        std::string shown, more;
+        for (const Column& c : *verb.columns) {
+            std::string& list = c.shown ? shown : more;
+            list += (list.empty() ? "" : ",") + c.key;
+        }
+        text = "Columns for -o: " + shown + (more.empty() ? "" : " (and by -o only: " + more + ")") + "\n" + text;
+    }
+    sub->footer(text);
+    sub->require_subcommand(0, 1);
+    if (verb.run) verbs_.emplace(sub, std::move(verb));
+    return sub;
+}
+
+CLI::App* CommandLine::net(CLI::App* sub, const std::string& what)
+{
+    sub->add_option("NET", v.net, what)->required();
+    return sub;
+}
+
+void CommandLine::build()
+{
+    app_.footer(main_footer);
+    app_.set_version_flag("--version", std::string("kvmnetctl ") + KVMNET_VERSION, "print the version and exit");
+    // Unknown words are collected (not refused by CLI11 itself) so that the
+    // message names them as kvmnetctl's own usage errors do.
+    app_.allow_extras();
+    // One verb: a later word that names another verb is an argument (a
+    // network may be called "list").
+    app_.require_subcommand(0, 1);
+    app_.add_flag("--json", globals.as_json, "print read commands' results as JSON");
+    app_.add_flag_callback(
+        "--no-ask-password", [this] { globals.ask_password = false; },
+        "start no polkit agent and let polkit ask nobody (for scripts)");
+    app_.add_flag_callback(
+        "--no-legend", [this] { globals.style.legend = false; }, "tables without their header line");
+    app_.add_option("-o,--columns", globals.style.columns, "the columns of a table to print, in this order")
+        ->delimiter(',')
+        ->type_name("COL,...");
+    app_.add_flag("-t,--terse", globals.style.terse,
+                  "tables as colon-separated fields, no header (':' and '\\' escaped with '\\')");
+
+    Values& v = this->v;
+    add(app_, "list", "networks with mode, state and addresses",
+        {.run = [](Context& c) { return cmd_list(c); }, .columns = &list_columns});
+    net(add(app_, "show", "one network's configuration (all of it) and status",
+            {.run = [&v](Context& c) { return cmd_show(c, v.net); }}));
+    net(add(app_, "export", "the document as JSON, exactly as create --file takes it",
+            {.run = [&v](Context& c) { return cmd_export(c, v.net); }}));
+
+    {
+        CreateOptions& o = v.create;
+        auto* sub = net(add(app_, "create",
+                            "define a network from a JSON document (--file; NET names it, whatever its \"name\" "
+                            "says) or from options (--mode ...)",
+                            {.prepare =
+                                 [&v] {
+                                     if (v.create.file.empty()) {
+                                         v.text = document_from_options(v.net, v.create);
+                                         return;
+                                     }
+                                     for (const auto* option : v.create.options)
+                                         if (option->count() > 0)
+                                             throw UsageError("create: --file or options, not both (" +
+                                                              option->get_name() + ")");
+                                     v.text = document_from_file(v.net, v.create.file);
+                                 },
+                             .run = [&v](Context& c) { return cmd_create(c, v.net, v.text); },
+                             .changes = [] { return true; }}));
+        o.app = sub;
+        sub->add_option("--file", o.file, "the JSON document (- for stdin)")->type_name("FILE");
+        std::vector<CLI::Option*> options = {
+            sub->add_option("--mode", o.mode, "nat, isolated, routed or bridge")->type_name("MODE"),
+            sub->add_option("--ipv4", o.ipv4, "the gateway address")->type_name("GATEWAY/PREFIX"),
+            sub->add_option("--bridge", o.bridge, "the bridge's name (default: kvmbrN)")->type_name("BR"),
+            sub->add_option("--dhcp-range", o.dhcp_ranges, "a DHCP range (repeatable; turns DHCP on)")
+                ->type_name("FIRST-LAST"),
+            sub->add_option("--dhcp-host", o.dhcp_hosts, "a static DHCP host (repeatable)")->type_name("MAC,IP[,NAME]"),
+            sub->add_option("--uplink", o.uplink, "the uplink interface")->type_name("IFNAME"),
+            sub->add_option("--mtu", o.mtu, "the bridge's MTU")->type_name("N"),
+            sub->add_option("--stp", o.stp, "spanning tree")
+                ->type_name("on|off")
+                ->check(CLI::IsMember({"on", "off", "yes", "no", "true", "false"}).description("")),
+            sub->add_option("--forward-delay", o.forward_delay, "STP forward delay")->type_name("S"),
+            sub->add_option("--hello-time", o.hello_time, "STP hello time")->type_name("S"),
+            sub->add_option("--max-age", o.max_age, "STP max age")->type_name("S"),
+            sub->add_option("--priority", o.priority, "STP bridge priority")->type_name("N"),
+            sub->add_option("--multicast-snooping", o.multicast_snooping, "IGMP/MLD snooping")
+                ->type_name("on|off")
+                ->check(CLI::IsMember({"on", "off", "yes", "no", "true", "false"}).description("")),
+            sub->add_flag("--autostart", o.autostart, "start with the daemon"),
+            sub->add_option("--domain", o.domain, "the DNS domain (dns.domain)")->type_name("DOMAIN"),
+            sub->add_option("--forwarder", o.forwarders, "a DNS forwarder (repeatable; dns.forwarders)")
+                ->type_name("IP"),
+            sub->add_option("--ipv6", o.ipv6, "the IPv6 gateway address")->type_name("GATEWAY/PREFIX"),
+            sub->add_option("--ipv6-range", o.ipv6_ranges, "a DHCPv6 range (repeatable)")->type_name("FIRST-LAST"),
+            sub->add_flag("--nat66", o.nat66, "masquerade IPv6 too"),
+            sub->add_flag("--no-ra", o.no_ra, "no router advertisements"),
+        };
+        o.options = options;
+    }
+
+    net(add(app_, "start", "bring the network up",
+            {.run = [&v](Context& c) { return cmd_start(c, v.net, v.confirm_timeout); },
+             .changes = [] { return true; }}))
+        ->add_option("--confirm-timeout", v.confirm_timeout,
+                     "roll the start back unless `confirm NET` follows within SECONDS (1 to 3600)")
+        ->type_name("SECONDS")
+        ->check(CLI::Range(1u, 3600u).description(""));
+    net(add(app_, "confirm", "keep a network started with --confirm-timeout",
+            {.run = [&v](Context& c) { return cmd_confirm(c, v.net); }, .changes = [] { return true; }}));
+    net(add(app_, "stop", "take the network down",
+            {.run = [&v](Context& c) { return cmd_stop(c, v.net); }, .changes = [] { return true; }}));
+    net(add(app_, "delete", "stop the network and remove its document",
+            {.run = [&v](Context& c) { return cmd_delete(c, v.net); }, .changes = [] { return true; }}));
+    net(add(app_, "autostart", "whether the daemon starts the network when it starts",
+            {.run = [&v](Context& c) { return cmd_autostart(c, v.net, on_off(v.on_off, "autostart")); },
+             .changes = [] { return true; }}))
+        ->add_option("WHEN", v.on_off, "on or off (also yes/no, true/false)")
+        ->required()
+        ->check(CLI::IsMember({"on", "off", "yes", "no", "true", "false"}).description(""));
+    net(add(app_, "set", "change document fields, e.g. stp=on ipv4.address=10.0.0.1/24 (objects are merged)",
+            {.prepare = [&v] { v.assignments = parse_assignments(v.words); },
+             .run = [&v](Context& c) { return cmd_set(c, v.net, v.assignments); },
+             .changes = [] { return true; }}))
+        ->add_option("ASSIGNMENT", v.words, "PATH=VALUE or PATH+=VALUE (appends to an array)")
+        ->required();
+    net(add(app_, "unset", "remove fields or array elements, e.g. ipv4.dhcp.hosts[0]",
+            {.prepare = [&v] { check_unset_paths(v.words); },
+             .run = [&v](Context& c) { return cmd_unset(c, v.net, v.words); },
+             .changes = [] { return true; }}))
+        ->add_option("PATH", v.words, "a field or array element")
+        ->required();
+    net(add(app_, "edit", "edit the document in $EDITOR (else vi), applied as one update",
+            {.run = [&v](Context& c) { return cmd_edit(c, v.net); }, .changes = [] { return true; }}));
+
+    {
+        auto* port = add(app_, "port", "guest ports: attach, detach, list");
+        PortOptions& o = v.port;
+        auto* attach = net(add(*port, "attach", "attach a guest port (an interface, or with --tap a tap for QEMU)",
+                               {.prepare = [&v] { v.document = port_document(v.port); },
+                                .run = [&v](Context& c) { return cmd_port_attach(c, v.net, v.document); },
+                                .changes = [] { return true; }}));
+        o.app = attach;
+        attach->add_option("IFNAME", o.ifname, "the interface")->required();
+        attach->add_flag("--tap", o.tap, "create a persistent tap for QEMU");
+        attach->add_option("--owner", o.owner, "who may open the tap")->type_name("UID[:GID]");
+        attach->add_option("--mac", o.mac, "the guest's MAC")->type_name("MAC");
+        attach->add_flag("--isolated", o.isolated, "no traffic to other isolated ports");
+        attach->add_option("--vlan", o.vlan, "the port's VLAN (PVID)")->type_name("PVID");
+        attach->add_option("--vlan-tagged", o.vlan_tagged, "tagged VLANs")->delimiter(',')->type_name("ID,...");
+        attach->add_option("--inbound", o.inbound, "limit to the guest (kB/s, burst in kB)")
+            ->type_name("AVG[,PEAK[,BURST]]");
+        attach->add_option("--outbound", o.outbound, "limit from the guest (kB/s, burst in kB)")
+            ->type_name("AVG[,PEAK[,BURST]]");
+        net(add(*port, "detach", "detach a port (a tap the daemon made is deleted)",
+                {.run = [&v](Context& c) { return cmd_port_detach(c, v.net, v.ifname); },
+                 .changes = [] { return true; }}))
+            ->add_option("IFNAME", v.ifname, "the interface")
+            ->required();
+        net(add(*port, "list", "ports with state, MAC, options and counters",
+                {.run = [&v](Context& c) { return cmd_port_list(c, v.net); }, .columns = &port_columns}));
+    }
+
+    net(add(app_, "leases", "DHCP leases: MAC, IP, host name, type, expiry",
+            {.run = [&v](Context& c) { return cmd_leases(c, v.net); }, .columns = &lease_columns}));
+
+    {
+        auto* host = add(app_, "host", "static DHCP hosts: add, remove, list");
+        auto* add_host = net(add(*host, "add", "add a static DHCP host (no dnsmasq restart)",
+                                 {.prepare =
+                                      [&v] {
+                                          v.document = {{"mac", v.mac}, {"ip", v.ip}};
+                                          if (!v.name.empty()) v.document["name"] = v.name;
+                                      },
+                                  .run = [&v](Context& c) { return cmd_host_add(c, v.net, v.document); },
+                                  .changes = [] { return true; }}));
+        add_host->add_option("MAC", v.mac, "the guest's MAC")->required();
+        add_host->add_option("IP", v.ip, "its address")->required();
+        add_host->add_option("NAME", v.name, "its host name");
+        net(add(*host, "remove", "remove a static DHCP host",
+                {.run = [&v](Context& c) { return cmd_host_remove(c, v.net, v.mac); }, .changes = [] { return true; }}))
+            ->add_option("MAC", v.mac, "the host's MAC")
+            ->required();
+        net(add(*host, "list", "static DHCP hosts: MAC, IP, name",
+                {.run = [&v](Context& c) { return cmd_host_list(c, v.net); }, .columns = &host_columns}));
+    }
+
+    {
+        auto* forward = add(app_, "forward", "port forwards (nat networks): add, remove, list");
+        ForwardOptions& o = v.forward;
+        auto* fadd = net(add(*forward, "add",
+                             "forward a host port (or range) to a guest: PROTO HOSTPORT GUEST:GUESTPORT, the same "
+                             "with named options, or --file",
+                             {.prepare = [&v] { v.text = forward_document(v.forward); },
+                              .run = [&v](Context& c) { return cmd_forward_add(c, v.net, v.text); },
+                              .changes = [] { return true; }}));
+        o.app = fadd;
+        fadd->add_option("PROTO", o.proto_word, "tcp, udp or both");
+        fadd->add_option("HOSTPORT", o.host_port_word, "the host port, PORT[-LAST]");
+        fadd->add_option("GUEST:GUESTPORT", o.target,
+                         "the guest (address, [IPv6 address] or static host name) and its port, PORT[-LAST]");
+        fadd->add_option("--file", o.file, "one forward object or an array of them (- for stdin)")->type_name("FILE");
+        fadd->add_option("--proto", o.proto, "tcp, udp or both (default tcp)")->type_name("tcp|udp|both");
+        fadd->add_option("--host-port", o.host_port, "the host port")->type_name("PORT[-LAST]");
+        fadd->add_option("--guest", o.guest, "the guest")->type_name("ADDRESS|HOSTNAME");
+        fadd->add_option("--guest-port", o.guest_port, "the guest's port")->type_name("PORT[-LAST]");
+        fadd->add_option("--host-address", o.host_address, "only packets to this host address")->type_name("A");
+        fadd->add_option("--rate", o.rate, "new connections per second")->type_name("N[/s]");
+        fadd->add_option("--description", o.description, "a description")->type_name("TEXT");
+        auto* fremove =
+            net(add(*forward, "remove",
+                    "remove a forward by protocol, host address and first port ([ADDRESS6]:PORT; [::]:PORT: every "
+                    "IPv6 address)",
+                    {.prepare = [&v] { forward_key(v.where); },
+                     .run = [&v](Context& c) { return cmd_forward_remove(c, v.net, v.proto, v.where); },
+                     .changes = [] { return true; }}));
+        fremove->add_option("PROTO", v.proto, "tcp, udp or both")->required();
+        fremove->add_option("WHERE", v.where, "[ADDRESS:]PORT")->required();
+        net(add(*forward, "list", "forwards with connection and drop counters",
+                {.run = [&v](Context& c) { return cmd_forward_list(c, v.net); }, .columns = &forward_columns}));
+    }
+
+    net(add(app_, "stats", "drop counters of the network's rules, forward totals",
+            {.run = [&v](Context& c) { return cmd_stats(c, v.net); }, .columns = &drop_columns}));
+    net(add(app_, "diagnose", "check the network against the kernel (exit 1 when a check fails)",
+            {.run = [&v](Context& c) { return cmd_diagnose(c, v.net); }}));
+    add(app_, "reload", "make the daemon re-read the stored documents (as SIGHUP)",
+        {.run = [](Context& c) { return cmd_reload(c); }, .changes = [] { return true; }});
+
+    {
+        // run is set for the table of verbs; main runs monitor on its own connection.
+        auto* monitor = add(app_, "monitor",
+                            "print the daemon's signals (about NET; of the --event kinds) until interrupted, N "
+                            "events printed or SECONDS passed",
+                            {.prepare =
+                                 [&v] {
+                                     for (auto& kind : v.events)
+                                         kind = monitor_event(kind);
+                                 },
+                             .run = [](Context&) { return 0; }});
+        monitor->add_option("NET", v.net, "only the signals about this network (which need not exist yet)");
+        std::string kinds;
+        for (const auto& k : monitor_events)
+            kinds += (kinds.empty() ? "" : " ") + k;
+        monitor->add_option("--event", v.events, "only events of this kind (repeatable): " + kinds)->type_name("KIND");
+        monitor->add_option("--count", v.count, "stop after N events (1 to 1000000000)")
+            ->type_name("N")
+            ->check(CLI::Range(1ul, 1'000'000'000ul).description(""));
+        monitor->add_option("--timeout", v.timeout_s, "stop after SECONDS (1 to 31536000)")
+            ->type_name("SECONDS")
+            ->check(CLI::Range(1ul, 31'536'000ul).description(""));
+    }
+
+    {
+        kvmnet::cli::ImportOptions& o = v.import;
+        auto* import = add(app_, "import-libvirt", "create networks from libvirt network XML",
+                           {.prepare =
+                                [&v] {
+                                    try {
+                                        kvmnet::cli::check_import_options(v.import);
+                                    } catch (const std::invalid_argument& e) {
+                                        throw UsageError(e.what());
+                                    }
+                                },
+                            .run = [](Context&) { return 0; },
+                            .changes = [&v] { return !v.import.dry_run; }});
+        import->add_option("FILE", o.files, "libvirt network XML (virsh net-dumpxml)");
+        import->add_flag("--all", o.all, "every DIR/*.xml");
+        import->add_option("--dir", o.dir, "with --all (default /etc/libvirt/qemu/networks)")->type_name("DIR");
+        import->add_flag("--strict", o.strict, "refuse a file that loses a setting");
+        import->add_flag("--dry-run", o.dry_run, "print the documents; no bus");
+    }
+
+    auto* help = add(app_, "help", "describe kvmnetctl, or one verb", {.run = [](Context&) { return 0; }});
+    help->add_option("VERB", v.words, "a verb, e.g. start or forward add");
+
+    // The help without CLI11's type words on arguments ("NET TEXT").
+    app_.get_formatter()->column_width(34);
+    std::function<void(CLI::App*)> untyped = [&](CLI::App* at) {
+        for (CLI::Option* option : at->get_options([](const CLI::Option* o) { return o->get_positional(); }))
+            option->type_name("");
+        for (CLI::App* sub : at->get_subcommands([](const CLI::App*) { return true; }))
+            untyped(sub);
+    };
+    untyped(&app_);
+}
+
+const CLI::App* CommandLine::find(const std::vector<std::string>& words) const
+{
+    const CLI::App* at = &app_;
+    for (const auto& word : words) {
+        const CLI::App* next = nullptr;
+        for (const CLI::App* sub : at->get_subcommands([](const CLI::App*) { return true; }))
+            if (sub->get_name() == word) next = sub;
+        if (!next) {
+            const std::string where = at == &app_ ? "" : at->get_name() + " ";
+            throw UsageError("help: no command '" + where + word + "' (see kvmnetctl help)");
+        }
+        at = next;
+    }
+    return at;
+}
+
+std::optional<int> CommandLine::parse(int argc, char** argv)
+{
+    if (argc <= 1) {
+        std::cerr << app_.help();
+        return 2;
+    }
+    try {
+        app_.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help and --version are "errors" that succeed.
+        if (e.get_exit_code() == 0) return app_.exit(e);
+        std::cerr << "kvmnetctl: " << e.what() << "\n";
+        return 2;
+    }
+    // The deepest verb named.
+    const CLI::App* at = &app_;
+    for (;;) {
+        const auto chosen = at->get_subcommands();
+        if (chosen.empty()) break;
+        at = chosen.front();
+        verb_name += (verb_name.empty() ? "" : " ") + at->get_name();
+    }
+    try {
+        const auto extras = app_.remaining();
+        if (at == &app_) {
+            if (extras.empty()) throw UsageError("no command given (see kvmnetctl --help)");
+            throw UsageError("unknown command '" + extras.front() + "' (see kvmnetctl --help)");
+        }
+        const auto found = verbs_.find(at);
+        if (found == verbs_.end()) {
+            std::string list;
+            for (const CLI::App* sub : at->get_subcommands([](const CLI::App*) { return true; }))
+                list += (list.empty() ? "" : ", ") + sub->get_name();
+            if (extras.empty()) throw UsageError(verb_name + " needs a command: " + list);
+            throw UsageError("unknown " + verb_name + " command '" + extras.front() + "' (" + list + ")");
+        }
+        if (!extras.empty())
+            throw UsageError(verb_name + ": unexpected argument '" + extras.front() + "' (see kvmnetctl help " +
+                             verb_name + ")");
+        verb = &found->second;
+        if (verb_name == "help") {
+            // Through the formatter: App::help() would describe the verb
+            // that is running (help) instead.
+            std::string name = "kvmnetctl";
+            for (const auto& word : v.words)
+                name += " " + word;
+            const CLI::App* described = find(v.words);
+            std::cout << described->get_formatter()->make_help(described, name, CLI::AppFormatMode::Normal);
+            return 0;
+        }
+        if (globals.as_json && globals.style.terse) throw UsageError("--json or -t, not both");
+        if (!globals.style.columns.empty() || globals.style.terse || !globals.style.legend) {
+            if (!verb->columns)
+                throw UsageError("-o, -t and --no-legend go with the verbs that print a table (list, port list, "
+                                 "leases, host list, forward list, stats), not " +
+                                 verb_name);
+            if (!globals.style.columns.empty()) {
+                try {
+                    kvmnet::client::select_columns(*verb->columns, globals.style.columns);
+                } catch (const kvmnet::client::ColumnError& e) {
+                    throw UsageError(verb_name + " -o: " + e.what());
+                }
+            }
+        }
+        verb->prepare();
+    } catch (const UsageError& e) {
+        std::cerr << "kvmnetctl: " << e.what() << "\n";
+        return 2;
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
 {
-    std::vector<std::string> args;
-    bool as_json = false, ask_password = true;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        if (a == "--json")
-            as_json = true;
-        else if (a == "--no-ask-password")
-            ask_password = false;
-        else if (a == "--help" || a == "-h") {
-            std::cout << usage_text;
-            return 0;
-        } else
-            args.push_back(a);
-    }
-    if (args.empty()) {
-        std::cerr << usage_text;
+    CommandLine cli;
+    try {
+        if (const auto done = cli.parse(argc, argv)) return *done;
+    } catch (const std::exception& e) {
+        // A file of --file that cannot be read, and the like.
+        std::cerr << "kvmnetctl: " << e.what() << "\n";
         return 2;
     }
-    const std::string command = args.front();
-    args.erase(args.begin());
-    static const std::vector<std::string> commands = {
-        "list",   "show", "create",  "start",   "stop",  "delete",   "autostart", "confirm", "set",   "port",
-        "leases", "host", "monitor", "forward", "stats", "diagnose", "reload",    "export",  "unset", "edit"};
-    if (command != "import-libvirt" && std::find(commands.begin(), commands.end(), command) == commands.end()) {
-        std::cerr << "kvmnetctl: unknown command '" << command << "' (see kvmnetctl --help)\n";
-        return 2;
-    }
+    const Globals& g = cli.globals;
+    const std::string& command = cli.verb_name;
     if (command == "monitor") {
         // Blocked before any thread exists, so only the monitor's waiter takes them.
         sigset_t set;
@@ -1416,39 +1781,22 @@ int main(int argc, char** argv)
     }
     // Only a caller that may need polkit's authorization, and only with a
     // terminal to ask on (stdin: this is about input); root never needs it.
-    const bool may_ask = ask_password && changes_something(command, args) && ::geteuid() != 0;
+    const bool may_ask = g.ask_password && cli.verb->changes() && ::geteuid() != 0;
     PolkitAgent agent;
     if (may_ask && ::isatty(STDIN_FILENO)) agent.open();
     try {
-        if (command == "import-libvirt") return kvmnet::cli::import_libvirt(args, ask_password);
-        MonitorOptions monitor_options;
-        if (command == "monitor") monitor_options = parse_monitor(args);
+        if (command == "import-libvirt") return kvmnet::cli::import_libvirt(cli.v.import, g.ask_password);
         auto bus = sdbus::createSystemBusConnection();
-        if (command == "monitor") return Monitor(*bus, as_json, monitor_options).run();
-        Context c{*bus, ManagerProxy(*bus), as_json};
+        if (command == "monitor") {
+            const MonitorOptions options{cli.v.net, cli.v.events, cli.v.count, cli.v.timeout_s};
+            return Monitor(*bus, g.as_json, options).run();
+        }
+        Context c{*bus, ManagerProxy(*bus), g.as_json, g.style};
         // As systemctl: interactive authorization is allowed unless
         // --no-ask-password, also without a terminal (a desktop session's
         // agent may ask); polkit answers at once when no agent is there.
-        if (ask_password) allow_interactive_authorization(c.manager);
-        if (command == "list") return cmd_list(c, args);
-        if (command == "show") return cmd_show(c, args);
-        if (command == "create") return cmd_create(c, args);
-        if (command == "start") return cmd_start(c, args);
-        if (command == "confirm") return cmd_confirm(c, args);
-        if (command == "set") return cmd_set(c, args);
-        if (command == "unset") return cmd_unset(c, args);
-        if (command == "export") return cmd_export(c, args);
-        if (command == "edit") return cmd_edit(c, args);
-        if (command == "port") return cmd_port(c, args);
-        if (command == "leases") return cmd_leases(c, args);
-        if (command == "host") return cmd_host(c, args);
-        if (command == "forward") return cmd_forward(c, args);
-        if (command == "stats") return cmd_stats(c, args);
-        if (command == "diagnose") return cmd_diagnose(c, args);
-        if (command == "reload") return cmd_reload(c, args);
-        if (command == "stop" || command == "delete") return cmd_simple(c, command, args);
-        if (command == "autostart") return cmd_autostart(c, args);
-        throw UsageError("unknown command '" + command + "'");
+        if (g.ask_password) allow_interactive_authorization(c.manager);
+        return cli.verb->run(c);
     } catch (const UsageError& e) {
         std::cerr << "kvmnetctl: " << e.what() << "\n";
         return 2;

@@ -11,6 +11,7 @@
 #include "kernel/nft_monitor.hpp"
 #include "kernel/nftables.hpp"
 
+#include <CLI/CLI.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -20,6 +21,7 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <sys/epoll.h>
@@ -27,24 +29,6 @@
 namespace {
 
 using namespace kvmnet;
-
-void usage(std::ostream& out)
-{
-    out << "Usage: kvmnetd [OPTIONS]\n"
-           "Owns kvmnet virtual networks and serves org.kvmnet1 on the system bus\n"
-           "(DBUS_SYSTEM_BUS_ADDRESS selects another bus).\n\n"
-           "  --state-dir DIR     persistent configuration (default /var/lib/kvmnet)\n"
-           "  --runtime-dir DIR   runtime files: dnsmasq config, leases (default /run/kvmnet)\n"
-           "  --dnsmasq PATH      dnsmasq binary (default /usr/sbin/dnsmasq)\n"
-           "  --log-level LEVEL   debug, info, warning or error (default info)\n"
-           "  --nft-monitor-rcvbuf BYTES\n"
-           "                      receive buffer of the nftables change monitor (default\n"
-           "                      8 MiB; tests shrink it to provoke lost notifications)\n"
-           "  --stop-networks-on-exit\n"
-           "                      stop every running network on SIGTERM/SIGINT (by default\n"
-           "                      they keep running for their guests and are adopted later)\n"
-           "  --version           print the version and exit\n";
-}
 
 // Drives an sdbus-c++ 1.2 connection from sd-event: one io source and one
 // timer, re-armed from the connection's poll data after every dispatch.
@@ -212,53 +196,42 @@ int main(int argc, char** argv)
     core::ManagerOptions options;
     bool stop_networks_on_exit = false;
     int nft_monitor_rcvbuf = kernel::NftMonitor::default_receive_buffer;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) {
-                std::cerr << "kvmnetd: " << arg << " needs a value\n";
-                std::exit(2);
-            }
-            return argv[++i];
-        };
-        if (arg == "--state-dir") {
-            options.state_dir = value();
-        } else if (arg == "--runtime-dir") {
-            options.runtime_dir = value();
-        } else if (arg == "--dnsmasq") {
-            options.dnsmasq = value();
-        } else if (arg == "--log-level") {
+    // The flags on CLI11, as kvmnetctl's: typed, a usage error is exit 2.
+    CLI::App app("Owns kvmnet virtual networks and serves org.kvmnet1 on the system bus\n"
+                 "(DBUS_SYSTEM_BUS_ADDRESS selects another bus).",
+                 "kvmnetd");
+    app.set_version_flag("--version", std::string("kvmnetd ") + KVMNET_VERSION, "print the version and exit");
+    app.add_option("--state-dir", options.state_dir, "persistent configuration (default /var/lib/kvmnet)")
+        ->type_name("DIR");
+    app.add_option("--runtime-dir", options.runtime_dir, "runtime files: dnsmasq config, leases (default /run/kvmnet)")
+        ->type_name("DIR");
+    app.add_option("--dnsmasq", options.dnsmasq, "dnsmasq binary (default /usr/sbin/dnsmasq)")->type_name("PATH");
+    std::string log_level;
+    app.add_option("--log-level", log_level, "debug, info, warning or error (default info)")
+        ->type_name("LEVEL")
+        ->check([](const std::string& text) {
             core::LogLevel level{};
-            const std::string text = value();
-            if (!core::parse_log_level(text, level)) {
-                std::cerr << "kvmnetd: unknown log level '" << text << "'\n";
-                return 2;
-            }
-            core::set_log_level(level);
-        } else if (arg == "--nft-monitor-rcvbuf") {
-            const std::string text = value();
-            try {
-                nft_monitor_rcvbuf = std::stoi(text);
-            } catch (const std::exception&) {
-                nft_monitor_rcvbuf = 0;
-            }
-            if (nft_monitor_rcvbuf <= 0) {
-                std::cerr << "kvmnetd: --nft-monitor-rcvbuf needs a positive number of bytes, not '" << text << "'\n";
-                return 2;
-            }
-        } else if (arg == "--stop-networks-on-exit") {
-            stop_networks_on_exit = true;
-        } else if (arg == "--version") {
-            std::cout << "kvmnetd " << KVMNET_VERSION << "\n";
-            return 0;
-        } else if (arg == "--help" || arg == "-h") {
-            usage(std::cout);
-            return 0;
-        } else {
-            std::cerr << "kvmnetd: unknown option '" << arg << "'\n";
-            usage(std::cerr);
-            return 2;
-        }
+            return core::parse_log_level(text, level) ? std::string() : "unknown log level '" + text + "'";
+        });
+    app.add_option("--nft-monitor-rcvbuf", nft_monitor_rcvbuf,
+                   "receive buffer of the nftables change monitor (default 8 MiB; tests shrink it to provoke lost "
+                   "notifications)")
+        ->type_name("BYTES")
+        ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+    app.add_flag("--stop-networks-on-exit", stop_networks_on_exit,
+                 "stop every running network on SIGTERM/SIGINT (by default they keep running for their guests and "
+                 "are adopted later)");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) return app.exit(e);
+        std::cerr << "kvmnetd: " << e.what() << " (see kvmnetd --help)\n";
+        return 2;
+    }
+    if (!log_level.empty()) {
+        core::LogLevel level{};
+        core::parse_log_level(log_level, level);
+        core::set_log_level(level);
     }
 
     try {
