@@ -339,18 +339,10 @@ void Manager::load()
         if (!e.spec.autostart && !was_active) continue;
         log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"), name);
         if (was_active) driver(e.spec).adopt(e.spec);
-        const auto deadline = store::read_file(layout_.confirm_deadline(name));
+        const auto deadline = confirmation(e).recorded();
         try {
             bring_up(e);
-            if (deadline) {
-                // An unreadable deadline counts as expired: rolling back is the safe side.
-                std::int64_t when = 0;
-                try {
-                    when = std::stoll(*deadline);
-                } catch (const std::exception&) {
-                }
-                arm_confirmation(e, when);
-            }
+            if (deadline) arm_confirmation(e, *deadline);
         } catch (const std::exception& err) {
             log_error(err.what(), name);
         }
@@ -561,42 +553,47 @@ void Manager::start(const std::string& name, std::uint32_t confirm_timeout_s)
     bring_up(e, confirm_timeout_s);
 }
 
+ConfirmationDeadline& Manager::confirmation(Entry& e)
+{
+    if (!e.confirmation) {
+        const std::string name = e.spec.name;
+        e.confirmation = std::make_unique<ConfirmationDeadline>(loop_, layout_.confirm_deadline(name), [this, name] {
+            auto it = networks_.find(name);
+            if (it == networks_.end()) return;
+            Entry& entry = it->second;
+            log_warning("network " + name + ": start not confirmed in time, rolling back", name,
+                        MessageId::start_rolled_back);
+            auto problems = tear_down(entry);
+            std::string reason = "start was not confirmed in time and was rolled back";
+            for (const auto& p : problems)
+                reason += "; " + p;
+            set_state(entry, State::failed, "confirm-timeout", reason);
+        });
+    }
+    return *e.confirmation;
+}
+
 void Manager::arm_confirmation(Entry& e, std::int64_t deadline)
 {
-    // The deadline is wall-clock time in the runtime directory, so a daemon
-    // restarted before it expires still rolls the start back in time.
-    const std::string name = e.spec.name;
-    const std::string file = layout_.confirm_deadline(name);
-    store::write_atomic(file, std::to_string(deadline) + "\n");
-    const std::int64_t left = std::max<std::int64_t>(0, deadline - static_cast<std::int64_t>(::time(nullptr)));
-    e.confirm_timer = loop_.add_timer(static_cast<std::uint64_t>(left) * 1000000ull, [this, name] {
-        auto it = networks_.find(name);
-        if (it == networks_.end()) return;
-        Entry& entry = it->second;
-        entry.confirm_timer.reset();
-        log_warning("network " + name + ": start not confirmed in time, rolling back", name,
-                    MessageId::start_rolled_back);
-        auto problems = tear_down(entry);
-        std::string reason = "start was not confirmed in time and was rolled back";
-        for (const auto& p : problems)
-            reason += "; " + p;
-        set_state(entry, State::failed, "confirm-timeout", reason);
-    });
-    if (listener_) listener_->network_changed(name);
+    confirmation(e).arm(deadline);
+    if (listener_) listener_->network_changed(e.spec.name);
 }
 
 void Manager::confirm(const std::string& name)
 {
     Entry& e = entry(name);
-    if (!e.confirm_timer)
+    if (!e.confirmation || !e.confirmation->pending())
         throw Error(ErrorKind::Conflict, "network '" + name + "' has no start waiting for confirmation");
-    e.confirm_timer.reset();
-    store::remove_file(layout_.confirm_deadline(name));
+    e.confirmation->confirm();
     log_info("network " + name + ": start confirmed", name, MessageId::start_confirmed);
     if (listener_) listener_->network_changed(name);
 }
 
-bool Manager::awaiting_confirmation(const std::string& name) const { return entry(name).confirm_timer != nullptr; }
+bool Manager::awaiting_confirmation(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    return e.confirmation && e.confirmation->pending();
+}
 
 void Manager::stop(const std::string& name)
 {
@@ -880,8 +877,8 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     e.repair_wait.clear();
     e.firewall_problem.clear();
     e.lease_watch.reset();
-    const bool was_awaiting = e.confirm_timer != nullptr;
-    e.confirm_timer.reset();
+    const bool was_awaiting = e.confirmation && e.confirmation->pending();
+    if (e.confirmation) e.confirmation->cancel();
     if (was_awaiting && listener_) listener_->network_changed(n.name);
     attempt("stopping dnsmasq", [&] { stop_dnsmasq(e); });
     attempt("updating nftables", [&] { apply_firewall(active_specs("", n.name)); });

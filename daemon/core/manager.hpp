@@ -6,6 +6,7 @@
 
 #include "core/clock.hpp"
 #include "core/committed_table.hpp"
+#include "core/confirmation.hpp"
 #include "core/event_loop.hpp"
 #include "core/lease_watch.hpp"
 #include "core/mode_driver.hpp"
@@ -209,11 +210,11 @@ private:
         std::unique_ptr<EventSource> restart_timer;
         unsigned restarts = 0;
         std::uint64_t dnsmasq_since_usec = 0;
-        std::string dnsmasq_problem;                 // why dnsmasq is not serving, while a restart is pending
-        bool dnsmasq_start_failed = false;           // the last attempt to start dnsmasq failed
-        std::string dnsmasq_unreported;              // a restart while the bridge was missing: reported with its repair
-        std::unique_ptr<EventSource> confirm_timer;  // pending start confirmation
-        std::map<std::string, std::string> port_problems;  // port name -> why it is not attached as asked
+        std::string dnsmasq_problem;        // why dnsmasq is not serving, while a restart is pending
+        bool dnsmasq_start_failed = false;  // the last attempt to start dnsmasq failed
+        std::string dnsmasq_unreported;     // a restart while the bridge was missing: reported with its repair
+        std::unique_ptr<ConfirmationDeadline> confirmation;  // made on first use (Manager::confirmation)
+        std::map<std::string, std::string> port_problems;    // port name -> why it is not attached as asked
         // MAC flap tracking for conflict detection: mac -> (bridge port index, when it last moved).
         struct MacSeen {
             int port = 0;
@@ -302,6 +303,7 @@ private:
     void delete_owned_bridge(const std::string& name, const std::string& bridge);
     // Rolls the network back unless confirm() comes before `deadline` (Unix time).
     void arm_confirmation(Entry& e, std::int64_t deadline);
+    ConfirmationDeadline& confirmation(Entry& e);
     // Keeps the forwarding-database poll running while any network has ports.
     void ensure_fdb_poll();
     // Ports (core/manager_ports.cpp).
