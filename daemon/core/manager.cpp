@@ -82,7 +82,9 @@ Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& lin
                  Clock* clock)
     : options_(std::move(options)), layout_(options_.state_dir, options_.runtime_dir), loop_(loop),
       loop_clock_(clock ? nullptr : std::make_unique<LoopClock>(loop)), clock_(clock ? *clock : *loop_clock_),
-      links_(links), firewall_(firewall), committed_(firewall, layout_.committed_table()), store_(layout_)
+      links_(links), firewall_(firewall), committed_(firewall, layout_.committed_table()), store_(layout_),
+      ip_forward_hold_(links, ip_forward_key, layout_.saved_sysctl("ip_forward")),
+      ipv6_forward_hold_(links, ipv6_forwarding_key, layout_.saved_sysctl("ipv6_forwarding"))
 {
     store::make_directories(layout_.runtime_dir(), 0755);
     dnsmasq_user_ = options_.dnsmasq_user;
@@ -770,28 +772,9 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
 }
 
-void Manager::hold_sysctl_on(const std::string& key, const std::string& saved_name, bool want,
-                             const std::function<void(const std::string& current)>& before_enabling)
-{
-    // The value found before we first turned it on is kept in the runtime
-    // directory, so a daemon restart in between restores it too.
-    const std::string saved = layout_.saved_sysctl(saved_name);
-    const bool have_saved = std::filesystem::exists(saved);
-    if (want && !have_saved) {
-        const std::string current = trim(links_.read_sysctl(key).value_or("0"));
-        if (before_enabling) before_enabling(current);
-        store::write_atomic(saved, current + "\n");
-        if (current != "1") links_.write_sysctl(key, "1");
-    } else if (!want && have_saved) {
-        const std::string previous = trim(store::read_file(saved).value_or("0"));
-        if (previous != "1") links_.write_sysctl(key, previous);
-        store::remove_file(saved);
-    }
-}
-
 void Manager::update_ip_forward(const std::vector<model::Network>& active)
 {
-    hold_sysctl_on(ip_forward_key, "ip_forward", std::any_of(active.begin(), active.end(), needs_forwarding));
+    ip_forward_hold_.want(std::any_of(active.begin(), active.end(), needs_forwarding));
 }
 
 void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)

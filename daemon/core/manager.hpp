@@ -12,6 +12,7 @@
 #include "core/mode_driver.hpp"
 #include "core/paging.hpp"
 #include "core/process.hpp"
+#include "core/sysctl_hold.hpp"
 #include "model/network.hpp"
 #include "plan/drift.hpp"
 #include "plan/kernel_view.hpp"
@@ -36,6 +37,7 @@ class Undo;
 enum class State { inactive, activating, active, degraded, failed };
 
 inline constexpr const char* ip_forward_key = "net/ipv4/ip_forward";
+inline constexpr const char* ipv6_forwarding_key = "net/ipv6/conf/all/forwarding";
 using plan::needs_forwarding;
 std::string_view state_name(State state);
 // Up in the kernel, whether healthy or not.
@@ -343,10 +345,6 @@ private:
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
     void update_ip_forward(const std::vector<model::Network>& active);
-    // Turns sysctl `key` on while `want` holds, and back to what it was
-    // (kept in RUNTIME/saved_name.saved) when not; `before_enabling` may refuse.
-    void hold_sysctl_on(const std::string& key, const std::string& saved_name, bool want,
-                        const std::function<void(const std::string& current)>& before_enabling = {});
     // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding.
     void update_ipv6_forward(const std::vector<model::Network>& active);
     // Sets active or degraded (with the reason) from the bridge and dnsmasq as they are now.
@@ -375,6 +373,8 @@ private:
     plan::FirewallAdapter& firewall_;
     CommittedTable committed_;
     store::Store store_;
+    SysctlHold ip_forward_hold_;
+    SysctlHold ipv6_forward_hold_;
     // While load() adopts networks left running: they count as running for
     // the table, so adopting one does not drop the others' rules.
     std::set<std::string> adopting_;

@@ -36,7 +36,7 @@ plan::Observed Manager::observe(const Entry& e, bool full) const
         (*o.ports)[p.name] = links_.find_link(p.name);
     if (needs_forwarding(n)) {
         o.ip_forward = links_.read_sysctl(ip_forward_key).value_or("");
-        if (n.ipv6) o.ipv6_forward = links_.read_sysctl("net/ipv6/conf/all/forwarding").value_or("");
+        if (n.ipv6) o.ipv6_forward = links_.read_sysctl(ipv6_forwarding_key).value_or("");
     }
     // Sockets are listed only for a dnsmasq that should be serving.
     o.listeners.emplace();

@@ -14,7 +14,6 @@
 namespace kvmnet::core {
 namespace {
 
-constexpr const char* ipv6_forwarding_key = "net/ipv6/conf/all/forwarding";
 constexpr std::uint8_t rtprot_ra = 9;
 
 bool needs_ipv6_forwarding(const model::Network& n) { return n.ipv6 && needs_forwarding(n); }
@@ -31,7 +30,7 @@ std::string trimmed(std::string s)
 void Manager::update_ipv6_forward(const std::vector<model::Network>& active)
 {
     const bool want = std::any_of(active.begin(), active.end(), needs_ipv6_forwarding);
-    hold_sysctl_on(ipv6_forwarding_key, "ipv6_forwarding", want, [this](const std::string& current) {
+    ipv6_forward_hold_.want(want, [this](const std::string& current) {
         if (current == "1") return;
         // With forwarding on, an interface with accept_ra=1 ignores router
         // advertisements, and the routes it learnt from them expire: the
