@@ -114,7 +114,8 @@ const std::vector<Column> lease_columns = {{"mac", "MAC"},
                                            {"expires", "EXPIRES"},
                                            {"family", "FAMILY", false},
                                            {"expires_at", "EXPIRES AT", false}};
-const std::vector<Column> host_columns = {{"mac", "MAC"}, {"ip", "IP"}, {"name", "NAME"}};
+// "mac" holds a DHCPv6 host's DUID when it has no MAC.
+const std::vector<Column> host_columns = {{"mac", "MAC/DUID"}, {"ip", "IP"}, {"name", "NAME"}};
 const std::vector<Column> forward_columns = {{"proto", "PROTO"},
                                              {"host", "HOST"},
                                              {"guest", "GUEST"},
@@ -743,19 +744,22 @@ int cmd_host_list(Context& c, const std::string& net)
         if (e.getName() != "org.kvmnet1.Error.TooLarge") throw;
         document = json::parse(network.DescribeBrief());
     }
+    // The IPv4 hosts, then the IPv6 ones (named by "mac" or "duid").
     json hosts = json::array();
-    if (document.contains("ipv4") && document["ipv4"].contains("dhcp"))
-        hosts = document["ipv4"]["dhcp"].value("hosts", json::array());
+    for (const char* family : {"ipv4", "ipv6"})
+        if (document.contains(family) && document[family].contains("dhcp"))
+            for (const auto& h : document[family]["dhcp"].value("hosts", json::array()))
+                hosts.push_back(h);
     if (c.as_json) {
         json shaped = json::array();
         for (const auto& h : hosts)
-            shaped.push_back(kvmnet::client::with_nulls(h, {"name"}));
+            shaped.push_back(kvmnet::client::with_nulls(h, {"mac", "duid", "name"}));
         std::cout << shaped.dump(2) << "\n";
         return 0;
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& h : hosts)
-        rows.push_back({h["mac"], h["ip"], h.value("name", std::string())});
+        rows.push_back({h.value("mac", h.value("duid", std::string())), h["ip"], h.value("name", std::string())});
     print_table(c, host_columns, rows);
     return 0;
 }
@@ -770,8 +774,8 @@ int cmd_host_remove(Context& c, const std::string& net, const std::string& mac)
 int cmd_host_add(Context& c, const std::string& net, const json& host)
 {
     c.network(net).AddHost(host.dump());
-    std::cout << "Static host " << host["mac"].get<std::string>() << " (" << host["ip"].get<std::string>()
-              << ") added to " << net << ".\n";
+    std::cout << "Static host " << host.value("mac", host.value("duid", std::string())) << " ("
+              << host["ip"].get<std::string>() << ") added to " << net << ".\n";
     return 0;
 }
 
@@ -1550,22 +1554,23 @@ void CommandLine::build()
 
     {
         auto* host = add(app_, "host", "static DHCP hosts: add, remove, list");
-        auto* add_host = net(add(*host, "add", "add a static DHCP host (no dnsmasq restart)",
+        auto* add_host = net(add(*host, "add", "add a static DHCP host, IPv4 or IPv6 (no dnsmasq restart)",
                                  {.prepare =
                                       [&v] {
-                                          v.document = {{"mac", v.mac}, {"ip", v.ip}};
+                                          // A DHCPv6 client may be named by its DUID (longer than a MAC).
+                                          v.document = {{v.mac.size() > 17 ? "duid" : "mac", v.mac}, {"ip", v.ip}};
                                           if (!v.name.empty()) v.document["name"] = v.name;
                                       },
                                   .run = [&v](Context& c) { return cmd_host_add(c, v.net, v.document); },
                                   .changes = [] { return true; }}));
-        add_host->add_option("MAC", v.mac, "the guest's MAC")->required();
-        add_host->add_option("IP", v.ip, "its address")->required();
+        add_host->add_option("MAC", v.mac, "the guest's MAC, or a DHCPv6 client's DUID")->required();
+        add_host->add_option("IP", v.ip, "its address (IPv6: a static DHCPv6 host)")->required();
         add_host->add_option("NAME", v.name, "its host name");
         net(add(*host, "remove", "remove a static DHCP host",
                 {.run = [&v](Context& c) { return cmd_host_remove(c, v.net, v.mac); }, .changes = [] { return true; }}))
-            ->add_option("MAC", v.mac, "the host's MAC")
+            ->add_option("MAC", v.mac, "the host's MAC (hosts of both families), or a DHCPv6 host's DUID")
             ->required();
-        net(add(*host, "list", "static DHCP hosts: MAC, IP, name",
+        net(add(*host, "list", "static DHCP hosts: MAC or DUID, IP, name",
                 {.run = [&v](Context& c) { return cmd_host_list(c, v.net); }, .columns = &host_columns}));
     }
 

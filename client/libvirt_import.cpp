@@ -15,6 +15,7 @@
 #include <initializer_list>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <utility>
 
 namespace kvmnet::libvirt {
@@ -30,6 +31,25 @@ std::string trimmed(const char* text)
     const auto first = s.find_first_not_of(" \t\r\n");
     if (first == std::string::npos) return "";
     return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+// libvirt writes a DUID as hex bytes that may drop a leading zero
+// ("0:3:0:1:52:54:0:66:0:1"); kvmnet's (and dnsmasq's lease file's) have
+// two digits each. Anything else is left for the document's validation.
+std::string libvirt_duid(const std::string& id)
+{
+    std::string duid, part;
+    std::istringstream in(id);
+    while (std::getline(in, part, ':')) {
+        if (part.empty() || part.size() > 2 ||
+            !std::all_of(part.begin(), part.end(), [](unsigned char c) { return std::isxdigit(c) != 0; }))
+            return id;
+        if (!duid.empty()) duid += ':';
+        duid += (part.size() == 1 ? "0" : "") + part;
+    }
+    std::transform(duid.begin(), duid.end(), duid.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return id.empty() || id.back() == ':' ? id : duid;
 }
 
 std::optional<std::uint64_t> decimal(const std::string& text)
@@ -67,7 +87,8 @@ private:
     // Which document field came from which line, to place the model's errors.
     std::vector<std::pair<std::string, unsigned>> origins_;
     bool have_ipv4_ = false, have_ipv6_ = false;
-    std::vector<pugi::xml_node> host_nodes_;  // the <host> of each ipv4.dhcp.hosts entry
+    std::vector<pugi::xml_node> host_nodes_;   // the <host> of each ipv4.dhcp.hosts entry
+    std::vector<pugi::xml_node> host6_nodes_;  // the <host> of each ipv6.dhcp.hosts entry
     bool nat66_ = false;
     unsigned nat66_line_ = 0;
 
@@ -154,6 +175,7 @@ private:
     void dns(const pugi::xml_node& d);
     void domain(const pugi::xml_node& d);
     void host_names();
+    void host_names(json& hosts, const std::vector<pugi::xml_node>& nodes);
     void validate();
 };
 
@@ -162,22 +184,29 @@ private:
 // the network's own domain loses nothing by dropping it.
 void Converter::host_names()
 {
-    if (!doc_.contains("ipv4") || !doc_["ipv4"].contains("dhcp") || !doc_["ipv4"]["dhcp"].contains("hosts")) return;
+    for (const char* family : {"ipv4", "ipv6"}) {
+        if (!doc_.contains(family) || !doc_[family].contains("dhcp") || !doc_[family]["dhcp"].contains("hosts"))
+            continue;
+        host_names(doc_[family]["dhcp"]["hosts"], std::string(family) == "ipv4" ? host_nodes_ : host6_nodes_);
+    }
+}
+
+void Converter::host_names(json& hosts, const std::vector<pugi::xml_node>& nodes)
+{
     const std::string domain =
         doc_.contains("dns") && doc_["dns"].contains("domain") ? doc_["dns"]["domain"].get<std::string>() : "";
-    json& hosts = doc_["ipv4"]["dhcp"]["hosts"];
-    for (std::size_t i = 0; i < hosts.size() && i < host_nodes_.size(); ++i) {
+    for (std::size_t i = 0; i < hosts.size() && i < nodes.size(); ++i) {
         if (!hosts[i].contains("name")) continue;
         const std::string name = hosts[i]["name"];
         const auto dot = name.find('.');
         if (dot == std::string::npos || dot == 0) continue;
         const std::string label = name.substr(0, dot);
         if (!domain.empty() && name.substr(dot + 1) == domain)
-            note(host_nodes_[i], "name",
+            note(nodes[i], "name",
                  "'" + name + "' becomes '" + label + "', which resolves as " + name + " in the domain " + domain,
                  false);
         else
-            ignored(host_nodes_[i], "name",
+            ignored(nodes[i], "name",
                     "kvmnet's host names are single labels: '" + name + "' becomes '" + label +
                         "' (the rest is not resolvable)");
         hosts[i]["name"] = label;
@@ -330,7 +359,29 @@ void Converter::dhcp(const pugi::xml_node& d, bool v6, json& family, const std::
             hosts.push_back(host);
             host_nodes_.push_back(c);
         } else if (name == "host") {
-            ignored(c, "static DHCPv6 hosts are not supported by kvmnet");
+            // libvirt names a DHCPv6 client by its DUID (id) or, with
+            // dnsmasq, by its host name alone, which kvmnet does not match.
+            attributes(c, {"id", "mac", "name", "ip"});
+            for (const pugi::xml_node& l : c.children())
+                if (is_element(l)) ignored(l, "kvmnet has one lease time per address family, not per host");
+            if (!c.attribute("ip") || (!c.attribute("id") && !c.attribute("mac"))) {
+                ignored(c, "kvmnet's static DHCPv6 hosts need an ip and an id (DUID) or a mac");
+                continue;
+            }
+            json host;
+            if (c.attribute("id")) {
+                host["duid"] = libvirt_duid(trimmed(c.attribute("id").value()));
+                if (c.attribute("mac")) ignored(c, "mac", "kvmnet matches a DHCPv6 host by its id (DUID) alone");
+            } else {
+                std::string mac = trimmed(c.attribute("mac").value());
+                std::transform(mac.begin(), mac.end(), mac.begin(),
+                               [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+                host["mac"] = mac;
+            }
+            host["ip"] = trimmed(c.attribute("ip").value());
+            if (const std::string n = trimmed(c.attribute("name").value()); !n.empty()) host["name"] = n;
+            hosts.push_back(host);
+            host6_nodes_.push_back(c);
         } else if (name == "bootp") {
             ignored(c, "kvmnet does not serve network boot (bootp)");
         } else {
@@ -339,10 +390,18 @@ void Converter::dhcp(const pugi::xml_node& d, bool v6, json& family, const std::
     }
     origin(field + ".dhcp", d);
     if (v6) {
-        // Without ranges libvirt does SLAAC (plus its ignored static hosts).
+        // Without ranges libvirt does SLAAC (plus static hosts that kvmnet
+        // keeps only beside a range: its DHCPv6 is stateful).
         if (!ranges.empty()) {
             family["dhcp"] = {{"ranges", ranges}};
             if (!lease_time.is_null()) family["dhcp"]["lease_time"] = lease_time;
+            if (!hosts.empty()) family["dhcp"]["hosts"] = hosts;
+            for (std::size_t i = 0; i < host6_nodes_.size(); ++i)
+                origin(field + ".dhcp.hosts[" + std::to_string(i) + "]", host6_nodes_[i]);
+        } else {
+            for (const pugi::xml_node& h : host6_nodes_)
+                ignored(h, "kvmnet's static DHCPv6 hosts need a DHCPv6 <range> in the same <dhcp>");
+            host6_nodes_.clear();
         }
         return;
     }

@@ -3,6 +3,39 @@
 
 namespace kvmnet::api {
 
+const std::vector<std::string_view>& polkit_actions()
+{
+    static const std::vector<std::string_view> actions{action_create_delete, action_start_stop, action_configure,
+                                                       action_forward,       action_host,       action_port};
+    return actions;
+}
+
+std::string_view action_for_method(std::string_view method)
+{
+    // Reload re-reads every stored document, so it makes networks appear and
+    // vanish: it weighs as much as creating and deleting them.
+    static const std::map<std::string_view, std::string_view> actions{
+        {"CreateNetwork", action_create_delete},
+        {"DeleteNetwork", action_create_delete},
+        {"Reload", action_create_delete},
+        {"Start", action_start_stop},
+        {"StartWithConfirmation", action_start_stop},
+        {"Confirm", action_start_stop},
+        {"Stop", action_start_stop},
+        {"Update", action_configure},
+        {"UpdateIfRevision", action_configure},
+        {"SetAutostart", action_configure},
+        {"AddForwards", action_forward},
+        {"RemoveForward", action_forward},
+        {"AddHost", action_host},
+        {"RemoveHost", action_host},
+        {"AttachPort", action_port},
+        {"DetachPort", action_port},
+    };
+    const auto it = actions.find(method);
+    return it == actions.end() ? std::string_view() : it->second;
+}
+
 std::string polkit_refusal(bool is_authorized, bool is_challenge, const std::map<std::string, std::string>& details,
                            bool interactive)
 {
@@ -21,7 +54,7 @@ std::string polkit_refusal(bool is_authorized, bool is_challenge, const std::map
            "administrator for a polkit rule: see kvmnetctl(1))";
 }
 
-std::string polkit_failure(const std::string& name, const std::string& message)
+std::string polkit_failure(const std::string& name, const std::string& message, std::string_view action)
 {
     std::string reason;
     if (name == "org.freedesktop.DBus.Error.ServiceUnknown" || name == "org.freedesktop.DBus.Error.NameHasNoOwner")
@@ -29,7 +62,7 @@ std::string polkit_failure(const std::string& name, const std::string& message)
     else if (name == "org.freedesktop.DBus.Error.NoReply" || name == "org.freedesktop.DBus.Error.Timeout")
         reason = "polkit did not answer in time";
     else if (message.find("not registered") != std::string::npos)
-        reason = std::string("the polkit action ") + polkit_action + " is not installed";
+        reason = "the polkit action " + std::string(action) + " is not installed";
     else
         reason = "asking polkit failed";
     return reason + " (" + name + ": " + message + ")";
@@ -53,10 +86,10 @@ std::string log_safe(const std::string& text, std::size_t max_length)
     return safe;
 }
 
-std::string access_denied_message(uid_t uid, const std::string& reason)
+std::string access_denied_message(uid_t uid, std::string_view action, const std::string& reason)
 {
-    return std::string("changing kvmnet networks needs root or polkit authorization for ") + polkit_action +
-           " (caller uid " + std::to_string(uid) + "): " + reason;
+    return "changing kvmnet networks needs root or polkit authorization for " + std::string(action) + " (caller uid " +
+           std::to_string(uid) + "): " + reason;
 }
 
 }  // namespace kvmnet::api

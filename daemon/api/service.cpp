@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <string_view>
 #include <tuple>
 #include <unistd.h>
 
@@ -127,8 +128,8 @@ void reply_with(const sdbus::Result<R...>& result, F& body) noexcept
 }  // namespace
 
 // Decides whether the sender of a changing call may go ahead: root at once,
-// anyone else through polkit's CheckAuthorization for org.kvmnet1.manage,
-// asked asynchronously on the daemon's own connection so that the event
+// anyone else through polkit's CheckAuthorization for the method's action
+// (action_for_method), asked asynchronously on the daemon's own connection so that the event
 // loop keeps serving while an authentication dialog is open.
 class Authorizer {
 public:
@@ -141,7 +142,7 @@ public:
     {
     }
 
-    void check(const sdbus::Message* call, const std::string& what, Decision then)
+    void check(const sdbus::Message* call, std::string_view action, const std::string& what, Decision then)
     {
         uid_t uid = 0;
         std::string sender;
@@ -165,26 +166,31 @@ public:
             then(std::nullopt);
             return;
         }
+        if (action.empty()) {  // a changing method without an action: refuse rather than ask polkit about ""
+            then(access_denied_message(uid, "(none)", "no polkit action is defined for this method"));
+            return;
+        }
         const std::string who = "uid " + std::to_string(uid) + " (" + sender + ")";
-        core::log_info("asking polkit whether " + who + " may " + what + " (" + polkit_action +
+        core::log_info("asking polkit whether " + who + " may " + what + " (" + std::string(action) +
                        (interactive ? ", interactive" : ", not interactive") + ")");
         try {
             auto request = polkit_->createMethodCall("org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
             const std::map<std::string, sdbus::Variant> subject_details{{"name", sdbus::Variant(sender)}};
-            request << sdbus::make_struct(std::string("system-bus-name"), subject_details) << std::string(polkit_action)
+            request << sdbus::make_struct(std::string("system-bus-name"), subject_details) << std::string(action)
                     << std::map<std::string, std::string>{}
                     << std::uint32_t{interactive ? polkit_allow_user_interaction : 0u} << std::string();
-            auto on_reply = [uid, who, what, then, interactive](sdbus::MethodReply& reply, const sdbus::Error* error) {
+            auto on_reply = [uid, who, what, then, interactive, action](sdbus::MethodReply& reply,
+                                                                        const sdbus::Error* error) {
                 std::string reason;
                 if (error) {
-                    reason = polkit_failure(error->getName(), error->getMessage());
+                    reason = polkit_failure(error->getName(), error->getMessage(), action);
                 } else {
                     try {
                         sdbus::Struct<bool, bool, std::map<std::string, std::string>> result;
                         reply >> result;
                         reason = polkit_refusal(result.get<0>(), result.get<1>(), result.get<2>(), interactive);
                     } catch (const sdbus::Error& e) {
-                        reason = polkit_failure(e.getName(), e.getMessage());
+                        reason = polkit_failure(e.getName(), e.getMessage(), action);
                     }
                 }
                 if (reason.empty()) {
@@ -192,12 +198,12 @@ public:
                     then(std::nullopt);
                 } else {
                     core::log_info("refused " + who + " to " + what + ": " + reason);
-                    then(access_denied_message(uid, reason));
+                    then(access_denied_message(uid, action, reason));
                 }
             };
             polkit_->callMethod(request, std::move(on_reply), polkit_timeout);
         } catch (const sdbus::Error& e) {
-            then(access_denied_message(uid, polkit_failure(e.getName(), e.getMessage())));
+            then(access_denied_message(uid, action, polkit_failure(e.getName(), e.getMessage(), action)));
         }
     }
 
@@ -207,17 +213,17 @@ private:
 
 namespace {
 
-// The one path of every changing method: authorize the caller, then run
-// body and reply. body must not capture the adaptor object: it may run
+// The one path of every changing method: authorize the caller for the
+// polkit action of METHOD, then run body and reply. body must not capture the adaptor object: it may run
 // minutes later (interactive authentication), when the network object is
 // gone; it names the network, and the manager looks it up again (NotFound
 // when it has vanished meanwhile).
 template <typename... R, typename F>
-void changing(Authorizer& authorizer, sdbus::IObject& object, const std::string& what, sdbus::Result<R...>&& result,
-              F body)
+void changing(Authorizer& authorizer, sdbus::IObject& object, std::string_view method, const std::string& what,
+              sdbus::Result<R...>&& result, F body)
 {
     auto pending = std::make_shared<sdbus::Result<R...>>(std::move(result));
-    authorizer.check(object.getCurrentlyProcessedMessage(), what,
+    authorizer.check(object.getCurrentlyProcessedMessage(), action_for_method(method), what,
                      [pending, body = std::move(body)](const std::optional<std::string>& denial) mutable {
                          if (denial)
                              send_error(*pending, sdbus::Error(access_denied_error, *denial));
@@ -257,15 +263,15 @@ public:
 private:
     void CreateNetwork(sdbus::Result<sdbus::ObjectPath>&& result, std::string document) override
     {
-        changing(authorizer_, getObject(), "call CreateNetwork", std::move(result),
+        changing(authorizer_, getObject(), "CreateNetwork", "call CreateNetwork", std::move(result),
                  [&manager = manager_, document = std::move(document)] {
                      return sdbus::ObjectPath(network_path(manager.create(document)));
                  });
     }
     void DeleteNetwork(sdbus::Result<>&& result, std::string name) override
     {
-        changing(authorizer_, getObject(), "call DeleteNetwork on network '" + log_safe(name) + "'", std::move(result),
-                 [&manager = manager_, name] { manager.remove(name); });
+        changing(authorizer_, getObject(), "DeleteNetwork", "call DeleteNetwork on network '" + log_safe(name) + "'",
+                 std::move(result), [&manager = manager_, name] { manager.remove(name); });
     }
     sdbus::ObjectPath GetNetwork(const std::string& name) override
     {
@@ -296,7 +302,7 @@ private:
     }
     void Reload(sdbus::Result<>&& result) override
     {
-        changing(authorizer_, getObject(), "call Reload", std::move(result),
+        changing(authorizer_, getObject(), "Reload", "call Reload", std::move(result),
                  [&manager = manager_] { manager.reload(); });
     }
     std::string Version() override { return version; }
@@ -577,8 +583,9 @@ private:
             }
             if (uid != 0 && uid != geteuid())
                 throw sdbus::Error(access_denied_error,
-                                   access_denied_message(uid, "setting the Autostart property is reserved to root; "
-                                                              "call SetAutostart, which asks polkit"));
+                                   access_denied_message(uid, action_for_method("SetAutostart"),
+                                                         "setting the Autostart property is reserved to root; "
+                                                         "call SetAutostart, which asks polkit"));
             core::log_info("uid " + std::to_string(uid) + " sets Autostart of network '" + name_ + "' to " +
                            (value ? "true" : "false"));
             manager_.set_autostart(name_, value);
@@ -610,7 +617,7 @@ private:
     template <typename... R, typename F>
     void change(const char* method, sdbus::Result<R...>&& result, F body)
     {
-        changing(authorizer_, getObject(), std::string("call ") + method + " on network '" + name_ + "'",
+        changing(authorizer_, getObject(), method, std::string("call ") + method + " on network '" + name_ + "'",
                  std::move(result),
                  [&manager = manager_, name = name_, body = std::move(body)]() mutable { return body(manager, name); });
     }

@@ -630,6 +630,7 @@ void Manager::update(const std::string& name, const std::string& document)
         // same: dnsmasq re-reads them without a restart.
         model::Network same = n;
         same.ipv4->hosts = e.spec.ipv4->hosts;
+        if (same.ipv6 && e.spec.ipv6) same.ipv6->hosts = e.spec.ipv6->hosts;
         same.dns.hosts = e.spec.dns.hosts;
         if (same == e.spec && plan::plan_dnsmasq(n, "", "").config == plan::plan_dnsmasq(e.spec, "", "").config) {
             commit_hosts(e, std::move(n));

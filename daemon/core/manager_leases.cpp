@@ -34,7 +34,8 @@ nlohmann::json Manager::leases(const std::string& name) const
     if (!has_leases(e.spec) || e.state == State::inactive) return nlohmann::json::array();
     const auto text = store::read_file(layout_.dnsmasq_leases(name));
     return plan::to_json(plan::parse_leases(text.value_or("")),
-                         has_dhcp(e.spec) ? e.spec.ipv4->hosts : std::vector<model::DhcpHost>{});
+                         has_dhcp(e.spec) ? e.spec.ipv4->hosts : std::vector<model::DhcpHost>{},
+                         e.spec.ipv6 ? e.spec.ipv6->hosts : std::vector<model::Dhcp6Host>{});
 }
 
 void Manager::watch_leases(Entry& e)
@@ -62,7 +63,59 @@ void Manager::watch_leases(Entry& e)
 void Manager::add_host(const std::string& name, const std::string& host_document)
 {
     Entry& e = changeable(name);
-    model::DhcpHost host = model::parse_dhcp_host(host_document);
+    const auto parsed = model::parse_any_dhcp_host(host_document);
+    // The whole document is validated; errors about the new entry name it "host".
+    const auto validate_with_entry = [&](const model::Network& next, const std::string& entry_path) {
+        try {
+            model::validate(next);
+        } catch (const Error& err) {
+            std::string message = err.what();
+            if (message.rfind(entry_path, 0) == 0) message = "host" + message.substr(entry_path.size());
+            throw Error(err.kind(), message);
+        }
+        model::validate_against(next, configured_except(name));
+    };
+    if (const auto* v6 = std::get_if<model::Dhcp6Host>(&parsed)) {
+        const model::Dhcp6Host& host = *v6;
+        if (!e.spec.ipv6 || e.spec.ipv6->ranges.empty())
+            throw invalid_field("ipv6.dhcp",
+                                "network '" + name + "' serves no DHCPv6; static IPv6 hosts need ipv6.dhcp.ranges");
+        const std::string client = host.duid.empty() ? host.mac : host.duid;
+        for (const auto& h : e.spec.ipv6->hosts) {
+            if (!host.mac.empty() && h.mac == host.mac)
+                throw Error(ErrorKind::Conflict, "host.mac: " + host.mac + " already has a static IPv6 host (" +
+                                                     h.ip.str() + "); remove it first");
+            if (!host.duid.empty() && h.duid == host.duid)
+                throw Error(ErrorKind::Conflict, "host.duid: " + host.duid + " already has a static IPv6 host (" +
+                                                     h.ip.str() + "); remove it first");
+            if (h.ip == host.ip)
+                throw Error(ErrorKind::Conflict, "host.ip: " + host.ip.str() + " is already reserved for " +
+                                                     (h.duid.empty() ? h.mac : h.duid));
+            if (!host.name.empty() && lower(h.name) == lower(host.name))
+                throw Error(ErrorKind::Conflict,
+                            "host.name: " + host.name + " is already the name of " + (h.duid.empty() ? h.mac : h.duid));
+        }
+        if (e.spec.ipv6->hosts.size() >= model::max_dhcp_hosts)
+            throw invalid_field("ipv6.dhcp.hosts", "more than " + std::to_string(model::max_dhcp_hosts) + " entries");
+        // dnsmasq would not hand out an address another client holds.
+        for (const auto& lease : leases(name)) {
+            if (lease.value("ip", "") != host.ip.str()) continue;
+            const bool same_client =
+                host.duid.empty() ? lease.value("mac", "") == host.mac : lease.value("duid", "") == host.duid;
+            if (!same_client)
+                throw Error(ErrorKind::Conflict,
+                            "host.ip: " + host.ip.str() + " is leased to " +
+                                lease.value("duid", lease.value("mac", "another client")) +
+                                " at the moment; choose another address or wait for the lease to end");
+        }
+        model::Network next = e.spec;
+        next.ipv6->hosts.push_back(host);
+        validate_with_entry(next, "ipv6.dhcp.hosts[" + std::to_string(next.ipv6->hosts.size() - 1) + "]");
+        commit_hosts(e, std::move(next));
+        log_info("network " + name + ": static IPv6 host " + client + " " + host.ip.str() + " added", name);
+        return;
+    }
+    const model::DhcpHost& host = std::get<model::DhcpHost>(parsed);
     if (!has_dhcp(e.spec))
         throw invalid_field("ipv4.dhcp",
                             "network '" + name + "' serves no DHCP; static hosts need an ipv4.dhcp object");
@@ -86,32 +139,30 @@ void Manager::add_host(const std::string& name, const std::string& host_document
 
     model::Network next = e.spec;
     next.ipv4->hosts.push_back(host);
-    // The whole document is validated; errors about the new entry name it "host".
-    const std::string entry_path = "ipv4.dhcp.hosts[" + std::to_string(next.ipv4->hosts.size() - 1) + "]";
-    try {
-        model::validate(next);
-    } catch (const Error& err) {
-        std::string message = err.what();
-        if (message.rfind(entry_path, 0) == 0) message = "host" + message.substr(entry_path.size());
-        throw Error(err.kind(), message);
-    }
-    model::validate_against(next, configured_except(name));
+    validate_with_entry(next, "ipv4.dhcp.hosts[" + std::to_string(next.ipv4->hosts.size() - 1) + "]");
     commit_hosts(e, std::move(next));
     log_info("network " + name + ": static host " + host.mac + " " + host.ip.str() + " added", name);
 }
 
+// MAC names the static hosts of both families with that MAC, or the IPv6
+// host with that DUID: each of them goes.
 void Manager::remove_host(const std::string& name, const std::string& mac)
 {
     Entry& e = changeable(name);
     const std::string wanted = lower(mac);
-    if (!has_dhcp(e.spec))
+    const bool dhcp6 = e.spec.ipv6 && !e.spec.ipv6->ranges.empty();
+    if (!has_dhcp(e.spec) && !dhcp6)
         throw Error(ErrorKind::NotFound, "network '" + name + "' serves no DHCP and has no static hosts");
-    auto& hosts = e.spec.ipv4->hosts;
-    auto it = std::find_if(hosts.begin(), hosts.end(), [&](const model::DhcpHost& h) { return h.mac == wanted; });
-    if (it == hosts.end())
-        throw Error(ErrorKind::NotFound, "mac: network '" + name + "' has no static host with MAC " + mac);
     model::Network next = e.spec;
-    next.ipv4->hosts.erase(next.ipv4->hosts.begin() + (it - hosts.begin()));
+    std::size_t removed = 0;
+    if (has_dhcp(next))
+        removed += std::erase_if(next.ipv4->hosts, [&](const model::DhcpHost& h) { return h.mac == wanted; });
+    if (dhcp6)
+        removed += std::erase_if(next.ipv6->hosts,
+                                 [&](const model::Dhcp6Host& h) { return h.mac == wanted || h.duid == wanted; });
+    if (removed == 0)
+        throw Error(ErrorKind::NotFound,
+                    "mac: network '" + name + "' has no static host with MAC " + mac + (dhcp6 ? " or DUID" : ""));
     model::validate(next);
     commit_hosts(e, std::move(next));
     log_info("network " + name + ": static host " + wanted + " removed", name);
@@ -139,7 +190,7 @@ void Manager::commit_hosts(Entry& e, model::Network next)
             log_error("network " + name + ": restoring the table: " + err.what(), name);
         }
     };
-    if (!running || (!has_dhcp(next) && next.dns.hosts.empty() && e.spec.dns.hosts.empty())) {
+    if (!running || (!has_leases(next) && next.dns.hosts.empty() && e.spec.dns.hosts.empty())) {
         try {
             store_.save(next);
         } catch (...) {

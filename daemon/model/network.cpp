@@ -108,6 +108,62 @@ DhcpHost parse_dhcp_host(const std::string& text)
     return parse_dhcp_host(parse_json_text(text, "host", "host"), "host");
 }
 
+bool valid_duid(const std::string& duid)
+{
+    // RFC 8415: a 2-byte type and up to 128 bytes of identifier.
+    if (duid.size() < 8 || duid.size() > 130 * 3 - 1 || duid.size() % 3 != 2) return false;
+    for (std::size_t i = 0; i < duid.size(); ++i) {
+        const bool colon = i % 3 == 2;
+        if (colon ? duid[i] != ':' : !std::isxdigit(static_cast<unsigned char>(duid[i]))) return false;
+    }
+    return true;
+}
+
+Dhcp6Host parse_dhcp6_host(const json& j, const std::string& field)
+{
+    ObjectReader h(j, field);
+    Dhcp6Host host;
+    auto mac = h.string("mac");
+    auto duid = h.string("duid", 130 * 3);
+    if (mac && duid) throw invalid_field(h.field("duid"), "give either mac or duid, not both");
+    if (!mac && !duid)
+        throw invalid_field(h.field("mac"),
+                            "required: mac (52:54:00:12:34:56) or duid (00:01:00:01:...) of the client");
+    if (mac) {
+        if (!valid_mac(*mac)) throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
+        if (!valid_unicast_mac(*mac))
+            throw invalid_field(h.field("mac"), "'" + *mac + "' is not a unicast MAC address like 52:54:00:12:34:56");
+        host.mac = lower(*mac);
+    } else {
+        if (!valid_duid(*duid))
+            throw invalid_field(h.field("duid"), "'" + duid->substr(0, 64) +
+                                                     "' is not a DUID (3 to 130 bytes as hex pairs separated by ':', "
+                                                     "e.g. 00:03:00:01:52:54:00:12:34:56)");
+        host.duid = lower(*duid);
+    }
+    auto ip = h.string("ip", 64);
+    if (!ip) throw invalid_field(h.field("ip"), "required (an IPv6 address inside ipv6.address's subnet)");
+    auto v6 = Ipv6::parse(*ip);
+    if (!v6) throw invalid_field(h.field("ip"), "'" + *ip + "' is not an IPv6 address");
+    host.ip = *v6;
+    host.name = h.string("name", 63).value_or("");
+    if (!host.name.empty() && !valid_host_name(host.name))
+        throw invalid_field(h.field("name"), "'" + host.name + "' is not a valid host name (letters, digits, '-')");
+    h.finish();
+    return host;
+}
+
+std::variant<DhcpHost, Dhcp6Host> parse_any_dhcp_host(const std::string& text)
+{
+    const json j = parse_json_text(text, "host", "host");
+    bool v6 = j.is_object() && j.contains("duid");
+    if (j.is_object())
+        if (const auto ip = j.find("ip"); ip != j.end() && ip->is_string())
+            v6 = v6 || ip->get_ref<const std::string&>().find(':') != std::string::npos;
+    if (v6) return parse_dhcp6_host(j, "host");
+    return parse_dhcp_host(j, "host");
+}
+
 namespace {
 
 // "lease_time": seconds (120 and up) or "infinite".
@@ -201,6 +257,9 @@ Ipv6Config parse_ipv6(const json& j)
             if (dash == std::string::npos) throw invalid_field(f, "expected FIRST-LAST, got '" + text + "'");
             config.ranges.push_back({parse_ip6(f, text.substr(0, dash)), parse_ip6(f, text.substr(dash + 1))});
         }
+        if (const json* hosts = d.array("hosts", max_dhcp_hosts))
+            for (std::size_t i = 0; i < hosts->size(); ++i)
+                config.hosts.push_back(parse_dhcp6_host((*hosts)[i], item("ipv6.dhcp.hosts", i)));
         config.lease_time = parse_lease_time(d);
         d.finish();
     }
@@ -470,6 +529,16 @@ nlohmann::json to_json(const Network& n)
             for (const auto& r : n.ipv6->ranges)
                 ranges.push_back(r.first.str() + "-" + r.last.str());
             ipv6["dhcp"] = {{"ranges", ranges}};
+            if (!n.ipv6->hosts.empty()) {
+                json hosts = json::array();
+                for (const auto& h : n.ipv6->hosts) {
+                    json host = h.duid.empty() ? json{{"mac", h.mac}} : json{{"duid", h.duid}};
+                    host["ip"] = h.ip.str();
+                    if (!h.name.empty()) host["name"] = h.name;
+                    hosts.push_back(std::move(host));
+                }
+                ipv6["dhcp"]["hosts"] = std::move(hosts);
+            }
             if (n.ipv6->lease_time != default_lease_time)
                 ipv6["dhcp"]["lease_time"] = lease_time_json(n.ipv6->lease_time);
         }
@@ -703,6 +772,21 @@ void validate_ipv6(const Network& n)
             if (!(r.last < o.first || o.last < r.first))
                 throw invalid_field(f, "overlaps " + item("ipv6.dhcp.ranges", k));
         }
+    }
+    std::set<std::string> macs, duids, names;
+    std::set<Ipv6> ips;
+    for (std::size_t i = 0; i < v6.hosts.size(); ++i) {
+        const auto& h = v6.hosts[i];
+        const std::string f = item("ipv6.dhcp.hosts", i);
+        if (!usable(h.ip) || h.ip == a.address)
+            throw invalid_field(f + ".ip", h.ip.str() + " is not a free host address inside " + a.network_str());
+        if (!h.mac.empty() && !macs.insert(h.mac).second) throw invalid_field(f + ".mac", "duplicate MAC " + h.mac);
+        if (!h.duid.empty() && !duids.insert(h.duid).second)
+            throw invalid_field(f + ".duid", "duplicate DUID " + h.duid);
+        if (!ips.insert(h.ip).second) throw invalid_field(f + ".ip", "duplicate address " + h.ip.str());
+        // DNS names compare without regard to case.
+        if (!h.name.empty() && !names.insert(lower(h.name)).second)
+            throw invalid_field(f + ".name", "duplicate name " + h.name);
     }
     // Hosts form their SLAAC addresses from a /64 prefix only (RFC 4862 with
     // 64-bit interface identifiers); dnsmasq refuses other lengths for it.

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace kvmnet::model {
@@ -59,6 +60,17 @@ struct Ipv6Range {
     bool operator==(const Ipv6Range&) const = default;
 };
 
+// ipv6.dhcp.hosts: a static DHCPv6 address for the client with this DUID,
+// or for the client whose MAC dnsmasq learns (from a DUID-LL or DUID-LLT,
+// or from the neighbour table). Exactly one of mac and duid is set.
+struct Dhcp6Host {
+    std::string mac;   // normalised lower case "52:54:00:12:34:56"
+    std::string duid;  // hex bytes, lower case "00:03:00:01:52:54:00:12:34:56"
+    Ipv6 ip;
+    std::string name;  // optional host name
+    bool operator==(const Dhcp6Host&) const = default;
+};
+
 // IPv6 beside IPv4 (nat, routed, isolated). The gateway address goes on the
 // bridge; dnsmasq sends router advertisements (ra) for SLAAC, or, with
 // ranges, hands out addresses by stateful DHCPv6. nat66 masquerades the
@@ -67,6 +79,7 @@ struct Ipv6Range {
 struct Ipv6Config {
     Ipv6Interface address;
     std::vector<Ipv6Range> ranges;                  // "dhcp": {"ranges": [...]}; empty: SLAAC only
+    std::vector<Dhcp6Host> hosts;                   // "dhcp": {"hosts": [...]}
     std::uint32_t lease_time = default_lease_time;  // ipv6.dhcp.lease_time
     bool ra = true;
     bool nat66 = false;
@@ -210,6 +223,18 @@ inline constexpr std::size_t max_dhcp_hosts = 4096;
 DhcpHost parse_dhcp_host(const nlohmann::json& host, const std::string& field = "host");
 DhcpHost parse_dhcp_host(const std::string& text);
 inline DhcpHost parse_dhcp_host(const char* text) { return parse_dhcp_host(std::string(text)); }
+
+// One entry of ipv6.dhcp.hosts ({"mac" or "duid", "ip", "name"?}); as
+// parse_dhcp_host. At most max_dhcp_hosts of them too.
+Dhcp6Host parse_dhcp6_host(const nlohmann::json& host, const std::string& field = "host");
+
+// What AddHost takes: an IPv4 host, or an IPv6 one when it has a "duid" or
+// its "ip" is an IPv6 address.
+std::variant<DhcpHost, Dhcp6Host> parse_any_dhcp_host(const std::string& text);
+
+// A DHCPv6 DUID as dnsmasq and its lease file write it: 3 to 130 bytes as
+// two-digit hex separated by ':'.
+bool valid_duid(const std::string& duid);
 
 // Cross-field rules that need only the document itself: gateway inside its
 // subnet, DHCP ranges inside and ordered, static hosts unique, etc. Applied

@@ -134,21 +134,27 @@ nlohmann::json to_json(const std::vector<Lease>& leases)
     return j;
 }
 
-std::string lease_type(const Lease& l, const std::vector<model::DhcpHost>& hosts)
+std::string lease_type(const Lease& l, const std::vector<model::DhcpHost>& hosts,
+                       const std::vector<model::Dhcp6Host>& hosts6)
 {
-    // Static hosts are IPv4 reservations (ipv4.dhcp.hosts).
-    const bool reserved = !l.ipv6 && std::any_of(hosts.begin(), hosts.end(), [&](const model::DhcpHost& h) {
-        return h.mac == l.mac && h.ip.str() == l.ip;
-    });
+    const bool reserved =
+        l.ipv6 ? std::any_of(hosts6.begin(), hosts6.end(),
+                             [&](const model::Dhcp6Host& h) {
+                                 return h.ip.str() == l.ip &&
+                                        (h.duid.empty() ? !l.mac.empty() && h.mac == l.mac : h.duid == l.duid);
+                             })
+               : std::any_of(hosts.begin(), hosts.end(),
+                             [&](const model::DhcpHost& h) { return h.mac == l.mac && h.ip.str() == l.ip; });
     return reserved ? "static" : "dynamic";
 }
 
-nlohmann::json to_json(const std::vector<Lease>& leases, const std::vector<model::DhcpHost>& hosts)
+nlohmann::json to_json(const std::vector<Lease>& leases, const std::vector<model::DhcpHost>& hosts,
+                       const std::vector<model::Dhcp6Host>& hosts6)
 {
     nlohmann::json j = nlohmann::json::array();
     for (const Lease& l : leases) {
         nlohmann::json lease = to_json(l);
-        lease["type"] = lease_type(l, hosts);
+        lease["type"] = lease_type(l, hosts, hosts6);
         j.push_back(std::move(lease));
     }
     return j;

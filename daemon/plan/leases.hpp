@@ -46,10 +46,14 @@ nlohmann::json to_json(const std::vector<Lease>& leases);
 // "static" when a static DHCP host has the lease's MAC and address (dnsmasq
 // gave it the reserved address), else "dynamic": a guest that took an
 // address from a range before its host entry was added is still dynamic.
-std::string lease_type(const Lease& lease, const std::vector<model::DhcpHost>& hosts);
+// A DHCPv6 lease is "static" when a static DHCPv6 host (hosts6) has its
+// address and its DUID, or its MAC (as dnsmasq read it from the DUID).
+std::string lease_type(const Lease& lease, const std::vector<model::DhcpHost>& hosts,
+                       const std::vector<model::Dhcp6Host>& hosts6 = {});
 
 // As to_json(leases), each with "type" (lease_type).
-nlohmann::json to_json(const std::vector<Lease>& leases, const std::vector<model::DhcpHost>& hosts);
+nlohmann::json to_json(const std::vector<Lease>& leases, const std::vector<model::DhcpHost>& hosts,
+                       const std::vector<model::Dhcp6Host>& hosts6 = {});
 
 struct LeaseEvent {
     std::string event;  // "added", "renewed", "released" or "expired"

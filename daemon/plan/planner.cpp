@@ -427,12 +427,17 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
         if (n.mode == model::Mode::isolated) c << "dhcp-option=option:router\n";
     } else if (n.ipv6 && !n.ipv6->ranges.empty()) {
         // DHCPv6 only: its leases in the network's own file too (dnsmasq's
-        // default is a file shared by every instance).
-        c << "dhcp-leasefile=" << dir << "/dnsmasq.leases\n";
+        // default is a file shared by every instance), and its static hosts
+        // (ipv6.dhcp.hosts) in dnsmasq.hosts and dnsmasq.names as above,
+        // whether there are any yet or not.
+        c << "dhcp-leasefile=" << dir << "/dnsmasq.leases\n"
+          << "dhcp-hostsfile=" << dir << "/dnsmasq.hosts\n"
+          << "addn-hosts=" << dir << "/dnsmasq.names\n";
     }
     // dns.hosts share dnsmasq.names with the static hosts' names: re-read on
     // SIGHUP, so they change on a running network without a restart.
-    if (!n.ipv4->dhcp && !n.dns.hosts.empty()) c << "addn-hosts=" << dir << "/dnsmasq.names\n";
+    const bool dhcp6 = n.ipv6 && !n.ipv6->ranges.empty();
+    if (!n.ipv4->dhcp && !dhcp6 && !n.dns.hosts.empty()) c << "addn-hosts=" << dir << "/dnsmasq.names\n";
     // SRV and TXT records exist only as configuration lines: a change restarts dnsmasq.
     for (const auto& r : n.dns.srv)
         c << "srv-host=_" << r.service << "._" << r.proto << (r.domain.empty() ? "" : "." + r.domain) << "," << r.target
@@ -443,6 +448,14 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
     if (n.ipv4->dhcp)
         for (const auto& host : n.ipv4->hosts) {
             h << host.mac << "," << host.ip.str() << (host.name.empty() ? "" : "," + host.name) << "\n";
+            if (!host.name.empty()) names << host.ip.str() << " " << host.name << "\n";
+        }
+    // dnsmasq matches "id:" against a DHCPv6 client's DUID, and a bare MAC
+    // against the MAC it learns from the DUID or the neighbour table.
+    if (dhcp6)
+        for (const auto& host : n.ipv6->hosts) {
+            h << (host.duid.empty() ? host.mac : "id:" + host.duid) << ",[" << host.ip.str() << "]"
+              << (host.name.empty() ? "" : "," + host.name) << "\n";
             if (!host.name.empty()) names << host.ip.str() << " " << host.name << "\n";
         }
     for (const auto& host : n.dns.hosts) {

@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# E2E: reading is open to every local user; changing needs root or polkit's
-# org.kvmnet1.manage. The bus applies the installed D-Bus policies. An unprivileged user (nobody, uid 65534) reads
-# everything, and each changing method of both interfaces (the methods
-# annotated Method.Async=server in dbus/*.xml, so a new one cannot be
-# forgotten here) is refused with org.freedesktop.DBus.Error.AccessDenied
-# while the kernel, the stored documents, the runtime files and the daemon's
-# state stay as they were:
+# E2E: reading is open to every local user; changing needs root or the
+# polkit action of the method's kind (org.kvmnet1.network.create-delete,
+# .network.start-stop, .network.configure, .forward.manage, .host.manage,
+# .port.manage). The bus applies the installed D-Bus policies. An
+# unprivileged user (nobody, uid 65534) reads everything, and each changing
+# method of both interfaces (the methods annotated Method.Async=server in
+# dbus/*.xml, so a new one cannot be forgotten here) is refused with
+# org.freedesktop.DBus.Error.AccessDenied naming its action while the
+# kernel, the stored documents, the runtime files and the daemon's state
+# stay as they were:
 #   1. with no polkit on the bus (non-root callers are always refused);
 #   2. with the real polkitd on the test's private bus, which the daemon
 #      asks and which refuses (no rule grants it, no agent can ask for a
 #      password); while polkitd is frozen (SIGSTOP) a question to it stays
 #      pending and the daemon keeps serving other callers;
-#   3. with a polkit rule that grants org.kvmnet1.manage to nobody: nobody
-#      may change things, results and errors come back as for root; a
-#      network deleted while a call on it waits for polkit makes that call
-#      NotFound; the daemon stops cleanly with such a call pending;
-#   4. kvmnetctl's own polkit agent, with a rule that asks nobody for
+#   3. with a polkit rule that grants only org.kvmnet1.forward.manage to
+#      nobody: nobody adds and removes forwards, and every other changing
+#      method is still refused (the network is not stopped, nothing
+#      changes);
+#   4. with a polkit rule that grants the old coarse org.kvmnet1.manage to
+#      nobody (which implies every finer action): nobody may change things,
+#      results and errors come back as for root; a network deleted while a
+#      call on it waits for polkit makes that call NotFound; the daemon
+#      stops cleanly with such a call pending;
+#   5. kvmnetctl's own polkit agent, with a rule that asks nobody for
 #      nobody's password (AUTH_SELF): without a terminal kvmnetctl is
 #      refused at once and the message says how to get asked; with
 #      --no-ask-password on a terminal there is no prompt and the daemon
@@ -24,9 +32,9 @@
 #      call through.
 # polkitd runs in a private mount namespace in which /usr/share/polkit-1/
 # actions holds only kvmnet's action file and the rules directories only the
-# test's rule: nothing is installed on the machine. Parts 2 to 4 are skipped
+# test's rule: nothing is installed on the machine. Parts 2 to 5 are skipped
 # with a printed reason when polkitd or mount namespaces are not available
-# (part 4 also without script, pkttyagent, openssl or polkit's helper).
+# (part 5 also without script, pkttyagent, openssl or polkit's helper).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -147,6 +155,20 @@ for iface in Manager Network; do
         "read methods of org.kvmnet1.$iface vs. the test's list"
 done
 
+# action_of METHOD: the polkit action the daemon asks about for METHOD
+# (daemon/api/authorization.cpp, dbus/org.kvmnet1.policy).
+action_of() {
+    case $1 in
+        CreateNetwork | DeleteNetwork | Reload) echo org.kvmnet1.network.create-delete ;;
+        Start | StartWithConfirmation | Confirm | Stop) echo org.kvmnet1.network.start-stop ;;
+        Update | UpdateIfRevision | SetAutostart) echo org.kvmnet1.network.configure ;;
+        AddForwards | RemoveForward) echo org.kvmnet1.forward.manage ;;
+        AddHost | RemoveHost) echo org.kvmnet1.host.manage ;;
+        AttachPort | DetachPort) echo org.kvmnet1.port.manage ;;
+        *) fail "no polkit action known for $1" ;;
+    esac
+}
+
 # call_as_nobody "Interface Method args...": dbus-send as nobody; prints the
 # reply or "Error NAME: message", returns dbus-send's status. A Network
 # method's first argument may name the network (default acc).
@@ -178,15 +200,18 @@ snapshot() {
     ctl forward list acc --json
 }
 
-# all_refused REASON-PART: each changing method as nobody is AccessDenied
-# with the daemon's message containing REASON-PART; nothing changes.
+# all_refused REASON-PART [GRANTED-ACTION]: each changing method as nobody
+# (but those of GRANTED-ACTION) is AccessDenied with the daemon's message
+# naming the method's action and containing REASON-PART; nothing changes.
 all_refused() {
-    local before after entry out rc
+    local before after entry out rc iface method
     before=$(snapshot)
     for entry in "${changing_calls[@]}"; do
+        read -r iface method _ <<<"$entry"
+        [[ $(action_of "$method") == "${2:-}" ]] && continue
         out=$(call_as_nobody "$entry") && rc=0 || rc=$?
         ((rc != 0)) || fail "$entry as nobody succeeded: $out"
-        assert_contains "$out" "Error org.freedesktop.DBus.Error.AccessDenied: changing kvmnet networks needs root or polkit authorization for org.kvmnet1.manage (caller uid $NOBODY): " "$entry as nobody"
+        assert_contains "$out" "Error org.freedesktop.DBus.Error.AccessDenied: changing kvmnet networks needs root or polkit authorization for $(action_of "$method") (caller uid $NOBODY): " "$entry as nobody"
         assert_contains "$out" "$1" "$entry as nobody"
     done
     # The writable property: the bus lets the Set through, the daemon refuses it.
@@ -215,13 +240,15 @@ all_read() {
         org.freedesktop.DBus.Introspectable.Introspect >/dev/null 2>&1 || fail "Introspect as nobody"
 }
 
-# The CLI shows the refusal as one line, for the verbs it has.
+# cli_refused ACTION ARGS...: the CLI shows the refusal as one line naming
+# the action, for the verbs it has.
 cli_refused() {
-    local rc err
+    local rc err action=$1
+    shift
     err=$(as_nobody "$KVMNETCTL" "$@" 2>&1 >/dev/null </dev/null) && rc=0 || rc=$?
     ((rc == 1)) || fail "kvmnetctl $* as nobody: expected exit 1, got $rc ($err)"
-    [[ $err == "kvmnetctl: AccessDenied: changing kvmnet networks needs root or polkit authorization for org.kvmnet1.manage (caller uid $NOBODY): "* ]] ||
-        fail "kvmnetctl $* as nobody: expected AccessDenied, got: $err"
+    [[ $err == "kvmnetctl: AccessDenied: changing kvmnet networks needs root or polkit authorization for $action (caller uid $NOBODY): "* ]] ||
+        fail "kvmnetctl $* as nobody: expected AccessDenied for $action, got: $err"
 }
 
 # ------------------------------------------------------------ 1: no polkit
@@ -243,16 +270,16 @@ assert_contains "$out" "Error org.freedesktop.DBus.Error.AccessDenied" "RequestN
 log "every change is refused for nobody when no polkit runs"
 all_refused "polkit is not running on this bus (org.freedesktop.DBus.Error.ServiceUnknown"
 before=$(snapshot)
-cli_refused start idle
-cli_refused stop acc
-cli_refused autostart acc on
-cli_refused delete acc
-cli_refused create other --mode nat --ipv4 10.45.0.1/24
-cli_refused set acc mtu=1400
-cli_refused unset acc stp
-cli_refused port detach acc tap-acc
-cli_refused host remove acc 52:54:00:44:00:05
-cli_refused forward remove acc tcp 8080
+cli_refused org.kvmnet1.network.start-stop start idle
+cli_refused org.kvmnet1.network.start-stop stop acc
+cli_refused org.kvmnet1.network.configure autostart acc on
+cli_refused org.kvmnet1.network.create-delete delete acc
+cli_refused org.kvmnet1.network.create-delete create other --mode nat --ipv4 10.45.0.1/24
+cli_refused org.kvmnet1.network.configure set acc mtu=1400
+cli_refused org.kvmnet1.network.configure unset acc stp
+cli_refused org.kvmnet1.port.manage port detach acc tap-acc
+cli_refused org.kvmnet1.host.manage host remove acc 52:54:00:44:00:05
+cli_refused org.kvmnet1.forward.manage forward remove acc tcp 8080
 [[ $(snapshot) == "$before" ]] || fail "refused kvmnetctl commands changed something"
 assert_eq "$(net_state acc)" active "acc after refused calls"
 assert_eq "$(net_state idle)" inactive "idle after refused calls"
@@ -371,7 +398,7 @@ agent_tests() {
     (umask 077 && echo "nobody:$(openssl passwd -6 "$password"):20000:0:99999:7:::" >"$AGENT_DIR/shadow")
     cat >"$T/60-kvmnet-auth-self.rules" <<'EOF'
 polkit.addRule(function(action, subject) {
-    if (action.id == "org.kvmnet1.manage" && subject.user == "nobody")
+    if (action.id.indexOf("org.kvmnet1.") == 0 && subject.user == "nobody")
         return polkit.Result.AUTH_SELF;
 });
 EOF
@@ -382,17 +409,17 @@ EOF
     out=$(as_nobody timeout 60 "$KVMNETCTL" autostart acc off 2>&1 </dev/null) && rc=0 || rc=$?
     ((rc == 1)) || fail "kvmnetctl autostart as nobody without a terminal: expected exit 1, got $rc ($out)"
     assert_contains "$out" "polkit: authentication is required and no polkit agent of the caller answered (run kvmnetctl from a terminal without --no-ask-password and it asks for the password itself" "without a terminal"
-    assert_contains "$(last_question)" "(org.kvmnet1.manage, interactive)" "the daemon's question without a terminal"
+    assert_contains "$(last_question)" "(org.kvmnet1.network.configure, interactive)" "the daemon's question without a terminal"
 
     log "agent: --no-ask-password on a terminal: no prompt, and the daemon does not let polkit ask"
     on_tty "" --no-ask-password autostart acc off && fail "--no-ask-password on a terminal succeeded: $TTY_OUT"
     assert_not_contains "$TTY_OUT" "Password:" "--no-ask-password on a terminal"
     assert_contains "$TTY_OUT" "but the call did not allow interactive authorization" "--no-ask-password on a terminal"
-    assert_contains "$(last_question)" "(org.kvmnet1.manage, not interactive)" "the daemon's question with --no-ask-password"
+    assert_contains "$(last_question)" "(org.kvmnet1.network.configure, not interactive)" "the daemon's question with --no-ask-password"
 
     log "agent: on a terminal kvmnetctl asks for the password; a wrong one is refused"
     on_tty "wrong-$password" autostart acc off && fail "a wrong password let the call through: $TTY_OUT"
-    assert_contains "$TTY_OUT" "org.kvmnet1.manage" "the prompt names the action"
+    assert_contains "$TTY_OUT" "org.kvmnet1.network.configure" "the prompt names the action"
     assert_contains "$TTY_OUT" "kvmnetctl: AccessDenied: " "after a wrong password"
     assert_eq "$(stored_autostart)" "$stored" "stored autostart after a wrong password"
 
@@ -430,7 +457,27 @@ if reason=$(polkit_part); then
     assert_eq "$(net_state acc)" active "acc after the refused pending Stop"
     polkit_stop
 
-    log "with a polkit rule granting org.kvmnet1.manage to nobody, nobody may change things"
+    log "with a polkit rule granting only org.kvmnet1.forward.manage to nobody, nobody may add a forward but not stop the network"
+    cat >"$T/50-kvmnet-forward.rules" <<'EOF'
+polkit.addRule(function(action, subject) {
+    if (action.id == "org.kvmnet1.forward.manage" && subject.user == "nobody")
+        return polkit.Result.YES;
+});
+EOF
+    polkit_start "$T/50-kvmnet-forward.rules"
+    as_nobody "$KVMNETCTL" forward add acc tcp 8082 10.44.0.5:82 >/dev/null || fail "forward add as nobody with the forward rule"
+    assert_eq "$(ctl forward list acc --json | jq -r 'map(.host_port) | sort | join(",")')" 8080,8082 "forwards after nobody's forward add"
+    cli_refused org.kvmnet1.network.start-stop stop acc
+    assert_eq "$(net_state acc)" active "acc after nobody's refused stop"
+    as_nobody "$KVMNETCTL" forward remove acc tcp 8082 >/dev/null || fail "forward remove as nobody with the forward rule"
+    assert_eq "$(ctl forward list acc --json | jq -r 'map(.host_port) | join(",")')" 8080 "forwards after nobody's forward remove"
+    # Every method of another kind is refused (the rule answers nothing for
+    # them, so the default asks for a password, which dbus-send does not
+    # allow), and nothing changes.
+    all_refused "polkit: authentication is required, but the call did not allow interactive authorization" org.kvmnet1.forward.manage
+    polkit_stop
+
+    log "with a polkit rule granting the old org.kvmnet1.manage to nobody (it implies every action), nobody may change things"
     cat >"$T/50-kvmnet-test.rules" <<'EOF'
 polkit.addRule(function(action, subject) {
     if (action.id == "org.kvmnet1.manage" && subject.user == "nobody")

@@ -80,7 +80,7 @@ assert_eq "$(ctl leases default --json | jq -r --arg m "$mac1" '.[] | select(.ma
     "type of the range lease beside a static one"
 assert_contains "$(ctl leases default)" "static" "leases table: type column"
 assert_eq "$(ctl host list default --json | jq -c .)" \
-    '[{"ip":"192.168.122.50","mac":"52:54:00:aa:00:02","name":"web2"}]' "host list --json"
+    '[{"duid":null,"ip":"192.168.122.50","mac":"52:54:00:aa:00:02","name":"web2"}]' "host list --json"
 table=$(ctl host list default)
 assert_contains "$table" "MAC" "host list header"
 assert_contains "$table" "$mac2" "host list row"

@@ -521,7 +521,7 @@ check_polkit_deny() {
     out=$(as kvuser kvmnetctl create pk "${pk_args[@]}" </dev/null 2>&1) || rc=$?
     expect_eq "$rc" 1 "exit status of an unauthorized create (output: $out)"
     expect_contains "$out" AccessDenied "unauthorized create"
-    expect_contains "$out" "org.kvmnet1.manage" "unauthorized create"
+    expect_contains "$out" "org.kvmnet1.network.create-delete" "unauthorized create"
     expect_contains "$out" "caller uid $(c id -u kvuser)" "unauthorized create"
     [[ $(c kvmnetctl list) != *pk* ]] || check_fail "network pk exists after a refused create"
     # On a terminal, --no-ask-password: refused the same way, no prompt.
@@ -589,7 +589,7 @@ check_polkit_agent() {
         check_fail "no password prompt on kvmnetctl's terminal (exit $rc); the terminal showed: $buf"
     fi
     log "prompt: $(tr -s '\r\n' '  ' <<<"$buf")"
-    expect_contains "$buf" "org.kvmnet1.manage" "the agent's prompt"
+    expect_contains "$buf" "org.kvmnet1.network.start-stop" "the agent's prompt"
     # The agent prints the prompt, then turns echo off with TCSAFLUSH, which
     # drops what was typed before: type only once echo is off, as a person
     # would be too slow to notice.

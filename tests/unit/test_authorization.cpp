@@ -1,17 +1,132 @@
-// Unit tests of the pure authorization decisions: reading polkit's
-// CheckAuthorization answer and its failures, and the AccessDenied message.
+// Unit tests of the pure authorization decisions: which polkit action each
+// changing method needs (checked against the introspection XML and the
+// policy file), reading polkit's CheckAuthorization answer and its failures,
+// and the AccessDenied message.
 #include "api/authorization.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <map>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <string>
 
 using namespace kvmnet::api;
 
 namespace {
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+std::string source_file(const std::string& path)
+{
+    std::ifstream in(std::string(SOURCE_DIR) + "/" + path);
+    REQUIRE(in);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// The methods of an introspection file, split by the Method.Async=server
+// annotation that marks the changing ones.
+std::pair<std::set<std::string>, std::set<std::string>> changing_and_reading(const std::string& xml)
+{
+    std::set<std::string> changing, reading;
+    const std::regex method(R"re(<method name="([A-Za-z]+)"(/?)>)re");
+    for (auto it = std::sregex_iterator(xml.begin(), xml.end(), method); it != std::sregex_iterator(); ++it) {
+        const std::string name = (*it)[1];
+        std::string body;
+        if ((*it)[2] != "/") {
+            const auto start = static_cast<std::size_t>(it->position() + it->length());
+            body = xml.substr(start, xml.find("</method>", start) - start);
+        }
+        (contains(body, R"(name="org.freedesktop.DBus.Method.Async" value="server")") ? changing : reading)
+            .insert(name);
+    }
+    return {changing, reading};
+}
+
+// The text of each <action id="..."> ... </action> of the policy file.
+std::map<std::string, std::string> policy_actions()
+{
+    const std::string policy = source_file("dbus/org.kvmnet1.policy");
+    std::map<std::string, std::string> actions;
+    const std::regex action(R"re(<action id="([^"]+)">)re");
+    for (auto it = std::sregex_iterator(policy.begin(), policy.end(), action); it != std::sregex_iterator(); ++it) {
+        const auto start = static_cast<std::size_t>(it->position());
+        actions[(*it)[1]] = policy.substr(start, policy.find("</action>", start) - start);
+    }
+    return actions;
+}
 }  // namespace
+
+TEST_CASE("each changing method needs the polkit action of its kind; reads need none")
+{
+    CHECK(action_for_method("CreateNetwork") == "org.kvmnet1.network.create-delete");
+    CHECK(action_for_method("DeleteNetwork") == "org.kvmnet1.network.create-delete");
+    CHECK(action_for_method("Reload") == "org.kvmnet1.network.create-delete");
+    for (const char* m : {"Start", "Stop", "StartWithConfirmation", "Confirm"})
+        CHECK(action_for_method(m) == "org.kvmnet1.network.start-stop");
+    for (const char* m : {"Update", "UpdateIfRevision", "SetAutostart"})
+        CHECK(action_for_method(m) == "org.kvmnet1.network.configure");
+    CHECK(action_for_method("AddForwards") == "org.kvmnet1.forward.manage");
+    CHECK(action_for_method("RemoveForward") == "org.kvmnet1.forward.manage");
+    CHECK(action_for_method("AddHost") == "org.kvmnet1.host.manage");
+    CHECK(action_for_method("RemoveHost") == "org.kvmnet1.host.manage");
+    CHECK(action_for_method("AttachPort") == "org.kvmnet1.port.manage");
+    CHECK(action_for_method("DetachPort") == "org.kvmnet1.port.manage");
+    CHECK(action_for_method("Describe").empty());
+    CHECK(action_for_method("NoSuchMethod").empty());
+    CHECK(action_for_method("").empty());
+}
+
+TEST_CASE("every changing method of the introspection XML has an action, no read has one")
+{
+    std::set<std::string> used;
+    for (const char* file : {"dbus/org.kvmnet1.Manager.xml", "dbus/org.kvmnet1.Network.xml"}) {
+        const auto [changing, reading] = changing_and_reading(source_file(file));
+        INFO(file);
+        CHECK_FALSE(changing.empty());
+        CHECK_FALSE(reading.empty());
+        for (const auto& m : changing) {
+            INFO(m);
+            CHECK_FALSE(action_for_method(m).empty());
+            used.insert(std::string(action_for_method(m)));
+        }
+        for (const auto& m : reading) {
+            INFO(m);
+            CHECK(action_for_method(m).empty());
+        }
+    }
+    // No action is left without a method.
+    std::set<std::string> all;
+    for (const auto a : polkit_actions())
+        all.insert(std::string(a));
+    CHECK(used == all);
+}
+
+TEST_CASE("the policy file defines every action for the daemon's user, admin by default, and the old action implies "
+          "them all")
+{
+    const auto actions = policy_actions();
+    std::string implied;
+    for (const auto a : polkit_actions()) {
+        INFO(a);
+        REQUIRE(actions.count(std::string(a)) == 1);
+        const std::string& text = actions.at(std::string(a));
+        CHECK(contains(text, "<allow_any>auth_admin</allow_any>"));
+        CHECK(contains(text, "<allow_inactive>auth_admin</allow_inactive>"));
+        CHECK(contains(text, "<allow_active>auth_admin_keep</allow_active>"));
+        // polkit answers the daemon (user kvmnet under systemd) only for actions it owns.
+        CHECK(contains(text, R"(<annotate key="org.freedesktop.policykit.owner">unix-user:kvmnet</annotate>)"));
+        implied += (implied.empty() ? "" : " ") + std::string(a);
+    }
+    REQUIRE(actions.count(legacy_action) == 1);
+    // polkit splits the list at single spaces.
+    CHECK(contains(actions.at(legacy_action),
+                   R"(<annotate key="org.freedesktop.policykit.imply">)" + implied + "</annotate>"));
+    CHECK(actions.size() == polkit_actions().size() + 1);
+}
 
 TEST_CASE("polkit's answer: authorized lets the call through, anything else refuses it")
 {
@@ -44,25 +159,28 @@ TEST_CASE("a challenge polkit could not put to anyone says how to get asked")
 
 TEST_CASE("asking polkit failed: the reason names what is wrong and keeps the D-Bus error")
 {
-    const auto absent = polkit_failure("org.freedesktop.DBus.Error.ServiceUnknown",
-                                       "The name org.freedesktop.PolicyKit1 was not provided by any .service files");
+    const auto absent =
+        polkit_failure("org.freedesktop.DBus.Error.ServiceUnknown",
+                       "The name org.freedesktop.PolicyKit1 was not provided by any .service files", action_start_stop);
     CHECK(contains(absent, "polkit is not running"));
     CHECK(contains(absent, "org.freedesktop.DBus.Error.ServiceUnknown: The name"));
-    CHECK(contains(polkit_failure("org.freedesktop.DBus.Error.NameHasNoOwner", "x"), "polkit is not running"));
-    CHECK(contains(polkit_failure("org.freedesktop.DBus.Error.NoReply", "Method call timed out"), "in time"));
-    CHECK(contains(
-        polkit_failure("org.freedesktop.PolicyKit1.Error.Failed", "Action org.kvmnet1.manage is not registered"),
-        "org.kvmnet1.manage is not installed"));
-    const auto other = polkit_failure("org.freedesktop.PolicyKit1.Error.Failed", "boom");
+    CHECK(contains(polkit_failure("org.freedesktop.DBus.Error.NameHasNoOwner", "x", action_start_stop),
+                   "polkit is not running"));
+    CHECK(contains(polkit_failure("org.freedesktop.DBus.Error.NoReply", "Method call timed out", action_start_stop),
+                   "in time"));
+    CHECK(contains(polkit_failure("org.freedesktop.PolicyKit1.Error.Failed",
+                                  "Action org.kvmnet1.forward.manage is not registered", action_forward),
+                   "the polkit action org.kvmnet1.forward.manage is not installed"));
+    const auto other = polkit_failure("org.freedesktop.PolicyKit1.Error.Failed", "boom", action_start_stop);
     CHECK(contains(other, "asking polkit failed"));
     CHECK(contains(other, "boom"));
 }
 
 TEST_CASE("the AccessDenied message names the action, the caller's uid and the reason")
 {
-    const auto message = access_denied_message(65534, "polkit: not authorized");
-    CHECK(message == "changing kvmnet networks needs root or polkit authorization for org.kvmnet1.manage (caller uid "
-                     "65534): polkit: not authorized");
+    const auto message = access_denied_message(65534, action_for_method("Stop"), "polkit: not authorized");
+    CHECK(message == "changing kvmnet networks needs root or polkit authorization for org.kvmnet1.network.start-stop "
+                     "(caller uid 65534): polkit: not authorized");
 }
 
 TEST_CASE("a caller's text is logged on one line, escaped and cut")

@@ -144,7 +144,7 @@ TEST_CASE("Bad ipv6 objects are refused naming the field", "[network][ipv6][vali
         {"dhcp without ranges", with(R"({"ipv6": {"dhcp": {}}})"), "ipv6.dhcp.ranges"},
         {"dhcp with empty ranges", with(R"({"ipv6": {"dhcp": {"ranges": []}}})"), "ipv6.dhcp.ranges"},
         {"dhcp unknown field",
-         with(R"({"ipv6": {"dhcp": {"ranges": ["fd00:1:2:3::10-fd00:1:2:3::20"], "hosts": []}}})"), "ipv6.dhcp.hosts"},
+         with(R"({"ipv6": {"dhcp": {"ranges": ["fd00:1:2:3::10-fd00:1:2:3::20"], "bootp": {}}}})"), "ipv6.dhcp.bootp"},
         {"range not a string", with(R"({"ipv6": {"dhcp": {"ranges": [1]}}})"), "ipv6.dhcp.ranges[0]"},
         {"range without a dash", with(R"({"ipv6": {"dhcp": {"ranges": ["fd00:1:2:3::10"]}}})"), "ipv6.dhcp.ranges[0]"},
         {"range end not an address", with(R"({"ipv6": {"dhcp": {"ranges": ["fd00:1:2:3::10-x"]}}})"),

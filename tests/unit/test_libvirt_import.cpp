@@ -62,7 +62,7 @@ TEST_CASE("libvirt XML files convert to their golden documents", "[libvirt]")
     // default.xml stands for a network with libvirt's autostart link.
     check_golden("default", true);
     for (const char* name : {"nat-hosts", "routed-dual", "open", "isolated-dns", "bridge", "nat66", "unmapped",
-                             "macvtap", "bad-host", "bridge-no-uplink"}) {
+                             "macvtap", "bad-host", "bridge-no-uplink", "dhcp6-hosts"}) {
         SECTION(name) { check_golden(name, false); }
     }
 }
