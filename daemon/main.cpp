@@ -263,9 +263,13 @@ int main(int argc, char** argv)
             manager.fdb_learned(event.bridge_index, event.mac, event.port_index);
         };
         link_monitor.set_address_handler([&](int index) { manager.address_changed(index); });
+        link_monitor.set_netconf_handler([&] { manager.sysctl_changed(); });
         auto link_source = loop.add_io(link_monitor.fd(), EPOLLIN, [&](std::uint32_t) {
             link_monitor.dispatch(on_link, on_fdb);
-            if (link_monitor.take_overrun()) manager.recheck_links();
+            if (link_monitor.take_overrun()) {
+                manager.recheck_links();
+                manager.sysctl_changed();
+            }
         });
         // Self-healing of table inet kvmnet: changes by other processes
         // (nft flush ruleset, ...) are repaired; our own are filtered out.

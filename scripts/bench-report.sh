@@ -72,6 +72,12 @@ med() { get "$1" "$2" "$3" median; }
 p99() { get "$1" "$2" "$3" p99; }
 runs() { get "$1" "$2" "$3" count; }
 or_nm() { if [[ -z ${1:-} ]]; then echo "not measured"; else echo "$2"; fi; }
+# rmed CASE: this tree's median repair time (scripts/bench-repair.sh), or empty.
+RV=$(cat "$R/repair-variant.txt" 2>/dev/null || true)
+rmed() { if [[ -n $RV && -f $R/repair-summary.csv ]]; then S=$R/repair-summary.csv get "repair-$1" "$RV" 0 median; fi; }
+repair_row() { # CASE WHAT
+    echo "| Repair after $2, until pings flow again (p50, section 7) | ≤ 200 ms | $(or_nm "$(rmed "$1")" "$(fmt "$(rmed "$1")") ms") | $(met "$(rmed "$1")" "<=" 200) |"
+}
 
 SIZES=(1000 10000 100000)
 AT=(0 1000 10000 100000)
@@ -238,6 +244,10 @@ $(cat "$R/load-start.txt" 2>/dev/null || echo unknown), when it ended: $(cat "$R
 | Network stop (\`kvmnetctl stop\`) | ≤ 40 ms | $(or_nm "$(med netstop kvmnetctl-stop 0)" "$(m netstop kvmnetctl-stop 0) ms") | $(met "$(med netstop kvmnetctl-stop 0)" "<=" 40) |
 | kvmnetd RSS, idle with 10 running networks | ≤ 10 MB | $(or_nm "$(med rss idle-10-networks 10)" "$(m rss idle-10-networks 10) MB") | $(met "$(med rss idle-10-networks 10)" "<=" 10) |
 | kvmnetd RSS with 10,000 forwards | ≤ 30 MB | $(or_nm "$(med rss with-10k-forwards 10000)" "$(m rss with-10k-forwards 10000) MB") | $(met "$(med rss with-10k-forwards 10000)" "<=" 30) |
+$(repair_row nat-bridge-del "\`ip link del\` of a NAT bridge")
+$(repair_row bridge-mode-del "\`ip link del\` of a bridge-mode bridge (a LAN peer's ping)")
+$(repair_row ip-forward-off "\`sysctl -w net.ipv4.ip_forward=0\`")
+$(repair_row nft-flush "\`nft flush ruleset\`")
 
 Rows with the target in parentheses are not targets of the issue but the
 nearest measurable stand-in or a second view of one; they are marked so.
@@ -399,6 +409,12 @@ EOF
     else
         printf '## 5. D-Bus load\n\nNot measured in this run (no dbus-load.json).\n\n'
     fi
+    if [[ -f $R/repair.md ]]; then
+        cat "$R/repair.md"
+        echo
+    else
+        printf '## 7. Repair time (issue 12)\n\nNot measured in this run (no repair.md; scripts/bench-repair.sh).\n\n'
+    fi
     cat <<EOF
 ## Not measured
 
@@ -418,6 +434,7 @@ EOF
 sudo scripts/bench.sh              # about 6-10 minutes on 2 cores; writes bench-results/DATE/ and docs/performance.*
 sudo scripts/bench.sh --quick      # a smoke run (fewer samples, no 100k), results only in bench-results/
 sudo scripts/bench.sh --load-only  # only the D-Bus load (about 75 s); replaces only its section of docs/performance.md
+sudo scripts/bench.sh --repair-only  # only the repair times against c344358 (about 2 min); replaces only their section
 \`\`\`
 
 \`scripts/bench-deps.sh\` installs what the run needs (gnuplot-nox, iptables,

@@ -8,15 +8,20 @@
 #   3. end to end: `kvmnetctl forward add`, network start and stop;
 #   4. kvmnetd's resident memory;
 #   5. D-Bus load: tests/e2e/test_load.sh (32 concurrent clients for about a
-#      minute), its figures rendered by scripts/bench-load-report.sh.
+#      minute), its figures rendered by scripts/bench-load-report.sh;
+#   6. repair time after a bridge deleted, ip_forward turned off and the
+#      ruleset flushed, against commit c344358 built in a tree of its own:
+#      scripts/bench-repair.sh.
 # Raw samples go to RESULTS/raw.csv (figure,variant,n,unit,value; one row per
 # sample), medians and p99 to RESULTS/summary.csv, the plot and the report
 # to RESULTS/performance.{png,md}; without --quick also to docs/.
 #
-# Usage: sudo scripts/bench.sh [--quick] [--results DIR] [--no-doc] [--load-only]
+# Usage: sudo scripts/bench.sh [--quick] [--results DIR] [--no-doc] [--load-only] [--repair-only]
 #   --quick     fewer runs and no 100k sizes (a smoke run; never for docs/)
 #   --load-only only the D-Bus load (about 75 s), and only its section of
 #               docs/performance.md replaced
+#   --repair-only only the repair times (about 1 minute, plus building the
+#               baseline once), and only their section replaced
 #   --results   where the results go (default: bench-results/DATE-TIME)
 #   --no-doc    leave docs/performance.* alone
 #
@@ -34,6 +39,7 @@ QUICK=0
 RESULTS=""
 WRITE_DOC=1
 LOAD_ONLY=0
+REPAIR_ONLY=0
 while (($# > 0)); do
     case $1 in
     --quick) QUICK=1 ;;
@@ -43,8 +49,9 @@ while (($# > 0)); do
         ;;
     --no-doc) WRITE_DOC=0 ;;
     --load-only) LOAD_ONLY=1 ;;
+    --repair-only) REPAIR_ONLY=1 ;;
     -h | --help)
-        sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -85,17 +92,14 @@ bench_dbus_load() {
     fi
 }
 
-if ((LOAD_ONLY)); then
-    echo "bench.sh: D-Bus load only (about 75 s)" >&2
-    bench_dbus_load
-    bash "$ROOT/scripts/bench-load-report.sh" "$RESULTS" >"$RESULTS/dbus-load.md"
-    if ((WRITE_DOC)); then
-        # Replace the section between its markers, or put it before "## Not measured".
-        python3 - "$ROOT/docs/performance.md" "$RESULTS/dbus-load.md" <<'PY'
+# put_section MARKER FILE: replaces the section between <!-- MARKER: and
+# <!-- /MARKER --> in docs/performance.md, or puts it before "## Not measured".
+put_section() {
+    python3 - "$ROOT/docs/performance.md" "$2" "$1" <<'PY'
 import re, sys
-doc_path, section_path = sys.argv[1], sys.argv[2]
+doc_path, section_path, marker = sys.argv[1], sys.argv[2], sys.argv[3]
 doc, section = open(doc_path).read(), open(section_path).read()
-pattern = re.compile(r"<!-- dbus-load:.*?<!-- /dbus-load -->\n", re.S)
+pattern = re.compile(r"<!-- " + marker + r":.*?<!-- /" + marker + r" -->\n", re.S)
 if pattern.search(doc):
     doc = pattern.sub(lambda _: section, doc)
 elif "\n## Not measured\n" in doc:
@@ -104,6 +108,25 @@ else:
     doc += "\n" + section
 open(doc_path, "w").write(doc)
 PY
+}
+
+if ((REPAIR_ONLY)); then
+    echo "bench.sh: repair times only" >&2
+    bash "$ROOT/scripts/bench-repair.sh" "$RESULTS" c344358 "$( ((QUICK)) && echo 3 || echo 20)" >/dev/null
+    if ((WRITE_DOC)); then
+        put_section repair "$RESULTS/repair.md"
+        echo "bench.sh: replaced the repair-time section of docs/performance.md" >&2
+    fi
+    echo "bench.sh: results in $RESULTS" >&2
+    exit 0
+fi
+
+if ((LOAD_ONLY)); then
+    echo "bench.sh: D-Bus load only (about 75 s)" >&2
+    bench_dbus_load
+    bash "$ROOT/scripts/bench-load-report.sh" "$RESULTS" >"$RESULTS/dbus-load.md"
+    if ((WRITE_DOC)); then
+        put_section dbus-load "$RESULTS/dbus-load.md"
         echo "bench.sh: replaced the D-Bus load section of docs/performance.md" >&2
     fi
     echo "bench.sh: results in $RESULTS" >&2
@@ -650,6 +673,9 @@ bench_daemon
 daemon_stop
 section "D-Bus load (tests/e2e/test_load.sh)"
 bench_dbus_load || fail "the D-Bus load test failed (see $RESULTS/dbus-load.log)"
+section "repair time (scripts/bench-repair.sh, against c344358)"
+bash "$ROOT/scripts/bench-repair.sh" "$RESULTS" c344358 "$( ((QUICK)) && echo 3 || echo 20)" >/dev/null ||
+    fail "scripts/bench-repair.sh failed"
 
 section "summary"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"

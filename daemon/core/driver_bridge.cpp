@@ -52,6 +52,13 @@ private:
     // Puts the uplink's addresses and routes back and deletes the bridge;
     // also the rollback of a failed or unconfirmed takeover.
     std::vector<std::string> restore_uplink(const model::Network& n);
+    // The bridge of a takeover, ours by its owner mark, up, with `uplink`
+    // enslaved (start and the repair of a deleted bridge).
+    void create_takeover_bridge(const model::Network& n, const plan::LinkInfo& uplink, std::string& step);
+    // Self-healing: the deleted bridge made again on the free uplink, with
+    // the record's static addresses and routes; what was done, in words
+    // (empty when the uplink is missing or enslaved elsewhere).
+    std::vector<std::string> recreate_takeover_bridge(const model::Network& n);
     // Re-adds (apply) or lists the recorded static addresses and routes
     // missing from the bridge at `bridge_index`.
     std::vector<std::string> restore_takeover_config(const model::Network& n, int bridge_index, bool apply);
@@ -132,23 +139,7 @@ void BridgeDriver::take_over_uplink(const model::Network& n, Undo& undo, std::st
             log_error("rollback: " + p, n.name);
     });
 
-    step = "creating bridge " + n.bridge;
-    plan::BridgeOptions options = plan::bridge_options(n, uplink->mac);
-    if (options.mtu == 0) options.mtu = uplink->mtu;
-    links_.create_bridge(n.bridge, options);
-    try {
-        links_.set_alias(n.bridge, plan::owner_alias(n.name));
-    } catch (...) {
-        // Not yet marked as ours, so restore_uplink would not recognise it.
-        links_.delete_link(n.bridge);
-        throw;
-    }
-
-    step = "bringing " + n.bridge + " up";
-    links_.set_up(n.bridge, true);
-
-    step = "enslaving " + n.uplink + " to " + n.bridge;
-    links_.set_master(n.uplink, n.bridge);
+    create_takeover_bridge(n, *uplink, step);
 
     // The order that keeps the host reachable (checked against the kernel in
     // tests/kernel/takeover_adapter_check.cpp): the addresses go onto the
@@ -182,6 +173,48 @@ void BridgeDriver::take_over_uplink(const model::Network& n, Undo& undo, std::st
     log_info("network " + n.name + ": " + n.uplink + " taken over by " + n.bridge + " (" +
                  std::to_string(addresses.size()) + " addresses, " + std::to_string(routes.size()) + " routes moved)",
              n.name, MessageId::uplink_taken_over);
+}
+
+void BridgeDriver::create_takeover_bridge(const model::Network& n, const plan::LinkInfo& uplink, std::string& step)
+{
+    step = "creating bridge " + n.bridge;
+    plan::BridgeOptions options = plan::bridge_options(n, uplink.mac);
+    if (options.mtu == 0) options.mtu = uplink.mtu;
+    links_.create_bridge(n.bridge, options);
+    try {
+        links_.set_alias(n.bridge, plan::owner_alias(n.name));
+    } catch (...) {
+        // Not yet marked as ours, so restore_uplink would not recognise it.
+        links_.delete_link(n.bridge);
+        throw;
+    }
+
+    step = "bringing " + n.bridge + " up";
+    links_.set_up(n.bridge, true);
+
+    step = "enslaving " + n.uplink + " to " + n.bridge;
+    links_.set_master(n.uplink, n.bridge);
+}
+
+std::vector<std::string> BridgeDriver::recreate_takeover_bridge(const model::Network& n)
+{
+    std::vector<std::string> done;
+    // Without its uplink (gone, or enslaved elsewhere since) the bridge
+    // would carry the host's addresses onto nothing: the network stays
+    // degraded until the uplink is back (link_changed repairs again then).
+    const auto uplink = links_.find_link(n.uplink);
+    if (!uplink || uplink->master_index != 0) return done;
+    std::string step;
+    create_takeover_bridge(n, *uplink, step);
+    if (!uplink->up) links_.set_up(n.uplink, true);
+    done.push_back("recreated bridge " + n.bridge + " on uplink " + n.uplink);
+    const auto bridge = links_.find_link(n.bridge);
+    if (!bridge) return done;
+    // The addresses left with the deleted bridge; the uplink has none of
+    // them since the takeover, so the record is what the host had.
+    for (auto& d : restore_takeover_config(n, bridge->index, true))
+        done.push_back(std::move(d));
+    return done;
 }
 
 std::vector<std::string> BridgeDriver::restore_uplink(const model::Network& n)
@@ -302,12 +335,20 @@ std::vector<std::string> BridgeDriver::restore_takeover_config(const model::Netw
 LinkRepair BridgeDriver::repair(const model::Network& n, const std::optional<plan::LinkInfo>& bridge,
                                 const std::function<bool()>& allowed)
 {
-    // The bridge carries the host's own addresses (taken over from the
-    // uplink); recreating it is a takeover, which is not done behind
-    // anyone's back. Its state, the uplink and the recorded static
-    // addresses and routes are repaired.
+    // Otherwise its state, the uplink and the recorded static addresses and
+    // routes are repaired.
     LinkRepair r;
-    if (!bridge) return r;
+    if (!bridge) {
+        // Deleted: the host lost the addresses it carried. Made again as
+        // the takeover made it, from the takeover record; the manager then
+        // puts what hung on it back.
+        if (!allowed()) return r;
+        r.done = recreate_takeover_bridge(n);
+        if (r.done.empty()) return r;  // no free uplink: degraded until it is back
+        r.what = "bridge";
+        r.recreated = true;
+        return r;
+    }
     const auto uplink = links_.find_link(n.uplink);
     const bool set_up = !bridge->up;
     // Only a free uplink is re-enslaved: one that someone enslaved

@@ -685,10 +685,21 @@ void Manager::update(const std::string& name, const std::string& document)
         throw;
     }
     e.stored_problem.clear();  // the file is n now
+    // Interfaces someone else enslaved to the bridge (libvirt's taps) go
+    // onto the new one: the guests behind them stay connected.
+    const auto foreign = e.foreign_ports;
     tear_down(e);
     e.spec = n;
+    auto reattach = [&] {
+        e.foreign_ports = foreign;
+        if (const auto back = reattach_foreign_ports(e); !back.empty())
+            log_info("network " + name + ": " + std::to_string(back.size()) +
+                         " interfaces enslaved outside kvmnet attached to " + e.spec.bridge + " again",
+                     name);
+    };
     try {
         bring_up(e);
+        reattach();
     } catch (const std::exception&) {
         e.spec = old;
         try {
@@ -699,6 +710,7 @@ void Manager::update(const std::string& name, const std::string& document)
         if (old.bridge != n.bridge) delete_owned_bridge(name, n.bridge);
         try {
             bring_up(e);
+            reattach();
         } catch (const std::exception& again) {
             log_error("network " + name + ": restoring the previous configuration failed too: " + again.what(), name);
         }

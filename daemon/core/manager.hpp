@@ -39,6 +39,8 @@ enum class State { inactive, activating, active, degraded, failed };
 inline constexpr const char* ip_forward_key = "net/ipv4/ip_forward";
 inline constexpr const char* ipv6_forwarding_key = "net/ipv6/conf/all/forwarding";
 using plan::needs_forwarding;
+// ... and IPv6 forwarding (net.ipv6.conf.all.forwarding) when they have IPv6.
+inline bool needs_ipv6_forwarding(const model::Network& n) { return n.ipv6 && needs_forwarding(n); }
 std::string_view state_name(State state);
 // Up in the kernel, whether healthy or not.
 inline bool is_running(State state) { return state == State::active || state == State::degraded; }
@@ -189,6 +191,10 @@ public:
     void firewall_notifications_lost();
     // Link notifications were lost: every running network is re-checked.
     void recheck_links();
+    // A sysctl of a link or of every link changed (rtnetlink RTM_NEWNETCONF:
+    // forwarding, not route_localnet, which is polled): the sysctls the
+    // running networks hold on are checked (and repaired) a moment later.
+    void sysctl_changed();
     // The last repair of the network: "TIME WHAT: DETAIL", empty when none.
     const std::string& last_repair(const std::string& name) const;
 
@@ -289,10 +295,19 @@ private:
     // Enslaves the remembered foreign ports that are free to a recreated bridge; their names.
     std::vector<std::string> reattach_foreign_ports(Entry& e);
     std::unique_ptr<Timer> firewall_timer_;
-    // net.ipv4.ip_forward, held on while a NAT or routed network runs:
-    // sysctls send no notification, so it is checked every few seconds.
+    // The sysctls held on while a NAT or routed network runs
+    // (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding with IPv6,
+    // net.ipv4.conf.BRIDGE.forwarding, net.ipv4.conf.BRIDGE.route_localnet
+    // for NAT): checked at every forwarding notification (sysctl_changed)
+    // and every few seconds, since route_localnet sends none; each one found
+    // off is turned on again.
     void ensure_forwarding_watch();
     void check_forwarding();
+    // net.ipv4.ip_forward found off: degraded while it is, turned on again.
+    void repair_ip_forward();
+    // The held sysctls other than ip_forward (which sets the state reason
+    // while it is off) that are off: turned on again and reported.
+    void repair_held_sysctls();
     std::unique_ptr<Timer> forwarding_timer_;
     std::string forwarding_problem_;  // while it is off behind our back (part of the state reason)
     RepairBudget firewall_budget_;    // one table for every network: one budget

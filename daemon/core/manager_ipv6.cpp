@@ -16,8 +16,6 @@ namespace {
 
 constexpr std::uint8_t rtprot_ra = 9;
 
-bool needs_ipv6_forwarding(const model::Network& n) { return n.ipv6 && needs_forwarding(n); }
-
 std::string trimmed(std::string s)
 {
     while (!s.empty() && (s.back() == '\n' || s.back() == ' '))

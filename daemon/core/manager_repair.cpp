@@ -33,10 +33,21 @@ constexpr unsigned repair_budget = 20;
 constexpr std::uint64_t repair_window_usec = 60'000'000;
 constexpr std::uint64_t first_backoff_usec = 1'000'000;
 constexpr std::uint64_t max_backoff_usec = 30'000'000;
-// How often net.ipv4.ip_forward is read while it is held on.
+// How often the held sysctls are read (route_localnet sends no
+// notification), and how long after a forwarding notification: long enough
+// for one write's burst (one per link), far below what guests notice.
 constexpr std::uint64_t forwarding_poll_usec = 2'000'000;
+constexpr std::uint64_t sysctl_notice_usec = 5'000;
 
 std::string timestamp() { return model::rfc3339_utc(std::time(nullptr)); }
+
+std::string join_names(const std::vector<std::string>& names)
+{
+    std::string text;
+    for (const auto& name : names)
+        text += (text.empty() ? "" : ", ") + name;
+    return text;
+}
 
 }  // namespace
 
@@ -200,12 +211,8 @@ void Manager::repair_links(Entry& e)
         if (r.recreated) {
             // A new bridge: what hung on the old one goes onto it again.
             attach_ports(e);
-            if (const auto back = reattach_foreign_ports(e); !back.empty()) {
-                std::string names;
-                for (const auto& b : back)
-                    names += (names.empty() ? "" : ", ") + b;
-                done.push_back("re-attached " + names + " (enslaved outside kvmnet)");
-            }
+            if (const auto back = reattach_foreign_ports(e); !back.empty())
+                done.push_back("re-attached " + join_names(back) + " (enslaved outside kvmnet)");
             if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
             const auto created = links_.find_link(n.bridge);
             e.bridge_index = created ? created->index : 0;
@@ -276,12 +283,61 @@ void Manager::ensure_forwarding_watch()
     if (!forwarding_timer_) forwarding_timer_ = clock_.add_timer(forwarding_poll_usec, [this] { check_forwarding(); });
 }
 
+void Manager::sysctl_changed()
+{
+    const auto running = active_specs();
+    if (std::none_of(running.begin(), running.end(), needs_forwarding)) return;
+    // Replaces the poll's timer; check_forwarding arms the poll again.
+    forwarding_timer_ = clock_.add_timer(sysctl_notice_usec, [this] { check_forwarding(); });
+}
+
+void Manager::repair_held_sysctls()
+{
+    std::vector<std::pair<std::string, std::vector<Entry*>>> held;  // key, the networks that need it
+    std::vector<Entry*> v6;
+    for (auto& [name, e] : networks_) {
+        if (!is_running(e.state)) continue;
+        if (needs_ipv6_forwarding(e.spec)) v6.push_back(&e);
+        if (!needs_forwarding(e.spec)) continue;
+        const auto bridge = links_.find_link(e.spec.bridge);
+        // A missing bridge gets them when the repair recreates it.
+        if (!bridge || bridge->alias != plan::owner_alias(name)) continue;
+        // IPv4 forwards only what arrives on a link with forwarding on: the
+        // bridge's own setting counts besides ip_forward.
+        held.push_back({"net/ipv4/conf/" + e.spec.bridge + "/forwarding", {&e}});
+        if (e.spec.mode == model::Mode::nat)
+            held.push_back({"net/ipv4/conf/" + e.spec.bridge + "/route_localnet", {&e}});
+    }
+    if (!v6.empty()) held.push_back({ipv6_forwarding_key, v6});
+    for (const auto& [key, networks] : held) {
+        std::string dotted = key;
+        std::replace(dotted.begin(), dotted.end(), '/', '.');
+        try {
+            if (links_.read_sysctl(key).value_or("1").substr(0, 1) == "1") continue;
+            links_.write_sysctl(key, "1");
+        } catch (const std::exception& err) {
+            log_error("turning " + dotted + " on again failed: " + err.what());
+            continue;
+        }
+        for (Entry* e : networks)
+            note_repair(*e, "sysctl", "turned " + dotted + " on again after it was turned off outside kvmnet");
+    }
+}
+
 void Manager::check_forwarding()
 {
     forwarding_timer_.reset();
     const auto running = active_specs();
     if (std::none_of(running.begin(), running.end(), needs_forwarding)) return;  // re-armed by the next start
     ensure_forwarding_watch();
+    // ip_forward first: turning it on also turns on every link's own
+    // forwarding, which the kernel turned off with it.
+    repair_ip_forward();
+    repair_held_sysctls();
+}
+
+void Manager::repair_ip_forward()
+{
     std::string value;
     try {
         value = links_.read_sysctl(ip_forward_key).value_or("");

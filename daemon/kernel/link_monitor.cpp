@@ -1,4 +1,4 @@
-// RTNLGRP_LINK, RTNLGRP_NEIGH and address-group subscriber on libnl-3.
+// RTNLGRP_LINK, RTNLGRP_NEIGH, address- and netconf-group subscriber on libnl-3.
 #include "kernel/link_monitor.hpp"
 
 #include "model/error.hpp"
@@ -28,6 +28,10 @@ LinkMonitor::LinkMonitor()
                 if (!self->on_address_ || header->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return NL_OK;
                 const auto* address = static_cast<const ifaddrmsg*>(nlmsg_data(header));
                 self->on_address_(static_cast<int>(address->ifa_index));
+                return NL_OK;
+            }
+            if (header->nlmsg_type == RTM_NEWNETCONF) {
+                if (self->on_netconf_) self->on_netconf_();
                 return NL_OK;
             }
             if (header->nlmsg_type == RTM_NEWNEIGH) {
@@ -65,7 +69,7 @@ LinkMonitor::LinkMonitor()
     int r = nl_connect(socket_, NETLINK_ROUTE);
     if (r >= 0)
         r = nl_socket_add_memberships(socket_, RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
-                                      0);
+                                      RTNLGRP_IPV4_NETCONF, RTNLGRP_IPV6_NETCONF, 0);
     if (r >= 0) r = nl_socket_set_nonblocking(socket_);
     if (r < 0) {
         nl_socket_free(socket_);

@@ -4,7 +4,8 @@
 // and bridge forwarding-database entries (RTNLGRP_NEIGH, AF_BRIDGE), so a MAC
 // moving between ports is seen at every move rather than at poll times; and
 // addresses (RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR), so a gateway address
-// removed from a bridge is put back.
+// removed from a bridge is put back; and per-link settings (RTNLGRP_IPV4_NETCONF,
+// RTNLGRP_IPV6_NETCONF), so forwarding turned off is turned on again at once.
 #pragma once
 
 #include <functional>
@@ -41,6 +42,9 @@ public:
     bool take_overrun() { return std::exchange(overrun_, false); }
     // Called with the link index of every address added or removed.
     void set_address_handler(std::function<void(int link_index)> on_address) { on_address_ = std::move(on_address); }
+    // Called for every RTM_NEWNETCONF (forwarding and a few other per-link
+    // sysctls changed; one per link for a change of "all").
+    void set_netconf_handler(std::function<void()> on_netconf) { on_netconf_ = std::move(on_netconf); }
     // Reads every pending notification and calls the matching handler.
     void dispatch(const std::function<void(const LinkEvent&)>& on_link,
                   const std::function<void(const FdbEvent&)>& on_fdb);
@@ -50,6 +54,7 @@ private:
     const std::function<void(const LinkEvent&)>* on_link_ = nullptr;
     const std::function<void(const FdbEvent&)>* on_fdb_ = nullptr;
     std::function<void(int)> on_address_;
+    std::function<void()> on_netconf_;
     bool overrun_ = false;
 };
 

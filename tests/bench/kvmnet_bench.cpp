@@ -140,6 +140,10 @@ void usage(std::ostream& out)
            "      one Statistics, one whole ListForwards and one 1000-forward page of a running network with N\n"
            "      forwards, in-process through core::Manager (real adapters; needs a throwaway netns)\n"
            "  listener-scan [--runs 50]      local listeners: /proc/net/{tcp,tcp6,udp,udp6} vs the daemon's sock_diag\n"
+           "  outage --to IPV4 [--interval-ms 10] [--steady 5] [--max-ms 5000] [--figure F] [--variant V] [--n N]\n"
+           "         -- TRIGGER-ARGV\n"
+           "      an ICMP echo (each its own identifier) every interval; once replies flow, runs the trigger; the\n"
+           "      sample: ms from the trigger to the first reply after the first lost echo (0: none was lost)\n"
            "  summarize < raw.csv            figure,variant,n,unit,count,median,p99,min,max\n";
 }
 
@@ -165,6 +169,7 @@ int main(int argc, char** argv)
         if (command == "daemon-forwards") return cmd_daemon_forwards(args);
         if (command == "daemon-reads") return cmd_daemon_reads(args);
         if (command == "listener-scan") return cmd_listener_scan(args);
+        if (command == "outage") return cmd_outage(args);
         if (command == "summarize") return cmd_summarize(args);
         throw UsageError("unknown command '" + command + "'");
     } catch (const UsageError& e) {

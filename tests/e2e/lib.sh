@@ -398,8 +398,11 @@ daemon_start() {
     _pid_alive "$DAEMON_PID" && fail "daemon_start: daemon already running (pid $DAEMON_PID)"
     _daemon_starts=$((_daemon_starts + 1))
     echo "===== kvmnetd start #$_daemon_starts $(date +%T.%N) =====" >>"$T/kvmnetd.log"
+    # Debug unless the caller chose a level (kvmnetd refuses an option twice).
+    local level=(--log-level debug)
+    [[ " $* " == *" --log-level "* ]] && level=()
     spawn_in_ns "$H" "$KVMNETD" --state-dir "$T/state" --runtime-dir "$T/run" \
-        --log-level debug "$@" >>"$T/kvmnetd.log" 2>&1
+        "${level[@]}" "$@" >>"$T/kvmnetd.log" 2>&1
     DAEMON_PID=$SPAWNED_PID
     local i rc
     for ((i = 0; i < 50; i++)); do

@@ -7,7 +7,9 @@
 #   - a guest veth and a tap enslaved with `ip link set ... master BR`:
 #     back on the new bridge, the guest gets a lease without re-plugging;
 #   - an interface released on purpose (`nomaster`) while the bridge lived
-#     stays released.
+#     stays released;
+#   - an Update that restarts the network (a new gateway prefix: the bridge
+#     is deleted and made again) puts them onto the new bridge too (issue 12).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -49,6 +51,16 @@ retry 50 _repaired 1 || fail "bridge not recreated after the daemon restart"
 wait_state default active
 assert_eq "$(master_of vg1)" kvmbr0 "master of the guest's veth after the second repair"
 assert_eq "$(master_of vmtap0)" kvmbr0 "master of the tap after the second repair"
+guest_dhcp "$G1" >/dev/null
+
+log "an Update that restarts the network (ipv4.address 192.168.122.1/23)"
+ctl set default ipv4.address=192.168.122.1/23 >/dev/null
+wait_state default active
+assert_eq "$(ip -n "$H" -j addr show dev kvmbr0 | jq -r '.[0].addr_info[] | select(.family == "inet") | "\(.local)/\(.prefixlen)"')" \
+    192.168.122.1/23 "the gateway after the restart"
+assert_eq "$(master_of vg1)" kvmbr0 "master of the guest's veth after the restart"
+assert_eq "$(master_of vmtap0)" kvmbr0 "master of the tap after the restart"
+assert_eq "$(master_of vfree0)" none "master of the interface released on purpose after the restart"
 guest_dhcp "$G1" >/dev/null
 
 ctl stop default >/dev/null
