@@ -260,7 +260,7 @@ int main(int argc, char** argv)
             manager.link_changed(event.name);
         };
         const std::function<void(const kernel::FdbEvent&)> on_fdb = [&](const kernel::FdbEvent& event) {
-            manager.fdb_learned(event.bridge_index, event.mac, event.port_index);
+            manager.fdb_learned(event.bridge_index, event.mac.str(), event.port_index);
         };
         link_monitor.set_address_handler([&](int index) { manager.address_changed(index); });
         link_monitor.set_netconf_handler([&] { manager.sysctl_changed(); });
@@ -296,6 +296,7 @@ int main(int argc, char** argv)
             stop_all(manager);
         } else {
             core::log_info("kvmnetd stopping; running networks are left in place");
+            manager.cancel_starts();
         }
         return code < 0 ? 1 : code;
     } catch (const sdbus::Error& e) {

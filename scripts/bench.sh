@@ -95,19 +95,7 @@ bench_dbus_load() {
 # put_section MARKER FILE: replaces the section between <!-- MARKER: and
 # <!-- /MARKER --> in docs/performance.md, or puts it before "## Not measured".
 put_section() {
-    python3 - "$ROOT/docs/performance.md" "$2" "$1" <<'PY'
-import re, sys
-doc_path, section_path, marker = sys.argv[1], sys.argv[2], sys.argv[3]
-doc, section = open(doc_path).read(), open(section_path).read()
-pattern = re.compile(r"<!-- " + marker + r":.*?<!-- /" + marker + r" -->\n", re.S)
-if pattern.search(doc):
-    doc = pattern.sub(lambda _: section, doc)
-elif "\n## Not measured\n" in doc:
-    doc = doc.replace("\n## Not measured\n", "\n" + section + "\n## Not measured\n", 1)
-else:
-    doc += "\n" + section
-open(doc_path, "w").write(doc)
-PY
+    python3 "$ROOT/scripts/doc-section.py" "$1" "$ROOT/docs/performance.md" "$2"
 }
 
 if ((REPAIR_ONLY)); then

@@ -232,6 +232,29 @@ void changing(Authorizer& authorizer, sdbus::IObject& object, std::string_view m
                      });
 }
 
+// As changing(), for a body that finishes later: it gets a Done to call
+// with the outcome (core::Manager::Done), and the caller's reply waits for
+// it while the event loop serves everyone else.
+template <typename F>
+void changing_later(Authorizer& authorizer, sdbus::IObject& object, std::string_view method, const std::string& what,
+                    sdbus::Result<>&& result, F body)
+{
+    auto pending = std::make_shared<sdbus::Result<>>(std::move(result));
+    authorizer.check(object.getCurrentlyProcessedMessage(), action_for_method(method), what,
+                     [pending, body = std::move(body)](const std::optional<std::string>& denial) mutable {
+                         if (denial) {
+                             send_error(*pending, sdbus::Error(access_denied_error, *denial));
+                             return;
+                         }
+                         body([pending](std::exception_ptr error) {
+                             auto rethrow = [&] {
+                                 if (error) std::rethrow_exception(error);
+                             };
+                             reply_with(*pending, rethrow);
+                         });
+                     });
+}
+
 }  // namespace
 
 std::string network_path(const std::string& name)
@@ -384,7 +407,9 @@ private:
 
     void Start(sdbus::Result<>&& result) override
     {
-        change("Start", std::move(result), [](core::Manager& m, const std::string& n) { m.start(n); });
+        change_later("Start", std::move(result), [](core::Manager& m, const std::string& n, core::Manager::Done done) {
+            m.start(n, 0, std::move(done));
+        });
     }
     void Stop(sdbus::Result<>&& result) override
     {
@@ -392,14 +417,19 @@ private:
     }
     void Update(sdbus::Result<>&& result, std::string document) override
     {
-        change("Update", std::move(result),
-               [document = std::move(document)](core::Manager& m, const std::string& n) { m.update(n, document); });
+        change_later(
+            "Update", std::move(result),
+            [document = std::move(document)](core::Manager& m, const std::string& n, core::Manager::Done done) {
+                m.update(n, document, std::move(done));
+            });
     }
     void UpdateIfRevision(sdbus::Result<>&& result, std::string document, std::string revision) override
     {
-        change("UpdateIfRevision", std::move(result),
-               [document = std::move(document), revision = std::move(revision)](
-                   core::Manager& m, const std::string& n) { m.update_at_revision(n, document, revision); });
+        change_later("UpdateIfRevision", std::move(result),
+                     [document = std::move(document), revision = std::move(revision)](
+                         core::Manager& m, const std::string& n, core::Manager::Done done) {
+                         m.update_at_revision(n, document, revision, std::move(done));
+                     });
     }
     std::string Describe() override
     {
@@ -419,11 +449,15 @@ private:
     }
     void StartWithConfirmation(sdbus::Result<>&& result, uint32_t timeout_seconds) override
     {
-        change("StartWithConfirmation", std::move(result), [timeout_seconds](core::Manager& m, const std::string& n) {
-            if (timeout_seconds == 0 || timeout_seconds > 3600)
-                throw Error(ErrorKind::InvalidArgument, "timeout_seconds: must be between 1 and 3600");
-            m.start(n, timeout_seconds);
-        });
+        change_later("StartWithConfirmation", std::move(result),
+                     [timeout_seconds](core::Manager& m, const std::string& n, core::Manager::Done done) {
+                         if (timeout_seconds == 0 || timeout_seconds > 3600) {
+                             done(std::make_exception_ptr(
+                                 Error(ErrorKind::InvalidArgument, "timeout_seconds: must be between 1 and 3600")));
+                             return;
+                         }
+                         m.start(n, timeout_seconds, std::move(done));
+                     });
     }
     void Confirm(sdbus::Result<>&& result) override
     {
@@ -620,6 +654,18 @@ private:
         changing(authorizer_, getObject(), method, std::string("call ") + method + " on network '" + name_ + "'",
                  std::move(result),
                  [&manager = manager_, name = name_, body = std::move(body)]() mutable { return body(manager, name); });
+    }
+
+    // change() for a method that replies when the manager calls its Done
+    // (a start waiting for dnsmasq).
+    template <typename F>
+    void change_later(const char* method, sdbus::Result<>&& result, F body)
+    {
+        changing_later(authorizer_, getObject(), method, std::string("call ") + method + " on network '" + name_ + "'",
+                       std::move(result),
+                       [&manager = manager_, name = name_, body = std::move(body)](core::Manager::Done done) mutable {
+                           body(manager, name, std::move(done));
+                       });
     }
 
     core::Manager& manager_;

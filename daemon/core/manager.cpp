@@ -10,11 +10,13 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <systemd/sd-event.h>
 #include <thread>
 #include <unistd.h>
 
@@ -26,29 +28,6 @@ std::string trim(std::string s)
     while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
         s.pop_back();
     return s;
-}
-
-std::string last_lines(const std::string& path, std::size_t count)
-{
-    auto text = store::read_file(path).value_or("");
-    text = trim(text);
-    std::size_t pos = text.size();
-    for (std::size_t i = 0; i < count && pos != std::string::npos && pos > 0; ++i)
-        pos = text.rfind('\n', pos - 1);
-    std::string tail = pos == std::string::npos || pos == 0 ? text : text.substr(pos + 1);
-    std::replace(tail.begin(), tail.end(), '\n', ' ');
-    return tail.substr(std::min(tail.find_first_not_of(' '), tail.size()));
-}
-
-pid_t read_pid(const std::string& path)
-{
-    auto text = store::read_file(path);
-    if (!text) return 0;
-    try {
-        return static_cast<pid_t>(std::stol(*text));
-    } catch (...) {
-        return 0;
-    }
 }
 
 // activating is a step on the way, not an outcome a journal reader looks for.
@@ -115,6 +94,7 @@ Manager::Entry& Manager::changeable(const std::string& name)
     // Its document would be the placeholder: stored, it would replace the
     // file that someone is about to fix.
     if (e.without_document) throw Error(ErrorKind::Conflict, "network '" + name + "': " + e.stored_problem);
+    check_not_starting(e);
     return e;
 }
 
@@ -144,10 +124,7 @@ const std::string& Manager::state_reason_code(const std::string& name) const { r
 std::string_view Manager::dnsmasq_state(const std::string& name) const
 {
     const Entry& e = entry(name);
-    if (e.dnsmasq) return "running";
-    if (e.dnsmasq_start_failed) return "failed";
-    if (e.restart_timer) return "restarting";
-    return "stopped";
+    return e.dnsmasq ? e.dnsmasq->state() : "stopped";
 }
 
 nlohmann::json Manager::describe(const std::string& name) const
@@ -194,7 +171,8 @@ std::vector<model::Network> Manager::active_specs(const std::string& plus, const
 {
     std::vector<model::Network> result;
     for (const auto& [n, e] : networks_) {
-        const bool running = is_running(e.state) || adopting_.count(n) > 0;
+        // A start waiting for dnsmasq has its rules in the table already.
+        const bool running = is_running(e.state) || adopting_.count(n) > 0 || e.starting;
         if (n != minus && (running || n == plus)) result.push_back(e.spec);
     }
     return result;
@@ -342,15 +320,25 @@ void Manager::load()
         log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"), name);
         if (was_active) driver(e.spec).adopt(e.spec);
         const auto deadline = confirmation(e).recorded();
-        try {
-            bring_up(e);
-            if (deadline) arm_confirmation(e, *deadline);
-        } catch (const std::exception& err) {
-            log_error(err.what(), name);
-        }
+        // Every network's dnsmasq starts before any is waited for.
+        bring_up(e, 0, [this, name, deadline, log = log_outcome(name)](std::exception_ptr error) {
+            log(error);
+            auto it = networks_.find(name);
+            if (error || !deadline || it == networks_.end()) return;
+            arm_confirmation(it->second, *deadline);
+        });
         adopting_.erase(name);
     }
     adopting_.clear();
+    // The daemon is not on the bus yet: its readiness (READY=1, the bus
+    // name) means the networks are up, so their dnsmasq are waited for
+    // here, all at once, by running the loop (dnsmasq's 10 s limit bounds it).
+    while (
+        std::any_of(networks_.begin(), networks_.end(), [](const auto& kv) { return kv.second.starting != nullptr; }))
+        if (const int r = sd_event_run(loop_.get(), UINT64_MAX); r < 0) {
+            log_error(std::string("waiting for the networks to start: ") + std::strerror(-r));
+            break;
+        }
 }
 
 void Manager::delete_owned_bridge(const std::string& name, const std::string& bridge)
@@ -415,13 +403,7 @@ void Manager::reload()
             Entry& e = networks_[name];
             e.spec = std::move(n);
             if (listener_) listener_->network_added(name);
-            if (e.spec.autostart) {
-                try {
-                    bring_up(e);
-                } catch (const std::exception& err) {
-                    log_error(err.what(), name);
-                }
-            }
+            if (e.spec.autostart) bring_up(e, 0, log_outcome(name));
             continue;
         }
         Entry& e = it->second;
@@ -435,23 +417,17 @@ void Manager::reload()
             if (listener_) listener_->network_changed(e.spec.name);
             if (e.state == State::inactive) continue;
             adopting_.insert(e.spec.name);
-            try {
-                bring_up(e);
-            } catch (const std::exception& err) {
-                log_error(err.what(), e.spec.name);
-            }
+            bring_up(e, 0, log_outcome(e.spec.name));
             adopting_.erase(e.spec.name);
         } else if (!(e.spec == n)) {
             const bool running = e.state != State::inactive;
+            const auto leases = running ? leases_to_keep(e, n) : std::nullopt;
             if (running) tear_down(e);
+            restore_leases(e.spec.name, leases);
             e.spec = std::move(n);
             if (listener_) listener_->network_changed(e.spec.name);
             if (running) {
-                try {
-                    bring_up(e);
-                } catch (const std::exception& err) {
-                    log_error(err.what(), e.spec.name);
-                }
+                bring_up(e, 0, log_outcome(e.spec.name));
             } else {
                 set_state(e, State::inactive);
             }
@@ -511,13 +487,7 @@ void Manager::remove(const std::string& name)
         } catch (const std::exception& err) {
             log_error("network " + name + ": " + err.what(), name);
         }
-        if (stopped && was_running) {
-            try {
-                bring_up(e);
-            } catch (const std::exception& err) {
-                log_error("network " + name + ": starting it again after the failed deletion: " + err.what(), name);
-            }
-        }
+        if (stopped && was_running) bring_up(e, 0, log_outcome(name));
         throw;
     }
     store::remove_file(marker);
@@ -544,15 +514,75 @@ void Manager::delete_stopped(Entry& e)
 
 void Manager::start(const std::string& name, std::uint32_t confirm_timeout_s)
 {
-    Entry& e = changeable(name);
-    if (is_running(e.state)) {
-        if (confirm_timeout_s > 0)
-            throw Error(ErrorKind::Conflict, "network '" + name +
-                                                 "' is already running; a confirmation deadline only applies to a "
-                                                 "start that takes the network up");
-        return;
+    wait([&](Done done) { start(name, confirm_timeout_s, std::move(done)); });
+}
+
+void Manager::start(const std::string& name, std::uint32_t confirm_timeout_s, Done done)
+{
+    try {
+        Entry& e = entry(name);
+        if (e.starting && confirm_timeout_s == 0) {
+            // The same start, asked twice: both callers hear its outcome.
+            e.starting->waiters.push_back(std::move(done));
+            return;
+        }
+        if (e.starting || (is_running(e.state) && confirm_timeout_s > 0))
+            throw Error(ErrorKind::Conflict, "network '" + name + "' is already " +
+                                                 (e.starting ? "starting" : "running") +
+                                                 "; a confirmation deadline only applies to a start that takes the "
+                                                 "network up");
+        changeable(name);
+        if (is_running(e.state)) {
+            done(nullptr);
+            return;
+        }
+        bring_up(e, confirm_timeout_s, std::move(done), true);
+    } catch (...) {
+        if (done) done(std::current_exception());
     }
-    bring_up(e, confirm_timeout_s);
+}
+
+void Manager::wait(const std::function<void(Done)>& op)
+{
+    bool finished = false;
+    std::exception_ptr error;
+    op([&](std::exception_ptr outcome) {
+        finished = true;
+        error = outcome;
+    });
+    while (!finished)
+        if (const int r = sd_event_run(loop_.get(), UINT64_MAX); r < 0)
+            throw Error(ErrorKind::Kernel, std::string("waiting for the event loop: ") + std::strerror(-r));
+    if (error) std::rethrow_exception(error);
+}
+
+Manager::Done Manager::log_outcome(const std::string& name)
+{
+    return [name](std::exception_ptr error) {
+        if (!error) return;
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& err) {
+            log_error(err.what(), name);
+        }
+    };
+}
+
+void Manager::check_not_starting(const Entry& e) const
+{
+    if (e.starting)
+        throw Error(ErrorKind::Busy,
+                    "network '" + e.spec.name + "' is starting (waiting for dnsmasq); change it once it is active");
+}
+
+void Manager::cancel_starts()
+{
+    for (auto& [name, e] : networks_) {
+        if (!e.starting) continue;
+        log_warning("network " + name + ": the daemon exits while the network starts: rolling the start back", name);
+        for (const auto& p : tear_down(e))
+            log_error("network " + name + ": " + p, name);
+    }
 }
 
 ConfirmationDeadline& Manager::confirmation(Entry& e)
@@ -614,6 +644,20 @@ void Manager::stop(const std::string& name)
 
 void Manager::update(const std::string& name, const std::string& document)
 {
+    wait([&](Done done) { update(name, document, std::move(done)); });
+}
+
+void Manager::update(const std::string& name, const std::string& document, Done done)
+{
+    try {
+        update_or_restart(name, document, done);
+    } catch (...) {
+        if (done) done(std::current_exception());
+    }
+}
+
+void Manager::update_or_restart(const std::string& name, const std::string& document, Done& done)
+{
     Entry& e = changeable(name);
     model::Network n = model::parse_network(document);
     if (n.name != name)
@@ -621,7 +665,7 @@ void Manager::update(const std::string& name, const std::string& document)
                                         "'); networks cannot be renamed");
     if (n.bridge.empty()) n.bridge = e.spec.bridge;
     model::validate_against(n, configured_except(name));
-    if (n == e.spec) return;
+    if (n == e.spec) return done(nullptr);
     if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(links_, n);
 
     const bool running = is_running(e.state);
@@ -634,7 +678,7 @@ void Manager::update(const std::string& name, const std::string& document)
         same.dns.hosts = e.spec.dns.hosts;
         if (same == e.spec && plan::plan_dnsmasq(n, "", "").config == plan::plan_dnsmasq(e.spec, "", "").config) {
             commit_hosts(e, std::move(n));
-            return;
+            return done(nullptr);
         }
     }
     if (!running) {
@@ -642,7 +686,7 @@ void Manager::update(const std::string& name, const std::string& document)
         e.spec = std::move(n);
         document_stored(e);
         if (listener_) listener_->network_changed(name);
-        return;
+        return done(nullptr);
     }
     {
         // Only forwards and limits differ: one atomic table replacement, no
@@ -664,13 +708,13 @@ void Manager::update(const std::string& name, const std::string& document)
             e.journal_lines = 0;
             document_stored(e);
             if (listener_) listener_->network_changed(name);
-            return;
+            return done(nullptr);
         }
     }
     if (update_live(e, n)) {  // stores n itself, before the kernel changes
         document_stored(e);
         if (listener_) listener_->network_changed(name);
-        return;
+        return done(nullptr);
     }
     // A restart. The new document is stored first, with a marker naming the
     // old bridge: a daemon that crashes in between finishes the restart with
@@ -685,40 +729,89 @@ void Manager::update(const std::string& name, const std::string& document)
         throw;
     }
     e.stored_problem.clear();  // the file is n now
+    const auto leases = leases_to_keep(e, n);
     // Interfaces someone else enslaved to the bridge (libvirt's taps) go
     // onto the new one: the guests behind them stay connected.
     const auto foreign = e.foreign_ports;
     tear_down(e);
+    restore_leases(name, leases);
     e.spec = n;
-    auto reattach = [&] {
-        e.foreign_ports = foreign;
-        if (const auto back = reattach_foreign_ports(e); !back.empty())
+    bring_up(
+        e, 0,
+        [this, name, old, n, foreign, done = std::exchange(done, Done{})](std::exception_ptr error) {
+            restarted(name, old, n, foreign, error, done);
+        },
+        true);
+}
+
+void Manager::restarted(const std::string& name, const model::Network& old, const model::Network& next,
+                        const std::set<std::string>& foreign, std::exception_ptr error, const Done& done)
+{
+    const auto reattach = [this, name, foreign] {
+        auto it = networks_.find(name);
+        if (it == networks_.end() || !is_running(it->second.state)) return;
+        it->second.foreign_ports = foreign;
+        if (const auto back = reattach_foreign_ports(it->second); !back.empty())
             log_info("network " + name + ": " + std::to_string(back.size()) +
-                         " interfaces enslaved outside kvmnet attached to " + e.spec.bridge + " again",
+                         " interfaces enslaved outside kvmnet attached to " + it->second.spec.bridge + " again",
                      name);
     };
-    try {
-        bring_up(e);
-        reattach();
-    } catch (const std::exception&) {
-        e.spec = old;
+    const auto remove_marker = [this, name] {
         try {
-            store_.save(old);
+            store::remove_file(layout_.restart_marker(name));
         } catch (const std::exception& err) {
-            log_error("network " + name + ": storing the previous document again failed: " + err.what(), name);
+            log_error("network " + name + ": " + err.what(), name);
         }
-        if (old.bridge != n.bridge) delete_owned_bridge(name, n.bridge);
-        try {
-            bring_up(e);
-            reattach();
-        } catch (const std::exception& again) {
-            log_error("network " + name + ": restoring the previous configuration failed too: " + again.what(), name);
-        }
-        store::remove_file(layout_.restart_marker(name));
-        throw;
+    };
+    auto it = networks_.find(name);
+    // Stopped or deleted while it started: the new document stays, stopped.
+    const bool cancelled = it == networks_.end() || it->second.state == State::inactive;
+    if (!error || cancelled) {
+        if (!error) reattach();
+        remove_marker();
+        if (!error && listener_) listener_->network_changed(name);
+        if (done) done(error);
+        return;
     }
-    store::remove_file(layout_.restart_marker(name));
-    if (listener_) listener_->network_changed(name);
+    Entry& e = it->second;
+    e.spec = old;
+    try {
+        store_.save(old);
+    } catch (const std::exception& err) {
+        log_error("network " + name + ": storing the previous document again failed: " + err.what(), name);
+    }
+    if (old.bridge != next.bridge) delete_owned_bridge(name, next.bridge);
+    bring_up(e, 0, [name, error, done, remove_marker, reattach](std::exception_ptr again) {
+        if (!again) reattach();
+        if (again) try {
+                std::rethrow_exception(again);
+            } catch (const std::exception& err) {
+                log_error("network " + name + ": restoring the previous configuration failed too: " + err.what(), name);
+            }
+        remove_marker();
+        if (done) done(error);
+    });
+}
+
+std::optional<std::string> Manager::leases_to_keep(const Entry& e, const model::Network& next) const
+{
+    // Guests keep their addresses across the restart, and dnsmasq reads its
+    // lease file at start: kept, the leases stay in Leases() and dnsmasq
+    // renews them. Not when the subnet changes: they would name addresses
+    // of the old one.
+    if (!e.spec.ipv4 || !next.ipv4 || !(e.spec.ipv4->address == next.ipv4->address)) return std::nullopt;
+    return store::read_file(layout_.dnsmasq_leases(e.spec.name));
+}
+
+void Manager::restore_leases(const std::string& name, const std::optional<std::string>& leases)
+{
+    if (!leases) return;
+    try {
+        store::make_directories(layout_.network_dir(name), 0755);
+        store::write_replace(layout_.dnsmasq_leases(name), *leases, 0644);
+    } catch (const std::exception& err) {
+        log_error("network " + name + ": keeping the DHCP leases across the restart: " + err.what(), name);
+    }
 }
 
 void Manager::set_autostart(const std::string& name, bool autostart)
@@ -790,13 +883,35 @@ void Manager::update_ip_forward(const std::vector<model::Network>& active)
     ip_forward_hold_.want(std::any_of(active.begin(), active.end(), needs_forwarding));
 }
 
-void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
+void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s, Done done, bool defer)
+{
+    set_state(e, State::activating);
+    e.starting = std::make_unique<Entry::PendingStart>();
+    e.starting->confirm_timeout_s = confirm_timeout_s;
+    e.starting->waiters.push_back(std::move(done));
+    if (!defer) {
+        run_start(e);
+        return;
+    }
+    // Ten starts asked at once are ten turns of the loop, with the bus
+    // served between them, not one long turn that every read waits behind.
+    const std::string name = e.spec.name;
+    e.starting->deferred = loop_.add_timer(0, [this, name] {
+        auto it = networks_.find(name);
+        if (it == networks_.end() || !it->second.starting) return;
+        // The source goes with this handler's return, not now: the handler's
+        // own cell must outlive it.
+        run_start(it->second);
+    });
+}
+
+void Manager::run_start(Entry& e)
 {
     const model::Network& n = e.spec;
-    e.dnsmasq_start_failed = false;
-    set_state(e, State::activating);
-    Undo undo;
-    std::string step = "checking for conflicts";
+    auto pending = std::move(e.starting);
+    Undo& undo = pending->undo;
+    std::string& step = pending->step;
+    step = "checking for conflicts";
     try {
         ModeDriver& mode = driver(n);
         mode.validate(n);
@@ -806,13 +921,6 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         const auto before = active_specs("", n.name);
         apply_firewall(active_specs(n.name));
         undo.push("restore firewall", [this, before] { apply_firewall(before); });
-
-        if (n.ipv4) {
-            step = "starting dnsmasq";
-            e.dnsmasq_start_failed = true;  // until start_dnsmasq gets it running
-            start_dnsmasq(e);
-            undo.push("stop dnsmasq", [this, &e] { stop_dnsmasq(e); });
-        }
 
         step = "enabling IPv4 forwarding";
         update_ip_forward(active_specs(n.name));
@@ -828,31 +936,81 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s)
         attach_ports(e);
         observe_ports(e);
 
-        const auto bridge = links_.find_link(n.bridge);
-        const int bridge_index = bridge ? bridge->index : 0;
-
-        step = "recording runtime state";
-        store::make_directories(layout_.network_dir(n.name), 0755);
-        store::write_atomic(layout_.active_marker(n.name), "1\n");
-        undo.commit();
-        watch_leases(e);
-        e.restarts = 0;
-        e.dnsmasq_problem.clear();
-        e.mac_conflict.clear();
-        e.fdb.clear();
-        e.bridge_index = bridge_index;
-        if (confirm_timeout_s > 0) arm_confirmation(e, static_cast<std::int64_t>(::time(nullptr)) + confirm_timeout_s);
-        if (needs_forwarding(n)) ensure_forwarding_watch();
-        set_state(e, State::active);
-        if (!e.stored_problem.empty()) assess(e);
-    } catch (const std::exception& err) {
-        undo.unwind();
-        const Error* typed = dynamic_cast<const Error*>(&err);
-        const std::string reason = step + ": " + err.what();
-        set_state(e, State::failed, "start-failed", reason);
-        throw Error(typed ? typed->kind() : ErrorKind::Kernel,
-                    "starting network '" + n.name + "' failed while " + reason);
+    } catch (const std::exception&) {
+        e.starting = std::move(pending);
+        finish_start(n.name, std::current_exception());
+        return;
     }
+    // dnsmasq last: the start waits for it without holding up the loop, and
+    // finish_start completes (or rolls back) the transaction.
+    e.starting = std::move(pending);
+    const std::string name = n.name;
+    if (!n.ipv4) {
+        finish_start(name, nullptr);
+        return;
+    }
+    e.starting->step = "starting dnsmasq";
+    e.starting->undo.push("stop dnsmasq", [this, name] {
+        if (auto it = networks_.find(name); it != networks_.end() && it->second.dnsmasq) it->second.dnsmasq->stop();
+    });
+    try {
+        dnsmasq_of(e).start(plan::plan_dnsmasq(n, layout_.network_dir(name), dnsmasq_user_),
+                            [this, name](std::exception_ptr error) { finish_start(name, error); });
+    } catch (const std::exception&) {
+        finish_start(name, std::current_exception());
+    }
+}
+
+void Manager::finish_start(const std::string& name, std::exception_ptr error)
+{
+    auto it = networks_.find(name);
+    if (it == networks_.end() || !it->second.starting) return;
+    Entry& e = it->second;
+    const model::Network& n = e.spec;
+    const auto pending = std::move(e.starting);
+    std::string& step = pending->step;
+    const std::uint32_t confirm_timeout_s = pending->confirm_timeout_s;
+    if (!error) try {
+            const auto bridge = links_.find_link(n.bridge);
+            const int bridge_index = bridge ? bridge->index : 0;
+
+            step = "recording runtime state";
+            store::make_directories(layout_.network_dir(n.name), 0755);
+            // In the runtime directory, which a reboot empties: no fsync.
+            store::write_replace(layout_.active_marker(n.name), "1\n");
+            pending->undo.commit();
+            watch_leases(e);
+            e.mac_conflict.clear();
+            e.fdb.clear();
+            e.bridge_index = bridge_index;
+            if (confirm_timeout_s > 0)
+                arm_confirmation(e, static_cast<std::int64_t>(::time(nullptr)) + confirm_timeout_s);
+            if (needs_forwarding(n)) ensure_forwarding_watch();
+            set_state(e, State::active);
+            if (!e.stored_problem.empty()) assess(e);
+        } catch (const std::exception&) {
+            error = std::current_exception();
+        }
+    if (error) {
+        pending->undo.unwind();
+        std::string what = "unknown error";
+        std::optional<ErrorKind> kind;
+        try {
+            std::rethrow_exception(error);
+        } catch (const Error& err) {
+            what = err.what();
+            kind = err.kind();
+        } catch (const std::exception& err) {
+            what = err.what();
+        }
+        const std::string reason = step + ": " + what;
+        set_state(e, State::failed, "start-failed", reason);
+        error = std::make_exception_ptr(
+            Error(kind.value_or(ErrorKind::Kernel), "starting network '" + n.name + "' failed while " + reason));
+    }
+    // Last: a waiter may change the network (an update's rollback starts it again).
+    for (const auto& waiter : pending->waiters)
+        if (waiter) waiter(error);
 }
 
 std::vector<std::string> Manager::tear_down(Entry& e)
@@ -867,7 +1025,10 @@ std::vector<std::string> Manager::tear_down(Entry& e)
             log_error("network " + n.name + ": " + what + ": " + err.what(), n.name);
         }
     };
-    e.restart_timer.reset();
+    // A start still waiting for dnsmasq ends here: what it did is undone
+    // below as a whole, and its callers hear that it was cancelled.
+    const auto cancelled = std::move(e.starting);
+    if (cancelled) cancelled->undo.commit();
     e.repair_timer.reset();
     e.repair_retry.reset();
     e.repair_wait.clear();
@@ -876,7 +1037,7 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     const bool was_awaiting = e.confirmation && e.confirmation->pending();
     if (e.confirmation) e.confirmation->cancel();
     if (was_awaiting && listener_) listener_->network_changed(n.name);
-    attempt("stopping dnsmasq", [&] { stop_dnsmasq(e); });
+    attempt("stopping dnsmasq", [&] { dnsmasq_of(e).stop(); });
     attempt("updating nftables", [&] { apply_firewall(active_specs("", n.name)); });
     for (auto& p : driver(n).teardown(n))
         problems.push_back(p);
@@ -888,9 +1049,8 @@ std::vector<std::string> Manager::tear_down(Entry& e)
             if (const auto renamed = renamed_bridge(e)) links_.delete_link(renamed->name);
     });
     // The network counts as stopped from here on, whatever failed above.
-    e.dnsmasq_problem.clear();
+    e.dnsmasq.reset();
     e.dnsmasq_unreported.clear();
-    e.dnsmasq_start_failed = false;
     e.port_problems.clear();
     e.foreign_ports.clear();
     e.mac_conflict.clear();
@@ -906,138 +1066,46 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     for (const auto& entry : std::filesystem::directory_iterator(layout_.network_dir(n.name), ec))
         if (!keep_record || entry.path() != record) std::filesystem::remove_all(entry.path(), ec);
     if (!keep_record) std::filesystem::remove(layout_.network_dir(n.name), ec);
+    if (cancelled) {
+        const auto error = std::make_exception_ptr(
+            Error(ErrorKind::Conflict, "network '" + n.name + "' was stopped before it became active"));
+        for (const auto& waiter : cancelled->waiters)
+            if (waiter) waiter(error);
+    }
     return problems;
 }
 
-void Manager::start_dnsmasq(Entry& e)
+Dnsmasq& Manager::dnsmasq_of(Entry& e)
 {
-    const model::Network& n = e.spec;
-    const std::string dir = runtime_dir_of(n.name);
-    store::make_directories(dir, 0755);
-    const auto files = plan::plan_dnsmasq(n, dir, dnsmasq_user_);
-    const std::string conf = dir + "/dnsmasq.conf";
-    const std::string pidfile = dir + "/dnsmasq.pid";
-    const std::string conf_arg = "--conf-file=" + conf;
-
-    // Adopt a dnsmasq left running by an earlier instance of the daemon when
-    // it serves exactly this configuration: guests keep their DHCP/DNS. One
-    // that runs as another user (started by a daemon that ran as root, now
-    // running as user dnsmasq) is adopted too, as long as it need not be
-    // signalled: it can be watched (pidfd), not stopped, which stop reports.
-    if (pid_t old = read_pid(pidfile); old > 0 && process_alive(old)) {
-        const auto cmd = process_cmdline(old);
-        const bool ours = std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end();
-        if (ours && store::read_file(conf) == files.config) {
-            if (store::read_file(dir + "/dnsmasq.hosts") != files.hosts ||
-                store::read_file(dir + "/dnsmasq.names") != files.names) {
-                store::write_atomic(dir + "/dnsmasq.hosts", files.hosts, 0644);
-                store::write_atomic(dir + "/dnsmasq.names", files.names, 0644);
-                if (::kill(old, SIGHUP) != 0)
-                    throw Error(ErrorKind::Kernel, unstoppable_dnsmasq(old, "make it re-read its hosts") +
-                                                       ", then start the network again");
-            }
-            log_info("network " + n.name + ": adopted dnsmasq pid " + std::to_string(old), n.name);
-            watch_dnsmasq(e, old);
-            return;
-        }
-        // Never a second dnsmasq next to one that cannot be stopped: it
-        // would fail on the addresses the old one holds.
-        if (ours) try {
-                stop_process(old);
-            } catch (const std::exception&) {
-                throw Error(ErrorKind::Kernel, unstoppable_dnsmasq(old, "stop it (it serves another configuration)") +
-                                                   ", then start the network again");
-            }
-    }
-
-    store::write_atomic(conf, files.config, 0644);
-    store::write_atomic(dir + "/dnsmasq.hosts", files.hosts, 0644);
-    store::write_atomic(dir + "/dnsmasq.names", files.names, 0644);
-    store::remove_file(pidfile);
-    const pid_t pid = spawn_process({options_.dnsmasq, "--keep-in-foreground", conf_arg}, dir + "/dnsmasq.log");
-    // dnsmasq writes its pid file only once its sockets are bound, which makes
-    // the file a readiness signal; an early exit carries the reason in its log.
-    for (int waited_ms = 0;; ++waited_ms) {
-        int status = 0;
-        if (::waitpid(pid, &status, WNOHANG) == pid)
-            throw Error(ErrorKind::Kernel,
-                        "dnsmasq exited at start (status " +
-                            std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) +
-                            "): " + last_lines(dir + "/dnsmasq.log", 2));
-        if (read_pid(pidfile) == pid) break;
-        if (waited_ms > 10000) {
-            stop_process(pid);
-            throw Error(ErrorKind::Kernel, "dnsmasq did not become ready within 10 s");
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    log_info("network " + n.name + ": dnsmasq running as pid " + std::to_string(pid), n.name);
-    watch_dnsmasq(e, pid);
-}
-
-std::string Manager::unstoppable_dnsmasq(pid_t pid, const std::string& to_do)
-{
-    const std::string p = std::to_string(pid);
-    return "dnsmasq pid " + p + " runs as uid " + std::to_string(process_uid(pid)) + " and kvmnetd (uid " +
-           std::to_string(::getuid()) + ") cannot " + to_do +
-           " (a dnsmasq started by kvmnetd running as root?): run `kill " + p + "` as root";
-}
-
-void Manager::watch_dnsmasq(Entry& e, pid_t pid)
-{
+    if (e.dnsmasq) return *e.dnsmasq;
     const std::string name = e.spec.name;
-    e.dnsmasq = std::make_unique<ProcessWatch>(loop_, pid, [this, name](int status) { dnsmasq_exited(name, status); });
-    e.dnsmasq_since_usec = EventLoop::now_usec();
-    e.dnsmasq_start_failed = false;
-}
-
-void Manager::dnsmasq_exited(const std::string& name, int status)
-{
-    auto it = networks_.find(name);
-    if (it == networks_.end()) return;
-    Entry& e = it->second;
-    e.dnsmasq.reset();
-    if (!is_running(e.state)) return;
-    // A dnsmasq that ran for a while before dying starts the backoff afresh;
-    // the first restart is immediate (guests wait for DHCP/DNS meanwhile),
-    // one that dies right after each restart backs off up to 30 s.
-    if (EventLoop::now_usec() - e.dnsmasq_since_usec > 60'000'000ull) e.restarts = 0;
-    const unsigned delay_s = e.restarts == 0 ? 0 : std::min(1u << std::min(e.restarts - 1, 5u), 30u);
-    ++e.restarts;
-    e.dnsmasq_problem =
-        "dnsmasq exited" + (status >= 0 ? " (status " + std::to_string(status) + ")" : std::string()) +
-        (delay_s == 0 ? std::string("; restarting now") : "; restarting in " + std::to_string(delay_s) + " s");
-    log_warning("network " + name + ": " + e.dnsmasq_problem, name);
-    assess(e);
-    e.restart_timer = loop_.add_timer(delay_s * 1000000ull, [this, name] {
-        auto found = networks_.find(name);
-        if (found == networks_.end()) return;
-        Entry& entry = found->second;
-        if (!is_running(entry.state)) return;
-        try {
-            const std::string problem = entry.dnsmasq_problem;
-            start_dnsmasq(entry);
-            entry.dnsmasq_problem.clear();
-            const std::string detail = "restarted dnsmasq as pid " +
-                                       std::to_string(entry.dnsmasq ? entry.dnsmasq->pid() : 0) + " (" +
-                                       problem.substr(0, problem.find(';')) + ")";
-            // Without its bridge dnsmasq serves nobody (bind-dynamic: it
-            // will, once the bridge is back): the bridge's repair reports it.
-            const auto bridge = links_.find_link(entry.spec.bridge);
-            if (bridge && bridge->alias == plan::owner_alias(entry.spec.name)) {
-                note_repair(entry, "dnsmasq", detail);
-            } else {
-                log_info("network " + name + ": " + detail + "; serving once bridge " + entry.spec.bridge + " is back",
-                         name);
-                entry.dnsmasq_unreported = detail;
-            }
-            assess(entry);
-        } catch (const std::exception& err) {
-            log_error("network " + name + ": restarting dnsmasq failed: " + err.what(), name);
-            entry.dnsmasq_start_failed = true;
-            dnsmasq_exited(name, -1);
+    DnsmasqOptions options;
+    options.binary = options_.dnsmasq;
+    options.user = dnsmasq_user_;
+    options.dir = layout_.network_dir(name);
+    options.network = name;
+    Dnsmasq::Events events;
+    events.exited = [this, name](const std::string&) {
+        if (auto it = networks_.find(name); it != networks_.end()) assess(it->second);
+    };
+    events.restarted = [this, name](const std::string& detail) {
+        auto it = networks_.find(name);
+        if (it == networks_.end()) return;
+        Entry& entry = it->second;
+        // Without its bridge dnsmasq serves nobody (bind-dynamic: it will,
+        // once the bridge is back): the bridge's repair reports it.
+        const auto bridge = links_.find_link(entry.spec.bridge);
+        if (bridge && bridge->alias == plan::owner_alias(entry.spec.name)) {
+            note_repair(entry, "dnsmasq", detail);
+        } else {
+            log_info("network " + name + ": " + detail + "; serving once bridge " + entry.spec.bridge + " is back",
+                     name);
+            entry.dnsmasq_unreported = detail;
         }
-    });
+        assess(entry);
+    };
+    e.dnsmasq = std::make_unique<Dnsmasq>(loop_, std::move(options), std::move(events));
+    return *e.dnsmasq;
 }
 
 void Manager::assess(Entry& e)
@@ -1048,22 +1116,6 @@ void Manager::assess(Entry& e)
         set_state(e, State::active);
     else
         set_state(e, State::degraded, std::move(code), std::move(reason));
-}
-
-void Manager::stop_dnsmasq(Entry& e)
-{
-    const std::string dir = runtime_dir_of(e.spec.name);
-    pid_t pid = e.dnsmasq ? e.dnsmasq->pid() : read_pid(dir + "/dnsmasq.pid");
-    e.dnsmasq.reset();
-    if (pid > 0 && process_alive(pid)) {
-        const auto cmd = process_cmdline(pid);
-        if (std::find(cmd.begin(), cmd.end(), "--conf-file=" + dir + "/dnsmasq.conf") != cmd.end()) try {
-                stop_process(pid);
-            } catch (const std::exception&) {
-                throw Error(ErrorKind::Kernel, unstoppable_dnsmasq(pid, "stop it"));
-            }
-    }
-    store::remove_file(dir + "/dnsmasq.pid");
 }
 
 }  // namespace kvmnet::core

@@ -7,12 +7,14 @@
 #include "core/clock.hpp"
 #include "core/committed_table.hpp"
 #include "core/confirmation.hpp"
+#include "core/dnsmasq.hpp"
 #include "core/event_loop.hpp"
 #include "core/lease_watch.hpp"
 #include "core/mode_driver.hpp"
 #include "core/paging.hpp"
 #include "core/process.hpp"
 #include "core/sysctl_hold.hpp"
+#include "core/undo.hpp"
 #include "model/network.hpp"
 #include "plan/drift.hpp"
 #include "plan/kernel_view.hpp"
@@ -22,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -31,8 +34,6 @@
 #include <vector>
 
 namespace kvmnet::core {
-
-class Undo;
 
 enum class State { inactive, activating, active, degraded, failed };
 
@@ -103,29 +104,50 @@ public:
     const std::string& state_reason(const std::string& name) const;
     // state_reason as a code: "none", "start-failed", "mac-conflict", ...
     const std::string& state_reason_code(const std::string& name) const;
-    // dnsmasq's supervision state: "running"; "restarting" (it exited, a
-    // restart is scheduled); "failed" (the last attempt to start it failed;
-    // while the network runs it is retried with backoff); "stopped" (the
-    // network is not running, or has no dnsmasq, as in bridge mode).
+    // dnsmasq's supervision state (core/dnsmasq.hpp): "running";
+    // "starting" (the network's start waits for it to be ready);
+    // "restarting" (it exited, a restart is scheduled or under way);
+    // "failed" (the last attempt to start it failed; while the network runs
+    // it is retried with backoff); "stopped" (the network is not running, or
+    // has no dnsmasq, as in bridge mode).
     std::string_view dnsmasq_state(const std::string& name) const;
     nlohmann::json describe(const std::string& name) const;
     nlohmann::json describe_all() const;
 
     std::string create(const std::string& document);  // returns the network's name
     void remove(const std::string& name);
+    // The outcome of a change that waits for dnsmasq: nullptr, or the error.
+    using Done = std::function<void(std::exception_ptr)>;
     // With confirm_timeout_s > 0 the start must be confirmed (confirm())
     // within that many seconds, or it is rolled back: the safety net for a
     // bridge takeover that cuts the caller off.
+    // The network is activating until dnsmasq is ready; `done` is called
+    // then (maybe before start returns), and the event loop serves every
+    // other call meanwhile. A second start joins the pending one; a stop or
+    // delete cancels it (`done` gets Conflict); other changes of the network
+    // get Busy until it is up.
+    void start(const std::string& name, std::uint32_t confirm_timeout_s, Done done);
+    // As above, waiting for the outcome by running the event loop; only
+    // outside the loop's dispatch (tests, and tools that drive the manager).
     void start(const std::string& name, std::uint32_t confirm_timeout_s = 0);
+    // The daemon is exiting: starts still waiting for dnsmasq are rolled
+    // back (their callers get an error) rather than left half done.
+    void cancel_starts();
     void confirm(const std::string& name);
     bool awaiting_confirmation(const std::string& name) const;
     void stop(const std::string& name);
+    // An update that restarts the network calls `done` once it is up again
+    // (or rolled back); others at once. The blocking form runs the loop as
+    // start() does.
+    void update(const std::string& name, const std::string& document, Done done);
     void update(const std::string& name, const std::string& document);
     // The stored document's revision (store::revision_of), and update()
     // refused with Conflict unless the document is still at `revision`: a
     // client's read-modify-write never overwrites a change made after its
     // read (core/manager_revision.cpp).
     std::string revision(const std::string& name) const;
+    void update_at_revision(const std::string& name, const std::string& document, const std::string& revision,
+                            Done done);
     void update_at_revision(const std::string& name, const std::string& document, const std::string& revision);
     void set_autostart(const std::string& name, bool autostart);
 
@@ -214,15 +236,22 @@ private:
         std::string reason;
         std::string reason_code = "none";  // StateReasonCode: reason for programs (docs/dbus-api.md)
         int bridge_index = 0;              // of the running bridge, kept current by link_changed
-        std::unique_ptr<ProcessWatch> dnsmasq;
-        std::unique_ptr<EventSource> restart_timer;
-        unsigned restarts = 0;
-        std::uint64_t dnsmasq_since_usec = 0;
-        std::string dnsmasq_problem;        // why dnsmasq is not serving, while a restart is pending
-        bool dnsmasq_start_failed = false;  // the last attempt to start dnsmasq failed
-        std::string dnsmasq_unreported;     // a restart while the bridge was missing: reported with its repair
+        std::unique_ptr<Dnsmasq> dnsmasq;  // while started, and after a failed start (its state says so)
+        std::string dnsmasq_unreported;    // a restart while the bridge was missing: reported with its repair
+        // A start waiting for dnsmasq to be ready: its undo journal, the step
+        // it is at and everyone waiting for the outcome.
+        struct PendingStart {
+            Undo undo;
+            std::string step;
+            std::uint32_t confirm_timeout_s = 0;
+            std::vector<Done> waiters;
+            // A start asked over the bus runs on a later turn of the loop:
+            // the calls that came with it are answered first.
+            std::unique_ptr<EventSource> deferred;
+        };
+        std::unique_ptr<PendingStart> starting;
         std::unique_ptr<ConfirmationDeadline> confirmation;  // made on first use (Manager::confirmation)
-        std::map<std::string, std::string> port_problems;    // port name -> why it is not attached as asked
+        std::map<std::string, std::string> port_problems;  // port name -> why it is not attached as asked
         // MAC flap tracking for conflict detection: mac -> (bridge port index, when it last moved).
         struct MacSeen {
             int port = 0;
@@ -267,13 +296,34 @@ private:
     std::vector<model::Network> active_specs(const std::string& plus = {}, const std::string& minus = {}) const;
     std::string pick_bridge_name() const;
     // The dnsmasq supervision's runtime directory (store::Layout).
-    std::string runtime_dir_of(const std::string& name) const { return layout_.network_dir(name); }
     // A state without a reason, or with one and its machine-readable code
     // (the StateReasonCode property; each code is listed in docs/dbus-api.md).
     void set_state(Entry& e, State state);
     void set_state(Entry& e, State state, std::string code, std::string reason);
 
-    void bring_up(Entry& e, std::uint32_t confirm_timeout_s = 0);
+    // The start transaction. Everything up to dnsmasq runs at once; the
+    // rest (recording the network as active) when dnsmasq is ready, in
+    // finish_start. `done` gets the outcome.
+    // With `defer`, the kernel work starts on the next turn of the loop
+    // (the network is activating from now on).
+    void bring_up(Entry& e, std::uint32_t confirm_timeout_s, Done done, bool defer = false);
+    void run_start(Entry& e);
+    void finish_start(const std::string& name, std::exception_ptr error);
+    // For callers that only log the outcome (load, reload, rollbacks).
+    Done log_outcome(const std::string& name);
+    // Runs the loop until `op` calls its Done; rethrows its error.
+    void wait(const std::function<void(Done)>& op);
+    // Busy while a start waits for dnsmasq: changes would race it.
+    void check_not_starting(const Entry& e) const;
+    // After the restart of an update: the marker goes, and a failed start
+    // brings back the previous document.
+    void update_or_restart(const std::string& name, const std::string& document, Done& done);
+    // The lease file of a running network, when its leases still hold with
+    // `next` (same subnet); restore_leases puts it back after a tear_down.
+    std::optional<std::string> leases_to_keep(const Entry& e, const model::Network& next) const;
+    void restore_leases(const std::string& name, const std::optional<std::string>& leases);
+    void restarted(const std::string& name, const model::Network& old, const model::Network& next,
+                   const std::set<std::string>& foreign, std::exception_ptr error, const Done& done);
     // The network's mode driver (core/mode_driver.hpp).
     ModeDriver& driver(const model::Network& n);
     // Self-healing (core/manager_repair.cpp).
@@ -367,12 +417,8 @@ private:
     // The kernel and the daemon's own knowledge of the network, for
     // plan::drift: its links only, or (`full`, Diagnose) everything it checks.
     plan::Observed observe(const Entry& e, bool full) const;
-    void start_dnsmasq(Entry& e);
-    void watch_dnsmasq(Entry& e, pid_t pid);
-    void dnsmasq_exited(const std::string& name, int status);
-    void stop_dnsmasq(Entry& e);
-    // The error for a dnsmasq that this daemon may not signal (EPERM).
-    static std::string unstoppable_dnsmasq(pid_t pid, const std::string& to_do);
+    // The supervisor of e's dnsmasq, made on first use.
+    Dnsmasq& dnsmasq_of(Entry& e);
     // Starts reporting lease changes of a running network with DHCP (logs, never throws).
     void watch_leases(Entry& e);
     // Stores a document that differs from e.spec only in its static hosts and

@@ -19,7 +19,7 @@ plan::Observed Manager::observe(const Entry& e, bool full) const
     if (!n.uplink.empty()) o.uplink = links_.find_link(n.uplink);
     o.dnsmasq_state = dnsmasq_state(n.name);
     o.dnsmasq_pid = e.dnsmasq ? e.dnsmasq->pid() : 0;
-    o.dnsmasq_problem = e.dnsmasq_problem;
+    o.dnsmasq_problem = e.dnsmasq ? e.dnsmasq->problem() : std::string();
     o.port_problems = e.port_problems;
     o.mac_conflict = e.mac_conflict;
     o.firewall_problem = e.firewall_problem;

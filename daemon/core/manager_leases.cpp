@@ -203,30 +203,23 @@ void Manager::commit_hosts(Entry& e, model::Network next)
     }
     // Only dnsmasq.hosts and dnsmasq.names depend on the hosts and dns.hosts
     // (the caller made sure the config stays the same), and dnsmasq re-reads
-    // both on SIGHUP: no restart, no lease lost.
-    const std::string hosts_file = layout_.dnsmasq_hosts(name);
-    const std::string names_file = layout_.dnsmasq_names(name);
-    const auto files = plan::plan_dnsmasq(next, layout_.network_dir(name), dnsmasq_user_);
-    const auto previous = store::read_file(hosts_file);
-    const auto previous_names = store::read_file(names_file);
-    store::write_atomic(hosts_file, files.hosts, 0644);
+    // both on SIGHUP: no restart, no lease lost. The document first, the
+    // one durable write (fsynced) of the change: the hosts files live in
+    // the runtime directory, which the next start rewrites from it anyway.
     try {
-        store::write_atomic(names_file, files.names, 0644);
         store_.save(next);
     } catch (...) {
-        if (previous) store::write_atomic(hosts_file, *previous, 0644);
-        if (previous_names) store::write_atomic(names_file, *previous_names, 0644);
         restore_table();
         throw;
     }
     e.spec = std::move(next);
-    // Without a process (a restart is pending) the new file is read at its start.
-    if (e.dnsmasq && ::kill(e.dnsmasq->pid(), SIGHUP) != 0) {
+    try {
+        dnsmasq_of(e).reload_hosts(plan::plan_dnsmasq(e.spec, layout_.network_dir(name), dnsmasq_user_));
+    } catch (const std::exception& err) {
         // A dnsmasq of another user (adopted after an upgrade from a root
         // daemon) keeps serving the old hosts: the state says so.
-        e.dnsmasq_problem = errno == EPERM ? unstoppable_dnsmasq(e.dnsmasq->pid(), "make it re-read its hosts")
-                                           : "signalling dnsmasq to re-read its hosts failed";
-        log_error("network " + name + ": " + e.dnsmasq_problem, name);
+        dnsmasq_of(e).set_problem(err.what());
+        log_error("network " + name + ": " + err.what(), name);
         assess(e);
     }
     if (listener_) listener_->network_changed(name);

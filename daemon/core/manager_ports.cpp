@@ -24,7 +24,12 @@ constexpr std::uint64_t conflict_memory_usec = 60'000'000;  // a conflict is rep
 // The guest's MAC on the host side of its port, libvirt's way: first octet
 // 0xfe, so the bridge never takes it as its own address and never drops the
 // guest's frames as "own source address".
-std::string host_side_mac(const std::string& guest_mac) { return "fe" + guest_mac.substr(2); }
+model::Mac host_side_mac(const std::string& guest_mac)
+{
+    model::Mac mac = model::Mac::parse(guest_mac).value_or(model::Mac{});
+    mac.bytes[0] = 0xfe;
+    return mac;
+}
 
 plan::PortBandwidth bandwidth_of(const model::Port& p)
 {
@@ -85,7 +90,7 @@ void check_not_host_interface(plan::LinkAdapter& links, const plan::LinkInfo& li
 model::PortOriginal observe_original(plan::LinkAdapter& links, const plan::LinkInfo& link, int bridge_index)
 {
     model::PortOriginal o;
-    o.mac = link.mac;
+    o.mac = link.mac ? link.mac->str() : "";
     o.mtu = link.mtu;
     o.up = link.up;
     o.on_bridge = bridge_index != 0 && link.master_index == bridge_index;
@@ -118,7 +123,7 @@ void restore_original(plan::LinkAdapter& links, const std::string& bridge_name, 
     }
     // Down first where it was down: not every driver changes its MAC while up.
     if (!o.up && link->up) links.set_up(p.name, false);
-    if (!o.mac.empty() && link->mac != o.mac) links.set_mac(p.name, o.mac);
+    if (!o.mac.empty() && link->mac != model::Mac::parse(o.mac)) links.set_mac(p.name, o.mac);
     if (o.mtu != 0 && link->mtu != o.mtu) links.set_mtu(p.name, o.mtu);
     if (o.up && !link->up) links.set_up(p.name, true);
 }
@@ -128,9 +133,10 @@ void restore_original(plan::LinkAdapter& links, const std::string& bridge_name, 
 void Manager::check_port_mac(const Entry& e, const model::Port& p)
 {
     if (p.mac.empty()) return;
+    const auto mac = model::Mac::parse(p.mac);
     for (const auto& l : links_.list_links()) {
-        if (l.name == p.name || l.mac.empty()) continue;
-        if (l.mac == p.mac) {
+        if (l.name == p.name || !l.mac) continue;
+        if (l.mac == mac) {
             const std::string role = l.name == e.spec.bridge   ? "the bridge " + l.name
                                      : l.name == e.spec.uplink ? "the uplink " + l.name
                                                                : "the host interface " + l.name;
@@ -147,7 +153,7 @@ void Manager::check_port_mac(const Entry& e, const model::Port& p)
         const auto port = links_.find_link(p.name);
         if (bridge)
             for (const auto& f : links_.list_fdb(e.spec.bridge))
-                if (!f.local && f.mac == p.mac && (!port || f.port_index != port->index)) {
+                if (!f.local && f.mac == mac && (!port || f.port_index != port->index)) {
                     std::string where = "port " + std::to_string(f.port_index);
                     for (const auto& l : links_.list_links())
                         if (l.index == f.port_index) where = l.name;
@@ -172,7 +178,7 @@ void Manager::apply_port(Entry& e, const model::Port& p, const model::Port* prev
     // An interface of the port's name that came (back) as a host interface
     // is not taken, as AttachPort would not take it.
     if (link->master_index != bridge->index && !p.tap) check_not_host_interface(links_, *link);
-    if (!p.mac.empty() && link->mac != host_side_mac(p.mac)) links_.set_mac(p.name, host_side_mac(p.mac));
+    if (!p.mac.empty() && link->mac != host_side_mac(p.mac)) links_.set_mac(p.name, host_side_mac(p.mac).str());
     if (n.mtu != 0 && link->mtu != n.mtu) links_.set_mtu(p.name, n.mtu);
     if (link->master_index != bridge->index) links_.set_master(p.name, n.bridge);
     if (!link->up) links_.set_up(p.name, true);
@@ -363,7 +369,7 @@ json Manager::list_ports(const std::string& name) const
         if (auto problem = e.port_problems.find(p.name); problem != e.port_problems.end())
             j["problem"] = problem->second;
         if (link) {
-            j["host_mac"] = link->mac;
+            j["host_mac"] = link->mac ? link->mac->str() : "";
             j["rx_bytes"] = link->stats.rx_bytes;
             j["tx_bytes"] = link->stats.tx_bytes;
             j["rx_packets"] = link->stats.rx_packets;
@@ -480,7 +486,7 @@ void Manager::poll_fdb()
         any = true;
         try {
             for (const auto& f : links_.list_fdb(e.spec.bridge))
-                if (!f.local && f.port_index != 0) note_fdb(e, f.mac, f.port_index, now);
+                if (!f.local && f.port_index != 0) note_fdb(e, f.mac.str(), f.port_index, now);
         } catch (const std::exception& err) {
             log_debug("network " + name + ": reading the forwarding database: " + err.what(), name);
         }

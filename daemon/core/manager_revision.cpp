@@ -9,15 +9,26 @@ std::string Manager::revision(const std::string& name) const { return store::rev
 
 void Manager::update_at_revision(const std::string& name, const std::string& document, const std::string& revision)
 {
+    wait([&](Done done) { update_at_revision(name, document, revision, std::move(done)); });
+}
+
+void Manager::update_at_revision(const std::string& name, const std::string& document, const std::string& revision,
+                                 Done done)
+{
     // Checked when the call runs (after authorization, which may have waited
     // for polkit), on the event loop that serializes every change.
-    if (revision.empty())
-        throw Error(ErrorKind::InvalidArgument, "revision: required (Update replaces without a check)");
-    const std::string current = this->revision(name);
-    if (revision != current)
-        throw Error(ErrorKind::Conflict, "network '" + name + "' changed since revision " + revision +
-                                             " was read (now " + current + "); read it again and redo the change");
-    update(name, document);
+    try {
+        if (revision.empty())
+            throw Error(ErrorKind::InvalidArgument, "revision: required (Update replaces without a check)");
+        const std::string current = this->revision(name);
+        if (revision != current)
+            throw Error(ErrorKind::Conflict, "network '" + name + "' changed since revision " + revision +
+                                                 " was read (now " + current + "); read it again and redo the change");
+    } catch (...) {
+        done(std::current_exception());
+        return;
+    }
+    update(name, document, std::move(done));
 }
 
 }  // namespace kvmnet::core

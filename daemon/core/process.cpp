@@ -4,10 +4,13 @@
 #include "model/error.hpp"
 #include "store/files.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -26,7 +29,13 @@ pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log
         args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
 
+    // Every signal blocked across the fork: the child must not run one of
+    // the parent's handlers before it has reset them.
+    sigset_t all, previous;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous);
     pid_t pid = ::fork();
+    if (pid != 0) ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
     if (pid < 0) {
         int saved = errno;
         ::close(log);
@@ -34,12 +43,14 @@ pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log
     }
     if (pid == 0) {
         // Only async-signal-safe calls from here on.
+        // Handlers back to default before the mask opens: a stop that comes
+        // before the exec must end the child, not run the parent's handler.
         ::setsid();
+        for (int s = 1; s < NSIG; ++s)
+            ::signal(s, SIG_DFL);
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        for (int s = 1; s < NSIG; ++s)
-            ::signal(s, SIG_DFL);
         int null = ::open("/dev/null", O_RDONLY);
         ::dup2(null, 0);
         ::dup2(log, 1);
@@ -97,20 +108,40 @@ void stop_process(pid_t pid, int grace_ms)
         int status = 0;
         return ::waitpid(pid, &status, WNOHANG) == pid;
     };
+    // A pidfd becomes readable the moment the process exits: no polling
+    // interval between the exit and our return.
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    const auto wait_exit = [&](int ms) {
+        if (reap() || !process_alive(pid)) return true;
+        if (pidfd >= 0) {
+            pollfd p{pidfd, POLLIN, 0};
+            ::poll(&p, 1, ms);
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::min(ms, 5)));
+        }
+        return reap() || !process_alive(pid);
+    };
+    struct Close {
+        int fd;
+        ~Close()
+        {
+            if (fd >= 0) ::close(fd);
+        }
+    } close_pidfd{pidfd};
     if (::kill(pid, SIGTERM) != 0) {
         if (errno == ESRCH) return;
         throw Error(ErrorKind::Kernel, "cannot stop pid " + std::to_string(pid) + " (uid " +
                                            std::to_string(process_uid(pid)) + "): " + std::strerror(errno));
     }
-    for (int waited = 0; waited < grace_ms; waited += 5) {
-        if (reap() || !process_alive(pid)) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (wait_exit(static_cast<int>(std::max<long>(1, left.count())))) return;
     }
     ::kill(pid, SIGKILL);
-    for (int i = 0; i < 200; ++i) {
-        if (reap() || !process_alive(pid)) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    for (int i = 0; i < 200; ++i)
+        if (wait_exit(5)) return;
     throw Error(ErrorKind::Kernel, "pid " + std::to_string(pid) + " survived SIGKILL");
 }
 

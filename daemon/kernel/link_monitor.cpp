@@ -2,6 +2,7 @@
 #include "kernel/link_monitor.hpp"
 
 #include "model/error.hpp"
+#include "model/mac.hpp"
 
 #include <cstdio>
 #include <linux/if.h>
@@ -42,13 +43,10 @@ LinkMonitor::LinkMonitor()
                 nlattr* attrs[NDA_MAX + 1] = {};
                 if (nlmsg_parse(header, sizeof(ndmsg), attrs, NDA_MAX, nullptr) < 0) return NL_OK;
                 if (!attrs[NDA_LLADDR] || nla_len(attrs[NDA_LLADDR]) != 6 || !attrs[NDA_MASTER]) return NL_OK;
-                const auto* b = static_cast<const unsigned char*>(nla_data(attrs[NDA_LLADDR]));
-                char mac[18];
-                std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
                 FdbEvent event;
                 event.bridge_index = static_cast<int>(nla_get_u32(attrs[NDA_MASTER]));
                 event.port_index = neighbour->ndm_ifindex;
-                event.mac = mac;
+                event.mac = model::Mac::from_bytes(nla_data(attrs[NDA_LLADDR]));
                 (*self->on_fdb_)(event);
                 return NL_OK;
             }

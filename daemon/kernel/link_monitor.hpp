@@ -8,6 +8,8 @@
 // RTNLGRP_IPV6_NETCONF), so forwarding turned off is turned on again at once.
 #pragma once
 
+#include "model/mac.hpp"
+
 #include <functional>
 #include <string>
 #include <utility>
@@ -26,7 +28,7 @@ struct LinkEvent {
 struct FdbEvent {
     int bridge_index = 0;  // NDA_MASTER
     int port_index = 0;    // ndm_ifindex
-    std::string mac;
+    model::Mac mac;
 };
 
 class LinkMonitor {

@@ -1,4 +1,6 @@
-// rtnetlink implementation of plan::LinkAdapter, on libnl-route-3.
+// The kernel side of plan::LinkAdapter: one rtnetlink socket (libnl-route-3 and hand-built requests through
+// kernel/netlink_util.hpp) behind every per-object interface, each in its own file, as systemd-networkd and
+// libvirt's virnetdev*.c divide them.
 #pragma once
 
 #include "plan/kernel_view.hpp"
@@ -14,41 +16,52 @@ public:
     NetlinkLinks(const NetlinkLinks&) = delete;
     NetlinkLinks& operator=(const NetlinkLinks&) = delete;
 
-    // netlink_links.cpp: links, addresses, routes, bridges.
+    // links.cpp
     std::vector<plan::LinkInfo> list_links() override;
     std::optional<plan::LinkInfo> find_link(const std::string& name) override;
-    std::vector<plan::AddressInfo> list_addresses() override;
-    std::vector<plan::RouteInfo> list_routes() override;
-    void create_bridge(const std::string& name, const plan::BridgeOptions& options) override;
-    void set_bridge_options(const std::string& name, const plan::BridgeOptions& options) override;
     void set_alias(const std::string& name, const std::string& alias) override;
     void rename_link(const std::string& name, const std::string& new_name) override;
     void set_mtu(const std::string& name, std::uint32_t mtu) override;
     void set_up(const std::string& name, bool up) override;
+    void set_mac(const std::string& name, const std::string& mac) override;
+    void delete_link(const std::string& name) override;
+    // bridges.cpp
+    void create_bridge(const std::string& name, const plan::BridgeOptions& options) override;
+    void set_bridge_options(const std::string& name, const plan::BridgeOptions& options) override;
+
+    // addresses.cpp
+    std::vector<plan::AddressInfo> list_addresses() override;
     void add_address(const std::string& name, int family, const std::string& address,
                      std::uint8_t prefix_length) override;
     void add_address_info(const std::string& name, const plan::AddressInfo& info) override;
     void delete_address(const std::string& name, int family, const std::string& address,
                         std::uint8_t prefix_length) override;
+
+    // routes.cpp
+    std::vector<plan::RouteInfo> list_routes() override;
     void add_route(const std::string& name, const plan::RouteInfo& route) override;
     void delete_route(const plan::RouteInfo& route) override;
-    void delete_link(const std::string& name) override;
 
-    // netlink_ports.cpp: guest ports.
-    std::vector<plan::FdbEntry> list_fdb(const std::string& bridge) override;
-    void set_mac(const std::string& name, const std::string& mac) override;
+    // bridge_ports.cpp
     void set_master(const std::string& name, const std::string& master) override;
-    void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) override;
     void set_port_isolated(const std::string& name, bool isolated) override;
     void set_port_hairpin(const std::string& name, bool hairpin) override;
     std::optional<PortFlags> port_flags(const std::string& name) override;
-    std::optional<std::string> read_sysctl(const std::string& key) override;
-    std::vector<plan::Listener> list_listeners() override;
-    void write_sysctl(const std::string& key, const std::string& value) override;
+    std::vector<plan::FdbEntry> list_fdb(const std::string& bridge) override;
     bool vlan_filtering_supported() override;
     void set_port_vlans(const std::string& bridge, const std::string& port, std::uint16_t pvid,
                         const std::vector<std::uint16_t>& tagged) override;
+
+    // taps.cpp
+    void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) override;
+
+    // tc.cpp
     void set_bandwidth(const std::string& name, const plan::PortBandwidth& bandwidth) override;
+
+    // host_facts.cpp
+    std::optional<std::string> read_sysctl(const std::string& key) override;
+    void write_sysctl(const std::string& key, const std::string& value) override;
+    std::vector<plan::Listener> list_listeners() override;
 
 private:
     // One boolean IFLA_PROTINFO attribute of a bridge port, set and read back.

@@ -4,6 +4,7 @@
 // the next exchange to trip over; transact() handles both.
 #include "kernel/netlink_util.hpp"
 
+#include <arpa/inet.h>
 #include <linux/if.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
@@ -257,6 +258,210 @@ LinkRecord require_link_record(nl_sock* socket, const std::string& name, const s
         throw Error(ErrorKind::NotFound, "netlink: " + operation + " failed: no such interface " + name);
     }
     return *record;
+}
+
+// ---- libnl-route objects and the errors of both request paths ------------------------------------------------
+
+// libnl error codes are negative; nl_geterror wants the magnitude but tolerates either sign.
+void fail(const std::string& operation, int nl_error, ErrorKind kind)
+{
+    throw Error(kind, "netlink: " + operation + " failed: " + nl_geterror(nl_error));
+}
+
+ErrorKind kind_for(int nl_error)
+{
+    switch (nl_error < 0 ? -nl_error : nl_error) {
+    case NLE_OBJ_NOTFOUND:  // ENODEV: the link vanished between lookup and change
+    case NLE_NODEV: return ErrorKind::NotFound;
+    case NLE_EXIST: return ErrorKind::AlreadyExists;
+    case NLE_OPNOTSUPP: return ErrorKind::Unsupported;
+    default: return ErrorKind::Kernel;
+    }
+}
+
+void fail_mapped(const std::string& operation, int nl_error) { fail(operation, nl_error, kind_for(nl_error)); }
+
+// nl_addr2str would append "/prefix" for some addresses and abbreviate others; inet_ntop is the canonical form that
+// `ip` prints and the planner compares against.
+std::string format_ip(nl_addr* addr)
+{
+    if (addr == nullptr) {
+        return {};
+    }
+    const int family = nl_addr_get_family(addr);
+    const unsigned int length = nl_addr_get_len(addr);
+    if ((family == AF_INET && length != 4) || (family == AF_INET6 && length != 16)) {
+        return {};
+    }
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    if (inet_ntop(family, nl_addr_get_binary_addr(addr), text.data(), text.size()) == nullptr) {
+        return {};
+    }
+    return text.data();
+}
+
+// Absent and unnameable links come back empty; only real transport or kernel failures throw.
+LinkPtr get_link(nl_sock* socket, const std::string& name)
+{
+    if (!valid_ifname(name)) {
+        return nullptr;
+    }
+    rtnl_link* raw = nullptr;
+    const int err = rtnl_link_get_kernel(socket, 0, name.c_str(), &raw);
+    LinkPtr link(raw);
+    if (err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV) {
+        return nullptr;
+    }
+    if (err < 0) {
+        fail("looking up " + name, err);
+    }
+    return link;
+}
+
+LinkPtr require_link(nl_sock* socket, const std::string& name, const std::string& operation)
+{
+    LinkPtr link = get_link(socket, name);
+    if (!link) {
+        throw Error(ErrorKind::NotFound, "netlink: " + operation + " failed: no such interface " + name);
+    }
+    return link;
+}
+
+void change_link(nl_sock* socket, rtnl_link* orig, rtnl_link* changes, const std::string& operation)
+{
+    // rtnl_link_change sends RTM_NEWLINK on the existing ifindex and falls back to RTM_SETLINK on EOPNOTSUPP.
+    const int err = rtnl_link_change(socket, orig, changes, 0);
+    if (err < 0) {
+        fail_mapped(operation, err);
+    }
+}
+
+// ---- Raw requests -------------------------------------------------------------------------------------------------
+//
+// The verbs added for bridge takeover go through netlink_util's transact(), not libnl's nl_wait_for_ack, which folds
+// errno into its own codes (ENETUNREACH and many others become "Unspecific failure") and drops the kernel's extended
+// ack, often the only clue to why a route was refused.
+
+ErrorKind kind_for_errno(int error)
+{
+    switch (-error) {
+    case ENODEV: return ErrorKind::NotFound;
+    case EEXIST: return ErrorKind::AlreadyExists;
+    case EOPNOTSUPP: return ErrorKind::Unsupported;
+    default: return ErrorKind::Kernel;
+    }
+}
+
+void fail_result(const std::string& operation, const NlResult& result)
+{
+    throw_result(kind_for_errno(result.error), operation, result);
+}
+
+void invalid(const std::string& operation, const std::string& what)
+{
+    throw Error(ErrorKind::InvalidArgument, "netlink: " + operation + " failed: " + what);
+}
+
+// ---- Address text -------------------------------------------------------------------------------------------------
+
+std::size_t family_length(int family) { return family == AF_INET ? 4 : 16; }
+
+std::string ip_text(int family, const void* bytes)
+{
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    if (inet_ntop(family, bytes, text.data(), text.size()) == nullptr) {
+        return {};
+    }
+    return text.data();
+}
+
+// The address in `attr` as text, if it has the length of `family`.
+std::string attr_ip(const nlattr* attr, int family)
+{
+    if (attr == nullptr || static_cast<std::size_t>(nla_len(attr)) != family_length(family)) {
+        return {};
+    }
+    return ip_text(family, nla_data(attr));
+}
+
+std::uint32_t attr_u32(const nlattr* attr, std::uint32_t fallback)
+{
+    if (attr == nullptr || nla_len(attr) < static_cast<int>(sizeof(std::uint32_t))) {
+        return fallback;
+    }
+    return nla_get_u32(const_cast<nlattr*>(attr));
+}
+
+IpBytes parse_ip(int family, const std::string& text, const std::string& what, const std::string& operation)
+{
+    IpBytes bytes{};
+    if (inet_pton(family, text.c_str(), bytes.data()) != 1) {
+        invalid(operation, what + " is not an " + (family == AF_INET ? "IPv4" : "IPv6") + " address: \"" + text + "\"");
+    }
+    return bytes;
+}
+
+void check_family(int family, const std::string& operation)
+{
+    if (family != AF_INET && family != AF_INET6) {
+        invalid(operation, "address family " + std::to_string(family) + " unsupported");
+    }
+}
+
+// RTM_SETLINK on an existing link, with whatever attributes `fill` adds; false from `fill` = out of message space.
+NlResult set_link(nl_sock* socket, int family, int ifindex, const std::function<bool(nl_msg*)>& fill)
+{
+    ifinfomsg header{};
+    header.ifi_family = static_cast<unsigned char>(family);
+    header.ifi_index = ifindex;
+    NlMsgPtr msg = new_request(RTM_SETLINK, 0, &header, sizeof(header));
+    if (!fill(msg.get())) {
+        throw Error(ErrorKind::Kernel, "netlink: building a link change request failed");
+    }
+    return transact(socket, msg.get());
+}
+
+NlResult delete_link_named(nl_sock* socket, const std::string& name)
+{
+    ifinfomsg header{};
+    header.ifi_family = AF_UNSPEC;
+    NlMsgPtr msg = new_request(RTM_DELLINK, 0, &header, sizeof(header));
+    if (nla_put_string(msg.get(), IFLA_IFNAME, name.c_str()) < 0) {
+        throw Error(ErrorKind::Kernel, "netlink: building a link deletion request failed");
+    }
+    return transact(socket, msg.get());
+}
+
+// Finds attribute `type` inside IFLA_LINKINFO / `info_member` (IFLA_INFO_DATA or IFLA_INFO_SLAVE_DATA) of a
+// RTM_NEWLINK reply; nullptr when any level is missing.
+const nlattr* linkinfo_attribute(const nlmsghdr* hdr, int info_member, int type, int max_type)
+{
+    nlattr* tb[IFLA_MAX + 1] = {};
+    if (hdr->nlmsg_type != RTM_NEWLINK ||
+        nlmsg_parse(const_cast<nlmsghdr*>(hdr), sizeof(ifinfomsg), tb, IFLA_MAX, nullptr) < 0 ||
+        tb[IFLA_LINKINFO] == nullptr) {
+        return nullptr;
+    }
+    nlattr* info[IFLA_INFO_MAX + 1] = {};
+    if (nla_parse_nested(info, IFLA_INFO_MAX, tb[IFLA_LINKINFO], nullptr) < 0 || info[info_member] == nullptr) {
+        return nullptr;
+    }
+    std::vector<nlattr*> data(static_cast<std::size_t>(max_type) + 1, nullptr);
+    if (nla_parse_nested(data.data(), max_type, info[info_member], nullptr) < 0) {
+        return nullptr;
+    }
+    return data[static_cast<std::size_t>(type)];
+}
+
+// The kinds every link-change verb shares: a link that vanished mid-way is NotFound, the rest is Kernel.
+ErrorKind change_kind(const NlResult& result)
+{
+    switch (-result.error) {
+    case ENODEV: return ErrorKind::NotFound;
+    case EBUSY: return ErrorKind::Busy;
+    case EOPNOTSUPP: return ErrorKind::Unsupported;
+    default: return ErrorKind::Kernel;
+    }
 }
 
 }  // namespace kvmnet::kernel

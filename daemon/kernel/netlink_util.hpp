@@ -3,22 +3,26 @@
 // kernel's errno and extended-ack text, link lookups by name, and uniform error messages.
 #pragma once
 
+#include <netlink/addr.h>
+#include <netlink/cache.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
 
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "kernel/c_ptr.hpp"
 #include "model/error.hpp"
 
 namespace kvmnet::kernel {
 
-struct NlMsgFree {
-    void operator()(nl_msg* msg) const { nlmsg_free(msg); }
-};
-using NlMsgPtr = std::unique_ptr<nl_msg, NlMsgFree>;
+using NlMsgPtr = CPtr<nl_msg, nlmsg_free>;
 
 // Allocates a request of `type` with `flags` carrying a copy of `header`; throws Kernel on allocation failure.
 NlMsgPtr new_request(int type, int flags, const void* header, std::size_t header_size);
@@ -68,5 +72,60 @@ std::optional<LinkRecord> find_link_record(nl_sock* socket, const std::string& n
 // As find_link_record, but an absent link throws NotFound "netlink: <operation> failed: no such interface <name>".
 LinkRecord require_link_record(nl_sock* socket, const std::string& name, const std::string& operation,
                                const std::function<void(const nlmsghdr*)>& on_reply = {});
+
+// ---- libnl-route objects ------------------------------------------------------------------------------------------
+// libnl's own request path (rtnl_link_change, rtnl_addr_add, caches) for what it expresses well; its error codes are
+// libnl's NLE_*, not errnos.
+
+using CachePtr = CPtr<nl_cache, nl_cache_free>;
+using LinkPtr = CPtr<rtnl_link, rtnl_link_put>;
+using AddrPtr = CPtr<rtnl_addr, rtnl_addr_put>;
+using NlAddrPtr = CPtr<nl_addr, nl_addr_put>;
+using MsgPtr = NlMsgPtr;
+
+// Throws Error(kind, "netlink: <operation> failed: <libnl's text>"); libnl codes are negative.
+[[noreturn]] void fail(const std::string& operation, int nl_error, ErrorKind kind = ErrorKind::Kernel);
+// NotFound, AlreadyExists, Unsupported or Kernel for a libnl error code.
+ErrorKind kind_for(int nl_error);
+[[noreturn]] void fail_mapped(const std::string& operation, int nl_error);
+
+// Absent and unnameable links come back empty; only real transport or kernel failures throw.
+LinkPtr get_link(nl_sock* socket, const std::string& name);
+// As get_link, but absent is NotFound "no such interface <name>".
+LinkPtr require_link(nl_sock* socket, const std::string& name, const std::string& operation);
+// RTM_NEWLINK on the existing ifindex (RTM_SETLINK where that is refused) with `changes`.
+void change_link(nl_sock* socket, rtnl_link* orig, rtnl_link* changes, const std::string& operation);
+
+// ---- Errors of hand-built requests --------------------------------------------------------------------------------
+
+// For creating requests (links, addresses, routes): ENODEV NotFound, EEXIST AlreadyExists, EOPNOTSUPP Unsupported.
+ErrorKind kind_for_errno(int error);
+[[noreturn]] void fail_result(const std::string& operation, const NlResult& result);
+// For changes of an existing link: ENODEV (vanished mid-way) NotFound, EBUSY Busy, EOPNOTSUPP Unsupported.
+ErrorKind change_kind(const NlResult& result);
+[[noreturn]] void invalid(const std::string& operation, const std::string& what);
+
+// ---- Addresses as text --------------------------------------------------------------------------------------------
+
+std::size_t family_length(int family);
+// inet_ntop's canonical form, what `ip` prints and the planner compares against; empty when not an address.
+std::string ip_text(int family, const void* bytes);
+std::string format_ip(nl_addr* addr);
+// The address in `attr` as text, if it has the length of `family`.
+std::string attr_ip(const nlattr* attr, int family);
+std::uint32_t attr_u32(const nlattr* attr, std::uint32_t fallback = 0);
+using IpBytes = std::array<unsigned char, 16>;
+// InvalidArgument naming `what` unless `text` is an address of `family`.
+IpBytes parse_ip(int family, const std::string& text, const std::string& what, const std::string& operation);
+void check_family(int family, const std::string& operation);
+
+// ---- Link requests ------------------------------------------------------------------------------------------------
+
+// RTM_SETLINK on an existing link, with whatever attributes `fill` adds; false from `fill` = out of message space.
+NlResult set_link(nl_sock* socket, int family, int ifindex, const std::function<bool(nl_msg*)>& fill);
+NlResult delete_link_named(nl_sock* socket, const std::string& name);
+// Finds attribute `type` inside IFLA_LINKINFO / `info_member` (IFLA_INFO_DATA or IFLA_INFO_SLAVE_DATA) of a
+// RTM_NEWLINK reply; nullptr when any level is missing.
+const nlattr* linkinfo_attribute(const nlmsghdr* hdr, int info_member, int type, int max_type);
 
 }  // namespace kvmnet::kernel

@@ -2,6 +2,7 @@
 // libmnl, in one atomic batch, never by running nft(8).
 #pragma once
 
+#include "kernel/nft_batch.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/ruleset.hpp"
 
@@ -9,11 +10,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-// libmnl's socket type; declared here at global scope because an elaborated
-// "struct mnl_socket" inside the namespace would name a different type.
-struct mnl_socket;
-struct nlmsghdr;
 
 namespace kvmnet::kernel {
 
@@ -35,10 +31,7 @@ public:
 
     // The netlink port id of the adapter's socket: the nlmsg_pid of the
     // notifications of its transactions (NftMonitor recognises them by it).
-    unsigned port_id() const { return port_id_; }
-
-    // True when table "inet <name>" exists.
-    bool table_exists(const std::string& name);
+    unsigned port_id() const { return transport_.port_id(); }
 
     // NFT_MSG_GETGEN: the namespace's ruleset generation id.
     std::optional<std::uint32_t> generation() override;
@@ -52,8 +45,6 @@ public:
     // the whole batch (kvmnet::Error Kernel) and changes nothing. Deleting
     // looks only at the keys.
     void change_elements(const std::string& table, const std::vector<plan::ElementChange>& changes) override;
-    void add_elements(const std::string& table, const plan::Set& set, const std::vector<plan::SetElement>& elements);
-    void delete_elements(const std::string& table, const plan::Set& set, const std::vector<plan::SetElement>& elements);
 
     // Every element of the set as the kernel has it, with its counter when
     // the set has "counter" (forward statistics). Values are spelled as
@@ -71,12 +62,7 @@ public:
     std::vector<plan::ChainInfo> list_chains() override;
 
 private:
-    // Receives a dump's replies for `seq`, each through `callback`; 0 or an errno.
-    int receive_dump(std::uint32_t seq, int (*callback)(const nlmsghdr*, void*), void* data, const std::string& doing);
-
-    struct mnl_socket* socket_ = nullptr;
-    unsigned port_id_ = 0;
-    unsigned sequence_ = 0;
+    nft::Transport transport_;
 };
 
 }  // namespace kvmnet::kernel

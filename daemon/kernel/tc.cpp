@@ -39,6 +39,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernel/netlink_links.hpp"
 #include "kernel/netlink_util.hpp"
 #include "model/error.hpp"
 
@@ -55,10 +56,7 @@ constexpr std::uint32_t police_mtu = 65536;  // libvirt's "mtu 64kb"
 constexpr std::uint64_t rate_unit = 1000;    // libvirt kB/s -> tc "kbps"
 constexpr std::uint64_t burst_unit = 1024;   // libvirt kB -> tc "kb"
 
-struct SockFree {
-    void operator()(nl_sock* socket) const { nl_socket_free(socket); }
-};
-using SockPtr = std::unique_ptr<nl_sock, SockFree>;
+using SockPtr = CPtr<nl_sock, nl_socket_free>;
 
 // The packet scheduler clock as tc(8) reads it: ticks per microsecond, and the "HZ" used for default bursts.
 struct Psched {
@@ -510,3 +508,14 @@ void apply_bandwidth(int ifindex, const std::string& name, const plan::PortBandw
 }
 
 }  // namespace kvmnet::kernel::tc
+
+namespace kvmnet::kernel {
+
+void NetlinkLinks::set_bandwidth(const std::string& name, const plan::PortBandwidth& bandwidth)
+{
+    tc::validate(name, bandwidth);
+    const LinkRecord link = require_link_record(socket_, name, "setting bandwidth on " + name);
+    tc::apply_bandwidth(link.index, name, bandwidth);
+}
+
+}  // namespace kvmnet::kernel

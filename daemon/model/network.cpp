@@ -3,6 +3,7 @@
 
 #include "model/json_reader.hpp"
 #include "model/json_text.hpp"
+#include "model/mac.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -41,19 +42,6 @@ using detail::ObjectReader;
 using detail::type_name;
 using detail::valid_host_name;
 
-bool valid_mac(const std::string& mac)
-{
-    if (mac.size() != 17) return false;
-    for (std::size_t i = 0; i < mac.size(); ++i) {
-        if (i % 3 == 2) {
-            if (mac[i] != ':') return false;
-        } else if (!std::isxdigit(static_cast<unsigned char>(mac[i]))) {
-            return false;
-        }
-    }
-    return true;
-}
-
 Ipv4 parse_ip(const std::string& field, const std::string& text)
 {
     auto ip = Ipv4::parse(text);
@@ -87,7 +75,7 @@ DhcpHost parse_dhcp_host(const json& j, const std::string& field)
     ObjectReader h(j, field);
     DhcpHost host;
     auto mac = h.string("mac");
-    if (!mac || !valid_mac(*mac)) throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
+    if (!mac || !Mac::parse(*mac)) throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
     // A guest's NIC sends from a unicast address; dnsmasq would never match
     // a multicast, broadcast or all-zero one.
     if (!valid_unicast_mac(*mac))
@@ -130,7 +118,7 @@ Dhcp6Host parse_dhcp6_host(const json& j, const std::string& field)
         throw invalid_field(h.field("mac"),
                             "required: mac (52:54:00:12:34:56) or duid (00:01:00:01:...) of the client");
     if (mac) {
-        if (!valid_mac(*mac)) throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
+        if (!Mac::parse(*mac)) throw invalid_field(h.field("mac"), "expected a MAC address like 52:54:00:12:34:56");
         if (!valid_unicast_mac(*mac))
             throw invalid_field(h.field("mac"), "'" + *mac + "' is not a unicast MAC address like 52:54:00:12:34:56");
         host.mac = lower(*mac);
@@ -716,9 +704,8 @@ json to_json(const Port& p)
 
 bool valid_unicast_mac(const std::string& mac)
 {
-    if (!valid_mac(mac)) return false;
-    const int first = std::stoi(mac.substr(0, 2), nullptr, 16);
-    return (first & 1) == 0 && mac != "00:00:00:00:00:00";
+    const auto parsed = Mac::parse(mac);
+    return parsed && parsed->unicast();
 }
 
 void validate_port(const Port& p, const std::string& field)

@@ -1,9 +1,11 @@
-// What the daemon can observe of, and ask of, the kernel's links and
-// addresses, as plain data and a small verb-shaped interface. The real
-// implementation is kernel/netlink_links.cpp (libnl-route-3); unit tests of
-// the reconciler use a fake. No netlink headers here.
+// What the daemon can observe of, and ask of, the kernel, as plain data and
+// small verb-shaped interfaces per kernel object. The real implementations
+// are kernel::NetlinkLinks (rtnetlink, sock_diag, /proc/sys) and
+// kernel::Nftables; unit tests of the reconciler use fakes. No netlink
+// headers here.
 #pragma once
 
+#include "model/mac.hpp"
 #include "plan/listeners.hpp"
 #include "plan/ruleset.hpp"
 
@@ -24,11 +26,11 @@ struct LinkInfo {
     std::string kind;   // rtnetlink IFLA_INFO_KIND: "bridge", "veth", "tun", "" for physical
     std::string alias;  // IFLA_IFALIAS; ours carry "kvmnet:<network>"
     std::uint32_t mtu = 0;
-    bool up = false;        // administratively up (IFF_UP)
-    bool carrier = false;   // IFF_LOWER_UP
-    int master_index = 0;   // 0 when not enslaved
-    std::string mac;        // "aa:bb:cc:dd:ee:ff", lower case; empty when none
-    bool wireless = false;  // a wireless device (/sys/class/net/NAME/wireless or phy80211 exists)
+    bool up = false;                // administratively up (IFF_UP)
+    bool carrier = false;           // IFF_LOWER_UP
+    int master_index = 0;           // 0 when not enslaved
+    std::optional<model::Mac> mac;  // none for links without a 6-byte hardware address
+    bool wireless = false;          // a wireless device (/sys/class/net/NAME/wireless or phy80211 exists)
     LinkStats stats;
 };
 
@@ -77,7 +79,7 @@ struct BridgeOptions {
 
 // One forwarding database entry of a bridge (RTM_GETNEIGH, AF_BRIDGE).
 struct FdbEntry {
-    std::string mac;
+    model::Mac mac;
     int port_index = 0;  // the bridge port it was learnt on (or the bridge itself)
     std::uint16_t vlan = 0;
     bool local = false;  // the port's own address (NUD_PERMANENT), not learnt
@@ -99,20 +101,19 @@ struct PortBandwidth {
     bool operator==(const PortBandwidth&) const = default;
 };
 
-class LinkAdapter {
-public:
-    virtual ~LinkAdapter() = default;
+// The kernel's links and their neighbours, one small interface per kernel
+// object (as systemd-networkd and libvirt's virnetdev*.c divide them), so a
+// collaborator can depend on exactly what it touches. Every verb throws
+// kvmnet::Error (kind Kernel, or Unsupported where the kernel lacks the
+// feature, NotFound for an absent link) with a message naming the link and
+// the errno.
 
+// Links: observation, bridges as a link kind, and link-level attributes.
+class Links {
+public:
+    virtual ~Links() = default;
     virtual std::vector<LinkInfo> list_links() = 0;
     virtual std::optional<LinkInfo> find_link(const std::string& name) = 0;
-    virtual std::vector<AddressInfo> list_addresses() = 0;
-    // Unicast routes of both families in every table (no cache/local/broadcast entries).
-    virtual std::vector<RouteInfo> list_routes() = 0;
-    virtual std::vector<FdbEntry> list_fdb(const std::string& bridge) = 0;
-
-    // Verbs. Each throws kvmnet::Error (kind Kernel, or Unsupported where the
-    // kernel lacks the feature, NotFound for an absent link) with a message
-    // naming the link and the errno.
     virtual void create_bridge(const std::string& name, const BridgeOptions& options) = 0;
     // Changes STP, forward delay, hello time, max age, priority and multicast
     // snooping of an existing bridge (mtu and mac are ignored here).
@@ -123,8 +124,13 @@ public:
     virtual void set_mtu(const std::string& name, std::uint32_t mtu) = 0;
     virtual void set_up(const std::string& name, bool up) = 0;
     virtual void set_mac(const std::string& name, const std::string& mac) = 0;
-    // Enslaves `name` to bridge `master`; an empty master releases it.
-    virtual void set_master(const std::string& name, const std::string& master) = 0;
+    virtual void delete_link(const std::string& name) = 0;
+};
+
+class Addresses {
+public:
+    virtual ~Addresses() = default;
+    virtual std::vector<AddressInfo> list_addresses() = 0;
     virtual void add_address(const std::string& name, int family, const std::string& address,
                              std::uint8_t prefix_length) = 0;
     // Adds an address with everything `info` carries (lifetimes, flags,
@@ -132,15 +138,24 @@ public:
     virtual void add_address_info(const std::string& name, const AddressInfo& info) = 0;
     virtual void delete_address(const std::string& name, int family, const std::string& address,
                                 std::uint8_t prefix_length) = 0;
+};
+
+class Routes {
+public:
+    virtual ~Routes() = default;
+    // Unicast routes of both families in every table (no cache/local/broadcast entries).
+    virtual std::vector<RouteInfo> list_routes() = 0;
     // Adds `route` on link `name` (route.link_index is ignored).
     virtual void add_route(const std::string& name, const RouteInfo& route) = 0;
     virtual void delete_route(const RouteInfo& route) = 0;
-    virtual void delete_link(const std::string& name) = 0;
+};
 
-    // Guest ports.
-    // A persistent tap (survives our process) that `owner`/`group` may open
-    // without privileges, as QEMU's -netdev tap,ifname=NAME,script=no does.
-    virtual void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) = 0;
+// A link as a port of a bridge: enslaving, port flags, VLANs, the FDB.
+class BridgePorts {
+public:
+    virtual ~BridgePorts() = default;
+    // Enslaves `name` to bridge `master`; an empty master releases it.
+    virtual void set_master(const std::string& name, const std::string& master) = 0;
     // Bridge port isolation (IFLA_BRPORT_ISOLATED).
     virtual void set_port_isolated(const std::string& name, bool isolated) = 0;
     // Hairpin mode: frames may go back out of the port they came in by. NAT
@@ -154,12 +169,7 @@ public:
         bool hairpin = false;
     };
     virtual std::optional<PortFlags> port_flags(const std::string& /*name*/) { return std::nullopt; }
-    // A sysctl of the daemon's network namespace, by its /proc/sys path
-    // ("net/ipv4/ip_forward"); read gives nothing when it does not exist.
-    virtual std::optional<std::string> read_sysctl(const std::string& key) = 0;
-    // Listening TCP and bound UDP sockets of the namespace (sock_diag).
-    virtual std::vector<Listener> list_listeners() = 0;
-    virtual void write_sysctl(const std::string& key, const std::string& value) = 0;
+    virtual std::vector<FdbEntry> list_fdb(const std::string& bridge) = 0;
     // Whether bridge VLAN filtering works on this kernel (probed once, cached).
     virtual bool vlan_filtering_supported() = 0;
     // Per-port VLANs through bridge VLAN filtering. Turns vlan_filtering on
@@ -170,9 +180,44 @@ public:
     // CONFIG_BRIDGE_VLAN_FILTERING) when the kernel has no VLAN filtering.
     virtual void set_port_vlans(const std::string& bridge, const std::string& port, std::uint16_t pvid,
                                 const std::vector<std::uint16_t>& tagged) = 0;
+};
+
+class Taps {
+public:
+    virtual ~Taps() = default;
+    // A persistent tap (survives our process) that `owner`/`group` may open
+    // without privileges, as QEMU's -netdev tap,ifname=NAME,script=no does.
+    virtual void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) = 0;
+};
+
+class TrafficControl {
+public:
+    virtual ~TrafficControl() = default;
     // tc shaping on a bridge port; an all-zero PortBandwidth removes it.
     virtual void set_bandwidth(const std::string& name, const PortBandwidth& bandwidth) = 0;
 };
+
+// What the host's network namespace says about itself beyond its links.
+class HostFacts {
+public:
+    virtual ~HostFacts() = default;
+    // A sysctl of the daemon's network namespace, by its /proc/sys path
+    // ("net/ipv4/ip_forward"); read gives nothing when it does not exist.
+    virtual std::optional<std::string> read_sysctl(const std::string& key) = 0;
+    virtual void write_sysctl(const std::string& key, const std::string& value) = 0;
+    // Listening TCP and bound UDP sockets of the namespace (sock_diag).
+    virtual std::vector<Listener> list_listeners() = 0;
+};
+
+// All of the above in one object, as the manager takes it today; new code
+// should take only the interfaces it uses.
+class LinkAdapter : public Links,
+                    public Addresses,
+                    public Routes,
+                    public BridgePorts,
+                    public Taps,
+                    public TrafficControl,
+                    public HostFacts {};
 
 // Elements to add to, or delete from, one set or map of our table.
 struct ElementChange {

@@ -2,6 +2,7 @@
 
 #include "model/ipv4.hpp"
 #include "model/ipv6.hpp"
+#include "model/mac.hpp"
 #include "model/time_text.hpp"
 
 #include <nlohmann/json.hpp>
@@ -13,16 +14,6 @@
 
 namespace kvmnet::plan {
 namespace {
-
-bool is_mac(const std::string& s)
-{
-    if (s.size() != 17) return false;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const bool colon = i % 3 == 2;
-        if (colon ? s[i] != ':' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
-    }
-    return true;
-}
 
 // dnsmasq writes host names and client ids as printable ASCII; anything else
 // (not UTF-8, so not even JSON or D-Bus text) is not a line of its.
@@ -98,9 +89,9 @@ std::vector<Lease> parse_leases(const std::string& text)
             leases.push_back(std::move(l));
             continue;
         }
-        mac = lower(std::move(mac));
-        if (!is_mac(mac) || !model::Ipv4::parse(ip) || !printable_ascii(client_id)) continue;
-        l.mac = std::move(mac);
+        const auto parsed_mac = model::Mac::parse(mac);
+        if (!parsed_mac || !model::Ipv4::parse(ip) || !printable_ascii(client_id)) continue;
+        l.mac = parsed_mac->str();
         l.ip = std::move(ip);
         if (client_id != "*") l.client_id = std::move(client_id);
         leases.push_back(std::move(l));

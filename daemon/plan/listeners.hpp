@@ -1,5 +1,5 @@
-// Local sockets that a port forward would shadow: parsed from the kernel's
-// /proc/net/{tcp,tcp6,udp,udp6} tables. Pure parsing, unit-tested.
+// Local sockets that a port forward would shadow. The kernel adapter lists
+// them (sock_diag, HostFacts::list_listeners); the judgement here is pure.
 #pragma once
 
 #include "model/forward.hpp"
@@ -15,10 +15,6 @@ struct Listener {
     std::string address;  // "0.0.0.0", "127.0.0.1", "::", "::1", "fd00::1"
     std::uint16_t port = 0;
 };
-
-// The listening TCP sockets (state LISTEN) or bound UDP sockets (state
-// unconnected, 07) in one /proc/net table. Malformed lines are skipped.
-std::vector<Listener> parse_proc_net(const std::string& text, bool tcp, bool ipv6);
 
 // Listeners that receive connections to what `forward` takes: same
 // protocol, a port in its host range, and an address that is the forward's

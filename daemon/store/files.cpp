@@ -97,18 +97,3 @@ void remove_file(const std::string& path)
 }
 
 }  // namespace kvmnet::store
-
-namespace kvmnet::store {
-
-void write_atomic_in_place(const std::string& path, const std::string& contents)
-{
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) fail("cannot open", path);
-    ssize_t n = ::write(fd, contents.data(), contents.size());
-    int saved = errno;
-    ::close(fd);
-    errno = saved;
-    if (n != static_cast<ssize_t>(contents.size())) fail("cannot write", path);
-}
-
-}  // namespace kvmnet::store

@@ -16,8 +16,3 @@ void make_directories(const std::string& path, unsigned mode = 0755);
 void remove_file(const std::string& path);  // absent is fine
 
 }  // namespace kvmnet::store
-
-namespace kvmnet::store {
-// For /proc/sys and similar files that cannot be renamed over: open, write, close.
-void write_atomic_in_place(const std::string& path, const std::string& contents);
-}  // namespace kvmnet::store

@@ -78,6 +78,7 @@ int cmd_connrate(const Args& args);
 int cmd_exec(const Args& args);
 int cmd_dbus_forwards(const Args& args);
 int cmd_dbus_load(const Args& args);
+int cmd_read_while_starting(const Args& args);
 int cmd_daemon_forwards(const Args& args);
 int cmd_daemon_reads(const Args& args);
 int cmd_listener_scan(const Args& args);

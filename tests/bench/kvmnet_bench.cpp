@@ -140,6 +140,9 @@ void usage(std::ostream& out)
            "      one Statistics, one whole ListForwards and one 1000-forward page of a running network with N\n"
            "      forwards, in-process through core::Manager (real adapters; needs a throwaway netns)\n"
            "  listener-scan [--runs 50]      local listeners: /proc/net/{tcp,tcp6,udp,udp6} vs the daemon's sock_diag\n"
+           "  read-while-starting --read-network NET [--networks 10] [--rounds 10] [--variant V]\n"
+           "      GetAll on NET and Manager.Describe back to back while N NAT networks (created, then\n"
+           "      deleted at the end) start at once, one client each; CSV rows read_during_starts\n"
            "  outage --to IPV4 [--interval-ms 10] [--steady 5] [--max-ms 5000] [--figure F] [--variant V] [--n N]\n"
            "         -- TRIGGER-ARGV\n"
            "      an ICMP echo (each its own identifier) every interval; once replies flow, runs the trigger; the\n"
@@ -166,6 +169,7 @@ int main(int argc, char** argv)
         if (command == "exec") return cmd_exec(args);
         if (command == "dbus-forwards") return cmd_dbus_forwards(args);
         if (command == "dbus-load") return cmd_dbus_load(args);
+        if (command == "read-while-starting") return cmd_read_while_starting(args);
         if (command == "daemon-forwards") return cmd_daemon_forwards(args);
         if (command == "daemon-reads") return cmd_daemon_reads(args);
         if (command == "listener-scan") return cmd_listener_scan(args);

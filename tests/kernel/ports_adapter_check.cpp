@@ -288,7 +288,7 @@ bool send_frame(const std::string& dev, const std::string& mac_text)
 bool fdb_has(const std::vector<kvmnet::plan::FdbEntry>& fdb, const std::string& mac, int port, bool local)
 {
     for (const auto& e : fdb) {
-        if (e.mac == mac && e.port_index == port && e.local == local) {
+        if (e.mac.str() == mac && e.port_index == port && e.local == local) {
             return true;
         }
     }
@@ -335,8 +335,8 @@ void check_bridge_ports(NetlinkLinks& links)
     std::vector<kvmnet::plan::FdbEntry> after;
     step("list_fdb after", [&] { after = links.list_fdb("kvmbr0"); });
     for (const auto& e : after) {
-        std::cout << "    fdb: " << e.mac << " port " << e.port_index << " vlan " << e.vlan << (e.local ? " local" : "")
-                  << '\n';
+        std::cout << "    fdb: " << e.mac.str() << " port " << e.port_index << " vlan " << e.vlan
+                  << (e.local ? " local" : "") << '\n';
     }
     check(fdb_has(after, peer, port, false),
           "peer MAC " + peer + " learnt on kvmv0 (ifindex " + std::to_string(port) + "), not local");

@@ -491,7 +491,7 @@ void check_takeover(NetlinkLinks& links)
         return;
     }
     BridgeOptions options;
-    options.mac = uplink->mac;
+    options.mac = uplink->mac ? uplink->mac->str() : "";
     if (!step("create_bridge br0 with uplink0's MAC", [&] { links.create_bridge("br0", options); })) {
         return;
     }

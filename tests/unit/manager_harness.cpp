@@ -12,7 +12,7 @@ LinkInfo physical(const std::string& name, const std::string& mac, std::uint32_t
 {
     LinkInfo l;
     l.name = name;
-    l.mac = mac;
+    l.mac = model::Mac::parse(mac);
     l.mtu = mtu;
     l.up = true;
     l.carrier = true;

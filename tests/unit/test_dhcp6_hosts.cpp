@@ -179,7 +179,9 @@ TEST_CASE("Static DHCPv6 hosts are added and removed on a running network withou
     };
 
     h.m().add_host("six", R"({"mac": "52:54:00:00:00:02", "ip": "fd00:60::50", "name": "web2"})");
+    h.run_loop(100'000);  // one SIGHUP handled before the next (signals do not queue)
     h.m().add_host("six", R"({"duid": "00:03:00:01:52:54:00:00:00:03", "ip": "fd00:60::51"})");
+    h.run_loop(100'000);  // one SIGHUP handled before the next (signals do not queue)
     CHECK(read_text(run + "/dnsmasq.hosts") ==
           "52:54:00:00:00:02,[fd00:60::50],web2\nid:00:03:00:01:52:54:00:00:00:03,[fd00:60::51]\n");
     CHECK(read_text(run + "/dnsmasq.names") == "fd00:60::50 web2\n");
@@ -214,8 +216,10 @@ TEST_CASE("Static DHCPv6 hosts are added and removed on a running network withou
 
     // RemoveHost by DUID, then by MAC.
     h.m().remove_host("six", "00:03:00:01:52:54:00:00:00:03");
+    h.run_loop(100'000);  // one SIGHUP handled before the next (signals do not queue)
     CHECK(read_text(run + "/dnsmasq.hosts") == "52:54:00:00:00:02,[fd00:60::50],web2\n");
     h.m().remove_host("six", "52:54:00:00:00:02");
+    h.run_loop(100'000);  // one SIGHUP handled before the next (signals do not queue)
     CHECK(read_text(run + "/dnsmasq.hosts").empty());
     CHECK(hups() == "hup\nhup\nhup\nhup\n");
     CHECK(read_text(run + "/dnsmasq.pid") == pid);

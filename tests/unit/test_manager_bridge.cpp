@@ -95,7 +95,7 @@ TEST_CASE("Bridge mode moves the uplink's own addresses and routes to the bridge
     const LinkInfo bridge = h.links.link("lan0");
     CHECK(bridge.kind == "bridge");
     CHECK(bridge.alias == "kvmnet:lan");
-    CHECK(bridge.mac == eth0_mac);
+    CHECK(bridge.mac == kvmnet::model::Mac::parse(eth0_mac));
     CHECK(bridge.mtu == 1500);
     CHECK(bridge.up);
     CHECK(h.links.link("eth0").master_index == bridge.index);

@@ -42,7 +42,7 @@ TEST_CASE("Self-healing: a deleted bridge-mode bridge is recreated on the uplink
     REQUIRE(h.links.has("lan0"));
     const LinkInfo bridge = h.links.link("lan0");
     CHECK(bridge.alias == plan::owner_alias("lan"));
-    CHECK(bridge.mac == eth0_mac);
+    CHECK(bridge.mac == kvmnet::model::Mac::parse(eth0_mac));
     CHECK(bridge.up);
     CHECK(h.links.link("eth0").master_index == bridge.index);
     CHECK(h.links.link("vnet0").master_index == bridge.index);

@@ -75,7 +75,7 @@ TEST_CASE("Guest ports on a bridge-mode network", "[manager]")
         CHECK(tap.group == 100);
         CHECK(tap.info.master_index == bridge);
         CHECK(tap.info.up);
-        CHECK(tap.info.mac == "fe:54:00:12:34:56");
+        CHECK(tap.info.mac == kvmnet::model::Mac::parse("fe:54:00:12:34:56"));
         CHECK_FALSE(tap.isolated);
         const auto ports = h.m().list_ports("lan");
         REQUIRE(ports.size() == 1);
@@ -212,13 +212,13 @@ TEST_CASE("Guest ports on a bridge-mode network", "[manager]")
         again.name = "vm1-tap";
         again.kind = "tun";
         again.mtu = 1500;
-        again.mac = "02:11:22:33:44:55";
+        again.mac = kvmnet::model::Mac::parse("02:11:22:33:44:55");
         h.links.add_link(again);
         h.m().link_changed("vm1-tap");
         const LinkInfo& tap = h.links.link("vm1-tap");
         CHECK(tap.master_index == bridge);
         CHECK(tap.up);
-        CHECK(tap.mac == "fe:54:00:12:34:56");
+        CHECK(tap.mac == kvmnet::model::Mac::parse("fe:54:00:12:34:56"));
         ports = h.m().list_ports("lan");
         REQUIRE(ports.size() == 1);
         CHECK(ports[0]["state"] == "attached");
@@ -242,7 +242,7 @@ TEST_CASE("Attaching an existing interface that fails half-way leaves it as it w
     veth.name = "veth-vm";
     veth.kind = "veth";
     veth.mtu = 1500;
-    veth.mac = "02:aa:00:00:00:01";
+    veth.mac = kvmnet::model::Mac::parse("02:aa:00:00:00:01");
     h.links.add_link(veth);
     const std::string before = h.links.state();
     h.links.reset_calls();
@@ -276,7 +276,7 @@ TEST_CASE("AttachPort refuses a host interface; DetachPort gives back what attac
     h.m().attach_port("web", R"({"name": "vg1", "mac": "52:54:00:00:00:01", "isolated": true,
                                  "original": {"mac": "02:00:00:00:00:bb"}})");
     const LinkInfo attached = h.links.link("vg1");
-    CHECK(attached.mac == "fe:54:00:00:00:01");
+    CHECK(attached.mac == kvmnet::model::Mac::parse("fe:54:00:00:00:01"));
     CHECK(attached.mtu == 1450);
     CHECK(attached.up);
     CHECK(attached.master_index == h.links.link("kvmbr5").index);
@@ -288,7 +288,7 @@ TEST_CASE("AttachPort refuses a host interface; DetachPort gives back what attac
 
     h.m().detach_port("web", "vg1");
     const LinkInfo detached = h.links.link("vg1");
-    CHECK(detached.mac == "02:00:00:00:00:aa");
+    CHECK(detached.mac == kvmnet::model::Mac::parse("02:00:00:00:00:aa"));
     CHECK(detached.mtu == 1400);
     CHECK_FALSE(detached.up);
     CHECK(detached.master_index == 0);
@@ -309,7 +309,8 @@ TEST_CASE("A guest MAC flapping between two ports degrades the network and is re
     // One poll per second: seen on A, then on B, then back on A.
     h.links.fdb_script = [&](int call) {
         const int port = call == 2 ? b : a;
-        return std::vector<plan::FdbEntry>{{eth0_mac, 0, 0, true}, {mac, port, 0, false}};
+        return std::vector<plan::FdbEntry>{{*kvmnet::model::Mac::parse(eth0_mac), 0, 0, true},
+                                           {*kvmnet::model::Mac::parse(mac), port, 0, false}};
     };
     h.m().start("lan");
     REQUIRE(h.m().state("lan") == State::active);

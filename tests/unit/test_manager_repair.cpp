@@ -256,7 +256,7 @@ TEST_CASE("Self-healing: a bridge-mode uplink that disappears degrades the netwo
     CHECK(h.listener.repairs.empty());
 
     // It comes back (a new device under the same name), not enslaved.
-    LinkInfo back = physical("eth0", eth0.mac, eth0.mtu);
+    LinkInfo back = physical("eth0", eth0.mac.value_or(kvmnet::model::Mac{}).str(), eth0.mtu);
     back.up = false;
     h.links.add_link(back);
     h.links.reset_calls();

@@ -178,10 +178,10 @@ public:
         const LinkInfo& i = l.info;
         std::ostringstream s;
         s << "link #" << i.index << " " << i.name << " kind '" << i.kind << "' alias '" << i.alias << "' mtu " << i.mtu
-          << " up " << i.up << " carrier " << i.carrier << " master #" << i.master_index << " mac " << i.mac
-          << " wireless " << i.wireless << " tap " << l.tap << " owner " << l.owner << " group " << l.group
-          << " isolated " << l.isolated << " bandwidth " << l.bandwidth.inbound.average_kBps << "/"
-          << l.bandwidth.inbound.peak_kBps << "/" << l.bandwidth.inbound.burst_kB << ","
+          << " up " << i.up << " carrier " << i.carrier << " master #" << i.master_index << " mac "
+          << (i.mac ? i.mac->str() : "") << " wireless " << i.wireless << " tap " << l.tap << " owner " << l.owner
+          << " group " << l.group << " isolated " << l.isolated << " bandwidth " << l.bandwidth.inbound.average_kBps
+          << "/" << l.bandwidth.inbound.peak_kBps << "/" << l.bandwidth.inbound.burst_kB << ","
           << l.bandwidth.outbound.average_kBps << "/" << l.bandwidth.outbound.peak_kBps << "/"
           << l.bandwidth.outbound.burst_kB << " pvid " << l.pvid << " tagged " << vlan_text(l.tagged);
         if (i.kind == "bridge")
@@ -259,7 +259,7 @@ public:
         info.name = name;
         info.kind = "bridge";
         info.mtu = options.mtu ? options.mtu : 1500;
-        info.mac = options.mac.empty() ? generated_mac() : options.mac;
+        info.mac = options.mac.empty() ? generated_mac() : model::Mac::parse(options.mac);
         add_link(info);
         fake(name).bridge = options;
     }
@@ -296,7 +296,7 @@ public:
     void set_mac(const std::string& name, const std::string& mac) override
     {
         enter("set_mac", name, mac, true);
-        require(name).info.mac = mac;
+        require(name).info.mac = model::Mac::parse(mac);
     }
     void set_master(const std::string& name, const std::string& master) override
     {
@@ -506,12 +506,12 @@ private:
         if (!l) throw Error(ErrorKind::NotFound, "fake: no link named " + name + " (ENODEV)");
         return *l;
     }
-    std::string generated_mac()
+    std::optional<model::Mac> generated_mac()
     {
-        char buffer[18];
-        std::snprintf(buffer, sizeof buffer, "02:00:00:00:%02x:%02x", (generated_ >> 8) & 0xff, generated_ & 0xff);
+        model::Mac mac{
+            {0x02, 0, 0, 0, static_cast<std::uint8_t>(generated_ >> 8), static_cast<std::uint8_t>(generated_)}};
         ++generated_;
-        return buffer;
+        return mac;
     }
     bool address_anywhere(int family, const std::string& address) const
     {

@@ -1,189 +1,64 @@
-// Guest-port verbs of kernel::NetlinkLinks (the other half of the class is netlink_links.cpp): MAC and master of
-// a port, persistent taps QEMU can open without privileges, bridge port isolation, the bridge FDB, the bridge VLAN
-// filtering probe, per-port VLANs through bridge VLAN filtering and tc shaping (kernel/tc.cpp).
+// A link as a bridge port (plan::BridgePorts) of kernel::NetlinkLinks: enslaving, isolation and hairpin, the FDB,
+// the VLAN filtering probe and per-port VLANs.
 //
 // The rtnetlink requests are built by hand (kernel/netlink_util.hpp) because libnl 3.7 cannot express them: no
-// bridge port attributes (IFLA_PROTINFO of AF_BRIDGE), no FDB dump by bridge, no bridge kind data. Each request's
-// outcome is checked against the kernel's errno, and where a kernel may silently ignore an attribute it does not
-// know (port isolation, VLAN filtering) the verb reads the link back rather than trusting the ACK.
+// bridge port attributes (IFLA_PROTINFO of AF_BRIDGE), no FDB dump by bridge, no bridge kind data. Where a kernel
+// may silently ignore an attribute it does not know (port isolation, VLAN filtering) the verb reads the link back
+// rather than trusting the ACK.
 //
 // Errors: an absent link is NotFound ("no such interface X"), a bad argument InvalidArgument, a missing kernel
 // feature Unsupported (naming the feature and its config option), the rest Kernel; messages carry the operation,
 // the link and the errno text, plus the kernel's extended-ack text when it gives one.
+#include <arpa/inet.h>
 #include <fcntl.h>
-#include <linux/if.h>
-#include <linux/if_bridge.h>
-#include <linux/if_link.h>
-#include <linux/if_tun.h>
-#include <linux/neighbour.h>
-#include <linux/rtnetlink.h>
-#include <netlink/attr.h>
-#include <netlink/msg.h>
-#include <netlink/netlink.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
+#include <memory>
+#include <system_error>
+#include <utility>
 #include <vector>
 
-#include "kernel/netlink_links.hpp"
-
-#include "kernel/netlink_util.hpp"
-#include "kernel/tc.hpp"
-#include "model/error.hpp"
-#include <arpa/inet.h>
+#include <linux/if.h>
+#include <linux/if_addr.h>
+#include <linux/if_bridge.h>
+#include <linux/if_link.h>
+#include <linux/if_tun.h>
 #include <linux/inet_diag.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
+#include <netlink/addr.h>
+#include <netlink/attr.h>
+#include <netlink/cache.h>
+#include <netlink/errno.h>
+#include <netlink/handlers.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/socket.h>
+
+// After libnl on purpose: the header names `struct nl_sock` inside kvmnet::kernel with no global forward
+// declaration, so unless ::nl_sock is already declared it would mean a distinct kvmnet::kernel::nl_sock.
+#include "kernel/netlink_links.hpp"
+#include "kernel/netlink_util.hpp"
+#include "model/error.hpp"
+#include "model/mac.hpp"
 
 namespace kvmnet::kernel {
-
-namespace {
-
-using Mac = std::array<unsigned char, 6>;
-
-std::optional<Mac> parse_mac(const std::string& text)
-{
-    Mac mac{};
-    if (text.size() != 17) {
-        return std::nullopt;
-    }
-    for (std::size_t i = 0; i < mac.size(); ++i) {
-        if (i > 0 && text[i * 3 - 1] != ':') {
-            return std::nullopt;
-        }
-        unsigned value = 0;
-        for (std::size_t j = i * 3; j < i * 3 + 2; ++j) {
-            const char c = text[j];
-            int digit = -1;
-            if (c >= '0' && c <= '9') {
-                digit = c - '0';
-            } else if (c >= 'a' && c <= 'f') {
-                digit = c - 'a' + 10;
-            } else if (c >= 'A' && c <= 'F') {
-                digit = c - 'A' + 10;
-            }
-            if (digit < 0) {
-                return std::nullopt;
-            }
-            value = value * 16 + static_cast<unsigned>(digit);
-        }
-        mac[i] = static_cast<unsigned char>(value);
-    }
-    return mac;
-}
-
-std::string format_mac(const unsigned char* bytes)
-{
-    std::array<char, 18> text{};
-    std::snprintf(text.data(), text.size(), "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2], bytes[3],
-                  bytes[4], bytes[5]);
-    return text.data();
-}
-
-// RTM_SETLINK on an existing link, with whatever attributes `fill` adds; false from `fill` = out of message space.
-NlResult set_link(nl_sock* socket, int family, int ifindex, const std::function<bool(nl_msg*)>& fill)
-{
-    ifinfomsg header{};
-    header.ifi_family = static_cast<unsigned char>(family);
-    header.ifi_index = ifindex;
-    NlMsgPtr msg = new_request(RTM_SETLINK, 0, &header, sizeof(header));
-    if (!fill(msg.get())) {
-        throw Error(ErrorKind::Kernel, "netlink: building a link change request failed");
-    }
-    return transact(socket, msg.get());
-}
-
-NlResult delete_link_named(nl_sock* socket, const std::string& name)
-{
-    ifinfomsg header{};
-    header.ifi_family = AF_UNSPEC;
-    NlMsgPtr msg = new_request(RTM_DELLINK, 0, &header, sizeof(header));
-    if (nla_put_string(msg.get(), IFLA_IFNAME, name.c_str()) < 0) {
-        throw Error(ErrorKind::Kernel, "netlink: building a link deletion request failed");
-    }
-    return transact(socket, msg.get());
-}
-
-// Finds attribute `type` inside IFLA_LINKINFO / `info_member` (IFLA_INFO_DATA or IFLA_INFO_SLAVE_DATA) of a
-// RTM_NEWLINK reply; nullptr when any level is missing.
-const nlattr* linkinfo_attribute(const nlmsghdr* hdr, int info_member, int type, int max_type)
-{
-    nlattr* tb[IFLA_MAX + 1] = {};
-    if (hdr->nlmsg_type != RTM_NEWLINK ||
-        nlmsg_parse(const_cast<nlmsghdr*>(hdr), sizeof(ifinfomsg), tb, IFLA_MAX, nullptr) < 0 ||
-        tb[IFLA_LINKINFO] == nullptr) {
-        return nullptr;
-    }
-    nlattr* info[IFLA_INFO_MAX + 1] = {};
-    if (nla_parse_nested(info, IFLA_INFO_MAX, tb[IFLA_LINKINFO], nullptr) < 0 || info[info_member] == nullptr) {
-        return nullptr;
-    }
-    std::vector<nlattr*> data(static_cast<std::size_t>(max_type) + 1, nullptr);
-    if (nla_parse_nested(data.data(), max_type, info[info_member], nullptr) < 0) {
-        return nullptr;
-    }
-    return data[static_cast<std::size_t>(type)];
-}
-
-// The kinds every link-change verb shares: a link that vanished mid-way is NotFound, the rest is Kernel.
-ErrorKind change_kind(const NlResult& result)
-{
-    switch (-result.error) {
-    case ENODEV: return ErrorKind::NotFound;
-    case EBUSY: return ErrorKind::Busy;
-    case EOPNOTSUPP: return ErrorKind::Unsupported;
-    default: return ErrorKind::Kernel;
-    }
-}
-
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd()
-    {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
-
-}  // namespace
-
-void NetlinkLinks::set_mac(const std::string& name, const std::string& mac)
-{
-    const std::string operation = "setting MAC " + mac + " on " + name;
-    const std::optional<Mac> bytes = parse_mac(mac);
-    if (!bytes) {
-        throw Error(ErrorKind::InvalidArgument,
-                    "netlink: " + operation + " failed: not a MAC address (expected aa:bb:cc:dd:ee:ff)");
-    }
-    // The kernel refuses these with a bare EADDRNOTAVAIL.
-    if (((*bytes)[0] & 0x01) != 0 || *bytes == Mac{}) {
-        throw Error(ErrorKind::InvalidArgument,
-                    "netlink: " + operation + " failed: a port needs a unicast, non-zero MAC address");
-    }
-    const LinkRecord link = require_link_record(socket_, name, operation);
-    const NlResult result = set_link(socket_, AF_UNSPEC, link.index, [&](nl_msg* msg) {
-        return nla_put(msg, IFLA_ADDRESS, static_cast<int>(bytes->size()), bytes->data()) >= 0;
-    });
-    if (!result.ok()) {
-        // EBUSY: a driver without live address change (IFF_LIVE_ADDR_CHANGE) while the link is up.
-        throw_result(change_kind(result), operation, result);
-    }
-}
 
 void NetlinkLinks::set_master(const std::string& name, const std::string& master)
 {
@@ -211,67 +86,6 @@ void NetlinkLinks::set_master(const std::string& name, const std::string& master
                                                         "bridges (" + describe(result) + ")");
         }
         throw_result(change_kind(result), operation, result);
-    }
-}
-
-// owner/group as QEMU's user would need them; UINT32_MAX (uid/gid -1) leaves that one unrestricted, since the
-// kernel rejects -1 in TUNSETOWNER/TUNSETGROUP. With neither set, anyone who can open /dev/net/tun may attach.
-void NetlinkLinks::create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group)
-{
-    const std::string operation = "creating tap " + name;
-    // '%' would make TUNSETIFF pick a name from a pattern ("tap%d") instead of using ours.
-    if (!valid_ifname(name) || name.find('%') != std::string::npos) {
-        throw Error(ErrorKind::InvalidArgument, "netlink: " + operation + " failed: invalid interface name");
-    }
-    if (find_link_record(socket_, name)) {
-        throw Error(ErrorKind::AlreadyExists, "netlink: " + operation + " failed: " + name + " already exists");
-    }
-    const auto fail_errno = [&](ErrorKind kind, const std::string& step, int err) {
-        throw Error(kind, "netlink: " + operation + " failed: " + step + ": " + std::strerror(err));
-    };
-    Fd tun(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
-    if (tun.get() < 0) {
-        const int err = errno;
-        if (err == ENOENT || err == ENODEV || err == ENXIO) {
-            throw Error(ErrorKind::Unsupported, "netlink: " + operation +
-                                                    " failed: the TUN/TAP driver is not available in this kernel "
-                                                    "(CONFIG_TUN; opening /dev/net/tun: " +
-                                                    std::strerror(err) + ")");
-        }
-        fail_errno(ErrorKind::Kernel, "opening /dev/net/tun", err);
-    }
-    ifreq request{};
-    std::memcpy(request.ifr_name, name.c_str(), name.size());  // valid_ifname: shorter than IFNAMSIZ
-    // VNET_HDR because QEMU's virtio-net uses it (it sets its own flags again when it attaches); TUN_EXCL so an
-    // existing tap of that name is an error instead of being silently taken over.
-    // ifr_flags is a short; IFF_TUN_EXCL is its top bit.
-    request.ifr_flags =
-        static_cast<short>(static_cast<unsigned short>(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL));
-    if (::ioctl(tun.get(), TUNSETIFF, &request) < 0) {
-        const int err = errno;
-        if (err == EBUSY || err == EEXIST) {
-            throw Error(ErrorKind::AlreadyExists, "netlink: " + operation + " failed: " + name + " already exists");
-        }
-        fail_errno(ErrorKind::Kernel, "TUNSETIFF", err);
-    }
-    if (std::strncmp(request.ifr_name, name.c_str(), IFNAMSIZ) != 0) {
-        throw Error(ErrorKind::Kernel, "netlink: " + operation + " failed: the kernel named it " +
-                                           std::string(request.ifr_name, strnlen(request.ifr_name, IFNAMSIZ)));
-    }
-    // Until TUNSETPERSIST the device lives only as long as this fd: any failure below removes it again.
-    constexpr std::uint32_t unset = std::numeric_limits<std::uint32_t>::max();
-    if (owner != unset && ::ioctl(tun.get(), TUNSETOWNER, static_cast<unsigned long>(owner)) < 0) {
-        const int err = errno;
-        fail_errno(err == EINVAL ? ErrorKind::InvalidArgument : ErrorKind::Kernel,
-                   "TUNSETOWNER " + std::to_string(owner), err);
-    }
-    if (group != unset && ::ioctl(tun.get(), TUNSETGROUP, static_cast<unsigned long>(group)) < 0) {
-        const int err = errno;
-        fail_errno(err == EINVAL ? ErrorKind::InvalidArgument : ErrorKind::Kernel,
-                   "TUNSETGROUP " + std::to_string(group), err);
-    }
-    if (::ioctl(tun.get(), TUNSETPERSIST, 1UL) < 0) {
-        fail_errno(ErrorKind::Kernel, "TUNSETPERSIST", errno);
     }
 }
 
@@ -325,7 +139,7 @@ void NetlinkLinks::set_port_hairpin(const std::string& name, bool hairpin)
     set_port_flag(name, IFLA_BRPORT_MODE, hairpin, "hairpin mode", "bridge hairpin mode (IFLA_BRPORT_MODE)");
 }
 
-std::optional<plan::LinkAdapter::PortFlags> NetlinkLinks::port_flags(const std::string& name)
+std::optional<plan::BridgePorts::PortFlags> NetlinkLinks::port_flags(const std::string& name)
 {
     std::optional<bool> isolated, hairpin;
     const std::optional<LinkRecord> link = find_link_record(socket_, name, [&](const nlmsghdr* hdr) {
@@ -340,98 +154,6 @@ std::optional<plan::LinkAdapter::PortFlags> NetlinkLinks::port_flags(const std::
         return std::nullopt;
     }
     return PortFlags{*isolated, *hairpin};
-}
-
-std::vector<plan::Listener> NetlinkLinks::list_listeners()
-{
-    // NETLINK_SOCK_DIAG dumps filtered by state in the kernel: unlike
-    // /proc/net/tcp, the cost does not grow with established connections.
-    std::vector<plan::Listener> result;
-    const int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (fd < 0) throw Error(ErrorKind::Kernel, std::string("sock_diag: socket: ") + std::strerror(errno));
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
-    for (const auto& [family, protocol] : {std::pair{AF_INET, IPPROTO_TCP}, std::pair{AF_INET6, IPPROTO_TCP},
-                                           std::pair{AF_INET, IPPROTO_UDP}, std::pair{AF_INET6, IPPROTO_UDP}}) {
-        struct {
-            nlmsghdr header;
-            inet_diag_req_v2 request;
-        } message{};
-        message.header.nlmsg_len = sizeof message;
-        message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-        message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-        message.request.sdiag_family = static_cast<std::uint8_t>(family);
-        message.request.sdiag_protocol = static_cast<std::uint8_t>(protocol);
-        // TCP: LISTEN (10); UDP: unconnected bound sockets show as CLOSE (7).
-        message.request.idiag_states = protocol == IPPROTO_TCP ? 1u << 10 : 1u << 7;
-        sockaddr_nl kernel{};
-        kernel.nl_family = AF_NETLINK;
-        if (::sendto(fd, &message, sizeof message, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
-            throw Error(ErrorKind::Kernel, std::string("sock_diag: send: ") + std::strerror(errno));
-        alignas(nlmsghdr) char buffer[32768];
-        for (bool done = false; !done;) {
-            const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                throw Error(ErrorKind::Kernel, std::string("sock_diag: receive: ") + std::strerror(errno));
-            }
-            int left = static_cast<int>(n);
-            for (auto* h = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-                if (h->nlmsg_type == NLMSG_DONE) {
-                    done = true;
-                    break;
-                }
-                if (h->nlmsg_type == NLMSG_ERROR) {
-                    const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
-                    // A kernel without UDP diag (CONFIG_INET_UDP_DIAG) answers ENOENT: no UDP listeners known.
-                    if (e->error == -ENOENT) {
-                        done = true;
-                        break;
-                    }
-                    throw Error(ErrorKind::Kernel, std::string("sock_diag: ") + std::strerror(-e->error));
-                }
-                const auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
-                plan::Listener l;
-                l.tcp = protocol == IPPROTO_TCP;
-                l.port = ntohs(m->id.idiag_sport);
-                char text[INET6_ADDRSTRLEN] = {};
-                ::inet_ntop(family, m->id.idiag_src, text, sizeof text);
-                l.address = text;
-                result.push_back(std::move(l));
-            }
-        }
-    }
-    return result;
-}
-
-std::optional<std::string> NetlinkLinks::read_sysctl(const std::string& key)
-{
-    const int fd = ::open(("/proc/sys/" + key).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
-    char buffer[256];
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    ::close(fd);
-    if (n < 0) return std::nullopt;
-    std::string text(buffer, static_cast<std::size_t>(n));
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
-        text.pop_back();
-    return text;
-}
-
-void NetlinkLinks::write_sysctl(const std::string& key, const std::string& value)
-{
-    const std::string path = "/proc/sys/" + key;
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    const std::string text = value + "\n";
-    const ssize_t n = fd < 0 ? -1 : ::write(fd, text.data(), text.size());
-    const int error = errno;
-    if (fd >= 0) ::close(fd);
-    if (n != static_cast<ssize_t>(text.size())) {
-        throw Error(error == ENOENT ? ErrorKind::NotFound : ErrorKind::Kernel,
-                    "sysctl: writing " + value + " to " + path + " failed: " + std::strerror(error));
-    }
 }
 
 std::vector<plan::FdbEntry> NetlinkLinks::list_fdb(const std::string& bridge)
@@ -473,7 +195,7 @@ std::vector<plan::FdbEntry> NetlinkLinks::list_fdb(const std::string& bridge)
                     return;
                 }
                 plan::FdbEntry entry;
-                entry.mac = format_mac(static_cast<const unsigned char*>(nla_data(tb[NDA_LLADDR])));
+                entry.mac = model::Mac::from_bytes(nla_data(tb[NDA_LLADDR]));
                 entry.port_index = ndm->ndm_ifindex;
                 if (tb[NDA_VLAN] != nullptr) {
                     entry.vlan = nla_get_u16(tb[NDA_VLAN]);
@@ -776,13 +498,6 @@ void NetlinkLinks::set_port_vlans(const std::string& bridge, const std::string& 
                                            " failed: the kernel acknowledged but the port is in " +
                                            (held.empty() ? std::string("no VLAN") : "VLAN " + held));
     }
-}
-
-void NetlinkLinks::set_bandwidth(const std::string& name, const plan::PortBandwidth& bandwidth)
-{
-    tc::validate(name, bandwidth);
-    const LinkRecord link = require_link_record(socket_, name, "setting bandwidth on " + name);
-    tc::apply_bandwidth(link.index, name, bandwidth);
 }
 
 }  // namespace kvmnet::kernel

@@ -1,0 +1,114 @@
+// dnsmasq supervision for one network: spawn (or adopt what an earlier
+// daemon left running), readiness as an event, restart with backoff after an
+// exit, stop. Nothing here waits on the event loop: readiness is dnsmasq's
+// pid file appearing (it writes it once its sockets are bound), seen through
+// inotify, and an exit is seen through a pidfd, so a network starting never
+// delays the answer to anyone else's call.
+#pragma once
+
+#include "core/event_loop.hpp"
+#include "core/process.hpp"
+#include "plan/planner.hpp"
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace kvmnet::core {
+
+struct DnsmasqOptions {
+    std::string binary = "/usr/sbin/dnsmasq";
+    std::string user;     // the --user of its configuration
+    std::string dir;      // the network's runtime directory
+    std::string network;  // for log lines
+    // How long a spawned dnsmasq may take to write its pid file.
+    std::uint64_t ready_timeout_usec = 10'000'000;
+};
+
+// The restart delay after the `restarts`-th consecutive quick exit: the
+// first restart is immediate (guests wait for DHCP/DNS meanwhile), then
+// 1, 2, 4, ... up to 30 s.
+unsigned dnsmasq_restart_delay_s(unsigned restarts);
+
+// The pid in a pid file's text, 0 when there is none.
+pid_t parse_pid(const std::string& text);
+
+class Dnsmasq {
+public:
+    // nullptr once dnsmasq serves, else why it does not.
+    using Ready = std::function<void(std::exception_ptr)>;
+    struct Events {
+        // It exited while supervised (`problem` says so and when it restarts),
+        // or a restart failed: the network is degraded until restarted().
+        std::function<void(const std::string& problem)> exited;
+        // A supervised restart serves again (`detail`: pid and why).
+        std::function<void(const std::string& detail)> restarted;
+    };
+
+    Dnsmasq(EventLoop& loop, DnsmasqOptions options, Events events);
+    // Forgets any pending start or restart; a running dnsmasq keeps running
+    // (the next daemon adopts it).
+    ~Dnsmasq();
+    Dnsmasq(const Dnsmasq&) = delete;
+    Dnsmasq& operator=(const Dnsmasq&) = delete;
+
+    // Writes `files` and starts dnsmasq, or adopts one left running that
+    // serves exactly this configuration. `ready` is called once, maybe
+    // before start returns (adoption), never after stop() or destruction.
+    // From then on an exit is restarted with backoff until stop().
+    void start(const plan::DnsmasqFiles& files, Ready ready);
+    // Cancels a pending start (its `ready` is not called) and stops the
+    // process, or the one the pid file names when it runs our config.
+    // Throws (Kernel) when it cannot be signalled (EPERM).
+    void stop();
+    // New hosts files for a running dnsmasq, re-read on SIGHUP; without a
+    // process (a restart is pending) they are read at its start. Throws
+    // with the reason when the signal cannot be sent.
+    void reload_hosts(const plan::DnsmasqFiles& files);
+
+    // "running", "starting" (its first start waits for readiness),
+    // "restarting" (it exited; a restart is scheduled or under way), "failed"
+    // (the last attempt to start it failed) or "stopped".
+    std::string_view state() const;
+    pid_t pid() const { return watch_ && ready_ ? watch_->pid() : 0; }
+    // Why it does not serve, while a restart is pending; empty otherwise.
+    const std::string& problem() const { return problem_; }
+    void set_problem(std::string problem) { problem_ = std::move(problem); }
+
+    // The error for a dnsmasq that this daemon may not signal (EPERM).
+    static std::string unstoppable(pid_t pid, const std::string& to_do);
+
+private:
+    // Spawns or adopts; calls done (maybe at once) with the outcome.
+    void launch(const plan::DnsmasqFiles& files, Ready done);
+    void watch_ready(pid_t pid, Ready done);
+    void check_ready();
+    void finish_start(std::exception_ptr error);
+    void on_exit(int status);
+    void restart();
+    void forget_pending();
+
+    EventLoop& loop_;
+    DnsmasqOptions options_;
+    Events events_;
+    plan::DnsmasqFiles files_;             // what the last start wrote
+    std::unique_ptr<ProcessWatch> watch_;  // the process, once spawned or adopted
+    bool ready_ = false;                   // watch_ serves (pid file written)
+    bool supervised_ = false;              // between a start and stop(): exits are restarted
+    bool first_start_ = false;             // the pending start is the first, not a restart
+    bool failed_ = false;                  // the last attempt to start it failed
+    unsigned restarts_ = 0;
+    std::uint64_t since_usec_ = 0;
+    std::string problem_;
+    // A start waiting for the pid file.
+    Ready pending_;
+    int inotify_ = -1;
+    std::unique_ptr<EventSource> inotify_source_;
+    std::unique_ptr<EventSource> timeout_;
+    std::unique_ptr<EventSource> restart_timer_;
+};
+
+}  // namespace kvmnet::core
