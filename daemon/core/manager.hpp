@@ -251,7 +251,7 @@ private:
         };
         std::unique_ptr<PendingStart> starting;
         std::unique_ptr<ConfirmationDeadline> confirmation;  // made on first use (Manager::confirmation)
-        std::map<std::string, std::string> port_problems;  // port name -> why it is not attached as asked
+        std::map<std::string, std::string> port_problems;    // port name -> why it is not attached as asked
         // MAC flap tracking for conflict detection: mac -> (bridge port index, when it last moved).
         struct MacSeen {
             int port = 0;
