@@ -7,8 +7,6 @@
 
 #include <sys/stat.h>
 
-#include <cstdio>
-#include <sstream>
 #include <string_view>
 
 namespace kvmnet::core {
@@ -35,11 +33,32 @@ std::uint64_t element_hash(const std::string& set, const plan::SetElement& e)
     return fnv1a(text);
 }
 
-std::string hex(std::uint64_t value)
+bool same_generation(const CommittedRecord& a, const CommittedRecord& b)
 {
-    char buffer[17];
-    std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(value));
-    return buffer;
+    return a.netns == b.netns && a.generation == b.generation;
+}
+
+// The table, rules and elements of `table`; no namespace or generation.
+CommittedRecord fingerprint(const std::optional<plan::Table>& table)
+{
+    CommittedRecord f;
+    if (!table) return f;
+    f.table = true;
+    plan::Table shape(table->name, table->chains);
+    for (const plan::Set& set : table->sets) {
+        plan::Set declaration = set;
+        declaration.elements.clear();
+        shape.sets.push_back(std::move(declaration));
+        for (const plan::SetElement& e : set.elements)
+            f.elements += element_hash(set.name, e);
+    }
+    f.rules = fnv1a(plan::render(shape));
+    return f;
+}
+
+bool same_content(const CommittedRecord& a, const CommittedRecord& b)
+{
+    return a.table == b.table && a.rules == b.rules && a.elements == b.elements;
 }
 
 }  // namespace
@@ -49,22 +68,7 @@ CommittedTable::CommittedTable(plan::FirewallAdapter& firewall, std::string reco
 {
 }
 
-std::string CommittedTable::fingerprint(const std::optional<plan::Table>& table)
-{
-    if (!table) return "absent";
-    plan::Table shape(table->name, table->chains);
-    std::uint64_t elements = 0;
-    for (const plan::Set& set : table->sets) {
-        plan::Set declaration = set;
-        declaration.elements.clear();
-        shape.sets.push_back(std::move(declaration));
-        for (const plan::SetElement& e : set.elements)
-            elements += element_hash(set.name, e);
-    }
-    return hex(fnv1a(plan::render(shape))) + " " + hex(elements);
-}
-
-std::optional<std::string> CommittedTable::current_generation()
+std::optional<CommittedRecord> CommittedTable::current_generation()
 {
     // The namespace too: generations of different namespaces are unrelated.
     struct stat ns {};
@@ -76,13 +80,21 @@ std::optional<std::string> CommittedTable::current_generation()
         log_error(std::string("nftables: ") + err.what());
     }
     if (!generation) return std::nullopt;
-    return std::to_string(ns.st_dev) + ":" + std::to_string(ns.st_ino) + " " + std::to_string(*generation);
+    CommittedRecord now;
+    now.netns = std::to_string(ns.st_dev) + ":" + std::to_string(ns.st_ino);
+    now.generation = *generation;
+    return now;
 }
 
-const std::optional<std::string>& CommittedTable::recorded()
+const std::optional<CommittedRecord>& CommittedTable::recorded()
 {
     if (!loaded_) {
-        record_ = store::read_file(path_);
+        // A record that does not parse (a previous version's) only costs one write.
+        record_.reset();
+        if (const auto text = store::read_file(path_)) try {
+                record_ = nlohmann::json::parse(*text).get<CommittedRecord>();
+            } catch (const std::exception&) {
+            }
         loaded_ = true;
     }
     return record_;
@@ -90,36 +102,37 @@ const std::optional<std::string>& CommittedTable::recorded()
 
 bool CommittedTable::unchanged_since_commit()
 {
-    const auto& text = recorded();
-    if (!text) return false;
+    const auto& committed = recorded();
+    if (!committed) return false;
     const auto now = current_generation();
-    // The record starts with "NAMESPACE GENERATION ".
-    return now && text->compare(0, now->size() + 1, *now + " ") == 0;
+    return now && same_generation(*now, *committed);
 }
 
-void CommittedTable::write_record(const std::optional<std::string>& text)
+void CommittedTable::write_record(const std::optional<CommittedRecord>& record)
 {
     loaded_ = true;
     record_.reset();  // unknown until written: a failed write leaves no stale copy
-    if (text)
-        store::write_replace(path_, *text, 0644);
+    if (record)
+        store::write_replace(path_, nlohmann::json(*record).dump() + "\n", 0644);
     else
         store::remove_file(path_);
-    record_ = text;
+    record_ = record;
 }
 
-void CommittedTable::record(const std::optional<std::string>& before, const std::string& fingerprint)
+void CommittedTable::record(const std::optional<CommittedRecord>& before, const CommittedRecord& fingerprint)
 {
     const auto after = current_generation();
     try {
         // Ours alone: the generation rose by exactly one across our commit.
-        bool ours = before && after;
+        const bool ours =
+            before && after && before->netns == after->netns && after->generation == before->generation + 1;
+        std::optional<CommittedRecord> committed;
         if (ours) {
-            const auto space = before->find(' ');
-            ours = before->substr(0, space) == after->substr(0, after->find(' ')) &&
-                   std::stoull(after->substr(space + 1)) == std::stoull(before->substr(space + 1)) + 1;
+            committed = fingerprint;
+            committed->netns = after->netns;
+            committed->generation = after->generation;
         }
-        write_record(ours ? std::optional<std::string>(*after + " " + fingerprint + "\n") : std::nullopt);
+        write_record(committed);
     } catch (const std::exception& err) {
         log_error("nftables: recording the committed table failed: " + std::string(err.what()));
         try {
@@ -131,9 +144,10 @@ void CommittedTable::record(const std::optional<std::string>& before, const std:
 
 bool CommittedTable::apply(const std::optional<plan::Table>& table)
 {
-    const std::string wanted = fingerprint(table);
+    const CommittedRecord wanted = fingerprint(table);
     const auto before = current_generation();
-    if (before && recorded() == *before + " " + wanted + "\n") {
+    const auto& committed = recorded();
+    if (before && committed && same_generation(*before, *committed) && same_content(*committed, wanted)) {
         log_debug("nftables: table inet " + std::string(plan::table_name) + " is already as planned; not rewritten");
         return false;
     }
@@ -151,28 +165,20 @@ void CommittedTable::change_elements(const std::vector<plan::ElementChange>& cha
     // before the batch (this is the per-forward path): if anyone else
     // committed since the record, the generation after ours is not the
     // record's plus one, and record() drops it.
-    std::optional<std::string> before, updated;
-    const auto& text = recorded();
-    if (text && text->find("absent") == std::string::npos) {
-        std::istringstream fields(*text);
-        std::string ns, generation, rules, elements;
-        if (fields >> ns >> generation >> rules >> elements) {
-            try {
-                std::uint64_t sum = std::stoull(elements, nullptr, 16);
-                for (const plan::ElementChange& c : changes)
-                    for (const plan::SetElement& e : c.elements)
-                        sum = c.add ? sum + element_hash(c.set->name, e) : sum - element_hash(c.set->name, e);
-                before = ns + " " + generation;
-                updated = rules + " " + hex(sum);
-            } catch (const std::exception&) {
-            }
-        }
+    std::optional<CommittedRecord> before = recorded();
+    if (before && before->table) {
+        for (const plan::ElementChange& c : changes)
+            for (const plan::SetElement& e : c.elements)
+                before->elements = c.add ? before->elements + element_hash(c.set->name, e)
+                                         : before->elements - element_hash(c.set->name, e);
+    } else {
+        before.reset();
     }
     firewall_.change_elements(plan::table_name, changes);
-    if (updated)
-        record(before, *updated);
+    if (before)
+        record(before, *before);
     else
-        record(std::nullopt, "");
+        record(std::nullopt, {});
 }
 
 }  // namespace kvmnet::core

@@ -6,6 +6,8 @@
 #include "plan/kernel_view.hpp"
 #include "plan/ruleset.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,11 +18,22 @@ namespace kvmnet::core {
 // The record (RUNTIME/nftables.committed) holds the network namespace, the
 // ruleset generation right after our commit, and a fingerprint of what we
 // committed: a hash of the chains, rules and set declarations, and a sum of
-// element hashes that element batches update in O(changes). The generation
-// rises with every transaction anyone commits in the namespace, so an equal
-// generation proves nothing changed since our commit. A commit is recorded
-// only when the generation rose by exactly one across it (ours alone);
-// anything else drops the record, and the next apply writes.
+// element hashes that element batches update in O(changes).
+struct CommittedRecord {
+    std::string netns;  // "DEVICE:INODE" of /proc/self/ns/net
+    std::uint32_t generation = 0;
+    bool table = false;          // false: we committed "no table"
+    std::uint64_t rules = 0;     // hash of chains, rules and set declarations
+    std::uint64_t elements = 0;  // sum of element hashes
+    bool operator==(const CommittedRecord&) const = default;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CommittedRecord, netns, generation, table, rules, elements)
+
+// The generation rises with every transaction anyone commits in the
+// namespace, so an equal generation proves nothing changed since our
+// commit. A commit is recorded only when the generation rose by exactly one
+// across it (ours alone); anything else drops the record, and the next
+// apply writes.
 class CommittedTable {
 public:
     CommittedTable(plan::FirewallAdapter& firewall, std::string record_path);
@@ -38,21 +51,21 @@ public:
     // nftables monitor asks when it lost notifications (ENOBUFS).
     bool unchanged_since_commit();
 
-    // "RULES ELEMENTS" in hex, or "absent"; public for tests.
-    static std::string fingerprint(const std::optional<plan::Table>& table);
-
 private:
-    std::optional<std::string> current_generation();
-    void record(const std::optional<std::string>& before, const std::string& fingerprint);
+    // Namespace and generation now; the fingerprint fields are left empty.
+    std::optional<CommittedRecord> current_generation();
+    // Records `fingerprint` (its table, rules and elements) as committed
+    // across the change that began at generation `before`, if ours alone.
+    void record(const std::optional<CommittedRecord>& before, const CommittedRecord& fingerprint);
     // The record as last read or written: the file is read once, then kept
     // in memory (element batches are a hot path).
-    const std::optional<std::string>& recorded();
-    void write_record(const std::optional<std::string>& text);
+    const std::optional<CommittedRecord>& recorded();
+    void write_record(const std::optional<CommittedRecord>& record);
 
     plan::FirewallAdapter& firewall_;
     std::string path_;
     bool loaded_ = false;
-    std::optional<std::string> record_;
+    std::optional<CommittedRecord> record_;
 };
 
 }  // namespace kvmnet::core

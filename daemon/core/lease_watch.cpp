@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -27,11 +28,13 @@ std::vector<plan::Lease> read_leases(const std::string& path)
 
 }  // namespace
 
-LeaseWatch::LeaseWatch(EventLoop& loop, const std::string& dir, Callback on_change, std::uint64_t settle_usec)
-    : loop_(loop), path_(dir + "/" + file_name), on_change_(std::move(on_change)), settle_usec_(settle_usec)
+LeaseWatch::LeaseWatch(EventLoop& loop, const std::string& path, Callback on_change, std::uint64_t settle_usec)
+    : loop_(loop), path_(path), file_name_(std::filesystem::path(path).filename().string()),
+      on_change_(std::move(on_change)), settle_usec_(settle_usec)
 {
     fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd_ < 0) throw Error(ErrorKind::Kernel, std::string("inotify: ") + std::strerror(errno));
+    const std::string dir = std::filesystem::path(path).parent_path().string();
     if (::inotify_add_watch(fd_, dir.c_str(), watch_mask | IN_ONLYDIR) < 0) {
         const int err = errno;
         ::close(fd_);
@@ -63,7 +66,7 @@ void LeaseWatch::readable()
         for (ssize_t off = 0; off < n;) {
             const auto* ev = reinterpret_cast<const inotify_event*>(buffer + off);
             // An overflow lost events: re-read to be safe.
-            if ((ev->mask & IN_Q_OVERFLOW) || (ev->len > 0 && std::strcmp(ev->name, file_name) == 0)) {
+            if ((ev->mask & IN_Q_OVERFLOW) || (ev->len > 0 && ev->name == file_name_)) {
                 ours = true;
                 seen_mask_ |= ev->mask;
             }

@@ -16,16 +16,15 @@ class LeaseWatch {
 public:
     using Callback = std::function<void(const std::vector<plan::LeaseEvent>&)>;
 
-    // Watches `dir` for changes to `dir`/dnsmasq.leases. The file as it is
+    // Watches the directory of `path` for changes to the lease file `path`
+    // (dnsmasq replaces it, so the file itself cannot be watched). The file as it is
     // now is the baseline: it produces no events. Events come `settle_usec`
     // after the first change of a burst (dnsmasq truncates and rewrites the
     // file in place, which is several IN_MODIFY events per change).
-    LeaseWatch(EventLoop& loop, const std::string& dir, Callback on_change, std::uint64_t settle_usec = 100'000);
+    LeaseWatch(EventLoop& loop, const std::string& path, Callback on_change, std::uint64_t settle_usec = 100'000);
     ~LeaseWatch();
     LeaseWatch(const LeaseWatch&) = delete;
     LeaseWatch& operator=(const LeaseWatch&) = delete;
-
-    static constexpr const char* file_name = "dnsmasq.leases";
 
 private:
     void readable();
@@ -33,6 +32,7 @@ private:
 
     EventLoop& loop_;
     std::string path_;
+    std::string file_name_;
     Callback on_change_;
     std::uint64_t settle_usec_;
     int fd_ = -1;

@@ -3,6 +3,7 @@
 #include "core/manager.hpp"
 
 #include "core/foreign_firewall.hpp"
+#include "core/kernel_conflicts.hpp"
 #include "core/log.hpp"
 #include "core/undo.hpp"
 #include "plan/planner.hpp"
@@ -57,13 +58,15 @@ std::string_view state_name(State state)
     return "failed";
 }
 
-Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall)
-    : options_(std::move(options)), loop_(loop), links_(links), firewall_(firewall),
-      committed_(firewall, options_.runtime_dir + "/nftables.committed"),
-      // ".stored" cannot be a network's runtime directory: names start with a letter or digit.
-      store_(options_.state_dir, options_.runtime_dir + "/.stored")
+Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall,
+                 Clock* clock)
+    : options_(std::move(options)), layout_(options_.state_dir, options_.runtime_dir), loop_(loop),
+      loop_clock_(clock ? nullptr : std::make_unique<LoopClock>(loop)), clock_(clock ? *clock : *loop_clock_),
+      links_(links), firewall_(firewall), committed_(firewall, layout_.committed_table()), store_(layout_),
+      ip_forward_hold_(links, ip_forward_key, layout_.saved_sysctl("ip_forward")),
+      ipv6_forward_hold_(links, ipv6_forwarding_key, layout_.saved_sysctl("ipv6_forwarding"))
 {
-    store::make_directories(options_.runtime_dir, 0755);
+    store::make_directories(layout_.runtime_dir(), 0755);
     dnsmasq_user_ = options_.dnsmasq_user;
     if (dnsmasq_user_.empty()) dnsmasq_user_ = ::getpwnam("dnsmasq") ? "dnsmasq" : "nobody";
     if (options_.firewall_integration)
@@ -71,6 +74,13 @@ Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& lin
 }
 
 Manager::~Manager() = default;
+
+ModeDriver& Manager::driver(const model::Network& n)
+{
+    auto& slot = drivers_[n.mode];
+    if (!slot) slot = make_driver(n.mode, {links_, layout_});
+    return *slot;
+}
 
 Manager::Entry& Manager::entry(const std::string& name)
 {
@@ -137,8 +147,6 @@ nlohmann::json Manager::describe_all() const
     return {{"networks", networks}};
 }
 
-std::string Manager::runtime_dir_of(const std::string& name) const { return options_.runtime_dir + "/" + name; }
-
 void Manager::set_state(Entry& e, State state) { set_state(e, state, "none", {}); }
 
 void Manager::set_state(Entry& e, State state, std::string code, std::string reason)
@@ -173,34 +181,6 @@ std::vector<model::Network> Manager::active_specs(const std::string& plus, const
     return result;
 }
 
-void Manager::check_kernel_conflicts(const model::Network& n)
-{
-    const auto links = links_.list_links();
-    const auto alias_of = [&](int index) -> const plan::LinkInfo* {
-        for (const auto& l : links)
-            if (l.index == index) return &l;
-        return nullptr;
-    };
-    if (auto existing = std::find_if(links.begin(), links.end(), [&](const auto& l) { return l.name == n.bridge; });
-        existing != links.end() && existing->alias != plan::owner_alias(n.name))
-        throw Error(ErrorKind::Conflict, "bridge: interface " + n.bridge +
-                                             " already exists and is not managed by this network; choose another name");
-    check_ipv6_kernel(n);  // manager_ipv6.cpp
-    if (!n.ipv4) return;
-    for (const auto& a : links_.list_addresses()) {
-        if (a.family != AF_INET) continue;
-        const plan::LinkInfo* link = alias_of(a.link_index);
-        if (link && link->alias.rfind(plan::alias_prefix, 0) == 0) continue;
-        auto ip = model::Ipv4::parse(a.address);
-        if (!ip) continue;
-        model::Ipv4Interface theirs{*ip, a.prefix_length};
-        if (theirs.overlaps(n.ipv4->address))
-            throw Error(ErrorKind::Conflict, "ipv4.address: " + n.ipv4->address.network_str() + " overlaps " +
-                                                 theirs.str() + " on interface " + (link ? link->name : "?") +
-                                                 ", which kvmnet does not manage; choose another subnet");
-    }
-}
-
 std::string Manager::pick_bridge_name() const
 {
     const auto links = links_.list_links();
@@ -226,7 +206,7 @@ void Manager::load()
         log_error("ignoring stored network " + why, name);
         // Still running from before: adopted (leaving its kernel state as it
         // is) rather than left running without its rules and unmanageable.
-        if (!std::filesystem::exists(runtime_dir_of(name) + "/active")) continue;
+        if (!std::filesystem::exists(layout_.active_marker(name))) continue;
         Entry& e = networks_[name];
         e.stored_problem = why + "; running with the last configuration kvmnet stored until the file is fixed "
                                  "and reloaded";
@@ -276,11 +256,9 @@ void Manager::load()
     // document went, before its marker did) must not hit a later network of
     // that name.
     std::error_code ec;
-    for (const auto& file : std::filesystem::directory_iterator(options_.runtime_dir, ec)) {
-        const auto path = file.path();
-        if ((path.extension() == ".deleting" || path.extension() == ".restarting") &&
-            !networks_.count(path.stem().string()))
-            std::filesystem::remove(path, ec);
+    for (const auto& file : std::filesystem::directory_iterator(layout_.runtime_dir(), ec)) {
+        const auto network = store::Layout::marker_network(file.path());
+        if (network && !networks_.count(*network)) std::filesystem::remove(file.path(), ec);
     }
     std::vector<std::string> deleting;
     for (auto& [name, e] : networks_) {
@@ -288,9 +266,9 @@ void Manager::load()
             set_state(e, State::failed, "document-lost", e.stored_problem);
             continue;
         }
-        if (std::filesystem::exists(delete_marker(name)))
+        if (std::filesystem::exists(layout_.delete_marker(name)))
             deleting.push_back(name);
-        else if (std::filesystem::exists(runtime_dir_of(name) + "/active"))
+        else if (std::filesystem::exists(layout_.active_marker(name)))
             adopting_.insert(name);
     }
     for (const std::string& name : deleting) {
@@ -310,14 +288,14 @@ void Manager::load()
                 joined += (joined.empty() ? "" : "; ") + p;
             set_state(e, State::failed, "stop-incomplete", "stop incomplete: " + joined);
         }
-        store::remove_file(delete_marker(name));
+        store::remove_file(layout_.delete_marker(name));
     }
     for (auto& [name, e] : networks_) {
         if (e.without_document) continue;
         // A restart of the network (Update) that a crash interrupted: the new
         // document is stored; clear what either configuration left and bring
         // the stored one up.
-        const std::string marker = restart_marker(name);
+        const std::string marker = layout_.restart_marker(name);
         if (const auto old_bridge = store::read_file(marker)) {
             log_warning("network " + name + ": finishing a restart that was interrupted", name);
             adopting_.erase(name);
@@ -332,7 +310,8 @@ void Manager::load()
         // A start that a crash interrupted (no "active" record yet), or a
         // stop: remove whatever of it reached the kernel.
         const auto bridge = links_.find_link(e.spec.bridge);
-        if (std::filesystem::exists(runtime_dir_of(name)) || (bridge && bridge->alias == plan::owner_alias(name))) {
+        if (std::filesystem::exists(layout_.network_dir(name)) ||
+            (bridge && bridge->alias == plan::owner_alias(name))) {
             log_warning("network " + name + ": removing what an interrupted start or stop left behind", name);
             for (const auto& p : tear_down(e))
                 log_error("network " + name + ": " + p, name);
@@ -342,31 +321,14 @@ void Manager::load()
         const bool was_active = adopting_.count(name) > 0;
         if (!e.spec.autostart && !was_active) continue;
         log_info("network " + name + (was_active ? ": adopting running network" : ": autostart"), name);
-        if (was_active && e.spec.mode != model::Mode::bridge) {
-            // A crash between a live Update's save and its kernel change
-            // leaves the bridge without options the stored document has;
-            // setting them again changes nothing when they match.
-            try {
-                const auto bridge = links_.find_link(e.spec.bridge);
-                if (bridge && bridge->alias == plan::owner_alias(name))
-                    links_.set_bridge_options(e.spec.bridge, plan::bridge_options(e.spec));
-            } catch (const std::exception& err) {
-                log_error("network " + name + ": setting the bridge options again: " + err.what(), name);
-            }
-        }
-        const auto deadline = store::read_file(runtime_dir_of(name) + "/confirm-deadline");
+        if (was_active) driver(e.spec).adopt(e.spec);
+        const auto deadline = confirmation(e).recorded();
         // Every network's dnsmasq starts before any is waited for.
         bring_up(e, 0, [this, name, deadline, log = log_outcome(name)](std::exception_ptr error) {
             log(error);
             auto it = networks_.find(name);
             if (error || !deadline || it == networks_.end()) return;
-            // An unreadable deadline counts as expired: rolling back is the safe side.
-            std::int64_t when = 0;
-            try {
-                when = std::stoll(*deadline);
-            } catch (const std::exception&) {
-            }
-            arm_confirmation(it->second, when);
+            arm_confirmation(it->second, *deadline);
         });
         adopting_.erase(name);
     }
@@ -380,11 +342,6 @@ void Manager::load()
             log_error(std::string("waiting for the networks to start: ") + std::strerror(-r));
             break;
         }
-}
-
-std::string Manager::restart_marker(const std::string& name) const
-{
-    return options_.runtime_dir + "/" + name + ".restarting";
 }
 
 void Manager::delete_owned_bridge(const std::string& name, const std::string& bridge)
@@ -497,10 +454,10 @@ std::string Manager::create(const std::string& document)
     model::Network n = model::parse_network(document);
     model::validate_against(n, configured_except(""));
     if (n.bridge.empty()) n.bridge = pick_bridge_name();
-    check_kernel_conflicts(n);
+    check_kernel_conflicts(links_, n);
     // No marker of an earlier network of this name may apply to this one.
-    store::remove_file(delete_marker(n.name));
-    store::remove_file(restart_marker(n.name));
+    store::remove_file(layout_.delete_marker(n.name));
+    store::remove_file(layout_.restart_marker(n.name));
     store_.save(n);
     const std::string name = n.name;
     networks_[name].spec = std::move(n);
@@ -517,7 +474,7 @@ void Manager::remove(const std::string& name)
     store_.check_writable();
     // Marked first: a daemon killed during the deletion finishes it at its
     // next start (load) instead of leaving the network stopped but there.
-    const std::string marker = delete_marker(name);
+    const std::string marker = layout_.delete_marker(name);
     store::write_atomic(marker, "1\n", 0644);
     const bool was_running = is_running(e.state);
     bool stopped = false;
@@ -537,11 +494,6 @@ void Manager::remove(const std::string& name)
         throw;
     }
     store::remove_file(marker);
-}
-
-std::string Manager::delete_marker(const std::string& name) const
-{
-    return options_.runtime_dir + "/" + name + ".deleting";
 }
 
 void Manager::delete_stopped(Entry& e)
@@ -636,42 +588,47 @@ void Manager::cancel_starts()
     }
 }
 
+ConfirmationDeadline& Manager::confirmation(Entry& e)
+{
+    if (!e.confirmation) {
+        const std::string name = e.spec.name;
+        e.confirmation = std::make_unique<ConfirmationDeadline>(loop_, layout_.confirm_deadline(name), [this, name] {
+            auto it = networks_.find(name);
+            if (it == networks_.end()) return;
+            Entry& entry = it->second;
+            log_warning("network " + name + ": start not confirmed in time, rolling back", name,
+                        MessageId::start_rolled_back);
+            auto problems = tear_down(entry);
+            std::string reason = "start was not confirmed in time and was rolled back";
+            for (const auto& p : problems)
+                reason += "; " + p;
+            set_state(entry, State::failed, "confirm-timeout", reason);
+        });
+    }
+    return *e.confirmation;
+}
+
 void Manager::arm_confirmation(Entry& e, std::int64_t deadline)
 {
-    // The deadline is wall-clock time in the runtime directory, so a daemon
-    // restarted before it expires still rolls the start back in time.
-    const std::string name = e.spec.name;
-    const std::string file = runtime_dir_of(name) + "/confirm-deadline";
-    store::write_atomic(file, std::to_string(deadline) + "\n");
-    const std::int64_t left = std::max<std::int64_t>(0, deadline - static_cast<std::int64_t>(::time(nullptr)));
-    e.confirm_timer = loop_.add_timer(static_cast<std::uint64_t>(left) * 1000000ull, [this, name] {
-        auto it = networks_.find(name);
-        if (it == networks_.end()) return;
-        Entry& entry = it->second;
-        entry.confirm_timer.reset();
-        log_warning("network " + name + ": start not confirmed in time, rolling back", name,
-                    MessageId::start_rolled_back);
-        auto problems = tear_down(entry);
-        std::string reason = "start was not confirmed in time and was rolled back";
-        for (const auto& p : problems)
-            reason += "; " + p;
-        set_state(entry, State::failed, "confirm-timeout", reason);
-    });
-    if (listener_) listener_->network_changed(name);
+    confirmation(e).arm(deadline);
+    if (listener_) listener_->network_changed(e.spec.name);
 }
 
 void Manager::confirm(const std::string& name)
 {
     Entry& e = entry(name);
-    if (!e.confirm_timer)
+    if (!e.confirmation || !e.confirmation->pending())
         throw Error(ErrorKind::Conflict, "network '" + name + "' has no start waiting for confirmation");
-    e.confirm_timer.reset();
-    store::remove_file(runtime_dir_of(name) + "/confirm-deadline");
+    e.confirmation->confirm();
     log_info("network " + name + ": start confirmed", name, MessageId::start_confirmed);
     if (listener_) listener_->network_changed(name);
 }
 
-bool Manager::awaiting_confirmation(const std::string& name) const { return entry(name).confirm_timer != nullptr; }
+bool Manager::awaiting_confirmation(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    return e.confirmation && e.confirmation->pending();
+}
 
 void Manager::stop(const std::string& name)
 {
@@ -712,7 +669,7 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     if (n.bridge.empty()) n.bridge = e.spec.bridge;
     model::validate_against(n, configured_except(name));
     if (n == e.spec) return done(nullptr);
-    if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(n);
+    if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(links_, n);
 
     const bool running = is_running(e.state);
     if (running && n.ipv4 && e.spec.ipv4 && n.ipv4->dhcp == e.spec.ipv4->dhcp) {
@@ -767,11 +724,11 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     // the new document at its next start (load) instead of leaving the
     // network stopped or half old, half new.
     model::Network old = e.spec;
-    store::write_atomic(restart_marker(name), old.bridge + "\n", 0644);
+    store::write_atomic(layout_.restart_marker(name), old.bridge + "\n", 0644);
     try {
         store_.save(n);
     } catch (...) {
-        store::remove_file(restart_marker(name));
+        store::remove_file(layout_.restart_marker(name));
         throw;
     }
     e.stored_problem.clear();  // the file is n now
@@ -804,7 +761,7 @@ void Manager::restarted(const std::string& name, const model::Network& old, cons
     };
     const auto remove_marker = [this, name] {
         try {
-            store::remove_file(restart_marker(name));
+            store::remove_file(layout_.restart_marker(name));
         } catch (const std::exception& err) {
             log_error("network " + name + ": " + err.what(), name);
         }
@@ -846,15 +803,15 @@ std::optional<std::string> Manager::leases_to_keep(const Entry& e, const model::
     // renews them. Not when the subnet changes: they would name addresses
     // of the old one.
     if (!e.spec.ipv4 || !next.ipv4 || !(e.spec.ipv4->address == next.ipv4->address)) return std::nullopt;
-    return store::read_file(runtime_dir_of(e.spec.name) + "/dnsmasq.leases");
+    return store::read_file(layout_.dnsmasq_leases(e.spec.name));
 }
 
 void Manager::restore_leases(const std::string& name, const std::optional<std::string>& leases)
 {
     if (!leases) return;
     try {
-        store::make_directories(runtime_dir_of(name), 0755);
-        store::write_replace(runtime_dir_of(name) + "/dnsmasq.leases", *leases, 0644);
+        store::make_directories(layout_.network_dir(name), 0755);
+        store::write_replace(layout_.dnsmasq_leases(name), *leases, 0644);
     } catch (const std::exception& err) {
         log_error("network " + name + ": keeping the DHCP leases across the restart: " + err.what(), name);
     }
@@ -925,67 +882,9 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     if (docker_user_) docker_user_->sync(active);
 }
 
-void Manager::hold_sysctl_on(const std::string& key, const std::string& saved_name, bool want,
-                             const std::function<void(const std::string& current)>& before_enabling)
-{
-    // The value found before we first turned it on is kept in the runtime
-    // directory, so a daemon restart in between restores it too.
-    const std::string saved = options_.runtime_dir + "/" + saved_name;
-    const bool have_saved = std::filesystem::exists(saved);
-    if (want && !have_saved) {
-        const std::string current = trim(links_.read_sysctl(key).value_or("0"));
-        if (before_enabling) before_enabling(current);
-        store::write_atomic(saved, current + "\n");
-        if (current != "1") links_.write_sysctl(key, "1");
-    } else if (!want && have_saved) {
-        const std::string previous = trim(store::read_file(saved).value_or("0"));
-        if (previous != "1") links_.write_sysctl(key, previous);
-        store::remove_file(saved);
-    }
-}
-
 void Manager::update_ip_forward(const std::vector<model::Network>& active)
 {
-    hold_sysctl_on(ip_forward_key, "ip_forward.saved", std::any_of(active.begin(), active.end(), needs_forwarding));
-}
-
-void Manager::apply_link_ops(const model::Network& n, const std::vector<plan::LinkOp>& ops,
-                             const std::optional<plan::LinkInfo>& observed, Undo& undo, std::string& step)
-{
-    for (const plan::LinkOp& op : ops) {
-        step = plan::describe(op);
-        log_debug("network " + n.name + ": " + step, n.name);
-        std::visit(
-            [&](const auto& o) {
-                using T = std::decay_t<decltype(o)>;
-                if constexpr (std::is_same_v<T, plan::CreateBridge>) {
-                    links_.create_bridge(o.name, o.options);
-                    undo.push("delete bridge " + o.name, [this, o] { links_.delete_link(o.name); });
-                } else if constexpr (std::is_same_v<T, plan::SetAlias>) {
-                    links_.set_alias(o.name, o.alias);
-                } else if constexpr (std::is_same_v<T, plan::SetMtu>) {
-                    const std::uint32_t before = observed ? observed->mtu : 0;
-                    links_.set_mtu(o.name, o.mtu);
-                    if (before) undo.push("restore MTU", [this, o, before] { links_.set_mtu(o.name, before); });
-                } else if constexpr (std::is_same_v<T, plan::AddAddress>) {
-                    if (o.family == AF_INET6) {
-                        plan::AddressInfo info;
-                        info.family = AF_INET6;
-                        info.address = o.address;
-                        info.prefix_length = o.prefix_length;
-                        info.flags = o.flags;
-                        links_.add_address_info(o.name, info);
-                    } else {
-                        links_.add_address(o.name, AF_INET, o.address, o.prefix_length);
-                    }
-                    undo.push("remove address",
-                              [this, o] { links_.delete_address(o.name, o.family, o.address, o.prefix_length); });
-                } else if constexpr (std::is_same_v<T, plan::SetUp>) {
-                    links_.set_up(o.name, true);
-                }
-            },
-            op);
-    }
+    ip_forward_hold_.want(std::any_of(active.begin(), active.end(), needs_forwarding));
 }
 
 void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s, Done done, bool defer)
@@ -1018,21 +917,9 @@ void Manager::run_start(Entry& e)
     std::string& step = pending->step;
     step = "checking for conflicts";
     try {
-        if (n.mode == model::Mode::bridge) take_over_uplink(e, undo, step);
-        if (n.mode != model::Mode::bridge) check_kernel_conflicts(n);
-
-        step = "configuring bridge " + n.bridge;
-        const auto observed = links_.find_link(n.bridge);
-        apply_link_ops(n, plan::plan_bridge(n, observed, links_.list_addresses()), observed, undo, step);
-
-        if (n.mode == model::Mode::nat) {
-            // Forwards reached from the host as 127.0.0.1 leave through the
-            // bridge with that source until masqueraded: the kernel routes
-            // them only with route_localnet (guests cannot use loopback
-            // addresses: guest_prerouting drops them).
-            step = "allowing loopback-sourced forwards on " + n.bridge;
-            links_.write_sysctl("net/ipv4/conf/" + n.bridge + "/route_localnet", "1");
-        }
+        ModeDriver& mode = driver(n);
+        mode.validate(n);
+        mode.setup(n, undo, step);
 
         step = "committing nftables table inet kvmnet";
         const auto before = active_specs("", n.name);
@@ -1071,7 +958,7 @@ void Manager::run_start(Entry& e)
         if (auto it = networks_.find(name); it != networks_.end() && it->second.dnsmasq) it->second.dnsmasq->stop();
     });
     try {
-        dnsmasq_of(e).start(plan::plan_dnsmasq(n, runtime_dir_of(name), dnsmasq_user_),
+        dnsmasq_of(e).start(plan::plan_dnsmasq(n, layout_.network_dir(name), dnsmasq_user_),
                             [this, name](std::exception_ptr error) { finish_start(name, error); });
     } catch (const std::exception&) {
         finish_start(name, std::current_exception());
@@ -1092,9 +979,9 @@ void Manager::finish_start(const std::string& name, std::exception_ptr error)
             const int bridge_index = bridge ? bridge->index : 0;
 
             step = "recording runtime state";
-            store::make_directories(runtime_dir_of(n.name), 0755);
+            store::make_directories(layout_.network_dir(n.name), 0755);
             // In the runtime directory, which a reboot empties: no fsync.
-            store::write_replace(runtime_dir_of(n.name) + "/active", "1\n");
+            store::write_replace(layout_.active_marker(n.name), "1\n");
             pending->undo.commit();
             watch_leases(e);
             e.mac_conflict.clear();
@@ -1151,14 +1038,13 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     e.repair_wait.clear();
     e.firewall_problem.clear();
     e.lease_watch.reset();
-    const bool was_awaiting = e.confirm_timer != nullptr;
-    e.confirm_timer.reset();
+    const bool was_awaiting = e.confirmation && e.confirmation->pending();
+    if (e.confirmation) e.confirmation->cancel();
     if (was_awaiting && listener_) listener_->network_changed(n.name);
     attempt("stopping dnsmasq", [&] { dnsmasq_of(e).stop(); });
     attempt("updating nftables", [&] { apply_firewall(active_specs("", n.name)); });
-    if (n.mode == model::Mode::bridge)
-        for (auto& p : restore_uplink(e))
-            problems.push_back(p);
+    for (auto& p : driver(n).teardown(n))
+        problems.push_back(p);
     attempt("deleting bridge " + n.bridge, [&] {
         auto link = links_.find_link(n.bridge);
         if (link && link->alias == plan::owner_alias(n.name)) links_.delete_link(n.bridge);
@@ -1179,10 +1065,11 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     // The takeover record outlives a restore that failed, so a later stop can
     // still put the uplink back; everything else of the run goes.
     std::error_code ec;
-    const bool keep_record = !problems.empty() && std::filesystem::exists(takeover_record(n.name));
-    for (const auto& entry : std::filesystem::directory_iterator(runtime_dir_of(n.name), ec))
-        if (!keep_record || entry.path() != takeover_record(n.name)) std::filesystem::remove_all(entry.path(), ec);
-    if (!keep_record) std::filesystem::remove(runtime_dir_of(n.name), ec);
+    const std::string record = layout_.takeover_record(n.name);
+    const bool keep_record = !problems.empty() && std::filesystem::exists(record);
+    for (const auto& entry : std::filesystem::directory_iterator(layout_.network_dir(n.name), ec))
+        if (!keep_record || entry.path() != record) std::filesystem::remove_all(entry.path(), ec);
+    if (!keep_record) std::filesystem::remove(layout_.network_dir(n.name), ec);
     if (cancelled) {
         const auto error = std::make_exception_ptr(
             Error(ErrorKind::Conflict, "network '" + n.name + "' was stopped before it became active"));
@@ -1199,7 +1086,7 @@ Dnsmasq& Manager::dnsmasq_of(Entry& e)
     DnsmasqOptions options;
     options.binary = options_.dnsmasq;
     options.user = dnsmasq_user_;
-    options.dir = runtime_dir_of(name);
+    options.dir = layout_.network_dir(name);
     options.network = name;
     Dnsmasq::Events events;
     events.exited = [this, name](const std::string&) {
@@ -1228,43 +1115,7 @@ Dnsmasq& Manager::dnsmasq_of(Entry& e)
 void Manager::assess(Entry& e)
 {
     if (!is_running(e.state)) return;
-    const auto link = links_.find_link(e.spec.bridge);
-    const auto uplink = e.spec.mode == model::Mode::bridge ? links_.find_link(e.spec.uplink) : std::nullopt;
-    std::string reason, code;
-    if (!link) {
-        reason = "bridge " + e.spec.bridge + " was deleted outside kvmnet";
-        code = "bridge-deleted";
-    } else if (e.spec.mode == model::Mode::bridge && !uplink) {
-        reason = "uplink " + e.spec.uplink + " has disappeared";
-        code = "uplink-missing";
-    } else if (e.spec.mode == model::Mode::bridge && uplink->master_index != link->index) {
-        reason = "uplink " + e.spec.uplink + " was released from " + e.spec.bridge + " outside kvmnet";
-        code = "uplink-released";
-    } else if (!link->up) {
-        reason = "bridge " + e.spec.bridge + " was set down outside kvmnet";
-        code = "bridge-down";
-    } else if (!e.firewall_problem.empty()) {
-        reason = e.firewall_problem;
-        code = e.firewall_problem_code;
-    } else if (!forwarding_problem_.empty() && needs_forwarding(e.spec)) {
-        reason = forwarding_problem_;
-        code = "ip-forward-off";
-    } else if (e.dnsmasq && !e.dnsmasq->problem().empty()) {
-        reason = e.dnsmasq->problem();
-        code = "dnsmasq-restarting";
-    } else if (!e.mac_conflict.empty()) {
-        reason = e.mac_conflict;
-        code = "mac-conflict";
-    } else if (!e.stored_problem.empty()) {
-        reason = e.stored_problem;
-        code = e.without_document ? "document-lost" : "document-unparsable";
-    }
-    // A link repair deferred by the budget says so, whatever it repairs;
-    // its code says the daemon has stopped repairing for now.
-    if (!e.repair_wait.empty()) {
-        reason += (reason.empty() ? "link repair " : "; link repair ") + e.repair_wait;
-        code = "repair-budget";
-    }
+    auto [code, reason] = plan::drift(e.spec, observe(e, false)).state();
     if (reason.empty())
         set_state(e, State::active);
     else

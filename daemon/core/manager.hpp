@@ -4,16 +4,22 @@
 // every step undone in reverse order when a later one fails.
 #pragma once
 
+#include "core/clock.hpp"
 #include "core/committed_table.hpp"
+#include "core/confirmation.hpp"
 #include "core/dnsmasq.hpp"
 #include "core/event_loop.hpp"
 #include "core/lease_watch.hpp"
+#include "core/mode_driver.hpp"
 #include "core/paging.hpp"
 #include "core/process.hpp"
+#include "core/sysctl_hold.hpp"
 #include "core/undo.hpp"
 #include "model/network.hpp"
+#include "plan/drift.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/planner.hpp"
+#include "store/layout.hpp"
 #include "store/store.hpp"
 
 #include <nlohmann/json.hpp>
@@ -35,11 +41,7 @@ enum class State { inactive, activating, active, degraded, failed };
 
 inline constexpr const char* ip_forward_key = "net/ipv4/ip_forward";
 inline constexpr const char* ipv6_forwarding_key = "net/ipv6/conf/all/forwarding";
-// NAT and routed networks need IPv4 forwarding (net.ipv4.ip_forward).
-inline bool needs_forwarding(const model::Network& n)
-{
-    return n.mode == model::Mode::nat || n.mode == model::Mode::routed;
-}
+using plan::needs_forwarding;
 // ... and IPv6 forwarding (net.ipv6.conf.all.forwarding) when they have IPv6.
 inline bool needs_ipv6_forwarding(const model::Network& n) { return n.ipv6 && needs_forwarding(n); }
 std::string_view state_name(State state);
@@ -83,7 +85,10 @@ public:
 
 class Manager {
 public:
-    Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall);
+    // `clock` times the repairs (debounce, budget, backoff): the loop's
+    // when null.
+    Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall,
+            Clock* clock = nullptr);
     ~Manager();
     Manager(const Manager&) = delete;
     Manager& operator=(const Manager&) = delete;
@@ -224,8 +229,6 @@ public:
     // forwarding, not route_localnet, which is polled): the sysctls the
     // running networks hold on are checked (and repaired) a moment later.
     void sysctl_changed();
-    // Runs the scheduled repairs now (tests; the timers do it otherwise).
-    void repair_pending();
     // The last repair of the network: "TIME WHAT: DETAIL", empty when none.
     const std::string& last_repair(const std::string& name) const;
 
@@ -259,8 +262,8 @@ private:
             std::unique_ptr<EventSource> deferred;
         };
         std::unique_ptr<PendingStart> starting;
-        std::unique_ptr<EventSource> confirm_timer;        // pending start confirmation
-        std::map<std::string, std::string> port_problems;  // port name -> why it is not attached as asked
+        std::unique_ptr<ConfirmationDeadline> confirmation;  // made on first use (Manager::confirmation)
+        std::map<std::string, std::string> port_problems;    // port name -> why it is not attached as asked
         // MAC flap tracking for conflict detection: mac -> (bridge port index, when it last moved).
         struct MacSeen {
             int port = 0;
@@ -281,13 +284,13 @@ private:
         // document: only stopping it is possible.
         bool without_document = false;
         // Self-healing (core/manager_repair.cpp).
-        std::unique_ptr<EventSource> repair_timer;  // a link repair is scheduled
-        std::string firewall_problem;               // while a firewall repair is pending or failed
-        std::string firewall_problem_code;          // its StateReasonCode
+        std::unique_ptr<Timer> repair_timer;  // a link repair is scheduled
+        std::string firewall_problem;         // while a firewall repair is pending or failed
+        std::string firewall_problem_code;    // its StateReasonCode
         std::string last_repair;
-        RepairBudget link_budget;                   // link repairs (the firewall has its own)
-        std::unique_ptr<EventSource> repair_retry;  // a link repair deferred by the budget
-        std::string repair_wait;                    // why, while it is deferred (part of the state reason)
+        RepairBudget link_budget;             // link repairs (the firewall has its own)
+        std::unique_ptr<Timer> repair_retry;  // a link repair deferred by the budget
+        std::string repair_wait;              // why, while it is deferred (part of the state reason)
         // Interfaces someone else enslaved to the bridge (a libvirt tap), as
         // last observed while it existed: enslaved again when a repair
         // recreates it.
@@ -303,9 +306,8 @@ private:
     void document_stored(Entry& e);
     std::vector<model::Network> configured_except(const std::string& name) const;
     std::vector<model::Network> active_specs(const std::string& plus = {}, const std::string& minus = {}) const;
-    void check_kernel_conflicts(const model::Network& network);
     std::string pick_bridge_name() const;
-    std::string runtime_dir_of(const std::string& name) const;
+    // The dnsmasq supervision's runtime directory (store::Layout).
     // A state without a reason, or with one and its machine-readable code
     // (the StateReasonCode property; each code is listed in docs/dbus-api.md).
     void set_state(Entry& e, State state);
@@ -334,16 +336,14 @@ private:
     void restore_leases(const std::string& name, const std::optional<std::string>& leases);
     void restarted(const std::string& name, const model::Network& old, const model::Network& next,
                    const std::set<std::string>& foreign, std::exception_ptr error, const Done& done);
-    // Applies the planner's link operations for `n` (bridge, alias, MTU,
-    // addresses, up), pushing inverses to `undo`; `step` names the current one.
-    void apply_link_ops(const model::Network& n, const std::vector<plan::LinkOp>& ops,
-                        const std::optional<plan::LinkInfo>& observed, Undo& undo, std::string& step);
+    // The network's mode driver (core/mode_driver.hpp).
+    ModeDriver& driver(const model::Network& n);
     // Self-healing (core/manager_repair.cpp).
     void schedule_link_repair(Entry& e);
     void repair_links(Entry& e);
     void repair_firewall();
     // 0 when within the budget (counts one); else how long to defer it (usec).
-    static std::uint64_t repair_delay(RepairBudget& budget);
+    std::uint64_t repair_delay(RepairBudget& budget);
     static std::string budget_wait(std::uint64_t delay_usec);
     void defer_link_repair(Entry& e, std::uint64_t delay_usec);
     void note_repair(Entry& e, const std::string& what, const std::string& detail);
@@ -356,13 +356,13 @@ private:
     void observe_ports(Entry& e);
     // Enslaves the remembered foreign ports that are free to a recreated bridge; their names.
     std::vector<std::string> reattach_foreign_ports(Entry& e);
-    std::unique_ptr<EventSource> firewall_timer_;
+    std::unique_ptr<Timer> firewall_timer_;
     // The sysctls held on while a NAT or routed network runs
     // (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding with IPv6,
     // net.ipv4.conf.BRIDGE.forwarding, net.ipv4.conf.BRIDGE.route_localnet
-    // for NAT): checked at every
-    // forwarding notification (sysctl_changed) and every few seconds, since
-    // route_localnet sends none; each one found off is turned on again.
+    // for NAT): checked at every forwarding notification (sysctl_changed)
+    // and every few seconds, since route_localnet sends none; each one found
+    // off is turned on again.
     void ensure_forwarding_watch();
     void check_forwarding();
     // net.ipv4.ip_forward found off: degraded while it is, turned on again.
@@ -370,16 +370,11 @@ private:
     // The held sysctls other than ip_forward (which sets the state reason
     // while it is off) that are off: turned on again and reported.
     void repair_held_sysctls();
-    std::unique_ptr<EventSource> forwarding_timer_;
+    std::unique_ptr<Timer> forwarding_timer_;
     std::string forwarding_problem_;  // while it is off behind our back (part of the state reason)
     RepairBudget firewall_budget_;    // one table for every network: one budget
     bool firewall_deferred_ = false;  // firewall_timer_ is a retry deferred by the budget
     std::string firewall_drift_;      // what the pending firewall repair was scheduled for
-    // RUNTIME/NAME.restarting: an Update that restarts the network is under
-    // way (holds the old bridge's name).
-    std::string restart_marker(const std::string& name) const;
-    // RUNTIME/NAME.deleting: a DeleteNetwork is under way.
-    std::string delete_marker(const std::string& name) const;
     // The end of a deletion once the network is stopped: its taps, the
     // stored document, the entry.
     void delete_stopped(Entry& e);
@@ -387,24 +382,9 @@ private:
     void delete_owned_bridge(const std::string& name, const std::string& bridge);
     // Rolls the network back unless confirm() comes before `deadline` (Unix time).
     void arm_confirmation(Entry& e, std::int64_t deadline);
+    ConfirmationDeadline& confirmation(Entry& e);
     // Keeps the forwarding-database poll running while any network has ports.
     void ensure_fdb_poll();
-    // Bridge mode (core/manager_bridge.cpp): moves the uplink's addresses
-    // and routes to a new bridge; restore_uplink puts them back (also the
-    // rollback of a failed or unconfirmed takeover).
-    void take_over_uplink(Entry& e, Undo& undo, std::string& step);
-    std::vector<std::string> restore_uplink(Entry& e);
-    // The bridge of a takeover, ours by its owner mark, up, with `uplink`
-    // enslaved (start and the repair of a deleted bridge).
-    void create_takeover_bridge(const model::Network& n, const plan::LinkInfo& uplink, std::string& step);
-    // Self-healing: the deleted bridge made again on the free uplink, with
-    // the record's static addresses and routes; what was done, in words
-    // (empty when the uplink is missing or enslaved elsewhere).
-    std::vector<std::string> recreate_takeover_bridge(Entry& e);
-    std::string takeover_record(const std::string& name) const;
-    // Self-healing: re-adds (apply) or lists the recorded static addresses
-    // and routes missing from the bridge at `bridge_index`.
-    std::vector<std::string> restore_takeover_config(Entry& e, int bridge_index, bool apply);
     // Ports (core/manager_ports.cpp).
     // `previous`: the port's configuration before this change, if any.
     void apply_port(Entry& e, const model::Port& port, const model::Port* previous = nullptr);
@@ -442,16 +422,13 @@ private:
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
     void update_ip_forward(const std::vector<model::Network>& active);
-    // Turns sysctl `key` on while `want` holds, and back to what it was
-    // (kept in RUNTIME/saved_name) when not; `before_enabling` may refuse.
-    void hold_sysctl_on(const std::string& key, const std::string& saved_name, bool want,
-                        const std::function<void(const std::string& current)>& before_enabling = {});
-    // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding, and the
-    // kernel checks of a network's ipv6 (available, no foreign overlap).
+    // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding.
     void update_ipv6_forward(const std::vector<model::Network>& active);
-    void check_ipv6_kernel(const model::Network& network);
     // Sets active or degraded (with the reason) from the bridge and dnsmasq as they are now.
     void assess(Entry& e);
+    // The kernel and the daemon's own knowledge of the network, for
+    // plan::drift: its links only, or (`full`, Diagnose) everything it checks.
+    plan::Observed observe(const Entry& e, bool full) const;
     // The supervisor of e's dnsmasq, made on first use.
     Dnsmasq& dnsmasq_of(Entry& e);
     // Starts reporting lease changes of a running network with DHCP (logs, never throws).
@@ -461,16 +438,22 @@ private:
     void commit_hosts(Entry& e, model::Network next);
 
     ManagerOptions options_;
+    store::Layout layout_;
     EventLoop& loop_;
+    std::unique_ptr<Clock> loop_clock_;  // when no clock was given
+    Clock& clock_;
     plan::LinkAdapter& links_;
     plan::FirewallAdapter& firewall_;
     CommittedTable committed_;
     store::Store store_;
+    SysctlHold ip_forward_hold_;
+    SysctlHold ipv6_forward_hold_;
     // While load() adopts networks left running: they count as running for
     // the table, so adopting one does not drop the others' rules.
     std::set<std::string> adopting_;
     std::string dnsmasq_user_;
     std::map<std::string, Entry> networks_;
+    std::map<model::Mode, std::unique_ptr<ModeDriver>> drivers_;  // made on first use
     ManagerListener* listener_ = nullptr;
     std::unique_ptr<DockerUser> docker_user_;  // null: --no-firewall-integration
     std::unique_ptr<EventSource> foreign_timer_;

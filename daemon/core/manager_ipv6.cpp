@@ -1,7 +1,6 @@
-// IPv6 on the host side of NAT, routed and isolated networks: the kernel
-// checks at create and start (IPv6 available, the subnet not on a foreign
-// link) and net.ipv6.conf.all.forwarding, saved and restored like
-// ip_forward.
+// IPv6 on the host side of NAT and routed networks:
+// net.ipv6.conf.all.forwarding, saved and restored like ip_forward (the
+// kernel checks of an IPv6 subnet are in core/kernel_conflicts.cpp).
 #include "core/manager.hpp"
 
 #include "core/log.hpp"
@@ -26,33 +25,10 @@ std::string trimmed(std::string s)
 
 }  // namespace
 
-void Manager::check_ipv6_kernel(const model::Network& n)
-{
-    if (!n.ipv6) return;
-    if (!links_.read_sysctl(ipv6_forwarding_key))
-        throw Error(ErrorKind::Unsupported, "ipv6: IPv6 is not available in this kernel (CONFIG_IPV6, or booted "
-                                            "with ipv6.disable=1)");
-    const auto links = links_.list_links();
-    for (const auto& a : links_.list_addresses()) {
-        if (a.family != AF_INET6) continue;
-        const auto link =
-            std::find_if(links.begin(), links.end(), [&](const auto& l) { return l.index == a.link_index; });
-        if (link != links.end() && link->alias.rfind(plan::alias_prefix, 0) == 0) continue;
-        const auto ip = model::Ipv6::parse(a.address);
-        if (!ip) continue;
-        const model::Ipv6Interface theirs{*ip, a.prefix_length};
-        if (theirs.overlaps(n.ipv6->address))
-            throw Error(ErrorKind::Conflict, "ipv6.address: " + n.ipv6->address.network_str() + " overlaps " +
-                                                 theirs.str() + " on interface " +
-                                                 (link != links.end() ? link->name : "?") +
-                                                 ", which kvmnet does not manage; choose another prefix");
-    }
-}
-
 void Manager::update_ipv6_forward(const std::vector<model::Network>& active)
 {
     const bool want = std::any_of(active.begin(), active.end(), needs_ipv6_forwarding);
-    hold_sysctl_on(ipv6_forwarding_key, "ipv6_forwarding.saved", want, [this](const std::string& current) {
+    ipv6_forward_hold_.want(want, [this](const std::string& current) {
         if (current == "1") return;
         // With forwarding on, an interface with accept_ra=1 ignores router
         // advertisements, and the routes it learnt from them expire: the

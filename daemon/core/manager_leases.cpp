@@ -32,7 +32,7 @@ nlohmann::json Manager::leases(const std::string& name) const
 {
     const Entry& e = entry(name);
     if (!has_leases(e.spec) || e.state == State::inactive) return nlohmann::json::array();
-    const auto text = store::read_file(runtime_dir_of(name) + "/" + LeaseWatch::file_name);
+    const auto text = store::read_file(layout_.dnsmasq_leases(name));
     return plan::to_json(plan::parse_leases(text.value_or("")),
                          has_dhcp(e.spec) ? e.spec.ipv4->hosts : std::vector<model::DhcpHost>{},
                          e.spec.ipv6 ? e.spec.ipv6->hosts : std::vector<model::Dhcp6Host>{});
@@ -45,7 +45,7 @@ void Manager::watch_leases(Entry& e)
     const std::string name = e.spec.name;
     try {
         e.lease_watch = std::make_unique<LeaseWatch>(
-            loop_, runtime_dir_of(name), [this, name](const std::vector<plan::LeaseEvent>& events) {
+            loop_, layout_.dnsmasq_leases(name), [this, name](const std::vector<plan::LeaseEvent>& events) {
                 for (const auto& ev : events) {
                     log_info("network " + name + ": lease " + ev.event + ": " + ev.lease.mac + " " + ev.lease.ip +
                                  (ev.lease.hostname.empty() ? "" : " " + ev.lease.hostname),
@@ -214,7 +214,7 @@ void Manager::commit_hosts(Entry& e, model::Network next)
     }
     e.spec = std::move(next);
     try {
-        dnsmasq_of(e).reload_hosts(plan::plan_dnsmasq(e.spec, runtime_dir_of(name), dnsmasq_user_));
+        dnsmasq_of(e).reload_hosts(plan::plan_dnsmasq(e.spec, layout_.network_dir(name), dnsmasq_user_));
     } catch (const std::exception& err) {
         // A dnsmasq of another user (adopted after an upgrade from a root
         // daemon) keeps serving the old hosts: the state says so.

@@ -183,9 +183,7 @@ void Manager::apply_port(Entry& e, const model::Port& p, const model::Port* prev
     if (link->master_index != bridge->index) links_.set_master(p.name, n.bridge);
     if (!link->up) links_.set_up(p.name, true);
     links_.set_port_isolated(p.name, p.isolated);
-    // Forwards: a guest may reach itself through the host's address (as
-    // Kubernetes' hairpin-veth does for pods).
-    if (n.mode == model::Mode::nat) links_.set_port_hairpin(p.name, true);
+    driver(n).port_attached(n, p.name);
     if (has_vlans(p)) {
         if (!links_.vlan_filtering_supported()) throw vlans_unsupported();
         links_.set_port_vlans(n.bridge, p.name, p.vlan_pvid, p.vlan_tagged);

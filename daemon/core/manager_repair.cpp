@@ -10,6 +10,7 @@
 // by their process id instead (kernel/nft_monitor.cpp).
 #include "core/log.hpp"
 #include "core/manager.hpp"
+#include "core/mode_driver.hpp"
 #include "core/undo.hpp"
 #include "model/time_text.hpp"
 
@@ -64,7 +65,7 @@ void Manager::note_repair(Entry& e, const std::string& what, const std::string& 
 
 std::uint64_t Manager::repair_delay(RepairBudget& budget)
 {
-    const std::uint64_t now = EventLoop::now_usec();
+    const std::uint64_t now = clock_.now_usec();
     if (now - budget.window_start_usec > repair_window_usec) {
         budget.window_start_usec = now;
         budget.count = 0;
@@ -90,7 +91,7 @@ void Manager::defer_link_repair(Entry& e, std::uint64_t delay_usec)
     e.repair_wait = budget_wait(delay_usec);
     log_warning("network " + e.spec.name + ": link repair deferred: " + e.repair_wait, e.spec.name);
     const std::string name = e.spec.name;
-    e.repair_retry = loop_.add_timer(delay_usec, [this, name] {
+    e.repair_retry = clock_.add_timer(delay_usec, [this, name] {
         auto it = networks_.find(name);
         if (it == networks_.end()) return;
         Entry& entry = it->second;
@@ -153,25 +154,12 @@ void Manager::schedule_link_repair(Entry& e)
     // A deferred repair pending: it looks at the kernel as it is then.
     if (e.repair_timer || e.repair_retry || !is_running(e.state)) return;
     const std::string name = e.spec.name;
-    e.repair_timer = loop_.add_timer(repair_delay_usec, [this, name] {
+    e.repair_timer = clock_.add_timer(repair_delay_usec, [this, name] {
         auto it = networks_.find(name);
         if (it == networks_.end()) return;
         it->second.repair_timer.reset();
         repair_links(it->second);
     });
-}
-
-void Manager::repair_pending()
-{
-    for (auto& [name, e] : networks_) {
-        if (!e.repair_timer) continue;
-        e.repair_timer.reset();
-        repair_links(e);
-    }
-    if (firewall_timer_) {
-        firewall_timer_.reset();
-        repair_firewall();
-    }
 }
 
 void Manager::repair_links(Entry& e)
@@ -214,81 +202,21 @@ void Manager::repair_links(Entry& e)
                           "bridge " + n.bridge + " was replaced by an interface kvmnet does not manage");
             return;
         }
-        if (n.mode == model::Mode::bridge && !bridge) {
-            // Deleted: the host lost the addresses it carried. Made again
-            // as the takeover made it, from the takeover record; then what
-            // hung on it goes onto it again.
-            if (!allowed()) return assess(e);
-            done = recreate_takeover_bridge(e);
-            if (done.empty()) return assess(e);  // no free uplink: degraded until it is back
-            what = "bridge";
+        LinkRepair r = driver(n).repair(n, bridge, allowed);
+        if (r.done.empty()) return done.empty() ? assess(e) : note_done(e, done, what);
+        for (auto& d : r.done)
+            done.push_back(std::move(d));
+        // The driver's repair outranks a rename, which is only "link".
+        if (what.empty() || r.what != "address") what = r.what;
+        if (r.recreated) {
+            // A new bridge: what hung on the old one goes onto it again.
             attach_ports(e);
             if (const auto back = reattach_foreign_ports(e); !back.empty())
                 done.push_back("re-attached " + join_names(back) + " (enslaved outside kvmnet)");
+            if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
             const auto created = links_.find_link(n.bridge);
             e.bridge_index = created ? created->index : 0;
             e.fdb.clear();
-        } else if (n.mode == model::Mode::bridge) {
-            // Its state, the uplink and the recorded static addresses and
-            // routes are repaired.
-            const auto uplink = links_.find_link(n.uplink);
-            const bool set_up = !bridge->up;
-            // Only a free uplink is re-enslaved: one that someone enslaved
-            // elsewhere stays theirs.
-            const bool reattach = uplink && uplink->master_index == 0;
-            const bool readd = !restore_takeover_config(e, bridge->index, false).empty();
-            if ((!set_up && !reattach && !readd) || !allowed())
-                return done.empty() ? assess(e) : note_done(e, done, what);
-            if (set_up) {
-                links_.set_up(n.bridge, true);
-                done.push_back("set bridge " + n.bridge + " up again");
-                what = "link";
-            }
-            if (reattach) {
-                links_.set_master(n.uplink, n.bridge);
-                if (!uplink->up) links_.set_up(n.uplink, true);
-                done.push_back("attached uplink " + n.uplink + " to " + n.bridge + " again");
-                what = "uplink";
-            }
-            // After setting it up: routes need their link up.
-            for (auto& d : restore_takeover_config(e, bridge->index, true)) {
-                done.push_back(std::move(d));
-                if (what.empty()) what = "address";
-            }
-        } else {
-            const auto ops = plan::plan_bridge(n, bridge, links_.list_addresses());
-            if (ops.empty() || !allowed()) return done.empty() ? assess(e) : note_done(e, done, what);
-            Undo undo;  // a repair keeps what it achieved: nothing is undone
-            std::string step;
-            apply_link_ops(n, ops, bridge, undo, step);
-            undo.commit();
-            for (const plan::LinkOp& op : ops) {
-                if (std::holds_alternative<plan::CreateBridge>(op)) {
-                    done.push_back("recreated bridge " + n.bridge);
-                    what = "bridge";
-                } else if (const auto* a = std::get_if<plan::AddAddress>(&op); a && bridge) {
-                    done.push_back("re-added address " + a->address + "/" + std::to_string(a->prefix_length));
-                    if (what.empty()) what = "address";
-                } else if (std::holds_alternative<plan::SetUp>(op) && bridge) {
-                    done.push_back("set bridge " + n.bridge + " up again");
-                    if (what.empty() || what == "address") what = "link";
-                } else if (std::holds_alternative<plan::SetMtu>(op)) {
-                    done.push_back("restored MTU " + std::to_string(n.mtu));
-                    if (what.empty()) what = "link";
-                }
-            }
-            if (!bridge) {
-                // A new bridge: what hung on the old one goes onto it again.
-                if (n.mode == model::Mode::nat)
-                    links_.write_sysctl("net/ipv4/conf/" + n.bridge + "/route_localnet", "1");
-                attach_ports(e);
-                if (const auto back = reattach_foreign_ports(e); !back.empty())
-                    done.push_back("re-attached " + join_names(back) + " (enslaved outside kvmnet)");
-                if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
-                const auto created = links_.find_link(n.bridge);
-                e.bridge_index = created ? created->index : 0;
-                e.fdb.clear();
-            }
         }
     } catch (const std::exception& err) {
         log_error("network " + n.name + ": repairing " + n.bridge + " failed: " + err.what(), n.name);
@@ -344,7 +272,7 @@ void Manager::firewall_changed(const std::string& detail)
         assess(e);
     }
     if (!firewall_timer_)
-        firewall_timer_ = loop_.add_timer(repair_delay_usec, [this] {
+        firewall_timer_ = clock_.add_timer(repair_delay_usec, [this] {
             firewall_timer_.reset();
             repair_firewall();
         });
@@ -352,7 +280,7 @@ void Manager::firewall_changed(const std::string& detail)
 
 void Manager::ensure_forwarding_watch()
 {
-    if (!forwarding_timer_) forwarding_timer_ = loop_.add_timer(forwarding_poll_usec, [this] { check_forwarding(); });
+    if (!forwarding_timer_) forwarding_timer_ = clock_.add_timer(forwarding_poll_usec, [this] { check_forwarding(); });
 }
 
 void Manager::sysctl_changed()
@@ -360,7 +288,7 @@ void Manager::sysctl_changed()
     const auto running = active_specs();
     if (std::none_of(running.begin(), running.end(), needs_forwarding)) return;
     // Replaces the poll's timer; check_forwarding arms the poll again.
-    forwarding_timer_ = loop_.add_timer(sysctl_notice_usec, [this] { check_forwarding(); });
+    forwarding_timer_ = clock_.add_timer(sysctl_notice_usec, [this] { check_forwarding(); });
 }
 
 void Manager::repair_held_sysctls()
@@ -465,7 +393,7 @@ void Manager::repair_firewall()
                 assess(e);
             }
         firewall_deferred_ = true;
-        firewall_timer_ = loop_.add_timer(delay, [this] {
+        firewall_timer_ = clock_.add_timer(delay, [this] {
             firewall_timer_.reset();
             firewall_deferred_ = false;
             firewall_budget_.granted = true;

@@ -19,15 +19,11 @@
 
 namespace kvmnet::store {
 
-Store::Store(std::string state_dir, std::string mirror_dir)
-    : dir_(std::move(state_dir) + "/networks"), mirror_dir_(std::move(mirror_dir))
-{
-    make_directories(dir_, 0755);
-}
+Store::Store(Layout layout) : layout_(std::move(layout)) { make_directories(layout_.networks_dir(), 0755); }
 
-std::string Store::path_of(const std::string& name) const { return dir_ + "/" + name + ".json"; }
+std::string Store::path_of(const std::string& name) const { return layout_.document(name); }
 
-std::string Store::journal_of(const std::string& name) const { return dir_ + "/" + name + ".forwards"; }
+std::string Store::journal_of(const std::string& name) const { return layout_.journal(name); }
 
 namespace {
 
@@ -240,7 +236,7 @@ Store::Loaded Store::load(std::vector<std::string>& problems) const
 {
     Loaded result;
     std::vector<std::filesystem::path> files;
-    for (const auto& entry : std::filesystem::directory_iterator(dir_))
+    for (const auto& entry : std::filesystem::directory_iterator(layout_.networks_dir()))
         if (entry.path().extension() == ".json") files.push_back(entry.path());
     std::sort(files.begin(), files.end());
     for (const auto& file : files) {
@@ -270,26 +266,26 @@ std::vector<model::Network> Store::load_all(std::vector<std::string>& problems) 
 
 std::optional<model::Network> Store::last_good(const std::string& name, std::vector<std::string>& problems) const
 {
-    if (mirror_dir_.empty()) return std::nullopt;
-    const auto text = read_file(mirror_dir_ + "/" + name + ".json");
+    if (!mirrored()) return std::nullopt;
+    const auto text = read_file(layout_.mirror(name));
     if (!text) return std::nullopt;
     try {
         model::Network n = parse_stored(*text, journal_of(name), problems);
         if (n.name == name) return n;
     } catch (const Error& e) {
-        problems.push_back(mirror_dir_ + "/" + name + ".json: " + e.what());
+        problems.push_back(layout_.mirror(name) + ": " + e.what());
     }
     return std::nullopt;
 }
 
 void Store::mirror(const std::string& name, const std::string& text) const
 {
-    if (mirror_dir_.empty()) return;
+    if (!mirrored()) return;
     // Best effort: without a copy a broken document later means a network
     // that cannot be adopted, nothing worse.
     try {
-        make_directories(mirror_dir_, 0755);
-        write_replace(mirror_dir_ + "/" + name + ".json", text, 0644);
+        make_directories(layout_.mirror_dir(), 0755);
+        write_replace(layout_.mirror(name), text, 0644);
     } catch (const Error&) {
     }
 }
@@ -310,15 +306,16 @@ void Store::remove(const std::string& name) const
     remove_file(path_of(name));
     try {
         remove_file(journal_of(name));
-        if (!mirror_dir_.empty()) remove_file(mirror_dir_ + "/" + name + ".json");
+        if (mirrored()) remove_file(layout_.mirror(name));
     } catch (const Error&) {
     }
 }
 
 void Store::check_writable() const
 {
-    if (::access(dir_.c_str(), W_OK) != 0)
-        throw Error(ErrorKind::Kernel, "the state directory " + dir_ + " is not writable: " + std::strerror(errno));
+    const std::string dir = layout_.networks_dir();
+    if (::access(dir.c_str(), W_OK) != 0)
+        throw Error(ErrorKind::Kernel, "the state directory " + dir + " is not writable: " + std::strerror(errno));
 }
 
 }  // namespace kvmnet::store

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "model/network.hpp"
+#include "store/layout.hpp"
 
 #include <map>
 #include <optional>
@@ -24,10 +25,10 @@ std::string revision_of(const nlohmann::json& document);
 
 class Store {
 public:
-    // With `mirror_dir` (in the runtime directory) every document the store
-    // writes or loads is also copied there, as read: last_good() gives it
-    // back when the stored one no longer loads.
-    explicit Store(std::string state_dir, std::string mirror_dir = {});
+    // With a runtime directory in `layout` every document the store writes
+    // or loads is also copied to its mirror there, as read: last_good()
+    // gives it back when the stored one no longer loads.
+    explicit Store(Layout layout);
 
     struct Loaded {
         std::vector<model::Network> networks;
@@ -64,8 +65,9 @@ public:
 private:
     void mirror(const std::string& name, const std::string& text) const;
 
-    std::string dir_;
-    std::string mirror_dir_;
+    bool mirrored() const { return !layout_.runtime_dir().empty(); }
+
+    Layout layout_;
 };
 
 }  // namespace kvmnet::store

@@ -5,6 +5,7 @@
 #include "core/event_loop.hpp"
 #include "core/log.hpp"
 #include "core/manager.hpp"
+#include "fakes/fake_clock.hpp"
 #include "fakes/fake_firewall.hpp"
 #include "fakes/fake_links.hpp"
 #include "fakes/recording_listener.hpp"
@@ -61,6 +62,7 @@ struct Harness {
     FakeLinks links;
     FakeFirewall firewall;
     RecordingListener listener;
+    FakeClock clock;  // the repairs' timers: moved by hand (clock.advance)
     std::string dnsmasq = "/bin/false";
     std::unique_ptr<Manager> manager;  // last: destroyed first
 
@@ -79,7 +81,7 @@ struct Harness {
         options.runtime_dir = runtime_dir.path;
         options.dnsmasq = dnsmasq;  // by default never started: most networks here have no ipv4
         options.dnsmasq_user = "nobody";
-        manager = std::make_unique<Manager>(options, loop, links, firewall);
+        manager = std::make_unique<Manager>(options, loop, links, firewall, &clock);
         manager->set_listener(&listener);
     }
     // Every network still up is stopped, so a (fake) dnsmasq a test started
@@ -97,6 +99,9 @@ struct Harness {
     Harness(const Harness&) = delete;
     Harness& operator=(const Harness&) = delete;
     Manager& m() { return *manager; }
+    // Lets the repairs' debounce delay pass (100 ms, core/manager_repair.cpp):
+    // what one burst of notifications scheduled runs.
+    void let_repairs_run() { clock.advance(100'000); }
     bool runtime_file(const std::string& name) const { return fs::exists(runtime_dir.path + "/lan/" + name); }
 
     // Dispatches events until `done` holds or `max_usec` passed; returns the time spent.

@@ -132,7 +132,7 @@ TEST_CASE("The lease watch reports changes to the lease file, rewritten in place
     std::vector<LeaseEvent> seen;
     int batches = 0;
     kvmnet::core::LeaseWatch watch(
-        loop, dir,
+        loop, file,
         [&](const std::vector<LeaseEvent>& events) {
             ++batches;
             seen.insert(seen.end(), events.begin(), events.end());

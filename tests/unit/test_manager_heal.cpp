@@ -38,7 +38,7 @@ TEST_CASE("Self-healing: a deleted bridge-mode bridge is recreated on the uplink
     h.m().link_changed("eth0");  // released by the deletion
     h.m().link_changed("lan0");
     CHECK(h.m().state("lan") == State::degraded);
-    h.m().repair_pending();
+    h.let_repairs_run();
     REQUIRE(h.links.has("lan0"));
     const LinkInfo bridge = h.links.link("lan0");
     CHECK(bridge.alias == plan::owner_alias("lan"));
@@ -73,14 +73,14 @@ TEST_CASE("Self-healing: a deleted bridge-mode bridge waits for a free uplink", 
     h.links.delete_link("eth0");
     h.links.reset_calls();
     h.m().link_changed("lan0");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.mutations().empty());
     CHECK(h.m().state("lan") == State::degraded);
     CHECK(h.listener.repairs.empty());
 
     h.links.add_link(physical("eth0", eth0_mac, 1500));
     h.m().link_changed("eth0");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.has("lan0"));
     CHECK(h.links.link("eth0").master_index == h.links.link("lan0").index);
     CHECK(h.m().state("lan") == State::active);
@@ -99,7 +99,7 @@ TEST_CASE("Self-healing: the sysctls a NAT network holds on are turned on again 
     h.links.sysctls[localnet] = "0";
     h.links.sysctls["net/ipv4/conf/kvmbr9/forwarding"] = "0";
     h.m().sysctl_changed();
-    h.run_loop(1'000'000, [&] { return h.listener.repairs.size() >= 4; });
+    h.let_repairs_run();
     CHECK(h.links.sysctls["net/ipv4/ip_forward"] == "1");
     CHECK(h.links.sysctls["net/ipv6/conf/all/forwarding"] == "1");
     CHECK(h.links.sysctls[localnet] == "1");

@@ -148,7 +148,7 @@ TEST_CASE("Log records of a repair name the network and carry message ids", "[ma
     RecordedLog log;
     h.links.delete_link("kvmbr9");
     h.m().link_changed("kvmbr9");
-    h.m().repair_pending();
+    h.let_repairs_run();
     REQUIRE(h.m().state("iso") == State::active);
     CHECK(log.events() == std::vector<std::string>{"iso degraded", "iso repaired", "iso active"});
     log.check_networks_named();

@@ -67,7 +67,7 @@ TEST_CASE("Self-healing: a deleted bridge is recreated with its addresses, once"
     CHECK(h.m().state("iso") == State::degraded);
     CHECK_THAT(h.m().state_reason("iso"), Contains("kvmbr9 was deleted"));
     CHECK(h.m().state_reason_code("iso") == "bridge-deleted");
-    h.m().repair_pending();
+    h.let_repairs_run();
     REQUIRE(h.links.has("kvmbr9"));
     CHECK(h.links.link("kvmbr9").alias == "kvmnet:iso");
     CHECK(h.links.link("kvmbr9").up);
@@ -83,7 +83,7 @@ TEST_CASE("Self-healing: a deleted bridge is recreated with its addresses, once"
     h.links.reset_calls();
     h.m().link_changed("kvmbr9");
     h.m().address_changed(h.links.link("kvmbr9").index);
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.mutations().empty());
     CHECK(h.listener.repairs.size() == 1);
 }
@@ -97,7 +97,7 @@ TEST_CASE("Self-healing: removed gateway addresses are re-added", "[manager][rep
         h.links.delete_address("kvmbr9", AF_INET, "10.70.0.1", 24);
         h.links.reset_calls();
         h.m().address_changed(index);
-        h.m().repair_pending();
+        h.let_repairs_run();
         CHECK(h.links.mutations() == std::vector<std::string>{"add_address kvmbr9 10.70.0.1/24"});
         REQUIRE(h.listener.repairs.size() == 1);
         CHECK(h.listener.repairs[0] == "iso address: re-added address 10.70.0.1/24");
@@ -107,7 +107,7 @@ TEST_CASE("Self-healing: removed gateway addresses are re-added", "[manager][rep
         h.links.delete_address("kvmbr9", AF_INET6, "fd00:70::1", 64);
         h.links.reset_calls();
         h.m().address_changed(index);
-        h.m().repair_pending();
+        h.let_repairs_run();
         REQUIRE(h.listener.repairs.size() == 1);
         CHECK(h.listener.repairs[0] == "iso address: re-added address fd00:70::1/64");
     }
@@ -116,7 +116,7 @@ TEST_CASE("Self-healing: removed gateway addresses are re-added", "[manager][rep
     // Another link's addresses are none of the network's business.
     h.links.reset_calls();
     h.m().address_changed(h.links.link("eth1").index);
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.mutations().empty());
 }
 
@@ -129,7 +129,7 @@ TEST_CASE("Self-healing: a downed bridge is set up again", "[manager][repair]")
     CHECK(h.m().state("iso") == State::degraded);
     CHECK_THAT(h.m().state_reason("iso"), Contains("set down"));
     CHECK(h.m().state_reason_code("iso") == "bridge-down");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.mutations() == std::vector<std::string>{"set_up kvmbr9 up"});
     CHECK(h.m().state("iso") == State::active);
     REQUIRE(h.listener.repairs.size() == 1);
@@ -150,7 +150,7 @@ TEST_CASE("Self-healing: a changed or deleted table is re-applied after a burst,
     CHECK(h.m().state_reason_code("iso") == "firewall-changed");
     // Debounced: nothing before the timer, one re-apply when it fires.
     CHECK(h.firewall.commits == commits);
-    h.run_loop(2'000'000, [&] { return h.firewall.commits > commits; });
+    h.let_repairs_run();
     CHECK(h.firewall.commits == commits + 1);
     REQUIRE(h.firewall.table);
     CHECK(plan::render(*h.firewall.table) == plan::render(*table));
@@ -162,7 +162,7 @@ TEST_CASE("Self-healing: a changed or deleted table is re-applied after a burst,
     h.m().stop("iso");
     const int after_stop = h.firewall.commits;
     h.m().firewall_changed("by nft (pid 4243)");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.firewall.commits == after_stop);
 }
 
@@ -172,17 +172,17 @@ TEST_CASE("Self-healing: the daemon's own changes trigger no repair", "[manager]
     // The notifications a start leaves behind, read afterwards.
     h.m().link_changed("kvmbr9");
     h.m().address_changed(h.links.link("kvmbr9").index);
-    h.m().repair_pending();
+    h.let_repairs_run();
     // An update that only touches forwards, then a stop and a start.
     h.m().add_forwards("iso", R"({"proto": "udp", "host_port": 5353, "guest": "10.70.0.6", "guest_port": 53})");
     h.m().stop("iso");
     h.m().link_changed("kvmbr9");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK_FALSE(h.links.has("kvmbr9"));  // a stopped network's bridge stays gone
     h.m().start("iso");
     h.links.reset_calls();
     h.m().link_changed("kvmbr9");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.mutations().empty());
     CHECK(h.listener.repairs.empty());
     CHECK(h.m().last_repair("iso").empty());
@@ -197,7 +197,7 @@ TEST_CASE("Self-healing: an interface of someone else under the bridge's name is
     h.links.add_link(foreign);
     h.links.reset_calls();
     h.m().link_changed("kvmbr9");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.mutations().empty());
     CHECK(h.m().state("iso") == State::degraded);
     CHECK_THAT(h.m().state_reason("iso"), Contains("does not manage"));
@@ -208,17 +208,35 @@ TEST_CASE("Self-healing: an interface of someone else under the bridge's name is
 TEST_CASE("Self-healing: repairs beyond the budget are deferred with the reason in the state", "[manager][repair]")
 {
     HealingHarness h;
-    int repaired = 0;
-    for (int i = 0; i < 40; ++i) {
+    const auto set_down = [&] {
         h.links.set_up("kvmbr9", false);
         h.m().link_changed("kvmbr9");
-        h.m().repair_pending();
-        if (h.links.link("kvmbr9").up) ++repaired;
-    }
+        h.let_repairs_run();
+        return h.links.link("kvmbr9").up;
+    };
+    int repaired = 0;
+    for (int i = 0; i < 20; ++i)
+        repaired += set_down() ? 1 : 0;
     CHECK(repaired == 20);
+    // The 21st within the minute waits for the backoff, and says so.
+    CHECK_FALSE(set_down());
     CHECK(h.m().state("iso") == State::degraded);
     CHECK(h.m().state_reason("iso").find("over the repair budget") != std::string::npos);
     CHECK(h.m().state_reason_code("iso") == "repair-budget");
+    // Notifications meanwhile change nothing: the deferred repair will look.
+    h.m().link_changed("kvmbr9");
+    h.let_repairs_run();
+    CHECK_FALSE(h.links.link("kvmbr9").up);
+    // Deferred, not dropped: it runs after its backoff (1 s, doubling).
+    h.clock.advance(1'000'000);
+    CHECK(h.links.link("kvmbr9").up);
+    CHECK(h.m().state("iso") == State::active);
+    CHECK_FALSE(set_down());
+    h.clock.advance(2'000'000);
+    CHECK(h.links.link("kvmbr9").up);
+    // A new window: at once again.
+    h.clock.advance(60'000'000);
+    CHECK(set_down());
 }
 
 TEST_CASE("Self-healing: a bridge-mode uplink that disappears degrades the network until it is back",
@@ -231,7 +249,7 @@ TEST_CASE("Self-healing: a bridge-mode uplink that disappears degrades the netwo
     const LinkInfo eth0 = h.links.link("eth0");
     h.links.delete_link("eth0");
     h.m().link_changed("eth0");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.m().state("lan") == State::degraded);
     CHECK_THAT(h.m().state_reason("lan"), Contains("uplink eth0"));
     CHECK(h.m().state_reason_code("lan") == "uplink-missing");
@@ -243,7 +261,7 @@ TEST_CASE("Self-healing: a bridge-mode uplink that disappears degrades the netwo
     h.links.add_link(back);
     h.links.reset_calls();
     h.m().link_changed("eth0");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.link("eth0").master_index == h.links.link("lan0").index);
     CHECK(h.links.link("eth0").up);
     CHECK(h.m().state("lan") == State::active);
@@ -257,7 +275,7 @@ TEST_CASE("Self-healing: a bridge-mode uplink that disappears degrades the netwo
     h.links.set_master("eth0", "br-other");
     h.links.reset_calls();
     h.m().link_changed("eth0");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.mutations().empty());
     CHECK(h.m().state("lan") == State::degraded);
     h.m().stop("lan");
@@ -281,7 +299,7 @@ TEST_CASE("Self-healing: a bridge-mode bridge gets its static addresses and rout
     h.links.delete_address("lan0", AF_INET6, "2001:db8:1::10", 64);
     h.links.reset_calls();
     h.m().link_changed("lan0");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.link("lan0").up);
     REQUIRE(h.listener.repairs.size() == 1);
     CHECK_THAT(h.listener.repairs[0], Contains("re-added route 10.20.0.0/16 via 192.168.1.254"));
@@ -293,7 +311,7 @@ TEST_CASE("Self-healing: a bridge-mode bridge gets its static addresses and rout
     // Nothing more to do on the next notification.
     h.links.reset_calls();
     h.m().link_changed("lan0");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.mutations().empty());
     h.m().stop("lan");
 }
@@ -304,7 +322,7 @@ TEST_CASE("Self-healing: a renamed bridge is renamed back, not duplicated, and s
     h.links.rename_link("kvmbr9", "kvmbr-x");
     h.links.reset_calls();
     h.m().link_changed("kvmbr-x");
-    h.m().repair_pending();
+    h.let_repairs_run();
     CHECK(h.links.has("kvmbr9"));
     CHECK_FALSE(h.links.has("kvmbr-x"));
     CHECK(h.links.mutations() == std::vector<std::string>{"rename_link kvmbr-x kvmbr9"});
@@ -335,7 +353,7 @@ TEST_CASE("Self-healing: interfaces enslaved by someone else go onto a recreated
     h.links.delete_link("kvmbr9");
     h.m().link_changed("vnet0");  // released by the deletion: remembered all the same
     h.m().link_changed("kvmbr9");
-    h.m().repair_pending();
+    h.let_repairs_run();
     REQUIRE(h.links.has("kvmbr9"));
     CHECK(h.links.link("vnet0").master_index == h.links.link("kvmbr9").index);
     CHECK(h.links.link("vnet1").master_index == 0);

@@ -56,7 +56,7 @@ std::vector<std::string> directory_entries(const std::string& dir)
 TEST_CASE("Saved networks load back equal, in name order", "[store]")
 {
     TempDir tmp;
-    const kvmnet::store::Store store(tmp.path);
+    const kvmnet::store::Store store(kvmnet::store::Layout(tmp.path, ""));
     CHECK(fs::is_directory(tmp.path + "/networks"));
     store.save(second());
     store.save(first());
@@ -73,7 +73,7 @@ TEST_CASE("Saved networks load back equal, in name order", "[store]")
     SECTION("a second Store on the same directory sees the same networks")
     {
         std::vector<std::string> again_problems;
-        CHECK(kvmnet::store::Store(tmp.path).load_all(again_problems) == loaded);
+        CHECK(kvmnet::store::Store(kvmnet::store::Layout(tmp.path, "")).load_all(again_problems) == loaded);
         CHECK(again_problems.empty());
     }
     SECTION("saving again replaces the document")
@@ -92,14 +92,14 @@ TEST_CASE("An empty store loads nothing and reports nothing", "[store]")
 {
     TempDir tmp;
     std::vector<std::string> problems;
-    CHECK(kvmnet::store::Store(tmp.path).load_all(problems).empty());
+    CHECK(kvmnet::store::Store(kvmnet::store::Layout(tmp.path, "")).load_all(problems).empty());
     CHECK(problems.empty());
 }
 
 TEST_CASE("Bad files are reported in problems and skipped while valid ones load", "[store]")
 {
     TempDir tmp;
-    const kvmnet::store::Store store(tmp.path);
+    const kvmnet::store::Store store(kvmnet::store::Layout(tmp.path, ""));
     store.save(second());
     const std::string dir = tmp.path + "/networks";
     kvmnet::store::write_atomic(dir + "/broken.json", "{\"name\": \"broken\", ");
@@ -128,7 +128,7 @@ TEST_CASE("Bad files are reported in problems and skipped while valid ones load"
 TEST_CASE("remove deletes a stored network and tolerates an absent one", "[store]")
 {
     TempDir tmp;
-    const kvmnet::store::Store store(tmp.path);
+    const kvmnet::store::Store store(kvmnet::store::Layout(tmp.path, ""));
     store.save(first());
     store.save(second());
     store.remove("default");
@@ -194,7 +194,7 @@ TEST_CASE("read_file of a missing file is empty, not an error", "[store][files]"
 TEST_CASE("The forwards journal replays onto the document, idempotently, ignoring a torn last line", "[store]")
 {
     TempDir tmp;
-    kvmnet::store::Store store(tmp.path);
+    kvmnet::store::Store store(kvmnet::store::Layout(tmp.path, ""));
     Network n = kvmnet::model::parse_network(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5",
         "ipv4": {"address": "10.5.0.1/24"},
         "forwards": [{"proto": "tcp", "host_port": 80, "guest": "10.5.0.10", "guest_port": 80}]})");
@@ -327,7 +327,7 @@ private:
 TEST_CASE("Regression: a journal append cut short (full disk) leaves the journal as it was", "[store]")
 {
     TempDir tmp;
-    kvmnet::store::Store store(tmp.path);
+    kvmnet::store::Store store(kvmnet::store::Layout(tmp.path, ""));
     store.save(web_network());
     store.journal_add("web", {forward_to(7001)});
     const std::string journal = tmp.path + "/networks/web.forwards";
@@ -347,7 +347,7 @@ TEST_CASE("Regression: a journal append cut short (full disk) leaves the journal
 TEST_CASE("Regression: a line appended after a fragment of a failed write is not lost", "[store]")
 {
     TempDir tmp;
-    kvmnet::store::Store store(tmp.path);
+    kvmnet::store::Store store(kvmnet::store::Layout(tmp.path, ""));
     store.save(web_network());
     store.journal_add("web", {forward_to(7001)});
     const std::string journal = tmp.path + "/networks/web.forwards";
@@ -378,7 +378,7 @@ TEST_CASE("A document that does not load is named in unreadable; the mirror keep
     TempDir state;
     TempDir runtime;
     const std::string mirror = runtime.path + "/.stored";
-    kvmnet::store::Store store(state.path, mirror);
+    kvmnet::store::Store store(kvmnet::store::Layout(state.path, runtime.path));
     store.save(web_network());
     store.journal_add("web", {forward_to(7001)});
     CHECK(*kvmnet::store::read_file(mirror + "/web.json") == *kvmnet::store::read_file(store.path_of("web")));

@@ -5,9 +5,9 @@
 // directory before anything changes, so that stop, rollback, an unconfirmed
 // start and a daemon restarted in between all put back exactly that.
 #include "core/log.hpp"
-#include "core/manager.hpp"
-#include "core/undo.hpp"
-#include "plan/planner.hpp"
+#include "core/mode_driver.hpp"
+#include "core/takeover_record.hpp"
+#include "model/error.hpp"
 #include "store/files.hpp"
 
 #include <algorithm>
@@ -16,68 +16,6 @@
 
 namespace kvmnet::core {
 namespace {
-
-using json = nlohmann::json;
-
-json address_json(const plan::AddressInfo& a)
-{
-    return {{"family", a.family},
-            {"address", a.address},
-            {"prefix_length", a.prefix_length},
-            {"broadcast", a.broadcast},
-            {"label", a.label},
-            {"scope", a.scope},
-            {"flags", a.flags},
-            {"valid_lifetime", a.valid_lifetime},
-            {"preferred_lifetime", a.preferred_lifetime}};
-}
-
-plan::AddressInfo address_from(const json& j)
-{
-    plan::AddressInfo a;
-    a.family = j.at("family");
-    a.address = j.at("address");
-    a.prefix_length = j.at("prefix_length");
-    a.broadcast = j.at("broadcast");
-    a.label = j.at("label");
-    a.scope = j.at("scope");
-    a.flags = j.at("flags");
-    a.valid_lifetime = j.at("valid_lifetime");
-    a.preferred_lifetime = j.at("preferred_lifetime");
-    return a;
-}
-
-json route_json(const plan::RouteInfo& r)
-{
-    return {{"family", r.family},
-            {"destination", r.destination},
-            {"prefix_length", r.prefix_length},
-            {"gateway", r.gateway},
-            {"preferred_source", r.preferred_source},
-            {"table", r.table},
-            {"metric", r.metric},
-            {"protocol", r.protocol},
-            {"scope", r.scope},
-            {"type", r.type},
-            {"flags", r.flags}};
-}
-
-plan::RouteInfo route_from(const json& j)
-{
-    plan::RouteInfo r;
-    r.family = j.at("family");
-    r.destination = j.at("destination");
-    r.prefix_length = j.at("prefix_length");
-    r.gateway = j.at("gateway");
-    r.preferred_source = j.at("preferred_source");
-    r.table = j.at("table");
-    r.metric = j.at("metric");
-    r.protocol = j.at("protocol");
-    r.scope = j.at("scope");
-    r.type = j.at("type");
-    r.flags = j.at("flags");
-    return r;
-}
 
 std::string address_text(const plan::AddressInfo& a) { return a.address + "/" + std::to_string(a.prefix_length); }
 
@@ -88,13 +26,48 @@ std::string route_text(const plan::RouteInfo& r)
            std::to_string(r.table);
 }
 
+class BridgeDriver final : public ModeDriver {
+public:
+    using ModeDriver::ModeDriver;
+
+    // The uplink's checks belong to the takeover itself: after a daemon
+    // restart the same bridge is adopted, not refused.
+    void validate(const model::Network&) override {}
+
+    void setup(const model::Network& n, Undo& undo, std::string& step) override
+    {
+        take_over_uplink(n, undo, step);
+        configure_bridge(links_, n, undo, step);
+    }
+
+    std::vector<std::string> teardown(const model::Network& n) override { return restore_uplink(n); }
+
+    void adopt(const model::Network&) override {}
+
+    LinkRepair repair(const model::Network& n, const std::optional<plan::LinkInfo>& bridge,
+                      const std::function<bool()>& allowed) override;
+
+private:
+    void take_over_uplink(const model::Network& n, Undo& undo, std::string& step);
+    // Puts the uplink's addresses and routes back and deletes the bridge;
+    // also the rollback of a failed or unconfirmed takeover.
+    std::vector<std::string> restore_uplink(const model::Network& n);
+    // The bridge of a takeover, ours by its owner mark, up, with `uplink`
+    // enslaved (start and the repair of a deleted bridge).
+    void create_takeover_bridge(const model::Network& n, const plan::LinkInfo& uplink, std::string& step);
+    // Self-healing: the deleted bridge made again on the free uplink, with
+    // the record's static addresses and routes; what was done, in words
+    // (empty when the uplink is missing or enslaved elsewhere).
+    std::vector<std::string> recreate_takeover_bridge(const model::Network& n);
+    // Re-adds (apply) or lists the recorded static addresses and routes
+    // missing from the bridge at `bridge_index`.
+    std::vector<std::string> restore_takeover_config(const model::Network& n, int bridge_index, bool apply);
+};
+
 }  // namespace
 
-std::string Manager::takeover_record(const std::string& name) const { return runtime_dir_of(name) + "/takeover.json"; }
-
-void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
+void BridgeDriver::take_over_uplink(const model::Network& n, Undo& undo, std::string& step)
 {
-    const model::Network& n = e.spec;
     step = "checking uplink " + n.uplink;
     const auto uplink = links_.find_link(n.uplink);
     if (!uplink) throw Error(ErrorKind::NotFound, "uplink: there is no interface named " + n.uplink);
@@ -105,16 +78,15 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
         // A takeover is complete when the uplink is enslaved and every
         // recorded address sits on the bridge; one interrupted half-way (a
         // crash) is put back first and then done again.
-        bool complete = uplink->master_index == bridge->index;
-        const auto text = store::read_file(takeover_record(n.name));
-        const json record = text ? json::parse(*text, nullptr, false) : json();
-        if (!text || record.is_discarded()) complete = false;
+        std::string problem;
+        const auto record = read_takeover_record(layout_.takeover_record(n.name), problem);
+        bool complete = uplink->master_index == bridge->index && record;
         const auto now = links_.list_addresses();
         if (complete)
-            for (const auto& j : record.value("addresses", json::array()))
+            for (const plan::AddressInfo& recorded : record->addresses)
                 complete = complete && std::any_of(now.begin(), now.end(), [&](const plan::AddressInfo& a) {
-                               return a.link_index == bridge->index && a.address == j.value("address", "") &&
-                                      a.prefix_length == j.value("prefix_length", 0);
+                               return a.link_index == bridge->index && a.address == recorded.address &&
+                                      a.prefix_length == recorded.prefix_length;
                            });
         if (complete) {
             log_info("network " + n.name + ": adopting the takeover of " + n.uplink, n.name);
@@ -122,9 +94,9 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
         }
         log_warning("network " + n.name + ": found an unfinished takeover of " + n.uplink + "; undoing it first",
                     n.name);
-        for (const auto& p : restore_uplink(e))
+        for (const auto& p : restore_uplink(n))
             log_error("network " + n.name + ": " + p, n.name);
-        return take_over_uplink(e, undo, step);
+        return take_over_uplink(n, undo, step);
     }
     if (uplink->wireless)
         throw Error(ErrorKind::Unsupported,
@@ -158,18 +130,13 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
     // Recorded before the first change, so a crash at any later point
     // still knows what to put back.
     step = "recording the uplink's configuration";
-    json record = {{"uplink", n.uplink}, {"bridge", n.bridge}, {"addresses", json::array()}, {"routes", json::array()}};
-    for (const auto& a : addresses)
-        record["addresses"].push_back(address_json(a));
-    for (const auto& r : routes)
-        record["routes"].push_back(route_json(r));
-    store::make_directories(runtime_dir_of(n.name), 0755);
-    store::write_atomic(takeover_record(n.name), record.dump(2) + "\n");
+    store::make_directories(layout_.network_dir(n.name), 0755);
+    write_takeover_record(layout_.takeover_record(n.name), {n.uplink, n.bridge, addresses, routes});
     // One inverse covers every later step: restore_uplink tolerates steps
     // that did not happen yet, and drops the record once all is back.
-    undo.push("restore uplink " + n.uplink, [this, &e] {
-        for (const auto& p : restore_uplink(e))
-            log_error("rollback: " + p, e.spec.name);
+    undo.push("restore uplink " + n.uplink, [this, n] {
+        for (const auto& p : restore_uplink(n))
+            log_error("rollback: " + p, n.name);
     });
 
     create_takeover_bridge(n, *uplink, step);
@@ -208,7 +175,7 @@ void Manager::take_over_uplink(Entry& e, Undo& undo, std::string& step)
              n.name, MessageId::uplink_taken_over);
 }
 
-void Manager::create_takeover_bridge(const model::Network& n, const plan::LinkInfo& uplink, std::string& step)
+void BridgeDriver::create_takeover_bridge(const model::Network& n, const plan::LinkInfo& uplink, std::string& step)
 {
     step = "creating bridge " + n.bridge;
     plan::BridgeOptions options = plan::bridge_options(n, uplink.mac ? uplink.mac->str() : "");
@@ -229,9 +196,8 @@ void Manager::create_takeover_bridge(const model::Network& n, const plan::LinkIn
     links_.set_master(n.uplink, n.bridge);
 }
 
-std::vector<std::string> Manager::recreate_takeover_bridge(Entry& e)
+std::vector<std::string> BridgeDriver::recreate_takeover_bridge(const model::Network& n)
 {
-    const model::Network& n = e.spec;
     std::vector<std::string> done;
     // Without its uplink (gone, or enslaved elsewhere since) the bridge
     // would carry the host's addresses onto nothing: the network stays
@@ -246,14 +212,13 @@ std::vector<std::string> Manager::recreate_takeover_bridge(Entry& e)
     if (!bridge) return done;
     // The addresses left with the deleted bridge; the uplink has none of
     // them since the takeover, so the record is what the host had.
-    for (auto& d : restore_takeover_config(e, bridge->index, true))
+    for (auto& d : restore_takeover_config(n, bridge->index, true))
         done.push_back(std::move(d));
     return done;
 }
 
-std::vector<std::string> Manager::restore_uplink(Entry& e)
+std::vector<std::string> BridgeDriver::restore_uplink(const model::Network& n)
 {
-    const model::Network& n = e.spec;
     std::vector<std::string> problems;
     auto attempt = [&](const std::string& what, const std::function<void()>& action) {
         try {
@@ -265,7 +230,8 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
             problems.push_back(what + ": " + err.what());
         }
     };
-    const auto text = store::read_file(takeover_record(n.name));
+    std::string unreadable;
+    auto record = read_takeover_record(layout_.takeover_record(n.name), unreadable);
     const auto our_bridge = [&]() -> std::optional<plan::LinkInfo> {
         auto bridge = links_.find_link(n.bridge);
         if (bridge && bridge->alias == plan::owner_alias(n.name)) return bridge;
@@ -274,13 +240,12 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
     const auto bridge = our_bridge();
     // A start refused before its first change (uplink enslaved elsewhere,
     // say) left nothing to undo.
-    if (!text && !bridge) return problems;
-    json record;
-    if (text) record = json::parse(*text, nullptr, false);
-    if (!text || record.is_discarded()) {
-        problems.push_back("no readable record of the takeover of " + n.uplink + " (" + takeover_record(n.name) +
+    if (!record && unreadable.empty() && !bridge) return problems;
+    if (!record) {
+        problems.push_back("no readable record of the takeover of " + n.uplink + " (" +
+                           (unreadable.empty() ? layout_.takeover_record(n.name) : unreadable) +
                            "); its addresses and routes cannot be put back");
-        record = {{"addresses", json::array()}, {"routes", json::array()}};
+        record.emplace();
     }
 
     // Remaining lifetimes (for addresses from DHCP or SLAAC) are taken from
@@ -298,14 +263,7 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
     if (!uplink) {
         problems.push_back("uplink " + n.uplink + " has disappeared; its addresses and routes cannot be put back");
     } else {
-        for (const auto& j : record["addresses"]) {
-            plan::AddressInfo a;
-            try {
-                a = address_from(j);
-            } catch (const std::exception& err) {
-                problems.push_back(std::string("unreadable address in the takeover record: ") + err.what());
-                continue;
-            }
+        for (plan::AddressInfo a : record->addresses) {
             for (const auto& current : now_on_bridge)
                 if (current.family == a.family && current.address == a.address &&
                     current.prefix_length == a.prefix_length) {
@@ -315,30 +273,18 @@ std::vector<std::string> Manager::restore_uplink(Entry& e)
             attempt("putting address " + address_text(a) + " back on " + n.uplink,
                     [&] { links_.add_address_info(n.uplink, a); });
         }
-        for (const auto& j : record["routes"]) {
-            plan::RouteInfo r;
-            try {
-                r = route_from(j);
-            } catch (const std::exception& err) {
-                problems.push_back(std::string("unreadable route in the takeover record: ") + err.what());
-                continue;
-            }
+        for (const plan::RouteInfo& r : record->routes)
             attempt("putting route " + route_text(r) + " back on " + n.uplink, [&] { links_.add_route(n.uplink, r); });
-        }
     }
     if (problems.empty()) {
-        store::remove_file(takeover_record(n.name));
+        store::remove_file(layout_.takeover_record(n.name));
         log_info("network " + n.name + ": " + n.uplink + " given back by " + n.bridge + " (" +
-                     std::to_string(record["addresses"].size()) + " addresses, " +
-                     std::to_string(record["routes"].size()) + " routes put back)",
+                     std::to_string(record->addresses.size()) + " addresses, " + std::to_string(record->routes.size()) +
+                     " routes put back)",
                  n.name, MessageId::uplink_restored);
     }
     return problems;
 }
-
-}  // namespace kvmnet::core
-
-namespace kvmnet::core {
 
 // Self-healing of a bridge-mode network (manager_repair.cpp): the takeover
 // record's addresses and routes that are missing from the bridge (the
@@ -346,28 +292,26 @@ namespace kvmnet::core {
 // delete them). Only static configuration is restored: an address with a
 // finite lifetime or a route from DHCP or router advertisements belongs to
 // its client, which may have replaced it on purpose.
-std::vector<std::string> Manager::restore_takeover_config(Entry& e, int bridge_index, bool apply)
+std::vector<std::string> BridgeDriver::restore_takeover_config(const model::Network& n, int bridge_index, bool apply)
 {
     constexpr std::uint8_t rtprot_ra = 9, rtprot_dhcp = 16;
     std::vector<std::string> result;
-    const auto text = store::read_file(takeover_record(e.spec.name));
-    const json record = text ? json::parse(*text, nullptr, false) : json();
-    if (!record.is_object()) return result;
+    std::string unreadable;
+    const auto record = read_takeover_record(layout_.takeover_record(n.name), unreadable);
+    if (!record) return result;
     const auto addresses = links_.list_addresses();
-    for (const auto& j : record.value("addresses", json::array())) {
-        const plan::AddressInfo a = address_from(j);
+    for (const plan::AddressInfo& a : record->addresses) {
         if (a.valid_lifetime != 0xffffffffu) continue;
         const bool present = std::any_of(addresses.begin(), addresses.end(), [&](const plan::AddressInfo& x) {
             return x.link_index == bridge_index && x.family == a.family && x.address == a.address &&
                    x.prefix_length == a.prefix_length;
         });
         if (present) continue;
-        if (apply) links_.add_address_info(e.spec.bridge, a);
+        if (apply) links_.add_address_info(n.bridge, a);
         result.push_back("re-added address " + address_text(a));
     }
     const auto routes = links_.list_routes();
-    for (const auto& j : record.value("routes", json::array())) {
-        const plan::RouteInfo r = route_from(j);
+    for (const plan::RouteInfo& r : record->routes) {
         if (r.protocol == rtprot_ra || r.protocol == rtprot_dhcp) continue;
         const bool present = std::any_of(routes.begin(), routes.end(), [&](const plan::RouteInfo& x) {
             return x.link_index == bridge_index && x.family == r.family && x.destination == r.destination &&
@@ -377,16 +321,63 @@ std::vector<std::string> Manager::restore_takeover_config(Entry& e, int bridge_i
         if (present) continue;
         if (apply) {
             try {
-                links_.add_route(e.spec.bridge, r);
+                links_.add_route(n.bridge, r);
             } catch (const std::exception& err) {
-                log_warning("network " + e.spec.name + ": re-adding route " + route_text(r) + ": " + err.what(),
-                            e.spec.name);
+                log_warning("network " + n.name + ": re-adding route " + route_text(r) + ": " + err.what(), n.name);
                 continue;
             }
         }
         result.push_back("re-added route " + route_text(r));
     }
     return result;
+}
+
+LinkRepair BridgeDriver::repair(const model::Network& n, const std::optional<plan::LinkInfo>& bridge,
+                                const std::function<bool()>& allowed)
+{
+    // Otherwise its state, the uplink and the recorded static addresses and
+    // routes are repaired.
+    LinkRepair r;
+    if (!bridge) {
+        // Deleted: the host lost the addresses it carried. Made again as
+        // the takeover made it, from the takeover record; the manager then
+        // puts what hung on it back.
+        if (!allowed()) return r;
+        r.done = recreate_takeover_bridge(n);
+        if (r.done.empty()) return r;  // no free uplink: degraded until it is back
+        r.what = "bridge";
+        r.recreated = true;
+        return r;
+    }
+    const auto uplink = links_.find_link(n.uplink);
+    const bool set_up = !bridge->up;
+    // Only a free uplink is re-enslaved: one that someone enslaved
+    // elsewhere stays theirs.
+    const bool reattach = uplink && uplink->master_index == 0;
+    const bool readd = !restore_takeover_config(n, bridge->index, false).empty();
+    if ((!set_up && !reattach && !readd) || !allowed()) return r;
+    if (set_up) {
+        links_.set_up(n.bridge, true);
+        r.done.push_back("set bridge " + n.bridge + " up again");
+        r.what = "link";
+    }
+    if (reattach) {
+        links_.set_master(n.uplink, n.bridge);
+        if (!uplink->up) links_.set_up(n.uplink, true);
+        r.done.push_back("attached uplink " + n.uplink + " to " + n.bridge + " again");
+        r.what = "uplink";
+    }
+    // After setting it up: routes need their link up.
+    for (auto& d : restore_takeover_config(n, bridge->index, true)) {
+        r.done.push_back(std::move(d));
+        if (r.what.empty()) r.what = "address";
+    }
+    return r;
+}
+
+std::unique_ptr<ModeDriver> make_bridge_driver(DriverContext context)
+{
+    return std::make_unique<BridgeDriver>(context);
 }
 
 }  // namespace kvmnet::core

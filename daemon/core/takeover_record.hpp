@@ -1,0 +1,39 @@
+// The record of a bridge takeover (RUNTIME/NAME/takeover.json): what moved
+// from the uplink to the bridge, written before the first change so that
+// stop, rollback and a daemon restarted in between put back exactly that.
+#pragma once
+
+#include "plan/kernel_view.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kvmnet::plan {
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddressInfo, family, address, prefix_length, broadcast, label, scope, flags,
+                                   valid_lifetime, preferred_lifetime)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RouteInfo, family, destination, prefix_length, gateway, preferred_source, table,
+                                   metric, protocol, scope, type, flags)
+
+}  // namespace kvmnet::plan
+
+namespace kvmnet::core {
+
+struct TakeoverRecord {
+    std::string uplink;
+    std::string bridge;
+    std::vector<plan::AddressInfo> addresses;
+    std::vector<plan::RouteInfo> routes;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TakeoverRecord, uplink, bridge, addresses, routes)
+
+// Written atomically (fsynced): a crash right after must still find it.
+void write_takeover_record(const std::string& path, const TakeoverRecord& record);
+// nullopt when there is no file; `problem` says why a file that exists does
+// not load (and nullopt is returned then too).
+std::optional<TakeoverRecord> read_takeover_record(const std::string& path, std::string& problem);
+
+}  // namespace kvmnet::core

@@ -1,0 +1,93 @@
+// Desired against observed, judged once. A network's state (active or
+// degraded, with StateReason and StateReasonCode) and Diagnose's checks are
+// two views of the same findings: the state shows the most urgent finding
+// that has a reason code, Diagnose lists every finding that names a check.
+// Pure: the caller observes (cheaply for the state, fully for Diagnose) and
+// what was not observed is not judged.
+#pragma once
+
+#include "model/network.hpp"
+#include "plan/kernel_view.hpp"
+#include "plan/listeners.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kvmnet::plan {
+
+// Our nftables table as planned for every running network, and as listed.
+struct FirewallView {
+    std::string table;                        // its name
+    std::vector<std::string> planned_chains;  // every chain the plan has
+    std::vector<ChainInfo> chains;            // every table's chains, as listed
+    std::string error;                        // listing them failed: why
+    // kvmnet's rules for the network in Docker's DOCKER-USER chain, by
+    // family ("ip", "ip6"); absent: firewall integration is off.
+    std::optional<std::map<std::string, int>> docker_user_rules = std::nullopt;
+};
+
+struct Observed {
+    bool running = false;
+    // Links: always observed.
+    std::optional<LinkInfo> bridge;
+    std::optional<LinkInfo> uplink;  // bridge mode
+    // Diagnose only (nullopt: not observed, not judged).
+    std::optional<std::vector<AddressInfo>> addresses;
+    std::optional<std::map<std::string, std::optional<LinkInfo>>> ports;  // port name -> its link, if any
+    std::optional<std::string> ip_forward;                                // sysctl text; "" when unreadable
+    std::optional<std::string> ipv6_forward;
+    std::optional<std::vector<Listener>> listeners;  // read only while dnsmasq runs
+    std::optional<FirewallView> firewall;
+    // What the daemon itself knows of the network (supervision, repairs,
+    // its stored document), each empty when all is well.
+    std::string dnsmasq_state = "stopped";  // core::Manager::dnsmasq_state
+    int dnsmasq_pid = 0;
+    std::string dnsmasq_problem;
+    std::map<std::string, std::string> port_problems;
+    std::string mac_conflict;
+    std::string firewall_problem;  // a firewall repair pending or failed
+    std::string firewall_problem_code;
+    std::string forwarding_problem;  // ip_forward turned off behind our back
+    std::string stored_problem;      // the stored document does not load
+    bool without_document = false;
+    std::string repair_wait;  // a link repair deferred by the budget
+};
+
+// NAT and routed networks route between the bridge and the rest: they need
+// IPv4 forwarding (net.ipv4.ip_forward).
+bool needs_forwarding(const model::Network& n);
+
+enum class Status { pass, warn, fail };
+const char* status_name(Status status);
+
+struct Finding {
+    // Diagnose's check ("bridge", "uplink", "port NAME", ...) with its
+    // status and sentence; empty check: not a check of its own.
+    std::string check;
+    Status status = Status::pass;
+    std::string detail;
+    // A finding that degrades the network: its StateReasonCode and
+    // StateReason, and its urgency (lower first).
+    std::string code;
+    std::string reason;
+    int rank = 0;
+};
+
+struct Drift {
+    std::vector<Finding> findings;  // in Diagnose's order
+    // The state of a running network: empty code for active.
+    struct Reason {
+        std::string code;
+        std::string reason;
+    };
+    Reason state() const;
+    // pass, warn or fail: the worst check.
+    Status verdict() const;
+};
+
+Drift drift(const model::Network& desired, const Observed& observed);
+
+}  // namespace kvmnet::plan

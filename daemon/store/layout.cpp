@@ -1,0 +1,60 @@
+#include "store/layout.hpp"
+
+namespace kvmnet::store {
+namespace {
+
+constexpr const char* restarting_suffix = ".restarting";
+constexpr const char* deleting_suffix = ".deleting";
+
+}  // namespace
+
+Layout::Layout(std::string state_dir, std::string runtime_dir)
+    : state_(std::move(state_dir)), runtime_(std::move(runtime_dir))
+{
+}
+
+std::string Layout::networks_dir() const { return state_ + "/networks"; }
+std::string Layout::document(const std::string& network) const { return networks_dir() + "/" + network + ".json"; }
+std::string Layout::journal(const std::string& network) const { return networks_dir() + "/" + network + ".forwards"; }
+
+std::string Layout::mirror_dir() const { return runtime_ + "/.stored"; }
+std::string Layout::mirror(const std::string& network) const { return mirror_dir() + "/" + network + ".json"; }
+std::string Layout::committed_table() const { return runtime_ + "/nftables.committed"; }
+std::string Layout::saved_sysctl(const std::string& key_name) const { return runtime_ + "/" + key_name + ".saved"; }
+std::string Layout::restart_marker(const std::string& network) const
+{
+    return runtime_ + "/" + network + restarting_suffix;
+}
+std::string Layout::delete_marker(const std::string& network) const
+{
+    return runtime_ + "/" + network + deleting_suffix;
+}
+
+std::optional<std::string> Layout::marker_network(const std::filesystem::path& entry)
+{
+    const auto extension = entry.extension();
+    if (extension != restarting_suffix && extension != deleting_suffix) return std::nullopt;
+    return entry.stem().string();
+}
+
+std::string Layout::network_dir(const std::string& network) const { return runtime_ + "/" + network; }
+std::string Layout::active_marker(const std::string& network) const { return network_dir(network) + "/active"; }
+std::string Layout::confirm_deadline(const std::string& network) const
+{
+    return network_dir(network) + "/confirm-deadline";
+}
+std::string Layout::takeover_record(const std::string& network) const
+{
+    return network_dir(network) + "/takeover.json";
+}
+std::string Layout::dnsmasq_config(const std::string& network) const { return network_dir(network) + "/dnsmasq.conf"; }
+std::string Layout::dnsmasq_hosts(const std::string& network) const { return network_dir(network) + "/dnsmasq.hosts"; }
+std::string Layout::dnsmasq_names(const std::string& network) const { return network_dir(network) + "/dnsmasq.names"; }
+std::string Layout::dnsmasq_pid(const std::string& network) const { return network_dir(network) + "/dnsmasq.pid"; }
+std::string Layout::dnsmasq_log(const std::string& network) const { return network_dir(network) + "/dnsmasq.log"; }
+std::string Layout::dnsmasq_leases(const std::string& network) const
+{
+    return network_dir(network) + "/dnsmasq.leases";
+}
+
+}  // namespace kvmnet::store
