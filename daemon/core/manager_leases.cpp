@@ -190,29 +190,24 @@ void Manager::commit_hosts(Entry& e, model::Network next)
             log_error("network " + name + ": restoring the table: " + err.what(), name);
         }
     };
-    if (!running || (!has_leases(next) && next.dns.hosts.empty() && e.spec.dns.hosts.empty())) {
-        try {
-            store_.save(next);
-        } catch (...) {
-            restore_table();
-            throw;
-        }
-        e.spec = std::move(next);
-        if (listener_) listener_->network_changed(name);
-        return;
-    }
-    // Only dnsmasq.hosts and dnsmasq.names depend on the hosts and dns.hosts
-    // (the caller made sure the config stays the same), and dnsmasq re-reads
-    // both on SIGHUP: no restart, no lease lost. The document first, the
-    // one durable write (fsynced) of the change: the hosts files live in
-    // the runtime directory, which the next start rewrites from it anyway.
+    // The document first, the one durable write (fsynced) of the change.
     try {
         store_.save(next);
     } catch (...) {
         restore_table();
         throw;
     }
+    const bool dnsmasq_reads_hosts =
+        running && (has_leases(next) || !next.dns.hosts.empty() || !e.spec.dns.hosts.empty());
     e.spec = std::move(next);
+    if (!dnsmasq_reads_hosts) {
+        if (listener_) listener_->network_changed(name);
+        return;
+    }
+    // Only dnsmasq.hosts and dnsmasq.names depend on the hosts and dns.hosts
+    // (the caller made sure the config stays the same), and dnsmasq re-reads
+    // both on SIGHUP: no restart, no lease lost. They live in the runtime
+    // directory, which the next start rewrites from the document anyway.
     try {
         dnsmasq_of(e).reload_hosts(plan::plan_dnsmasq(e.spec, layout_.network_dir(name), dnsmasq_user_));
     } catch (const std::exception& err) {

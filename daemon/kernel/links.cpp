@@ -153,57 +153,53 @@ std::optional<plan::LinkInfo> NetlinkLinks::find_link(const std::string& name)
     return to_info(link.get());
 }
 
-void NetlinkLinks::set_alias(const std::string& name, const std::string& alias)
+namespace {
+
+// One change of an existing link: `set` fills a change request, which the
+// kernel applies to `name` (libnl sends only the attributes `set` touched).
+void modify_link(nl_sock* socket, const std::string& name, const std::string& operation,
+                 const std::function<void(rtnl_link*)>& set)
 {
-    const std::string operation = "setting alias \"" + alias + "\" on " + name;
-    LinkPtr orig = require_link(socket_, name, operation);
+    LinkPtr orig = require_link(socket, name, operation);
     LinkPtr changes(rtnl_link_alloc());
     if (!changes) {
         fail(operation, -NLE_NOMEM);
     }
-    rtnl_link_set_ifalias(changes.get(), alias.c_str());
-    change_link(socket_, orig.get(), changes.get(), operation);
+    set(changes.get());
+    change_link(socket, orig.get(), changes.get(), operation);
+}
+
+}  // namespace
+
+void NetlinkLinks::set_alias(const std::string& name, const std::string& alias)
+{
+    const std::string operation = "setting alias \"" + alias + "\" on " + name;
+    modify_link(socket_, name, operation, [&](rtnl_link* changes) { rtnl_link_set_ifalias(changes, alias.c_str()); });
 }
 
 void NetlinkLinks::rename_link(const std::string& name, const std::string& new_name)
 {
     const std::string operation = "renaming " + name + " to " + new_name;
-    LinkPtr orig = require_link(socket_, name, operation);
-    LinkPtr changes(rtnl_link_alloc());
-    if (!changes) {
-        fail(operation, -NLE_NOMEM);
-    }
-    rtnl_link_set_name(changes.get(), new_name.c_str());
-    change_link(socket_, orig.get(), changes.get(), operation);
+    modify_link(socket_, name, operation, [&](rtnl_link* changes) { rtnl_link_set_name(changes, new_name.c_str()); });
 }
 
 void NetlinkLinks::set_mtu(const std::string& name, std::uint32_t mtu)
 {
     const std::string operation = "setting MTU " + std::to_string(mtu) + " on " + name;
-    LinkPtr orig = require_link(socket_, name, operation);
-    LinkPtr changes(rtnl_link_alloc());
-    if (!changes) {
-        fail(operation, -NLE_NOMEM);
-    }
-    rtnl_link_set_mtu(changes.get(), mtu);
-    change_link(socket_, orig.get(), changes.get(), operation);
+    modify_link(socket_, name, operation, [&](rtnl_link* changes) { rtnl_link_set_mtu(changes, mtu); });
 }
 
 void NetlinkLinks::set_up(const std::string& name, bool up)
 {
     const std::string operation = std::string("setting ") + name + (up ? " up" : " down");
-    LinkPtr orig = require_link(socket_, name, operation);
-    LinkPtr changes(rtnl_link_alloc());
-    if (!changes) {
-        fail(operation, -NLE_NOMEM);
-    }
-    // Flags travel as value + change mask, so only IFF_UP is touched.
-    if (up) {
-        rtnl_link_set_flags(changes.get(), IFF_UP);
-    } else {
-        rtnl_link_unset_flags(changes.get(), IFF_UP);
-    }
-    change_link(socket_, orig.get(), changes.get(), operation);
+    modify_link(socket_, name, operation, [&](rtnl_link* changes) {
+        // Flags travel as value + change mask, so only IFF_UP is touched.
+        if (up) {
+            rtnl_link_set_flags(changes, IFF_UP);
+        } else {
+            rtnl_link_unset_flags(changes, IFF_UP);
+        }
+    });
 }
 
 void NetlinkLinks::set_mac(const std::string& name, const std::string& mac)
