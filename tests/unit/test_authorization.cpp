@@ -8,7 +8,6 @@
 
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -32,14 +31,16 @@ std::string source_file(const std::string& path)
 std::pair<std::set<std::string>, std::set<std::string>> changing_and_reading(const std::string& xml)
 {
     std::set<std::string> changing, reading;
-    const std::regex method(R"re(<method name="([A-Za-z]+)"(/?)>)re");
-    for (auto it = std::sregex_iterator(xml.begin(), xml.end(), method); it != std::sregex_iterator(); ++it) {
-        const std::string name = (*it)[1];
+    // Plain scanning, not std::regex: g++ 12's -O2 sanitizer build warns
+    // (-Wmaybe-uninitialized) inside <regex>, and warnings are errors.
+    const std::string open = "<method name=\"";
+    for (auto pos = xml.find(open); pos != std::string::npos; pos = xml.find(open, pos)) {
+        pos += open.size();
+        const auto quote = xml.find('"', pos);
+        const std::string name = xml.substr(pos, quote - pos);
+        const auto tag_end = xml.find('>', quote);
         std::string body;
-        if ((*it)[2] != "/") {
-            const auto start = static_cast<std::size_t>(it->position() + it->length());
-            body = xml.substr(start, xml.find("</method>", start) - start);
-        }
+        if (xml[tag_end - 1] != '/') body = xml.substr(tag_end + 1, xml.find("</method>", tag_end) - tag_end - 1);
         (contains(body, R"(name="org.freedesktop.DBus.Method.Async" value="server")") ? changing : reading)
             .insert(name);
     }
@@ -51,10 +52,11 @@ std::map<std::string, std::string> policy_actions()
 {
     const std::string policy = source_file("dbus/org.kvmnet1.policy");
     std::map<std::string, std::string> actions;
-    const std::regex action(R"re(<action id="([^"]+)">)re");
-    for (auto it = std::sregex_iterator(policy.begin(), policy.end(), action); it != std::sregex_iterator(); ++it) {
-        const auto start = static_cast<std::size_t>(it->position());
-        actions[(*it)[1]] = policy.substr(start, policy.find("</action>", start) - start);
+    const std::string open = "<action id=\"";
+    for (auto start = policy.find(open); start != std::string::npos; start = policy.find(open, start + 1)) {
+        const auto id = start + open.size();
+        actions[policy.substr(id, policy.find('"', id) - id)] =
+            policy.substr(start, policy.find("</action>", start) - start);
     }
     return actions;
 }
