@@ -272,7 +272,7 @@ void NetlinkLinks::delete_route(const plan::RouteInfo& route)
             const LinkPtr link(raw);
             operation += rtnl_link_get_name(raw);
         } else {
-            operation += "#" + std::to_string(route.link_index);
+            operation.append("#").append(std::to_string(route.link_index));
         }
     } else {
         operation += "(none)";
