@@ -1,0 +1,33 @@
+// core::FirewalldBus over the system bus (org.fedoraproject.FirewallD1),
+// and the watch that re-syncs kvmnet's bridges into firewalld's zone when
+// firewalld reloads (its Reloaded signal) or (re)appears on the bus
+// (NameOwnerChanged): both forget run-time interface bindings.
+#pragma once
+
+#include "core/firewalld.hpp"
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <functional>
+#include <memory>
+
+namespace kvmnet::api {
+
+class FirewalldBusClient final : public core::FirewalldBus {
+public:
+    // `changed` runs inside the event loop, from the signal's dispatch.
+    FirewalldBusClient(sdbus::IConnection& connection, std::function<void()> changed);
+
+    bool running() override;
+    std::vector<std::string> interfaces_of(const std::string& zone) override;
+    std::string zone_of(const std::string& interface) override;
+    void change_zone(const std::string& zone, const std::string& interface) override;
+    void remove_interface(const std::string& zone, const std::string& interface) override;
+
+private:
+    std::function<void()> changed_;
+    std::unique_ptr<sdbus::IProxy> bus_;
+    std::unique_ptr<sdbus::IProxy> firewalld_;
+};
+
+}  // namespace kvmnet::api

@@ -1,0 +1,68 @@
+#include "core/firewalld.hpp"
+
+#include "core/log.hpp"
+
+#include <algorithm>
+
+namespace kvmnet::core {
+
+void Firewalld::sync(const std::vector<model::Network>& running, const std::set<std::string>& known)
+{
+    in_zone_.clear();
+    if (!bus_.running()) return;
+    std::set<std::string> wanted_bridges;
+    for (const model::Network& n : running)
+        if (wanted(n)) wanted_bridges.insert(n.bridge);
+    try {
+        for (const std::string& ifname : bus_.interfaces_of(firewalld_zone)) {
+            if (wanted_bridges.count(ifname) || !known.count(ifname)) continue;
+            bus_.remove_interface(firewalld_zone, ifname);
+            log_info("firewalld: bridge " + ifname + " out of zone " + firewalld_zone);
+        }
+    } catch (const std::exception& e) {
+        log_warning(std::string("firewalld: listing zone ") + firewalld_zone + ": " + e.what());
+    }
+    for (const std::string& bridge : wanted_bridges) {
+        try {
+            // changeZoneOfInterface returns at once when it is there already
+            // (a reload keeps run-time bindings), so a re-sync costs one call.
+            bus_.change_zone(firewalld_zone, bridge);
+            in_zone_.insert(bridge);
+            log_debug("firewalld: bridge " + bridge + " in zone " + firewalld_zone);
+        } catch (const std::exception& e) {
+            log_warning("firewalld: putting bridge " + bridge + " into zone " + firewalld_zone + ": " + e.what());
+        }
+    }
+}
+
+std::string Firewalld::zone_of_last_sync(const std::string& bridge) const
+{
+    return in_zone_.count(bridge) ? firewalld_zone : "";
+}
+
+std::optional<FirewalldCheck> Firewalld::check(const model::Network& n, bool running) const
+{
+    if (n.mode == model::Mode::bridge || !running || !bus_.running()) return std::nullopt;
+    std::string zone;
+    try {
+        zone = bus_.zone_of(n.bridge);
+    } catch (const std::exception& e) {
+        return FirewalldCheck{false,
+                              "firewalld runs but could not be asked for bridge " + n.bridge + "'s zone: " + e.what()};
+    }
+    if (zone == firewalld_zone)
+        return FirewalldCheck{true, "firewalld runs; bridge " + n.bridge + " is in its zone " + firewalld_zone};
+    std::string detail = "firewalld runs and bridge " + n.bridge + " is ";
+    if (zone.empty())
+        detail += "in no zone: firewalld's default zone applies, which rejects guests' DHCP and DNS and does "
+                  "not forward their traffic";
+    else
+        detail += "in zone " + zone + ", not " + firewalld_zone + ": that zone decides what guests may do";
+    if (!n.firewall_integration) detail += " (firewall integration is off)";
+    detail += "; let them through with: firewall-cmd --zone=";
+    detail += firewalld_zone;
+    detail += " --change-interface=" + n.bridge;
+    return FirewalldCheck{false, detail};
+}
+
+}  // namespace kvmnet::core
