@@ -259,7 +259,7 @@ int main(int argc, char** argv)
 
         auto connection = sdbus::createSystemBusConnection();
         api::Service service(*connection, manager);
-        api::FirewalldBusClient firewalld(*connection, [&] { manager.foreign_firewall_changed(); });
+        api::FirewalldBusClient firewalld(*connection, [&] { manager.firewalld_changed(); });
         manager.set_firewalld_bus(firewalld);
         auto sighup = loop.add_signal(SIGHUP, [&] {
             core::log_info("SIGHUP: reloading the desired state");

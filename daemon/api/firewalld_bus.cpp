@@ -22,8 +22,8 @@ FirewalldBusClient::FirewalldBusClient(sdbus::IConnection& connection, std::func
 {
     bus_->uponSignal("NameOwnerChanged")
         .onInterface("org.freedesktop.DBus")
-        .call([this](const std::string& name, const std::string&, const std::string& owner) {
-            if (name == fw_name && !owner.empty()) changed_();
+        .call([this](const std::string& name, const std::string&, const std::string&) {
+            if (name == fw_name) changed_();
         });
     bus_->finishRegistration();
     firewalld_->uponSignal("Reloaded").onInterface(fw_name).call([this] { changed_(); });

@@ -1,7 +1,8 @@
 // core::FirewalldBus over the system bus (org.fedoraproject.FirewallD1),
 // and the watch that re-syncs kvmnet's bridges into firewalld's zone when
-// firewalld reloads (its Reloaded signal) or (re)appears on the bus
-// (NameOwnerChanged): both forget run-time interface bindings.
+// firewalld reloads (its Reloaded signal) or appears on or leaves the bus
+// (NameOwnerChanged): a restart forgets run-time interface bindings, and so
+// does a reload with FlushAllOnReload=yes (Debian's default).
 #pragma once
 
 #include "core/firewalld.hpp"

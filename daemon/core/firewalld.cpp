@@ -6,13 +6,17 @@
 
 namespace kvmnet::core {
 
-void Firewalld::sync(const std::vector<model::Network>& running, const std::set<std::string>& known)
+void Firewalld::sync(const std::vector<model::Network>& running, const std::set<std::string>& known, bool force)
 {
-    in_zone_.clear();
-    if (!bus_.running()) return;
     std::set<std::string> wanted_bridges;
     for (const model::Network& n : running)
         if (wanted(n)) wanted_bridges.insert(n.bridge);
+    if (!force && (absent_ || synced_ == wanted_bridges)) return;
+    in_zone_.clear();
+    synced_.reset();
+    absent_ = !bus_.running();
+    if (absent_) return;
+    bool complete = true;
     try {
         for (const std::string& ifname : bus_.interfaces_of(firewalld_zone)) {
             if (wanted_bridges.count(ifname) || !known.count(ifname)) continue;
@@ -20,19 +24,22 @@ void Firewalld::sync(const std::vector<model::Network>& running, const std::set<
             log_info("firewalld: bridge " + ifname + " out of zone " + firewalld_zone);
         }
     } catch (const std::exception& e) {
+        complete = false;
         log_warning(std::string("firewalld: listing zone ") + firewalld_zone + ": " + e.what());
     }
     for (const std::string& bridge : wanted_bridges) {
         try {
-            // changeZoneOfInterface returns at once when it is there already
-            // (a reload keeps run-time bindings), so a re-sync costs one call.
+            // changeZoneOfInterface returns at once when the bridge is there
+            // already, so a forced re-sync costs one call per bridge.
             bus_.change_zone(firewalld_zone, bridge);
             in_zone_.insert(bridge);
             log_debug("firewalld: bridge " + bridge + " in zone " + firewalld_zone);
         } catch (const std::exception& e) {
+            complete = false;
             log_warning("firewalld: putting bridge " + bridge + " into zone " + firewalld_zone + ": " + e.what());
         }
     }
+    if (complete) synced_ = std::move(wanted_bridges);
 }
 
 std::string Firewalld::zone_of_last_sync(const std::string& bridge) const

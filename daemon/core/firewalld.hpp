@@ -8,7 +8,8 @@
 //
 // The calls go through FirewalldBus (api/firewalld_bus.cpp over the system
 // bus; a fake in unit tests). The daemon re-syncs when firewalld reloads or
-// (re)appears on the bus, since both drop run-time bindings.
+// (re)appears on the bus: a restart drops run-time bindings, and so does a
+// reload with FlushAllOnReload=yes (Debian's default).
 #pragma once
 
 #include "model/network.hpp"
@@ -56,7 +57,11 @@ public:
     // it; interfaces someone else put there are left alone. Nothing when
     // firewalld does not run. Never throws: a failure is logged, the network
     // stays up, and diagnose shows the bridge outside the zone.
-    void sync(const std::vector<model::Network>& running, const std::set<std::string>& known);
+    // Without `force` it makes no bus call when the wanted bridges are those
+    // of the last complete sync, or firewalld was absent then: adding a port
+    // forward must not wait for firewalld. Forced: after firewalld reloaded,
+    // appeared or vanished.
+    void sync(const std::vector<model::Network>& running, const std::set<std::string>& known, bool force);
 
     // Whether the bridge was in the zone after the last sync (for Describe;
     // no bus call): "kvmnet" when it was, "" otherwise or without firewalld.
@@ -69,6 +74,9 @@ public:
 private:
     FirewalldBus& bus_;
     std::set<std::string> in_zone_;  // bridges put there by the last sync
+    // The wanted bridges of the last sync that made every call it needed.
+    std::optional<std::set<std::string>> synced_;
+    bool absent_ = false;  // firewalld did not run at the last sync
 };
 
 }  // namespace kvmnet::core

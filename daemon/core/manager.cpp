@@ -885,7 +885,7 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     forward_counters_.valid = false;
     committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
     if (docker_user_) docker_user_->sync(active);
-    if (firewalld_ && options_.firewall_integration) firewalld_->sync(active, known_bridges());
+    if (firewalld_ && options_.firewall_integration) firewalld_->sync(active, known_bridges(), false);
 }
 
 void Manager::update_ip_forward(const std::vector<model::Network>& active)

@@ -26,7 +26,16 @@ void Manager::foreign_firewall_changed()
 void Manager::sync_foreign_firewall_now()
 {
     if (docker_user_) docker_user_->sync(active_specs());
-    if (firewalld_ && options_.firewall_integration) firewalld_->sync(active_specs(), known_bridges());
+    if (firewalld_ && options_.firewall_integration) {
+        firewalld_->sync(active_specs(), known_bridges(), firewalld_changed_);
+        firewalld_changed_ = false;
+    }
+}
+
+void Manager::firewalld_changed()
+{
+    firewalld_changed_ = true;
+    foreign_firewall_changed();
 }
 
 void Manager::set_firewalld_bus(FirewalldBus& bus) { firewalld_ = std::make_unique<Firewalld>(bus); }

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# E2E, coexistence cell (b): a real firewalld 1.3 (Debian firewalld,
+# nftables backend) runs in the test's host namespace, on the test's private
+# bus (it talks to the system bus: DBUS_SYSTEM_BUS_ADDRESS), with a private
+# copy of its configuration (--default-config: /usr/lib/firewalld plus
+# kvmnet's zone and policies from firewalld/ in the source tree;
+# --system-config: a copy of /etc/firewalld) and a private /run (a mount
+# namespace of its own). firewalld puts an unknown bridge into its default
+# zone (public), which rejects the guests' DHCP and DNS and does not forward
+# their traffic; kvmnetd puts the bridge of a running NAT network into the
+# zone "kvmnet" through firewalld's D-Bus API, so a guest gets a lease,
+# resolves a name through the network's dnsmasq, reaches the "internet"
+# namespace and is reached through a port forward. A second network with
+# "firewall_integration": false is cut off, and diagnose names firewalld.
+# `firewall-cmd --reload` (Debian's FlushAllOnReload=yes drops run-time
+# zone bindings) and a restart of firewalld each put the bridge back (the
+# Reloaded signal, NameOwnerChanged), an open TCP connection survives both
+# and new ones work; on stop the bridge leaves the zone.
+# Packages: scripts/deps-coexist.sh (firewalld, never started by the
+# machine).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+command -v firewalld >/dev/null || skip "firewalld not installed (run scripts/deps-coexist.sh)"
+command -v firewall-cmd >/dev/null || skip "firewall-cmd not installed (run scripts/deps-coexist.sh)"
+command -v dig >/dev/null || fail "missing tool 'dig' (package dnsutils; run scripts/deps.sh)"
+command -v busctl >/dev/null || fail "missing tool 'busctl' (package systemd)"
+
+nat_topology
+G2=${PFX}g2
+ns_create "$G2"
+veth_pair "$H" vg2 "$G2" eth0
+bus_start
+
+log "firewalld in the host namespace $H"
+FW=$T/firewalld
+mkdir -p "$FW"
+cp -a /usr/lib/firewalld "$FW/lib"
+cp "$SRCDIR/firewalld/kvmnet.xml" "$FW/lib/zones/"
+cp "$SRCDIR/firewalld/kvmnet-to-host.xml" "$SRCDIR/firewalld/kvmnet-in.xml" "$FW/lib/policies/"
+cp -a /etc/firewalld "$FW/etc"
+fw() { in_ns "$H" firewall-cmd "$@"; }
+firewalld_start() {
+    spawn_in_ns "$H" unshare --mount --propagation private sh -c \
+        'mount -t tmpfs -o mode=755 kvmnet-e2e-run /run && exec "$@"' firewalld \
+        firewalld --nofork --nopid --default-config "$FW/lib" --system-config "$FW/etc" \
+        --log-target file --log-file "$T/firewalld.log" >>"$T/firewalld.out" 2>&1
+    FIREWALLD_PID=$SPAWNED_PID
+    track_pid "$FIREWALLD_PID"
+    local i
+    for ((i = 0; i < 150; i++)); do
+        [[ $(fw --state 2>/dev/null) == running ]] && break
+        _pid_alive "$FIREWALLD_PID" || break
+        sleep 0.2
+    done
+    if ((i == 150)) || ! _pid_alive "$FIREWALLD_PID"; then
+        local why
+        why=$(tail -c 600 "$T/firewalld.out" "$T/firewalld.log" 2>/dev/null | tr '\n' ' ')
+        # A kernel without what firewalld's ruleset needs is a missing
+        # feature, not a failure of kvmnet.
+        if [[ $why == *"Operation not supported"* || $why == *"No such file or directory"*nft* ]]; then
+            skip "firewalld cannot load its ruleset on this kernel: $why"
+        fi
+        fail "firewalld did not come up: $why"
+    fi
+}
+firewalld_start
+in_ns "$H" nft list table inet firewalld >/dev/null || fail "firewalld has no table inet firewalld"
+assert_eq "$(fw --get-default-zone)" public "firewalld's default zone"
+assert_contains "$(fw --get-zones)" kvmnet "firewalld's zones (kvmnet's from firewalld/)"
+assert_contains "$(fw --get-policies)" kvmnet-to-host "firewalld's policies"
+
+daemon_start
+
+log "networks: one integrated, one opted out"
+ctl create default --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 \
+    --dhcp-range 192.168.122.100-192.168.122.254 --dhcp-host 52:54:00:aa:00:09,192.168.122.50,web --domain kvm.lan
+jq -n '{name: "manual", mode: "nat", bridge: "kvmbr1", firewall_integration: false,
+        ipv4: {address: "192.168.123.1/24", dhcp: {ranges: ["192.168.123.100-192.168.123.254"]}}}' >"$T/manual.json"
+ctl create manual --file "$T/manual.json"
+ctl start default
+ctl start manual
+wait_state default active
+wait_state manual active
+
+zone_of() { fw --get-zone-of-interface="$1" 2>/dev/null || true; }
+_in_zone() { [[ $(zone_of "$1") == kvmnet ]]; }
+retry 50 _in_zone kvmbr0 || fail "kvmbr0 is not in firewalld's zone kvmnet: '$(zone_of kvmbr0)'"
+assert_eq "$(fw --zone=kvmnet --list-interfaces)" kvmbr0 "interfaces of zone kvmnet"
+describe() {
+    busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" --json=short call org.kvmnet1 /org/kvmnet1 \
+        org.kvmnet1.Manager Describe | jq -r '.data[0]' | jq -c --arg n "$1" '.networks[] | select(.name == $n)'
+}
+assert_eq "$(describe default | jq -r .firewalld_zone)" kvmnet "Describe's firewalld_zone of default"
+assert_eq "$(describe manual | jq -r 'has("firewalld_zone")')" false "Describe of the opted-out network"
+
+log "guest of the integrated network"
+guest_plug "$G1" vg1 kvmbr0
+read -r gaddr _ <<<"$(guest_dhcp "$G1")"
+gip=${gaddr%/*}
+log "lease $gip"
+dns=$(in_ns "$G1" dig +short +tries=1 +time=3 @192.168.122.1 web.kvm.lan A) || fail "no DNS reply from the network's dnsmasq"
+assert_eq "$dns" 192.168.122.50 "web.kvm.lan through the network's dnsmasq beside firewalld"
+in_ns "$G1" busybox ping -c 2 -W 2 203.0.113.2 >/dev/null || fail "guest cannot ping 203.0.113.2 beside firewalld"
+listen_tcp "$I" 9000 'echo $SOCAT_PEERADDR'
+assert_eq "$(tcp_get "$G1" 203.0.113.2 9000)" 203.0.113.1 "guest's TCP to the internet namespace beside firewalld"
+
+log "port forward to the guest"
+listen_tcp "$G1" 9001 'echo guest'
+ctl forward add default tcp 8080 "$gip:9001"
+assert_eq "$(tcp_get "$I" 203.0.113.1 8080)" guest "port forward beside firewalld"
+
+log "control: the opted-out network's guest is cut off by firewalld's default zone"
+guest_plug "$G2" vg2 kvmbr1
+if UDHCPC_LEASE_FILE="$T/lease.$G2" in_ns "$G2" busybox udhcpc -i eth0 -n -q -t 3 -T 1 \
+    -s "$SRCDIR/tests/e2e/udhcpc.script" >"$T/udhcpc.$G2.log" 2>&1; then
+    fail "the opted-out network's guest got a lease: firewalld's zone is not in the path, the test proves nothing"
+fi
+
+log "diagnose names firewalld"
+status_of() { jq -r --arg c "$2" '.checks[] | select(.check == $c) | .status + ": " + .detail' <<<"$1"; }
+assert_eq "$(status_of "$(ctl diagnose default --json)" firewalld)" \
+    "pass: firewalld runs; bridge kvmbr0 is in its zone kvmnet" "diagnose of the integrated network"
+assert_eq "$(status_of "$(ctl diagnose manual --json)" firewalld)" \
+    "warn: firewalld runs and bridge kvmbr1 is in no zone: firewalld's default zone applies, which rejects guests' DHCP and DNS and does not forward their traffic (firewall integration is off); let them through with: firewall-cmd --zone=kvmnet --change-interface=kvmbr1" \
+    "diagnose of the opted-out network"
+
+# A long-lived connection: the guest keeps a socat open to the internet
+# namespace's echo server across firewalld's reload and restart.
+spawn_in_ns "$I" socat -u TCP-LISTEN:9100,reuseaddr "OPEN:$T/conn.echo,creat,append" >/dev/null 2>&1
+track_pid "$SPAWNED_PID"
+retry 25 _listening "$I" 9100
+mkfifo "$T/conn.in"
+spawn_in_ns "$G1" socat -u "OPEN:$T/conn.in" TCP:203.0.113.2:9100 >"$T/conn.out" 2>&1
+CONN_PID=$SPAWNED_PID
+track_pid "$CONN_PID"
+exec 7>"$T/conn.in"
+echo before >&7
+
+log "firewall-cmd --reload: the bridge is back in the zone, traffic flows"
+fw --reload >/dev/null
+retry 50 _in_zone kvmbr0 || fail "kvmbr0 not back in zone kvmnet after firewalld's reload: '$(zone_of kvmbr0)'"
+echo reloaded >&7
+_pid_alive "$CONN_PID" || fail "the guest's open TCP connection died across firewalld's reload"
+assert_eq "$(tcp_get "$G1" 203.0.113.2 9000)" 203.0.113.1 "a new connection after firewalld's reload"
+assert_eq "$(tcp_get "$I" 203.0.113.1 8080)" guest "the port forward after firewalld's reload"
+
+log "firewalld restarted: the bridge is back in the zone, traffic flows"
+stop_pid "$FIREWALLD_PID" 15
+firewalld_start
+retry 50 _in_zone kvmbr0 || fail "kvmbr0 not back in zone kvmnet after firewalld's restart: '$(zone_of kvmbr0)'"
+echo restarted >&7
+_pid_alive "$CONN_PID" || fail "the guest's open TCP connection died across firewalld's restart"
+assert_eq "$(tcp_get "$G1" 203.0.113.2 9000)" 203.0.113.1 "a new connection after firewalld's restart"
+dns=$(in_ns "$G1" dig +short +tries=1 +time=3 @192.168.122.1 web.kvm.lan A) || fail "no DNS reply after firewalld's restart"
+assert_eq "$dns" 192.168.122.50 "web.kvm.lan after firewalld's restart"
+exec 7>&-
+retry 25 grep -qx restarted "$T/conn.echo" || fail "the echo server did not get all lines over the one connection: $(cat "$T/conn.echo")"
+assert_eq "$(tr '\n' ' ' <"$T/conn.echo")" "before reloaded restarted " "lines over the one connection"
+stop_pid "$CONN_PID"
+
+log "stop: the bridge leaves the zone"
+ctl stop default
+wait_state default inactive
+retry 50 not _in_zone kvmbr0 || fail "kvmbr0 still in zone kvmnet after stop"
+assert_eq "$(fw --zone=kvmnet --list-interfaces)" "" "interfaces of zone kvmnet after stop"
+ctl stop manual
+
+daemon_stop
+stop_pid "$FIREWALLD_PID" 15
+log "PASS"
