@@ -8,9 +8,10 @@ namespace {
 constexpr const char* fw_name = "org.fedoraproject.FirewallD1";
 constexpr const char* fw_path = "/org/fedoraproject/FirewallD1";
 constexpr const char* fw_zone = "org.fedoraproject.FirewallD1.zone";
-// firewalld answers in well under a second; while it reloads it answers
-// afterwards. The daemon waits no longer than this for a reply.
-constexpr auto call_timeout = std::chrono::seconds(5);
+// firewalld takes its bus name before it loads its rules and answers only
+// once it has, so the sync that follows its start waits that long (a second
+// or two here); D-Bus's usual limit bounds a firewalld that hangs.
+constexpr auto call_timeout = std::chrono::seconds(25);
 
 std::runtime_error bus_error(const sdbus::Error& e) { return std::runtime_error(e.getName() + ": " + e.getMessage()); }
 }  // namespace
