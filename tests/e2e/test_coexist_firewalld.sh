@@ -15,7 +15,8 @@
 # `firewall-cmd --reload` (Debian's FlushAllOnReload=yes drops run-time
 # zone bindings) and a restart of firewalld each put the bridge back (the
 # Reloaded signal, NameOwnerChanged), an open TCP connection survives both
-# and new ones work; on stop the bridge leaves the zone.
+# and new ones work; a routed network's guest is reached from outside
+# (policy kvmnet-in); on stop the bridges leave the zone.
 # Packages: scripts/deps-coexist.sh (firewalld, never started by the
 # machine).
 set -euo pipefail
@@ -28,8 +29,11 @@ command -v busctl >/dev/null || fail "missing tool 'busctl' (package systemd)"
 
 nat_topology
 G2=${PFX}g2
+G3=${PFX}g3
 ns_create "$G2"
+ns_create "$G3"
 veth_pair "$H" vg2 "$G2" eth0
+veth_pair "$H" vg3 "$G3" eth0
 bus_start
 
 log "firewalld in the host namespace $H"
@@ -159,10 +163,28 @@ retry 25 grep -qx restarted "$T/conn.echo" || fail "the echo server did not get 
 assert_eq "$(tr '\n' ' ' <"$T/conn.echo")" "before reloaded restarted " "lines over the one connection"
 stop_pid "$CONN_PID"
 
-log "stop: the bridge leaves the zone"
+log "routed network: a connection routed in to its guest passes firewalld (policy kvmnet-in)"
+ctl create rt --mode routed --bridge kvmbr5 --ipv4 10.62.0.1/24 --dhcp-range 10.62.0.100-10.62.0.200
+ctl start rt
+wait_state rt active
+retry 50 _in_zone kvmbr5 || fail "kvmbr5 is not in firewalld's zone kvmnet: '$(zone_of kvmbr5)'"
+guest_plug "$G3" vg3 kvmbr5
+read -r gaddr _ <<<"$(guest_dhcp "$G3")"
+rip=${gaddr%/*}
+route_back 10.62.0.0/24
+listen_tcp "$G3" 9002 'echo routed'
+reply=$(tcp_get "$I" "$rip" 9002) || fail "no connection routed in to the routed guest: firewalld rejects it"
+assert_eq "$reply" routed "a connection routed in to the routed guest beside firewalld"
+assert_eq "$(tcp_get "$G3" 203.0.113.2 9000)" "$rip" "the routed guest's own address seen outside"
+
+log "stop: the bridges leave the zone"
 ctl stop default
 wait_state default inactive
 retry 50 not _in_zone kvmbr0 || fail "kvmbr0 still in zone kvmnet after stop"
+assert_eq "$(fw --zone=kvmnet --list-interfaces)" kvmbr5 "interfaces of zone kvmnet after default's stop"
+ctl stop rt
+wait_state rt inactive
+retry 50 not _in_zone kvmbr5 || fail "kvmbr5 still in zone kvmnet after stop"
 assert_eq "$(fw --zone=kvmnet --list-interfaces)" "" "interfaces of zone kvmnet after stop"
 ctl stop manual
 
