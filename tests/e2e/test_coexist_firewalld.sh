@@ -10,7 +10,8 @@
 # their traffic; kvmnetd puts the bridge of a running NAT network into the
 # zone "kvmnet" through firewalld's D-Bus API, so a guest gets a lease,
 # resolves a name through the network's dnsmasq, reaches the "internet"
-# namespace and is reached through a port forward. A second network with
+# namespace and is reached through a port forward, over IPv4 and IPv6
+# (SLAAC, NAT66, an IPv6 forward). A second network with
 # "firewall_integration": false is cut off, and diagnose names firewalld.
 # `firewall-cmd --reload` (Debian's FlushAllOnReload=yes drops run-time
 # zone bindings) and a restart of firewalld each put the bridge back (the
@@ -34,6 +35,11 @@ ns_create "$G2"
 ns_create "$G3"
 veth_pair "$H" vg2 "$G2" eth0
 veth_pair "$H" vg3 "$G3" eth0
+[[ -e /proc/sys/net/ipv6 ]] || skip "this kernel has no IPv6 (CONFIG_IPV6 or ipv6.disable=1)"
+# The internet side speaks IPv6 too: H:uplink0 2001:db8:ff::1, I:eth0 ::2.
+ip -n "$H" addr add 2001:db8:ff::1/64 dev uplink0 nodad
+ip -n "$I" addr add 2001:db8:ff::2/64 dev eth0 nodad
+ip -n "$H" -6 route add default via 2001:db8:ff::2
 bus_start
 
 log "firewalld in the host namespace $H"
@@ -78,7 +84,8 @@ daemon_start
 
 log "networks: one integrated, one opted out"
 ctl create default --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 \
-    --dhcp-range 192.168.122.100-192.168.122.254 --dhcp-host 52:54:00:aa:00:09,192.168.122.50,web --domain kvm.lan
+    --dhcp-range 192.168.122.100-192.168.122.254 --dhcp-host 52:54:00:aa:00:09,192.168.122.50,web --domain kvm.lan \
+    --ipv6 fd00:1:2:3::1/64 --nat66
 jq -n '{name: "manual", mode: "nat", bridge: "kvmbr1", firewall_integration: false,
         ipv4: {address: "192.168.123.1/24", dhcp: {ranges: ["192.168.123.100-192.168.123.254"]}}}' >"$T/manual.json"
 ctl create manual --file "$T/manual.json"
@@ -100,6 +107,16 @@ assert_eq "$(describe manual | jq -r 'has("firewalld_zone")')" false "Describe o
 
 log "guest of the integrated network"
 guest_plug "$G1" vg1 kvmbr0
+# The bridge can send router advertisements once it has a link-local
+# address (with its first port); the guest then solicits one by taking its
+# link down and up (before DHCP, which would lose its default route).
+ready_v6() {
+    [[ -n $(ip -n "$1" -j -6 addr show dev "$2" scope "$3" |
+        jq -r '(.[0].addr_info // [])[] | select(.local and (.tentative // false) == false) | .local') ]]
+}
+retry 50 ready_v6 "$H" kvmbr0 link || fail "kvmbr0 has no usable link-local address"
+ip -n "$G1" link set eth0 down
+ip -n "$G1" link set eth0 up
 read -r gaddr _ <<<"$(guest_dhcp "$G1")"
 gip=${gaddr%/*}
 log "lease $gip"
@@ -113,6 +130,27 @@ log "port forward to the guest"
 listen_tcp "$G1" 9001 'echo guest'
 ctl forward add default tcp 8080 "$gip:9001"
 assert_eq "$(tcp_get "$I" 203.0.113.1 8080)" guest "port forward beside firewalld"
+
+log "IPv6: SLAAC, DNS at the IPv6 gateway, out through NAT66, an IPv6 port forward"
+retry 75 ready_v6 "$G1" eth0 global || fail "no SLAAC address in $G1: $(ip -n "$G1" -6 addr show dev eth0)"
+g6=$(ip -n "$G1" -j -6 addr show dev eth0 scope global | jq -r '[.[0].addr_info[] | select(.local) | .local][0]')
+log "guest has $g6"
+assert_eq "$(in_ns "$G1" dig +short +tries=1 +time=3 @fd00:1:2:3::1 web.kvm.lan A)" 192.168.122.50 \
+    "web.kvm.lan asked at fd00:1:2:3::1 beside firewalld"
+retry 10 pings "$G1" 2001:db8:ff::2 || fail "guest cannot ping 2001:db8:ff::2 beside firewalld"
+spawn_in_ns "$I" socat TCP6-LISTEN:9006,reuseaddr,fork,ipv6only=1 'SYSTEM:echo internet6' >>"$T/socat.log" 2>&1
+track_pid "$SPAWNED_PID"
+retry 50 _listening "$I" 9006 || fail "IPv6 listener in $I did not come up"
+reply=$(in_ns "$G1" socat -T 3 - "TCP6:[2001:db8:ff::2]:9006,connect-timeout=3" </dev/null) ||
+    fail "guest's TCP over IPv6 to the internet namespace failed beside firewalld"
+assert_eq "$reply" internet6 "guest's TCP over IPv6 beside firewalld"
+spawn_in_ns "$G1" socat TCP6-LISTEN:9007,reuseaddr,fork,ipv6only=1 'SYSTEM:echo guest6' >>"$T/socat.log" 2>&1
+track_pid "$SPAWNED_PID"
+retry 50 _listening "$G1" 9007 || fail "IPv6 listener in $G1 did not come up"
+ctl forward add default tcp 8087 "[$g6]:9007"
+reply=$(in_ns "$I" socat -T 3 - "TCP6:[2001:db8:ff::1]:8087,connect-timeout=3" </dev/null) ||
+    fail "the IPv6 port forward failed beside firewalld"
+assert_eq "$reply" guest6 "IPv6 port forward beside firewalld"
 
 log "control: the opted-out network's guest is cut off by firewalld's default zone"
 guest_plug "$G2" vg2 kvmbr1
@@ -158,6 +196,7 @@ _pid_alive "$CONN_PID" || fail "the guest's open TCP connection died across fire
 assert_eq "$(tcp_get "$G1" 203.0.113.2 9000)" 203.0.113.1 "a new connection after firewalld's restart"
 dns=$(in_ns "$G1" dig +short +tries=1 +time=3 @192.168.122.1 web.kvm.lan A) || fail "no DNS reply after firewalld's restart"
 assert_eq "$dns" 192.168.122.50 "web.kvm.lan after firewalld's restart"
+retry 10 pings "$G1" 2001:db8:ff::2 || fail "guest cannot ping 2001:db8:ff::2 after firewalld's restart"
 exec 7>&-
 retry 25 grep -qx restarted "$T/conn.echo" || fail "the echo server did not get all lines over the one connection: $(cat "$T/conn.echo")"
 assert_eq "$(tr '\n' ' ' <"$T/conn.echo")" "before reloaded restarted " "lines over the one connection"
