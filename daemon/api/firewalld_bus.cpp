@@ -48,6 +48,17 @@ bool FirewalldBusClient::running()
     }
 }
 
+std::vector<std::string> FirewalldBusClient::zones()
+{
+    std::vector<std::string> zones;
+    try {
+        firewalld_->callMethod("getZones").onInterface(fw_zone).withTimeout(call_timeout).storeResultsTo(zones);
+    } catch (const sdbus::Error& e) {
+        throw bus_error(e);
+    }
+    return zones;
+}
+
 std::vector<std::string> FirewalldBusClient::interfaces_of(const std::string& zone)
 {
     std::vector<std::string> interfaces;

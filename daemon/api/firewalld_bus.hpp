@@ -20,6 +20,7 @@ public:
     FirewalldBusClient(sdbus::IConnection& connection, std::function<void()> changed);
 
     bool running() override;
+    std::vector<std::string> zones() override;
     std::vector<std::string> interfaces_of(const std::string& zone) override;
     std::string zone_of(const std::string& interface) override;
     void change_zone(const std::string& zone, const std::string& interface) override;

@@ -66,6 +66,20 @@ std::optional<FirewalldCheck> Firewalld::check(const model::Network& n, bool run
     else
         detail += "in zone " + zone + ", not " + firewalld_zone + ": that zone decides what guests may do";
     if (!n.firewall_integration) detail += " (firewall integration is off)";
+    bool installed = true;
+    try {
+        const auto zones = bus_.zones();
+        installed = std::find(zones.begin(), zones.end(), firewalld_zone) != zones.end();
+    } catch (const std::exception&) {
+        // Then the command below is still the likely remedy.
+    }
+    if (!installed) {
+        detail += "; firewalld has no zone ";
+        detail += firewalld_zone;
+        detail += ": install kvmnet's zone and policies (firewalld/*.xml in the source; meson install puts them "
+                  "under /usr/lib/firewalld) and run firewall-cmd --reload";
+        return FirewalldCheck{false, detail};
+    }
     detail += "; let them through with: firewall-cmd --zone=";
     detail += firewalld_zone;
     detail += " --change-interface=" + n.bridge;

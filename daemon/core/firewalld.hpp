@@ -31,6 +31,7 @@ public:
     virtual ~FirewalldBus() = default;
     // firewalld owns its bus name (asked without activating it).
     virtual bool running() = 0;
+    virtual std::vector<std::string> zones() = 0;  // the zones firewalld has loaded
     virtual std::vector<std::string> interfaces_of(const std::string& zone) = 0;
     // The zone the interface is bound to; "" when none (firewalld's default
     // zone then applies to it).

@@ -16,8 +16,10 @@ struct FakeFirewalld final : core::FirewalldBus {
     std::map<std::string, std::string> zone;  // interface -> zone
     std::vector<std::string> calls;
     std::set<std::string> failing;  // interfaces whose change fails
+    std::vector<std::string> loaded = {"public", "trusted", "kvmnet"};
 
     bool running() override { return up; }
+    std::vector<std::string> zones() override { return loaded; }
     std::vector<std::string> interfaces_of(const std::string& z) override
     {
         calls.push_back("list " + z);
@@ -150,6 +152,15 @@ TEST_CASE("firewalld: diagnose says whether the bridge is in the zone and what t
     REQUIRE(check);
     CHECK(check->detail == "firewalld runs and bridge kvbr1 is in zone trusted, not kvmnet: that zone decides what "
                            "guests may do; let them through with: firewall-cmd --zone=kvmnet --change-interface=kvbr1");
+
+    fw.zone.clear();
+    fw.loaded = {"public"};  // kvmnet's zone file not installed
+    check = f.check(n, true);
+    REQUIRE(check);
+    CHECK(check->detail == "firewalld runs and bridge kvbr1 is in no zone: firewalld's default zone applies, which "
+                           "rejects guests' DHCP and DNS and does not forward their traffic; firewalld has no zone "
+                           "kvmnet: install kvmnet's zone and policies (firewalld/*.xml in the source; meson install "
+                           "puts them under /usr/lib/firewalld) and run firewall-cmd --reload");
 
     CHECK_FALSE(f.check(n, false));                                      // stopped
     CHECK_FALSE(f.check(net("lan", "br0", model::Mode::bridge), true));  // firewalld's own zones
