@@ -206,11 +206,11 @@ drv press "Add forward"
 shown=$(drv wait "$ERR_MSG")
 assert_contains "$shown" "AddForwards desk refused: Conflict: $ERR_MSG" "the refusal in the window"
 assert_eq "$(ctl forward list desk --json | jq length)" 1 "forwards after the refused add"
+shot 05-refused
 drv fill "Host port" 99999
 drv press "Add forward"
 shown=$(drv wait "InvalidArgument: forward.host_port")
-log "shown: $shown"
-shot 05-refused
+assert_contains "$shown" "AddForwards desk refused: InvalidArgument: forward.host_port: " "an invalid port"
 
 log "a static host, autostart and removing the forward"
 drv fill "MAC" 52:54:00:16:00:09
