@@ -63,7 +63,7 @@ void clear(Gtk::ListBox& list)
 }
 
 // One line of text as a list row (leases, ports, hosts).
-void append_line(Gtk::ListBox& list, const std::string& text)
+Gtk::Label* append_line(Gtk::ListBox& list, const std::string& text)
 {
     auto* label = Gtk::make_managed<Gtk::Label>(text);
     label->set_xalign(0);
@@ -71,6 +71,17 @@ void append_line(Gtk::ListBox& list, const std::string& text)
     label->set_wrap_mode(Pango::WrapMode::WORD_CHAR);
     label->set_margin(4);
     list.append(*label);
+    return label;
+}
+
+// Whether rows show the same items, in the same order, as a new read.
+template <typename Key>
+bool same_keys(const std::vector<std::pair<std::string, Gtk::Label*>>& rows, const std::vector<Dict>& items, Key key)
+{
+    if (rows.empty() || rows.size() != items.size()) return false;
+    for (std::size_t i = 0; i < items.size(); ++i)
+        if (rows[i].first != key(items[i])) return false;
+    return true;
 }
 
 // The label's mnemonic makes it the entry's accessible name (labelled-by).
@@ -435,16 +446,17 @@ void Window::upsert(const std::string& path, const Dict& props)
         net.props.merge(props);
     }
     update_row(net);
-    if (selected_.empty()) select(path);
-    if (path == selected_) {
+    if (selected_.empty()) {
+        select(path);
+    } else if (path == selected_) {
+        // Read again (the daemon may have restarted): lists carry no signal
+        // of their own for what changed meanwhile.
         show_details();
-        if (added) {
-            refresh_leases();
-            refresh_forwards();
-            refresh_ports();
-            refresh_hosts();
-            refresh_diagnose();
-        }
+        refresh_leases();
+        refresh_forwards();
+        refresh_ports();
+        refresh_hosts();
+        refresh_diagnose();
     }
 }
 
@@ -489,6 +501,8 @@ void Window::select(const std::string& path)
     clear(forwards_list_);
     clear(ports_list_);
     clear(hosts_list_);
+    forward_rows_.clear();
+    port_rows_.clear();
     diagnose_label_.set_text("");
     show_details();
     refresh_leases();
@@ -587,8 +601,14 @@ void Window::refresh_forwards()
         path, "ListForwardsTyped",
         [this, path](std::vector<Dict> forwards) {
             if (path != selected_) return;
-            clear(forwards_list_);
             const bool on = running();
+            if (same_keys(forward_rows_, forwards, forward_key_text)) {
+                for (std::size_t i = 0; i < forwards.size(); ++i)
+                    forward_rows_[i].second->set_text(forward_text(forwards[i], on));
+                return;
+            }
+            clear(forwards_list_);
+            forward_rows_.clear();
             for (const auto& f : forwards) {
                 auto* box = Gtk::make_managed<Gtk::Box>(Gtk::Orientation::HORIZONTAL, 8);
                 box->set_margin(4);
@@ -599,6 +619,7 @@ void Window::refresh_forwards()
                 label->set_wrap_mode(Pango::WrapMode::WORD_CHAR);
                 auto* button = Gtk::make_managed<Gtk::Button>("Remove");
                 const std::string key = forward_key_text(f);
+                forward_rows_.emplace_back(key, label);
                 accessible_label(*button, ("Remove forward " + key).c_str());
                 const std::string proto = f.str("proto");
                 const std::string address = f.str("host_address");
@@ -622,9 +643,16 @@ void Window::refresh_ports()
         path, "ListPortsTyped",
         [this, path](std::vector<Dict> ports) {
             if (path != selected_) return;
+            auto name = [](const Dict& p) { return p.str("name"); };
+            if (same_keys(port_rows_, ports, name)) {
+                for (std::size_t i = 0; i < ports.size(); ++i)
+                    port_rows_[i].second->set_text(port_text(ports[i]));
+                return;
+            }
             clear(ports_list_);
+            port_rows_.clear();
             for (const auto& p : ports)
-                append_line(ports_list_, port_text(p));
+                port_rows_.emplace_back(name(p), append_line(ports_list_, port_text(p)));
             if (ports.empty()) append_line(ports_list_, "No guest ports configured.");
         },
         [this](const Failure& f) { show_error("Reading the ports failed", f); });

@@ -67,6 +67,13 @@ private:
 
     bool running() const;
 
+    // The rows the counter timer updates in place while the same forwards
+    // and ports are listed, so that a keyboard user's focus (on a Remove
+    // button) is not lost every few seconds: (key, label).
+    using TextRows = std::vector<std::pair<std::string, Gtk::Label*>>;
+    TextRows forward_rows_;
+    TextRows port_rows_;
+
     Bus bus_;
     std::map<std::string, Net> nets_;
     std::string selected_;
