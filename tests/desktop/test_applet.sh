@@ -14,7 +14,9 @@
 #    message, the same kvmnetctl gets;
 #  - a static host added in the window is in `kvmnetctl host list`;
 #    "Start with the daemon" sets autostart; Remove removes the forward;
-#  - Stop stops the network (as root on the test bus).
+#  - Diagnose names a foreign chain that drops forwarded traffic;
+#  - Stop stops the network (as root on the test bus);
+#  - kvmnetd stops: the window says so; it starts again: the network is back.
 # The "writing your own applet" example of docs/applet.md runs beside it.
 # A screenshot of each state goes to KVMNET_SCREENSHOT_DIR (meson:
 # build/meson-logs/test_applet).
@@ -182,6 +184,16 @@ retry 50 not _pid_alive "$EXAMPLE_PID" || fail "the example saw fewer than 2 eve
 assert_contains "$(cat "$T/example.log")" "LeaseChanged desk added $mac1 $gip" "the example's lease event"
 assert_contains "$(cat "$T/example.log")" "Repaired desk firewall" "the example's repair event"
 
+log "Diagnose names another program's firewall chain that drops forwarded traffic"
+in_ns "$H" nft add table ip foreignfw
+in_ns "$H" nft add chain ip foreignfw FORWARD '{ type filter hook forward priority 0; policy drop; }'
+drv press "Diagnose"
+drv wait "WARN foreign-firewall: chain ip foreignfw FORWARD (hook forward, policy drop)" >/dev/null
+assert_contains "$(drv text "diagnose result")" "Verdict: warn" "the verdict shown"
+in_ns "$H" nft delete table ip foreignfw
+drv press "Diagnose"
+drv wait-gone "WARN foreign-firewall" >/dev/null
+
 log "a forward added in the window is in kvmnetctl forward list, and counts a connection"
 drv fill "Host port" 8080
 drv fill "Guest" "$gip"
@@ -236,6 +248,17 @@ drv wait "No leases (not running)." >/dev/null
 diagnosis=$(drv text "diagnose result")
 assert_contains "$diagnosis" "Verdict:" "the diagnosis shown"
 shot 06-stopped
+
+log "kvmnetd stops and starts again: the window follows"
+daemon_stop
+drv wait "kvmnetd is not running" >/dev/null
+drv wait-gone "nat · bridge kvmbr0" >/dev/null
+daemon_start
+drv wait "kvmnetd is running." >/dev/null
+drv wait "nat · bridge kvmbr0 · 192.168.160.1/24 · 0 guests" >/dev/null
+# The window set autostart: the daemon started the network again itself.
+drv wait "State: active" >/dev/null
+wait_state desk active
 
 stop_pid "$APPLET_PID"
 desktop_stop
