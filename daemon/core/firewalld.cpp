@@ -3,6 +3,7 @@
 #include "core/log.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace kvmnet::core {
 
@@ -12,14 +13,16 @@ void Firewalld::sync(const std::vector<model::Network>& running, const std::set<
     for (const model::Network& n : running)
         if (wanted(n)) wanted_bridges.insert(n.bridge);
     if (!force && (absent_ || synced_ == wanted_bridges)) return;
-    in_zone_.clear();
+    // Ours too: what the last sync put there, e.g. the old bridge of a
+    // network whose bridge an update renamed.
+    const std::set<std::string> previous = std::exchange(in_zone_, {});
     synced_.reset();
     absent_ = !bus_.running();
     if (absent_) return;
     bool complete = true;
     try {
         for (const std::string& ifname : bus_.interfaces_of(firewalld_zone)) {
-            if (wanted_bridges.count(ifname) || !known.count(ifname)) continue;
+            if (wanted_bridges.count(ifname) || (!known.count(ifname) && !previous.count(ifname))) continue;
             bus_.remove_interface(firewalld_zone, ifname);
             log_info("firewalld: bridge " + ifname + " out of zone " + firewalld_zone);
         }

@@ -54,8 +54,9 @@ public:
     static bool wanted(const model::Network& n) { return n.mode != model::Mode::bridge && n.firewall_integration; }
 
     // Puts the bridges of the wanted networks of `running` into the zone and
-    // takes every other bridge of `known` (all of kvmnet's networks) out of
-    // it; interfaces someone else put there are left alone. Nothing when
+    // takes every other bridge of `known` (all of kvmnet's networks), or of
+    // the last sync, out of it; interfaces someone else put there are left
+    // alone. Nothing when
     // firewalld does not run. Never throws: a failure is logged, the network
     // stays up, and diagnose shows the bridge outside the zone.
     // Without `force` it makes no bus call when the wanted bridges are those

@@ -81,6 +81,15 @@ TEST_CASE("firewalld: a stopped network's bridge leaves the zone; interfaces kvm
     CHECK(fw.zone == std::map<std::string, std::string>{{"kvbr1", "kvmnet"}, {"eth7", "kvmnet"}, {"kvbr9", "public"}});
 }
 
+TEST_CASE("firewalld: a bridge renamed by an update leaves the zone although no network has it any more")
+{
+    FakeFirewalld fw;
+    Firewalld f(fw);
+    f.sync({net("nat", "kvbr1")}, {"kvbr1"}, false);
+    f.sync({net("nat", "kvbr7")}, {"kvbr7"}, false);
+    CHECK(fw.zone == std::map<std::string, std::string>{{"kvbr7", "kvmnet"}});
+}
+
 TEST_CASE("firewalld: an unchanged set of bridges asks firewalld nothing until it reloads or restarts")
 {
     FakeFirewalld fw;
