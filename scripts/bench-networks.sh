@@ -84,7 +84,7 @@ PFX=kvmn$$-
 nat_topology
 bus_start
 # Many dnsmasq and a big table: room for the daemon's fds.
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 daemon_start --log-level info
 
 RAW=$RESULTS/raw.csv
@@ -145,7 +145,7 @@ checkpoint() {
     record dnsmasq_pss "$n" kB "$pss"
     record dnsmasq_count "$n" count "$count"
     local listing
-    listing=$(in_ns "$H" nft -a list table inet kvmnet)
+    listing=$(in_ns "$H" nft -a list table inet kvmnet 2>/dev/null || true) # none at 0
     record rules_total "$n" count "$(grep -c '# handle' <<<"$listing" || true)"
     record rules_hooked "$n" count "$(awk '/^\tchain / { hooked = 0 } /type .* hook / { hooked = 1 }
         hooked && /# handle/ && !/^\tchain/ { c++ } END { print c + 0 }' <<<"$listing")"
