@@ -142,20 +142,49 @@ void CommittedTable::record(const std::optional<CommittedRecord>& before, const 
     }
 }
 
+void CommittedTable::remember(const std::optional<plan::Table>& table)
+{
+    last_elements_.clear();
+    last_.reset();
+    if (!table || !record_) return;
+    plan::Table shape(table->name, table->chains);
+    shape.sets.reserve(table->sets.size());
+    for (const plan::Set& set : table->sets) {
+        shape.sets.push_back(plan::Set{set.name, set.key, set.data, set.size, set.dynamic, set.counter, {}, set.limit});
+    }
+    last_elements_ = plan::element_state(*table);
+    last_ = std::move(shape);
+}
+
 bool CommittedTable::apply(const std::optional<plan::Table>& table)
 {
     const CommittedRecord wanted = fingerprint(table);
     const auto before = current_generation();
     const auto& committed = recorded();
-    if (before && committed && same_generation(*before, *committed) && same_content(*committed, wanted)) {
+    const bool untouched = before && committed && same_generation(*before, *committed);
+    if (untouched && same_content(*committed, wanted)) {
         log_debug("nftables: table inet " + std::string(plan::table_name) + " is already as planned; not rewritten");
+        if (!last_) remember(table);
         return false;
     }
-    if (table)
+    // Only the differences when the kernel still has exactly what we last
+    // committed: a network's start is then its own chains and elements, not
+    // a table that grows with every network.
+    std::optional<plan::TableDiff> diff;
+    if (table && untouched && committed->table && last_) {
+        diff = plan::diff_tables(*last_, last_elements_, *table);
+        if (diff->replace) diff.reset();
+    }
+    if (diff) {
+        log_debug("nftables: updating table inet " + std::string(plan::table_name) + ": " + diff->summary());
+        firewall_.update_table(*table, *diff);
+    } else if (table) {
         firewall_.replace_table(*table);
-    else
+    } else {
         firewall_.delete_table(plan::table_name);
+    }
     record(before, wanted);
+    remember(table);
     return true;
 }
 
@@ -179,6 +208,10 @@ void CommittedTable::change_elements(const std::vector<plan::ElementChange>& cha
         record(before, *before);
     else
         record(std::nullopt, {});
+    if (record_ && last_)
+        plan::apply_element_changes(last_elements_, changes);
+    else
+        remember(std::nullopt);
 }
 
 }  // namespace kvmnet::core

@@ -5,6 +5,7 @@
 
 #include "plan/kernel_view.hpp"
 #include "plan/ruleset.hpp"
+#include "plan/table_diff.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -40,7 +41,10 @@ public:
 
     // Makes the table exactly `table` (nullopt: no table) in one transaction,
     // unless the record shows the kernel has exactly that already. True when
-    // it wrote.
+    // it wrote. When nobody changed the ruleset since our last commit, the
+    // transaction holds only the differences from the table we committed
+    // then (plan::diff_tables); otherwise (a foreign change, a restarted
+    // daemon) it replaces the whole table.
     bool apply(const std::optional<plan::Table>& table);
     // change_elements, keeping the record up to date.
     void change_elements(const std::vector<plan::ElementChange>& changes);
@@ -62,8 +66,14 @@ private:
     const std::optional<CommittedRecord>& recorded();
     void write_record(const std::optional<CommittedRecord>& record);
 
+    // What the kernel has since our last recorded commit, for the next
+    // diff: the table's chains and set declarations, and its elements.
+    void remember(const std::optional<plan::Table>& table);
+
     plan::FirewallAdapter& firewall_;
     std::string path_;
+    std::optional<plan::Table> last_;  // without elements
+    plan::ElementState last_elements_;
     bool loaded_ = false;
     std::optional<CommittedRecord> record_;
 };

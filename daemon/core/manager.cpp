@@ -853,7 +853,11 @@ void Manager::link_changed(const std::string& link_name)
             assess(e);
             schedule_link_repair(e);  // manager_repair.cpp
         }
-        observe_ports(e);
+        // Only a link that is or was on this bridge can change its foreign
+        // ports: one link dump per event, not one per running network.
+        if ((changed && e.bridge_index != 0 && changed->master_index == e.bridge_index) ||
+            e.foreign_ports.count(link_name) != 0)
+            observe_ports(e);
         for (const model::Port& p : e.spec.ports) {
             if (p.name != link_name) continue;
             // A guest's interface came back (a VM restarted on the same tap

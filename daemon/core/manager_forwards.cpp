@@ -283,7 +283,7 @@ nlohmann::json Manager::statistics(const std::string& name) const
         for (const plan::RuleCounter& r : firewall_.rule_counters(plan::table_name)) {
             if (r.comment.rfind(prefix, 0) != 0) continue;
             rules.push_back({{"rule", r.comment.substr(prefix.size())},
-                             {"chain", r.chain},
+                             {"chain", plan::hook_chain_of(r.chain)},
                              {"packets", r.packets},
                              {"bytes", r.bytes}});
         }

@@ -10,6 +10,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <net/if.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -29,6 +30,7 @@ std::uint32_t type_id(plan::SetType t)
     case plan::SetType::inet_proto: return 12;
     case plan::SetType::inet_service: return 13;
     case plan::SetType::ifname: return 41;
+    case plan::SetType::verdict: return NFT_DATA_VERDICT;
     }
     throw invalid_plan("unknown set type");
 }
@@ -93,6 +95,7 @@ void encode_value(plan::SetType t, const std::string& text, unsigned char* out)
         }
         std::memcpy(out, text.data(), text.size());
         return;
+    case plan::SetType::verdict: throw bad(" (a verdict is not a value)");
     }
     throw bad("");
 }
@@ -116,6 +119,7 @@ std::string decode_value(plan::SetType t, const unsigned char* in)
     }
     case plan::SetType::ifname:
         return std::string(reinterpret_cast<const char*>(in), strnlen(reinterpret_cast<const char*>(in), IFNAMSIZ));
+    case plan::SetType::verdict: return {};
     }
     return {};
 }
@@ -131,6 +135,7 @@ std::uint32_t type_length(plan::SetType t)
     case plan::SetType::inet_proto: return 1;
     case plan::SetType::inet_service: return 2;
     case plan::SetType::ifname: return IFNAMSIZ;
+    case plan::SetType::verdict: return 0;  // not a value: the kernel's struct nft_verdict
     }
     throw invalid_plan("unknown set type");
 }
@@ -140,6 +145,7 @@ std::uint32_t type_byteorder(plan::SetType t)
     switch (t) {
     case plan::SetType::inet_proto: return 0;
     case plan::SetType::ifname: return 1;
+    case plan::SetType::verdict: return 0;
     default: return 2;
     }
 }
@@ -147,6 +153,9 @@ std::uint32_t type_byteorder(plan::SetType t)
 Layout layout(const std::vector<plan::SetType>& types, const std::string& what)
 {
     if (types.empty()) throw invalid_plan(what + " has no type");
+    if (types.size() == 1 && types[0] == plan::SetType::verdict) return Layout{NFT_DATA_VERDICT, 0, {0}};
+    if (std::find(types.begin(), types.end(), plan::SetType::verdict) != types.end())
+        throw invalid_plan(what + " concatenates a verdict");
     if (types.size() > 1 && types.size() * concat_type_bits > 32)
         throw invalid_plan(what + " concatenates too many types");
     Layout l;

@@ -261,6 +261,22 @@ public:
         add(std::move(e));
     }
 
+    // Loads the keys and looks them up with the verdict register as the
+    // destination: the element's verdict (a jump) is the rule's.
+    void operator()(const plan::VerdictMap& m)
+    {
+        const SetInfo& info = find_set(m.map, "vmap");
+        if (info.set->data != std::vector<plan::SetType>{plan::SetType::verdict})
+            throw invalid_plan("vmap @" + m.map + " must map to verdict");
+        load_keys(m.keys, *info.set, "vmap");
+        ExprPtr lookup(checked(nftnl_expr_alloc("lookup")));
+        nftnl_expr_set_u32(lookup.get(), NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(lookup.get(), NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
+        set_name(lookup.get(), NFTNL_EXPR_LOOKUP_SET, m.map);
+        nftnl_expr_set_u32(lookup.get(), NFTNL_EXPR_LOOKUP_SET_ID, info.id);
+        add(std::move(lookup));
+    }
+
     void counter() { add(ExprPtr(checked(nftnl_expr_alloc("counter")))); }
 
     void verdict(plan::Verdict v)
@@ -467,7 +483,7 @@ constexpr std::size_t element_chunk_bytes = 32 * 1024;
 std::size_t element_bound(const EncodedElement& e)
 {
     const std::size_t expressions = e.limit_per_second != 0 ? 160 : 0;  // limit + counter, generously
-    return 96 + e.key.size() + e.data.size() + e.comment.size() + expressions;
+    return 96 + e.key.size() + e.data.size() + e.comment.size() + e.chain.size() + expressions;
 }
 
 }  // namespace
@@ -490,6 +506,16 @@ TablePtr make_table(const std::string& name)
 ChainPtr make_chain(const std::string& table, const plan::Chain& chain)
 {
     check_name("chain", chain.name);
+    if (!chain.base()) {
+        if (!chain.type.empty()) throw invalid_plan("chain " + chain.name + ": a type without a hook");
+        ChainPtr c(checked(nftnl_chain_alloc()));
+        nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+        if (nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table.c_str()) < 0 ||
+            nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, chain.name.c_str()) < 0) {
+            throw std::bad_alloc();
+        }
+        return c;
+    }
     const auto hook = hook_number(chain.hook);
     if (!hook) throw invalid_plan("chain " + chain.name + ": unknown hook \"" + chain.hook + "\"");
     if (chain.type != "filter" && chain.type != "nat" && chain.type != "route") {
@@ -518,20 +544,21 @@ RulePtr make_rule(const std::string& table, const std::string& chain, const plan
         throw std::bad_alloc();
     }
     RuleBuilder builder(r.get(), sets);
-    const plan::DnatMap* dnat = nullptr;
+    const plan::Match* statement = nullptr;
     for (const plan::Match& m : rule.matches) {
         // Like plan::render: the one statement goes after the counter.
-        if (const auto* d = std::get_if<plan::DnatMap>(&m)) {
-            if (dnat != nullptr) throw invalid_plan("chain " + chain + ": a rule with two dnat statements");
-            dnat = d;
+        if (std::holds_alternative<plan::DnatMap>(m) || std::holds_alternative<plan::VerdictMap>(m)) {
+            if (statement != nullptr)
+                throw invalid_plan("chain " + chain + ": a rule with two dnat or vmap statements");
+            statement = &m;
             continue;
         }
         std::visit(builder, m);
     }
     if (rule.counter) builder.counter();
-    if (dnat != nullptr) {
-        if (rule.verdict != plan::Verdict::none) throw invalid_plan("chain " + chain + ": dnat with a verdict");
-        builder(*dnat);
+    if (statement != nullptr) {
+        if (rule.verdict != plan::Verdict::none) throw invalid_plan("chain " + chain + ": dnat or vmap with a verdict");
+        std::visit(builder, *statement);
     }
     builder.verdict(rule.verdict);
     expressions = builder.expressions();
@@ -573,7 +600,8 @@ SetPtr make_set(const std::string& table, const plan::Set& set, std::uint32_t id
         if (set.dynamic) throw invalid_plan("map @" + set.name + " cannot be dynamic here");
         const Layout data = layout(set.data, "data of @" + set.name);
         nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, data.id);
-        nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, data.length);
+        // A verdict's length is the kernel's business (struct nft_verdict).
+        if (data.id != NFT_DATA_VERDICT) nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, data.length);
     }
     nftnl_set_set_u32(s.get(), NFTNL_SET_ID, id);
     if (set.size != 0) nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, set.size);
@@ -606,7 +634,17 @@ std::vector<EncodedElement> encode_elements(const plan::Set& set, const std::vec
         EncodedElement encoded;
         encoded.key = encode(set.key, key, e.key, what + " key");
         if (with_data) {
-            if (map) {
+            if (map && data.id == NFT_DATA_VERDICT) {
+                // "jump CHAIN" / "goto CHAIN": the only verdicts the planner maps to.
+                const std::string text = e.data.size() == 1 ? e.data[0] : std::string();
+                const auto space = text.find(' ');
+                const std::string verb = text.substr(0, space);
+                if (space == std::string::npos || (verb != "jump" && verb != "goto"))
+                    throw invalid_plan(what + " data must be \"jump CHAIN\" or \"goto CHAIN\"");
+                encoded.verdict = verb == "jump" ? NFT_JUMP : NFT_GOTO;
+                encoded.chain = text.substr(space + 1);
+                check_name("chain", encoded.chain);
+            } else if (map) {
                 encoded.data = encode(set.data, data, e.data, what + " data");
             } else if (!e.data.empty()) {
                 throw invalid_plan(what + " has data, but @" + set.name + " is a set, not a map");
@@ -668,6 +706,10 @@ void put_elements(Batch& batch, std::uint16_t type, std::uint16_t flags, std::ui
         if (nftnl_set_elem_set(elem.get(), NFTNL_SET_ELEM_KEY, e.key.data(), static_cast<std::uint32_t>(e.key.size())) <
             0) {
             throw std::bad_alloc();
+        }
+        if (e.verdict) {
+            nftnl_set_elem_set_u32(elem.get(), NFTNL_SET_ELEM_VERDICT, static_cast<std::uint32_t>(*e.verdict));
+            if (nftnl_set_elem_set_str(elem.get(), NFTNL_SET_ELEM_CHAIN, e.chain.c_str()) < 0) throw std::bad_alloc();
         }
         if (!e.data.empty() && nftnl_set_elem_set(elem.get(), NFTNL_SET_ELEM_DATA, e.data.data(),
                                                   static_cast<std::uint32_t>(e.data.size())) < 0) {

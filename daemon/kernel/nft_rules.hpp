@@ -43,6 +43,10 @@ struct EncodedElement {
     std::string comment;
     std::uint64_t limit_per_second = 0;  // non-zero: the element's own limit, then a counter
     std::uint32_t limit_burst = 0;
+    // Verdict maps: the data is a verdict (NF_ACCEPT, NFT_JUMP, ...), with
+    // the chain it jumps to.
+    std::optional<std::int32_t> verdict;
+    std::string chain;
 };
 
 // Keys only unless `with_data` (data, comment and limit too, as adding needs).

@@ -7,6 +7,7 @@
 #include "kernel/nft_codec.hpp"
 #include "kernel/nft_common.hpp"
 #include "kernel/nft_rules.hpp"
+#include "plan/table_diff.hpp"
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
@@ -17,6 +18,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -26,6 +28,12 @@
 namespace kvmnet::kernel {
 
 using namespace nft;
+
+namespace {
+
+bool is_verdict_map(const plan::Set& set) { return set.data == std::vector<plan::SetType>{plan::SetType::verdict}; }
+
+}  // namespace
 
 Nftables::Nftables() = default;
 Nftables::~Nftables() = default;
@@ -67,8 +75,9 @@ void Nftables::replace_table(const plan::Table& table)
             if (set.elements.empty()) continue;
             SetElements e{id, &set, encode_elements(set, set.elements, true), {}};
             e.chunks = chunk_elements(e.elements, table.name, set.name);
-            for (const ElementChunk& c : e.chunks)
-                steps.push_back({c.bound, chunk_text(c, e.elements.size(), "adding", set.name)});
+            if (!is_verdict_map(set))
+                for (const ElementChunk& c : e.chunks)
+                    steps.push_back({c.bound, chunk_text(c, e.elements.size(), "adding", set.name)});
             elements.push_back(std::move(e));
         }
         for (const plan::Chain& chain : table.chains) {
@@ -76,6 +85,10 @@ void Nftables::replace_table(const plan::Table& table)
             steps.push_back({message_overhead + table.name.size() + chain.name.size() + chain.type.size(),
                              "adding chain " + chain.name});
         }
+        for (const SetElements& e : elements)
+            if (is_verdict_map(*e.set))
+                for (const ElementChunk& c : e.chunks)
+                    steps.push_back({c.bound, chunk_text(c, e.elements.size(), "adding", e.set->name)});
         for (const plan::Chain& chain : table.chains) {
             std::size_t index = 0;
             for (const plan::Rule& rule : chain.rules) {
@@ -111,10 +124,12 @@ void Nftables::replace_table(const plan::Table& table)
         nftnl_set_nlmsg_build_payload(nlh, set.get());
         batch.next();
         // Elements right after their set, as nft sends them; EXCL makes a
-        // duplicate in the plan an error instead of a silent merge.
+        // duplicate in the plan an error instead of a silent merge. A verdict
+        // map's elements jump to chains: they wait for the chains.
         if (element_set < elements.size() &&
             elements[element_set].set_id == nftnl_set_get_u32(set.get(), NFTNL_SET_ID)) {
             const SetElements& e = elements[element_set++];
+            if (is_verdict_map(*e.set)) continue;
             for (const ElementChunk& c : e.chunks) {
                 put_elements(batch, NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, batch.seq(i++), table.name,
                              e.set->name, e.set_id, e.elements, c);
@@ -127,6 +142,13 @@ void Nftables::replace_table(const plan::Table& table)
         nftnl_chain_nlmsg_build_payload(nlh, c.get());
         batch.next();
     }
+    for (const SetElements& e : elements) {
+        if (!is_verdict_map(*e.set)) continue;
+        for (const ElementChunk& c : e.chunks) {
+            put_elements(batch, NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, batch.seq(i++), table.name, e.set->name,
+                         e.set_id, e.elements, c);
+        }
+    }
     for (const RulePtr& r : rules) {
         nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWRULE, NFPROTO_INET,
                                                    NLM_F_APPEND | NLM_F_CREATE | NLM_F_ACK, batch.seq(i++));
@@ -138,6 +160,171 @@ void Nftables::replace_table(const plan::Table& table)
         // Every set and chain a rule names is in this batch (checked above),
         // so ENOENT for a rule means the kernel does not know one of its
         // expression types: a kernel built without that nftables module.
+        const auto used = step_modules.find(seq - batch.first_seq() - 1);
+        if (error == ENOENT && used != step_modules.end()) {
+            std::string modules;
+            for (const std::string& m : used->second)
+                modules += (modules.empty() ? "" : ", ") + m;
+            throw Error(ErrorKind::Unsupported, "nftables: " + doing + " failed: the kernel lacks an nftables " +
+                                                    "expression " + batch.what(seq) + " needs (it uses " + modules +
+                                                    "): " + errno_text(error));
+        }
+        throw Error(ErrorKind::Kernel,
+                    "nftables: " + doing + " failed: " + errno_text(error) + " (" + batch.what(seq) + ")");
+    }
+}
+
+void Nftables::update_table(const plan::Table& table, const plan::TableDiff& diff)
+{
+    if (diff.replace) return replace_table(table);
+    const std::string doing = "updating table inet " + table.name + " (" + diff.summary() + ")";
+    if (diff.empty()) return;
+
+    // Every message built and checked before the first byte goes to the kernel.
+    struct Message {
+        std::uint16_t type;
+        std::uint16_t flags;
+        std::function<void(nlmsghdr*)> payload;  // for table, set, chain and rule messages
+        const plan::ElementChange* change = nullptr;
+        std::optional<std::uint32_t> set_id;
+        std::size_t encoded = 0;  // index into `encoded`
+        ElementChunk chunk{};
+    };
+    std::vector<Message> messages;
+    auto object = [](std::uint16_t type, std::uint16_t flags, std::function<void(nlmsghdr*)> payload) {
+        Message m{type, flags, std::move(payload), nullptr, std::nullopt, 0, {}};
+        return m;
+    };
+    std::vector<std::vector<EncodedElement>> encoded;
+    std::vector<Batch::Step> steps;
+    std::map<std::size_t, std::vector<std::string>> step_modules;
+    std::vector<SetPtr> sets;
+    std::vector<ChainPtr> chains;
+    std::vector<RulePtr> rules;
+    SetIndex set_index;
+    std::vector<plan::ElementChange> added_set_elements;  // a new set's elements
+    const std::size_t base = message_overhead + table.name.size();
+    auto elements = [&](const plan::ElementChange& c, std::optional<std::uint32_t> set_id) {
+        if (c.elements.empty()) return;
+        check_name("set", c.set->name);
+        encoded.push_back(encode_elements(*c.set, c.elements, c.add));
+        const std::size_t index = encoded.size() - 1;
+        for (const ElementChunk& chunk : chunk_elements(encoded[index], table.name, c.set->name)) {
+            steps.push_back(
+                {chunk.bound, chunk_text(chunk, encoded[index].size(), c.add ? "adding" : "deleting", c.set->name)});
+            messages.push_back({c.add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
+                                static_cast<std::uint16_t>(c.add ? NLM_F_CREATE | NLM_F_EXCL : 0),
+                                {},
+                                &c,
+                                set_id,
+                                index,
+                                chunk});
+        }
+    };
+    auto chain_message = [&](std::uint16_t type, std::uint16_t flags, const plan::Chain& chain, const char* what) {
+        chains.push_back(make_chain(table.name, chain));
+        nftnl_chain* c = chains.back().get();
+        steps.push_back({base + chain.name.size() + chain.type.size(), std::string(what) + " chain " + chain.name});
+        messages.push_back(object(type, flags, [c](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, c); }));
+    };
+    auto flush = [&](const std::string& chain) {
+        RulePtr r(checked(nftnl_rule_alloc()));
+        nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+        if (nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.name.c_str()) < 0 ||
+            nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain.c_str()) < 0) {
+            throw std::bad_alloc();
+        }
+        rules.push_back(std::move(r));
+        nftnl_rule* rule = rules.back().get();
+        steps.push_back({base + chain.size(), "flushing chain " + chain});
+        messages.push_back(
+            object(NFT_MSG_DELRULE, 0, [rule](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rule); }));
+    };
+    try {
+        check_name("table", table.name);
+        for (std::size_t i = 0; i < table.sets.size(); ++i) {
+            const plan::Set& set = table.sets[i];
+            if (!set_index.emplace(set.name, SetInfo{&set, static_cast<std::uint32_t>(i + 1)}).second)
+                throw invalid_plan("set @" + set.name + " declared twice");
+        }
+        for (const plan::ElementChange& c : diff.removed_elements)
+            elements(c, std::nullopt);
+        for (const plan::Chain* chain : diff.changed_chains)
+            flush(chain->name);
+        for (const std::string& name : diff.removed_chains)
+            flush(name);
+        for (const std::string& name : diff.removed_sets) {
+            check_name("set", name);
+            SetPtr set(checked(nftnl_set_alloc()));
+            nftnl_set_set_u32(set.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+            if (nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, table.name.c_str()) < 0 ||
+                nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str()) < 0) {
+                throw std::bad_alloc();
+            }
+            sets.push_back(std::move(set));
+            nftnl_set* s = sets.back().get();
+            steps.push_back({base + name.size(), "deleting set " + name});
+            messages.push_back(
+                object(NFT_MSG_DELSET, 0, [s](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, s); }));
+        }
+        // After the sets: a verdict map's elements hold the chains they jump to.
+        for (const std::string& name : diff.removed_chains)
+            chain_message(NFT_MSG_DELCHAIN, 0, plan::Chain{name, "", "", 0, true, {}}, "deleting");
+        // Reserved: the messages point at these.
+        added_set_elements.reserve(diff.added_sets.size());
+        for (const plan::Set* set : diff.added_sets) {
+            const std::uint32_t id = set_index.at(set->name).id;
+            sets.push_back(make_set(table.name, *set, id));
+            nftnl_set* s = sets.back().get();
+            steps.push_back({base + set->name.size() + NFT_USERDATA_MAXLEN, "adding set " + set->name});
+            messages.push_back(object(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL,
+                                      [s](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, s); }));
+            added_set_elements.push_back(plan::ElementChange{set, set->elements, true});
+            if (!is_verdict_map(*set)) elements(added_set_elements.back(), id);
+        }
+        for (const plan::Chain* chain : diff.added_chains)
+            chain_message(NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, *chain, "adding");
+        // A new verdict map's elements jump to chains: after the chains.
+        for (const plan::ElementChange& c : added_set_elements)
+            if (is_verdict_map(*c.set)) elements(c, set_index.at(c.set->name).id);
+        for (const plan::ElementChange& c : diff.added_elements)
+            elements(c, std::nullopt);
+        auto add_rules = [&](const plan::Chain& chain) {
+            std::size_t index = 0;
+            for (const plan::Rule& rule : chain.rules) {
+                std::size_t expressions = 0;
+                std::vector<std::string> modules;
+                rules.push_back(make_rule(table.name, chain.name, rule, set_index, expressions, modules));
+                if (!modules.empty()) step_modules[steps.size()] = std::move(modules);
+                nftnl_rule* r = rules.back().get();
+                steps.push_back({base + chain.name.size() + rule.comment.size() + expressions * bytes_per_expression,
+                                 "adding rule " + std::to_string(++index) + " to chain " + chain.name});
+                messages.push_back(object(NFT_MSG_NEWRULE, NLM_F_APPEND | NLM_F_CREATE,
+                                          [r](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, r); }));
+            }
+        };
+        for (const plan::Chain* chain : diff.added_chains)
+            add_rules(*chain);
+        for (const plan::Chain* chain : diff.changed_chains)
+            add_rules(*chain);
+    } catch (const Error& e) {
+        throw Error(e.kind(), "nftables: " + doing + " failed: " + e.what());
+    }
+
+    Batch batch(transport_.next_seq(), steps);
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        const Message& m = messages[i];
+        if (m.change != nullptr) {
+            put_elements(batch, m.type, m.flags, batch.seq(i), table.name, m.change->set->name, m.set_id,
+                         encoded[m.encoded], m.chunk);
+            continue;
+        }
+        nlmsghdr* nlh = nftnl_nlmsg_build_hdr(batch.current(), m.type, NFPROTO_INET, m.flags | NLM_F_ACK, batch.seq(i));
+        m.payload(nlh);
+        batch.next();
+    }
+    const auto [error, seq] = transport_.commit(batch, doing);
+    if (error != 0) {
         const auto used = step_modules.find(seq - batch.first_seq() - 1);
         if (error == ENOENT && used != step_modules.end()) {
             std::string modules;

@@ -26,6 +26,14 @@ public:
     // with the kernel's error text; on failure nothing changes.
     void replace_table(const plan::Table& table) override;
 
+    // The changes of `diff` (plan::diff_tables of the table the kernel has
+    // and `table`) in one transaction: element deletions, chain flushes, set
+    // deletions, chain deletions, then new sets with their elements, new
+    // chains, new verdict maps' elements, element additions and the rules of
+    // new and changed chains. Throws like replace_table; on failure nothing
+    // changes.
+    void update_table(const plan::Table& table, const plan::TableDiff& diff) override;
+
     // Deletes table "inet <name>" if it exists (one transaction). No-op when absent.
     void delete_table(const std::string& name) override;
 

@@ -256,11 +256,21 @@ struct ChainInfo {
     std::string policy;  // "accept" or "drop"
 };
 
+struct TableDiff;  // plan/table_diff.hpp
+
 class FirewallAdapter {
 public:
     virtual ~FirewallAdapter() = default;
     // Atomically replaces our table with exactly `table`.
     virtual void replace_table(const Table& table) = 0;
+    // Atomically turns our table, as the kernel has it, into `table` by the
+    // changes in `diff` (diff_tables of the table last committed and
+    // `table`). An adapter without increments replaces the table.
+    virtual void update_table(const Table& table, const TableDiff& diff)
+    {
+        (void)diff;
+        replace_table(table);
+    }
     // Removes our table; absent is fine.
     virtual void delete_table(const std::string& name) = 0;
     // The ruleset generation of this network namespace: every committed

@@ -4,7 +4,9 @@
 #include "plan/planner_ipv6.hpp"
 
 #include <algorithm>
+#include <array>
 #include <sstream>
+#include <string_view>
 
 namespace kvmnet::plan {
 namespace {
@@ -130,128 +132,205 @@ std::string per_source_set(const std::string& network) { return "conns_" + netwo
 
 std::string owner_alias(const std::string& network_name) { return alias_prefix + network_name; }
 
+std::string network_chain(const std::string& network, NetworkChain which)
+{
+    static const char* const suffix[] = {"guard", "first", "barred", "inbound", "outbound", "hairpin", "masquerade"};
+    return "net_" + network + "_" + suffix[static_cast<int>(which)];
+}
+
+std::string dispatch_map(NetworkChain which)
+{
+    static const char* const names[] = {"guard_by_iif",    "first_by_oif",   "barred_by_iif",    "inbound_by_oif",
+                                        "outbound_by_iif", "hairpin_by_oif", "masquerade_by_iif"};
+    return names[static_cast<int>(which)];
+}
+
+std::string hook_chain_of(const std::string& chain)
+{
+    static const std::pair<const char*, const char*> hooks[] = {
+        {"_guard", "guest_prerouting"},    {"_first", "guest_forward"},    {"_barred", "guest_forward"},
+        {"_inbound", "guest_forward"},     {"_outbound", "guest_forward"}, {"_hairpin", "nat_postrouting"},
+        {"_masquerade", "nat_postrouting"}};
+    if (chain.rfind("net_", 0) != 0) return chain;
+    for (const auto& [suffix, hook] : hooks) {
+        const std::string_view s(suffix);
+        if (chain.size() > s.size() && chain.compare(chain.size() - s.size(), s.size(), s) == 0) return hook;
+    }
+    return chain;
+}
+
 Table build_ruleset(std::vector<model::Network> active)
 {
     std::sort(active.begin(), active.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
 
-    Chain forward{"guest_forward", "filter", "forward", 0, true, {}};
-    Chain postrouting{"nat_postrouting", "nat", "postrouting", 100, true, {}};
-    std::vector<Set> sets;
-    std::vector<Rule> hairpin;
-    // Before conntrack (raw priority): NAT bridges accept 127.0.0.0/8 for
-    // forwards from the host's loopback (route_localnet), so guests must not
-    // be able to use those addresses themselves (CVE-2020-8558).
-    Chain loopback_guard{"guest_prerouting", "filter", "prerouting", -300, true, {}};
-
+    // kube-proxy's shape: the hooked chains hold a fixed number of rules, each
+    // a verdict map from a bridge name to that network's own chain, so the
+    // rules a packet runs through and a network's start (its chains and map
+    // elements, an incremental commit) do not grow with the number of
+    // networks.
+    //
     // Forward rules are grouped by purpose across all networks rather than
     // per network, so the verdict for traffic between two networks does not
-    // depend on which network sorts first:
-    //   1. replies to NAT guests, and traffic within one bridge: accept;
+    // depend on which network sorts first; one map per group:
+    //   1. replies to NAT guests, and traffic within one bridge: accept
+    //      (by output bridge);
     //   2. what a bridge may not send at all: spoofed sources, anything from
-    //      an isolated network, and (with an uplink) anything not towards it;
-    //   3. new traffic towards a bridge: dropped, except routed subnets;
-    //   4. guest-initiated traffic (its source was checked in 2): accept.
-    // Every group holds a fixed number of rules per network.
-    std::vector<Rule> replies, intra, barred, inbound, outbound;
-    for (const model::Network& n : active) {
-        const std::string& br = n.bridge;
-        if (!n.ipv4) {
-            // Bridge mode: with br_netfilter loaded, frames bridged between
-            // the uplink and guests traverse this hook as bridge -> bridge.
-            intra.push_back(rule({iif(br), oif(br)}, Verdict::accept, n.name + ": bridged LAN traffic"));
-            continue;
-        }
-        add_ipv6_rules(n, {replies, barred, inbound, outbound, postrouting.rules});  // planner_ipv6.cpp
-        const model::Ipv4Interface& a = n.ipv4->address;
-        const std::string tag = n.name + ": ";
-        const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
-        const bool nat = n.mode == model::Mode::nat;
-
-        intra.push_back(rule({iif(br), oif(br)}, Verdict::accept, tag + "between guests"));
-        if (n.mode == model::Mode::nat)
-            replies.push_back(rule({oif(br), daddr(a), MatchCtState{ct::established | ct::related}}, Verdict::accept,
-                                   tag + "replies to guests"));
-        if (forwards) {
-            barred.push_back(rule({iif(br), saddr(a, Cmp::neq)}, Verdict::drop, tag + "spoofed source", true));
-            if (!n.uplink.empty())
-                barred.push_back(
-                    rule({iif(br), oif(n.uplink, Cmp::neq)}, Verdict::drop, tag + "only via uplink", true));
-            // limits: new connections are counted where they enter the
-            // forward path, from the guests and (NAT) through forwards.
-            const MatchCtState fresh{ct::new_};
-            const MatchCtStatus dnat{ct_status::dnat};
-            if (const auto rate = n.limits.new_connections_per_second) {
-                const MatchLimit over{*rate, *rate, true};
-                barred.push_back(rule({iif(br), fresh, over}, Verdict::drop,
-                                      tag + "new connections from guests over "
-                                            "the rate limit",
-                                      true));
-                if (nat)
-                    barred.push_back(rule({oif(br), dnat, fresh, over}, Verdict::drop,
-                                          tag + "new connections to forwards over the rate limit", true));
-            }
-            if (const auto count = n.limits.connections_per_source) {
-                Set meter{per_source_set(n.name), {SetType::ipv4_addr}, {}, 65535, true, false, {}};
-                const MatchConnLimit too_many{{Field::ip_saddr}, meter.name, *count, true};
-                sets.push_back(std::move(meter));
-                barred.push_back(rule({iif(br), fresh, too_many}, Verdict::drop,
-                                      tag + "connections per guest address over the limit", true));
-                if (nat)
-                    barred.push_back(rule({oif(br), dnat, fresh, too_many}, Verdict::drop,
-                                          tag + "connections per source to forwards over the limit", true));
-            }
-        } else {
-            barred.push_back(rule({iif(br)}, Verdict::drop, tag + "isolated", true));
-        }
-        if (n.mode == model::Mode::routed)
-            inbound.push_back(rule({oif(br), daddr(a)}, Verdict::accept, tag + "routed to guests"));
-        if (nat)
-            inbound.push_back(rule({oif(br), daddr(a), MatchCtStatus{ct_status::dnat}}, Verdict::accept,
-                                   tag + "port forwards to guests"));
-        inbound.push_back(rule({oif(br)}, Verdict::drop, tag + "no new connections to guests", true));
-        if (forwards) outbound.push_back(rule({iif(br), saddr(a)}, Verdict::accept, tag + "from guests"));
-
-        if (nat) {
-            const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}},
-                loopback_dst{false, Cmp::eq, {0x7f000000u, 8}};
-            loopback_guard.rules.push_back(
-                rule({iif(br), loopback_dst}, Verdict::drop, tag + "loopback destination from guests", true));
-            loopback_guard.rules.push_back(
-                rule({iif(br), loopback_src}, Verdict::drop, tag + "loopback source from guests", true));
-            // A forwarded connection from a guest of this network (hairpin)
-            // or from this host's loopback must come back through the host,
-            // so it leaves with the gateway's address.
-            hairpin.push_back(rule({oif(br), MatchCtStatus{ct_status::dnat}, saddr(a)}, Verdict::masquerade,
-                                   tag + "hairpin forwards"));
-            hairpin.push_back(rule({oif(br), MatchCtStatus{ct_status::dnat}, loopback_src}, Verdict::masquerade,
-                                   tag + "forwards from the host's loopback"));
-            // Multicast and broadcast must keep their source: libvirt learnt
-            // this the hard way (DHCP and mDNS break when masqueraded).
-            postrouting.rules.push_back(
-                rule({saddr(a), daddr(0xe0000000u, 24)}, Verdict::return_, tag + "keep local multicast"));
-            postrouting.rules.push_back(
-                rule({saddr(a), daddr(0xffffffffu, 32)}, Verdict::return_, tag + "keep broadcast"));
-            std::vector<Match> masq{saddr(a), daddr(a, Cmp::neq)};
-            if (!n.uplink.empty()) masq.push_back(oif(n.uplink));
-            postrouting.rules.push_back(rule(std::move(masq), Verdict::masquerade, tag + "masquerade"));
-        }
+    //      an isolated network, and (with an uplink) anything not towards it
+    //      (by input bridge);
+    //   3. new traffic towards a bridge: dropped, except routed subnets (by
+    //      output bridge);
+    //   4. guest-initiated traffic (its source was checked in 2): accept
+    //      (by input bridge).
+    constexpr int groups = static_cast<int>(NetworkChain::count);
+    std::vector<Chain> own;  // the networks' chains
+    std::vector<Set> sets;
+    std::array<Set, groups> maps;
+    for (int g = 0; g < groups; ++g) {
+        maps[g].name = dispatch_map(static_cast<NetworkChain>(g));
+        maps[g].key = {SetType::ifname};
+        maps[g].data = {SetType::verdict};
     }
-    for (auto* group : {&replies, &intra, &barred, &inbound, &outbound})
-        forward.rules.insert(forward.rules.end(), group->begin(), group->end());
-
-    postrouting.rules.insert(postrouting.rules.begin(), hairpin.begin(), hairpin.end());
-
-    // No input chain: an accept here could not override another table's drop,
-    // and the host's own services are the host firewall's business.
-    Table table{table_name, {std::move(forward)}};
-    if (!loopback_guard.rules.empty()) table.chains.insert(table.chains.begin(), std::move(loopback_guard));
-    if (!postrouting.rules.empty()) table.chains.push_back(std::move(postrouting));
-
-    // Port forwards: declared whenever a NAT network runs, so adding the first
-    // forward is an element change like any other.
+    std::vector<Set> meters;
+    // Only NAT networks have rules in guest_prerouting and nat_postrouting.
     const bool any_nat = std::any_of(active.begin(), active.end(), [](const model::Network& n) {
         return n.mode == model::Mode::nat && n.ipv4.has_value();
     });
+
+    for (const model::Network& n : active) {
+        const std::string& br = n.bridge;
+        std::array<std::vector<Rule>, groups> r;
+        auto& [guard, replies, barred, inbound, outbound, hairpin, postrouting] = r;
+        if (!n.ipv4) {
+            // Bridge mode: with br_netfilter loaded, frames bridged between
+            // the uplink and guests traverse this hook as bridge -> bridge.
+            replies.push_back(rule({iif(br)}, Verdict::accept, n.name + ": bridged LAN traffic"));
+        } else {
+            std::vector<Rule> intra;
+            add_ipv6_rules(n, {replies, barred, inbound, outbound, hairpin, postrouting});  // planner_ipv6.cpp
+            const model::Ipv4Interface& a = n.ipv4->address;
+            const std::string tag = n.name + ": ";
+            const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
+            const bool nat = n.mode == model::Mode::nat;
+
+            // The first group is reached by output bridge: "between guests"
+            // is the input bridge being the same.
+            intra.push_back(rule({iif(br)}, Verdict::accept, tag + "between guests"));
+            if (n.mode == model::Mode::nat)
+                replies.push_back(rule({daddr(a), MatchCtState{ct::established | ct::related}}, Verdict::accept,
+                                       tag + "replies to guests"));
+            replies.insert(replies.end(), intra.begin(), intra.end());
+            if (forwards) {
+                barred.push_back(rule({saddr(a, Cmp::neq)}, Verdict::drop, tag + "spoofed source", true));
+                if (!n.uplink.empty())
+                    barred.push_back(rule({oif(n.uplink, Cmp::neq)}, Verdict::drop, tag + "only via uplink", true));
+                // limits: new connections are counted where they enter the
+                // forward path, from the guests and (NAT) through forwards.
+                // Each group's chain is reached by the bridge the rule
+                // matched on before, so the ones on the way in to guests
+                // go to the inbound chain, ahead of its accepts.
+                const MatchCtState fresh{ct::new_};
+                const MatchCtStatus dnat{ct_status::dnat};
+                std::vector<Rule> inbound_limits;
+                if (const auto rate = n.limits.new_connections_per_second) {
+                    const MatchLimit over{*rate, *rate, true};
+                    barred.push_back(rule({fresh, over}, Verdict::drop,
+                                          tag + "new connections from guests over the rate limit", true));
+                    if (nat)
+                        inbound_limits.push_back(rule({dnat, fresh, over}, Verdict::drop,
+                                                      tag + "new connections to forwards over the rate limit", true));
+                }
+                if (const auto count = n.limits.connections_per_source) {
+                    Set meter{per_source_set(n.name), {SetType::ipv4_addr}, {}, 65535, true, false, {}};
+                    const MatchConnLimit too_many{{Field::ip_saddr}, meter.name, *count, true};
+                    meters.push_back(std::move(meter));
+                    barred.push_back(rule({fresh, too_many}, Verdict::drop,
+                                          tag + "connections per guest address over the limit", true));
+                    if (nat)
+                        inbound_limits.push_back(rule({dnat, fresh, too_many}, Verdict::drop,
+                                                      tag + "connections per source to forwards over the limit", true));
+                }
+                inbound.insert(inbound.begin(), inbound_limits.begin(), inbound_limits.end());
+            } else {
+                barred.push_back(rule({}, Verdict::drop, tag + "isolated", true));
+            }
+            if (n.mode == model::Mode::routed)
+                inbound.push_back(rule({daddr(a)}, Verdict::accept, tag + "routed to guests"));
+            if (nat)
+                inbound.push_back(
+                    rule({daddr(a), MatchCtStatus{ct_status::dnat}}, Verdict::accept, tag + "port forwards to guests"));
+            inbound.push_back(rule({}, Verdict::drop, tag + "no new connections to guests", true));
+            if (forwards) outbound.push_back(rule({saddr(a)}, Verdict::accept, tag + "from guests"));
+
+            if (nat) {
+                const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}},
+                    loopback_dst{false, Cmp::eq, {0x7f000000u, 8}};
+                // Before conntrack (raw priority): NAT bridges accept
+                // 127.0.0.0/8 for forwards from the host's loopback
+                // (route_localnet), so guests must not be able to use those
+                // addresses themselves (CVE-2020-8558).
+                guard.push_back(rule({loopback_dst}, Verdict::drop, tag + "loopback destination from guests", true));
+                guard.push_back(rule({loopback_src}, Verdict::drop, tag + "loopback source from guests", true));
+                // A forwarded connection from a guest of this network (hairpin)
+                // or from this host's loopback must come back through the host,
+                // so it leaves with the gateway's address.
+                hairpin.insert(hairpin.begin(), {rule({MatchCtStatus{ct_status::dnat}, saddr(a)}, Verdict::masquerade,
+                                                      tag + "hairpin forwards"),
+                                                 rule({MatchCtStatus{ct_status::dnat}, loopback_src},
+                                                      Verdict::masquerade, tag + "forwards from the host's loopback")});
+                // Multicast and broadcast must keep their source: libvirt learnt
+                // this the hard way (DHCP and mDNS break when masqueraded).
+                postrouting.push_back(
+                    rule({saddr(a), daddr(0xe0000000u, 24)}, Verdict::return_, tag + "keep local multicast"));
+                postrouting.push_back(
+                    rule({saddr(a), daddr(0xffffffffu, 32)}, Verdict::return_, tag + "keep broadcast"));
+                std::vector<Match> masq{saddr(a), daddr(a, Cmp::neq)};
+                if (!n.uplink.empty()) masq.push_back(oif(n.uplink));
+                postrouting.push_back(rule(std::move(masq), Verdict::masquerade, tag + "masquerade"));
+            }
+        }
+        for (int g = 0; g < groups; ++g) {
+            if (r[g].empty()) continue;
+            const std::string chain = network_chain(n.name, static_cast<NetworkChain>(g));
+            own.push_back(Chain{chain, "", "", 0, true, std::move(r[g])});
+            maps[g].elements.push_back(SetElement{{br}, {"jump " + chain}, n.name, 0, 5});
+        }
+    }
+
+    auto dispatch = [&](NetworkChain g, bool input) {
+        const Field key = input ? Field::iifname : Field::oifname;
+        return rule({VerdictMap{{key}, dispatch_map(g)}}, Verdict::none, "");
+    };
+    Chain forward{"guest_forward",
+                  "filter",
+                  "forward",
+                  0,
+                  true,
+                  {dispatch(NetworkChain::first, false), dispatch(NetworkChain::barred, true),
+                   dispatch(NetworkChain::inbound, false), dispatch(NetworkChain::outbound, true)}};
+    // No input chain: an accept here could not override another table's drop,
+    // and the host's own services are the host firewall's business.
+    Table table{table_name, {std::move(forward)}};
+    const int forward_groups[] = {1, 2, 3, 4};
+    for (int g : forward_groups)
+        sets.push_back(std::move(maps[g]));
+    if (any_nat) {
+        table.chains.insert(
+            table.chains.begin(),
+            Chain{"guest_prerouting", "filter", "prerouting", -300, true, {dispatch(NetworkChain::guard, true)}});
+        table.chains.push_back(
+            Chain{"nat_postrouting",
+                  "nat",
+                  "postrouting",
+                  100,
+                  true,
+                  {dispatch(NetworkChain::hairpin, false), dispatch(NetworkChain::masquerade, true)}});
+        sets.insert(sets.begin(), std::move(maps[0]));
+        sets.push_back(std::move(maps[5]));
+        sets.push_back(std::move(maps[6]));
+    }
+
+    // Port forwards: declared whenever a NAT network runs, so adding the first
+    // forward is an element change like any other.
     if (any_nat) {
         std::vector<Set> fwd = forward_sets();
         for (const model::Network& n : active) {
@@ -270,7 +349,9 @@ Table build_ruleset(std::vector<model::Network> active)
         table.chains.insert(table.chains.begin(),
                             Chain{"nat_prerouting", "nat", "prerouting", -100, true, forward_rules()});
     }
+    sets.insert(sets.end(), std::make_move_iterator(meters.begin()), std::make_move_iterator(meters.end()));
     table.sets = std::move(sets);
+    table.chains.insert(table.chains.end(), std::make_move_iterator(own.begin()), std::make_move_iterator(own.end()));
     return table;
 }
 

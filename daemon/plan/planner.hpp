@@ -19,9 +19,24 @@ inline constexpr const char* alias_prefix = "kvmnet:";
 std::string owner_alias(const std::string& network_name);
 
 // The whole "inet kvmnet" table for the given active networks, in a stable
-// order (by network name). Chains are fixed; rules grow with the number of
-// networks only.
+// order (by network name). The hooked chains are fixed; each network adds
+// its own chains (net_NAME_*, below) and one element per chain to the
+// verdict map that leads there from its bridge's name.
 Table build_ruleset(std::vector<model::Network> active);
+
+// A network's own chains, by the group of rules each holds, in the order the
+// hooked chains reach them: guard (guest_prerouting, by input bridge),
+// first, barred, inbound, outbound (guest_forward), hairpin and masquerade
+// (nat_postrouting).
+enum class NetworkChain { guard, first, barred, inbound, outbound, hairpin, masquerade, count };
+// "net_NAME_barred", ...
+std::string network_chain(const std::string& network, NetworkChain which);
+// The verdict map that leads to the group's chains: "barred_by_iif", ...
+std::string dispatch_map(NetworkChain which);
+// The hooked chain a network's chain is reached from ("net_web_barred" ->
+// "guest_forward"); any other name is returned as it is. Statistics report
+// this one, as they did when every rule was in the hooked chains.
+std::string hook_chain_of(const std::string& chain);
 
 // ---- port forwards
 // ---------------------------------------------------------------------------------------------------

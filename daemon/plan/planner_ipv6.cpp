@@ -1,4 +1,5 @@
 // IPv6 planning: the forward rules mirror the IPv4 ones of build_ruleset
+// (in the network's own chains, which its bridge's name leads to)
 // (replies to NAT guests, spoofed sources, routed accepts, guest-initiated
 // traffic), plus NAT66 masquerade; the bridge gets the gateway address with
 // nodad; dnsmasq sends router advertisements and serves DHCPv6 ranges.
@@ -16,7 +17,6 @@ namespace {
 
 Ipv6Prefix prefix(const model::Ipv6Interface& a) { return {a.network().bytes, a.prefix}; }
 
-MatchIfname iif(const std::string& name, Cmp op = Cmp::eq) { return {true, op, name}; }
 MatchIfname oif(const std::string& name, Cmp op = Cmp::eq) { return {false, op, name}; }
 MatchIpv6 saddr6(const model::Ipv6Interface& a, Cmp op = Cmp::eq) { return {true, op, prefix(a)}; }
 MatchIpv6 daddr6(const model::Ipv6Interface& a, Cmp op = Cmp::eq) { return {false, op, prefix(a)}; }
@@ -31,34 +31,33 @@ Rule rule(std::vector<Match> matches, Verdict verdict, const std::string& commen
 void add_ipv6_rules(const model::Network& n, ForwardGroups groups)
 {
     if (n.mode == model::Mode::bridge) return;
-    const std::string& br = n.bridge;
     const std::string tag = n.name + ": ";
     const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
     // Isolated networks already drop everything from their bridge, whatever the protocol.
     if (!forwards) return;
     if (!n.ipv6) {
         groups.barred.push_back(
-            rule({iif(br), MatchIpv6{true, Cmp::eq, Ipv6Prefix{{}, 0}}}, Verdict::drop, tag + "no IPv6 subnet", true));
+            rule({MatchIpv6{true, Cmp::eq, Ipv6Prefix{{}, 0}}}, Verdict::drop, tag + "no IPv6 subnet", true));
         return;
     }
     const model::Ipv6Interface& a = n.ipv6->address;
     if (n.mode == model::Mode::nat)
-        groups.replies.push_back(rule({oif(br), daddr6(a), MatchCtState{ct::established | ct::related}},
-                                      Verdict::accept, tag + "replies to guests (IPv6)"));
-    groups.barred.push_back(rule({iif(br), saddr6(a, Cmp::neq)}, Verdict::drop, tag + "spoofed IPv6 source", true));
+        groups.replies.push_back(rule({daddr6(a), MatchCtState{ct::established | ct::related}}, Verdict::accept,
+                                      tag + "replies to guests (IPv6)"));
+    groups.barred.push_back(rule({saddr6(a, Cmp::neq)}, Verdict::drop, tag + "spoofed IPv6 source", true));
     if (n.mode == model::Mode::routed)
-        groups.inbound.push_back(rule({oif(br), daddr6(a)}, Verdict::accept, tag + "routed to guests (IPv6)"));
+        groups.inbound.push_back(rule({daddr6(a)}, Verdict::accept, tag + "routed to guests (IPv6)"));
     if (n.mode == model::Mode::nat) {
         // IPv6 port forwards (the fwd6_* maps of build_ruleset): forwarded
         // connections may reach the guests, and hairpin ones come back
         // through the host. There is no IPv6 counterpart of 127.0.0.1
         // forwarding: the kernel never routes ::1 off the host.
-        groups.inbound.push_back(rule({oif(br), daddr6(a), MatchCtStatus{ct_status::dnat}}, Verdict::accept,
-                                      tag + "port forwards to guests (IPv6)"));
-        groups.postrouting.push_back(rule({oif(br), MatchCtStatus{ct_status::dnat}, saddr6(a)}, Verdict::masquerade,
-                                          tag + "hairpin forwards (IPv6)"));
+        groups.inbound.push_back(
+            rule({daddr6(a), MatchCtStatus{ct_status::dnat}}, Verdict::accept, tag + "port forwards to guests (IPv6)"));
+        groups.hairpin.push_back(
+            rule({MatchCtStatus{ct_status::dnat}, saddr6(a)}, Verdict::masquerade, tag + "hairpin forwards (IPv6)"));
     }
-    groups.outbound.push_back(rule({iif(br), saddr6(a)}, Verdict::accept, tag + "from guests (IPv6)"));
+    groups.outbound.push_back(rule({saddr6(a)}, Verdict::accept, tag + "from guests (IPv6)"));
 
     if (n.mode == model::Mode::nat && n.ipv6->nat66) {
         // As for IPv4: multicast keeps its source.

@@ -22,7 +22,8 @@ struct ForwardGroups {
     std::vector<Rule>& barred;
     std::vector<Rule>& inbound;
     std::vector<Rule>& outbound;
-    std::vector<Rule>& postrouting;
+    std::vector<Rule>& hairpin;      // NAT postrouting, by output bridge
+    std::vector<Rule>& postrouting;  // NAT postrouting, by input bridge
 };
 
 // IPv6 rules of one NAT, routed or isolated network. Called before the

@@ -77,6 +77,11 @@ struct MatchRenderer {
         keys_text(out, m.keys);
         out << " map @" << m.map;
     }
+    void operator()(const VerdictMap& m) const
+    {
+        keys_text(out, m.keys);
+        out << " vmap @" << m.map;
+    }
     void operator()(const MatchIfname& m) const
     {
         out << (m.input ? "iifname " : "oifname ") << op_text(m.op) << quote(m.name);
@@ -227,6 +232,7 @@ const char* set_type_text(SetType t)
     case SetType::inet_proto: return "inet_proto";
     case SetType::inet_service: return "inet_service";
     case SetType::ifname: return "ifname";
+    case SetType::verdict: return "verdict";
     }
     return "?";
 }
@@ -245,15 +251,16 @@ std::string render(const Table& table)
         if (!first_object) out << '\n';
         first_object = false;
         out << "\tchain " << chain.name << " {\n";
-        out << "\t\ttype " << chain.type << " hook " << chain.hook << " priority " << chain.priority << "; policy "
-            << (chain.policy_accept ? "accept" : "drop") << ";\n";
+        if (chain.base())
+            out << "\t\ttype " << chain.type << " hook " << chain.hook << " priority " << chain.priority << "; policy "
+                << (chain.policy_accept ? "accept" : "drop") << ";\n";
         for (const Rule& rule : chain.rules) {
             std::ostringstream line;
             const char* sep = "";
-            const DnatMap* dnat = nullptr;
+            const Match* dnat = nullptr;
             for (const Match& m : rule.matches) {
-                if (const auto* d = std::get_if<DnatMap>(&m)) {
-                    dnat = d;  // a statement: after the counter, which it would otherwise skip
+                if (std::holds_alternative<DnatMap>(m) || std::holds_alternative<VerdictMap>(m)) {
+                    dnat = &m;  // a statement: after the counter, which it would otherwise skip
                     continue;
                 }
                 line << sep;
@@ -266,7 +273,7 @@ std::string render(const Table& table)
             }
             if (dnat != nullptr) {
                 line << sep;
-                MatchRenderer{line}(*dnat);
+                std::visit(MatchRenderer{line}, *dnat);
                 sep = " ";
             }
             if (rule.verdict != Verdict::none) {

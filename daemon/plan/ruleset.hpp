@@ -16,6 +16,7 @@ namespace kvmnet::plan {
 struct Ipv4Prefix {
     std::uint32_t address = 0;  // host byte order, already masked to `length`
     std::uint8_t length = 32;
+    bool operator==(const Ipv4Prefix&) const = default;
 };
 
 enum class Cmp { eq, neq };
@@ -25,6 +26,7 @@ struct MatchIfname {
     bool input = true;  // true: iifname, false: oifname
     Cmp op = Cmp::eq;
     std::string name;
+    bool operator==(const MatchIfname&) const = default;
 };
 
 // ip saddr / ip daddr compared to a prefix; implies "meta nfproto ipv4".
@@ -32,12 +34,14 @@ struct MatchIpv4 {
     bool source = true;  // true: saddr, false: daddr
     Cmp op = Cmp::eq;
     Ipv4Prefix prefix;
+    bool operator==(const MatchIpv4&) const = default;
 };
 
 // "meta l4proto P th dport N" (rendered as "udp dport N" / "tcp dport N").
 struct MatchL4Dport {
     std::uint8_t protocol = 17;  // IPPROTO_TCP (6) or IPPROTO_UDP (17)
     std::uint16_t port = 0;
+    bool operator==(const MatchL4Dport&) const = default;
 };
 
 // "ct state S1,S2": (ct state & mask) != 0.
@@ -46,12 +50,15 @@ inline constexpr std::uint32_t invalid = 1, established = 2, related = 4, new_ =
 }
 struct MatchCtState {
     std::uint32_t mask = 0;
+    bool operator==(const MatchCtState&) const = default;
 };
 
 // ---- named sets and maps, and the expressions that use them ----------------------------------------------------
 
 // nft data types usable in set keys and map data; concatenated when more than one.
-enum class SetType { ipv4_addr, ipv6_addr, ether_addr, inet_proto, inet_service, ifname };
+// `verdict` is map data only (a verdict map): its values are "jump CHAIN" or
+// "goto CHAIN".
+enum class SetType { ipv4_addr, ipv6_addr, ether_addr, inet_proto, inet_service, ifname, verdict };
 
 // Packet fields a rule can look up in a set, add to a meter, or use as a DNAT
 // map key. The type of each is fixed (field_type()); the adapter adds nft's
@@ -85,6 +92,7 @@ struct SetElement {
     // not match (the rule stops there).
     std::uint64_t limit_per_second = 0;
     std::uint32_t limit_burst = 5;
+    bool operator==(const SetElement&) const = default;
 };
 
 // "set NAME { ... }", or "map NAME { ... }" when `data` is not empty.
@@ -106,11 +114,13 @@ struct MatchSetLookup {
     std::vector<Field> keys;
     std::string set;
     bool negate = false;
+    bool operator==(const MatchSetLookup&) const = default;
 };
 
 // "fib daddr type local" (or "!= local"): the destination is one of this host's addresses.
 struct MatchFibDaddrLocal {
     Cmp op = Cmp::eq;
+    bool operator==(const MatchFibDaddrLocal&) const = default;
 };
 
 // "ct status S1,S2": (ct status & mask) != 0; for hairpin masquerade "ct status dnat".
@@ -120,6 +130,7 @@ inline constexpr std::uint32_t expected = 0x1, seen_reply = 0x2, assured = 0x4, 
 }
 struct MatchCtStatus {
     std::uint32_t mask = 0;
+    bool operator==(const MatchCtStatus&) const = default;
 };
 
 // "limit rate [over] N/second [burst B packets]": with `over`, true when the
@@ -128,6 +139,7 @@ struct MatchLimit {
     std::uint64_t per_second = 0;
     std::uint32_t burst = 5;  // nft's default, which `nft list` leaves out
     bool over = true;
+    bool operator==(const MatchLimit&) const = default;
 };
 
 // "add @set { KEYS ct count [over] N }": a per-key connection count (a meter);
@@ -138,6 +150,7 @@ struct MatchConnLimit {
     std::string set;
     std::uint32_t count = 0;
     bool over = true;
+    bool operator==(const MatchConnLimit&) const = default;
 };
 
 // A statement, not a condition: "dnat ip to KEYS map @map" (ip6 for IPv6),
@@ -147,12 +160,14 @@ struct DnatMap {
     bool ipv6 = false;
     std::vector<Field> keys;
     std::string map;
+    bool operator==(const DnatMap&) const = default;
 };
 
 // An IPv6 prefix; `address` in network byte order, already masked to `length`.
 struct Ipv6Prefix {
     std::array<std::uint8_t, 16> address{};
     std::uint8_t length = 128;
+    bool operator==(const Ipv6Prefix&) const = default;
 };
 
 // ip6 saddr / ip6 daddr compared to a prefix; implies "meta nfproto ipv6".
@@ -161,18 +176,31 @@ struct MatchIpv6 {
     bool source = true;  // true: saddr, false: daddr
     Cmp op = Cmp::eq;
     Ipv6Prefix prefix;
+    bool operator==(const MatchIpv6&) const = default;
 };
 
 // "meta nfproto ipv4" / "meta nfproto ipv6": the packet's family, for rules
 // whose other conditions do not imply one (lookups keyed by port only).
 struct MatchNfproto {
     bool ipv6 = false;
+    bool operator==(const MatchNfproto&) const = default;
 };
 
-// Conditions, in rule order. A DnatMap may appear at most once; render() and
-// the adapter put it after the conditions and the counter, wherever it is.
+// A statement, not a condition: "KEYS vmap @map", the map's data being a
+// verdict (jump CHAIN): the packet continues in the chain its keys map to
+// and, when that chain ends without a verdict, with the next rule. It ends
+// the rule, so the rule's verdict must be none.
+struct VerdictMap {
+    std::vector<Field> keys;
+    std::string map;
+    bool operator==(const VerdictMap&) const = default;
+};
+
+// Conditions, in rule order. A DnatMap or VerdictMap may appear at most once
+// (not both); render() and the adapter put it after the conditions and the
+// counter, wherever it is.
 using Match = std::variant<MatchIfname, MatchIpv4, MatchL4Dport, MatchCtState, MatchSetLookup, MatchFibDaddrLocal,
-                           MatchCtStatus, MatchLimit, MatchConnLimit, DnatMap, MatchIpv6, MatchNfproto>;
+                           MatchCtStatus, MatchLimit, MatchConnLimit, DnatMap, MatchIpv6, MatchNfproto, VerdictMap>;
 
 enum class Verdict { none, accept, drop, return_, masquerade };
 
@@ -181,15 +209,20 @@ struct Rule {
     bool counter = false;
     Verdict verdict = Verdict::none;
     std::string comment;  // stored as rule userdata, shown by `nft list`
+    bool operator==(const Rule&) const = default;
 };
 
+// A base chain has a hook; a regular chain (hook and type empty) is reached
+// only through a jump, e.g. from a verdict map.
 struct Chain {
     std::string name;
-    std::string type;  // "filter" or "nat"
-    std::string hook;  // "prerouting", "input", "forward", "output", "postrouting"
+    std::string type;  // "filter" or "nat"; empty for a regular chain
+    std::string hook;  // "prerouting", "input", "forward", "output", "postrouting"; empty for a regular chain
     int priority = 0;
     bool policy_accept = true;
     std::vector<Rule> rules;
+    bool base() const { return !hook.empty(); }
+    bool operator==(const Chain&) const = default;
 };
 
 // Always family inet. Sets are declared (and rendered) before the chains.

@@ -11,6 +11,7 @@
 #include "netns_guard.hpp"
 #include "plan/planner.hpp"
 #include "plan/ruleset.hpp"
+#include "plan/table_diff.hpp"
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -22,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -449,11 +451,74 @@ void check_planned_forwards(kernel::Nftables& nft, const std::string& name, cons
 
     const auto rules = nft.rule_counters(name);
     const bool found = std::any_of(rules.begin(), rules.end(), [](const RuleCounter& r) {
-        return r.chain == "guest_forward" && r.comment == "web: new connections from guests over the rate limit";
+        return r.chain == "net_web_barred" && r.comment == "web: new connections from guests over the rate limit";
     });
     check(found && rules.size() >= 8,
           "rule_counters finds the commented counter rules (" + std::to_string(rules.size()) + ")");
     check(nft.rule_counters(name + "_absent").empty(), "rule_counters of an absent table is empty");
+}
+
+// A listing with its sets and chains sorted by their text: nft lists them in
+// the order they were added, which an update does not keep.
+std::string sorted_blocks(const std::string& listing)
+{
+    std::vector<std::string> blocks;
+    std::string head, block, line;
+    std::istringstream in(listing);
+    while (std::getline(in, line)) {
+        if (line.rfind("\t", 0) == 0 && line.rfind("\t\t", 0) != 0 && line != "\t}") {
+            if (!block.empty()) blocks.push_back(block);
+            block.clear();
+        }
+        if (line.empty() || line == "}") continue;
+        (blocks.empty() && block.empty() && line.rfind("\t", 0) != 0 ? head : block) += line + "\n";
+    }
+    if (!block.empty()) blocks.push_back(block);
+    std::sort(blocks.begin(), blocks.end());
+    for (const std::string& b : blocks)
+        head += b;
+    return head + "}\n";
+}
+
+// Incremental updates (plan::diff_tables through update_table): starting and
+// stopping networks next to others leaves exactly what a replace would.
+void check_incremental_update(kernel::Nftables& nft, const std::string& name, const std::string& ref)
+{
+    const model::Network web = model::parse_network(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5",
+        "ipv4": {"address": "10.5.0.1/24"}, "ipv6": {"address": "fd00:5::1/64"},
+        "forwards": [{"proto": "tcp", "host_port": 2222, "guest": "10.5.0.13", "guest_port": 22, "rate": 5}],
+        "limits": {"new_connections_per_second": 200, "connections_per_source": 1024}})");
+    const model::Network dmz = model::parse_network(
+        R"({"name": "dmz", "mode": "routed", "bridge": "kvmbr2", "ipv4": {"address": "10.20.0.1/24"}})");
+    const model::Network lab = model::parse_network(
+        R"({"name": "lab", "mode": "isolated", "bridge": "kvmbr1", "ipv4": {"address": "10.10.0.1/24"}})");
+    const model::Network db = model::parse_network(R"({"name": "db", "mode": "nat", "bridge": "kvmbr6",
+        "ipv4": {"address": "10.6.0.1/24"}, "limits": {"connections_per_source": 10}})");
+    auto table_of = [&](std::vector<model::Network> nets) {
+        Table t = build_ruleset(std::move(nets));
+        t.name = name;
+        return t;
+    };
+    Table current = table_of({web});
+    nft.replace_table(current);
+    const std::vector<std::pair<std::string, std::vector<model::Network>>> steps{
+        {"two more networks started", {web, dmz, lab}},
+        {"a NAT network with a meter started", {web, dmz, lab, db}},
+        {"two networks stopped", {web, db}},
+        {"every NAT network stopped", {dmz}},
+        {"NAT networks started again", {db, dmz, web}}};
+    for (const auto& [what, nets] : steps) {
+        Table next = table_of(nets);
+        const plan::TableDiff diff = plan::diff_tables(current, next);
+        check(!diff.replace, what + ": an incremental update (" + diff.summary() + ")");
+        nft.update_table(next, diff);
+        const std::string listing = sorted_blocks(list_table(name));
+        const std::string expected = sorted_blocks(reference_listing(next, ref));
+        check(listing == expected, what + ": nft list after the update equals nft -f of render() (in any order)");
+        if (listing != expected) std::cout << "--- committed\n" << listing << "--- expected\n" << expected;
+        current = std::move(next);
+    }
+    nft.delete_table(name);
 }
 
 int main(int argc, char** argv)
@@ -566,6 +631,7 @@ int main(int argc, char** argv)
         nft.delete_table(big.name);
 
         check_planned_forwards(nft, name, ref);
+        check_incremental_update(nft, name, ref);
 
         // ---- the planner's own dual-stack ruleset (IPv4 and IPv6 rules of every mode) ----
         {

@@ -198,19 +198,55 @@ std::string verdict_name(plan::Verdict v)
     return "?";
 }
 
+// A hooked chain with its verdict maps expanded: each "iifname vmap @m"
+// rule becomes, element by element, the rules of the chain the element
+// jumps to, each with "iifname BRIDGE" in front. What the kernel runs
+// through, as one first-match list (a "return" in a jumped chain would go
+// back to the hooked chain; the planner's dispatching rules come last in
+// theirs where a jumped chain returns, so it ends there too).
+plan::Chain flattened(const plan::Table& table, const std::string& name)
+{
+    const plan::Chain* chain = find_chain(table, name);
+    REQUIRE(chain);
+    plan::Chain flat = *chain;
+    flat.rules.clear();
+    for (const plan::Rule& rule : chain->rules) {
+        const plan::VerdictMap* vmap = nullptr;
+        for (const plan::Match& m : rule.matches)
+            if (const auto* v = std::get_if<plan::VerdictMap>(&m)) vmap = v;
+        if (vmap == nullptr) {
+            flat.rules.push_back(rule);
+            continue;
+        }
+        REQUIRE(rule.matches.size() == 1);
+        REQUIRE(vmap->keys.size() == 1);
+        const auto map =
+            std::find_if(table.sets.begin(), table.sets.end(), [&](const plan::Set& s) { return s.name == vmap->map; });
+        REQUIRE(map != table.sets.end());
+        for (const plan::SetElement& e : map->elements) {
+            REQUIRE(e.data.size() == 1);
+            REQUIRE(e.data[0].rfind("jump ", 0) == 0);
+            const plan::Chain* target = find_chain(table, e.data[0].substr(5));
+            REQUIRE(target);
+            for (plan::Rule r : target->rules) {
+                r.matches.insert(r.matches.begin(),
+                                 plan::MatchIfname{vmap->keys[0] == plan::Field::iifname, plan::Cmp::eq, e.key[0]});
+                flat.rules.push_back(std::move(r));
+            }
+        }
+    }
+    return flat;
+}
+
 // The verdict name for a packet through the forward / postrouting chain.
 std::string forward(const plan::Table& table, const Packet& p)
 {
-    const plan::Chain* chain = find_chain(table, "guest_forward");
-    REQUIRE(chain);
-    return verdict_name(evaluate(*chain, p).verdict);
+    return verdict_name(evaluate(flattened(table, "guest_forward"), p).verdict);
 }
 
 std::string postrouting(const plan::Table& table, const Packet& p)
 {
-    const plan::Chain* chain = find_chain(table, "nat_postrouting");
-    REQUIRE(chain);
-    return verdict_name(evaluate(*chain, p).verdict);
+    return verdict_name(evaluate(flattened(table, "nat_postrouting"), p).verdict);
 }
 
 std::vector<std::string> lines(const std::string& text)
@@ -351,8 +387,8 @@ TEST_CASE("Forwarded connections reach guests; limits come before the accepts", 
     // From outside: the guest sees the client's own address.
     CHECK(postrouting(t, forwarded) == "accept");
 
-    const plan::Chain* fwd = find_chain(t, "guest_forward");
-    REQUIRE(fwd);
+    const plan::Chain flat = flattened(t, "guest_forward");
+    const plan::Chain* fwd = &flat;
     const auto position = [&](const std::string& comment) {
         for (std::size_t i = 0; i < fwd->rules.size(); ++i)
             if (fwd->rules[i].comment == comment) return static_cast<long>(i);
@@ -378,11 +414,12 @@ TEST_CASE("The ruleset is one inet table named kvmnet with fixed chains", "[plan
     REQUIRE(empty.chains.size() == 1);
     CHECK(empty.chains[0].name == "guest_forward");
     CHECK(empty.chains[0].hook == "forward");
-    CHECK(empty.chains[0].rules.empty());
+    CHECK(empty.chains[0].rules.size() == 4);  // one verdict map per group
     CHECK(empty.chains[0].policy_accept);
 
     const plan::Table nat = plan::build_ruleset({nat_default()});
-    REQUIRE(nat.chains.size() == 5);
+    // Five hooked chains, then the network's seven.
+    REQUIRE(nat.chains.size() == 5 + 7);
     CHECK(nat.chains[0].name == "nat_prerouting");
     CHECK(nat.chains[0].hook == "prerouting");
     CHECK(nat.chains[0].priority == -100);
@@ -396,12 +433,18 @@ TEST_CASE("The ruleset is one inet table named kvmnet with fixed chains", "[plan
     CHECK(post->hook == "postrouting");
     CHECK(post->priority == 100);
     CHECK(post->policy_accept);
-    CHECK(nat.sets.size() == plan::forward_sets().size());
+    for (std::size_t i = 5; i < nat.chains.size(); ++i) {
+        CHECK(nat.chains[i].name.rfind("net_default_", 0) == 0);
+        CHECK_FALSE(nat.chains[i].base());
+    }
+    CHECK(nat.sets.size() == plan::forward_sets().size() + 7);
 
     // No masquerade chain without a NAT network, and never an input chain: an
     // accept there could not override another table's drop.
     const plan::Table others = plan::build_ruleset({isolated_lab(), routed_dmz()});
-    REQUIRE(others.chains.size() == 1);
+    CHECK(std::count_if(others.chains.begin(), others.chains.end(), [](const plan::Chain& c) { return c.base(); }) ==
+          1);
+    CHECK(find_chain(others, "nat_postrouting") == nullptr);
     CHECK(find_chain(nat, "guest_input") == nullptr);
 }
 
@@ -419,25 +462,38 @@ TEST_CASE("Masquerade appears only for NAT networks", "[planner]")
     CHECK(text.find("10.20.0.0/24 ip daddr !=") == std::string::npos);
 }
 
-TEST_CASE("The number of rules per chain grows linearly with the number of networks", "[planner][property]")
+// Rules in the networks' own chains (net_*).
+std::size_t own_rules(const plan::Table& table)
 {
-    // Per network, forward: 7 for nat (replies, intra, no IPv6, spoofed,
+    std::size_t n = 0;
+    for (const plan::Chain& c : table.chains)
+        if (!c.base()) n += c.rules.size();
+    return n;
+}
+
+TEST_CASE("The hooked chains stay fixed and each network adds a fixed number of its own rules", "[planner][property]")
+{
+    // Per network: 7 forward rules for nat (replies, intra, no IPv6, spoofed,
     // forwards, drop new, from guests), 6 for routed (intra, no IPv6, spoofed,
     // accept, drop, from guests), 3 for isolated (intra, isolated, drop new);
-    // postrouting 5 for nat only (2 hairpin, 2 keep, masquerade).
+    // postrouting 5 for nat only (2 hairpin, 2 keep, masquerade), and 2
+    // loopback guards for nat only.
     struct PerNetwork {
         const char* mode;
-        std::size_t forward, postrouting;
+        std::size_t own, chains;
     };
-    const auto per = GENERATE(values<PerNetwork>({{"nat", 7, 5}, {"routed", 6, 0}, {"isolated", 3, 0}}));
+    const auto per = GENERATE(values<PerNetwork>({{"nat", 7 + 5 + 2, 7}, {"routed", 6, 4}, {"isolated", 3, 3}}));
     CAPTURE(per.mode);
     std::vector<Network> nets;
     for (int n = 0; n <= 12; ++n) {
         CAPTURE(n);
         const plan::Table table = plan::build_ruleset(nets);
         const auto count = static_cast<std::size_t>(n);
-        CHECK(rule_count(table, "guest_forward") == per.forward * count);
-        CHECK(rule_count(table, "nat_postrouting") == per.postrouting * count);
+        CHECK(rule_count(table, "guest_forward") == 4);
+        CHECK(rule_count(table, "nat_postrouting") == (std::string(per.mode) == "nat" && n > 0 ? 2 : 0));
+        CHECK(own_rules(table) == per.own * count);
+        CHECK(std::count_if(table.chains.begin(), table.chains.end(), [](const plan::Chain& c) { return !c.base(); }) ==
+              static_cast<long>(per.chains * count));
         nets.push_back(numbered(per.mode, n));
     }
 
@@ -450,8 +506,9 @@ TEST_CASE("The number of rules per chain grows linearly with the number of netwo
             mixed.push_back(numbered("isolated", i));
         }
         const plan::Table table = plan::build_ruleset(mixed);
-        CHECK(rule_count(table, "guest_forward") == 4 * (7 + 6 + 3));
-        CHECK(rule_count(table, "nat_postrouting") == 4 * 5);
+        CHECK(rule_count(table, "guest_forward") == 4);
+        CHECK(rule_count(table, "nat_postrouting") == 2);
+        CHECK(own_rules(table) == 4 * (14 + 6 + 3));
     }
 }
 
@@ -465,8 +522,8 @@ TEST_CASE("Networks are sorted by name whatever the input order", "[planner][pro
 
     // Within a group (here: traffic within one bridge) networks come in name order.
     const plan::Table table = plan::build_ruleset(nets);
-    const plan::Chain* fwd = find_chain(table, "guest_forward");
-    REQUIRE(fwd);
+    const plan::Chain flat = flattened(table, "guest_forward");
+    const plan::Chain* fwd = &flat;
     std::vector<std::string> intra;
     for (const auto& r : fwd->rules)
         if (r.comment.find(": between guests") != std::string::npos) intra.push_back(r.comment);
@@ -493,8 +550,8 @@ TEST_CASE("build_ruleset is deterministic", "[planner][property]")
 TEST_CASE("Forward groups are ordered replies, intra-bridge, barred, inbound, outbound", "[planner]")
 {
     const plan::Table table = plan::build_ruleset({nat_uplink(), isolated_lab(), routed_dmz()});
-    const plan::Chain* fwd = find_chain(table, "guest_forward");
-    REQUIRE(fwd);
+    const plan::Chain flat = flattened(table, "guest_forward");
+    const plan::Chain* fwd = &flat;
     std::vector<std::string> comments;
     for (const auto& r : fwd->rules)
         comments.push_back(r.comment);
@@ -1009,14 +1066,14 @@ TEST_CASE("Bridge-mode networks only get an accept for bridged traffic", "[plann
     const Network lan =
         kvmnet::model::parse_network(R"({"name": "lan", "mode": "bridge", "bridge": "br0", "uplink": "eth0"})");
     const plan::Table t = plan::build_ruleset({lan, nat_default()});
-    const plan::Chain* fwd = find_chain(t, "guest_forward");
-    REQUIRE(fwd);
+    const plan::Chain flat = flattened(t, "guest_forward");
+    const plan::Chain* fwd = &flat;
     std::size_t lan_rules = 0;
     for (const auto& r : fwd->rules)
         if (r.comment.rfind("lan: ", 0) == 0) ++lan_rules;
     CHECK(lan_rules == 1);
     CHECK(forward(t, {"br0", "br0", "192.0.2.50", "192.0.2.1"}) == "accept");
-    CHECK(plan::build_ruleset({lan}).chains.size() == 1);  // no NAT chain
+    CHECK(plan::build_ruleset({lan}).chains.size() == 2);  // guest_forward and the network's own: no NAT chain
 }
 
 TEST_CASE("plan_bridge for bridge mode creates the bridge with the uplink's MAC and adds no address", "[planner]")

@@ -1,0 +1,201 @@
+// See table_diff.hpp.
+#include "plan/table_diff.hpp"
+
+#include <algorithm>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace kvmnet::plan {
+namespace {
+
+std::string key_text(const SetElement& e)
+{
+    std::string text;
+    for (const std::string& k : e.key) {
+        text += k;
+        text += '\x1f';
+    }
+    return text;
+}
+
+std::uint64_t fnv1a(std::string_view text, std::uint64_t hash = 14695981039346656037ull)
+{
+    for (const unsigned char c : text) {
+        hash ^= c;
+        hash *= 1099511628211ull;
+    }
+    return hash;
+}
+
+std::uint64_t rest_hash(const SetElement& e)
+{
+    std::uint64_t h = fnv1a("\x1e");
+    for (const std::string& d : e.data)
+        h = fnv1a(d + '\x1f', h);
+    h = fnv1a("\x1e" + e.comment + '\x1e', h);
+    return fnv1a(std::to_string(e.limit_per_second) + '/' + std::to_string(e.limit_burst), h);
+}
+
+// The keys of a key_text.
+SetElement keys_of(std::string_view text)
+{
+    SetElement e;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const std::size_t end = text.find('\x1f', at);
+        e.key.emplace_back(text.substr(at, end - at));
+        at = end + 1;
+    }
+    return e;
+}
+
+bool same_declaration(const Set& a, const Set& b)
+{
+    return a.name == b.name && a.key == b.key && a.data == b.data && a.size == b.size && a.dynamic == b.dynamic &&
+           a.counter == b.counter && a.limit == b.limit;
+}
+
+bool same_hook(const Chain& a, const Chain& b)
+{
+    return a.type == b.type && a.hook == b.hook && a.priority == b.priority && a.policy_accept == b.policy_accept;
+}
+
+}  // namespace
+
+bool TableDiff::empty() const
+{
+    return !replace && added_sets.empty() && removed_sets.empty() && added_chains.empty() && changed_chains.empty() &&
+           removed_chains.empty() && removed_elements.empty() && added_elements.empty();
+}
+
+std::string TableDiff::summary() const
+{
+    if (replace) return "table replaced";
+    std::string text;
+    auto part = [&](std::size_t n, const char* what) {
+        if (n == 0) return;
+        text += (text.empty() ? "" : ", ") + std::to_string(n);
+        text += what;
+    };
+    std::size_t added = 0, removed = 0;
+    for (const ElementChange& c : added_elements)
+        added += c.elements.size();
+    for (const ElementChange& c : removed_elements)
+        removed += c.elements.size();
+    part(added_sets.size(), " set(s) added");
+    part(removed_sets.size(), " set(s) removed");
+    part(added_chains.size(), " chain(s) added");
+    part(changed_chains.size(), " chain(s) changed");
+    part(removed_chains.size(), " chain(s) removed");
+    part(added, " element(s) added");
+    part(removed, " element(s) removed");
+    return text.empty() ? "no change" : text;
+}
+
+TableDiff diff_tables(const Table& from, const ElementState& from_elements, const Table& to)
+{
+    TableDiff diff;
+    if (from.name != to.name) {
+        diff.replace = true;
+        return diff;
+    }
+    std::unordered_map<std::string_view, const Set*> old_sets;
+    for (const Set& s : from.sets)
+        old_sets.emplace(s.name, &s);
+    std::unordered_set<std::string_view> kept_sets;
+    for (const Set& s : to.sets) {
+        const auto it = old_sets.find(s.name);
+        if (it == old_sets.end()) {
+            diff.added_sets.push_back(&s);
+            continue;
+        }
+        kept_sets.insert(s.name);
+        const Set& old = *it->second;
+        if (!same_declaration(old, s)) {
+            diff.replace = true;
+            return diff;
+        }
+        static const std::unordered_map<std::string, std::uint64_t> none;
+        const auto state = from_elements.find(s.name);
+        const auto& before = state == from_elements.end() ? none : state->second;
+        ElementChange add{&s, {}, true}, remove{&s, {}, false};
+        std::unordered_set<std::string_view> seen;
+        seen.reserve(s.elements.size());
+        for (const SetElement& e : s.elements) {
+            const auto found = before.find(key_text(e));
+            if (found == before.end()) {
+                add.elements.push_back(e);
+                continue;
+            }
+            seen.insert(found->first);
+            if (found->second != rest_hash(e)) {
+                remove.elements.push_back(keys_of(found->first));
+                add.elements.push_back(e);
+            }
+        }
+        if (seen.size() != before.size()) {
+            std::vector<std::string_view> left;
+            for (const auto& [key, hash] : before)
+                if (seen.count(key) == 0) left.push_back(key);
+            std::sort(left.begin(), left.end());  // deterministic
+            for (std::string_view key : left)
+                remove.elements.push_back(keys_of(key));
+        }
+        if (!add.elements.empty()) diff.added_elements.push_back(std::move(add));
+        if (!remove.elements.empty()) diff.removed_elements.push_back(std::move(remove));
+    }
+    for (const Set& s : from.sets)
+        if (kept_sets.count(s.name) == 0) diff.removed_sets.push_back(s.name);
+
+    std::unordered_map<std::string_view, const Chain*> old_chains;
+    for (const Chain& c : from.chains)
+        old_chains.emplace(c.name, &c);
+    std::unordered_set<std::string_view> kept_chains;
+    for (const Chain& c : to.chains) {
+        const auto it = old_chains.find(c.name);
+        if (it == old_chains.end()) {
+            diff.added_chains.push_back(&c);
+            continue;
+        }
+        kept_chains.insert(c.name);
+        const Chain& old = *it->second;
+        if (old.base() != c.base() || !same_hook(old, c)) {
+            diff.replace = true;
+            return diff;
+        }
+        if (old.rules != c.rules) diff.changed_chains.push_back(&c);
+    }
+    for (const Chain& c : from.chains)
+        if (kept_chains.count(c.name) == 0) diff.removed_chains.push_back(c.name);
+    return diff;
+}
+
+ElementState element_state(const Table& table)
+{
+    ElementState state;
+    for (const Set& s : table.sets) {
+        auto& elements = state[s.name];
+        elements.reserve(s.elements.size());
+        for (const SetElement& e : s.elements)
+            elements[key_text(e)] = rest_hash(e);
+    }
+    return state;
+}
+
+void apply_element_changes(ElementState& state, const std::vector<ElementChange>& changes)
+{
+    for (const ElementChange& c : changes) {
+        if (c.set == nullptr) continue;
+        const auto set = state.find(c.set->name);
+        if (set == state.end()) continue;  // not in the table: the commit failed
+        for (const SetElement& e : c.elements) {
+            if (c.add)
+                set->second[key_text(e)] = rest_hash(e);
+            else
+                set->second.erase(key_text(e));
+        }
+    }
+}
+
+}  // namespace kvmnet::plan
