@@ -65,7 +65,8 @@ Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& lin
       loop_clock_(clock ? nullptr : std::make_unique<LoopClock>(loop)), clock_(clock ? *clock : *loop_clock_),
       links_(links), firewall_(firewall), committed_(firewall, layout_.committed_table()), store_(layout_),
       ip_forward_hold_(links, ip_forward_key, layout_.saved_sysctl("ip_forward")),
-      ipv6_forward_hold_(links, ipv6_forwarding_key, layout_.saved_sysctl("ipv6_forwarding"))
+      ipv6_forward_hold_(links, ipv6_forwarding_key, layout_.saved_sysctl("ipv6_forwarding")),
+      repairs_(clock_, [this](const std::map<std::string, plan::DriftKinds>& due) { sync(due); })
 {
     store::make_directories(layout_.runtime_dir(), 0755);
     dnsmasq_user_ = options_.dnsmasq_user;
@@ -676,53 +677,39 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     if (n == e.spec) return done(nullptr);
     if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(links_, n);
 
-    const bool running = is_running(e.state);
-    if (running && n.ipv4 && e.spec.ipv4 && n.ipv4->dhcp == e.spec.ipv4->dhcp) {
-        // Only static hosts or dns.hosts differ, and dnsmasq.conf stays the
-        // same: dnsmasq re-reads them without a restart.
-        model::Network same = n;
-        same.ipv4->hosts = e.spec.ipv4->hosts;
-        if (same.ipv6 && e.spec.ipv6) same.ipv6->hosts = e.spec.ipv6->hosts;
-        same.dns.hosts = e.spec.dns.hosts;
-        if (same == e.spec && plan::plan_dnsmasq(n, "", "").config == plan::plan_dnsmasq(e.spec, "", "").config) {
-            commit_hosts(e, std::move(n));
-            return done(nullptr);
-        }
-    }
-    if (!running) {
+    switch (plan::plan_update(e.spec, n, is_running(e.state))) {
+    case plan::UpdatePath::unchanged: return done(nullptr);
+    case plan::UpdatePath::hosts: commit_hosts(e, std::move(n)); return done(nullptr);
+    case plan::UpdatePath::store:
         store_.save(n);
         e.spec = std::move(n);
         document_stored(e);
         if (listener_) listener_->network_changed(name);
         return done(nullptr);
-    }
-    {
-        // Only forwards and limits differ: one atomic table replacement, no
-        // restart (established connections keep flowing; counters restart).
-        model::Network same = n;
-        same.forwards = e.spec.forwards;
-        same.limits = e.spec.limits;
-        if (same == e.spec) {
-            auto active = active_specs("", name);
-            active.push_back(n);
-            apply_firewall(active);
-            try {
-                store_.save(n);
-            } catch (...) {
-                apply_firewall(active_specs());
-                throw;
-            }
-            e.spec = std::move(n);
-            e.journal_lines = 0;
-            document_stored(e);
-            if (listener_) listener_->network_changed(name);
-            return done(nullptr);
+    case plan::UpdatePath::table: {
+        // One atomic table replacement, no restart (established connections
+        // keep flowing; counters restart).
+        auto active = active_specs("", name);
+        active.push_back(n);
+        apply_firewall(active);
+        try {
+            store_.save(n);
+        } catch (...) {
+            apply_firewall(active_specs());
+            throw;
         }
-    }
-    if (update_live(e, n)) {  // stores n itself, before the kernel changes
+        e.spec = std::move(n);
+        e.journal_lines = 0;
         document_stored(e);
         if (listener_) listener_->network_changed(name);
         return done(nullptr);
+    }
+    case plan::UpdatePath::live:
+        update_live(e, n);  // stores n itself, before the kernel changes
+        document_stored(e);
+        if (listener_) listener_->network_changed(name);
+        return done(nullptr);
+    case plan::UpdatePath::restart: break;
     }
     // A restart. The new document is stored first, with a marker naming the
     // old bridge: a daemon that crashes in between finishes the restart with
@@ -844,39 +831,25 @@ void Manager::link_changed(const std::string& link_name)
         // Our bridge under another name (renamed behind our back).
         if (changed && changed->kind == "bridge" && changed->name != e.spec.bridge &&
             changed->alias == plan::owner_alias(name))
-            schedule_link_repair(e);
+            mark_dirty(e, plan::drift_links);
         if (e.spec.bridge == link_name) {
             const auto bridge = links_.find_link(link_name);
             e.bridge_index = bridge ? bridge->index : 0;
         }
         if (e.spec.bridge == link_name || e.spec.uplink == link_name) {
             assess(e);
-            schedule_link_repair(e);  // manager_repair.cpp
+            mark_dirty(e, plan::drift_links);  // manager_repair.cpp
         }
         // Only a link that is or was on this bridge can change its foreign
         // ports: one link dump per event, not one per running network.
         if ((changed && e.bridge_index != 0 && changed->master_index == e.bridge_index) ||
             e.foreign_ports.count(link_name) != 0)
             observe_ports(e);
-        for (const model::Port& p : e.spec.ports) {
-            if (p.name != link_name) continue;
-            // A guest's interface came back (a VM restarted on the same tap
-            // name): attach it again without being asked.
-            const auto link = links_.find_link(link_name);
-            const auto bridge = links_.find_link(e.spec.bridge);
-            if (link && bridge && (link->master_index != bridge->index || e.port_problems.count(p.name))) {
-                log_info("network " + name + ": port " + link_name + " appeared, attaching it", name);
-                try {
-                    apply_port(e, p);
-                    e.port_problems.erase(p.name);
-                } catch (const std::exception& err) {
-                    e.port_problems[p.name] = err.what();
-                }
-            } else if (!link) {
-                e.port_problems[p.name] = "interface is missing";
-            }
-            if (listener_) listener_->network_changed(name);
-        }
+        // A guest's interface came back (a VM restarted on the same tap
+        // name) or went: attached again, or reported, by the repair.
+        if (std::any_of(e.spec.ports.begin(), e.spec.ports.end(),
+                        [&](const model::Port& p) { return p.name == link_name; }))
+            mark_dirty(e, plan::drift_ports);
     }
 }
 
@@ -1043,8 +1016,7 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     // below as a whole, and its callers hear that it was cancelled.
     const auto cancelled = std::move(e.starting);
     if (cancelled) cancelled->undo.commit();
-    e.repair_timer.reset();
-    e.repair_retry.reset();
+    repairs_.forget(n.name);
     e.repair_wait.clear();
     e.firewall_problem.clear();
     e.lease_watch.reset();

@@ -13,9 +13,11 @@
 #include "core/mode_driver.hpp"
 #include "core/paging.hpp"
 #include "core/process.hpp"
+#include "core/repair_trigger.hpp"
 #include "core/sysctl_hold.hpp"
 #include "core/undo.hpp"
 #include "model/network.hpp"
+#include "plan/converge.hpp"
 #include "plan/drift.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/planner.hpp"
@@ -41,8 +43,8 @@ class FirewalldBus;
 
 enum class State { inactive, activating, active, degraded, failed };
 
-inline constexpr const char* ip_forward_key = "net/ipv4/ip_forward";
-inline constexpr const char* ipv6_forwarding_key = "net/ipv6/conf/all/forwarding";
+using plan::ip_forward_key;
+using plan::ipv6_forwarding_key;
 using plan::needs_forwarding;
 // ... and IPv6 forwarding (net.ipv6.conf.all.forwarding) when they have IPv6.
 inline bool needs_ipv6_forwarding(const model::Network& n) { return n.ipv6 && needs_forwarding(n); }
@@ -208,12 +210,13 @@ public:
     void fdb_learned(int bridge_index, const std::string& mac, int port_index);
 
     // Self-healing (core/manager_repair.cpp). link_changed, address_changed
-    // (an address appeared on or left link `link_index`) and firewall_changed
-    // (someone else changed table inet kvmnet: `detail` names who, or the
-    // monitor lost notifications) schedule a repair of the running networks
-    // a short moment later, so one burst of notifications is one repair.
-    // A repair compares the kernel as it is then with the desired state and
-    // changes only what differs, so the daemon's own changes never loop.
+    // (an address appeared on or left link `link_index`), sysctl_changed and
+    // firewall_changed (someone else changed table inet kvmnet: `detail`
+    // names who, or the monitor lost notifications) only mark what may have
+    // drifted; one sync a short moment later (core/repair_trigger.hpp)
+    // converges everything marked by then, so one burst of notifications is
+    // one repair. It compares the kernel as it is then with the desired state
+    // and changes only what differs, so the daemon's own changes never loop.
     void address_changed(int link_index);
     void firewall_changed(const std::string& detail);
     // The nftables monitor lost notifications (ENOBUFS): drift only when the
@@ -241,15 +244,6 @@ public:
     const std::string& last_repair(const std::string& name) const;
 
 private:
-    // A budget slows repairs down, never ends them: within `repair_budget`
-    // repairs per window they run at once; beyond it each one waits for a
-    // backoff delay (1 s doubling to 30 s), then runs.
-    struct RepairBudget {
-        std::uint64_t window_start_usec = 0;
-        unsigned count = 0;
-        unsigned deferrals = 0;  // consecutive deferrals in this window: the backoff's exponent
-        bool granted = false;    // a deferred repair whose delay has passed: runs regardless
-    };
     struct Entry {
         model::Network spec;
         State state = State::inactive;
@@ -292,13 +286,10 @@ private:
         // document: only stopping it is possible.
         bool without_document = false;
         // Self-healing (core/manager_repair.cpp).
-        std::unique_ptr<Timer> repair_timer;  // a link repair is scheduled
-        std::string firewall_problem;         // while a firewall repair is pending or failed
-        std::string firewall_problem_code;    // its StateReasonCode
+        std::string firewall_problem;       // while a firewall repair is pending or failed
+        std::string firewall_problem_code;  // its StateReasonCode
         std::string last_repair;
-        RepairBudget link_budget;             // link repairs (the firewall has its own)
-        std::unique_ptr<Timer> repair_retry;  // a link repair deferred by the budget
-        std::string repair_wait;              // why, while it is deferred (part of the state reason)
+        std::string repair_wait;  // while its repair is deferred by the budget: why (part of the state reason)
         // Interfaces someone else enslaved to the bridge (a libvirt tap), as
         // last observed while it existed: enslaved again when a repair
         // recreates it.
@@ -346,14 +337,20 @@ private:
                    const std::set<std::string>& foreign, std::exception_ptr error, const Done& done);
     // The network's mode driver (core/mode_driver.hpp).
     ModeDriver& driver(const model::Network& n);
-    // Self-healing (core/manager_repair.cpp).
-    void schedule_link_repair(Entry& e);
-    void repair_links(Entry& e);
+    // Self-healing (core/manager_repair.cpp): marks for the one repair
+    // trigger, and its sync, which converges each marked network (observe,
+    // plan::plan_repair, apply) and re-applies the table when it is marked.
+    void mark_dirty(Entry& e, plan::DriftKinds kinds);
+    void sync(const std::map<std::string, plan::DriftKinds>& due);
+    // The sysctls read and turned on in one sync, shared by its networks.
+    struct SysctlSync {
+        std::map<std::string, std::string> read;
+        std::set<std::string> turned_on;
+    };
+    void converge(Entry& e, plan::DriftKinds kinds, SysctlSync& sysctls);
+    // Turns a held sysctl on again; false (logged) when that failed.
+    bool turn_on_sysctl(const std::string& key);
     void repair_firewall();
-    // 0 when within the budget (counts one); else how long to defer it (usec).
-    std::uint64_t repair_delay(RepairBudget& budget);
-    static std::string budget_wait(std::uint64_t delay_usec);
-    void defer_link_repair(Entry& e, std::uint64_t delay_usec);
     void note_repair(Entry& e, const std::string& what, const std::string& detail);
     // Logs and signals one repair made of `done` (in words), then assesses.
     void note_done(Entry& e, const std::vector<std::string>& done, const std::string& what);
@@ -364,25 +361,15 @@ private:
     void observe_ports(Entry& e);
     // Enslaves the remembered foreign ports that are free to a recreated bridge; their names.
     std::vector<std::string> reattach_foreign_ports(Entry& e);
-    std::unique_ptr<Timer> firewall_timer_;
     // The sysctls held on while a NAT or routed network runs
-    // (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding with IPv6,
-    // net.ipv4.conf.BRIDGE.forwarding, net.ipv4.conf.BRIDGE.route_localnet
-    // for NAT): checked at every forwarding notification (sysctl_changed)
-    // and every few seconds, since route_localnet sends none; each one found
-    // off is turned on again.
+    // (plan::held_sysctls) are marked dirty at every forwarding
+    // notification (sysctl_changed) and by this poll, since route_localnet
+    // sends none.
     void ensure_forwarding_watch();
-    void check_forwarding();
-    // net.ipv4.ip_forward found off: degraded while it is, turned on again.
-    void repair_ip_forward();
-    // The held sysctls other than ip_forward (which sets the state reason
-    // while it is off) that are off: turned on again and reported.
-    void repair_held_sysctls();
+    void poll_forwarding();
     std::unique_ptr<Timer> forwarding_timer_;
-    std::string forwarding_problem_;  // while it is off behind our back (part of the state reason)
-    RepairBudget firewall_budget_;    // one table for every network: one budget
-    bool firewall_deferred_ = false;  // firewall_timer_ is a retry deferred by the budget
-    std::string firewall_drift_;      // what the pending firewall repair was scheduled for
+    std::string forwarding_problem_;  // while ip_forward is off behind our back (part of the state reason)
+    std::string firewall_drift_;      // what the pending firewall repair was marked for
     // The end of a deletion once the network is stopped: its taps, the
     // stored document, the entry.
     void delete_stopped(Entry& e);
@@ -400,12 +387,12 @@ private:
     void check_port_mac(const Entry& e, const model::Port& port);
     void poll_fdb();
     void note_fdb(Entry& e, const std::string& mac, int port_index, std::uint64_t now);
-    // Applies a new document to a running network without a restart when
-    // only bridge settings, autostart and ports differ; false otherwise.
-    // All or nothing: the document is stored first (a failed save changes
+    // Applies a new document to a running network without a restart
+    // (plan::UpdatePath::live: only bridge settings, autostart and ports
+    // differ). All or nothing: the document is stored first (a failed save changes
     // nothing), and a kernel step that fails restores the old document on
     // disk, in memory and (best effort) in the kernel.
-    bool update_live(Entry& e, const model::Network& next);
+    void update_live(Entry& e, const model::Network& next);
     std::unique_ptr<EventSource> fdb_timer_;
     // Adds (or removes) the forwards' elements on a running network, then
     // calls `journal`; undoes the elements when that throws.
@@ -468,6 +455,8 @@ private:
     std::unique_ptr<Firewalld> firewalld_;  // null: no bus given (unit tests)
     bool firewalld_changed_ = false;        // the next sync asks firewalld whatever
     std::set<std::string> known_bridges() const;
+    // Last: destroyed first, before the members its sync uses.
+    RepairTrigger repairs_;
 };
 
 }  // namespace kvmnet::core

@@ -380,20 +380,8 @@ json Manager::list_ports(const std::string& name) const
     return result;
 }
 
-bool Manager::update_live(Entry& e, const model::Network& next)
+void Manager::update_live(Entry& e, const model::Network& next)
 {
-    model::Network same = e.spec;
-    same.stp = next.stp;
-    same.forward_delay = next.forward_delay;
-    same.hello_time = next.hello_time;
-    same.max_age = next.max_age;
-    same.priority = next.priority;
-    same.multicast_snooping = next.multicast_snooping;
-    same.mtu = next.mtu;
-    same.autostart = next.autostart;
-    same.ports = next.ports;
-    if (!(same == next)) return false;
-
     const model::Network old = e.spec;
     // Disk first: a document that cannot be stored changes nothing. A kernel
     // step that fails puts the old document and bridge settings back.
@@ -432,7 +420,6 @@ bool Manager::update_live(Entry& e, const model::Network& next)
         throw;
     }
     ensure_fdb_poll();
-    return true;
 }
 
 void Manager::note_fdb(Entry& e, const std::string& mac, int port_index, std::uint64_t now)

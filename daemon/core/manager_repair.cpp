@@ -1,18 +1,22 @@
 // Self-healing: drift that someone else causes in a running network's kernel
-// objects is repaired without being asked. Notifications (rtnetlink for
-// links and addresses, nftables for our table) only schedule a repair a
-// short moment later, so a burst of them (`ip link del` also removes the
-// addresses and releases the ports) is one repair; the repair then compares
-// the kernel as it is with the desired state and changes only what differs.
-// The daemon's own changes therefore never loop: by the time their
-// notifications are read the kernel already matches. For nftables, where
-// reading the table back is costly, the monitor drops our own transactions
-// by their process id instead (kernel/nft_monitor.cpp).
+// objects is repaired without being asked, along one converge path.
+// Notifications (rtnetlink for links, addresses and forwarding sysctls,
+// nftables for our table) and the sysctl poll only mark what may have
+// drifted; one sync of the repair trigger (core/repair_trigger.hpp) a short
+// moment later observes each marked network, plans with plan::plan_repair
+// (pure) and applies the steps, keeping what it achieved when a step fails.
+// A burst of notifications (`ip link del` also removes the addresses and
+// releases the ports) is therefore one repair, and the daemon's own changes
+// never loop: by the time their notifications are read the kernel already
+// matches. For nftables, where reading the table back is costly, the
+// monitor drops our own transactions by their process id instead
+// (kernel/nft_monitor.cpp), and a marked table is re-applied whole.
 #include "core/log.hpp"
 #include "core/manager.hpp"
 #include "core/mode_driver.hpp"
 #include "core/undo.hpp"
 #include "model/time_text.hpp"
+#include "plan/converge.hpp"
 
 #include <algorithm>
 #include <ctime>
@@ -20,24 +24,11 @@
 namespace kvmnet::core {
 namespace {
 
-// Long enough to coalesce one burst of notifications, short enough that
-// guests barely notice.
-constexpr std::uint64_t repair_delay_usec = 100'000;
-// A repair that keeps coming back (someone fighting the daemon, or a kernel
-// that refuses the desired state) must not become a storm: at most this
-// many repairs per window run at once (per network for links, one budget
-// for the shared table, so neither starves the other); beyond it each
-// repair waits for a backoff, but it runs: guests must not stay offline
-// until someone restarts the network.
-constexpr unsigned repair_budget = 20;
-constexpr std::uint64_t repair_window_usec = 60'000'000;
-constexpr std::uint64_t first_backoff_usec = 1'000'000;
-constexpr std::uint64_t max_backoff_usec = 30'000'000;
-// How often the held sysctls are read (route_localnet sends no
-// notification), and how long after a forwarding notification: long enough
-// for one write's burst (one per link), far below what guests notice.
+// How often the held sysctls are read: route_localnet sends no notification.
 constexpr std::uint64_t forwarding_poll_usec = 2'000'000;
-constexpr std::uint64_t sysctl_notice_usec = 5'000;
+// The repair trigger's scope of the one nftables table of every network (a
+// network's name is never empty), so that neither starves the other.
+const std::string table_scope;
 
 std::string timestamp() { return model::rfc3339_utc(std::time(nullptr)); }
 
@@ -45,8 +36,14 @@ std::string join_names(const std::vector<std::string>& names)
 {
     std::string text;
     for (const auto& name : names)
-        text += (text.empty() ? "" : ", ") + name;
+        text.append(text.empty() ? "" : ", ").append(name);
     return text;
+}
+
+std::string dotted(std::string key)
+{
+    std::replace(key.begin(), key.end(), '/', '.');
+    return key;
 }
 
 }  // namespace
@@ -63,44 +60,9 @@ void Manager::note_repair(Entry& e, const std::string& what, const std::string& 
     }
 }
 
-std::uint64_t Manager::repair_delay(RepairBudget& budget)
+void Manager::mark_dirty(Entry& e, plan::DriftKinds kinds)
 {
-    const std::uint64_t now = clock_.now_usec();
-    if (now - budget.window_start_usec > repair_window_usec) {
-        budget.window_start_usec = now;
-        budget.count = 0;
-        budget.deferrals = 0;
-    }
-    if (std::exchange(budget.granted, false) || budget.count < repair_budget) {
-        ++budget.count;
-        return 0;
-    }
-    const std::uint64_t delay = std::min(first_backoff_usec << std::min(budget.deferrals, 5u), max_backoff_usec);
-    ++budget.deferrals;
-    return delay;
-}
-
-std::string Manager::budget_wait(std::uint64_t delay_usec)
-{
-    return "over the repair budget of " + std::to_string(repair_budget) + " repairs per minute; retrying in " +
-           std::to_string(delay_usec / 1'000'000) + " s";
-}
-
-void Manager::defer_link_repair(Entry& e, std::uint64_t delay_usec)
-{
-    e.repair_wait = budget_wait(delay_usec);
-    log_warning("network " + e.spec.name + ": link repair deferred: " + e.repair_wait, e.spec.name);
-    const std::string name = e.spec.name;
-    e.repair_retry = clock_.add_timer(delay_usec, [this, name] {
-        auto it = networks_.find(name);
-        if (it == networks_.end()) return;
-        Entry& entry = it->second;
-        entry.repair_retry.reset();
-        entry.repair_wait.clear();
-        entry.link_budget.granted = true;
-        repair_links(entry);
-        entry.link_budget.granted = false;  // nothing needed repairing by now
-    });
+    if (is_running(e.state)) repairs_.mark(e.spec.name, kinds);
 }
 
 void Manager::observe_ports(Entry& e)
@@ -140,100 +102,203 @@ std::vector<std::string> Manager::reattach_foreign_ports(Entry& e)
 void Manager::address_changed(int link_index)
 {
     for (auto& [name, e] : networks_)
-        if (is_running(e.state) && e.bridge_index != 0 && e.bridge_index == link_index) schedule_link_repair(e);
+        if (is_running(e.state) && e.bridge_index != 0 && e.bridge_index == link_index)
+            mark_dirty(e, plan::drift_addresses);
 }
 
 void Manager::recheck_links()
 {
     for (auto& [name, e] : networks_)
-        if (is_running(e.state)) schedule_link_repair(e);
+        mark_dirty(e, plan::drift_links | plan::drift_ports);
 }
 
-void Manager::schedule_link_repair(Entry& e)
+void Manager::sync(const std::map<std::string, plan::DriftKinds>& due)
 {
-    // A deferred repair pending: it looks at the kernel as it is then.
-    if (e.repair_timer || e.repair_retry || !is_running(e.state)) return;
-    const std::string name = e.spec.name;
-    e.repair_timer = clock_.add_timer(repair_delay_usec, [this, name] {
-        auto it = networks_.find(name);
-        if (it == networks_.end()) return;
-        it->second.repair_timer.reset();
-        repair_links(it->second);
-    });
+    SysctlSync sysctls;
+    for (const auto& [scope, kinds] : due) {
+        if (scope == table_scope) continue;
+        const auto it = networks_.find(scope);
+        if (it != networks_.end() && is_running(it->second.state)) converge(it->second, kinds, sysctls);
+    }
+    if (due.count(table_scope)) repair_firewall();
 }
 
-void Manager::repair_links(Entry& e)
+void Manager::converge(Entry& e, plan::DriftKinds kinds, SysctlSync& sysctls)
 {
-    if (!is_running(e.state)) return;
     const model::Network& n = e.spec;
-    auto bridge = links_.find_link(n.bridge);
-    e.bridge_index = bridge ? bridge->index : 0;
+    e.repair_wait.clear();
     std::vector<std::string> done;  // what was repaired, in words
     std::string what;               // the signal's category: the most drastic repair
-    bool charged = false;           // this repair has counted against the budget
-    // Within the budget (counted once per repair), or deferred: false.
+    bool deferred = false;
+    // Within the budget (counted once per sync), or deferred: false.
     auto allowed = [&] {
-        if (charged) return true;
-        if (const auto delay = repair_delay(e.link_budget)) {
-            defer_link_repair(e, delay);
-            return false;
-        }
-        return charged = true;
+        if (deferred) return false;
+        if (repairs_.allow(n.name)) return true;
+        deferred = true;
+        e.repair_wait = repairs_.waiting(n.name);
+        log_warning("network " + n.name + ": repair deferred: " + e.repair_wait, n.name);
+        return false;
     };
-    try {
-        if (!bridge) {
-            // Renamed behind our back: the bridge is ours by its owner mark,
-            // whatever its name. It is renamed back (never a second bridge
-            // with the same gateway next to it).
-            if (const auto renamed = renamed_bridge(e)) {
-                if (!allowed()) return assess(e);
-                rename_back(*renamed, n.bridge);
-                done.push_back("renamed bridge " + renamed->name + " back to " + n.bridge);
-                what = "link";
-                bridge = links_.find_link(n.bridge);
-                e.bridge_index = bridge ? bridge->index : 0;
+
+    // Links first: ports and the bridge's own sysctls need the bridge.
+    if (kinds & (plan::drift_links | plan::drift_addresses)) {
+        plan::RepairObserved o;
+        o.links = true;
+        o.bridge = links_.find_link(n.bridge);
+        if (!o.bridge) o.renamed = renamed_bridge(e);
+        e.bridge_index = o.bridge ? o.bridge->index : 0;
+        try {
+            for (const plan::RepairStep& step : plan::plan_repair(n, o)) {
+                if (const auto* rename = std::get_if<plan::RenameBridgeBack>(&step)) {
+                    if (!allowed()) return assess(e);
+                    rename_back(*o.renamed, rename->to);
+                    done.push_back("renamed bridge " + rename->from + " back to " + rename->to);
+                    what = "link";
+                } else if (std::holds_alternative<plan::LeaveReplacedBridge>(step)) {
+                    assess(e);
+                    if (e.state == State::active)
+                        set_state(e, State::degraded, "bridge-replaced",
+                                  "bridge " + n.bridge + " was replaced by an interface kvmnet does not manage");
+                    return;
+                } else if (std::holds_alternative<plan::RepairLinks>(step)) {
+                    const auto bridge = links_.find_link(n.bridge);
+                    e.bridge_index = bridge ? bridge->index : 0;
+                    LinkRepair r = driver(n).repair(n, bridge, allowed);
+                    if (deferred) return assess(e);
+                    for (auto& d : r.done)
+                        done.push_back(std::move(d));
+                    // The driver's repair outranks a rename, which is only "link".
+                    if (!r.done.empty() && (what.empty() || r.what != "address")) what = r.what;
+                    if (r.recreated) {
+                        // A new bridge: what hung on the old one goes onto it again.
+                        attach_ports(e);
+                        if (const auto back = reattach_foreign_ports(e); !back.empty())
+                            done.push_back("re-attached " + join_names(back) + " (enslaved outside kvmnet)");
+                        if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
+                        const auto created = links_.find_link(n.bridge);
+                        e.bridge_index = created ? created->index : 0;
+                        e.fdb.clear();
+                        kinds |= plan::drift_sysctls;
+                    }
+                }
             }
-        }
-        if (bridge && bridge->alias != plan::owner_alias(n.name)) {
-            // Someone else's interface took the name: never touched.
+        } catch (const std::exception& err) {
+            log_error("network " + n.name + ": repairing " + n.bridge + " failed: " + err.what(), n.name);
             assess(e);
             if (e.state == State::active)
-                set_state(e, State::degraded, "bridge-replaced",
-                          "bridge " + n.bridge + " was replaced by an interface kvmnet does not manage");
+                set_state(e, State::degraded, "repair-failed",
+                          "repairing bridge " + n.bridge + " failed: " + err.what());
             return;
         }
-        LinkRepair r = driver(n).repair(n, bridge, allowed);
-        if (r.done.empty()) return done.empty() ? assess(e) : note_done(e, done, what);
-        for (auto& d : r.done)
-            done.push_back(std::move(d));
-        // The driver's repair outranks a rename, which is only "link".
-        if (what.empty() || r.what != "address") what = r.what;
-        if (r.recreated) {
-            // A new bridge: what hung on the old one goes onto it again.
-            attach_ports(e);
-            if (const auto back = reattach_foreign_ports(e); !back.empty())
-                done.push_back("re-attached " + join_names(back) + " (enslaved outside kvmnet)");
-            if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
-            const auto created = links_.find_link(n.bridge);
-            e.bridge_index = created ? created->index : 0;
-            e.fdb.clear();
-        }
-    } catch (const std::exception& err) {
-        log_error("network " + n.name + ": repairing " + n.bridge + " failed: " + err.what(), n.name);
-        assess(e);
-        if (e.state == State::active)
-            set_state(e, State::degraded, "repair-failed", "repairing bridge " + n.bridge + " failed: " + err.what());
-        return;
     }
-    if (done.empty()) return assess(e);  // every step was refused (logged)
+
+    // Drift => converge again: a second round sees what the first one's
+    // writes changed besides (ip_forward turns every link's forwarding on).
+    for (int round = 0; round < 2 && (kinds & (plan::drift_ports | plan::drift_sysctls)) && !deferred; ++round) {
+        plan::RepairObserved o;
+        o.bridge = links_.find_link(n.bridge);
+        const bool ours = o.bridge && o.bridge->alias == plan::owner_alias(n.name);
+        if (kinds & plan::drift_ports) {
+            o.ports.emplace();
+            for (const model::Port& p : n.ports)
+                (*o.ports)[p.name] = links_.find_link(p.name);
+            for (const auto& [port, problem] : e.port_problems)
+                o.port_problems.insert(port);
+        }
+        if (kinds & plan::drift_sysctls) {
+            o.sysctls.emplace();
+            for (const std::string& key : plan::held_sysctls(n)) {
+                // A missing bridge gets its own when the repair recreates it.
+                if (key.rfind("net/ipv4/conf/", 0) == 0 && !ours) continue;
+                auto cached = sysctls.read.find(key);
+                if (cached == sysctls.read.end()) {
+                    std::string value;
+                    try {
+                        value = links_.read_sysctl(key).value_or("");
+                    } catch (const std::exception& err) {
+                        log_error("reading " + dotted(key) + " failed: " + err.what());
+                    }
+                    cached = sysctls.read.emplace(key, value).first;
+                }
+                (*o.sysctls)[key] = cached->second;
+            }
+        }
+        bool ports_changed = false;
+        bool wrote = false;
+        for (const plan::RepairStep& step : plan::plan_repair(n, o)) {
+            if (const auto* missing = std::get_if<plan::PortMissing>(&step)) {
+                e.port_problems[missing->name] = "interface is missing";
+                ports_changed = true;
+            } else if (const auto* attach = std::get_if<plan::AttachPort>(&step)) {
+                if (!allowed()) break;
+                const auto port = std::find_if(n.ports.begin(), n.ports.end(),
+                                               [&](const model::Port& p) { return p.name == attach->name; });
+                log_info("network " + n.name + ": port " + attach->name + " appeared, attaching it", n.name);
+                try {
+                    apply_port(e, *port);
+                    e.port_problems.erase(attach->name);
+                } catch (const std::exception& err) {
+                    e.port_problems[attach->name] = err.what();
+                }
+                ports_changed = true;
+            } else if (const auto* sysctl = std::get_if<plan::TurnOnSysctl>(&step)) {
+                if (!allowed()) break;
+                // Held by several networks (ip_forward): written once per sync.
+                if (sysctls.turned_on.count(sysctl->key) || !turn_on_sysctl(sysctl->key)) continue;
+                sysctls.turned_on.insert(sysctl->key);
+                sysctls.read[sysctl->key] = "1";
+                wrote = true;
+                // The kernel sets every link's IPv4 forwarding with it: read again.
+                if (sysctl->key == ip_forward_key)
+                    for (auto it = sysctls.read.begin(); it != sysctls.read.end();)
+                        it = it->first.rfind("net/ipv4/conf/", 0) == 0 &&
+                                     it->first.find("/forwarding") != std::string::npos
+                                 ? sysctls.read.erase(it)
+                                 : std::next(it);
+            }
+        }
+        if (ports_changed && listener_) listener_->network_changed(n.name);
+        if (!wrote) break;
+        kinds &= ~plan::drift_ports;
+    }
+    // Every network holding a sysctl turned on in this sync hears of it.
+    if (kinds & plan::drift_sysctls)
+        for (const std::string& key : plan::held_sysctls(n))
+            if (sysctls.turned_on.count(key))
+                note_repair(e, "sysctl", "turned " + dotted(key) + " on again after it was turned off outside kvmnet");
+    if (done.empty()) return assess(e);
     note_done(e, done, what);
+}
+
+bool Manager::turn_on_sysctl(const std::string& key)
+{
+    const bool ip_forward = key == ip_forward_key;
+    if (ip_forward) {
+        // Degraded while it is off: guests reach nothing.
+        forwarding_problem_ = "net.ipv4.ip_forward was turned off outside kvmnet";
+        for (auto& [name, e] : networks_)
+            if (is_running(e.state) && needs_forwarding(e.spec)) assess(e);
+    }
+    try {
+        links_.write_sysctl(key, "1");
+    } catch (const std::exception& err) {
+        log_error("turning " + dotted(key) + " on again failed: " + err.what());
+        if (ip_forward) {
+            forwarding_problem_ += std::string("; turning it on again failed: ") + err.what();
+            for (auto& [name, e] : networks_)
+                if (is_running(e.state) && needs_forwarding(e.spec)) assess(e);
+        }
+        return false;
+    }
+    if (ip_forward) forwarding_problem_.clear();
+    return true;
 }
 
 void Manager::note_done(Entry& e, const std::vector<std::string>& done, const std::string& what)
 {
     std::string detail;
     for (const auto& d : done)
-        detail += (detail.empty() ? "" : "; ") + d;
+        detail.append(detail.empty() ? "" : "; ").append(d);
     note_repair(e, what, detail);
     assess(e);
 }
@@ -264,108 +329,38 @@ void Manager::firewall_changed(const std::string& detail)
     const auto running = active_specs();
     if (running.empty()) return;  // nothing of ours to repair (the table should not exist)
     firewall_drift_ = detail;
-    if (firewall_deferred_) return;  // the deferred repair will re-apply it
+    const bool deferred = !repairs_.waiting(table_scope).empty();
+    repairs_.mark(table_scope, plan::drift_firewall);
+    if (deferred) return;  // the deferred repair will re-apply it; the state says so already
     for (auto& [name, e] : networks_) {
         if (!is_running(e.state)) continue;
         e.firewall_problem = "nftables table inet kvmnet was changed outside kvmnet (" + detail + "); repairing";
         e.firewall_problem_code = "firewall-changed";
         assess(e);
     }
-    if (!firewall_timer_)
-        firewall_timer_ = clock_.add_timer(repair_delay_usec, [this] {
-            firewall_timer_.reset();
-            repair_firewall();
-        });
 }
 
 void Manager::ensure_forwarding_watch()
 {
-    if (!forwarding_timer_) forwarding_timer_ = clock_.add_timer(forwarding_poll_usec, [this] { check_forwarding(); });
+    if (!forwarding_timer_) forwarding_timer_ = clock_.add_timer(forwarding_poll_usec, [this] { poll_forwarding(); });
 }
 
 void Manager::sysctl_changed()
 {
-    const auto running = active_specs();
-    if (std::none_of(running.begin(), running.end(), needs_forwarding)) return;
-    // Replaces the poll's timer; check_forwarding arms the poll again.
-    forwarding_timer_ = clock_.add_timer(sysctl_notice_usec, [this] { check_forwarding(); });
+    for (auto& [name, e] : networks_)
+        if (needs_forwarding(e.spec)) mark_dirty(e, plan::drift_sysctls);
 }
 
-void Manager::repair_held_sysctls()
-{
-    std::vector<std::pair<std::string, std::vector<Entry*>>> held;  // key, the networks that need it
-    std::vector<Entry*> v6;
-    for (auto& [name, e] : networks_) {
-        if (!is_running(e.state)) continue;
-        if (needs_ipv6_forwarding(e.spec)) v6.push_back(&e);
-        if (!needs_forwarding(e.spec)) continue;
-        const auto bridge = links_.find_link(e.spec.bridge);
-        // A missing bridge gets them when the repair recreates it.
-        if (!bridge || bridge->alias != plan::owner_alias(name)) continue;
-        // IPv4 forwards only what arrives on a link with forwarding on: the
-        // bridge's own setting counts besides ip_forward.
-        held.push_back({"net/ipv4/conf/" + e.spec.bridge + "/forwarding", {&e}});
-        if (e.spec.mode == model::Mode::nat)
-            held.push_back({"net/ipv4/conf/" + e.spec.bridge + "/route_localnet", {&e}});
-    }
-    if (!v6.empty()) held.push_back({ipv6_forwarding_key, v6});
-    for (const auto& [key, networks] : held) {
-        std::string dotted = key;
-        std::replace(dotted.begin(), dotted.end(), '/', '.');
-        try {
-            if (links_.read_sysctl(key).value_or("1").substr(0, 1) == "1") continue;
-            links_.write_sysctl(key, "1");
-        } catch (const std::exception& err) {
-            log_error("turning " + dotted + " on again failed: " + err.what());
-            continue;
-        }
-        for (Entry* e : networks)
-            note_repair(*e, "sysctl", "turned " + dotted + " on again after it was turned off outside kvmnet");
-    }
-}
-
-void Manager::check_forwarding()
+void Manager::poll_forwarding()
 {
     forwarding_timer_.reset();
-    const auto running = active_specs();
-    if (std::none_of(running.begin(), running.end(), needs_forwarding)) return;  // re-armed by the next start
-    ensure_forwarding_watch();
-    // ip_forward first: turning it on also turns on every link's own
-    // forwarding, which the kernel turned off with it.
-    repair_ip_forward();
-    repair_held_sysctls();
-}
-
-void Manager::repair_ip_forward()
-{
-    std::string value;
-    try {
-        value = links_.read_sysctl(ip_forward_key).value_or("");
-    } catch (const std::exception& err) {
-        log_error(std::string("reading net.ipv4.ip_forward failed: ") + err.what());
-        return;
-    }
-    if (value.substr(0, 1) == "1") return;
-    // No budget: the poll interval already limits these repairs to one per
-    // interval, and without forwarding no guest reaches anything.
-    forwarding_problem_ = "net.ipv4.ip_forward was turned off outside kvmnet";
+    bool any = false;
     for (auto& [name, e] : networks_)
-        if (is_running(e.state) && needs_forwarding(e.spec)) assess(e);
-    try {
-        links_.write_sysctl(ip_forward_key, "1");
-    } catch (const std::exception& err) {
-        forwarding_problem_ += std::string("; turning it on again failed: ") + err.what();
-        log_error(forwarding_problem_);
-        for (auto& [name, e] : networks_)
-            if (is_running(e.state) && needs_forwarding(e.spec)) assess(e);
-        return;
-    }
-    forwarding_problem_.clear();
-    for (auto& [name, e] : networks_)
-        if (is_running(e.state) && needs_forwarding(e.spec))
-            note_repair(e, "sysctl", "turned net.ipv4.ip_forward on again after it was turned off outside kvmnet");
-    for (auto& [name, e] : networks_)
-        if (is_running(e.state)) assess(e);
+        if (is_running(e.state) && needs_forwarding(e.spec)) {
+            mark_dirty(e, plan::drift_sysctls);
+            any = true;
+        }
+    if (any) ensure_forwarding_watch();  // else re-armed by the next start
 }
 
 void Manager::firewall_notifications_lost()
@@ -382,8 +377,8 @@ void Manager::repair_firewall()
 {
     const auto running = active_specs();
     if (running.empty()) return;
-    if (const auto delay = repair_delay(firewall_budget_)) {
-        const std::string wait = budget_wait(delay);
+    if (!repairs_.allow(table_scope)) {
+        const std::string wait = repairs_.waiting(table_scope);
         log_warning("nftables table inet kvmnet keeps being changed outside kvmnet; repair deferred: " + wait);
         for (auto& [name, e] : networks_)
             if (is_running(e.state)) {
@@ -392,14 +387,6 @@ void Manager::repair_firewall()
                 e.firewall_problem_code = "repair-budget";
                 assess(e);
             }
-        firewall_deferred_ = true;
-        firewall_timer_ = clock_.add_timer(delay, [this] {
-            firewall_timer_.reset();
-            firewall_deferred_ = false;
-            firewall_budget_.granted = true;
-            repair_firewall();
-            firewall_budget_.granted = false;
-        });
         return;
     }
     try {

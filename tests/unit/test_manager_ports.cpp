@@ -149,6 +149,7 @@ TEST_CASE("Guest ports on a bridge-mode network", "[manager]")
         h.m().attach_port("lan", R"({"name": "vm1-tap", "tap": true, "mac": "52:54:00:12:34:56"})");
         h.links.delete_link("vm1-tap");
         h.m().link_changed("vm1-tap");
+        h.let_repairs_run();
         auto ports = h.m().list_ports("lan");
         REQUIRE(ports.size() == 1);
         CHECK(ports[0]["state"] == "missing");
@@ -162,6 +163,7 @@ TEST_CASE("Guest ports on a bridge-mode network", "[manager]")
         again.mac = kvmnet::model::Mac::parse("02:11:22:33:44:55");
         h.links.add_link(again);
         h.m().link_changed("vm1-tap");
+        h.let_repairs_run();
         const LinkInfo& tap = h.links.link("vm1-tap");
         CHECK(tap.master_index == bridge);
         CHECK(tap.up);

@@ -1,0 +1,153 @@
+#include "plan/converge.hpp"
+
+#include "plan/drift.hpp"
+#include "plan/planner.hpp"
+
+#include <algorithm>
+
+namespace kvmnet::plan {
+namespace {
+
+bool is_on(const std::string& value) { return !value.empty() && value[0] == '1'; }
+
+// net/ipv4/conf/LINK/forwarding, which a write of net.ipv4.ip_forward sets too.
+bool link_ipv4_forwarding(const std::string& key)
+{
+    const std::string prefix = "net/ipv4/conf/", suffix = "/forwarding";
+    return key.size() > prefix.size() + suffix.size() && key.compare(0, prefix.size(), prefix) == 0 &&
+           key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+std::string drift_kinds_text(DriftKinds kinds)
+{
+    static const std::pair<DriftKind, const char*> names[] = {{drift_links, "links"},
+                                                              {drift_addresses, "addresses"},
+                                                              {drift_ports, "ports"},
+                                                              {drift_sysctls, "sysctls"},
+                                                              {drift_firewall, "firewall"}};
+    std::string text;
+    for (const auto& [kind, name] : names)
+        if (kinds & kind) text.append(text.empty() ? "" : ", ").append(name);
+    return text;
+}
+
+std::vector<std::string> held_sysctls(const model::Network& n)
+{
+    std::vector<std::string> keys;
+    if (!needs_forwarding(n)) return keys;
+    keys.push_back(ip_forward_key);
+    if (n.ipv6) keys.push_back(ipv6_forwarding_key);
+    keys.push_back("net/ipv4/conf/" + n.bridge + "/forwarding");
+    if (n.mode == model::Mode::nat) keys.push_back("net/ipv4/conf/" + n.bridge + "/route_localnet");
+    return keys;
+}
+
+std::vector<RepairStep> plan_repair(const model::Network& n, const RepairObserved& o)
+{
+    std::vector<RepairStep> steps;
+    const std::string alias = owner_alias(n.name);
+    if (o.links) {
+        if (o.bridge && o.bridge->alias != alias) {
+            // Nor its ports (below: only on our bridge).
+            steps.push_back(LeaveReplacedBridge{});
+        } else {
+            if (!o.bridge && o.renamed) steps.push_back(RenameBridgeBack{o.renamed->name, n.bridge});
+            steps.push_back(RepairLinks{});
+        }
+    }
+    if (o.ports && o.bridge && o.bridge->alias == alias) {
+        for (const model::Port& p : n.ports) {
+            const auto it = o.ports->find(p.name);
+            if (it == o.ports->end()) continue;
+            if (!it->second)
+                steps.push_back(PortMissing{p.name});
+            else if (it->second->master_index != o.bridge->index || o.port_problems.count(p.name))
+                steps.push_back(AttachPort{p.name});
+        }
+    }
+    if (o.sysctls) {
+        const auto value = [&](const std::string& key) {
+            const auto it = o.sysctls->find(key);
+            return it == o.sysctls->end() ? std::optional<std::string>() : std::optional<std::string>(it->second);
+        };
+        const auto ip_forward = value(ip_forward_key);
+        const bool ip_forward_off = ip_forward && !ip_forward->empty() && !is_on(*ip_forward);
+        for (const std::string& key : held_sysctls(n)) {
+            const auto v = value(key);
+            if (!v || v->empty() || is_on(*v)) continue;
+            if (ip_forward_off && key != ip_forward_key && link_ipv4_forwarding(key)) continue;
+            steps.push_back(TurnOnSysctl{key});
+        }
+    }
+    return steps;
+}
+
+std::string describe(const RepairStep& step)
+{
+    return std::visit(
+        [](const auto& s) -> std::string {
+            using T = std::decay_t<decltype(s)>;
+            if constexpr (std::is_same_v<T, RenameBridgeBack>)
+                return std::string("rename ").append(s.from).append(" back to ").append(s.to);
+            else if constexpr (std::is_same_v<T, LeaveReplacedBridge>)
+                return "leave the interface under the bridge's name alone";
+            else if constexpr (std::is_same_v<T, RepairLinks>)
+                return "repair links";
+            else if constexpr (std::is_same_v<T, AttachPort>)
+                return std::string("attach port ").append(s.name);
+            else if constexpr (std::is_same_v<T, PortMissing>)
+                return std::string("port ").append(s.name).append(" missing");
+            else
+                return std::string("turn on ").append(s.key);
+        },
+        step);
+}
+
+const char* update_path_name(UpdatePath path)
+{
+    switch (path) {
+    case UpdatePath::unchanged: return "unchanged";
+    case UpdatePath::store: return "store";
+    case UpdatePath::hosts: return "hosts";
+    case UpdatePath::table: return "table";
+    case UpdatePath::live: return "live";
+    case UpdatePath::restart: return "restart";
+    }
+    return "restart";
+}
+
+UpdatePath plan_update(const model::Network& current, const model::Network& next, bool running)
+{
+    if (next == current) return UpdatePath::unchanged;
+    // Each path: `next` with what that path can change taken from `current`
+    // must be `current` itself.
+    if (running && next.ipv4 && current.ipv4 && next.ipv4->dhcp == current.ipv4->dhcp) {
+        model::Network same = next;
+        same.ipv4->hosts = current.ipv4->hosts;
+        if (same.ipv6 && current.ipv6) same.ipv6->hosts = current.ipv6->hosts;
+        same.dns.hosts = current.dns.hosts;
+        if (same == current && plan_dnsmasq(next, "", "").config == plan_dnsmasq(current, "", "").config)
+            return UpdatePath::hosts;
+    }
+    if (!running) return UpdatePath::store;
+    model::Network same = next;
+    same.forwards = current.forwards;
+    same.limits = current.limits;
+    if (same == current) return UpdatePath::table;
+    same = current;
+    same.stp = next.stp;
+    same.forward_delay = next.forward_delay;
+    same.hello_time = next.hello_time;
+    same.max_age = next.max_age;
+    same.priority = next.priority;
+    same.multicast_snooping = next.multicast_snooping;
+    same.mtu = next.mtu;
+    same.autostart = next.autostart;
+    same.ports = next.ports;
+    if (same == next) return UpdatePath::live;
+    return UpdatePath::restart;
+}
+
+}  // namespace kvmnet::plan
