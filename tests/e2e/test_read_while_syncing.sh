@@ -35,7 +35,10 @@ thaw() {
         FROZEN=0
     fi
 }
-trap 'rc=$?; thaw; (exit $rc); cleanup' EXIT
+# cleanup reads the exit status from $?: give it back (as a status of an
+# && list, which neither errexit nor the ERR trap acts on).
+_status() { return "$1"; }
+trap 'rc=$?; thaw; { _status "$rc" && cleanup; } || cleanup' EXIT
 
 mkdir -p "$OUTER" "$T/state"
 truncate -s 64M "$T/outer.img"
