@@ -240,6 +240,7 @@ int main(int argc, char** argv)
         return 2;
     }
     options.firewall_integration = !no_firewall_integration;
+    options.durable_writes_in_background = true;
     if (!log_level.empty()) {
         core::LogLevel level{};
         core::parse_log_level(log_level, level);

@@ -58,12 +58,13 @@ cat <<EOF
 
 kvmnetd handles one call at a time on its event loop. With $(j .clients) clients
 calling without pause, a call waits behind the calls queued before it, so the
-latencies above are mostly queueing. That is why reads and writes show about
-the same figures. The write mix sets the rate. \`AddHost\` and
-\`RemoveHost\` each rewrite three files (the hosts file, the names file and the
-network document), and each file write fsyncs the file and its directory.
-Starting a network waits for its dnsmasq. Forwards go to a journal that is not
-fsynced. VmRSS and the fd count were sampled every 5 s during the run
+latencies above are mostly queueing. \`AddHost\`, \`RemoveHost\` and
+\`SetAutostart\` rewrite the network document: the loop writes it to a
+temporary file, the store's writer thread fsyncs and renames it, grouped with
+every other save of the same loop turn and those made while a batch syncs,
+and the call's reply waits for that (store/durable.hpp); reads do not.
+Starting a network waits for its dnsmasq (an event, not on the loop). Forwards
+go to a journal that is not fsynced. VmRSS and the fd count were sampled every 5 s during the run
 (kB fds): $(tr '\n' ',' <"$D/dbus-load-samples.txt" | sed 's/,$//; s/,/, /g').
 <!-- /dbus-load -->
 EOF

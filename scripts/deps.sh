@@ -21,6 +21,9 @@ packages=(
     libpugixml-dev
     # run time and e2e tests
     dnsmasq-base dbus busybox nftables iproute2 socat jq procps iperf3
+    # e2e test_read_while_syncing: the state directory on ext4 images of the
+    # test's own (mkfs.ext4; losetup and fsfreeze are util-linux's)
+    e2fsprogs
     # e2e test_access: the real polkit daemon on the test's private bus; its
     # pkttyagent is kvmnetctl's agent; openssl hashes the test's password
     polkitd openssl

@@ -213,22 +213,52 @@ private:
 
 namespace {
 
+// Replies to a changing call whose body succeeded once what it stored is
+// durable (core::Manager::when_durable): the event loop serves everyone
+// else while the store syncs, and a caller never hears success for a
+// change that a crash would lose.
+template <typename... R, typename... V>
+void reply_when_durable(core::Manager& manager, std::shared_ptr<sdbus::Result<R...>> pending, V... values) noexcept
+{
+    try {
+        manager.when_durable([pending, values...](std::exception_ptr error) {
+            auto outcome = [&] {
+                if (error) std::rethrow_exception(error);
+                if constexpr (sizeof...(V) == 1) return (values, ...);
+            };
+            reply_with(*pending, outcome);
+        });
+    } catch (const std::exception& e) {
+        send_error(*pending, sdbus::Error("org.freedesktop.DBus.Error.Failed", e.what()));
+    }
+}
+
 // The one path of every changing method: authorize the caller for the
 // polkit action of METHOD, then run body and reply. body must not capture the adaptor object: it may run
 // minutes later (interactive authentication), when the network object is
 // gone; it names the network, and the manager looks it up again (NotFound
 // when it has vanished meanwhile).
 template <typename... R, typename F>
-void changing(Authorizer& authorizer, sdbus::IObject& object, std::string_view method, const std::string& what,
-              sdbus::Result<R...>&& result, F body)
+void changing(Authorizer& authorizer, core::Manager& manager, sdbus::IObject& object, std::string_view method,
+              const std::string& what, sdbus::Result<R...>&& result, F body)
 {
     auto pending = std::make_shared<sdbus::Result<R...>>(std::move(result));
     authorizer.check(object.getCurrentlyProcessedMessage(), action_for_method(method), what,
-                     [pending, body = std::move(body)](const std::optional<std::string>& denial) mutable {
-                         if (denial)
+                     [&manager, pending, body = std::move(body)](const std::optional<std::string>& denial) mutable {
+                         if (denial) {
                              send_error(*pending, sdbus::Error(access_denied_error, *denial));
-                         else
-                             reply_with(*pending, body);
+                             return;
+                         }
+                         try {
+                             if constexpr (sizeof...(R) == 0) {
+                                 guarded(body);
+                                 reply_when_durable(manager, pending);
+                             } else {
+                                 reply_when_durable(manager, pending, guarded(body));
+                             }
+                         } catch (const sdbus::Error& e) {
+                             send_error(*pending, e);
+                         }
                      });
 }
 
@@ -236,20 +266,22 @@ void changing(Authorizer& authorizer, sdbus::IObject& object, std::string_view m
 // with the outcome (core::Manager::Done), and the caller's reply waits for
 // it while the event loop serves everyone else.
 template <typename F>
-void changing_later(Authorizer& authorizer, sdbus::IObject& object, std::string_view method, const std::string& what,
-                    sdbus::Result<>&& result, F body)
+void changing_later(Authorizer& authorizer, core::Manager& manager, sdbus::IObject& object, std::string_view method,
+                    const std::string& what, sdbus::Result<>&& result, F body)
 {
     auto pending = std::make_shared<sdbus::Result<>>(std::move(result));
     authorizer.check(object.getCurrentlyProcessedMessage(), action_for_method(method), what,
-                     [pending, body = std::move(body)](const std::optional<std::string>& denial) mutable {
+                     [&manager, pending, body = std::move(body)](const std::optional<std::string>& denial) mutable {
                          if (denial) {
                              send_error(*pending, sdbus::Error(access_denied_error, *denial));
                              return;
                          }
-                         body([pending](std::exception_ptr error) {
-                             auto rethrow = [&] {
-                                 if (error) std::rethrow_exception(error);
-                             };
+                         body([&manager, pending](std::exception_ptr error) {
+                             if (!error) {
+                                 reply_when_durable(manager, pending);
+                                 return;
+                             }
+                             auto rethrow = [&] { std::rethrow_exception(error); };
                              reply_with(*pending, rethrow);
                          });
                      });
@@ -286,15 +318,16 @@ public:
 private:
     void CreateNetwork(sdbus::Result<sdbus::ObjectPath>&& result, std::string document) override
     {
-        changing(authorizer_, getObject(), "CreateNetwork", "call CreateNetwork", std::move(result),
+        changing(authorizer_, manager_, getObject(), "CreateNetwork", "call CreateNetwork", std::move(result),
                  [&manager = manager_, document = std::move(document)] {
                      return sdbus::ObjectPath(network_path(manager.create(document)));
                  });
     }
     void DeleteNetwork(sdbus::Result<>&& result, std::string name) override
     {
-        changing(authorizer_, getObject(), "DeleteNetwork", "call DeleteNetwork on network '" + log_safe(name) + "'",
-                 std::move(result), [&manager = manager_, name] { manager.remove(name); });
+        changing(authorizer_, manager_, getObject(), "DeleteNetwork",
+                 "call DeleteNetwork on network '" + log_safe(name) + "'", std::move(result),
+                 [&manager = manager_, name] { manager.remove(name); });
     }
     sdbus::ObjectPath GetNetwork(const std::string& name) override
     {
@@ -325,7 +358,7 @@ private:
     }
     void Reload(sdbus::Result<>&& result) override
     {
-        changing(authorizer_, getObject(), "Reload", "call Reload", std::move(result),
+        changing(authorizer_, manager_, getObject(), "Reload", "call Reload", std::move(result),
                  [&manager = manager_] { manager.reload(); });
     }
     std::string Version() override { return version; }
@@ -623,6 +656,11 @@ private:
             core::log_info("uid " + std::to_string(uid) + " sets Autostart of network '" + name_ + "' to " +
                            (value ? "true" : "false"));
             manager_.set_autostart(name_, value);
+            // A setter answers when it returns: wait here for the document.
+            std::exception_ptr error;
+            manager_.when_durable([&error](std::exception_ptr e) { error = e; });
+            manager_.wait_durable();
+            if (error) std::rethrow_exception(error);
         });
     }
     uint32_t LeaseCount() override { return static_cast<uint32_t>(manager_.leases(name_).size()); }
@@ -651,8 +689,8 @@ private:
     template <typename... R, typename F>
     void change(const char* method, sdbus::Result<R...>&& result, F body)
     {
-        changing(authorizer_, getObject(), method, std::string("call ") + method + " on network '" + name_ + "'",
-                 std::move(result),
+        changing(authorizer_, manager_, getObject(), method,
+                 std::string("call ") + method + " on network '" + name_ + "'", std::move(result),
                  [&manager = manager_, name = name_, body = std::move(body)]() mutable { return body(manager, name); });
     }
 
@@ -661,8 +699,8 @@ private:
     template <typename F>
     void change_later(const char* method, sdbus::Result<>&& result, F body)
     {
-        changing_later(authorizer_, getObject(), method, std::string("call ") + method + " on network '" + name_ + "'",
-                       std::move(result),
+        changing_later(authorizer_, manager_, getObject(), method,
+                       std::string("call ") + method + " on network '" + name_ + "'", std::move(result),
                        [&manager = manager_, name = name_, body = std::move(body)](core::Manager::Done done) mutable {
                            body(manager, name, std::move(done));
                        });

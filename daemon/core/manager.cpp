@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <functional>
 #include <pwd.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <systemd/sd-event.h>
@@ -73,9 +74,22 @@ Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& lin
     if (dnsmasq_user_.empty()) dnsmasq_user_ = ::getpwnam("dnsmasq") ? "dnsmasq" : "nobody";
     if (options_.firewall_integration)
         docker_user_ = std::make_unique<DockerUser>(firewall_, options_.iptables, options_.ip6tables);
+    if (options_.durable_writes_in_background) {
+        store::DurableWriter& durable = store_.durable();
+        durable.start_thread();
+        durable_done_ =
+            loop_.add_io(durable.completion_fd(), EPOLLIN, [&durable](std::uint32_t) { durable.complete(); });
+        durable_submit_ = loop_.add_post([&durable] { durable.submit(); });
+    }
 }
 
 Manager::~Manager() = default;
+
+void Manager::wait_durable()
+{
+    store_.durable().flush();
+    store_.durable().complete();
+}
 
 ModeDriver& Manager::driver(const model::Network& n)
 {

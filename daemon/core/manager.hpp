@@ -62,6 +62,10 @@ struct ManagerOptions {
     bool firewall_integration = true;
     std::string iptables = "/usr/sbin/iptables-nft";
     std::string ip6tables = "/usr/sbin/ip6tables-nft";
+    // Documents are synced on a thread of the store, in groups, and a
+    // changing call waits for when_durable (kvmnetd); false: each save
+    // syncs before it returns (the unit tests, tools driving the manager).
+    bool durable_writes_in_background = false;
 };
 
 // Notified after every change, from inside the event loop.
@@ -161,6 +165,14 @@ public:
                             Done done);
     void update_at_revision(const std::string& name, const std::string& document, const std::string& revision);
     void set_autostart(const std::string& name, bool autostart);
+    // `done` runs on the event loop once every document stored so far is
+    // on disk, with the error when that failed (the change is in effect
+    // then, but its caller must not hear success). At once without
+    // durable_writes_in_background.
+    void when_durable(Done done) { store_.durable().when_durable(std::move(done)); }
+    // Blocks until every document stored so far is on disk and runs the
+    // when_durable calls waiting for it.
+    void wait_durable();
 
     // Guest ports (core/manager_ports.cpp). attach takes one "ports" entry
     // of the document as JSON; list returns configuration plus live state.
@@ -455,6 +467,10 @@ private:
     std::unique_ptr<Firewalld> firewalld_;  // null: no bus given (unit tests)
     bool firewalld_changed_ = false;        // the next sync asks firewalld whatever
     std::set<std::string> known_bridges() const;
+    // With durable_writes_in_background: the store's finished batches, and
+    // the hand-over of each loop turn's saves as one batch.
+    std::unique_ptr<EventSource> durable_done_;
+    std::unique_ptr<EventSource> durable_submit_;
     // Last: destroyed first, before the members its sync uses.
     RepairTrigger repairs_;
 };

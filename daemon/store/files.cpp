@@ -22,30 +22,22 @@ namespace {
     throw Error(ErrorKind::Kernel, what + " " + path + ": " + std::strerror(errno));
 }
 
+[[noreturn]] void abandon(int fd, const std::string& tmp, const char* what)
+{
+    const int saved = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    errno = saved;
+    fail(what, tmp);
+}
+
 // Writes `contents` to PATH.tmp and renames it over `path`; with `sync` the
 // data and then the directory entry are fsynced too.
 void write_via_temp(const std::string& path, const std::string& contents, unsigned mode, bool sync)
 {
     const std::string tmp = path + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) fail("cannot create", tmp);
-    const auto abandon = [&](const char* what) {
-        const int saved = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        errno = saved;
-        fail(what, tmp);
-    };
-    std::size_t done = 0;
-    while (done < contents.size()) {
-        const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            abandon("cannot write");
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if (sync && (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0)) abandon("cannot sync");
+    const int fd = write_temp(tmp, contents, mode, sync);
+    if (sync && ::fsync(fd) != 0) abandon(fd, tmp, "cannot sync");
     ::close(fd);
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
         const int saved = errno;
@@ -63,6 +55,23 @@ void write_via_temp(const std::string& path, const std::string& contents, unsign
 }
 
 }  // namespace
+
+int write_temp(const std::string& tmp, const std::string& contents, unsigned mode, bool exact_mode)
+{
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) fail("cannot create", tmp);
+    std::size_t done = 0;
+    while (done < contents.size()) {
+        const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            abandon(fd, tmp, "cannot write");
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (exact_mode && ::fchmod(fd, mode) != 0) abandon(fd, tmp, "cannot set the mode of");
+    return fd;
+}
 
 void write_atomic(const std::string& path, const std::string& contents, unsigned mode)
 {

@@ -7,6 +7,11 @@
 
 namespace kvmnet::store {
 
+// Creates (or truncates) `tmp` and writes `contents` to it, not synced; the
+// open fd is the caller's. With exact_mode the mode is set regardless of
+// the umask. Throws Kernel (nothing left behind) when the file system
+// refuses: read-only, full, over quota.
+int write_temp(const std::string& tmp, const std::string& contents, unsigned mode, bool exact_mode);
 void write_atomic(const std::string& path, const std::string& contents, unsigned mode = 0644);
 // Temp file and rename without fsync: old or new contents after a crash of
 // the process, not of the machine (runtime files that a reboot drops anyway).

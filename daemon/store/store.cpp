@@ -19,7 +19,17 @@
 
 namespace kvmnet::store {
 
-Store::Store(Layout layout) : layout_(std::move(layout)) { make_directories(layout_.networks_dir(), 0755); }
+Store::Store(Layout layout, Syncer* syncer)
+    : layout_(std::move(layout)), durable_(std::make_unique<DurableWriter>(syncer))
+{
+    make_directories(layout_.networks_dir(), 0755);
+    // Contents of saves that a crash kept from being renamed into place:
+    // their calls never returned.
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(layout_.networks_dir(), ec))
+        if (entry.path().filename().string().find(".json.tmp") != std::string::npos)
+            std::filesystem::remove(entry.path(), ec);
+}
 
 std::string Store::path_of(const std::string& name) const { return layout_.document(name); }
 
@@ -195,8 +205,14 @@ std::string revision_of(const nlohmann::json& document) { return document_hash(d
 
 std::string revision_of(const model::Network& network) { return revision_of(model::to_json(network)); }
 
+void Store::settle(const std::string& name) const
+{
+    if (durable_->pending(path_of(name))) durable_->flush();
+}
+
 void Store::journal_add(const std::string& name, const std::vector<model::PortForward>& forwards) const
 {
+    settle(name);
     nlohmann::json added = nlohmann::json::array();
     for (const model::PortForward& f : forwards)
         added.push_back(model::to_json(f));
@@ -205,6 +221,7 @@ void Store::journal_add(const std::string& name, const std::vector<model::PortFo
 
 void Store::journal_remove(const std::string& name, const model::ForwardKey& key) const
 {
+    settle(name);
     const nlohmann::json removed{{"proto", std::string(model::proto_name(key.proto))},
                                  {"host_address", key.host_address ? key.host_address->str() : ""},
                                  {"host_port", key.host_port}};
@@ -234,6 +251,7 @@ model::Network parse_stored(const std::string& text, const std::string& journal_
 
 Store::Loaded Store::load(std::vector<std::string>& problems) const
 {
+    durable_->flush();
     Loaded result;
     std::vector<std::filesystem::path> files;
     for (const auto& entry : std::filesystem::directory_iterator(layout_.networks_dir()))
@@ -293,8 +311,10 @@ void Store::mirror(const std::string& name, const std::string& text) const
 void Store::save(const model::Network& network) const
 {
     const std::string text = model::to_json(network).dump(2) + "\n";
-    write_atomic(path_of(network.name), text, 0644);
-    remove_file(journal_of(network.name));
+    const std::string path = path_of(network.name);
+    // A name of its own per save: the writer may still sync an earlier one.
+    const std::string tmp = path + ".tmp." + std::to_string(++temporaries_);
+    durable_->replace(write_temp(tmp, text, 0644, true), tmp, path, {journal_of(network.name)});
     mirror(network.name, text);
 }
 
@@ -303,6 +323,7 @@ void Store::remove(const std::string& name) const
     // The document decides: once it is gone the network is. A journal left
     // behind names another document as its base, so a later network of this
     // name ignores it.
+    settle(name);
     remove_file(path_of(name));
     try {
         remove_file(journal_of(name));

@@ -6,9 +6,11 @@
 #pragma once
 
 #include "model/network.hpp"
+#include "store/durable.hpp"
 #include "store/layout.hpp"
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,7 +30,7 @@ public:
     // With a runtime directory in `layout` every document the store writes
     // or loads is also copied to its mirror there, as read: last_good()
     // gives it back when the stored one no longer loads.
-    explicit Store(Layout layout);
+    explicit Store(Layout layout, Syncer* syncer = nullptr);
 
     struct Loaded {
         std::vector<model::Network> networks;
@@ -44,11 +46,18 @@ public:
     // The last document of `name` that this store wrote or loaded (its
     // journal replayed), when the mirror has it.
     std::optional<model::Network> last_good(const std::string& name, std::vector<std::string>& problems) const;
-    // Writes the whole document (fsynced) and then drops its journal, whose
-    // changes the document now holds.
+    // Writes the whole document and then drops its journal, whose changes
+    // the document now holds. The new contents are written at once (a full
+    // or read-only file system throws here, nothing changed); syncing and
+    // renaming them into place is durable().replace's, at once unless
+    // durable() runs a thread: then the document is durable when
+    // durable().when_durable says so, and until then every other method
+    // of this store that reads or changes its files first waits for it
+    // (load, remove, the journal).
     void save(const model::Network& network) const;
     // Removes the document (throws when it cannot), then its journal.
     void remove(const std::string& name) const;
+    DurableWriter& durable() const { return *durable_; }
     // Throws Kernel when no file can be written or removed in the directory
     // (read-only file system, immutable directory), before a change starts.
     void check_writable() const;
@@ -64,10 +73,14 @@ public:
 
 private:
     void mirror(const std::string& name, const std::string& text) const;
+    // Waits for a pending save of `name` (its rename and journal removal).
+    void settle(const std::string& name) const;
 
     bool mirrored() const { return !layout_.runtime_dir().empty(); }
 
     Layout layout_;
+    std::unique_ptr<DurableWriter> durable_;
+    mutable std::uint64_t temporaries_ = 0;
 };
 
 }  // namespace kvmnet::store
