@@ -58,6 +58,10 @@ struct ManagerOptions {
     bool firewall_integration = true;
     std::string iptables = "/usr/sbin/iptables-nft";
     std::string ip6tables = "/usr/sbin/ip6tables-nft";
+    // Reads other programs' firewall tables (core/foreign_firewall.hpp),
+    // whatever firewall_integration says; empty: they are not read, and a
+    // network is never degraded by them.
+    std::string nft = "/usr/sbin/nft";
 };
 
 // Notified after every change, from inside the event loop.
@@ -220,9 +224,12 @@ public:
     void firewall_notifications_lost();
     // Link notifications were lost: every running network is re-checked.
     void recheck_links();
-    // Another program changed table ip or ip6 filter (Docker created or
-    // recreated DOCKER-USER, someone flushed it): kvmnet's rules there are
-    // re-synced a moment later (core/manager_foreign.cpp).
+    // Another program changed one of its tables (Docker created or
+    // recreated DOCKER-USER, someone flushed it, ufw added a rule): a
+    // moment later kvmnet's rules there are re-synced, the other tables
+    // re-read and every running network's state judged again (degraded
+    // while another table drops its guests' traffic;
+    // core/manager_foreign.cpp).
     void foreign_firewall_changed();
     void sync_foreign_firewall_now();
     // A sysctl of a link or of every link changed (rtnetlink RTM_NEWNETCONF:
@@ -457,6 +464,9 @@ private:
     ManagerListener* listener_ = nullptr;
     std::unique_ptr<DockerUser> docker_user_;  // null: --no-firewall-integration
     std::unique_ptr<EventSource> foreign_timer_;
+    // Other programs' tables as last read (read_foreign_rules).
+    std::optional<std::vector<plan::ForeignChain>> foreign_rules_;
+    void read_foreign_rules_now();
 };
 
 }  // namespace kvmnet::core
