@@ -284,13 +284,20 @@ void firewall(const model::Network& n, const Observed& o, Findings& f)
             f.pass("foreign-firewall", where + (ufw ? " is ufw's and" : "") + " lets the guests' traffic on " +
                                            n.bridge + " through (its own rules accept it)");
         } else if (ufw) {
+            // ufw's input rules are for both families: its ip6 chain needs
+            // DNS, and DHCPv6 when the network serves it.
+            const bool dhcp6 = n.ipv6 && !n.ipv6->ranges.empty();
+            const std::string input =
+                c.family == "ip6" ? std::string(dhcp6 ? "DNS and DHCPv6" : "DNS") +
+                                        "; let them through with: ufw allow in on " + n.bridge + " to any port 53" +
+                                        (dhcp6 ? "; ufw allow in on " + n.bridge + " to any port 547 proto udp" : "")
+                                  : "DHCP and DNS; let them through with: ufw allow in on " + n.bridge +
+                                        " to any port 67 proto udp; ufw allow in on " + n.bridge + " to any port 53";
             f.warn("foreign-firewall",
                    where + " is ufw's and drops guests' " +
-                       (c.hook == "forward"
-                            ? "forwarded traffic; let them through with: ufw route allow in on " + n.bridge +
-                                  "; ufw route allow out on " + n.bridge
-                            : "DHCP and DNS; let them through with: ufw allow in on " + n.bridge +
-                                  " to any port 67 proto udp; ufw allow in on " + n.bridge + " to any port 53") +
+                       (c.hook == "forward" ? "forwarded traffic; let them through with: ufw route allow in on " +
+                                                  n.bridge + "; ufw route allow out on " + n.bridge
+                                            : input) +
                        detail);
         } else if ((c.family == "ip" || c.family == "ip6") && c.table == "filter" &&
                    (c.name == "FORWARD" || c.name == "INPUT")) {

@@ -459,13 +459,16 @@ std::vector<ChainJudgement> judge_foreign_chains(const std::vector<ForeignChain>
             if (std::find(j.cut.begin(), j.cut.end(), probe.what) == j.cut.end()) j.cut.push_back(probe.what);
             if (j.cut.size() == 1) {
                 // Of the rules that may drop them, the first whose counter
-                // counted packets is the one that did; else the first.
-                const Outcome* first = nullptr;
+                // counted packets is the one that did. Else the way taken
+                // last: the walk takes the uncertain turns (a return on a
+                // match it cannot know) first, so the last way is the one
+                // where the unknown matches did not apply, the common case
+                // (ufw's DHCP drop rather than its "not local" drop).
+                const Outcome* counted = nullptr;
                 for (const Outcome& o : outcomes)
-                    if (o.kind == Outcome::drop && o.rule &&
-                        (!first || (o.rule->packets.value_or(0) > 0 && first->rule->packets.value_or(0) == 0)))
-                        first = &o;
-                if (first)
+                    if (!counted && o.kind == Outcome::drop && o.rule && o.rule->packets.value_or(0) > 0) counted = &o;
+                const Outcome* first = counted ? counted : &outcomes.back();
+                if (first->kind == Outcome::drop && first->rule)
                     j.dropper = RuleRef{first->chain->family, first->chain->table, first->chain->name,
                                         first->rule->handle,  first->rule->text,   first->rule->packets.value_or(0)};
                 j.counted = walker.counted();

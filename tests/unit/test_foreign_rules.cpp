@@ -80,6 +80,10 @@ TEST_CASE("ufw's default policies cut a NAT network's guests off, and its policy
     CHECK(forward.drop_detail() == "; dropped by its policy");
     const auto& input = chain(judged, "ip", "INPUT");
     CHECK(input.cut == std::vector<std::string>{"DHCP", "DNS"});
+    // DHCP goes to ufw-skip-to-policy-input's drop; its "not local" drop
+    // applies only to packets for other hosts, which a match on fib tells.
+    REQUIRE(input.dropper);
+    CHECK(input.dropper->str() == "ip filter ufw-skip-to-policy-input handle 47: counter packets 0 bytes 0 drop");
     // ip6 filter only for networks with IPv6.
     CHECK(std::none_of(judged.begin(), judged.end(), [](const auto& j) { return j.family == "ip6"; }));
 }
