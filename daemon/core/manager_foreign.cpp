@@ -1,10 +1,12 @@
 // Other firewalls' chains that kvmnet keeps its rules in
-// (core/foreign_firewall.hpp): re-synced whenever the set of running
-// networks changes (apply_firewall) and when another program changes one
-// of its tables, e.g. Docker starting, restarting or flushing. The same
-// change re-reads the other programs' tables and judges each running
+// (core/foreign_firewall.hpp), and firewalld's zone (core/firewalld.hpp):
+// re-synced whenever the set of running networks changes (apply_firewall)
+// and when another program changes one of its tables, e.g. Docker
+// starting, restarting or flushing, or firewalld reloads or restarts. The
+// same change re-reads the other programs' tables and judges each running
 // network again: degraded while one of them drops its guests' traffic,
 // active again once it lets them through (plan/foreign_rules.hpp).
+#include "core/firewalld.hpp"
 #include "core/foreign_firewall.hpp"
 #include "core/manager.hpp"
 
@@ -29,6 +31,10 @@ void Manager::foreign_firewall_changed()
 void Manager::sync_foreign_firewall_now()
 {
     if (docker_user_) docker_user_->sync(active_specs());
+    if (firewalld_ && options_.firewall_integration) {
+        firewalld_->sync(active_specs(), known_bridges(), firewalld_changed_);
+        firewalld_changed_ = false;
+    }
     read_foreign_rules_now();
     for (auto& [name, e] : networks_)
         assess(e);
@@ -42,6 +48,22 @@ void Manager::read_foreign_rules_now()
         foreign_rules_ = read_foreign_rules(firewall_, options_.nft, plan::table_name);
     else
         foreign_rules_.reset();
+}
+
+void Manager::firewalld_changed()
+{
+    firewalld_changed_ = true;
+    foreign_firewall_changed();
+}
+
+void Manager::set_firewalld_bus(FirewalldBus& bus) { firewalld_ = std::make_unique<Firewalld>(bus); }
+
+std::set<std::string> Manager::known_bridges() const
+{
+    std::set<std::string> bridges;
+    for (const auto& [name, e] : networks_)
+        bridges.insert(e.spec.bridge);
+    return bridges;
 }
 
 }  // namespace kvmnet::core

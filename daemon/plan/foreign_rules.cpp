@@ -324,11 +324,10 @@ public:
                 if (t == Tri::yes) return out;
                 break;
             case ForeignVerdict::unknown:
-                if (t == Tri::yes) {
-                    gave_up_ = true;
-                    return out;
-                }
-                break;
+                // A verdict map or a queue that may apply: its verdict
+                // cannot be told, so neither can the chain's.
+                gave_up_ = true;
+                return out;
             case ForeignVerdict::none: break;
             }
         }
@@ -441,6 +440,9 @@ std::vector<ChainJudgement> judge_foreign_chains(const std::vector<ForeignChain>
     for (const ForeignChain& c : chains) {
         if (!c.base || (c.hook != "forward" && c.hook != "input")) continue;
         if (c.family == "inet" && c.table == our_table) continue;
+        // firewalld's table has a supported place for the guests (zone
+        // kvmnet, core/firewalld.hpp) and a check of its own.
+        if (c.family == "inet" && c.table == "firewalld") continue;
         if (c.family != "ip" && c.family != "ip6" && c.family != "inet") continue;
         if (c.family == "ip6" && !n.ipv6) continue;
         ChainJudgement j{c.family, c.table, c.name, c.hook, c.policy, {}, {}, {}, false};

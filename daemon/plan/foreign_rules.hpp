@@ -86,7 +86,8 @@ struct ChainJudgement {
     std::string drop_detail() const;
 };
 
-// Every foreign (not family inet table `our_table`) base chain of `chains`
+// Every foreign (not family inet table `our_table`, nor firewalld's inet
+// firewalld, which has a supported place and a check of its own) base chain of `chains`
 // on the forward or input hook that matters to `n`'s guests: of families
 // ip, ip6 (when `n` has IPv6) and inet; none for bridge-mode networks,
 // whose bridge is the host's. Forward chains only when `n` forwards (NAT,
