@@ -229,6 +229,10 @@ int main(int argc, char** argv)
     app.add_option("--ip6tables", options.ip6tables,
                    "ip6tables-nft binary for Docker's DOCKER-USER chain (default /usr/sbin/ip6tables-nft)")
         ->type_name("PATH");
+    app.add_option("--nft", options.nft,
+                   "nft binary that reads other programs' firewall tables, to tell when they drop guests' traffic "
+                   "(default /usr/sbin/nft; empty: never read)")
+        ->type_name("PATH");
     app.add_flag("--stop-networks-on-exit", stop_networks_on_exit,
                  "stop every running network on SIGTERM/SIGINT (by default they keep running for their guests and "
                  "are adopted later)");
@@ -291,7 +295,7 @@ int main(int argc, char** argv)
         kernel::NftMonitor nft_monitor(plan::table_name, ::getpid(), firewall.port_id(), nft_monitor_rcvbuf);
         auto nft_source = loop.add_io(nft_monitor.fd(), EPOLLIN, [&](std::uint32_t) {
             const auto result = nft_monitor.dispatch();
-            if (result.filter_changed || result.overrun) manager.foreign_firewall_changed();
+            if (result.foreign_changed || result.overrun) manager.foreign_firewall_changed();
             if (result.changed)
                 manager.firewall_changed("by " + result.who);
             else if (result.overrun)

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
+#include <set>
+#include <stdexcept>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +59,40 @@ CommandResult run_command(const std::vector<std::string>& argv)
         if (errno != EINTR) return result;
     result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return result;
+}
+
+std::optional<std::vector<plan::ForeignChain>> read_foreign_rules(plan::FirewallAdapter& firewall,
+                                                                  const std::string& nft, const std::string& our_table,
+                                                                  const CommandRunner& run)
+{
+    if (nft.empty()) return std::nullopt;
+    std::set<std::pair<std::string, std::string>> tables;
+    try {
+        for (const auto& c : firewall.list_chains())
+            if (c.base && (c.hook == "forward" || c.hook == "input") && !(c.family == "inet" && c.table == our_table))
+                tables.emplace(c.family, c.table);
+    } catch (const std::exception& e) {
+        log_warning(std::string("other programs' firewall tables: cannot list nftables chains: ") + e.what());
+        return std::nullopt;
+    }
+    std::vector<plan::ForeignChain> chains;
+    for (const auto& [family, table] : tables) {
+        const auto listing = run({nft, "-j", "list", "table", family, table});
+        try {
+            if (listing.status != 0) throw std::runtime_error("exit status " + std::to_string(listing.status));
+            // nft may warn on stderr before its JSON ("table ip filter is
+            // managed by iptables-nft"); the JSON is the line with "{".
+            const auto start = listing.output.find("{\"nftables\"");
+            if (start == std::string::npos) throw std::runtime_error("no JSON in its output");
+            auto more = plan::parse_nft_json(listing.output.substr(start, listing.output.find('\n', start) - start));
+            chains.insert(chains.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+        } catch (const std::exception& e) {
+            log_warning("other programs' firewall tables: " + nft + " -j list table " + family + " " + table +
+                        " failed (" + e.what() + "): " + listing.output.substr(0, 200));
+            return std::nullopt;
+        }
+    }
+    return chains;
 }
 
 DockerUser::DockerUser(plan::FirewallAdapter& firewall, std::string iptables, std::string ip6tables, CommandRunner run)

@@ -10,9 +10,11 @@
 #pragma once
 
 #include "model/network.hpp"
+#include "plan/foreign_rules.hpp"
 #include "plan/kernel_view.hpp"
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,16 @@ using CommandRunner = std::function<CommandResult(const std::vector<std::string>
 
 // fork + exec, waits for it; output captured (bounded).
 CommandResult run_command(const std::vector<std::string>& argv);
+
+// Every table of another program (not inet `our_table`) that has a base
+// chain on the forward or input hook, with its rules, as `nft -j list
+// table` prints them (plan/foreign_rules.hpp judges them). Reading only;
+// nft prints the counters and iptables-nft's rules that libnftnl would
+// leave us to decode. nullopt when `nft` is empty or a listing fails
+// (logged): then nothing is judged. Never throws.
+std::optional<std::vector<plan::ForeignChain>> read_foreign_rules(plan::FirewallAdapter& firewall,
+                                                                  const std::string& nft, const std::string& our_table,
+                                                                  const CommandRunner& run = run_command);
 
 class DockerUser {
 public:

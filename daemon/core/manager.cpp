@@ -877,6 +877,7 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
     if (docker_user_) docker_user_->sync(active);
     if (firewalld_ && options_.firewall_integration) firewalld_->sync(active, known_bridges(), false);
+    read_foreign_rules_now();
 }
 
 void Manager::update_ip_forward(const std::vector<model::Network>& active)
@@ -988,7 +989,7 @@ void Manager::finish_start(const std::string& name, std::exception_ptr error)
                 arm_confirmation(e, static_cast<std::int64_t>(::time(nullptr)) + confirm_timeout_s);
             if (needs_forwarding(n)) ensure_forwarding_watch();
             set_state(e, State::active);
-            if (!e.stored_problem.empty()) assess(e);
+            if (!e.stored_problem.empty() || foreign_rules_) assess(e);
         } catch (const std::exception&) {
             error = std::current_exception();
         }

@@ -66,6 +66,10 @@ struct ManagerOptions {
     // changing call waits for when_durable (kvmnetd); false: each save
     // syncs before it returns (the unit tests, tools driving the manager).
     bool durable_writes_in_background = false;
+    // Reads other programs' firewall tables (core/foreign_firewall.hpp),
+    // whatever firewall_integration says; empty: they are not read, and a
+    // network is never degraded by them.
+    std::string nft = "/usr/sbin/nft";
 };
 
 // Notified after every change, from inside the event loop.
@@ -237,9 +241,12 @@ public:
     void firewall_notifications_lost();
     // Link notifications were lost: every running network is re-checked.
     void recheck_links();
-    // Another program changed table ip or ip6 filter (Docker created or
-    // recreated DOCKER-USER, someone flushed it): kvmnet's rules there are
-    // re-synced a moment later (core/manager_foreign.cpp).
+    // Another program changed one of its tables (Docker created or
+    // recreated DOCKER-USER, someone flushed it, ufw added a rule): a
+    // moment later kvmnet's rules there are re-synced, the other tables
+    // re-read and every running network's state judged again (degraded
+    // while another table drops its guests' traffic;
+    // core/manager_foreign.cpp).
     void foreign_firewall_changed();
     // firewalld on the bus (core/firewalld.hpp): set once the bus connection
     // exists, before load(); it must outlive the manager's use of it.
@@ -467,6 +474,9 @@ private:
     std::unique_ptr<Firewalld> firewalld_;  // null: no bus given (unit tests)
     bool firewalld_changed_ = false;        // the next sync asks firewalld whatever
     std::set<std::string> known_bridges() const;
+    // Other programs' tables as last read (read_foreign_rules).
+    std::optional<std::vector<plan::ForeignChain>> foreign_rules_;
+    void read_foreign_rules_now();
     // With durable_writes_in_background: the store's finished batches, and
     // the hand-over of each loop turn's saves as one batch.
     std::unique_ptr<EventSource> durable_done_;

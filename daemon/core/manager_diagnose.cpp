@@ -31,6 +31,8 @@ plan::Observed Manager::observe(const Entry& e, bool full) const
     o.stored_problem = e.stored_problem;
     o.without_document = e.without_document;
     o.repair_wait = e.repair_wait;
+    // Diagnose reads them afresh, for the counters as they are now.
+    o.foreign_rules = full ? read_foreign_rules(firewall_, options_.nft, plan::table_name) : foreign_rules_;
     if (!full) return o;
 
     o.addresses = links_.list_addresses();

@@ -1,11 +1,16 @@
 // Other firewalls' chains that kvmnet keeps its rules in
 // (core/foreign_firewall.hpp), and firewalld's zone (core/firewalld.hpp):
 // re-synced whenever the set of running networks changes (apply_firewall)
-// and when another program changes table ip or ip6 filter, e.g. Docker
-// starting, restarting or flushing, or firewalld reloads or restarts.
+// and when another program changes one of its tables, e.g. Docker
+// starting, restarting or flushing, or firewalld reloads or restarts. The
+// same change re-reads the other programs' tables and judges each running
+// network again: degraded while one of them drops its guests' traffic,
+// active again once it lets them through (plan/foreign_rules.hpp).
 #include "core/firewalld.hpp"
 #include "core/foreign_firewall.hpp"
 #include "core/manager.hpp"
+
+#include <algorithm>
 
 namespace kvmnet::core {
 namespace {
@@ -16,7 +21,7 @@ constexpr std::uint64_t foreign_delay_usec = 100'000;
 
 void Manager::foreign_firewall_changed()
 {
-    if ((!docker_user_ && !firewalld_) || foreign_timer_) return;
+    if (foreign_timer_) return;
     foreign_timer_ = loop_.add_timer(foreign_delay_usec, [this] {
         foreign_timer_.reset();
         sync_foreign_firewall_now();
@@ -30,6 +35,19 @@ void Manager::sync_foreign_firewall_now()
         firewalld_->sync(active_specs(), known_bridges(), firewalld_changed_);
         firewalld_changed_ = false;
     }
+    read_foreign_rules_now();
+    for (auto& [name, e] : networks_)
+        assess(e);
+}
+
+void Manager::read_foreign_rules_now()
+{
+    const bool any_running = std::any_of(networks_.begin(), networks_.end(),
+                                         [](const auto& n) { return is_running(n.second.state) || n.second.starting; });
+    if (any_running)
+        foreign_rules_ = read_foreign_rules(firewall_, options_.nft, plan::table_name);
+    else
+        foreign_rules_.reset();
 }
 
 void Manager::firewalld_changed()

@@ -82,7 +82,7 @@ void NftMonitor::handle(const nlmsghdr* header, NftMonitorResult& result)
             result.changed = true;
             result.who = filter_.who();
         }
-        if (filter_.take_filter_changed()) result.filter_changed = true;
+        if (filter_.take_foreign_changed()) result.foreign_changed = true;
         return;
     }
     // Every object notification (table, chain, rule, set, element, object,

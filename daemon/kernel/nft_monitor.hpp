@@ -37,9 +37,12 @@ public:
     // flowtable) of `family` in table `table`.
     void object(std::uint8_t family, const std::string& table)
     {
-        if (family == inet_family && table == table_) touched_ = true;
-        // iptables-nft's filter tables, where Docker's DOCKER-USER lives.
-        if ((family == ipv4_family || family == ipv6_family) && table == "filter") filter_touched_ = true;
+        if (family == inet_family && table == table_)
+            touched_ = true;
+        else
+            // Another program's table: Docker's DOCKER-USER in ip filter,
+            // ufw's chains, a hand-made table that may drop guests' traffic.
+            foreign_touched_ = true;
     }
     // NFT_MSG_NEWGEN: the end of one transaction (`port`: its nlmsg_pid,
     // the committing socket). True when it touched our table and was
@@ -49,8 +52,8 @@ public:
         const bool ours = pid == own_pid_ || (own_port_ != 0 && port == own_port_);
         const bool foreign = touched_ && !ours;
         touched_ = false;
-        filter_changed_ = filter_changed_ || (filter_touched_ && !ours);
-        filter_touched_ = false;
+        foreign_changed_ = foreign_changed_ || (foreign_touched_ && !ours);
+        foreign_touched_ = false;
         if (foreign)
             who_ =
                 (process_name.empty() ? std::string("process") : process_name) + " (pid " + std::to_string(pid) + ")";
@@ -60,12 +63,12 @@ public:
     void reset()
     {
         touched_ = false;
-        filter_touched_ = false;
+        foreign_touched_ = false;
     }
-    // Whether a transaction since the last call changed table ip or ip6
-    // filter (any process but us; kvmnet's own iptables-nft runs count,
-    // and the re-sync they cause finds nothing to do).
-    bool take_filter_changed() { return std::exchange(filter_changed_, false); }
+    // Whether a transaction since the last call changed another table than
+    // ours (any process but us; kvmnet's own iptables-nft runs count, and
+    // the re-sync they cause finds nothing to do).
+    bool take_foreign_changed() { return std::exchange(foreign_changed_, false); }
 
     const std::string& who() const { return who_; }
 
@@ -78,16 +81,16 @@ private:
     pid_t own_pid_;
     std::uint32_t own_port_;
     bool touched_ = false;
-    bool filter_touched_ = false;
-    bool filter_changed_ = false;
+    bool foreign_touched_ = false;
+    bool foreign_changed_ = false;
     std::string who_;
 };
 
 struct NftMonitorResult {
-    bool changed = false;         // another process changed our table
-    bool overrun = false;         // notifications were lost (ENOBUFS): state unknown
-    bool filter_changed = false;  // another process changed table ip or ip6 filter (Docker)
-    std::string who;              // "nft (pid 1234)" for the last foreign change
+    bool changed = false;          // another process changed our table
+    bool overrun = false;          // notifications were lost (ENOBUFS): state unknown
+    bool foreign_changed = false;  // another process changed another table than ours
+    std::string who;               // "nft (pid 1234)" for the last foreign change
 };
 
 class NftMonitor {

@@ -21,6 +21,7 @@ enum class Rank : int {
     uplink_released,
     bridge_down,
     firewall,
+    foreign_firewall,
     ip_forward_off,
     dnsmasq_restarting,
     mac_conflict,
@@ -176,9 +177,36 @@ void dnsmasq(const model::Network& n, const Observed& o, Findings& f)
         f.fail("dnsmasq", "dnsmasq runs but nothing listens for " + missing.front());
 }
 
+std::string joined(const std::vector<std::string>& parts, const std::string& last_separator)
+{
+    std::string out;
+    for (std::size_t i = 0; i < parts.size(); ++i)
+        out.append(i == 0 ? "" : i + 1 == parts.size() ? last_separator : ", ").append(parts[i]);
+    return out;
+}
+
 void firewall(const model::Network& n, const Observed& o, Findings& f)
 {
     if (!o.firewall_problem.empty()) f.state_only(o.firewall_problem_code, o.firewall_problem, Rank::firewall);
+    std::vector<ChainJudgement> judged;
+    if (o.foreign_rules) judged = judge_foreign_chains(*o.foreign_rules, n, table_name);
+    const auto judgement = [&](const std::string& family, const std::string& table,
+                               const std::string& name) -> const ChainJudgement* {
+        for (const auto& j : judged)
+            if (j.family == family && j.table == table && j.name == name) return &j;
+        return nullptr;
+    };
+    // While another program's chain drops what the guests send or are sent,
+    // the network is degraded: the first such chain is the reason.
+    for (const auto& j : judged)
+        if (j.cuts_off()) {
+            f.state_only("foreign-firewall",
+                         "chain " + j.family + " " + j.table + " " + j.name + " (hook " + j.hook + ", policy " +
+                             j.policy + ") of another program drops the guests' " + joined(j.cut, " and ") +
+                             "; kvmnetctl diagnose " + n.name + " says what to type",
+                         Rank::foreign_firewall);
+            break;
+        }
     if (!o.firewall) return;
     const FirewallView& fw = *o.firewall;
     if (!fw.error.empty()) f.fail("firewall", "cannot list nftables chains: " + fw.error);
@@ -199,44 +227,78 @@ void firewall(const model::Network& n, const Observed& o, Findings& f)
     // by default (Docker's iptables FORWARD DROP, ufw's default deny, a
     // firewall's default-deny) drop guests' routed traffic (forward) or
     // their DHCP and DNS (input), unless they accept it themselves: an
-    // accept in our chain does not override a drop in theirs. Each warning
-    // says what to type (docs/firewalls.md).
+    // accept in our chain does not override a drop in theirs. So does a
+    // chain whose drop rule certainly applies to them. Each warning says
+    // what to type (docs/firewalls.md) and, when the rules were read, what
+    // drops (the rule, or the policy and the rule that counted the drops).
     const auto has_chain = [&](const std::string& family, const std::string& table, const std::string& name) {
         return std::any_of(fw.chains.begin(), fw.chains.end(), [&](const plan::ChainInfo& c) {
             return c.family == family && c.table == table && c.name == name;
         });
     };
     for (const auto& c : fw.chains) {
-        if (!c.base || (c.hook != "forward" && c.hook != "input") || c.policy != "drop") continue;
+        if (!c.base || (c.hook != "forward" && c.hook != "input")) continue;
         if (c.family == "inet" && c.table == fw.table) continue;
         if (c.family != "ip" && c.family != "ip6" && c.family != "inet" && c.family != "bridge") continue;
         if (c.family == "ip6" && !n.ipv6) continue;
         if (n.mode == model::Mode::bridge) continue;  // the host's own firewall governs its bridge
+        const ChainJudgement* j = judgement(c.family, c.table, c.name);
+        const bool cuts = j && j->cuts_off();
+        if (c.policy != "drop" && !cuts) continue;
+        const std::string detail = j ? j->drop_detail() : std::string();
         const std::string where =
-            "chain " + c.family + " " + c.table + " " + c.name + " (hook " + c.hook + ", policy drop)";
+            "chain " + c.family + " " + c.table + " " + c.name + " (hook " + c.hook + ", policy " + c.policy + ")";
+        if (c.policy != "drop") {
+            const std::string family_table = c.family + " " + c.table + " " + c.name;
+            f.warn("foreign-firewall",
+                   where + " drops guests' " + joined(j->cut, " and ") + detail +
+                       "; let them through with: nft insert rule " + family_table + " iifname " + n.bridge +
+                       (c.hook == "forward"
+                            ? " accept; nft insert rule " + family_table + " oifname " + n.bridge + " accept"
+                            : " udp dport { 53, 67 } accept; nft insert rule " + family_table + " iifname " + n.bridge +
+                                  " tcp dport 53 accept"));
+            continue;
+        }
         const bool ufw =
             has_chain(c.family, c.table, "ufw-before-forward") || has_chain(c.family, c.table, "ufw6-before-forward");
         const bool docker = c.hook == "forward" && c.table == "filter" && has_chain(c.family, "filter", "DOCKER-USER");
+        // Read and judged: the chain lets all of the guests' traffic
+        // through (its owner's rules for the bridge are there).
+        const bool lets_through = j && j->judged && !cuts;
         if (docker) {
             const std::string tool = c.family == "ip6" ? "ip6tables" : "iptables";
             if (fw.docker_user_rules && n.firewall_integration && fw.docker_user_rules->count(c.family) &&
                 fw.docker_user_rules->at(c.family) == 2)
                 f.pass("foreign-firewall",
                        where + " is Docker's; kvmnet's accept rules for " + n.bridge + " are in its DOCKER-USER chain");
+            else if (lets_through)
+                f.pass("foreign-firewall", where + " is Docker's and lets the guests' traffic on " + n.bridge +
+                                               " through (rules in its DOCKER-USER chain)");
             else
                 f.warn("foreign-firewall",
                        where + " is Docker's and drops guests' forwarded traffic" +
                            (fw.docker_user_rules && n.firewall_integration ? "" : " (firewall integration is off)") +
                            "; let them through with: " + tool + " -I DOCKER-USER -i " + n.bridge + " -j ACCEPT; " +
-                           tool + " -I DOCKER-USER -o " + n.bridge + " -j ACCEPT");
+                           tool + " -I DOCKER-USER -o " + n.bridge + " -j ACCEPT" + detail);
+        } else if (lets_through) {
+            f.pass("foreign-firewall", where + (ufw ? " is ufw's and" : "") + " lets the guests' traffic on " +
+                                           n.bridge + " through (its own rules accept it)");
         } else if (ufw) {
+            // ufw's input rules are for both families: its ip6 chain needs
+            // DNS, and DHCPv6 when the network serves it.
+            const bool dhcp6 = n.ipv6 && !n.ipv6->ranges.empty();
+            const std::string input =
+                c.family == "ip6" ? std::string(dhcp6 ? "DNS and DHCPv6" : "DNS") +
+                                        "; let them through with: ufw allow in on " + n.bridge + " to any port 53" +
+                                        (dhcp6 ? "; ufw allow in on " + n.bridge + " to any port 547 proto udp" : "")
+                                  : "DHCP and DNS; let them through with: ufw allow in on " + n.bridge +
+                                        " to any port 67 proto udp; ufw allow in on " + n.bridge + " to any port 53";
             f.warn("foreign-firewall",
                    where + " is ufw's and drops guests' " +
-                       (c.hook == "forward"
-                            ? "forwarded traffic; let them through with: ufw route allow in on " + n.bridge +
-                                  "; ufw route allow out on " + n.bridge
-                            : "DHCP and DNS; let them through with: ufw allow in on " + n.bridge +
-                                  " to any port 67 proto udp; ufw allow in on " + n.bridge + " to any port 53"));
+                       (c.hook == "forward" ? "forwarded traffic; let them through with: ufw route allow in on " +
+                                                  n.bridge + "; ufw route allow out on " + n.bridge
+                                            : input) +
+                       detail);
         } else if ((c.family == "ip" || c.family == "ip6") && c.table == "filter" &&
                    (c.name == "FORWARD" || c.name == "INPUT")) {
             // iptables' own table (iptables-nft): its tool, not nft, is the
@@ -252,7 +314,8 @@ void firewall(const model::Network& n, const Observed& o, Findings& f)
                                   n.bridge + " -j ACCEPT; " + tool + " -I " + c.name + " -o " + n.bridge + " -j ACCEPT"
                             : "DHCP and DNS; let them through with: " + tool + " -I " + c.name + " -i " + n.bridge +
                                   " -p udp -m multiport --dports 53,67" + " -j ACCEPT; " + tool + " -I " + c.name +
-                                  " -i " + n.bridge + " -p tcp --dport 53 -j ACCEPT"));
+                                  " -i " + n.bridge + " -p tcp --dport 53 -j ACCEPT") +
+                       detail);
         } else {
             const std::string family_table = c.family + " " + c.table + " " + c.name;
             f.warn("foreign-firewall",
@@ -265,7 +328,8 @@ void firewall(const model::Network& n, const Observed& o, Findings& f)
                             : "DHCP and DNS unless it accepts them on " + n.bridge +
                                   "; let them through with: nft insert rule " + family_table + " iifname " + n.bridge +
                                   " udp dport { 53, 67 } accept; nft insert rule " + family_table + " iifname " +
-                                  n.bridge + " tcp dport 53 accept"));
+                                  n.bridge + " tcp dport 53 accept") +
+                       detail);
         }
     }
 }

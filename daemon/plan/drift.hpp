@@ -7,6 +7,7 @@
 #pragma once
 
 #include "model/network.hpp"
+#include "plan/foreign_rules.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/listeners.hpp"
 
@@ -41,6 +42,11 @@ struct Observed {
     std::optional<std::string> ipv6_forward;
     std::optional<std::vector<Listener>> listeners;  // read only while dnsmasq runs
     std::optional<FirewallView> firewall;
+    // Other programs' tables with a base chain on the forward or input
+    // hook, with their rules (plan/foreign_rules.hpp); the daemon re-reads
+    // them whenever another program changes a table. nullopt: not read
+    // (nft missing, or it failed), not judged.
+    std::optional<std::vector<ForeignChain>> foreign_rules;
     // What the daemon itself knows of the network (supervision, repairs,
     // its stored document), each empty when all is well.
     std::string dnsmasq_state = "stopped";  // core::Manager::dnsmasq_state

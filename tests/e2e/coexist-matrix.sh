@@ -12,7 +12,9 @@ cells=(
     "(b) firewalld (real firewalld)|test_coexist_firewalld"
     "(c) Docker (real dockerd)|test_coexist_docker"
     "(d) ufw, default policies (exact diagnosis)|test_coexist_ufw"
+    "(d6) ufw, IPv6: DHCPv6, RA, forwarded v6 (exact diagnosis)|test_coexist_ufw6"
     "(e) foreign table, forward policy drop (exact diagnosis)|test_diagnose"
+    "(e') foreign table: degraded state and its signals|test_coexist_degraded"
 )
 passed=0
 lines=()

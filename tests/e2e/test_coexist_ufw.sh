@@ -5,7 +5,10 @@
 # diagnose` must name ufw's chains (forward and input, policy drop) and
 # print the exact ufw commands, and running exactly those lets the guest
 # get a lease, resolve a name through the network's dnsmasq, reach the
-# "internet" namespace and be reached through a port forward.
+# "internet" namespace and be reached through a port forward. While ufw
+# cuts the guests off the network is degraded (StateReasonCode
+# foreign-firewall); the commands typed, it is active again by itself, and
+# diagnose names the rule that dropped the DHCP request (by its counter).
 # ufw runs only inside the host namespace and a mount namespace per call
 # whose /etc/ufw and /etc/default/ufw are private copies under $T (with
 # no sysctl file), so the machine's ufw configuration is never written.
@@ -42,7 +45,10 @@ ufw_ns --force enable >/dev/null
 assert_contains "$(ufw_ns status verbose)" "deny (routed)" "ufw's routed policy"
 assert_eq "$(cat /etc/ufw/ufw.conf)" "$host_ufw_before" "the machine's /etc/ufw/ufw.conf"
 
-log "the guest is cut off, and diagnose says what to type"
+log "the guest is cut off, the network degraded, and diagnose says what to type"
+wait_state default degraded 25
+code=$(busctl --system get-property org.kvmnet1 /org/kvmnet1/network/default org.kvmnet1.Network StateReasonCode)
+assert_eq "$code" 's "foreign-firewall"' "StateReasonCode beside ufw"
 guest_plug "$G1" vg1 kvmbr0
 if in_ns "$G1" timeout 10 busybox udhcpc -n -q -f -t 2 -T 1 -i eth0 -s /bin/true >/dev/null 2>&1; then
     fail "the guest got a DHCP lease through ufw's input policy drop: the test proves nothing"
@@ -56,12 +62,17 @@ assert_contains "$(status_of "$report" foreign-firewall)" \
 assert_contains "$(status_of "$report" foreign-firewall)" \
     "warn: chain ip filter INPUT (hook input, policy drop) is ufw's and drops guests' DHCP and DNS; let them through with: ufw allow in on kvmbr0 to any port 67 proto udp; ufw allow in on kvmbr0 to any port 53" \
     "diagnose of ufw's input chain"
+# ufw sends DHCP requests to its policy through ufw-skip-to-policy-input's
+# drop rule, which counted the guest's.
+assert_contains "$(status_of "$report" foreign-firewall)" \
+    "to any port 53; dropped by rule ip filter ufw-skip-to-policy-input handle" "the rule that dropped the DHCP request"
 
 log "the printed commands let the guest through"
 ufw_ns route allow in on kvmbr0 >/dev/null
 ufw_ns route allow out on kvmbr0 >/dev/null
 ufw_ns allow in on kvmbr0 to any port 67 proto udp >/dev/null
 ufw_ns allow in on kvmbr0 to any port 53 >/dev/null
+wait_state default active 25
 read -r gaddr _ <<<"$(guest_dhcp "$G1")"
 gip=${gaddr%/*}
 log "lease $gip"

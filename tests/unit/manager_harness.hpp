@@ -81,6 +81,7 @@ struct Harness {
         options.runtime_dir = runtime_dir.path;
         options.dnsmasq = dnsmasq;  // by default never started: most networks here have no ipv4
         options.dnsmasq_user = "nobody";
+        options.nft = "";  // never the machine's own tables
         manager = std::make_unique<Manager>(options, loop, links, firewall, &clock);
         manager->set_listener(&listener);
     }
