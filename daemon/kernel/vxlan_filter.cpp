@@ -6,11 +6,11 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
+#include <linux/if.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter_bridge.h>
 #include <linux/netlink.h>
-#include <linux/if.h>
 
 #include <algorithm>
 #include <array>
