@@ -10,7 +10,8 @@
 # and reach the "internet" through their own host's NAT (the internet sees
 # each host's uplink address); a deleted VXLAN device is recreated with its
 # flood list and traffic flows again; a guest whose cable moves to host 2
-# keeps its address and still reaches the other guest and the internet.
+# keeps its address and still reaches the other guest and the internet; a
+# restart of one host's daemon changes nothing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -126,6 +127,15 @@ retry 10 pings "${PFX}gc" "$aip" || fail "gc (moved to host 2) cannot ping ga"
 pings "${PFX}ga" "$cip" || fail "ga cannot ping gc on host 2"
 pings "${PFX}gc" 10.77.0.1 || fail "gc (moved) cannot ping its gateway"
 assert_eq "$(tcp_get "${PFX}gc" 203.0.113.254 8080)" 203.0.113.2 "gc's source address after the move"
+
+log "a restart of host 1's daemon changes nothing"
+vx_before=$(ifindex "${HOSTS[1]}" kvx-100)
+host_daemon_stop 1
+pings "${PFX}ga" "$cip" || fail "ga cannot ping gc while host 1's daemon is down"
+host_daemon_start 1
+on_host 1 wait_state span active
+assert_eq "$(ifindex "${HOSTS[1]}" kvx-100)" "$vx_before" "kvx-100's ifindex after the restart (not recreated)"
+pings "${PFX}ga" "$cip" || fail "ga cannot ping gc after host 1's daemon restarted"
 
 log "stop removes the VXLAN device"
 on_host 1 ctl stop span >/dev/null
