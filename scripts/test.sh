@@ -19,6 +19,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/deps.sh
 # The other firewalls of tests/e2e/test_coexist_docker.sh (never started on the machine).
 bash scripts/deps-coexist.sh
+# gtkmm for kvmnet-applet, and the desktop suite's Xvfb, AT-SPI and ImageMagick.
+bash scripts/deps-desktop.sh
 
 # Reuse an existing build tree (ninja re-runs meson when meson.build changes);
 # set up a fresh one only where none is configured yet.

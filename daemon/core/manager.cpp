@@ -844,7 +844,7 @@ void Manager::link_changed(const std::string& link_name)
             const auto bridge = links_.find_link(link_name);
             e.bridge_index = bridge ? bridge->index : 0;
         }
-        if (e.spec.bridge == link_name || e.spec.uplink == link_name) {
+        if (e.spec.bridge == link_name || e.spec.uplink == link_name || driver(e.spec).owns_link(e.spec, link_name)) {
             assess(e);
             schedule_link_repair(e);  // manager_repair.cpp
         }
@@ -958,7 +958,7 @@ void Manager::run_start(Entry& e)
         if (auto it = networks_.find(name); it != networks_.end() && it->second.dnsmasq) it->second.dnsmasq->stop();
     });
     try {
-        dnsmasq_of(e).start(plan::plan_dnsmasq(n, layout_.network_dir(name), dnsmasq_user_),
+        dnsmasq_of(e).start(plan::plan_dnsmasq(driver(n).effective(n), layout_.network_dir(name), dnsmasq_user_),
                             [this, name](std::exception_ptr error) { finish_start(name, error); });
     } catch (const std::exception&) {
         finish_start(name, std::current_exception());
