@@ -228,6 +228,14 @@ int main(int argc, char** argv)
     app.add_option("--ip6tables", options.ip6tables,
                    "ip6tables-nft binary for Docker's DOCKER-USER chain (default /usr/sbin/ip6tables-nft)")
         ->type_name("PATH");
+    app.add_option("--vtysh", options.vtysh,
+                   "FRR's vtysh, through which EVPN networks configure and read FRR (default /usr/bin/vtysh); see "
+                   "docs/overlay.md")
+        ->type_name("PATH");
+    app.add_option("--frr-vty-socket", options.frr_vty_socket,
+                   "directory of FRR's vty sockets, passed to vtysh as --vty_socket (default: FRR's own, "
+                   "/var/run/frr)")
+        ->type_name("DIR");
     app.add_flag("--stop-networks-on-exit", stop_networks_on_exit,
                  "stop every running network on SIGTERM/SIGINT (by default they keep running for their guests and "
                  "are adopted later)");

@@ -2,6 +2,7 @@
 // start/stop transactions that make the kernel match it.
 #include "core/manager.hpp"
 
+#include "core/evpn.hpp"
 #include "core/foreign_firewall.hpp"
 #include "core/kernel_conflicts.hpp"
 #include "core/log.hpp"
@@ -71,6 +72,7 @@ Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& lin
     if (dnsmasq_user_.empty()) dnsmasq_user_ = ::getpwnam("dnsmasq") ? "dnsmasq" : "nobody";
     if (options_.firewall_integration)
         docker_user_ = std::make_unique<DockerUser>(firewall_, options_.iptables, options_.ip6tables);
+    evpn_ = std::make_unique<Evpn>(options_.vtysh, options_.frr_vty_socket, layout_.frr_fragment());
 }
 
 Manager::~Manager() = default;
@@ -136,6 +138,7 @@ nlohmann::json Manager::describe(const std::string& name) const
     nlohmann::json j = model::to_json(e.spec);
     j["state"] = state_name(e.state);
     j["state_reason"] = e.reason;
+    if (nlohmann::json evpn = evpn_status(name); !evpn.is_null()) j["evpn"] = std::move(evpn);
     return j;
 }
 
@@ -880,6 +883,7 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     forward_counters_.valid = false;
     committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
     if (docker_user_) docker_user_->sync(active);
+    sync_evpn(active);
 }
 
 void Manager::update_ip_forward(const std::vector<model::Network>& active)
@@ -919,6 +923,7 @@ void Manager::run_start(Entry& e)
     try {
         ModeDriver& mode = driver(n);
         mode.validate(n);
+        check_evpn(n.name);
         mode.setup(n, undo, step);
 
         step = "committing nftables table inet kvmnet";

@@ -17,6 +17,7 @@
 #include "core/undo.hpp"
 #include "model/network.hpp"
 #include "plan/drift.hpp"
+#include "plan/frr.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/planner.hpp"
 #include "store/layout.hpp"
@@ -36,6 +37,7 @@
 namespace kvmnet::core {
 
 class DockerUser;
+class Evpn;
 
 enum class State { inactive, activating, active, degraded, failed };
 
@@ -58,6 +60,10 @@ struct ManagerOptions {
     bool firewall_integration = true;
     std::string iptables = "/usr/sbin/iptables-nft";
     std::string ip6tables = "/usr/sbin/ip6tables-nft";
+    // EVPN through FRR (core/evpn.hpp): FRR's vtysh, and the directory of
+    // FRR's vty sockets ("" for FRR's default, /var/run/frr).
+    std::string vtysh = "/usr/bin/vtysh";
+    std::string frr_vty_socket;
 };
 
 // Notified after every change, from inside the event loop.
@@ -224,6 +230,14 @@ public:
     // recreated DOCKER-USER, someone flushed it): kvmnet's rules there are
     // re-synced a moment later (core/manager_foreign.cpp).
     void foreign_firewall_changed();
+
+    // EVPN through FRR (core/evpn.hpp, core/manager_evpn.cpp). The
+    // EvpnState property: "" without EVPN or while not running, else
+    // established, partial, down or frr-unreachable (as last polled).
+    std::string evpn_state(const std::string& name) const;
+    // Describe's "evpn" object, read from FRR now (at most once a second);
+    // null without EVPN or while not running.
+    nlohmann::json evpn_status(const std::string& name) const;
     void sync_foreign_firewall_now();
     // A sysctl of a link or of every link changed (rtnetlink RTM_NEWNETCONF:
     // forwarding, not route_localnet, which is polled): the sysctls the
@@ -421,6 +435,15 @@ private:
     mutable ForwardCounters forward_counters_;
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
+    // kvmnet's part of FRR brought to the running EVPN networks; the poll
+    // armed while there are any.
+    void sync_evpn(const std::vector<model::Network>& active);
+    std::vector<plan::EvpnNetwork> evpn_networks(const std::vector<model::Network>& active) const;
+    // A start refused before anything changes when FRR cannot take its EVPN settings.
+    void check_evpn(const std::string& name);
+    void evpn_poll();
+    // Diagnose's view of FRR, read now; nullopt without EVPN.
+    std::optional<plan::EvpnView> evpn_view(const std::string& name) const;
     void update_ip_forward(const std::vector<model::Network>& active);
     // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding.
     void update_ipv6_forward(const std::vector<model::Network>& active);
@@ -457,6 +480,9 @@ private:
     ManagerListener* listener_ = nullptr;
     std::unique_ptr<DockerUser> docker_user_;  // null: --no-firewall-integration
     std::unique_ptr<EventSource> foreign_timer_;
+    std::unique_ptr<Evpn> evpn_;
+    std::unique_ptr<EventSource> evpn_timer_;         // the poll, while an EVPN network runs
+    std::map<std::string, std::string> evpn_states_;  // EvpnState as last announced
 };
 
 }  // namespace kvmnet::core

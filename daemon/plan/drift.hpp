@@ -29,6 +29,14 @@ struct FirewallView {
     std::optional<std::map<std::string, int>> docker_user_rules = std::nullopt;
 };
 
+// A network's BGP EVPN as FRR sees it (plan/frr.hpp), for Diagnose.
+struct EvpnView {
+    std::string state;                                          // plan::evpn_state
+    std::vector<std::pair<std::string, std::string>> sessions;  // neighbour, FRR's state of the session
+    std::string error;                                          // why FRR could not be asked
+    std::string problem;                                        // applying kvmnet's part to FRR failed: why
+};
+
 struct Observed {
     bool running = false;
     // Links: always observed.
@@ -41,6 +49,7 @@ struct Observed {
     std::optional<std::string> ipv6_forward;
     std::optional<std::vector<Listener>> listeners;  // read only while dnsmasq runs
     std::optional<FirewallView> firewall;
+    std::optional<EvpnView> evpn;  // networks with overlay.evpn
     // What the daemon itself knows of the network (supervision, repairs,
     // its stored document), each empty when all is well.
     std::string dnsmasq_state = "stopped";  // core::Manager::dnsmasq_state
