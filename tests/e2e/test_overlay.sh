@@ -33,10 +33,14 @@ EOF
 }
 
 log "the same network on three hosts"
-for k in 1 2 3; do
-    document "$k" | on_host "$k" ctl create span --file - >/dev/null
-    on_host "$k" ctl start span >/dev/null
-done
+# Host 2 from kvmnetctl's options, the others from a document.
+document 1 | on_host 1 ctl create span --file - >/dev/null
+on_host 2 ctl create span --mode nat --bridge kvmbr7 --uplink uplink0 --ipv4 10.77.0.1/24 \
+    --dhcp-range 10.77.0.10-10.77.0.99 --vni 100 --local 10.99.0.2 --peer 10.99.0.1 --peer 10.99.0.3 >/dev/null
+document 3 | on_host 3 ctl create span --file - >/dev/null
+assert_eq "$(on_host 2 ctl export span | jq -c .overlay)" \
+    '{"local":"10.99.0.2","peers":["10.99.0.1","10.99.0.3"],"port":4789,"vni":100}' "host 2's overlay section"
+for k in 1 2 3; do on_host "$k" ctl start span >/dev/null; done
 for k in 1 2 3; do on_host "$k" wait_state span active; done
 
 log "VXLAN device, flood list, MTU, gateway MAC"
