@@ -200,6 +200,35 @@ std::uint32_t overlay_mtu(const Network& n, std::uint32_t underlay_mtu)
     return underlay_mtu > vxlan_overhead + 68 ? underlay_mtu - vxlan_overhead : 68;
 }
 
+void check_overlay_forward(const Network& n, const PortForward& f, const std::string& field)
+{
+    if (!n.overlay) return;
+    // A forward's reply leaves through the gateway of the host its guest is
+    // on, which has no connection-tracking entry for it: a forward can only
+    // work on the host that hands out its guest's address.
+    if (f.ipv6)
+        throw invalid_field(field, "IPv6 forwards are not supported on overlay networks (no DHCPv6 slices: "
+                                   "the guest could be on any host)");
+    const auto slice = overlay_slice(*n.overlay, std::nullopt);
+    if (!slice)
+        throw invalid_field(field, "a forward on an overlay network needs this host's DHCP slice: give "
+                                   "overlay.local as an address, or overlay.dhcp_slice");
+    const auto mine = n.ipv4 ? slice_ranges(n.ipv4->ranges, *slice) : std::vector<DhcpRange>{};
+    const bool local = std::any_of(mine.begin(), mine.end(), [&](const DhcpRange& r) {
+        return f.guest.value >= r.first.value && f.guest.value <= r.last.value;
+    });
+    if (local) return;
+    std::string ranges;
+    for (const DhcpRange& r : mine)
+        ranges.append(ranges.empty() ? "" : ", ").append(r.first.str()).append("-").append(r.last.str());
+    throw invalid_field(field, f.guest.str() + " is not in this host's DHCP slice (" +
+                                   (ranges.empty() ? std::string("none") : ranges) +
+                                   "): on an overlay network a forward must target a guest this host addresses, "
+                                   "because a guest elsewhere answers through its own host's gateway and the reply "
+                                   "would never pass this host's NAT; add it on the host that serves " +
+                                   f.guest.str());
+}
+
 void validate_overlay(const Network& n)
 {
     const Overlay& o = *n.overlay;
@@ -238,36 +267,8 @@ void validate_overlay(const Network& n)
     if (n.ipv6 && !n.ipv6->ranges.empty())
         throw invalid_field("ipv6.dhcp.ranges", "not supported on overlay networks (DHCPv6 ranges are not split "
                                                 "between hosts); use SLAAC (leave out ipv6.dhcp)");
-    // A forward's reply leaves through the gateway of the host its guest is
-    // on, which has no connection-tracking entry for it: a forward can only
-    // work on the host that hands out its guest's address.
-    const auto slice = overlay_slice(o, std::nullopt);
-    for (std::size_t i = 0; i < n.forwards.size(); ++i) {
-        const PortForward& f = n.forwards[i];
-        const std::string field = item("forwards", i);
-        if (f.ipv6)
-            throw invalid_field(field, "IPv6 forwards are not supported on overlay networks (no DHCPv6 slices: "
-                                       "the guest could be on any host)");
-        if (!slice)
-            throw invalid_field(field, "a forward on an overlay network needs this host's DHCP slice: give "
-                                       "overlay.local as an address, or overlay.dhcp_slice");
-        const auto mine = n.ipv4 ? slice_ranges(n.ipv4->ranges, *slice) : std::vector<DhcpRange>{};
-        const bool local = std::any_of(mine.begin(), mine.end(), [&](const DhcpRange& r) {
-            return f.guest.value >= r.first.value && f.guest.value <= r.last.value;
-        });
-        if (!local) {
-            std::string ranges;
-            for (const DhcpRange& r : mine)
-                ranges.append(ranges.empty() ? "" : ", ").append(r.first.str()).append("-").append(r.last.str());
-            throw invalid_field(field, f.guest.str() + " is not in this host's DHCP slice (" +
-                                           (ranges.empty() ? std::string("none") : ranges) +
-                                           "): on an overlay network a forward must target a guest this host "
-                                           "addresses, because a guest elsewhere answers through its own host's "
-                                           "gateway and the reply would never pass this host's NAT; add it on the "
-                                           "host that serves " +
-                                           f.guest.str());
-        }
-    }
+    for (std::size_t i = 0; i < n.forwards.size(); ++i)
+        check_overlay_forward(n, n.forwards[i], item("forwards", i));
 }
 
 }  // namespace kvmnet::model

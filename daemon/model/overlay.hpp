@@ -22,6 +22,7 @@ namespace kvmnet::model {
 
 struct Network;
 struct DhcpRange;
+struct PortForward;
 
 inline constexpr std::uint32_t max_vni = 16777215;  // 24 bits
 inline constexpr std::uint16_t default_vxlan_port = 4789;
@@ -64,6 +65,9 @@ nlohmann::json to_json(const Overlay& overlay);
 
 // Rules of the overlay inside its network (called by validate()).
 void validate_overlay(const Network& n);
+// A forward of an overlay network targets an address of this host's DHCP
+// slice (InvalidArgument naming `field` otherwise); no-op without overlay.
+void check_overlay_forward(const Network& n, const PortForward& f, const std::string& field);
 
 // The VXLAN device of VNI `vni`: "kvx-<vni>" (at most 12 bytes).
 std::string overlay_device_name(std::uint32_t vni);

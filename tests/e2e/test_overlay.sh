@@ -3,13 +3,15 @@
 # Three host namespaces joined by an underlay namespace (hosts_topology),
 # each running its own kvmnetd with the same network "span" (same name,
 # subnet and VNI; each its own overlay.local and the others as peers).
-# Checks: the VXLAN device (VNI, port, master, MTU 1450 from the underlay's
+# Checks: bad sections and a foreign overlay.local refused with typed errors
+# and nothing left behind; the VXLAN device (VNI, port, master, MTU 1450 from the underlay's
 # 1500) and its flood list; the same gateway MAC on every host; guests on
 # hosts 1 and 3 get leases from their own host's DHCP slice, ping each
 # other (also 1422-byte payloads: a full 1450-byte packet) and the gateway,
 # and reach the "internet" through their own host's NAT (the internet sees
 # each host's uplink address); a deleted VXLAN device is recreated with its
-# flood list and traffic flows again; a guest whose cable moves to host 2
+# flood list and traffic flows again; a forward on host 1 reaches its guest,
+# one to host 3's guest is refused; a guest whose cable moves to host 2
 # keeps its address and still reaches the other guest and the internet; a
 # restart of one host's daemon changes nothing.
 set -euo pipefail
@@ -32,11 +34,29 @@ document() {
 EOF
 }
 
+log "bad overlays are refused, and nothing changes"
+on_host 1 expect_error InvalidArgument create bad --mode nat --ipv4 10.78.0.1/24 --vni 0 --local 10.99.0.1
+assert_contains "$ERR_MSG" "overlay.vni" "error for VNI 0"
+on_host 1 expect_error InvalidArgument create bad --mode nat --ipv4 10.78.0.1/24 --vni 5 --local 10.99.0.1 \
+    --peer 10.99.0.1
+assert_contains "$ERR_MSG" "overlay.peers" "error for a peer that is this host"
+# 10.99.0.9 is nobody's address: the start fails before any link is made.
+on_host 1 ctl create far --mode nat --bridge kvmbr9 --ipv4 10.78.0.1/24 --vni 101 --local 10.99.0.9 >/dev/null
+on_host 1 expect_error InvalidArgument start far
+assert_contains "$ERR_MSG" "overlay.local: 10.99.0.9 is not an address of this host" "error for a foreign local"
+not ip -n "${HOSTS[1]}" link show kvmbr9 >/dev/null 2>&1 || fail "kvmbr9 left behind by the failed start"
+not ip -n "${HOSTS[1]}" link show kvx-101 >/dev/null 2>&1 || fail "kvx-101 left behind by the failed start"
+on_host 1 ctl delete far >/dev/null
+
 log "the same network on three hosts"
-for k in 1 2 3; do
-    document "$k" | on_host "$k" ctl create span --file - >/dev/null
-    on_host "$k" ctl start span >/dev/null
-done
+# Host 2 from kvmnetctl's options, the others from a document.
+document 1 | on_host 1 ctl create span --file - >/dev/null
+on_host 2 ctl create span --mode nat --bridge kvmbr7 --uplink uplink0 --ipv4 10.77.0.1/24 \
+    --dhcp-range 10.77.0.10-10.77.0.99 --vni 100 --local 10.99.0.2 --peer 10.99.0.1 --peer 10.99.0.3 >/dev/null
+document 3 | on_host 3 ctl create span --file - >/dev/null
+assert_eq "$(on_host 2 ctl export span | jq -c .overlay)" \
+    '{"local":"10.99.0.2","peers":["10.99.0.1","10.99.0.3"],"port":4789,"vni":100}' "host 2's overlay section"
+for k in 1 2 3; do on_host "$k" ctl start span >/dev/null; done
 for k in 1 2 3; do on_host "$k" wait_state span active; done
 
 log "VXLAN device, flood list, MTU, gateway MAC"
@@ -107,6 +127,13 @@ log "each guest reaches the internet through its own host's NAT"
 listen_tcp "$I" 8080 'echo $SOCAT_PEERADDR'
 assert_eq "$(tcp_get "${PFX}ga" 203.0.113.254 8080)" 203.0.113.1 "ga's source address at the internet"
 assert_eq "$(tcp_get "${PFX}gc" 203.0.113.254 8080)" 203.0.113.3 "gc's source address at the internet"
+
+log "forwards: to a guest of this host's slice, not to another host's"
+listen_tcp "${PFX}ga" 7000 'echo from-ga'
+on_host 1 ctl forward add span --host-port 8081 --guest "$aip" --guest-port 7000 >/dev/null
+assert_eq "$(tcp_get "$I" 203.0.113.1 8081)" from-ga "the internet through host 1's forward to ga"
+on_host 1 expect_error InvalidArgument forward add span --host-port 8082 --guest "$cip" --guest-port 7000
+assert_contains "$ERR_MSG" "is not in this host's DHCP slice" "error for a forward to host 3's guest"
 
 log "a deleted VXLAN device heals"
 ip -n "${HOSTS[1]}" link del kvx-100

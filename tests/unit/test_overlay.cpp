@@ -149,7 +149,9 @@ TEST_CASE("overlay: the default slice is this host's place among the sorted unde
     const Network n = kvmnet::test::parse_ok(base_document);
     CHECK(overlay_slice(*n.overlay, std::nullopt) == DhcpSlice{0, 3});
     // Peers listed in any order: every host sorts the same three addresses.
-    CHECK(overlay_slice(*n.overlay, ip("10.99.0.3")) == DhcpSlice{2, 3});
+    const Network third = kvmnet::test::parse_ok(
+        patched(R"({"overlay": {"local": "10.99.0.3", "peers": ["10.99.0.2", "10.99.0.1"]}})"));
+    CHECK(overlay_slice(*third.overlay, std::nullopt) == DhcpSlice{2, 3});
     const Network other =
         kvmnet::test::parse_ok(patched(R"({"overlay": {"local": "10.99.0.2", "peers": ["10.99.0.1", "10.99.0.3"]}})"));
     CHECK(overlay_slice(*other.overlay, std::nullopt) == DhcpSlice{1, 3});
@@ -170,7 +172,7 @@ TEST_CASE("overlay: the gateway MAC is the same on every host and unicast", "[ov
     CHECK(overlay_gateway_mac(a).unicast());
     CHECK((overlay_gateway_mac(a).bytes[0] & 0x02) == 0x02);  // locally administered
     // Pinned: a change would give the hosts of a mixed-version segment different gateways.
-    CHECK(overlay_gateway_mac(a).str() == overlay_gateway_mac(a).str());
+    CHECK(overlay_gateway_mac(a).str() == "56:c7:1c:be:c2:68");
     const Network vni = kvmnet::test::parse_ok(patched(R"({"overlay": {"vni": 101}})"));
     CHECK(overlay_gateway_mac(vni) != overlay_gateway_mac(a));
     const Network given = kvmnet::test::parse_ok(patched(R"({"overlay": {"gateway_mac": "02:00:00:00:77:01"}})"));
@@ -217,4 +219,26 @@ TEST_CASE("overlay: two networks of one host cannot share a VNI", "[overlay]")
     REQUIRE(failure);
     CHECK(kvmnet::test::kind_name(failure->kind) == "Conflict");
     CHECK_THAT(failure->message, Catch::Matchers::StartsWith("overlay.vni: "));
+}
+
+TEST_CASE("overlay: AddForwards applies the slice rule too", "[overlay]")
+{
+    const Network n = kvmnet::test::parse_ok(base_document);
+    kvmnet::model::PortForward f;
+    f.host_port_first = f.host_port_last = 8080;
+    f.guest_port_first = 80;
+    f.guest = ip("10.77.0.12");
+    std::vector<kvmnet::model::PortForward> mine = {f};
+    CHECK_FALSE(kvmnet::test::failure_of([&] {
+        validate_added_forwards(n, mine, [](std::size_t i) { return "forwards[" + std::to_string(i) + "]"; }, {});
+    }));
+    f.guest = ip("10.77.0.30");
+    std::vector<kvmnet::model::PortForward> theirs = {f};
+    const auto failure = kvmnet::test::failure_of([&] {
+        validate_added_forwards(n, theirs, [](std::size_t i) { return "forwards[" + std::to_string(i) + "]"; }, {});
+    });
+    REQUIRE(failure);
+    CHECK(kvmnet::test::kind_name(failure->kind) == "InvalidArgument");
+    CHECK_THAT(failure->message,
+               Catch::Matchers::StartsWith("forwards[0]: 10.77.0.30 is not in this host's DHCP slice"));
 }
