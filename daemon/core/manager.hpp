@@ -38,6 +38,8 @@ namespace kvmnet::core {
 
 class DockerUser;
 class Evpn;
+class Firewalld;
+class FirewalldBus;
 
 enum class State { inactive, activating, active, degraded, failed };
 
@@ -238,6 +240,12 @@ public:
     // Describe's "evpn" object, read from FRR now (at most once a second);
     // null without EVPN or while not running.
     nlohmann::json evpn_status(const std::string& name) const;
+    // firewalld on the bus (core/firewalld.hpp): set once the bus connection
+    // exists, before load(); it must outlive the manager's use of it.
+    void set_firewalld_bus(FirewalldBus& bus);
+    // firewalld reloaded, appeared or vanished on the bus: its run-time
+    // zone bindings are gone, the bridges go back into the zone a moment later.
+    void firewalld_changed();
     void sync_foreign_firewall_now();
     // A sysctl of a link or of every link changed (rtnetlink RTM_NEWNETCONF:
     // forwarding, not route_localnet, which is polled): the sysctls the
@@ -483,6 +491,9 @@ private:
     std::unique_ptr<Evpn> evpn_;
     std::unique_ptr<EventSource> evpn_timer_;         // the poll, while an EVPN network runs
     std::map<std::string, std::string> evpn_states_;  // EvpnState as last announced
+    std::unique_ptr<Firewalld> firewalld_;            // null: no bus given (unit tests)
+    bool firewalld_changed_ = false;                  // the next sync asks firewalld whatever
+    std::set<std::string> known_bridges() const;
 };
 
 }  // namespace kvmnet::core
