@@ -174,6 +174,9 @@ struct CreateOptions {
     unsigned mtu = 0, forward_delay = 0, hello_time = 0, max_age = 0, priority = 0;
     bool autostart = false, nat66 = false, no_ra = false;
     std::vector<std::string> dhcp_ranges, dhcp_hosts, forwarders, ipv6_ranges;
+    unsigned vni = 0;
+    std::string overlay_local, overlay_local_interface, dhcp_slice;
+    std::vector<std::string> peers;
     CLI::App* app = nullptr;            // which options were given: app->count("--mtu")
     std::vector<CLI::Option*> options;  // all but --file
 
@@ -220,6 +223,19 @@ std::string document_from_options(const std::string& name, const CreateOptions& 
         }
         doc["ipv4"]["dhcp"] = {{"ranges", o.dhcp_ranges}, {"hosts", hosts}};
     }
+    if (o.given("--vni")) doc["overlay"]["vni"] = o.vni;
+    if (o.given("--local")) doc["overlay"]["local"] = o.overlay_local;
+    if (o.given("--local-interface")) doc["overlay"]["local_interface"] = o.overlay_local_interface;
+    for (const auto& p : o.peers)
+        doc["overlay"]["peers"].push_back(p);
+    if (o.given("--dhcp-slice")) {
+        const auto slash = o.dhcp_slice.find('/');
+        if (slash == std::string::npos) throw UsageError("--dhcp-slice takes INDEX/COUNT, e.g. 0/3");
+        doc["overlay"]["dhcp_slice"] = {{"index", number(o.dhcp_slice.substr(0, slash), "--dhcp-slice")},
+                                        {"count", number(o.dhcp_slice.substr(slash + 1), "--dhcp-slice")}};
+    }
+    if (doc.contains("overlay") && !doc["overlay"].contains("vni"))
+        throw UsageError("--local, --local-interface, --peer and --dhcp-slice need --vni");
     return doc.dump();
 }
 
@@ -1483,6 +1499,16 @@ void CommandLine::build()
             sub->add_option("--ipv6-range", o.ipv6_ranges, "a DHCPv6 range (repeatable)")->type_name("FIRST-LAST"),
             sub->add_flag("--nat66", o.nat66, "masquerade IPv6 too"),
             sub->add_flag("--no-ra", o.no_ra, "no router advertisements"),
+            sub->add_option("--vni", o.vni, "span hosts over VXLAN with this VNI (overlay.vni)")->type_name("N"),
+            sub->add_option("--local", o.overlay_local, "this host's underlay address (overlay.local)")
+                ->type_name("IP"),
+            sub->add_option("--local-interface", o.overlay_local_interface,
+                            "take the underlay address from this interface (overlay.local_interface)")
+                ->type_name("IFNAME"),
+            sub->add_option("--peer", o.peers, "another host's underlay address (repeatable; overlay.peers)")
+                ->type_name("IP"),
+            sub->add_option("--dhcp-slice", o.dhcp_slice, "this host's share of the DHCP ranges (overlay.dhcp_slice)")
+                ->type_name("INDEX/COUNT"),
         };
         o.options = options;
     }

@@ -233,6 +233,14 @@ int main(int argc, char** argv)
                    "nft binary that reads other programs' firewall tables, to tell when they drop guests' traffic "
                    "(default /usr/sbin/nft; empty: never read)")
         ->type_name("PATH");
+    app.add_option("--vtysh", options.vtysh,
+                   "FRR's vtysh, through which EVPN networks configure and read FRR (default /usr/bin/vtysh); see "
+                   "docs/overlay.md")
+        ->type_name("PATH");
+    app.add_option("--frr-vty-socket", options.frr_vty_socket,
+                   "directory of FRR's vty sockets, passed to vtysh as --vty_socket (default: FRR's own, "
+                   "/var/run/frr)")
+        ->type_name("DIR");
     app.add_flag("--stop-networks-on-exit", stop_networks_on_exit,
                  "stop every running network on SIGTERM/SIGINT (by default they keep running for their guests and "
                  "are adopted later)");

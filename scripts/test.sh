@@ -21,6 +21,8 @@ bash scripts/deps.sh
 bash scripts/deps-coexist.sh
 # gtkmm for kvmnet-applet, and the desktop suite's Xvfb, AT-SPI and ImageMagick.
 bash scripts/deps-desktop.sh
+# FRR for tests/e2e/test_overlay_evpn.sh (never started on the machine).
+bash scripts/deps-overlay.sh
 
 # Reuse an existing build tree (ninja re-runs meson when meson.build changes);
 # set up a fresh one only where none is configured yet.

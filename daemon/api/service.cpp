@@ -435,7 +435,8 @@ private:
                          ranges += r + "\n";
                      return ranges;
                  }()},
-                {"Domain", Domain()}};
+                {"Domain", Domain()},
+                {"EvpnState", EvpnState()}};
     }
 
     void Start(sdbus::Result<>&& result) override
@@ -682,6 +683,7 @@ private:
     std::string Uplink() override { return manager_.spec(name_).uplink; }
     uint32_t Mtu() override { return manager_.spec(name_).mtu; }
     std::string LastRepair() override { return manager_.last_repair(name_); }
+    std::string EvpnState() override { return manager_.evpn_state(name_); }
     std::string Revision() override { return manager_.revision(name_); }
 
     // Authorizes and runs a changing method of this network. body gets the

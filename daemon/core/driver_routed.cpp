@@ -1,6 +1,8 @@
 // The routed family (nat, routed, isolated): a bridge of our own carrying
 // the gateway addresses; the modes differ in their nftables rules and
-// sysctls (plan/), not in their links.
+// sysctls (plan/), not in their links. A network with an "overlay" section
+// also has a VXLAN device on its bridge: the overlay layer composed here.
+#include "core/driver_overlay.hpp"
 #include "core/kernel_conflicts.hpp"
 #include "core/log.hpp"
 #include "core/mode_driver.hpp"
@@ -10,20 +12,34 @@ namespace {
 
 class RoutedDriver final : public ModeDriver {
 public:
-    using ModeDriver::ModeDriver;
+    explicit RoutedDriver(DriverContext context) : ModeDriver(context), overlay_(context.links) {}
 
-    void validate(const model::Network& n) override { check_kernel_conflicts(links_, n); }
-
-    void setup(const model::Network& n, Undo& undo, std::string& step) override
+    void validate(const model::Network& n) override
     {
-        configure_bridge(links_, n, undo, step);
+        check_kernel_conflicts(links_, n);
+        overlay_.validate(n);
+    }
+
+    void setup(const model::Network& spec, Undo& undo, std::string& step) override
+    {
+        const model::Network n = overlay_.effective(spec);
+        configure_bridge(links_, n, undo, step, overlay_.bridge_mac(n));
+        set_gateway_mac(n);
+        overlay_.setup(n, undo, step);
         if (n.mode == model::Mode::nat) {
             step = "allowing loopback-sourced forwards on " + n.bridge;
             allow_loopback_forwards(n);
         }
     }
 
-    std::vector<std::string> teardown(const model::Network&) override { return {}; }
+    std::vector<std::string> teardown(const model::Network& n) override { return overlay_.teardown(n); }
+
+    model::Network effective(const model::Network& n) override { return overlay_.effective(n); }
+
+    bool owns_link(const model::Network& n, const std::string& name) const override
+    {
+        return overlay_.owns_link(n, name);
+    }
 
     void adopt(const model::Network& n) override
     {
@@ -39,12 +55,17 @@ public:
         }
     }
 
-    LinkRepair repair(const model::Network& n, const std::optional<plan::LinkInfo>& bridge,
+    LinkRepair repair(const model::Network& spec, const std::optional<plan::LinkInfo>& bridge,
                       const std::function<bool()>& allowed) override
     {
         LinkRepair r;
-        const auto ops = plan::plan_bridge(n, bridge, links_.list_addresses());
-        if (ops.empty() || !allowed()) return r;
+        const model::Network n = overlay_.effective(spec);
+        const auto ops = plan::plan_bridge(n, bridge, links_.list_addresses(), overlay_.bridge_mac(n));
+        if (ops.empty() || !allowed()) {
+            r.done = overlay_.repair(n, allowed);
+            if (!r.done.empty()) r.what = "link";
+            return r;
+        }
         Undo undo;  // a repair keeps what it achieved: nothing is undone
         std::string step;
         apply_link_ops(links_, n, ops, bridge, undo, step);
@@ -68,6 +89,8 @@ public:
             if (n.mode == model::Mode::nat) allow_loopback_forwards(n);
             r.recreated = true;
         }
+        for (auto& d : overlay_.repair(n, allowed))
+            r.done.push_back(std::move(d));
         return r;
     }
 
@@ -79,6 +102,18 @@ public:
     }
 
 private:
+    // An adopted bridge made before the overlay was added keeps its old MAC:
+    // every host's gateway must answer with the same one.
+    void set_gateway_mac(const model::Network& n)
+    {
+        const std::string mac = overlay_.bridge_mac(n);
+        if (mac.empty()) return;
+        const auto bridge = links_.find_link(n.bridge);
+        if (bridge && (!bridge->mac || bridge->mac->str() != mac)) links_.set_mac(n.bridge, mac);
+    }
+
+    OverlayLayer overlay_;
+
     // Forwards reached from the host as 127.0.0.1 leave through the bridge
     // with that source until masqueraded: the kernel routes them only with
     // route_localnet (guests cannot use loopback addresses:

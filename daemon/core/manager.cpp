@@ -2,6 +2,7 @@
 // start/stop transactions that make the kernel match it.
 #include "core/manager.hpp"
 
+#include "core/evpn.hpp"
 #include "core/firewalld.hpp"
 #include "core/foreign_firewall.hpp"
 #include "core/kernel_conflicts.hpp"
@@ -81,6 +82,7 @@ Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& lin
             loop_.add_io(durable.completion_fd(), EPOLLIN, [&durable](std::uint32_t) { durable.complete(); });
         durable_submit_ = loop_.add_post([&durable] { durable.submit(); });
     }
+    evpn_ = std::make_unique<Evpn>(options_.vtysh, options_.frr_vty_socket, layout_.frr_fragment());
 }
 
 Manager::~Manager() = default;
@@ -152,6 +154,7 @@ nlohmann::json Manager::describe(const std::string& name) const
     nlohmann::json j = model::to_json(e.spec);
     j["state"] = state_name(e.state);
     j["state_reason"] = e.reason;
+    if (nlohmann::json evpn = evpn_status(name); !evpn.is_null()) j["evpn"] = std::move(evpn);
     // Whether the last sync put the bridge into firewalld's zone: the
     // answer without a bus call; diagnose asks firewalld itself.
     if (firewalld_ && is_running(e.state) && Firewalld::wanted(e.spec) && options_.firewall_integration)
@@ -850,7 +853,7 @@ void Manager::link_changed(const std::string& link_name)
             const auto bridge = links_.find_link(link_name);
             e.bridge_index = bridge ? bridge->index : 0;
         }
-        if (e.spec.bridge == link_name || e.spec.uplink == link_name) {
+        if (e.spec.bridge == link_name || e.spec.uplink == link_name || driver(e.spec).owns_link(e.spec, link_name)) {
             assess(e);
             mark_dirty(e, plan::drift_links);  // manager_repair.cpp
         }
@@ -878,6 +881,7 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     if (docker_user_) docker_user_->sync(active);
     if (firewalld_ && options_.firewall_integration) firewalld_->sync(active, known_bridges(), false);
     read_foreign_rules_now();
+    sync_evpn(active);
 }
 
 void Manager::update_ip_forward(const std::vector<model::Network>& active)
@@ -917,6 +921,7 @@ void Manager::run_start(Entry& e)
     try {
         ModeDriver& mode = driver(n);
         mode.validate(n);
+        check_evpn(n.name);
         mode.setup(n, undo, step);
 
         step = "committing nftables table inet kvmnet";
@@ -956,7 +961,7 @@ void Manager::run_start(Entry& e)
         if (auto it = networks_.find(name); it != networks_.end() && it->second.dnsmasq) it->second.dnsmasq->stop();
     });
     try {
-        dnsmasq_of(e).start(plan::plan_dnsmasq(n, layout_.network_dir(name), dnsmasq_user_),
+        dnsmasq_of(e).start(plan::plan_dnsmasq(driver(n).effective(n), layout_.network_dir(name), dnsmasq_user_),
                             [this, name](std::exception_ptr error) { finish_start(name, error); });
     } catch (const std::exception&) {
         finish_start(name, std::current_exception());

@@ -19,6 +19,7 @@
 #include "model/network.hpp"
 #include "plan/converge.hpp"
 #include "plan/drift.hpp"
+#include "plan/frr.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/planner.hpp"
 #include "store/layout.hpp"
@@ -38,6 +39,7 @@
 namespace kvmnet::core {
 
 class DockerUser;
+class Evpn;
 class Firewalld;
 class FirewalldBus;
 
@@ -70,6 +72,10 @@ struct ManagerOptions {
     // whatever firewall_integration says; empty: they are not read, and a
     // network is never degraded by them.
     std::string nft = "/usr/sbin/nft";
+    // EVPN through FRR (core/evpn.hpp): FRR's vtysh, and the directory of
+    // FRR's vty sockets ("" for FRR's default, /var/run/frr).
+    std::string vtysh = "/usr/bin/vtysh";
+    std::string frr_vty_socket;
 };
 
 // Notified after every change, from inside the event loop.
@@ -248,6 +254,14 @@ public:
     // while another table drops its guests' traffic;
     // core/manager_foreign.cpp).
     void foreign_firewall_changed();
+
+    // EVPN through FRR (core/evpn.hpp, core/manager_evpn.cpp). The
+    // EvpnState property: "" without EVPN or while not running, else
+    // established, partial, down or frr-unreachable (as last polled).
+    std::string evpn_state(const std::string& name) const;
+    // Describe's "evpn" object, read from FRR now (at most once a second);
+    // null without EVPN or while not running.
+    nlohmann::json evpn_status(const std::string& name) const;
     // firewalld on the bus (core/firewalld.hpp): set once the bus connection
     // exists, before load(); it must outlive the manager's use of it.
     void set_firewalld_bus(FirewalldBus& bus);
@@ -435,6 +449,15 @@ private:
     mutable ForwardCounters forward_counters_;
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
+    // kvmnet's part of FRR brought to the running EVPN networks; the poll
+    // armed while there are any.
+    void sync_evpn(const std::vector<model::Network>& active);
+    std::vector<plan::EvpnNetwork> evpn_networks(const std::vector<model::Network>& active) const;
+    // A start refused before anything changes when FRR cannot take its EVPN settings.
+    void check_evpn(const std::string& name);
+    void evpn_poll();
+    // Diagnose's view of FRR, read now; nullopt without EVPN.
+    std::optional<plan::EvpnView> evpn_view(const std::string& name) const;
     void update_ip_forward(const std::vector<model::Network>& active);
     // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding.
     void update_ipv6_forward(const std::vector<model::Network>& active);
@@ -471,8 +494,11 @@ private:
     ManagerListener* listener_ = nullptr;
     std::unique_ptr<DockerUser> docker_user_;  // null: --no-firewall-integration
     std::unique_ptr<EventSource> foreign_timer_;
-    std::unique_ptr<Firewalld> firewalld_;  // null: no bus given (unit tests)
-    bool firewalld_changed_ = false;        // the next sync asks firewalld whatever
+    std::unique_ptr<Evpn> evpn_;
+    std::unique_ptr<EventSource> evpn_timer_;         // the poll, while an EVPN network runs
+    std::map<std::string, std::string> evpn_states_;  // EvpnState as last announced
+    std::unique_ptr<Firewalld> firewalld_;            // null: no bus given (unit tests)
+    bool firewalld_changed_ = false;                  // the next sync asks firewalld whatever
     std::set<std::string> known_bridges() const;
     // Other programs' tables as last read (read_foreign_rules).
     std::optional<std::vector<plan::ForeignChain>> foreign_rules_;

@@ -56,6 +56,7 @@ plan::Observed Manager::observe(const Entry& e, bool full) const
     } catch (const std::exception& err) {
         firewall.error = err.what();
     }
+    o.evpn = evpn_view(n.name);
     if (docker_user_) {
         firewall.docker_user_rules.emplace();
         for (const std::string family : {"ip", "ip6"})

@@ -60,11 +60,12 @@ void apply_link_ops(plan::LinkAdapter& links, const model::Network& n, const std
     }
 }
 
-void configure_bridge(plan::LinkAdapter& links, const model::Network& n, Undo& undo, std::string& step)
+void configure_bridge(plan::LinkAdapter& links, const model::Network& n, Undo& undo, std::string& step,
+                      const std::string& mac)
 {
     step = "configuring bridge " + n.bridge;
     const auto observed = links.find_link(n.bridge);
-    apply_link_ops(links, n, plan::plan_bridge(n, observed, links.list_addresses()), observed, undo, step);
+    apply_link_ops(links, n, plan::plan_bridge(n, observed, links.list_addresses(), mac), observed, undo, step);
 }
 
 }  // namespace kvmnet::core

@@ -61,6 +61,12 @@ public:
                               const std::function<bool()>& allowed) = 0;
     // A guest port was attached to the bridge.
     virtual void port_attached(const model::Network& /*n*/, const std::string& /*port*/) {}
+    // The network as this host's kernel and dnsmasq carry it, where that
+    // depends on the host (an overlay's MTU and DHCP slice); `n` otherwise.
+    virtual model::Network effective(const model::Network& n) { return n; }
+    // Whether link `name` (other than the bridge and the uplink) is one the
+    // mode keeps on the bridge, so its changes call for a repair.
+    virtual bool owns_link(const model::Network& /*n*/, const std::string& /*name*/) const { return false; }
 
 protected:
     plan::LinkAdapter& links_;
@@ -74,6 +80,8 @@ std::unique_ptr<ModeDriver> make_driver(model::Mode mode, DriverContext context)
 void apply_link_ops(plan::LinkAdapter& links, const model::Network& n, const std::vector<plan::LinkOp>& ops,
                     const std::optional<plan::LinkInfo>& observed, Undo& undo, std::string& step);
 // The bridge as plan::plan_bridge wants it, from what is there now.
-void configure_bridge(plan::LinkAdapter& links, const model::Network& n, Undo& undo, std::string& step);
+// `mac`: the bridge's MAC at creation (empty: the kernel's choice).
+void configure_bridge(plan::LinkAdapter& links, const model::Network& n, Undo& undo, std::string& step,
+                      const std::string& mac = {});
 
 }  // namespace kvmnet::core

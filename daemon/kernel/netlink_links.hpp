@@ -58,6 +58,18 @@ public:
     // tc.cpp
     void set_bandwidth(const std::string& name, const plan::PortBandwidth& bandwidth) override;
 
+    // vxlans.cpp
+    void create_vxlan(const std::string& name, const plan::VxlanOptions& options) override;
+    std::optional<plan::VxlanOptions> vxlan_options(const std::string& name) override;
+    std::vector<std::string> list_flood(const std::string& name) override;
+    void add_flood(const std::string& name, const std::string& remote) override;
+    void delete_flood(const std::string& name, const std::string& remote) override;
+    // vxlan_filter.cpp
+    void set_vxlan_filter(const std::string& name, const std::string& gateway_mac,
+                          const std::string& gateway_ip) override;
+    void delete_vxlan_filter(const std::string& name) override;
+    bool has_vxlan_filter(const std::string& name) override;
+
     // host_facts.cpp
     std::optional<std::string> read_sysctl(const std::string& key) override;
     void write_sysctl(const std::string& key, const std::string& value) override;

@@ -568,6 +568,7 @@ void validate_added_forwards(const Network& n, std::vector<PortForward>& added,
         PortForward& f = added[i];
         check_in_network(n, names, f, field(i));
         if (!f.guest_name.empty()) f.guest = names.at(lower(f.guest_name));
+        check_overlay_forward(n, f, field(i));
     }
     const auto clash = [&](std::size_t i, const std::string& what, const PortForward& other) {
         return Error(ErrorKind::Conflict,

@@ -482,6 +482,7 @@ Network parse_network(const nlohmann::json& document)
             n.forwards.push_back(parse_forward((*forwards)[i], item("forwards", i)));
     }
     if (const json* limits = r.get("limits")) n.limits = parse_limits(*limits, "limits");
+    if (const json* overlay = r.get("overlay")) n.overlay = parse_overlay(*overlay, "overlay");
     r.finish();
     resolve_forward_guests(n);
     validate(n);
@@ -583,6 +584,7 @@ nlohmann::json to_json(const Network& n)
         j["forwards"] = std::move(forwards);
     }
     if (!n.limits.empty()) j["limits"] = to_json(n.limits);
+    if (n.overlay) j["overlay"] = to_json(*n.overlay);
     return j;
 }
 
@@ -822,6 +824,7 @@ void validate(const Network& n)
         if (!n.dns.empty()) throw invalid_field("dns", "not used in bridge mode: guests use the LAN's DNS");
         if (n.ipv6) throw invalid_field("ipv6", "not used in bridge mode: guests get addresses from the LAN");
         if (n.uplink == n.bridge) throw invalid_field("uplink", "must differ from the bridge name");
+        if (n.overlay) validate_overlay(n);
         return;
     }
     if (!n.ipv4) throw invalid_field("ipv4", std::string("required for mode ") + std::string(mode_name(n.mode)));
@@ -880,6 +883,7 @@ void validate(const Network& n)
             throw invalid_field(f + ".name", "duplicate name " + h.name);
     }
     if (n.ipv6) validate_ipv6(n);
+    if (n.overlay) validate_overlay(n);
     for (std::size_t i = 0; i < n.dns.forwarders.size(); ++i)
         if (n.dns.forwarders[i] == a.address.str() || (n.ipv6 && n.dns.forwarders[i] == n.ipv6->address.address.str()))
             throw invalid_field(item("dns.forwarders", i),
@@ -911,6 +915,9 @@ void validate_against(const Network& n, const std::vector<Network>& others)
         if (n.ipv6 && o.ipv6 && n.ipv6->address.overlaps(o.ipv6->address))
             throw Error(ErrorKind::Conflict, "ipv6.address: " + n.ipv6->address.network_str() + " overlaps " +
                                                  o.ipv6->address.network_str() + " of network '" + o.name + "'");
+        if (n.overlay && o.overlay && n.overlay->vni == o.overlay->vni)
+            throw Error(ErrorKind::Conflict, "overlay.vni: VNI " + std::to_string(n.overlay->vni) +
+                                                 " is already the overlay of network '" + o.name + "'");
     }
     validate_forwards_against(n, others);
 }

@@ -8,6 +8,7 @@
 #include "model/forward.hpp"
 #include "model/ipv4.hpp"
 #include "model/ipv6.hpp"
+#include "model/overlay.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -193,6 +194,7 @@ struct Network {
     std::vector<Port> ports;
     std::vector<PortForward> forwards;  // nat networks only (model/forward.hpp)
     Limits limits;                      // nat and routed networks
+    std::optional<Overlay> overlay;     // nat, routed, isolated: a VXLAN segment across hosts (model/overlay.hpp)
 
     bool operator==(const Network&) const = default;
 };

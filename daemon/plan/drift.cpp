@@ -348,6 +348,37 @@ const char* status_name(Status status)
     return "fail";
 }
 
+// BGP EVPN through FRR: a session down does not degrade the network (its
+// guests on this host work, and FRR is the administrator's to run); the
+// EvpnState property says it.
+void evpn(const Observed& o, Findings& f)
+{
+    if (!o.evpn) return;
+    const EvpnView& v = *o.evpn;
+    if (!v.problem.empty()) {
+        f.fail("evpn", "kvmnet's part of FRR's configuration is not applied: " + v.problem);
+        return;
+    }
+    if (v.state == "frr-unreachable") {
+        f.fail("evpn", "BGP EVPN not established: FRR does not answer (" + v.error +
+                           "); FRR runs outside kvmnet, see docs/overlay.md");
+        return;
+    }
+    std::string up;
+    std::string down;
+    for (const auto& [neighbor, state] : v.sessions) {
+        const bool established = state == "Established";
+        std::string& list = established ? up : down;
+        if (!list.empty()) list.append(", ");
+        list.append(neighbor);
+        if (!established) list.append(" (").append(state).append(")");
+    }
+    if (down.empty())
+        f.pass("evpn", v.sessions.empty() ? "BGP EVPN: no neighbours to peer with" : "BGP EVPN established with " + up);
+    else
+        f.fail("evpn", "BGP EVPN not established with " + down + (up.empty() ? "" : "; established with " + up));
+}
+
 Drift drift(const model::Network& n, const Observed& o)
 {
     Findings f;
@@ -361,6 +392,7 @@ Drift drift(const model::Network& n, const Observed& o)
     forwarding(n, o, f);
     dnsmasq(n, o, f);
     firewall(n, o, f);
+    evpn(o, f);
     if (!o.stored_problem.empty())
         f.state_only(o.without_document ? "document-lost" : "document-unparsable", o.stored_problem, Rank::document);
     // A link repair deferred by the budget says so, whatever it repairs;

@@ -30,6 +30,14 @@ struct FirewallView {
     std::optional<std::map<std::string, int>> docker_user_rules = std::nullopt;
 };
 
+// A network's BGP EVPN as FRR sees it (plan/frr.hpp), for Diagnose.
+struct EvpnView {
+    std::string state;                                          // plan::evpn_state
+    std::vector<std::pair<std::string, std::string>> sessions;  // neighbour, FRR's state of the session
+    std::string error;                                          // why FRR could not be asked
+    std::string problem;                                        // applying kvmnet's part to FRR failed: why
+};
+
 struct Observed {
     bool running = false;
     // Links: always observed.
@@ -47,6 +55,7 @@ struct Observed {
     // them whenever another program changes a table. nullopt: not read
     // (nft missing, or it failed), not judged.
     std::optional<std::vector<ForeignChain>> foreign_rules;
+    std::optional<EvpnView> evpn;  // networks with overlay.evpn
     // What the daemon itself knows of the network (supervision, repairs,
     // its stored document), each empty when all is well.
     std::string dnsmasq_state = "stopped";  // core::Manager::dnsmasq_state

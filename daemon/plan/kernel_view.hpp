@@ -5,6 +5,7 @@
 // headers here.
 #pragma once
 
+#include "model/error.hpp"
 #include "model/mac.hpp"
 #include "plan/listeners.hpp"
 #include "plan/ruleset.hpp"
@@ -209,6 +210,48 @@ public:
     virtual std::vector<Listener> list_listeners() = 0;
 };
 
+// VXLAN devices (the overlay driver): a device per VNI and its flood list,
+// the all-zeros FDB entries that send broadcast and unknown unicast to each
+// remote VTEP (head-end replication). Defaults throw Unsupported, so
+// adapters without overlays (the unit tests' fakes) need not implement it.
+struct VxlanOptions {
+    std::uint32_t vni = 0;
+    std::string local;  // IPv4 source address of the tunnel
+    std::uint16_t port = 4789;
+    int underlay_index = 0;  // IFLA_VXLAN_LINK: the link the tunnel leaves by; 0 = routed
+    std::uint32_t mtu = 0;   // 0: the kernel's default
+    bool learning = true;
+    bool operator==(const VxlanOptions&) const = default;
+};
+
+class Vxlans {
+public:
+    virtual ~Vxlans() = default;
+    virtual void create_vxlan(const std::string& name, const VxlanOptions& /*options*/) { unsupported(name); }
+    // The options of VXLAN device `name`; nullopt when absent or not a VXLAN device.
+    virtual std::optional<VxlanOptions> vxlan_options(const std::string& /*name*/) { return std::nullopt; }
+    // Remote VTEP addresses of the all-zeros FDB entries of `name`.
+    virtual std::vector<std::string> list_flood(const std::string& /*name*/) { return {}; }
+    virtual void add_flood(const std::string& name, const std::string& /*remote*/) { unsupported(name); }
+    virtual void delete_flood(const std::string& name, const std::string& /*remote*/) { unsupported(name); }
+    // The anycast gateway's filter on VXLAN device `name` (nftables table
+    // "bridge kvmnet-<name>"): frames from `gateway_mac`, ARP for
+    // `gateway_ip` and DHCP/DHCPv6 neither leave nor enter through it.
+    virtual void set_vxlan_filter(const std::string& name, const std::string& /*gateway_mac*/,
+                                  const std::string& /*gateway_ip*/)
+    {
+        unsupported(name);
+    }
+    virtual void delete_vxlan_filter(const std::string& /*name*/) {}
+    virtual bool has_vxlan_filter(const std::string& /*name*/) { return false; }
+
+private:
+    [[noreturn]] static void unsupported(const std::string& name)
+    {
+        throw Error(ErrorKind::Unsupported, "VXLAN device " + name + ": not supported by this link adapter");
+    }
+};
+
 // All of the above in one object, as the manager takes it today; new code
 // should take only the interfaces it uses.
 class LinkAdapter : public Links,
@@ -217,7 +260,8 @@ class LinkAdapter : public Links,
                     public BridgePorts,
                     public Taps,
                     public TrafficControl,
-                    public HostFacts {};
+                    public HostFacts,
+                    public Vxlans {};
 
 // Elements to add to, or delete from, one set or map of our table.
 struct ElementChange {

@@ -483,7 +483,11 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
     dnsmasq_ipv6_lines(n, c);
     if (n.ipv4->dhcp) {
         std::uint64_t size = 0;
-        for (const auto& r : n.ipv4->ranges) {
+        // An overlay host serves only its own slice of the ranges (the
+        // manager resolves the slice: ModeDriver::effective).
+        const auto slice = n.overlay ? model::overlay_slice(*n.overlay, std::nullopt) : std::nullopt;
+        const auto ranges = slice ? model::slice_ranges(n.ipv4->ranges, *slice) : n.ipv4->ranges;
+        for (const auto& r : ranges) {
             c << "dhcp-range=" << r.first.str() << "," << r.last.str() << "," << model::Ipv4{a.mask()}.str() << ","
               << dnsmasq_lease_time(n.ipv4->lease_time) << "\n";
             size += r.last.value - r.first.value + 1;
@@ -506,6 +510,9 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
           // this file makes static hosts resolvable from the start.
           << "addn-hosts=" << dir << "/dnsmasq.names\n";
         if (n.mode == model::Mode::isolated) c << "dhcp-option=option:router\n";
+        // The overlay's MTU (underlay − 50): guests sending full 1500-byte
+        // frames would have them dropped at the VXLAN device.
+        if (n.overlay && n.mtu != 0) c << "dhcp-option=option:mtu," << n.mtu << "\n";
     } else if (n.ipv6 && !n.ipv6->ranges.empty()) {
         // DHCPv6 only: its leases in the network's own file too (dnsmasq's
         // default is a file shared by every instance), and its static hosts

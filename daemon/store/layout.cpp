@@ -20,6 +20,7 @@ std::string Layout::journal(const std::string& network) const { return networks_
 std::string Layout::mirror_dir() const { return runtime_ + "/.stored"; }
 std::string Layout::mirror(const std::string& network) const { return mirror_dir() + "/" + network + ".json"; }
 std::string Layout::committed_table() const { return runtime_ + "/nftables.committed"; }
+std::string Layout::frr_fragment() const { return runtime_ + "/frr-evpn.conf"; }
 std::string Layout::saved_sysctl(const std::string& key_name) const { return runtime_ + "/" + key_name + ".saved"; }
 std::string Layout::restart_marker(const std::string& network) const
 {

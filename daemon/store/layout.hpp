@@ -29,6 +29,9 @@ public:
     std::string mirror(const std::string& network) const;
     // RUNTIME/nftables.committed: core/committed_table.hpp.
     std::string committed_table() const;
+    // RUNTIME/frr-evpn.conf: kvmnet's part of FRR's configuration as last
+    // applied (core/evpn.hpp), for people to read.
+    std::string frr_fragment() const;
     // RUNTIME/KEY.saved: a sysctl's value from before the daemon held it on.
     std::string saved_sysctl(const std::string& key_name) const;
     // RUNTIME/NAME.restarting holds the old bridge's name while an Update

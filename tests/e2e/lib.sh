@@ -44,6 +44,14 @@ skip() {
 
 _log_dumped=0
 dump_daemon_log() {
+    local f
+    if ((!_log_dumped)) && [[ -n ${T:-} ]]; then
+        for f in "$T"/h*/kvmnetd.log; do
+            [[ -s $f ]] || continue
+            echo "----- last 40 lines of $f -----" >&2
+            tail -n 40 "$f" >&2 || true
+        done
+    fi
     if ((_log_dumped)) || [[ -z ${T:-} || ! -s $T/kvmnetd.log ]]; then
         return 0
     fi
@@ -119,6 +127,8 @@ NAMESPACES=()   # namespaces this run created, deleted by cleanup
 TRACKED_PIDS=() # background processes the test started
 DAEMON_PID=""
 BUS_PID=""
+HOST_DAEMON_PIDS=() # hosts_topology's daemons, one per host
+HOST_BUS_PIDS=()
 
 _ns_is_ours() {
     local n
@@ -274,8 +284,9 @@ cleanup() {
         dump_daemon_log
     fi
     [[ -n $DAEMON_PID ]] && stop_pid "$DAEMON_PID"
+    for pid in "${HOST_DAEMON_PIDS[@]}"; do stop_pid "$pid"; done
     for pid in "${TRACKED_PIDS[@]}"; do stop_pid "$pid" 3; done
-    for f in "$T"/run/*/dnsmasq.pid; do
+    for f in "$T"/run/*/dnsmasq.pid "$T"/h*/run/*/dnsmasq.pid; do
         [[ -f $f ]] && _kill_dnsmasq_pid "$(tr -d ' \n' <"$f")"
     done
     # Anything still running inside our namespaces was started by this run
@@ -288,6 +299,7 @@ cleanup() {
         done
     done
     [[ -n $BUS_PID ]] && stop_pid "$BUS_PID"
+    for pid in "${HOST_BUS_PIDS[@]}"; do stop_pid "$pid"; done
     for ns in "${NAMESPACES[@]}"; do
         command ip netns del "$ns" 2>/dev/null || log "could not delete namespace $ns"
     done
@@ -362,24 +374,25 @@ EOF
 # their own call it directly. Sets BUS_PID (cleanup stops it) and exports
 # DBUS_SYSTEM_BUS_ADDRESS.
 bus_launch() {
+    local dir=${BUS_DIR:-$T} # the hosts of hosts_topology each have their own
     {
         cat <<EOF
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
-  <listen>unix:path=$T/bus</listen>
+  <listen>unix:path=$dir/bus</listen>
   <auth>EXTERNAL</auth>
 EOF
         cat
         echo '</busconfig>'
-    } >"$T/bus.conf"
-    : >"$T/bus.addr"
-    dbus-daemon --config-file="$T/bus.conf" --nofork --nopidfile --print-address=3 \
-        3>"$T/bus.addr" >"$T/dbus.log" 2>&1 &
+    } >"$dir/bus.conf"
+    : >"$dir/bus.addr"
+    dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile --print-address=3 \
+        3>"$dir/bus.addr" >"$dir/dbus.log" 2>&1 &
     BUS_PID=$!
-    retry 50 test -s "$T/bus.addr" || fail "dbus-daemon did not start: $(cat "$T/dbus.log")"
-    DBUS_SYSTEM_BUS_ADDRESS=$(head -n1 "$T/bus.addr")
+    retry 50 test -s "$dir/bus.addr" || fail "dbus-daemon did not start: $(cat "$dir/dbus.log")"
+    DBUS_SYSTEM_BUS_ADDRESS=$(head -n1 "$dir/bus.addr")
     export DBUS_SYSTEM_BUS_ADDRESS
 }
 
@@ -663,4 +676,99 @@ signal_monitor_start() {
     # Once it has become a monitor, the bus tells it that it lost its own
     # unique name (NameLost); older buses without BecomeMonitor: just wait.
     retry 25 grep -q 'member=NameLost' "$1" || sleep 0.5
+}
+
+# ---------------------------------------------------------------- several hosts
+
+# hosts_topology N: N "hosts" on one machine, for networks that span hosts
+# (overlays). Each host namespace HOSTS[k] (k = 1..N, ${PFX}h<k>) has
+#   ul0      10.99.0.<k>/24, a veth to the underlay namespace U, whose
+#            bridge ul0 joins all hosts (the VXLAN underlay);
+#   uplink0  203.0.113.<k>/24, a veth to the "internet" namespace I, whose
+#            bridge inet0 has 203.0.113.254/24; default via .254.
+# Each host gets its own daemon from host_daemon_start. Sets U, I, HOSTS.
+HOSTS=()
+hosts_topology() {
+    local n=$1 k ns
+    U=${PFX}u
+    I=${PFX}i
+    ns_create "$U"
+    ns_create "$I"
+    ip -n "$U" link add ul0 type bridge
+    ip -n "$U" link set ul0 up
+    ip -n "$I" link add inet0 type bridge
+    ip -n "$I" link set inet0 up
+    ip -n "$I" addr add 203.0.113.254/24 dev inet0
+    for ((k = 1; k <= n; k++)); do
+        ns=${PFX}h$k
+        ns_create "$ns"
+        HOSTS[k]=$ns
+        veth_pair "$ns" ul0 "$U" "u$k"
+        ip -n "$U" link set "u$k" master ul0
+        ip -n "$ns" addr add "10.99.0.$k/24" dev ul0
+        veth_pair "$ns" uplink0 "$I" "i$k"
+        ip -n "$I" link set "i$k" master inet0
+        ip -n "$ns" addr add "203.0.113.$k/24" dev uplink0
+        ip -n "$ns" route add default via 203.0.113.254
+        mkdir -p "$T/h$k"
+        chmod 755 "$T/h$k"
+    done
+}
+
+# host_daemon_start K [EXTRA ARGS]: host K's own bus ($T/h<K>/bus) and
+# kvmnetd (state and runtime under $T/h<K>, log $T/h<K>/kvmnetd.log).
+# Returns once it owns org.kvmnet1 on that bus. Talk to it with on_host.
+HOST_BUS_ADDR=()
+host_daemon_start() {
+    local k=$1 i
+    shift
+    [[ -n ${HOSTS[k]:-} ]] || fail "host_daemon_start: no host $k (call hosts_topology first)"
+    if [[ -z ${HOST_BUS_ADDR[k]:-} ]]; then
+        local saved_bus=$BUS_PID saved_addr=${DBUS_SYSTEM_BUS_ADDRESS:-}
+        BUS_DIR=$T/h$k bus_start
+        HOST_BUS_PIDS+=("$BUS_PID")
+        HOST_BUS_ADDR[k]=$DBUS_SYSTEM_BUS_ADDRESS
+        BUS_PID=$saved_bus
+        DBUS_SYSTEM_BUS_ADDRESS=$saved_addr
+    fi
+    echo "===== kvmnetd start $(date +%T.%N) =====" >>"$T/h$k/kvmnetd.log"
+    DBUS_SYSTEM_BUS_ADDRESS=${HOST_BUS_ADDR[k]} spawn_in_ns "${HOSTS[k]}" "$KVMNETD" \
+        --state-dir "$T/h$k/state" --runtime-dir "$T/h$k/run" --log-level debug "$@" >>"$T/h$k/kvmnetd.log" 2>&1
+    HOST_DAEMON_PIDS[k]=$SPAWNED_PID
+    for ((i = 0; i < 50; i++)); do
+        _pid_alive "${HOST_DAEMON_PIDS[k]}" || fail "kvmnetd of host $k exited during start-up"
+        if on_host "$k" _bus_name_owned; then return 0; fi
+        sleep 0.2
+    done
+    fail "kvmnetd of host $k did not take org.kvmnet1 within 10 s"
+}
+
+# host_daemon_stop K: SIGTERM by PID (SIGKILL after 5 s).
+host_daemon_stop() {
+    stop_pid "${HOST_DAEMON_PIDS[$1]}"
+    HOST_DAEMON_PIDS[$1]=""
+}
+
+# on_host K CMD...: CMD (ctl, net_state, wait_state, ...) against host K's bus.
+on_host() {
+    local k=$1
+    shift
+    DBUS_SYSTEM_BUS_ADDRESS=${HOST_BUS_ADDR[k]} "$@"
+}
+
+# host_guest_add NAME K: a guest namespace ${PFX}NAME whose eth0 is a veth to
+# host K's interface v-NAME (up, unplugged). Prints the namespace.
+host_guest_add() {
+    local ns=${PFX}$1
+    ns_create "$ns"
+    veth_pair "${HOSTS[$2]}" "v-$1" "$ns" eth0
+}
+
+# host_guest_move NAME FROM TO BRIDGE: the guest's cable moved from host FROM
+# to host TO's bridge BRIDGE: its host-side veth changes namespace, so the
+# guest keeps its MAC, address and routes (as a migrated VM does).
+host_guest_move() {
+    local name=$1 from=$2 to=$3 bridge=$4
+    ip -n "${HOSTS[from]}" link set "v-$name" netns "${HOSTS[to]}"
+    ip -n "${HOSTS[to]}" link set "v-$name" master "$bridge" up
 }

@@ -19,6 +19,7 @@ TEST_CASE("The layout names every file under STATE and RUNTIME", "[layout]")
     CHECK(l.journal("lan") == "/var/lib/kvmnet/networks/lan.forwards");
     CHECK(l.mirror("lan") == "/run/kvmnet/.stored/lan.json");
     CHECK(l.committed_table() == "/run/kvmnet/nftables.committed");
+    CHECK(l.frr_fragment() == "/run/kvmnet/frr-evpn.conf");
     CHECK(l.saved_sysctl("ip_forward") == "/run/kvmnet/ip_forward.saved");
     CHECK(l.restart_marker("lan") == "/run/kvmnet/lan.restarting");
     CHECK(l.delete_marker("lan") == "/run/kvmnet/lan.deleting");
@@ -35,6 +36,7 @@ TEST_CASE("Markers are recognised by the layout, other runtime entries are not",
     CHECK(Layout::marker_network(l.restart_marker("web1")) == "web1");
     CHECK(Layout::marker_network(l.delete_marker("web1")) == "web1");
     CHECK_FALSE(Layout::marker_network(l.committed_table()));
+    CHECK_FALSE(Layout::marker_network(l.frr_fragment()));
     CHECK_FALSE(Layout::marker_network(l.saved_sysctl("ip_forward")));
     CHECK_FALSE(Layout::marker_network(l.network_dir("web1")));
 }

@@ -1,0 +1,231 @@
+#include "core/driver_overlay.hpp"
+
+#include "core/log.hpp"
+#include "model/error.hpp"
+#include "plan/planner.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <set>
+
+namespace kvmnet::core {
+namespace {
+
+std::set<std::string> peer_set(const model::Network& n)
+{
+    std::set<std::string> out;
+    // EVPN fills the FDB through FRR: no static flood list of ours.
+    if (!n.overlay->evpn)
+        for (const model::Ipv4& p : n.overlay->peers)
+            out.insert(p.str());
+    return out;
+}
+
+}  // namespace
+
+OverlayLayer::Underlay OverlayLayer::underlay(const model::Network& n)
+{
+    const model::Overlay& o = *n.overlay;
+    Underlay u;
+    const auto addresses = links_.list_addresses();
+    if (o.local) {
+        const std::string local = o.local->str();
+        const auto it = std::find_if(addresses.begin(), addresses.end(), [&](const plan::AddressInfo& a) {
+            return a.family == AF_INET && a.address == local;
+        });
+        if (it == addresses.end())
+            throw Error(ErrorKind::InvalidArgument, "overlay.local: " + local +
+                                                        " is not an address of this host (the underlay address of this "
+                                                        "host's VXLAN endpoint)");
+        u.local = *o.local;
+        u.index = it->link_index;
+    } else {
+        const auto link = links_.find_link(o.local_interface);
+        if (!link)
+            throw Error(ErrorKind::InvalidArgument,
+                        "overlay.local_interface: this host has no interface " + o.local_interface);
+        const auto it = std::find_if(addresses.begin(), addresses.end(), [&](const plan::AddressInfo& a) {
+            return a.family == AF_INET && a.link_index == link->index;
+        });
+        if (it == addresses.end())
+            throw Error(ErrorKind::InvalidArgument,
+                        "overlay.local_interface: " + o.local_interface + " has no IPv4 address to send VXLAN from");
+        u.local = *model::Ipv4::parse(it->address);
+        u.index = link->index;
+    }
+    for (const plan::LinkInfo& l : links_.list_links())
+        if (l.index == u.index) u.mtu = l.mtu;
+    return u;
+}
+
+model::Network OverlayLayer::effective(const model::Network& n)
+{
+    if (!n.overlay) return n;
+    model::Network e = n;
+    const Underlay u = underlay(n);
+    e.mtu = model::overlay_mtu(n, u.mtu);
+    if (!e.overlay->dhcp_slice) e.overlay->dhcp_slice = model::overlay_slice(*n.overlay, u.local);
+    return e;
+}
+
+std::string OverlayLayer::bridge_mac(const model::Network& n) const
+{
+    return n.overlay ? model::overlay_gateway_mac(n).str() : std::string();
+}
+
+plan::VxlanOptions OverlayLayer::wanted(const model::Network& n, const Underlay& u) const
+{
+    plan::VxlanOptions v;
+    v.vni = n.overlay->vni;
+    v.local = u.local.str();
+    v.port = n.overlay->port;
+    v.underlay_index = u.index;
+    v.mtu = model::overlay_mtu(n, u.mtu);
+    // With EVPN, FRR installs the remote MACs; learning from the data plane
+    // would race it (and FRR's own bridge ports run with learning off).
+    v.learning = !n.overlay->evpn;
+    return v;
+}
+
+void OverlayLayer::validate(const model::Network& n)
+{
+    if (!n.overlay) return;
+    const Underlay u = underlay(n);
+    if (n.mtu != 0 && n.mtu + model::vxlan_overhead > u.mtu)
+        throw Error(ErrorKind::InvalidArgument,
+                    "mtu: " + std::to_string(n.mtu) + " does not fit the overlay: the underlay's MTU is " +
+                        std::to_string(u.mtu) + ", VXLAN takes 50 bytes, so at most " +
+                        std::to_string(u.mtu > model::vxlan_overhead ? u.mtu - model::vxlan_overhead : 0));
+    if (!n.overlay->evpn && !n.overlay->dhcp_slice && n.ipv4 && !n.ipv4->ranges.empty()) {
+        const auto& peers = n.overlay->peers;
+        if (std::find(peers.begin(), peers.end(), u.local) != peers.end())
+            throw Error(ErrorKind::InvalidArgument,
+                        "overlay.peers: " + u.local.str() +
+                            " is this host's own underlay address (overlay.local_interface)");
+    }
+    const std::string name = model::overlay_device_name(n.overlay->vni);
+    if (const auto link = links_.find_link(name); link && link->alias != plan::owner_alias(n.name))
+        throw Error(ErrorKind::Conflict,
+                    "overlay.vni: interface " + name + " already exists and is not managed by kvmnet for this network");
+}
+
+void OverlayLayer::setup(const model::Network& n, Undo& undo, std::string& step)
+{
+    if (!n.overlay) return;
+    const std::string name = model::overlay_device_name(n.overlay->vni);
+    const Underlay u = underlay(n);
+    const plan::VxlanOptions want = wanted(n, u);
+    step = "creating VXLAN device " + name;
+    const auto existing = links_.vxlan_options(name);
+    if (existing && (existing->vni != want.vni || existing->local != want.local || existing->port != want.port ||
+                     existing->learning != want.learning)) {
+        // Adopted from before an Update that changed the tunnel: made anew.
+        links_.delete_link(name);
+    }
+    if (!existing || !links_.vxlan_options(name)) {
+        links_.create_vxlan(name, want);
+        undo.push("delete VXLAN device " + name, [this, name] { links_.delete_link(name); });
+    }
+    links_.set_alias(name, plan::owner_alias(n.name));
+    if (const auto link = links_.find_link(name); link && link->mtu != want.mtu) links_.set_mtu(name, want.mtu);
+    step = "enslaving " + name + " to " + n.bridge;
+    links_.set_master(name, n.bridge);
+    links_.set_up(name, true);
+    step = "setting the flood list of " + name;
+    const auto wanted_peers = peer_set(n);
+    const auto have = links_.list_flood(name);
+    for (const std::string& peer : wanted_peers)
+        if (std::find(have.begin(), have.end(), peer) == have.end()) links_.add_flood(name, peer);
+    for (const std::string& peer : have)
+        if (!wanted_peers.count(peer)) links_.delete_flood(name, peer);
+    step = "filtering the gateway and DHCP on " + name;
+    links_.set_vxlan_filter(name, bridge_mac(n), n.ipv4->address.address.str());
+    undo.push("delete the filter of " + name, [this, name] { links_.delete_vxlan_filter(name); });
+}
+
+std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std::function<bool()>& allowed)
+{
+    std::vector<std::string> done;
+    if (!n.overlay) return done;
+    const std::string name = model::overlay_device_name(n.overlay->vni);
+    const auto bridge = links_.find_link(n.bridge);
+    if (!bridge) return done;  // the bridge's repair comes first; the next one sees it
+    const auto link = links_.find_link(name);
+    if (link && link->alias != plan::owner_alias(n.name)) return done;  // someone else's: never touched
+    const Underlay u = underlay(n);
+    const plan::VxlanOptions want = wanted(n, u);
+    const auto wanted_peers = peer_set(n);
+    const auto have = link ? links_.list_flood(name) : std::vector<std::string>{};
+    const std::set<std::string> have_set(have.begin(), have.end());
+    const bool drift = !link || link->master_index != bridge->index || !link->up || link->mtu != want.mtu ||
+                       have_set != wanted_peers || bridge->mtu != want.mtu;
+    const bool filter = links_.has_vxlan_filter(name);
+    if ((!drift && filter) || !allowed()) return done;
+    if (!link) {
+        links_.create_vxlan(name, want);
+        links_.set_alias(name, plan::owner_alias(n.name));
+        done.push_back("recreated VXLAN device " + name);
+    } else if (link->mtu != want.mtu) {
+        links_.set_mtu(name, want.mtu);
+        done.push_back("restored MTU " + std::to_string(want.mtu) + " of " + name);
+    }
+    if (!link || link->master_index != bridge->index) {
+        links_.set_master(name, n.bridge);
+        if (link) done.push_back("re-attached " + name + " to " + n.bridge);
+    }
+    if (!link || !link->up) {
+        links_.set_up(name, true);
+        if (link) done.push_back("set " + name + " up again");
+    }
+    if (bridge->mtu != want.mtu) {
+        links_.set_mtu(n.bridge, want.mtu);
+        done.push_back("restored MTU " + std::to_string(want.mtu) + " of " + n.bridge);
+    }
+    std::vector<std::string> restored;
+    for (const std::string& peer : wanted_peers)
+        if (!have_set.count(peer)) {
+            links_.add_flood(name, peer);
+            restored.push_back(peer);
+        }
+    for (const std::string& peer : have)
+        if (!wanted_peers.count(peer)) links_.delete_flood(name, peer);
+    if (link && !restored.empty()) {
+        std::string list;
+        for (const auto& r : restored)
+            list.append(list.empty() ? "" : ", ").append(r);
+        done.push_back("restored the flood list of " + name + " (" + list + ")");
+    }
+    if (!filter) {
+        links_.set_vxlan_filter(name, bridge_mac(n), n.ipv4->address.address.str());
+        done.push_back("restored the gateway and DHCP filter of " + name);
+    }
+    return done;
+}
+
+std::vector<std::string> OverlayLayer::teardown(const model::Network& n)
+{
+    std::vector<std::string> problems;
+    if (!n.overlay) return problems;
+    const std::string name = model::overlay_device_name(n.overlay->vni);
+    try {
+        links_.delete_vxlan_filter(name);
+    } catch (const std::exception& err) {
+        problems.push_back(std::string("deleting the filter of ").append(name).append(": ").append(err.what()));
+    }
+    const auto link = links_.find_link(name);
+    if (!link || link->alias != plan::owner_alias(n.name)) return problems;
+    try {
+        links_.delete_link(name);
+    } catch (const std::exception& err) {
+        problems.push_back(std::string("deleting ").append(name).append(": ").append(err.what()));
+    }
+    return problems;
+}
+
+bool OverlayLayer::owns_link(const model::Network& n, const std::string& name) const
+{
+    return n.overlay && name == model::overlay_device_name(n.overlay->vni);
+}
+
+}  // namespace kvmnet::core

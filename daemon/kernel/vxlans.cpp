@@ -1,0 +1,153 @@
+// VXLAN devices (plan::Vxlans) of kernel::NetlinkLinks: the device through libnl's vxlan link type, its flood list
+// (all-zeros FDB entries, one per remote VTEP, as `bridge fdb append 00:00:00:00:00:00 dev D dst IP` makes them)
+// through hand-built RTM_NEWNEIGH / RTM_DELNEIGH requests of family AF_BRIDGE on the device itself (NTF_SELF).
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <linux/if_link.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <netinet/in.h>
+#include <netlink/addr.h>
+#include <netlink/attr.h>
+#include <netlink/errno.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/vxlan.h>
+
+// After libnl on purpose (see taps.cpp).
+#include "kernel/netlink_links.hpp"
+#include "kernel/netlink_util.hpp"
+#include "model/error.hpp"
+
+namespace kvmnet::kernel {
+
+namespace {
+
+// The one flood entry request for `remote` on link `ifindex`.
+NlMsgPtr flood_request(int type, int flags, int ifindex, const IpBytes& remote)
+{
+    ndmsg header{};
+    header.ndm_family = AF_BRIDGE;
+    header.ndm_ifindex = ifindex;
+    header.ndm_state = NUD_NOARP | NUD_PERMANENT;
+    header.ndm_flags = NTF_SELF;
+    NlMsgPtr msg = new_request(type, flags, &header, sizeof(header));
+    const unsigned char zeros[6] = {};
+    if (nla_put(msg.get(), NDA_LLADDR, sizeof(zeros), zeros) < 0 || nla_put(msg.get(), NDA_DST, 4, remote.data()) < 0)
+        throw Error(ErrorKind::Kernel, "netlink: building a VXLAN flood entry request failed");
+    return msg;
+}
+
+}  // namespace
+
+void NetlinkLinks::create_vxlan(const std::string& name, const plan::VxlanOptions& options)
+{
+    const std::string operation = "creating VXLAN device " + name;
+    if (!valid_ifname(name)) invalid(operation, "invalid interface name");
+    const IpBytes local = parse_ip(AF_INET, options.local, "local address", operation);
+    LinkPtr link(rtnl_link_vxlan_alloc());
+    if (!link) fail(operation, -NLE_NOMEM);
+    rtnl_link_set_name(link.get(), name.c_str());
+    if (options.mtu != 0) rtnl_link_set_mtu(link.get(), options.mtu);
+    NlAddrPtr address(nl_addr_build(AF_INET, local.data(), 4));
+    if (!address) fail(operation, -NLE_NOMEM);
+    int err = rtnl_link_vxlan_set_id(link.get(), options.vni);
+    if (err >= 0) err = rtnl_link_vxlan_set_local(link.get(), address.get());
+    // libnl stores the port in network byte order itself.
+    if (err >= 0) err = rtnl_link_vxlan_set_port(link.get(), options.port);
+    if (err >= 0) err = rtnl_link_vxlan_set_learning(link.get(), options.learning ? 1 : 0);
+    if (err >= 0 && options.underlay_index != 0)
+        err = rtnl_link_vxlan_set_link(link.get(), static_cast<std::uint32_t>(options.underlay_index));
+    if (err < 0) fail(operation, err);
+    err = rtnl_link_add(socket_, link.get(), NLM_F_CREATE | NLM_F_EXCL);
+    if (err < 0) fail_mapped(operation, err);
+}
+
+std::optional<plan::VxlanOptions> NetlinkLinks::vxlan_options(const std::string& name)
+{
+    LinkPtr link = get_link(socket_, name);
+    if (!link || !rtnl_link_is_vxlan(link.get())) return std::nullopt;
+    plan::VxlanOptions o;
+    rtnl_link_vxlan_get_id(link.get(), &o.vni);
+    nl_addr* local = nullptr;
+    if (rtnl_link_vxlan_get_local(link.get(), &local) >= 0 && local) {
+        o.local = format_ip(local);
+        nl_addr_put(local);
+    }
+    std::uint32_t port = 0;
+    if (rtnl_link_vxlan_get_port(link.get(), &port) >= 0) o.port = static_cast<std::uint16_t>(port);
+    std::uint32_t underlay = 0;
+    if (rtnl_link_vxlan_get_link(link.get(), &underlay) >= 0) o.underlay_index = static_cast<int>(underlay);
+    o.mtu = rtnl_link_get_mtu(link.get());
+    o.learning = rtnl_link_vxlan_get_learning(link.get()) > 0;
+    return o;
+}
+
+std::vector<std::string> NetlinkLinks::list_flood(const std::string& name)
+{
+    const std::string operation = "listing the flood list of " + name;
+    const LinkRecord link = require_link_record(socket_, name, operation);
+    std::vector<std::string> remotes;
+    NlResult result;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        remotes.clear();
+        ndmsg header{};
+        header.ndm_family = AF_BRIDGE;
+        header.ndm_ifindex = link.index;
+        NlMsgPtr msg = new_request(RTM_GETNEIGH, NLM_F_DUMP, &header, sizeof(header));
+        result = transact(
+            socket_, msg.get(),
+            [&](const nlmsghdr* hdr) {
+                if (hdr->nlmsg_type != RTM_NEWNEIGH) return;
+                const auto* ndm = static_cast<const ndmsg*>(nlmsg_data(hdr));
+                nlattr* tb[NDA_MAX + 1] = {};
+                if (ndm->ndm_family != AF_BRIDGE || ndm->ndm_ifindex != link.index ||
+                    nlmsg_parse(const_cast<nlmsghdr*>(hdr), sizeof(ndmsg), tb, NDA_MAX, nullptr) < 0)
+                    return;
+                if (tb[NDA_LLADDR] == nullptr || nla_len(tb[NDA_LLADDR]) != 6 || tb[NDA_DST] == nullptr) return;
+                const auto* mac = static_cast<const unsigned char*>(nla_data(tb[NDA_LLADDR]));
+                if (std::any_of(mac, mac + 6, [](unsigned char b) { return b != 0; })) return;
+                const std::string remote = attr_ip(tb[NDA_DST], AF_INET);
+                if (!remote.empty()) remotes.push_back(remote);
+            },
+            true);
+        if (result.error != -EINTR) break;
+    }
+    if (!result.ok())
+        throw_result(result.error == -ENODEV ? ErrorKind::NotFound : ErrorKind::Kernel, operation, result);
+    return remotes;
+}
+
+void NetlinkLinks::add_flood(const std::string& name, const std::string& remote)
+{
+    const std::string operation = "adding VTEP " + remote + " to the flood list of " + name;
+    const IpBytes ip = parse_ip(AF_INET, remote, "remote address", operation);
+    const LinkRecord link = require_link_record(socket_, name, operation);
+    // NLM_F_APPEND: one more all-zeros entry beside the others, not a replacement.
+    NlMsgPtr msg = flood_request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, link.index, ip);
+    const NlResult result = transact(socket_, msg.get());
+    if (result.error == -EEXIST) return;
+    if (!result.ok()) fail_result(operation, result);
+}
+
+void NetlinkLinks::delete_flood(const std::string& name, const std::string& remote)
+{
+    const std::string operation = "removing VTEP " + remote + " from the flood list of " + name;
+    const IpBytes ip = parse_ip(AF_INET, remote, "remote address", operation);
+    const LinkRecord link = require_link_record(socket_, name, operation);
+    NlMsgPtr msg = flood_request(RTM_DELNEIGH, 0, link.index, ip);
+    const NlResult result = transact(socket_, msg.get());
+    if (result.error == -ENOENT) return;
+    if (!result.ok()) fail_result(operation, result);
+}
+
+}  // namespace kvmnet::kernel

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# E2E: one NAT network spanning three hosts over VXLAN with static peers.
+# Three host namespaces joined by an underlay namespace (hosts_topology),
+# each running its own kvmnetd with the same network "span" (same name,
+# subnet and VNI; each its own overlay.local and the others as peers).
+# Checks: bad sections and a foreign overlay.local refused with typed errors
+# and nothing left behind; the VXLAN device (VNI, port, master, MTU 1450 from the underlay's
+# 1500) and its flood list; the same gateway MAC on every host; guests on
+# hosts 1 and 3 get leases from their own host's DHCP slice, ping each
+# other (also 1422-byte payloads: a full 1450-byte packet) and the gateway,
+# and reach the "internet" through their own host's NAT (the internet sees
+# each host's uplink address); a deleted VXLAN device is recreated with its
+# flood list and traffic flows again; a forward on host 1 reaches its guest,
+# one to host 3's guest is refused; a guest whose cable moves to host 2
+# keeps its address and still reaches the other guest and the internet; a
+# restart of one host's daemon changes nothing.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[[ -d /sys/module/vxlan ]] || modprobe vxlan 2>/dev/null ||
+    skip "no VXLAN support in this kernel (module vxlan)"
+
+hosts_topology 3
+for k in 1 2 3; do host_daemon_start "$k"; done
+
+# document K: the network as host K defines it.
+document() {
+    local k=$1 peers
+    peers=$(for p in 1 2 3; do ((p == k)) || echo "\"10.99.0.$p\""; done | paste -sd,)
+    cat <<EOF
+{"name": "span", "mode": "nat", "bridge": "kvmbr7", "uplink": "uplink0",
+ "ipv4": {"address": "10.77.0.1/24", "dhcp": {"ranges": ["10.77.0.10-10.77.0.99"]}},
+ "overlay": {"vni": 100, "local": "10.99.0.$k", "peers": [$peers]}}
+EOF
+}
+
+log "bad overlays are refused, and nothing changes"
+on_host 1 expect_error InvalidArgument create bad --mode nat --ipv4 10.78.0.1/24 --vni 0 --local 10.99.0.1
+assert_contains "$ERR_MSG" "overlay.vni" "error for VNI 0"
+on_host 1 expect_error InvalidArgument create bad --mode nat --ipv4 10.78.0.1/24 --vni 5 --local 10.99.0.1 \
+    --peer 10.99.0.1
+assert_contains "$ERR_MSG" "overlay.peers" "error for a peer that is this host"
+# 10.99.0.9 is nobody's address: the start fails before any link is made.
+on_host 1 ctl create far --mode nat --bridge kvmbr9 --ipv4 10.78.0.1/24 --vni 101 --local 10.99.0.9 >/dev/null
+on_host 1 expect_error InvalidArgument start far
+assert_contains "$ERR_MSG" "overlay.local: 10.99.0.9 is not an address of this host" "error for a foreign local"
+not ip -n "${HOSTS[1]}" link show kvmbr9 >/dev/null 2>&1 || fail "kvmbr9 left behind by the failed start"
+not ip -n "${HOSTS[1]}" link show kvx-101 >/dev/null 2>&1 || fail "kvx-101 left behind by the failed start"
+on_host 1 ctl delete far >/dev/null
+
+log "the same network on three hosts"
+# Host 2 from kvmnetctl's options, the others from a document.
+document 1 | on_host 1 ctl create span --file - >/dev/null
+on_host 2 ctl create span --mode nat --bridge kvmbr7 --uplink uplink0 --ipv4 10.77.0.1/24 \
+    --dhcp-range 10.77.0.10-10.77.0.99 --vni 100 --local 10.99.0.2 --peer 10.99.0.1 --peer 10.99.0.3 >/dev/null
+document 3 | on_host 3 ctl create span --file - >/dev/null
+assert_eq "$(on_host 2 ctl export span | jq -c .overlay)" \
+    '{"local":"10.99.0.2","peers":["10.99.0.1","10.99.0.3"],"port":4789,"vni":100}' "host 2's overlay section"
+for k in 1 2 3; do on_host "$k" ctl start span >/dev/null; done
+for k in 1 2 3; do on_host "$k" wait_state span active; done
+
+log "VXLAN device, flood list, MTU, gateway MAC"
+gwmacs=()
+for k in 1 2 3; do
+    h=${HOSTS[k]}
+    vx=$(link_json "$h" kvx-100)
+    assert_eq "$(jq -r .linkinfo.info_kind <<<"$vx")" vxlan "host $k kvx-100 kind"
+    assert_eq "$(jq -r .linkinfo.info_data.id <<<"$vx")" 100 "host $k VNI"
+    assert_eq "$(jq -r .linkinfo.info_data.port <<<"$vx")" 4789 "host $k VXLAN port"
+    assert_eq "$(jq -r .linkinfo.info_data.local <<<"$vx")" "10.99.0.$k" "host $k VXLAN local"
+    assert_eq "$(jq -r .master <<<"$vx")" kvmbr7 "host $k kvx-100 master"
+    assert_eq "$(jq -r .mtu <<<"$vx")" 1450 "host $k kvx-100 MTU"
+    assert_eq "$(jq -r .mtu <<<"$(link_json "$h" kvmbr7)")" 1450 "host $k bridge MTU"
+    fdb=$(in_ns "$h" bridge fdb show dev kvx-100)
+    for p in 1 2 3; do
+        ((p == k)) && continue
+        assert_contains "$fdb" "00:00:00:00:00:00 dst 10.99.0.$p" "host $k flood list"
+    done
+    gwmacs[k]=$(jq -r .address <<<"$(link_json "$h" kvmbr7)")
+    grep -qx 'dhcp-option=option:mtu,1450' "$T/h$k/run/span/dnsmasq.conf" ||
+        fail "host $k: dnsmasq offers no MTU 1450: $(cat "$T/h$k/run/span/dnsmasq.conf")"
+done
+assert_eq "${gwmacs[2]}" "${gwmacs[1]}" "gateway MAC of host 2"
+assert_eq "${gwmacs[3]}" "${gwmacs[1]}" "gateway MAC of host 3"
+
+log "guests on hosts 1 and 3 get leases from their own host's slice"
+# 90 addresses in three slices: .10-.39, .40-.69, .70-.99.
+host_guest_add ga 1
+host_guest_add gc 3
+ip -n "${HOSTS[1]}" link set v-ga master kvmbr7 up
+ip -n "${HOSTS[3]}" link set v-gc master kvmbr7 up
+read -r aaddr arouter <<<"$(guest_dhcp "${PFX}ga")"
+read -r caddr crouter <<<"$(guest_dhcp "${PFX}gc")"
+aip=${aaddr%/*}
+cip=${caddr%/*}
+log "ga: $aaddr via $arouter, gc: $caddr via $crouter"
+assert_eq "$arouter" 10.77.0.1 "ga's router"
+assert_eq "$crouter" 10.77.0.1 "gc's router"
+((${aip##*.} >= 10 && ${aip##*.} <= 39)) || fail "ga's address $aip is not in host 1's slice 10.77.0.10-39"
+((${cip##*.} >= 70 && ${cip##*.} <= 99)) || fail "gc's address $cip is not in host 3's slice 10.77.0.70-99"
+
+log "guests reach each other over the overlay, and their own gateway"
+retry 10 pings "${PFX}ga" "$cip" || fail "ga cannot ping gc ($cip) across the overlay"
+pings "${PFX}gc" "$aip" || fail "gc cannot ping ga ($aip) across the overlay"
+in_ns "${PFX}ga" busybox ping -c 1 -W 2 -s 1422 "$cip" >/dev/null ||
+    fail "a 1450-byte packet does not cross the overlay"
+pings "${PFX}ga" 10.77.0.1 || fail "ga cannot ping its gateway"
+pings "${PFX}gc" 10.77.0.1 || fail "gc cannot ping its gateway"
+agw=$(ip -n "${PFX}ga" -j neigh show 10.77.0.1 | jq -r '.[0].lladdr')
+cgw=$(ip -n "${PFX}gc" -j neigh show 10.77.0.1 | jq -r '.[0].lladdr')
+assert_eq "$agw" "${gwmacs[1]}" "ga's gateway MAC"
+assert_eq "$cgw" "${gwmacs[1]}" "gc's gateway MAC"
+
+log "the gateway and DHCP stay on each host"
+for k in 1 2 3; do
+    in_ns "${HOSTS[k]}" nft list table bridge kvmnet-kvx-100 >/dev/null ||
+        fail "host $k has no table bridge kvmnet-kvx-100"
+done
+# ga's ARP request for the gateway (and its DHCP) never reached hosts 2 and
+# 3: their kernels would have made a neighbour entry for ga's address.
+for k in 2 3; do
+    heard=$(ip -n "${HOSTS[k]}" -j neigh show dev kvmbr7 | jq -r --arg ip "$aip" '.[] | select(.dst == $ip) | .dst')
+    assert_eq "$heard" "" "host $k's neighbour entry for ga (a guest of host 1)"
+done
+
+log "each guest reaches the internet through its own host's NAT"
+listen_tcp "$I" 8080 'echo $SOCAT_PEERADDR'
+assert_eq "$(tcp_get "${PFX}ga" 203.0.113.254 8080)" 203.0.113.1 "ga's source address at the internet"
+assert_eq "$(tcp_get "${PFX}gc" 203.0.113.254 8080)" 203.0.113.3 "gc's source address at the internet"
+
+log "forwards: to a guest of this host's slice, not to another host's"
+listen_tcp "${PFX}ga" 7000 'echo from-ga'
+on_host 1 ctl forward add span --host-port 8081 --guest "$aip" --guest-port 7000 >/dev/null
+assert_eq "$(tcp_get "$I" 203.0.113.1 8081)" from-ga "the internet through host 1's forward to ga"
+on_host 1 expect_error InvalidArgument forward add span --host-port 8082 --guest "$cip" --guest-port 7000
+assert_contains "$ERR_MSG" "is not in this host's DHCP slice" "error for a forward to host 3's guest"
+
+log "a deleted VXLAN device heals"
+ip -n "${HOSTS[1]}" link del kvx-100
+_overlay_back() {
+    local vx fdb
+    vx=$(link_json "${HOSTS[1]}" kvx-100 2>/dev/null) || return 1
+    [[ $(jq -r .master <<<"$vx") == kvmbr7 && $(jq -r .mtu <<<"$vx") == 1450 ]] || return 1
+    fdb=$(in_ns "${HOSTS[1]}" bridge fdb show dev kvx-100)
+    [[ $fdb == *"dst 10.99.0.2"* && $fdb == *"dst 10.99.0.3"* ]]
+}
+retry 50 _overlay_back || fail "kvx-100 not recreated on host 1: $(ip -n "${HOSTS[1]}" -d link show kvx-100 2>&1)"
+retry 10 pings "${PFX}ga" "$cip" || fail "ga cannot ping gc after the heal"
+on_host 1 wait_state span active
+
+log "a guest moving to host 2 keeps its address"
+host_guest_move gc 3 2 kvmbr7
+retry 10 pings "${PFX}gc" "$aip" || fail "gc (moved to host 2) cannot ping ga"
+pings "${PFX}ga" "$cip" || fail "ga cannot ping gc on host 2"
+pings "${PFX}gc" 10.77.0.1 || fail "gc (moved) cannot ping its gateway"
+assert_eq "$(tcp_get "${PFX}gc" 203.0.113.254 8080)" 203.0.113.2 "gc's source address after the move"
+
+log "a restart of host 1's daemon changes nothing"
+vx_before=$(ifindex "${HOSTS[1]}" kvx-100)
+host_daemon_stop 1
+pings "${PFX}ga" "$cip" || fail "ga cannot ping gc while host 1's daemon is down"
+host_daemon_start 1
+on_host 1 wait_state span active
+assert_eq "$(ifindex "${HOSTS[1]}" kvx-100)" "$vx_before" "kvx-100's ifindex after the restart (not recreated)"
+pings "${PFX}ga" "$cip" || fail "ga cannot ping gc after host 1's daemon restarted"
+
+log "stop removes the VXLAN device"
+on_host 1 ctl stop span >/dev/null
+retry 25 not ip -n "${HOSTS[1]}" link show kvx-100 >/dev/null 2>&1 || fail "kvx-100 left behind on host 1"
+
+log "ok"

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# E2E: EVPN through FRR across three hosts on one machine (issue 15, item
+# 4). hosts_topology's three host namespaces, each running its own FRR
+# (zebra + bgpd, every path explicit and in this test's temp dir, a private
+# /var/tmp; started and stopped by the test by PID, never by kvmnet) and
+# its own kvmnetd (--frr-vty-socket to its host's FRR), with the same EVPN
+# network. Checks:
+#  - kvmnet's fragment is in each FRR (peer group "kvmnet", l2vpn evpn),
+#    beside the administrator's own neighbour; the iBGP sessions establish
+#    and EvpnState, Describe and diagnose say so;
+#  - guests on different hosts get addresses from their own host's slice
+#    and ping each other; the remote guests' MACs are in the VXLAN FDB as
+#    extern_learn (installed by FRR from type-2 routes: no static peers),
+#    and Describe names the host (VTEP) a remote guest is on;
+#  - host 2's FRR stopped: host 2's diagnose fails with "not established"
+#    (FRR does not answer), host 1's names the session with host 2, and the
+#    guests on hosts 1 and 3 keep talking;
+#  - FRR started again without configuration: kvmnet puts its part back;
+#  - the network stopped: kvmnet's part leaves FRR, the administrator's
+#    neighbour stays.
+# Skips when FRR is not installed (scripts/deps-overlay.sh installs it).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+FRR_DIR=/usr/lib/frr
+for _b in "$FRR_DIR/zebra" "$FRR_DIR/bgpd" /usr/bin/vtysh; do
+    [[ -x $_b ]] || skip "FRR is not installed ($_b missing; scripts/deps-overlay.sh installs it)"
+done
+id frr >/dev/null 2>&1 || skip "no user frr (the frr package makes it)"
+[[ -d /sys/module/vxlan ]] || modprobe vxlan 2>/dev/null ||
+    skip "no VXLAN support in this kernel (module vxlan)"
+
+NET=evpn
+VNI=100
+VX=kvx-$VNI
+BR=kvmbr8
+
+# frr_start K: zebra then bgpd in host K, as user frr, every path in
+# $T/h<K>/frr (configuration, pid files, zserv and vty sockets), and
+# /var/tmp (where FRR keeps crash records) bound to a directory of its own
+# in a private mount namespace. Tracked by PID; frr_stop stops them.
+FRR_PIDS=()
+frr_start() {
+    local k=$1 d=$T/h$1/frr daemon
+    mkdir -p "$d/tmp"
+    printf 'hostname h%s\n' "$k" >"$d/frr.conf"
+    rm -f "$d"/*.vty
+    chown -R frr:frr "$d"
+    FRR_PIDS[k]=""
+    for daemon in zebra bgpd; do
+        spawn_in_ns "${HOSTS[k]}" unshare --mount --propagation private sh -c \
+            'mount --bind "$1" /var/tmp && shift && exec "$@"' sh "$d/tmp" \
+            "$FRR_DIR/$daemon" -f "$d/frr.conf" -i "$d/$daemon.pid" -z "$d/zserv.api" \
+            --vty_socket "$d" -P 0 --log "file:$d/$daemon.log" >>"$d/$daemon.out" 2>&1
+        track_pid "$SPAWNED_PID"
+        FRR_PIDS[k]+=" $SPAWNED_PID"
+        retry 50 test -S "$d/$daemon.vty" || fail "FRR $daemon of host $k did not start: $(cat "$d/$daemon.out")"
+    done
+}
+# frr_stop K: bgpd, then zebra, by PID.
+frr_stop() {
+    local pids i
+    read -ra pids <<<"${FRR_PIDS[$1]}"
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[i]}"; done
+    FRR_PIDS[$1]=""
+}
+# vty K VTYSH-ARGS...: host K's FRR.
+vty() {
+    local k=$1
+    shift
+    in_ns "${HOSTS[k]}" vtysh --vty_socket "$T/h$k/frr" "$@"
+}
+
+# describe K: the network's Describe JSON on host K; evpn_state K: its EvpnState.
+describe() {
+    on_host "$1" dbus-send --system --print-reply=literal --dest=org.kvmnet1 "/org/kvmnet1/network/$NET" \
+        org.kvmnet1.Network.Describe
+}
+evpn_state() {
+    on_host "$1" dbus-send --system --print-reply=literal --dest=org.kvmnet1 "/org/kvmnet1/network/$NET" \
+        org.freedesktop.DBus.Properties.Get string:org.kvmnet1.Network string:EvpnState |
+        sed -E 's/^ *variant +//; s/ *$//'
+}
+_evpn_state_is() { [[ $(evpn_state "$1") == "$2" ]]; }
+
+hosts_topology 3
+for k in 1 2 3; do frr_start "$k"; done
+# The administrator's own neighbour on host 1, which kvmnet must leave alone.
+vty 1 -c 'configure terminal' -c 'router bgp 65000' -c 'neighbor 10.99.0.77 remote-as 65000' >/dev/null
+for k in 1 2 3; do host_daemon_start "$k" --frr-vty-socket "$T/h$k/frr"; done
+
+# document K: the network as host K defines it (its own underlay address and
+# DHCP slice, the other two hosts as BGP neighbours).
+document() {
+    local k=$1 neighbors
+    neighbors=$(for p in 1 2 3; do ((p == k)) || echo "\"10.99.0.$p\""; done | paste -sd,)
+    cat <<EOF
+{"name": "$NET", "mode": "nat", "bridge": "$BR", "uplink": "uplink0",
+ "ipv4": {"address": "10.78.0.1/24", "dhcp": {"ranges": ["10.78.0.10-10.78.0.99"]}},
+ "overlay": {"vni": $VNI, "local": "10.99.0.$k", "dhcp_slice": {"index": $((k - 1)), "count": 3},
+             "evpn": {"asn": 65000, "neighbors": [$neighbors]}}}
+EOF
+}
+
+log "the same EVPN network on three hosts"
+for k in 1 2 3; do
+    document "$k" | on_host "$k" ctl create "$NET" --file - >/dev/null
+    on_host "$k" ctl start "$NET" >/dev/null
+done
+for k in 1 2 3; do on_host "$k" wait_state "$NET" active; done
+
+log "kvmnet's fragment is in each FRR, EVPN only, beside the administrator's neighbour"
+for k in 1 2 3; do
+    run=$(vty "$k" -c 'show running-config')
+    assert_contains "$run" "neighbor kvmnet peer-group" "host $k: kvmnet's peer group"
+    assert_contains "$run" "neighbor kvmnet update-source 10.99.0.$k" "host $k: the underlay address"
+    assert_contains "$run" "advertise-all-vni" "host $k: advertise-all-vni"
+    [[ -s $T/h$k/run/frr-evpn.conf ]] || fail "host $k: no RUNTIME/frr-evpn.conf"
+done
+assert_contains "$(vty 1 -c 'show running-config')" "neighbor 10.99.0.77 remote-as 65000" \
+    "the administrator's neighbour on host 1"
+
+log "the iBGP sessions establish; EvpnState, Describe and diagnose say so"
+for k in 1 2 3; do
+    retry 150 _evpn_state_is "$k" established ||
+        fail "host $k: EvpnState '$(evpn_state "$k")': $(describe "$k" | jq -c .evpn)"
+done
+d=$(describe 1)
+assert_eq "$(jq -r '.evpn.sessions | map(select(.established)) | map(.neighbor) | join(",")' <<<"$d")" \
+    "10.99.0.2,10.99.0.3" "host 1's established sessions in Describe"
+assert_eq "$(jq -r .evpn.vni_known_to_frr <<<"$d")" true "FRR learned VNI $VNI from the kernel"
+assert_eq "$(on_host 1 ctl diagnose "$NET" --json | jq -r '.checks[] | select(.check == "evpn") | .status')" \
+    pass "host 1's diagnose evpn check"
+
+log "guests on hosts 1, 2 and 3 get leases from their own host's slice and ping each other"
+declare -A GIP
+for k in 1 2 3; do
+    host_guest_add "g$k" "$k"
+    ip -n "${PFX}g$k" link set eth0 address "52:54:00:00:00:0$k"
+    ip -n "${HOSTS[k]}" link set "v-g$k" master "$BR" up
+    read -r addr _ <<<"$(guest_dhcp "${PFX}g$k")"
+    GIP[$k]=${addr%/*}
+done
+log "leases: ${GIP[1]} ${GIP[2]} ${GIP[3]}"
+[[ ${GIP[1]} != "${GIP[2]}" && ${GIP[1]} != "${GIP[3]}" && ${GIP[2]} != "${GIP[3]}" ]] ||
+    fail "two hosts handed out one address: ${GIP[*]}"
+retry 50 pings "${PFX}g1" "${GIP[3]}" || fail "the guest on host 1 cannot ping the guest on host 3"
+retry 50 pings "${PFX}g3" "${GIP[1]}" || fail "the guest on host 3 cannot ping the guest on host 1"
+retry 50 pings "${PFX}g2" "${GIP[1]}" || fail "the guest on host 2 cannot ping the guest on host 1"
+
+log "remote guests' MACs reach the VXLAN FDB through FRR (extern_learn), Describe names their host"
+_fdb_has() { [[ $(in_ns "${HOSTS[$1]}" bridge fdb show dev "$VX") == *"$2 dst $3 self extern_learn"* ]]; }
+retry 50 _fdb_has 1 52:54:00:00:00:03 10.99.0.3 ||
+    fail "host 1's FDB lacks guest 3 from FRR: $(in_ns "${HOSTS[1]}" bridge fdb show dev "$VX")"
+retry 50 _fdb_has 3 52:54:00:00:00:01 10.99.0.1 ||
+    fail "host 3's FDB lacks guest 1 from FRR: $(in_ns "${HOSTS[3]}" bridge fdb show dev "$VX")"
+_describe_places_g3() {
+    [[ $(describe 1 | jq -r '.evpn.remote_guests[] | select(.mac == "52:54:00:00:00:03") | .vtep') == 10.99.0.3 ]]
+}
+retry 50 _describe_places_g3 || fail "host 1's Describe does not place guest 3: $(describe 1 | jq -c .evpn)"
+# No static peers: the flood list is FRR's, one entry per other host (type-3 routes).
+fdb=$(in_ns "${HOSTS[1]}" bridge fdb show dev "$VX")
+assert_eq "$(grep -c '^00:00:00:00:00:00' <<<"$fdb")" 2 "host 1's flood entries (from FRR)"
+
+log "host 2's FRR stops: diagnose says not established, guests on hosts 1 and 3 keep talking"
+frr_stop 2
+retry 50 _evpn_state_is 2 frr-unreachable || fail "host 2: EvpnState '$(evpn_state 2)'"
+out=$(on_host 2 ctl diagnose "$NET" 2>&1) && fail "host 2's diagnose passed without FRR: $out"
+assert_contains "$out" "not established" "host 2's diagnose"
+_session_2_down() { [[ $(on_host 1 ctl diagnose "$NET" 2>&1 || true) == *"not established with 10.99.0.2"* ]]; }
+retry 50 _session_2_down || fail "host 1's diagnose: $(on_host 1 ctl diagnose "$NET" 2>&1)"
+retry 50 _evpn_state_is 1 partial || fail "host 1: EvpnState '$(evpn_state 1)'"
+retry 10 pings "${PFX}g1" "${GIP[3]}" || fail "guests on hosts 1 and 3 lost each other when host 2's FRR stopped"
+
+log "host 2's FRR comes back without configuration: kvmnet puts its part back"
+frr_start 2
+retry 150 _evpn_state_is 2 established || fail "host 2: EvpnState '$(evpn_state 2)' after FRR came back"
+assert_contains "$(vty 2 -c 'show running-config')" "neighbor 10.99.0.1 peer-group kvmnet" "host 2's FRR again"
+
+log "the network stops: kvmnet's part leaves FRR, the administrator's neighbour stays"
+for k in 1 2 3; do on_host "$k" ctl stop "$NET" >/dev/null; done
+run=$(vty 1 -c 'show running-config')
+assert_not_contains "$run" "kvmnet" "host 1's FRR after the stop"
+assert_contains "$run" "neighbor 10.99.0.77 remote-as 65000" "the administrator's neighbour after the stop"
+assert_eq "$(evpn_state 1)" "" "EvpnState of a stopped network"
+
+for k in 3 2 1; do frr_stop "$k"; done
+log "PASS"
