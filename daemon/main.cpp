@@ -2,6 +2,7 @@
 // together. Networks keep running when the daemon exits (unless
 // --stop-networks-on-exit); they belong to the guests, and the next start
 // adopts them.
+#include "api/firewalld_bus.hpp"
 #include "api/service.hpp"
 #include "core/event_loop.hpp"
 #include "core/log.hpp"
@@ -220,8 +221,8 @@ int main(int argc, char** argv)
         ->check(CLI::Range(1, std::numeric_limits<int>::max()));
     bool no_firewall_integration = false;
     app.add_flag("--no-firewall-integration", no_firewall_integration,
-                 "add no rules to other firewalls' chains (Docker's DOCKER-USER) for any network; see "
-                 "docs/firewalls.md");
+                 "add no rules to other firewalls' chains (Docker's DOCKER-USER) and put no bridge into "
+                 "firewalld's zone kvmnet, for any network; see docs/firewalls.md");
     app.add_option("--iptables", options.iptables,
                    "iptables-nft binary for Docker's DOCKER-USER chain (default /usr/sbin/iptables-nft)")
         ->type_name("PATH");
@@ -258,6 +259,8 @@ int main(int argc, char** argv)
 
         auto connection = sdbus::createSystemBusConnection();
         api::Service service(*connection, manager);
+        api::FirewalldBusClient firewalld(*connection, [&] { manager.firewalld_changed(); });
+        manager.set_firewalld_bus(firewalld);
         auto sighup = loop.add_signal(SIGHUP, [&] {
             core::log_info("SIGHUP: reloading the desired state");
             try {

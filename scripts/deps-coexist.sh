@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the other firewalls of the coexistence suite (tests/coexist):
-# Docker (docker.io, with containerd) and ufw. They only ever run inside the
+# Docker (docker.io, with containerd), ufw and firewalld. They only ever run inside the
 # test's own network and mount namespaces, so the machine must not start
 # them: while installing, /usr/sbin/policy-rc.d answers 101 (action
 # forbidden) to every service start the packages' scripts attempt, and the
@@ -8,7 +8,7 @@
 # present, like deps.sh.
 set -euo pipefail
 
-packages=(docker.io ufw)
+packages=(docker.io ufw firewalld)
 missing=()
 for p in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -40,5 +40,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Enabled units would start at the next boot, in the machine's namespace.
-systemctl disable docker.service docker.socket containerd.service ufw.service >/dev/null 2>&1 || true
+# firewalld's postinst only starts it under a running systemd (none here)
+# and ships no bus activation file, so nothing loads its rules until a test
+# runs it in its own namespace.
+systemctl disable docker.service docker.socket containerd.service ufw.service firewalld.service \
+    >/dev/null 2>&1 || true
 echo "deps-coexist.sh: done"

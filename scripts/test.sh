@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/deps.sh
-# The other firewalls of tests/e2e/test_coexist_docker.sh (never started on the machine).
+# The other firewalls of tests/e2e/test_coexist_{firewalld,docker,ufw}.sh (never started on the machine).
 bash scripts/deps-coexist.sh
 # gtkmm for kvmnet-applet, and the desktop suite's Xvfb, AT-SPI and ImageMagick.
 bash scripts/deps-desktop.sh

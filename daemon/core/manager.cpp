@@ -2,6 +2,7 @@
 // start/stop transactions that make the kernel match it.
 #include "core/manager.hpp"
 
+#include "core/firewalld.hpp"
 #include "core/foreign_firewall.hpp"
 #include "core/kernel_conflicts.hpp"
 #include "core/log.hpp"
@@ -136,6 +137,10 @@ nlohmann::json Manager::describe(const std::string& name) const
     nlohmann::json j = model::to_json(e.spec);
     j["state"] = state_name(e.state);
     j["state_reason"] = e.reason;
+    // Whether the last sync put the bridge into firewalld's zone: the
+    // answer without a bus call; diagnose asks firewalld itself.
+    if (firewalld_ && is_running(e.state) && Firewalld::wanted(e.spec) && options_.firewall_integration)
+        j["firewalld_zone"] = firewalld_->zone_of_last_sync(e.spec.bridge);
     return j;
 }
 
@@ -880,6 +885,7 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     forward_counters_.valid = false;
     committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
     if (docker_user_) docker_user_->sync(active);
+    if (firewalld_ && options_.firewall_integration) firewalld_->sync(active, known_bridges(), false);
 }
 
 void Manager::update_ip_forward(const std::vector<model::Network>& active)

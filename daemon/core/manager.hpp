@@ -36,6 +36,8 @@
 namespace kvmnet::core {
 
 class DockerUser;
+class Firewalld;
+class FirewalldBus;
 
 enum class State { inactive, activating, active, degraded, failed };
 
@@ -224,6 +226,12 @@ public:
     // recreated DOCKER-USER, someone flushed it): kvmnet's rules there are
     // re-synced a moment later (core/manager_foreign.cpp).
     void foreign_firewall_changed();
+    // firewalld on the bus (core/firewalld.hpp): set once the bus connection
+    // exists, before load(); it must outlive the manager's use of it.
+    void set_firewalld_bus(FirewalldBus& bus);
+    // firewalld reloaded, appeared or vanished on the bus: its run-time
+    // zone bindings are gone, the bridges go back into the zone a moment later.
+    void firewalld_changed();
     void sync_foreign_firewall_now();
     // A sysctl of a link or of every link changed (rtnetlink RTM_NEWNETCONF:
     // forwarding, not route_localnet, which is polled): the sysctls the
@@ -457,6 +465,9 @@ private:
     ManagerListener* listener_ = nullptr;
     std::unique_ptr<DockerUser> docker_user_;  // null: --no-firewall-integration
     std::unique_ptr<EventSource> foreign_timer_;
+    std::unique_ptr<Firewalld> firewalld_;  // null: no bus given (unit tests)
+    bool firewalld_changed_ = false;        // the next sync asks firewalld whatever
+    std::set<std::string> known_bridges() const;
 };
 
 }  // namespace kvmnet::core

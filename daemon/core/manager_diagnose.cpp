@@ -5,6 +5,7 @@
 // reads; nothing is repaired here.
 #include "core/manager.hpp"
 
+#include "core/firewalld.hpp"
 #include "core/foreign_firewall.hpp"
 
 #include "plan/planner.hpp"
@@ -65,7 +66,15 @@ plan::Observed Manager::observe(const Entry& e, bool full) const
 nlohmann::json Manager::diagnose(const std::string& name) const
 {
     const Entry& e = entry(name);
-    const plan::Drift drift = plan::drift(e.spec, observe(e, true));
+    plan::Drift drift = plan::drift(e.spec, observe(e, true));
+    // Asked of firewalld over the bus, so here rather than in the pure drift.
+    if (firewalld_) {
+        model::Network n = e.spec;
+        n.firewall_integration = n.firewall_integration && options_.firewall_integration;
+        if (const auto check = firewalld_->check(n, is_running(e.state)))
+            drift.findings.push_back(
+                {"firewalld", check->ok ? plan::Status::pass : plan::Status::warn, check->detail, {}, {}, 0});
+    }
     nlohmann::json checks = nlohmann::json::array();
     for (const plan::Finding& f : drift.findings)
         if (!f.check.empty())

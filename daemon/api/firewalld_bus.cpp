@@ -1,0 +1,120 @@
+#include "api/firewalld_bus.hpp"
+
+#include <chrono>
+#include <stdexcept>
+
+namespace kvmnet::api {
+namespace {
+constexpr const char* fw_name = "org.fedoraproject.FirewallD1";
+constexpr const char* fw_path = "/org/fedoraproject/FirewallD1";
+constexpr const char* fw_zone = "org.fedoraproject.FirewallD1.zone";
+// firewalld takes its bus name before it loads its rules and answers only
+// once it has, so the sync that follows its start waits that long (a second
+// or two here); D-Bus's usual limit bounds a firewalld that hangs.
+constexpr auto call_timeout = std::chrono::seconds(25);
+
+std::runtime_error bus_error(const sdbus::Error& e) { return std::runtime_error(e.getName() + ": " + e.getMessage()); }
+}  // namespace
+
+FirewalldBusClient::FirewalldBusClient(sdbus::IConnection& connection, std::function<void()> changed)
+    : changed_(std::move(changed)),
+      bus_(sdbus::createProxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus")),
+      firewalld_(sdbus::createProxy(connection, fw_name, fw_path))
+{
+    bus_->uponSignal("NameOwnerChanged")
+        .onInterface("org.freedesktop.DBus")
+        .call([this](const std::string& name, const std::string&, const std::string&) {
+            if (name == fw_name) changed_();
+        });
+    bus_->finishRegistration();
+    firewalld_->uponSignal("Reloaded").onInterface(fw_name).call([this] { changed_(); });
+    firewalld_->finishRegistration();
+}
+
+bool FirewalldBusClient::running()
+{
+    // NameHasOwner, not a call to firewalld itself: a call would have the
+    // bus activate a firewalld that is installed but meant to stay off.
+    try {
+        bool owned = false;
+        bus_->callMethod("NameHasOwner")
+            .onInterface("org.freedesktop.DBus")
+            .withTimeout(call_timeout)
+            .withArguments(std::string(fw_name))
+            .storeResultsTo(owned);
+        return owned;
+    } catch (const sdbus::Error&) {
+        return false;
+    }
+}
+
+std::vector<std::string> FirewalldBusClient::zones()
+{
+    std::vector<std::string> zones;
+    try {
+        firewalld_->callMethod("getZones").onInterface(fw_zone).withTimeout(call_timeout).storeResultsTo(zones);
+    } catch (const sdbus::Error& e) {
+        throw bus_error(e);
+    }
+    return zones;
+}
+
+std::vector<std::string> FirewalldBusClient::interfaces_of(const std::string& zone)
+{
+    std::vector<std::string> interfaces;
+    try {
+        firewalld_->callMethod("getInterfaces")
+            .onInterface(fw_zone)
+            .withTimeout(call_timeout)
+            .withArguments(zone)
+            .storeResultsTo(interfaces);
+    } catch (const sdbus::Error& e) {
+        throw bus_error(e);
+    }
+    return interfaces;
+}
+
+std::string FirewalldBusClient::zone_of(const std::string& interface)
+{
+    std::string zone;
+    try {
+        firewalld_->callMethod("getZoneOfInterface")
+            .onInterface(fw_zone)
+            .withTimeout(call_timeout)
+            .withArguments(interface)
+            .storeResultsTo(zone);
+    } catch (const sdbus::Error& e) {
+        throw bus_error(e);
+    }
+    return zone;
+}
+
+void FirewalldBusClient::change_zone(const std::string& zone, const std::string& interface)
+{
+    try {
+        std::string now;
+        firewalld_->callMethod("changeZoneOfInterface")
+            .onInterface(fw_zone)
+            .withTimeout(call_timeout)
+            .withArguments(zone, interface)
+            .storeResultsTo(now);
+    } catch (const sdbus::Error& e) {
+        throw bus_error(e);
+    }
+}
+
+void FirewalldBusClient::remove_interface(const std::string& zone, const std::string& interface)
+{
+    try {
+        std::string was;
+        firewalld_->callMethod("removeInterface")
+            .onInterface(fw_zone)
+            .withTimeout(call_timeout)
+            .withArguments(zone, interface)
+            .storeResultsTo(was);
+    } catch (const sdbus::Error& e) {
+        throw bus_error(e);
+    }
+}
+
+}  // namespace kvmnet::api
