@@ -651,8 +651,13 @@ int cmd_port_list(Context& c, const std::string& net)
         if (p.value("tap", false)) add("tap(uid " + std::to_string(p.value("owner", 0u)) + ")");
         // The configured queues, and how many QEMU has open, as the kernel counts them.
         if (p.value("queues", 1u) > 1)
-            add("queues " + std::to_string(p.value("queues", 1u)) + "(" + std::to_string(p.value("open_queues", 0u)) +
-                " open" + (p.value("multi_queue", true) ? "" : ", tap not multiqueue") + ")");
+            add(std::string("queues ")
+                    .append(std::to_string(p.value("queues", 1u)))
+                    .append("(")
+                    .append(std::to_string(p.value("open_queues", 0u)))
+                    .append(" open")
+                    .append(p.value("multi_queue", true) ? "" : ", tap not multiqueue")
+                    .append(")"));
         if (p.value("isolated", false)) add("isolated");
         if (p.contains("vlan")) add("vlan");
         if (p.contains("bandwidth")) add("limited");

@@ -631,9 +631,9 @@ Port parse_port(const json& j, const std::string& field)
             throw invalid_field(r.field("queues"), "only meaningful for taps the daemon creates (\"tap\": true)");
         if (!queues->is_number_integer() || queues->get<std::int64_t>() < 1 ||
             queues->get<std::int64_t>() > max_tap_queues)
-            throw invalid_field(r.field("queues"), "must be an integer between 1 and " +
-                                                       std::to_string(max_tap_queues) +
-                                                       " (the kernel's limit of queues on one tap)");
+            throw invalid_field(r.field("queues"), std::string("must be an integer between 1 and ")
+                                                       .append(std::to_string(max_tap_queues))
+                                                       .append(" (the kernel's limit of queues on one tap)"));
         p.queues = static_cast<std::uint16_t>(queues->get<std::int64_t>());
     }
     p.mac = lower(r.string("mac", 32).value_or(""));
