@@ -618,7 +618,7 @@ json rate(const std::string& text, const std::string& option)
 struct PortOptions {
     std::string ifname, owner, mac, inbound, outbound;
     bool tap = false, isolated = false;
-    unsigned vlan = 0;
+    unsigned vlan = 0, queues = 0;
     std::vector<unsigned> vlan_tagged;
     CLI::App* app = nullptr;
 };
@@ -632,6 +632,8 @@ json port_document(const PortOptions& o)
         port["owner"] = number(o.owner.substr(0, colon), "--owner");
         port["group"] = colon == std::string::npos ? port["owner"] : json(number(o.owner.substr(colon + 1), "--owner"));
     }
+    // Range and the need for --tap are the daemon's to check, so the CLI and D-Bus say the same.
+    if (o.app->count("--queues")) port["queues"] = o.queues;
     if (o.app->count("--mac")) port["mac"] = o.mac;
     if (o.isolated) port["isolated"] = true;
     if (o.app->count("--vlan")) port["vlan"]["pvid"] = o.vlan;
@@ -652,7 +654,8 @@ int cmd_port_list(Context& c, const std::string& net)
         json shaped = json::array();
         for (const auto& p : ports)
             shaped.push_back(kvmnet::client::with_nulls(p, {"mac", "problem", "host_mac", "rx_bytes", "tx_bytes",
-                                                            "rx_packets", "tx_packets", "vlan", "bandwidth"}));
+                                                            "rx_packets", "tx_packets", "vlan", "bandwidth", "queues",
+                                                            "multi_queue", "open_queues"}));
         std::cout << shaped.dump(2) << "\n";
         return 0;
     }
@@ -662,6 +665,15 @@ int cmd_port_list(Context& c, const std::string& net)
         std::string options;
         const auto add = [&](const std::string& word) { options += (options.empty() ? "" : " ") + word; };
         if (p.value("tap", false)) add("tap(uid " + std::to_string(p.value("owner", 0u)) + ")");
+        // The configured queues, and how many QEMU has open, as the kernel counts them.
+        if (p.value("queues", 1u) > 1)
+            add(std::string("queues ")
+                    .append(std::to_string(p.value("queues", 1u)))
+                    .append("(")
+                    .append(std::to_string(p.value("open_queues", 0u)))
+                    .append(" open")
+                    .append(p.value("multi_queue", true) ? "" : ", tap not multiqueue")
+                    .append(")"));
         if (p.value("isolated", false)) add("isolated");
         if (p.contains("vlan")) add("vlan");
         if (p.contains("bandwidth")) add("limited");
@@ -1558,6 +1570,7 @@ void CommandLine::build()
         attach->add_option("IFNAME", o.ifname, "the interface")->required();
         attach->add_flag("--tap", o.tap, "create a persistent tap for QEMU");
         attach->add_option("--owner", o.owner, "who may open the tap")->type_name("UID[:GID]");
+        attach->add_option("--queues", o.queues, "a multiqueue tap for QEMU's queues=N (1-256)")->type_name("N");
         attach->add_option("--mac", o.mac, "the guest's MAC")->type_name("MAC");
         attach->add_flag("--isolated", o.isolated, "no traffic to other isolated ports");
         attach->add_option("--vlan", o.vlan, "the port's VLAN (PVID)")->type_name("PVID");

@@ -1,4 +1,5 @@
 #include "api/typed.hpp"
+#include <algorithm>
 
 #include <charconv>
 #include <cstdint>
@@ -72,6 +73,10 @@ VarDict typed_port(const json& p)
             {"tap", sdbus::Variant(flag(p, "tap"))},
             {"owner", sdbus::Variant(number<std::uint32_t>(p, "owner"))},
             {"group", sdbus::Variant(number<std::uint32_t>(p, "group"))},
+            // The document leaves out a tap's single queue.
+            {"queues", sdbus::Variant(flag(p, "tap") ? std::max(number<std::uint32_t>(p, "queues"), 1u) : 0u)},
+            {"multi_queue", sdbus::Variant(flag(p, "multi_queue"))},
+            {"open_queues", sdbus::Variant(number<std::uint32_t>(p, "open_queues"))},
             {"mac", sdbus::Variant(text(p, "mac"))},
             {"isolated", sdbus::Variant(flag(p, "isolated"))},
             {"state", sdbus::Variant(text(p, "state"))},

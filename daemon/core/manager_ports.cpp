@@ -169,7 +169,7 @@ void Manager::apply_port(Entry& e, const model::Port& p, const model::Port* prev
     auto link = links_.find_link(p.name);
     if (!link) {
         if (!p.tap) throw Error(ErrorKind::NotFound, "port: there is no interface named " + p.name);
-        links_.create_tap(p.name, p.owner, p.group);
+        links_.create_tap(p.name, p.owner, p.group, p.queues > 1);
         link = links_.find_link(p.name);
         if (!link) throw Error(ErrorKind::Kernel, "port: tap " + p.name + " vanished right after it was created");
     }
@@ -249,6 +249,13 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
     if (existing && p.tap && !replacing)
         throw Error(ErrorKind::AlreadyExists,
                     "port: interface " + p.name + " already exists; attach it without --tap to enslave it as it is");
+    // The multiqueue flag is fixed when a tap is made: a replacement that changes it would leave a tap QEMU
+    // cannot open as the port says.
+    if (existing && p.tap && replacing && previous && previous->tap && (previous->queues > 1) != (p.queues > 1))
+        throw Error(ErrorKind::Conflict, "port.queues: tap " + p.name + " exists as a " +
+                                             (previous->queues > 1 ? "multiqueue" : "single-queue") +
+                                             " tap, which cannot change while it exists; detach the port and "
+                                             "attach it again (with QEMU stopped)");
     if (existing && existing->kind == "bridge")
         throw Error(ErrorKind::Conflict, "port: " + p.name + " is a bridge, not a guest interface");
     const auto bridge = links_.find_link(e.spec.bridge);
@@ -296,7 +303,7 @@ void Manager::attach_port(const std::string& name, const std::string& port_docum
             apply_port(e, p, previous ? &*previous : nullptr);
         else if (created)
             // The tap exists from now on, so QEMU can start before the network.
-            links_.create_tap(p.name, p.owner, p.group);
+            links_.create_tap(p.name, p.owner, p.group, p.queues > 1);
         // Stored last: a document that cannot be written (full or read-only
         // disk) undoes the kernel side, so disk, memory and kernel agree.
         store_.save(next);
@@ -374,6 +381,13 @@ json Manager::list_ports(const std::string& name) const
             j["tx_bytes"] = link->stats.tx_bytes;
             j["rx_packets"] = link->stats.rx_packets;
             j["tx_packets"] = link->stats.tx_packets;
+            // The kernel knows whether a tap is multiqueue and how many queues are open on it now; how many
+            // QEMU will open is the document's `queues`.
+            if (p.tap)
+                if (const auto tap = links.tap_info(p.name)) {
+                    j["multi_queue"] = tap->multi_queue;
+                    j["open_queues"] = tap->open_queues;
+                }
         }
         result.push_back(std::move(j));
     }

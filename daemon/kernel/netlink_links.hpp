@@ -53,7 +53,8 @@ public:
                         const std::vector<std::uint16_t>& tagged) override;
 
     // taps.cpp
-    void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) override;
+    void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group, bool multi_queue) override;
+    std::optional<TapInfo> tap_info(const std::string& name) override;
 
     // tc.cpp
     void set_bandwidth(const std::string& name, const plan::PortBandwidth& bandwidth) override;

@@ -73,7 +73,7 @@ private:
 
 // owner/group as QEMU's user would need them; UINT32_MAX (uid/gid -1) leaves that one unrestricted, since the
 // kernel rejects -1 in TUNSETOWNER/TUNSETGROUP. With neither set, anyone who can open /dev/net/tun may attach.
-void NetlinkLinks::create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group)
+void NetlinkLinks::create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group, bool multi_queue)
 {
     const std::string operation = "creating tap " + name;
     // '%' would make TUNSETIFF pick a name from a pattern ("tap%d") instead of using ours.
@@ -102,8 +102,12 @@ void NetlinkLinks::create_tap(const std::string& name, std::uint32_t owner, std:
     // VNET_HDR because QEMU's virtio-net uses it (it sets its own flags again when it attaches); TUN_EXCL so an
     // existing tap of that name is an error instead of being silently taken over.
     // ifr_flags is a short; IFF_TUN_EXCL is its top bit.
-    request.ifr_flags =
-        static_cast<short>(static_cast<unsigned short>(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL));
+    // MULTI_QUEUE is a property of the device, fixed here: every later open must ask for the same.
+    unsigned short flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL;
+    if (multi_queue) {
+        flags |= IFF_MULTI_QUEUE;
+    }
+    request.ifr_flags = static_cast<short>(flags);
     if (::ioctl(tun.get(), TUNSETIFF, &request) < 0) {
         const int err = errno;
         if (err == EBUSY || err == EEXIST) {
@@ -130,6 +134,25 @@ void NetlinkLinks::create_tap(const std::string& name, std::uint32_t owner, std:
     if (::ioctl(tun.get(), TUNSETPERSIST, 1UL) < 0) {
         fail_errno(ErrorKind::Kernel, "TUNSETPERSIST", errno);
     }
+}
+
+std::optional<plan::Taps::TapInfo> NetlinkLinks::tap_info(const std::string& name)
+{
+    std::optional<bool> multi_queue;
+    std::uint32_t open_queues = 0;
+    const std::optional<LinkRecord> link = find_link_record(socket_, name, [&](const nlmsghdr* hdr) {
+        // IFLA_TUN_* are reported since Linux 4.20; older kernels give nothing and the port shows no queues.
+        if (const nlattr* attr = linkinfo_attribute(hdr, IFLA_INFO_DATA, IFLA_TUN_MULTI_QUEUE, IFLA_TUN_MAX)) {
+            multi_queue = nla_get_u8(const_cast<nlattr*>(attr)) != 0;
+        }
+        if (const nlattr* attr = linkinfo_attribute(hdr, IFLA_INFO_DATA, IFLA_TUN_NUM_QUEUES, IFLA_TUN_MAX)) {
+            open_queues = nla_get_u32(const_cast<nlattr*>(attr));
+        }
+    });
+    if (!link || link->kind != "tun" || !multi_queue) {
+        return std::nullopt;
+    }
+    return TapInfo{*multi_queue, open_queues};
 }
 
 }  // namespace kvmnet::kernel

@@ -627,6 +627,17 @@ Port parse_port(const json& j, const std::string& field)
     p.group = static_cast<std::uint32_t>(r.unsigned_integer("group", 0, 0xfffffffeu).value_or(0));
     if (!p.tap && (r.get("owner") || r.get("group")))
         throw invalid_field(r.field("owner"), "only meaningful for taps the daemon creates (\"tap\": true)");
+    if (const json* queues = r.get("queues")) {
+        // An existing interface keeps whatever queues it was made with; only a tap we create can be multiqueue.
+        if (!p.tap)
+            throw invalid_field(r.field("queues"), "only meaningful for taps the daemon creates (\"tap\": true)");
+        if (!queues->is_number_integer() || queues->get<std::int64_t>() < 1 ||
+            queues->get<std::int64_t>() > max_tap_queues)
+            throw invalid_field(r.field("queues"), std::string("must be an integer between 1 and ")
+                                                       .append(std::to_string(max_tap_queues))
+                                                       .append(" (the kernel's limit of queues on one tap)"));
+        p.queues = static_cast<std::uint16_t>(queues->get<std::int64_t>());
+    }
     p.mac = lower(r.string("mac", 32).value_or(""));
     p.isolated = r.boolean("isolated").value_or(false);
     if (const json* vlan = r.get("vlan")) {
@@ -679,6 +690,7 @@ json to_json(const Port& p)
         j["tap"] = true;
         j["owner"] = p.owner;
         j["group"] = p.group;
+        if (p.queues > 1) j["queues"] = p.queues;
     }
     if (!p.mac.empty()) j["mac"] = p.mac;
     if (p.isolated) j["isolated"] = true;

@@ -161,6 +161,7 @@ struct Port {
     bool tap = false;
     std::uint32_t owner = 0;                 // taps: uid allowed to open it
     std::uint32_t group = 0;                 // taps: gid allowed to open it
+    std::uint16_t queues = 1;                // taps: >1 makes it IFF_MULTI_QUEUE, for QEMU's queues=N
     std::string mac;                         // set on the interface when not empty
     bool isolated = false;                   // bridge port isolation
     std::uint16_t vlan_pvid = 0;             // 0 = no VLAN configuration
@@ -170,6 +171,9 @@ struct Port {
     std::optional<PortOriginal> original;    // existing interfaces: their state before attach
     bool operator==(const Port&) const = default;
 };
+
+// The kernel's limit of queues on one tap (MAX_TAP_QUEUES in drivers/net/tun.c).
+inline constexpr std::uint16_t max_tap_queues = 256;
 
 struct Network {
     std::string name;

@@ -188,7 +188,16 @@ public:
     virtual ~Taps() = default;
     // A persistent tap (survives our process) that `owner`/`group` may open
     // without privileges, as QEMU's -netdev tap,ifname=NAME,script=no does.
-    virtual void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) = 0;
+    // With `multi_queue` it is made IFF_MULTI_QUEUE, which QEMU's queues=N (N > 1) needs: the kernel refuses
+    // to attach a multiqueue open to a single-queue tap, and the other way round.
+    virtual void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group, bool multi_queue) = 0;
+    // What the kernel reports of a tap (IFLA_INFO_DATA of kind "tun"); nullopt when `name` is no tap or the
+    // kernel does not report it.
+    struct TapInfo {
+        bool multi_queue = false;
+        std::uint32_t open_queues = 0;  // queues attached now (QEMU's open file descriptors)
+    };
+    virtual std::optional<TapInfo> tap_info(const std::string& /*name*/) { return std::nullopt; }
 };
 
 class TrafficControl {

@@ -148,9 +148,9 @@ void check_not_found_and_invalid(NetlinkLinks& links)
         links.set_bandwidth("kvmx0", PortBandwidth{{1, 0, 4000000}, {}});
     });
     expect_error("create_tap bad name", ErrorKind::InvalidArgument, {"invalid interface name"},
-                 [&] { links.create_tap("tap%d", 0, 0); });
+                 [&] { links.create_tap("tap%d", 0, 0, false); });
     expect_error("create_tap over a veth", ErrorKind::AlreadyExists, {"kvmx0", "already exists"},
-                 [&] { links.create_tap("kvmx0", 0, 0); });
+                 [&] { links.create_tap("kvmx0", 0, 0, false); });
     sh("ip link del kvmx0");
 }
 
@@ -191,7 +191,7 @@ int attach_as_nobody(const std::string& name, bool open_first)
 void check_tap(NetlinkLinks& links)
 {
     std::cout << "* create_tap kvmtap0 owner 65534 group 65534\n";
-    if (!step("create_tap", [&] { links.create_tap("kvmtap0", 65534, 65534); })) {
+    if (!step("create_tap", [&] { links.create_tap("kvmtap0", 65534, 65534, false); })) {
         return;
     }
     const json link = ip_link("kvmtap0");
@@ -212,7 +212,7 @@ void check_tap(NetlinkLinks& links)
         check(group == "nogroup" || group == "nobody" || group == 65534, "group 65534 (" + group.dump() + ")");
     }
     expect_error("create_tap again", ErrorKind::AlreadyExists, {"kvmtap0", "already exists"},
-                 [&] { links.create_tap("kvmtap0", 65534, 65534); });
+                 [&] { links.create_tap("kvmtap0", 65534, 65534, false); });
 
     std::cout << "* unprivileged attach to kvmtap0 as uid/gid 65534\n";
     struct stat node {};
@@ -235,7 +235,7 @@ void check_tap(NetlinkLinks& links)
     check(!ip_link("kvmtap0").is_null(), "kvmtap0 persists after the unprivileged user closed it");
 
     // Negative control: the owner check is real, a tap of another user refuses uid 65534.
-    if (step("create_tap kvmtap1 owner 1000 group 1000", [&] { links.create_tap("kvmtap1", 1000, 1000); })) {
+    if (step("create_tap kvmtap1 owner 1000 group 1000", [&] { links.create_tap("kvmtap1", 1000, 1000, false); })) {
         const int refused = attach_as_nobody("kvmtap1", true);
         check(refused == EPERM, std::string("uid 65534 is refused kvmtap1 (owner 1000): ") +
                                     (refused == 0 ? "attached!" : std::strerror(refused)));

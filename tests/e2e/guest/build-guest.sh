@@ -201,6 +201,9 @@ if [ ! -e /sys/class/net/eth0 ]; then
 fi
 ip link set eth0 up
 say "eth0 mac=$(cat /sys/class/net/eth0/address)"
+# The queues virtio-net uses now (ethtool -l's current "Combined": one rx and
+# one tx queue per pair); busybox has no ethtool.
+say "queues dev=eth0 rx=$(ls -d /sys/class/net/eth0/queues/rx-* | wc -l) tx=$(ls -d /sys/class/net/eth0/queues/tx-* | wc -l) cpus=$(grep -c ^processor /proc/cpuinfo)"
 
 rm -f /tmp/lease
 udhcpc -i eth0 -n -q -t 10 -T 1 -s /udhcpc.script

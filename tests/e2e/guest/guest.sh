@@ -19,11 +19,15 @@
 #   KVMNET_GUEST_DIR     build the image there instead of $T/guest-image
 #   KVMNET_GUEST_CACHE   build-guest.sh's cache (/var/cache/kvmnet-test/guest)
 #   KVMNET_GUEST_TIMEOUT seconds a guest may run (default 120)
+#   GUEST_QUEUES         N > 1: a multiqueue NIC (-netdev tap,queues=N, virtio
+#                        mq=on) and N vCPUs, since virtio-net uses at most one
+#                        queue pair per CPU
 
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # GUEST_* results are read by the tests
 GUEST_UID=${GUEST_UID:-65534}
 GUEST_TIMEOUT=${KVMNET_GUEST_TIMEOUT:-120}
+GUEST_QUEUES=${GUEST_QUEUES:-1}
 GUEST_KERNEL=""
 GUEST_INITRD=""
 GUEST_CONSOLE="" # console log of the last boot_guest
@@ -82,13 +86,20 @@ boot_guest() {
     # -nodefaults: no VGA, no default NIC or serial; romfile= skips the iPXE
     # ROM (we boot with -kernel); -no-reboot + panic=-1 makes a guest that
     # fails early end QEMU too, instead of looping.
+    local smp=1 netdev="tap,id=n0,ifname=$tap,script=no,downscript=no" nic="virtio-net-pci,netdev=n0,mac=$mac"
+    if ((GUEST_QUEUES > 1)); then
+        # One MSI-X vector per queue, plus config and control (QEMU's rule).
+        smp=$GUEST_QUEUES
+        netdev+=",queues=$GUEST_QUEUES"
+        nic+=",mq=on,vectors=$((2 * GUEST_QUEUES + 2))"
+    fi
     local -a qemu=(setpriv --reuid="$GUEST_UID" --regid="$GUEST_UID" --clear-groups
-        qemu-system-x86_64 -accel tcg -m 256 -smp 1 -nodefaults -nographic -no-reboot
+        qemu-system-x86_64 -accel tcg -m 256 -smp "$smp" -nodefaults -nographic -no-reboot
         -serial "file:$GUEST_CONSOLE"
         -kernel "$GUEST_KERNEL" -initrd "$GUEST_INITRD"
         -append "console=ttyS0 quiet panic=-1 $extra"
-        -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no"
-        -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=")
+        -netdev "$netdev"
+        -device "$nic,romfile=")
     if ((_guest_tun_private)); then
         # /dev/net/tun is root-only here (no udev; Debian's udev rule makes
         # it 0666): give QEMU a 0666 node in a mount namespace of its own.

@@ -76,6 +76,7 @@ struct FakeLink {
     LinkInfo info;
     bool tap = false;
     std::uint32_t owner = 0, group = 0;
+    bool multi_queue = false;  // taps only
     bool isolated = false;
     bool hairpin = false;
     plan::PortBandwidth bandwidth;
@@ -412,9 +413,10 @@ public:
             std::find_if(links_.begin(), links_.end(), [&](const FakeLink& l) { return l.info.index == index; }));
         addresses_changed(index, removed);
     }
-    void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group) override
+    void create_tap(const std::string& name, std::uint32_t owner, std::uint32_t group, bool multi_queue) override
     {
-        enter("create_tap", name, std::to_string(owner) + ":" + std::to_string(group), true);
+        enter("create_tap", name,
+              std::to_string(owner) + ":" + std::to_string(group) + (multi_queue ? " multi_queue" : ""), true);
         if (find(name)) throw Error(ErrorKind::AlreadyExists, "fake: " + name + " already exists");
         LinkInfo info;
         info.name = name;
@@ -426,6 +428,13 @@ public:
         l.tap = true;
         l.owner = owner;
         l.group = group;
+        l.multi_queue = multi_queue;
+    }
+    std::optional<TapInfo> tap_info(const std::string& name) override
+    {
+        const FakeLink* l = find(name);
+        if (!l || !l->tap) return std::nullopt;
+        return TapInfo{l->multi_queue, 0};
     }
     void set_port_isolated(const std::string& name, bool isolated) override
     {
