@@ -465,8 +465,9 @@ private:
     ManagerListener* listener_ = nullptr;
     std::unique_ptr<DockerUser> docker_user_;  // null: --no-firewall-integration
     std::unique_ptr<EventSource> foreign_timer_;
-    std::unique_ptr<Firewalld> firewalld_;  // null: no bus given (unit tests)
-    bool firewalld_changed_ = false;        // the next sync asks firewalld whatever
+    std::unique_ptr<EventSource> firewalld_retry_;  // a failed firewalld sync is retried
+    std::unique_ptr<Firewalld> firewalld_;          // null: no bus given (unit tests)
+    bool firewalld_changed_ = false;                // the next sync asks firewalld whatever
     std::set<std::string> known_bridges() const;
 };
 
