@@ -9,11 +9,20 @@ constexpr const char* fw_name = "org.fedoraproject.FirewallD1";
 constexpr const char* fw_path = "/org/fedoraproject/FirewallD1";
 constexpr const char* fw_zone = "org.fedoraproject.FirewallD1.zone";
 // firewalld takes its bus name before it loads its rules and answers only
-// once it has, so the sync that follows its start waits that long (a second
-// or two here); D-Bus's usual limit bounds a firewalld that hangs.
+// once it has (a second or two here); D-Bus's usual limit bounds a firewalld
+// that hangs. A sync's calls are asynchronous, so only its replies wait;
+// Diagnose's zones() and zone_of() still wait on the loop.
 constexpr auto call_timeout = std::chrono::seconds(25);
 
 std::runtime_error bus_error(const sdbus::Error& e) { return std::runtime_error(e.getName() + ": " + e.getMessage()); }
+
+std::string error_text(const sdbus::Error* e)
+{
+    if (!e) return {};
+    std::string text = e->getName();
+    text.append(": ").append(e->getMessage());
+    return text;
+}
 }  // namespace
 
 FirewalldBusClient::FirewalldBusClient(sdbus::IConnection& connection, std::function<void()> changed)
@@ -59,21 +68,6 @@ std::vector<std::string> FirewalldBusClient::zones()
     return zones;
 }
 
-std::vector<std::string> FirewalldBusClient::interfaces_of(const std::string& zone)
-{
-    std::vector<std::string> interfaces;
-    try {
-        firewalld_->callMethod("getInterfaces")
-            .onInterface(fw_zone)
-            .withTimeout(call_timeout)
-            .withArguments(zone)
-            .storeResultsTo(interfaces);
-    } catch (const sdbus::Error& e) {
-        throw bus_error(e);
-    }
-    return interfaces;
-}
-
 std::string FirewalldBusClient::zone_of(const std::string& interface)
 {
     std::string zone;
@@ -89,32 +83,33 @@ std::string FirewalldBusClient::zone_of(const std::string& interface)
     return zone;
 }
 
-void FirewalldBusClient::change_zone(const std::string& zone, const std::string& interface)
+void FirewalldBusClient::interfaces_of(const std::string& zone, ListDone done)
 {
-    try {
-        std::string now;
-        firewalld_->callMethod("changeZoneOfInterface")
-            .onInterface(fw_zone)
-            .withTimeout(call_timeout)
-            .withArguments(zone, interface)
-            .storeResultsTo(now);
-    } catch (const sdbus::Error& e) {
-        throw bus_error(e);
-    }
+    firewalld_->callMethodAsync("getInterfaces")
+        .onInterface(fw_zone)
+        .withTimeout(call_timeout)
+        .withArguments(zone)
+        .uponReplyInvoke([done = std::move(done)](const sdbus::Error* e, std::vector<std::string> interfaces) {
+            done(std::move(interfaces), error_text(e));
+        });
 }
 
-void FirewalldBusClient::remove_interface(const std::string& zone, const std::string& interface)
+void FirewalldBusClient::change_zone(const std::string& zone, const std::string& interface, Done done)
 {
-    try {
-        std::string was;
-        firewalld_->callMethod("removeInterface")
-            .onInterface(fw_zone)
-            .withTimeout(call_timeout)
-            .withArguments(zone, interface)
-            .storeResultsTo(was);
-    } catch (const sdbus::Error& e) {
-        throw bus_error(e);
-    }
+    firewalld_->callMethodAsync("changeZoneOfInterface")
+        .onInterface(fw_zone)
+        .withTimeout(call_timeout)
+        .withArguments(zone, interface)
+        .uponReplyInvoke([done = std::move(done)](const sdbus::Error* e, const std::string&) { done(error_text(e)); });
+}
+
+void FirewalldBusClient::remove_interface(const std::string& zone, const std::string& interface, Done done)
+{
+    firewalld_->callMethodAsync("removeInterface")
+        .onInterface(fw_zone)
+        .withTimeout(call_timeout)
+        .withArguments(zone, interface)
+        .uponReplyInvoke([done = std::move(done)](const sdbus::Error* e, const std::string&) { done(error_text(e)); });
 }
 
 }  // namespace kvmnet::api

@@ -21,10 +21,10 @@ public:
 
     bool running() override;
     std::vector<std::string> zones() override;
-    std::vector<std::string> interfaces_of(const std::string& zone) override;
     std::string zone_of(const std::string& interface) override;
-    void change_zone(const std::string& zone, const std::string& interface) override;
-    void remove_interface(const std::string& zone, const std::string& interface) override;
+    void interfaces_of(const std::string& zone, ListDone done) override;
+    void change_zone(const std::string& zone, const std::string& interface, Done done) override;
+    void remove_interface(const std::string& zone, const std::string& interface, Done done) override;
 
 private:
     std::function<void()> changed_;

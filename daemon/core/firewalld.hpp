@@ -10,11 +10,23 @@
 // bus; a fake in unit tests). The daemon re-syncs when firewalld reloads or
 // (re)appears on the bus: a restart drops run-time bindings, and so does a
 // reload with FlushAllOnReload=yes (Debian's default).
+//
+// A sync never waits for firewalld (issue 12: the loop never blocks):
+// firewalld answers only once it has loaded its rules, a second or two
+// after it takes its bus name, and a hung one not before the call's
+// timeout. The calls are asynchronous; one sync is in flight at a time, and
+// a newer one waits for its replies, so its listing of the zone sees what
+// the older one did (a network stopped while its bridge was being put into
+// the zone ends with the bridge out of it). A failed sync is retried after
+// a bounded backoff.
 #pragma once
 
 #include "model/network.hpp"
 
+#include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -25,19 +37,25 @@ namespace kvmnet::core {
 inline constexpr const char* firewalld_zone = "kvmnet";
 
 // The firewalld D-Bus methods kvmnet uses (org.fedoraproject.FirewallD1.zone).
-// Every call but running() throws std::exception on a bus or firewalld error.
+// zones() and zone_of() (Diagnose only) wait for the answer and throw
+// std::exception on a bus or firewalld error. The others return at once and
+// call `done` later, from the event loop, with "" or the error.
 class FirewalldBus {
 public:
+    using ListDone = std::function<void(std::vector<std::string> interfaces, std::string error)>;
+    using Done = std::function<void(std::string error)>;
+
     virtual ~FirewalldBus() = default;
-    // firewalld owns its bus name (asked without activating it).
+    // firewalld owns its bus name (asked of the bus daemon, which answers
+    // even while firewalld hangs, and without activating firewalld).
     virtual bool running() = 0;
     virtual std::vector<std::string> zones() = 0;  // the zones firewalld has loaded
-    virtual std::vector<std::string> interfaces_of(const std::string& zone) = 0;
     // The zone the interface is bound to; "" when none (firewalld's default
     // zone then applies to it).
     virtual std::string zone_of(const std::string& interface) = 0;
-    virtual void change_zone(const std::string& zone, const std::string& interface) = 0;
-    virtual void remove_interface(const std::string& zone, const std::string& interface) = 0;
+    virtual void interfaces_of(const std::string& zone, ListDone done) = 0;
+    virtual void change_zone(const std::string& zone, const std::string& interface, Done done) = 0;
+    virtual void remove_interface(const std::string& zone, const std::string& interface, Done done) = 0;
 };
 
 // What diagnose says about firewalld for one network; nullopt: nothing to
@@ -49,7 +67,13 @@ struct FirewalldCheck {
 
 class Firewalld {
 public:
-    explicit Firewalld(FirewalldBus& bus) : bus_(bus) {}
+    // `retry(delay_usec)`: a sync failed; the owner syncs again (forced) after
+    // that delay. It doubles with every failure in a row, up to a limit.
+    using Retry = std::function<void(std::uint64_t delay_usec)>;
+    static constexpr std::uint64_t retry_first_usec = 1'000'000;
+    static constexpr std::uint64_t retry_max_usec = 60'000'000;
+
+    explicit Firewalld(FirewalldBus& bus, Retry retry = {}) : bus_(bus), retry_(std::move(retry)) {}
 
     static bool wanted(const model::Network& n) { return n.mode != model::Mode::bridge && n.firewall_integration; }
 
@@ -62,20 +86,48 @@ public:
     // Without `force` it makes no bus call when the wanted bridges are those
     // of the last complete sync, or firewalld was absent then: adding a port
     // forward must not wait for firewalld. Forced: after firewalld reloaded,
-    // appeared or vanished.
+    // appeared or vanished. Returns before firewalld answers; while a sync
+    // is in flight, the newest request waits for it and then runs.
     void sync(const std::vector<model::Network>& running, const std::set<std::string>& known, bool force);
 
-    // Whether the bridge was in the zone after the last sync (for Describe;
-    // no bus call): "kvmnet" when it was, "" otherwise or without firewalld.
+    // Whether a sync put the bridge into the zone (for Describe; no bus
+    // call): "kvmnet" when one did, "" otherwise or without firewalld.
     std::string zone_of_last_sync(const std::string& bridge) const;
 
     // Asks firewalld now (Diagnose). `running`: the network is up; the
     // sentence says when n.firewall_integration is off.
     std::optional<FirewalldCheck> check(const model::Network& n, bool running) const;
 
+    // A sync waits for firewalld's replies (tests).
+    bool in_flight() const { return run_ != nullptr; }
+
 private:
+    struct Request {
+        std::set<std::string> wanted;
+        std::set<std::string> known;
+    };
+    struct Run {
+        Request request;
+        std::set<std::string> previous;  // in_zone_ when it started
+        std::optional<std::set<std::string>> listed;
+        std::set<std::string> changed;  // put into the zone by this run
+        int outstanding = 0;            // calls without a reply yet
+        bool complete = true;
+    };
+
+    void start(Request request);
+    void listed(std::vector<std::string> interfaces, const std::string& error);
+    void replied();
+    void finish();
+
     FirewalldBus& bus_;
-    std::set<std::string> in_zone_;  // bridges put there by the last sync
+    Retry retry_;
+    std::set<std::string> in_zone_;  // bridges put there by a sync, and not taken out since
+    std::unique_ptr<Run> run_;       // the sync in flight
+    std::optional<Request> next_;    // the newest sync asked for while one was in flight
+    unsigned failures_ = 0;          // syncs failed in a row
+    // Replies that come after this object is gone do nothing.
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     // The wanted bridges of the last sync that made every call it needed.
     std::optional<std::set<std::string>> synced_;
     bool absent_ = false;  // firewalld did not run at the last sync

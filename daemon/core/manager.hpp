@@ -497,6 +497,7 @@ private:
     std::unique_ptr<Evpn> evpn_;
     std::unique_ptr<EventSource> evpn_timer_;         // the poll, while an EVPN network runs
     std::map<std::string, std::string> evpn_states_;  // EvpnState as last announced
+    std::unique_ptr<EventSource> firewalld_retry_;    // a failed firewalld sync is retried
     std::unique_ptr<Firewalld> firewalld_;            // null: no bus given (unit tests)
     bool firewalld_changed_ = false;                  // the next sync asks firewalld whatever
     std::set<std::string> known_bridges() const;

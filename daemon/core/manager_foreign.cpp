@@ -56,7 +56,15 @@ void Manager::firewalld_changed()
     foreign_firewall_changed();
 }
 
-void Manager::set_firewalld_bus(FirewalldBus& bus) { firewalld_ = std::make_unique<Firewalld>(bus); }
+void Manager::set_firewalld_bus(FirewalldBus& bus)
+{
+    firewalld_ = std::make_unique<Firewalld>(bus, [this](std::uint64_t delay_usec) {
+        firewalld_retry_ = loop_.add_timer(delay_usec, [this] {
+            firewalld_retry_.reset();
+            if (options_.firewall_integration) firewalld_->sync(active_specs(), known_bridges(), true);
+        });
+    });
+}
 
 std::set<std::string> Manager::known_bridges() const
 {

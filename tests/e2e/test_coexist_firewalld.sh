@@ -17,7 +17,9 @@
 # zone bindings) and a restart of firewalld each put the bridge back (the
 # Reloaded signal, NameOwnerChanged), an open TCP connection survives both
 # and new ones work; a routed network's guest is reached from outside
-# (policy kvmnet-in); on stop the bridges leave the zone.
+# (policy kvmnet-in); while firewalld hangs (SIGSTOP) kvmnetd still answers
+# (its calls to firewalld never wait on its loop) and, resumed, the bridge
+# ends in the zone; on stop the bridges leave the zone.
 # Packages: scripts/deps-coexist.sh (firewalld, never started by the
 # machine).
 set -euo pipefail
@@ -215,6 +217,18 @@ listen_tcp "$G3" 9002 'echo routed'
 reply=$(tcp_get "$I" "$rip" 9002) || fail "no connection routed in to the routed guest: firewalld rejects it"
 assert_eq "$reply" routed "a connection routed in to the routed guest beside firewalld"
 assert_eq "$(tcp_get "$G3" 203.0.113.2 9000)" "$rip" "the routed guest's own address seen outside"
+
+log "firewalld hangs (SIGSTOP): kvmnetd still answers; resumed, the bridge ends in the zone"
+# A synchronous call to firewalld would hold kvmnetd's loop until the
+# call's own timeout (25 s); answered within 5 s, nothing waits for it.
+kill -STOP "$FIREWALLD_PID"
+timeout 5 "$KVMNETCTL" stop rt >/dev/null || fail "kvmnetctl stop rt got no answer while firewalld hangs"
+timeout 5 "$KVMNETCTL" start rt >/dev/null || fail "kvmnetctl start rt got no answer while firewalld hangs"
+listing=$(timeout 5 "$KVMNETCTL" list) || fail "kvmnetctl list got no answer while firewalld hangs"
+assert_contains "$listing" rt "kvmnetctl list while firewalld hangs"
+kill -CONT "$FIREWALLD_PID"
+wait_state rt active
+retry 50 _in_zone kvmbr5 || fail "kvmbr5 not in zone kvmnet after firewalld resumed: '$(zone_of kvmbr5)'"
 
 log "stop: the bridges leave the zone"
 ctl stop default

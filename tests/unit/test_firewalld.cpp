@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <deque>
+#include <functional>
 #include <map>
 #include <stdexcept>
 
@@ -11,38 +13,65 @@ using namespace kvmnet;
 using core::Firewalld;
 
 namespace {
+// Answers nothing until the test says so: answer(i) the i-th call still
+// waiting (out of order), answer_all() in order. A call's effect happens when
+// it is answered, as firewalld's happens when it handles the call.
 struct FakeFirewalld final : core::FirewalldBus {
     bool up = true;
     std::map<std::string, std::string> zone;  // interface -> zone
     std::vector<std::string> calls;
     std::set<std::string> failing;  // interfaces whose change fails
+    bool listing_fails = false;
     std::vector<std::string> loaded = {"public", "trusted", "kvmnet"};
+    std::deque<std::function<void()>> waiting;
+
+    void answer(std::size_t i)
+    {
+        REQUIRE(i < waiting.size());
+        auto reply = std::move(waiting[i]);
+        waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
+        reply();
+    }
+    void answer_all()
+    {
+        while (!waiting.empty())
+            answer(0);
+    }
 
     bool running() override { return up; }
     std::vector<std::string> zones() override { return loaded; }
-    std::vector<std::string> interfaces_of(const std::string& z) override
-    {
-        calls.push_back("list " + z);
-        std::vector<std::string> out;
-        for (const auto& [i, iz] : zone)
-            if (iz == z) out.push_back(i);
-        return out;
-    }
     std::string zone_of(const std::string& i) override
     {
         const auto it = zone.find(i);
         return it == zone.end() ? "" : it->second;
     }
-    void change_zone(const std::string& z, const std::string& i) override
+    void interfaces_of(const std::string& z, ListDone done) override
+    {
+        calls.push_back("list " + z);
+        waiting.push_back([this, z, done = std::move(done)] {
+            if (listing_fails) return done({}, "org.freedesktop.DBus.Error.NoReply: timed out");
+            std::vector<std::string> out;
+            for (const auto& [i, iz] : zone)
+                if (iz == z) out.push_back(i);
+            done(out, "");
+        });
+    }
+    void change_zone(const std::string& z, const std::string& i, Done done) override
     {
         calls.push_back("change " + z + " " + i);
-        if (failing.count(i)) throw std::runtime_error("org.fedoraproject.FirewallD1.Exception: INVALID_ZONE");
-        zone[i] = z;
+        waiting.push_back([this, z, i, done = std::move(done)] {
+            if (failing.count(i)) return done("org.fedoraproject.FirewallD1.Exception: INVALID_ZONE");
+            zone[i] = z;
+            done("");
+        });
     }
-    void remove_interface(const std::string& z, const std::string& i) override
+    void remove_interface(const std::string& z, const std::string& i, Done done) override
     {
         calls.push_back("remove " + z + " " + i);
-        zone.erase(i);
+        waiting.push_back([this, i, done = std::move(done)] {
+            zone.erase(i);
+            done("");
+        });
     }
 };
 
@@ -67,6 +96,7 @@ TEST_CASE(
                                                  net("iso", "kvbr3", model::Mode::isolated),
                                                  net("lan", "br0", model::Mode::bridge), manual};
     f.sync(running, {"kvbr1", "kvbr2", "kvbr3", "kvbr4", "br0"}, false);
+    fw.answer_all();
     CHECK(fw.zone == std::map<std::string, std::string>{{"kvbr1", "kvmnet"}, {"kvbr2", "kvmnet"}, {"kvbr3", "kvmnet"}});
     CHECK(f.zone_of_last_sync("kvbr1") == "kvmnet");
     CHECK(f.zone_of_last_sync("br0").empty());
@@ -78,6 +108,7 @@ TEST_CASE("firewalld: a stopped network's bridge leaves the zone; interfaces kvm
     fw.zone = {{"kvbr1", "kvmnet"}, {"kvbr2", "kvmnet"}, {"eth7", "kvmnet"}, {"kvbr9", "public"}};
     Firewalld f(fw);
     f.sync({net("nat", "kvbr1")}, {"kvbr1", "kvbr2", "kvbr9"}, false);
+    fw.answer_all();
     CHECK(fw.zone == std::map<std::string, std::string>{{"kvbr1", "kvmnet"}, {"eth7", "kvmnet"}, {"kvbr9", "public"}});
 }
 
@@ -86,7 +117,9 @@ TEST_CASE("firewalld: a bridge renamed by an update leaves the zone although no 
     FakeFirewalld fw;
     Firewalld f(fw);
     f.sync({net("nat", "kvbr1")}, {"kvbr1"}, false);
+    fw.answer_all();
     f.sync({net("nat", "kvbr7")}, {"kvbr7"}, false);
+    fw.answer_all();
     CHECK(fw.zone == std::map<std::string, std::string>{{"kvbr7", "kvmnet"}});
 }
 
@@ -96,11 +129,14 @@ TEST_CASE("firewalld: an unchanged set of bridges asks firewalld nothing until i
     Firewalld f(fw);
     const std::vector<model::Network> running = {net("nat", "kvbr1")};
     f.sync(running, {"kvbr1"}, false);
+    fw.answer_all();
     const auto after_first = fw.calls.size();
     f.sync(running, {"kvbr1"}, false);  // e.g. a port forward added
+    fw.answer_all();
     CHECK(fw.calls.size() == after_first);
     fw.zone.clear();  // firewalld reloaded with FlushAllOnReload=yes
     f.sync(running, {"kvbr1"}, true);
+    fw.answer_all();
     CHECK(fw.zone.at("kvbr1") == "kvmnet");
 }
 
@@ -111,12 +147,15 @@ TEST_CASE("firewalld: not running, nothing is asked; once it appears (forced), t
     Firewalld f(fw);
     const std::vector<model::Network> running = {net("nat", "kvbr1")};
     f.sync(running, {"kvbr1"}, false);
+    fw.answer_all();
     CHECK(fw.calls.empty());
     CHECK(f.zone_of_last_sync("kvbr1").empty());
     f.sync({net("nat", "kvbr1"), net("nat2", "kvbr2")}, {"kvbr1", "kvbr2"}, false);  // still absent
+    fw.answer_all();
     CHECK(fw.calls.empty());
     fw.up = true;
     f.sync(running, {"kvbr1"}, true);
+    fw.answer_all();
     CHECK(fw.zone.at("kvbr1") == "kvmnet");
     CHECK(f.zone_of_last_sync("kvbr1") == "kvmnet");
 }
@@ -128,10 +167,12 @@ TEST_CASE("firewalld: a failed call is retried by the next sync, the others stil
     Firewalld f(fw);
     const std::vector<model::Network> running = {net("a", "kvbr1"), net("b", "kvbr2")};
     f.sync(running, {"kvbr1", "kvbr2"}, false);
+    fw.answer_all();
     CHECK(fw.zone == std::map<std::string, std::string>{{"kvbr2", "kvmnet"}});
     CHECK(f.zone_of_last_sync("kvbr1").empty());
     fw.failing.clear();
     f.sync(running, {"kvbr1", "kvbr2"}, false);
+    fw.answer_all();
     CHECK(fw.zone.at("kvbr1") == "kvmnet");
 }
 
@@ -175,4 +216,107 @@ TEST_CASE("firewalld: diagnose says whether the bridge is in the zone and what t
     CHECK_FALSE(f.check(net("lan", "br0", model::Mode::bridge), true));  // firewalld's own zones
     fw.up = false;
     CHECK_FALSE(f.check(n, true));
+}
+
+TEST_CASE("firewalld: a sync returns before firewalld answers; the bridge goes in when it does")
+{
+    FakeFirewalld fw;
+    Firewalld f(fw);
+    f.sync({net("nat", "kvbr1")}, {"kvbr1"}, false);
+    CHECK(f.in_flight());
+    CHECK(fw.zone.empty());
+    CHECK(fw.calls == std::vector<std::string>{"list kvmnet"});
+    fw.answer_all();
+    CHECK_FALSE(f.in_flight());
+    CHECK(fw.zone == std::map<std::string, std::string>{{"kvbr1", "kvmnet"}});
+    CHECK(f.zone_of_last_sync("kvbr1") == "kvmnet");
+}
+
+TEST_CASE("firewalld: a network stopped while its bridge's changeZoneOfInterface is in flight ends out of the zone")
+{
+    FakeFirewalld fw;
+    Firewalld f(fw);
+    f.sync({net("nat", "kvbr1")}, {"kvbr1"}, false);
+    fw.answer(0);  // the listing; the change is in flight
+    REQUIRE(fw.calls == std::vector<std::string>{"list kvmnet", "change kvmnet kvbr1"});
+    f.sync({}, {"kvbr1"}, false);  // stopped
+    CHECK(fw.calls.size() == 2);   // waits for the change's reply
+    fw.answer_all();
+    CHECK(fw.calls ==
+          std::vector<std::string>{"list kvmnet", "change kvmnet kvbr1", "list kvmnet", "remove kvmnet kvbr1"});
+    CHECK(fw.zone.empty());
+    CHECK(f.zone_of_last_sync("kvbr1").empty());
+    CHECK_FALSE(f.in_flight());
+}
+
+TEST_CASE("firewalld: the newest sync supersedes older ones still waiting for their listing")
+{
+    FakeFirewalld fw;
+    Firewalld f(fw);
+    f.sync({net("a", "kvbr1")}, {"kvbr1", "kvbr2", "kvbr3"}, false);
+    f.sync({net("b", "kvbr2")}, {"kvbr1", "kvbr2", "kvbr3"}, false);
+    f.sync({net("c", "kvbr3")}, {"kvbr1", "kvbr2", "kvbr3"}, false);
+    fw.answer_all();
+    CHECK(fw.calls == std::vector<std::string>{"list kvmnet", "list kvmnet", "change kvmnet kvbr3"});
+    CHECK(fw.zone == std::map<std::string, std::string>{{"kvbr3", "kvmnet"}});
+    // The same set again asks nothing.
+    f.sync({net("c", "kvbr3")}, {"kvbr1", "kvbr2", "kvbr3"}, false);
+    CHECK_FALSE(f.in_flight());
+}
+
+TEST_CASE("firewalld: replies out of order complete the sync")
+{
+    FakeFirewalld fw;
+    std::vector<std::uint64_t> retries;
+    Firewalld f(fw, [&](std::uint64_t d) { retries.push_back(d); });
+    fw.zone = {{"kvbr9", "kvmnet"}};
+    f.sync({net("a", "kvbr1"), net("b", "kvbr2")}, {"kvbr1", "kvbr2", "kvbr9"}, false);
+    fw.answer(0);
+    REQUIRE(fw.waiting.size() == 3);  // remove kvbr9, change kvbr1, change kvbr2
+    fw.answer(2);
+    fw.answer(1);
+    CHECK(f.in_flight());
+    fw.answer(0);
+    CHECK_FALSE(f.in_flight());
+    CHECK(fw.zone == std::map<std::string, std::string>{{"kvbr1", "kvmnet"}, {"kvbr2", "kvmnet"}});
+    CHECK(retries.empty());
+    const auto calls = fw.calls.size();
+    f.sync({net("a", "kvbr1"), net("b", "kvbr2")}, {"kvbr1", "kvbr2"}, false);
+    CHECK(fw.calls.size() == calls);  // complete: nothing to ask
+}
+
+TEST_CASE("firewalld: a failed sync asks for a retry, with a backoff that doubles up to a limit and resets")
+{
+    FakeFirewalld fw;
+    fw.failing = {"kvbr1"};
+    std::vector<std::uint64_t> retries;
+    Firewalld f(fw, [&](std::uint64_t d) { retries.push_back(d); });
+    const std::vector<model::Network> running = {net("a", "kvbr1")};
+    for (int i = 0; i < 9; ++i) {
+        f.sync(running, {"kvbr1"}, true);  // what the owner's retry timer does
+        fw.answer_all();
+    }
+    CHECK(retries == std::vector<std::uint64_t>{1'000'000, 2'000'000, 4'000'000, 8'000'000, 16'000'000, 32'000'000,
+                                                60'000'000, 60'000'000, 60'000'000});
+    fw.failing.clear();
+    f.sync(running, {"kvbr1"}, true);
+    fw.answer_all();
+    CHECK(retries.size() == 9);
+    CHECK(fw.zone.at("kvbr1") == "kvmnet");
+    fw.listing_fails = true;  // a listing that times out fails the sync too
+    f.sync(running, {"kvbr1"}, true);
+    fw.answer_all();
+    REQUIRE(retries.size() == 10);
+    CHECK(retries.back() == 1'000'000);
+}
+
+TEST_CASE("firewalld: replies after the object is gone do nothing")
+{
+    FakeFirewalld fw;
+    {
+        Firewalld f(fw);
+        f.sync({net("a", "kvbr1")}, {"kvbr1"}, false);
+    }
+    fw.answer_all();
+    CHECK(fw.calls == std::vector<std::string>{"list kvmnet"});
 }
