@@ -36,7 +36,7 @@ TEST_CASE("Port queues: validated, only for taps, 1 is the default and left out"
     // In a whole document the path names the port's place.
     const auto in_document = error_of([] {
         kvmnet::model::parse_network(
-            R"({"name": "n", "ipv4": {"address": "10.1.0.1/24"}, "ports": [{"name": "t0", "tap": true, "queues": 0}]})");
+            R"({"name": "n", "mode": "isolated", "ipv4": {"address": "10.1.0.1/24"}, "ports": [{"name": "t0", "tap": true, "queues": 0}]})");
     });
     REQUIRE(in_document);
     CHECK_THAT(in_document->what(), StartsWith("ports[0].queues: must be"));
