@@ -149,8 +149,8 @@ TEST_CASE("overlay: the default slice is this host's place among the sorted unde
     const Network n = kvmnet::test::parse_ok(base_document);
     CHECK(overlay_slice(*n.overlay, std::nullopt) == DhcpSlice{0, 3});
     // Peers listed in any order: every host sorts the same three addresses.
-    const Network third = kvmnet::test::parse_ok(
-        patched(R"({"overlay": {"local": "10.99.0.3", "peers": ["10.99.0.2", "10.99.0.1"]}})"));
+    const Network third =
+        kvmnet::test::parse_ok(patched(R"({"overlay": {"local": "10.99.0.3", "peers": ["10.99.0.2", "10.99.0.1"]}})"));
     CHECK(overlay_slice(*third.overlay, std::nullopt) == DhcpSlice{2, 3});
     const Network other =
         kvmnet::test::parse_ok(patched(R"({"overlay": {"local": "10.99.0.2", "peers": ["10.99.0.1", "10.99.0.3"]}})"));
