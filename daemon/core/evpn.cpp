@@ -12,6 +12,8 @@ namespace kvmnet::core {
 
 namespace {
 
+constexpr const char* timeout_message = "FRR does not answer (timeout)";
+
 std::string trimmed(std::string s)
 {
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r'))
@@ -42,10 +44,12 @@ std::optional<plan::EvpnNetwork> evpn_network(const model::Network& n,
     return e;
 }
 
-Evpn::Evpn(std::string vtysh, std::string vty_socket, std::string fragment_path, CommandRunner run)
+Evpn::Evpn(std::string vtysh, std::string vty_socket, std::string fragment_path, CommandRunner run, int timeout_ms)
     : vtysh_(std::move(vtysh)), vty_socket_(std::move(vty_socket)), fragment_path_(std::move(fragment_path)),
       run_(std::move(run))
 {
+    if (!run_)
+        run_ = [timeout_ms](const std::vector<std::string>& argv) { return run_command_timeout(argv, timeout_ms); };
 }
 
 CommandResult Evpn::vtysh(const std::vector<std::string>& args)
@@ -68,6 +72,10 @@ std::vector<std::string> Evpn::show(const std::vector<std::string>& commands, st
     }
     const CommandResult r = vtysh(args);
     std::vector<std::string> out(commands.size());
+    if (r.timed_out) {
+        error = timeout_message;
+        return out;
+    }
     if (r.status == 127 || r.status < 0) {
         error = "cannot run " + vtysh_ + " (is FRR installed? see docs/overlay.md)";
         return out;
@@ -99,6 +107,7 @@ void Evpn::apply(const std::string& text)
     const CommandResult r = vtysh({"-f", fragment_path_ + ".apply"});
     std::error_code ignored;
     std::filesystem::remove(fragment_path_ + ".apply", ignored);
+    if (r.timed_out) throw Error(ErrorKind::Kernel, std::string(timeout_message) + " applying kvmnet's configuration");
     if (r.status != 0)
         throw Error(ErrorKind::Kernel, "FRR refused kvmnet's configuration (vtysh -f, exit status " +
                                            std::to_string(r.status) + "): " + trimmed(r.output));

@@ -16,7 +16,8 @@
 // an error of a start: the network runs, its EVPN state says
 // "frr-unreachable", and the configuration is applied once FRR answers.
 // Best effort like core/foreign_firewall: failures are logged and shown by
-// Diagnose. vtysh runs on the event loop (about 0.1 s a call): only at
+// Diagnose. vtysh runs on the event loop (about 0.1 s a call, killed after
+// vtysh_timeout_ms so a hung FRR cannot hold the daemon): only at
 // start/stop, on Describe/Diagnose (at most once a second) and every
 // poll_interval_s while an EVPN network runs.
 #pragma once
@@ -41,8 +42,12 @@ std::optional<plan::EvpnNetwork> evpn_network(const model::Network& n,
 class Evpn {
 public:
     static constexpr int poll_interval_s = 5;
+    // vtysh runs on the event loop: a hung FRR must not hold the daemon.
+    static constexpr int vtysh_timeout_ms = 5000;
 
-    Evpn(std::string vtysh, std::string vty_socket, std::string fragment_path, CommandRunner run = run_command);
+    // Without `run`, vtysh runs for real, killed after `timeout_ms`.
+    Evpn(std::string vtysh, std::string vty_socket, std::string fragment_path, CommandRunner run = {},
+         int timeout_ms = vtysh_timeout_ms);
 
     // Refuses (Conflict) a start whose EVPN settings FRR cannot take without
     // disturbing its own configuration (another ASN, a neighbour outside

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <fcntl.h>
+#include <poll.h>
 #include <set>
 #include <stdexcept>
 #include <sys/wait.h>
@@ -14,7 +16,10 @@
 
 namespace kvmnet::core {
 
-CommandResult run_command(const std::vector<std::string>& argv)
+namespace {
+
+// timeout_ms < 0: no limit.
+CommandResult run_limited(const std::vector<std::string>& argv, int timeout_ms)
 {
     CommandResult result;
     int fds[2];
@@ -26,6 +31,9 @@ CommandResult run_command(const std::vector<std::string>& argv)
         return result;
     }
     if (pid == 0) {
+        // Its own process group, so a timeout also ends what it started
+        // (a shell script's children holding the pipe).
+        if (timeout_ms >= 0) ::setpgid(0, 0);
         ::dup2(fds[1], STDOUT_FILENO);
         ::dup2(fds[1], STDERR_FILENO);
         const int null = ::open("/dev/null", O_RDONLY);
@@ -43,8 +51,21 @@ CommandResult run_command(const std::vector<std::string>& argv)
         ::_exit(127);
     }
     ::close(fds[1]);
+    if (timeout_ms >= 0) ::setpgid(pid, pid);  // also from here: no window before the child's own call
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     char buffer[4096];
     for (;;) {
+        if (timeout_ms >= 0) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            pollfd p{fds[0], POLLIN, 0};
+            const int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+            if (ready < 0 && errno == EINTR) continue;
+            if (ready <= 0) {
+                result.timed_out = true;
+                break;
+            }
+        }
         const ssize_t n = ::read(fds[0], buffer, sizeof buffer);
         if (n > 0) {
             if (result.output.size() < (1u << 20)) result.output.append(buffer, static_cast<std::size_t>(n));
@@ -54,11 +75,23 @@ CommandResult run_command(const std::vector<std::string>& argv)
         break;
     }
     ::close(fds[0]);
+    // SIGKILL to the group (its PID): a hung program may ignore SIGTERM,
+    // and nothing of its state is ours to save; the waitpid below reaps it.
+    if (result.timed_out) ::kill(-pid, SIGKILL);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) return result;
     result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return result;
+}
+
+}  // namespace
+
+CommandResult run_command(const std::vector<std::string>& argv) { return run_limited(argv, -1); }
+
+CommandResult run_command_timeout(const std::vector<std::string>& argv, int timeout_ms)
+{
+    return run_limited(argv, std::max(0, timeout_ms));
 }
 
 std::optional<std::vector<plan::ForeignChain>> read_foreign_rules(plan::FirewallAdapter& firewall,

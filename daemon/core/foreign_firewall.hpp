@@ -23,11 +23,16 @@ namespace kvmnet::core {
 struct CommandResult {
     int status = -1;     // exit status, 128+signal, -1 when it could not run
     std::string output;  // stdout and stderr
+    bool timed_out = false;
 };
 using CommandRunner = std::function<CommandResult(const std::vector<std::string>& argv)>;
 
 // fork + exec, waits for it; output captured (bounded).
 CommandResult run_command(const std::vector<std::string>& argv);
+// The same, but a command still running after `timeout_ms` is killed (its
+// whole process group, by its PID) and reported as timed_out: for commands
+// run on the event loop that talk to another daemon which may hang.
+CommandResult run_command_timeout(const std::vector<std::string>& argv, int timeout_ms);
 
 // Every table of another program (not inet `our_table`) that has a base
 // chain on the forward or input hook, with its rules, as `nft -j list
