@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced after lib.sh by the tests and benchmarks that run a real
 # firewalld (Debian firewalld 1.3, nftables backend) in the host namespace
 # $H, on the test's private bus, with a private copy of its configuration
