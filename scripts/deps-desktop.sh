@@ -5,6 +5,7 @@
 # person would; ImageMagick's `import` for the screenshots. Idempotent and
 # quiet when everything is present, like deps.sh.
 set -euo pipefail
+. "$(dirname "$0")/deps-lib.sh"
 
 packages=(
     # build: GTK 4 through gtkmm (giomm's GDBus talks to kvmnetd)
@@ -21,22 +22,4 @@ packages=(
     imagemagick
 )
 
-missing=()
-for p in "${packages[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    [[ $status == "install ok installed" ]] || missing+=("$p")
-done
-if ((${#missing[@]} == 0)); then
-    exit 0
-fi
-if ((EUID != 0)); then
-    echo "deps-desktop.sh: missing packages: ${missing[*]}" >&2
-    echo "deps-desktop.sh: run as root, or: sudo apt-get install --no-install-recommends ${missing[*]}" >&2
-    exit 1
-fi
-
-echo "deps-desktop.sh: installing: ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "deps-desktop.sh: done"
+deps_install deps-desktop.sh "${packages[@]}"

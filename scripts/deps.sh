@@ -3,6 +3,7 @@
 # Idempotent: when everything is present it only checks (dpkg-query) and
 # stays quiet, so test.sh and demo.sh can call it every time.
 set -euo pipefail
+. "$(dirname "$0")/deps-lib.sh"
 
 packages=(
     # build
@@ -49,26 +50,4 @@ packages=(
     clang libclang-rt-14-dev
 )
 
-missing=()
-for p in "${packages[@]}"; do
-    # "install ok installed" is the only status that means usable; a package
-    # that was removed but not purged still has an entry.
-    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    [[ $status == "install ok installed" ]] || missing+=("$p")
-done
-
-if ((${#missing[@]} == 0)); then
-    exit 0
-fi
-
-if ((EUID != 0)); then
-    echo "deps.sh: missing packages: ${missing[*]}" >&2
-    echo "deps.sh: run as root, or: sudo apt-get install --no-install-recommends ${missing[*]}" >&2
-    exit 1
-fi
-
-echo "deps.sh: installing: ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "deps.sh: done"
+deps_install deps.sh "${packages[@]}"

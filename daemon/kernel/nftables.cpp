@@ -33,6 +33,28 @@ namespace {
 
 bool is_verdict_map(const plan::Set& set) { return set.data == std::vector<plan::SetType>{plan::SetType::verdict}; }
 
+// A refused table commit as a typed error. Every set and chain a rule names
+// is in the same batch, so ENOENT for a rule means the kernel does not know
+// one of its expression types: a kernel built without that nftables module.
+[[noreturn]] void throw_commit_error(int error, std::uint32_t seq, const Batch& batch,
+                                     const std::map<std::size_t, std::vector<std::string>>& step_modules,
+                                     const std::string& doing)
+{
+    const auto used = step_modules.find(seq - batch.first_seq() - 1);
+    if (error == ENOENT && used != step_modules.end()) {
+        std::string modules;
+        for (const std::string& m : used->second) {
+            if (!modules.empty()) modules.append(", ");
+            modules.append(m);
+        }
+        throw Error(ErrorKind::Unsupported, "nftables: " + doing + " failed: the kernel lacks an nftables " +
+                                                "expression " + batch.what(seq) + " needs (it uses " + modules +
+                                                "): " + errno_text(error));
+    }
+    throw Error(ErrorKind::Kernel,
+                "nftables: " + doing + " failed: " + errno_text(error) + " (" + batch.what(seq) + ")");
+}
+
 }  // namespace
 
 Nftables::Nftables() = default;
@@ -156,22 +178,7 @@ void Nftables::replace_table(const plan::Table& table)
         batch.next();
     }
     const auto [error, seq] = transport_.commit(batch, doing);
-    if (error != 0) {
-        // Every set and chain a rule names is in this batch (checked above),
-        // so ENOENT for a rule means the kernel does not know one of its
-        // expression types: a kernel built without that nftables module.
-        const auto used = step_modules.find(seq - batch.first_seq() - 1);
-        if (error == ENOENT && used != step_modules.end()) {
-            std::string modules;
-            for (const std::string& m : used->second)
-                modules += (modules.empty() ? "" : ", ") + m;
-            throw Error(ErrorKind::Unsupported, "nftables: " + doing + " failed: the kernel lacks an nftables " +
-                                                    "expression " + batch.what(seq) + " needs (it uses " + modules +
-                                                    "): " + errno_text(error));
-        }
-        throw Error(ErrorKind::Kernel,
-                    "nftables: " + doing + " failed: " + errno_text(error) + " (" + batch.what(seq) + ")");
-    }
+    if (error != 0) throw_commit_error(error, seq, batch, step_modules, doing);
 }
 
 void Nftables::update_table(const plan::Table& table, const plan::TableDiff& diff)
@@ -324,19 +331,7 @@ void Nftables::update_table(const plan::Table& table, const plan::TableDiff& dif
         batch.next();
     }
     const auto [error, seq] = transport_.commit(batch, doing);
-    if (error != 0) {
-        const auto used = step_modules.find(seq - batch.first_seq() - 1);
-        if (error == ENOENT && used != step_modules.end()) {
-            std::string modules;
-            for (const std::string& m : used->second)
-                modules += (modules.empty() ? "" : ", ") + m;
-            throw Error(ErrorKind::Unsupported, "nftables: " + doing + " failed: the kernel lacks an nftables " +
-                                                    "expression " + batch.what(seq) + " needs (it uses " + modules +
-                                                    "): " + errno_text(error));
-        }
-        throw Error(ErrorKind::Kernel,
-                    "nftables: " + doing + " failed: " + errno_text(error) + " (" + batch.what(seq) + ")");
-    }
+    if (error != 0) throw_commit_error(error, seq, batch, step_modules, doing);
 }
 
 void Nftables::delete_table(const std::string& name)
