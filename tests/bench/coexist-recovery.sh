@@ -21,11 +21,8 @@
 # as for the e2e tests). About 30 s here.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib-recovery.sh"
 RUNS=${1:-10}
-
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# p50 and max of the numbers on stdin.
-stats() { sort -n | awk '{ v[NR] = $1 } END { printf "p50 %d ms, max %d ms (%d runs)", v[int((NR + 1) / 2)], v[NR], NR }'; }
 
 nat_topology
 bus_start

@@ -21,12 +21,10 @@
 # (its calls to firewalld never wait on its loop) and, resumed, the bridge
 # ends in the zone; on stop the bridges leave the zone.
 # Packages: scripts/deps-coexist.sh (firewalld, never started by the
-# machine).
+# machine). firewalld's confinement: lib-firewalld.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-
-command -v firewalld >/dev/null || skip "firewalld not installed (run scripts/deps-coexist.sh)"
-command -v firewall-cmd >/dev/null || skip "firewall-cmd not installed (run scripts/deps-coexist.sh)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib-firewalld.sh"
 command -v dig >/dev/null || fail "missing tool 'dig' (package dnsutils; run scripts/deps.sh)"
 command -v busctl >/dev/null || fail "missing tool 'busctl' (package systemd)"
 
@@ -45,37 +43,7 @@ ip -n "$H" -6 route add default via 2001:db8:ff::2
 bus_start
 
 log "firewalld in the host namespace $H"
-FW=$T/firewalld
-mkdir -p "$FW"
-cp -a /usr/lib/firewalld "$FW/lib"
-cp "$SRCDIR/firewalld/kvmnet.xml" "$FW/lib/zones/"
-cp "$SRCDIR/firewalld/kvmnet-to-host.xml" "$SRCDIR/firewalld/kvmnet-in.xml" "$FW/lib/policies/"
-cp -a /etc/firewalld "$FW/etc"
-fw() { in_ns "$H" firewall-cmd "$@"; }
-firewalld_start() {
-    spawn_in_ns "$H" unshare --mount --propagation private sh -c \
-        'mount -t tmpfs -o mode=755 kvmnet-e2e-run /run && exec "$@"' firewalld \
-        firewalld --nofork --nopid --default-config "$FW/lib" --system-config "$FW/etc" \
-        --log-target file --log-file "$T/firewalld.log" >>"$T/firewalld.out" 2>&1
-    FIREWALLD_PID=$SPAWNED_PID
-    track_pid "$FIREWALLD_PID"
-    local i
-    for ((i = 0; i < 150; i++)); do
-        [[ $(fw --state 2>/dev/null) == running ]] && break
-        _pid_alive "$FIREWALLD_PID" || break
-        sleep 0.2
-    done
-    if ((i == 150)) || ! _pid_alive "$FIREWALLD_PID"; then
-        local why
-        why=$(tail -c 600 "$T/firewalld.out" "$T/firewalld.log" 2>/dev/null | tr '\n' ' ')
-        # A kernel without what firewalld's ruleset needs is a missing
-        # feature, not a failure of kvmnet.
-        if [[ $why == *"Operation not supported"* || $why == *"No such file or directory"*nft* ]]; then
-            skip "firewalld cannot load its ruleset on this kernel: $why"
-        fi
-        fail "firewalld did not come up: $why"
-    fi
-}
+firewalld_setup
 firewalld_start
 in_ns "$H" nft list table inet firewalld >/dev/null || fail "firewalld has no table inet firewalld"
 assert_eq "$(fw --get-default-zone)" public "firewalld's default zone"
@@ -96,8 +64,6 @@ ctl start manual
 wait_state default active
 wait_state manual active
 
-zone_of() { fw --get-zone-of-interface="$1" 2>/dev/null || true; }
-_in_zone() { [[ $(zone_of "$1") == kvmnet ]]; }
 retry 50 _in_zone kvmbr0 || fail "kvmbr0 is not in firewalld's zone kvmnet: '$(zone_of kvmbr0)'"
 assert_eq "$(fw --zone=kvmnet --list-interfaces)" kvmbr0 "interfaces of zone kvmnet"
 describe() {
