@@ -360,8 +360,8 @@ void evpn(const Observed& o, Findings& f)
         return;
     }
     if (v.state == "frr-unreachable") {
-        f.fail("evpn", "BGP EVPN not established: FRR does not answer (" + v.error +
-                           "); FRR runs outside kvmnet, see docs/overlay.md");
+        // v.error already says that FRR does not answer, and why.
+        f.fail("evpn", "BGP EVPN not established: " + v.error + "; FRR runs outside kvmnet, see docs/overlay.md");
         return;
     }
     std::string up;

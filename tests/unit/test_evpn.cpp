@@ -244,6 +244,9 @@ TEST_CASE("Diagnose's evpn check", "[evpn][drift]")
     auto [s3, d3] = evpn_check({"frr-unreachable", {{"10.99.0.2", "unknown"}}, "FRR does not answer: x", ""});
     CHECK(s3 == plan::Status::fail);
     CHECK(d3.find("BGP EVPN not established: FRR does not answer") == 0);
+    const auto said = d3.find("FRR does not answer");
+    REQUIRE(said != std::string::npos);
+    CHECK(d3.find("FRR does not answer", said + 1) == std::string::npos);  // said once, not wrapped again
     // Not a reason to degrade the network: the state is what it is without it.
     o.evpn.reset();
     const std::string without = plan::drift(n, o).state().code;
