@@ -381,19 +381,27 @@ The issue quotes a probe that put 10k linear iptables-nft rules at about
 | \`kvmnetctl forward add\`, 0 existing (hyperfine, $(or_nm "$(runs cli kvmnetctl-forward-add 0)" "$(runs cli kvmnetctl-forward-add 0)") runs) | $(or_nm "$(med cli kvmnetctl-forward-add 0)" "$(m cli kvmnetctl-forward-add 0) ms ($(fmt "$(p99 cli kvmnetctl-forward-add 0)"))") | $(fw_baseline) | $(fw_ratio "$(med cli kvmnetctl-forward-add 0)") |
 | \`kvmnetctl forward add\`, 10,000 existing | $(or_nm "$(med cli kvmnetctl-forward-add 10000)" "$(m cli kvmnetctl-forward-add 10000) ms ($(fmt "$(p99 cli kvmnetctl-forward-add 10000)"))") | same | $(fw_ratio "$(med cli kvmnetctl-forward-add 10000)") |
 | \`kvmnetctl list\` (process start-up + one D-Bus call: the floor of any CLI call) | $(or_nm "$(med cli kvmnetctl-list 0)" "$(m cli kvmnetctl-list 0) ms ($(fmt "$(p99 cli kvmnetctl-list 0)"))") | — | — |
-| Network start: \`kvmnetctl start\` returns (bridge, rules, dnsmasq ready), $(or_nm "$(runs netstart kvmnetctl-start 0)" "$(runs netstart kvmnetctl-start 0)") runs | $(or_nm "$(med netstart kvmnetctl-start 0)" "$(m netstart kvmnetctl-start 0) ms ($(fmt "$(p99 netstart kvmnetctl-start 0)"))") | libvirt 9.0 \`virsh net-start\`: 102 ms median, *quoted, not measured* | $(ratio "$(med netstart kvmnetctl-start 0)" 102) |
+| Network start: \`kvmnetctl start\` returns (bridge, rules, dnsmasq ready), $(or_nm "$(runs netstart kvmnetctl-start 0)" "$(runs netstart kvmnetctl-start 0)") runs | $(or_nm "$(med netstart kvmnetctl-start 0)" "$(m netstart kvmnetctl-start 0) ms ($(fmt "$(p99 netstart kvmnetctl-start 0)"))") | libvirt 9.0 \`virsh net-start\`: [below](#network-start-and-stop-against-libvirt-issue-17) | — |
 | Network start until a guest holds a DHCP lease, guest with a static host entry (start, then busybox udhcpc in the guest) | $(or_nm "$(med netstart start-until-lease-static-host 0)" "$(m netstart start-until-lease-static-host 0) ms ($(fmt "$(p99 netstart start-until-lease-static-host 0)"))") | — | — |
 | The same for a guest with a dynamic address (dnsmasq first pings the address it will offer and waits for no answer), $(or_nm "$(runs netstart start-until-lease-dynamic 0)" "$(runs netstart start-until-lease-dynamic 0)") runs | $(or_nm "$(med netstart start-until-lease-dynamic 0)" "$(m netstart start-until-lease-dynamic 0) ms ($(fmt "$(p99 netstart start-until-lease-dynamic 0)"))") | — | — |
-| Network stop: \`kvmnetctl stop\` | $(or_nm "$(med netstop kvmnetctl-stop 0)" "$(m netstop kvmnetctl-stop 0) ms ($(fmt "$(p99 netstop kvmnetctl-stop 0)"))") | libvirt 9.0 \`virsh net-destroy\`: about 390 ms, *quoted, not measured* | $(ratio "$(med netstop kvmnetctl-stop 0)" 390) |
+| Network stop: \`kvmnetctl stop\` | $(or_nm "$(med netstop kvmnetctl-stop 0)" "$(m netstop kvmnetctl-stop 0) ms ($(fmt "$(p99 netstop kvmnetctl-stop 0)"))") | libvirt 9.0 \`virsh net-destroy\`: [below](#network-start-and-stop-against-libvirt-issue-17) | — |
 
 firewalld runs in a namespace of its own on the run's private bus, from
 its Debian packages unpacked by \`scripts/bench-deps.sh\` (never installed:
 installing it would start it on the machine's own firewall); each
 \`firewall-cmd\` call is a new process, as a user would run it, and the
-forward is removed again untimed. libvirt is not run here (it would need
-its own daemon, bus and state inside the namespaces); its figures are
-quoted from the issue, and the ratios against them are marked so.
+forward is removed again untimed. libvirt is measured by
+\`scripts/bench-peers.sh\`, alternating with kvmnet's own start and stop
+in one run; its ratios are in the next table.
 
+EOF
+    if [[ -f $R/peers.md ]]; then
+        cat "$R/peers.md"
+        echo
+    else
+        printf '### Network start and stop against libvirt (issue 17)\n\nNot measured in this run (no peers.md; scripts/bench-peers.sh).\n\n'
+    fi
+    cat <<EOF
 ## 4. Memory (kvmnetd VmRSS, median of 3 samples a second apart)
 
 | State | RSS | Target |
@@ -435,10 +443,11 @@ sudo scripts/bench.sh              # about 6-10 minutes on 2 cores; writes bench
 sudo scripts/bench.sh --quick      # a smoke run (fewer samples, no 100k), results only in bench-results/
 sudo scripts/bench.sh --load-only  # only the D-Bus load (about 75 s); replaces only its section of docs/performance.md
 sudo scripts/bench.sh --repair-only  # only the repair times against c344358 (about 2 min); replaces only their section
+sudo scripts/bench.sh --peers-only   # only network start/stop against libvirt (about 30 s); replaces only its section
 \`\`\`
 
 \`scripts/bench-deps.sh\` installs what the run needs (gnuplot-nox, iptables,
-hyperfine, iperf3 on top of \`scripts/deps.sh\`); \`bench.sh\` builds
+hyperfine, iperf3, libvirt's daemon and client with no service started, on top of \`scripts/deps.sh\`); \`bench.sh\` builds
 \`kvmnetd\`, \`kvmnetctl\` and \`tests/bench/kvmnet-bench\`. Raw samples are
 in \`raw.csv\` (\`figure,variant,n,unit,value\`, one row per sample),
 medians and percentiles in \`summary.csv\`, the plot's data in \`plot-*.dat\`.

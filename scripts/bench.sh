@@ -11,17 +11,21 @@
 #      minute), its figures rendered by scripts/bench-load-report.sh;
 #   6. repair time after a bridge deleted, ip_forward turned off and the
 #      ruleset flushed, against commit c344358 built in a tree of its own:
-#      scripts/bench-repair.sh.
+#      scripts/bench-repair.sh;
+#   7. network start and stop against libvirt 9.0 (libvirtd confined to a
+#      namespace of its own), alternating: scripts/bench-peers.sh.
 # Raw samples go to RESULTS/raw.csv (figure,variant,n,unit,value; one row per
 # sample), medians and p99 to RESULTS/summary.csv, the plot and the report
 # to RESULTS/performance.{png,md}; without --quick also to docs/.
 #
-# Usage: sudo scripts/bench.sh [--quick] [--results DIR] [--no-doc] [--load-only] [--repair-only]
+# Usage: sudo scripts/bench.sh [--quick] [--results DIR] [--no-doc] [--load-only] [--repair-only] [--peers-only]
 #   --quick     fewer runs and no 100k sizes (a smoke run; never for docs/)
 #   --load-only only the D-Bus load (about 75 s), and only its section of
 #               docs/performance.md replaced
 #   --repair-only only the repair times (about 1 minute, plus building the
 #               baseline once), and only their section replaced
+#   --peers-only only the start/stop against libvirt (about 30 s), and only
+#               its section replaced
 #   --results   where the results go (default: bench-results/DATE-TIME)
 #   --no-doc    leave docs/performance.* alone
 #
@@ -40,6 +44,7 @@ RESULTS=""
 WRITE_DOC=1
 LOAD_ONLY=0
 REPAIR_ONLY=0
+PEERS_ONLY=0
 while (($# > 0)); do
     case $1 in
     --quick) QUICK=1 ;;
@@ -50,8 +55,9 @@ while (($# > 0)); do
     --no-doc) WRITE_DOC=0 ;;
     --load-only) LOAD_ONLY=1 ;;
     --repair-only) REPAIR_ONLY=1 ;;
+    --peers-only) PEERS_ONLY=1 ;;
     -h | --help)
-        sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -104,6 +110,18 @@ if ((REPAIR_ONLY)); then
     if ((WRITE_DOC)); then
         put_section repair "$RESULTS/repair.md"
         echo "bench.sh: replaced the repair-time section of docs/performance.md" >&2
+    fi
+    echo "bench.sh: results in $RESULTS" >&2
+    exit 0
+fi
+
+PEER_RUNS=$( ((QUICK)) && echo 3 || echo 15)
+if ((PEERS_ONLY)); then
+    echo "bench.sh: network start/stop against libvirt only" >&2
+    bash "$ROOT/scripts/bench-peers.sh" "$RESULTS" "$PEER_RUNS" >/dev/null
+    if ((WRITE_DOC)); then
+        put_section peers "$RESULTS/peers.md"
+        echo "bench.sh: replaced the libvirt section of docs/performance.md" >&2
     fi
     echo "bench.sh: results in $RESULTS" >&2
     exit 0
@@ -664,6 +682,9 @@ bench_dbus_load || fail "the D-Bus load test failed (see $RESULTS/dbus-load.log)
 section "repair time (scripts/bench-repair.sh, against c344358)"
 bash "$ROOT/scripts/bench-repair.sh" "$RESULTS" c344358 "$( ((QUICK)) && echo 3 || echo 20)" >/dev/null ||
     fail "scripts/bench-repair.sh failed"
+
+section "network start and stop against libvirt (scripts/bench-peers.sh)"
+bash "$ROOT/scripts/bench-peers.sh" "$RESULTS" "$PEER_RUNS" >/dev/null || fail "scripts/bench-peers.sh failed"
 
 section "summary"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"
