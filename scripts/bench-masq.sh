@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Where the cost of kvmnet's NAT masquerade goes (issue 17, item 4): iperf3
+# from a guest to the "internet" namespace through one hand-made router
+# (guest -- veth -- bridge -- routing -- veth -- internet, as a kvmnet NAT
+# host), the same hops every time, with the router's ruleset changed between
+# variants, all variants alternating in one run (run 1 of each, run 2, ...):
+#   routed       no ruleset at all (no conntrack, no NAT): the ceiling
+#   conntrack    one forward rule `ct state established accept` (conntrack
+#                on every packet, nothing else)
+#   masquerade   conntrack and one `oifname uplink0 masquerade`: what any
+#                masquerading router pays
+#   kvmnet       kvmnet's ruleset for the network (plan::build_ruleset,
+#                committed by kvmnet's adapter: kvmnet-bench nft-dnat)
+#   kvmnet-VARIANT  that ruleset with one part changed (see VARIANTS below)
+# Writes RESULTS/masq.csv (figure,variant,n,unit,value; n = streams) and
+# RESULTS/masq.md (the marked section "masq" of docs/performance.md).
+#
+# Usage: sudo scripts/bench-masq.sh RESULTS-DIR [RUNS] [SECONDS]
+# Everything runs in namespaces this script creates (tests/e2e/lib.sh's
+# guards); iperf3 traffic flows only between them.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS=${1:?usage: bench-masq.sh RESULTS-DIR [RUNS] [SECONDS]}
+RUNS=${2:-5}
+SECONDS_=${3:-3}
+mkdir -p "$RESULTS"
+RESULTS=$(cd "$RESULTS" && pwd)
+BENCH=${KVMNET_BENCH:-$ROOT/build/tests/bench/kvmnet-bench}
+[[ -x $BENCH ]] || { echo "bench-masq.sh: not built: $BENCH" >&2; exit 1; }
+
+export SRCDIR=$ROOT
+KVMNET_LIB_MODE=demo
+# shellcheck source=../tests/e2e/lib.sh
+source "$ROOT/tests/e2e/lib.sh"
+PFX=kvmm$$-
+for _tool in iperf3; do
+    eval "$_tool() { _guard_refuse $_tool \"\$@\"; }"
+done
+
+CSV=$RESULTS/masq.csv
+echo "figure,variant,n,unit,value" >"$CSV"
+cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/masq-load-start.txt"
+
+# The router: PI ("internet", 203.0.113.2) -- PH (uplink0 203.0.113.1, br0
+# 192.168.170.1/24, forwarding) -- PG (guest 192.168.170.10), as in bench.sh.
+PI=${PFX}pi PH=${PFX}ph PG=${PFX}pg
+ns_create "$PI"
+ns_create "$PH"
+ns_create "$PG"
+veth_pair "$PH" uplink0 "$PI" eth0
+ip -n "$PH" addr add 203.0.113.1/24 dev uplink0
+ip -n "$PI" addr add 203.0.113.2/24 dev eth0
+ip -n "$PH" link add br0 type bridge
+ip -n "$PH" addr add 192.168.170.1/24 dev br0
+ip -n "$PH" link set br0 up
+veth_pair "$PH" vgp "$PG" eth0
+ip -n "$PH" link set vgp master br0
+ip -n "$PG" addr add 192.168.170.10/24 dev eth0
+ip -n "$PG" route add default via 192.168.170.1
+# Replies to the routed variants (no masquerade) find the guest this way.
+ip -n "$PI" route add 192.168.170.0/24 via 203.0.113.1
+in_ns "$PH" sysctl -qw net.ipv4.ip_forward=1
+
+# kvmnet's ruleset for this network, as text, the base of the variants.
+in_ns "$PH" "$BENCH" nft-dnat --forwards 1 --host-address 203.0.113.1 --port 8080 --bridge br0 \
+    --subnet-prefix 192.168.170 --guest 192.168.170.10 --guest-port 8080 2>/dev/null
+in_ns "$PH" nft list ruleset >"$T/base.nft"
+in_ns "$PH" nft flush ruleset
+
+# Variants of kvmnet's ruleset, each one change (awk on `nft list` text):
+#   no-raw       without the raw-priority prerouting chain (guest_prerouting:
+#                the loopback guards, one verdict-map lookup per packet)
+#   est-first    `ct state established,related accept` first in the forward
+#                chain: established packets skip the four verdict maps
+#   no-dnat      without the port-forward chains (nat_prerouting, nat_output)
+variant_file() {
+    local v=$1 out=$T/$1.nft
+    case $v in
+    routed) : >"$out" ;;
+    conntrack) printf 'table inet m {\n chain f { type filter hook forward priority filter; ct state established accept; }\n}\n' >"$out" ;;
+    masquerade) printf 'table inet m {\n chain f { type filter hook forward priority filter; ct state established accept; }\n chain p { type nat hook postrouting priority srcnat; oifname "uplink0" masquerade; }\n}\n' >"$out" ;;
+    kvmnet) cp "$T/base.nft" "$out" ;;
+    kvmnet-no-raw) drop_chain guest_prerouting <"$T/base.nft" >"$out" ;;
+    kvmnet-no-dnat) drop_chain nat_prerouting <"$T/base.nft" | drop_chain nat_output >"$out" ;;
+    kvmnet-est-first)
+        awk '{ print } /chain guest_forward \{/ { getline; print; print "\t\tct state established,related accept" }' \
+            "$T/base.nft" >"$out"
+        ;;
+    *) fail "unknown variant $v" ;;
+    esac
+}
+# drop_chain NAME: the ruleset text without chain NAME.
+drop_chain() { awk -v c="$1" '$1 == "chain" && $2 == c { skip = 1 } !skip { print } skip && /^\t}$/ { skip = 0 }'; }
+
+VARIANTS=(routed conntrack masquerade kvmnet kvmnet-no-raw kvmnet-est-first kvmnet-no-dnat)
+for v in "${VARIANTS[@]}"; do
+    variant_file "$v"
+    in_ns "$PH" nft -c -f "$T/$v.nft" || fail "variant $v does not load"
+done
+
+spawn_in_ns "$PI" iperf3 -s -B 203.0.113.2 -p 5201 >>"$T/iperf3-server.log" 2>&1
+track_pid "$SPAWNED_PID"
+retry 50 _listening "$PI" 5201 || fail "iperf3 server did not come up"
+
+log "${#VARIANTS[@]} variants, $RUNS runs of ${SECONDS_} s, 1 and 4 streams, alternating"
+for ((r = 0; r < RUNS; r++)); do
+    for streams in 1 4; do
+        for v in "${VARIANTS[@]}"; do
+            in_ns "$PH" nft flush ruleset
+            in_ns "$PH" nft -f "$T/$v.nft"
+            in_ns "$PG" iperf3 -c 203.0.113.2 -p 5201 -t "$SECONDS_" -O 1 -P "$streams" -J >"$T/iperf3.json" 2>&1 ||
+                fail "iperf3 $v: $(tail -5 "$T/iperf3.json")"
+            echo "masq,$v,$streams,Gbit/s,$(jq -r '.end.sum_received.bits_per_second / 1e9' "$T/iperf3.json")" >>"$CSV"
+        done
+    done
+done
+in_ns "$PH" nft flush ruleset
+cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/masq-load-end.txt"
+log "wrote $CSV"
