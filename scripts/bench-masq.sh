@@ -74,6 +74,13 @@ in_ns "$PH" nft flush ruleset
 #   est-first    `ct state established,related accept` first in the forward
 #                chain: established packets skip the four verdict maps
 #   no-dnat      without the port-forward chains (nat_prerouting, nat_output)
+#   barred-est   `ct state established,related accept` after the spoof checks
+#                (barred_by_iif), before the inbound and outbound maps
+#   no-barred    without the spoof checks (the barred_by_iif lookup)
+#   no-vmaps     each verdict-map lookup replaced by `iifname/oifname "br0"
+#                jump CHAIN` (one network: the same chains, no map)
+#   zone         `ct zone set 1` first in the raw prerouting chain (every
+#                packet in conntrack zone 1)
 variant_file() {
     local v=$1 out=$T/$1.nft
     case $v in
@@ -87,13 +94,22 @@ variant_file() {
         awk '{ print } /chain guest_forward \{/ { getline; print; print "\t\tct state established,related accept" }' \
             "$T/base.nft" >"$out"
         ;;
+    kvmnet-barred-est)
+        awk '{ print } /vmap @barred_by_iif/ { print "\t\tct state established,related accept" }' "$T/base.nft" >"$out"
+        ;;
+    kvmnet-no-barred) grep -v 'vmap @barred_by_iif' "$T/base.nft" >"$out" ;;
+    kvmnet-no-vmaps) sed -E 's/(iifname|oifname) vmap @([a-z]+)_by_(iif|oif)/\1 "br0" jump net_bench_\2/' "$T/base.nft" >"$out" ;;
+    kvmnet-zone)
+        awk '{ print } /chain guest_prerouting \{/ { getline; print; print "\t\tct zone set 1" }' "$T/base.nft" >"$out"
+        ;;
     *) fail "unknown variant $v" ;;
     esac
 }
 # drop_chain NAME: the ruleset text without chain NAME.
 drop_chain() { awk -v c="$1" '$1 == "chain" && $2 == c { skip = 1 } !skip { print } skip && /^\t}$/ { skip = 0 }'; }
 
-VARIANTS=(routed conntrack masquerade kvmnet kvmnet-no-raw kvmnet-est-first kvmnet-no-dnat)
+VARIANTS=(routed conntrack masquerade kvmnet kvmnet-no-raw kvmnet-est-first kvmnet-barred-est kvmnet-no-barred
+    kvmnet-no-vmaps kvmnet-zone kvmnet-no-dnat)
 for v in "${VARIANTS[@]}"; do
     variant_file "$v"
     in_ns "$PH" nft -c -f "$T/$v.nft" || fail "variant $v does not load"
@@ -118,3 +134,55 @@ done
 in_ns "$PH" nft flush ruleset
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/masq-load-end.txt"
 log "wrote $CSV"
+
+# ---------------------------------------------------------------- report
+
+# median VARIANT STREAMS (of an even count: the mean of the middle two)
+median() {
+    awk -F, -v v="$1" -v n="$2" '$1 == "masq" && $2 == v && $3 == n { print $5 }' "$CSV" | sort -g | awk '
+        { x[NR] = $1 } END { if (NR) printf "%.3f\n", NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2 }'
+}
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f %%", 100 * a / b }'; }
+describe() {
+    case $1 in
+    routed) echo "no ruleset (no conntrack, no NAT)" ;;
+    conntrack) echo "one forward rule \`ct state established accept\`" ;;
+    masquerade) echo "conntrack and one \`oifname uplink0 masquerade\`" ;;
+    kvmnet) echo "kvmnet's ruleset for the network (\`plan::build_ruleset\`)" ;;
+    kvmnet-no-raw) echo "kvmnet's, without the raw prerouting chain (loopback guards)" ;;
+    kvmnet-est-first) echo "kvmnet's, \`ct state established,related accept\` first in its forward chain" ;;
+    kvmnet-no-dnat) echo "kvmnet's, without the port-forward chains (nat prerouting and output)" ;;
+    kvmnet-barred-est) echo "kvmnet's, \`ct state established,related accept\` after the spoof checks" ;;
+    kvmnet-no-barred) echo "kvmnet's, without the spoof checks (\`barred_by_iif\`)" ;;
+    kvmnet-no-vmaps) echo "kvmnet's, each verdict map replaced by \`iifname/oifname \"br0\" jump\`" ;;
+    kvmnet-zone) echo "kvmnet's, \`ct zone set 1\` first in raw prerouting" ;;
+    esac
+}
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+{
+    cat <<MD
+<!-- masq: rendered by scripts/bench-masq.sh; scripts/bench.sh --masq-only replaces it -->
+### Masquerade: where the cost goes (issue 17)
+
+Measured by \`scripts/bench-masq.sh\` on $(date -u +%Y-%m-%d), commit \`$commit\`: iperf3 from a
+guest namespace to the "internet" namespace through one hand-made router (veth, bridge,
+routing, veth: a kvmnet NAT host's hops), the router's ruleset changed between variants,
+all variants alternating in one run, $RUNS runs of ${SECONDS_} s each per variant and stream
+count (medians). Load average (1, 5, 15 min) $(cat "$RESULTS/masq-load-start.txt") at the start,
+$(cat "$RESULTS/masq-load-end.txt") at the end, on 2 shared cores; the run under \`nice -n 19\`.
+
+| Variant | Ruleset | 1 stream, Gbit/s | ÷ routed | 4 streams, Gbit/s | ÷ routed |
+|---|---|---|---|---|---|
+MD
+    r1=$(median routed 1)
+    r4=$(median routed 4)
+    for v in "${VARIANTS[@]}"; do
+        a=$(median "$v" 1)
+        b=$(median "$v" 4)
+        echo "| $v | $(describe "$v") | $a | $(pct "$a" "$r1") | $b | $(pct "$b" "$r4") |"
+    done
+    echo
+    echo "Raw samples: \`masq.csv\` in the results directory."
+    echo "<!-- /masq -->"
+} >"$RESULTS/masq.md"
+log "wrote $RESULTS/masq.md"
