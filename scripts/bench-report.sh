@@ -175,6 +175,19 @@ conn_ipt_vs_kvm=$(div "$(med connrate iptables-nft 10000)" "$(med connrate kvmne
 pctv() { if [[ -z ${1:-} ]]; then echo "not measured"; else awk -v x="$1" 'BEGIN { printf "%.1f %%", 100 * x }'; fi; }
 x() { if [[ -z ${1:-} ]]; then echo "not measured"; else ratio "$1" 1; fi; }
 
+# scripts/bench-peers.sh: kvmnet's median ÷ libvirt's for FIGURE (start, stop), or empty.
+peer_median() {
+    [[ -f $R/peers.csv ]] || return 0
+    awk -F, -v f="$1" -v v="$2" '$1 == f && $2 == v { print $5 }' "$R/peers.csv" | sort -g |
+        awk '{ x[NR] = $1 } END { if (NR) print NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2 }'
+}
+peer_ratio_value() { div "$(peer_median "$1" kvmnet)" "$(peer_median "$1" libvirt)"; }
+peer_ratio() {
+    local r
+    r=$(peer_ratio_value "$1")
+    if [[ -z $r ]]; then echo "not measured"; else echo "$(ratio "$r" 1) ($(fmt "$(peer_median "$1" kvmnet)") vs $(fmt "$(peer_median "$1" libvirt)") ms)"; fi
+}
+
 # firewalld: measured in this run when bench-deps.sh could fetch it, else the issue's figure, marked as quoted.
 fw_baseline() {
     if [[ -n $(med cli firewall-cmd 0) ]]; then
@@ -247,6 +260,8 @@ $(cat "$R/load-start.txt" 2>/dev/null || echo unknown), when it ended: $(cat "$R
 | \`kvmnetctl forward add\` wall time (median, 10,000 existing) | ≤ 10 ms | $(or_nm "$(med cli kvmnetctl-forward-add 10000)" "$(m cli kvmnetctl-forward-add 10000) ms") | $(met "$(med cli kvmnetctl-forward-add 10000)" "<=" 10) |
 | Network start (\`kvmnetctl start\` returns: bridge, rules, dnsmasq ready) | ≤ 40 ms | $(or_nm "$(med netstart kvmnetctl-start 0)" "$(m netstart kvmnetctl-start 0) ms") | $(met "$(med netstart kvmnetctl-start 0)" "<=" 40) |
 | Network stop (\`kvmnetctl stop\`) | ≤ 40 ms | $(or_nm "$(med netstop kvmnetctl-stop 0)" "$(m netstop kvmnetctl-stop 0) ms") | $(met "$(med netstop kvmnetctl-stop 0)" "<=" 40) |
+| Network start ÷ libvirt 9.0 \`virsh net-start\`, alternating in one run ([§3](#network-start-and-stop-against-libvirt-issue-17)) | (< 1) | $(peer_ratio start) | $(met "$(peer_ratio_value start)" "<=" 1) |
+| Network stop ÷ libvirt 9.0 \`virsh net-destroy\`, same run | (< 1) | $(peer_ratio stop) | $(met "$(peer_ratio_value stop)" "<=" 1) |
 | kvmnetd RSS, idle with 10 running networks | ≤ 10 MB | $(or_nm "$(med rss idle-10-networks 10)" "$(m rss idle-10-networks 10) MB") | $(met "$(med rss idle-10-networks 10)" "<=" 10) |
 | kvmnetd RSS with 10,000 forwards | ≤ 30 MB | $(or_nm "$(med rss with-10k-forwards 10000)" "$(m rss with-10k-forwards 10000) MB") | $(met "$(med rss with-10k-forwards 10000)" "<=" 30) |
 $(repair_row nat-bridge-del "\`ip link del\` of a NAT bridge")
