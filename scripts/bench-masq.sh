@@ -31,13 +31,12 @@ BENCH=${KVMNET_BENCH:-$ROOT/build/tests/bench/kvmnet-bench}
 [[ -x $BENCH ]] || { echo "bench-masq.sh: not built: $BENCH" >&2; exit 1; }
 
 export SRCDIR=$ROOT
-KVMNET_LIB_MODE=demo
+KVMNET_LIB_MODE=demo # read by lib.sh
 # shellcheck source=../tests/e2e/lib.sh
 source "$ROOT/tests/e2e/lib.sh"
 PFX=kvmm$$-
-for _tool in iperf3; do
-    eval "$_tool() { _guard_refuse $_tool \"\$@\"; }"
-done
+# iperf3 runs only inside this run's namespaces (in_ns), as in bench.sh.
+iperf3() { _guard_refuse iperf3 "$@"; }
 
 CSV=$RESULTS/masq.csv
 echo "figure,variant,n,unit,value" >"$CSV"

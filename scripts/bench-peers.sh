@@ -26,7 +26,7 @@ mkdir -p "$RESULTS"
 RESULTS=$(cd "$RESULTS" && pwd)
 
 export SRCDIR=$ROOT KVMNETD=${KVMNETD:-$ROOT/build/daemon/kvmnetd} KVMNETCTL=${KVMNETCTL:-$ROOT/build/client/kvmnetctl}
-KVMNET_LIB_MODE=demo
+KVMNET_LIB_MODE=demo # read by lib.sh
 # shellcheck source=../tests/e2e/lib.sh
 source "$ROOT/tests/e2e/lib.sh"
 PFX=kvmp$$-
@@ -80,6 +80,7 @@ cat >"$T/default.xml" <<'XML'
   </ip>
 </network>
 XML
+# shellcheck disable=SC2016 # the inner shell expands $1
 spawn_in_ns "$LV" unshare --mount --propagation private -- sh -c '
     set -e
     lv=$1

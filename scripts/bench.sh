@@ -135,7 +135,7 @@ if ((PEERS_ONLY)); then
 fi
 
 # bench-masq.sh: runs per variant and seconds per run.
-MASQ_ARGS=($( ((QUICK)) && echo 2 1 || echo 9 2))
+if ((QUICK)); then MASQ_ARGS=(2 1); else MASQ_ARGS=(9 2); fi
 if ((MASQ_ONLY)); then
     echo "bench.sh: masquerade breakdown only" >&2
     KVMNET_BENCH=$BENCH bash "$ROOT/scripts/bench-masq.sh" "$RESULTS" "${MASQ_ARGS[@]}" >/dev/null
