@@ -42,7 +42,7 @@ listen_tcp "$I" 9000 'echo ok'
 connects() { [[ $(in_ns "$G1" socat -T 0.1 - TCP:203.0.113.2:9000,connect-timeout=0.1 </dev/null 2>/dev/null) == ok ]]; }
 # restart_and_measure FILE-PREFIX [emptied]
 restart_and_measure() {
-    local out=$1 how=${2:-} t0 ready= now failed=0
+    local out=$1 how=${2:-} t0 ready='' now failed=0
     dockerd_stop
     if [[ $how == emptied ]]; then
         in_ns "$H" iptables-nft -F
