@@ -12,7 +12,7 @@
 #     and kvmnetd puts its rules into it.
 # From dockerd's spawn, a guest's new TCP connection to the "internet"
 # namespace is tried every 10 ms (each try a socat started in the
-# namespace, 100 ms connect timeout) until dockerd's API listens and a
+# namespace, 100 ms connect timeout, 1 s for the reply) until dockerd's API listens and a
 # connection after that works. Measured: from dockerd ready (its log says
 # "API listen on", read at each try) to the first connection that works
 # after it (0 when the try right after already worked), and dockerd's own
@@ -39,7 +39,7 @@ guest_dhcp "$G1" >/dev/null
 listen_tcp "$I" 9000 'echo ok'
 [[ $(tcp_get "$G1" 203.0.113.2 9000) == ok ]] || fail "no connection beside Docker's FORWARD drop"
 
-connects() { [[ $(in_ns "$G1" socat -T 0.1 - TCP:203.0.113.2:9000,connect-timeout=0.1 </dev/null 2>/dev/null) == ok ]]; }
+connects() { [[ $(in_ns "$G1" socat -T 1 - TCP:203.0.113.2:9000,connect-timeout=0.1 </dev/null 2>/dev/null) == ok ]]; }
 # restart_and_measure FILE-PREFIX [emptied]
 restart_and_measure() {
     local out=$1 how=${2:-} t0 ready='' now failed=0
