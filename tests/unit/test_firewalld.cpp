@@ -436,4 +436,16 @@ TEST_CASE("firewalld: its refusal degrades a running network with reason code fi
     CHECK(it->check.empty());  // diagnose's own firewalld check asks firewalld
     // Outranked by what cuts guests off first (here: no bridge at all).
     CHECK(drift.state().code == "bridge-deleted");
+
+    plan::LinkInfo bridge;
+    bridge.index = 7;
+    bridge.name = "kvbr1";
+    bridge.kind = "bridge";
+    bridge.alias = "kvmnet:nat";
+    bridge.up = true;
+    o.bridge = bridge;
+    CHECK(plan::drift(n, o).state().code == "firewalld");
+    CHECK(plan::drift(n, o).state().reason == o.firewalld_problem);
+    o.firewalld_problem.clear();
+    CHECK(plan::drift(n, o).state().code.empty());  // active
 }
