@@ -20,7 +20,9 @@
 # dockerd was ready. The last two fail on a kvmnetd that does not re-add
 # its rules. dockerd with --ip6tables (experimental in 20.10) sets ip6
 # filter FORWARD to DROP with no DOCKER-USER there: the network is degraded
-# and diagnose prints the ip6tables commands; typed, IPv6 flows again. On
+# and diagnose prints the ip6tables commands; typed, IPv6 flows again. An
+# ip6 DOCKER-USER chain as later Docker versions make it (made with
+# ip6tables-nft) gets kvmnet's rules. On
 # stop kvmnet's rules go, and Docker's own rule stays.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -254,6 +256,23 @@ if tcp6_out >/dev/null 2>&1; then
     fail "the guest's new IPv6 connection passed Docker's ip6 FORWARD drop: the test proves nothing"
 fi
 assert_eq "$(tcp_get "$G1" 203.0.113.2 9000)" 203.0.113.1 "IPv4 beside Docker with --ip6tables"
+log "an ip6 DOCKER-USER chain as later Docker versions make it (made here with ip6tables-nft): kvmnet's rules go there"
+in_ns "$H" ip6tables-nft -N DOCKER-USER
+in_ns "$H" ip6tables-nft -A DOCKER-USER -j RETURN
+in_ns "$H" ip6tables-nft -I FORWARD -j DOCKER-USER
+_rules6_back() { [[ $(docker6_chain) == *'"kvmnet:default" -j ACCEPT'*'"kvmnet:default" -j ACCEPT'* ]]; }
+retry 50 _rules6_back || fail "kvmnet's rules not in the ip6 DOCKER-USER chain: $(docker6_chain)"
+wait_state default active
+assert_eq "$(tcp6_out)" internet6 "guest's TCP over IPv6 through the ip6 DOCKER-USER rules"
+assert_eq "$(tcp6_in)" guest6 "IPv6 port forward through the ip6 DOCKER-USER rules"
+assert_contains "$(status_of "$(ctl diagnose default --json)" foreign-firewall)" \
+    "pass: chain ip6 filter FORWARD (hook forward, policy drop) is Docker's; kvmnet's accept rules for kvmbr0 are in its DOCKER-USER chain" \
+    "diagnose with an ip6 DOCKER-USER chain"
+in_ns "$H" ip6tables-nft -D FORWARD -j DOCKER-USER
+in_ns "$H" ip6tables-nft -F DOCKER-USER
+in_ns "$H" ip6tables-nft -X DOCKER-USER
+wait_state default degraded
+
 log "the printed commands typed: active, IPv6 flows"
 in_ns "$H" ip6tables-nft -I FORWARD -i kvmbr0 -j ACCEPT
 in_ns "$H" ip6tables-nft -I FORWARD -o kvmbr0 -j ACCEPT
