@@ -717,6 +717,9 @@ echo "$(($(date +%s) - STARTED))" >"$RESULTS/duration.txt"
 "$BENCH" summarize <"$RAW" >"$RESULTS/summary.csv"
 bash "$ROOT/scripts/bench-report.sh" "$RESULTS" "$((QUICK))"
 if ((WRITE_DOC)); then
+    # Sections this run does not render (other scripts', hand-written ones)
+    # are kept from the current document.
+    python3 "$ROOT/scripts/doc-section.py" --carry "$ROOT/docs/performance.md" "$RESULTS/performance.md"
     cp "$RESULTS/performance.md" "$ROOT/docs/performance.md"
     cp "$RESULTS/performance.png" "$ROOT/docs/performance.png"
     log "wrote docs/performance.md and docs/performance.png"
