@@ -2,6 +2,7 @@
 #include "core/committed_table.hpp"
 
 #include "core/log.hpp"
+#include "core/phases.hpp"
 #include "plan/planner.hpp"
 #include "store/files.hpp"
 
@@ -203,7 +204,9 @@ void CommittedTable::change_elements(const std::vector<plan::ElementChange>& cha
     } else {
         before.reset();
     }
+    phases::mark("commit record");
     firewall_.change_elements(plan::table_name, changes);
+    phases::mark("kernel commit");
     if (before)
         record(before, *before);
     else
@@ -212,6 +215,7 @@ void CommittedTable::change_elements(const std::vector<plan::ElementChange>& cha
         plan::apply_element_changes(last_elements_, changes);
     else
         remember(std::nullopt);
+    phases::mark("commit record");
 }
 
 }  // namespace kvmnet::core

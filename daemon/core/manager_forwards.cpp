@@ -5,6 +5,7 @@
 #include "core/manager.hpp"
 
 #include "core/log.hpp"
+#include "core/phases.hpp"
 #include "model/json_text.hpp"
 #include "plan/listeners.hpp"
 #include "plan/planner.hpp"
@@ -50,7 +51,10 @@ std::string listener_text(const plan::Listener& l)
 std::vector<std::string> Manager::add_forwards(const std::string& name, const std::string& forwards_document)
 {
     const nlohmann::json parsed = model::parse_json_text(forwards_document, "forwards", "forward");
-    return add_forwards(name, model::parse_forwards(parsed), parsed.is_object());
+    phases::mark("JSON parse");
+    std::vector<model::PortForward> forwards = model::parse_forwards(parsed);
+    phases::mark("forwards from JSON");
+    return add_forwards(name, std::move(forwards), parsed.is_object());
 }
 
 std::vector<std::string> Manager::add_forwards(const std::string& name, std::vector<model::PortForward> added,
@@ -64,6 +68,7 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
         return single ? std::string("forward") : "forwards[" + std::to_string(i) + "]";
     };
     model::validate_added_forwards(e.spec, added, field, others);
+    phases::mark("validation and overlap check");
 
     // Reported, not refused: a forward takes precedence over a local
     // service on the same port (DNAT happens before local delivery).
@@ -78,17 +83,20 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
         for (const plan::Listener& l : plan::shadowed_listeners(added[i], listeners))
             warnings.push_back(field(i) + ": a local process listens on " + listener_text(l) +
                                "; connections that the forward matches go to the guest instead");
+    phases::mark("local listeners");
 
     journalled_change(e, added, true, [&] { store_.journal_add(name, added); });
     e.spec.forwards.insert(e.spec.forwards.end(), std::make_move_iterator(added.begin()),
                            std::make_move_iterator(added.end()));
     note_journal(e);
+    phases::mark("bookkeeping");
     for (const std::string& w : warnings)
         log_info("network " + name + ": " + w, name);
     log_info("network " + name + ": " + std::to_string(added.size()) + " forward(s) added" +
                  (single ? ": " + model::describe(e.spec.forwards.back()) : ""),
              name);
     if (listener_) listener_->network_changed(name);
+    phases::mark("bus properties");
     return warnings;
 }
 
@@ -120,10 +128,12 @@ void Manager::journalled_change(Entry& e, const std::vector<model::PortForward>&
     std::vector<plan::ElementChange> changes;
     if (running) {
         changes = element_changes(sets, forwards, e.spec.name, add);
+        phases::mark("elements");
         committed_.change_elements(changes);
     }
     try {
         journal();
+        phases::mark("journal");
     } catch (...) {
         if (running) {
             for (auto& c : changes)
