@@ -393,7 +393,10 @@ std::string describe(const ForwardKey& key)
 
 std::string describe(const PortForward& f)
 {
-    const std::string guest = f.ipv6 ? "[" + f.guest6.str() + "]" : f.guest_name.empty() ? f.guest.str() : f.guest_name;
+    // append, not "[" + std::string&&: GCC 12's -Wrestrict false positive at -O3 (bug 105329).
+    const std::string guest = f.ipv6                 ? std::string("[").append(f.guest6.str()).append("]")
+                              : f.guest_name.empty() ? f.guest.str()
+                                                     : f.guest_name;
     return host_side(f) + " -> " + guest + ":" + port_text(f.guest_port_first, f.guest_port_last());
 }
 
