@@ -477,8 +477,7 @@ private:
     {
         return guarded([&] {
             const nlohmann::json document = model::to_json(manager_.spec(name_));
-            return std::tuple<std::string, std::string>(bounded(document.dump(), "Export"),
-                                                        store::revision_of(document));
+            return std::tuple<std::string, std::string>(bounded(document.dump(), "Export"), manager_.revision(name_));
         });
     }
     void StartWithConfirmation(sdbus::Result<>&& result, uint32_t timeout_seconds) override

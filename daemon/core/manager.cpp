@@ -112,6 +112,7 @@ const Manager::Entry& Manager::entry(const std::string& name) const { return con
 Manager::Entry& Manager::changeable(const std::string& name)
 {
     Entry& e = entry(name);
+    forget_forwards(name);
     // Its document would be the placeholder: stored, it would replace the
     // file that someone is about to fix.
     if (e.without_document) throw Error(ErrorKind::Conflict, "network '" + name + "': " + e.stored_problem);
@@ -220,6 +221,7 @@ std::string Manager::pick_bridge_name() const
 
 void Manager::load()
 {
+    forward_caches_.clear();
     std::vector<std::string> problems;
     auto loaded = store_.load(problems);
     for (const auto& p : problems)
@@ -380,6 +382,7 @@ void Manager::delete_owned_bridge(const std::string& name, const std::string& br
 
 void Manager::reload()
 {
+    forward_caches_.clear();
     std::vector<std::string> problems;
     auto loaded = store_.load(problems);
     for (const auto& p : problems)
@@ -534,6 +537,7 @@ void Manager::delete_stopped(Entry& e)
         }
     }
     networks_.erase(name);
+    forget_forwards(name);
     log_info("network " + name + ": deleted", name, MessageId::network_deleted);
     if (listener_) listener_->network_removed(name);
 }
@@ -748,6 +752,7 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     tear_down(e);
     restore_leases(name, leases);
     e.spec = n;
+    forget_forwards(name);
     bring_up(
         e, 0,
         [this, name, old, n, foreign, done = std::exchange(done, Done{})](std::exception_ptr error) {
@@ -787,6 +792,7 @@ void Manager::restarted(const std::string& name, const model::Network& old, cons
     }
     Entry& e = it->second;
     e.spec = old;
+    forget_forwards(name);
     try {
         store_.save(old);
     } catch (const std::exception& err) {

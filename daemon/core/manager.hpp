@@ -450,6 +450,25 @@ private:
     const ForwardCounters& forward_counters() const;
     nlohmann::json forward_json(const Entry& e, const model::PortForward& f, const ForwardCounters& counters) const;
     mutable ForwardCounters forward_counters_;
+    // Per network, kept across forward changes (core/manager_forwards.cpp):
+    // the overlap index of its forwards and their part of its revision, so
+    // that one add or remove costs the same at 100,000 forwards as at none.
+    // Any other change of a network may change its forwards: changeable(),
+    // load, reload, remove and an update's restart forget its cache
+    // (forget_forwards), and one made for another forwards vector (address
+    // or size) is made again.
+    struct ForwardCache {
+        model::ForwardIndex index;
+        std::uint64_t revision_part = 0;
+        const model::PortForward* data = nullptr;
+        std::size_t size = 0;
+    };
+    mutable std::map<std::string, ForwardCache> forward_caches_;
+    ForwardCache& forward_cache(const Entry& e) const;
+    void forget_forwards(const std::string& name) const { forward_caches_.erase(name); }
+    // changeable(), keeping the network's forward cache: for AddForwards and
+    // RemoveForward, which keep it up to date themselves.
+    Entry& forwards_changeable(const std::string& name);
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
     // kvmnet's part of FRR brought to the running EVPN networks; the poll

@@ -5,10 +5,12 @@
 #include "core/manager.hpp"
 
 #include "core/log.hpp"
+#include "core/phases.hpp"
 #include "model/json_text.hpp"
 #include "plan/listeners.hpp"
 #include "plan/planner.hpp"
 #include "store/files.hpp"
+#include "store/store.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -50,20 +52,47 @@ std::string listener_text(const plan::Listener& l)
 std::vector<std::string> Manager::add_forwards(const std::string& name, const std::string& forwards_document)
 {
     const nlohmann::json parsed = model::parse_json_text(forwards_document, "forwards", "forward");
-    return add_forwards(name, model::parse_forwards(parsed), parsed.is_object());
+    phases::mark("JSON parse");
+    std::vector<model::PortForward> forwards = model::parse_forwards(parsed);
+    phases::mark("forwards from JSON");
+    return add_forwards(name, std::move(forwards), parsed.is_object());
+}
+
+Manager::ForwardCache& Manager::forward_cache(const Entry& e) const
+{
+    ForwardCache& c = forward_caches_[e.spec.name];
+    const auto& forwards = e.spec.forwards;
+    if (c.data != forwards.data() || c.size != forwards.size()) {
+        c.index = model::ForwardIndex(forwards);
+        c.revision_part = store::forwards_hash(forwards);
+        c.data = forwards.data();
+        c.size = forwards.size();
+    }
+    return c;
+}
+
+Manager::Entry& Manager::forwards_changeable(const std::string& name)
+{
+    auto kept = forward_caches_.extract(name);
+    Entry& e = changeable(name);
+    if (kept) forward_caches_.insert(std::move(kept));
+    return e;
 }
 
 std::vector<std::string> Manager::add_forwards(const std::string& name, std::vector<model::PortForward> added,
                                                bool single)
 {
-    Entry& e = changeable(name);
-    std::vector<const model::Network*> others;
-    for (const auto& [other, entry] : networks_)
-        if (other != name) others.push_back(&entry.spec);
+    Entry& e = forwards_changeable(name);
     const auto field = [single](std::size_t i) {
         return single ? std::string("forward") : "forwards[" + std::to_string(i) + "]";
     };
-    model::validate_added_forwards(e.spec, added, field, others);
+    model::check_added_forwards(e.spec, added, field);
+    phases::mark("validation");
+    std::vector<model::IndexedForwards> others;
+    for (const auto& [other, entry] : networks_)
+        if (other != name && !entry.spec.forwards.empty()) others.push_back({&entry.spec, &forward_cache(entry).index});
+    model::check_added_overlaps(e.spec, forward_cache(e).index, added, field, others);
+    phases::mark("overlap check");
 
     // Reported, not refused: a forward takes precedence over a local
     // service on the same port (DNAT happens before local delivery).
@@ -78,32 +107,48 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
         for (const plan::Listener& l : plan::shadowed_listeners(added[i], listeners))
             warnings.push_back(field(i) + ": a local process listens on " + listener_text(l) +
                                "; connections that the forward matches go to the guest instead");
+    phases::mark("local listeners");
 
     journalled_change(e, added, true, [&] { store_.journal_add(name, added); });
+    ForwardCache& cache = forward_cache(e);
+    for (const model::PortForward& f : added) {
+        cache.index.insert(f);
+        cache.revision_part += store::forward_hash(f);
+    }
     e.spec.forwards.insert(e.spec.forwards.end(), std::make_move_iterator(added.begin()),
                            std::make_move_iterator(added.end()));
+    cache.data = e.spec.forwards.data();
+    cache.size = e.spec.forwards.size();
     note_journal(e);
+    phases::mark("bookkeeping");
     for (const std::string& w : warnings)
         log_info("network " + name + ": " + w, name);
     log_info("network " + name + ": " + std::to_string(added.size()) + " forward(s) added" +
                  (single ? ": " + model::describe(e.spec.forwards.back()) : ""),
              name);
     if (listener_) listener_->network_changed(name);
+    phases::mark("bus properties");
     return warnings;
 }
 
 void Manager::remove_forward(const std::string& name, const model::ForwardKey& key)
 {
-    Entry& e = changeable(name);
+    Entry& e = forwards_changeable(name);
     auto& forwards = e.spec.forwards;
-    auto it = std::find_if(forwards.begin(), forwards.end(),
+    // From the end: the forward removed is most often one added lately.
+    auto it = std::find_if(forwards.rbegin(), forwards.rend(),
                            [&](const model::PortForward& f) { return model::forward_key(f) == key; });
-    if (it == forwards.end())
+    if (it == forwards.rend())
         throw Error(ErrorKind::NotFound, "network '" + name + "' has no forward " + model::describe(key));
     // A static host's name in a forward keeps it (validate); nothing else depends on a forward.
     const model::PortForward removed = *it;
     journalled_change(e, {removed}, false, [&] { store_.journal_remove(name, key); });
-    forwards.erase(it);
+    ForwardCache& cache = forward_cache(e);
+    cache.index.erase(removed);
+    cache.revision_part -= store::forward_hash(removed);
+    forwards.erase(std::next(it).base());
+    cache.data = forwards.data();
+    cache.size = forwards.size();
     note_journal(e);
     log_info("network " + name + ": forward removed: " + model::describe(removed), name);
     if (listener_) listener_->network_changed(name);
@@ -120,10 +165,12 @@ void Manager::journalled_change(Entry& e, const std::vector<model::PortForward>&
     std::vector<plan::ElementChange> changes;
     if (running) {
         changes = element_changes(sets, forwards, e.spec.name, add);
+        phases::mark("elements");
         committed_.change_elements(changes);
     }
     try {
         journal();
+        phases::mark("journal");
     } catch (...) {
         if (running) {
             for (auto& c : changes)

@@ -266,6 +266,75 @@ private:
 
 }  // namespace
 
+ForwardIndex::ForwardIndex(const std::vector<PortForward>& forwards)
+{
+    for (const PortForward& f : forwards)
+        insert(f);
+}
+
+void ForwardIndex::insert(const PortForward& f)
+{
+    const ForwardKey key = forward_key(f);
+    for_each_span(f, [&](Span s, int proto) {
+        s.proto = proto;
+        groups_[s.group()].insert_or_assign(s.first, Held{s.last, key});
+    });
+    ++size_;
+}
+
+void ForwardIndex::erase(const PortForward& f)
+{
+    const ForwardKey key = forward_key(f);
+    bool found = false;
+    for_each_span(f, [&](Span s, int proto) {
+        s.proto = proto;
+        const auto group = groups_.find(s.group());
+        if (group == groups_.end()) return;
+        const auto it = group->second.find(s.first);
+        if (it == group->second.end() || it->second.key != key) return;
+        group->second.erase(it);
+        if (group->second.empty()) groups_.erase(group);
+        found = true;
+    });
+    if (found) --size_;
+}
+
+std::optional<ForwardKey> ForwardIndex::find(const PortForward& f) const
+{
+    // Held spans of one group do not overlap, so the one starting last at
+    // or before `last` is the only candidate.
+    const auto in = [](const std::map<std::uint16_t, Held>& group, const Span& s) -> const Held* {
+        auto it = group.upper_bound(s.last);
+        if (it == group.begin()) return nullptr;
+        --it;
+        return it->second.last >= s.first ? &it->second : nullptr;
+    };
+    std::optional<ForwardKey> hit;
+    for_each_span(f, [&](Span s, int proto) {
+        if (hit) return;
+        s.proto = proto;
+        if (s.any) {
+            // Every address: every group of the protocol.
+            for (auto it = groups_.lower_bound(GroupKey(proto, false, {}));
+                 it != groups_.end() && std::get<0>(it->first) == proto; ++it)
+                if (const Held* h = in(it->second, s)) {
+                    hit = h->key;
+                    return;
+                }
+            return;
+        }
+        for (const GroupKey& key : {GroupKey(proto, false, {}), s.group()}) {
+            const auto it = groups_.find(key);
+            if (it == groups_.end()) continue;
+            if (const Held* h = in(it->second, s)) {
+                hit = h->key;
+                return;
+            }
+        }
+    });
+    return hit;
+}
+
 std::string_view proto_name(Proto proto)
 {
     switch (proto) {
@@ -324,7 +393,10 @@ std::string describe(const ForwardKey& key)
 
 std::string describe(const PortForward& f)
 {
-    const std::string guest = f.ipv6 ? "[" + f.guest6.str() + "]" : f.guest_name.empty() ? f.guest.str() : f.guest_name;
+    // append, not "[" + std::string&&: GCC 12's -Wrestrict false positive at -O3 (bug 105329).
+    const std::string guest = f.ipv6                 ? std::string("[").append(f.guest6.str()).append("]")
+                              : f.guest_name.empty() ? f.guest.str()
+                                                     : f.guest_name;
     return host_side(f) + " -> " + guest + ":" + port_text(f.guest_port_first, f.guest_port_last());
 }
 
@@ -436,6 +508,46 @@ json to_json(const PortForward& f)
     if (!f.description.empty()) j["description"] = f.description;
     if (f.rate) j["rate"] = *f.rate;
     return j;
+}
+
+void append_json(std::string& out, const PortForward& f)
+{
+    const auto ports = [&out](std::uint32_t first, std::uint32_t last) {
+        if (first == last) {
+            out += std::to_string(first);
+        } else {
+            out += '"';
+            out += port_text(first, last);
+            out += '"';
+        }
+    };
+    // Addresses and host names need no escaping; a description may.
+    const auto text = [&out](const std::string& s) {
+        out += '"';
+        out += s;
+        out += '"';
+    };
+    out += R"({"proto":")";
+    out += proto_name(f.proto);
+    out += R"(","host_port":)";
+    ports(f.host_port_first, f.host_port_last);
+    if (f.ipv6 ? f.host_address6.has_value() : f.host_address.has_value()) {
+        out += R"(,"host_address":)";
+        text(f.ipv6 ? f.host_address6->str() : f.host_address->str());
+    }
+    out += R"(,"guest":)";
+    text(f.ipv6 ? f.guest6.str() : f.guest_name.empty() ? f.guest.str() : f.guest_name);
+    out += R"(,"guest_port":)";
+    ports(f.guest_port_first, f.guest_port_last());
+    if (!f.description.empty()) {
+        out += R"(,"description":)";
+        out += json(f.description).dump();
+    }
+    if (f.rate) {
+        out += R"(,"rate":)";
+        out += std::to_string(*f.rate);
+    }
+    out += '}';
 }
 
 Limits parse_limits(const json& j, const std::string& field)
@@ -551,9 +663,8 @@ void check_in_network(const Network& n, const std::unordered_map<std::string, Ip
 
 }  // namespace
 
-void validate_added_forwards(const Network& n, std::vector<PortForward>& added,
-                             const std::function<std::string(std::size_t)>& field,
-                             const std::vector<const Network*>& others)
+void check_added_forwards(const Network& n, std::vector<PortForward>& added,
+                          const std::function<std::string(std::size_t)>& field)
 {
     if (added.empty()) throw invalid_field("forwards", "no forward given");
     if (n.mode != Mode::nat)
@@ -570,55 +681,60 @@ void validate_added_forwards(const Network& n, std::vector<PortForward>& added,
         if (!f.guest_name.empty()) f.guest = names.at(lower(f.guest_name));
         check_overlay_forward(n, f, field(i));
     }
+}
+
+void check_added_overlaps(const Network& n, const ForwardIndex& own, const std::vector<PortForward>& added,
+                          const std::function<std::string(std::size_t)>& field,
+                          const std::vector<IndexedForwards>& others)
+{
     const auto clash = [&](std::size_t i, const std::string& what, const PortForward& other) {
         return Error(ErrorKind::Conflict,
                      field(i) + ": " + host_side(added[i]) + " " + what + " (" + host_side(other) + ")");
     };
-    // A few (the usual AddForwards): compare directly, linear in the
-    // existing forwards. Many: sort everything once.
-    if (added.size() <= 8) {
-        for (std::size_t i = 0; i < added.size(); ++i) {
-            for (std::size_t j = 0; j < i; ++j)
-                if (forwards_overlap(added[i], added[j])) throw clash(i, "overlaps " + field(j), added[j]);
-            for (std::size_t k = 0; k < n.forwards.size(); ++k)
-                if (forwards_overlap(added[i], n.forwards[k]))
-                    throw clash(i, "is already forwarded by this network, " + item("forwards", k), n.forwards[k]);
-            for (const Network* o : others)
-                for (std::size_t k = 0; k < o->forwards.size(); ++k)
-                    if (forwards_overlap(added[i], o->forwards[k]))
-                        throw clash(i, "is already forwarded by network '" + o->name + "', " + item("forwards", k),
-                                    o->forwards[k]);
+    // Only a refusal looks for the forward's position, to name it.
+    const auto position = [](const std::vector<PortForward>& forwards, const ForwardKey& key) {
+        std::size_t k = 0;
+        while (k + 1 < forwards.size() && forward_key(forwards[k]) != key)
+            ++k;
+        return k;
+    };
+    // The added ones so far, for the clashes among them (one index: they
+    // are checked one by one, so the ones it holds never overlap).
+    ForwardIndex earlier;
+    for (std::size_t i = 0; i < added.size(); ++i) {
+        const PortForward& f = added[i];
+        if (const auto hit = earlier.find(f)) {
+            const std::size_t j = position(added, *hit);
+            throw clash(i, "overlaps " + field(j), added[j]);
         }
-        return;
-    }
-    std::vector<PortForward> all = n.forwards;
-    all.insert(all.end(), added.begin(), added.end());
-    if (auto found = find_clash(all)) {
-        const auto [earlier, later] = *found;
-        // `later` is one of the added (the existing ones do not clash among themselves).
-        const std::size_t i = later - n.forwards.size();
-        if (earlier >= n.forwards.size())
-            throw clash(i, "overlaps " + field(earlier - n.forwards.size()), all[earlier]);
-        throw clash(i, "is already forwarded by this network, " + item("forwards", earlier), all[earlier]);
-    }
-    std::vector<Network> other_copies;
-    for (const Network* o : others)
-        if (!o->forwards.empty()) other_copies.push_back(*o);
-    Network probe;
-    probe.name = n.name;
-    probe.forwards = added;
-    try {
-        validate_forwards_against(probe, other_copies);
-    } catch (const Error& e) {
-        // Name the request's entry rather than probe's forwards[i].
-        std::string message = e.what();
-        const auto close = message.find(']');
-        if (message.rfind("forwards[", 0) == 0 && close != std::string::npos) {
-            const std::size_t i = std::stoul(message.substr(9, close - 9));
-            message = field(i) + message.substr(close + 1);
+        if (const auto hit = own.find(f)) {
+            const std::size_t k = position(n.forwards, *hit);
+            throw clash(i, "is already forwarded by this network, " + item("forwards", k), n.forwards[k]);
         }
-        throw Error(e.kind(), message);
+        for (const IndexedForwards& o : others)
+            if (const auto hit = o.index->find(f)) {
+                const std::size_t k = position(o.network->forwards, *hit);
+                throw clash(i, "is already forwarded by network '" + o.network->name + "', " + item("forwards", k),
+                            o.network->forwards[k]);
+            }
+        if (i + 1 < added.size()) earlier.insert(f);
     }
+}
+
+void validate_added_forwards(const Network& n, std::vector<PortForward>& added,
+                             const std::function<std::string(std::size_t)>& field,
+                             const std::vector<const Network*>& others)
+{
+    check_added_forwards(n, added, field);
+    std::vector<ForwardIndex> indexes;
+    indexes.reserve(others.size());
+    std::vector<IndexedForwards> indexed;
+    for (const Network* o : others) {
+        if (o->forwards.empty()) continue;
+        indexes.emplace_back(o->forwards);
+        indexed.push_back({o, &indexes.back()});
+    }
+    check_added_overlaps(n, ForwardIndex(n.forwards), added, field, indexed);
 }
 
 void validate_forwards(const Network& n)

@@ -21,13 +21,16 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <array>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace kvmnet::model {
@@ -119,6 +122,9 @@ PortForward parse_forward(const nlohmann::json& forward, const std::string& fiel
 std::vector<PortForward> parse_forwards(const nlohmann::json& array_or_object);
 std::vector<PortForward> parse_forwards(const std::string& text);
 nlohmann::json to_json(const PortForward& forward);
+// Appends to_json(forward) as compact JSON text (the same members; written
+// directly, without the JSON tree: the journal line of 100,000 forwards).
+void append_json(std::string& out, const PortForward& forward);
 
 Limits parse_limits(const nlohmann::json& limits, const std::string& field = "limits");
 nlohmann::json to_json(const Limits& limits);  // only the limits that are set
@@ -151,6 +157,52 @@ void validate_forwards(const Network& network);
 void validate_added_forwards(const Network& network, std::vector<PortForward>& added,
                              const std::function<std::string(std::size_t)>& field,
                              const std::vector<const Network*>& others);
+
+// The host side of forwards (protocol, host address, host ports) for the
+// overlap check, kept across calls: finding whether a forward overlaps any
+// held one is logarithmic in their number (AddForwards at 100,000 existing
+// costs what it costs at none). Holds forwards that do not overlap each
+// other, as validation guarantees for one network's forwards.
+class ForwardIndex {
+public:
+    ForwardIndex() = default;
+    explicit ForwardIndex(const std::vector<PortForward>& forwards);
+    void insert(const PortForward& forward);
+    void erase(const PortForward& forward);  // one held with the same key
+    // The key of a held forward that overlaps `forward` (forwards_overlap), if any.
+    std::optional<ForwardKey> find(const PortForward& forward) const;
+    std::size_t size() const { return size_; }
+
+private:
+    struct Held {
+        std::uint16_t last = 0;
+        ForwardKey key;
+    };
+    // (protocol: tcp 0, udp 1, IPv6 tcp 2, IPv6 udp 3; a specific address?; its bytes)
+    using GroupKey = std::tuple<int, bool, std::array<std::uint8_t, 16>>;
+    std::map<GroupKey, std::map<std::uint16_t, Held>> groups_;  // by first port
+    std::size_t size_ = 0;
+};
+
+// The checks of validate_added_forwards without the overlap check: the
+// network takes forwards, and each added forward is valid in it (named
+// guests resolved). InvalidArgument naming field(i).
+void check_added_forwards(const Network& network, std::vector<PortForward>& added,
+                          const std::function<std::string(std::size_t)>& field);
+
+// Another network's forwards with their index.
+struct IndexedForwards {
+    const Network* network = nullptr;
+    const ForwardIndex* index = nullptr;
+};
+// The overlap check of validate_added_forwards with indexes kept by the
+// caller: `added` against each other, `own` (the index of network's
+// forwards) and `others`. Conflict naming field(i) and the forward it
+// clashes with, in the order: an earlier added one, this network's, another
+// network's.
+void check_added_overlaps(const Network& network, const ForwardIndex& own, const std::vector<PortForward>& added,
+                          const std::function<std::string(std::size_t)>& field,
+                          const std::vector<IndexedForwards>& others);
 
 // No forward of `network` overlaps a forward of another network: Conflict
 // naming the other network. Applied by validate_against().

@@ -491,7 +491,9 @@ Network parse_network(const nlohmann::json& document)
 
 Network parse_network(const std::string& text) { return parse_network(parse_json_text(text, "document", "")); }
 
-nlohmann::json to_json(const Network& n)
+nlohmann::json to_json(const Network& n) { return to_json(n, true); }
+
+nlohmann::json to_json(const Network& n, bool with_forwards)
 {
     json j = {{"name", n.name}, {"mode", mode_name(n.mode)}, {"bridge", n.bridge}, {"autostart", n.autostart}};
     // Only the opt-out is written: documents of networks that keep the
@@ -577,7 +579,7 @@ nlohmann::json to_json(const Network& n)
     for (const Port& p : n.ports)
         ports.push_back(to_json(p));
     j["ports"] = std::move(ports);
-    if (!n.forwards.empty()) {
+    if (with_forwards && !n.forwards.empty()) {
         json forwards = json::array();
         for (const PortForward& f : n.forwards)
             forwards.push_back(to_json(f));

@@ -212,6 +212,8 @@ Network parse_network(const std::string& text);
 inline Network parse_network(const char* text) { return parse_network(std::string(text)); }
 
 nlohmann::json to_json(const Network& network);
+// Without "forwards" (which can be 100,000 entries): the rest of the document.
+nlohmann::json to_json(const Network& network, bool with_forwards);
 
 // One entry of "ports", as AttachPort takes it; `field` prefixes error paths.
 Port parse_port(const nlohmann::json& port, const std::string& field = "port");

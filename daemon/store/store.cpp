@@ -201,9 +201,73 @@ void append_line(const std::string& path, const std::string& document_path, cons
 
 }  // namespace
 
-std::string revision_of(const nlohmann::json& document) { return document_hash(document.dump()); }
+namespace {
 
-std::string revision_of(const model::Network& network) { return revision_of(model::to_json(network)); }
+struct Fnv {
+    std::uint64_t hash = 14695981039346656037ull;
+    void bytes(const void* data, std::size_t size)
+    {
+        for (const auto* c = static_cast<const unsigned char*>(data); size-- > 0; ++c) {
+            hash ^= *c;
+            hash *= 1099511628211ull;
+        }
+    }
+    template <typename T>
+    void value(const T& v)
+    {
+        bytes(&v, sizeof v);
+    }
+    void text(const std::string& s)
+    {
+        value(s.size());
+        bytes(s.data(), s.size());
+    }
+};
+
+}  // namespace
+
+std::uint64_t forward_hash(const model::PortForward& f)
+{
+    // The fields to_json writes, each with its presence: a forward of a
+    // named guest is the name, whatever address it resolves to.
+    Fnv h;
+    h.value(static_cast<int>(f.proto));
+    h.value(f.host_port_first);
+    h.value(f.host_port_last);
+    h.value(f.guest_port_first);
+    h.value(f.ipv6);
+    if (f.ipv6) {
+        h.value(f.host_address6.has_value());
+        if (f.host_address6) h.value(f.host_address6->bytes);
+        h.value(f.guest6.bytes);
+    } else {
+        h.value(f.host_address.has_value());
+        if (f.host_address) h.value(f.host_address->value);
+        h.text(f.guest_name);
+        if (f.guest_name.empty()) h.value(f.guest.value);
+    }
+    h.text(f.description);
+    h.value(f.rate.has_value());
+    if (f.rate) h.value(*f.rate);
+    return h.hash;
+}
+
+std::uint64_t forwards_hash(const std::vector<model::PortForward>& forwards)
+{
+    std::uint64_t sum = 0;
+    for (const model::PortForward& f : forwards)
+        sum += forward_hash(f);
+    return sum;
+}
+
+std::string revision_of(const model::Network& network, std::uint64_t forwards_part)
+{
+    char part[18];
+    std::snprintf(part, sizeof part, "/%016llx", static_cast<unsigned long long>(forwards_part));
+    return document_hash(model::to_json(network, false).dump() + part);
+}
+
+std::string revision_of(const model::Network& network) { return revision_of(network, forwards_hash(network.forwards)); }
 
 void Store::settle(const std::string& name) const
 {
@@ -213,10 +277,14 @@ void Store::settle(const std::string& name) const
 void Store::journal_add(const std::string& name, const std::vector<model::PortForward>& forwards) const
 {
     settle(name);
-    nlohmann::json added = nlohmann::json::array();
-    for (const model::PortForward& f : forwards)
-        added.push_back(model::to_json(f));
-    append_line(journal_of(name), path_of(name), nlohmann::json{{"add", std::move(added)}}.dump());
+    std::string line = R"({"add":[)";
+    line.reserve(line.size() + forwards.size() * 112);
+    for (std::size_t i = 0; i < forwards.size(); ++i) {
+        if (i != 0) line += ',';
+        model::append_json(line, forwards[i]);
+    }
+    line += "]}";
+    append_line(journal_of(name), path_of(name), line);
 }
 
 void Store::journal_remove(const std::string& name, const model::ForwardKey& key) const

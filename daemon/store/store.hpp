@@ -18,12 +18,19 @@
 namespace kvmnet::store {
 
 // The revision of a stored document: a hash of its canonical JSON (as
-// model::to_json gives it), so every change to the document - by Update,
+// model::to_json gives it) without "forwards", and of the forwards as a set
+// (the sum of a hash of each), so every change to the document - by Update,
 // AddHost, AddForwards, AttachPort, SetAutostart, Reload or a hand edit - is a
 // new revision without each of them keeping a counter, and a daemon restart
-// keeps it. Opaque to clients: only compared for equality.
+// keeps it; and a forward added or removed changes the forwards' part in
+// O(1), without hashing the other 100,000 (core::Manager keeps the sum).
+// Opaque to clients: only compared for equality.
 std::string revision_of(const model::Network& network);
-std::string revision_of(const nlohmann::json& document);
+// With the forwards' part given (forwards_hash of network.forwards).
+std::string revision_of(const model::Network& network, std::uint64_t forwards_part);
+// One forward's term of the forwards' part (a hash of what to_json writes of it).
+std::uint64_t forward_hash(const model::PortForward& forward);
+std::uint64_t forwards_hash(const std::vector<model::PortForward>& forwards);
 
 class Store {
 public:

@@ -81,6 +81,7 @@ int cmd_dbus_load(const Args& args);
 int cmd_read_while_starting(const Args& args);
 int cmd_daemon_forwards(const Args& args);
 int cmd_daemon_reads(const Args& args);
+int cmd_bulk_breakdown(const Args& args);
 int cmd_listener_scan(const Args& args);
 int cmd_outage(const Args& args);
 int cmd_summarize(const Args& args);

@@ -4,11 +4,13 @@
 #include "bench.hpp"
 #include "core/event_loop.hpp"
 #include "core/manager.hpp"
+#include "core/phases.hpp"
 #include "kernel/netlink_links.hpp"
 #include "kernel/nftables.hpp"
 #include "model/forward.hpp"
 
 #include <iostream>
+#include <map>
 
 namespace kvmnet::bench {
 
@@ -124,6 +126,127 @@ int cmd_daemon_reads(const Args& args)
         }
         manager.remove(name);
     }
+    return 0;
+}
+
+}  // namespace kvmnet::bench
+
+namespace kvmnet::bench {
+
+namespace {
+
+// The phases of the call being timed (core::phases), in the order they end.
+std::vector<std::pair<const char*, Clock::time_point>> phase_marks;
+void record_phase(const char* phase) { phase_marks.emplace_back(phase, Clock::now()); }
+
+// What the D-Bus service does after every change (api/service.cpp,
+// NetworkObject::refresh): it reads the network's properties to emit
+// PropertiesChanged; Revision hashes the whole document.
+class PropertyReader final : public core::ManagerListener {
+public:
+    explicit PropertyReader(core::Manager& manager) : manager_(manager) {}
+    void network_added(const std::string&) override {}
+    void network_removed(const std::string&) override {}
+    void network_changed(const std::string& name) override
+    {
+        revision_ = manager_.revision(name);
+        count_ = manager_.spec(name).forwards.size();
+    }
+    void mac_conflict(const std::string&, const std::string&, const std::vector<std::string>&) override {}
+    void lease_changed(const std::string&, const std::string&, const std::string&, const std::string&,
+                       const std::string&) override
+    {
+    }
+
+private:
+    core::Manager& manager_;
+    std::string revision_;
+    std::size_t count_ = 0;
+};
+
+// One figure per phase of one call ("phase:NAME"), and the call in all.
+void emit_phases(const std::string& variant, std::uint64_t n, Clock::time_point start)
+{
+    std::map<std::string, double> spent;
+    Clock::time_point from = start;
+    for (const auto& [phase, at] : phase_marks) {
+        spent[phase] += std::chrono::duration<double, std::milli>(at - from).count();
+        from = at;
+    }
+    for (const auto& [phase, ms] : spent)
+        emit("phase:" + phase, variant, n, "ms", ms);
+    phase_marks.clear();
+}
+
+}  // namespace
+
+// Where the time of one AddForwards goes in the daemon (docs/performance.md,
+// "Bulk forwards"): the JSON text of N forwards, as the bus delivers it,
+// through core::Manager::add_forwards with the real adapters, each phase
+// timed by the marks of core/phases.hpp; and one add and one remove at N
+// existing, in all.
+int cmd_bulk_breakdown(const Args& args)
+{
+    require_safe_netns();
+    core::ManagerOptions options;
+    options.state_dir = args.need("state-dir");
+    options.runtime_dir = args.need("runtime-dir");
+    const auto sizes = args.numbers("sizes", "10000,100000");
+    const auto at = args.numbers("at", "0,100000");
+    const unsigned runs = args.number("runs", 3);
+    const unsigned adds = args.number("adds", 100);
+    const std::string variant = args.get("variant", "kvmnet-daemon");
+
+    core::EventLoop loop;
+    kernel::NetlinkLinks links;
+    kernel::Nftables firewall;
+    core::Manager manager(options, loop, links, firewall);
+    PropertyReader properties(manager);
+    manager.set_listener(&properties);
+    manager.load();
+    const std::string name = "fwbench";
+    auto fresh = [&] {
+        manager.create(network_document);
+        manager.start(name);
+    };
+    auto document = [](unsigned first, unsigned count) {
+        nlohmann::json list = nlohmann::json::array();
+        for (unsigned i = first; i < first + count; ++i)
+            list.push_back(forward_json(forward_spec(i)));
+        return list.dump();
+    };
+
+    core::phases::recorder = record_phase;
+    for (const unsigned size : sizes) {
+        const std::string text = document(0, size);
+        for (unsigned r = 0; r < runs; ++r) {
+            fresh();
+            phase_marks.clear();
+            const auto start = Clock::now();
+            manager.add_forwards(name, text);
+            emit("commit_bulk", variant, size, "ms", ms_since(start));
+            emit_phases(variant, size, start);
+            manager.remove(name);
+        }
+    }
+    core::phases::recorder = nullptr;
+    for (const unsigned n : at) {
+        fresh();
+        if (n > 0) manager.add_forwards(name, document(0, n));
+        for (unsigned r = 0; r < adds; ++r) {
+            const ForwardSpec one = forward_spec(200000 + r);
+            const std::string text = forward_json(one).dump();
+            const model::ForwardKey key = model::make_forward_key("tcp", one.host_address, one.host_port);
+            auto start = Clock::now();
+            manager.add_forwards(name, text);
+            emit("add_one", variant, n, "ms", ms_since(start));
+            start = Clock::now();
+            manager.remove_forward(name, key);
+            emit("remove_one", variant, n, "ms", ms_since(start));
+        }
+        manager.remove(name);
+    }
+    manager.set_listener(nullptr);
     return 0;
 }
 

@@ -124,7 +124,9 @@ int cmd_dbus_forwards(const Args& args)
             const auto start = Clock::now();
             client.add_forwards(json);
             emit("add_one", "kvmnet-dbus", n, "ms", ms_since(start));
+            const auto removing = Clock::now();
             client.remove_forward(one);
+            emit("remove_one", "kvmnet-dbus", n, "ms", ms_since(removing));
         }
         client.remove();
     }

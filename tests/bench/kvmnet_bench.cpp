@@ -137,6 +137,8 @@ void usage(std::ostream& out)
            "  daemon-forwards --state-dir D --runtime-dir D [--sizes ...] [--runs 5] [--at ...] [--adds 200]\n"
            "      the same in-process through core::Manager (real adapters; needs a throwaway netns)\n"
            "  daemon-reads --state-dir D --runtime-dir D [--sizes 10000,100000] [--runs 5]\n"
+           "  bulk-breakdown --state-dir D --runtime-dir D [--sizes 10000,100000] [--at 0,100000] [--runs 3]\n"
+           "      [--adds 100]\n"
            "      one Statistics, one whole ListForwards and one 1000-forward page of a running network with N\n"
            "      forwards, in-process through core::Manager (real adapters; needs a throwaway netns)\n"
            "  listener-scan [--runs 50]      local listeners: /proc/net/{tcp,tcp6,udp,udp6} vs the daemon's sock_diag\n"
@@ -172,6 +174,7 @@ int main(int argc, char** argv)
         if (command == "read-while-starting") return cmd_read_while_starting(args);
         if (command == "daemon-forwards") return cmd_daemon_forwards(args);
         if (command == "daemon-reads") return cmd_daemon_reads(args);
+        if (command == "bulk-breakdown") return cmd_bulk_breakdown(args);
         if (command == "listener-scan") return cmd_listener_scan(args);
         if (command == "outage") return cmd_outage(args);
         if (command == "summarize") return cmd_summarize(args);

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Bulk forwards and flat adds (issue 17, items 1 and 2), in one run:
+#   1. the floor: kvmnet's nftables adapter committing the forwards' map
+#      elements in one batch (`kvmnet-bench nft-elements`, no daemon);
+#   2. where the time of one AddForwards goes: core::Manager in-process with
+#      the real adapters, the forwards as the JSON text the bus delivers,
+#      each phase timed (`kvmnet-bench bulk-breakdown`, core/phases.hpp);
+#      one add and one remove at 0 and at N existing;
+#   3. the same through D-Bus: kvmnetd on a private bus, `AddForwards` of N,
+#      one add and one remove at 0 and at N existing (`kvmnet-bench
+#      dbus-forwards`);
+#   4. the peers: iptables-restore and nft -f of the same forwards as one
+#      DNAT rule each (as scripts/bench.sh does).
+# Results go to RESULTS (raw.csv,
+# summary.csv, bulk.md); the section between the "bulk:" markers of
+# docs/performance.md is replaced unless --no-doc.
+#
+# Usage: sudo nice -n 19 scripts/bench-bulk.sh [--results DIR] [--sizes 10000,100000]
+#            [--runs N] [--adds N] [--no-doc]
+# About 3 minutes on 2 shared cores.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+RESULTS=""
+SIZES=10000,100000
+RUNS=3
+ADDS=100
+WRITE_DOC=1
+while (($# > 0)); do
+    case $1 in
+    --results)
+        RESULTS=${2:?--results needs a directory}
+        shift
+        ;;
+    --sizes)
+        SIZES=${2:?--sizes needs a list}
+        shift
+        ;;
+    --runs)
+        RUNS=${2:?--runs needs a number}
+        shift
+        ;;
+    --adds)
+        ADDS=${2:?--adds needs a number}
+        shift
+        ;;
+    --no-doc) WRITE_DOC=0 ;;
+    -h | --help)
+        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "bench-bulk.sh: unknown option '$1' (see --help)" >&2
+        exit 2
+        ;;
+    esac
+    shift
+done
+if ((EUID != 0)); then
+    echo "bench-bulk.sh: needs root (it creates network namespaces)" >&2
+    exit 1
+fi
+LARGEST=${SIZES##*,}
+
+RESULTS=${RESULTS:-$ROOT/bench-results/bulk-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$RESULTS"
+RESULTS=$(cd "$RESULTS" && pwd)
+
+[[ -f build/build.ninja ]] || meson setup build
+ninja -C build -j2 daemon/kvmnetd client/kvmnetctl tests/bench/kvmnet-bench
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
+if [[ -n $(git -C "$ROOT" status --porcelain -- daemon) ]]; then COMMIT="$COMMIT+changes"; fi
+
+export SRCDIR=$ROOT KVMNETCTL=$ROOT/build/client/kvmnetctl KVMNETD=$ROOT/build/daemon/kvmnetd
+BENCH=$ROOT/build/tests/bench/kvmnet-bench
+RAW=$RESULTS/raw.csv
+echo "figure,variant,n,unit,value" >"$RAW"
+cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-start.txt"
+STARTED=$(date +%s)
+
+export KVMNET_LIB_MODE=demo
+# shellcheck source=../tests/e2e/lib.sh
+source "$ROOT/tests/e2e/lib.sh"
+PFX=kvmk$$-
+iptables-restore() { _guard_refuse iptables-restore "$@"; }
+record() { "$@" >>"$RAW"; }
+
+# The i-th synthetic forward as kvmnet-bench's forward_spec, as iptables-restore or nft lines.
+gen_rules() {
+    awk -v n="$1" -v fmt="$2" 'BEGIN {
+        for (i = 0; i < n; i++) {
+            a = "203.0.113." (11 + int(i / 50000)); p = 10000 + i % 50000; g = "192.168.150." (10 + i % 200)
+            if (fmt == "iptables")
+                printf "-A PREROUTING -d %s/32 -p tcp -m tcp --dport %d -j DNAT --to-destination %s:80\n", a, p, g
+            else
+                printf "ip daddr %s tcp dport %d dnat to %s:80\n", a, p, g
+        }
+    }'
+}
+
+# 1. The floor and the peers, each in a namespace of its own.
+ADAPTER=${PFX}nft PEERS=${PFX}ipt
+ns_create "$ADAPTER"
+ns_create "$PEERS"
+echo "bench-bulk.sh: the adapter's kernel commit" >&2
+record in_ns "$ADAPTER" "$BENCH" nft-elements --sizes "$SIZES" --at "0,$LARGEST" --runs "$RUNS" --adds "$ADDS"
+echo "bench-bulk.sh: iptables-restore and nft -f" >&2
+for n in ${SIZES//,/ }; do
+    { echo "*nat" && echo ":PREROUTING ACCEPT [0:0]" && gen_rules "$n" iptables && echo "COMMIT"; } >"$T/ipt-$n.rules"
+    record in_ns "$PEERS" "$BENCH" exec --runs "$RUNS" --figure commit_bulk --variant iptables-restore --n "$n" \
+        --prepare "iptables -t nat -F PREROUTING" -- iptables-restore "$T/ipt-$n.rules"
+    {
+        echo "table ip nftbase {" && echo "  chain prerouting {"
+        echo "    type nat hook prerouting priority dstnat; policy accept;"
+        gen_rules "$n" nft && echo "  }" && echo "}"
+    } >"$T/nft-$n.nft"
+    record in_ns "$PEERS" "$BENCH" exec --runs "$RUNS" --figure commit_bulk --variant nft-f --n "$n" \
+        --prepare "nft delete table ip nftbase 2>/dev/null; true" -- nft -f "$T/nft-$n.nft"
+done
+
+# 2. In-process, with the phases.
+echo "bench-bulk.sh: in-process breakdown" >&2
+ns_create "${PFX}mgr"
+mkdir -p "$T/mgr"
+record in_ns "${PFX}mgr" "$BENCH" bulk-breakdown --state-dir "$T/mgr/state" --runtime-dir "$T/mgr/run" \
+    --sizes "$SIZES" --at "0,$LARGEST" --runs "$RUNS" --adds "$ADDS" --variant daemon 2>>"$T/mgr.log"
+
+# 3. Through D-Bus: lib.sh's host namespace, bus and daemon.
+echo "bench-bulk.sh: AddForwards through D-Bus" >&2
+nat_topology
+bus_start
+daemon_start --log-level warning
+printf '{"name":"fwbench","mode":"nat","bridge":"kvmbfw","ipv4":{"address":"192.168.150.1/24","dhcp":{"ranges":["192.168.150.220-192.168.150.250"]}}}\n' >"$T/fwbench.json"
+"$BENCH" dbus-forwards --document "$T/fwbench.json" --bulk "$SIZES" --bulk-runs "$RUNS" --max-runs-100k "$RUNS" \
+    --at "0,$LARGEST" --adds "$ADDS" | sed "s/,kvmnet-dbus,/,dbus,/" >>"$RAW"
+daemon_stop
+"$BENCH" summarize <"$RAW" >"$RESULTS/summary.csv"
+cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"
+
+# ---------------------------------------------------------------- report
+med() { # FIGURE VARIANT N [COLUMN]: the figure's median (or another column of summary.csv)
+    awk -F, -v f="$1" -v v="$2" -v n="$3" -v c="${4:-median}" 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        $1 == f && $2 == v && $3 == n { x = $col[c]; printf (x >= 100 ? "%.0f" : x >= 10 ? "%.1f" : x >= 1 ? "%.2f" : "%.3f"), x }' \
+        "$RESULTS/summary.csv"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "×%.2f", a / b; else print "–" }'; }
+phases() { # VARIANT N: the phases measured, in the order of the first run
+    awk -F, -v v="$1" -v n="$2" '$2 == v && $3 == n && $1 ~ /^phase:/ && !seen[$1]++ { print substr($1, 7) }' "$RAW"
+}
+{
+    echo "<!-- bulk: rendered by scripts/bench-bulk.sh; it replaces this section -->"
+    echo "### Bulk forwards and flat adds, after (issue 17)"
+    echo
+    echo "Measured by \`scripts/bench-bulk.sh\` on $(date -u +%Y-%m-%d), $COMMIT, in one run under"
+    echo "\`nice -n 19\` on $(nproc) shared cores (load average $(cat "$RESULTS/load-start.txt") at the start,"
+    echo "$(cat "$RESULTS/load-end.txt") at the end; other engineers' builds and tests ran meanwhile: absolute"
+    echo "times are upper bounds, the same-run ratios are what to read). Medians of $RUNS runs; adds and"
+    echo "removes $ADDS samples each. The forwards are those of \`scripts/bench.sh\`."
+    echo
+    echo "| N | floor (adapter) | in the daemon | D-Bus | D-Bus ÷ floor | iptables-restore | nft -f | iptables-restore ÷ D-Bus | nft -f ÷ D-Bus |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for n in ${SIZES//,/ }; do
+        floor=$(med commit_bulk kvmnet-adapter "$n")
+        dbus=$(med commit_bulk dbus "$n")
+        ipt=$(med commit_bulk iptables-restore "$n")
+        nftf=$(med commit_bulk nft-f "$n")
+        echo "| $n | $floor | $(med commit_bulk daemon "$n") | $dbus | $(ratio "$dbus" "$floor") | $ipt | $nftf |" \
+            "$(ratio "$ipt" "$dbus") | $(ratio "$nftf" "$dbus") |"
+    done
+    echo
+    echo "Where the time goes (ms, medians):"
+    echo
+    echo "| Phase | ${SIZES//,/ | } |"
+    echo "|---|$(echo "$SIZES" | sed 's/[0-9]*/---|/g; s/,//g')"
+    mapfile -t names < <(phases daemon "$LARGEST")
+    for p in "${names[@]}"; do
+        line="| $p |"
+        for n in ${SIZES//,/ }; do line="$line $(med "phase:$p" daemon "$n") |"; done
+        echo "$line"
+    done
+    line="| *in the daemon, in all* |"
+    for n in ${SIZES//,/ }; do line="$line $(med commit_bulk daemon "$n") |"; done
+    echo "$line"
+    line="| the bus (D-Bus − in the daemon) |"
+    for n in ${SIZES//,/ }; do
+        line="$line $(awk -v a="$(med commit_bulk dbus "$n")" -v b="$(med commit_bulk daemon "$n")" 'BEGIN { printf "%.1f", a - b }') |"
+    done
+    echo "$line"
+    line="| *through D-Bus, in all* |"
+    for n in ${SIZES//,/ }; do line="$line $(med commit_bulk dbus "$n") |"; done
+    echo "$line"
+    echo
+    echo "One add and one remove at N existing (ms, p50 / p99):"
+    echo
+    echo "| | at 0 | at $LARGEST | $LARGEST ÷ 0 (p50) |"
+    echo "|---|---|---|---|"
+    for row in "add_one kvmnet-adapter adapter, one element" "add_one daemon add, in the daemon" \
+        "remove_one daemon remove, in the daemon" "add_one dbus add, D-Bus" "remove_one dbus remove, D-Bus"; do
+        read -r fig var what <<<"$row"
+        a=$(med "$fig" "$var" 0)
+        b=$(med "$fig" "$var" "$LARGEST")
+        [[ -n $a ]] || continue
+        echo "| $what | $a / $(med "$fig" "$var" 0 p99) | $b / $(med "$fig" "$var" "$LARGEST" p99) | $(ratio "$b" "$a") |"
+    done
+    echo
+    echo "<!-- /bulk -->"
+} >"$RESULTS/bulk.md"
+if ((WRITE_DOC)); then
+    python3 "$ROOT/scripts/doc-section.py" bulk "$ROOT/docs/performance.md" "$RESULTS/bulk.md"
+fi
+cat "$RESULTS/bulk.md"
+echo "bench-bulk.sh: results in $RESULTS ($(($(date +%s) - STARTED)) s)" >&2
