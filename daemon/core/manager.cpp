@@ -498,7 +498,7 @@ void Manager::remove(const std::string& name)
     // Marked first: a daemon killed during the deletion finishes it at its
     // next start (load) instead of leaving the network stopped but there.
     const std::string marker = layout_.delete_marker(name);
-    store::write_atomic(marker, "1\n", 0644);
+    store::write_replace(marker, "1\n", 0644);
     const bool was_running = is_running(e.state);
     bool stopped = false;
     try {
@@ -733,7 +733,7 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     // the new document at its next start (load) instead of leaving the
     // network stopped or half old, half new.
     model::Network old = e.spec;
-    store::write_atomic(layout_.restart_marker(name), old.bridge + "\n", 0644);
+    store::write_replace(layout_.restart_marker(name), old.bridge + "\n", 0644);
     try {
         store_.save(n);
     } catch (...) {
