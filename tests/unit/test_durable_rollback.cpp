@@ -165,7 +165,7 @@ TEST_CASE("A lost save is reported once no later save of the document is pending
         pollfd p{writer.completion_fd(), POLLIN, 0};
         REQUIRE(::poll(&p, 1, 10000) == 1);
     };
-    store.save(network(false, 0));
+    store.save(network(false, 1500));
     writer.submit();
     wait_for_batch();
     writer.complete();
@@ -174,7 +174,7 @@ TEST_CASE("A lost save is reported once no later save of the document is pending
     // save of the same document is queued, and it succeeds: the disk holds
     // both changes, so nothing is to be undone.
     syncer.fail = true;
-    store.save(network(true, 0));
+    store.save(network(true, 1500));
     writer.submit();
     wait_for_batch();
     syncer.fail = false;
