@@ -666,12 +666,14 @@ private:
                                                          "call SetAutostart, which asks polkit"));
             core::log_info("uid " + std::to_string(uid) + " sets Autostart of network '" + name_ + "' to " +
                            (value ? "true" : "false"));
+            // A setter answers when it returns (sdbus-c++ 1.2), and waiting
+            // here for the fsync would hold every other caller on the disk.
+            // The value is in effect and written to a temporary file (a full
+            // or read-only state directory fails here, nothing changed); it
+            // becomes durable on the store's thread, and should that fail
+            // it goes back, with PropertiesChanged (Manager::document_lost).
+            // SetAutostart is the call that replies once it is on disk.
             manager_.set_autostart(name_, value);
-            // A setter answers when it returns: wait here for the document.
-            std::exception_ptr error;
-            manager_.when_durable([&error](std::exception_ptr e) { error = e; });
-            manager_.wait_durable();
-            if (error) std::rethrow_exception(error);
         });
     }
     uint32_t LeaseCount() override { return static_cast<uint32_t>(manager_.leases(name_).size()); }

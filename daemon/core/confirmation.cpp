@@ -14,7 +14,7 @@ ConfirmationDeadline::ConfirmationDeadline(EventLoop& loop, std::string file, st
 
 void ConfirmationDeadline::arm(std::int64_t deadline)
 {
-    store::write_atomic(file_, std::to_string(deadline) + "\n");
+    store::write_replace(file_, std::to_string(deadline) + "\n");
     const std::int64_t left = std::max<std::int64_t>(0, deadline - static_cast<std::int64_t>(::time(nullptr)));
     timer_ = loop_.add_timer(static_cast<std::uint64_t>(left) * 1000000ull, [this] {
         timer_.reset();

@@ -65,8 +65,8 @@ Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& lin
                  Clock* clock)
     : options_(std::move(options)), layout_(options_.state_dir, options_.runtime_dir), loop_(loop),
       loop_clock_(clock ? nullptr : std::make_unique<LoopClock>(loop)), clock_(clock ? *clock : *loop_clock_),
-      links_(links), firewall_(firewall), committed_(firewall, layout_.committed_table()), store_(layout_),
-      ip_forward_hold_(links, ip_forward_key, layout_.saved_sysctl("ip_forward")),
+      links_(links), firewall_(firewall), committed_(firewall, layout_.committed_table()),
+      store_(layout_, options_.syncer), ip_forward_hold_(links, ip_forward_key, layout_.saved_sysctl("ip_forward")),
       ipv6_forward_hold_(links, ipv6_forwarding_key, layout_.saved_sysctl("ipv6_forwarding")),
       repairs_(clock_, [this](const std::map<std::string, plan::DriftKinds>& due) { sync(due); })
 {
@@ -81,17 +81,12 @@ Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& lin
         durable_done_ =
             loop_.add_io(durable.completion_fd(), EPOLLIN, [&durable](std::uint32_t) { durable.complete(); });
         durable_submit_ = loop_.add_post([&durable] { durable.submit(); });
+        store_.on_lost([this](const std::string& name, std::exception_ptr error) { document_lost(name, error); });
     }
     evpn_ = std::make_unique<Evpn>(options_.vtysh, options_.frr_vty_socket, layout_.frr_fragment());
 }
 
 Manager::~Manager() = default;
-
-void Manager::wait_durable()
-{
-    store_.durable().flush();
-    store_.durable().complete();
-}
 
 ModeDriver& Manager::driver(const model::Network& n)
 {
@@ -449,17 +444,7 @@ void Manager::reload()
             bring_up(e, 0, log_outcome(e.spec.name));
             adopting_.erase(e.spec.name);
         } else if (!(e.spec == n)) {
-            const bool running = e.state != State::inactive;
-            const auto leases = running ? leases_to_keep(e, n) : std::nullopt;
-            if (running) tear_down(e);
-            restore_leases(e.spec.name, leases);
-            e.spec = std::move(n);
-            if (listener_) listener_->network_changed(e.spec.name);
-            if (running) {
-                bring_up(e, 0, log_outcome(e.spec.name));
-            } else {
-                set_state(e, State::inactive);
-            }
+            take_document(e, std::move(n));
         } else if (had_problem) {
             if (is_running(e.state))
                 assess(e);
@@ -501,7 +486,7 @@ void Manager::remove(const std::string& name)
     // Marked first: a daemon killed during the deletion finishes it at its
     // next start (load) instead of leaving the network stopped but there.
     const std::string marker = layout_.delete_marker(name);
-    store::write_atomic(marker, "1\n", 0644);
+    store::write_replace(marker, "1\n", 0644);
     const bool was_running = is_running(e.state);
     bool stopped = false;
     try {
@@ -737,7 +722,7 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     // the new document at its next start (load) instead of leaving the
     // network stopped or half old, half new.
     model::Network old = e.spec;
-    store::write_atomic(layout_.restart_marker(name), old.bridge + "\n", 0644);
+    store::write_replace(layout_.restart_marker(name), old.bridge + "\n", 0644);
     try {
         store_.save(n);
     } catch (...) {

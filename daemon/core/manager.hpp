@@ -76,6 +76,9 @@ struct ManagerOptions {
     // FRR's vty sockets ("" for FRR's default, /var/run/frr).
     std::string vtysh = "/usr/bin/vtysh";
     std::string frr_vty_socket;
+    // How documents become durable; nullptr: fsync(2) (store::Syncer; the
+    // unit tests inject one that fails).
+    store::Syncer* syncer = nullptr;
 };
 
 // Notified after every change, from inside the event loop.
@@ -176,13 +179,9 @@ public:
     void update_at_revision(const std::string& name, const std::string& document, const std::string& revision);
     void set_autostart(const std::string& name, bool autostart);
     // `done` runs on the event loop once every document stored so far is
-    // on disk, with the error when that failed (the change is in effect
-    // then, but its caller must not hear success). At once without
-    // durable_writes_in_background.
+    // on disk, with the error when that failed (the change is undone by
+    // then: document_lost). At once without durable_writes_in_background.
     void when_durable(Done done) { store_.durable().when_durable(std::move(done)); }
-    // Blocks until every document stored so far is on disk and runs the
-    // when_durable calls waiting for it.
-    void wait_durable();
 
     // Guest ports (core/manager_ports.cpp). attach takes one "ports" entry
     // of the document as JSON; list returns configuration plus live state.
@@ -339,6 +338,13 @@ private:
     Entry& changeable(const std::string& name);
     // The document was stored whole: a problem with the stored file is gone.
     void document_stored(Entry& e);
+    // A save that failed after its call returned (store::Store::on_lost):
+    // memory and kernel go back to the document on disk
+    // (core/manager_durable.cpp).
+    void document_lost(const std::string& name, std::exception_ptr error);
+    // The network runs (or stays stopped) with `n` from now on, as Reload
+    // takes a changed file: torn down and brought up with it unless inactive.
+    void take_document(Entry& e, model::Network n);
     std::vector<model::Network> configured_except(const std::string& name) const;
     std::vector<model::Network> active_specs(const std::string& plus = {}, const std::string& minus = {}) const;
     std::string pick_bridge_name() const;

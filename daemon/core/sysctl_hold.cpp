@@ -22,7 +22,7 @@ void SysctlHold::want(bool on, const std::function<void(const std::string& curre
     if (on && !have_saved) {
         const std::string current = first_word(links_.read_sysctl(key_).value_or("0"));
         if (before_enabling) before_enabling(current);
-        store::write_atomic(saved_, current + "\n");
+        store::write_replace(saved_, current + "\n");
         if (current != "1") links_.write_sysctl(key_, "1");
     } else if (!on && have_saved) {
         const std::string previous = first_word(store::read_file(saved_).value_or("0"));

@@ -6,7 +6,7 @@ namespace kvmnet::core {
 
 void write_takeover_record(const std::string& path, const TakeoverRecord& record)
 {
-    store::write_atomic(path, nlohmann::json(record).dump(2) + "\n");
+    store::write_replace(path, nlohmann::json(record).dump(2) + "\n");
 }
 
 std::optional<TakeoverRecord> read_takeover_record(const std::string& path, std::string& problem)

@@ -30,7 +30,8 @@ struct TakeoverRecord {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TakeoverRecord, uplink, bridge, addresses, routes)
 
-// Written atomically (fsynced): a crash right after must still find it.
+// In place when this returns (store::write_replace): a daemon that crashes
+// right after finds it.
 void write_takeover_record(const std::string& path, const TakeoverRecord& record);
 // nullopt when there is no file; `problem` says why a file that exists does
 // not load (and nullopt is returned then too).

@@ -85,7 +85,7 @@ void NetlinkLinks::set_master(const std::string& name, const std::string& master
             throw Error(ErrorKind::InvalidArgument, "netlink: " + operation + " failed: that would make a loop of " +
                                                         "bridges (" + describe(result) + ")");
         }
-        throw_result(change_kind(result), operation, result);
+        fail_result(operation, result);
     }
 }
 
@@ -109,7 +109,7 @@ void NetlinkLinks::set_port_flag(const std::string& name, int attribute, bool on
         return true;
     });
     if (!result.ok()) {
-        throw_result(change_kind(result), operation, result);
+        fail_result(operation, result);
     }
     // Old kernels ignore an unknown attribute and ACK; only the read-back tells.
     std::optional<bool> reported;
@@ -441,7 +441,7 @@ void NetlinkLinks::set_port_vlans(const std::string& bridge, const std::string& 
                                                     ")");
         }
         if (!result.ok()) {
-            throw_result(change_kind(result), operation + ": turning VLAN filtering on for " + bridge, result);
+            fail_result(operation + ": turning VLAN filtering on for " + bridge, result);
         }
         if (!filtering()) {
             throw Error(ErrorKind::Unsupported, "netlink: " + operation + " failed: the kernel acknowledged " +
@@ -476,9 +476,7 @@ void NetlinkLinks::set_port_vlans(const std::string& bridge, const std::string& 
                         "netlink: " + operation + " failed: " + vlan_filtering_missing + " (" + describe(result) + ")");
         }
         if (!result.ok()) {
-            throw_result(change_kind(result),
-                         std::string(type == RTM_SETLINK ? "adding" : "removing") + " VLANs while " + operation,
-                         result);
+            fail_result(std::string(type == RTM_SETLINK ? "adding" : "removing") + " VLANs while " + operation, result);
         }
     }
 

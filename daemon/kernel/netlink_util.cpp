@@ -270,11 +270,13 @@ void fail(const std::string& operation, int nl_error, ErrorKind kind)
 
 ErrorKind kind_for(int nl_error)
 {
+    // libnl folds errno into codes of its own; these are the ones kind_for_errno tells apart.
     switch (nl_error < 0 ? -nl_error : nl_error) {
     case NLE_OBJ_NOTFOUND:  // ENODEV: the link vanished between lookup and change
-    case NLE_NODEV: return ErrorKind::NotFound;
-    case NLE_EXIST: return ErrorKind::AlreadyExists;
-    case NLE_OPNOTSUPP: return ErrorKind::Unsupported;
+    case NLE_NODEV: return kind_for_errno(ENODEV);
+    case NLE_EXIST: return kind_for_errno(EEXIST);
+    case NLE_BUSY: return kind_for_errno(EBUSY);
+    case NLE_OPNOTSUPP: return kind_for_errno(EOPNOTSUPP);
     default: return ErrorKind::Kernel;
     }
 }
@@ -344,12 +346,22 @@ void change_link(nl_sock* socket, rtnl_link* orig, rtnl_link* changes, const std
 
 ErrorKind kind_for_errno(int error)
 {
-    switch (-error) {
-    case ENODEV: return ErrorKind::NotFound;
-    case EEXIST: return ErrorKind::AlreadyExists;
-    case EOPNOTSUPP: return ErrorKind::Unsupported;
-    default: return ErrorKind::Kernel;
-    }
+    struct Kind {
+        int error;
+        ErrorKind kind;
+    };
+    static constexpr Kind kinds[] = {
+        {ENODEV, ErrorKind::NotFound},  // no such link, or it vanished between lookup and change
+        {EEXIST, ErrorKind::AlreadyExists},
+        // Held by something else for now (a driver that cannot change its MAC while up, a port
+        // enslaved elsewhere): the caller can act and retry, unlike a Kernel error.
+        {EBUSY, ErrorKind::Busy},
+        {EOPNOTSUPP, ErrorKind::Unsupported},
+    };
+    const int positive = error < 0 ? -error : error;
+    for (const Kind& k : kinds)
+        if (k.error == positive) return k.kind;
+    return ErrorKind::Kernel;
 }
 
 void fail_result(const std::string& operation, const NlResult& result)
@@ -451,17 +463,6 @@ const nlattr* linkinfo_attribute(const nlmsghdr* hdr, int info_member, int type,
         return nullptr;
     }
     return data[static_cast<std::size_t>(type)];
-}
-
-// The kinds every link-change verb shares: a link that vanished mid-way is NotFound, the rest is Kernel.
-ErrorKind change_kind(const NlResult& result)
-{
-    switch (-result.error) {
-    case ENODEV: return ErrorKind::NotFound;
-    case EBUSY: return ErrorKind::Busy;
-    case EOPNOTSUPP: return ErrorKind::Unsupported;
-    default: return ErrorKind::Kernel;
-    }
 }
 
 }  // namespace kvmnet::kernel

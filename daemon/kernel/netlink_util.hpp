@@ -85,7 +85,7 @@ using MsgPtr = NlMsgPtr;
 
 // Throws Error(kind, "netlink: <operation> failed: <libnl's text>"); libnl codes are negative.
 [[noreturn]] void fail(const std::string& operation, int nl_error, ErrorKind kind = ErrorKind::Kernel);
-// NotFound, AlreadyExists, Unsupported or Kernel for a libnl error code.
+// kind_for_errno's kind for a libnl error code.
 ErrorKind kind_for(int nl_error);
 [[noreturn]] void fail_mapped(const std::string& operation, int nl_error);
 
@@ -98,11 +98,11 @@ void change_link(nl_sock* socket, rtnl_link* orig, rtnl_link* changes, const std
 
 // ---- Errors of hand-built requests --------------------------------------------------------------------------------
 
-// For creating requests (links, addresses, routes): ENODEV NotFound, EEXIST AlreadyExists, EOPNOTSUPP Unsupported.
+// The one errno-to-kind mapping of the kernel layer, for creating requests and changes alike (either sign):
+// ENODEV NotFound, EEXIST AlreadyExists, EBUSY Busy, EOPNOTSUPP Unsupported, anything else Kernel.
 ErrorKind kind_for_errno(int error);
+// Throws with kind_for_errno(result.error).
 [[noreturn]] void fail_result(const std::string& operation, const NlResult& result);
-// For changes of an existing link: ENODEV (vanished mid-way) NotFound, EBUSY Busy, EOPNOTSUPP Unsupported.
-ErrorKind change_kind(const NlResult& result);
 [[noreturn]] void invalid(const std::string& operation, const std::string& what);
 
 // ---- Addresses as text --------------------------------------------------------------------------------------------

@@ -160,9 +160,16 @@ void DurableWriter::complete()
         done.swap(finished_);
         if (!busy_ && queued_.empty()) hand_over();
     }
-    for (Batch& batch : done)
+    for (Batch& batch : done) {
+        // Memory goes back to what the disk holds before a caller hears of it.
+        // Unless the path was replaced again after this batch: that replace
+        // decides (and is reported by its own batch should it fail too).
+        if (lost_)
+            for (const std::string& path : batch.lost)
+                if (last_of_[path] <= batch.last) lost_(path, batch.error);
         for (Done& call : batch.done)
             call(batch.error);
+    }
 }
 
 void DurableWriter::flush()
@@ -214,7 +221,7 @@ void DurableWriter::run_batch(Batch& batch)
     std::size_t renamed = 0;
     try {
         for (const std::size_t i : kept)
-            syncer_->sync_file(replaces[i].fd, replaces[i].tmp);
+            syncer_->sync_file(replaces[i].fd, replaces[i].path);  // its error names the file, not the temporary
         std::set<std::string> directories;
         for (; renamed < kept.size(); ++renamed) {
             Replace& r = replaces[kept[renamed]];
@@ -236,6 +243,7 @@ void DurableWriter::run_batch(Batch& batch)
             Replace& r = replaces[kept[k]];
             if (r.fd >= 0) ::close(r.fd);
             ::unlink(r.tmp.c_str());
+            batch.lost.push_back(r.path);
         }
     }
 }

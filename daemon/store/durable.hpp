@@ -39,6 +39,11 @@ public:
     // Called on the thread that calls complete() (the event loop), with the
     // batch's error or nullptr.
     using Done = std::function<void(std::exception_ptr)>;
+    // Called there for a file whose new contents a failed batch did not put
+    // in place (its old contents are still there), before the batch's Done
+    // calls, unless it was replaced again after that batch: that replace
+    // decides what the file holds, and is reported the same way if it fails.
+    using Lost = std::function<void(const std::string& path, std::exception_ptr error)>;
 
     explicit DurableWriter(Syncer* syncer = nullptr);  // nullptr: fsync(2)
     ~DurableWriter();                                  // syncs what is queued first
@@ -70,6 +75,8 @@ public:
     // Blocks until everything replaced so far is durable. The Done calls
     // run at the next complete().
     void flush();
+    // Who is told of lost replaces; only threaded: unthreaded, replace() throws.
+    void on_lost(Lost lost) { lost_ = std::move(lost); }
 
 private:
     struct Replace {
@@ -83,6 +90,7 @@ private:
         std::vector<Done> done;
         std::uint64_t last = 0;  // sequence number of its last replace
         std::exception_ptr error;
+        std::vector<std::string> lost;  // paths left with their old contents by the error
     };
 
     void run_batch(Batch& batch);
@@ -91,6 +99,7 @@ private:
 
     Syncer* syncer_;
     std::unique_ptr<Syncer> own_syncer_;
+    Lost lost_;
     int event_fd_ = -1;
 
     // The event loop's side.

@@ -15,6 +15,11 @@ int write_temp(const std::string& tmp, const std::string& contents, unsigned mod
 void write_atomic(const std::string& path, const std::string& contents, unsigned mode = 0644);
 // Temp file and rename without fsync: old or new contents after a crash of
 // the process, not of the machine (runtime files that a reboot drops anyway).
+// Every record under RUNTIME is written so (markers, takeover record,
+// confirmation deadline, saved sysctls): it is in place when this returns,
+// before the kernel change it guards, so a crashed daemon finds it; a crash
+// of the machine drops RUNTIME (a tmpfs) and the kernel state it describes
+// alike, so an fsync would buy nothing and hold the event loop on the disk.
 void write_replace(const std::string& path, const std::string& contents, unsigned mode = 0644);
 std::optional<std::string> read_file(const std::string& path);
 void make_directories(const std::string& path, unsigned mode = 0755);

@@ -400,6 +400,21 @@ void Store::remove(const std::string& name) const
     }
 }
 
+std::optional<model::Network> Store::stored(const std::string& name, std::vector<std::string>& problems) const
+{
+    const auto text = read_file(path_of(name));
+    if (!text) return std::nullopt;
+    return parse_stored(*text, journal_of(name), problems);
+}
+
+void Store::on_lost(std::function<void(const std::string& name, std::exception_ptr error)> lost) const
+{
+    durable_->on_lost([lost = std::move(lost)](const std::string& path, std::exception_ptr error) {
+        // Only documents go through this store's writer: STATE/networks/NAME.json.
+        lost(std::filesystem::path(path).stem().string(), error);
+    });
+}
+
 void Store::check_writable() const
 {
     const std::string dir = layout_.networks_dir();

@@ -9,6 +9,8 @@
 #include "store/durable.hpp"
 #include "store/layout.hpp"
 
+#include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -64,6 +66,15 @@ public:
     void save(const model::Network& network) const;
     // Removes the document (throws when it cannot), then its journal.
     void remove(const std::string& name) const;
+    // The document of `name` as the disk holds it now, its journal replayed
+    // (nullopt: there is none), without waiting for pending saves. Throws
+    // InvalidArgument when it does not load.
+    std::optional<model::Network> stored(const std::string& name, std::vector<std::string>& problems) const;
+    // `lost` is called on the event loop (DurableWriter::complete) with the
+    // network's name when a save failed after its call returned - the disk
+    // still holds the document before it (stored() reads it) - unless the
+    // network was saved again after it (that save decides).
+    void on_lost(std::function<void(const std::string& name, std::exception_ptr error)> lost) const;
     DurableWriter& durable() const { return *durable_; }
     // Throws Kernel when no file can be written or removed in the directory
     // (read-only file system, immutable directory), before a change starts.

@@ -239,6 +239,49 @@ state_tmpfs() {
 # read-only (or writable again), so the daemon's copy of the mount follows.
 state_mode() { mount -o "remount,$1" "$T/state"; }
 
+# slow_disk DIR: DIR becomes an ext4 of the test's own whose image lives on
+# a second ext4 of the test's own ($T/outer; two loop devices). Call it in a
+# private mount namespace, before daemon_start. disk_freeze freezes the
+# outer one (fsfreeze): writes into DIR's page cache go on, every fsync
+# there waits until disk_thaw - a real slow disk, no test hook in the
+# daemon. cleanup thaws before it stops anything.
+DISK_FROZEN=0
+slow_disk() {
+    local dir=$1
+    [[ $(readlink /proc/self/ns/mnt) != "$(readlink /proc/1/ns/mnt)" ]] ||
+        fail "slow_disk: not in a private mount namespace (see 'private mounts' in lib.sh)"
+    command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 (e2fsprogs) is not installed"
+    command -v fsfreeze >/dev/null || skip "fsfreeze (util-linux) is not installed"
+    [[ -e /dev/loop-control ]] || skip "no loop devices (/dev/loop-control)"
+    if [[ ! -d $T/outer ]]; then
+        mkdir -p "$T/outer"
+        truncate -s 64M "$T/outer.img"
+        mkfs.ext4 -q -F "$T/outer.img"
+        mount -o loop "$T/outer.img" "$T/outer" || skip "cannot mount an ext4 image on a loop device"
+        MOUNTS+=("$T/outer")
+    fi
+    local image
+    image=$T/outer/$(basename "$dir").img
+    mkdir -p "$dir"
+    truncate -s 32M "$image"
+    mkfs.ext4 -q -F "$image"
+    mount -o loop "$image" "$dir"
+    MOUNTS=("$dir" "${MOUNTS[@]}") # the inner one is unmounted first
+}
+disk_freeze() {
+    local m
+    for m in "${MOUNTS[@]}"; do [[ $m == "$T/outer" ]] || sync -f "$m"; done
+    sync -f "$T/outer"
+    fsfreeze -f "$T/outer"
+    DISK_FROZEN=1
+}
+disk_thaw() {
+    if ((DISK_FROZEN)); then
+        fsfreeze -u "$T/outer" 2>/dev/null || true
+        DISK_FROZEN=0
+    fi
+}
+
 # ---------------------------------------------------------------- cleanup
 
 _pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
@@ -283,6 +326,9 @@ cleanup() {
     if ((rc != 0 && rc != 77 && rc != 130)); then
         dump_daemon_log
     fi
+    # A daemon (or the kernel's writeback) waiting on a frozen file system
+    # would not stop.
+    disk_thaw
     [[ -n $DAEMON_PID ]] && stop_pid "$DAEMON_PID"
     for pid in "${HOST_DAEMON_PIDS[@]}"; do stop_pid "$pid"; done
     for pid in "${TRACKED_PIDS[@]}"; do stop_pid "$pid" 3; done

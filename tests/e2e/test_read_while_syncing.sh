@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
 # E2E: reads are answered while a write waits for its fsync, and the write's
 # reply waits for it (issue 12, item 4: "reads never wait behind an fsync").
-# The state directory is an ext4 of the test's own whose image lives on a
-# second ext4 of the test's own (two loop devices, in a private mount
-# namespace). Freezing the outer one (fsfreeze) lets writes into the state
-# directory's page cache go on but holds every fsync there, for as long as
-# the test wants: a real slow disk, no test hook in the daemon.
+# The state directory is on lib.sh's slow_disk: while it is frozen
+# (disk_freeze), writes into its page cache go on but every fsync there
+# waits, for as long as the test wants.
 #  - while the outer file system is frozen, `autostart n1 on` is called: its
 #    reply waits (the call is still running), the document on disk is still
 #    the old one;
@@ -21,34 +19,7 @@ if [[ -z ${KVMNET_E2E_MOUNTNS:-} ]] && ((EUID == 0)); then
 fi
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 (e2fsprogs) is not installed"
-command -v fsfreeze >/dev/null || skip "fsfreeze (util-linux) is not installed"
-[[ -e /dev/loop-control ]] || skip "no loop devices (/dev/loop-control)"
-
-# Thaw before lib.sh's cleanup stops the daemon: a daemon (or the kernel's
-# writeback) waiting on the frozen file system would not stop otherwise.
-OUTER=$T/outer
-FROZEN=0
-thaw() {
-    if ((FROZEN)); then
-        fsfreeze -u "$OUTER" 2>/dev/null || true
-        FROZEN=0
-    fi
-}
-# cleanup reads the exit status from $?: give it back (as a status of an
-# && list, which neither errexit nor the ERR trap acts on).
-_status() { return "$1"; }
-trap 'rc=$?; thaw; { _status "$rc" && cleanup; } || cleanup' EXIT
-
-mkdir -p "$OUTER" "$T/state"
-truncate -s 64M "$T/outer.img"
-mkfs.ext4 -q -F "$T/outer.img"
-mount -o loop "$T/outer.img" "$OUTER" || skip "cannot mount an ext4 image on a loop device"
-MOUNTS+=("$OUTER")
-truncate -s 32M "$OUTER/state.img"
-mkfs.ext4 -q -F "$OUTER/state.img"
-mount -o loop "$OUTER/state.img" "$T/state"
-MOUNTS=("$T/state" "${MOUNTS[@]}") # the inner one is unmounted first
+slow_disk "$T/state"
 
 nat_topology
 bus_start
@@ -60,10 +31,7 @@ document=$T/state/networks/n1.json
 assert_eq "$(jq -r .autostart "$document")" false "autostart of n1 on disk at first"
 
 log "1. the outer file system is frozen: fsyncs in the state directory wait"
-sync -f "$T/state"
-sync -f "$OUTER"
-fsfreeze -f "$OUTER"
-FROZEN=1
+disk_freeze
 "$KVMNETCTL" autostart n1 on >"$T/autostart.out" 2>&1 &
 writer=$!
 track_pid "$writer"
@@ -91,7 +59,7 @@ _pid_alive "$writer" || fail "autostart n1 on returned while the state directory
 assert_eq "$(jq -r .autostart "$document")" false "autostart of n1 on disk while its fsync waits"
 
 log "4. thawed: the write returns success and is on disk"
-thaw
+disk_thaw
 wait "$writer" || fail "autostart n1 on failed: $(cat "$T/autostart.out")"
 assert_eq "$(jq -r .autostart "$document")" true "autostart of n1 on disk after the reply"
 leftovers=$(find "$T/state/networks" -name '*.tmp*')

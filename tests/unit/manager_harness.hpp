@@ -64,6 +64,10 @@ struct Harness {
     RecordingListener listener;
     FakeClock clock;  // the repairs' timers: moved by hand (clock.advance)
     std::string dnsmasq = "/bin/false";
+    // Documents synced on the store's thread (as kvmnetd does) through
+    // `syncer` when set; it must outlive the harness.
+    bool durable_in_background = false;
+    kvmnet::store::Syncer* syncer = nullptr;
     std::unique_ptr<Manager> manager;  // last: destroyed first
 
     Harness()
@@ -82,6 +86,8 @@ struct Harness {
         options.dnsmasq = dnsmasq;  // by default never started: most networks here have no ipv4
         options.dnsmasq_user = "nobody";
         options.nft = "";  // never the machine's own tables
+        options.durable_writes_in_background = durable_in_background;
+        options.syncer = syncer;
         manager = std::make_unique<Manager>(options, loop, links, firewall, &clock);
         manager->set_listener(&listener);
     }
