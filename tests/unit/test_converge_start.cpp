@@ -114,9 +114,10 @@ TEST_CASE("Regression: a live Update that fails half way converges back to the o
         h.links.reset_calls();
         h.links.fail_on("create_tap", 2);  // vm3's
         CHECK_THROWS_AS(h.m().update("lan", R"({"name": "lan", "mode": "bridge", "bridge": "lan0",
-            "uplink": "eth0", "stp": true, "ports": [{"name": "vm1", "tap": true}, {"name": "vm2", "tap": true},
+            "uplink": "eth0", "stp": true, "forward_delay": 2, "ports": [{"name": "vm1", "tap": true}, {"name": "vm2", "tap": true},
             {"name": "vm3", "tap": true}]})"),
                         Error);
+        CHECK(h.links.count("create_tap") == 2);  // failed where it should, not at validation
         CHECK_FALSE(h.links.has("vm2"));
         CHECK_FALSE(h.links.has("vm3"));
         CHECK(h.links.state() == before);
@@ -128,6 +129,7 @@ TEST_CASE("Regression: a live Update that fails half way converges back to the o
         CHECK_THROWS_AS(h.m().update("lan", R"({"name": "lan", "mode": "bridge", "bridge": "lan0",
             "uplink": "eth0", "ports": [{"name": "vm2", "tap": true}]})"),
                         Error);
+        CHECK(h.links.count("create_tap") == 2);  // vm2's failed, vm1's came back
         CHECK_FALSE(h.links.has("vm2"));
         REQUIRE(h.links.has("vm1"));
         CHECK(h.links.link("vm1").master_index == h.links.link("lan0").index);
