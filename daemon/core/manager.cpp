@@ -684,7 +684,6 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(links_, n);
 
     switch (plan::plan_update(e.spec, n, is_running(e.state))) {
-    case plan::UpdatePath::unchanged: return done(nullptr);
     case plan::UpdatePath::hosts: commit_hosts(e, std::move(n)); return done(nullptr);
     case plan::UpdatePath::store:
         store_.save(n);
@@ -902,61 +901,153 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s, Done done, boo
     });
 }
 
-void Manager::run_start(Entry& e)
+void Manager::run_start(Entry& e) { converge(e, e.spec, {}, Failure::start); }
+
+void Manager::converge(Entry& e, const model::Network& desired, const plan::ConvergeObserved& observed, Failure policy)
+{
+    const auto steps = plan::plan_converge(desired, observed);
+    const model::Network* running = observed.running ? &*observed.running : nullptr;
+    switch (policy) {
+    case Failure::start:
+        // bring_up made the pending start that carries the journal.
+        e.starting->steps = steps;
+        e.starting->next = 0;
+        advance_start(desired.name, nullptr);
+        return;
+    case Failure::update: {
+        Undo undo;
+        std::string what;
+        try {
+            for (const auto& step : steps)
+                apply_step(e, running, step, undo, what);
+        } catch (...) {
+            // Back to the old document as a converge of its own, from the
+            // new one as running: every step the update may have made is
+            // planned back, however far it got.
+            model::Network old = *running;
+            plan::ConvergeObserved back{desired, observed.bridge_mtu};
+            e.spec = old;
+            try {
+                store_.save(old);
+            } catch (const std::exception& err) {
+                log_error("network " + old.name + ": storing the previous document again failed: " + err.what(),
+                          old.name);
+            }
+            converge(e, old, back, Failure::repair);
+            throw;
+        }
+        undo.commit();
+        return;
+    }
+    case Failure::repair:
+        for (const auto& step : steps) {
+            Undo undo;
+            std::string what;
+            try {
+                apply_step(e, running, step, undo, what);
+                undo.commit();
+            } catch (const std::exception& err) {
+                log_error("network " + desired.name + ": " + plan::describe(step) + ": " + err.what(), desired.name);
+            }
+        }
+        return;
+    }
+}
+
+void Manager::apply_step(Entry& e, const model::Network* running, const plan::ConvergeStep& step, Undo& undo,
+                         std::string& what)
 {
     const model::Network& n = e.spec;
-    auto pending = std::move(e.starting);
-    Undo& undo = pending->undo;
-    std::string& step = pending->step;
-    step = "checking for conflicts";
-    try {
+    const auto port_of = [](const model::Network& in, const std::string& name) -> const model::Port* {
+        const auto it =
+            std::find_if(in.ports.begin(), in.ports.end(), [&](const model::Port& p) { return p.name == name; });
+        return it == in.ports.end() ? nullptr : &*it;
+    };
+    if (std::holds_alternative<plan::SetUpLinks>(step)) {
+        what = "checking for conflicts";
         ModeDriver& mode = driver(n);
         mode.validate(n);
         check_evpn(n.name);
-        mode.setup(n, undo, step);
-
-        step = "committing nftables table inet kvmnet";
+        mode.setup(n, undo, what);
+    } else if (std::holds_alternative<plan::CommitTable>(step)) {
+        what = "committing nftables table inet kvmnet";
         const auto before = active_specs("", n.name);
         apply_firewall(active_specs(n.name));
         undo.push("restore firewall", [this, before] { apply_firewall(before); });
-
-        step = "enabling IPv4 forwarding";
+    } else if (std::holds_alternative<plan::HoldForwarding>(step)) {
+        what = "enabling IPv4 forwarding";
         update_ip_forward(active_specs(n.name));
         undo.push("restore IPv4 forwarding", [this, name = n.name] { update_ip_forward(active_specs("", name)); });
-        step = "enabling IPv6 forwarding";
+        what = "enabling IPv6 forwarding";
         update_ipv6_forward(active_specs(n.name));
         undo.push("restore IPv6 forwarding", [this, name = n.name] { update_ipv6_forward(active_specs("", name)); });
-
+    } else if (std::holds_alternative<plan::AttachPorts>(step)) {
         // A port that is missing or half-configured does not fail the
         // network: it is reported per port (list_ports) and retried when
         // its interface appears.
-        step = "attaching ports";
+        what = "attaching ports";
         attach_ports(e);
         observe_ports(e);
+    } else if (std::holds_alternative<plan::StartDnsmasq>(step)) {
+        throw Error(ErrorKind::Kernel, "dnsmasq starts only within a start");  // advance_start's, never here
+    } else if (std::holds_alternative<plan::RecordActive>(step)) {
+        what = "recording runtime state";
+        store::make_directories(layout_.network_dir(n.name), 0755);
+        // In the runtime directory, which a reboot empties: no fsync.
+        store::write_replace(layout_.active_marker(n.name), "1\n");
+        undo.push("remove the runtime record",
+                  [this, name = n.name] { store::remove_file(layout_.active_marker(name)); });
+    } else if (const auto* options = std::get_if<plan::SetBridgeOptions>(&step)) {
+        what = "setting the bridge options";
+        links_.set_bridge_options(n.bridge, options->options);
+    } else if (const auto* mtu = std::get_if<plan::SetBridgeMtu>(&step)) {
+        what = "setting the bridge MTU";
+        links_.set_mtu(n.bridge, mtu->mtu);
+    } else if (const auto* detach = std::get_if<plan::DetachPort>(&step)) {
+        what = "detaching port " + detach->name;
+        if (const model::Port* p = running ? port_of(*running, detach->name) : nullptr) release_port(e, *p);
+        e.port_problems.erase(detach->name);
+    } else if (const auto* apply = std::get_if<plan::ApplyPort>(&step)) {
+        what = "applying port " + apply->name;
+        const model::Port* p = port_of(n, apply->name);
+        if (!p) return;
+        apply_port(e, *p, running ? port_of(*running, apply->name) : nullptr);
+        e.port_problems.erase(apply->name);
+    }
+}
 
-    } catch (const std::exception&) {
-        e.starting = std::move(pending);
-        finish_start(n.name, std::current_exception());
-        return;
+void Manager::advance_start(const std::string& name, std::exception_ptr error)
+{
+    auto it = networks_.find(name);
+    if (it == networks_.end() || !it->second.starting) return;
+    Entry& e = it->second;
+    Entry::PendingStart& pending = *e.starting;
+    while (!error && pending.next < pending.steps.size()) {
+        const plan::ConvergeStep step = pending.steps[pending.next++];
+        if (!std::holds_alternative<plan::StartDnsmasq>(step)) {
+            try {
+                apply_step(e, nullptr, step, pending.undo, pending.step);
+            } catch (const std::exception&) {
+                error = std::current_exception();
+            }
+            continue;
+        }
+        // The loop serves every other call while dnsmasq gets ready; its
+        // readiness (or failure) comes back here, maybe before start returns.
+        pending.step = "starting dnsmasq";
+        pending.undo.push("stop dnsmasq", [this, name] {
+            if (auto it = networks_.find(name); it != networks_.end() && it->second.dnsmasq) it->second.dnsmasq->stop();
+        });
+        try {
+            const model::Network& n = e.spec;
+            dnsmasq_of(e).start(plan::plan_dnsmasq(driver(n).effective(n), layout_.network_dir(name), dnsmasq_user_),
+                                [this, name](std::exception_ptr ready) { advance_start(name, ready); });
+            return;
+        } catch (const std::exception&) {
+            error = std::current_exception();
+        }
     }
-    // dnsmasq last: the start waits for it without holding up the loop, and
-    // finish_start completes (or rolls back) the transaction.
-    e.starting = std::move(pending);
-    const std::string name = n.name;
-    if (!n.ipv4) {
-        finish_start(name, nullptr);
-        return;
-    }
-    e.starting->step = "starting dnsmasq";
-    e.starting->undo.push("stop dnsmasq", [this, name] {
-        if (auto it = networks_.find(name); it != networks_.end() && it->second.dnsmasq) it->second.dnsmasq->stop();
-    });
-    try {
-        dnsmasq_of(e).start(plan::plan_dnsmasq(driver(n).effective(n), layout_.network_dir(name), dnsmasq_user_),
-                            [this, name](std::exception_ptr error) { finish_start(name, error); });
-    } catch (const std::exception&) {
-        finish_start(name, std::current_exception());
-    }
+    finish_start(name, error);
 }
 
 void Manager::finish_start(const std::string& name, std::exception_ptr error)
@@ -971,11 +1062,6 @@ void Manager::finish_start(const std::string& name, std::exception_ptr error)
     if (!error) try {
             const auto bridge = links_.find_link(n.bridge);
             const int bridge_index = bridge ? bridge->index : 0;
-
-            step = "recording runtime state";
-            store::make_directories(layout_.network_dir(n.name), 0755);
-            // In the runtime directory, which a reboot empties: no fsync.
-            store::write_replace(layout_.active_marker(n.name), "1\n");
             pending->undo.commit();
             watch_leases(e);
             e.mac_conflict.clear();

@@ -292,6 +292,10 @@ private:
         struct PendingStart {
             Undo undo;
             std::string step;
+            // The start's converge (plan::plan_converge from nothing) and
+            // the next step to apply: dnsmasq's readiness resumes it.
+            std::vector<plan::ConvergeStep> steps;
+            std::size_t next = 0;
             std::uint32_t confirm_timeout_s = 0;
             std::vector<Done> waiters;
             // A start asked over the bus runs on a later turn of the loop:
@@ -353,6 +357,26 @@ private:
     // (the StateReasonCode property; each code is listed in docs/dbus-api.md).
     void set_state(Entry& e, State state);
     void set_state(Entry& e, State state, std::string code, std::string reason);
+
+    // Start, live update and repair run one converge: observe, plan
+    // (plan::plan_converge, plan::plan_repair: pure), apply. They differ
+    // only in how a failure is undone.
+    enum class Failure {
+        start,   // tear down what the start made (its undo journal), in reverse order
+        update,  // converge back to the old document (planned from the new one as running)
+        repair,  // keep what was achieved, go on; counted against the budget (sync)
+    };
+    // Brings e (whose spec is `desired`) from `observed` to `desired`. A
+    // start (nothing running) goes through bring_up, which waits for
+    // dnsmasq's readiness without blocking the loop; a live update applies
+    // at once and throws after converging back.
+    void converge(Entry& e, const model::Network& desired, const plan::ConvergeObserved& observed, Failure policy);
+    // One step towards e.spec; `running`: the document it comes from (none: a start).
+    void apply_step(Entry& e, const model::Network* running, const plan::ConvergeStep& step, Undo& undo,
+                    std::string& what);
+    // The start's converge from its next step up to dnsmasq's readiness
+    // (which calls it again) or to its end, then finish_start.
+    void advance_start(const std::string& name, std::exception_ptr error);
 
     // The start transaction. Everything up to dnsmasq runs at once; the
     // rest (recording the network as active) when dnsmasq is ready, in
@@ -431,10 +455,13 @@ private:
     void note_fdb(Entry& e, const std::string& mac, int port_index, std::uint64_t now);
     // Applies a new document to a running network without a restart
     // (plan::UpdatePath::live: only bridge settings, autostart and ports
-    // differ). All or nothing: the document is stored first (a failed save changes
-    // nothing), and a kernel step that fails restores the old document on
-    // disk, in memory and (best effort) in the kernel.
+    // differ), on the converge path. All or nothing: the document is stored
+    // first (a failed save changes nothing), and a kernel step that fails
+    // stores the old document again and converges back to it.
     void update_live(Entry& e, const model::Network& next);
+    // The kernel side of detaching `port` from e's bridge: a tap goes, an
+    // existing interface gets back what it had.
+    void release_port(Entry& e, const model::Port& port);
     std::unique_ptr<EventSource> fdb_timer_;
     // Adds (or removes) the forwards' elements on a running network, then
     // calls `journal`; undoes the elements when that throws.

@@ -335,18 +335,7 @@ void Manager::detach_port(const std::string& name, const std::string& port_name)
     e.spec = std::move(next);
     e.port_problems.erase(port_name);
     try {
-        if (const auto link = links_.find_link(port_name)) {
-            if (port.tap) {
-                links_.delete_link(port_name);
-            } else if (port.original) {
-                restore_original(links_, e.spec.bridge, port);
-            } else {
-                // A port stored before attach recorded the interface's state.
-                const auto bridge = links_.find_link(e.spec.bridge);
-                if (bridge && link->master_index == bridge->index) links_.set_master(port_name, "");
-                if (has_bandwidth(port)) links_.set_bandwidth(port_name, {});
-            }
-        }
+        release_port(e, port);
     } catch (const Error& err) {
         if (listener_) listener_->network_changed(name);
         throw Error(err.kind(), "port " + port_name + " is detached from network '" + name +
@@ -394,45 +383,42 @@ json Manager::list_ports(const std::string& name) const
     return result;
 }
 
+void Manager::release_port(Entry& e, const model::Port& port)
+{
+    const auto link = links_.find_link(port.name);
+    if (!link) return;
+    if (port.tap) {
+        links_.delete_link(port.name);
+    } else if (port.original) {
+        restore_original(links_, e.spec.bridge, port);
+    } else {
+        // A port stored before attach recorded the interface's state.
+        const auto bridge = links_.find_link(e.spec.bridge);
+        if (bridge && link->master_index == bridge->index) links_.set_master(port.name, "");
+        if (has_bandwidth(port)) links_.set_bandwidth(port.name, {});
+    }
+}
+
 void Manager::update_live(Entry& e, const model::Network& next)
 {
     const model::Network old = e.spec;
-    // Disk first: a document that cannot be stored changes nothing. A kernel
-    // step that fails puts the old document and bridge settings back.
-    store_.save(next);
-    const auto before = links_.find_link(next.bridge);
-    bool detached = false;
+    // The MACs of the ports to apply are checked against the new document
+    // before anything changes: bad input changes nothing.
+    e.spec = next;
     try {
-        const auto options = plan::bridge_options(next);
-        if (!(plan::bridge_options(old) == options)) links_.set_bridge_options(next.bridge, options);
-        if (next.mtu != 0 && next.mtu != old.mtu) links_.set_mtu(next.bridge, next.mtu);
-        for (const model::Port& p : old.ports)
-            if (std::none_of(next.ports.begin(), next.ports.end(), [&](const auto& q) { return q.name == p.name; })) {
-                detach_port(old.name, p.name);
-                detached = true;
-            }
-        e.spec = next;
-        for (const model::Port& p : next.ports) {
-            const auto previous =
-                std::find_if(old.ports.begin(), old.ports.end(), [&](const auto& q) { return q.name == p.name; });
-            if (previous != old.ports.end() && *previous == p && next.mtu == old.mtu) continue;
-            check_port_mac(e, p);
-            apply_port(e, p, previous != old.ports.end() ? &*previous : nullptr);
-        }
-        // detach_port stored a document of its own on the way.
-        if (detached) store_.save(next);
+        for (const auto& step : plan::plan_converge(next, {old, 0}))
+            if (const auto* apply = std::get_if<plan::ApplyPort>(&step))
+                for (const model::Port& p : next.ports)
+                    if (p.name == apply->name) check_port_mac(e, p);
+        // Disk first: a document that cannot be stored changes nothing.
+        store_.save(next);
     } catch (...) {
         e.spec = old;
-        Undo undo;
-        undo.push("storing the previous document", [&] { store_.save(old); });
-        undo.push("restoring the bridge settings",
-                  [&] { links_.set_bridge_options(old.bridge, plan::bridge_options(old)); });
-        if (before) undo.push("restoring the MTU", [&] { links_.set_mtu(old.bridge, before->mtu); });
-        for (const model::Port& p : old.ports)
-            undo.push("restoring port " + p.name, [&, p] { apply_port(e, p); });
-        undo.unwind();
         throw;
     }
+    // What a document without an MTU goes back to when the update fails.
+    const auto bridge = links_.find_link(next.bridge);
+    converge(e, next, {old, bridge ? bridge->mtu : 0}, Failure::update);
     ensure_fdb_poll();
 }
 

@@ -48,8 +48,13 @@ bool RepairTrigger::allow(const std::string& scope)
     s.deferred = true;
     s.dirty |= s.syncing;
     s.due_usec = now + delay;
-    s.waiting = "over the repair budget of " + std::to_string(limits_.budget) + " repairs per minute; retrying in " +
-                std::to_string(delay / 1'000'000) + " s";
+    // Named by what waits: a deferred sysctl repair is not a link repair.
+    s.waiting = "repair of " + plan::drift_kinds_text(s.dirty);
+    s.waiting.append(" over the repair budget of ")
+        .append(std::to_string(limits_.budget))
+        .append(" repairs per minute; retrying in ")
+        .append(std::to_string(delay / 1'000'000))
+        .append(" s");
     return false;
 }
 

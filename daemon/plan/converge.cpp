@@ -105,10 +105,81 @@ std::string describe(const RepairStep& step)
         step);
 }
 
+std::vector<ConvergeStep> plan_converge(const model::Network& n, const ConvergeObserved& o)
+{
+    std::vector<ConvergeStep> steps;
+    if (!o.running) {
+        steps.emplace_back(SetUpLinks{});
+        steps.emplace_back(CommitTable{});
+        steps.emplace_back(HoldForwarding{});
+        steps.emplace_back(AttachPorts{});
+        if (n.ipv4) steps.emplace_back(StartDnsmasq{});
+        steps.emplace_back(RecordActive{});
+        return steps;
+    }
+    const model::Network& old = *o.running;
+    const BridgeOptions from = bridge_options(old);
+    BridgeOptions to = bridge_options(n);
+    if (!(from == to)) {
+        // Linux's defaults for a new bridge (br_dev_setup, br_multicast_init).
+        if (to.hello_time_cs == 0 && from.hello_time_cs != 0) to.hello_time_cs = 200;
+        if (to.max_age_cs == 0 && from.max_age_cs != 0) to.max_age_cs = 2000;
+        if (!to.priority && from.priority) to.priority = 0x8000;
+        if (!to.multicast_snooping && from.multicast_snooping) to.multicast_snooping = true;
+        steps.push_back(SetBridgeOptions{to});
+    }
+    if (n.mtu != old.mtu) {
+        if (n.mtu != 0)
+            steps.push_back(SetBridgeMtu{n.mtu});
+        else if (o.bridge_mtu != 0)
+            steps.push_back(SetBridgeMtu{o.bridge_mtu});
+    }
+    const auto find = [](const model::Network& in, const std::string& name) {
+        const auto it =
+            std::find_if(in.ports.begin(), in.ports.end(), [&](const model::Port& p) { return p.name == name; });
+        return it == in.ports.end() ? nullptr : &*it;
+    };
+    for (const model::Port& p : old.ports)
+        if (!find(n, p.name)) steps.push_back(DetachPort{p.name});
+    for (const model::Port& p : n.ports) {
+        const model::Port* previous = find(old, p.name);
+        if (!previous || !(*previous == p) || n.mtu != old.mtu) steps.push_back(ApplyPort{p.name});
+    }
+    return steps;
+}
+
+std::string describe(const ConvergeStep& step)
+{
+    return std::visit(
+        [](const auto& s) -> std::string {
+            using T = std::decay_t<decltype(s)>;
+            if constexpr (std::is_same_v<T, SetUpLinks>)
+                return "set up links";
+            else if constexpr (std::is_same_v<T, CommitTable>)
+                return "commit table";
+            else if constexpr (std::is_same_v<T, HoldForwarding>)
+                return "hold forwarding";
+            else if constexpr (std::is_same_v<T, AttachPorts>)
+                return "attach ports";
+            else if constexpr (std::is_same_v<T, StartDnsmasq>)
+                return "start dnsmasq";
+            else if constexpr (std::is_same_v<T, RecordActive>)
+                return "record active";
+            else if constexpr (std::is_same_v<T, SetBridgeOptions>)
+                return "set bridge options";
+            else if constexpr (std::is_same_v<T, SetBridgeMtu>)
+                return std::string("set bridge MTU ").append(std::to_string(s.mtu));
+            else if constexpr (std::is_same_v<T, DetachPort>)
+                return std::string("detach port ").append(s.name);
+            else
+                return std::string("apply port ").append(s.name);
+        },
+        step);
+}
+
 const char* update_path_name(UpdatePath path)
 {
     switch (path) {
-    case UpdatePath::unchanged: return "unchanged";
     case UpdatePath::store: return "store";
     case UpdatePath::hosts: return "hosts";
     case UpdatePath::table: return "table";
@@ -120,7 +191,6 @@ const char* update_path_name(UpdatePath path)
 
 UpdatePath plan_update(const model::Network& current, const model::Network& next, bool running)
 {
-    if (next == current) return UpdatePath::unchanged;
     // Each path: `next` with what that path can change taken from `current`
     // must be `current` itself.
     if (running && next.ipv4 && current.ipv4 && next.ipv4->dhcp == current.ipv4->dhcp) {

@@ -9,6 +9,7 @@
 #include "model/network.hpp"
 #include "plan/kernel_view.hpp"
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -88,17 +89,63 @@ std::vector<RepairStep> plan_repair(const model::Network& desired, const RepairO
 // A step in words, for logs and tests.
 std::string describe(const RepairStep& step);
 
+// ---- start and live update on the same path -------------------------------
+// The steps of a start (nothing of the network exists yet) and of a live
+// update (the running document differs from the desired one only in what
+// UpdatePath::live may change). core::Manager::converge applies them as a
+// transaction; start, live update and repair differ only in how a failure
+// is undone (core::Manager::Failure).
+struct SetUpLinks {};      // the mode driver validates, then makes the bridge and what hangs on it
+struct CommitTable {};     // the network's rules into table inet kvmnet
+struct HoldForwarding {};  // the IPv4 (and IPv6) forwarding the network needs
+struct AttachPorts {};     // every port; one that fails is reported per port, not fatal
+struct StartDnsmasq {};    // waited for without blocking the loop: its readiness resumes the start
+struct RecordActive {};    // the runtime record: the network is active from here on
+struct SetBridgeOptions {
+    BridgeOptions options;
+};
+struct SetBridgeMtu {
+    std::uint32_t mtu = 0;
+};
+struct DetachPort {
+    std::string name;  // a port of the running document
+};
+struct ApplyPort {
+    std::string name;  // a port of the desired document
+};
+using ConvergeStep = std::variant<SetUpLinks, CommitTable, HoldForwarding, AttachPorts, StartDnsmasq, RecordActive,
+                                  SetBridgeOptions, SetBridgeMtu, DetachPort, ApplyPort>;
+
+struct ConvergeObserved {
+    // The document the kernel carries now; nullopt: nothing of the network
+    // exists yet (a whole start is planned).
+    std::optional<model::Network> running;
+    // The bridge's MTU as it was before the running document set one: what
+    // a desired document without an MTU goes back to (0: unknown, left).
+    std::uint32_t bridge_mtu = 0;
+};
+
+// In the order they apply. A start: links, table, forwarding, ports,
+// dnsmasq (with IPv4), the record. A live update: bridge options, MTU,
+// ports that went, then ports that are new or differ (every port when the
+// MTU changes: theirs follows the bridge's). A bridge option the desired
+// document leaves to the kernel but the running one set goes back to the
+// kernel's default (kvmnet makes its bridges with them), as the MTU goes
+// back to the observed one: left alone, it would keep the running value.
+std::vector<ConvergeStep> plan_converge(const model::Network& desired, const ConvergeObserved& observed);
+std::string describe(const ConvergeStep& step);
+
 // How an Update reaches a new document, the cheapest way that gets there
 // (core::Manager::update applies it; the restart is a stop and a start).
 enum class UpdatePath {
-    unchanged,  // the same document
-    store,      // the network is not running: only the document changes
-    hosts,      // only static hosts differ and dnsmasq.conf stays: dnsmasq re-reads them (SIGHUP)
-    table,      // only forwards and limits differ: one table replacement
-    live,       // only bridge options, MTU, autostart and ports differ: applied to the running links
-    restart,    // anything else
+    store,    // the network is not running: only the document changes
+    hosts,    // only static hosts differ and dnsmasq.conf stays: dnsmasq re-reads them (SIGHUP)
+    table,    // only forwards and limits differ: one table replacement
+    live,     // only bridge options, MTU, autostart and ports differ: applied to the running links
+    restart,  // anything else
 };
 const char* update_path_name(UpdatePath path);
+// `next` differs from `current` (an equal document is no update at all).
 UpdatePath plan_update(const model::Network& current, const model::Network& next, bool running);
 
 }  // namespace kvmnet::plan

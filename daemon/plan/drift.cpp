@@ -397,7 +397,7 @@ Drift drift(const model::Network& n, const Observed& o)
     evpn(o, f);
     if (!o.stored_problem.empty())
         f.state_only(o.without_document ? "document-lost" : "document-unparsable", o.stored_problem, Rank::document);
-    // A link repair deferred by the budget says so, whatever it repairs;
+    // A repair deferred by the budget says so (and what it repairs);
     // its code says the daemon has stopped repairing for now.
     if (!o.repair_wait.empty()) f.state_only("repair-budget", o.repair_wait, Rank::waiting);
     return std::move(f.drift);
@@ -417,7 +417,7 @@ Drift::Reason Drift::state() const
     Reason r;
     if (worst) r = {worst->code, worst->reason};
     if (waiting) {
-        r.reason += (r.reason.empty() ? "link repair " : "; link repair ") + waiting->reason;
+        r.reason.append(r.reason.empty() ? "" : "; ").append(waiting->reason);
         r.code = "repair-budget";
     }
     return r;

@@ -69,7 +69,7 @@ struct Observed {
     std::string forwarding_problem;  // ip_forward turned off behind our back
     std::string stored_problem;      // the stored document does not load
     bool without_document = false;
-    std::string repair_wait;  // a link repair deferred by the budget
+    std::string repair_wait;  // a repair deferred by the budget: "repair of KINDS over the repair budget ..."
 };
 
 // NAT and routed networks route between the bridge and the rest: they need

@@ -131,12 +131,12 @@ TEST_CASE("Bridge mode: a missing uplink outranks a bridge that is down", "[drif
 TEST_CASE("A repair deferred by the budget is added to the reason, whatever the cause", "[drift]")
 {
     auto o = healthy_nat();
-    o.repair_wait = "over the repair budget of 20 repairs per minute; retrying in 4 s";
+    o.repair_wait = "repair of sysctls over the repair budget of 20 repairs per minute; retrying in 4 s";
     SECTION("alone")
     {
         const auto d = plan::drift(nat(), o);
         CHECK(d.state().code == "repair-budget");
-        CHECK(d.state().reason == "link repair " + o.repair_wait);
+        CHECK(d.state().reason == o.repair_wait);
         CHECK(d.verdict() == Status::pass);
     }
     SECTION("after the cause")
@@ -144,7 +144,7 @@ TEST_CASE("A repair deferred by the budget is added to the reason, whatever the 
         o.bridge->up = false;
         const auto d = plan::drift(nat(), o);
         CHECK(d.state().code == "repair-budget");
-        CHECK(d.state().reason == "bridge kvmbr5 was set down outside kvmnet; link repair " + o.repair_wait);
+        CHECK(d.state().reason == "bridge kvmbr5 was set down outside kvmnet; " + o.repair_wait);
     }
     SECTION("a firewall repair deferred by its budget is a cause, not a link repair waiting")
     {
