@@ -600,6 +600,10 @@ private:
     {
         return guarded([&] { return bounded(manager_.statistics(name_).dump(), "Statistics"); });
     }
+    std::string OverlayStatus() override
+    {
+        return guarded([&] { return bounded(manager_.overlay_status(name_).dump(), "OverlayStatus"); });
+    }
     std::string Diagnose() override
     {
         return guarded([&] { return bounded(manager_.diagnose(name_).dump(), "Diagnose"); });
@@ -664,7 +668,11 @@ private:
             if (error) std::rethrow_exception(error);
         });
     }
-    uint32_t LeaseCount() override { return static_cast<uint32_t>(manager_.leases(name_).size()); }
+    uint32_t LeaseCount() override
+    {
+        // This host's leases, without the other hosts' guests (nor asking FRR).
+        return static_cast<uint32_t>(manager_.leases(name_, false).size());
+    }
     uint32_t PortCount() override { return static_cast<uint32_t>(manager_.spec(name_).ports.size()); }
     uint32_t ForwardCount() override { return static_cast<uint32_t>(manager_.spec(name_).forwards.size()); }
     std::vector<std::string> DhcpRanges() override
@@ -759,6 +767,11 @@ void Service::lease_changed(const std::string& name, const std::string& event, c
 void Service::network_repaired(const std::string& name, const std::string& what, const std::string& detail)
 {
     if (auto it = networks_.find(name); it != networks_.end()) it->second->emitRepaired(what, detail);
+}
+
+void Service::overlay_changed(const std::string& name, const std::string& what, const std::string& detail)
+{
+    if (auto it = networks_.find(name); it != networks_.end()) it->second->emitOverlayChanged(what, detail);
 }
 
 void Service::network_changed(const std::string& name)

@@ -247,9 +247,19 @@ TEST_CASE("Diagnose's evpn check", "[evpn][drift]")
     const auto said = d3.find("FRR does not answer");
     REQUIRE(said != std::string::npos);
     CHECK(d3.find("FRR does not answer", said + 1) == std::string::npos);  // said once, not wrapped again
-    // Not a reason to degrade the network: the state is what it is without it.
+    // No session up degrades the network (evpn-session); one of several is
+    // only the check's failure: the state is what it is without EVPN.
     o.evpn.reset();
     const std::string without = plan::drift(n, o).state().code;
-    o.evpn = plan::EvpnView{"down", {{"10.99.0.2", "Active"}}, "", ""};
+    o.evpn = plan::EvpnView{"partial", {{"10.99.0.2", "Established"}, {"10.99.0.3", "Active"}}, "", ""};
+    CHECK(plan::drift(n, o).state().code == without);
+    o.evpn = plan::EvpnView{"established", {{"10.99.0.2", "Established"}}, "", ""};
+    CHECK(plan::drift(n, o).state().code == without);
+    o.evpn = plan::EvpnView{"down", {{"10.99.0.2", "Active"}, {"10.99.0.3", "Connect"}}, "", ""};
+    CHECK(plan::drift(n, o).state().code == "evpn-session");
+    CHECK(plan::drift(n, o).state().reason == "BGP EVPN not established with 10.99.0.2 (Active), 10.99.0.3 (Connect)");
+    o.evpn = plan::EvpnView{"frr-unreachable", {{"10.99.0.2", "unknown"}}, "FRR does not answer (timeout)", ""};
+    CHECK(plan::drift(n, o).state().code == "evpn-session");
+    o.evpn = plan::EvpnView{"established", {}, "", ""};  // no neighbours: nothing to be down
     CHECK(plan::drift(n, o).state().code == without);
 }
