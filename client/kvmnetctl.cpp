@@ -11,6 +11,7 @@
 #include "org.kvmnet1.Manager-proxy.h"
 #include "org.kvmnet1.Network-proxy.h"
 #include "output.hpp"
+#include "overlay_text.hpp"
 #include "sdbus_raw.hpp"
 
 #include <systemd/sd-login.h>
@@ -77,6 +78,7 @@ private:
     void onMacConflict(const std::string&, const std::vector<std::string>&) override {}
     void onLeaseChanged(const std::string&, const std::string&, const std::string&, const std::string&) override {}
     void onRepaired(const std::string&, const std::string&) override {}
+    void onOverlayChanged(const std::string&, const std::string&) override {}
 };
 
 // The options every verb takes (before or after it).
@@ -97,6 +99,9 @@ struct Context {
 
 // The columns of each table verb, for -o (checked before the bus) and printing.
 using kvmnet::client::Column;
+using kvmnet::client::overlay_config_text;
+using kvmnet::client::overlay_status_text;
+using kvmnet::client::overlay_summary_lines;
 const std::vector<Column> list_columns = {
     {"name", "NAME"},     {"mode", "MODE"}, {"state", "STATE"},      {"autostart", "AUTOSTART"},
     {"bridge", "BRIDGE"}, {"ipv4", "IPV4"}, {"ipv6", "IPV6", false}, {"state_reason", "REASON", false}};
@@ -113,7 +118,8 @@ const std::vector<Column> lease_columns = {{"mac", "MAC"},
                                            {"type", "TYPE"},
                                            {"expires", "EXPIRES"},
                                            {"family", "FAMILY", false},
-                                           {"expires_at", "EXPIRES AT", false}};
+                                           {"expires_at", "EXPIRES AT", false},
+                                           {"vtep", "VTEP", false}};
 // "mac" holds a DHCPv6 host's DUID when it has no MAC.
 const std::vector<Column> host_columns = {{"mac", "MAC/DUID"}, {"ip", "IP"}, {"name", "NAME"}};
 const std::vector<Column> forward_columns = {{"proto", "PROTO"},
@@ -317,12 +323,20 @@ int cmd_show(Context& c, const std::string& net)
     }
     // No repair yet: null, as every absent value in kvmnetctl's JSON.
     const std::string last_repair = network.LastRepair();
-    const json status = {{"revision", exported.revision},
-                         {"state", network.State()},
-                         {"state_reason", network.StateReason()},
-                         {"dnsmasq", network.Dnsmasq()},
-                         {"awaiting_confirmation", network.AwaitingConfirmation()},
-                         {"last_repair", last_repair.empty() ? json() : json(last_repair)}};
+    json status = {{"revision", exported.revision},
+                   {"state", network.State()},
+                   {"state_reason", network.StateReason()},
+                   {"dnsmasq", network.Dnsmasq()},
+                   {"awaiting_confirmation", network.AwaitingConfirmation()},
+                   {"last_repair", last_repair.empty() ? json() : json(last_repair)}};
+    if (exported.document.contains("overlay")) {
+        try {
+            status["overlay"] = json::parse(network.OverlayStatus());
+        } catch (const sdbus::Error& e) {
+            // A daemon older than the method: show the rest.
+            if (e.getName() != "org.freedesktop.DBus.Error.UnknownMethod") throw;
+        }
+    }
     if (c.as_json) {
         std::cout << json{{"config", exported.document}, {"status", status}}.dump(2) << "\n";
         return 0;
@@ -360,6 +374,7 @@ int cmd_show(Context& c, const std::string& net)
             row("DNS forwarder", f);
     }
     if (n.contains("uplink")) row("Uplink", n["uplink"]);
+    if (n.contains("overlay")) row("Overlay", overlay_config_text(n["overlay"]));
     row("STP", n.value("stp", false) ? "on" : "off");
     row("Forward delay", std::to_string(n.value("forward_delay", 0u)) + " s");
     if (n.contains("mtu")) row("MTU", std::to_string(n["mtu"].get<unsigned>()));
@@ -389,6 +404,9 @@ int cmd_show(Context& c, const std::string& net)
     row("Dnsmasq", status["dnsmasq"]);
     if (status["awaiting_confirmation"].get<bool>()) row("Confirmation", "awaited (kvmnetctl confirm)");
     if (status["last_repair"].is_string()) row("Last repair", status["last_repair"]);
+    if (status.contains("overlay"))
+        for (const std::string& line : overlay_summary_lines(status["overlay"]))
+            row("Overlay", line);
     return 0;
 }
 
@@ -736,14 +754,16 @@ int cmd_leases(Context& c, const std::string& net)
     if (c.as_json) {
         json shaped = json::array();
         for (const auto& l : leases)
-            shaped.push_back(
-                kvmnet::client::with_nulls(l, {"mac", "hostname", "type", "family", "expires_at", "iaid", "duid"}));
+            shaped.push_back(kvmnet::client::with_nulls(
+                l, {"mac", "hostname", "type", "family", "expires_at", "iaid", "duid", "vtep"}));
         std::cout << shaped.dump(2) << "\n";
         return 0;
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& l : leases) {
-        std::string expires = "never";
+        // Another host's guest (EVPN): its lease is that host's.
+        const bool remote = l.value("type", std::string()) == "remote";
+        std::string expires = remote ? "" : "never";
         if (const std::time_t when = l.value("expiry", std::int64_t{0}); when != 0) {
             std::tm local{};
             char text[32];
@@ -755,7 +775,7 @@ int cmd_leases(Context& c, const std::string& net)
         // A DHCPv6 lease has a MAC only when the client's DUID carries one.
         rows.push_back({l.value("mac", std::string()), l["ip"], l.value("hostname", std::string()),
                         l.value("type", std::string()), expires, l.value("family", std::string()),
-                        at.is_string() ? at.get<std::string>() : "never"});
+                        at.is_string() ? at.get<std::string>() : expires, l.value("vtep", std::string())});
     }
     print_table(c, lease_columns, rows);
     return 0;
@@ -953,6 +973,17 @@ int cmd_stats(Context& c, const std::string& net)
     return 0;
 }
 
+// overlay status NET: the tunnel per remote host and the BGP sessions.
+int cmd_overlay_status(Context& c, const std::string& net)
+{
+    const json status = json::parse(c.network(net).OverlayStatus());
+    if (c.as_json)
+        std::cout << status.dump(2) << "\n";
+    else
+        std::cout << overlay_status_text(status);
+    return 0;
+}
+
 // Exit status 1 when a check fails, so scripts can use it as a health check.
 int cmd_diagnose(Context& c, const std::string& net)
 {
@@ -983,9 +1014,9 @@ int cmd_diagnose(Context& c, const std::string& net)
 // ---- monitor ----------------------------------------------------------------
 
 // The kinds of event monitor prints (and --event selects), in --help's order.
-const std::vector<std::string> monitor_events = {"NetworkAdded",  "NetworkRemoved", "PropertiesChanged",
-                                                 "LeaseChanged",  "Repaired",       "MacConflict",
-                                                 "DaemonStarted", "DaemonStopped"};
+const std::vector<std::string> monitor_events = {"NetworkAdded",   "NetworkRemoved", "PropertiesChanged",
+                                                 "LeaseChanged",   "Repaired",       "MacConflict",
+                                                 "OverlayChanged", "DaemonStarted",  "DaemonStopped"};
 
 struct MonitorOptions {
     std::string network;              // empty: every network
@@ -1144,6 +1175,10 @@ void Monitor::on_signal(sdbus::Message& m)
               {{"event", what}, {"mac", mac}, {"ip", ip}, {"hostname", hostname.empty() ? json() : json(hostname)}},
               {what, mac, ip, hostname.empty() ? "-" : hostname});
     } else if (iface == "org.kvmnet1.Network" && member == "Repaired") {
+        std::string what, detail;
+        m >> what >> detail;
+        event(member, network_of(path), {{"what", what}, {"detail", detail}}, {what, detail});
+    } else if (iface == "org.kvmnet1.Network" && member == "OverlayChanged") {
         std::string what, detail;
         m >> what >> detail;
         event(member, network_of(path), {{"what", what}, {"detail", detail}}, {what, detail});
@@ -1650,6 +1685,12 @@ void CommandLine::build()
 
     net(add(app_, "stats", "drop counters of the network's rules, forward totals",
             {.run = [&v](Context& c) { return cmd_stats(c, v.net); }, .columns = &drop_columns}));
+    {
+        auto* overlay = add(app_, "overlay", "networks that span hosts: status");
+        net(add(*overlay, "status",
+                "the VXLAN tunnel per remote host (flood entry, reachability, remote MACs) and BGP EVPN sessions",
+                {.run = [&v](Context& c) { return cmd_overlay_status(c, v.net); }}));
+    }
     net(add(app_, "diagnose", "check the network against the kernel (exit 1 when a check fails)",
             {.run = [&v](Context& c) { return cmd_diagnose(c, v.net); }}));
     add(app_, "reload", "make the daemon re-read the stored documents (as SIGHUP)",

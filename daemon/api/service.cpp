@@ -599,6 +599,10 @@ private:
     {
         return guarded([&] { return bounded(manager_.statistics(name_).dump(), "Statistics"); });
     }
+    std::string OverlayStatus() override
+    {
+        return guarded([&] { return bounded(manager_.overlay_status(name_).dump(), "OverlayStatus"); });
+    }
     // Asynchronous: its firewalld check waits for firewalld's reply.
     void Diagnose(sdbus::Result<std::string>&& result) override
     {
@@ -676,7 +680,11 @@ private:
             manager_.set_autostart(name_, value);
         });
     }
-    uint32_t LeaseCount() override { return static_cast<uint32_t>(manager_.leases(name_).size()); }
+    uint32_t LeaseCount() override
+    {
+        // This host's leases, without the other hosts' guests (nor asking FRR).
+        return static_cast<uint32_t>(manager_.leases(name_, false).size());
+    }
     uint32_t PortCount() override { return static_cast<uint32_t>(manager_.spec(name_).ports.size()); }
     uint32_t ForwardCount() override { return static_cast<uint32_t>(manager_.spec(name_).forwards.size()); }
     std::vector<std::string> DhcpRanges() override
@@ -771,6 +779,11 @@ void Service::lease_changed(const std::string& name, const std::string& event, c
 void Service::network_repaired(const std::string& name, const std::string& what, const std::string& detail)
 {
     if (auto it = networks_.find(name); it != networks_.end()) it->second->emitRepaired(what, detail);
+}
+
+void Service::overlay_changed(const std::string& name, const std::string& what, const std::string& detail)
+{
+    if (auto it = networks_.find(name); it != networks_.end()) it->second->emitOverlayChanged(what, detail);
 }
 
 void Service::network_changed(const std::string& name)

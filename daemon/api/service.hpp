@@ -33,6 +33,7 @@ public:
     void network_added(const std::string& name) override;
     void network_removed(const std::string& name) override;
     void network_changed(const std::string& name) override;
+    void overlay_changed(const std::string& name, const std::string& what, const std::string& detail) override;
     void mac_conflict(const std::string& name, const std::string& mac, const std::vector<std::string>& ports) override;
     void network_repaired(const std::string& name, const std::string& what, const std::string& detail) override;
     void lease_changed(const std::string& name, const std::string& event, const std::string& mac, const std::string& ip,

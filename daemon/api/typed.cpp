@@ -64,7 +64,8 @@ VarDict typed_lease(const json& l, bool static_host)
             {"client_id", sdbus::Variant(text(l, "client_id"))},
             {"expires", sdbus::Variant(number<std::int64_t>(l, "expiry"))},
             {"family", sdbus::Variant(family)},
-            {"type", sdbus::Variant(type)}};
+            {"type", sdbus::Variant(type)},
+            {"vtep", sdbus::Variant(text(l, "vtep"))}};
 }
 
 VarDict typed_port(const json& p)

@@ -22,6 +22,28 @@ std::set<std::string> peer_set(const model::Network& n)
     return out;
 }
 
+// The VXLAN device's bridge port. With EVPN, FRR's type-2 routes say where
+// each remote MAC is (installed as extern_learn), and zebra puts the remote
+// guests' addresses into the bridge's neighbour table: the bridge answers
+// ARP/ND for them itself (neigh_suppress) and must not learn MACs from the
+// tunnel's traffic, which would race FRR's entries (the setup FRR and
+// Proxmox's EVPN zones expect). With static peers nothing else says where a
+// remote MAC is: the bridge must learn it from the traffic arriving through
+// the tunnel port (else every frame to a remote guest floods to all peers),
+// and there is no neighbour table to answer ARP from.
+plan::Vxlans::VxlanPortFlags port_flags(const model::Network& n)
+{
+    return n.overlay->evpn ? plan::Vxlans::VxlanPortFlags{true, false} : plan::Vxlans::VxlanPortFlags{false, true};
+}
+
+std::vector<std::string> gateway_ipv6(const model::Network& n)
+{
+    std::vector<std::string> out;
+    for (const model::Ipv6& a : model::overlay_gateway_ipv6(n))
+        out.push_back(a.str());
+    return out;
+}
+
 }  // namespace
 
 OverlayLayer::Underlay OverlayLayer::underlay(const model::Network& n)
@@ -132,6 +154,8 @@ void OverlayLayer::setup(const model::Network& n, Undo& undo, std::string& step)
     step = "enslaving " + name + " to " + n.bridge;
     links_.set_master(name, n.bridge);
     links_.set_up(name, true);
+    step = "setting the bridge port flags of " + name;
+    if (links_.vxlan_port_flags(name) != port_flags(n)) links_.set_vxlan_port_flags(name, port_flags(n));
     step = "setting the flood list of " + name;
     const auto wanted_peers = peer_set(n);
     const auto have = links_.list_flood(name);
@@ -140,7 +164,7 @@ void OverlayLayer::setup(const model::Network& n, Undo& undo, std::string& step)
     for (const std::string& peer : have)
         if (!wanted_peers.count(peer)) links_.delete_flood(name, peer);
     step = "filtering the gateway and DHCP on " + name;
-    links_.set_vxlan_filter(name, bridge_mac(n), n.ipv4->address.address.str());
+    links_.set_vxlan_filter(name, bridge_mac(n), n.ipv4->address.address.str(), gateway_ipv6(n));
     undo.push("delete the filter of " + name, [this, name] { links_.delete_vxlan_filter(name); });
 }
 
@@ -160,8 +184,10 @@ std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std
     const std::set<std::string> have_set(have.begin(), have.end());
     const bool drift = !link || link->master_index != bridge->index || !link->up || link->mtu != want.mtu ||
                        have_set != wanted_peers || bridge->mtu != want.mtu;
+    const bool attached = link && link->master_index == bridge->index;
+    const bool flags = !attached || links_.vxlan_port_flags(name) == port_flags(n);
     const bool filter = links_.has_vxlan_filter(name);
-    if ((!drift && filter) || !allowed()) return done;
+    if ((!drift && filter && flags) || !allowed()) return done;
     if (!link) {
         links_.create_vxlan(name, want);
         links_.set_alias(name, plan::owner_alias(n.name));
@@ -177,6 +203,19 @@ std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std
     if (!link || !link->up) {
         links_.set_up(name, true);
         if (link) done.push_back("set " + name + " up again");
+    }
+    // A port enslaved again comes with the bridge's defaults.
+    if (!attached || !flags) {
+        links_.set_vxlan_port_flags(name, port_flags(n));
+        if (attached) {
+            const auto f = port_flags(n);
+            done.push_back(std::string("restored neigh_suppress ")
+                               .append(f.neigh_suppress ? "on" : "off")
+                               .append(", learning ")
+                               .append(f.learning ? "on" : "off")
+                               .append(" on bridge port ")
+                               .append(name));
+        }
     }
     if (bridge->mtu != want.mtu) {
         links_.set_mtu(n.bridge, want.mtu);
@@ -197,7 +236,7 @@ std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std
         done.push_back("restored the flood list of " + name + " (" + list + ")");
     }
     if (!filter) {
-        links_.set_vxlan_filter(name, bridge_mac(n), n.ipv4->address.address.str());
+        links_.set_vxlan_filter(name, bridge_mac(n), n.ipv4->address.address.str(), gateway_ipv6(n));
         done.push_back("restored the gateway and DHCP filter of " + name);
     }
     return done;

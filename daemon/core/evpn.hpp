@@ -67,6 +67,8 @@ public:
     // refresh() unless the last one is younger than a second.
     void refresh_if_stale();
     const plan::FrrStatus& status() const { return status_; }
+    // Whether status() was ever read from FRR.
+    bool asked() const { return refreshed_ != std::chrono::steady_clock::time_point{}; }
     // The last sync's failure, "" when it worked.
     const std::string& problem() const { return problem_; }
     bool wanted() const { return wanted_.has_value(); }

@@ -102,6 +102,13 @@ public:
                                   const std::string& /*detail*/)
     {
     }
+    // The overlay of running network `name` changed on its own: `what` is
+    // "session" (a BGP EVPN session's state) or "peer" (a VTEP came, went,
+    // or its reachability changed); `detail` says which and how.
+    virtual void overlay_changed(const std::string& /*name*/, const std::string& /*what*/,
+                                 const std::string& /*detail*/)
+    {
+    }
 };
 
 class Manager {
@@ -193,7 +200,9 @@ public:
     // JSON array (empty while the network is stopped). add_host takes one
     // ipv4.dhcp.hosts entry as JSON; on a running network dnsmasq re-reads
     // its hosts file (SIGHUP) and keeps running, with every lease.
-    nlohmann::json leases(const std::string& name) const;
+    // With `remote`, an EVPN network's list also names the other hosts'
+    // guests that FRR knows (plan::add_evpn_lease_hosts; may ask FRR).
+    nlohmann::json leases(const std::string& name, bool remote = true) const;
     void add_host(const std::string& name, const std::string& host_document);
     void remove_host(const std::string& name, const std::string& mac);
 
@@ -264,6 +273,10 @@ public:
     // Describe's "evpn" object, read from FRR now (at most once a second);
     // null without EVPN or while not running.
     nlohmann::json evpn_status(const std::string& name) const;
+    // OverlayStatus (plan/overlay_status.hpp): the tunnel per remote host,
+    // read now (FRR at most once a second). InvalidArgument without an
+    // overlay section; a stopped network's has only its configured peers.
+    nlohmann::json overlay_status(const std::string& name) const;
     // firewalld on the bus (core/firewalld.hpp): set once the bus connection
     // exists, before load(); it must outlive the manager's use of it.
     void set_firewalld_bus(FirewalldBus& bus);
@@ -511,8 +524,11 @@ private:
     // A start refused before anything changes when FRR cannot take its EVPN settings.
     void check_evpn(const std::string& name);
     void evpn_poll();
-    // Diagnose's view of FRR, read now; nullopt without EVPN.
-    std::optional<plan::EvpnView> evpn_view(const std::string& name) const;
+    // The overlay status from the kernel and FRR's state as last read.
+    nlohmann::json overlay_status_now(const Entry& e) const;
+    // The network's view of FRR, read now (`fresh`, Diagnose) or as last
+    // polled (the state); nullopt without EVPN or before FRR was first asked.
+    std::optional<plan::EvpnView> evpn_view(const std::string& name, bool fresh) const;
     void update_ip_forward(const std::vector<model::Network>& active);
     // IPv6 (core/manager_ipv6.cpp): net.ipv6.conf.all.forwarding.
     void update_ipv6_forward(const std::vector<model::Network>& active);
@@ -556,6 +572,8 @@ private:
     std::unique_ptr<Firewalld> firewalld_;            // null: no bus given (unit tests)
     bool firewalld_changed_ = false;                  // the next sync asks firewalld whatever
     std::unique_ptr<EventSource> firewalld_assess_;   // firewalld's problems changed: judge the states
+    // Each overlay network's status as the poll last compared it (OverlayChanged).
+    std::map<std::string, nlohmann::json> overlay_seen_;
     std::set<std::string> known_bridges() const;
     // Other programs' tables as last read (read_foreign_rules).
     std::optional<std::vector<plan::ForeignChain>> foreign_rules_;

@@ -35,6 +35,8 @@ plan::Observed Manager::observe(const Entry& e, bool full) const
     o.repair_wait = e.repair_wait;
     // Diagnose reads them afresh, for the counters as they are now.
     o.foreign_rules = full ? read_foreign_rules(firewall_, options_.nft, plan::table_name) : foreign_rules_;
+    // The state takes FRR's sessions as last polled (vtysh is slow); Diagnose asks now.
+    o.evpn = evpn_view(n.name, full);
     if (!full) return o;
 
     o.addresses = links_.list_addresses();
@@ -58,7 +60,6 @@ plan::Observed Manager::observe(const Entry& e, bool full) const
     } catch (const std::exception& err) {
         firewall.error = err.what();
     }
-    o.evpn = evpn_view(n.name);
     if (docker_user_) {
         firewall.docker_user_rules.emplace();
         for (const std::string family : {"ip", "ip6"})

@@ -3,12 +3,18 @@
 // update, repair and load goes through), and while an EVPN network runs a
 // poll reads FRR's sessions every few seconds: it announces EvpnState
 // changes (PropertiesChanged) and puts kvmnet's part back into an FRR that
-// lost it (restarted).
+// lost it (restarted). The same poll runs while any overlay network runs:
+// it compares each one's overlay status (sessions, VTEPs) with the last and
+// emits OverlayChanged for what moved.
 #include "core/evpn.hpp"
 #include "core/log.hpp"
 #include "core/manager.hpp"
+#include "model/error.hpp"
+#include "plan/overlay_status.hpp"
 
 #include <sys/socket.h>
+
+#include <algorithm>
 
 namespace kvmnet::core {
 
@@ -40,7 +46,9 @@ void Manager::check_evpn(const std::string& name)
 void Manager::sync_evpn(const std::vector<model::Network>& active)
 {
     evpn_->sync(evpn_networks(active));
-    if (!evpn_->wanted()) {
+    const bool overlays =
+        std::any_of(active.begin(), active.end(), [](const model::Network& n) { return n.overlay.has_value(); });
+    if (!evpn_->wanted() && !overlays) {
         evpn_timer_.reset();
         evpn_poll();  // the stopped networks' EvpnState goes back to ""
         return;
@@ -49,7 +57,7 @@ void Manager::sync_evpn(const std::vector<model::Network>& active)
     evpn_timer_ = loop_.add_timer(0, [this] {
         evpn_timer_.reset();
         evpn_poll();
-        if (evpn_->wanted() && !evpn_timer_)
+        if (!evpn_timer_)
             evpn_timer_ = loop_.add_timer(Evpn::poll_interval_s * 1'000'000ULL, [this] {
                 evpn_timer_.reset();
                 sync_evpn(active_specs());
@@ -60,15 +68,80 @@ void Manager::sync_evpn(const std::vector<model::Network>& active)
 void Manager::evpn_poll()
 {
     if (evpn_->wanted()) evpn_->refresh();
-    for (const auto& [name, e] : networks_) {
+    for (auto& [name, e] : networks_) {
         const std::string now = evpn_state(name);
         auto it = evpn_states_.find(name);
         const std::string before = it == evpn_states_.end() ? "" : it->second;
         if (now == before) continue;
         evpn_states_[name] = now;
         if (!now.empty()) log_info("network " + name + ": EVPN " + now, name);
+        // No session up makes it degraded (evpn-session), one up active again.
+        assess(e);
         if (listener_) listener_->network_changed(name);
     }
+    for (auto& [name, e] : networks_) {
+        if (!e.spec.overlay || !is_running(e.state)) {
+            overlay_seen_.erase(name);
+            continue;
+        }
+        nlohmann::json now;
+        try {
+            now = overlay_status_now(e);
+        } catch (const std::exception& err) {
+            log_debug("network " + name + ": reading the overlay status: " + err.what(), name);
+            continue;
+        }
+        auto it = overlay_seen_.find(name);
+        if (it != overlay_seen_.end())
+            for (const auto& [what, detail] : plan::overlay_changes(it->second, now)) {
+                log_info("network " + name + ": overlay " + what + " " + detail, name);
+                if (listener_) listener_->overlay_changed(name, what, detail);
+            }
+        overlay_seen_[name] = std::move(now);
+    }
+}
+
+nlohmann::json Manager::overlay_status_now(const Entry& e) const
+{
+    const model::Network& n = e.spec;
+    const std::string device = model::overlay_device_name(n.overlay->vni);
+    plan::OverlayObserved o;
+    if (n.overlay->local)
+        o.local = n.overlay->local->str();
+    else if (const auto link = links_.find_link(n.overlay->local_interface))
+        for (const plan::AddressInfo& a : links_.list_addresses())
+            if (a.link_index == link->index && a.family == AF_INET) {
+                o.local = a.address;
+                break;
+            }
+    if (is_running(e.state) && links_.find_link(device)) {
+        o.device = true;
+        o.port_flags = links_.vxlan_port_flags(device);
+        o.flood = links_.list_flood(device);
+        o.fdb = links_.vxlan_fdb(device);
+    }
+    for (const std::string& vtep : plan::overlay_vteps(n, o))
+        if (o.device) o.neighbours[vtep] = links_.neighbour_state(vtep);
+    if (is_running(e.state)) {
+        const auto mine = evpn_networks({n});
+        if (!mine.empty() && evpn_->wanted()) {
+            o.evpn = plan::evpn_status_json(evpn_->status(), mine.front());
+            if (!evpn_->problem().empty()) o.evpn["problem"] = evpn_->problem();
+        }
+    }
+    nlohmann::json j = plan::overlay_status_json(n, o);
+    j["state"] = state_name(e.state);
+    return j;
+}
+
+nlohmann::json Manager::overlay_status(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    if (!e.spec.overlay)
+        throw Error(ErrorKind::InvalidArgument,
+                    "network '" + name + "' has no overlay section (it does not span hosts; see docs/overlay.md)");
+    if (is_running(e.state) && e.spec.overlay->evpn && evpn_->wanted()) evpn_->refresh_if_stale();
+    return overlay_status_now(e);
 }
 
 std::string Manager::evpn_state(const std::string& name) const
@@ -95,11 +168,14 @@ nlohmann::json Manager::evpn_status(const std::string& name) const
     return j;
 }
 
-std::optional<plan::EvpnView> Manager::evpn_view(const std::string& name) const
+std::optional<plan::EvpnView> Manager::evpn_view(const std::string& name, bool fresh) const
 {
     const auto mine = evpn_networks({entry(name).spec});
     if (mine.empty() || !evpn_->wanted()) return std::nullopt;
-    evpn_->refresh();
+    if (fresh)
+        evpn_->refresh();
+    else if (!evpn_->asked())
+        return std::nullopt;
     const nlohmann::json j = plan::evpn_status_json(evpn_->status(), mine.front());
     plan::EvpnView v;
     v.state = j["state"];

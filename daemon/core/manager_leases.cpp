@@ -2,6 +2,7 @@
 // events) and static hosts changed without restarting dnsmasq.
 #include "core/manager.hpp"
 
+#include "core/evpn.hpp"
 #include "core/log.hpp"
 #include "plan/leases.hpp"
 #include "plan/planner.hpp"
@@ -28,14 +29,20 @@ bool has_leases(const model::Network& n) { return has_dhcp(n) || (n.ipv6 && !n.i
 
 }  // namespace
 
-nlohmann::json Manager::leases(const std::string& name) const
+nlohmann::json Manager::leases(const std::string& name, bool remote) const
 {
     const Entry& e = entry(name);
     if (!has_leases(e.spec) || e.state == State::inactive) return nlohmann::json::array();
     const auto text = store::read_file(layout_.dnsmasq_leases(name));
-    return plan::to_json(plan::parse_leases(text.value_or("")),
-                         has_dhcp(e.spec) ? e.spec.ipv4->hosts : std::vector<model::DhcpHost>{},
-                         e.spec.ipv6 ? e.spec.ipv6->hosts : std::vector<model::Dhcp6Host>{});
+    nlohmann::json leases = plan::to_json(plan::parse_leases(text.value_or("")),
+                                          has_dhcp(e.spec) ? e.spec.ipv4->hosts : std::vector<model::DhcpHost>{},
+                                          e.spec.ipv6 ? e.spec.ipv6->hosts : std::vector<model::Dhcp6Host>{});
+    // With EVPN, FRR knows the guests of the other hosts (type-2 routes).
+    if (remote && e.spec.overlay && e.spec.overlay->evpn && is_running(e.state) && evpn_->wanted()) {
+        evpn_->refresh_if_stale();
+        plan::add_evpn_lease_hosts(leases, evpn_->status(), e.spec.overlay->vni);
+    }
+    return leases;
 }
 
 void Manager::watch_leases(Entry& e)

@@ -65,9 +65,13 @@ public:
     std::vector<std::string> list_flood(const std::string& name) override;
     void add_flood(const std::string& name, const std::string& remote) override;
     void delete_flood(const std::string& name, const std::string& remote) override;
+    std::vector<VxlanFdbEntry> vxlan_fdb(const std::string& name) override;
+    std::string neighbour_state(const std::string& address) override;
+    std::optional<VxlanPortFlags> vxlan_port_flags(const std::string& name) override;
+    void set_vxlan_port_flags(const std::string& name, const VxlanPortFlags& flags) override;
     // vxlan_filter.cpp
-    void set_vxlan_filter(const std::string& name, const std::string& gateway_mac,
-                          const std::string& gateway_ip) override;
+    void set_vxlan_filter(const std::string& name, const std::string& gateway_mac, const std::string& gateway_ip,
+                          const std::vector<std::string>& gateway_ipv6) override;
     void delete_vxlan_filter(const std::string& name) override;
     bool has_vxlan_filter(const std::string& name) override;
 

@@ -23,6 +23,7 @@
 #include "kernel/nft_batch.hpp"
 #include "kernel/nft_common.hpp"
 #include "model/ipv4.hpp"
+#include "model/ipv6.hpp"
 #include "model/mac.hpp"
 
 namespace kvmnet::kernel {
@@ -103,6 +104,16 @@ public:
         return payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, &be, 2);
     }
 
+    // ICMPv6 of this type right after IPv6's fixed header (neighbour
+    // discovery carries no extension headers).
+    RuleBuilder& icmpv6_type(std::uint8_t type)
+    {
+        ether_type(0x86dd);
+        const std::uint8_t icmpv6 = 58;
+        payload(NFT_PAYLOAD_NETWORK_HEADER, 6, &icmpv6, 1);
+        return payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, &type, 1);
+    }
+
     RulePtr drop()
     {
         nftnl_expr* verdict = checked(nftnl_expr_alloc("immediate"));
@@ -181,13 +192,19 @@ void commit_table(const std::string& table, const std::vector<ChainPtr>& chains,
 }  // namespace
 
 void NetlinkLinks::set_vxlan_filter(const std::string& name, const std::string& gateway_mac,
-                                    const std::string& gateway_ip)
+                                    const std::string& gateway_ip, const std::vector<std::string>& gateway_ipv6)
 {
     const std::string table = table_name(name);
     const std::string doing = "committing table bridge " + table;
     const auto mac = model::Mac::parse(gateway_mac);
     const auto ip = model::Ipv4::parse(gateway_ip);
     if (!mac || !ip) throw Error(ErrorKind::InvalidArgument, "nftables: " + doing + ": bad gateway address");
+    std::vector<model::Ipv6> ipv6;
+    for (const std::string& a : gateway_ipv6) {
+        const auto parsed = model::Ipv6::parse(a);
+        if (!parsed) throw Error(ErrorKind::InvalidArgument, "nftables: " + doing + ": bad gateway address " + a);
+        ipv6.push_back(*parsed);
+    }
     const std::uint32_t ip_be = htonl(ip->value);
     std::vector<ChainPtr> chains;
     chains.push_back(bridge_chain(table, "to_overlay", NF_BR_POST_ROUTING));
@@ -207,6 +224,19 @@ void NetlinkLinks::set_vxlan_filter(const std::string& name, const std::string& 
                             .ether_type(0x0806)
                             .payload(NFT_PAYLOAD_NETWORK_HEADER, 24, &ip_be, 4)
                             .drop());
+        // Neighbour solicitations for the gateway's IPv6 addresses, as ARP
+        // above (its advertisements, and its router advertisements, carry
+        // the gateway MAC: the first rule keeps them). A host that saw a
+        // remote guest's solicitation would also note the guest's address
+        // behind the tunnel.
+        for (const model::Ipv6& a : ipv6)
+            rules.push_back(RuleBuilder(table, chain)
+                                .ifname(!out, name)
+                                .icmpv6_type(135)
+                                .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 8, a.bytes.data(), 16)
+                                .drop());
+        // Router solicitations: each host's gateway advertises itself to its own guests.
+        if (!ipv6.empty()) rules.push_back(RuleBuilder(table, chain).ifname(!out, name).icmpv6_type(133).drop());
         // DHCP and DHCPv6, both directions: each host's dnsmasq serves its own guests.
         for (const std::uint16_t port : {67, 68})
             rules.push_back(RuleBuilder(table, chain).ifname(!out, name).udp_dport(false, port).drop());

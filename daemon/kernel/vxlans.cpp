@@ -1,6 +1,7 @@
 // VXLAN devices (plan::Vxlans) of kernel::NetlinkLinks: the device through libnl's vxlan link type, its flood list
 // (all-zeros FDB entries, one per remote VTEP, as `bridge fdb append 00:00:00:00:00:00 dev D dst IP` makes them)
-// through hand-built RTM_NEWNEIGH / RTM_DELNEIGH requests of family AF_BRIDGE on the device itself (NTF_SELF).
+// through hand-built RTM_NEWNEIGH / RTM_DELNEIGH requests of family AF_BRIDGE on the device itself (NTF_SELF), and
+// its bridge port's neighbour suppression and learning flags (IFLA_PROTINFO, as bridge_ports.cpp sets them).
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <linux/if_bridge.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/netlink.h>
@@ -22,11 +24,13 @@
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/vxlan.h>
+#include <netlink/route/neighbour.h>
 
 // After libnl on purpose (see taps.cpp).
 #include "kernel/netlink_links.hpp"
 #include "kernel/netlink_util.hpp"
 #include "model/error.hpp"
+#include "model/mac.hpp"
 
 namespace kvmnet::kernel {
 
@@ -148,6 +152,100 @@ void NetlinkLinks::delete_flood(const std::string& name, const std::string& remo
     const NlResult result = transact(socket_, msg.get());
     if (result.error == -ENOENT) return;
     if (!result.ok()) fail_result(operation, result);
+}
+
+std::vector<plan::Vxlans::VxlanFdbEntry> NetlinkLinks::vxlan_fdb(const std::string& name)
+{
+    const std::string operation = "listing the FDB of " + name;
+    const LinkRecord link = require_link_record(socket_, name, operation);
+    std::vector<VxlanFdbEntry> entries;
+    NlResult result;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        entries.clear();
+        ndmsg header{};
+        header.ndm_family = AF_BRIDGE;
+        header.ndm_ifindex = link.index;
+        NlMsgPtr msg = new_request(RTM_GETNEIGH, NLM_F_DUMP, &header, sizeof(header));
+        result = transact(
+            socket_, msg.get(),
+            [&](const nlmsghdr* hdr) {
+                if (hdr->nlmsg_type != RTM_NEWNEIGH) return;
+                const auto* ndm = static_cast<const ndmsg*>(nlmsg_data(hdr));
+                nlattr* tb[NDA_MAX + 1] = {};
+                // Only the device's own table (NTF_SELF): the bridge's entries for the port carry no VTEP.
+                if (ndm->ndm_family != AF_BRIDGE || ndm->ndm_ifindex != link.index || !(ndm->ndm_flags & NTF_SELF) ||
+                    nlmsg_parse(const_cast<nlmsghdr*>(hdr), sizeof(ndmsg), tb, NDA_MAX, nullptr) < 0)
+                    return;
+                if (tb[NDA_LLADDR] == nullptr || nla_len(tb[NDA_LLADDR]) != 6 || tb[NDA_DST] == nullptr) return;
+                const auto* mac = static_cast<const unsigned char*>(nla_data(tb[NDA_LLADDR]));
+                // The flood list (all zeros) and multicast are not guests.
+                if ((mac[0] & 1) != 0 || std::all_of(mac, mac + 6, [](unsigned char b) { return b == 0; })) return;
+                model::Mac m;
+                std::copy(mac, mac + 6, m.bytes.begin());
+                const std::string vtep = attr_ip(tb[NDA_DST], AF_INET);
+                if (!vtep.empty()) entries.push_back({m.str(), vtep, (ndm->ndm_flags & NTF_EXT_LEARNED) != 0});
+            },
+            true);
+        if (result.error != -EINTR) break;
+    }
+    if (!result.ok())
+        throw_result(result.error == -ENODEV ? ErrorKind::NotFound : ErrorKind::Kernel, operation, result);
+    return entries;
+}
+
+std::string NetlinkLinks::neighbour_state(const std::string& address)
+{
+    const std::string operation = "reading the neighbour entry of " + address;
+    const IpBytes ip = parse_ip(AF_INET, address, "address", operation);
+    std::string state;
+    NlResult result;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        state.clear();
+        ndmsg header{};
+        header.ndm_family = AF_INET;
+        NlMsgPtr msg = new_request(RTM_GETNEIGH, NLM_F_DUMP, &header, sizeof(header));
+        result = transact(
+            socket_, msg.get(),
+            [&](const nlmsghdr* hdr) {
+                if (hdr->nlmsg_type != RTM_NEWNEIGH || !state.empty()) return;
+                const auto* ndm = static_cast<const ndmsg*>(nlmsg_data(hdr));
+                nlattr* tb[NDA_MAX + 1] = {};
+                if (ndm->ndm_family != AF_INET ||
+                    nlmsg_parse(const_cast<nlmsghdr*>(hdr), sizeof(ndmsg), tb, NDA_MAX, nullptr) < 0 ||
+                    tb[NDA_DST] == nullptr || nla_len(tb[NDA_DST]) != 4 ||
+                    std::memcmp(nla_data(tb[NDA_DST]), ip.data(), 4) != 0)
+                    return;
+                char text[64] = {};
+                rtnl_neigh_state2str(ndm->ndm_state, text, sizeof(text));
+                state = text;
+            },
+            true);
+        if (result.error != -EINTR) break;
+    }
+    if (!result.ok()) fail_result(operation, result);
+    return state;
+}
+
+std::optional<plan::Vxlans::VxlanPortFlags> NetlinkLinks::vxlan_port_flags(const std::string& name)
+{
+    std::optional<bool> suppress, learning;
+    const std::optional<LinkRecord> link = find_link_record(socket_, name, [&](const nlmsghdr* hdr) {
+        if (const nlattr* attr =
+                linkinfo_attribute(hdr, IFLA_INFO_SLAVE_DATA, IFLA_BRPORT_NEIGH_SUPPRESS, IFLA_BRPORT_MAX))
+            suppress = nla_get_u8(const_cast<nlattr*>(attr)) != 0;
+        if (const nlattr* attr = linkinfo_attribute(hdr, IFLA_INFO_SLAVE_DATA, IFLA_BRPORT_LEARNING, IFLA_BRPORT_MAX))
+            learning = nla_get_u8(const_cast<nlattr*>(attr)) != 0;
+    });
+    if (!link || link->slave_kind != "bridge" || !suppress || !learning) return std::nullopt;
+    return VxlanPortFlags{*suppress, *learning};
+}
+
+void NetlinkLinks::set_vxlan_port_flags(const std::string& name, const VxlanPortFlags& flags)
+{
+    set_port_flag(name, IFLA_BRPORT_NEIGH_SUPPRESS, flags.neigh_suppress, "ARP/ND suppression",
+                  "bridge port neighbour suppression (IFLA_BRPORT_NEIGH_SUPPRESS, Linux 4.15)");
+    set_port_flag(name, IFLA_BRPORT_LEARNING, flags.learning, "MAC learning",
+                  "bridge port learning (IFLA_BRPORT_LEARNING)");
 }
 
 }  // namespace kvmnet::kernel

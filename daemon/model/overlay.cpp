@@ -160,6 +160,26 @@ Mac overlay_gateway_mac(const Network& n)
     return mac;
 }
 
+std::vector<Ipv6> overlay_gateway_ipv6(const Network& n)
+{
+    if (!n.overlay || !n.ipv6) return {};
+    const Mac mac = overlay_gateway_mac(n);
+    // RFC 4291 appendix A: the MAC with ff:fe in its middle and the
+    // universal/local bit inverted, after fe80::/64.
+    Ipv6 link_local;
+    link_local.bytes[0] = 0xfe;
+    link_local.bytes[1] = 0x80;
+    link_local.bytes[8] = static_cast<std::uint8_t>(mac.bytes[0] ^ 0x02);
+    link_local.bytes[9] = mac.bytes[1];
+    link_local.bytes[10] = mac.bytes[2];
+    link_local.bytes[11] = 0xff;
+    link_local.bytes[12] = 0xfe;
+    link_local.bytes[13] = mac.bytes[3];
+    link_local.bytes[14] = mac.bytes[4];
+    link_local.bytes[15] = mac.bytes[5];
+    return {n.ipv6->address.address, link_local};
+}
+
 std::optional<DhcpSlice> overlay_slice(const Overlay& o, std::optional<Ipv4> local)
 {
     if (o.dhcp_slice) return o.dhcp_slice;

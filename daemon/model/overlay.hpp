@@ -9,6 +9,7 @@
 #pragma once
 
 #include "model/ipv4.hpp"
+#include "model/ipv6.hpp"
 #include "model/mac.hpp"
 
 #include <nlohmann/json_fwd.hpp>
@@ -76,6 +77,12 @@ std::string overlay_device_name(std::uint32_t vni);
 // unicast address hashed from the network's name and the VNI, so every host
 // computes the same one without talking to the others.
 Mac overlay_gateway_mac(const Network& n);
+
+// The anycast gateway's IPv6 addresses that neighbour discovery must keep
+// on each host: the network's ipv6.address and the bridge's link-local
+// address (EUI-64 of the gateway MAC, the same on every host: guests take
+// it as their router from its advertisements). Empty without ipv6.
+std::vector<Ipv6> overlay_gateway_ipv6(const Network& n);
 
 // This host's DHCP slice: the explicit one, or this host's index among the
 // sorted underlay addresses (local + peers). nullopt when it depends on an

@@ -27,6 +27,7 @@ enum class Rank : int {
     dnsmasq_restarting,
     mac_conflict,
     document,
+    evpn_session,
 };
 
 struct Findings {
@@ -350,20 +351,30 @@ const char* status_name(Status status)
     return "fail";
 }
 
-// BGP EVPN through FRR: a session down does not degrade the network (its
-// guests on this host work, and FRR is the administrator's to run); the
-// EvpnState property says it.
+// BGP EVPN through FRR: with no session established the network is
+// degraded (evpn-session): its guests on this host work, but it is cut off
+// from the other hosts' guests (FRR installs no remote MACs and withdraws
+// none). One session of several down is "partial": the check fails, the
+// state stays active (EvpnState says it).
 void evpn(const Observed& o, Findings& f)
 {
     if (!o.evpn) return;
     const EvpnView& v = *o.evpn;
+    const bool none_up = !v.sessions.empty() && std::none_of(v.sessions.begin(), v.sessions.end(),
+                                                             [](const auto& s) { return s.second == "Established"; });
+    const auto report = [&](std::string detail) {
+        if (none_up)
+            f.check("evpn", Status::fail, detail, "evpn-session", detail, Rank::evpn_session);
+        else
+            f.fail("evpn", std::move(detail));
+    };
     if (!v.problem.empty()) {
-        f.fail("evpn", "kvmnet's part of FRR's configuration is not applied: " + v.problem);
+        report("kvmnet's part of FRR's configuration is not applied: " + v.problem);
         return;
     }
     if (v.state == "frr-unreachable") {
         // v.error already says that FRR does not answer, and why.
-        f.fail("evpn", "BGP EVPN not established: " + v.error + "; FRR runs outside kvmnet, see docs/overlay.md");
+        report("BGP EVPN not established: " + v.error + "; FRR runs outside kvmnet, see docs/overlay.md");
         return;
     }
     std::string up;
@@ -378,7 +389,7 @@ void evpn(const Observed& o, Findings& f)
     if (down.empty())
         f.pass("evpn", v.sessions.empty() ? "BGP EVPN: no neighbours to peer with" : "BGP EVPN established with " + up);
     else
-        f.fail("evpn", "BGP EVPN not established with " + down + (up.empty() ? "" : "; established with " + up));
+        report("BGP EVPN not established with " + down + (up.empty() ? "" : "; established with " + up));
 }
 
 Drift drift(const model::Network& n, const Observed& o)

@@ -344,6 +344,30 @@ nlohmann::json evpn_status_json(const FrrStatus& status, const EvpnNetwork& netw
     return j;
 }
 
+void add_evpn_lease_hosts(nlohmann::json& leases, const FrrStatus& status, std::uint32_t vni)
+{
+    auto v = status.vnis.find(vni);
+    if (v == status.vnis.end()) return;
+    std::set<std::string> leased;
+    for (nlohmann::json& l : leases) {
+        const std::string mac = l.value("mac", "");
+        if (mac.empty()) continue;
+        leased.insert(mac);
+        if (const std::string vtep = evpn_vtep_of(status, vni, mac); !vtep.empty()) l["vtep"] = vtep;
+    }
+    for (const EvpnRemote& r : v->second.remotes) {
+        // IPv6 addresses of a guest are mostly link-local or SLAAC: not leases.
+        if (r.ip.empty() || r.ip.find(':') != std::string::npos || leased.count(r.mac)) continue;
+        leases.push_back({{"family", "ipv4"},
+                          {"ip", r.ip},
+                          {"expiry", 0},
+                          {"expires_at", nullptr},
+                          {"mac", r.mac},
+                          {"type", "remote"},
+                          {"vtep", r.vtep}});
+    }
+}
+
 std::string evpn_vtep_of(const FrrStatus& status, std::uint32_t vni, const std::string& mac)
 {
     auto v = status.vnis.find(vni);

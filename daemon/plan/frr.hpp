@@ -115,6 +115,12 @@ void add_evpn_remotes(std::map<std::uint32_t, EvpnVniState>& vnis, const std::st
 // "partial", "down" (none up), "frr-unreachable".
 std::string evpn_state(const FrrStatus& status, const EvpnNetwork& network);
 nlohmann::json evpn_status_json(const FrrStatus& status, const EvpnNetwork& network);
+// Leases() of an EVPN network (docs/dbus-api.md, Leases JSON): a lease of
+// this host's dnsmasq whose MAC FRR places on another host (the guest moved)
+// gets that host's `vtep`; a remote guest FRR knows with an IPv4 address
+// (a type-2 MAC/IP route) and no lease here is added as an entry of type
+// "remote" with its `vtep` (expiry 0: the lease is the other host's).
+void add_evpn_lease_hosts(nlohmann::json& leases, const FrrStatus& status, std::uint32_t vni);
 // The remote guest with this MAC on the network's VNI: its VTEP, "" if none.
 std::string evpn_vtep_of(const FrrStatus& status, std::uint32_t vni, const std::string& mac);
 

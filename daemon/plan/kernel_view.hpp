@@ -243,11 +243,37 @@ public:
     virtual std::vector<std::string> list_flood(const std::string& /*name*/) { return {}; }
     virtual void add_flood(const std::string& name, const std::string& /*remote*/) { unsupported(name); }
     virtual void delete_flood(const std::string& name, const std::string& /*remote*/) { unsupported(name); }
+    // Every unicast FDB entry of VXLAN device `name` (its own table, NTF_SELF):
+    // a remote MAC and the VTEP it is sent to; `extern_learn` when a control
+    // plane (FRR) installed it rather than the device learning it.
+    struct VxlanFdbEntry {
+        std::string mac;
+        std::string vtep;
+        bool extern_learn = false;
+    };
+    virtual std::vector<VxlanFdbEntry> vxlan_fdb(const std::string& /*name*/) { return {}; }
+    // The IPv4 neighbour entry (ARP) of `address` on any link, the kernel's
+    // state in words ("REACHABLE", "STALE", "FAILED", ...); "" when it has
+    // none. The underlay's view of whether a remote VTEP answers.
+    virtual std::string neighbour_state(const std::string& /*address*/) { return ""; }
+    // The bridge port flags of VXLAN device `name` that the control plane
+    // decides: ARP/ND suppression (IFLA_BRPORT_NEIGH_SUPPRESS) and MAC
+    // learning on the port (IFLA_BRPORT_LEARNING). nullopt when it is no
+    // bridge port (or the kernel does not report them).
+    struct VxlanPortFlags {
+        bool neigh_suppress = false;
+        bool learning = true;
+        bool operator==(const VxlanPortFlags&) const = default;
+    };
+    virtual std::optional<VxlanPortFlags> vxlan_port_flags(const std::string& /*name*/) { return std::nullopt; }
+    virtual void set_vxlan_port_flags(const std::string& name, const VxlanPortFlags& /*flags*/) { unsupported(name); }
     // The anycast gateway's filter on VXLAN device `name` (nftables table
     // "bridge kvmnet-<name>"): frames from `gateway_mac`, ARP for
-    // `gateway_ip` and DHCP/DHCPv6 neither leave nor enter through it.
+    // `gateway_ip`, neighbour and router solicitations for the addresses of
+    // `gateway_ipv6` (when it has any) and DHCP/DHCPv6 neither leave nor
+    // enter through it.
     virtual void set_vxlan_filter(const std::string& name, const std::string& /*gateway_mac*/,
-                                  const std::string& /*gateway_ip*/)
+                                  const std::string& /*gateway_ip*/, const std::vector<std::string>& /*gateway_ipv6*/)
     {
         unsupported(name);
     }

@@ -128,6 +128,7 @@ read_calls=(
     "Network ListPortsTyped string: uint32:100"
     "Network ListForwardsTyped string: uint32:100"
     "Network StatisticsTyped"
+    "Network OverlayStatus"
 )
 
 # methods_in XML async|sync: changing method names (with the Async
@@ -228,7 +229,10 @@ all_refused() {
 all_read() {
     local entry out
     for entry in "${read_calls[@]}"; do
-        out=$(call_as_nobody "$entry") || fail "$entry as nobody failed: $out"
+        # acc spans no hosts: OverlayStatus answers nobody with its typed error, not a refusal.
+        out=$(call_as_nobody "$entry") ||
+            [[ $entry == "Network OverlayStatus" && $out == *Error.InvalidArgument*"no overlay section"* ]] ||
+            fail "$entry as nobody failed: $out"
     done
     out=$(as_nobody dbus-send --system --print-reply --dest=org.kvmnet1 $NET \
         org.freedesktop.DBus.Properties.GetAll string:org.kvmnet1.Network 2>&1) || fail "GetAll as nobody: $out"

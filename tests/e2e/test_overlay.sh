@@ -10,7 +10,10 @@
 # other (also 1422-byte payloads: a full 1450-byte packet) and the gateway,
 # and reach the "internet" through their own host's NAT (the internet sees
 # each host's uplink address); a deleted VXLAN device is recreated with its
-# flood list and traffic flows again; a forward on host 1 reaches its guest,
+# flood list and traffic flows again; the VXLAN port keeps learning on (static
+# peers); IPv6 neighbour solicitations for the gateway stay on their host;
+# `kvmnetctl overlay status` shows the flood entries, reachability and remote
+# MACs per peer; a forward on host 1 reaches its guest,
 # one to host 3's guest is refused; a guest whose cable moves to host 2
 # keeps its address and still reaches the other guest and the internet; a
 # restart of one host's daemon changes nothing.
@@ -30,6 +33,7 @@ document() {
     cat <<EOF
 {"name": "span", "mode": "nat", "bridge": "kvmbr7", "uplink": "uplink0",
  "ipv4": {"address": "10.77.0.1/24", "dhcp": {"ranges": ["10.77.0.10-10.77.0.99"]}},
+ "ipv6": {"address": "fd00:77::1/64"},
  "overlay": {"vni": 100, "local": "10.99.0.$k", "peers": [$peers]}}
 EOF
 }
@@ -52,7 +56,7 @@ log "the same network on three hosts"
 # Host 2 from kvmnetctl's options, the others from a document.
 document 1 | on_host 1 ctl create span --file - >/dev/null
 on_host 2 ctl create span --mode nat --bridge kvmbr7 --uplink uplink0 --ipv4 10.77.0.1/24 \
-    --dhcp-range 10.77.0.10-10.77.0.99 --vni 100 --local 10.99.0.2 --peer 10.99.0.1 --peer 10.99.0.3 >/dev/null
+    --dhcp-range 10.77.0.10-10.77.0.99 --ipv6 fd00:77::1/64 --vni 100 --local 10.99.0.2 --peer 10.99.0.1 --peer 10.99.0.3 >/dev/null
 document 3 | on_host 3 ctl create span --file - >/dev/null
 assert_eq "$(on_host 2 ctl export span | jq -c .overlay)" \
     '{"local":"10.99.0.2","peers":["10.99.0.1","10.99.0.3"],"port":4789,"vni":100}' "host 2's overlay section"
@@ -69,6 +73,10 @@ for k in 1 2 3; do
     assert_eq "$(jq -r .linkinfo.info_data.port <<<"$vx")" 4789 "host $k VXLAN port"
     assert_eq "$(jq -r .linkinfo.info_data.local <<<"$vx")" "10.99.0.$k" "host $k VXLAN local"
     assert_eq "$(jq -r .master <<<"$vx")" kvmbr7 "host $k kvx-100 master"
+    # Static peers: the bridge learns remote MACs from the tunnel's traffic.
+    port=$(in_ns "$h" bridge -d link show dev kvx-100)
+    assert_contains "$port" "neigh_suppress off" "host $k kvx-100 port flags"
+    assert_contains "$port" "learning on" "host $k kvx-100 port flags"
     assert_eq "$(jq -r .mtu <<<"$vx")" 1450 "host $k kvx-100 MTU"
     assert_eq "$(jq -r .mtu <<<"$(link_json "$h" kvmbr7)")" 1450 "host $k bridge MTU"
     fdb=$(in_ns "$h" bridge fdb show dev kvx-100)
@@ -122,6 +130,44 @@ for k in 2 3; do
     heard=$(ip -n "${HOSTS[k]}" -j neigh show dev kvmbr7 | jq -r --arg ip "$aip" '.[] | select(.dst == $ip) | .dst')
     assert_eq "$heard" "" "host $k's neighbour entry for ga (a guest of host 1)"
 done
+
+# IPv6: ga's neighbour solicitations for the gateway (its address and the
+# link-local address routers advertise from, the same on every host) stay
+# on host 1: hosts 2 and 3 never note ga's addresses, and only host 1's
+# gateway answers ga.
+# (The guests of these tests make no link-local address of their own.)
+ip -n "${PFX}ga" addr add fd00:77::a/64 dev eth0 nodad
+ip -n "${PFX}ga" addr add fe80::a/64 dev eth0 nodad
+# link_local NS DEV: the link-local address of DEV.
+link_local() { ip -n "$1" -6 addr show dev "$2" scope link | awk '$1 == "inet6" { sub("/.*", "", $2); print $2 }'; }
+gwll=$(link_local "${HOSTS[1]}" kvmbr7)
+[[ $gwll == fe80::* ]] || fail "host 1's bridge has no link-local address: $(ip -n "${HOSTS[1]}" -6 addr show dev kvmbr7)"
+for k in 2 3; do
+    assert_eq "$(link_local "${HOSTS[k]}" kvmbr7)" "$gwll" "host $k's gateway link-local address"
+done
+ip -n "${PFX}ga" -6 neigh flush dev eth0
+pings "${PFX}ga" fd00:77::1 || fail "ga cannot ping its IPv6 gateway"
+in_ns "${PFX}ga" busybox ping6 -c 1 -W 1 "$gwll%eth0" >/dev/null || fail "ga cannot ping its gateway's $gwll"
+assert_eq "$(ip -n "${PFX}ga" -j -6 neigh show fd00:77::1 dev eth0 | jq -r '.[0].lladdr')" "${gwmacs[1]}" \
+    "ga's IPv6 gateway MAC"
+for k in 2 3; do
+    heard=$(ip -n "${HOSTS[k]}" -j -6 neigh show dev kvmbr7 |
+        jq -r '.[] | select(.dst == "fd00:77::a" or .dst == "fe80::a") | .dst')
+    assert_eq "$heard" "" "host $k's IPv6 neighbour entries for ga (a guest of host 1)"
+done
+
+log "overlay status: flood entries, reachability and remote MACs per peer"
+cmac=$(ip -n "${PFX}gc" -j link show dev eth0 | jq -r '.[0].address')
+st=$(on_host 1 ctl overlay status span --json)
+assert_eq "$(jq -r '[.peers[] | select(.flood) | .vtep] | join(",")' <<<"$st")" "10.99.0.2,10.99.0.3" \
+    "host 1's peers with flood entries"
+assert_eq "$(jq -r .control <<<"$st")" static "host 1's overlay control"
+reach=$(jq -r '.peers[] | select(.vtep == "10.99.0.3") | .reachability' <<<"$st")
+[[ $reach == reachable || $reach == stale ]] || fail "host 3's reachability from host 1: $reach"
+assert_contains "$(jq -r '.peers[] | select(.vtep == "10.99.0.3") | .remote_macs | join(",")' <<<"$st")" "$cmac" \
+    "gc's MAC behind host 3 in host 1's overlay status"
+assert_contains "$(on_host 1 ctl overlay status span)" "flood entry yes" "overlay status text"
+on_host 1 expect_error NotFound overlay status nosuch
 
 log "each guest reaches the internet through its own host's NAT"
 listen_tcp "$I" 8080 'echo $SOCAT_PEERADDR'

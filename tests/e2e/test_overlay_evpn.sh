@@ -12,9 +12,15 @@
 #    and ping each other; the remote guests' MACs are in the VXLAN FDB as
 #    extern_learn (installed by FRR from type-2 routes: no static peers),
 #    and Describe names the host (VTEP) a remote guest is on;
-#  - host 2's FRR stopped: host 2's diagnose fails with "not established"
-#    (FRR does not answer), host 1's names the session with host 2, and the
-#    guests on hosts 1 and 3 keep talking;
+#  - the VXLAN device's bridge port has neigh_suppress on and learning off
+#    (as FRR expects); reset with `bridge link set`, it is put back;
+#  - `kvmnetctl overlay status` lists the BGP sessions (established, with
+#    uptime and prefixes) and per VTEP the remote guests' MACs; Leases()
+#    names the host (vtep) of another host's guest;
+#  - host 2's FRR stopped: host 2 is degraded (evpn-session) and its
+#    diagnose fails with "not established" (FRR does not answer), host 1's
+#    names the session with host 2 and says OverlayChanged, and the guests
+#    on hosts 1 and 3 keep talking; FRR back, host 2 is active again;
 #  - FRR started again without configuration: kvmnet puts its part back;
 #  - the network stopped: kvmnet's part leaves FRR, the administrator's
 #    neighbour stays.
@@ -107,7 +113,8 @@ for k in 1 2 3; do
     document "$k" | on_host "$k" ctl create "$NET" --file - >/dev/null
     on_host "$k" ctl start "$NET" >/dev/null
 done
-for k in 1 2 3; do on_host "$k" wait_state "$NET" active; done
+# Degraded (evpn-session) until a BGP session is up: the sessions take ~6 s.
+for k in 1 2 3; do on_host "$k" wait_state "$NET" active 200; done
 
 log "kvmnet's fragment is in each FRR, EVPN only, beside the administrator's neighbour"
 for k in 1 2 3; do
@@ -131,6 +138,21 @@ assert_eq "$(jq -r '.evpn.sessions | map(select(.established)) | map(.neighbor) 
 assert_eq "$(jq -r .evpn.vni_known_to_frr <<<"$d")" true "FRR learned VNI $VNI from the kernel"
 assert_eq "$(on_host 1 ctl diagnose "$NET" --json | jq -r '.checks[] | select(.check == "evpn") | .status')" \
     pass "host 1's diagnose evpn check"
+
+log "the VXLAN port: neigh_suppress on, learning off; put back when reset"
+_port_flags_evpn() {
+    local out
+    out=$(in_ns "${HOSTS[$1]}" bridge -d link show dev "$VX")
+    [[ $out == *"neigh_suppress on"* && $out == *"learning off"* ]]
+}
+for k in 1 2 3; do
+    _port_flags_evpn "$k" || fail "host $k: $VX port flags: $(in_ns "${HOSTS[k]}" bridge -d link show dev "$VX")"
+done
+in_ns "${HOSTS[1]}" bridge link set dev "$VX" neigh_suppress off learning on
+retry 50 _port_flags_evpn 1 ||
+    fail "host 1: $VX port flags not put back: $(in_ns "${HOSTS[1]}" bridge -d link show dev "$VX")"
+assert_eq "$(on_host 1 ctl overlay status "$NET" --json | jq -c .port_flags)" \
+    '{"learning":false,"neigh_suppress":true}' "host 1's overlay status port flags"
 
 log "guests on hosts 1, 2 and 3 get leases from their own host's slice and ping each other"
 declare -A GIP
@@ -158,23 +180,69 @@ _describe_places_g3() {
     [[ $(describe 1 | jq -r '.evpn.remote_guests[] | select(.mac == "52:54:00:00:00:03") | .vtep') == 10.99.0.3 ]]
 }
 retry 50 _describe_places_g3 || fail "host 1's Describe does not place guest 3: $(describe 1 | jq -c .evpn)"
+log "overlay status: the sessions, the remote MACs per VTEP; Leases() names the other hosts' guests"
+st=$(on_host 1 ctl overlay status "$NET" --json)
+assert_eq "$(jq -r .control <<<"$st")" evpn "host 1's overlay control"
+assert_eq "$(jq -r '[.evpn.sessions[] | select(.established) | .neighbor] | join(",")' <<<"$st")" \
+    "10.99.0.2,10.99.0.3" "host 1's established sessions in overlay status"
+assert_eq "$(jq -r '.evpn.sessions[0].uptime | type' <<<"$st")" string "a session's uptime"
+[[ $(jq -r '.evpn.sessions[0].prefixes_received' <<<"$st") -ge 1 ]] ||
+    fail "no prefixes received from 10.99.0.2: $(jq -c .evpn <<<"$st")"
+_status_places_g3() {
+    [[ $(on_host 1 ctl overlay status "$NET" --json |
+        jq -r '.peers[] | select(.vtep == "10.99.0.3") | .remote_macs | join(",")') == *52:54:00:00:00:03* ]]
+}
+retry 50 _status_places_g3 || fail "host 1's overlay status: $(on_host 1 ctl overlay status "$NET" --json)"
+assert_contains "$(on_host 1 ctl overlay status "$NET")" "BGP 10.99.0.2  Established" "overlay status text"
+assert_contains "$(on_host 1 ctl show "$NET")" "EVPN established: 2 of 2 BGP sessions established" "show's overlay rows"
+# The remote guest's address reaches FRR once host 3 has the guest in its ARP table (type-2 MAC/IP).
+pings "${PFX}g3" 10.78.0.1 || fail "guest 3 cannot ping its gateway"
+_lease_names_vtep() {
+    [[ $(on_host 1 ctl leases "$NET" --json |
+        jq -r --arg ip "${GIP[3]}" '.[] | select(.mac == "52:54:00:00:00:03") | "\(.ip) \(.vtep) \(.type)"') == \
+        "$ip 10.99.0.3 remote" ]]
+}
+ip=${GIP[3]}
+retry 50 _lease_names_vtep || fail "host 1's leases: $(on_host 1 ctl leases "$NET" --json)"
+assert_eq "$(on_host 1 ctl leases "$NET" --json | jq -r '.[] | select(.mac == "52:54:00:00:00:01") | .vtep')" null \
+    "host 1's own guest has no vtep"
+assert_eq "$(on_host 1 dbus-send --system --print-reply=literal --dest=org.kvmnet1 "/org/kvmnet1/network/$NET" \
+    org.freedesktop.DBus.Properties.Get string:org.kvmnet1.Network string:LeaseCount | awk '{print $NF}')" 1 \
+    "host 1's LeaseCount (its own guest only)"
+
 # No static peers: the flood list is FRR's, one entry per other host (type-3 routes).
 fdb=$(in_ns "${HOSTS[1]}" bridge fdb show dev "$VX")
 assert_eq "$(grep -c '^00:00:00:00:00:00' <<<"$fdb")" 2 "host 1's flood entries (from FRR)"
 
-log "host 2's FRR stops: diagnose says not established, guests on hosts 1 and 3 keep talking"
+log "host 2's FRR stops: host 2 degraded, diagnose says not established, guests on hosts 1 and 3 keep talking"
+DBUS_SYSTEM_BUS_ADDRESS=${HOST_BUS_ADDR[1]} "$KVMNETCTL" --json monitor "$NET" --event OverlayChanged \
+    >"$T/overlay-signals.jsonl" 2>"$T/overlay-signals.err" &
+OVL_MONITOR_PID=$!
+track_pid "$OVL_MONITOR_PID"
+sleep 0.5 # subscribed
 frr_stop 2
 retry 50 _evpn_state_is 2 frr-unreachable || fail "host 2: EvpnState '$(evpn_state 2)'"
+on_host 2 wait_state "$NET" degraded
+assert_contains "$(on_host 2 ctl show "$NET" --json | jq -r .status.state_reason)" \
+    "BGP EVPN not established: FRR does not answer" "host 2's state reason"
+assert_eq "$(on_host 2 dbus-send --system --print-reply=literal --dest=org.kvmnet1 "/org/kvmnet1/network/$NET" \
+    org.freedesktop.DBus.Properties.Get string:org.kvmnet1.Network string:StateReasonCode | awk '{print $NF}')" \
+    evpn-session "host 2's StateReasonCode"
 out=$(on_host 2 ctl diagnose "$NET" 2>&1) && fail "host 2's diagnose passed without FRR: $out"
 assert_contains "$out" "not established" "host 2's diagnose"
 _session_2_down() { [[ $(on_host 1 ctl diagnose "$NET" 2>&1 || true) == *"not established with 10.99.0.2"* ]]; }
 retry 50 _session_2_down || fail "host 1's diagnose: $(on_host 1 ctl diagnose "$NET" 2>&1)"
 retry 50 _evpn_state_is 1 partial || fail "host 1: EvpnState '$(evpn_state 1)'"
+assert_eq "$(on_host 1 ctl show "$NET" --json | jq -r .status.state)" active "host 1 with one session of two up"
+_overlay_signal() { grep -q '"detail":"10.99.0.2: Established -> ' "$T/overlay-signals.jsonl"; }
+retry 50 _overlay_signal || fail "no OverlayChanged for the session with host 2: $(cat "$T/overlay-signals.jsonl")"
+stop_pid "$OVL_MONITOR_PID"
 retry 10 pings "${PFX}g1" "${GIP[3]}" || fail "guests on hosts 1 and 3 lost each other when host 2's FRR stopped"
 
 log "host 2's FRR comes back without configuration: kvmnet puts its part back"
 frr_start 2
 retry 150 _evpn_state_is 2 established || fail "host 2: EvpnState '$(evpn_state 2)' after FRR came back"
+on_host 2 wait_state "$NET" active
 assert_contains "$(vty 2 -c 'show running-config')" "neighbor 10.99.0.1 peer-group kvmnet" "host 2's FRR again"
 
 log "the network stops: kvmnet's part leaves FRR, the administrator's neighbour stays"

@@ -247,9 +247,29 @@ TEST_CASE("Diagnose's evpn check", "[evpn][drift]")
     const auto said = d3.find("FRR does not answer");
     REQUIRE(said != std::string::npos);
     CHECK(d3.find("FRR does not answer", said + 1) == std::string::npos);  // said once, not wrapped again
-    // Not a reason to degrade the network: the state is what it is without it.
-    o.evpn.reset();
-    const std::string without = plan::drift(n, o).state().code;
+    // No session up degrades the network (evpn-session); one of several is
+    // only the check's failure. (The observation has no bridge, so the
+    // state's own reason is bridge-deleted: the evpn finding is looked at.)
+    auto evpn_reason = [&](const plan::EvpnView& v) {
+        o.evpn = v;
+        for (const plan::Finding& f : plan::drift(n, o).findings)
+            if (f.check == "evpn") return std::make_pair(f.code, f.reason);
+        return std::make_pair(std::string("no check"), std::string());
+    };
+    CHECK(evpn_reason({"partial", {{"10.99.0.2", "Established"}, {"10.99.0.3", "Active"}}, "", ""}).first.empty());
+    CHECK(evpn_reason({"established", {{"10.99.0.2", "Established"}}, "", ""}).first.empty());
+    const auto down = evpn_reason({"down", {{"10.99.0.2", "Active"}, {"10.99.0.3", "Connect"}}, "", ""});
+    CHECK(down.first == "evpn-session");
+    CHECK(down.second == "BGP EVPN not established with 10.99.0.2 (Active), 10.99.0.3 (Connect)");
+    CHECK(evpn_reason({"frr-unreachable", {{"10.99.0.2", "unknown"}}, "FRR does not answer (timeout)", ""}).first ==
+          "evpn-session");
+    CHECK(evpn_reason({"established", {}, "", ""}).first.empty());  // no neighbours: nothing to be down
+    // With nothing else wrong, it is the state's reason.
+    o.bridge = plan::LinkInfo{};
+    o.bridge->name = "kbr-red";
+    o.bridge->alias = "kvmnet:red";
+    o.bridge->up = true;
     o.evpn = plan::EvpnView{"down", {{"10.99.0.2", "Active"}}, "", ""};
-    CHECK(plan::drift(n, o).state().code == without);
+    const plan::Drift::Reason r = plan::drift(n, o).state();
+    CHECK(r.code == "evpn-session");
 }
