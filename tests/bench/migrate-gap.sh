@@ -25,9 +25,9 @@ frr_available || EVPN=0
 hosts_topology 3
 for k in 1 2 3; do
     if ((EVPN)); then
-        host_daemon_start "$k" --frr-vty-socket "$T/h$k/frr" --log-level info
+        host_daemon_start "$k" --frr-vty-socket "$T/h$k/frr"
     else
-        host_daemon_start "$k" --log-level info
+        host_daemon_start "$k"
     fi
 done
 

@@ -16,7 +16,7 @@ SECS=${2:-5}
 command -v iperf3 >/dev/null || fail "iperf3 missing (scripts/bench-deps.sh installs it)"
 
 hosts_topology 2
-for k in 1 2; do host_daemon_start "$k" --log-level info; done
+for k in 1 2; do host_daemon_start "$k"; done
 for k in 1 2; do
     other=$((3 - k))
     on_host "$k" ctl create tput --file - >/dev/null <<EOF
