@@ -93,7 +93,11 @@ mig_boot() {
 }
 
 _mig_listening() { [[ $(in_ns "${HOSTS[$1]}" ss -Hltn "sport = :$MIG_PORT") == *LISTEN* ]]; }
-_mig_running() { [[ $(qmp "${MIG_QMP[$1]}" query-status | jq -r .status) == running ]]; }
+_mig_running() {
+    local status
+    status=$(python3 "$SRCDIR/tests/e2e/guest/qmp.py" "${MIG_QMP[$1]}" query-status 2>/dev/null) || return 1
+    [[ $(jq -r .status <<<"$status") == running ]]
+}
 
 # mig_migrate FROM TO: QEMU's own live migration of the guest from host FROM
 # to a QEMU started with -incoming on host TO (same tap name, same command
@@ -118,7 +122,10 @@ mig_migrate() {
     [[ $status == completed ]] || fail "migration from host $from to host $to: status '$status': $info"
     MIG_TOTAL_MS=$(jq -r '."total-time"' <<<"$info")
     MIG_DOWNTIME_MS=$(jq -r .downtime <<<"$info")
-    retry 50 _mig_running "$to" || fail "the guest does not run on host $to after the migration"
+    if ! retry 50 _mig_running "$to"; then
+        guest_dump "${MIG_QMP[to]%/*}/console.log"
+        fail "the guest does not run on host $to after the migration (QEMU pid ${MIG_QEMU[to]})"
+    fi
     qmp "${MIG_QMP[from]}" quit >/dev/null 2>&1 || true
     stop_pid "${MIG_QEMU[from]}"
     MIG_QEMU[from]=""
