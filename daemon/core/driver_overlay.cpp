@@ -88,6 +88,7 @@ model::Network OverlayLayer::effective(const model::Network& n)
     const Underlay u = underlay(n);
     e.mtu = model::overlay_mtu(n, u.mtu);
     if (!e.overlay->dhcp_slice) e.overlay->dhcp_slice = model::overlay_slice(*n.overlay, u.local);
+    e.overlay->host_address = model::overlay_host_address(e, e.overlay->dhcp_slice);
     return e;
 }
 
@@ -126,6 +127,15 @@ void OverlayLayer::validate(const model::Network& n)
                         "overlay.peers: " + u.local.str() +
                             " is this host's own underlay address (overlay.local_interface)");
     }
+    if (const auto slice = model::overlay_slice(*n.overlay, u.local);
+        n.ipv4 && slice && !model::overlay_host_address(n, slice))
+        throw Error(ErrorKind::InvalidArgument,
+                    "overlay.host_address: the subnet " + n.ipv4->address.network().str() + "/" +
+                        std::to_string(n.ipv4->address.prefix) +
+                        " has no free address left for this host's own "
+                        "address (host " +
+                        std::to_string(slice->index + 1) +
+                        " of the overlay): shrink the DHCP ranges or give overlay.host_address");
     const std::string name = model::overlay_device_name(n.overlay->vni);
     if (const auto link = links_.find_link(name); link && link->alias != plan::owner_alias(n.name))
         throw Error(ErrorKind::Conflict,
@@ -166,6 +176,59 @@ void OverlayLayer::setup(const model::Network& n, Undo& undo, std::string& step)
     step = "filtering the gateway and DHCP on " + name;
     links_.set_vxlan_filter(name, bridge_mac(n), n.ipv4->address.address.str(), gateway_ipv6(n));
     undo.push("delete the filter of " + name, [this, name] { links_.delete_vxlan_filter(name); });
+    step = "giving " + n.bridge + " this host's own address";
+    host_address(n, nullptr);
+    undo.push("delete the host address rewrite of " + name, [this, name] { links_.delete_host_rewrite(name); });
+}
+
+std::vector<std::string> OverlayLayer::host_address(const model::Network& n, const std::function<bool()>* allowed)
+{
+    std::vector<std::string> done;
+    if (!n.ipv4 || !n.overlay->host_address) return done;
+    const model::Ipv4 host = *n.overlay->host_address;
+    const auto bridge = links_.find_link(n.bridge);
+    if (!bridge) return done;
+    const auto addresses = links_.list_addresses();
+    const bool has = std::any_of(addresses.begin(), addresses.end(), [&](const plan::AddressInfo& a) {
+        return a.link_index == bridge->index && a.family == AF_INET && a.address == host.str();
+    });
+    const model::Ipv4Interface& subnet = n.ipv4->address;
+    const std::string destination = subnet.network().str();
+    bool routed = false;
+    for (const plan::RouteInfo& r : links_.list_routes())
+        if (r.family == AF_INET && r.table == 254 && r.metric == 0 && r.destination == destination &&
+            r.prefix_length == subnet.prefix && r.link_index == bridge->index && r.gateway.empty())
+            routed = routed || r.preferred_source == host.str();
+    const std::string name = model::overlay_device_name(n.overlay->vni);
+    const bool rewrite = links_.has_host_rewrite(name);
+    if ((has && routed && rewrite) || (allowed && !(*allowed)())) return done;
+    // /32: dnsmasq, which picks its DHCP server identifier among the
+    // addresses of the subnet, keeps the gateway's.
+    if (!has) {
+        links_.add_address(n.bridge, AF_INET, host.str(), 32);
+        done.push_back("added this host's address " + host.str() + " to " + n.bridge);
+    }
+    // The subnet's route gets the host address as its source: what the host
+    // itself sends to guests leaves from the address only this host has, so
+    // the answers of guests on other hosts come back here, not to their own
+    // host's gateway.
+    if (!routed) {
+        plan::RouteInfo route;
+        route.family = AF_INET;
+        route.destination = destination;
+        route.prefix_length = subnet.prefix;
+        route.preferred_source = host.str();
+        route.protocol = 2;  // RTPROT_KERNEL: it stands for the kernel's own route of the subnet
+        route.scope = 253;   // RT_SCOPE_LINK
+        links_.replace_route(n.bridge, route);
+        done.push_back("made " + host.str() + " the source of the route to " + destination + "/" +
+                       std::to_string(subnet.prefix));
+    }
+    if (!rewrite) {
+        links_.set_host_rewrite(name, bridge_mac(n), host.str(), model::overlay_host_mac(n, host).str());
+        done.push_back("restored the host address rewrite of " + name);
+    }
+    return done;
 }
 
 std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std::function<bool()>& allowed)
@@ -187,7 +250,13 @@ std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std
     const bool attached = link && link->master_index == bridge->index;
     const bool flags = !attached || links_.vxlan_port_flags(name) == port_flags(n);
     const bool filter = links_.has_vxlan_filter(name);
-    if ((!drift && filter && flags) || !allowed()) return done;
+    if (!drift && filter && flags) {
+        // The host address's parts are checked only when the rest is right
+        // (the common case of a repair that finds nothing else).
+        if (link) done = host_address(n, &allowed);
+        return done;
+    }
+    if (!allowed()) return done;
     if (!link) {
         links_.create_vxlan(name, want);
         links_.set_alias(name, plan::owner_alias(n.name));
@@ -239,6 +308,8 @@ std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std
         links_.set_vxlan_filter(name, bridge_mac(n), n.ipv4->address.address.str(), gateway_ipv6(n));
         done.push_back("restored the gateway and DHCP filter of " + name);
     }
+    for (auto& d : host_address(n, nullptr))
+        done.push_back(std::move(d));
     return done;
 }
 
@@ -251,6 +322,12 @@ std::vector<std::string> OverlayLayer::teardown(const model::Network& n)
         links_.delete_vxlan_filter(name);
     } catch (const std::exception& err) {
         problems.push_back(std::string("deleting the filter of ").append(name).append(": ").append(err.what()));
+    }
+    try {
+        links_.delete_host_rewrite(name);
+    } catch (const std::exception& err) {
+        problems.push_back(
+            std::string("deleting the host address rewrite of ").append(name).append(": ").append(err.what()));
     }
     const auto link = links_.find_link(name);
     if (!link || link->alias != plan::owner_alias(n.name)) return problems;

@@ -52,6 +52,11 @@ public:
     bool owns_link(const model::Network& n, const std::string& name) const;
 
 private:
+    // The per-host address (docs/overlay.md): on the bridge as /32, the source
+    // of the subnet's route, its MAC rewritten on the VXLAN port. Each change
+    // in words (empty: nothing was missing); `allowed`, when given, is asked
+    // before the first change.
+    std::vector<std::string> host_address(const model::Network& n, const std::function<bool()>* allowed);
     plan::VxlanOptions wanted(const model::Network& n, const Underlay& u) const;
     plan::LinkAdapter& links_;
 };

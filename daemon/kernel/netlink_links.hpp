@@ -40,6 +40,7 @@ public:
     // routes.cpp
     std::vector<plan::RouteInfo> list_routes() override;
     void add_route(const std::string& name, const plan::RouteInfo& route) override;
+    void replace_route(const std::string& name, const plan::RouteInfo& route) override;
     void delete_route(const plan::RouteInfo& route) override;
 
     // bridge_ports.cpp
@@ -74,6 +75,10 @@ public:
                           const std::vector<std::string>& gateway_ipv6) override;
     void delete_vxlan_filter(const std::string& name) override;
     bool has_vxlan_filter(const std::string& name) override;
+    void set_host_rewrite(const std::string& name, const std::string& gateway_mac, const std::string& host_ip,
+                          const std::string& host_mac) override;
+    void delete_host_rewrite(const std::string& name) override;
+    bool has_host_rewrite(const std::string& name) override;
 
     // host_facts.cpp
     std::optional<std::string> read_sysctl(const std::string& key) override;

@@ -263,6 +263,18 @@ void NetlinkLinks::add_route(const std::string& name, const plan::RouteInfo& rou
     }
 }
 
+void NetlinkLinks::replace_route(const std::string& name, const plan::RouteInfo& route)
+{
+    const std::string operation = "replacing " + route_text(route) + " on " + name;
+    LinkPtr link = require_link(socket_, name, operation);
+    MsgPtr msg =
+        route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route, rtnl_link_get_ifindex(link.get()), operation);
+    const NlResult result = transact(socket_, msg.get());
+    if (!result.ok()) {
+        fail_result(operation, result);
+    }
+}
+
 void NetlinkLinks::delete_route(const plan::RouteInfo& route)
 {
     std::string operation = "deleting " + route_text(route) + " dev ";

@@ -41,7 +41,7 @@ TablePtr bridge_table(const std::string& name)
     return t;
 }
 
-ChainPtr bridge_chain(const std::string& table, const std::string& name, std::uint32_t hook)
+ChainPtr bridge_chain(const std::string& table, const std::string& name, std::uint32_t hook, std::int32_t priority = 0)
 {
     ChainPtr c(checked(nftnl_chain_alloc()));
     nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_BRIDGE);
@@ -50,7 +50,7 @@ ChainPtr bridge_chain(const std::string& table, const std::string& name, std::ui
         nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter") < 0)
         throw std::bad_alloc();
     nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hook);
-    nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, 0);
+    nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, priority);
     nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
     return c;
 }
@@ -114,6 +114,36 @@ public:
         return payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, &type, 1);
     }
 
+    // Overwrites `length` bytes at `offset` of header `base` (no checksum to fix: link and ARP headers).
+    RuleBuilder& write(std::uint32_t base, std::uint32_t offset, const void* value, std::uint32_t length)
+    {
+        load_immediate(value, length);
+        nftnl_expr* store = checked(nftnl_expr_alloc("payload"));
+        nftnl_expr_set_u32(store, NFTNL_EXPR_PAYLOAD_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(store, NFTNL_EXPR_PAYLOAD_BASE, base);
+        nftnl_expr_set_u32(store, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+        nftnl_expr_set_u32(store, NFTNL_EXPR_PAYLOAD_LEN, length);
+        nftnl_expr_set_u32(store, NFTNL_EXPR_PAYLOAD_CSUM_TYPE, NFT_PAYLOAD_CSUM_NONE);
+        add(store);
+        return *this;
+    }
+
+    // `meta pkttype set host`: a frame for another MAC, rewritten to the
+    // bridge's own, is taken up by the bridge's IP stack.
+    RuleBuilder& pkttype_host()
+    {
+        const std::uint8_t host = 0;  // PACKET_HOST
+        load_immediate(&host, 1);
+        nftnl_expr* meta = checked(nftnl_expr_alloc("meta"));
+        nftnl_expr_set_u32(meta, NFTNL_EXPR_META_KEY, NFT_META_PKTTYPE);
+        nftnl_expr_set_u32(meta, NFTNL_EXPR_META_SREG, NFT_REG_1);
+        add(meta);
+        return *this;
+    }
+
+    // The rule as built, without a verdict (the frame goes on).
+    RulePtr done() { return std::move(rule_); }
+
     RulePtr drop()
     {
         nftnl_expr* verdict = checked(nftnl_expr_alloc("immediate"));
@@ -124,6 +154,14 @@ public:
     }
 
 private:
+    void load_immediate(const void* value, std::uint32_t length)
+    {
+        nftnl_expr* imm = checked(nftnl_expr_alloc("immediate"));
+        nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+        nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, value, length);
+        add(imm);
+    }
+
     RuleBuilder& equal(const void* value, std::uint32_t length)
     {
         nftnl_expr* cmp = checked(nftnl_expr_alloc("cmp"));
@@ -252,13 +290,15 @@ void NetlinkLinks::delete_vxlan_filter(const std::string& name)
     commit_table(table, {}, {}, true, "deleting table bridge " + table);
 }
 
-bool NetlinkLinks::has_vxlan_filter(const std::string& name)
+namespace {
+
+bool has_bridge_table(const std::string& table)
 {
     Transport transport;
     struct Search {
         std::string table;
         bool found = false;
-    } search{table_name(name)};
+    } search{table};
     std::array<char, 1024> buffer{};
     nlmsghdr* nlh = nftnl_table_nlmsg_build_hdr(buffer.data(), NFT_MSG_GETTABLE, NFPROTO_BRIDGE, NLM_F_DUMP | NLM_F_ACK,
                                                 transport.next_seq());
@@ -276,5 +316,62 @@ bool NetlinkLinks::has_vxlan_filter(const std::string& name)
     if (error != 0) throw kernel_error("listing bridge tables", error);
     return search.found;
 }
+
+std::string host_table_name(const std::string& device) { return "kvmnet-host-" + device; }
+
+}  // namespace
+
+bool NetlinkLinks::has_vxlan_filter(const std::string& name) { return has_bridge_table(table_name(name)); }
+
+void NetlinkLinks::set_host_rewrite(const std::string& name, const std::string& gateway_mac, const std::string& host_ip,
+                                    const std::string& host_mac)
+{
+    const std::string table = host_table_name(name);
+    const std::string doing = "committing table bridge " + table;
+    const auto gateway = model::Mac::parse(gateway_mac);
+    const auto mac = model::Mac::parse(host_mac);
+    const auto ip = model::Ipv4::parse(host_ip);
+    if (!gateway || !mac || !ip) throw Error(ErrorKind::InvalidArgument, "nftables: " + doing + ": bad host address");
+    const std::uint32_t ip_be = htonl(ip->value);
+    // Before the gateway filter (priority 0), which drops every frame from the gateway's MAC: rewritten, the host's
+    // own frames pass it.
+    std::vector<ChainPtr> chains;
+    chains.push_back(bridge_chain(table, "to_overlay", NF_BR_POST_ROUTING, -10));
+    chains.push_back(bridge_chain(table, "from_overlay", NF_BR_PRE_ROUTING, -10));
+    std::vector<RulePtr> rules;
+    // IPv4 from the host address: the remote guest learns (and answers) the host's own MAC.
+    rules.push_back(RuleBuilder(table, "to_overlay")
+                        .ifname(false, name)
+                        .payload(NFT_PAYLOAD_LL_HEADER, 6, gateway->bytes.data(), 6)
+                        .ether_type(0x0800)
+                        .payload(NFT_PAYLOAD_NETWORK_HEADER, 12, &ip_be, 4)
+                        .write(NFT_PAYLOAD_LL_HEADER, 6, mac->bytes.data(), 6)
+                        .done());
+    // ARP from the host address (its requests for remote guests, its answers to them): sender MAC too.
+    rules.push_back(RuleBuilder(table, "to_overlay")
+                        .ifname(false, name)
+                        .payload(NFT_PAYLOAD_LL_HEADER, 6, gateway->bytes.data(), 6)
+                        .ether_type(0x0806)
+                        .payload(NFT_PAYLOAD_NETWORK_HEADER, 14, &ip_be, 4)
+                        .write(NFT_PAYLOAD_LL_HEADER, 6, mac->bytes.data(), 6)
+                        .write(NFT_PAYLOAD_NETWORK_HEADER, 8, mac->bytes.data(), 6)
+                        .done());
+    // Frames for the host's MAC: to the bridge itself, as if sent to the gateway's MAC.
+    rules.push_back(RuleBuilder(table, "from_overlay")
+                        .ifname(true, name)
+                        .payload(NFT_PAYLOAD_LL_HEADER, 0, mac->bytes.data(), 6)
+                        .write(NFT_PAYLOAD_LL_HEADER, 0, gateway->bytes.data(), 6)
+                        .pkttype_host()
+                        .done());
+    commit_table(table, chains, rules, false, doing);
+}
+
+void NetlinkLinks::delete_host_rewrite(const std::string& name)
+{
+    const std::string table = host_table_name(name);
+    commit_table(table, {}, {}, true, "deleting table bridge " + table);
+}
+
+bool NetlinkLinks::has_host_rewrite(const std::string& name) { return has_bridge_table(host_table_name(name)); }
 
 }  // namespace kvmnet::kernel

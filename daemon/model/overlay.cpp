@@ -110,6 +110,15 @@ Overlay parse_overlay(const json& j, const std::string& field)
             throw invalid_field(r.field("evpn.neighbors"), "required: at least one BGP neighbour or a route_reflector");
         o.evpn = std::move(config);
     }
+    if (const json* host = r.get("host_address")) {
+        if (!host->is_string())
+            throw invalid_field(r.field("host_address"), std::string("expected a string, got ") + type_name(*host));
+        const auto& text = host->get_ref<const std::string&>();
+        o.host_address = Ipv4::parse(text);
+        if (!o.host_address)
+            throw invalid_field(r.field("host_address"),
+                                std::string("'").append(text.substr(0, 64)).append("' is not an IPv4 address"));
+    }
     o.gateway_mac = lower(r.string("gateway_mac", 32).value_or(""));
     if (r.get("gateway_mac") && !valid_unicast_mac(o.gateway_mac))
         throw invalid_field(r.field("gateway_mac"),
@@ -131,17 +140,19 @@ json to_json(const Overlay& o)
         j["evpn"] = std::move(evpn);
     }
     if (!o.gateway_mac.empty()) j["gateway_mac"] = o.gateway_mac;
+    if (o.host_address) j["host_address"] = o.host_address->str();
     return j;
 }
 
 std::string overlay_device_name(std::uint32_t vni) { return "kvx-" + std::to_string(vni); }
 
-Mac overlay_gateway_mac(const Network& n)
+namespace {
+
+// FNV-1a over the name, the VNI and `extra`: stable across hosts, versions
+// and byte orders (no std::hash, whose value the standard leaves open), made
+// a locally administered unicast MAC.
+Mac hashed_mac(const Network& n, std::optional<std::uint32_t> extra)
 {
-    if (n.overlay && !n.overlay->gateway_mac.empty())
-        if (const auto mac = Mac::parse(n.overlay->gateway_mac)) return *mac;
-    // FNV-1a over the name and the VNI: stable across hosts, versions and
-    // byte orders (no std::hash, whose value the standard leaves open).
     std::uint64_t h = 0xcbf29ce484222325ull;
     const auto mix = [&h](unsigned char c) {
         h ^= c;
@@ -152,12 +163,58 @@ Mac overlay_gateway_mac(const Network& n)
     const std::uint32_t vni = n.overlay ? n.overlay->vni : 0;
     for (int shift = 0; shift < 32; shift += 8)
         mix(static_cast<unsigned char>(vni >> shift));
+    if (extra)
+        for (int shift = 0; shift < 32; shift += 8)
+            mix(static_cast<unsigned char>(*extra >> shift));
     Mac mac;
     for (std::size_t i = 0; i < 6; ++i)
         mac.bytes[i] = static_cast<std::uint8_t>(h >> (8 * i));
     // Locally administered (bit 1), unicast (bit 0 clear).
     mac.bytes[0] = static_cast<std::uint8_t>((mac.bytes[0] & 0xfc) | 0x02);
     return mac;
+}
+
+// Why `ip` cannot be a host address of `n` ("" when it can).
+std::string host_address_conflict(const Network& n, Ipv4 ip)
+{
+    const Ipv4Interface& subnet = n.ipv4->address;
+    if (!subnet.contains(ip))
+        return "is outside the network's subnet " + subnet.network().str() + "/" + std::to_string(subnet.prefix);
+    if (ip == subnet.network() || ip == subnet.broadcast()) return "is the subnet's network or broadcast address";
+    if (ip == subnet.address) return "is the gateway address (the same on every host)";
+    for (const DhcpRange& r : n.ipv4->ranges)
+        if (ip.value >= r.first.value && ip.value <= r.last.value)
+            return "is in the DHCP range " + r.first.str() + "-" + r.last.str();
+    for (const DhcpHost& h : n.ipv4->hosts)
+        if (h.ip == ip) return "is the address of the static DHCP host " + h.mac;
+    return {};
+}
+
+}  // namespace
+
+Mac overlay_gateway_mac(const Network& n)
+{
+    if (n.overlay && !n.overlay->gateway_mac.empty())
+        if (const auto mac = Mac::parse(n.overlay->gateway_mac)) return *mac;
+    return hashed_mac(n, std::nullopt);
+}
+
+Mac overlay_host_mac(const Network& n, Ipv4 host_address) { return hashed_mac(n, host_address.value); }
+
+std::optional<Ipv4> overlay_host_address(const Network& n, std::optional<DhcpSlice> slice)
+{
+    if (!n.overlay || !n.ipv4) return std::nullopt;
+    if (n.overlay->host_address) return n.overlay->host_address;
+    if (!slice) return std::nullopt;
+    const Ipv4Interface& subnet = n.ipv4->address;
+    if (subnet.prefix > 30) return std::nullopt;
+    std::uint32_t skip = slice->index;
+    for (std::uint32_t v = subnet.broadcast().value - 1; v > subnet.network().value; --v) {
+        if (!host_address_conflict(n, Ipv4{v}).empty()) continue;
+        if (skip == 0) return Ipv4{v};
+        --skip;
+    }
+    return std::nullopt;
 }
 
 std::vector<Ipv6> overlay_gateway_ipv6(const Network& n)
@@ -264,6 +321,13 @@ void validate_overlay(const Network& n)
         throw invalid_field("overlay.evpn.neighbors", o.local->str() + " is this host's own address (overlay.local)");
     if (!o.gateway_mac.empty() && !valid_unicast_mac(o.gateway_mac))
         throw invalid_field("overlay.gateway_mac", "'" + o.gateway_mac + "' is not a unicast MAC address");
+    if (o.host_address) {
+        if (!n.ipv4) throw invalid_field("overlay.host_address", "needs an ipv4 section (the subnet it belongs to)");
+        if (const std::string why = host_address_conflict(n, *o.host_address); !why.empty())
+            throw invalid_field("overlay.host_address", o.host_address->str() + " " + why +
+                                                            ": it must be a free address of the subnet, "
+                                                            "different on every host");
+    }
     if (o.dhcp_slice && o.dhcp_slice->index >= o.dhcp_slice->count)
         throw invalid_field("overlay.dhcp_slice.index",
                             "must be below count (" + std::to_string(o.dhcp_slice->count) + ")");

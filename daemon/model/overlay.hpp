@@ -57,6 +57,7 @@ struct Overlay {
     std::optional<DhcpSlice> dhcp_slice;  // nothing: this host's index in sorted(local + peers)
     std::optional<OverlayEvpn> evpn;      // exclusive with peers
     std::string gateway_mac;              // empty: derived from the network's name and the VNI
+    std::optional<Ipv4> host_address;     // this host's own address on the bridge; nothing: derived
     bool operator==(const Overlay&) const = default;
 };
 
@@ -93,6 +94,21 @@ std::optional<DhcpSlice> overlay_slice(const Overlay& overlay, std::optional<Ipv
 // ranges in order, cut into slice.count consecutive parts as equal as
 // possible. Empty when there are fewer addresses than slices.
 std::vector<DhcpRange> slice_ranges(const std::vector<DhcpRange>& ranges, DhcpSlice slice);
+
+// This host's own address on the bridge, beside the anycast gateway: the
+// source of traffic the host itself starts towards guests, which must reach
+// guests on other hosts and come back to this host alone. overlay.host_address
+// when given; otherwise the slice.index-th free address counted down from the
+// top of the subnet (free: not the gateway, in no DHCP range, no static DHCP
+// host), so every host derives a different one from the same document.
+// nullopt when the slice is unknown or the subnet has no free address left.
+std::optional<Ipv4> overlay_host_address(const Network& n, std::optional<DhcpSlice> slice);
+
+// The MAC that frames from the host address carry over the overlay: a
+// locally administered unicast address hashed from the network's name, the
+// VNI and the host address (the bridge's own MAC is the anycast gateway's,
+// which never crosses the overlay).
+Mac overlay_host_mac(const Network& n, Ipv4 host_address);
 
 // The MTU of the VXLAN device and the bridge for an underlay MTU: the
 // network's own mtu when set (validated against this), else underlay − 50.

@@ -148,6 +148,12 @@ public:
     virtual std::vector<RouteInfo> list_routes() = 0;
     // Adds `route` on link `name` (route.link_index is ignored).
     virtual void add_route(const std::string& name, const RouteInfo& route) = 0;
+    // Puts `route` in place of the route with the same table, destination and
+    // metric, in one step (NLM_F_REPLACE; added when there is none).
+    virtual void replace_route(const std::string& name, const RouteInfo& /*route*/)
+    {
+        throw Error(ErrorKind::Unsupported, "replacing a route on " + name + ": not supported by this link adapter");
+    }
     virtual void delete_route(const RouteInfo& route) = 0;
 };
 
@@ -279,6 +285,17 @@ public:
     }
     virtual void delete_vxlan_filter(const std::string& /*name*/) {}
     virtual bool has_vxlan_filter(const std::string& /*name*/) { return false; }
+    // The host address's MAC on VXLAN device `name` (nftables table "bridge
+    // kvmnet-host-<name>", ahead of the gateway filter): frames and ARP from
+    // `host_ip` leave with `host_mac` instead of the gateway's MAC, and
+    // frames arriving for `host_mac` are delivered to the bridge itself.
+    virtual void set_host_rewrite(const std::string& name, const std::string& /*gateway_mac*/,
+                                  const std::string& /*host_ip*/, const std::string& /*host_mac*/)
+    {
+        unsupported(name);
+    }
+    virtual void delete_host_rewrite(const std::string& /*name*/) {}
+    virtual bool has_host_rewrite(const std::string& /*name*/) { return false; }
 
 private:
     [[noreturn]] static void unsupported(const std::string& name)

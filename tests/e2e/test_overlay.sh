@@ -16,7 +16,10 @@
 # MACs per peer; a forward on host 1 reaches its guest,
 # one to host 3's guest is refused; a guest whose cable moves to host 2
 # keeps its address and still reaches the other guest and the internet; a
-# restart of one host's daemon changes nothing.
+# restart of one host's daemon changes nothing. Each host has an address of
+# its own on the bridge (the source of what the host itself sends to
+# guests): host 1 pings and connects to a guest on host 3 from it, and the
+# guest answers host 1's own MAC, never the gateway's.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -51,6 +54,11 @@ assert_contains "$ERR_MSG" "overlay.local: 10.99.0.9 is not an address of this h
 not ip -n "${HOSTS[1]}" link show kvmbr9 >/dev/null 2>&1 || fail "kvmbr9 left behind by the failed start"
 not ip -n "${HOSTS[1]}" link show kvx-101 >/dev/null 2>&1 || fail "kvx-101 left behind by the failed start"
 on_host 1 ctl delete far >/dev/null
+document 1 | jq -c '.name = "bad" | .bridge = "kvmbr9" | .overlay.vni = 102 | .overlay.host_address = "10.77.0.50"' \
+    >"$T/bad-host.json"
+on_host 1 expect_error InvalidArgument create bad --file "$T/bad-host.json"
+assert_contains "$ERR_MSG" "overlay.host_address: 10.77.0.50 is in the DHCP range 10.77.0.10-10.77.0.99" \
+    "error for a host address in the DHCP range"
 
 log "the same network on three hosts"
 # Host 2 from kvmnetctl's options, the others from a document.
@@ -168,6 +176,28 @@ assert_contains "$(jq -r '.peers[] | select(.vtep == "10.99.0.3") | .remote_macs
     "gc's MAC behind host 3 in host 1's overlay status"
 assert_contains "$(on_host 1 ctl overlay status span)" "flood entry yes" "overlay status text"
 on_host 1 expect_error NotFound overlay status nosuch
+
+log "each host has an address of its own; host 1 reaches a guest on host 3 from it"
+# Derived: host k (k-th of the sorted underlay addresses) takes the k-th free
+# address from the top of the subnet.
+for k in 1 2 3; do
+    own=$(ip -n "${HOSTS[k]}" -j addr show dev kvmbr7 |
+        jq -r '.[0].addr_info[] | select(.family == "inet" and .prefixlen == 32) | .local')
+    assert_eq "$own" "10.77.0.$((255 - k))" "host $k's own address on kvmbr7"
+done
+assert_contains "$(ip -n "${HOSTS[1]}" route show 10.77.0.0/24)" "src 10.77.0.254" "host 1's route to the guests"
+retry 10 pings "${HOSTS[1]}" "$cip" || fail "host 1 cannot ping gc, a guest on host 3"
+listen_tcp "${PFX}gc" 7001 'echo $SOCAT_PEERADDR'
+assert_eq "$(tcp_get "${HOSTS[1]}" "$cip" 7001)" 10.77.0.254 "host 1's TCP connection to gc, as gc sees it"
+pings "${HOSTS[3]}" "$aip" || fail "host 3 cannot ping ga, a guest on host 1"
+pings "${HOSTS[1]}" "$aip" || fail "host 1 cannot ping its own guest ga"
+# gc answered host 1 at a MAC of host 1's own, never at the gateway's; the
+# gateway's MAC is still unknown behind host 3's tunnel port.
+host1mac=$(ip -n "${PFX}gc" -j neigh show 10.77.0.254 | jq -r '.[0].lladdr')
+[[ -n $host1mac && $host1mac != null && $host1mac != "${gwmacs[1]}" ]] ||
+    fail "gc's neighbour entry for host 1's address: '$host1mac' (the gateway MAC is ${gwmacs[1]})"
+assert_not_contains "$(in_ns "${HOSTS[3]}" bridge fdb show br kvmbr7 | grep -v permanent)" "${gwmacs[1]}" \
+    "host 3's learnt FDB entries (the gateway MAC must not cross the overlay)"
 
 log "each guest reaches the internet through its own host's NAT"
 listen_tcp "$I" 8080 'echo $SOCAT_PEERADDR'

@@ -27,12 +27,9 @@
 # Skips when FRR is not installed (scripts/deps-overlay.sh installs it).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib-frr.sh"
 
-FRR_DIR=/usr/lib/frr
-for _b in "$FRR_DIR/zebra" "$FRR_DIR/bgpd" /usr/bin/vtysh; do
-    [[ -x $_b ]] || skip "FRR is not installed ($_b missing; scripts/deps-overlay.sh installs it)"
-done
-id frr >/dev/null 2>&1 || skip "no user frr (the frr package makes it)"
+frr_require
 [[ -d /sys/module/vxlan ]] || modprobe vxlan 2>/dev/null ||
     skip "no VXLAN support in this kernel (module vxlan)"
 
@@ -40,42 +37,6 @@ NET=evpn
 VNI=100
 VX=kvx-$VNI
 BR=kvmbr8
-
-# frr_start K: zebra then bgpd in host K, as user frr, every path in
-# $T/h<K>/frr (configuration, pid files, zserv and vty sockets), and
-# /var/tmp (where FRR keeps crash records) bound to a directory of its own
-# in a private mount namespace. Tracked by PID; frr_stop stops them.
-FRR_PIDS=()
-frr_start() {
-    local k=$1 d=$T/h$1/frr daemon
-    mkdir -p "$d/tmp"
-    printf 'hostname h%s\n' "$k" >"$d/frr.conf"
-    rm -f "$d"/*.vty
-    chown -R frr:frr "$d"
-    FRR_PIDS[k]=""
-    for daemon in zebra bgpd; do
-        spawn_in_ns "${HOSTS[k]}" unshare --mount --propagation private sh -c \
-            'mount --bind "$1" /var/tmp && shift && exec "$@"' sh "$d/tmp" \
-            "$FRR_DIR/$daemon" -f "$d/frr.conf" -i "$d/$daemon.pid" -z "$d/zserv.api" \
-            --vty_socket "$d" -P 0 --log "file:$d/$daemon.log" >>"$d/$daemon.out" 2>&1
-        track_pid "$SPAWNED_PID"
-        FRR_PIDS[k]+=" $SPAWNED_PID"
-        retry 50 test -S "$d/$daemon.vty" || fail "FRR $daemon of host $k did not start: $(cat "$d/$daemon.out")"
-    done
-}
-# frr_stop K: bgpd, then zebra, by PID.
-frr_stop() {
-    local pids i
-    read -ra pids <<<"${FRR_PIDS[$1]}"
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[i]}"; done
-    FRR_PIDS[$1]=""
-}
-# vty K VTYSH-ARGS...: host K's FRR.
-vty() {
-    local k=$1
-    shift
-    in_ns "${HOSTS[k]}" vtysh --vty_socket "$T/h$k/frr" "$@"
-}
 
 # describe K: the network's Describe JSON on host K; evpn_state K: its EvpnState.
 describe() {

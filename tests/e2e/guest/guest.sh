@@ -4,6 +4,8 @@
 #   source "$(dirname "$0")/guest/guest.sh"
 #   guest_prepare                      # skips (77) without QEMU or a guest image
 #   boot_guest TAP MAC [EXTRA_APPEND]  # runs the guest to completion in $H
+#   guest_spawn NS TAP MAC [EXTRA [QEMU-ARGS...]]  # starts it, returns at once
+#   qmp "$GUEST_QMP" query-status      # QMP commands (tests/e2e/guest/qmp.py)
 #   assert_guest_lease "$GUEST_CONSOLE" 192.168.122.100-192.168.122.254 192.168.122.1
 #   assert_guest_ping "$GUEST_CONSOLE" 203.0.113.2
 #
@@ -34,6 +36,9 @@ GUEST_CONSOLE="" # console log of the last boot_guest
 GUEST_EXIT=""    # QEMU's exit status
 GUEST_SECONDS="" # how long the last guest ran
 GUEST_QEMU_UID="" # the uid QEMU was seen running as
+GUEST_PID=""      # QEMU of the last guest_spawn
+GUEST_DIR=""
+GUEST_QMP=""
 _guest_boots=0
 _guest_tun_private=0
 
@@ -69,23 +74,31 @@ guest_prepare() {
         skip "uid $GUEST_UID cannot read $GUEST_KERNEL and $GUEST_INITRD (a parent directory not world-readable?)"
 }
 
-# boot_guest TAP MAC [EXTRA_APPEND]: boots the guest in $H on the existing tap
-# TAP with MAC, waits (at most GUEST_TIMEOUT s) until it powers off, and sets
-# GUEST_CONSOLE (the serial console log), GUEST_EXIT and GUEST_SECONDS.
+# guest_spawn NS TAP MAC [EXTRA_APPEND [QEMU-ARGS...]]: starts the guest in
+# namespace NS on the existing tap TAP with MAC and returns at once. Sets
+# GUEST_PID (QEMU's own pid, tracked: cleanup stops it), GUEST_DIR,
+# GUEST_CONSOLE (the serial console log) and GUEST_QMP (its QMP socket, see
+# qmp). QEMU-ARGS go to QEMU as they are (e.g. -incoming tcp:A:P).
 # Not for $(...): QEMU's pid must be tracked by the test's own shell.
-boot_guest() {
-    local tap=$1 mac=$2 extra=${3:-} dir pid i rc
-    [[ -n $GUEST_KERNEL ]] || fail "boot_guest: call guest_prepare first"
+guest_spawn() {
+    local ns=$1 tap=$2 mac=$3 extra=${4:-} dir
+    shift 3
+    (($# == 0)) || shift
+    [[ -n $GUEST_KERNEL ]] || fail "guest_spawn: call guest_prepare first"
     _guest_boots=$((_guest_boots + 1))
     dir=$T/qemu.$_guest_boots
     mkdir -p "$dir"
-    chown "$GUEST_UID:$GUEST_UID" "$dir" # QEMU creates the log as GUEST_UID
+    chown "$GUEST_UID:$GUEST_UID" "$dir" # QEMU creates the log and socket as GUEST_UID
+    GUEST_DIR=$dir
     GUEST_CONSOLE=$dir/console.log
+    GUEST_QMP=$dir/qmp.sock
     # TCG, never KVM: /dev/kvm exists on these machines but nested guests
     # hang at kernel start (design.md); TCG boots this guest in seconds.
     # -nodefaults: no VGA, no default NIC or serial; romfile= skips the iPXE
     # ROM (we boot with -kernel); -no-reboot + panic=-1 makes a guest that
-    # fails early end QEMU too, instead of looping.
+    # fails early end QEMU too, instead of looping. no_timer_check: under a
+    # heavily loaded host TCG's timer can look broken to the kernel's
+    # IO-APIC check, which then panics at boot (seen at load 27).
     local smp=1 netdev="tap,id=n0,ifname=$tap,script=no,downscript=no" nic="virtio-net-pci,netdev=n0,mac=$mac"
     if ((GUEST_QUEUES > 1)); then
         # One MSI-X vector per queue, plus config and control (QEMU's rule).
@@ -95,11 +108,11 @@ boot_guest() {
     fi
     local -a qemu=(setpriv --reuid="$GUEST_UID" --regid="$GUEST_UID" --clear-groups
         qemu-system-x86_64 -accel tcg -m 256 -smp "$smp" -nodefaults -nographic -no-reboot
-        -serial "file:$GUEST_CONSOLE"
+        -serial "file:$GUEST_CONSOLE" -qmp "unix:$GUEST_QMP,server=on,wait=off"
         -kernel "$GUEST_KERNEL" -initrd "$GUEST_INITRD"
-        -append "console=ttyS0 quiet panic=-1 $extra"
+        -append "console=ttyS0 quiet panic=-1 no_timer_check $extra"
         -netdev "$netdev"
-        -device "$nic,romfile=")
+        -device "$nic,romfile=" "$@")
     if ((_guest_tun_private)); then
         # /dev/net/tun is root-only here (no udev; Debian's udev rule makes
         # it 0666): give QEMU a 0666 node in a mount namespace of its own.
@@ -109,10 +122,20 @@ boot_guest() {
             'mount -t tmpfs -o mode=755,size=16k kvmnet-tun /dev/net &&
              mknod -m 666 /dev/net/tun c 10 200 && exec "$@"' sh "${qemu[@]}")
     fi
-    spawn_in_ns "$H" "${qemu[@]}" </dev/null >"$dir/qemu.log" 2>&1
-    pid=$SPAWNED_PID
-    track_pid "$pid"
-    log "guest $_guest_boots: QEMU pid $pid on $tap ($mac), console $GUEST_CONSOLE"
+    spawn_in_ns "$ns" "${qemu[@]}" </dev/null >"$dir/qemu.log" 2>&1
+    GUEST_PID=$SPAWNED_PID
+    track_pid "$GUEST_PID"
+    log "guest $_guest_boots: QEMU pid $GUEST_PID in $ns on $tap ($mac), console $GUEST_CONSOLE"
+}
+
+# boot_guest TAP MAC [EXTRA_APPEND]: boots the guest in $H on the existing tap
+# TAP with MAC, waits (at most GUEST_TIMEOUT s) until it powers off, and sets
+# GUEST_CONSOLE (the serial console log), GUEST_EXIT and GUEST_SECONDS.
+# Not for $(...): QEMU's pid must be tracked by the test's own shell.
+boot_guest() {
+    local tap=$1 mac=$2 extra=${3:-} pid i rc
+    guest_spawn "$H" "$tap" "$mac" "$extra"
+    pid=$GUEST_PID
     local t0=$SECONDS
     GUEST_QEMU_UID=""
     for ((i = 0; i < GUEST_TIMEOUT * 10; i++)); do
@@ -132,8 +155,31 @@ boot_guest() {
     log "guest $_guest_boots: QEMU exited with $rc after ${GUEST_SECONDS} s"
     if ((rc != 0)); then
         guest_dump
-        fail "QEMU exited with status $rc: $(tail -n 5 "$dir/qemu.log" | tr '\n' ' ')"
+        fail "QEMU exited with status $rc: $(tail -n 5 "$GUEST_DIR/qemu.log" | tr '\n' ' ')"
     fi
+}
+
+# qmp SOCKET COMMAND [ARGUMENTS-JSON]: one QMP command to the QEMU behind
+# SOCKET (GUEST_QMP of guest_spawn); prints its "return" value as JSON, fails
+# with QMP's error.
+qmp() {
+    python3 "$SRCDIR/tests/e2e/guest/qmp.py" "$@" || fail "QMP $2 on $1 failed"
+}
+
+# guest_wait_done LOG [SECONDS]: waits until the guest running on LOG has
+# finished its script (leased, pinged; with kvmnet.hold it stays up).
+guest_wait_done() {
+    local log=$1 i
+    for ((i = 0; i < ${2:-$GUEST_TIMEOUT} * 10; i++)); do
+        grep -q 'KVMNET-GUEST done' "$log" 2>/dev/null && return 0
+        if [[ $log == "$GUEST_CONSOLE" ]] && ! _pid_alive "$GUEST_PID"; then
+            guest_dump "$log"
+            fail "QEMU (pid $GUEST_PID) ended before the guest finished its script"
+        fi
+        sleep 0.1
+    done
+    guest_dump "$log"
+    fail "guest did not finish its script within ${2:-$GUEST_TIMEOUT} s"
 }
 
 # guest_dump [LOG]: QEMU's own messages and the guest console, for failures.
