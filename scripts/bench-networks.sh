@@ -126,10 +126,13 @@ checkpoint() {
     local n=$1 i t0 mem
     echo "bench-networks.sh: checkpoint at $n networks" >&2
     # One more network, started and stopped SAMPLES times.
-    local perf_pid=""
+    local perf_pid="" perf_daemon_pid=""
     if ((PROFILE)); then
-        perf record -q -a -g -e cpu-clock -o "$RESULTS/perf-$n.data" >/dev/null 2>&1 &
+        perf record -q -a -e cpu-clock -o "$RESULTS/perf-$n.data" >/dev/null 2>&1 &
         perf_pid=$!
+        perf record -q -p "$DAEMON_PID" --call-graph dwarf,16384 -e cpu-clock -o "$RESULTS/perf-daemon-$n.data" \
+            >/dev/null 2>&1 &
+        perf_daemon_pid=$!
         sleep 1
     fi
     for ((i = 0; i < SAMPLES; i++)); do
@@ -140,8 +143,8 @@ checkpoint() {
         ctl stop extra >/dev/null
     done
     if [[ -n $perf_pid ]]; then
-        kill -INT "$perf_pid"
-        wait "$perf_pid" || true
+        kill -INT "$perf_pid" "$perf_daemon_pid"
+        wait "$perf_pid" "$perf_daemon_pid" || true
     fi
     for ((i = 0; i < 3; i++)); do
         t0=$(ns_time)
