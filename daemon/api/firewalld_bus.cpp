@@ -1,7 +1,6 @@
 #include "api/firewalld_bus.hpp"
 
 #include <chrono>
-#include <stdexcept>
 
 namespace kvmnet::api {
 namespace {
@@ -10,11 +9,10 @@ constexpr const char* fw_path = "/org/fedoraproject/FirewallD1";
 constexpr const char* fw_zone = "org.fedoraproject.FirewallD1.zone";
 // firewalld takes its bus name before it loads its rules and answers only
 // once it has (a second or two here); D-Bus's usual limit bounds a firewalld
-// that hangs. A sync's calls are asynchronous, so only its replies wait;
-// Diagnose's zones() and zone_of() still wait on the loop.
+// that hangs. Every call is asynchronous, so only its reply waits, never
+// the loop; Diagnose's calls have a shorter limit, since its caller waits.
 constexpr auto call_timeout = std::chrono::seconds(25);
-
-std::runtime_error bus_error(const sdbus::Error& e) { return std::runtime_error(e.getName() + ": " + e.getMessage()); }
+constexpr auto diagnose_timeout = std::chrono::seconds(core::firewalld_diagnose_timeout_seconds);
 
 std::string error_text(const sdbus::Error* e)
 {
@@ -57,30 +55,25 @@ bool FirewalldBusClient::running()
     }
 }
 
-std::vector<std::string> FirewalldBusClient::zones()
+void FirewalldBusClient::zones(ListDone done)
 {
-    std::vector<std::string> zones;
-    try {
-        firewalld_->callMethod("getZones").onInterface(fw_zone).withTimeout(call_timeout).storeResultsTo(zones);
-    } catch (const sdbus::Error& e) {
-        throw bus_error(e);
-    }
-    return zones;
+    firewalld_->callMethodAsync("getZones")
+        .onInterface(fw_zone)
+        .withTimeout(diagnose_timeout)
+        .uponReplyInvoke([done = std::move(done)](const sdbus::Error* e, std::vector<std::string> zones) {
+            done(std::move(zones), error_text(e));
+        });
 }
 
-std::string FirewalldBusClient::zone_of(const std::string& interface)
+void FirewalldBusClient::zone_of(const std::string& interface, ZoneDone done)
 {
-    std::string zone;
-    try {
-        firewalld_->callMethod("getZoneOfInterface")
-            .onInterface(fw_zone)
-            .withTimeout(call_timeout)
-            .withArguments(interface)
-            .storeResultsTo(zone);
-    } catch (const sdbus::Error& e) {
-        throw bus_error(e);
-    }
-    return zone;
+    firewalld_->callMethodAsync("getZoneOfInterface")
+        .onInterface(fw_zone)
+        .withTimeout(diagnose_timeout)
+        .withArguments(interface)
+        .uponReplyInvoke([done = std::move(done)](const sdbus::Error* e, std::string zone) {
+            done(std::move(zone), error_text(e));
+        });
 }
 
 void FirewalldBusClient::interfaces_of(const std::string& zone, ListDone done)

@@ -20,8 +20,8 @@ public:
     FirewalldBusClient(sdbus::IConnection& connection, std::function<void()> changed);
 
     bool running() override;
-    std::vector<std::string> zones() override;
-    std::string zone_of(const std::string& interface) override;
+    void zones(ListDone done) override;
+    void zone_of(const std::string& interface, ZoneDone done) override;
     void interfaces_of(const std::string& zone, ListDone done) override;
     void change_zone(const std::string& zone, const std::string& interface, Done done) override;
     void remove_interface(const std::string& zone, const std::string& interface, Done done) override;

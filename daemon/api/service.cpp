@@ -600,9 +600,20 @@ private:
     {
         return guarded([&] { return bounded(manager_.statistics(name_).dump(), "Statistics"); });
     }
-    std::string Diagnose() override
+    // Asynchronous: its firewalld check waits for firewalld's reply.
+    void Diagnose(sdbus::Result<std::string>&& result) override
     {
-        return guarded([&] { return bounded(manager_.diagnose(name_).dump(), "Diagnose"); });
+        auto pending = std::make_shared<sdbus::Result<std::string>>(std::move(result));
+        const auto reply = [pending](const nlohmann::json& report) {
+            auto body = [&] { return bounded(report.dump(), "Diagnose"); };
+            reply_with(*pending, body);
+        };
+        auto ask = [&] { manager_.diagnose(name_, reply); };
+        try {
+            guarded(ask);
+        } catch (const sdbus::Error& e) {
+            send_error(*pending, e);
+        }
     }
     std::vector<std::string> Ports() override
     {

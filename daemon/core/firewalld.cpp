@@ -8,6 +8,52 @@
 
 namespace kvmnet::core {
 
+bool firewalld_no_reply(const std::string& error)
+{
+    return error.find("org.freedesktop.DBus.Error.NoReply") != std::string::npos ||
+           error.find("org.freedesktop.DBus.Error.Timeout") != std::string::npos ||
+           error.find("timed out") != std::string::npos;
+}
+
+namespace {
+// What diagnose says once firewalld told the bridge's zone (not kvmnet) and
+// whether zone kvmnet is loaded.
+FirewalldCheck judge_zone(const model::Network& n, const std::string& zone, bool installed)
+{
+    std::string detail = "firewalld runs and bridge " + n.bridge + " is ";
+    if (zone.empty())
+        detail += "in no zone: firewalld's default zone applies, which rejects guests' DHCP and DNS and does "
+                  "not forward their traffic";
+    else
+        detail += "in zone " + zone + ", not " + firewalld_zone + ": that zone decides what guests may do";
+    if (!n.firewall_integration) detail += " (firewall integration is off)";
+    if (!installed) {
+        detail += "; firewalld has no zone ";
+        detail += firewalld_zone;
+        detail += ": install kvmnet's zone and policies (firewalld/*.xml in the source; meson install puts them "
+                  "under /usr/lib/firewalld) and run firewall-cmd --reload";
+        return FirewalldCheck{false, detail};
+    }
+    detail += "; let them through with: firewall-cmd --zone=";
+    detail += firewalld_zone;
+    detail += " --change-interface=" + n.bridge;
+    return FirewalldCheck{false, detail};
+}
+
+// The StateReason while firewalld refuses the bridge.
+std::string zone_problem(const std::string& bridge, const std::string& error)
+{
+    std::string text = "firewalld could not put bridge " + bridge + " into its zone ";
+    text.append(firewalld_zone).append(" (").append(error).append(")");
+    if (error.find("INVALID_ZONE") != std::string::npos) {
+        text.append(": firewalld has no zone ").append(firewalld_zone);
+        text.append(", install kvmnet's zone files and run firewall-cmd --reload");
+    }
+    text.append("; its default zone rejects the guests' DHCP and DNS and does not forward their traffic");
+    return text;
+}
+}  // namespace
+
 void Firewalld::sync(const std::vector<model::Network>& running, const std::set<std::string>& known, bool force)
 {
     Request request{{}, known};
@@ -26,7 +72,14 @@ void Firewalld::start(Request request)
 {
     synced_.reset();
     absent_ = !bus_.running();
-    if (absent_) return;
+    // Without firewalld nothing of it stands in the guests' way.
+    if (absent_) {
+        for (auto it = problems_.begin(); it != problems_.end();) {
+            const std::string bridge = (it++)->first;
+            set_problem(bridge, "");
+        }
+        return;
+    }
     run_ = std::make_unique<Run>();
     run_->request = std::move(request);
     run_->previous = in_zone_;
@@ -50,6 +103,10 @@ void Firewalld::listed(std::vector<std::string> interfaces, const std::string& e
     // calls are answered.
     if (next_) return replied();
     const Request& request = run.request;
+    for (auto it = problems_.begin(); it != problems_.end();) {
+        const std::string bridge = (it++)->first;
+        if (!request.wanted.count(bridge)) set_problem(bridge, "");
+    }
     // Held while the calls go out, so that a reply given at once (a fake)
     // cannot finish the run before the last call is made.
     ++run.outstanding;
@@ -79,9 +136,13 @@ void Firewalld::listed(std::vector<std::string> interfaces, const std::string& e
                 in_zone_.insert(bridge);
                 run_->changed.insert(bridge);
                 log_debug("firewalld: bridge " + bridge + " in zone " + firewalld_zone);
+                set_problem(bridge, "");
             } else {
                 run_->complete = false;
                 log_warning("firewalld: putting bridge " + bridge + " into zone " + firewalld_zone + ": " + e);
+                // A hung firewalld is not known to refuse the bridge: the
+                // state follows what firewalld said.
+                if (!firewalld_no_reply(e)) set_problem(bridge, zone_problem(bridge, e));
             }
             replied();
         });
@@ -129,43 +190,51 @@ std::string Firewalld::zone_of_last_sync(const std::string& bridge) const
     return in_zone_.count(bridge) ? firewalld_zone : "";
 }
 
-std::optional<FirewalldCheck> Firewalld::check(const model::Network& n, bool running) const
+std::string Firewalld::problem_of(const std::string& bridge) const
 {
-    if (n.mode == model::Mode::bridge || !running || !bus_.running()) return std::nullopt;
-    std::string zone;
-    try {
-        zone = bus_.zone_of(n.bridge);
-    } catch (const std::exception& e) {
-        return FirewalldCheck{false,
-                              "firewalld runs but could not be asked for bridge " + n.bridge + "'s zone: " + e.what()};
+    const auto it = problems_.find(bridge);
+    return it == problems_.end() ? "" : it->second;
+}
+
+void Firewalld::set_problem(const std::string& bridge, std::string problem)
+{
+    const auto it = problems_.find(bridge);
+    if (problem.empty()) {
+        if (it == problems_.end()) return;
+        problems_.erase(it);
+    } else {
+        if (it != problems_.end() && it->second == problem) return;
+        problems_[bridge] = std::move(problem);
     }
-    if (zone == firewalld_zone)
-        return FirewalldCheck{true, "firewalld runs; bridge " + n.bridge + " is in its zone " + firewalld_zone};
-    std::string detail = "firewalld runs and bridge " + n.bridge + " is ";
-    if (zone.empty())
-        detail += "in no zone: firewalld's default zone applies, which rejects guests' DHCP and DNS and does "
-                  "not forward their traffic";
-    else
-        detail += "in zone " + zone + ", not " + firewalld_zone + ": that zone decides what guests may do";
-    if (!n.firewall_integration) detail += " (firewall integration is off)";
-    bool installed = true;
-    try {
-        const auto zones = bus_.zones();
-        installed = std::find(zones.begin(), zones.end(), firewalld_zone) != zones.end();
-    } catch (const std::exception&) {
-        // Then the command below is still the likely remedy.
-    }
-    if (!installed) {
-        detail += "; firewalld has no zone ";
-        detail += firewalld_zone;
-        detail += ": install kvmnet's zone and policies (firewalld/*.xml in the source; meson install puts them "
-                  "under /usr/lib/firewalld) and run firewall-cmd --reload";
-        return FirewalldCheck{false, detail};
-    }
-    detail += "; let them through with: firewall-cmd --zone=";
-    detail += firewalld_zone;
-    detail += " --change-interface=" + n.bridge;
-    return FirewalldCheck{false, detail};
+    if (problems_changed_) problems_changed_();
+}
+
+void Firewalld::check(const model::Network& n, bool running, CheckDone done)
+{
+    if (n.mode == model::Mode::bridge || !running || !bus_.running()) return done(std::nullopt);
+    const auto alive = std::weak_ptr<bool>(alive_);
+    bus_.zone_of(n.bridge, [this, alive, n, done = std::move(done)](const std::string& zone,
+                                                                    const std::string& error) mutable {
+        if (!alive.lock()) return;
+        if (!error.empty()) {
+            if (firewalld_no_reply(error))
+                return done(FirewalldCheck{false, "firewalld does not answer: no reply within " +
+                                                      std::to_string(firewalld_diagnose_timeout_seconds) +
+                                                      " s when asked for bridge " + n.bridge + "'s zone"});
+            return done(FirewalldCheck{false, "firewalld runs but could not be asked for bridge " + n.bridge +
+                                                  "'s zone: " + error});
+        }
+        if (zone == firewalld_zone)
+            return done(
+                FirewalldCheck{true, "firewalld runs; bridge " + n.bridge + " is in its zone " + firewalld_zone});
+        bus_.zones([alive, n, zone, done = std::move(done)](const std::vector<std::string>& zones,
+                                                            const std::string& e) {
+            if (!alive.lock()) return;
+            // Without the list, the command to type is still the likely remedy.
+            const bool installed = !e.empty() || std::find(zones.begin(), zones.end(), firewalld_zone) != zones.end();
+            done(judge_zone(n, zone, installed));
+        });
+    });
 }
 
 }  // namespace kvmnet::core

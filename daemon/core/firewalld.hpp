@@ -35,24 +35,31 @@
 namespace kvmnet::core {
 
 inline constexpr const char* firewalld_zone = "kvmnet";
+// How long Diagnose waits for firewalld's answers (someone waits for the
+// reply; a sync's calls wait D-Bus's usual 25 s).
+inline constexpr int firewalld_diagnose_timeout_seconds = 3;
+// An error of FirewalldBus that says firewalld did not answer in time.
+bool firewalld_no_reply(const std::string& error);
 
 // The firewalld D-Bus methods kvmnet uses (org.fedoraproject.FirewallD1.zone).
-// zones() and zone_of() (Diagnose only) wait for the answer and throw
-// std::exception on a bus or firewalld error. The others return at once and
-// call `done` later, from the event loop, with "" or the error.
+// Each returns at once and calls `done` later, from the event loop, with ""
+// or the error; a call firewalld does not answer in time ends with an error
+// that no_reply() recognises.
 class FirewalldBus {
 public:
     using ListDone = std::function<void(std::vector<std::string> interfaces, std::string error)>;
+    using ZoneDone = std::function<void(std::string zone, std::string error)>;
     using Done = std::function<void(std::string error)>;
 
     virtual ~FirewalldBus() = default;
     // firewalld owns its bus name (asked of the bus daemon, which answers
     // even while firewalld hangs, and without activating firewalld).
     virtual bool running() = 0;
-    virtual std::vector<std::string> zones() = 0;  // the zones firewalld has loaded
-    // The zone the interface is bound to; "" when none (firewalld's default
-    // zone then applies to it).
-    virtual std::string zone_of(const std::string& interface) = 0;
+    // Diagnose's two: the zones firewalld has loaded, and the zone the
+    // interface is bound to ("" when none: firewalld's default zone then
+    // applies to it). A shorter timeout than a sync's: someone waits.
+    virtual void zones(ListDone done) = 0;
+    virtual void zone_of(const std::string& interface, ZoneDone done) = 0;
     virtual void interfaces_of(const std::string& zone, ListDone done) = 0;
     virtual void change_zone(const std::string& zone, const std::string& interface, Done done) = 0;
     virtual void remove_interface(const std::string& zone, const std::string& interface, Done done) = 0;
@@ -73,7 +80,12 @@ public:
     static constexpr std::uint64_t retry_first_usec = 1'000'000;
     static constexpr std::uint64_t retry_max_usec = 60'000'000;
 
-    explicit Firewalld(FirewalldBus& bus, Retry retry = {}) : bus_(bus), retry_(std::move(retry)) {}
+    // `problems_changed`: problem_of() changed for some bridge (the owner
+    // judges its networks' state again).
+    explicit Firewalld(FirewalldBus& bus, Retry retry = {}, std::function<void()> problems_changed = {})
+        : bus_(bus), retry_(std::move(retry)), problems_changed_(std::move(problems_changed))
+    {
+    }
 
     static bool wanted(const model::Network& n) { return n.mode != model::Mode::bridge && n.firewall_integration; }
 
@@ -94,9 +106,18 @@ public:
     // call): "kvmnet" when one did, "" otherwise or without firewalld.
     std::string zone_of_last_sync(const std::string& bridge) const;
 
-    // Asks firewalld now (Diagnose). `running`: the network is up; the
-    // sentence says when n.firewall_integration is off.
-    std::optional<FirewalldCheck> check(const model::Network& n, bool running) const;
+    // Why the last sync could not put the bridge into the zone (firewalld's
+    // error, e.g. no zone kvmnet), as a StateReason; "" when it could, or
+    // the bridge is not wanted there, or firewalld does not run.
+    std::string problem_of(const std::string& bridge) const;
+
+    // Asks firewalld now (Diagnose), without waiting: `done` gets the
+    // answer from the event loop (at once when there is nothing to ask),
+    // and a firewalld that does not answer makes a check saying so.
+    // `running`: the network is up; the sentence says when
+    // n.firewall_integration is off.
+    using CheckDone = std::function<void(std::optional<FirewalldCheck>)>;
+    void check(const model::Network& n, bool running, CheckDone done);
 
     // A sync waits for firewalld's replies (tests).
     bool in_flight() const { return run_ != nullptr; }
@@ -119,13 +140,16 @@ private:
     void listed(std::vector<std::string> interfaces, const std::string& error);
     void replied();
     void finish();
+    void set_problem(const std::string& bridge, std::string problem);
 
     FirewalldBus& bus_;
     Retry retry_;
-    std::set<std::string> in_zone_;  // bridges put there by a sync, and not taken out since
-    std::unique_ptr<Run> run_;       // the sync in flight
-    std::optional<Request> next_;    // the newest sync asked for while one was in flight
-    unsigned failures_ = 0;          // syncs failed in a row
+    std::function<void()> problems_changed_;
+    std::map<std::string, std::string> problems_;  // bridge -> why it is not in the zone
+    std::set<std::string> in_zone_;                // bridges put there by a sync, and not taken out since
+    std::unique_ptr<Run> run_;                     // the sync in flight
+    std::optional<Request> next_;                  // the newest sync asked for while one was in flight
+    unsigned failures_ = 0;                        // syncs failed in a row
     // Replies that come after this object is gone do nothing.
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     // The wanted bridges of the last sync that made every call it needed.

@@ -222,7 +222,10 @@ public:
     // Read-only checks of a network against the kernel as it is now
     // (core/manager_diagnose.cpp): {"network", "state", "state_reason",
     // "verdict": pass|warn|fail, "checks": [{"check", "status", "detail"}]}.
+    // The first without firewalld's check; the second adds it once firewalld
+    // answers (or does not, in time): `done` runs from the event loop.
     nlohmann::json diagnose(const std::string& name) const;
+    void diagnose(const std::string& name, std::function<void(nlohmann::json report)> done);
 
     // A link appeared, changed or vanished (rtnetlink notification). A
     // running network whose bridge was deleted or downed by someone else
@@ -501,6 +504,7 @@ private:
     std::unique_ptr<EventSource> firewalld_retry_;    // a failed firewalld sync is retried
     std::unique_ptr<Firewalld> firewalld_;            // null: no bus given (unit tests)
     bool firewalld_changed_ = false;                  // the next sync asks firewalld whatever
+    std::unique_ptr<EventSource> firewalld_assess_;   // firewalld's problems changed: judge the states
     std::set<std::string> known_bridges() const;
     // Other programs' tables as last read (read_foreign_rules).
     std::optional<std::vector<plan::ForeignChain>> foreign_rules_;

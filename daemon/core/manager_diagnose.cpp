@@ -27,6 +27,8 @@ plan::Observed Manager::observe(const Entry& e, bool full) const
     o.mac_conflict = e.mac_conflict;
     o.firewall_problem = e.firewall_problem;
     o.firewall_problem_code = e.firewall_problem_code;
+    if (firewalld_ && options_.firewall_integration && Firewalld::wanted(n))
+        o.firewalld_problem = firewalld_->problem_of(n.bridge);
     o.forwarding_problem = forwarding_problem_;
     o.stored_problem = e.stored_problem;
     o.without_document = e.without_document;
@@ -66,27 +68,45 @@ plan::Observed Manager::observe(const Entry& e, bool full) const
     return o;
 }
 
-nlohmann::json Manager::diagnose(const std::string& name) const
+namespace {
+nlohmann::json report(const model::Network& n, State state, const std::string& reason, const plan::Drift& drift)
 {
-    const Entry& e = entry(name);
-    plan::Drift drift = plan::drift(e.spec, observe(e, true));
-    // Asked of firewalld over the bus, so here rather than in the pure drift.
-    if (firewalld_) {
-        model::Network n = e.spec;
-        n.firewall_integration = n.firewall_integration && options_.firewall_integration;
-        if (const auto check = firewalld_->check(n, is_running(e.state)))
-            drift.findings.push_back(
-                {"firewalld", check->ok ? plan::Status::pass : plan::Status::warn, check->detail, {}, {}, 0});
-    }
     nlohmann::json checks = nlohmann::json::array();
     for (const plan::Finding& f : drift.findings)
         if (!f.check.empty())
             checks.push_back({{"check", f.check}, {"status", plan::status_name(f.status)}, {"detail", f.detail}});
-    return {{"network", e.spec.name},
-            {"state", state_name(e.state)},
-            {"state_reason", e.reason},
+    return {{"network", n.name},
+            {"state", state_name(state)},
+            {"state_reason", reason},
             {"verdict", plan::status_name(drift.verdict())},
             {"checks", checks}};
+}
+}  // namespace
+
+nlohmann::json Manager::diagnose(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    return report(e.spec, e.state, e.reason, plan::drift(e.spec, observe(e, true)));
+}
+
+void Manager::diagnose(const std::string& name, std::function<void(nlohmann::json report)> done)
+{
+    const Entry& e = entry(name);
+    plan::Drift drift = plan::drift(e.spec, observe(e, true));
+    if (!firewalld_) return done(report(e.spec, e.state, e.reason, drift));
+    // firewalld is asked over the bus, so here rather than in the pure
+    // drift, and without waiting: a hung firewalld must not hold the loop.
+    model::Network n = e.spec;
+    n.firewall_integration = n.firewall_integration && options_.firewall_integration;
+    firewalld_->check(
+        n, is_running(e.state),
+        [n, state = e.state, reason = e.reason, drift = std::move(drift),
+         done = std::move(done)](std::optional<FirewalldCheck> check) mutable {
+            if (check)
+                drift.findings.push_back(
+                    {"firewalld", check->ok ? plan::Status::pass : plan::Status::warn, check->detail, {}, {}, 0});
+            done(report(n, state, reason, drift));
+        });
 }
 
 }  // namespace kvmnet::core

@@ -58,12 +58,23 @@ void Manager::firewalld_changed()
 
 void Manager::set_firewalld_bus(FirewalldBus& bus)
 {
-    firewalld_ = std::make_unique<Firewalld>(bus, [this](std::uint64_t delay_usec) {
-        firewalld_retry_ = loop_.add_timer(delay_usec, [this] {
-            firewalld_retry_.reset();
-            if (options_.firewall_integration) firewalld_->sync(active_specs(), known_bridges(), true);
+    firewalld_ = std::make_unique<Firewalld>(
+        bus,
+        [this](std::uint64_t delay_usec) {
+            firewalld_retry_ = loop_.add_timer(delay_usec, [this] {
+                firewalld_retry_.reset();
+                if (options_.firewall_integration) firewalld_->sync(active_specs(), known_bridges(), true);
+            });
+        },
+        // From inside a sync, maybe within a start: judged on the next turn.
+        [this] {
+            if (firewalld_assess_) return;
+            firewalld_assess_ = loop_.add_timer(0, [this] {
+                firewalld_assess_.reset();
+                for (auto& [name, e] : networks_)
+                    assess(e);
+            });
         });
-    });
 }
 
 std::set<std::string> Manager::known_bridges() const

@@ -22,6 +22,7 @@ enum class Rank : int {
     bridge_down,
     firewall,
     foreign_firewall,
+    firewalld,
     ip_forward_off,
     dnsmasq_restarting,
     mac_conflict,
@@ -188,6 +189,7 @@ std::string joined(const std::vector<std::string>& parts, const std::string& las
 void firewall(const model::Network& n, const Observed& o, Findings& f)
 {
     if (!o.firewall_problem.empty()) f.state_only(o.firewall_problem_code, o.firewall_problem, Rank::firewall);
+    if (!o.firewalld_problem.empty()) f.state_only("firewalld", o.firewalld_problem, Rank::firewalld);
     std::vector<ChainJudgement> judged;
     if (o.foreign_rules) judged = judge_foreign_chains(*o.foreign_rules, n, table_name);
     const auto judgement = [&](const std::string& family, const std::string& table,

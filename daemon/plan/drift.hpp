@@ -65,6 +65,7 @@ struct Observed {
     std::string mac_conflict;
     std::string firewall_problem;  // a firewall repair pending or failed
     std::string firewall_problem_code;
+    std::string firewalld_problem;   // firewalld refuses the bridge (core/firewalld.hpp)
     std::string forwarding_problem;  // ip_forward turned off behind our back
     std::string stored_problem;      // the stored document does not load
     bool without_document = false;

@@ -441,8 +441,11 @@ std::vector<ChainJudgement> judge_foreign_chains(const std::vector<ForeignChain>
         if (!c.base || (c.hook != "forward" && c.hook != "input")) continue;
         if (c.family == "inet" && c.table == our_table) continue;
         // firewalld's table has a supported place for the guests (zone
-        // kvmnet, core/firewalld.hpp) and a check of its own.
-        if (c.family == "inet" && c.table == "firewalld") continue;
+        // kvmnet, core/firewalld.hpp) and a check of its own. Its
+        // firewalld_policy_drop drops everything only while it reloads
+        // (and its panic mode, on other hooks): judged, it flapped every
+        // network to degraded and back at each reload.
+        if (c.family == "inet" && (c.table == "firewalld" || c.table == "firewalld_policy_drop")) continue;
         if (c.family != "ip" && c.family != "ip6" && c.family != "inet") continue;
         if (c.family == "ip6" && !n.ipv6) continue;
         ChainJudgement j{c.family, c.table, c.name, c.hook, c.policy, {}, {}, {}, false};

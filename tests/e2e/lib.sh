@@ -657,6 +657,13 @@ pings() {
     fi
 }
 
+# ready_v6 NS DEV SCOPE: DEV has a usable (not tentative) IPv6 address of
+# SCOPE (link, global).
+ready_v6() {
+    [[ -n $(ip -n "$1" -j -6 addr show dev "$2" scope "$3" |
+        jq -r '(.[0].addr_info // [])[] | select(.local and (.tentative // false) == false) | .local') ]]
+}
+
 # port_json NET PORT: that port's object from `port list NET --json` (empty if absent).
 port_json() { ctl port list "$1" --json | jq -c --arg n "$2" '.[] | select(.name == $n)'; }
 _port_state_is() { [[ $(port_json "$1" "$2" 2>/dev/null | jq -r .state) == "$3" ]]; }

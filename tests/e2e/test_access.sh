@@ -5,7 +5,7 @@
 # .port.manage). The bus applies the installed D-Bus policies. An
 # unprivileged user (nobody, uid 65534) reads everything, and each changing
 # method of both interfaces (the methods annotated Method.Async=server in
-# dbus/*.xml, so a new one cannot be forgotten here) is refused with
+# dbus/*.xml but Diagnose, so a new one cannot be forgotten here) is refused with
 # org.freedesktop.DBus.Error.AccessDenied naming its action while the
 # kernel, the stored documents, the runtime files and the daemon's state
 # stay as they were:
@@ -130,12 +130,14 @@ read_calls=(
     "Network StatisticsTyped"
 )
 
-# methods_in XML async|sync: method names with / without the Async annotation.
+# methods_in XML async|sync: changing method names (with the Async
+# annotation) / read ones (without it, and Diagnose: a read answered
+# asynchronously, since it waits for firewalld).
 methods_in() {
     awk -v want="$2" '
         /<method name="/ { match($0, /name="[^"]*"/); name = substr($0, RSTART + 6, RLENGTH - 7); async = 0
                            if ($0 ~ /\/>/) { if (want == "sync") print name; name = "" } next }
-        /org.freedesktop.DBus.Method.Async/ && name != "" { async = 1 }
+        /org.freedesktop.DBus.Method.Async/ && name != "" && name != "Diagnose" { async = 1 }
         /<\/method>/ && name != "" { if ((async && want == "async") || (!async && want == "sync")) print name; name = "" }
     ' "$SRCDIR/dbus/org.kvmnet1.$1.xml" | sort
 }

@@ -18,8 +18,12 @@
 # Reloaded signal, NameOwnerChanged), an open TCP connection survives both
 # and new ones work; a routed network's guest is reached from outside
 # (policy kvmnet-in); while firewalld hangs (SIGSTOP) kvmnetd still answers
-# (its calls to firewalld never wait on its loop) and, resumed, the bridge
-# ends in the zone; on stop the bridges leave the zone.
+# (its calls to firewalld never wait on its loop; diagnose answers within
+# its 3 s wait and says firewalld does not answer) and, resumed, the bridge
+# ends in the zone; when firewalld loses zone kvmnet (files removed,
+# reload) the network is degraded (StateReasonCode firewalld, with
+# PropertiesChanged) and active again once the zone is back; on stop the
+# bridges leave the zone.
 # Packages: scripts/deps-coexist.sh (firewalld, never started by the
 # machine). firewalld's confinement: lib-firewalld.sh.
 set -euo pipefail
@@ -184,10 +188,20 @@ reply=$(tcp_get "$I" "$rip" 9002) || fail "no connection routed in to the routed
 assert_eq "$reply" routed "a connection routed in to the routed guest beside firewalld"
 assert_eq "$(tcp_get "$G3" 203.0.113.2 9000)" "$rip" "the routed guest's own address seen outside"
 
-log "firewalld hangs (SIGSTOP): kvmnetd still answers; resumed, the bridge ends in the zone"
+log "firewalld hangs (SIGSTOP): kvmnetd still answers, diagnose says firewalld does not answer; resumed, the bridge ends in the zone"
 # A synchronous call to firewalld would hold kvmnetd's loop until the
 # call's own timeout (25 s); answered within 5 s, nothing waits for it.
 kill -STOP "$FIREWALLD_PID"
+# Diagnose waits up to 3 s for firewalld's answer, asynchronously: calls
+# made meanwhile are answered.
+timeout 10 "$KVMNETCTL" diagnose rt --json >"$T/diagnose-hung.json" 2>&1 &
+DIAG_PID=$!
+track_pid "$DIAG_PID"
+timeout 2 "$KVMNETCTL" list >/dev/null || fail "kvmnetctl list got no answer while diagnose waits for a hung firewalld"
+wait "$DIAG_PID" || fail "kvmnetctl diagnose got no answer while firewalld hangs: $(cat "$T/diagnose-hung.json")"
+assert_eq "$(status_of "$(cat "$T/diagnose-hung.json")" firewalld)" \
+    "warn: firewalld does not answer: no reply within 3 s when asked for bridge kvmbr5's zone" \
+    "diagnose while firewalld hangs"
 timeout 5 "$KVMNETCTL" stop rt >/dev/null || fail "kvmnetctl stop rt got no answer while firewalld hangs"
 timeout 5 "$KVMNETCTL" start rt >/dev/null || fail "kvmnetctl start rt got no answer while firewalld hangs"
 listing=$(timeout 5 "$KVMNETCTL" list) || fail "kvmnetctl list got no answer while firewalld hangs"
@@ -195,6 +209,39 @@ assert_contains "$listing" rt "kvmnetctl list while firewalld hangs"
 kill -CONT "$FIREWALLD_PID"
 wait_state rt active
 retry 50 _in_zone kvmbr5 || fail "kvmbr5 not in zone kvmnet after firewalld resumed: '$(zone_of kvmbr5)'"
+
+log "firewalld loses zone kvmnet (files removed, reload): degraded, reason firewalld; back: active"
+"$KVMNETCTL" monitor rt --event PropertiesChanged >"$T/monitor.out" 2>"$T/monitor.err" &
+MONITOR_PID=$!
+track_pid "$MONITOR_PID"
+retry 25 grep -q '^Monitoring kvmnetd signals about network rt;' "$T/monitor.out" ||
+    fail "kvmnetctl monitor did not start: $(cat "$T/monitor.err")"
+mkdir -p "$T/fw-away"
+mv "$FW/lib/zones/kvmnet.xml" "$FW/lib/policies/kvmnet-to-host.xml" "$FW/lib/policies/kvmnet-in.xml" "$T/fw-away/"
+fw --reload >/dev/null
+wait_state rt degraded
+reason_code() {
+    busctl --system get-property org.kvmnet1 "/org/kvmnet1/network/$1" org.kvmnet1.Network StateReasonCode
+}
+assert_eq "$(reason_code rt)" 's "firewalld"' "StateReasonCode while firewalld has no zone kvmnet"
+assert_contains "$(ctl show rt --json | jq -r .status.state_reason)" \
+    "firewalld could not put bridge kvmbr5 into its zone kvmnet (org.fedoraproject.FirewallD1.Exception: INVALID_ZONE" \
+    "StateReason while firewalld has no zone kvmnet"
+retry 25 grep -q ' PropertiesChanged rt .*State="degraded"' "$T/monitor.out" ||
+    fail "no PropertiesChanged with State=degraded: $(cat "$T/monitor.out")"
+assert_contains "$(status_of "$(ctl diagnose rt --json)" firewalld)" \
+    "firewalld has no zone kvmnet: install kvmnet's zone and policies" "diagnose while firewalld has no zone kvmnet"
+mv "$T/fw-away/kvmnet.xml" "$FW/lib/zones/"
+mv "$T/fw-away/kvmnet-to-host.xml" "$T/fw-away/kvmnet-in.xml" "$FW/lib/policies/"
+fw --reload >/dev/null
+wait_state rt active
+retry 50 _in_zone kvmbr5 || fail "kvmbr5 not back in zone kvmnet once firewalld has it again: '$(zone_of kvmbr5)'"
+retry 25 grep -q ' PropertiesChanged rt .*State="active"' "$T/monitor.out" ||
+    fail "no PropertiesChanged with State=active: $(cat "$T/monitor.out")"
+# rt was restarted while firewalld hung: its new bridge needs the guest's port again.
+guest_plug "$G3" vg3 kvmbr5
+assert_eq "$(tcp_get "$I" "$rip" 9002)" routed "a connection routed in to the routed guest once the zone is back"
+stop_pid "$MONITOR_PID"
 
 log "stop: the bridges leave the zone"
 ctl stop default

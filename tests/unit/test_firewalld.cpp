@@ -1,9 +1,11 @@
 // kvmnet's bridges in firewalld's zone (core/firewalld.hpp), over a fake
 // firewalld that records the calls.
 #include "core/firewalld.hpp"
+#include "plan/drift.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -22,6 +24,7 @@ struct FakeFirewalld final : core::FirewalldBus {
     std::vector<std::string> calls;
     std::set<std::string> failing;  // interfaces whose change fails
     bool listing_fails = false;
+    bool hung = false;  // Diagnose's calls end in a timeout
     std::vector<std::string> loaded = {"public", "trusted", "kvmnet"};
     std::deque<std::function<void()>> waiting;
 
@@ -39,11 +42,22 @@ struct FakeFirewalld final : core::FirewalldBus {
     }
 
     bool running() override { return up; }
-    std::vector<std::string> zones() override { return loaded; }
-    std::string zone_of(const std::string& i) override
+    void zones(ListDone done) override
     {
-        const auto it = zone.find(i);
-        return it == zone.end() ? "" : it->second;
+        calls.push_back("zones");
+        waiting.push_back([this, done = std::move(done)] {
+            if (hung) return done({}, "org.freedesktop.DBus.Error.NoReply: Method call timed out");
+            done(loaded, "");
+        });
+    }
+    void zone_of(const std::string& i, ZoneDone done) override
+    {
+        calls.push_back("zone of " + i);
+        waiting.push_back([this, i, done = std::move(done)] {
+            if (hung) return done("", "org.freedesktop.DBus.Error.NoReply: Method call timed out");
+            const auto it = zone.find(i);
+            done(it == zone.end() ? "" : it->second, "");
+        });
     }
     void interfaces_of(const std::string& z, ListDone done) override
     {
@@ -60,7 +74,7 @@ struct FakeFirewalld final : core::FirewalldBus {
     {
         calls.push_back("change " + z + " " + i);
         waiting.push_back([this, z, i, done = std::move(done)] {
-            if (failing.count(i)) return done("org.fedoraproject.FirewallD1.Exception: INVALID_ZONE");
+            if (failing.count(i)) return done("org.fedoraproject.FirewallD1.Exception: INVALID_ZONE: kvmnet");
             zone[i] = z;
             done("");
         });
@@ -82,6 +96,16 @@ model::Network net(const std::string& name, const std::string& bridge, model::Mo
     n.bridge = bridge;
     n.mode = mode;
     return n;
+}
+
+// Diagnose's check, with every call firewalld gets answered.
+std::optional<core::FirewalldCheck> ask(Firewalld& f, FakeFirewalld& fw, const model::Network& n, bool running)
+{
+    std::optional<std::optional<core::FirewalldCheck>> result;
+    f.check(n, running, [&](std::optional<core::FirewalldCheck> c) { result = std::move(c); });
+    fw.answer_all();
+    REQUIRE(result);
+    return *result;
 }
 }  // namespace
 
@@ -182,14 +206,14 @@ TEST_CASE("firewalld: diagnose says whether the bridge is in the zone and what t
     Firewalld f(fw);
     auto n = net("nat", "kvbr1");
     fw.zone = {{"kvbr1", "kvmnet"}};
-    auto check = f.check(n, true);
+    auto check = ask(f, fw, n, true);
     REQUIRE(check);
     CHECK(check->ok);
     CHECK(check->detail == "firewalld runs; bridge kvbr1 is in its zone kvmnet");
 
     fw.zone.clear();
     n.firewall_integration = false;
-    check = f.check(n, true);
+    check = ask(f, fw, n, true);
     REQUIRE(check);
     CHECK_FALSE(check->ok);
     CHECK(check->detail == "firewalld runs and bridge kvbr1 is in no zone: firewalld's default zone applies, which "
@@ -198,24 +222,24 @@ TEST_CASE("firewalld: diagnose says whether the bridge is in the zone and what t
 
     fw.zone = {{"kvbr1", "trusted"}};
     n.firewall_integration = true;
-    check = f.check(n, true);
+    check = ask(f, fw, n, true);
     REQUIRE(check);
     CHECK(check->detail == "firewalld runs and bridge kvbr1 is in zone trusted, not kvmnet: that zone decides what "
                            "guests may do; let them through with: firewall-cmd --zone=kvmnet --change-interface=kvbr1");
 
     fw.zone.clear();
     fw.loaded = {"public"};  // kvmnet's zone file not installed
-    check = f.check(n, true);
+    check = ask(f, fw, n, true);
     REQUIRE(check);
     CHECK(check->detail == "firewalld runs and bridge kvbr1 is in no zone: firewalld's default zone applies, which "
                            "rejects guests' DHCP and DNS and does not forward their traffic; firewalld has no zone "
                            "kvmnet: install kvmnet's zone and policies (firewalld/*.xml in the source; meson install "
                            "puts them under /usr/lib/firewalld) and run firewall-cmd --reload");
 
-    CHECK_FALSE(f.check(n, false));                                      // stopped
-    CHECK_FALSE(f.check(net("lan", "br0", model::Mode::bridge), true));  // firewalld's own zones
+    CHECK_FALSE(ask(f, fw, n, false));                                      // stopped
+    CHECK_FALSE(ask(f, fw, net("lan", "br0", model::Mode::bridge), true));  // firewalld's own zones
     fw.up = false;
-    CHECK_FALSE(f.check(n, true));
+    CHECK_FALSE(ask(f, fw, n, true));
 }
 
 TEST_CASE("firewalld: a sync returns before firewalld answers; the bridge goes in when it does")
@@ -319,4 +343,109 @@ TEST_CASE("firewalld: replies after the object is gone do nothing")
     }
     fw.answer_all();
     CHECK(fw.calls == std::vector<std::string>{"list kvmnet"});
+}
+
+TEST_CASE("firewalld: diagnose's check does not wait for firewalld, and says when it does not answer")
+{
+    FakeFirewalld fw;
+    Firewalld f(fw);
+    const auto n = net("nat", "kvbr1");
+    std::optional<std::optional<core::FirewalldCheck>> result;
+    f.check(n, true, [&](std::optional<core::FirewalldCheck> c) { result = std::move(c); });
+    CHECK_FALSE(result);  // returned before firewalld answered
+    CHECK(fw.calls == std::vector<std::string>{"zone of kvbr1"});
+    fw.answer_all();
+    REQUIRE(result);
+    REQUIRE(*result);
+    CHECK((*result)->detail == "firewalld runs and bridge kvbr1 is in no zone: firewalld's default zone applies, which "
+                               "rejects guests' DHCP and DNS and does not forward their traffic; let them through "
+                               "with: firewall-cmd --zone=kvmnet --change-interface=kvbr1");
+
+    fw.hung = true;
+    const auto check = ask(f, fw, n, true);
+    REQUIRE(check);
+    CHECK_FALSE(check->ok);
+    CHECK(check->detail == "firewalld does not answer: no reply within 3 s when asked for bridge kvbr1's zone");
+}
+
+TEST_CASE("firewalld: a bridge firewalld refuses is a problem until a sync puts it into the zone")
+{
+    FakeFirewalld fw;
+    int changes = 0;
+    Firewalld f(fw, {}, [&] { ++changes; });
+    fw.failing = {"kvbr1"};  // zone kvmnet missing: firewalld answers INVALID_ZONE
+    f.sync({net("nat", "kvbr1"), net("other", "kvbr2")}, {"kvbr1", "kvbr2"}, false);
+    fw.answer_all();
+    CHECK(f.problem_of("kvbr1") ==
+          "firewalld could not put bridge kvbr1 into its zone kvmnet (org.fedoraproject.FirewallD1.Exception: "
+          "INVALID_ZONE: kvmnet): firewalld has no zone kvmnet, install kvmnet's zone files and run firewall-cmd "
+          "--reload; its default zone rejects the guests' DHCP and DNS and does not forward their traffic");
+    CHECK(f.problem_of("kvbr2").empty());
+    CHECK(changes == 1);
+    f.sync({net("nat", "kvbr1"), net("other", "kvbr2")}, {"kvbr1", "kvbr2"}, true);  // the retry, still refused
+    fw.answer_all();
+    CHECK(changes == 1);  // the same problem: no new judgement
+
+    fw.failing.clear();  // the zone is back (firewall-cmd --reload)
+    f.sync({net("nat", "kvbr1"), net("other", "kvbr2")}, {"kvbr1", "kvbr2"}, true);
+    fw.answer_all();
+    CHECK(f.problem_of("kvbr1").empty());
+    CHECK(changes == 2);
+
+    SECTION("a stopped network's bridge has no problem")
+    {
+        fw.failing = {"kvbr1"};
+        f.sync({net("nat", "kvbr1")}, {"kvbr1", "kvbr2"}, true);
+        fw.answer_all();
+        CHECK_FALSE(f.problem_of("kvbr1").empty());
+        f.sync({}, {"kvbr1", "kvbr2"}, false);
+        fw.answer_all();
+        CHECK(f.problem_of("kvbr1").empty());
+    }
+    SECTION("nor one while firewalld is gone")
+    {
+        fw.failing = {"kvbr1"};
+        f.sync({net("nat", "kvbr1")}, {"kvbr1", "kvbr2"}, true);
+        fw.answer_all();
+        CHECK_FALSE(f.problem_of("kvbr1").empty());
+        fw.up = false;
+        f.sync({net("nat", "kvbr1")}, {"kvbr1", "kvbr2"}, true);
+        CHECK(f.problem_of("kvbr1").empty());
+    }
+    SECTION("nor one while firewalld hangs: it did not refuse")
+    {
+        Firewalld g(fw);
+        g.sync({net("nat", "kvbr3")}, {"kvbr3"}, false);
+        fw.listing_fails = true;
+        fw.answer_all();
+        CHECK(g.problem_of("kvbr3").empty());
+    }
+}
+
+TEST_CASE("firewalld: its refusal degrades a running network with reason code firewalld")
+{
+    auto n = net("nat", "kvbr1");
+    plan::Observed o;
+    o.running = true;
+    o.firewalld_problem = "firewalld could not put bridge kvbr1 into its zone kvmnet (...)";
+    const auto drift = plan::drift(n, o);
+    const auto it = std::find_if(drift.findings.begin(), drift.findings.end(),
+                                 [](const plan::Finding& f) { return f.code == "firewalld"; });
+    REQUIRE(it != drift.findings.end());
+    CHECK(it->reason == o.firewalld_problem);
+    CHECK(it->check.empty());  // diagnose's own firewalld check asks firewalld
+    // Outranked by what cuts guests off first (here: no bridge at all).
+    CHECK(drift.state().code == "bridge-deleted");
+
+    plan::LinkInfo bridge;
+    bridge.index = 7;
+    bridge.name = "kvbr1";
+    bridge.kind = "bridge";
+    bridge.alias = "kvmnet:nat";
+    bridge.up = true;
+    o.bridge = bridge;
+    CHECK(plan::drift(n, o).state().code == "firewalld");
+    CHECK(plan::drift(n, o).state().reason == o.firewalld_problem);
+    o.firewalld_problem.clear();
+    CHECK(plan::drift(n, o).state().code.empty());  // active
 }

@@ -226,3 +226,13 @@ TEST_CASE("drift: a network whose guests another table cuts off is degraded, wit
     o.foreign_rules.reset();  // not read: not judged
     CHECK(plan::drift(nat(), o).state().code.empty());
 }
+
+TEST_CASE("foreign rules: firewalld's tables are left to its own check, the reload's drop table too")
+{
+    std::vector<plan::ForeignChain> chains;
+    for (const std::string table : {"firewalld", "firewalld_policy_drop"})
+        chains.push_back({"inet", table, "filter_FORWARD", true, "forward", "drop", {}});
+    CHECK(plan::judge_foreign_chains(chains, nat(), "kvmnet").empty());
+    chains.push_back({"inet", "other", "forward", true, "forward", "drop", {}});
+    CHECK(plan::judge_foreign_chains(chains, nat(), "kvmnet").size() == 1);
+}
