@@ -16,7 +16,10 @@
 # markers of docs/performance.md is replaced unless --no-doc.
 #
 # Usage: sudo nice -n 19 scripts/bench-networks.sh [--max N] [--checkpoints "0 100 300 1000"]
-#            [--samples N] [--results DIR] [--no-doc]
+#            [--samples N] [--results DIR] [--no-doc] [--profile]
+# --profile records perf (cpu-clock) of the whole machine and of kvmnetd
+# with call graphs over the starts of one more network: RESULTS/perf-*.data.
+# Plot: scripts/bench-networks-plot.sh RESULTS.
 # About 3 minutes for 1,000 networks on 2 cores.
 set -euo pipefail
 
@@ -49,7 +52,7 @@ while (($# > 0)); do
     --no-doc) WRITE_DOC=0 ;;
     --profile) PROFILE=1 ;;
     -h | --help)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
