@@ -16,7 +16,10 @@
 # markers of docs/performance.md is replaced unless --no-doc.
 #
 # Usage: sudo nice -n 19 scripts/bench-networks.sh [--max N] [--checkpoints "0 100 300 1000"]
-#            [--samples N] [--results DIR] [--no-doc]
+#            [--samples N] [--results DIR] [--no-doc] [--profile]
+# --profile records perf (cpu-clock) of the whole machine and of kvmnetd
+# with call graphs over the starts of one more network: RESULTS/perf-*.data.
+# Plot: scripts/bench-networks-plot.sh RESULTS.
 # About 3 minutes for 1,000 networks on 2 cores.
 set -euo pipefail
 
@@ -27,6 +30,7 @@ CHECKPOINTS="0 100 300 1000"
 SAMPLES=7
 RESULTS=""
 WRITE_DOC=1
+PROFILE=0
 while (($# > 0)); do
     case $1 in
     --max)
@@ -46,8 +50,9 @@ while (($# > 0)); do
         shift
         ;;
     --no-doc) WRITE_DOC=0 ;;
+    --profile) PROFILE=1 ;;
     -h | --help)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -124,12 +129,26 @@ checkpoint() {
     local n=$1 i t0 mem
     echo "bench-networks.sh: checkpoint at $n networks" >&2
     # One more network, started and stopped SAMPLES times.
+    local perf_pid="" perf_daemon_pid=""
+    if ((PROFILE)); then
+        perf record -q -a -e cpu-clock -o "$RESULTS/perf-$n.data" >/dev/null 2>&1 &
+        perf_pid=$!
+        perf record -q -p "$DAEMON_PID" --call-graph dwarf,16384 -e cpu-clock -o "$RESULTS/perf-daemon-$n.data" \
+            >/dev/null 2>&1 &
+        perf_daemon_pid=$!
+        sleep 1
+    fi
     for ((i = 0; i < SAMPLES; i++)); do
         t0=$(ns_time)
         ctl start extra >/dev/null
         record start_one_more "$n" ms "$(ms_since "$t0")"
+        [[ -z $perf_pid ]] || sleep 1 # lets the other dnsmasq settle inside the profile
         ctl stop extra >/dev/null
     done
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid" "$perf_daemon_pid"
+        wait "$perf_pid" "$perf_daemon_pid" || true
+    fi
     for ((i = 0; i < 3; i++)); do
         t0=$(ns_time)
         dbus-send --system --print-reply --dest=org.kvmnet1 /org/kvmnet1 org.kvmnet1.Manager.Describe >/dev/null

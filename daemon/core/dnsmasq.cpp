@@ -272,6 +272,13 @@ void Dnsmasq::restart()
     }
 }
 
+void Dnsmasq::restart_now()
+{
+    if (!supervised_ || !restart_timer_ || pending_) return;
+    if (restarts_ > 0) --restarts_;
+    restart();
+}
+
 void Dnsmasq::stop()
 {
     forget_pending();

@@ -68,6 +68,10 @@ public:
     // process (a restart is pending) they are read at its start. Throws
     // with the reason when the signal cannot be sent.
     void reload_hosts(const plan::DnsmasqFiles& files);
+    // What kept a restart from serving is gone (its bridge is back): a
+    // restart waiting out its backoff happens now, and the attempt that
+    // failed for want of the bridge does not count towards the backoff.
+    void restart_now();
 
     // "running", "starting" (its first start waits for readiness),
     // "restarting" (it exited; a restart is scheduled or under way), "failed"

@@ -1176,7 +1176,8 @@ Dnsmasq& Manager::dnsmasq_of(Entry& e)
         if (it == networks_.end()) return;
         Entry& entry = it->second;
         // Without its bridge dnsmasq serves nobody (bind-dynamic: it will,
-        // once the bridge is back): the bridge's repair reports it.
+        // once the bridge is back; bind-interfaces: it does not start until
+        // then): the bridge's repair reports it.
         const auto bridge = links_.find_link(entry.spec.bridge);
         if (bridge && bridge->alias == plan::owner_alias(entry.spec.name)) {
             note_repair(entry, "dnsmasq", detail);

@@ -284,10 +284,11 @@ public:
     // zone bindings are gone, the bridges go back into the zone a moment later.
     void firewalld_changed();
     void sync_foreign_firewall_now();
-    // A sysctl of a link or of every link changed (rtnetlink RTM_NEWNETCONF:
-    // forwarding, not route_localnet, which is polled): the sysctls the
-    // running networks hold on are checked (and repaired) a moment later.
-    void sysctl_changed();
+    // A sysctl of link `link_index` or, for an index ≤ 0, of every link
+    // changed (rtnetlink RTM_NEWNETCONF: forwarding, not route_localnet,
+    // which is polled): the sysctls the running networks on that bridge, or
+    // all of them, hold on are checked (and repaired) a moment later.
+    void sysctl_changed(int link_index = 0);
     // The last repair of the network: "TIME WHAT: DETAIL", empty when none.
     const std::string& last_repair(const std::string& name) const;
 

@@ -175,6 +175,10 @@ void Manager::converge(Entry& e, plan::DriftKinds kinds, SysctlSync& sysctls)
                         if (const auto back = reattach_foreign_ports(e); !back.empty())
                             done.push_back("re-attached " + join_names(back) + " (enslaved outside kvmnet)");
                         if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
+                        // A dnsmasq bound to its interface (bind-interfaces)
+                        // cannot start without the bridge: one that exited
+                        // meanwhile waits for its backoff; it starts now.
+                        if (e.dnsmasq) e.dnsmasq->restart_now();
                         const auto created = links_.find_link(n.bridge);
                         e.bridge_index = created ? created->index : 0;
                         e.fdb.clear();
@@ -196,9 +200,19 @@ void Manager::converge(Entry& e, plan::DriftKinds kinds, SysctlSync& sysctls)
     // writes changed besides (ip_forward turns every link's forwarding on).
     for (int round = 0; round < 2 && (kinds & (plan::drift_ports | plan::drift_sysctls)) && !deferred; ++round) {
         plan::RepairObserved o;
-        o.bridge = links_.find_link(n.bridge);
-        const bool ours = o.bridge && o.bridge->alias == plan::owner_alias(n.name);
+        // The bridge is looked up only when needed: the forwarding poll
+        // brings every running network here every 2 s, and a sysctl that is
+        // on needs no bridge to be told so.
+        std::optional<bool> owned;
+        const auto ours = [&] {
+            if (!owned) {
+                o.bridge = links_.find_link(n.bridge);
+                owned = o.bridge && o.bridge->alias == plan::owner_alias(n.name);
+            }
+            return *owned;
+        };
         if (kinds & plan::drift_ports) {
+            ours();
             o.ports.emplace();
             for (const model::Port& p : n.ports)
                 (*o.ports)[p.name] = links_.find_link(p.name);
@@ -208,8 +222,6 @@ void Manager::converge(Entry& e, plan::DriftKinds kinds, SysctlSync& sysctls)
         if (kinds & plan::drift_sysctls) {
             o.sysctls.emplace();
             for (const std::string& key : plan::held_sysctls(n)) {
-                // A missing bridge gets its own when the repair recreates it.
-                if (key.rfind("net/ipv4/conf/", 0) == 0 && !ours) continue;
                 auto cached = sysctls.read.find(key);
                 if (cached == sysctls.read.end()) {
                     std::string value;
@@ -220,6 +232,9 @@ void Manager::converge(Entry& e, plan::DriftKinds kinds, SysctlSync& sysctls)
                     }
                     cached = sysctls.read.emplace(key, value).first;
                 }
+                // A missing bridge gets its own when the repair recreates it.
+                const bool on = !cached->second.empty() && cached->second[0] == '1';
+                if (key.rfind("net/ipv4/conf/", 0) == 0 && !on && !ours()) continue;
                 (*o.sysctls)[key] = cached->second;
             }
         }
@@ -345,10 +360,13 @@ void Manager::ensure_forwarding_watch()
     if (!forwarding_timer_) forwarding_timer_ = clock_.add_timer(forwarding_poll_usec, [this] { poll_forwarding(); });
 }
 
-void Manager::sysctl_changed()
+void Manager::sysctl_changed(int link_index)
 {
+    // A link's own netconf concerns only the network whose bridge it is;
+    // "all" (ip_forward too) concerns every network.
     for (auto& [name, e] : networks_)
-        if (needs_forwarding(e.spec)) mark_dirty(e, plan::drift_sysctls);
+        if (needs_forwarding(e.spec) && (link_index <= 0 || e.bridge_index == link_index))
+            mark_dirty(e, plan::drift_sysctls);
 }
 
 void Manager::poll_forwarding()

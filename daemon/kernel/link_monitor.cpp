@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <linux/if.h>
 #include <linux/neighbour.h>
+#include <linux/netconf.h>
 #include <linux/rtnetlink.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
@@ -32,7 +33,15 @@ LinkMonitor::LinkMonitor()
                 return NL_OK;
             }
             if (header->nlmsg_type == RTM_NEWNETCONF) {
-                if (self->on_netconf_) self->on_netconf_();
+                if (!self->on_netconf_) return NL_OK;
+                // Every new link sends one: without its index each start
+                // would have every running network's sysctls re-read.
+                nlattr* attrs[NETCONFA_MAX + 1] = {};
+                int index = 0;
+                if (nlmsg_parse(header, sizeof(netconfmsg), attrs, NETCONFA_MAX, nullptr) >= 0 &&
+                    attrs[NETCONFA_IFINDEX] && nla_len(attrs[NETCONFA_IFINDEX]) >= 4)
+                    index = static_cast<int>(nla_get_s32(attrs[NETCONFA_IFINDEX]));
+                self->on_netconf_(index);
                 return NL_OK;
             }
             if (header->nlmsg_type == RTM_NEWNEIGH) {

@@ -45,8 +45,9 @@ public:
     // Called with the link index of every address added or removed.
     void set_address_handler(std::function<void(int link_index)> on_address) { on_address_ = std::move(on_address); }
     // Called for every RTM_NEWNETCONF (forwarding and a few other per-link
-    // sysctls changed; one per link for a change of "all").
-    void set_netconf_handler(std::function<void()> on_netconf) { on_netconf_ = std::move(on_netconf); }
+    // sysctls changed; one per link for a change of "all") with the link's
+    // index, or a value ≤ 0 for "all", "default" or a message without one.
+    void set_netconf_handler(std::function<void(int link_index)> on_netconf) { on_netconf_ = std::move(on_netconf); }
     // Reads every pending notification and calls the matching handler.
     void dispatch(const std::function<void(const LinkEvent&)>& on_link,
                   const std::function<void(const FdbEvent&)>& on_fdb);
@@ -56,7 +57,7 @@ private:
     const std::function<void(const LinkEvent&)>* on_link_ = nullptr;
     const std::function<void(const FdbEvent&)>* on_fdb_ = nullptr;
     std::function<void(int)> on_address_;
-    std::function<void()> on_netconf_;
+    std::function<void(int)> on_netconf_;
     bool overrun_ = false;
 };
 

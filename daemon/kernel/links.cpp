@@ -67,7 +67,9 @@ std::optional<model::Mac> link_mac(nl_addr* addr)
     return model::Mac::from_bytes(nl_addr_get_binary_addr(addr));
 }
 
-plan::LinkInfo to_info(rtnl_link* link)
+// `wireless` costs two sysfs lookups: a dump of every link (O(networks)
+// per start) leaves it false; find_link, which reads an uplink, fills it.
+plan::LinkInfo to_info(rtnl_link* link, bool read_wireless)
 {
     plan::LinkInfo info;
     info.index = rtnl_link_get_ifindex(link);
@@ -88,7 +90,7 @@ plan::LinkInfo to_info(rtnl_link* link)
     // Wireless NICs cannot be bridge-mode uplinks (an access point drops frames from foreign MACs), and rtnetlink
     // has no flag for them. Inside `ip netns exec`, /sys is remounted for the namespace, so the name resolves to
     // this namespace's link. Errors count as "no".
-    if (!info.name.empty()) {
+    if (read_wireless && !info.name.empty()) {
         const std::filesystem::path sys = std::filesystem::path("/sys/class/net") / info.name;
         std::error_code ec;
         info.wireless = std::filesystem::exists(sys / "wireless", ec) || std::filesystem::exists(sys / "phy80211", ec);
@@ -139,7 +141,7 @@ std::vector<plan::LinkInfo> NetlinkLinks::list_links()
     }
     std::vector<plan::LinkInfo> links;
     for (nl_object* object = nl_cache_get_first(cache.get()); object != nullptr; object = nl_cache_get_next(object)) {
-        links.push_back(to_info(reinterpret_cast<rtnl_link*>(object)));
+        links.push_back(to_info(reinterpret_cast<rtnl_link*>(object), false));
     }
     return links;
 }
@@ -150,7 +152,7 @@ std::optional<plan::LinkInfo> NetlinkLinks::find_link(const std::string& name)
     if (!link) {
         return std::nullopt;
     }
-    return to_info(link.get());
+    return to_info(link.get(), true);
 }
 
 namespace {

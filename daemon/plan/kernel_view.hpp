@@ -31,7 +31,7 @@ struct LinkInfo {
     bool carrier = false;           // IFF_LOWER_UP
     int master_index = 0;           // 0 when not enslaved
     std::optional<model::Mac> mac;  // none for links without a 6-byte hardware address
-    bool wireless = false;          // a wireless device (/sys/class/net/NAME/wireless or phy80211 exists)
+    bool wireless = false;  // a wireless device (/sys/class/net/NAME/wireless or phy80211 exists); find_link only
     LinkStats stats;
 };
 

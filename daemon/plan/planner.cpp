@@ -464,9 +464,18 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
       << "no-hosts\n"
       << "no-poll\n"
       << "except-interface=lo\n"
-      << "interface=" << n.bridge << "\n"
-      << "bind-dynamic\n"
-      << "listen-address=" << a.address.str() << "\n"
+      << "interface=" << n.bridge
+      << "\n"
+      // bind-dynamic makes every dnsmasq re-read all of the host's addresses
+      // (a netlink dump and an ioctl per address) on every address added
+      // anywhere: with N networks, each start costs N² across the machine.
+      // bind-interfaces binds once (DNS to the gateway address, DHCP by
+      // the bridge's name, both still serving a repaired bridge or
+      // address: test_heal_dnsmasq_bind) and hears of no address change.
+      // IPv6 keeps bind-dynamic: the bridge's address may still be
+      // tentative (DAD) when dnsmasq starts, and for RA and DHCPv6 dnsmasq
+      // follows every IPv6 address change whichever way it binds.
+      << (n.ipv6 ? "bind-dynamic\n" : "bind-interfaces\n") << "listen-address=" << a.address.str() << "\n"
       << "pid-file=" << dir << "/dnsmasq.pid\n";
     if (!user.empty()) c << "user=" << user << "\n";
     if (!n.dns.domain.empty()) {

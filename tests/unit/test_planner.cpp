@@ -982,7 +982,7 @@ TEST_CASE("The dnsmasq config serves only the bridge and has no upstream servers
     const std::string& c = files.config;
     CAPTURE(c);
     CHECK(has_line(c, "interface=kvmbr0"));
-    CHECK(has_line(c, "bind-dynamic"));
+    CHECK(has_line(c, "bind-interfaces"));
     CHECK(has_line(c, "no-resolv"));
     CHECK(has_line(c, "no-hosts"));
     CHECK(has_line(c, "except-interface=lo"));
