@@ -79,10 +79,16 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
             warnings.push_back(field(i) + ": a local process listens on " + listener_text(l) +
                                "; connections that the forward matches go to the guest instead");
 
-    journalled_change(e, added, true, [&] { store_.journal_add(name, added); });
+    bool saved = false;
+    journalled_change(e, added, true, [&] {
+        if (!(saved = store_.saving(name))) return store_.journal_add(name, added);
+        model::Network next = e.spec;
+        next.forwards.insert(next.forwards.end(), added.begin(), added.end());
+        store_.save(next);
+    });
     e.spec.forwards.insert(e.spec.forwards.end(), std::make_move_iterator(added.begin()),
                            std::make_move_iterator(added.end()));
-    note_journal(e);
+    note_journal(e, saved);
     for (const std::string& w : warnings)
         log_info("network " + name + ": " + w, name);
     log_info("network " + name + ": " + std::to_string(added.size()) + " forward(s) added" +
@@ -102,9 +108,15 @@ void Manager::remove_forward(const std::string& name, const model::ForwardKey& k
         throw Error(ErrorKind::NotFound, "network '" + name + "' has no forward " + model::describe(key));
     // A static host's name in a forward keeps it (validate); nothing else depends on a forward.
     const model::PortForward removed = *it;
-    journalled_change(e, {removed}, false, [&] { store_.journal_remove(name, key); });
+    bool saved = false;
+    journalled_change(e, {removed}, false, [&] {
+        if (!(saved = store_.saving(name))) return store_.journal_remove(name, key);
+        model::Network next = e.spec;
+        next.forwards.erase(next.forwards.begin() + (it - forwards.begin()));
+        store_.save(next);
+    });
     forwards.erase(it);
-    note_journal(e);
+    note_journal(e, saved);
     log_info("network " + name + ": forward removed: " + model::describe(removed), name);
     if (listener_) listener_->network_changed(name);
 }
@@ -139,8 +151,15 @@ void Manager::journalled_change(Entry& e, const std::vector<model::PortForward>&
     }
 }
 
-void Manager::note_journal(Entry& e)
+void Manager::note_journal(Entry& e, bool saved)
 {
+    // A whole document was saved instead of a journal line (a save was
+    // pending, and waiting for its fsync would stop the event loop): the
+    // journal goes once that document is durable.
+    if (saved) {
+        e.journal_lines = 0;
+        return;
+    }
     if (++e.journal_lines < journal_limit) return;
     try {
         store_.save(e.spec);
