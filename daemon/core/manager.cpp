@@ -534,7 +534,6 @@ void Manager::delete_stopped(Entry& e)
         }
     }
     networks_.erase(name);
-    revisions_.forget(name);
     log_info("network " + name + ": deleted", name, MessageId::network_deleted);
     if (listener_) listener_->network_removed(name);
 }

@@ -435,8 +435,7 @@ private:
     void journalled_change(Entry& e, const std::vector<model::PortForward>& forwards, bool add,
                            const std::function<void()>& journal);
     // Counts a journalled forward change; rewrites the document now and then.
-    // `saved`: the change went into a whole saved document, not a journal line.
-    void note_journal(Entry& e, bool saved);
+    void note_journal(Entry& e);
     // The forward maps' per-element counters, dumped from the kernel at most
     // every 4 x the last dump's duration and reused meanwhile, so
     // that queued reads cost one dump (2.7 s at 100k forwards), not one each.
@@ -451,7 +450,6 @@ private:
     const ForwardCounters& forward_counters() const;
     nlohmann::json forward_json(const Entry& e, const model::PortForward& f, const ForwardCounters& counters) const;
     mutable ForwardCounters forward_counters_;
-    mutable store::RevisionCache revisions_;
     std::vector<std::string> tear_down(Entry& e);
     void apply_firewall(const std::vector<model::Network>& active);
     // kvmnet's part of FRR brought to the running EVPN networks; the poll

@@ -45,6 +45,12 @@ std::string listener_text(const plan::Listener& l)
            std::to_string(l.port);
 }
 
+// Whether a save of the document is not durable yet: a journal line would
+// then have to wait for its fsync (the save drops the journal once durable),
+// stopping the event loop, so a forward change saves the whole document
+// instead and the writer groups it with the pending one.
+bool saving(const store::Store& store, const std::string& name) { return store.durable().pending(store.path_of(name)); }
+
 }  // namespace
 
 std::vector<std::string> Manager::add_forwards(const std::string& name, const std::string& forwards_document)
@@ -81,14 +87,17 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
 
     bool saved = false;
     journalled_change(e, added, true, [&] {
-        if (!(saved = store_.saving(name))) return store_.journal_add(name, added);
+        if (!(saved = saving(store_, name))) return store_.journal_add(name, added);
         model::Network next = e.spec;
         next.forwards.insert(next.forwards.end(), added.begin(), added.end());
         store_.save(next);
     });
     e.spec.forwards.insert(e.spec.forwards.end(), std::make_move_iterator(added.begin()),
                            std::make_move_iterator(added.end()));
-    note_journal(e, saved);
+    if (saved)
+        e.journal_lines = 0;
+    else
+        note_journal(e);
     for (const std::string& w : warnings)
         log_info("network " + name + ": " + w, name);
     log_info("network " + name + ": " + std::to_string(added.size()) + " forward(s) added" +
@@ -110,13 +119,16 @@ void Manager::remove_forward(const std::string& name, const model::ForwardKey& k
     const model::PortForward removed = *it;
     bool saved = false;
     journalled_change(e, {removed}, false, [&] {
-        if (!(saved = store_.saving(name))) return store_.journal_remove(name, key);
+        if (!(saved = saving(store_, name))) return store_.journal_remove(name, key);
         model::Network next = e.spec;
         next.forwards.erase(next.forwards.begin() + (it - forwards.begin()));
         store_.save(next);
     });
     forwards.erase(it);
-    note_journal(e, saved);
+    if (saved)
+        e.journal_lines = 0;
+    else
+        note_journal(e);
     log_info("network " + name + ": forward removed: " + model::describe(removed), name);
     if (listener_) listener_->network_changed(name);
 }
@@ -151,15 +163,8 @@ void Manager::journalled_change(Entry& e, const std::vector<model::PortForward>&
     }
 }
 
-void Manager::note_journal(Entry& e, bool saved)
+void Manager::note_journal(Entry& e)
 {
-    // A whole document was saved instead of a journal line (a save was
-    // pending, and waiting for its fsync would stop the event loop): the
-    // journal goes once that document is durable.
-    if (saved) {
-        e.journal_lines = 0;
-        return;
-    }
     if (++e.journal_lines < journal_limit) return;
     try {
         store_.save(e.spec);

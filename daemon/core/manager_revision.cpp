@@ -5,7 +5,7 @@
 
 namespace kvmnet::core {
 
-std::string Manager::revision(const std::string& name) const { return revisions_.of(spec(name)); }
+std::string Manager::revision(const std::string& name) const { return store::revision_of(spec(name)); }
 
 void Manager::update_at_revision(const std::string& name, const std::string& document, const std::string& revision)
 {

@@ -205,21 +205,9 @@ std::string revision_of(const nlohmann::json& document) { return document_hash(d
 
 std::string revision_of(const model::Network& network) { return revision_of(model::to_json(network)); }
 
-const std::string& RevisionCache::of(const model::Network& network)
-{
-    auto it = by_name_.find(network.name);
-    if (it == by_name_.end())
-        it = by_name_.emplace(network.name, std::pair{network, revision_of(network)}).first;
-    else if (!(it->second.first == network))
-        it->second = {network, revision_of(network)};
-    return it->second.second;
-}
-
-bool Store::saving(const std::string& name) const { return durable_->pending(path_of(name)); }
-
 void Store::settle(const std::string& name) const
 {
-    if (saving(name)) durable_->flush();
+    if (durable_->pending(path_of(name))) durable_->flush();
 }
 
 void Store::journal_add(const std::string& name, const std::vector<model::PortForward>& forwards) const

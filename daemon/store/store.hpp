@@ -25,19 +25,6 @@ namespace kvmnet::store {
 std::string revision_of(const model::Network& network);
 std::string revision_of(const nlohmann::json& document);
 
-// revision_of(network), computed again only when the network differs from
-// the one it was last computed for under that name: comparing the fields
-// costs far less than serialising and hashing the document, which every
-// GetAll, GetManagedObjects and PropertiesChanged check asks for.
-class RevisionCache {
-public:
-    const std::string& of(const model::Network& network);
-    void forget(const std::string& name) { by_name_.erase(name); }
-
-private:
-    std::map<std::string, std::pair<model::Network, std::string>> by_name_;
-};
-
 class Store {
 public:
     // With a runtime directory in `layout` every document the store writes
@@ -83,11 +70,6 @@ public:
     // loss may lose the last changes (save() and every other change fsync).
     void journal_add(const std::string& name, const std::vector<model::PortForward>& forwards) const;
     void journal_remove(const std::string& name, const model::ForwardKey& key) const;
-    // Whether a save of `name` is not durable yet. A journal line must then
-    // wait for it (the save drops the journal once durable), so a caller
-    // that must not block saves the whole document instead: the writer
-    // groups it with the pending one.
-    bool saving(const std::string& name) const;
 
 private:
     void mirror(const std::string& name, const std::string& text) const;
