@@ -10,8 +10,15 @@
 # maintainer scripts; bench.sh runs that copy only inside its own namespace,
 # on its own bus. Only its library dependencies (python3-dbus, python3-gi,
 # ...) are installed normally.
+#
+# libvirt (the peer of scripts/bench-peers.sh) is installed, daemon and
+# client only, without its default network or system units
+# (libvirt-daemon-system), and with every service start its scripts attempt
+# denied (deps-lib.sh's DEPS_NO_START): libvirtd only ever runs inside the
+# benchmark's own namespaces.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/deps-lib.sh
 
 bash scripts/deps.sh
 
@@ -38,6 +45,9 @@ if ((${#missing[@]} > 0)); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     echo "bench-deps.sh: done"
 fi
+
+DEPS_NO_START=1 DEPS_DISABLE="libvirtd.service libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket virtlogd.socket virtlockd.socket" \
+    deps_install bench-deps.sh libvirt-daemon libvirt-clients
 
 # firewalld, unpacked only (see above). A failure here leaves the firewalld
 # baseline out of the run (bench.sh then reports it as quoted), nothing else.

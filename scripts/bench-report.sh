@@ -164,6 +164,9 @@ natr1=$(div "$(med throughput nat-forward 1)" "$(med throughput routed-no-nat 1)
 natr4=$(div "$(med throughput nat-forward 4)" "$(med throughput routed-no-nat 4)")
 masq1=$(div "$(med throughput nat-masquerade 1)" "$(med throughput raw-veth 1)")
 masq4=$(div "$(med throughput nat-masquerade 4)" "$(med throughput raw-veth 4)")
+# scripts/bench-masq.sh: kvmnet's ruleset against the same hops routed, same direction.
+masqr1=$(div "$(med masq kvmnet 1)" "$(med masq routed 1)")
+masqr4=$(div "$(med masq kvmnet 4)" "$(med masq routed 4)")
 conn_kvm=$(div "$(med connrate kvmnet 10000)" "$(med connrate kvmnet 1)")
 conn_map=$(div "$(med connrate kvmnet-nodaemon 10000)" "$(med connrate kvmnet-nodaemon 1)")
 conn_ipt=$(div "$(med connrate iptables-nft 10000)" "$(med connrate iptables-nft 1)")
@@ -171,6 +174,19 @@ conn_nft=$(div "$(med connrate nft-rules 10000)" "$(med connrate nft-rules 1)")
 conn_ipt_vs_kvm=$(div "$(med connrate iptables-nft 10000)" "$(med connrate kvmnet 1)")
 pctv() { if [[ -z ${1:-} ]]; then echo "not measured"; else awk -v x="$1" 'BEGIN { printf "%.1f %%", 100 * x }'; fi; }
 x() { if [[ -z ${1:-} ]]; then echo "not measured"; else ratio "$1" 1; fi; }
+
+# scripts/bench-peers.sh: kvmnet's median ÷ libvirt's for FIGURE (start, stop), or empty.
+peer_median() {
+    [[ -f $R/peers.csv ]] || return 0
+    awk -F, -v f="$1" -v v="$2" '$1 == f && $2 == v { print $5 }' "$R/peers.csv" | sort -g |
+        awk '{ x[NR] = $1 } END { if (NR) print NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2 }'
+}
+peer_ratio_value() { div "$(peer_median "$1" kvmnet)" "$(peer_median "$1" libvirt)"; }
+peer_ratio() {
+    local r
+    r=$(peer_ratio_value "$1")
+    if [[ -z $r ]]; then echo "not measured"; else echo "$(ratio "$r" 1) ($(fmt "$(peer_median "$1" kvmnet)") vs $(fmt "$(peer_median "$1" libvirt)") ms)"; fi
+}
 
 # firewalld: measured in this run when bench-deps.sh could fetch it, else the issue's figure, marked as quoted.
 fw_baseline() {
@@ -236,12 +252,16 @@ $(cat "$R/load-start.txt" 2>/dev/null || echo unknown), when it ended: $(cat "$R
 | NAT forward ÷ the same hops routed without NAT, 4 streams | (≥ 95 %) | $(pctv "$natr4") | $(met "$natr4" ">=" 0.95) |
 | NAT masquerade (guest → internet) ÷ raw veth, 1 stream | (≥ 95 %) | $(pctv "$masq1") | $(met "$masq1" ">=" 0.95) |
 | NAT masquerade ÷ raw veth, 4 streams | (≥ 95 %) | $(pctv "$masq4") | $(met "$masq4" ">=" 0.95) |
+| NAT masquerade ÷ the same hops routed without NAT, 1 stream ([below](#masquerade-where-the-cost-goes-issue-17)) | ≥ 95 % | $(pctv "$masqr1") | $(met "$masqr1" ">=" 0.95) |
+| NAT masquerade ÷ the same hops routed without NAT, 4 streams | ≥ 95 % | $(pctv "$masqr4") | $(met "$masqr4" ">=" 0.95) |
 | New connections/s with 10,000 forwards ÷ with 1 (kvmnetd) | ≥ 95 % | $(pctv "$conn_kvm") | $(met "$conn_kvm" ">=" 0.95) |
 | The same, kvmnet's ruleset committed by the adapter without the daemon | (≥ 95 %) | $(pctv "$conn_map") | $(met "$conn_map" ">=" 0.95) |
 | \`kvmnetctl forward add\` wall time (median, none existing) | ≤ 10 ms | $(or_nm "$(med cli kvmnetctl-forward-add 0)" "$(m cli kvmnetctl-forward-add 0) ms") | $(met "$(med cli kvmnetctl-forward-add 0)" "<=" 10) |
 | \`kvmnetctl forward add\` wall time (median, 10,000 existing) | ≤ 10 ms | $(or_nm "$(med cli kvmnetctl-forward-add 10000)" "$(m cli kvmnetctl-forward-add 10000) ms") | $(met "$(med cli kvmnetctl-forward-add 10000)" "<=" 10) |
 | Network start (\`kvmnetctl start\` returns: bridge, rules, dnsmasq ready) | ≤ 40 ms | $(or_nm "$(med netstart kvmnetctl-start 0)" "$(m netstart kvmnetctl-start 0) ms") | $(met "$(med netstart kvmnetctl-start 0)" "<=" 40) |
 | Network stop (\`kvmnetctl stop\`) | ≤ 40 ms | $(or_nm "$(med netstop kvmnetctl-stop 0)" "$(m netstop kvmnetctl-stop 0) ms") | $(met "$(med netstop kvmnetctl-stop 0)" "<=" 40) |
+| Network start ÷ libvirt 9.0 \`virsh net-start\`, alternating in one run ([§3](#network-start-and-stop-against-libvirt-issue-17)) | (< 1) | $(peer_ratio start) | $(met "$(peer_ratio_value start)" "<=" 1) |
+| Network stop ÷ libvirt 9.0 \`virsh net-destroy\`, same run | (< 1) | $(peer_ratio stop) | $(met "$(peer_ratio_value stop)" "<=" 1) |
 | kvmnetd RSS, idle with 10 running networks | ≤ 10 MB | $(or_nm "$(med rss idle-10-networks 10)" "$(m rss idle-10-networks 10) MB") | $(met "$(med rss idle-10-networks 10)" "<=" 10) |
 | kvmnetd RSS with 10,000 forwards | ≤ 30 MB | $(or_nm "$(med rss with-10k-forwards 10000)" "$(m rss with-10k-forwards 10000) MB") | $(met "$(med rss with-10k-forwards 10000)" "<=" 30) |
 $(repair_row nat-bridge-del "\`ip link del\` of a NAT bridge")
@@ -340,8 +360,19 @@ EOF
 
 The NAT paths cross two veth pairs, a bridge and the host's routing, the
 raw veth one pair: "÷ routed" compares them with the hand-made router of
-the connection-rate baselines, the same hops without conntrack or NAT,
-which is the cost of NAT itself.
+the connection-rate baselines, the same hops without conntrack or NAT.
+That path runs from the "internet" to the guest (as a forward does), on
+other namespaces than kvmnetd's: for masquerade (guest to "internet") the
+like-for-like comparison is the next table's.
+
+EOF
+    if [[ -f $R/masq.md ]]; then
+        cat "$R/masq.md"
+        echo
+    else
+        printf '### Masquerade: where the cost goes (issue 17)\n\nNot measured in this run (no masq.md; scripts/bench-masq.sh).\n\n'
+    fi
+    cat <<EOF
 
 ### New TCP connections per second through a forward (median of $(or_nm "$(runs connrate kvmnet-nodaemon 1)" "$(runs connrate kvmnet-nodaemon 1)") runs)
 
@@ -381,19 +412,27 @@ The issue quotes a probe that put 10k linear iptables-nft rules at about
 | \`kvmnetctl forward add\`, 0 existing (hyperfine, $(or_nm "$(runs cli kvmnetctl-forward-add 0)" "$(runs cli kvmnetctl-forward-add 0)") runs) | $(or_nm "$(med cli kvmnetctl-forward-add 0)" "$(m cli kvmnetctl-forward-add 0) ms ($(fmt "$(p99 cli kvmnetctl-forward-add 0)"))") | $(fw_baseline) | $(fw_ratio "$(med cli kvmnetctl-forward-add 0)") |
 | \`kvmnetctl forward add\`, 10,000 existing | $(or_nm "$(med cli kvmnetctl-forward-add 10000)" "$(m cli kvmnetctl-forward-add 10000) ms ($(fmt "$(p99 cli kvmnetctl-forward-add 10000)"))") | same | $(fw_ratio "$(med cli kvmnetctl-forward-add 10000)") |
 | \`kvmnetctl list\` (process start-up + one D-Bus call: the floor of any CLI call) | $(or_nm "$(med cli kvmnetctl-list 0)" "$(m cli kvmnetctl-list 0) ms ($(fmt "$(p99 cli kvmnetctl-list 0)"))") | — | — |
-| Network start: \`kvmnetctl start\` returns (bridge, rules, dnsmasq ready), $(or_nm "$(runs netstart kvmnetctl-start 0)" "$(runs netstart kvmnetctl-start 0)") runs | $(or_nm "$(med netstart kvmnetctl-start 0)" "$(m netstart kvmnetctl-start 0) ms ($(fmt "$(p99 netstart kvmnetctl-start 0)"))") | libvirt 9.0 \`virsh net-start\`: 102 ms median, *quoted, not measured* | $(ratio "$(med netstart kvmnetctl-start 0)" 102) |
+| Network start: \`kvmnetctl start\` returns (bridge, rules, dnsmasq ready), $(or_nm "$(runs netstart kvmnetctl-start 0)" "$(runs netstart kvmnetctl-start 0)") runs | $(or_nm "$(med netstart kvmnetctl-start 0)" "$(m netstart kvmnetctl-start 0) ms ($(fmt "$(p99 netstart kvmnetctl-start 0)"))") | libvirt 9.0 \`virsh net-start\`: [below](#network-start-and-stop-against-libvirt-issue-17) | — |
 | Network start until a guest holds a DHCP lease, guest with a static host entry (start, then busybox udhcpc in the guest) | $(or_nm "$(med netstart start-until-lease-static-host 0)" "$(m netstart start-until-lease-static-host 0) ms ($(fmt "$(p99 netstart start-until-lease-static-host 0)"))") | — | — |
 | The same for a guest with a dynamic address (dnsmasq first pings the address it will offer and waits for no answer), $(or_nm "$(runs netstart start-until-lease-dynamic 0)" "$(runs netstart start-until-lease-dynamic 0)") runs | $(or_nm "$(med netstart start-until-lease-dynamic 0)" "$(m netstart start-until-lease-dynamic 0) ms ($(fmt "$(p99 netstart start-until-lease-dynamic 0)"))") | — | — |
-| Network stop: \`kvmnetctl stop\` | $(or_nm "$(med netstop kvmnetctl-stop 0)" "$(m netstop kvmnetctl-stop 0) ms ($(fmt "$(p99 netstop kvmnetctl-stop 0)"))") | libvirt 9.0 \`virsh net-destroy\`: about 390 ms, *quoted, not measured* | $(ratio "$(med netstop kvmnetctl-stop 0)" 390) |
+| Network stop: \`kvmnetctl stop\` | $(or_nm "$(med netstop kvmnetctl-stop 0)" "$(m netstop kvmnetctl-stop 0) ms ($(fmt "$(p99 netstop kvmnetctl-stop 0)"))") | libvirt 9.0 \`virsh net-destroy\`: [below](#network-start-and-stop-against-libvirt-issue-17) | — |
 
 firewalld runs in a namespace of its own on the run's private bus, from
 its Debian packages unpacked by \`scripts/bench-deps.sh\` (never installed:
 installing it would start it on the machine's own firewall); each
 \`firewall-cmd\` call is a new process, as a user would run it, and the
-forward is removed again untimed. libvirt is not run here (it would need
-its own daemon, bus and state inside the namespaces); its figures are
-quoted from the issue, and the ratios against them are marked so.
+forward is removed again untimed. libvirt is measured by
+\`scripts/bench-peers.sh\`, alternating with kvmnet's own start and stop
+in one run; its ratios are in the next table.
 
+EOF
+    if [[ -f $R/peers.md ]]; then
+        cat "$R/peers.md"
+        echo
+    else
+        printf '### Network start and stop against libvirt (issue 17)\n\nNot measured in this run (no peers.md; scripts/bench-peers.sh).\n\n'
+    fi
+    cat <<EOF
 ## 4. Memory (kvmnetd VmRSS, median of 3 samples a second apart)
 
 | State | RSS | Target |
@@ -435,10 +474,12 @@ sudo scripts/bench.sh              # about 6-10 minutes on 2 cores; writes bench
 sudo scripts/bench.sh --quick      # a smoke run (fewer samples, no 100k), results only in bench-results/
 sudo scripts/bench.sh --load-only  # only the D-Bus load (about 75 s); replaces only its section of docs/performance.md
 sudo scripts/bench.sh --repair-only  # only the repair times against c344358 (about 2 min); replaces only their section
+sudo scripts/bench.sh --peers-only   # only network start/stop against libvirt (about 30 s); replaces only its section
+sudo scripts/bench.sh --masq-only    # only the masquerade breakdown (about 10 min); replaces only its section
 \`\`\`
 
 \`scripts/bench-deps.sh\` installs what the run needs (gnuplot-nox, iptables,
-hyperfine, iperf3 on top of \`scripts/deps.sh\`); \`bench.sh\` builds
+hyperfine, iperf3, libvirt's daemon and client with no service started, on top of \`scripts/deps.sh\`); \`bench.sh\` builds
 \`kvmnetd\`, \`kvmnetctl\` and \`tests/bench/kvmnet-bench\`. Raw samples are
 in \`raw.csv\` (\`figure,variant,n,unit,value\`, one row per sample),
 medians and percentiles in \`summary.csv\`, the plot's data in \`plot-*.dat\`.

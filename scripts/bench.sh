@@ -11,17 +11,26 @@
 #      minute), its figures rendered by scripts/bench-load-report.sh;
 #   6. repair time after a bridge deleted, ip_forward turned off and the
 #      ruleset flushed, against commit c344358 built in a tree of its own:
-#      scripts/bench-repair.sh.
+#      scripts/bench-repair.sh;
+#   7. network start and stop against libvirt 9.0 (libvirtd confined to a
+#      namespace of its own), alternating: scripts/bench-peers.sh;
+#   8. where the cost of NAT masquerade goes: kvmnet's ruleset against the
+#      same hops routed and variants of it, alternating: scripts/bench-masq.sh.
 # Raw samples go to RESULTS/raw.csv (figure,variant,n,unit,value; one row per
 # sample), medians and p99 to RESULTS/summary.csv, the plot and the report
 # to RESULTS/performance.{png,md}; without --quick also to docs/.
 #
-# Usage: sudo scripts/bench.sh [--quick] [--results DIR] [--no-doc] [--load-only] [--repair-only]
+# Usage: sudo scripts/bench.sh [--quick] [--results DIR] [--no-doc] [--load-only] [--repair-only] [--peers-only]
+#                             [--masq-only]
 #   --quick     fewer runs and no 100k sizes (a smoke run; never for docs/)
 #   --load-only only the D-Bus load (about 75 s), and only its section of
 #               docs/performance.md replaced
 #   --repair-only only the repair times (about 1 minute, plus building the
 #               baseline once), and only their section replaced
+#   --peers-only only the start/stop against libvirt (about 30 s), and only
+#               its section replaced
+#   --masq-only only the masquerade breakdown (about 10 minutes under
+#               load), and only its section replaced
 #   --results   where the results go (default: bench-results/DATE-TIME)
 #   --no-doc    leave docs/performance.* alone
 #
@@ -40,6 +49,8 @@ RESULTS=""
 WRITE_DOC=1
 LOAD_ONLY=0
 REPAIR_ONLY=0
+PEERS_ONLY=0
+MASQ_ONLY=0
 while (($# > 0)); do
     case $1 in
     --quick) QUICK=1 ;;
@@ -50,8 +61,10 @@ while (($# > 0)); do
     --no-doc) WRITE_DOC=0 ;;
     --load-only) LOAD_ONLY=1 ;;
     --repair-only) REPAIR_ONLY=1 ;;
+    --peers-only) PEERS_ONLY=1 ;;
+    --masq-only) MASQ_ONLY=1 ;;
     -h | --help)
-        sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -104,6 +117,31 @@ if ((REPAIR_ONLY)); then
     if ((WRITE_DOC)); then
         put_section repair "$RESULTS/repair.md"
         echo "bench.sh: replaced the repair-time section of docs/performance.md" >&2
+    fi
+    echo "bench.sh: results in $RESULTS" >&2
+    exit 0
+fi
+
+PEER_RUNS=$( ((QUICK)) && echo 3 || echo 15)
+if ((PEERS_ONLY)); then
+    echo "bench.sh: network start/stop against libvirt only" >&2
+    bash "$ROOT/scripts/bench-peers.sh" "$RESULTS" "$PEER_RUNS" >/dev/null
+    if ((WRITE_DOC)); then
+        put_section peers "$RESULTS/peers.md"
+        echo "bench.sh: replaced the libvirt section of docs/performance.md" >&2
+    fi
+    echo "bench.sh: results in $RESULTS" >&2
+    exit 0
+fi
+
+# bench-masq.sh: runs per variant and seconds per run.
+if ((QUICK)); then MASQ_ARGS=(2 1); else MASQ_ARGS=(9 2); fi
+if ((MASQ_ONLY)); then
+    echo "bench.sh: masquerade breakdown only" >&2
+    KVMNET_BENCH=$BENCH bash "$ROOT/scripts/bench-masq.sh" "$RESULTS" "${MASQ_ARGS[@]}" >/dev/null
+    if ((WRITE_DOC)); then
+        put_section masq "$RESULTS/masq.md"
+        echo "bench.sh: replaced the masquerade section of docs/performance.md" >&2
     fi
     echo "bench.sh: results in $RESULTS" >&2
     exit 0
@@ -665,12 +703,23 @@ section "repair time (scripts/bench-repair.sh, against c344358)"
 bash "$ROOT/scripts/bench-repair.sh" "$RESULTS" c344358 "$( ((QUICK)) && echo 3 || echo 20)" >/dev/null ||
     fail "scripts/bench-repair.sh failed"
 
+section "network start and stop against libvirt (scripts/bench-peers.sh)"
+bash "$ROOT/scripts/bench-peers.sh" "$RESULTS" "$PEER_RUNS" >/dev/null || fail "scripts/bench-peers.sh failed"
+
+section "datapath: where masquerade's cost goes (scripts/bench-masq.sh)"
+KVMNET_BENCH=$BENCH bash "$ROOT/scripts/bench-masq.sh" "$RESULTS" "${MASQ_ARGS[@]}" >/dev/null ||
+    fail "scripts/bench-masq.sh failed"
+tail -n +2 "$RESULTS/masq.csv" >>"$RAW"
+
 section "summary"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"
 echo "$(($(date +%s) - STARTED))" >"$RESULTS/duration.txt"
 "$BENCH" summarize <"$RAW" >"$RESULTS/summary.csv"
 bash "$ROOT/scripts/bench-report.sh" "$RESULTS" "$((QUICK))"
 if ((WRITE_DOC)); then
+    # Sections this run does not render (other scripts', hand-written ones)
+    # are kept from the current document.
+    python3 "$ROOT/scripts/doc-section.py" --carry "$ROOT/docs/performance.md" "$RESULTS/performance.md"
     cp "$RESULTS/performance.md" "$ROOT/docs/performance.md"
     cp "$RESULTS/performance.png" "$ROOT/docs/performance.png"
     log "wrote docs/performance.md and docs/performance.png"

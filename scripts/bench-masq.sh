@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Where the cost of kvmnet's NAT masquerade goes (issue 17, item 4): iperf3
+# from a guest to the "internet" namespace through one hand-made router
+# (guest -- veth -- bridge -- routing -- veth -- internet, as a kvmnet NAT
+# host), the same hops for every variant, each variant its own copy of that
+# router (three namespaces) with its ruleset loaded once, all variants
+# alternating in one run (run 1 of each, run 2, ...):
+#   routed       no ruleset at all (no conntrack, no NAT): the ceiling
+#   conntrack    one forward rule `ct state established accept` (conntrack
+#                on every packet, nothing else)
+#   masquerade   conntrack and one `oifname uplink0 masquerade`: what any
+#                masquerading router pays
+#   kvmnet       kvmnet's ruleset for the network (plan::build_ruleset,
+#                committed by kvmnet's adapter: kvmnet-bench nft-dnat)
+#   kvmnet-VARIANT  that ruleset with one part changed (see VARIANTS below)
+# Writes RESULTS/masq.csv (figure,variant,n,unit,value; n = streams) and
+# RESULTS/masq.md (the marked section "masq" of docs/performance.md).
+#
+# Usage: sudo scripts/bench-masq.sh RESULTS-DIR [RUNS] [SECONDS]
+# Everything runs in namespaces this script creates (tests/e2e/lib.sh's
+# guards); iperf3 traffic flows only between them.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS=${1:?usage: bench-masq.sh RESULTS-DIR [RUNS] [SECONDS]}
+RUNS=${2:-5}
+SECONDS_=${3:-3}
+mkdir -p "$RESULTS"
+RESULTS=$(cd "$RESULTS" && pwd)
+BENCH=${KVMNET_BENCH:-$ROOT/build/tests/bench/kvmnet-bench}
+[[ -x $BENCH ]] || { echo "bench-masq.sh: not built: $BENCH" >&2; exit 1; }
+
+export SRCDIR=$ROOT
+KVMNET_LIB_MODE=demo # read by lib.sh
+# shellcheck source=../tests/e2e/lib.sh
+source "$ROOT/tests/e2e/lib.sh"
+PFX=kvmm$$-
+# iperf3 runs only inside this run's namespaces (in_ns), as in bench.sh.
+iperf3() { _guard_refuse iperf3 "$@"; }
+
+CSV=$RESULTS/masq.csv
+echo "figure,variant,n,unit,value" >"$CSV"
+cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/masq-load-start.txt"
+
+# router K: PI ("internet", 203.0.113.2) -- PH (uplink0 203.0.113.1, br0
+# 192.168.170.1/24, forwarding) -- PG (guest 192.168.170.10), as in bench.sh;
+# namespaces ${PFX}K{i,h,g}.
+router() {
+    local i=${PFX}$1i h=${PFX}$1h g=${PFX}$1g
+    ns_create "$i"
+    ns_create "$h"
+    ns_create "$g"
+    veth_pair "$h" uplink0 "$i" eth0
+    ip -n "$h" addr add 203.0.113.1/24 dev uplink0
+    ip -n "$i" addr add 203.0.113.2/24 dev eth0
+    ip -n "$h" link add br0 type bridge
+    ip -n "$h" addr add 192.168.170.1/24 dev br0
+    ip -n "$h" link set br0 up
+    veth_pair "$h" vgp "$g" eth0
+    ip -n "$h" link set vgp master br0
+    ip -n "$g" addr add 192.168.170.10/24 dev eth0
+    ip -n "$g" route add default via 192.168.170.1
+    # Replies to the routed variants (no masquerade) find the guest this way.
+    ip -n "$i" route add 192.168.170.0/24 via 203.0.113.1
+    in_ns "$h" sysctl -qw net.ipv4.ip_forward=1
+}
+router 0
+PH=${PFX}0h
+# kvmnet's ruleset for this network, as text, the base of the variants.
+in_ns "$PH" "$BENCH" nft-dnat --forwards 1 --host-address 203.0.113.1 --port 8080 --bridge br0 \
+    --subnet-prefix 192.168.170 --guest 192.168.170.10 --guest-port 8080 2>/dev/null
+in_ns "$PH" nft list ruleset >"$T/base.nft"
+in_ns "$PH" nft flush ruleset
+
+# Variants of kvmnet's ruleset, each one change (awk on `nft list` text):
+#   no-raw       without the raw-priority prerouting chain (guest_prerouting:
+#                the loopback guards, one verdict-map lookup per packet)
+#   est-first    `ct state established,related accept` first in the forward
+#                chain: established packets skip the four verdict maps
+#   no-dnat      without the port-forward chains (nat_prerouting, nat_output)
+#   barred-est   `ct state established,related accept` after the spoof checks
+#                (barred_by_iif), before the inbound and outbound maps
+#   no-barred    without the spoof checks (the barred_by_iif lookup)
+#   no-vmaps     each verdict-map lookup replaced by `iifname/oifname "br0"
+#                jump CHAIN` (one network: the same chains, no map)
+#   zone         `ct zone set 1` first in the raw prerouting chain (every
+#                packet in conntrack zone 1)
+variant_file() {
+    local v=$1 out=$T/$1.nft
+    case $v in
+    routed) : >"$out" ;;
+    conntrack) printf 'table inet m {\n chain f { type filter hook forward priority filter; ct state established accept; }\n}\n' >"$out" ;;
+    masquerade) printf 'table inet m {\n chain f { type filter hook forward priority filter; ct state established accept; }\n chain p { type nat hook postrouting priority srcnat; oifname "uplink0" masquerade; }\n}\n' >"$out" ;;
+    kvmnet) cp "$T/base.nft" "$out" ;;
+    kvmnet-no-raw) drop_chain guest_prerouting <"$T/base.nft" >"$out" ;;
+    kvmnet-no-dnat) drop_chain nat_prerouting <"$T/base.nft" | drop_chain nat_output >"$out" ;;
+    kvmnet-est-first)
+        awk '{ print } /chain guest_forward \{/ { getline; print; print "\t\tct state established,related accept" }' \
+            "$T/base.nft" >"$out"
+        ;;
+    kvmnet-barred-est)
+        awk '{ print } /vmap @barred_by_iif/ { print "\t\tct state established,related accept" }' "$T/base.nft" >"$out"
+        ;;
+    kvmnet-no-barred) grep -v 'vmap @barred_by_iif' "$T/base.nft" >"$out" ;;
+    kvmnet-no-vmaps) sed -E 's/(iifname|oifname) vmap @([a-z]+)_by_(iif|oif)/\1 "br0" jump net_bench_\2/' "$T/base.nft" >"$out" ;;
+    kvmnet-zone)
+        awk '{ print } /chain guest_prerouting \{/ { getline; print; print "\t\tct zone set 1" }' "$T/base.nft" >"$out"
+        ;;
+    *) fail "unknown variant $v" ;;
+    esac
+}
+# drop_chain NAME: the ruleset text without chain NAME.
+drop_chain() { awk -v c="$1" '$1 == "chain" && $2 == c { skip = 1 } !skip { print } skip && /^\t}$/ { skip = 0 }'; }
+
+VARIANTS=(routed conntrack masquerade kvmnet kvmnet-no-raw kvmnet-est-first kvmnet-barred-est kvmnet-no-barred
+    kvmnet-no-vmaps kvmnet-zone kvmnet-no-dnat)
+log "${#VARIANTS[@]} routers, one per variant"
+for k in "${!VARIANTS[@]}"; do
+    v=${VARIANTS[k]}
+    variant_file "$v"
+    ((k == 0)) || router "$k"
+    in_ns "${PFX}${k}h" nft -f "$T/$v.nft" || fail "variant $v does not load"
+    spawn_in_ns "${PFX}${k}i" iperf3 -s -B 203.0.113.2 -p 5201 >>"$T/iperf3-server.log" 2>&1
+    track_pid "$SPAWNED_PID"
+done
+for k in "${!VARIANTS[@]}"; do
+    retry 50 _listening "${PFX}${k}i" 5201 || fail "iperf3 server of ${VARIANTS[k]} did not come up"
+done
+
+log "${#VARIANTS[@]} variants, $RUNS runs of ${SECONDS_} s, 1 and 4 streams, alternating"
+for ((r = 0; r < RUNS; r++)); do
+    for streams in 1 4; do
+        for k in "${!VARIANTS[@]}"; do
+            v=${VARIANTS[k]}
+            in_ns "${PFX}${k}g" iperf3 -c 203.0.113.2 -p 5201 -t "$SECONDS_" -O 1 -P "$streams" -J >"$T/iperf3.json" 2>&1 ||
+                fail "iperf3 $v: $(tail -5 "$T/iperf3.json")"
+            # Throughput depends on the CPU share the run gets on a shared machine;
+            # the bits moved per CPU-second of both iperf3 processes (system time
+            # includes the forwarding path, which runs in the sender's softirq
+            # context on veth) depends less on it.
+            jq -r --arg v "$v" --arg n "$streams" '.end as $e |
+                "masq,\($v),\($n),Gbit/s,\($e.sum_received.bits_per_second / 1e9)",
+                "masq-cpu,\($v),\($n),Gbit/CPU-s,\(($e.sum_received.bits_per_second / 1e9) /
+                    (($e.cpu_utilization_percent.host_total + $e.cpu_utilization_percent.remote_total) / 100))"' \
+                "$T/iperf3.json" >>"$CSV"
+        done
+    done
+done
+cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/masq-load-end.txt"
+log "wrote $CSV"
+
+# ---------------------------------------------------------------- report
+
+# median VARIANT STREAMS (of an even count: the mean of the middle two)
+median() {
+    awk -F, -v f="${3:-masq}" -v v="$1" -v n="$2" '$1 == f && $2 == v && $3 == n { print $5 }' "$CSV" | sort -g | awk '
+        { x[NR] = $1 } END { if (NR) printf "%.3f\n", NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2 }'
+}
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f %%", 100 * a / b }'; }
+describe() {
+    case $1 in
+    routed) echo "no ruleset (no conntrack, no NAT)" ;;
+    conntrack) echo "one forward rule \`ct state established accept\`" ;;
+    masquerade) echo "conntrack and one \`oifname uplink0 masquerade\`" ;;
+    kvmnet) echo "kvmnet's ruleset for the network (\`plan::build_ruleset\`)" ;;
+    kvmnet-no-raw) echo "kvmnet's, without the raw prerouting chain (loopback guards)" ;;
+    kvmnet-est-first) echo "kvmnet's, \`ct state established,related accept\` first in its forward chain" ;;
+    kvmnet-no-dnat) echo "kvmnet's, without the port-forward chains (nat prerouting and output)" ;;
+    kvmnet-barred-est) echo "kvmnet's, \`ct state established,related accept\` after the spoof checks" ;;
+    kvmnet-no-barred) echo "kvmnet's, without the spoof checks (\`barred_by_iif\`)" ;;
+    kvmnet-no-vmaps) echo "kvmnet's, each verdict map replaced by \`iifname/oifname \"br0\" jump\`" ;;
+    kvmnet-zone) echo "kvmnet's, \`ct zone set 1\` first in raw prerouting" ;;
+    esac
+}
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+{
+    cat <<MD
+<!-- masq: rendered by scripts/bench-masq.sh; scripts/bench.sh --masq-only replaces it -->
+### Masquerade: where the cost goes (issue 17)
+
+Measured by \`scripts/bench-masq.sh\` on $(date -u +%Y-%m-%d), commit \`$commit\`: iperf3 from a
+guest namespace to the "internet" namespace through one hand-made router (veth, bridge,
+routing, veth: a kvmnet NAT host's hops), the router's ruleset changed between variants,
+all variants alternating in one run, $RUNS runs of ${SECONDS_} s each per variant and stream
+count (medians). Load average (1, 5, 15 min) $(cat "$RESULTS/masq-load-start.txt") at the start,
+$(cat "$RESULTS/masq-load-end.txt") at the end, on 2 shared cores; the run under \`nice -n 19\`.
+
+Throughput is what the run got of the CPUs; "per CPU-second" divides it by the CPU time
+both iperf3 processes used (iperf3's own figure; the forwarding path runs in the sender's
+softirq context on veth, so it is counted there), which depends less on the share.
+
+| Variant | Ruleset | 1 stream, Gbit/s | ÷ routed | per CPU-s, ÷ routed | 4 streams, Gbit/s | ÷ routed | per CPU-s, ÷ routed |
+|---|---|---|---|---|---|---|---|
+MD
+    r1=$(median routed 1)
+    r4=$(median routed 4)
+    c1=$(median routed 1 masq-cpu)
+    c4=$(median routed 4 masq-cpu)
+    for v in "${VARIANTS[@]}"; do
+        a=$(median "$v" 1)
+        b=$(median "$v" 4)
+        echo "| $v | $(describe "$v") | $a | $(pct "$a" "$r1") | $(pct "$(median "$v" 1 masq-cpu)" "$c1") | $b | $(pct "$b" "$r4") | $(pct "$(median "$v" 4 masq-cpu)" "$c4") |"
+    done
+    echo
+    echo "Raw samples: \`masq.csv\` in the results directory."
+    echo "<!-- /masq -->"
+} >"$RESULTS/masq.md"
+log "wrote $RESULTS/masq.md"
