@@ -47,6 +47,12 @@ std::string listener_text(const plan::Listener& l)
            std::to_string(l.port);
 }
 
+// Whether a save of the document is not durable yet: a journal line would
+// then have to wait for its fsync (the save drops the journal once durable),
+// stopping the event loop, so a forward change saves the whole document
+// instead and the writer groups it with the pending one.
+bool saving(const store::Store& store, const std::string& name) { return store.durable().pending(store.path_of(name)); }
+
 }  // namespace
 
 std::vector<std::string> Manager::add_forwards(const std::string& name, const std::string& forwards_document)
@@ -109,7 +115,15 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
                                "; connections that the forward matches go to the guest instead");
     phases::mark("local listeners");
 
-    journalled_change(e, added, true, [&] { store_.journal_add(name, added); });
+    // While a save of this network waits for its fsync, a journal line
+    // would have to wait for it (on the loop): the change joins the save.
+    bool saved = false;
+    journalled_change(e, added, true, [&] {
+        if (!(saved = saving(store_, name))) return store_.journal_add(name, added);
+        model::Network next = e.spec;
+        next.forwards.insert(next.forwards.end(), added.begin(), added.end());
+        store_.save(next);
+    });
     ForwardCache& cache = forward_cache(e);
     for (const model::PortForward& f : added) {
         cache.index.insert(f);
@@ -119,7 +133,10 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
                            std::make_move_iterator(added.end()));
     cache.data = e.spec.forwards.data();
     cache.size = e.spec.forwards.size();
-    note_journal(e);
+    if (saved)
+        e.journal_lines = 0;
+    else
+        note_journal(e);
     phases::mark("bookkeeping");
     for (const std::string& w : warnings)
         log_info("network " + name + ": " + w, name);
@@ -142,14 +159,24 @@ void Manager::remove_forward(const std::string& name, const model::ForwardKey& k
         throw Error(ErrorKind::NotFound, "network '" + name + "' has no forward " + model::describe(key));
     // A static host's name in a forward keeps it (validate); nothing else depends on a forward.
     const model::PortForward removed = *it;
-    journalled_change(e, {removed}, false, [&] { store_.journal_remove(name, key); });
+    bool saved = false;
+    const auto at = std::next(it).base() - forwards.begin();
+    journalled_change(e, {removed}, false, [&] {
+        if (!(saved = saving(store_, name))) return store_.journal_remove(name, key);
+        model::Network next = e.spec;
+        next.forwards.erase(next.forwards.begin() + at);
+        store_.save(next);
+    });
     ForwardCache& cache = forward_cache(e);
     cache.index.erase(removed);
     cache.revision_part -= store::forward_hash(removed);
     forwards.erase(std::next(it).base());
     cache.data = forwards.data();
     cache.size = forwards.size();
-    note_journal(e);
+    if (saved)
+        e.journal_lines = 0;
+    else
+        note_journal(e);
     log_info("network " + name + ": forward removed: " + model::describe(removed), name);
     if (listener_) listener_->network_changed(name);
 }
