@@ -291,7 +291,10 @@ void Store::journal_remove(const std::string& name, const model::ForwardKey& key
 {
     settle(name);
     const nlohmann::json removed{{"proto", std::string(model::proto_name(key.proto))},
-                                 {"host_address", key.host_address ? key.host_address->str() : ""},
+                                 // make_forward_key's spelling: "" every IPv4 address, "::" every IPv6 one.
+                                 {"host_address", key.ipv6 ? (key.host_address6 ? key.host_address6->str() : "::")
+                                                  : key.host_address ? key.host_address->str()
+                                                                     : ""},
                                  {"host_port", key.host_port}};
     append_line(journal_of(name), path_of(name), nlohmann::json{{"remove", removed}}.dump());
 }
