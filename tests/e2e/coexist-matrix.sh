@@ -17,6 +17,7 @@ cells=(
     "(d6) ufw, IPv6: DHCPv6, RA, forwarded v6 (exact diagnosis)|test_coexist_ufw6"
     "(e) foreign table, forward policy drop (exact diagnosis)|test_diagnose"
     "(e') foreign table: degraded state and its signals|test_coexist_degraded"
+    "(e6) foreign ip6 table, forward policy drop: v6 out, v6 forward|test_coexist_foreign6"
 )
 passed=0
 lines=()
