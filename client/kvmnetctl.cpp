@@ -178,7 +178,7 @@ struct CreateOptions {
     std::string file;
     std::string mode, bridge, ipv4, uplink, domain, ipv6, stp, multicast_snooping;
     unsigned mtu = 0, forward_delay = 0, hello_time = 0, max_age = 0, priority = 0;
-    bool autostart = false, nat66 = false, no_ra = false;
+    bool autostart = false, nat66 = false, no_ra = false, fast_path = false;
     std::vector<std::string> dhcp_ranges, dhcp_hosts, forwarders, ipv6_ranges;
     unsigned vni = 0;
     std::string overlay_local, overlay_local_interface, dhcp_slice;
@@ -206,6 +206,7 @@ std::string document_from_options(const std::string& name, const CreateOptions& 
     if (o.given("--multicast-snooping"))
         doc["multicast_snooping"] = on_off(o.multicast_snooping, "--multicast-snooping");
     if (o.autostart) doc["autostart"] = true;
+    if (o.fast_path) doc["fast_path"] = true;
     if (o.given("--domain")) doc["dns"]["domain"] = o.domain;
     for (const auto& f : o.forwarders)
         doc["dns"]["forwarders"].push_back(f);
@@ -374,6 +375,7 @@ int cmd_show(Context& c, const std::string& net)
             row("DNS forwarder", f);
     }
     if (n.contains("uplink")) row("Uplink", n["uplink"]);
+    if (n.value("fast_path", false)) row("Fast path", "flowtable");
     if (n.contains("overlay")) row("Overlay", overlay_config_text(n["overlay"]));
     row("STP", n.value("stp", false) ? "on" : "off");
     row("Forward delay", std::to_string(n.value("forward_delay", 0u)) + " s");
@@ -1539,6 +1541,7 @@ void CommandLine::build()
                 ->type_name("on|off")
                 ->check(CLI::IsMember({"on", "off", "yes", "no", "true", "false"}).description("")),
             sub->add_flag("--autostart", o.autostart, "start with the daemon"),
+            sub->add_flag("--fast-path", o.fast_path, "an nftables flowtable for established flows (needs --uplink)"),
             sub->add_option("--domain", o.domain, "the DNS domain (dns.domain)")->type_name("DOMAIN"),
             sub->add_option("--forwarder", o.forwarders, "a DNS forwarder (repeatable; dns.forwarders)")
                 ->type_name("IP"),

@@ -22,6 +22,8 @@ packages=(
     libpugixml-dev
     # run time and e2e tests
     dnsmasq-base dbus busybox nftables iproute2 socat jq procps iperf3
+    # VM check vm_fast_path: conntrack -L shows flows offloaded to the flowtable
+    conntrack
     # e2e test_read_while_syncing: the state directory on ext4 images of the
     # test's own (mkfs.ext4; losetup and fsfreeze are util-linux's)
     e2fsprogs

@@ -2,6 +2,7 @@
 
 #include "core/log.hpp"
 #include "plan/docker_user.hpp"
+#include "plan/planner.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -102,7 +103,8 @@ std::optional<std::vector<plan::ForeignChain>> read_foreign_rules(plan::Firewall
     std::set<std::pair<std::string, std::string>> tables;
     try {
         for (const auto& c : firewall.list_chains())
-            if (c.base && (c.hook == "forward" || c.hook == "input") && !(c.family == "inet" && c.table == our_table))
+            if (c.base && (c.hook == "forward" || c.hook == "input") &&
+                !(c.family == "inet" && (c.table == our_table || c.table == plan::fast_path_table)))
                 tables.emplace(c.family, c.table);
     } catch (const std::exception& e) {
         log_warning(std::string("other programs' firewall tables: cannot list nftables chains: ") + e.what());

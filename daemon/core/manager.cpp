@@ -551,6 +551,7 @@ void Manager::start(const std::string& name, std::uint32_t confirm_timeout_s, Do
             done(nullptr);
             return;
         }
+        check_fast_path(e.spec);
         bring_up(e, confirm_timeout_s, std::move(done), true);
     } catch (...) {
         if (done) done(std::current_exception());
@@ -868,10 +869,32 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     // restarted daemon adopting its networks); otherwise one transaction.
     forward_counters_.valid = false;
     committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
+    sync_fast_path(active);
     if (docker_user_) docker_user_->sync(active);
     if (firewalld_ && options_.firewall_integration) firewalld_->sync(active, known_bridges(), false);
     read_foreign_rules_now();
     sync_evpn(active);
+}
+
+void Manager::check_fast_path(const model::Network& n)
+{
+    if (!n.fast_path) return;
+    if (const std::string missing = firewall_.flowtables_missing(); !missing.empty())
+        throw Error(ErrorKind::Unsupported, "fast_path: " + missing);
+}
+
+void Manager::sync_fast_path(const std::vector<model::Network>& active)
+{
+    std::vector<plan::FirewallAdapter::FastPathLink> links;
+    for (const model::Network& n : active)
+        if (n.fast_path && !n.uplink.empty()) links.push_back({n.bridge, n.uplink});
+    // The networks' own rules are committed already; a fast path that
+    // cannot be set up leaves their traffic on the ordinary path.
+    try {
+        firewall_.sync_fast_path(links);
+    } catch (const std::exception& e) {
+        log_warning(std::string("flowtable fast path: ") + e.what() + "; forwarded traffic takes the ordinary path");
+    }
 }
 
 void Manager::update_ip_forward(const std::vector<model::Network>& active)
@@ -965,6 +988,7 @@ void Manager::apply_step(Entry& e, const model::Network* running, const plan::Co
     };
     if (std::holds_alternative<plan::SetUpLinks>(step)) {
         what = "checking for conflicts";
+        check_fast_path(n);
         ModeDriver& mode = driver(n);
         mode.validate(n);
         check_evpn(n.name);

@@ -517,6 +517,10 @@ private:
     // RemoveForward, which keep it up to date themselves.
     Entry& forwards_changeable(const std::string& name);
     std::vector<std::string> tear_down(Entry& e);
+    // Unsupported when `n` asks for the fast path and the kernel has no flowtables.
+    void check_fast_path(const model::Network& n);
+    // The flowtable fast path of the running fast_path networks (kernel/nft_fastpath.cpp).
+    void sync_fast_path(const std::vector<model::Network>& active);
     void apply_firewall(const std::vector<model::Network>& active);
     // kvmnet's part of FRR brought to the running EVPN networks; the poll
     // armed while there are any.

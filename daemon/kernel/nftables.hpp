@@ -69,8 +69,14 @@ public:
     // Every chain of every table, all families (one NFT_MSG_GETCHAIN dump).
     std::vector<plan::ChainInfo> list_chains() override;
 
+    // kernel/nft_fastpath.cpp.
+    std::string flowtables_missing() override;
+    void sync_fast_path(const std::vector<FastPathLink>& links) override;
+
 private:
     nft::Transport transport_;
+    std::optional<std::string> flowtables_missing_;            // the probe's answer, once asked
+    std::optional<std::vector<FastPathLink>> fast_committed_;  // what sync_fast_path last committed
 };
 
 }  // namespace kvmnet::kernel

@@ -461,6 +461,7 @@ Network parse_network(const nlohmann::json& document)
     if (n.bridge == "lo") throw invalid_field("bridge", "'lo' is the loopback interface, not a bridge name");
     n.autostart = r.boolean("autostart").value_or(false);
     n.firewall_integration = r.boolean("firewall_integration").value_or(true);
+    n.fast_path = r.boolean("fast_path").value_or(false);
     if (const json* ipv4 = r.get("ipv4")) n.ipv4 = parse_ipv4(*ipv4);
     if (const json* dns = r.get("dns")) n.dns = parse_dns(*dns);
     if (const json* ipv6 = r.get("ipv6")) n.ipv6 = parse_ipv6(*ipv6);
@@ -499,6 +500,7 @@ nlohmann::json to_json(const Network& n, bool with_forwards)
     // Only the opt-out is written: documents of networks that keep the
     // default read as before.
     if (!n.firewall_integration) j["firewall_integration"] = false;
+    if (n.fast_path) j["fast_path"] = true;
     if (n.ipv4) {
         json ipv4 = {{"address", n.ipv4->address.str()}};
         if (n.ipv4->dhcp) {
@@ -825,6 +827,10 @@ void validate(const Network& n)
                                 p.name + " is the network's " + (p.name == n.bridge ? "bridge" : "uplink"));
     }
     validate_forwards(n);
+    if (n.fast_path && n.mode != Mode::nat && n.mode != Mode::routed)
+        throw invalid_field("fast_path", "only for nat and routed networks (their traffic is forwarded)");
+    if (n.fast_path && n.uplink.empty())
+        throw invalid_field("fast_path", "needs \"uplink\": the flowtable covers the bridge and the uplink");
     // The kernel only accepts 2-30 s while STP runs (and would silently clamp).
     if (n.stp && n.forward_delay < 2)
         throw invalid_field("forward_delay",

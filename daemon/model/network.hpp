@@ -188,6 +188,11 @@ struct Network {
     // network (Docker's DOCKER-USER, docs/firewalls.md); the administrator
     // lets its traffic through by hand.
     bool firewall_integration = true;
+    // nat and routed networks with an uplink: established forwarded flows
+    // between the bridge and the uplink go through an nftables flowtable
+    // (conntrack and NAT once per flow, in the ingress hook); Start refuses
+    // it with Unsupported on a kernel without flowtables.
+    bool fast_path = false;
     bool stp = false;
     std::uint32_t forward_delay = 0;  // seconds
     std::uint32_t mtu = 0;            // 0: kernel default

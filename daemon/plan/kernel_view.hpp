@@ -383,6 +383,19 @@ public:
     virtual std::vector<RuleCounter> rule_counters(const std::string& table) = 0;
     // Every chain of every table of every family (ours and other programs').
     virtual std::vector<ChainInfo> list_chains() = 0;
+    // Whether this kernel has nftables flowtables and `flow add` (probed
+    // once, in a scratch table committed and deleted in one transaction).
+    // The empty string when it does, else what is missing (for Unsupported).
+    virtual std::string flowtables_missing() { return "this adapter has no flowtables"; }
+    // The fast-path table (fast_path_table): one flowtable over `links`'
+    // bridges and uplinks and a forward rule per link that adds its
+    // established flows to it; no links: no table. Commits only when that
+    // differs from what the kernel has.
+    struct FastPathLink {
+        std::string bridge, uplink;
+        bool operator==(const FastPathLink&) const = default;
+    };
+    virtual void sync_fast_path(const std::vector<FastPathLink>& links) { (void)links; }
 };
 
 }  // namespace kvmnet::plan

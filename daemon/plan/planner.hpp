@@ -13,6 +13,8 @@
 namespace kvmnet::plan {
 
 inline constexpr const char* table_name = "kvmnet";
+// The table of the opt-in flowtable fast path (FirewallAdapter::sync_fast_path).
+inline constexpr const char* fast_path_table = "kvmnet_fast";
 inline constexpr const char* alias_prefix = "kvmnet:";
 
 // The ifalias that marks a link as owned by network `name`.

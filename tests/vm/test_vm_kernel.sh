@@ -17,7 +17,8 @@
 #
 # Environment: KVMNETD, KVMNETCTL, SRCDIR, BUILDDIR (meson sets them),
 # KVMNET_VM_CACHE (build-vm.sh's cache), KVMNET_VM_TIMEOUT (seconds the VM
-# may run, default 720), KVMNET_VM_SMP (vCPUs, default 2).
+# may run, default 720), KVMNET_VM_SMP (vCPUs, default 2), KVMNET_VM_ONLY
+# (one check's name, e.g. vm_fast_path: only that one runs).
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -105,7 +106,7 @@ qemu_args=(-accel tcg -machine pc -m 1024 -smp "${KVMNET_VM_SMP:-2}"
     -nodefaults -no-user-config -display none -nic none -no-reboot
     -serial "file:$T/console.log"
     -kernel "$T/image/vmlinuz" -initrd "$T/image/initrd.gz"
-    -append "console=ttyS0 quiet loglevel=4 panic=-1 kvmnet.src=$SRCDIR kvmnet.build=$BUILDDIR kvmnet.run=$SRCDIR/tests/vm/in-vm.sh")
+    -append "console=ttyS0 quiet loglevel=4 panic=-1 kvmnet.src=$SRCDIR kvmnet.build=$BUILDDIR kvmnet.run=$SRCDIR/tests/vm/in-vm.sh${KVMNET_VM_ONLY:+ kvmnet.only=$KVMNET_VM_ONLY}")
 i=0
 for s in "${shares[@]}"; do
     qemu_args+=(-fsdev "local,id=fs$i,path=${s#*:},security_model=none,readonly=on"
