@@ -8,8 +8,13 @@
 
 #include <sys/stat.h>
 
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
+#include <sstream>
 #include <string_view>
+#include <system_error>
+#include <vector>
 
 namespace kvmnet::core {
 namespace {
@@ -78,6 +83,43 @@ bool same_content(const CommittedRecord& a, const CommittedRecord& b)
 
 }  // namespace
 
+std::optional<CommittedRecord> parse_committed_record(const std::string& text)
+{
+    try {
+        return nlohmann::json::parse(text).get<CommittedRecord>();
+    } catch (const std::exception&) {
+    }
+    // The text format of daemons before the record was JSON, "NETNS
+    // GENERATION RULES ELEMENTS" (hashes in hex) or "NETNS GENERATION
+    // absent": after an upgrade over running networks, the table they
+    // committed is kept as it is.
+    std::istringstream in(text);
+    std::vector<std::string> fields;
+    for (std::string field; in >> field;)
+        fields.push_back(field);
+    const bool absent = fields.size() == 3 && fields[2] == "absent";
+    if (!absent && fields.size() != 4) return std::nullopt;
+    const auto number = [](const std::string& field, int base) -> std::optional<std::uint64_t> {
+        std::uint64_t value = 0;
+        const auto [end, error] = std::from_chars(field.data(), field.data() + field.size(), value, base);
+        if (error != std::errc{} || end != field.data() + field.size()) return std::nullopt;
+        return value;
+    };
+    const auto generation = number(fields[1], 10);
+    if (!generation || *generation > UINT32_MAX) return std::nullopt;
+    CommittedRecord r;
+    r.netns = fields[0];
+    r.generation = static_cast<std::uint32_t>(*generation);
+    if (absent) return r;
+    const auto rules = number(fields[2], 16);
+    const auto elements = number(fields[3], 16);
+    if (!rules || !elements) return std::nullopt;
+    r.table = true;
+    r.rules = *rules;
+    r.elements = *elements;
+    return r;
+}
+
 CommittedTable::CommittedTable(plan::FirewallAdapter& firewall, std::string record_path)
     : firewall_(firewall), path_(std::move(record_path))
 {
@@ -104,12 +146,9 @@ std::optional<CommittedRecord> CommittedTable::current_generation()
 const std::optional<CommittedRecord>& CommittedTable::recorded()
 {
     if (!loaded_) {
-        // A record that does not parse (a previous version's) only costs one write.
+        // A record that does not parse only costs one write.
         record_.reset();
-        if (const auto text = store::read_file(path_)) try {
-                record_ = nlohmann::json::parse(*text).get<CommittedRecord>();
-            } catch (const std::exception&) {
-            }
+        if (const auto text = store::read_file(path_)) record_ = parse_committed_record(*text);
         loaded_ = true;
     }
     return record_;

@@ -29,6 +29,9 @@ struct CommittedRecord {
     bool operator==(const CommittedRecord&) const = default;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CommittedRecord, netns, generation, table, rules, elements)
+// The record as written (JSON), or as a daemon before it wrote it (a
+// line of fields); nullopt when it is neither.
+std::optional<CommittedRecord> parse_committed_record(const std::string& text);
 
 // The generation rises with every transaction anyone commits in the
 // namespace, so an equal generation proves nothing changed since our

@@ -4,11 +4,13 @@
 #include "model/forward.hpp"
 #include "model/network.hpp"
 #include "plan/planner.hpp"
+#include "store/files.hpp"
 #include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <stdlib.h>
@@ -148,5 +150,44 @@ TEST_CASE("CommittedTable writes only what the kernel does not have already", "[
         const model::Network more = network_with({80, 81});
         committed.change_elements(changes_for(plan::forward_sets(), more, 1, true));
         CHECK(committed.apply(plan::build_ruleset({more})));
+    }
+}
+
+TEST_CASE("CommittedTable reads the record an older daemon wrote as a line of fields", "[committed]")
+{
+    // A daemon upgrade restarts over running networks: a record it cannot
+    // read would rewrite the table (counters and meters lost).
+    TempDir tmp;
+    GenerationFirewall firewall;
+    const std::string path = tmp.path + "/nftables.committed";
+    const plan::Table table = plan::build_ruleset({network_with({80})});
+    core::CommittedTable(firewall, path).apply(table);
+    REQUIRE(firewall.writes == 1);
+    const auto record = nlohmann::json::parse(*store::read_file(path)).get<core::CommittedRecord>();
+    char hex[64];
+    std::snprintf(hex, sizeof hex, "%016llx %016llx", static_cast<unsigned long long>(record.rules),
+                  static_cast<unsigned long long>(record.elements));
+    const std::string old = record.netns + " " + std::to_string(record.generation) + " " + hex + "\n";
+    CHECK(core::parse_committed_record(old) == record);
+
+    store::write_replace(path, old, 0644);
+    core::CommittedTable upgraded(firewall, path);
+    CHECK(upgraded.unchanged_since_commit());
+    CHECK_FALSE(upgraded.apply(table));
+    CHECK(firewall.writes == 1);
+
+    SECTION("no table")
+    {
+        core::CommittedRecord none{record.netns, record.generation};
+        CHECK(core::parse_committed_record(record.netns + " " + std::to_string(record.generation) + " absent\n") ==
+              none);
+    }
+    SECTION("anything else is no record")
+    {
+        CHECK_FALSE(core::parse_committed_record(""));
+        CHECK_FALSE(core::parse_committed_record(record.netns + " 12x 00 00"));
+        CHECK_FALSE(core::parse_committed_record(record.netns + " 12 zz 00"));
+        CHECK_FALSE(core::parse_committed_record(record.netns + " 12 00"));
+        CHECK_FALSE(core::parse_committed_record(record.netns + " 12 00 00 00"));
     }
 }
