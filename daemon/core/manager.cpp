@@ -34,32 +34,7 @@ std::string trim(std::string s)
     return s;
 }
 
-// activating is a step on the way, not an outcome a journal reader looks for.
-MessageId state_message_id(State state)
-{
-    switch (state) {
-    case State::inactive: return MessageId::network_inactive;
-    case State::activating: return MessageId::none;
-    case State::active: return MessageId::network_active;
-    case State::degraded: return MessageId::network_degraded;
-    case State::failed: return MessageId::network_failed;
-    }
-    return MessageId::none;
-}
-
 }  // namespace
-
-std::string_view state_name(State state)
-{
-    switch (state) {
-    case State::inactive: return "inactive";
-    case State::activating: return "activating";
-    case State::active: return "active";
-    case State::degraded: return "degraded";
-    case State::failed: return "failed";
-    }
-    return "failed";
-}
 
 Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& links, plan::FirewallAdapter& firewall,
                  Clock* clock)
@@ -170,15 +145,7 @@ void Manager::set_state(Entry& e, State state) { set_state(e, state, "none", {})
 
 void Manager::set_state(Entry& e, State state, std::string code, std::string reason)
 {
-    if (reason.empty()) code = "none";
-    if (e.state == state && e.reason == reason && e.reason_code == code) return;
-    e.state = state;
-    e.reason = std::move(reason);
-    e.reason_code = std::move(code);
-    log_info("network " + e.spec.name + ": " + std::string(state_name(state)) +
-                 (e.reason.empty() ? "" : " (" + e.reason + ")"),
-             e.spec.name, state_message_id(state));
-    if (listener_) listener_->network_changed(e.spec.name);
+    if (e.set_state(state, std::move(code), std::move(reason)) && listener_) listener_->network_changed(e.spec.name);
 }
 
 std::vector<model::Network> Manager::configured_except(const std::string& name) const
@@ -227,7 +194,7 @@ void Manager::load()
         // Still running from before: adopted (leaving its kernel state as it
         // is) rather than left running without its rules and unmanageable.
         if (!std::filesystem::exists(layout_.active_marker(name))) continue;
-        Entry& e = networks_[name];
+        Entry& e = networks_.try_emplace(name, clock_).first->second;
         e.stored_problem = why + "; running with the last configuration kvmnet stored until the file is fixed "
                                  "and reloaded";
         std::vector<std::string> mirror_problems;
@@ -264,7 +231,7 @@ void Manager::load()
                 log_error("network " + name + ": rewriting the stored document failed: " + err.what(), name);
             }
         }
-        networks_[name].spec = std::move(n);
+        networks_.try_emplace(name, clock_).first->second.spec = std::move(n);
         if (listener_) listener_->network_added(name);
     }
     // Networks an earlier daemon left running are adopted together: each
@@ -293,7 +260,7 @@ void Manager::load()
     }
     for (const std::string& name : deleting) {
         log_warning("network " + name + ": finishing a deletion that was interrupted", name);
-        Entry& e = networks_[name];
+        Entry& e = networks_.try_emplace(name, clock_).first->second;
         const auto problems = tear_down(e);
         if (problems.empty()) {
             try {
@@ -424,7 +391,7 @@ void Manager::reload()
         auto it = networks_.find(n.name);
         if (it == networks_.end()) {
             const std::string name = n.name;
-            Entry& e = networks_[name];
+            Entry& e = networks_.try_emplace(name, clock_).first->second;
             e.spec = std::move(n);
             if (listener_) listener_->network_added(name);
             if (e.spec.autostart) bring_up(e, 0, log_outcome(name));
@@ -471,7 +438,7 @@ std::string Manager::create(const std::string& document)
     store::remove_file(layout_.restart_marker(n.name));
     store_.save(n);
     const std::string name = n.name;
-    networks_[name].spec = std::move(n);
+    networks_.try_emplace(name, clock_).first->second.spec = std::move(n);
     log_info("network " + name + ": created", name, MessageId::network_created);
     if (listener_) listener_->network_added(name);
     return name;
@@ -1088,8 +1055,7 @@ void Manager::finish_start(const std::string& name, std::exception_ptr error)
             const int bridge_index = bridge ? bridge->index : 0;
             pending->undo.commit();
             watch_leases(e);
-            e.mac_conflict.clear();
-            e.fdb.clear();
+            e.mac_watch.reset();
             e.bridge_index = bridge_index;
             if (confirm_timeout_s > 0)
                 arm_confirmation(e, static_cast<std::int64_t>(::time(nullptr)) + confirm_timeout_s);
@@ -1156,12 +1122,7 @@ std::vector<std::string> Manager::tear_down(Entry& e)
             if (const auto renamed = renamed_bridge(e)) links_.delete_link(renamed->name);
     });
     // The network counts as stopped from here on, whatever failed above.
-    e.dnsmasq.reset();
-    e.dnsmasq_unreported.clear();
-    e.port_problems.clear();
-    e.foreign_ports.clear();
-    e.mac_conflict.clear();
-    e.fdb.clear();
+    e.forget_run();
     set_state(e, State::inactive);
     attempt("restoring IPv4 forwarding", [&] { update_ip_forward(active_specs()); });
     attempt("restoring IPv6 forwarding", [&] { update_ipv6_forward(active_specs()); });

@@ -11,6 +11,7 @@
 #include "core/event_loop.hpp"
 #include "core/lease_watch.hpp"
 #include "core/mode_driver.hpp"
+#include "core/network.hpp"
 #include "core/paging.hpp"
 #include "core/process.hpp"
 #include "core/repair_trigger.hpp"
@@ -43,16 +44,11 @@ class Evpn;
 class Firewalld;
 class FirewalldBus;
 
-enum class State { inactive, activating, active, degraded, failed };
-
 using plan::ip_forward_key;
 using plan::ipv6_forwarding_key;
 using plan::needs_forwarding;
 // ... and IPv6 forwarding (net.ipv6.conf.all.forwarding) when they have IPv6.
 inline bool needs_ipv6_forwarding(const model::Network& n) { return n.ipv6 && needs_forwarding(n); }
-std::string_view state_name(State state);
-// Up in the kernel, whether healthy or not.
-inline bool is_running(State state) { return state == State::active || state == State::degraded; }
 
 struct ManagerOptions {
     std::string state_dir = "/var/lib/kvmnet";
@@ -293,61 +289,8 @@ public:
     const std::string& last_repair(const std::string& name) const;
 
 private:
-    struct Entry {
-        model::Network spec;
-        State state = State::inactive;
-        std::string reason;
-        std::string reason_code = "none";  // StateReasonCode: reason for programs (docs/dbus-api.md)
-        int bridge_index = 0;              // of the running bridge, kept current by link_changed
-        std::unique_ptr<Dnsmasq> dnsmasq;  // while started, and after a failed start (its state says so)
-        std::string dnsmasq_unreported;    // a restart while the bridge was missing: reported with its repair
-        // A start waiting for dnsmasq to be ready: its undo journal, the step
-        // it is at and everyone waiting for the outcome.
-        struct PendingStart {
-            Undo undo;
-            std::string step;
-            // The start's converge (plan::plan_converge from nothing) and
-            // the next step to apply: dnsmasq's readiness resumes it.
-            std::vector<plan::ConvergeStep> steps;
-            std::size_t next = 0;
-            std::uint32_t confirm_timeout_s = 0;
-            std::vector<Done> waiters;
-            // A start asked over the bus runs on a later turn of the loop:
-            // the calls that came with it are answered first.
-            std::unique_ptr<EventSource> deferred;
-        };
-        std::unique_ptr<PendingStart> starting;
-        std::unique_ptr<ConfirmationDeadline> confirmation;  // made on first use (Manager::confirmation)
-        std::map<std::string, std::string> port_problems;    // port name -> why it is not attached as asked
-        // MAC flap tracking for conflict detection: mac -> (bridge port index, when it last moved).
-        struct MacSeen {
-            int port = 0;
-            std::uint64_t moved_usec = 0;
-            unsigned moves = 0;
-        };
-        std::map<std::string, MacSeen> fdb;
-        std::string mac_conflict;  // reason while a conflict is recent
-        std::uint64_t mac_conflict_usec = 0;
-        std::unique_ptr<LeaseWatch> lease_watch;  // while running with DHCP
-        std::size_t journal_lines = 0;            // forward changes since the document was written
-        // The stored document does not load (a hand edit gone wrong): why.
-        // The network keeps the configuration it had (or, adopted at start,
-        // the last document the daemon stored) until the file is fixed and
-        // reloaded; running, it shows degraded with this reason.
-        std::string stored_problem;
-        // Adopted at start from what ran under its name, without any
-        // document: only stopping it is possible.
-        bool without_document = false;
-        // Self-healing (core/manager_repair.cpp).
-        std::string firewall_problem;       // while a firewall repair is pending or failed
-        std::string firewall_problem_code;  // its StateReasonCode
-        std::string last_repair;
-        std::string repair_wait;  // while its repair is deferred by the budget: why (part of the state reason)
-        // Interfaces someone else enslaved to the bridge (a libvirt tap), as
-        // last observed while it existed: enslaved again when a repair
-        // recreates it.
-        std::set<std::string> foreign_ports;
-    };
+    // Everything the manager keeps per network (core/network.hpp).
+    using Entry = Network;
 
     Entry& entry(const std::string& name);
     const Entry& entry(const std::string& name) const;
@@ -466,7 +409,8 @@ private:
     void attach_ports(Entry& e);
     void check_port_mac(const Entry& e, const model::Port& port);
     void poll_fdb();
-    void note_fdb(Entry& e, const std::string& mac, int port_index, std::uint64_t now);
+    // A MAC learnt behind a port of e's bridge (core/mac_watch.hpp): a conflict is reported.
+    void note_fdb(Entry& e, const std::string& mac, int port_index);
     // Applies a new document to a running network without a restart
     // (plan::UpdatePath::live: only bridge settings, autostart and ports
     // differ), on the converge path. All or nothing: the document is stored

@@ -24,7 +24,7 @@ plan::Observed Manager::observe(const Entry& e, bool full) const
     o.dnsmasq_pid = e.dnsmasq ? e.dnsmasq->pid() : 0;
     o.dnsmasq_problem = e.dnsmasq ? e.dnsmasq->problem() : std::string();
     o.port_problems = e.port_problems;
-    o.mac_conflict = e.mac_conflict;
+    o.mac_conflict = e.mac_watch.conflict();
     o.firewall_problem = e.firewall_problem;
     o.firewall_problem_code = e.firewall_problem_code;
     if (firewalld_ && options_.firewall_integration && Firewalld::wanted(n))

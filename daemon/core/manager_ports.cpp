@@ -18,8 +18,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr std::uint64_t fdb_poll_usec = 1'000'000;
-constexpr std::uint64_t flap_window_usec = 20'000'000;      // moves closer than this count as a flap
-constexpr std::uint64_t conflict_memory_usec = 60'000'000;  // a conflict is reported this long after the last flap
 
 // The guest's MAC on the host side of its port, libvirt's way: first octet
 // 0xfe, so the bridge never takes it as its own address and never drops the
@@ -422,28 +420,18 @@ void Manager::update_live(Entry& e, const model::Network& next)
     ensure_fdb_poll();
 }
 
-void Manager::note_fdb(Entry& e, const std::string& mac, int port_index, std::uint64_t now)
+void Manager::note_fdb(Entry& e, const std::string& mac, int port_index)
 {
-    auto [it, inserted] = e.fdb.try_emplace(mac, Entry::MacSeen{port_index, now, 0});
-    Entry::MacSeen& seen = it->second;
-    if (inserted || seen.port == port_index) return;
-    // The MAC moved to another port. Once is a guest migrating; moving back
-    // and forth within the window means two senders.
-    seen.moves = now - seen.moved_usec < flap_window_usec ? seen.moves + 1 : 1;
-    const int previous = seen.port;
-    seen.port = port_index;
-    seen.moved_usec = now;
-    if (seen.moves < 2) return;
-    std::string a = std::to_string(previous), b = std::to_string(port_index);
+    const auto flap = e.mac_watch.learned(mac, port_index);
+    if (!flap) return;
+    std::string a = std::to_string(flap->previous), b = std::to_string(flap->port);
     for (const auto& l : links_.list_links()) {
-        if (l.index == previous) a = l.name;
-        if (l.index == port_index) b = l.name;
+        if (l.index == flap->previous) a = l.name;
+        if (l.index == flap->port) b = l.name;
     }
     const std::vector<std::string> ports{std::min(a, b), std::max(a, b)};
     const std::string conflict = "MAC " + mac + " is used behind two ports at once: " + ports[0] + " and " + ports[1];
-    const bool is_new = e.mac_conflict != conflict;
-    e.mac_conflict = conflict;
-    e.mac_conflict_usec = now;
+    const bool is_new = e.mac_watch.report(conflict);
     assess(e);
     if (is_new) {
         log_warning("network " + e.spec.name + ": " + conflict, e.spec.name);
@@ -457,7 +445,7 @@ void Manager::fdb_learned(int bridge_index, const std::string& mac, int port_ind
         // Cached index: FDB notifications are frequent, and a netlink lookup
         // per notification and network would be wasted work.
         if (!is_running(e.state) || e.spec.ports.empty() || e.bridge_index != bridge_index) continue;
-        note_fdb(e, mac, port_index, EventLoop::now_usec());
+        note_fdb(e, mac, port_index);
     }
 }
 
@@ -467,20 +455,16 @@ void Manager::poll_fdb()
 {
     fdb_timer_.reset();
     bool any = false;
-    const std::uint64_t now = EventLoop::now_usec();
     for (auto& [name, e] : networks_) {
         if (!is_running(e.state) || e.spec.ports.empty()) continue;
         any = true;
         try {
             for (const auto& f : links_.list_fdb(e.spec.bridge))
-                if (!f.local && f.port_index != 0) note_fdb(e, f.mac.str(), f.port_index, now);
+                if (!f.local && f.port_index != 0) note_fdb(e, f.mac.str(), f.port_index);
         } catch (const std::exception& err) {
             log_debug("network " + name + ": reading the forwarding database: " + err.what(), name);
         }
-        if (!e.mac_conflict.empty() && now - e.mac_conflict_usec > conflict_memory_usec) {
-            e.mac_conflict.clear();
-            assess(e);
-        }
+        if (e.mac_watch.expire()) assess(e);
     }
     if (any) ensure_fdb_poll();
 }

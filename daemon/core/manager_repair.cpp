@@ -15,11 +15,9 @@
 #include "core/manager.hpp"
 #include "core/mode_driver.hpp"
 #include "core/undo.hpp"
-#include "model/time_text.hpp"
 #include "plan/converge.hpp"
 
 #include <algorithm>
-#include <ctime>
 
 namespace kvmnet::core {
 namespace {
@@ -29,8 +27,6 @@ constexpr std::uint64_t forwarding_poll_usec = 2'000'000;
 // The repair trigger's scope of the one nftables table of every network (a
 // network's name is never empty), so that neither starves the other.
 const std::string table_scope;
-
-std::string timestamp() { return model::rfc3339_utc(std::time(nullptr)); }
 
 std::string join_names(const std::vector<std::string>& names)
 {
@@ -52,8 +48,7 @@ const std::string& Manager::last_repair(const std::string& name) const { return 
 
 void Manager::note_repair(Entry& e, const std::string& what, const std::string& detail)
 {
-    e.last_repair = timestamp() + " " + what + ": " + detail;
-    log_warning("network " + e.spec.name + ": repaired " + what + ": " + detail, e.spec.name, MessageId::repaired);
+    e.repaired(what, detail);
     if (listener_) {
         listener_->network_repaired(e.spec.name, what, detail);
         listener_->network_changed(e.spec.name);
@@ -181,7 +176,7 @@ void Manager::converge(Entry& e, plan::DriftKinds kinds, SysctlSync& sysctls)
                         if (e.dnsmasq) e.dnsmasq->restart_now();
                         const auto created = links_.find_link(n.bridge);
                         e.bridge_index = created ? created->index : 0;
-                        e.fdb.clear();
+                        e.mac_watch.forget_ports();
                         kinds |= plan::drift_sysctls;
                     }
                 }
