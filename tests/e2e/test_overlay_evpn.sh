@@ -22,8 +22,8 @@
 #    names the session with host 2 and says OverlayChanged, and the guests
 #    on hosts 1 and 3 keep talking; FRR back, host 2 is active again;
 #  - FRR started again without configuration: kvmnet puts its part back;
-#  - the network stopped: kvmnet's part leaves FRR, the administrator's
-#    neighbour stays.
+#  - the network stopped: kvmnet's part (its duplicate-address threshold
+#    too) leaves FRR, the administrator's neighbour stays.
 # Skips when FRR is not installed (scripts/deps-overlay.sh installs it).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -83,6 +83,9 @@ for k in 1 2 3; do
     assert_contains "$run" "neighbor kvmnet peer-group" "host $k: kvmnet's peer group"
     assert_contains "$run" "neighbor kvmnet update-source 10.99.0.$k" "host $k: the underlay address"
     assert_contains "$run" "advertise-all-vni" "host $k: advertise-all-vni"
+    # Migrations back and forth are no duplicate address (FRR's default: 5 moves in 180 s).
+    assert_contains "$run" "dup-addr-detection max-moves 20 time 180" "host $k: kvmnet's duplicate-address threshold"
+    assert_not_contains "$run" "freeze" "host $k: no freeze"
     [[ -s $T/h$k/run/frr-evpn.conf ]] || fail "host $k: no RUNTIME/frr-evpn.conf"
 done
 assert_contains "$(vty 1 -c 'show running-config')" "neighbor 10.99.0.77 remote-as 65000" \
@@ -210,6 +213,7 @@ log "the network stops: kvmnet's part leaves FRR, the administrator's neighbour 
 for k in 1 2 3; do on_host "$k" ctl stop "$NET" >/dev/null; done
 run=$(vty 1 -c 'show running-config')
 assert_not_contains "$run" "kvmnet" "host 1's FRR after the stop"
+assert_not_contains "$run" "dup-addr-detection" "host 1's FRR after the stop (FRR's default threshold back)"
 assert_contains "$run" "neighbor 10.99.0.77 remote-as 65000" "the administrator's neighbour after the stop"
 assert_eq "$(evpn_state 1)" "" "EvpnState of a stopped network"
 
