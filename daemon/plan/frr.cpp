@@ -207,9 +207,11 @@ std::string render_frr_removal(const FrrRunning& running, const std::optional<Fr
         commands.push_back(std::string(" no neighbor ") + frr_peer_group + " peer-group\n");
         if (running.other_evpn_active.empty()) {
             std::string evpn;
-            if (running.advertise_all_vni) evpn += "  no advertise-all-vni\n";
-            // `no` with the values puts FRR's default back (detection stays on).
+            // `no` with the values puts FRR's default back (detection stays
+            // on). Before `no advertise-all-vni`: FRR takes it only while
+            // EVPN is on.
             if (running.dad == frr_dad_line) evpn += std::string("  no ") + frr_dad_line + "\n";
+            if (running.advertise_all_vni) evpn += "  no advertise-all-vni\n";
             if (!evpn.empty()) commands.push_back(" address-family l2vpn evpn\n" + evpn + " exit-address-family\n");
         }
     }

@@ -83,7 +83,7 @@ TEST_CASE("kvmnet's threshold leaves FRR with kvmnet's part", "[frr]")
         const plan::FrrRunning r = plan::parse_frr_running(plan::render_frr_fragment(config()));
         CHECK(plan::render_frr_removal(r, std::nullopt) ==
               "router bgp 65000\n no neighbor 10.99.0.2\n no neighbor 10.99.0.3\n no neighbor kvmnet peer-group\n"
-              " address-family l2vpn evpn\n  no advertise-all-vni\n  no dup-addr-detection max-moves 20 time 180\n"
+              " address-family l2vpn evpn\n  no dup-addr-detection max-moves 20 time 180\n  no advertise-all-vni\n"
               " exit-address-family\nexit\n");
     }
     SECTION("kept while another neighbour of the administrator's uses EVPN")
