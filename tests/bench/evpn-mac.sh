@@ -7,8 +7,11 @@
 # each with its own FRR (zebra + bgpd, started and stopped here by PID) and
 # kvmnetd. RUNS new guests (default 10), on hosts 1, 2, 3 in turn: each
 # guest's port comes up, it pings the gateway once, and the other two hosts'
-# FDBs are polled every 10 ms (evpn_mac_wait). Prints p50 and max over all
-# (guest, other host) pairs with the load average at each run.
+# FDBs are polled every 10 ms (evpn_mac_wait). Then each guest moves to the
+# next host (host_guest_move) and pings from there: the time until the
+# other two hosts put its MAC behind the new host (MAC mobility, what EVPN
+# adds to a live migration's gap). Prints p50 and max over all (guest,
+# other host) pairs with the load average at each run.
 # Usage: bash tests/bench/evpn-mac.sh [RUNS]   (KVMNETD, KVMNETCTL as for the
 # e2e tests). About a minute here.
 set -euo pipefail
@@ -60,7 +63,33 @@ for ((i = 1; i <= RUNS; i++)); do
     echo "run $i: guest on host $k, MAC known on host ${others[0]} after $a ms, host ${others[1]} after $b ms," \
         "load ${loads[-1]}"
 done
+# The same guests move to the next host (their cable: same MAC and
+# address, as a migrated guest), each pings the gateway there at once: from
+# the move until the other two hosts' FDB puts the MAC behind the new host
+# (FRR's MAC mobility: a type-2 route with a higher sequence number). What
+# EVPN adds to a live migration's gap.
+: >"$T/move"
+mloads=()
+for ((i = 1; i <= RUNS; i++)); do
+    k=$(((i - 1) % 3 + 1))
+    to=$((k % 3 + 1))
+    others=()
+    for p in 1 2 3; do ((p == to)) || others+=("$p"); done
+    mac=$(printf '52:54:00:16:00:%02x' "$i")
+    mloads+=("$(cut -d' ' -f1 /proc/loadavg)")
+    t0=$EPOCHREALTIME
+    host_guest_move "e$i" "$k" "$to" kvmbr4
+    pings "${PFX}e$i" 10.81.0.1 || true
+    ms=$(evpn_mac_wait "$t0" "$mac dst 10.99.0.$to" kvx-500 30 "${others[@]}") ||
+        fail "move $i: $mac never moved behind host $to on hosts ${others[*]}: $ms"
+    read -r a b <<<"$ms"
+    echo "$a" >>"$T/move"
+    echo "$b" >>"$T/move"
+    echo "move $i: guest from host $k to host $to, behind host $to on host ${others[0]} after $a ms," \
+        "host ${others[1]} after $b ms, load ${mloads[-1]}"
+done
 for k in 1 2 3; do on_host "$k" ctl stop emac >/dev/null; done
 for k in 3 2 1; do frr_stop "$k"; done
 echo "----- EVPN: a new guest's MAC on the other hosts' VXLAN FDB, from its first frame"
-echo "$(stats <"$T/ms") (pairs of guest and other host); load ${loads[*]}"
+echo "new guest: $(stats <"$T/ms") (pairs of guest and other host); load ${loads[*]}"
+echo "guest moved to another host: $(stats <"$T/move") (pairs); load ${mloads[*]}"

@@ -65,7 +65,8 @@ vty() {
 }
 
 # evpn_mac_wait T0 MAC VXLAN TIMEOUT-S K...: polls (every 10 ms) hosts K...
-# until each one's VXLAN FDB has MAC from FRR (extern_learn, a type-2 route);
+# until each one's VXLAN FDB has MAC from FRR (extern_learn, a type-2 route;
+# MAC may be "MAC dst VTEP" to wait for it behind one host, after a move);
 # prints, per host in order, the milliseconds from T0 (an $EPOCHREALTIME
 # taken just before the MAC's first frame) to the first poll that saw it.
 # Returns 1, printing what it has, when TIMEOUT-S passes first. Reports a
@@ -77,7 +78,7 @@ evpn_mac_wait() {
     while ((${#got[@]} < $#)); do
         for k in "$@"; do
             [[ -z ${got[$k]:-} ]] || continue
-            in_ns "${HOSTS[k]}" bridge fdb show dev "$vx" | grep -q "^$mac dst .*extern_learn" &&
+            in_ns "${HOSTS[k]}" bridge fdb show dev "$vx" | grep -q "^$mac .*extern_learn" &&
                 got[$k]=$(((${EPOCHREALTIME/[.,]/} - ${t0/[.,]/}) / 1000))
         done
         ((${#got[@]} == $#)) && break
