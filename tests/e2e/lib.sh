@@ -588,17 +588,22 @@ guest_dhcp() {
 }
 
 # listen_tcp NS PORT REPLY-CMD: a socat listener in NS, tracked, waited for.
+# A client that half-closes (tcp_get) must not end the connection before
+# REPLY-CMD has answered: socat's -t (0.5 s by default) is 10 s here.
 listen_tcp() {
     local ns=$1 port=$2 cmd=$3
-    spawn_in_ns "$ns" socat "TCP-LISTEN:$port,reuseaddr,fork" "SYSTEM:$cmd" >>"$T/socat.log" 2>&1
+    spawn_in_ns "$ns" socat -t 10 "TCP-LISTEN:$port,reuseaddr,fork" "SYSTEM:$cmd" >>"$T/socat.log" 2>&1
     track_pid "$SPAWNED_PID"
     retry 50 _listening "$ns" "$port" || fail "listener on $ns:$port did not come up"
 }
 _listening() { [[ $(in_ns "$1" ss -Hltn "sport = :$2") == *LISTEN* ]]; }
 
 # tcp_get NS ADDR PORT [TIMEOUT]: connect, print what the server sends.
+# Its stdin is empty, so socat half-closes at once and then waits only -t
+# for the reply (0.5 s by default): -t is the timeout too, or a server slow
+# to answer reads as an empty reply (test_tcp_get).
 tcp_get() {
-    in_ns "$1" socat -T "${4:-3}" - "TCP:$2:$3,connect-timeout=${4:-3}" </dev/null
+    in_ns "$1" socat -t "${4:-3}" -T "${4:-3}" - "TCP:$2:$3,connect-timeout=${4:-3}" </dev/null
 }
 
 # ---------------------------------------------------------------- kernel snapshots
