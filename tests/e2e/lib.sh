@@ -568,6 +568,28 @@ nat_topology() {
     veth_pair "$H" vg1 "$G1" eth0
 }
 
+# plain_router I H G: a kvmnet NAT host's shape without kvmnetd, for the
+# benchmarks' baselines: I ("internet", eth0 203.0.113.2/24) -- H (uplink0
+# 203.0.113.1/24, bridge br0 192.168.170.1/24, forwarding on) -- G (guest,
+# eth0 192.168.170.10/24 on br0 through vgp, default via the bridge).
+plain_router() {
+    local i=$1 h=$2 g=$3
+    ns_create "$i"
+    ns_create "$h"
+    ns_create "$g"
+    veth_pair "$h" uplink0 "$i" eth0
+    ip -n "$h" addr add 203.0.113.1/24 dev uplink0
+    ip -n "$i" addr add 203.0.113.2/24 dev eth0
+    ip -n "$h" link add br0 type bridge
+    ip -n "$h" addr add 192.168.170.1/24 dev br0
+    ip -n "$h" link set br0 up
+    veth_pair "$h" vgp "$g" eth0
+    ip -n "$h" link set vgp master br0
+    ip -n "$g" addr add 192.168.170.10/24 dev eth0
+    ip -n "$g" route add default via 192.168.170.1
+    in_ns "$h" sysctl -qw net.ipv4.ip_forward=1
+}
+
 # route_back CIDR: let I reach a guest subnet through the host (for tests that
 # show inbound traffic is refused for another reason than routing).
 route_back() { ip -n "$I" route add "$1" via 203.0.113.1; }
