@@ -542,6 +542,29 @@ wait_state() {
 
 # dnsmasq_pid NET: the pid in the daemon's pid file, or nothing.
 dnsmasq_pid() { tr -d ' \n' <"$T/run/$1/dnsmasq.pid" 2>/dev/null || true; }
+# held_dnsmasq NAME...: the path of a dnsmasq wrapper for `kvmnetd
+# --dnsmasq`: for the listed networks it writes its pid to $T/waiting.NAME
+# and waits for $T/release.NAME before it execs the real dnsmasq (same pid,
+# same command line), holding a start in "waiting for dnsmasq"; other
+# networks get dnsmasq at once.
+held_dnsmasq() {
+    local real pattern="" n
+    real=$(command -v dnsmasq)
+    for n in "$@"; do pattern+="${pattern:+ | }*/run/$n/dnsmasq.conf*"; done
+    cat >"$T/held-dnsmasq" <<WRAPPER
+#!/bin/sh
+case "\$*" in
+$pattern)
+    name=\$(basename "\$(dirname "\${2#--conf-file=}")")
+    echo \$\$ >"$T/waiting.\$name"
+    while [ ! -e "$T/release.\$name" ]; do sleep 0.05; done ;;
+esac
+exec $real "\$@"
+WRAPPER
+    chmod 755 "$T/held-dnsmasq"
+    echo "$T/held-dnsmasq"
+}
+
 # is_dnsmasq PID: alive and really a dnsmasq.
 is_dnsmasq() {
     [[ ${1:-} =~ ^[0-9]+$ ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]] &&

@@ -2,10 +2,10 @@
 # E2E: a daemon killed (SIGKILL) after it spawned a network's dnsmasq but
 # before that dnsmasq wrote its pid file leaves no second dnsmasq behind
 # (test_crash once found a dnsmasq of a stopped network after a kill during
-# `start a`). kvmnetd runs with --dnsmasq pointing at a wrapper that, for
-# networks "a" and "b", waits for a release file before it execs the real
-# dnsmasq (same pid, same command line: what the daemon spawned), so the
-# kill lands in that window every time. After the kill a new daemon starts
+# `start a`). kvmnetd runs with --dnsmasq pointing at lib.sh's held_dnsmasq
+# wrapper, which for networks "a" and "b" waits for a release file before
+# it execs the real dnsmasq (same pid, same command line: what the daemon
+# spawned), so the kill lands in that window every time. After the kill a new daemon starts
 # with the real dnsmasq:
 #  - "a" (no autostart): its start was cut off; no process runs its
 #    configuration (the waiting one is stopped, not left to exec dnsmasq);
@@ -16,18 +16,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 nat_topology
 bus_start
 
-real_dnsmasq=$(command -v dnsmasq)
-cat >"$T/slow-dnsmasq" <<WRAPPER
-#!/bin/sh
-case "\$*" in
-*/run/a/dnsmasq.conf* | */run/b/dnsmasq.conf*)
-    name=\$(basename "\$(dirname "\${2#--conf-file=}")")
-    echo \$\$ >"$T/waiting.\$name"
-    while [ ! -e "$T/release.\$name" ]; do sleep 0.05; done ;;
-esac
-exec $real_dnsmasq "\$@"
-WRAPPER
-chmod 755 "$T/slow-dnsmasq"
 
 # Processes in H running network NAME's dnsmasq configuration.
 dnsmasqs_of() {
@@ -38,7 +26,7 @@ dnsmasqs_of() {
     return 0
 }
 
-daemon_start --dnsmasq "$T/slow-dnsmasq"
+daemon_start --dnsmasq "$(held_dnsmasq a b)"
 ctl create a --mode nat --bridge kvmbr1 --ipv4 192.168.123.1/24 --dhcp-range 192.168.123.100-192.168.123.200
 ctl create b --mode nat --bridge kvmbr2 --ipv4 192.168.124.1/24 --dhcp-range 192.168.124.100-192.168.124.200
 ctl autostart b on
