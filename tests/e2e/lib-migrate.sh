@@ -60,16 +60,12 @@ mig_hosts_start() {
     done
 }
 
-# mig_frr_start: FRR on every host. Moves back and forth must not look like
-# a duplicate address to FRR (5 moves in 180 s by default would freeze it).
+# mig_frr_start: FRR as installed on every host: moves back and forth stay
+# below the duplicate-address threshold kvmnet puts into FRR (20 moves in
+# 180 s).
 mig_frr_start() {
     local k
-    for k in 1 2 3; do
-        frr_start "$k" 'router bgp 65000
- address-family l2vpn evpn
-  dup-addr-detection max-moves 100 time 60
- exit-address-family'
-    done
+    for k in 1 2 3; do frr_start "$k"; done
 }
 
 mig_frr_stop() {
@@ -150,6 +146,11 @@ mig_migrate() {
         guest_dump
         fail "the incoming QEMU on host $to does not listen on 10.99.0.$to:$MIG_PORT"
     fi
+    # The destination announces the guest's MAC (RARP) as it resumes: QEMU's
+    # defaults, which libvirt keeps, set here so the test says what it relies
+    # on (docs/overlay.md, "Live migration"): the first at once, 5 in all.
+    qmp "${MIG_QMP[to]}" migrate-set-parameters \
+        '{"announce-initial": 50, "announce-max": 550, "announce-rounds": 5, "announce-step": 100}' >/dev/null
     qmp "${MIG_QMP[from]}" migrate "{\"uri\": \"tcp:10.99.0.$to:$MIG_PORT\"}" >/dev/null
     for ((i = 0; i < 600; i++)); do
         info=$(qmp "${MIG_QMP[from]}" query-migrate)
