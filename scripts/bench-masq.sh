@@ -42,27 +42,12 @@ CSV=$RESULTS/masq.csv
 echo "figure,variant,n,unit,value" >"$CSV"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/masq-load-start.txt"
 
-# router K: PI ("internet", 203.0.113.2) -- PH (uplink0 203.0.113.1, br0
-# 192.168.170.1/24, forwarding) -- PG (guest 192.168.170.10), as in bench.sh;
-# namespaces ${PFX}K{i,h,g}.
+# router K: lib.sh's plain_router in namespaces ${PFX}K{i,h,g}, with a route
+# back to the guest subnet.
 router() {
-    local i=${PFX}$1i h=${PFX}$1h g=${PFX}$1g
-    ns_create "$i"
-    ns_create "$h"
-    ns_create "$g"
-    veth_pair "$h" uplink0 "$i" eth0
-    ip -n "$h" addr add 203.0.113.1/24 dev uplink0
-    ip -n "$i" addr add 203.0.113.2/24 dev eth0
-    ip -n "$h" link add br0 type bridge
-    ip -n "$h" addr add 192.168.170.1/24 dev br0
-    ip -n "$h" link set br0 up
-    veth_pair "$h" vgp "$g" eth0
-    ip -n "$h" link set vgp master br0
-    ip -n "$g" addr add 192.168.170.10/24 dev eth0
-    ip -n "$g" route add default via 192.168.170.1
+    plain_router "${PFX}$1i" "${PFX}$1h" "${PFX}$1g"
     # Replies to the routed variants (no masquerade) find the guest this way.
-    ip -n "$i" route add 192.168.170.0/24 via 203.0.113.1
-    in_ns "$h" sysctl -qw net.ipv4.ip_forward=1
+    ip -n "${PFX}$1i" route add 192.168.170.0/24 via 203.0.113.1
 }
 router 0
 PH=${PFX}0h

@@ -365,25 +365,11 @@ bench_throughput_plain() {
     IPERF_PATHS+=("bridge $bs 10.251.0.2 $bc 10.251.0.2 5201")
 }
 
-# The router of the connection-rate baselines, shaped like a kvmnet NAT host
-# without kvmnetd: PI ("internet") -- PH (uplink0 203.0.113.1, bridge br0
-# 192.168.170.1/24, forwarding on) -- PG (guest 192.168.170.10).
-plain_router() {
+# The router of the connection-rate baselines (lib.sh's plain_router: a
+# kvmnet NAT host without kvmnetd) in PI, PH, PG, a server on the guest.
+bench_router() {
     PI=${PFX}pi PH=${PFX}ph PG=${PFX}pg
-    ns_create "$PI"
-    ns_create "$PH"
-    ns_create "$PG"
-    veth_pair "$PH" uplink0 "$PI" eth0
-    ip -n "$PH" addr add 203.0.113.1/24 dev uplink0
-    ip -n "$PI" addr add 203.0.113.2/24 dev eth0
-    ip -n "$PH" link add br0 type bridge
-    ip -n "$PH" addr add 192.168.170.1/24 dev br0
-    ip -n "$PH" link set br0 up
-    veth_pair "$PH" vgp "$PG" eth0
-    ip -n "$PH" link set vgp master br0
-    ip -n "$PG" addr add 192.168.170.10/24 dev eth0
-    ip -n "$PG" route add default via 192.168.170.1
-    in_ns "$PH" sysctl -qw net.ipv4.ip_forward=1
+    plain_router "$PI" "$PH" "$PG"
     spawn_in_ns "$PG" "$BENCH" serve --port 8080 >>"$T/serve.log" 2>&1
     track_pid "$SPAWNED_PID"
     retry 50 _listening "$PG" 8080 || fail "accept loop in $PG did not come up"
@@ -419,7 +405,7 @@ plain_rules() {
 
 bench_connrate_plain() {
     section "datapath: new connections per second, baselines (iptables-nft, nft rules, kvmnet ruleset without the daemon), $RUNS runs interleaved"
-    plain_router
+    bench_router
     local r n variant
     for ((r = 0; r < RUNS; r++)); do
         for n in 1 10000; do

@@ -140,6 +140,10 @@ void Dnsmasq::launch(const plan::DnsmasqFiles& files, Ready done)
             }
     }
 
+    // A configuration left behind: a daemon may have spawned a dnsmasq for
+    // it and died before that dnsmasq wrote its pid file.
+    if (::access(conf.c_str(), F_OK) == 0) stop_strays(conf_arg);
+
     store::write_replace(conf, files.config, 0644);
     store::write_replace(dir + "/dnsmasq.hosts", files.hosts, 0644);
     store::write_replace(dir + "/dnsmasq.names", files.names, 0644);
@@ -279,6 +283,23 @@ void Dnsmasq::restart_now()
     restart();
 }
 
+void Dnsmasq::stop_strays(const std::string& conf_arg)
+{
+    // Only its command line names such a process: it was killed with the
+    // daemon that spawned it or it would serve beside the next one's.
+    for (const pid_t pid : processes_with_argument(conf_arg)) {
+        if (watch_ && watch_->pid() == pid) continue;
+        log_warning("network " + options_.network + ": stopping dnsmasq pid " + std::to_string(pid) +
+                        ", spawned by an earlier kvmnetd that died before it was ready",
+                    options_.network);
+        try {
+            stop_process(pid);
+        } catch (const std::exception&) {
+            throw Error(ErrorKind::Kernel, unstoppable(pid, "stop it (it never became ready)"));
+        }
+    }
+}
+
 void Dnsmasq::stop()
 {
     forget_pending();
@@ -294,14 +315,18 @@ void Dnsmasq::stop()
     const pid_t pid = watched ? watch_->pid() : read_pid(dir + "/dnsmasq.pid");
     watch_.reset();
     ready_ = false;
+    const std::string conf_arg = "--conf-file=" + dir + "/dnsmasq.conf";
     if (pid > 0 && process_alive(pid)) {
         const auto cmd = process_cmdline(pid);
-        if (watched || std::find(cmd.begin(), cmd.end(), "--conf-file=" + dir + "/dnsmasq.conf") != cmd.end()) try {
+        if (watched || std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end()) try {
                 stop_process(pid);
             } catch (const std::exception&) {
                 throw Error(ErrorKind::Kernel, unstoppable(pid, "stop it"));
             }
     }
+    // Not ours to watch (an earlier daemon's start, cut off): one it spawned
+    // may not have written the pid file yet.
+    if (!watched && ::access((dir + "/dnsmasq.conf").c_str(), F_OK) == 0) stop_strays(conf_arg);
     store::remove_file(dir + "/dnsmasq.pid");
 }
 

@@ -89,6 +89,7 @@ private:
     // Spawns or adopts; calls done (maybe at once) with the outcome.
     void launch(const plan::DnsmasqFiles& files, Ready done);
     void watch_ready(pid_t pid, Ready done);
+    void stop_strays(const std::string& conf_arg);
     void check_ready();
     void finish_start(std::exception_ptr error);
     void on_exit(int status);

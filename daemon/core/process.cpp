@@ -8,8 +8,11 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
+#include <memory>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -76,6 +79,22 @@ std::vector<std::string> process_cmdline(pid_t pid)
         start = end + 1;
     }
     return result;
+}
+
+std::vector<pid_t> processes_with_argument(const std::string& argument)
+{
+    std::vector<pid_t> found;
+    std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), ::closedir);
+    if (!proc) return found;
+    while (const dirent* entry = ::readdir(proc.get())) {
+        char* end = nullptr;
+        const long pid = std::strtol(entry->d_name, &end, 10);
+        if (pid <= 0 || *end != '\0' || pid == ::getpid()) continue;
+        const auto cmd = process_cmdline(static_cast<pid_t>(pid));
+        if (std::find(cmd.begin(), cmd.end(), argument) != cmd.end() && process_alive(static_cast<pid_t>(pid)))
+            found.push_back(static_cast<pid_t>(pid));
+    }
+    return found;
 }
 
 bool process_alive(pid_t pid)

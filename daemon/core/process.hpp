@@ -21,6 +21,10 @@ pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log
 // The process's command line as argv, empty when it does not exist.
 std::vector<std::string> process_cmdline(pid_t pid);
 
+// The live processes whose command line holds `argument` as one word (a scan
+// of /proc): what finds a child whose pid was never written anywhere.
+std::vector<pid_t> processes_with_argument(const std::string& argument);
+
 // kill(pid, 0) failing with EPERM counts as alive: a process of another
 // user (a dnsmasq started by a daemon that ran as root) exists all the same.
 bool process_alive(pid_t pid);

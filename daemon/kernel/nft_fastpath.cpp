@@ -74,6 +74,14 @@ RulePtr make_offload_rule(const std::string& table, const plan::FirewallAdapter:
     return r;
 }
 
+void put_flowtable(Batch& batch, std::uint32_t seq, const FlowtablePtr& flowtable)
+{
+    nlmsghdr* nlh = nftnl_flowtable_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWFLOWTABLE, NFPROTO_INET,
+                                                    NLM_F_CREATE | NLM_F_ACK, seq);
+    nftnl_flowtable_nlmsg_build_payload(nlh, flowtable.get());
+    batch.next();
+}
+
 plan::Chain offload_chain()
 {
     // After guest_forward (priority 0): only what kvmnet's own rules let
@@ -97,25 +105,11 @@ std::string Nftables::flowtables_missing()
                                         {bound, "adding a forward chain"},
                                         {bound, "adding a rule with 'flow add'"},
                                         {bound, "deleting table"}});
-    nlmsghdr* nlh = nftnl_table_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWTABLE, NFPROTO_INET,
-                                                NLM_F_CREATE | NLM_F_ACK, batch.seq(0));
-    nftnl_table_nlmsg_build_payload(nlh, t.get());
-    batch.next();
-    nlh = nftnl_flowtable_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWFLOWTABLE, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK,
-                                          batch.seq(1));
-    nftnl_flowtable_nlmsg_build_payload(nlh, f.get());
-    batch.next();
-    nlh = nftnl_chain_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK,
-                                      batch.seq(2));
-    nftnl_chain_nlmsg_build_payload(nlh, c.get());
-    batch.next();
-    nlh = nftnl_rule_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWRULE, NFPROTO_INET,
-                                     NLM_F_APPEND | NLM_F_CREATE | NLM_F_ACK, batch.seq(3));
-    nftnl_rule_nlmsg_build_payload(nlh, r.get());
-    batch.next();
-    nlh = nftnl_table_nlmsg_build_hdr(batch.current(), NFT_MSG_DELTABLE, NFPROTO_INET, NLM_F_ACK, batch.seq(4));
-    nftnl_table_nlmsg_build_payload(nlh, t.get());
-    batch.next();
+    put_table(batch, NFT_MSG_NEWTABLE, NLM_F_CREATE, batch.seq(0), t);
+    put_flowtable(batch, batch.seq(1), f);
+    put_chain(batch, batch.seq(2), c);
+    put_rule(batch, batch.seq(3), r);
+    put_table(batch, NFT_MSG_DELTABLE, 0, batch.seq(4), t);
     const auto [error, seq] = transport_.commit(batch, "probing for nftables flowtables");
     if (error == 0) {
         flowtables_missing_ = "";
@@ -174,29 +168,11 @@ void Nftables::sync_fast_path(const std::vector<FastPathLink>& links)
         steps.push_back({bound, "adding the rule for " + l.bridge + " and " + l.uplink});
     Batch batch(transport_.next_seq(), steps);
     std::size_t i = 0;
-    auto table_message = [&](std::uint16_t type, std::uint16_t flags) {
-        nlmsghdr* nlh =
-            nftnl_table_nlmsg_build_hdr(batch.current(), type, NFPROTO_INET, flags | NLM_F_ACK, batch.seq(i++));
-        nftnl_table_nlmsg_build_payload(nlh, t.get());
-        batch.next();
-    };
-    table_message(NFT_MSG_NEWTABLE, NLM_F_CREATE);
-    table_message(NFT_MSG_DELTABLE, 0);
-    table_message(NFT_MSG_NEWTABLE, NLM_F_CREATE);
-    nlmsghdr* nlh = nftnl_flowtable_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWFLOWTABLE, NFPROTO_INET,
-                                                    NLM_F_CREATE | NLM_F_ACK, batch.seq(i++));
-    nftnl_flowtable_nlmsg_build_payload(nlh, f.get());
-    batch.next();
-    nlh = nftnl_chain_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK,
-                                      batch.seq(i++));
-    nftnl_chain_nlmsg_build_payload(nlh, c.get());
-    batch.next();
-    for (const RulePtr& r : rules) {
-        nlh = nftnl_rule_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWRULE, NFPROTO_INET,
-                                         NLM_F_APPEND | NLM_F_CREATE | NLM_F_ACK, batch.seq(i++));
-        nftnl_rule_nlmsg_build_payload(nlh, r.get());
-        batch.next();
-    }
+    put_replacing_table(batch, i, t);
+    put_flowtable(batch, batch.seq(i++), f);
+    put_chain(batch, batch.seq(i++), c);
+    for (const RulePtr& r : rules)
+        put_rule(batch, batch.seq(i++), r);
     const auto [error, seq] = transport_.commit(batch, doing);
     if (error != 0)
         throw Error(ErrorKind::Kernel,

@@ -689,6 +689,36 @@ std::string chunk_text(const ElementChunk& c, std::size_t total, const std::stri
     return text + (verb == "adding" ? " to @" : " from @") + set;
 }
 
+void put_table(Batch& batch, std::uint16_t type, std::uint16_t flags, std::uint32_t seq, const TablePtr& table)
+{
+    nlmsghdr* nlh = nftnl_table_nlmsg_build_hdr(batch.current(), type, NFPROTO_INET, flags | NLM_F_ACK, seq);
+    nftnl_table_nlmsg_build_payload(nlh, table.get());
+    batch.next();
+}
+
+void put_replacing_table(Batch& batch, std::size_t& i, const TablePtr& table)
+{
+    put_table(batch, NFT_MSG_NEWTABLE, NLM_F_CREATE, batch.seq(i++), table);
+    put_table(batch, NFT_MSG_DELTABLE, 0, batch.seq(i++), table);
+    put_table(batch, NFT_MSG_NEWTABLE, NLM_F_CREATE, batch.seq(i++), table);
+}
+
+void put_chain(Batch& batch, std::uint32_t seq, const ChainPtr& chain)
+{
+    nlmsghdr* nlh =
+        nftnl_chain_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK, seq);
+    nftnl_chain_nlmsg_build_payload(nlh, chain.get());
+    batch.next();
+}
+
+void put_rule(Batch& batch, std::uint32_t seq, const RulePtr& rule)
+{
+    nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWRULE, NFPROTO_INET,
+                                               NLM_F_APPEND | NLM_F_CREATE | NLM_F_ACK, seq);
+    nftnl_rule_nlmsg_build_payload(nlh, rule.get());
+    batch.next();
+}
+
 void put_elements(Batch& batch, std::uint16_t type, std::uint16_t flags, std::uint32_t seq, const std::string& table,
                   const std::string& set, std::optional<std::uint32_t> set_id,
                   const std::vector<EncodedElement>& elements, const ElementChunk& chunk)

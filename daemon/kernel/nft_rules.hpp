@@ -65,6 +65,15 @@ std::vector<ElementChunk> chunk_elements(const std::vector<EncodedElement>& elem
 // "adding 3 element(s) (1 to 3) to @set", for errors.
 std::string chunk_text(const ElementChunk& c, std::size_t total, const std::string& verb, const std::string& set);
 
+// One table message (NLM_F_ACK added) with sequence number `seq`.
+void put_table(Batch& batch, std::uint16_t type, std::uint16_t flags, std::uint32_t seq, const TablePtr& table);
+// The three messages that replace `table` whole in one transaction (add, delete, add again: adding first makes
+// the delete succeed whether or not the table exists), numbered from `i`, which is advanced past them.
+void put_replacing_table(Batch& batch, std::size_t& i, const TablePtr& table);
+// NEWCHAIN (create) and NEWRULE (append) messages with sequence number `seq`.
+void put_chain(Batch& batch, std::uint32_t seq, const ChainPtr& chain);
+void put_rule(Batch& batch, std::uint32_t seq, const RulePtr& rule);
+
 // One NEWSETELEM / DELSETELEM message with elements [chunk.begin, chunk.end).
 void put_elements(Batch& batch, std::uint16_t type, std::uint16_t flags, std::uint32_t seq, const std::string& table,
                   const std::string& set, std::optional<std::uint32_t> set_id,

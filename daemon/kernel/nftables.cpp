@@ -129,16 +129,7 @@ void Nftables::replace_table(const plan::Table& table)
 
     Batch batch(transport_.next_seq(), steps);
     std::size_t i = 0;
-    auto table_message = [&](std::uint16_t type, std::uint16_t flags) {
-        nlmsghdr* nlh =
-            nftnl_table_nlmsg_build_hdr(batch.current(), type, NFPROTO_INET, flags | NLM_F_ACK, batch.seq(i++));
-        nftnl_table_nlmsg_build_payload(nlh, t.get());
-        batch.next();
-    };
-    // Adding first makes the delete succeed whether or not the table exists.
-    table_message(NFT_MSG_NEWTABLE, NLM_F_CREATE);
-    table_message(NFT_MSG_DELTABLE, 0);
-    table_message(NFT_MSG_NEWTABLE, NLM_F_CREATE);
+    put_replacing_table(batch, i, t);
     std::size_t element_set = 0;
     for (const SetPtr& set : sets) {
         nlmsghdr* nlh = nftnl_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK,
@@ -158,12 +149,8 @@ void Nftables::replace_table(const plan::Table& table)
             }
         }
     }
-    for (const ChainPtr& c : chains) {
-        nlmsghdr* nlh = nftnl_chain_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWCHAIN, NFPROTO_INET,
-                                                    NLM_F_CREATE | NLM_F_ACK, batch.seq(i++));
-        nftnl_chain_nlmsg_build_payload(nlh, c.get());
-        batch.next();
-    }
+    for (const ChainPtr& c : chains)
+        put_chain(batch, batch.seq(i++), c);
     for (const SetElements& e : elements) {
         if (!is_verdict_map(*e.set)) continue;
         for (const ElementChunk& c : e.chunks) {
@@ -171,12 +158,8 @@ void Nftables::replace_table(const plan::Table& table)
                          e.set_id, e.elements, c);
         }
     }
-    for (const RulePtr& r : rules) {
-        nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(batch.current(), NFT_MSG_NEWRULE, NFPROTO_INET,
-                                                   NLM_F_APPEND | NLM_F_CREATE | NLM_F_ACK, batch.seq(i++));
-        nftnl_rule_nlmsg_build_payload(nlh, r.get());
-        batch.next();
-    }
+    for (const RulePtr& r : rules)
+        put_rule(batch, batch.seq(i++), r);
     const auto [error, seq] = transport_.commit(batch, doing);
     if (error != 0) throw_commit_error(error, seq, batch, step_modules, doing);
 }

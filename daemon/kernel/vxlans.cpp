@@ -5,8 +5,8 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -49,6 +49,50 @@ NlMsgPtr flood_request(int type, int flags, int ifindex, const IpBytes& remote)
     if (nla_put(msg.get(), NDA_LLADDR, sizeof(zeros), zeros) < 0 || nla_put(msg.get(), NDA_DST, 4, remote.data()) < 0)
         throw Error(ErrorKind::Kernel, "netlink: building a VXLAN flood entry request failed");
     return msg;
+}
+
+// One entry (a guest's MAC or the flood list's all zeros) of a VXLAN device's FDB: the MAC, the ndm flags and the
+// remote VTEP.
+struct FdbRow {
+    model::Mac mac;
+    std::uint8_t flags = 0;
+    std::string dst;
+};
+
+// The AF_BRIDGE neighbour dump of `link`: every entry with a MAC and an IPv4 destination, the flood list's
+// all-zeros ones included. An interrupted dump is retried (twice) so callers never see a torn table.
+std::vector<FdbRow> dump_fdb(nl_sock* socket, const LinkRecord& link, const std::string& operation)
+{
+    std::vector<FdbRow> rows;
+    NlResult result;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        rows.clear();
+        ndmsg header{};
+        header.ndm_family = AF_BRIDGE;
+        header.ndm_ifindex = link.index;
+        NlMsgPtr msg = new_request(RTM_GETNEIGH, NLM_F_DUMP, &header, sizeof(header));
+        result = transact(
+            socket, msg.get(),
+            [&](const nlmsghdr* hdr) {
+                if (hdr->nlmsg_type != RTM_NEWNEIGH) return;
+                const auto* ndm = static_cast<const ndmsg*>(nlmsg_data(hdr));
+                nlattr* tb[NDA_MAX + 1] = {};
+                if (ndm->ndm_family != AF_BRIDGE || ndm->ndm_ifindex != link.index ||
+                    nlmsg_parse(const_cast<nlmsghdr*>(hdr), sizeof(ndmsg), tb, NDA_MAX, nullptr) < 0)
+                    return;
+                if (tb[NDA_LLADDR] == nullptr || nla_len(tb[NDA_LLADDR]) != 6 || tb[NDA_DST] == nullptr) return;
+                FdbRow row;
+                row.mac = model::Mac::from_bytes(nla_data(tb[NDA_LLADDR]));
+                row.flags = ndm->ndm_flags;
+                row.dst = attr_ip(tb[NDA_DST], AF_INET);
+                if (!row.dst.empty()) rows.push_back(std::move(row));
+            },
+            true);
+        if (result.error != -EINTR) break;
+    }
+    if (!result.ok())
+        throw_result(result.error == -ENODEV ? ErrorKind::NotFound : ErrorKind::Kernel, operation, result);
+    return rows;
 }
 
 }  // namespace
@@ -101,33 +145,8 @@ std::vector<std::string> NetlinkLinks::list_flood(const std::string& name)
     const std::string operation = "listing the flood list of " + name;
     const LinkRecord link = require_link_record(socket_, name, operation);
     std::vector<std::string> remotes;
-    NlResult result;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-        remotes.clear();
-        ndmsg header{};
-        header.ndm_family = AF_BRIDGE;
-        header.ndm_ifindex = link.index;
-        NlMsgPtr msg = new_request(RTM_GETNEIGH, NLM_F_DUMP, &header, sizeof(header));
-        result = transact(
-            socket_, msg.get(),
-            [&](const nlmsghdr* hdr) {
-                if (hdr->nlmsg_type != RTM_NEWNEIGH) return;
-                const auto* ndm = static_cast<const ndmsg*>(nlmsg_data(hdr));
-                nlattr* tb[NDA_MAX + 1] = {};
-                if (ndm->ndm_family != AF_BRIDGE || ndm->ndm_ifindex != link.index ||
-                    nlmsg_parse(const_cast<nlmsghdr*>(hdr), sizeof(ndmsg), tb, NDA_MAX, nullptr) < 0)
-                    return;
-                if (tb[NDA_LLADDR] == nullptr || nla_len(tb[NDA_LLADDR]) != 6 || tb[NDA_DST] == nullptr) return;
-                const auto* mac = static_cast<const unsigned char*>(nla_data(tb[NDA_LLADDR]));
-                if (std::any_of(mac, mac + 6, [](unsigned char b) { return b != 0; })) return;
-                const std::string remote = attr_ip(tb[NDA_DST], AF_INET);
-                if (!remote.empty()) remotes.push_back(remote);
-            },
-            true);
-        if (result.error != -EINTR) break;
-    }
-    if (!result.ok())
-        throw_result(result.error == -ENODEV ? ErrorKind::NotFound : ErrorKind::Kernel, operation, result);
+    for (FdbRow& row : dump_fdb(socket_, link, operation))
+        if (row.mac.zero()) remotes.push_back(std::move(row.dst));
     return remotes;
 }
 
@@ -159,37 +178,13 @@ std::vector<plan::Vxlans::VxlanFdbEntry> NetlinkLinks::vxlan_fdb(const std::stri
     const std::string operation = "listing the FDB of " + name;
     const LinkRecord link = require_link_record(socket_, name, operation);
     std::vector<VxlanFdbEntry> entries;
-    NlResult result;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-        entries.clear();
-        ndmsg header{};
-        header.ndm_family = AF_BRIDGE;
-        header.ndm_ifindex = link.index;
-        NlMsgPtr msg = new_request(RTM_GETNEIGH, NLM_F_DUMP, &header, sizeof(header));
-        result = transact(
-            socket_, msg.get(),
-            [&](const nlmsghdr* hdr) {
-                if (hdr->nlmsg_type != RTM_NEWNEIGH) return;
-                const auto* ndm = static_cast<const ndmsg*>(nlmsg_data(hdr));
-                nlattr* tb[NDA_MAX + 1] = {};
-                // Only the device's own table (NTF_SELF): the bridge's entries for the port carry no VTEP.
-                if (ndm->ndm_family != AF_BRIDGE || ndm->ndm_ifindex != link.index || !(ndm->ndm_flags & NTF_SELF) ||
-                    nlmsg_parse(const_cast<nlmsghdr*>(hdr), sizeof(ndmsg), tb, NDA_MAX, nullptr) < 0)
-                    return;
-                if (tb[NDA_LLADDR] == nullptr || nla_len(tb[NDA_LLADDR]) != 6 || tb[NDA_DST] == nullptr) return;
-                const auto* mac = static_cast<const unsigned char*>(nla_data(tb[NDA_LLADDR]));
-                // The flood list (all zeros) and multicast are not guests.
-                if ((mac[0] & 1) != 0 || std::all_of(mac, mac + 6, [](unsigned char b) { return b == 0; })) return;
-                model::Mac m;
-                std::copy(mac, mac + 6, m.bytes.begin());
-                const std::string vtep = attr_ip(tb[NDA_DST], AF_INET);
-                if (!vtep.empty()) entries.push_back({m.str(), vtep, (ndm->ndm_flags & NTF_EXT_LEARNED) != 0});
-            },
-            true);
-        if (result.error != -EINTR) break;
+    for (FdbRow& row : dump_fdb(socket_, link, operation)) {
+        // Only the device's own table (NTF_SELF): the bridge's entries for the port carry no VTEP.
+        if (!(row.flags & NTF_SELF)) continue;
+        // The flood list (all zeros) and multicast are not guests.
+        if (!row.mac.unicast()) continue;
+        entries.push_back({row.mac.str(), std::move(row.dst), (row.flags & NTF_EXT_LEARNED) != 0});
     }
-    if (!result.ok())
-        throw_result(result.error == -ENODEV ? ErrorKind::NotFound : ErrorKind::Kernel, operation, result);
     return entries;
 }
 

@@ -29,15 +29,8 @@ RUNS=${1:-10}
 nat_topology
 bus_start
 dockerd_start
-daemon_start --log-level info
-ctl create default --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 \
-    --dhcp-range 192.168.122.100-192.168.122.254 >/dev/null
-ctl start default >/dev/null
-wait_state default active
-guest_plug "$G1" vg1 kvmbr0
-guest_dhcp "$G1" >/dev/null
-listen_tcp "$I" 9000 'echo ok'
-[[ $(tcp_get "$G1" 203.0.113.2 9000) == ok ]] || fail "no connection beside Docker's FORWARD drop"
+recovery_network
+recovery_guest "Docker's FORWARD drop"
 
 connects() { [[ $(in_ns "$G1" socat -T 1 - TCP:203.0.113.2:9000,connect-timeout=0.1 </dev/null 2>/dev/null) == ok ]]; }
 # restart_and_measure FILE-PREFIX [emptied]

@@ -20,17 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib-recovery.sh"
 RUNS=${1:-5}
 MODES=${MIG_MODES:-static evpn} # a subset, e.g. MIG_MODES=evpn
 
-guest_prepare
-EVPN=1
-frr_available || EVPN=0
-hosts_topology 3
-for k in 1 2 3; do
-    if ((EVPN)); then
-        host_daemon_start "$k" --frr-vty-socket "$T/h$k/frr"
-    else
-        host_daemon_start "$k"
-    fi
-done
+mig_hosts_start
 
 # bench MODE: RUNS migrations back and forth; one summary line.
 bench() {
@@ -61,11 +51,9 @@ SUMMARY=()
 if [[ " $MODES " != *" evpn "* ]]; then
     :
 elif ((EVPN)); then
-    # FRR as installed: back and forth RUNS times stays below the
-    # duplicate-address threshold kvmnet puts into FRR (20 moves in 180 s).
-    for k in 1 2 3; do frr_start "$k"; done
+    mig_frr_start
     bench evpn
-    for k in 3 2 1; do frr_stop "$k"; done
+    mig_frr_stop
 else
     SUMMARY+=("evpn: skipped, FRR is not installed (scripts/deps-overlay.sh)")
 fi

@@ -1,9 +1,12 @@
 # Live migration of a real QEMU guest between the hosts of hosts_topology
 # (issue 15), shared by tests/e2e/test_overlay_migrate.sh and
 # tests/bench/migrate-gap.sh. Source after lib.sh, guest/guest.sh and
-# lib-frr.sh; call guest_prepare, hosts_topology 3 and host_daemon_start
-# (with --frr-vty-socket for EVPN) first.
+# lib-frr.sh.
 #
+#   mig_hosts_start           # guest image, three hosts, kvmnetd on each
+#                             # (with FRR's socket when FRR is installed:
+#                             # EVPN=1, else EVPN=0)
+#   mig_frr_start / mig_frr_stop  # FRR on hosts 1-3 for the EVPN mode
 #   mig_network static|evpn   # the network on hosts 1-3, the taps on 1 and 2,
 #                             # a watcher guest on host 3 with a lease
 #   mig_boot 1                # the QEMU guest on host 1; MIG_IP its lease
@@ -38,6 +41,36 @@ mig_document() {
  \"ipv4\": {\"address\": \"10.77.0.1/24\", \"dhcp\": {\"ranges\": [\"10.77.0.10-10.77.0.99\"]}},
  \"overlay\": {\"vni\": 100, \"local\": \"10.99.0.$k\", \"peers\": [$others]}}"
     fi
+}
+
+# mig_hosts_start: the guest image, hosts_topology 3 and a kvmnetd per host;
+# EVPN=1 (each daemon given FRR's vty socket) when FRR is installed.
+mig_hosts_start() {
+    local k
+    guest_prepare
+    EVPN=1
+    frr_available || EVPN=0
+    hosts_topology 3
+    for k in 1 2 3; do
+        if ((EVPN)); then
+            host_daemon_start "$k" --frr-vty-socket "$T/h$k/frr"
+        else
+            host_daemon_start "$k"
+        fi
+    done
+}
+
+# mig_frr_start: FRR as installed on every host: moves back and forth stay
+# below the duplicate-address threshold kvmnet puts into FRR (20 moves in
+# 180 s).
+mig_frr_start() {
+    local k
+    for k in 1 2 3; do frr_start "$k"; done
+}
+
+mig_frr_stop() {
+    local k
+    for k in 3 2 1; do frr_stop "$k"; done
 }
 
 _mig_evpn_established() {

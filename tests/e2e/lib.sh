@@ -542,6 +542,29 @@ wait_state() {
 
 # dnsmasq_pid NET: the pid in the daemon's pid file, or nothing.
 dnsmasq_pid() { tr -d ' \n' <"$T/run/$1/dnsmasq.pid" 2>/dev/null || true; }
+# held_dnsmasq NAME...: the path of a dnsmasq wrapper for `kvmnetd
+# --dnsmasq`: for the listed networks it writes its pid to $T/waiting.NAME
+# and waits for $T/release.NAME before it execs the real dnsmasq (same pid,
+# same command line), holding a start in "waiting for dnsmasq"; other
+# networks get dnsmasq at once.
+held_dnsmasq() {
+    local real pattern="" n
+    real=$(command -v dnsmasq)
+    for n in "$@"; do pattern+="${pattern:+ | }*/run/$n/dnsmasq.conf*"; done
+    cat >"$T/held-dnsmasq" <<WRAPPER
+#!/bin/sh
+case "\$*" in
+$pattern)
+    name=\$(basename "\$(dirname "\${2#--conf-file=}")")
+    echo \$\$ >"$T/waiting.\$name"
+    while [ ! -e "$T/release.\$name" ]; do sleep 0.05; done ;;
+esac
+exec $real "\$@"
+WRAPPER
+    chmod 755 "$T/held-dnsmasq"
+    echo "$T/held-dnsmasq"
+}
+
 # is_dnsmasq PID: alive and really a dnsmasq.
 is_dnsmasq() {
     [[ ${1:-} =~ ^[0-9]+$ ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]] &&
@@ -568,6 +591,28 @@ nat_topology() {
     veth_pair "$H" vg1 "$G1" eth0
 }
 
+# plain_router I H G: a kvmnet NAT host's shape without kvmnetd, for the
+# benchmarks' baselines: I ("internet", eth0 203.0.113.2/24) -- H (uplink0
+# 203.0.113.1/24, bridge br0 192.168.170.1/24, forwarding on) -- G (guest,
+# eth0 192.168.170.10/24 on br0 through vgp, default via the bridge).
+plain_router() {
+    local i=$1 h=$2 g=$3
+    ns_create "$i"
+    ns_create "$h"
+    ns_create "$g"
+    veth_pair "$h" uplink0 "$i" eth0
+    ip -n "$h" addr add 203.0.113.1/24 dev uplink0
+    ip -n "$i" addr add 203.0.113.2/24 dev eth0
+    ip -n "$h" link add br0 type bridge
+    ip -n "$h" addr add 192.168.170.1/24 dev br0
+    ip -n "$h" link set br0 up
+    veth_pair "$h" vgp "$g" eth0
+    ip -n "$h" link set vgp master br0
+    ip -n "$g" addr add 192.168.170.10/24 dev eth0
+    ip -n "$g" route add default via 192.168.170.1
+    in_ns "$h" sysctl -qw net.ipv4.ip_forward=1
+}
+
 # route_back CIDR: let I reach a guest subnet through the host (for tests that
 # show inbound traffic is refused for another reason than routing).
 route_back() { ip -n "$I" route add "$1" via 203.0.113.1; }
@@ -588,17 +633,22 @@ guest_dhcp() {
 }
 
 # listen_tcp NS PORT REPLY-CMD: a socat listener in NS, tracked, waited for.
+# A client that half-closes (tcp_get) must not end the connection before
+# REPLY-CMD has answered: socat's -t (0.5 s by default) is 10 s here.
 listen_tcp() {
     local ns=$1 port=$2 cmd=$3
-    spawn_in_ns "$ns" socat "TCP-LISTEN:$port,reuseaddr,fork" "SYSTEM:$cmd" >>"$T/socat.log" 2>&1
+    spawn_in_ns "$ns" socat -t 10 "TCP-LISTEN:$port,reuseaddr,fork" "SYSTEM:$cmd" >>"$T/socat.log" 2>&1
     track_pid "$SPAWNED_PID"
     retry 50 _listening "$ns" "$port" || fail "listener on $ns:$port did not come up"
 }
 _listening() { [[ $(in_ns "$1" ss -Hltn "sport = :$2") == *LISTEN* ]]; }
 
 # tcp_get NS ADDR PORT [TIMEOUT]: connect, print what the server sends.
+# Its stdin is empty, so socat half-closes at once and then waits only -t
+# for the reply (0.5 s by default): -t is the timeout too, or a server slow
+# to answer reads as an empty reply (test_tcp_get).
 tcp_get() {
-    in_ns "$1" socat -T "${4:-3}" - "TCP:$2:$3,connect-timeout=${4:-3}" </dev/null
+    in_ns "$1" socat -t "${4:-3}" -T "${4:-3}" - "TCP:$2:$3,connect-timeout=${4:-3}" </dev/null
 }
 
 # ---------------------------------------------------------------- kernel snapshots

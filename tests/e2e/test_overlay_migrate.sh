@@ -27,18 +27,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib-migrate.sh"
 
 [[ -d /sys/module/vxlan ]] || modprobe vxlan 2>/dev/null ||
     skip "no VXLAN support in this kernel (module vxlan)"
-guest_prepare
-
-EVPN=1
-frr_available || EVPN=0
-hosts_topology 3
-for k in 1 2 3; do
-    if ((EVPN)); then
-        host_daemon_start "$k" --frr-vty-socket "$T/h$k/frr"
-    else
-        host_daemon_start "$k"
-    fi
-done
+mig_hosts_start
 
 # check_moved: the guest answers from host 2 and the hosts know it is there.
 check_moved() {
@@ -68,11 +57,9 @@ migrate_once static
 
 if ((EVPN)); then
     log "EVPN: the same with FRR in every host"
-    # FRR as installed: the duplicate-address threshold that lets the guest
-    # move back and forth is the one kvmnet puts into FRR.
-    for k in 1 2 3; do frr_start "$k"; done
+    mig_frr_start
     migrate_once evpn
-    for k in 3 2 1; do frr_stop "$k"; done
+    mig_frr_stop
 else
     log "SKIP EVPN half: FRR is not installed (scripts/deps-overlay.sh installs it)"
 fi

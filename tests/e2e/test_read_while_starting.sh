@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # E2E: the daemon answers while a network's start waits for dnsmasq (issue 12,
 # "a loop that never blocks"). kvmnetd runs with --dnsmasq pointing at a
-# wrapper that, for network "slow" only, waits for a release file before it
-# execs the real dnsmasq (same pid: the daemon supervises the wrapper's pid).
+# wrapper (lib.sh's held_dnsmasq) that, for networks "slow", "slow2" and
+# "slow3" only, waits for a release file before it execs the real dnsmasq
+# (same pid: the daemon supervises the wrapper's pid).
 #  - while `start slow` waits: Manager.Describe and GetAll on another network
 #    (busctl) and `kvmnetctl show` answer, and what they show is "slow"
 #    still activating with its start call still waiting;
@@ -19,19 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 nat_topology
 bus_start
 
-real_dnsmasq=$(command -v dnsmasq)
-cat >"$T/slow-dnsmasq" <<WRAPPER
-#!/bin/sh
-case "\$*" in
-*/slow*/dnsmasq.conf*)
-    name=\$(basename "\$(dirname "\${2#--conf-file=}")")
-    echo \$\$ >"$T/waiting.\$name"
-    while [ ! -e "$T/release.\$name" ]; do sleep 0.05; done ;;
-esac
-exec $real_dnsmasq "\$@"
-WRAPPER
-chmod 755 "$T/slow-dnsmasq"
-daemon_start --dnsmasq "$T/slow-dnsmasq"
+daemon_start --dnsmasq "$(held_dnsmasq slow slow2 slow3)"
 
 ctl create fast --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 --dhcp-range 192.168.122.100-192.168.122.200
 ctl start fast

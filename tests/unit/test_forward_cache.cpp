@@ -7,18 +7,12 @@
 #include "manager_test_prelude.hpp"
 
 #include "model/forward.hpp"
+#include "random_forward.hpp"
 #include "store/store.hpp"
 
 namespace {
 
-struct Lcg {
-    std::uint64_t state;
-    std::uint32_t next(std::uint32_t bound)
-    {
-        state = state * 6364136223846793005ull + 1442695040888963407ull;
-        return static_cast<std::uint32_t>((state >> 33) % bound);
-    }
-};
+using kvmnet::testing::Lcg;
 
 nlohmann::json random_forward(Lcg& rng, const std::string& prefix)
 {

@@ -3,6 +3,7 @@
 // revision's forwards part (store::forward_hash), issue 17 item 2.
 #include "model/forward.hpp"
 #include "model/network.hpp"
+#include "random_forward.hpp"
 #include "store/store.hpp"
 
 #include <catch2/catch.hpp>
@@ -19,39 +20,10 @@ using kvmnet::model::Ipv4;
 using kvmnet::model::Ipv6;
 using kvmnet::model::PortForward;
 using kvmnet::model::Proto;
+using kvmnet::testing::Lcg;
+using kvmnet::testing::random_forward;
 
 namespace {
-
-struct Lcg {
-    std::uint64_t state;
-    std::uint32_t next(std::uint32_t bound)
-    {
-        state = state * 6364136223846793005ull + 1442695040888963407ull;
-        return static_cast<std::uint32_t>((state >> 33) % bound);
-    }
-};
-
-// IPv4 and IPv6, every address or one of three, short ranges and now and
-// then a long one.
-PortForward random_forward(Lcg& rng, std::uint32_t ports)
-{
-    PortForward f;
-    f.proto = static_cast<Proto>(rng.next(3));
-    f.host_port_first = static_cast<std::uint16_t>(1 + rng.next(ports));
-    const std::uint32_t length = rng.next(8) == 0 ? rng.next(60) : rng.next(4);
-    f.host_port_last = static_cast<std::uint16_t>(f.host_port_first + length);
-    f.guest_port_first = 1000;
-    const auto a = rng.next(4);
-    if (rng.next(4) == 0) {
-        f.ipv6 = true;
-        f.guest6 = *Ipv6::parse("fd00::10");
-        if (a != 0) f.host_address6 = Ipv6::parse("2001:db8::" + std::to_string(a));
-    } else {
-        f.guest = *Ipv4::parse("192.168.122.10");
-        if (a != 0) f.host_address = Ipv4{0xcb007100u + a};
-    }
-    return f;
-}
 
 // What the index replaces: every held forward compared with the new one.
 bool linear_clash(const std::vector<PortForward>& held, const PortForward& f)
@@ -80,7 +52,7 @@ TEST_CASE("the forward index finds the same clashes as comparing every forward",
                 REQUIRE(index.size() == held.size());
                 continue;
             }
-            const PortForward f = random_forward(rng, 300);
+            const PortForward f = random_forward(rng, 300, true);
             const bool expected = linear_clash(held, f);
             const std::optional<ForwardKey> found = index.find(f);
             CAPTURE(round, step, kvmnet::model::describe(f));
@@ -102,7 +74,7 @@ TEST_CASE("the forward index finds the same clashes as comparing every forward",
         // Built at once from the same forwards, it answers the same.
         const ForwardIndex rebuilt(held);
         for (int probe = 0; probe < 20; ++probe) {
-            const PortForward f = random_forward(rng, 300);
+            const PortForward f = random_forward(rng, 300, true);
             REQUIRE(rebuilt.find(f).has_value() == linear_clash(held, f));
         }
     }
@@ -140,7 +112,7 @@ TEST_CASE("the journal's forward text is to_json's", "[forward][index]")
 {
     Lcg rng{5};
     for (int i = 0; i < 300; ++i) {
-        PortForward f = random_forward(rng, 60000);
+        PortForward f = random_forward(rng, 60000, true);
         if (rng.next(3) == 0) f.description = "web \"front\" \\ ü";
         if (rng.next(3) == 0) f.rate = 1 + rng.next(1000);
         if (!f.ipv6 && rng.next(4) == 0) f.guest_name = "web-" + std::to_string(i);
@@ -156,7 +128,7 @@ TEST_CASE("the revision's forwards part: order does not matter, every field does
     Lcg rng{9};
     std::vector<PortForward> forwards;
     for (int i = 0; i < 50; ++i)
-        forwards.push_back(random_forward(rng, 60000));
+        forwards.push_back(random_forward(rng, 60000, true));
     std::vector<PortForward> reversed(forwards.rbegin(), forwards.rend());
     CHECK(kvmnet::store::forwards_hash(forwards) == kvmnet::store::forwards_hash(reversed));
 

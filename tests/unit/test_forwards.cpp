@@ -8,6 +8,7 @@
 #include "model/network.hpp"
 
 #include "document_util.hpp"
+#include "random_forward.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -353,30 +354,8 @@ TEST_CASE("forwards_overlap: protocol, address and port range must all overlap",
 
 namespace {
 
-// A small deterministic generator for the randomised cross-checks.
-struct Lcg {
-    std::uint64_t state;
-    std::uint32_t next(std::uint32_t bound)
-    {
-        state = state * 6364136223846793005ull + 1442695040888963407ull;
-        return static_cast<std::uint32_t>((state >> 33) % bound);
-    }
-};
-
-PortForward random_forward(Lcg& rng, std::uint32_t ports)
-{
-    PortForward f;
-    f.proto = static_cast<Proto>(rng.next(3));
-    f.host_port_first = static_cast<std::uint16_t>(1 + rng.next(ports));
-    // Mostly short ranges, now and then a long one that covers later ones.
-    const std::uint32_t length = rng.next(8) == 0 ? rng.next(60) : rng.next(4);
-    f.host_port_last = static_cast<std::uint16_t>(f.host_port_first + length);
-    const auto a = rng.next(4);
-    if (a != 0) f.host_address = Ipv4{0xcb007100u + a};  // 203.0.113.1-3, or every address
-    f.guest = ip("192.168.122.10");
-    f.guest_port_first = 1000;
-    return f;
-}
+using kvmnet::testing::Lcg;
+using kvmnet::testing::random_forward;
 
 bool brute_force_clash(const std::vector<PortForward>& forwards)
 {
