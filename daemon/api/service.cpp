@@ -345,7 +345,7 @@ private:
     }
     std::string Describe() override
     {
-        return guarded([&] { return bounded(manager_.describe_all().dump(), "Describe"); });
+        return guarded([&] { return bounded(manager_.describe_all_text(), "Describe"); });
     }
     std::string DescribeBrief() override
     {
@@ -467,7 +467,7 @@ private:
     }
     std::string Describe() override
     {
-        return guarded([&] { return bounded(manager_.describe(name_).dump(), "Describe"); });
+        return guarded([&] { return bounded(manager_.describe_text(name_), "Describe"); });
     }
     std::string DescribeBrief() override
     {

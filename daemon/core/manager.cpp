@@ -126,11 +126,17 @@ nlohmann::json Manager::describe(const std::string& name) const
     j["state"] = state_name(e.state);
     j["state_reason"] = e.reason;
     if (nlohmann::json evpn = evpn_status(name); !evpn.is_null()) j["evpn"] = std::move(evpn);
+    if (auto zone = firewalld_zone(e)) j["firewalld_zone"] = std::move(*zone);
+    return j;
+}
+
+std::optional<std::string> Manager::firewalld_zone(const Entry& e) const
+{
     // Whether the last sync put the bridge into firewalld's zone: the
     // answer without a bus call; diagnose asks firewalld itself.
     if (firewalld_ && is_running(e.state) && Firewalld::wanted(e.spec) && options_.firewall_integration)
-        j["firewalld_zone"] = firewalld_->zone_of_last_sync(e.spec.bridge);
-    return j;
+        return firewalld_->zone_of_last_sync(e.spec.bridge);
+    return std::nullopt;
 }
 
 nlohmann::json Manager::describe_all() const
@@ -139,6 +145,40 @@ nlohmann::json Manager::describe_all() const
     for (const auto& [name, e] : networks_)
         networks.push_back(describe(name));
     return {{"networks", networks}};
+}
+
+std::string Manager::describe_text(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    // EVPN's part is FRR's state, read when asked (at most once a second): never kept.
+    if (e.spec.overlay && e.spec.overlay->evpn) return describe(name).dump();
+    // Everything describe() is made of. The forwards' vector (its address
+    // and size) too: the revision's forwards part is blind to their order,
+    // and whatever changes them in place forgets the text (forget_forwards,
+    // journalled_change).
+    const auto zone = firewalld_zone(e);
+    std::string key = revision(name);
+    key.append("\n").append(std::to_string(reinterpret_cast<std::uintptr_t>(e.spec.forwards.data())));
+    key.append("\n").append(std::to_string(e.spec.forwards.size()));
+    key.append("\n").append(state_name(e.state));
+    key.append("\n").append(zone ? "zone " + *zone : "no zone");
+    key.append("\n").append(e.reason);
+    if (const std::string* kept = reads_.describe(name, key)) return *kept;
+    return reads_.keep_describe(name, std::move(key), describe(name).dump());
+}
+
+std::string Manager::describe_all_text() const
+{
+    // describe_all().dump(): {"networks":[...]} with each network's text as it is kept.
+    std::string text = R"({"networks":[)";
+    bool first = true;
+    for (const auto& [name, e] : networks_) {
+        if (!first) text += ',';
+        first = false;
+        text += describe_text(name);
+    }
+    text += "]}";
+    return text;
 }
 
 void Manager::set_state(Entry& e, State state) { set_state(e, state, "none", {}); }
@@ -184,6 +224,7 @@ std::string Manager::pick_bridge_name() const
 void Manager::load()
 {
     forward_caches_.clear();
+    reads_ = ReadCache{};
     std::vector<std::string> problems;
     auto loaded = store_.load(problems);
     for (const auto& p : problems)
@@ -345,6 +386,7 @@ void Manager::delete_owned_bridge(const std::string& name, const std::string& br
 void Manager::reload()
 {
     forward_caches_.clear();
+    reads_ = ReadCache{};
     std::vector<std::string> problems;
     auto loaded = store_.load(problems);
     for (const auto& p : problems)
@@ -490,6 +532,7 @@ void Manager::delete_stopped(Entry& e)
     }
     networks_.erase(name);
     forget_forwards(name);
+    reads_.erase(name);
     log_info("network " + name + ": deleted", name, MessageId::network_deleted);
     if (listener_) listener_->network_removed(name);
 }
@@ -835,6 +878,7 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     // No write at all when the kernel already has exactly this table (a
     // restarted daemon adopting its networks); otherwise one transaction.
     forward_counters_.valid = false;
+    rule_counters_.valid = false;
     committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
     sync_fast_path(active);
     if (docker_user_) docker_user_->sync(active);

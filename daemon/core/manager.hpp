@@ -14,6 +14,7 @@
 #include "core/network.hpp"
 #include "core/paging.hpp"
 #include "core/process.hpp"
+#include "core/read_cache.hpp"
 #include "core/repair_trigger.hpp"
 #include "core/sysctl_hold.hpp"
 #include "core/undo.hpp"
@@ -144,6 +145,10 @@ public:
     std::string_view dnsmasq_state(const std::string& name) const;
     nlohmann::json describe(const std::string& name) const;
     nlohmann::json describe_all() const;
+    // describe(name).dump() and describe_all().dump(), kept between
+    // changes (core/read_cache.hpp): what Describe answers.
+    std::string describe_text(const std::string& name) const;
+    std::string describe_all_text() const;
 
     std::string create(const std::string& document);  // returns the network's name
     void remove(const std::string& name);
@@ -439,6 +444,16 @@ private:
         std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> totals;  // network -> connections, dropped
     };
     const ForwardCounters& forward_counters() const;
+    // The rules' counters (Statistics), dumped and reused under the same
+    // rule; dropped when the table is applied again.
+    struct RuleCounters {
+        bool valid = false;
+        std::uint64_t taken_usec = 0;
+        std::uint64_t reuse_usec = 0;
+        std::vector<plan::RuleCounter> rules;
+    };
+    mutable RuleCounters rule_counters_;
+    const std::vector<plan::RuleCounter>& rule_counters() const;
     nlohmann::json forward_json(const Entry& e, const model::PortForward& f, const ForwardCounters& counters) const;
     mutable ForwardCounters forward_counters_;
     // Per network, kept across forward changes (core/manager_forwards.cpp):
@@ -456,7 +471,15 @@ private:
     };
     mutable std::map<std::string, ForwardCache> forward_caches_;
     ForwardCache& forward_cache(const Entry& e) const;
-    void forget_forwards(const std::string& name) const { forward_caches_.erase(name); }
+    void forget_forwards(const std::string& name) const
+    {
+        forward_caches_.erase(name);
+        reads_.forget(name);
+    }
+    // The revision's document part and the Describe text of each network.
+    mutable ReadCache reads_;
+    // firewalld's zone of e's bridge as Describe reports it, if it reports one.
+    std::optional<std::string> firewalld_zone(const Entry& e) const;
     // changeable(), keeping the network's forward cache: for AddForwards and
     // RemoveForward, which keep it up to date themselves.
     Entry& forwards_changeable(const std::string& name);

@@ -189,6 +189,7 @@ void Manager::journalled_change(Entry& e, const std::vector<model::PortForward>&
     const bool running = is_running(e.state);
     const std::vector<plan::Set> sets = plan::forward_sets();
     forward_counters_.valid = false;
+    reads_.forget(e.spec.name);  // forwards added or removed in place
     std::vector<plan::ElementChange> changes;
     if (running) {
         changes = element_changes(sets, forwards, e.spec.name, add);
@@ -265,6 +266,19 @@ const Manager::ForwardCounters& Manager::forward_counters() const
     c.reuse_usec = 4 * (c.taken_usec - now);
     c.valid = true;
     return c;
+}
+
+const std::vector<plan::RuleCounter>& Manager::rule_counters() const
+{
+    RuleCounters& c = rule_counters_;
+    const std::uint64_t now = monotonic_usec();
+    if (c.valid && now - c.taken_usec < c.reuse_usec) return c.rules;
+    c.valid = false;
+    c.rules = firewall_.rule_counters(plan::table_name);
+    c.taken_usec = monotonic_usec();
+    c.reuse_usec = 4 * (c.taken_usec - now);
+    c.valid = true;
+    return c.rules;
 }
 
 nlohmann::json Manager::forward_json(const Entry& e, const model::PortForward& f, const ForwardCounters& counters) const
@@ -354,7 +368,7 @@ nlohmann::json Manager::statistics(const std::string& name) const
     const bool running = is_running(e.state);
     if (running) {
         const std::string prefix = name + ": ";
-        for (const plan::RuleCounter& r : firewall_.rule_counters(plan::table_name)) {
+        for (const plan::RuleCounter& r : rule_counters()) {
             if (r.comment.rfind(prefix, 0) != 0) continue;
             rules.push_back({{"rule", r.comment.substr(prefix.size())},
                              {"chain", plan::hook_chain_of(r.chain)},

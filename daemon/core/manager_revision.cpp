@@ -8,7 +8,7 @@ namespace kvmnet::core {
 std::string Manager::revision(const std::string& name) const
 {
     const Entry& e = entry(name);
-    return store::revision_of(e.spec, forward_cache(e).revision_part);
+    return reads_.revision(e.spec, forward_cache(e).revision_part);
 }
 
 void Manager::update_at_revision(const std::string& name, const std::string& document, const std::string& revision)

@@ -260,11 +260,29 @@ std::uint64_t forwards_hash(const std::vector<model::PortForward>& forwards)
     return sum;
 }
 
-std::string revision_of(const model::Network& network, std::uint64_t forwards_part)
+std::uint64_t revision_base(const model::Network& network)
 {
+    Fnv h;
+    const std::string text = model::to_json(network, false).dump();
+    h.bytes(text.data(), text.size());
+    return h.hash;
+}
+
+std::string revision_of(std::uint64_t base, std::uint64_t forwards_part)
+{
+    // document_hash of the text and "/PART": FNV-1a goes on from the text's state.
     char part[18];
     std::snprintf(part, sizeof part, "/%016llx", static_cast<unsigned long long>(forwards_part));
-    return document_hash(model::to_json(network, false).dump() + part);
+    Fnv h{base};
+    h.bytes(part, std::strlen(part));
+    char buffer[17];
+    std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(h.hash));
+    return buffer;
+}
+
+std::string revision_of(const model::Network& network, std::uint64_t forwards_part)
+{
+    return revision_of(revision_base(network), forwards_part);
 }
 
 std::string revision_of(const model::Network& network) { return revision_of(network, forwards_hash(network.forwards)); }

@@ -30,6 +30,11 @@ namespace kvmnet::store {
 std::string revision_of(const model::Network& network);
 // With the forwards' part given (forwards_hash of network.forwards).
 std::string revision_of(const model::Network& network, std::uint64_t forwards_part);
+// The same in two steps, so that the first can be kept while only the
+// forwards change (core/read_cache.hpp): the hash state after the document
+// without its forwards, then the revision with the forwards' part.
+std::uint64_t revision_base(const model::Network& network);
+std::string revision_of(std::uint64_t base, std::uint64_t forwards_part);
 // One forward's term of the forwards' part (a hash of what to_json writes of it).
 std::uint64_t forward_hash(const model::PortForward& forward);
 std::uint64_t forwards_hash(const std::vector<model::PortForward>& forwards);
