@@ -38,9 +38,8 @@ TEST_CASE("Starting one more network dumps no links", "[manager][scale]")
     h.m().start("n4");
     REQUIRE(h.m().state("n4") == State::active);
     CHECK(h.links.count("list_links") == 0);
-    // The bridge's own addresses, not every network's.
+    // The new bridge's ports, not every link of the host.
     CHECK(h.links.count("list_ports") >= 1);
-    CHECK(h.links.count("list_addresses_of") >= 1);
 }
 
 TEST_CASE("A subnet conflict still names the other program's interface", "[manager][scale]")
@@ -78,8 +77,9 @@ TEST_CASE("Lost link notifications re-check every network once, each from its ow
     REQUIRE(h.links.has("kvn2"));
     CHECK(h.links.addresses_on("kvn2").size() == 1);
     CHECK(h.m().state("n2") == State::active);
-    // Per network its bridge's ports and addresses: O(networks), not a
-    // dump of the whole host per network (O(networks²)).
-    CHECK(h.links.count("list_links") == 0);
-    CHECK(h.links.count("list_ports") >= 4);
+    // Per network its own bridge: O(networks), not a dump of the whole
+    // host per network (O(networks²)). The one dump left looks for the
+    // missing bridge under another name (renamed_bridge).
+    CHECK(h.links.count("list_links") <= 1);
+    CHECK(h.links.count("list_addresses_of") >= 1);
 }
