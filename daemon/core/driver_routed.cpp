@@ -60,7 +60,9 @@ public:
     {
         LinkRepair r;
         const model::Network n = overlay_.effective(spec);
-        const auto ops = plan::plan_bridge(n, bridge, links_.list_addresses(), overlay_.bridge_mac(n));
+        // Only the bridge's addresses: a resync of every network stays O(networks), not O(networks²).
+        const auto addresses = bridge ? links_.list_addresses_of(bridge->index) : std::vector<plan::AddressInfo>{};
+        const auto ops = plan::plan_bridge(n, bridge, addresses, overlay_.bridge_mac(n));
         if (ops.empty() || !allowed()) {
             r.done = overlay_.repair(n, allowed);
             if (!r.done.empty()) r.what = "link";

@@ -68,8 +68,8 @@ void Manager::observe_ports(Entry& e)
     // first) the last observation is what a repair restores.
     if (!bridge || bridge->alias != plan::owner_alias(n.name)) return;
     std::set<std::string> seen;
-    for (const plan::LinkInfo& l : links_.list_links())
-        if (l.master_index == bridge->index && l.name != n.uplink && !driver(n).owns_link(n, l.name) &&
+    for (const plan::LinkInfo& l : links_.list_ports(bridge->index))
+        if (l.name != n.uplink && !driver(n).owns_link(n, l.name) &&
             std::none_of(n.ports.begin(), n.ports.end(), [&](const model::Port& p) { return p.name == l.name; }))
             seen.insert(l.name);
     e.foreign_ports = std::move(seen);

@@ -65,7 +65,9 @@ void configure_bridge(plan::LinkAdapter& links, const model::Network& n, Undo& u
 {
     step = "configuring bridge " + n.bridge;
     const auto observed = links.find_link(n.bridge);
-    apply_link_ops(links, n, plan::plan_bridge(n, observed, links.list_addresses(), mac), observed, undo, step);
+    // The bridge's own addresses are all plan_bridge looks at: not a dump of every network's.
+    const auto addresses = observed ? links.list_addresses_of(observed->index) : std::vector<plan::AddressInfo>{};
+    apply_link_ops(links, n, plan::plan_bridge(n, observed, addresses, mac), observed, undo, step);
 }
 
 }  // namespace kvmnet::core

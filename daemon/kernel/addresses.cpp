@@ -21,6 +21,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -145,6 +146,56 @@ AddrPtr address_object(int ifindex, int family, ParsedAddress& parsed, const std
 
 }  // namespace
 
+namespace {
+
+// An IPv4 or IPv6 address as plan::AddressInfo; nullopt for other families or one without a local address.
+std::optional<plan::AddressInfo> address_info(rtnl_addr* addr)
+{
+    const int family = rtnl_addr_get_family(addr);
+    if (family != AF_INET && family != AF_INET6) {
+        return std::nullopt;
+    }
+    plan::AddressInfo info;
+    info.link_index = rtnl_addr_get_ifindex(addr);
+    info.family = family;
+    info.address = format_ip(rtnl_addr_get_local(addr));
+    info.prefix_length = static_cast<std::uint8_t>(rtnl_addr_get_prefixlen(addr));
+    info.broadcast = format_ip(rtnl_addr_get_broadcast(addr));
+    if (const char* label = rtnl_addr_get_label(addr)) {
+        info.label = label;
+    }
+    info.scope = static_cast<std::uint8_t>(rtnl_addr_get_scope(addr));
+    // libnl takes IFA_FLAGS (all 32 bits: noprefixroute, managetempaddr, ...) over the 8-bit ifa_flags.
+    info.flags = rtnl_addr_get_flags(addr);
+    // From IFA_CACHEINFO: seconds left, 0xffffffff for forever, as the kernel counts them at dump time.
+    info.valid_lifetime = rtnl_addr_get_valid_lifetime(addr);
+    info.preferred_lifetime = rtnl_addr_get_preferred_lifetime(addr);
+    if (info.address.empty()) {
+        return std::nullopt;
+    }
+    return info;
+}
+
+// Strict checking (NETLINK_GET_STRICT_CHK, Linux 4.20) for one request: only then does the kernel filter an address
+// dump by ifa_index. Off again afterwards, since the other requests on this socket are spelt for lax checking.
+class StrictChecking {
+public:
+    explicit StrictChecking(nl_sock* socket) : fd_(nl_socket_get_fd(socket)) { set(1); }
+    ~StrictChecking() { set(0); }
+    StrictChecking(const StrictChecking&) = delete;
+    StrictChecking& operator=(const StrictChecking&) = delete;
+
+private:
+    void set(int on) const
+    {
+        // Kernels without the option send every address; the caller filters anyway.
+        (void)setsockopt(fd_, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &on, sizeof on);
+    }
+    int fd_;
+};
+
+}  // namespace
+
 std::vector<plan::AddressInfo> NetlinkLinks::list_addresses()
 {
     nl_cache* raw = nullptr;
@@ -155,29 +206,59 @@ std::vector<plan::AddressInfo> NetlinkLinks::list_addresses()
     }
     std::vector<plan::AddressInfo> addresses;
     for (nl_object* object = nl_cache_get_first(cache.get()); object != nullptr; object = nl_cache_get_next(object)) {
-        auto* addr = reinterpret_cast<rtnl_addr*>(object);
-        const int family = rtnl_addr_get_family(addr);
-        if (family != AF_INET && family != AF_INET6) {
-            continue;
+        if (auto info = address_info(reinterpret_cast<rtnl_addr*>(object))) {
+            addresses.push_back(std::move(*info));
         }
-        plan::AddressInfo info;
-        info.link_index = rtnl_addr_get_ifindex(addr);
-        info.family = family;
-        info.address = format_ip(rtnl_addr_get_local(addr));
-        info.prefix_length = static_cast<std::uint8_t>(rtnl_addr_get_prefixlen(addr));
-        info.broadcast = format_ip(rtnl_addr_get_broadcast(addr));
-        if (const char* label = rtnl_addr_get_label(addr)) {
-            info.label = label;
+    }
+    return addresses;
+}
+
+std::vector<plan::AddressInfo> NetlinkLinks::list_addresses_of(int link_index)
+{
+    const std::string operation = "listing the addresses of link " + std::to_string(link_index);
+    std::vector<plan::AddressInfo> addresses;
+    std::pair<std::vector<plan::AddressInfo>*, int> target{&addresses, link_index};
+    NlResult result;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        addresses.clear();
+        ifaddrmsg header{};
+        header.ifa_family = AF_UNSPEC;
+        header.ifa_index = static_cast<std::uint32_t>(link_index);
+        NlMsgPtr msg = new_request(RTM_GETADDR, NLM_F_DUMP, &header, sizeof(header));
+        const StrictChecking strict(socket_);
+        result = transact(
+            socket_, msg.get(),
+            [&](const nlmsghdr* hdr) {
+                if (hdr->nlmsg_type != RTM_NEWADDR) {
+                    return;
+                }
+                MsgPtr copy(nlmsg_convert(const_cast<nlmsghdr*>(hdr)));
+                if (!copy) {
+                    throw Error(ErrorKind::Kernel, "netlink: " + operation + " failed: out of memory");
+                }
+                nlmsg_set_proto(copy.get(), NETLINK_ROUTE);
+                nl_msg_parse(
+                    copy.get(),
+                    [](nl_object* object, void* arg) {
+                        auto& out = *static_cast<std::pair<std::vector<plan::AddressInfo>*, int>*>(arg);
+                        auto info = address_info(reinterpret_cast<rtnl_addr*>(object));
+                        if (info && info->link_index == out.second) {
+                            out.first->push_back(std::move(*info));
+                        }
+                    },
+                    &target);
+            },
+            true);
+        if (result.error != -EINTR) {
+            break;
         }
-        info.scope = static_cast<std::uint8_t>(rtnl_addr_get_scope(addr));
-        // libnl takes IFA_FLAGS (all 32 bits: noprefixroute, managetempaddr, ...) over the 8-bit ifa_flags.
-        info.flags = rtnl_addr_get_flags(addr);
-        // From IFA_CACHEINFO: seconds left, 0xffffffff for forever, as the kernel counts them at dump time.
-        info.valid_lifetime = rtnl_addr_get_valid_lifetime(addr);
-        info.preferred_lifetime = rtnl_addr_get_preferred_lifetime(addr);
-        if (!info.address.empty()) {
-            addresses.push_back(std::move(info));
-        }
+    }
+    // A link that is gone has no addresses (strict dumps by index report ENODEV).
+    if (result.error == -ENODEV) {
+        return {};
+    }
+    if (!result.ok()) {
+        fail_result(operation, result);
     }
     return addresses;
 }

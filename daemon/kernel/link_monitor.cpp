@@ -12,10 +12,11 @@
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
+#include <sys/socket.h>
 
 namespace kvmnet::kernel {
 
-LinkMonitor::LinkMonitor()
+LinkMonitor::LinkMonitor(int receive_buffer)
 {
     socket_ = nl_socket_alloc();
     if (!socket_) throw Error(ErrorKind::Kernel, "netlink: cannot allocate a monitor socket");
@@ -78,6 +79,14 @@ LinkMonitor::LinkMonitor()
         r = nl_socket_add_memberships(socket_, RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
                                       RTNLGRP_IPV4_NETCONF, RTNLGRP_IPV6_NETCONF, 0);
     if (r >= 0) r = nl_socket_set_nonblocking(socket_);
+    if (r >= 0) {
+        // Beyond rmem_max as root (SO_RCVBUFFORCE); capped at rmem_max otherwise. An overrun stays
+        // survivable (take_overrun: the caller re-checks everything once), just rare.
+        const int fd = nl_socket_get_fd(socket_);
+        int wanted = receive_buffer;
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &wanted, sizeof wanted) != 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &wanted, sizeof wanted);
+    }
     if (r < 0) {
         nl_socket_free(socket_);
         throw Error(ErrorKind::Kernel, std::string("netlink: cannot subscribe to link changes: ") + nl_geterror(r));

@@ -33,7 +33,13 @@ struct FdbEvent {
 
 class LinkMonitor {
 public:
-    LinkMonitor();
+    // `receive_buffer`: the socket's receive buffer in bytes (the kernel
+    // doubles it). libnl's default (32 kB) overflows (ENOBUFS) when a busy
+    // loop meets a burst: with hundreds of networks, each start's bridge,
+    // address, netconf and dnsmasq notifications. Tests shrink it to force
+    // an overrun.
+    explicit LinkMonitor(int receive_buffer = default_receive_buffer);
+    static constexpr int default_receive_buffer = 8 << 20;
     ~LinkMonitor();
     LinkMonitor(const LinkMonitor&) = delete;
     LinkMonitor& operator=(const LinkMonitor&) = delete;

@@ -19,6 +19,7 @@ public:
     // links.cpp
     std::vector<plan::LinkInfo> list_links() override;
     std::optional<plan::LinkInfo> find_link(const std::string& name) override;
+    std::vector<plan::LinkInfo> list_ports(int master_index) override;
     void set_alias(const std::string& name, const std::string& alias) override;
     void rename_link(const std::string& name, const std::string& new_name) override;
     void set_mtu(const std::string& name, std::uint32_t mtu) override;
@@ -31,6 +32,7 @@ public:
 
     // addresses.cpp
     std::vector<plan::AddressInfo> list_addresses() override;
+    std::vector<plan::AddressInfo> list_addresses_of(int link_index) override;
     void add_address(const std::string& name, int family, const std::string& address,
                      std::uint8_t prefix_length) override;
     void add_address_info(const std::string& name, const plan::AddressInfo& info) override;

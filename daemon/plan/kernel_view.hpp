@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kvmnet::plan {
@@ -115,6 +116,16 @@ public:
     virtual ~Links() = default;
     virtual std::vector<LinkInfo> list_links() = 0;
     virtual std::optional<LinkInfo> find_link(const std::string& name) = 0;
+    // The links enslaved to the link with index `master_index` (a bridge's
+    // ports). The kernel adapter has the kernel filter the dump, so that a
+    // bridge's ports cost the same with 1 or 1,000 bridges on the host.
+    virtual std::vector<LinkInfo> list_ports(int master_index)
+    {
+        std::vector<LinkInfo> ports;
+        for (LinkInfo& l : list_links())
+            if (l.master_index == master_index) ports.push_back(std::move(l));
+        return ports;
+    }
     virtual void create_bridge(const std::string& name, const BridgeOptions& options) = 0;
     // Changes STP, forward delay, hello time, max age, priority and multicast
     // snooping of an existing bridge (mtu and mac are ignored here).
@@ -132,6 +143,15 @@ class Addresses {
 public:
     virtual ~Addresses() = default;
     virtual std::vector<AddressInfo> list_addresses() = 0;
+    // The addresses of the link with index `link_index` (filtered by the
+    // kernel where it can, as list_ports).
+    virtual std::vector<AddressInfo> list_addresses_of(int link_index)
+    {
+        std::vector<AddressInfo> mine;
+        for (AddressInfo& a : list_addresses())
+            if (a.link_index == link_index) mine.push_back(std::move(a));
+        return mine;
+    }
     virtual void add_address(const std::string& name, int family, const std::string& address,
                              std::uint8_t prefix_length) = 0;
     // Adds an address with everything `info` carries (lifetimes, flags,

@@ -234,6 +234,22 @@ public:
         enter("list_addresses", "", "", false);
         return addresses_;
     }
+    std::vector<AddressInfo> list_addresses_of(int link_index) override
+    {
+        enter("list_addresses_of", "", std::to_string(link_index), false);
+        std::vector<AddressInfo> result;
+        for (const auto& a : addresses_)
+            if (a.link_index == link_index) result.push_back(a);
+        return result;
+    }
+    std::vector<LinkInfo> list_ports(int master_index) override
+    {
+        enter("list_ports", "", std::to_string(master_index), false);
+        std::vector<LinkInfo> result;
+        for (const auto& l : links_)
+            if (l.info.master_index == master_index) result.push_back(l.info);
+        return result;
+    }
     std::vector<RouteInfo> list_routes() override
     {
         enter("list_routes", "", "", false);
