@@ -168,9 +168,12 @@ void Manager::remove_forward(const std::string& name, const model::ForwardKey& k
 {
     Entry& e = forwards_changeable(name);
     auto& forwards = e.spec.forwards;
-    // From the end: the forward removed is most often one added lately.
-    auto it = std::find_if(forwards.rbegin(), forwards.rend(),
-                           [&](const model::PortForward& f) { return model::forward_key(f) == key; });
+    // From the end: the forward removed is most often one added lately. The
+    // port first: building every forward's key made an old one's removal
+    // cost ~10 ns per forward there.
+    auto it = std::find_if(forwards.rbegin(), forwards.rend(), [&](const model::PortForward& f) {
+        return f.host_port_first == key.host_port && model::forward_key(f) == key;
+    });
     if (it == forwards.rend())
         throw Error(ErrorKind::NotFound, "network '" + name + "' has no forward " + model::describe(key));
     // A static host's name in a forward keeps it (validate); nothing else depends on a forward.
