@@ -153,8 +153,8 @@ phases() { # N VARIANT...: the phases measured, in the order of the first run
     echo "<!-- bulk: rendered by scripts/bench-bulk.sh; it replaces this section -->"
     echo "### Bulk forwards and flat adds, after (issue 17)"
     echo
-    echo "Measured by \`scripts/bench-bulk.sh\` on $(date -u +%Y-%m-%d), $COMMIT, in one run under"
-    echo "\`nice -n 19\` on $(nproc) shared cores (load average $(cat "$RESULTS/load-start.txt") at the start,"
+    echo "Measured by \`scripts/bench-bulk.sh\` on $(date -u +%Y-%m-%d), $COMMIT, in one run on"
+    echo "$(nproc) shared cores, at nice $(nice) (load average $(cat "$RESULTS/load-start.txt") at the start,"
     echo "$(cat "$RESULTS/load-end.txt") at the end; other engineers' builds and tests ran meanwhile: absolute"
     echo "times are upper bounds, the same-run ratios are what to read). Medians of $RUNS runs; adds and"
     echo "removes $ADDS samples each. The forwards are those of \`scripts/bench.sh\`."
