@@ -115,7 +115,9 @@ TEST_CASE("forward add --file: a JSON array or one object, checked before the bu
         R"([{"proto":"tcp","host_port":8080,"guest":"192.168.122.10","guest_port":80},
             {"proto":"udp","host_port":"5000-5002","guest":"web","guest_port":"6000-6002","rate":7,"description":"d"}])");
     REQUIRE(fields.size() == 2);
-    CHECK(fields[0] == web());
+    ForwardFields single = web();
+    single.host_port_end = 8080;  // fields_of spells the last port out
+    CHECK(fields[0] == single);
     CHECK(fields[1].proto == "udp");
     CHECK(fields[1].host_port == 5000);
     CHECK(fields[1].host_port_end == 5002);
@@ -127,7 +129,7 @@ TEST_CASE("forward add --file: a JSON array or one object, checked before the bu
     const auto one = kvmnet::client::forward_file_fields(
         R"({"proto":"tcp","host_port":8080,"guest":"192.168.122.10","guest_port":80})");
     REQUIRE(one.size() == 1);
-    CHECK(one[0] == web());
+    CHECK(one[0] == single);
 
     CHECK(refusal([] {
               kvmnet::client::forward_file_fields(
