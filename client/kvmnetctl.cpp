@@ -897,7 +897,7 @@ std::vector<std::string> add_forward_file(Context& c, const std::string& net, co
     try {
         fields = kvmnet::client::forward_file_fields(read_text(path));
     } catch (const kvmnet::Error& e) {
-        throw sdbus::Error("org.kvmnet1.Error." + std::string(kvmnet::error_kind_name(e.kind())), e.what());
+        throw sdbus::Error(std::string("org.kvmnet1.Error.").append(kvmnet::error_kind_name(e.kind())), e.what());
     }
     std::vector<
         sdbus::Struct<std::string, std::string, uint16_t, uint16_t, std::string, uint16_t, std::string, uint32_t>>
