@@ -586,9 +586,9 @@ json to_json(const PortForward& f)
 
 void append_json(std::string& out, const PortForward& f)
 {
-    // No temporary strings: numbers and IPv4 addresses go through a buffer
-    // on the stack (100,000 forwards are one journal line).
-    char buffer[48];
+    // No temporary strings: numbers go through a buffer on the stack, IPv4
+    // addresses digit by digit (100,000 forwards are one journal line).
+    char buffer[16];
     const auto number = [&out, &buffer](std::uint32_t n) {
         const auto r = std::to_chars(buffer, buffer + sizeof buffer, n);
         out.append(buffer, r.ptr);
@@ -602,14 +602,15 @@ void append_json(std::string& out, const PortForward& f)
         out += '"';
     };
     // Addresses and host names need no escaping; a description may.
-    const auto ipv4 = [&](Ipv4 ip) {
-        char* p = buffer;
-        for (int shift = 24; shift >= 0; shift -= 8) {
-            p = std::to_chars(p, buffer + sizeof buffer, (ip.value >> shift) & 0xff).ptr;
-            if (shift != 0) *p++ = '.';
-        }
+    const auto ipv4 = [&out](Ipv4 ip) {
         out += '"';
-        out.append(buffer, p);
+        for (int shift = 24; shift >= 0; shift -= 8) {
+            const unsigned octet = (ip.value >> shift) & 0xffu;
+            if (octet >= 100) out += static_cast<char>('0' + octet / 100);
+            if (octet >= 10) out += static_cast<char>('0' + octet / 10 % 10);
+            out += static_cast<char>('0' + octet % 10);
+            if (shift != 0) out += '.';
+        }
         out += '"';
     };
     const auto text = [&out](const std::string& s) {
