@@ -155,7 +155,7 @@ void Evpn::sync(const std::vector<plan::EvpnNetwork>& running, bool force)
             if (!removal.empty()) apply(removal);
             std::error_code ignored;
             if (wanted) {
-                const std::string fragment = plan::render_frr_fragment(*wanted);
+                const std::string fragment = plan::render_frr_fragment(*wanted, r.dad_is_ours());
                 store::write_replace(fragment_path_, fragment);
                 apply(fragment);
             } else {

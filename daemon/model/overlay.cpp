@@ -115,6 +115,13 @@ Overlay parse_overlay(const json& j, const std::string& field)
             throw invalid_field(r.field("host_address"), std::string("expected a string, got ") + type_name(*host));
         const auto& text = host->get_ref<const std::string&>();
         o.host_address = Ipv4::parse(text);
+        // Typed apart from a typo: an IPv6 host address is a wish kvmnet
+        // cannot meet yet (docs/overlay.md, "Limits").
+        if (!o.host_address && Ipv6::parse(text))
+            throw Error(ErrorKind::Unsupported,
+                        r.field("host_address") + ": '" + text +
+                            "' is an IPv6 address; the per-host address is IPv4 only (IPv6 traffic the host "
+                            "itself starts to a guest on another host leaves from the gateway address)");
         if (!o.host_address)
             throw invalid_field(r.field("host_address"),
                                 std::string("'").append(text.substr(0, 64)).append("' is not an IPv4 address"));

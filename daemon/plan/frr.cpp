@@ -89,7 +89,7 @@ std::optional<FrrConfig> frr_config(const std::vector<EvpnNetwork>& networks)
     return c;
 }
 
-std::string render_frr_fragment(const FrrConfig& c)
+std::string render_frr_fragment(const FrrConfig& c, bool dad)
 {
     const std::string g = frr_peer_group;
     std::ostringstream out;
@@ -106,8 +106,9 @@ std::string render_frr_fragment(const FrrConfig& c)
         out << " neighbor " << a << " peer-group " << g << "\n";
     // Only EVPN: the administrator's IPv4 routes are not ours to exchange.
     out << " !\n address-family ipv4 unicast\n  no neighbor " << g << " activate\n exit-address-family\n";
-    out << " !\n address-family l2vpn evpn\n  neighbor " << g << " activate\n  advertise-all-vni\n"
-        << " exit-address-family\nexit\n";
+    out << " !\n address-family l2vpn evpn\n  neighbor " << g << " activate\n  advertise-all-vni\n";
+    if (dad) out << "  " << frr_dad_line << "\n";
+    out << " exit-address-family\nexit\n";
     return out.str();
 }
 
@@ -162,6 +163,14 @@ FrrRunning parse_frr_running(const std::string& text)
             names.insert(w[1]);
         } else if (family == "l2vpn evpn") {
             if (w[0] == "advertise-all-vni") r.advertise_all_vni = true;
+            // The threshold; `dup-addr-detection freeze ...` is another setting.
+            const bool threshold = (w.size() > 1 && w[0] == "dup-addr-detection" && w[1] == "max-moves") ||
+                                   (w.size() == 2 && w[0] == "no" && w[1] == "dup-addr-detection");
+            if (threshold) {
+                r.dad.clear();
+                for (const std::string& x : w)
+                    r.dad += (r.dad.empty() ? "" : " ") + x;
+            }
             if (w[0] == "neighbor" && w.size() == 3 && w[2] == "activate") evpn_active.push_back(w[1]);
         }
     }
@@ -196,8 +205,15 @@ std::string render_frr_removal(const FrrRunning& running, const std::optional<Fr
             commands.push_back(" no neighbor " + a + "\n");
     if (!wanted && running.group) {
         commands.push_back(std::string(" no neighbor ") + frr_peer_group + " peer-group\n");
-        if (running.advertise_all_vni && running.other_evpn_active.empty())
-            commands.push_back(" address-family l2vpn evpn\n  no advertise-all-vni\n exit-address-family\n");
+        if (running.other_evpn_active.empty()) {
+            std::string evpn;
+            // `no` with the values puts FRR's default back (detection stays
+            // on). Before `no advertise-all-vni`: FRR takes it only while
+            // EVPN is on.
+            if (running.dad == frr_dad_line) evpn += std::string("  no ") + frr_dad_line + "\n";
+            if (running.advertise_all_vni) evpn += "  no advertise-all-vni\n";
+            if (!evpn.empty()) commands.push_back(" address-family l2vpn evpn\n" + evpn + " exit-address-family\n");
+        }
     }
     if (commands.empty()) return "";
     std::string out = "router bgp " + std::to_string(*running.asn) + "\n";

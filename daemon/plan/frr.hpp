@@ -23,6 +23,18 @@ namespace kvmnet::plan {
 
 inline constexpr const char* frr_peer_group = "kvmnet";
 
+// FRR's duplicate-address detection (RFC 7432 section 15.1: a MAC that
+// moves N times in M seconds) at FRR's default, N=5 M=180, flags a guest
+// live-migrated back and forth a few times (an evacuation and its return,
+// a maintenance round) as a duplicate: a warning and a DUPLICATE mark in
+// `show evpn mac`, and with the administrator's `dup-addr-detection freeze`
+// its routes frozen, cutting it off. A real duplicate or an L2 loop moves a
+// MAC at frame rate, far beyond 20 moves in 180 s; a guest that migrates
+// every 10 s stays below. Detection stays on and the action FRR's (warning
+// only unless `freeze` is set), as in Proxmox VE's EVPN zones and Cumulus
+// Linux, which keep it on at the default threshold.
+inline constexpr const char* frr_dad_line = "dup-addr-detection max-moves 20 time 180";
+
 // One running network's EVPN side.
 struct EvpnNetwork {
     std::string network;
@@ -49,8 +61,9 @@ struct FrrConfig {
 std::optional<FrrConfig> frr_config(const std::vector<EvpnNetwork>& networks);
 
 // kvmnet's fragment, in the form `vtysh -f` applies (and `show
-// running-config` prints back).
-std::string render_frr_fragment(const FrrConfig& config);
+// running-config` prints back). With `dad`, frr_dad_line too (left out when
+// the administrator set a threshold of their own: see FrrRunning::dad).
+std::string render_frr_fragment(const FrrConfig& config, bool dad = true);
 
 // What FRR's running configuration (`show running-config`) holds.
 struct FrrRunning {
@@ -60,6 +73,11 @@ struct FrrRunning {
     std::vector<std::string> other_neighbors;    // neighbours (and groups) that are not kvmnet's
     std::vector<std::string> other_evpn_active;  // of those, the ones activated for l2vpn evpn
     bool advertise_all_vni = false;
+    // The duplicate-address threshold line of `address-family l2vpn evpn`
+    // ("dup-addr-detection max-moves N time S" or "no dup-addr-detection"),
+    // "" at FRR's default. Not frr_dad_line: the administrator's, kept.
+    std::string dad;
+    bool dad_is_ours() const { return dad.empty() || dad == frr_dad_line; }
 };
 FrrRunning parse_frr_running(const std::string& text);
 
@@ -70,8 +88,9 @@ void check_frr_conflicts(const FrrRunning& running, const FrrConfig& wanted);
 
 // The commands (for `vtysh -f`) that remove what kvmnet has in FRR and no
 // longer wants: every neighbour of the group not in `wanted`, and with
-// nothing wanted the group itself and `advertise-all-vni` (unless a
-// neighbour not of kvmnet's still uses l2vpn evpn). "" when nothing is to go.
+// nothing wanted the group itself, `advertise-all-vni` and kvmnet's
+// duplicate-address threshold (unless a neighbour not of kvmnet's still
+// uses l2vpn evpn). "" when nothing is to go.
 std::string render_frr_removal(const FrrRunning& running, const std::optional<FrrConfig>& wanted);
 
 // FRR's view, from `show bgp l2vpn evpn summary json`, `show evpn vni json`

@@ -63,3 +63,32 @@ vty() {
     shift
     in_ns "${HOSTS[k]}" vtysh --vty_socket "$T/h$k/frr" "$@"
 }
+
+# evpn_mac_wait T0 MAC VXLAN TIMEOUT-S K...: polls (every 10 ms) hosts K...
+# until each one's VXLAN FDB has MAC from FRR (extern_learn, a type-2 route;
+# MAC may be "MAC dst VTEP" to wait for it behind one host, after a move);
+# prints, per host in order, the milliseconds from T0 (an $EPOCHREALTIME
+# taken just before the MAC's first frame) to the first poll that saw it.
+# Returns 1, printing what it has, when TIMEOUT-S passes first. Reports a
+# time, asserts none: the timeout only says the MAC never came.
+evpn_mac_wait() {
+    local t0=$1 mac=$2 vx=$3 timeout=$4 k out=""
+    shift 4
+    local -A got=()
+    while ((${#got[@]} < $#)); do
+        for k in "$@"; do
+            [[ -z ${got[$k]:-} ]] || continue
+            in_ns "${HOSTS[k]}" bridge fdb show dev "$vx" | grep -q "^$mac .*extern_learn" &&
+                got[$k]=$(((${EPOCHREALTIME/[.,]/} - ${t0/[.,]/}) / 1000))
+        done
+        ((${#got[@]} == $#)) && break
+        if (((${EPOCHREALTIME/[.,]/} - ${t0/[.,]/}) / 1000000 >= timeout)); then
+            for k in "$@"; do out+="${got[$k]:-none} "; done
+            echo "${out% }"
+            return 1
+        fi
+        sleep 0.01
+    done
+    for k in "$@"; do out+="${got[$k]} "; done
+    echo "${out% }"
+}

@@ -8,10 +8,18 @@
 #  - kvmnet's fragment is in each FRR (peer group "kvmnet", l2vpn evpn),
 #    beside the administrator's own neighbour; the iBGP sessions establish
 #    and EvpnState, Describe and diagnose say so;
+#  - kvmnet's duplicate-address threshold (migrations are no duplicate),
+#    never a freeze;
 #  - guests on different hosts get addresses from their own host's slice
 #    and ping each other; the remote guests' MACs are in the VXLAN FDB as
 #    extern_learn (installed by FRR from type-2 routes: no static peers),
 #    and Describe names the host (VTEP) a remote guest is on;
+#  - a new guest's MAC reaches the other two hosts' FDB (the time from its
+#    first frame is printed; only a MAC that never comes fails);
+#  - the per-host address with EVPN: host 1's derived one and host 3's
+#    host_address are the source of their routes to the guests; each host
+#    pings and connects to a guest on another host from it, and the guest
+#    knows host 1's address at a MAC of host 1's own, not the gateway's;
 #  - the VXLAN device's bridge port has neigh_suppress on and learning off
 #    (as FRR expects); reset with `bridge link set`, it is put back;
 #  - `kvmnetctl overlay status` lists the BGP sessions (established, with
@@ -22,8 +30,8 @@
 #    names the session with host 2 and says OverlayChanged, and the guests
 #    on hosts 1 and 3 keep talking; FRR back, host 2 is active again;
 #  - FRR started again without configuration: kvmnet puts its part back;
-#  - the network stopped: kvmnet's part leaves FRR, the administrator's
-#    neighbour stays.
+#  - the network stopped: kvmnet's part (its duplicate-address threshold
+#    too) leaves FRR, the administrator's neighbour stays.
 # Skips when FRR is not installed (scripts/deps-overlay.sh installs it).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -57,14 +65,16 @@ vty 1 -c 'configure terminal' -c 'router bgp 65000' -c 'neighbor 10.99.0.77 remo
 for k in 1 2 3; do host_daemon_start "$k" --frr-vty-socket "$T/h$k/frr"; done
 
 # document K: the network as host K defines it (its own underlay address and
-# DHCP slice, the other two hosts as BGP neighbours).
+# DHCP slice, the other two hosts as BGP neighbours; host 3 names its own
+# per-host address, hosts 1 and 2 derive theirs: .254 and .253).
 document() {
-    local k=$1 neighbors
+    local k=$1 neighbors host=""
     neighbors=$(for p in 1 2 3; do ((p == k)) || echo "\"10.99.0.$p\""; done | paste -sd,)
+    ((k != 3)) || host='"host_address": "10.78.0.240", '
     cat <<EOF
 {"name": "$NET", "mode": "nat", "bridge": "$BR", "uplink": "uplink0",
  "ipv4": {"address": "10.78.0.1/24", "dhcp": {"ranges": ["10.78.0.10-10.78.0.99"]}},
- "overlay": {"vni": $VNI, "local": "10.99.0.$k", "dhcp_slice": {"index": $((k - 1)), "count": 3},
+ "overlay": {"vni": $VNI, "local": "10.99.0.$k", "dhcp_slice": {"index": $((k - 1)), "count": 3}, $host
              "evpn": {"asn": 65000, "neighbors": [$neighbors]}}}
 EOF
 }
@@ -83,6 +93,9 @@ for k in 1 2 3; do
     assert_contains "$run" "neighbor kvmnet peer-group" "host $k: kvmnet's peer group"
     assert_contains "$run" "neighbor kvmnet update-source 10.99.0.$k" "host $k: the underlay address"
     assert_contains "$run" "advertise-all-vni" "host $k: advertise-all-vni"
+    # Migrations back and forth are no duplicate address (FRR's default: 5 moves in 180 s).
+    assert_contains "$run" "dup-addr-detection max-moves 20 time 180" "host $k: kvmnet's duplicate-address threshold"
+    assert_not_contains "$run" "freeze" "host $k: no freeze"
     [[ -s $T/h$k/run/frr-evpn.conf ]] || fail "host $k: no RUNTIME/frr-evpn.conf"
 done
 assert_contains "$(vty 1 -c 'show running-config')" "neighbor 10.99.0.77 remote-as 65000" \
@@ -141,6 +154,35 @@ _describe_places_g3() {
     [[ $(describe 1 | jq -r '.evpn.remote_guests[] | select(.mac == "52:54:00:00:00:03") | .vtep') == 10.99.0.3 ]]
 }
 retry 50 _describe_places_g3 || fail "host 1's Describe does not place guest 3: $(describe 1 | jq -c .evpn)"
+log "a new guest's MAC reaches the other hosts' FDB through FRR; the time from its first frame is printed"
+host_guest_add g4 1
+ip -n "${PFX}g4" link set eth0 address 52:54:00:00:00:04
+ip -n "${PFX}g4" addr add 10.78.0.200/24 dev eth0
+ip -n "${HOSTS[1]}" link set v-g4 master "$BR"
+t0=$EPOCHREALTIME
+ip -n "${HOSTS[1]}" link set v-g4 up
+pings "${PFX}g4" 10.78.0.1 || true
+# 20 s: a generous bound for a loaded machine (issue 15 asks for 2 s; the
+# bench tests/bench/evpn-mac.sh measures it), so only a MAC that never comes fails.
+ms=$(evpn_mac_wait "$t0" 52:54:00:00:00:04 "$VX" 20 2 3) ||
+    fail "guest 4's MAC did not reach hosts 2 and 3 (ms: $ms): $(in_ns "${HOSTS[3]}" bridge fdb show dev "$VX")"
+read -r ms2 ms3 <<<"$ms"
+log "guest 4's MAC known on host 2 after $ms2 ms, on host 3 after $ms3 ms (from its first frame on host 1)"
+
+log "per-host addresses with EVPN: host 1 (derived) and host 3 (host_address) reach guests on other hosts"
+assert_contains "$(ip -n "${HOSTS[1]}" route show 10.78.0.0/24)" "src 10.78.0.254" "host 1's route to the guests"
+assert_contains "$(ip -n "${HOSTS[3]}" route show 10.78.0.0/24)" "src 10.78.0.240" "host 3's route to the guests"
+retry 10 pings "${HOSTS[1]}" "${GIP[3]}" || fail "host 1 cannot ping guest 3 (on host 3)"
+retry 10 pings "${HOSTS[3]}" "${GIP[1]}" || fail "host 3 cannot ping guest 1 (on host 1)"
+listen_tcp "${PFX}g3" 7001 'echo $SOCAT_PEERADDR'
+assert_eq "$(tcp_get "${HOSTS[1]}" "${GIP[3]}" 7001)" 10.78.0.254 "host 1's TCP connection to guest 3, as guest 3 sees it"
+listen_tcp "${PFX}g1" 7001 'echo $SOCAT_PEERADDR'
+assert_eq "$(tcp_get "${HOSTS[3]}" "${GIP[1]}" 7001)" 10.78.0.240 "host 3's TCP connection to guest 1, as guest 1 sees it"
+gwmac=$(ip -n "${HOSTS[1]}" -j link show "$BR" | jq -r '.[0].address')
+h1mac=$(ip -n "${PFX}g3" -j neigh show 10.78.0.254 | jq -r '.[0].lladdr')
+[[ -n $h1mac && $h1mac != null && $h1mac != "$gwmac" ]] ||
+    fail "guest 3's neighbour entry for host 1's address: '$h1mac' (the gateway MAC is $gwmac)"
+
 log "overlay status: the sessions, the remote MACs per VTEP; Leases() names the other hosts' guests"
 st=$(on_host 1 ctl overlay status "$NET" --json)
 assert_eq "$(jq -r .control <<<"$st")" evpn "host 1's overlay control"
@@ -210,6 +252,7 @@ log "the network stops: kvmnet's part leaves FRR, the administrator's neighbour 
 for k in 1 2 3; do on_host "$k" ctl stop "$NET" >/dev/null; done
 run=$(vty 1 -c 'show running-config')
 assert_not_contains "$run" "kvmnet" "host 1's FRR after the stop"
+assert_not_contains "$run" "dup-addr-detection" "host 1's FRR after the stop (FRR's default threshold back)"
 assert_contains "$run" "neighbor 10.99.0.77 remote-as 65000" "the administrator's neighbour after the stop"
 assert_eq "$(evpn_state 1)" "" "EvpnState of a stopped network"
 

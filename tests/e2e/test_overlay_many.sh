@@ -4,6 +4,7 @@
 # hosts_topology's three hosts run the same static-peer network; 50 guest
 # namespaces (17, 17 and 16 per host) ask for DHCP leases all at once
 # (busybox udhcpc, started in parallel, tracked by PID). Checks: 50 leases,
+# each client's within its own tries (none has to start again),
 # 50 distinct addresses, each within its own host's DHCP slice, and no
 # address or MAC twice in any host's lease file; then a guest on host 1
 # pings one on host 3.
@@ -57,12 +58,13 @@ for ((g = 1; g <= GUESTS; g++)); do
     wait "${pids[g]}" || again+=("$g")
 done
 log "$((GUESTS - ${#again[@]})) leases in $((SECONDS - t0)) s"
-# A client that got no answer in time asks again, as a real one keeps doing
-# (under load dnsmasq's answers can come after udhcpc gave up).
+# Every client within its own 10 tries 3 s apart: dnsmasq pinging each
+# offered address went deaf to DHCP for 3 s a ping, and the first clients'
+# REQUESTs went unanswered until they gave up (no-ping on overlays).
 for g in "${again[@]}"; do
-    log "m$g asks again: $(tail -n 1 "$T/udhcpc.m$g.log")"
-    guest_dhcp "${PFX}m$g" >"$T/lease.m$g"
+    log "m$g (host ${HOST_OF[$g]}) got no lease: $(tail -n 3 "$T/udhcpc.m$g.log" | paste -sd' ')"
 done
+((${#again[@]} == 0)) || fail "${#again[@]} of $GUESTS clients of the burst got no lease (${again[*]/#/m})"
 
 log "$GUESTS distinct addresses, each within its host's slice"
 declare -A SEEN

@@ -158,7 +158,8 @@ TEST_CASE("Removal touches only kvmnet's part of FRR", "[frr]")
         const plan::FrrRunning ours = plan::parse_frr_running(plan::render_frr_fragment(*c));
         CHECK(plan::render_frr_removal(ours, std::nullopt) ==
               "router bgp 65000\n no neighbor 10.99.0.2\n no neighbor kvmnet peer-group\n"
-              " address-family l2vpn evpn\n  no advertise-all-vni\n exit-address-family\nexit\n");
+              " address-family l2vpn evpn\n  no dup-addr-detection max-moves 20 time 180\n  no advertise-all-vni\n"
+              " exit-address-family\nexit\n");
     }
     SECTION("nothing of kvmnet's there")
     {
