@@ -6,6 +6,7 @@
 // each verb is a subcommand with typed options, so a usage error (exit 2)
 // never waits for the daemon, and a value is never taken for an option.
 #include "doc_path.hpp"
+#include "forward_file.hpp"
 #include "import_libvirt.hpp"
 #include "model/time_text.hpp"
 #include "org.kvmnet1.Manager-proxy.h"
@@ -878,7 +879,7 @@ std::string forward_document(const ForwardOptions& o)
     }
     if (given("--file")) {
         if (!forward.empty()) throw UsageError("forward add: --file or options, not both");
-        return read_text(o.file);
+        return {};
     }
     if (forward.empty())
         throw UsageError("forward add needs PROTO HOSTPORT GUEST:GUESTPORT, --host-port PORT[-LAST] --guest ADDRESS "
@@ -887,9 +888,31 @@ std::string forward_document(const ForwardOptions& o)
     return forward.dump();
 }
 
-int cmd_forward_add(Context& c, const std::string& net, const std::string& document)
+// --file: the forwards go as structs (AddForwardsTyped), no JSON on the bus.
+// The file is checked here first, entry by entry, with the daemon's own
+// per-forward checks; a refusal reads as the daemon's would.
+std::vector<std::string> add_forward_file(Context& c, const std::string& net, const std::string& path)
 {
-    const auto warnings = c.network(net).AddForwards(document);
+    std::vector<kvmnet::model::ForwardFields> fields;
+    try {
+        fields = kvmnet::client::forward_file_fields(read_text(path));
+    } catch (const kvmnet::Error& e) {
+        throw sdbus::Error(std::string("org.kvmnet1.Error.").append(kvmnet::error_kind_name(e.kind())), e.what());
+    }
+    std::vector<
+        sdbus::Struct<std::string, std::string, uint16_t, uint16_t, std::string, uint16_t, std::string, uint32_t>>
+        structs;
+    structs.reserve(fields.size());
+    for (auto& f : fields)
+        structs.emplace_back(std::move(f.proto), std::move(f.host_address), f.host_port, f.host_port_end,
+                             std::move(f.guest), f.guest_port, std::move(f.description), f.rate);
+    return c.network(net).AddForwardsTyped(structs);
+}
+
+int cmd_forward_add(Context& c, const std::string& net, const ForwardOptions& o, const std::string& document)
+{
+    const auto warnings =
+        o.app->count("--file") > 0 ? add_forward_file(c, net, o.file) : c.network(net).AddForwards(document);
     for (const std::string& w : warnings)
         std::cerr << "kvmnetctl: warning: " << w << "\n";
     std::cout << "Forward(s) added to " << net << ".\n";
@@ -1658,14 +1681,16 @@ void CommandLine::build()
                              "forward a host port (or range) to a guest: PROTO HOSTPORT GUEST:GUESTPORT, the same "
                              "with named options, or --file",
                              {.prepare = [&v] { v.text = forward_document(v.forward); },
-                              .run = [&v](Context& c) { return cmd_forward_add(c, v.net, v.text); },
+                              .run = [&v](Context& c) { return cmd_forward_add(c, v.net, v.forward, v.text); },
                               .changes = [] { return true; }}));
         o.app = fadd;
         fadd->add_option("PROTO", o.proto_word, "tcp, udp or both");
         fadd->add_option("HOSTPORT", o.host_port_word, "the host port, PORT[-LAST]");
         fadd->add_option("GUEST:GUESTPORT", o.target,
                          "the guest (address, [IPv6 address] or static host name) and its port, PORT[-LAST]");
-        fadd->add_option("--file", o.file, "one forward object or an array of them (- for stdin)")->type_name("FILE");
+        fadd->add_option("--file", o.file,
+                         "a JSON array of forward objects, or one (- for stdin); sent as structs (AddForwardsTyped)")
+            ->type_name("FILE");
         fadd->add_option("--proto", o.proto, "tcp, udp or both (default tcp)")->type_name("tcp|udp|both");
         fadd->add_option("--host-port", o.host_port, "the host port")->type_name("PORT[-LAST]");
         fadd->add_option("--guest", o.guest, "the guest")->type_name("ADDRESS|HOSTNAME");

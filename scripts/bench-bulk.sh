@@ -133,7 +133,7 @@ bus_start
 daemon_start --log-level warning
 printf '{"name":"fwbench","mode":"nat","bridge":"kvmbfw","ipv4":{"address":"192.168.150.1/24","dhcp":{"ranges":["192.168.150.220-192.168.150.250"]}}}\n' >"$T/fwbench.json"
 "$BENCH" dbus-forwards --document "$T/fwbench.json" --bulk "$SIZES" --bulk-runs "$RUNS" --max-runs-100k "$RUNS" \
-    --at "0,$LARGEST" --adds "$ADDS" | sed "s/,kvmnet-dbus,/,dbus,/" >>"$RAW"
+    --at "0,$LARGEST" --adds "$ADDS" | sed "s/,kvmnet-dbus,/,dbus,/; s/,kvmnet-dbus-typed,/,dbus-typed,/" >>"$RAW"
 daemon_stop
 "$BENCH" summarize <"$RAW" >"$RESULTS/summary.csv"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"
@@ -145,50 +145,62 @@ med() { # FIGURE VARIANT N [COLUMN]: the figure's median (or another column of s
         "$RESULTS/summary.csv"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "×%.2f", a / b; else print "–" }'; }
-phases() { # VARIANT N: the phases measured, in the order of the first run
-    awk -F, -v v="$1" -v n="$2" '$2 == v && $3 == n && $1 ~ /^phase:/ && !seen[$1]++ { print substr($1, 7) }' "$RAW"
+phases() { # N VARIANT...: the phases measured, in the order of the first run
+    awk -F, -v n="$1" -v vs="${*:2}" 'BEGIN { split(vs, a, " "); for (i in a) want[a[i]] = 1 }
+        want[$2] && $3 == n && $1 ~ /^phase:/ && !seen[$1]++ { print substr($1, 7) }' "$RAW"
 }
 {
     echo "<!-- bulk: rendered by scripts/bench-bulk.sh; it replaces this section -->"
     echo "### Bulk forwards and flat adds, after (issue 17)"
     echo
-    echo "Measured by \`scripts/bench-bulk.sh\` on $(date -u +%Y-%m-%d), $COMMIT, in one run under"
-    echo "\`nice -n 19\` on $(nproc) shared cores (load average $(cat "$RESULTS/load-start.txt") at the start,"
+    echo "Measured by \`scripts/bench-bulk.sh\` on $(date -u +%Y-%m-%d), $COMMIT, in one run on"
+    echo "$(nproc) shared cores, at nice $(nice) (load average $(cat "$RESULTS/load-start.txt") at the start,"
     echo "$(cat "$RESULTS/load-end.txt") at the end; other engineers' builds and tests ran meanwhile: absolute"
     echo "times are upper bounds, the same-run ratios are what to read). Medians of $RUNS runs; adds and"
     echo "removes $ADDS samples each. The forwards are those of \`scripts/bench.sh\`."
     echo
-    echo "| N | floor (adapter) | in the daemon | D-Bus | D-Bus ÷ floor | iptables-restore | nft -f | iptables-restore ÷ D-Bus | nft -f ÷ D-Bus |"
+    echo "JSON: \`AddForwards\` (the forwards as JSON text); typed: \`AddForwardsTyped\` (as structs,"
+    echo "\`a(ssqqsqsu)\`), their runs alternating. The peers are compared with the typed form."
+    echo
+    echo "| N | floor (adapter) | in the daemon, JSON / typed | D-Bus, JSON / typed | D-Bus ÷ floor, JSON / typed | iptables-restore | nft -f | iptables-restore ÷ D-Bus typed | nft -f ÷ D-Bus typed |"
     echo "|---|---|---|---|---|---|---|---|---|"
     for n in ${SIZES//,/ }; do
         floor=$(med commit_bulk kvmnet-adapter "$n")
         dbus=$(med commit_bulk dbus "$n")
+        typed=$(med commit_bulk dbus-typed "$n")
         ipt=$(med commit_bulk iptables-restore "$n")
         nftf=$(med commit_bulk nft-f "$n")
-        echo "| $n | $floor | $(med commit_bulk daemon "$n") | $dbus | $(ratio "$dbus" "$floor") | $ipt | $nftf |" \
-            "$(ratio "$ipt" "$dbus") | $(ratio "$nftf" "$dbus") |"
+        echo "| $n | $floor | $(med commit_bulk daemon "$n") / $(med commit_bulk daemon-typed "$n") | $dbus / $typed |" \
+            "$(ratio "$dbus" "$floor") / $(ratio "$typed" "$floor") | $ipt | $nftf | $(ratio "$ipt" "$typed") | $(ratio "$nftf" "$typed") |"
     done
     echo
-    echo "Where the time goes (ms, medians):"
+    echo "Where the time goes (ms, medians; in the daemon, in-process):"
     echo
-    echo "| Phase | ${SIZES//,/ | } |"
-    echo "|---|$(echo "$SIZES" | sed 's/[0-9]*/---|/g; s/,//g')"
-    mapfile -t names < <(phases daemon "$LARGEST")
+    head="| Phase |" rule="|---|"
+    for n in ${SIZES//,/ }; do
+        head="$head $n JSON | $n typed |"
+        rule="$rule---|---|"
+    done
+    echo "$head"
+    echo "$rule"
+    mapfile -t names < <(phases "$LARGEST" daemon daemon-typed)
     for p in "${names[@]}"; do
         line="| $p |"
-        for n in ${SIZES//,/ }; do line="$line $(med "phase:$p" daemon "$n") |"; done
+        for n in ${SIZES//,/ }; do line="$line $(med "phase:$p" daemon "$n") | $(med "phase:$p" daemon-typed "$n") |"; done
         echo "$line"
     done
     line="| *in the daemon, in all* |"
-    for n in ${SIZES//,/ }; do line="$line $(med commit_bulk daemon "$n") |"; done
+    for n in ${SIZES//,/ }; do line="$line $(med commit_bulk daemon "$n") | $(med commit_bulk daemon-typed "$n") |"; done
     echo "$line"
+    diff() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "") printf "%.1f", a - b }'; }
     line="| the bus (D-Bus − in the daemon) |"
     for n in ${SIZES//,/ }; do
-        line="$line $(awk -v a="$(med commit_bulk dbus "$n")" -v b="$(med commit_bulk daemon "$n")" 'BEGIN { printf "%.1f", a - b }') |"
+        line="$line $(diff "$(med commit_bulk dbus "$n")" "$(med commit_bulk daemon "$n")") |"
+        line="$line $(diff "$(med commit_bulk dbus-typed "$n")" "$(med commit_bulk daemon-typed "$n")") |"
     done
     echo "$line"
     line="| *through D-Bus, in all* |"
-    for n in ${SIZES//,/ }; do line="$line $(med commit_bulk dbus "$n") |"; done
+    for n in ${SIZES//,/ }; do line="$line $(med commit_bulk dbus "$n") | $(med commit_bulk dbus-typed "$n") |"; done
     echo "$line"
     echo
     echo "One add and one remove at N existing (ms, p50 / p99):"

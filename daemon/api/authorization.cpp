@@ -26,6 +26,7 @@ std::string_view action_for_method(std::string_view method)
         {"UpdateIfRevision", action_configure},
         {"SetAutostart", action_configure},
         {"AddForwards", action_forward},
+        {"AddForwardsTyped", action_forward},
         {"RemoveForward", action_forward},
         {"AddHost", action_host},
         {"RemoveHost", action_host},

@@ -4,6 +4,7 @@
 #include "api/authorization.hpp"
 #include "api/typed.hpp"
 #include "core/log.hpp"
+#include "core/phases.hpp"
 #include "org.kvmnet1.Manager-adaptor.h"
 #include "org.kvmnet1.Network-adaptor.h"
 #include "sdbus_raw.hpp"
@@ -78,6 +79,20 @@ std::tuple<std::string, std::string> page_of(const nlohmann::json& all, const st
                                              const std::function<std::string(const nlohmann::json&)>& key)
 {
     return page_reply(json_page(all, cursor, limit, key));
+}
+
+// AddForwardsTyped's entries, checked as AddForwards checks an array.
+template <typename Struct>
+std::vector<model::PortForward> forwards_from_structs(const std::vector<Struct>& structs)
+{
+    std::vector<model::ForwardFields> fields;
+    fields.reserve(structs.size());
+    for (const Struct& s : structs)
+        fields.push_back({std::get<0>(s), std::get<1>(s), std::get<2>(s), std::get<3>(s), std::get<4>(s),
+                          std::get<5>(s), std::get<6>(s), std::get<7>(s)});
+    auto forwards = model::forwards_from_fields(fields);
+    core::phases::mark("forwards from D-Bus");
+    return forwards;
 }
 
 std::string port_key(const nlohmann::json& p) { return p.value("name", ""); }
@@ -567,6 +582,16 @@ private:
         change("AddForwards", std::move(result),
                [forwards = std::move(forwards)](core::Manager& m, const std::string& n) {
                    return m.add_forwards(n, forwards);
+               });
+    }
+    void AddForwardsTyped(sdbus::Result<std::vector<std::string>>&& result,
+                          std::vector<sdbus::Struct<std::string, std::string, uint16_t, uint16_t, std::string, uint16_t,
+                                                    std::string, uint32_t>>
+                              forwards) override
+    {
+        change("AddForwardsTyped", std::move(result),
+               [forwards = std::move(forwards)](core::Manager& m, const std::string& n) {
+                   return m.add_forwards(n, forwards_from_structs(forwards), false);
                });
     }
     void RemoveForward(sdbus::Result<>&& result, std::string proto, std::string host_address,

@@ -14,13 +14,18 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <map>
+#include <system_error>
 
 namespace kvmnet::core {
 namespace {
 
 // Journal lines after which the document is rewritten (and the journal dropped).
 constexpr std::size_t journal_limit = 1024;
+// From this many forwards in one call, their journal line is built on a
+// thread of its own (below that, starting the thread costs more).
+constexpr std::size_t parallel_line_from = 512;
 
 // The element changes that add (or remove) these forwards.
 std::vector<plan::ElementChange> element_changes(const std::vector<plan::Set>& sets,
@@ -97,7 +102,8 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
     std::vector<model::IndexedForwards> others;
     for (const auto& [other, entry] : networks_)
         if (other != name && !entry.spec.forwards.empty()) others.push_back({&entry.spec, &forward_cache(entry).index});
-    model::check_added_overlaps(e.spec, forward_cache(e).index, added, field, others);
+    model::ForwardIndex added_index;
+    model::check_added_overlaps(e.spec, forward_cache(e).index, added, field, others, &added_index);
     phases::mark("overlap check");
 
     // Reported, not refused: a forward takes precedence over a local
@@ -115,20 +121,30 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
                                "; connections that the forward matches go to the guest instead");
     phases::mark("local listeners");
 
+    // A large batch's journal line is built on the other core while this
+    // one builds the elements and waits for the kernel's commit; it is
+    // appended after the commit all the same (journalled_change's order).
+    std::future<std::string> line;
+    if (added.size() >= parallel_line_from && !saving(store_, name)) try {
+            line = std::async(std::launch::async, [&added] { return store::Store::journal_add_line(added); });
+        } catch (const std::system_error&) {
+            // No thread: the line is built after the commit, as for a few forwards.
+        }
     // While a save of this network waits for its fsync, a journal line
     // would have to wait for it (on the loop): the change joins the save.
     bool saved = false;
     journalled_change(e, added, true, [&] {
-        if (!(saved = saving(store_, name))) return store_.journal_add(name, added);
+        if (!(saved = saving(store_, name)))
+            return line.valid() ? store_.journal_append(name, line.get()) : store_.journal_add(name, added);
         model::Network next = e.spec;
         next.forwards.insert(next.forwards.end(), added.begin(), added.end());
         store_.save(next);
     });
+    if (line.valid()) line.wait();  // unused when the change joined a save: it still reads `added`
     ForwardCache& cache = forward_cache(e);
-    for (const model::PortForward& f : added) {
-        cache.index.insert(f);
+    cache.index.merge(std::move(added_index));
+    for (const model::PortForward& f : added)
         cache.revision_part += store::forward_hash(f);
-    }
     e.spec.forwards.insert(e.spec.forwards.end(), std::make_move_iterator(added.begin()),
                            std::make_move_iterator(added.end()));
     cache.data = e.spec.forwards.data();
@@ -152,9 +168,12 @@ void Manager::remove_forward(const std::string& name, const model::ForwardKey& k
 {
     Entry& e = forwards_changeable(name);
     auto& forwards = e.spec.forwards;
-    // From the end: the forward removed is most often one added lately.
-    auto it = std::find_if(forwards.rbegin(), forwards.rend(),
-                           [&](const model::PortForward& f) { return model::forward_key(f) == key; });
+    // From the end: the forward removed is most often one added lately. The
+    // port first: building every forward's key made an old one's removal
+    // cost ~10 ns per forward there.
+    auto it = std::find_if(forwards.rbegin(), forwards.rend(), [&](const model::PortForward& f) {
+        return f.host_port_first == key.host_port && model::forward_key(f) == key;
+    });
     if (it == forwards.rend())
         throw Error(ErrorKind::NotFound, "network '" + name + "' has no forward " + model::describe(key));
     // A static host's name in a forward keeps it (validate); nothing else depends on a forward.

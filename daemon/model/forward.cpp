@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <functional>
 #include <map>
 #include <set>
@@ -94,6 +95,40 @@ PortRange parse_port_range(const json& v, const std::string& field)
 std::string port_text(std::uint32_t first, std::uint32_t last)
 {
     return first == last ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(last);
+}
+
+// The host address (none: every address) and the guest (an address or a
+// static host's name) of a forward, from their text; both families agree.
+void set_addresses(PortForward& f, const std::optional<std::string>& address, const std::string& guest,
+                   const std::string& address_field, const std::string& guest_field)
+{
+    bool host_v6 = false;
+    if (address) {
+        if (const auto ip = Ipv4::parse(*address)) {
+            f.host_address = *ip;
+        } else if (const auto ip6 = Ipv6::parse(*address)) {
+            f.host_address6 = *ip6;
+            host_v6 = true;
+        } else {
+            throw invalid_field(address_field, "'" + *address + "' is not an IPv4 or IPv6 address");
+        }
+    }
+    if (const auto ip = Ipv4::parse(guest)) {
+        f.guest = *ip;
+    } else if (const auto ip6 = Ipv6::parse(guest)) {
+        f.ipv6 = true;
+        f.guest6 = *ip6;
+    } else if (valid_host_name(guest)) {
+        f.guest_name = guest;
+    } else if (guest.empty()) {
+        throw invalid_field(guest_field, "required (the guest's address or its static DHCP host name)");
+    } else {
+        throw invalid_field(guest_field, "'" + guest + "' is neither an IP address nor a host name");
+    }
+    if ((f.host_address || f.host_address6) && host_v6 != f.ipv6)
+        throw invalid_field(address_field,
+                            f.ipv6 ? "an IPv6 guest needs an IPv6 host address (or none: every host IPv6 address)"
+                                   : "an IPv6 host address needs an IPv6 guest address");
 }
 
 json port_json(std::uint32_t first, std::uint32_t last)
@@ -272,6 +307,20 @@ ForwardIndex::ForwardIndex(const std::vector<PortForward>& forwards)
         insert(f);
 }
 
+void ForwardIndex::merge(ForwardIndex&& other)
+{
+    for (auto& [group, spans] : other.groups_) {
+        auto [at, fresh] = groups_.try_emplace(group);
+        if (fresh)
+            at->second = std::move(spans);
+        else
+            at->second.merge(spans);
+    }
+    size_ += other.size_;
+    other.groups_.clear();
+    other.size_ = 0;
+}
+
 void ForwardIndex::insert(const PortForward& f)
 {
     const ForwardKey key = forward_key(f);
@@ -427,34 +476,10 @@ PortForward parse_forward(const json& j, const std::string& field)
     f.host_port_first = host.first;
     f.host_port_last = host.last;
 
-    bool host_v6 = false;
-    if (const auto address = r.string("host_address")) {
-        if (const auto ip = Ipv4::parse(*address)) {
-            f.host_address = *ip;
-        } else if (const auto ip6 = Ipv6::parse(*address)) {
-            f.host_address6 = *ip6;
-            host_v6 = true;
-        } else {
-            throw invalid_field(r.field("host_address"), "'" + *address + "' is not an IPv4 or IPv6 address");
-        }
-    }
-
+    const auto address = r.string("host_address");
     const auto guest = r.string("guest");
     if (!guest) throw invalid_field(r.field("guest"), "required (the guest's address or its static DHCP host name)");
-    if (const auto ip = Ipv4::parse(*guest)) {
-        f.guest = *ip;
-    } else if (const auto ip6 = Ipv6::parse(*guest)) {
-        f.ipv6 = true;
-        f.guest6 = *ip6;
-    } else if (valid_host_name(*guest)) {
-        f.guest_name = *guest;
-    } else {
-        throw invalid_field(r.field("guest"), "'" + *guest + "' is neither an IP address nor a host name");
-    }
-    if ((f.host_address || f.host_address6) && host_v6 != f.ipv6)
-        throw invalid_field(r.field("host_address"),
-                            f.ipv6 ? "an IPv6 guest needs an IPv6 host address (or none: every host IPv6 address)"
-                                   : "an IPv6 host address needs an IPv6 guest address");
+    set_addresses(f, address, *guest, r.field("host_address"), r.field("guest"));
 
     const json* guest_port = r.get("guest_port");
     if (!guest_port) throw invalid_field(r.field("guest_port"), "required (a port such as 80 or a range \"80-90\")");
@@ -494,6 +519,55 @@ std::vector<PortForward> parse_forwards(const std::string& text)
     return parse_forwards(parse_json_text(text, "forwards", "forward"));
 }
 
+PortForward forward_from_fields(const ForwardFields& t, const std::string& field)
+{
+    PortForward f;
+    const auto p = parse_proto(t.proto);
+    if (!p) throw invalid_field(field + ".proto", "unknown protocol '" + t.proto + "' (expected tcp, udp or both)");
+    f.proto = *p;
+    if (t.host_port == 0) throw invalid_field(field + ".host_port", "must be between 1 and 65535");
+    f.host_port_first = t.host_port;
+    f.host_port_last = t.host_port_end == 0 ? t.host_port : t.host_port_end;
+    set_addresses(f, t.host_address.empty() ? std::nullopt : std::optional<std::string>(t.host_address), t.guest,
+                  field + ".host_address", field + ".guest");
+    f.guest_port_first = t.guest_port;
+    f.description = t.description;
+    if (t.rate != 0) f.rate = t.rate;
+    validate_forward(f, field);
+    return f;
+}
+
+ForwardFields fields_of(const PortForward& f)
+{
+    ForwardFields t;
+    t.proto = proto_name(f.proto);
+    t.host_port = f.host_port_first;
+    t.host_port_end = f.host_port_last;
+    if (f.ipv6) {
+        if (f.host_address6) t.host_address = f.host_address6->str();
+        t.guest = f.guest6.str();
+    } else {
+        if (f.host_address) t.host_address = f.host_address->str();
+        t.guest = f.guest_name.empty() ? f.guest.str() : f.guest_name;
+    }
+    t.guest_port = f.guest_port_first;
+    t.description = f.description;
+    t.rate = f.rate.value_or(0);
+    return t;
+}
+
+std::vector<PortForward> forwards_from_fields(const std::vector<ForwardFields>& fields)
+{
+    if (fields.empty()) throw invalid_field("forwards", "no forwards given");
+    if (fields.size() > max_forwards)
+        throw invalid_field("forwards", "more than " + std::to_string(max_forwards) + " entries");
+    std::vector<PortForward> forwards;
+    forwards.reserve(fields.size());
+    for (std::size_t i = 0; i < fields.size(); ++i)
+        forwards.push_back(forward_from_fields(fields[i], item("forwards", i)));
+    return forwards;
+}
+
 json to_json(const PortForward& f)
 {
     json j = {{"proto", proto_name(f.proto)}, {"host_port", port_json(f.host_port_first, f.host_port_last)}};
@@ -512,16 +586,33 @@ json to_json(const PortForward& f)
 
 void append_json(std::string& out, const PortForward& f)
 {
-    const auto ports = [&out](std::uint32_t first, std::uint32_t last) {
-        if (first == last) {
-            out += std::to_string(first);
-        } else {
-            out += '"';
-            out += port_text(first, last);
-            out += '"';
-        }
+    // No temporary strings: numbers go through a buffer on the stack, IPv4
+    // addresses digit by digit (100,000 forwards are one journal line).
+    char buffer[16];
+    const auto number = [&out, &buffer](std::uint32_t n) {
+        const auto r = std::to_chars(buffer, buffer + sizeof buffer, n);
+        out.append(buffer, r.ptr);
+    };
+    const auto ports = [&](std::uint32_t first, std::uint32_t last) {
+        if (first == last) return number(first);
+        out += '"';
+        number(first);
+        out += '-';
+        number(last);
+        out += '"';
     };
     // Addresses and host names need no escaping; a description may.
+    const auto ipv4 = [&out](Ipv4 ip) {
+        out += '"';
+        for (int shift = 24; shift >= 0; shift -= 8) {
+            const unsigned octet = (ip.value >> shift) & 0xffu;
+            if (octet >= 100) out += static_cast<char>('0' + octet / 100);
+            if (octet >= 10) out += static_cast<char>('0' + octet / 10 % 10);
+            out += static_cast<char>('0' + octet % 10);
+            if (shift != 0) out += '.';
+        }
+        out += '"';
+    };
     const auto text = [&out](const std::string& s) {
         out += '"';
         out += s;
@@ -533,10 +624,18 @@ void append_json(std::string& out, const PortForward& f)
     ports(f.host_port_first, f.host_port_last);
     if (f.ipv6 ? f.host_address6.has_value() : f.host_address.has_value()) {
         out += R"(,"host_address":)";
-        text(f.ipv6 ? f.host_address6->str() : f.host_address->str());
+        if (f.ipv6)
+            text(f.host_address6->str());
+        else
+            ipv4(*f.host_address);
     }
     out += R"(,"guest":)";
-    text(f.ipv6 ? f.guest6.str() : f.guest_name.empty() ? f.guest.str() : f.guest_name);
+    if (f.ipv6)
+        text(f.guest6.str());
+    else if (!f.guest_name.empty())
+        text(f.guest_name);
+    else
+        ipv4(f.guest);
     out += R"(,"guest_port":)";
     ports(f.guest_port_first, f.guest_port_last());
     if (!f.description.empty()) {
@@ -545,7 +644,7 @@ void append_json(std::string& out, const PortForward& f)
     }
     if (f.rate) {
         out += R"(,"rate":)";
-        out += std::to_string(*f.rate);
+        number(*f.rate);
     }
     out += '}';
 }
@@ -685,7 +784,7 @@ void check_added_forwards(const Network& n, std::vector<PortForward>& added,
 
 void check_added_overlaps(const Network& n, const ForwardIndex& own, const std::vector<PortForward>& added,
                           const std::function<std::string(std::size_t)>& field,
-                          const std::vector<IndexedForwards>& others)
+                          const std::vector<IndexedForwards>& others, ForwardIndex* added_index)
 {
     const auto clash = [&](std::size_t i, const std::string& what, const PortForward& other) {
         return Error(ErrorKind::Conflict,
@@ -717,8 +816,9 @@ void check_added_overlaps(const Network& n, const ForwardIndex& own, const std::
                 throw clash(i, "is already forwarded by network '" + o.network->name + "', " + item("forwards", k),
                             o.network->forwards[k]);
             }
-        if (i + 1 < added.size()) earlier.insert(f);
+        if (i + 1 < added.size() || added_index) earlier.insert(f);
     }
+    if (added_index) *added_index = std::move(earlier);
 }
 
 void validate_added_forwards(const Network& n, std::vector<PortForward>& added,

@@ -122,6 +122,29 @@ PortForward parse_forward(const nlohmann::json& forward, const std::string& fiel
 std::vector<PortForward> parse_forwards(const nlohmann::json& array_or_object);
 std::vector<PortForward> parse_forwards(const std::string& text);
 nlohmann::json to_json(const PortForward& forward);
+// The typed form of a forward (AddForwardsTyped's a(ssqqsqsu), in this
+// order): protocol; host address ("" = every address of the guest's
+// family); first and last host port (last 0 = the first); guest (address
+// or static host name); first guest port (the guest range is as long as the
+// host range); description; rate (0 = none).
+struct ForwardFields {
+    std::string proto;
+    std::string host_address;
+    std::uint16_t host_port = 0;
+    std::uint16_t host_port_end = 0;
+    std::string guest;
+    std::uint16_t guest_port = 0;
+    std::string description;
+    std::uint32_t rate = 0;
+    bool operator==(const ForwardFields&) const = default;
+};
+// What parse_forward checks, from the typed form: InvalidArgument naming
+// `field`.<name> (proto, host_port, host_address, guest, guest_port,
+// description, rate).
+PortForward forward_from_fields(const ForwardFields& fields, const std::string& field);
+// Each entry as "forwards[i]"; empty or more than max_forwards: InvalidArgument naming "forwards".
+std::vector<PortForward> forwards_from_fields(const std::vector<ForwardFields>& fields);
+ForwardFields fields_of(const PortForward& forward);
 // Appends to_json(forward) as compact JSON text (the same members; written
 // directly, without the JSON tree: the journal line of 100,000 forwards).
 void append_json(std::string& out, const PortForward& forward);
@@ -169,6 +192,9 @@ public:
     explicit ForwardIndex(const std::vector<PortForward>& forwards);
     void insert(const PortForward& forward);
     void erase(const PortForward& forward);  // one held with the same key
+    // Takes every forward `other` holds (none may overlap one held here):
+    // its nodes move, nothing is copied or allocated.
+    void merge(ForwardIndex&& other);
     // The key of a held forward that overlaps `forward` (forwards_overlap), if any.
     std::optional<ForwardKey> find(const PortForward& forward) const;
     std::size_t size() const { return size_; }
@@ -200,9 +226,11 @@ struct IndexedForwards {
 // forwards) and `others`. Conflict naming field(i) and the forward it
 // clashes with, in the order: an earlier added one, this network's, another
 // network's.
+// When it passes and `added_index` is given, that is an index of `added`
+// (built for the check anyway): merge it into own's, no second insertion.
 void check_added_overlaps(const Network& network, const ForwardIndex& own, const std::vector<PortForward>& added,
                           const std::function<std::string(std::size_t)>& field,
-                          const std::vector<IndexedForwards>& others);
+                          const std::vector<IndexedForwards>& others, ForwardIndex* added_index = nullptr);
 
 // No forward of `network` overlaps a forward of another network: Conflict
 // naming the other network. Applied by validate_against().

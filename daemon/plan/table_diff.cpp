@@ -189,6 +189,8 @@ void apply_element_changes(ElementState& state, const std::vector<ElementChange>
         if (c.set == nullptr) continue;
         const auto set = state.find(c.set->name);
         if (set == state.end()) continue;  // not in the table: the commit failed
+        // Grown once for the batch, not rehashed step by step on the way.
+        if (c.add) set->second.reserve(set->second.size() + c.elements.size());
         for (const SetElement& e : c.elements) {
             if (c.add)
                 set->second[key_text(e)] = rest_hash(e);

@@ -92,6 +92,10 @@ public:
     // it survives the daemon crashing or being killed at any moment; a power
     // loss may lose the last changes (save() and every other change fsync).
     void journal_add(const std::string& name, const std::vector<model::PortForward>& forwards) const;
+    // journal_add in two steps: the line (pure: another thread may build it
+    // while the kernel commits), then its append.
+    static std::string journal_add_line(const std::vector<model::PortForward>& forwards);
+    void journal_append(const std::string& name, std::string line) const;
     void journal_remove(const std::string& name, const model::ForwardKey& key) const;
 
 private:

@@ -61,6 +61,15 @@ public:
             .withArguments(json)
             .withTimeout(call_timeout);
     }
+    using Typed =
+        sdbus::Struct<std::string, std::string, uint16_t, uint16_t, std::string, uint16_t, std::string, uint32_t>;
+    void add_forwards_typed(const std::vector<Typed>& forwards)
+    {
+        network_->callMethod("AddForwardsTyped")
+            .onInterface(network_interface)
+            .withArguments(forwards)
+            .withTimeout(call_timeout);
+    }
     void remove_forward(const ForwardSpec& f)
     {
         network_->callMethod("RemoveForward")
@@ -106,12 +115,25 @@ int cmd_dbus_forwards(const Args& args)
 
     for (const unsigned size : sizes) {
         const std::string batch = forwards_document(0, size);
+        // The same forwards as AddForwardsTyped's structs; its runs alternate with AddForwards'.
+        std::vector<Client::Typed> typed;
+        typed.reserve(size);
+        for (unsigned i = 0; i < size; ++i) {
+            const ForwardSpec f = forward_spec(i);
+            typed.emplace_back(std::string("tcp"), f.host_address, static_cast<uint16_t>(f.host_port), uint16_t{0},
+                               f.guest, static_cast<uint16_t>(f.guest_port), std::string(), uint32_t{0});
+        }
         const unsigned runs = size >= 100000 ? std::min(bulk_runs, runs_100k) : bulk_runs;
         for (unsigned r = 0; r < runs; ++r) {
             client.create_and_start();
-            const auto start = Clock::now();
+            auto start = Clock::now();
             client.add_forwards(batch);
             emit("commit_bulk", "kvmnet-dbus", size, "ms", ms_since(start));
+            client.remove();
+            client.create_and_start();
+            start = Clock::now();
+            client.add_forwards_typed(typed);
+            emit("commit_bulk", "kvmnet-dbus-typed", size, "ms", ms_since(start));
             client.remove();
         }
     }

@@ -11,8 +11,11 @@
 #
 # Arguments larger than one command-line argument may be (128 KiB) cannot go
 # through dbus-send; those few (a 1 MB document, 262145 forwards) go through
-# `kvmnetctl create --file` / `kvmnetctl forward add --file`, which send the
-# text on unchanged (create re-serialises a JSON object, same content).
+# `kvmnetctl create --file` / `kvmnetctl forward add --file`. create sends the
+# text on (it re-serialises a JSON object, same content); forward add checks
+# the file with the daemon's own per-forward code and sends structs
+# (AddForwardsTyped), so the 262145 are refused by that same check in
+# kvmnetctl, with the daemon's message.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
