@@ -105,6 +105,7 @@ changing_calls=(
     "Network AddHost string:{\"mac\":\"52:54:00:44:00:06\",\"ip\":\"10.44.0.6\"}"
     "Network RemoveHost string:52:54:00:44:00:05"
     "Network AddForwards string:{\"proto\":\"tcp\",\"host_port\":8081,\"guest\":\"10.44.0.5\",\"guest_port\":81}"
+    "Network AddForwardsTyped [('tcp','',8082,0,'10.44.0.5',82,'',0)]"
     "Network RemoveForward string:tcp string: uint32:8080"
 )
 # Every other method is a read, with arguments that make it succeed.
@@ -165,7 +166,7 @@ action_of() {
         CreateNetwork | DeleteNetwork | Reload) echo org.kvmnet1.network.create-delete ;;
         Start | StartWithConfirmation | Confirm | Stop) echo org.kvmnet1.network.start-stop ;;
         Update | UpdateIfRevision | SetAutostart) echo org.kvmnet1.network.configure ;;
-        AddForwards | RemoveForward) echo org.kvmnet1.forward.manage ;;
+        AddForwards | AddForwardsTyped | RemoveForward) echo org.kvmnet1.forward.manage ;;
         AddHost | RemoveHost) echo org.kvmnet1.host.manage ;;
         AttachPort | DetachPort) echo org.kvmnet1.port.manage ;;
         *) fail "no polkit action known for $1" ;;
@@ -184,6 +185,24 @@ call_as_nobody() {
     if [[ $iface == Network && ${args[0]:-} =~ ^[a-z]+$ ]]; then
         path=/org/kvmnet1/network/${args[0]}
         args=("${args[@]:1}")
+    fi
+    if [[ $method == AddForwardsTyped ]]; then
+        # dbus-send cannot build an array of structs: Gio can, and prints
+        # the error as dbus-send does ("Error NAME: MESSAGE").
+        as_nobody /usr/bin/python3 - "$path" "${args[0]}" 2>&1 <<'PY'
+import ast, sys
+from gi.repository import Gio, GLib
+bus = Gio.bus_get_sync(Gio.BusType.SYSTEM, None)
+try:
+    bus.call_sync("org.kvmnet1", sys.argv[1], "org.kvmnet1.Network", "AddForwardsTyped",
+                  GLib.Variant("(a(ssqqsqsu))", (ast.literal_eval(sys.argv[2]),)), None,
+                  Gio.DBusCallFlags.NONE, 60000, None)
+except GLib.Error as e:
+    name = Gio.DBusError.get_remote_error(e)
+    print("Error %s: %s" % (name, e.message.removeprefix("GDBus.Error:%s: " % name)))
+    sys.exit(1)
+PY
+        return
     fi
     as_nobody dbus-send --system --print-reply --reply-timeout=60000 --dest=org.kvmnet1 "$path" \
         "org.kvmnet1.$iface.$method" "${args[@]}" 2>&1
