@@ -217,42 +217,22 @@ std::vector<plan::AddressInfo> NetlinkLinks::list_addresses_of(int link_index)
 {
     const std::string operation = "listing the addresses of link " + std::to_string(link_index);
     std::vector<plan::AddressInfo> addresses;
-    std::pair<std::vector<plan::AddressInfo>*, int> target{&addresses, link_index};
-    NlResult result;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-        addresses.clear();
-        ifaddrmsg header{};
-        header.ifa_family = AF_UNSPEC;
-        header.ifa_index = static_cast<std::uint32_t>(link_index);
-        NlMsgPtr msg = new_request(RTM_GETADDR, NLM_F_DUMP, &header, sizeof(header));
-        const StrictChecking strict(socket_);
-        result = transact(
-            socket_, msg.get(),
-            [&](const nlmsghdr* hdr) {
-                if (hdr->nlmsg_type != RTM_NEWADDR) {
-                    return;
-                }
-                MsgPtr copy(nlmsg_convert(const_cast<nlmsghdr*>(hdr)));
-                if (!copy) {
-                    throw Error(ErrorKind::Kernel, "netlink: " + operation + " failed: out of memory");
-                }
-                nlmsg_set_proto(copy.get(), NETLINK_ROUTE);
-                nl_msg_parse(
-                    copy.get(),
-                    [](nl_object* object, void* arg) {
-                        auto& out = *static_cast<std::pair<std::vector<plan::AddressInfo>*, int>*>(arg);
-                        auto info = address_info(reinterpret_cast<rtnl_addr*>(object));
-                        if (info && info->link_index == out.second) {
-                            out.first->push_back(std::move(*info));
-                        }
-                    },
-                    &target);
-            },
-            true);
-        if (result.error != -EINTR) {
-            break;
-        }
-    }
+    const StrictChecking strict(socket_);
+    const NlResult result = dump_objects(
+        socket_,
+        [&] {
+            ifaddrmsg header{};
+            header.ifa_family = AF_UNSPEC;
+            header.ifa_index = static_cast<std::uint32_t>(link_index);
+            return new_request(RTM_GETADDR, NLM_F_DUMP, &header, sizeof(header));
+        },
+        RTM_NEWADDR, operation, [&] { addresses.clear(); },
+        [&](nl_object* object) {
+            auto info = address_info(reinterpret_cast<rtnl_addr*>(object));
+            if (info && info->link_index == link_index) {
+                addresses.push_back(std::move(*info));
+            }
+        });
     // A link that is gone has no addresses (strict dumps by index report ENODEV).
     if (result.error == -ENODEV) {
         return {};

@@ -150,48 +150,27 @@ std::vector<plan::LinkInfo> NetlinkLinks::list_ports(int master_index)
 {
     const std::string operation = "listing the ports of link " + std::to_string(master_index);
     std::vector<plan::LinkInfo> ports;
-    std::pair<std::vector<plan::LinkInfo>*, int> target{&ports, master_index};
-    NlResult result;
-    // A dump that races a change is flagged by the kernel; a few retries make a consistent snapshot.
-    for (int attempt = 0; attempt < 3; ++attempt) {
-        ports.clear();
-        // IFLA_MASTER in the dump request: the kernel (since 4.x, strict socket or not) sends only the master's
-        // ports, so one bridge's ports do not cost a dump of every link on the host. Replies are still checked
-        // below, so a kernel that ignores the filter only costs time.
-        ifinfomsg header{};
-        header.ifi_family = AF_UNSPEC;
-        NlMsgPtr msg = new_request(RTM_GETLINK, NLM_F_DUMP, &header, sizeof(header));
-        if (nla_put_u32(msg.get(), IFLA_MASTER, static_cast<std::uint32_t>(master_index)) < 0) {
-            throw Error(ErrorKind::Kernel, "netlink: building the port dump request failed");
-        }
-        result = transact(
-            socket_, msg.get(),
-            [&](const nlmsghdr* hdr) {
-                if (hdr->nlmsg_type != RTM_NEWLINK) {
-                    return;
-                }
-                // libnl parses the reply into the same link object list_links reads.
-                MsgPtr copy(nlmsg_convert(const_cast<nlmsghdr*>(hdr)));
-                if (!copy) {
-                    throw Error(ErrorKind::Kernel, "netlink: " + operation + " failed: out of memory");
-                }
-                nlmsg_set_proto(copy.get(), NETLINK_ROUTE);
-                nl_msg_parse(
-                    copy.get(),
-                    [](nl_object* object, void* arg) {
-                        auto* link = reinterpret_cast<rtnl_link*>(object);
-                        auto& out = *static_cast<std::pair<std::vector<plan::LinkInfo>*, int>*>(arg);
-                        if (rtnl_link_get_master(link) == out.second) {
-                            out.first->push_back(to_info(link, false));
-                        }
-                    },
-                    &target);
-            },
-            true);
-        if (result.error != -EINTR) {
-            break;
-        }
-    }
+    // IFLA_MASTER in the dump request: the kernel (since 4.x, strict socket or not) sends only the master's ports, so
+    // one bridge's ports do not cost a dump of every link on the host. Replies are still checked below, so a kernel
+    // that ignores the filter only costs time.
+    const NlResult result = dump_objects(
+        socket_,
+        [&] {
+            ifinfomsg header{};
+            header.ifi_family = AF_UNSPEC;
+            NlMsgPtr msg = new_request(RTM_GETLINK, NLM_F_DUMP, &header, sizeof(header));
+            if (nla_put_u32(msg.get(), IFLA_MASTER, static_cast<std::uint32_t>(master_index)) < 0) {
+                throw Error(ErrorKind::Kernel, "netlink: building the port dump request failed");
+            }
+            return msg;
+        },
+        RTM_NEWLINK, operation, [&] { ports.clear(); },
+        [&](nl_object* object) {
+            auto* link = reinterpret_cast<rtnl_link*>(object);
+            if (rtnl_link_get_master(link) == master_index) {
+                ports.push_back(to_info(link, false));
+            }
+        });
     if (!result.ok()) {
         fail_result(operation, result);
     }

@@ -165,6 +165,40 @@ NlResult transact(nl_sock* socket, nl_msg* msg, const std::function<void(const n
     return exchange.result;
 }
 
+NlResult dump_objects(nl_sock* socket, const std::function<NlMsgPtr()>& make_request, int reply_type,
+                      const std::string& operation, const std::function<void()>& reset,
+                      const std::function<void(nl_object*)>& on_object)
+{
+    NlResult result;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        reset();
+        NlMsgPtr msg = make_request();
+        result = transact(
+            socket, msg.get(),
+            [&](const nlmsghdr* hdr) {
+                if (hdr->nlmsg_type != reply_type) {
+                    return;
+                }
+                NlMsgPtr copy(nlmsg_convert(const_cast<nlmsghdr*>(hdr)));
+                if (!copy) {
+                    throw Error(ErrorKind::Kernel, "netlink: " + operation + " failed: out of memory");
+                }
+                nlmsg_set_proto(copy.get(), NETLINK_ROUTE);
+                nl_msg_parse(
+                    copy.get(),
+                    [](nl_object* object, void* arg) {
+                        (*static_cast<const std::function<void(nl_object*)>*>(arg))(object);
+                    },
+                    const_cast<std::function<void(nl_object*)>*>(&on_object));
+            },
+            true);
+        if (result.error != -EINTR) {
+            break;
+        }
+    }
+    return result;
+}
+
 bool enable_extended_ack(nl_sock* socket)
 {
     const int on = 1;

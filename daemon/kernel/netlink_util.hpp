@@ -44,6 +44,13 @@ struct NlResult {
 NlResult transact(nl_sock* socket, nl_msg* msg, const std::function<void(const nlmsghdr*)>& on_reply = {},
                   bool dump = false);
 
+// A dump of libnl-route objects: `make_request` builds the NLM_F_DUMP request, each reply of `reply_type` is parsed
+// by libnl and handed to `on_object`. A dump that races a change is flagged by the kernel: up to three attempts,
+// `reset` before each, make a consistent snapshot. The result of the last attempt.
+NlResult dump_objects(nl_sock* socket, const std::function<CPtr<nl_msg, nlmsg_free>()>& make_request, int reply_type,
+                      const std::string& operation, const std::function<void()>& reset,
+                      const std::function<void(nl_object*)>& on_object);
+
 // Turns NETLINK_EXT_ACK on for `socket` so that NlResult::extack is filled; false if the kernel refuses.
 bool enable_extended_ack(nl_sock* socket);
 
