@@ -286,6 +286,15 @@ disk_thaw() {
 
 _pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 proc_cmdline() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" || true; }
+# dnsmasqs_of NAME: the processes in H running network NAME's dnsmasq
+# configuration (by their command line, pid file or not).
+dnsmasqs_of() {
+    local pid
+    for pid in $(command ip netns pids "$H"); do
+        [[ $(proc_cmdline "$pid") == *"--conf-file=$T/run/$1/dnsmasq.conf"* ]] && echo "$pid"
+    done
+    return 0
+}
 # (Pipelines into `grep -q` are avoided in this file: with pipefail, an early
 # grep exit can fail the writer with SIGPIPE and turn a match into a failure.)
 

@@ -181,15 +181,6 @@ daemon_kill9() {
     retry 25 _bus_name_free || fail "org.kvmnet1 still owned after kvmnetd was killed"
 }
 
-# dnsmasqs in H serving network NAME (by their command line).
-dnsmasqs_of() {
-    local pid
-    for pid in $(command ip netns pids "$H"); do
-        [[ $(proc_cmdline "$pid") == *"--conf-file=$T/run/$1/dnsmasq.conf"* ]] && echo "$pid"
-    done
-    return 0
-}
-
 check_kernel() { # ACTUAL-MODEL
     local actual=$1 n k table any_running=false pid running stp domain ports hosts link alias addrs flags bridge_stp f
     table=$(in_ns "$H" nft list table inet kvmnet 2>/dev/null || true)

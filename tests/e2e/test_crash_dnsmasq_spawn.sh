@@ -17,15 +17,6 @@ nat_topology
 bus_start
 
 
-# Processes in H running network NAME's dnsmasq configuration.
-dnsmasqs_of() {
-    local pid
-    for pid in $(command ip netns pids "$H"); do
-        [[ $(proc_cmdline "$pid") == *"--conf-file=$T/run/$1/dnsmasq.conf"* ]] && echo "$pid"
-    done
-    return 0
-}
-
 daemon_start --dnsmasq "$(held_dnsmasq a b)"
 ctl create a --mode nat --bridge kvmbr1 --ipv4 192.168.123.1/24 --dhcp-range 192.168.123.100-192.168.123.200
 ctl create b --mode nat --bridge kvmbr2 --ipv4 192.168.124.1/24 --dhcp-range 192.168.124.100-192.168.124.200
