@@ -693,6 +693,9 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     model::validate_against(n, configured_except(name));
     if (n == e.spec) return done(nullptr);
     if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(links_, n);
+    // Before the restart it would take: refused there, the network would go
+    // down and up again and the caller hear of a failed start.
+    if (is_running(e.state)) check_fast_path(n);
 
     switch (plan::plan_update(e.spec, n, is_running(e.state))) {
     case plan::UpdatePath::hosts: commit_hosts(e, std::move(n)); return done(nullptr);

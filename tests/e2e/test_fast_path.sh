@@ -7,7 +7,9 @@
 #    with Unsupported naming the missing feature and changes nothing: the
 #    network stays inactive, the kernel's links, addresses and tables are as
 #    before; an ordinary network starts beside it and no fast-path table
-#    appears;
+#    appears; an Update asking a running network for fast_path is refused
+#    the same way, as an update (no "starting network"), and the network
+#    keeps running untouched (not taken down and up);
 #  - on a kernel with flowtables, the network starts with table inet
 #    kvmnet_fast holding the flowtable over the bridge and the uplink (the
 #    datapath itself is proven in the VM suite, tests/vm/vm_fast_path.sh).
@@ -60,6 +62,24 @@ if ((!flowtables)); then
     wait_state plain active
     in_ns "$H" nft list table inet kvmnet_fast >/dev/null 2>&1 && fail "a fast-path table exists without a fast-path network"
     ctl stop plain
+
+    log "an Update of a running network that asks for fast_path: refused as an update, the network untouched"
+    ctl create up --mode nat --bridge kvmbup --ipv4 192.168.142.1/24 --uplink uplink0
+    ctl start up
+    wait_state up active
+    index=$(ifindex "$H" kvmbup)
+    before=$(kernel_snapshot "$H")
+    expect_error Unsupported set up fast_path=true
+    assert_contains "$ERR_MSG" "fast_path" "the update's refusal names the field"
+    assert_contains "$ERR_MSG" "flowtables" "the update's refusal names the missing kernel feature"
+    assert_not_contains "$ERR_MSG" "starting network" "the update's refusal"
+    log "refused: $ERR_MSG"
+    assert_eq "$(net_state up)" active "state after the refused update"
+    assert_eq "$(ctl export up | jq -r '.fast_path // false')" false "fast_path in the stored document"
+    # The same bridge: the refusal did not take the network down and up.
+    assert_eq "$(ifindex "$H" kvmbup)" "$index" "the bridge's ifindex after the refused update"
+    assert_eq "$(kernel_snapshot "$H")" "$before" "kernel after the refused update"
+    ctl stop up
     echo "SKIP (part): the fast path's datapath: this kernel lacks nftables flowtables; tests/vm/vm_fast_path.sh proves it" >&2
     log "PASS (validation and the Unsupported start checked)"
     exit 0
