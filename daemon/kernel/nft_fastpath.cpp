@@ -93,32 +93,26 @@ plan::Chain offload_chain()
 
 std::string Nftables::flowtables_missing()
 {
-    if (flowtables_missing_) return *flowtables_missing_;
-    const std::string table = "kvmnet_probe";
-    TablePtr t = make_table(table);
-    FlowtablePtr f = make_flowtable(table, {});
-    ChainPtr c = make_chain(table, offload_chain());
-    RulePtr r = make_offload_rule(table, nullptr);
-    const std::size_t bound = message_overhead + 4 * bytes_per_expression;
-    Batch batch(transport_.next_seq(), {{bound, "adding table"},
-                                        {bound, "adding a flowtable"},
-                                        {bound, "adding a forward chain"},
-                                        {bound, "adding a rule with 'flow add'"},
-                                        {bound, "deleting table"}});
-    put_table(batch, NFT_MSG_NEWTABLE, NLM_F_CREATE, batch.seq(0), t);
-    put_flowtable(batch, batch.seq(1), f);
-    put_chain(batch, batch.seq(2), c);
-    put_rule(batch, batch.seq(3), r);
-    put_table(batch, NFT_MSG_DELTABLE, 0, batch.seq(4), t);
-    const auto [error, seq] = transport_.commit(batch, "probing for nftables flowtables");
-    if (error == 0) {
-        flowtables_missing_ = "";
-    } else {
-        flowtables_missing_ = "this kernel lacks nftables flowtables (nf_flow_table_inet, nft_flow_offload: "
-                              "CONFIG_NF_FLOW_TABLE_INET, CONFIG_NFT_FLOW_OFFLOAD): " +
-                              batch.what(seq) + " in a scratch table failed: " + errno_text(error);
-    }
-    return *flowtables_missing_;
+    return flowtables_.missing([&] {
+        const std::string table = "kvmnet_probe";
+        TablePtr t = make_table(table);
+        FlowtablePtr f = make_flowtable(table, {});
+        ChainPtr c = make_chain(table, offload_chain());
+        RulePtr r = make_offload_rule(table, nullptr);
+        const std::size_t bound = message_overhead + 4 * bytes_per_expression;
+        Batch batch(transport_.next_seq(), {{bound, "adding table"},
+                                            {bound, "adding a flowtable"},
+                                            {bound, "adding a forward chain"},
+                                            {bound, "adding a rule with 'flow add'"},
+                                            {bound, "deleting table"}});
+        put_table(batch, NFT_MSG_NEWTABLE, NLM_F_CREATE, batch.seq(0), t);
+        put_flowtable(batch, batch.seq(1), f);
+        put_chain(batch, batch.seq(2), c);
+        put_rule(batch, batch.seq(3), r);
+        put_table(batch, NFT_MSG_DELTABLE, 0, batch.seq(4), t);
+        const auto [error, seq] = transport_.commit(batch, "probing for nftables flowtables");
+        return FeatureProbe::Result{error, error == 0 ? "" : batch.what(seq) + " in a scratch table"};
+    });
 }
 
 void Nftables::sync_fast_path(const std::vector<FastPathLink>& links)

@@ -2,6 +2,7 @@
 // libmnl, in one atomic batch, never by running nft(8).
 #pragma once
 
+#include "kernel/feature_probe.hpp"
 #include "kernel/nft_batch.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/ruleset.hpp"
@@ -75,7 +76,8 @@ public:
 
 private:
     nft::Transport transport_;
-    std::optional<std::string> flowtables_missing_;            // the probe's answer, once asked
+    FeatureProbe flowtables_{"nftables flowtables (nf_flow_table_inet, nft_flow_offload: CONFIG_NF_FLOW_TABLE_INET, "
+                             "CONFIG_NFT_FLOW_OFFLOAD)"};
     std::optional<std::vector<FastPathLink>> fast_committed_;  // what sync_fast_path last committed
 };
 

@@ -403,9 +403,10 @@ public:
     virtual std::vector<RuleCounter> rule_counters(const std::string& table) = 0;
     // Every chain of every table of every family (ours and other programs').
     virtual std::vector<ChainInfo> list_chains() = 0;
-    // Whether this kernel has nftables flowtables and `flow add` (probed
-    // once, in a scratch table committed and deleted in one transaction).
-    // The empty string when it does, else what is missing (for Unsupported).
+    // Whether this kernel has nftables flowtables and `flow add` (probed in
+    // a scratch table committed and deleted in one transaction, until the
+    // kernel answers). The empty string when it does, else what is missing
+    // (for Unsupported); a probe that failed otherwise throws Kernel.
     virtual std::string flowtables_missing() { return "this adapter has no flowtables"; }
     // The fast-path table (fast_path_table): one flowtable over `links`'
     // bridges and uplinks and a forward rule per link that adds its
