@@ -162,6 +162,7 @@ void OverlayLayer::setup(const model::Network& n, Undo& undo, std::string& step)
     links_.set_alias(name, plan::owner_alias(n.name));
     if (const auto link = links_.find_link(name); link && link->mtu != want.mtu) links_.set_mtu(name, want.mtu);
     step = "enslaving " + name + " to " + n.bridge;
+    skip_dad(n);
     links_.set_master(name, n.bridge);
     links_.set_up(name, true);
     step = "setting the bridge port flags of " + name;
@@ -266,6 +267,7 @@ std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std
         done.push_back("restored MTU " + std::to_string(want.mtu) + " of " + name);
     }
     if (!link || link->master_index != bridge->index) {
+        skip_dad(n);
         links_.set_master(name, n.bridge);
         if (link) done.push_back("re-attached " + name + " to " + n.bridge);
     }
@@ -311,6 +313,20 @@ std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std
     for (auto& d : host_address(n, nullptr))
         done.push_back(std::move(d));
     return done;
+}
+
+void OverlayLayer::skip_dad(const model::Network& n)
+{
+    // The bridge's link-local address is the anycast gateway's, derived
+    // from its MAC and the same on every host: duplicate address detection
+    // can only fail (the tunnel's ND filter is what keeps it from seeing
+    // the other hosts) and holds the address tentative for a second or two
+    // after the tunnel port gives the bridge its carrier, so a guest's
+    // first neighbour or router solicitation went unanswered. Set before
+    // the port comes up, when the kernel makes that address. A host
+    // without IPv6 has no such sysctl and no such address.
+    const std::string key = "net/ipv6/conf/" + n.bridge + "/accept_dad";
+    if (const auto value = links_.read_sysctl(key); value && *value != "0") links_.write_sysctl(key, "0");
 }
 
 std::vector<std::string> OverlayLayer::teardown(const model::Network& n)

@@ -58,6 +58,8 @@ private:
     // before the first change.
     std::vector<std::string> host_address(const model::Network& n, const std::function<bool()>* allowed);
     plan::VxlanOptions wanted(const model::Network& n, const Underlay& u) const;
+    // No duplicate address detection on the bridge (its accept_dad sysctl).
+    void skip_dad(const model::Network& n);
     plan::LinkAdapter& links_;
 };
 
