@@ -15,7 +15,7 @@ namespace kvmnet::core {
 enum class LogLevel { debug = 7, info = 6, warning = 4, error = 3 };
 
 // The events a journal reader may want to find whatever the wording, each
-// with a fixed MESSAGE_ID (docs/architecture.md, "Logging", lists them).
+// with a fixed MESSAGE_ID (docs/systemd.md, "Journal message ids", lists them).
 enum class MessageId {
     none,
     network_created,
