@@ -228,7 +228,8 @@ public:
         if (!maybe_lost || lost_) return;
         lost_ = loop_.add_timer(0, [this] {
             lost_.reset();
-            core::log_info("another process committed to nftables while the monitor was paused for a bulk change");
+            core::log_info("nftables may have been changed by another process while the monitor was paused for a bulk "
+                           "change; checking");
             manager_.foreign_firewall_changed();
             manager_.firewall_notifications_lost();
         });
