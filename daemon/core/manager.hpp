@@ -226,6 +226,8 @@ public:
     // connections forwarded), "first_packet_bytes" and "dropped" (attempts
     // over the forward's rate).
     nlohmann::json list_forwards(const std::string& name) const;
+    // The same as the JSON text of the reply, each forward serialised once.
+    std::string list_forwards_text(const std::string& name) const;
     // Drop counters of the network's rules (spoofed, isolated, limits, ...)
     // and forward totals.
     nlohmann::json statistics(const std::string& name) const;

@@ -59,8 +59,12 @@ public:
 
     // `fd` is open on `tmp`, which holds the new contents of `path`, already
     // written; the writer owns fd from here on. Once `path` is durable the
-    // files in `remove_after` are removed (a journal the new document holds).
-    void replace(int fd, std::string tmp, std::string path, std::vector<std::string> remove_after = {});
+    // files in `remove_after` are removed (a journal the new document holds)
+    // and `then` runs, on the writer's thread (or at once when not threaded),
+    // best effort (what it throws is dropped): not for contents replaced
+    // again in the same batch, nor when the batch failed.
+    using Then = std::function<void()>;
+    void replace(int fd, std::string tmp, std::string path, std::vector<std::string> remove_after = {}, Then then = {});
     // Calls done once everything replaced so far is durable (at once when
     // nothing is pending, or when not threaded).
     void when_durable(Done done);
@@ -84,6 +88,7 @@ private:
         std::string tmp;
         std::string path;
         std::vector<std::string> remove_after;
+        Then then;
     };
     struct Batch {
         std::vector<Replace> replaces;

@@ -410,12 +410,16 @@ void Store::mirror(const std::string& name, const std::string& text) const
 
 void Store::save(const model::Network& network) const
 {
-    const std::string text = model::to_json(network).dump(2) + "\n";
+    std::string text = model::to_json(network).dump(2) + "\n";
     const std::string path = path_of(network.name);
     // A name of its own per save: the writer may still sync an earlier one.
     const std::string tmp = path + ".tmp." + std::to_string(++temporaries_);
-    durable_->replace(write_temp(tmp, text, 0644, true), tmp, path, {journal_of(network.name)});
-    mirror(network.name, text);
+    // The mirror copy is written by the writer's thread once the document
+    // is durable: one file fewer created and renamed on the event loop per
+    // change, and the copy is never ahead of the document on disk.
+    const int fd = write_temp(tmp, text, 0644, true);
+    durable_->replace(fd, tmp, path, {journal_of(network.name)},
+                      [this, name = network.name, text = std::move(text)] { mirror(name, text); });
 }
 
 void Store::remove(const std::string& name) const

@@ -102,6 +102,7 @@ struct Shared {
     unsigned max_forwards = 20;
     unsigned max_hosts = 4;
     unsigned cycle_percent = 5;  // of writes: one step of the own network's create/start/stop/delete
+    int only_read = -1;          // --read KIND: every read is this one (what one kind costs the daemon)
     Clock::time_point deadline;
     std::mutex mutex;
     std::vector<std::string> errors;
@@ -157,7 +158,8 @@ public:
         std::uniform_int_distribution<unsigned> percent(0, 99);
         while (Clock::now() < shared_.deadline) {
             if (percent(random_) < shared_.read_percent) {
-                read(std::uniform_int_distribution<unsigned>(0, read_kinds - 1)(random_));
+                read(shared_.only_read >= 0 ? static_cast<unsigned>(shared_.only_read)
+                                            : std::uniform_int_distribution<unsigned>(0, read_kinds - 1)(random_));
             } else {
                 write();
             }
@@ -487,6 +489,12 @@ int cmd_dbus_load(const Args& args)
     shared.max_hosts = args.number("max-hosts", 4);
     shared.cycle_percent = args.number("cycle-percent", 5);
     const std::string json_path = args.get("json", "");
+    if (const std::string only = args.get("read", ""); !only.empty()) {
+        for (unsigned k = 0; k < read_kinds; ++k)
+            if (only == call_name(k)) shared.only_read = static_cast<int>(k);
+        if (shared.only_read < 0)
+            throw UsageError("--read: one of the read calls' names, e.g. GetAll, Network.Describe");
+    }
     if (clients == 0 || clients > 250) throw UsageError("--clients: 1 to 250");
     if (shared.read_percent > 100) throw UsageError("--read-percent: 0 to 100");
     if (shared.max_forwards == 0 || shared.max_forwards > ports_per_client / 2)
