@@ -1,6 +1,7 @@
-// Route drift of NAT and routed networks (core/manager_repair.cpp): a
-// deleted prefix route of a gateway address comes back at the route
-// notification, on the one converge path, within the network's budget.
+// Repairs on the one converge path (core/manager_repair.cpp): route drift
+// of NAT and routed networks (a deleted prefix route of a gateway address
+// comes back at the route notification, within the network's budget), and
+// the repair's failure mode (a step that fails does not stop the others).
 #include "manager_test_prelude.hpp"
 
 namespace {
@@ -109,6 +110,30 @@ TEST_CASE("Self-healing: route repairs count against the network's budget", "[ma
     CHECK_THAT(h.m().state_reason("iso"), Contains("repair of routes"));
     h.clock.advance(1'000'000);
     CHECK(subnet_route(h.links, AF_INET));
+    CHECK(h.m().state("iso") == State::active);
+    h.m().stop("iso");
+}
+
+TEST_CASE("Self-healing: a links repair that fails does not stop the sysctl repair; the state says why",
+          "[manager][repair]")
+{
+    HealingHarness h;
+    const std::string localnet = "net/ipv4/conf/kvmbr9/route_localnet";
+    h.links.delete_address("kvmbr9", AF_INET, "10.70.0.1", 24);
+    h.links.sysctls[localnet] = "0";
+    h.links.reset_calls();
+    h.links.fail_on("add_address", 1);
+    h.m().address_changed(h.links.link("kvmbr9").index);
+    h.m().sysctl_changed();
+    h.let_repairs_run();
+    CHECK(h.links.sysctls[localnet] == "1");
+    CHECK(h.m().state("iso") == State::degraded);
+    CHECK(h.m().state_reason_code("iso") == "repair-failed");
+    CHECK_THAT(h.m().state_reason("iso"), Contains("repairing bridge kvmbr9 failed: "));
+    // The next notification repairs it.
+    h.m().address_changed(h.links.link("kvmbr9").index);
+    h.let_repairs_run();
+    CHECK(h.bridge_addresses() == healthy_addresses);
     CHECK(h.m().state("iso") == State::active);
     h.m().stop("iso");
 }
