@@ -960,10 +960,11 @@ void Manager::run_start(Entry& e)
     converge(e, e.spec, {}, Failure::start);
 }
 
-void Manager::converge(Entry& e, const model::Network& desired, const plan::ConvergeObserved& observed, Failure policy)
+void Manager::converge(Entry& e, const model::Network& desired, const plan::ConvergeObserved& observed, Failure policy,
+                       RepairRun* run)
 {
     const auto steps = plan::plan_converge(desired, observed);
-    const model::Network* running = observed.running ? &*observed.running : nullptr;
+    const model::Network* running = observed.running;
     switch (policy) {
     case Failure::start:
         // bring_up made the pending start that carries the journal.
@@ -982,7 +983,8 @@ void Manager::converge(Entry& e, const model::Network& desired, const plan::Conv
             // new one as running: every step the update may have made is
             // planned back, however far it got.
             model::Network old = *running;
-            plan::ConvergeObserved back{desired, observed.bridge_mtu};
+            const model::Network next = desired;
+            plan::ConvergeObserved back{&next, observed.bridge_mtu};
             e.spec = old;
             try {
                 store_.save(old);
@@ -998,10 +1000,11 @@ void Manager::converge(Entry& e, const model::Network& desired, const plan::Conv
     }
     case Failure::repair:
         for (const auto& step : steps) {
+            if (run && run->stopped) break;
             Undo undo;
             std::string what;
             try {
-                apply_step(e, running, step, undo, what);
+                apply_step(e, running, step, undo, what, run);
                 undo.commit();
             } catch (const std::exception& err) {
                 log_error("network " + desired.name + ": " + plan::describe(step) + ": " + err.what(), desired.name);
@@ -1012,8 +1015,14 @@ void Manager::converge(Entry& e, const model::Network& desired, const plan::Conv
 }
 
 void Manager::apply_step(Entry& e, const model::Network* running, const plan::ConvergeStep& step, Undo& undo,
-                         std::string& what)
+                         std::string& what, RepairRun* run)
 {
+    if (plan::is_repair_step(step)) {
+        if (!run) throw Error(ErrorKind::Kernel, plan::describe(step) + " is a repair's step");
+        what = plan::describe(step);
+        apply_repair(e, step, *run);
+        return;
+    }
     const model::Network& n = e.spec;
     const auto port_of = [](const model::Network& in, const std::string& name) -> const model::Port* {
         const auto it =

@@ -94,7 +94,7 @@ public:
                                const std::string& ip, const std::string& hostname) = 0;
     // The daemon repaired drift of running network `name` on its own
     // (core/manager_repair.cpp): `what` is "firewall", "bridge", "address",
-    // "link", "uplink", "sysctl" or "dnsmasq"; `detail` says what was found and done.
+    // "link", "uplink", "route", "sysctl" or "dnsmasq"; `detail` says what was found and done.
     virtual void network_repaired(const std::string& /*name*/, const std::string& /*what*/,
                                   const std::string& /*detail*/)
     {
@@ -252,7 +252,7 @@ public:
     void fdb_learned(int bridge_index, const std::string& mac, int port_index);
 
     // Self-healing (core/manager_repair.cpp). link_changed, address_changed
-    // (an address appeared on or left link `link_index`), sysctl_changed and
+    // (an address appeared on or left link `link_index`), route_changed, sysctl_changed and
     // firewall_changed (someone else changed table inet kvmnet: `detail`
     // names who, or the monitor lost notifications) only mark what may have
     // drifted; one sync a short moment later (core/repair_trigger.hpp)
@@ -298,6 +298,10 @@ public:
     // which is polled): the sysctls the running networks on that bridge, or
     // all of them, hold on are checked (and repaired) a moment later.
     void sysctl_changed(int link_index = 0);
+    // A route through link `link_index` was deleted (rtnetlink
+    // RTM_DELROUTE): the routes of the running network on that bridge are
+    // checked (and repaired) a moment later.
+    void route_changed(int link_index);
     // The last repair of the network: "TIME WHAT: DETAIL", empty when none.
     const std::string& last_repair(const std::string& name) const;
 
@@ -329,21 +333,44 @@ private:
     void set_state(Entry& e, State state, std::string code, std::string reason);
 
     // Start, live update and repair run one converge: observe, plan
-    // (plan::plan_converge, plan::plan_repair: pure), apply. They differ
-    // only in how a failure is undone.
+    // (plan::plan_converge: pure), apply. They differ only in how a failure
+    // is undone.
     enum class Failure {
         start,   // tear down what the start made (its undo journal), in reverse order
         update,  // converge back to the old document (planned from the new one as running)
-        repair,  // keep what was achieved, go on; counted against the budget (sync)
+        repair,  // keep what was achieved, go on with the next step
+    };
+    // The repairs of one sync (manager_repair.cpp): what its networks share,
+    // read once per sync.
+    struct RepairSync {
+        std::map<std::string, std::string> sysctls;  // held sysctls as read
+        std::set<std::string> turned_on;             // written in this sync (ip_forward: once for all)
+        std::optional<std::vector<plan::RouteInfo>> routes;
+    };
+    // One network's repair within a sync: its budget, and what it did.
+    struct RepairRun {
+        RepairSync& sync;
+        std::function<bool()> allowed{};  // the budget, asked before a change; no: deferred
+        std::vector<std::string> done{};  // what was repaired, in words
+        std::string what{};               // the signal's category: the most drastic repair
+        bool stopped = false;             // deferred, or the bridge is someone else's: no more steps
+        bool replaced = false;            // someone else's interface has the bridge's name
+        bool ports_changed = false;
+        plan::DriftKinds again = 0;  // what the steps changed besides: observed again
+        std::string failure{};       // a links repair that failed: the state reason
     };
     // Brings e (whose spec is `desired`) from `observed` to `desired`. A
     // start (nothing running) goes through bring_up, which waits for
     // dnsmasq's readiness without blocking the loop; a live update applies
-    // at once and throws after converging back.
-    void converge(Entry& e, const model::Network& desired, const plan::ConvergeObserved& observed, Failure policy);
+    // at once and throws after converging back; a repair (`run`: the sync's;
+    // none: an update converging back) applies what it can.
+    void converge(Entry& e, const model::Network& desired, const plan::ConvergeObserved& observed, Failure policy,
+                  RepairRun* run = nullptr);
     // One step towards e.spec; `running`: the document it comes from (none: a start).
     void apply_step(Entry& e, const model::Network* running, const plan::ConvergeStep& step, Undo& undo,
-                    std::string& what);
+                    std::string& what, RepairRun* run = nullptr);
+    // A repair's step (apply_step's, for the steps only a repair plans).
+    void apply_repair(Entry& e, const plan::ConvergeStep& step, RepairRun& run);
     // The start's converge from its next step up to dnsmasq's readiness
     // (which calls it again) or to its end, then finish_start.
     void advance_start(const std::string& name, std::exception_ptr error);
@@ -374,16 +401,14 @@ private:
     // The network's mode driver (core/mode_driver.hpp).
     ModeDriver& driver(const model::Network& n);
     // Self-healing (core/manager_repair.cpp): marks for the one repair
-    // trigger, and its sync, which converges each marked network (observe,
-    // plan::plan_repair, apply) and re-applies the table when it is marked.
+    // trigger, and its sync, which repairs each marked network and
+    // re-applies the table when it is marked.
     void mark_dirty(Entry& e, plan::DriftKinds kinds);
     void sync(const std::map<std::string, plan::DriftKinds>& due);
-    // The sysctls read and turned on in one sync, shared by its networks.
-    struct SysctlSync {
-        std::map<std::string, std::string> read;
-        std::set<std::string> turned_on;
-    };
-    void converge(Entry& e, plan::DriftKinds kinds, SysctlSync& sysctls);
+    // Observes what `kinds` marks, converges (Failure::repair), and again
+    // while the steps changed what another observation would see.
+    void repair(Entry& e, plan::DriftKinds kinds, RepairSync& sync);
+    plan::ConvergeObserved observe_drift(Entry& e, plan::DriftKinds kinds, RepairSync& sync);
     // Turns a held sysctl on again; false (logged) when that failed.
     bool turn_on_sysctl(const std::string& key);
     void repair_firewall();
@@ -392,7 +417,7 @@ private:
     void note_done(Entry& e, const std::vector<std::string>& done, const std::string& what);
     // Our bridge (owner mark) under a name other than the network's, if any.
     std::optional<plan::LinkInfo> renamed_bridge(const Entry& e);
-    void rename_back(const plan::LinkInfo& bridge, const std::string& name);
+    void rename_back(const std::string& from, const std::string& to, bool up);
     // Refreshes e.foreign_ports from the kernel while our bridge exists.
     void observe_ports(Entry& e);
     // Enslaves the remembered foreign ports that are free to a recreated bridge; their names.

@@ -404,7 +404,7 @@ void Manager::update_live(Entry& e, const model::Network& next)
     // before anything changes: bad input changes nothing.
     e.spec = next;
     try {
-        for (const auto& step : plan::plan_converge(next, {old, 0}))
+        for (const auto& step : plan::plan_converge(next, {&old, 0}))
             if (const auto* apply = std::get_if<plan::ApplyPort>(&step))
                 for (const model::Port& p : next.ports)
                     if (p.name == apply->name) check_port_mac(e, p);
@@ -416,7 +416,7 @@ void Manager::update_live(Entry& e, const model::Network& next)
     }
     // What a document without an MTU goes back to when the update fails.
     const auto bridge = links_.find_link(next.bridge);
-    converge(e, next, {old, bridge ? bridge->mtu : 0}, Failure::update);
+    converge(e, next, {&old, bridge ? bridge->mtu : 0}, Failure::update);
     ensure_fdb_poll();
 }
 

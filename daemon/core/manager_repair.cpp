@@ -1,10 +1,11 @@
 // Self-healing: drift that someone else causes in a running network's kernel
 // objects is repaired without being asked, along one converge path.
-// Notifications (rtnetlink for links, addresses and forwarding sysctls,
-// nftables for our table) and the sysctl poll only mark what may have
+// Notifications (rtnetlink for links, addresses, deleted routes and
+// forwarding sysctls, nftables for our table) and the sysctl poll only mark what may have
 // drifted; one sync of the repair trigger (core/repair_trigger.hpp) a short
-// moment later observes each marked network, plans with plan::plan_repair
-// (pure) and applies the steps, keeping what it achieved when a step fails.
+// moment later observes each marked network and converges it
+// (Manager::converge with Failure::repair: plan::plan_converge, pure, then
+// every step, keeping what it achieved when a step fails).
 // A burst of notifications (`ip link del` also removes the addresses and
 // releases the ports) is therefore one repair, and the daemon's own changes
 // never loop: by the time their notifications are read the kernel already
@@ -104,180 +105,208 @@ void Manager::address_changed(int link_index)
 void Manager::recheck_links()
 {
     for (auto& [name, e] : networks_)
-        mark_dirty(e, plan::drift_links | plan::drift_ports);
+        mark_dirty(e, plan::drift_links | plan::drift_ports | plan::drift_routes);
 }
 
 void Manager::sync(const std::map<std::string, plan::DriftKinds>& due)
 {
-    SysctlSync sysctls;
+    RepairSync shared;
     for (const auto& [scope, kinds] : due) {
         if (scope == table_scope) continue;
         const auto it = networks_.find(scope);
-        if (it != networks_.end() && is_running(it->second.state)) converge(it->second, kinds, sysctls);
+        if (it != networks_.end() && is_running(it->second.state)) repair(it->second, kinds, shared);
     }
     if (due.count(table_scope)) repair_firewall();
 }
 
-void Manager::converge(Entry& e, plan::DriftKinds kinds, SysctlSync& sysctls)
+plan::ConvergeObserved Manager::observe_drift(Entry& e, plan::DriftKinds kinds, RepairSync& shared)
 {
     const model::Network& n = e.spec;
-    e.repair_wait.clear();
-    std::vector<std::string> done;  // what was repaired, in words
-    std::string what;               // the signal's category: the most drastic repair
-    bool deferred = false;
-    // Within the budget (counted once per sync), or deferred: false.
-    auto allowed = [&] {
-        if (deferred) return false;
-        if (repairs_.allow(n.name)) return true;
-        deferred = true;
-        e.repair_wait = repairs_.waiting(n.name);
-        log_warning("network " + n.name + ": repair deferred: " + e.repair_wait, n.name);
-        return false;
+    plan::ConvergeObserved o;
+    o.running = &n;  // a repair converges to the document the network runs with
+    // The bridge is looked up only when needed: the forwarding poll brings
+    // every running network here every 2 s, and a sysctl that is on needs
+    // no bridge to be told so.
+    bool looked_up = false;
+    const auto ours = [&] {
+        if (!looked_up) {
+            o.bridge = links_.find_link(n.bridge);
+            looked_up = true;
+        }
+        return o.bridge && o.bridge->alias == plan::owner_alias(n.name);
     };
-
-    // Links first: ports and the bridge's own sysctls need the bridge.
     if (kinds & (plan::drift_links | plan::drift_addresses)) {
-        plan::RepairObserved o;
         o.links = true;
-        o.bridge = links_.find_link(n.bridge);
+        ours();
         if (!o.bridge) o.renamed = renamed_bridge(e);
         e.bridge_index = o.bridge ? o.bridge->index : 0;
-        try {
-            for (const plan::RepairStep& step : plan::plan_repair(n, o)) {
-                if (const auto* rename = std::get_if<plan::RenameBridgeBack>(&step)) {
-                    if (!allowed()) return assess(e);
-                    rename_back(*o.renamed, rename->to);
-                    done.push_back("renamed bridge " + rename->from + " back to " + rename->to);
-                    what = "link";
-                } else if (std::holds_alternative<plan::LeaveReplacedBridge>(step)) {
-                    assess(e);
-                    if (e.state == State::active)
-                        set_state(e, State::degraded, "bridge-replaced",
-                                  "bridge " + n.bridge + " was replaced by an interface kvmnet does not manage");
-                    return;
-                } else if (std::holds_alternative<plan::RepairLinks>(step)) {
-                    const auto bridge = links_.find_link(n.bridge);
-                    e.bridge_index = bridge ? bridge->index : 0;
-                    LinkRepair r = driver(n).repair(n, bridge, allowed);
-                    if (deferred) return assess(e);
-                    for (auto& d : r.done)
-                        done.push_back(std::move(d));
-                    // The driver's repair outranks a rename, which is only "link".
-                    if (!r.done.empty() && (what.empty() || r.what != "address")) what = r.what;
-                    if (r.recreated) {
-                        // A new bridge: what hung on the old one goes onto it again.
-                        attach_ports(e);
-                        if (const auto back = reattach_foreign_ports(e); !back.empty())
-                            done.push_back("re-attached " + join_names(back) + " (enslaved outside kvmnet)");
-                        if (!e.dnsmasq_unreported.empty()) done.push_back(std::exchange(e.dnsmasq_unreported, {}));
-                        // A dnsmasq bound to its interface (bind-interfaces)
-                        // cannot start without the bridge: one that exited
-                        // meanwhile waits for its backoff; it starts now.
-                        if (e.dnsmasq) e.dnsmasq->restart_now();
-                        const auto created = links_.find_link(n.bridge);
-                        e.bridge_index = created ? created->index : 0;
-                        e.mac_watch.forget_ports();
-                        kinds |= plan::drift_sysctls;
-                    }
-                }
-            }
-        } catch (const std::exception& err) {
-            log_error("network " + n.name + ": repairing " + n.bridge + " failed: " + err.what(), n.name);
-            assess(e);
-            if (e.state == State::active)
-                set_state(e, State::degraded, "repair-failed",
-                          "repairing bridge " + n.bridge + " failed: " + err.what());
-            return;
-        }
     }
-
-    // Drift => converge again: a second round sees what the first one's
-    // writes changed besides (ip_forward turns every link's forwarding on).
-    for (int round = 0; round < 2 && (kinds & (plan::drift_ports | plan::drift_sysctls)) && !deferred; ++round) {
-        plan::RepairObserved o;
-        // The bridge is looked up only when needed: the forwarding poll
-        // brings every running network here every 2 s, and a sysctl that is
-        // on needs no bridge to be told so.
-        std::optional<bool> owned;
-        const auto ours = [&] {
-            if (!owned) {
-                o.bridge = links_.find_link(n.bridge);
-                owned = o.bridge && o.bridge->alias == plan::owner_alias(n.name);
-            }
-            return *owned;
-        };
-        if (kinds & plan::drift_ports) {
-            ours();
-            o.ports.emplace();
-            for (const model::Port& p : n.ports)
-                (*o.ports)[p.name] = links_.find_link(p.name);
-            for (const auto& [port, problem] : e.port_problems)
-                o.port_problems.insert(port);
-        }
-        if (kinds & plan::drift_sysctls) {
-            o.sysctls.emplace();
-            for (const std::string& key : plan::held_sysctls(n)) {
-                auto cached = sysctls.read.find(key);
-                if (cached == sysctls.read.end()) {
-                    std::string value;
-                    try {
-                        value = links_.read_sysctl(key).value_or("");
-                    } catch (const std::exception& err) {
-                        log_error("reading " + dotted(key) + " failed: " + err.what());
-                    }
-                    cached = sysctls.read.emplace(key, value).first;
-                }
-                // A missing bridge gets its own when the repair recreates it.
-                const bool on = !cached->second.empty() && cached->second[0] == '1';
-                if (key.rfind("net/ipv4/conf/", 0) == 0 && !on && !ours()) continue;
-                (*o.sysctls)[key] = cached->second;
-            }
-        }
-        bool ports_changed = false;
-        bool wrote = false;
-        for (const plan::RepairStep& step : plan::plan_repair(n, o)) {
-            if (const auto* missing = std::get_if<plan::PortMissing>(&step)) {
-                e.port_problems[missing->name] = "interface is missing";
-                ports_changed = true;
-            } else if (const auto* attach = std::get_if<plan::AttachPort>(&step)) {
-                if (!allowed()) break;
-                const auto port = std::find_if(n.ports.begin(), n.ports.end(),
-                                               [&](const model::Port& p) { return p.name == attach->name; });
-                log_info("network " + n.name + ": port " + attach->name + " appeared, attaching it", n.name);
+    if (kinds & plan::drift_ports) {
+        ours();
+        o.ports.emplace();
+        for (const model::Port& p : n.ports)
+            (*o.ports)[p.name] = links_.find_link(p.name);
+        for (const auto& [port, problem] : e.port_problems)
+            o.port_problems.insert(port);
+    }
+    if (kinds & plan::drift_sysctls) {
+        o.sysctls.emplace();
+        for (const std::string& key : plan::held_sysctls(n)) {
+            auto cached = shared.sysctls.find(key);
+            if (cached == shared.sysctls.end()) {
+                std::string value;
                 try {
-                    apply_port(e, *port);
-                    e.port_problems.erase(attach->name);
+                    value = links_.read_sysctl(key).value_or("");
                 } catch (const std::exception& err) {
-                    e.port_problems[attach->name] = err.what();
+                    log_error("reading " + dotted(key) + " failed: " + err.what());
                 }
-                ports_changed = true;
-            } else if (const auto* sysctl = std::get_if<plan::TurnOnSysctl>(&step)) {
-                if (!allowed()) break;
-                // Held by several networks (ip_forward): written once per sync.
-                if (sysctls.turned_on.count(sysctl->key) || !turn_on_sysctl(sysctl->key)) continue;
-                sysctls.turned_on.insert(sysctl->key);
-                sysctls.read[sysctl->key] = "1";
-                wrote = true;
-                // The kernel sets every link's IPv4 forwarding with it: read again.
-                if (sysctl->key == ip_forward_key)
-                    for (auto it = sysctls.read.begin(); it != sysctls.read.end();)
-                        it = it->first.rfind("net/ipv4/conf/", 0) == 0 &&
-                                     it->first.find("/forwarding") != std::string::npos
-                                 ? sysctls.read.erase(it)
-                                 : std::next(it);
+                cached = shared.sysctls.emplace(key, value).first;
             }
+            // A missing bridge gets its own when the repair recreates it.
+            const bool on = !cached->second.empty() && cached->second[0] == '1';
+            if (key.rfind("net/ipv4/conf/", 0) == 0 && !on && !ours()) continue;
+            (*o.sysctls)[key] = cached->second;
         }
-        if (ports_changed && listener_) listener_->network_changed(n.name);
-        if (!wrote) break;
-        kinds &= ~plan::drift_ports;
     }
+    if ((kinds & plan::drift_routes) && !o.links && ours()) {
+        // One dump of the routes per sync, whatever the number of networks.
+        if (!shared.routes) shared.routes = links_.list_routes();
+        o.routes.emplace();
+        o.routes->addresses = links_.list_addresses_of(o.bridge->index);
+        for (const plan::RouteInfo& r : *shared.routes)
+            if (r.link_index == o.bridge->index) o.routes->routes.push_back(r);
+    }
+    return o;
+}
+
+void Manager::repair(Entry& e, plan::DriftKinds kinds, RepairSync& shared)
+{
+    const std::string name = e.spec.name;
+    e.repair_wait.clear();
+    RepairRun run{shared};
+    // Within the budget (counted once per sync), or deferred: false.
+    run.allowed = [this, &e, &run, name] {
+        if (run.stopped) return false;
+        if (repairs_.allow(name)) return true;
+        run.stopped = true;
+        e.repair_wait = repairs_.waiting(name);
+        log_warning("network " + name + ": repair deferred: " + e.repair_wait, name);
+        return false;
+    };
+    // Drift => converge again: the next round observes what this one's
+    // steps changed besides (a recreated bridge's own sysctls, every link's
+    // forwarding that ip_forward turns on, ports and routes after a links
+    // repair). Routes are observed in a round without links.
+    const plan::DriftKinds marked = kinds;
+    plan::DriftKinds seen = 0;
+    for (int round = 0; round < 3 && kinds != 0 && !run.stopped; ++round) {
+        seen |= kinds;
+        run.again = 0;
+        converge(e, e.spec, observe_drift(e, kinds, shared), Failure::repair, &run);
+        kinds = run.again & (marked | plan::drift_sysctls);
+        if (round == 0 && (marked & plan::drift_routes) && (marked & (plan::drift_links | plan::drift_addresses)))
+            kinds |= plan::drift_routes;
+        kinds &= ~(plan::drift_links | plan::drift_addresses);
+    }
+    if (run.ports_changed && listener_) listener_->network_changed(name);
+    if (run.replaced) return;
     // Every network holding a sysctl turned on in this sync hears of it.
-    if (kinds & plan::drift_sysctls)
-        for (const std::string& key : plan::held_sysctls(n))
-            if (sysctls.turned_on.count(key))
+    if (seen & plan::drift_sysctls)
+        for (const std::string& key : plan::held_sysctls(e.spec))
+            if (shared.turned_on.count(key))
                 note_repair(e, "sysctl", "turned " + dotted(key) + " on again after it was turned off outside kvmnet");
-    if (done.empty()) return assess(e);
-    note_done(e, done, what);
+    if (run.done.empty())
+        assess(e);
+    else
+        note_done(e, run.done, run.what);
+    if (!run.failure.empty() && e.state == State::active) set_state(e, State::degraded, "repair-failed", run.failure);
+}
+
+void Manager::apply_repair(Entry& e, const plan::ConvergeStep& step, RepairRun& run)
+{
+    const model::Network& n = e.spec;
+    if (const auto* rename = std::get_if<plan::RenameBridgeBack>(&step)) {
+        if (!run.allowed()) return;
+        rename_back(rename->from, rename->to, rename->up);
+        run.done.push_back("renamed bridge " + rename->from + " back to " + rename->to);
+        run.what = "link";
+        run.again |= plan::drift_ports | plan::drift_routes;
+    } else if (std::holds_alternative<plan::LeaveReplacedBridge>(step)) {
+        run.stopped = run.replaced = true;
+        assess(e);
+        if (e.state == State::active)
+            set_state(e, State::degraded, "bridge-replaced",
+                      "bridge " + n.bridge + " was replaced by an interface kvmnet does not manage");
+    } else if (std::holds_alternative<plan::RepairLinks>(step)) {
+        const auto bridge = links_.find_link(n.bridge);
+        e.bridge_index = bridge ? bridge->index : 0;
+        LinkRepair r;
+        try {
+            r = driver(n).repair(n, bridge, run.allowed);
+        } catch (const std::exception& err) {
+            run.failure = "repairing bridge " + n.bridge + " failed: " + err.what();
+            throw;
+        }
+        if (run.stopped) return;
+        for (auto& d : r.done)
+            run.done.push_back(std::move(d));
+        // The driver's repair outranks a rename, which is only "link".
+        if (!r.done.empty() && (run.what.empty() || r.what != "address")) run.what = r.what;
+        if (!r.done.empty()) run.again |= plan::drift_ports | plan::drift_routes;
+        if (r.recreated) {
+            // A new bridge: what hung on the old one goes onto it again.
+            attach_ports(e);
+            if (const auto back = reattach_foreign_ports(e); !back.empty())
+                run.done.push_back("re-attached " + join_names(back) + " (enslaved outside kvmnet)");
+            if (!e.dnsmasq_unreported.empty()) run.done.push_back(std::exchange(e.dnsmasq_unreported, {}));
+            // A dnsmasq bound to its interface (bind-interfaces) cannot start
+            // without the bridge: one that exited meanwhile waits for its
+            // backoff; it starts now.
+            if (e.dnsmasq) e.dnsmasq->restart_now();
+            const auto created = links_.find_link(n.bridge);
+            e.bridge_index = created ? created->index : 0;
+            e.mac_watch.forget_ports();
+            run.again |= plan::drift_sysctls;
+        }
+    } else if (const auto* missing = std::get_if<plan::PortMissing>(&step)) {
+        e.port_problems[missing->name] = "interface is missing";
+        run.ports_changed = true;
+    } else if (const auto* attach = std::get_if<plan::AttachPort>(&step)) {
+        if (!run.allowed()) return;
+        const auto port =
+            std::find_if(n.ports.begin(), n.ports.end(), [&](const model::Port& p) { return p.name == attach->name; });
+        if (port == n.ports.end()) return;
+        log_info("network " + n.name + ": port " + attach->name + " appeared, attaching it", n.name);
+        // A port that fails is reported per port, as at start.
+        try {
+            apply_port(e, *port);
+            e.port_problems.erase(attach->name);
+        } catch (const std::exception& err) {
+            e.port_problems[attach->name] = err.what();
+        }
+        run.ports_changed = true;
+    } else if (const auto* sysctl = std::get_if<plan::TurnOnSysctl>(&step)) {
+        if (!run.allowed()) return;
+        RepairSync& shared = run.sync;
+        // Held by several networks (ip_forward): written once per sync.
+        if (shared.turned_on.count(sysctl->key) || !turn_on_sysctl(sysctl->key)) return;
+        shared.turned_on.insert(sysctl->key);
+        shared.sysctls[sysctl->key] = "1";
+        run.again |= plan::drift_sysctls;
+        // The kernel sets every link's IPv4 forwarding with it: read again.
+        if (sysctl->key == ip_forward_key)
+            for (auto it = shared.sysctls.begin(); it != shared.sysctls.end();)
+                it = it->first.rfind("net/ipv4/conf/", 0) == 0 && it->first.find("/forwarding") != std::string::npos
+                         ? shared.sysctls.erase(it)
+                         : std::next(it);
+    } else if (const auto* route = std::get_if<plan::AddRoute>(&step)) {
+        if (!run.allowed()) return;
+        run.sync.routes.reset();
+        links_.add_route(n.bridge, route->route);
+        run.done.push_back("re-added route " + route->route.destination + "/" +
+                           std::to_string(route->route.prefix_length) + " through " + n.bridge);
+        if (run.what.empty() || run.what == "address") run.what = "route";
+    }
 }
 
 bool Manager::turn_on_sysctl(const std::string& key)
@@ -321,16 +350,16 @@ std::optional<plan::LinkInfo> Manager::renamed_bridge(const Entry& e)
     return std::nullopt;
 }
 
-void Manager::rename_back(const plan::LinkInfo& bridge, const std::string& name)
+void Manager::rename_back(const std::string& from, const std::string& to, bool up)
 {
     try {
-        links_.rename_link(bridge.name, name);
+        links_.rename_link(from, to);
     } catch (const std::exception&) {
         // Kernels that rename only links that are down (EBUSY).
-        if (!bridge.up) throw;
-        links_.set_up(bridge.name, false);
-        links_.rename_link(bridge.name, name);
-        links_.set_up(name, true);
+        if (!up) throw;
+        links_.set_up(from, false);
+        links_.rename_link(from, to);
+        links_.set_up(to, true);
     }
 }
 
@@ -362,6 +391,13 @@ void Manager::sysctl_changed(int link_index)
     for (auto& [name, e] : networks_)
         if (needs_forwarding(e.spec) && (link_index <= 0 || e.bridge_index == link_index))
             mark_dirty(e, plan::drift_sysctls);
+}
+
+void Manager::route_changed(int link_index)
+{
+    for (auto& [name, e] : networks_)
+        if (is_running(e.state) && e.bridge_index != 0 && e.bridge_index == link_index)
+            mark_dirty(e, plan::drift_routes);
 }
 
 void Manager::poll_forwarding()

@@ -1,4 +1,4 @@
-// RTNLGRP_LINK, RTNLGRP_NEIGH, address- and netconf-group subscriber on libnl-3.
+// RTNLGRP_LINK, RTNLGRP_NEIGH, address-, netconf- and route-group subscriber on libnl-3.
 #include "kernel/link_monitor.hpp"
 
 #include "model/error.hpp"
@@ -31,6 +31,16 @@ LinkMonitor::LinkMonitor(int receive_buffer)
                 if (!self->on_address_ || header->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return NL_OK;
                 const auto* address = static_cast<const ifaddrmsg*>(nlmsg_data(header));
                 self->on_address_(static_cast<int>(address->ifa_index));
+                return NL_OK;
+            }
+            if (header->nlmsg_type == RTM_DELROUTE) {
+                // Added routes are no drift; a deleted one names its link.
+                if (!self->on_route_ || header->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return NL_OK;
+                nlattr* attrs[RTA_MAX + 1] = {};
+                if (nlmsg_parse(header, sizeof(rtmsg), attrs, RTA_MAX, nullptr) < 0 || !attrs[RTA_OIF] ||
+                    nla_len(attrs[RTA_OIF]) < 4)
+                    return NL_OK;
+                self->on_route_(static_cast<int>(nla_get_u32(attrs[RTA_OIF])));
                 return NL_OK;
             }
             if (header->nlmsg_type == RTM_NEWNETCONF) {
@@ -77,7 +87,8 @@ LinkMonitor::LinkMonitor(int receive_buffer)
     int r = nl_connect(socket_, NETLINK_ROUTE);
     if (r >= 0)
         r = nl_socket_add_memberships(socket_, RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
-                                      RTNLGRP_IPV4_NETCONF, RTNLGRP_IPV6_NETCONF, 0);
+                                      RTNLGRP_IPV4_NETCONF, RTNLGRP_IPV6_NETCONF, RTNLGRP_IPV4_ROUTE,
+                                      RTNLGRP_IPV6_ROUTE, 0);
     if (r >= 0) r = nl_socket_set_nonblocking(socket_);
     if (r >= 0) {
         // Beyond rmem_max as root (SO_RCVBUFFORCE); capped at rmem_max otherwise. An overrun stays

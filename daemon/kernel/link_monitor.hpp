@@ -5,7 +5,9 @@
 // moving between ports is seen at every move rather than at poll times; and
 // addresses (RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR), so a gateway address
 // removed from a bridge is put back; and per-link settings (RTNLGRP_IPV4_NETCONF,
-// RTNLGRP_IPV6_NETCONF), so forwarding turned off is turned on again at once.
+// RTNLGRP_IPV6_NETCONF), so forwarding turned off is turned on again at once;
+// and routes (RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE; only deletions are
+// passed on), so a NAT or routed network's subnet route comes back.
 #pragma once
 
 #include "model/mac.hpp"
@@ -54,6 +56,8 @@ public:
     // sysctls changed; one per link for a change of "all") with the link's
     // index, or a value ≤ 0 for "all", "default" or a message without one.
     void set_netconf_handler(std::function<void(int link_index)> on_netconf) { on_netconf_ = std::move(on_netconf); }
+    // Called with the output link's index of every route deleted.
+    void set_route_handler(std::function<void(int link_index)> on_route) { on_route_ = std::move(on_route); }
     // Reads every pending notification and calls the matching handler.
     void dispatch(const std::function<void(const LinkEvent&)>& on_link,
                   const std::function<void(const FdbEvent&)>& on_fdb);
@@ -64,6 +68,7 @@ private:
     const std::function<void(const FdbEvent&)>* on_fdb_ = nullptr;
     std::function<void(int)> on_address_;
     std::function<void(int)> on_netconf_;
+    std::function<void(int)> on_route_;
     bool overrun_ = false;
 };
 

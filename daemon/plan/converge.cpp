@@ -18,46 +18,27 @@ bool link_ipv4_forwarding(const std::string& key)
            key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-}  // namespace
+constexpr int af_inet = 2, af_inet6 = 10;     // <sys/socket.h>, not included in plan/
+constexpr std::uint8_t rtprot_kernel = 2;     // <linux/rtnetlink.h>
+constexpr std::uint8_t rt_scope_link = 253;   // RT_SCOPE_LINK
+constexpr std::uint32_t rt_table_main = 254;  // RT_TABLE_MAIN
+constexpr std::uint32_t ifa_f_dadfailed = 0x08, ifa_f_noprefixroute = 0x200;
 
-std::string drift_kinds_text(DriftKinds kinds)
+// What a repair observed drifted, in the order plan_converge promises.
+void plan_repairs(const model::Network& n, const ConvergeObserved& o, std::vector<ConvergeStep>& steps)
 {
-    static const std::pair<DriftKind, const char*> names[] = {{drift_links, "links"},
-                                                              {drift_addresses, "addresses"},
-                                                              {drift_ports, "ports"},
-                                                              {drift_sysctls, "sysctls"},
-                                                              {drift_firewall, "firewall"}};
-    std::string text;
-    for (const auto& [kind, name] : names)
-        if (kinds & kind) text.append(text.empty() ? "" : ", ").append(name);
-    return text;
-}
-
-std::vector<std::string> held_sysctls(const model::Network& n)
-{
-    std::vector<std::string> keys;
-    if (!needs_forwarding(n)) return keys;
-    keys.push_back(ip_forward_key);
-    if (n.ipv6) keys.push_back(ipv6_forwarding_key);
-    keys.push_back("net/ipv4/conf/" + n.bridge + "/forwarding");
-    if (n.mode == model::Mode::nat) keys.push_back("net/ipv4/conf/" + n.bridge + "/route_localnet");
-    return keys;
-}
-
-std::vector<RepairStep> plan_repair(const model::Network& n, const RepairObserved& o)
-{
-    std::vector<RepairStep> steps;
     const std::string alias = owner_alias(n.name);
     if (o.links) {
         if (o.bridge && o.bridge->alias != alias) {
-            // Nor its ports (below: only on our bridge).
+            // Nor its ports, sysctls or routes.
             steps.push_back(LeaveReplacedBridge{});
-        } else {
-            if (!o.bridge && o.renamed) steps.push_back(RenameBridgeBack{o.renamed->name, n.bridge});
-            steps.push_back(RepairLinks{});
+            return;
         }
+        if (!o.bridge && o.renamed) steps.push_back(RenameBridgeBack{o.renamed->name, n.bridge, o.renamed->up});
+        steps.push_back(RepairLinks{});
     }
-    if (o.ports && o.bridge && o.bridge->alias == alias) {
+    const bool ours = o.bridge && o.bridge->alias == alias;
+    if (o.ports && ours) {
         for (const model::Port& p : n.ports) {
             const auto it = o.ports->find(p.name);
             if (it == o.ports->end()) continue;
@@ -81,28 +62,94 @@ std::vector<RepairStep> plan_repair(const model::Network& n, const RepairObserve
             steps.push_back(TurnOnSysctl{key});
         }
     }
-    return steps;
+    // A bridge that is down has no routes: setting it up (RepairLinks) brings them back.
+    if (o.routes && !o.links && ours && o.bridge->up) {
+        for (const RouteInfo& want : network_routes(n, o.bridge->index)) {
+            // Only with its address: the kernel made the route with it, and
+            // an address re-added brings its route again.
+            const bool address =
+                std::any_of(o.routes->addresses.begin(), o.routes->addresses.end(), [&](const AddressInfo& a) {
+                    return a.link_index == want.link_index && a.family == want.family &&
+                           a.prefix_length == want.prefix_length &&
+                           !(a.flags & (ifa_f_dadfailed | ifa_f_noprefixroute)) &&
+                           (want.family == af_inet ? a.address == want.preferred_source
+                                                   : a.address == n.ipv6->address.address.str());
+                });
+            // Any metric or protocol: someone who replaced it meant to.
+            const bool present = std::any_of(o.routes->routes.begin(), o.routes->routes.end(), [&](const RouteInfo& r) {
+                return r.link_index == want.link_index && r.family == want.family && r.table == want.table &&
+                       r.destination == want.destination && r.prefix_length == want.prefix_length;
+            });
+            if (address && !present) steps.push_back(AddRoute{want});
+        }
+    }
 }
 
-std::string describe(const RepairStep& step)
+}  // namespace
+
+std::vector<RouteInfo> network_routes(const model::Network& n, int bridge_index)
+{
+    std::vector<RouteInfo> routes;
+    if (n.mode == model::Mode::bridge) return routes;
+    // A /32 or /128 gateway has no prefix route.
+    if (n.ipv4 && n.ipv4->address.prefix < 32) {
+        RouteInfo r;
+        r.family = af_inet;
+        r.destination = n.ipv4->address.network().str();
+        r.prefix_length = n.ipv4->address.prefix;
+        r.preferred_source = n.ipv4->address.address.str();
+        r.link_index = bridge_index;
+        r.table = rt_table_main;
+        r.protocol = rtprot_kernel;
+        r.scope = rt_scope_link;
+        routes.push_back(std::move(r));
+    }
+    if (n.ipv6 && n.ipv6->address.prefix < 128) {
+        RouteInfo r;
+        r.family = af_inet6;
+        r.destination = n.ipv6->address.network().str();
+        r.prefix_length = n.ipv6->address.prefix;
+        r.link_index = bridge_index;
+        r.table = rt_table_main;
+        r.metric = 256;  // the kernel's own for a prefix route (IP6_RT_PRIO_ADDRCONF)
+        r.protocol = rtprot_kernel;
+        routes.push_back(std::move(r));
+    }
+    return routes;
+}
+
+bool is_repair_step(const ConvergeStep& step)
 {
     return std::visit(
-        [](const auto& s) -> std::string {
+        [](const auto& s) {
             using T = std::decay_t<decltype(s)>;
-            if constexpr (std::is_same_v<T, RenameBridgeBack>)
-                return std::string("rename ").append(s.from).append(" back to ").append(s.to);
-            else if constexpr (std::is_same_v<T, LeaveReplacedBridge>)
-                return "leave the interface under the bridge's name alone";
-            else if constexpr (std::is_same_v<T, RepairLinks>)
-                return "repair links";
-            else if constexpr (std::is_same_v<T, AttachPort>)
-                return std::string("attach port ").append(s.name);
-            else if constexpr (std::is_same_v<T, PortMissing>)
-                return std::string("port ").append(s.name).append(" missing");
-            else
-                return std::string("turn on ").append(s.key);
+            return std::is_same_v<T, RenameBridgeBack> || std::is_same_v<T, LeaveReplacedBridge> ||
+                   std::is_same_v<T, RepairLinks> || std::is_same_v<T, AttachPort> || std::is_same_v<T, PortMissing> ||
+                   std::is_same_v<T, TurnOnSysctl> || std::is_same_v<T, AddRoute>;
         },
         step);
+}
+
+std::string drift_kinds_text(DriftKinds kinds)
+{
+    static const std::pair<DriftKind, const char*> names[] = {
+        {drift_links, "links"},     {drift_addresses, "addresses"}, {drift_ports, "ports"},
+        {drift_sysctls, "sysctls"}, {drift_firewall, "firewall"},   {drift_routes, "routes"}};
+    std::string text;
+    for (const auto& [kind, name] : names)
+        if (kinds & kind) text.append(text.empty() ? "" : ", ").append(name);
+    return text;
+}
+
+std::vector<std::string> held_sysctls(const model::Network& n)
+{
+    std::vector<std::string> keys;
+    if (!needs_forwarding(n)) return keys;
+    keys.push_back(ip_forward_key);
+    if (n.ipv6) keys.push_back(ipv6_forwarding_key);
+    keys.push_back("net/ipv4/conf/" + n.bridge + "/forwarding");
+    if (n.mode == model::Mode::nat) keys.push_back("net/ipv4/conf/" + n.bridge + "/route_localnet");
+    return keys;
 }
 
 std::vector<ConvergeStep> plan_converge(const model::Network& n, const ConvergeObserved& o)
@@ -115,7 +162,7 @@ std::vector<ConvergeStep> plan_converge(const model::Network& n, const ConvergeO
         steps.emplace_back(AttachPorts{});
         if (n.ipv4) steps.emplace_back(StartDnsmasq{});
         steps.emplace_back(RecordActive{});
-        return steps;
+        return steps;  // nothing of it exists: nothing to repair
     }
     const model::Network& old = *o.running;
     const BridgeOptions from = bridge_options(old);
@@ -145,6 +192,7 @@ std::vector<ConvergeStep> plan_converge(const model::Network& n, const ConvergeO
         const model::Port* previous = find(old, p.name);
         if (!previous || !(*previous == p) || n.mtu != old.mtu) steps.push_back(ApplyPort{p.name});
     }
+    plan_repairs(n, o, steps);
     return steps;
 }
 
@@ -171,8 +219,25 @@ std::string describe(const ConvergeStep& step)
                 return std::string("set bridge MTU ").append(std::to_string(s.mtu));
             else if constexpr (std::is_same_v<T, DetachPort>)
                 return std::string("detach port ").append(s.name);
-            else
+            else if constexpr (std::is_same_v<T, ApplyPort>)
                 return std::string("apply port ").append(s.name);
+            else if constexpr (std::is_same_v<T, RenameBridgeBack>)
+                return std::string("rename ").append(s.from).append(" back to ").append(s.to);
+            else if constexpr (std::is_same_v<T, LeaveReplacedBridge>)
+                return "leave the interface under the bridge's name alone";
+            else if constexpr (std::is_same_v<T, RepairLinks>)
+                return "repair links";
+            else if constexpr (std::is_same_v<T, AttachPort>)
+                return std::string("attach port ").append(s.name);
+            else if constexpr (std::is_same_v<T, PortMissing>)
+                return std::string("port ").append(s.name).append(" missing");
+            else if constexpr (std::is_same_v<T, TurnOnSysctl>)
+                return std::string("turn on ").append(s.key);
+            else
+                return std::string("add route ")
+                    .append(s.route.destination)
+                    .append("/")
+                    .append(std::to_string(s.route.prefix_length));
         },
         step);
 }

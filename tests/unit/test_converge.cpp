@@ -1,6 +1,6 @@
-// The converge path of the repairs: plan::plan_repair (desired × observed →
-// steps, pure), core::RepairTrigger (marks of every kind → one debounced,
-// budgeted sync) and the two together in core::Manager.
+// The converge path of the repairs: plan::plan_converge of a running network
+// with what a repair observed (desired × observed → steps, pure), core::RepairTrigger (marks of every kind → one
+// debounced, budgeted sync) and the two together in core::Manager.
 #include "manager_test_prelude.hpp"
 
 #include "core/repair_trigger.hpp"
@@ -8,7 +8,7 @@
 
 namespace {
 
-using plan::RepairStep;
+using plan::ConvergeStep;
 
 model::Network converge_nat()
 {
@@ -29,10 +29,10 @@ LinkInfo converge_link(int index, const std::string& name, const std::string& al
     return l;
 }
 
-std::vector<std::string> described(const std::vector<RepairStep>& steps)
+std::vector<std::string> described(const std::vector<ConvergeStep>& steps)
 {
     std::vector<std::string> text;
-    for (const RepairStep& s : steps)
+    for (const ConvergeStep& s : steps)
         text.push_back(plan::describe(s));
     return text;
 }
@@ -47,23 +47,24 @@ std::map<std::string, std::string> all_on(const model::Network& n)
 
 }  // namespace
 
-TEST_CASE("plan_repair: links", "[converge]")
+TEST_CASE("plan_converge repairs: links", "[converge]")
 {
     const model::Network n = converge_nat();
-    plan::RepairObserved o;
-    CHECK(plan::plan_repair(n, o).empty());  // nothing observed, nothing planned
+    plan::ConvergeObserved o;
+    o.running = &n;                            // a repair: the network runs with its document
+    CHECK(plan::plan_converge(n, o).empty());  // nothing observed, nothing planned
     o.links = true;
     SECTION("our bridge, or none: the driver re-plans it")
     {
         o.bridge = converge_link(5, "kvmbr5", "kvmnet:web");
-        CHECK(described(plan::plan_repair(n, o)) == std::vector<std::string>{"repair links"});
+        CHECK(described(plan::plan_converge(n, o)) == std::vector<std::string>{"repair links"});
         o.bridge.reset();
-        CHECK(described(plan::plan_repair(n, o)) == std::vector<std::string>{"repair links"});
+        CHECK(described(plan::plan_converge(n, o)) == std::vector<std::string>{"repair links"});
     }
     SECTION("renamed behind our back: renamed back first")
     {
         o.renamed = converge_link(5, "kvmbr-x", "kvmnet:web");
-        CHECK(described(plan::plan_repair(n, o)) ==
+        CHECK(described(plan::plan_converge(n, o)) ==
               std::vector<std::string>{"rename kvmbr-x back to kvmbr5", "repair links"});
     }
     SECTION("someone else's interface under the name: left alone, and its ports too")
@@ -71,31 +72,32 @@ TEST_CASE("plan_repair: links", "[converge]")
         o.bridge = converge_link(5, "kvmbr5", "");
         o.ports.emplace();
         (*o.ports)["vm1"] = converge_link(7, "vm1");
-        CHECK(described(plan::plan_repair(n, o)) ==
+        CHECK(described(plan::plan_converge(n, o)) ==
               std::vector<std::string>{"leave the interface under the bridge's name alone"});
     }
 }
 
-TEST_CASE("plan_repair: ports", "[converge]")
+TEST_CASE("plan_converge repairs: ports", "[converge]")
 {
     const model::Network n = converge_nat();
-    plan::RepairObserved o;
+    plan::ConvergeObserved o;
+    o.running = &n;  // a repair: the network runs with its document
     o.bridge = converge_link(5, "kvmbr5", "kvmnet:web");
     o.ports.emplace();
     (*o.ports)["vm1"] = std::nullopt;                    // gone (the VM stopped)
     (*o.ports)["vm2"] = converge_link(7, "vm2");         // back, not enslaved
     (*o.ports)["vm3"] = converge_link(8, "vm3", {}, 5);  // attached
-    CHECK(described(plan::plan_repair(n, o)) == std::vector<std::string>{"port vm1 missing", "attach port vm2"});
+    CHECK(described(plan::plan_converge(n, o)) == std::vector<std::string>{"port vm1 missing", "attach port vm2"});
     // A port whose last attach failed is tried again, attached or not.
     o.port_problems.insert("vm3");
-    CHECK(described(plan::plan_repair(n, o)) ==
+    CHECK(described(plan::plan_converge(n, o)) ==
           std::vector<std::string>{"port vm1 missing", "attach port vm2", "attach port vm3"});
     // No bridge (being recreated): nothing to attach to.
     o.bridge.reset();
-    CHECK(plan::plan_repair(n, o).empty());
+    CHECK(plan::plan_converge(n, o).empty());
 }
 
-TEST_CASE("plan_repair: held sysctls", "[converge]")
+TEST_CASE("plan_converge repairs: held sysctls", "[converge]")
 {
     const model::Network n = converge_nat();
     CHECK(plan::held_sysctls(n) == std::vector<std::string>{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding",
@@ -104,28 +106,102 @@ TEST_CASE("plan_repair: held sysctls", "[converge]")
     CHECK(plan::held_sysctls(
               model::parse_network(R"({"name": "iso", "mode": "isolated", "ipv4": {"address": "10.6.0.1/24"}})"))
               .empty());
-    plan::RepairObserved o;
+    plan::ConvergeObserved o;
+    o.running = &n;  // a repair: the network runs with its document
     o.sysctls = all_on(n);
-    CHECK(plan::plan_repair(n, o).empty());
+    CHECK(plan::plan_converge(n, o).empty());
     SECTION("ip_forward off: the links' forwarding comes back with it, the rest is planned")
     {
         (*o.sysctls)["net/ipv4/ip_forward"] = "0";
         (*o.sysctls)["net/ipv4/conf/kvmbr5/forwarding"] = "0";
         (*o.sysctls)["net/ipv4/conf/kvmbr5/route_localnet"] = "0\n";
-        CHECK(described(plan::plan_repair(n, o)) ==
+        CHECK(described(plan::plan_converge(n, o)) ==
               std::vector<std::string>{"turn on net/ipv4/ip_forward", "turn on net/ipv4/conf/kvmbr5/route_localnet"});
     }
     SECTION("the bridge's own forwarding off alone")
     {
         (*o.sysctls)["net/ipv4/conf/kvmbr5/forwarding"] = "0";
-        CHECK(described(plan::plan_repair(n, o)) ==
+        CHECK(described(plan::plan_converge(n, o)) ==
               std::vector<std::string>{"turn on net/ipv4/conf/kvmbr5/forwarding"});
     }
     SECTION("unreadable or not observed: not planned")
     {
         (*o.sysctls)["net/ipv6/conf/all/forwarding"] = "";
         o.sysctls->erase("net/ipv4/conf/kvmbr5/route_localnet");
-        CHECK(plan::plan_repair(n, o).empty());
+        CHECK(plan::plan_converge(n, o).empty());
+    }
+}
+
+TEST_CASE("plan_converge repairs: the routes the kernel keeps for the gateway addresses", "[converge]")
+{
+    const model::Network n = converge_nat();
+    const auto routes = plan::network_routes(n, 5);
+    REQUIRE(routes.size() == 2);
+    CHECK(routes[0].family == AF_INET);
+    CHECK(routes[0].destination == "10.5.0.0");
+    CHECK(routes[0].prefix_length == 24);
+    CHECK(routes[0].preferred_source == "10.5.0.1");
+    CHECK(routes[0].link_index == 5);
+    CHECK(routes[1].family == AF_INET6);
+    CHECK(routes[1].destination == "fd00:5::");
+    CHECK(routes[1].metric == 256);
+    CHECK(plan::network_routes(model::parse_network(R"({"name": "lan", "mode": "bridge", "uplink": "eth0"})"), 5)
+              .empty());
+
+    plan::ConvergeObserved o;
+    o.running = &n;
+    o.bridge = converge_link(5, "kvmbr5", "kvmnet:web");
+    o.routes.emplace();
+    for (const auto& [family, address, prefix] :
+         {std::tuple{AF_INET, "10.5.0.1", 24}, std::tuple{AF_INET6, "fd00:5::1", 64}}) {
+        AddressInfo a;
+        a.link_index = 5;
+        a.family = family;
+        a.address = address;
+        a.prefix_length = static_cast<std::uint8_t>(prefix);
+        o.routes->addresses.push_back(a);
+    }
+    o.routes->routes = routes;
+    CHECK(plan::plan_converge(n, o).empty());
+    SECTION("a deleted subnet route comes back")
+    {
+        o.routes->routes.erase(o.routes->routes.begin());
+        const auto steps = plan::plan_converge(n, o);
+        CHECK(described(steps) == std::vector<std::string>{"add route 10.5.0.0/24"});
+        CHECK(std::get<plan::AddRoute>(steps.at(0)).route.preferred_source == "10.5.0.1");
+        o.routes->routes.clear();
+        CHECK(described(plan::plan_converge(n, o)) ==
+              std::vector<std::string>{"add route 10.5.0.0/24", "add route fd00:5::/64"});
+    }
+    SECTION("one that someone replaced (another metric) is theirs")
+    {
+        o.routes->routes[0].metric = 50;
+        o.routes->routes[0].protocol = 4;
+        CHECK(plan::plan_converge(n, o).empty());
+    }
+    SECTION("not without its address, on a bridge that is down or not ours, or with links observed")
+    {
+        o.routes->routes.clear();
+        o.routes->addresses.clear();
+        CHECK(plan::plan_converge(n, o).empty());  // re-adding the address brings its route
+    }
+    SECTION("a bridge that is down: setting it up brings them back")
+    {
+        o.routes->routes.clear();
+        o.bridge->up = false;
+        CHECK(plan::plan_converge(n, o).empty());
+    }
+    SECTION("links observed: the links repair first, routes at the next observation")
+    {
+        o.routes->routes.clear();
+        o.links = true;
+        CHECK(described(plan::plan_converge(n, o)) == std::vector<std::string>{"repair links"});
+    }
+    SECTION("someone else's bridge")
+    {
+        o.routes->routes.clear();
+        o.bridge->alias = "";
+        CHECK(plan::plan_converge(n, o).empty());
     }
 }
 

@@ -39,18 +39,18 @@ TEST_CASE("plan_converge: the old document running plans only what differs", "[c
 {
     using V = std::vector<std::string>;
     const model::Network old = start_nat();
-    CHECK(plan::plan_converge(old, {old, 1500}).empty());
+    CHECK(plan::plan_converge(old, {&old, 1500}).empty());
 
     model::Network next = old;
     next.stp = true;
-    CHECK(step_names(plan::plan_converge(next, {old, 1500})) == V{"set bridge options"});
+    CHECK(step_names(plan::plan_converge(next, {&old, 1500})) == V{"set bridge options"});
 
     // A setting the old document leaves to the kernel goes back to the
     // kernel's default, not left as the new one set it.
     next.multicast_snooping = false;
     next.priority = 4096;
     next.hello_time = 5;
-    const auto back = plan::plan_converge(old, {next, 1500});
+    const auto back = plan::plan_converge(old, {&next, 1500});
     REQUIRE(back.size() == 1);
     const auto& options = std::get<plan::SetBridgeOptions>(back[0]).options;
     CHECK(options.multicast_snooping == true);
@@ -64,19 +64,19 @@ TEST_CASE("plan_converge: the old document running plans only what differs", "[c
     next.ports.back().isolated = true;     // vm2 changes
     next.ports.push_back({});              // vm3 comes
     next.ports.back().name = "vm3";
-    CHECK(step_names(plan::plan_converge(next, {old, 1500})) ==
+    CHECK(step_names(plan::plan_converge(next, {&old, 1500})) ==
           V{"detach port vm1", "apply port vm2", "apply port vm3"});
 
     // The ports' MTU follows the bridge's: every port is applied again (the
     // MTU is one of the bridge options too).
     next = old;
     next.mtu = 9000;
-    CHECK(step_names(plan::plan_converge(next, {old, 1500})) ==
+    CHECK(step_names(plan::plan_converge(next, {&old, 1500})) ==
           V{"set bridge options", "set bridge MTU 9000", "apply port vm1", "apply port vm2"});
     // Back to a document without an MTU: the bridge's as it was observed.
-    CHECK(step_names(plan::plan_converge(old, {next, 1500})) ==
+    CHECK(step_names(plan::plan_converge(old, {&next, 1500})) ==
           V{"set bridge options", "set bridge MTU 1500", "apply port vm1", "apply port vm2"});
-    CHECK(step_names(plan::plan_converge(old, {next, 0})) ==
+    CHECK(step_names(plan::plan_converge(old, {&next, 0})) ==
           V{"set bridge options", "apply port vm1", "apply port vm2"});
 }
 
