@@ -44,3 +44,25 @@ TEST_CASE("Scale: the forwarding poll of healthy networks looks up no link", "[m
     CHECK(h.links.sysctls["net/ipv4/conf/kvn7/route_localnet"] == "1");
     CHECK(h.m().state("n7") == State::active);
 }
+
+TEST_CASE("Scale: a start lists no chains while no other table changed", "[manager][scale]")
+{
+    Harness h;
+    h.m().watch_foreign_tables();  // as kvmnetd does with its nftables monitor
+    for (int i = 1; i <= 5; ++i) {
+        h.m().create(nat_network(i));
+        h.m().start("n" + std::to_string(i));
+    }
+    for (int i = 6; i <= 8; ++i)
+        h.m().create(nat_network(i));
+    h.firewall.chain_listings = 0;
+    h.m().start("n6");
+    CHECK(h.m().state("n6") == State::active);
+    CHECK(h.firewall.chain_listings == 0);
+    // Another program changed one of its tables: listed again, once.
+    h.m().foreign_firewall_changed();
+    h.m().start("n7");
+    CHECK(h.firewall.chain_listings == 1);
+    h.m().start("n8");
+    CHECK(h.firewall.chain_listings == 1);
+}
