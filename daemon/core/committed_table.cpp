@@ -294,6 +294,35 @@ bool CommittedTable::apply(std::optional<plan::Table> table)
     return true;
 }
 
+void CommittedTable::commit_elements(const std::vector<plan::ElementChange>& changes)
+{
+    std::size_t count = 0;
+    for (const plan::ElementChange& c : changes)
+        count += c.elements.size();
+    if (!pause_ || count < pause_from_) {
+        firewall_.change_elements(plan::table_name, changes);
+        return;
+    }
+    // The generation across the quiet window tells whether anyone else
+    // committed in it: exactly ours (one transaction, or none when ours
+    // failed) means no notification was missed.
+    const auto before = current_generation();
+    pause_->pause();
+    const auto resume = [&](std::uint32_t ours) {
+        const auto after = current_generation();
+        const bool alone =
+            before && after && before->netns == after->netns && after->generation == before->generation + ours;
+        pause_->resume(!alone);
+    };
+    try {
+        firewall_.change_elements(plan::table_name, changes);
+    } catch (...) {
+        resume(0);
+        throw;
+    }
+    resume(1);
+}
+
 void CommittedTable::change_elements(const std::vector<plan::ElementChange>& changes)
 {
     // The record names the generation it was taken at. No generation query
@@ -310,7 +339,7 @@ void CommittedTable::change_elements(const std::vector<plan::ElementChange>& cha
         before.reset();
     }
     phases::mark("commit record");
-    firewall_.change_elements(plan::table_name, changes);
+    commit_elements(changes);
     phases::mark("kernel commit");
     if (before)
         record(before, *before);
