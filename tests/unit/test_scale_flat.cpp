@@ -47,7 +47,7 @@ TEST_CASE("Scale: the forwarding poll of healthy networks looks up no link", "[m
 
 TEST_CASE("Scale: a start lists no chains while no other table changed", "[manager][scale]")
 {
-    Harness h;
+    HealingHarness h;              // a stand-in dnsmasq for the NAT networks
     h.m().watch_foreign_tables();  // as kvmnetd does with its nftables monitor
     for (int i = 1; i <= 5; ++i) {
         h.m().create(nat_network(i));
