@@ -365,6 +365,7 @@ int main(int argc, char** argv)
         // Self-healing of table inet kvmnet: changes by other processes
         // (nft flush ruleset, ...) are repaired; our own are filtered out.
         kernel::NftMonitor nft_monitor(plan::table_name, ::getpid(), firewall.port_id(), nft_monitor_rcvbuf);
+        manager.watch_foreign_tables();
         auto nft_source = loop.add_io(nft_monitor.fd(), EPOLLIN, [&](std::uint32_t) {
             const auto result = nft_monitor.dispatch();
             if (result.foreign_changed || result.overrun) manager.foreign_firewall_changed();

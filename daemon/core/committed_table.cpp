@@ -28,52 +28,31 @@ std::uint64_t fnv1a(std::string_view text, std::uint64_t hash = 1469598103934665
     return hash;
 }
 
-// FNV-1a of set, "\x1f" key..., "\x1e", "\x1f" data..., "\x1e", comment,
-// "\x1e", "RATE/BURST", fed part by part: no string is built (an element
-// batch of 100,000 forwards hashes 100,000 elements).
-std::uint64_t element_hash(const std::string& set, const plan::SetElement& e)
-{
-    std::uint64_t hash = fnv1a(set);
-    const auto byte = [&hash](char c) { hash = fnv1a(std::string_view(&c, 1), hash); };
-    for (const std::string& k : e.key) {
-        byte('\x1f');
-        hash = fnv1a(k, hash);
-    }
-    byte('\x1e');
-    for (const std::string& d : e.data) {
-        byte('\x1f');
-        hash = fnv1a(d, hash);
-    }
-    byte('\x1e');
-    hash = fnv1a(e.comment, hash);
-    byte('\x1e');
-    char limit[48];  // "%llu/%llu" as before (the sum is on disk), without printf's cost per element
-    char* end = std::to_chars(limit, limit + 20, e.limit_per_second).ptr;
-    *end++ = '/';
-    end = std::to_chars(end, end + 20, e.limit_burst).ptr;
-    return fnv1a(std::string_view(limit, static_cast<std::size_t>(end - limit)), hash);
-}
-
 bool same_generation(const CommittedRecord& a, const CommittedRecord& b)
 {
     return a.netns == b.netns && a.generation == b.generation;
 }
 
 // The table, rules and elements of `table`; no namespace or generation.
-CommittedRecord fingerprint(const std::optional<plan::Table>& table)
+// Fills `parts` (when given) with the hash of each chain and declaration.
+CommittedRecord fingerprint(const std::optional<plan::Table>& table, PartHashes* parts = nullptr)
 {
     CommittedRecord f;
     if (!table) return f;
     f.table = true;
-    plan::Table shape(table->name, table->chains);
+    f.rules = fnv1a(table->name);
     for (const plan::Set& set : table->sets) {
-        plan::Set declaration = set;
-        declaration.elements.clear();
-        shape.sets.push_back(std::move(declaration));
+        const std::uint64_t hash = fnv1a(plan::render_declaration(set));
+        f.rules += hash;
+        if (parts) parts->sets[set.name] = hash;
         for (const plan::SetElement& e : set.elements)
-            f.elements += element_hash(set.name, e);
+            f.elements += plan::element_hash(set.name, e);
     }
-    f.rules = fnv1a(plan::render(shape));
+    for (const plan::Chain& chain : table->chains) {
+        const std::uint64_t hash = fnv1a(plan::render_chain(chain));
+        f.rules += hash;
+        if (parts) parts->chains[chain.name] = hash;
+    }
     return f;
 }
 
@@ -197,49 +176,121 @@ void CommittedTable::record(const std::optional<CommittedRecord>& before, const 
     }
 }
 
-void CommittedTable::remember(const std::optional<plan::Table>& table)
+void CommittedTable::remember(std::optional<plan::Table> table, plan::ElementState elements, PartHashes parts)
 {
     last_elements_.clear();
+    last_parts_ = {};
     last_.reset();
     if (!table || !record_) return;
-    plan::Table shape(table->name, table->chains);
-    shape.sets.reserve(table->sets.size());
-    for (const plan::Set& set : table->sets) {
-        shape.sets.push_back(plan::Set{set.name, set.key, set.data, set.size, set.dynamic, set.counter, {}, set.limit});
-    }
-    last_elements_ = plan::element_state(*table);
-    last_ = std::move(shape);
+    for (plan::Set& set : table->sets)
+        std::vector<plan::SetElement>().swap(set.elements);
+    last_elements_ = std::move(elements);
+    last_parts_ = std::move(parts);
+    last_ = std::move(table);
 }
 
-bool CommittedTable::apply(const std::optional<plan::Table>& table)
+void CommittedTable::apply_diff(plan::Table& table, const plan::TableDiff& diff,
+                                const std::optional<CommittedRecord>& before)
 {
-    const CommittedRecord wanted = fingerprint(table);
+    log_debug("nftables: updating table inet " + std::string(plan::table_name) + ": " + diff.summary());
+    // The record's sums move by what the diff adds and removes; the hashes
+    // of what it removes are the ones kept of the last commit.
+    CommittedRecord wanted = *recorded();
+    const auto hash_of = [](const std::unordered_map<std::string, std::uint64_t>& hashes, const std::string& name) {
+        const auto it = hashes.find(name);
+        return it == hashes.end() ? std::uint64_t{0} : it->second;
+    };
+    std::vector<std::pair<std::string, std::uint64_t>> chains, sets;  // new hashes, kept once committed
+    for (const std::vector<const plan::Chain*>* list : {&diff.added_chains, &diff.changed_chains})
+        for (const plan::Chain* c : *list) {
+            const std::uint64_t hash = fnv1a(plan::render_chain(*c));
+            wanted.rules += hash - hash_of(last_parts_.chains, c->name);
+            chains.emplace_back(c->name, hash);
+        }
+    for (const std::string& name : diff.removed_chains)
+        wanted.rules -= hash_of(last_parts_.chains, name);
+    for (const plan::Set* set : diff.added_sets) {
+        const std::uint64_t hash = fnv1a(plan::render_declaration(*set));
+        wanted.rules += hash;
+        sets.emplace_back(set->name, hash);
+    }
+    for (const std::string& name : diff.removed_sets) {
+        wanted.rules -= hash_of(last_parts_.sets, name);
+        if (const auto it = last_elements_.find(name); it != last_elements_.end())
+            for (const auto& [key, hash] : it->second)
+                wanted.elements -= hash;
+    }
+    // The element state after the commit, built aside (O(changes)) so that
+    // a failed commit leaves the kept one as the kernel still has it.
+    std::vector<plan::ElementChange> added_sets;
+    for (const plan::Set* set : diff.added_sets)
+        added_sets.push_back({set, set->elements, true});
+
+    firewall_.update_table(table, diff);
+
+    for (const std::string& name : diff.removed_sets)
+        last_elements_.erase(name);
+    for (const plan::Set* set : diff.added_sets)
+        last_elements_[set->name];
+    // Removed first: an element whose data changed is removed and added again.
+    wanted.elements += plan::apply_element_changes(last_elements_, diff.removed_elements);
+    wanted.elements += plan::apply_element_changes(last_elements_, diff.added_elements);
+    wanted.elements += plan::apply_element_changes(last_elements_, added_sets);
+    record(before, wanted);
+    if (!record_) {
+        remember(std::nullopt, {}, {});
+        return;
+    }
+    for (const std::string& name : diff.removed_chains)
+        last_parts_.chains.erase(name);
+    for (const std::string& name : diff.removed_sets)
+        last_parts_.sets.erase(name);
+    for (auto& [name, hash] : chains)
+        last_parts_.chains[name] = hash;
+    for (auto& [name, hash] : sets)
+        last_parts_.sets[name] = hash;
+    for (plan::Set& set : table.sets)
+        std::vector<plan::SetElement>().swap(set.elements);
+    last_ = std::move(table);
+}
+
+bool CommittedTable::apply(std::optional<plan::Table> table)
+{
     const auto before = current_generation();
     const auto& committed = recorded();
     const bool untouched = before && committed && same_generation(*before, *committed);
-    if (untouched && same_content(*committed, wanted)) {
-        log_debug("nftables: table inet " + std::string(plan::table_name) + " is already as planned; not rewritten");
-        if (!last_) remember(table);
-        return false;
-    }
     // Only the differences when the kernel still has exactly what we last
     // committed: a network's start is then its own chains and elements, not
     // a table that grows with every network.
-    std::optional<plan::TableDiff> diff;
     if (table && untouched && committed->table && last_) {
-        diff = plan::diff_tables(*last_, last_elements_, *table);
-        if (diff->replace) diff.reset();
+        const plan::TableDiff diff = plan::diff_tables(*last_, last_elements_, *table);
+        if (diff.empty()) {
+            log_debug("nftables: table inet " + std::string(plan::table_name) +
+                      " is already as planned; not rewritten");
+            return false;
+        }
+        if (!diff.replace) {
+            apply_diff(*table, diff, before);
+            return true;
+        }
     }
-    if (diff) {
-        log_debug("nftables: updating table inet " + std::string(plan::table_name) + ": " + diff->summary());
-        firewall_.update_table(*table, *diff);
-    } else if (table) {
+    PartHashes parts;
+    const CommittedRecord wanted = fingerprint(table, &parts);
+    if (untouched && same_content(*committed, wanted)) {
+        log_debug("nftables: table inet " + std::string(plan::table_name) + " is already as planned; not rewritten");
+        if (!last_ && table) {
+            plan::ElementState elements = plan::element_state(*table);
+            remember(std::move(table), std::move(elements), std::move(parts));
+        }
+        return false;
+    }
+    if (table)
         firewall_.replace_table(*table);
-    } else {
+    else
         firewall_.delete_table(plan::table_name);
-    }
     record(before, wanted);
-    remember(table);
+    plan::ElementState elements = table ? plan::element_state(*table) : plan::ElementState{};
+    remember(std::move(table), std::move(elements), std::move(parts));
     return true;
 }
 
@@ -282,8 +333,8 @@ void CommittedTable::change_elements(const std::vector<plan::ElementChange>& cha
     if (before && before->table) {
         for (const plan::ElementChange& c : changes)
             for (const plan::SetElement& e : c.elements)
-                before->elements = c.add ? before->elements + element_hash(c.set->name, e)
-                                         : before->elements - element_hash(c.set->name, e);
+                before->elements = c.add ? before->elements + plan::element_hash(c.set->name, e)
+                                         : before->elements - plan::element_hash(c.set->name, e);
     } else {
         before.reset();
     }
@@ -297,7 +348,7 @@ void CommittedTable::change_elements(const std::vector<plan::ElementChange>& cha
     if (record_ && last_)
         plan::apply_element_changes(last_elements_, changes);
     else
-        remember(std::nullopt);
+        remember(std::nullopt, {}, {});
     phases::mark("commit record");
 }
 

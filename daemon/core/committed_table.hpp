@@ -12,19 +12,22 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace kvmnet::core {
 
 // The record (RUNTIME/nftables.committed) holds the network namespace, the
 // ruleset generation right after our commit, and a fingerprint of what we
-// committed: a hash of the chains, rules and set declarations, and a sum of
-// element hashes that element batches update in O(changes).
+// committed: a sum of hashes of the table's name, each chain (with its
+// rules) and each set declaration, and a sum of element hashes. Both are
+// sums so that a commit of differences updates them in O(changes): the
+// start of one network hashes its own chains and elements, not the table.
 struct CommittedRecord {
     std::string netns;  // "DEVICE:INODE" of /proc/self/ns/net
     std::uint32_t generation = 0;
     bool table = false;          // false: we committed "no table"
-    std::uint64_t rules = 0;     // hash of chains, rules and set declarations
+    std::uint64_t rules = 0;     // sum of the hashes of the name, chains and set declarations
     std::uint64_t elements = 0;  // sum of element hashes
     bool operator==(const CommittedRecord&) const = default;
 };
@@ -32,6 +35,11 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CommittedRecord, netns, generation, table, ru
 // The record as written (JSON), or as a daemon before it wrote it (a
 // line of fields); nullopt when it is neither.
 std::optional<CommittedRecord> parse_committed_record(const std::string& text);
+
+// The hash of each chain and set declaration of a table, by name.
+struct PartHashes {
+    std::unordered_map<std::string, std::uint64_t> chains, sets;
+};
 
 // Whoever watches the ruleset for changes (the nftables monitor): told to
 // stop listening around a large element batch of ours, during which the
@@ -61,8 +69,10 @@ public:
     // it wrote. When nobody changed the ruleset since our last commit, the
     // transaction holds only the differences from the table we committed
     // then (plan::diff_tables); otherwise (a foreign change, a restarted
-    // daemon) it replaces the whole table.
-    bool apply(const std::optional<plan::Table>& table);
+    // daemon) it replaces the whole table. A commit of differences costs
+    // O(the differences) in fingerprinting and bookkeeping: `table` is
+    // kept (moved, without its elements) as the base of the next diff.
+    bool apply(std::optional<plan::Table> table);
     // change_elements, keeping the record up to date.
     void change_elements(const std::vector<plan::ElementChange>& changes);
 
@@ -94,13 +104,17 @@ private:
     void write_record(const std::optional<CommittedRecord>& record);
 
     // What the kernel has since our last recorded commit, for the next
-    // diff: the table's chains and set declarations, and its elements.
-    void remember(const std::optional<plan::Table>& table);
+    // diff: the table's chains and set declarations, its elements, and the
+    // hash of each chain and declaration (`parts`, from fingerprint()).
+    void remember(std::optional<plan::Table> table, plan::ElementState elements, PartHashes parts);
+    // Commits `diff` (from last_ to `table`) and records it: O(diff).
+    void apply_diff(plan::Table& table, const plan::TableDiff& diff, const std::optional<CommittedRecord>& before);
 
     plan::FirewallAdapter& firewall_;
     std::string path_;
     std::optional<plan::Table> last_;  // without elements
     plan::ElementState last_elements_;
+    PartHashes last_parts_;
     bool loaded_ = false;
     std::optional<CommittedRecord> record_;
     NotificationPause* pause_ = nullptr;

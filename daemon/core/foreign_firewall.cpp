@@ -100,16 +100,26 @@ std::optional<std::vector<plan::ForeignChain>> read_foreign_rules(plan::Firewall
                                                                   const CommandRunner& run)
 {
     if (nft.empty()) return std::nullopt;
-    std::set<std::pair<std::string, std::string>> tables;
+    std::optional<std::vector<plan::ChainInfo>> chains;
     try {
-        for (const auto& c : firewall.list_chains())
-            if (c.base && (c.hook == "forward" || c.hook == "input") &&
-                !(c.family == "inet" && (c.table == our_table || c.table == plan::fast_path_table)))
-                tables.emplace(c.family, c.table);
+        chains = firewall.list_chains();
     } catch (const std::exception& e) {
         log_warning(std::string("other programs' firewall tables: cannot list nftables chains: ") + e.what());
         return std::nullopt;
     }
+    return read_foreign_rules(chains, nft, our_table, run);
+}
+
+std::optional<std::vector<plan::ForeignChain>>
+read_foreign_rules(const std::optional<std::vector<plan::ChainInfo>>& listed, const std::string& nft,
+                   const std::string& our_table, const CommandRunner& run)
+{
+    if (nft.empty() || !listed) return std::nullopt;
+    std::set<std::pair<std::string, std::string>> tables;
+    for (const auto& c : *listed)
+        if (c.base && (c.hook == "forward" || c.hook == "input") &&
+            !(c.family == "inet" && (c.table == our_table || c.table == plan::fast_path_table)))
+            tables.emplace(c.family, c.table);
     std::vector<plan::ForeignChain> chains;
     for (const auto& [family, table] : tables) {
         const auto listing = run({nft, "-j", "list", "table", family, table});
@@ -159,13 +169,21 @@ int DockerUser::rules_of(const std::string& family, const std::string& network)
 
 void DockerUser::sync(const std::vector<model::Network>& running)
 {
-    std::vector<plan::ChainInfo> chains;
+    std::optional<std::vector<plan::ChainInfo>> chains;
     try {
         chains = firewall_.list_chains();
     } catch (const std::exception& e) {
         log_warning(std::string("Docker's DOCKER-USER chain: cannot list nftables chains: ") + e.what());
         return;
     }
+    sync(running, chains);
+}
+
+void DockerUser::sync(const std::vector<model::Network>& running,
+                      const std::optional<std::vector<plan::ChainInfo>>& listed)
+{
+    if (!listed) return;
+    const std::vector<plan::ChainInfo>& chains = *listed;
     for (const std::string family : {"ip", "ip6"}) {
         const bool exists = std::any_of(chains.begin(), chains.end(), [&](const plan::ChainInfo& c) {
             return c.family == family && c.table == "filter" && c.name == plan::docker_user_chain;

@@ -43,6 +43,12 @@ CommandResult run_command_timeout(const std::vector<std::string>& argv, int time
 std::optional<std::vector<plan::ForeignChain>> read_foreign_rules(plan::FirewallAdapter& firewall,
                                                                   const std::string& nft, const std::string& our_table,
                                                                   const CommandRunner& run = run_command);
+// The same from a listing of the chains taken before (`chains`; nullopt:
+// the listing failed, nothing is judged), so that one listing serves
+// several readers.
+std::optional<std::vector<plan::ForeignChain>>
+read_foreign_rules(const std::optional<std::vector<plan::ChainInfo>>& chains, const std::string& nft,
+                   const std::string& our_table, const CommandRunner& run = run_command);
 
 class DockerUser {
 public:
@@ -58,6 +64,9 @@ public:
     // Makes kvmnet's rules in every existing DOCKER-USER chain exactly
     // those of `running`. Never throws.
     void sync(const std::vector<model::Network>& running);
+    // The same from a listing of the chains taken before (nullopt: the
+    // listing failed; nothing is done).
+    void sync(const std::vector<model::Network>& running, const std::optional<std::vector<plan::ChainInfo>>& chains);
 
     // "ip" / "ip6": whether table <family> filter has chain DOCKER-USER now.
     bool chain_exists(const std::string& family);

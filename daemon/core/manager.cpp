@@ -884,7 +884,7 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     rule_counters_.valid = false;
     committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
     sync_fast_path(active);
-    if (docker_user_) docker_user_->sync(active);
+    if (docker_user_) docker_user_->sync(active, other_chains());
     if (firewalld_ && options_.firewall_integration) firewalld_->sync(active, known_bridges(), false);
     read_foreign_rules_now();
     sync_evpn(active);

@@ -274,6 +274,12 @@ public:
     // while another table drops its guests' traffic;
     // core/manager_foreign.cpp).
     void foreign_firewall_changed();
+    // kvmnetd's nftables monitor reports every change of another program's
+    // table (foreign_firewall_changed): the other tables' chains are then
+    // listed once per such change instead of once per start, a dump that
+    // also holds kvmnet's own 7 chains per network. Without a monitor (unit
+    // tests) they are listed every time.
+    void watch_foreign_tables() { foreign_tables_watched_ = true; }
 
     // EVPN through FRR (core/evpn.hpp, core/manager_evpn.cpp). The
     // EvpnState property: "" without EVPN or while not running, else
@@ -583,6 +589,12 @@ private:
     // Other programs' tables as last read (read_foreign_rules).
     std::optional<std::vector<plan::ForeignChain>> foreign_rules_;
     void read_foreign_rules_now();
+    // The chains of every table but ours as last listed (nullopt: the
+    // listing failed), kept while watched and no other table changed.
+    const std::optional<std::vector<plan::ChainInfo>>& other_chains();
+    std::optional<std::vector<plan::ChainInfo>> other_chains_;
+    bool other_chains_valid_ = false;
+    bool foreign_tables_watched_ = false;
     // With durable_writes_in_background: the store's finished batches, and
     // the hand-over of each loop turn's saves as one batch.
     std::unique_ptr<EventSource> durable_done_;

@@ -8,6 +8,7 @@
 // active again once it lets them through (plan/foreign_rules.hpp).
 #include "core/firewalld.hpp"
 #include "core/foreign_firewall.hpp"
+#include "core/log.hpp"
 #include "core/manager.hpp"
 
 #include <algorithm>
@@ -21,6 +22,8 @@ constexpr std::uint64_t foreign_delay_usec = 100'000;
 
 void Manager::foreign_firewall_changed()
 {
+    // At once, not with the timer: a start in between lists them afresh.
+    other_chains_valid_ = false;
     if (foreign_timer_) return;
     foreign_timer_ = loop_.add_timer(foreign_delay_usec, [this] {
         foreign_timer_.reset();
@@ -30,7 +33,7 @@ void Manager::foreign_firewall_changed()
 
 void Manager::sync_foreign_firewall_now()
 {
-    if (docker_user_) docker_user_->sync(active_specs());
+    if (docker_user_) docker_user_->sync(active_specs(), other_chains());
     if (firewalld_ && options_.firewall_integration) {
         firewalld_->sync(active_specs(), known_bridges(), firewalld_changed_);
         firewalld_changed_ = false;
@@ -44,10 +47,27 @@ void Manager::read_foreign_rules_now()
 {
     const bool any_running = std::any_of(networks_.begin(), networks_.end(),
                                          [](const auto& n) { return is_running(n.second.state) || n.second.starting; });
-    if (any_running)
-        foreign_rules_ = read_foreign_rules(firewall_, options_.nft, plan::table_name);
+    if (any_running && !options_.nft.empty())
+        foreign_rules_ = read_foreign_rules(other_chains(), options_.nft, plan::table_name);
     else
         foreign_rules_.reset();
+}
+
+const std::optional<std::vector<plan::ChainInfo>>& Manager::other_chains()
+{
+    if (other_chains_valid_ && foreign_tables_watched_) return other_chains_;
+    other_chains_.reset();
+    other_chains_valid_ = false;
+    try {
+        std::vector<plan::ChainInfo> chains = firewall_.list_chains();
+        std::erase_if(chains,
+                      [](const plan::ChainInfo& c) { return c.family == "inet" && c.table == plan::table_name; });
+        other_chains_ = std::move(chains);
+        other_chains_valid_ = true;
+    } catch (const std::exception& e) {
+        log_warning(std::string("other programs' firewall tables: cannot list nftables chains: ") + e.what());
+    }
+    return other_chains_;
 }
 
 void Manager::firewalld_changed()

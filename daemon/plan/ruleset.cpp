@@ -148,7 +148,7 @@ void types_text(std::ostream& out, const std::vector<SetType>& types)
     }
 }
 
-void render_set(std::ostream& out, const Set& set)
+void render_set(std::ostream& out, const Set& set, bool with_elements = true)
 {
     const bool map = !set.data.empty();
     out << '\t' << (map ? "map " : "set ") << set.name << " {\n\t\ttype ";
@@ -164,7 +164,7 @@ void render_set(std::ostream& out, const Set& set)
         out << "\t\tlimit rate 1/second counter\n";
     else if (set.counter)
         out << "\t\tcounter\n";
-    if (!set.elements.empty()) {
+    if (with_elements && !set.elements.empty()) {
         out << "\t\telements = { ";
         bool first = true;
         for (const SetElement& e : set.elements) {
@@ -183,6 +183,44 @@ void render_set(std::ostream& out, const Set& set)
             }
         }
         out << " }\n";
+    }
+    out << "\t}\n";
+}
+
+void render_chain(std::ostream& out, const Chain& chain)
+{
+    out << "\tchain " << chain.name << " {\n";
+    if (chain.base())
+        out << "\t\ttype " << chain.type << " hook " << chain.hook << " priority " << chain.priority << "; policy "
+            << (chain.policy_accept ? "accept" : "drop") << ";\n";
+    for (const Rule& rule : chain.rules) {
+        std::ostringstream line;
+        const char* sep = "";
+        const Match* dnat = nullptr;
+        for (const Match& m : rule.matches) {
+            if (std::holds_alternative<DnatMap>(m) || std::holds_alternative<VerdictMap>(m)) {
+                dnat = &m;  // a statement: after the counter, which it would otherwise skip
+                continue;
+            }
+            line << sep;
+            std::visit(MatchRenderer{line}, m);
+            sep = " ";
+        }
+        if (rule.counter) {
+            line << sep << "counter";
+            sep = " ";
+        }
+        if (dnat != nullptr) {
+            line << sep;
+            std::visit(MatchRenderer{line}, *dnat);
+            sep = " ";
+        }
+        if (rule.verdict != Verdict::none) {
+            line << sep << verdict_text(rule.verdict);
+            sep = " ";
+        }
+        if (!rule.comment.empty()) line << sep << "comment " << quote(rule.comment);
+        out << "\t\t" << line.str() << '\n';
     }
     out << "\t}\n";
 }
@@ -250,42 +288,23 @@ std::string render(const Table& table)
     for (const Chain& chain : table.chains) {
         if (!first_object) out << '\n';
         first_object = false;
-        out << "\tchain " << chain.name << " {\n";
-        if (chain.base())
-            out << "\t\ttype " << chain.type << " hook " << chain.hook << " priority " << chain.priority << "; policy "
-                << (chain.policy_accept ? "accept" : "drop") << ";\n";
-        for (const Rule& rule : chain.rules) {
-            std::ostringstream line;
-            const char* sep = "";
-            const Match* dnat = nullptr;
-            for (const Match& m : rule.matches) {
-                if (std::holds_alternative<DnatMap>(m) || std::holds_alternative<VerdictMap>(m)) {
-                    dnat = &m;  // a statement: after the counter, which it would otherwise skip
-                    continue;
-                }
-                line << sep;
-                std::visit(MatchRenderer{line}, m);
-                sep = " ";
-            }
-            if (rule.counter) {
-                line << sep << "counter";
-                sep = " ";
-            }
-            if (dnat != nullptr) {
-                line << sep;
-                std::visit(MatchRenderer{line}, *dnat);
-                sep = " ";
-            }
-            if (rule.verdict != Verdict::none) {
-                line << sep << verdict_text(rule.verdict);
-                sep = " ";
-            }
-            if (!rule.comment.empty()) line << sep << "comment " << quote(rule.comment);
-            out << "\t\t" << line.str() << '\n';
-        }
-        out << "\t}\n";
+        render_chain(out, chain);
     }
     out << "}\n";
+    return out.str();
+}
+
+std::string render_chain(const Chain& chain)
+{
+    std::ostringstream out;
+    render_chain(out, chain);
+    return out.str();
+}
+
+std::string render_declaration(const Set& set)
+{
+    std::ostringstream out;
+    render_set(out, set, false);
     return out.str();
 }
 

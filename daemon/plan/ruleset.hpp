@@ -242,5 +242,10 @@ struct Table {
 // nft(8) input syntax for the whole table, deterministic, for golden files
 // and for `nft -f` cross-checks.
 std::string render(const Table& table);
+// One chain, and one set without its elements, as render() writes them
+// inside the table: the parts CommittedTable fingerprints one by one, so
+// that a network's start hashes only its own chains.
+std::string render_chain(const Chain& chain);
+std::string render_declaration(const Set& set);
 
 }  // namespace kvmnet::plan

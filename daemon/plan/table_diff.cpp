@@ -33,21 +33,6 @@ std::uint64_t fnv1a(std::string_view text, std::uint64_t hash = 1469598103934665
     return hash;
 }
 
-// Fed part by part, no string built: the commit record keeps this for
-// every element a batch adds (100,000 in one bulk AddForwards).
-std::uint64_t rest_hash(const SetElement& e)
-{
-    std::uint64_t h = fnv1a("\x1e");
-    for (const std::string& d : e.data)
-        h = fnv1a("\x1f", fnv1a(d, h));
-    h = fnv1a("\x1e", fnv1a(e.comment, fnv1a("\x1e", h)));
-    char limit[48];
-    char* end = std::to_chars(limit, limit + 20, e.limit_per_second).ptr;
-    *end++ = '/';
-    end = std::to_chars(end, end + 20, e.limit_burst).ptr;
-    return fnv1a(std::string_view(limit, static_cast<std::size_t>(end - limit)), h);
-}
-
 // The keys of a key_text.
 SetElement keys_of(std::string_view text)
 {
@@ -73,6 +58,32 @@ bool same_hook(const Chain& a, const Chain& b)
 }
 
 }  // namespace
+
+// FNV-1a of set, "\x1f" key..., "\x1e", "\x1f" data..., "\x1e", comment,
+// "\x1e", "RATE/BURST", fed part by part: no string is built (an element
+// batch of 100,000 forwards hashes 100,000 elements).
+std::uint64_t element_hash(const std::string& set, const SetElement& e)
+{
+    std::uint64_t hash = fnv1a(set);
+    const auto byte = [&hash](char c) { hash = fnv1a(std::string_view(&c, 1), hash); };
+    for (const std::string& k : e.key) {
+        byte('\x1f');
+        hash = fnv1a(k, hash);
+    }
+    byte('\x1e');
+    for (const std::string& d : e.data) {
+        byte('\x1f');
+        hash = fnv1a(d, hash);
+    }
+    byte('\x1e');
+    hash = fnv1a(e.comment, hash);
+    byte('\x1e');
+    char limit[48];  // "%llu/%llu" as before (the sum is on disk), without printf's cost per element
+    char* end = std::to_chars(limit, limit + 20, e.limit_per_second).ptr;
+    *end++ = '/';
+    end = std::to_chars(end, end + 20, e.limit_burst).ptr;
+    return fnv1a(std::string_view(limit, static_cast<std::size_t>(end - limit)), hash);
+}
 
 bool TableDiff::empty() const
 {
@@ -140,7 +151,7 @@ TableDiff diff_tables(const Table& from, const ElementState& from_elements, cons
                 continue;
             }
             seen.insert(found->first);
-            if (found->second != rest_hash(e)) {
+            if (found->second != element_hash(s.name, e)) {
                 remove.elements.push_back(keys_of(found->first));
                 add.elements.push_back(e);
             }
@@ -189,13 +200,14 @@ ElementState element_state(const Table& table)
         auto& elements = state[s.name];
         elements.reserve(s.elements.size());
         for (const SetElement& e : s.elements)
-            elements[key_text(e)] = rest_hash(e);
+            elements[key_text(e)] = element_hash(s.name, e);
     }
     return state;
 }
 
-void apply_element_changes(ElementState& state, const std::vector<ElementChange>& changes)
+std::uint64_t apply_element_changes(ElementState& state, const std::vector<ElementChange>& changes)
 {
+    std::uint64_t sum = 0;
     for (const ElementChange& c : changes) {
         if (c.set == nullptr) continue;
         const auto set = state.find(c.set->name);
@@ -203,12 +215,21 @@ void apply_element_changes(ElementState& state, const std::vector<ElementChange>
         // Grown once for the batch, not rehashed step by step on the way.
         if (c.add) set->second.reserve(set->second.size() + c.elements.size());
         for (const SetElement& e : c.elements) {
-            if (c.add)
-                set->second[key_text(e)] = rest_hash(e);
-            else
-                set->second.erase(key_text(e));
+            if (c.add) {
+                const std::uint64_t hash = element_hash(c.set->name, e);
+                const auto [it, added] = set->second.try_emplace(key_text(e), hash);
+                if (!added) {
+                    sum -= it->second;
+                    it->second = hash;
+                }
+                sum += hash;
+            } else if (const auto it = set->second.find(key_text(e)); it != set->second.end()) {
+                sum -= it->second;
+                set->second.erase(it);
+            }
         }
     }
+    return sum;
 }
 
 }  // namespace kvmnet::plan

@@ -35,13 +35,19 @@ struct TableDiff {
     std::string summary() const;
 };
 
+// One element of set `set` (key, data, comment, limit) as a number: what
+// the commit record sums (core/committed_table.hpp) and ElementState keeps.
+std::uint64_t element_hash(const std::string& set, const SetElement& e);
+
 // The elements of a table's sets in little memory: per set, each element's
-// key (its values joined) and a hash of the rest (data, comment, limit).
-// Enough to diff against, and deleting needs only keys.
+// key (its values joined) and its element_hash. Enough to diff against,
+// deleting needs only keys, and the record's sum of what a diff removes is
+// known without the elements.
 using ElementState = std::unordered_map<std::string, std::unordered_map<std::string, std::uint64_t>>;
 ElementState element_state(const Table& table);
 // Applies element changes (as change_elements committed them): O(changes).
-void apply_element_changes(ElementState& state, const std::vector<ElementChange>& changes);
+// Returns what they add to the sum of element hashes (modulo 2^64).
+std::uint64_t apply_element_changes(ElementState& state, const std::vector<ElementChange>& changes);
 
 // `from` is the table's shape (its elements are ignored) and `from_elements`
 // its elements. O(rules + elements) of both tables.

@@ -68,8 +68,10 @@ public:
     std::vector<plan::RuleCounter> rule_counters(const std::string&) override { return {}; }
     // The committed table's chains, plus foreign ones a test adds.
     std::vector<plan::ChainInfo> foreign_chains;
+    int chain_listings = 0;
     std::vector<plan::ChainInfo> list_chains() override
     {
+        ++chain_listings;
         std::vector<plan::ChainInfo> out = foreign_chains;
         if (table)
             for (const plan::Chain& c : table->chains)
