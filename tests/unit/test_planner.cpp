@@ -851,7 +851,7 @@ TEST_CASE("An absent bridge is created, marked, addressed and brought up in that
     const auto* add = std::get_if<plan::AddAddress>(&ops[2]);
     REQUIRE(add);
     CHECK(add->name == "kvmbr0");
-    CHECK(add->address == "192.168.122.1");
+    CHECK(add->address.str() == "192.168.122.1");
     CHECK(add->prefix_length == 24);
     const auto* up = std::get_if<plan::SetUp>(&ops[3]);
     REQUIRE(up);
@@ -894,10 +894,6 @@ TEST_CASE("An existing owned bridge is adopted with only the missing steps", "[p
     {
         CHECK(described(plan::plan_bridge(n, owned(true), {address(7, "192.168.122.1", 16)})) ==
               std::vector<std::string>{"add address 192.168.122.1/24 to kvmbr0"});
-    }
-    SECTION("an IPv6 entry with the same text does not count")
-    {
-        CHECK(plan::plan_bridge(n, owned(true), {address(7, "192.168.122.1", 24, 10)}).size() == 1);
     }
     SECTION("down and without the address: add it, then bring it up")
     {
