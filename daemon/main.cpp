@@ -189,6 +189,60 @@ void stop_all(core::Manager& manager)
     }
 }
 
+// Pauses the nftables monitor around the manager's large element batches
+// (core::NotificationPause). Notifications the pause may have cost are
+// handled as an overrun, a moment later on the loop (not inside the
+// manager's commit).
+class MonitorPause final : public core::NotificationPause {
+public:
+    static constexpr std::size_t from_elements = 256;
+
+    MonitorPause(core::EventLoop& loop, kernel::NftMonitor& monitor, core::Manager& manager)
+        : loop_(loop), monitor_(monitor), manager_(manager)
+    {
+    }
+    ~MonitorPause() override { manager_.set_notification_pause(nullptr, 0); }
+    MonitorPause(const MonitorPause&) = delete;
+    MonitorPause& operator=(const MonitorPause&) = delete;
+
+    void pause() override
+    {
+        try {
+            monitor_.pause();
+            paused_ = true;
+        } catch (const std::exception& e) {
+            core::log_warning(e.what());  // the batch's notifications come, and are dropped as ours
+        }
+    }
+    void resume(bool maybe_lost) override
+    {
+        if (paused_) {
+            paused_ = false;
+            try {
+                monitor_.resume();
+            } catch (const std::exception& e) {
+                core::log_error(e.what());
+                maybe_lost = true;
+            }
+        }
+        if (!maybe_lost || lost_) return;
+        lost_ = loop_.add_timer(0, [this] {
+            lost_.reset();
+            core::log_info("nftables may have been changed by another process while the monitor was paused for a bulk "
+                           "change; checking");
+            manager_.foreign_firewall_changed();
+            manager_.firewall_notifications_lost();
+        });
+    }
+
+private:
+    core::EventLoop& loop_;
+    kernel::NftMonitor& monitor_;
+    core::Manager& manager_;
+    bool paused_ = false;
+    std::unique_ptr<core::EventSource> lost_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv)
@@ -318,6 +372,8 @@ int main(int argc, char** argv)
             else if (result.overrun)
                 manager.firewall_notifications_lost();
         });
+        MonitorPause monitor_pause(loop, nft_monitor, manager);
+        manager.set_notification_pause(&monitor_pause, MonitorPause::from_elements);
         manager.load();
         // Take the name only once autostart networks are up, so that bus
         // activation and sd_notify readiness mean "networks are there".

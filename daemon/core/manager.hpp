@@ -119,6 +119,12 @@ public:
     Manager& operator=(const Manager&) = delete;
 
     void set_listener(ManagerListener* listener) { listener_ = listener; }
+    // The nftables monitor, paused around element batches of at least
+    // `from_elements` elements (CommittedTable::set_notification_pause).
+    void set_notification_pause(NotificationPause* pause, std::size_t from_elements)
+    {
+        committed_.set_notification_pause(pause, from_elements);
+    }
 
     // Loads the stored networks and brings up (or adopts) those marked
     // autostart and those the runtime directory records as active.

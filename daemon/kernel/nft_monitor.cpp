@@ -60,6 +60,21 @@ NftMonitor::NftMonitor(std::string table, pid_t own_pid, std::uint32_t own_port,
 
 NftMonitor::~NftMonitor() { mnl_socket_close(socket_); }
 
+void NftMonitor::pause()
+{
+    int group = NFNLGRP_NFTABLES;
+    if (mnl_socket_setsockopt(socket_, NETLINK_DROP_MEMBERSHIP, &group, sizeof group) < 0)
+        throw Error(ErrorKind::Kernel, std::string("nftables: cannot pause the monitor: ") + std::strerror(errno));
+}
+
+void NftMonitor::resume()
+{
+    int group = NFNLGRP_NFTABLES;
+    if (mnl_socket_setsockopt(socket_, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0)
+        throw Error(ErrorKind::Kernel,
+                    std::string("nftables: cannot subscribe to ruleset changes again: ") + std::strerror(errno));
+}
+
 int NftMonitor::fd() const { return mnl_socket_get_fd(socket_); }
 
 void NftMonitor::handle(const nlmsghdr* header, NftMonitorResult& result)

@@ -112,6 +112,15 @@ public:
     int fd() const;
     // Reads every pending notification.
     NftMonitorResult dispatch();
+    // Leaves and rejoins the notification group around one of our own
+    // large element batches: while nobody listens, the kernel builds no
+    // notifications at all (one per element, which cost more than adding
+    // the elements), and what we would read and filter out never comes.
+    // Notifications queued before pause() stay readable. Whoever pauses
+    // must find out from the ruleset generation whether another process
+    // committed meanwhile (core::CommittedTable does).
+    void pause();
+    void resume();
 
 private:
     void handle(const nlmsghdr* header, NftMonitorResult& result);
