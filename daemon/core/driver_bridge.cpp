@@ -12,18 +12,17 @@
 
 #include <algorithm>
 #include <optional>
-#include <sys/socket.h>
 
 namespace kvmnet::core {
 namespace {
 
-std::string address_text(const plan::AddressInfo& a) { return a.address + "/" + std::to_string(a.prefix_length); }
+std::string address_text(const plan::AddressInfo& a) { return a.address.str() + "/" + std::to_string(a.prefix_length); }
 
 std::string route_text(const plan::RouteInfo& r)
 {
-    return (r.destination.empty() ? std::string("default") : r.destination + "/" + std::to_string(r.prefix_length)) +
-           (r.gateway.empty() ? "" : " via " + r.gateway) + " metric " + std::to_string(r.metric) + " table " +
-           std::to_string(r.table);
+    std::string text = r.destination ? r.destination->str() + "/" + std::to_string(r.prefix_length) : "default";
+    if (r.gateway) text.append(" via ").append(r.gateway->str());
+    return text.append(" metric ").append(std::to_string(r.metric)).append(" table ").append(std::to_string(r.table));
 }
 
 class BridgeDriver final : public ModeDriver {
@@ -119,7 +118,7 @@ void BridgeDriver::take_over_uplink(const model::Network& n, Undo& undo, std::st
     // Multipath (and nexthop-object) routes are listed without their links,
     // so we cannot tell whether they use the uplink, nor recreate them.
     for (const auto& r : all_routes)
-        if (r.link_index == 0 && r.gateway == "multipath")
+        if (r.unreproducible)
             throw Error(
                 ErrorKind::Unsupported,
                 "uplink: the host has a multipath or nexthop-object route, which a bridge takeover cannot move; "
@@ -165,7 +164,7 @@ void BridgeDriver::take_over_uplink(const model::Network& n, Undo& undo, std::st
     for (auto a = addresses.rbegin(); a != addresses.rend(); ++a) {
         step = "removing address " + address_text(*a) + " from " + n.uplink;
         try {
-            links_.delete_address(n.uplink, a->family, a->address, a->prefix_length);
+            links_.delete_address(n.uplink, a->address, a->prefix_length);
         } catch (const Error& err) {
             if (err.kind() != ErrorKind::NotFound) throw;  // a secondary that went with its primary
         }
@@ -265,8 +264,7 @@ std::vector<std::string> BridgeDriver::restore_uplink(const model::Network& n)
     } else {
         for (plan::AddressInfo a : record->addresses) {
             for (const auto& current : now_on_bridge)
-                if (current.family == a.family && current.address == a.address &&
-                    current.prefix_length == a.prefix_length) {
+                if (current.address == a.address && current.prefix_length == a.prefix_length) {
                     a.valid_lifetime = current.valid_lifetime;
                     a.preferred_lifetime = current.preferred_lifetime;
                 }
@@ -303,8 +301,7 @@ std::vector<std::string> BridgeDriver::restore_takeover_config(const model::Netw
     for (const plan::AddressInfo& a : record->addresses) {
         if (a.valid_lifetime != 0xffffffffu) continue;
         const bool present = std::any_of(addresses.begin(), addresses.end(), [&](const plan::AddressInfo& x) {
-            return x.link_index == bridge_index && x.family == a.family && x.address == a.address &&
-                   x.prefix_length == a.prefix_length;
+            return x.link_index == bridge_index && x.address == a.address && x.prefix_length == a.prefix_length;
         });
         if (present) continue;
         if (apply) links_.add_address_info(n.bridge, a);

@@ -12,14 +12,11 @@
 namespace kvmnet::core {
 namespace {
 
-std::set<std::string> peer_set(const model::Network& n)
+std::set<model::Ipv4> peer_set(const model::Network& n)
 {
-    std::set<std::string> out;
     // EVPN fills the FDB through FRR: no static flood list of ours.
-    if (!n.overlay->evpn)
-        for (const model::Ipv4& p : n.overlay->peers)
-            out.insert(p.str());
-    return out;
+    if (n.overlay->evpn) return {};
+    return {n.overlay->peers.begin(), n.overlay->peers.end()};
 }
 
 // The VXLAN device's bridge port. With EVPN, FRR's type-2 routes say where
@@ -52,12 +49,11 @@ OverlayLayer::Underlay OverlayLayer::underlay(const model::Network& n)
     Underlay u;
     const auto addresses = links_.list_addresses();
     if (o.local) {
-        const std::string local = o.local->str();
         const auto it = std::find_if(addresses.begin(), addresses.end(), [&](const plan::AddressInfo& a) {
-            return a.family == AF_INET && a.address == local;
+            return a.address == model::IpAddress(*o.local);
         });
         if (it == addresses.end())
-            throw Error(ErrorKind::InvalidArgument, "overlay.local: " + local +
+            throw Error(ErrorKind::InvalidArgument, "overlay.local: " + o.local->str() +
                                                         " is not an address of this host (the underlay address of this "
                                                         "host's VXLAN endpoint)");
         u.local = *o.local;
@@ -68,12 +64,12 @@ OverlayLayer::Underlay OverlayLayer::underlay(const model::Network& n)
             throw Error(ErrorKind::InvalidArgument,
                         "overlay.local_interface: this host has no interface " + o.local_interface);
         const auto it = std::find_if(addresses.begin(), addresses.end(), [&](const plan::AddressInfo& a) {
-            return a.family == AF_INET && a.link_index == link->index;
+            return a.address.is_v4() && a.link_index == link->index;
         });
         if (it == addresses.end())
             throw Error(ErrorKind::InvalidArgument,
                         "overlay.local_interface: " + o.local_interface + " has no IPv4 address to send VXLAN from");
-        u.local = *model::Ipv4::parse(it->address);
+        u.local = *it->address.v4();
         u.index = link->index;
     }
     for (const plan::LinkInfo& l : links_.list_links())
@@ -101,7 +97,7 @@ plan::VxlanOptions OverlayLayer::wanted(const model::Network& n, const Underlay&
 {
     plan::VxlanOptions v;
     v.vni = n.overlay->vni;
-    v.local = u.local.str();
+    v.local = u.local;
     v.port = n.overlay->port;
     v.underlay_index = u.index;
     v.mtu = model::overlay_mtu(n, u.mtu);
@@ -170,9 +166,9 @@ void OverlayLayer::setup(const model::Network& n, Undo& undo, std::string& step)
     step = "setting the flood list of " + name;
     const auto wanted_peers = peer_set(n);
     const auto have = links_.list_flood(name);
-    for (const std::string& peer : wanted_peers)
+    for (const model::Ipv4& peer : wanted_peers)
         if (std::find(have.begin(), have.end(), peer) == have.end()) links_.add_flood(name, peer);
-    for (const std::string& peer : have)
+    for (const model::Ipv4& peer : have)
         if (!wanted_peers.count(peer)) links_.delete_flood(name, peer);
     step = "filtering the gateway and DHCP on " + name;
     links_.set_vxlan_filter(name, bridge_mac(n), n.ipv4->address.address.str(), gateway_ipv6(n));
@@ -191,22 +187,22 @@ std::vector<std::string> OverlayLayer::host_address(const model::Network& n, con
     if (!bridge) return done;
     const auto addresses = links_.list_addresses();
     const bool has = std::any_of(addresses.begin(), addresses.end(), [&](const plan::AddressInfo& a) {
-        return a.link_index == bridge->index && a.family == AF_INET && a.address == host.str();
+        return a.link_index == bridge->index && a.address == model::IpAddress(host);
     });
     const model::Ipv4Interface& subnet = n.ipv4->address;
-    const std::string destination = subnet.network().str();
+    const model::IpAddress destination = subnet.network();
     bool routed = false;
     for (const plan::RouteInfo& r : links_.list_routes())
         if (r.family == AF_INET && r.table == 254 && r.metric == 0 && r.destination == destination &&
-            r.prefix_length == subnet.prefix && r.link_index == bridge->index && r.gateway.empty())
-            routed = routed || r.preferred_source == host.str();
+            r.prefix_length == subnet.prefix && r.link_index == bridge->index && !r.gateway)
+            routed = routed || r.preferred_source == model::IpAddress(host);
     const std::string name = model::overlay_device_name(n.overlay->vni);
     const bool rewrite = links_.has_host_rewrite(name);
     if ((has && routed && rewrite) || (allowed && !(*allowed)())) return done;
     // /32: dnsmasq, which picks its DHCP server identifier among the
     // addresses of the subnet, keeps the gateway's.
     if (!has) {
-        links_.add_address(n.bridge, AF_INET, host.str(), 32);
+        links_.add_address(n.bridge, host, 32);
         done.push_back("added this host's address " + host.str() + " to " + n.bridge);
     }
     // The subnet's route gets the host address as its source: what the host
@@ -218,11 +214,11 @@ std::vector<std::string> OverlayLayer::host_address(const model::Network& n, con
         route.family = AF_INET;
         route.destination = destination;
         route.prefix_length = subnet.prefix;
-        route.preferred_source = host.str();
+        route.preferred_source = host;
         route.protocol = 2;  // RTPROT_KERNEL: it stands for the kernel's own route of the subnet
         route.scope = 253;   // RT_SCOPE_LINK
         links_.replace_route(n.bridge, route);
-        done.push_back("made " + host.str() + " the source of the route to " + destination + "/" +
+        done.push_back("made " + host.str() + " the source of the route to " + destination.str() + "/" +
                        std::to_string(subnet.prefix));
     }
     if (!rewrite) {
@@ -244,8 +240,8 @@ std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std
     const Underlay u = underlay(n);
     const plan::VxlanOptions want = wanted(n, u);
     const auto wanted_peers = peer_set(n);
-    const auto have = link ? links_.list_flood(name) : std::vector<std::string>{};
-    const std::set<std::string> have_set(have.begin(), have.end());
+    const auto have = link ? links_.list_flood(name) : std::vector<model::Ipv4>{};
+    const std::set<model::Ipv4> have_set(have.begin(), have.end());
     const bool drift = !link || link->master_index != bridge->index || !link->up || link->mtu != want.mtu ||
                        have_set != wanted_peers || bridge->mtu != want.mtu;
     const bool attached = link && link->master_index == bridge->index;
@@ -293,12 +289,12 @@ std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std
         done.push_back("restored MTU " + std::to_string(want.mtu) + " of " + n.bridge);
     }
     std::vector<std::string> restored;
-    for (const std::string& peer : wanted_peers)
+    for (const model::Ipv4& peer : wanted_peers)
         if (!have_set.count(peer)) {
             links_.add_flood(name, peer);
-            restored.push_back(peer);
+            restored.push_back(peer.str());
         }
-    for (const std::string& peer : have)
+    for (const model::Ipv4& peer : have)
         if (!wanted_peers.count(peer)) links_.delete_flood(name, peer);
     if (link && !restored.empty()) {
         std::string list;

@@ -77,7 +77,7 @@ public:
                 r.done.push_back("recreated bridge " + n.bridge);
                 r.what = "bridge";
             } else if (const auto* a = std::get_if<plan::AddAddress>(&op); a && bridge) {
-                r.done.push_back("re-added address " + a->address + "/" + std::to_string(a->prefix_length));
+                r.done.push_back("re-added address " + a->address.str() + "/" + std::to_string(a->prefix_length));
                 if (r.what.empty()) r.what = "address";
             } else if (std::holds_alternative<plan::SetUp>(op) && bridge) {
                 r.done.push_back("set bridge " + n.bridge + " up again");

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <optional>
-#include <sys/socket.h>
 #include <vector>
 
 namespace kvmnet::core {
@@ -29,8 +28,7 @@ void check_ipv6_addresses(plan::LinkAdapter& kernel, const model::Network& n,
 {
     std::optional<std::vector<plan::LinkInfo>> links;
     for (const auto& a : addresses) {
-        if (a.family != AF_INET6) continue;
-        const auto ip = model::Ipv6::parse(a.address);
+        const model::Ipv6* ip = a.address.v6();
         if (!ip) continue;
         const model::Ipv6Interface theirs{*ip, a.prefix_length};
         if (!theirs.overlaps(n.ipv6->address)) continue;
@@ -69,10 +67,9 @@ void check_kernel_conflicts(plan::LinkAdapter& kernel, const model::Network& n)
     if (!n.ipv4) return;
     std::optional<std::vector<plan::LinkInfo>> links;
     for (const auto& a : addresses) {
-        if (a.family != AF_INET) continue;
-        auto ip = model::Ipv4::parse(a.address);
+        const model::Ipv4* ip = a.address.v4();
         if (!ip) continue;
-        model::Ipv4Interface theirs{*ip, a.prefix_length};
+        const model::Ipv4Interface theirs{*ip, a.prefix_length};
         if (!theirs.overlaps(n.ipv4->address)) continue;
         const plan::LinkInfo* link = link_at(links, kernel, a.link_index);
         if (ours(link)) continue;

@@ -12,8 +12,6 @@
 #include "model/error.hpp"
 #include "plan/overlay_status.hpp"
 
-#include <sys/socket.h>
-
 #include <algorithm>
 
 namespace kvmnet::core {
@@ -25,7 +23,7 @@ std::vector<plan::EvpnNetwork> Manager::evpn_networks(const std::vector<model::N
         const auto link = links_.find_link(ifname);
         if (!link) return "";
         for (const plan::AddressInfo& a : links_.list_addresses())
-            if (a.link_index == link->index && a.family == AF_INET) return a.address;
+            if (a.link_index == link->index && a.address.is_v4()) return a.address.str();
         return "";
     };
     for (const model::Network& n : active)
@@ -110,8 +108,8 @@ nlohmann::json Manager::overlay_status_now(const Entry& e) const
         o.local = n.overlay->local->str();
     else if (const auto link = links_.find_link(n.overlay->local_interface))
         for (const plan::AddressInfo& a : links_.list_addresses())
-            if (a.link_index == link->index && a.family == AF_INET) {
-                o.local = a.address;
+            if (a.link_index == link->index && a.address.is_v4()) {
+                o.local = a.address.str();
                 break;
             }
     if (is_running(e.state) && links_.find_link(device)) {

@@ -7,8 +7,6 @@
 #include "core/undo.hpp"
 #include "plan/planner.hpp"
 
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <optional>
 
@@ -45,9 +43,9 @@ Error vlans_unsupported()
                                          "(CONFIG_BRIDGE_VLAN_FILTERING), which this kernel does not provide");
 }
 
-bool link_local6(const std::string& address)
+bool link_local6(const model::IpAddress& address)
 {
-    const auto ip = model::Ipv6::parse(address);
+    const model::Ipv6* ip = address.v6();
     return ip && (ip->is_link_local() || ip->is_multicast());
 }
 
@@ -59,16 +57,16 @@ void check_not_host_interface(plan::LinkAdapter& links, const plan::LinkInfo& li
 {
     std::vector<std::string> reasons;
     for (const auto& a : links.list_addresses())
-        if (a.link_index == link.index && !(a.family == AF_INET6 && link_local6(a.address)))
-            reasons.push_back("the address " + a.address + "/" + std::to_string(a.prefix_length));
+        if (a.link_index == link.index && !link_local6(a.address))
+            reasons.push_back("the address " + a.address.str() + "/" + std::to_string(a.prefix_length));
     for (const auto& r : links.list_routes()) {
-        if (r.link_index != link.index || (r.family == AF_INET6 && link_local6(r.destination))) continue;
+        if (r.link_index != link.index || (r.destination && link_local6(*r.destination))) continue;
         // A subnet's own route comes with its address, named above already.
         if (r.protocol == 2 /* RTPROT_KERNEL */ && !reasons.empty()) continue;
-        std::string route = r.destination.empty()
-                                ? std::string("the default route")
-                                : "the route to " + r.destination + "/" + std::to_string(r.prefix_length);
-        if (!r.gateway.empty()) route += " via " + r.gateway;
+        std::string route = r.destination
+                                ? "the route to " + r.destination->str() + "/" + std::to_string(r.prefix_length)
+                                : std::string("the default route");
+        if (r.gateway) route += " via " + r.gateway->str();
         if (r.table != 254) route += " (table " + std::to_string(r.table) + ")";
         reasons.push_back(route);
     }

@@ -3,8 +3,6 @@
 #include "core/log.hpp"
 #include "model/error.hpp"
 
-#include <sys/socket.h>
-
 namespace kvmnet::core {
 
 std::unique_ptr<ModeDriver> make_routed_driver(DriverContext context);  // driver_routed.cpp
@@ -40,18 +38,17 @@ void apply_link_ops(plan::LinkAdapter& links, const model::Network& n, const std
                     links.set_mtu(o.name, o.mtu);
                     if (before) undo.push("restore MTU", [&links, o, before] { links.set_mtu(o.name, before); });
                 } else if constexpr (std::is_same_v<T, plan::AddAddress>) {
-                    if (o.family == AF_INET6) {
+                    if (o.address.is_v6()) {
                         plan::AddressInfo info;
-                        info.family = AF_INET6;
                         info.address = o.address;
                         info.prefix_length = o.prefix_length;
                         info.flags = o.flags;
                         links.add_address_info(o.name, info);
                     } else {
-                        links.add_address(o.name, AF_INET, o.address, o.prefix_length);
+                        links.add_address(o.name, o.address, o.prefix_length);
                     }
                     undo.push("remove address",
-                              [&links, o] { links.delete_address(o.name, o.family, o.address, o.prefix_length); });
+                              [&links, o] { links.delete_address(o.name, o.address, o.prefix_length); });
                 } else if constexpr (std::is_same_v<T, plan::SetUp>) {
                     links.set_up(o.name, true);
                 }

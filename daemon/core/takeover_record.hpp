@@ -13,10 +13,13 @@
 
 namespace kvmnet::plan {
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddressInfo, family, address, prefix_length, broadcast, label, scope, flags,
-                                   valid_lifetime, preferred_lifetime)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RouteInfo, family, destination, prefix_length, gateway, preferred_source, table,
-                                   metric, protocol, scope, type, flags)
+// Addresses as text ("" for none), as records written before the observed
+// state was typed have them: a daemon upgraded mid-takeover still reads its
+// record. A record whose address does not parse does not load.
+void to_json(nlohmann::json& j, const AddressInfo& a);
+void from_json(const nlohmann::json& j, AddressInfo& a);
+void to_json(nlohmann::json& j, const RouteInfo& r);
+void from_json(const nlohmann::json& j, RouteInfo& r);
 
 }  // namespace kvmnet::plan
 

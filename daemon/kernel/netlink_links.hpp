@@ -33,11 +33,9 @@ public:
     // addresses.cpp
     std::vector<plan::AddressInfo> list_addresses() override;
     std::vector<plan::AddressInfo> list_addresses_of(int link_index) override;
-    void add_address(const std::string& name, int family, const std::string& address,
-                     std::uint8_t prefix_length) override;
+    void add_address(const std::string& name, const model::IpAddress& address, std::uint8_t prefix_length) override;
     void add_address_info(const std::string& name, const plan::AddressInfo& info) override;
-    void delete_address(const std::string& name, int family, const std::string& address,
-                        std::uint8_t prefix_length) override;
+    void delete_address(const std::string& name, const model::IpAddress& address, std::uint8_t prefix_length) override;
 
     // routes.cpp
     std::vector<plan::RouteInfo> list_routes() override;
@@ -65,9 +63,9 @@ public:
     // vxlans.cpp
     void create_vxlan(const std::string& name, const plan::VxlanOptions& options) override;
     std::optional<plan::VxlanOptions> vxlan_options(const std::string& name) override;
-    std::vector<std::string> list_flood(const std::string& name) override;
-    void add_flood(const std::string& name, const std::string& remote) override;
-    void delete_flood(const std::string& name, const std::string& remote) override;
+    std::vector<model::Ipv4> list_flood(const std::string& name) override;
+    void add_flood(const std::string& name, model::Ipv4 remote) override;
+    void delete_flood(const std::string& name, model::Ipv4 remote) override;
     std::vector<VxlanFdbEntry> vxlan_fdb(const std::string& name) override;
     std::string neighbour_state(const std::string& address) override;
     std::optional<VxlanPortFlags> vxlan_port_flags(const std::string& name) override;

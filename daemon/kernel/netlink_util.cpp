@@ -317,25 +317,6 @@ ErrorKind kind_for(int nl_error)
 
 void fail_mapped(const std::string& operation, int nl_error) { fail(operation, nl_error, kind_for(nl_error)); }
 
-// nl_addr2str would append "/prefix" for some addresses and abbreviate others; inet_ntop is the canonical form that
-// `ip` prints and the planner compares against.
-std::string format_ip(nl_addr* addr)
-{
-    if (addr == nullptr) {
-        return {};
-    }
-    const int family = nl_addr_get_family(addr);
-    const unsigned int length = nl_addr_get_len(addr);
-    if ((family == AF_INET && length != 4) || (family == AF_INET6 && length != 16)) {
-        return {};
-    }
-    std::array<char, INET6_ADDRSTRLEN> text{};
-    if (inet_ntop(family, nl_addr_get_binary_addr(addr), text.data(), text.size()) == nullptr) {
-        return {};
-    }
-    return text.data();
-}
-
 // Absent and unnameable links come back empty; only real transport or kernel failures throw.
 LinkPtr get_link(nl_sock* socket, const std::string& name)
 {
@@ -408,26 +389,56 @@ void invalid(const std::string& operation, const std::string& what)
     throw Error(ErrorKind::InvalidArgument, "netlink: " + operation + " failed: " + what);
 }
 
-// ---- Address text -------------------------------------------------------------------------------------------------
+// ---- Addresses ----------------------------------------------------------------------------------------------------
 
 std::size_t family_length(int family) { return family == AF_INET ? 4 : 16; }
 
-std::string ip_text(int family, const void* bytes)
+std::optional<model::IpAddress> ip_value(int family, const void* bytes)
 {
-    std::array<char, INET6_ADDRSTRLEN> text{};
-    if (inet_ntop(family, bytes, text.data(), text.size()) == nullptr) {
-        return {};
+    if (family == AF_INET) {
+        std::uint32_t value = 0;
+        std::memcpy(&value, bytes, sizeof value);
+        return model::IpAddress(model::Ipv4{ntohl(value)});
     }
-    return text.data();
+    if (family == AF_INET6) {
+        model::Ipv6 ip;
+        std::memcpy(ip.bytes.data(), bytes, ip.bytes.size());
+        return model::IpAddress(ip);
+    }
+    return std::nullopt;
 }
 
-// The address in `attr` as text, if it has the length of `family`.
-std::string attr_ip(const nlattr* attr, int family)
+std::optional<model::IpAddress> ip_value(nl_addr* addr)
 {
-    if (attr == nullptr || static_cast<std::size_t>(nla_len(attr)) != family_length(family)) {
-        return {};
+    if (addr == nullptr) {
+        return std::nullopt;
     }
-    return ip_text(family, nla_data(attr));
+    const int family = nl_addr_get_family(addr);
+    if ((family != AF_INET && family != AF_INET6) || nl_addr_get_len(addr) != family_length(family)) {
+        return std::nullopt;
+    }
+    return ip_value(family, nl_addr_get_binary_addr(addr));
+}
+
+std::optional<model::IpAddress> attr_ip(const nlattr* attr, int family)
+{
+    if (attr == nullptr || (family != AF_INET && family != AF_INET6) ||
+        static_cast<std::size_t>(nla_len(attr)) != family_length(family)) {
+        return std::nullopt;
+    }
+    return ip_value(family, nla_data(attr));
+}
+
+IpBytes ip_bytes(const model::IpAddress& ip)
+{
+    IpBytes bytes{};
+    if (const model::Ipv4* v4 = ip.v4()) {
+        const std::uint32_t value = htonl(v4->value);
+        std::memcpy(bytes.data(), &value, sizeof value);
+    } else {
+        std::memcpy(bytes.data(), ip.v6()->bytes.data(), 16);
+    }
+    return bytes;
 }
 
 std::uint32_t attr_u32(const nlattr* attr, std::uint32_t fallback)

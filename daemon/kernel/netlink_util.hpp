@@ -19,6 +19,7 @@
 
 #include "kernel/c_ptr.hpp"
 #include "model/error.hpp"
+#include "model/ip.hpp"
 
 namespace kvmnet::kernel {
 
@@ -112,16 +113,19 @@ ErrorKind kind_for_errno(int error);
 [[noreturn]] void fail_result(const std::string& operation, const NlResult& result);
 [[noreturn]] void invalid(const std::string& operation, const std::string& what);
 
-// ---- Addresses as text --------------------------------------------------------------------------------------------
+// ---- Addresses ----------------------------------------------------------------------------------------------------
 
+// Where observed addresses become model values, once: nothing above the kernel layer parses an address the kernel
+// reported. nullopt for what the model cannot represent (another family, a wrong length).
 std::size_t family_length(int family);
-// inet_ntop's canonical form, what `ip` prints and the planner compares against; empty when not an address.
-std::string ip_text(int family, const void* bytes);
-std::string format_ip(nl_addr* addr);
-// The address in `attr` as text, if it has the length of `family`.
-std::string attr_ip(const nlattr* attr, int family);
+std::optional<model::IpAddress> ip_value(int family, const void* bytes);
+std::optional<model::IpAddress> ip_value(nl_addr* addr);
+// The address in `attr`, if it has the length of `family`.
+std::optional<model::IpAddress> attr_ip(const nlattr* attr, int family);
 std::uint32_t attr_u32(const nlattr* attr, std::uint32_t fallback = 0);
 using IpBytes = std::array<unsigned char, 16>;
+// The address in network byte order (the first 4 bytes for IPv4), as requests carry it.
+IpBytes ip_bytes(const model::IpAddress& ip);
 // InvalidArgument naming `what` unless `text` is an address of `family`.
 IpBytes parse_ip(int family, const std::string& text, const std::string& what, const std::string& operation);
 void check_family(int family, const std::string& operation);

@@ -58,13 +58,12 @@ namespace kvmnet::kernel {
 
 namespace {
 
-// RouteInfo has one oif and one gateway, so a route with several next hops cannot be represented or reproduced. The
-// interface contract for such routes: they are listed with link_index 0 and gateway "multipath" (everything else --
-// family, destination, table, metric, protocol -- filled in), so that a bridge takeover can see them and refuse,
-// rather than the route silently losing hops. The same marker covers the other routes add_route could not recreate:
-// those that use a nexthop object (RTA_NH_ID, `ip route add ... nhid N`) and IPv6 source-specific routes
-// (`from PREFIX`), because their next hop or key lives outside RouteInfo.
-constexpr const char* unreproducible_gateway = "multipath";
+// RouteInfo has one oif and one gateway, so a route with several next hops cannot be represented or reproduced. Such
+// routes are listed with `unreproducible` set, link_index 0 and no gateway (everything else -- family, destination,
+// table, metric, protocol -- filled in), so that a bridge takeover can see them and refuse, rather than the route
+// silently losing hops. The same covers the other routes add_route could not recreate: those that use a nexthop
+// object (RTA_NH_ID, `ip route add ... nhid N`) and IPv6 source-specific routes (`from PREFIX`), because their next
+// hop or key lives outside RouteInfo.
 
 // Route flags a caller may ask for. The others in the low byte (dead, linkdown, offload, trap, ...) are state the
 // kernel reports; it refuses RTNH_F_DEAD and RTNH_F_LINKDOWN in a request outright.
@@ -73,10 +72,13 @@ constexpr std::uint32_t settable_route_flags = RTNH_F_ONLINK;
 std::string route_text(const plan::RouteInfo& route)
 {
     std::string text = route.family == AF_INET6 ? "IPv6 route " : "IPv4 route ";
-    text += route.destination.empty() ? std::string("default")
-                                      : route.destination + "/" + std::to_string(route.prefix_length);
-    if (!route.gateway.empty()) {
-        text += " via " + route.gateway;
+    if (route.destination) {
+        text.append(route.destination->str()).append("/").append(std::to_string(route.prefix_length));
+    } else {
+        text += "default";
+    }
+    if (route.gateway) {
+        text.append(" via ").append(route.gateway->str());
     }
     return text + " table " + std::to_string(route.table) + " metric " + std::to_string(route.metric);
 }
@@ -105,14 +107,14 @@ bool parse_route(const nlmsghdr* header, plan::RouteInfo& route)
     route.prefix_length = rtm->rtm_dst_len;
     route.destination = attr_ip(tb[RTA_DST], route.family);
     route.gateway = attr_ip(tb[RTA_GATEWAY], route.family);
-    if (route.gateway.empty() && tb[RTA_VIA] != nullptr && nla_len(tb[RTA_VIA]) >= 2) {
+    if (!route.gateway && tb[RTA_VIA] != nullptr && nla_len(tb[RTA_VIA]) >= 2) {
         // RTA_VIA: an IPv4 route through an IPv6 next hop (struct rtvia: family, then the address).
         const auto* via = static_cast<const unsigned char*>(nla_data(tb[RTA_VIA]));
         sa_family_t via_family = 0;
         std::memcpy(&via_family, via, sizeof(via_family));
         const std::size_t length = static_cast<std::size_t>(nla_len(tb[RTA_VIA])) - sizeof(via_family);
         if ((via_family == AF_INET || via_family == AF_INET6) && length == family_length(via_family)) {
-            route.gateway = ip_text(via_family, via + sizeof(via_family));
+            route.gateway = ip_value(via_family, via + sizeof(via_family));
         }
     }
     route.preferred_source = attr_ip(tb[RTA_PREFSRC], route.family);
@@ -124,7 +126,8 @@ bool parse_route(const nlmsghdr* header, plan::RouteInfo& route)
     route.flags = rtm->rtm_flags & 0xffu;  // RTNH_F_*; the RTM_F_* bits above are about the message
     if (tb[RTA_MULTIPATH] != nullptr || tb[RTA_NH_ID] != nullptr || rtm->rtm_src_len != 0) {
         route.link_index = 0;
-        route.gateway = unreproducible_gateway;
+        route.gateway.reset();
+        route.unreproducible = true;
     }
     return true;
 }
@@ -168,16 +171,19 @@ IpBytes parse_destination(const plan::RouteInfo& route, const std::string& opera
     if (route.prefix_length > max_prefix) {
         invalid(operation, "prefix length " + std::to_string(route.prefix_length) + " out of range");
     }
-    if (route.destination.empty()) {
+    if (!route.destination) {
         if (route.prefix_length != 0) {
             invalid(operation, "a prefix length without a destination");
         }
         return {};
     }
-    IpBytes bytes = parse_ip(route.family, route.destination, "destination", operation);
+    if (route.destination->family() != route.family) {
+        invalid(operation, "destination " + route.destination->str() + " is not of the route's family");
+    }
+    IpBytes bytes = ip_bytes(*route.destination);
     for (unsigned int bit = route.prefix_length; bit < max_prefix; ++bit) {
         if ((bytes[bit / 8] & (0x80u >> (bit % 8))) != 0) {
-            invalid(operation, "destination " + route.destination + " has host bits set beyond /" +
+            invalid(operation, "destination " + route.destination->str() + " has host bits set beyond /" +
                                    std::to_string(route.prefix_length));
         }
     }
@@ -189,7 +195,7 @@ IpBytes parse_destination(const plan::RouteInfo& route, const std::string& opera
 MsgPtr route_request(int type, int flags, const plan::RouteInfo& route, int ifindex, const std::string& operation)
 {
     check_family(route.family, operation);
-    if (route.gateway == unreproducible_gateway) {
+    if (route.unreproducible) {
         invalid(operation, "multipath, nexthop-object and source-specific routes are not supported");
     }
     if (route.table == RT_TABLE_UNSPEC) {
@@ -210,14 +216,14 @@ MsgPtr route_request(int type, int flags, const plan::RouteInfo& route, int ifin
     const std::size_t length = family_length(route.family);
     bool ok = nla_put_u32(m, RTA_TABLE, route.table) >= 0 && nla_put_u32(m, RTA_PRIORITY, route.metric) >= 0 &&
               nla_put_u32(m, RTA_OIF, static_cast<std::uint32_t>(ifindex)) >= 0;
-    if (ok && !route.destination.empty()) {
+    if (ok && route.destination) {
         ok = nla_put(m, RTA_DST, static_cast<int>(length), destination.data()) >= 0;
     }
-    if (ok && !route.gateway.empty()) {
-        IpBytes gateway{};
-        if (inet_pton(route.family, route.gateway.c_str(), gateway.data()) == 1) {
+    if (ok && route.gateway) {
+        const IpBytes gateway = ip_bytes(*route.gateway);
+        if (route.gateway->family() == route.family) {
             ok = nla_put(m, RTA_GATEWAY, static_cast<int>(length), gateway.data()) >= 0;
-        } else if (route.family == AF_INET && inet_pton(AF_INET6, route.gateway.c_str(), gateway.data()) == 1) {
+        } else if (route.family == AF_INET) {
             // An IPv4 route through an IPv6 next hop (`ip route add ... via inet6 ADDR`).
             std::array<unsigned char, sizeof(sa_family_t) + 16> via{};
             const sa_family_t via_family = AF_INET6;
@@ -225,11 +231,14 @@ MsgPtr route_request(int type, int flags, const plan::RouteInfo& route, int ifin
             std::memcpy(via.data() + sizeof(via_family), gateway.data(), 16);
             ok = nla_put(m, RTA_VIA, static_cast<int>(via.size()), via.data()) >= 0;
         } else {
-            invalid(operation, "gateway is not an address: \"" + route.gateway + "\"");
+            invalid(operation, "gateway " + route.gateway->str() + " is an IPv4 address on an IPv6 route");
         }
     }
-    if (ok && !route.preferred_source.empty()) {
-        const IpBytes source = parse_ip(route.family, route.preferred_source, "preferred source", operation);
+    if (ok && route.preferred_source) {
+        if (route.preferred_source->family() != route.family) {
+            invalid(operation, "preferred source " + route.preferred_source->str() + " is not of the route's family");
+        }
+        const IpBytes source = ip_bytes(*route.preferred_source);
         ok = nla_put(m, RTA_PREFSRC, static_cast<int>(length), source.data()) >= 0;
     }
     if (!ok) {

@@ -37,7 +37,7 @@ namespace kvmnet::kernel {
 namespace {
 
 // The one flood entry request for `remote` on link `ifindex`.
-NlMsgPtr flood_request(int type, int flags, int ifindex, const IpBytes& remote)
+NlMsgPtr flood_request(int type, int flags, int ifindex, model::Ipv4 remote)
 {
     ndmsg header{};
     header.ndm_family = AF_BRIDGE;
@@ -46,7 +46,8 @@ NlMsgPtr flood_request(int type, int flags, int ifindex, const IpBytes& remote)
     header.ndm_flags = NTF_SELF;
     NlMsgPtr msg = new_request(type, flags, &header, sizeof(header));
     const unsigned char zeros[6] = {};
-    if (nla_put(msg.get(), NDA_LLADDR, sizeof(zeros), zeros) < 0 || nla_put(msg.get(), NDA_DST, 4, remote.data()) < 0)
+    const IpBytes dst = ip_bytes(remote);
+    if (nla_put(msg.get(), NDA_LLADDR, sizeof(zeros), zeros) < 0 || nla_put(msg.get(), NDA_DST, 4, dst.data()) < 0)
         throw Error(ErrorKind::Kernel, "netlink: building a VXLAN flood entry request failed");
     return msg;
 }
@@ -56,7 +57,7 @@ NlMsgPtr flood_request(int type, int flags, int ifindex, const IpBytes& remote)
 struct FdbRow {
     model::Mac mac;
     std::uint8_t flags = 0;
-    std::string dst;
+    model::Ipv4 dst;
 };
 
 // The AF_BRIDGE neighbour dump of `link`: every entry with a MAC and an IPv4 destination, the flood list's
@@ -84,8 +85,11 @@ std::vector<FdbRow> dump_fdb(nl_sock* socket, const LinkRecord& link, const std:
                 FdbRow row;
                 row.mac = model::Mac::from_bytes(nla_data(tb[NDA_LLADDR]));
                 row.flags = ndm->ndm_flags;
-                row.dst = attr_ip(tb[NDA_DST], AF_INET);
-                if (!row.dst.empty()) rows.push_back(std::move(row));
+                // An IPv6 VTEP is not one this daemon makes (VxlanOptions::local is IPv4): left out.
+                const auto dst = attr_ip(tb[NDA_DST], AF_INET);
+                if (!dst) return;
+                row.dst = *dst->v4();
+                rows.push_back(row);
             },
             true);
         if (result.error != -EINTR) break;
@@ -101,7 +105,7 @@ void NetlinkLinks::create_vxlan(const std::string& name, const plan::VxlanOption
 {
     const std::string operation = "creating VXLAN device " + name;
     if (!valid_ifname(name)) invalid(operation, "invalid interface name");
-    const IpBytes local = parse_ip(AF_INET, options.local, "local address", operation);
+    const IpBytes local = ip_bytes(options.local);
     LinkPtr link(rtnl_link_vxlan_alloc());
     if (!link) fail(operation, -NLE_NOMEM);
     rtnl_link_set_name(link.get(), name.c_str());
@@ -128,7 +132,7 @@ std::optional<plan::VxlanOptions> NetlinkLinks::vxlan_options(const std::string&
     rtnl_link_vxlan_get_id(link.get(), &o.vni);
     nl_addr* local = nullptr;
     if (rtnl_link_vxlan_get_local(link.get(), &local) >= 0 && local) {
-        o.local = format_ip(local);
+        if (const auto ip = ip_value(local); ip && ip->v4()) o.local = *ip->v4();
         nl_addr_put(local);
     }
     std::uint32_t port = 0;
@@ -140,34 +144,32 @@ std::optional<plan::VxlanOptions> NetlinkLinks::vxlan_options(const std::string&
     return o;
 }
 
-std::vector<std::string> NetlinkLinks::list_flood(const std::string& name)
+std::vector<model::Ipv4> NetlinkLinks::list_flood(const std::string& name)
 {
     const std::string operation = "listing the flood list of " + name;
     const LinkRecord link = require_link_record(socket_, name, operation);
-    std::vector<std::string> remotes;
-    for (FdbRow& row : dump_fdb(socket_, link, operation))
-        if (row.mac.zero()) remotes.push_back(std::move(row.dst));
+    std::vector<model::Ipv4> remotes;
+    for (const FdbRow& row : dump_fdb(socket_, link, operation))
+        if (row.mac.zero()) remotes.push_back(row.dst);
     return remotes;
 }
 
-void NetlinkLinks::add_flood(const std::string& name, const std::string& remote)
+void NetlinkLinks::add_flood(const std::string& name, model::Ipv4 remote)
 {
-    const std::string operation = "adding VTEP " + remote + " to the flood list of " + name;
-    const IpBytes ip = parse_ip(AF_INET, remote, "remote address", operation);
+    const std::string operation = "adding VTEP " + remote.str() + " to the flood list of " + name;
     const LinkRecord link = require_link_record(socket_, name, operation);
     // NLM_F_APPEND: one more all-zeros entry beside the others, not a replacement.
-    NlMsgPtr msg = flood_request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, link.index, ip);
+    NlMsgPtr msg = flood_request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, link.index, remote);
     const NlResult result = transact(socket_, msg.get());
     if (result.error == -EEXIST) return;
     if (!result.ok()) fail_result(operation, result);
 }
 
-void NetlinkLinks::delete_flood(const std::string& name, const std::string& remote)
+void NetlinkLinks::delete_flood(const std::string& name, model::Ipv4 remote)
 {
-    const std::string operation = "removing VTEP " + remote + " from the flood list of " + name;
-    const IpBytes ip = parse_ip(AF_INET, remote, "remote address", operation);
+    const std::string operation = "removing VTEP " + remote.str() + " from the flood list of " + name;
     const LinkRecord link = require_link_record(socket_, name, operation);
-    NlMsgPtr msg = flood_request(RTM_DELNEIGH, 0, link.index, ip);
+    NlMsgPtr msg = flood_request(RTM_DELNEIGH, 0, link.index, remote);
     const NlResult result = transact(socket_, msg.get());
     if (result.error == -ENOENT) return;
     if (!result.ok()) fail_result(operation, result);
@@ -178,12 +180,12 @@ std::vector<plan::Vxlans::VxlanFdbEntry> NetlinkLinks::vxlan_fdb(const std::stri
     const std::string operation = "listing the FDB of " + name;
     const LinkRecord link = require_link_record(socket_, name, operation);
     std::vector<VxlanFdbEntry> entries;
-    for (FdbRow& row : dump_fdb(socket_, link, operation)) {
+    for (const FdbRow& row : dump_fdb(socket_, link, operation)) {
         // Only the device's own table (NTF_SELF): the bridge's entries for the port carry no VTEP.
         if (!(row.flags & NTF_SELF)) continue;
         // The flood list (all zeros) and multicast are not guests.
         if (!row.mac.unicast()) continue;
-        entries.push_back({row.mac.str(), std::move(row.dst), (row.flags & NTF_EXT_LEARNED) != 0});
+        entries.push_back({row.mac, row.dst, (row.flags & NTF_EXT_LEARNED) != 0});
     }
     return entries;
 }

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <set>
-#include <sys/socket.h>
 
 namespace kvmnet::plan {
 namespace {
@@ -48,11 +47,11 @@ struct Findings {
     }
 };
 
-bool has_address(const std::vector<AddressInfo>& addresses, int link_index, int family, const std::string& address,
+bool has_address(const std::vector<AddressInfo>& addresses, int link_index, const model::IpAddress& address,
                  unsigned prefix)
 {
     return std::any_of(addresses.begin(), addresses.end(), [&](const AddressInfo& a) {
-        return a.link_index == link_index && a.family == family && a.address == address && a.prefix_length == prefix;
+        return a.link_index == link_index && a.address == address && a.prefix_length == prefix;
     });
 }
 
@@ -109,14 +108,14 @@ void links(const model::Network& n, const Observed& o, Findings& f)
 void gateway_addresses(const model::Network& n, const Observed& o, Findings& f)
 {
     if (!o.bridge || !o.addresses || n.mode == model::Mode::bridge) return;
-    const auto gateway = [&](const std::string& check, int family, const auto& a) {
-        if (has_address(*o.addresses, o.bridge->index, family, a.address.str(), a.prefix))
+    const auto gateway = [&](const std::string& check, const auto& a) {
+        if (has_address(*o.addresses, o.bridge->index, a.address, a.prefix))
             f.pass(check, a.str() + " is on " + n.bridge);
         else
             f.fail(check, a.str() + " is missing from " + n.bridge);
     };
-    if (n.ipv4) gateway("ipv4-address", AF_INET, n.ipv4->address);
-    if (n.ipv6) gateway("ipv6-address", AF_INET6, n.ipv6->address);
+    if (n.ipv4) gateway("ipv4-address", n.ipv4->address);
+    if (n.ipv6) gateway("ipv6-address", n.ipv6->address);
 }
 
 void ports(const model::Network& n, const Observed& o, Findings& f)

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "model/error.hpp"
+#include "model/ip.hpp"
 #include "model/mac.hpp"
 #include "plan/listeners.hpp"
 #include "plan/ruleset.hpp"
@@ -38,32 +39,40 @@ struct LinkInfo {
 
 struct AddressInfo {
     int link_index = 0;
-    int family = 0;       // AF_INET or AF_INET6
-    std::string address;  // textual, without prefix
+    model::IpAddress address;  // without prefix; its family is the address's
     std::uint8_t prefix_length = 0;
     // What it takes to put the same address back elsewhere (bridge takeover):
-    std::string broadcast;                           // IPv4 only; empty when none
+    std::optional<model::Ipv4> broadcast;            // IPv4 only
     std::string label;                               // IFA_LABEL (IPv4), empty when none
     std::uint8_t scope = 0;                          // RT_SCOPE_*
     std::uint32_t flags = 0;                         // IFA_F_* (permanent, noprefixroute, ...)
     std::uint32_t valid_lifetime = 0xffffffffu;      // seconds left; 0xffffffff = forever
     std::uint32_t preferred_lifetime = 0xffffffffu;  // seconds left; 0xffffffff = forever
+
+    int family() const { return address.family(); }  // AF_INET or AF_INET6
 };
 
 // A unicast route as the kernel reports it (RTM_GETROUTE), in any table.
 struct RouteInfo {
-    int family = 0;           // AF_INET or AF_INET6
-    std::string destination;  // textual network; empty = default route
+    int family = 0;                               // AF_INET or AF_INET6
+    std::optional<model::IpAddress> destination;  // the network; none = default route
     std::uint8_t prefix_length = 0;
-    std::string gateway;           // empty = directly connected
-    std::string preferred_source;  // RTA_PREFSRC, empty when none
-    int link_index = 0;            // RTA_OIF
-    std::uint32_t table = 254;     // RT_TABLE_MAIN
-    std::uint32_t metric = 0;      // RTA_PRIORITY
-    std::uint8_t protocol = 0;     // RTPROT_* (kernel, boot, static, dhcp, ra, ...)
-    std::uint8_t scope = 0;        // RT_SCOPE_*
-    std::uint8_t type = 1;         // RTN_UNICAST
-    std::uint32_t flags = 0;       // RTNH_F_* (onlink, ...)
+    // None = directly connected. Of the other family on an IPv4 route through
+    // an IPv6 next hop (RTA_VIA).
+    std::optional<model::IpAddress> gateway;
+    std::optional<model::IpAddress> preferred_source;  // RTA_PREFSRC
+    int link_index = 0;                                // RTA_OIF
+    std::uint32_t table = 254;                         // RT_TABLE_MAIN
+    std::uint32_t metric = 0;                          // RTA_PRIORITY
+    std::uint8_t protocol = 0;                         // RTPROT_* (kernel, boot, static, dhcp, ra, ...)
+    std::uint8_t scope = 0;                            // RT_SCOPE_*
+    std::uint8_t type = 1;                             // RTN_UNICAST
+    std::uint32_t flags = 0;                           // RTNH_F_* (onlink, ...)
+    // A route RouteInfo cannot describe so that add_route could recreate it
+    // (several next hops, a nexthop object, an IPv6 source prefix). Listed
+    // with link_index 0 and no gateway, everything else filled in, so that a
+    // bridge takeover sees it and refuses rather than losing hops.
+    bool unreproducible = false;
 };
 
 struct BridgeOptions {
@@ -152,12 +161,11 @@ public:
             if (a.link_index == link_index) mine.push_back(std::move(a));
         return mine;
     }
-    virtual void add_address(const std::string& name, int family, const std::string& address,
-                             std::uint8_t prefix_length) = 0;
+    virtual void add_address(const std::string& name, const model::IpAddress& address, std::uint8_t prefix_length) = 0;
     // Adds an address with everything `info` carries (lifetimes, flags,
     // broadcast, label, scope); info.link_index is ignored.
     virtual void add_address_info(const std::string& name, const AddressInfo& info) = 0;
-    virtual void delete_address(const std::string& name, int family, const std::string& address,
+    virtual void delete_address(const std::string& name, const model::IpAddress& address,
                                 std::uint8_t prefix_length) = 0;
 };
 
@@ -251,7 +259,7 @@ public:
 // adapters without overlays (the unit tests' fakes) need not implement it.
 struct VxlanOptions {
     std::uint32_t vni = 0;
-    std::string local;  // IPv4 source address of the tunnel
+    model::Ipv4 local;  // source address of the tunnel
     std::uint16_t port = 4789;
     int underlay_index = 0;  // IFLA_VXLAN_LINK: the link the tunnel leaves by; 0 = routed
     std::uint32_t mtu = 0;   // 0: the kernel's default
@@ -266,15 +274,15 @@ public:
     // The options of VXLAN device `name`; nullopt when absent or not a VXLAN device.
     virtual std::optional<VxlanOptions> vxlan_options(const std::string& /*name*/) { return std::nullopt; }
     // Remote VTEP addresses of the all-zeros FDB entries of `name`.
-    virtual std::vector<std::string> list_flood(const std::string& /*name*/) { return {}; }
-    virtual void add_flood(const std::string& name, const std::string& /*remote*/) { unsupported(name); }
-    virtual void delete_flood(const std::string& name, const std::string& /*remote*/) { unsupported(name); }
+    virtual std::vector<model::Ipv4> list_flood(const std::string& /*name*/) { return {}; }
+    virtual void add_flood(const std::string& name, model::Ipv4 /*remote*/) { unsupported(name); }
+    virtual void delete_flood(const std::string& name, model::Ipv4 /*remote*/) { unsupported(name); }
     // Every unicast FDB entry of VXLAN device `name` (its own table, NTF_SELF):
     // a remote MAC and the VTEP it is sent to; `extern_learn` when a control
     // plane (FRR) installed it rather than the device learning it.
     struct VxlanFdbEntry {
-        std::string mac;
-        std::string vtep;
+        model::Mac mac;
+        model::Ipv4 vtep;
         bool extern_learn = false;
     };
     virtual std::vector<VxlanFdbEntry> vxlan_fdb(const std::string& /*name*/) { return {}; }

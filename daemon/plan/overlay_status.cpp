@@ -16,9 +16,10 @@ std::vector<std::string> overlay_vteps(const model::Network& n, const OverlayObs
     if (n.overlay->evpn) {
         for (const model::Ipv4& a : n.overlay->evpn->neighbors)
             out.insert(a.str());
-        out.insert(o.flood.begin(), o.flood.end());
+        for (const model::Ipv4& f : o.flood)
+            out.insert(f.str());
         for (const Vxlans::VxlanFdbEntry& e : o.fdb)
-            out.insert(e.vtep);
+            out.insert(e.vtep.str());
     }
     // With local_interface the same EVPN document lists this host too.
     out.erase(o.local);
@@ -48,7 +49,9 @@ nlohmann::json overlay_status_json(const model::Network& n, const OverlayObserve
         j["port_flags"] = {{"neigh_suppress", o.port_flags->neigh_suppress}, {"learning", o.port_flags->learning}};
     else
         j["port_flags"] = nullptr;
-    const std::set<std::string> flood(o.flood.begin(), o.flood.end());
+    std::set<std::string> flood;
+    for (const model::Ipv4& f : o.flood)
+        flood.insert(f.str());
     std::set<std::string> configured;
     for (const model::Ipv4& p : ov.peers)
         configured.insert(p.str());
@@ -60,8 +63,8 @@ nlohmann::json overlay_status_json(const model::Network& n, const OverlayObserve
         std::vector<std::string> macs;
         bool learned_by_frr = false;
         for (const Vxlans::VxlanFdbEntry& e : o.fdb)
-            if (e.vtep == vtep) {
-                macs.push_back(e.mac);
+            if (e.vtep.str() == vtep) {
+                macs.push_back(e.mac.str());
                 learned_by_frr = learned_by_frr || e.extern_learn;
             }
         std::sort(macs.begin(), macs.end());

@@ -24,7 +24,7 @@ struct OverlayObserved {
     bool device = false;  // the VXLAN device exists
     std::string local;    // this host's underlay address ("" unknown)
     std::optional<Vxlans::VxlanPortFlags> port_flags;
-    std::vector<std::string> flood;                 // VTEPs of the all-zeros entries
+    std::vector<model::Ipv4> flood;                 // VTEPs of the all-zeros entries
     std::vector<Vxlans::VxlanFdbEntry> fdb;         // remote MACs
     std::map<std::string, std::string> neighbours;  // VTEP -> kernel neighbour state ("" none)
     nlohmann::json evpn;                            // plan::evpn_status_json, null without EVPN

@@ -366,7 +366,7 @@ std::string describe(const LinkOp& op)
         }
         std::string operator()(const AddAddress& o) const
         {
-            return "add address " + o.address + "/" + std::to_string(o.prefix_length) + " to " + o.name;
+            return "add address " + o.address.str() + "/" + std::to_string(o.prefix_length) + " to " + o.name;
         }
         std::string operator()(const SetUp& o) const { return "bring " + o.name + " up"; }
     };
@@ -413,10 +413,10 @@ std::vector<LinkOp> plan_bridge(const model::Network& n, const std::optional<Lin
     }
     const auto& a = n.ipv4->address;
     const bool has_address = observed && std::any_of(addresses.begin(), addresses.end(), [&](const AddressInfo& x) {
-                                 return x.link_index == observed->index && x.family == 2 /* AF_INET */ &&
-                                        x.address == a.address.str() && x.prefix_length == a.prefix;
+                                 return x.link_index == observed->index && x.address == model::IpAddress(a.address) &&
+                                        x.prefix_length == a.prefix;
                              });
-    if (!has_address) ops.push_back(AddAddress{n.bridge, a.address.str(), a.prefix});
+    if (!has_address) ops.push_back(AddAddress{n.bridge, a.address, a.prefix});
     if (auto v6 = plan_ipv6_address(n, observed, addresses)) ops.push_back(*v6);
     if (!observed || !observed->up) ops.push_back(SetUp{n.bridge});
     return ops;
@@ -427,7 +427,7 @@ std::vector<AddressInfo> takeover_addresses(const std::vector<AddressInfo>& all,
     std::vector<AddressInfo> result;
     for (const AddressInfo& a : all) {
         if (a.link_index != uplink_index) continue;
-        if (a.family == 10 /* AF_INET6 */ && a.address.rfind("fe80:", 0) == 0) continue;
+        if (a.address.v6() && a.address.v6()->is_link_local()) continue;
         result.push_back(a);
     }
     return result;
@@ -439,7 +439,7 @@ std::vector<RouteInfo> takeover_routes(const std::vector<RouteInfo>& all, int up
     std::vector<RouteInfo> result;
     for (const RouteInfo& r : all) {
         if (r.link_index != uplink_index || r.protocol == rtprot_kernel) continue;
-        if (r.family == 10 && r.destination.rfind("fe80:", 0) == 0) continue;
+        if (r.destination && r.destination->v6() && r.destination->v6()->is_link_local()) continue;
         result.push_back(r);
     }
     return result;

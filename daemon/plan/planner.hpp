@@ -99,9 +99,8 @@ struct SetMtu {
 };
 struct AddAddress {
     std::string name;
-    std::string address;
+    model::IpAddress address;
     std::uint8_t prefix_length;
-    int family = 2;           // AF_INET, or AF_INET6 (10)
     std::uint32_t flags = 0;  // IFA_F_* (IPv6: nodad)
 };
 struct SetUp {

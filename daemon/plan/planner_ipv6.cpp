@@ -78,14 +78,13 @@ std::optional<AddAddress> plan_ipv6_address(const model::Network& n, const std::
     if (!n.ipv6) return std::nullopt;
     const auto& a = n.ipv6->address;
     const bool present = observed && std::any_of(addresses.begin(), addresses.end(), [&](const AddressInfo& x) {
-                             const auto ip = model::Ipv6::parse(x.address);
-                             return x.link_index == observed->index && x.family == 10 /* AF_INET6 */ && ip &&
-                                    *ip == a.address && x.prefix_length == a.prefix;
+                             return x.link_index == observed->index && x.address == model::IpAddress(a.address) &&
+                                    x.prefix_length == a.prefix;
                          });
     if (present) return std::nullopt;
     // nodad: the gateway is ours by definition, and a tentative address
     // could not be bound by dnsmasq nor used as the source of its RAs' DNS.
-    return AddAddress{n.bridge, a.address.str(), a.prefix, 10 /* AF_INET6 */, 0x02 /* IFA_F_NODAD */};
+    return AddAddress{n.bridge, a.address, a.prefix, 0x02 /* IFA_F_NODAD */};
 }
 
 void dnsmasq_ipv6_lines(const model::Network& n, std::ostream& c)

@@ -7,6 +7,7 @@
 #include "check_util.hpp"
 #include "kernel/netlink_links.hpp"
 #include "model/error.hpp"
+#include "model/mac.hpp"
 #include "netns_guard.hpp"
 
 #include <arpa/inet.h>
@@ -268,11 +269,12 @@ bool send_frame(const std::string& dev, const std::string& mac_text)
     }
     std::array<unsigned char, 60> frame{};
     std::fill(frame.begin(), frame.begin() + 6, 0xff);
-    unsigned m[6] = {};
-    std::sscanf(mac_text.c_str(), "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]);
-    for (int i = 0; i < 6; ++i) {
-        frame[6 + i] = static_cast<unsigned char>(m[i]);
+    const auto mac = kvmnet::model::Mac::parse(mac_text);
+    if (!mac) {
+        close(fd);
+        return false;
     }
+    std::copy(mac->bytes.begin(), mac->bytes.end(), frame.begin() + 6);
     frame[12] = 0x88;  // 0x88b5: IEEE local experimental ethertype
     frame[13] = 0xb5;
     sockaddr_ll to{};

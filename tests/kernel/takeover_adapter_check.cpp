@@ -46,6 +46,12 @@ using kvmnet::plan::BridgeOptions;
 using kvmnet::plan::RouteInfo;
 using nlohmann::json;
 
+kvmnet::model::IpAddress ip(const std::string& text) { return kvmnet::model::IpAddress::parse(text).value(); }
+kvmnet::model::Ipv4 ipv4(const std::string& text) { return kvmnet::model::Ipv4::parse(text).value(); }
+// "" for none, as the checks below spell an absent address.
+std::string txt(const std::optional<kvmnet::model::IpAddress>& a) { return a ? a->str() : std::string(); }
+std::string txt(const std::optional<kvmnet::model::Ipv4>& a) { return a ? a->str() : std::string(); }
+
 // Fixture set-up and the one verb that is not ours to test here; a failure is a failed check.
 bool sh(const std::string& command)
 {
@@ -166,7 +172,7 @@ void wait_for_dad(const std::string& dev)
 
 // ---- The takeover, with adapter verbs only ------------------------------------------------------------------------
 
-bool is_kernel_link_local(const AddressInfo& a) { return a.family == AF_INET6 && a.scope == RT_SCOPE_LINK; }
+bool is_kernel_link_local(const AddressInfo& a) { return a.family() == AF_INET6 && a.scope == RT_SCOPE_LINK; }
 
 // Moves the IP configuration of `from` to `to` as bridge mode does. The order matters:
 //  1. addresses onto `to` first: a route's gateway must be reachable through a connected prefix on its link, and a
@@ -192,9 +198,9 @@ bool move_configuration(NetlinkLinks& links, const std::string& from, const std:
     }
     std::vector<RouteInfo> routes;
     for (const auto& r : links.list_routes()) {
-        if (r.gateway == "multipath") {
+        if (r.unreproducible) {
             // What the daemon does too: a multipath route might use the uplink, and cannot be moved.
-            check(false, "move " + from + " -> " + to + ": a multipath route to " + r.destination + " exists");
+            check(false, "move " + from + " -> " + to + ": a multipath route to " + txt(r.destination) + " exists");
             return false;
         }
         if (r.link_index == source->index && r.protocol != RTPROT_KERNEL) {
@@ -205,17 +211,17 @@ bool move_configuration(NetlinkLinks& links, const std::string& from, const std:
               << to << "\n";
     bool ok = true;
     for (const auto& a : addresses) {
-        ok = step("add_address_info " + a.address + " on " + to, [&] { links.add_address_info(to, a); }) && ok;
+        ok = step("add_address_info " + a.address.str() + " on " + to, [&] { links.add_address_info(to, a); }) && ok;
     }
     for (const auto& r : routes) {
-        const std::string text = (r.destination.empty() ? "default" : r.destination) + " table " +
+        const std::string text = (r.destination ? r.destination->str() : std::string("default")) + " table " +
                                  std::to_string(r.table) + " metric " + std::to_string(r.metric);
         ok = step("delete_route " + text + " on " + from, [&] { links.delete_route(r); }) && ok;
         ok = step("add_route " + text + " on " + to, [&] { links.add_route(to, r); }) && ok;
     }
     for (auto a = addresses.rbegin(); a != addresses.rend(); ++a) {
-        ok = step("delete_address " + a->address + " on " + from,
-                  [&] { links.delete_address(from, a->family, a->address, a->prefix_length); }) &&
+        ok = step("delete_address " + a->address.str() + " on " + from,
+                  [&] { links.delete_address(from, a->address, a->prefix_length); }) &&
              ok;
     }
     return ok;
@@ -225,7 +231,7 @@ const RouteInfo* find_route(const std::vector<RouteInfo>& routes, int family, co
                             std::uint32_t table, std::uint32_t metric)
 {
     for (const auto& r : routes) {
-        if (r.family == family && r.destination == destination && r.table == table && r.metric == metric) {
+        if (r.family == family && txt(r.destination) == destination && r.table == table && r.metric == metric) {
             return &r;
         }
     }
@@ -235,7 +241,7 @@ const RouteInfo* find_route(const std::vector<RouteInfo>& routes, int family, co
 const AddressInfo* find_address(const std::vector<AddressInfo>& addresses, int ifindex, const std::string& local)
 {
     for (const auto& a : addresses) {
-        if (a.link_index == ifindex && a.address == local) {
+        if (a.link_index == ifindex && a.address.str() == local) {
             return &a;
         }
     }
@@ -320,8 +326,9 @@ void check_listings(NetlinkLinks& links)
     }
     const auto addresses = links.list_addresses();
     if (const auto* a = find_address(addresses, uplink->index, "192.0.2.10"); check(a, "192.0.2.10 listed")) {
-        check(a->family == AF_INET && a->prefix_length == 24, "192.0.2.10 is IPv4 /24");
-        check(a->broadcast == "192.0.2.255", "192.0.2.10 broadcast 192.0.2.255, got \"" + a->broadcast + "\"");
+        check(a->family() == AF_INET && a->prefix_length == 24, "192.0.2.10 is IPv4 /24");
+        check(txt(a->broadcast) == "192.0.2.255",
+              "192.0.2.10 broadcast 192.0.2.255, got \"" + txt(a->broadcast) + "\"");
         check(a->label == "uplink0", "192.0.2.10 label uplink0, got \"" + a->label + "\"");
         check(a->scope == RT_SCOPE_UNIVERSE, "192.0.2.10 scope global");
         check((a->flags & IFA_F_PERMANENT) != 0 && (a->flags & IFA_F_SECONDARY) == 0, "192.0.2.10 permanent primary");
@@ -337,12 +344,12 @@ void check_listings(NetlinkLinks& links)
     }
     if (const auto* a = find_address(addresses, uplink->index, "203.0.113.7"); check(a, "203.0.113.7 listed")) {
         check((a->flags & IFA_F_NOPREFIXROUTE) != 0, "203.0.113.7 noprefixroute (a flag above the low 8 bits)");
-        check(a->broadcast.empty(), "203.0.113.7 has no broadcast");
+        check(!a->broadcast, "203.0.113.7 has no broadcast");
     }
     if (const auto* a = find_address(addresses, uplink->index, "2001:db8:1::10"); check(a, "2001:db8:1::10 listed")) {
-        check(a->family == AF_INET6 && a->prefix_length == 64, "2001:db8:1::10 is IPv6 /64");
+        check(a->family() == AF_INET6 && a->prefix_length == 64, "2001:db8:1::10 is IPv6 /64");
         check((a->flags & IFA_F_NODAD) != 0, "2001:db8:1::10 nodad");
-        check(a->label.empty() && a->broadcast.empty(), "2001:db8:1::10 has neither label nor broadcast");
+        check(a->label.empty() && !a->broadcast, "2001:db8:1::10 has neither label nor broadcast");
     }
 
     const auto routes = links.list_routes();
@@ -350,34 +357,35 @@ void check_listings(NetlinkLinks& links)
         check(r.table != RT_TABLE_LOCAL && r.type == RTN_UNICAST, "no local-table or non-unicast route listed");
     }
     if (const auto* r = find_route(routes, AF_INET, "", RT_TABLE_MAIN, 100); check(r, "IPv4 default listed")) {
-        check(r->prefix_length == 0 && r->gateway == "192.0.2.1" && r->link_index == uplink->index &&
+        check(r->prefix_length == 0 && txt(r->gateway) == "192.0.2.1" && r->link_index == uplink->index &&
                   r->protocol == RTPROT_STATIC && r->scope == RT_SCOPE_UNIVERSE,
               "IPv4 default via 192.0.2.1 dev uplink0 proto static");
     }
     if (const auto* r = find_route(routes, AF_INET, "198.51.100.0", 100, 0); check(r, "table 100 route listed")) {
-        check(r->gateway == "192.0.2.254" && r->prefix_length == 24 && r->protocol == RTPROT_STATIC,
+        check(txt(r->gateway) == "192.0.2.254" && r->prefix_length == 24 && r->protocol == RTPROT_STATIC,
               "table 100: 198.51.100.0/24 via 192.0.2.254 proto static");
     }
     if (const auto* r = find_route(routes, AF_INET, "10.99.0.0", 1000, 7); check(r, "table 1000 route listed")) {
-        check((r->flags & RTNH_F_ONLINK) != 0 && r->gateway == "10.255.0.1", "table 1000: onlink via 10.255.0.1");
+        check((r->flags & RTNH_F_ONLINK) != 0 && txt(r->gateway) == "10.255.0.1", "table 1000: onlink via 10.255.0.1");
     }
     if (const auto* r = find_route(routes, AF_INET, "198.18.0.0", RT_TABLE_MAIN, 5); check(r, "prefsrc route listed")) {
-        check(r->preferred_source == "192.0.2.10" && r->scope == RT_SCOPE_LINK && r->gateway.empty() &&
+        check(txt(r->preferred_source) == "192.0.2.10" && r->scope == RT_SCOPE_LINK && !r->gateway &&
                   r->protocol == RTPROT_BOOT,
               "198.18.0.0/15 scope link src 192.0.2.10 proto boot");
     }
     if (const auto* r = find_route(routes, AF_INET, "10.88.0.0", RT_TABLE_MAIN, 9); check(r, "RTA_VIA route listed")) {
-        check(r->gateway == "2001:db8:1::1", "10.88.0.0/16 via inet6 2001:db8:1::1, got \"" + r->gateway + "\"");
+        check(txt(r->gateway) == "2001:db8:1::1",
+              "10.88.0.0/16 via inet6 2001:db8:1::1, got \"" + txt(r->gateway) + "\"");
     }
     if (const auto* r = find_route(routes, AF_INET6, "", RT_TABLE_MAIN, 1024); check(r, "IPv6 default listed")) {
-        check(r->gateway == "2001:db8:1::1" && r->link_index == uplink->index, "IPv6 default via 2001:db8:1::1");
+        check(txt(r->gateway) == "2001:db8:1::1" && r->link_index == uplink->index, "IPv6 default via 2001:db8:1::1");
     }
     if (const auto* r = find_route(routes, AF_INET, "192.0.2.0", RT_TABLE_MAIN, 0); check(r, "connected listed")) {
-        check(r->protocol == RTPROT_KERNEL && r->scope == RT_SCOPE_LINK && r->preferred_source == "192.0.2.10",
+        check(r->protocol == RTPROT_KERNEL && r->scope == RT_SCOPE_LINK && txt(r->preferred_source) == "192.0.2.10",
               "192.0.2.0/24 proto kernel scope link src 192.0.2.10");
     }
 
-    std::cout << "* multipath routes are listed with link_index 0 and gateway \"multipath\"\n";
+    std::cout << "* multipath routes are listed unreproducible, with link_index 0 and no gateway\n";
     if (sh("ip route add 10.77.0.0/16 nexthop via 192.0.2.1 dev uplink0 nexthop via 192.0.2.2 dev uplink0") &&
         sh("ip -6 route add 2001:db8:77::/48 nexthop via 2001:db8:1::1 dev uplink0 nexthop via 2001:db8:1::2 dev "
            "uplink0")) {
@@ -385,17 +393,17 @@ void check_listings(NetlinkLinks& links)
         for (const auto& [family, dst] : {std::pair{AF_INET, "10.77.0.0"}, std::pair{AF_INET6, "2001:db8:77::"}}) {
             int seen = 0;
             for (const auto& r : with) {
-                if (r.family == family && r.destination == dst) {
+                if (r.family == family && txt(r.destination) == dst) {
                     ++seen;
-                    check(r.link_index == 0 && r.gateway == "multipath",
-                          std::string(dst) + ": link_index 0 and gateway \"multipath\"");
+                    check(r.link_index == 0 && r.unreproducible && !r.gateway,
+                          std::string(dst) + ": link_index 0, no gateway, unreproducible");
                 }
             }
             check(seen == 1, std::string(dst) + ": listed once, got " + std::to_string(seen));
         }
         RouteInfo marker;
         for (const auto& r : with) {
-            if (r.gateway == "multipath") {
+            if (r.unreproducible) {
                 marker = r;
             }
         }
@@ -414,9 +422,9 @@ void check_route_refusals(NetlinkLinks& links)
     std::cout << "* route verb refusals\n";
     RouteInfo r;
     r.family = AF_INET;
-    r.destination = "10.60.0.0";
+    r.destination = ip("10.60.0.0");
     r.prefix_length = 16;
-    r.gateway = "192.0.2.1";
+    r.gateway = ip("192.0.2.1");
     r.metric = 33;
     r.protocol = RTPROT_STATIC;
     expect_error("add_route absent link", ErrorKind::NotFound, {"no such interface kvmnope0", "10.60.0.0/16"},
@@ -429,7 +437,7 @@ void check_route_refusals(NetlinkLinks& links)
         expect_error("delete_route other metric", ErrorKind::NotFound, {"no such route"},
                      [&] { links.delete_route(other); });
         other = r;
-        other.gateway.clear();  // likewise an empty gateway
+        other.gateway.reset();  // likewise an empty gateway
         expect_error("delete_route no gateway", ErrorKind::NotFound, {"no such route"},
                      [&] { links.delete_route(other); });
         const auto br = links.find_link("br0");
@@ -451,18 +459,18 @@ void check_route_refusals(NetlinkLinks& links)
                      [&] { links.add_route("uplink0", twin); });
     }
     RouteInfo bad = r;
-    bad.gateway = "10.200.0.1";
+    bad.gateway = ip("10.200.0.1");
     expect_error("add_route unreachable gateway", ErrorKind::Kernel, {"via 10.200.0.1", "unreachable"},
                  [&] { links.add_route("br0", bad); });
     bad = r;
-    bad.destination = "10.60.0.1";
+    bad.destination = ip("10.60.0.1");
     expect_error("add_route host bits", ErrorKind::InvalidArgument, {"host bits"},
                  [&] { links.add_route("br0", bad); });
     bad = r;
     bad.family = AF_INET6;
-    bad.destination = "2001:db8:60::1";
+    bad.destination = ip("2001:db8:60::1");
     bad.prefix_length = 48;
-    bad.gateway = "2001:db8:1::1";
+    bad.gateway = ip("2001:db8:1::1");
     expect_error("add_route IPv6 host bits", ErrorKind::InvalidArgument, {"host bits"},
                  [&] { links.add_route("br0", bad); });
     bad = r;
@@ -470,8 +478,10 @@ void check_route_refusals(NetlinkLinks& links)
     expect_error("add_route prefix 33", ErrorKind::InvalidArgument, {"prefix length"},
                  [&] { links.add_route("br0", bad); });
     bad = r;
-    bad.gateway = "gateway";
-    expect_error("add_route bad gateway", ErrorKind::InvalidArgument, {"gateway"},
+    bad.family = AF_INET6;
+    bad.destination = ip("2001:db8:60::");
+    bad.prefix_length = 48;
+    expect_error("add_route IPv4 gateway on an IPv6 route", ErrorKind::InvalidArgument, {"gateway 192.0.2.1"},
                  [&] { links.add_route("br0", bad); });
     bad = r;
     bad.table = 0;
@@ -544,28 +554,25 @@ void check_address_info(NetlinkLinks& links)
     }
     const int index = links.find_link(dev)->index;
     AddressInfo v4;
-    v4.family = AF_INET;
-    v4.address = "10.50.0.1";
+    v4.address = ip("10.50.0.1");
     v4.prefix_length = 24;
-    v4.broadcast = "10.50.0.255";
+    v4.broadcast = ipv4("10.50.0.255");
     v4.label = "otherlink:x";  // rewritten to kvmlt0:x
     v4.valid_lifetime = 3600;
     v4.preferred_lifetime = 1800;
     AddressInfo v6;
-    v6.family = AF_INET6;
-    v6.address = "fd00:50::1";
+    v6.address = ip("fd00:50::1");
     v6.prefix_length = 64;
     v6.flags = IFA_F_NODAD | IFA_F_NOPREFIXROUTE | IFA_F_PERMANENT;  // permanent is derived, and dropped
     v6.valid_lifetime = 3600;
     v6.preferred_lifetime = 0;  // deprecated at once
     AddressInfo scoped;
-    scoped.family = AF_INET;
-    scoped.address = "169.254.9.9";
+    scoped.address = ip("169.254.9.9");
     scoped.prefix_length = 16;
     scoped.scope = RT_SCOPE_LINK;
     scoped.label = "otherlink";  // rewritten to kvmlt0
     for (const AddressInfo* a : {&v4, &v6, &scoped}) {
-        step("add_address_info " + a->address, [&] { links.add_address_info(dev, *a); });
+        step("add_address_info " + a->address.str(), [&] { links.add_address_info(dev, *a); });
     }
     const auto listed = links.list_addresses();
     if (const auto* a = find_address(listed, index, "10.50.0.1"); check(a, "10.50.0.1 listed")) {
@@ -575,7 +582,7 @@ void check_address_info(NetlinkLinks& links)
               "10.50.0.1 preferred lifetime 1800, got " + std::to_string(a->preferred_lifetime));
         check((a->flags & IFA_F_PERMANENT) == 0, "10.50.0.1 not permanent");
         check(a->label == "kvmlt0:x", "10.50.0.1 label rewritten to kvmlt0:x, got \"" + a->label + "\"");
-        check(a->broadcast == "10.50.0.255", "10.50.0.1 broadcast 10.50.0.255");
+        check(txt(a->broadcast) == "10.50.0.255", "10.50.0.1 broadcast 10.50.0.255");
     }
     if (const auto* a = find_address(listed, index, "fd00:50::1"); check(a, "fd00:50::1 listed")) {
         check(a->valid_lifetime >= 3598 && a->valid_lifetime <= 3600 && a->preferred_lifetime == 0,
@@ -615,7 +622,7 @@ void check_address_info(NetlinkLinks& links)
     expect_error("add_address_info absent link", ErrorKind::NotFound, {"no such interface kvmnope0"},
                  [&] { links.add_address_info("kvmnope0", v4); });
     AddressInfo bad = v4;
-    bad.address = "10.50.0.2";
+    bad.address = ip("10.50.0.2");
     bad.valid_lifetime = 0;
     expect_error("valid lifetime 0", ErrorKind::InvalidArgument, {"valid lifetime 0"},
                  [&] { links.add_address_info(dev, bad); });
@@ -624,26 +631,18 @@ void check_address_info(NetlinkLinks& links)
     expect_error("preferred > valid", ErrorKind::InvalidArgument, {"exceeds valid lifetime"},
                  [&] { links.add_address_info(dev, bad); });
     bad = v4;
-    bad.address = "10.50.0.2";
+    bad.address = ip("10.50.0.2");
     bad.label = "old:a-long-alias-name";
     expect_error("label too long", ErrorKind::InvalidArgument, {"kvmlt0:a-long-alias-name"},
                  [&] { links.add_address_info(dev, bad); });
     bad = v6;
-    bad.address = "fd00:50::2";
-    bad.broadcast = "10.50.0.255";
+    bad.address = ip("fd00:50::2");
+    bad.broadcast = ipv4("10.50.0.255");
     expect_error("IPv6 broadcast", ErrorKind::InvalidArgument, {"broadcast"},
                  [&] { links.add_address_info(dev, bad); });
-    bad.broadcast.clear();
+    bad.broadcast.reset();
     bad.label = "kvmlt0";
     expect_error("IPv6 label", ErrorKind::InvalidArgument, {"label"}, [&] { links.add_address_info(dev, bad); });
-    bad = v4;
-    bad.address = "10.50.0.300";
-    expect_error("bad address", ErrorKind::InvalidArgument, {"not an IPv4 address"},
-                 [&] { links.add_address_info(dev, bad); });
-    bad = v4;
-    bad.address = "10.50.0.2";
-    bad.broadcast = "nope";
-    expect_error("bad broadcast", ErrorKind::InvalidArgument, {"broadcast"}, [&] { links.add_address_info(dev, bad); });
     step("delete_link kvmlt0", [&] { links.delete_link(dev); });
 }
 

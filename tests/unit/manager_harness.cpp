@@ -34,72 +34,67 @@ void populate_host(FakeLinks& k)
     eth2.master_index = ext_index;
     k.add_link(eth2);
 
-    k.add_address_info("lo", {.family = AF_INET, .address = "127.0.0.1", .prefix_length = 8, .scope = scope_host});
-    k.add_address_info("lo", {.family = AF_INET6, .address = "::1", .prefix_length = 128, .scope = scope_host});
-    k.add_address_info("eth0", {.family = AF_INET,
-                                .address = "192.168.1.10",
+    k.add_address_info("lo", {.address = ip("127.0.0.1"), .prefix_length = 8, .scope = scope_host});
+    k.add_address_info("lo", {.address = ip("::1"), .prefix_length = 128, .scope = scope_host});
+    k.add_address_info("eth0", {.address = ip("192.168.1.10"),
                                 .prefix_length = 24,
-                                .broadcast = "192.168.1.255",
+                                .broadcast = kvmnet::model::Ipv4::parse("192.168.1.255"),
                                 .label = "eth0",
                                 .valid_lifetime = 3600,
                                 .preferred_lifetime = 3000});
-    k.add_address_info("eth0", {.family = AF_INET,
-                                .address = "192.168.1.11",
+    k.add_address_info("eth0", {.address = ip("192.168.1.11"),
                                 .prefix_length = 24,
-                                .broadcast = "192.168.1.255",
+                                .broadcast = kvmnet::model::Ipv4::parse("192.168.1.255"),
                                 .label = "eth0:web"});
-    k.add_address_info("eth0", {.family = AF_INET6,
-                                .address = "2001:db8:1::10",
+    k.add_address_info("eth0", {.address = ip("2001:db8:1::10"),
                                 .prefix_length = 64,
                                 .flags = 0x100 /* IFA_F_MANAGETEMPADDR */,
                                 .valid_lifetime = 86400,
                                 .preferred_lifetime = 14400});
-    k.add_address_info(
-        "eth0", {.family = AF_INET6, .address = "fe80::5054:ff:feaa:bb01", .prefix_length = 64, .scope = scope_link});
-    k.add_address_info("eth1", {.family = AF_INET,
-                                .address = "172.16.0.5",
+    k.add_address_info("eth0", {.address = ip("fe80::5054:ff:feaa:bb01"), .prefix_length = 64, .scope = scope_link});
+    k.add_address_info("eth1", {.address = ip("172.16.0.5"),
                                 .prefix_length = 24,
-                                .broadcast = "172.16.0.255",
+                                .broadcast = kvmnet::model::Ipv4::parse("172.16.0.255"),
                                 .label = "eth1"});
 
     k.add_route("eth0", {.family = AF_INET,
-                         .gateway = "192.168.1.1",
-                         .preferred_source = "192.168.1.10",
+                         .gateway = ip("192.168.1.1"),
+                         .preferred_source = ip("192.168.1.10"),
                          .metric = 100,
                          .protocol = rtprot_dhcp});
     k.add_route("eth0", {.family = AF_INET,
-                         .destination = "10.20.0.0",
+                         .destination = ip("10.20.0.0"),
                          .prefix_length = 16,
-                         .gateway = "192.168.1.254",
+                         .gateway = ip("192.168.1.254"),
                          .protocol = rtprot_static});
     k.add_route("eth0", {.family = AF_INET,
-                         .destination = "192.0.2.0",
+                         .destination = ip("192.0.2.0"),
                          .prefix_length = 24,
-                         .gateway = "192.168.1.254",
-                         .preferred_source = "192.168.1.11",
+                         .gateway = ip("192.168.1.254"),
+                         .preferred_source = ip("192.168.1.11"),
                          .metric = 5,
                          .protocol = rtprot_static});
-    k.add_route("eth0", {.family = AF_INET, .gateway = "192.168.1.1", .table = 100, .protocol = rtprot_static});
+    k.add_route("eth0", {.family = AF_INET, .gateway = ip("192.168.1.1"), .table = 100, .protocol = rtprot_static});
     k.add_route("eth0", {.family = AF_INET,
-                         .destination = "198.51.100.0",
+                         .destination = ip("198.51.100.0"),
                          .prefix_length = 24,
-                         .gateway = "10.255.0.1",
+                         .gateway = ip("10.255.0.1"),
                          .protocol = rtprot_static,
                          .flags = rtnh_f_onlink});
     k.add_route("eth0", {.family = AF_INET,
-                         .destination = "203.0.113.0",
+                         .destination = ip("203.0.113.0"),
                          .prefix_length = 24,
                          .metric = 10,
                          .protocol = rtprot_boot,
                          .scope = scope_link});
-    k.add_route("eth0", {.family = AF_INET6, .gateway = "fe80::1", .metric = 1024, .protocol = rtprot_ra});
+    k.add_route("eth0", {.family = AF_INET6, .gateway = ip("fe80::1"), .metric = 1024, .protocol = rtprot_ra});
     k.add_route("eth0", {.family = AF_INET6,
-                         .destination = "2001:db8:2::",
+                         .destination = ip("2001:db8:2::"),
                          .prefix_length = 64,
-                         .gateway = "2001:db8:1::1",
+                         .gateway = ip("2001:db8:1::1"),
                          .metric = 1024,
                          .protocol = rtprot_static});
-    k.add_route("eth1", {.family = AF_INET, .gateway = "172.16.0.1", .metric = 600, .protocol = rtprot_dhcp});
+    k.add_route("eth1", {.family = AF_INET, .gateway = ip("172.16.0.1"), .metric = 600, .protocol = rtprot_dhcp});
     k.reset_calls();
 }
 

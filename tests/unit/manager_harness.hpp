@@ -154,7 +154,7 @@ struct HealingHarness : Harness {
     {
         std::vector<std::string> result;
         for (const auto& a : links.addresses_on("kvmbr9"))
-            result.push_back(a.address + "/" + std::to_string(a.prefix_length));
+            result.push_back(a.address.str() + "/" + std::to_string(a.prefix_length));
         std::sort(result.begin(), result.end());
         return result;
     }

@@ -45,8 +45,7 @@ plan::Observed healthy_nat()
     o.bridge = link(5, "kvmbr5", "kvmnet:web");
     plan::AddressInfo a;
     a.link_index = 5;
-    a.family = AF_INET;
-    a.address = "10.5.0.1";
+    a.address = *kvmnet::model::IpAddress::parse("10.5.0.1");
     a.prefix_length = 24;
     o.addresses = std::vector<plan::AddressInfo>{a};
     o.ports.emplace();

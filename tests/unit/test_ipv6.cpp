@@ -227,11 +227,11 @@ TEST_CASE("The bridge gets the IPv6 gateway with nodad, once", "[planner][bridge
                                                 "add address fd00:1:2:3::1/64 to kvmbr0", "bring kvmbr0 up"});
     const auto* v6 = std::get_if<plan::AddAddress>(&ops[3]);
     REQUIRE(v6);
-    CHECK(v6->family == 10);
+    CHECK(v6->address.family() == 10);
     CHECK(v6->flags == 0x02);  // IFA_F_NODAD
     const auto* v4 = std::get_if<plan::AddAddress>(&ops[2]);
     REQUIRE(v4);
-    CHECK(v4->family == 2);
+    CHECK(v4->address.family() == 2);
 
     SECTION("an adopted bridge that has both addresses needs nothing")
     {
@@ -243,12 +243,10 @@ TEST_CASE("The bridge gets the IPv6 gateway with nodad, once", "[planner][bridge
         bridge.up = true;
         std::vector<plan::AddressInfo> addresses(2);
         addresses[0].link_index = 7;
-        addresses[0].family = 2;
-        addresses[0].address = "192.168.122.1";
+        addresses[0].address = *kvmnet::model::IpAddress::parse("192.168.122.1");
         addresses[0].prefix_length = 24;
         addresses[1].link_index = 7;
-        addresses[1].family = 10;
-        addresses[1].address = "fd00:1:2:3:0:0:0:1";  // any spelling
+        addresses[1].address = *kvmnet::model::IpAddress::parse("fd00:1:2:3:0:0:0:1");  // any spelling
         addresses[1].prefix_length = 64;
         CHECK(plan::plan_bridge(n, bridge, addresses).empty());
         addresses[1].prefix_length = 80;

@@ -59,10 +59,10 @@ TEST_CASE("A takeover record written by the previous daemon loads, and round-tri
     CHECK(problem.empty());
     CHECK(record->uplink == "eth0");
     REQUIRE(record->addresses.size() == 1);
-    CHECK(record->addresses[0].address == "192.0.2.10");
+    CHECK(record->addresses[0].address.str() == "192.0.2.10");
     CHECK(record->addresses[0].flags == 128);
     REQUIRE(record->routes.size() == 1);
-    CHECK(record->routes[0].gateway == "192.0.2.1");
+    CHECK(record->routes[0].gateway->str() == "192.0.2.1");
     CHECK(record->routes[0].metric == 100);
 
     record->routes[0].metric = 200;

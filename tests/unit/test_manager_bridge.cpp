@@ -54,7 +54,7 @@ TEST_CASE("Bridge mode moves the uplink's own addresses and routes to the bridge
     // Addresses: all but the link-local one, every field kept, IPv4 labels following the link.
     std::vector<AddressInfo> moved_addresses, kept_addresses;
     for (AddressInfo a : eth0_addresses) {
-        if (a.address.rfind("fe80:", 0) == 0) {
+        if (a.address.v6() && a.address.v6()->is_link_local()) {
             kept_addresses.push_back(a);
             continue;
         }
@@ -181,7 +181,7 @@ TEST_CASE("A takeover failing at create_bridge leaves no record for a later stop
     h.links.fail_on("create_bridge", 1);
     CHECK_THROWS_AS(h.m().start("lan"), Error);
     CHECK_FALSE(h.runtime_file("takeover.json"));
-    h.links.delete_address("eth0", AF_INET6, "2001:db8:1::10", 64);
+    h.links.delete_address("eth0", ip("2001:db8:1::10"), 64);
     const std::string later = h.links.state();
     h.m().stop("lan");
     CHECK(h.links.state() == later);
@@ -219,11 +219,11 @@ TEST_CASE("Bridge-mode starts the manager refuses change nothing", "[manager]")
         kind = ErrorKind::Unsupported;
         mentions = {"multipath"};
         h.links.add_raw_route({.family = AF_INET,
-                               .destination = "10.50.0.0",
+                               .destination = ip("10.50.0.0"),
                                .prefix_length = 16,
-                               .gateway = "multipath",
                                .link_index = 0,
-                               .protocol = rtprot_static});
+                               .protocol = rtprot_static,
+                               .unreproducible = true});
     }
     h.m().create(lan_with_uplink(uplink));
     const std::string before = h.links.state();

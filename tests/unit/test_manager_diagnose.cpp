@@ -40,7 +40,7 @@ TEST_CASE("Diagnose names what is wrong with a running network and only reads", 
     {
         h.links.sysctls["net/ipv4/ip_forward"] = "0";
         h.links.listeners = {{false, "10.5.0.1", 53}};
-        h.links.delete_address("kvmbr5", AF_INET, "10.5.0.1", 24);
+        h.links.delete_address("kvmbr5", ip("10.5.0.1"), 24);
         h.firewall.foreign_chains.push_back({"ip", "filter", "FORWARD", true, "forward", 0, "drop"});
         const auto changes = h.links.calls().size();
         const auto report = h.m().diagnose("web");

@@ -48,11 +48,11 @@ TEST_CASE("Self-healing: a deleted bridge-mode bridge is recreated on the uplink
     CHECK(h.links.link("vnet0").master_index == bridge.index);
     bool secondary = false;
     for (const auto& a : h.links.addresses_on("lan0"))
-        secondary = secondary || a.address == "192.168.1.11";
+        secondary = secondary || a.address == ip("192.168.1.11");
     CHECK(secondary);  // the static one; the DHCP lease is its client's to renew
     bool route = false;
     for (const auto& r : h.links.routes_on("lan0"))
-        route = route || r.destination == "10.20.0.0";
+        route = route || r.destination == ip("10.20.0.0");
     CHECK(route);
     REQUIRE(h.listener.repairs.size() == 1);
     CHECK_THAT(h.listener.repairs[0], StartsWith("lan bridge: recreated bridge lan0 on uplink eth0"));

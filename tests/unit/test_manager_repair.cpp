@@ -41,7 +41,7 @@ TEST_CASE("Self-healing: removed gateway addresses are re-added", "[manager][rep
     const int index = h.links.link("kvmbr9").index;
     SECTION("IPv4")
     {
-        h.links.delete_address("kvmbr9", AF_INET, "10.70.0.1", 24);
+        h.links.delete_address("kvmbr9", ip("10.70.0.1"), 24);
         h.links.reset_calls();
         h.m().address_changed(index);
         h.let_repairs_run();
@@ -51,7 +51,7 @@ TEST_CASE("Self-healing: removed gateway addresses are re-added", "[manager][rep
     }
     SECTION("IPv6")
     {
-        h.links.delete_address("kvmbr9", AF_INET6, "fd00:70::1", 64);
+        h.links.delete_address("kvmbr9", ip("fd00:70::1"), 64);
         h.links.reset_calls();
         h.m().address_changed(index);
         h.let_repairs_run();
@@ -241,9 +241,9 @@ TEST_CASE("Self-healing: a bridge-mode bridge gets its static addresses and rout
     // the DHCP default route and the SLAAC-like IPv6 address.
     h.links.set_up("lan0", false);
     for (const auto& r : h.links.routes_on("lan0"))
-        if (r.destination == "10.20.0.0" || (r.family == AF_INET && r.destination.empty() && r.table == 254))
+        if (r.destination == ip("10.20.0.0") || (r.family == AF_INET && !r.destination && r.table == 254))
             h.links.delete_route(r);
-    h.links.delete_address("lan0", AF_INET6, "2001:db8:1::10", 64);
+    h.links.delete_address("lan0", ip("2001:db8:1::10"), 64);
     h.links.reset_calls();
     h.m().link_changed("lan0");
     h.let_repairs_run();

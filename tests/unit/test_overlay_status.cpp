@@ -21,6 +21,13 @@ using json = nlohmann::json;
 
 namespace {
 
+model::Ipv4 v4(const std::string& text) { return model::Ipv4::parse(text).value(); }
+
+plan::Vxlans::VxlanFdbEntry fdb(const std::string& mac, const std::string& vtep, bool extern_learn)
+{
+    return {model::Mac::parse(mac).value(), v4(vtep), extern_learn};
+}
+
 model::Network static_network()
 {
     return model::parse_network(R"({"name": "span", "mode": "nat", "bridge": "kvmbr7", "uplink": "uplink0",
@@ -46,8 +53,8 @@ TEST_CASE("overlay status of static peers: flood entry, reachability, remote MAC
     o.device = true;
     o.local = "10.99.0.1";
     o.port_flags = plan::Vxlans::VxlanPortFlags{false, true};
-    o.flood = {"10.99.0.2"};  // 10.99.0.3's entry is missing
-    o.fdb = {{"52:54:00:00:00:03", "10.99.0.3", false}, {"52:54:00:00:00:13", "10.99.0.3", false}};
+    o.flood = {v4("10.99.0.2")};  // 10.99.0.3's entry is missing
+    o.fdb = {fdb("52:54:00:00:00:03", "10.99.0.3", false), fdb("52:54:00:00:00:13", "10.99.0.3", false)};
     o.neighbours = {{"10.99.0.2", "stale"}, {"10.99.0.3", "reachable"}};
     const json j = plan::overlay_status_json(n, o);
     CHECK(j["control"] == "static");
@@ -83,8 +90,8 @@ TEST_CASE("overlay status with EVPN: VTEPs from FRR, never this host, and the se
     o.device = true;
     o.local = "10.99.0.1";  // from local_interface: left out of its own neighbours
     o.port_flags = plan::Vxlans::VxlanPortFlags{true, false};
-    o.flood = {"10.99.0.2", "10.99.0.3"};
-    o.fdb = {{"52:54:00:00:00:03", "10.99.0.3", true}, {"52:54:00:00:00:09", "10.99.0.9", true}};
+    o.flood = {v4("10.99.0.2"), v4("10.99.0.3")};
+    o.fdb = {fdb("52:54:00:00:00:03", "10.99.0.3", true), fdb("52:54:00:00:00:09", "10.99.0.9", true)};
     o.evpn = {{"state", "partial"}, {"sessions", json::array()}};
     const json j = plan::overlay_status_json(n, o);
     CHECK(j["control"] == "evpn");

@@ -49,7 +49,7 @@ TEST_CASE("A subnet conflict still names the other program's interface", "[manag
     theirs.name = "eth7";
     theirs.kind = "";
     const int index = h.links.add_link(theirs);
-    h.links.add_address("eth7", AF_INET, "10.80.1.9", 24);
+    h.links.add_address("eth7", ip("10.80.1.9"), 24);
     REQUIRE(h.links.link("eth7").index == index);
     h.m().create(nat_document(2));
     try {

@@ -62,10 +62,13 @@ std::vector<std::string> texts(const std::vector<T>& items)
 std::string address_step_text(const AddressInfo& a);
 std::string route_step_text(const RouteInfo& r);
 
-// The network an address belongs to, textual ("192.168.1.0", "2001:db8::").
-std::string network_of(int family, const std::string& address, unsigned prefix);
+// The network an address belongs to (192.168.1.0, 2001:db8::).
+model::IpAddress network_of(const model::IpAddress& address, unsigned prefix);
 
-bool route_covers(const RouteInfo& r, const std::string& ip);
+bool route_covers(const RouteInfo& r, const model::IpAddress& ip);
+
+// An address written in a test; the test fails if it does not parse.
+model::IpAddress ip(const std::string& text);
 
 // IPv4 labels follow the link they are on, as the real adapter rewrites them.
 std::string label_for(const std::string& link, const std::string& label);
@@ -331,12 +334,10 @@ public:
             throw Error(ErrorKind::Kernel, "fake: " + master + " cannot be a master of " + name);
         l.info.master_index = m.info.index;
     }
-    void add_address(const std::string& name, int family, const std::string& address,
-                     std::uint8_t prefix_length) override
+    void add_address(const std::string& name, const model::IpAddress& address, std::uint8_t prefix_length) override
     {
-        enter("add_address", name, address + "/" + std::to_string(prefix_length), true);
+        enter("add_address", name, address.str() + "/" + std::to_string(prefix_length), true);
         AddressInfo a;
-        a.family = family;
         a.address = address;
         a.prefix_length = prefix_length;
         insert_address(name, a);
@@ -346,27 +347,24 @@ public:
         enter("add_address_info", name, address_step_text(info), true);
         insert_address(name, info);
     }
-    void delete_address(const std::string& name, int family, const std::string& address,
-                        std::uint8_t prefix_length) override
+    void delete_address(const std::string& name, const model::IpAddress& address, std::uint8_t prefix_length) override
     {
-        enter("delete_address", name, address + "/" + std::to_string(prefix_length), true);
+        enter("delete_address", name, address.str() + "/" + std::to_string(prefix_length), true);
         const int index = require(name).info.index;
         const auto it = std::find_if(addresses_.begin(), addresses_.end(), [&](const AddressInfo& a) {
-            return a.link_index == index && a.family == family && a.address == address &&
-                   a.prefix_length == prefix_length;
+            return a.link_index == index && a.address == address && a.prefix_length == prefix_length;
         });
         if (it == addresses_.end())
-            throw Error(ErrorKind::NotFound, "fake: " + address + " is not on " + name + " (EADDRNOTAVAIL)");
+            throw Error(ErrorKind::NotFound, "fake: " + address.str() + " is not on " + name + " (EADDRNOTAVAIL)");
         const AddressInfo gone = *it;
         addresses_.erase(it);
-        std::vector<std::string> removed{gone.address};
-        if (gone.family == AF_INET && !(gone.flags & ifa_f_secondary)) {
+        std::vector<model::IpAddress> removed{gone.address};
+        if (gone.family() == AF_INET && !(gone.flags & ifa_f_secondary)) {
             // Without promote_secondaries, the primary takes its secondaries along.
             for (auto s = addresses_.begin(); s != addresses_.end();) {
-                if (s->link_index == index && s->family == AF_INET && (s->flags & ifa_f_secondary) &&
+                if (s->link_index == index && s->family() == AF_INET && (s->flags & ifa_f_secondary) &&
                     s->prefix_length == gone.prefix_length &&
-                    network_of(AF_INET, s->address, s->prefix_length) ==
-                        network_of(AF_INET, gone.address, gone.prefix_length)) {
+                    network_of(s->address, s->prefix_length) == network_of(gone.address, gone.prefix_length)) {
                     removed.push_back(s->address);
                     s = addresses_.erase(s);
                 } else {
@@ -385,14 +383,15 @@ public:
             if (existing.family == r.family && existing.table == r.table && existing.destination == r.destination &&
                 existing.prefix_length == r.prefix_length && existing.metric == r.metric)
                 throw Error(ErrorKind::AlreadyExists, "fake: " + route_step_text(r) + " exists (EEXIST)");
-        if (r.family == AF_INET && !r.gateway.empty() && !(r.flags & rtnh_f_onlink) &&
+        if (r.family == AF_INET && r.gateway && !(r.flags & rtnh_f_onlink) &&
             std::none_of(routes_.begin(), routes_.end(), [&](const RouteInfo& c) {
-                return c.link_index == r.link_index && c.family == AF_INET && c.gateway.empty() &&
-                       route_covers(c, r.gateway);
+                return c.link_index == r.link_index && c.family == AF_INET && !c.gateway && route_covers(c, *r.gateway);
             }))
-            throw Error(ErrorKind::Kernel, "fake: gateway " + r.gateway + " unreachable on " + name + " (ENETUNREACH)");
-        if (r.family == AF_INET && !r.preferred_source.empty() && !address_anywhere(AF_INET, r.preferred_source))
-            throw Error(ErrorKind::Kernel, "fake: preferred source " + r.preferred_source + " is not local (EINVAL)");
+            throw Error(ErrorKind::Kernel,
+                        "fake: gateway " + r.gateway->str() + " unreachable on " + name + " (ENETUNREACH)");
+        if (r.family == AF_INET && r.preferred_source && !address_anywhere(*r.preferred_source))
+            throw Error(ErrorKind::Kernel,
+                        "fake: preferred source " + r.preferred_source->str() + " is not local (EINVAL)");
         routes_.push_back(r);
     }
     void delete_route(const RouteInfo& route) override
@@ -411,7 +410,7 @@ public:
     {
         enter("delete_link", name, "", true);
         const int index = require(name).info.index;
-        std::vector<std::string> removed;
+        std::vector<model::IpAddress> removed;
         for (auto a = addresses_.begin(); a != addresses_.end();) {
             if (a->link_index == index) {
                 removed.push_back(a->address);
@@ -538,31 +537,31 @@ private:
         ++generated_;
         return mac;
     }
-    bool address_anywhere(int family, const std::string& address) const
+    bool address_anywhere(const model::IpAddress& address) const
     {
         return std::any_of(addresses_.begin(), addresses_.end(),
-                           [&](const AddressInfo& a) { return a.family == family && a.address == address; });
+                           [&](const AddressInfo& a) { return a.address == address; });
     }
     void insert_address(const std::string& name, const AddressInfo& info)
     {
         const FakeLink& l = require(name);
         const int index = l.info.index;
         if (info.valid_lifetime == 0 || info.preferred_lifetime > info.valid_lifetime)
-            throw Error(ErrorKind::InvalidArgument, "fake: bad lifetimes for " + info.address);
+            throw Error(ErrorKind::InvalidArgument, "fake: bad lifetimes for " + info.address.str());
         for (const auto& a : addresses_)
-            if (a.link_index == index && a.family == info.family && a.address == info.address &&
-                (info.family == AF_INET6 || a.prefix_length == info.prefix_length))
-                throw Error(ErrorKind::AlreadyExists, "fake: " + info.address + " already on " + name + " (EEXIST)");
+            if (a.link_index == index && a.address == info.address &&
+                (info.family() == AF_INET6 || a.prefix_length == info.prefix_length))
+                throw Error(ErrorKind::AlreadyExists,
+                            "fake: " + info.address.str() + " already on " + name + " (EEXIST)");
         AddressInfo a = info;
         a.link_index = index;
         a.flags &= ~derived_address_flags;
         if (a.valid_lifetime == forever) a.flags |= ifa_f_permanent;
-        if (a.family == AF_INET) {
+        if (a.family() == AF_INET) {
             a.label = label_for(name, a.label);
             const bool secondary = std::any_of(addresses_.begin(), addresses_.end(), [&](const AddressInfo& p) {
-                return p.link_index == index && p.family == AF_INET && p.prefix_length == a.prefix_length &&
-                       network_of(AF_INET, p.address, p.prefix_length) ==
-                           network_of(AF_INET, a.address, a.prefix_length);
+                return p.link_index == index && p.family() == AF_INET && p.prefix_length == a.prefix_length &&
+                       network_of(p.address, p.prefix_length) == network_of(a.address, a.prefix_length);
             });
             if (secondary) a.flags |= ifa_f_secondary;
         } else {
@@ -572,17 +571,17 @@ private:
         sync_kernel_routes(index);
     }
     // After addresses left link `index` (or the link itself went).
-    void addresses_changed(int index, const std::vector<std::string>& removed)
+    void addresses_changed(int index, const std::vector<model::IpAddress>& removed)
     {
         for (const auto& address : removed)
-            if (!address_anywhere(AF_INET, address))
+            if (address.is_v4() && !address_anywhere(address))
                 routes_.erase(std::remove_if(routes_.begin(), routes_.end(),
                                              [&](const RouteInfo& r) {
                                                  return r.family == AF_INET && r.preferred_source == address;
                                              }),
                               routes_.end());
         const bool has_ipv4 = std::any_of(addresses_.begin(), addresses_.end(), [&](const AddressInfo& a) {
-            return a.link_index == index && a.family == AF_INET;
+            return a.link_index == index && a.family() == AF_INET;
         });
         if (!has_ipv4)
             routes_.erase(
@@ -597,15 +596,15 @@ private:
         std::vector<RouteInfo> wanted;
         for (const auto& a : addresses_) {
             if (a.link_index != index || a.scope == scope_host || (a.flags & ifa_f_noprefixroute)) continue;
-            if (a.family == AF_INET && ((a.flags & ifa_f_secondary) || a.prefix_length >= 32)) continue;
-            if (a.family == AF_INET6 && a.prefix_length >= 128) continue;
+            if (a.family() == AF_INET && ((a.flags & ifa_f_secondary) || a.prefix_length >= 32)) continue;
+            if (a.family() == AF_INET6 && a.prefix_length >= 128) continue;
             RouteInfo r;
-            r.family = a.family;
-            r.destination = network_of(a.family, a.address, a.prefix_length);
+            r.family = a.family();
+            r.destination = network_of(a.address, a.prefix_length);
             r.prefix_length = a.prefix_length;
             r.link_index = index;
             r.protocol = rtprot_kernel;
-            if (a.family == AF_INET) {
+            if (a.family() == AF_INET) {
                 r.preferred_source = a.address;
                 r.scope = scope_link;
             } else {
