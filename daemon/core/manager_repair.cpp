@@ -309,8 +309,12 @@ void Manager::apply_repair(Entry& e, const plan::ConvergeStep& step, RepairRun& 
         if (!run.allowed()) return;
         run.sync.routes.reset();
         links_.add_route(n.bridge, route->route);
-        run.done.push_back("re-added route " + route->route.destination + "/" +
-                           std::to_string(route->route.prefix_length) + " through " + n.bridge);
+        run.done.push_back(std::string("re-added route ")
+                               .append(route->route.destination ? route->route.destination->str() : "default")
+                               .append("/")
+                               .append(std::to_string(route->route.prefix_length))
+                               .append(" through ")
+                               .append(n.bridge));
         if (run.what.empty() || run.what == "address") run.what = "route";
     }
 }

@@ -69,11 +69,11 @@ void plan_repairs(const model::Network& n, const ConvergeObserved& o, std::vecto
             // an address re-added brings its route again.
             const bool address =
                 std::any_of(o.routes->addresses.begin(), o.routes->addresses.end(), [&](const AddressInfo& a) {
-                    return a.link_index == want.link_index && a.family == want.family &&
+                    return a.link_index == want.link_index && a.family() == want.family &&
                            a.prefix_length == want.prefix_length &&
                            !(a.flags & (ifa_f_dadfailed | ifa_f_noprefixroute)) &&
                            (want.family == af_inet ? a.address == want.preferred_source
-                                                   : a.address == n.ipv6->address.address.str());
+                                                   : a.address == model::IpAddress(n.ipv6->address.address));
                 });
             // Any metric or protocol: someone who replaced it meant to.
             const bool present = std::any_of(o.routes->routes.begin(), o.routes->routes.end(), [&](const RouteInfo& r) {
@@ -95,9 +95,9 @@ std::vector<RouteInfo> network_routes(const model::Network& n, int bridge_index)
     if (n.ipv4 && n.ipv4->address.prefix < 32) {
         RouteInfo r;
         r.family = af_inet;
-        r.destination = n.ipv4->address.network().str();
+        r.destination = model::IpAddress(n.ipv4->address.network());
         r.prefix_length = n.ipv4->address.prefix;
-        r.preferred_source = n.ipv4->address.address.str();
+        r.preferred_source = model::IpAddress(n.ipv4->address.address);
         r.link_index = bridge_index;
         r.table = rt_table_main;
         r.protocol = rtprot_kernel;
@@ -107,7 +107,7 @@ std::vector<RouteInfo> network_routes(const model::Network& n, int bridge_index)
     if (n.ipv6 && n.ipv6->address.prefix < 128) {
         RouteInfo r;
         r.family = af_inet6;
-        r.destination = n.ipv6->address.network().str();
+        r.destination = model::IpAddress(n.ipv6->address.network());
         r.prefix_length = n.ipv6->address.prefix;
         r.link_index = bridge_index;
         r.table = rt_table_main;
@@ -235,7 +235,7 @@ std::string describe(const ConvergeStep& step)
                 return std::string("turn on ").append(s.key);
             else
                 return std::string("add route ")
-                    .append(s.route.destination)
+                    .append(s.route.destination ? s.route.destination->str() : "default")
                     .append("/")
                     .append(std::to_string(s.route.prefix_length));
         },

@@ -88,13 +88,13 @@ json ip_addr(const std::string& dev, const std::string& local)
     return nullptr;
 }
 
-kvmnet::model::IpAddress ip(const std::string& text) { return kvmnet::model::IpAddress::parse(text).value(); }
+kvmnet::model::IpAddress ip_of(const std::string& text) { return kvmnet::model::IpAddress::parse(text).value(); }
 
 bool adapter_has_address(NetlinkLinks& links, int ifindex, int family, const std::string& address,
                          unsigned prefix_length)
 {
     for (const auto& a : links.list_addresses()) {
-        if (a.link_index == ifindex && a.family() == family && a.address == ip(address) &&
+        if (a.link_index == ifindex && a.family() == family && a.address == ip_of(address) &&
             a.prefix_length == prefix_length) {
             return true;
         }
@@ -129,9 +129,9 @@ void check_not_found_verbs(NetlinkLinks& links)
     expect_error("set_mtu absent", ErrorKind::NotFound, {needle}, [&] { links.set_mtu(absent, 1500); });
     expect_error("set_up absent", ErrorKind::NotFound, {needle}, [&] { links.set_up(absent, true); });
     expect_error("add_address absent", ErrorKind::NotFound, {needle},
-                 [&] { links.add_address(absent, ip("10.9.9.1"), 24); });
+                 [&] { links.add_address(absent, ip_of("10.9.9.1"), 24); });
     expect_error("delete_address absent", ErrorKind::NotFound, {needle},
-                 [&] { links.delete_address(absent, ip("10.9.9.1"), 24); });
+                 [&] { links.delete_address(absent, ip_of("10.9.9.1"), 24); });
     expect_error("delete_link absent", ErrorKind::NotFound, {needle}, [&] { links.delete_link(absent); });
 }
 
@@ -202,7 +202,7 @@ void check_bridge(NetlinkLinks& links)
 
     std::cout << "* add_address / delete_address\n";
     const int index = found->index;
-    if (step("add IPv4", [&] { links.add_address(br, ip("192.168.122.1"), 24); })) {
+    if (step("add IPv4", [&] { links.add_address(br, ip_of("192.168.122.1"), 24); })) {
         check(adapter_has_address(links, index, AF_INET, "192.168.122.1", 24), "adapter lists 192.168.122.1/24");
         const json a = ip_addr(br, "192.168.122.1");
         check(!a.is_null() && a.value("prefixlen", 0) == 24, "ip shows 192.168.122.1/24");
@@ -210,33 +210,33 @@ void check_bridge(NetlinkLinks& links)
     }
     expect_error("duplicate IPv4", ErrorKind::AlreadyExists,
                  {"netlink: adding address 192.168.122.1/24 to kvmtest0 failed: Object exists"},
-                 [&] { links.add_address(br, ip("192.168.122.1"), 24); });
-    if (step("add IPv4 /32", [&] { links.add_address(br, ip("10.0.0.7"), 32); })) {
+                 [&] { links.add_address(br, ip_of("192.168.122.1"), 24); });
+    if (step("add IPv4 /32", [&] { links.add_address(br, ip_of("10.0.0.7"), 32); })) {
         const json a = ip_addr(br, "10.0.0.7");
         check(!a.is_null() && a.value("prefixlen", 0) == 32, "ip shows 10.0.0.7/32");
         check(!a.is_null() && !a.contains("broadcast"), "no broadcast on a /32");
     }
-    if (step("add IPv6", [&] { links.add_address(br, ip("fd00:1:2::1"), 64); })) {
+    if (step("add IPv6", [&] { links.add_address(br, ip_of("fd00:1:2::1"), 64); })) {
         check(adapter_has_address(links, index, AF_INET6, "fd00:1:2::1", 64), "adapter lists fd00:1:2::1/64");
         const json a = ip_addr(br, "fd00:1:2::1");
         check(!a.is_null() && a.value("prefixlen", 0) == 64, "ip shows fd00:1:2::1/64");
     }
     expect_error("duplicate IPv6", ErrorKind::AlreadyExists, {"adding address fd00:1:2::1/64 to kvmtest0"},
-                 [&] { links.add_address(br, ip("fd00:1:2::1"), 64); });
+                 [&] { links.add_address(br, ip_of("fd00:1:2::1"), 64); });
     expect_error("bad prefix", ErrorKind::InvalidArgument, {"prefix length"},
-                 [&] { links.add_address(br, ip("10.1.1.1"), 33); });
+                 [&] { links.add_address(br, ip_of("10.1.1.1"), 33); });
 
-    if (step("delete IPv4", [&] { links.delete_address(br, ip("192.168.122.1"), 24); })) {
+    if (step("delete IPv4", [&] { links.delete_address(br, ip_of("192.168.122.1"), 24); })) {
         check(!adapter_has_address(links, index, AF_INET, "192.168.122.1", 24), "adapter no longer lists IPv4");
         check(ip_addr(br, "192.168.122.1").is_null(), "ip no longer shows IPv4");
     }
-    step("delete IPv4 /32", [&] { links.delete_address(br, ip("10.0.0.7"), 32); });
-    if (step("delete IPv6", [&] { links.delete_address(br, ip("fd00:1:2::1"), 64); })) {
+    step("delete IPv4 /32", [&] { links.delete_address(br, ip_of("10.0.0.7"), 32); });
+    if (step("delete IPv6", [&] { links.delete_address(br, ip_of("fd00:1:2::1"), 64); })) {
         check(!adapter_has_address(links, index, AF_INET6, "fd00:1:2::1", 64), "adapter no longer lists IPv6");
         check(ip_addr(br, "fd00:1:2::1").is_null(), "ip no longer shows IPv6");
     }
     expect_error("delete absent address", ErrorKind::NotFound, {"deleting address 192.168.122.1/24 from kvmtest0"},
-                 [&] { links.delete_address(br, ip("192.168.122.1"), 24); });
+                 [&] { links.delete_address(br, ip_of("192.168.122.1"), 24); });
 
     if (step("set_up(false)", [&] { links.set_up(br, false); })) {
         const auto l = links.find_link(br);

@@ -138,12 +138,12 @@ TEST_CASE("plan_converge repairs: the routes the kernel keeps for the gateway ad
     const auto routes = plan::network_routes(n, 5);
     REQUIRE(routes.size() == 2);
     CHECK(routes[0].family == AF_INET);
-    CHECK(routes[0].destination == "10.5.0.0");
+    CHECK(routes[0].destination.value().str() == "10.5.0.0");
     CHECK(routes[0].prefix_length == 24);
-    CHECK(routes[0].preferred_source == "10.5.0.1");
+    CHECK(routes[0].preferred_source.value().str() == "10.5.0.1");
     CHECK(routes[0].link_index == 5);
     CHECK(routes[1].family == AF_INET6);
-    CHECK(routes[1].destination == "fd00:5::");
+    CHECK(routes[1].destination.value().str() == "fd00:5::");
     CHECK(routes[1].metric == 256);
     CHECK(plan::network_routes(model::parse_network(R"({"name": "lan", "mode": "bridge", "uplink": "eth0"})"), 5)
               .empty());
@@ -152,12 +152,10 @@ TEST_CASE("plan_converge repairs: the routes the kernel keeps for the gateway ad
     o.running = &n;
     o.bridge = converge_link(5, "kvmbr5", "kvmnet:web");
     o.routes.emplace();
-    for (const auto& [family, address, prefix] :
-         {std::tuple{AF_INET, "10.5.0.1", 24}, std::tuple{AF_INET6, "fd00:5::1", 64}}) {
+    for (const auto& [address, prefix] : {std::tuple{"10.5.0.1", 24}, std::tuple{"fd00:5::1", 64}}) {
         AddressInfo a;
         a.link_index = 5;
-        a.family = family;
-        a.address = address;
+        a.address = model::IpAddress::parse(address).value();
         a.prefix_length = static_cast<std::uint8_t>(prefix);
         o.routes->addresses.push_back(a);
     }
@@ -168,7 +166,7 @@ TEST_CASE("plan_converge repairs: the routes the kernel keeps for the gateway ad
         o.routes->routes.erase(o.routes->routes.begin());
         const auto steps = plan::plan_converge(n, o);
         CHECK(described(steps) == std::vector<std::string>{"add route 10.5.0.0/24"});
-        CHECK(std::get<plan::AddRoute>(steps.at(0)).route.preferred_source == "10.5.0.1");
+        CHECK(std::get<plan::AddRoute>(steps.at(0)).route.preferred_source.value().str() == "10.5.0.1");
         o.routes->routes.clear();
         CHECK(described(plan::plan_converge(n, o)) ==
               std::vector<std::string>{"add route 10.5.0.0/24", "add route fd00:5::/64"});

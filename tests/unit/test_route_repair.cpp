@@ -27,9 +27,9 @@ TEST_CASE("Self-healing: a deleted subnet route of a NAT network comes back, onc
     h.let_repairs_run();
     const auto back = subnet_route(h.links, AF_INET);
     REQUIRE(back);
-    CHECK(back->destination == "10.70.0.0");
+    CHECK(back->destination.value().str() == "10.70.0.0");
     CHECK(back->prefix_length == 24);
-    CHECK(back->preferred_source == "10.70.0.1");
+    CHECK(back->preferred_source.value().str() == "10.70.0.1");
     CHECK(back->scope == v4->scope);
     CHECK(back->protocol == v4->protocol);
     CHECK(h.links.mutations() == std::vector<std::string>{"add_route kvmbr9 10.70.0.0/24 metric 0 table 254"});
@@ -59,7 +59,7 @@ TEST_CASE("Self-healing: both prefix routes deleted are one repair; a stopped ne
     CHECK(subnet_route(h.links, AF_INET));
     const auto v6 = subnet_route(h.links, AF_INET6);
     REQUIRE(v6);
-    CHECK(v6->destination == "fd00:70::");
+    CHECK(v6->destination.value().str() == "fd00:70::");
     CHECK(v6->metric == 256);
     REQUIRE(h.listener.repairs.size() == 1);
     CHECK(h.listener.repairs[0] ==
@@ -119,7 +119,7 @@ TEST_CASE("Self-healing: a links repair that fails does not stop the sysctl repa
 {
     HealingHarness h;
     const std::string localnet = "net/ipv4/conf/kvmbr9/route_localnet";
-    h.links.delete_address("kvmbr9", AF_INET, "10.70.0.1", 24);
+    h.links.delete_address("kvmbr9", model::IpAddress::parse("10.70.0.1").value(), 24);
     h.links.sysctls[localnet] = "0";
     h.links.reset_calls();
     h.links.fail_on("add_address", 1);
