@@ -4,6 +4,7 @@
 // that it still adopts the table without a write. And what one more
 // network's start sends to the kernel does not grow with the networks.
 #include "core/committed_table.hpp"
+#include "fakes/committed_helpers.hpp"
 #include "model/network.hpp"
 #include "plan/planner.hpp"
 #include "temp_dir.hpp"
@@ -21,8 +22,9 @@ namespace {
 using kvmnet::testing::TempDir;
 
 // Counts what each transaction carries, as the kernel adapter would send it.
-class CountingFirewall : public plan::FirewallAdapter {
+class CountingFirewall : public kvmnet::testing::GenerationFirewall {
 public:
+    CountingFirewall() : GenerationFirewall(7) {}
     void replace_table(const plan::Table& t) override
     {
         ++replaced;
@@ -44,18 +46,9 @@ public:
             sent_elements += s->elements.size();
         ++generation_;
     }
-    void delete_table(const std::string&) override { ++generation_; }
-    void change_elements(const std::string&, const std::vector<plan::ElementChange>&) override { ++generation_; }
-    std::vector<plan::ElementCounters> list_elements(const std::string&, const plan::Set&) override { return {}; }
-    std::vector<plan::RuleCounter> rule_counters(const std::string&) override { return {}; }
-    std::vector<plan::ChainInfo> list_chains() override { return {}; }
-    std::optional<std::uint32_t> generation() override { return generation_; }
 
     int replaced = 0, updated = 0;
     std::size_t sent_chains = 0, sent_elements = 0;
-
-private:
-    std::uint32_t generation_ = 7;
 };
 
 model::Network nat(int i, int forwards = 0, std::optional<int> rate = std::nullopt)

@@ -1,6 +1,7 @@
 // CommittedTable: an apply that finds the kernel exactly as planned writes
 // nothing; anything else (a foreign commit, a change of plan) writes.
 #include "core/committed_table.hpp"
+#include "fakes/committed_helpers.hpp"
 #include "model/forward.hpp"
 #include "model/network.hpp"
 #include "plan/planner.hpp"
@@ -22,25 +23,22 @@ namespace {
 
 using kvmnet::testing::TempDir;
 
-// A firewall whose every transaction raises the generation, as the kernel's.
-class GenerationFirewall : public plan::FirewallAdapter {
+// Counts our writes; `racing_commits` of another process land during the
+// next one; `known` false: the kernel reports no generation.
+class WriteCountingFirewall : public kvmnet::testing::GenerationFirewall {
 public:
+    WriteCountingFirewall() : GenerationFirewall(41) {}
     void replace_table(const plan::Table&) override { commit(); }
     void delete_table(const std::string&) override { commit(); }
-    void change_elements(const std::string&, const std::vector<plan::ElementChange>&) override { ++generation_; }
-    std::vector<plan::ElementCounters> list_elements(const std::string&, const plan::Set&) override { return {}; }
-    std::vector<plan::RuleCounter> rule_counters(const std::string&) override { return {}; }
-    std::vector<plan::ChainInfo> list_chains() override { return {}; }
     std::optional<std::uint32_t> generation() override
     {
         if (!known) return std::nullopt;
         return generation_;
     }
 
-    void foreign_commit() { ++generation_; }
     int writes = 0;
     bool known = true;
-    int racing_commits = 0;  // other transactions that land during our next write
+    int racing_commits = 0;
 
 private:
     void commit()
@@ -49,34 +47,14 @@ private:
         generation_ += 1 + racing_commits;
         racing_commits = 0;
     }
-    std::uint32_t generation_ = 41;
 };
 
-model::Network network_with(const std::vector<int>& ports)
-{
-    nlohmann::json forwards = nlohmann::json::array();
-    for (int p : ports)
-        forwards.push_back({{"proto", "tcp"}, {"host_port", p}, {"guest", "10.5.0.10"}, {"guest_port", 22}});
-    return model::parse_network(nlohmann::json{
-        {"name", "web"},
-        {"mode", "nat"},
-        {"bridge", "kvmbr5"},
-        {"ipv4", {{"address", "10.5.0.1/24"}}},
-        {"forwards", forwards}}.dump());
-}
+model::Network network_with(const std::vector<int>& ports) { return kvmnet::testing::web_forwarding(ports); }
 
-// The element batch AddForwards sends (core/manager_forwards.cpp does the same).
 std::vector<plan::ElementChange> changes_for(const std::vector<plan::Set>& sets, const model::Network& n,
                                              std::size_t from, bool add)
 {
-    std::map<std::string, std::vector<plan::SetElement>> by_set;
-    for (std::size_t i = from; i < n.forwards.size(); ++i)
-        for (plan::SetElements& part : plan::forward_elements(n.forwards[i], n.name))
-            by_set[part.set].insert(by_set[part.set].end(), part.elements.begin(), part.elements.end());
-    std::vector<plan::ElementChange> changes;
-    for (const plan::Set& set : sets)
-        if (auto it = by_set.find(set.name); it != by_set.end()) changes.push_back({&set, it->second, add});
-    return changes;
+    return kvmnet::testing::forward_changes(sets, n, from, add);
 }
 
 }  // namespace
@@ -84,7 +62,7 @@ std::vector<plan::ElementChange> changes_for(const std::vector<plan::Set>& sets,
 TEST_CASE("CommittedTable writes only what the kernel does not have already", "[committed]")
 {
     TempDir tmp;
-    GenerationFirewall firewall;
+    WriteCountingFirewall firewall;
     core::CommittedTable committed(firewall, tmp.path + "/nftables.committed");
     const plan::Table table = plan::build_ruleset({network_with({80})});
 
@@ -158,7 +136,7 @@ TEST_CASE("CommittedTable reads the record an older daemon wrote as a line of fi
     // A daemon upgrade restarts over running networks: a record it cannot
     // read would rewrite the table (counters and meters lost).
     TempDir tmp;
-    GenerationFirewall firewall;
+    WriteCountingFirewall firewall;
     const std::string path = tmp.path + "/nftables.committed";
     const plan::Table table = plan::build_ruleset({network_with({80})});
     core::CommittedTable(firewall, path).apply(table);

@@ -3,6 +3,7 @@
 // tells it when the ruleset generation shows that another process may have
 // committed while nobody listened.
 #include "core/committed_table.hpp"
+#include "fakes/committed_helpers.hpp"
 #include "model/network.hpp"
 #include "plan/planner.hpp"
 #include "temp_dir.hpp"
@@ -18,12 +19,11 @@ using namespace kvmnet;
 
 namespace {
 
-// A firewall whose every transaction raises the generation, as the kernel's;
-// `racing` transactions of another process land during the next element batch.
-class RacedFirewall : public plan::FirewallAdapter {
+// `racing` transactions of another process land during the next element
+// batch; `fail`: the batch is refused.
+class RacedFirewall : public kvmnet::testing::GenerationFirewall {
 public:
-    void replace_table(const plan::Table&) override { ++generation_; }
-    void delete_table(const std::string&) override { ++generation_; }
+    RacedFirewall() : GenerationFirewall(7) {}
     void change_elements(const std::string&, const std::vector<plan::ElementChange>&) override
     {
         generation_ += racing;
@@ -31,16 +31,9 @@ public:
         if (fail) throw Error(ErrorKind::Kernel, "nftables: an element is already in the set");
         ++generation_;
     }
-    std::vector<plan::ElementCounters> list_elements(const std::string&, const plan::Set&) override { return {}; }
-    std::vector<plan::RuleCounter> rule_counters(const std::string&) override { return {}; }
-    std::vector<plan::ChainInfo> list_chains() override { return {}; }
-    std::optional<std::uint32_t> generation() override { return generation_; }
 
     std::uint32_t racing = 0;
     bool fail = false;
-
-private:
-    std::uint32_t generation_ = 7;
 };
 
 struct RecordingPause : core::NotificationPause {
@@ -51,27 +44,15 @@ struct RecordingPause : core::NotificationPause {
 
 model::Network network_with(int forwards)
 {
-    nlohmann::json list = nlohmann::json::array();
+    std::vector<int> ports;
     for (int i = 0; i < forwards; ++i)
-        list.push_back({{"proto", "tcp"}, {"host_port", 10000 + i}, {"guest", "10.5.0.10"}, {"guest_port", 22}});
-    return model::parse_network(nlohmann::json{
-        {"name", "web"},
-        {"mode", "nat"},
-        {"bridge", "kvmbr5"},
-        {"ipv4", {{"address", "10.5.0.1/24"}}},
-        {"forwards", list}}.dump());
+        ports.push_back(10000 + i);
+    return kvmnet::testing::web_forwarding(ports);
 }
 
 std::vector<plan::ElementChange> adding(const std::vector<plan::Set>& sets, const model::Network& n)
 {
-    std::map<std::string, std::vector<plan::SetElement>> by_set;
-    for (const model::PortForward& f : n.forwards)
-        for (plan::SetElements& part : plan::forward_elements(f, n.name))
-            by_set[part.set].insert(by_set[part.set].end(), part.elements.begin(), part.elements.end());
-    std::vector<plan::ElementChange> changes;
-    for (const plan::Set& set : sets)
-        if (auto it = by_set.find(set.name); it != by_set.end()) changes.push_back({&set, it->second, true});
-    return changes;
+    return kvmnet::testing::forward_changes(sets, n, 0, true);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // running; applying the diff to the old table gives exactly the new one; and
 // CommittedTable sends diffs only while the kernel has what it committed.
 #include "core/committed_table.hpp"
+#include "fakes/committed_helpers.hpp"
 #include "model/network.hpp"
 #include "plan/planner.hpp"
 #include "plan/ruleset.hpp"
@@ -238,26 +239,17 @@ TEST_CASE("Element state follows element batches, so the next diff starts from t
 namespace {
 
 // Counts replaces and updates; each raises the generation as the kernel does.
-class CountingFirewall : public plan::FirewallAdapter {
+class CountingFirewall : public kvmnet::testing::GenerationFirewall {
 public:
+    CountingFirewall() : GenerationFirewall(7) {}
     void replace_table(const plan::Table&) override { ++replaces, ++generation_; }
     void update_table(const plan::Table&, const plan::TableDiff& diff) override
     {
         ++updates, ++generation_;
         last_chains = diff.added_chains.size();
     }
-    void delete_table(const std::string&) override { ++generation_; }
-    void change_elements(const std::string&, const std::vector<plan::ElementChange>&) override { ++generation_; }
-    std::vector<plan::ElementCounters> list_elements(const std::string&, const plan::Set&) override { return {}; }
-    std::vector<plan::RuleCounter> rule_counters(const std::string&) override { return {}; }
-    std::vector<plan::ChainInfo> list_chains() override { return {}; }
-    std::optional<std::uint32_t> generation() override { return generation_; }
-    void foreign_commit() { ++generation_; }
     int replaces = 0, updates = 0;
     std::size_t last_chains = 0;
-
-private:
-    std::uint32_t generation_ = 7;
 };
 
 }  // namespace
