@@ -8,6 +8,7 @@
 #include "core/mode_driver.hpp"
 #include "core/takeover_record.hpp"
 #include "model/error.hpp"
+#include "plan/route_text.hpp"
 #include "store/files.hpp"
 
 #include <algorithm>
@@ -16,11 +17,9 @@
 namespace kvmnet::core {
 namespace {
 
-std::string address_text(const plan::AddressInfo& a) { return a.address.str() + "/" + std::to_string(a.prefix_length); }
-
 std::string route_text(const plan::RouteInfo& r)
 {
-    std::string text = r.destination ? r.destination->str() + "/" + std::to_string(r.prefix_length) : "default";
+    std::string text = plan::destination_text(r);
     if (r.gateway) text.append(" via ").append(r.gateway->str());
     return text.append(" metric ").append(std::to_string(r.metric)).append(" table ").append(std::to_string(r.table));
 }

@@ -6,6 +6,7 @@
 #include "core/manager.hpp"
 #include "core/undo.hpp"
 #include "plan/planner.hpp"
+#include "plan/route_text.hpp"
 
 #include <algorithm>
 #include <optional>
@@ -58,14 +59,12 @@ void check_not_host_interface(plan::LinkAdapter& links, const plan::LinkInfo& li
     std::vector<std::string> reasons;
     for (const auto& a : links.list_addresses())
         if (a.link_index == link.index && !link_local6(a.address))
-            reasons.push_back("the address " + a.address.str() + "/" + std::to_string(a.prefix_length));
+            reasons.push_back("the address " + plan::address_text(a));
     for (const auto& r : links.list_routes()) {
         if (r.link_index != link.index || (r.destination && link_local6(*r.destination))) continue;
         // A subnet's own route comes with its address, named above already.
         if (r.protocol == 2 /* RTPROT_KERNEL */ && !reasons.empty()) continue;
-        std::string route = r.destination
-                                ? "the route to " + r.destination->str() + "/" + std::to_string(r.prefix_length)
-                                : std::string("the default route");
+        std::string route = r.destination ? "the route to " + plan::destination_text(r) : "the default route";
         if (r.gateway) route += " via " + r.gateway->str();
         if (r.table != 254) route += " (table " + std::to_string(r.table) + ")";
         reasons.push_back(route);

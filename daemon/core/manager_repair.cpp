@@ -17,6 +17,7 @@
 #include "core/mode_driver.hpp"
 #include "core/undo.hpp"
 #include "plan/converge.hpp"
+#include "plan/route_text.hpp"
 
 #include <algorithm>
 
@@ -309,12 +310,7 @@ void Manager::apply_repair(Entry& e, const plan::ConvergeStep& step, RepairRun& 
         if (!run.allowed()) return;
         run.sync.routes.reset();
         links_.add_route(n.bridge, route->route);
-        run.done.push_back(std::string("re-added route ")
-                               .append(route->route.destination ? route->route.destination->str() : "default")
-                               .append("/")
-                               .append(std::to_string(route->route.prefix_length))
-                               .append(" through ")
-                               .append(n.bridge));
+        run.done.push_back("re-added route " + plan::destination_text(route->route) + " through " + n.bridge);
         if (run.what.empty() || run.what == "address") run.what = "route";
     }
 }

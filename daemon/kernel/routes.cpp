@@ -53,6 +53,7 @@
 #include "kernel/netlink_util.hpp"
 #include "model/error.hpp"
 #include "model/mac.hpp"
+#include "plan/route_text.hpp"
 
 namespace kvmnet::kernel {
 
@@ -72,11 +73,7 @@ constexpr std::uint32_t settable_route_flags = RTNH_F_ONLINK;
 std::string route_text(const plan::RouteInfo& route)
 {
     std::string text = route.family == AF_INET6 ? "IPv6 route " : "IPv4 route ";
-    if (route.destination) {
-        text.append(route.destination->str()).append("/").append(std::to_string(route.prefix_length));
-    } else {
-        text += "default";
-    }
+    text += plan::destination_text(route);
     if (route.gateway) {
         text.append(" via ").append(route.gateway->str());
     }

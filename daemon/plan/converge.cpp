@@ -1,4 +1,5 @@
 #include "plan/converge.hpp"
+#include "plan/route_text.hpp"
 
 #include "plan/drift.hpp"
 #include "plan/planner.hpp"
@@ -234,10 +235,7 @@ std::string describe(const ConvergeStep& step)
             else if constexpr (std::is_same_v<T, TurnOnSysctl>)
                 return std::string("turn on ").append(s.key);
             else
-                return std::string("add route ")
-                    .append(s.route.destination ? s.route.destination->str() : "default")
-                    .append("/")
-                    .append(std::to_string(s.route.prefix_length));
+                return "add route " + destination_text(s.route);
         },
         step);
 }
