@@ -330,25 +330,26 @@ void CommittedTable::change_elements(const std::vector<plan::ElementChange>& cha
     // committed since the record, the generation after ours is not the
     // record's plus one, and record() drops it.
     std::optional<CommittedRecord> before = recorded();
-    if (before && before->table) {
+    if (before && !before->table) before.reset();
+    phases::mark("commit record");
+    commit_elements(changes);
+    phases::mark("kernel commit");
+    // The record's element sum moves by what the batch changed: the kept
+    // element state gives it (each element hashed once); without one, hashed here.
+    if (record_ && last_) {
+        const std::uint64_t moved = plan::apply_element_changes(last_elements_, changes);
+        if (before) before->elements += moved;
+    } else if (before) {
         for (const plan::ElementChange& c : changes)
             for (const plan::SetElement& e : c.elements)
                 before->elements = c.add ? before->elements + plan::element_hash(c.set->name, e)
                                          : before->elements - plan::element_hash(c.set->name, e);
-    } else {
-        before.reset();
     }
-    phases::mark("commit record");
-    commit_elements(changes);
-    phases::mark("kernel commit");
     if (before)
         record(before, *before);
     else
         record(std::nullopt, {});
-    if (record_ && last_)
-        plan::apply_element_changes(last_elements_, changes);
-    else
-        remember(std::nullopt, {}, {});
+    if (!record_ || !last_) remember(std::nullopt, {}, {});
     phases::mark("commit record");
 }
 

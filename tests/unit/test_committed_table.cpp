@@ -116,10 +116,15 @@ TEST_CASE("CommittedTable writes only what the kernel does not have already", "[
         const model::Network more = network_with({80, 81, 82});
         committed.change_elements(changes_for(sets, more, 1, true));
         CHECK_FALSE(committed.apply(plan::build_ruleset({more})));
+        // The record on disk, not only the kept state: a restarted daemon adopts.
+        CHECK_FALSE(
+            core::CommittedTable(firewall, tmp.path + "/nftables.committed").apply(plan::build_ruleset({more})));
         // Removing one: the plan without it matches; the plan with it does not.
         const model::Network fewer = network_with({80, 81});
         committed.change_elements(changes_for(sets, more, 2, false));
         CHECK_FALSE(committed.apply(plan::build_ruleset({fewer})));
+        CHECK_FALSE(
+            core::CommittedTable(firewall, tmp.path + "/nftables.committed").apply(plan::build_ruleset({fewer})));
         CHECK(committed.apply(plan::build_ruleset({more})));
     }
     SECTION("an element batch after a foreign commit drops the record")
