@@ -66,15 +66,20 @@ std::vector<std::string> read_warnings(sd_bus_message* reply)
 
 }  // namespace
 
+void append_forward_structs(sd_bus_message* m, const std::vector<model::ForwardFields>& forwards)
+{
+    check(sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "(ssqqsqsu)"), "building the message");
+    for (const model::ForwardFields& f : forwards)
+        append(m, f);
+    check(sd_bus_message_close_container(m), "building the message");
+}
+
 std::vector<std::string> add_forwards_typed(sdbus::IProxy& network, const std::vector<model::ForwardFields>& forwards,
                                             std::chrono::microseconds timeout, TypedCallTimes* times)
 {
     auto call = network.createMethodCall(network_interface, "AddForwardsTyped");
     sd_bus_message* m = dbus::raw_message(call);
-    check(sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "(ssqqsqsu)"), "building the message");
-    for (const model::ForwardFields& f : forwards)
-        append(m, f);
-    check(sd_bus_message_close_container(m), "building the message");
+    append_forward_structs(m, forwards);
     if (times) times->built = std::chrono::steady_clock::now();
 
     sd_bus* bus = sd_bus_message_get_bus(m);

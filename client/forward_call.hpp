@@ -8,6 +8,7 @@
 #include "model/forward.hpp"
 
 #include <sdbus-c++/IProxy.h>
+#include <systemd/sd-bus.h>
 
 #include <chrono>
 #include <string>
@@ -23,6 +24,10 @@ struct TypedCallTimes {
     std::chrono::steady_clock::time_point sent;
     std::chrono::steady_clock::time_point replied;
 };
+
+// Appends the forwards as AddForwardsTyped's argument, a(ssqqsqsu), to a
+// message being built (the daemon reads it with api/forward_structs.hpp).
+void append_forward_structs(sd_bus_message* message, const std::vector<model::ForwardFields>& forwards);
 
 // org.kvmnet1.Network.AddForwardsTyped(forwards) on `network` (a proxy of a
 // network object), waiting up to `timeout`; the warnings of the reply. An
