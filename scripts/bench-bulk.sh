@@ -206,9 +206,9 @@ phases() { # N VARIANT...: the phases measured, in the order of the first run
     echo "$line"
     echo
     echo "One \`AddForwardsTyped\` through D-Bus, split (ms, medians; \`kvmnet-bench dbus-forwards --phases\`:"
-    echo "the client's own times, kvmnetd's phase marks on the same clock, CPU time of dbus-daemon and of"
-    echo "kvmnetd's loop thread; the rows without \"CPU\" add up to the call, except the write, which is part"
-    echo "of the way to the method):"
+    echo "the client's own times and kvmnetd's phase marks on the same clock; \"kvmnetd:\" rows are wall / CPU"
+    echo "of kvmnetd's loop thread; the wall times without \"CPU\" add up to the call, except the client's"
+    echo "write, which is within the way to the method):"
     echo
     head="| Part |" rule="|---|"
     for n in ${SIZES//,/ }; do
@@ -217,10 +217,14 @@ phases() { # N VARIANT...: the phases measured, in the order of the first run
     done
     echo "$head"
     echo "$rule"
-    mapfile -t names < <(awk -F, -v n="$LARGEST" '$2 == "dbus-typed" && $3 == n && $1 ~ /^bus:/ && !seen[$1]++ { print substr($1, 5) }' "$RAW")
+    mapfile -t names < <(awk -F, -v n="$LARGEST" '$2 == "dbus-typed" && $3 == n && $1 ~ /^bus:/ && $1 !~ /^bus:kvmnetd CPU: / && !seen[$1]++ { print substr($1, 5) }' "$RAW")
     for p in "${names[@]}"; do
         line="| $p |"
-        for n in ${SIZES//,/ }; do line="$line $(med "bus:$p" dbus-typed "$n") |"; done
+        for n in ${SIZES//,/ }; do
+            cell=$(med "bus:$p" dbus-typed "$n")
+            [[ $p == "kvmnetd: "* ]] && cell="$cell / $(med "bus:kvmnetd CPU: ${p#kvmnetd: }" dbus-typed "$n")"
+            line="$line $cell |"
+        done
         echo "$line"
     done
     line="| *through D-Bus, in all* |"

@@ -192,7 +192,7 @@ double typed_call_split(Client& client, const std::vector<model::ForwardFields>&
         part("built → kvmnetd's method runs (write + relay + read)", ms_between(times.built, entry->at));
         if (daemon_cpu >= 0)
             part("kvmnetd loop: CPU until the method (read)", static_cast<double>(entry->cpu_ns - daemon_cpu) / 1e6);
-        part("the method, until its reply is sent", ms_between(entry->at, reply->at));
+        part("the method until its reply is sent", ms_between(entry->at, reply->at));
         // Inside it, by the daemon's marks (core/phases.hpp).
         std::map<std::string, std::pair<double, double>> spent;  // wall, CPU of the loop's thread
         for (auto m = entry; m != reply; ++m) {
@@ -254,9 +254,12 @@ int cmd_dbus_forwards(const Args& args)
             emit("commit_bulk", "kvmnet-dbus-typed", size, "ms",
                  typed_call_split(client, typed, args, "kvmnet-dbus-typed", size));
             start = Clock::now();
+            const long long cpu = thread_cpu_ns();
             client.build_sdbuscpp_message(typed);
             emit("bus:client: build with sdbus-c++ Structs (before; not sent)", "kvmnet-dbus-typed", size, "ms",
                  ms_since(start));
+            emit("bus:client: CPU of that build", "kvmnet-dbus-typed", size, "ms",
+                 static_cast<double>(thread_cpu_ns() - cpu) / 1e6);
             client.remove();
         }
     }
