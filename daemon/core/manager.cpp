@@ -882,7 +882,12 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     // restarted daemon adopting its networks); otherwise one transaction.
     forward_counters_.valid = false;
     rule_counters_.valid = false;
-    committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
+    std::vector<const model::Network*> networks;
+    networks.reserve(active.size());
+    for (const model::Network& n : active)
+        networks.push_back(&n);
+    // Only the networks whose document changed are planned and committed.
+    committed_.apply_networks(networks);
     sync_fast_path(active);
     if (docker_user_) docker_user_->sync(active, other_chains());
     if (firewalld_ && options_.firewall_integration) firewalld_->sync(active, known_bridges(), false);
