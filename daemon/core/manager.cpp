@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <functional>
 #include <pwd.h>
+#include <set>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -209,13 +210,14 @@ std::vector<model::Network> Manager::active_specs(const std::string& plus, const
 
 std::string Manager::pick_bridge_name() const
 {
-    const auto links = links_.list_links();
+    // The networks' bridges first, then one lookup by name per candidate
+    // left: no dump of every link of a host with 1,000 networks' bridges.
+    std::set<std::string> configured;
+    for (const auto& [name, e] : networks_)
+        configured.insert(e.spec.bridge);
     for (int i = 0;; ++i) {
         const std::string candidate = "kvmbr" + std::to_string(i);
-        bool used = std::any_of(networks_.begin(), networks_.end(),
-                                [&](const auto& kv) { return kv.second.spec.bridge == candidate; }) ||
-                    std::any_of(links.begin(), links.end(), [&](const auto& l) { return l.name == candidate; });
-        if (!used) return candidate;
+        if (configured.count(candidate) == 0 && !links_.find_link(candidate)) return candidate;
     }
 }
 

@@ -112,3 +112,18 @@ TEST_CASE("Starts and stops by part leave the table as planned whole", "[manager
     CHECK(contents(*h.firewall.table) == planned());
     CHECK(h.firewall.elements(plan::fwd4_any_set).size() == 2);  // iso's and n2's
 }
+
+TEST_CASE("A bridge name is picked by lookups and no dump of every link", "[manager][scale]")
+{
+    Harness h;
+    plan::LinkInfo foreign;
+    foreign.name = "kvmbr0";  // another program's link of that name
+    foreign.kind = "bridge";
+    h.links.add_link(foreign);
+    h.m().create(R"({"name": "a", "mode": "isolated", "ipv4": {"address": "10.60.1.1/24"}})");
+    h.links.reset_calls();
+    h.m().create(R"({"name": "b", "mode": "isolated", "ipv4": {"address": "10.60.2.1/24"}})");
+    CHECK(h.links.count("list_links") == 0);
+    CHECK(h.m().spec("a").bridge == "kvmbr1");
+    CHECK(h.m().spec("b").bridge == "kvmbr2");
+}
