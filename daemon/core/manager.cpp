@@ -1045,9 +1045,11 @@ void Manager::apply_step(Entry& e, const model::Network* running, const plan::Co
         mode.setup(n, undo, what);
     } else if (std::holds_alternative<plan::CommitTable>(step)) {
         what = "committing nftables table inet kvmnet";
-        const auto before = active_specs("", n.name);
         apply_firewall(active_specs(n.name));
-        undo.push("restore firewall", [this, before] { apply_firewall(before); });
+        // The running networks as they are when undone, without this one:
+        // not a copy of every document kept for the whole start, and a
+        // start that finished meanwhile keeps its rules.
+        undo.push("restore firewall", [this, name = n.name] { apply_firewall(active_specs("", name)); });
     } else if (std::holds_alternative<plan::HoldForwarding>(step)) {
         what = "enabling IPv4 forwarding";
         update_ip_forward(active_specs(n.name));
