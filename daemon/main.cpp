@@ -372,7 +372,7 @@ int main(int argc, char** argv)
         core::Manager manager(options, loop, links, firewall);
 
         auto connection = sdbus::createSystemBusConnection();
-        api::Service service(*connection, manager);
+        api::Service service(*connection, manager, &loop);
         api::FirewalldBusClient firewalld(*connection, [&] { manager.firewalld_changed(); });
         manager.set_firewalld_bus(firewalld);
         auto sighup = loop.add_signal(SIGHUP, [&] {
