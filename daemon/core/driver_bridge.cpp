@@ -35,7 +35,7 @@ public:
     void setup(const model::Network& n, Undo& undo, std::string& step) override
     {
         take_over_uplink(n, undo, step);
-        configure_bridge(links_, n, undo, step);
+        configure_bridge(links_, layout_, n, undo, step);
     }
 
     std::vector<std::string> teardown(const model::Network& n) override { return restore_uplink(n); }

@@ -23,7 +23,7 @@ public:
     void setup(const model::Network& spec, Undo& undo, std::string& step) override
     {
         const model::Network n = overlay_.effective(spec);
-        configure_bridge(links_, n, undo, step, overlay_.bridge_mac(n));
+        configure_bridge(links_, layout_, n, undo, step, overlay_.bridge_mac(n));
         set_gateway_mac(n);
         overlay_.setup(n, undo, step);
         if (n.mode == model::Mode::nat) {
@@ -70,7 +70,7 @@ public:
         }
         Undo undo;  // a repair keeps what it achieved: nothing is undone
         std::string step;
-        apply_link_ops(links_, n, ops, bridge, undo, step);
+        apply_link_ops(links_, layout_, n, ops, bridge, undo, step);
         undo.commit();
         for (const plan::LinkOp& op : ops) {
             if (std::holds_alternative<plan::CreateBridge>(op)) {

@@ -1201,7 +1201,8 @@ std::vector<std::string> Manager::tear_down(Entry& e)
         problems.push_back(p);
     attempt("deleting bridge " + n.bridge, [&] {
         auto link = links_.find_link(n.bridge);
-        if (link && link->alias == plan::owner_alias(n.name)) links_.delete_link(n.bridge);
+        if (link && (link->alias == plan::owner_alias(n.name) || half_created_bridge(layout_, n.name, *link)))
+            links_.delete_link(n.bridge);
         // Renamed by someone else and not renamed back (yet): ours all the same.
         if (!link)
             if (const auto renamed = renamed_bridge(e)) links_.delete_link(renamed->name);

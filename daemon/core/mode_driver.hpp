@@ -77,11 +77,16 @@ std::unique_ptr<ModeDriver> make_driver(model::Mode mode, DriverContext context)
 
 // Shared by the drivers. Applies the planner's link operations for `n`
 // (bridge, alias, MTU, addresses, up), pushing inverses to `undo`.
-void apply_link_ops(plan::LinkAdapter& links, const model::Network& n, const std::vector<plan::LinkOp>& ops,
-                    const std::optional<plan::LinkInfo>& observed, Undo& undo, std::string& step);
+// A bridge is created only after `layout`'s bridge_creating_marker names it.
+void apply_link_ops(plan::LinkAdapter& links, const store::Layout& layout, const model::Network& n,
+                    const std::vector<plan::LinkOp>& ops, const std::optional<plan::LinkInfo>& observed, Undo& undo,
+                    std::string& step);
+// Whether `bridge`, found without an alias, is the one a start or repair of
+// `network` created and a crash kept from being marked.
+bool half_created_bridge(const store::Layout& layout, const std::string& network, const plan::LinkInfo& bridge);
 // The bridge as plan::plan_bridge wants it, from what is there now.
 // `mac`: the bridge's MAC at creation (empty: the kernel's choice).
-void configure_bridge(plan::LinkAdapter& links, const model::Network& n, Undo& undo, std::string& step,
-                      const std::string& mac = {});
+void configure_bridge(plan::LinkAdapter& links, const store::Layout& layout, const model::Network& n, Undo& undo,
+                      std::string& step, const std::string& mac = {});
 
 }  // namespace kvmnet::core

@@ -40,6 +40,10 @@ std::optional<std::string> Layout::marker_network(const std::filesystem::path& e
 
 std::string Layout::network_dir(const std::string& network) const { return runtime_ + "/" + network; }
 std::string Layout::active_marker(const std::string& network) const { return network_dir(network) + "/active"; }
+std::string Layout::bridge_creating_marker(const std::string& network) const
+{
+    return network_dir(network) + "/bridge-creating";
+}
 std::string Layout::confirm_deadline(const std::string& network) const
 {
     return network_dir(network) + "/confirm-deadline";

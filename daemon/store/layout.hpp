@@ -44,7 +44,11 @@ public:
 
     // RUNTIME/NAME: exists while the network runs (or a stop did not finish).
     std::string network_dir(const std::string& network) const;
-    std::string active_marker(const std::string& network) const;     // written last by a start
+    std::string active_marker(const std::string& network) const;  // written last by a start
+    // Names the bridge being created until it carries the owner alias (the
+    // kernel takes no alias with the creation): a crash in between leaves a
+    // bridge this file still tells is ours.
+    std::string bridge_creating_marker(const std::string& network) const;
     std::string confirm_deadline(const std::string& network) const;  // Unix time, while unconfirmed
     std::string takeover_record(const std::string& network) const;   // bridge mode: what moved
     std::string dnsmasq_config(const std::string& network) const;
