@@ -336,7 +336,17 @@ void Manager::load()
             store::remove_file(marker);
             continue;
         }
-        if (adopting_.count(name)) continue;
+        if (adopting_.count(name)) {
+            // A bridge a repair made again and a crash kept from being
+            // marked: deleted, the adoption below creates it once more.
+            try {
+                if (const auto b = links_.find_link(e.spec.bridge); b && half_created_bridge(layout_, name, *b))
+                    links_.delete_link(b->name);
+            } catch (const std::exception& err) {
+                log_error("network " + name + ": " + err.what(), name);
+            }
+            continue;
+        }
         // A start that a crash interrupted (no "active" record yet), or a
         // stop: remove whatever of it reached the kernel.
         const auto bridge = links_.find_link(e.spec.bridge);

@@ -14,6 +14,8 @@
 #    which is marked ours again;
 #  - removes what an interrupted start of "c" left: c's unmarked bridge is
 #    gone and c starts;
+#  - adopts "e", running, whose bridge a repair made again and the kill
+#    kept from being marked: e is active on a bridge marked ours;
 #  - leaves alone a bridge without an alias that the runtime file does not
 #    name (someone else's): "d" refuses to start on it, as before.
 set -euo pipefail
@@ -25,8 +27,11 @@ daemon_start
 ctl create b --mode nat --bridge kvmcb2 --ipv4 192.168.125.1/24 --dhcp-range 192.168.125.100-192.168.125.200
 ctl create c --mode nat --bridge kvmcb3 --ipv4 192.168.126.1/24
 ctl create d --mode nat --bridge kvmcb4 --ipv4 192.168.127.1/24
+ctl create e --mode nat --bridge kvmcb5 --ipv4 192.168.128.1/24
 ctl start b
+ctl start e
 wait_state b active
+wait_state e active
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null || true
 DAEMON_PID=""
@@ -41,6 +46,10 @@ echo kvmcb2 >"$T/run/b/bridge-creating"
 ip -n "$H" link add kvmcb3 type bridge
 mkdir -p "$T/run/c"
 echo kvmcb3 >"$T/run/c/bridge-creating"
+# e: running; a repair of its deleted bridge cut off at the same point.
+ip -n "$H" link del kvmcb5
+ip -n "$H" link add kvmcb5 type bridge
+echo kvmcb5 >"$T/run/e/bridge-creating"
 # d: a bridge of someone else's, no runtime file names it.
 ip -n "$H" link add kvmcb4 type bridge
 
@@ -55,6 +64,8 @@ fi
 ctl start c
 wait_state c active
 assert_eq "$(alias_of kvmcb3)" "kvmnet:c" "the alias of c's bridge"
+wait_state e active
+assert_eq "$(alias_of kvmcb5)" "kvmnet:e" "the alias of e's bridge after the interrupted repair"
 expect_error Conflict start d
 ip -n "$H" link show dev kvmcb4 >/dev/null || fail "someone else's bridge kvmcb4 was deleted"
 log "ok"
