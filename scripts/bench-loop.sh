@@ -14,7 +14,10 @@
 # unless --no-doc.
 #
 # Usage: sudo nice -n 19 scripts/bench-loop.sh [--baseline COMMIT] [--results DIR]
-#            [--rounds N] [--load-seconds S] [--no-doc]
+#            [--rounds N] [--load-seconds S] [--no-doc] [--trace MS]
+# --trace MS: the daemons of the reads-while-starting runs log every loop
+# turn longer than MS ms (KVMNET_LOOP_TRACE; a baseline without the trace
+# ignores it), kept in RESULTS/loop-trace-VARIANT.log.
 # About 4 minutes (two load runs of LOAD_SECONDS + warm-up, plus the starts).
 set -euo pipefail
 
@@ -25,6 +28,7 @@ RESULTS=""
 ROUNDS=10
 LOAD_SECONDS=55
 WRITE_DOC=1
+TRACE_MS=""
 while (($# > 0)); do
     case $1 in
     --baseline)
@@ -44,8 +48,12 @@ while (($# > 0)); do
         shift
         ;;
     --no-doc) WRITE_DOC=0 ;;
+    --trace)
+        TRACE_MS=${2:?--trace needs milliseconds}
+        shift
+        ;;
     -h | --help)
-        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -109,12 +117,16 @@ for variant in old new; do
     echo "bench-loop.sh: reads while 10 networks start, $variant ($ROUNDS rounds)" >&2
     rm -rf "$T/state" "$T/run"
     KVMNETD=${DAEMON[$variant]}
+    [[ -z $TRACE_MS ]] || export KVMNET_LOOP_TRACE=$TRACE_MS
+    log_from=$(($(cat "$T/kvmnetd.log" 2>/dev/null | wc -l) + 1))
     daemon_start
+    unset KVMNET_LOOP_TRACE
     ctl create reader --mode nat --bridge kvmbr0 --ipv4 10.60.0.1/24 --dhcp-range 10.60.0.100-10.60.0.200 >/dev/null
     ctl start reader >/dev/null
     "$BENCH" read-while-starting --read-network reader --networks 10 --rounds "$ROUNDS" --variant "$variant" >>"$RAW"
     ctl delete reader >/dev/null
     daemon_stop
+    [[ -z $TRACE_MS ]] || tail -n "+$log_from" "$T/kvmnetd.log" | grep 'loop turn' >"$RESULTS/loop-trace-$variant.log" || true
 done
 "$BENCH" summarize <"$RAW" >"$RESULTS/summary.csv"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"
