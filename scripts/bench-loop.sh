@@ -126,7 +126,8 @@ for variant in old new; do
     runtime_reset
     KVMNETD=${DAEMON[$variant]}
     [[ -z $TRACE_MS ]] || export KVMNET_LOOP_TRACE=$TRACE_MS
-    log_from=$(($(cat "$T/kvmnetd.log" 2>/dev/null | wc -l) + 1))
+    log_from=1
+    [[ ! -f $T/kvmnetd.log ]] || log_from=$(($(wc -l <"$T/kvmnetd.log") + 1))
     daemon_start
     unset KVMNET_LOOP_TRACE
     ctl create reader --mode nat --bridge kvmbr0 --ipv4 10.60.0.1/24 --dhcp-range 10.60.0.100-10.60.0.200 >/dev/null
