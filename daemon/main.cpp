@@ -6,6 +6,7 @@
 #include "api/service.hpp"
 #include "core/event_loop.hpp"
 #include "core/log.hpp"
+#include "core/loop_trace.hpp"
 #include "core/manager.hpp"
 #include "core/phases.hpp"
 #include "kernel/link_monitor.hpp"
@@ -73,10 +74,15 @@ public:
     // sd-bus's timeout 0, so the timer brings us back on the next turn.
     void dispatch()
     {
+        const core::TraceTurn turn("D-Bus");
+        unsigned messages = 0;
         const auto deadline = std::chrono::steady_clock::now() + dispatch_budget;
         while (std::chrono::steady_clock::now() < deadline) {
             try {
+                // Named by the handler that runs it (api/service.cpp).
+                const core::TraceSpan message("D-Bus message");
                 if (!connection_.processPendingRequest()) break;
+                ++messages;
             } catch (const sdbus::Error& e) {
                 if (e.getName() == "org.freedesktop.DBus.Error.Disconnected") throw;
                 core::log_error(std::string("D-Bus: handling a message failed: ") + e.getName() + ": " +
@@ -87,6 +93,7 @@ public:
                 break;
             }
         }
+        if (core::loop_trace::enabled()) core::loop_trace::add_to_label(" (" + std::to_string(messages) + " messages)");
         rearm();
     }
 

@@ -15,7 +15,10 @@
 # unless --no-doc.
 #
 # Usage: sudo nice -n 19 scripts/bench-loop.sh [--baseline COMMIT] [--results DIR]
-#            [--rounds N] [--load-seconds S] [--no-doc]
+#            [--rounds N] [--load-seconds S] [--no-doc] [--trace MS]
+# --trace MS: the daemons of the reads-while-starting runs log every loop
+# turn longer than MS ms (KVMNET_LOOP_TRACE; a baseline without the trace
+# ignores it), kept in RESULTS/loop-trace-VARIANT.log.
 # About 4 minutes (two load runs of LOAD_SECONDS + warm-up, plus the starts).
 set -euo pipefail
 # The runtime directory on a tmpfs, as /run is for real (lib.sh's
@@ -32,6 +35,7 @@ RESULTS=""
 ROUNDS=10
 LOAD_SECONDS=55
 WRITE_DOC=1
+TRACE_MS=""
 while (($# > 0)); do
     case $1 in
     --baseline)
@@ -51,8 +55,12 @@ while (($# > 0)); do
         shift
         ;;
     --no-doc) WRITE_DOC=0 ;;
+    --trace)
+        TRACE_MS=${2:?--trace needs milliseconds}
+        shift
+        ;;
     -h | --help)
-        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -117,12 +125,17 @@ for variant in old new; do
     rm -rf "$T/state"
     runtime_reset
     KVMNETD=${DAEMON[$variant]}
+    [[ -z $TRACE_MS ]] || export KVMNET_LOOP_TRACE=$TRACE_MS
+    log_from=1
+    [[ ! -f $T/kvmnetd.log ]] || log_from=$(($(wc -l <"$T/kvmnetd.log") + 1))
     daemon_start
+    unset KVMNET_LOOP_TRACE
     ctl create reader --mode nat --bridge kvmbr0 --ipv4 10.60.0.1/24 --dhcp-range 10.60.0.100-10.60.0.200 >/dev/null
     ctl start reader >/dev/null
     "$BENCH" read-while-starting --read-network reader --networks 10 --rounds "$ROUNDS" --variant "$variant" >>"$RAW"
     ctl delete reader >/dev/null
     daemon_stop
+    [[ -z $TRACE_MS ]] || tail -n "+$log_from" "$T/kvmnetd.log" | grep 'loop turn' >"$RESULTS/loop-trace-$variant.log" || true
 done
 "$BENCH" summarize <"$RAW" >"$RESULTS/summary.csv"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"

@@ -5,6 +5,7 @@
 #include "api/forward_structs.hpp"
 #include "api/typed.hpp"
 #include "core/log.hpp"
+#include "core/loop_trace.hpp"
 #include "core/phases.hpp"
 #include "org.kvmnet1.Manager-adaptor.h"
 #include "org.kvmnet1.Network-adaptor.h"
@@ -266,6 +267,7 @@ template <typename... R, typename F>
 void changing(Authorizer& authorizer, core::Manager& manager, sdbus::IObject& object, std::string_view method,
               const std::string& what, sdbus::Result<R...>&& result, F body)
 {
+    core::TraceSpan::relabel(method);
     auto pending = std::make_shared<sdbus::Result<R...>>(std::move(result));
     authorizer.check(object.getCurrentlyProcessedMessage(), action_for_method(method), what,
                      [&manager, pending, body = std::move(body)](const std::optional<std::string>& denial) mutable {
@@ -293,6 +295,7 @@ template <typename F>
 void changing_later(Authorizer& authorizer, core::Manager& manager, sdbus::IObject& object, std::string_view method,
                     const std::string& what, sdbus::Result<>&& result, F body)
 {
+    core::TraceSpan::relabel(method);
     auto pending = std::make_shared<sdbus::Result<>>(std::move(result));
     authorizer.check(object.getCurrentlyProcessedMessage(), action_for_method(method), what,
                      [&manager, pending, body = std::move(body)](const std::optional<std::string>& denial) mutable {
@@ -369,6 +372,7 @@ private:
     }
     std::string Describe() override
     {
+        core::TraceSpan::relabel("Manager.Describe");
         return guarded([&] { return bounded(manager_.describe_all_text(), "Describe"); });
     }
     std::string DescribeBrief() override
@@ -428,6 +432,7 @@ public:
     // Emits PropertiesChanged for exactly the properties whose value moved.
     void refresh()
     {
+        const core::TraceSpan span("PropertiesChanged " + name_);
         auto now = snapshot();
         std::vector<std::string> changed;
         for (const auto& [property, value] : now)
@@ -504,6 +509,7 @@ private:
     }
     std::string Describe() override
     {
+        core::TraceSpan::relabel("Network.Describe");
         return guarded([&] { return bounded(manager_.describe_text(name_), "Describe"); });
     }
     std::string DescribeBrief() override
@@ -734,6 +740,7 @@ private:
     }
     uint32_t LeaseCount() override
     {
+        const core::TraceSpan span("LeaseCount");
         // This host's leases, without the other hosts' guests (nor asking FRR).
         return static_cast<uint32_t>(manager_.leases(name_, false).size());
     }

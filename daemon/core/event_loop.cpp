@@ -3,6 +3,7 @@
 // inside its own handler.
 #include "core/event_loop.hpp"
 
+#include "core/loop_trace.hpp"
 #include "model/error.hpp"
 
 #include <csignal>
@@ -17,6 +18,21 @@ void check(int r, const char* what)
 {
     if (r < 0) throw Error(ErrorKind::Kernel, std::string("event loop: ") + what + ": " + std::strerror(-r));
 }
+
+// A handler with the place that registered it, for the loop-turn trace.
+template <typename H>
+struct Cell {
+    H handler;
+    std::source_location where;
+    template <typename... A>
+    void operator()(A... args)
+    {
+        const TraceTurn turn(where);
+        handler(args...);
+    }
+};
+using IoCell = Cell<EventLoop::IoHandler>;
+using HandlerCell = Cell<EventLoop::Handler>;
 
 template <typename H>
 void attach(sd_event_source* s, H* cell)
@@ -38,14 +54,15 @@ EventLoop::EventLoop() { check(sd_event_new(&event_), "creating"); }
 
 EventLoop::~EventLoop() { sd_event_unref(event_); }
 
-std::unique_ptr<EventSource> EventLoop::add_io(int fd, std::uint32_t events, IoHandler handler)
+std::unique_ptr<EventSource> EventLoop::add_io(int fd, std::uint32_t events, IoHandler handler,
+                                               std::source_location where)
 {
-    auto* cell = new IoHandler(std::move(handler));
+    auto* cell = new IoCell{std::move(handler), where};
     sd_event_source* s = nullptr;
     int r = sd_event_add_io(
         event_, &s, fd, events,
         [](sd_event_source*, int, std::uint32_t revents, void* p) {
-            (*static_cast<IoHandler*>(p))(revents);
+            (*static_cast<IoCell*>(p))(revents);
             return 0;
         },
         cell);
@@ -55,14 +72,14 @@ std::unique_ptr<EventSource> EventLoop::add_io(int fd, std::uint32_t events, IoH
     return std::make_unique<EventSource>(s);
 }
 
-std::unique_ptr<EventSource> EventLoop::add_timer(std::uint64_t delay_usec, Handler handler)
+std::unique_ptr<EventSource> EventLoop::add_timer(std::uint64_t delay_usec, Handler handler, std::source_location where)
 {
-    auto* cell = new Handler(std::move(handler));
+    auto* cell = new HandlerCell{std::move(handler), where};
     sd_event_source* s = nullptr;
     int r = sd_event_add_time_relative(
         event_, &s, CLOCK_MONOTONIC, delay_usec, 1000,
         [](sd_event_source*, std::uint64_t, void* p) {
-            (*static_cast<Handler*>(p))();
+            (*static_cast<HandlerCell*>(p))();
             return 0;
         },
         cell);
@@ -72,18 +89,18 @@ std::unique_ptr<EventSource> EventLoop::add_timer(std::uint64_t delay_usec, Hand
     return std::make_unique<EventSource>(s);
 }
 
-std::unique_ptr<EventSource> EventLoop::add_signal(int signal, Handler handler)
+std::unique_ptr<EventSource> EventLoop::add_signal(int signal, Handler handler, std::source_location where)
 {
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, signal);
     sigprocmask(SIG_BLOCK, &mask, nullptr);
-    auto* cell = new Handler(std::move(handler));
+    auto* cell = new HandlerCell{std::move(handler), where};
     sd_event_source* s = nullptr;
     int r = sd_event_add_signal(
         event_, &s, signal,
         [](sd_event_source*, const signalfd_siginfo*, void* p) {
-            (*static_cast<Handler*>(p))();
+            (*static_cast<HandlerCell*>(p))();
             return 0;
         },
         cell);
@@ -93,14 +110,14 @@ std::unique_ptr<EventSource> EventLoop::add_signal(int signal, Handler handler)
     return std::make_unique<EventSource>(s);
 }
 
-std::unique_ptr<EventSource> EventLoop::add_post(Handler handler)
+std::unique_ptr<EventSource> EventLoop::add_post(Handler handler, std::source_location where)
 {
-    auto* cell = new Handler(std::move(handler));
+    auto* cell = new HandlerCell{std::move(handler), where};
     sd_event_source* s = nullptr;
     int r = sd_event_add_post(
         event_, &s,
         [](sd_event_source*, void* p) {
-            (*static_cast<Handler*>(p))();
+            (*static_cast<HandlerCell*>(p))();
             return 0;
         },
         cell);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <source_location>
 
 struct sd_event;
 struct sd_event_source;
@@ -35,13 +36,18 @@ public:
 
     sd_event* get() const { return event_; }
 
-    std::unique_ptr<EventSource> add_io(int fd, std::uint32_t events, IoHandler handler);
+    // `where` names the handler in the loop-turn trace (core/loop_trace.hpp).
+    std::unique_ptr<EventSource> add_io(int fd, std::uint32_t events, IoHandler handler,
+                                        std::source_location where = std::source_location::current());
     // One-shot timer `delay_usec` from now (CLOCK_MONOTONIC).
-    std::unique_ptr<EventSource> add_timer(std::uint64_t delay_usec, Handler handler);
+    std::unique_ptr<EventSource> add_timer(std::uint64_t delay_usec, Handler handler,
+                                           std::source_location where = std::source_location::current());
     // Blocks `signal` for the process and delivers it here.
-    std::unique_ptr<EventSource> add_signal(int signal, Handler handler);
+    std::unique_ptr<EventSource> add_signal(int signal, Handler handler,
+                                            std::source_location where = std::source_location::current());
     // Runs `handler` after every loop iteration's dispatch (used to flush the bus).
-    std::unique_ptr<EventSource> add_post(Handler handler);
+    std::unique_ptr<EventSource> add_post(Handler handler,
+                                          std::source_location where = std::source_location::current());
 
     int run();
     void exit(int code);

@@ -7,6 +7,7 @@
 #include "core/foreign_firewall.hpp"
 #include "core/kernel_conflicts.hpp"
 #include "core/log.hpp"
+#include "core/loop_trace.hpp"
 #include "core/undo.hpp"
 #include "plan/planner.hpp"
 #include "store/files.hpp"
@@ -945,14 +946,32 @@ void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s, Done done, boo
     }
     // Ten starts asked at once are ten turns of the loop, with the bus
     // served between them, not one long turn that every read waits behind.
-    const std::string name = e.spec.name;
-    e.starting->deferred = loop_.add_timer(0, [this, name] {
+    // Queued, not ten timers: ten timers due at once are all dispatched
+    // before a message that arrives after them (sd-event serves what became
+    // pending first), so a read waited for all ten starts (issue 12 item 4's
+    // loop trace).
+    e.starting->queued = true;
+    start_queue_.push_back(e.spec.name);
+    if (!start_turn_) start_turn_ = loop_.add_timer(0, [this] { run_queued_start(); });
+}
+
+void Manager::run_queued_start()
+{
+    // The source goes with this handler's return, not now: the handler's
+    // own cell must outlive it.
+    auto turn = std::move(start_turn_);
+    while (!start_queue_.empty()) {
+        const std::string name = std::move(start_queue_.front());
+        start_queue_.pop_front();
         auto it = networks_.find(name);
-        if (it == networks_.end() || !it->second.starting) return;
-        // The source goes with this handler's return, not now: the handler's
-        // own cell must outlive it.
+        // Stopped or deleted while queued, or queued again after that and
+        // already run: nothing to do, and no turn spent on it.
+        if (it == networks_.end() || !it->second.starting || !it->second.starting->queued) continue;
+        it->second.starting->queued = false;
         run_start(it->second);
-    });
+        break;
+    }
+    if (!start_queue_.empty() && !start_turn_) start_turn_ = loop_.add_timer(0, [this] { run_queued_start(); });
 }
 
 void Manager::run_start(Entry& e)
@@ -1112,6 +1131,7 @@ void Manager::advance_start(const std::string& name, std::exception_ptr error)
         const plan::ConvergeStep step = pending.steps[pending.next++];
         if (!std::holds_alternative<plan::StartDnsmasq>(step)) {
             try {
+                const TraceSpan span(loop_trace::enabled() ? "start " + name + ": " + plan::describe(step) : "");
                 apply_step(e, nullptr, step, pending.undo, pending.step);
             } catch (const std::exception&) {
                 error = std::current_exception();
@@ -1125,6 +1145,7 @@ void Manager::advance_start(const std::string& name, std::exception_ptr error)
             if (auto it = networks_.find(name); it != networks_.end() && it->second.dnsmasq) it->second.dnsmasq->stop();
         });
         try {
+            const TraceSpan span(loop_trace::enabled() ? "start " + name + ": spawning dnsmasq" : "");
             const model::Network& n = e.spec;
             dnsmasq_of(e).start(plan::plan_dnsmasq(driver(n).effective(n), layout_.network_dir(name), dnsmasq_user_),
                                 [this, name](std::exception_ptr ready) { advance_start(name, ready); });
@@ -1146,9 +1167,11 @@ void Manager::finish_start(const std::string& name, std::exception_ptr error)
     std::string& step = pending->step;
     const std::uint32_t confirm_timeout_s = pending->confirm_timeout_s;
     if (!error) try {
+            const TraceSpan span(loop_trace::enabled() ? "start " + name + ": finishing" : "");
             const auto bridge = links_.find_link(n.bridge);
             const int bridge_index = bridge ? bridge->index : 0;
             pending->undo.commit();
+            const TraceSpan leases(loop_trace::enabled() ? "start " + name + ": watching leases" : "");
             watch_leases(e);
             e.mac_watch.reset();
             e.bridge_index = bridge_index;
@@ -1178,6 +1201,7 @@ void Manager::finish_start(const std::string& name, std::exception_ptr error)
             Error(kind.value_or(ErrorKind::Kernel), "starting network '" + n.name + "' failed while " + reason));
     }
     // Last: a waiter may change the network (an update's rollback starts it again).
+    const TraceSpan replies(loop_trace::enabled() ? "start " + name + ": replies" : "");
     for (const auto& waiter : pending->waiters)
         if (waiter) waiter(error);
 }
@@ -1188,6 +1212,7 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     std::vector<std::string> problems;
     auto attempt = [&](const std::string& what, const std::function<void()>& action) {
         try {
+            const TraceSpan span(loop_trace::enabled() ? "stop " + n.name + ": " + what : "");
             action();
         } catch (const std::exception& err) {
             problems.push_back(what + ": " + err.what());
@@ -1207,8 +1232,11 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     if (was_awaiting && listener_) listener_->network_changed(n.name);
     attempt("stopping dnsmasq", [&] { dnsmasq_of(e).stop(); });
     attempt("updating nftables", [&] { apply_firewall(active_specs("", n.name)); });
-    for (auto& p : driver(n).teardown(n))
-        problems.push_back(p);
+    {
+        const TraceSpan span(loop_trace::enabled() ? "stop " + n.name + ": the mode's teardown" : "");
+        for (auto& p : driver(n).teardown(n))
+            problems.push_back(p);
+    }
     attempt("deleting bridge " + n.bridge, [&] {
         auto link = links_.find_link(n.bridge);
         if (link && (link->alias == plan::owner_alias(n.name) || half_created_bridge(layout_, n.name, *link)))

@@ -29,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <deque>
 #include <exception>
 #include <functional>
 #include <map>
@@ -388,6 +389,9 @@ private:
     // (the network is activating from now on).
     void bring_up(Entry& e, std::uint32_t confirm_timeout_s, Done done, bool defer = false);
     void run_start(Entry& e);
+    // Runs the first queued start's kernel steps and, while more wait, asks
+    // for another turn.
+    void run_queued_start();
     void finish_start(const std::string& name, std::exception_ptr error);
     // For callers that only log the outcome (load, reload, rollbacks).
     Done log_outcome(const std::string& name);
@@ -599,6 +603,11 @@ private:
     // the hand-over of each loop turn's saves as one batch.
     std::unique_ptr<EventSource> durable_done_;
     std::unique_ptr<EventSource> durable_submit_;
+    // Starts asked over the bus, by name, oldest first: one runs per turn of
+    // the loop (start_turn_), so a caller that comes meanwhile waits behind
+    // one start's kernel steps, not behind every start asked before it.
+    std::deque<std::string> start_queue_;
+    std::unique_ptr<EventSource> start_turn_;
     // Last: destroyed first, before the members its sync uses.
     RepairTrigger repairs_;
 };

@@ -72,9 +72,10 @@ public:
         std::size_t next = 0;
         std::uint32_t confirm_timeout_s = 0;
         std::vector<Done> waiters;
-        // A start asked over the bus runs on a later turn of the loop:
-        // the calls that came with it are answered first.
-        std::unique_ptr<EventSource> deferred;
+        // A start asked over the bus runs on a later turn of the loop
+        // (Manager::start_queue_): the calls that came with it are answered
+        // first. True until that turn.
+        bool queued = false;
     };
     std::unique_ptr<PendingStart> starting;
     std::unique_ptr<ConfirmationDeadline> confirmation;  // made on first use (Manager::confirmation)

@@ -14,8 +14,9 @@
 
 namespace kvmnet::core {
 
-// fork + exec with stdin on /dev/null and stdout/stderr appended to
-// `log_path`, in a new session, with a clean signal mask.
+// posix_spawn (vfork + exec) with stdin on /dev/null and stdout/stderr
+// appended to `log_path`, in a new session, with a clean signal mask.
+// Throws (Kernel) when the program cannot be executed.
 pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log_path);
 
 // The process's command line as argv, empty when it does not exist.
