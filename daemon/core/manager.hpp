@@ -415,6 +415,9 @@ private:
     // while the steps changed what another observation would see.
     void repair(Entry& e, plan::DriftKinds kinds, RepairSync& sync);
     plan::ConvergeObserved observe_drift(Entry& e, plan::DriftKinds kinds, RepairSync& sync);
+    // The bridge's addresses and, of `all`, the routes through it: what
+    // the route repair (observe_drift) and Diagnose (observe) judge.
+    plan::ConvergeObserved::Routes routes_through(int bridge_index, const std::vector<plan::RouteInfo>& all) const;
     // Turns a held sysctl on again; false (logged) when that failed.
     bool turn_on_sysctl(const std::string& key);
     void repair_firewall();
