@@ -6,6 +6,7 @@
 // each verb is a subcommand with typed options, so a usage error (exit 2)
 // never waits for the daemon, and a value is never taken for an option.
 #include "doc_path.hpp"
+#include "forward_call.hpp"
 #include "forward_file.hpp"
 #include "import_libvirt.hpp"
 #include "model/time_text.hpp"
@@ -74,6 +75,7 @@ public:
         registerProxy();
     }
     ~NetworkProxy() { unregisterProxy(); }
+    sdbus::IProxy& proxy() { return getProxy(); }
 
 private:
     void onMacConflict(const std::string&, const std::vector<std::string>&) override {}
@@ -888,6 +890,10 @@ std::string forward_document(const ForwardOptions& o)
     return forward.dump();
 }
 
+// The introspection XML's Method.Timeout, as the generated proxies use:
+// longer than the daemon waits for polkit (5 min).
+constexpr std::chrono::microseconds add_forwards_timeout{330000000};
+
 // --file: the forwards go as structs (AddForwardsTyped), no JSON on the bus.
 // The file is checked here first, entry by entry, with the daemon's own
 // per-forward checks; a refusal reads as the daemon's would.
@@ -899,14 +905,8 @@ std::vector<std::string> add_forward_file(Context& c, const std::string& net, co
     } catch (const kvmnet::Error& e) {
         throw sdbus::Error(std::string("org.kvmnet1.Error.").append(kvmnet::error_kind_name(e.kind())), e.what());
     }
-    std::vector<
-        sdbus::Struct<std::string, std::string, uint16_t, uint16_t, std::string, uint16_t, std::string, uint32_t>>
-        structs;
-    structs.reserve(fields.size());
-    for (auto& f : fields)
-        structs.emplace_back(std::move(f.proto), std::move(f.host_address), f.host_port, f.host_port_end,
-                             std::move(f.guest), f.guest_port, std::move(f.description), f.rate);
-    return c.network(net).AddForwardsTyped(structs);
+    auto network = c.network(net);
+    return kvmnet::client::add_forwards_typed(network.proxy(), fields, add_forwards_timeout);
 }
 
 int cmd_forward_add(Context& c, const std::string& net, const ForwardOptions& o, const std::string& document)

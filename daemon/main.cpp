@@ -7,6 +7,7 @@
 #include "core/event_loop.hpp"
 #include "core/log.hpp"
 #include "core/manager.hpp"
+#include "core/phases.hpp"
 #include "kernel/link_monitor.hpp"
 #include "kernel/netlink_links.hpp"
 #include "kernel/nft_monitor.hpp"
@@ -17,15 +18,22 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <fcntl.h>
 #include <functional>
 #include <iostream>
 #include <limits>
 #include <memory>
 #include <string>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 namespace {
 
@@ -243,11 +251,44 @@ private:
     std::unique_ptr<core::EventSource> lost_;
 };
 
+// Bench only (scripts/bench-bulk.sh): with KVMNET_PHASES=FILE each mark of
+// core/phases.hpp is appended to FILE as "<CLOCK_MONOTONIC ns> <the
+// thread's CPU time, ns> <phase>", so the benchmark's client can put the
+// daemon's side of one call next to its own steady_clock times (the same
+// clock) and tell the loop's work from its waiting.
+int phases_fd = -1;
+long long ns_of(clockid_t clock)
+{
+    timespec t{};
+    clock_gettime(clock, &t);
+    return static_cast<long long>(t.tv_sec) * 1000000000LL + t.tv_nsec;
+}
+void record_phase_time(const char* phase)
+{
+    char line[192];
+    const int n = std::snprintf(line, sizeof line, "%lld %lld %s\n", ns_of(CLOCK_MONOTONIC),
+                                ns_of(CLOCK_THREAD_CPUTIME_ID), phase);
+    if (n > 0 && ::write(phases_fd, line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1)) < 0)
+        core::phases::recorder = nullptr;  // gone: stop trying
+}
+void record_phases_if_asked()
+{
+    const char* path = std::getenv("KVMNET_PHASES");
+    if (!path || !*path) return;
+    phases_fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (phases_fd < 0) {
+        core::log_warning(std::string("KVMNET_PHASES: cannot open ") + path + ": " + std::strerror(errno));
+        return;
+    }
+    core::phases::recorder = record_phase_time;
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
 {
     core::log_to_journal_if_connected();
+    record_phases_if_asked();
     core::ManagerOptions options;
     bool stop_networks_on_exit = false;
     int nft_monitor_rcvbuf = kernel::NftMonitor::default_receive_buffer;
@@ -331,7 +372,7 @@ int main(int argc, char** argv)
         core::Manager manager(options, loop, links, firewall);
 
         auto connection = sdbus::createSystemBusConnection();
-        api::Service service(*connection, manager);
+        api::Service service(*connection, manager, &loop);
         api::FirewalldBusClient firewalld(*connection, [&] { manager.firewalld_changed(); });
         manager.set_firewalld_bus(firewalld);
         auto sighup = loop.add_signal(SIGHUP, [&] {

@@ -130,10 +130,12 @@ record in_ns "${PFX}mgr" "$BENCH" bulk-breakdown --state-dir "$T/mgr/state" --ru
 echo "bench-bulk.sh: AddForwards through D-Bus" >&2
 nat_topology
 bus_start
-daemon_start --log-level warning
+# The daemon's phase marks (bench only), which split the typed call's time on the bus.
+KVMNET_PHASES=$T/phases daemon_start --log-level warning
 printf '{"name":"fwbench","mode":"nat","bridge":"kvmbfw","ipv4":{"address":"192.168.150.1/24","dhcp":{"ranges":["192.168.150.220-192.168.150.250"]}}}\n' >"$T/fwbench.json"
 "$BENCH" dbus-forwards --document "$T/fwbench.json" --bulk "$SIZES" --bulk-runs "$RUNS" --max-runs-100k "$RUNS" \
-    --at "0,$LARGEST" --adds "$ADDS" | sed "s/,kvmnet-dbus,/,dbus,/; s/,kvmnet-dbus-typed,/,dbus-typed,/" >>"$RAW"
+    --at "0,$LARGEST" --adds "$ADDS" --phases "$T/phases" --bus-pid "$BUS_PID" --daemon-pid "$DAEMON_PID" |
+    sed "s/,kvmnet-dbus,/,dbus,/; s/,kvmnet-dbus-typed,/,dbus-typed,/" >>"$RAW"
 daemon_stop
 "$BENCH" summarize <"$RAW" >"$RESULTS/summary.csv"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"
@@ -201,6 +203,32 @@ phases() { # N VARIANT...: the phases measured, in the order of the first run
     echo "$line"
     line="| *through D-Bus, in all* |"
     for n in ${SIZES//,/ }; do line="$line $(med commit_bulk dbus "$n") | $(med commit_bulk dbus-typed "$n") |"; done
+    echo "$line"
+    echo
+    echo "One \`AddForwardsTyped\` through D-Bus, split (ms, medians; \`kvmnet-bench dbus-forwards --phases\`:"
+    echo "the client's own times and kvmnetd's phase marks on the same clock; \"kvmnetd:\" rows are wall / CPU"
+    echo "of kvmnetd's loop thread; the wall times without \"CPU\" add up to the call, except the client's"
+    echo "write, which is within the way to the method):"
+    echo
+    head="| Part |" rule="|---|"
+    for n in ${SIZES//,/ }; do
+        head="$head $n |"
+        rule="$rule---|"
+    done
+    echo "$head"
+    echo "$rule"
+    mapfile -t names < <(awk -F, -v n="$LARGEST" '$2 == "dbus-typed" && $3 == n && $1 ~ /^bus:/ && $1 !~ /^bus:kvmnetd CPU: / && !seen[$1]++ { print substr($1, 5) }' "$RAW")
+    for p in "${names[@]}"; do
+        line="| $p |"
+        for n in ${SIZES//,/ }; do
+            cell=$(med "bus:$p" dbus-typed "$n")
+            [[ $p == "kvmnetd: "* ]] && cell="$cell / $(med "bus:kvmnetd CPU: ${p#kvmnetd: }" dbus-typed "$n")"
+            line="$line $cell |"
+        done
+        echo "$line"
+    done
+    line="| *through D-Bus, in all* |"
+    for n in ${SIZES//,/ }; do line="$line $(med commit_bulk dbus-typed "$n") |"; done
     echo "$line"
     echo
     echo "One add and one remove at N existing (ms, p50 / p99):"

@@ -9,7 +9,8 @@
 # Both daemons get the same client (this tree's kvmnet-bench and kvmnetctl),
 # the same namespaces and the same nice level; the variants alternate (old,
 # new) so that other load on the shared machine falls on both.
-# Results go to RESULTS (raw.csv, summary.csv, load-VARIANT/, loop.md); the
+# Runtime directories are a tmpfs as /run is (KVMNET_E2E_RUNTIME_TMPFS=0:
+# on disk). Results go to RESULTS (raw.csv, summary.csv, load-VARIANT/, loop.md); the
 # section between the "loop:" markers of docs/performance.md is replaced
 # unless --no-doc.
 #
@@ -17,6 +18,12 @@
 #            [--rounds N] [--load-seconds S] [--no-doc]
 # About 4 minutes (two load runs of LOAD_SECONDS + warm-up, plus the starts).
 set -euo pipefail
+# The runtime directory on a tmpfs, as /run is for real (lib.sh's
+# KVMNET_E2E_RUNTIME_TMPFS): in a private mount namespace.
+if [[ -z ${KVMNET_E2E_MOUNTNS:-} ]] && ((EUID == 0)); then
+    KVMNET_E2E_MOUNTNS=1 exec unshare --mount --propagation private bash "$0" "$@"
+fi
+export KVMNET_E2E_RUNTIME_TMPFS=${KVMNET_E2E_RUNTIME_TMPFS:-1}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -107,7 +114,8 @@ nat_topology
 bus_start
 for variant in old new; do
     echo "bench-loop.sh: reads while 10 networks start, $variant ($ROUNDS rounds)" >&2
-    rm -rf "$T/state" "$T/run"
+    rm -rf "$T/state"
+    runtime_reset
     KVMNETD=${DAEMON[$variant]}
     daemon_start
     ctl create reader --mode nat --bridge kvmbr0 --ipv4 10.60.0.1/24 --dhcp-range 10.60.0.100-10.60.0.200 >/dev/null
@@ -135,6 +143,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f×", a / b; el
     echo "with ${LABEL[old]} built in a separate tree, in one run, both daemons under the same"
     echo "\`nice\` level on $(nproc) shared cores (load average $(cat "$RESULTS/load-start.txt") at the start,"
     echo "$(cat "$RESULTS/load-end.txt") at the end; other engineers' builds and tests ran meanwhile)."
+    if [[ $KVMNET_E2E_RUNTIME_TMPFS == 1 ]]; then
+        echo "Each daemon's runtime directory is a tmpfs, as \`/run/kvmnet\` is under systemd; its state"
+        echo "directory is on the machine's disk (ext4)."
+    else
+        echo "Each daemon's runtime directory is on the machine's disk (ext4), not a tmpfs as \`/run\` is."
+    fi
     echo
     echo "**Reads while 10 networks start at once.** One client reads back to back (\`GetAll\` on a"
     echo "running network's object, then \`Manager.Describe\`) while 10 clients each start a NAT network"

@@ -15,6 +15,12 @@
 # Prints one CSV line per phase: phase,calls,calls_per_second,daemon_ms,
 # loop_ms,bus_ms,clients_ms (ms of CPU per call) on stdout.
 set -euo pipefail
+# The runtime directory on a tmpfs, as /run is for real (lib.sh's
+# KVMNET_E2E_RUNTIME_TMPFS): in a private mount namespace.
+if [[ -z ${KVMNET_E2E_MOUNTNS:-} ]] && ((EUID == 0)); then
+    KVMNET_E2E_MOUNTNS=1 exec unshare --mount --propagation private bash "$0" "$@"
+fi
+export KVMNET_E2E_RUNTIME_TMPFS=${KVMNET_E2E_RUNTIME_TMPFS:-1}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DAEMON=$ROOT/build/daemon/kvmnetd

@@ -5,12 +5,14 @@
 // root or polkit authorizes them (api/authorization.hpp).
 #pragma once
 
+#include "core/event_loop.hpp"
 #include "core/manager.hpp"
 
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 namespace kvmnet::api {
@@ -27,7 +29,10 @@ class NetworkObject;
 
 class Service final : public core::ManagerListener {
 public:
-    Service(sdbus::IConnection& connection, core::Manager& manager);
+    // With `loop`, the PropertiesChanged of a network's counts, revision and
+    // the like go out once per loop turn (see network_changed); without it
+    // at every change.
+    Service(sdbus::IConnection& connection, core::Manager& manager, core::EventLoop* loop = nullptr);
     ~Service() override;
 
     void network_added(const std::string& name) override;
@@ -40,11 +45,16 @@ public:
                        const std::string& hostname) override;
 
 private:
+    void flush_changes();
+
     sdbus::IConnection& connection_;
     core::Manager& manager_;
     std::unique_ptr<Authorizer> authorizer_;
     std::unique_ptr<ManagerObject> manager_object_;
     std::map<std::string, std::unique_ptr<NetworkObject>> networks_;
+    core::EventLoop* loop_;
+    std::set<std::string> changed_;  // networks whose PropertiesChanged waits for the end of the turn
+    std::unique_ptr<core::EventSource> flush_;
 };
 
 }  // namespace kvmnet::api

@@ -146,8 +146,11 @@ void CommittedTable::write_record(const std::optional<CommittedRecord>& record)
 {
     loaded_ = true;
     record_.reset();  // unknown until written: a failed write leaves no stale copy
+    // In place, at every forward change: torn by a crash, the record does
+    // not parse (parse_committed_record rejects trailing bytes) and the next
+    // apply writes the whole table, as without a record.
     if (record)
-        store::write_replace(path_, nlohmann::json(*record).dump() + "\n", 0644);
+        store::overwrite(path_, nlohmann::json(*record).dump() + "\n", 0644);
     else
         store::remove_file(path_);
     record_ = record;

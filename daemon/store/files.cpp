@@ -83,6 +83,31 @@ void write_replace(const std::string& path, const std::string& contents, unsigne
     write_via_temp(path, contents, mode, false);
 }
 
+void overwrite(const std::string& path, const std::string& contents, unsigned mode)
+{
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, mode);
+    if (fd < 0) fail("cannot open", path);
+    std::size_t done = 0;
+    while (done < contents.size()) {
+        const ssize_t n = ::pwrite(fd, contents.data() + done, contents.size() - done, static_cast<off_t>(done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            const int saved = errno;
+            ::close(fd);
+            errno = saved;
+            fail("cannot write", path);
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::ftruncate(fd, static_cast<off_t>(contents.size())) != 0) {
+        const int saved = errno;
+        ::close(fd);
+        errno = saved;
+        fail("cannot truncate", path);
+    }
+    ::close(fd);
+}
+
 std::optional<std::string> read_file(const std::string& path)
 {
     std::ifstream in(path, std::ios::binary);

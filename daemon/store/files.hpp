@@ -21,6 +21,16 @@ void write_atomic(const std::string& path, const std::string& contents, unsigned
 // of the machine drops RUNTIME (a tmpfs) and the kernel state it describes
 // alike, so an fsync would buy nothing and hold the event loop on the disk.
 void write_replace(const std::string& path, const std::string& contents, unsigned mode = 0644);
+// A small record rewritten in place (created when absent): the new contents
+// at offset 0, then the file cut to their length. No new inode per write, as
+// write_replace makes one (a temporary created, the old inode freed at the
+// rename): at every forward change that was most of a write's cost on the
+// event loop, most of all on an ext4 without a journal, where each new inode
+// is searched for past every inode freed in the last minute. Only for records
+// whose parser rejects trailing bytes: a crash between the write and the cut
+// leaves the new contents followed by the tail of longer old ones, which must
+// read as no record at all.
+void overwrite(const std::string& path, const std::string& contents, unsigned mode = 0644);
 std::optional<std::string> read_file(const std::string& path);
 void make_directories(const std::string& path, unsigned mode = 0755);
 void remove_file(const std::string& path);  // absent is fine

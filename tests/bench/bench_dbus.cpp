@@ -3,12 +3,17 @@
 // private bus, the way kvmnetctl or an applet would (minus process start).
 #include "bench.hpp"
 
+#include "forward_call.hpp"
+
 #include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 
+#include <algorithm>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 namespace kvmnet::bench {
 
@@ -61,14 +66,25 @@ public:
             .withArguments(json)
             .withTimeout(call_timeout);
     }
-    using Typed =
-        sdbus::Struct<std::string, std::string, uint16_t, uint16_t, std::string, uint16_t, std::string, uint32_t>;
-    void add_forwards_typed(const std::vector<Typed>& forwards)
+    // As `kvmnetctl forward add --file` calls it (client/forward_call.hpp).
+    void add_forwards_typed(const std::vector<model::ForwardFields>& forwards, client::TypedCallTimes* times)
     {
-        network_->callMethod("AddForwardsTyped")
-            .onInterface(network_interface)
-            .withArguments(forwards)
-            .withTimeout(call_timeout);
+        client::add_forwards_typed(*network_, forwards, call_timeout, times);
+    }
+    // The message the client built before it wrote the structs with sd-bus
+    // itself: sdbus-c++'s Struct tuples, serialised field by field. Built
+    // and dropped, for the build time only.
+    void build_sdbuscpp_message(const std::vector<model::ForwardFields>& forwards)
+    {
+        using Typed =
+            sdbus::Struct<std::string, std::string, uint16_t, uint16_t, std::string, uint16_t, std::string, uint32_t>;
+        std::vector<Typed> structs;
+        structs.reserve(forwards.size());
+        for (const auto& f : forwards)
+            structs.emplace_back(f.proto, f.host_address, f.host_port, f.host_port_end, f.guest, f.guest_port,
+                                 f.description, f.rate);
+        auto call = network_->createMethodCall(network_interface, "AddForwardsTyped");
+        call << structs;
     }
     void remove_forward(const ForwardSpec& f)
     {
@@ -95,6 +111,105 @@ std::string read_file(const std::string& path)
     return text.str();
 }
 
+// CPU time of one thread (ns) from /proc/PID/task/TID/schedstat, or of a
+// process's main thread: what dbus-daemon (one thread) and kvmnetd's event
+// loop spend on one call. -1 when unreadable.
+long long cpu_ns(unsigned pid)
+{
+    if (pid == 0) return -1;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
+    long long ns = -1;
+    return in >> ns ? ns : -1;
+}
+
+long long thread_cpu_ns()
+{
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<long long>(t.tv_sec) * 1000000000LL + t.tv_nsec;
+}
+
+// One mark of the daemon (kvmnetd with KVMNET_PHASES=FILE): when, on
+// CLOCK_MONOTONIC (steady_clock's clock), and the marking thread's CPU time.
+struct DaemonMark {
+    std::string phase;
+    Clock::time_point at;
+    long long cpu_ns = 0;
+};
+std::vector<DaemonMark> daemon_marks(const std::string& path)
+{
+    std::vector<DaemonMark> marks;
+    std::ifstream in(path);
+    long long ns = 0, cpu = 0;
+    std::string phase;
+    while (in >> ns >> cpu && std::getline(in >> std::ws, phase))
+        marks.push_back({phase, Clock::time_point(std::chrono::nanoseconds(ns)), cpu});
+    return marks;
+}
+
+double ms_between(Clock::time_point from, Clock::time_point to)
+{
+    return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+// One AddForwardsTyped of `forwards`, timed in parts ("bus:<part>" rows,
+// which add up to the call): the client's build; the way to the method
+// (the client's write, dbus-daemon's relay, kvmnetd reading the message and
+// sdbus-c++ unpacking it); the method until its reply is sent; the reply's
+// way back. The way to the method needs the daemon's marks (--phases FILE,
+// kvmnetd's KVMNET_PHASES); with --bus-pid / --daemon-pid also the CPU time
+// dbus-daemon and kvmnetd's loop thread spent (kvmnetd's until the method
+// starts: reading and unpacking the message).
+double typed_call_split(Client& client, const std::vector<model::ForwardFields>& forwards, const Args& args,
+                        const std::string& variant, unsigned size)
+{
+    const std::string phases = args.get("phases", "");
+    if (!phases.empty()) std::ofstream(phases, std::ios::trunc);  // kvmnetd appends (O_APPEND)
+    const unsigned bus_pid = args.number("bus-pid", 0), daemon_pid = args.number("daemon-pid", 0);
+    const long long bus_cpu = cpu_ns(bus_pid), daemon_cpu = cpu_ns(daemon_pid);
+    const long long own_cpu = thread_cpu_ns();
+    client::TypedCallTimes times;
+    const auto start = Clock::now();
+    client.add_forwards_typed(forwards, &times);
+    const double total = ms_since(start);
+    auto part = [&](const std::string& name, double ms) { emit("bus:" + name, variant, size, "ms", ms); };
+    part("client: build the message", ms_between(start, times.built));
+    part("client: write it until flushed (within the next)", ms_between(times.built, times.sent));
+    part("client: CPU in all", static_cast<double>(thread_cpu_ns() - own_cpu) / 1e6);
+    if (bus_cpu >= 0) part("dbus-daemon: CPU", static_cast<double>(cpu_ns(bus_pid) - bus_cpu) / 1e6);
+    // Marks of this call only: from its "request read" to the first "reply
+    // sent" after it, which kvmnetd writes just after the reply (wait for it).
+    std::vector<DaemonMark> marks;
+    auto entry = marks.end(), reply = marks.end();
+    for (int tries = 0; !phases.empty() && tries < 1000; ++tries) {
+        marks = daemon_marks(phases);
+        entry = std::find_if(marks.begin(), marks.end(), [](const DaemonMark& m) { return m.phase == "request read"; });
+        reply = std::find_if(entry, marks.end(), [](const DaemonMark& m) { return m.phase == "reply sent"; });
+        if (reply != marks.end()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (reply != marks.end()) {
+        part("built → kvmnetd's method runs (write + relay + read)", ms_between(times.built, entry->at));
+        if (daemon_cpu >= 0)
+            part("kvmnetd loop: CPU until the method (read)", static_cast<double>(entry->cpu_ns - daemon_cpu) / 1e6);
+        part("the method until its reply is sent", ms_between(entry->at, reply->at));
+        // Inside it, by the daemon's marks (core/phases.hpp).
+        std::map<std::string, std::pair<double, double>> spent;  // wall, CPU of the loop's thread
+        for (auto m = entry; m != reply; ++m) {
+            spent[std::next(m)->phase].first += ms_between(m->at, std::next(m)->at);
+            spent[std::next(m)->phase].second += static_cast<double>(std::next(m)->cpu_ns - m->cpu_ns) / 1e6;
+        }
+        for (const auto& [phase, ms] : spent) {
+            emit("bus:kvmnetd: " + phase, variant, size, "ms", ms.first);
+            emit("bus:kvmnetd CPU: " + phase, variant, size, "ms", ms.second);
+        }
+        part("reply sent → read by the client", ms_between(reply->at, times.replied));
+    } else {
+        part("built → the reply read by the client", ms_between(times.built, times.replied));
+    }
+    return total;
+}
+
 }  // namespace
 
 int cmd_dbus_forwards(const Args& args)
@@ -116,12 +231,17 @@ int cmd_dbus_forwards(const Args& args)
     for (const unsigned size : sizes) {
         const std::string batch = forwards_document(0, size);
         // The same forwards as AddForwardsTyped's structs; its runs alternate with AddForwards'.
-        std::vector<Client::Typed> typed;
-        typed.reserve(size);
+        std::vector<model::ForwardFields> typed(size);
         for (unsigned i = 0; i < size; ++i) {
             const ForwardSpec f = forward_spec(i);
-            typed.emplace_back(std::string("tcp"), f.host_address, static_cast<uint16_t>(f.host_port), uint16_t{0},
-                               f.guest, static_cast<uint16_t>(f.guest_port), std::string(), uint32_t{0});
+            typed[i] = {"tcp",
+                        f.host_address,
+                        static_cast<std::uint16_t>(f.host_port),
+                        0,
+                        f.guest,
+                        static_cast<std::uint16_t>(f.guest_port),
+                        "",
+                        0};
         }
         const unsigned runs = size >= 100000 ? std::min(bulk_runs, runs_100k) : bulk_runs;
         for (unsigned r = 0; r < runs; ++r) {
@@ -131,9 +251,15 @@ int cmd_dbus_forwards(const Args& args)
             emit("commit_bulk", "kvmnet-dbus", size, "ms", ms_since(start));
             client.remove();
             client.create_and_start();
+            emit("commit_bulk", "kvmnet-dbus-typed", size, "ms",
+                 typed_call_split(client, typed, args, "kvmnet-dbus-typed", size));
             start = Clock::now();
-            client.add_forwards_typed(typed);
-            emit("commit_bulk", "kvmnet-dbus-typed", size, "ms", ms_since(start));
+            const long long cpu = thread_cpu_ns();
+            client.build_sdbuscpp_message(typed);
+            emit("bus:client: build with sdbus-c++ Structs (before; not sent)", "kvmnet-dbus-typed", size, "ms",
+                 ms_since(start));
+            emit("bus:client: CPU of that build", "kvmnet-dbus-typed", size, "ms",
+                 static_cast<double>(thread_cpu_ns() - cpu) / 1e6);
             client.remove();
         }
     }
