@@ -16,6 +16,18 @@ std::optional<RouteInfo> subnet_route(FakeLinks& links, int family)
     return std::nullopt;
 }
 
+// Someone deletes the IPv4 prefix route of kvmbr9 and re-adding it fails:
+// the bridge's index.
+int failed_route_repair(HealingHarness& h)
+{
+    const int index = h.links.link("kvmbr9").index;
+    h.links.delete_route(*subnet_route(h.links, AF_INET));
+    h.links.fail_on("add_route", 1);
+    h.m().route_changed(index);
+    h.let_repairs_run();
+    return index;
+}
+
 std::string status_of(const nlohmann::json& report, const std::string& check)
 {
     for (const auto& c : report["checks"])
@@ -99,11 +111,7 @@ TEST_CASE("A deleted route whose repair fails: the state names the route until a
           "[manager][repair][route]")
 {
     HealingHarness h;
-    const int index = h.links.link("kvmbr9").index;
-    h.links.delete_route(*subnet_route(h.links, AF_INET));
-    h.links.fail_on("add_route", 1);
-    h.m().route_changed(index);
-    h.let_repairs_run();
+    const int index = failed_route_repair(h);
     CHECK(!subnet_route(h.links, AF_INET));
     CHECK(h.m().state("iso") == State::degraded);
     CHECK(h.m().state_reason_code("iso") == "route-deleted");
@@ -160,11 +168,7 @@ TEST_CASE("A bridge recreated by a repair: the routes observed on the old one ar
           "[manager][repair][route]")
 {
     HealingHarness h;
-    const int index = h.links.link("kvmbr9").index;
-    h.links.delete_route(*subnet_route(h.links, AF_INET));
-    h.links.fail_on("add_route", 1);
-    h.m().route_changed(index);
-    h.let_repairs_run();
+    const int index = failed_route_repair(h);
     REQUIRE(h.m().state_reason_code("iso") == "route-deleted");
     // Someone deletes the bridge: the recreated one has its routes again.
     h.links.delete_link("kvmbr9");
