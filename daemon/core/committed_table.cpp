@@ -3,11 +3,13 @@
 
 #include "core/log.hpp"
 #include "core/phases.hpp"
+#include "plan/part_diff.hpp"
 #include "plan/planner.hpp"
 #include "store/files.hpp"
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -184,6 +186,9 @@ void CommittedTable::remember(std::optional<plan::Table> table, plan::ElementSta
     last_elements_.clear();
     last_parts_ = {};
     last_.reset();
+    parts_valid_ = false;
+    last_stale_ = false;
+    specs_.clear();
     if (!table || !record_) return;
     for (plan::Set& set : table->sets)
         std::vector<plan::SetElement>().swap(set.elements);
@@ -252,13 +257,12 @@ void CommittedTable::apply_diff(plan::Table& table, const plan::TableDiff& diff,
         last_parts_.chains[name] = hash;
     for (auto& [name, hash] : sets)
         last_parts_.sets[name] = hash;
-    for (plan::Set& set : table.sets)
-        std::vector<plan::SetElement>().swap(set.elements);
-    last_ = std::move(table);
 }
 
 bool CommittedTable::apply(std::optional<plan::Table> table)
 {
+    if (last_stale_) materialize_last();
+    parts_valid_ = false;  // apply_networks makes them valid again after this
     const auto before = current_generation();
     const auto& committed = recorded();
     const bool untouched = before && committed && same_generation(*before, *committed);
@@ -274,6 +278,11 @@ bool CommittedTable::apply(std::optional<plan::Table> table)
         }
         if (!diff.replace) {
             apply_diff(*table, diff, before);
+            if (record_) {
+                for (plan::Set& set : table->sets)
+                    std::vector<plan::SetElement>().swap(set.elements);
+                last_ = std::move(table);
+            }
             return true;
         }
     }
@@ -295,6 +304,123 @@ bool CommittedTable::apply(std::optional<plan::Table> table)
     plan::ElementState elements = table ? plan::element_state(*table) : plan::ElementState{};
     remember(std::move(table), std::move(elements), std::move(parts));
     return true;
+}
+
+void CommittedTable::materialize_last()
+{
+    last_stale_ = false;
+    if (!last_) return;
+    std::vector<plan::NetworkPart> parts;
+    parts.reserve(specs_.size());
+    for (const auto& [name, spec] : specs_) {
+        parts.push_back(plan::plan_network_part(spec));
+        parts.back().dispatch.clear();  // the shape only: elements are in last_elements_
+        parts.back().forwards.clear();
+    }
+    std::vector<plan::NetworkPart*> pointers;
+    for (plan::NetworkPart& part : parts)
+        pointers.push_back(&part);
+    last_ = plan::assemble_ruleset(std::move(pointers));
+}
+
+bool CommittedTable::apply_parts(const std::vector<const model::Network*>& active, bool any_nat, bool& wrote)
+{
+    wrote = false;
+    if (!parts_valid_ || !last_ || any_nat != parts_nat_) return false;
+    const auto before = current_generation();
+    const auto& committed = recorded();
+    if (!before || !committed || !committed->table || !same_generation(*before, *committed)) return false;
+
+    // The networks whose document differs from the one their part was
+    // committed from: a walk of two lists sorted by name, comparing
+    // documents (no planning, no allocation) for the ones that stay.
+    std::vector<const model::Network*> sorted = active;
+    const auto by_name = [](const model::Network* a, const model::Network* b) { return a->name < b->name; };
+    if (!std::is_sorted(sorted.begin(), sorted.end(), by_name)) std::sort(sorted.begin(), sorted.end(), by_name);
+    struct Changed {
+        const model::Network* to;                              // nullptr: leaves the table
+        std::map<std::string, model::Network>::iterator from;  // specs_.end(): not in the table
+    };
+    std::vector<Changed> changed;
+    auto kept = specs_.begin();
+    for (const model::Network* n : sorted) {
+        for (; kept != specs_.end() && kept->first < n->name; ++kept)
+            changed.push_back({nullptr, kept});
+        if (kept != specs_.end() && kept->first == n->name) {
+            if (!(kept->second == *n)) changed.push_back({n, kept});
+            ++kept;
+        } else {
+            changed.push_back({n, specs_.end()});
+        }
+    }
+    for (; kept != specs_.end(); ++kept)
+        changed.push_back({nullptr, kept});
+    if (changed.empty()) {
+        log_debug("nftables: table inet " + std::string(plan::table_name) + " is already as planned; not rewritten");
+        return true;
+    }
+
+    // Both sides of each changed network planned from its documents: the
+    // old side is what the table has of it (element batches since would
+    // have made parts_valid_ false).
+    std::vector<plan::NetworkPart> from, to;
+    from.reserve(changed.size());
+    to.reserve(changed.size());
+    plan::Table table = plan::fixed_ruleset(any_nat);
+    table.chains.clear();  // the sets' declarations are what the commit looks up
+    for (const Changed& c : changed) {
+        from.push_back(c.from != specs_.end() ? plan::plan_network_part(c.from->second) : plan::NetworkPart{});
+        to.push_back(c.to ? plan::plan_network_part(*c.to) : plan::NetworkPart{});
+        if (to.back().meter) table.sets.push_back(*to.back().meter);
+    }
+    std::vector<plan::PartChange> changes;
+    for (std::size_t i = 0; i < changed.size(); ++i)
+        changes.push_back({changed[i].from != specs_.end() ? &from[i] : nullptr, changed[i].to ? &to[i] : nullptr});
+    plan::TableDiff diff;
+    plan::diff_parts(changes, table, last_elements_, diff);
+    if (diff.replace) return false;
+    if (!diff.empty()) {
+        apply_diff(table, diff, before);
+        wrote = true;
+        if (!record_) return true;  // apply_diff forgot the parts (remember)
+    }
+    for (const Changed& c : changed) {
+        if (c.to)
+            specs_.insert_or_assign(c.to->name, *c.to);
+        else
+            specs_.erase(c.from);
+    }
+    last_stale_ = true;
+    return true;
+}
+
+bool CommittedTable::apply_networks(const std::vector<const model::Network*>& active)
+{
+    if (active.empty()) return apply(std::nullopt);
+    const bool any_nat = std::any_of(active.begin(), active.end(), [](const model::Network* n) {
+        return n->mode == model::Mode::nat && n->ipv4.has_value();
+    });
+    bool wrote = false;
+    if (apply_parts(active, any_nat, wrote)) return wrote;
+    // Every network planned: the first apply, or what differences of
+    // parts cannot say.
+    std::map<std::string, model::Network> specs;
+    std::vector<plan::NetworkPart> parts;
+    parts.reserve(active.size());
+    for (const model::Network* n : active)
+        specs.emplace(n->name, *n);
+    for (const auto& [name, spec] : specs)
+        parts.push_back(plan::plan_network_part(spec));
+    std::vector<plan::NetworkPart*> pointers;
+    for (plan::NetworkPart& part : parts)
+        pointers.push_back(&part);
+    wrote = apply(plan::assemble_ruleset(std::move(pointers)));
+    if (last_ && record_) {
+        specs_ = std::move(specs);
+        parts_valid_ = true;
+        parts_nat_ = any_nat;
+    }
+    return wrote;
 }
 
 void CommittedTable::commit_elements(const std::vector<plan::ElementChange>& changes)
@@ -353,6 +479,9 @@ void CommittedTable::change_elements(const std::vector<plan::ElementChange>& cha
     else
         record(std::nullopt, {});
     if (!record_ || !last_) remember(std::nullopt, {}, {});
+    // The forwards of the kept documents are not what the table has now:
+    // the next apply_networks plans every network once.
+    parts_valid_ = false;
     phases::mark("commit record");
 }
 

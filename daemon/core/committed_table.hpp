@@ -3,13 +3,16 @@
 // table alone: no write, no "delete table" event, counters and meters kept.
 #pragma once
 
+#include "model/network.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/ruleset.hpp"
+#include "plan/ruleset_parts.hpp"
 #include "plan/table_diff.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -73,6 +76,15 @@ public:
     // O(the differences) in fingerprinting and bookkeeping: `table` is
     // kept (moved, without its elements) as the base of the next diff.
     bool apply(std::optional<plan::Table> table);
+    // apply(plan::build_ruleset(active)) in O(the networks that changed):
+    // each network's planned part is kept with the document it was planned
+    // from, and while the kernel has exactly our last commit, only the
+    // parts of networks whose document differs (started, stopped, updated)
+    // are planned again and committed as differences (plan::diff_parts).
+    // Anything else (the first apply, a foreign change, the NAT chains
+    // coming or going, an element batch since) takes apply()'s path and
+    // plans every network once.
+    bool apply_networks(const std::vector<const model::Network*>& active);
     // change_elements, keeping the record up to date.
     void change_elements(const std::vector<plan::ElementChange>& changes);
 
@@ -107,12 +119,28 @@ private:
     // diff: the table's chains and set declarations, its elements, and the
     // hash of each chain and declaration (`parts`, from fingerprint()).
     void remember(std::optional<plan::Table> table, plan::ElementState elements, PartHashes parts);
-    // Commits `diff` (from last_ to `table`) and records it: O(diff).
+    // Commits `diff` (from last_ to `table`) and records it: O(diff). The
+    // caller keeps the new shape (last_) when the record was written.
     void apply_diff(plan::Table& table, const plan::TableDiff& diff, const std::optional<CommittedRecord>& before);
+    // The incremental path of apply_networks: true when it committed (or
+    // found nothing to commit, `wrote` false); false when it cannot say
+    // the change as differences of parts.
+    bool apply_parts(const std::vector<const model::Network*>& active, bool any_nat, bool& wrote);
+    // last_ made again from the kept parts after apply_parts changed them.
+    void materialize_last();
 
     plan::FirewallAdapter& firewall_;
     std::string path_;
     std::optional<plan::Table> last_;  // without elements
+    // The documents of the networks last committed, by name: their parts
+    // are planned again from these when they change. parts_valid_ while
+    // the table (its chains, sets and elements) is exactly what they plan;
+    // last_stale_: last_ is to be made from them before use (apply_parts
+    // leaves it so, not to copy every network's chains).
+    std::map<std::string, model::Network> specs_;
+    bool parts_valid_ = false;
+    bool parts_nat_ = false;
+    bool last_stale_ = false;
     plan::ElementState last_elements_;
     PartHashes last_parts_;
     bool loaded_ = false;

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <functional>
 #include <pwd.h>
+#include <set>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -201,13 +202,14 @@ std::vector<model::Network> Manager::active_specs(const std::string& plus, const
 
 std::string Manager::pick_bridge_name() const
 {
-    const auto links = links_.list_links();
+    // The networks' bridges first, then one lookup by name per candidate
+    // left: no dump of every link of a host with 1,000 networks' bridges.
+    std::set<std::string> configured;
+    for (const auto& [name, e] : networks_)
+        configured.insert(e.spec.bridge);
     for (int i = 0;; ++i) {
         const std::string candidate = "kvmbr" + std::to_string(i);
-        bool used = std::any_of(networks_.begin(), networks_.end(),
-                                [&](const auto& kv) { return kv.second.spec.bridge == candidate; }) ||
-                    std::any_of(links.begin(), links.end(), [&](const auto& l) { return l.name == candidate; });
-        if (!used) return candidate;
+        if (configured.count(candidate) == 0 && !links_.find_link(candidate)) return candidate;
     }
 }
 
@@ -874,7 +876,12 @@ void Manager::apply_firewall(const std::vector<model::Network>& active)
     // restarted daemon adopting its networks); otherwise one transaction.
     forward_counters_.valid = false;
     rule_counters_.valid = false;
-    committed_.apply(active.empty() ? std::nullopt : std::optional<plan::Table>(plan::build_ruleset(active)));
+    std::vector<const model::Network*> networks;
+    networks.reserve(active.size());
+    for (const model::Network& n : active)
+        networks.push_back(&n);
+    // Only the networks whose document changed are planned and committed.
+    committed_.apply_networks(networks);
     sync_fast_path(active);
     if (docker_user_) docker_user_->sync(active, other_chains());
     if (firewalld_ && options_.firewall_integration) firewalld_->sync(active, known_bridges(), false);
@@ -1030,9 +1037,11 @@ void Manager::apply_step(Entry& e, const model::Network* running, const plan::Co
         mode.setup(n, undo, what);
     } else if (std::holds_alternative<plan::CommitTable>(step)) {
         what = "committing nftables table inet kvmnet";
-        const auto before = active_specs("", n.name);
         apply_firewall(active_specs(n.name));
-        undo.push("restore firewall", [this, before] { apply_firewall(before); });
+        // The running networks as they are when undone, without this one:
+        // not a copy of every document kept for the whole start, and a
+        // start that finished meanwhile keeps its rules.
+        undo.push("restore firewall", [this, name = n.name] { apply_firewall(active_specs("", name)); });
     } else if (std::holds_alternative<plan::HoldForwarding>(step)) {
         what = "enabling IPv4 forwarding";
         update_ip_forward(active_specs(n.name));

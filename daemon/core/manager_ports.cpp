@@ -57,9 +57,8 @@ bool link_local6(const model::IpAddress& address)
 void check_not_host_interface(plan::LinkAdapter& links, const plan::LinkInfo& link)
 {
     std::vector<std::string> reasons;
-    for (const auto& a : links.list_addresses())
-        if (a.link_index == link.index && !link_local6(a.address))
-            reasons.push_back("the address " + plan::address_text(a));
+    for (const auto& a : links.list_addresses_of(link.index))
+        if (!link_local6(a.address)) reasons.push_back("the address " + plan::address_text(a));
     for (const auto& r : links.list_routes()) {
         if (r.link_index != link.index || (r.destination && link_local6(*r.destination))) continue;
         // A subnet's own route comes with its address, named above already.

@@ -2,6 +2,7 @@
 #include "plan/planner.hpp"
 
 #include "plan/planner_ipv6.hpp"
+#include "plan/ruleset_parts.hpp"
 
 #include <algorithm>
 #include <array>
@@ -159,16 +160,9 @@ std::string hook_chain_of(const std::string& chain)
     return chain;
 }
 
-Table build_ruleset(std::vector<model::Network> active)
+NetworkPart plan_network_part(const model::Network& n)
 {
-    std::sort(active.begin(), active.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-
-    // kube-proxy's shape: the hooked chains hold a fixed number of rules, each
-    // a verdict map from a bridge name to that network's own chain, so the
-    // rules a packet runs through and a network's start (its chains and map
-    // elements, an incremental commit) do not grow with the number of
-    // networks.
-    //
+    constexpr int groups = static_cast<int>(NetworkChain::count);
     // Forward rules are grouped by purpose across all networks rather than
     // per network, so the verdict for traffic between two networks does not
     // depend on which network sorts first; one map per group:
@@ -181,6 +175,131 @@ Table build_ruleset(std::vector<model::Network> active)
     //      output bridge);
     //   4. guest-initiated traffic (its source was checked in 2): accept
     //      (by input bridge).
+    NetworkPart part;
+    part.nat = n.mode == model::Mode::nat && n.ipv4.has_value();
+    const std::string& br = n.bridge;
+    std::array<std::vector<Rule>, groups> r;
+    auto& [guard, replies, barred, inbound, outbound, hairpin, postrouting] = r;
+    if (!n.ipv4) {
+        // Bridge mode: with br_netfilter loaded, frames bridged between
+        // the uplink and guests traverse this hook as bridge -> bridge.
+        replies.push_back(rule({iif(br)}, Verdict::accept, n.name + ": bridged LAN traffic"));
+    } else {
+        std::vector<Rule> intra;
+        add_ipv6_rules(n, {replies, barred, inbound, outbound, hairpin, postrouting});  // planner_ipv6.cpp
+        const model::Ipv4Interface& a = n.ipv4->address;
+        const std::string tag = n.name + ": ";
+        const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
+        const bool nat = n.mode == model::Mode::nat;
+
+        // The first group is reached by output bridge: "between guests"
+        // is the input bridge being the same.
+        intra.push_back(rule({iif(br)}, Verdict::accept, tag + "between guests"));
+        if (n.mode == model::Mode::nat)
+            replies.push_back(rule({daddr(a), MatchCtState{ct::established | ct::related}}, Verdict::accept,
+                                   tag + "replies to guests"));
+        replies.insert(replies.end(), intra.begin(), intra.end());
+        if (forwards) {
+            barred.push_back(rule({saddr(a, Cmp::neq)}, Verdict::drop, tag + "spoofed source", true));
+            if (!n.uplink.empty())
+                barred.push_back(rule({oif(n.uplink, Cmp::neq)}, Verdict::drop, tag + "only via uplink", true));
+            // limits: new connections are counted where they enter the
+            // forward path, from the guests and (NAT) through forwards.
+            // Each group's chain is reached by the bridge the rule
+            // matched on before, so the ones on the way in to guests
+            // go to the inbound chain, ahead of its accepts.
+            const MatchCtState fresh{ct::new_};
+            const MatchCtStatus dnat{ct_status::dnat};
+            std::vector<Rule> inbound_limits;
+            if (const auto rate = n.limits.new_connections_per_second) {
+                const MatchLimit over{*rate, *rate, true};
+                barred.push_back(
+                    rule({fresh, over}, Verdict::drop, tag + "new connections from guests over the rate limit", true));
+                if (nat)
+                    inbound_limits.push_back(rule({dnat, fresh, over}, Verdict::drop,
+                                                  tag + "new connections to forwards over the rate limit", true));
+            }
+            if (const auto count = n.limits.connections_per_source) {
+                Set meter{per_source_set(n.name), {SetType::ipv4_addr}, {}, 65535, true, false, {}};
+                const MatchConnLimit too_many{{Field::ip_saddr}, meter.name, *count, true};
+                part.meter = std::move(meter);
+                barred.push_back(
+                    rule({fresh, too_many}, Verdict::drop, tag + "connections per guest address over the limit", true));
+                if (nat)
+                    inbound_limits.push_back(rule({dnat, fresh, too_many}, Verdict::drop,
+                                                  tag + "connections per source to forwards over the limit", true));
+            }
+            inbound.insert(inbound.begin(), inbound_limits.begin(), inbound_limits.end());
+        } else {
+            barred.push_back(rule({}, Verdict::drop, tag + "isolated", true));
+        }
+        if (n.mode == model::Mode::routed)
+            inbound.push_back(rule({daddr(a)}, Verdict::accept, tag + "routed to guests"));
+        if (nat)
+            inbound.push_back(
+                rule({daddr(a), MatchCtStatus{ct_status::dnat}}, Verdict::accept, tag + "port forwards to guests"));
+        inbound.push_back(rule({}, Verdict::drop, tag + "no new connections to guests", true));
+        if (forwards) outbound.push_back(rule({saddr(a)}, Verdict::accept, tag + "from guests"));
+
+        if (nat) {
+            const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}},
+                loopback_dst{false, Cmp::eq, {0x7f000000u, 8}};
+            // Before conntrack (raw priority): NAT bridges accept
+            // 127.0.0.0/8 for forwards from the host's loopback
+            // (route_localnet), so guests must not be able to use those
+            // addresses themselves (CVE-2020-8558).
+            guard.push_back(rule({loopback_dst}, Verdict::drop, tag + "loopback destination from guests", true));
+            guard.push_back(rule({loopback_src}, Verdict::drop, tag + "loopback source from guests", true));
+            // A forwarded connection from a guest of this network (hairpin)
+            // or from this host's loopback must come back through the host,
+            // so it leaves with the gateway's address.
+            hairpin.insert(hairpin.begin(), {rule({MatchCtStatus{ct_status::dnat}, saddr(a)}, Verdict::masquerade,
+                                                  tag + "hairpin forwards"),
+                                             rule({MatchCtStatus{ct_status::dnat}, loopback_src}, Verdict::masquerade,
+                                                  tag + "forwards from the host's loopback")});
+            // Multicast and broadcast must keep their source: libvirt learnt
+            // this the hard way (DHCP and mDNS break when masqueraded).
+            postrouting.push_back(
+                rule({saddr(a), daddr(0xe0000000u, 24)}, Verdict::return_, tag + "keep local multicast"));
+            postrouting.push_back(rule({saddr(a), daddr(0xffffffffu, 32)}, Verdict::return_, tag + "keep broadcast"));
+            std::vector<Match> masq{saddr(a), daddr(a, Cmp::neq)};
+            if (!n.uplink.empty()) masq.push_back(oif(n.uplink));
+            postrouting.push_back(rule(std::move(masq), Verdict::masquerade, tag + "masquerade"));
+        }
+    }
+    for (int g = 0; g < groups; ++g) {
+        if (r[g].empty()) continue;
+        const std::string chain = network_chain(n.name, static_cast<NetworkChain>(g));
+        part.chains.push_back(Chain{chain, "", "", 0, true, std::move(r[g])});
+        part.dispatch.emplace_back(static_cast<NetworkChain>(g), SetElement{{br}, {"jump " + chain}, n.name, 0, 5});
+    }
+    if (n.mode == model::Mode::nat)
+        for (const model::PortForward& f : n.forwards)
+            for (SetElements& elements : forward_elements(f, n.name))
+                part.forwards.push_back(std::move(elements));
+    return part;
+}
+
+Table build_ruleset(std::vector<model::Network> active)
+{
+    std::sort(active.begin(), active.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    std::vector<NetworkPart> parts;
+    parts.reserve(active.size());
+    for (const model::Network& n : active)
+        parts.push_back(plan_network_part(n));
+    std::vector<NetworkPart*> pointers;
+    for (NetworkPart& part : parts)
+        pointers.push_back(&part);
+    return assemble_ruleset(std::move(pointers));
+}
+
+Table assemble_ruleset(std::vector<NetworkPart*> parts)
+{
+    // kube-proxy's shape: the hooked chains hold a fixed number of rules, each
+    // a verdict map from a bridge name to that network's own chain, so the
+    // rules a packet runs through and a network's start (its chains and map
+    // elements, an incremental commit) do not grow with the number of
+    // networks (plan_network_part has the groups).
     constexpr int groups = static_cast<int>(NetworkChain::count);
     std::vector<Chain> own;  // the networks' chains
     std::vector<Set> sets;
@@ -192,108 +311,13 @@ Table build_ruleset(std::vector<model::Network> active)
     }
     std::vector<Set> meters;
     // Only NAT networks have rules in guest_prerouting and nat_postrouting.
-    const bool any_nat = std::any_of(active.begin(), active.end(), [](const model::Network& n) {
-        return n.mode == model::Mode::nat && n.ipv4.has_value();
-    });
-
-    for (const model::Network& n : active) {
-        const std::string& br = n.bridge;
-        std::array<std::vector<Rule>, groups> r;
-        auto& [guard, replies, barred, inbound, outbound, hairpin, postrouting] = r;
-        if (!n.ipv4) {
-            // Bridge mode: with br_netfilter loaded, frames bridged between
-            // the uplink and guests traverse this hook as bridge -> bridge.
-            replies.push_back(rule({iif(br)}, Verdict::accept, n.name + ": bridged LAN traffic"));
-        } else {
-            std::vector<Rule> intra;
-            add_ipv6_rules(n, {replies, barred, inbound, outbound, hairpin, postrouting});  // planner_ipv6.cpp
-            const model::Ipv4Interface& a = n.ipv4->address;
-            const std::string tag = n.name + ": ";
-            const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
-            const bool nat = n.mode == model::Mode::nat;
-
-            // The first group is reached by output bridge: "between guests"
-            // is the input bridge being the same.
-            intra.push_back(rule({iif(br)}, Verdict::accept, tag + "between guests"));
-            if (n.mode == model::Mode::nat)
-                replies.push_back(rule({daddr(a), MatchCtState{ct::established | ct::related}}, Verdict::accept,
-                                       tag + "replies to guests"));
-            replies.insert(replies.end(), intra.begin(), intra.end());
-            if (forwards) {
-                barred.push_back(rule({saddr(a, Cmp::neq)}, Verdict::drop, tag + "spoofed source", true));
-                if (!n.uplink.empty())
-                    barred.push_back(rule({oif(n.uplink, Cmp::neq)}, Verdict::drop, tag + "only via uplink", true));
-                // limits: new connections are counted where they enter the
-                // forward path, from the guests and (NAT) through forwards.
-                // Each group's chain is reached by the bridge the rule
-                // matched on before, so the ones on the way in to guests
-                // go to the inbound chain, ahead of its accepts.
-                const MatchCtState fresh{ct::new_};
-                const MatchCtStatus dnat{ct_status::dnat};
-                std::vector<Rule> inbound_limits;
-                if (const auto rate = n.limits.new_connections_per_second) {
-                    const MatchLimit over{*rate, *rate, true};
-                    barred.push_back(rule({fresh, over}, Verdict::drop,
-                                          tag + "new connections from guests over the rate limit", true));
-                    if (nat)
-                        inbound_limits.push_back(rule({dnat, fresh, over}, Verdict::drop,
-                                                      tag + "new connections to forwards over the rate limit", true));
-                }
-                if (const auto count = n.limits.connections_per_source) {
-                    Set meter{per_source_set(n.name), {SetType::ipv4_addr}, {}, 65535, true, false, {}};
-                    const MatchConnLimit too_many{{Field::ip_saddr}, meter.name, *count, true};
-                    meters.push_back(std::move(meter));
-                    barred.push_back(rule({fresh, too_many}, Verdict::drop,
-                                          tag + "connections per guest address over the limit", true));
-                    if (nat)
-                        inbound_limits.push_back(rule({dnat, fresh, too_many}, Verdict::drop,
-                                                      tag + "connections per source to forwards over the limit", true));
-                }
-                inbound.insert(inbound.begin(), inbound_limits.begin(), inbound_limits.end());
-            } else {
-                barred.push_back(rule({}, Verdict::drop, tag + "isolated", true));
-            }
-            if (n.mode == model::Mode::routed)
-                inbound.push_back(rule({daddr(a)}, Verdict::accept, tag + "routed to guests"));
-            if (nat)
-                inbound.push_back(
-                    rule({daddr(a), MatchCtStatus{ct_status::dnat}}, Verdict::accept, tag + "port forwards to guests"));
-            inbound.push_back(rule({}, Verdict::drop, tag + "no new connections to guests", true));
-            if (forwards) outbound.push_back(rule({saddr(a)}, Verdict::accept, tag + "from guests"));
-
-            if (nat) {
-                const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}},
-                    loopback_dst{false, Cmp::eq, {0x7f000000u, 8}};
-                // Before conntrack (raw priority): NAT bridges accept
-                // 127.0.0.0/8 for forwards from the host's loopback
-                // (route_localnet), so guests must not be able to use those
-                // addresses themselves (CVE-2020-8558).
-                guard.push_back(rule({loopback_dst}, Verdict::drop, tag + "loopback destination from guests", true));
-                guard.push_back(rule({loopback_src}, Verdict::drop, tag + "loopback source from guests", true));
-                // A forwarded connection from a guest of this network (hairpin)
-                // or from this host's loopback must come back through the host,
-                // so it leaves with the gateway's address.
-                hairpin.insert(hairpin.begin(), {rule({MatchCtStatus{ct_status::dnat}, saddr(a)}, Verdict::masquerade,
-                                                      tag + "hairpin forwards"),
-                                                 rule({MatchCtStatus{ct_status::dnat}, loopback_src},
-                                                      Verdict::masquerade, tag + "forwards from the host's loopback")});
-                // Multicast and broadcast must keep their source: libvirt learnt
-                // this the hard way (DHCP and mDNS break when masqueraded).
-                postrouting.push_back(
-                    rule({saddr(a), daddr(0xe0000000u, 24)}, Verdict::return_, tag + "keep local multicast"));
-                postrouting.push_back(
-                    rule({saddr(a), daddr(0xffffffffu, 32)}, Verdict::return_, tag + "keep broadcast"));
-                std::vector<Match> masq{saddr(a), daddr(a, Cmp::neq)};
-                if (!n.uplink.empty()) masq.push_back(oif(n.uplink));
-                postrouting.push_back(rule(std::move(masq), Verdict::masquerade, tag + "masquerade"));
-            }
-        }
-        for (int g = 0; g < groups; ++g) {
-            if (r[g].empty()) continue;
-            const std::string chain = network_chain(n.name, static_cast<NetworkChain>(g));
-            own.push_back(Chain{chain, "", "", 0, true, std::move(r[g])});
-            maps[g].elements.push_back(SetElement{{br}, {"jump " + chain}, n.name, 0, 5});
-        }
+    const bool any_nat = std::any_of(parts.begin(), parts.end(), [](const NetworkPart* p) { return p->nat; });
+    for (NetworkPart* part : parts) {
+        for (Chain& chain : part->chains)
+            own.push_back(std::move(chain));
+        for (auto& [g, element] : part->dispatch)
+            maps[static_cast<int>(g)].elements.push_back(std::move(element));
+        if (part->meter) meters.push_back(std::move(*part->meter));
     }
 
     auto dispatch = [&](NetworkChain g, bool input) {
@@ -333,14 +357,11 @@ Table build_ruleset(std::vector<model::Network> active)
     // forward is an element change like any other.
     if (any_nat) {
         std::vector<Set> fwd = forward_sets();
-        for (const model::Network& n : active) {
-            if (n.mode != model::Mode::nat) continue;
-            for (const model::PortForward& f : n.forwards) {
-                for (SetElements& part : forward_elements(f, n.name)) {
-                    auto it = std::find_if(fwd.begin(), fwd.end(), [&](const Set& x) { return x.name == part.set; });
-                    it->elements.insert(it->elements.end(), std::make_move_iterator(part.elements.begin()),
-                                        std::make_move_iterator(part.elements.end()));
-                }
+        for (NetworkPart* part : parts) {
+            for (SetElements& elements : part->forwards) {
+                auto it = std::find_if(fwd.begin(), fwd.end(), [&](const Set& x) { return x.name == elements.set; });
+                it->elements.insert(it->elements.end(), std::make_move_iterator(elements.elements.begin()),
+                                    std::make_move_iterator(elements.elements.end()));
             }
         }
         sets.insert(sets.begin(), std::make_move_iterator(fwd.begin()), std::make_move_iterator(fwd.end()));
@@ -353,6 +374,13 @@ Table build_ruleset(std::vector<model::Network> active)
     table.sets = std::move(sets);
     table.chains.insert(table.chains.end(), std::make_move_iterator(own.begin()), std::make_move_iterator(own.end()));
     return table;
+}
+
+Table fixed_ruleset(bool any_nat)
+{
+    NetworkPart nat;
+    nat.nat = true;
+    return assemble_ruleset(any_nat ? std::vector<NetworkPart*>{&nat} : std::vector<NetworkPart*>{});
 }
 
 std::string describe(const LinkOp& op)

@@ -85,6 +85,8 @@ std::uint64_t element_hash(const std::string& set, const SetElement& e)
     return fnv1a(std::string_view(limit, static_cast<std::size_t>(end - limit)), hash);
 }
 
+std::string element_key(const SetElement& e) { return key_text(e); }
+
 bool TableDiff::empty() const
 {
     return !replace && added_sets.empty() && removed_sets.empty() && added_chains.empty() && changed_chains.empty() &&

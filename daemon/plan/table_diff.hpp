@@ -43,6 +43,8 @@ std::uint64_t element_hash(const std::string& set, const SetElement& e);
 // key (its values joined) and its element_hash. Enough to diff against,
 // deleting needs only keys, and the record's sum of what a diff removes is
 // known without the elements.
+// The key of an element in ElementState: its key values joined.
+std::string element_key(const SetElement& e);
 using ElementState = std::unordered_map<std::string, std::unordered_map<std::string, std::uint64_t>>;
 ElementState element_state(const Table& table);
 // Applies element changes (as change_elements committed them): O(changes).
