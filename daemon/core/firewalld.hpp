@@ -119,9 +119,6 @@ public:
     using CheckDone = std::function<void(std::optional<FirewalldCheck>)>;
     void check(const model::Network& n, bool running, CheckDone done);
 
-    // A sync waits for firewalld's replies (tests).
-    bool in_flight() const { return run_ != nullptr; }
-
 private:
     struct Request {
         std::set<std::string> wanted;

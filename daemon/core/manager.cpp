@@ -141,14 +141,6 @@ std::optional<std::string> Manager::firewalld_zone(const Entry& e) const
     return std::nullopt;
 }
 
-nlohmann::json Manager::describe_all() const
-{
-    nlohmann::json networks = nlohmann::json::array();
-    for (const auto& [name, e] : networks_)
-        networks.push_back(describe(name));
-    return {{"networks", networks}};
-}
-
 std::string Manager::describe_text(const std::string& name) const
 {
     const Entry& e = entry(name);
@@ -171,7 +163,7 @@ std::string Manager::describe_text(const std::string& name) const
 
 std::string Manager::describe_all_text() const
 {
-    // describe_all().dump(): {"networks":[...]} with each network's text as it is kept.
+    // {"networks":[...]} with each network's text as it is kept.
     std::string text = R"({"networks":[)";
     bool first = true;
     for (const auto& [name, e] : networks_) {

@@ -151,9 +151,8 @@ public:
     // has no dnsmasq, as in bridge mode).
     std::string_view dnsmasq_state(const std::string& name) const;
     nlohmann::json describe(const std::string& name) const;
-    nlohmann::json describe_all() const;
-    // describe(name).dump() and describe_all().dump(), kept between
-    // changes (core/read_cache.hpp): what Describe answers.
+    // describe(name).dump() and {"networks": [describe(name), ...]} as
+    // text, kept between changes (core/read_cache.hpp): what Describe answers.
     std::string describe_text(const std::string& name) const;
     std::string describe_all_text() const;
 
@@ -223,18 +222,16 @@ public:
     std::vector<std::string> add_forwards(const std::string& name, std::vector<model::PortForward> forwards,
                                           bool single = false);
     void remove_forward(const std::string& name, const model::ForwardKey& key);
-    // Each forward's document plus, while running, "connections" (new
+    // The JSON array of the reply (each forward serialised once): each
+    // forward's document plus, while running, "connections" (new
     // connections forwarded), "first_packet_bytes" and "dropped" (attempts
-    // over the forward's rate).
-    nlohmann::json list_forwards(const std::string& name) const;
-    // The same as the JSON text of the reply, each forward serialised once.
+    // over the forward's rate). TooLarge past max_reply_bytes.
     std::string list_forwards_text(const std::string& name) const;
     // Drop counters of the network's rules (spoofed, isolated, limits, ...)
     // and forward totals.
     nlohmann::json statistics(const std::string& name) const;
     // Bounded reads (issue 11): the Describe object without "forwards" but
-    // with "forward_count"; list_forwards one page at a time (core/paging.hpp).
-    // list_forwards() itself is TooLarge past max_reply_bytes.
+    // with "forward_count"; the forwards one page at a time (core/paging.hpp).
     nlohmann::json describe_brief(const std::string& name) const;
     Page list_forwards_page(const std::string& name, const std::string& cursor, std::uint32_t limit) const;
     // Read-only checks of a network against the kernel as it is now
@@ -419,6 +416,9 @@ private:
     // while the steps changed what another observation would see.
     void repair(Entry& e, plan::DriftKinds kinds, RepairSync& sync);
     plan::ConvergeObserved observe_drift(Entry& e, plan::DriftKinds kinds, RepairSync& sync);
+    // The bridge's addresses and, of `all`, the routes through it: what
+    // the route repair (observe_drift) and Diagnose (observe) judge.
+    plan::ConvergeObserved::Routes routes_through(int bridge_index, const std::vector<plan::RouteInfo>& all) const;
     // Turns a held sysctl on again; false (logged) when that failed.
     bool turn_on_sysctl(const std::string& key);
     void repair_firewall();

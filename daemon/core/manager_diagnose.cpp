@@ -33,13 +33,18 @@ plan::Observed Manager::observe(const Entry& e, bool full) const
     o.stored_problem = e.stored_problem;
     o.without_document = e.without_document;
     o.repair_wait = e.repair_wait;
+    o.route_problem = e.route_problem;
     // Diagnose reads them afresh, for the counters as they are now.
     o.foreign_rules = full ? read_foreign_rules(firewall_, options_.nft, plan::table_name) : foreign_rules_;
     // The state takes FRR's sessions as last polled (vtysh is slow); Diagnose asks now.
     o.evpn = evpn_view(n.name, full);
-    if (!full) return o;
+    if (!full) {
+        o.routes = e.routes_seen;
+        return o;
+    }
 
     o.addresses = links_.list_addresses();
+    if (o.bridge) o.routes = routes_through(o.bridge->index, links_.list_routes());
     o.ports.emplace();
     for (const model::Port& p : n.ports)
         (*o.ports)[p.name] = links_.find_link(p.name);

@@ -332,11 +332,6 @@ nlohmann::json Manager::forward_json(const Entry& e, const model::PortForward& f
     return j;
 }
 
-nlohmann::json Manager::list_forwards(const std::string& name) const
-{
-    return nlohmann::json::parse(list_forwards_text(name));
-}
-
 std::string Manager::list_forwards_text(const std::string& name) const
 {
     const Entry& e = entry(name);

@@ -172,12 +172,21 @@ plan::ConvergeObserved Manager::observe_drift(Entry& e, plan::DriftKinds kinds, 
     if ((kinds & plan::drift_routes) && !o.links && ours()) {
         // One dump of the routes per sync, whatever the number of networks.
         if (!shared.routes) shared.routes = links_.list_routes();
-        o.routes.emplace();
-        o.routes->addresses = links_.list_addresses_of(o.bridge->index);
-        for (const plan::RouteInfo& r : *shared.routes)
-            if (r.link_index == o.bridge->index) o.routes->routes.push_back(r);
+        o.routes = routes_through(o.bridge->index, *shared.routes);
+        // The state judges this observation until the next one.
+        e.routes_seen = o.routes;
+        e.route_problem.clear();
     }
     return o;
+}
+
+plan::ConvergeObserved::Routes Manager::routes_through(int bridge_index, const std::vector<plan::RouteInfo>& all) const
+{
+    plan::ConvergeObserved::Routes seen;
+    seen.addresses = links_.list_addresses_of(bridge_index);
+    for (const plan::RouteInfo& r : all)
+        if (r.link_index == bridge_index) seen.routes.push_back(r);
+    return seen;
 }
 
 void Manager::repair(Entry& e, plan::DriftKinds kinds, RepairSync& shared)
@@ -259,7 +268,15 @@ void Manager::apply_repair(Entry& e, const plan::ConvergeStep& step, RepairRun& 
             run.done.push_back(std::move(d));
         // The driver's repair outranks a rename, which is only "link".
         if (!r.done.empty() && (run.what.empty() || r.what != "address")) run.what = r.what;
-        if (!r.done.empty()) run.again |= plan::drift_ports | plan::drift_routes;
+        if (!r.done.empty()) {
+            run.again |= plan::drift_ports | plan::drift_routes;
+            // Its routes are the kernel's again (or another bridge's): the
+            // next route observation is judged, not the last one, and it
+            // dumps them afresh (the sync's dump may predate this bridge).
+            e.routes_seen.reset();
+            e.route_problem.clear();
+            run.sync.routes.reset();
+        }
         if (r.recreated) {
             // A new bridge: what hung on the old one goes onto it again.
             attach_ports(e);
@@ -309,7 +326,13 @@ void Manager::apply_repair(Entry& e, const plan::ConvergeStep& step, RepairRun& 
     } else if (const auto* route = std::get_if<plan::AddRoute>(&step)) {
         if (!run.allowed()) return;
         run.sync.routes.reset();
-        links_.add_route(n.bridge, route->route);
+        try {
+            links_.add_route(n.bridge, route->route);
+        } catch (const std::exception& err) {
+            e.route_problem = std::string("re-adding it failed: ") + err.what();
+            throw;
+        }
+        if (e.routes_seen) e.routes_seen->routes.push_back(route->route);
         run.done.push_back("re-added route " + plan::destination_text(route->route) + " through " + n.bridge);
         if (run.what.empty() || run.what == "address") run.what = "route";
     }

@@ -57,6 +57,8 @@ void Network::forget_run()
     port_problems.clear();
     foreign_ports.clear();
     mac_watch.reset();
+    routes_seen.reset();
+    route_problem.clear();
 }
 
 void Network::repaired(const std::string& what, const std::string& detail)

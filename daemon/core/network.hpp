@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -96,6 +97,12 @@ public:
     std::string firewall_problem_code;  // its StateReasonCode
     std::string last_repair;
     std::string repair_wait;  // while its repair is deferred by the budget: why (part of the state reason)
+    // The bridge's addresses and the routes through it as the last route
+    // repair observed them, with the routes it added since, and why adding
+    // one failed: what the state judges (plan::drift) between repairs.
+    // nullopt: not observed since the bridge was last repaired.
+    std::optional<plan::ConvergeObserved::Routes> routes_seen;
+    std::string route_problem;
     // Interfaces someone else enslaved to the bridge (a libvirt tap), as
     // last observed while it existed: enslaved again when a repair
     // recreates it.

@@ -63,27 +63,9 @@ void plan_repairs(const model::Network& n, const ConvergeObserved& o, std::vecto
             steps.push_back(TurnOnSysctl{key});
         }
     }
-    // A bridge that is down has no routes: setting it up (RepairLinks) brings them back.
-    if (o.routes && !o.links && ours && o.bridge->up) {
-        for (const RouteInfo& want : network_routes(n, o.bridge->index)) {
-            // Only with its address: the kernel made the route with it, and
-            // an address re-added brings its route again.
-            const bool address =
-                std::any_of(o.routes->addresses.begin(), o.routes->addresses.end(), [&](const AddressInfo& a) {
-                    return a.link_index == want.link_index && a.family() == want.family &&
-                           a.prefix_length == want.prefix_length &&
-                           !(a.flags & (ifa_f_dadfailed | ifa_f_noprefixroute)) &&
-                           (want.family == af_inet ? a.address == want.preferred_source
-                                                   : a.address == model::IpAddress(n.ipv6->address.address));
-                });
-            // Any metric or protocol: someone who replaced it meant to.
-            const bool present = std::any_of(o.routes->routes.begin(), o.routes->routes.end(), [&](const RouteInfo& r) {
-                return r.link_index == want.link_index && r.family == want.family && r.table == want.table &&
-                       r.destination == want.destination && r.prefix_length == want.prefix_length;
-            });
-            if (address && !present) steps.push_back(AddRoute{want});
-        }
-    }
+    if (o.routes && !o.links && ours)
+        for (RouteInfo& route : missing_routes(n, *o.bridge, *o.routes))
+            steps.push_back(AddRoute{std::move(route)});
 }
 
 }  // namespace
@@ -117,6 +99,31 @@ std::vector<RouteInfo> network_routes(const model::Network& n, int bridge_index)
         routes.push_back(std::move(r));
     }
     return routes;
+}
+
+std::vector<RouteInfo> missing_routes(const model::Network& n, const LinkInfo& bridge,
+                                      const ConvergeObserved::Routes& seen)
+{
+    std::vector<RouteInfo> missing;
+    // A bridge that is down has no routes: setting it up (RepairLinks) brings them back.
+    if (!bridge.up) return missing;
+    for (RouteInfo& want : network_routes(n, bridge.index)) {
+        // Only with its address: the kernel made the route with it, and
+        // an address re-added brings its route again.
+        const bool address = std::any_of(seen.addresses.begin(), seen.addresses.end(), [&](const AddressInfo& a) {
+            return a.link_index == want.link_index && a.family() == want.family &&
+                   a.prefix_length == want.prefix_length && !(a.flags & (ifa_f_dadfailed | ifa_f_noprefixroute)) &&
+                   (want.family == af_inet ? a.address == want.preferred_source
+                                           : a.address == model::IpAddress(n.ipv6->address.address));
+        });
+        // Any metric or protocol: someone who replaced it meant to.
+        const bool present = std::any_of(seen.routes.begin(), seen.routes.end(), [&](const RouteInfo& r) {
+            return r.link_index == want.link_index && r.family == want.family && r.table == want.table &&
+                   r.destination == want.destination && r.prefix_length == want.prefix_length;
+        });
+        if (address && !present) missing.push_back(std::move(want));
+    }
+    return missing;
 }
 
 bool is_repair_step(const ConvergeStep& step)

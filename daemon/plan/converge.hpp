@@ -139,6 +139,13 @@ struct ConvergeObserved {
     std::optional<Routes> routes{};
 };
 
+// The routes of network_routes that `seen` lacks although the address the
+// kernel makes each with is on the bridge (an address re-added brings its
+// route back itself; a bridge that is down has none, setting it up brings
+// them): what a repair adds again (AddRoute) and what plan::drift reports.
+std::vector<RouteInfo> missing_routes(const model::Network& n, const LinkInfo& bridge,
+                                      const ConvergeObserved::Routes& seen);
+
 // In the order they apply. A start: links, table, forwarding, ports,
 // dnsmasq (with IPv4), the record. A live update: bridge options, MTU,
 // ports that went, then ports that are new or differ (every port when the

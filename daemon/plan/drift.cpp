@@ -4,6 +4,7 @@
 #include "plan/drift.hpp"
 
 #include "plan/planner.hpp"
+#include "plan/route_text.hpp"
 
 #include <algorithm>
 #include <set>
@@ -19,6 +20,7 @@ enum class Rank : int {
     uplink_missing,
     uplink_released,
     bridge_down,
+    route_deleted,
     firewall,
     foreign_firewall,
     firewalld,
@@ -116,6 +118,32 @@ void gateway_addresses(const model::Network& n, const Observed& o, Findings& f)
     };
     if (n.ipv4) gateway("ipv4-address", n.ipv4->address);
     if (n.ipv6) gateway("ipv6-address", n.ipv6->address);
+}
+
+// Deleted, a gateway's prefix route cuts the guests off although its
+// address is there; without the address (or with the bridge down) the
+// kernel has no route to keep, and the address check says why.
+void routes(const model::Network& n, const Observed& o, Findings& f)
+{
+    if (!o.bridge || !o.routes || !o.bridge->up) return;
+    const auto missing = missing_routes(n, *o.bridge, *o.routes);
+    const auto same = [](const RouteInfo& a, const RouteInfo& b) {
+        return a.link_index == b.link_index && a.family == b.family && a.table == b.table &&
+               a.destination == b.destination && a.prefix_length == b.prefix_length;
+    };
+    for (const RouteInfo& want : network_routes(n, o.bridge->index)) {
+        const std::string check = want.destination && want.destination->is_v4() ? "ipv4-route" : "ipv6-route";
+        const std::string route = destination_text(want);
+        if (std::any_of(missing.begin(), missing.end(), [&](const RouteInfo& r) { return same(r, want); }))
+            f.check(check, Status::fail, route + " is not routed through " + n.bridge + " (its route was deleted)",
+                    "route-deleted",
+                    "route " + route + " through " + n.bridge + " was deleted outside kvmnet" +
+                        (o.route_problem.empty() ? "" : "; " + o.route_problem),
+                    Rank::route_deleted);
+        else if (std::any_of(o.routes->routes.begin(), o.routes->routes.end(),
+                             [&](const RouteInfo& r) { return same(r, want); }))
+            f.pass(check, route + " is routed through " + n.bridge);
+    }
 }
 
 void ports(const model::Network& n, const Observed& o, Findings& f)
@@ -400,6 +428,7 @@ Drift drift(const model::Network& n, const Observed& o)
     }
     links(n, o, f);
     gateway_addresses(n, o, f);
+    routes(n, o, f);
     ports(n, o, f);
     forwarding(n, o, f);
     dnsmasq(n, o, f);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "model/network.hpp"
+#include "plan/converge.hpp"
 #include "plan/foreign_rules.hpp"
 #include "plan/kernel_view.hpp"
 #include "plan/listeners.hpp"
@@ -45,6 +46,12 @@ struct Observed {
     std::optional<LinkInfo> uplink;  // bridge mode
     // Diagnose only (nullopt: not observed, not judged).
     std::optional<std::vector<AddressInfo>> addresses;
+    // The bridge's addresses and the routes through it, judged against its
+    // gateway prefix routes (plan::missing_routes, what the route repair
+    // adds again). The state takes what the last repair observed
+    // (core::Network::routes_seen), Diagnose lists them afresh.
+    std::optional<ConvergeObserved::Routes> routes;
+    std::string route_problem;                                            // re-adding a missing route failed: why
     std::optional<std::map<std::string, std::optional<LinkInfo>>> ports;  // port name -> its link, if any
     std::optional<std::string> ip_forward;                                // sysctl text; "" when unreadable
     std::optional<std::string> ipv6_forward;

@@ -113,7 +113,7 @@ int cmd_daemon_reads(const Args& args)
             emit("read_statistics", "kvmnet-daemon", size, "ms", ms_since(start));
             start = Clock::now();
             try {
-                (void)manager.list_forwards(name);
+                (void)manager.list_forwards_text(name);
             } catch (const Error& e) {
                 // Past the reply limit the whole list is refused (TooLarge):
                 // what counts is how long the refusal held the loop.

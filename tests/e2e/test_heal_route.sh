@@ -8,6 +8,11 @@
 #   - NAT: the guest reaches the "internet" again (replies are de-NATed to
 #     the guest's address and routed through the bridge);
 #   - routed: the far side reaches the guest's own address again.
+# A route repair that cannot succeed (another link already routes the
+# subnet with the same metric: EEXIST) leaves the network degraded with a
+# reason naming the route and why (route-deleted), and Diagnose lists it;
+# the next route change of the bridge repairs it once that link's route is
+# gone.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -58,6 +63,26 @@ delete_route rt kvmbr5 10.62.0.0/24
 pings "$I" 10.62.0.10 || fail "203.0.113.2 cannot reach the routed guest after the repair"
 # One repair each: the daemon's own route notification changes nothing more.
 assert_eq "$(grep -c ': repaired route: ' "$T/kvmnetd.log")" 2 "route repairs"
+
+log "a route repair that fails: uplink0 routes 10.62.0.0/24 too"
+ip -n "$H" route append 10.62.0.0/24 dev uplink0
+ip -n "$H" route del 10.62.0.0/24 dev kvmbr5
+_route_deleted() { [[ $(ctl show rt --json | jq -r .status.state) == degraded ]]; }
+retry 50 _route_deleted || fail "rt not degraded after a failed route repair: $(ctl show rt --json | jq -c .status)"
+assert_contains "$(ctl show rt --json | jq -r .status.state_reason)" \
+    "route 10.62.0.0/24 through kvmbr5 was deleted outside kvmnet; re-adding it failed: " "StateReason"
+assert_eq "$(busctl --system get-property org.kvmnet1 /org/kvmnet1/network/rt \
+    org.kvmnet1.Network StateReasonCode)" 's "route-deleted"' "StateReasonCode"
+report=$(ctl diagnose rt --json) && fail "diagnose exited 0 with the route missing: $report"
+assert_eq "$(jq -r '.checks[] | select(.check == "ipv4-route") | .status + ": " + .detail' <<<"$report")" \
+    "fail: 10.62.0.0/24 is not routed through kvmbr5 (its route was deleted)" "Diagnose's ipv4-route check"
+ip -n "$H" route del 10.62.0.0/24 dev uplink0
+log "a route of kvmbr5 comes and goes: the repair runs again and succeeds"
+ip -n "$H" route add 10.62.0.128/25 dev kvmbr5
+ip -n "$H" route del 10.62.0.128/25 dev kvmbr5
+wait_state rt active
+assert_contains "$(routes_of kvmbr5)" '"dst":"10.62.0.0/24"' "route of kvmbr5 after the repair"
+pings "$I" 10.62.0.10 || fail "203.0.113.2 cannot reach the routed guest after the second repair"
 
 ctl stop rt >/dev/null
 ctl stop default >/dev/null

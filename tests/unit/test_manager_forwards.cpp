@@ -38,7 +38,7 @@ TEST_CASE("Forwards on a running network are element batches, journalled, and al
     CHECK(warnings.empty());
     CHECK(fs::exists(journal));
     // A listing knows each forward's elements (the fake's counters are 0).
-    const auto listed = h.m().list_forwards("web");
+    const auto listed = nlohmann::json::parse(h.m().list_forwards_text("web"));
     REQUIRE(listed.size() == 2);
     CHECK(listed[0]["connections"] == 0);
     CHECK_FALSE(listed[0].contains("problem"));
