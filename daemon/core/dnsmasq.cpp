@@ -100,8 +100,9 @@ void Dnsmasq::launch(const plan::DnsmasqFiles& files, Ready done)
 {
     const std::string& dir = options_.dir;
     store::make_directories(dir, 0755);
-    const std::string conf = dir + "/dnsmasq.conf";
-    const std::string pidfile = dir + "/dnsmasq.pid";
+    const plan::DnsmasqPaths paths = plan::dnsmasq_paths(dir);
+    const std::string& conf = paths.conf;
+    const std::string& pidfile = paths.pid;
     const std::string conf_arg = "--conf-file=" + conf;
     files_ = files;
 
@@ -114,11 +115,10 @@ void Dnsmasq::launch(const plan::DnsmasqFiles& files, Ready done)
         const auto cmd = process_cmdline(old);
         const bool ours = std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end();
         if (ours && store::read_file(conf) == files.config) {
-            if (store::read_file(dir + "/dnsmasq.hosts") != files.hosts ||
-                store::read_file(dir + "/dnsmasq.names") != files.names) {
+            if (store::read_file(paths.hosts) != files.hosts || store::read_file(paths.names) != files.names) {
                 // Runtime files: a reboot drops them, so no fsync.
-                store::write_replace(dir + "/dnsmasq.hosts", files.hosts, 0644);
-                store::write_replace(dir + "/dnsmasq.names", files.names, 0644);
+                store::write_replace(paths.hosts, files.hosts, 0644);
+                store::write_replace(paths.names, files.names, 0644);
                 if (::kill(old, SIGHUP) != 0)
                     throw Error(ErrorKind::Kernel,
                                 unstoppable(old, "make it re-read its hosts") + ", then start the network again");
@@ -145,8 +145,8 @@ void Dnsmasq::launch(const plan::DnsmasqFiles& files, Ready done)
     if (::access(conf.c_str(), F_OK) == 0) stop_strays(conf_arg);
 
     store::write_replace(conf, files.config, 0644);
-    store::write_replace(dir + "/dnsmasq.hosts", files.hosts, 0644);
-    store::write_replace(dir + "/dnsmasq.names", files.names, 0644);
+    store::write_replace(paths.hosts, files.hosts, 0644);
+    store::write_replace(paths.names, files.names, 0644);
     store::remove_file(pidfile);
     // dnsmasq writes its pid file only once its sockets are bound, which
     // makes the file a readiness signal; watched before the spawn so that
@@ -166,7 +166,7 @@ void Dnsmasq::launch(const plan::DnsmasqFiles& files, Ready done)
     });
     pid_t pid = 0;
     try {
-        pid = spawn_process({options_.binary, "--keep-in-foreground", conf_arg}, dir + "/dnsmasq.log");
+        pid = spawn_process({options_.binary, "--keep-in-foreground", conf_arg}, paths.log);
         watch_ = std::make_unique<ProcessWatch>(loop_, pid, [this](int status) { on_exit(status); });
     } catch (...) {
         forget_pending();
@@ -193,7 +193,7 @@ void Dnsmasq::launch(const plan::DnsmasqFiles& files, Ready done)
 void Dnsmasq::check_ready()
 {
     if (!pending_ || !watch_) return;
-    if (read_pid(options_.dir + "/dnsmasq.pid") != watch_->pid()) return;
+    if (read_pid(plan::dnsmasq_paths(options_.dir).pid) != watch_->pid()) return;
     finish_start(nullptr);
 }
 
@@ -231,7 +231,7 @@ void Dnsmasq::on_exit(int status)
         watch_.reset();
         finish_start(std::make_exception_ptr(
             Error(ErrorKind::Kernel, "dnsmasq exited at start (status " + std::to_string(status) +
-                                         "): " + last_lines(options_.dir + "/dnsmasq.log", 2))));
+                                         "): " + last_lines(plan::dnsmasq_paths(options_.dir).log, 2))));
         return;
     }
     watch_.reset();
@@ -307,15 +307,15 @@ void Dnsmasq::stop()
     restart_timer_.reset();
     supervised_ = false;
     problem_.clear();
-    const std::string& dir = options_.dir;
+    const plan::DnsmasqPaths paths = plan::dnsmasq_paths(options_.dir);
     // The process we watch is ours whatever its command line says (it may
     // not have reached exec yet); one named only by the pid file is ours
     // when it runs our configuration (a pid file outlives its process).
     const bool watched = watch_ != nullptr;
-    const pid_t pid = watched ? watch_->pid() : read_pid(dir + "/dnsmasq.pid");
+    const pid_t pid = watched ? watch_->pid() : read_pid(paths.pid);
     watch_.reset();
     ready_ = false;
-    const std::string conf_arg = "--conf-file=" + dir + "/dnsmasq.conf";
+    const std::string conf_arg = "--conf-file=" + paths.conf;
     if (pid > 0 && process_alive(pid)) {
         const auto cmd = process_cmdline(pid);
         if (watched || std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end()) try {
@@ -326,16 +326,16 @@ void Dnsmasq::stop()
     }
     // Not ours to watch (an earlier daemon's start, cut off): one it spawned
     // may not have written the pid file yet.
-    if (!watched && ::access((dir + "/dnsmasq.conf").c_str(), F_OK) == 0) stop_strays(conf_arg);
-    store::remove_file(dir + "/dnsmasq.pid");
+    if (!watched && ::access(paths.conf.c_str(), F_OK) == 0) stop_strays(conf_arg);
+    store::remove_file(paths.pid);
 }
 
 void Dnsmasq::reload_hosts(const plan::DnsmasqFiles& files)
 {
     files_.hosts = files.hosts;
     files_.names = files.names;
-    store::write_replace(options_.dir + "/dnsmasq.hosts", files.hosts, 0644);
-    store::write_replace(options_.dir + "/dnsmasq.names", files.names, 0644);
+    store::write_replace(plan::dnsmasq_paths(options_.dir).hosts, files.hosts, 0644);
+    store::write_replace(plan::dnsmasq_paths(options_.dir).names, files.names, 0644);
     // Without a serving process (a restart is pending or under way) the new
     // files are read at its start.
     if (!watch_ || !ready_) return;

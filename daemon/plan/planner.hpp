@@ -130,6 +130,14 @@ std::vector<RouteInfo> takeover_routes(const std::vector<RouteInfo>& all, int up
 // "infinite", or seconds.
 std::string dnsmasq_lease_time(std::uint32_t seconds);
 
+// The files of a network's dnsmasq in its runtime directory `dir`: the one
+// place that names them (plan_dnsmasq's configuration, core::Dnsmasq,
+// store::Layout).
+struct DnsmasqPaths {
+    std::string conf, hosts, names, pid, log, leases;
+};
+DnsmasqPaths dnsmasq_paths(const std::string& dir);
+
 // dnsmasq configuration for a network, with its files in `runtime_dir`.
 struct DnsmasqFiles {
     std::string config;  // dnsmasq.conf

@@ -1,5 +1,7 @@
 #include "store/layout.hpp"
 
+#include "plan/planner.hpp"
+
 namespace kvmnet::store {
 namespace {
 
@@ -52,14 +54,9 @@ std::string Layout::takeover_record(const std::string& network) const
 {
     return network_dir(network) + "/takeover.json";
 }
-std::string Layout::dnsmasq_config(const std::string& network) const { return network_dir(network) + "/dnsmasq.conf"; }
-std::string Layout::dnsmasq_hosts(const std::string& network) const { return network_dir(network) + "/dnsmasq.hosts"; }
-std::string Layout::dnsmasq_names(const std::string& network) const { return network_dir(network) + "/dnsmasq.names"; }
-std::string Layout::dnsmasq_pid(const std::string& network) const { return network_dir(network) + "/dnsmasq.pid"; }
-std::string Layout::dnsmasq_log(const std::string& network) const { return network_dir(network) + "/dnsmasq.log"; }
 std::string Layout::dnsmasq_leases(const std::string& network) const
 {
-    return network_dir(network) + "/dnsmasq.leases";
+    return plan::dnsmasq_paths(network_dir(network)).leases;
 }
 
 }  // namespace kvmnet::store

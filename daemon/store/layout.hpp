@@ -51,11 +51,7 @@ public:
     std::string bridge_creating_marker(const std::string& network) const;
     std::string confirm_deadline(const std::string& network) const;  // Unix time, while unconfirmed
     std::string takeover_record(const std::string& network) const;   // bridge mode: what moved
-    std::string dnsmasq_config(const std::string& network) const;
-    std::string dnsmasq_hosts(const std::string& network) const;
-    std::string dnsmasq_names(const std::string& network) const;
-    std::string dnsmasq_pid(const std::string& network) const;
-    std::string dnsmasq_log(const std::string& network) const;
+    // The dnsmasq files of a network are plan::dnsmasq_paths(network_dir(NAME)).
     std::string dnsmasq_leases(const std::string& network) const;
 
 private:

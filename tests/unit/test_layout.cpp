@@ -2,6 +2,7 @@
 // in it: the paths are a contract with a daemon of the previous version
 // (adoption after an upgrade) and with the e2e tests, so they are spelt out.
 #include "core/takeover_record.hpp"
+#include "plan/planner.hpp"
 #include "store/files.hpp"
 #include "store/layout.hpp"
 #include "temp_dir.hpp"
@@ -27,7 +28,7 @@ TEST_CASE("The layout names every file under STATE and RUNTIME", "[layout]")
     CHECK(l.confirm_deadline("lan") == "/run/kvmnet/lan/confirm-deadline");
     CHECK(l.takeover_record("lan") == "/run/kvmnet/lan/takeover.json");
     CHECK(l.dnsmasq_leases("lan") == "/run/kvmnet/lan/dnsmasq.leases");
-    CHECK(l.dnsmasq_hosts("lan") == "/run/kvmnet/lan/dnsmasq.hosts");
+    CHECK(kvmnet::plan::dnsmasq_paths(l.network_dir("lan")).hosts == "/run/kvmnet/lan/dnsmasq.hosts");
 }
 
 TEST_CASE("Markers are recognised by the layout, other runtime entries are not", "[layout]")
