@@ -3,6 +3,8 @@
 // turns into medians and percentiles for scripts/bench.sh.
 #pragma once
 
+#include "model/forward.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -69,6 +71,8 @@ struct ForwardSpec {
 ForwardSpec forward_spec(unsigned i);
 // As a forward object of the D-Bus API and the network document.
 nlohmann::json forward_json(const ForwardSpec& f);
+// Forwards 0 .. count-1 as AddForwardsTyped's structs.
+std::vector<model::ForwardFields> forward_fields(unsigned count);
 
 // Subcommands (each returns the exit status).
 int cmd_nft_elements(const Args& args);

@@ -218,27 +218,12 @@ int cmd_bulk_breakdown(const Args& args)
 
     // The typed form (AddForwardsTyped) as the service receives it, its
     // runs alternating with the JSON text's.
-    auto fields = [](unsigned count) {
-        std::vector<model::ForwardFields> all(count);
-        for (unsigned i = 0; i < count; ++i) {
-            const ForwardSpec f = forward_spec(i);
-            all[i] = {"tcp",
-                      f.host_address,
-                      static_cast<std::uint16_t>(f.host_port),
-                      0,
-                      f.guest,
-                      static_cast<std::uint16_t>(f.guest_port),
-                      "",
-                      0};
-        }
-        return all;
-    };
     const std::string typed = variant + "-typed";
 
     core::phases::recorder = record_phase;
     for (const unsigned size : sizes) {
         const std::string text = document(0, size);
-        const std::vector<model::ForwardFields> structs = fields(size);
+        const std::vector<model::ForwardFields> structs = forward_fields(size);
         for (unsigned r = 0; r < runs; ++r) {
             fresh();
             phase_marks.clear();

@@ -231,18 +231,7 @@ int cmd_dbus_forwards(const Args& args)
     for (const unsigned size : sizes) {
         const std::string batch = forwards_document(0, size);
         // The same forwards as AddForwardsTyped's structs; its runs alternate with AddForwards'.
-        std::vector<model::ForwardFields> typed(size);
-        for (unsigned i = 0; i < size; ++i) {
-            const ForwardSpec f = forward_spec(i);
-            typed[i] = {"tcp",
-                        f.host_address,
-                        static_cast<std::uint16_t>(f.host_port),
-                        0,
-                        f.guest,
-                        static_cast<std::uint16_t>(f.guest_port),
-                        "",
-                        0};
-        }
+        const std::vector<model::ForwardFields> typed = forward_fields(size);
         const unsigned runs = size >= 100000 ? std::min(bulk_runs, runs_100k) : bulk_runs;
         for (unsigned r = 0; r < runs; ++r) {
             client.create_and_start();

@@ -32,6 +32,23 @@ nlohmann::json forward_json(const ForwardSpec& f)
             {"guest_port", f.guest_port}};
 }
 
+std::vector<model::ForwardFields> forward_fields(unsigned count)
+{
+    std::vector<model::ForwardFields> all(count);
+    for (unsigned i = 0; i < count; ++i) {
+        const ForwardSpec f = forward_spec(i);
+        all[i] = {"tcp",
+                  f.host_address,
+                  static_cast<std::uint16_t>(f.host_port),
+                  0,
+                  f.guest,
+                  static_cast<std::uint16_t>(f.guest_port),
+                  "",
+                  0};
+    }
+    return all;
+}
+
 namespace {
 
 // The network the control-plane figures use (bench.sh's "fwbench").
