@@ -375,6 +375,10 @@ int main(int argc, char** argv)
         // Children are watched through pidfds; SIGCHLD must stay deliverable
         // for waitid() but needs no handler.
         kernel::NetlinkLinks links;
+        // Its own netlink socket for the manager's worker thread, which
+        // deletes a stopping network's bridge off the loop.
+        kernel::NetlinkLinks worker_links;
+        options.worker_links = &worker_links;
         kernel::Nftables firewall;
         core::Manager manager(options, loop, links, firewall);
 
@@ -434,6 +438,7 @@ int main(int argc, char** argv)
         Supervision supervision(loop, manager);
         const int code = loop.run();
         sd_notify(0, "STOPPING=1");
+        manager.finish_stops();  // a Stop's bridge deletion in flight ends before the networks are left
         if (stop_networks_on_exit) {
             core::log_info("kvmnetd stopping; stopping running networks (--stop-networks-on-exit)");
             stop_all(manager);

@@ -352,9 +352,11 @@ private:
     }
     void DeleteNetwork(sdbus::Result<>&& result, std::string name) override
     {
-        changing(authorizer_, manager_, getObject(), "DeleteNetwork",
-                 "call DeleteNetwork on network '" + log_safe(name) + "'", std::move(result),
-                 [&manager = manager_, name] { manager.remove(name); });
+        // As Stop: replies once a running network's bridge is deleted.
+        changing_later(
+            authorizer_, manager_, getObject(), "DeleteNetwork",
+            "call DeleteNetwork on network '" + log_safe(name) + "'", std::move(result),
+            [&manager = manager_, name](core::Manager::Done done) { manager.remove(name, std::move(done)); });
     }
     sdbus::ObjectPath GetNetwork(const std::string& name) override
     {
@@ -489,7 +491,11 @@ private:
     }
     void Stop(sdbus::Result<>&& result) override
     {
-        change("Stop", std::move(result), [](core::Manager& m, const std::string& n) { m.stop(n); });
+        // Replies once the bridge is deleted (on the manager's worker
+        // thread); every other call is served meanwhile.
+        change_later("Stop", std::move(result), [](core::Manager& m, const std::string& n, core::Manager::Done done) {
+            m.stop(n, std::move(done));
+        });
     }
     void Update(sdbus::Result<>&& result, std::string document) override
     {

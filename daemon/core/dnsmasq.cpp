@@ -6,12 +6,10 @@
 #include "store/files.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <sys/epoll.h>
-#include <sys/inotify.h>
 #include <unistd.h>
 
 namespace kvmnet::core {
@@ -151,19 +149,9 @@ void Dnsmasq::launch(const plan::DnsmasqFiles& files, Ready done)
     // dnsmasq writes its pid file only once its sockets are bound, which
     // makes the file a readiness signal; watched before the spawn so that
     // no write can come before the watch.
-    inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (inotify_ < 0) throw Error(ErrorKind::Kernel, std::string("inotify: ") + std::strerror(errno));
-    if (::inotify_add_watch(inotify_, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
-        const int saved = errno;
-        forget_pending();
-        throw Error(ErrorKind::Kernel, "watching " + dir + ": " + std::strerror(saved));
-    }
-    inotify_source_ = loop_.add_io(inotify_, EPOLLIN, [this](std::uint32_t) {
-        std::array<char, 4096> buffer{};
-        while (::read(inotify_, buffer.data(), buffer.size()) > 0) {
-        }
-        check_ready();
-    });
+    if (!options_.watch && !own_watch_) own_watch_ = std::make_unique<DirectoryWatch>(loop_);
+    DirectoryWatch& watch = options_.watch ? *options_.watch : *own_watch_;
+    watch_id_ = watch.add(dir, [this] { check_ready(); });
     pid_t pid = 0;
     try {
         pid = spawn_process({options_.binary, "--keep-in-foreground", conf_arg}, paths.log);
@@ -199,9 +187,8 @@ void Dnsmasq::check_ready()
 
 void Dnsmasq::forget_pending()
 {
-    inotify_source_.reset();
-    if (inotify_ >= 0) ::close(inotify_);
-    inotify_ = -1;
+    if (watch_id_ >= 0) (options_.watch ? *options_.watch : *own_watch_).remove(watch_id_);
+    watch_id_ = -1;
     timeout_.reset();
 }
 
@@ -300,7 +287,23 @@ void Dnsmasq::stop_strays(const std::string& conf_arg)
     }
 }
 
+void stop_dnsmasq_process(pid_t pid)
+{
+    try {
+        stop_process(pid);
+    } catch (const std::exception&) {
+        throw Error(ErrorKind::Kernel, Dnsmasq::unstoppable(pid, "stop it"));
+    }
+}
+
 void Dnsmasq::stop()
+{
+    const pid_t pid = stop_later();
+    if (pid > 0) stop_dnsmasq_process(pid);
+    store::remove_file(plan::dnsmasq_paths(options_.dir).pid);
+}
+
+pid_t Dnsmasq::stop_later()
 {
     forget_pending();
     pending_ = nullptr;
@@ -316,18 +319,15 @@ void Dnsmasq::stop()
     watch_.reset();
     ready_ = false;
     const std::string conf_arg = "--conf-file=" + paths.conf;
+    pid_t ours = 0;
     if (pid > 0 && process_alive(pid)) {
         const auto cmd = process_cmdline(pid);
-        if (watched || std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end()) try {
-                stop_process(pid);
-            } catch (const std::exception&) {
-                throw Error(ErrorKind::Kernel, unstoppable(pid, "stop it"));
-            }
+        if (watched || std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end()) ours = pid;
     }
     // Not ours to watch (an earlier daemon's start, cut off): one it spawned
     // may not have written the pid file yet.
     if (!watched && ::access(paths.conf.c_str(), F_OK) == 0) stop_strays(conf_arg);
-    store::remove_file(paths.pid);
+    return ours;
 }
 
 void Dnsmasq::reload_hosts(const plan::DnsmasqFiles& files)

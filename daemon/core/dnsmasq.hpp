@@ -6,6 +6,7 @@
 // delays the answer to anyone else's call.
 #pragma once
 
+#include "core/dir_watch.hpp"
 #include "core/event_loop.hpp"
 #include "core/process.hpp"
 #include "plan/planner.hpp"
@@ -26,12 +27,20 @@ struct DnsmasqOptions {
     std::string network;  // for log lines
     // How long a spawned dnsmasq may take to write its pid file.
     std::uint64_t ready_timeout_usec = 10'000'000;
+    // The daemon's one inotify instance (the manager's); nullptr: one of
+    // this supervisor's own, made at its first start.
+    DirectoryWatch* watch = nullptr;
 };
 
 // The restart delay after the `restarts`-th consecutive quick exit: the
 // first restart is immediate (guests wait for DHCP/DNS meanwhile), then
 // 1, 2, 4, ... up to 30 s.
 unsigned dnsmasq_restart_delay_s(unsigned restarts);
+
+// SIGTERM, SIGKILL after 2 s (stop_process), with Dnsmasq::unstoppable's
+// error when it may not be signalled; touches no supervisor's state, so it
+// may run on any thread.
+void stop_dnsmasq_process(pid_t pid);
 
 // The pid in a pid file's text, 0 when there is none.
 pid_t parse_pid(const std::string& text);
@@ -64,6 +73,10 @@ public:
     // process, or the one the pid file names when it runs our config.
     // Throws (Kernel) when it cannot be signalled (EPERM).
     void stop();
+    // stop() but for the signal and the wait: returns the pid that stop()
+    // would stop (0: none), for stop_dnsmasq_process on another thread
+    // (Manager::stop's worker). Supervision ends here, as in stop().
+    pid_t stop_later();
     // New hosts files for a running dnsmasq, re-read on SIGHUP; without a
     // process (a restart is pending) they are read at its start. Throws
     // with the reason when the signal cannot be sent.
@@ -110,8 +123,8 @@ private:
     std::string problem_;
     // A start waiting for the pid file.
     Ready pending_;
-    int inotify_ = -1;
-    std::unique_ptr<EventSource> inotify_source_;
+    std::unique_ptr<DirectoryWatch> own_watch_;  // without options_.watch
+    int watch_id_ = -1;                          // the runtime directory's, while a start waits
     std::unique_ptr<EventSource> timeout_;
     std::unique_ptr<EventSource> restart_timer_;
 };

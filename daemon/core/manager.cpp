@@ -61,6 +61,7 @@ Manager::Manager(ManagerOptions options, EventLoop& loop, plan::LinkAdapter& lin
         store_.on_lost([this](const std::string& name, std::exception_ptr error) { document_lost(name, error); });
     }
     evpn_ = std::make_unique<Evpn>(options_.vtysh, options_.frr_vty_socket, layout_.frr_fragment());
+    if (options_.worker_links) worker_ = std::make_unique<WorkQueue>(loop_);
 }
 
 Manager::~Manager() = default;
@@ -493,6 +494,9 @@ std::string Manager::create(const std::string& document)
 
 void Manager::remove(const std::string& name)
 {
+    // A Stop's deletion in flight finishes first: its caller is answered
+    // before the entry goes.
+    if (entry(name).stopping) finish_stops();
     Entry& e = entry(name);
     // A document that cannot be removed (a read-only state directory) fails
     // the call before anything is stopped.
@@ -519,6 +523,47 @@ void Manager::remove(const std::string& name)
         throw;
     }
     store::remove_file(marker);
+}
+
+void Manager::remove(const std::string& name, Done done)
+{
+    try {
+        Entry& e = entry(name);
+        if (defer_while_stopping(e, [this, name, done] { remove(name, done); })) return;
+        if (!worker_ || e.state == State::inactive) {
+            remove(name);
+            done(nullptr);
+            return;
+        }
+        store_.check_writable();
+        // Marked first, as remove(name) does.
+        const std::string marker = layout_.delete_marker(name);
+        store::write_replace(marker, "1\n", 0644);
+        const bool was_running = is_running(e.state);
+        stop(name, [this, name, marker, was_running, done](std::exception_ptr error) {
+            const auto unmark = [&] {
+                try {
+                    store::remove_file(marker);
+                } catch (const std::exception& err) {
+                    log_error("network " + name + ": " + err.what(), name);
+                }
+            };
+            if (!error) {
+                try {
+                    delete_stopped(entry(name));
+                } catch (...) {
+                    error = std::current_exception();
+                    // Not deleted: the network stopped for it runs again.
+                    if (auto it = networks_.find(name); was_running && it != networks_.end())
+                        bring_up(it->second, 0, log_outcome(name));
+                }
+            }
+            unmark();
+            done(error);
+        });
+    } catch (...) {
+        if (done) done(std::current_exception());
+    }
 }
 
 void Manager::delete_stopped(Entry& e)
@@ -551,6 +596,8 @@ void Manager::start(const std::string& name, std::uint32_t confirm_timeout_s, Do
 {
     try {
         Entry& e = entry(name);
+        if (defer_while_stopping(e, [this, name, confirm_timeout_s, done] { start(name, confirm_timeout_s, done); }))
+            return;
         if (e.starting && confirm_timeout_s == 0) {
             // The same start, asked twice: both callers hear its outcome.
             e.starting->waiters.push_back(std::move(done));
@@ -658,19 +705,144 @@ bool Manager::awaiting_confirmation(const std::string& name) const
     return e.confirmation && e.confirmation->pending();
 }
 
+namespace {
+
+// Runs one step of a teardown: a failure is logged and collected, and the
+// teardown goes on.
+void attempt(std::vector<std::string>& problems, const std::string& network, const std::string& what,
+             const std::function<void()>& action)
+{
+    try {
+        const TraceSpan span(loop_trace::enabled() ? "stop " + network + ": " + what : "");
+        action();
+    } catch (const std::exception& err) {
+        problems.push_back(what + ": " + err.what());
+        log_error("network " + network + ": " + what + ": " + err.what(), network);
+    }
+}
+
+std::string deleting_bridge(const std::string& bridge) { return "deleting bridge " + bridge; }
+
+Error stop_incomplete(const std::string& name, const std::vector<std::string>& problems, std::string& joined)
+{
+    for (const auto& p : problems)
+        joined += (joined.empty() ? "" : "; ") + p;
+    return Error(ErrorKind::Kernel, "stopping network '" + name + "' left problems: " + joined);
+}
+
+}  // namespace
+
 void Manager::stop(const std::string& name)
 {
     Entry& e = entry(name);
+    // A deletion in flight (a Stop over the bus) finishes first: rare, and
+    // only the daemon's own callers (reload, --stop-networks-on-exit) wait.
+    if (e.stopping) {
+        finish_stops();
+        return stop(name);
+    }
     if (e.state == State::inactive) return;
     auto problems = tear_down(e);
     if (!problems.empty()) {
         std::string joined;
-        for (const auto& p : problems)
-            joined += (joined.empty() ? "" : "; ") + p;
+        const Error error = stop_incomplete(name, problems, joined);
         set_state(e, State::failed, "stop-incomplete", "stop incomplete: " + joined);
-        throw Error(ErrorKind::Kernel, "stopping network '" + name + "' left problems: " + joined);
+        throw error;
     }
     set_state(e, State::inactive);
+}
+
+void Manager::stop(const std::string& name, Done done)
+{
+    try {
+        Entry& e = entry(name);
+        if (e.stopping) {  // the same stop, asked twice: both callers hear its outcome
+            e.stopping->waiters.push_back(std::move(done));
+            return;
+        }
+        if (!worker_ || e.state == State::inactive) {
+            stop(name);
+            done(nullptr);
+            return;
+        }
+        TearDown t = begin_tear_down(e, true);
+        if (t.bridge.empty() && t.dnsmasq == 0) {  // nothing left to wait for
+            auto pending = std::make_unique<Entry::PendingStop>();
+            pending->waiters.push_back(std::move(done));
+            e.stopping = std::move(pending);
+            stop_finished(name, e.stopping.get(), std::move(t), nullptr);
+            return;
+        }
+        e.stopping = std::make_unique<Entry::PendingStop>();
+        e.stopping->waiters.push_back(std::move(done));
+        Entry::PendingStop* token = e.stopping.get();
+        const TraceSpan span(loop_trace::enabled() ? "stop " + name + ": handed to the worker" : "");
+        // The worker gets the pid and the link's name by value and its own
+        // netlink socket; the rest of the stop waits for its outcome on the
+        // loop. dnsmasq goes first, as on the loop: it serves the bridge.
+        auto shared = std::make_shared<TearDown>(std::move(t));
+        auto dnsmasq_problem = std::make_shared<std::string>();  // the worker's until its Done
+        worker_->submit(
+            [links = options_.worker_links, bridge = shared->bridge, pid = shared->dnsmasq, dnsmasq_problem] {
+                if (pid > 0) try {
+                        stop_dnsmasq_process(pid);
+                    } catch (const std::exception& err) {
+                        *dnsmasq_problem = std::string("stopping dnsmasq: ") + err.what();
+                    }
+                if (!bridge.empty()) links->delete_link(bridge);
+            },
+            [this, name, token, shared, dnsmasq_problem](std::exception_ptr error) {
+                if (!dnsmasq_problem->empty()) {
+                    log_error("network " + name + ": " + *dnsmasq_problem, name);
+                    shared->problems.push_back(*dnsmasq_problem);
+                }
+                stop_finished(name, token, std::move(*shared), error);
+            });
+    } catch (...) {
+        if (done) done(std::current_exception());
+    }
+}
+
+void Manager::stop_finished(const std::string& name, Entry::PendingStop* token, TearDown t, std::exception_ptr error)
+{
+    if (error) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& err) {
+            t.problems.push_back(deleting_bridge(t.bridge) + ": " + err.what());
+            log_error("network " + name + ": " + t.problems.back(), name);
+        }
+    }
+    end_tear_down(t);
+    const auto it = networks_.find(name);
+    // Deleted meanwhile by the daemon itself (a reload whose file is gone):
+    // nobody of this stop is left to answer.
+    if (it == networks_.end() || it->second.stopping.get() != token) return;
+    Entry& e = it->second;
+    const auto pending = std::move(e.stopping);
+    std::exception_ptr outcome;
+    if (!t.problems.empty()) {
+        std::string joined;
+        outcome = std::make_exception_ptr(stop_incomplete(name, t.problems, joined));
+        set_state(e, State::failed, "stop-incomplete", "stop incomplete: " + joined);
+    }
+    // Last: a waiter or what waited may change the network (or delete it).
+    for (const auto& waiter : pending->waiters)
+        if (waiter) waiter(outcome);
+    for (const auto& then : pending->after)
+        then();
+}
+
+void Manager::finish_stops()
+{
+    if (worker_) worker_->drain();
+}
+
+bool Manager::defer_while_stopping(Entry& e, std::function<void()> then)
+{
+    if (!e.stopping) return false;
+    e.stopping->after.push_back(std::move(then));
+    return true;
 }
 
 void Manager::update(const std::string& name, const std::string& document)
@@ -681,6 +853,7 @@ void Manager::update(const std::string& name, const std::string& document)
 void Manager::update(const std::string& name, const std::string& document, Done done)
 {
     try {
+        if (defer_while_stopping(entry(name), [this, name, document, done] { update(name, document, done); })) return;
         update_or_restart(name, document, done);
     } catch (...) {
         if (done) done(std::current_exception());
@@ -1200,21 +1373,22 @@ void Manager::finish_start(const std::string& name, std::exception_ptr error)
 
 std::vector<std::string> Manager::tear_down(Entry& e)
 {
+    TearDown t = begin_tear_down(e);
+    if (!t.bridge.empty())
+        attempt(t.problems, t.name, deleting_bridge(t.bridge), [&] { links_.delete_link(t.bridge); });
+    end_tear_down(t);
+    return std::move(t.problems);
+}
+
+Manager::TearDown Manager::begin_tear_down(Entry& e, bool on_worker)
+{
     const model::Network& n = e.spec;
-    std::vector<std::string> problems;
-    auto attempt = [&](const std::string& what, const std::function<void()>& action) {
-        try {
-            const TraceSpan span(loop_trace::enabled() ? "stop " + n.name + ": " + what : "");
-            action();
-        } catch (const std::exception& err) {
-            problems.push_back(what + ": " + err.what());
-            log_error("network " + n.name + ": " + what + ": " + err.what(), n.name);
-        }
-    };
+    TearDown t;
+    t.name = n.name;
     // A start still waiting for dnsmasq ends here: what it did is undone
     // below as a whole, and its callers hear that it was cancelled.
-    const auto cancelled = std::move(e.starting);
-    if (cancelled) cancelled->undo.commit();
+    t.cancelled = std::move(e.starting);
+    if (t.cancelled) t.cancelled->undo.commit();
     repairs_.forget(n.name);
     e.repair_wait.clear();
     e.firewall_problem.clear();
@@ -1222,41 +1396,55 @@ std::vector<std::string> Manager::tear_down(Entry& e)
     const bool was_awaiting = e.confirmation && e.confirmation->pending();
     if (e.confirmation) e.confirmation->cancel();
     if (was_awaiting && listener_) listener_->network_changed(n.name);
-    attempt("stopping dnsmasq", [&] { dnsmasq_of(e).stop(); });
-    attempt("updating nftables", [&] { apply_firewall(active_specs("", n.name)); });
+    attempt(t.problems, n.name, "stopping dnsmasq", [&] {
+        if (on_worker)
+            t.dnsmasq = dnsmasq_of(e).stop_later();
+        else
+            dnsmasq_of(e).stop();
+    });
+    attempt(t.problems, n.name, "updating nftables", [&] { apply_firewall(active_specs("", n.name)); });
     {
         const TraceSpan span(loop_trace::enabled() ? "stop " + n.name + ": the mode's teardown" : "");
         for (auto& p : driver(n).teardown(n))
-            problems.push_back(p);
+            t.problems.push_back(p);
     }
-    attempt("deleting bridge " + n.bridge, [&] {
+    // Which link is our bridge is decided here; deleting it is the caller's
+    // (on the loop, or on the worker thread: Manager::stop).
+    attempt(t.problems, n.name, deleting_bridge(n.bridge), [&] {
         auto link = links_.find_link(n.bridge);
         if (link && (link->alias == plan::owner_alias(n.name) || half_created_bridge(layout_, n.name, *link)))
-            links_.delete_link(n.bridge);
+            t.bridge = n.bridge;
         // Renamed by someone else and not renamed back (yet): ours all the same.
         if (!link)
-            if (const auto renamed = renamed_bridge(e)) links_.delete_link(renamed->name);
+            if (const auto renamed = renamed_bridge(e)) t.bridge = renamed->name;
     });
-    // The network counts as stopped from here on, whatever failed above.
+    // The network counts as stopped from here on, whatever failed above or
+    // fails in the deletion: no repair is marked for it, no table or
+    // sysctl counts it, a link notification is not drift.
     e.forget_run();
     set_state(e, State::inactive);
-    attempt("restoring IPv4 forwarding", [&] { update_ip_forward(active_specs()); });
-    attempt("restoring IPv6 forwarding", [&] { update_ipv6_forward(active_specs()); });
+    attempt(t.problems, n.name, "restoring IPv4 forwarding", [&] { update_ip_forward(active_specs()); });
+    attempt(t.problems, n.name, "restoring IPv6 forwarding", [&] { update_ipv6_forward(active_specs()); });
+    return t;
+}
+
+void Manager::end_tear_down(TearDown& t)
+{
     // The takeover record outlives a restore that failed, so a later stop can
-    // still put the uplink back; everything else of the run goes.
+    // still put the uplink back; everything else of the run goes. Last, so
+    // that a daemon killed before it finds the network's run recorded.
     std::error_code ec;
-    const std::string record = layout_.takeover_record(n.name);
-    const bool keep_record = !problems.empty() && std::filesystem::exists(record);
-    for (const auto& entry : std::filesystem::directory_iterator(layout_.network_dir(n.name), ec))
+    const std::string record = layout_.takeover_record(t.name);
+    const bool keep_record = !t.problems.empty() && std::filesystem::exists(record);
+    for (const auto& entry : std::filesystem::directory_iterator(layout_.network_dir(t.name), ec))
         if (!keep_record || entry.path() != record) std::filesystem::remove_all(entry.path(), ec);
-    if (!keep_record) std::filesystem::remove(layout_.network_dir(n.name), ec);
-    if (cancelled) {
+    if (!keep_record) std::filesystem::remove(layout_.network_dir(t.name), ec);
+    if (t.cancelled) {
         const auto error = std::make_exception_ptr(
-            Error(ErrorKind::Conflict, "network '" + n.name + "' was stopped before it became active"));
-        for (const auto& waiter : cancelled->waiters)
+            Error(ErrorKind::Conflict, "network '" + t.name + "' was stopped before it became active"));
+        for (const auto& waiter : t.cancelled->waiters)
             if (waiter) waiter(error);
     }
-    return problems;
 }
 
 Dnsmasq& Manager::dnsmasq_of(Entry& e)
@@ -1268,6 +1456,8 @@ Dnsmasq& Manager::dnsmasq_of(Entry& e)
     options.user = dnsmasq_user_;
     options.dir = layout_.network_dir(name);
     options.network = name;
+    if (!dir_watch_) dir_watch_ = std::make_unique<DirectoryWatch>(loop_);
+    options.watch = dir_watch_.get();
     Dnsmasq::Events events;
     events.exited = [this, name](const std::string&) {
         if (auto it = networks_.find(name); it != networks_.end()) assess(it->second);

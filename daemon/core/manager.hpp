@@ -18,6 +18,7 @@
 #include "core/repair_trigger.hpp"
 #include "core/sysctl_hold.hpp"
 #include "core/undo.hpp"
+#include "core/work_queue.hpp"
 #include "model/network.hpp"
 #include "plan/converge.hpp"
 #include "plan/drift.hpp"
@@ -77,6 +78,10 @@ struct ManagerOptions {
     // How documents become durable; nullptr: fsync(2) (store::Syncer; the
     // unit tests inject one that fails).
     store::Syncer* syncer = nullptr;
+    // A second handle on the kernel's links, used only on the manager's
+    // worker thread (core/work_queue.hpp): a stop's bridge deletion runs
+    // there, off the event loop. nullptr: on the loop (the unit tests).
+    plan::LinkAdapter* worker_links = nullptr;
 };
 
 // Notified after every change, from inside the event loop.
@@ -158,6 +163,9 @@ public:
 
     std::string create(const std::string& document);  // returns the network's name
     void remove(const std::string& name);
+    // remove() for a call that replies when the stop's bridge deletion is
+    // done (stop(name, done)).
+    void remove(const std::string& name, Done done);
     // The outcome of a change that waits for dnsmasq: nullptr, or the error.
     using Done = std::function<void(std::exception_ptr)>;
     // With confirm_timeout_s > 0 the start must be confirmed (confirm())
@@ -177,7 +185,17 @@ public:
     void cancel_starts();
     void confirm(const std::string& name);
     bool awaiting_confirmation(const std::string& name) const;
+    // Tears the network down; with ManagerOptions::worker_links its bridge
+    // is deleted on the worker thread and `done` is called once it is gone,
+    // while the loop serves every other call. The network is inactive from
+    // the moment the stop is asked; a Start, Update or Delete of it asked
+    // before the deletion finished waits for it; a second Stop joins it.
+    void stop(const std::string& name, Done done);
+    // As above, finished before it returns (waiting for a deletion in flight).
     void stop(const std::string& name);
+    // Every bridge deletion in flight finished, and its callers answered
+    // (the daemon's exit).
+    void finish_stops();
     // An update that restarts the network calls `done` once it is up again
     // (or rolled back); others at once. The blocking form runs the loop as
     // start() does.
@@ -527,6 +545,25 @@ private:
     // RemoveForward, which keep it up to date themselves.
     Entry& forwards_changeable(const std::string& name);
     std::vector<std::string> tear_down(Entry& e);
+    // tear_down in two halves around the bridge deletion: the first does
+    // everything before it and names the link to delete (none when the
+    // bridge is gone or not ours); the second, what comes after (the
+    // runtime directory, a cancelled start's callers).
+    struct TearDown {
+        std::string name;
+        std::string bridge;  // to delete; empty: nothing
+        pid_t dnsmasq = 0;   // to stop (with `on_worker`); 0: none
+        std::vector<std::string> problems;
+        std::unique_ptr<Entry::PendingStart> cancelled;
+    };
+    // `on_worker`: dnsmasq's signal and wait are left to the caller too.
+    TearDown begin_tear_down(Entry& e, bool on_worker = false);
+    void end_tear_down(TearDown& t);
+    // The end of an asynchronous stop, on the loop: its problems, its
+    // callers, and what waited for it.
+    void stop_finished(const std::string& name, Entry::PendingStop* token, TearDown t, std::exception_ptr error);
+    // Runs `then` now, or once the stop in flight of e finished.
+    bool defer_while_stopping(Entry& e, std::function<void()> then);
     // Unsupported when `n` asks for the fast path and the kernel has no flowtables.
     void check_fast_path(const model::Network& n);
     // The flowtable fast path of the running fast_path networks (kernel/nft_fastpath.cpp).
@@ -575,6 +612,9 @@ private:
     // the table, so adopting one does not drop the others' rules.
     std::set<std::string> adopting_;
     std::string dnsmasq_user_;
+    // The one inotify instance of every network's dnsmasq readiness
+    // (core/dir_watch.hpp), made on first use; outlives networks_.
+    std::unique_ptr<DirectoryWatch> dir_watch_;
     std::map<std::string, Entry> networks_;
     std::map<model::Mode, std::unique_ptr<ModeDriver>> drivers_;  // made on first use
     ManagerListener* listener_ = nullptr;
@@ -608,6 +648,8 @@ private:
     // one start's kernel steps, not behind every start asked before it.
     std::deque<std::string> start_queue_;
     std::unique_ptr<EventSource> start_turn_;
+    // The worker thread of the bridge deletions (ManagerOptions::worker_links).
+    std::unique_ptr<WorkQueue> worker_;
     // Last: destroyed first, before the members its sync uses.
     RepairTrigger repairs_;
 };

@@ -79,6 +79,15 @@ public:
         bool queued = false;
     };
     std::unique_ptr<PendingStart> starting;
+    // A stop whose bridge deletion runs on the manager's worker thread
+    // (Manager::stop): the network is inactive already, and the callers of
+    // Stop (`waiters`) hear the outcome once the kernel is done; a Start,
+    // Update or Delete asked meanwhile runs then (`after`).
+    struct PendingStop {
+        std::vector<Done> waiters;
+        std::vector<std::function<void()>> after;
+    };
+    std::unique_ptr<PendingStop> stopping;
     std::unique_ptr<ConfirmationDeadline> confirmation;  // made on first use (Manager::confirmation)
     std::map<std::string, std::string> port_problems;    // port name -> why it is not attached as asked
     MacWatch mac_watch;                                  // guest MACs behind the bridge's ports

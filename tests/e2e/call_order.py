@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""Sends several org.kvmnet1 calls on one bus connection, back to back
+without waiting for a reply (so the daemon receives them in this order), and
+prints one line per reply in the order the replies arrive:
+"LABEL ok" or "LABEL error NAME: MESSAGE". Used by test_stop_async.sh.
+
+  call_order.py CALL...   CALL is one of
+    stop:NET  start:NET  delete:NET  getall:NET  describe (Manager.Describe)
+"""
+import sys
+
+import gi
+
+gi.require_version("Gio", "2.0")
+from gi.repository import Gio, GLib  # noqa: E402
+
+BUS_NAME = "org.kvmnet1"
+
+
+def network_path(name):
+    out = "/org/kvmnet1/network/"
+    for b in name.encode():
+        c = chr(b)
+        out += c if c.isascii() and c.isalnum() else "_%02x" % b
+    return out
+
+
+def method_of(call):
+    kind, _, net = call.partition(":")
+    if kind == "stop":
+        return network_path(net), "org.kvmnet1.Network", "Stop", None
+    if kind == "start":
+        return network_path(net), "org.kvmnet1.Network", "Start", None
+    if kind == "delete":
+        return "/org/kvmnet1", "org.kvmnet1.Manager", "DeleteNetwork", GLib.Variant("(s)", (net,))
+    if kind == "getall":
+        return (network_path(net), "org.freedesktop.DBus.Properties", "GetAll",
+                GLib.Variant("(s)", ("org.kvmnet1.Network",)))
+    if kind == "describe":
+        return "/org/kvmnet1", "org.kvmnet1.Manager", "Describe", None
+    sys.exit("unknown call " + call)
+
+
+def main():
+    calls = sys.argv[1:]
+    bus = Gio.bus_get_sync(Gio.BusType.SYSTEM, None)
+    loop = GLib.MainLoop()
+    left = [len(calls)]
+
+    def on_reply(conn, result, label):
+        try:
+            conn.call_finish(result)
+            print(label, "ok", flush=True)
+        except GLib.Error as e:
+            print(label, "error", Gio.DBusError.get_remote_error(e) or "", ":",
+                  Gio.DBusError.strip_remote_error(e) or e.message, flush=True)
+        left[0] -= 1
+        if left[0] == 0:
+            loop.quit()
+
+    for call in calls:
+        path, iface, method, args = method_of(call)
+        bus.call(BUS_NAME, path, iface, method, args, None, Gio.DBusCallFlags.NONE, 60000, None, on_reply, call)
+    loop.run()
+
+
+main()
