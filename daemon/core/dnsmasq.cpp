@@ -287,19 +287,19 @@ void Dnsmasq::stop_strays(const std::string& conf_arg)
     }
 }
 
-void stop_dnsmasq_process(pid_t pid)
+void Dnsmasq::stop_pid(pid_t pid)
 {
     try {
         stop_process(pid);
     } catch (const std::exception&) {
-        throw Error(ErrorKind::Kernel, Dnsmasq::unstoppable(pid, "stop it"));
+        throw Error(ErrorKind::Kernel, unstoppable(pid, "stop it"));
     }
 }
 
 void Dnsmasq::stop()
 {
     const pid_t pid = stop_later();
-    if (pid > 0) stop_dnsmasq_process(pid);
+    if (pid > 0) stop_pid(pid);
     store::remove_file(plan::dnsmasq_paths(options_.dir).pid);
 }
 

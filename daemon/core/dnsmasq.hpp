@@ -37,11 +37,6 @@ struct DnsmasqOptions {
 // 1, 2, 4, ... up to 30 s.
 unsigned dnsmasq_restart_delay_s(unsigned restarts);
 
-// SIGTERM, SIGKILL after 2 s (stop_process), with Dnsmasq::unstoppable's
-// error when it may not be signalled; touches no supervisor's state, so it
-// may run on any thread.
-void stop_dnsmasq_process(pid_t pid);
-
 // The pid in a pid file's text, 0 when there is none.
 pid_t parse_pid(const std::string& text);
 
@@ -74,9 +69,13 @@ public:
     // Throws (Kernel) when it cannot be signalled (EPERM).
     void stop();
     // stop() but for the signal and the wait: returns the pid that stop()
-    // would stop (0: none), for stop_dnsmasq_process on another thread
+    // would stop (0: none), for stop_pid on another thread
     // (Manager::stop's worker). Supervision ends here, as in stop().
     pid_t stop_later();
+    // SIGTERM, SIGKILL after 2 s (stop_process), with the error naming the
+    // pid when it may not be signalled; touches no supervisor's state, so it
+    // may run on any thread.
+    static void stop_pid(pid_t pid);
     // New hosts files for a running dnsmasq, re-read on SIGHUP; without a
     // process (a restart is pending) they are read at its start. Throws
     // with the reason when the signal cannot be sent.

@@ -785,7 +785,7 @@ void Manager::stop(const std::string& name, Done done)
         worker_->submit(
             [links = options_.worker_links, bridge = shared->bridge, pid = shared->dnsmasq, dnsmasq_problem] {
                 if (pid > 0) try {
-                        stop_dnsmasq_process(pid);
+                        Dnsmasq::stop_pid(pid);
                     } catch (const std::exception& err) {
                         *dnsmasq_problem = std::string("stopping dnsmasq: ") + err.what();
                     }

@@ -9,20 +9,9 @@ prints one line per reply in the order the replies arrive:
 """
 import sys
 
-import gi
+from typed_client import BUS_NAME, network_path  # which also asks for Gio 2.0
 
-gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib  # noqa: E402
-
-BUS_NAME = "org.kvmnet1"
-
-
-def network_path(name):
-    out = "/org/kvmnet1/network/"
-    for b in name.encode():
-        c = chr(b)
-        out += c if c.isascii() and c.isalnum() else "_%02x" % b
-    return out
 
 
 def method_of(call):
