@@ -1,4 +1,4 @@
-// AddForwardsTyped on the wire with sd-bus directly: `kvmnetctl forward add
+// AddForwardsTyped and AddForwardsFromFd on the wire with sd-bus directly: `kvmnetctl forward add
 // --file` and kvmnet-bench (so the benchmark measures the product's client).
 // The structs are appended straight from model::ForwardFields, without the
 // copy into sdbus-c++'s Struct tuples; the call is sent, flushed and waited
@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kvmnet::client {
@@ -35,5 +36,17 @@ void append_forward_structs(sd_bus_message* message, const std::vector<model::Fo
 // generated proxy would.
 std::vector<std::string> add_forwards_typed(sdbus::IProxy& network, const std::vector<model::ForwardFields>& forwards,
                                             std::chrono::microseconds timeout, TypedCallTimes* times = nullptr);
+
+// A memfd holding `bytes`, sealed against writing, shrinking, growing and
+// further seals (what AddForwardsFromFd requires); the caller closes it.
+// Failures throw sdbus::Error.
+int sealed_memfd(std::string_view bytes);
+
+// org.kvmnet1.Network.AddForwardsFromFd: the forwards as version-1 records
+// (model/forward_records.hpp) in a sealed memfd, the descriptor on the bus;
+// otherwise as add_forwards_typed. `times->built` includes encoding and
+// sealing the records.
+std::vector<std::string> add_forwards_from_fd(sdbus::IProxy& network, const std::vector<model::ForwardFields>& forwards,
+                                              std::chrono::microseconds timeout, TypedCallTimes* times = nullptr);
 
 }  // namespace kvmnet::client

@@ -6,9 +6,10 @@
 #      the real adapters, the forwards as the JSON text the bus delivers,
 #      each phase timed (`kvmnet-bench bulk-breakdown`, core/phases.hpp);
 #      one add and one remove at 0 and at N existing;
-#   3. the same through D-Bus: kvmnetd on a private bus, `AddForwards` of N,
-#      one add and one remove at 0 and at N existing (`kvmnet-bench
-#      dbus-forwards`);
+#   3. the same through D-Bus: kvmnetd on a private bus, `AddForwards` of N
+#      (JSON), `AddForwardsTyped` (structs) and `AddForwardsFromFd` (records
+#      in a sealed memfd), alternating, the last two split in parts; one add
+#      and one remove at 0 and at N existing (`kvmnet-bench dbus-forwards`);
 #   4. the peers: iptables-restore and nft -f of the same forwards as one
 #      DNAT rule each (as scripts/bench.sh does).
 # Results go to RESULTS (raw.csv,
@@ -135,7 +136,7 @@ KVMNET_PHASES=$T/phases daemon_start --log-level warning
 printf '{"name":"fwbench","mode":"nat","bridge":"kvmbfw","ipv4":{"address":"192.168.150.1/24","dhcp":{"ranges":["192.168.150.220-192.168.150.250"]}}}\n' >"$T/fwbench.json"
 "$BENCH" dbus-forwards --document "$T/fwbench.json" --bulk "$SIZES" --bulk-runs "$RUNS" --max-runs-100k "$RUNS" \
     --at "0,$LARGEST" --adds "$ADDS" --phases "$T/phases" --bus-pid "$BUS_PID" --daemon-pid "$DAEMON_PID" |
-    sed "s/,kvmnet-dbus,/,dbus,/; s/,kvmnet-dbus-typed,/,dbus-typed,/" >>"$RAW"
+    sed "s/,kvmnet-dbus,/,dbus,/; s/,kvmnet-dbus-typed,/,dbus-typed,/; s/,kvmnet-dbus-fd,/,dbus-fd,/" >>"$RAW"
 daemon_stop
 "$BENCH" summarize <"$RAW" >"$RESULTS/summary.csv"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"
@@ -188,14 +189,16 @@ phase_cells() {
     *) echo "$(med "phase:$1" daemon "$2") | $(med "phase:$1" daemon-typed "$2") |" ;;
     esac
 }
-# bus_cells ROW N: the part ROW of one AddForwardsTyped through D-Bus at size N
-# (kvmnetd's: wall / CPU), or the whole call.
+# bus_cells ROW N: the part ROW of one call through D-Bus at size N (kvmnetd's:
+# wall / CPU), or the whole call; the call is BUS_VARIANT's (dbus-typed:
+# AddForwardsTyped, dbus-fd: AddForwardsFromFd).
+BUS_VARIANT=dbus-typed
 bus_cells() {
     local cell
     case $1 in
-    "*through D-Bus, in all*") cell=$(med commit_bulk dbus-typed "$2") ;;
-    "kvmnetd: "*) cell="$(med "bus:$1" dbus-typed "$2") / $(med "bus:kvmnetd CPU: ${1#kvmnetd: }" dbus-typed "$2")" ;;
-    *) cell=$(med "bus:$1" dbus-typed "$2") ;;
+    "*through D-Bus, in all*") cell=$(med commit_bulk "$BUS_VARIANT" "$2") ;;
+    "kvmnetd: "*) cell="$(med "bus:$1" "$BUS_VARIANT" "$2") / $(med "bus:kvmnetd CPU: ${1#kvmnetd: }" "$BUS_VARIANT" "$2")" ;;
+    *) cell=$(med "bus:$1" "$BUS_VARIANT" "$2") ;;
     esac
     echo "$cell |"
 }
@@ -210,18 +213,20 @@ bus_cells() {
     echo "removes $ADDS samples each. The forwards are those of \`scripts/bench.sh\`."
     echo
     echo "JSON: \`AddForwards\` (the forwards as JSON text); typed: \`AddForwardsTyped\` (as structs,"
-    echo "\`a(ssqqsqsu)\`), their runs alternating. The peers are compared with the typed form."
+    echo "\`a(ssqqsqsu)\`); fd: \`AddForwardsFromFd\` (as records in a sealed memfd, one \`h\` on the bus);"
+    echo "their runs alternating. The peers are compared with the fd form."
     echo
-    echo "| N | floor (adapter) | in the daemon, JSON / typed | D-Bus, JSON / typed | D-Bus ÷ floor, JSON / typed | iptables-restore | nft -f | iptables-restore ÷ D-Bus typed | nft -f ÷ D-Bus typed |"
+    echo "| N | floor (adapter) | in the daemon, JSON / typed | D-Bus, JSON / typed / fd | D-Bus ÷ floor, JSON / typed / fd | iptables-restore | nft -f | iptables-restore ÷ D-Bus fd | nft -f ÷ D-Bus fd |"
     echo "|---|---|---|---|---|---|---|---|---|"
     for n in ${SIZES//,/ }; do
         floor=$(med commit_bulk kvmnet-adapter "$n")
         dbus=$(med commit_bulk dbus "$n")
         typed=$(med commit_bulk dbus-typed "$n")
+        fd=$(med commit_bulk dbus-fd "$n")
         ipt=$(med commit_bulk iptables-restore "$n")
         nftf=$(med commit_bulk nft-f "$n")
-        echo "| $n | $floor | $(med commit_bulk daemon "$n") / $(med commit_bulk daemon-typed "$n") | $dbus / $typed |" \
-            "$(ratio "$dbus" "$floor") / $(ratio "$typed" "$floor") | $ipt | $nftf | $(ratio "$ipt" "$typed") | $(ratio "$nftf" "$typed") |"
+        echo "| $n | $floor | $(med commit_bulk daemon "$n") / $(med commit_bulk daemon-typed "$n") | $dbus / $typed / $fd |" \
+            "$(ratio "$dbus" "$floor") / $(ratio "$typed" "$floor") / $(ratio "$fd" "$floor") | $ipt | $nftf | $(ratio "$ipt" "$fd") | $(ratio "$nftf" "$fd") |"
     done
     echo
     echo "Where the time goes (ms, medians; in the daemon, in-process):"
@@ -230,14 +235,19 @@ bus_cells() {
     table Phase "JSON typed" phase_cells "${names[@]}" "*in the daemon, in all*" "the bus (D-Bus − in the daemon)" \
         "*through D-Bus, in all*"
     echo
-    echo "One \`AddForwardsTyped\` through D-Bus, split (ms, medians; \`kvmnet-bench dbus-forwards --phases\`:"
-    echo "the client's own times and kvmnetd's phase marks on the same clock; \"kvmnetd:\" rows are wall / CPU"
-    echo "of kvmnetd's loop thread; the wall times without \"CPU\" add up to the call, except the client's"
-    echo "write, which is within the way to the method):"
-    echo
-    mapfile -t names < <(awk -F, -v n="$LARGEST" '$2 == "dbus-typed" && $3 == n && $1 ~ /^bus:/ && $1 !~ /^bus:kvmnetd CPU: / && !seen[$1]++ { print substr($1, 5) }' "$RAW")
-    table Part "" bus_cells "${names[@]}" "*through D-Bus, in all*"
-    echo
+    split_table() { # VARIANT METHOD: one call of METHOD through D-Bus, in parts
+        echo "One \`$2\` through D-Bus, split (ms, medians; \`kvmnet-bench dbus-forwards --phases\`:"
+        echo "the client's own times and kvmnetd's phase marks on the same clock; \"kvmnetd:\" rows are wall / CPU"
+        echo "of kvmnetd's loop thread; the wall times without \"CPU\" add up to the call, except the client's"
+        echo "write, which is within the way to the method):"
+        echo
+        BUS_VARIANT=$1
+        mapfile -t names < <(awk -F, -v n="$LARGEST" -v v="$1" '$2 == v && $3 == n && $1 ~ /^bus:/ && $1 !~ /^bus:kvmnetd CPU: / && !seen[$1]++ { print substr($1, 5) }' "$RAW")
+        table Part "" bus_cells "${names[@]}" "*through D-Bus, in all*"
+        echo
+    }
+    split_table dbus-typed AddForwardsTyped
+    split_table dbus-fd AddForwardsFromFd
     echo "One add and one remove at N existing (ms, p50 / p99):"
     echo
     echo "| | at 0 | at $LARGEST | $LARGEST ÷ 0 (p50) |"

@@ -27,6 +27,7 @@ std::string_view action_for_method(std::string_view method)
         {"SetAutostart", action_configure},
         {"AddForwards", action_forward},
         {"AddForwardsTyped", action_forward},
+        {"AddForwardsFromFd", action_forward},
         {"RemoveForward", action_forward},
         {"AddHost", action_host},
         {"RemoveHost", action_host},

@@ -2,6 +2,7 @@
 #include "api/service.hpp"
 
 #include "api/authorization.hpp"
+#include "api/forward_fd.hpp"
 #include "api/forward_structs.hpp"
 #include "api/typed.hpp"
 #include "core/log.hpp"
@@ -632,6 +633,19 @@ private:
                    core::phases::mark("forwards from D-Bus");
                    return m.add_forwards(n, std::move(forwards), false);
                });
+    }
+    // The same path as AddForwardsTyped once the records are fields; they
+    // are mapped and decoded only after the caller is authorized.
+    void AddForwardsFromFd(sdbus::Result<std::vector<std::string>>&& result, sdbus::UnixFd fd) override
+    {
+        core::phases::mark("request read");
+        change("AddForwardsFromFd", std::move(result), [fd = std::move(fd)](core::Manager& m, const std::string& n) {
+            const auto fields = read_forward_records_fd(fd.get());
+            core::phases::mark("records read");
+            auto forwards = model::forwards_from_fields(fields);
+            core::phases::mark("forwards from D-Bus");
+            return m.add_forwards(n, std::move(forwards), false);
+        });
     }
     void RemoveForward(sdbus::Result<>&& result, std::string proto, std::string host_address,
                        uint32_t host_port) override

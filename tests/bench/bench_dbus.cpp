@@ -66,10 +66,16 @@ public:
             .withArguments(json)
             .withTimeout(call_timeout);
     }
-    // As `kvmnetctl forward add --file` calls it (client/forward_call.hpp).
-    void add_forwards_typed(const std::vector<model::ForwardFields>& forwards, client::TypedCallTimes* times)
+    // As `kvmnetctl forward add --file` calls them (client/forward_call.hpp):
+    // as structs (AddForwardsTyped) or as records in a sealed memfd
+    // (AddForwardsFromFd).
+    void add_forwards_typed(const std::vector<model::ForwardFields>& forwards, client::TypedCallTimes* times,
+                            bool from_fd)
     {
-        client::add_forwards_typed(*network_, forwards, call_timeout, times);
+        if (from_fd)
+            client::add_forwards_from_fd(*network_, forwards, call_timeout, times);
+        else
+            client::add_forwards_typed(*network_, forwards, call_timeout, times);
     }
     // The message the client built before it wrote the structs with sd-bus
     // itself: sdbus-c++'s Struct tuples, serialised field by field. Built
@@ -152,7 +158,7 @@ double ms_between(Clock::time_point from, Clock::time_point to)
     return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
-// One AddForwardsTyped of `forwards`, timed in parts ("bus:<part>" rows,
+// One AddForwardsTyped (or, `from_fd`, AddForwardsFromFd) of `forwards`, timed in parts ("bus:<part>" rows,
 // which add up to the call): the client's build; the way to the method
 // (the client's write, dbus-daemon's relay, kvmnetd reading the message and
 // sdbus-c++ unpacking it); the method until its reply is sent; the reply's
@@ -161,7 +167,7 @@ double ms_between(Clock::time_point from, Clock::time_point to)
 // dbus-daemon and kvmnetd's loop thread spent (kvmnetd's until the method
 // starts: reading and unpacking the message).
 double typed_call_split(Client& client, const std::vector<model::ForwardFields>& forwards, const Args& args,
-                        const std::string& variant, unsigned size)
+                        const std::string& variant, unsigned size, bool from_fd)
 {
     const std::string phases = args.get("phases", "");
     if (!phases.empty()) std::ofstream(phases, std::ios::trunc);  // kvmnetd appends (O_APPEND)
@@ -170,7 +176,7 @@ double typed_call_split(Client& client, const std::vector<model::ForwardFields>&
     const long long own_cpu = thread_cpu_ns();
     client::TypedCallTimes times;
     const auto start = Clock::now();
-    client.add_forwards_typed(forwards, &times);
+    client.add_forwards_typed(forwards, &times, from_fd);
     const double total = ms_since(start);
     auto part = [&](const std::string& name, double ms) { emit("bus:" + name, variant, size, "ms", ms); };
     part("client: build the message", ms_between(start, times.built));
@@ -241,7 +247,7 @@ int cmd_dbus_forwards(const Args& args)
             client.remove();
             client.create_and_start();
             emit("commit_bulk", "kvmnet-dbus-typed", size, "ms",
-                 typed_call_split(client, typed, args, "kvmnet-dbus-typed", size));
+                 typed_call_split(client, typed, args, "kvmnet-dbus-typed", size, false));
             start = Clock::now();
             const long long cpu = thread_cpu_ns();
             client.build_sdbuscpp_message(typed);
@@ -249,6 +255,11 @@ int cmd_dbus_forwards(const Args& args)
                  ms_since(start));
             emit("bus:client: CPU of that build", "kvmnet-dbus-typed", size, "ms",
                  static_cast<double>(thread_cpu_ns() - cpu) / 1e6);
+            client.remove();
+            // The same structs as records in a sealed memfd (AddForwardsFromFd).
+            client.create_and_start();
+            emit("commit_bulk", "kvmnet-dbus-fd", size, "ms",
+                 typed_call_split(client, typed, args, "kvmnet-dbus-fd", size, true));
             client.remove();
         }
     }

@@ -670,6 +670,14 @@ guest_dhcp() {
     cat "$T/lease.$ns"
 }
 
+# guest_static NS ADDRESS/PREFIX GATEWAY: the guest's eth0 up with a static
+# address and its default route (no DHCP).
+guest_static() {
+    ip -n "$1" addr add "$2" dev eth0
+    ip -n "$1" link set eth0 up
+    ip -n "$1" route add default via "$3"
+}
+
 # listen_tcp NS PORT REPLY-CMD: a socat listener in NS, tracked, waited for.
 # A client that half-closes (tcp_get) must not end the connection before
 # REPLY-CMD has answered: socat's -t (0.5 s by default) is 10 s here.

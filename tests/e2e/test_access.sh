@@ -106,6 +106,7 @@ changing_calls=(
     "Network RemoveHost string:52:54:00:44:00:05"
     "Network AddForwards string:{\"proto\":\"tcp\",\"host_port\":8081,\"guest\":\"10.44.0.5\",\"guest_port\":81}"
     "Network AddForwardsTyped [('tcp','',8082,0,'10.44.0.5',82,'',0)]"
+    "Network AddForwardsFromFd [[\"tcp\",\"\",8083,0,\"10.44.0.5\",83,\"\",0]]"
     "Network RemoveForward string:tcp string: uint32:8080"
 )
 # Every other method is a read, with arguments that make it succeed.
@@ -166,7 +167,7 @@ action_of() {
         CreateNetwork | DeleteNetwork | Reload) echo org.kvmnet1.network.create-delete ;;
         Start | StartWithConfirmation | Confirm | Stop) echo org.kvmnet1.network.start-stop ;;
         Update | UpdateIfRevision | SetAutostart) echo org.kvmnet1.network.configure ;;
-        AddForwards | AddForwardsTyped | RemoveForward) echo org.kvmnet1.forward.manage ;;
+        AddForwards | AddForwardsTyped | AddForwardsFromFd | RemoveForward) echo org.kvmnet1.forward.manage ;;
         AddHost | RemoveHost) echo org.kvmnet1.host.manage ;;
         AttachPort | DetachPort) echo org.kvmnet1.port.manage ;;
         *) fail "no polkit action known for $1" ;;
@@ -185,6 +186,11 @@ call_as_nobody() {
     if [[ $iface == Network && ${args[0]:-} =~ ^[a-z]+$ ]]; then
         path=/org/kvmnet1/network/${args[0]}
         args=("${args[@]:1}")
+    fi
+    if [[ $method == AddForwardsFromFd ]]; then
+        # The forwards as records in a sealed memfd (fd_client.py: Gio passes the fd).
+        as_nobody /usr/bin/python3 "$SRCDIR/tests/e2e/fd_client.py" "$path" "${args[0]}" 2>&1
+        return
     fi
     if [[ $method == AddForwardsTyped ]]; then
         # dbus-send cannot build an array of structs: Gio can, and prints

@@ -28,9 +28,7 @@ ctl create default --file "$T/default.json"
 ctl start default
 wait_state default active
 ctl port attach default vg1 >/dev/null
-ip -n "$G1" addr add 192.168.122.10/24 dev eth0
-ip -n "$G1" link set eth0 up
-ip -n "$G1" route add default via 192.168.122.1
+guest_static "$G1" 192.168.122.10/24 192.168.122.1
 listen_tcp "$G1" 80 'echo web'
 
 forward_state() {

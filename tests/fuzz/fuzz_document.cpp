@@ -14,9 +14,11 @@
 //   (validate_against) refuses with kvmnet::Error only;
 // - forwards accepted by parse_forwards pass validate_added_forwards
 //   against a fixed NAT network or are refused with kvmnet::Error;
-// - an address that parses prints in a form that parses to the same value.
+// - an address that parses prints in a form that parses to the same value;
+// - forward records (AddForwardsFromFd) that decode encode to the same bytes.
 #include "model/error.hpp"
 #include "model/forward.hpp"
+#include "model/forward_records.hpp"
 #include "model/ipv4.hpp"
 #include "model/ipv6.hpp"
 #include "model/json_text.hpp"
@@ -198,6 +200,15 @@ void leases(const std::string& text)
     (void)plan::diff_leases(parsed, {}, 1);
 }
 
+// AddForwardsFromFd's records: the format is canonical, so what decodes
+// encodes to the input's bytes.
+void records(const std::string& text)
+{
+    std::vector<ForwardFields> fields;
+    if (!refused_or_ok([&] { fields = decode_forward_records(text); })) return;
+    if (encode_forward_records(fields) != text) broken("forward records round trip", std::to_string(text.size()));
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
@@ -208,6 +219,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     port(text);
     host(text);
     leases(text);
+    records(text);
     if (size <= 128) {
         addresses(text);
         forward_key_text(text);

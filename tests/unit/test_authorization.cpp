@@ -75,6 +75,7 @@ TEST_CASE("each changing method needs the polkit action of its kind; reads need 
         CHECK(action_for_method(m) == "org.kvmnet1.network.configure");
     CHECK(action_for_method("AddForwards") == "org.kvmnet1.forward.manage");
     CHECK(action_for_method("AddForwardsTyped") == "org.kvmnet1.forward.manage");
+    CHECK(action_for_method("AddForwardsFromFd") == "org.kvmnet1.forward.manage");
     CHECK(action_for_method("RemoveForward") == "org.kvmnet1.forward.manage");
     CHECK(action_for_method("AddHost") == "org.kvmnet1.host.manage");
     CHECK(action_for_method("RemoveHost") == "org.kvmnet1.host.manage");
