@@ -242,7 +242,7 @@ TEST_CASE("RepairTrigger: the first mark syncs almost at once, later ones at a b
     t.trigger.mark("web", plan::drift_sysctls);
     t.trigger.mark("db", plan::drift_ports);
     t.trigger.mark("", plan::drift_firewall);
-    t.clock.advance(49'000);
+    t.clock.advance(54'000);  // 104 ms: the first sync began at 5 ms
     CHECK(t.syncs.size() == 1);
     t.clock.advance(1'000);
     REQUIRE(t.syncs.size() == 2);
