@@ -160,10 +160,10 @@ echo "$NEW_SHORT" >"$RESULTS/repair-variant.txt"
     done
     echo
     cat <<'EOF'
-Where the time goes: a link or table repair runs 100 ms after the first
-notification of a burst (one `ip link del` is several; core/manager_repair.cpp),
-then takes about 10 ms; so ~110 ms is the floor of those rows until that delay
-changes. `ip_forward`: the baseline polled it every 2 s; now the kernel's
+Where the time goes: a link or table repair runs 5 ms after the first
+notification after a quiet spell (one `ip link del` is several; they join
+that sync), later ones at most every 100 ms (core/repair_trigger.hpp); the
+repair itself takes about 10 ms. `ip_forward`: the baseline polled it every 2 s; now the kernel's
 RTM_NEWNETCONF notification triggers the check 5 ms later.
 EOF
     echo "<!-- /repair -->"

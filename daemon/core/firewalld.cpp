@@ -56,9 +56,17 @@ std::string zone_problem(const std::string& bridge, const std::string& error)
 
 void Firewalld::sync(const std::vector<model::Network>& running, const std::set<std::string>& known, bool force)
 {
-    Request request{{}, known};
+    std::vector<const model::Network*> in_place;
     for (const model::Network& n : running)
-        if (wanted(n)) request.wanted.insert(n.bridge);
+        in_place.push_back(&n);
+    sync(in_place, known, force);
+}
+
+void Firewalld::sync(const std::vector<const model::Network*>& running, const std::set<std::string>& known, bool force)
+{
+    Request request{{}, known};
+    for (const model::Network* n : running)
+        if (wanted(*n)) request.wanted.insert(n->bridge);
     if (run_) {
         if (!force && !next_ && run_->request.wanted == request.wanted) return;
         next_ = std::move(request);

@@ -100,6 +100,7 @@ public:
     // forward must not wait for firewalld. Forced: after firewalld reloaded,
     // appeared or vanished. Returns before firewalld answers; while a sync
     // is in flight, the newest request waits for it and then runs.
+    void sync(const std::vector<const model::Network*>& running, const std::set<std::string>& known, bool force);
     void sync(const std::vector<model::Network>& running, const std::set<std::string>& known, bool force);
 
     // Whether a sync put the bridge into the zone (for Describe; no bus

@@ -167,7 +167,7 @@ int DockerUser::rules_of(const std::string& family, const std::string& network)
         std::count_if(rules.begin(), rules.end(), [&](const auto& r) { return r.network == network; }));
 }
 
-void DockerUser::sync(const std::vector<model::Network>& running)
+void DockerUser::sync(const std::vector<const model::Network*>& running)
 {
     std::optional<std::vector<plan::ChainInfo>> chains;
     try {
@@ -179,7 +179,7 @@ void DockerUser::sync(const std::vector<model::Network>& running)
     sync(running, chains);
 }
 
-void DockerUser::sync(const std::vector<model::Network>& running,
+void DockerUser::sync(const std::vector<const model::Network*>& running,
                       const std::optional<std::vector<plan::ChainInfo>>& listed)
 {
     if (!listed) return;
@@ -190,8 +190,8 @@ void DockerUser::sync(const std::vector<model::Network>& running,
         });
         if (!exists) continue;
         std::vector<plan::DockerUserNetwork> want;
-        for (const auto& n : running)
-            if (wanted(n) && (family == "ip" || n.ipv6)) want.push_back({n.name, n.bridge});
+        for (const model::Network* n : running)
+            if (wanted(*n) && (family == "ip" || n->ipv6)) want.push_back({n->name, n->bridge});
         const std::string iptables = tool(family);
         const auto listing = run_({iptables, "-S", plan::docker_user_chain});
         if (listing.status != 0) {

@@ -63,10 +63,12 @@ public:
 
     // Makes kvmnet's rules in every existing DOCKER-USER chain exactly
     // those of `running`. Never throws.
-    void sync(const std::vector<model::Network>& running);
+    // (The running networks' documents in place: core::Manager's.)
+    void sync(const std::vector<const model::Network*>& running);
     // The same from a listing of the chains taken before (nullopt: the
     // listing failed; nothing is done).
-    void sync(const std::vector<model::Network>& running, const std::optional<std::vector<plan::ChainInfo>>& chains);
+    void sync(const std::vector<const model::Network*>& running,
+              const std::optional<std::vector<plan::ChainInfo>>& chains);
 
     // "ip" / "ip6": whether table <family> filter has chain DOCKER-USER now.
     bool chain_exists(const std::string& family);

@@ -191,14 +191,22 @@ std::vector<model::Network> Manager::configured_except(const std::string& name) 
     return result;
 }
 
-std::vector<model::Network> Manager::active_specs(const std::string& plus, const std::string& minus) const
+Manager::Running Manager::active_networks(const std::string& plus, const std::string& minus) const
 {
-    std::vector<model::Network> result;
+    Running result;
     for (const auto& [n, e] : networks_) {
         // A start waiting for dnsmasq has its rules in the table already.
         const bool running = is_running(e.state) || adopting_.count(n) > 0 || e.starting;
-        if (n != minus && (running || n == plus)) result.push_back(e.spec);
+        if (n != minus && (running || n == plus)) result.push_back(&e.spec);
     }
+    return result;
+}
+
+std::vector<model::Network> Manager::active_specs(const std::string& plus, const std::string& minus) const
+{
+    std::vector<model::Network> result;
+    for (const model::Network* n : active_networks(plus, minus))
+        result.push_back(*n);
     return result;
 }
 
@@ -886,13 +894,13 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     case plan::UpdatePath::table: {
         // One atomic table replacement, no restart (established connections
         // keep flowing; counters restart).
-        auto active = active_specs("", name);
-        active.push_back(n);
+        auto active = active_networks("", name);
+        active.push_back(&n);
         apply_firewall(active);
         try {
             store_.save(n);
         } catch (...) {
-            apply_firewall(active_specs());
+            apply_firewall(active_networks());
             throw;
         }
         e.spec = std::move(n);
@@ -1054,18 +1062,14 @@ void Manager::link_changed(const std::string& link_name)
 
 // ---- kernel reconciliation ----------------------------------------------
 
-void Manager::apply_firewall(const std::vector<model::Network>& active)
+void Manager::apply_firewall(const Running& active)
 {
     // No write at all when the kernel already has exactly this table (a
     // restarted daemon adopting its networks); otherwise one transaction.
     forward_counters_.valid = false;
     rule_counters_.valid = false;
-    std::vector<const model::Network*> networks;
-    networks.reserve(active.size());
-    for (const model::Network& n : active)
-        networks.push_back(&n);
     // Only the networks whose document changed are planned and committed.
-    committed_.apply_networks(networks);
+    committed_.apply_networks(active);
     sync_fast_path(active);
     if (docker_user_) docker_user_->sync(active, other_chains());
     if (firewalld_ && options_.firewall_integration) firewalld_->sync(active, known_bridges(), false);
@@ -1080,11 +1084,11 @@ void Manager::check_fast_path(const model::Network& n)
         throw Error(ErrorKind::Unsupported, "fast_path: " + missing);
 }
 
-void Manager::sync_fast_path(const std::vector<model::Network>& active)
+void Manager::sync_fast_path(const Running& active)
 {
     std::vector<plan::FirewallAdapter::FastPathLink> links;
-    for (const model::Network& n : active)
-        if (n.fast_path && !n.uplink.empty()) links.push_back({n.bridge, n.uplink});
+    for (const model::Network* n : active)
+        if (n->fast_path && !n->uplink.empty()) links.push_back({n->bridge, n->uplink});
     // The networks' own rules are committed already; a fast path that
     // cannot be set up leaves their traffic on the ordinary path.
     try {
@@ -1094,9 +1098,10 @@ void Manager::sync_fast_path(const std::vector<model::Network>& active)
     }
 }
 
-void Manager::update_ip_forward(const std::vector<model::Network>& active)
+void Manager::update_ip_forward(const Running& active)
 {
-    ip_forward_hold_.want(std::any_of(active.begin(), active.end(), needs_forwarding));
+    ip_forward_hold_.want(
+        std::any_of(active.begin(), active.end(), [](const model::Network* n) { return needs_forwarding(*n); }));
 }
 
 void Manager::bring_up(Entry& e, std::uint32_t confirm_timeout_s, Done done, bool defer)
@@ -1239,18 +1244,18 @@ void Manager::apply_step(Entry& e, const model::Network* running, const plan::Co
         mode.setup(n, undo, what);
     } else if (std::holds_alternative<plan::CommitTable>(step)) {
         what = "committing nftables table inet kvmnet";
-        apply_firewall(active_specs(n.name));
+        apply_firewall(active_networks(n.name));
         // The running networks as they are when undone, without this one:
         // not a copy of every document kept for the whole start, and a
         // start that finished meanwhile keeps its rules.
-        undo.push("restore firewall", [this, name = n.name] { apply_firewall(active_specs("", name)); });
+        undo.push("restore firewall", [this, name = n.name] { apply_firewall(active_networks("", name)); });
     } else if (std::holds_alternative<plan::HoldForwarding>(step)) {
         what = "enabling IPv4 forwarding";
-        update_ip_forward(active_specs(n.name));
-        undo.push("restore IPv4 forwarding", [this, name = n.name] { update_ip_forward(active_specs("", name)); });
+        update_ip_forward(active_networks(n.name));
+        undo.push("restore IPv4 forwarding", [this, name = n.name] { update_ip_forward(active_networks("", name)); });
         what = "enabling IPv6 forwarding";
-        update_ipv6_forward(active_specs(n.name));
-        undo.push("restore IPv6 forwarding", [this, name = n.name] { update_ipv6_forward(active_specs("", name)); });
+        update_ipv6_forward(active_networks(n.name));
+        undo.push("restore IPv6 forwarding", [this, name = n.name] { update_ipv6_forward(active_networks("", name)); });
     } else if (std::holds_alternative<plan::AttachPorts>(step)) {
         // A port that is missing or half-configured does not fail the
         // network: it is reported per port (list_ports) and retried when
@@ -1402,7 +1407,7 @@ Manager::TearDown Manager::begin_tear_down(Entry& e, bool on_worker)
         else
             dnsmasq_of(e).stop();
     });
-    attempt(t.problems, n.name, "updating nftables", [&] { apply_firewall(active_specs("", n.name)); });
+    attempt(t.problems, n.name, "updating nftables", [&] { apply_firewall(active_networks("", n.name)); });
     {
         const TraceSpan span(loop_trace::enabled() ? "stop " + n.name + ": the mode's teardown" : "");
         for (auto& p : driver(n).teardown(n))
@@ -1423,8 +1428,8 @@ Manager::TearDown Manager::begin_tear_down(Entry& e, bool on_worker)
     // sysctl counts it, a link notification is not drift.
     e.forget_run();
     set_state(e, State::inactive);
-    attempt(t.problems, n.name, "restoring IPv4 forwarding", [&] { update_ip_forward(active_specs()); });
-    attempt(t.problems, n.name, "restoring IPv6 forwarding", [&] { update_ipv6_forward(active_specs()); });
+    attempt(t.problems, n.name, "restoring IPv4 forwarding", [&] { update_ip_forward(active_networks()); });
+    attempt(t.problems, n.name, "restoring IPv6 forwarding", [&] { update_ipv6_forward(active_networks()); });
     return t;
 }
 

@@ -16,7 +16,7 @@
 
 namespace kvmnet::core {
 
-std::vector<plan::EvpnNetwork> Manager::evpn_networks(const std::vector<model::Network>& active) const
+std::vector<plan::EvpnNetwork> Manager::evpn_networks(const Running& active) const
 {
     std::vector<plan::EvpnNetwork> out;
     const auto local = [this](const std::string& ifname) -> std::optional<model::Ipv4> {
@@ -26,14 +26,14 @@ std::vector<plan::EvpnNetwork> Manager::evpn_networks(const std::vector<model::N
             if (a.link_index == link->index && a.address.is_v4()) return *a.address.v4();
         return std::nullopt;
     };
-    for (const model::Network& n : active)
-        if (auto e = evpn_network(n, local)) out.push_back(std::move(*e));
+    for (const model::Network* n : active)
+        if (auto e = evpn_network(*n, local)) out.push_back(std::move(*e));
     return out;
 }
 
 void Manager::check_evpn(const std::string& name)
 {
-    const auto running = evpn_networks(active_specs(name));
+    const auto running = evpn_networks(active_networks(name));
     for (const plan::EvpnNetwork& e : running)
         if (e.network == name) {
             evpn_->check(running);
@@ -41,11 +41,11 @@ void Manager::check_evpn(const std::string& name)
         }
 }
 
-void Manager::sync_evpn(const std::vector<model::Network>& active)
+void Manager::sync_evpn(const Running& active)
 {
     evpn_->sync(evpn_networks(active));
     const bool overlays =
-        std::any_of(active.begin(), active.end(), [](const model::Network& n) { return n.overlay.has_value(); });
+        std::any_of(active.begin(), active.end(), [](const model::Network* n) { return n->overlay.has_value(); });
     if (!evpn_->wanted() && !overlays) {
         evpn_timer_.reset();
         evpn_poll();  // the stopped networks' EvpnState goes back to ""
@@ -58,7 +58,7 @@ void Manager::sync_evpn(const std::vector<model::Network>& active)
         if (!evpn_timer_)
             evpn_timer_ = loop_.add_timer(Evpn::poll_interval_s * 1'000'000ULL, [this] {
                 evpn_timer_.reset();
-                sync_evpn(active_specs());
+                sync_evpn(active_networks());
             });
     });
 }
@@ -121,7 +121,7 @@ nlohmann::json Manager::overlay_status_now(const Entry& e) const
     for (const std::string& vtep : plan::overlay_vteps(n, o))
         if (o.device) o.neighbours[vtep] = links_.neighbour_state(vtep);
     if (is_running(e.state)) {
-        const auto mine = evpn_networks({n});
+        const auto mine = evpn_networks({&n});
         if (!mine.empty() && evpn_->wanted()) {
             o.evpn = plan::evpn_status_json(evpn_->status(), mine.front());
             if (!evpn_->problem().empty()) o.evpn["problem"] = evpn_->problem();
@@ -149,7 +149,7 @@ std::string Manager::evpn_state(const std::string& name) const
     // Before the copy of the document below: the bus reads this property
     // after every change, and a copy of 100,000 forwards costs milliseconds.
     if (!e.spec.overlay || !e.spec.overlay->evpn) return "";
-    const auto mine = evpn_networks({e.spec});
+    const auto mine = evpn_networks({&e.spec});
     if (mine.empty() || !evpn_->wanted()) return "";
     return plan::evpn_state(evpn_->status(), mine.front());
 }
@@ -159,7 +159,7 @@ nlohmann::json Manager::evpn_status(const std::string& name) const
     const Entry& e = entry(name);
     if (e.state != State::active && e.state != State::degraded) return nullptr;
     if (!e.spec.overlay || !e.spec.overlay->evpn) return nullptr;  // no copy of the forwards (evpn_view)
-    const auto mine = evpn_networks({e.spec});
+    const auto mine = evpn_networks({&e.spec});
     if (mine.empty() || !evpn_->wanted()) return nullptr;
     evpn_->refresh_if_stale();
     nlohmann::json j = plan::evpn_status_json(evpn_->status(), mine.front());
@@ -174,7 +174,7 @@ std::optional<plan::EvpnView> Manager::evpn_view(const std::string& name, bool f
     // one (a copy of 100,000 forwards made one add through D-Bus x2.2).
     const model::Network& spec = entry(name).spec;
     if (!spec.overlay || !spec.overlay->evpn) return std::nullopt;
-    const auto mine = evpn_networks({spec});
+    const auto mine = evpn_networks({&spec});
     if (mine.empty() || !evpn_->wanted()) return std::nullopt;
     if (fresh)
         evpn_->refresh();

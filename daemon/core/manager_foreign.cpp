@@ -33,9 +33,9 @@ void Manager::foreign_firewall_changed()
 
 void Manager::sync_foreign_firewall_now()
 {
-    if (docker_user_) docker_user_->sync(active_specs(), other_chains());
+    if (docker_user_) docker_user_->sync(active_networks(), other_chains());
     if (firewalld_ && options_.firewall_integration) {
-        firewalld_->sync(active_specs(), known_bridges(), firewalld_changed_);
+        firewalld_->sync(active_networks(), known_bridges(), firewalld_changed_);
         firewalld_changed_ = false;
     }
     read_foreign_rules_now();
@@ -83,7 +83,7 @@ void Manager::set_firewalld_bus(FirewalldBus& bus)
         [this](std::uint64_t delay_usec) {
             firewalld_retry_ = loop_.add_timer(delay_usec, [this] {
                 firewalld_retry_.reset();
-                if (options_.firewall_integration) firewalld_->sync(active_specs(), known_bridges(), true);
+                if (options_.firewall_integration) firewalld_->sync(active_networks(), known_bridges(), true);
             });
         },
         // From inside a sync, maybe within a start: judged on the next turn.

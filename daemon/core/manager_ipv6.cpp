@@ -25,9 +25,10 @@ std::string trimmed(std::string s)
 
 }  // namespace
 
-void Manager::update_ipv6_forward(const std::vector<model::Network>& active)
+void Manager::update_ipv6_forward(const Running& active)
 {
-    const bool want = std::any_of(active.begin(), active.end(), needs_ipv6_forwarding);
+    const bool want =
+        std::any_of(active.begin(), active.end(), [](const model::Network* n) { return needs_ipv6_forwarding(*n); });
     ipv6_forward_hold_.want(want, [this](const std::string& current) {
         if (current == "1") return;
         // With forwarding on, an interface with accept_ra=1 ignores router

@@ -183,8 +183,8 @@ void Manager::commit_hosts(Entry& e, model::Network next)
     model::resolve_forward_guests(next);
     const bool forwards_changed = running && next.forwards != e.spec.forwards;
     if (forwards_changed) {
-        auto active = active_specs("", name);
-        active.push_back(next);
+        auto active = active_networks("", name);
+        active.push_back(&next);
         apply_firewall(active);
     }
     // A change that cannot be stored takes the forwards' new addresses out
@@ -192,7 +192,7 @@ void Manager::commit_hosts(Entry& e, model::Network next)
     const auto restore_table = [&] {
         if (!forwards_changed) return;
         try {
-            apply_firewall(active_specs());
+            apply_firewall(active_networks());
         } catch (const std::exception& err) {
             log_error("network " + name + ": restoring the table: " + err.what(), name);
         }

@@ -394,8 +394,7 @@ void Manager::rename_back(const std::string& from, const std::string& to, bool u
 
 void Manager::firewall_changed(const std::string& detail)
 {
-    const auto running = active_specs();
-    if (running.empty()) return;  // nothing of ours to repair (the table should not exist)
+    if (active_networks().empty()) return;  // nothing of ours to repair (the table should not exist)
     firewall_drift_ = detail;
     const bool deferred = !repairs_.waiting(table_scope).empty();
     repairs_.mark(table_scope, plan::drift_firewall);
@@ -466,7 +465,7 @@ void Manager::firewall_notifications_lost()
 
 void Manager::repair_firewall()
 {
-    const auto running = active_specs();
+    const auto running = active_networks();
     if (running.empty()) return;
     if (!repairs_.allow(table_scope)) {
         const std::string wait = repairs_.waiting(table_scope);

@@ -16,12 +16,16 @@ void RepairTrigger::mark(const std::string& scope, plan::DriftKinds kinds)
     Scope& s = scopes_[scope];
     s.dirty |= kinds;
     // A deferred repair keeps its time: it looks at the kernel as it is then.
-    // Otherwise the scope joins the next sync, due a debounce after the
-    // first mark since the last one: marks of any scope and kind within
-    // the debounce are one sync.
+    // Otherwise the scope joins the next sync (kube-proxy's bounded
+    // frequency): first_delay after the first mark since the last sync,
+    // but not before min_interval after the last sync began; marks of any
+    // scope and kind until then are one sync.
     if (s.due_usec == 0) {
         const std::uint64_t now = clock_.now_usec();
-        if (next_sync_usec_ <= now) next_sync_usec_ = now + limits_.debounce_usec;
+        if (next_sync_usec_ <= now) {
+            next_sync_usec_ = now + limits_.first_delay_usec;
+            if (synced_) next_sync_usec_ = std::max(next_sync_usec_, last_sync_usec_ + limits_.min_interval_usec);
+        }
         s.due_usec = next_sync_usec_;
     }
     if (!in_sync_) arm();
@@ -114,6 +118,10 @@ void RepairTrigger::fire()
         s.syncing = std::exchange(s.dirty, 0);
         s.due_usec = 0;
         due.emplace(name, s.syncing);
+    }
+    if (!due.empty()) {
+        last_sync_usec_ = now;
+        synced_ = true;
     }
     in_sync_ = true;
     try {

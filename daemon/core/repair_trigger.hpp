@@ -1,9 +1,12 @@
 // The one trigger of every repair (kube-proxy's "mark dirty, one
 // bounded-frequency sync"): notifications and polls only mark what may have
 // drifted (links, addresses, ports, sysctls of a network; the shared
-// firewall table), and a short moment after the first mark one sync runs
-// with everything marked by then, so a burst of notifications of any kinds
-// is one repair. Each scope (a network, or the table) has a budget: a sync
+// firewall table), and one sync runs with everything marked by then. The
+// first mark after a quiet spell is synced almost at once (first_delay:
+// the rest of a burst the kernel is sending, `ip link del`'s port,
+// address and link notifications, joins it); marks while syncs follow
+// each other wait until min_interval after the last sync began, so a storm
+// of notifications of any kinds costs one sync per interval. Each scope (a network, or the table) has a budget: a sync
 // asks allow(scope) before its first change there; beyond the budget that
 // scope's repair is deferred by a backoff, its marks kept, and runs then,
 // so a fight with another program slows repairs down but never ends them,
@@ -24,9 +27,13 @@ namespace kvmnet::core {
 class RepairTrigger {
 public:
     struct Limits {
-        // Long enough to coalesce one burst of notifications, short enough
-        // that guests barely notice.
-        std::uint64_t debounce_usec = 100'000;
+        // From the first mark after a quiet spell to its sync: long enough
+        // for the rest of one burst of notifications to be read with it,
+        // short next to the repair itself.
+        std::uint64_t first_delay_usec = 5'000;
+        // Between the starts of two syncs: a storm of notifications (or a
+        // repair's own) costs one sync per interval, not one per event.
+        std::uint64_t min_interval_usec = 100'000;
         unsigned budget = 20;  // repairs per window and scope that run at once
         std::uint64_t window_usec = 60'000'000;
         std::uint64_t first_backoff_usec = 1'000'000;  // doubling up to max_backoff_usec
@@ -40,8 +47,9 @@ public:
     RepairTrigger(const RepairTrigger&) = delete;
     RepairTrigger& operator=(const RepairTrigger&) = delete;
 
-    // Marks `kinds` of `scope` dirty: synced after the debounce, or with the
-    // deferred repair of the scope when one waits.
+    // Marks `kinds` of `scope` dirty: synced with the next sync (first_delay
+    // from now, or min_interval after the last sync began, whichever is
+    // later), or with the deferred repair of the scope when one waits.
     void mark(const std::string& scope, plan::DriftKinds kinds);
     // Inside a sync, before the first change in `scope`: true within its
     // budget (one repair counted per sync and scope); false: the scope's
@@ -77,6 +85,8 @@ private:
     std::unique_ptr<Timer> timer_;
     std::uint64_t timer_due_usec_ = 0;
     std::uint64_t next_sync_usec_ = 0;  // when the scopes marked now are synced
+    std::uint64_t last_sync_usec_ = 0;  // when the last sync began
+    bool synced_ = false;               // a sync has run: last_sync_usec_ holds
     bool in_sync_ = false;
 };
 

@@ -106,7 +106,7 @@ struct Harness {
     Harness(const Harness&) = delete;
     Harness& operator=(const Harness&) = delete;
     Manager& m() { return *manager; }
-    // Lets the repairs' debounce delay pass (100 ms, core/manager_repair.cpp):
+    // Lets the repairs' delay pass (at most 100 ms, core/repair_trigger.hpp):
     // what one burst of notifications scheduled runs.
     void let_repairs_run() { clock.advance(100'000); }
     bool runtime_file(const std::string& name) const { return fs::exists(runtime_dir.path + "/lan/" + name); }

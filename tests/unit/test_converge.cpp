@@ -1,6 +1,6 @@
 // The converge path of the repairs: plan::plan_converge of a running network
 // with what a repair observed (desired × observed → steps, pure), core::RepairTrigger (marks of every kind → one
-// debounced, budgeted sync) and the two together in core::Manager.
+// bounded-frequency, budgeted sync) and the two together in core::Manager.
 #include "manager_test_prelude.hpp"
 
 #include "core/repair_trigger.hpp"
@@ -223,30 +223,44 @@ struct TriggerHarness {
 
 }  // namespace
 
-TEST_CASE("RepairTrigger: marks of every kind within the debounce are one sync", "[converge]")
+TEST_CASE("RepairTrigger: the first mark syncs almost at once, later ones at a bounded frequency", "[converge]")
 {
     TriggerHarness t;
+    // After a quiet spell: 5 ms (the rest of the kernel's burst joins it),
+    // not a debounce of 100 ms (a deleted bridge waited for it).
     t.trigger.mark("web", plan::drift_links);
-    t.clock.advance(50'000);
+    t.clock.advance(4'000);
+    t.trigger.mark("web", plan::drift_addresses);
+    CHECK(t.syncs.empty());
+    t.clock.advance(1'000);
+    REQUIRE(t.syncs.size() == 1);
+    CHECK(t.syncs[0].at("web") == (plan::drift_links | plan::drift_addresses));
+    // Marks of any scope and kind until 100 ms after that sync began are
+    // one sync then: a storm is one sync per interval.
+    t.clock.advance(45'000);
     t.trigger.mark("web", plan::drift_addresses);
     t.trigger.mark("web", plan::drift_sysctls);
     t.trigger.mark("db", plan::drift_ports);
     t.trigger.mark("", plan::drift_firewall);
-    CHECK(t.syncs.empty());
-    // Due 100 ms after the first mark, not after the last.
-    t.clock.advance(50'000);
-    REQUIRE(t.syncs.size() == 1);
-    CHECK(t.syncs[0].at("web") == (plan::drift_links | plan::drift_addresses | plan::drift_sysctls));
-    CHECK(plan::drift_kinds_text(t.syncs[0].at("web")) == "links, addresses, sysctls");
-    CHECK(t.syncs[0].at("db") == plan::drift_ports);
-    CHECK(t.syncs[0].at("") == plan::drift_firewall);
-    t.clock.advance(1'000'000);
+    t.clock.advance(54'000);  // 104 ms: the first sync began at 5 ms
     CHECK(t.syncs.size() == 1);
+    t.clock.advance(1'000);
+    REQUIRE(t.syncs.size() == 2);
+    CHECK(t.syncs[1].at("web") == (plan::drift_addresses | plan::drift_sysctls));
+    CHECK(plan::drift_kinds_text(t.syncs[1].at("web")) == "addresses, sysctls");
+    CHECK(t.syncs[1].at("db") == plan::drift_ports);
+    CHECK(t.syncs[1].at("") == plan::drift_firewall);
+    t.clock.advance(1'000'000);
+    CHECK(t.syncs.size() == 2);
+    // Quiet again: at once again.
+    t.trigger.mark("db", plan::drift_links);
+    t.clock.advance(5'000);
+    CHECK(t.syncs.size() == 3);
     // A stopped network's marks go with it.
     t.trigger.mark("web", plan::drift_links);
     t.trigger.forget("web");
     t.clock.advance(1'000'000);
-    CHECK(t.syncs.size() == 1);
+    CHECK(t.syncs.size() == 3);
 }
 
 TEST_CASE("RepairTrigger: over the budget a scope's repair is deferred, kept and run after a backoff", "[converge]")

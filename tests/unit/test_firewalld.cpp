@@ -263,8 +263,8 @@ TEST_CASE("firewalld: a network stopped while its bridge's changeZoneOfInterface
     f.sync({net("nat", "kvbr1")}, {"kvbr1"}, false);
     fw.answer(0);  // the listing; the change is in flight
     REQUIRE(fw.calls == std::vector<std::string>{"list kvmnet", "change kvmnet kvbr1"});
-    f.sync({}, {"kvbr1"}, false);  // stopped
-    CHECK(fw.calls.size() == 2);   // waits for the change's reply
+    f.sync(std::vector<model::Network>{}, {"kvbr1"}, false);  // stopped
+    CHECK(fw.calls.size() == 2);                              // waits for the change's reply
     fw.answer_all();
     CHECK(fw.calls ==
           std::vector<std::string>{"list kvmnet", "change kvmnet kvbr1", "list kvmnet", "remove kvmnet kvbr1"});
@@ -398,7 +398,7 @@ TEST_CASE("firewalld: a bridge firewalld refuses is a problem until a sync puts 
         f.sync({net("nat", "kvbr1")}, {"kvbr1", "kvbr2"}, true);
         fw.answer_all();
         CHECK_FALSE(f.problem_of("kvbr1").empty());
-        f.sync({}, {"kvbr1", "kvbr2"}, false);
+        f.sync(std::vector<model::Network>{}, {"kvbr1", "kvbr2"}, false);
         fw.answer_all();
         CHECK(f.problem_of("kvbr1").empty());
     }
