@@ -399,7 +399,7 @@ int main(int argc, char** argv)
         };
         link_monitor.set_address_handler([&](int index) { manager.address_changed(index); });
         link_monitor.set_netconf_handler([&](int link_index) { manager.sysctl_changed(link_index); });
-        link_monitor.set_route_handler([&](int link_index) { manager.route_changed(link_index); });
+        link_monitor.set_route_handler([&](int link_index, bool added) { manager.route_changed(link_index, added); });
         auto link_source = loop.add_io(link_monitor.fd(), EPOLLIN, [&](std::uint32_t) {
             link_monitor.dispatch(on_link, on_fdb);
             if (link_monitor.take_overrun()) {

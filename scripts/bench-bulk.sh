@@ -151,6 +151,54 @@ phases() { # N VARIANT...: the phases measured, in the order of the first run
     awk -F, -v n="$1" -v vs="${*:2}" 'BEGIN { split(vs, a, " "); for (i in a) want[a[i]] = 1 }
         want[$2] && $3 == n && $1 ~ /^phase:/ && !seen[$1]++ { print substr($1, 7) }' "$RAW"
 }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "") printf "%.1f", a - b }'; }
+# table TITLE SUFFIXES CELLS ROW...: a Markdown table of one row per ROW and,
+# per size, one column per word of SUFFIXES ("JSON typed"; "" for one
+# column); `CELLS ROW N` prints that row's cells at size N, each ending " |".
+table() {
+    local title=$1 cells=$3 n s row line rule="|---|"
+    local -a suffixes
+    read -ra suffixes <<<"$2"
+    ((${#suffixes[@]})) || suffixes=("")
+    line="| $title |"
+    for n in ${SIZES//,/ }; do
+        for s in "${suffixes[@]}"; do
+            line="$line $n${s:+ $s} |"
+            rule="$rule---|"
+        done
+    done
+    echo "$line"
+    echo "$rule"
+    shift 3
+    for row in "$@"; do
+        line="| $row |"
+        for n in ${SIZES//,/ }; do line="$line $("$cells" "$row" "$n")"; done
+        echo "$line"
+    done
+}
+# phase_cells ROW N: the in-process phase ROW (or a total) at size N, JSON and typed.
+phase_cells() {
+    case $1 in
+    "*in the daemon, in all*") echo "$(med commit_bulk daemon "$2") | $(med commit_bulk daemon-typed "$2") |" ;;
+    "the bus (D-Bus − in the daemon)")
+        echo "$(minus "$(med commit_bulk dbus "$2")" "$(med commit_bulk daemon "$2")") |" \
+            "$(minus "$(med commit_bulk dbus-typed "$2")" "$(med commit_bulk daemon-typed "$2")") |"
+        ;;
+    "*through D-Bus, in all*") echo "$(med commit_bulk dbus "$2") | $(med commit_bulk dbus-typed "$2") |" ;;
+    *) echo "$(med "phase:$1" daemon "$2") | $(med "phase:$1" daemon-typed "$2") |" ;;
+    esac
+}
+# bus_cells ROW N: the part ROW of one AddForwardsTyped through D-Bus at size N
+# (kvmnetd's: wall / CPU), or the whole call.
+bus_cells() {
+    local cell
+    case $1 in
+    "*through D-Bus, in all*") cell=$(med commit_bulk dbus-typed "$2") ;;
+    "kvmnetd: "*) cell="$(med "bus:$1" dbus-typed "$2") / $(med "bus:kvmnetd CPU: ${1#kvmnetd: }" dbus-typed "$2")" ;;
+    *) cell=$(med "bus:$1" dbus-typed "$2") ;;
+    esac
+    echo "$cell |"
+}
 {
     echo "<!-- bulk: rendered by scripts/bench-bulk.sh; it replaces this section -->"
     echo "### Bulk forwards and flat adds, after (issue 17)"
@@ -178,58 +226,17 @@ phases() { # N VARIANT...: the phases measured, in the order of the first run
     echo
     echo "Where the time goes (ms, medians; in the daemon, in-process):"
     echo
-    head="| Phase |" rule="|---|"
-    for n in ${SIZES//,/ }; do
-        head="$head $n JSON | $n typed |"
-        rule="$rule---|---|"
-    done
-    echo "$head"
-    echo "$rule"
     mapfile -t names < <(phases "$LARGEST" daemon daemon-typed)
-    for p in "${names[@]}"; do
-        line="| $p |"
-        for n in ${SIZES//,/ }; do line="$line $(med "phase:$p" daemon "$n") | $(med "phase:$p" daemon-typed "$n") |"; done
-        echo "$line"
-    done
-    line="| *in the daemon, in all* |"
-    for n in ${SIZES//,/ }; do line="$line $(med commit_bulk daemon "$n") | $(med commit_bulk daemon-typed "$n") |"; done
-    echo "$line"
-    diff() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "") printf "%.1f", a - b }'; }
-    line="| the bus (D-Bus − in the daemon) |"
-    for n in ${SIZES//,/ }; do
-        line="$line $(diff "$(med commit_bulk dbus "$n")" "$(med commit_bulk daemon "$n")") |"
-        line="$line $(diff "$(med commit_bulk dbus-typed "$n")" "$(med commit_bulk daemon-typed "$n")") |"
-    done
-    echo "$line"
-    line="| *through D-Bus, in all* |"
-    for n in ${SIZES//,/ }; do line="$line $(med commit_bulk dbus "$n") | $(med commit_bulk dbus-typed "$n") |"; done
-    echo "$line"
+    table Phase "JSON typed" phase_cells "${names[@]}" "*in the daemon, in all*" "the bus (D-Bus − in the daemon)" \
+        "*through D-Bus, in all*"
     echo
     echo "One \`AddForwardsTyped\` through D-Bus, split (ms, medians; \`kvmnet-bench dbus-forwards --phases\`:"
     echo "the client's own times and kvmnetd's phase marks on the same clock; \"kvmnetd:\" rows are wall / CPU"
     echo "of kvmnetd's loop thread; the wall times without \"CPU\" add up to the call, except the client's"
     echo "write, which is within the way to the method):"
     echo
-    head="| Part |" rule="|---|"
-    for n in ${SIZES//,/ }; do
-        head="$head $n |"
-        rule="$rule---|"
-    done
-    echo "$head"
-    echo "$rule"
     mapfile -t names < <(awk -F, -v n="$LARGEST" '$2 == "dbus-typed" && $3 == n && $1 ~ /^bus:/ && $1 !~ /^bus:kvmnetd CPU: / && !seen[$1]++ { print substr($1, 5) }' "$RAW")
-    for p in "${names[@]}"; do
-        line="| $p |"
-        for n in ${SIZES//,/ }; do
-            cell=$(med "bus:$p" dbus-typed "$n")
-            [[ $p == "kvmnetd: "* ]] && cell="$cell / $(med "bus:kvmnetd CPU: ${p#kvmnetd: }" dbus-typed "$n")"
-            line="$line $cell |"
-        done
-        echo "$line"
-    done
-    line="| *through D-Bus, in all* |"
-    for n in ${SIZES//,/ }; do line="$line $(med commit_bulk dbus-typed "$n") |"; done
-    echo "$line"
+    table Part "" bus_cells "${names[@]}" "*through D-Bus, in all*"
     echo
     echo "One add and one remove at N existing (ms, p50 / p99):"
     echo

@@ -82,10 +82,9 @@ public:
     const std::string& problem() const { return problem_; }
     void set_problem(std::string problem) { problem_ = std::move(problem); }
 
+private:
     // The error for a dnsmasq that this daemon may not signal (EPERM).
     static std::string unstoppable(pid_t pid, const std::string& to_do);
-
-private:
     // Spawns or adopts; calls done (maybe at once) with the outcome.
     void launch(const plan::DnsmasqFiles& files, Ready done);
     void watch_ready(pid_t pid, Ready done);

@@ -176,7 +176,7 @@ void BridgeDriver::take_over_uplink(const model::Network& n, Undo& undo, std::st
 void BridgeDriver::create_takeover_bridge(const model::Network& n, const plan::LinkInfo& uplink, std::string& step)
 {
     step = "creating bridge " + n.bridge;
-    plan::BridgeOptions options = plan::bridge_options(n, uplink.mac ? uplink.mac->str() : "");
+    plan::BridgeOptions options = plan::bridge_options(n, uplink.mac);
     if (options.mtu == 0) options.mtu = uplink.mtu;
     links_.create_bridge(n.bridge, options);
     try {

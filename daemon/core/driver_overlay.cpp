@@ -33,14 +33,6 @@ plan::Vxlans::VxlanPortFlags port_flags(const model::Network& n)
     return n.overlay->evpn ? plan::Vxlans::VxlanPortFlags{true, false} : plan::Vxlans::VxlanPortFlags{false, true};
 }
 
-std::vector<std::string> gateway_ipv6(const model::Network& n)
-{
-    std::vector<std::string> out;
-    for (const model::Ipv6& a : model::overlay_gateway_ipv6(n))
-        out.push_back(a.str());
-    return out;
-}
-
 }  // namespace
 
 OverlayLayer::Underlay OverlayLayer::underlay(const model::Network& n)
@@ -88,9 +80,10 @@ model::Network OverlayLayer::effective(const model::Network& n)
     return e;
 }
 
-std::string OverlayLayer::bridge_mac(const model::Network& n) const
+std::optional<model::Mac> OverlayLayer::bridge_mac(const model::Network& n) const
 {
-    return n.overlay ? model::overlay_gateway_mac(n).str() : std::string();
+    if (!n.overlay) return std::nullopt;
+    return model::overlay_gateway_mac(n);
 }
 
 plan::VxlanOptions OverlayLayer::wanted(const model::Network& n, const Underlay& u) const
@@ -171,7 +164,8 @@ void OverlayLayer::setup(const model::Network& n, Undo& undo, std::string& step)
     for (const model::Ipv4& peer : have)
         if (!wanted_peers.count(peer)) links_.delete_flood(name, peer);
     step = "filtering the gateway and DHCP on " + name;
-    links_.set_vxlan_filter(name, bridge_mac(n), n.ipv4->address.address.str(), gateway_ipv6(n));
+    links_.set_vxlan_filter(name, model::overlay_gateway_mac(n), n.ipv4->address.address,
+                            model::overlay_gateway_ipv6(n));
     undo.push("delete the filter of " + name, [this, name] { links_.delete_vxlan_filter(name); });
     step = "giving " + n.bridge + " this host's own address";
     host_address(n, nullptr);
@@ -222,7 +216,7 @@ std::vector<std::string> OverlayLayer::host_address(const model::Network& n, con
                        std::to_string(subnet.prefix));
     }
     if (!rewrite) {
-        links_.set_host_rewrite(name, bridge_mac(n), host.str(), model::overlay_host_mac(n, host).str());
+        links_.set_host_rewrite(name, model::overlay_gateway_mac(n), host, model::overlay_host_mac(n, host));
         done.push_back("restored the host address rewrite of " + name);
     }
     return done;
@@ -303,7 +297,8 @@ std::vector<std::string> OverlayLayer::repair(const model::Network& n, const std
         done.push_back("restored the flood list of " + name + " (" + list + ")");
     }
     if (!filter) {
-        links_.set_vxlan_filter(name, bridge_mac(n), n.ipv4->address.address.str(), gateway_ipv6(n));
+        links_.set_vxlan_filter(name, model::overlay_gateway_mac(n), n.ipv4->address.address,
+                                model::overlay_gateway_ipv6(n));
         done.push_back("restored the gateway and DHCP filter of " + name);
     }
     for (auto& d : host_address(n, nullptr))

@@ -36,8 +36,8 @@ public:
     // MTU from the underlay, the DHCP slice resolved. `n` itself without an
     // overlay.
     model::Network effective(const model::Network& n);
-    // The bridge MAC the routed driver gives the bridge ("" without overlay).
-    std::string bridge_mac(const model::Network& n) const;
+    // The bridge MAC the routed driver gives the bridge (nothing without overlay).
+    std::optional<model::Mac> bridge_mac(const model::Network& n) const;
 
     // Refuses a start this host cannot carry (no underlay, a network MTU the
     // underlay cannot fit, a VXLAN device of that name that is not ours).

@@ -108,10 +108,10 @@ private:
     // every host's gateway must answer with the same one.
     void set_gateway_mac(const model::Network& n)
     {
-        const std::string mac = overlay_.bridge_mac(n);
-        if (mac.empty()) return;
+        const auto mac = overlay_.bridge_mac(n);
+        if (!mac) return;
         const auto bridge = links_.find_link(n.bridge);
-        if (bridge && (!bridge->mac || bridge->mac->str() != mac)) links_.set_mac(n.bridge, mac);
+        if (bridge && bridge->mac != mac) links_.set_mac(n.bridge, *mac);
     }
 
     OverlayLayer overlay_;

@@ -23,8 +23,8 @@ std::string trimmed(std::string s)
 
 }  // namespace
 
-std::optional<plan::EvpnNetwork> evpn_network(const model::Network& n,
-                                              const std::function<std::string(const std::string&)>& local)
+std::optional<plan::EvpnNetwork>
+evpn_network(const model::Network& n, const std::function<std::optional<model::Ipv4>(const std::string&)>& local)
 {
     if (!n.overlay || !n.overlay->evpn) return std::nullopt;
     const model::Overlay& o = *n.overlay;
@@ -34,7 +34,7 @@ std::optional<plan::EvpnNetwork> evpn_network(const model::Network& n,
     e.bridge = n.bridge;
     e.vxlan = model::overlay_device_name(o.vni);
     if (o.local)
-        e.local = o.local->str();
+        e.local = o.local;
     else if (!o.local_interface.empty() && local)
         e.local = local(o.local_interface);
     e.asn = o.evpn->asn;

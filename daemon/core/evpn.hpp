@@ -35,9 +35,9 @@
 namespace kvmnet::core {
 
 // The EVPN side of a running network, nullopt when it has none. `local`
-// resolves a local_interface to its address ("" when it has none).
-std::optional<plan::EvpnNetwork> evpn_network(const model::Network& n,
-                                              const std::function<std::string(const std::string&)>& local);
+// resolves a local_interface to its (first IPv4) address, nothing when it has none.
+std::optional<plan::EvpnNetwork>
+evpn_network(const model::Network& n, const std::function<std::optional<model::Ipv4>(const std::string&)>& local);
 
 class Evpn {
 public:

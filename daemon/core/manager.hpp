@@ -304,8 +304,11 @@ public:
     void sysctl_changed(int link_index = 0);
     // A route through link `link_index` was deleted (rtnetlink
     // RTM_DELROUTE): the routes of the running network on that bridge are
-    // checked (and repaired) a moment later.
-    void route_changed(int link_index);
+    // checked (and repaired) a moment later. One was added (`added`,
+    // RTM_NEWROUTE): checked only when the last check found one missing (a
+    // failed or deferred repair, the route then put back by hand), so that
+    // the state clears; otherwise it is the kernel's or kvmnet's own.
+    void route_changed(int link_index, bool added = false);
     // The last repair of the network: "TIME WHAT: DETAIL", empty when none.
     const std::string& last_repair(const std::string& name) const;
 
@@ -419,6 +422,8 @@ private:
     // The bridge's addresses and, of `all`, the routes through it: what
     // the route repair (observe_drift) and Diagnose (observe) judge.
     plan::ConvergeObserved::Routes routes_through(int bridge_index, const std::vector<plan::RouteInfo>& all) const;
+    // The last route observation of `e` lacked one of its routes.
+    static bool route_seen_missing(const Entry& e);
     // Turns a held sysctl on again; false (logged) when that failed.
     bool turn_on_sysctl(const std::string& key);
     void repair_firewall();

@@ -19,12 +19,12 @@ namespace kvmnet::core {
 std::vector<plan::EvpnNetwork> Manager::evpn_networks(const std::vector<model::Network>& active) const
 {
     std::vector<plan::EvpnNetwork> out;
-    const auto local = [this](const std::string& ifname) -> std::string {
+    const auto local = [this](const std::string& ifname) -> std::optional<model::Ipv4> {
         const auto link = links_.find_link(ifname);
-        if (!link) return "";
+        if (!link) return std::nullopt;
         for (const plan::AddressInfo& a : links_.list_addresses())
-            if (a.link_index == link->index && a.address.is_v4()) return a.address.str();
-        return "";
+            if (a.link_index == link->index && a.address.is_v4()) return *a.address.v4();
+        return std::nullopt;
     };
     for (const model::Network& n : active)
         if (auto e = evpn_network(n, local)) out.push_back(std::move(*e));

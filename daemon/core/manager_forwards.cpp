@@ -47,8 +47,8 @@ std::vector<plan::ElementChange> element_changes(const std::vector<plan::Set>& s
 
 std::string listener_text(const plan::Listener& l)
 {
-    const bool v6 = l.address.find(':') != std::string::npos;
-    return std::string(l.tcp ? "tcp " : "udp ") + (v6 ? "[" + l.address + "]" : l.address) + ":" +
+    const std::string address = l.address.str();
+    return std::string(l.tcp ? "tcp " : "udp ") + (l.address.is_v6() ? "[" + address + "]" : address) + ":" +
            std::to_string(l.port);
 }
 

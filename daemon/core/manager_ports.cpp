@@ -21,9 +21,8 @@ constexpr std::uint64_t fdb_poll_usec = 1'000'000;
 // The guest's MAC on the host side of its port, libvirt's way: first octet
 // 0xfe, so the bridge never takes it as its own address and never drops the
 // guest's frames as "own source address".
-model::Mac host_side_mac(const std::string& guest_mac)
+model::Mac host_side_mac(model::Mac mac)
 {
-    model::Mac mac = model::Mac::parse(guest_mac).value_or(model::Mac{});
     mac.bytes[0] = 0xfe;
     return mac;
 }
@@ -84,7 +83,7 @@ void check_not_host_interface(plan::LinkAdapter& links, const plan::LinkInfo& li
 model::PortOriginal observe_original(plan::LinkAdapter& links, const plan::LinkInfo& link, int bridge_index)
 {
     model::PortOriginal o;
-    o.mac = link.mac ? link.mac->str() : "";
+    o.mac = link.mac;
     o.mtu = link.mtu;
     o.up = link.up;
     o.on_bridge = bridge_index != 0 && link.master_index == bridge_index;
@@ -117,7 +116,7 @@ void restore_original(plan::LinkAdapter& links, const std::string& bridge_name, 
     }
     // Down first where it was down: not every driver changes its MAC while up.
     if (!o.up && link->up) links.set_up(p.name, false);
-    if (!o.mac.empty() && link->mac != model::Mac::parse(o.mac)) links.set_mac(p.name, o.mac);
+    if (o.mac && link->mac != o.mac) links.set_mac(p.name, *o.mac);
     if (o.mtu != 0 && link->mtu != o.mtu) links.set_mtu(p.name, o.mtu);
     if (o.up && !link->up) links.set_up(p.name, true);
 }
@@ -126,20 +125,21 @@ void restore_original(plan::LinkAdapter& links, const std::string& bridge_name, 
 
 void Manager::check_port_mac(const Entry& e, const model::Port& p)
 {
-    if (p.mac.empty()) return;
-    const auto mac = model::Mac::parse(p.mac);
+    if (!p.mac) return;
+    const model::Mac mac = *p.mac;
+    const std::string text = mac.str();
     for (const auto& l : links_.list_links()) {
         if (l.name == p.name || !l.mac) continue;
         if (l.mac == mac) {
             const std::string role = l.name == e.spec.bridge   ? "the bridge " + l.name
                                      : l.name == e.spec.uplink ? "the uplink " + l.name
                                                                : "the host interface " + l.name;
-            throw Error(ErrorKind::Conflict, "port.mac: " + p.mac + " is the MAC address of " + role);
+            throw Error(ErrorKind::Conflict, "port.mac: " + text + " is the MAC address of " + role);
         }
     }
     for (const model::Port& other : e.spec.ports)
         if (other.name != p.name && other.mac == p.mac)
-            throw Error(ErrorKind::Conflict, "port.mac: " + p.mac + " is already used by port " + other.name);
+            throw Error(ErrorKind::Conflict, "port.mac: " + text + " is already used by port " + other.name);
     // Someone on the bridge (a guest, or a LAN host in bridge mode) already
     // sends with this MAC from another port.
     if (is_running(e.state)) {
@@ -151,7 +151,7 @@ void Manager::check_port_mac(const Entry& e, const model::Port& p)
                     std::string where = "port " + std::to_string(f.port_index);
                     for (const auto& l : links_.list_links())
                         if (l.index == f.port_index) where = l.name;
-                    throw Error(ErrorKind::Conflict, "port.mac: " + p.mac + " is already in use on bridge " +
+                    throw Error(ErrorKind::Conflict, "port.mac: " + text + " is already in use on bridge " +
                                                          e.spec.bridge + " behind " + where);
                 }
     }
@@ -172,7 +172,7 @@ void Manager::apply_port(Entry& e, const model::Port& p, const model::Port* prev
     // An interface of the port's name that came (back) as a host interface
     // is not taken, as AttachPort would not take it.
     if (link->master_index != bridge->index && !p.tap) check_not_host_interface(links_, *link);
-    if (!p.mac.empty() && link->mac != host_side_mac(p.mac)) links_.set_mac(p.name, host_side_mac(p.mac).str());
+    if (p.mac && link->mac != host_side_mac(*p.mac)) links_.set_mac(p.name, host_side_mac(*p.mac));
     if (n.mtu != 0 && link->mtu != n.mtu) links_.set_mtu(p.name, n.mtu);
     if (link->master_index != bridge->index) links_.set_master(p.name, n.bridge);
     if (!link->up) links_.set_up(p.name, true);

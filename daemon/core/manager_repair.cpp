@@ -422,11 +422,24 @@ void Manager::sysctl_changed(int link_index)
             mark_dirty(e, plan::drift_sysctls);
 }
 
-void Manager::route_changed(int link_index)
+void Manager::route_changed(int link_index, bool added)
 {
-    for (auto& [name, e] : networks_)
-        if (is_running(e.state) && e.bridge_index != 0 && e.bridge_index == link_index)
-            mark_dirty(e, plan::drift_routes);
+    for (auto& [name, e] : networks_) {
+        if (!is_running(e.state) || e.bridge_index == 0 || e.bridge_index != link_index) continue;
+        if (added && !route_seen_missing(e)) continue;
+        mark_dirty(e, plan::drift_routes);
+    }
+}
+
+bool Manager::route_seen_missing(const Entry& e)
+{
+    if (!e.routes_seen) return false;
+    // The bridge as up: one that was down has no routes seen, and a check
+    // too many only observes again.
+    plan::LinkInfo bridge;
+    bridge.index = e.bridge_index;
+    bridge.up = true;
+    return !plan::missing_routes(e.spec, bridge, *e.routes_seen).empty();
 }
 
 void Manager::poll_forwarding()

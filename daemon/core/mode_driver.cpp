@@ -71,7 +71,7 @@ void apply_link_ops(plan::LinkAdapter& links, const store::Layout& layout, const
 }
 
 void configure_bridge(plan::LinkAdapter& links, const store::Layout& layout, const model::Network& n, Undo& undo,
-                      std::string& step, const std::string& mac)
+                      std::string& step, const std::optional<model::Mac>& mac)
 {
     step = "configuring bridge " + n.bridge;
     const auto observed = links.find_link(n.bridge);

@@ -85,8 +85,8 @@ void apply_link_ops(plan::LinkAdapter& links, const store::Layout& layout, const
 // `network` created and a crash kept from being marked.
 bool half_created_bridge(const store::Layout& layout, const std::string& network, const plan::LinkInfo& bridge);
 // The bridge as plan::plan_bridge wants it, from what is there now.
-// `mac`: the bridge's MAC at creation (empty: the kernel's choice).
+// `mac`: the bridge's MAC at creation (nothing: the kernel's choice).
 void configure_bridge(plan::LinkAdapter& links, const store::Layout& layout, const model::Network& n, Undo& undo,
-                      std::string& step, const std::string& mac = {});
+                      std::string& step, const std::optional<model::Mac>& mac = {});
 
 }  // namespace kvmnet::core

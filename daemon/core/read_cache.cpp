@@ -26,13 +26,14 @@ bool same_but_forwards(const model::Network& now, const model::Network& kept)
 
 }  // namespace
 
+ReadCache::ReadCache(Base base) : base_(base ? std::move(base) : Base(store::revision_base)) {}
+
 std::string ReadCache::revision(const model::Network& spec, std::uint64_t forwards_part)
 {
     Entry& e = entries_[spec.name];
     if (!e.spec || !same_but_forwards(spec, *e.spec)) {
         e.spec.reset();
-        e.base = store::revision_base(spec);
-        ++revisions_made_;
+        e.base = base_(spec);
         // Everything but the forwards, copied.
         auto& forwards = const_cast<model::Network&>(spec).forwards;
         std::vector<model::PortForward> aside;

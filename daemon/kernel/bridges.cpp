@@ -127,19 +127,6 @@ void check_bridge_options(const plan::BridgeOptions& options, const std::string&
     }
 }
 
-model::Mac parse_mac(const std::string& text, const std::string& operation)
-{
-    const auto mac = model::Mac::parse(text);
-    if (!mac) {
-        invalid(operation, "not a MAC address: \"" + text + "\"");
-    }
-    // The kernel's is_valid_ether_addr: a bridge with such an address would refuse to come up.
-    if (!mac->unicast()) {
-        invalid(operation, "MAC address " + text + " is all zero or multicast");
-    }
-    return *mac;
-}
-
 // What a bridge message carries.
 enum class BridgeParts {
     StpStateOnly,  // just IFLA_BR_STP_STATE (the first of two messages that turn STP off, see bridge_request)
@@ -214,8 +201,12 @@ MsgPtr bridge_request(int ifindex, const std::string& name, const plan::BridgeOp
     }
     // A MAC given at creation is recorded as set by the user (NET_ADDR_SET), so the bridge keeps it instead of
     // adopting the lowest port address as ports come and go; bridge mode relies on that to keep the uplink's MAC.
-    if (creating && !options.mac.empty()) {
-        const auto mac = parse_mac(options.mac, operation);
+    if (creating && options.mac) {
+        const model::Mac& mac = *options.mac;
+        // The kernel's is_valid_ether_addr: a bridge with such an address would refuse to come up.
+        if (!mac.unicast()) {
+            invalid(operation, "MAC address " + mac.str() + " is all zero or multicast");
+        }
         if (nla_put(msg.get(), IFLA_ADDRESS, static_cast<int>(mac.bytes.size()), mac.bytes.data()) < 0) {
             return nullptr;
         }

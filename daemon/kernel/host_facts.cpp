@@ -105,10 +105,8 @@ std::vector<plan::Listener> NetlinkLinks::list_listeners()
                 plan::Listener l;
                 l.tcp = protocol == IPPROTO_TCP;
                 l.port = ntohs(m->id.idiag_sport);
-                char text[INET6_ADDRSTRLEN] = {};
-                ::inet_ntop(family, m->id.idiag_src, text, sizeof text);
-                l.address = text;
-                result.push_back(std::move(l));
+                l.address = ip_value(family, m->id.idiag_src).value_or(model::IpAddress{});
+                result.push_back(l);
             }
         }
     }

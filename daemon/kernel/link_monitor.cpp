@@ -33,14 +33,14 @@ LinkMonitor::LinkMonitor(int receive_buffer)
                 self->on_address_(static_cast<int>(address->ifa_index));
                 return NL_OK;
             }
-            if (header->nlmsg_type == RTM_DELROUTE) {
-                // Added routes are no drift; a deleted one names its link.
+            if (header->nlmsg_type == RTM_DELROUTE || header->nlmsg_type == RTM_NEWROUTE) {
+                // Each names its output link; the manager decides what an added one means.
                 if (!self->on_route_ || header->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return NL_OK;
                 nlattr* attrs[RTA_MAX + 1] = {};
                 if (nlmsg_parse(header, sizeof(rtmsg), attrs, RTA_MAX, nullptr) < 0 || !attrs[RTA_OIF] ||
                     nla_len(attrs[RTA_OIF]) < 4)
                     return NL_OK;
-                self->on_route_(static_cast<int>(nla_get_u32(attrs[RTA_OIF])));
+                self->on_route_(static_cast<int>(nla_get_u32(attrs[RTA_OIF])), header->nlmsg_type == RTM_NEWROUTE);
                 return NL_OK;
             }
             if (header->nlmsg_type == RTM_NEWNETCONF) {

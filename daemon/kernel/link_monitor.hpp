@@ -56,8 +56,11 @@ public:
     // sysctls changed; one per link for a change of "all") with the link's
     // index, or a value ≤ 0 for "all", "default" or a message without one.
     void set_netconf_handler(std::function<void(int link_index)> on_netconf) { on_netconf_ = std::move(on_netconf); }
-    // Called with the output link's index of every route deleted.
-    void set_route_handler(std::function<void(int link_index)> on_route) { on_route_ = std::move(on_route); }
+    // Called with the output link's index of every route added (`added`) or deleted.
+    void set_route_handler(std::function<void(int link_index, bool added)> on_route)
+    {
+        on_route_ = std::move(on_route);
+    }
     // Reads every pending notification and calls the matching handler.
     void dispatch(const std::function<void(const LinkEvent&)>& on_link,
                   const std::function<void(const FdbEvent&)>& on_fdb);
@@ -68,7 +71,7 @@ private:
     const std::function<void(const FdbEvent&)>* on_fdb_ = nullptr;
     std::function<void(int)> on_address_;
     std::function<void(int)> on_netconf_;
-    std::function<void(int)> on_route_;
+    std::function<void(int, bool)> on_route_;
     bool overrun_ = false;
 };
 

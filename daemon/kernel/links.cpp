@@ -235,14 +235,10 @@ void NetlinkLinks::set_up(const std::string& name, bool up)
     });
 }
 
-void NetlinkLinks::set_mac(const std::string& name, const std::string& mac)
+void NetlinkLinks::set_mac(const std::string& name, const model::Mac& mac)
 {
-    const std::string operation = "setting MAC " + mac + " on " + name;
-    const std::optional<model::Mac> bytes = model::Mac::parse(mac);
-    if (!bytes) {
-        throw Error(ErrorKind::InvalidArgument,
-                    "netlink: " + operation + " failed: not a MAC address (expected aa:bb:cc:dd:ee:ff)");
-    }
+    const std::string operation = "setting MAC " + mac.str() + " on " + name;
+    const model::Mac* bytes = &mac;
     // The kernel refuses these with a bare EADDRNOTAVAIL.
     if (!bytes->unicast()) {
         throw Error(ErrorKind::InvalidArgument,

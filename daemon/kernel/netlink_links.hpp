@@ -24,7 +24,7 @@ public:
     void rename_link(const std::string& name, const std::string& new_name) override;
     void set_mtu(const std::string& name, std::uint32_t mtu) override;
     void set_up(const std::string& name, bool up) override;
-    void set_mac(const std::string& name, const std::string& mac) override;
+    void set_mac(const std::string& name, const model::Mac& mac) override;
     void delete_link(const std::string& name) override;
     // bridges.cpp
     void create_bridge(const std::string& name, const plan::BridgeOptions& options) override;
@@ -71,12 +71,12 @@ public:
     std::optional<VxlanPortFlags> vxlan_port_flags(const std::string& name) override;
     void set_vxlan_port_flags(const std::string& name, const VxlanPortFlags& flags) override;
     // vxlan_filter.cpp
-    void set_vxlan_filter(const std::string& name, const std::string& gateway_mac, const std::string& gateway_ip,
-                          const std::vector<std::string>& gateway_ipv6) override;
+    void set_vxlan_filter(const std::string& name, const model::Mac& gateway_mac, model::Ipv4 gateway_ip,
+                          const std::vector<model::Ipv6>& gateway_ipv6) override;
     void delete_vxlan_filter(const std::string& name) override;
     bool has_vxlan_filter(const std::string& name) override;
-    void set_host_rewrite(const std::string& name, const std::string& gateway_mac, const std::string& host_ip,
-                          const std::string& host_mac) override;
+    void set_host_rewrite(const std::string& name, const model::Mac& gateway_mac, model::Ipv4 host_ip,
+                          const model::Mac& host_mac) override;
     void delete_host_rewrite(const std::string& name) override;
     bool has_host_rewrite(const std::string& name) override;
 

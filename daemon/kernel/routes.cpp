@@ -251,34 +251,33 @@ bool same_route(const plan::RouteInfo& a, const plan::RouteInfo& b)
            a.gateway == b.gateway && (b.protocol == 0 || a.protocol == b.protocol);
 }
 
+// An RTM_NEWROUTE of `route` through link `name` with `flags`; `verb` names it in errors ("adding").
+void new_route(nl_sock* socket, const std::string& name, const plan::RouteInfo& route, int flags,
+               const std::string& verb)
+{
+    const std::string operation = verb + " " + route_text(route) + " on " + name;
+    LinkPtr link = require_link(socket, name, operation);
+    MsgPtr msg = route_request(RTM_NEWROUTE, flags, route, rtnl_link_get_ifindex(link.get()), operation);
+    const NlResult result = transact(socket, msg.get());
+    if (!result.ok()) {
+        fail_result(operation, result);
+    }
+}
+
 }  // namespace
 
 std::vector<plan::RouteInfo> NetlinkLinks::list_routes() { return dump_routes(socket_); }
 
 void NetlinkLinks::add_route(const std::string& name, const plan::RouteInfo& route)
 {
-    const std::string operation = "adding " + route_text(route) + " on " + name;
-    LinkPtr link = require_link(socket_, name, operation);
     // EXCL: the kernel refuses a second route with the same table, destination and metric (and, for IPv4, TOS)
     // even on another link, rather than appending an alternative the caller did not ask for.
-    MsgPtr msg =
-        route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, route, rtnl_link_get_ifindex(link.get()), operation);
-    const NlResult result = transact(socket_, msg.get());
-    if (!result.ok()) {
-        fail_result(operation, result);
-    }
+    new_route(socket_, name, route, NLM_F_CREATE | NLM_F_EXCL, "adding");
 }
 
 void NetlinkLinks::replace_route(const std::string& name, const plan::RouteInfo& route)
 {
-    const std::string operation = "replacing " + route_text(route) + " on " + name;
-    LinkPtr link = require_link(socket_, name, operation);
-    MsgPtr msg =
-        route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route, rtnl_link_get_ifindex(link.get()), operation);
-    const NlResult result = transact(socket_, msg.get());
-    if (!result.ok()) {
-        fail_result(operation, result);
-    }
+    new_route(socket_, name, route, NLM_F_CREATE | NLM_F_REPLACE, "replacing");
 }
 
 void NetlinkLinks::delete_route(const plan::RouteInfo& route)

@@ -229,20 +229,14 @@ void commit_table(const std::string& table, const std::vector<ChainPtr>& chains,
 
 }  // namespace
 
-void NetlinkLinks::set_vxlan_filter(const std::string& name, const std::string& gateway_mac,
-                                    const std::string& gateway_ip, const std::vector<std::string>& gateway_ipv6)
+void NetlinkLinks::set_vxlan_filter(const std::string& name, const model::Mac& gateway_mac, model::Ipv4 gateway_ip,
+                                    const std::vector<model::Ipv6>& gateway_ipv6)
 {
     const std::string table = table_name(name);
     const std::string doing = "committing table bridge " + table;
-    const auto mac = model::Mac::parse(gateway_mac);
-    const auto ip = model::Ipv4::parse(gateway_ip);
-    if (!mac || !ip) throw Error(ErrorKind::InvalidArgument, "nftables: " + doing + ": bad gateway address");
-    std::vector<model::Ipv6> ipv6;
-    for (const std::string& a : gateway_ipv6) {
-        const auto parsed = model::Ipv6::parse(a);
-        if (!parsed) throw Error(ErrorKind::InvalidArgument, "nftables: " + doing + ": bad gateway address " + a);
-        ipv6.push_back(*parsed);
-    }
+    const model::Mac* mac = &gateway_mac;
+    const model::Ipv4* ip = &gateway_ip;
+    const std::vector<model::Ipv6>& ipv6 = gateway_ipv6;
     const std::uint32_t ip_be = htonl(ip->value);
     std::vector<ChainPtr> chains;
     chains.push_back(bridge_chain(table, "to_overlay", NF_BR_POST_ROUTING));
@@ -323,15 +317,14 @@ std::string host_table_name(const std::string& device) { return "kvmnet-host-" +
 
 bool NetlinkLinks::has_vxlan_filter(const std::string& name) { return has_bridge_table(table_name(name)); }
 
-void NetlinkLinks::set_host_rewrite(const std::string& name, const std::string& gateway_mac, const std::string& host_ip,
-                                    const std::string& host_mac)
+void NetlinkLinks::set_host_rewrite(const std::string& name, const model::Mac& gateway_mac, model::Ipv4 host_ip,
+                                    const model::Mac& host_mac)
 {
     const std::string table = host_table_name(name);
     const std::string doing = "committing table bridge " + table;
-    const auto gateway = model::Mac::parse(gateway_mac);
-    const auto mac = model::Mac::parse(host_mac);
-    const auto ip = model::Ipv4::parse(host_ip);
-    if (!gateway || !mac || !ip) throw Error(ErrorKind::InvalidArgument, "nftables: " + doing + ": bad host address");
+    const model::Mac* gateway = &gateway_mac;
+    const model::Mac* mac = &host_mac;
+    const model::Ipv4* ip = &host_ip;
     const std::uint32_t ip_be = htonl(ip->value);
     // Before the gateway filter (priority 0), which drops every frame from the gateway's MAC: rewritten, the host's
     // own frames pass it.

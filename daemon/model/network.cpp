@@ -68,6 +68,21 @@ Error invalid_interface_name(const std::string& field, const std::string& name)
                          "'" + name + "' is not a valid interface name (1-15 bytes: letters, digits, '-', '_', '.')");
 }
 
+// An optional unicast MAC at `key` ("" is the same as absent), for error
+// messages `like` an example address ("" for none).
+std::optional<Mac> optional_unicast_mac(ObjectReader& r, const std::string& key, const std::string& like)
+{
+    const std::string text = lower(r.string(key, 32).value_or(""));
+    if (text.empty()) return std::nullopt;
+    const auto mac = Mac::parse(text);
+    if (!mac || !mac->unicast()) {
+        std::string message = "'" + text + "' is not a unicast MAC address";
+        if (!like.empty()) message += " like " + like;
+        throw invalid_field(r.field(key), message);
+    }
+    return mac;
+}
+
 }  // namespace
 
 DhcpHost parse_dhcp_host(const json& j, const std::string& field)
@@ -642,7 +657,7 @@ Port parse_port(const json& j, const std::string& field)
                                                        .append(" (the kernel's limit of queues on one tap)"));
         p.queues = static_cast<std::uint16_t>(queues->get<std::int64_t>());
     }
-    p.mac = lower(r.string("mac", 32).value_or(""));
+    p.mac = optional_unicast_mac(r, "mac", "52:54:00:12:34:56");
     p.isolated = r.boolean("isolated").value_or(false);
     if (const json* vlan = r.get("vlan")) {
         ObjectReader v(*vlan, r.field("vlan"));
@@ -663,9 +678,7 @@ Port parse_port(const json& j, const std::string& field)
     if (const json* original = r.get("original")) {
         ObjectReader o(*original, r.field("original"));
         PortOriginal before;
-        before.mac = lower(o.string("mac", 32).value_or(""));
-        if (!before.mac.empty() && !valid_unicast_mac(before.mac))
-            throw invalid_field(o.field("mac"), "'" + before.mac + "' is not a unicast MAC address");
+        before.mac = optional_unicast_mac(o, "mac", "");
         before.mtu = static_cast<std::uint32_t>(o.unsigned_integer("mtu", 68, 65535).value_or(0));
         before.up = o.boolean("up").value_or(false);
         before.on_bridge = o.boolean("on_bridge").value_or(false);
@@ -696,7 +709,7 @@ json to_json(const Port& p)
         j["group"] = p.group;
         if (p.queues > 1) j["queues"] = p.queues;
     }
-    if (!p.mac.empty()) j["mac"] = p.mac;
+    if (p.mac) j["mac"] = p.mac->str();
     if (p.isolated) j["isolated"] = true;
     if (p.vlan_pvid || !p.vlan_tagged.empty()) {
         json vlan = json::object();
@@ -713,7 +726,7 @@ json to_json(const Port& p)
     if (p.original) {
         const PortOriginal& o = *p.original;
         json original = {{"up", o.up}, {"on_bridge", o.on_bridge}};
-        if (!o.mac.empty()) original["mac"] = o.mac;
+        if (o.mac) original["mac"] = o.mac->str();
         if (o.mtu != 0) original["mtu"] = o.mtu;
         if (o.on_bridge) {
             original["isolated"] = o.isolated;
@@ -733,8 +746,9 @@ bool valid_unicast_mac(const std::string& mac)
 void validate_port(const Port& p, const std::string& field)
 {
     if (!valid_interface_name(p.name)) throw invalid_interface_name(field + ".name", p.name);
-    if (!p.mac.empty() && !valid_unicast_mac(p.mac))
-        throw invalid_field(field + ".mac", "'" + p.mac + "' is not a unicast MAC address like 52:54:00:12:34:56");
+    if (p.mac && !p.mac->unicast())
+        throw invalid_field(field + ".mac",
+                            "'" + p.mac->str() + "' is not a unicast MAC address like 52:54:00:12:34:56");
     std::set<std::uint16_t> seen;
     for (auto v : p.vlan_tagged) {
         if (!seen.insert(v).second)
@@ -813,15 +827,15 @@ void validate(const Network& n)
     if (!valid_network_name(n.name)) throw invalid_field("name", "'" + n.name + "' is not a valid network name");
     // Ports: names and MACs unique within the network.
     std::set<std::string> port_names;
-    std::map<std::string, std::string> port_macs;  // MAC -> port name
+    std::map<Mac, std::string> port_macs;  // MAC -> port name
     for (std::size_t i = 0; i < n.ports.size(); ++i) {
         const Port& p = n.ports[i];
         const std::string f = item("ports", i);
         validate_port(p, f);
         if (!port_names.insert(p.name).second) throw invalid_field(f + ".name", "port " + p.name + " listed twice");
-        if (!p.mac.empty() && !port_macs.emplace(p.mac, p.name).second)
-            throw Error(ErrorKind::Conflict,
-                        f + ".mac: " + p.mac + " is already used by port " + port_macs[p.mac] + " of this network");
+        if (p.mac && !port_macs.emplace(*p.mac, p.name).second)
+            throw Error(ErrorKind::Conflict, f + ".mac: " + p.mac->str() + " is already used by port " +
+                                                 port_macs[*p.mac] + " of this network");
         if (p.name == n.bridge || p.name == n.uplink)
             throw invalid_field(f + ".name",
                                 p.name + " is the network's " + (p.name == n.bridge ? "bridge" : "uplink"));
@@ -925,9 +939,9 @@ void validate_against(const Network& n, const std::vector<Network>& others)
                 if (p.name == q.name)
                     throw Error(ErrorKind::Conflict,
                                 "ports: " + p.name + " is already a port of network '" + o.name + "'");
-                if (!p.mac.empty() && p.mac == q.mac)
-                    throw Error(ErrorKind::Conflict, "ports: MAC " + p.mac + " is already used by port " + q.name +
-                                                         " of network '" + o.name + "'");
+                if (p.mac && p.mac == q.mac)
+                    throw Error(ErrorKind::Conflict, "ports: MAC " + p.mac->str() + " is already used by port " +
+                                                         q.name + " of network '" + o.name + "'");
             }
         if (n.ipv4 && o.ipv4 && n.ipv4->address.overlaps(o.ipv4->address))
             throw Error(ErrorKind::Conflict, "ipv4.address: " + n.ipv4->address.network_str() + " overlaps " +

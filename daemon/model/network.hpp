@@ -8,6 +8,7 @@
 #include "model/forward.hpp"
 #include "model/ipv4.hpp"
 #include "model/ipv6.hpp"
+#include "model/mac.hpp"
 #include "model/overlay.hpp"
 
 #include <nlohmann/json_fwd.hpp>
@@ -143,8 +144,8 @@ struct Rate {
 // the daemon and stored with the port, so that DetachPort (also after a
 // restart) puts it back.
 struct PortOriginal {
-    std::string mac;        // empty: unknown, left as it is
-    std::uint32_t mtu = 0;  // 0: unknown, left as it is
+    std::optional<Mac> mac;  // nothing: unknown, left as it is
+    std::uint32_t mtu = 0;   // 0: unknown, left as it is
     bool up = false;
     // Already a port of the network's bridge (as libvirt plugs its taps):
     // detach leaves it there with these bridge port flags.
@@ -162,7 +163,7 @@ struct Port {
     std::uint32_t owner = 0;                 // taps: uid allowed to open it
     std::uint32_t group = 0;                 // taps: gid allowed to open it
     std::uint16_t queues = 1;                // taps: >1 makes it IFF_MULTI_QUEUE, for QEMU's queues=N
-    std::string mac;                         // set on the interface when not empty
+    std::optional<Mac> mac;                  // set on the interface when given
     bool isolated = false;                   // bridge port isolation
     std::uint16_t vlan_pvid = 0;             // 0 = no VLAN configuration
     std::vector<std::uint16_t> vlan_tagged;  // tagged VLANs

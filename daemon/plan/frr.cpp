@@ -28,8 +28,9 @@ bool contains(const std::vector<std::string>& v, const std::string& s)
 std::vector<std::string> network_neighbors(const EvpnNetwork& n)
 {
     std::vector<std::string> out;
+    const std::string local = n.local ? n.local->str() : std::string();
     for (const std::string& a : n.neighbors)
-        if (a != n.local && !contains(out, a)) out.push_back(a);
+        if (a != local && !contains(out, a)) out.push_back(a);
     std::sort(out.begin(), out.end());
     return out;
 }
@@ -77,7 +78,7 @@ std::optional<FrrConfig> frr_config(const std::vector<EvpnNetwork>& networks)
                         "overlay.evpn.asn: network '" + n->network + "' asks for AS " + std::to_string(n->asn) +
                             " but network '" + sorted.front()->network + "' for AS " + std::to_string(c.asn) +
                             "; FRR runs one BGP instance, so every EVPN network of a host needs the same ASN");
-        if (c.update_source.empty()) c.update_source = n->local;
+        if (c.update_source.empty() && n->local) c.update_source = n->local->str();
         for (const std::string& a : network_neighbors(*n))
             neighbors.insert(a);
         c.networks.push_back(n->network + " (VNI " + std::to_string(n->vni) + ")");

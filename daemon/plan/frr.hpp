@@ -11,6 +11,8 @@
 // everything else in FRR is the administrator's and is never touched.
 #pragma once
 
+#include "model/ipv4.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -40,8 +42,8 @@ struct EvpnNetwork {
     std::string network;
     std::uint32_t vni = 0;
     std::string bridge;
-    std::string vxlan;  // the VXLAN device
-    std::string local;  // this host's underlay address ("" when not known)
+    std::string vxlan;                 // the VXLAN device
+    std::optional<model::Ipv4> local;  // this host's underlay address (nothing when not known)
     std::uint32_t asn = 0;
     std::vector<std::string> neighbors;  // the neighbours and the route reflector
 };

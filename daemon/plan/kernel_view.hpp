@@ -84,7 +84,7 @@ struct BridgeOptions {
     std::uint32_t max_age_cs = 0;           // STP max age, centiseconds
     std::optional<std::uint16_t> priority;  // bridge priority
     std::optional<bool> multicast_snooping;
-    std::string mac;  // bridge MAC at creation (bridge mode: the uplink's); empty = random
+    std::optional<model::Mac> mac;  // bridge MAC at creation (bridge mode: the uplink's); nothing = random
     bool operator==(const BridgeOptions&) const = default;
 };
 
@@ -144,7 +144,7 @@ public:
     virtual void rename_link(const std::string& name, const std::string& new_name) = 0;
     virtual void set_mtu(const std::string& name, std::uint32_t mtu) = 0;
     virtual void set_up(const std::string& name, bool up) = 0;
-    virtual void set_mac(const std::string& name, const std::string& mac) = 0;
+    virtual void set_mac(const std::string& name, const model::Mac& mac) = 0;
     virtual void delete_link(const std::string& name) = 0;
 };
 
@@ -306,8 +306,8 @@ public:
     // `gateway_ip`, neighbour and router solicitations for the addresses of
     // `gateway_ipv6` (when it has any) and DHCP/DHCPv6 neither leave nor
     // enter through it.
-    virtual void set_vxlan_filter(const std::string& name, const std::string& /*gateway_mac*/,
-                                  const std::string& /*gateway_ip*/, const std::vector<std::string>& /*gateway_ipv6*/)
+    virtual void set_vxlan_filter(const std::string& name, const model::Mac& /*gateway_mac*/,
+                                  model::Ipv4 /*gateway_ip*/, const std::vector<model::Ipv6>& /*gateway_ipv6*/)
     {
         unsupported(name);
     }
@@ -317,8 +317,8 @@ public:
     // kvmnet-host-<name>", ahead of the gateway filter): frames and ARP from
     // `host_ip` leave with `host_mac` instead of the gateway's MAC, and
     // frames arriving for `host_mac` are delivered to the bridge itself.
-    virtual void set_host_rewrite(const std::string& name, const std::string& /*gateway_mac*/,
-                                  const std::string& /*host_ip*/, const std::string& /*host_mac*/)
+    virtual void set_host_rewrite(const std::string& name, const model::Mac& /*gateway_mac*/, model::Ipv4 /*host_ip*/,
+                                  const model::Mac& /*host_mac*/)
     {
         unsupported(name);
     }

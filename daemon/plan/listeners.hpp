@@ -3,6 +3,7 @@
 #pragma once
 
 #include "model/forward.hpp"
+#include "model/ip.hpp"
 
 #include <cstdint>
 #include <string>
@@ -11,8 +12,8 @@
 namespace kvmnet::plan {
 
 struct Listener {
-    bool tcp = true;      // false: udp
-    std::string address;  // "0.0.0.0", "127.0.0.1", "::", "::1", "fd00::1"
+    bool tcp = true;           // false: udp
+    model::IpAddress address;  // 0.0.0.0, 127.0.0.1, ::, ::1, fd00::1, ::ffff:192.0.2.1
     std::uint16_t port = 0;
 };
 

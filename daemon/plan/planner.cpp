@@ -401,7 +401,7 @@ std::string describe(const LinkOp& op)
     return std::visit(Visitor{}, op);
 }
 
-BridgeOptions bridge_options(const model::Network& n, const std::string& mac)
+BridgeOptions bridge_options(const model::Network& n, const std::optional<model::Mac>& mac)
 {
     BridgeOptions o;
     o.stp = n.stp;
@@ -416,7 +416,7 @@ BridgeOptions bridge_options(const model::Network& n, const std::string& mac)
 }
 
 std::vector<LinkOp> plan_bridge(const model::Network& n, const std::optional<LinkInfo>& observed,
-                                const std::vector<AddressInfo>& addresses, const std::string& mac)
+                                const std::vector<AddressInfo>& addresses, const std::optional<model::Mac>& mac)
 {
     std::vector<LinkOp> ops;
     const std::string alias = owner_alias(n.name);

@@ -111,13 +111,13 @@ using LinkOp = std::variant<CreateBridge, SetAlias, SetMtu, AddAddress, SetUp>;
 std::string describe(const LinkOp& op);
 
 // The kernel bridge settings a network asks for; `mac` is used at creation.
-BridgeOptions bridge_options(const model::Network& network, const std::string& mac = {});
+BridgeOptions bridge_options(const model::Network& network, const std::optional<model::Mac>& mac = {});
 
 // Throws Conflict when `observed` is a link that another owner has (not our
 // alias). `mac` is the bridge address to create it with (bridge mode: the
-// uplink's), empty for a random one.
+// uplink's), nothing for a random one.
 std::vector<LinkOp> plan_bridge(const model::Network& network, const std::optional<LinkInfo>& observed,
-                                const std::vector<AddressInfo>& addresses, const std::string& mac = {});
+                                const std::vector<AddressInfo>& addresses, const std::optional<model::Mac>& mac = {});
 
 // Which of the uplink's addresses and routes a bridge-mode takeover moves:
 // everything but what the kernel makes by itself (IPv6 link-local addresses,

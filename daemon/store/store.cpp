@@ -436,14 +436,6 @@ Store::Loaded Store::load(std::vector<std::string>& problems) const
     return result;
 }
 
-std::vector<model::Network> Store::load_all(std::vector<std::string>& problems) const
-{
-    Loaded loaded = load(problems);
-    for (const auto& [name, problem] : loaded.unreadable)
-        problems.push_back(problem);
-    return std::move(loaded.networks);
-}
-
 std::optional<model::Network> Store::last_good(const std::string& name, std::vector<std::string>& problems) const
 {
     if (!mirrored()) return std::nullopt;

@@ -66,8 +66,6 @@ public:
     // in `unreadable`, so one bad file cannot hide the others; `problems`
     // gets the journal lines that were skipped.
     Loaded load(std::vector<std::string>& problems) const;
-    // As load, with the unreadable files' problems appended to `problems`.
-    std::vector<model::Network> load_all(std::vector<std::string>& problems) const;
     // The last document of `name` that this store wrote or loaded (its
     // journal replayed), when the mirror has it.
     std::optional<model::Network> last_good(const std::string& name, std::vector<std::string>& problems) const;

@@ -646,6 +646,19 @@ route_back() { ip -n "$I" route add "$1" via 203.0.113.1; }
 # bridge the daemon created.
 guest_plug() { ip -n "$H" link set "$2" master "$3" up; }
 
+# routed_guest GUESTNS HOSTIF: a routed network "rt" (kvmbr5, 10.62.0.1/24)
+# started, the guest at 10.62.0.10 on it, and I routing to it (nat_topology).
+routed_guest() {
+    ctl create rt --mode routed --bridge kvmbr5 --ipv4 10.62.0.1/24 >/dev/null
+    ctl start rt >/dev/null
+    wait_state rt active
+    guest_plug "$1" "$2" kvmbr5
+    ip -n "$1" addr add 10.62.0.10/24 dev eth0
+    ip -n "$1" route add default via 10.62.0.1
+    route_back 10.62.0.0/24
+    pings "$I" 10.62.0.10 || fail "203.0.113.2 cannot reach the routed guest before the change"
+}
+
 # guest_dhcp NS [UDHCPC-ARGS...]: obtain a lease with busybox udhcpc (extra
 # arguments such as `-x hostname:web1` go to udhcpc); prints "IP/MASK ROUTER".
 guest_dhcp() {

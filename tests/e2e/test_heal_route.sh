@@ -29,14 +29,7 @@ guest_plug "$G1" vg1 kvmbr0
 guest_dhcp "$G1" >/dev/null
 pings "$G1" 203.0.113.2 || fail "NAT guest cannot reach 203.0.113.2 before the change"
 
-ctl create rt --mode routed --bridge kvmbr5 --ipv4 10.62.0.1/24 >/dev/null
-ctl start rt >/dev/null
-wait_state rt active
-guest_plug "$G2" vg2 kvmbr5
-ip -n "$G2" addr add 10.62.0.10/24 dev eth0
-ip -n "$G2" route add default via 10.62.0.1
-route_back 10.62.0.0/24
-pings "$I" 10.62.0.10 || fail "203.0.113.2 cannot reach the routed guest before the change"
+routed_guest "$G2" vg2
 
 # _repaired NET CIDR: the daemon logged that it added the route again.
 _repaired() { grep -q "$1: repaired route: re-added route $2 through" "$T/kvmnetd.log"; }

@@ -46,6 +46,8 @@ using kvmnet::plan::PortBandwidth;
 using kvmnet::plan::Rate;
 using nlohmann::json;
 
+kvmnet::model::Mac mac_value(const char* text) { return kvmnet::model::Mac::parse(text).value(); }
+
 // Fixture commands must work; a failure here is a broken test environment, reported as such.
 bool sh(const std::string& command)
 {
@@ -112,7 +114,8 @@ void check_not_found_and_invalid(NetlinkLinks& links)
     std::cout << "* verbs on an absent link -> NotFound\n";
     const std::string absent = "kvmabsent0";
     const std::string needle = "no such interface kvmabsent0";
-    expect_error("set_mac absent", ErrorKind::NotFound, {needle}, [&] { links.set_mac(absent, "52:54:00:00:00:01"); });
+    expect_error("set_mac absent", ErrorKind::NotFound, {needle},
+                 [&] { links.set_mac(absent, mac_value("52:54:00:00:00:01")); });
     expect_error("set_master absent", ErrorKind::NotFound, {needle}, [&] { links.set_master(absent, ""); });
     expect_error("set_port_isolated absent", ErrorKind::NotFound, {needle},
                  [&] { links.set_port_isolated(absent, true); });
@@ -127,10 +130,8 @@ void check_not_found_and_invalid(NetlinkLinks& links)
     if (!sh("ip link add kvmx0 type veth peer name kvmx1")) {
         return;
     }
-    expect_error("set_mac garbage", ErrorKind::InvalidArgument, {"kvmx0", "not a MAC"},
-                 [&] { links.set_mac("kvmx0", "52:54:00:zz:00:01"); });
     expect_error("set_mac multicast", ErrorKind::InvalidArgument, {"kvmx0", "unicast"},
-                 [&] { links.set_mac("kvmx0", "01:00:5e:00:00:01"); });
+                 [&] { links.set_mac("kvmx0", mac_value("01:00:5e:00:00:01")); });
     expect_error("set_master to absent master", ErrorKind::NotFound, {"no such interface kvmabsent0"},
                  [&] { links.set_master("kvmx0", absent); });
     expect_error("set_master to a veth", ErrorKind::InvalidArgument, {"kvmx1", "not a bridge"},
@@ -244,7 +245,7 @@ void check_tap(NetlinkLinks& links)
     }
 
     std::cout << "* set_mac on kvmtap0\n";
-    if (step("set_mac", [&] { links.set_mac("kvmtap0", "52:54:00:AB:cd:01"); })) {
+    if (step("set_mac", [&] { links.set_mac("kvmtap0", mac_value("52:54:00:AB:cd:01")); })) {
         check(mac_of("kvmtap0") == "52:54:00:ab:cd:01", "ip shows 52:54:00:ab:cd:01, got " + mac_of("kvmtap0"));
     }
 }

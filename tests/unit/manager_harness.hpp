@@ -158,6 +158,26 @@ struct HealingHarness : Harness {
         std::sort(result.begin(), result.end());
         return result;
     }
+    // kvmbr9's prefix route of `family` (AF_INET, AF_INET6) in the main table.
+    std::optional<RouteInfo> subnet_route(int family)
+    {
+        for (const RouteInfo& r : links.routes_on("kvmbr9"))
+            if (r.family == family && r.table == 254) return r;
+        return std::nullopt;
+    }
+    // Spends the network's repair budget: its IPv4 prefix route deleted
+    // and repaired as often as the budget allows (20 times).
+    void spend_route_budget()
+    {
+        const int index = links.link("kvmbr9").index;
+        for (int i = 0; i < 20; ++i) {
+            links.delete_route(*subnet_route(AF_INET));
+            m().route_changed(index);
+            let_repairs_run();
+            REQUIRE(subnet_route(AF_INET));
+            REQUIRE(m().state("iso") == State::active);
+        }
+    }
 };
 
 inline const std::vector<std::string> healthy_addresses{"10.70.0.1/24", "fd00:70::1/64"};

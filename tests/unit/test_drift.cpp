@@ -52,7 +52,8 @@ plan::Observed healthy_nat()
     o.ip_forward = "1\n";
     o.dnsmasq_state = "running";
     o.dnsmasq_pid = 42;
-    o.listeners = std::vector<plan::Listener>{{false, "10.5.0.1", 53}, {false, "0.0.0.0", 67}};
+    o.listeners = std::vector<plan::Listener>{{false, *model::IpAddress::parse("10.5.0.1"), 53},
+                                              {false, *model::IpAddress::parse("0.0.0.0"), 67}};
     o.firewall = plan::FirewallView{"kvmnet", {"forward", "postrouting"}, {}, {}};
     for (const char* chain : {"forward", "postrouting"})
         o.firewall->chains.push_back({"inet", "kvmnet", chain, false, {}, 0, {}});

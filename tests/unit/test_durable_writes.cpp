@@ -8,6 +8,7 @@
 #include "store/durable.hpp"
 #include "store/files.hpp"
 #include "store/store.hpp"
+#include "store_util.hpp"
 #include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -119,7 +120,7 @@ std::vector<std::string> temporaries(const std::string& state)
 Network stored(const Store& store, const std::string& name)
 {
     std::vector<std::string> problems;
-    for (Network& n : store.load_all(problems))
+    for (Network& n : kvmnet::test::load_all(store, problems))
         if (n.name == name) return n;
     FAIL("network " << name << " not stored");
     return {};

@@ -104,7 +104,8 @@ struct FakeFrr {
 
 plan::EvpnNetwork red(std::vector<std::string> neighbors = {"10.99.0.1", "10.99.0.2", "10.99.0.3"})
 {
-    return plan::EvpnNetwork{"red", 100, "kbr-red", "kvx-100", "10.99.0.1", 65000, std::move(neighbors)};
+    return plan::EvpnNetwork{
+        "red", 100, "kbr-red", "kvx-100", model::Ipv4::parse("10.99.0.1"), 65000, std::move(neighbors)};
 }
 
 bool applied_with(const FakeFrr& frr, const std::string& needle)
@@ -121,10 +122,11 @@ TEST_CASE("The model's overlay.evpn becomes the network's EVPN side", "[evpn]")
         "ipv4": {"address": "192.168.50.1/24"},
         "overlay": {"vni": 100, "local_interface": "eth0",
                     "evpn": {"asn": 65000, "neighbors": ["10.99.0.2"], "route_reflector": "10.99.0.9"}}})");
-    const auto e = core::evpn_network(n, [](const std::string& ifname) { return ifname == "eth0" ? "10.99.0.1" : ""; });
+    const auto e = core::evpn_network(
+        n, [](const std::string& ifname) { return ifname == "eth0" ? model::Ipv4::parse("10.99.0.1") : std::nullopt; });
     REQUIRE(e);
     CHECK(e->vni == 100);
-    CHECK(e->local == "10.99.0.1");
+    CHECK(e->local == model::Ipv4::parse("10.99.0.1"));
     CHECK(e->vxlan == model::overlay_device_name(100));
     CHECK(e->neighbors == std::vector<std::string>{"10.99.0.2", "10.99.0.9"});
     CHECK_FALSE(core::evpn_network(model::parse_network(R"({"name": "plain", "mode": "nat", "bridge": "kbr-p",

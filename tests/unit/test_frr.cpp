@@ -41,8 +41,13 @@ void check_frr_golden(const std::string& name, const std::string& text)
 plan::EvpnNetwork evpn(const std::string& name, std::uint32_t vni, std::vector<std::string> neighbors,
                        std::uint32_t asn = 65000)
 {
-    return plan::EvpnNetwork{name,        vni, "kbr-" + name,       "kvx-" + std::to_string(vni),
-                             "10.99.0.1", asn, std::move(neighbors)};
+    return plan::EvpnNetwork{name,
+                             vni,
+                             "kbr-" + name,
+                             "kvx-" + std::to_string(vni),
+                             kvmnet::model::Ipv4::parse("10.99.0.1"),
+                             asn,
+                             std::move(neighbors)};
 }
 
 // FRR 8.4's `show running-config` with the administrator's own neighbour

@@ -14,8 +14,8 @@ namespace {
 
 plan::FrrConfig config()
 {
-    const auto c = plan::frr_config(
-        {plan::EvpnNetwork{"red", 100, "kbr-red", "kvx-100", "10.99.0.1", 65000, {"10.99.0.2", "10.99.0.3"}}});
+    const auto c = plan::frr_config({plan::EvpnNetwork{
+        "red", 100, "kbr-red", "kvx-100", kvmnet::model::Ipv4::parse("10.99.0.1"), 65000, {"10.99.0.2", "10.99.0.3"}}});
     REQUIRE(c);
     return *c;
 }

@@ -4,6 +4,7 @@
 #include "model/forward.hpp"
 #include "model/network.hpp"
 #include "store/store.hpp"
+#include "store_util.hpp"
 #include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -17,7 +18,7 @@ namespace {
 std::vector<std::string> forwards_after_replay(kvmnet::store::Store& store)
 {
     std::vector<std::string> problems;
-    const auto loaded = store.load_all(problems);
+    const auto loaded = kvmnet::test::load_all(store, problems);
     REQUIRE(problems.empty());
     REQUIRE(loaded.size() == 1);
     std::vector<std::string> out;

@@ -24,7 +24,7 @@ TEST_CASE("Diagnose names what is wrong with a running network and only reads", 
     h.m().start("web");
     REQUIRE(h.m().state("web") == State::active);
     // The fake dnsmasq binds nothing: the namespace's sockets are the fake's list.
-    h.links.listeners = {{false, "10.5.0.1", 53}, {false, "0.0.0.0", 67}};
+    h.links.listeners = {{false, ip("10.5.0.1"), 53}, {false, ip("0.0.0.0"), 67}};
     const int commits = h.firewall.commits;
 
     SECTION("healthy")
@@ -39,7 +39,7 @@ TEST_CASE("Diagnose names what is wrong with a running network and only reads", 
     SECTION("each problem is named")
     {
         h.links.sysctls["net/ipv4/ip_forward"] = "0";
-        h.links.listeners = {{false, "10.5.0.1", 53}};
+        h.links.listeners = {{false, ip("10.5.0.1"), 53}};
         h.links.delete_address("kvmbr5", ip("10.5.0.1"), 24);
         h.firewall.foreign_chains.push_back({"ip", "filter", "FORWARD", true, "forward", 0, "drop"});
         const auto changes = h.links.calls().size();

@@ -45,7 +45,7 @@ TEST_CASE("Forwards on a running network are element batches, journalled, and al
 
     SECTION("a forward over a local listener is added with a warning")
     {
-        h.links.listeners = {{true, "0.0.0.0", 9000}, {false, "0.0.0.0", 9000}, {true, "127.0.0.1", 9001}};
+        h.links.listeners = {{true, ip("0.0.0.0"), 9000}, {false, ip("0.0.0.0"), 9000}, {true, ip("127.0.0.1"), 9001}};
         const auto w =
             h.m().add_forwards("web", R"({"proto": "tcp", "host_port": 9000, "guest": "10.5.0.10", "guest_port": 80})");
         REQUIRE(w.size() == 1);

@@ -231,7 +231,7 @@ TEST_CASE("AttachPort refuses a host interface; DetachPort gives back what attac
     CHECK(attached.master_index == h.links.link("kvmbr5").index);
     // Recorded from the interface, not taken from the caller.
     REQUIRE(h.m().spec("web").ports.at(0).original);
-    CHECK(h.m().spec("web").ports.at(0).original->mac == "02:00:00:00:00:aa");
+    CHECK(h.m().spec("web").ports.at(0).original->mac == model::Mac::parse("02:00:00:00:00:aa"));
     CHECK(h.m().spec("web").ports.at(0).original->mtu == 1400);
     CHECK_FALSE(h.m().spec("web").ports.at(0).original->up);
 

@@ -613,7 +613,7 @@ TEST_CASE("Bridge-mode documents with settings and ports round-trip", "[network]
     REQUIRE(n.multicast_snooping);
     CHECK_FALSE(*n.multicast_snooping);
     REQUIRE(n.ports.size() == 2);
-    CHECK(n.ports[0].mac == "52:54:00:aa:bb:cc");
+    CHECK(n.ports[0].mac == kvmnet::model::Mac::parse("52:54:00:aa:bb:cc"));
     CHECK(n.ports[0].tap);
     CHECK(n.ports[0].owner == 1000);
     CHECK(n.ports[0].group == 100);
@@ -740,7 +740,7 @@ TEST_CASE("A port's recorded original state round-trips and is checked", "[netwo
     const Network n = parse_ok(text);
     REQUIRE(n.ports.size() == 1);
     REQUIRE(n.ports[0].original);
-    CHECK(n.ports[0].original->mac == "02:00:00:00:00:aa");
+    CHECK(n.ports[0].original->mac == kvmnet::model::Mac::parse("02:00:00:00:00:aa"));
     CHECK(n.ports[0].original->mtu == 1400);
     CHECK_FALSE(n.ports[0].original->up);
     CHECK(n.ports[0].original->on_bridge);

@@ -1076,11 +1076,11 @@ TEST_CASE("plan_bridge for bridge mode creates the bridge with the uplink's MAC 
     const Network lan = kvmnet::model::parse_network(
         R"({"name": "lan", "mode": "bridge", "bridge": "br0", "uplink": "eth0", "stp": true, "forward_delay": 15,
             "hello_time": 2, "max_age": 20, "priority": 4096, "multicast_snooping": false})");
-    const auto ops = plan::plan_bridge(lan, std::nullopt, {}, "52:54:00:00:00:99");
+    const auto ops = plan::plan_bridge(lan, std::nullopt, {}, kvmnet::model::Mac::parse("52:54:00:00:00:99"));
     REQUIRE(ops.size() == 3);
     const auto* create = std::get_if<plan::CreateBridge>(&ops[0]);
     REQUIRE(create);
-    CHECK(create->options.mac == "52:54:00:00:00:99");
+    CHECK(create->options.mac == kvmnet::model::Mac::parse("52:54:00:00:00:99"));
     CHECK(create->options.stp);
     CHECK(create->options.forward_delay_cs == 1500);
     CHECK(create->options.hello_time_cs == 200);

@@ -9,19 +9,12 @@
 
 namespace {
 
-std::optional<RouteInfo> subnet_route(FakeLinks& links, int family)
-{
-    for (const RouteInfo& r : links.routes_on("kvmbr9"))
-        if (r.family == family && r.table == 254) return r;
-    return std::nullopt;
-}
-
 // Someone deletes the IPv4 prefix route of kvmbr9 and re-adding it fails:
 // the bridge's index.
 int failed_route_repair(HealingHarness& h)
 {
     const int index = h.links.link("kvmbr9").index;
-    h.links.delete_route(*subnet_route(h.links, AF_INET));
+    h.links.delete_route(*h.subnet_route(AF_INET));
     h.links.fail_on("add_route", 1);
     h.m().route_changed(index);
     h.let_repairs_run();
@@ -112,7 +105,7 @@ TEST_CASE("A deleted route whose repair fails: the state names the route until a
 {
     HealingHarness h;
     const int index = failed_route_repair(h);
-    CHECK(!subnet_route(h.links, AF_INET));
+    CHECK(!h.subnet_route(AF_INET));
     CHECK(h.m().state("iso") == State::degraded);
     CHECK(h.m().state_reason_code("iso") == "route-deleted");
     CHECK(h.m().state_reason("iso") == "route 10.70.0.0/24 through kvmbr9 was deleted outside kvmnet; re-adding "
@@ -132,7 +125,7 @@ TEST_CASE("A deleted route whose repair fails: the state names the route until a
     // The next notification repairs it; the network is active again.
     h.m().route_changed(index);
     h.let_repairs_run();
-    CHECK(subnet_route(h.links, AF_INET));
+    CHECK(h.subnet_route(AF_INET));
     CHECK(h.m().state("iso") == State::active);
     report = h.m().diagnose("iso");
     CHECK(status_of(report, "ipv4-route") == "pass: 10.70.0.0/24 is routed through kvmbr9");
@@ -144,22 +137,16 @@ TEST_CASE("A deleted route whose repair waits for the budget: the state names th
 {
     HealingHarness h;
     const int index = h.links.link("kvmbr9").index;
-    for (int i = 0; i < 20; ++i) {
-        h.links.delete_route(*subnet_route(h.links, AF_INET));
-        h.m().route_changed(index);
-        h.let_repairs_run();
-        REQUIRE(subnet_route(h.links, AF_INET));
-        REQUIRE(h.m().state("iso") == State::active);
-    }
-    h.links.delete_route(*subnet_route(h.links, AF_INET));
+    h.spend_route_budget();
+    h.links.delete_route(*h.subnet_route(AF_INET));
     h.m().route_changed(index);
     h.let_repairs_run();
-    CHECK(!subnet_route(h.links, AF_INET));
+    CHECK(!h.subnet_route(AF_INET));
     CHECK(h.m().state_reason_code("iso") == "repair-budget");
     CHECK_THAT(h.m().state_reason("iso"),
                StartsWith("route 10.70.0.0/24 through kvmbr9 was deleted outside kvmnet; repair of routes"));
     h.clock.advance(1'000'000);
-    CHECK(subnet_route(h.links, AF_INET));
+    CHECK(h.subnet_route(AF_INET));
     CHECK(h.m().state("iso") == State::active);
     h.m().stop("iso");
 }
@@ -175,7 +162,7 @@ TEST_CASE("A bridge recreated by a repair: the routes observed on the old one ar
     h.m().link_changed("kvmbr9");
     h.let_repairs_run();
     CHECK(h.links.link("kvmbr9").index != index);
-    CHECK(subnet_route(h.links, AF_INET));
+    CHECK(h.subnet_route(AF_INET));
     CHECK(h.m().state("iso") == State::active);
     h.m().stop("iso");
 }

@@ -1,31 +1,20 @@
 // Repairs on the one converge path (core/manager_repair.cpp): route drift
 // of NAT and routed networks (a deleted prefix route of a gateway address
-// comes back at the route notification, within the network's budget), and
-// the repair's failure mode (a step that fails does not stop the others).
+// comes back at the route notification; the budget: test_route_drift.cpp),
+// and the repair's failure mode (a step that fails does not stop the others).
 #include "manager_test_prelude.hpp"
-
-namespace {
-
-std::optional<RouteInfo> subnet_route(FakeLinks& links, int family)
-{
-    for (const RouteInfo& r : links.routes_on("kvmbr9"))
-        if (r.family == family && r.table == 254) return r;
-    return std::nullopt;
-}
-
-}  // namespace
 
 TEST_CASE("Self-healing: a deleted subnet route of a NAT network comes back, once", "[manager][repair]")
 {
     HealingHarness h;
     const int index = h.links.link("kvmbr9").index;
-    const auto v4 = subnet_route(h.links, AF_INET);
+    const auto v4 = h.subnet_route(AF_INET);
     REQUIRE(v4);
     h.links.delete_route(*v4);
     h.links.reset_calls();
     h.m().route_changed(index);
     h.let_repairs_run();
-    const auto back = subnet_route(h.links, AF_INET);
+    const auto back = h.subnet_route(AF_INET);
     REQUIRE(back);
     CHECK(back->destination.value().str() == "10.70.0.0");
     CHECK(back->prefix_length == 24);
@@ -51,13 +40,13 @@ TEST_CASE("Self-healing: both prefix routes deleted are one repair; a stopped ne
 {
     HealingHarness h;
     const int index = h.links.link("kvmbr9").index;
-    h.links.delete_route(*subnet_route(h.links, AF_INET));
-    h.links.delete_route(*subnet_route(h.links, AF_INET6));
+    h.links.delete_route(*h.subnet_route(AF_INET));
+    h.links.delete_route(*h.subnet_route(AF_INET6));
     h.m().route_changed(index);
     h.m().route_changed(index);
     h.let_repairs_run();
-    CHECK(subnet_route(h.links, AF_INET));
-    const auto v6 = subnet_route(h.links, AF_INET6);
+    CHECK(h.subnet_route(AF_INET));
+    const auto v6 = h.subnet_route(AF_INET6);
     REQUIRE(v6);
     CHECK(v6->destination.value().str() == "fd00:70::");
     CHECK(v6->metric == 256);
@@ -79,38 +68,16 @@ TEST_CASE("Self-healing: a route deleted with the bridge's link repair waits for
     // Someone downs the bridge (the kernel drops its IPv4 routes) and
     // deletes the IPv6 one: setting it up brings back the kernel's own.
     const int index = h.links.link("kvmbr9").index;
-    h.links.delete_route(*subnet_route(h.links, AF_INET6));
+    h.links.delete_route(*h.subnet_route(AF_INET6));
     h.links.set_up("kvmbr9", false);
     h.m().link_changed("kvmbr9");
     h.m().route_changed(index);
     h.let_repairs_run();
     CHECK(h.links.link("kvmbr9").up);
-    CHECK(subnet_route(h.links, AF_INET));
-    CHECK(subnet_route(h.links, AF_INET6));
+    CHECK(h.subnet_route(AF_INET));
+    CHECK(h.subnet_route(AF_INET6));
     REQUIRE(h.listener.repairs.size() == 1);
     CHECK_THAT(h.listener.repairs[0], StartsWith("iso link: set bridge kvmbr9 up again"));
-    h.m().stop("iso");
-}
-
-TEST_CASE("Self-healing: route repairs count against the network's budget", "[manager][repair]")
-{
-    HealingHarness h;
-    const int index = h.links.link("kvmbr9").index;
-    for (int i = 0; i < 20; ++i) {
-        h.links.delete_route(*subnet_route(h.links, AF_INET));
-        h.m().route_changed(index);
-        h.let_repairs_run();
-        REQUIRE(subnet_route(h.links, AF_INET));
-    }
-    h.links.delete_route(*subnet_route(h.links, AF_INET));
-    h.m().route_changed(index);
-    h.let_repairs_run();
-    CHECK(!subnet_route(h.links, AF_INET));
-    CHECK(h.m().state_reason_code("iso") == "repair-budget");
-    CHECK_THAT(h.m().state_reason("iso"), Contains("repair of routes"));
-    h.clock.advance(1'000'000);
-    CHECK(subnet_route(h.links, AF_INET));
-    CHECK(h.m().state("iso") == State::active);
     h.m().stop("iso");
 }
 

@@ -4,6 +4,7 @@
 #include "model/network.hpp"
 #include "store/files.hpp"
 #include "store/store.hpp"
+#include "store_util.hpp"
 #include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -64,7 +65,7 @@ TEST_CASE("Saved networks load back equal, in name order", "[store]")
     CHECK(directory_entries(tmp.path + "/networks") == std::vector<std::string>{"default.json", "lab.json"});
 
     std::vector<std::string> problems;
-    const auto loaded = store.load_all(problems);
+    const auto loaded = kvmnet::test::load_all(store, problems);
     CHECK(problems.empty());
     REQUIRE(loaded.size() == 2);
     CHECK(loaded[0] == first());
@@ -73,7 +74,8 @@ TEST_CASE("Saved networks load back equal, in name order", "[store]")
     SECTION("a second Store on the same directory sees the same networks")
     {
         std::vector<std::string> again_problems;
-        CHECK(kvmnet::store::Store(kvmnet::store::Layout(tmp.path, "")).load_all(again_problems) == loaded);
+        CHECK(kvmnet::test::load_all(kvmnet::store::Store(kvmnet::store::Layout(tmp.path, "")), again_problems) ==
+              loaded);
         CHECK(again_problems.empty());
     }
     SECTION("saving again replaces the document")
@@ -82,7 +84,7 @@ TEST_CASE("Saved networks load back equal, in name order", "[store]")
         changed.autostart = true;
         store.save(changed);
         std::vector<std::string> p;
-        const auto reloaded = store.load_all(p);
+        const auto reloaded = kvmnet::test::load_all(store, p);
         REQUIRE(reloaded.size() == 2);
         CHECK(reloaded[1].autostart);
     }
@@ -92,7 +94,7 @@ TEST_CASE("An empty store loads nothing and reports nothing", "[store]")
 {
     TempDir tmp;
     std::vector<std::string> problems;
-    CHECK(kvmnet::store::Store(kvmnet::store::Layout(tmp.path, "")).load_all(problems).empty());
+    CHECK(kvmnet::test::load_all(kvmnet::store::Store(kvmnet::store::Layout(tmp.path, "")), problems).empty());
     CHECK(problems.empty());
 }
 
@@ -112,7 +114,7 @@ TEST_CASE("Bad files are reported in problems and skipped while valid ones load"
     kvmnet::store::write_atomic(dir + "/lab.json.tmp", "{");
 
     std::vector<std::string> problems;
-    const auto loaded = store.load_all(problems);
+    const auto loaded = kvmnet::test::load_all(store, problems);
     REQUIRE(loaded.size() == 1);
     CHECK(loaded[0] == second());
     REQUIRE(problems.size() == 3);
@@ -134,7 +136,7 @@ TEST_CASE("remove deletes a stored network and tolerates an absent one", "[store
     store.remove("default");
     CHECK_FALSE(fs::exists(store.path_of("default")));
     std::vector<std::string> problems;
-    const auto loaded = store.load_all(problems);
+    const auto loaded = kvmnet::test::load_all(store, problems);
     REQUIRE(loaded.size() == 1);
     CHECK(loaded[0].name == "lab");
     CHECK_NOTHROW(store.remove("default"));
@@ -207,7 +209,7 @@ TEST_CASE("The forwards journal replays onto the document, idempotently, ignorin
     store.journal_remove("web", kvmnet::model::make_forward_key("tcp", "", 80));
     store.journal_add("web", {forward(2222, "10.5.0.12")});  // replaced: same key
     const auto ports = [&](std::vector<std::string>& problems) {
-        const auto loaded = store.load_all(problems);
+        const auto loaded = kvmnet::test::load_all(store, problems);
         REQUIRE(loaded.size() == 1);
         std::vector<std::string> out;
         for (const auto& f : loaded[0].forwards)
@@ -225,7 +227,7 @@ TEST_CASE("The forwards journal replays onto the document, idempotently, ignorin
         const std::string journal = tmp.path + "/networks/web.forwards";
         const std::string lines = *kvmnet::store::read_file(journal);
         std::vector<std::string> none;
-        Network folded = store.load_all(none)[0];
+        Network folded = kvmnet::test::load_all(store, none)[0];
         store.save(folded);
         kvmnet::store::write_atomic(journal, lines);
         CHECK(ports(problems) == expected);
@@ -238,7 +240,7 @@ TEST_CASE("The forwards journal replays onto the document, idempotently, ignorin
         const std::string journal = tmp.path + "/networks/web.forwards";
         const std::string lines = *kvmnet::store::read_file(journal);
         std::vector<std::string> none;
-        Network updated = store.load_all(none)[0];
+        Network updated = kvmnet::test::load_all(store, none)[0];
         updated.forwards.pop_back();
         store.save(updated);
         kvmnet::store::write_atomic(journal, lines);
@@ -247,7 +249,7 @@ TEST_CASE("The forwards journal replays onto the document, idempotently, ignorin
         CHECK(problems.empty());
         // The daemon folds at start (save drops the stale journal); appends
         // after that start a journal of their own.
-        store.save(store.load_all(none)[0]);
+        store.save(kvmnet::test::load_all(store, none)[0]);
         store.journal_add("web", {forward(2224, "10.5.0.13")});
         const std::vector<std::string> both{"2223>10.5.0.11", "2224>10.5.0.13"};
         CHECK(ports(problems) == both);
@@ -267,7 +269,7 @@ TEST_CASE("The forwards journal replays onto the document, idempotently, ignorin
     SECTION("save folds the journal into the document")
     {
         std::vector<std::string> none;
-        store.save(store.load_all(none)[0]);
+        store.save(kvmnet::test::load_all(store, none)[0]);
         CHECK_FALSE(fs::exists(tmp.path + "/networks/web.forwards"));
         CHECK(ports(problems) == expected);
     }
@@ -289,7 +291,7 @@ kvmnet::model::PortForward forward_to(std::uint16_t port)
 
 std::vector<std::uint16_t> stored_ports(const kvmnet::store::Store& store, std::vector<std::string>& problems)
 {
-    const auto loaded = store.load_all(problems);
+    const auto loaded = kvmnet::test::load_all(store, problems);
     REQUIRE(loaded.size() == 1);
     std::vector<std::uint16_t> out;
     for (const auto& f : loaded[0].forwards)

@@ -80,7 +80,8 @@ TEST_CASE("Evpn with a hung FRR: vtysh is killed and the problem says so", "[evp
 {
     testing::TempDir dir;
     core::Evpn evpn(hung_vtysh(dir.path), "", dir.path + "/frr-evpn.conf", {}, 300);
-    const plan::EvpnNetwork red{"red", 100, "kbr-red", "kvx-100", "10.99.0.1", 65000, {"10.99.0.2"}};
+    const plan::EvpnNetwork red{"red", 100,          "kbr-red", "kvx-100", kvmnet::model::Ipv4::parse("10.99.0.1"),
+                                65000, {"10.99.0.2"}};
     CHECK_NOTHROW(evpn.check({red}));
     evpn.sync({red});
     CHECK(evpn.problem() == "FRR does not answer (timeout)");

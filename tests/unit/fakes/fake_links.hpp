@@ -279,7 +279,7 @@ public:
         info.name = name;
         info.kind = "bridge";
         info.mtu = options.mtu ? options.mtu : 1500;
-        info.mac = options.mac.empty() ? generated_mac() : model::Mac::parse(options.mac);
+        info.mac = options.mac ? options.mac : generated_mac();
         add_link(info);
         fake(name).bridge = options;
     }
@@ -313,10 +313,10 @@ public:
         enter("set_up", name, up ? "up" : "down", true);
         require(name).info.up = up;
     }
-    void set_mac(const std::string& name, const std::string& mac) override
+    void set_mac(const std::string& name, const model::Mac& mac) override
     {
-        enter("set_mac", name, mac, true);
-        require(name).info.mac = model::Mac::parse(mac);
+        enter("set_mac", name, mac.str(), true);
+        require(name).info.mac = mac;
     }
     void set_master(const std::string& name, const std::string& master) override
     {
