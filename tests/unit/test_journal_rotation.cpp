@@ -10,6 +10,7 @@
 #include "store/durable.hpp"
 #include "store/files.hpp"
 #include "store/store.hpp"
+#include "store_util.hpp"
 #include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -108,6 +109,14 @@ void wait_and_complete(DurableWriter& writer)
     writer.complete();
 }
 
+// Saves `n` and waits, as the event loop would, until it is durable.
+void save_durably(Store& store, const Network& n)
+{
+    store.save(n);
+    store.durable().submit();
+    wait_and_complete(store.durable());
+}
+
 struct Loaded {
     bool autostart = false;
     std::vector<int> ports;
@@ -119,7 +128,7 @@ Loaded load(const std::string& state)
 {
     Store store(Layout(state, ""));
     Loaded out;
-    const auto networks = store.load_all(out.problems);
+    const auto networks = kvmnet::test::load_all(store, out.problems);
     REQUIRE(networks.size() == 1);
     out.autostart = networks[0].autostart;
     for (const auto& f : networks[0].forwards)
@@ -144,6 +153,21 @@ std::vector<std::string> journals(const std::string& state)
     return found;
 }
 
+// A store syncing on its thread, its document durable (autostart off, no
+// forwards), and forward 8001 in its journal.
+struct DurableWithLine {
+    TempDir tmp;
+    HoldingSyncer syncer;
+    Store store{Layout(tmp.path, ""), &syncer};
+
+    DurableWithLine()
+    {
+        store.durable().start_thread();
+        save_durably(store, network(false));
+        store.journal_add("default", {forward(8001)});
+    }
+};
+
 // A document with forward 8001 stored and durable, 8002 in its journal; the
 // save of `next` (autostart on, holding both, minus 8001 when `drop_8001`)
 // is under way, the writer held at `step`, and 8003 was added meanwhile.
@@ -157,9 +181,7 @@ struct SaveUnderWay {
         store.durable().start_thread();
         Network first = network(false);
         first.forwards.push_back(forward(8001));
-        store.save(first);
-        store.durable().submit();
-        wait_and_complete(store.durable());
+        save_durably(store, first);
         store.journal_add("default", {forward(8002)});
 
         Network next = network(true);
@@ -223,14 +245,8 @@ TEST_CASE("A crash after the rename, before the old journal is removed, does not
 
 TEST_CASE("A crash between the rename and the new journal's first line loads the new document", "[journal]")
 {
-    TempDir tmp;
-    HoldingSyncer syncer;
-    Store store(Layout(tmp.path, ""), &syncer);
-    store.durable().start_thread();
-    store.save(network(false));
-    store.durable().submit();
-    wait_and_complete(store.durable());
-    store.journal_add("default", {forward(8001)});
+    DurableWithLine s;
+    auto& [tmp, syncer, store] = s;
     Network next = network(true);  // drops 8001
     syncer.hold(HoldingSyncer::Step::after_rename);
     store.save(next);
@@ -261,20 +277,12 @@ TEST_CASE("A crash between the rename and the new journal's first line loads the
 
 TEST_CASE("Lines after a failed save continue the document still on disk", "[journal]")
 {
-    TempDir tmp;
-    HoldingSyncer syncer;
-    Store store(Layout(tmp.path, ""), &syncer);
-    store.durable().start_thread();
-    store.save(network(false));
-    store.durable().submit();
-    wait_and_complete(store.durable());
-    store.journal_add("default", {forward(8001)});
+    DurableWithLine s;
+    auto& [tmp, syncer, store] = s;
     syncer.fail = true;
     Network next = network(true);
     next.forwards.push_back(forward(8001));
-    store.save(next);
-    store.durable().submit();
-    wait_and_complete(store.durable());
+    save_durably(store, next);
     syncer.fail = false;
     store.journal_add("default", {forward(8002)});
     const Loaded loaded = load(tmp.path);
@@ -284,9 +292,7 @@ TEST_CASE("Lines after a failed save continue the document still on disk", "[jou
     // And the next save that succeeds folds both journals and removes them.
     Network last = network(true);
     last.forwards = {forward(8001), forward(8002)};
-    store.save(last);
-    store.durable().submit();
-    wait_and_complete(store.durable());
+    save_durably(store, last);
     CHECK(journals(tmp.path).empty());
     CHECK(load(tmp.path).ports == std::vector<int>{8001, 8002});
 }
@@ -296,14 +302,8 @@ TEST_CASE("A save of a text equal to a pending journal's document waits for the 
     // Journals naming A, then B, then A again, with a crash leaving the
     // first A: which A-journal continues it could not be told. The store
     // lets the earlier saves finish first, which removes the first journal.
-    TempDir tmp;
-    HoldingSyncer syncer;
-    Store store(Layout(tmp.path, ""), &syncer);
-    store.durable().start_thread();
-    store.save(network(false));
-    store.durable().submit();
-    wait_and_complete(store.durable());
-    store.journal_add("default", {forward(8001)});  // default.forwards names A
+    DurableWithLine s;  // default.forwards names A, the document
+    auto& [tmp, syncer, store] = s;
     Network b = network(true);
     b.forwards.push_back(forward(8001));
     store.save(b);
@@ -336,7 +336,7 @@ TEST_CASE("Journals of one document replay in order: the steady one, then by gen
     // A store opened there goes on from generation 3 and appends to the last one.
     Store store(Layout(tmp.path, ""));
     std::vector<std::string> problems;
-    store.load_all(problems);
+    store.load(problems);
     store.journal_add("default", {forward(8010)});
     CHECK(kvmnet::store::read_file(tmp.path + "/networks/default.forwards.3")->find("8010") != std::string::npos);
     CHECK(load(tmp.path).ports == std::vector<int>{8009, 8010});
