@@ -334,8 +334,14 @@ void Dnsmasq::reload_hosts(const plan::DnsmasqFiles& files)
 {
     files_.hosts = files.hosts;
     files_.names = files.names;
-    store::write_replace(plan::dnsmasq_paths(options_.dir).hosts, files.hosts, 0644);
-    store::write_replace(plan::dnsmasq_paths(options_.dir).names, files.names, 0644);
+    // In place, no new inode per host change (a temporary and a rename each
+    // were a fifth of an AddHost's time on the loop). dnsmasq reads them only
+    // at the SIGHUP below, which comes after the write; a crash between the
+    // write and the cut leaves a tail that the adoption above finds (it
+    // compares the whole files) and rewrites.
+    const plan::DnsmasqPaths paths = plan::dnsmasq_paths(options_.dir);
+    store::overwrite(paths.hosts, files.hosts, 0644);
+    store::overwrite(paths.names, files.names, 0644);
     // Without a serving process (a restart is pending or under way) the new
     // files are read at its start.
     if (!watch_ || !ready_) return;

@@ -268,7 +268,7 @@ void Manager::load()
             continue;
         }
         const std::string name = n.name;
-        if (std::filesystem::exists(store_.journal_of(name))) {
+        if (store_.has_journal(name)) {
             // Fold the forwards journal into the document.
             try {
                 store_.save(n);

@@ -52,12 +52,6 @@ std::string listener_text(const plan::Listener& l)
            std::to_string(l.port);
 }
 
-// Whether a save of the document is not durable yet: a journal line would
-// then have to wait for its fsync (the save drops the journal once durable),
-// stopping the event loop, so a forward change saves the whole document
-// instead and the writer groups it with the pending one.
-bool saving(const store::Store& store, const std::string& name) { return store.durable().pending(store.path_of(name)); }
-
 }  // namespace
 
 std::vector<std::string> Manager::add_forwards(const std::string& name, const std::string& forwards_document)
@@ -125,22 +119,18 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
     // one builds the elements and waits for the kernel's commit; it is
     // appended after the commit all the same (journalled_change's order).
     std::future<std::string> line;
-    if (added.size() >= parallel_line_from && !saving(store_, name)) try {
+    if (added.size() >= parallel_line_from) try {
             line = std::async(std::launch::async, [&added] { return store::Store::journal_add_line(added); });
         } catch (const std::system_error&) {
             // No thread: the line is built after the commit, as for a few forwards.
         }
-    // While a save of this network waits for its fsync, a journal line
-    // would have to wait for it (on the loop): the change joins the save.
-    bool saved = false;
+    // A save of this network waiting for its fsync does not hold the line
+    // back: it goes to the journal that continues the pending document
+    // (store/store.hpp), and the reply waits for that save as for any.
     journalled_change(e, added, true, [&] {
-        if (!(saved = saving(store_, name)))
-            return line.valid() ? store_.journal_append(name, line.get()) : store_.journal_add(name, added);
-        model::Network next = e.spec;
-        next.forwards.insert(next.forwards.end(), added.begin(), added.end());
-        store_.save(next);
+        return line.valid() ? store_.journal_append(name, line.get()) : store_.journal_add(name, added);
     });
-    if (line.valid()) line.wait();  // unused when the change joined a save: it still reads `added`
+    if (line.valid()) line.wait();  // not taken when the kernel refused: it still reads `added`
     ForwardCache& cache = forward_cache(e);
     cache.index.merge(std::move(added_index));
     for (const model::PortForward& f : added)
@@ -149,10 +139,7 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
                            std::make_move_iterator(added.end()));
     cache.data = e.spec.forwards.data();
     cache.size = e.spec.forwards.size();
-    if (saved)
-        e.journal_lines = 0;
-    else
-        note_journal(e);
+    note_journal(e);
     phases::mark("bookkeeping");
     for (const std::string& w : warnings)
         log_info("network " + name + ": " + w, name);
@@ -178,24 +165,14 @@ void Manager::remove_forward(const std::string& name, const model::ForwardKey& k
         throw Error(ErrorKind::NotFound, "network '" + name + "' has no forward " + model::describe(key));
     // A static host's name in a forward keeps it (validate); nothing else depends on a forward.
     const model::PortForward removed = *it;
-    bool saved = false;
-    const auto at = std::next(it).base() - forwards.begin();
-    journalled_change(e, {removed}, false, [&] {
-        if (!(saved = saving(store_, name))) return store_.journal_remove(name, key);
-        model::Network next = e.spec;
-        next.forwards.erase(next.forwards.begin() + at);
-        store_.save(next);
-    });
+    journalled_change(e, {removed}, false, [&] { store_.journal_remove(name, key); });
     ForwardCache& cache = forward_cache(e);
     cache.index.erase(removed);
     cache.revision_part -= store::forward_hash(removed);
     forwards.erase(std::next(it).base());
     cache.data = forwards.data();
     cache.size = forwards.size();
-    if (saved)
-        e.journal_lines = 0;
-    else
-        note_journal(e);
+    note_journal(e);
     log_info("network " + name + ": forward removed: " + model::describe(removed), name);
     if (listener_) listener_->network_changed(name);
 }

@@ -27,9 +27,10 @@ void write_replace(const std::string& path, const std::string& contents, unsigne
 // rename): at every forward change that was most of a write's cost on the
 // event loop, most of all on an ext4 without a journal, where each new inode
 // is searched for past every inode freed in the last minute. Only for records
-// whose parser rejects trailing bytes: a crash between the write and the cut
-// leaves the new contents followed by the tail of longer old ones, which must
-// read as no record at all.
+// whose parser rejects trailing bytes, or whose reader compares the whole
+// file before trusting it (dnsmasq's hosts and names files at adoption): a
+// crash between the write and the cut leaves the new contents followed by the
+// tail of longer old ones, which must read as no record at all.
 void overwrite(const std::string& path, const std::string& contents, unsigned mode = 0644);
 std::optional<std::string> read_file(const std::string& path);
 void make_directories(const std::string& path, unsigned mode = 0755);

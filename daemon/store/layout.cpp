@@ -19,6 +19,30 @@ std::string Layout::networks_dir() const { return state_ + "/networks"; }
 std::string Layout::document(const std::string& network) const { return networks_dir() + "/" + network + ".json"; }
 std::string Layout::journal(const std::string& network) const { return networks_dir() + "/" + network + ".forwards"; }
 
+std::string Layout::journal(const std::string& network, std::uint64_t generation) const
+{
+    std::string path = journal(network);
+    path += '.';
+    path += std::to_string(generation);
+    return path;
+}
+
+std::optional<std::uint64_t> Layout::journal_generation(const std::string& file_name, const std::string& network)
+{
+    const std::string stem = network + ".forwards";
+    if (file_name.compare(0, stem.size(), stem) != 0) return std::nullopt;
+    if (file_name.size() == stem.size()) return 0;
+    if (file_name[stem.size()] != '.' || file_name.size() == stem.size() + 1) return std::nullopt;
+    std::uint64_t generation = 0;
+    for (std::size_t i = stem.size() + 1; i < file_name.size(); ++i) {
+        const char c = file_name[i];
+        if (c < '0' || c > '9' || generation > (UINT64_MAX - 9) / 10) return std::nullopt;
+        generation = generation * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    if (generation == 0) return std::nullopt;
+    return generation;
+}
+
 std::string Layout::mirror_dir() const { return runtime_ + "/.stored"; }
 std::string Layout::mirror(const std::string& network) const { return mirror_dir() + "/" + network + ".json"; }
 std::string Layout::committed_table() const { return runtime_ + "/nftables.committed"; }

@@ -4,6 +4,7 @@
 // change). Nothing else in the daemon builds a path under either.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -17,10 +18,16 @@ public:
     const std::string& state_dir() const { return state_; }
     const std::string& runtime_dir() const { return runtime_; }
 
-    // STATE/networks: NAME.json, the document; NAME.forwards, its journal.
+    // STATE/networks: NAME.json, the document; NAME.forwards, its journal;
+    // NAME.forwards.GENERATION, the journal begun by a save that is not
+    // durable yet (store/store.hpp), renamed to NAME.forwards once it is.
     std::string networks_dir() const;
     std::string document(const std::string& network) const;
     std::string journal(const std::string& network) const;
+    std::string journal(const std::string& network, std::uint64_t generation) const;
+    // The generation of a journal's file name of `network` (0: NAME.forwards),
+    // nullopt when the name is not one of its journals.
+    static std::optional<std::uint64_t> journal_generation(const std::string& file_name, const std::string& network);
 
     // RUNTIME/.stored/NAME.json: the last document that loaded (a network
     // whose stored file breaks runs on with it). ".stored" cannot be a

@@ -26,9 +26,19 @@ Store::Store(Layout layout, Syncer* syncer)
     // Contents of saves that a crash kept from being renamed into place:
     // their calls never returned.
     std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(layout_.networks_dir(), ec))
-        if (entry.path().filename().string().find(".json.tmp") != std::string::npos)
+    for (const auto& entry : std::filesystem::directory_iterator(layout_.networks_dir(), ec)) {
+        const std::string file = entry.path().filename().string();
+        if (file.find(".json.tmp") != std::string::npos) {
             std::filesystem::remove(entry.path(), ec);
+            continue;
+        }
+        // Journal generations go on from the highest on disk, so replay
+        // order (by generation) stays the order of the saves across restarts.
+        const auto dot = file.rfind('.');
+        if (dot != std::string::npos && dot >= 9 && file.compare(dot - 9, 9, ".forwards") == 0)
+            if (const auto g = Layout::journal_generation(file, file.substr(0, dot - 9)))
+                generations_ = std::max(generations_, *g);
+    }
 }
 
 std::string Store::path_of(const std::string& name) const { return layout_.document(name); }
@@ -58,13 +68,14 @@ std::string document_hash(const std::string& text)
 // forward with the same key, removes drop it (absent is fine), so replaying
 // onto a document that already holds some of the changes gives the same
 // result. A last line cut short by a crash is ignored (it never returned).
-void replay_journal(nlohmann::json& document, const std::string& document_text, const std::string& journal,
+// False when the journal names another document (nothing replayed).
+bool replay_journal(nlohmann::json& document, const std::string& document_text, const std::string& journal,
                     std::vector<std::string>& problems, const std::string& path)
 {
     using nlohmann::json;
     json& forwards = document["forwards"];
     if (forwards.is_null()) forwards = json::array();
-    if (!forwards.is_array()) return;  // parse_network names the problem
+    if (!forwards.is_array()) return false;  // parse_network names the problem
     std::vector<json> entries(forwards.begin(), forwards.end());
     std::vector<bool> alive(entries.size(), true);
     std::map<model::ForwardKey, std::size_t> index;
@@ -105,7 +116,7 @@ void replay_journal(nlohmann::json& document, const std::string& document_text, 
         }
         if (change.is_object() && change.contains("base")) {
             // Written before the document was last saved: already in it, or overruled by it.
-            if (change["base"] != document_hash(document_text)) return;
+            if (change["base"] != document_hash(document_text)) return false;
             continue;
         }
         try {
@@ -131,6 +142,7 @@ void replay_journal(nlohmann::json& document, const std::string& document_text, 
     forwards = json::array();
     for (std::size_t i = 0; i < entries.size(); ++i)
         if (alive[i]) forwards.push_back(std::move(entries[i]));
+    return true;
 }
 
 // A failed append (a full disk: short write) may have left part of its line,
@@ -160,7 +172,9 @@ void trim_partial_line(int fd, const std::string& path)
         throw Error(ErrorKind::Kernel, "cannot truncate " + path + ": " + std::strerror(errno));
 }
 
-void append_line(const std::string& path, const std::string& document_path, std::string text)
+// `base`: the hash of the document the journal continues, for its first
+// line; empty: the document on disk at `document_path` (no save pending).
+void append_line(const std::string& path, const std::string& base, const std::string& document_path, std::string text)
 {
     // In place: a line of 100,000 forwards is 11 MB.
     text += '\n';
@@ -169,8 +183,8 @@ void append_line(const std::string& path, const std::string& document_path, std:
     if (fd >= 0) {
         // A new journal: the header goes in the same write(2) as the first change.
         created = true;
-        const auto document = read_file(document_path);
-        text.insert(0, nlohmann::json{{"base", document_hash(document.value_or(""))}}.dump() + "\n");
+        const std::string hash = base.empty() ? document_hash(read_file(document_path).value_or("")) : base;
+        text.insert(0, nlohmann::json{{"base", hash}}.dump() + "\n");
     } else if (errno == EEXIST) {
         fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
     }
@@ -305,11 +319,20 @@ std::string Store::journal_add_line(const std::vector<model::PortForward>& forwa
     return line;
 }
 
-void Store::journal_append(const std::string& name, std::string line) const
+Store::Journals& Store::journals(const std::string& name) const
 {
-    settle(name);
-    append_line(journal_of(name), path_of(name), std::move(line));
+    auto it = journals_.find(name);
+    if (it == journals_.end()) it = journals_.emplace(name, Journals{{journal_of(name), ""}, 0, {}}).first;
+    return it->second;
 }
+
+void Store::append(const std::string& name, std::string line) const
+{
+    const JournalFile& journal = journals(name).current;
+    append_line(journal.path, journal.base, path_of(name), std::move(line));
+}
+
+void Store::journal_append(const std::string& name, std::string line) const { append(name, std::move(line)); }
 
 void Store::journal_add(const std::string& name, const std::vector<model::PortForward>& forwards) const
 {
@@ -318,33 +341,51 @@ void Store::journal_add(const std::string& name, const std::vector<model::PortFo
 
 void Store::journal_remove(const std::string& name, const model::ForwardKey& key) const
 {
-    settle(name);
     const nlohmann::json removed{{"proto", std::string(model::proto_name(key.proto))},
                                  // make_forward_key's spelling: "" every IPv4 address, "::" every IPv6 one.
                                  {"host_address", key.ipv6 ? (key.host_address6 ? key.host_address6->str() : "::")
                                                   : key.host_address ? key.host_address->str()
                                                                      : ""},
                                  {"host_port", key.host_port}};
-    append_line(journal_of(name), path_of(name), nlohmann::json{{"remove", removed}}.dump());
+    append(name, nlohmann::json{{"remove", removed}}.dump());
 }
 
 namespace {
 
-// The network of document `text` with the journal `journal_path` replayed.
-model::Network parse_stored(const std::string& text, const std::string& journal_path,
-                            std::vector<std::string>& problems)
+// The journals of `name` among `files` (names in networks_dir), by generation.
+std::vector<std::string> journals_among(const std::vector<std::string>& files, const std::string& name,
+                                        const std::string& dir)
 {
-    if (const auto journal = read_file(journal_path); journal && !journal->empty()) {
-        nlohmann::json document;
-        try {
-            document = nlohmann::json::parse(text);
-        } catch (const nlohmann::json::parse_error& e) {
-            throw Error(ErrorKind::InvalidArgument, std::string("not valid JSON: ") + e.what());
+    std::vector<std::pair<std::uint64_t, std::string>> found;
+    for (const std::string& file : files)
+        if (const auto generation = Layout::journal_generation(file, name)) found.emplace_back(*generation, file);
+    std::sort(found.begin(), found.end());
+    std::vector<std::string> paths;
+    for (auto& [generation, file] : found)
+        paths.push_back(dir + "/" + file);
+    return paths;
+}
+
+// The network of document `text` with every journal in `journal_paths` that
+// continues it replayed, in order; `replayed` gets the last of those.
+model::Network parse_stored(const std::string& text, const std::vector<std::string>& journal_paths,
+                            std::vector<std::string>& problems, std::string* replayed = nullptr)
+{
+    std::optional<nlohmann::json> document;
+    for (const std::string& path : journal_paths) {
+        const auto journal = read_file(path);
+        if (!journal || journal->empty()) continue;
+        if (!document) {
+            try {
+                document = nlohmann::json::parse(text);
+            } catch (const nlohmann::json::parse_error& e) {
+                throw Error(ErrorKind::InvalidArgument, std::string("not valid JSON: ") + e.what());
+            }
+            if (!document->is_object()) break;
         }
-        if (document.is_object()) replay_journal(document, text, *journal, problems, journal_path);
-        return model::parse_network(document);
+        if (replay_journal(*document, text, *journal, problems, path) && replayed) *replayed = path;
     }
-    return model::parse_network(text);
+    return document ? model::parse_network(*document) : model::parse_network(text);
 }
 
 }  // namespace
@@ -354,17 +395,38 @@ Store::Loaded Store::load(std::vector<std::string>& problems) const
     durable_->flush();
     Loaded result;
     std::vector<std::filesystem::path> files;
-    for (const auto& entry : std::filesystem::directory_iterator(layout_.networks_dir()))
+    std::vector<std::string> names;  // every file's name, for the journals
+    for (const auto& entry : std::filesystem::directory_iterator(layout_.networks_dir())) {
+        names.push_back(entry.path().filename().string());
         if (entry.path().extension() == ".json") files.push_back(entry.path());
+    }
     std::sort(files.begin(), files.end());
+    std::sort(names.begin(), names.end());
     for (const auto& file : files) {
         const std::string stem = file.stem().string();
         try {
             auto text = read_file(file.string());
             if (!text) throw Error(ErrorKind::Kernel, "cannot read");
-            model::Network n = parse_stored(*text, journal_of(stem), problems);
+            // A network's journals sort right after NAME.forwards.
+            const std::string first = stem + ".forwards";
+            std::vector<std::string> candidates;
+            for (auto it = std::lower_bound(names.begin(), names.end(), first);
+                 it != names.end() && it->compare(0, first.size(), first) == 0; ++it)
+                candidates.push_back(*it);
+            const std::vector<std::string> journals_found = journals_among(candidates, stem, layout_.networks_dir());
+            std::string replayed;
+            model::Network n = parse_stored(*text, journals_found, problems, &replayed);
             if (n.name + ".json" != file.filename().string())
                 throw Error(ErrorKind::InvalidArgument, "name '" + n.name + "' does not match the file name");
+            // Lines go on in the last journal that continues this document,
+            // or in a new one naming it (NAME.forwards unless a stale one is
+            // there); the next save removes the others.
+            Journals& j = journals_[stem];
+            std::string next = replayed;
+            if (next.empty()) next = journals_found.empty() ? journal_of(stem) : layout_.journal(stem, ++generations_);
+            j = Journals{{std::move(next), document_hash(*text)}, 0, {}};
+            for (const std::string& path : journals_found)
+                if (path != j.current.path) j.older.push_back({path, ""});
             mirror(n.name, *text);
             result.networks.push_back(std::move(n));
         } catch (const Error& e) {
@@ -380,7 +442,7 @@ std::optional<model::Network> Store::last_good(const std::string& name, std::vec
     const auto text = read_file(layout_.mirror(name));
     if (!text) return std::nullopt;
     try {
-        model::Network n = parse_stored(*text, journal_of(name), problems);
+        model::Network n = parse_stored(*text, journals_on_disk(name), problems);
         if (n.name == name) return n;
     } catch (const Error& e) {
         problems.push_back(layout_.mirror(name) + ": " + e.what());
@@ -403,15 +465,73 @@ void Store::mirror(const std::string& name, const std::string& text) const
 void Store::save(const model::Network& network) const
 {
     std::string text = model::to_json(network).dump(2) + "\n";
-    const std::string path = path_of(network.name);
+    const std::string& name = network.name;
+    const std::string path = path_of(name);
+    const std::string hash = document_hash(text);
+    Journals& j = journals(name);
+    // Two pending journals naming equal texts with another between them
+    // could not be told apart after a crash (which one continues the
+    // document on disk?): let the earlier saves finish first. Rare: the
+    // same text again within one fsync.
+    const auto same = [&](const JournalFile& f) { return f.base == hash && ::access(f.path.c_str(), F_OK) == 0; };
+    if (durable_->pending(path) && (same(j.current) || std::any_of(j.older.begin(), j.older.end(), same)))
+        durable_->flush();
     // A name of its own per save: the writer may still sync an earlier one.
     const std::string tmp = path + ".tmp." + std::to_string(++temporaries_);
     // The mirror copy is written by the writer's thread once the document
     // is durable: one file fewer created and renamed on the event loop per
     // change, and the copy is never ahead of the document on disk.
     const int fd = write_temp(tmp, text, 0644, true);
-    durable_->replace(fd, tmp, path, {journal_of(network.name)},
-                      [this, name = network.name, text = std::move(text)] { mirror(name, text); });
+    // Once the new document is durable every journal before it is folded in
+    // (or overruled): the writer removes them.
+    std::vector<std::string> folded{j.current.path};
+    for (const JournalFile& f : j.older)
+        folded.push_back(f.path);
+    const std::uint64_t generation = ++generations_;
+    durable_->replace(fd, tmp, path, std::move(folded), [this, name, text = std::move(text)] { mirror(name, text); });
+    j.older.push_back(std::move(j.current));
+    j.current = {layout_.journal(name, generation), hash};
+    j.generation = generation;
+    durable_->when_durable([this, name, generation](std::exception_ptr error) { saved(name, generation, error); });
+}
+
+void Store::saved(const std::string& name, std::uint64_t generation, std::exception_ptr error) const
+{
+    const auto it = journals_.find(name);
+    if (it == journals_.end() || it->second.generation != generation) return;  // saved again, or removed
+    Journals& j = it->second;
+    j.generation = 0;
+    if (error) {
+        const auto text = read_file(path_of(name));
+        if (!text || document_hash(*text) != j.current.base) {
+            // The disk holds an earlier document: the journals naming it
+            // stay, and the next lines go to a new one naming it too.
+            j.older.push_back(std::move(j.current));
+            j.current = {layout_.journal(name, ++generations_), text ? document_hash(*text) : ""};
+            return;
+        }
+        return;  // in place; an older journal the writer could not remove stays listed
+    }
+    j.older.clear();
+    // Back to the steady name (the writer removed it): one file per network at rest.
+    const std::string steady = journal_of(name);
+    if (::rename(j.current.path.c_str(), steady.c_str()) == 0 || errno == ENOENT) j.current.path = steady;
+}
+
+bool Store::has_journal(const std::string& name) const
+{
+    const Journals& j = journals(name);
+    const auto exists = [](const JournalFile& f) { return ::access(f.path.c_str(), F_OK) == 0; };
+    return exists(j.current) || std::any_of(j.older.begin(), j.older.end(), exists);
+}
+
+std::vector<std::string> Store::journals_on_disk(const std::string& name) const
+{
+    std::vector<std::string> files;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(layout_.networks_dir(), ec))
+        files.push_back(entry.path().filename().string());
+    return journals_among(files, name, layout_.networks_dir());
 }
 
 void Store::remove(const std::string& name) const
@@ -421,8 +541,10 @@ void Store::remove(const std::string& name) const
     // name ignores it.
     settle(name);
     remove_file(path_of(name));
+    journals_.erase(name);
     try {
-        remove_file(journal_of(name));
+        for (const std::string& journal : journals_on_disk(name))
+            remove_file(journal);
         if (mirrored()) remove_file(layout_.mirror(name));
     } catch (const Error&) {
     }
@@ -432,7 +554,7 @@ std::optional<model::Network> Store::stored(const std::string& name, std::vector
 {
     const auto text = read_file(path_of(name));
     if (!text) return std::nullopt;
-    return parse_stored(*text, journal_of(name), problems);
+    return parse_stored(*text, journals_on_disk(name), problems);
 }
 
 void Store::on_lost(std::function<void(const std::string& name, std::exception_ptr error)> lost) const

@@ -3,6 +3,17 @@
 // <name>.forwards, a journal of the port forwards added and removed since
 // the document was last written (one JSON line per change), so one forward
 // more costs an append, not a rewrite of a document holding thousands.
+//
+// The journal rotates at each save: lines appended while the new document
+// waits for its fsync go to a journal of its own, <name>.forwards.<G>, whose
+// first line names the new document (by a hash of its text), so a forward
+// change never waits for a save nor rewrites the document. Once the document
+// is durable the writer removes the older journals and the loop renames
+// <name>.forwards.<G> to <name>.forwards. Loading replays every journal that
+// names the document on disk (<name>.forwards first, then by generation), so
+// a crash at any step - before the rename of the document, between it and
+// the journal's first line, before the old journals are removed - keeps
+// exactly the lines written against the document that survived.
 #pragma once
 
 #include "model/network.hpp"
@@ -83,12 +94,18 @@ public:
     // (read-only file system, immutable directory), before a change starts.
     void check_writable() const;
     std::string path_of(const std::string& name) const;
+    // The journal of `name` in its steady state (the next line may go to
+    // a rotated one while a save is pending).
     std::string journal_of(const std::string& name) const;
+    // Whether a journal of `name` may hold lines that its document does not
+    // (as load() or the last save left it): the daemon folds those at start.
+    bool has_journal(const std::string& name) const;
 
     // Journal lines: {"add": [forward, ...]} and {"remove": {"proto",
     // "host_address", "host_port"}}. One write(2) with O_APPEND, not fsynced:
     // it survives the daemon crashing or being killed at any moment; a power
     // loss may lose the last changes (save() and every other change fsync).
+    // Never waits for a pending save (the line goes to its rotated journal).
     void journal_add(const std::string& name, const std::vector<model::PortForward>& forwards) const;
     // journal_add in two steps: the line (pure: another thread may build it
     // while the kernel commits), then its append.
@@ -97,15 +114,33 @@ public:
     void journal_remove(const std::string& name, const model::ForwardKey& key) const;
 
 private:
+    // Where the lines of a network go, on the event loop's thread.
+    struct JournalFile {
+        std::string path;
+        std::string base;  // document_hash of the document it continues; "": read it from disk
+    };
+    struct Journals {
+        JournalFile current;
+        std::uint64_t generation = 0;    // of the save that began `current` (0: none pending)
+        std::vector<JournalFile> older;  // may still be on disk; the next durable save removes them
+    };
     void mirror(const std::string& name, const std::string& text) const;
     // Waits for a pending save of `name` (its rename and journal removal).
     void settle(const std::string& name) const;
+    // The journals of `name` on disk, in replay order (NAME.forwards first).
+    std::vector<std::string> journals_on_disk(const std::string& name) const;
+    Journals& journals(const std::string& name) const;
+    void append(const std::string& name, std::string line) const;
+    // On the loop once the save of `generation` is durable or failed.
+    void saved(const std::string& name, std::uint64_t generation, std::exception_ptr error) const;
 
     bool mirrored() const { return !layout_.runtime_dir().empty(); }
 
     Layout layout_;
     std::unique_ptr<DurableWriter> durable_;
     mutable std::uint64_t temporaries_ = 0;
+    mutable std::uint64_t generations_ = 0;  // the highest journal generation on disk or given out
+    mutable std::map<std::string, Journals> journals_;
 };
 
 }  // namespace kvmnet::store
