@@ -2,6 +2,7 @@
 #include "core/work_queue.hpp"
 
 #include "model/error.hpp"
+#include "store/quiet_thread.hpp"
 
 #include <cerrno>
 #include <cstdint>
@@ -21,7 +22,8 @@ WorkQueue::WorkQueue(EventLoop& loop) : loop_(loop)
         throw Error(ErrorKind::Kernel, std::string("eventfd for the work queue: ") + std::strerror(errno));
     try {
         source_ = loop_.add_io(eventfd_, EPOLLIN, [this](std::uint32_t) { complete(); });
-        thread_ = std::thread([this] { run(); });
+        // No signal may land on the worker (SIGHUP would end the daemon).
+        thread_ = store::quiet_thread([this] { run(); });
     } catch (...) {
         source_.reset();
         ::close(eventfd_);

@@ -2,10 +2,9 @@
 #include "store/durable.hpp"
 
 #include "model/error.hpp"
+#include "store/quiet_thread.hpp"
 
-#include <csignal>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -69,17 +68,7 @@ void DurableWriter::start_thread()
     if (thread_.joinable()) return;
     event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (event_fd_ < 0) throw Error(ErrorKind::Kernel, std::string("eventfd: ") + std::strerror(errno));
-    // The thread must take no signal: the event loop blocks the ones it
-    // handles (SIGHUP, SIGTERM, ...) only in its own thread and reads them
-    // from a signalfd, and a signal the kernel delivered here instead would
-    // kill the daemon with its default action. The thread inherits the
-    // mask it is created with.
-    sigset_t all;
-    sigset_t previous;
-    ::sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &previous);
-    thread_ = std::thread([this] { thread_main(); });
-    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    thread_ = quiet_thread([this] { thread_main(); });
 }
 
 void DurableWriter::replace(int fd, std::string tmp, std::string path, std::vector<std::string> remove_after, Then then)
