@@ -55,7 +55,12 @@ void DirectoryWatch::dispatch()
         if (got <= 0) break;
         for (ssize_t at = 0; at < got;) {
             const auto* event = reinterpret_cast<const inotify_event*>(buffer.data() + at);
-            if (event->mask & IN_IGNORED)
+            if (event->mask & IN_Q_OVERFLOW) {
+                // Events were lost (every start shares this queue): each
+                // watcher looks again, as a callback is only a hint to.
+                for (const auto& [id, callback] : watches_)
+                    changed.insert(id);
+            } else if (event->mask & IN_IGNORED)
                 watches_.erase(event->wd);  // its directory went: the id is free again
             else
                 changed.insert(event->wd);

@@ -18,7 +18,8 @@ namespace kvmnet::core {
 class DirectoryWatch {
 public:
     // Called on the loop after something in the directory was closed after
-    // writing or moved into it (IN_CLOSE_WRITE | IN_MOVED_TO).
+    // writing or moved into it (IN_CLOSE_WRITE | IN_MOVED_TO), and after
+    // events were lost (a queue overflow): a hint to look, not a promise.
     using Changed = std::function<void()>;
 
     explicit DirectoryWatch(EventLoop& loop);

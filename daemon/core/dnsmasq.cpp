@@ -287,23 +287,22 @@ void Dnsmasq::stop_strays(const std::string& conf_arg)
     }
 }
 
-void Dnsmasq::stop_pid(pid_t pid)
+void Dnsmasq::stop_pid(const PidFd& process)
 {
     try {
-        stop_process(pid);
+        stop_process(process);
     } catch (const std::exception&) {
-        throw Error(ErrorKind::Kernel, unstoppable(pid, "stop it"));
+        throw Error(ErrorKind::Kernel, unstoppable(process.pid(), "stop it"));
     }
 }
 
 void Dnsmasq::stop()
 {
-    const pid_t pid = stop_later();
-    if (pid > 0) stop_pid(pid);
+    if (const auto process = stop_later()) stop_pid(*process);
     store::remove_file(plan::dnsmasq_paths(options_.dir).pid);
 }
 
-pid_t Dnsmasq::stop_later()
+std::shared_ptr<const PidFd> Dnsmasq::stop_later()
 {
     forget_pending();
     pending_ = nullptr;
@@ -319,10 +318,14 @@ pid_t Dnsmasq::stop_later()
     watch_.reset();
     ready_ = false;
     const std::string conf_arg = "--conf-file=" + paths.conf;
-    pid_t ours = 0;
-    if (pid > 0 && process_alive(pid)) {
-        const auto cmd = process_cmdline(pid);
-        if (watched || std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end()) ours = pid;
+    std::shared_ptr<const PidFd> ours;
+    if (pid > 0) {
+        // The pidfd first, then the checks: they are of the process it names.
+        auto process = std::make_shared<const PidFd>(pid);
+        if (process_alive(pid)) {
+            const auto cmd = process_cmdline(pid);
+            if (watched || std::find(cmd.begin(), cmd.end(), conf_arg) != cmd.end()) ours = std::move(process);
+        }
     }
     // Not ours to watch (an earlier daemon's start, cut off): one it spawned
     // may not have written the pid file yet.

@@ -68,14 +68,15 @@ public:
     // process, or the one the pid file names when it runs our config.
     // Throws (Kernel) when it cannot be signalled (EPERM).
     void stop();
-    // stop() but for the signal and the wait: returns the pid that stop()
-    // would stop (0: none), for stop_pid on another thread
-    // (Manager::stop's worker). Supervision ends here, as in stop().
-    pid_t stop_later();
+    // stop() but for the signal and the wait: returns the process that
+    // stop() would stop (null: none), named by a pidfd opened now, for
+    // stop_pid on another thread (Manager::stop's worker). Supervision ends
+    // here, as in stop().
+    std::shared_ptr<const PidFd> stop_later();
     // SIGTERM, SIGKILL after 2 s (stop_process), with the error naming the
     // pid when it may not be signalled; touches no supervisor's state, so it
     // may run on any thread.
-    static void stop_pid(pid_t pid);
+    static void stop_pid(const PidFd& process);
     // New hosts files for a running dnsmasq, re-read on SIGHUP; without a
     // process (a restart is pending) they are read at its start. Throws
     // with the reason when the signal cannot be sent.

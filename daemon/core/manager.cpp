@@ -434,6 +434,10 @@ void Manager::reload()
             std::none_of(loaded.networks.begin(), loaded.networks.end(), [&](const auto& n) { return n.name == name; }))
             gone.push_back(name);
     for (const auto& name : gone) {
+        // A stop in flight ends first: its callers get their answer and what
+        // waited on it runs before the network goes (which may delete it).
+        settle_stop(name);
+        if (!networks_.count(name)) continue;
         try {
             Entry& e = entry(name);
             if (e.state != State::inactive) tear_down(e);
@@ -774,7 +778,7 @@ void Manager::stop(const std::string& name, Done done)
             return;
         }
         TearDown t = begin_tear_down(e, true);
-        if (t.bridge.empty() && t.dnsmasq == 0) {  // nothing left to wait for
+        if (t.bridge.empty() && !t.dnsmasq) {  // nothing left to wait for
             auto pending = std::make_unique<Entry::PendingStop>();
             pending->waiters.push_back(std::move(done));
             e.stopping = std::move(pending);
@@ -791,13 +795,19 @@ void Manager::stop(const std::string& name, Done done)
         auto shared = std::make_shared<TearDown>(std::move(t));
         auto dnsmasq_problem = std::make_shared<std::string>();  // the worker's until its Done
         worker_->submit(
-            [links = options_.worker_links, bridge = shared->bridge, pid = shared->dnsmasq, dnsmasq_problem] {
-                if (pid > 0) try {
-                        Dnsmasq::stop_pid(pid);
+            [links = options_.worker_links, bridge = shared->bridge, process = shared->dnsmasq, dnsmasq_problem] {
+                if (process) try {
+                        Dnsmasq::stop_pid(*process);
                     } catch (const std::exception& err) {
                         *dnsmasq_problem = std::string("stopping dnsmasq: ") + err.what();
                     }
-                if (!bridge.empty()) links->delete_link(bridge);
+                if (!bridge.empty()) try {
+                        links->delete_link(bridge);
+                    } catch (const Error& err) {
+                        // Gone already (someone else deleted it while the
+                        // deletion waited in the queue): what the stop wanted.
+                        if (err.kind() != ErrorKind::NotFound) throw;
+                    }
             },
             [this, name, token, shared, dnsmasq_problem](std::exception_ptr error) {
                 if (!dnsmasq_problem->empty()) {
@@ -844,6 +854,12 @@ void Manager::stop_finished(const std::string& name, Entry::PendingStop* token, 
 void Manager::finish_stops()
 {
     if (worker_) worker_->drain();
+}
+
+void Manager::settle_stop(const std::string& name)
+{
+    const auto it = networks_.find(name);
+    if (it != networks_.end() && it->second.stopping) finish_stops();
 }
 
 bool Manager::defer_while_stopping(Entry& e, std::function<void()> then)

@@ -561,8 +561,8 @@ private:
     // runtime directory, a cancelled start's callers).
     struct TearDown {
         std::string name;
-        std::string bridge;  // to delete; empty: nothing
-        pid_t dnsmasq = 0;   // to stop (with `on_worker`); 0: none
+        std::string bridge;                    // to delete; empty: nothing
+        std::shared_ptr<const PidFd> dnsmasq;  // to stop (with `on_worker`); null: none
         std::vector<std::string> problems;
         std::unique_ptr<Entry::PendingStart> cancelled;
     };
@@ -574,6 +574,9 @@ private:
     void stop_finished(const std::string& name, Entry::PendingStop* token, TearDown t, std::exception_ptr error);
     // Runs `then` now, or once the stop in flight of e finished.
     bool defer_while_stopping(Entry& e, std::function<void()> then);
+    // Finishes the stop in flight of network `name`, if any (before the
+    // daemon itself erases the network: a reload, a creation undone).
+    void settle_stop(const std::string& name);
     // Unsupported when `n` asks for the fast path and the kernel has no flowtables.
     void check_fast_path(const model::Network& n);
     // The flowtable fast path of the running fast_path networks (kernel/nft_fastpath.cpp).

@@ -22,6 +22,9 @@ std::string text_of(std::exception_ptr error)
 
 void Manager::document_lost(const std::string& name, std::exception_ptr error)
 {
+    // A stop in flight ends first (its callers answered, what waited on it
+    // run): the network may be erased below, and with it what they wait on.
+    settle_stop(name);
     auto it = networks_.find(name);
     // Deleted meanwhile (its document is gone from disk too), or running
     // without a document of its own: nothing was saved for it to undo.

@@ -120,34 +120,48 @@ long process_uid(pid_t pid)
     }
 }
 
-void stop_process(pid_t pid, int grace_ms)
+PidFd::PidFd(pid_t pid) : pid_(pid)
 {
+    if (pid > 0) fd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+PidFd::~PidFd()
+{
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void stop_process(pid_t pid, int grace_ms) { stop_process(PidFd(pid), grace_ms); }
+
+void stop_process(const PidFd& process, int grace_ms)
+{
+    const pid_t pid = process.pid();
     if (pid <= 0) return;
     auto reap = [pid] {
         int status = 0;
         return ::waitpid(pid, &status, WNOHANG) == pid;
     };
+    const int pidfd = process.fd();
+    // Through the pidfd when there is one: the pid may name another process
+    // by now (the process exited and was reaped by someone else, an adopted
+    // dnsmasq that is not our child), the pidfd never does.
+    const auto send = [&](int signal) {
+        if (pidfd >= 0) return ::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0) == 0;
+        return ::kill(pid, signal) == 0;
+    };
     // A pidfd becomes readable the moment the process exits: no polling
     // interval between the exit and our return.
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     const auto wait_exit = [&](int ms) {
-        if (reap() || !process_alive(pid)) return true;
         if (pidfd >= 0) {
             pollfd p{pidfd, POLLIN, 0};
-            ::poll(&p, 1, ms);
-        } else {
-            std::this_thread::sleep_for(std::chrono::milliseconds(std::min(ms, 5)));
+            const bool exited = ::poll(&p, 1, ms) == 1;
+            if (exited) reap();
+            return exited;
         }
+        if (reap() || !process_alive(pid)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(ms, 5)));
         return reap() || !process_alive(pid);
     };
-    struct Close {
-        int fd;
-        ~Close()
-        {
-            if (fd >= 0) ::close(fd);
-        }
-    } close_pidfd{pidfd};
-    if (::kill(pid, SIGTERM) != 0) {
+    if (!send(SIGTERM)) {
         if (errno == ESRCH) return;
         throw Error(ErrorKind::Kernel, "cannot stop pid " + std::to_string(pid) + " (uid " +
                                            std::to_string(process_uid(pid)) + "): " + std::strerror(errno));
@@ -158,7 +172,7 @@ void stop_process(pid_t pid, int grace_ms)
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (wait_exit(static_cast<int>(std::max<long>(1, left.count())))) return;
     }
-    ::kill(pid, SIGKILL);
+    send(SIGKILL);
     for (int i = 0; i < 200; ++i)
         if (wait_exit(5)) return;
     throw Error(ErrorKind::Kernel, "pid " + std::to_string(pid) + " survived SIGKILL");

@@ -33,9 +33,28 @@ bool process_alive(pid_t pid);
 // The real uid of a process (from /proc), -1 when unknown.
 long process_uid(pid_t pid);
 
+// A process named by a pidfd opened while its pid was known to be the
+// process meant: signals sent through it never reach a process that reused
+// the pid later (a stop handed to another thread may run seconds after).
+// Without pidfds (or when the process is gone already) it holds the pid only.
+class PidFd {
+public:
+    explicit PidFd(pid_t pid);
+    ~PidFd();
+    PidFd(const PidFd&) = delete;
+    PidFd& operator=(const PidFd&) = delete;
+    pid_t pid() const { return pid_; }
+    int fd() const { return fd_; }
+
+private:
+    pid_t pid_;
+    int fd_ = -1;
+};
+
 // SIGTERM, wait up to `grace_ms`, then SIGKILL; reaps it when it is our
 // child. Throws (Kernel) when it cannot be signalled (EPERM) or survives.
 void stop_process(pid_t pid, int grace_ms = 2000);
+void stop_process(const PidFd& process, int grace_ms = 2000);
 
 // Calls `on_exit` once when `pid` exits (reaping it when it is our child), with
 // its exit status, 128+signal, or -1 when unknown (not our child).

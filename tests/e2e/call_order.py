@@ -6,6 +6,7 @@ prints one line per reply in the order the replies arrive:
 
   call_order.py CALL...   CALL is one of
     stop:NET  start:NET  delete:NET  getall:NET  describe (Manager.Describe)
+    reload (Manager.Reload)
 """
 import sys
 
@@ -27,6 +28,8 @@ def method_of(call):
                 GLib.Variant("(s)", ("org.kvmnet1.Network",)))
     if kind == "describe":
         return "/org/kvmnet1", "org.kvmnet1.Manager", "Describe", None
+    if kind == "reload":
+        return "/org/kvmnet1", "org.kvmnet1.Manager", "Reload", None
     sys.exit("unknown call " + call)
 
 

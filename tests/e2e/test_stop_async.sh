@@ -14,6 +14,8 @@
 #  - Stop then Start: the Start waits for the deletion and succeeds (the
 #    bridge is there again, the network active); Stop, Stop: both succeed;
 #    Stop then DeleteNetwork: the deletion waits, the network is gone;
+#  - a Reload that finds the document of a network being stopped gone
+#    answers the Stop, then removes the network;
 #  - a daemon that exits (SIGTERM) leaves nothing half stopped.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -81,6 +83,21 @@ wait_state c active
 out=$("$ORDER" delete:c getall:b)
 assert_eq "$out" $'getall:b ok\ndelete:c ok' "DeleteNetwork then GetAll"
 ip -n "$H" link show kvmbr2 >/dev/null 2>&1 && fail "bridge kvmbr2 left after the deletion"
+
+log "a Reload that finds a stopping network's document gone answers the Stop first"
+ctl create d --mode nat --bridge kvmbr3 --ipv4 192.168.125.1/24 --dhcp-range 192.168.125.100-192.168.125.200
+ctl start d
+wait_state d active
+rm -f "$T"/state/networks/d.json "$T"/state/networks/d.forwards*
+# A Stop dropped with its network would never be answered: the call's own
+# timeout is 60 s, the test's 20.
+out=$(timeout 20 "$ORDER" stop:d reload) || fail "Stop then Reload: not every call was answered (got: $out)"
+assert_contains "$out" "stop:d ok" "the Stop's reply"
+assert_contains "$out" "reload ok" "the Reload's reply"
+ctl list --json | jq -e 'map(.name) | index("d") == null' >/dev/null || fail "network d still listed after the Reload"
+ip -n "$H" link show kvmbr3 >/dev/null 2>&1 && fail "bridge kvmbr3 left after Stop and Reload"
+[[ ! -e $T/run/d ]] || fail "runtime directory of d left: $(ls "$T/run/d")"
+assert_eq "$(net_state b)" active "b after the Reload"
 
 log "a daemon that exits right after a Stop leaves nothing half stopped"
 "$ORDER" stop:b >"$T/stopb.out" 2>&1 &

@@ -68,6 +68,9 @@ struct Harness {
     // `syncer` when set; it must outlive the harness.
     bool durable_in_background = false;
     kvmnet::store::Syncer* syncer = nullptr;
+    // The worker thread's own kernel handle (ManagerOptions::worker_links);
+    // null: stops tear down on the loop. It must outlive the harness.
+    kvmnet::plan::LinkAdapter* worker_links = nullptr;
     std::unique_ptr<Manager> manager;  // last: destroyed first
 
     Harness()
@@ -88,6 +91,7 @@ struct Harness {
         options.nft = "";  // never the machine's own tables
         options.durable_writes_in_background = durable_in_background;
         options.syncer = syncer;
+        options.worker_links = worker_links;
         manager = std::make_unique<Manager>(options, loop, links, firewall, &clock);
         manager->set_listener(&listener);
     }
