@@ -468,6 +468,13 @@ void Store::save(const model::Network& network) const
     const std::string& name = network.name;
     const std::string path = path_of(name);
     const std::string hash = document_hash(text);
+    // A network of this name created again: journals a deletion cut short
+    // by a crash left behind (the document went first) would replay onto
+    // an equal text. They go before the new document exists.
+    if (!durable_->pending(path) && ::access(path.c_str(), F_OK) != 0 && !journals_.count(name)) {
+        for (const std::string& leftover : journals_on_disk(name))
+            remove_file(leftover);
+    }
     Journals& j = journals(name);
     // Two pending journals naming equal texts with another between them
     // could not be told apart after a crash (which one continues the
@@ -503,11 +510,13 @@ void Store::saved(const std::string& name, std::uint64_t generation, std::except
     j.generation = 0;
     if (error) {
         const auto text = read_file(path_of(name));
-        if (!text || document_hash(*text) != j.current.base) {
+        const std::string on_disk = text ? document_hash(*text) : "";
+        if (!text || on_disk != j.current.base) {
             // The disk holds an earlier document: the journals naming it
             // stay, and the next lines go to a new one naming it too.
             j.older.push_back(std::move(j.current));
-            j.current = {layout_.journal(name, ++generations_), text ? document_hash(*text) : ""};
+            j.current = {layout_.journal(name, ++generations_), on_disk};
+            carry_lines(name, on_disk);
             return;
         }
         return;  // in place; an older journal the writer could not remove stays listed
@@ -516,6 +525,48 @@ void Store::saved(const std::string& name, std::uint64_t generation, std::except
     // Back to the steady name (the writer removed it): one file per network at rest.
     const std::string steady = journal_of(name);
     if (::rename(j.current.path.c_str(), steady.c_str()) == 0 || errno == ENOENT) j.current.path = steady;
+}
+
+void Store::carry_lines(const std::string& name, const std::string& on_disk) const
+{
+    // The lines written while the failed saves were pending continue those
+    // documents, which never reached the disk; their calls were answered
+    // (a reply waits for the batches before it, not for their success).
+    // They go on after the document still on disk, as a line that waited
+    // for the save used to: copied, in order, into the journal naming it.
+    // Only the journals after the last one naming that document: those
+    // before it are folded into it already and must not replay again.
+    Journals& j = journals_.at(name);
+    const auto base_of = [&](const JournalFile& f) -> std::string {
+        if (!f.base.empty()) return f.base;
+        const auto first = read_file(f.path);
+        if (!first) return "";
+        const auto header = nlohmann::json::parse(first->substr(0, first->find('\n')), nullptr, false);
+        return header.is_object() && header.contains("base") && header["base"].is_string()
+                   ? header["base"].get<std::string>()
+                   : "";
+    };
+    std::size_t from = 0;
+    for (std::size_t i = 0; i < j.older.size(); ++i)
+        if (base_of(j.older[i]) == on_disk) from = i + 1;
+    std::string lines;
+    for (std::size_t i = from; i < j.older.size(); ++i) {
+        const auto journal = read_file(j.older[i].path);
+        if (!journal) continue;
+        const std::size_t header_end = journal->find('\n');
+        const std::size_t last_line_end = journal->rfind('\n');
+        // The header, and a line cut short (its call never returned), stay behind.
+        if (header_end == std::string::npos || last_line_end == header_end) continue;
+        lines.append(*journal, header_end + 1, last_line_end - header_end);
+    }
+    if (lines.empty()) return;
+    lines.pop_back();  // append_line ends it
+    try {
+        append_line(j.current.path, j.current.base, path_of(name), std::move(lines));
+    } catch (const Error&) {
+        // Nothing to answer here: the lines stay in their own journals, and
+        // the document on disk decides at the next load.
+    }
 }
 
 bool Store::has_journal(const std::string& name) const
@@ -537,8 +588,8 @@ std::vector<std::string> Store::journals_on_disk(const std::string& name) const
 void Store::remove(const std::string& name) const
 {
     // The document decides: once it is gone the network is. A journal left
-    // behind names another document as its base, so a later network of this
-    // name ignores it.
+    // behind (a crash before the lines below) is removed when a network of
+    // this name is created again (save), before its document exists.
     settle(name);
     remove_file(path_of(name));
     journals_.erase(name);

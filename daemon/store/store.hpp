@@ -133,6 +133,9 @@ private:
     void append(const std::string& name, std::string line) const;
     // On the loop once the save of `generation` is durable or failed.
     void saved(const std::string& name, std::uint64_t generation, std::exception_ptr error) const;
+    // After a failed save: the lines of the journals continuing documents
+    // that never reached the disk follow the one on it (hash `on_disk`).
+    void carry_lines(const std::string& name, const std::string& on_disk) const;
 
     bool mirrored() const { return !layout_.runtime_dir().empty(); }
 

@@ -297,6 +297,27 @@ TEST_CASE("Lines after a failed save continue the document still on disk", "[jou
     CHECK(load(tmp.path).ports == std::vector<int>{8001, 8002});
 }
 
+TEST_CASE("A line written while a save was pending outlives that save's failure", "[journal]")
+{
+    // 8003's call was answered (a reply waits for the batches before it,
+    // not for their success): when the save it continued fails, the line
+    // follows the document still on disk, once, and the old journal's
+    // 8002 is not replayed twice.
+    SaveUnderWay s(HoldingSyncer::Step::before_rename);
+    s.syncer.fail = true;
+    s.syncer.release();
+    wait_and_complete(s.store.durable());
+    s.syncer.fail = false;
+    Loaded loaded = load(s.tmp.path);
+    CHECK_FALSE(loaded.autostart);
+    CHECK(loaded.ports == std::vector<int>{8001, 8002, 8003});
+    CHECK(loaded.problems.empty());
+    // Lines after it go on from there.
+    s.store.journal_add("default", {forward(8004)});
+    loaded = load(s.tmp.path);
+    CHECK(loaded.ports == std::vector<int>{8001, 8002, 8003, 8004});
+}
+
 TEST_CASE("A save of a text equal to a pending journal's document waits for the saves before it", "[journal]")
 {
     // Journals naming A, then B, then A again, with a crash leaving the
