@@ -72,7 +72,7 @@ void WorkQueue::run()
         lock.lock();
         running_work_ = false;
         finished_.push_back(std::move(job));
-        if (queued_.empty()) idle_.notify_all();
+        idle_.notify_all();
         // Written under the mutex: drain() reads the eventfd empty once the
         // queue is idle, and finds every wake-up before it.
         const std::uint64_t one = 1;
@@ -84,15 +84,22 @@ void WorkQueue::complete()
 {
     std::uint64_t count = 0;
     [[maybe_unused]] const auto got = ::read(eventfd_, &count, sizeof count);
-    std::deque<Job> jobs;
+    run_finished();
+}
+
+void WorkQueue::run_finished()
+{
     {
         const std::lock_guard lock(mutex_);
-        jobs.swap(finished_);
+        for (auto& job : finished_)
+            ready_.push_back(std::move(job));
+        finished_.clear();
     }
-    // A Done may submit more work, or drain(): each is taken off before it runs.
-    while (!jobs.empty()) {
-        Job job = std::move(jobs.front());
-        jobs.pop_front();
+    // A Done may submit more work, or drain(): each is taken off before it
+    // runs, so a nested drain() never calls it again.
+    while (!ready_.empty()) {
+        Job job = std::move(ready_.front());
+        ready_.pop_front();
         --pending_;
         if (job.done) job.done(job.error);
     }
@@ -100,11 +107,13 @@ void WorkQueue::complete()
 
 void WorkQueue::drain()
 {
-    {
-        std::unique_lock lock(mutex_);
-        idle_.wait(lock, [&] { return queued_.empty() && !running_work_; });
+    while (pending_ > 0) {
+        {
+            std::unique_lock lock(mutex_);
+            idle_.wait(lock, [&] { return !finished_.empty() || (queued_.empty() && !running_work_); });
+        }
+        complete();
     }
-    complete();
 }
 
 }  // namespace kvmnet::core

@@ -35,9 +35,13 @@ public:
 
     // Queues `work` (first in, first out); `done` runs on the loop once it ran.
     void submit(Work work, Done done);
-    // Blocks until every submitted work ran, then calls their Done here, in
-    // order: for the rare caller that must see the kernel settled now (a
-    // stop asked outside the loop's dispatch, the daemon's exit).
+    // Blocks until every submitted work ran and its Done was called here,
+    // in order: for the rare caller that must see the kernel settled now (a
+    // stop asked outside the loop's dispatch, the daemon's exit). Work a
+    // Done submits meanwhile is waited for too (a stop's continuation that
+    // stops again: the daemon must not exit with it half done). It loops,
+    // it does not recurse; a Done that drains (nested) takes the same queue
+    // of finished work, so every Done runs once.
     void drain();
     // Submitted and not yet completed on the loop.
     std::size_t pending() const { return pending_; }
@@ -48,16 +52,18 @@ private:
         Done done;
         std::exception_ptr error;
     };
-    void run();       // the thread
-    void complete();  // the loop: the eventfd is readable
+    void run();           // the thread
+    void complete();      // the loop: the eventfd is readable
+    void run_finished();  // the loop: the Done of each finished work, in order
     EventLoop& loop_;
     int eventfd_ = -1;
     std::unique_ptr<EventSource> source_;
     std::mutex mutex_;
     std::condition_variable wake_;  // the thread: work queued or exiting
-    std::condition_variable idle_;  // drain(): the queue is empty and no work runs
+    std::condition_variable idle_;  // drain(): a work finished
     std::deque<Job> queued_;        // under mutex_
     std::deque<Job> finished_;      // under mutex_
+    std::deque<Job> ready_;         // the loop's: finished, its Done not yet called
     bool running_work_ = false;     // under mutex_
     bool exiting_ = false;          // under mutex_
     std::size_t pending_ = 0;       // the loop's count
