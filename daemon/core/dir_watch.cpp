@@ -34,16 +34,41 @@ DirectoryWatch::~DirectoryWatch()
 
 int DirectoryWatch::add(const std::string& dir, Changed changed)
 {
-    const int id = ::inotify_add_watch(fd_, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO);
-    if (id < 0) throw Error(ErrorKind::Kernel, "watching " + dir + ": " + std::strerror(errno));
-    watches_[id] = std::move(changed);
+    return add(dir, IN_CLOSE_WRITE | IN_MOVED_TO, {}, std::move(changed));
+}
+
+int DirectoryWatch::add(const std::string& dir, std::uint32_t mask, const std::string& file, Changed changed)
+{
+    // IN_MASK_ADD: the directory's other watches keep their events.
+    const int wd = ::inotify_add_watch(fd_, dir.c_str(), mask | IN_ONLYDIR | IN_MASK_ADD);
+    if (wd < 0) throw Error(ErrorKind::Kernel, "watching " + dir + ": " + std::strerror(errno));
+    const int id = next_id_++;
+    watches_[id] = Watch{wd, dir, mask, file, std::move(changed)};
     return id;
+}
+
+std::uint32_t DirectoryWatch::mask_of(int wd) const
+{
+    std::uint32_t mask = 0;
+    for (const auto& [id, watch] : watches_)
+        if (watch.wd == wd) mask |= watch.mask;
+    return mask;
 }
 
 void DirectoryWatch::remove(int id)
 {
-    if (watches_.erase(id) == 0) return;
-    ::inotify_rm_watch(fd_, id);  // EINVAL: the kernel dropped it with its directory
+    const auto it = watches_.find(id);
+    if (it == watches_.end()) return;
+    const Watch gone = std::move(it->second);
+    watches_.erase(it);
+    // The last watch of its directory removes the kernel's (EINVAL: the
+    // kernel dropped it with its directory); otherwise the directory's
+    // watch narrows to what the others still want (a directory replaced
+    // meanwhile is a new watch, which IN_IGNORED of the old one ends).
+    if (const std::uint32_t rest = mask_of(gone.wd); rest == 0)
+        ::inotify_rm_watch(fd_, gone.wd);
+    else if (const int wd = ::inotify_add_watch(fd_, gone.dir.c_str(), rest | IN_ONLYDIR); wd >= 0 && wd != gone.wd)
+        ::inotify_rm_watch(fd_, wd);  // another directory under that name now: not ours to watch
 }
 
 void DirectoryWatch::dispatch()
@@ -55,22 +80,28 @@ void DirectoryWatch::dispatch()
         if (got <= 0) break;
         for (ssize_t at = 0; at < got;) {
             const auto* event = reinterpret_cast<const inotify_event*>(buffer.data() + at);
-            if (event->mask & IN_Q_OVERFLOW) {
-                // Events were lost (every start shares this queue): each
-                // watcher looks again, as a callback is only a hint to.
-                for (const auto& [id, callback] : watches_)
-                    changed.insert(id);
-            } else if (event->mask & IN_IGNORED)
-                watches_.erase(event->wd);  // its directory went: the id is free again
-            else
-                changed.insert(event->wd);
             at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+            if (event->mask & IN_Q_OVERFLOW) {
+                // Events were lost (every network shares this queue): each
+                // watcher looks again, as a callback is only a hint to.
+                for (const auto& [id, watch] : watches_)
+                    changed.insert(id);
+                continue;
+            }
+            if (event->mask & IN_IGNORED) {  // its directory went: the ids are free again
+                std::erase_if(watches_, [&](const auto& item) { return item.second.wd == event->wd; });
+                continue;
+            }
+            for (const auto& [id, watch] : watches_)
+                if (watch.wd == event->wd && (event->mask & watch.mask) &&
+                    (watch.file.empty() || (event->len > 0 && watch.file == event->name)))
+                    changed.insert(id);
         }
     }
     // A callback may add or remove watches: each is looked up as it comes.
     for (const int id : changed)
         if (const auto it = watches_.find(id); it != watches_.end()) {
-            const Changed callback = it->second;
+            const Changed callback = it->second.changed;
             callback();
         }
 }

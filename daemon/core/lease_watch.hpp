@@ -1,7 +1,9 @@
-// Watches dnsmasq's lease file of one network with inotify and reports what
-// changed as lease events (added, renewed, released, expired).
+// Watches dnsmasq's lease file of one network (a watch on the daemon's one
+// inotify instance, core/dir_watch.hpp) and reports what changed as lease
+// events (added, renewed, released, expired).
 #pragma once
 
+#include "core/dir_watch.hpp"
 #include "core/event_loop.hpp"
 #include "plan/leases.hpp"
 
@@ -20,26 +22,27 @@ public:
     // (dnsmasq replaces it, so the file itself cannot be watched). The file as it is
     // now is the baseline: it produces no events. Events come `settle_usec`
     // after the first change of a burst (dnsmasq truncates and rewrites the
-    // file in place, which is several IN_MODIFY events per change).
-    LeaseWatch(EventLoop& loop, const std::string& path, Callback on_change, std::uint64_t settle_usec = 100'000);
+    // file in place, which is several IN_MODIFY events per change). Ending
+    // the watch removes a watch from `watch`, which must outlive it: no
+    // inotify instance is closed (that waits for an SRCU grace period).
+    LeaseWatch(EventLoop& loop, DirectoryWatch& watch, const std::string& path, Callback on_change,
+               std::uint64_t settle_usec = 100'000);
     ~LeaseWatch();
     LeaseWatch(const LeaseWatch&) = delete;
     LeaseWatch& operator=(const LeaseWatch&) = delete;
 
 private:
-    void readable();
+    void changed();
     void settle();
 
     EventLoop& loop_;
+    DirectoryWatch& watch_;
     std::string path_;
-    std::string file_name_;
     Callback on_change_;
     std::uint64_t settle_usec_;
-    int fd_ = -1;
-    std::unique_ptr<EventSource> io_;
+    int watch_id_ = -1;
     std::unique_ptr<EventSource> timer_;
     std::vector<plan::Lease> current_;
-    std::uint32_t seen_mask_ = 0;  // inotify events since the last reading (logged)
 };
 
 }  // namespace kvmnet::core

@@ -397,6 +397,48 @@ void Manager::delete_owned_bridge(const std::string& name, const std::string& br
     }
 }
 
+void Manager::delete_owned_bridge(Entry& e, const std::string& bridge, std::function<void()> then)
+{
+    const std::string name = e.spec.name;
+    bool ours = false;
+    try {
+        const auto link = bridge.empty() ? std::nullopt : links_.find_link(bridge);
+        ours = link && link->alias == plan::owner_alias(name);
+    } catch (const std::exception& err) {
+        log_error("network " + name + ": deleting bridge " + bridge + ": " + err.what(), name);
+    }
+    if (!ours) return then();
+    if (!worker_) {
+        delete_owned_bridge(name, bridge);
+        return then();
+    }
+    e.stopping = std::make_unique<Entry::PendingStop>();
+    e.stopping->comes_back = true;
+    Entry::PendingStop* token = e.stopping.get();
+    worker_->submit(
+        [links = options_.worker_links, bridge] {
+            try {
+                links->delete_link(bridge);
+            } catch (const Error& err) {
+                if (err.kind() != ErrorKind::NotFound) throw;  // gone meanwhile: what we wanted
+            }
+        },
+        [this, name, bridge, token, then = std::move(then)](std::exception_ptr error) {
+            if (error) try {
+                    std::rethrow_exception(error);
+                } catch (const std::exception& err) {
+                    log_error("network " + name + ": deleting bridge " + bridge + ": " + err.what(), name);
+                }
+            std::unique_ptr<Entry::PendingStop> pending;
+            if (const auto it = networks_.find(name); it != networks_.end() && it->second.stopping.get() == token)
+                pending = std::move(it->second.stopping);
+            then();
+            if (pending)
+                for (const auto& after : pending->after)
+                    after();
+        });
+}
+
 void Manager::reload()
 {
     forward_caches_.clear();
@@ -719,13 +761,20 @@ bool Manager::awaiting_confirmation(const std::string& name) const
 
 namespace {
 
+// A piece of a stop's turn, named in KVMNET_LOOP_TRACE's log.
+TraceSpan stop_span(const std::string& network, const std::string& what)
+{
+    return TraceSpan(loop_trace::enabled() ? "stop " + network + ": " + what : "");
+}
+
 // Runs one step of a teardown: a failure is logged and collected, and the
 // teardown goes on.
+
 void attempt(std::vector<std::string>& problems, const std::string& network, const std::string& what,
              const std::function<void()>& action)
 {
     try {
-        const TraceSpan span(loop_trace::enabled() ? "stop " + network + ": " + what : "");
+        const TraceSpan span = stop_span(network, what);
         action();
     } catch (const std::exception& err) {
         problems.push_back(what + ": " + err.what());
@@ -768,6 +817,10 @@ void Manager::stop(const std::string& name, Done done)
 {
     try {
         Entry& e = entry(name);
+        if (e.stopping && e.stopping->comes_back) {  // an Update's restart: stopped once it is up again
+            defer_while_stopping(e, [this, name, done] { stop(name, done); });
+            return;
+        }
         if (e.stopping) {  // the same stop, asked twice: both callers hear its outcome
             e.stopping->waiters.push_back(std::move(done));
             return;
@@ -788,7 +841,7 @@ void Manager::stop(const std::string& name, Done done)
         e.stopping = std::make_unique<Entry::PendingStop>();
         e.stopping->waiters.push_back(std::move(done));
         Entry::PendingStop* token = e.stopping.get();
-        const TraceSpan span(loop_trace::enabled() ? "stop " + name + ": handed to the worker" : "");
+        const TraceSpan span = stop_span(name, "handed to the worker");
         // The worker gets the pid and the link's name by value and its own
         // netlink socket; the rest of the stop waits for its outcome on the
         // loop. dnsmasq goes first, as on the loop: it serves the bridge.
@@ -949,16 +1002,37 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     // Interfaces someone else enslaved to the bridge (libvirt's taps) go
     // onto the new one: the guests behind them stay connected.
     const auto foreign = e.foreign_ports;
-    tear_down(e);
-    restore_leases(name, leases);
-    e.spec = n;
-    forget_forwards(name);
-    bring_up(
-        e, 0,
-        [this, name, old, n, foreign, done = std::exchange(done, Done{})](std::exception_ptr error) {
-            restarted(name, old, n, foreign, error, done);
-        },
-        true);
+    // The old run stops as a Stop does (dnsmasq's SIGTERM-and-wait and the
+    // bridge's deletion on the worker, every other call served meanwhile);
+    // the new document starts when that is done, and the call is answered
+    // once it is up (or rolled back).
+    stop_for_restart(
+        name, [this, name, old, n, leases, foreign, done = std::exchange(done, Done{})](std::exception_ptr) {
+            const auto it = networks_.find(name);
+            if (it == networks_.end()) {  // erased by the daemon meanwhile (a reload)
+                if (done) done(std::make_exception_ptr(Error(ErrorKind::Conflict, "network '" + name + "' went away")));
+                return;
+            }
+            Entry& e = it->second;
+            restore_leases(name, leases);
+            e.spec = n;
+            forget_forwards(name);
+            bring_up(
+                e, 0,
+                [this, name, old, n, foreign, done](std::exception_ptr error) {
+                    restarted(name, old, n, foreign, error, done);
+                },
+                true);
+        });
+}
+
+void Manager::stop_for_restart(const std::string& name, Done then)
+{
+    // The stop's problems are logged by it; as a stop on the loop did, the
+    // restart goes on (the start of the new document reports what is wrong).
+    stop(name, [then = std::move(then)](std::exception_ptr error) { then(error); });
+    const auto it = networks_.find(name);
+    if (it != networks_.end() && it->second.stopping) it->second.stopping->comes_back = true;
 }
 
 void Manager::restarted(const std::string& name, const model::Network& old, const model::Network& next,
@@ -998,17 +1072,29 @@ void Manager::restarted(const std::string& name, const model::Network& old, cons
     } catch (const std::exception& err) {
         log_error("network " + name + ": storing the previous document again failed: " + err.what(), name);
     }
-    if (old.bridge != next.bridge) delete_owned_bridge(name, next.bridge);
-    bring_up(e, 0, [name, error, done, remove_marker, reattach](std::exception_ptr again) {
-        if (!again) reattach();
-        if (again) try {
-                std::rethrow_exception(again);
-            } catch (const std::exception& err) {
-                log_error("network " + name + ": restoring the previous configuration failed too: " + err.what(), name);
-            }
-        remove_marker();
-        if (done) done(error);
-    });
+    const auto restore = [this, name, error, done, remove_marker, reattach] {
+        const auto again_it = networks_.find(name);
+        if (again_it == networks_.end()) {  // erased by the daemon meanwhile (a reload)
+            remove_marker();
+            if (done) done(error);
+            return;
+        }
+        bring_up(again_it->second, 0, [name, error, done, remove_marker, reattach](std::exception_ptr again) {
+            if (!again) reattach();
+            if (again) try {
+                    std::rethrow_exception(again);
+                } catch (const std::exception& err) {
+                    log_error("network " + name + ": restoring the previous configuration failed too: " + err.what(),
+                              name);
+                }
+            remove_marker();
+            if (done) done(error);
+        });
+    };
+    if (old.bridge != next.bridge)
+        delete_owned_bridge(e, next.bridge, restore);
+    else
+        restore();
 }
 
 std::optional<std::string> Manager::leases_to_keep(const Entry& e, const model::Network& next) const
@@ -1413,10 +1499,18 @@ Manager::TearDown Manager::begin_tear_down(Entry& e, bool on_worker)
     repairs_.forget(n.name);
     e.repair_wait.clear();
     e.firewall_problem.clear();
-    e.lease_watch.reset();
-    const bool was_awaiting = e.confirmation && e.confirmation->pending();
-    if (e.confirmation) e.confirmation->cancel();
-    if (was_awaiting && listener_) listener_->network_changed(n.name);
+    {
+        // A watch removed from the daemon's one inotify instance, not an
+        // instance closed (which waits for an SRCU grace period).
+        const TraceSpan span = stop_span(n.name, "ending the lease watch");
+        e.lease_watch.reset();
+    }
+    {
+        const TraceSpan span = stop_span(n.name, "ending the confirmation");
+        const bool was_awaiting = e.confirmation && e.confirmation->pending();
+        if (e.confirmation) e.confirmation->cancel();
+        if (was_awaiting && listener_) listener_->network_changed(n.name);
+    }
     attempt(t.problems, n.name, "stopping dnsmasq", [&] {
         if (on_worker)
             t.dnsmasq = dnsmasq_of(e).stop_later();
@@ -1425,7 +1519,7 @@ Manager::TearDown Manager::begin_tear_down(Entry& e, bool on_worker)
     });
     attempt(t.problems, n.name, "updating nftables", [&] { apply_firewall(active_networks("", n.name)); });
     {
-        const TraceSpan span(loop_trace::enabled() ? "stop " + n.name + ": the mode's teardown" : "");
+        const TraceSpan span = stop_span(n.name, "the mode's teardown");
         for (auto& p : driver(n).teardown(n))
             t.problems.push_back(p);
     }
@@ -1442,8 +1536,11 @@ Manager::TearDown Manager::begin_tear_down(Entry& e, bool on_worker)
     // The network counts as stopped from here on, whatever failed above or
     // fails in the deletion: no repair is marked for it, no table or
     // sysctl counts it, a link notification is not drift.
-    e.forget_run();
-    set_state(e, State::inactive);
+    {
+        const TraceSpan span = stop_span(n.name, "forgetting the run");
+        e.forget_run();
+        set_state(e, State::inactive);
+    }
     attempt(t.problems, n.name, "restoring IPv4 forwarding", [&] { update_ip_forward(active_networks()); });
     attempt(t.problems, n.name, "restoring IPv6 forwarding", [&] { update_ipv6_forward(active_networks()); });
     return t;
@@ -1454,6 +1551,7 @@ void Manager::end_tear_down(TearDown& t)
     // The takeover record outlives a restore that failed, so a later stop can
     // still put the uplink back; everything else of the run goes. Last, so
     // that a daemon killed before it finds the network's run recorded.
+    const TraceSpan span = stop_span(t.name, "removing the runtime directory");
     std::error_code ec;
     const std::string record = layout_.takeover_record(t.name);
     const bool keep_record = !t.problems.empty() && std::filesystem::exists(record);
@@ -1477,8 +1575,7 @@ Dnsmasq& Manager::dnsmasq_of(Entry& e)
     options.user = dnsmasq_user_;
     options.dir = layout_.network_dir(name);
     options.network = name;
-    if (!dir_watch_) dir_watch_ = std::make_unique<DirectoryWatch>(loop_);
-    options.watch = dir_watch_.get();
+    options.watch = &directory_watch();
     Dnsmasq::Events events;
     events.exited = [this, name](const std::string&) {
         if (auto it = networks_.find(name); it != networks_.end()) assess(it->second);
@@ -1502,6 +1599,12 @@ Dnsmasq& Manager::dnsmasq_of(Entry& e)
     };
     e.dnsmasq = std::make_unique<Dnsmasq>(loop_, std::move(options), std::move(events));
     return *e.dnsmasq;
+}
+
+DirectoryWatch& Manager::directory_watch()
+{
+    if (!dir_watch_) dir_watch_ = std::make_unique<DirectoryWatch>(loop_);
+    return *dir_watch_;
 }
 
 void Manager::assess(Entry& e)

@@ -474,6 +474,13 @@ private:
     void delete_stopped(Entry& e);
     // Deletes `bridge` if it carries this network's alias (logs failures).
     void delete_owned_bridge(const std::string& name, const std::string& bridge);
+    // The same on the worker thread (ManagerOptions::worker_links), as a
+    // stop's deletion: calls on the network wait for it, `then` runs on
+    // the loop once it is done (at once without a worker or a bridge).
+    void delete_owned_bridge(Entry& e, const std::string& bridge, std::function<void()> then);
+    // The stop of an Update's restart, then `then` on the loop (with the
+    // stop's problems, logged: the new document starts all the same).
+    void stop_for_restart(const std::string& name, Done then);
     // Rolls the network back unless confirm() comes before `deadline` (Unix time).
     void arm_confirmation(Entry& e, std::int64_t deadline);
     ConfirmationDeadline& confirmation(Entry& e);
@@ -604,6 +611,7 @@ private:
     plan::Observed observe(const Entry& e, bool full) const;
     // The supervisor of e's dnsmasq, made on first use.
     Dnsmasq& dnsmasq_of(Entry& e);
+    DirectoryWatch& directory_watch();
     // Starts reporting lease changes of a running network with DHCP (logs, never throws).
     void watch_leases(Entry& e);
     // Stores a document that differs from e.spec only in its static hosts and
@@ -625,8 +633,8 @@ private:
     // the table, so adopting one does not drop the others' rules.
     std::set<std::string> adopting_;
     std::string dnsmasq_user_;
-    // The one inotify instance of every network's dnsmasq readiness
-    // (core/dir_watch.hpp), made on first use; outlives networks_.
+    // The one inotify instance of every network's dnsmasq readiness and
+    // lease file (core/dir_watch.hpp), made on first use; outlives networks_.
     std::unique_ptr<DirectoryWatch> dir_watch_;
     std::map<std::string, Entry> networks_;
     std::map<model::Mode, std::unique_ptr<ModeDriver>> drivers_;  // made on first use

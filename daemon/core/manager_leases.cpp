@@ -52,7 +52,8 @@ void Manager::watch_leases(Entry& e)
     const std::string name = e.spec.name;
     try {
         e.lease_watch = std::make_unique<LeaseWatch>(
-            loop_, layout_.dnsmasq_leases(name), [this, name](const std::vector<plan::LeaseEvent>& events) {
+            loop_, directory_watch(), layout_.dnsmasq_leases(name),
+            [this, name](const std::vector<plan::LeaseEvent>& events) {
                 for (const auto& ev : events) {
                     log_info("network " + name + ": lease " + ev.event + ": " + ev.lease.mac + " " + ev.lease.ip +
                                  (ev.lease.hostname.empty() ? "" : " " + ev.lease.hostname),

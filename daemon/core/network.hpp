@@ -86,6 +86,10 @@ public:
     struct PendingStop {
         std::vector<Done> waiters;
         std::vector<std::function<void()>> after;
+        // The stop of an Update's restart, or the bridge deletion of its
+        // rollback: the network comes up again after it, so a Stop asked
+        // meanwhile waits (`after`) instead of joining.
+        bool comes_back = false;
     };
     std::unique_ptr<PendingStop> stopping;
     std::unique_ptr<ConfirmationDeadline> confirmation;  // made on first use (Manager::confirmation)

@@ -129,10 +129,11 @@ TEST_CASE("The lease watch reports changes to the lease file, rewritten in place
     kvmnet::store::write_atomic(file, "1718000000 52:54:00:00:00:01 10.0.0.5 a *\n");
 
     kvmnet::core::EventLoop loop;
+    kvmnet::core::DirectoryWatch directory(loop);
     std::vector<LeaseEvent> seen;
     int batches = 0;
     kvmnet::core::LeaseWatch watch(
-        loop, file,
+        loop, directory, file,
         [&](const std::vector<LeaseEvent>& events) {
             ++batches;
             seen.insert(seen.end(), events.begin(), events.end());
