@@ -1574,6 +1574,7 @@ Dnsmasq& Manager::dnsmasq_of(Entry& e)
     options.binary = options_.dnsmasq;
     options.user = dnsmasq_user_;
     options.dir = layout_.network_dir(name);
+    options.ready_timeout_usec = options_.dnsmasq_ready_timeout_usec;
     options.network = name;
     options.watch = &directory_watch();
     Dnsmasq::Events events;
