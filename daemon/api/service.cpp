@@ -160,6 +160,9 @@ public:
         const std::string sender = call.getSender();
         if (sender.empty() || sender[0] != ':') return call.getCredsUid();  // not a unique name: ask every time
         if (const auto it = uids_.find(sender); it != uids_.end()) return it->second;
+        // Named in KVMNET_LOOP_TRACE's log: the first changing call of every
+        // connection (each kvmnetctl run) waits here for the bus.
+        const core::TraceSpan span("the caller's uid, asked of the bus");
         const uid_t uid = call.getCredsUid();
         if (uids_.size() >= uid_cache_max) uids_.clear();
         uids_.emplace(sender, uid);

@@ -1134,7 +1134,12 @@ void Manager::link_changed(const std::string& link_name)
 {
     // Notifications describe the past (our own create-then-up arrives after
     // start finished), so judge by the link as it is now, not by the event.
-    const auto changed = links_.find_link(link_name);
+    // Named in KVMNET_LOOP_TRACE's log: it waits for RTNL while the worker
+    // deletes a bridge.
+    const auto changed = [&] {
+        const TraceSpan span(loop_trace::enabled() ? "link " + link_name + ": looking it up" : "");
+        return links_.find_link(link_name);
+    }();
     for (auto& [name, e] : networks_) {
         if (!is_running(e.state)) continue;
         // Our bridge under another name (renamed behind our back).
