@@ -213,6 +213,9 @@ for target in $CHECKPOINTS; do
 done
 record create_start_all "$MAX" ms "$total_ms"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/load-end.txt"
+# The daemon's log (with KVMNET_LOOP_TRACE=MS set: the slow turns of the
+# loop and their pieces) outlives the test directory.
+cp "$T/kvmnetd.log" "$RESULTS/kvmnetd.log" 2>/dev/null || true
 echo "bench-networks.sh: stopping $started networks" >&2
 t0=$(ns_time)
 daemon_stop

@@ -2,6 +2,7 @@
 #include "core/dnsmasq.hpp"
 
 #include "core/log.hpp"
+#include "core/netlink_quiet.hpp"
 #include "model/error.hpp"
 #include "store/files.hpp"
 
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <sys/epoll.h>
 #include <unistd.h>
+#include <utility>
 
 namespace kvmnet::core {
 namespace {
@@ -123,6 +125,7 @@ void Dnsmasq::launch(const plan::DnsmasqFiles& files, Ready done)
             }
             log_info("network " + options_.network + ": adopted dnsmasq pid " + std::to_string(old), options_.network);
             watch_ = std::make_unique<ProcessWatch>(loop_, old, [this](int status) { on_exit(status); });
+            quiet_netlink(old);
             ready_ = true;
             since_usec_ = EventLoop::now_usec();
             done(nullptr);
@@ -185,6 +188,21 @@ void Dnsmasq::check_ready()
     finish_start(nullptr);
 }
 
+void Dnsmasq::quiet_netlink(pid_t pid)
+{
+    if (!files_.quiet_netlink) return;
+    try {
+        quiet_route_notifications(pid);
+    } catch (const std::exception& err) {
+        // The network works as before; only every route change of the host
+        // keeps waking this dnsmasq. Said once per daemon.
+        static bool said = false;
+        if (!std::exchange(said, true))
+            log_warning(std::string{err.what()} += " (said once; dnsmasq keeps hearing of every route change)",
+                        options_.network);
+    }
+}
+
 void Dnsmasq::forget_pending()
 {
     if (watch_id_ >= 0) (options_.watch ? *options_.watch : *own_watch_).remove(watch_id_);
@@ -206,6 +224,7 @@ void Dnsmasq::finish_start(std::exception_ptr error)
         since_usec_ = EventLoop::now_usec();
         log_info("network " + options_.network + ": dnsmasq running as pid " + std::to_string(watch_->pid()),
                  options_.network);
+        quiet_netlink(watch_->pid());
     }
     // Last: done may stop or destroy this object.
     if (done) done(error);

@@ -107,6 +107,8 @@ private:
     void on_exit(int status);
     void restart();
     void forget_pending();
+    // Out of the address and route notifications, when files_ says so.
+    void quiet_netlink(pid_t pid);
 
     EventLoop& loop_;
     DnsmasqOptions options_;

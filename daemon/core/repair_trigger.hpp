@@ -75,7 +75,8 @@ private:
         unsigned count = 0;
         unsigned deferrals = 0;  // in this window: the backoff's exponent
     };
-    void arm();
+    void arm();                            // for the earliest scope due: a walk of every scope
+    void arm_for(std::uint64_t due_usec);  // no later than due_usec
     void fire();
 
     Clock& clock_;

@@ -606,7 +606,10 @@ DnsmasqFiles plan_dnsmasq(const model::Network& n, const std::string& dir, const
             names << " " << name;
         names << "\n";
     }
-    return {c.str(), h.str(), names.str()};
+    // bind-interfaces: dnsmasq acts on no route or IPv6 address notification
+    // of an IPv4-only network (a new link route only re-sends a query for
+    // dial-on-demand links), yet each wakes every dnsmasq of the host.
+    return {c.str(), h.str(), names.str(), !n.ipv6};
 }
 
 }  // namespace kvmnet::plan

@@ -143,6 +143,9 @@ struct DnsmasqFiles {
     std::string config;  // dnsmasq.conf
     std::string hosts;   // dnsmasq.hosts (dhcp-hostsfile, re-read on SIGHUP)
     std::string names;   // dnsmasq.names (addn-hosts: static hosts' names in DNS, re-read on SIGHUP)
+    // dnsmasq needs no route or IPv6 address notifications (bind-interfaces):
+    // kvmnetd takes its netlink socket out of those groups once it is ready.
+    bool quiet_netlink = false;
 };
 DnsmasqFiles plan_dnsmasq(const model::Network& network, const std::string& runtime_dir, const std::string& user);
 

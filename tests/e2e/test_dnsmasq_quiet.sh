@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# E2E: an IPv4-only network's dnsmasq (bind-interfaces) hears of no route
+# and no IPv6 address change of the host: kvmnetd takes its rtnetlink socket
+# out of those groups once it is ready (each such notification woke every
+# dnsmasq of the host: with 1,000 networks a start and stop woke 1,000
+# processes about 20 times; docs/performance.md §9). It keeps the IPv4
+# address group (0x10): without it, its DHCP did not serve a recreated
+# bridge (test_heal_dnsmasq_bind failed). A network with IPv6 (bind-dynamic,
+# RA and DHCPv6 follow address changes) keeps all its groups. A restarted
+# dnsmasq is quieted again.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+nat_topology
+bus_start
+daemon_start
+
+# groups_of PID: the multicast groups (hex) of each rtnetlink socket of PID.
+groups_of() {
+    local pid=$1 fd inode
+    for fd in /proc/"$pid"/fd/*; do
+        inode=$(readlink "$fd" 2>/dev/null) || continue
+        [[ $inode == socket:* ]] || continue
+        inode=${inode#socket:[}
+        inode=${inode%]}
+        awk -v i="$inode" '$2 == 0 && $NF == i { print $4 }' /proc/"$pid"/net/netlink
+    done
+}
+
+ctl create v4 --mode nat --bridge kvmbr0 --ipv4 192.168.122.1/24 --dhcp-range 192.168.122.100-192.168.122.254
+ctl start v4
+wait_state v4 active
+pid=$(dnsmasq_pid v4)
+groups=$(groups_of "$pid")
+[[ -n $groups ]] || fail "dnsmasq pid $pid has no rtnetlink socket"
+for g in $groups; do assert_eq "$g" 00000010 "groups of IPv4-only dnsmasq pid $pid"; done
+log "IPv4-only dnsmasq pid $pid: groups $groups"
+
+log "kill dnsmasq pid $pid: restarted and quieted again"
+kill "$pid"
+_restarted() { local p; p=$(dnsmasq_pid v4); [[ -n $p && $p != "$pid" ]] && kill -0 "$p" 2>/dev/null; }
+retry 50 _restarted || fail "dnsmasq of v4 was not restarted"
+wait_state v4 active
+pid2=$(dnsmasq_pid v4)
+_quiet() { local g; g=$(groups_of "$pid2"); [[ -n $g ]] && ! grep -qv '^00000010$' <<<"$g"; }
+retry 20 _quiet || fail "restarted dnsmasq pid $pid2 still in groups: $(groups_of "$pid2")"
+
+if [[ -e /proc/sys/net/ipv6 ]]; then
+    cat >"$T/v6.json" <<JSON
+{"name": "v6", "mode": "nat", "bridge": "kvmbr1", "ipv4": {"address": "10.67.0.1/24"},
+ "ipv6": {"address": "fd00:67::1/64"}}
+JSON
+    ctl create v6 --file "$T/v6.json"
+    ctl start v6
+    wait_state v6 active
+    pid6=$(dnsmasq_pid v6)
+    groups6=$(groups_of "$pid6")
+    [[ -n $groups6 ]] || fail "dnsmasq pid $pid6 has no rtnetlink socket"
+    grep -qv '^00000010$' <<<"$groups6" || fail "the IPv6 network's dnsmasq lost its groups: $groups6"
+    log "IPv6 dnsmasq pid $pid6 keeps its groups: $groups6"
+fi
+log "ok"
