@@ -310,6 +310,12 @@ int main(int argc, char** argv)
     app.add_option("--runtime-dir", options.runtime_dir, "runtime files: dnsmasq config, leases (default /run/kvmnet)")
         ->type_name("DIR");
     app.add_option("--dnsmasq", options.dnsmasq, "dnsmasq binary (default /usr/sbin/dnsmasq)")->type_name("PATH");
+    double dnsmasq_ready_timeout = 10;
+    app.add_option("--dnsmasq-ready-timeout", dnsmasq_ready_timeout,
+                   "seconds a network's dnsmasq may take to become ready before its start fails (default 10; "
+                   "slow machines, e.g. emulated ones, need more)")
+        ->type_name("SECONDS")
+        ->check(CLI::Range(0.1, 3600.0));
     std::string log_level;
     app.add_option("--log-level", log_level, "debug, info, warning or error (default info)")
         ->type_name("LEVEL")
@@ -360,6 +366,7 @@ int main(int argc, char** argv)
         return 2;
     }
     options.firewall_integration = !no_firewall_integration;
+    options.dnsmasq_ready_timeout_usec = static_cast<std::uint64_t>(dnsmasq_ready_timeout * 1e6);
     options.durable_writes_in_background = true;
     if (!log_level.empty()) {
         core::LogLevel level{};

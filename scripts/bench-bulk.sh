@@ -202,14 +202,24 @@ bus_cells() {
     esac
     echo "$cell |"
 }
+# What the load average at the start says about the figures: above 2.5 (on
+# 2 cores) other work shared the CPUs, so absolute times are upper bounds.
+load_words() {
+    local one
+    read -r one _ <"$1"
+    if awk -v l="$one" 'BEGIN { exit !(l > 2.5) }'; then
+        echo "other work shared the CPUs: absolute times are upper bounds, the same-run ratios are what to read"
+    else
+        echo "an idle machine otherwise"
+    fi
+}
 {
     echo "<!-- bulk: rendered by scripts/bench-bulk.sh; it replaces this section -->"
     echo "### Bulk forwards and flat adds, after (issue 17)"
     echo
     echo "Measured by \`scripts/bench-bulk.sh\` on $(date -u +%Y-%m-%d), $COMMIT, in one run on"
     echo "$(nproc) shared cores, at nice $(nice) (load average $(cat "$RESULTS/load-start.txt") at the start,"
-    echo "$(cat "$RESULTS/load-end.txt") at the end; other engineers' builds and tests ran meanwhile: absolute"
-    echo "times are upper bounds, the same-run ratios are what to read). Medians of $RUNS runs; adds and"
+    echo "$(cat "$RESULTS/load-end.txt") at the end; $(load_words "$RESULTS/load-start.txt")). Medians of $RUNS runs; adds and"
     echo "removes $ADDS samples each. The forwards are those of \`scripts/bench.sh\`."
     echo
     echo "JSON: \`AddForwards\` (the forwards as JSON text); typed: \`AddForwardsTyped\` (as structs,"

@@ -87,7 +87,9 @@ if [[ ! -x $OLD_TREE/build/daemon/kvmnetd ]]; then
     rm -rf "$OLD_TREE"
     mkdir -p "$OLD_TREE"
     git -C "$ROOT" archive "$BASELINE" | tar -x -C "$OLD_TREE"
-    meson setup "$OLD_TREE/build" >"$RESULTS/baseline-setup.log"
+    # The source directory named: without it meson takes the current
+    # directory (this tree) as the source, and the "baseline" is this tree.
+    meson setup "$OLD_TREE/build" "$OLD_TREE" >"$RESULTS/baseline-setup.log"
     ninja -C "$OLD_TREE/build" -j2 daemon/kvmnetd >"$RESULTS/baseline-build.log"
 fi
 NEW_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)

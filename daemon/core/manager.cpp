@@ -1476,6 +1476,7 @@ Dnsmasq& Manager::dnsmasq_of(Entry& e)
     options.binary = options_.dnsmasq;
     options.user = dnsmasq_user_;
     options.dir = layout_.network_dir(name);
+    options.ready_timeout_usec = options_.dnsmasq_ready_timeout_usec;
     options.network = name;
     if (!dir_watch_) dir_watch_ = std::make_unique<DirectoryWatch>(loop_);
     options.watch = dir_watch_.get();

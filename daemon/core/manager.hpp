@@ -58,6 +58,9 @@ struct ManagerOptions {
     std::string runtime_dir = "/run/kvmnet";
     std::string dnsmasq = "/usr/sbin/dnsmasq";
     std::string dnsmasq_user;  // empty: "dnsmasq" when that user exists, else "nobody"
+    // How long a spawned dnsmasq may take to become ready (write its pid
+    // file) before its start fails: kvmnetd --dnsmasq-ready-timeout.
+    std::uint64_t dnsmasq_ready_timeout_usec = 10'000'000;
     // false (kvmnetd --no-firewall-integration): no rules in other
     // firewalls' chains for any network (core/foreign_firewall.hpp).
     bool firewall_integration = true;
