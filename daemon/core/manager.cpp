@@ -1124,7 +1124,7 @@ void Manager::set_autostart(const std::string& name, bool autostart)
     if (e.spec.autostart == autostart) return;
     model::Network n = e.spec;
     n.autostart = autostart;
-    store_.save(n);
+    store_.save(n, reads_.revision(n, forward_cache(e).revision_part));
     e.spec = std::move(n);
     document_stored(e);
     if (listener_) listener_->network_changed(name);

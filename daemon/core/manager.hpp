@@ -514,15 +514,17 @@ private:
     // Counts a journalled forward change; rewrites the document now and then.
     void note_journal(Entry& e);
     // The forward maps' per-element counters, dumped from the kernel at most
-    // every 4 x the last dump's duration and reused meanwhile, so
+    // every 20 x the last dump's duration (at most 1 s, at least 4 x) and reused meanwhile, so
     // that queued reads cost one dump (2.7 s at 100k forwards), not one each.
-    // Dropped when forwards or the table change.
+    // Dropped when the table changes; kept across forward changes, whose
+    // keys are remembered (`changed`: they read as new).
     struct ForwardCounters {
         bool valid = false;
         std::uint64_t taken_usec = 0;
         std::uint64_t reuse_usec = 0;
         std::map<std::string, std::map<std::vector<std::string>, plan::ElementCounters>> by_set;
         std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> totals;  // network -> connections, dropped
+        std::set<model::ForwardKey> changed;                                    // added or removed since the dump
     };
     const ForwardCounters& forward_counters() const;
     // The rules' counters (Statistics), dumped and reused under the same

@@ -26,6 +26,17 @@ constexpr std::size_t journal_limit = 1024;
 // From this many forwards in one call, their journal line is built on a
 // thread of its own (below that, starting the thread costs more).
 constexpr std::size_t parallel_line_from = 512;
+// How long a dump of the kernel's counters that took `took` microseconds
+// is reused: 20 times that, so the dumps take at most a 21st of the loop
+// however many reads of them queue (with 4 times, Statistics and
+// ListForwards were a quarter of kvmnetd's CPU in the D-Bus load test) and
+// a small table's counters are a few milliseconds old at most; but no
+// longer than a second unless 4 times the dump is longer (a large table's
+// counters are not kept for minutes).
+std::uint64_t counters_reuse_usec(std::uint64_t took)
+{
+    return std::max(4 * took, std::min<std::uint64_t>(20 * took, 1000000));
+}
 
 // The element changes that add (or remove) these forwards.
 std::vector<plan::ElementChange> element_changes(const std::vector<plan::Set>& sets,
@@ -184,7 +195,12 @@ void Manager::journalled_change(Entry& e, const std::vector<model::PortForward>&
     // be written takes the kernel change back, so both or neither happen.
     const bool running = is_running(e.state);
     const std::vector<plan::Set> sets = plan::forward_sets();
-    forward_counters_.valid = false;
+    // The counters dumped before stay in use: a forward added or removed
+    // since reads as new (no counts, nothing missing), and the network's
+    // sums are made again (forward_counters).
+    forward_counters_.totals.erase(e.spec.name);
+    for (const model::PortForward& f : forwards)
+        forward_counters_.changed.insert(model::forward_key(f));
     reads_.forget(e.spec.name);  // forwards added or removed in place
     std::vector<plan::ElementChange> changes;
     if (running) {
@@ -242,6 +258,7 @@ const Manager::ForwardCounters& Manager::forward_counters() const
     if (c.valid && now - c.taken_usec < c.reuse_usec) return c;
     c.by_set.clear();
     c.totals.clear();
+    c.changed.clear();
     bool any = false;
     for (const auto& [name, e] : networks_)
         any = any || (is_running(e.state) && !e.spec.forwards.empty());
@@ -258,8 +275,8 @@ const Manager::ForwardCounters& Manager::forward_counters() const
     }
     c.taken_usec = monotonic_usec();
     // No fixed floor: a small network's dump takes well under a millisecond, so
-    // its counters stay current; a large one's is reused for 4x what it cost.
-    c.reuse_usec = 4 * (c.taken_usec - now);
+    // its counters stay current; a large one's is reused longer.
+    c.reuse_usec = counters_reuse_usec(c.taken_usec - now);
     c.valid = true;
     return c;
 }
@@ -272,7 +289,7 @@ const std::vector<plan::RuleCounter>& Manager::rule_counters() const
     c.valid = false;
     c.rules = firewall_.rule_counters(plan::table_name);
     c.taken_usec = monotonic_usec();
-    c.reuse_usec = 4 * (c.taken_usec - now);
+    c.reuse_usec = counters_reuse_usec(c.taken_usec - now);
     c.valid = true;
     return c.rules;
 }
@@ -283,6 +300,13 @@ nlohmann::json Manager::forward_json(const Entry& e, const model::PortForward& f
     if (!f.guest_name.empty()) j["guest_address"] = f.guest.str();
     if (!is_running(e.state)) return j;
     std::uint64_t connections = 0, bytes = 0, dropped = 0;
+    if (!counters.changed.empty() && counters.changed.count(model::forward_key(f)) != 0) {
+        // Added (or removed and added again) since the counters were dumped.
+        j["connections"] = connections;
+        j["first_packet_bytes"] = bytes;
+        j["dropped"] = dropped;
+        return j;
+    }
     std::size_t missing = 0;
     for (const plan::SetElements& part : plan::forward_elements(f, e.spec.name)) {
         const bool over = plan::is_over_set(part.set);
@@ -379,6 +403,7 @@ nlohmann::json Manager::statistics(const std::string& name) const
         auto [it, fresh] = forward_counters_.totals.try_emplace(name);
         if (fresh) {
             for (const model::PortForward& f : e.spec.forwards) {
+                if (!counters.changed.empty() && counters.changed.count(model::forward_key(f)) != 0) continue;
                 for (const plan::SetElements& part : plan::forward_elements(f, name)) {
                     const auto in = counters.by_set.find(part.set);
                     if (in == counters.by_set.end()) continue;

@@ -7,6 +7,7 @@
 #include "plan/leases.hpp"
 #include "plan/planner.hpp"
 #include "store/files.hpp"
+#include "store/store.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -199,8 +200,11 @@ void Manager::commit_hosts(Entry& e, model::Network next)
         }
     };
     // The document first, the one durable write (fsynced) of the change.
+    // Its revision made here is the one the next reads ask for (kept).
     try {
-        store_.save(next);
+        const bool same_forwards = forwards_changed ? false : next.forwards == e.spec.forwards;
+        store_.save(next, reads_.revision(next, same_forwards ? forward_cache(e).revision_part
+                                                              : store::forwards_hash(next.forwards)));
     } catch (...) {
         restore_table();
         throw;

@@ -2,6 +2,7 @@
 #include "store/durable.hpp"
 
 #include "model/error.hpp"
+#include "store/files.hpp"
 #include "store/quiet_thread.hpp"
 
 #include <fcntl.h>
@@ -73,9 +74,20 @@ void DurableWriter::start_thread()
 
 void DurableWriter::replace(int fd, std::string tmp, std::string path, std::vector<std::string> remove_after, Then then)
 {
+    queue(Replace{fd, {}, std::move(tmp), std::move(path), std::move(remove_after), std::move(then)});
+}
+
+void DurableWriter::replace_made(Make make, std::string tmp, std::string path, std::vector<std::string> remove_after,
+                                 Then then)
+{
+    queue(Replace{-1, std::move(make), std::move(tmp), std::move(path), std::move(remove_after), std::move(then)});
+}
+
+void DurableWriter::queue(Replace replace)
+{
     const std::uint64_t number = ++sequence_;
-    last_of_[path] = number;
-    open_.replaces.push_back(Replace{fd, std::move(tmp), std::move(path), std::move(remove_after), std::move(then)});
+    last_of_[replace.path] = number;
+    open_.replaces.push_back(std::move(replace));
     open_.last = number;
     if (threaded()) return;
     Batch batch = std::move(open_);
@@ -207,15 +219,18 @@ void DurableWriter::run_batch(Batch& batch)
     for (std::size_t i = 0; i < replaces.size(); ++i) {
         if (last[replaces[i].path] == i) {
             kept.push_back(i);
-        } else {
+        } else if (replaces[i].fd >= 0) {
             ::close(replaces[i].fd);
             ::unlink(replaces[i].tmp.c_str());
         }
     }
     std::size_t renamed = 0;
     try {
-        for (const std::size_t i : kept)
-            syncer_->sync_file(replaces[i].fd, replaces[i].path);  // its error names the file, not the temporary
+        for (const std::size_t i : kept) {
+            Replace& r = replaces[i];
+            if (r.fd < 0 && r.make) r.fd = write_temp(r.tmp, r.make(), 0644, true);
+            syncer_->sync_file(r.fd, r.path);  // its error names the file, not the temporary
+        }
         std::set<std::string> directories;
         for (; renamed < kept.size(); ++renamed) {
             Replace& r = replaces[kept[renamed]];
@@ -243,7 +258,7 @@ void DurableWriter::run_batch(Batch& batch)
         for (std::size_t k = renamed; k < kept.size(); ++k) {
             Replace& r = replaces[kept[k]];
             if (r.fd >= 0) ::close(r.fd);
-            ::unlink(r.tmp.c_str());
+            ::unlink(r.tmp.c_str());  // absent when its contents were never made
             batch.lost.push_back(r.path);
         }
     }

@@ -65,6 +65,15 @@ public:
     // again in the same batch, nor when the batch failed.
     using Then = std::function<void()>;
     void replace(int fd, std::string tmp, std::string path, std::vector<std::string> remove_after = {}, Then then = {});
+    // As replace(), but `make` gives the new contents and `tmp` is written on
+    // the writer's thread (at once when not threaded, throwing as replace()
+    // does): serialising a large document is no work of the caller's. A
+    // write (mode 0644) that fails there (a full disk) fails the batch like a failed
+    // sync: `path` keeps its old contents and is reported lost. Not made at
+    // all when the path is replaced again in the same batch.
+    using Make = std::function<std::string()>;
+    void replace_made(Make make, std::string tmp, std::string path, std::vector<std::string> remove_after = {},
+                      Then then = {});
     // Calls done once everything replaced so far is durable (at once when
     // nothing is pending, or when not threaded).
     void when_durable(Done done);
@@ -84,7 +93,8 @@ public:
 
 private:
     struct Replace {
-        int fd;
+        int fd;  // -1 until `make` ran
+        Make make;
         std::string tmp;
         std::string path;
         std::vector<std::string> remove_after;
@@ -98,6 +108,7 @@ private:
         std::vector<std::string> lost;  // paths left with their old contents by the error
     };
 
+    void queue(Replace replace);
     void run_batch(Batch& batch);
     void thread_main();
     void hand_over();  // open_ to the thread's queue; mutex_ held

@@ -64,6 +64,32 @@ std::string document_hash(const std::string& text)
     return buffer;
 }
 
+// A journal's first line names the document it continues: by the hash of
+// its text ("base") when the text is at hand, or by its revision
+// ("revision") for a save whose text is made on the writer's thread
+// (DurableWriter::replace_made), which the loop never sees.
+std::string base_header(const std::string& text) { return nlohmann::json{{"base", document_hash(text)}}.dump(); }
+std::string revision_header(const std::string& revision) { return nlohmann::json{{"revision", revision}}.dump(); }
+bool is_header(const nlohmann::json& line)
+{
+    return line.is_object() && (line.contains("base") || line.contains("revision"));
+}
+
+// Whether `header` (a journal's first line, parsed) names the document of `text`.
+bool names_document(const nlohmann::json& header, const std::string& text)
+{
+    if (!header.is_object()) return false;
+    if (const auto base = header.find("base"); base != header.end()) return *base == document_hash(text);
+    if (const auto revision = header.find("revision"); revision != header.end()) {
+        try {
+            return *revision == revision_of(model::parse_network(text));
+        } catch (const std::exception&) {
+            return false;  // a document that does not load names nothing (load reports it)
+        }
+    }
+    return false;
+}
+
 // Replays a forwards journal onto the document's JSON: adds replace any
 // forward with the same key, removes drop it (absent is fine), so replaying
 // onto a document that already holds some of the changes gives the same
@@ -114,9 +140,9 @@ bool replay_journal(nlohmann::json& document, const std::string& document_text, 
                 continue;
             }
         }
-        if (change.is_object() && change.contains("base")) {
+        if (is_header(change)) {
             // Written before the document was last saved: already in it, or overruled by it.
-            if (change["base"] != document_hash(document_text)) return false;
+            if (!names_document(change, document_text)) return false;
             continue;
         }
         try {
@@ -172,9 +198,10 @@ void trim_partial_line(int fd, const std::string& path)
         throw Error(ErrorKind::Kernel, "cannot truncate " + path + ": " + std::strerror(errno));
 }
 
-// `base`: the hash of the document the journal continues, for its first
-// line; empty: the document on disk at `document_path` (no save pending).
-void append_line(const std::string& path, const std::string& base, const std::string& document_path, std::string text)
+// `header`: the first line of a new journal (base_header or
+// revision_header); empty: base_header of the document on disk at
+// `document_path` (no save pending).
+void append_line(const std::string& path, const std::string& header, const std::string& document_path, std::string text)
 {
     // In place: a line of 100,000 forwards is 11 MB.
     text += '\n';
@@ -183,8 +210,7 @@ void append_line(const std::string& path, const std::string& base, const std::st
     if (fd >= 0) {
         // A new journal: the header goes in the same write(2) as the first change.
         created = true;
-        const std::string hash = base.empty() ? document_hash(read_file(document_path).value_or("")) : base;
-        text.insert(0, nlohmann::json{{"base", hash}}.dump() + "\n");
+        text.insert(0, (header.empty() ? base_header(read_file(document_path).value_or("")) : header) + "\n");
     } else if (errno == EEXIST) {
         fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
     }
@@ -322,14 +348,14 @@ std::string Store::journal_add_line(const std::vector<model::PortForward>& forwa
 Store::Journals& Store::journals(const std::string& name) const
 {
     auto it = journals_.find(name);
-    if (it == journals_.end()) it = journals_.emplace(name, Journals{{journal_of(name), ""}, 0, {}}).first;
+    if (it == journals_.end()) it = journals_.emplace(name, Journals{{journal_of(name), "", ""}, 0, {}}).first;
     return it->second;
 }
 
 void Store::append(const std::string& name, std::string line) const
 {
     const JournalFile& journal = journals(name).current;
-    append_line(journal.path, journal.base, path_of(name), std::move(line));
+    append_line(journal.path, journal.header, path_of(name), std::move(line));
 }
 
 void Store::journal_append(const std::string& name, std::string line) const { append(name, std::move(line)); }
@@ -424,9 +450,9 @@ Store::Loaded Store::load(std::vector<std::string>& problems) const
             Journals& j = journals_[stem];
             std::string next = replayed;
             if (next.empty()) next = journals_found.empty() ? journal_of(stem) : layout_.journal(stem, ++generations_);
-            j = Journals{{std::move(next), document_hash(*text)}, 0, {}};
+            j = Journals{{std::move(next), base_header(*text), ""}, 0, {}};
             for (const std::string& path : journals_found)
-                if (path != j.current.path) j.older.push_back({path, ""});
+                if (path != j.current.path) j.older.push_back({path, "", ""});
             mirror(n.name, *text);
             result.networks.push_back(std::move(n));
         } catch (const Error& e) {
@@ -462,12 +488,14 @@ void Store::mirror(const std::string& name, const std::string& text) const
     }
 }
 
-void Store::save(const model::Network& network) const
+void Store::save(const model::Network& network, std::string revision) const
 {
-    std::string text = model::to_json(network).dump(2) + "\n";
+    // A read-only or immutable state directory is still a typed error here,
+    // before anything changed; a full disk shows on the writer's thread.
+    if (durable_->threaded()) check_writable();
+    if (revision.empty()) revision = revision_of(network);
     const std::string& name = network.name;
     const std::string path = path_of(name);
-    const std::string hash = document_hash(text);
     // A network of this name created again: journals a deletion cut short
     // by a crash left behind (the document went first) would replay onto
     // an equal text. They go before the new document exists.
@@ -476,28 +504,41 @@ void Store::save(const model::Network& network) const
             remove_file(leftover);
     }
     Journals& j = journals(name);
-    // Two pending journals naming equal texts with another between them
+    // Two pending journals naming equal documents with another between them
     // could not be told apart after a crash (which one continues the
     // document on disk?): let the earlier saves finish first. Rare: the
-    // same text again within one fsync.
-    const auto same = [&](const JournalFile& f) { return f.base == hash && ::access(f.path.c_str(), F_OK) == 0; };
+    // same document again within one fsync (or a journal of a document
+    // whose revision is not known, as load() leaves it, and a second save
+    // while the first is pending).
+    const auto same = [&](const JournalFile& f) {
+        return (f.revision.empty() || f.revision == revision) && ::access(f.path.c_str(), F_OK) == 0;
+    };
     if (durable_->pending(path) && (same(j.current) || std::any_of(j.older.begin(), j.older.end(), same)))
         durable_->flush();
     // A name of its own per save: the writer may still sync an earlier one.
     const std::string tmp = path + ".tmp." + std::to_string(++temporaries_);
-    // The mirror copy is written by the writer's thread once the document
-    // is durable: one file fewer created and renamed on the event loop per
-    // change, and the copy is never ahead of the document on disk.
-    const int fd = write_temp(tmp, text, 0644, true);
     // Once the new document is durable every journal before it is folded in
     // (or overruled): the writer removes them.
     std::vector<std::string> folded{j.current.path};
     for (const JournalFile& f : j.older)
         folded.push_back(f.path);
     const std::uint64_t generation = ++generations_;
-    durable_->replace(fd, tmp, path, std::move(folded), [this, name, text = std::move(text)] { mirror(name, text); });
+    // The text is made and written on the writer's thread, from a copy of
+    // the network: to_json and a new temporary of a document with hundreds
+    // of forwards were most of a host change's or SetAutostart's cost on
+    // the event loop. A full disk fails the batch there: the call hears
+    // Kernel once memory is back to the document on disk (on_lost). The
+    // mirror copy is written there too once the document is durable, so
+    // it is never ahead of the document on disk.
+    auto text = std::make_shared<std::string>();
+    durable_->replace_made(
+        [copy = network, text] {
+            *text = model::to_json(copy).dump(2) + "\n";
+            return *text;
+        },
+        tmp, path, std::move(folded), [this, name, text] { mirror(name, *text); });
     j.older.push_back(std::move(j.current));
-    j.current = {layout_.journal(name, generation), hash};
+    j.current = {layout_.journal(name, generation), revision_header(revision), revision};
     j.generation = generation;
     durable_->when_durable([this, name, generation](std::exception_ptr error) { saved(name, generation, error); });
 }
@@ -510,13 +551,12 @@ void Store::saved(const std::string& name, std::uint64_t generation, std::except
     j.generation = 0;
     if (error) {
         const auto text = read_file(path_of(name));
-        const std::string on_disk = text ? document_hash(*text) : "";
-        if (!text || on_disk != j.current.base) {
+        if (!text || !names_document(nlohmann::json::parse(j.current.header, nullptr, false), *text)) {
             // The disk holds an earlier document: the journals naming it
             // stay, and the next lines go to a new one naming it too.
             j.older.push_back(std::move(j.current));
-            j.current = {layout_.journal(name, ++generations_), on_disk};
-            carry_lines(name, on_disk);
+            j.current = {layout_.journal(name, ++generations_), text ? base_header(*text) : "", ""};
+            carry_lines(name, text.value_or(""));
             return;
         }
         return;  // in place; an older journal the writer could not remove stays listed
@@ -537,18 +577,15 @@ void Store::carry_lines(const std::string& name, const std::string& on_disk) con
     // Only the journals after the last one naming that document: those
     // before it are folded into it already and must not replay again.
     Journals& j = journals_.at(name);
-    const auto base_of = [&](const JournalFile& f) -> std::string {
-        if (!f.base.empty()) return f.base;
+    const auto header_of = [&](const JournalFile& f) -> nlohmann::json {
+        if (!f.header.empty()) return nlohmann::json::parse(f.header, nullptr, false);
         const auto first = read_file(f.path);
-        if (!first) return "";
-        const auto header = nlohmann::json::parse(first->substr(0, first->find('\n')), nullptr, false);
-        return header.is_object() && header.contains("base") && header["base"].is_string()
-                   ? header["base"].get<std::string>()
-                   : "";
+        if (!first) return nullptr;
+        return nlohmann::json::parse(first->substr(0, first->find('\n')), nullptr, false);
     };
     std::size_t from = 0;
     for (std::size_t i = 0; i < j.older.size(); ++i)
-        if (base_of(j.older[i]) == on_disk) from = i + 1;
+        if (names_document(header_of(j.older[i]), on_disk)) from = i + 1;
     std::string lines;
     for (std::size_t i = from; i < j.older.size(); ++i) {
         const auto journal = read_file(j.older[i].path);
@@ -562,7 +599,7 @@ void Store::carry_lines(const std::string& name, const std::string& on_disk) con
     if (lines.empty()) return;
     lines.pop_back();  // append_line ends it
     try {
-        append_line(j.current.path, j.current.base, path_of(name), std::move(lines));
+        append_line(j.current.path, j.current.header, path_of(name), std::move(lines));
     } catch (const Error&) {
         // Nothing to answer here: the lines stay in their own journals, and
         // the document on disk decides at the next load.

@@ -6,7 +6,9 @@
 //
 // The journal rotates at each save: lines appended while the new document
 // waits for its fsync go to a journal of its own, <name>.forwards.<G>, whose
-// first line names the new document (by a hash of its text), so a forward
+// first line names the new document (by its revision: its text is made on
+// the writer's thread; a journal begun against the document on disk names
+// it by a hash of its text), so a forward
 // change never waits for a save nor rewrites the document. Once the document
 // is durable the writer removes the older journals and the loop renames
 // <name>.forwards.<G> to <name>.forwards. Loading replays every journal that
@@ -70,14 +72,19 @@ public:
     // journal replayed), when the mirror has it.
     std::optional<model::Network> last_good(const std::string& name, std::vector<std::string>& problems) const;
     // Writes the whole document and then drops its journal, whose changes
-    // the document now holds. The new contents are written at once (a full
-    // or read-only file system throws here, nothing changed); syncing and
-    // renaming them into place is durable().replace's, at once unless
-    // durable() runs a thread: then the document is durable when
+    // the document now holds. Making the text, writing it to a temporary,
+    // syncing and renaming it into place is durable().replace_made's, at
+    // once unless durable() runs a thread (a full file system throws here
+    // then): with the thread, a read-only or immutable directory throws
+    // here (check_writable), a write or sync that fails on the thread (a
+    // full disk) is reported by on_lost and the batch's error, and the
+    // document is durable when
     // durable().when_durable says so, and until then every other method
     // of this store that reads or changes its files first waits for it
     // (load, remove, the journal).
-    void save(const model::Network& network) const;
+    // `revision`: revision_of(network) when the caller has it at hand (the
+    // new journal's first line names the document by it); "": computed.
+    void save(const model::Network& network, std::string revision = "") const;
     // Removes the document (throws when it cannot), then its journal.
     void remove(const std::string& name) const;
     // The document of `name` as the disk holds it now, its journal replayed
@@ -117,7 +124,8 @@ private:
     // Where the lines of a network go, on the event loop's thread.
     struct JournalFile {
         std::string path;
-        std::string base;  // document_hash of the document it continues; "": read it from disk
+        std::string header;    // its first line, naming the document it continues; "": the one on disk
+        std::string revision;  // of that document; "": not known
     };
     struct Journals {
         JournalFile current;
@@ -134,7 +142,7 @@ private:
     // On the loop once the save of `generation` is durable or failed.
     void saved(const std::string& name, std::uint64_t generation, std::exception_ptr error) const;
     // After a failed save: the lines of the journals continuing documents
-    // that never reached the disk follow the one on it (hash `on_disk`).
+    // that never reached the disk follow the one on it (text `on_disk`).
     void carry_lines(const std::string& name, const std::string& on_disk) const;
 
     bool mirrored() const { return !layout_.runtime_dir().empty(); }

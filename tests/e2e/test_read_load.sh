@@ -9,7 +9,7 @@
 # the kernel and built the whole JSON (3.7 s and 5 s per call at 100k), so
 # ten queued calls held the loop for ~40 s: `list` timed out and the repair
 # waited for the queue. Now reads share one counter dump (refreshed at most
-# every 4x its own duration), Statistics sums it once per dump and
+# every 4-20x its own duration), Statistics sums it once per dump and
 # ListForwards stops at the reply limit. How long `list` and the repair took
 # is printed, not asserted (no timing assertions; kvmnet-bench daemon-reads
 # measures the reads).
