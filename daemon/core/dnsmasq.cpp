@@ -176,7 +176,9 @@ void Dnsmasq::launch(const plan::DnsmasqFiles& files, Ready done)
         }
         finish_start(std::make_exception_ptr(
             Error(ErrorKind::Kernel, "dnsmasq did not become ready within " +
-                                         std::to_string(options_.ready_timeout_usec / 1'000'000) + " s")));
+                                         (options_.ready_timeout_usec % 1'000'000 == 0
+                                              ? std::to_string(options_.ready_timeout_usec / 1'000'000) + " s"
+                                              : std::to_string(options_.ready_timeout_usec / 1'000) + " ms"))));
     });
     check_ready();
 }

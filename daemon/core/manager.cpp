@@ -90,6 +90,11 @@ Manager::Entry& Manager::changeable(const std::string& name)
     // file that someone is about to fix.
     if (e.without_document) throw Error(ErrorKind::Conflict, "network '" + name + "': " + e.stored_problem);
     check_not_starting(e);
+    // An Update's restart stores the new document first and sets it in
+    // memory only once the old run has stopped (on the worker): a change
+    // taken meanwhile would start from the old document and be overwritten.
+    if (e.stopping && e.stopping->comes_back)
+        throw Error(ErrorKind::Busy, "network '" + name + "' is restarting; change it once it is active");
     return e;
 }
 
@@ -709,6 +714,9 @@ void Manager::check_not_starting(const Entry& e) const
 
 void Manager::cancel_starts()
 {
+    // A restart rolled back here keeps its marker: the next daemon brings
+    // the stored (new) document up instead of leaving the network stopped.
+    exiting_ = true;
     for (auto& [name, e] : networks_) {
         if (!e.starting) continue;
         log_warning("network " + name + ": the daemon exits while the network starts: rolling the start back", name);
@@ -1059,7 +1067,7 @@ void Manager::restarted(const std::string& name, const model::Network& old, cons
     const bool cancelled = it == networks_.end() || it->second.state == State::inactive;
     if (!error || cancelled) {
         if (!error) reattach();
-        remove_marker();
+        if (!error || !exiting_) remove_marker();
         if (!error && listener_) listener_->network_changed(name);
         if (done) done(error);
         return;
@@ -1124,7 +1132,11 @@ void Manager::set_autostart(const std::string& name, bool autostart)
     if (e.spec.autostart == autostart) return;
     model::Network n = e.spec;
     n.autostart = autostart;
-    store_.save(n, reads_.revision(n, forward_cache(e).revision_part));
+    // Nothing but the document changes: its text is made off the loop, and
+    // a full disk comes back through document_lost, which puts memory back
+    // without touching the running network (autostart is only read when
+    // the daemon starts).
+    store_.save(n, reads_.revision(n, forward_cache(e).revision_part), store::Store::Text::on_writer);
     e.spec = std::move(n);
     document_stored(e);
     if (listener_) listener_->network_changed(name);
@@ -1174,6 +1186,7 @@ void Manager::apply_firewall(const Running& active)
     // No write at all when the kernel already has exactly this table (a
     // restarted daemon adopting its networks); otherwise one transaction.
     forward_counters_.valid = false;
+    forward_counters_.changed.clear();
     rule_counters_.valid = false;
     // Only the networks whose document changed are planned and committed.
     committed_.apply_networks(active);

@@ -184,7 +184,9 @@ public:
     // outside the loop's dispatch (tests, and tools that drive the manager).
     void start(const std::string& name, std::uint32_t confirm_timeout_s = 0);
     // The daemon is exiting: starts still waiting for dnsmasq are rolled
-    // back (their callers get an error) rather than left half done.
+    // back (their callers get an error) rather than left half done; an
+    // Update's restart among them is finished by the next daemon (its
+    // marker stays).
     void cancel_starts();
     void confirm(const std::string& name);
     bool awaiting_confirmation(const std::string& name) const;
@@ -651,6 +653,7 @@ private:
     std::map<std::string, std::string> evpn_states_;  // EvpnState as last announced
     std::unique_ptr<EventSource> firewalld_retry_;    // a failed firewalld sync is retried
     std::unique_ptr<Firewalld> firewalld_;            // null: no bus given (unit tests)
+    bool exiting_ = false;                            // cancel_starts ran: the daemon exits
     bool firewalld_changed_ = false;                  // the next sync asks firewalld whatever
     std::unique_ptr<EventSource> firewalld_assess_;   // firewalld's problems changed: judge the states
     // Each overlay network's status as the poll last compared it (OverlayChanged).

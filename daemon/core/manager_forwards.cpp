@@ -199,8 +199,10 @@ void Manager::journalled_change(Entry& e, const std::vector<model::PortForward>&
     // since reads as new (no counts, nothing missing), and the network's
     // sums are made again (forward_counters).
     forward_counters_.totals.erase(e.spec.name);
-    for (const model::PortForward& f : forwards)
-        forward_counters_.changed.insert(model::forward_key(f));
+    // Only while a dump is in use: without a reader nothing would clear it.
+    if (forward_counters_.valid)
+        for (const model::PortForward& f : forwards)
+            forward_counters_.changed.insert(model::forward_key(f));
     reads_.forget(e.spec.name);  // forwards added or removed in place
     std::vector<plan::ElementChange> changes;
     if (running) {

@@ -71,7 +71,10 @@ int quiet_route_notifications(pid_t pid)
             continue;
         const int theirs = std::atoi(entry->d_name);
         const Fd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.fd, theirs, 0)));
-        if (fd.fd < 0) throw failed(pid, "pidfd_getfd");
+        if (fd.fd < 0) {
+            if (errno == EBADF) continue;  // closed by dnsmasq since readdir saw it
+            throw failed(pid, "pidfd_getfd");
+        }
         if (!rtnetlink(fd.fd)) continue;
         // The IPv4 address group stays: dnsmasq's DHCP follows a bridge
         // recreated under the same name by it (test_heal_dnsmasq_bind

@@ -488,11 +488,11 @@ void Store::mirror(const std::string& name, const std::string& text) const
     }
 }
 
-void Store::save(const model::Network& network, std::string revision) const
+void Store::save(const model::Network& network, std::string revision, Text where) const
 {
     // A read-only or immutable state directory is still a typed error here,
     // before anything changed; a full disk shows on the writer's thread.
-    if (durable_->threaded()) check_writable();
+    if (where == Text::on_writer && durable_->threaded()) check_writable();
     if (revision.empty()) revision = revision_of(network);
     const std::string& name = network.name;
     const std::string path = path_of(name);
@@ -523,22 +523,33 @@ void Store::save(const model::Network& network, std::string revision) const
     for (const JournalFile& f : j.older)
         folded.push_back(f.path);
     const std::uint64_t generation = ++generations_;
-    // The text is made and written on the writer's thread, from a copy of
-    // the network: to_json and a new temporary of a document with hundreds
-    // of forwards were most of a host change's or SetAutostart's cost on
-    // the event loop. A full disk fails the batch there: the call hears
-    // Kernel once memory is back to the document on disk (on_lost). The
-    // mirror copy is written there too once the document is durable, so
-    // it is never ahead of the document on disk.
-    auto text = std::make_shared<std::string>();
-    durable_->replace_made(
-        [copy = network, text] {
-            *text = model::to_json(copy).dump(2) + "\n";
-            return *text;
-        },
-        tmp, path, std::move(folded), [this, name, text] { mirror(name, *text); });
+    std::string header;
+    if (where == Text::on_loop) {
+        // The text and its temporary on the loop: a full disk throws here,
+        // before anything else changed. The mirror copy is written by the
+        // writer's thread once the document is durable, so it is never
+        // ahead of the document on disk.
+        std::string text = model::to_json(network).dump(2) + "\n";
+        const int fd = write_temp(tmp, text, 0644, true);
+        header = base_header(text);
+        durable_->replace(fd, tmp, path, std::move(folded), [this, name, text] { mirror(name, text); });
+    } else {
+        // The text is made and written on the writer's thread, from a copy
+        // of the network: to_json and a new temporary of a document with
+        // hundreds of forwards were most of SetAutostart's cost on the
+        // event loop. A full disk fails the batch there: the call hears
+        // Kernel once memory is back to the document on disk (on_lost).
+        auto text = std::make_shared<std::string>();
+        durable_->replace_made(
+            [copy = network, text] {
+                *text = model::to_json(copy).dump(2) + "\n";
+                return *text;
+            },
+            tmp, path, std::move(folded), [this, name, text] { mirror(name, *text); });
+        header = revision_header(revision);
+    }
     j.older.push_back(std::move(j.current));
-    j.current = {layout_.journal(name, generation), revision_header(revision), revision};
+    j.current = {layout_.journal(name, generation), std::move(header), revision};
     j.generation = generation;
     durable_->when_durable([this, name, generation](std::exception_ptr error) { saved(name, generation, error); });
 }

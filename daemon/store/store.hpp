@@ -82,9 +82,17 @@ public:
     // durable().when_durable says so, and until then every other method
     // of this store that reads or changes its files first waits for it
     // (load, remove, the journal).
-    // `revision`: revision_of(network) when the caller has it at hand (the
-    // new journal's first line names the document by it); "": computed.
-    void save(const model::Network& network, std::string revision = "") const;
+    // `revision`: revision_of(network) when the caller has it at hand; "":
+    // computed. `text`: where the document's text is made and its temporary
+    // written. On the loop (the default), a full disk throws here, before
+    // the caller changed anything else: the kernel, dnsmasq and taps may
+    // follow the save only then. On the writer's thread (for changes that
+    // touch nothing but the document: SetAutostart, a stored-only update),
+    // to_json of hundreds of forwards leaves the event loop, and a full
+    // disk is reported through on_lost; the new journal's first line then
+    // names the document by its revision, as the loop never sees the text.
+    enum class Text { on_loop, on_writer };
+    void save(const model::Network& network, std::string revision = "", Text text = Text::on_loop) const;
     // Removes the document (throws when it cannot), then its journal.
     void remove(const std::string& name) const;
     // The document of `name` as the disk holds it now, its journal replayed

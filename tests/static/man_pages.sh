@@ -14,6 +14,9 @@
 # a line starting with the bold word, `\fBport attach\fR ...`.
 # Usage: man_pages.sh KVMNETCTL KVMNETD UNIT PAGE...
 set -euo pipefail
+# No `printf ... | grep -q`: grep quits at its first match, printf may then
+# die of SIGPIPE, and pipefail turns a match into a failure (it did, under
+# load). grep reads a process substitution instead.
 kvmnetctl=$1 kvmnetd=$2 unit=$3
 shift 3
 pages=("$@")
@@ -96,7 +99,7 @@ described_text=$(sed -n '/^\.SH COMMANDS/,/^\.SH [^C]/p' "$ctl_page" | awk '
 mapfile -t described < <(cut -f1 <<<"$described_text" | sort -u)
 ((${#described[@]} > 0)) || fail "found no command in the COMMANDS section of kvmnetctl.1"
 for verb in "${described[@]}"; do
-    printf '%s\n' "${verbs[@]}" | grep -qxF -- "$verb" ||
+    grep -qxF -- "$verb" < <(printf '%s\n' "${verbs[@]}") ||
         fail "kvmnetctl.1 describes '$verb', kvmnetctl help does not list it"
 done
 echo "kvmnetctl.1's COMMANDS describe ${#described[@]} verbs, all listed by kvmnetctl help"
@@ -128,7 +131,7 @@ for verb in "${verbs[@]}"; do
     # the verb's or kvmnetctl's own, or one the text refers to (another
     # verb's, named with that verb: "started with --confirm-timeout").
     while read -r word; do
-        printf '%s\n' "${verb_options[@]}" "${global_options[@]}" | grep -qxF -- "$word" ||
+        grep -qxF -- "$word" < <(printf '%s\n' "${verb_options[@]}" "${global_options[@]}") ||
             grep -qE -- "with $word" <<<"$text" ||
             fail "kvmnetctl.1's description of $verb names $word, kvmnetctl help $verb does not"
     done < <(grep -oE -- '(^|[ [(,|])--[a-z][a-z0-9-]*' <<<"$text" | sed 's/^[ [(,|]*//' | sort -u)

@@ -117,7 +117,9 @@ TEST_CASE("A journal begun while a save is pending names the document by its rev
     store.durable().flush();
     store.durable().complete();
     n.autostart = true;
-    store.save(n);  // not handed to the writer yet: pending
+    // Its text made on the writer's thread (as SetAutostart's): not handed
+    // to the writer yet, pending.
+    store.save(n, "", Store::Text::on_writer);
     const auto forward = kvmnet::model::parse_forward(
         nlohmann::json{{"proto", "tcp"}, {"host_port", 8080}, {"guest", "192.168.122.10"}, {"guest_port", 80}});
     store.journal_add("default", {forward});

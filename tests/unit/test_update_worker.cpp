@@ -97,3 +97,36 @@ TEST_CASE("A Stop asked while a restarting Update stops the old run waits for it
     CHECK(h.m().spec("lab").dns.domain == "kvm.lan");  // the Update's document stays
     CHECK_FALSE(std::filesystem::exists(h.runtime_dir.path + "/lab"));
 }
+
+TEST_CASE("Changes other than Start/Stop/Update/Delete are refused while a restart's stop runs", "[manager][update]")
+{
+    // The restart stores the new document first and takes it into memory
+    // only once the old run has stopped: a change accepted meanwhile would
+    // start from the old document, overwrite the new one on disk, and be
+    // dropped from memory when the restart goes on (the Update lost at the
+    // next daemon start).
+    WorkerHarness h;
+    Outcome update;
+    h.m().update("lab", with_domain, update.done());
+    REQUIRE_FALSE(update.answered);
+    try {
+        h.m().set_autostart("lab", true);
+        FAIL("SetAutostart was accepted during the restart");
+    } catch (const kvmnet::Error& e) {
+        CHECK(e.kind() == kvmnet::ErrorKind::Busy);
+        CHECK(std::string(e.what()).find("restarting") != std::string::npos);
+    }
+    h.run_loop(10'000'000, [&] { return update.answered; });
+    REQUIRE(update.answered);
+    CHECK(update.error.empty());
+    CHECK(h.m().spec("lab").dns.domain == "kvm.lan");
+    CHECK_FALSE(h.m().spec("lab").autostart);
+    bool durable = false;
+    h.m().when_durable([&](std::exception_ptr) { durable = true; });
+    h.run_loop(5'000'000, [&] { return durable; });
+    const std::string stored = read_text(h.state_dir.path + "/networks/lab.json");
+    CHECK(stored.find("kvm.lan") != std::string::npos);
+    // Active again: the change is taken now.
+    h.m().set_autostart("lab", true);
+    CHECK(h.m().spec("lab").autostart);
+}
