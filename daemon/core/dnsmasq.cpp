@@ -157,7 +157,9 @@ void Dnsmasq::launch(const plan::DnsmasqFiles& files, Ready done)
     watch_id_ = watch.add(dir, [this] { check_ready(); });
     pid_t pid = 0;
     try {
-        pid = spawn_process({options_.binary, "--keep-in-foreground", conf_arg}, paths.log);
+        argv_ = {options_.binary, "--keep-in-foreground", conf_arg};
+        respawned_ = false;
+        pid = spawn_process(argv_, paths.log);
         watch_ = std::make_unique<ProcessWatch>(loop_, pid, [this](int status) { on_exit(status); });
     } catch (...) {
         forget_pending();
@@ -237,9 +239,27 @@ void Dnsmasq::on_exit(int status)
     if (pending_) {
         // The reason of an early exit is in its log.
         watch_.reset();
+        const std::string log = plan::dnsmasq_paths(options_.dir).log;
+        const std::string why = last_lines(log, 2);
+        // dnsmasq lists the host's interfaces at start and gives up when one
+        // goes away meanwhile (ENODEV, EBADF: other networks' bridges being
+        // deleted while this one starts, seen in test_load): that is worth
+        // one more try, within the same readiness timeout.
+        if (!respawned_ && why.find("failed to find list of interfaces") != std::string::npos) {
+            respawned_ = true;
+            log_warning("network " + options_.network + ": dnsmasq exited at start (" + why + "); starting it again",
+                        options_.network);
+            try {
+                watch_ = std::make_unique<ProcessWatch>(loop_, spawn_process(argv_, log),
+                                                        [this](int again) { on_exit(again); });
+                return;
+            } catch (...) {
+                finish_start(std::current_exception());
+                return;
+            }
+        }
         finish_start(std::make_exception_ptr(
-            Error(ErrorKind::Kernel, "dnsmasq exited at start (status " + std::to_string(status) +
-                                         "): " + last_lines(plan::dnsmasq_paths(options_.dir).log, 2))));
+            Error(ErrorKind::Kernel, "dnsmasq exited at start (status " + std::to_string(status) + "): " + why)));
         return;
     }
     watch_.reset();

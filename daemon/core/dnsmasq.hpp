@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kvmnet::core {
 
@@ -119,6 +120,10 @@ private:
     bool supervised_ = false;              // between a start and stop(): exits are restarted
     bool first_start_ = false;             // the pending start is the first, not a restart
     bool failed_ = false;                  // the last attempt to start it failed
+    // dnsmasq's command line of the start in progress, and whether it was
+    // spawned again after an early exit (on_exit).
+    std::vector<std::string> argv_;
+    bool respawned_ = false;
     unsigned restarts_ = 0;
     std::uint64_t since_usec_ = 0;
     std::string problem_;
