@@ -1,5 +1,6 @@
 #include "core/netlink_quiet.hpp"
 
+#include "core/process.hpp"
 #include "model/error.hpp"
 
 #include <cerrno>
@@ -53,8 +54,8 @@ bool rtnetlink(int fd)
 
 int quiet_route_notifications(pid_t pid)
 {
-    const Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    if (pidfd.fd < 0) throw failed(pid, "pidfd_open");
+    const PidFd pidfd(pid);
+    if (pidfd.fd() < 0) throw failed(pid, "pidfd_open");
     std::string dir{"/proc/"};
     dir += std::to_string(pid);
     dir += "/fd";
@@ -70,7 +71,7 @@ int quiet_route_notifications(pid_t pid)
         if (::readlink(link.c_str(), target, sizeof target - 1) <= 0 || std::strncmp(target, "socket:", 7) != 0)
             continue;
         const int theirs = std::atoi(entry->d_name);
-        const Fd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.fd, theirs, 0)));
+        const Fd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.fd(), theirs, 0)));
         if (fd.fd < 0) {
             if (errno == EBADF) continue;  // closed by dnsmasq since readdir saw it
             throw failed(pid, "pidfd_getfd");
