@@ -168,14 +168,17 @@ const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}}, loopback_dst{fals
 //      subnets and port forwards (by output bridge);
 //   4. guest-initiated traffic (its source was checked in 2): accept.
 // Which networks a rule applies to is the data of the sets it looks up
-// (planner.hpp), so the rules never change with the networks.
+// (planner.hpp), so the rules never change with the networks. An IPv6
+// rule looks its IPv6 key up first: its family check (meta nfproto) then
+// ends it for IPv4 packets before any lookup. A drop rule's counting set
+// comes last, so that its element counts only what the rule drops.
 std::vector<Rule> forward_chain_rules()
 {
     using F = Field;
     const MatchCtState replies{ct::established | ct::related};
     const MatchCtStatus dnat{ct_status::dnat};
     return {
-        rule({replies, in({F::oifname}, nat_bridges_set), in({F::oifname, F::ip6_daddr}, net6_set)}, Verdict::accept,
+        rule({replies, in({F::oifname, F::ip6_daddr}, net6_set), in({F::oifname}, nat_bridges_set)}, Verdict::accept,
              "replies to NAT guests (IPv6)"),
         rule({replies, in({F::oifname}, nat_bridges_set), in({F::oifname, F::ip_daddr}, net4_set)}, Verdict::accept,
              "replies to NAT guests"),
@@ -189,9 +192,9 @@ std::vector<Rule> forward_chain_rules()
         rule({VerdictMap{{F::iifname}, limits_by_iif_map}}, Verdict::none, ""),
         rule({in({F::iifname}, drops_isolated)}, Verdict::drop, "isolated (@drops_isolated)", true),
         rule({VerdictMap{{F::oifname}, limits_by_oif_map}}, Verdict::none, ""),
-        rule({in({F::oifname}, routed_bridges_set), in({F::oifname, F::ip6_daddr}, net6_set)}, Verdict::accept,
+        rule({in({F::oifname, F::ip6_daddr}, net6_set), in({F::oifname}, routed_bridges_set)}, Verdict::accept,
              "routed to guests (IPv6)"),
-        rule({dnat, in({F::oifname}, nat_bridges_set), in({F::oifname, F::ip6_daddr}, net6_set)}, Verdict::accept,
+        rule({dnat, in({F::oifname, F::ip6_daddr}, net6_set), in({F::oifname}, nat_bridges_set)}, Verdict::accept,
              "port forwards to guests (IPv6)"),
         rule({in({F::oifname}, routed_bridges_set), in({F::oifname, F::ip_daddr}, net4_set)}, Verdict::accept,
              "routed to guests"),
@@ -230,7 +233,7 @@ std::vector<Rule> postrouting_chain_rules()
              "hairpin forwards"),
         rule({dnat, in({F::oifname}, nat_bridges_set), loopback_src}, Verdict::masquerade,
              "forwards from the host's loopback"),
-        rule({dnat, in({F::oifname}, nat_bridges_set), in({F::oifname, F::ip6_saddr}, net6_set)}, Verdict::masquerade,
+        rule({dnat, in({F::oifname, F::ip6_saddr}, net6_set), in({F::oifname}, nat_bridges_set)}, Verdict::masquerade,
              "hairpin forwards (IPv6)"),
         // With an uplink, only what leaves through it is masqueraded.
         rule({in({F::iifname}, uplinked_bridges_set), in({F::iifname, F::oifname}, uplinks_set, true)},
