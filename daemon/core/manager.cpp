@@ -164,7 +164,13 @@ std::string Manager::describe_text(const std::string& name) const
     key.append("\n").append(zone ? "zone " + *zone : "no zone");
     key.append("\n").append(e.reason);
     if (const std::string* kept = reads_.describe(name, key)) return *kept;
-    return reads_.keep_describe(name, std::move(key), describe(name).dump());
+    // describe(name).dump(), the forwards' part from their kept texts (a
+    // host change does not write some 700 forwards again, a forward change
+    // only its own).
+    nlohmann::json extra = {{"state", state_name(e.state)}, {"state_reason", e.reason}};
+    if (zone) extra["firewalld_zone"] = *zone;
+    std::string text = model::network_text(e.spec, true, -1, extra, &forwards_text(e));
+    return reads_.keep_describe(name, std::move(key), std::move(text));
 }
 
 std::string Manager::describe_all_text() const
