@@ -587,35 +587,37 @@ json to_json(const PortForward& f)
     return j;
 }
 
+namespace {
+
+// A number, without a temporary string.
+void append_number(std::string& out, std::uint64_t n)
+{
+    char buffer[24];
+    const auto r = std::to_chars(buffer, buffer + sizeof buffer, n);
+    out.append(buffer, r.ptr);
+}
+
+// A port range as port_json writes it: one number, or "first-last".
+void append_ports(std::string& out, std::uint32_t first, std::uint32_t last)
+{
+    if (first == last) return append_number(out, first);
+    out += '"';
+    append_number(out, first);
+    out += '-';
+    append_number(out, last);
+    out += '"';
+}
+
+}  // namespace
+
 void append_json(std::string& out, const PortForward& f)
 {
-    // No temporary strings: numbers go through a buffer on the stack, IPv4
-    // addresses digit by digit (100,000 forwards are one journal line).
-    char buffer[16];
-    const auto number = [&out, &buffer](std::uint32_t n) {
-        const auto r = std::to_chars(buffer, buffer + sizeof buffer, n);
-        out.append(buffer, r.ptr);
-    };
-    const auto ports = [&](std::uint32_t first, std::uint32_t last) {
-        if (first == last) return number(first);
-        out += '"';
-        number(first);
-        out += '-';
-        number(last);
-        out += '"';
-    };
+    // No temporary strings: numbers and IPv4 addresses are written digit by
+    // digit (100,000 forwards are one journal line).
+    const auto number = [&out](std::uint32_t n) { append_number(out, n); };
+    const auto ports = [&out](std::uint32_t first, std::uint32_t last) { append_ports(out, first, last); };
     // Addresses and host names need no escaping; a description may.
-    const auto ipv4 = [&out](Ipv4 ip) {
-        out += '"';
-        for (int shift = 24; shift >= 0; shift -= 8) {
-            const unsigned octet = (ip.value >> shift) & 0xffu;
-            if (octet >= 100) out += static_cast<char>('0' + octet / 100);
-            if (octet >= 10) out += static_cast<char>('0' + octet / 10 % 10);
-            out += static_cast<char>('0' + octet % 10);
-            if (shift != 0) out += '.';
-        }
-        out += '"';
-    };
+    const auto ipv4 = [&out](Ipv4 ip) { append_json_ipv4(out, ip); };
     const auto text = [&out](const std::string& s) {
         out += '"';
         out += s;
@@ -676,19 +678,8 @@ namespace {
 // writes it (see append_pretty_json_text).
 void write_forward(std::string& out, const PortForward& f, const ForwardListing& listing, int indent, int step)
 {
-    char buffer[24];
-    const auto number = [&out, &buffer](std::uint64_t n) {
-        const auto r = std::to_chars(buffer, buffer + sizeof buffer, n);
-        out.append(buffer, r.ptr);
-    };
-    const auto ports = [&](std::uint32_t first, std::uint32_t last) {
-        if (first == last) return number(first);
-        out += '"';
-        number(first);
-        out += '-';
-        number(last);
-        out += '"';
-    };
+    const auto number = [&out](std::uint64_t n) { append_number(out, n); };
+    const auto ports = [&out](std::uint32_t first, std::uint32_t last) { append_ports(out, first, last); };
     const bool pretty = indent >= 0;
     const auto members = static_cast<std::size_t>(pretty ? indent + step : 0);
     bool first = true;
