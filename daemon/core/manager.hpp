@@ -467,11 +467,15 @@ private:
     std::vector<std::string> reattach_foreign_ports(Entry& e);
     // The sysctls held on while a NAT or routed network runs
     // (plan::held_sysctls) are marked dirty at every forwarding
-    // notification (sysctl_changed) and by this poll, since route_localnet
-    // sends none.
+    // notification (sysctl_changed). route_localnet sends none: this poll
+    // reads it every 2 s on each NAT network's bridge, at most 64 bridges
+    // per turn of the loop (forwarding_cursor_: where the pass goes on), and
+    // marks only a network where it is off, or that is not active (its
+    // every held sysctl, whatever notifications said).
     void ensure_forwarding_watch();
     void poll_forwarding();
     std::unique_ptr<Timer> forwarding_timer_;
+    std::string forwarding_cursor_;
     std::string forwarding_problem_;  // while ip_forward is off behind our back (part of the state reason)
     std::string firewall_drift_;      // what the pending firewall repair was marked for
     // The end of a deletion once the network is stopped: its taps, the
