@@ -5,10 +5,12 @@
 #include "api/firewalld_bus.hpp"
 #include "api/service.hpp"
 #include "core/event_loop.hpp"
+#include "core/kernel_conflicts.hpp"
 #include "core/log.hpp"
 #include "core/loop_trace.hpp"
 #include "core/manager.hpp"
 #include "core/phases.hpp"
+#include "kernel/address_watch.hpp"
 #include "kernel/link_monitor.hpp"
 #include "kernel/netlink_links.hpp"
 #include "kernel/nft_monitor.hpp"
@@ -386,6 +388,13 @@ int main(int argc, char** argv)
         // deletes a stopping network's bridge off the loop.
         kernel::NetlinkLinks worker_links;
         options.worker_links = &worker_links;
+        // Subscribed before the view lists every address once: what changes
+        // meanwhile is read at the first check.
+        kernel::AddressWatch address_watch;
+        core::AddressView addresses(
+            [&](const core::AddressView::Change& changed) { return address_watch.read(changed); },
+            [&] { return links.list_addresses(); });
+        options.addresses = &addresses;
         kernel::Nftables firewall;
         core::Manager manager(options, loop, links, firewall);
 

@@ -42,6 +42,7 @@
 
 namespace kvmnet::core {
 
+class AddressView;
 class DockerUser;
 class Evpn;
 class Firewalld;
@@ -85,6 +86,10 @@ struct ManagerOptions {
     // worker thread (core/work_queue.hpp): a stop's bridge deletion runs
     // there, off the event loop. nullptr: on the loop (the unit tests).
     plan::LinkAdapter* worker_links = nullptr;
+    // The host's addresses as notifications tell them, for the conflict
+    // check of a create, update or start (core/kernel_conflicts.hpp);
+    // nullptr: every address is dumped for each (the unit tests).
+    AddressView* addresses = nullptr;
 };
 
 // Notified after every change, from inside the event loop.
