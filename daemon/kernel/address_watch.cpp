@@ -45,15 +45,7 @@ AddressWatch::AddressWatch(int receive_buffer)
             return NL_OK;
         },
         this);
-    int r = nl_connect(socket_, NETLINK_ROUTE);
-    if (r >= 0) r = nl_socket_add_memberships(socket_, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, 0);
-    if (r >= 0) r = nl_socket_set_nonblocking(socket_);
-    if (r >= 0) {
-        const int fd = nl_socket_get_fd(socket_);
-        int wanted = receive_buffer;
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &wanted, sizeof wanted) != 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &wanted, sizeof wanted);
-    }
+    const int r = subscribe_notifications(socket_, {RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR}, receive_buffer);
     if (r < 0) {
         nl_socket_free(socket_);
         throw Error(ErrorKind::Kernel, std::string("netlink: cannot subscribe to address changes: ") + nl_geterror(r));
@@ -65,23 +57,11 @@ AddressWatch::~AddressWatch() { nl_socket_free(socket_); }
 bool AddressWatch::read(const std::function<void(bool, const plan::AddressInfo&)>& changed)
 {
     changed_ = &changed;
-    bool complete = true;
-    // Non-blocking: -NLE_AGAIN once drained. An overrun (ENOBUFS, which
-    // libnl reports as NLE_NOMEM) lost some: reading goes on, bounded, since
-    // a real ENOMEM would repeat.
-    for (int overruns = 0;;) {
-        const int r = nl_recvmsgs_default(socket_);
-        if (r >= 0) continue;
-        if (r == -NLE_NOMEM && ++overruns < 16) {
-            complete = false;
-            continue;
-        }
-        // Anything but a drained socket: what is left is not known.
-        if (r != -NLE_AGAIN) complete = false;
-        break;
-    }
+    bool overrun = false;
+    // Anything but a drained socket: what is left is not known either.
+    const bool drained = read_notifications(socket_, overrun);
     changed_ = nullptr;
-    return complete;
+    return drained && !overrun;
 }
 
 }  // namespace kvmnet::kernel
