@@ -164,7 +164,13 @@ std::string Manager::describe_text(const std::string& name) const
     key.append("\n").append(zone ? "zone " + *zone : "no zone");
     key.append("\n").append(e.reason);
     if (const std::string* kept = reads_.describe(name, key)) return *kept;
-    return reads_.keep_describe(name, std::move(key), describe(name).dump());
+    // describe(name).dump(), the forwards' part from their kept texts (a
+    // host change does not write some 700 forwards again, a forward change
+    // only its own).
+    nlohmann::json extra = {{"state", state_name(e.state)}, {"state_reason", e.reason}};
+    if (zone) extra["firewalld_zone"] = *zone;
+    std::string text = model::network_text(e.spec, true, -1, extra, &forwards_text(e));
+    return reads_.keep_describe(name, std::move(key), std::move(text));
 }
 
 std::string Manager::describe_all_text() const
@@ -1129,16 +1135,23 @@ void Manager::restore_leases(const std::string& name, const std::optional<std::s
 
 void Manager::set_autostart(const std::string& name, bool autostart)
 {
-    Entry& e = changeable(name);
+    // The forwards stay as they are (and their cache with them: a copy of
+    // the network would be a new vector, and the next AddForwards and
+    // Describe would index and write every forward again).
+    Entry& e = forwards_changeable(name);
     if (e.spec.autostart == autostart) return;
-    model::Network n = e.spec;
-    n.autostart = autostart;
+    const std::uint64_t forwards_part = forward_cache(e).revision_part;
+    e.spec.autostart = autostart;
     // Nothing but the document changes: its text is made off the loop, and
     // a full disk comes back through document_lost, which puts memory back
     // without touching the running network (autostart is only read when
     // the daemon starts).
-    store_.save(n, reads_.revision(n, forward_cache(e).revision_part), store::Store::Text::on_writer);
-    e.spec = std::move(n);
+    try {
+        store_.save(e.spec, reads_.revision(e.spec, forwards_part), store::Store::Text::on_writer);
+    } catch (...) {
+        e.spec.autostart = !autostart;
+        throw;
+    }
     document_stored(e);
     if (listener_) listener_->network_changed(name);
 }

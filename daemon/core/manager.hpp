@@ -19,6 +19,7 @@
 #include "core/sysctl_hold.hpp"
 #include "core/undo.hpp"
 #include "core/work_queue.hpp"
+#include "model/forward_text.hpp"
 #include "model/network.hpp"
 #include "plan/converge.hpp"
 #include "plan/drift.hpp"
@@ -536,6 +537,20 @@ private:
         std::map<std::string, std::map<std::vector<std::string>, plan::ElementCounters>> by_set;
         std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> totals;  // network -> connections, dropped
         std::set<model::ForwardKey> changed;                                    // added or removed since the dump
+        // Per network and forward, its elements' counters summed (forward_listing).
+        struct Counted {
+            model::ForwardKey key;
+            std::uint16_t host_port_last = 0;
+            bool rate = false;
+            auto operator<=>(const Counted&) const = default;
+        };
+        struct Sums {
+            std::uint64_t connections = 0;
+            std::uint64_t bytes = 0;
+            std::uint64_t dropped = 0;
+            std::size_t missing = 0;
+        };
+        mutable std::map<std::string, std::map<Counted, Sums>> per_forward;
     };
     const ForwardCounters& forward_counters() const;
     // The rules' counters (Statistics), dumped and reused under the same
@@ -548,6 +563,10 @@ private:
     };
     mutable RuleCounters rule_counters_;
     const std::vector<plan::RuleCounter>& rule_counters() const;
+    // What ListForwards says of f besides its members (`counters` are
+    // forward_counters(), or none when e is not running).
+    model::ForwardListing forward_listing(const Entry& e, const model::PortForward& f,
+                                          const ForwardCounters& counters) const;
     nlohmann::json forward_json(const Entry& e, const model::PortForward& f, const ForwardCounters& counters) const;
     mutable ForwardCounters forward_counters_;
     // Per network, kept across forward changes (core/manager_forwards.cpp):
@@ -562,9 +581,16 @@ private:
         std::uint64_t revision_part = 0;
         const model::PortForward* data = nullptr;
         std::size_t size = 0;
+        // The forwards' text in Describe (model::append_json_text, joined
+        // by commas) once a Describe asked for it, and where each ends.
+        bool texts_made = false;
+        std::string texts;
+        std::vector<std::size_t> text_ends;
     };
     mutable std::map<std::string, ForwardCache> forward_caches_;
     ForwardCache& forward_cache(const Entry& e) const;
+    // The items of Describe's "forwards" array (ForwardCache::texts).
+    const std::string& forwards_text(const Entry& e) const;
     void forget_forwards(const std::string& name) const
     {
         forward_caches_.erase(name);
@@ -632,7 +658,12 @@ private:
     void watch_leases(Entry& e);
     // Stores a document that differs from e.spec only in its static hosts and
     // hands the hosts to a running dnsmasq.
-    void commit_hosts(Entry& e, model::Network next);
+    // `forwards_aside`: next has none of e's forwards, which stay as they
+    // are (host_change_base).
+    void commit_hosts(Entry& e, model::Network next, bool forwards_aside = false);
+    model::Network host_change_base(Entry& e, bool& aside);
+    // dnsmasq's hosts and names files and their SIGHUP, when it reads them; PropertiesChanged.
+    void reload_hosts(Entry& e, bool dnsmasq_reads_hosts);
 
     ManagerOptions options_;
     store::Layout layout_;

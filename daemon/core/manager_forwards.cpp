@@ -83,8 +83,36 @@ Manager::ForwardCache& Manager::forward_cache(const Entry& e) const
         c.revision_part = store::forwards_hash(forwards);
         c.data = forwards.data();
         c.size = forwards.size();
+        c.texts_made = false;
+        c.texts.clear();
+        c.text_ends.clear();
     }
     return c;
+}
+
+namespace {
+
+void append_forward_text(std::string& texts, std::vector<std::size_t>& ends, const model::PortForward& f)
+{
+    if (!ends.empty()) texts += ',';
+    model::append_json_text(texts, f);
+    ends.push_back(texts.size());
+}
+
+}  // namespace
+
+const std::string& Manager::forwards_text(const Entry& e) const
+{
+    ForwardCache& c = forward_cache(e);
+    if (!c.texts_made) {
+        c.texts.clear();
+        c.text_ends.clear();
+        c.text_ends.reserve(e.spec.forwards.size());
+        for (const model::PortForward& f : e.spec.forwards)
+            append_forward_text(c.texts, c.text_ends, f);
+        c.texts_made = true;
+    }
+    return c.texts;
 }
 
 Manager::Entry& Manager::forwards_changeable(const std::string& name)
@@ -146,6 +174,9 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
     cache.index.merge(std::move(added_index));
     for (const model::PortForward& f : added)
         cache.revision_part += store::forward_hash(f);
+    if (cache.texts_made)
+        for (const model::PortForward& f : added)
+            append_forward_text(cache.texts, cache.text_ends, f);
     e.spec.forwards.insert(e.spec.forwards.end(), std::make_move_iterator(added.begin()),
                            std::make_move_iterator(added.end()));
     cache.data = e.spec.forwards.data();
@@ -180,6 +211,17 @@ void Manager::remove_forward(const std::string& name, const model::ForwardKey& k
     ForwardCache& cache = forward_cache(e);
     cache.index.erase(removed);
     cache.revision_part -= store::forward_hash(removed);
+    if (cache.texts_made) {
+        // Its text and the comma before it (after it, for the first).
+        const auto i = static_cast<std::size_t>(std::distance(forwards.begin(), std::next(it).base()));
+        auto& ends = cache.text_ends;
+        const std::size_t begin = i == 0 ? 0 : ends[i - 1];
+        const std::size_t end = i == 0 && ends.size() > 1 ? ends[0] + 1 : ends[i];
+        cache.texts.erase(begin, end - begin);
+        ends.erase(ends.begin() + static_cast<std::ptrdiff_t>(i));
+        for (std::size_t k = i; k < ends.size(); ++k)
+            ends[k] -= end - begin;
+    }
     forwards.erase(std::next(it).base());
     cache.data = forwards.data();
     cache.size = forwards.size();
@@ -260,6 +302,7 @@ const Manager::ForwardCounters& Manager::forward_counters() const
     if (c.valid && now - c.taken_usec < c.reuse_usec) return c;
     c.by_set.clear();
     c.totals.clear();
+    c.per_forward.clear();
     c.changed.clear();
     bool any = false;
     for (const auto& [name, e] : networks_)
@@ -296,56 +339,74 @@ const std::vector<plan::RuleCounter>& Manager::rule_counters() const
     return c.rules;
 }
 
-nlohmann::json Manager::forward_json(const Entry& e, const model::PortForward& f, const ForwardCounters& counters) const
+model::ForwardListing Manager::forward_listing(const Entry& e, const model::PortForward& f,
+                                               const ForwardCounters& counters) const
 {
-    nlohmann::json j = model::to_json(f);
-    if (!f.guest_name.empty()) j["guest_address"] = f.guest.str();
-    if (!is_running(e.state)) return j;
-    std::uint64_t connections = 0, bytes = 0, dropped = 0;
-    if (!counters.changed.empty() && counters.changed.count(model::forward_key(f)) != 0) {
-        // Added (or removed and added again) since the counters were dumped.
-        j["connections"] = connections;
-        j["first_packet_bytes"] = bytes;
-        j["dropped"] = dropped;
-        return j;
-    }
-    std::size_t missing = 0;
-    for (const plan::SetElements& part : plan::forward_elements(f, e.spec.name)) {
-        const bool over = plan::is_over_set(part.set);
-        const auto in = counters.by_set.find(part.set);
-        for (const plan::SetElement& element : part.elements) {
-            if (in == counters.by_set.end()) {
-                ++missing;
-                continue;
+    model::ForwardListing listing;
+    listing.guest_address = !f.guest_name.empty();
+    if (!is_running(e.state)) return listing;
+    listing.counters = true;
+    // Added (or removed and added again) since the counters were dumped: no counts.
+    if (!counters.changed.empty() && counters.changed.count(model::forward_key(f)) != 0) return listing;
+    // Summed once per dump and forward (its elements' keys are strings: a
+    // ListForwards of some 700 forwards built and looked up each of them).
+    // The elements' keys are made of what the key below holds.
+    const ForwardCounters::Counted key{model::forward_key(f), f.host_port_last, f.rate.has_value()};
+    auto& sums = counters.per_forward[e.spec.name];
+    auto [it, fresh] = sums.try_emplace(key);
+    ForwardCounters::Sums& sum = it->second;
+    if (fresh) {
+        for (const plan::SetElements& part : plan::forward_elements(f, e.spec.name)) {
+            const bool over = plan::is_over_set(part.set);
+            const auto in = counters.by_set.find(part.set);
+            for (const plan::SetElement& element : part.elements) {
+                if (in == counters.by_set.end()) {
+                    ++sum.missing;
+                    continue;
+                }
+                auto found = in->second.find(element.key);
+                if (found == in->second.end()) {
+                    ++sum.missing;
+                    continue;
+                }
+                (over ? sum.dropped : sum.connections) += found->second.packets;
+                if (!over) sum.bytes += found->second.bytes;
             }
-            auto it = in->second.find(element.key);
-            if (it == in->second.end()) {
-                ++missing;
-                continue;
-            }
-            (over ? dropped : connections) += it->second.packets;
-            if (!over) bytes += it->second.bytes;
         }
     }
     // The NAT chains see a connection's first packet only: one packet, one connection.
-    j["connections"] = connections;
-    j["first_packet_bytes"] = bytes;
-    j["dropped"] = dropped;
-    if (missing != 0) j["problem"] = std::to_string(missing) + " element(s) missing from the kernel";
+    listing.connections = sum.connections;
+    listing.first_packet_bytes = sum.bytes;
+    listing.dropped = sum.dropped;
+    listing.missing = sum.missing;
+    return listing;
+}
+
+nlohmann::json Manager::forward_json(const Entry& e, const model::PortForward& f, const ForwardCounters& counters) const
+{
+    const model::ForwardListing listing = forward_listing(e, f, counters);
+    nlohmann::json j = model::to_json(f);
+    if (listing.guest_address) j["guest_address"] = f.guest.str();
+    if (!listing.counters) return j;
+    j["connections"] = listing.connections;
+    j["first_packet_bytes"] = listing.first_packet_bytes;
+    j["dropped"] = listing.dropped;
+    if (listing.missing != 0) j["problem"] = std::to_string(listing.missing) + " element(s) missing from the kernel";
     return j;
 }
 
 std::string Manager::list_forwards_text(const std::string& name) const
 {
     const Entry& e = entry(name);
-    const ForwardCounters& counters = forward_counters();
+    static const ForwardCounters none;
+    const ForwardCounters& counters = is_running(e.state) ? forward_counters() : none;
     // Built item by item and given up once past the reply bound: the whole
     // list of a large network costs no more than the bound's worth of work.
-    // Text, not a JSON array dumped again: serialising was most of the call.
+    // Written as text (model::append_json_text), the bytes nlohmann would dump.
     std::string result = "[";
     for (const model::PortForward& f : e.spec.forwards) {
         if (result.size() > 1) result += ',';
-        result += forward_json(e, f, counters).dump();
+        model::append_json_text(result, f, forward_listing(e, f, counters));
         if (result.size() + 1 > max_reply_bytes)
             throw Error(ErrorKind::TooLarge, "network '" + name + "' has " + std::to_string(e.spec.forwards.size()) +
                                                  " forwards, more than a reply of " + std::to_string(max_reply_bytes) +
@@ -404,15 +465,12 @@ nlohmann::json Manager::statistics(const std::string& name) const
         const ForwardCounters& counters = forward_counters();
         auto [it, fresh] = forward_counters_.totals.try_emplace(name);
         if (fresh) {
+            // From each forward's sums as ListForwards reads them (kept per
+            // dump across forward changes, which make these totals again).
             for (const model::PortForward& f : e.spec.forwards) {
-                if (!counters.changed.empty() && counters.changed.count(model::forward_key(f)) != 0) continue;
-                for (const plan::SetElements& part : plan::forward_elements(f, name)) {
-                    const auto in = counters.by_set.find(part.set);
-                    if (in == counters.by_set.end()) continue;
-                    auto& sum = plan::is_over_set(part.set) ? it->second.second : it->second.first;
-                    for (const plan::SetElement& element : part.elements)
-                        if (auto c = in->second.find(element.key); c != in->second.end()) sum += c->second.packets;
-                }
+                const model::ForwardListing listing = forward_listing(e, f, counters);
+                it->second.first += listing.connections;
+                it->second.second += listing.dropped;
             }
         }
         connections = it->second.first;

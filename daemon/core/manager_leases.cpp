@@ -69,9 +69,35 @@ void Manager::watch_leases(Entry& e)
     }
 }
 
+// The next document of a host change: e's, with its forwards set aside
+// (`aside`) when none of them names a static host. Then no host change
+// can change or invalidate a forward (a host's name is unique, and a
+// forward only names a host that exists), so neither the copy nor the
+// validation of a few hundred forwards is needed: commit_hosts moves e's
+// forwards into the new document, and the network's forward cache holds.
+model::Network Manager::host_change_base(Entry& e, bool& aside)
+{
+    aside = std::none_of(e.spec.forwards.begin(), e.spec.forwards.end(),
+                         [](const model::PortForward& f) { return !f.guest_name.empty(); });
+    if (!aside) {
+        forget_forwards(e.spec.name);
+        return e.spec;
+    }
+    std::vector<model::PortForward> forwards;
+    forwards.swap(e.spec.forwards);
+    try {
+        model::Network next = e.spec;
+        e.spec.forwards.swap(forwards);
+        return next;
+    } catch (...) {
+        e.spec.forwards.swap(forwards);
+        throw;
+    }
+}
+
 void Manager::add_host(const std::string& name, const std::string& host_document)
 {
-    Entry& e = changeable(name);
+    Entry& e = forwards_changeable(name);
     const auto parsed = model::parse_any_dhcp_host(host_document);
     // The whole document is validated; errors about the new entry name it "host".
     const auto validate_with_entry = [&](const model::Network& next, const std::string& entry_path) {
@@ -117,10 +143,11 @@ void Manager::add_host(const std::string& name, const std::string& host_document
                                 lease.value("duid", lease.value("mac", "another client")) +
                                 " at the moment; choose another address or wait for the lease to end");
         }
-        model::Network next = e.spec;
+        bool aside = false;
+        model::Network next = host_change_base(e, aside);
         next.ipv6->hosts.push_back(host);
         validate_with_entry(next, "ipv6.dhcp.hosts[" + std::to_string(next.ipv6->hosts.size() - 1) + "]");
-        commit_hosts(e, std::move(next));
+        commit_hosts(e, std::move(next), aside);
         log_info("network " + name + ": static IPv6 host " + client + " " + host.ip.str() + " added", name);
         return;
     }
@@ -146,10 +173,11 @@ void Manager::add_host(const std::string& name, const std::string& host_document
                                                  lease["mac"].get<std::string>() +
                                                  " at the moment; choose another address or wait for the lease to end");
 
-    model::Network next = e.spec;
+    bool aside = false;
+    model::Network next = host_change_base(e, aside);
     next.ipv4->hosts.push_back(host);
     validate_with_entry(next, "ipv4.dhcp.hosts[" + std::to_string(next.ipv4->hosts.size() - 1) + "]");
-    commit_hosts(e, std::move(next));
+    commit_hosts(e, std::move(next), aside);
     log_info("network " + name + ": static host " + host.mac + " " + host.ip.str() + " added", name);
 }
 
@@ -157,12 +185,13 @@ void Manager::add_host(const std::string& name, const std::string& host_document
 // host with that DUID: each of them goes.
 void Manager::remove_host(const std::string& name, const std::string& mac)
 {
-    Entry& e = changeable(name);
+    Entry& e = forwards_changeable(name);
     const std::string wanted = lower(mac);
     const bool dhcp6 = e.spec.ipv6 && !e.spec.ipv6->ranges.empty();
     if (!has_dhcp(e.spec) && !dhcp6)
         throw Error(ErrorKind::NotFound, "network '" + name + "' serves no DHCP and has no static hosts");
-    model::Network next = e.spec;
+    bool aside = false;
+    model::Network next = host_change_base(e, aside);
     std::size_t removed = 0;
     if (has_dhcp(next))
         removed += std::erase_if(next.ipv4->hosts, [&](const model::DhcpHost& h) { return h.mac == wanted; });
@@ -173,14 +202,32 @@ void Manager::remove_host(const std::string& name, const std::string& mac)
         throw Error(ErrorKind::NotFound,
                     "mac: network '" + name + "' has no static host with MAC " + mac + (dhcp6 ? " or DUID" : ""));
     model::validate(next);
-    commit_hosts(e, std::move(next));
+    commit_hosts(e, std::move(next), aside);
     log_info("network " + name + ": static host " + wanted + " removed", name);
 }
 
-void Manager::commit_hosts(Entry& e, model::Network next)
+void Manager::commit_hosts(Entry& e, model::Network next, bool forwards_aside)
 {
     const std::string name = e.spec.name;
     const bool running = is_running(e.state);
+    if (forwards_aside) {
+        // e's forwards name no host (host_change_base): they are the new
+        // document's as they are, in the same vector.
+        const std::uint64_t forwards_part = forward_cache(e).revision_part;
+        next.forwards.swap(e.spec.forwards);
+        try {
+            store_.save(next, reads_.revision(next, forwards_part));
+        } catch (...) {
+            next.forwards.swap(e.spec.forwards);
+            throw;
+        }
+        const bool dnsmasq_reads_hosts =
+            running && (has_leases(next) || !next.dns.hosts.empty() || !e.spec.dns.hosts.empty());
+        e.spec = std::move(next);
+        reload_hosts(e, dnsmasq_reads_hosts);
+        return;
+    }
+    forget_forwards(name);
     // Forwards that name a static host follow its address.
     model::resolve_forward_guests(next);
     const bool forwards_changed = running && next.forwards != e.spec.forwards;
@@ -212,6 +259,12 @@ void Manager::commit_hosts(Entry& e, model::Network next)
     const bool dnsmasq_reads_hosts =
         running && (has_leases(next) || !next.dns.hosts.empty() || !e.spec.dns.hosts.empty());
     e.spec = std::move(next);
+    reload_hosts(e, dnsmasq_reads_hosts);
+}
+
+void Manager::reload_hosts(Entry& e, bool dnsmasq_reads_hosts)
+{
+    const std::string& name = e.spec.name;
     if (!dnsmasq_reads_hosts) {
         if (listener_) listener_->network_changed(name);
         return;

@@ -1,5 +1,6 @@
 // Parsing, serialisation and validation of port forwards and limits.
 #include "model/forward.hpp"
+#include "model/forward_text.hpp"
 
 #include "model/json_reader.hpp"
 #include "model/json_text.hpp"
@@ -586,35 +587,37 @@ json to_json(const PortForward& f)
     return j;
 }
 
+namespace {
+
+// A number, without a temporary string.
+void append_number(std::string& out, std::uint64_t n)
+{
+    char buffer[24];
+    const auto r = std::to_chars(buffer, buffer + sizeof buffer, n);
+    out.append(buffer, r.ptr);
+}
+
+// A port range as port_json writes it: one number, or "first-last".
+void append_ports(std::string& out, std::uint32_t first, std::uint32_t last)
+{
+    if (first == last) return append_number(out, first);
+    out += '"';
+    append_number(out, first);
+    out += '-';
+    append_number(out, last);
+    out += '"';
+}
+
+}  // namespace
+
 void append_json(std::string& out, const PortForward& f)
 {
-    // No temporary strings: numbers go through a buffer on the stack, IPv4
-    // addresses digit by digit (100,000 forwards are one journal line).
-    char buffer[16];
-    const auto number = [&out, &buffer](std::uint32_t n) {
-        const auto r = std::to_chars(buffer, buffer + sizeof buffer, n);
-        out.append(buffer, r.ptr);
-    };
-    const auto ports = [&](std::uint32_t first, std::uint32_t last) {
-        if (first == last) return number(first);
-        out += '"';
-        number(first);
-        out += '-';
-        number(last);
-        out += '"';
-    };
+    // No temporary strings: numbers and IPv4 addresses are written digit by
+    // digit (100,000 forwards are one journal line).
+    const auto number = [&out](std::uint32_t n) { append_number(out, n); };
+    const auto ports = [&out](std::uint32_t first, std::uint32_t last) { append_ports(out, first, last); };
     // Addresses and host names need no escaping; a description may.
-    const auto ipv4 = [&out](Ipv4 ip) {
-        out += '"';
-        for (int shift = 24; shift >= 0; shift -= 8) {
-            const unsigned octet = (ip.value >> shift) & 0xffu;
-            if (octet >= 100) out += static_cast<char>('0' + octet / 100);
-            if (octet >= 10) out += static_cast<char>('0' + octet / 10 % 10);
-            out += static_cast<char>('0' + octet % 10);
-            if (shift != 0) out += '.';
-        }
-        out += '"';
-    };
+    const auto ipv4 = [&out](Ipv4 ip) { append_json_ipv4(out, ip); };
     const auto text = [&out](const std::string& s) {
         out += '"';
         out += s;
@@ -649,6 +652,127 @@ void append_json(std::string& out, const PortForward& f)
         number(*f.rate);
     }
     out += '}';
+}
+
+// A JSON string as nlohmann dumps it: text that needs no escaping as it
+// is; anything else (quotes, backslashes, control characters, non-ASCII
+// bytes) through nlohmann itself.
+void append_json_string(std::string& out, std::string_view s)
+{
+    const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
+    });
+    if (!plain) {
+        out += json(std::string(s)).dump();
+        return;
+    }
+    out += '"';
+    out += s;
+    out += '"';
+}
+
+namespace {
+
+// A forward's object as dump() (indent < 0) or as dump(2) at `indent`
+// writes it (see append_pretty_json_text).
+void write_forward(std::string& out, const PortForward& f, const ForwardListing& listing, int indent, int step)
+{
+    const auto number = [&out](std::uint64_t n) { append_number(out, n); };
+    const auto ports = [&out](std::uint32_t first, std::uint32_t last) { append_ports(out, first, last); };
+    const bool pretty = indent >= 0;
+    const auto members = static_cast<std::size_t>(pretty ? indent + step : 0);
+    bool first = true;
+    const auto key = [&](const char* name) {
+        out += first ? '{' : ',';
+        first = false;
+        if (pretty) {
+            out += '\n';
+            out.append(members, ' ');
+        }
+        out += '"';
+        out += name;
+        out += pretty ? "\": " : "\":";
+    };
+    // The members in nlohmann's (alphabetical) order.
+    if (listing.counters) {
+        key("connections");
+        number(listing.connections);
+    }
+    if (!f.description.empty()) {
+        key("description");
+        append_json_string(out, f.description);
+    }
+    if (listing.counters) {
+        key("dropped");
+        number(listing.dropped);
+        key("first_packet_bytes");
+        number(listing.first_packet_bytes);
+    }
+    key("guest");
+    if (f.ipv6)
+        append_json_string(out, f.guest6.str());
+    else if (f.guest_name.empty())
+        append_json_ipv4(out, f.guest);
+    else
+        append_json_string(out, f.guest_name);
+    if (listing.guest_address) {
+        key("guest_address");
+        append_json_ipv4(out, f.guest);
+    }
+    key("guest_port");
+    ports(f.guest_port_first, f.guest_port_last());
+    if (f.ipv6 ? f.host_address6.has_value() : f.host_address.has_value()) {
+        key("host_address");
+        if (f.ipv6)
+            append_json_string(out, f.host_address6->str());
+        else
+            append_json_ipv4(out, *f.host_address);
+    }
+    key("host_port");
+    ports(f.host_port_first, f.host_port_last);
+    if (listing.counters && listing.missing != 0) {
+        key("problem");
+        out += '"';
+        number(listing.missing);
+        out += " element(s) missing from the kernel\"";
+    }
+    key("proto");
+    append_json_string(out, proto_name(f.proto));
+    if (f.rate) {
+        key("rate");
+        number(*f.rate);
+    }
+    if (pretty) {
+        out += '\n';
+        out.append(static_cast<std::size_t>(indent), ' ');
+    }
+    out += '}';
+}
+
+}  // namespace
+
+void append_json_text(std::string& out, const PortForward& f, const ForwardListing& listing)
+{
+    write_forward(out, f, listing, -1, 0);
+}
+
+void append_pretty_json_text(std::string& out, const PortForward& f, int indent, int step)
+{
+    write_forward(out, f, {}, indent, step);
+}
+
+void append_json_ipv4(std::string& out, Ipv4 ip)
+{
+    out += '"';
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        const unsigned octet = (ip.value >> shift) & 0xffu;
+        if (octet >= 100) out += static_cast<char>('0' + octet / 100);
+        if (octet >= 10) out += static_cast<char>('0' + octet / 10 % 10);
+        out += static_cast<char>('0' + octet % 10);
+        if (shift != 0) out += '.';
+    }
+    out += '"';
 }
 
 Limits parse_limits(const json& j, const std::string& field)

@@ -1,6 +1,7 @@
 // Parsing, serialisation and validation of the network document.
 #include "model/network.hpp"
 
+#include "model/forward_text.hpp"
 #include "model/json_reader.hpp"
 #include "model/json_text.hpp"
 #include "model/mac.hpp"
@@ -507,9 +508,13 @@ Network parse_network(const nlohmann::json& document)
 
 Network parse_network(const std::string& text) { return parse_network(parse_json_text(text, "document", "")); }
 
-nlohmann::json to_json(const Network& n) { return to_json(n, true); }
+namespace {
 
-nlohmann::json to_json(const Network& n, bool with_forwards)
+// What to_json writes of the forwards and static IPv4 hosts: nlohmann's
+// tree, or null in their place (network_text writes their text there).
+enum class Part { none, tree, placeholder };
+
+json to_json_parts(const Network& n, Part forwards, bool hosts_placeholder)
 {
     json j = {{"name", n.name}, {"mode", mode_name(n.mode)}, {"bridge", n.bridge}, {"autostart", n.autostart}};
     // Only the opt-out is written: documents of networks that keep the
@@ -522,12 +527,13 @@ nlohmann::json to_json(const Network& n, bool with_forwards)
             json ranges = json::array();
             for (const auto& r : n.ipv4->ranges)
                 ranges.push_back(r.first.str() + "-" + r.last.str());
-            json hosts = json::array();
-            for (const auto& h : n.ipv4->hosts) {
-                json host = {{"mac", h.mac}, {"ip", h.ip.str()}};
-                if (!h.name.empty()) host["name"] = h.name;
-                hosts.push_back(std::move(host));
-            }
+            json hosts = hosts_placeholder ? json() : json::array();
+            if (!hosts_placeholder)
+                for (const auto& h : n.ipv4->hosts) {
+                    json host = {{"mac", h.mac}, {"ip", h.ip.str()}};
+                    if (!h.name.empty()) host["name"] = h.name;
+                    hosts.push_back(std::move(host));
+                }
             ipv4["dhcp"] = {{"ranges", ranges}, {"hosts", hosts}};
             if (n.ipv4->lease_time != default_lease_time)
                 ipv4["dhcp"]["lease_time"] = lease_time_json(n.ipv4->lease_time);
@@ -596,15 +602,181 @@ nlohmann::json to_json(const Network& n, bool with_forwards)
     for (const Port& p : n.ports)
         ports.push_back(to_json(p));
     j["ports"] = std::move(ports);
-    if (with_forwards && !n.forwards.empty()) {
-        json forwards = json::array();
+    if (forwards == Part::tree && !n.forwards.empty()) {
+        json array = json::array();
         for (const PortForward& f : n.forwards)
-            forwards.push_back(to_json(f));
-        j["forwards"] = std::move(forwards);
+            array.push_back(to_json(f));
+        j["forwards"] = std::move(array);
     }
+    if (forwards == Part::placeholder && !n.forwards.empty()) j["forwards"] = nullptr;
     if (!n.limits.empty()) j["limits"] = to_json(n.limits);
     if (n.overlay) j["overlay"] = to_json(*n.overlay);
     return j;
+}
+
+// An array whose items network_text writes: where it is (member names
+// from the top object) and its items' text.
+struct Spliced {
+    std::vector<const char*> path;
+    std::string items;
+};
+
+// `object` as dump() (step < 0) or dump(step) writes it at nesting `level`,
+// each splice's array (named by path[depth] and below) written from its
+// items. nlohmann writes an object's members in key order, "key":value
+// (pretty: one per line, "key": value), an empty array as [].
+void dump_spliced(std::string& out, const json& object, const std::vector<const Spliced*>& splices, std::size_t depth,
+                  int step, int level)
+{
+    const bool pretty = step >= 0;
+    const auto inner = static_cast<std::size_t>(pretty ? (level + 1) * step : 0);
+    out += '{';
+    bool first = true;
+    for (auto it = object.begin(); it != object.end(); ++it) {
+        if (!first) out += ',';
+        first = false;
+        if (pretty) {
+            out += '\n';
+            out.append(inner, ' ');
+        }
+        out += json(it.key()).dump();
+        out += pretty ? ": " : ":";
+        const Spliced* here = nullptr;
+        std::vector<const Spliced*> below;
+        for (const Spliced* s : splices) {
+            if (it.key() != s->path[depth]) continue;
+            if (s->path.size() == depth + 1)
+                here = s;
+            else
+                below.push_back(s);
+        }
+        if (here) {
+            if (here->items.empty()) {
+                out += "[]";
+                continue;
+            }
+            out += '[';
+            if (pretty) out += '\n';
+            out += here->items;
+            if (pretty) {
+                out += '\n';
+                out.append(inner, ' ');
+            }
+            out += ']';
+        } else if (!below.empty()) {
+            dump_spliced(out, it.value(), below, depth + 1, step, level + 1);
+        } else if (!pretty) {
+            out += it.value().dump();
+        } else {
+            // Every line of the value after its first one level in (a
+            // dump's only newlines are between elements; strings carry
+            // theirs escaped).
+            for (const char c : it.value().dump(step)) {
+                out += c;
+                if (c == '\n') out.append(inner, ' ');
+            }
+        }
+    }
+    if (pretty && !first) {
+        out += '\n';
+        out.append(static_cast<std::size_t>(level * step), ' ');
+    }
+    out += '}';
+}
+
+// One static IPv4 host as to_json writes it ({"ip", "mac", "name"}), its
+// braces at `indent` when pretty.
+void append_host(std::string& out, const DhcpHost& h, int step, std::size_t indent)
+{
+    const bool pretty = step >= 0;
+    const std::string gap = pretty ? "\n" + std::string(indent + static_cast<std::size_t>(step), ' ') : "";
+    out += '{';
+    out += gap;
+    out += pretty ? "\"ip\": " : "\"ip\":";
+    append_json_ipv4(out, h.ip);
+    out += ',';
+    out += gap;
+    out += pretty ? "\"mac\": " : "\"mac\":";
+    append_json_string(out, h.mac);
+    if (!h.name.empty()) {
+        out += ',';
+        out += gap;
+        out += pretty ? "\"name\": " : "\"name\":";
+        append_json_string(out, h.name);
+    }
+    if (pretty) {
+        out += '\n';
+        out.append(indent, ' ');
+    }
+    out += '}';
+}
+
+// The items of an array at `level` (the level of the object holding it),
+// each written by `write(out, item, indent of its braces)`.
+template <typename T, typename Write>
+std::string items_text(const std::vector<T>& items, int step, int level, const Write& write)
+{
+    const bool pretty = step >= 0;
+    const auto indent = static_cast<std::size_t>(pretty ? (level + 2) * step : 0);
+    std::string out;
+    for (const T& item : items) {
+        if (!out.empty()) out += pretty ? ",\n" : ",";
+        out.append(indent, ' ');
+        write(out, item, indent);
+    }
+    return out;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Network& n) { return to_json(n, true); }
+
+nlohmann::json to_json(const Network& n, bool with_forwards)
+{
+    return to_json_parts(n, with_forwards ? Part::tree : Part::none, false);
+}
+
+std::string network_text(const Network& n, bool with_forwards, int indent, const nlohmann::json& extra,
+                         const std::string* forwards_items)
+{
+    const bool forwards = with_forwards && !n.forwards.empty();
+    const bool hosts = n.ipv4 && n.ipv4->dhcp;
+    json j = to_json_parts(n, forwards ? Part::placeholder : Part::none, hosts);
+    for (auto it = extra.begin(); it != extra.end(); ++it)
+        j[it.key()] = it.value();
+    std::vector<Spliced> splices;
+    if (hosts)
+        splices.push_back(
+            {{"ipv4", "dhcp", "hosts"},
+             items_text(n.ipv4->hosts, indent, 2, [&](std::string& out, const DhcpHost& h, std::size_t at) {
+                 append_host(out, h, indent, at);
+             })});
+    if (forwards) {
+        if (forwards_items && indent < 0)
+            splices.push_back({{"forwards"}, *forwards_items});
+        else
+            splices.push_back(
+                {{"forwards"},
+                 items_text(n.forwards, indent, 0, [&](std::string& out, const PortForward& f, std::size_t at) {
+                     if (indent < 0)
+                         append_json_text(out, f);
+                     else
+                         append_pretty_json_text(out, f, static_cast<int>(at), indent);
+                 })});
+    }
+    std::vector<const Spliced*> all;
+    for (const Spliced& s : splices)
+        all.push_back(&s);
+    std::string out;
+    dump_spliced(out, j, all, 0, indent, 0);
+    return out;
+}
+
+std::string document_text(const Network& n)
+{
+    std::string text = network_text(n, true, 2);
+    text += '\n';
+    return text;
 }
 
 namespace {

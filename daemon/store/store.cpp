@@ -1,6 +1,7 @@
 // JSON persistence of the desired state.
 #include "store/store.hpp"
 
+#include "model/forward_text.hpp"
 #include "store/files.hpp"
 
 #include <nlohmann/json.hpp>
@@ -304,7 +305,7 @@ std::uint64_t forwards_hash(const std::vector<model::PortForward>& forwards)
 std::uint64_t revision_base(const model::Network& network)
 {
     Fnv h;
-    const std::string text = model::to_json(network, false).dump();
+    const std::string text = model::network_text(network, false, -1);  // to_json(network, false).dump()
     h.bytes(text.data(), text.size());
     return h.hash;
 }
@@ -529,7 +530,7 @@ void Store::save(const model::Network& network, std::string revision, Text where
         // before anything else changed. The mirror copy is written by the
         // writer's thread once the document is durable, so it is never
         // ahead of the document on disk.
-        std::string text = model::to_json(network).dump(2) + "\n";
+        std::string text = model::document_text(network);
         const int fd = write_temp(tmp, text, 0644, true);
         header = base_header(text);
         durable_->replace(fd, tmp, path, std::move(folded), [this, name, text] { mirror(name, text); });
@@ -542,7 +543,7 @@ void Store::save(const model::Network& network, std::string revision, Text where
         auto text = std::make_shared<std::string>();
         durable_->replace_made(
             [copy = network, text] {
-                *text = model::to_json(copy).dump(2) + "\n";
+                *text = model::document_text(copy);
                 return *text;
             },
             tmp, path, std::move(folded), [this, name, text] { mirror(name, *text); });
