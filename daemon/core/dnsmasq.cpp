@@ -219,6 +219,7 @@ void Dnsmasq::finish_start(std::exception_ptr error)
     forget_pending();
     Ready done = std::move(pending_);
     pending_ = nullptr;
+    const bool rebind_now = std::exchange(rebind_when_ready_, false);
     if (error) {
         failed_ = true;
         watch_.reset();
@@ -229,6 +230,7 @@ void Dnsmasq::finish_start(std::exception_ptr error)
         log_info("network " + options_.network + ": dnsmasq running as pid " + std::to_string(watch_->pid()),
                  options_.network);
         quiet_netlink(watch_->pid());
+        if (rebind_now) rebind();
     }
     // Last: done may stop or destroy this object.
     if (done) done(error);
@@ -311,6 +313,21 @@ void Dnsmasq::restart_now()
     restart();
 }
 
+void Dnsmasq::rebind()
+{
+    if (pending_) {
+        rebind_when_ready_ = true;
+        return;
+    }
+    if (!watch_ || !ready_) return;  // a restart binds afresh
+    // ESRCH: it exited meanwhile, and its restart binds afresh.
+    if (::kill(watch_->pid(), SIGUSR2) != 0 && errno == EPERM)
+        log_warning("network " + options_.network + ": " +
+                        unstoppable(watch_->pid(), "make it bind DHCP to the recreated bridge") +
+                        " (DHCP may not serve until it restarts)",
+                    options_.network);
+}
+
 void Dnsmasq::stop_strays(const std::string& conf_arg)
 {
     // Only its command line names such a process: it was killed with the
@@ -347,6 +364,7 @@ std::shared_ptr<const PidFd> Dnsmasq::stop_later()
 {
     forget_pending();
     pending_ = nullptr;
+    rebind_when_ready_ = false;
     restart_timer_.reset();
     supervised_ = false;
     problem_.clear();

@@ -86,6 +86,14 @@ public:
     // restart waiting out its backoff happens now, and the attempt that
     // failed for want of the bridge does not count towards the backoff.
     void restart_now();
+    // Its bridge was recreated under the same name (a repair): dnsmasq's
+    // DHCP socket is still bound to the old bridge's index until the next
+    // turn of dnsmasq's loop binds it again by name (bind_dhcp_devices, every
+    // turn). Address notifications used to cause that turn; a dnsmasq out of
+    // those groups (quiet_netlink) gets it from SIGUSR2 (reopen the log
+    // file: none here, it logs to stderr), now or once a start under way is
+    // ready.
+    void rebind();
 
     // "running", "starting" (its first start waits for readiness),
     // "restarting" (it exited; a restart is scheduled or under way), "failed"
@@ -124,6 +132,7 @@ private:
     // spawned again after an early exit (on_exit).
     std::vector<std::string> argv_;
     bool respawned_ = false;
+    bool rebind_when_ready_ = false;  // rebind() came while a start waited for readiness
     unsigned restarts_ = 0;
     std::uint64_t since_usec_ = 0;
     std::string problem_;

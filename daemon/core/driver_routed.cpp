@@ -12,11 +12,14 @@ namespace {
 
 class RoutedDriver final : public ModeDriver {
 public:
-    explicit RoutedDriver(DriverContext context) : ModeDriver(context), overlay_(context.links) {}
+    explicit RoutedDriver(DriverContext context)
+        : ModeDriver(context), overlay_(context.links), addresses_(context.addresses)
+    {
+    }
 
     void validate(const model::Network& n) override
     {
-        check_kernel_conflicts(links_, n);
+        check_kernel_conflicts(links_, n, addresses_);
         overlay_.validate(n);
     }
 
@@ -115,6 +118,7 @@ private:
     }
 
     OverlayLayer overlay_;
+    AddressView* addresses_;
 
     // Forwards reached from the host as 127.0.0.1 leave through the bridge
     // with that source until masqueraded: the kernel routes them only with

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <optional>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace kvmnet::core {
@@ -40,7 +42,50 @@ void check_ipv6_addresses(plan::LinkAdapter& kernel, const model::Network& n,
     }
 }
 
+// The addresses of the links `view` names, from the kernel (a link gone
+// since has none).
+std::vector<plan::AddressInfo> addresses_of(plan::LinkAdapter& kernel, const std::vector<int>& links)
+{
+    std::vector<plan::AddressInfo> addresses;
+    for (const int index : links)
+        for (plan::AddressInfo& a : kernel.list_addresses_of(index))
+            addresses.push_back(std::move(a));
+    return addresses;
+}
+
 }  // namespace
+
+AddressView::AddressView(Read read, List list) : read_(std::move(read)), list_(std::move(list)) { relist(); }
+
+void AddressView::relist()
+{
+    addresses_.clear();
+    for (const plan::AddressInfo& a : list_())
+        addresses_.emplace(a.link_index, a.address, a.prefix_length);
+}
+
+std::vector<int> AddressView::links_overlapping(const model::Network& n)
+{
+    const bool complete = read_([this](bool added, const plan::AddressInfo& a) {
+        const auto key = std::make_tuple(a.link_index, a.address, a.prefix_length);
+        if (added)
+            addresses_.insert(key);
+        else
+            addresses_.erase(key);
+    });
+    if (!complete) relist();
+    std::vector<int> links;
+    for (const auto& [index, address, prefix] : addresses_) {
+        bool overlaps = false;
+        if (const model::Ipv4* ip = address.v4(); ip && n.ipv4)
+            overlaps = model::Ipv4Interface{*ip, prefix}.overlaps(n.ipv4->address);
+        else if (const model::Ipv6* ip6 = address.v6(); ip6 && n.ipv6)
+            overlaps = model::Ipv6Interface{*ip6, prefix}.overlaps(n.ipv6->address);
+        // The set is ordered by link: ascending, each once.
+        if (overlaps && (links.empty() || links.back() != index)) links.push_back(index);
+    }
+    return links;
+}
 
 void check_ipv6_kernel(plan::LinkAdapter& kernel, const model::Network& n)
 {
@@ -51,7 +96,7 @@ void check_ipv6_kernel(plan::LinkAdapter& kernel, const model::Network& n)
     check_ipv6_addresses(kernel, n, kernel.list_addresses());
 }
 
-void check_kernel_conflicts(plan::LinkAdapter& kernel, const model::Network& n)
+void check_kernel_conflicts(plan::LinkAdapter& kernel, const model::Network& n, AddressView* view)
 {
     // One lookup by name, not a dump of every link: a start costs the same
     // with 1,000 networks' bridges on the host.
@@ -62,7 +107,10 @@ void check_kernel_conflicts(plan::LinkAdapter& kernel, const model::Network& n)
         throw Error(ErrorKind::Unsupported, "ipv6: IPv6 is not available in this kernel (CONFIG_IPV6, or booted "
                                             "with ipv6.disable=1)");
     if (!n.ipv4 && !n.ipv6) return;
-    const auto addresses = kernel.list_addresses();
+    // With a view, a start costs the same however many addresses the host
+    // has: only the links that may overlap are read, and their addresses
+    // judged as a full dump's would be.
+    const auto addresses = view ? addresses_of(kernel, view->links_overlapping(n)) : kernel.list_addresses();
     if (n.ipv6) check_ipv6_addresses(kernel, n, addresses);
     if (!n.ipv4) return;
     std::optional<std::vector<plan::LinkInfo>> links;

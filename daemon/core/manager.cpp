@@ -69,7 +69,7 @@ Manager::~Manager() = default;
 ModeDriver& Manager::driver(const model::Network& n)
 {
     auto& slot = drivers_[n.mode];
-    if (!slot) slot = make_driver(n.mode, {links_, layout_});
+    if (!slot) slot = make_driver(n.mode, {links_, layout_, options_.addresses});
     return *slot;
 }
 
@@ -545,7 +545,7 @@ std::string Manager::create(const std::string& document)
     model::Network n = model::parse_network(document);
     model::validate_against(n, configured_except(""));
     if (n.bridge.empty()) n.bridge = pick_bridge_name();
-    check_kernel_conflicts(links_, n);
+    check_kernel_conflicts(links_, n, options_.addresses);
     // No marker of an earlier network of this name may apply to this one.
     store::remove_file(layout_.delete_marker(n.name));
     store::remove_file(layout_.restart_marker(n.name));
@@ -961,7 +961,8 @@ void Manager::update_or_restart(const std::string& name, const std::string& docu
     if (n.bridge.empty()) n.bridge = e.spec.bridge;
     model::validate_against(n, configured_except(name));
     if (n == e.spec) return done(nullptr);
-    if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6) check_kernel_conflicts(links_, n);
+    if (n.bridge != e.spec.bridge || n.ipv4 != e.spec.ipv4 || n.ipv6 != e.spec.ipv6)
+        check_kernel_conflicts(links_, n, options_.addresses);
     // Before the restart it would take: refused there, the network would go
     // down and up again and the caller hear of a failed start.
     if (is_running(e.state)) check_fast_path(n);

@@ -43,6 +43,7 @@
 
 namespace kvmnet::core {
 
+class AddressView;
 class DockerUser;
 class Evpn;
 class Firewalld;
@@ -86,6 +87,10 @@ struct ManagerOptions {
     // worker thread (core/work_queue.hpp): a stop's bridge deletion runs
     // there, off the event loop. nullptr: on the loop (the unit tests).
     plan::LinkAdapter* worker_links = nullptr;
+    // The host's addresses as notifications tell them, for the conflict
+    // check of a create, update or start (core/kernel_conflicts.hpp);
+    // nullptr: every address is dumped for each (the unit tests).
+    AddressView* addresses = nullptr;
 };
 
 // Notified after every change, from inside the event loop.
@@ -468,11 +473,15 @@ private:
     std::vector<std::string> reattach_foreign_ports(Entry& e);
     // The sysctls held on while a NAT or routed network runs
     // (plan::held_sysctls) are marked dirty at every forwarding
-    // notification (sysctl_changed) and by this poll, since route_localnet
-    // sends none.
+    // notification (sysctl_changed). route_localnet sends none: this poll
+    // reads it every 2 s on each NAT network's bridge, at most 64 bridges
+    // per turn of the loop (forwarding_cursor_: where the pass goes on), and
+    // marks only a network where it is off, or that is not active (its
+    // every held sysctl, whatever notifications said).
     void ensure_forwarding_watch();
     void poll_forwarding();
     std::unique_ptr<Timer> forwarding_timer_;
+    std::string forwarding_cursor_;
     std::string forwarding_problem_;  // while ip_forward is off behind our back (part of the state reason)
     std::string firewall_drift_;      // what the pending firewall repair was marked for
     // The end of a deletion once the network is stopped: its taps, the

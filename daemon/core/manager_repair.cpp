@@ -24,8 +24,14 @@
 namespace kvmnet::core {
 namespace {
 
-// How often the held sysctls are read: route_localnet sends no notification.
+// How often route_localnet is read: of the held sysctls it alone sends no
+// notification (forwarding comes as RTM_NEWNETCONF: sysctl_changed).
 constexpr std::uint64_t forwarding_poll_usec = 2'000'000;
+// At most this many bridges are read in one turn of the loop, the next ones
+// a moment later: a turn costs the same with 1,000 NAT networks running, and
+// a start never waits behind a pass over all of them.
+constexpr std::size_t forwarding_poll_batch = 64;
+constexpr std::uint64_t forwarding_batch_gap_usec = 1'000;
 // The repair trigger's scope of the one nftables table of every network (a
 // network's name is never empty), so that neither starves the other.
 const std::string table_scope;
@@ -125,9 +131,9 @@ plan::ConvergeObserved Manager::observe_drift(Entry& e, plan::DriftKinds kinds, 
     const model::Network& n = e.spec;
     plan::ConvergeObserved o;
     o.running = &n;  // a repair converges to the document the network runs with
-    // The bridge is looked up only when needed: the forwarding poll brings
-    // every running network here every 2 s, and a sysctl that is on needs
-    // no bridge to be told so.
+    // The bridge is looked up only when needed: a change of "all"
+    // (ip_forward) brings every running network here, and a sysctl that is
+    // on needs no bridge to be told so.
     bool looked_up = false;
     const auto ours = [&] {
         if (!looked_up) {
@@ -225,9 +231,9 @@ void Manager::repair(Entry& e, plan::DriftKinds kinds, RepairSync& shared)
         for (const std::string& key : plan::held_sysctls(e.spec))
             if (shared.turned_on.count(key))
                 note_repair(e, "sysctl", "turned " + dotted(key) + " on again after it was turned off outside kvmnet");
-    // The forwarding poll brings every running network here every 2 s: an
+    // A change of "all" (ip_forward) brings every running network here: an
     // active network whose sysctls were all on has nothing new to judge,
-    // and judging it (a link lookup) would be 1,000 lookups per poll.
+    // and judging it (a link lookup) would be 1,000 lookups per change.
     if (run.done.empty() && marked == plan::drift_sysctls && e.state == State::active && e.repair_wait.empty() &&
         !run.stopped && shared.turned_on.empty() && run.failure.empty())
         return;
@@ -285,8 +291,12 @@ void Manager::apply_repair(Entry& e, const plan::ConvergeStep& step, RepairRun& 
             if (!e.dnsmasq_unreported.empty()) run.done.push_back(std::exchange(e.dnsmasq_unreported, {}));
             // A dnsmasq bound to its interface (bind-interfaces) cannot start
             // without the bridge: one that exited meanwhile waits for its
-            // backoff; it starts now.
-            if (e.dnsmasq) e.dnsmasq->restart_now();
+            // backoff; it starts now. One that runs binds its DHCP socket to
+            // the new bridge (it hears of no address change to do it itself).
+            if (e.dnsmasq) {
+                e.dnsmasq->restart_now();
+                e.dnsmasq->rebind();
+            }
             const auto created = links_.find_link(n.bridge);
             e.bridge_index = created ? created->index : 0;
             e.mac_watch.forget_ports();
@@ -445,11 +455,41 @@ void Manager::poll_forwarding()
 {
     forwarding_timer_.reset();
     bool any = false;
-    for (auto& [name, e] : networks_)
-        if (is_running(e.state) && needs_forwarding(e.spec)) {
+    std::size_t read = 0;
+    auto it = networks_.lower_bound(forwarding_cursor_);
+    for (; it != networks_.end(); ++it) {
+        Entry& e = it->second;
+        if (!is_running(e.state) || !needs_forwarding(e.spec)) continue;
+        any = true;
+        if (read == forwarding_poll_batch) break;
+        // What a notification may not have told (a repair that failed or
+        // was deferred, ip_forward off): every held sysctl, as at a
+        // notification. An active network: route_localnet alone, which no
+        // notification tells (NAT only).
+        if (e.state != State::active || !e.repair_wait.empty() || !forwarding_problem_.empty()) {
             mark_dirty(e, plan::drift_sysctls);
-            any = true;
+            continue;
         }
+        if (e.spec.mode != model::Mode::nat) continue;
+        ++read;
+        std::string key{"net/ipv4/conf/"};
+        key += e.spec.bridge;
+        key += "/route_localnet";
+        std::optional<std::string> value;
+        try {
+            value = links_.read_sysctl(key);
+        } catch (const std::exception& err) {
+            log_error("reading " + dotted(key) + " failed: " + err.what());
+        }
+        // Missing: the bridge is, which its link notifications repair.
+        if (value && (value->empty() || (*value)[0] != '1')) mark_dirty(e, plan::drift_sysctls);
+    }
+    if (it != networks_.end()) {
+        forwarding_cursor_ = it->first;
+        forwarding_timer_ = clock_.add_timer(forwarding_batch_gap_usec, [this] { poll_forwarding(); });
+        return;
+    }
+    forwarding_cursor_.clear();
     if (any) ensure_forwarding_watch();  // else re-armed by the next start
 }
 

@@ -22,10 +22,14 @@
 
 namespace kvmnet::core {
 
+class AddressView;  // core/kernel_conflicts.hpp
+
 // What a driver may touch.
 struct DriverContext {
     plan::LinkAdapter& links;
     const store::Layout& layout;
+    // The host's addresses for the conflict check (ManagerOptions::addresses).
+    AddressView* addresses = nullptr;
 };
 
 // What a repair of the network's links did.

@@ -77,10 +77,12 @@ int quiet_route_notifications(pid_t pid)
             throw failed(pid, "pidfd_getfd");
         }
         if (!rtnetlink(fd.fd)) continue;
-        // The IPv4 address group stays: dnsmasq's DHCP follows a bridge
-        // recreated under the same name by it (test_heal_dnsmasq_bind
-        // failed without it).
-        for (const int group : {RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE})
+        // The IPv4 address group too: dnsmasq with bind-interfaces acts on
+        // an address notification by nothing but the turn of its loop it
+        // causes (newaddress() does nothing without bind-dynamic, DHCPv6 or
+        // RA), and that turn is what binds its DHCP socket to a recreated
+        // bridge; the daemon gives it that turn itself (Dnsmasq::rebind).
+        for (const int group : {RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE})
             if (::setsockopt(fd.fd, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, &group, sizeof group) != 0)
                 throw failed(pid, "leaving a netlink group");
         ++quieted;

@@ -1,6 +1,8 @@
 // RTNLGRP_LINK, RTNLGRP_NEIGH, address-, netconf- and route-group subscriber on libnl-3.
 #include "kernel/link_monitor.hpp"
 
+#include "kernel/netlink_util.hpp"
+
 #include "model/error.hpp"
 #include "model/mac.hpp"
 
@@ -84,20 +86,13 @@ LinkMonitor::LinkMonitor(int receive_buffer)
             return NL_OK;
         },
         this);
-    int r = nl_connect(socket_, NETLINK_ROUTE);
-    if (r >= 0)
-        r = nl_socket_add_memberships(socket_, RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
-                                      RTNLGRP_IPV4_NETCONF, RTNLGRP_IPV6_NETCONF, RTNLGRP_IPV4_ROUTE,
-                                      RTNLGRP_IPV6_ROUTE, 0);
-    if (r >= 0) r = nl_socket_set_nonblocking(socket_);
-    if (r >= 0) {
-        // Beyond rmem_max as root (SO_RCVBUFFORCE); capped at rmem_max otherwise. An overrun stays
-        // survivable (take_overrun: the caller re-checks everything once), just rare.
-        const int fd = nl_socket_get_fd(socket_);
-        int wanted = receive_buffer;
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &wanted, sizeof wanted) != 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &wanted, sizeof wanted);
-    }
+    // An overrun stays survivable (take_overrun: the caller re-checks
+    // everything once), just rare.
+    const int r =
+        subscribe_notifications(socket_,
+                                {RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
+                                 RTNLGRP_IPV4_NETCONF, RTNLGRP_IPV6_NETCONF, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE},
+                                receive_buffer);
     if (r < 0) {
         nl_socket_free(socket_);
         throw Error(ErrorKind::Kernel, std::string("netlink: cannot subscribe to link changes: ") + nl_geterror(r));
@@ -113,18 +108,8 @@ void LinkMonitor::dispatch(const std::function<void(const LinkEvent&)>& on_link,
 {
     on_link_ = &on_link;
     on_fdb_ = &on_fdb;
-    // Non-blocking: returns -NLE_AGAIN once the socket is drained. An overrun
-    // (ENOBUFS, which libnl reports as NLE_NOMEM) loses events: remembered
-    // for take_overrun(), and reading goes on.
-    for (int overruns = 0;;) {
-        const int r = nl_recvmsgs_default(socket_);
-        if (r >= 0) continue;
-        if (r == -NLE_NOMEM && ++overruns < 16) {  // bounded: a real ENOMEM would repeat
-            overrun_ = true;
-            continue;
-        }
-        break;
-    }
+    // An overrun loses events: remembered for take_overrun().
+    read_notifications(socket_, overrun_);
     on_link_ = nullptr;
     on_fdb_ = nullptr;
 }

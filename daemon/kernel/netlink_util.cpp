@@ -510,4 +510,32 @@ const nlattr* linkinfo_attribute(const nlmsghdr* hdr, int info_member, int type,
     return data[static_cast<std::size_t>(type)];
 }
 
+int subscribe_notifications(nl_sock* socket, std::initializer_list<int> groups, int receive_buffer)
+{
+    int r = nl_connect(socket, NETLINK_ROUTE);
+    for (const int group : groups)
+        if (r >= 0) r = nl_socket_add_membership(socket, group);
+    if (r >= 0) r = nl_socket_set_nonblocking(socket);
+    if (r >= 0) {
+        const int fd = nl_socket_get_fd(socket);
+        int wanted = receive_buffer;
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &wanted, sizeof wanted) != 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &wanted, sizeof wanted);
+    }
+    return r;
+}
+
+bool read_notifications(nl_sock* socket, bool& overrun)
+{
+    for (int overruns = 0;;) {
+        const int r = nl_recvmsgs_default(socket);
+        if (r >= 0) continue;
+        if (r == -NLE_NOMEM && ++overruns < 16) {
+            overrun = true;
+            continue;
+        }
+        return r == -NLE_AGAIN;
+    }
+}
+
 }  // namespace kvmnet::kernel

@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -138,5 +139,16 @@ NlResult delete_link_named(nl_sock* socket, const std::string& name);
 // Finds attribute `type` inside IFLA_LINKINFO / `info_member` (IFLA_INFO_DATA or IFLA_INFO_SLAVE_DATA) of a
 // RTM_NEWLINK reply; nullptr when any level is missing.
 const nlattr* linkinfo_attribute(const nlmsghdr* hdr, int info_member, int type, int max_type);
+
+// ---- Notification sockets ------------------------------------------------------------------------------------------
+
+// Connects `socket` to rtnetlink, joins `groups`, makes it non-blocking and gives it a receive buffer of
+// `receive_buffer` bytes (beyond rmem_max as root, SO_RCVBUFFORCE; capped at rmem_max otherwise). A libnl error
+// (< 0) when a step fails.
+int subscribe_notifications(nl_sock* socket, std::initializer_list<int> groups, int receive_buffer);
+// Reads every queued notification through the socket's callbacks. True when it ended drained (-NLE_AGAIN), false
+// on another error; `overrun` set when some were lost on the way (ENOBUFS, which libnl reports as NLE_NOMEM:
+// reading goes on, at most 16 times, since a real ENOMEM would repeat).
+bool read_notifications(nl_sock* socket, bool& overrun);
 
 }  // namespace kvmnet::kernel

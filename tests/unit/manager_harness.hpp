@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/event_loop.hpp"
+#include "core/kernel_conflicts.hpp"
 #include "core/log.hpp"
 #include "core/manager.hpp"
 #include "fakes/fake_clock.hpp"
@@ -71,6 +72,8 @@ struct Harness {
     // The worker thread's own kernel handle (ManagerOptions::worker_links);
     // null: stops tear down on the loop. It must outlive the harness.
     kvmnet::plan::LinkAdapter* worker_links = nullptr;
+    // ManagerOptions::addresses; null: the conflict check dumps every address.
+    core::AddressView* addresses = nullptr;
     std::unique_ptr<Manager> manager;  // last: destroyed first
 
     Harness()
@@ -92,6 +95,7 @@ struct Harness {
         options.durable_writes_in_background = durable_in_background;
         options.syncer = syncer;
         options.worker_links = worker_links;
+        options.addresses = addresses;
         manager = std::make_unique<Manager>(options, loop, links, firewall, &clock);
         manager->set_listener(&listener);
     }

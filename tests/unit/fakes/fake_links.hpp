@@ -461,8 +461,10 @@ public:
     }
     // The namespace's sysctls, as the manager writes them (never the real ones).
     std::map<std::string, std::string> sysctls{{"net/ipv4/ip_forward", "0"}, {"net/ipv6/conf/all/forwarding", "0"}};
+    std::map<std::string, int> sysctl_reads;  // per key, since construction
     std::optional<std::string> read_sysctl(const std::string& key) override
     {
+        ++sysctl_reads[key];
         auto it = sysctls.find(key);
         if (it == sysctls.end()) return std::nullopt;
         return it->second;
