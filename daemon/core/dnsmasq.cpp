@@ -321,7 +321,7 @@ void Dnsmasq::rebind()
     }
     if (!watch_ || !ready_) return;  // a restart binds afresh
     // ESRCH: it exited meanwhile, and its restart binds afresh.
-    if (::kill(watch_->pid(), SIGUSR2) != 0 && errno == EPERM)
+    if (watch_->send_signal(SIGUSR2) == EPERM)
         log_warning("network " + options_.network + ": " +
                         unstoppable(watch_->pid(), "make it bind DHCP to the recreated bridge") +
                         " (DHCP may not serve until it restarts)",

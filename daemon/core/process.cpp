@@ -196,6 +196,11 @@ ProcessWatch::ProcessWatch(EventLoop& loop, pid_t pid, std::function<void(int)> 
     });
 }
 
+int ProcessWatch::send_signal(int signal) const
+{
+    return ::syscall(SYS_pidfd_send_signal, pidfd_, signal, nullptr, 0) == 0 ? 0 : errno;
+}
+
 ProcessWatch::~ProcessWatch()
 {
     source_.reset();

@@ -65,6 +65,9 @@ public:
     ProcessWatch(const ProcessWatch&) = delete;
     ProcessWatch& operator=(const ProcessWatch&) = delete;
     pid_t pid() const { return pid_; }
+    // `signal` through the watch's pidfd, which never names another process
+    // after this one exited and its pid was reused. 0 or the errno.
+    int send_signal(int signal) const;
 
 private:
     pid_t pid_;
