@@ -20,6 +20,7 @@
 #include "plan/route_text.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace kvmnet::core {
 namespace {
@@ -456,6 +457,7 @@ void Manager::poll_forwarding()
     forwarding_timer_.reset();
     bool any = false;
     std::size_t read = 0;
+    bool read_failed = false;
     auto it = networks_.lower_bound(forwarding_cursor_);
     for (; it != networks_.end(); ++it) {
         Entry& e = it->second;
@@ -479,7 +481,9 @@ void Manager::poll_forwarding()
         try {
             value = links_.read_sysctl(key);
         } catch (const std::exception& err) {
-            log_error("reading " + dotted(key) + " failed: " + err.what());
+            // Once per slice of the pass, not once per bridge: a /proc/sys
+            // that refuses every read would otherwise log 1,000 lines each 2 s.
+            if (!std::exchange(read_failed, true)) log_error("reading " + dotted(key) + " failed: " + err.what());
         }
         // Missing: the bridge is, which its link notifications repair.
         if (value && (value->empty() || (*value)[0] != '1')) mark_dirty(e, plan::drift_sysctls);

@@ -51,6 +51,13 @@ bool is_verdict_map(const plan::Set& set) { return set.data == std::vector<plan:
                                                 "expression " + batch.what(seq) + " needs (it uses " + modules +
                                                 "): " + errno_text(error));
     }
+    // No set type for a set's flags: the interval sets over concatenated keys
+    // (the bridge . subnet sets net4 and net6, the kernel's pipapo type)
+    // arrived in Linux 5.6.
+    if (error == EOPNOTSUPP && batch.what(seq).starts_with("adding set "))
+        throw Error(ErrorKind::Unsupported,
+                    "nftables: " + doing + " failed: the kernel has no set type for " + batch.what(seq).substr(7) +
+                        " (interval sets over concatenated keys need Linux 5.6 or later): " + errno_text(error));
     throw Error(ErrorKind::Kernel,
                 "nftables: " + doing + " failed: " + errno_text(error) + " (" + batch.what(seq) + ")");
 }

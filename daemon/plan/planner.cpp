@@ -236,6 +236,10 @@ std::vector<Rule> postrouting_chain_rules()
         rule({dnat, in({F::oifname, F::ip6_saddr}, net6_set), in({F::oifname}, nat_bridges_set)}, Verdict::masquerade,
              "hairpin forwards (IPv6)"),
         // With an uplink, only what leaves through it is masqueraded.
+        // These `return`s end the hooked chain itself (accept), not a
+        // network's chain: every rule after them matches the guest's input
+        // bridge; a rule added below that matches another packet (by output
+        // interface, say) must come before them.
         rule({in({F::iifname}, uplinked_bridges_set), in({F::iifname, F::oifname}, uplinks_set, true)},
              Verdict::return_, "not towards the network's uplink"),
         // Multicast and broadcast must keep their source: libvirt learnt
