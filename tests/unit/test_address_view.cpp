@@ -115,6 +115,7 @@ TEST_CASE("Address view: a start dumps no address of the host, a conflict is nam
     feed.kernel = h.links.list_addresses();
     AddressView view = feed.view();
     h.addresses = &view;
+    h.m().stop("iso");  // the manager made anew here does not know it: its dnsmasq would be left running
     h.restart_manager();
 
     h.links.reset_calls();
@@ -144,6 +145,11 @@ TEST_CASE("Address view: a start dumps no address of the host, a conflict is nam
     h.m().create(nat_document(1, "10.80.1.1/24"));
     h.m().start("n1");
     CHECK(h.m().state("n1") == State::active);
+    // Stopped here, their (fake) dnsmasq by pid: the manager made anew below
+    // (the view goes before the harness) does not know them, so the
+    // harness's own stop at its end left them running.
+    for (const char* name : {"n1", "n2"})
+        h.m().stop(name);
     h.addresses = nullptr;  // the view goes before the harness
     h.restart_manager();
 }
