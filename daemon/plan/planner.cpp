@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <sstream>
+#include <stdexcept>
 #include <string_view>
 
 namespace kvmnet::plan {
@@ -408,9 +409,11 @@ Table assemble_ruleset(std::vector<NetworkPart*> parts)
     for (NetworkPart* part : parts) {
         for (Chain& chain : part->chains)
             own.push_back(std::move(chain));
-        for (auto& [set, element] : part->elements) {
-            auto it = std::find_if(sets.begin(), sets.end(), [&](const Set& x) { return x.name == set; });
-            it->elements.push_back(std::move(element));
+        for (auto& entry : part->elements) {
+            const std::string& name = entry.first;
+            auto it = std::find_if(sets.begin(), sets.end(), [&](const Set& x) { return x.name == name; });
+            if (it == sets.end()) throw std::logic_error("planner: element for unknown set " + name);
+            it->elements.push_back(std::move(entry.second));
         }
         if (part->meter) meters.push_back(std::move(*part->meter));
     }
