@@ -143,6 +143,10 @@ std::string hook_chain_of(const std::string& chain)
 
 namespace {
 
+// Every network with IPv4 (NAT, routed, isolated; not bridge mode), keyed by
+// bridge: where guests' packets come from, for the established accept of
+// traffic towards guests (planner.hpp lists the other data sets).
+constexpr const char* guest_bridges_set = "guest_bridges";
 constexpr const char* drops_loopback_dst = "drops_loopback_dst";
 constexpr const char* drops_loopback_src = "drops_loopback_src";
 constexpr const char* drops_spoofed6 = "drops_spoofed6";
@@ -158,16 +162,33 @@ MatchSetLookup in(std::vector<Field> keys, const char* set, bool negate = false)
 
 const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}}, loopback_dst{false, Cmp::eq, {0x7f000000u, 8}};
 
-// The hooked chains' rules. Grouped by purpose, so the verdict for traffic
-// between two networks does not depend on which network sorts first:
-//   1. replies to NAT guests, and traffic within one bridge: accept (by
-//      output bridge);
-//   2. what a bridge may not send at all: spoofed sources, anything from an
-//      isolated network, and (with an uplink) anything not towards it (by
-//      input bridge), then its limits;
-//   3. new traffic towards a bridge: its limits, then dropped, except routed
+// The hooked chains' rules. Established and related packets first, so that
+// the bulk of forwarded traffic is accepted after a few lookups (a hash
+// lookup of the input bridge, then one of a bridge and an address): each
+// established accept is the positive form of a check the packet would
+// otherwise meet further down, on the network's current data, so that an
+// existing connection is judged by the sets as they are now (a network made
+// isolated, given another subnet or an uplink cuts its connections too):
+//   1. established, to guests: not from a guest bridge (those are checked
+//      by source below: a guest of one network must not inject into
+//      another's connections by spoofing), to an address of the output
+//      bridge's subnet (not an isolated bridge: it has no subnet here);
+//   2. the uplink restriction: a network with an uplink sends only through
+//      it (its connections too, when an uplink is set);
+//   3. established, from guests: from the guest bridge's own subnet, which
+//      is the spoof check (only NAT and routed networks have subnets here,
+//      so nothing established leaves an isolated bridge);
+// then what decides new connections (and everything else), grouped by
+// purpose, so the verdict for traffic between two networks does not depend
+// on which network sorts first:
+//   4. traffic within one bridge: accept;
+//   5. what a bridge may not send at all: spoofed sources and anything from
+//      an isolated network (by input bridge), then its limits;
+//   6. new traffic towards a bridge: its limits, then dropped, except routed
 //      subnets and port forwards (by output bridge);
-//   4. guest-initiated traffic (its source was checked in 2): accept.
+//   7. guest-initiated traffic (its source was checked in 5): accept.
+// Limits count new connections only (their rules match ct state new), so
+// established packets never reach their verdict maps.
 // Which networks a rule applies to is the data of the sets it looks up
 // (planner.hpp), so the rules never change with the networks. An IPv6
 // rule looks its IPv6 key up first: its family check (meta nfproto) then
@@ -176,20 +197,25 @@ const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}}, loopback_dst{fals
 std::vector<Rule> forward_chain_rules()
 {
     using F = Field;
-    const MatchCtState replies{ct::established | ct::related};
+    const MatchCtState established{ct::established | ct::related};
     const MatchCtStatus dnat{ct_status::dnat};
+    const auto not_from_guests = in({F::iifname}, guest_bridges_set, true);
     return {
-        rule({replies, in({F::oifname, F::ip6_daddr}, net6_set), in({F::oifname}, nat_bridges_set)}, Verdict::accept,
-             "replies to NAT guests (IPv6)"),
-        rule({replies, in({F::oifname}, nat_bridges_set), in({F::oifname, F::ip_daddr}, net4_set)}, Verdict::accept,
-             "replies to NAT guests"),
+        rule({established, not_from_guests, in({F::oifname, F::ip_daddr}, net4_set)}, Verdict::accept,
+             "established, to guests"),
+        rule({in({F::iifname}, uplinked_bridges_set), in({F::iifname, F::oifname}, uplinks_set, true),
+              in({F::iifname, F::oifname}, same_bridge_set, true), in({F::iifname}, drops_uplink)},
+             Verdict::drop, "only via uplink (@drops_uplink)", true),
+        rule({established, in({F::iifname, F::ip_saddr}, net4_set)}, Verdict::accept, "established, from guests"),
+        rule({established, in({F::oifname, F::ip6_daddr}, net6_set), not_from_guests}, Verdict::accept,
+             "established, to guests (IPv6)"),
+        rule({established, in({F::iifname, F::ip6_saddr}, net6_set)}, Verdict::accept,
+             "established, from guests (IPv6)"),
         rule({in({F::iifname, F::oifname}, same_bridge_set)}, Verdict::accept, "within one network's bridge"),
         rule({in({F::iifname, F::ip6_saddr}, net6_set, true), in({F::iifname}, drops_spoofed6)}, Verdict::drop,
              "spoofed IPv6 source (@drops_spoofed6)", true),
         rule({in({F::iifname, F::ip_saddr}, net4_set, true), in({F::iifname}, drops_spoofed)}, Verdict::drop,
              "spoofed source (@drops_spoofed)", true),
-        rule({in({F::iifname, F::oifname}, uplinks_set, true), in({F::iifname}, drops_uplink)}, Verdict::drop,
-             "only via uplink (@drops_uplink)", true),
         rule({VerdictMap{{F::iifname}, limits_by_iif_map}}, Verdict::none, ""),
         rule({in({F::iifname}, drops_isolated)}, Verdict::drop, "isolated (@drops_isolated)", true),
         rule({VerdictMap{{F::oifname}, limits_by_oif_map}}, Verdict::none, ""),
@@ -266,7 +292,8 @@ std::vector<Set> data_sets()
         return s;
     };
     const SetType ifname = SetType::ifname;
-    std::vector<Set> sets{set(nat_bridges_set, {ifname}),
+    std::vector<Set> sets{set(guest_bridges_set, {ifname}),
+                          set(nat_bridges_set, {ifname}),
                           set(routed_bridges_set, {ifname}),
                           set(forwarding_bridges_set, {ifname}),
                           set(uplinked_bridges_set, {ifname}),
@@ -315,6 +342,7 @@ NetworkPart plan_network_part(const model::Network& n)
     const bool nat = n.mode == model::Mode::nat;
     const bool forwards = nat || n.mode == model::Mode::routed;
     add(same_bridge_set, {br, br}, n.name);
+    add(guest_bridges_set, {br}, n.name);
     if (nat) add(nat_bridges_set, {br}, n.name);
     if (n.mode == model::Mode::routed) add(routed_bridges_set, {br}, n.name);
     if (forwards) {

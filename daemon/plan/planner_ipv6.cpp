@@ -1,5 +1,5 @@
 // IPv6 planning: a network's IPv6 subnet in the data sets the fixed IPv6
-// rules of build_ruleset look up (replies to NAT guests, spoofed sources,
+// rules of build_ruleset look up (established traffic of guests, spoofed sources,
 // routed accepts, port forwards, NAT66 masquerade); the bridge gets the
 // gateway address with nodad; dnsmasq sends router advertisements and
 // serves DHCPv6 ranges.

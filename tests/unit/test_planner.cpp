@@ -476,7 +476,7 @@ TEST_CASE("The ruleset is one inet table named kvmnet with fixed chains", "[plan
     REQUIRE(empty.chains.size() == 1);
     CHECK(empty.chains[0].name == "guest_forward");
     CHECK(empty.chains[0].hook == "forward");
-    CHECK(empty.chains[0].rules.size() == 15);  // fixed: the networks are the sets' data
+    CHECK(empty.chains[0].rules.size() == 17);  // fixed: the networks are the sets' data
     CHECK(empty.chains[0].policy_accept);
 
     const plan::Table nat = plan::build_ruleset({nat_default()});
@@ -497,9 +497,9 @@ TEST_CASE("The ruleset is one inet table named kvmnet with fixed chains", "[plan
     CHECK(post->policy_accept);
     for (const plan::Chain& c : nat.chains)
         CHECK(c.base());
-    // The forward sets, nine data sets, seven drop counters, two limits maps.
-    CHECK(nat.sets.size() == plan::forward_sets().size() + 9 + 7 + 2);
-    CHECK(empty.sets.size() == 9 + 7 + 2);
+    // The forward sets, ten data sets, seven drop counters, two limits maps.
+    CHECK(nat.sets.size() == plan::forward_sets().size() + 10 + 7 + 2);
+    CHECK(empty.sets.size() == 10 + 7 + 2);
 
     // No masquerade chain without a NAT network, and never an input chain: an
     // accept there could not override another table's drop.
@@ -548,23 +548,24 @@ std::size_t data_elements(const plan::Table& table)
 
 TEST_CASE("The hooked chains stay fixed and each network adds a fixed number of elements", "[planner][property]")
 {
-    // Per network, without limits: for nat same_bridge, nat_bridges,
-    // forwarding_bridges, net4 and five drop counters (no IPv6 subnet,
-    // spoofed, two loopback guards, no new connections); for routed the
-    // same without the loopback guards, with routed_bridges; for isolated
-    // same_bridge and two drop counters (isolated, no new connections).
+    // Per network, without limits: for nat same_bridge, guest_bridges,
+    // nat_bridges, forwarding_bridges, net4 and five drop counters (no IPv6
+    // subnet, spoofed, two loopback guards, no new connections); for routed
+    // the same without the loopback guards, with routed_bridges; for
+    // isolated same_bridge, guest_bridges and two drop counters (isolated,
+    // no new connections).
     struct PerNetwork {
         const char* mode;
         std::size_t elements;
     };
-    const auto per = GENERATE(values<PerNetwork>({{"nat", 9}, {"routed", 7}, {"isolated", 3}}));
+    const auto per = GENERATE(values<PerNetwork>({{"nat", 10}, {"routed", 8}, {"isolated", 4}}));
     CAPTURE(per.mode);
     std::vector<Network> nets;
     for (int n = 0; n <= 12; ++n) {
         CAPTURE(n);
         const plan::Table table = plan::build_ruleset(nets);
         const auto count = static_cast<std::size_t>(n);
-        CHECK(rule_count(table, "guest_forward") == 15);
+        CHECK(rule_count(table, "guest_forward") == 17);
         CHECK(rule_count(table, "nat_postrouting") == (std::string(per.mode) == "nat" && n > 0 ? 9 : 0));
         CHECK(own_rules(table) == 0);
         CHECK(std::count_if(table.chains.begin(), table.chains.end(), [](const plan::Chain& c) { return !c.base(); }) ==
@@ -582,10 +583,10 @@ TEST_CASE("The hooked chains stay fixed and each network adds a fixed number of 
             mixed.push_back(numbered("isolated", i));
         }
         const plan::Table table = plan::build_ruleset(mixed);
-        CHECK(rule_count(table, "guest_forward") == 15);
+        CHECK(rule_count(table, "guest_forward") == 17);
         CHECK(rule_count(table, "nat_postrouting") == 9);
         CHECK(own_rules(table) == 0);
-        CHECK(data_elements(table) == 4 * (9 + 7 + 3));
+        CHECK(data_elements(table) == 4 * (10 + 8 + 4));
     }
 }
 
@@ -625,7 +626,7 @@ TEST_CASE("build_ruleset is deterministic", "[planner][property]")
         CHECK(plan::render(plan::build_ruleset(nets)) == first);
 }
 
-TEST_CASE("Forward groups are ordered replies, intra-bridge, barred, inbound, outbound", "[planner]")
+TEST_CASE("Forward groups are ordered established, intra-bridge, barred, inbound, outbound", "[planner]")
 {
     const plan::Table table = plan::build_ruleset({nat_uplink(), isolated_lab(), routed_dmz()});
     const plan::Chain* fwd = find_chain(table, "guest_forward");
@@ -634,12 +635,14 @@ TEST_CASE("Forward groups are ordered replies, intra-bridge, barred, inbound, ou
     for (const auto& r : fwd->rules)
         comments.push_back(r.comment);
     const std::vector<std::string> expected{
-        "replies to NAT guests (IPv6)",
-        "replies to NAT guests",
+        "established, to guests",
+        "only via uplink (@drops_uplink)",
+        "established, from guests",
+        "established, to guests (IPv6)",
+        "established, from guests (IPv6)",
         "within one network's bridge",
         "spoofed IPv6 source (@drops_spoofed6)",
         "spoofed source (@drops_spoofed)",
-        "only via uplink (@drops_uplink)",
         "",  // limits_by_iif
         "isolated (@drops_isolated)",
         "",  // limits_by_oif
@@ -696,6 +699,26 @@ TEST_CASE("The forward chain lets through exactly the intended traffic", "[plann
     SECTION("traffic that touches no kvmnet bridge is left alone")
     {
         CHECK(forward(t, {"eth0", "eth1", "8.8.8.8", "192.168.1.5"}) == "accept");
+    }
+    SECTION("established packets are accepted only from a guest's own source or from outside the guest bridges")
+    {
+        CHECK(forward(t, {"kvmbr0", "eth0", "192.168.122.50", "8.8.8.8", established}) == "accept");
+        CHECK(forward(t, {"kvmbr2", "eth0", "10.20.0.5", "8.8.8.8", established}) == "accept");
+        CHECK(forward(t, {"kvmbr0", "eth0", "10.99.0.5", "8.8.8.8", established}) == "drop");
+        // A guest of one network spoofing the peer of another's connection
+        // (a reply to it) is not a reply: dropped, from a NAT or an isolated bridge.
+        CHECK(forward(t, {"br-nat07", "kvmbr0", "8.8.8.8", "192.168.122.50", established}) == "drop");
+        CHECK(forward(t, {"kvmbr1", "kvmbr0", "8.8.8.8", "192.168.122.50", established}) == "drop");
+        CHECK(forward(t, {"kvmbr1", "eth0", "10.10.0.5", "8.8.8.8", established}) == "drop");
+    }
+    SECTION("a network with an uplink sends only through it, established connections too")
+    {
+        const plan::Table u = plan::build_ruleset({nat_uplink()});
+        CHECK(forward(u, {"kvmbr0", "eth0", "192.168.122.50", "8.8.8.8", established}) == "accept");
+        CHECK(forward(u, {"kvmbr0", "eth1", "192.168.122.50", "8.8.8.8", established}) == "drop");
+        CHECK(forward(u, {"kvmbr0", "eth1", "192.168.122.50", "8.8.8.8"}) == "drop");
+        CHECK(forward(u, {"kvmbr0", "kvmbr0", "192.168.122.50", "192.168.122.51", established}) == "accept");
+        CHECK(forward(u, {"kvmbr0", "kvmbr0", "192.168.122.50", "192.168.122.51"}) == "accept");
     }
 }
 
