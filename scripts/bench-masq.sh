@@ -60,8 +60,9 @@ in_ns "$PH" nft flush ruleset
 # Variants of kvmnet's ruleset, each one change (awk on `nft list` text):
 #   no-raw       without the raw-priority prerouting chain (guest_prerouting:
 #                the loopback guards: two set lookups per packet)
-#   est-first    `ct state established,related accept` first in the forward
-#                chain: established packets skip the set lookups after it
+#   est-first    a plain `ct state established,related accept` first in the
+#                forward chain: no lookup at all before it (the floor of rule
+#                order; kvmnet's own established accepts check the source)
 #   no-dnat      without the port-forward chains (nat_prerouting, nat_output)
 #   zone         `ct zone set 1` first in the raw prerouting chain (every
 #                packet in conntrack zone 1)
@@ -143,7 +144,7 @@ describe() {
     masquerade) echo "conntrack and one \`oifname uplink0 masquerade\`" ;;
     kvmnet) echo "kvmnet's ruleset for the network (\`plan::build_ruleset\`)" ;;
     kvmnet-no-raw) echo "kvmnet's, without the raw prerouting chain (loopback guards)" ;;
-    kvmnet-est-first) echo "kvmnet's, \`ct state established,related accept\` first in its forward chain" ;;
+    kvmnet-est-first) echo "kvmnet's, a plain \`ct state established,related accept\` first in its forward chain (no lookup before it)" ;;
     kvmnet-no-dnat) echo "kvmnet's, without the port-forward chains (nat prerouting and output)" ;;
     kvmnet-zone) echo "kvmnet's, \`ct zone set 1\` first in raw prerouting" ;;
     esac
