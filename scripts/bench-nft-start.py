@@ -9,7 +9,8 @@ the planner renders them for a NAT network without uplink, IPv6 or limits:
   chains  the verdict-map shape (before issue 17 item 3): a start adds the
           network's 7 chains (15 rules) and 7 `jump` elements, after which
           the kernel validates every chain reachable from the base chains;
-  sets    the data-set shape: a start adds 9 set elements (no jump).
+  sets    the data-set shape: a start adds 10 set elements (no jump; 9
+          before guest_bridges, masqfast).
 
 The figure is the time of nft's batch sendmsg (strace -T): the kernel
 processes and commits the batch inside it, so nft's own parsing and cache
@@ -97,6 +98,7 @@ def chains_part(i):
 
 
 SETS_FIXED = FWD + """
+	set guest_bridges { type ifname; }
 	set nat_bridges { type ifname; }
 	set forwarding_bridges { type ifname; }
 	set same_bridge { type ifname . ifname; }
@@ -114,8 +116,10 @@ SETS_FIXED = FWD + """
 	}
 	chain guest_forward {
 		type filter hook forward priority 0; policy accept;
-		ct state established,related oifname @nat_bridges oifname . ip6 daddr @net6 accept
-		ct state established,related oifname @nat_bridges oifname . ip daddr @net4 accept
+		ct state established,related iifname != @guest_bridges oifname . ip daddr @net4 accept
+		ct state established,related iifname . ip saddr @net4 accept
+		ct state established,related oifname . ip6 daddr @net6 iifname != @guest_bridges accept
+		ct state established,related iifname . ip6 saddr @net6 accept
 		iifname . oifname @same_bridge accept
 		iifname . ip6 saddr != @net6 iifname @drops_spoofed6 counter drop
 		iifname . ip saddr != @net4 iifname @drops_spoofed counter drop
@@ -136,7 +140,7 @@ SETS_FIXED = FWD + """
 
 def sets_part(i):
     n, br, sub = f"n{i}", f"br{i}", f"10.{i // 250}.{i % 250}.0/24"
-    elements = [("nat_bridges", f'"{br}"'), ("forwarding_bridges", f'"{br}"'), ("same_bridge", f'"{br}" . "{br}"'),
+    elements = [("guest_bridges", f'"{br}"'), ("nat_bridges", f'"{br}"'), ("forwarding_bridges", f'"{br}"'), ("same_bridge", f'"{br}" . "{br}"'),
                 ("net4", f'"{br}" . {sub}'), ("drops_loopback_dst", f'"{br}"'), ("drops_loopback_src", f'"{br}"'),
                 ("drops_spoofed6", f'"{br}"'), ("drops_spoofed", f'"{br}"'), ("drops_inbound", f'"{br}"')]
     add = [f'add element inet kvmnet {s} {{ {k} comment "{n}" }}' for s, k in elements]
