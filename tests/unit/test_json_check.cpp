@@ -140,6 +140,21 @@ TEST_CASE("json_valid agrees with nlohmann on edge cases", "[json_check]")
     }
 }
 
+TEST_CASE("json_valid agrees with nlohmann on a special byte anywhere in a long string", "[json_check]")
+{
+    // The string scan reads eight bytes at a time: every offset of the
+    // word, and the tail shorter than a word.
+    static const char specials[] = "\"\\\x00\x01\x1f\x20\x7f\x80\xc3\xe2\xed\xf0\xff";
+    for (std::size_t length = 1; length < 26; ++length)
+        for (std::size_t at = 0; at < length; ++at)
+            for (std::size_t k = 0; k < sizeof specials - 1; ++k) {
+                std::string text = "[\"" + std::string(length, 'a') + "\"]";
+                text[2 + at] = specials[k];
+                INFO("length " << length << ", byte " << int(static_cast<unsigned char>(specials[k])) << " at " << at);
+                CHECK(json_valid(text) == accepted(text));
+            }
+}
+
 TEST_CASE("json_valid agrees with nlohmann on mutated documents", "[json_check]")
 {
     const std::string base = sample_document();
