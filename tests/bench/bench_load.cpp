@@ -393,16 +393,22 @@ private:
                 return call_and_check(why, manager_path, manager_interface, "ListNetworks", check_networks_listed);
             case ManagerDescribe: return call_and_check(why, manager_path, manager_interface, "Describe", read_json);
             case GetManagedObjects:
-                return call_and_check(
-                    why, manager_path, object_manager_interface, "GetManagedObjects",
-                    [&](sd_bus_message* reply, std::string& w) { return check_managed_objects(reply, network, w); });
+                return call_and_check(why, manager_path, object_manager_interface, "GetManagedObjects",
+                                      [&](sd_bus_message* reply, std::string& w) {
+                                          return require_key(reply, managed_objects, network,
+                                                             "the load network is not among the managed objects", w);
+                                      });
             case Describe: return call_and_check(why, network, network_interface, "Describe", read_json);
             case GetState:
                 return call_and_check(why, network, properties_interface, "Get", check_state_active, "ss",
                                       network_interface, "State");
             case GetAll:
-                return call_and_check(why, network, properties_interface, "GetAll", check_has_name, "s",
-                                      network_interface);
+                return call_and_check(
+                    why, network, properties_interface, "GetAll",
+                    [](sd_bus_message* reply, std::string& w) {
+                        return require_key(reply, properties, "Name", "GetAll without Name", w);
+                    },
+                    "s", network_interface);
             case ListForwards: return call_and_check(why, network, network_interface, "ListForwards", read_json);
             case Leases: return call_and_check(why, network, network_interface, "Leases", read_json);
             case Statistics: return call_and_check(why, network, network_interface, "Statistics", read_json);
@@ -427,26 +433,6 @@ private:
         }
         return true;
     }
-    static bool check_managed_objects(sd_bus_message* reply, const char* network, std::string& why)
-    {
-        constexpr const char* type = "a{oa{sa{sv}}}";
-        int r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}");
-        if (r <= 0) return unexpected(why, type, r);
-        bool found = false;
-        while ((r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_DICT_ENTRY, "oa{sa{sv}}")) > 0) {
-            const char* path = nullptr;
-            if ((r = sd_bus_message_read_basic(reply, SD_BUS_TYPE_OBJECT_PATH, &path)) <= 0 ||
-                (r = sd_bus_message_skip(reply, "a{sa{sv}}")) < 0 || (r = sd_bus_message_exit_container(reply)) < 0)
-                return unexpected(why, type, r);
-            found = found || std::strcmp(path, network) == 0;
-        }
-        if (r < 0 || (r = sd_bus_message_exit_container(reply)) < 0) return unexpected(why, type, r);
-        if (!found) {
-            why = "the load network is not among the managed objects";
-            return false;
-        }
-        return true;
-    }
     static bool check_state_active(sd_bus_message* reply, std::string& why)
     {
         const char* state = nullptr;
@@ -460,25 +446,37 @@ private:
         }
         return true;
     }
-    static bool check_has_name(sd_bus_message* reply, std::string& why)
+    // A dictionary reply (GetAll's a{sv}, GetManagedObjects' a{oa{sa{sv}}}):
+    // its signatures, and how its keys are read.
+    struct DictType {
+        const char* name;      // a{sv}
+        const char* entry;     // {sv}
+        const char* contents;  // sv
+        char key;              // SD_BUS_TYPE_STRING
+        const char* value;     // v
+    };
+    static constexpr DictType properties{"a{sv}", "{sv}", "sv", SD_BUS_TYPE_STRING, "v"};
+    static constexpr DictType managed_objects{"a{oa{sa{sv}}}", "{oa{sa{sv}}}", "oa{sa{sv}}", SD_BUS_TYPE_OBJECT_PATH,
+                                              "a{sa{sv}}"};
+    // Whether the dictionary has the key WANTED (why = MISSING if not).
+    // Every value is skipped, not just passed by: a reply of another type
+    // fails as it did when sdbus-c++ read it whole.
+    static bool require_key(sd_bus_message* reply, const DictType& type, const char* wanted, const char* missing,
+                            std::string& why)
     {
-        constexpr const char* type = "a{sv}";
-        int r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, "{sv}");
-        if (r <= 0) return unexpected(why, type, r);
-        bool named = false;
-        while ((r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_DICT_ENTRY, "sv")) > 0) {
+        int r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, type.entry);
+        if (r <= 0) return unexpected(why, type.name, r);
+        bool found = false;
+        while ((r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_DICT_ENTRY, type.contents)) > 0) {
             const char* key = nullptr;
-            if ((r = sd_bus_message_read_basic(reply, SD_BUS_TYPE_STRING, &key)) <= 0 ||
-                (r = sd_bus_message_skip(reply, "v")) < 0 || (r = sd_bus_message_exit_container(reply)) < 0)
-                return unexpected(why, type, r);
-            named = named || std::strcmp(key, "Name") == 0;
+            if ((r = sd_bus_message_read_basic(reply, type.key, &key)) <= 0 ||
+                (r = sd_bus_message_skip(reply, type.value)) < 0 || (r = sd_bus_message_exit_container(reply)) < 0)
+                return unexpected(why, type.name, r);
+            found = found || std::strcmp(key, wanted) == 0;
         }
-        if (r < 0 || (r = sd_bus_message_exit_container(reply)) < 0) return unexpected(why, type, r);
-        if (!named) {
-            why = "GetAll without Name";
-            return false;
-        }
-        return true;
+        if (r < 0 || (r = sd_bus_message_exit_container(reply)) < 0) return unexpected(why, type.name, r);
+        if (!found) why = missing;
+        return found;
     }
 
     // A write to the load network's object that answers nothing the

@@ -60,26 +60,18 @@ public:
             bool nested = false;
             switch (*p_) {
             case '{':
-                ++p_;
+            case '[': {
+                const char bracket = *p_++;
                 skip_space();
-                if (p_ != end_ && *p_ == '}') {
+                if (p_ != end_ && *p_ == (bracket == '[' ? ']' : '}')) {  // empty
                     ++p_;
-                } else {
-                    if (!member_name()) return false;
-                    open('{');
-                    nested = true;
+                    break;
                 }
+                if (bracket == '{' && !member_name()) return false;
+                open(bracket);
+                nested = true;
                 break;
-            case '[':
-                ++p_;
-                skip_space();
-                if (p_ != end_ && *p_ == ']') {
-                    ++p_;
-                } else {
-                    open('[');
-                    nested = true;
-                }
-                break;
+            }
             case '"':
                 if (!string()) return false;
                 break;
