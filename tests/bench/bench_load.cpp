@@ -19,8 +19,8 @@
 // kvmnetd). So the clients speak sd-bus directly: a call is one message
 // built and sent with sd_bus_call, a reply's string is checked where it
 // lies in the message (json_valid, the same answer as accept()), arguments
-// are formatted into stack buffers, and a success allocates nothing but
-// sd-bus's messages and the latency sample.
+// are formatted into stack buffers, and a read, or a forward's or host's
+// write, allocates nothing but sd-bus's messages and the latency sample.
 #include "bench.hpp"
 #include "json_check.hpp"
 
