@@ -45,7 +45,7 @@ while (($# > 0)); do
     --perf) PERF_DIR=${2:?} && shift ;;
     --perf-clients) PERF_CLIENTS_DIR=${2:?} && shift ;;
     -h | --help)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
