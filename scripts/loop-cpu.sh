@@ -9,9 +9,14 @@
 # Phases: "mix" (80 % reads, 20 % writes, as test_load.sh), "writes" (the
 # write mix alone) and one per read kind (--read).
 #
-# Usage: sudo nice -n 19 scripts/loop-cpu.sh [--daemon PATH] [--seconds S]
-#            [--clients N] [--phases mix,writes,GetAll,...] [--perf DIR]
+# Usage: sudo nice -n 19 scripts/loop-cpu.sh [--daemon PATH] [--bench PATH]
+#            [--seconds S] [--clients N] [--phases mix,writes,GetAll,...]
+#            [--perf DIR] [--perf-clients DIR]
+# --bench PATH: the load generator (default this tree's kvmnet-bench), e.g.
+# an older build, to compare what the clients cost.
 # --perf DIR: `perf record -g` on kvmnetd during each phase (DIR/PHASE.data).
+# --perf-clients DIR: the same on the clients (DIR/PHASE-clients.data);
+# perf's own CPU then counts in clients_ms.
 # Prints one CSV line per phase: phase,calls,calls_per_second,daemon_ms,
 # loop_ms,bus_ms,clients_ms (ms of CPU per call) on stdout.
 set -euo pipefail
@@ -28,15 +33,19 @@ SECONDS_PER_PHASE=10
 CLIENTS=32
 PHASES=mix,writes,GetAll,Network.Describe,Manager.Describe,GetManagedObjects,Network.ListForwards,Network.Leases,Network.Statistics
 PERF_DIR=""
+PERF_CLIENTS_DIR=""
+BENCH=$ROOT/build/tests/bench/kvmnet-bench
 while (($# > 0)); do
     case $1 in
     --daemon) DAEMON=${2:?} && shift ;;
     --seconds) SECONDS_PER_PHASE=${2:?} && shift ;;
     --clients) CLIENTS=${2:?} && shift ;;
     --phases) PHASES=${2:?} && shift ;;
+    --bench) BENCH=${2:?} && shift ;;
     --perf) PERF_DIR=${2:?} && shift ;;
+    --perf-clients) PERF_CLIENTS_DIR=${2:?} && shift ;;
     -h | --help)
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -50,12 +59,12 @@ done
     echo "loop-cpu.sh: needs root (it creates network namespaces)" >&2
     exit 1
 }
-BENCH=$ROOT/build/tests/bench/kvmnet-bench
 [[ -x $BENCH && -x $DAEMON ]] || {
     echo "loop-cpu.sh: build $BENCH and $DAEMON first" >&2
     exit 1
 }
 [[ -z $PERF_DIR ]] || mkdir -p "$PERF_DIR"
+[[ -z $PERF_CLIENTS_DIR ]] || mkdir -p "$PERF_CLIENTS_DIR"
 
 export SRCDIR=$ROOT KVMNETCTL=$ROOT/build/client/kvmnetctl KVMNETD=$DAEMON
 KVMNET_LIB_MODE=demo
@@ -92,9 +101,11 @@ for phase in "${phase_list[@]}"; do
         perf_pid=$!
         track_pid "$perf_pid"
     fi
+    clients_perf=()
+    [[ -z $PERF_CLIENTS_DIR ]] || clients_perf=(perf record -g -q -o "$PERF_CLIENTS_DIR/$phase-clients.data" --)
     # The clients' CPU: the children's times of the shell that waited for them.
     client_ticks=$(bash -c '"$@" >/dev/null 2>&1 || exit 1; awk "{print \$16 + \$17}" /proc/$$/stat' _ \
-        "$BENCH" dbus-load --network load --clients "$CLIENTS" --seconds "$SECONDS_PER_PHASE" \
+        "${clients_perf[@]}" "$BENCH" dbus-load --network load --clients "$CLIENTS" --seconds "$SECONDS_PER_PHASE" \
         "${args[@]}" --json "$T/$phase.json") || fail "phase $phase: dbus-load failed: $(jq -c .errors "$T/$phase.json")"
     d1=$(cpu_ticks "$DAEMON_PID") l1=$(loop_ns) b1=$(cpu_ticks "$BUS_PID")
     if [[ -n $perf_pid ]]; then

@@ -12,21 +12,30 @@
 // previous run's forwards and hosts) it takes over; its own network is
 // always deleted at the end, while forwards and hosts stay, so the caller
 // can compare the daemon's state with "expected_forwards"/"expected_hosts".
+//
+// The generator is meant to cost little next to what it measures (issue 12:
+// with sdbus-c++ proxies, nlohmann's accept() of every JSON reply and a
+// std::function per call, the 32 clients used about as much CPU per call as
+// kvmnetd). So the clients speak sd-bus directly: a call is one message
+// built and sent with sd_bus_call, a reply's string is checked where it
+// lies in the message (json_valid, the same answer as accept()), arguments
+// are formatted into stack buffers, and a read, or a forward's or host's
+// write, allocates nothing but sd-bus's messages and the latency sample.
 #include "bench.hpp"
+#include "json_check.hpp"
 
 #include <nlohmann/json.hpp>
-#include <sdbus-c++/sdbus-c++.h>
+#include <systemd/sd-bus.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
-#include <functional>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <random>
-#include <set>
-#include <sstream>
 #include <thread>
 
 namespace kvmnet::bench {
@@ -36,12 +45,16 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char* service = "org.kvmnet1";
+constexpr const char* manager_path = "/org/kvmnet1";
 constexpr const char* manager_interface = "org.kvmnet1.Manager";
 constexpr const char* network_interface = "org.kvmnet1.Network";
 constexpr const char* properties_interface = "org.freedesktop.DBus.Properties";
-constexpr auto call_timeout = std::chrono::seconds(60);
+constexpr const char* object_manager_interface = "org.freedesktop.DBus.ObjectManager";
+constexpr std::uint64_t write_timeout_usec = 60'000'000;
+constexpr std::uint64_t default_timeout_usec = 0;  // sd-bus's own (25 s), as sdbus-c++ used for the reads
 constexpr unsigned ports_per_client = 100;
 constexpr unsigned first_port = 20000;
+constexpr unsigned max_hosts_limit = 200;
 constexpr std::size_t errors_kept = 10;
 
 // The calls, in the order of the report.
@@ -93,6 +106,111 @@ const char* call_name(unsigned c)
     return names[c];
 }
 
+struct BusClose {
+    void operator()(sd_bus* bus) const { sd_bus_flush_close_unref(bus); }
+};
+struct MessageUnref {
+    void operator()(sd_bus_message* m) const { sd_bus_message_unref(m); }
+};
+using MessagePtr = std::unique_ptr<sd_bus_message, MessageUnref>;
+
+// A connection of its own to the system bus ($DBUS_SYSTEM_BUS_ADDRESS), and
+// blocking method calls on it.
+class Bus {
+public:
+    Bus()
+    {
+        sd_bus* bus = nullptr;
+        const int r = sd_bus_open_system(&bus);
+        if (r < 0) throw std::runtime_error(std::string{"cannot connect to the system bus: "} + std::strerror(-r));
+        bus_.reset(bus);
+    }
+
+    // Calls MEMBER with the arguments TYPES, ARGS (as sd_bus_message_append
+    // takes them) and waits up to TIMEOUT_USEC (0: sd-bus's default). The
+    // reply, positioned at its first argument; null on failure, and WHY
+    // says what the bus or the daemon answered ("error name: message").
+    template <typename... Args>
+    MessagePtr call(std::string& why, std::uint64_t timeout_usec, const char* path, const char* interface,
+                    const char* member, const char* types, Args... args)
+    {
+        sd_bus_message* raw = nullptr;
+        int r = sd_bus_message_new_method_call(bus_.get(), &raw, service, path, interface, member);
+        const MessagePtr request(raw);
+        if (r >= 0 && *types != '\0') r = sd_bus_message_append(raw, types, args...);
+        if (r < 0) {
+            why = std::string{"building the call: "} + std::strerror(-r);
+            return nullptr;
+        }
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message* reply = nullptr;
+        r = sd_bus_call(bus_.get(), raw, timeout_usec, &error, &reply);
+        if (r < 0) {
+            why = sd_bus_error_is_set(&error) ? std::string{error.name} + ": " + (error.message ? error.message : "")
+                                              : std::string{"sd_bus_call: "} + std::strerror(-r);
+            sd_bus_error_free(&error);
+            return nullptr;
+        }
+        return MessagePtr(reply);
+    }
+
+    // The same for callers outside the timed loop: a failure throws.
+    template <typename... Args>
+    MessagePtr call_or_throw(const char* path, const char* interface, const char* member, const char* types,
+                             Args... args)
+    {
+        std::string why;
+        MessagePtr reply = call(why, write_timeout_usec, path, interface, member, types, args...);
+        if (!reply) throw std::runtime_error(std::string{member} + ": " + why);
+        return reply;
+    }
+
+private:
+    std::unique_ptr<sd_bus, BusClose> bus_;
+};
+
+// Reading replies. Each returns false and says why when the reply is not of
+// the type the method declares (sdbus-c++ threw then).
+bool unexpected(std::string& why, const char* what, int r)
+{
+    why = std::string{"unexpected reply ("} + what + "): " + (r < 0 ? std::strerror(-r) : "missing");
+    return false;
+}
+// A string argument, where it lies in the message.
+bool read_string(sd_bus_message* reply, const char*& text, std::string& why)
+{
+    const int r = sd_bus_message_read_basic(reply, SD_BUS_TYPE_STRING, &text);
+    return r > 0 || unexpected(why, "s", r);
+}
+bool read_path(sd_bus_message* reply, const char*& path, std::string& why)
+{
+    const int r = sd_bus_message_read_basic(reply, SD_BUS_TYPE_OBJECT_PATH, &path);
+    return r > 0 || unexpected(why, "o", r);
+}
+// A string reply that must be JSON.
+bool read_json(sd_bus_message* reply, std::string& why)
+{
+    const char* text = nullptr;
+    if (!read_string(reply, text, why)) return false;
+    const std::string_view view(text);
+    if (json_valid(view)) return true;
+    why = std::string{"reply is not valid JSON: "}.append(view.substr(0, 80));
+    return false;
+}
+
+// "a.b.c.d" and the JSON arguments of the writes, in stack buffers; the
+// texts are nlohmann's dump() of the objects the generator sent before
+// (members in key order).
+struct Text {
+    char s[320];
+    template <typename... Args>
+    explicit Text(const char* format, Args... args)
+    {
+        const int n = std::snprintf(s, sizeof s, format, args...);
+        if (n < 0 || static_cast<std::size_t>(n) >= sizeof s) throw std::logic_error("load generator: text too long");
+    }
+};
+
 // What all clients share: the error log and the start line.
 struct Shared {
     std::string network;
@@ -114,42 +232,79 @@ struct Stats {
     std::uint64_t failed[call_count] = {};
 };
 
+// A set of small numbers (a client's port offsets, its host numbers) that
+// needs no allocation to change; the k-th member is what std::set's k-th
+// element was, so the random choices are the ones the generator always made.
+template <unsigned N>
+class SmallSet {
+public:
+    bool has(unsigned n) const { return present_[n]; }
+    std::size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    void insert(unsigned n)
+    {
+        if (!present_[n]) ++size_;
+        present_[n] = true;
+    }
+    void erase(unsigned n)
+    {
+        if (present_[n]) --size_;
+        present_[n] = false;
+    }
+    unsigned nth(std::size_t k) const
+    {
+        for (unsigned n = 0; n < N; ++n)
+            if (present_[n] && k-- == 0) return n;
+        throw std::logic_error("SmallSet::nth beyond the end");
+    }
+    template <typename F>
+    void each(F&& f) const
+    {
+        for (unsigned n = 0; n < N; ++n)
+            if (present_[n]) f(n);
+    }
+
+private:
+    bool present_[N] = {};
+    std::size_t size_ = 0;
+};
+
 class Client {
 public:
     Client(Shared& shared, unsigned index)
-        : shared_(shared), index_(index), random_(0x6b766d6eU + index), bus_(sdbus::createSystemBusConnection()),
-          manager_(sdbus::createProxy(*bus_, service, "/org/kvmnet1")),
-          network_(sdbus::createProxy(*bus_, service, shared.network_path))
+        : shared_(shared), index_(index), random_(0x6b766d6eU + index), own_name_("load-c" + std::to_string(index)),
+          first_own_port_(first_port + index * ports_per_client)
     {
-        own_name_ = "load-c" + std::to_string(index_);
+        const std::string subnet = shared.prefix + std::to_string(index_ + 1) + ".";
+        std::snprintf(guest_prefix_, sizeof guest_prefix_, "%s", subnet.c_str());
     }
 
     // Untimed: what of this client's range is already there.
     void adopt()
     {
-        std::string text;
-        network_->callMethod("Describe").onInterface(network_interface).storeResultsTo(text);
+        const char* text = nullptr;
+        std::string why;
+        MessagePtr reply = bus_.call_or_throw(shared_.network_path.c_str(), network_interface, "Describe", "");
+        if (!read_string(reply.get(), text, why)) throw std::runtime_error("Describe: " + why);
         const json doc = json::parse(text);
         for (const auto& f : doc.value("forwards", json::array())) {
             const unsigned port = f.value("host_port", 0U);
-            if (f.value("proto", "") == "tcp" && owns_port(port)) forwards_.insert(port);
+            if (f.value("proto", "") == "tcp" && owns_port(port)) forwards_.insert(port - first_own_port_);
         }
         if (doc.contains("ipv4") && doc["ipv4"].contains("dhcp"))
             for (const auto& h : doc["ipv4"]["dhcp"].value("hosts", json::array())) {
                 const std::string mac = h.value("mac", "");
                 for (unsigned n = 0; n < shared_.max_hosts; ++n)
-                    if (mac == host_mac(n)) hosts_.insert(n);
+                    if (mac == host_mac(n).s) hosts_.insert(n);
             }
         initial_forwards_ = forwards_.size();
-        manager_->callMethod("Describe").onInterface(manager_interface).storeResultsTo(text);
+        reply = bus_.call_or_throw(manager_path, manager_interface, "Describe", "");
+        if (!read_string(reply.get(), text, why)) throw std::runtime_error("Manager.Describe: " + why);
         const json networks = json::parse(text).at("networks");
         for (const auto& n : networks)
             if (n.value("name", "") == own_name_) {
                 // Left by an interrupted run: start from a clean slate.
-                manager_->callMethod("DeleteNetwork")
-                    .onInterface(manager_interface)
-                    .withArguments(own_name_)
-                    .withTimeout(call_timeout);
+                bus_.call_or_throw(manager_path, manager_interface, "DeleteNetwork", "s", own_name_.c_str());
             }
     }
 
@@ -177,12 +332,16 @@ public:
     }
 
     const Stats& stats() const { return stats_; }
-    const std::set<unsigned>& forwards() const { return forwards_; }
+    std::vector<unsigned> forwards() const
+    {
+        std::vector<unsigned> out;
+        forwards_.each([&](unsigned offset) { out.push_back(first_own_port_ + offset); });
+        return out;
+    }
     std::vector<std::string> hosts() const
     {
         std::vector<std::string> out;
-        for (unsigned n : hosts_)
-            out.push_back(host_mac(n));
+        hosts_.each([&](unsigned n) { out.emplace_back(host_mac(n).s); });
         return out;
     }
     std::uint64_t added() const { return added_; }
@@ -190,37 +349,20 @@ public:
     std::size_t initial_forwards() const { return initial_forwards_; }
 
 private:
-    bool owns_port(unsigned port) const
-    {
-        const unsigned first = first_port + index_ * ports_per_client;
-        return port >= first && port < first + ports_per_client;
-    }
-    std::string host_mac(unsigned n) const
-    {
-        char mac[32];
-        std::snprintf(mac, sizeof mac, "52:54:00:1d:%02x:%02x", index_ & 0xff, n & 0xff);
-        return mac;
-    }
-    std::string guest_address(unsigned last) const
-    {
-        return shared_.prefix + std::to_string(index_ + 1) + "." + std::to_string(last);
-    }
+    bool owns_port(unsigned port) const { return port >= first_own_port_ && port < first_own_port_ + ports_per_client; }
+    Text host_mac(unsigned n) const { return Text("52:54:00:1d:%02x:%02x", index_ & 0xff, n & 0xff); }
 
-    // Times one call; an exception of any kind is a failed call.
-    bool timed(Call call, const std::function<void()>& body)
+    // Times one call: BODY makes it and checks the reply, and says why when
+    // it returns false.
+    template <typename Body>
+    bool timed(Call call, Body&& body)
     {
+        std::string why;
         const auto start = Clock::now();
-        try {
-            body();
-            stats_.ms[call].push_back(ms_since(start));
-            return true;
-        } catch (const sdbus::Error& e) {
-            fail(call, e.getName() + ": " + e.getMessage());
-        } catch (const std::exception& e) {
-            fail(call, e.what());
-        }
+        const bool ok = body(why);
         stats_.ms[call].push_back(ms_since(start));
-        return false;
+        if (!ok) fail(call, why);
+        return ok;
     }
     void fail(Call call, const std::string& what)
     {
@@ -230,66 +372,120 @@ private:
         if (shared_.errors.size() < errors_kept)
             shared_.errors.push_back("client " + std::to_string(index_) + ", " + call_name(call) + ": " + what);
     }
-    static void require_json(const std::string& text)
+
+    // A read: MEMBER with the arguments TYPES, ARGS, its reply checked by
+    // CHECK(reply, why).
+    template <typename Check, typename... Args>
+    bool call_and_check(std::string& why, const char* path, const char* interface, const char* member, Check&& check,
+                        const char* types = "", Args... args)
     {
-        if (!json::accept(text)) throw std::runtime_error("reply is not valid JSON: " + text.substr(0, 80));
+        const MessagePtr reply = bus_.call(why, default_timeout_usec, path, interface, member, types, args...);
+        return reply && check(reply.get(), why);
     }
 
     void read(unsigned kind)
     {
         const auto call = static_cast<Call>(kind);
-        timed(call, [&] {
-            std::string text;
+        const char* network = shared_.network_path.c_str();
+        timed(call, [&](std::string& why) {
             switch (call) {
-            case ListNetworks: {
-                std::vector<sdbus::ObjectPath> paths;
-                manager_->callMethod("ListNetworks").onInterface(manager_interface).storeResultsTo(paths);
-                if (paths.empty()) throw std::runtime_error("no networks listed");
-                return;
-            }
-            case ManagerDescribe:
-                manager_->callMethod("Describe").onInterface(manager_interface).storeResultsTo(text);
-                break;
-            case GetManagedObjects: {
-                std::map<sdbus::ObjectPath, std::map<std::string, std::map<std::string, sdbus::Variant>>> objects;
-                manager_->callMethod("GetManagedObjects")
-                    .onInterface("org.freedesktop.DBus.ObjectManager")
-                    .storeResultsTo(objects);
-                if (objects.count(sdbus::ObjectPath(shared_.network_path)) == 0)
-                    throw std::runtime_error("the load network is not among the managed objects");
-                return;
-            }
-            case Describe: network_->callMethod("Describe").onInterface(network_interface).storeResultsTo(text); break;
-            case GetState: {
-                sdbus::Variant state;
-                network_->callMethod("Get")
-                    .onInterface(properties_interface)
-                    .withArguments(std::string(network_interface), std::string("State"))
-                    .storeResultsTo(state);
-                if (state.get<std::string>() != "active")
-                    throw std::runtime_error("State is '" + state.get<std::string>() + "', not active");
-                return;
-            }
-            case GetAll: {
-                std::map<std::string, sdbus::Variant> all;
-                network_->callMethod("GetAll")
-                    .onInterface(properties_interface)
-                    .withArguments(std::string(network_interface))
-                    .storeResultsTo(all);
-                if (all.count("Name") == 0) throw std::runtime_error("GetAll without Name");
-                return;
-            }
-            case ListForwards:
-                network_->callMethod("ListForwards").onInterface(network_interface).storeResultsTo(text);
-                break;
-            case Leases: network_->callMethod("Leases").onInterface(network_interface).storeResultsTo(text); break;
-            case Statistics:
-                network_->callMethod("Statistics").onInterface(network_interface).storeResultsTo(text);
-                break;
+            case ListNetworks:
+                return call_and_check(why, manager_path, manager_interface, "ListNetworks", check_networks_listed);
+            case ManagerDescribe: return call_and_check(why, manager_path, manager_interface, "Describe", read_json);
+            case GetManagedObjects:
+                return call_and_check(why, manager_path, object_manager_interface, "GetManagedObjects",
+                                      [&](sd_bus_message* reply, std::string& w) {
+                                          return require_key(reply, managed_objects, network,
+                                                             "the load network is not among the managed objects", w);
+                                      });
+            case Describe: return call_and_check(why, network, network_interface, "Describe", read_json);
+            case GetState:
+                return call_and_check(why, network, properties_interface, "Get", check_state_active, "ss",
+                                      network_interface, "State");
+            case GetAll:
+                return call_and_check(
+                    why, network, properties_interface, "GetAll",
+                    [](sd_bus_message* reply, std::string& w) {
+                        return require_key(reply, properties, "Name", "GetAll without Name", w);
+                    },
+                    "s", network_interface);
+            case ListForwards: return call_and_check(why, network, network_interface, "ListForwards", read_json);
+            case Leases: return call_and_check(why, network, network_interface, "Leases", read_json);
+            case Statistics: return call_and_check(why, network, network_interface, "Statistics", read_json);
             default: throw std::logic_error("not a read");
             }
-            require_json(text);
         });
+    }
+
+    // The checks of the typed replies (what the generator always asked).
+    static bool check_networks_listed(sd_bus_message* reply, std::string& why)
+    {
+        int r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, "o");
+        if (r <= 0) return unexpected(why, "ao", r);
+        unsigned listed = 0;
+        const char* path = nullptr;
+        while ((r = sd_bus_message_read_basic(reply, SD_BUS_TYPE_OBJECT_PATH, &path)) > 0)
+            ++listed;
+        if (r < 0 || (r = sd_bus_message_exit_container(reply)) < 0) return unexpected(why, "ao", r);
+        if (listed == 0) {
+            why = "no networks listed";
+            return false;
+        }
+        return true;
+    }
+    static bool check_state_active(sd_bus_message* reply, std::string& why)
+    {
+        const char* state = nullptr;
+        int r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_VARIANT, "s");
+        if (r <= 0 || (r = sd_bus_message_read_basic(reply, SD_BUS_TYPE_STRING, &state)) <= 0 ||
+            (r = sd_bus_message_exit_container(reply)) < 0)
+            return unexpected(why, "v of s", r);
+        if (std::strcmp(state, "active") != 0) {
+            why = std::string{"State is '"} + state + "', not active";
+            return false;
+        }
+        return true;
+    }
+    // A dictionary reply (GetAll's a{sv}, GetManagedObjects' a{oa{sa{sv}}}):
+    // its signatures, and how its keys are read.
+    struct DictType {
+        const char* name;      // a{sv}
+        const char* entry;     // {sv}
+        const char* contents;  // sv
+        char key;              // SD_BUS_TYPE_STRING
+        const char* value;     // v
+    };
+    static constexpr DictType properties{"a{sv}", "{sv}", "sv", SD_BUS_TYPE_STRING, "v"};
+    static constexpr DictType managed_objects{"a{oa{sa{sv}}}", "{oa{sa{sv}}}", "oa{sa{sv}}", SD_BUS_TYPE_OBJECT_PATH,
+                                              "a{sa{sv}}"};
+    // Whether the dictionary has the key WANTED (why = MISSING if not).
+    // Every value is skipped, not just passed by: a reply of another type
+    // fails as it did when sdbus-c++ read it whole.
+    static bool require_key(sd_bus_message* reply, const DictType& type, const char* wanted, const char* missing,
+                            std::string& why)
+    {
+        int r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, type.entry);
+        if (r <= 0) return unexpected(why, type.name, r);
+        bool found = false;
+        while ((r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_DICT_ENTRY, type.contents)) > 0) {
+            const char* key = nullptr;
+            if ((r = sd_bus_message_read_basic(reply, type.key, &key)) <= 0 ||
+                (r = sd_bus_message_skip(reply, type.value)) < 0 || (r = sd_bus_message_exit_container(reply)) < 0)
+                return unexpected(why, type.name, r);
+            found = found || std::strcmp(key, wanted) == 0;
+        }
+        if (r < 0 || (r = sd_bus_message_exit_container(reply)) < 0) return unexpected(why, type.name, r);
+        if (!found) why = missing;
+        return found;
+    }
+
+    // A write to the load network's object that answers nothing the
+    // generator reads.
+    template <typename... Args>
+    bool network_write(std::string& why, const char* member, const char* types, Args... args)
+    {
+        return bus_.call(why, write_timeout_usec, shared_.network_path.c_str(), network_interface, member, types,
+                         args...) != nullptr;
     }
 
     void write()
@@ -302,13 +498,8 @@ private:
         if (pick < shared_.cycle_percent) {
             step_own_network();
         } else if (pick < shared_.cycle_percent + 10) {
-            const bool on = random_() % 2 == 0;
-            timed(SetAutostart, [&] {
-                network_->callMethod("SetAutostart")
-                    .onInterface(network_interface)
-                    .withArguments(on)
-                    .withTimeout(call_timeout);
-            });
+            const int on = random_() % 2 == 0 ? 1 : 0;
+            timed(SetAutostart, [&](std::string& why) { return network_write(why, "SetAutostart", "b", on); });
         } else if (pick < 60) {
             const bool add = forwards_.empty() || (forwards_.size() < shared_.max_forwards && random_() % 2 == 0);
             if (add) {
@@ -328,69 +519,50 @@ private:
 
     void add_forward()
     {
-        unsigned port = 0;
+        unsigned offset = 0;
         do {
-            port = first_port + index_ * ports_per_client + random_() % ports_per_client;
-        } while (forwards_.count(port) != 0);
-        const json forward = {{"proto", "tcp"},
-                              {"host_port", port},
-                              {"guest", guest_address(10)},
-                              {"guest_port", 80},
-                              {"description", "load client " + std::to_string(index_)}};
-        if (timed(AddForwards, [&] {
-                std::vector<std::string> warnings;
-                network_->callMethod("AddForwards")
-                    .onInterface(network_interface)
-                    .withArguments(forward.dump())
-                    .withTimeout(call_timeout)
-                    .storeResultsTo(warnings);
+            offset = random_() % ports_per_client;
+        } while (forwards_.has(offset));
+        const unsigned port = first_own_port_ + offset;
+        const Text forward(
+            R"({"description":"load client %u","guest":"%s10","guest_port":80,"host_port":%u,"proto":"tcp"})", index_,
+            guest_prefix_, port);
+        if (timed(AddForwards, [&](std::string& why) {
+                const MessagePtr reply = bus_.call(why, write_timeout_usec, shared_.network_path.c_str(),
+                                                   network_interface, "AddForwards", "s", forward.s);
+                if (!reply) return false;
+                const int r = sd_bus_message_skip(reply.get(), "as");  // the warnings
+                return r >= 0 || unexpected(why, "as", r);
             })) {
-            forwards_.insert(port);
+            forwards_.insert(offset);
             ++added_;
         }
     }
     void remove_forward()
     {
-        auto it = forwards_.begin();
-        std::advance(it, random_() % forwards_.size());
-        const unsigned port = *it;
-        if (timed(RemoveForward, [&] {
-                network_->callMethod("RemoveForward")
-                    .onInterface(network_interface)
-                    .withArguments(std::string("tcp"), std::string(), static_cast<std::uint32_t>(port))
-                    .withTimeout(call_timeout);
-            })) {
-            forwards_.erase(port);
+        const unsigned offset = forwards_.nth(random_() % forwards_.size());
+        const std::uint32_t port = first_own_port_ + offset;
+        if (timed(RemoveForward,
+                  [&](std::string& why) { return network_write(why, "RemoveForward", "ssu", "tcp", "", port); })) {
+            forwards_.erase(offset);
             ++removed_;
         }
     }
     void add_host()
     {
         unsigned n = 0;
-        while (hosts_.count(n) != 0)
+        while (hosts_.has(n))
             ++n;
-        const json host = {{"mac", host_mac(n)},
-                           {"ip", guest_address(20 + n)},
-                           {"name", "load-c" + std::to_string(index_) + "-h" + std::to_string(n)}};
-        if (timed(AddHost, [&] {
-                network_->callMethod("AddHost")
-                    .onInterface(network_interface)
-                    .withArguments(host.dump())
-                    .withTimeout(call_timeout);
-            }))
+        const Text host(R"({"ip":"%s%u","mac":"%s","name":"load-c%u-h%u"})", guest_prefix_, 20 + n, host_mac(n).s,
+                        index_, n);
+        if (timed(AddHost, [&](std::string& why) { return network_write(why, "AddHost", "s", host.s); }))
             hosts_.insert(n);
     }
     void remove_host()
     {
-        auto it = hosts_.begin();
-        std::advance(it, random_() % hosts_.size());
-        const unsigned n = *it;
-        if (timed(RemoveHost, [&] {
-                network_->callMethod("RemoveHost")
-                    .onInterface(network_interface)
-                    .withArguments(host_mac(n))
-                    .withTimeout(call_timeout);
-            }))
+        const unsigned n = hosts_.nth(random_() % hosts_.size());
+        const Text mac = host_mac(n);
+        if (timed(RemoveHost, [&](std::string& why) { return network_write(why, "RemoveHost", "s", mac.s); }))
             hosts_.erase(n);
     }
 
@@ -401,43 +573,40 @@ private:
     {
         switch (cycle_) {
         case 0: {
-            const std::string subnet = "10.201." + std::to_string(index_);
-            const json doc = {
-                {"name", own_name_},
-                {"mode", "nat"},
-                {"bridge", "ldbr" + std::to_string(index_)},
-                {"ipv4",
-                 {{"address", subnet + ".1/24"}, {"dhcp", {{"ranges", {subnet + ".100-" + subnet + ".200"}}}}}}};
-            if (timed(CreateNetwork, [&] {
-                    sdbus::ObjectPath path;
-                    manager_->callMethod("CreateNetwork")
-                        .onInterface(manager_interface)
-                        .withArguments(doc.dump())
-                        .withTimeout(call_timeout)
-                        .storeResultsTo(path);
-                    own_ = sdbus::createProxy(*bus_, service, path);
+            const Text doc(R"({"bridge":"ldbr%u","ipv4":{"address":"10.201.%u.1/24","dhcp":{"ranges":)"
+                           R"(["10.201.%u.100-10.201.%u.200"]}},"mode":"nat","name":"%s"})",
+                           index_, index_, index_, index_, own_name_.c_str());
+            if (timed(CreateNetwork, [&](std::string& why) {
+                    const MessagePtr reply = bus_.call(why, write_timeout_usec, manager_path, manager_interface,
+                                                       "CreateNetwork", "s", doc.s);
+                    const char* path = nullptr;
+                    if (!reply || !read_path(reply.get(), path, why)) return false;
+                    own_path_ = path;
+                    return true;
                 }))
                 cycle_ = 1;
             break;
         }
         case 1:
-            if (timed(StartNetwork,
-                      [&] { own_->callMethod("Start").onInterface(network_interface).withTimeout(call_timeout); }))
+            if (timed(StartNetwork, [&](std::string& why) {
+                    return bus_.call(why, write_timeout_usec, own_path_.c_str(), network_interface, "Start", "") !=
+                           nullptr;
+                }))
                 cycle_ = 2;
             break;
         case 2:
-            if (timed(StopNetwork,
-                      [&] { own_->callMethod("Stop").onInterface(network_interface).withTimeout(call_timeout); }))
+            if (timed(StopNetwork, [&](std::string& why) {
+                    return bus_.call(why, write_timeout_usec, own_path_.c_str(), network_interface, "Stop", "") !=
+                           nullptr;
+                }))
                 cycle_ = 3;
             break;
         default:
-            if (timed(DeleteNetwork, [&] {
-                    manager_->callMethod("DeleteNetwork")
-                        .onInterface(manager_interface)
-                        .withArguments(own_name_)
-                        .withTimeout(call_timeout);
+            if (timed(DeleteNetwork, [&](std::string& why) {
+                    return bus_.call(why, write_timeout_usec, manager_path, manager_interface, "DeleteNetwork", "s",
+                                     own_name_.c_str()) != nullptr;
                 })) {
-                own_.reset();
+                own_path_.clear();
                 cycle_ = 0;
             } else if (Clock::now() > shared_.deadline + std::chrono::seconds(30)) {
                 throw std::runtime_error(own_name_ + " could not be deleted");
@@ -448,14 +617,14 @@ private:
     Shared& shared_;
     unsigned index_;
     std::mt19937 random_;
-    std::unique_ptr<sdbus::IConnection> bus_;
-    std::unique_ptr<sdbus::IProxy> manager_;
-    std::unique_ptr<sdbus::IProxy> network_;
-    std::unique_ptr<sdbus::IProxy> own_;
+    Bus bus_;
     std::string own_name_;
+    std::string own_path_;
+    unsigned first_own_port_;
+    char guest_prefix_[32] = {};  // "a.b.(index+1)."
     unsigned cycle_ = 0;
-    std::set<unsigned> forwards_;
-    std::set<unsigned> hosts_;
+    SmallSet<ports_per_client> forwards_;  // offsets from first_own_port_
+    SmallSet<max_hosts_limit> hosts_;
     std::size_t initial_forwards_ = 0;
     std::uint64_t added_ = 0;
     std::uint64_t removed_ = 0;
@@ -499,22 +668,20 @@ int cmd_dbus_load(const Args& args)
     if (shared.read_percent > 100) throw UsageError("--read-percent: 0 to 100");
     if (shared.max_forwards == 0 || shared.max_forwards > ports_per_client / 2)
         throw UsageError("--max-forwards: 1 to 50");
-    if (shared.max_hosts == 0 || shared.max_hosts > 200) throw UsageError("--max-hosts: 1 to 200");
+    if (shared.max_hosts == 0 || shared.max_hosts > max_hosts_limit) throw UsageError("--max-hosts: 1 to 200");
     if (shared.cycle_percent > 50) throw UsageError("--cycle-percent: 0 to 50");
 
     {
-        auto bus = sdbus::createSystemBusConnection();
-        auto manager = sdbus::createProxy(*bus, service, "/org/kvmnet1");
-        sdbus::ObjectPath path;
-        manager->callMethod("GetNetwork")
-            .onInterface(manager_interface)
-            .withArguments(shared.network)
-            .storeResultsTo(path);
-        shared.network_path = path;
-        auto network = sdbus::createProxy(*bus, service, path);
-        std::string describe;
-        network->callMethod("Describe").onInterface(network_interface).storeResultsTo(describe);
-        shared.prefix = subnet_prefix(shared.network, describe);
+        Bus bus;
+        const char* text = nullptr;
+        std::string why;
+        MessagePtr reply =
+            bus.call_or_throw(manager_path, manager_interface, "GetNetwork", "s", shared.network.c_str());
+        if (!read_path(reply.get(), text, why)) throw std::runtime_error("GetNetwork: " + why);
+        shared.network_path = text;
+        reply = bus.call_or_throw(shared.network_path.c_str(), network_interface, "Describe", "");
+        if (!read_string(reply.get(), text, why)) throw std::runtime_error("Describe: " + why);
+        shared.prefix = subnet_prefix(shared.network, text);
     }
 
     // Every client connects and looks at its range first; the clock starts
@@ -576,7 +743,8 @@ int cmd_dbus_load(const Args& args)
         added += c->added();
         removed += c->removed();
         initial += c->initial_forwards();
-        expected_forwards.insert(expected_forwards.end(), c->forwards().begin(), c->forwards().end());
+        const auto f = c->forwards();
+        expected_forwards.insert(expected_forwards.end(), f.begin(), f.end());
         const auto h = c->hosts();
         expected_hosts.insert(expected_hosts.end(), h.begin(), h.end());
     }
