@@ -234,6 +234,11 @@ public:
     // With `remote`, an EVPN network's list also names the other hosts'
     // guests that FRR knows (plan::add_evpn_lease_hosts; may ask FRR).
     nlohmann::json leases(const std::string& name, bool remote = true) const;
+    // How many leases leases(name, false) lists, from the lease watch's last
+    // reading of the file (refreshed when the watch fires, before the
+    // LeaseChanged events go out), not from a new read per call; without a
+    // watch (it could not be set up), from the file.
+    std::size_t lease_count(const std::string& name) const;
     void add_host(const std::string& name, const std::string& host_document);
     void remove_host(const std::string& name, const std::string& mac);
 
