@@ -584,6 +584,17 @@ private:
         std::vector<std::size_t> text_ends;
     };
     mutable std::map<std::string, ForwardCache> forward_caches_;
+    // The local listeners (sock_diag, four dumps) as add_forwards last
+    // listed them, and the loop iteration that did (sd_event_now): the
+    // AddForwards calls that one turn of the bus dispatch serves share one
+    // listing. A new iteration lists again; before the loop's first
+    // iteration (no time of its own) every call does.
+    struct ListenerDump {
+        std::uint64_t turn_usec = 0;
+        std::vector<plan::Listener> listeners;
+    };
+    std::optional<ListenerDump> listener_dump_;
+    const std::vector<plan::Listener>& local_listeners();
     ForwardCache& forward_cache(const Entry& e) const;
     // The items of Describe's "forwards" array (ForwardCache::texts).
     const std::string& forwards_text(const Entry& e) const;
