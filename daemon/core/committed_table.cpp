@@ -314,7 +314,7 @@ void CommittedTable::materialize_last()
     parts.reserve(specs_.size());
     for (const auto& [name, spec] : specs_) {
         parts.push_back(plan::plan_network_part(spec));
-        parts.back().dispatch.clear();  // the shape only: elements are in last_elements_
+        parts.back().elements.clear();  // the shape only: elements are in last_elements_
         parts.back().forwards.clear();
     }
     std::vector<plan::NetworkPart*> pointers;

@@ -346,7 +346,25 @@ const std::vector<plan::RuleCounter>& Manager::rule_counters() const
     const std::uint64_t now = monotonic_usec();
     if (c.valid && now - c.taken_usec < c.reuse_usec) return c.rules;
     c.valid = false;
-    c.rules = firewall_.rule_counters(plan::table_name);
+    c.rules.clear();
+    // The fixed rules count their drops per network in the elements of a
+    // set each (plan::drop_counter_sets), commented "NAME: what"; the
+    // limits chains' rules are commented so themselves.
+    for (const plan::DropCounterSet& d : plan::drop_counter_sets()) {
+        plan::Set set;
+        set.name = d.set;
+        set.key = {plan::SetType::ifname};
+        set.counter = true;
+        try {
+            for (plan::ElementCounters& element : firewall_.list_elements(plan::table_name, set))
+                if (element.has_counter && !element.element.comment.empty())
+                    c.rules.push_back({d.chain, std::move(element.element.comment), element.packets, element.bytes});
+        } catch (const Error& err) {
+            if (err.kind() != ErrorKind::NotFound) throw;  // no table (nothing runs), or not this shape yet
+        }
+    }
+    for (plan::RuleCounter& r : firewall_.rule_counters(plan::table_name))
+        c.rules.push_back(std::move(r));
     c.taken_usec = monotonic_usec();
     c.reuse_usec = counters_reuse_usec(c.taken_usec - now);
     c.valid = true;

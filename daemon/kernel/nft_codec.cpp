@@ -194,6 +194,73 @@ std::vector<std::string> decode(const std::vector<plan::SetType>& types, const L
     return values;
 }
 
+Range encode_range(const std::vector<plan::SetType>& types, const Layout& l, const std::vector<std::string>& values,
+                   const std::string& what)
+{
+    if (values.size() != types.size()) {
+        throw invalid_plan(what + " has " + std::to_string(values.size()) + " values for " +
+                           std::to_string(types.size()) + " types");
+    }
+    Range r{std::vector<unsigned char>(l.length, 0), std::vector<unsigned char>(l.length, 0)};
+    for (std::size_t i = 0; i < types.size(); ++i) {
+        const plan::SetType t = types[i];
+        const std::string& text = values[i];
+        const auto slash = text.find('/');
+        unsigned char* first = r.first.data() + l.offsets[i];
+        unsigned char* last = r.last.data() + l.offsets[i];
+        const bool address = t == plan::SetType::ipv4_addr || t == plan::SetType::ipv6_addr;
+        if (slash == std::string::npos || !address) {
+            encode_value(t, text, first);
+            std::memcpy(last, first, type_length(t));
+            continue;
+        }
+        const std::uint32_t bytes = type_length(t);
+        const auto length = parse_number(text.substr(slash + 1), bytes * 8);
+        if (!length) {
+            throw invalid_plan(what + ": \"" + text + "\" has no prefix length from 0 to " + std::to_string(bytes * 8));
+        }
+        encode_value(t, text.substr(0, slash), first);
+        for (std::uint32_t b = 0; b < bytes; ++b) {
+            const std::uint32_t bits = *length > b * 8 ? std::min<std::uint32_t>(8, *length - b * 8) : 0;
+            const auto host = static_cast<unsigned char>(bits == 8 ? 0 : 0xff >> bits);
+            if ((first[b] & host) != 0) throw invalid_plan(what + ": \"" + text + "\" has host bits set");
+            last[b] = first[b] | host;
+        }
+    }
+    return r;
+}
+
+std::vector<std::string> decode_range(const std::vector<plan::SetType>& types, const Layout& l, const void* first,
+                                      std::uint32_t first_length, const void* last, std::uint32_t last_length)
+{
+    std::vector<std::string> values;
+    if (first == nullptr || first_length != l.length) return values;
+    if (last == nullptr || last_length != l.length) last = first;  // no end: a single value
+    for (std::size_t i = 0; i < types.size(); ++i) {
+        const auto* a = static_cast<const unsigned char*>(first) + l.offsets[i];
+        const auto* b = static_cast<const unsigned char*>(last) + l.offsets[i];
+        const std::uint32_t bytes = type_length(types[i]);
+        std::string text = decode_value(types[i], a);
+        if (std::memcmp(a, b, bytes) == 0) {
+            values.push_back(std::move(text));
+            continue;
+        }
+        // A prefix: a run of equal bits, then host bits 0 in `a` and 1 in `b`.
+        std::uint32_t length = 0;
+        bool prefix = true;
+        for (std::uint32_t bit = 0; bit < bytes * 8; ++bit) {
+            const int x = (a[bit / 8] >> (7 - bit % 8)) & 1, y = (b[bit / 8] >> (7 - bit % 8)) & 1;
+            if (length == bit && x == y) {
+                ++length;
+                continue;
+            }
+            if (x != 0 || y != 1) prefix = false;
+        }
+        values.push_back(prefix ? text + "/" + std::to_string(length) : text + "-" + decode_value(types[i], b));
+    }
+    return values;
+}
+
 std::string element_text(const plan::SetElement& e)
 {
     std::string text;

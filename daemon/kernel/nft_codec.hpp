@@ -33,6 +33,22 @@ Layout layout(const std::vector<plan::SetType>& types, const std::string& what);
 std::vector<unsigned char> encode(const std::vector<plan::SetType>& types, const Layout& l,
                                   const std::vector<std::string>& values, const std::string& what);
 
+// An element of an interval set: its first and last value in wire form.
+// A value of an address type may be a prefix ("192.0.2.0/24", "fd00::/64":
+// its first and last address, the address having no host bits); any other
+// value is both first and last. InvalidArgument naming `what` otherwise.
+struct Range {
+    std::vector<unsigned char> first, last;
+};
+Range encode_range(const std::vector<plan::SetType>& types, const Layout& l, const std::vector<std::string>& values,
+                   const std::string& what);
+
+// The texts of an interval element (prefixes where first and last differ,
+// as encode_range takes them; "first-last" for a range that is no prefix);
+// empty when a length is not the layout's.
+std::vector<std::string> decode_range(const std::vector<plan::SetType>& types, const Layout& l, const void* first,
+                                      std::uint32_t first_length, const void* last, std::uint32_t last_length);
+
 // The texts of a wire value; empty when `length` is not the layout's.
 std::vector<std::string> decode(const std::vector<plan::SetType>& types, const Layout& l, const void* data,
                                 std::uint32_t length);

@@ -483,7 +483,7 @@ constexpr std::size_t element_chunk_bytes = 32 * 1024;
 std::size_t element_bound(const EncodedElement& e)
 {
     const std::size_t expressions = e.limit_per_second != 0 ? 160 : 0;  // limit + counter, generously
-    return 96 + e.key.size() + e.data.size() + e.comment.size() + e.chain.size() + expressions;
+    return 96 + e.key.size() + e.key_end.size() + e.data.size() + e.comment.size() + e.chain.size() + expressions;
 }
 
 }  // namespace
@@ -593,9 +593,27 @@ SetPtr make_set(const std::string& table, const plan::Set& set, std::uint32_t id
         nftnl_set_set_str(s.get(), NFTNL_SET_NAME, set.name.c_str()) < 0) {
         throw std::bad_alloc();
     }
-    nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, (map ? NFT_SET_MAP : 0) | (set.dynamic ? NFT_SET_EVAL : 0));
+    std::uint32_t flags = (map ? NFT_SET_MAP : 0) | (set.dynamic ? NFT_SET_EVAL : 0);
+    if (set.interval) {
+        // A single-field interval set is the kernel's rbtree, whose ranges
+        // are pairs of elements: not what encode_elements makes.
+        if (set.dynamic || set.key.size() < 2)
+            throw invalid_plan("set @" + set.name + ": intervals only in a concatenated, not dynamic, set here");
+        flags |= NFT_SET_INTERVAL | (set.key.size() > 1 ? NFT_SET_CONCAT : 0);
+    }
+    nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, flags);
     nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, key.id);
     nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, key.length);
+    if (set.interval && set.key.size() > 1) {
+        // As nft describes a concatenation of ranges: each field's length
+        // in bytes, unpadded; the kernel then picks its pipapo set.
+        std::array<std::uint8_t, NFT_REG32_COUNT> lengths{};
+        for (std::size_t i = 0; i < set.key.size(); ++i)
+            lengths[i] = static_cast<std::uint8_t>(type_length(set.key[i]));
+        if (nftnl_set_set_data(s.get(), NFTNL_SET_DESC_CONCAT, lengths.data(),
+                               static_cast<std::uint32_t>(set.key.size())) < 0)
+            throw std::bad_alloc();
+    }
     if (map) {
         if (set.dynamic) throw invalid_plan("map @" + set.name + " cannot be dynamic here");
         const Layout data = layout(set.data, "data of @" + set.name);
@@ -632,7 +650,13 @@ std::vector<EncodedElement> encode_elements(const plan::Set& set, const std::vec
     for (const plan::SetElement& e : elements) {
         const std::string what = "element " + element_text(e) + " of @" + set.name;
         EncodedElement encoded;
-        encoded.key = encode(set.key, key, e.key, what + " key");
+        if (set.interval) {
+            Range range = encode_range(set.key, key, e.key, what + " key");
+            encoded.key = std::move(range.first);
+            encoded.key_end = std::move(range.last);
+        } else {
+            encoded.key = encode(set.key, key, e.key, what + " key");
+        }
         if (with_data) {
             if (map && data.id == NFT_DATA_VERDICT) {
                 // "jump CHAIN" / "goto CHAIN": the only verdicts the planner maps to.
@@ -735,6 +759,10 @@ void put_elements(Batch& batch, std::uint16_t type, std::uint16_t flags, std::ui
         SetElemPtr elem(checked(nftnl_set_elem_alloc()));
         if (nftnl_set_elem_set(elem.get(), NFTNL_SET_ELEM_KEY, e.key.data(), static_cast<std::uint32_t>(e.key.size())) <
             0) {
+            throw std::bad_alloc();
+        }
+        if (!e.key_end.empty() && nftnl_set_elem_set(elem.get(), NFTNL_SET_ELEM_KEY_END, e.key_end.data(),
+                                                     static_cast<std::uint32_t>(e.key_end.size())) < 0) {
             throw std::bad_alloc();
         }
         if (e.verdict) {

@@ -39,6 +39,7 @@ SetPtr make_set(const std::string& table, const plan::Set& set, std::uint32_t id
 // An element in wire form.
 struct EncodedElement {
     std::vector<unsigned char> key;
+    std::vector<unsigned char> key_end;  // interval sets: the last value of the range (adding and deleting)
     std::vector<unsigned char> data;
     std::string comment;
     std::uint64_t limit_per_second = 0;  // non-zero: the element's own limit, then a counter

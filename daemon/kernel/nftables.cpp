@@ -420,7 +420,13 @@ int on_element(nftnl_set_elem* elem, void* data)
     Nftables::ElementCounters c;
     std::uint32_t length = 0;
     const void* key = nftnl_set_elem_get(elem, NFTNL_SET_ELEM_KEY, &length);
-    c.element.key = decode(dump->set->key, dump->key, key, length);
+    if (dump->set->interval) {
+        std::uint32_t end_length = 0;
+        const void* end = nftnl_set_elem_get(elem, NFTNL_SET_ELEM_KEY_END, &end_length);
+        c.element.key = decode_range(dump->set->key, dump->key, key, length, end, end_length);
+    } else {
+        c.element.key = decode(dump->set->key, dump->key, key, length);
+    }
     if (c.element.key.empty()) {
         dump->failed = true;
         return -1;

@@ -10,7 +10,7 @@ namespace {
 bool same_declaration(const Set& a, const Set& b)
 {
     return a.name == b.name && a.key == b.key && a.data == b.data && a.size == b.size && a.dynamic == b.dynamic &&
-           a.counter == b.counter && a.limit == b.limit;
+           a.counter == b.counter && a.limit == b.limit && a.interval == b.interval;
 }
 
 const Chain* chain_named(const NetworkPart* part, const std::string& name)
@@ -25,8 +25,8 @@ const Chain* chain_named(const NetworkPart* part, const std::string& name)
 template <typename F>
 void each_element(const NetworkPart& part, F&& f)
 {
-    for (const auto& [group, element] : part.dispatch)
-        f(dispatch_map(group), element);
+    for (const auto& [set, element] : part.elements)
+        f(set, element);
     for (const SetElements& s : part.forwards)
         for (const SetElement& e : s.elements)
             f(s.set, e);

@@ -12,10 +12,6 @@
 namespace kvmnet::plan {
 namespace {
 
-MatchIfname iif(const std::string& name, Cmp op = Cmp::eq) { return {true, op, name}; }
-MatchIfname oif(const std::string& name, Cmp op = Cmp::eq) { return {false, op, name}; }
-MatchIpv4 saddr(const model::Ipv4Interface& a, Cmp op = Cmp::eq) { return {true, op, {a.network().value, a.prefix}}; }
-MatchIpv4 daddr(const model::Ipv4Interface& a, Cmp op = Cmp::eq) { return {false, op, {a.network().value, a.prefix}}; }
 MatchIpv4 daddr(std::uint32_t address, std::uint8_t length) { return {false, Cmp::eq, {address, length}}; }
 
 Rule rule(std::vector<Match> matches, Verdict verdict, const std::string& comment, bool counter = false)
@@ -133,150 +129,250 @@ std::string per_source_set(const std::string& network) { return "conns_" + netwo
 
 std::string owner_alias(const std::string& network_name) { return alias_prefix + network_name; }
 
-std::string network_chain(const std::string& network, NetworkChain which)
+std::string limits_chain(const std::string& network, bool inbound)
 {
-    static const char* const suffix[] = {"guard", "first", "barred", "inbound", "outbound", "hairpin", "masquerade"};
-    return "net_" + network + "_" + suffix[static_cast<int>(which)];
-}
-
-std::string dispatch_map(NetworkChain which)
-{
-    static const char* const names[] = {"guard_by_iif",    "first_by_oif",   "barred_by_iif",    "inbound_by_oif",
-                                        "outbound_by_iif", "hairpin_by_oif", "masquerade_by_iif"};
-    return names[static_cast<int>(which)];
+    return "net_" + network + (inbound ? "_limits_in" : "_limits");
 }
 
 std::string hook_chain_of(const std::string& chain)
 {
-    static const std::pair<const char*, const char*> hooks[] = {
-        {"_guard", "guest_prerouting"},    {"_first", "guest_forward"},    {"_barred", "guest_forward"},
-        {"_inbound", "guest_forward"},     {"_outbound", "guest_forward"}, {"_hairpin", "nat_postrouting"},
-        {"_masquerade", "nat_postrouting"}};
     if (chain.rfind("net_", 0) != 0) return chain;
-    for (const auto& [suffix, hook] : hooks) {
-        const std::string_view s(suffix);
-        if (chain.size() > s.size() && chain.compare(chain.size() - s.size(), s.size(), s) == 0) return hook;
+    return "guest_forward";  // the limits chains, reached from the forward hook
+}
+
+namespace {
+
+constexpr const char* drops_loopback_dst = "drops_loopback_dst";
+constexpr const char* drops_loopback_src = "drops_loopback_src";
+constexpr const char* drops_spoofed6 = "drops_spoofed6";
+constexpr const char* drops_spoofed = "drops_spoofed";
+constexpr const char* drops_uplink = "drops_uplink";
+constexpr const char* drops_isolated = "drops_isolated";
+constexpr const char* drops_inbound = "drops_inbound";
+
+MatchSetLookup in(std::vector<Field> keys, const char* set, bool negate = false)
+{
+    return MatchSetLookup{std::move(keys), set, negate};
+}
+
+const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}}, loopback_dst{false, Cmp::eq, {0x7f000000u, 8}};
+
+// The hooked chains' rules. Grouped by purpose, so the verdict for traffic
+// between two networks does not depend on which network sorts first:
+//   1. replies to NAT guests, and traffic within one bridge: accept (by
+//      output bridge);
+//   2. what a bridge may not send at all: spoofed sources, anything from an
+//      isolated network, and (with an uplink) anything not towards it (by
+//      input bridge), then its limits;
+//   3. new traffic towards a bridge: its limits, then dropped, except routed
+//      subnets and port forwards (by output bridge);
+//   4. guest-initiated traffic (its source was checked in 2): accept.
+// Which networks a rule applies to is the data of the sets it looks up
+// (planner.hpp), so the rules never change with the networks. An IPv6
+// rule looks its IPv6 key up first: its family check (meta nfproto) then
+// ends it for IPv4 packets before any lookup. A drop rule's counting set
+// comes last, so that its element counts only what the rule drops.
+std::vector<Rule> forward_chain_rules()
+{
+    using F = Field;
+    const MatchCtState replies{ct::established | ct::related};
+    const MatchCtStatus dnat{ct_status::dnat};
+    return {
+        rule({replies, in({F::oifname, F::ip6_daddr}, net6_set), in({F::oifname}, nat_bridges_set)}, Verdict::accept,
+             "replies to NAT guests (IPv6)"),
+        rule({replies, in({F::oifname}, nat_bridges_set), in({F::oifname, F::ip_daddr}, net4_set)}, Verdict::accept,
+             "replies to NAT guests"),
+        rule({in({F::iifname, F::oifname}, same_bridge_set)}, Verdict::accept, "within one network's bridge"),
+        rule({in({F::iifname, F::ip6_saddr}, net6_set, true), in({F::iifname}, drops_spoofed6)}, Verdict::drop,
+             "spoofed IPv6 source (@drops_spoofed6)", true),
+        rule({in({F::iifname, F::ip_saddr}, net4_set, true), in({F::iifname}, drops_spoofed)}, Verdict::drop,
+             "spoofed source (@drops_spoofed)", true),
+        rule({in({F::iifname, F::oifname}, uplinks_set, true), in({F::iifname}, drops_uplink)}, Verdict::drop,
+             "only via uplink (@drops_uplink)", true),
+        rule({VerdictMap{{F::iifname}, limits_by_iif_map}}, Verdict::none, ""),
+        rule({in({F::iifname}, drops_isolated)}, Verdict::drop, "isolated (@drops_isolated)", true),
+        rule({VerdictMap{{F::oifname}, limits_by_oif_map}}, Verdict::none, ""),
+        rule({in({F::oifname, F::ip6_daddr}, net6_set), in({F::oifname}, routed_bridges_set)}, Verdict::accept,
+             "routed to guests (IPv6)"),
+        rule({dnat, in({F::oifname, F::ip6_daddr}, net6_set), in({F::oifname}, nat_bridges_set)}, Verdict::accept,
+             "port forwards to guests (IPv6)"),
+        rule({in({F::oifname}, routed_bridges_set), in({F::oifname, F::ip_daddr}, net4_set)}, Verdict::accept,
+             "routed to guests"),
+        rule({dnat, in({F::oifname}, nat_bridges_set), in({F::oifname, F::ip_daddr}, net4_set)}, Verdict::accept,
+             "port forwards to guests"),
+        rule({in({F::oifname}, drops_inbound)}, Verdict::drop, "no new connections to guests (@drops_inbound)", true),
+        rule({in({F::iifname}, forwarding_bridges_set)}, Verdict::accept, "from guests"),
+    };
+}
+
+// Before conntrack (raw priority): NAT bridges accept 127.0.0.0/8 for
+// forwards from the host's loopback (route_localnet), so guests must not be
+// able to use those addresses themselves (CVE-2020-8558).
+std::vector<Rule> guard_chain_rules()
+{
+    return {rule({loopback_dst, in({Field::iifname}, drops_loopback_dst)}, Verdict::drop,
+                 "loopback destination from NAT guests (@drops_loopback_dst)", true),
+            rule({loopback_src, in({Field::iifname}, drops_loopback_src)}, Verdict::drop,
+                 "loopback source from NAT guests (@drops_loopback_src)", true)};
+}
+
+std::vector<Rule> postrouting_chain_rules()
+{
+    using F = Field;
+    const MatchCtStatus dnat{ct_status::dnat};
+    const MatchIpv6 multicast6{false, Cmp::eq, Ipv6Prefix{{0xff}, 8}};
+    const auto nat = in({F::iifname}, nat_bridges_set);
+    const auto nat66 = in({F::iifname}, nat66_bridges_set);
+    const auto from_guest = in({F::iifname, F::ip_saddr}, net4_set);
+    const auto from_guest6 = in({F::iifname, F::ip6_saddr}, net6_set);
+    return {
+        // A forwarded connection from a guest of the network (hairpin) or
+        // from this host's loopback must come back through the host, so it
+        // leaves with the gateway's address.
+        rule({dnat, in({F::oifname}, nat_bridges_set), in({F::oifname, F::ip_saddr}, net4_set)}, Verdict::masquerade,
+             "hairpin forwards"),
+        rule({dnat, in({F::oifname}, nat_bridges_set), loopback_src}, Verdict::masquerade,
+             "forwards from the host's loopback"),
+        rule({dnat, in({F::oifname, F::ip6_saddr}, net6_set), in({F::oifname}, nat_bridges_set)}, Verdict::masquerade,
+             "hairpin forwards (IPv6)"),
+        // With an uplink, only what leaves through it is masqueraded.
+        rule({in({F::iifname}, uplinked_bridges_set), in({F::iifname, F::oifname}, uplinks_set, true)},
+             Verdict::return_, "not towards the network's uplink"),
+        // Multicast and broadcast must keep their source: libvirt learnt
+        // this the hard way (DHCP and mDNS break when masqueraded).
+        rule({nat, from_guest, daddr(0xe0000000u, 24)}, Verdict::return_, "keep local multicast"),
+        rule({nat, from_guest, daddr(0xffffffffu, 32)}, Verdict::return_, "keep broadcast"),
+        rule({nat, from_guest, in({F::iifname, F::ip_daddr}, net4_set, true)}, Verdict::masquerade, "masquerade"),
+        rule({nat66, from_guest6, multicast6}, Verdict::return_, "keep multicast (IPv6)"),
+        rule({nat66, from_guest6, in({F::iifname, F::ip6_daddr}, net6_set, true)}, Verdict::masquerade,
+             "masquerade (IPv6)"),
+    };
+}
+
+// The data sets' declarations (without elements), in the order the rules use them.
+std::vector<Set> data_sets()
+{
+    const auto set = [](const char* name, std::vector<SetType> key, bool counter = false, bool interval = false) {
+        Set s;
+        s.name = name;
+        s.key = std::move(key);
+        s.counter = counter;
+        s.interval = interval;
+        return s;
+    };
+    const SetType ifname = SetType::ifname;
+    std::vector<Set> sets{set(nat_bridges_set, {ifname}),
+                          set(routed_bridges_set, {ifname}),
+                          set(forwarding_bridges_set, {ifname}),
+                          set(uplinked_bridges_set, {ifname}),
+                          set(nat66_bridges_set, {ifname}),
+                          set(uplinks_set, {ifname, ifname}),
+                          set(same_bridge_set, {ifname, ifname}),
+                          set(net4_set, {ifname, SetType::ipv4_addr}, false, true),
+                          set(net6_set, {ifname, SetType::ipv6_addr}, false, true)};
+    for (const DropCounterSet& d : drop_counter_sets())
+        sets.push_back(set(d.set, {ifname}, true));
+    for (const char* name : {limits_by_iif_map, limits_by_oif_map}) {
+        sets.push_back(set(name, {ifname}));
+        sets.back().data = {SetType::verdict};
     }
-    return chain;
+    return sets;
+}
+
+}  // namespace
+
+const std::vector<DropCounterSet>& drop_counter_sets()
+{
+    static const std::vector<DropCounterSet> sets{
+        {drops_loopback_dst, "guest_prerouting"}, {drops_loopback_src, "guest_prerouting"},
+        {drops_spoofed6, "guest_forward"},        {drops_spoofed, "guest_forward"},
+        {drops_uplink, "guest_forward"},          {drops_isolated, "guest_forward"},
+        {drops_inbound, "guest_forward"}};
+    return sets;
 }
 
 NetworkPart plan_network_part(const model::Network& n)
 {
-    constexpr int groups = static_cast<int>(NetworkChain::count);
-    // Forward rules are grouped by purpose across all networks rather than
-    // per network, so the verdict for traffic between two networks does not
-    // depend on which network sorts first; one map per group:
-    //   1. replies to NAT guests, and traffic within one bridge: accept
-    //      (by output bridge);
-    //   2. what a bridge may not send at all: spoofed sources, anything from
-    //      an isolated network, and (with an uplink) anything not towards it
-    //      (by input bridge);
-    //   3. new traffic towards a bridge: dropped, except routed subnets (by
-    //      output bridge);
-    //   4. guest-initiated traffic (its source was checked in 2): accept
-    //      (by input bridge).
     NetworkPart part;
     part.nat = n.mode == model::Mode::nat && n.ipv4.has_value();
     const std::string& br = n.bridge;
-    std::array<std::vector<Rule>, groups> r;
-    auto& [guard, replies, barred, inbound, outbound, hairpin, postrouting] = r;
+    const auto add = [&](const char* set, std::vector<std::string> key, std::string comment) {
+        part.elements.emplace_back(set, SetElement{std::move(key), {}, std::move(comment), 0, 5});
+    };
+    // A counted drop: the comment is what Statistics reports for the network.
+    const auto drop = [&](const char* set, const std::string& what) { add(set, {br}, n.name + ": " + what); };
     if (!n.ipv4) {
         // Bridge mode: with br_netfilter loaded, frames bridged between
-        // the uplink and guests traverse this hook as bridge -> bridge.
-        replies.push_back(rule({iif(br)}, Verdict::accept, n.name + ": bridged LAN traffic"));
-    } else {
-        std::vector<Rule> intra;
-        add_ipv6_rules(n, {replies, barred, inbound, outbound, hairpin, postrouting});  // planner_ipv6.cpp
+        // the uplink and guests traverse the forward hook as bridge -> bridge.
+        add(same_bridge_set, {br, br}, n.name);
+        return part;
+    }
+    const bool nat = n.mode == model::Mode::nat;
+    const bool forwards = nat || n.mode == model::Mode::routed;
+    add(same_bridge_set, {br, br}, n.name);
+    if (nat) add(nat_bridges_set, {br}, n.name);
+    if (n.mode == model::Mode::routed) add(routed_bridges_set, {br}, n.name);
+    if (forwards) {
         const model::Ipv4Interface& a = n.ipv4->address;
-        const std::string tag = n.name + ": ";
-        const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
-        const bool nat = n.mode == model::Mode::nat;
-
-        // The first group is reached by output bridge: "between guests"
-        // is the input bridge being the same.
-        intra.push_back(rule({iif(br)}, Verdict::accept, tag + "between guests"));
-        if (n.mode == model::Mode::nat)
-            replies.push_back(rule({daddr(a), MatchCtState{ct::established | ct::related}}, Verdict::accept,
-                                   tag + "replies to guests"));
-        replies.insert(replies.end(), intra.begin(), intra.end());
-        if (forwards) {
-            barred.push_back(rule({saddr(a, Cmp::neq)}, Verdict::drop, tag + "spoofed source", true));
-            if (!n.uplink.empty())
-                barred.push_back(rule({oif(n.uplink, Cmp::neq)}, Verdict::drop, tag + "only via uplink", true));
-            // limits: new connections are counted where they enter the
-            // forward path, from the guests and (NAT) through forwards.
-            // Each group's chain is reached by the bridge the rule
-            // matched on before, so the ones on the way in to guests
-            // go to the inbound chain, ahead of its accepts.
-            const MatchCtState fresh{ct::new_};
-            const MatchCtStatus dnat{ct_status::dnat};
-            std::vector<Rule> inbound_limits;
-            if (const auto rate = n.limits.new_connections_per_second) {
-                const MatchLimit over{*rate, *rate, true};
-                barred.push_back(
-                    rule({fresh, over}, Verdict::drop, tag + "new connections from guests over the rate limit", true));
-                if (nat)
-                    inbound_limits.push_back(rule({dnat, fresh, over}, Verdict::drop,
-                                                  tag + "new connections to forwards over the rate limit", true));
-            }
-            if (const auto count = n.limits.connections_per_source) {
-                Set meter{per_source_set(n.name), {SetType::ipv4_addr}, {}, 65535, true, false, {}};
-                const MatchConnLimit too_many{{Field::ip_saddr}, meter.name, *count, true};
-                part.meter = std::move(meter);
-                barred.push_back(
-                    rule({fresh, too_many}, Verdict::drop, tag + "connections per guest address over the limit", true));
-                if (nat)
-                    inbound_limits.push_back(rule({dnat, fresh, too_many}, Verdict::drop,
-                                                  tag + "connections per source to forwards over the limit", true));
-            }
-            inbound.insert(inbound.begin(), inbound_limits.begin(), inbound_limits.end());
-        } else {
-            barred.push_back(rule({}, Verdict::drop, tag + "isolated", true));
+        add(forwarding_bridges_set, {br}, n.name);
+        add(net4_set, {br, a.network_str()}, n.name);
+        add_ipv6_elements(n, [&](const char* set, std::vector<std::string> key, const std::string& comment) {
+            add(set, std::move(key), comment);
+        });  // planner_ipv6.cpp
+        drop(drops_spoofed6, n.ipv6 ? "spoofed IPv6 source" : "no IPv6 subnet");
+        drop(drops_spoofed, "spoofed source");
+        if (!n.uplink.empty()) {
+            add(uplinked_bridges_set, {br}, n.name);
+            add(uplinks_set, {br, n.uplink}, n.name);
+            drop(drops_uplink, "only via uplink");
         }
-        if (n.mode == model::Mode::routed)
-            inbound.push_back(rule({daddr(a)}, Verdict::accept, tag + "routed to guests"));
-        if (nat)
-            inbound.push_back(
-                rule({daddr(a), MatchCtStatus{ct_status::dnat}}, Verdict::accept, tag + "port forwards to guests"));
-        inbound.push_back(rule({}, Verdict::drop, tag + "no new connections to guests", true));
-        if (forwards) outbound.push_back(rule({saddr(a)}, Verdict::accept, tag + "from guests"));
-
-        if (nat) {
-            const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}},
-                loopback_dst{false, Cmp::eq, {0x7f000000u, 8}};
-            // Before conntrack (raw priority): NAT bridges accept
-            // 127.0.0.0/8 for forwards from the host's loopback
-            // (route_localnet), so guests must not be able to use those
-            // addresses themselves (CVE-2020-8558).
-            guard.push_back(rule({loopback_dst}, Verdict::drop, tag + "loopback destination from guests", true));
-            guard.push_back(rule({loopback_src}, Verdict::drop, tag + "loopback source from guests", true));
-            // A forwarded connection from a guest of this network (hairpin)
-            // or from this host's loopback must come back through the host,
-            // so it leaves with the gateway's address.
-            hairpin.insert(hairpin.begin(), {rule({MatchCtStatus{ct_status::dnat}, saddr(a)}, Verdict::masquerade,
-                                                  tag + "hairpin forwards"),
-                                             rule({MatchCtStatus{ct_status::dnat}, loopback_src}, Verdict::masquerade,
-                                                  tag + "forwards from the host's loopback")});
-            // Multicast and broadcast must keep their source: libvirt learnt
-            // this the hard way (DHCP and mDNS break when masqueraded).
-            postrouting.push_back(
-                rule({saddr(a), daddr(0xe0000000u, 24)}, Verdict::return_, tag + "keep local multicast"));
-            postrouting.push_back(rule({saddr(a), daddr(0xffffffffu, 32)}, Verdict::return_, tag + "keep broadcast"));
-            std::vector<Match> masq{saddr(a), daddr(a, Cmp::neq)};
-            if (!n.uplink.empty()) masq.push_back(oif(n.uplink));
-            postrouting.push_back(rule(std::move(masq), Verdict::masquerade, tag + "masquerade"));
-        }
+    } else {
+        drop(drops_isolated, "isolated");
     }
-    for (int g = 0; g < groups; ++g) {
-        if (r[g].empty()) continue;
-        const std::string chain = network_chain(n.name, static_cast<NetworkChain>(g));
-        part.chains.push_back(Chain{chain, "", "", 0, true, std::move(r[g])});
-        part.dispatch.emplace_back(static_cast<NetworkChain>(g), SetElement{{br}, {"jump " + chain}, n.name, 0, 5});
+    if (nat) {
+        drop(drops_loopback_dst, "loopback destination from guests");
+        drop(drops_loopback_src, "loopback source from guests");
     }
-    if (n.mode == model::Mode::nat)
+    drop(drops_inbound, "no new connections to guests");
+    if (nat)
         for (const model::PortForward& f : n.forwards)
             for (SetElements& elements : forward_elements(f, n.name))
                 part.forwards.push_back(std::move(elements));
+
+    // limits: new connections are counted where they enter the forward
+    // path, from the guests and (NAT) through forwards, in chains of the
+    // network's own (a connection count is a constant of its rule).
+    if (!forwards) return part;
+    const std::string tag = n.name + ": ";
+    const MatchCtState fresh{ct::new_};
+    const MatchCtStatus dnat{ct_status::dnat};
+    std::vector<Rule> out, in_;
+    if (const auto rate = n.limits.new_connections_per_second) {
+        const MatchLimit over{*rate, *rate, true};
+        out.push_back(
+            rule({fresh, over}, Verdict::drop, tag + "new connections from guests over the rate limit", true));
+        if (nat)
+            in_.push_back(rule({dnat, fresh, over}, Verdict::drop,
+                               tag + "new connections to forwards over the rate limit", true));
+    }
+    if (const auto count = n.limits.connections_per_source) {
+        Set meter{per_source_set(n.name), {SetType::ipv4_addr}, {}, 65535, true, false, {}};
+        const MatchConnLimit too_many{{Field::ip_saddr}, meter.name, *count, true};
+        part.meter = std::move(meter);
+        out.push_back(
+            rule({fresh, too_many}, Verdict::drop, tag + "connections per guest address over the limit", true));
+        if (nat)
+            in_.push_back(rule({dnat, fresh, too_many}, Verdict::drop,
+                               tag + "connections per source to forwards over the limit", true));
+    }
+    for (bool inbound : {false, true}) {
+        std::vector<Rule>& rules = inbound ? in_ : out;
+        if (rules.empty()) continue;
+        const std::string chain = limits_chain(n.name, inbound);
+        part.chains.push_back(Chain{chain, "", "", 0, true, std::move(rules)});
+        part.elements.emplace_back(inbound ? limits_by_oif_map : limits_by_iif_map,
+                                   SetElement{{br}, {"jump " + chain}, n.name, 0, 5});
+    }
     return part;
 }
 
@@ -295,62 +391,33 @@ Table build_ruleset(std::vector<model::Network> active)
 
 Table assemble_ruleset(std::vector<NetworkPart*> parts)
 {
-    // kube-proxy's shape: the hooked chains hold a fixed number of rules, each
-    // a verdict map from a bridge name to that network's own chain, so the
-    // rules a packet runs through and a network's start (its chains and map
-    // elements, an incremental commit) do not grow with the number of
-    // networks (plan_network_part has the groups).
-    constexpr int groups = static_cast<int>(NetworkChain::count);
-    std::vector<Chain> own;  // the networks' chains
-    std::vector<Set> sets;
-    std::array<Set, groups> maps;
-    for (int g = 0; g < groups; ++g) {
-        maps[g].name = dispatch_map(static_cast<NetworkChain>(g));
-        maps[g].key = {SetType::ifname};
-        maps[g].data = {SetType::verdict};
-    }
+    // kube-proxy's shape: the hooked chains hold a fixed set of rules whose
+    // lookups in named sets say which networks they apply to, so the rules
+    // a packet runs through and a network's start (its elements, an
+    // incremental commit with no jump for the kernel to validate) do not
+    // grow with the number of networks. Only limits add chains of their own.
+    std::vector<Chain> own;  // the networks' limits chains
+    std::vector<Set> sets = data_sets();
     std::vector<Set> meters;
     // Only NAT networks have rules in guest_prerouting and nat_postrouting.
     const bool any_nat = std::any_of(parts.begin(), parts.end(), [](const NetworkPart* p) { return p->nat; });
     for (NetworkPart* part : parts) {
         for (Chain& chain : part->chains)
             own.push_back(std::move(chain));
-        for (auto& [g, element] : part->dispatch)
-            maps[static_cast<int>(g)].elements.push_back(std::move(element));
+        for (auto& [set, element] : part->elements) {
+            auto it = std::find_if(sets.begin(), sets.end(), [&](const Set& x) { return x.name == set; });
+            it->elements.push_back(std::move(element));
+        }
         if (part->meter) meters.push_back(std::move(*part->meter));
     }
 
-    auto dispatch = [&](NetworkChain g, bool input) {
-        const Field key = input ? Field::iifname : Field::oifname;
-        return rule({VerdictMap{{key}, dispatch_map(g)}}, Verdict::none, "");
-    };
-    Chain forward{"guest_forward",
-                  "filter",
-                  "forward",
-                  0,
-                  true,
-                  {dispatch(NetworkChain::first, false), dispatch(NetworkChain::barred, true),
-                   dispatch(NetworkChain::inbound, false), dispatch(NetworkChain::outbound, true)}};
     // No input chain: an accept here could not override another table's drop,
     // and the host's own services are the host firewall's business.
-    Table table{table_name, {std::move(forward)}};
-    const int forward_groups[] = {1, 2, 3, 4};
-    for (int g : forward_groups)
-        sets.push_back(std::move(maps[g]));
+    Table table{table_name, {Chain{"guest_forward", "filter", "forward", 0, true, forward_chain_rules()}}};
     if (any_nat) {
-        table.chains.insert(
-            table.chains.begin(),
-            Chain{"guest_prerouting", "filter", "prerouting", -300, true, {dispatch(NetworkChain::guard, true)}});
-        table.chains.push_back(
-            Chain{"nat_postrouting",
-                  "nat",
-                  "postrouting",
-                  100,
-                  true,
-                  {dispatch(NetworkChain::hairpin, false), dispatch(NetworkChain::masquerade, true)}});
-        sets.insert(sets.begin(), std::move(maps[0]));
-        sets.push_back(std::move(maps[5]));
-        sets.push_back(std::move(maps[6]));
+        table.chains.insert(table.chains.begin(),
+                            Chain{"guest_prerouting", "filter", "prerouting", -300, true, guard_chain_rules()});
+        table.chains.push_back(Chain{"nat_postrouting", "nat", "postrouting", 100, true, postrouting_chain_rules()});
     }
 
     // Port forwards: declared whenever a NAT network runs, so adding the first

@@ -21,23 +21,45 @@ inline constexpr const char* alias_prefix = "kvmnet:";
 std::string owner_alias(const std::string& network_name);
 
 // The whole "inet kvmnet" table for the given active networks, in a stable
-// order (by network name). The hooked chains are fixed; each network adds
-// its own chains (net_NAME_*, below) and one element per chain to the
-// verdict map that leads there from its bridge's name.
+// order (by network name). The hooked chains hold a fixed set of rules that
+// look the packet's bridge (and its addresses) up in named sets; a network
+// adds only elements to those sets (ruleset_parts.hpp), and chains of its own
+// only for its limits.
 Table build_ruleset(std::vector<model::Network> active);
 
-// A network's own chains, by the group of rules each holds, in the order the
-// hooked chains reach them: guard (guest_prerouting, by input bridge),
-// first, barred, inbound, outbound (guest_forward), hairpin and masquerade
-// (nat_postrouting).
-enum class NetworkChain { guard, first, barred, inbound, outbound, hairpin, masquerade, count };
-// "net_NAME_barred", ...
-std::string network_chain(const std::string& network, NetworkChain which);
-// The verdict map that leads to the group's chains: "barred_by_iif", ...
-std::string dispatch_map(NetworkChain which);
-// The hooked chain a network's chain is reached from ("net_web_barred" ->
+// ---- the per-network data sets --------------------------------------------------------------------------------
+//
+// Keyed by bridge name (ifname), one element per network it applies to:
+inline constexpr const char* nat_bridges_set = "nat_bridges";                // NAT networks (with IPv4)
+inline constexpr const char* routed_bridges_set = "routed_bridges";          // routed networks
+inline constexpr const char* forwarding_bridges_set = "forwarding_bridges";  // NAT and routed: guests may go out
+inline constexpr const char* uplinked_bridges_set = "uplinked_bridges";      // NAT and routed with an uplink
+inline constexpr const char* nat66_bridges_set = "nat66_bridges";            // NAT with ipv6.nat66
+// Keyed by two names (ifname . ifname):
+inline constexpr const char* uplinks_set = "uplinks";          // bridge . its uplink
+inline constexpr const char* same_bridge_set = "same_bridge";  // bridge . bridge: traffic within one network
+// Keyed by a bridge and a prefix (flags interval, the kernel's pipapo set):
+inline constexpr const char* net4_set = "net4";  // bridge . IPv4 subnet (NAT and routed)
+inline constexpr const char* net6_set = "net6";  // bridge . IPv6 subnet (NAT and routed)
+// Verdict maps to the chains of networks with limits (the only jumps):
+inline constexpr const char* limits_by_iif_map = "limits_by_iif";  // net_NAME_limits
+inline constexpr const char* limits_by_oif_map = "limits_by_oif";  // net_NAME_limits_in (NAT)
+
+// The drop counters: each counted drop rule of the hooked chains ends with a
+// lookup of the input (or output) bridge in a set of its own, whose elements
+// have counters and the comment "NAME: what it drops". The lookup comes last,
+// so an element counts exactly the drops of its network. In rule order.
+struct DropCounterSet {
+    const char* set;
+    const char* chain;  // the hooked chain of the rule
+};
+const std::vector<DropCounterSet>& drop_counter_sets();
+
+// A network's chain for its limits ("net_NAME_limits", "net_NAME_limits_in").
+std::string limits_chain(const std::string& network, bool inbound);
+// The hooked chain a network's chain is reached from ("net_web_limits" ->
 // "guest_forward"); any other name is returned as it is. Statistics report
-// this one, as they did when every rule was in the hooked chains.
+// this one.
 std::string hook_chain_of(const std::string& chain);
 
 // ---- port forwards

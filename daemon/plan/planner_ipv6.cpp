@@ -1,11 +1,8 @@
-// IPv6 planning: the forward rules mirror the IPv4 ones of build_ruleset
-// (in the network's own chains, which its bridge's name leads to)
-// (replies to NAT guests, spoofed sources, routed accepts, guest-initiated
-// traffic), plus NAT66 masquerade; the bridge gets the gateway address with
-// nodad; dnsmasq sends router advertisements and serves DHCPv6 ranges.
-//
-// IPv6 port forwards live in the fwd6_* maps of build_ruleset; here are
-// their forward accepts and hairpin masquerade.
+// IPv6 planning: a network's IPv6 subnet in the data sets the fixed IPv6
+// rules of build_ruleset look up (replies to NAT guests, spoofed sources,
+// routed accepts, port forwards, NAT66 masquerade); the bridge gets the
+// gateway address with nodad; dnsmasq sends router advertisements and
+// serves DHCPv6 ranges.
 #include "plan/planner_ipv6.hpp"
 
 #include "plan/planner.hpp"
@@ -13,63 +10,19 @@
 #include <algorithm>
 
 namespace kvmnet::plan {
-namespace {
 
-Ipv6Prefix prefix(const model::Ipv6Interface& a) { return {a.network().bytes, a.prefix}; }
-
-MatchIfname oif(const std::string& name, Cmp op = Cmp::eq) { return {false, op, name}; }
-MatchIpv6 saddr6(const model::Ipv6Interface& a, Cmp op = Cmp::eq) { return {true, op, prefix(a)}; }
-MatchIpv6 daddr6(const model::Ipv6Interface& a, Cmp op = Cmp::eq) { return {false, op, prefix(a)}; }
-
-Rule rule(std::vector<Match> matches, Verdict verdict, const std::string& comment, bool counter = false)
+void add_ipv6_elements(const model::Network& n,
+                       const std::function<void(const char*, std::vector<std::string>, const std::string&)>& add)
 {
-    return Rule{std::move(matches), counter, verdict, comment};
-}
-
-}  // namespace
-
-void add_ipv6_rules(const model::Network& n, ForwardGroups groups)
-{
-    if (n.mode == model::Mode::bridge) return;
-    const std::string tag = n.name + ": ";
     const bool forwards = n.mode == model::Mode::nat || n.mode == model::Mode::routed;
     // Isolated networks already drop everything from their bridge, whatever the protocol.
-    if (!forwards) return;
-    if (!n.ipv6) {
-        groups.barred.push_back(
-            rule({MatchIpv6{true, Cmp::eq, Ipv6Prefix{{}, 0}}}, Verdict::drop, tag + "no IPv6 subnet", true));
-        return;
-    }
+    if (!forwards || !n.ipv6) return;
     const model::Ipv6Interface& a = n.ipv6->address;
-    if (n.mode == model::Mode::nat)
-        groups.replies.push_back(rule({daddr6(a), MatchCtState{ct::established | ct::related}}, Verdict::accept,
-                                      tag + "replies to guests (IPv6)"));
-    groups.barred.push_back(rule({saddr6(a, Cmp::neq)}, Verdict::drop, tag + "spoofed IPv6 source", true));
-    if (n.mode == model::Mode::routed)
-        groups.inbound.push_back(rule({daddr6(a)}, Verdict::accept, tag + "routed to guests (IPv6)"));
-    if (n.mode == model::Mode::nat) {
-        // IPv6 port forwards (the fwd6_* maps of build_ruleset): forwarded
-        // connections may reach the guests, and hairpin ones come back
-        // through the host. There is no IPv6 counterpart of 127.0.0.1
-        // forwarding: the kernel never routes ::1 off the host.
-        groups.inbound.push_back(
-            rule({daddr6(a), MatchCtStatus{ct_status::dnat}}, Verdict::accept, tag + "port forwards to guests (IPv6)"));
-        groups.hairpin.push_back(
-            rule({MatchCtStatus{ct_status::dnat}, saddr6(a)}, Verdict::masquerade, tag + "hairpin forwards (IPv6)"));
-    }
-    groups.outbound.push_back(rule({saddr6(a)}, Verdict::accept, tag + "from guests (IPv6)"));
-
-    if (n.mode == model::Mode::nat && n.ipv6->nat66) {
-        // As for IPv4: multicast keeps its source.
-        model::Ipv6Interface multicast;
-        multicast.address.bytes[0] = 0xff;
-        multicast.prefix = 8;
-        groups.postrouting.push_back(
-            rule({saddr6(a), daddr6(multicast)}, Verdict::return_, tag + "keep multicast (IPv6)"));
-        std::vector<Match> masq{saddr6(a), daddr6(a, Cmp::neq)};
-        if (!n.uplink.empty()) masq.push_back(oif(n.uplink));
-        groups.postrouting.push_back(rule(std::move(masq), Verdict::masquerade, tag + "masquerade (IPv6)"));
-    }
+    add(net6_set, {n.bridge, a.network_str()}, n.name);
+    // IPv6 port forwards live in the fwd6_* maps of build_ruleset; there is
+    // no IPv6 counterpart of 127.0.0.1 forwarding: the kernel never routes
+    // ::1 off the host.
+    if (n.mode == model::Mode::nat && n.ipv6->nat66) add(nat66_bridges_set, {n.bridge}, n.name);
 }
 
 std::optional<AddAddress> plan_ipv6_address(const model::Network& n, const std::optional<LinkInfo>& observed,

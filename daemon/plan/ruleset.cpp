@@ -160,6 +160,7 @@ void render_set(std::ostream& out, const Set& set, bool with_elements = true)
     out << '\n';
     if (set.size != 0) out << "\t\tsize " << set.size << '\n';
     if (set.dynamic) out << "\t\tflags dynamic\n";
+    if (set.interval) out << "\t\tflags interval\n";
     if (set.limit)
         out << "\t\tlimit rate 1/second counter\n";
     else if (set.counter)

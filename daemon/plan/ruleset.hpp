@@ -107,6 +107,12 @@ struct Set {
     // "limit ... counter": every element carries its own rate limit (then its
     // counter, which so counts only what passed the limit). Needs `counter`.
     bool limit = false;
+    // "flags interval": a value of an address type in an element may be a
+    // prefix ("192.0.2.0/24", "fd00::/64"), matching every address in it.
+    // With a concatenated key the kernel's pipapo set (Linux 5.6+), so that
+    // "iifname . ip saddr" can be looked up in one step (a bridge and its
+    // subnet).
+    bool interval = false;
 };
 
 // "KEYS @set" or "KEYS != @set": the concatenation of `keys` is (not) in the set.

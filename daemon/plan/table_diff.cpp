@@ -49,7 +49,7 @@ SetElement keys_of(std::string_view text)
 bool same_declaration(const Set& a, const Set& b)
 {
     return a.name == b.name && a.key == b.key && a.data == b.data && a.size == b.size && a.dynamic == b.dynamic &&
-           a.counter == b.counter && a.limit == b.limit;
+           a.counter == b.counter && a.limit == b.limit && a.interval == b.interval;
 }
 
 bool same_hook(const Chain& a, const Chain& b)

@@ -82,8 +82,10 @@ assert_eq "$(jq -r '.[] | "\(.local)/\(.prefixlen)"' <<<"$gw")" fd00:1:2:3::1/64
 assert_eq "$(jq -r '.[0].tentative // false' <<<"$gw")" false "gateway tentative"
 assert_eq "$(forwarding)" 1 "IPv6 forwarding in H while a network with ipv6 runs"
 ruleset=$(in_ns "$H" nft list table inet kvmnet)
-assert_contains "$ruleset" 'ip6 saddr fd00:1:2:3::/64 ip6 daddr != fd00:1:2:3::/64 masquerade' "NAT66 rule"
-assert_contains "$ruleset" 'ip6 saddr != fd00:1:2:3::/64 counter packets' "IPv6 spoofing rule"
+assert_contains "$ruleset" 'iifname @nat66_bridges iifname . ip6 saddr @net6 iifname . ip6 daddr != @net6 masquerade' \
+    "NAT66 rule"
+assert_contains "$ruleset" '"kvmbr0" . fd00:1:2:3::/64 comment "default"' "the network's IPv6 subnet in @net6"
+assert_contains "$ruleset" 'iifname . ip6 saddr != @net6 iifname @drops_spoofed6 counter packets' "IPv6 spoofing rule"
 grep -qx enable-ra "$T/run/default/dnsmasq.conf" || fail "dnsmasq.conf lacks enable-ra"
 
 log "a guest configures itself by SLAAC"
@@ -136,14 +138,13 @@ ctl forward remove default tcp '[2001:db8:ff::1]:8088'
 assert_eq "$(ctl forward list default --json | jq length)" 0 "IPv6 forwards removed"
 
 log "spoofed IPv6 sources are dropped"
-before=$(in_ns "$H" nft -j list table inet kvmnet |
-    jq '[.nftables[].rule? | select(.comment == "default: spoofed IPv6 source") | .expr[] | .counter? | select(.) | .packets] | add')
+spoofed6() { ctl stats default --json | jq '[.drops[] | select(.rule == "spoofed IPv6 source") | .packets] | add'; }
+before=$(spoofed6)
 ip -n "$G1" addr add fd00:99::5/64 dev eth0 nodad
 in_ns "$G1" busybox ping6 -c 2 -W 1 -I fd00:99::5 2001:db8:ff::2 >/dev/null 2>&1 &&
     fail "a spoofed source reached the internet namespace"
-after=$(in_ns "$H" nft -j list table inet kvmnet |
-    jq '[.nftables[].rule? | select(.comment == "default: spoofed IPv6 source") | .expr[] | .counter? | select(.) | .packets] | add')
-((after > before)) || fail "the spoofing rule counted no packets ($before -> $after)"
+after=$(spoofed6)
+((after > before)) || fail "the spoofing rule counted no packets for the network ($before -> $after)"
 ip -n "$G1" addr del fd00:99::5/64 dev eth0
 
 log "a second NAT network with DHCPv6"

@@ -3,7 +3,7 @@
 # a guest that has a DHCP lease and reaches the "internet" namespace; then,
 # one at a time, what other tools do to it behind the daemon's back:
 #   nft flush ruleset, nft delete table inet kvmnet, nft flush chain,
-#   nft delete rule,
+#   nft delete rule, nft delete element (the network's subnet in @net4),
 #   ip link set BR down, ip addr del (IPv4 and IPv6 gateway),
 #   ip link del BR (the guest re-plugs afterwards), kill -9 dnsmasq
 #   (also a dnsmasq adopted after a daemon restart).
@@ -109,6 +109,13 @@ mark
 in_ns "$H" nft delete rule inet kvmnet "$chain" handle "$handle"
 expect_repair "nft delete rule"
 assert_contains "$(ctl show default)" "Last repair:" "kvmnetctl show after a repair"
+
+# The network is data in the fixed rules' sets: its subnet taken out of
+# @net4 would drop its guests' traffic as spoofed.
+log "nft delete element (the network's subnet in @net4)"
+mark
+in_ns "$H" nft delete element inet kvmnet net4 '{ "kvmbr0" . 192.168.122.0/24 }'
+expect_repair "nft delete element"
 
 log "ip link set kvmbr0 down"
 mark

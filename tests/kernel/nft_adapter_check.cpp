@@ -451,17 +451,68 @@ void check_planned_forwards(kernel::Nftables& nft, const std::string& name, cons
 
     const auto rules = nft.rule_counters(name);
     const bool found = std::any_of(rules.begin(), rules.end(), [](const RuleCounter& r) {
-        return r.chain == "net_web_barred" && r.comment == "web: new connections from guests over the rate limit";
+        return r.chain == "net_web_limits" && r.comment == "web: new connections from guests over the rate limit";
     });
     check(found && rules.size() >= 8,
           "rule_counters finds the commented counter rules (" + std::to_string(rules.size()) + ")");
+
+    // The bridge . subnet interval set (pipapo): read back as prefixes,
+    // deleted by its range and added again.
+    Set net4;
+    net4.name = net4_set;
+    net4.key = {SetType::ifname, SetType::ipv4_addr};
+    net4.interval = true;
+    const auto subnets = nft.list_elements(name, net4);
+    check(subnets.size() == 1 && subnets[0].element.key == std::vector<std::string>{"kvmbr5", "10.5.0.0/24"} &&
+              subnets[0].element.comment == "web",
+          "list_elements decodes a bridge . prefix element of an interval set");
+    const SetElement subnet{{"kvmbr5", "10.5.0.0/24"}, {}, "web", 0, 5};
+    nft.change_elements(name, {{&net4, {subnet}, false}});
+    check(nft.list_elements(name, net4).empty(), "an interval element is deleted by its range");
+    nft.change_elements(name, {{&net4, {subnet}, true}});
+    check(list_table(name) == listing, "an interval element added again restores the listing");
+    const std::string bad = expect_error(
+        [&] {
+            nft.change_elements(name, {{&net4, {{{"kvmbr6", "10.6.0.1/24"}, {}, "", 0, 5}}, true}});
+        },
+        ErrorKind::InvalidArgument);
+    check(bad.find("host bits") != std::string::npos, "a prefix with host bits is refused: " + bad);
     check(nft.rule_counters(name + "_absent").empty(), "rule_counters of an absent table is empty");
+}
+
+// A listing's element entries ("elements = { a,\n\t\t\t     b }")
+// sorted: the kernel lists an interval set's elements (pipapo) in the order
+// they were added, which an update does not keep.
+std::string sorted_elements(const std::string& listing)
+{
+    std::string out, line;
+    std::vector<std::string> entries;
+    std::istringstream in(listing);
+    const std::string start = "\t\telements = { ", more = "\t\t\t     ";
+    while (std::getline(in, line)) {
+        const bool first = line.rfind(start, 0) == 0;
+        if (!first && (entries.empty() || line.rfind(more, 0) != 0)) {
+            out += line + "\n";
+            continue;
+        }
+        std::string entry = line.substr(first ? start.size() : more.size());
+        const bool last = entry.size() >= 2 && entry.compare(entry.size() - 2, 2, " }") == 0;
+        entry.resize(entry.size() - (last ? 2 : entry.back() == ',' ? 1 : 0));
+        entries.push_back(entry);
+        if (!last) continue;
+        std::sort(entries.begin(), entries.end());
+        for (std::size_t i = 0; i < entries.size(); ++i)
+            out += (i == 0 ? start : more) + entries[i] + (i + 1 == entries.size() ? " }\n" : ",\n");
+        entries.clear();
+    }
+    return out;
 }
 
 // A listing with its sets and chains sorted by their text: nft lists them in
 // the order they were added, which an update does not keep.
-std::string sorted_blocks(const std::string& listing)
+std::string sorted_blocks(const std::string& listing_as_listed)
 {
+    const std::string listing = sorted_elements(listing_as_listed);
     std::vector<std::string> blocks;
     std::string head, block, line;
     std::istringstream in(listing);

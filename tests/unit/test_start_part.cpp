@@ -62,11 +62,11 @@ TEST_CASE("One more start hands the adapter its own part whatever runs", "[manag
 {
     const FakeFirewall::Update few = start_one_more(3);
     const FakeFirewall::Update many = start_one_more(40);
-    // Its chains, its dispatch elements and its meter; nothing of the others.
+    // Its limits chains, its elements and its meter; nothing of the others.
     const plan::NetworkPart own =
         plan::plan_network_part(model::parse_network(nat_network(9, R"(, "limits": {"connections_per_source": 64})")));
     CHECK(many.added_chains == own.chains.size());
-    CHECK(many.added_elements == own.dispatch.size());
+    CHECK(many.added_elements == own.elements.size());
     CHECK(many.added_sets == 1);
     CHECK(many.changed_chains == 0);
     CHECK(many.removed_chains + many.removed_elements + many.removed_sets == 0);

@@ -1,5 +1,5 @@
-// plan::diff_tables and the verdict-map ruleset: a network's start or stop is
-// its own chains and map elements, whatever the number of networks already
+// plan::diff_tables and the data-set ruleset: a network's start or stop is
+// its own elements (and limits chains), whatever the number of networks already
 // running; applying the diff to the old table gives exactly the new one; and
 // CommittedTable sends diffs only while the kernel has what it committed.
 #include "core/committed_table.hpp"
@@ -7,6 +7,7 @@
 #include "model/network.hpp"
 #include "plan/planner.hpp"
 #include "plan/ruleset.hpp"
+#include "plan/ruleset_parts.hpp"
 #include "plan/table_diff.hpp"
 #include "temp_dir.hpp"
 
@@ -116,14 +117,24 @@ TEST_CASE("The hooked chains' rule count does not grow with the number of networ
         std::size_t hooked = 0;
         for (const plan::Chain& c : t.chains)
             if (c.base()) hooked += c.rules.size();
-        CHECK(hooked == 12 + 12 + 1 + 4 + 2);  // forwards (prerouting, output), guard, forward, postrouting
-        // Every network's bridge is one element of each dispatch map it uses.
-        const auto map = std::find_if(t.sets.begin(), t.sets.end(), [](const plan::Set& s) {
-            return s.name == plan::dispatch_map(plan::NetworkChain::barred);
-        });
-        REQUIRE(map != t.sets.end());
-        CHECK(map->elements.size() == static_cast<std::size_t>(n));
-        CHECK(map->data == std::vector<plan::SetType>{plan::SetType::verdict});
+        // forwards (prerouting, output), guard, forward, postrouting
+        CHECK(hooked == 12 + 12 + 2 + 15 + 9);
+        // Every network's subnet is one element of net4; only the networks
+        // with limits (every third) jump to chains of their own.
+        const auto set = [&](const std::string& name) {
+            const auto it =
+                std::find_if(t.sets.begin(), t.sets.end(), [&](const plan::Set& s) { return s.name == name; });
+            REQUIRE(it != t.sets.end());
+            return *it;
+        };
+        CHECK(set(plan::net4_set).elements.size() == static_cast<std::size_t>(n));
+        const plan::Set limits = set(plan::limits_by_iif_map);
+        CHECK(limits.elements.size() == static_cast<std::size_t>((n + 2) / 3));
+        CHECK(limits.data == std::vector<plan::SetType>{plan::SetType::verdict});
+        std::size_t own_chains = 0;
+        for (const plan::Chain& c : t.chains)
+            own_chains += c.base() ? 0 : 1;
+        CHECK(own_chains == 2 * limits.elements.size());
     }
 }
 
@@ -141,22 +152,25 @@ TEST_CASE("Starting one more network is the same diff at 1 and at 200 running", 
         CHECK(d.changed_chains.empty());
         CHECK(d.removed_chains.empty());
         CHECK(d.removed_elements.empty());
-        CHECK(d.added_chains.size() == 7);
+        // With limits: its two limits chains (from guests, to forwards).
+        CHECK(d.added_chains.size() == 2);
         for (const plan::Chain* c : d.added_chains)
             CHECK(c->name.rfind("net_nat999_", 0) == 0);
         REQUIRE(d.added_sets.size() == 1);  // its connection meter
         CHECK(d.added_sets[0]->name == plan::per_source_set("nat999"));
-        // One element per dispatch map, and its forward.
-        CHECK(elements(d.added_elements) == 7 + 1);
+        // Its elements in the data sets, and its forward.
+        const std::size_t own = plan::plan_network_part(numbered("nat", 999, true)).elements.size();
+        CHECK(own == 11);
+        CHECK(elements(d.added_elements) == own + 1);
         CHECK(canonical(apply(from, d)) == canonical(to));
         sizes.push_back(d.added_chains.size() + elements(d.added_elements));
 
         // Stopping it again is the mirror image.
         const plan::TableDiff back = plan::diff_tables(to, from);
         REQUIRE_FALSE(back.replace);
-        CHECK(back.removed_chains.size() == 7);
+        CHECK(back.removed_chains.size() == 2);
         CHECK(back.removed_sets.size() == 1);
-        CHECK(elements(back.removed_elements) == 7 + 1);
+        CHECK(elements(back.removed_elements) == own + 1);
         CHECK(back.added_chains.empty());
         CHECK(back.added_elements.empty());
         CHECK(canonical(apply(to, back)) == canonical(from));
@@ -266,7 +280,7 @@ TEST_CASE("CommittedTable sends diffs while the kernel has its table, and replac
     CHECK(committed.apply(plan::build_ruleset(nets)));
     CHECK(firewall.updates == 1);
     CHECK(firewall.replaces == 1);
-    CHECK(firewall.last_chains == 7);
+    CHECK(firewall.last_chains == 0);  // numbered("nat", 50) has no limits: elements only
 
     // `nft flush ruleset`, or anyone's commit: the whole table again (self-healing).
     firewall.foreign_commit();
