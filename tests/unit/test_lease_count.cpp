@@ -34,6 +34,8 @@ TEST_CASE("LeaseCount is the lease watch's reading, refreshed when the watch fir
 TEST_CASE("LeaseCount of a network without DHCP is 0", "[manager][dhcp]")
 {
     Harness h;
+    h.dnsmasq = write_fake_dnsmasq(h.state_dir.path);
+    h.restart_manager();
     h.m().create(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5", "ipv4": {"address": "10.5.0.1/24"}})");
     h.m().start("web");
     CHECK(h.m().lease_count("web") == 0);
