@@ -46,6 +46,14 @@ nlohmann::json Manager::leases(const std::string& name, bool remote) const
     return leases;
 }
 
+std::size_t Manager::lease_count(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    if (!has_leases(e.spec) || e.state == State::inactive) return 0;
+    if (e.lease_watch) return e.lease_watch->leases().size();
+    return plan::parse_leases(store::read_file(layout_.dnsmasq_leases(name)).value_or("")).size();
+}
+
 void Manager::watch_leases(Entry& e)
 {
     e.lease_watch.reset();
