@@ -594,12 +594,12 @@ private:
     };
     mutable std::map<std::string, ForwardCache> forward_caches_;
     // The local listeners (sock_diag, four dumps) as add_forwards last
-    // listed them, and the loop iteration that did (sd_event_now): the
-    // AddForwards calls that one turn of the bus dispatch serves share one
-    // listing. A new iteration lists again; before the loop's first
-    // iteration (no time of its own) every call does.
+    // listed them, and the loop iteration that did (sd_event_get_iteration):
+    // the AddForwards calls that one turn of the bus dispatch serves share
+    // one listing. A new iteration lists again; before the loop's first
+    // iteration every call does.
     struct ListenerDump {
-        std::uint64_t turn_usec = 0;
+        std::uint64_t turn = 0;
         std::vector<plan::Listener> listeners;
     };
     std::optional<ListenerDump> listener_dump_;

@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <future>
 #include <map>
 #include <system_error>
@@ -127,9 +126,12 @@ Manager::Entry& Manager::forwards_changeable(const std::string& name)
 
 const std::vector<plan::Listener>& Manager::local_listeners()
 {
+    // The loop's iteration counter, not sd_event_now: an iteration that
+    // dispatches a source left pending by the one before does not read the
+    // clock again, so two turns could share one time.
     std::uint64_t turn = 0;
-    const bool in_turn = sd_event_now(loop_.get(), CLOCK_MONOTONIC, &turn) == 0;
-    if (!in_turn || !listener_dump_ || listener_dump_->turn_usec != turn) {
+    const bool in_turn = sd_event_get_iteration(loop_.get(), &turn) >= 0 && turn > 0;
+    if (!in_turn || !listener_dump_ || listener_dump_->turn != turn) {
         listener_dump_.reset();  // a listing that fails is not kept
         listener_dump_ = ListenerDump{turn, links_.list_listeners()};
     }
