@@ -221,10 +221,16 @@ void Manager::commit_hosts(Entry& e, model::Network next, bool forwards_aside)
     if (forwards_aside) {
         // e's forwards name no host (host_change_base): they are the new
         // document's as they are, in the same vector.
+        // The document's text is made and written on the store's writer
+        // thread, not here: of several host changes of one network in a
+        // batch only the last is made at all (DurableWriter::replace_made).
+        // A write that fails there (a full disk) puts the hosts back
+        // (document_lost: dnsmasq re-reads them, no restart) before the
+        // batch's callers hear the error.
         const std::uint64_t forwards_part = forward_cache(e).revision_part;
         next.forwards.swap(e.spec.forwards);
         try {
-            store_.save(next, reads_.revision(next, forwards_part));
+            store_.save(next, reads_.revision(next, forwards_part), store::Store::Text::on_writer);
         } catch (...) {
             next.forwards.swap(e.spec.forwards);
             throw;
