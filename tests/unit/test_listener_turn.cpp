@@ -9,31 +9,26 @@ void next_turn(Harness& h) { REQUIRE(sd_event_run(h.loop.get(), 0) >= 0); }
 
 std::string forward_on(int port)
 {
-    return R"({"proto": "tcp", "host_port": )" + std::to_string(port) + R"(, "guest": "10.5.0.10", "guest_port": 80})";
+    return R"({"proto": "tcp", "host_port": )" + std::to_string(port) + R"(, "guest": "10.70.0.10", "guest_port": 80})";
 }
 
 }  // namespace
 
 TEST_CASE("AddForwards lists the local listeners once per loop turn", "[manager][forward]")
 {
-    Harness h;
-    h.dnsmasq = write_fake_dnsmasq(h.state_dir.path);
-    h.restart_manager();
-    h.m().create(R"({"name": "web", "mode": "nat", "bridge": "kvmbr5", "ipv4": {"address": "10.5.0.1/24"}})");
-    h.m().start("web");
-    REQUIRE(h.m().state("web") == State::active);
+    HealingHarness h;  // "iso" running, with one forward (tcp 8080)
     h.links.listeners = {{true, ip("0.0.0.0"), 9000}};
     next_turn(h);
-    CHECK(h.m().add_forwards("web", forward_on(9000)).size() == 1);
+    CHECK(h.m().add_forwards("iso", forward_on(9000)).size() == 1);
     // A listener that appears within the same turn is not seen by the
     // turn's later calls (they share its listing)...
     h.links.listeners.push_back({true, ip("0.0.0.0"), 9001});
     h.links.listeners.push_back({true, ip("0.0.0.0"), 9002});
-    CHECK(h.m().add_forwards("web", forward_on(9001)).empty());
+    CHECK(h.m().add_forwards("iso", forward_on(9001)).empty());
     // ... and is by the next turn's.
     next_turn(h);
-    const auto warnings = h.m().add_forwards("web", forward_on(9002));
+    const auto warnings = h.m().add_forwards("iso", forward_on(9002));
     REQUIRE(warnings.size() == 1);
     CHECK_THAT(warnings[0], StartsWith("forward: a local process listens on tcp 0.0.0.0:9002"));
-    CHECK(h.m().spec("web").forwards.size() == 3);
+    CHECK(h.m().spec("iso").forwards.size() == 4);
 }
