@@ -764,8 +764,9 @@ private:
     uint32_t LeaseCount() override
     {
         const core::TraceSpan span("LeaseCount");
-        // This host's leases, without the other hosts' guests (nor asking FRR).
-        return static_cast<uint32_t>(manager_.leases(name_, false).size());
+        // This host's leases, without the other hosts' guests (nor asking FRR),
+        // as the lease watch last read them: no read of the file per GetAll.
+        return static_cast<uint32_t>(manager_.lease_count(name_));
     }
     uint32_t PortCount() override { return static_cast<uint32_t>(manager_.spec(name_).ports.size()); }
     uint32_t ForwardCount() override { return static_cast<uint32_t>(manager_.spec(name_).forwards.size()); }

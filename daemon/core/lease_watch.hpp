@@ -31,6 +31,11 @@ public:
     LeaseWatch(const LeaseWatch&) = delete;
     LeaseWatch& operator=(const LeaseWatch&) = delete;
 
+    // The leases of the file as last read: at the start, then each time the
+    // watch settled (before on_change runs). A change not settled yet is not
+    // in it.
+    const std::vector<plan::Lease>& leases() const { return current_; }
+
 private:
     void changed();
     void settle();

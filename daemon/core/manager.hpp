@@ -239,6 +239,11 @@ public:
     // With `remote`, an EVPN network's list also names the other hosts'
     // guests that FRR knows (plan::add_evpn_lease_hosts; may ask FRR).
     nlohmann::json leases(const std::string& name, bool remote = true) const;
+    // How many leases leases(name, false) lists, from the lease watch's last
+    // reading of the file (refreshed when the watch fires, before the
+    // LeaseChanged events go out), not from a new read per call; without a
+    // watch (it could not be set up), from the file.
+    std::size_t lease_count(const std::string& name) const;
     void add_host(const std::string& name, const std::string& host_document);
     void remove_host(const std::string& name, const std::string& mac);
 
@@ -588,6 +593,17 @@ private:
         std::vector<std::size_t> text_ends;
     };
     mutable std::map<std::string, ForwardCache> forward_caches_;
+    // The local listeners (sock_diag, four dumps) as add_forwards last
+    // listed them, and the loop iteration that did (sd_event_get_iteration):
+    // the AddForwards calls that one turn of the bus dispatch serves share
+    // one listing. A new iteration lists again; before the loop's first
+    // iteration every call does.
+    struct ListenerDump {
+        std::uint64_t turn = 0;
+        std::vector<plan::Listener> listeners;
+    };
+    std::optional<ListenerDump> listener_dump_;
+    const std::vector<plan::Listener>& local_listeners();
     ForwardCache& forward_cache(const Entry& e) const;
     // The items of Describe's "forwards" array (ForwardCache::texts).
     const std::string& forwards_text(const Entry& e) const;

@@ -18,6 +18,20 @@ std::string text_of(std::exception_ptr error)
     return "unknown error";
 }
 
+// Whether `on_disk` is `spec` but for the static hosts of both families
+// (and autostart, which is only read when the daemon starts).
+bool only_hosts_differ(const model::Network& spec, const model::Network& on_disk)
+{
+    if (static_cast<bool>(spec.ipv4) != static_cast<bool>(on_disk.ipv4) ||
+        static_cast<bool>(spec.ipv6) != static_cast<bool>(on_disk.ipv6))
+        return false;
+    model::Network expected = spec;
+    if (expected.ipv4) expected.ipv4->hosts = on_disk.ipv4->hosts;
+    if (expected.ipv6) expected.ipv6->hosts = on_disk.ipv6->hosts;
+    expected.autostart = on_disk.autostart;
+    return expected == on_disk;
+}
+
 }  // namespace
 
 void Manager::document_lost(const std::string& name, std::exception_ptr error)
@@ -65,9 +79,20 @@ void Manager::document_lost(const std::string& name, std::exception_ptr error)
         if (listener_) listener_->network_changed(name);
         return;
     }
-    // The kernel carries the change: the network is taken down and brought
-    // up with the document on disk. Not through update(), which would store
-    // it again on the disk that just failed.
+    // The kernel carries the change. When it is only the static hosts (a
+    // failed AddHost or RemoveHost, saved on the writer's thread), they go
+    // back and dnsmasq re-reads them (SIGHUP): the network keeps running,
+    // the forwards stay in their vector.
+    if (!e.starting && only_hosts_differ(e.spec, *on_disk)) {
+        if (e.spec.ipv4) e.spec.ipv4->hosts = on_disk->ipv4->hosts;
+        if (e.spec.ipv6) e.spec.ipv6->hosts = on_disk->ipv6->hosts;
+        e.spec.autostart = on_disk->autostart;
+        reload_hosts(e, true);
+        return;
+    }
+    // Otherwise the network is taken down and brought up with the document
+    // on disk. Not through update(), which would store it again on the disk
+    // that just failed.
     take_document(e, std::move(*on_disk));
 }
 

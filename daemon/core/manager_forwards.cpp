@@ -17,6 +17,7 @@
 #include <future>
 #include <map>
 #include <system_error>
+#include <systemd/sd-event.h>
 
 namespace kvmnet::core {
 namespace {
@@ -123,6 +124,20 @@ Manager::Entry& Manager::forwards_changeable(const std::string& name)
     return e;
 }
 
+const std::vector<plan::Listener>& Manager::local_listeners()
+{
+    // The loop's iteration counter, not sd_event_now: an iteration that
+    // dispatches a source left pending by the one before does not read the
+    // clock again, so two turns could share one time.
+    std::uint64_t turn = 0;
+    const bool in_turn = sd_event_get_iteration(loop_.get(), &turn) >= 0 && turn > 0;
+    if (!in_turn || !listener_dump_ || listener_dump_->turn != turn) {
+        listener_dump_.reset();  // a listing that fails is not kept
+        listener_dump_ = ListenerDump{turn, links_.list_listeners()};
+    }
+    return listener_dump_->listeners;
+}
+
 std::vector<std::string> Manager::add_forwards(const std::string& name, std::vector<model::PortForward> added,
                                                bool single)
 {
@@ -142,14 +157,15 @@ std::vector<std::string> Manager::add_forwards(const std::string& name, std::vec
     // Reported, not refused: a forward takes precedence over a local
     // service on the same port (DNAT happens before local delivery).
     std::vector<std::string> warnings;
-    std::vector<plan::Listener> listeners;
+    static const std::vector<plan::Listener> none;
+    const std::vector<plan::Listener>* listeners = &none;
     try {
-        listeners = links_.list_listeners();
+        listeners = &local_listeners();
     } catch (const std::exception& err) {
         log_error("network " + name + ": cannot list local listeners (no warnings about them): " + err.what(), name);
     }
     for (std::size_t i = 0; i < added.size(); ++i)
-        for (const plan::Listener& l : plan::shadowed_listeners(added[i], listeners))
+        for (const plan::Listener& l : plan::shadowed_listeners(added[i], *listeners))
             warnings.push_back(field(i) + ": a local process listens on " + listener_text(l) +
                                "; connections that the forward matches go to the guest instead");
     phases::mark("local listeners");

@@ -46,6 +46,14 @@ nlohmann::json Manager::leases(const std::string& name, bool remote) const
     return leases;
 }
 
+std::size_t Manager::lease_count(const std::string& name) const
+{
+    const Entry& e = entry(name);
+    if (!has_leases(e.spec) || e.state == State::inactive) return 0;
+    if (e.lease_watch) return e.lease_watch->leases().size();
+    return plan::parse_leases(store::read_file(layout_.dnsmasq_leases(name)).value_or("")).size();
+}
+
 void Manager::watch_leases(Entry& e)
 {
     e.lease_watch.reset();
@@ -213,10 +221,16 @@ void Manager::commit_hosts(Entry& e, model::Network next, bool forwards_aside)
     if (forwards_aside) {
         // e's forwards name no host (host_change_base): they are the new
         // document's as they are, in the same vector.
+        // The document's text is made and written on the store's writer
+        // thread, not here: of several host changes of one network in a
+        // batch only the last is made at all (DurableWriter::replace_made).
+        // A write that fails there (a full disk) puts the hosts back
+        // (document_lost: dnsmasq re-reads them, no restart) before the
+        // batch's callers hear the error.
         const std::uint64_t forwards_part = forward_cache(e).revision_part;
         next.forwards.swap(e.spec.forwards);
         try {
-            store_.save(next, reads_.revision(next, forwards_part));
+            store_.save(next, reads_.revision(next, forwards_part), store::Store::Text::on_writer);
         } catch (...) {
             next.forwards.swap(e.spec.forwards);
             throw;
