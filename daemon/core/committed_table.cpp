@@ -234,6 +234,20 @@ void CommittedTable::apply_diff(plan::Table& table, const plan::TableDiff& diff,
     for (const plan::Set* set : diff.added_sets)
         added_sets.push_back({set, set->elements, true});
 
+    // Marked before the commit: one that fails half way may have changed any of it.
+    for (const plan::Set* set : diff.added_sets)
+        touched_.sets.insert(set->name);
+    touched_.sets.insert(diff.removed_sets.begin(), diff.removed_sets.end());
+    for (const std::vector<const plan::Chain*>* list : {&diff.added_chains, &diff.changed_chains})
+        for (const plan::Chain* c : *list)
+            touched_.chains.insert(c->name);
+    touched_.chains.insert(diff.removed_chains.begin(), diff.removed_chains.end());
+    for (const std::vector<plan::ElementChange>* list : {&diff.removed_elements, &diff.added_elements})
+        for (const plan::ElementChange& c : *list) {
+            auto& keys = touched_.elements[c.set->name];
+            for (const plan::SetElement& e : c.elements)
+                keys.push_back(e.key);
+        }
     firewall_.update_table(table, diff);
 
     for (const std::string& name : diff.removed_sets)
@@ -261,6 +275,7 @@ void CommittedTable::apply_diff(plan::Table& table, const plan::TableDiff& diff,
 
 bool CommittedTable::apply(std::optional<plan::Table> table)
 {
+    touched_ = {};
     if (last_stale_) materialize_last();
     parts_valid_ = false;  // apply_networks makes them valid again after this
     const auto before = current_generation();
@@ -296,6 +311,7 @@ bool CommittedTable::apply(std::optional<plan::Table> table)
         }
         return false;
     }
+    touched_.everything = true;
     if (table)
         firewall_.replace_table(*table);
     else
@@ -396,6 +412,7 @@ bool CommittedTable::apply_parts(const std::vector<const model::Network*>& activ
 
 bool CommittedTable::apply_networks(const std::vector<const model::Network*>& active)
 {
+    touched_ = {};
     if (active.empty()) return apply(std::nullopt);
     const bool any_nat = std::any_of(active.begin(), active.end(), [](const model::Network* n) {
         return n->mode == model::Mode::nat && n->ipv4.has_value();

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -42,6 +43,19 @@ std::optional<CommittedRecord> parse_committed_record(const std::string& text);
 // The hash of each chain and set declaration of a table, by name.
 struct PartHashes {
     std::unordered_map<std::string, std::uint64_t> chains, sets;
+};
+
+// What one apply changed in the kernel, for whoever keeps counters read
+// before it (core::Manager's counter dumps): an element's counter survives
+// a commit that neither deleted nor added that element nor declared its set
+// anew, a rule's one that left its chain alone.
+struct TableTouched {
+    bool everything = false;       // the table replaced or deleted: every counter starts again
+    std::set<std::string> sets;    // declared or removed (their elements with them)
+    std::set<std::string> chains;  // added, flushed and filled again, or removed
+    // By set: the keys of elements deleted or added (a changed one is both).
+    std::map<std::string, std::vector<std::vector<std::string>>> elements;
+    bool nothing() const { return !everything && sets.empty() && chains.empty() && elements.empty(); }
 };
 
 // Whoever watches the ruleset for changes (the nftables monitor): told to
@@ -87,6 +101,10 @@ public:
     bool apply_networks(const std::vector<const model::Network*>& active);
     // change_elements, keeping the record up to date.
     void change_elements(const std::vector<plan::ElementChange>& changes);
+    // What the last apply or apply_networks committed (nothing when it
+    // found the table as planned). Element batches (change_elements) are
+    // not in it: their caller knows what it changed.
+    const TableTouched& touched() const { return touched_; }
 
     // True when the kernel's ruleset generation (and namespace) is the one
     // the record took right after our last commit: nobody has committed
@@ -147,6 +165,7 @@ private:
     std::optional<CommittedRecord> record_;
     NotificationPause* pause_ = nullptr;
     std::size_t pause_from_ = 0;
+    TableTouched touched_;
 };
 
 }  // namespace kvmnet::core

@@ -1199,11 +1199,15 @@ void Manager::apply_firewall(const Running& active)
 {
     // No write at all when the kernel already has exactly this table (a
     // restarted daemon adopting its networks); otherwise one transaction.
-    forward_counters_.valid = false;
-    forward_counters_.changed.clear();
-    rule_counters_.valid = false;
-    // Only the networks whose document changed are planned and committed.
-    committed_.apply_networks(active);
+    // Only the networks whose document changed are planned and committed,
+    // and only what it touched drops the counters read before.
+    try {
+        committed_.apply_networks(active);
+    } catch (...) {
+        forget_counters();
+        throw;
+    }
+    keep_counters(committed_.touched());
     sync_fast_path(active);
     if (docker_user_) docker_user_->sync(active, other_chains());
     if (firewalld_ && options_.firewall_integration) firewalld_->sync(active, known_bridges(), false);

@@ -533,8 +533,9 @@ private:
     // The forward maps' per-element counters, dumped from the kernel at most
     // every 20 x the last dump's duration (at most 1 s, at least 4 x) and reused meanwhile, so
     // that queued reads cost one dump (2.7 s at 100k forwards), not one each.
-    // Dropped when the table changes; kept across forward changes, whose
-    // keys are remembered (`changed`: they read as new).
+    // Kept across forward changes, whose keys are remembered (`changed`:
+    // they read as new), and across table applies that touched no forward
+    // map (keep_counters); dropped by any other.
     struct ForwardCounters {
         bool valid = false;
         std::uint64_t taken_usec = 0;
@@ -558,16 +559,30 @@ private:
         mutable std::map<std::string, std::map<Counted, Sums>> per_forward;
     };
     const ForwardCounters& forward_counters() const;
-    // The rules' counters (Statistics), dumped and reused under the same
-    // rule; dropped when the table is applied again.
+    // Statistics' drop counters, dumped and reused under the same rule: the
+    // elements of the drop counter sets (`drops`, commented "NAME: what";
+    // `stale`: the bridges whose elements a table apply added or deleted
+    // since) and the table's commented rules (`rules`, read only for a
+    // network with limits chains; `stale`: the chains an apply changed
+    // since). A network with nothing stale is served from the dump.
     struct RuleCounters {
         bool valid = false;
         std::uint64_t taken_usec = 0;
         std::uint64_t reuse_usec = 0;
         std::vector<plan::RuleCounter> rules;
+        std::set<std::string> stale;
+        // Fresh for a network whose part of the table is named by `names`.
+        bool fresh(const std::vector<std::string>& names, std::uint64_t now) const;
     };
+    mutable RuleCounters drop_counters_;
     mutable RuleCounters rule_counters_;
-    const std::vector<plan::RuleCounter>& rule_counters() const;
+    const std::vector<plan::RuleCounter>& drop_counters(const std::string& bridge) const;
+    const std::vector<plan::RuleCounter>& rule_counters(const std::vector<std::string>& chains) const;
+    // After a table apply: the counter dumps stay in use for what it did
+    // not touch (invalidated exactly: an element or rule it deleted or
+    // added, or whose set or chain it replaced, reads anew).
+    void keep_counters(const TableTouched& touched);
+    void forget_counters();
     // What ListForwards says of f besides its members (`counters` are
     // forward_counters(), or none when e is not running).
     model::ForwardListing forward_listing(const Entry& e, const model::PortForward& f,

@@ -13,7 +13,6 @@
 #include "store/store.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <future>
 #include <map>
 #include <system_error>
@@ -300,13 +299,6 @@ void Manager::note_journal(Entry& e)
 
 namespace {
 
-std::uint64_t monotonic_usec()
-{
-    return static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
-            .count());
-}
-
 std::string forward_key_text(const model::PortForward& f) { return model::describe(model::forward_key(f)); }
 
 }  // namespace
@@ -314,7 +306,7 @@ std::string forward_key_text(const model::PortForward& f) { return model::descri
 const Manager::ForwardCounters& Manager::forward_counters() const
 {
     ForwardCounters& c = forward_counters_;
-    const std::uint64_t now = monotonic_usec();
+    const std::uint64_t now = clock_.now_usec();
     if (c.valid && now - c.taken_usec < c.reuse_usec) return c;
     c.by_set.clear();
     c.totals.clear();
@@ -334,7 +326,7 @@ const Manager::ForwardCounters& Manager::forward_counters() const
             }
         }
     }
-    c.taken_usec = monotonic_usec();
+    c.taken_usec = clock_.now_usec();
     // No fixed floor: a small network's dump takes well under a millisecond, so
     // its counters stay current; a large one's is reused longer.
     c.reuse_usec = counters_reuse_usec(c.taken_usec - now);
@@ -342,16 +334,22 @@ const Manager::ForwardCounters& Manager::forward_counters() const
     return c;
 }
 
-const std::vector<plan::RuleCounter>& Manager::rule_counters() const
+bool Manager::RuleCounters::fresh(const std::vector<std::string>& names, std::uint64_t now) const
 {
-    RuleCounters& c = rule_counters_;
-    const std::uint64_t now = monotonic_usec();
-    if (c.valid && now - c.taken_usec < c.reuse_usec) return c.rules;
+    if (!valid || now - taken_usec >= reuse_usec) return false;
+    return std::none_of(names.begin(), names.end(), [&](const std::string& n) { return stale.count(n) != 0; });
+}
+
+const std::vector<plan::RuleCounter>& Manager::drop_counters(const std::string& bridge) const
+{
+    RuleCounters& c = drop_counters_;
+    const std::uint64_t now = clock_.now_usec();
+    if (c.fresh({bridge}, now)) return c.rules;
     c.valid = false;
     c.rules.clear();
+    c.stale.clear();
     // The fixed rules count their drops per network in the elements of a
-    // set each (plan::drop_counter_sets), commented "NAME: what"; the
-    // limits chains' rules are commented so themselves.
+    // set each (plan::drop_counter_sets), commented "NAME: what".
     for (const plan::DropCounterSet& d : plan::drop_counter_sets()) {
         plan::Set set;
         set.name = d.set;
@@ -365,12 +363,58 @@ const std::vector<plan::RuleCounter>& Manager::rule_counters() const
             if (err.kind() != ErrorKind::NotFound) throw;  // no table (nothing runs), or not this shape yet
         }
     }
-    for (plan::RuleCounter& r : firewall_.rule_counters(plan::table_name))
-        c.rules.push_back(std::move(r));
-    c.taken_usec = monotonic_usec();
+    c.taken_usec = clock_.now_usec();
     c.reuse_usec = counters_reuse_usec(c.taken_usec - now);
     c.valid = true;
     return c.rules;
+}
+
+const std::vector<plan::RuleCounter>& Manager::rule_counters(const std::vector<std::string>& chains) const
+{
+    RuleCounters& c = rule_counters_;
+    const std::uint64_t now = clock_.now_usec();
+    if (c.fresh(chains, now)) return c.rules;
+    c.valid = false;
+    c.stale.clear();
+    // The limits chains' rules are commented "NAME: what" themselves.
+    c.rules = firewall_.rule_counters(plan::table_name);
+    c.taken_usec = clock_.now_usec();
+    c.reuse_usec = counters_reuse_usec(c.taken_usec - now);
+    c.valid = true;
+    return c.rules;
+}
+
+void Manager::forget_counters()
+{
+    forward_counters_.valid = false;
+    forward_counters_.changed.clear();
+    drop_counters_.valid = false;
+    rule_counters_.valid = false;
+}
+
+void Manager::keep_counters(const TableTouched& touched)
+{
+    if (touched.everything) return forget_counters();
+    const auto in = [&](const std::string& set) {
+        return touched.sets.count(set) != 0 || touched.elements.count(set) != 0;
+    };
+    // Which forwards a map element is of is not kept: any forward map
+    // touched (a network with forwards started, stopped or changed) drops
+    // the dump; the load test's starts and stops of other networks do not.
+    const auto forward_sets = plan::forward_sets();
+    if (std::any_of(forward_sets.begin(), forward_sets.end(), [&](const plan::Set& s) { return in(s.name); })) {
+        forward_counters_.valid = false;
+        forward_counters_.changed.clear();
+    }
+    // A drop set's element is keyed by its network's bridge: the bridges in
+    // the keys deleted or added are stale (every value of the key, to be safe).
+    for (const plan::DropCounterSet& d : plan::drop_counter_sets()) {
+        if (touched.sets.count(d.set) != 0) drop_counters_.valid = false;
+        if (auto it = touched.elements.find(d.set); it != touched.elements.end())
+            for (const std::vector<std::string>& key : it->second)
+                drop_counters_.stale.insert(key.begin(), key.end());
+    }
+    rule_counters_.stale.insert(touched.chains.begin(), touched.chains.end());
 }
 
 model::ForwardListing Manager::forward_listing(const Entry& e, const model::PortForward& f,
@@ -485,13 +529,20 @@ nlohmann::json Manager::statistics(const std::string& name) const
     const bool running = is_running(e.state);
     if (running) {
         const std::string prefix = name + ": ";
-        for (const plan::RuleCounter& r : rule_counters()) {
-            if (r.comment.rfind(prefix, 0) != 0) continue;
-            rules.push_back({{"rule", r.comment.substr(prefix.size())},
-                             {"chain", plan::hook_chain_of(r.chain)},
-                             {"packets", r.packets},
-                             {"bytes", r.bytes}});
-        }
+        const auto add = [&](const std::vector<plan::RuleCounter>& counters) {
+            for (const plan::RuleCounter& r : counters) {
+                if (r.comment.rfind(prefix, 0) != 0) continue;
+                rules.push_back({{"rule", r.comment.substr(prefix.size())},
+                                 {"chain", plan::hook_chain_of(r.chain)},
+                                 {"packets", r.packets},
+                                 {"bytes", r.bytes}});
+            }
+        };
+        add(drop_counters(e.spec.bridge));
+        // Only limits chains have rules commented "NAME: ": without them
+        // the table's rules are not read.
+        if (const std::vector<std::string> chains = plan::limits_chains(e.spec); !chains.empty())
+            add(rule_counters(chains));
     }
     std::uint64_t connections = 0, dropped = 0;
     if (running && !e.spec.forwards.empty()) {

@@ -1,14 +1,16 @@
 // Error messages safe for D-Bus and logs.
 #include "model/error.hpp"
+#include "model/utf8.hpp"
 
 #include <cstdint>
 
 namespace kvmnet {
 
-std::size_t printable_sequence(const std::string& s, std::size_t i)
+std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t& code)
 {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) return c < 0x20 || c == 0x7f ? 0 : 1;
+    code = c;
+    if (c < 0x80) return 1;
     std::size_t length = 0;
     std::uint32_t cp = 0, min = 0;
     if ((c & 0xe0) == 0xc0) {
@@ -26,7 +28,16 @@ std::size_t printable_sequence(const std::string& s, std::size_t i)
         if ((cc & 0xc0) != 0x80) return 0;
         cp = (cp << 6) | (cc & 0x3f);
     }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f)) return 0;
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    code = cp;
+    return length;
+}
+
+std::size_t printable_sequence(const std::string& s, std::size_t i)
+{
+    std::uint32_t cp = 0;
+    const std::size_t length = utf8_sequence(s, i, cp);
+    if (length == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) return 0;
     return length;
 }
 

@@ -135,6 +135,19 @@ std::string limits_chain(const std::string& network, bool inbound)
     return "net_" + network + (inbound ? "_limits_in" : "_limits");
 }
 
+std::vector<std::string> limits_chains(const model::Network& n)
+{
+    // plan_network_part's conditions: an IPv4 network that forwards, with a
+    // limit; the inbound chain for NAT (forwards) only.
+    std::vector<std::string> chains;
+    const bool nat = n.mode == model::Mode::nat;
+    if (!n.ipv4 || (!nat && n.mode != model::Mode::routed)) return chains;
+    if (!n.limits.new_connections_per_second && !n.limits.connections_per_source) return chains;
+    chains.push_back(limits_chain(n.name, false));
+    if (nat) chains.push_back(limits_chain(n.name, true));
+    return chains;
+}
+
 std::string hook_chain_of(const std::string& chain)
 {
     if (chain.rfind("net_", 0) != 0) return chain;

@@ -57,6 +57,9 @@ const std::vector<DropCounterSet>& drop_counter_sets();
 
 // A network's chain for its limits ("net_NAME_limits", "net_NAME_limits_in").
 std::string limits_chain(const std::string& network, bool inbound);
+// The limits chains plan_network_part(n) has (none without limits): the
+// only chains whose rules are commented "NAME: ..." (Statistics).
+std::vector<std::string> limits_chains(const model::Network& n);
 // The hooked chain a network's chain is reached from ("net_web_limits" ->
 // "guest_forward"); any other name is returned as it is. Statistics report
 // this one.

@@ -127,9 +127,14 @@ TEST_CASE("Statistics reads a network's drops from its counting elements", "[man
         rules.push_back(d["rule"]);
         chains.push_back(d["chain"]);
     }
-    const std::vector<std::string> expected{"loopback destination from guests", "loopback source from guests",
-                                            "no IPv6 subnet", "spoofed source", "no new connections to guests"};
-    // The fake firewall has no rule counters: the limits' rules are not listed here.
+    // The fixed rules' elements first, then the limits chains' rules.
+    const std::vector<std::string> expected{"loopback destination from guests",
+                                            "loopback source from guests",
+                                            "no IPv6 subnet",
+                                            "spoofed source",
+                                            "no new connections to guests",
+                                            "new connections from guests over the rate limit",
+                                            "new connections to forwards over the rate limit"};
     CHECK(rules == expected);
     CHECK(chains.front() == "guest_prerouting");
     CHECK(chains.back() == "guest_forward");

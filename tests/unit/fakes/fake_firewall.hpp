@@ -1,5 +1,6 @@
 // A fake nftables behind plan::FirewallAdapter for unit tests of
-// core::Manager: the last committed table, element batches all or nothing.
+// core::Manager: the last committed table, element batches all or nothing,
+// and counters that restart as the kernel's do.
 #pragma once
 
 #include "model/error.hpp"
@@ -9,8 +10,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kvmnet::test {
@@ -22,6 +26,8 @@ public:
     void replace_table(const plan::Table& t) override
     {
         table = t;
+        element_packets.clear();
+        rule_packets.clear();
         ++commits;
         ++replaced;
         ++generation_;
@@ -29,6 +35,8 @@ public:
     void delete_table(const std::string&) override
     {
         table.reset();
+        element_packets.clear();
+        rule_packets.clear();
         ++commits;
         ++generation_;
     }
@@ -71,21 +79,31 @@ public:
                                        [&](const plan::SetElement& x) { return x.key == e.key; });
                 if (at == s->elements.end()) throw kvmnet::Error(kvmnet::ErrorKind::Kernel, "no such element");
                 s->elements.erase(at);
+                element_packets.erase({c.set->name, e.key});
                 ++u.removed_elements;
             }
         }
-        for (const std::string& name : d.removed_chains)
+        for (const std::string& name : d.removed_chains) {
             next.chains.erase(chain(name));
-        for (const std::string& name : d.removed_sets)
+            forget_rules(name);
+        }
+        for (const std::string& name : d.removed_sets) {
             next.sets.erase(set(name));
-        for (const plan::Set* s : d.added_sets)
+            forget_elements(name);
+        }
+        for (const plan::Set* s : d.added_sets) {
             next.sets.push_back(*s);
+            forget_elements(s->name);
+        }
         for (const plan::Chain* c : d.added_chains) {
             if (chain(c->name) != next.chains.end()) throw kvmnet::Error(kvmnet::ErrorKind::Kernel, "chain exists");
             next.chains.push_back(*c);
+            forget_rules(c->name);
         }
-        for (const plan::Chain* c : d.changed_chains)
+        for (const plan::Chain* c : d.changed_chains) {
             chain(c->name)->rules = c->rules;
+            forget_rules(c->name);
+        }
         for (const plan::ElementChange& c : d.added_elements) {
             auto s = set(c.set->name);
             for (const plan::SetElement& e : c.elements) {
@@ -125,23 +143,64 @@ public:
                     set->elements.push_back(e);
                 else
                     set->elements.erase(at);
+                element_packets.erase({set->name, e.key});
             }
         }
         table = std::move(next);
         ++element_batches;
         ++generation_;
     }
+    // Counters: 0 until traffic() counts `packets` (64 bytes each) on
+    // every element of a counted set and every counted, commented rule of
+    // the table. An element deleted, a set declared anew, a chain flushed
+    // or the table replaced starts from 0 again, as in the kernel.
+    std::map<std::pair<std::string, std::vector<std::string>>, std::uint64_t> element_packets;  // set, key
+    std::map<std::pair<std::string, std::string>, std::uint64_t> rule_packets;                  // chain, comment
+    void traffic(std::uint64_t packets)
+    {
+        if (!table) return;
+        for (const plan::Set& set : table->sets)
+            if (set.counter)
+                for (const plan::SetElement& e : set.elements)
+                    element_packets[{set.name, e.key}] += packets;
+        for (const plan::Chain& chain : table->chains)
+            for (const plan::Rule& r : chain.rules)
+                if (r.counter && !r.comment.empty()) rule_packets[{chain.name, r.comment}] += packets;
+    }
+    // Set dumps and rule dumps read; `dumping` runs at the start of each
+    // (a test moves its clock there: a dump that takes time).
+    int element_dumps = 0, rule_dumps = 0;
+    std::function<void()> dumping;
     std::vector<plan::ElementCounters> list_elements(const std::string&, const plan::Set& wanted) override
     {
+        ++element_dumps;
+        if (dumping) dumping();
         std::vector<plan::ElementCounters> out;
         if (!table) throw kvmnet::Error(kvmnet::ErrorKind::NotFound, "no table");
         for (const plan::Set& set : table->sets)
             if (set.name == wanted.name)
-                for (const plan::SetElement& e : set.elements)
-                    out.push_back({e, set.counter, 0, 0});
+                for (const plan::SetElement& e : set.elements) {
+                    const auto it = element_packets.find({set.name, e.key});
+                    const std::uint64_t packets = set.counter && it != element_packets.end() ? it->second : 0;
+                    out.push_back({e, set.counter, packets, 64 * packets});
+                }
         return out;
     }
-    std::vector<plan::RuleCounter> rule_counters(const std::string&) override { return {}; }
+    std::vector<plan::RuleCounter> rule_counters(const std::string&) override
+    {
+        ++rule_dumps;
+        if (dumping) dumping();
+        std::vector<plan::RuleCounter> out;
+        if (!table) return out;
+        for (const plan::Chain& chain : table->chains)
+            for (const plan::Rule& r : chain.rules)
+                if (r.counter && !r.comment.empty()) {
+                    const auto it = rule_packets.find({chain.name, r.comment});
+                    const std::uint64_t packets = it != rule_packets.end() ? it->second : 0;
+                    out.push_back({chain.name, r.comment, packets, 64 * packets});
+                }
+        return out;
+    }
     // The committed table's chains, plus foreign ones a test adds.
     std::vector<plan::ChainInfo> foreign_chains;
     int chain_listings = 0;
@@ -154,6 +213,14 @@ public:
                 out.push_back({"inet", table->name, c.name, !c.hook.empty(), c.hook, c.priority,
                                c.policy_accept ? "accept" : "drop"});
         return out;
+    }
+    void forget_elements(const std::string& set)
+    {
+        std::erase_if(element_packets, [&](const auto& entry) { return entry.first.first == set; });
+    }
+    void forget_rules(const std::string& chain)
+    {
+        std::erase_if(rule_packets, [&](const auto& entry) { return entry.first.first == chain; });
     }
     // The elements of one set of the committed table.
     std::vector<plan::SetElement> elements(const std::string& set_name) const
