@@ -117,9 +117,11 @@ SETS_FIXED = FWD + """
 	chain guest_forward {
 		type filter hook forward priority 0; policy accept;
 		ct state established,related iifname != @guest_bridges oifname . ip daddr @net4 accept
-		ct state established,related iifname . ip saddr @net4 accept
+		ct state established,related iifname . ip saddr @net4 oifname != @guest_bridges accept
+		ct state established,related iifname . ip saddr @net4 oifname . ip daddr @net4 accept
 		ct state established,related oifname . ip6 daddr @net6 iifname != @guest_bridges accept
-		ct state established,related iifname . ip6 saddr @net6 accept
+		ct state established,related iifname . ip6 saddr @net6 oifname != @guest_bridges accept
+		ct state established,related iifname . ip6 saddr @net6 oifname . ip6 daddr @net6 accept
 		iifname . oifname @same_bridge accept
 		iifname . ip6 saddr != @net6 iifname @drops_spoofed6 counter drop
 		iifname . ip saddr != @net4 iifname @drops_spoofed counter drop

@@ -13,7 +13,8 @@
 namespace kvmnet::api {
 
 // Whether `text` may be a D-Bus string: UTF-8 (no overlong forms, no
-// surrogates, nothing past U+10FFFF; kvmnet::utf8_sequence) without NUL,
+// surrogates, nothing past U+10FFFF; kvmnet::utf8_sequence) without NUL
+// and without the noncharacters sd-bus refuses (kvmnet::dbus_code_point),
 // looked at eight bytes at a time while they are ASCII.
 inline bool dbus_string_ok(std::string_view text)
 {
@@ -30,7 +31,7 @@ inline bool dbus_string_ok(std::string_view text)
         }
         std::uint32_t code = 0;
         const std::size_t length = utf8_sequence(text, i, code);
-        if (length == 0 || code == 0) return false;
+        if (length == 0 || code == 0 || !dbus_code_point(code)) return false;
         i += length;
     }
     return true;

@@ -37,7 +37,7 @@ std::size_t printable_sequence(const std::string& s, std::size_t i)
 {
     std::uint32_t cp = 0;
     const std::size_t length = utf8_sequence(s, i, cp);
-    if (length == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) return 0;
+    if (length == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || !dbus_code_point(cp)) return 0;
     return length;
 }
 

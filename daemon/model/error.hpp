@@ -22,9 +22,11 @@ std::string_view error_kind_name(ErrorKind kind);
 inline constexpr std::size_t max_error_message = 4096;
 std::string printable_message(const std::string& message);
 // The length of the well-formed UTF-8 sequence at s[i] that is not a control
-// character (C0, DEL, C1), or 0.
+// character (C0, DEL, C1) nor a noncharacter sd-bus refuses
+// (model/utf8.hpp dbus_code_point), or 0.
 std::size_t printable_sequence(const std::string& s, std::size_t i);
-// Valid UTF-8 without control characters.
+// Valid UTF-8 without control characters or noncharacters: a string D-Bus
+// can carry back.
 bool printable_utf8(const std::string& s);
 
 class Error : public std::runtime_error {

@@ -180,8 +180,9 @@ const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}}, loopback_dst{fals
 // lookup of the input bridge, then one of a bridge and an address): each
 // established accept is the positive form of a check the packet would
 // otherwise meet further down, on the network's current data, so that an
-// existing connection is judged by the sets as they are now (a network made
-// isolated, given another subnet or an uplink cuts its connections too):
+// existing connection is judged by the sets as they are now (a network
+// given another subnet, or an uplink elsewhere, cuts its connections too;
+// README, "Open connections"):
 //   1. established, to guests: not from a guest bridge (those are checked
 //      by source below: a guest of one network must not inject into
 //      another's connections by spoofing), to an address of the output
@@ -190,7 +191,10 @@ const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}}, loopback_dst{fals
 //      it (its connections too, when an uplink is set);
 //   3. established, from guests: from the guest bridge's own subnet, which
 //      is the spoof check (only NAT and routed networks have subnets here,
-//      so nothing established leaves an isolated bridge);
+//      so nothing established leaves an isolated bridge), and either not
+//      towards a guest bridge or to an address of the output bridge's
+//      subnet, as the accepts for new connections below allow (never into
+//      an isolated bridge, nor to another bridge outside its subnet);
 // then what decides new connections (and everything else), grouped by
 // purpose, so the verdict for traffic between two networks does not depend
 // on which network sorts first:
@@ -213,17 +217,23 @@ std::vector<Rule> forward_chain_rules()
     const MatchCtState established{ct::established | ct::related};
     const MatchCtStatus dnat{ct_status::dnat};
     const auto not_from_guests = in({F::iifname}, guest_bridges_set, true);
+    const auto not_to_guests = in({F::oifname}, guest_bridges_set, true);
     return {
         rule({established, not_from_guests, in({F::oifname, F::ip_daddr}, net4_set)}, Verdict::accept,
              "established, to guests"),
         rule({in({F::iifname}, uplinked_bridges_set), in({F::iifname, F::oifname}, uplinks_set, true),
               in({F::iifname, F::oifname}, same_bridge_set, true), in({F::iifname}, drops_uplink)},
              Verdict::drop, "only via uplink (@drops_uplink)", true),
-        rule({established, in({F::iifname, F::ip_saddr}, net4_set)}, Verdict::accept, "established, from guests"),
+        rule({established, in({F::iifname, F::ip_saddr}, net4_set), not_to_guests}, Verdict::accept,
+             "established, from guests"),
+        rule({established, in({F::iifname, F::ip_saddr}, net4_set), in({F::oifname, F::ip_daddr}, net4_set)},
+             Verdict::accept, "established, between guests"),
         rule({established, in({F::oifname, F::ip6_daddr}, net6_set), not_from_guests}, Verdict::accept,
              "established, to guests (IPv6)"),
-        rule({established, in({F::iifname, F::ip6_saddr}, net6_set)}, Verdict::accept,
+        rule({established, in({F::iifname, F::ip6_saddr}, net6_set), not_to_guests}, Verdict::accept,
              "established, from guests (IPv6)"),
+        rule({established, in({F::iifname, F::ip6_saddr}, net6_set), in({F::oifname, F::ip6_daddr}, net6_set)},
+             Verdict::accept, "established, between guests (IPv6)"),
         rule({in({F::iifname, F::oifname}, same_bridge_set)}, Verdict::accept, "within one network's bridge"),
         rule({in({F::iifname, F::ip6_saddr}, net6_set, true), in({F::iifname}, drops_spoofed6)}, Verdict::drop,
              "spoofed IPv6 source (@drops_spoofed6)", true),

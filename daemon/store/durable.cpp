@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -162,13 +163,34 @@ void DurableWriter::complete()
         if (!busy_ && queued_.empty()) hand_over();
     }
     for (Batch& batch : done) {
+        std::vector<Done> calls = std::move(batch.done);
+        // The callers whose changes an earlier failed batch left to this one.
+        for (auto it = carried_.begin(); it != carried_.end() && it->first <= batch.last; it = carried_.erase(it))
+            calls.push_back(std::move(it->second));
         // Memory goes back to what the disk holds before a caller hears of it.
         // Unless the path was replaced again after this batch: that replace
         // decides (and is reported by its own batch should it fail too).
-        if (lost_)
-            for (const std::string& path : batch.lost)
-                if (last_of_[path] <= batch.last) lost_(path, batch.error);
-        for (Done& call : batch.done)
+        bool reverted = false;
+        std::uint64_t carried_by = 0;
+        for (const std::string& path : batch.lost) {
+            const std::uint64_t newest = last_of_[path];
+            if (newest > batch.last) {
+                carried_by = std::max(carried_by, newest);
+            } else {
+                reverted = true;
+                if (lost_) lost_(path, batch.error);
+            }
+        }
+        // Every file the error left old is replaced again later, with
+        // contents that include this batch's changes (a document is saved
+        // whole): its callers hear how that write ends, not of this error,
+        // which would tell them their change failed while it becomes durable.
+        if (batch.error && !reverted && carried_by != 0) {
+            for (Done& call : calls)
+                carried_.emplace(carried_by, std::move(call));
+            continue;
+        }
+        for (Done& call : calls)
             call(batch.error);
     }
 }

@@ -122,6 +122,10 @@ private:
     Batch open_;
     std::uint64_t sequence_ = 0;
     std::map<std::string, std::uint64_t> last_of_;
+    // Callers of a failed batch whose every lost file a later replace
+    // writes again, keyed by that replace's sequence number: told the
+    // outcome of the batch that holds it.
+    std::multimap<std::uint64_t, Done> carried_;
 
     mutable std::mutex mutex_;
     std::condition_variable wake_;

@@ -2,6 +2,7 @@
 // instead of sd-bus's: it must refuse whatever sd-bus refuses (a string that
 // is not UTF-8, or holds NUL, would make dbus-daemon drop the connection).
 #include "api/dbus_string.hpp"
+#include "model/error.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -24,6 +25,7 @@ bool reference_ok(const std::string& s)
         return b >= lo && b <= hi;
     };
     while (i < s.size()) {
+        const std::size_t start = i;
         const auto b = static_cast<unsigned char>(s[i]);
         if (b >= 0x01 && b <= 0x7f) {
             i += 1;
@@ -45,6 +47,14 @@ bool reference_ok(const std::string& s)
         } else {
             return false;
         }
+        // sd-bus refuses the noncharacters too (systemd's unichar_is_valid):
+        // U+FDD0..U+FDEF (EF B7 90..AF), U+FFFE and U+FFFF (EF BF BE/BF),
+        // and U+xFFFE, U+xFFFF of the other planes (F0..F4, a second byte
+        // ending in F, BF, BE/BF).
+        const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[start + k]); };
+        if (i - start == 3 && b == 0xef && byte(1) == 0xb7 && byte(2) >= 0x90 && byte(2) <= 0xaf) return false;
+        if (i - start == 3 && b == 0xef && byte(1) == 0xbf && byte(2) >= 0xbe) return false;
+        if (i - start == 4 && (byte(1) & 0x0f) == 0x0f && byte(2) == 0xbf && byte(3) >= 0xbe) return false;
     }
     return true;
 }
@@ -55,7 +65,7 @@ TEST_CASE("dbus_string_ok takes UTF-8 without NUL, and nothing else", "[dbus]")
 {
     CHECK(dbus_string_ok(""));
     CHECK(dbus_string_ok(R"({"forwards":[{"guest":"10.0.0.1","host_port":8080}]})"));
-    CHECK(dbus_string_ok("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf"));
+    CHECK(dbus_string_ok("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbd"));
     // NUL and a stray high byte at every offset of a long ASCII text (each
     // lane of the eight-byte words, and the tail).
     const std::string ascii(37, 'a');
@@ -76,6 +86,24 @@ TEST_CASE("dbus_string_ok takes UTF-8 without NUL, and nothing else", "[dbus]")
     CHECK_FALSE(dbus_string_ok("\xf4\x90\x80\x80"));   // past U+10FFFF
     CHECK_FALSE(dbus_string_ok("abc\xe2\x82"));        // cut short at the end
     CHECK_FALSE(dbus_string_ok("\xe2\x82xyzxyzxyz"));  // a continuation missing
+    // The noncharacters sd-bus refuses (sd_bus_message_append: EINVAL).
+    CHECK_FALSE(dbus_string_ok("\xef\xb7\x90"));          // U+FDD0
+    CHECK_FALSE(dbus_string_ok("abcdefgh\xef\xbf\xbf"));  // U+FFFF after a word
+    CHECK_FALSE(dbus_string_ok("\xf4\x8f\xbf\xbe"));      // U+10FFFE
+    CHECK(dbus_string_ok("\xef\xb7\xb0 \xef\xbf\xbd"));   // U+FDF0, U+FFFD: characters
+}
+
+TEST_CASE("printable_utf8 refuses what a D-Bus reply could not carry back", "[dbus]")
+{
+    // A forward's description is checked with it: "\uFFFF" in the request's
+    // JSON would otherwise be stored, and every Describe after fail.
+    CHECK(kvmnet::printable_utf8("caf\xc3\xa9 \xef\xbf\xbd"));
+    CHECK_FALSE(kvmnet::printable_utf8("\xef\xbf\xbf"));
+    CHECK_FALSE(kvmnet::printable_utf8("x\xef\xb7\xaf"));
+    CHECK_FALSE(kvmnet::printable_utf8("\xf0\x9f\xbf\xbe"));
+    // Error messages escape them like control characters.
+    CHECK(kvmnet::printable_message("a\xef\xbf\xbf"
+                                    "b") == "a\\xef\\xbf\\xbfb");
 }
 
 TEST_CASE("dbus_string_ok agrees with the standard's table on every short sequence", "[dbus]")

@@ -200,3 +200,77 @@ TEST_CASE("A lost save is reported once no later save of the document is pending
     CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1400);
     CHECK(stored_json_at(tmp.path, "lan")["autostart"] == true);
 }
+
+TEST_CASE("A caller of a failed save whose document a later save writes hears how that save ends", "[durable]")
+{
+    FailingSyncer syncer;
+    TempDir tmp;
+    kvmnet::store::Store store(kvmnet::store::Layout(tmp.path, ""), &syncer);
+    kvmnet::store::DurableWriter& writer = store.durable();
+    writer.start_thread();
+    store.on_lost([](const std::string&, std::exception_ptr) {});
+    const auto network = [](int mtu) {
+        return kvmnet::model::parse_network(
+            nlohmann::json{{"name", "lan"}, {"mode", "bridge"}, {"bridge", "lan0"}, {"uplink", "eth0"}, {"mtu", mtu}}
+                .dump());
+    };
+    const auto wait_for_batch = [&] {
+        pollfd p{writer.completion_fd(), POLLIN, 0};
+        REQUIRE(::poll(&p, 1, 10000) == 1);
+    };
+    struct Outcome {
+        bool called = false;
+        std::exception_ptr error;
+    };
+    const auto waiter = [](Outcome& o) {
+        return [&o](std::exception_ptr e) {
+            CHECK_FALSE(o.called);  // answered once
+            o.called = true;
+            o.error = e;
+        };
+    };
+    store.save(network(1500));
+    writer.submit();
+    wait_for_batch();
+    writer.complete();
+
+    // The first save fails; the second, queued before the loop hears of
+    // that, holds both changes and succeeds: both callers hear success.
+    Outcome first, second;
+    syncer.fail = true;
+    store.save(network(1400));
+    writer.when_durable(waiter(first));
+    writer.submit();
+    wait_for_batch();
+    syncer.fail = false;
+    store.save(network(1300));
+    writer.when_durable(waiter(second));
+    writer.complete();
+    CHECK_FALSE(first.called);  // its answer waits for the save that carries it
+    wait_for_batch();
+    writer.complete();
+    REQUIRE(first.called);
+    REQUIRE(second.called);
+    CHECK_FALSE(first.error);
+    CHECK_FALSE(second.error);
+    CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1300);
+
+    // Both fail: both callers hear the error.
+    Outcome third, fourth;
+    syncer.fail = true;
+    store.save(network(1200));
+    writer.when_durable(waiter(third));
+    writer.submit();
+    wait_for_batch();
+    store.save(network(1100));
+    writer.when_durable(waiter(fourth));
+    writer.complete();
+    CHECK_FALSE(third.called);
+    wait_for_batch();
+    writer.complete();
+    REQUIRE(third.called);
+    REQUIRE(fourth.called);
+    check_typed_error(third.error, "lan.json");
+    check_typed_error(fourth.error, "lan.json");
+    CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1300);
+}

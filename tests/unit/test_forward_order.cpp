@@ -1,7 +1,8 @@
 // The order of guest_forward (issue 17: masquerade throughput): an
 // established packet of a guest's connection is accepted after the few
 // lookups that check where it comes from (the input bridge, then its
-// source in the bridge's subnet, and the uplink restriction), before the
+// source in the bridge's subnet, and the uplink restriction) and where it
+// goes (a guest bridge only to its subnet, never an isolated one), before the
 // lookups that decide new connections (limits, isolation, port forwards,
 // inbound drops). Counted here rule by rule as the kernel runs them: a
 // rule stops at its first condition that fails, and an address key of the
@@ -122,6 +123,8 @@ TEST_CASE("guest_forward accepts established packets after the source checks onl
                     "ipv4": {"address": "10.1.0.1/24"}, "ipv6": {"address": "fd00:1::1/64"}})"),
         network(R"({"name": "dmz", "mode": "routed", "bridge": "kvmbr2", "ipv4": {"address": "10.2.0.1/24"}})"),
         network(R"({"name": "lab", "mode": "isolated", "bridge": "kvmbr3", "ipv4": {"address": "10.3.0.1/24"}})"),
+        network(R"({"name": "six", "mode": "nat", "bridge": "kvmbr4",
+                    "ipv4": {"address": "10.4.0.1/24"}, "ipv6": {"address": "fd00:4::1/64"}})"),
     });
     // Before: 11 lookups for a NAT guest's upload (every rule of the chain
     // had its go), 2 for its download. Lookups -1: dropped, not counted.
@@ -135,7 +138,7 @@ TEST_CASE("guest_forward accepts established packets after the source checks onl
         {"a NAT guest's upload: its bridge is a guest's, no uplink, its source in its subnet",
          {"kvmbr0", "eth0"},
          "established, from guests",
-         3},
+         4},
         {"a NAT guest's download: not from a guest bridge, to its subnet",
          {"eth0", "kvmbr0"},
          "established, to guests",
@@ -143,18 +146,31 @@ TEST_CASE("guest_forward accepts established packets after the source checks onl
         {"a guest of a network with an uplink, through it: one more lookup (the uplink pair)",
          {"kvmbr1", "eth0"},
          "established, from guests",
-         4},
+         5},
         {"... and not through it: dropped, established or not",
          {"kvmbr1", "eth1"},
          "only via uplink (@drops_uplink)",
          -1},
         // The IPv4 rules' lookups of the bridge come first.
-        {"IPv6 upload", {"kvmbr1", "eth0", true}, "established, from guests (IPv6)", 5},
+        {"IPv6 upload", {"kvmbr1", "eth0", true}, "established, from guests (IPv6)", 6},
         {"IPv6 download", {"eth0", "kvmbr1", true}, "established, to guests (IPv6)", 4},
-        {"a routed guest's upload", {"kvmbr2", "eth0"}, "established, from guests", 3},
+        {"a routed guest's upload", {"kvmbr2", "eth0"}, "established, from guests", 4},
         {"a routed guest's download", {"eth0", "kvmbr2"}, "established, to guests", 2},
         {"nothing established leaves an isolated bridge", {"kvmbr3", "eth0"}, "isolated (@drops_isolated)", -1},
         {"... nor reaches it", {"eth0", "kvmbr3"}, "no new connections to guests (@drops_inbound)", -1},
+        // Between guests of two networks: only where a new connection may
+        // go (a routed or NAT subnet), never into an isolated bridge, nor
+        // over IPv6 to a network without an IPv6 subnet.
+        {"a NAT guest to a routed guest", {"kvmbr0", "kvmbr2"}, "established, between guests", 6},
+        {"a NAT guest into an isolated bridge",
+         {"kvmbr0", "kvmbr3"},
+         "no new connections to guests (@drops_inbound)",
+         -1},
+        {"IPv6 between guests with IPv6 subnets", {"kvmbr4", "kvmbr1", true}, "established, between guests (IPv6)", 8},
+        {"IPv6 to a bridge without an IPv6 subnet",
+         {"kvmbr4", "kvmbr0", true},
+         "no new connections to guests (@drops_inbound)",
+         -1},
     };
     for (const Case& c : cases) {
         CAPTURE(c.what);

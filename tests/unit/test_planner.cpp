@@ -476,7 +476,7 @@ TEST_CASE("The ruleset is one inet table named kvmnet with fixed chains", "[plan
     REQUIRE(empty.chains.size() == 1);
     CHECK(empty.chains[0].name == "guest_forward");
     CHECK(empty.chains[0].hook == "forward");
-    CHECK(empty.chains[0].rules.size() == 17);  // fixed: the networks are the sets' data
+    CHECK(empty.chains[0].rules.size() == 19);  // fixed: the networks are the sets' data
     CHECK(empty.chains[0].policy_accept);
 
     const plan::Table nat = plan::build_ruleset({nat_default()});
@@ -565,7 +565,7 @@ TEST_CASE("The hooked chains stay fixed and each network adds a fixed number of 
         CAPTURE(n);
         const plan::Table table = plan::build_ruleset(nets);
         const auto count = static_cast<std::size_t>(n);
-        CHECK(rule_count(table, "guest_forward") == 17);
+        CHECK(rule_count(table, "guest_forward") == 19);
         CHECK(rule_count(table, "nat_postrouting") == (std::string(per.mode) == "nat" && n > 0 ? 9 : 0));
         CHECK(own_rules(table) == 0);
         CHECK(std::count_if(table.chains.begin(), table.chains.end(), [](const plan::Chain& c) { return !c.base(); }) ==
@@ -583,7 +583,7 @@ TEST_CASE("The hooked chains stay fixed and each network adds a fixed number of 
             mixed.push_back(numbered("isolated", i));
         }
         const plan::Table table = plan::build_ruleset(mixed);
-        CHECK(rule_count(table, "guest_forward") == 17);
+        CHECK(rule_count(table, "guest_forward") == 19);
         CHECK(rule_count(table, "nat_postrouting") == 9);
         CHECK(own_rules(table) == 0);
         CHECK(data_elements(table) == 4 * (10 + 8 + 4));
@@ -638,8 +638,10 @@ TEST_CASE("Forward groups are ordered established, intra-bridge, barred, inbound
         "established, to guests",
         "only via uplink (@drops_uplink)",
         "established, from guests",
+        "established, between guests",
         "established, to guests (IPv6)",
         "established, from guests (IPv6)",
+        "established, between guests (IPv6)",
         "within one network's bridge",
         "spoofed IPv6 source (@drops_spoofed6)",
         "spoofed source (@drops_spoofed)",

@@ -118,7 +118,7 @@ TEST_CASE("The hooked chains' rule count does not grow with the number of networ
         for (const plan::Chain& c : t.chains)
             if (c.base()) hooked += c.rules.size();
         // forwards (prerouting, output), guard, forward, postrouting
-        CHECK(hooked == 12 + 12 + 2 + 17 + 9);
+        CHECK(hooked == 12 + 12 + 2 + 19 + 9);
         // Every network's subnet is one element of net4; only the networks
         // with limits (every third) jump to chains of their own.
         const auto set = [&](const std::string& name) {
