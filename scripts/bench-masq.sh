@@ -66,6 +66,10 @@ in_ns "$PH" nft flush ruleset
 #   no-dnat      without the port-forward chains (nat_prerouting, nat_output)
 #   zone         `ct zone set 1` first in the raw prerouting chain (every
 #                packet in conntrack zone 1)
+#   est-nosrc    kvmnet's established accepts without their source check
+#                (`iifname . ip saddr @net4`, a pipapo interval lookup): what
+#                that one lookup costs a guest's upload (a diagnosis, not a
+#                ruleset to ship: it drops the spoof check of open connections)
 variant_file() {
     local v=$1 out=$T/$1.nft
     case $v in
@@ -78,6 +82,10 @@ variant_file() {
     kvmnet-est-first)
         awk '{ print } /chain guest_forward \{/ { getline; print; print "\t\tct state established,related accept" }' \
             "$T/base.nft" >"$out"
+        ;;
+    kvmnet-est-nosrc)
+        sed -e '/established, from guests"/s/iifname \. ip saddr @net4 //' \
+            -e '/established, between guests"/s/iifname \. ip saddr @net4 //' "$T/base.nft" >"$out"
         ;;
     kvmnet-zone)
         awk '{ print } /chain guest_prerouting \{/ { getline; print; print "\t\tct zone set 1" }' "$T/base.nft" >"$out"
@@ -93,7 +101,7 @@ variant_file() {
 # drop_chain NAME: the ruleset text without chain NAME.
 drop_chain() { awk -v c="$1" '$1 == "chain" && $2 == c { skip = 1 } !skip { print } skip && /^\t}$/ { skip = 0 }'; }
 
-VARIANTS=(routed conntrack masquerade kvmnet kvmnet-no-raw kvmnet-est-first kvmnet-zone kvmnet-no-dnat)
+VARIANTS=(routed conntrack masquerade kvmnet kvmnet-no-raw kvmnet-est-first kvmnet-est-nosrc kvmnet-zone kvmnet-no-dnat)
 log "${#VARIANTS[@]} routers, one per variant"
 for k in "${!VARIANTS[@]}"; do
     v=${VARIANTS[k]}
@@ -146,6 +154,7 @@ describe() {
     kvmnet-no-raw) echo "kvmnet's, without the raw prerouting chain (loopback guards)" ;;
     kvmnet-est-first) echo "kvmnet's, a plain \`ct state established,related accept\` first in its forward chain (no lookup before it)" ;;
     kvmnet-no-dnat) echo "kvmnet's, without the port-forward chains (nat prerouting and output)" ;;
+    kvmnet-est-nosrc) echo "kvmnet's, its established accepts without their source check (\`iifname . ip saddr @net4\`, a pipapo lookup; a diagnosis, not a ruleset to ship)" ;;
     kvmnet-zone) echo "kvmnet's, \`ct zone set 1\` first in raw prerouting" ;;
     esac
 }
