@@ -71,6 +71,31 @@ bool temporaries_left(const Harness& h)
     return false;
 }
 
+// A store whose writer thread syncs with a FailingSyncer, and the bridge-mode
+// network "lan" to save in it.
+struct WriterRig {
+    FailingSyncer syncer;
+    TempDir tmp;
+    kvmnet::store::Store store{kvmnet::store::Layout(tmp.path, ""), &syncer};
+    kvmnet::store::DurableWriter& writer = store.durable();
+    WriterRig() { writer.start_thread(); }
+    static kvmnet::model::Network network(bool autostart, int mtu)
+    {
+        return kvmnet::model::parse_network(nlohmann::json{
+            {"name", "lan"},
+            {"mode", "bridge"},
+            {"bridge", "lan0"},
+            {"uplink", "eth0"},
+            {"autostart", autostart},
+            {"mtu", mtu}}.dump());
+    }
+    void wait_for_batch()
+    {
+        pollfd p{writer.completion_fd(), POLLIN, 0};
+        REQUIRE(::poll(&p, 1, 10000) == 1);
+    }
+};
+
 }  // namespace
 
 TEST_CASE("A failed sync rolls SetAutostart back in memory and keeps the old document", "[manager][durable]")
@@ -145,26 +170,15 @@ TEST_CASE("A failed sync of a live Update brings memory and the running bridge b
 
 TEST_CASE("A lost save is reported once no later save of the document is pending: that one decides", "[durable]")
 {
-    FailingSyncer syncer;
-    TempDir tmp;
-    kvmnet::store::Store store(kvmnet::store::Layout(tmp.path, ""), &syncer);
-    kvmnet::store::DurableWriter& writer = store.durable();
-    writer.start_thread();
+    WriterRig rig;
+    FailingSyncer& syncer = rig.syncer;
+    kvmnet::store::Store& store = rig.store;
+    kvmnet::store::DurableWriter& writer = rig.writer;
+    const std::string& dir = rig.tmp.path;
     std::vector<std::string> lost;
     store.on_lost([&](const std::string& name, std::exception_ptr) { lost.push_back(name); });
-    const auto network = [](bool autostart, int mtu) {
-        return kvmnet::model::parse_network(nlohmann::json{
-            {"name", "lan"},
-            {"mode", "bridge"},
-            {"bridge", "lan0"},
-            {"uplink", "eth0"},
-            {"autostart", autostart},
-            {"mtu", mtu}}.dump());
-    };
-    const auto wait_for_batch = [&] {
-        pollfd p{writer.completion_fd(), POLLIN, 0};
-        REQUIRE(::poll(&p, 1, 10000) == 1);
-    };
+    const auto network = &WriterRig::network;
+    const auto wait_for_batch = [&] { rig.wait_for_batch(); };
     store.save(network(false, 1500));
     writer.submit();
     wait_for_batch();
@@ -184,7 +198,7 @@ TEST_CASE("A lost save is reported once no later save of the document is pending
     wait_for_batch();
     writer.complete();
     CHECK(lost.empty());
-    CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1400);
+    CHECK(stored_json_at(dir, "lan")["mtu"] == 1400);
 
     // Both fail: reported once, after the last.
     syncer.fail = true;
@@ -197,27 +211,20 @@ TEST_CASE("A lost save is reported once no later save of the document is pending
     wait_for_batch();
     writer.complete();
     CHECK(lost == std::vector<std::string>{"lan"});
-    CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1400);
-    CHECK(stored_json_at(tmp.path, "lan")["autostart"] == true);
+    CHECK(stored_json_at(dir, "lan")["mtu"] == 1400);
+    CHECK(stored_json_at(dir, "lan")["autostart"] == true);
 }
 
 TEST_CASE("A caller of a failed save whose document a later save writes hears how that save ends", "[durable]")
 {
-    FailingSyncer syncer;
-    TempDir tmp;
-    kvmnet::store::Store store(kvmnet::store::Layout(tmp.path, ""), &syncer);
-    kvmnet::store::DurableWriter& writer = store.durable();
-    writer.start_thread();
+    WriterRig rig;
+    FailingSyncer& syncer = rig.syncer;
+    kvmnet::store::Store& store = rig.store;
+    kvmnet::store::DurableWriter& writer = rig.writer;
+    const std::string& dir = rig.tmp.path;
     store.on_lost([](const std::string&, std::exception_ptr) {});
-    const auto network = [](int mtu) {
-        return kvmnet::model::parse_network(
-            nlohmann::json{{"name", "lan"}, {"mode", "bridge"}, {"bridge", "lan0"}, {"uplink", "eth0"}, {"mtu", mtu}}
-                .dump());
-    };
-    const auto wait_for_batch = [&] {
-        pollfd p{writer.completion_fd(), POLLIN, 0};
-        REQUIRE(::poll(&p, 1, 10000) == 1);
-    };
+    const auto network = [](int mtu) { return WriterRig::network(false, mtu); };
+    const auto wait_for_batch = [&] { rig.wait_for_batch(); };
     struct Outcome {
         bool called = false;
         std::exception_ptr error;
@@ -253,7 +260,7 @@ TEST_CASE("A caller of a failed save whose document a later save writes hears ho
     REQUIRE(second.called);
     CHECK_FALSE(first.error);
     CHECK_FALSE(second.error);
-    CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1300);
+    CHECK(stored_json_at(dir, "lan")["mtu"] == 1300);
 
     // Both fail: both callers hear the error.
     Outcome third, fourth;
@@ -272,5 +279,5 @@ TEST_CASE("A caller of a failed save whose document a later save writes hears ho
     REQUIRE(fourth.called);
     check_typed_error(third.error, "lan.json");
     check_typed_error(fourth.error, "lan.json");
-    CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1300);
+    CHECK(stored_json_at(dir, "lan")["mtu"] == 1300);
 }
