@@ -168,17 +168,11 @@ TEST_CASE("A failed sync of a live Update brings memory and the running bridge b
     CHECK(h.links.fake("lan0").bridge.forward_delay_cs == options_before.forward_delay_cs);
 }
 
-TEST_CASE("A lost save is reported once no later save of the document is pending: that one decides", "[durable]")
+TEST_CASE_METHOD(WriterRig, "A lost save is reported once no later save of the document is pending: that one decides",
+                 "[durable]")
 {
-    WriterRig rig;
-    FailingSyncer& syncer = rig.syncer;
-    kvmnet::store::Store& store = rig.store;
-    kvmnet::store::DurableWriter& writer = rig.writer;
-    const std::string& dir = rig.tmp.path;
     std::vector<std::string> lost;
     store.on_lost([&](const std::string& name, std::exception_ptr) { lost.push_back(name); });
-    const auto network = &WriterRig::network;
-    const auto wait_for_batch = [&] { rig.wait_for_batch(); };
     store.save(network(false, 1500));
     writer.submit();
     wait_for_batch();
@@ -198,7 +192,7 @@ TEST_CASE("A lost save is reported once no later save of the document is pending
     wait_for_batch();
     writer.complete();
     CHECK(lost.empty());
-    CHECK(stored_json_at(dir, "lan")["mtu"] == 1400);
+    CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1400);
 
     // Both fail: reported once, after the last.
     syncer.fail = true;
@@ -211,20 +205,15 @@ TEST_CASE("A lost save is reported once no later save of the document is pending
     wait_for_batch();
     writer.complete();
     CHECK(lost == std::vector<std::string>{"lan"});
-    CHECK(stored_json_at(dir, "lan")["mtu"] == 1400);
-    CHECK(stored_json_at(dir, "lan")["autostart"] == true);
+    CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1400);
+    CHECK(stored_json_at(tmp.path, "lan")["autostart"] == true);
 }
 
-TEST_CASE("A caller of a failed save whose document a later save writes hears how that save ends", "[durable]")
+TEST_CASE_METHOD(WriterRig, "A caller of a failed save whose document a later save writes hears how that save ends",
+                 "[durable]")
 {
-    WriterRig rig;
-    FailingSyncer& syncer = rig.syncer;
-    kvmnet::store::Store& store = rig.store;
-    kvmnet::store::DurableWriter& writer = rig.writer;
-    const std::string& dir = rig.tmp.path;
     store.on_lost([](const std::string&, std::exception_ptr) {});
-    const auto network = [](int mtu) { return WriterRig::network(false, mtu); };
-    const auto wait_for_batch = [&] { rig.wait_for_batch(); };
+    const auto lan = [](int mtu) { return network(false, mtu); };
     struct Outcome {
         bool called = false;
         std::exception_ptr error;
@@ -236,7 +225,7 @@ TEST_CASE("A caller of a failed save whose document a later save writes hears ho
             o.error = e;
         };
     };
-    store.save(network(1500));
+    store.save(lan(1500));
     writer.submit();
     wait_for_batch();
     writer.complete();
@@ -245,12 +234,12 @@ TEST_CASE("A caller of a failed save whose document a later save writes hears ho
     // that, holds both changes and succeeds: both callers hear success.
     Outcome first, second;
     syncer.fail = true;
-    store.save(network(1400));
+    store.save(lan(1400));
     writer.when_durable(waiter(first));
     writer.submit();
     wait_for_batch();
     syncer.fail = false;
-    store.save(network(1300));
+    store.save(lan(1300));
     writer.when_durable(waiter(second));
     writer.complete();
     CHECK_FALSE(first.called);  // its answer waits for the save that carries it
@@ -260,16 +249,16 @@ TEST_CASE("A caller of a failed save whose document a later save writes hears ho
     REQUIRE(second.called);
     CHECK_FALSE(first.error);
     CHECK_FALSE(second.error);
-    CHECK(stored_json_at(dir, "lan")["mtu"] == 1300);
+    CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1300);
 
     // Both fail: both callers hear the error.
     Outcome third, fourth;
     syncer.fail = true;
-    store.save(network(1200));
+    store.save(lan(1200));
     writer.when_durable(waiter(third));
     writer.submit();
     wait_for_batch();
-    store.save(network(1100));
+    store.save(lan(1100));
     writer.when_durable(waiter(fourth));
     writer.complete();
     CHECK_FALSE(third.called);
@@ -279,5 +268,5 @@ TEST_CASE("A caller of a failed save whose document a later save writes hears ho
     REQUIRE(fourth.called);
     check_typed_error(third.error, "lan.json");
     check_typed_error(fourth.error, "lan.json");
-    CHECK(stored_json_at(dir, "lan")["mtu"] == 1300);
+    CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1300);
 }
