@@ -339,10 +339,13 @@ void CommittedTable::materialize_last()
     last_ = plan::assemble_ruleset(std::move(pointers));
 }
 
-bool CommittedTable::apply_parts(const std::vector<const model::Network*>& active, bool any_nat, bool& wrote)
+bool CommittedTable::apply_parts(const std::vector<const model::Network*>& active, const plan::Shape& shape,
+                                 bool& wrote)
 {
     wrote = false;
-    if (!parts_valid_ || !last_ || any_nat != parts_nat_) return false;
+    // Another shape (the first NAT network, a prefix length coming into use
+    // or going out of it) changes the hooked chains: planned whole.
+    if (!parts_valid_ || !last_ || !(shape == parts_shape_)) return false;
     const auto before = current_generation();
     const auto& committed = recorded();
     if (!before || !committed || !committed->table || !same_generation(*before, *committed)) return false;
@@ -382,7 +385,7 @@ bool CommittedTable::apply_parts(const std::vector<const model::Network*>& activ
     std::vector<plan::NetworkPart> from, to;
     from.reserve(changed.size());
     to.reserve(changed.size());
-    plan::Table table = plan::fixed_ruleset(any_nat);
+    plan::Table table = plan::fixed_ruleset(shape);
     table.chains.clear();  // the sets' declarations are what the commit looks up
     for (const Changed& c : changed) {
         from.push_back(c.from != specs_.end() ? plan::plan_network_part(c.from->second) : plan::NetworkPart{});
@@ -414,11 +417,9 @@ bool CommittedTable::apply_networks(const std::vector<const model::Network*>& ac
 {
     touched_ = {};
     if (active.empty()) return apply(std::nullopt);
-    const bool any_nat = std::any_of(active.begin(), active.end(), [](const model::Network* n) {
-        return n->mode == model::Mode::nat && n->ipv4.has_value();
-    });
+    plan::Shape shape = plan::table_shape(active);
     bool wrote = false;
-    if (apply_parts(active, any_nat, wrote)) return wrote;
+    if (apply_parts(active, shape, wrote)) return wrote;
     // Every network planned: the first apply, or what differences of
     // parts cannot say.
     std::map<std::string, model::Network> specs;
@@ -435,7 +436,7 @@ bool CommittedTable::apply_networks(const std::vector<const model::Network*>& ac
     if (last_ && record_) {
         specs_ = std::move(specs);
         parts_valid_ = true;
-        parts_nat_ = any_nat;
+        parts_shape_ = std::move(shape);
     }
     return wrote;
 }

@@ -143,7 +143,7 @@ private:
     // The incremental path of apply_networks: true when it committed (or
     // found nothing to commit, `wrote` false); false when it cannot say
     // the change as differences of parts.
-    bool apply_parts(const std::vector<const model::Network*>& active, bool any_nat, bool& wrote);
+    bool apply_parts(const std::vector<const model::Network*>& active, const plan::Shape& shape, bool& wrote);
     // last_ made again from the kept parts after apply_parts changed them.
     void materialize_last();
 
@@ -157,7 +157,7 @@ private:
     // leaves it so, not to copy every network's chains).
     std::map<std::string, model::Network> specs_;
     bool parts_valid_ = false;
-    bool parts_nat_ = false;
+    plan::Shape parts_shape_;
     bool last_stale_ = false;
     plan::ElementState last_elements_;
     PartHashes last_parts_;

@@ -109,12 +109,10 @@ public:
         const unsigned length = m.prefix.length;
         if (length > 128) throw invalid_plan("IPv6 prefix length " + std::to_string(length) + " is out of range");
         dependency(plan::Field::ip6_saddr);
-        std::array<std::uint8_t, 16> address{}, mask{};
-        for (unsigned i = 0; i < 16; ++i) {
-            const unsigned bits = length > i * 8 ? std::min(8u, length - i * 8) : 0;
-            mask[i] = static_cast<std::uint8_t>(bits == 0 ? 0 : 0xff << (8 - bits));
+        const std::array<std::uint8_t, 16> mask = plan::ipv6_mask(length);
+        std::array<std::uint8_t, 16> address{};
+        for (unsigned i = 0; i < 16; ++i)
             address[i] = m.prefix.address[i] & mask[i];
-        }
         const std::uint32_t offset = m.source ? 8 : 24;
         // The same shape as nft and as the IPv4 match: whole-byte prefixes
         // load only the significant bytes, others (and /0) load all 16 and mask.
@@ -161,7 +159,7 @@ public:
     {
         const SetInfo& info = find_set(m.set, "lookup");
         if (!info.set->data.empty()) throw invalid_plan("lookup in @" + m.set + ", which is a map");
-        load_keys(m.keys, *info.set, "lookup");
+        load_keys(m.keys, *info.set, "lookup", m.prefix);
         ExprPtr e(checked(nftnl_expr_alloc("lookup")));
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
         set_name(e.get(), NFTNL_EXPR_LOOKUP_SET, m.set);
@@ -392,18 +390,39 @@ private:
     }
 
     // The concatenation of `keys` into registers from NFT_REG_1 on, laid out
-    // as the set's key; the key types must be the set's.
-    void load_keys(const std::vector<plan::Field>& keys, const plan::Set& set, const std::string& use)
+    // as the set's key; the key types must be the set's. With `prefix`,
+    // each address is masked to it in its register right after its load
+    // (as nft does for "iifname . ip saddr & 255.255.255.0").
+    void load_keys(const std::vector<plan::Field>& keys, const plan::Set& set, const std::string& use,
+                   std::uint8_t prefix = 0)
     {
         if (key_types(keys) != set.key) {
             throw invalid_plan(use + " key \"" + keys_text(keys) + "\" does not have the types of @" + set.name +
                                "'s key");
         }
         const Layout l = layout(set.key, "key of @" + set.name);
+        bool masked = false;
         for (plan::Field f : keys)
             dependency(f);
-        for (std::size_t i = 0; i < keys.size(); ++i)
-            load(keys[i], register_number(l.offsets[i] / 4));
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            const std::uint32_t reg = register_number(l.offsets[i] / 4);
+            load(keys[i], reg);
+            if (prefix == 0) continue;
+            const plan::SetType type = plan::field_type(keys[i]);
+            if (type == plan::SetType::ipv4_addr && prefix < 32) {
+                const std::uint32_t mask = htonl(plan::ipv4_mask(prefix));
+                bitwise(&mask, sizeof mask, reg);
+                masked = true;
+            } else if (type == plan::SetType::ipv6_addr && prefix < 128) {
+                const std::array<std::uint8_t, 16> mask = plan::ipv6_mask(prefix);
+                bitwise(mask.data(), mask.size(), reg);
+                masked = true;
+            }
+        }
+        if (prefix != 0 && !masked) {
+            throw invalid_plan(use + " of @" + set.name + ": prefix /" + std::to_string(prefix) + " for \"" +
+                               keys_text(keys) + "\", which has no address shorter than it");
+        }
     }
 
     void cmp(plan::Cmp op, const void* data, std::uint32_t length)
@@ -415,14 +434,14 @@ private:
         add(std::move(e));
     }
 
-    // reg 1 = (reg 1 & mask) ^ 0; at most 16 bytes
-    void bitwise(const void* mask, std::uint32_t length)
+    // reg = (reg & mask) ^ 0; at most 16 bytes
+    void bitwise(const void* mask, std::uint32_t length, std::uint32_t reg = NFT_REG_1)
     {
         const std::array<std::uint8_t, 16> zero{};
         if (length > zero.size()) throw invalid_plan("bitwise mask longer than 16 bytes");
         ExprPtr e(checked(nftnl_expr_alloc("bitwise")));
-        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_SREG, reg);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_DREG, reg);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_LEN, length);
         nftnl_expr_set(e.get(), NFTNL_EXPR_BITWISE_MASK, mask, length);
         nftnl_expr_set(e.get(), NFTNL_EXPR_BITWISE_XOR, zero.data(), length);

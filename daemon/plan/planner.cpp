@@ -176,13 +176,13 @@ MatchSetLookup in(std::vector<Field> keys, const char* set, bool negate = false)
 const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}}, loopback_dst{false, Cmp::eq, {0x7f000000u, 8}};
 
 // The hooked chains' rules. Established and related packets first, so that
-// the bulk of forwarded traffic is accepted after a few lookups (a hash
-// lookup of the input bridge, then one of a bridge and an address): each
-// established accept is the positive form of a check the packet would
-// otherwise meet further down, on the network's current data, so that an
-// existing connection is judged by the sets as they are now (a network
-// given another subnet, or an uplink elsewhere, cuts its connections too;
-// README, "Open connections"):
+// the bulk of forwarded traffic is accepted after a few hash lookups (of the
+// input bridge, then of a bridge and a network address): each established
+// accept is the positive form of a check the packet would otherwise meet
+// further down, on the network's current data, so that an existing
+// connection is judged by the sets as they are now (a network given
+// another subnet, or an uplink elsewhere, cuts its connections too; README,
+// "Open connections"):
 //   1. established, to guests: not from a guest bridge (those are checked
 //      by source below: a guest of one network must not inject into
 //      another's connections by spoofing), to an address of the output
@@ -204,36 +204,72 @@ const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}}, loopback_dst{fals
 //   6. new traffic towards a bridge: its limits, then dropped, except routed
 //      subnets and port forwards (by output bridge);
 //   7. guest-initiated traffic (its source was checked in 5): accept.
+// The established accepts check a subnet as a hash lookup of the bridge
+// and the packet's address masked to the subnet's length
+// (`iifname . ip saddr & 255.255.255.0 @net4_p24`), one rule per prefix
+// length in use (between guests: per pair of lengths), where one lookup of
+// the interval set net4 (the kernel's pipapo set) would cover every length
+// but costs more per packet (docs/performance.md, "Masquerade"); the rules
+// below them, on new connections' first packets, keep net4 and net6 (the
+// spoof drop needs "in none of the subnets", one lookup).
 // Limits count new connections only (their rules match ct state new), so
 // established packets never reach their verdict maps.
 // Which networks a rule applies to is the data of the sets it looks up
-// (planner.hpp), so the rules never change with the networks. An IPv6
-// rule looks its IPv6 key up first: its family check (meta nfproto) then
-// ends it for IPv4 packets before any lookup. A drop rule's counting set
-// comes last, so that its element counts only what the rule drops.
-std::vector<Rule> forward_chain_rules()
+// (planner.hpp), so the rules change only when a prefix length comes into
+// use or goes out of it. An IPv6 rule looks its IPv6 key up first: its
+// family check (meta nfproto) then ends it for IPv4 packets before any
+// lookup. A drop rule's counting set comes last, so that its element counts
+// only what the rule drops.
+std::vector<Rule> forward_chain_rules(const Shape& shape)
 {
     using F = Field;
     const MatchCtState established{ct::established | ct::related};
     const MatchCtStatus dnat{ct_status::dnat};
     const auto not_from_guests = in({F::iifname}, guest_bridges_set, true);
     const auto not_to_guests = in({F::oifname}, guest_bridges_set, true);
-    return {
-        rule({established, not_from_guests, in({F::oifname, F::ip_daddr}, net4_set)}, Verdict::accept,
-             "established, to guests"),
-        rule({in({F::iifname}, uplinked_bridges_set), in({F::iifname, F::oifname}, uplinks_set, true),
-              in({F::iifname, F::oifname}, same_bridge_set, true), in({F::iifname}, drops_uplink)},
-             Verdict::drop, "only via uplink (@drops_uplink)", true),
-        rule({established, in({F::iifname, F::ip_saddr}, net4_set), not_to_guests}, Verdict::accept,
-             "established, from guests"),
-        rule({established, in({F::iifname, F::ip_saddr}, net4_set), in({F::oifname, F::ip_daddr}, net4_set)},
-             Verdict::accept, "established, between guests"),
-        rule({established, in({F::oifname, F::ip6_daddr}, net6_set), not_from_guests}, Verdict::accept,
-             "established, to guests (IPv6)"),
-        rule({established, in({F::iifname, F::ip6_saddr}, net6_set), not_to_guests}, Verdict::accept,
-             "established, from guests (IPv6)"),
-        rule({established, in({F::iifname, F::ip6_saddr}, net6_set), in({F::oifname, F::ip6_daddr}, net6_set)},
-             Verdict::accept, "established, between guests (IPv6)"),
+    std::vector<Rule> rules;
+    // The established accepts of one family (its prefix lengths in use).
+    const auto established_accepts = [&](bool v6, const std::vector<std::uint8_t>& lengths) {
+        const F saddr = v6 ? F::ip6_saddr : F::ip_saddr, daddr = v6 ? F::ip6_daddr : F::ip_daddr;
+        const auto subnet = [&](F ifname, F address, std::uint8_t length) {
+            // A whole address (IPv6 /128) needs no mask.
+            const std::uint8_t mask = length < (v6 ? 128 : 32) ? length : 0;
+            return MatchSetLookup{{ifname, address}, net_prefix_set(v6, length), false, mask};
+        };
+        // "established, to guests (/24)", "... (IPv6 /64)"
+        const auto comment = [v6](const char* what, std::uint8_t length) {
+            std::string text{what};
+            text += v6 ? " (IPv6 /" : " (/";
+            text += std::to_string(length);
+            text += ')';
+            return text;
+        };
+        for (std::uint8_t length : lengths) {
+            // The IPv6 key first (its family check ends it for IPv4 packets).
+            std::vector<Match> to_guests{established, not_from_guests, subnet(F::oifname, daddr, length)};
+            if (v6) std::swap(to_guests[1], to_guests[2]);
+            rules.push_back(rule(std::move(to_guests), Verdict::accept, comment("established, to guests", length)));
+        }
+        if (!v6)
+            rules.push_back(
+                rule({in({F::iifname}, uplinked_bridges_set), in({F::iifname, F::oifname}, uplinks_set, true),
+                      in({F::iifname, F::oifname}, same_bridge_set, true), in({F::iifname}, drops_uplink)},
+                     Verdict::drop, "only via uplink (@drops_uplink)", true));
+        for (std::uint8_t length : lengths)
+            rules.push_back(rule({established, subnet(F::iifname, saddr, length), not_to_guests}, Verdict::accept,
+                                 comment("established, from guests", length)));
+        for (std::uint8_t from : lengths) {
+            for (std::uint8_t to : lengths) {
+                std::string text = comment("established, between guests", from);
+                if (to != from) text.insert(text.size() - 1, std::string{" to /"} + std::to_string(to));
+                rules.push_back(rule({established, subnet(F::iifname, saddr, from), subnet(F::oifname, daddr, to)},
+                                     Verdict::accept, text));
+            }
+        }
+    };
+    established_accepts(false, shape.prefixes4);
+    established_accepts(true, shape.prefixes6);
+    std::vector<Rule> decide{
         rule({in({F::iifname, F::oifname}, same_bridge_set)}, Verdict::accept, "within one network's bridge"),
         rule({in({F::iifname, F::ip6_saddr}, net6_set, true), in({F::iifname}, drops_spoofed6)}, Verdict::drop,
              "spoofed IPv6 source (@drops_spoofed6)", true),
@@ -253,6 +289,8 @@ std::vector<Rule> forward_chain_rules()
         rule({in({F::oifname}, drops_inbound)}, Verdict::drop, "no new connections to guests (@drops_inbound)", true),
         rule({in({F::iifname}, forwarding_bridges_set)}, Verdict::accept, "from guests"),
     };
+    rules.insert(rules.end(), std::make_move_iterator(decide.begin()), std::make_move_iterator(decide.end()));
+    return rules;
 }
 
 // Before conntrack (raw priority): NAT bridges accept 127.0.0.0/8 for
@@ -304,11 +342,11 @@ std::vector<Rule> postrouting_chain_rules()
 }
 
 // The data sets' declarations (without elements), in the order the rules use them.
-std::vector<Set> data_sets()
+std::vector<Set> data_sets(const Shape& shape)
 {
-    const auto set = [](const char* name, std::vector<SetType> key, bool counter = false, bool interval = false) {
+    const auto set = [](std::string name, std::vector<SetType> key, bool counter = false, bool interval = false) {
         Set s;
-        s.name = name;
+        s.name = std::move(name);
         s.key = std::move(key);
         s.counter = counter;
         s.interval = interval;
@@ -325,6 +363,10 @@ std::vector<Set> data_sets()
                           set(same_bridge_set, {ifname, ifname}),
                           set(net4_set, {ifname, SetType::ipv4_addr}, false, true),
                           set(net6_set, {ifname, SetType::ipv6_addr}, false, true)};
+    for (std::uint8_t length : shape.prefixes4)
+        sets.push_back(set(net_prefix_set(false, length), {ifname, SetType::ipv4_addr}));
+    for (std::uint8_t length : shape.prefixes6)
+        sets.push_back(set(net_prefix_set(true, length), {ifname, SetType::ipv6_addr}));
     for (const DropCounterSet& d : drop_counter_sets())
         sets.push_back(set(d.set, {ifname}, true));
     for (const char* name : {limits_by_iif_map, limits_by_oif_map}) {
@@ -346,10 +388,46 @@ const std::vector<DropCounterSet>& drop_counter_sets()
     return sets;
 }
 
+std::string net_prefix_set(bool ipv6, unsigned length)
+{
+    return std::string{ipv6 ? "net6_p" : "net4_p"} + std::to_string(length);
+}
+
+SubnetPrefixes subnet_prefixes(const model::Network& n)
+{
+    SubnetPrefixes p;
+    if (!n.ipv4 || (n.mode != model::Mode::nat && n.mode != model::Mode::routed)) return p;
+    p.ipv4 = n.ipv4->address.prefix;
+    if (n.ipv6) p.ipv6 = n.ipv6->address.prefix;
+    return p;
+}
+
+Shape table_shape(const std::vector<const model::Network*>& active)
+{
+    Shape shape;
+    for (const model::Network* n : active) {
+        shape.any_nat = shape.any_nat || (n->mode == model::Mode::nat && n->ipv4.has_value());
+        shape.add(subnet_prefixes(*n));
+    }
+    return shape;
+}
+
+void Shape::add(const SubnetPrefixes& p)
+{
+    const auto insert = [](std::vector<std::uint8_t>& lengths, std::uint8_t length) {
+        if (length == 0) return;
+        const auto at = std::lower_bound(lengths.begin(), lengths.end(), length);
+        if (at == lengths.end() || *at != length) lengths.insert(at, length);
+    };
+    insert(prefixes4, p.ipv4);
+    insert(prefixes6, p.ipv6);
+}
+
 NetworkPart plan_network_part(const model::Network& n)
 {
     NetworkPart part;
     part.nat = n.mode == model::Mode::nat && n.ipv4.has_value();
+    part.prefixes = subnet_prefixes(n);
     const std::string& br = n.bridge;
     const auto add = [&](const char* set, std::vector<std::string> key, std::string comment) {
         part.elements.emplace_back(set, SetElement{std::move(key), {}, std::move(comment), 0, 5});
@@ -372,6 +450,7 @@ NetworkPart plan_network_part(const model::Network& n)
         const model::Ipv4Interface& a = n.ipv4->address;
         add(forwarding_bridges_set, {br}, n.name);
         add(net4_set, {br, a.network_str()}, n.name);
+        add(net_prefix_set(false, a.prefix).c_str(), {br, a.network().str()}, n.name);
         add_ipv6_elements(n, [&](const char* set, std::vector<std::string> key, const std::string& comment) {
             add(set, std::move(key), comment);
         });  // planner_ipv6.cpp
@@ -453,10 +532,21 @@ Table assemble_ruleset(std::vector<NetworkPart*> parts)
     // incremental commit with no jump for the kernel to validate) do not
     // grow with the number of networks. Only limits add chains of their own.
     std::vector<Chain> own;  // the networks' limits chains
-    std::vector<Set> sets = data_sets();
+    Shape shape;
+    for (const NetworkPart* part : parts) {
+        // Only NAT networks have rules in guest_prerouting and nat_postrouting.
+        shape.any_nat = shape.any_nat || part->nat;
+        shape.add(part->prefixes);
+    }
+    return assemble_ruleset(std::move(parts), shape);
+}
+
+Table assemble_ruleset(std::vector<NetworkPart*> parts, const Shape& shape)
+{
+    std::vector<Chain> own;  // the networks' limits chains
+    std::vector<Set> sets = data_sets(shape);
     std::vector<Set> meters;
-    // Only NAT networks have rules in guest_prerouting and nat_postrouting.
-    const bool any_nat = std::any_of(parts.begin(), parts.end(), [](const NetworkPart* p) { return p->nat; });
+    const bool any_nat = shape.any_nat;
     for (NetworkPart* part : parts) {
         for (Chain& chain : part->chains)
             own.push_back(std::move(chain));
@@ -471,7 +561,7 @@ Table assemble_ruleset(std::vector<NetworkPart*> parts)
 
     // No input chain: an accept here could not override another table's drop,
     // and the host's own services are the host firewall's business.
-    Table table{table_name, {Chain{"guest_forward", "filter", "forward", 0, true, forward_chain_rules()}}};
+    Table table{table_name, {Chain{"guest_forward", "filter", "forward", 0, true, forward_chain_rules(shape)}}};
     if (any_nat) {
         table.chains.insert(table.chains.begin(),
                             Chain{"guest_prerouting", "filter", "prerouting", -300, true, guard_chain_rules()});
@@ -501,12 +591,7 @@ Table assemble_ruleset(std::vector<NetworkPart*> parts)
     return table;
 }
 
-Table fixed_ruleset(bool any_nat)
-{
-    NetworkPart nat;
-    nat.nat = true;
-    return assemble_ruleset(any_nat ? std::vector<NetworkPart*>{&nat} : std::vector<NetworkPart*>{});
-}
+Table fixed_ruleset(const Shape& shape) { return assemble_ruleset({}, shape); }
 
 std::string describe(const LinkOp& op)
 {

@@ -41,6 +41,10 @@ inline constexpr const char* same_bridge_set = "same_bridge";  // bridge . bridg
 // Keyed by a bridge and a prefix (flags interval, the kernel's pipapo set):
 inline constexpr const char* net4_set = "net4";  // bridge . IPv4 subnet (NAT and routed)
 inline constexpr const char* net6_set = "net6";  // bridge . IPv6 subnet (NAT and routed)
+// The same subnets as hash sets, one per prefix length in use, keyed by a
+// bridge and its network address ("net4_p24": "br0" . 192.168.122.0), for
+// the established accepts, which mask the packet's address to the length.
+std::string net_prefix_set(bool ipv6, unsigned length);
 // Verdict maps to the chains of networks with limits (the only jumps):
 inline constexpr const char* limits_by_iif_map = "limits_by_iif";  // net_NAME_limits
 inline constexpr const char* limits_by_oif_map = "limits_by_oif";  // net_NAME_limits_in (NAT)

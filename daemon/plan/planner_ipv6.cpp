@@ -19,6 +19,7 @@ void add_ipv6_elements(const model::Network& n,
     if (!forwards || !n.ipv6) return;
     const model::Ipv6Interface& a = n.ipv6->address;
     add(net6_set, {n.bridge, a.network_str()}, n.name);
+    add(net_prefix_set(true, a.prefix).c_str(), {n.bridge, a.network().str()}, n.name);
     // IPv6 port forwards live in the fwd6_* maps of build_ruleset; there is
     // no IPv6 counterpart of 127.0.0.1 forwarding: the kernel never routes
     // ::1 off the host.

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <sstream>
 
 namespace kvmnet::plan {
@@ -41,7 +42,20 @@ struct MatchRenderer {
     std::ostream& out;
     void operator()(const MatchSetLookup& m) const
     {
-        keys_text(out, m.keys);
+        const char* sep = "";
+        for (Field f : m.keys) {
+            out << sep << field_text(f);
+            sep = " . ";
+            if (m.prefix == 0) continue;
+            if (f == Field::ip_saddr || f == Field::ip_daddr) {
+                out << " & " << ipv4_text(ipv4_mask(m.prefix));
+            } else if (f == Field::ip6_saddr || f == Field::ip6_daddr) {
+                const std::array<std::uint8_t, 16> mask = ipv6_mask(m.prefix);
+                char text[INET6_ADDRSTRLEN];
+                ::inet_ntop(AF_INET6, mask.data(), text, sizeof text);
+                out << " & " << text;
+            }
+        }
         out << (m.negate ? " != @" : " @") << m.set;
     }
     void operator()(const MatchFibDaddrLocal& m) const { out << "fib daddr type " << op_text(m.op) << "local"; }
@@ -227,6 +241,18 @@ void render_chain(std::ostream& out, const Chain& chain)
 }
 
 }  // namespace
+
+std::uint32_t ipv4_mask(unsigned length) { return length >= 32 ? 0xffffffffu : ~(0xffffffffu >> length); }
+
+std::array<std::uint8_t, 16> ipv6_mask(unsigned length)
+{
+    std::array<std::uint8_t, 16> mask{};
+    for (unsigned i = 0; i < 16; ++i) {
+        const unsigned bits = length > i * 8 ? std::min(8u, length - i * 8) : 0;
+        mask[i] = static_cast<std::uint8_t>(bits == 0 ? 0 : 0xff << (8 - bits));
+    }
+    return mask;
+}
 
 SetType field_type(Field f)
 {

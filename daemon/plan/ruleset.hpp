@@ -115,11 +115,21 @@ struct Set {
     bool interval = false;
 };
 
+// The netmask of a prefix length: host byte order (IPv4), network byte
+// order (IPv6); lengths past the address are the whole address.
+std::uint32_t ipv4_mask(unsigned length);
+std::array<std::uint8_t, 16> ipv6_mask(unsigned length);
+
 // "KEYS @set" or "KEYS != @set": the concatenation of `keys` is (not) in the set.
+// With `prefix` (1 to 31 for IPv4, 1 to 127 for IPv6), each address key is
+// masked to its first `prefix` bits before the lookup ("iifname . ip saddr &
+// 255.255.255.0 @net4_p24"): its network address looked up in a plain hash
+// set, where an interval set (pipapo) would take the whole address.
 struct MatchSetLookup {
     std::vector<Field> keys;
     std::string set;
     bool negate = false;
+    std::uint8_t prefix = 0;  // 0: no mask
     bool operator==(const MatchSetLookup&) const = default;
 };
 

@@ -11,10 +11,29 @@
 #include "plan/planner.hpp"
 #include "plan/ruleset.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <vector>
 
 namespace kvmnet::plan {
+
+// The prefix lengths of a network's subnets in the hash sets net4_p<length>
+// and net6_p<length> (NAT and routed networks; 0: none).
+struct SubnetPrefixes {
+    std::uint8_t ipv4 = 0, ipv6 = 0;
+};
+SubnetPrefixes subnet_prefixes(const model::Network& n);
+
+// What the fixed part depends on: whether a NAT network runs (the NAT
+// chains and the forward sets), and the prefix lengths in use (a hash set
+// and established accepts in guest_forward per length).
+struct Shape {
+    bool any_nat = false;
+    std::vector<std::uint8_t> prefixes4, prefixes6;  // sorted, no repeats
+    void add(const SubnetPrefixes& p);
+    bool operator==(const Shape&) const = default;
+};
+Shape table_shape(const std::vector<const model::Network*>& active);
 
 struct NetworkPart {
     // net_NAME_limits(_in): only for a network with limits.
@@ -28,17 +47,20 @@ struct NetworkPart {
     std::vector<SetElements> forwards;
     // A NAT network with IPv4: the NAT hooked chains exist while one runs.
     bool nat = false;
+    SubnetPrefixes prefixes;
 };
 
 NetworkPart plan_network_part(const model::Network& n);
 
 // build_ruleset from the networks' parts, which must be in network name
-// order; `parts` are consumed (moved from).
+// order; `parts` are consumed (moved from). With `shape`, that one (it
+// must cover the parts' own), else the parts'.
 Table assemble_ruleset(std::vector<NetworkPart*> parts);
+Table assemble_ruleset(std::vector<NetworkPart*> parts, const Shape& shape);
 
 // The fixed part alone: the hooked chains and the declarations of the
 // data sets and forward sets (without elements) as assemble_ruleset makes
-// them when `any_nat` (no meters, no network chains).
-Table fixed_ruleset(bool any_nat);
+// them for networks of that shape (no meters, no network chains).
+Table fixed_ruleset(const Shape& shape);
 
 }  // namespace kvmnet::plan

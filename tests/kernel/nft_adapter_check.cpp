@@ -691,10 +691,11 @@ int main(int argc, char** argv)
                      R"({"name": "default", "mode": "nat", "bridge": "kvmbr0", "uplink": "eth0",
                          "ipv4": {"address": "192.168.122.1/24"}, "ipv6": {"address": "fd00:1:2:3::1/64", "nat66": true}})",
                      R"({"name": "dmz", "mode": "routed", "bridge": "kvmbr2", "ipv4": {"address": "10.20.0.1/24"},
-                         "ipv6": {"address": "2001:db8:20::1/64"}})",
+                         "ipv6": {"address": "2001:db8:20::1/60", "ra": false}})",
                      R"({"name": "lab", "mode": "isolated", "bridge": "kvmbr1", "ipv4": {"address": "10.10.0.1/24"},
                          "ipv6": {"address": "fd00:30::1/64"}})",
-                     R"({"name": "v4only", "mode": "nat", "bridge": "br-v4", "ipv4": {"address": "10.4.0.1/24"}})"})
+                     // Another IPv4 length and (dmz) IPv6 length: the established accepts' hash sets per length.
+                     R"({"name": "v4only", "mode": "nat", "bridge": "br-v4", "ipv4": {"address": "10.4.0.1/16"}})"})
                 networks.push_back(model::parse_network(document));
             Table planned = build_ruleset(networks);
             planned.name = name;
@@ -737,6 +738,10 @@ int main(int argc, char** argv)
         });
         rejected_sets("lookup key of the wrong types", [](Table& t) {
             t.chains[1].rules[2].matches[0] = MatchSetLookup{{Field::th_dport, Field::meta_l4proto}, "ports", false};
+        });
+        rejected_sets("a lookup masked to a prefix without an address in its key", [](Table& t) {
+            t.chains[1].rules[2].matches[0] =
+                MatchSetLookup{{Field::meta_l4proto, Field::th_dport}, "ports", false, 24};
         });
         rejected_sets("dnat through a map to a port only", [](Table& t) {
             t.sets[1].data = {SetType::inet_service};

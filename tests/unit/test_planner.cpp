@@ -177,8 +177,14 @@ bool lookup_matches(const plan::MatchSetLookup& m, const Packet& p)
     REQUIRE(set != looked_up->sets.end());
     const bool found = std::any_of(set->elements.begin(), set->elements.end(), [&](const plan::SetElement& e) {
         REQUIRE(e.key.size() == m.keys.size());
-        for (std::size_t i = 0; i < m.keys.size(); ++i)
-            if (!value_matches(m.keys[i], e.key[i], p)) return false;
+        for (std::size_t i = 0; i < m.keys.size(); ++i) {
+            // A masked lookup: the address masked to the prefix equals the
+            // element's (a network address), i.e. is within that prefix.
+            const bool masked = m.prefix != 0 && plan::field_type(m.keys[i]) != plan::SetType::ifname;
+            if (masked) REQUIRE(e.key[i].find('/') == std::string::npos);
+            if (!value_matches(m.keys[i], masked ? e.key[i] + "/" + std::to_string(m.prefix) : e.key[i], p))
+                return false;
+        }
         return true;
     });
     return found != m.negate;
@@ -476,7 +482,9 @@ TEST_CASE("The ruleset is one inet table named kvmnet with fixed chains", "[plan
     REQUIRE(empty.chains.size() == 1);
     CHECK(empty.chains[0].name == "guest_forward");
     CHECK(empty.chains[0].hook == "forward");
-    CHECK(empty.chains[0].rules.size() == 19);  // fixed: the networks are the sets' data
+    // The networks are the sets' data; with none, no prefix length is in
+    // use, so there are no established accepts (3 per length).
+    CHECK(empty.chains[0].rules.size() == 13);
     CHECK(empty.chains[0].policy_accept);
 
     const plan::Table nat = plan::build_ruleset({nat_default()});
@@ -497,8 +505,9 @@ TEST_CASE("The ruleset is one inet table named kvmnet with fixed chains", "[plan
     CHECK(post->policy_accept);
     for (const plan::Chain& c : nat.chains)
         CHECK(c.base());
-    // The forward sets, ten data sets, seven drop counters, two limits maps.
-    CHECK(nat.sets.size() == plan::forward_sets().size() + 10 + 7 + 2);
+    // The forward sets, ten data sets and net4_p24 (the one prefix length
+    // in use), seven drop counters, two limits maps.
+    CHECK(nat.sets.size() == plan::forward_sets().size() + 10 + 1 + 7 + 2);
     CHECK(empty.sets.size() == 10 + 7 + 2);
 
     // No masquerade chain without a NAT network, and never an input chain: an
@@ -558,14 +567,18 @@ TEST_CASE("The hooked chains stay fixed and each network adds a fixed number of 
         const char* mode;
         std::size_t elements;
     };
-    const auto per = GENERATE(values<PerNetwork>({{"nat", 10}, {"routed", 8}, {"isolated", 4}}));
+    // NAT and routed also put their subnet in net4_p24 (the established
+    // accepts' hash set; they are all /24 here).
+    const auto per = GENERATE(values<PerNetwork>({{"nat", 11}, {"routed", 9}, {"isolated", 4}}));
     CAPTURE(per.mode);
     std::vector<Network> nets;
     for (int n = 0; n <= 12; ++n) {
         CAPTURE(n);
         const plan::Table table = plan::build_ruleset(nets);
         const auto count = static_cast<std::size_t>(n);
-        CHECK(rule_count(table, "guest_forward") == 19);
+        // The 3 established accepts of /24 from the first network with a subnet on.
+        const bool subnets = n > 0 && std::string(per.mode) != "isolated";
+        CHECK(rule_count(table, "guest_forward") == (subnets ? 16 : 13));
         CHECK(rule_count(table, "nat_postrouting") == (std::string(per.mode) == "nat" && n > 0 ? 9 : 0));
         CHECK(own_rules(table) == 0);
         CHECK(std::count_if(table.chains.begin(), table.chains.end(), [](const plan::Chain& c) { return !c.base(); }) ==
@@ -583,10 +596,10 @@ TEST_CASE("The hooked chains stay fixed and each network adds a fixed number of 
             mixed.push_back(numbered("isolated", i));
         }
         const plan::Table table = plan::build_ruleset(mixed);
-        CHECK(rule_count(table, "guest_forward") == 19);
+        CHECK(rule_count(table, "guest_forward") == 16);
         CHECK(rule_count(table, "nat_postrouting") == 9);
         CHECK(own_rules(table) == 0);
-        CHECK(data_elements(table) == 4 * (10 + 8 + 4));
+        CHECK(data_elements(table) == 4 * (11 + 9 + 4));
     }
 }
 
@@ -635,13 +648,12 @@ TEST_CASE("Forward groups are ordered established, intra-bridge, barred, inbound
     for (const auto& r : fwd->rules)
         comments.push_back(r.comment);
     const std::vector<std::string> expected{
-        "established, to guests",
+        // One established accept of each kind per prefix length in use
+        // (all /24 here; no IPv6 subnet, so no IPv6 accepts).
+        "established, to guests (/24)",
         "only via uplink (@drops_uplink)",
-        "established, from guests",
-        "established, between guests",
-        "established, to guests (IPv6)",
-        "established, from guests (IPv6)",
-        "established, between guests (IPv6)",
+        "established, from guests (/24)",
+        "established, between guests (/24)",
         "within one network's bridge",
         "spoofed IPv6 source (@drops_spoofed6)",
         "spoofed source (@drops_spoofed)",
