@@ -475,7 +475,7 @@ sudo scripts/bench.sh --quick      # a smoke run (fewer samples, no 100k), resul
 sudo scripts/bench.sh --load-only  # only the D-Bus load (about 75 s); replaces only its section of docs/performance.md
 sudo scripts/bench.sh --repair-only  # only the repair times against c344358 (about 2 min); replaces only their section
 sudo scripts/bench.sh --peers-only   # only network start/stop against libvirt (about 30 s); replaces only its section
-sudo scripts/bench.sh --masq-only    # only the masquerade breakdown (about 10 min); replaces only its section
+sudo scripts/bench.sh --masq-only    # only the masquerade breakdown (about 8 min); replaces only its section
 \`\`\`
 
 \`scripts/bench-deps.sh\` installs what the run needs (gnuplot-nox, iptables,
