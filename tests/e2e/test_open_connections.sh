@@ -7,7 +7,12 @@
 #  - an uplink set on a NAT network keeps its guest's connection through
 #    that uplink, and a move to another uplink cuts it;
 #  - a port forward removed leaves the connection made through it open (as
-#    firewalld does) while a new connection to the port is refused.
+#    firewalld does) while a new connection to the port is refused;
+#  - a guest's connection to a guest of a routed network is cut when an
+#    isolated network takes over its bridge and subnet: established packets
+#    between guests go only
+#    into the output bridge's subnet, never into an isolated bridge (they
+#    are dropped as new connections to guests are, and counted there).
 # Each open connection is one TCP connection to an echo server; a line goes
 # through it whenever the test asks (oc_say), and comes back or not.
 set -euo pipefail
@@ -111,6 +116,50 @@ assert_eq "$(oc_say fwd six)" six "echo through the removed forward's open conne
 if out=$(echo x | in_ns "$I" socat -t 2 -T 2 - TCP:203.0.113.1:8022,connect-timeout=2 2>&1); then
     fail "a new connection to the removed forward got through (saw '$out')"
 fi
+
+log "a connection between guests of two routed networks, then an isolated network on the target's bridge: it is cut"
+# Routed to routed: no masquerade, whose conntrack entries the kernel
+# flushes when their output bridge goes; this one stays (established).
+G2=${PFX}g2 G3=${PFX}g3
+ns_create "$G2"
+ns_create "$G3"
+veth_pair "$H" vg2 "$G2" eth0
+veth_pair "$H" vg3 "$G3" eth0
+ctl create src --mode routed --bridge kvmbr7 --ipv4 10.64.0.1/24
+ctl start src
+wait_state src active
+guest_plug "$G3" vg3 kvmbr7
+guest_static "$G3" 10.64.0.10/24 10.64.0.1
+ctl create rt --mode routed --bridge kvmbr5 --ipv4 10.62.0.1/24
+ctl start rt
+wait_state rt active
+guest_plug "$G2" vg2 kvmbr5
+guest_static "$G2" 10.62.0.10/24 10.62.0.1
+listen_tcp "$G2" 9100 cat
+ECHO_SERVERS+=("$SPAWNED_PID")
+oc_open between "$G3" 10.62.0.10 9100
+assert_eq "$(oc_say between seven)" seven "echo between the two routed guests"
+ctl stop rt
+wait_state rt inactive
+ctl delete rt # a mode cannot be changed: an isolated network on the same bridge and subnet
+ctl create lab --mode isolated --bridge kvmbr5 --ipv4 10.62.0.1/24
+ctl start lab
+wait_state lab active
+guest_plug "$G2" vg2 kvmbr5 # the bridge was made again
+# The connection's conntrack entry is still there (established), so only
+# the established accepts of guest_forward stand in its way.
+assert_contains "$(in_ns "$H" conntrack -L -p tcp --dport 9100 -d 10.62.0.10 2>/dev/null)" ESTABLISHED \
+    "the connection is still in conntrack"
+assert_eq "$(oc_say between eight)" timeout "echo into the bridge that is now isolated"
+inbound=$(in_ns "$H" nft list set inet kvmnet drops_inbound)
+assert_contains "$inbound" '"kvmbr5" counter packets' "inbound drops of the isolated bridge counted"
+if [[ $inbound == *'"kvmbr5" counter packets 0 '* ]]; then
+    fail "the open connection's packets into the isolated bridge were not dropped as inbound"
+fi
+ctl stop lab
+wait_state lab inactive
+ctl stop src
+wait_state src inactive
 
 # The holders, then the echo servers' children that served them (a cut
 # connection's server side would wait for its peer's retransmissions).
