@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_subnet_hash {
+
 using namespace kvmnet;
 using namespace kvmnet::test;
 using plan::Field;
@@ -246,3 +248,5 @@ TEST_CASE("Starts and stops across prefix lengths leave the table as planned who
     CHECK(contents(*h.firewall.table) == planned());
     CHECK(find_set(*h.firewall.table, "net4_p24") != nullptr);
 }
+
+}  // namespace unit_test_subnet_hash
