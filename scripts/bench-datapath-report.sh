@@ -76,18 +76,23 @@ routed_for() {
     esac
 }
 
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=""
-if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-    dirty=" (with uncommitted changes)"
+# datapath-commit.txt: the commit, "dirty" or "clean", the run's niceness
+# (bench.sh's iperf_all); the rendering's own commit without it.
+if [[ -f $R/datapath-commit.txt ]]; then
+    { read -r commit && read -r tree && read -r niceness; } <"$R/datapath-commit.txt"
+else
+    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) tree=unknown niceness=unknown
 fi
+dirty=""
+[[ $tree != dirty ]] || dirty=" (with uncommitted changes)"
+ended=$(date -u -r "$R/datapath-load-end.txt" "+%Y-%m-%d at %H:%M UTC")
 PATHS=(raw-veth bridge routed-no-nat routed-upload nat-forward nat-masquerade)
 
 cat <<MD
 <!-- datapath: rendered by scripts/bench-datapath-report.sh; scripts/bench.sh --datapath-only replaces it -->
 ### Bulk throughput (iperf3, Gbit/s)
 
-Measured by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) at $(date -u +%H:%M) UTC, commit \`$commit\`$dirty: $RUNS rounds,
+Measured by \`scripts/bench.sh\` (ended $ended), commit \`$commit\`$dirty, niceness $niceness: $RUNS rounds,
 in each round every path once with 1 stream and once with 4, $SECS s each (after 1 s
 omitted), the paths interleaved round by round so that load from elsewhere on the shared
 machine spreads over all of them. Load average (1, 5, 15 min) $(cat "$R/datapath-load-start.txt")

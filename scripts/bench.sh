@@ -363,6 +363,13 @@ iperf_all() {
     # the run gets on a shared machine; as in scripts/bench-masq.sh).
     echo "round,streams,variant,gbps,gbps_per_cpu_s" >"$RESULTS/datapath.csv"
     echo "$IPERF_RUNS $IPERF_SECONDS" >"$RESULTS/datapath-runs.txt"
+    # What was measured, for a later rendering: the commit (and whether the
+    # tree had changes), the niceness the run had.
+    {
+        git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown
+        if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then echo dirty; else echo clean; fi
+        nice
+    } >"$RESULTS/datapath-commit.txt"
     cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/datapath-load-start.txt"
     for ((r = 0; r < IPERF_RUNS; r++)); do
         for streams in 1 4; do
