@@ -465,7 +465,7 @@ sudo scripts/bench.sh --load-only  # only the D-Bus load (about 75 s); replaces 
 sudo scripts/bench.sh --repair-only  # only the repair times against c344358 (about 2 min); replaces only their section
 sudo scripts/bench.sh --peers-only   # only network start/stop against libvirt (about 30 s); replaces only its section
 sudo scripts/bench.sh --masq-only    # only the masquerade breakdown (about 10 min); replaces only its section
-sudo nice -n 19 scripts/bench.sh --datapath-only [--iperf-runs 7] [--iperf-seconds 3]  # only the bulk throughput of §2, every path interleaved round by round (about 7 min); replaces only its section
+sudo nice -n 19 scripts/bench.sh --datapath-only [--iperf-runs 7] [--iperf-seconds 3]  # only the bulk throughput of §2, every path interleaved round by round (about 6 min: 346 s under load); replaces only its section
 \`\`\`
 
 \`scripts/bench-deps.sh\` installs what the run needs (gnuplot-nox, iptables,

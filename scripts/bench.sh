@@ -35,7 +35,7 @@
 #               load), and only its section replaced
 #   --datapath-only only the bulk throughput of the datapath (iperf3 through
 #               every path, interleaved round by round; 7 runs of 3 s by
-#               default, about 7 minutes), and only its section replaced
+#               default, about 6 minutes), and only its section replaced
 #   --iperf-runs N, --iperf-seconds S  rounds of iperf3 over all paths, and
 #               seconds per run (default 5 and 3; 7 and 3 with
 #               --datapath-only; 1 and 2 with --quick)
