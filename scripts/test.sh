@@ -34,8 +34,14 @@ setup() {
     local dir=$1
     shift
     if [[ -f $dir/build.ninja ]]; then
-        # Options may have changed since the tree was made; this is cheap.
-        if (($# > 0)); then meson configure "$dir" "$@" >/dev/null; fi
+        # Options may have changed since the tree was made, or be new to it:
+        # meson configure does not know an option added to meson_options.txt
+        # since, and meson 1.0's setup --reconfigure drops a changed cpp_args,
+        # so the one reads the options file again and the other sets them.
+        if (($# > 0)); then
+            meson setup --reconfigure "$dir" >/dev/null
+            meson configure "$dir" "$@" >/dev/null
+        fi
     else
         rm -rf "$dir"
         meson setup "$dir" "$@"
@@ -51,8 +57,8 @@ setup() {
 # developer who wants full debug information configures a tree of their own.
 # The release tree is the README's, untouched.
 echo "==> configure"
-setup build -Dcpp_args=-g1
-setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Doptimization=1 -Dcpp_args=-g1
+setup build -Dcpp_args=-g1 -Dunit_unity=true
+setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Doptimization=1 -Dcpp_args=-g1 -Dunit_unity=true
 
 # On a broken build still end with the summary line, so it reads as a
 # failure and never as "ran no test".
