@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_forward_order {
+
 namespace plan = kvmnet::plan;
 
 namespace {
@@ -284,3 +286,5 @@ TEST_CASE("guest_forward with subnets of several prefix lengths: each checked in
         }
     }
 }
+
+}  // namespace unit_test_forward_order
