@@ -118,6 +118,31 @@ Walk walk(const plan::Table& table, const Established& p)
     return w;
 }
 
+// A packet, the rule that decides it, and the lookups it meets before an
+// accept (-1: dropped, not counted); no lookup of an interval set (pipapo).
+struct Case {
+    const char* what;
+    Established packet;
+    const char* decided_by;
+    int lookups;
+};
+
+void check_cases(const plan::Table& t, const std::vector<Case>& cases)
+{
+    for (const Case& c : cases) {
+        CAPTURE(c.what);
+        const Walk w = walk(t, c.packet);
+        CHECK(w.decided_by == c.decided_by);
+        if (c.lookups >= 0) {
+            CHECK(w.verdict == plan::Verdict::accept);
+            CHECK(w.lookups == c.lookups);
+            CHECK(w.interval_lookups == 0);
+        } else {
+            CHECK(w.verdict == plan::Verdict::drop);
+        }
+    }
+}
+
 }  // namespace
 
 TEST_CASE("guest_forward accepts established packets after the source checks only", "[planner][forward-order]")
@@ -136,13 +161,7 @@ TEST_CASE("guest_forward accepts established packets after the source checks onl
     });
     // Before: 11 lookups for a NAT guest's upload (every rule of the chain
     // had its go), 2 for its download. Lookups -1: dropped, not counted.
-    struct Case {
-        const char* what;
-        Established packet;
-        const char* decided_by;
-        int lookups;
-    };
-    const Case cases[] = {
+    const std::vector<Case> cases{
         {"a NAT guest's upload: its bridge is a guest's, no uplink, its source in its subnet",
          {"kvmbr0", "eth0"},
          "established, from guests (/24)",
@@ -183,18 +202,7 @@ TEST_CASE("guest_forward accepts established packets after the source checks onl
          "no new connections to guests (@drops_inbound)",
          -1},
     };
-    for (const Case& c : cases) {
-        CAPTURE(c.what);
-        const Walk w = walk(t, c.packet);
-        CHECK(w.decided_by == c.decided_by);
-        if (c.lookups >= 0) {
-            CHECK(w.verdict == plan::Verdict::accept);
-            CHECK(w.lookups == c.lookups);
-            CHECK(w.interval_lookups == 0);
-        } else {
-            CHECK(w.verdict == plan::Verdict::drop);
-        }
-    }
+    check_cases(t, cases);
 }
 
 TEST_CASE("guest_forward: only source checks and the uplink pair come before the established accepts",
@@ -251,15 +259,9 @@ TEST_CASE("guest_forward with subnets of several prefix lengths: each checked in
                     "ipv6": {"address": "fd00:2::1/56", "ra": false}})"),
         network(R"({"name": "lab", "mode": "isolated", "bridge": "kvmbr3", "ipv4": {"address": "10.3.0.1/24"}})"),
     });
-    struct Case {
-        const char* what;
-        Established packet;
-        const char* decided_by;
-        int lookups;
-    };
     // The download of a /24 network meets the /16 rule first (one more
     // lookup of the input bridge, which ends it), its upload likewise.
-    const Case cases[] = {
+    const std::vector<Case> cases{
         {"the /16 guest's upload", {"kvmbr0", "eth0"}, "established, from guests (/16)", 5},
         {"the /16 guest's download", {"eth0", "kvmbr0"}, "established, to guests (/16)", 2},
         {"the /24 guest's upload", {"kvmbr2", "eth0"}, "established, from guests (/24)", 6},
@@ -273,18 +275,7 @@ TEST_CASE("guest_forward with subnets of several prefix lengths: each checked in
          -1},
         {"nothing established leaves the isolated bridge", {"kvmbr3", "eth0"}, "isolated (@drops_isolated)", -1},
     };
-    for (const Case& c : cases) {
-        CAPTURE(c.what);
-        const Walk w = walk(t, c.packet);
-        CHECK(w.decided_by == c.decided_by);
-        if (c.lookups >= 0) {
-            CHECK(w.verdict == plan::Verdict::accept);
-            CHECK(w.lookups == c.lookups);
-            CHECK(w.interval_lookups == 0);
-        } else {
-            CHECK(w.verdict == plan::Verdict::drop);
-        }
-    }
+    check_cases(t, cases);
 }
 
 }  // namespace unit_test_forward_order

@@ -2,6 +2,7 @@
 // of the ruleset (its chains, dispatch elements, meter, forwards), not a
 // table that grows with the networks already running. Counted on the fake
 // nftables (with generations, as the kernel has them), not timed.
+#include "fakes/committed_helpers.hpp"
 #include "manager_harness.hpp"
 #include "plan/planner.hpp"
 #include "plan/ruleset_parts.hpp"
@@ -23,20 +24,7 @@ std::string nat_network(int i, const std::string& extra = "")
            R"(.1/24"})" + extra + "}";
 }
 
-// The table as text that does not depend on the order of chains, sets or
-// elements (an incremental commit appends where a planned table sorts).
-std::multiset<std::string> contents(const plan::Table& t)
-{
-    std::multiset<std::string> out;
-    for (const plan::Chain& c : t.chains)
-        out.insert(plan::render_chain(c));
-    for (const plan::Set& s : t.sets) {
-        out.insert(plan::render_declaration(s));
-        for (const plan::SetElement& e : s.elements)
-            out.insert(s.name + " " + plan::element_key(e) + " " + std::to_string(plan::element_hash(s.name, e)));
-    }
-    return out;
-}
+std::multiset<std::string> contents(const plan::Table& t) { return kvmnet::testing::table_contents(t); }
 
 // What one more start hands the adapter with `running` NAT networks up.
 FakeFirewall::Update start_one_more(int running)

@@ -4,6 +4,7 @@
 // few rules per prefix length in use (issue 17, masquerade throughput):
 // how it renders, which sets and rules a table has for the lengths in use,
 // and that a start adds elements only unless its length is new.
+#include "fakes/committed_helpers.hpp"
 #include "manager_harness.hpp"
 #include "model/network.hpp"
 #include "plan/planner.hpp"
@@ -60,19 +61,7 @@ std::vector<std::string> forward_comments(const plan::Table& t)
     return out;
 }
 
-// The table as text that does not depend on the order of chains, sets or elements.
-std::multiset<std::string> contents(const plan::Table& t)
-{
-    std::multiset<std::string> out;
-    for (const plan::Chain& c : t.chains)
-        out.insert(plan::render_chain(c));
-    for (const plan::Set& s : t.sets) {
-        out.insert(plan::render_declaration(s));
-        for (const plan::SetElement& e : s.elements)
-            out.insert(s.name + " " + plan::element_key(e) + " " + std::to_string(plan::element_hash(s.name, e)));
-    }
-    return out;
-}
+std::multiset<std::string> contents(const plan::Table& t) { return kvmnet::testing::table_contents(t); }
 
 }  // namespace
 
@@ -207,45 +196,30 @@ TEST_CASE("Starts and stops across prefix lengths leave the table as planned who
             if (h.m().state(name) == core::State::active) active.push_back(h.m().spec(name));
         return contents(plan::build_ruleset(active));
     };
-    h.m().start("n1");
-    REQUIRE(h.firewall.table);
-    CHECK(contents(*h.firewall.table) == planned());
-
-    // The same length: the start's own elements, no rule.
-    h.firewall.updates.clear();
-    h.m().start("n2");
-    REQUIRE(h.firewall.updates.size() == 1);
-    CHECK(h.firewall.updates[0].changed_chains == 0);
-    CHECK(h.firewall.updates[0].added_sets == 0);
-    CHECK(contents(*h.firewall.table) == planned());
-
+    // `act`, then one update of the table that changes `chains` chains,
+    // adds and removes those sets, and the table is the planned one.
+    const auto step = [&](auto act, std::size_t chains, std::size_t added_sets, std::size_t removed_sets) {
+        h.firewall.updates.clear();
+        act();
+        REQUIRE(h.firewall.updates.size() == 1);
+        CHECK(h.firewall.updates[0].changed_chains == chains);
+        CHECK(h.firewall.updates[0].added_sets == added_sets);
+        CHECK(h.firewall.updates[0].removed_sets == removed_sets);
+        REQUIRE(h.firewall.table);
+        CHECK(contents(*h.firewall.table) == planned());
+    };
+    // A length in use (iso's): the start's own elements, no rule.
+    step([&] { h.m().start("n1"); }, 0, 0, 0);
+    step([&] { h.m().start("n2"); }, 0, 0, 0);
     // A new length: its set, and guest_forward's rules again.
-    h.firewall.updates.clear();
-    h.m().start("w");
-    REQUIRE(h.m().state("w") == core::State::active);
-    REQUIRE(h.firewall.updates.size() == 1);
-    CHECK(h.firewall.updates[0].changed_chains == 1);
-    CHECK(h.firewall.updates[0].added_sets == 1);
-    CHECK(contents(*h.firewall.table) == planned());
-    REQUIRE(h.firewall.table);
+    step([&] { h.m().start("w"); }, 1, 1, 0);
+    CHECK(h.m().state("w") == core::State::active);
     CHECK(find_set(*h.firewall.table, "net4_p16") != nullptr);
-
     // Its stop: the set and its rules go.
-    h.firewall.updates.clear();
-    h.m().stop("w");
-    REQUIRE(h.firewall.updates.size() == 1);
-    CHECK(h.firewall.updates[0].changed_chains == 1);
-    CHECK(h.firewall.updates[0].removed_sets == 1);
-    CHECK(contents(*h.firewall.table) == planned());
+    step([&] { h.m().stop("w"); }, 1, 0, 1);
     CHECK(find_set(*h.firewall.table, "net4_p16") == nullptr);
-
     // A /24 going while others (iso, n2) keep that length: elements only.
-    h.firewall.updates.clear();
-    h.m().stop("n1");
-    REQUIRE(h.firewall.updates.size() == 1);
-    CHECK(h.firewall.updates[0].changed_chains == 0);
-    CHECK(h.firewall.updates[0].removed_sets == 0);
-    CHECK(contents(*h.firewall.table) == planned());
+    step([&] { h.m().stop("n1"); }, 0, 0, 0);
     CHECK(find_set(*h.firewall.table, "net4_p24") != nullptr);
 }
 

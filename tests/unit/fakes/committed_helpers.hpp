@@ -5,12 +5,15 @@
 #pragma once
 #include "model/network.hpp"
 #include "plan/planner.hpp"
+#include "plan/ruleset.hpp"
+#include "plan/table_diff.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +35,21 @@ public:
 protected:
     std::uint32_t generation_;
 };
+
+// The table as text that does not depend on the order of chains, sets or
+// elements (an incremental commit appends where a planned table sorts).
+inline std::multiset<std::string> table_contents(const plan::Table& t)
+{
+    std::multiset<std::string> out;
+    for (const plan::Chain& c : t.chains)
+        out.insert(plan::render_chain(c));
+    for (const plan::Set& s : t.sets) {
+        out.insert(plan::render_declaration(s));
+        for (const plan::SetElement& e : s.elements)
+            out.insert(s.name + " " + plan::element_key(e) + " " + std::to_string(plan::element_hash(s.name, e)));
+    }
+    return out;
+}
 
 // NAT network "web" (kvmbr5, 10.5.0.1/24) forwarding each host port to 10.5.0.10:22.
 inline model::Network web_forwarding(const std::vector<int>& host_ports)
