@@ -208,8 +208,10 @@ TEST_CASE("Starts and stops across prefix lengths leave the table as planned who
         REQUIRE(h.firewall.table);
         CHECK(contents(*h.firewall.table) == planned());
     };
-    // A length in use (iso's): the start's own elements, no rule.
-    step([&] { h.m().start("n1"); }, 0, 0, 0);
+    h.m().start("n1");  // the first commit since the harness's: the table whole
+    REQUIRE(h.firewall.table);
+    CHECK(contents(*h.firewall.table) == planned());
+    // A length in use (iso's, n1's): the start's own elements, no rule.
     step([&] { h.m().start("n2"); }, 0, 0, 0);
     // A new length: its set, and guest_forward's rules again.
     step([&] { h.m().start("w"); }, 1, 1, 0);
