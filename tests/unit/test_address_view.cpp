@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+namespace unit_test_address_view {
+
 using Catch::Matchers::Contains;
 using kvmnet::core::AddressView;
 using kvmnet::core::State;
@@ -153,3 +155,5 @@ TEST_CASE("Address view: a start dumps no address of the host, a conflict is nam
     h.addresses = nullptr;  // the view goes before the harness
     h.restart_manager();
 }
+
+}  // namespace unit_test_address_view

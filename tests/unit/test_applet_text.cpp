@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+namespace unit_test_applet_text {
+
 using namespace kvmnet::applet;
 using nlohmann::json;
 
@@ -122,3 +124,5 @@ TEST_CASE("applet: static hosts from the exported document")
     CHECK(static_hosts(R"({"ipv4": {"dhcp": {"hosts": [{"mac": 5}]}}})").empty());
     CHECK(static_hosts("[").empty());
 }
+
+}  // namespace unit_test_applet_text

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <string>
 
+namespace unit_test_authorization {
+
 using namespace kvmnet::api;
 
 namespace {
@@ -197,3 +199,5 @@ TEST_CASE("a caller's text is logged on one line, escaped and cut")
     CHECK(log_safe(std::string(70, 'n')) == std::string(64, 'n') + "...");
     CHECK(log_safe(std::string("a\0b", 3)) == "a\\x00b");
 }
+
+}  // namespace unit_test_authorization

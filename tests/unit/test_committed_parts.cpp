@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_committed_parts {
+
 using namespace kvmnet;
 
 namespace {
@@ -133,3 +135,5 @@ TEST_CASE("CommittedTable: one more network's commit does not grow with the netw
     CHECK(at_few.second > 0);
     CHECK(at_many == at_few);
 }
+
+}  // namespace unit_test_committed_parts

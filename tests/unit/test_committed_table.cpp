@@ -16,6 +16,8 @@
 #include <map>
 #include <stdlib.h>
 
+namespace unit_test_committed_table {
+
 namespace fs = std::filesystem;
 using namespace kvmnet;
 
@@ -174,3 +176,5 @@ TEST_CASE("CommittedTable reads the record an older daemon wrote as a line of fi
         CHECK_FALSE(core::parse_committed_record(record.netns + " 12 00 00 00"));
     }
 }
+
+}  // namespace unit_test_committed_table

@@ -6,6 +6,8 @@
 #include "core/repair_trigger.hpp"
 #include "plan/converge.hpp"
 
+namespace unit_test_converge {
+
 namespace {
 
 using plan::ConvergeStep;
@@ -428,3 +430,5 @@ TEST_CASE("plan_update: each path changes only what it can", "[converge]")
     CHECK(path(next) == std::string("restart"));
     CHECK(path(next, false) == std::string("store"));
 }
+
+}  // namespace unit_test_converge

@@ -5,6 +5,8 @@
 #include "manager_test_prelude.hpp"
 #include "plan/converge.hpp"
 
+namespace unit_test_converge_start {
+
 namespace {
 
 std::vector<std::string> step_names(const std::vector<plan::ConvergeStep>& steps)
@@ -139,3 +141,5 @@ TEST_CASE("Regression: a live Update that fails half way converges back to the o
     CHECK(*kvmnet::store::read_file(h.state_dir.path + "/networks/lan.json") == stored);
     CHECK(kvmnet::core::is_running(h.m().state("lan")));
 }
+
+}  // namespace unit_test_converge_start

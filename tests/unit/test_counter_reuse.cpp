@@ -7,6 +7,8 @@
 
 #include <tuple>
 
+namespace unit_test_counter_reuse {
+
 namespace {
 
 constexpr const char* web_document = R"({"name": "web", "mode": "nat", "bridge": "kvmbr5",
@@ -203,3 +205,5 @@ TEST_CASE("limits_chains names the chains plan_network_part makes", "[planner][c
     CHECK(plan::limits_chains(bridged) == std::vector<std::string>{});
     CHECK(plan::plan_network_part(bridged).chains.empty());
 }
+
+}  // namespace unit_test_counter_reuse

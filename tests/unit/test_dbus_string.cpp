@@ -10,6 +10,8 @@
 #include <random>
 #include <string>
 
+namespace unit_test_dbus_string {
+
 using kvmnet::api::dbus_string_ok;
 
 namespace {
@@ -137,3 +139,5 @@ TEST_CASE("dbus_string_ok agrees with the standard's table on every short sequen
     }
     CHECK(disagree == 0);
 }
+
+}  // namespace unit_test_dbus_string

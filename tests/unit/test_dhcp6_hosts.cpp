@@ -19,6 +19,8 @@
 #include <variant>
 #include <vector>
 
+namespace unit_test_dhcp6_hosts {
+
 using Catch::Matchers::Contains;
 using kvmnet::Error;
 using kvmnet::ErrorKind;
@@ -255,3 +257,5 @@ TEST_CASE("A DHCPv6 lease of a static DHCPv6 host is static", "[leases][dhcp6]")
     for (const auto& l : plan::to_json(leases, {}))
         CHECK(l["type"] == "dynamic");
 }
+
+}  // namespace unit_test_dhcp6_hosts

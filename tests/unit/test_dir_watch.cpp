@@ -14,6 +14,8 @@
 #include <fstream>
 #include <string>
 
+namespace unit_test_dir_watch {
+
 namespace core = kvmnet::core;
 
 namespace {
@@ -87,3 +89,5 @@ TEST_CASE("A directory inotify cannot watch is a Kernel error naming it", "[dir_
     }
     CHECK(watch.size() == 0);
 }
+
+}  // namespace unit_test_dir_watch

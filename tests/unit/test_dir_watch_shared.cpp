@@ -21,6 +21,8 @@
 #include <string>
 #include <unistd.h>
 
+namespace unit_test_dir_watch_shared {
+
 namespace core = kvmnet::core;
 
 namespace {
@@ -115,3 +117,5 @@ TEST_CASE("A lease watch ends without closing the shared instance; the other net
     CHECK(heard_b == 1);
     CHECK(heard_a == 0);
 }
+
+}  // namespace unit_test_dir_watch_shared

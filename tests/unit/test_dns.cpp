@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_dns {
+
 using kvmnet::model::Network;
 using json = nlohmann::json;
 
@@ -276,3 +278,5 @@ TEST_CASE("Bad DNS records are refused naming the field", "[network][dns][valida
     };
     kvmnet::test::check_all_invalid(cases);
 }
+
+}  // namespace unit_test_dns

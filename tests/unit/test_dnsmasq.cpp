@@ -14,6 +14,8 @@
 #include <fstream>
 #include <functional>
 
+namespace unit_test_dnsmasq {
+
 using namespace kvmnet;
 namespace fs = std::filesystem;
 
@@ -173,3 +175,5 @@ TEST_CASE("A dnsmasq that exits at start fails the start with its log", "[dnsmas
     CHECK(message == "dnsmasq exited at start (status 2): dnsmasq: failed to create listening socket");
     CHECK(dnsmasq.state() == "failed");
 }
+
+}  // namespace unit_test_dnsmasq

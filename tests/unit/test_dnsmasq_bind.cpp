@@ -11,6 +11,8 @@
 
 #include <string>
 
+namespace unit_test_dnsmasq_bind {
+
 using kvmnet::test::has_line;
 using kvmnet::test::merged;
 using kvmnet::test::parse_ok;
@@ -43,3 +45,5 @@ TEST_CASE("A network with IPv6 keeps dnsmasq following address changes", "[plann
     CHECK(has_line(c, "bind-dynamic"));
     CHECK_FALSE(has_line(c, "bind-interfaces"));
 }
+
+}  // namespace unit_test_dnsmasq_bind

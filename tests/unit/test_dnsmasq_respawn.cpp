@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+namespace unit_test_dnsmasq_respawn {
+
 namespace {
 
 constexpr const char* document =
@@ -75,3 +77,5 @@ TEST_CASE("A second such exit, or another early exit, fails the start", "[dnsmas
         CHECK(runs(h) == 1);
     }
 }
+
+}  // namespace unit_test_dnsmasq_respawn

@@ -6,6 +6,8 @@
 
 #include <functional>
 
+namespace unit_test_doc_path {
+
 using kvmnet::client::append_path;
 using kvmnet::client::merge_patch;
 using kvmnet::client::parse_assignment;
@@ -170,3 +172,5 @@ TEST_CASE("merge patch: RFC 7386 examples")
     merge_patch(t3, json::parse(R"({"a": "b", "c": null})"));
     CHECK(t3 == json::parse(R"({"a": "b"})"));
 }
+
+}  // namespace unit_test_doc_path

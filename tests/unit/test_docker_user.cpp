@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+namespace unit_test_docker_user {
+
 using namespace kvmnet::plan;
 
 namespace {
@@ -80,3 +82,5 @@ TEST_CASE("nft monitor: a change of another table by another process is reported
     filter.end_of_transaction(100, "kvmnetd");
     CHECK_FALSE(filter.take_foreign_changed());
 }
+
+}  // namespace unit_test_docker_user

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <sys/socket.h>
 
+namespace unit_test_drift {
+
 using namespace kvmnet;
 using plan::Status;
 
@@ -198,3 +200,5 @@ TEST_CASE("A stopped network: only its bridge name is checked", "[drift]")
     o.bridge->alias = "";
     CHECK(plan::drift(nat(), o).verdict() == Status::fail);
 }
+
+}  // namespace unit_test_drift

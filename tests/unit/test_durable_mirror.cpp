@@ -18,6 +18,8 @@
 #include <string>
 #include <unistd.h>
 
+namespace unit_test_durable_mirror {
+
 using kvmnet::Error;
 using kvmnet::ErrorKind;
 using kvmnet::store::Layout;
@@ -100,3 +102,5 @@ TEST_CASE("The mirror copy is written once the document is durable, never ahead 
         CHECK(kvmnet::store::read_file(syncer.mirror) == second);
     }
 }
+
+}  // namespace unit_test_durable_mirror

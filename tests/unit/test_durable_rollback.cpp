@@ -14,6 +14,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+namespace unit_test_durable_rollback {
+
 namespace {
 
 // fsync(2), or EIO while `fail` is set, as a failing disk answers.
@@ -270,3 +272,5 @@ TEST_CASE_METHOD(WriterRig, "A caller of a failed save whose document a later sa
     check_typed_error(fourth.error, "lan.json");
     CHECK(stored_json_at(tmp.path, "lan")["mtu"] == 1300);
 }
+
+}  // namespace unit_test_durable_rollback

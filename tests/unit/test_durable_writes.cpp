@@ -23,6 +23,8 @@
 #include <unistd.h>
 #include <vector>
 
+namespace unit_test_durable_writes {
+
 namespace fs = std::filesystem;
 using kvmnet::Error;
 using kvmnet::ErrorKind;
@@ -293,3 +295,5 @@ TEST_CASE("Leftovers of saves a crash interrupted are removed when the store ope
     CHECK(temporaries(tmp.path).empty());
     CHECK_FALSE(stored(store, "default").autostart);
 }
+
+}  // namespace unit_test_durable_writes

@@ -11,6 +11,8 @@
 
 #include <cerrno>
 
+namespace unit_test_errno_kinds {
+
 using kvmnet::ErrorKind;
 
 TEST_CASE("Every kernel errno maps to one kind, whichever verb got it", "[kernel][errno]")
@@ -52,3 +54,5 @@ TEST_CASE("libnl's error codes map to the kinds of the errnos they stand for", "
         CHECK(kvmnet::kernel::kind_for(row.nl_error) == row.kind);
     }
 }
+
+}  // namespace unit_test_errno_kinds

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <sstream>
 
+namespace unit_test_evpn {
+
 using namespace kvmnet;
 
 namespace {
@@ -275,3 +277,5 @@ TEST_CASE("Diagnose's evpn check", "[evpn][drift]")
     const plan::Drift::Reason r = plan::drift(n, o).state();
     CHECK(r.code == "evpn-session");
 }
+
+}  // namespace unit_test_evpn

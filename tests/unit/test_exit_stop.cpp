@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_exit_stop {
+
 TEST_CASE("finish_stops() at exit finishes a stop in flight and the stop its caller starts", "[manager][stop]")
 {
     FakeLinks worker_kernel;
@@ -47,3 +49,5 @@ TEST_CASE("finish_stops() at exit finishes a stop in flight and the stop its cal
     CHECK_FALSE(std::filesystem::exists(h.runtime_dir.path + "/one"));
     CHECK_FALSE(std::filesystem::exists(h.runtime_dir.path + "/two"));
 }
+
+}  // namespace unit_test_exit_stop

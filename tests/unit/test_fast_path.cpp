@@ -10,6 +10,8 @@
 
 #include <string>
 
+namespace unit_test_fast_path {
+
 using kvmnet::model::parse_network;
 using kvmnet::model::to_json;
 
@@ -50,3 +52,5 @@ TEST_CASE("fast_path: written only when on, read back the same")
     CHECK(on.at("fast_path") == true);
     CHECK(to_json(parse_network(on.dump())) == on);
 }
+
+}  // namespace unit_test_fast_path

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_feature_probe {
+
 using kvmnet::kernel::FeatureProbe;
 
 namespace {
@@ -75,3 +77,5 @@ TEST_CASE("A failure of the moment is an error and is asked again", "[kernel][pr
         CHECK(script.calls == 2);
     }
 }
+
+}  // namespace unit_test_feature_probe

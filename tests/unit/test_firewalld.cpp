@@ -11,6 +11,8 @@
 #include <map>
 #include <stdexcept>
 
+namespace unit_test_firewalld {
+
 using namespace kvmnet;
 using core::Firewalld;
 
@@ -449,3 +451,5 @@ TEST_CASE("firewalld: its refusal degrades a running network with reason code fi
     o.firewalld_problem.clear();
     CHECK(plan::drift(n, o).state().code.empty());  // active
 }
+
+}  // namespace unit_test_firewalld

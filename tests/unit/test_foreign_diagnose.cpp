@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_foreign_diagnose {
+
 using Catch::Matchers::Contains;
 using kvmnet::core::State;
 using namespace kvmnet::test;
@@ -66,3 +68,5 @@ TEST_CASE("Diagnose prints the owning tool's commands for a foreign drop chain",
         CHECK(foreign(h.m().diagnose("web")).empty());
     }
 }
+
+}  // namespace unit_test_foreign_diagnose

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <sstream>
 
+namespace unit_test_foreign_rules {
+
 using namespace kvmnet;
 using Catch::Matchers::Contains;
 
@@ -236,3 +238,5 @@ TEST_CASE("foreign rules: firewalld's tables are left to its own check, the relo
     chains.push_back({"inet", "other", "forward", true, "forward", "drop", {}});
     CHECK(plan::judge_foreign_chains(chains, nat(), "kvmnet").size() == 1);
 }
+
+}  // namespace unit_test_foreign_rules

@@ -10,6 +10,8 @@
 #include "random_forward.hpp"
 #include "store/store.hpp"
 
+namespace unit_test_forward_cache {
+
 namespace {
 
 using kvmnet::testing::Lcg;
@@ -101,3 +103,5 @@ TEST_CASE("The manager's forward cache follows every change of a network", "[man
     CHECK(refused > 20);
     CHECK(added > 20);
 }
+
+}  // namespace unit_test_forward_cache

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_forward_fd {
+
 using kvmnet::ErrorKind;
 using kvmnet::model::ForwardFields;
 
@@ -104,3 +106,5 @@ TEST_CASE("forward fd: malformed records in a sealed memfd are the codec's error
     Fd empty{memfd_with("", F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)};
     CHECK_THAT(refusal(empty.fd, ErrorKind::InvalidArgument), Catch::Contains("records: truncated header"));
 }
+
+}  // namespace unit_test_forward_fd

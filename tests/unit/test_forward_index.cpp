@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_forward_index {
+
 using kvmnet::model::ForwardIndex;
 using kvmnet::model::ForwardKey;
 using kvmnet::model::Ipv4;
@@ -147,3 +149,5 @@ TEST_CASE("the revision's forwards part: order does not matter, every field does
     for (const PortForward& c : changed)
         CHECK(kvmnet::store::forward_hash(c) != kvmnet::store::forward_hash(base));
 }
+
+}  // namespace unit_test_forward_index

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_forward_order {
+
 namespace plan = kvmnet::plan;
 
 namespace {
@@ -225,3 +227,5 @@ TEST_CASE("guest_forward: only source checks and the uplink pair come before the
         CHECK((established || (first != nullptr && first->set == plan::uplinked_bridges_set && !first->negate)));
     }
 }
+
+}  // namespace unit_test_forward_order

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_forward_records {
+
 using kvmnet::ErrorKind;
 using kvmnet::model::decode_forward_records;
 using kvmnet::model::encode_forward_records;
@@ -132,3 +134,5 @@ TEST_CASE("forward records: strings too long for their length field are refused 
         CHECK_THAT(e.what(), Catch::Contains("forwards[1].guest: longer than 255 bytes"));
     }
 }
+
+}  // namespace unit_test_forward_records

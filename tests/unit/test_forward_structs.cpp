@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <vector>
 
+namespace unit_test_forward_structs {
+
 using kvmnet::model::ForwardFields;
 
 namespace {
@@ -107,3 +109,5 @@ TEST_CASE("forward structs: a message without the array is InvalidArgument namin
         CHECK(std::string(e.what()).rfind("forwards: ", 0) == 0);
     }
 }
+
+}  // namespace unit_test_forward_structs

@@ -11,6 +11,8 @@
 #include "random_forward.hpp"
 #include "store/store.hpp"
 
+namespace unit_test_forward_text {
+
 namespace {
 
 using kvmnet::testing::Lcg;
@@ -199,3 +201,5 @@ TEST_CASE("Host and forward changes keep Describe, Revision, ListForwards and th
     CHECK(m.spec("web").forwards.size() == 6);
     CHECK(m.spec("web").forwards.back().guest.str() == "10.7.0.23");
 }
+
+}  // namespace unit_test_forward_text

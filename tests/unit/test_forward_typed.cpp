@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_forward_typed {
+
 using kvmnet::Error;
 using kvmnet::ErrorKind;
 using kvmnet::model::ForwardFields;
@@ -143,3 +145,5 @@ TEST_CASE("forward add --file: a JSON array or one object, checked before the bu
     CHECK(refusal([] { kvmnet::client::forward_file_fields("[]"); }) == "forwards: no forwards given");
     CHECK(refusal([] { kvmnet::client::forward_file_fields("[{"); }).rfind("forwards:", 0) == 0);
 }
+
+}  // namespace unit_test_forward_typed

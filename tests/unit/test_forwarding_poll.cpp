@@ -5,6 +5,8 @@
 // a bridge's) is heard as RTM_NEWNETCONF (Manager::sysctl_changed).
 #include "manager_harness.hpp"
 
+namespace unit_test_forwarding_poll {
+
 using namespace kvmnet;
 using namespace kvmnet::test;
 
@@ -62,3 +64,5 @@ TEST_CASE("Forwarding poll: route_localnet of NAT bridges only, at most 64 per t
     CHECK(h.m().state("p77") == State::active);
     CHECK_THAT(h.listener.repairs.back(), Catch::Matchers::Contains("route_localnet on again"));
 }
+
+}  // namespace unit_test_forwarding_poll

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_forwards {
+
 using kvmnet::ErrorKind;
 using kvmnet::model::Ipv4;
 using kvmnet::model::Limits;
@@ -831,3 +833,5 @@ TEST_CASE("validate catches forwards and limits built in code", "[forward]")
         CHECK(field_of() == "limits.connections_per_source");
     }
 }
+
+}  // namespace unit_test_forwards

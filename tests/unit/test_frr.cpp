@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string>
 
+namespace unit_test_frr {
+
 using kvmnet::ErrorKind;
 namespace plan = kvmnet::plan;
 
@@ -256,3 +258,5 @@ TEST_CASE("FRR output that is not what we expect parses to nothing", "[frr]")
     plan::add_evpn_remotes(v, "{\"x\":{}}", "not json");
     CHECK(v.empty());
 }
+
+}  // namespace unit_test_frr

@@ -8,6 +8,8 @@
 
 #include <string>
 
+namespace unit_test_frr_dad {
+
 namespace plan = kvmnet::plan;
 
 namespace {
@@ -94,3 +96,5 @@ TEST_CASE("kvmnet's threshold leaves FRR with kvmnet's part", "[frr]")
         CHECK(plan::render_frr_removal(r, std::nullopt).find("dup-addr-detection") == std::string::npos);
     }
 }
+
+}  // namespace unit_test_frr_dad

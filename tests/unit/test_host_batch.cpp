@@ -13,6 +13,8 @@
 #include <cstring>
 #include <unistd.h>
 
+namespace unit_test_host_batch {
+
 namespace {
 
 // Counts the syncs of each file; ENOSPC for every file while `full` is set.
@@ -154,3 +156,5 @@ TEST_CASE("A batch of host changes that cannot be written fails both callers and
     CHECK_FALSE(**again);
     CHECK(b.stored()["ipv4"]["dhcp"]["hosts"].size() == 2);
 }
+
+}  // namespace unit_test_host_batch

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+namespace unit_test_ipv4 {
+
 using kvmnet::model::Ipv4;
 using kvmnet::model::Ipv4Interface;
 
@@ -226,3 +228,5 @@ TEST_CASE("overlaps is symmetric and true when either subnet contains the other"
     CHECK(cidr(c.a).overlaps(cidr(c.b)) == c.overlap);
     CHECK(cidr(c.b).overlaps(cidr(c.a)) == c.overlap);
 }
+
+}  // namespace unit_test_ipv4

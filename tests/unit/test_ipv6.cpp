@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_ipv6 {
+
 using kvmnet::ErrorKind;
 using kvmnet::model::Ipv6;
 using kvmnet::model::Ipv6Interface;
@@ -301,3 +303,5 @@ TEST_CASE("Without ipv6 the dnsmasq config has no IPv6 lines", "[planner][dnsmas
     CHECK(lines_starting(c, "enable-ra").empty());
     CHECK(lines_starting(c, "listen-address=") == std::vector<std::string>{"listen-address=192.168.122.1"});
 }
+
+}  // namespace unit_test_ipv6

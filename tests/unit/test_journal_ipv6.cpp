@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_journal_ipv6 {
+
 namespace {
 
 std::vector<std::string> forwards_after_replay(kvmnet::store::Store& store)
@@ -49,3 +51,5 @@ TEST_CASE("The journal removes IPv6 forwards, by any and by a given host address
     REQUIRE(after.size() == 1);
     CHECK(after[0] == before[2]);
 }
+
+}  // namespace unit_test_journal_ipv6

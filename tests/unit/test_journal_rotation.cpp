@@ -25,6 +25,8 @@
 #include <unistd.h>
 #include <vector>
 
+namespace unit_test_journal_rotation {
+
 namespace fs = std::filesystem;
 using kvmnet::Error;
 using kvmnet::ErrorKind;
@@ -362,3 +364,5 @@ TEST_CASE("Journals of one document replay in order: the steady one, then by gen
     CHECK(kvmnet::store::read_file(tmp.path + "/networks/default.forwards.3")->find("8010") != std::string::npos);
     CHECK(load(tmp.path).ports == std::vector<int>{8009, 8010});
 }
+
+}  // namespace unit_test_journal_rotation

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_json_check {
+
 using kvmnet::bench::json_valid;
 
 namespace {
@@ -189,3 +191,5 @@ TEST_CASE("json_valid agrees with nlohmann on mutated documents", "[json_check]"
     CHECK(valid > 1000);
     CHECK(invalid > 1000);
 }
+
+}  // namespace unit_test_json_check

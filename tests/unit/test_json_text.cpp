@@ -10,6 +10,8 @@
 
 #include <string>
 
+namespace unit_test_json_text {
+
 using kvmnet::ErrorKind;
 using kvmnet::model::parse_json_text;
 using json = nlohmann::json;
@@ -142,3 +144,5 @@ TEST_CASE("Error messages escape control characters and bytes that are not UTF-8
                }),
                Catch::Matchers::StartsWith("name: 'a\\x00b' is not a valid network name"));
 }
+
+}  // namespace unit_test_json_text

@@ -11,6 +11,8 @@
 
 #include <filesystem>
 
+namespace unit_test_layout {
+
 using kvmnet::store::Layout;
 
 TEST_CASE("The layout names every file under STATE and RUNTIME", "[layout]")
@@ -87,3 +89,5 @@ TEST_CASE("A takeover record written by the previous daemon loads, and round-tri
         CHECK(problem.empty());
     }
 }
+
+}  // namespace unit_test_layout

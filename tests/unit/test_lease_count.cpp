@@ -2,6 +2,8 @@
 // lease watch's last reading of dnsmasq's file, not a read per call.
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_lease_count {
+
 TEST_CASE("LeaseCount is the lease watch's reading, refreshed when the watch fires", "[manager][dhcp]")
 {
     Harness h;
@@ -40,3 +42,5 @@ TEST_CASE("LeaseCount of a network without DHCP is 0", "[manager][dhcp]")
     h.m().start("web");
     CHECK(h.m().lease_count("web") == 0);
 }
+
+}  // namespace unit_test_lease_count

@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 
+namespace unit_test_leases {
+
 using kvmnet::plan::diff_leases;
 using kvmnet::plan::Lease;
 using kvmnet::plan::LeaseEvent;
@@ -250,3 +252,5 @@ TEST_CASE("DHCPv6 leases are told apart by DUID, IAID and address", "[leases]")
     CHECK(events[2].event == "added");
     CHECK(events[2].lease.iaid == 3);
 }
+
+}  // namespace unit_test_leases

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string>
 
+namespace unit_test_libvirt_import {
+
 using kvmnet::libvirt::Conversion;
 using kvmnet::libvirt::convert;
 using json = nlohmann::json;
@@ -154,3 +156,5 @@ TEST_CASE("libvirt import: lease time", "[libvirt]")
               .starts_with("error: kvmnet refuses the converted document: "
                            "ipv4.dhcp.lease_time:"));
 }
+
+}  // namespace unit_test_libvirt_import

@@ -2,6 +2,8 @@
 // one sock_diag listing serves the calls of one loop turn.
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_listener_turn {
+
 namespace {
 
 // Ends the loop turn: the next add_forwards lists the listeners again.
@@ -32,3 +34,5 @@ TEST_CASE("AddForwards lists the local listeners once per loop turn", "[manager]
     CHECK_THAT(warnings[0], StartsWith("forward: a local process listens on tcp 0.0.0.0:9002"));
     CHECK(h.m().spec("iso").forwards.size() == 4);
 }
+
+}  // namespace unit_test_listener_turn

@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+namespace unit_test_listeners {
+
 using kvmnet::plan::Listener;
 using kvmnet::plan::shadowed_listeners;
 
@@ -64,3 +66,5 @@ TEST_CASE("shadowed_listeners: an IPv4-mapped IPv6 socket receives its IPv4 addr
     CHECK(shadowed_listeners(f, {listener(true, "::ffff:203.0.113.10", 8080)}).empty());
     CHECK(shadowed_listeners(f, {listener(true, "fd00::1", 8080)}).empty());
 }
+
+}  // namespace unit_test_listeners

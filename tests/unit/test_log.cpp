@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_log {
+
 namespace core = kvmnet::core;
 using core::LogLevel;
 using core::LogRecord;
@@ -79,3 +81,5 @@ TEST_CASE("An injected sink gets the records at or above the log level", "[log]"
     CHECK(records[1].network.empty());
     CHECK(records[1].id == MessageId::none);
 }
+
+}  // namespace unit_test_log

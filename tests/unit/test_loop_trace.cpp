@@ -7,6 +7,8 @@
 #include <source_location>
 #include <string>
 
+namespace unit_test_loop_trace {
+
 namespace core = kvmnet::core;
 
 TEST_CASE("KVMNET_LOOP_TRACE: milliseconds, fractions allowed; anything else is off", "[loop_trace]")
@@ -41,3 +43,5 @@ TEST_CASE("A registering place is named by its last two path components and line
     const auto here = std::source_location::current();
     CHECK(core::source_label(here) == "unit/test_loop_trace.cpp:" + std::to_string(here.line()));
 }
+
+}  // namespace unit_test_loop_trace

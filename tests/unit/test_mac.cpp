@@ -8,6 +8,8 @@
 #include <array>
 #include <cstdint>
 
+namespace unit_test_mac {
+
 using kvmnet::model::Mac;
 
 TEST_CASE("Mac parses the colon spelling in either case and writes lower case")
@@ -43,3 +45,5 @@ TEST_CASE("Mac from six bytes, ordering and classes")
     CHECK_FALSE(Mac::parse("01:00:5e:00:00:01")->unicast());
     CHECK(Mac::parse("ff:ff:ff:ff:ff:ff")->multicast());
 }
+
+}  // namespace unit_test_mac

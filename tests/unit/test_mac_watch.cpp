@@ -8,6 +8,8 @@
 
 #include <string>
 
+namespace unit_test_mac_watch {
+
 using kvmnet::core::MacWatch;
 using kvmnet::test::FakeClock;
 
@@ -83,3 +85,5 @@ TEST_CASE("MacWatch: a recreated bridge's port indexes start over, a conflict st
     CHECK(watch.conflict().empty());
     CHECK_FALSE(watch.learned(mac, 2));
 }
+
+}  // namespace unit_test_mac_watch

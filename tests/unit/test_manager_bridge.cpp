@@ -7,6 +7,8 @@
 // fake's state and a snapshot taken before the start.
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_manager_bridge {
+
 namespace {
 
 // What the manager should name as the failing step for a call of the takeover.
@@ -262,3 +264,5 @@ TEST_CASE("A bridge network whose start failed can be stopped and deleted", "[ma
     CHECK(h.m().names().empty());
     CHECK(h.links.state() == before);
 }
+
+}  // namespace unit_test_manager_bridge

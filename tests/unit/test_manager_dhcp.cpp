@@ -2,6 +2,8 @@
 // static DHCP hosts without a dnsmasq restart, and leases.
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_manager_dhcp {
+
 // ---- DHCP: static hosts without a dnsmasq restart, leases -------------------
 
 TEST_CASE("Static hosts are added and removed on a running network without restarting dnsmasq", "[manager][dhcp]")
@@ -104,3 +106,5 @@ TEST_CASE("Leases are read from dnsmasq's file and changes reach the listener", 
     h.m().stop("iso");
     CHECK(h.m().leases("iso").empty());
 }
+
+}  // namespace unit_test_manager_dhcp

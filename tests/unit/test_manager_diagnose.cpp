@@ -2,6 +2,8 @@
 // Diagnose.
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_manager_diagnose {
+
 TEST_CASE("Diagnose names what is wrong with a running network and only reads", "[manager][diagnose]")
 {
     Harness h;
@@ -66,3 +68,5 @@ TEST_CASE("Diagnose names what is wrong with a running network and only reads", 
     }
     CHECK(h.firewall.commits == commits);
 }
+
+}  // namespace unit_test_manager_diagnose

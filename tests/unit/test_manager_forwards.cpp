@@ -2,6 +2,8 @@
 // port forwards on running and stopped networks.
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_manager_forwards {
+
 // ---- port forwards ----------------------------------------------------------
 
 namespace {
@@ -129,3 +131,5 @@ TEST_CASE("Forwards on a stopped network are stored and applied at start", "[man
     // A host that a forward names cannot go away under it.
     CHECK_THROWS_AS(h.m().remove_host("web", "52:54:00:00:00:0a"), Error);
 }
+
+}  // namespace unit_test_manager_forwards

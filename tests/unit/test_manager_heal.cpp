@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_manager_heal {
+
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 using kvmnet::core::State;
@@ -135,3 +137,5 @@ TEST_CASE("An Update that restarts a network puts the interfaces enslaved outsid
     CHECK(h.links.link("vnet0").master_index == h.links.link("kvmbr9").index);
     h.m().stop("iso");
 }
+
+}  // namespace unit_test_manager_heal

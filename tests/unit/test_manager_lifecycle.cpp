@@ -6,6 +6,8 @@
 // went wrong.
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_manager_lifecycle {
+
 // ---- 4. confirmation deadline -------------------------------------------------
 
 TEST_CASE("An unconfirmed takeover is rolled back at its deadline", "[manager]")
@@ -202,3 +204,5 @@ TEST_CASE("A restarted daemon adopts a takeover with guest ports without changin
         CHECK((m.rfind("set_port_isolated ", 0) == 0 || m.rfind("set_bandwidth ", 0) == 0));
     }
 }
+
+}  // namespace unit_test_manager_lifecycle

@@ -2,6 +2,8 @@
 // structured log records.
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_manager_log {
+
 // ---- structured logging ------------------------------------------------------
 
 namespace {
@@ -120,3 +122,5 @@ TEST_CASE("Log records of lease changes name the network and carry a message id"
     CHECK(lease->message == "network iso: lease added: 52:54:00:00:00:09 10.70.0.120 vm9");
     log.check_networks_named();
 }
+
+}  // namespace unit_test_manager_log

@@ -2,6 +2,8 @@
 // guest ports and the MAC-conflict watch.
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_manager_ports {
+
 // ---- 6. guest ports -------------------------------------------------------------
 
 TEST_CASE("Guest ports on a bridge-mode network", "[manager]")
@@ -329,3 +331,5 @@ TEST_CASE("The MAC-conflict watch covers ports attached after a poll found none"
     h.run_loop(1'150'000, [&] { return h.links.count("list_fdb") > 0; });
     CHECK(h.links.count("list_fdb") > 0);
 }
+
+}  // namespace unit_test_manager_ports

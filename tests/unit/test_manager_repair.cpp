@@ -2,6 +2,8 @@
 // self-healing (core/manager_repair.cpp).
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_manager_repair {
+
 // ---- self-healing (core/manager_repair.cpp) ----------------------------------
 
 TEST_CASE("Self-healing: a deleted bridge is recreated with its addresses, once", "[manager][repair]")
@@ -307,3 +309,5 @@ TEST_CASE("Self-healing: interfaces enslaved by someone else go onto a recreated
     REQUIRE(h.listener.repairs.size() == 1);
     CHECK_THAT(h.listener.repairs[0], Contains("re-attached vnet0 (enslaved outside kvmnet)"));
 }
+
+}  // namespace unit_test_manager_repair

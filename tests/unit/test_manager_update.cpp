@@ -5,6 +5,8 @@
 // went wrong.
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_manager_update {
+
 TEST_CASE("UpdateIfRevision refuses a stale base and changes nothing", "[manager][revision]")
 {
     Harness h;
@@ -63,3 +65,5 @@ TEST_CASE("Regression: a live Update whose kernel step fails leaves document, me
     CHECK(h.links.link("lan0").mtu == mtu_before);
     CHECK(kvmnet::core::is_running(h.m().state("lan")));
 }
+
+}  // namespace unit_test_manager_update

@@ -8,6 +8,8 @@
 
 #include <string>
 
+namespace unit_test_model_values {
+
 using kvmnet::model::IpAddress;
 using kvmnet::model::Ipv4;
 using kvmnet::model::Ipv6;
@@ -97,3 +99,5 @@ TEST_CASE("Takeover record: an address that does not parse does not load", "[mod
     SECTION("gateway") { j["routes"][0]["gateway"] = "gateway"; }
     CHECK_THROWS(j.get<kvmnet::core::TakeoverRecord>());
 }
+
+}  // namespace unit_test_model_values

@@ -10,6 +10,8 @@
 
 #include <string>
 
+namespace unit_test_netconf_scope {
+
 using Catch::Matchers::Contains;
 using kvmnet::core::State;
 using namespace kvmnet::test;
@@ -62,3 +64,5 @@ TEST_CASE("A link's sysctl notification checks only the network on that bridge",
     h.m().stop("two");
     h.m().stop("iso");
 }
+
+}  // namespace unit_test_netconf_scope

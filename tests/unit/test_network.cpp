@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_network {
+
 using kvmnet::ErrorKind;
 using kvmnet::model::Mode;
 using kvmnet::model::Network;
@@ -771,3 +773,5 @@ TEST_CASE("DHCP lease times: seconds or \"infinite\", the default left out of to
     REQUIRE(failure);
     CHECK(failure->message.find("2 minutes") != std::string::npos);
 }
+
+}  // namespace unit_test_network

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+namespace unit_test_nft_filter {
+
 using kvmnet::kernel::NftChangeFilter;
 
 namespace {
@@ -50,3 +52,5 @@ TEST_CASE("nftables transactions are reported only when foreign and touching our
     filter.reset();
     CHECK_FALSE(filter.end_of_transaction(other, "nft"));
 }
+
+}  // namespace unit_test_nft_filter

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_notification_pause {
+
 using namespace kvmnet;
 
 namespace {
@@ -99,3 +101,5 @@ TEST_CASE("CommittedTable pauses the nftables monitor around large element batch
         CHECK(pause.events == std::vector<std::string>{"pause", "resume, maybe lost"});
     }
 }
+
+}  // namespace unit_test_notification_pause

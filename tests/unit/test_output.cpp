@@ -6,6 +6,8 @@
 
 #include <sstream>
 
+namespace unit_test_output {
+
 using kvmnet::client::Column;
 using kvmnet::client::TableStyle;
 using nlohmann::json;
@@ -79,3 +81,5 @@ TEST_CASE("output: forward ports are numbers with an end, absent keys null", "[o
     CHECK(range["guest_port_end"] == 6010);
     CHECK(range["rate"] == 5);
 }
+
+}  // namespace unit_test_output

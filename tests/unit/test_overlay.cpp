@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_overlay {
+
 using kvmnet::ErrorKind;
 using kvmnet::model::DhcpRange;
 using kvmnet::model::DhcpSlice;
@@ -242,3 +244,5 @@ TEST_CASE("overlay: AddForwards applies the slice rule too", "[overlay]")
     CHECK_THAT(failure->message,
                Catch::Matchers::StartsWith("forwards[0]: 10.77.0.30 is not in this host's DHCP slice"));
 }
+
+}  // namespace unit_test_overlay

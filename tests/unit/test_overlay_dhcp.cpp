@@ -11,6 +11,8 @@
 
 #include <string>
 
+namespace unit_test_overlay_dhcp {
+
 using kvmnet::test::has_line;
 using kvmnet::test::merged;
 using kvmnet::test::parse_ok;
@@ -40,3 +42,5 @@ TEST_CASE("A network on one host keeps dnsmasq's ICMP check", "[planner][dnsmasq
     CAPTURE(c);
     CHECK_FALSE(has_line(c, "no-ping"));
 }
+
+}  // namespace unit_test_overlay_dhcp

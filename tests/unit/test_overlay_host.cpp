@@ -15,6 +15,8 @@
 #include <set>
 #include <string>
 
+namespace unit_test_overlay_host {
+
 using kvmnet::model::DhcpSlice;
 using kvmnet::model::Ipv4;
 using kvmnet::model::Network;
@@ -100,3 +102,5 @@ TEST_CASE("overlay host address: its MAC differs per host and from the gateway's
     // The same on every host (a host computes it for itself, others learn it).
     CHECK(overlay_host_mac(n, ip("10.77.0.254")) == overlay_host_mac(n, ip("10.77.0.254")));
 }
+
+}  // namespace unit_test_overlay_host

@@ -8,6 +8,8 @@
 
 #include <string>
 
+namespace unit_test_overlay_host6 {
+
 using kvmnet::ErrorKind;
 using kvmnet::test::check_refused;
 using kvmnet::test::failure_of;
@@ -41,3 +43,5 @@ TEST_CASE("overlay.host_address: neither IPv4 nor IPv6 is InvalidArgument", "[ov
     check_refused(with_host_address("fd00:77::fe::1"), ErrorKind::InvalidArgument, "overlay.host_address");
     check_refused(with_host_address("10.77.0"), ErrorKind::InvalidArgument, "overlay.host_address");
 }
+
+}  // namespace unit_test_overlay_host6

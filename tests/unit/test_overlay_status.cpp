@@ -15,6 +15,8 @@
 
 #include <string>
 
+namespace unit_test_overlay_status {
+
 namespace model = kvmnet::model;
 namespace plan = kvmnet::plan;
 using json = nlohmann::json;
@@ -206,3 +208,5 @@ TEST_CASE("kvmnetctl's overlay text", "[overlay][client]")
     CHECK(lines[0] == "kvx-100: 2 peers, 1 reachable, 1 remote MAC (kvmnetctl overlay status)");
     CHECK(lines[1] == "EVPN partial: 1 of 2 BGP sessions established");
 }
+
+}  // namespace unit_test_overlay_status

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_paging {
+
 using kvmnet::core::make_page;
 using kvmnet::core::Page;
 
@@ -74,3 +76,5 @@ TEST_CASE("a page ends early past max_page_bytes")
     CHECK(p.items.size() == 2);
     CHECK(!p.next.empty());
 }
+
+}  // namespace unit_test_paging

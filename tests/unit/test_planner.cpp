@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+namespace unit_test_planner {
+
 using kvmnet::ErrorKind;
 using kvmnet::model::Network;
 namespace plan = kvmnet::plan;
@@ -1230,3 +1232,5 @@ TEST_CASE("A takeover moves the uplink's own addresses and routes, not what the 
     CHECK(routes[0].gateway == kvmnet::model::IpAddress::parse("192.0.2.1"));
     CHECK(routes[0].metric == 100);
 }
+
+}  // namespace unit_test_planner

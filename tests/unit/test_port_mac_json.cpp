@@ -10,6 +10,8 @@
 
 #include <string>
 
+namespace unit_test_port_mac_json {
+
 using kvmnet::ErrorKind;
 using kvmnet::model::Mac;
 using kvmnet::model::parse_port;
@@ -62,3 +64,5 @@ TEST_CASE("A port's MAC that is not a unicast address is refused naming the fiel
     port.mac = Mac::parse("ff:ff:ff:ff:ff:ff");
     CHECK_THROWS_AS(kvmnet::model::validate_port(port, "port"), kvmnet::Error);
 }
+
+}  // namespace unit_test_port_mac_json

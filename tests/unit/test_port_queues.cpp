@@ -3,6 +3,8 @@
 // fake kernel adapters (manager_harness.hpp).
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_port_queues {
+
 namespace {
 
 std::optional<Error> parse_error(const std::string& port)
@@ -127,3 +129,5 @@ TEST_CASE("Port queues: the manager makes the tap multiqueue, lists it, and re-m
         CHECK(h.links.state() == before);
     }
 }
+
+}  // namespace unit_test_port_queues

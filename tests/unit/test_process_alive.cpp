@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+namespace unit_test_process_alive {
+
 using kvmnet::core::process_alive;
 
 TEST_CASE("process_alive: running, zombie and reaped processes", "[process]")
@@ -48,3 +50,5 @@ TEST_CASE("process_alive: another user's process (kill gives EPERM) is alive", "
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
 }
+
+}  // namespace unit_test_process_alive

@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <vector>
 
+namespace unit_test_process_scan {
+
 using namespace kvmnet;
 
 TEST_CASE("processes_with_argument finds a process by one word of its command line", "[process]")
@@ -37,3 +39,5 @@ TEST_CASE("processes_with_argument finds a process by one word of its command li
     core::stop_process(pid);
     CHECK(core::processes_with_argument(word).empty());
 }
+
+}  // namespace unit_test_process_scan

@@ -10,6 +10,8 @@
 #include "model/network.hpp"
 #include "store/store.hpp"
 
+namespace unit_test_read_cache {
+
 namespace {
 
 // The kept reads of every network against the ones made from scratch.
@@ -164,3 +166,5 @@ TEST_CASE("The revision's document part is made again only when the document cha
     CHECK(revision() == kvmnet::store::revision_of(n));
     CHECK(revisions_made == 4);
 }
+
+}  // namespace unit_test_read_cache

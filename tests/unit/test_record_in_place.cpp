@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <sys/stat.h>
 
+namespace unit_test_record_in_place {
+
 using namespace kvmnet;
 using kvmnet::testing::TempDir;
 
@@ -85,3 +87,5 @@ TEST_CASE("a committed record torn between its write and its cut is no record", 
     CHECK(core::parse_committed_record(new_text) == shorter);
     CHECK_FALSE(core::parse_committed_record(new_text + old_text.substr(new_text.size())));
 }
+
+}  // namespace unit_test_record_in_place

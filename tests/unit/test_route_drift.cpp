@@ -7,6 +7,8 @@
 #include "plan/converge.hpp"
 #include "plan/drift.hpp"
 
+namespace unit_test_route_drift {
+
 namespace {
 
 // Someone deletes the IPv4 prefix route of kvmbr9 and re-adding it fails:
@@ -170,3 +172,5 @@ TEST_CASE("A bridge recreated by a repair: the routes observed on the old one ar
     CHECK(h.m().state("iso") == State::active);
     h.m().stop("iso");
 }
+
+}  // namespace unit_test_route_drift

@@ -6,6 +6,8 @@
 // repairs).
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_route_readded {
+
 namespace {
 
 std::size_t route_dumps(const FakeLinks& links)
@@ -74,3 +76,5 @@ TEST_CASE("A route put back by hand while its repair waits for the budget: the d
     CHECK(h.m().state_reason_code("iso") == "none");
     h.m().stop("iso");
 }
+
+}  // namespace unit_test_route_readded

@@ -4,6 +4,8 @@
 // and the repair's failure mode (a step that fails does not stop the others).
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_route_repair {
+
 TEST_CASE("Self-healing: a deleted subnet route of a NAT network comes back, once", "[manager][repair]")
 {
     HealingHarness h;
@@ -104,3 +106,5 @@ TEST_CASE("Self-healing: a links repair that fails does not stop the sysctl repa
     CHECK(h.m().state("iso") == State::active);
     h.m().stop("iso");
 }
+
+}  // namespace unit_test_route_repair

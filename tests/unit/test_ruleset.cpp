@@ -8,6 +8,8 @@
 
 #include <string>
 
+namespace unit_test_ruleset {
+
 namespace plan = kvmnet::plan;
 using plan::Field;
 using plan::SetType;
@@ -163,3 +165,5 @@ TEST_CASE("Field types match the set types lookups need", "[ruleset]")
     CHECK(plan::field_type(Field::oifname) == SetType::ifname);
     CHECK(plan::field_type(Field::ether_saddr) == SetType::ether_addr);
 }
+
+}  // namespace unit_test_ruleset

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_ruleset_data {
+
 using namespace kvmnet;
 using namespace kvmnet::test;
 
@@ -141,3 +143,5 @@ TEST_CASE("Statistics reads a network's drops from its counting elements", "[man
     // The other network running ("iso") is not reported.
     CHECK(std::none_of(rules.begin(), rules.end(), [](const std::string& r) { return r == "isolated"; }));
 }
+
+}  // namespace unit_test_ruleset_data

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+namespace unit_test_save_off_loop {
+
 using kvmnet::Error;
 using kvmnet::ErrorKind;
 using kvmnet::store::DurableWriter;
@@ -144,3 +146,5 @@ TEST_CASE("A journal begun while a save is pending names the document by its rev
     REQUIRE(loaded[0].forwards.size() == 1);
     CHECK(loaded[0].forwards[0].host_port_first == 8080);
 }
+
+}  // namespace unit_test_save_off_loop

@@ -12,6 +12,8 @@
 #include <string>
 #include <sys/socket.h>
 
+namespace unit_test_scale_dumps {
+
 using Catch::Matchers::Contains;
 using kvmnet::core::State;
 using namespace kvmnet::test;
@@ -83,3 +85,5 @@ TEST_CASE("Lost link notifications re-check every network once, each from its ow
     CHECK(h.links.count("list_links") <= 1);
     CHECK(h.links.count("list_addresses_of") >= 1);
 }
+
+}  // namespace unit_test_scale_dumps

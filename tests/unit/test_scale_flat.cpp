@@ -2,6 +2,8 @@
 // with the networks already running. Counted on the fakes, not timed.
 #include "manager_harness.hpp"
 
+namespace unit_test_scale_flat {
+
 using namespace kvmnet;
 using namespace kvmnet::test;
 
@@ -66,3 +68,5 @@ TEST_CASE("Scale: a start lists no chains while no other table changed", "[manag
     h.m().start("n8");
     CHECK(h.firewall.chain_listings == 1);
 }
+
+}  // namespace unit_test_scale_flat

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <set>
 
+namespace unit_test_start_part {
+
 using namespace kvmnet;
 using namespace kvmnet::test;
 
@@ -127,3 +129,5 @@ TEST_CASE("A bridge name is picked by lookups and no dump of every link", "[mana
     CHECK(h.m().spec("a").bridge == "kvmbr1");
     CHECK(h.m().spec("b").bridge == "kvmbr2");
 }
+
+}  // namespace unit_test_start_part

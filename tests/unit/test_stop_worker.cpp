@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <string>
 
+namespace unit_test_stop_worker {
+
 TEST_CASE("A bridge gone before the worker deletes it does not fail the Stop", "[manager][stop]")
 {
     FakeLinks worker_kernel;  // the bridge is not there: its deletion finds none
@@ -46,3 +48,5 @@ TEST_CASE("A bridge gone before the worker deletes it does not fail the Stop", "
     CHECK(std::any_of(worker_kernel.calls().begin(), worker_kernel.calls().end(),
                       [](const Call& c) { return c.verb == "delete_link"; }));
 }
+
+}  // namespace unit_test_stop_worker

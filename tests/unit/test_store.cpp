@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <vector>
 
+namespace unit_test_store {
+
 using kvmnet::model::Network;
 namespace fs = std::filesystem;
 
@@ -403,3 +405,5 @@ TEST_CASE("A document that does not load is named in unreadable; the mirror keep
     CHECK_FALSE(fs::exists(mirror + "/web.json"));
     CHECK_FALSE(store.last_good("web", problems));
 }
+
+}  // namespace unit_test_store

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_table_diff {
+
 using namespace kvmnet;
 
 namespace {
@@ -298,3 +300,5 @@ TEST_CASE("CommittedTable sends diffs while the kernel has its table, and replac
     CHECK(restarted.apply(plan::build_ruleset(nets)));
     CHECK(firewall.updates == 2);
 }
+
+}  // namespace unit_test_table_diff

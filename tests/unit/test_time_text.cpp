@@ -8,6 +8,8 @@
 #include <ctime>
 #include <string>
 
+namespace unit_test_time_text {
+
 using kvmnet::model::rfc3339_utc;
 using kvmnet::model::rfc3339_utc_ms;
 
@@ -35,3 +37,5 @@ TEST_CASE("Times do not depend on the local time zone", "[time]")
     ::tzset();
     CHECK(text == "2024-06-10T06:13:20Z");
 }
+
+}  // namespace unit_test_time_text

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <string>
 
+namespace unit_test_update_worker {
+
 namespace {
 
 constexpr const char* dhcp_document =
@@ -130,3 +132,5 @@ TEST_CASE("Changes other than Start/Stop/Update/Delete are refused while a resta
     h.m().set_autostart("lab", true);
     CHECK(h.m().spec("lab").autostart);
 }
+
+}  // namespace unit_test_update_worker

@@ -14,6 +14,8 @@
 #include <sys/types.h>
 #include <thread>
 
+namespace unit_test_vtysh_timeout {
+
 using namespace kvmnet;
 
 namespace {
@@ -91,3 +93,5 @@ TEST_CASE("Evpn with a hung FRR: vtysh is killed and the problem says so", "[evp
     CHECK_FALSE(running(read_pid(dir.path + "/pid")));
     CHECK(gone(read_pid(dir.path + "/child")));
 }
+
+}  // namespace unit_test_vtysh_timeout

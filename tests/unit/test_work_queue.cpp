@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+namespace unit_test_work_queue {
+
 namespace core = kvmnet::core;
 
 namespace {
@@ -175,3 +177,5 @@ TEST_CASE("Destroyed with work queued: every work runs, no Done is called", "[wo
     CHECK(ran == 2);
     CHECK_FALSE(done_called);
 }
+
+}  // namespace unit_test_work_queue

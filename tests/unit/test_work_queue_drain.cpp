@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+namespace unit_test_work_queue_drain {
+
 namespace core = kvmnet::core;
 
 TEST_CASE("drain() waits for the work a Done submits while draining", "[work_queue]")
@@ -55,3 +57,5 @@ TEST_CASE("A Done that drains (nested) calls every Done once, in order", "[work_
     queue.drain();  // nothing pending: returns at once
     CHECK(done.size() == 4);
 }
+
+}  // namespace unit_test_work_queue_drain
