@@ -3,7 +3,9 @@
 #   1. control plane: forwards committed in bulk and one at a time with N
 #      existing (kvmnet's nftables adapter, the daemon over D-Bus; iptables-nft
 #      and nft with one rule per forward);
-#   2. datapath: iperf3 through a raw veth, a bridge and kvmnet's NAT; new TCP
+#   2. datapath: iperf3 through a raw veth, a bridge, the same hops as a NAT
+#      host routed without rules (both directions) and kvmnet's NAT (forward
+#      and masquerade), rendered by scripts/bench-datapath-report.sh; new TCP
 #      connections per second through 1 and 10,000 forwards;
 #   3. end to end: `kvmnetctl forward add`, network start and stop;
 #   4. kvmnetd's resident memory;
@@ -21,7 +23,7 @@
 # to RESULTS/performance.{png,md}; without --quick also to docs/.
 #
 # Usage: sudo scripts/bench.sh [--quick] [--results DIR] [--no-doc] [--load-only] [--repair-only] [--peers-only]
-#                             [--masq-only]
+#                             [--masq-only] [--datapath-only] [--iperf-runs N] [--iperf-seconds S]
 #   --quick     fewer runs and no 100k sizes (a smoke run; never for docs/)
 #   --load-only only the D-Bus load (about 75 s), and only its section of
 #               docs/performance.md replaced
@@ -31,6 +33,12 @@
 #               its section replaced
 #   --masq-only only the masquerade breakdown (about 10 minutes under
 #               load), and only its section replaced
+#   --datapath-only only the bulk throughput of the datapath (iperf3 through
+#               every path, interleaved round by round; 7 runs of 3 s by
+#               default, about 6 minutes), and only its section replaced
+#   --iperf-runs N, --iperf-seconds S  rounds of iperf3 over all paths, and
+#               seconds per run (default 5 and 3; 7 and 3 with
+#               --datapath-only; 1 and 2 with --quick)
 #   --results   where the results go (default: bench-results/DATE-TIME)
 #   --no-doc    leave docs/performance.* alone
 #
@@ -51,6 +59,17 @@ LOAD_ONLY=0
 REPAIR_ONLY=0
 PEERS_ONLY=0
 MASQ_ONLY=0
+DATAPATH_ONLY=0
+IPERF_RUNS_OPT=""
+IPERF_SECONDS_OPT=""
+# positive_int OPTION VALUE: VALUE, or exit 2 naming the option.
+positive_int() {
+    if [[ ! $2 =~ ^[1-9][0-9]{0,3}$ ]]; then
+        echo "bench.sh: $1 needs a whole number from 1 to 9999, not '$2'" >&2
+        exit 2
+    fi
+    echo "$2"
+}
 while (($# > 0)); do
     case $1 in
     --quick) QUICK=1 ;;
@@ -63,8 +82,17 @@ while (($# > 0)); do
     --repair-only) REPAIR_ONLY=1 ;;
     --peers-only) PEERS_ONLY=1 ;;
     --masq-only) MASQ_ONLY=1 ;;
+    --datapath-only) DATAPATH_ONLY=1 ;;
+    --iperf-runs)
+        IPERF_RUNS_OPT=$(positive_int "$1" "${2:-}")
+        shift
+        ;;
+    --iperf-seconds)
+        IPERF_SECONDS_OPT=$(positive_int "$1" "${2:-}")
+        shift
+        ;;
     -h | --help)
-        sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'
+        awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
         exit 0
         ;;
     *)
@@ -180,6 +208,9 @@ else
     RUNS=5 ADDS=200 EXEC_ADDS=100 SIZES=(1000 10000 100000) AT=(0 1000 10000 100000) IPERF_SECONDS=3 IPERF_RUNS=5
     CONNS=10000 START_RUNS=10 CLI_RUNS=50 FW_RUNS=20
 fi
+if ((DATAPATH_ONLY && !QUICK)); then IPERF_RUNS=7; fi
+IPERF_RUNS=${IPERF_RUNS_OPT:-$IPERF_RUNS}
+IPERF_SECONDS=${IPERF_SECONDS_OPT:-$IPERF_SECONDS}
 RUNS_100K=3 # bulk runs at 100,000 (each takes seconds in the baselines)
 join() {
     local IFS=,
@@ -314,7 +345,7 @@ IPERF_PATHS=()
 
 iperf_all() {
     section "datapath: iperf3, ${#IPERF_PATHS[@]} paths interleaved, $IPERF_RUNS runs of ${IPERF_SECONDS} s each"
-    local path variant sns saddr cns caddr cport r streams gbps
+    local path variant sns saddr cns caddr cport r streams
     local -a pids=()
     for path in "${IPERF_PATHS[@]}"; do
         read -r variant sns saddr cns caddr cport <<<"$path"
@@ -326,17 +357,35 @@ iperf_all() {
         read -r variant sns saddr cns caddr cport <<<"$path"
         retry 50 _listening "$sns" 5201 || fail "iperf3 server in $sns did not come up"
     done
+    # datapath.csv keeps the round of every sample (scripts/bench-datapath-report.sh
+    # divides paths measured in the same round) and the bits moved per
+    # CPU-second of both iperf3 processes (less dependent on the CPU share
+    # the run gets on a shared machine; as in scripts/bench-masq.sh).
+    echo "round,streams,variant,gbps,gbps_per_cpu_s" >"$RESULTS/datapath.csv"
+    echo "$IPERF_RUNS $IPERF_SECONDS" >"$RESULTS/datapath-runs.txt"
+    # What was measured, for a later rendering: the commit (and whether the
+    # tree had changes), the niceness the run had.
+    {
+        git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown
+        if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then echo dirty; else echo clean; fi
+        nice
+    } >"$RESULTS/datapath-commit.txt"
+    cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/datapath-load-start.txt"
     for ((r = 0; r < IPERF_RUNS; r++)); do
         for streams in 1 4; do
             for path in "${IPERF_PATHS[@]}"; do
                 read -r variant sns saddr cns caddr cport <<<"$path"
                 in_ns "$cns" iperf3 -c "$caddr" -p "$cport" -t "$IPERF_SECONDS" -O 1 -P "$streams" -J \
                     >"$T/iperf3.json" 2>&1 || fail "iperf3 $variant: $(tail -5 "$T/iperf3.json")"
-                gbps=$(jq -r '.end.sum_received.bits_per_second / 1e9' "$T/iperf3.json")
-                row throughput "$variant" "$streams" Gbit/s "$gbps"
+                jq -r --arg v "$variant" --arg n "$streams" --arg r "$r" '.end as $e |
+                    ($e.sum_received.bits_per_second / 1e9) as $g |
+                    "\($r),\($n),\($v),\($g),\($g / (($e.cpu_utilization_percent.host_total +
+                        $e.cpu_utilization_percent.remote_total) / 100))"' "$T/iperf3.json" >>"$RESULTS/datapath.csv"
+                row throughput "$variant" "$streams" Gbit/s "$(tail -n 1 "$RESULTS/datapath.csv" | cut -d, -f4)"
             done
         done
     done
+    cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/datapath-load-end.txt"
     for path in "${pids[@]}"; do stop_pid "$path"; done
 }
 
@@ -365,11 +414,16 @@ bench_throughput_plain() {
     IPERF_PATHS+=("bridge $bs 10.251.0.2 $bc 10.251.0.2 5201")
 }
 
-# The router of the connection-rate baselines (lib.sh's plain_router: a
-# kvmnet NAT host without kvmnetd) in PI, PH, PG, a server on the guest.
-bench_router() {
+# The router of the baselines (lib.sh's plain_router: a kvmnet NAT host
+# without kvmnetd) in PI, PH, PG.
+baseline_router() {
     PI=${PFX}pi PH=${PFX}ph PG=${PFX}pg
     plain_router "$PI" "$PH" "$PG"
+}
+
+# The connection-rate baselines' router, an accept loop on the guest.
+bench_router() {
+    baseline_router
     spawn_in_ns "$PG" "$BENCH" serve --port 8080 >>"$T/serve.log" 2>&1
     track_pid "$SPAWNED_PID"
     retry 50 _listening "$PG" 8080 || fail "accept loop in $PG did not come up"
@@ -416,11 +470,19 @@ bench_connrate_plain() {
         done
     done
     in_ns "$PH" nft flush ruleset
-    # No NAT at all (routed straight to the guest): the ceiling of this router.
-    ip -n "$PI" route add 192.168.170.0/24 via 203.0.113.1
+    routed_paths
     for ((r = 0; r < RUNS; r++)); do connrate routed-no-nat 0 "$PI" 192.168.170.10:8080; done
-    # The same hops for iperf3 (two veths, a bridge, routing), without conntrack or NAT.
+}
+
+# routed_paths: the router of bench_router without any ruleset, the guest
+# reached directly (no NAT): the ceiling of these hops, for iperf3 (two
+# veths, a bridge, routing; no conntrack) in both directions: routed-no-nat
+# from the "internet" to the guest (a forward's direction), routed-upload
+# from the guest to the "internet" (masquerade's).
+routed_paths() {
+    ip -n "$PI" route add 192.168.170.0/24 via 203.0.113.1
     IPERF_PATHS+=("routed-no-nat $PG 192.168.170.10 $PI 192.168.170.10 5201")
+    IPERF_PATHS+=("routed-upload $PI 203.0.113.2 $PG 203.0.113.2 5201")
 }
 
 # ---------------------------------------------------------------- 3./4. the daemon
@@ -519,16 +581,7 @@ bench_daemon() {
     probe_forwards
     echo "$FWD_MODE" >"$RESULTS/forward-mode.txt"
 
-    section "daemon: NAT datapath (forwards: $FWD_MODE)"
-    dp_network 0 0 0
-    ip -n "$G1" addr add 192.168.160.10/24 dev eth0
-    ip -n "$G1" route add default via 192.168.160.1
-    retry 25 pings "$G1" 203.0.113.2 || fail "guest cannot reach the internet namespace through kvmnet's NAT"
-    IPERF_PATHS+=("nat-masquerade $I 203.0.113.2 $G1 203.0.113.2 5201")
-    if [[ $FWD_MODE != none ]]; then
-        dp_network 1 5201 5201
-        IPERF_PATHS+=("nat-forward $G1 192.168.160.10 $I 203.0.113.1 5201")
-    fi
+    nat_paths
     iperf_all
 
     if [[ $FWD_MODE != none ]]; then
@@ -555,6 +608,23 @@ bench_daemon() {
     bench_daemon_forwards
     bench_firewalld
     bench_start_stop
+}
+
+# nat_paths: network dp of the running kvmnetd with guest G1 on it, and
+# the iperf3 paths through its NAT: nat-masquerade (G1 to the "internet"),
+# nat-forward (the "internet" to G1 through port forward 5201, when this
+# kvmnetd has forwards; FWD_MODE from probe_forwards).
+nat_paths() {
+    section "daemon: NAT datapath (forwards: $FWD_MODE)"
+    dp_network 0 0 0
+    ip -n "$G1" addr add 192.168.160.10/24 dev eth0
+    ip -n "$G1" route add default via 192.168.160.1
+    retry 25 pings "$G1" 203.0.113.2 || fail "guest cannot reach the internet namespace through kvmnet's NAT"
+    IPERF_PATHS+=("nat-masquerade $I 203.0.113.2 $G1 203.0.113.2 5201")
+    if [[ $FWD_MODE != none ]]; then
+        dp_network 1 5201 5201
+        IPERF_PATHS+=("nat-forward $G1 192.168.160.10 $I 203.0.113.1 5201")
+    fi
 }
 
 bench_daemon_forwards() {
@@ -675,6 +745,30 @@ bench_in_process() {
 }
 
 # ---------------------------------------------------------------- run
+
+if ((DATAPATH_ONLY)); then
+    echo "bench.sh: datapath throughput only ($IPERF_RUNS runs of $IPERF_SECONDS s per path and stream count)" >&2
+    bench_throughput_plain
+    baseline_router
+    routed_paths
+    nat_topology
+    bus_start
+    daemon_start --log-level warning
+    probe_forwards
+    nat_paths
+    [[ $FWD_MODE != none ]] || not_measured "throughput nat-forward" "$FORWARDS_WHY"
+    iperf_all
+    ctl delete dp >/dev/null
+    daemon_stop
+    echo "$(($(date +%s) - STARTED))" >"$RESULTS/duration.txt"
+    bash "$ROOT/scripts/bench-datapath-report.sh" "$RESULTS" >"$RESULTS/datapath.md"
+    if ((WRITE_DOC)); then
+        put_section datapath "$RESULTS/datapath.md"
+        log "replaced the datapath section of docs/performance.md"
+    fi
+    log "results in $RESULTS ($(($(date +%s) - STARTED)) s)"
+    exit 0
+fi
 
 bench_adapter
 bench_in_process
