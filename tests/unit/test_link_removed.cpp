@@ -4,6 +4,8 @@
 // next call (a start of one more network) waited behind it.
 #include "manager_test_prelude.hpp"
 
+namespace unit_test_link_removed {
+
 TEST_CASE("A removed link is judged gone without a lookup", "[manager][repair]")
 {
     HealingHarness h;
@@ -72,3 +74,5 @@ TEST_CASE("The notifications of a bridge a Stop's worker deletes need no lookup"
     h.m().link_changed("kvmbr1");
     CHECK(h.links.count("find_link") == 1);
 }
+
+}  // namespace unit_test_link_removed
