@@ -1156,13 +1156,22 @@ void Manager::set_autostart(const std::string& name, bool autostart)
     if (listener_) listener_->network_changed(name);
 }
 
-void Manager::link_changed(const std::string& link_name)
+void Manager::link_changed(const std::string& link_name, bool removed)
 {
     // Notifications describe the past (our own create-then-up arrives after
-    // start finished), so judge by the link as it is now, not by the event.
-    // Named in KVMNET_LOOP_TRACE's log: it waits for RTNL while the worker
-    // deletes a bridge.
-    const auto changed = [&] {
+    // start finished), so judge by the link as it is now, not by the event;
+    // but a removal needs no lookup (a link made again under the name sends
+    // a notification of its own). Named in KVMNET_LOOP_TRACE's log: the
+    // lookup of a link a Stop's worker deletes waited for RTNL until the
+    // deletion was done (12-30 ms, which the next call, a start, waited
+    // behind).
+    // Likewise the notifications of a bridge that a Stop's worker deletes
+    // (its down, then its removal): ours, going, and not a running network's.
+    const bool ours_going = std::any_of(networks_.begin(), networks_.end(), [&](const auto& n) {
+        return n.second.stopping && n.second.spec.bridge == link_name;
+    });
+    const auto changed = [&]() -> std::optional<plan::LinkInfo> {
+        if (removed || ours_going) return std::nullopt;
         const TraceSpan span(loop_trace::enabled() ? "link " + link_name + ": looking it up" : "");
         return links_.find_link(link_name);
     }();
@@ -1172,10 +1181,7 @@ void Manager::link_changed(const std::string& link_name)
         if (changed && changed->kind == "bridge" && changed->name != e.spec.bridge &&
             changed->alias == plan::owner_alias(name))
             mark_dirty(e, plan::drift_links);
-        if (e.spec.bridge == link_name) {
-            const auto bridge = links_.find_link(link_name);
-            e.bridge_index = bridge ? bridge->index : 0;
-        }
+        if (e.spec.bridge == link_name) e.bridge_index = changed ? changed->index : 0;
         if (e.spec.bridge == link_name || e.spec.uplink == link_name || driver(e.spec).owns_link(e.spec, link_name)) {
             assess(e);
             mark_dirty(e, plan::drift_links);  // manager_repair.cpp

@@ -279,7 +279,10 @@ public:
     // A link appeared, changed or vanished (rtnetlink notification). A
     // running network whose bridge was deleted or downed by someone else
     // becomes degraded; back to active when the bridge is up again.
-    void link_changed(const std::string& link_name);
+    // `removed` (RTM_DELLINK): judged as gone without a lookup, which would
+    // wait for RTNL while the deletion finishes (a Stop's, on the worker); a
+    // link made again under the name sends a notification of its own.
+    void link_changed(const std::string& link_name, bool removed = false);
     // A bridge learnt `mac` behind `port_index` (rtnetlink FDB notification).
     void fdb_learned(int bridge_index, const std::string& mac, int port_index);
 

@@ -78,7 +78,7 @@ LinkMonitor::LinkMonitor(int receive_buffer)
             nlattr* attrs[IFLA_MAX + 1] = {};
             if (nlmsg_parse(header, sizeof(ifinfomsg), attrs, IFLA_MAX, nullptr) < 0) return NL_OK;
             LinkEvent event;
-            event.removed = header->nlmsg_type == RTM_DELLINK;
+            event.removed = header->nlmsg_type == RTM_DELLINK && info->ifi_family != AF_BRIDGE;
             event.index = info->ifi_index;
             event.up = (info->ifi_flags & IFF_UP) != 0;
             if (attrs[IFLA_IFNAME]) event.name = nla_get_string(attrs[IFLA_IFNAME]);

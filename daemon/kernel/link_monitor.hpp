@@ -21,6 +21,8 @@ struct nl_sock;
 namespace kvmnet::kernel {
 
 struct LinkEvent {
+    // The link itself is gone (RTM_DELLINK of family AF_UNSPEC); a port
+    // leaving its bridge is an AF_BRIDGE RTM_DELLINK of a link that stays.
     bool removed = false;
     int index = 0;
     std::string name;
