@@ -476,7 +476,7 @@ int main(int argc, char** argv)
         });
         kernel::LinkMonitor link_monitor(link_monitor_rcvbuf);
         const std::function<void(const kernel::LinkEvent&)> on_link = [&](const kernel::LinkEvent& event) {
-            manager.link_changed(event.name, event.removed);
+            manager.link_changed(event.name, event.removed, event.index);
         };
         const std::function<void(const kernel::FdbEvent&)> on_fdb = [&](const kernel::FdbEvent& event) {
             manager.fdb_learned(event.bridge_index, event.mac.str(), event.port_index);

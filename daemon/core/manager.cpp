@@ -1156,7 +1156,7 @@ void Manager::set_autostart(const std::string& name, bool autostart)
     if (listener_) listener_->network_changed(name);
 }
 
-void Manager::link_changed(const std::string& link_name, bool removed)
+void Manager::link_changed(const std::string& link_name, bool removed, int link_index)
 {
     // Notifications describe the past (our own create-then-up arrives after
     // start finished), so judge by the link as it is now, not by the event;
@@ -1177,6 +1177,12 @@ void Manager::link_changed(const std::string& link_name, bool removed)
     }();
     for (auto& [name, e] : networks_) {
         if (!is_running(e.state)) continue;
+        // The removal of an earlier link of the bridge's name (a stop's old
+        // bridge, heard after a start made the new one) says nothing about
+        // the running bridge: its index stays, and nothing is looked at.
+        if (removed && link_index != 0 && e.bridge_index != 0 && e.spec.bridge == link_name &&
+            link_index != e.bridge_index)
+            continue;
         // Our bridge under another name (renamed behind our back).
         if (changed && changed->kind == "bridge" && changed->name != e.spec.bridge &&
             changed->alias == plan::owner_alias(name))

@@ -282,7 +282,9 @@ public:
     // `removed` (RTM_DELLINK): judged as gone without a lookup, which would
     // wait for RTNL while the deletion finishes (a Stop's, on the worker); a
     // link made again under the name sends a notification of its own.
-    void link_changed(const std::string& link_name, bool removed = false);
+    // `link_index` (the notification's, 0: unknown): a removal of another
+    // index than a running network's bridge is an earlier link of its name.
+    void link_changed(const std::string& link_name, bool removed = false, int link_index = 0);
     // A bridge learnt `mac` behind `port_index` (rtnetlink FDB notification).
     void fdb_learned(int bridge_index, const std::string& mac, int port_index);
 

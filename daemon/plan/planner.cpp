@@ -207,7 +207,8 @@ const MatchIpv4 loopback_src{true, Cmp::eq, {0x7f000000u, 8}}, loopback_dst{fals
 // The established accepts check a subnet as a hash lookup of the bridge
 // and the packet's address masked to the subnet's length
 // (`iifname . ip saddr & 255.255.255.0 @net4_p24`), one rule per prefix
-// length in use (between guests: per pair of lengths), where one lookup of
+// length in use (between guests: per pair of lengths; past
+// max_hashed_prefix_lengths lengths, the interval set), where one lookup of
 // the interval set net4 (the kernel's pipapo set) would cover every length
 // but costs more per packet (docs/performance.md, "Masquerade"); the rules
 // below them, on new connections' first packets, keep net4 and net6 (the
@@ -229,16 +230,26 @@ std::vector<Rule> forward_chain_rules(const Shape& shape)
     const auto not_to_guests = in({F::oifname}, guest_bridges_set, true);
     std::vector<Rule> rules;
     // The established accepts of one family (its prefix lengths in use).
-    const auto established_accepts = [&](bool v6, const std::vector<std::uint8_t>& lengths) {
+    // Past max_hashed_prefix_lengths lengths, the hash form would cost more
+    // lookups than the one interval lookup it replaces (and "between
+    // guests" grows with the square of the lengths): that family's accepts
+    // look the subnet up in net4/net6 instead (length 0 below), one rule
+    // each, as before the hash sets.
+    const auto established_accepts = [&](bool v6, const std::vector<std::uint8_t>& in_use) {
         const F saddr = v6 ? F::ip6_saddr : F::ip_saddr, daddr = v6 ? F::ip6_daddr : F::ip_daddr;
+        const std::vector<std::uint8_t> lengths =
+            in_use.size() <= max_hashed_prefix_lengths ? in_use : std::vector<std::uint8_t>{0};
         const auto subnet = [&](F ifname, F address, std::uint8_t length) {
+            if (length == 0) return in({ifname, address}, v6 ? net6_set : net4_set);
             // A whole address (IPv6 /128) needs no mask.
             const std::uint8_t mask = length < (v6 ? 128 : 32) ? length : 0;
             return MatchSetLookup{{ifname, address}, net_prefix_set(v6, length), false, mask};
         };
-        // "established, to guests (/24)", "... (IPv6 /64)"
+        // "established, to guests (/24)", "... (IPv6 /64)"; from the
+        // interval set: "established, to guests", "... (IPv6)".
         const auto comment = [v6](const char* what, std::uint8_t length) {
             std::string text{what};
+            if (length == 0) return v6 ? text + " (IPv6)" : text;
             text += v6 ? " (IPv6 /" : " (/";
             text += std::to_string(length);
             text += ')';

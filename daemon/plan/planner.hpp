@@ -6,6 +6,7 @@
 #include "plan/kernel_view.hpp"
 #include "plan/ruleset.hpp"
 
+#include <cstddef>
 #include <string>
 #include <variant>
 #include <vector>
@@ -45,6 +46,11 @@ inline constexpr const char* net6_set = "net6";  // bridge . IPv6 subnet (NAT an
 // bridge and its network address ("net4_p24": "br0" . 192.168.122.0), for
 // the established accepts, which mask the packet's address to the length.
 std::string net_prefix_set(bool ipv6, unsigned length);
+// guest_forward's established accepts use the hash sets net4_p<length> /
+// net6_p<length> while a family has at most this many prefix lengths in use
+// (one rule per length, "between guests" one per pair); past it, one lookup
+// of the interval set net4 / net6 each (planner.cpp, forward_chain_rules).
+inline constexpr std::size_t max_hashed_prefix_lengths = 4;
 // Verdict maps to the chains of networks with limits (the only jumps):
 inline constexpr const char* limits_by_iif_map = "limits_by_iif";  // net_NAME_limits
 inline constexpr const char* limits_by_oif_map = "limits_by_oif";  // net_NAME_limits_in (NAT)

@@ -3,7 +3,8 @@
 # a guest that has a DHCP lease and reaches the "internet" namespace; then,
 # one at a time, what other tools do to it behind the daemon's back:
 #   nft flush ruleset, nft delete table inet kvmnet, nft flush chain,
-#   nft delete rule, nft delete element (the network's subnet in @net4),
+#   nft delete rule, nft delete element (the network's subnet in @net4,
+#   then in @net4_p24),
 #   ip link set BR down, ip addr del (IPv4 and IPv6 gateway),
 #   ip link del BR (the guest re-plugs afterwards), kill -9 dnsmasq
 #   (also a dnsmasq adopted after a daemon restart).
@@ -116,6 +117,14 @@ log "nft delete element (the network's subnet in @net4)"
 mark
 in_ns "$H" nft delete element inet kvmnet net4 '{ "kvmbr0" . 192.168.122.0/24 }'
 expect_repair "nft delete element"
+
+# ... and out of its prefix length's hash set, the established accepts'
+# (an open connection of a guest would fall through to the rules of new
+# connections).
+log "nft delete element (the network's subnet in @net4_p24)"
+mark
+in_ns "$H" nft delete element inet kvmnet net4_p24 '{ "kvmbr0" . 192.168.122.0 }'
+expect_repair "nft delete element of net4_p24"
 
 log "ip link set kvmbr0 down"
 mark

@@ -37,6 +37,26 @@ TEST_CASE("A removal heard after the link was made again is put right by the rep
     CHECK(h.listener.repairs.empty());
 }
 
+TEST_CASE("The removal of an earlier link of the bridge's name leaves the running bridge alone", "[manager][repair]")
+{
+    // A stop's old bridge, heard after a start made the new one: another
+    // index than the running bridge's. Nothing is looked up or repaired.
+    HealingHarness h;
+    const auto bridge = h.links.find_link("kvmbr9");
+    REQUIRE(bridge);
+    h.m().link_changed("kvmbr9");  // the running network takes its index from this lookup
+    h.links.reset_calls();
+    h.m().link_changed("kvmbr9", true, bridge->index + 1000);
+    CHECK(h.links.count("find_link") == 0);
+    CHECK(h.m().state("iso") == State::active);
+    h.let_repairs_run();
+    CHECK(h.listener.repairs.empty());
+    h.links.reset_calls();
+    // The removal of the running bridge itself is judged as before.
+    h.m().link_changed("kvmbr9", true, bridge->index);
+    CHECK(h.links.count("find_link") == 1);  // the assessment's
+}
+
 TEST_CASE("A link that changed, not removed, is still looked up once", "[manager][repair]")
 {
     HealingHarness h;

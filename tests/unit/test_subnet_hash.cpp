@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <set>
 #include <string>
 #include <vector>
@@ -148,6 +149,44 @@ TEST_CASE("One hash set and established accepts per prefix length in use", "[pla
 
     // No network with a subnet: no established accepts at all.
     CHECK(forward_comments(plan::build_ruleset({network("d", "isolated", "10.4.0.1/28")})).empty());
+}
+
+TEST_CASE("Past max_hashed_prefix_lengths lengths a family's established accepts use the interval set",
+          "[planner][subnet-hash]")
+{
+    // Up to the limit: the hash form, "between guests" per pair of lengths.
+    std::vector<model::Network> nets;
+    const std::vector<std::string> v4{"10.1.0.1/24", "10.2.0.1/16", "10.3.0.1/20", "10.4.0.1/22", "10.5.0.1/26"};
+    for (std::size_t i = 0; i < plan::max_hashed_prefix_lengths; ++i)
+        nets.push_back(network("n" + std::to_string(i), "nat", v4[i]));
+    const std::size_t k = plan::max_hashed_prefix_lengths;
+    CHECK(forward_comments(plan::build_ruleset(nets)).size() == k + k + k * k);
+
+    // One length more: one accept each, from net4, as before the hash sets;
+    // the hash sets keep their elements (a network's part does not depend on
+    // the shape), and the IPv6 family, within the limit, keeps its hash form.
+    nets.push_back(network("n4", "nat", v4[4], R"(, "ipv6": {"address": "fd00:5::1/64"})"));
+    const plan::Table t = plan::build_ruleset(nets);
+    const std::vector<std::string> expected{
+        "established, to guests",
+        "established, from guests",
+        "established, between guests",
+        "established, to guests (IPv6 /64)",
+        "established, from guests (IPv6 /64)",
+        "established, between guests (IPv6 /64)",
+    };
+    CHECK(forward_comments(t) == expected);
+    for (const plan::Chain& c : t.chains)
+        for (const plan::Rule& r : c.rules)
+            if (r.comment.rfind("established", 0) == 0 && r.comment.find("IPv6") == std::string::npos)
+                for (const plan::Match& m : r.matches)
+                    if (const auto* l = std::get_if<plan::MatchSetLookup>(&m); l && l->set.rfind("net", 0) == 0) {
+                        CAPTURE(r.comment);
+                        CHECK(l->set == plan::net4_set);
+                        CHECK(l->prefix == 0);
+                    }
+    REQUIRE(find_set(t, "net4_p26"));
+    CHECK(find_set(t, "net4_p26")->elements.size() == 1);
 }
 
 TEST_CASE("A start of a new prefix length changes guest_forward; of one in use, elements only",
