@@ -64,6 +64,18 @@ std::vector<std::string> forward_comments(const plan::Table& t)
 
 std::multiset<std::string> contents(const plan::Table& t) { return kvmnet::testing::table_contents(t); }
 
+// Calls `check(rule, lookup)` for each lookup of a subnet set (net4, net6,
+// net4_p<len>, net6_p<len>) in the table's rules.
+template <typename Check>
+void for_each_subnet_lookup(const plan::Table& t, Check check)
+{
+    for (const plan::Chain& c : t.chains)
+        for (const plan::Rule& r : c.rules)
+            for (const plan::Match& m : r.matches)
+                if (const auto* l = std::get_if<plan::MatchSetLookup>(&m); l && l->set.rfind("net", 0) == 0)
+                    check(r, *l);
+}
+
 }  // namespace
 
 TEST_CASE("A masked lookup renders the mask after each address key", "[ruleset][subnet-hash]")
@@ -136,16 +148,13 @@ TEST_CASE("One hash set and established accepts per prefix length in use", "[pla
     };
     CHECK(forward_comments(t) == expected);
     // Each lookup of such a rule is masked to its set's length.
-    for (const plan::Chain& c : t.chains)
-        for (const plan::Rule& r : c.rules)
-            for (const plan::Match& m : r.matches)
-                if (const auto* l = std::get_if<plan::MatchSetLookup>(&m); l && l->set.rfind("net", 0) == 0) {
-                    CAPTURE(r.comment, l->set);
-                    if (l->set == plan::net4_set || l->set == plan::net6_set)
-                        CHECK(l->prefix == 0);
-                    else
-                        CHECK(l->set.substr(6) == std::to_string(l->prefix));
-                }
+    for_each_subnet_lookup(t, [](const plan::Rule& r, const plan::MatchSetLookup& l) {
+        CAPTURE(r.comment, l.set);
+        if (l.set == plan::net4_set || l.set == plan::net6_set)
+            CHECK(l.prefix == 0);
+        else
+            CHECK(l.set.substr(6) == std::to_string(l.prefix));
+    });
 
     // No network with a subnet: no established accepts at all.
     CHECK(forward_comments(plan::build_ruleset({network("d", "isolated", "10.4.0.1/28")})).empty());
@@ -176,15 +185,12 @@ TEST_CASE("Past max_hashed_prefix_lengths lengths a family's established accepts
         "established, between guests (IPv6 /64)",
     };
     CHECK(forward_comments(t) == expected);
-    for (const plan::Chain& c : t.chains)
-        for (const plan::Rule& r : c.rules)
-            if (r.comment.rfind("established", 0) == 0 && r.comment.find("IPv6") == std::string::npos)
-                for (const plan::Match& m : r.matches)
-                    if (const auto* l = std::get_if<plan::MatchSetLookup>(&m); l && l->set.rfind("net", 0) == 0) {
-                        CAPTURE(r.comment);
-                        CHECK(l->set == plan::net4_set);
-                        CHECK(l->prefix == 0);
-                    }
+    for_each_subnet_lookup(t, [](const plan::Rule& r, const plan::MatchSetLookup& l) {
+        if (r.comment.rfind("established", 0) != 0 || r.comment.find("IPv6") != std::string::npos) return;
+        CAPTURE(r.comment);
+        CHECK(l.set == plan::net4_set);
+        CHECK(l.prefix == 0);
+    });
     REQUIRE(find_set(t, "net4_p26"));
     CHECK(find_set(t, "net4_p26")->elements.size() == 1);
 }
