@@ -139,6 +139,22 @@ std::string write_fake_dnsmasq(const std::string& dir);
 
 std::string read_text(const std::string& path);
 
+// A Harness whose Stop deletes links on a worker kernel handle of its own
+// (ManagerOptions::worker_links), with a (fake) dnsmasq stopped there too.
+// The worker's FakeLinks is a base declared first, so it outlives the
+// manager the Harness destroys.
+struct WorkerKernel {
+    FakeLinks worker_kernel;
+};
+struct WorkerHarness : WorkerKernel, Harness {
+    WorkerHarness()
+    {
+        worker_links = &worker_kernel;
+        dnsmasq = write_fake_dnsmasq(state_dir.path);
+        restart_manager();
+    }
+};
+
 // ---- self-healing (core/manager_repair.cpp) ----------------------------------
 
 constexpr const char* healing_document =

@@ -12,11 +12,7 @@ namespace unit_test_exit_stop {
 
 TEST_CASE("finish_stops() at exit finishes a stop in flight and the stop its caller starts", "[manager][stop]")
 {
-    FakeLinks worker_kernel;
-    Harness h;
-    h.worker_links = &worker_kernel;
-    h.dnsmasq = write_fake_dnsmasq(h.state_dir.path);
-    h.restart_manager();
+    WorkerHarness h;
     h.m().create(R"({"name": "one", "mode": "isolated", "bridge": "kvmbr1", "ipv4": {"address": "10.10.0.1/24"}})");
     h.m().create(R"({"name": "two", "mode": "isolated", "bridge": "kvmbr2", "ipv4": {"address": "10.10.1.1/24"}})");
     h.m().start("one");

@@ -70,11 +70,7 @@ TEST_CASE("A link that changed, not removed, is still looked up once", "[manager
 
 TEST_CASE("The notifications of a bridge a Stop's worker deletes need no lookup", "[manager][stop]")
 {
-    FakeLinks worker_kernel;
-    Harness h;
-    h.worker_links = &worker_kernel;
-    h.dnsmasq = write_fake_dnsmasq(h.state_dir.path);
-    h.restart_manager();
+    WorkerHarness h;
     h.m().create(R"({"name": "lab", "mode": "isolated", "bridge": "kvmbr1", "ipv4": {"address": "10.10.0.1/24"}})");
     h.m().start("lab");
     REQUIRE(h.m().state("lab") == State::active);

@@ -13,11 +13,7 @@ namespace unit_test_stop_worker {
 
 TEST_CASE("A bridge gone before the worker deletes it does not fail the Stop", "[manager][stop]")
 {
-    FakeLinks worker_kernel;  // the bridge is not there: its deletion finds none
-    Harness h;
-    h.worker_links = &worker_kernel;
-    h.dnsmasq = write_fake_dnsmasq(h.state_dir.path);  // stopped on the worker too, through its pidfd
-    h.restart_manager();
+    WorkerHarness h;  // the bridge is not there: its deletion finds none; dnsmasq stopped on the worker too
     h.m().create(R"({"name": "lab", "mode": "isolated", "bridge": "kvmbr1", "ipv4": {"address": "10.10.0.1/24"}})");
     h.m().start("lab");
     REQUIRE(h.m().state("lab") == State::active);
@@ -45,7 +41,7 @@ TEST_CASE("A bridge gone before the worker deletes it does not fail the Stop", "
     // Stopped (and reaped: it was our child) by the worker, through its pidfd.
     CHECK(::kill(dnsmasq, 0) != 0);
     // The worker asked its own kernel, not the loop's.
-    CHECK(std::any_of(worker_kernel.calls().begin(), worker_kernel.calls().end(),
+    CHECK(std::any_of(h.worker_kernel.calls().begin(), h.worker_kernel.calls().end(),
                       [](const Call& c) { return c.verb == "delete_link"; }));
 }
 
